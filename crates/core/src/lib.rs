@@ -1,0 +1,17 @@
+//! Portcullis core: the rules, with no I/O.
+//!
+//! This crate decides; it never opens a socket, reads a file, touches a database or reads the
+//! system clock. Time comes in through [`time::Clock`], randomness through a caller-supplied
+//! `rand_core` generator. Everything here is synchronous and unit-testable.
+//!
+//! Untrusted input is parsed into types at the edge ([`tenant::TenantId`],
+//! [`credential::Credential`]) so that code further in cannot hold an invalid value.
+
+pub mod admin;
+pub mod audit;
+pub mod base62;
+pub mod credential;
+pub mod secret;
+pub mod signing;
+pub mod tenant;
+pub mod time;

@@ -1,0 +1,30 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    Conflict,
+    #[error(
+        "the database schema is at version {found}, newer than this binary supports \
+         (up to {supported}); run a newer portcullis, or point this one at another database"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("could not migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    pub(crate) fn from_write(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict,
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::NotFound,
+            _ => Self::Database(e),
+        }
+    }
+}

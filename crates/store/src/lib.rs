@@ -1,0 +1,103 @@
+//! Portcullis storage: narrow async traits and two backends behind them.
+//!
+//! * [`SqliteStore`]: the embedded default (WAL mode, `synchronous=FULL`).
+//! * [`PgStore`]: PostgreSQL, for running many token-service nodes.
+//!
+//! Both implement [`Store`] from a single SQL body (see `sql.rs`); dialect differences live in
+//! the per-backend migration directories, not in runtime branches. Migrations are embedded in the
+//! binary and applied on open; a database whose schema is newer than the binary is refused.
+//!
+//! This crate stores and fetches. It never decides whether a credential is valid, never sees a
+//! plaintext secret (only digests and sealed blobs), and never reads the clock: callers pass time.
+
+mod error;
+mod model;
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use error::StoreError;
+pub use model::*;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use portcullis_core::audit::AuditEvent;
+use portcullis_core::tenant::{TenantId, TenantStatus};
+use portcullis_core::time::Timestamp;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait TenantStore {
+    /// Fails with [`StoreError::Conflict`] if the id is taken.
+    async fn create_tenant(&self, tenant: &NewTenant, now: Timestamp) -> Result<Tenant>;
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    /// Fails with [`StoreError::NotFound`] if there is no such tenant.
+    async fn set_tenant_status(
+        &self,
+        id: &TenantId,
+        status: TenantStatus,
+        now: Timestamp,
+    ) -> Result<Tenant>;
+}
+
+#[async_trait]
+pub trait SigningKeyStore {
+    async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>>;
+    /// Inserts a key. Returns `false`, changing nothing, if the key is `active` and another
+    /// active key already exists (two nodes racing on first start).
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<bool>;
+    /// Replaces a key's sealed private half if it is still sealed under `expected_kek_id`
+    /// (compare-and-swap, so a concurrent re-encryption is never overwritten). Returns whether
+    /// the row changed.
+    async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        expected_kek_id: &str,
+        new_kek_id: &str,
+        sealed_private_key: &[u8],
+    ) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait AdminCredentialStore {
+    /// Fails with [`StoreError::Conflict`] on a duplicate id, [`StoreError::NotFound`] if the
+    /// tenant does not exist.
+    async fn insert_admin_credential(&self, cred: &AdminCredentialRecord) -> Result<()>;
+    async fn get_admin_credential(&self, id: &str) -> Result<Option<AdminCredentialRecord>>;
+    async fn list_admin_credentials(&self, tenant: &TenantId)
+        -> Result<Vec<AdminCredentialRecord>>;
+    /// Revokes a credential of `tenant`. Returns `false` if there is no such unrevoked credential
+    /// in that tenant.
+    async fn revoke_admin_credential(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    async fn count_active_global_admins(&self) -> Result<u64>;
+    async fn touch_admin_credential(&self, id: &str, now: Timestamp) -> Result<()>;
+}
+
+#[async_trait]
+pub trait AuditStore {
+    /// Appends a batch in one transaction. Events whose id is already stored are skipped, so a
+    /// retried batch does not duplicate.
+    async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()>;
+    /// Newest first.
+    async fn query_audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
+}
+
+/// Everything the server needs from storage.
+#[async_trait]
+pub trait Store:
+    TenantStore + SigningKeyStore + AdminCredentialStore + AuditStore + Send + Sync + std::fmt::Debug
+{
+    /// A round trip to the database, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+    fn backend(&self) -> &'static str;
+    /// Closes the pool, waiting for in-flight queries.
+    async fn close(&self);
+}

@@ -1,0 +1,394 @@
+//! The one SQL implementation of every storage trait, expanded for each backend.
+//!
+//! Queries use `$N` placeholders and types both SQLite and PostgreSQL decode alike (TEXT, BIGINT,
+//! BLOB/BYTEA, nullable columns), so the same text runs on both. A backend only supplies its pool
+//! type and its migrations. Adding a query here adds it to both backends at once, and the
+//! conformance suite (`tests/conformance.rs`) runs it against both.
+
+macro_rules! impl_sql_store {
+    ($store:ty, $row:ty, $backend:literal) => {
+        use $crate::model::*;
+        use $crate::{Result, StoreError};
+        use portcullis_core::admin::AdminRole;
+        use portcullis_core::audit::{AuditEvent, Outcome};
+        use portcullis_core::signing::{KeyState, SigningAlgorithm};
+        use portcullis_core::tenant::{TenantId, TenantStatus};
+        use portcullis_core::time::Timestamp;
+        use sqlx::Row as _;
+
+        fn corrupt(what: &str, value: &str) -> StoreError {
+            StoreError::Corrupt(format!("{what}: {value:?}"))
+        }
+
+        fn ts(ms: Option<i64>) -> Option<Timestamp> {
+            ms.map(Timestamp::from_millis)
+        }
+
+        fn tenant_id(s: String) -> Result<TenantId> {
+            TenantId::parse(&s).map_err(|_| corrupt("tenant id", &s))
+        }
+
+        fn tenant_from_row(row: &$row) -> Result<Tenant> {
+            let status: String = row.try_get("status")?;
+            Ok(Tenant {
+                id: tenant_id(row.try_get("id")?)?,
+                display_name: row.try_get("display_name")?,
+                status: TenantStatus::parse(&status).ok_or_else(|| corrupt("tenant status", &status))?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
+            })
+        }
+
+        fn signing_key_from_row(row: &$row) -> Result<StoredSigningKey> {
+            let alg: String = row.try_get("algorithm")?;
+            let state: String = row.try_get("state")?;
+            Ok(StoredSigningKey {
+                kid: row.try_get("kid")?,
+                algorithm: SigningAlgorithm::parse(&alg).ok_or_else(|| corrupt("algorithm", &alg))?,
+                state: KeyState::parse(&state).ok_or_else(|| corrupt("key state", &state))?,
+                public_jwk: row.try_get("public_jwk")?,
+                kek_id: row.try_get("kek_id")?,
+                sealed_private_key: row.try_get("sealed_private_key")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                activates_at: Timestamp::from_millis(row.try_get("activates_at")?),
+                retired_at: ts(row.try_get("retired_at")?),
+                publish_until: ts(row.try_get("publish_until")?),
+            })
+        }
+
+        fn admin_credential_from_row(row: &$row) -> Result<AdminCredentialRecord> {
+            let role: String = row.try_get("role")?;
+            Ok(AdminCredentialRecord {
+                id: row.try_get("id")?,
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                role: AdminRole::parse(&role).ok_or_else(|| corrupt("admin role", &role))?,
+                name: row.try_get("name")?,
+                display_prefix: row.try_get("display_prefix")?,
+                secret_digest: row.try_get("secret_digest")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                created_by: row.try_get("created_by")?,
+                revoked_at: ts(row.try_get("revoked_at")?),
+                last_used_at: ts(row.try_get("last_used_at")?),
+            })
+        }
+
+        fn audit_event_from_row(row: &$row) -> Result<AuditEvent> {
+            let outcome: String = row.try_get("outcome")?;
+            Ok(AuditEvent {
+                id: row.try_get("id")?,
+                occurred_at: Timestamp::from_millis(row.try_get("occurred_at")?),
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                actor: row.try_get("actor")?,
+                credential_id: row.try_get("credential_id")?,
+                client_ip: row.try_get("client_ip")?,
+                user_agent: row.try_get("user_agent")?,
+                action: row.try_get("action")?,
+                outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
+                reason: row.try_get("reason")?,
+                request_id: row.try_get("request_id")?,
+                target: row.try_get("target")?,
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::TenantStore for $store {
+            async fn create_tenant(&self, t: &NewTenant, now: Timestamp) -> Result<Tenant> {
+                sqlx::query(
+                    "INSERT INTO tenants (id, display_name, status, created_at, updated_at) \
+                     VALUES ($1, $2, 'active', $3, $3)",
+                )
+                .bind(t.id.as_str())
+                .bind(&t.display_name)
+                .bind(now.as_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_write)?;
+                Ok(Tenant {
+                    id: t.id.clone(),
+                    display_name: t.display_name.clone(),
+                    status: TenantStatus::Active,
+                    created_at: now,
+                    updated_at: now,
+                })
+            }
+
+            async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+                sqlx::query("SELECT * FROM tenants WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(tenant_from_row)
+                    .transpose()
+            }
+
+            async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+                sqlx::query("SELECT * FROM tenants ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(tenant_from_row)
+                    .collect()
+            }
+
+            async fn set_tenant_status(
+                &self,
+                id: &TenantId,
+                status: TenantStatus,
+                now: Timestamp,
+            ) -> Result<Tenant> {
+                sqlx::query(
+                    "UPDATE tenants SET status = $1, updated_at = $2 WHERE id = $3 RETURNING *",
+                )
+                .bind(status.as_str())
+                .bind(now.as_millis())
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(tenant_from_row)
+                .transpose()?
+                .ok_or(StoreError::NotFound)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::SigningKeyStore for $store {
+            async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>> {
+                sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(signing_key_from_row)
+                    .collect()
+            }
+
+            async fn insert_signing_key(&self, k: &StoredSigningKey) -> Result<bool> {
+                let result = sqlx::query(
+                    "INSERT INTO signing_keys (kid, algorithm, state, public_jwk, kek_id, \
+                     sealed_private_key, created_at, activates_at, retired_at, publish_until) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&k.kid)
+                .bind(k.algorithm.as_str())
+                .bind(k.state.as_str())
+                .bind(&k.public_jwk)
+                .bind(&k.kek_id)
+                .bind(&k.sealed_private_key)
+                .bind(k.created_at.as_millis())
+                .bind(k.activates_at.as_millis())
+                .bind(k.retired_at.map(Timestamp::as_millis))
+                .bind(k.publish_until.map(Timestamp::as_millis))
+                .execute(&self.pool)
+                .await;
+                match result.map_err(StoreError::from_write) {
+                    Ok(_) => Ok(true),
+                    // Either the kid collided (practically impossible with random ids) or
+                    // another node inserted the one active key first: nothing changed.
+                    Err(StoreError::Conflict) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+
+            async fn reseal_signing_key(
+                &self,
+                kid: &str,
+                expected_kek_id: &str,
+                new_kek_id: &str,
+                sealed: &[u8],
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE signing_keys SET kek_id = $1, sealed_private_key = $2 \
+                     WHERE kid = $3 AND kek_id = $4",
+                )
+                .bind(new_kek_id)
+                .bind(sealed)
+                .bind(kid)
+                .bind(expected_kek_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AdminCredentialStore for $store {
+            async fn insert_admin_credential(&self, c: &AdminCredentialRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO admin_credentials (id, tenant_id, role, name, display_prefix, \
+                     secret_digest, created_at, created_by, revoked_at, last_used_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&c.id)
+                .bind(c.tenant.as_str())
+                .bind(c.role.as_str())
+                .bind(&c.name)
+                .bind(&c.display_prefix)
+                .bind(&c.secret_digest)
+                .bind(c.created_at.as_millis())
+                .bind(&c.created_by)
+                .bind(c.revoked_at.map(Timestamp::as_millis))
+                .bind(c.last_used_at.map(Timestamp::as_millis))
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_write)?;
+                Ok(())
+            }
+
+            async fn get_admin_credential(&self, id: &str) -> Result<Option<AdminCredentialRecord>> {
+                sqlx::query("SELECT * FROM admin_credentials WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(admin_credential_from_row)
+                    .transpose()
+            }
+
+            async fn list_admin_credentials(
+                &self,
+                tenant: &TenantId,
+            ) -> Result<Vec<AdminCredentialRecord>> {
+                sqlx::query(
+                    "SELECT * FROM admin_credentials WHERE tenant_id = $1 ORDER BY created_at, id",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(admin_credential_from_row)
+                .collect()
+            }
+
+            async fn revoke_admin_credential(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+                now: Timestamp,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE admin_credentials SET revoked_at = $1 \
+                     WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now.as_millis())
+                .bind(id)
+                .bind(tenant.as_str())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn count_active_global_admins(&self) -> Result<u64> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM admin_credentials \
+                     WHERE role = 'global_admin' AND revoked_at IS NULL",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn touch_admin_credential(&self, id: &str, now: Timestamp) -> Result<()> {
+                sqlx::query(
+                    "UPDATE admin_credentials SET last_used_at = $1 \
+                     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                )
+                .bind(now.as_millis())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AuditStore for $store {
+            async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for e in events {
+                    sqlx::query(
+                        "INSERT INTO audit_events (id, occurred_at, tenant_id, actor, \
+                         credential_id, client_ip, user_agent, action, outcome, reason, \
+                         request_id, target) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&e.id)
+                    .bind(e.occurred_at.as_millis())
+                    .bind(e.tenant.as_str())
+                    .bind(&e.actor)
+                    .bind(&e.credential_id)
+                    .bind(&e.client_ip)
+                    .bind(&e.user_agent)
+                    .bind(&e.action)
+                    .bind(e.outcome.as_str())
+                    .bind(&e.reason)
+                    .bind(&e.request_id)
+                    .bind(&e.target)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn query_audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
+                sqlx::query(
+                    "SELECT * FROM audit_events WHERE tenant_id = $1 \
+                     AND ($2 IS NULL OR occurred_at >= $2) \
+                     AND ($3 IS NULL OR occurred_at < $3) \
+                     AND ($4 IS NULL OR action = $4) \
+                     ORDER BY occurred_at DESC, seq DESC LIMIT $5",
+                )
+                .bind(q.tenant.as_str())
+                .bind(q.since.map(Timestamp::as_millis))
+                .bind(q.until.map(Timestamp::as_millis))
+                .bind(&q.action)
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(audit_event_from_row)
+                .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+
+        impl $store {
+            /// Applies embedded migrations, refusing a schema newer than this binary.
+            async fn migrate(pool: &sqlx::Pool<<$row as sqlx::Row>::Database>, migrator: &sqlx::migrate::Migrator, table_exists_sql: &'static str) -> Result<()> {
+                let supported = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+                let exists: bool = sqlx::query_scalar(table_exists_sql).fetch_one(pool).await?;
+                if exists {
+                    let found: Option<i64> = sqlx::query_scalar(
+                        "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
+                    )
+                    .fetch_one(pool)
+                    .await?;
+                    if let Some(found) = found.filter(|f| *f > supported) {
+                        return Err(StoreError::SchemaTooNew { found, supported });
+                    }
+                }
+                migrator.run(pool).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;

@@ -1,0 +1,58 @@
+//! The embedded default backend: one SQLite file in WAL mode.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    pub async fn open(path: &Path) -> crate::Result<Self> {
+        Self::open_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    /// Opens a `sqlite://` URL.
+    pub async fn open_url(url: &str) -> crate::Result<Self> {
+        Self::open_with(SqliteConnectOptions::from_str(url)?).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> crate::Result<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged write survives power loss, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Self::migrate(
+            &pool,
+            &MIGRATOR,
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+             AND name = '_sqlx_migrations')",
+        )
+        .await?;
+        Ok(Self { pool })
+    }
+
+    /// The newest schema version this binary knows.
+    pub fn supported_schema_version() -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+}
+
+crate::sql::impl_sql_store!(SqliteStore, SqliteRow, "sqlite");
