@@ -1,0 +1,377 @@
+//! The storage conformance suite: every case runs against SQLite always and against PostgreSQL
+//! when `PORTCULLIS_TEST_DATABASE_URL` is set. Each test gets its own SQLite file or PostgreSQL
+//! schema, so tests run in parallel and in any order.
+//!
+//! Under CI (`CI=true`) a missing `PORTCULLIS_TEST_DATABASE_URL` is a failure, not a skip, and an
+//! unreachable server fails the PostgreSQL cases.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use portcullis_core::admin::AdminRole;
+use portcullis_core::audit::{AuditEvent, Outcome};
+use portcullis_core::signing::{KeyState, SigningAlgorithm};
+use portcullis_core::tenant::{TenantId, TenantStatus};
+use portcullis_core::time::Timestamp;
+use portcullis_store::*;
+
+const PG_ENV: &str = "PORTCULLIS_TEST_DATABASE_URL";
+
+async fn with_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("test.db"))
+        .await
+        .expect("open sqlite");
+    case(Arc::new(store)).await;
+}
+
+async fn with_postgres<F, Fut>(name: &str, case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Ok(url) = std::env::var(PG_ENV) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{PG_ENV} must be set in CI: the PostgreSQL conformance cases may not be skipped"
+        );
+        eprintln!("notice: {PG_ENV} is unset; skipping PostgreSQL case `{name}`");
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let store = PgStore::connect_in_schema(&url, &schema)
+        .await
+        .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
+    let pool = store.pool().clone();
+    case(Arc::new(store)).await;
+    // Best effort: a failed case leaves its schema behind for inspection.
+    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await;
+}
+
+/// Generates `<name>::sqlite` and `<name>::postgres` tests from one async case function.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::with_sqlite(super::cases::$name).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::with_postgres(stringify!($name), super::cases::$name).await;
+            }
+        }
+    )*};
+}
+
+conformance!(
+    tenant_lifecycle,
+    tenant_ids_are_unique,
+    system_tenant_exists_from_the_start,
+    status_change_of_unknown_tenant_is_not_found,
+    only_one_active_signing_key,
+    signing_keys_round_trip_and_reseal_is_compare_and_swap,
+    admin_credentials_are_tenant_scoped,
+    admin_credential_for_unknown_tenant_is_refused,
+    audit_batches_are_idempotent_and_filtered_by_tenant_and_time,
+    ping_answers,
+);
+
+fn tid(s: &str) -> TenantId {
+    TenantId::parse(s).expect("valid tenant id")
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn key(kid: &str, state: KeyState) -> StoredSigningKey {
+    StoredSigningKey {
+        kid: kid.into(),
+        algorithm: SigningAlgorithm::ES256,
+        state,
+        public_jwk: format!(r#"{{"kid":"{kid}"}}"#),
+        kek_id: "kek1".into(),
+        sealed_private_key: vec![1, 2, 3, 0, 255],
+        created_at: at(10),
+        activates_at: at(10),
+        retired_at: None,
+        publish_until: Some(at(99)),
+    }
+}
+
+fn admin(id: &str, tenant: &str, role: AdminRole) -> AdminCredentialRecord {
+    AdminCredentialRecord {
+        id: id.into(),
+        tenant: tid(tenant),
+        role,
+        name: format!("{id}-name"),
+        display_prefix: format!("pcl_adm_live_{id}"),
+        secret_digest: vec![7; 32],
+        created_at: at(5),
+        created_by: Some("system".into()),
+        revoked_at: None,
+        last_used_at: None,
+    }
+}
+
+fn event(id: &str, tenant: &str, when: i64, action: &str) -> AuditEvent {
+    AuditEvent {
+        id: id.into(),
+        occurred_at: at(when),
+        tenant: tid(tenant),
+        actor: "admin:x".into(),
+        credential_id: Some("x".into()),
+        client_ip: Some("127.0.0.1".into()),
+        user_agent: Some("test".into()),
+        action: action.into(),
+        outcome: Outcome::Success,
+        reason: None,
+        request_id: Some("req-1".into()),
+        target: Some("acme".into()),
+    }
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn tenant_lifecycle(s: Arc<dyn Store>) {
+        let created = s
+            .create_tenant(
+                &NewTenant {
+                    id: tid("acme"),
+                    display_name: "Acme Corp".into(),
+                },
+                at(1_000),
+            )
+            .await
+            .expect("create");
+        assert_eq!(created.status, TenantStatus::Active);
+        let got = s.get_tenant(&tid("acme")).await.expect("get").expect("some");
+        assert_eq!(got, created);
+        assert!(s.get_tenant(&tid("globex")).await.expect("get").is_none());
+
+        let disabled = s
+            .set_tenant_status(&tid("acme"), TenantStatus::Disabled, at(2_000))
+            .await
+            .expect("disable");
+        assert_eq!(disabled.status, TenantStatus::Disabled);
+        assert_eq!(disabled.updated_at, at(2_000));
+        assert_eq!(disabled.created_at, at(1_000));
+
+        let ids: Vec<_> = s
+            .list_tenants()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|t| t.id.to_string())
+            .collect();
+        assert_eq!(ids, ["acme", "system"]);
+    }
+
+    pub async fn tenant_ids_are_unique(s: Arc<dyn Store>) {
+        let t = NewTenant {
+            id: tid("acme"),
+            display_name: "A".into(),
+        };
+        s.create_tenant(&t, at(1)).await.expect("first");
+        let err = s.create_tenant(&t, at(2)).await.expect_err("second");
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+        // The failed insert changed nothing.
+        let got = s.get_tenant(&tid("acme")).await.expect("get").expect("some");
+        assert_eq!(got.created_at, at(1));
+    }
+
+    pub async fn system_tenant_exists_from_the_start(s: Arc<dyn Store>) {
+        let sys = s
+            .get_tenant(&TenantId::system())
+            .await
+            .expect("get")
+            .expect("system tenant present after migration");
+        assert_eq!(sys.status, TenantStatus::Active);
+    }
+
+    pub async fn status_change_of_unknown_tenant_is_not_found(s: Arc<dyn Store>) {
+        let err = s
+            .set_tenant_status(&tid("nobody"), TenantStatus::Disabled, at(1))
+            .await
+            .expect_err("unknown");
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    }
+
+    pub async fn only_one_active_signing_key(s: Arc<dyn Store>) {
+        assert!(s
+            .insert_signing_key(&key("k1", KeyState::Active))
+            .await
+            .expect("first"));
+        // A racing second node's active key is refused without error and without change.
+        assert!(!s
+            .insert_signing_key(&key("k2", KeyState::Active))
+            .await
+            .expect("second"));
+        // Non-active keys can coexist with it.
+        assert!(s
+            .insert_signing_key(&key("k3", KeyState::Pending))
+            .await
+            .expect("pending"));
+        let keys = s.list_signing_keys().await.expect("list");
+        let kids: Vec<_> = keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, ["k1", "k3"]);
+        assert_eq!(
+            keys.iter().filter(|k| k.state == KeyState::Active).count(),
+            1
+        );
+    }
+
+    pub async fn signing_keys_round_trip_and_reseal_is_compare_and_swap(s: Arc<dyn Store>) {
+        let k = key("k1", KeyState::Active);
+        s.insert_signing_key(&k).await.expect("insert");
+        assert_eq!(s.list_signing_keys().await.expect("list"), vec![k.clone()]);
+
+        assert!(s
+            .reseal_signing_key("k1", "kek1", "kek2", &[9, 9])
+            .await
+            .expect("reseal"));
+        // A second reseal that still expects the old KEK must not overwrite the new envelope.
+        assert!(!s
+            .reseal_signing_key("k1", "kek1", "kek3", &[8])
+            .await
+            .expect("stale reseal"));
+        let stored = &s.list_signing_keys().await.expect("list")[0];
+        assert_eq!(stored.kek_id, "kek2");
+        assert_eq!(stored.sealed_private_key, vec![9, 9]);
+        assert!(!format!("{stored:?}").contains("9, 9"), "Debug must not dump key bytes");
+    }
+
+    pub async fn admin_credentials_are_tenant_scoped(s: Arc<dyn Store>) {
+        for t in ["acme", "globex"] {
+            s.create_tenant(
+                &NewTenant {
+                    id: tid(t),
+                    display_name: t.into(),
+                },
+                at(1),
+            )
+            .await
+            .expect("tenant");
+        }
+        s.insert_admin_credential(&admin("g1", "system", AdminRole::GlobalAdmin))
+            .await
+            .expect("global");
+        s.insert_admin_credential(&admin("a1", "acme", AdminRole::TenantAdmin))
+            .await
+            .expect("acme");
+        s.insert_admin_credential(&admin("b1", "globex", AdminRole::TenantAdmin))
+            .await
+            .expect("globex");
+        let dup = s
+            .insert_admin_credential(&admin("a1", "acme", AdminRole::TenantAdmin))
+            .await
+            .expect_err("duplicate id");
+        assert!(matches!(dup, StoreError::Conflict), "{dup:?}");
+
+        assert_eq!(s.count_active_global_admins().await.expect("count"), 1);
+        let acme: Vec<_> = s
+            .list_admin_credentials(&tid("acme"))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(acme, ["a1"]);
+
+        // Revoking through the wrong tenant changes nothing.
+        assert!(!s
+            .revoke_admin_credential(&tid("globex"), "a1", at(50))
+            .await
+            .expect("wrong tenant"));
+        assert!(s
+            .get_admin_credential("a1")
+            .await
+            .expect("get")
+            .expect("some")
+            .revoked_at
+            .is_none());
+        assert!(s
+            .revoke_admin_credential(&tid("acme"), "a1", at(50))
+            .await
+            .expect("revoke"));
+        assert!(!s
+            .revoke_admin_credential(&tid("acme"), "a1", at(60))
+            .await
+            .expect("again"));
+        let a1 = s.get_admin_credential("a1").await.expect("get").expect("some");
+        assert_eq!(a1.revoked_at, Some(at(50)));
+
+        s.touch_admin_credential("b1", at(70)).await.expect("touch");
+        s.touch_admin_credential("b1", at(65)).await.expect("older touch");
+        let b1 = s.get_admin_credential("b1").await.expect("get").expect("some");
+        assert_eq!(b1.last_used_at, Some(at(70)), "last-used never moves backwards");
+        assert_eq!(b1.secret_digest, vec![7; 32]);
+    }
+
+    pub async fn admin_credential_for_unknown_tenant_is_refused(s: Arc<dyn Store>) {
+        let err = s
+            .insert_admin_credential(&admin("x1", "nobody", AdminRole::TenantAdmin))
+            .await
+            .expect_err("unknown tenant");
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+        assert!(s.get_admin_credential("x1").await.expect("get").is_none());
+    }
+
+    pub async fn audit_batches_are_idempotent_and_filtered_by_tenant_and_time(s: Arc<dyn Store>) {
+        let batch = vec![
+            event("e1", "acme", 100, "tenant.create"),
+            event("e2", "acme", 200, "admin_token.create"),
+            event("e3", "globex", 150, "tenant.create"),
+            event("e4", "acme", 300, "tenant.disable"),
+        ];
+        s.append_audit_events(&batch).await.expect("append");
+        // A retried batch (after a timeout, say) does not duplicate events.
+        s.append_audit_events(&batch[..2]).await.expect("retry");
+
+        let q = |since: Option<i64>, until: Option<i64>, action: Option<&str>, limit| AuditQuery {
+            tenant: tid("acme"),
+            since: since.map(at),
+            until: until.map(at),
+            action: action.map(str::to_owned),
+            limit,
+        };
+        let ids = |v: Vec<AuditEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+
+        let all = s.query_audit_events(&q(None, None, None, 100)).await.expect("q");
+        assert_eq!(all[0], batch[3], "every field round-trips");
+        assert_eq!(ids(all), ["e4", "e2", "e1"], "newest first, other tenant absent");
+        assert_eq!(
+            ids(s.query_audit_events(&q(Some(200), None, None, 100)).await.expect("q")),
+            ["e4", "e2"]
+        );
+        assert_eq!(
+            ids(s.query_audit_events(&q(None, Some(300), None, 100)).await.expect("q")),
+            ["e2", "e1"]
+        );
+        assert_eq!(
+            ids(s
+                .query_audit_events(&q(None, None, Some("tenant.create"), 100))
+                .await
+                .expect("q")),
+            ["e1"]
+        );
+        assert_eq!(
+            ids(s.query_audit_events(&q(None, None, None, 1)).await.expect("q")),
+            ["e4"]
+        );
+    }
+
+    pub async fn ping_answers(s: Arc<dyn Store>) {
+        s.ping().await.expect("ping");
+        assert!(["sqlite", "postgres"].contains(&s.backend()));
+    }
+}
