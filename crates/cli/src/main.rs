@@ -1,1 +1,191 @@
-fn main() {}
+//! The `portcullis` binary. Thin by design: it parses arguments, then calls the server crate
+//! (`serve`, `config check`, `keys rotate-kek`) or the admin HTTP API (everything else).
+
+mod client;
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about = "API authentication platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// How admin commands reach the server.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// Base URL of a running Portcullis server.
+    #[arg(
+        long,
+        env = "PORTCULLIS_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// Data directory whose bootstrap token is used when PORTCULLIS_ADMIN_TOKEN is unset.
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATA_DIR",
+        default_value = "./portcullis-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Inspect configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Signing keys and the key-encryption key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(commands::TenantCommand),
+    /// Manage admin tokens.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(commands::AdminTokenCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(commands::AuditCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    local: LocalArgs,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
+    /// Log filter, e.g. `info` or `debug`.
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+/// Options for commands that read the configuration and data directory directly.
+#[derive(Debug, clap::Args)]
+struct LocalArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (default ./portcullis-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective values, secrets redacted.
+    Check(LocalArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every signing key under a newly generated KEK (run on the server's host).
+    RotateKek(LocalArgs),
+    /// List signing keys (from a running server).
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(
+    local: &LocalArgs,
+    mut flags: portcullis_server::config::FlagOverrides,
+) -> anyhow::Result<portcullis_server::config::Config> {
+    flags.data_dir = local.data_dir.clone();
+    Ok(portcullis_server::config::Config::load(
+        local.config.as_deref(),
+        &flags,
+    )?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    use portcullis_server::config::{FlagOverrides, LogFormat, LogOverrides};
+    match cli.command {
+        Command::Serve(args) => {
+            let flags = FlagOverrides {
+                listen: args.listen,
+                data_dir: None,
+                log: Some(LogOverrides {
+                    format: args.log_format.map(|f| match f {
+                        LogFormatArg::Human => LogFormat::Human,
+                        LogFormatArg::Json => LogFormat::Json,
+                    }),
+                    level: args.log_level,
+                }),
+            };
+            let config = load_config(&args.local, flags)?;
+            portcullis_server::logging::init(&config.log);
+            portcullis_server::serve::run(config).await
+        }
+        Command::Config(ConfigCommand::Check(local)) => {
+            let config = load_config(&local, FlagOverrides::default())?;
+            config.database()?;
+            println!("# configuration is valid; effective values (secrets redacted):");
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::RotateKek(local)) => {
+            let config = load_config(&local, FlagOverrides::default())?;
+            let report =
+                portcullis_server::serve::rotate_kek(&config, &mut std::io::stdout()).await?;
+            if report.leftover > 0 {
+                anyhow::bail!("{} key(s) still sealed under an old KEK", report.leftover);
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List { remote }) => commands::list_signing_keys(&remote).await,
+        Command::Tenant(cmd) => commands::tenant(cmd).await,
+        Command::AdminToken(cmd) => commands::admin_token(cmd).await,
+        Command::Audit(cmd) => commands::audit(cmd).await,
+    }
+}

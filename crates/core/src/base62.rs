@@ -65,7 +65,10 @@ mod tests {
         }
         // Expected 1000 each; a biased sampler (plain modulo over 256) would give the first
         // eight characters ~25% more.
-        assert!(counts.iter().all(|&c| (850..1150).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (850..1150).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]

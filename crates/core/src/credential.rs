@@ -227,7 +227,10 @@ pub fn digest(full: &str) -> [u8; 32] {
 }
 
 fn checksum(unchecked: &str) -> String {
-    base62::encode_fixed(u64::from(crc32fast::hash(unchecked.as_bytes())), CHECKSUM_LEN)
+    base62::encode_fixed(
+        u64::from(crc32fast::hash(unchecked.as_bytes())),
+        CHECKSUM_LEN,
+    )
 }
 
 #[cfg(test)]
@@ -256,7 +259,9 @@ mod tests {
             assert_eq!(parsed.kind(), kind);
             assert_eq!(parsed.id(), c.id());
             assert_eq!(parsed.digest(), c.digest());
-            assert!(c.expose().starts_with(&format!("pcl_{}_live_", kind.code())));
+            assert!(c
+                .expose()
+                .starts_with(&format!("pcl_{}_live_", kind.code())));
         }
     }
 
@@ -299,18 +304,30 @@ mod tests {
             (good.replacen("_live_", "__", 1), BadEnvironment),
             (format!("{good}x"), BadBody),
             (good[..good.len() - 1].to_owned(), BadBody),
-            (good.replacen("_live_", "_live_!", 1)[..good.len()].to_owned(), BadBody),
+            (
+                good.replacen("_live_", "_live_!", 1)[..good.len()].to_owned(),
+                BadBody,
+            ),
             ("a".repeat(10_000), TooLong),
             (format!("{good}{}", "A".repeat(64)), TooLong),
         ];
         for (input, want) in cases {
-            assert_eq!(Credential::parse(&input).err(), Some(want), "input {input:?}");
+            assert_eq!(
+                Credential::parse(&input).err(),
+                Some(want),
+                "input {input:?}"
+            );
         }
     }
 
     #[test]
     fn non_ascii_input_does_not_panic() {
-        for s in ["pcl_key_live_é", "pcl_key_ｌive_abc", "pcl_\u{0}_x_y", "pcl_key_live_ßßßßßßßßßßßßßßßßßßßß"] {
+        for s in [
+            "pcl_key_live_é",
+            "pcl_key_ｌive_abc",
+            "pcl_\u{0}_x_y",
+            "pcl_key_live_ßßßßßßßßßßßßßßßßßßßß",
+        ] {
             assert!(Credential::parse(s).is_err());
         }
     }

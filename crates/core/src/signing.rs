@@ -79,12 +79,21 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for a in [SigningAlgorithm::ES256, SigningAlgorithm::RS256, SigningAlgorithm::EdDSA] {
+        for a in [
+            SigningAlgorithm::ES256,
+            SigningAlgorithm::RS256,
+            SigningAlgorithm::EdDSA,
+        ] {
             assert_eq!(SigningAlgorithm::parse(a.as_str()), Some(a));
         }
         assert_eq!(SigningAlgorithm::parse("none"), None);
         assert_eq!(SigningAlgorithm::parse("HS256"), None);
-        for s in [KeyState::Pending, KeyState::Active, KeyState::Retired, KeyState::Revoked] {
+        for s in [
+            KeyState::Pending,
+            KeyState::Active,
+            KeyState::Retired,
+            KeyState::Revoked,
+        ] {
             assert_eq!(KeyState::parse(s.as_str()), Some(s));
         }
     }

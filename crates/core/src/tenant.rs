@@ -112,8 +112,19 @@ mod tests {
     #[test]
     fn invalid_slugs() {
         for s in [
-            "", "a", "Acme", "1acme", "-acme", "acme-", "ac--me", "ac me", "acme/x", "../x",
-            "acmé", "acme_corp", &"a".repeat(64),
+            "",
+            "a",
+            "Acme",
+            "1acme",
+            "-acme",
+            "acme-",
+            "ac--me",
+            "ac me",
+            "acme/x",
+            "../x",
+            "acmé",
+            "acme_corp",
+            &"a".repeat(64),
         ] {
             assert_eq!(TenantId::parse(s), Err(TenantIdError::Invalid), "{s}");
         }

@@ -36,7 +36,7 @@ impl PgStore {
             .await?;
         sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
             .execute(&pool)
-        .await?;
+            .await?;
         pool.close().await;
         Self::connect_with(options.options([("search_path", schema)])).await
     }

@@ -154,7 +154,11 @@ mod cases {
             .await
             .expect("create");
         assert_eq!(created.status, TenantStatus::Active);
-        let got = s.get_tenant(&tid("acme")).await.expect("get").expect("some");
+        let got = s
+            .get_tenant(&tid("acme"))
+            .await
+            .expect("get")
+            .expect("some");
         assert_eq!(got, created);
         assert!(s.get_tenant(&tid("globex")).await.expect("get").is_none());
 
@@ -185,7 +189,11 @@ mod cases {
         let err = s.create_tenant(&t, at(2)).await.expect_err("second");
         assert!(matches!(err, StoreError::Conflict), "{err:?}");
         // The failed insert changed nothing.
-        let got = s.get_tenant(&tid("acme")).await.expect("get").expect("some");
+        let got = s
+            .get_tenant(&tid("acme"))
+            .await
+            .expect("get")
+            .expect("some");
         assert_eq!(got.created_at, at(1));
     }
 
@@ -247,7 +255,10 @@ mod cases {
         let stored = &s.list_signing_keys().await.expect("list")[0];
         assert_eq!(stored.kek_id, "kek2");
         assert_eq!(stored.sealed_private_key, vec![9, 9]);
-        assert!(!format!("{stored:?}").contains("9, 9"), "Debug must not dump key bytes");
+        assert!(
+            !format!("{stored:?}").contains("9, 9"),
+            "Debug must not dump key bytes"
+        );
     }
 
     pub async fn admin_credentials_are_tenant_scoped(s: Arc<dyn Store>) {
@@ -307,13 +318,27 @@ mod cases {
             .revoke_admin_credential(&tid("acme"), "a1", at(60))
             .await
             .expect("again"));
-        let a1 = s.get_admin_credential("a1").await.expect("get").expect("some");
+        let a1 = s
+            .get_admin_credential("a1")
+            .await
+            .expect("get")
+            .expect("some");
         assert_eq!(a1.revoked_at, Some(at(50)));
 
         s.touch_admin_credential("b1", at(70)).await.expect("touch");
-        s.touch_admin_credential("b1", at(65)).await.expect("older touch");
-        let b1 = s.get_admin_credential("b1").await.expect("get").expect("some");
-        assert_eq!(b1.last_used_at, Some(at(70)), "last-used never moves backwards");
+        s.touch_admin_credential("b1", at(65))
+            .await
+            .expect("older touch");
+        let b1 = s
+            .get_admin_credential("b1")
+            .await
+            .expect("get")
+            .expect("some");
+        assert_eq!(
+            b1.last_used_at,
+            Some(at(70)),
+            "last-used never moves backwards"
+        );
         assert_eq!(b1.secret_digest, vec![7; 32]);
     }
 
@@ -346,15 +371,28 @@ mod cases {
         };
         let ids = |v: Vec<AuditEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
 
-        let all = s.query_audit_events(&q(None, None, None, 100)).await.expect("q");
+        let all = s
+            .query_audit_events(&q(None, None, None, 100))
+            .await
+            .expect("q");
         assert_eq!(all[0], batch[3], "every field round-trips");
-        assert_eq!(ids(all), ["e4", "e2", "e1"], "newest first, other tenant absent");
         assert_eq!(
-            ids(s.query_audit_events(&q(Some(200), None, None, 100)).await.expect("q")),
+            ids(all),
+            ["e4", "e2", "e1"],
+            "newest first, other tenant absent"
+        );
+        assert_eq!(
+            ids(s
+                .query_audit_events(&q(Some(200), None, None, 100))
+                .await
+                .expect("q")),
             ["e4", "e2"]
         );
         assert_eq!(
-            ids(s.query_audit_events(&q(None, Some(300), None, 100)).await.expect("q")),
+            ids(s
+                .query_audit_events(&q(None, Some(300), None, 100))
+                .await
+                .expect("q")),
             ["e2", "e1"]
         );
         assert_eq!(
@@ -365,7 +403,10 @@ mod cases {
             ["e1"]
         );
         assert_eq!(
-            ids(s.query_audit_events(&q(None, None, None, 1)).await.expect("q")),
+            ids(s
+                .query_audit_events(&q(None, None, None, 1))
+                .await
+                .expect("q")),
             ["e4"]
         );
     }

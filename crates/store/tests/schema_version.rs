@@ -35,7 +35,10 @@ async fn sqlite_database_from_a_newer_version_is_refused() {
 #[tokio::test]
 async fn postgres_database_from_a_newer_version_is_refused() {
     let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
-        assert!(std::env::var("CI").is_err(), "PostgreSQL tests may not skip in CI");
+        assert!(
+            std::env::var("CI").is_err(),
+            "PostgreSQL tests may not skip in CI"
+        );
         eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL case");
         return;
     };
@@ -55,7 +58,13 @@ async fn postgres_database_from_a_newer_version_is_refused() {
         .await
         .expect_err("must refuse");
     assert!(
-        matches!(err, StoreError::SchemaTooNew { found: 99999999, .. }),
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 99999999,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))

@@ -1,0 +1,85 @@
+//! A small client for the admin API. The admin token comes from `PORTCULLIS_ADMIN_TOKEN`, or
+//! else the bootstrap file in the data directory; it is never taken as a command-line argument,
+//! where other users could read it from the process list.
+
+use anyhow::{bail, Context};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::Remote;
+
+pub struct AdminClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    pub fn new(remote: &Remote) -> anyhow::Result<Self> {
+        let token = match std::env::var("PORTCULLIS_ADMIN_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+            _ => {
+                let path = remote.data_dir.join("bootstrap-admin-token");
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "no admin credential: set PORTCULLIS_ADMIN_TOKEN or point --data-dir at a \
+                             directory holding {}",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            base: remote.url.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}/admin/v1{path}", self.base);
+        let mut req = self
+            .http
+            .request(method, &url)
+            .bearer_auth(&self.token)
+            .query(query);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("could not reach {}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let detail = serde_json::from_str::<Value>(&text)
+                .ok()
+                .map(|v| {
+                    let code = v["error"].as_str().unwrap_or("error").to_owned();
+                    match v["error_description"].as_str() {
+                        Some(d) => format!("{code}: {d}"),
+                        None => code,
+                    }
+                })
+                .unwrap_or(text);
+            bail!("server answered {status}: {detail}");
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+}

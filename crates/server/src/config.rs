@@ -1,0 +1,461 @@
+//! Configuration: defaults, then a TOML file, then `PORTCULLIS_*` environment variables, then
+//! command-line flags. Unknown keys are an error naming the key and where it came from.
+//!
+//! Secrets (`database_url`) have a `*_file` variant so they can come from a mounted file, and are
+//! held in [`Secret`] so printing the effective config redacts them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use portcullis_core::secret::Secret;
+use portcullis_core::signing::SigningAlgorithm;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with the `PORTCULLIS_` prefix that are not server settings: they belong
+/// to the CLI client or the test harness, and must not trip the unknown-key check.
+const NON_CONFIG_ENV: &[&str] = &[
+    "url",
+    "admin_token",
+    "test_database_url",
+    "insecure_crash_point",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the embedded database, the generated KEK and the bootstrap credential live.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; defaults to `<data_dir>/portcullis.db`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<Secret<String>>,
+    /// File holding the database URL (for URLs with passwords).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url_file: Option<PathBuf>,
+    /// Key-encryption key file; defaults to `<data_dir>/kek`, generated on a fresh directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kek_file: Option<PathBuf>,
+    pub log: LogConfig,
+    pub signing: SigningConfig,
+    pub audit: AuditConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info` or `portcullis_server=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    /// Algorithm of newly generated signing keys: ES256 (default), RS256 or EdDSA.
+    pub algorithm: SigningAlgorithm,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Events written per database transaction at most.
+    pub batch_size: usize,
+    /// Longest an event waits in memory before it is written. This bounds what a crash loses.
+    pub flush_interval_ms: u64,
+    /// Events buffered in memory; beyond it new events are dropped and counted, never blocking
+    /// a request.
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./portcullis-data"),
+            database_url: None,
+            database_url_file: None,
+            kek_file: None,
+            log: LogConfig::default(),
+            signing: SigningConfig::default(),
+            audit: AuditConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: SigningAlgorithm::ES256,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            flush_interval_ms: 200,
+            queue_capacity: 65_536,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogOverrides>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("could not read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        // figment's messages name the key, the expected type and the source (file or env);
+        // collect every error, not only the first.
+        Self::Invalid(
+            e.into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
+}
+
+/// Where the database lives, decided once from the config.
+#[derive(Debug, Clone)]
+pub enum DatabaseLocation {
+    SqliteFile(PathBuf),
+    SqliteUrl(Secret<String>),
+    Postgres(Secret<String>),
+}
+
+impl Config {
+    /// Loads defaults, the optional TOML file, `PORTCULLIS_*` environment variables and flags.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, ConfigError> {
+        Self::load_from(file, flags, Env::prefixed("PORTCULLIS_"))
+    }
+
+    fn load_from(
+        file: Option<&Path>,
+        flags: &FlagOverrides,
+        env: Env,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = env.ignore(NON_CONFIG_ENV).split("__");
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(flags))
+            .extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.database_url.is_some() && self.database_url_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "set database_url or database_url_file, not both".into(),
+            ));
+        }
+        if self.audit.batch_size == 0 || self.audit.queue_capacity == 0 {
+            return Err(ConfigError::Invalid(
+                "audit.batch_size and audit.queue_capacity must be at least 1".into(),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "log.level {:?} is not a filter: {e}",
+                self.log.level
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// Resolves the database location, reading `database_url_file` if set.
+    pub fn database(&self) -> Result<DatabaseLocation, ConfigError> {
+        let url = match (&self.database_url, &self.database_url_file) {
+            (Some(url), _) => Some(url.expose().trim().to_owned()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        match url {
+            None => Ok(DatabaseLocation::SqliteFile(
+                self.data_dir.join("portcullis.db"),
+            )),
+            Some(u) if u.starts_with("sqlite:") => Ok(DatabaseLocation::SqliteUrl(Secret::new(u))),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(DatabaseLocation::Postgres(Secret::new(u)))
+            }
+            Some(_) => Err(ConfigError::Invalid(
+                "database_url must start with sqlite:, postgres:// or postgresql://".into(),
+            )),
+        }
+    }
+
+    /// The KEK file in force: the configured one, or `<data_dir>/kek`.
+    pub fn kek_path(&self) -> (PathBuf, bool) {
+        match &self.kek_file {
+            Some(p) => (p.clone(), true),
+            None => (self.data_dir.join("kek"), false),
+        }
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        // Serialising cannot fail for this plain data; fall back to Debug (also redacted).
+        toml_string(self).unwrap_or_else(|| format!("{self:#?}"))
+    }
+}
+
+fn toml_string(config: &Config) -> Option<String> {
+    let value = figment::value::Value::serialize(config).ok()?;
+    let dict = value.into_dict()?;
+    let mut out = String::new();
+    let mut sections = String::new();
+    for (k, v) in dict {
+        match v {
+            figment::value::Value::Dict(_, inner) => {
+                sections.push_str(&format!("\n[{k}]\n"));
+                for (ik, iv) in inner {
+                    sections.push_str(&format!("{ik} = {}\n", toml_scalar(&iv)));
+                }
+            }
+            other => out.push_str(&format!("{k} = {}\n", toml_scalar(&other))),
+        }
+    }
+    out.push_str(&sections);
+    Some(out)
+}
+
+fn toml_scalar(v: &figment::value::Value) -> String {
+    use figment::value::Value;
+    match v {
+        Value::String(_, s) => format!("{s:?}"),
+        Value::Num(_, n) => n
+            .to_u128()
+            .map(|n| n.to_string())
+            .or_else(|| n.to_i128().map(|n| n.to_string()))
+            .or_else(|| n.to_f64().map(|n| n.to_string()))
+            .unwrap_or_default(),
+        Value::Bool(_, b) => b.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn no_env() -> Env {
+        Env::prefixed("PORTCULLIS_NO_SUCH_PREFIX_IN_TESTS_")
+    }
+
+    fn file(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("tempfile");
+        f.write_all(contents.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.signing.algorithm, SigningAlgorithm::ES256);
+        assert!(
+            matches!(c.database().expect("db"), DatabaseLocation::SqliteFile(p) if p.ends_with("portcullis.db"))
+        );
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let f = file("listen = \"127.0.0.1:9000\"\n[signing]\nalgorithm = \"EdDSA\"\n[log]\nlevel = \"debug\"\n");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_LOG__LEVEL", "warn");
+            jail.set_env("PORTCULLIS_LISTEN", "127.0.0.1:9001");
+            jail.set_env("PORTCULLIS_ADMIN_TOKEN", "not a config key");
+            let flags = FlagOverrides {
+                listen: Some("127.0.0.1:9002".parse().expect("addr")),
+                ..Default::default()
+            };
+            let c = Config::load_from(Some(f.path()), &flags, Env::prefixed("PORTCULLIS_"))
+                .expect("load");
+            assert_eq!(c.listen.to_string(), "127.0.0.1:9002", "flag wins");
+            assert_eq!(c.log.level, "warn", "env beats file");
+            assert_eq!(
+                c.signing.algorithm,
+                SigningAlgorithm::EdDSA,
+                "file beats default"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_an_error_naming_key_and_file() {
+        let f = file("listen = \"127.0.0.1:9000\"\nlisten_adress = \"x\"\n");
+        let err = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+            .expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.contains("listen_adress"), "{msg}");
+        assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn unknown_env_key_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_LISTN", "127.0.0.1:1");
+            let err = Config::load_from(
+                None,
+                &FlagOverrides::default(),
+                Env::prefixed("PORTCULLIS_"),
+            )
+            .expect_err("unknown env key");
+            assert!(err.to_string().contains("listn"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn wrong_type_names_key_expected_type_and_file() {
+        let f = file("[audit]\nbatch_size = \"lots\"\n");
+        let msg = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+            .expect_err("wrong type")
+            .to_string();
+        assert!(msg.contains("batch_size"), "{msg}");
+        assert!(msg.contains("usize") || msg.contains("integer"), "{msg}");
+        assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn unsupported_algorithm_and_bad_values_are_rejected() {
+        for body in [
+            "[signing]\nalgorithm = \"HS256\"\n",
+            "[signing]\nalgorithm = \"none\"\n",
+            "listen = \"not an address\"\n",
+            "[log]\nformat = \"xml\"\n",
+            "[audit]\nbatch_size = 0\n",
+            "database_url = \"mysql://x\"\ndatabase_url_file = \"/x\"\n",
+        ] {
+            let f = file(body);
+            assert!(
+                Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Config::load_from(
+            Some(Path::new("/nonexistent/portcullis.toml")),
+            &FlagOverrides::default(),
+            no_env(),
+        )
+        .expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/portcullis.toml"));
+    }
+
+    #[test]
+    fn database_url_file_is_read_and_redacted_when_printed() {
+        let secret_file = file("postgres://user:s3cret@db/portcullis\n");
+        let f = file(&format!(
+            "database_url_file = {:?}\n",
+            secret_file.path().display().to_string()
+        ));
+        let c =
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("load");
+        match c.database().expect("db") {
+            DatabaseLocation::Postgres(url) => {
+                assert_eq!(url.expose(), "postgres://user:s3cret@db/portcullis")
+            }
+            other => panic!("{other:?}"),
+        }
+        let inline = file("database_url = \"postgres://user:s3cret@db/p\"\n");
+        let c = Config::load_from(Some(inline.path()), &FlagOverrides::default(), no_env())
+            .expect("load");
+        let printed = c.to_redacted_toml();
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,268 @@
+//! `portcullis serve`: the start-up sequence and graceful shutdown.
+//!
+//! 1. Bind the listen address (fail fast on a port in use).
+//! 2. Prepare the data directory (created 0700; must be writable).
+//! 3. Open the database and apply migrations (refuse a newer schema).
+//! 4. Load the KEK, or create one on a fresh data directory; never over existing keys.
+//! 5. Open the signing keys, creating the first active key if needed.
+//! 6. Ensure a global admin exists (bootstrap token file).
+//! 7. Serve until SIGTERM/SIGINT, drain in-flight requests, flush the audit log.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use portcullis_core::audit::Outcome;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::Clock;
+use portcullis_store::{PgStore, SqliteStore, Store};
+
+use crate::audit::{self, EventDraft, RequestOrigin};
+use crate::config::{Config, DatabaseLocation};
+use crate::kek::{Kek, Keyring};
+use crate::state::{AppState, SystemClock};
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", config.listen))?;
+    prepare_data_dir(&config.data_dir)?;
+    let store = open_store(&config).await?;
+    let keyring = load_or_create_keyring(&config, store.as_ref()).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (keys, created) = crate::keys::load_or_create_active(
+        store.as_ref(),
+        &keyring,
+        &clock,
+        config.signing.algorithm,
+    )
+    .await
+    .context("could not load signing keys")?;
+    let (audit, audit_writer) = audit::spawn(store.clone(), clock.clone(), &config.audit);
+    if let Some(kid) = created {
+        tracing::info!(kid, algorithm = %config.signing.algorithm, "generated signing key");
+        audit.record(
+            EventDraft {
+                tenant: TenantId::system(),
+                actor: "system".into(),
+                credential_id: None,
+                action: "signing_key.generate",
+                outcome: Outcome::Success,
+                reason: None,
+                target: Some(kid),
+            },
+            &RequestOrigin::default(),
+        );
+    }
+    if let Some(path) = crate::bootstrap::ensure_global_admin(
+        store.as_ref(),
+        clock.as_ref(),
+        &audit,
+        &config.data_dir,
+    )
+    .await?
+    {
+        tracing::warn!(
+            path = %path.display(),
+            "created the bootstrap global-admin token; read it from this file, store it safely, and delete the file"
+        );
+    }
+
+    let state = AppState {
+        store: store.clone(),
+        clock,
+        audit,
+        keys: Arc::new(keys),
+    };
+    let app = crate::http::router(state, config.http.max_body_bytes);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = store.backend(), "listening");
+
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = signalled_tx.send(());
+    });
+    let grace = Duration::from_secs(config.http.shutdown_grace_secs);
+    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+    tokio::select! {
+        result = &mut server => result.context("server failed")?,
+        _ = async {
+            let _ = signalled_rx.await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
+    }
+    audit_writer.shutdown().await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT will stop the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Creates the data directory (0700) if missing and checks it is writable.
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("could not create data directory {}", dir.display()))?;
+    } else if !dir.is_dir() {
+        bail!(
+            "data directory {} exists and is not a directory",
+            dir.display()
+        );
+    }
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("data directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match config.database()? {
+        DatabaseLocation::SqliteFile(path) => Arc::new(
+            SqliteStore::open(&path)
+                .await
+                .with_context(|| format!("could not open database {}", path.display()))?,
+        ),
+        DatabaseLocation::SqliteUrl(url) => Arc::new(
+            SqliteStore::open_url(url.expose())
+                .await
+                .context("could not open the SQLite database")?,
+        ),
+        DatabaseLocation::Postgres(url) => Arc::new(
+            PgStore::connect(url.expose())
+                .await
+                .context("could not open the PostgreSQL database")?,
+        ),
+    };
+    Ok(store)
+}
+
+/// Reads the KEK file, or creates one in the data directory on a fresh installation.
+pub async fn load_or_create_keyring(config: &Config, store: &dyn Store) -> anyhow::Result<Keyring> {
+    let (path, explicit) = config.kek_path();
+    if path.exists() {
+        return Ok(Keyring::read(&path)?);
+    }
+    if explicit {
+        bail!(
+            "the configured KEK file {} does not exist (kek_file / PORTCULLIS_KEK_FILE)",
+            path.display()
+        );
+    }
+    if !store.list_signing_keys().await?.is_empty() {
+        bail!(
+            "the database holds encrypted signing keys but the KEK file {} is missing; restore \
+             it or set kek_file. Portcullis will not generate a new KEK over existing keys",
+            path.display()
+        );
+    }
+    let ring = Keyring::new(Kek::generate()?);
+    ring.write(&path)?;
+    tracing::warn!(
+        path = %path.display(),
+        kek_id = ring.primary().id(),
+        "generated a key-encryption key in the data directory; production should supply its own \
+         (kek_file / PORTCULLIS_KEK_FILE), stored apart from the database"
+    );
+    crate::fault::crash_point("after-kek-created");
+    Ok(ring)
+}
+
+/// `portcullis keys rotate-kek`: seal every signing key under a new KEK, keeping the old KEK in
+/// the keyring until no row needs it. Safe to interrupt and re-run.
+pub async fn rotate_kek(
+    config: &Config,
+    progress: &mut dyn std::io::Write,
+) -> anyhow::Result<RotationReport> {
+    let store = open_store(config).await?;
+    let (path, _) = config.kek_path();
+    let mut ring = Keyring::read(&path)?;
+    let old_ids: Vec<String> = ring.ids().iter().map(|s| s.to_string()).collect();
+    ring.push_primary(Kek::generate()?);
+    let new_id = ring.primary().id().to_owned();
+    // The keyring holding both is on disk before any row changes, so a crash leaves every row
+    // openable.
+    ring.write(&path)?;
+    writeln!(progress, "new KEK {new_id} written to {}", path.display())?;
+    let rows = store.list_signing_keys().await?;
+    let total = rows.len();
+    let mut resealed = 0;
+    for (i, row) in rows.iter().enumerate() {
+        if row.kek_id == new_id {
+            continue;
+        }
+        let aad = crate::keys::envelope_aad(&row.kid, row.algorithm);
+        let plain = ring
+            .open(&row.kek_id, &row.sealed_private_key, &aad)
+            .with_context(|| format!("could not open signing key {}", row.kid))?;
+        let (kek_id, sealed) = ring.seal(plain.expose(), &aad)?;
+        if store
+            .reseal_signing_key(&row.kid, &row.kek_id, &kek_id, &sealed)
+            .await?
+        {
+            resealed += 1;
+        }
+        writeln!(progress, "re-encrypted {}/{total}: {}", i + 1, row.kid)?;
+    }
+    let leftover = store
+        .list_signing_keys()
+        .await?
+        .iter()
+        .filter(|k| k.kek_id != new_id)
+        .count();
+    if leftover == 0 {
+        ring.retain_primary_only();
+        ring.write(&path)?;
+        writeln!(
+            progress,
+            "done: {resealed} key(s) re-encrypted; old KEK(s) {} removed",
+            old_ids.join(", ")
+        )?;
+    } else {
+        writeln!(
+            progress,
+            "{leftover} key(s) still use an old KEK (created while rotating?); the old KEK stays in {}: run rotate-kek again",
+            path.display()
+        )?;
+    }
+    store.close().await;
+    Ok(RotationReport {
+        new_kek_id: new_id,
+        resealed,
+        leftover,
+    })
+}
+
+#[derive(Debug)]
+pub struct RotationReport {
+    pub new_kek_id: String,
+    pub resealed: usize,
+    pub leftover: usize,
+}

@@ -1,0 +1,38 @@
+//! Shared application state handed to every handler.
+
+use std::sync::Arc;
+
+use portcullis_core::time::{Clock, Timestamp};
+use portcullis_store::Store;
+
+use crate::audit::AuditSink;
+use crate::keys::KeySet;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditSink,
+    pub keys: Arc<KeySet>,
+}
+
+/// The system clock: the only place the server reads wall time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+}
+
+/// RFC 3339 text for API responses.
+pub fn rfc3339(t: Timestamp) -> String {
+    let ms = u64::try_from(t.as_millis()).unwrap_or(0);
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(when).to_string()
+}
