@@ -143,26 +143,29 @@ struct Writer {
 impl Writer {
     async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         let mut batch = Vec::with_capacity(self.batch_size);
-        loop {
+        let mut stopping = false;
+        while !stopping {
             tokio::select! {
                 _ = &mut stop => break,
                 n = self.rx.recv_many(&mut batch, self.batch_size) => {
                     if n == 0 { break; }
-                    // Give the batch until the flush interval to fill, then write.
-                    let deadline = tokio::time::sleep(self.interval);
-                    tokio::pin!(deadline);
-                    while batch.len() < self.batch_size {
-                        let room = self.batch_size - batch.len();
-                        tokio::select! {
-                            _ = &mut deadline => break,
-                            more = self.rx.recv_many(&mut batch, room) => {
-                                if more == 0 { break; }
-                            }
-                        }
-                    }
-                    self.write(&mut batch).await;
                 }
             }
+            // Give the batch until the flush interval to fill, then write. A stop request
+            // ends the wait at once: shutdown must not sit out the interval.
+            let deadline = tokio::time::sleep(self.interval);
+            tokio::pin!(deadline);
+            while batch.len() < self.batch_size {
+                let room = self.batch_size - batch.len();
+                tokio::select! {
+                    _ = &mut stop => { stopping = true; break; }
+                    _ = &mut deadline => break,
+                    more = self.rx.recv_many(&mut batch, room) => {
+                        if more == 0 { break; }
+                    }
+                }
+            }
+            self.write(&mut batch).await;
         }
         // Drain what is queued; senders may still exist, so take only what is there now.
         while let Ok(e) = self.rx.try_recv() {

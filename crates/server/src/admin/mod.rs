@@ -9,7 +9,7 @@ mod audit_events;
 pub mod auth;
 mod signing_keys;
 mod tenants;
-pub(crate) mod tokens;
+pub mod tokens;
 
 use axum::http::Method;
 use axum::routing::{self, MethodRouter};

@@ -65,6 +65,7 @@ pub struct CreatedToken {
 }
 
 /// Who is creating a token, for `created_by` and the audit log.
+#[derive(Debug)]
 pub struct Issuer<'a> {
     pub actor: String,
     pub credential_id: Option<String>,
