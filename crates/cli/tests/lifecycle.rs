@@ -1,0 +1,264 @@
+//! End to end: the real binary, started as the README says, administered through its CLI.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn fresh_start_is_ready_and_the_cli_administers_tenants_with_json_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+
+    let ready = http()
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let health = http()
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+
+    // The data directory was created private, with a private KEK and bootstrap token.
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("kek")), 0o600);
+    assert_eq!(mode(&data.join("bootstrap-admin-token")), 0o600);
+
+    let created = server.cli_json(&["tenant", "create", "acme", "--name", "Acme Corp"]);
+    assert_eq!(created["id"], "acme");
+    assert_eq!(created["display_name"], "Acme Corp");
+    let list = server.cli_json(&["tenant", "list"]);
+    let ids: Vec<_> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    assert_eq!(ids, ["acme", "system"]);
+    assert_eq!(
+        server.cli_json(&["tenant", "show", "acme"])["status"],
+        "active"
+    );
+    assert_eq!(
+        server.cli_json(&["tenant", "disable", "acme"])["status"],
+        "disabled"
+    );
+    assert_eq!(
+        server.cli_json(&["tenant", "enable", "acme"])["status"],
+        "active"
+    );
+
+    // A tenant admin token from the CLI works for its tenant only.
+    let made = server.cli_json(&["admin-token", "create", "--tenant", "acme", "--name", "ci"]);
+    let tenant_token = made["token"].as_str().expect("token").to_owned();
+    let out = command()
+        .args([
+            "tenant",
+            "show",
+            "acme",
+            "--url",
+            &server.url,
+            "--output",
+            "json",
+        ])
+        .env("PORTCULLIS_ADMIN_TOKEN", &tenant_token)
+        .output()
+        .expect("cli");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = command()
+        .args(["tenant", "list", "--url", &server.url])
+        .env("PORTCULLIS_ADMIN_TOKEN", &tenant_token)
+        .output()
+        .expect("cli");
+    assert!(!out.status.success(), "tenant admin listed all tenants");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+
+    let tokens = server.cli_json(&["admin-token", "list", "--tenant", "acme"]);
+    assert_eq!(tokens.as_array().expect("array").len(), 1);
+    let keys = server.cli_json(&["keys", "list"]);
+    assert_eq!(keys.as_array().expect("array").len(), 1);
+    assert_eq!(keys[0]["state"], "active");
+    assert_eq!(keys[0]["algorithm"], "ES256");
+
+    // Audit events are readable with --since (after the 200 ms flush interval).
+    let mut events = serde_json::Value::Null;
+    for _ in 0..100 {
+        events = server.cli_json(&["audit", "list", "--tenant", "acme", "--since", "1h"]);
+        if events.as_array().map_or(0, Vec::len) >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let actions: Vec<_> = events
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for want in [
+        "tenant.create",
+        "tenant.disable",
+        "tenant.enable",
+        "admin_token.create",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == want),
+            "{want} missing from {actions:?}"
+        );
+    }
+
+    // Text output works too, and an unknown tenant is a clean error.
+    let out = server.cli(&["tenant", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("acme\tactive"));
+    let out = server.cli(&["tenant", "show", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+
+    // Secrets never reach the log.
+    let log = server.log_text();
+    assert!(!log.contains(&server.token()), "bootstrap token logged");
+    assert!(!log.contains(&tenant_token), "admin token logged");
+    assert!(
+        log.contains("bootstrap-admin-token"),
+        "bootstrap path is logged"
+    );
+}
+
+#[test]
+fn sigterm_drains_and_flushes_the_audit_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("portcullis.toml");
+    // A flush interval far longer than the test: only the shutdown flush can write the event.
+    std::fs::write(&config, "[audit]\nflush_interval_ms = 600000\n").expect("config");
+    let config = config.to_string_lossy().into_owned();
+    let mut server = Server::start(&data, &["--config", &config]);
+    server.cli_json(&["tenant", "create", "acme"]);
+    let status = server.sigterm();
+    assert!(status.success(), "graceful stop exits 0, got {status:?}");
+    assert!(server.log_text().contains("draining"));
+
+    let server = Server::start(&data, &[]);
+    let events = server.cli_json(&["audit", "list", "--tenant", "acme"]);
+    assert_eq!(events[0]["action"], "tenant.create", "{events}");
+    // The restart reused the bootstrap admin, key and KEK: nothing new was generated.
+    assert!(!server.log_text().contains("generated"));
+    assert_eq!(
+        server
+            .cli_json(&["keys", "list"])
+            .as_array()
+            .expect("array")
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn config_check_prints_the_effective_config_with_secrets_redacted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9999\"\ndatabase_url = \"postgres://u:hunter2@db/x\"\n[signing]\nalgorithm = \"EdDSA\"\n",
+    )
+    .expect("write");
+    let out = command()
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .env("PORTCULLIS_LOG__LEVEL", "debug")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("listen = \"127.0.0.1:9999\""), "{text}");
+    assert!(text.contains("algorithm = \"EdDSA\""), "{text}");
+    assert!(
+        text.contains("level = \"debug\""),
+        "env layer applied: {text}"
+    );
+    assert!(
+        text.contains("[redacted]") && !text.contains("hunter2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_signing_algorithm_starts() {
+    for alg in ["RS256", "EdDSA"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let server = Server::try_start(&data, &[], &[("PORTCULLIS_SIGNING__ALGORITHM", alg)])
+            .unwrap_or_else(|log| panic!("{alg}: {log}"));
+        let keys = server.cli_json(&["keys", "list"]);
+        assert_eq!(keys[0]["algorithm"], alg);
+    }
+}
+
+#[test]
+fn postgres_backend_serves_too() {
+    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "PostgreSQL tests may not skip in CI"
+        );
+        eprintln!(
+            "notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL end-to-end test"
+        );
+        return;
+    };
+    let schema = format!("e2e_{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(&url)
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&pool)
+            .await
+            .expect("drop");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&pool)
+            .await
+            .expect("create");
+    });
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::try_start(&data, &[], &[("PORTCULLIS_DATABASE_URL", &db_url)])
+        .unwrap_or_else(|log| panic!("{log}"));
+    assert!(server.log_text().contains("\"backend\":\"postgres\""));
+    let ready = http()
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+    assert_eq!(server.cli_json(&["tenant", "create", "acme"])["id"], "acme");
+    drop(server);
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {schema}.tenants"))
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        assert_eq!(n, 2, "acme and system stored in PostgreSQL");
+        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&pool)
+            .await;
+    });
+}
