@@ -165,6 +165,33 @@ fn sigterm_drains_and_flushes_the_audit_log() {
 }
 
 #[test]
+fn revoking_every_global_admin_then_restarting_writes_a_new_bootstrap_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &[]);
+    let first = server.token();
+    let tokens = server.cli_json(&["admin-token", "list", "--tenant", "system"]);
+    let id = tokens[0]["id"].as_str().expect("id").to_owned();
+    assert!(server
+        .cli(&["admin-token", "revoke", "--tenant", "system", &id])
+        .status
+        .success());
+    assert!(
+        !server.cli(&["tenant", "list"]).status.success(),
+        "revoked token still works"
+    );
+    server.sigterm();
+
+    let server = Server::start(&data, &[]);
+    let second = server.token();
+    assert_ne!(first, second);
+    assert!(
+        server.cli(&["tenant", "list"]).status.success(),
+        "new bootstrap token works"
+    );
+}
+
+#[test]
 fn config_check_prints_the_effective_config_with_secrets_redacted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("c.toml");

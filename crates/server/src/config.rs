@@ -319,6 +319,8 @@ fn toml_scalar(v: &figment::value::Value) -> String {
 }
 
 #[cfg(test)]
+// figment::Jail's closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use std::io::Write;
