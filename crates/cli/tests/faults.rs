@@ -7,6 +7,19 @@ use std::time::Duration;
 
 use common::*;
 
+/// `serve` on a loopback port with `data` as data directory, expected to fail.
+fn serve_fails_in(data: &std::path::Path, env: &[(&str, &str)]) -> String {
+    serve_fails(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data.to_string_lossy(),
+        ],
+        env,
+    )
+}
+
 /// Signing keys as the admin API reports them.
 fn keys(server: &Server) -> Vec<serde_json::Value> {
     server
@@ -86,15 +99,7 @@ fn missing_kek_with_existing_keys_refuses_to_start_and_generates_nothing() {
     let kek = std::fs::read(data.join("kek")).expect("kek");
     std::fs::remove_file(data.join("kek")).expect("rm");
 
-    let err = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data.to_string_lossy(),
-        ],
-        &[],
-    );
+    let err = serve_fails_in(&data, &[]);
     assert!(err.contains("KEK file") && err.contains("missing"), "{err}");
     assert!(
         !data.join("kek").exists(),
@@ -106,27 +111,11 @@ fn missing_kek_with_existing_keys_refuses_to_start_and_generates_nothing() {
     let mut other_server = Server::start(&other.path().join("d"), &[]);
     other_server.sigterm();
     std::fs::copy(other.path().join("d/kek"), data.join("kek")).expect("copy");
-    let err = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data.to_string_lossy(),
-        ],
-        &[],
-    );
+    let err = serve_fails_in(&data, &[]);
     assert!(err.contains("KEK"), "{err}");
 
     // An explicitly configured KEK file that does not exist is an error, not a fresh KEK.
-    let err = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data.to_string_lossy(),
-        ],
-        &[("PORTCULLIS_KEK_FILE", "/nonexistent/kek")],
-    );
+    let err = serve_fails_in(&data, &[("PORTCULLIS_KEK_FILE", "/nonexistent/kek")]);
     assert!(err.contains("/nonexistent/kek"), "{err}");
 
     // Restoring the right KEK brings back the same keys.
@@ -178,15 +167,7 @@ fn rotate_kek_reencrypts_with_progress_and_the_server_still_starts() {
 
     // The old KEK alone can no longer open the keys.
     std::fs::write(data.join("kek"), old_kek).expect("write old");
-    let err = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data.to_string_lossy(),
-        ],
-        &[],
-    );
+    let err = serve_fails_in(&data, &[]);
     assert!(err.contains("KEK"), "{err}");
 }
 
@@ -221,25 +202,9 @@ fn unwritable_data_directory_is_a_clear_error() {
     std::fs::write(&file, b"").expect("file");
     // A path below a regular file cannot be created, even by root.
     let below = file.join("data");
-    let err = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &below.to_string_lossy(),
-        ],
-        &[],
-    );
+    let err = serve_fails_in(&below, &[]);
     assert!(err.contains("could not create data directory"), "{err}");
-    let err = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &file.to_string_lossy(),
-        ],
-        &[],
-    );
+    let err = serve_fails_in(&file, &[]);
     assert!(err.contains("is not a directory"), "{err}");
 }
 
@@ -262,15 +227,7 @@ fn database_from_a_newer_version_is_refused() {
         .expect("insert");
         pool.close().await;
     });
-    let err = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data.to_string_lossy(),
-        ],
-        &[],
-    );
+    let err = serve_fails_in(&data, &[]);
     assert!(err.contains("newer than this binary"), "{err}");
 }
 

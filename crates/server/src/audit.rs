@@ -258,8 +258,12 @@ mod tests {
             .expect("query")
     }
 
-    #[tokio::test]
-    async fn shutdown_flushes_everything_recorded() {
+    /// A sink over a fresh SQLite store. Keep the `TempDir` alive for the test's duration.
+    async fn sink_with(
+        batch_size: usize,
+        flush_interval_ms: u64,
+        queue_capacity: usize,
+    ) -> (tempfile::TempDir, Arc<SqliteStore>, AuditSink, AuditWriter) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(
             SqliteStore::open(&dir.path().join("db"))
@@ -268,12 +272,18 @@ mod tests {
         );
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(5)));
         let config = AuditConfig {
-            batch_size: 7,
-            // Long interval: only shutdown can explain the events being written.
-            flush_interval_ms: 60_000,
-            queue_capacity: 10_000,
+            batch_size,
+            flush_interval_ms,
+            queue_capacity,
         };
         let (sink, writer) = spawn(store.clone(), clock, &config);
+        (dir, store, sink, writer)
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_everything_recorded() {
+        // Long interval: only shutdown can explain the events being written.
+        let (_dir, store, sink, writer) = sink_with(7, 60_000, 10_000).await;
         for _ in 0..1_000 {
             sink.record(draft("test.event"), &RequestOrigin::default());
         }
@@ -284,19 +294,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_are_written_within_the_flush_interval_without_shutdown() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(
-            SqliteStore::open(&dir.path().join("db"))
-                .await
-                .expect("open"),
-        );
-        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(5)));
-        let config = AuditConfig {
-            batch_size: 100,
-            flush_interval_ms: 20,
-            queue_capacity: 100,
-        };
-        let (sink, writer) = spawn(store.clone(), clock, &config);
+        let (_dir, store, sink, writer) = sink_with(100, 20, 100).await;
         sink.record(draft("one"), &RequestOrigin::default());
         let mut found = false;
         for _ in 0..200 {
@@ -312,19 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_and_reports_instead_of_blocking() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(
-            SqliteStore::open(&dir.path().join("db"))
-                .await
-                .expect("open"),
-        );
-        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(5)));
-        let config = AuditConfig {
-            batch_size: 10,
-            flush_interval_ms: 60_000,
-            queue_capacity: 5,
-        };
-        let (sink, writer) = spawn(store.clone(), clock, &config);
+        let (_dir, store, sink, writer) = sink_with(10, 60_000, 5).await;
         // The writer may take up to one batch off the queue concurrently, so at least
         // 100 - 5 - 10 events have nowhere to go.
         for _ in 0..100 {

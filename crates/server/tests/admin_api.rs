@@ -186,61 +186,44 @@ async fn tenant_admin_cannot_reach_another_tenant_or_global_routes_on_any_route(
     let app = TestApp::new().await;
     let routes = admin::routes();
     assert!(routes.len() >= 10, "registry unexpectedly small");
+    let authorized = |s: StatusCode| s != StatusCode::FORBIDDEN && s != StatusCode::UNAUTHORIZED;
     for (spec, _) in routes {
         let label = format!("{} {}", spec.method, spec.path);
+        // (tenant in the path, token) -> answer
+        let ask = |tenant: &'static str, token: &str| {
+            let (method, path, token) = (
+                spec.method.clone(),
+                concrete(spec.path, tenant),
+                token.to_owned(),
+            );
+            let app = &app;
+            async move { app.call(method, &path, Some(&token), None).await }
+        };
         match spec.scope {
             Scope::Tenant => {
-                let (status, _, body) = app
-                    .call(
-                        spec.method.clone(),
-                        &concrete(spec.path, "globex"),
-                        Some(&app.acme),
-                        None,
-                    )
-                    .await;
+                let (status, _, body) = ask("globex", &app.acme).await;
                 assert_eq!(
                     status,
                     StatusCode::FORBIDDEN,
                     "{label}: other tenant reachable"
                 );
                 assert_eq!(body, json!({"error": "insufficient_scope"}), "{label}");
-                let (status, _, _) = app
-                    .call(
-                        spec.method.clone(),
-                        &concrete(spec.path, "system"),
-                        Some(&app.acme),
-                        None,
-                    )
-                    .await;
+                let (status, _, _) = ask("system", &app.acme).await;
                 assert_eq!(
                     status,
                     StatusCode::FORBIDDEN,
                     "{label}: system tenant reachable"
                 );
                 // The check is not "deny everything": the own tenant is authorized.
-                let (status, _, _) = app
-                    .call(
-                        spec.method.clone(),
-                        &concrete(spec.path, "acme"),
-                        Some(&app.acme),
-                        None,
-                    )
-                    .await;
+                let (status, _, _) = ask("acme", &app.acme).await;
                 assert!(
-                    status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                    authorized(status),
                     "{label}: own tenant refused with {status}"
                 );
             }
             Scope::Global => {
                 for tenant in ["acme", "globex"] {
-                    let (status, _, _) = app
-                        .call(
-                            spec.method.clone(),
-                            &concrete(spec.path, tenant),
-                            Some(&app.acme),
-                            None,
-                        )
-                        .await;
+                    let (status, _, _) = ask(tenant, &app.acme).await;
                     assert_eq!(
                         status,
                         StatusCode::FORBIDDEN,
@@ -249,16 +232,9 @@ async fn tenant_admin_cannot_reach_another_tenant_or_global_routes_on_any_route(
                 }
             }
         }
-        let (status, _, _) = app
-            .call(
-                spec.method.clone(),
-                &concrete(spec.path, "globex"),
-                Some(&app.global),
-                None,
-            )
-            .await;
+        let (status, _, _) = ask("globex", &app.global).await;
         assert!(
-            status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+            authorized(status),
             "{label}: global admin refused with {status}"
         );
     }
