@@ -278,43 +278,9 @@ impl Config {
 
     /// The effective configuration as TOML, secrets redacted.
     pub fn to_redacted_toml(&self) -> String {
-        // Serialising cannot fail for this plain data; fall back to Debug (also redacted).
-        toml_string(self).unwrap_or_else(|| format!("{self:#?}"))
-    }
-}
-
-fn toml_string(config: &Config) -> Option<String> {
-    let value = figment::value::Value::serialize(config).ok()?;
-    let dict = value.into_dict()?;
-    let mut out = String::new();
-    let mut sections = String::new();
-    for (k, v) in dict {
-        match v {
-            figment::value::Value::Dict(_, inner) => {
-                sections.push_str(&format!("\n[{k}]\n"));
-                for (ik, iv) in inner {
-                    sections.push_str(&format!("{ik} = {}\n", toml_scalar(&iv)));
-                }
-            }
-            other => out.push_str(&format!("{k} = {}\n", toml_scalar(&other))),
-        }
-    }
-    out.push_str(&sections);
-    Some(out)
-}
-
-fn toml_scalar(v: &figment::value::Value) -> String {
-    use figment::value::Value;
-    match v {
-        Value::String(_, s) => format!("{s:?}"),
-        Value::Num(_, n) => n
-            .to_u128()
-            .map(|n| n.to_string())
-            .or_else(|| n.to_i128().map(|n| n.to_string()))
-            .or_else(|| n.to_f64().map(|n| n.to_string()))
-            .unwrap_or_default(),
-        Value::Bool(_, b) => b.to_string(),
-        other => format!("{other:?}"),
+        // Secrets serialise as "[redacted]"; serialising this plain data cannot fail, but fall
+        // back to Debug (also redacted) rather than panic.
+        toml::to_string(self).unwrap_or_else(|_| format!("{self:#?}"))
     }
 }
 
