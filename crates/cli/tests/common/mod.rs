@@ -64,12 +64,16 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["message"] == "listening" {
-                        let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-                    }
-                }
+                let listening = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .filter(|v| v["message"] == "listening")
+                    .map(|v| v["addr"].as_str().unwrap_or_default().to_owned());
+                // Store the line before announcing it, so a caller woken by the announcement
+                // finds it in the log.
                 sink.lock().expect("log lock").push(line);
+                if let Some(addr) = listening {
+                    let _ = tx.send(addr);
+                }
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
