@@ -1,0 +1,40 @@
+//! API keys outside the admin API: the in-process verifier and the two public endpoints.
+//!
+//! * `POST /v1/api-keys/verify`: for services in other languages. The caller authenticates with
+//!   an admin token (`Authorization: Bearer pcl_adm_...`): a tenant admin verifies keys of its own
+//!   tenant only; a global admin may name any tenant or none. The key travels in the JSON body,
+//!   never in the URL.
+//! * `POST /v1/api-keys/leaks`: a secret scanner's webhook. The body is a JSON array of found
+//!   tokens; matching keys are revoked at once. When `api_keys.leak_report_hmac_key` is set, the
+//!   body must carry `X-Portcullis-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+//!
+//! Keys sent in a URL query string are refused on these routes: URLs end up in proxy and access
+//! logs. No endpoint reads a key from the query string.
+
+mod endpoints;
+pub mod verifier;
+
+use std::sync::Arc;
+
+use axum::routing::post;
+use axum::Router;
+use portcullis_core::secret::Secret;
+
+pub use endpoints::key_in_query;
+pub use verifier::{ApiKeyVerifier, VerifierSettings, VerifyError, VerifyRequest};
+
+use crate::state::AppState;
+
+/// What the API key endpoints and admin handlers share, held in `AppState`.
+#[derive(Debug)]
+pub struct ApiKeys {
+    pub verifier: Arc<ApiKeyVerifier>,
+    /// The secret scanner's HMAC key; `None` accepts unsigned leak reports.
+    pub leak_report_key: Option<Secret<Vec<u8>>>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/api-keys/verify", post(endpoints::verify))
+        .route("/v1/api-keys/leaks", post(endpoints::leaks))
+}
