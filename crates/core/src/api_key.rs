@@ -62,6 +62,8 @@ pub enum Rejection {
     TenantDisabled,
     #[error("api_key_ip_not_allowed")]
     IpNotAllowed,
+    #[error("api_key_audience_not_allowed")]
+    AudienceNotAllowed,
     #[error("api_key_insufficient_scope")]
     InsufficientScope,
     /// The key was sent in the URL query string, where proxies and logs keep it.
@@ -428,6 +430,9 @@ pub struct VerifyContext<'a> {
     pub tenant: Option<&'a TenantId>,
     /// The end client's address; `None` when unknown (refused by keys with an allowlist).
     pub client_ip: Option<IpAddr>,
+    /// The resource being reached; checked when the key is restricted to audiences (a
+    /// restricted key with no audience given is refused).
+    pub audience: Option<&'a ScopeToken>,
     pub required_scopes: &'a ScopeSet,
 }
 
@@ -458,7 +463,7 @@ pub fn precheck(credential: &Credential, ctx: &VerifyContext<'_>) -> Result<(), 
 ///
 /// Order: digest (constant time) first, so nothing about a key's state is revealed, even in the
 /// audit log, to someone who only knows its id; then revocation, rotation, disabling, expiry,
-/// environment, tenant, IP and scope.
+/// environment, tenant, IP, audience and scope.
 pub fn decide(
     credential: &Credential,
     stored: Option<&ApiKeyFacts>,
@@ -503,6 +508,11 @@ pub fn decide(
     if let Some(allow) = &key.ip_allowlist {
         if !ctx.client_ip.is_some_and(|ip| allow.allows(ip)) {
             return Err(Rejection::IpNotAllowed);
+        }
+    }
+    if let Some(allowed) = &key.audiences {
+        if !ctx.audience.is_some_and(|a| allowed.contains(a)) {
+            return Err(Rejection::AudienceNotAllowed);
         }
     }
     if !key.scopes.is_superset_of(ctx.required_scopes) {
@@ -567,6 +577,7 @@ mod tests {
         tenant: Option<TenantId>,
         ip: Option<IpAddr>,
         scopes: ScopeSet,
+        audience: Option<ScopeToken>,
         now: Timestamp,
     }
 
@@ -577,6 +588,7 @@ mod tests {
                 tenant: Some(t("acme")),
                 ip: Some("192.0.2.10".parse().expect("ip")),
                 scopes: ScopeSet::parse_list(&["orders:read"]).expect("scopes"),
+                audience: None,
                 now: Timestamp::from_secs(500),
             }
         }
@@ -591,6 +603,7 @@ mod tests {
                 environment: &self.env,
                 tenant: self.tenant.as_ref(),
                 client_ip: self.ip,
+                audience: self.audience.as_ref(),
                 required_scopes: &self.scopes,
             };
             precheck(c, &ctx)?;
@@ -656,6 +669,19 @@ mod tests {
                 Rejection::IpNotAllowed,
             ),
             (
+                Box::new(|f, _| {
+                    f.audiences = Some(ScopeSet::parse_list(&["https://a"]).expect("aud"))
+                }),
+                Rejection::AudienceNotAllowed,
+            ),
+            (
+                Box::new(|f, c| {
+                    f.audiences = Some(ScopeSet::parse_list(&["https://a"]).expect("aud"));
+                    c.audience = Some(ScopeToken::parse("https://b").expect("aud"));
+                }),
+                Rejection::AudienceNotAllowed,
+            ),
+            (
                 Box::new(|_, c| c.scopes = ScopeSet::parse_list(&["admin"]).expect("scope")),
                 Rejection::InsufficientScope,
             ),
@@ -691,6 +717,7 @@ mod tests {
             environment: &ctx.env,
             tenant: None,
             client_ip: None,
+            audience: None,
             required_scopes: &ctx.scopes,
         };
         assert_eq!(precheck(&c, &vc), Err(Rejection::WrongEnvironment));

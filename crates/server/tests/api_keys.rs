@@ -346,11 +346,20 @@ async fn create_list_show_update_and_never_show_secrets() {
     assert_eq!(v["description"], "nightly export");
     assert!(v.get("key").is_none());
 
-    // The updated scopes take effect for verification at once.
+    // The updated scopes take effect for verification at once; the audience restriction stays.
     let (s, _) = h
-        .verify(&h.acme, json!({"key": key, "scopes": ["orders:write"]}))
+        .verify(
+            &h.acme,
+            json!({"key": key, "scopes": ["orders:write"], "audience": "https://orders.example"}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
+    for aud in [json!(null), json!("https://billing.example")] {
+        let (s, _) = h
+            .verify(&h.acme, json!({"key": key, "audience": aud}))
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "audience {aud}");
+    }
 
     for bad in [
         json!({"name": "x", "owner": "y", "scopes": ["has space"]}),
@@ -495,6 +504,9 @@ async fn every_bad_input_answers_the_same_and_the_audit_log_says_why() {
         .create(&h.globex, "globex", json!({"name": "g", "owner": "o"}))
         .await;
     let (_, fenced) = h.acme_key(json!({"ip_allowlist": ["10.0.0.0/8"]})).await;
+    let (_, aimed) = h
+        .acme_key(json!({"audiences": ["https://orders.example"]}))
+        .await;
 
     // Past the short-lived key's expiry; every other key lives 90 days.
     h.clock.advance(Duration::from_secs(2 * 3_600));
@@ -533,6 +545,11 @@ async fn every_bad_input_answers_the_same_and_the_audit_log_says_why() {
             "IP unknown with an allowlist",
             json!({"key": fenced}),
             "api_key_ip_not_allowed",
+        ),
+        (
+            "audience not allowed",
+            json!({"key": aimed, "audience": "https://billing.example"}),
+            "api_key_audience_not_allowed",
         ),
         (
             "oversized key",
@@ -586,6 +603,7 @@ async fn every_bad_input_answers_the_same_and_the_audit_log_says_why() {
         json!({"key": good}),
         json!({"key": replacement}),
         json!({"key": fenced, "client_ip": "10.20.30.40"}),
+        json!({"key": aimed, "audience": "https://orders.example"}),
         json!({"key": test_env, "environment": "test"}),
     ] {
         let (s, v) = h.verify(&h.acme, body.clone()).await;

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hmac::{Hmac, Mac};
 use portcullis_core::admin::{AdminPrincipal, AdminRole, AdminTarget};
-use portcullis_core::api_key::{parse_presented, Rejection, ScopeSet};
+use portcullis_core::api_key::{parse_presented, Rejection, ScopeSet, ScopeToken};
 use portcullis_core::audit::Outcome;
 use portcullis_core::credential::Environment;
 use portcullis_core::secret::constant_time_eq;
@@ -81,6 +81,8 @@ pub struct VerifyBody {
     scopes: Vec<String>,
     /// The end client's address, checked against the key's IP allowlist.
     client_ip: Option<String>,
+    /// The resource being reached, checked against the key's allowed audiences.
+    audience: Option<String>,
 }
 
 pub async fn verify(
@@ -115,6 +117,12 @@ pub async fn verify(
         .map_err(|_| ApiError::invalid_request("environment must be a lowercase slug"))?;
     let scopes =
         ScopeSet::parse_list(&body.scopes).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let audience = body
+        .audience
+        .as_deref()
+        .map(ScopeToken::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let client_ip = body
         .client_ip
         .as_deref()
@@ -131,6 +139,7 @@ pub async fn verify(
         tenant: tenant.as_ref(),
         environment: environment.as_ref(),
         client_ip,
+        audience: audience.as_ref(),
         required_scopes: &scopes,
     };
     match state.api_keys.verifier.verify(&request, &origin).await {

@@ -7,7 +7,7 @@
 //! 2. environment ([`precheck`]): a `live` verifier refuses a `test` key without a lookup;
 //! 3. lookup by the key id embedded in the key, from a bounded cache or storage;
 //! 4. [`decide`]: constant-time digest comparison, then revocation, rotation window, enabled,
-//!    expiry, environment, tenant, IP allowlist and scopes.
+//!    expiry, environment, tenant, IP allowlist, audience and scopes.
 //!
 //! Every refusal is recorded in the audit log with its precise reason; the caller answers the
 //! client with the same `invalid_token` whatever the reason (403 `insufficient_scope` for scope).
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use portcullis_core::api_key::{
     decide, parse_presented, precheck, ApiKeyFacts, ApiKeyPrincipal, IpAllowlist, RateLimit,
-    Rejection, ScopeSet, VerifyContext,
+    Rejection, ScopeSet, ScopeToken, VerifyContext,
 };
 use portcullis_core::audit::Outcome;
 use portcullis_core::credential::Environment;
@@ -50,6 +50,8 @@ pub struct VerifyRequest<'a> {
     pub environment: Option<&'a Environment>,
     /// The end client's address, checked against the key's allowlist.
     pub client_ip: Option<IpAddr>,
+    /// The resource being reached, checked against the key's allowed audiences.
+    pub audience: Option<&'a ScopeToken>,
     pub required_scopes: &'a ScopeSet,
 }
 
@@ -189,6 +191,7 @@ impl ApiKeyVerifier {
             environment: req.environment.unwrap_or(&self.environment),
             tenant: req.tenant,
             client_ip: req.client_ip,
+            audience: req.audience,
             required_scopes: req.required_scopes,
         };
         precheck(&credential, &ctx).map_err(VerifyError::Rejected)?;
