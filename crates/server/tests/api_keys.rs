@@ -1080,3 +1080,29 @@ async fn tenant_isolation_holds_on_every_admin_route() {
     assert!(stored.revoked_at.is_none() && stored.disabled_at.is_none());
     assert!(stored.replaced_by.is_none());
 }
+
+#[tokio::test]
+async fn disabling_a_tenant_stops_its_keys_at_once_despite_the_cache() {
+    let h = Harness::new().await;
+    let (_, key) = h.acme_key(json!({})).await;
+    assert_eq!(
+        h.verify(&h.global, json!({"key": key})).await.0,
+        StatusCode::OK
+    );
+    let (s, v) = h
+        .post("/admin/v1/tenants/acme/disable", &h.global, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        h.verify(&h.global, json!({"key": key})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, _) = h
+        .post("/admin/v1/tenants/acme/enable", &h.global, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h.verify(&h.global, json!({"key": key})).await.0,
+        StatusCode::OK
+    );
+}

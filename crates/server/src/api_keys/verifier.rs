@@ -382,3 +382,64 @@ pub fn facts_from_record(r: &ApiKeyRecord, tenant_active: bool) -> Result<ApiKey
         rotation_overlap_ends_at: r.rotation_overlap_ends_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(at: i64) -> CacheEntry {
+        CacheEntry {
+            facts: Arc::new(ApiKeyFacts {
+                id: "x".into(),
+                tenant: TenantId::system(),
+                tenant_active: true,
+                environment: Environment::live(),
+                digest: vec![0; 32],
+                name: String::new(),
+                owner: String::new(),
+                scopes: ScopeSet::default(),
+                audiences: None,
+                ip_allowlist: None,
+                rate_limit: None,
+                expires_at: None,
+                disabled: false,
+                revoked: false,
+                rotation_overlap_ends_at: None,
+            }),
+            fetched_at: Timestamp::from_secs(at),
+        }
+    }
+
+    #[test]
+    fn the_cache_never_grows_past_its_capacity_and_evicts_stale_entries_first() {
+        let ttl = Duration::from_secs(10);
+        let mut cache = Cache {
+            entries: HashMap::new(),
+            capacity: 3,
+        };
+        cache.insert("old".into(), entry(0), Timestamp::from_secs(0), ttl);
+        for (i, id) in ["a", "b"].into_iter().enumerate() {
+            let now = Timestamp::from_secs(20 + i as i64);
+            cache.insert(id.into(), entry(20 + i as i64), now, ttl);
+        }
+        assert_eq!(cache.entries.len(), 3);
+        cache.insert("c".into(), entry(25), Timestamp::from_secs(25), ttl);
+        assert_eq!(cache.entries.len(), 3);
+        assert!(
+            !cache.entries.contains_key("old"),
+            "the stale entry goes first"
+        );
+        for i in 0..100 {
+            cache.insert(format!("k{i}"), entry(25), Timestamp::from_secs(25), ttl);
+            assert!(cache.entries.len() <= 3);
+        }
+        // Replacing an existing id never evicts another.
+        let before: Vec<String> = cache.entries.keys().cloned().collect();
+        cache.insert(before[0].clone(), entry(26), Timestamp::from_secs(26), ttl);
+        let mut after: Vec<String> = cache.entries.keys().cloned().collect();
+        let mut before = before;
+        before.sort();
+        after.sort();
+        assert_eq!(before, after);
+    }
+}
