@@ -1106,3 +1106,68 @@ async fn disabling_a_tenant_stops_its_keys_at_once_despite_the_cache() {
         StatusCode::OK
     );
 }
+
+/// A route protected by the `ApiKeyAuth` extractor: the key belongs in a header, never in the
+/// URL; another tenant's key is refused on this tenant's route.
+#[tokio::test]
+async fn a_key_protected_route_takes_keys_from_headers_only() {
+    let mut h = Harness::new().await;
+    let (id, key) = h.acme_key(json!({})).await;
+    let (_, globex_key) = h
+        .create(&h.globex, "globex", json!({"name": "g", "owner": "o"}))
+        .await;
+    let get = |uri: String, header: Option<(&'static str, String)>| {
+        let mut req = Request::builder().method(Method::GET).uri(uri);
+        if let Some((k, v)) = header {
+            req = req.header(k, v);
+        }
+        req.body(Body::empty()).expect("request")
+    };
+    let route = "/v1/tenants/acme/api-keys/self";
+    let (s, v) = h
+        .raw(get(route.into(), Some(("x-api-key", key.clone()))))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["key_id"], id.as_str());
+    let (s, _) = h
+        .raw(get(
+            route.into(),
+            Some(("authorization", format!("Bearer {key}"))),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let refusals = [
+        get(format!("{route}?api_key={key}"), None),
+        get(
+            format!("{route}?api_key={key}"),
+            Some(("x-api-key", key.clone())),
+        ),
+        get(route.into(), Some(("x-api-key", globex_key.clone()))),
+        get(
+            route.into(),
+            Some(("x-api-key", format!("pcl_key_live_{}", "x".repeat(8_000)))),
+        ),
+        get(route.into(), None),
+    ];
+    for (i, req) in refusals.into_iter().enumerate() {
+        let (s, v) = h.raw(req).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "case {i}: {v}");
+        assert_eq!(v, invalid_token(), "case {i}");
+    }
+    let events = h.audit(&["acme"]).await;
+    let reasons: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "api_key.verify")
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "api_key_in_query_string",
+            "api_key_in_query_string",
+            "api_key_tenant_mismatch",
+            "credential_too_long",
+        ]
+    );
+}

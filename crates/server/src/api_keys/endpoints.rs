@@ -163,6 +163,20 @@ pub async fn verify(
     }
 }
 
+/// What the presented key is and may do (`GET /v1/tenants/{tenant}/api-keys/self`).
+pub async fn whoami(auth: super::extract::ApiKeyAuth) -> Json<Value> {
+    let p = auth.principal;
+    Json(json!({
+        "key_id": p.key_id,
+        "tenant": p.tenant,
+        "environment": p.environment,
+        "name": p.name,
+        "owner": p.owner,
+        "scopes": p.scopes,
+        "expires_at": p.expires_at.map(crate::state::rfc3339),
+    }))
+}
+
 /// Checks `X-Portcullis-Signature: sha256=<hex>` over the raw body, in constant time.
 fn signature_valid(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     let Some(sig) = headers

@@ -8,10 +8,15 @@
 //!   tokens; matching keys are revoked at once. When `api_keys.leak_report_hmac_key` is set, the
 //!   body must carry `X-Portcullis-Signature: sha256=<hex HMAC-SHA256 of the body>`.
 //!
+//! * `GET /v1/tenants/{tenant}/api-keys/self`: authenticated by an API key of that tenant
+//!   (`X-API-Key` or `Authorization: Bearer`), answers what the key may do. It is the smallest
+//!   route protected by [`extract::ApiKeyAuth`], the extractor other routes use.
+//!
 //! Keys sent in a URL query string are refused on these routes: URLs end up in proxy and access
 //! logs. No endpoint reads a key from the query string.
 
 mod endpoints;
+pub mod extract;
 pub mod verifier;
 
 use std::sync::Arc;
@@ -37,4 +42,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/api-keys/verify", post(endpoints::verify))
         .route("/v1/api-keys/leaks", post(endpoints::leaks))
+        .route(
+            "/v1/tenants/{tenant}/api-keys/self",
+            axum::routing::get(endpoints::whoami),
+        )
 }
