@@ -36,6 +36,8 @@ struct Harness {
     acme: String,
     globex: String,
     _dir: tempfile::TempDir,
+    /// PostgreSQL pool and schema to drop after the test.
+    pg: Option<(sqlx::PgPool, String)>,
 }
 
 async fn admin_token(store: &dyn Store, tenant: &str, role: AdminRole) -> String {
@@ -74,6 +76,48 @@ impl Harness {
                 .await
                 .expect("open"),
         );
+        Self::with_store(store, dir, leak_key).await
+    }
+
+    /// The same harness over PostgreSQL (a fresh schema), following the conformance suite:
+    /// skipped with a notice when `PORTCULLIS_TEST_DATABASE_URL` is unset, a failure under CI.
+    async fn postgres(name: &str) -> Option<Self> {
+        let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
+            );
+            eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping `{name}`");
+            return None;
+        };
+        let schema = format!("t_{}", uuid_like());
+        let store = portcullis_store::PgStore::connect_in_schema(&url, &schema)
+            .await
+            .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
+        let pool = store.pool().clone();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut h = Self::with_store(Arc::new(store), dir, None).await;
+        h.pg = Some((pool, schema));
+        Some(h)
+    }
+
+    /// Drops the PostgreSQL schema (best effort: a failed test leaves it for inspection).
+    async fn cleanup(mut self) {
+        if let Some(w) = self.writer.take() {
+            w.shutdown().await;
+        }
+        if let Some((pool, schema)) = self.pg.take() {
+            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&pool)
+                .await;
+        }
+    }
+
+    async fn with_store(
+        store: Arc<dyn Store>,
+        dir: tempfile::TempDir,
+        leak_key: Option<&str>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let (sink, writer) = audit::spawn(
@@ -129,6 +173,7 @@ impl Harness {
             acme,
             globex,
             _dir: dir,
+            pg: None,
         }
     }
 
@@ -226,6 +271,15 @@ impl Harness {
         }
         all
     }
+}
+
+/// A random lowercase schema suffix.
+fn uuid_like() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..24)
+        .map(|_| char::from(b'a' + rng.gen_range(0..26u8)))
+        .collect()
 }
 
 fn invalid_token() -> Value {
@@ -451,7 +505,18 @@ async fn verify_accepts_a_good_key_and_records_last_use_in_batches() {
 /// scope), and the precise reason only in the audit log.
 #[tokio::test]
 async fn every_bad_input_answers_the_same_and_the_audit_log_says_why() {
-    let mut h = Harness::new().await;
+    bad_inputs(&mut Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn every_bad_input_answers_the_same_and_the_audit_log_says_why_on_postgres() {
+    if let Some(mut h) = Harness::postgres("bad inputs on postgres").await {
+        bad_inputs(&mut h).await;
+        h.cleanup().await;
+    }
+}
+
+async fn bad_inputs(h: &mut Harness) {
     let (_, good) = h.acme_key(json!({})).await;
 
     let mut typo = good.clone();
@@ -678,7 +743,18 @@ async fn another_tenants_admin_cannot_verify_for_this_tenant() {
 
 #[tokio::test]
 async fn revoke_disable_and_rotation_end_take_effect_at_once_despite_the_cache() {
-    let h = Harness::new().await;
+    state_changes(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn revoke_disable_and_rotation_end_take_effect_at_once_on_postgres() {
+    if let Some(h) = Harness::postgres("state changes on postgres").await {
+        state_changes(&h).await;
+        h.cleanup().await;
+    }
+}
+
+async fn state_changes(h: &Harness) {
     let ok = |s: StatusCode| s == StatusCode::OK;
     let (id, key) = h.acme_key(json!({})).await;
     assert!(ok(h.verify(&h.acme, json!({"key": key})).await.0));
