@@ -109,6 +109,11 @@ pub struct ApiKeysConfig {
     /// File holding `leak_report_hmac_key`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak_report_hmac_key_file: Option<PathBuf>,
+    /// The scanner's ECDSA P-256 public key (PEM `PUBLIC KEY`), as GitHub secret scanning
+    /// publishes. When set, a report signed in `Github-Public-Key-Signature` (base64 DER
+    /// ECDSA-SHA256 over the body) is accepted. Not secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_report_ecdsa_public_key: Option<String>,
 }
 
 impl Default for ApiKeysConfig {
@@ -120,6 +125,7 @@ impl Default for ApiKeysConfig {
             usage_flush_interval_ms: 5_000,
             leak_report_hmac_key: None,
             leak_report_hmac_key_file: None,
+            leak_report_ecdsa_public_key: None,
         }
     }
 }
@@ -146,7 +152,35 @@ impl ApiKeysConfig {
         Ok(Some(Secret::new(raw.into_bytes())))
     }
 
+    /// The scanner's ECDSA public key as SubjectPublicKeyInfo DER, checked to be a P-256 key.
+    pub fn leak_report_ecdsa_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        use base64::Engine;
+        let Some(pem) = &self.leak_report_ecdsa_public_key else {
+            return Ok(None);
+        };
+        let invalid = || {
+            ConfigError::Invalid(
+                "api_keys.leak_report_ecdsa_public_key must be a PEM P-256 PUBLIC KEY".into(),
+            )
+        };
+        let body: String = pem
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| invalid())?;
+        aws_lc_rs::signature::ParsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+            &der,
+        )
+        .map_err(|_| invalid())?;
+        Ok(Some(der))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.leak_report_ecdsa_key()?;
         portcullis_core::credential::Environment::parse(&self.environment).map_err(|_| {
             ConfigError::Invalid(format!(
                 "api_keys.environment {:?} must be a lowercase slug of 1 to 16 characters",
@@ -594,6 +628,7 @@ mod tests {
             "[api_keys]\nleak_report_hmac_key = \"short\"\n",
             "[api_keys]\nleak_report_hmac_key = \"0123456789abcdef-x\"\nleak_report_hmac_key_file = \"/x\"\n",
             "[api_keys]\nno_such_key = 1\n",
+            "[api_keys]\nleak_report_ecdsa_public_key = \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\"\n",
         ] {
             let f = file(body);
             assert!(
@@ -601,5 +636,26 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn an_ecdsa_scanner_key_is_read_from_pem() {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+        use base64::Engine;
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key");
+        let der = pair.public_key().as_der().expect("der").as_ref().to_vec();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n{}\n-----END PUBLIC KEY-----\n",
+            &b64[..40],
+            &b64[40..]
+        );
+        let f = file(&format!(
+            "[api_keys]\nleak_report_ecdsa_public_key = {pem:?}\n"
+        ));
+        let c =
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("load");
+        assert_eq!(c.api_keys.leak_report_ecdsa_key().expect("ok"), Some(der));
     }
 }

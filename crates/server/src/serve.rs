@@ -94,6 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         api_keys: Arc::new(crate::api_keys::ApiKeys {
             verifier: verifier.clone(),
             leak_report_key: config.api_keys.leak_report_key()?,
+            leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
         }),
     };
     let app = crate::http::router(state, config.http.max_body_bytes);

@@ -162,6 +162,7 @@ impl Harness {
             api_keys: Arc::new(ApiKeys {
                 verifier,
                 leak_report_key: leak_key.map(|k| Secret::new(k.as_bytes().to_vec())),
+                leak_report_ecdsa_key: None,
             }),
         };
         Self {
@@ -1245,5 +1246,70 @@ async fn a_key_protected_route_takes_keys_from_headers_only() {
             "api_key_tenant_mismatch",
             "credential_too_long",
         ]
+    );
+}
+
+/// GitHub secret scanning signs reports with ECDSA P-256 (`Github-Public-Key-Signature`, base64
+/// DER over the raw body); with that public key configured, only such reports are accepted.
+#[tokio::test]
+async fn a_configured_ecdsa_scanner_key_requires_a_valid_ecdsa_signature() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    use base64::Engine;
+
+    let scanner = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key");
+    let impostor = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key");
+    let spki = scanner
+        .public_key()
+        .as_der()
+        .expect("der")
+        .as_ref()
+        .to_vec();
+    let mut h = Harness::new().await;
+    h.state.api_keys = Arc::new(ApiKeys {
+        verifier: h.state.api_keys.verifier.clone(),
+        leak_report_key: None,
+        leak_report_ecdsa_key: Some(spki),
+    });
+    h.app = portcullis_server::http::router(h.state.clone(), 64 * 1024);
+
+    let (_, key) = h.acme_key(json!({})).await;
+    let body = json!([{"token": key, "type": "portcullis_api_key"}]).to_string();
+    let sign = |k: &EcdsaKeyPair, b: &str| {
+        let sig = k
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), b.as_bytes())
+            .expect("sign");
+        base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
+    };
+    let with_sig = |sig: Option<String>| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/api-keys/leaks")
+            .header("content-type", "application/json")
+            .header("github-public-key-identifier", "test");
+        if let Some(sig) = sig {
+            req = req.header("github-public-key-signature", sig);
+        }
+        req.body(Body::from(body.clone())).expect("request")
+    };
+    for bad in [
+        None,
+        Some(sign(&impostor, &body)),
+        Some(sign(&scanner, "[]")),
+        Some("not base64 !".into()),
+    ] {
+        let (s, v) = h.raw(with_sig(bad)).await;
+        assert_eq!((s, v), (StatusCode::UNAUTHORIZED, invalid_token()));
+    }
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": key})).await.0,
+        StatusCode::OK,
+        "badly signed reports changed nothing"
+    );
+    let (s, _) = h.raw(with_sig(Some(sign(&scanner, &body)))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": key})).await.0,
+        StatusCode::UNAUTHORIZED
     );
 }

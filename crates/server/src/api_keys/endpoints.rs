@@ -28,6 +28,7 @@ use crate::state::AppState;
 /// Most tokens accepted in one leak report.
 const MAX_LEAK_TOKENS: usize = 1_000;
 pub const SIGNATURE_HEADER: &str = "x-portcullis-signature";
+pub const ECDSA_SIGNATURE_HEADER: &str = "github-public-key-signature";
 
 /// Whether a URL query string carries something that looks like a Portcullis API key, raw or
 /// percent-encoded.
@@ -195,6 +196,28 @@ fn signature_valid(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     constant_time_eq(&expected, &sig)
 }
 
+/// Checks a base64 DER ECDSA P-256 SHA-256 signature of the raw body (GitHub's scheme).
+fn ecdsa_signature_valid(spki_der: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine;
+    let Some(sig) = headers
+        .get(ECDSA_SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+    else {
+        return false;
+    };
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        spki_der,
+    )
+    .verify(body, &sig)
+    .is_ok()
+}
+
 /// Extracts the reported strings: GitHub-style objects (`{"token": ..., "source": ...}`) or
 /// bare strings. Anything else in the array is ignored.
 fn reported_tokens(v: &Value) -> Option<Vec<(&str, &str)>> {
@@ -244,8 +267,17 @@ pub async fn leaks(
         reason: Some(reason),
         target: None,
     };
-    if let Some(key) = &state.api_keys.leak_report_key {
-        if !signature_valid(key.expose(), &headers, &body) {
+    let keys = &state.api_keys;
+    if keys.leak_report_key.is_some() || keys.leak_report_ecdsa_key.is_some() {
+        let hmac_ok = keys
+            .leak_report_key
+            .as_ref()
+            .is_some_and(|k| signature_valid(k.expose(), &headers, &body));
+        let ecdsa_ok = keys
+            .leak_report_ecdsa_key
+            .as_deref()
+            .is_some_and(|k| ecdsa_signature_valid(k, &headers, &body));
+        if !hmac_ok && !ecdsa_ok {
             state.audit.record(
                 system_event(Outcome::Failure, "leak_report_bad_signature".into()),
                 &origin,

@@ -6,7 +6,9 @@
 //!   never in the URL.
 //! * `POST /v1/api-keys/leaks`: a secret scanner's webhook. The body is a JSON array of found
 //!   tokens; matching keys are revoked at once. When `api_keys.leak_report_hmac_key` is set, the
-//!   body must carry `X-Portcullis-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+//!   body must carry `X-Portcullis-Signature: sha256=<hex HMAC-SHA256 of the body>`; when
+//!   `api_keys.leak_report_ecdsa_public_key` is set, a GitHub-style
+//!   `Github-Public-Key-Signature` (base64 DER ECDSA P-256 SHA-256) by that key is accepted.
 //!
 //! * `GET /v1/tenants/{tenant}/api-keys/self`: authenticated by an API key of that tenant
 //!   (`X-API-Key` or `Authorization: Bearer`), answers what the key may do. It is the smallest
@@ -34,8 +36,12 @@ use crate::state::AppState;
 #[derive(Debug)]
 pub struct ApiKeys {
     pub verifier: Arc<ApiKeyVerifier>,
-    /// The secret scanner's HMAC key; `None` accepts unsigned leak reports.
+    /// The secret scanner's HMAC key.
     pub leak_report_key: Option<Secret<Vec<u8>>>,
+    /// The secret scanner's ECDSA P-256 public key (SubjectPublicKeyInfo DER). With neither key
+    /// configured, unsigned leak reports are accepted; with either, a valid signature by one
+    /// of them is required.
+    pub leak_report_ecdsa_key: Option<Vec<u8>>,
 }
 
 pub fn router() -> Router<AppState> {
