@@ -93,6 +93,127 @@ pub enum AuditCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key. The key is shown only this once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// The partner or consumer the key is issued to.
+        #[arg(long)]
+        owner: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// `live`, `test`, ...
+        #[arg(long, default_value = "live")]
+        environment: String,
+        /// A granted scope; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// An allowed audience; repeat for several.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// A CIDR or address the key may be used from; repeat for several.
+        #[arg(long = "allow-ip")]
+        allow_ips: Vec<String>,
+        /// Lifetime (`90d`, `12h`) or `never`; default: the tenant's policy.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Rate limit as `<requests>/<seconds>`, e.g. `100/60`.
+        #[arg(long)]
+        rate_limit: Option<String>,
+        /// Metadata as a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a tenant's keys (never the secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one key.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Change a key's attributes.
+    Update {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Replaces the scopes; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Replaces the IP allowlist; repeat for several.
+        #[arg(long = "allow-ip")]
+        allow_ips: Vec<String>,
+        /// Removes the IP allowlist.
+        #[arg(long, conflicts_with = "allow_ips")]
+        clear_allow_ip: bool,
+        #[arg(long)]
+        metadata: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Disable a key (reversible).
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Re-enable a disabled key.
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a key for good, or every key of an owner (`--owner`).
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        #[arg(required_unless_present = "owner", conflicts_with = "owner")]
+        id: Option<String>,
+        /// Revoke every key issued to this owner (partner offboarding).
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Issue a replacement key; the old one keeps working for `--overlap` (0 = stops at once).
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long, default_value = "0")]
+        overlap: String,
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
 /// Path segments typed by the user are percent-encoded so they cannot change the route.
 fn seg(s: &str) -> String {
     s.bytes()
@@ -295,5 +416,256 @@ pub async fn list_signing_keys(remote: &Remote) -> anyhow::Result<()> {
     print(remote, &v, |v| {
         table(v, &["kid", "algorithm", "state", "kek_id", "created_at"])
     });
+    Ok(())
+}
+
+fn key_text(v: &Value) -> String {
+    let list = |key: &str| {
+        v[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut out = String::new();
+    for k in [
+        "id",
+        "display_prefix",
+        "status",
+        "environment",
+        "name",
+        "owner",
+        "created_at",
+        "expires_at",
+        "replaced_by",
+        "rotation_overlap_ends_at",
+        "last_used_at",
+        "last_used_ip",
+    ] {
+        out.push_str(&format!("{k}: {}\n", field(v, k)));
+    }
+    out.push_str(&format!("scopes: {}\n", list("scopes")));
+    out.push_str(&format!("ip_allowlist: {}\n", list("ip_allowlist")));
+    out
+}
+
+fn created_text(v: &Value) -> String {
+    format!(
+        "{}key: {}\n(the key is shown only this once)\n",
+        key_text(v),
+        field(v, "key")
+    )
+}
+
+fn parse_metadata(m: Option<String>) -> anyhow::Result<Option<Value>> {
+    m.map(|m| {
+        serde_json::from_str::<Value>(&m)
+            .map_err(|e| anyhow::anyhow!("--metadata is not JSON: {e}"))
+    })
+    .transpose()
+}
+
+pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
+    let base = |tenant: &str| format!("/tenants/{}/api-keys", seg(tenant));
+    match cmd {
+        ApiKeyCommand::Create {
+            tenant,
+            name,
+            owner,
+            description,
+            environment,
+            scopes,
+            audiences,
+            allow_ips,
+            expires_in,
+            rate_limit,
+            metadata,
+            remote,
+        } => {
+            let mut body = json!({
+                "name": name,
+                "owner": owner,
+                "description": description,
+                "environment": environment,
+                "scopes": scopes,
+            });
+            if !audiences.is_empty() {
+                body["audiences"] = json!(audiences);
+            }
+            if !allow_ips.is_empty() {
+                body["ip_allowlist"] = json!(allow_ips);
+            }
+            if let Some(e) = expires_in {
+                body["expires_in"] = json!(e);
+            }
+            if let Some(r) = rate_limit {
+                let (n, w) = r
+                    .split_once('/')
+                    .and_then(|(n, w)| Some((n.parse::<u32>().ok()?, w.parse::<u32>().ok()?)))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--rate-limit is <requests>/<seconds>, e.g. 100/60")
+                    })?;
+                body["rate_limit"] = json!({"requests": n, "window_secs": w});
+            }
+            if let Some(m) = parse_metadata(metadata)? {
+                body["metadata"] = m;
+            }
+            let v = AdminClient::new(&remote)?
+                .call(Method::POST, &base(&tenant), &[], Some(body))
+                .await?;
+            print(&remote, &v, created_text);
+        }
+        ApiKeyCommand::List {
+            tenant,
+            environment,
+            owner,
+            remote,
+        } => {
+            let mut query = Vec::new();
+            query.extend(environment.map(|e| ("environment", e)));
+            query.extend(owner.map(|o| ("owner", o)));
+            let v = AdminClient::new(&remote)?
+                .call(Method::GET, &base(&tenant), &query, None)
+                .await?;
+            print(&remote, &v, |v| {
+                table(
+                    v,
+                    &[
+                        "id",
+                        "environment",
+                        "status",
+                        "owner",
+                        "name",
+                        "expires_at",
+                        "replaced_by",
+                        "last_used_at",
+                    ],
+                )
+            });
+        }
+        ApiKeyCommand::Show { tenant, id, remote } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::GET,
+                    &format!("{}/{}", base(&tenant), seg(&id)),
+                    &[],
+                    None,
+                )
+                .await?;
+            print(&remote, &v, key_text);
+        }
+        ApiKeyCommand::Update {
+            tenant,
+            id,
+            name,
+            description,
+            scopes,
+            allow_ips,
+            clear_allow_ip,
+            metadata,
+            remote,
+        } => {
+            let mut body = json!({});
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            if !scopes.is_empty() {
+                body["scopes"] = json!(scopes);
+            }
+            if clear_allow_ip {
+                body["ip_allowlist"] = json!([]);
+            } else if !allow_ips.is_empty() {
+                body["ip_allowlist"] = json!(allow_ips);
+            }
+            if let Some(m) = parse_metadata(metadata)? {
+                body["metadata"] = m;
+            }
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::PATCH,
+                    &format!("{}/{}", base(&tenant), seg(&id)),
+                    &[],
+                    Some(body),
+                )
+                .await?;
+            print(&remote, &v, key_text);
+        }
+        ApiKeyCommand::Disable { tenant, id, remote } => {
+            key_action(&remote, &format!("{}/{}/disable", base(&tenant), seg(&id))).await?
+        }
+        ApiKeyCommand::Enable { tenant, id, remote } => {
+            key_action(&remote, &format!("{}/{}/enable", base(&tenant), seg(&id))).await?
+        }
+        ApiKeyCommand::Revoke {
+            tenant,
+            id,
+            owner,
+            remote,
+        } => match (id, owner) {
+            (_, Some(owner)) => {
+                let v = AdminClient::new(&remote)?
+                    .call(
+                        Method::POST,
+                        &format!("{}/revoke-by-owner", base(&tenant)),
+                        &[],
+                        Some(json!({ "owner": owner })),
+                    )
+                    .await?;
+                print(&remote, &v, |v| {
+                    let ids: Vec<&str> = v["revoked"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    format!("revoked {} key(s): {}\n", ids.len(), ids.join(" "))
+                });
+            }
+            (Some(id), None) => {
+                key_action(&remote, &format!("{}/{}/revoke", base(&tenant), seg(&id))).await?
+            }
+            (None, None) => anyhow::bail!("give a key id or --owner"),
+        },
+        ApiKeyCommand::Rotate {
+            tenant,
+            id,
+            overlap,
+            expires_in,
+            remote,
+        } => {
+            let mut body = json!({ "overlap": overlap });
+            if let Some(e) = expires_in {
+                body["expires_in"] = json!(e);
+            }
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::POST,
+                    &format!("{}/{}/rotate", base(&tenant), seg(&id)),
+                    &[],
+                    Some(body),
+                )
+                .await?;
+            print(&remote, &v, |v| {
+                format!(
+                    "new key:\n{}\nold key:\n{}",
+                    created_text(&v["new"]),
+                    key_text(&v["old"])
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn key_action(remote: &Remote, path: &str) -> anyhow::Result<()> {
+    let v = AdminClient::new(remote)?
+        .call(Method::POST, path, &[], None)
+        .await?;
+    print(remote, &v, key_text);
     Ok(())
 }

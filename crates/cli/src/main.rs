@@ -65,6 +65,9 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(commands::AuditCommand),
+    /// Manage API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(commands::ApiKeyCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,5 +190,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(cmd) => commands::tenant(cmd).await,
         Command::AdminToken(cmd) => commands::admin_token(cmd).await,
         Command::Audit(cmd) => commands::audit(cmd).await,
+        Command::ApiKey(cmd) => commands::api_key(cmd).await,
     }
 }

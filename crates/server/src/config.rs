@@ -42,6 +42,7 @@ pub struct Config {
     pub signing: SigningConfig,
     pub audit: AuditConfig,
     pub http: HttpConfig,
+    pub api_keys: ApiKeysConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +88,123 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiKeysConfig {
+    /// The environment this server verifies keys for when a caller does not name one: a `live`
+    /// verifier refuses `test` keys and the reverse.
+    pub environment: String,
+    /// Verified keys kept in memory at most.
+    pub cache_capacity: usize,
+    /// How long a cached key is trusted before storage is read again. Changes made in this
+    /// process invalidate the cache at once; this bounds how long a change made on another node
+    /// takes to arrive until the revocation feed exists.
+    pub cache_ttl_ms: u64,
+    /// How often last-used times are written (one batch, not one write per request).
+    pub usage_flush_interval_ms: u64,
+    /// Shared HMAC-SHA256 key of the secret scanner that posts leak reports. When set, a report
+    /// without a valid `X-Portcullis-Signature: sha256=<hex>` over its body is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_report_hmac_key: Option<Secret<String>>,
+    /// File holding `leak_report_hmac_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_report_hmac_key_file: Option<PathBuf>,
+    /// The scanner's ECDSA P-256 public key (PEM `PUBLIC KEY`), as GitHub secret scanning
+    /// publishes. When set, a report signed in `Github-Public-Key-Signature` (base64 DER
+    /// ECDSA-SHA256 over the body) is accepted. Not secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_report_ecdsa_public_key: Option<String>,
+}
+
+impl Default for ApiKeysConfig {
+    fn default() -> Self {
+        Self {
+            environment: "live".into(),
+            cache_capacity: 100_000,
+            cache_ttl_ms: 30_000,
+            usage_flush_interval_ms: 5_000,
+            leak_report_hmac_key: None,
+            leak_report_hmac_key_file: None,
+            leak_report_ecdsa_public_key: None,
+        }
+    }
+}
+
+impl ApiKeysConfig {
+    /// The scanner's HMAC key, read from the file if configured that way.
+    pub fn leak_report_key(&self) -> Result<Option<Secret<Vec<u8>>>, ConfigError> {
+        let raw = match (&self.leak_report_hmac_key, &self.leak_report_hmac_key_file) {
+            (Some(k), _) => k.expose().trim().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_owned(),
+            (None, None) => return Ok(None),
+        };
+        if raw.len() < 16 {
+            return Err(ConfigError::Invalid(
+                "api_keys.leak_report_hmac_key must be at least 16 characters".into(),
+            ));
+        }
+        Ok(Some(Secret::new(raw.into_bytes())))
+    }
+
+    /// The scanner's ECDSA public key as SubjectPublicKeyInfo DER, checked to be a P-256 key.
+    pub fn leak_report_ecdsa_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        use base64::Engine;
+        let Some(pem) = &self.leak_report_ecdsa_public_key else {
+            return Ok(None);
+        };
+        let invalid = || {
+            ConfigError::Invalid(
+                "api_keys.leak_report_ecdsa_public_key must be a PEM P-256 PUBLIC KEY".into(),
+            )
+        };
+        let body: String = pem
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| invalid())?;
+        aws_lc_rs::signature::ParsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+            &der,
+        )
+        .map_err(|_| invalid())?;
+        Ok(Some(der))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.leak_report_ecdsa_key()?;
+        portcullis_core::credential::Environment::parse(&self.environment).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "api_keys.environment {:?} must be a lowercase slug of 1 to 16 characters",
+                self.environment
+            ))
+        })?;
+        if self.cache_capacity == 0 || self.usage_flush_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "api_keys.cache_capacity and api_keys.usage_flush_interval_ms must be at least 1"
+                    .into(),
+            ));
+        }
+        if self.leak_report_hmac_key.is_some() && self.leak_report_hmac_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "set api_keys.leak_report_hmac_key or leak_report_hmac_key_file, not both".into(),
+            ));
+        }
+        if self.leak_report_hmac_key.is_some() {
+            self.leak_report_key()?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -99,6 +217,7 @@ impl Default for Config {
             signing: SigningConfig::default(),
             audit: AuditConfig::default(),
             http: HttpConfig::default(),
+            api_keys: ApiKeysConfig::default(),
         }
     }
 }
@@ -230,6 +349,7 @@ impl Config {
                 "audit.batch_size and audit.queue_capacity must be at least 1".into(),
             ));
         }
+        self.api_keys.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             ConfigError::Invalid(format!(
                 "log.level {:?} is not a filter: {e}",
@@ -425,5 +545,83 @@ mod tests {
         assert!(!printed.contains("s3cret"), "{printed}");
         assert!(printed.contains("[redacted]"), "{printed}");
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn api_keys_section_defaults_file_env_and_validation() {
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert_eq!(c.api_keys.environment, "live");
+        assert!(c.api_keys.leak_report_key().expect("key").is_none());
+
+        let f = file("[api_keys]\nenvironment = \"test\"\nleak_report_hmac_key = \"0123456789abcdef-scanner\"\n");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_API_KEYS__CACHE_TTL_MS", "1000");
+            let c = Config::load_from(
+                Some(f.path()),
+                &FlagOverrides::default(),
+                Env::prefixed("PORTCULLIS_"),
+            )
+            .expect("load");
+            assert_eq!(c.api_keys.environment, "test");
+            assert_eq!(c.api_keys.cache_ttl_ms, 1000);
+            let key = c.api_keys.leak_report_key().expect("ok").expect("some");
+            assert_eq!(key.expose(), b"0123456789abcdef-scanner");
+            let printed = c.to_redacted_toml();
+            assert!(!printed.contains("0123456789abcdef"), "{printed}");
+            Ok(())
+        });
+
+        let key_file = file("from-a-file-0123456789\n");
+        let f = file(&format!(
+            "[api_keys]\nleak_report_hmac_key_file = {:?}\n",
+            key_file.path().display().to_string()
+        ));
+        let c =
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("load");
+        assert_eq!(
+            c.api_keys
+                .leak_report_key()
+                .expect("ok")
+                .expect("some")
+                .expose(),
+            b"from-a-file-0123456789"
+        );
+
+        for body in [
+            "[api_keys]\nenvironment = \"LIVE\"\n",
+            "[api_keys]\nenvironment = \"\"\n",
+            "[api_keys]\ncache_capacity = 0\n",
+            "[api_keys]\nleak_report_hmac_key = \"short\"\n",
+            "[api_keys]\nleak_report_hmac_key = \"0123456789abcdef-x\"\nleak_report_hmac_key_file = \"/x\"\n",
+            "[api_keys]\nno_such_key = 1\n",
+            "[api_keys]\nleak_report_ecdsa_public_key = \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\"\n",
+        ] {
+            let f = file(body);
+            assert!(
+                Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ecdsa_scanner_key_is_read_from_pem() {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+        use base64::Engine;
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key");
+        let der = pair.public_key().as_der().expect("der").as_ref().to_vec();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n{}\n-----END PUBLIC KEY-----\n",
+            &b64[..40],
+            &b64[40..]
+        );
+        let f = file(&format!(
+            "[api_keys]\nleak_report_ecdsa_public_key = {pem:?}\n"
+        ));
+        let c =
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("load");
+        assert_eq!(c.api_keys.leak_report_ecdsa_key().expect("ok"), Some(der));
     }
 }

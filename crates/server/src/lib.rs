@@ -6,6 +6,7 @@
 //! calls to them and answers into HTTP. It must never log a secret.
 
 pub mod admin;
+pub mod api_keys;
 pub mod audit;
 pub mod bootstrap;
 pub mod config;

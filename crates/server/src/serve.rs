@@ -70,11 +70,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
 
+    let verifier = Arc::new(crate::api_keys::ApiKeyVerifier::new(
+        store.clone(),
+        clock.clone(),
+        audit.clone(),
+        crate::api_keys::VerifierSettings {
+            environment: portcullis_core::credential::Environment::parse(
+                &config.api_keys.environment,
+            )
+            .map_err(|_| anyhow::anyhow!("api_keys.environment is not a valid environment"))?,
+            cache_capacity: config.api_keys.cache_capacity,
+            cache_ttl: Duration::from_millis(config.api_keys.cache_ttl_ms),
+        },
+    ));
+    let usage_flusher = verifier.spawn_usage_flusher(Duration::from_millis(
+        config.api_keys.usage_flush_interval_ms,
+    ));
     let state = AppState {
         store: store.clone(),
         clock,
         audit,
         keys: Arc::new(keys),
+        api_keys: Arc::new(crate::api_keys::ApiKeys {
+            verifier: verifier.clone(),
+            leak_report_key: config.api_keys.leak_report_key()?,
+            leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
+        }),
     };
     let app = crate::http::router(state, config.http.max_body_bytes);
     let addr = listener.local_addr()?;
@@ -98,6 +119,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let _ = signalled_rx.await;
             tokio::time::sleep(grace).await;
         } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
+    }
+    usage_flusher.abort();
+    if let Err(e) = verifier.flush_usage().await {
+        tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
     }
     audit_writer.shutdown().await;
     store.close().await;

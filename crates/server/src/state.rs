@@ -5,6 +5,7 @@ use std::sync::Arc;
 use portcullis_core::time::{Clock, Timestamp};
 use portcullis_store::Store;
 
+use crate::api_keys::ApiKeys;
 use crate::audit::AuditSink;
 use crate::keys::KeySet;
 
@@ -14,6 +15,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub audit: AuditSink,
     pub keys: Arc<KeySet>,
+    pub api_keys: Arc<ApiKeys>,
 }
 
 /// The system clock: the only place the server reads wall time.

@@ -90,10 +90,78 @@ pub trait AuditStore {
     async fn query_audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
 }
 
+#[async_trait]
+pub trait ApiKeyStore {
+    /// Fails with [`StoreError::Conflict`] on a duplicate id, [`StoreError::NotFound`] if the
+    /// tenant does not exist.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// Lookup by the id embedded in a presented key, whatever its tenant: the caller decides.
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
+    /// A tenant's keys, oldest first.
+    async fn list_api_keys(
+        &self,
+        tenant: &TenantId,
+        filter: &ApiKeyFilter,
+    ) -> Result<Vec<ApiKeyRecord>>;
+    /// Writes the mutable attributes (name, description, scopes, audiences, IP allowlist, rate
+    /// limit, metadata) of `key.id` in `key.tenant`. Returns `false` if there is no such key.
+    async fn update_api_key_attributes(&self, key: &ApiKeyRecord) -> Result<bool>;
+    /// Disables (`Some(now)`) or enables (`None`) an unrevoked key. Returns `false` if there is
+    /// no such unrevoked key in the tenant.
+    async fn set_api_key_disabled(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        disabled_at: Option<Timestamp>,
+    ) -> Result<bool>;
+    /// Revokes an unrevoked key. Returns `false` if there is none with that id in the tenant.
+    async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Revokes every unrevoked key of `owner` in the tenant; returns the ids revoked.
+    async fn revoke_api_keys_by_owner(
+        &self,
+        tenant: &TenantId,
+        owner: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>>;
+    /// In one transaction: marks `old_id` replaced by `new_key.id`, working until
+    /// `overlap_ends_at`, and inserts `new_key`. Returns `false`, changing nothing, if `old_id` is
+    /// not an unrevoked, not yet rotated key of `new_key.tenant`.
+    async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        overlap_ends_at: Timestamp,
+        new_key: &ApiKeyRecord,
+    ) -> Result<bool>;
+    /// Records uses in one transaction; `last_used_at` never moves backwards.
+    async fn record_api_key_uses(&self, uses: &[ApiKeyUse]) -> Result<()>;
+    async fn get_api_key_policy(&self, tenant: &TenantId) -> Result<Option<ApiKeyPolicyRecord>>;
+    /// Fails with [`StoreError::NotFound`] if the tenant does not exist.
+    async fn put_api_key_policy(
+        &self,
+        tenant: &TenantId,
+        policy: &ApiKeyPolicyRecord,
+        now: Timestamp,
+    ) -> Result<()>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    TenantStore + SigningKeyStore + AdminCredentialStore + AuditStore + Send + Sync + std::fmt::Debug
+    TenantStore
+    + SigningKeyStore
+    + AdminCredentialStore
+    + AuditStore
+    + ApiKeyStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// A round trip to the database, for readiness checks.
     async fn ping(&self) -> Result<()>;

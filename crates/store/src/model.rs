@@ -76,3 +76,69 @@ pub struct AuditQuery {
     pub action: Option<String>,
     pub limit: u32,
 }
+
+/// An API key as stored: attributes and the SHA-256 digest of the key, never the key itself.
+///
+/// Scopes, audiences and the IP allowlist are kept space-separated and validated by the server
+/// before they are written (and by the core when read back for a decision).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The lookup id embedded in the key.
+    pub id: String,
+    pub tenant: TenantId,
+    pub environment: String,
+    pub name: String,
+    pub description: String,
+    /// The partner or consumer the key was issued to.
+    pub owner: String,
+    /// Space-separated scope tokens.
+    pub scopes: String,
+    /// Space-separated audiences; `None` = not restricted.
+    pub audiences: Option<String>,
+    /// Space-separated CIDRs; `None` = any address.
+    pub ip_allowlist: Option<String>,
+    pub rate_limit_requests: Option<i64>,
+    pub rate_limit_window_secs: Option<i64>,
+    /// A JSON object as text.
+    pub metadata: String,
+    /// Non-secret prefix for listings (`pcl_key_live_<id>`).
+    pub display_prefix: String,
+    /// SHA-256 of the whole key.
+    pub digest: Vec<u8>,
+    pub created_at: Timestamp,
+    pub created_by: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    pub disabled_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    /// Why it was revoked (`admin`, `owner_offboarded`, `leaked`).
+    pub revoked_reason: Option<String>,
+    /// The key that replaced this one in a rotation.
+    pub replaced_by: Option<String>,
+    /// After a rotation, the end of the window in which this key still works.
+    pub rotation_overlap_ends_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_ip: Option<String>,
+}
+
+/// Filters for listing a tenant's keys; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiKeyFilter {
+    pub environment: Option<String>,
+    pub owner: Option<String>,
+}
+
+/// One key's most recent use, written in batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyUse {
+    pub id: String,
+    pub at: Timestamp,
+    pub ip: Option<String>,
+}
+
+/// A tenant's stored expiry policy for new keys (seconds; `None` = never / no maximum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiKeyPolicyRecord {
+    pub default_ttl_secs: Option<i64>,
+    pub max_ttl_secs: Option<i64>,
+    pub allow_never: bool,
+}

@@ -72,6 +72,78 @@ macro_rules! impl_sql_store {
             })
         }
 
+        fn api_key_from_row(row: &$row) -> Result<ApiKeyRecord> {
+            Ok(ApiKeyRecord {
+                id: row.try_get("id")?,
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                environment: row.try_get("environment")?,
+                name: row.try_get("name")?,
+                description: row.try_get("description")?,
+                owner: row.try_get("owner")?,
+                scopes: row.try_get("scopes")?,
+                audiences: row.try_get("audiences")?,
+                ip_allowlist: row.try_get("ip_allowlist")?,
+                rate_limit_requests: row.try_get("rate_limit_requests")?,
+                rate_limit_window_secs: row.try_get("rate_limit_window_secs")?,
+                metadata: row.try_get("metadata")?,
+                display_prefix: row.try_get("display_prefix")?,
+                digest: row.try_get("digest")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                created_by: row.try_get("created_by")?,
+                expires_at: ts(row.try_get("expires_at")?),
+                disabled_at: ts(row.try_get("disabled_at")?),
+                revoked_at: ts(row.try_get("revoked_at")?),
+                revoked_reason: row.try_get("revoked_reason")?,
+                replaced_by: row.try_get("replaced_by")?,
+                rotation_overlap_ends_at: ts(row.try_get("rotation_overlap_ends_at")?),
+                last_used_at: ts(row.try_get("last_used_at")?),
+                last_used_ip: row.try_get("last_used_ip")?,
+            })
+        }
+
+        async fn insert_api_key_with<'e, E>(executor: E, k: &ApiKeyRecord) -> Result<()>
+        where
+            E: sqlx::Executor<'e, Database = <$row as sqlx::Row>::Database>,
+        {
+            sqlx::query(
+                "INSERT INTO api_keys (id, tenant_id, environment, name, description, owner, \
+                 scopes, audiences, ip_allowlist, rate_limit_requests, rate_limit_window_secs, \
+                 metadata, display_prefix, digest, created_at, created_by, expires_at, \
+                 disabled_at, revoked_at, revoked_reason, replaced_by, rotation_overlap_ends_at, \
+                 last_used_at, last_used_ip) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20, $21, $22, $23, $24)",
+            )
+            .bind(&k.id)
+            .bind(k.tenant.as_str())
+            .bind(&k.environment)
+            .bind(&k.name)
+            .bind(&k.description)
+            .bind(&k.owner)
+            .bind(&k.scopes)
+            .bind(&k.audiences)
+            .bind(&k.ip_allowlist)
+            .bind(k.rate_limit_requests)
+            .bind(k.rate_limit_window_secs)
+            .bind(&k.metadata)
+            .bind(&k.display_prefix)
+            .bind(&k.digest)
+            .bind(k.created_at.as_millis())
+            .bind(&k.created_by)
+            .bind(k.expires_at.map(Timestamp::as_millis))
+            .bind(k.disabled_at.map(Timestamp::as_millis))
+            .bind(k.revoked_at.map(Timestamp::as_millis))
+            .bind(&k.revoked_reason)
+            .bind(&k.replaced_by)
+            .bind(k.rotation_overlap_ends_at.map(Timestamp::as_millis))
+            .bind(k.last_used_at.map(Timestamp::as_millis))
+            .bind(&k.last_used_ip)
+            .execute(executor)
+            .await
+            .map_err(StoreError::from_write)?;
+            Ok(())
+        }
+
         fn audit_event_from_row(row: &$row) -> Result<AuditEvent> {
             let outcome: String = row.try_get("outcome")?;
             Ok(AuditEvent {
@@ -350,6 +422,216 @@ macro_rules! impl_sql_store {
                 .iter()
                 .map(audit_event_from_row)
                 .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ApiKeyStore for $store {
+            async fn insert_api_key(&self, k: &ApiKeyRecord) -> Result<()> {
+                insert_api_key_with(&self.pool, k).await
+            }
+
+            async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+                sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(api_key_from_row)
+                    .transpose()
+            }
+
+            async fn list_api_keys(
+                &self,
+                tenant: &TenantId,
+                f: &ApiKeyFilter,
+            ) -> Result<Vec<ApiKeyRecord>> {
+                sqlx::query(
+                    "SELECT * FROM api_keys WHERE tenant_id = $1 \
+                     AND ($2 IS NULL OR environment = $2) \
+                     AND ($3 IS NULL OR owner = $3) \
+                     ORDER BY created_at, id",
+                )
+                .bind(tenant.as_str())
+                .bind(&f.environment)
+                .bind(&f.owner)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(api_key_from_row)
+                .collect()
+            }
+
+            async fn update_api_key_attributes(&self, k: &ApiKeyRecord) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET name = $1, description = $2, scopes = $3, \
+                     audiences = $4, ip_allowlist = $5, rate_limit_requests = $6, \
+                     rate_limit_window_secs = $7, metadata = $8 \
+                     WHERE id = $9 AND tenant_id = $10",
+                )
+                .bind(&k.name)
+                .bind(&k.description)
+                .bind(&k.scopes)
+                .bind(&k.audiences)
+                .bind(&k.ip_allowlist)
+                .bind(k.rate_limit_requests)
+                .bind(k.rate_limit_window_secs)
+                .bind(&k.metadata)
+                .bind(&k.id)
+                .bind(k.tenant.as_str())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_api_key_disabled(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+                disabled_at: Option<Timestamp>,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET disabled_at = $1 \
+                     WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(disabled_at.map(Timestamp::as_millis))
+                .bind(id)
+                .bind(tenant.as_str())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn revoke_api_key(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+                reason: &str,
+                now: Timestamp,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 \
+                     WHERE id = $3 AND tenant_id = $4 AND revoked_at IS NULL",
+                )
+                .bind(now.as_millis())
+                .bind(reason)
+                .bind(id)
+                .bind(tenant.as_str())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn revoke_api_keys_by_owner(
+                &self,
+                tenant: &TenantId,
+                owner: &str,
+                reason: &str,
+                now: Timestamp,
+            ) -> Result<Vec<String>> {
+                let mut ids: Vec<String> = sqlx::query_scalar(
+                    "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 \
+                     WHERE tenant_id = $3 AND owner = $4 AND revoked_at IS NULL RETURNING id",
+                )
+                .bind(now.as_millis())
+                .bind(reason)
+                .bind(tenant.as_str())
+                .bind(owner)
+                .fetch_all(&self.pool)
+                .await?;
+                ids.sort();
+                Ok(ids)
+            }
+
+            async fn rotate_api_key(
+                &self,
+                old_id: &str,
+                overlap_ends_at: Timestamp,
+                new_key: &ApiKeyRecord,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE api_keys SET replaced_by = $1, rotation_overlap_ends_at = $2 \
+                     WHERE id = $3 AND tenant_id = $4 AND revoked_at IS NULL \
+                     AND replaced_by IS NULL",
+                )
+                .bind(&new_key.id)
+                .bind(overlap_ends_at.as_millis())
+                .bind(old_id)
+                .bind(new_key.tenant.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                insert_api_key_with(&mut *tx, new_key).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn record_api_key_uses(&self, uses: &[ApiKeyUse]) -> Result<()> {
+                if uses.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await?;
+                for u in uses {
+                    sqlx::query(
+                        "UPDATE api_keys SET last_used_at = $1, last_used_ip = $2 \
+                         WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)",
+                    )
+                    .bind(u.at.as_millis())
+                    .bind(&u.ip)
+                    .bind(&u.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_api_key_policy(
+                &self,
+                tenant: &TenantId,
+            ) -> Result<Option<ApiKeyPolicyRecord>> {
+                let Some(row) = sqlx::query("SELECT * FROM api_key_policies WHERE tenant_id = $1")
+                    .bind(tenant.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let allow_never: i64 = row.try_get("allow_never")?;
+                Ok(Some(ApiKeyPolicyRecord {
+                    default_ttl_secs: row.try_get("default_ttl_secs")?,
+                    max_ttl_secs: row.try_get("max_ttl_secs")?,
+                    allow_never: allow_never == 1,
+                }))
+            }
+
+            async fn put_api_key_policy(
+                &self,
+                tenant: &TenantId,
+                p: &ApiKeyPolicyRecord,
+                now: Timestamp,
+            ) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO api_key_policies (tenant_id, default_ttl_secs, max_ttl_secs, \
+                     allow_never, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET \
+                     default_ttl_secs = excluded.default_ttl_secs, \
+                     max_ttl_secs = excluded.max_ttl_secs, \
+                     allow_never = excluded.allow_never, updated_at = excluded.updated_at",
+                )
+                .bind(tenant.as_str())
+                .bind(p.default_ttl_secs)
+                .bind(p.max_ttl_secs)
+                .bind(i64::from(p.allow_never))
+                .bind(now.as_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_write)?;
+                Ok(())
             }
         }
 

@@ -82,6 +82,12 @@ conformance!(
     admin_credential_for_unknown_tenant_is_refused,
     audit_batches_are_idempotent_and_filtered_by_tenant_and_time,
     ping_answers,
+    api_keys_round_trip_and_are_listed_per_tenant_with_filters,
+    api_key_state_changes_are_tenant_scoped,
+    api_key_bulk_revoke_by_owner,
+    api_key_rotation_is_atomic_and_single_shot,
+    api_key_uses_are_batched_and_never_move_backwards,
+    api_key_policy_upsert,
 );
 
 fn tid(s: &str) -> TenantId {
@@ -136,6 +142,49 @@ fn event(id: &str, tenant: &str, when: i64, action: &str) -> AuditEvent {
         reason: None,
         request_id: Some("req-1".into()),
         target: Some("acme".into()),
+    }
+}
+
+fn api_key(id: &str, tenant: &str, env: &str, owner: &str) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        tenant: tid(tenant),
+        environment: env.into(),
+        name: format!("{id}-name"),
+        description: "for tests".into(),
+        owner: owner.into(),
+        scopes: "orders:read orders:write".into(),
+        audiences: Some("https://api.example".into()),
+        ip_allowlist: Some("10.0.0.0/8 192.0.2.7/32".into()),
+        rate_limit_requests: Some(100),
+        rate_limit_window_secs: Some(60),
+        metadata: r#"{"team":"x"}"#.into(),
+        display_prefix: format!("pcl_key_{env}_{id}"),
+        digest: vec![id.len() as u8; 32],
+        created_at: at(10),
+        created_by: Some("admin:a".into()),
+        expires_at: Some(at(1_000)),
+        disabled_at: None,
+        revoked_at: None,
+        revoked_reason: None,
+        replaced_by: None,
+        rotation_overlap_ends_at: None,
+        last_used_at: None,
+        last_used_ip: None,
+    }
+}
+
+async fn tenants(s: &Arc<dyn Store>, ids: &[&str]) {
+    for t in ids {
+        s.create_tenant(
+            &NewTenant {
+                id: tid(t),
+                display_name: (*t).into(),
+            },
+            at(1),
+        )
+        .await
+        .expect("tenant");
     }
 }
 
@@ -414,5 +463,290 @@ mod cases {
     pub async fn ping_answers(s: Arc<dyn Store>) {
         s.ping().await.expect("ping");
         assert!(["sqlite", "postgres"].contains(&s.backend()));
+    }
+
+    pub async fn api_keys_round_trip_and_are_listed_per_tenant_with_filters(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        let k1 = api_key("k1", "acme", "live", "partner-a");
+        let mut k2 = api_key("k2", "acme", "test", "partner-a");
+        k2.created_at = at(20);
+        k2.audiences = None;
+        k2.ip_allowlist = None;
+        k2.rate_limit_requests = None;
+        k2.rate_limit_window_secs = None;
+        k2.expires_at = None;
+        let mut k3 = api_key("k3", "acme", "live", "partner-b");
+        k3.created_at = at(30);
+        let g1 = api_key("g1", "globex", "live", "partner-a");
+        for k in [&k1, &k2, &k3, &g1] {
+            s.insert_api_key(k).await.expect("insert");
+        }
+        let dup = s.insert_api_key(&k1).await.expect_err("duplicate");
+        assert!(matches!(dup, StoreError::Conflict), "{dup:?}");
+        let orphan = s
+            .insert_api_key(&api_key("o1", "nobody", "live", "x"))
+            .await
+            .expect_err("unknown tenant");
+        assert!(matches!(orphan, StoreError::NotFound), "{orphan:?}");
+
+        assert_eq!(s.get_api_key("k1").await.expect("get"), Some(k1.clone()));
+        assert_eq!(s.get_api_key("k2").await.expect("get"), Some(k2.clone()));
+        assert_eq!(s.get_api_key("zz").await.expect("get"), None);
+
+        let ids = |v: Vec<ApiKeyRecord>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
+        let list = |env: Option<&str>, owner: Option<&str>| ApiKeyFilter {
+            environment: env.map(str::to_owned),
+            owner: owner.map(str::to_owned),
+        };
+        assert_eq!(
+            ids(s
+                .list_api_keys(&tid("acme"), &list(None, None))
+                .await
+                .expect("list")),
+            ["k1", "k2", "k3"]
+        );
+        assert_eq!(
+            ids(s
+                .list_api_keys(&tid("acme"), &list(Some("live"), None))
+                .await
+                .expect("list")),
+            ["k1", "k3"]
+        );
+        assert_eq!(
+            ids(s
+                .list_api_keys(&tid("acme"), &list(Some("live"), Some("partner-a")))
+                .await
+                .expect("list")),
+            ["k1"]
+        );
+        assert_eq!(
+            ids(s
+                .list_api_keys(&tid("globex"), &list(None, None))
+                .await
+                .expect("list")),
+            ["g1"]
+        );
+
+        let mut changed = k1.clone();
+        changed.name = "renamed".into();
+        changed.scopes = "orders:read".into();
+        changed.ip_allowlist = None;
+        changed.metadata = "{}".into();
+        // Fields outside the mutable set are not written by an attribute update.
+        changed.digest = vec![0; 32];
+        assert!(s.update_api_key_attributes(&changed).await.expect("update"));
+        let got = s.get_api_key("k1").await.expect("get").expect("some");
+        assert_eq!(got.name, "renamed");
+        assert_eq!(got.scopes, "orders:read");
+        assert_eq!(got.ip_allowlist, None);
+        assert_eq!(got.digest, k1.digest);
+        let mut wrong_tenant = changed.clone();
+        wrong_tenant.tenant = tid("globex");
+        assert!(!s
+            .update_api_key_attributes(&wrong_tenant)
+            .await
+            .expect("update"));
+    }
+
+    pub async fn api_key_state_changes_are_tenant_scoped(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        s.insert_api_key(&api_key("k1", "acme", "live", "p"))
+            .await
+            .expect("insert");
+        let acme = tid("acme");
+        let globex = tid("globex");
+
+        assert!(!s
+            .set_api_key_disabled(&globex, "k1", Some(at(50)))
+            .await
+            .expect("wrong tenant"));
+        assert!(s
+            .set_api_key_disabled(&acme, "k1", Some(at(50)))
+            .await
+            .expect("disable"));
+        assert_eq!(
+            s.get_api_key("k1")
+                .await
+                .expect("get")
+                .expect("some")
+                .disabled_at,
+            Some(at(50))
+        );
+        assert!(s
+            .set_api_key_disabled(&acme, "k1", None)
+            .await
+            .expect("enable"));
+        assert_eq!(
+            s.get_api_key("k1")
+                .await
+                .expect("get")
+                .expect("some")
+                .disabled_at,
+            None
+        );
+
+        assert!(!s
+            .revoke_api_key(&globex, "k1", "admin", at(60))
+            .await
+            .expect("wrong tenant"));
+        assert!(s
+            .revoke_api_key(&acme, "k1", "admin", at(60))
+            .await
+            .expect("revoke"));
+        assert!(!s
+            .revoke_api_key(&acme, "k1", "leaked", at(70))
+            .await
+            .expect("again"));
+        let k = s.get_api_key("k1").await.expect("get").expect("some");
+        assert_eq!(k.revoked_at, Some(at(60)));
+        assert_eq!(k.revoked_reason.as_deref(), Some("admin"));
+        // A revoked key cannot be re-enabled.
+        assert!(!s
+            .set_api_key_disabled(&acme, "k1", None)
+            .await
+            .expect("enable revoked"));
+    }
+
+    pub async fn api_key_bulk_revoke_by_owner(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        for k in [
+            api_key("a1", "acme", "live", "leaver"),
+            api_key("a2", "acme", "test", "leaver"),
+            api_key("a3", "acme", "live", "stayer"),
+            api_key("g1", "globex", "live", "leaver"),
+        ] {
+            s.insert_api_key(&k).await.expect("insert");
+        }
+        s.revoke_api_key(&tid("acme"), "a2", "admin", at(5))
+            .await
+            .expect("pre-revoke");
+        let revoked = s
+            .revoke_api_keys_by_owner(&tid("acme"), "leaver", "owner_offboarded", at(100))
+            .await
+            .expect("bulk");
+        assert_eq!(
+            revoked,
+            ["a1"],
+            "already revoked keys are not counted again"
+        );
+        for (id, revoked_at) in [
+            ("a1", Some(at(100))),
+            ("a2", Some(at(5))),
+            ("a3", None),
+            ("g1", None),
+        ] {
+            assert_eq!(
+                s.get_api_key(id)
+                    .await
+                    .expect("get")
+                    .expect("some")
+                    .revoked_at,
+                revoked_at,
+                "{id}"
+            );
+        }
+    }
+
+    pub async fn api_key_rotation_is_atomic_and_single_shot(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        s.insert_api_key(&api_key("old", "acme", "live", "p"))
+            .await
+            .expect("insert");
+        let mut new = api_key("new", "acme", "live", "p");
+        new.created_at = at(500);
+        assert!(s
+            .rotate_api_key("old", at(600), &new)
+            .await
+            .expect("rotate"));
+        let old = s.get_api_key("old").await.expect("get").expect("some");
+        assert_eq!(old.replaced_by.as_deref(), Some("new"));
+        assert_eq!(old.rotation_overlap_ends_at, Some(at(600)));
+        assert_eq!(s.get_api_key("new").await.expect("get"), Some(new.clone()));
+
+        // Rotating the same key again changes nothing and inserts nothing.
+        let again = api_key("new2", "acme", "live", "p");
+        assert!(!s
+            .rotate_api_key("old", at(700), &again)
+            .await
+            .expect("again"));
+        assert!(s.get_api_key("new2").await.expect("get").is_none());
+        // Nor can another tenant rotate it.
+        let mut foreign = api_key("new3", "globex", "live", "p");
+        foreign.tenant = tid("globex");
+        assert!(!s
+            .rotate_api_key("new", at(700), &foreign)
+            .await
+            .expect("foreign"));
+        assert!(s.get_api_key("new3").await.expect("get").is_none());
+        // A failed insert rolls the mark back.
+        let clash = api_key("old", "acme", "live", "p");
+        let err = s
+            .rotate_api_key("new", at(800), &clash)
+            .await
+            .expect_err("clash");
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+        let new_now = s.get_api_key("new").await.expect("get").expect("some");
+        assert_eq!(new_now.replaced_by, None);
+        assert_eq!(new_now.rotation_overlap_ends_at, None);
+    }
+
+    pub async fn api_key_uses_are_batched_and_never_move_backwards(s: Arc<dyn Store>) {
+        tenants(&s, &["acme"]).await;
+        for id in ["u1", "u2"] {
+            s.insert_api_key(&api_key(id, "acme", "live", "p"))
+                .await
+                .expect("insert");
+        }
+        let use_ = |id: &str, ms, ip: &str| ApiKeyUse {
+            id: id.into(),
+            at: at(ms),
+            ip: Some(ip.into()),
+        };
+        s.record_api_key_uses(&[use_("u1", 100, "10.0.0.1"), use_("u2", 200, "10.0.0.2")])
+            .await
+            .expect("record");
+        s.record_api_key_uses(&[use_("u1", 90, "10.0.0.9"), use_("missing", 5, "x")])
+            .await
+            .expect("older");
+        s.record_api_key_uses(&[]).await.expect("empty");
+        let u1 = s.get_api_key("u1").await.expect("get").expect("some");
+        assert_eq!(u1.last_used_at, Some(at(100)));
+        assert_eq!(u1.last_used_ip.as_deref(), Some("10.0.0.1"));
+        let u2 = s.get_api_key("u2").await.expect("get").expect("some");
+        assert_eq!(u2.last_used_at, Some(at(200)));
+    }
+
+    pub async fn api_key_policy_upsert(s: Arc<dyn Store>) {
+        tenants(&s, &["acme"]).await;
+        assert_eq!(s.get_api_key_policy(&tid("acme")).await.expect("get"), None);
+        let p1 = ApiKeyPolicyRecord {
+            default_ttl_secs: Some(3_600),
+            max_ttl_secs: Some(86_400),
+            allow_never: false,
+        };
+        s.put_api_key_policy(&tid("acme"), &p1, at(1))
+            .await
+            .expect("put");
+        assert_eq!(
+            s.get_api_key_policy(&tid("acme")).await.expect("get"),
+            Some(p1)
+        );
+        let p2 = ApiKeyPolicyRecord {
+            default_ttl_secs: None,
+            max_ttl_secs: None,
+            allow_never: true,
+        };
+        s.put_api_key_policy(&tid("acme"), &p2, at(2))
+            .await
+            .expect("replace");
+        assert_eq!(
+            s.get_api_key_policy(&tid("acme")).await.expect("get"),
+            Some(p2)
+        );
+        let err = s
+            .put_api_key_policy(&tid("nobody"), &p1, at(3))
+            .await
+            .expect_err("unknown tenant");
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
     }
 }

@@ -80,7 +80,7 @@ pub async fn path_tenant(parts: &mut Parts, state: &AppState) -> Result<TenantId
     TenantId::parse(raw).map_err(|e| ApiError::invalid_request(e.to_string()))
 }
 
-fn authorize(
+pub(crate) fn authorize(
     state: &AppState,
     principal: &AdminPrincipal,
     target: AdminTarget<'_>,
@@ -108,7 +108,7 @@ fn authorize(
         })
 }
 
-async fn authenticate(
+pub(crate) async fn authenticate(
     parts: &Parts,
     state: &AppState,
     origin: &RequestOrigin,

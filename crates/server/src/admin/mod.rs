@@ -5,6 +5,7 @@
 //! test the moment it exists. Handlers take [`auth::GlobalAdmin`] or [`auth::TenantAdmin`]; there
 //! is no unauthenticated admin route.
 
+mod api_keys;
 mod audit_events;
 pub mod auth;
 mod signing_keys;
@@ -98,6 +99,72 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             "/tenants/{tenant}/audit-events",
             Tenant,
             routing::get(audit_events::list),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys",
+            Tenant,
+            routing::post(api_keys::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/api-keys",
+            Tenant,
+            routing::get(api_keys::list),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/revoke-by-owner",
+            Tenant,
+            routing::post(api_keys::revoke_by_owner),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/api-keys/{id}",
+            Tenant,
+            routing::get(api_keys::show),
+        ),
+        r(
+            Method::PATCH,
+            "/tenants/{tenant}/api-keys/{id}",
+            Tenant,
+            routing::patch(api_keys::update),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/{id}/disable",
+            Tenant,
+            routing::post(api_keys::disable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/{id}/enable",
+            Tenant,
+            routing::post(api_keys::enable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/{id}/revoke",
+            Tenant,
+            routing::post(api_keys::revoke),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/{id}/rotate",
+            Tenant,
+            routing::post(api_keys::rotate),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/api-key-policy",
+            Tenant,
+            routing::get(api_keys::show_policy),
+        ),
+        r(
+            Method::PUT,
+            "/tenants/{tenant}/api-key-policy",
+            Global,
+            routing::put(api_keys::put_policy),
         ),
         r(
             Method::GET,

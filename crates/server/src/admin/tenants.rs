@@ -130,6 +130,9 @@ async fn set_status(
         .store
         .set_tenant_status(&id, status, state.clock.now())
         .await?;
+    // Cached API key verifications carry the tenant's status: drop them so a disabled
+    // tenant's keys stop at once in this process.
+    state.api_keys.verifier.invalidate_all();
     let action = match status {
         TenantStatus::Disabled => "tenant.disable",
         TenantStatus::Active => "tenant.enable",

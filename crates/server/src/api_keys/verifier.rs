@@ -1,0 +1,445 @@
+//! The in-process API key verifier: what the HTTP verify endpoint, and later the verify library
+//! and the gateway, call for every request that presents a key.
+//!
+//! Order of work, cheapest and least revealing first:
+//! 1. length, format and CRC32 checksum ([`parse_presented`]): typos and garbage never reach
+//!    storage;
+//! 2. environment ([`precheck`]): a `live` verifier refuses a `test` key without a lookup;
+//! 3. lookup by the key id embedded in the key, from a bounded cache or storage;
+//! 4. [`decide`]: constant-time digest comparison, then revocation, rotation window, enabled,
+//!    expiry, environment, tenant, IP allowlist, audience and scopes.
+//!
+//! Every refusal is recorded in the audit log with its precise reason; the caller answers the
+//! client with the same `invalid_token` whatever the reason (403 `insufficient_scope` for scope).
+//!
+//! Cache coherence: revoke, disable, enable, update and rotate performed through this process
+//! call [`ApiKeyVerifier::invalidate`], so they take effect on the next request. The end of a
+//! rotation window needs no invalidation (the cached entry carries the window and the decision
+//! reads the clock). Changes made on another node arrive when the cached entry's TTL
+//! (`api_keys.cache_ttl_ms`) runs out, until the revocation feed pushes them.
+//!
+//! Last use is recorded in memory and written in one batch every `usage_flush_interval_ms`: no
+//! database write per request, and `last_used_at` accurate to that interval.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use portcullis_core::api_key::{
+    decide, parse_presented, precheck, ApiKeyFacts, ApiKeyPrincipal, IpAllowlist, RateLimit,
+    Rejection, ScopeSet, ScopeToken, VerifyContext,
+};
+use portcullis_core::audit::Outcome;
+use portcullis_core::credential::Environment;
+use portcullis_core::tenant::{TenantId, TenantStatus};
+use portcullis_core::time::{Clock, Timestamp};
+use portcullis_store::{ApiKeyRecord, ApiKeyUse, Store, StoreError};
+use tokio::task::JoinHandle;
+
+use crate::audit::{AuditSink, EventDraft, RequestOrigin};
+
+/// What a request asks of the verifier.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest<'a> {
+    /// The key exactly as presented (untrusted).
+    pub presented: &'a str,
+    /// The tenant whose resource is reached; `None` accepts a key of any tenant.
+    pub tenant: Option<&'a TenantId>,
+    /// The environment the caller serves; `None` = the verifier's configured environment.
+    pub environment: Option<&'a Environment>,
+    /// The end client's address, checked against the key's allowlist.
+    pub client_ip: Option<IpAddr>,
+    /// The resource being reached, checked against the key's allowed audiences.
+    pub audience: Option<&'a ScopeToken>,
+    pub required_scopes: &'a ScopeSet,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The key is refused; the reason is internal (already audited).
+    #[error("{0}")]
+    Rejected(Rejection),
+    /// Storage failed: the request is denied, never allowed.
+    #[error("api key verification failed: {0}")]
+    Internal(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+struct CacheEntry {
+    facts: Arc<ApiKeyFacts>,
+    fetched_at: Timestamp,
+}
+
+/// A bounded map of verified-key facts. When full, expired entries are swept, then an arbitrary
+/// entry is evicted: enough to bound memory; hit rates for a working set above the capacity are
+/// a benchmark question, not a correctness one.
+#[derive(Debug)]
+struct Cache {
+    entries: HashMap<String, CacheEntry>,
+    capacity: usize,
+}
+
+impl Cache {
+    fn insert(&mut self, id: String, entry: CacheEntry, now: Timestamp, ttl: Duration) {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&id) {
+            let cutoff = now.saturating_sub(ttl);
+            self.entries.retain(|_, e| e.fetched_at > cutoff);
+            if self.entries.len() >= self.capacity {
+                if let Some(victim) = self.entries.keys().next().cloned() {
+                    self.entries.remove(&victim);
+                }
+            }
+        }
+        self.entries.insert(id, entry);
+    }
+}
+
+/// Settings for [`ApiKeyVerifier::new`].
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    pub environment: Environment,
+    pub cache_capacity: usize,
+    pub cache_ttl: Duration,
+}
+
+#[derive(Debug)]
+pub struct ApiKeyVerifier {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    audit: AuditSink,
+    environment: Environment,
+    ttl: Duration,
+    cache: Mutex<Cache>,
+    usage: Mutex<HashMap<String, ApiKeyUse>>,
+}
+
+/// A poisoned lock only means another request panicked mid-update of a cache or a usage map;
+/// both hold only derived data, so carrying on is safe.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ApiKeyVerifier {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        audit: AuditSink,
+        settings: VerifierSettings,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            audit,
+            environment: settings.environment,
+            ttl: settings.cache_ttl,
+            cache: Mutex::new(Cache {
+                entries: HashMap::new(),
+                capacity: settings.cache_capacity.max(1),
+            }),
+            usage: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// Verifies a presented key. Every refusal is audited under `origin`.
+    pub async fn verify(
+        &self,
+        req: &VerifyRequest<'_>,
+        origin: &RequestOrigin,
+    ) -> Result<ApiKeyPrincipal, VerifyError> {
+        let mut key_id = None;
+        let mut key_tenant = None;
+        let result = self.verify_inner(req, &mut key_id, &mut key_tenant).await;
+        match &result {
+            Ok(p) => self.note_use(&p.key_id, origin),
+            Err(VerifyError::Rejected(r)) => {
+                self.audit_failure(*r, req.tenant, key_id, key_tenant, origin)
+            }
+            Err(VerifyError::Internal(e)) => {
+                tracing::error!(error = %e, "api key verification could not read storage");
+                self.audit.record(
+                    EventDraft {
+                        tenant: req.tenant.cloned().unwrap_or_else(TenantId::system),
+                        actor: "anonymous".into(),
+                        credential_id: key_id,
+                        action: "api_key.verify",
+                        outcome: Outcome::Failure,
+                        reason: Some("storage_unavailable".into()),
+                        target: None,
+                    },
+                    origin,
+                );
+            }
+        }
+        result
+    }
+
+    async fn verify_inner(
+        &self,
+        req: &VerifyRequest<'_>,
+        key_id: &mut Option<String>,
+        key_tenant: &mut Option<TenantId>,
+    ) -> Result<ApiKeyPrincipal, VerifyError> {
+        let credential = parse_presented(req.presented).map_err(VerifyError::Rejected)?;
+        *key_id = Some(credential.id().to_owned());
+        let ctx = VerifyContext {
+            now: self.clock.now(),
+            environment: req.environment.unwrap_or(&self.environment),
+            tenant: req.tenant,
+            client_ip: req.client_ip,
+            audience: req.audience,
+            required_scopes: req.required_scopes,
+        };
+        precheck(&credential, &ctx).map_err(VerifyError::Rejected)?;
+        let facts = self.facts(credential.id(), ctx.now).await?;
+        if let Some(f) = &facts {
+            *key_tenant = Some(f.tenant.clone());
+        }
+        decide(&credential, facts.as_deref(), &ctx).map_err(VerifyError::Rejected)
+    }
+
+    /// Cached facts for a key id, or storage's.
+    async fn facts(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Arc<ApiKeyFacts>>, StoreError> {
+        let cutoff = now.saturating_sub(self.ttl);
+        if let Some(e) = lock(&self.cache).entries.get(id) {
+            if e.fetched_at > cutoff {
+                return Ok(Some(e.facts.clone()));
+            }
+        }
+        let Some(record) = self.store.get_api_key(id).await? else {
+            return Ok(None);
+        };
+        let tenant_active = self
+            .store
+            .get_tenant(&record.tenant)
+            .await?
+            .is_some_and(|t| t.status == TenantStatus::Active);
+        let facts = Arc::new(facts_from_record(&record, tenant_active)?);
+        lock(&self.cache).insert(
+            id.to_owned(),
+            CacheEntry {
+                facts: facts.clone(),
+                fetched_at: now,
+            },
+            now,
+            self.ttl,
+        );
+        Ok(Some(facts))
+    }
+
+    /// Drops a key from the cache: the next verification reads storage.
+    pub fn invalidate(&self, id: &str) {
+        lock(&self.cache).entries.remove(id);
+    }
+
+    /// Drops every cached key (a tenant was disabled, say).
+    pub fn invalidate_all(&self) {
+        lock(&self.cache).entries.clear();
+    }
+
+    pub fn cached_len(&self) -> usize {
+        lock(&self.cache).entries.len()
+    }
+
+    fn note_use(&self, id: &str, origin: &RequestOrigin) {
+        let at = self.clock.now();
+        let mut usage = lock(&self.usage);
+        let entry = usage.entry(id.to_owned()).or_insert_with(|| ApiKeyUse {
+            id: id.to_owned(),
+            at,
+            ip: None,
+        });
+        if entry.at <= at {
+            entry.at = at;
+            entry.ip = origin.client_ip.clone();
+        }
+    }
+
+    /// Writes the uses recorded since the last flush in one batch. On failure they are put back
+    /// (unless newer uses replaced them) for the next attempt.
+    pub async fn flush_usage(&self) -> Result<usize, StoreError> {
+        let batch: Vec<ApiKeyUse> = std::mem::take(&mut *lock(&self.usage))
+            .into_values()
+            .collect();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match self.store.record_api_key_uses(&batch).await {
+            Ok(()) => Ok(batch.len()),
+            Err(e) => {
+                let mut usage = lock(&self.usage);
+                for u in batch {
+                    usage.entry(u.id.clone()).or_insert(u);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Flushes usage every `interval` until the returned task is aborted.
+    pub fn spawn_usage_flusher(self: &Arc<Self>, interval: Duration) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.flush_usage().await {
+                    tracing::warn!(error = %e, "could not record api key use; will retry");
+                }
+            }
+        })
+    }
+
+    fn audit_failure(
+        &self,
+        rejection: Rejection,
+        requested_tenant: Option<&TenantId>,
+        key_id: Option<String>,
+        key_tenant: Option<TenantId>,
+        origin: &RequestOrigin,
+    ) {
+        // The event belongs to the tenant whose resource was reached if known, else to the
+        // key's tenant, else to the installation.
+        let tenant = requested_tenant
+            .cloned()
+            .or_else(|| key_tenant.clone())
+            .unwrap_or_else(TenantId::system);
+        self.audit.record(
+            EventDraft {
+                tenant,
+                actor: "anonymous".into(),
+                credential_id: key_id,
+                action: "api_key.verify",
+                outcome: if rejection.is_insufficient_scope() {
+                    Outcome::Denied
+                } else {
+                    Outcome::Failure
+                },
+                reason: Some(rejection.reason()),
+                target: key_tenant.map(|t| t.to_string()),
+            },
+            origin,
+        );
+    }
+
+    /// Records a refusal decided outside [`Self::verify`] (a key sent in the query string).
+    pub fn audit_refusal(
+        &self,
+        rejection: Rejection,
+        tenant: Option<&TenantId>,
+        origin: &RequestOrigin,
+    ) {
+        self.audit_failure(rejection, tenant, None, None, origin);
+    }
+}
+
+/// The decision's view of a stored key. Stored lists that no longer parse mean corrupt data:
+/// an error (deny), never a key with fewer restrictions.
+pub fn facts_from_record(r: &ApiKeyRecord, tenant_active: bool) -> Result<ApiKeyFacts, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("api key {}: {what}", r.id));
+    let rate_limit = match (r.rate_limit_requests, r.rate_limit_window_secs) {
+        (Some(n), Some(w)) => Some(RateLimit {
+            requests: u32::try_from(n).map_err(|_| corrupt("rate limit"))?,
+            window_secs: u32::try_from(w).map_err(|_| corrupt("rate limit"))?,
+        }),
+        (None, None) => None,
+        _ => return Err(corrupt("rate limit")),
+    };
+    Ok(ApiKeyFacts {
+        id: r.id.clone(),
+        tenant: r.tenant.clone(),
+        tenant_active,
+        environment: Environment::parse(&r.environment).map_err(|_| corrupt("environment"))?,
+        digest: r.digest.clone(),
+        name: r.name.clone(),
+        owner: r.owner.clone(),
+        scopes: ScopeSet::parse_spaced(&r.scopes).map_err(|_| corrupt("scopes"))?,
+        audiences: r
+            .audiences
+            .as_deref()
+            .map(ScopeSet::parse_spaced)
+            .transpose()
+            .map_err(|_| corrupt("audiences"))?,
+        ip_allowlist: r
+            .ip_allowlist
+            .as_deref()
+            .map(IpAllowlist::parse_spaced)
+            .transpose()
+            .map_err(|_| corrupt("ip allowlist"))?,
+        rate_limit,
+        expires_at: r.expires_at,
+        disabled: r.disabled_at.is_some(),
+        revoked: r.revoked_at.is_some(),
+        rotation_overlap_ends_at: r.rotation_overlap_ends_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(at: i64) -> CacheEntry {
+        CacheEntry {
+            facts: Arc::new(ApiKeyFacts {
+                id: "x".into(),
+                tenant: TenantId::system(),
+                tenant_active: true,
+                environment: Environment::live(),
+                digest: vec![0; 32],
+                name: String::new(),
+                owner: String::new(),
+                scopes: ScopeSet::default(),
+                audiences: None,
+                ip_allowlist: None,
+                rate_limit: None,
+                expires_at: None,
+                disabled: false,
+                revoked: false,
+                rotation_overlap_ends_at: None,
+            }),
+            fetched_at: Timestamp::from_secs(at),
+        }
+    }
+
+    #[test]
+    fn the_cache_never_grows_past_its_capacity_and_evicts_stale_entries_first() {
+        let ttl = Duration::from_secs(10);
+        let mut cache = Cache {
+            entries: HashMap::new(),
+            capacity: 3,
+        };
+        cache.insert("old".into(), entry(0), Timestamp::from_secs(0), ttl);
+        for (i, id) in ["a", "b"].into_iter().enumerate() {
+            let now = Timestamp::from_secs(20 + i as i64);
+            cache.insert(id.into(), entry(20 + i as i64), now, ttl);
+        }
+        assert_eq!(cache.entries.len(), 3);
+        cache.insert("c".into(), entry(25), Timestamp::from_secs(25), ttl);
+        assert_eq!(cache.entries.len(), 3);
+        assert!(
+            !cache.entries.contains_key("old"),
+            "the stale entry goes first"
+        );
+        for i in 0..100 {
+            cache.insert(format!("k{i}"), entry(25), Timestamp::from_secs(25), ttl);
+            assert!(cache.entries.len() <= 3);
+        }
+        // Replacing an existing id never evicts another.
+        let before: Vec<String> = cache.entries.keys().cloned().collect();
+        cache.insert(before[0].clone(), entry(26), Timestamp::from_secs(26), ttl);
+        let mut after: Vec<String> = cache.entries.keys().cloned().collect();
+        let mut before = before;
+        before.sort();
+        after.sort();
+        assert_eq!(before, after);
+    }
+}

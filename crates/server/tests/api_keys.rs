@@ -1,0 +1,1315 @@
+//! API keys through the real router, in process (`tower::ServiceExt::oneshot`): admin
+//! operations, `POST /v1/api-keys/verify` with every bad input of issue 4, cache invalidation,
+//! environment binding, leak reports, and tenant isolation over every admin route.
+//!
+//! Audit assertions drain the audit writer first (`Harness::audit`), so they never depend on
+//! timing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use hmac::{Hmac, Mac};
+use portcullis_core::admin::AdminRole;
+use portcullis_core::audit::AuditEvent;
+use portcullis_core::credential::{Credential, CredentialKind, Environment};
+use portcullis_core::secret::Secret;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::{Clock, ManualClock, Timestamp};
+use portcullis_server::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
+use portcullis_server::audit::{self, AuditWriter};
+use portcullis_server::config::AuditConfig;
+use portcullis_server::keys::KeySet;
+use portcullis_server::state::AppState;
+use portcullis_store::{AdminCredentialRecord, AuditQuery, NewTenant, SqliteStore, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Harness {
+    app: Router,
+    state: AppState,
+    clock: Arc<ManualClock>,
+    writer: Option<AuditWriter>,
+    global: String,
+    acme: String,
+    globex: String,
+    _dir: tempfile::TempDir,
+    /// PostgreSQL pool and schema to drop after the test.
+    pg: Option<(sqlx::PgPool, String)>,
+}
+
+async fn admin_token(store: &dyn Store, tenant: &str, role: AdminRole) -> String {
+    let c = Credential::generate(
+        CredentialKind::AdminToken,
+        Environment::live(),
+        &mut rand::rngs::OsRng,
+    );
+    store
+        .insert_admin_credential(&AdminCredentialRecord {
+            id: c.id().to_owned(),
+            tenant: TenantId::parse(tenant).expect("tenant"),
+            role,
+            name: "test".into(),
+            display_prefix: c.display_prefix(),
+            secret_digest: c.digest().to_vec(),
+            created_at: Timestamp::from_secs(1),
+            created_by: None,
+            revoked_at: None,
+            last_used_at: None,
+        })
+        .await
+        .expect("admin credential");
+    c.expose().to_owned()
+}
+
+impl Harness {
+    async fn new() -> Self {
+        Self::with_leak_key(None).await
+    }
+
+    async fn with_leak_key(leak_key: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("db"))
+                .await
+                .expect("open"),
+        );
+        Self::with_store(store, dir, leak_key).await
+    }
+
+    /// The same harness over PostgreSQL (a fresh schema), following the conformance suite:
+    /// skipped with a notice when `PORTCULLIS_TEST_DATABASE_URL` is unset, a failure under CI.
+    async fn postgres(name: &str) -> Option<Self> {
+        let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
+            );
+            eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping `{name}`");
+            return None;
+        };
+        let schema = format!("t_{}", uuid_like());
+        let store = portcullis_store::PgStore::connect_in_schema(&url, &schema)
+            .await
+            .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
+        let pool = store.pool().clone();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut h = Self::with_store(Arc::new(store), dir, None).await;
+        h.pg = Some((pool, schema));
+        Some(h)
+    }
+
+    /// Drops the PostgreSQL schema (best effort: a failed test leaves it for inspection).
+    async fn cleanup(mut self) {
+        if let Some(w) = self.writer.take() {
+            w.shutdown().await;
+        }
+        if let Some((pool, schema)) = self.pg.take() {
+            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&pool)
+                .await;
+        }
+    }
+
+    async fn with_store(
+        store: Arc<dyn Store>,
+        dir: tempfile::TempDir,
+        leak_key: Option<&str>,
+    ) -> Self {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let (sink, writer) = audit::spawn(
+            store.clone(),
+            dyn_clock.clone(),
+            &AuditConfig {
+                batch_size: 256,
+                flush_interval_ms: 10,
+                queue_capacity: 100_000,
+            },
+        );
+        for t in ["acme", "globex"] {
+            store
+                .create_tenant(
+                    &NewTenant {
+                        id: TenantId::parse(t).expect("tenant"),
+                        display_name: t.into(),
+                    },
+                    clock.now(),
+                )
+                .await
+                .expect("tenant");
+        }
+        let global = admin_token(store.as_ref(), "system", AdminRole::GlobalAdmin).await;
+        let acme = admin_token(store.as_ref(), "acme", AdminRole::TenantAdmin).await;
+        let globex = admin_token(store.as_ref(), "globex", AdminRole::TenantAdmin).await;
+        let verifier = Arc::new(ApiKeyVerifier::new(
+            store.clone(),
+            dyn_clock.clone(),
+            sink.clone(),
+            VerifierSettings {
+                environment: Environment::live(),
+                cache_capacity: 1_000,
+                cache_ttl: Duration::from_secs(3_600),
+            },
+        ));
+        let state = AppState {
+            store,
+            clock: dyn_clock,
+            audit: sink,
+            keys: Arc::new(KeySet { keys: vec![] }),
+            api_keys: Arc::new(ApiKeys {
+                verifier,
+                leak_report_key: leak_key.map(|k| Secret::new(k.as_bytes().to_vec())),
+                leak_report_ecdsa_key: None,
+            }),
+        };
+        Self {
+            app: portcullis_server::http::router(state.clone(), 64 * 1024),
+            state,
+            clock,
+            writer: Some(writer),
+            global,
+            acme,
+            globex,
+            _dir: dir,
+            pg: None,
+        }
+    }
+
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("json body")
+        };
+        (status, v)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.raw(req.body(body).expect("request")).await
+    }
+
+    async fn create(&self, token: &str, tenant: &str, body: Value) -> (String, String) {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                &format!("/admin/v1/tenants/{tenant}/api-keys"),
+                token,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        (
+            v["id"].as_str().expect("id").to_owned(),
+            v["key"].as_str().expect("key").to_owned(),
+        )
+    }
+
+    async fn acme_key(&self, extra: Value) -> (String, String) {
+        let mut body =
+            json!({"name": "orders sync", "owner": "partner-a", "scopes": ["orders:read"]});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        self.create(&self.acme, "acme", body).await
+    }
+
+    async fn verify(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/v1/api-keys/verify", token, Some(body))
+            .await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, body).await
+    }
+
+    /// Drains the audit writer and returns the tenant's events, oldest first. Ends auditing for
+    /// this harness: call it once, after the requests.
+    async fn audit(&mut self, tenants: &[&str]) -> Vec<AuditEvent> {
+        if let Some(w) = self.writer.take() {
+            w.shutdown().await;
+        }
+        let mut all = Vec::new();
+        for t in tenants {
+            let mut events = self
+                .state
+                .store
+                .query_audit_events(&AuditQuery {
+                    tenant: TenantId::parse(t).expect("tenant"),
+                    since: None,
+                    until: None,
+                    action: None,
+                    limit: 10_000,
+                })
+                .await
+                .expect("audit");
+            events.reverse();
+            all.extend(events);
+        }
+        all
+    }
+}
+
+/// A random lowercase schema suffix.
+fn uuid_like() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..24)
+        .map(|_| char::from(b'a' + rng.gen_range(0..26u8)))
+        .collect()
+}
+
+fn invalid_token() -> Value {
+    json!({"error": "invalid_token"})
+}
+
+#[tokio::test]
+async fn create_list_show_update_and_never_show_secrets() {
+    let h = Harness::new().await;
+    let (id, key) = h
+        .acme_key(json!({
+            "description": "nightly export",
+            "audiences": ["https://orders.example"],
+            "ip_allowlist": ["10.0.0.0/8"],
+            "rate_limit": {"requests": 100, "window_secs": 60},
+            "metadata": {"ticket": "OPS-1"},
+        }))
+        .await;
+    assert!(key.starts_with("pcl_key_live_"), "{key}");
+    assert!(Credential::parse(&key).is_ok());
+    let (_, test_key) = h
+        .acme_key(json!({"environment": "test", "owner": "partner-b"}))
+        .await;
+    assert!(test_key.starts_with("pcl_key_test_"));
+
+    let (s, list) = h
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/acme/api-keys",
+            &h.acme,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = list.to_string();
+    assert!(
+        !text.contains(&key[13..]) && !text.contains(&test_key[13..]),
+        "secret listed: {text}"
+    );
+    assert_eq!(list.as_array().expect("array").len(), 2);
+    // Same creation time: the order between the two is arbitrary, so pick the key by id.
+    let first = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .expect("listed");
+    assert_eq!(first["display_prefix"], format!("pcl_key_live_{id}"));
+    assert_eq!(first["status"], "active");
+    assert_eq!(first["ip_allowlist"], json!(["10.0.0.0/8"]));
+    assert_eq!(first["metadata"], json!({"ticket": "OPS-1"}));
+    assert!(
+        first["expires_at"].is_string(),
+        "the default policy sets an expiry"
+    );
+
+    for (query, want) in [
+        ("?environment=test", 1),
+        ("?environment=live&owner=partner-a", 1),
+        ("?owner=partner-b", 1),
+        ("?owner=nobody", 0),
+    ] {
+        let (_, v) = h
+            .call(
+                Method::GET,
+                &format!("/admin/v1/tenants/acme/api-keys{query}"),
+                &h.acme,
+                None,
+            )
+            .await;
+        assert_eq!(v.as_array().expect("array").len(), want, "{query}");
+    }
+    // Another tenant sees none of them.
+    let (_, v) = h
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/globex/api-keys",
+            &h.globex,
+            None,
+        )
+        .await;
+    assert_eq!(v, json!([]));
+    let (s, _) = h
+        .call(
+            Method::GET,
+            &format!("/admin/v1/tenants/globex/api-keys/{id}"),
+            &h.globex,
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "another tenant's key id is not found"
+    );
+
+    let (s, v) = h
+        .call(
+            Method::PATCH,
+            &format!("/admin/v1/tenants/acme/api-keys/{id}"),
+            &h.acme,
+            Some(json!({"scopes": ["orders:read", "orders:write"], "ip_allowlist": [], "rate_limit": null})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["scopes"], json!(["orders:read", "orders:write"]));
+    assert_eq!(v["ip_allowlist"], Value::Null);
+    assert_eq!(v["rate_limit"], Value::Null);
+    let (s, v) = h
+        .call(
+            Method::GET,
+            &format!("/admin/v1/tenants/acme/api-keys/{id}"),
+            &h.acme,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["description"], "nightly export");
+    assert!(v.get("key").is_none());
+
+    // The updated scopes take effect for verification at once; the audience restriction stays.
+    let (s, _) = h
+        .verify(
+            &h.acme,
+            json!({"key": key, "scopes": ["orders:write"], "audience": "https://orders.example"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for aud in [json!(null), json!("https://billing.example")] {
+        let (s, _) = h
+            .verify(&h.acme, json!({"key": key, "audience": aud}))
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "audience {aud}");
+    }
+
+    for bad in [
+        json!({"name": "x", "owner": "y", "scopes": ["has space"]}),
+        json!({"name": "x", "owner": "y", "ip_allowlist": ["10.0.0.0/33"]}),
+        json!({"name": "x", "owner": "y", "environment": "PROD"}),
+        json!({"name": "x", "owner": "y", "metadata": [1, 2]}),
+        json!({"name": "x", "owner": "y", "rate_limit": {"requests": 0, "window_secs": 1}}),
+        json!({"name": "", "owner": "y"}),
+        json!({"name": "x", "owner": "y", "expires_in": "never"}),
+        json!({"name": "x", "owner": "y", "expires_in": "5000d"}),
+        json!({"name": "x", "owner": "y", "surprise": true}),
+    ] {
+        let (s, v) = h
+            .post(
+                "/admin/v1/tenants/acme/api-keys",
+                &h.acme,
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad} -> {v}");
+        assert_eq!(v["error"], "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn verify_accepts_a_good_key_and_records_last_use_in_batches() {
+    let h = Harness::new().await;
+    let (id, key) = h.acme_key(json!({})).await;
+    let (s, v) = h
+        .verify(
+            &h.acme,
+            json!({"key": key, "scopes": ["orders:read"], "client_ip": "198.51.100.4"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["key_id"], id);
+    assert_eq!(v["tenant"], "acme");
+    assert_eq!(v["owner"], "partner-a");
+    assert_eq!(v["environment"], "live");
+    assert!(!v.to_string().contains(&key));
+
+    // No write per request: nothing stored until the batch is flushed.
+    let stored = h
+        .state
+        .store
+        .get_api_key(&id)
+        .await
+        .expect("get")
+        .expect("key");
+    assert_eq!(stored.last_used_at, None);
+    h.clock.advance(Duration::from_secs(3));
+    let (s, _) = h
+        .verify(&h.global, json!({"key": key, "client_ip": "198.51.100.5"}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "a global admin may verify any tenant's key"
+    );
+    let flushed = h
+        .state
+        .api_keys
+        .verifier
+        .flush_usage()
+        .await
+        .expect("flush");
+    assert_eq!(flushed, 1, "two uses of one key are one write");
+    let stored = h
+        .state
+        .store
+        .get_api_key(&id)
+        .await
+        .expect("get")
+        .expect("key");
+    assert_eq!(stored.last_used_at, Some(h.clock.now()));
+    assert_eq!(stored.last_used_ip.as_deref(), Some("198.51.100.5"));
+    assert_eq!(
+        h.state
+            .api_keys
+            .verifier
+            .flush_usage()
+            .await
+            .expect("flush"),
+        0
+    );
+}
+
+/// Every bad input of issue 4: the same 401 `invalid_token` (403 `insufficient_scope` for
+/// scope), and the precise reason only in the audit log.
+#[tokio::test]
+async fn every_bad_input_answers_the_same_and_the_audit_log_says_why() {
+    bad_inputs(&mut Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn every_bad_input_answers_the_same_and_the_audit_log_says_why_on_postgres() {
+    if let Some(mut h) = Harness::postgres("bad inputs on postgres").await {
+        bad_inputs(&mut h).await;
+        h.cleanup().await;
+    }
+}
+
+async fn bad_inputs(h: &mut Harness) {
+    let (_, good) = h.acme_key(json!({})).await;
+
+    let mut typo = good.clone();
+    let last = typo.pop().expect("nonempty");
+    typo.push(if last == 'A' { 'B' } else { 'A' });
+
+    let unknown = Credential::generate(
+        CredentialKind::ApiKey,
+        Environment::live(),
+        &mut rand::rngs::OsRng,
+    )
+    .expose()
+    .to_owned();
+
+    let (revoked_id, revoked) = h.acme_key(json!({})).await;
+    let (s, _) = h
+        .post(
+            &format!("/admin/v1/tenants/acme/api-keys/{revoked_id}/revoke"),
+            &h.acme,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (disabled_id, disabled) = h.acme_key(json!({})).await;
+    let (s, _) = h
+        .post(
+            &format!("/admin/v1/tenants/acme/api-keys/{disabled_id}/disable"),
+            &h.acme,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (_, short_lived) = h.acme_key(json!({"expires_in": "1h"})).await;
+
+    let (rotated_id, rotated) = h.acme_key(json!({})).await;
+    let (s, v) = h
+        .post(
+            &format!("/admin/v1/tenants/acme/api-keys/{rotated_id}/rotate"),
+            &h.acme,
+            Some(json!({"overlap": "0"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let replacement = v["new"]["key"].as_str().expect("new key").to_owned();
+
+    let (_, test_env) = h.acme_key(json!({"environment": "test"})).await;
+    let (_, globex_key) = h
+        .create(&h.globex, "globex", json!({"name": "g", "owner": "o"}))
+        .await;
+    let (_, fenced) = h.acme_key(json!({"ip_allowlist": ["10.0.0.0/8"]})).await;
+    let (_, aimed) = h
+        .acme_key(json!({"audiences": ["https://orders.example"]}))
+        .await;
+
+    // Past the short-lived key's expiry; every other key lives 90 days.
+    h.clock.advance(Duration::from_secs(2 * 3_600));
+
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "wrong checksum",
+            json!({"key": typo}),
+            "credential_checksum_mismatch",
+        ),
+        ("unknown key", json!({"key": unknown}), "api_key_unknown"),
+        ("revoked", json!({"key": revoked}), "api_key_revoked"),
+        ("disabled", json!({"key": disabled}), "api_key_disabled"),
+        ("expired", json!({"key": short_lived}), "api_key_expired"),
+        (
+            "rotated past its window",
+            json!({"key": rotated}),
+            "api_key_rotated",
+        ),
+        (
+            "other environment",
+            json!({"key": test_env}),
+            "api_key_wrong_environment",
+        ),
+        (
+            "another tenant's key",
+            json!({"key": globex_key}),
+            "api_key_tenant_mismatch",
+        ),
+        (
+            "IP outside the allowlist",
+            json!({"key": fenced, "client_ip": "192.0.2.1"}),
+            "api_key_ip_not_allowed",
+        ),
+        (
+            "IP unknown with an allowlist",
+            json!({"key": fenced}),
+            "api_key_ip_not_allowed",
+        ),
+        (
+            "audience not allowed",
+            json!({"key": aimed, "audience": "https://billing.example"}),
+            "api_key_audience_not_allowed",
+        ),
+        (
+            "oversized key",
+            json!({"key": format!("pcl_key_live_{}", "A".repeat(5_000))}),
+            "credential_too_long",
+        ),
+        (
+            "not a key at all",
+            json!({"key": "hunter2"}),
+            "credential_malformed",
+        ),
+        (
+            "an admin token",
+            json!({"key": h.acme}),
+            "credential_wrong_kind",
+        ),
+    ];
+    for (what, body, _) in &cases {
+        let (s, v) = h.verify(&h.acme, body.clone()).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{what}: {v}");
+        assert_eq!(
+            v,
+            invalid_token(),
+            "{what}: the body must not say which check failed"
+        );
+    }
+
+    // In the URL query string: refused before anything else, even with a valid key.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/v1/api-keys/verify?api_key={good}"))
+        .header("authorization", format!("Bearer {}", h.acme))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"key": good}).to_string()))
+        .expect("request");
+    let (s, v) = h.raw(req).await;
+    assert_eq!(
+        (s, v),
+        (StatusCode::UNAUTHORIZED, invalid_token()),
+        "key in query"
+    );
+
+    let (s, v) = h
+        .verify(&h.acme, json!({"key": good, "scopes": ["orders:delete"]}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v, json!({"error": "insufficient_scope"}));
+
+    // The controls still pass.
+    for body in [
+        json!({"key": good}),
+        json!({"key": replacement}),
+        json!({"key": fenced, "client_ip": "10.20.30.40"}),
+        json!({"key": aimed, "audience": "https://orders.example"}),
+        json!({"key": test_env, "environment": "test"}),
+    ] {
+        let (s, v) = h.verify(&h.acme, body.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{body} -> {v}");
+    }
+
+    let events = h.audit(&["acme", "system"]).await;
+    let reasons: Vec<&str> = events
+        .iter()
+        .filter(|e| e.action == "api_key.verify")
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    let mut want: Vec<&str> = cases.iter().map(|c| c.2).collect();
+    want.push("api_key_insufficient_scope");
+    want.push("api_key_in_query_string");
+    for w in &want {
+        assert!(
+            reasons.contains(w),
+            "audit reason {w} missing from {reasons:?}"
+        );
+    }
+    assert_eq!(
+        reasons.len(),
+        want.len(),
+        "one event per failure: {reasons:?}"
+    );
+    // Secrets never reach the audit log.
+    let dump = format!("{events:?}");
+    for secret in [&good, &revoked, &globex_key, &fenced] {
+        assert!(!dump.contains(&secret[13..]), "secret in audit log");
+    }
+    let mismatch = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("api_key_tenant_mismatch"))
+        .expect("event");
+    assert_eq!(mismatch.tenant.as_str(), "acme");
+    assert_eq!(mismatch.target.as_deref(), Some("globex"));
+}
+
+#[tokio::test]
+async fn another_tenants_admin_cannot_verify_for_this_tenant() {
+    let h = Harness::new().await;
+    let (_, key) = h.acme_key(json!({})).await;
+    let (s, v) = h
+        .verify(&h.globex, json!({"key": key, "tenant": "acme"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _) = h.verify(&h.globex, json!({"key": key})).await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "defaults to the admin's own tenant"
+    );
+    let (s, _) = h
+        .verify(&h.global, json!({"key": key, "tenant": "globex"}))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = h
+        .call(
+            Method::POST,
+            "/v1/api-keys/verify",
+            &key,
+            Some(json!({"key": key})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "an API key is not an admin credential"
+    );
+}
+
+#[tokio::test]
+async fn revoke_disable_and_rotation_end_take_effect_at_once_despite_the_cache() {
+    state_changes(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn revoke_disable_and_rotation_end_take_effect_at_once_on_postgres() {
+    if let Some(h) = Harness::postgres("state changes on postgres").await {
+        state_changes(&h).await;
+        h.cleanup().await;
+    }
+}
+
+async fn state_changes(h: &Harness) {
+    let ok = |s: StatusCode| s == StatusCode::OK;
+    let (id, key) = h.acme_key(json!({})).await;
+    assert!(ok(h.verify(&h.acme, json!({"key": key})).await.0));
+    assert!(
+        h.state.api_keys.verifier.cached_len() >= 1,
+        "the verification was cached"
+    );
+
+    h.post(
+        &format!("/admin/v1/tenants/acme/api-keys/{id}/disable"),
+        &h.acme,
+        None,
+    )
+    .await;
+    assert!(
+        !ok(h.verify(&h.acme, json!({"key": key})).await.0),
+        "disable"
+    );
+    let (s, v) = h
+        .post(
+            &format!("/admin/v1/tenants/acme/api-keys/{id}/enable"),
+            &h.acme,
+            None,
+        )
+        .await;
+    assert!(ok(s), "{v}");
+    assert_eq!(v["status"], "active");
+    assert!(ok(h.verify(&h.acme, json!({"key": key})).await.0), "enable");
+
+    let (s, v) = h
+        .post(
+            &format!("/admin/v1/tenants/acme/api-keys/{id}/rotate"),
+            &h.acme,
+            Some(json!({"overlap": "1h"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let new_key = v["new"]["key"].as_str().expect("key").to_owned();
+    let new_id = v["new"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(v["old"]["status"], "rotating");
+    assert_eq!(v["old"]["replaced_by"], new_id.as_str());
+    assert!(v["old"]["rotation_overlap_ends_at"].is_string());
+    assert!(v["old"].get("key").is_none());
+    // Both work inside the window, and both are listed with their expiry.
+    assert!(ok(h.verify(&h.acme, json!({"key": key})).await.0));
+    assert!(ok(h.verify(&h.acme, json!({"key": new_key})).await.0));
+    let (_, list) = h
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/acme/api-keys",
+            &h.acme,
+            None,
+        )
+        .await;
+    assert_eq!(list.as_array().expect("array").len(), 2);
+    let (s, _) = h
+        .post(
+            &format!("/admin/v1/tenants/acme/api-keys/{id}/rotate"),
+            &h.acme,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "a key is rotated once");
+
+    h.clock.advance(Duration::from_secs(3_600));
+    assert!(
+        !ok(h.verify(&h.acme, json!({"key": key})).await.0),
+        "window over"
+    );
+    assert!(ok(h.verify(&h.acme, json!({"key": new_key})).await.0));
+
+    h.post(
+        &format!("/admin/v1/tenants/acme/api-keys/{new_id}/revoke"),
+        &h.acme,
+        None,
+    )
+    .await;
+    assert!(
+        !ok(h.verify(&h.acme, json!({"key": new_key})).await.0),
+        "revoke"
+    );
+    let (s, _) = h
+        .post(
+            &format!("/admin/v1/tenants/acme/api-keys/{new_id}/enable"),
+            &h.acme,
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "a revoked key cannot be re-enabled"
+    );
+}
+
+#[tokio::test]
+async fn environment_binding_refuses_the_other_environment_both_ways() {
+    let h = Harness::new().await;
+    let (_, live) = h.acme_key(json!({})).await;
+    let (_, test) = h.acme_key(json!({"environment": "test"})).await;
+    let code = |b: Value| async { h.verify(&h.acme, b).await.0 };
+    assert_eq!(code(json!({"key": live})).await, StatusCode::OK);
+    assert_eq!(code(json!({"key": test})).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        code(json!({"key": test, "environment": "test"})).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        code(json!({"key": live, "environment": "test"})).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn bulk_revoke_by_owner_offboards_a_partner() {
+    let mut h = Harness::new().await;
+    let (a, ka) = h.acme_key(json!({"owner": "leaver"})).await;
+    let (b, kb) = h
+        .acme_key(json!({"owner": "leaver", "environment": "test"}))
+        .await;
+    let (_, kc) = h.acme_key(json!({"owner": "stayer"})).await;
+    let (_, kg) = h
+        .create(&h.globex, "globex", json!({"name": "g", "owner": "leaver"}))
+        .await;
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": ka})).await.0,
+        StatusCode::OK
+    );
+    let (s, v) = h
+        .post(
+            "/admin/v1/tenants/acme/api-keys/revoke-by-owner",
+            &h.acme,
+            Some(json!({"owner": "leaver"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(v["revoked"], json!(want));
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": ka})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": kb, "environment": "test"}))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": kc})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.verify(&h.globex, json!({"key": kg})).await.0,
+        StatusCode::OK
+    );
+    let events = h.audit(&["acme"]).await;
+    let revokes: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "api_key.revoke")
+        .map(|e| (e.target.clone().unwrap_or_default(), e.reason.clone()))
+        .collect();
+    assert_eq!(revokes.len(), 2, "{revokes:?}");
+    assert!(revokes
+        .iter()
+        .all(|(_, r)| r.as_deref() == Some("owner_offboarded")));
+}
+
+fn leak_request(body: &str, signature: Option<String>) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/api-keys/leaks")
+        .header("content-type", "application/json");
+    if let Some(sig) = signature {
+        req = req.header("x-portcullis-signature", sig);
+    }
+    req.body(Body::from(body.to_owned())).expect("request")
+}
+
+#[tokio::test]
+async fn a_leak_report_revokes_matching_keys_and_reveals_nothing_about_the_rest() {
+    let mut h = Harness::new().await;
+    let (id, key) = h.acme_key(json!({})).await;
+    let (_, other) = h.acme_key(json!({})).await;
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": key})).await.0,
+        StatusCode::OK
+    );
+    let unknown = Credential::generate(
+        CredentialKind::ApiKey,
+        Environment::live(),
+        &mut rand::rngs::OsRng,
+    );
+    let report = json!([
+        {"token": key, "type": "portcullis_api_key", "url": "https://example.com/x", "source": "content"},
+        {"token": "not-a-key", "type": "x"},
+        {"token": unknown.expose(), "type": "portcullis_api_key"},
+    ]);
+    let (s1, v1) = h.raw(leak_request(&report.to_string(), None)).await;
+    let decoy = json!([{"token": "a"}, {"token": "b"}, {"token": "c"}]);
+    let (s2, v2) = h.raw(leak_request(&decoy.to_string(), None)).await;
+    assert_eq!(s1, StatusCode::OK);
+    assert_eq!(
+        (s1, &v1),
+        (s2, &v2),
+        "the answer does not depend on what matched"
+    );
+
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": key})).await.0,
+        StatusCode::UNAUTHORIZED,
+        "revoked at once, cache included"
+    );
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": other})).await.0,
+        StatusCode::OK
+    );
+    let stored = h
+        .state
+        .store
+        .get_api_key(&id)
+        .await
+        .expect("get")
+        .expect("key");
+    assert_eq!(stored.revoked_reason.as_deref(), Some("leaked"));
+
+    let (s, _) = h.raw(leak_request("{\"not\": \"an array\"}", None)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let events = h.audit(&["acme", "system"]).await;
+    let leak = events
+        .iter()
+        .find(|e| e.action == "api_key.leak_revoked")
+        .expect("leak event");
+    assert_eq!(leak.target.as_deref(), Some(id.as_str()));
+    assert_eq!(leak.reason.as_deref(), Some("leaked:content"));
+    assert!(portcullis_core::api_key::ALERT_ACTIONS.contains(&leak.action.as_str()));
+    let summaries: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "api_key.leak_report")
+        .filter_map(|e| e.reason.clone())
+        .collect();
+    assert_eq!(summaries, ["tokens:3 matched:1", "tokens:3 matched:0"]);
+    assert!(!format!("{events:?}").contains("not-a-key"));
+}
+
+#[tokio::test]
+async fn a_configured_scanner_key_requires_a_valid_signature() {
+    let scanner_key = "scanner-shared-secret-0123456789";
+    let h = Harness::with_leak_key(Some(scanner_key)).await;
+    let (_, key) = h.acme_key(json!({})).await;
+    let body = json!([{"token": key}]).to_string();
+    let sign = |k: &str, b: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(k.as_bytes()).expect("key");
+        mac.update(b.as_bytes());
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    for bad in [
+        None,
+        Some(sign("wrong-key-wrong-key", &body)),
+        Some("sha256=00".into()),
+    ] {
+        let (s, v) = h.raw(leak_request(&body, bad)).await;
+        assert_eq!((s, v), (StatusCode::UNAUTHORIZED, invalid_token()));
+    }
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": key})).await.0,
+        StatusCode::OK,
+        "unsigned report changed nothing"
+    );
+    let (s, _) = h
+        .raw(leak_request(&body, Some(sign(scanner_key, &body))))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": key})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn expiry_policy_is_per_tenant_and_set_only_by_global_admins() {
+    let h = Harness::new().await;
+    let never = json!({"name": "n", "owner": "o", "expires_in": "never"});
+    let (s, _) = h
+        .post(
+            "/admin/v1/tenants/acme/api-keys",
+            &h.acme,
+            Some(never.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "default policy refuses never");
+    let policy = json!({"default_ttl": "30days", "max_ttl": "none", "allow_never": true});
+    let (s, _) = h
+        .call(
+            Method::PUT,
+            "/admin/v1/tenants/acme/api-key-policy",
+            &h.acme,
+            Some(policy.clone()),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a tenant admin cannot loosen its own policy"
+    );
+    let (s, v) = h
+        .call(
+            Method::PUT,
+            "/admin/v1/tenants/acme/api-key-policy",
+            &h.global,
+            Some(policy),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = h
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/acme/api-key-policy",
+            &h.acme,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["allow_never"], true);
+    let (s, v) = h
+        .post(
+            "/admin/v1/tenants/acme/api-keys",
+            &h.acme,
+            Some(never.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["expires_at"], Value::Null);
+    let (s, v) = h
+        .post(
+            "/admin/v1/tenants/acme/api-keys",
+            &h.acme,
+            Some(json!({"name": "d", "owner": "o"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let expected = h
+        .clock
+        .now()
+        .saturating_add(Duration::from_secs(30 * 86_400));
+    assert_eq!(v["expires_at"], portcullis_server::state::rfc3339(expected));
+    // globex keeps the default.
+    let (s, _) = h
+        .post("/admin/v1/tenants/globex/api-keys", &h.globex, Some(never))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = h
+        .call(
+            Method::PUT,
+            "/admin/v1/tenants/acme/api-key-policy",
+            &h.global,
+            Some(json!({"default_ttl": "never", "max_ttl": "none", "allow_never": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "inconsistent policy");
+}
+
+/// Walks the route registry: a tenant admin of `acme` gets 403 on every tenant route of
+/// `globex` and on every global route, whatever the route does.
+#[tokio::test]
+async fn tenant_isolation_holds_on_every_admin_route() {
+    let h = Harness::new().await;
+    let (globex_key_id, _) = h
+        .create(&h.globex, "globex", json!({"name": "g", "owner": "o"}))
+        .await;
+    let mut checked = 0;
+    for (spec, _) in portcullis_server::admin::routes() {
+        let path = spec
+            .path
+            .replace("{tenant}", "globex")
+            .replace("{id}", &globex_key_id);
+        let (s, v) = h
+            .call(
+                spec.method.clone(),
+                &format!("/admin/v1{path}"),
+                &h.acme,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{} {path}: {v}", spec.method);
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} routes");
+    // Nothing changed for globex's key.
+    let stored = h
+        .state
+        .store
+        .get_api_key(&globex_key_id)
+        .await
+        .expect("get")
+        .expect("key");
+    assert!(stored.revoked_at.is_none() && stored.disabled_at.is_none());
+    assert!(stored.replaced_by.is_none());
+}
+
+#[tokio::test]
+async fn disabling_a_tenant_stops_its_keys_at_once_despite_the_cache() {
+    let h = Harness::new().await;
+    let (_, key) = h.acme_key(json!({})).await;
+    assert_eq!(
+        h.verify(&h.global, json!({"key": key})).await.0,
+        StatusCode::OK
+    );
+    let (s, v) = h
+        .post("/admin/v1/tenants/acme/disable", &h.global, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        h.verify(&h.global, json!({"key": key})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, _) = h
+        .post("/admin/v1/tenants/acme/enable", &h.global, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h.verify(&h.global, json!({"key": key})).await.0,
+        StatusCode::OK
+    );
+}
+
+/// A route protected by the `ApiKeyAuth` extractor: the key belongs in a header, never in the
+/// URL; another tenant's key is refused on this tenant's route.
+#[tokio::test]
+async fn a_key_protected_route_takes_keys_from_headers_only() {
+    let mut h = Harness::new().await;
+    let (id, key) = h.acme_key(json!({})).await;
+    let (_, globex_key) = h
+        .create(&h.globex, "globex", json!({"name": "g", "owner": "o"}))
+        .await;
+    let get = |uri: String, header: Option<(&'static str, String)>| {
+        let mut req = Request::builder().method(Method::GET).uri(uri);
+        if let Some((k, v)) = header {
+            req = req.header(k, v);
+        }
+        req.body(Body::empty()).expect("request")
+    };
+    let route = "/v1/tenants/acme/api-keys/self";
+    let (s, v) = h
+        .raw(get(route.into(), Some(("x-api-key", key.clone()))))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["key_id"], id.as_str());
+    let (s, _) = h
+        .raw(get(
+            route.into(),
+            Some(("authorization", format!("Bearer {key}"))),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let refusals = [
+        get(format!("{route}?api_key={key}"), None),
+        get(
+            format!("{route}?api_key={key}"),
+            Some(("x-api-key", key.clone())),
+        ),
+        get(route.into(), Some(("x-api-key", globex_key.clone()))),
+        get(
+            route.into(),
+            Some(("x-api-key", format!("pcl_key_live_{}", "x".repeat(8_000)))),
+        ),
+        get(route.into(), None),
+    ];
+    for (i, req) in refusals.into_iter().enumerate() {
+        let (s, v) = h.raw(req).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "case {i}: {v}");
+        assert_eq!(v, invalid_token(), "case {i}");
+    }
+    let events = h.audit(&["acme"]).await;
+    let reasons: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "api_key.verify")
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "api_key_in_query_string",
+            "api_key_in_query_string",
+            "api_key_tenant_mismatch",
+            "credential_too_long",
+        ]
+    );
+}
+
+/// GitHub secret scanning signs reports with ECDSA P-256 (`Github-Public-Key-Signature`, base64
+/// DER over the raw body); with that public key configured, only such reports are accepted.
+#[tokio::test]
+async fn a_configured_ecdsa_scanner_key_requires_a_valid_ecdsa_signature() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    use base64::Engine;
+
+    let scanner = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key");
+    let impostor = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key");
+    let spki = scanner
+        .public_key()
+        .as_der()
+        .expect("der")
+        .as_ref()
+        .to_vec();
+    let mut h = Harness::new().await;
+    h.state.api_keys = Arc::new(ApiKeys {
+        verifier: h.state.api_keys.verifier.clone(),
+        leak_report_key: None,
+        leak_report_ecdsa_key: Some(spki),
+    });
+    h.app = portcullis_server::http::router(h.state.clone(), 64 * 1024);
+
+    let (_, key) = h.acme_key(json!({})).await;
+    let body = json!([{"token": key, "type": "portcullis_api_key"}]).to_string();
+    let sign = |k: &EcdsaKeyPair, b: &str| {
+        let sig = k
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), b.as_bytes())
+            .expect("sign");
+        base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
+    };
+    let with_sig = |sig: Option<String>| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/api-keys/leaks")
+            .header("content-type", "application/json")
+            .header("github-public-key-identifier", "test");
+        if let Some(sig) = sig {
+            req = req.header("github-public-key-signature", sig);
+        }
+        req.body(Body::from(body.clone())).expect("request")
+    };
+    for bad in [
+        None,
+        Some(sign(&impostor, &body)),
+        Some(sign(&scanner, "[]")),
+        Some("not base64 !".into()),
+    ] {
+        let (s, v) = h.raw(with_sig(bad)).await;
+        assert_eq!((s, v), (StatusCode::UNAUTHORIZED, invalid_token()));
+    }
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": key})).await.0,
+        StatusCode::OK,
+        "badly signed reports changed nothing"
+    );
+    let (s, _) = h.raw(with_sig(Some(sign(&scanner, &body)))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h.verify(&h.acme, json!({"key": key})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
