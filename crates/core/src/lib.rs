@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit;
 pub mod base62;
 pub mod credential;
+pub mod oauth;
 pub mod secret;
 pub mod signing;
 pub mod tenant;
