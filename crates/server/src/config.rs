@@ -42,6 +42,38 @@ pub struct Config {
     pub signing: SigningConfig,
     pub audit: AuditConfig,
     pub http: HttpConfig,
+    pub oauth: OAuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// The issuer URL (`iss` of every token, base of the discovery document). Defaults to
+    /// `http://<listen>`; set it to the public `https://` URL in production.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Access-token lifetime of new clients, in seconds.
+    pub default_access_token_ttl_secs: u64,
+    /// Hard maximum access-token lifetime, in seconds, whatever a client is configured with.
+    pub max_access_token_ttl_secs: u64,
+    /// Failed client authentications allowed per client id within `throttle_window_secs`.
+    pub max_failures_per_client: u32,
+    /// Failed client authentications allowed per source IP within `throttle_window_secs`.
+    pub max_failures_per_ip: u32,
+    pub throttle_window_secs: u64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            default_access_token_ttl_secs: 600,
+            max_access_token_ttl_secs: 3600,
+            max_failures_per_client: 10,
+            max_failures_per_ip: 50,
+            throttle_window_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +131,7 @@ impl Default for Config {
             signing: SigningConfig::default(),
             audit: AuditConfig::default(),
             http: HttpConfig::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -230,6 +263,29 @@ impl Config {
                 "audit.batch_size and audit.queue_capacity must be at least 1".into(),
             ));
         }
+        if let Some(issuer) = &self.oauth.issuer {
+            let ok = (issuer.starts_with("https://") || issuer.starts_with("http://"))
+                && !issuer.contains(['?', '#'])
+                && !issuer.ends_with('/');
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "oauth.issuer {issuer:?} must be an http(s) URL without query, fragment or \
+                     trailing slash"
+                )));
+            }
+        }
+        let o = &self.oauth;
+        if o.default_access_token_ttl_secs == 0
+            || o.max_access_token_ttl_secs == 0
+            || o.default_access_token_ttl_secs > o.max_access_token_ttl_secs
+            || o.throttle_window_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "oauth: token lifetimes and the throttle window must be at least 1 second, and \
+                 the default lifetime at most the maximum"
+                    .into(),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             ConfigError::Invalid(format!(
                 "log.level {:?} is not a filter: {e}",
@@ -266,6 +322,14 @@ impl Config {
                 "database_url must start with sqlite:, postgres:// or postgresql://".into(),
             )),
         }
+    }
+
+    /// The issuer URL: `oauth.issuer`, or `http://<listen>`.
+    pub fn issuer(&self) -> String {
+        self.oauth
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     /// The KEK file in force: the configured one, or `<data_dir>/kek`.
@@ -319,6 +383,8 @@ fn toml_scalar(v: &figment::value::Value) -> String {
 }
 
 #[cfg(test)]
+// figment::Jail's closures must return figment's (large) error type; nothing to shrink here.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use std::io::Write;
@@ -420,6 +486,31 @@ mod tests {
             assert!(
                 Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err(),
                 "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuer_defaults_to_the_listen_address_and_is_validated() {
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert_eq!(c.issuer(), "http://127.0.0.1:8080");
+        assert_eq!(c.oauth.default_access_token_ttl_secs, 600);
+        assert_eq!(c.oauth.max_access_token_ttl_secs, 3600);
+        let f = file("[oauth]\nissuer = \"https://auth.example.com\"\n");
+        let c =
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("issuer");
+        assert_eq!(c.issuer(), "https://auth.example.com");
+        for bad in [
+            "[oauth]\nissuer = \"auth.example.com\"\n",
+            "[oauth]\nissuer = \"https://auth.example.com/\"\n",
+            "[oauth]\nissuer = \"https://auth.example.com/?x=1\"\n",
+            "[oauth]\nmax_access_token_ttl_secs = 60\n",
+            "[oauth]\nissuer_url = \"https://x\"\n",
+        ] {
+            let f = file(bad);
+            assert!(
+                Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err(),
+                "{bad}"
             );
         }
     }

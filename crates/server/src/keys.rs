@@ -250,7 +250,7 @@ mod tests {
     use super::*;
     use crate::kek::Kek;
     use portcullis_core::time::{ManualClock, Timestamp};
-    use portcullis_store::SqliteStore;
+    use portcullis_store::{SigningKeyStore, SqliteStore};
 
     #[test]
     fn generated_keys_are_valid_and_kids_are_thumbprints() {

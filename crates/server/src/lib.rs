@@ -16,5 +16,6 @@ pub mod http;
 pub mod kek;
 pub mod keys;
 pub mod logging;
+pub mod oauth;
 pub mod serve;
 pub mod state;

@@ -70,11 +70,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
 
+    let oauth = crate::oauth::OAuthState::new(config.issuer(), &config.oauth, &keys)?;
     let state = AppState {
         store: store.clone(),
         clock,
         audit,
         keys: Arc::new(keys),
+        oauth: Arc::new(oauth),
     };
     let app = crate::http::router(state, config.http.max_body_bytes);
     let addr = listener.local_addr()?;

@@ -14,6 +14,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub audit: AuditSink,
     pub keys: Arc<KeySet>,
+    /// Issuer, token lifetimes, the signer and the failure throttle of the OAuth endpoints.
+    pub oauth: Arc<crate::oauth::OAuthState>,
 }
 
 /// The system clock: the only place the server reads wall time.

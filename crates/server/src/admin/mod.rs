@@ -7,6 +7,8 @@
 
 mod audit_events;
 pub mod auth;
+mod clients;
+mod resource_servers;
 mod signing_keys;
 mod tenants;
 pub(crate) mod tokens;
@@ -98,6 +100,54 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             "/tenants/{tenant}/audit-events",
             Tenant,
             routing::get(audit_events::list),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/resource-servers",
+            Tenant,
+            routing::post(resource_servers::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/resource-servers",
+            Tenant,
+            routing::get(resource_servers::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/resource-servers/{id}",
+            Tenant,
+            routing::get(resource_servers::show),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients",
+            Tenant,
+            routing::post(clients::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/clients",
+            Tenant,
+            routing::get(clients::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/clients/{id}",
+            Tenant,
+            routing::get(clients::show),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients/{id}/rotate-secret",
+            Tenant,
+            routing::post(clients::rotate_secret),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients/{id}/disable",
+            Tenant,
+            routing::post(clients::disable),
         ),
         r(
             Method::GET,
