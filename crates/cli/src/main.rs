@@ -65,6 +65,12 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(commands::AuditCommand),
+    /// Manage resource servers (APIs): audiences and the scopes they define.
+    #[command(subcommand, name = "resource-server")]
+    ResourceServer(commands::ResourceServerCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(commands::ClientCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,5 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(cmd) => commands::tenant(cmd).await,
         Command::AdminToken(cmd) => commands::admin_token(cmd).await,
         Command::Audit(cmd) => commands::audit(cmd).await,
+        Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
+        Command::Client(cmd) => commands::client(cmd).await,
     }
 }
