@@ -23,6 +23,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use portcullis_core::audit::AuditEvent;
+use portcullis_core::signing::KeyState;
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
 
@@ -59,6 +60,18 @@ pub trait SigningKeyStore {
         new_kek_id: &str,
         sealed_private_key: &[u8],
     ) -> Result<bool>;
+    /// Makes the pending key `kid` the active one and, in the same transaction, retires the
+    /// previously active key, publishing it until `retired_publish_until`. Returns `false`,
+    /// changing nothing, if `kid` is not pending (another node did it first).
+    async fn activate_signing_key(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        retired_publish_until: Timestamp,
+    ) -> Result<bool>;
+    /// Marks a key revoked (unpublished at once). Returns its state before, or `None` if there
+    /// is no such key or it was already revoked.
+    async fn revoke_signing_key(&self, kid: &str, now: Timestamp) -> Result<Option<KeyState>>;
 }
 
 #[async_trait]

@@ -209,6 +209,69 @@ macro_rules! impl_sql_store {
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
+
+            async fn activate_signing_key(
+                &self,
+                kid: &str,
+                now: Timestamp,
+                retired_publish_until: Timestamp,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                // Retire first: the unique index allows one active key at any instant.
+                sqlx::query(
+                    "UPDATE signing_keys SET state = 'retired', retired_at = $1, \
+                     publish_until = $2 WHERE state = 'active'",
+                )
+                .bind(now.as_millis())
+                .bind(retired_publish_until.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                let done = sqlx::query(
+                    "UPDATE signing_keys SET state = 'active', activates_at = $1 \
+                     WHERE kid = $2 AND state = 'pending'",
+                )
+                .bind(now.as_millis())
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn revoke_signing_key(
+                &self,
+                kid: &str,
+                now: Timestamp,
+            ) -> Result<Option<KeyState>> {
+                let mut tx = self.pool.begin().await?;
+                let before: Option<String> = sqlx::query_scalar(
+                    "UPDATE signing_keys SET publish_until = $1 \
+                     WHERE kid = $2 AND state <> 'revoked' RETURNING state",
+                )
+                .bind(now.as_millis())
+                .bind(kid)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(before) = before else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let before = KeyState::parse(&before).ok_or_else(|| corrupt("key state", &before))?;
+                sqlx::query(
+                    "UPDATE signing_keys SET state = 'revoked', \
+                     retired_at = COALESCE(retired_at, $1) WHERE kid = $2",
+                )
+                .bind(now.as_millis())
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(before))
+            }
         }
 
         #[async_trait::async_trait]

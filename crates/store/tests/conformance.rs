@@ -90,6 +90,8 @@ conformance!(
     assertion_jti_replay_is_detected_until_expiry,
     revocation_log_is_gapless_and_ordered,
     token_revocation_matches_jti_client_mark_and_key,
+    activation_retires_the_active_key_atomically,
+    revoking_a_key_reports_its_previous_state_once,
 );
 
 fn tid(s: &str) -> TenantId {
@@ -784,5 +786,84 @@ mod cases {
             .is_token_revoked(&q("j3", "cl_1", "k9", 10))
             .await
             .expect("revoked key"));
+    }
+
+    pub async fn activation_retires_the_active_key_atomically(s: Arc<dyn Store>) {
+        assert!(s
+            .insert_signing_key(&key("k1", KeyState::Active))
+            .await
+            .expect("k1"));
+        let mut pending = key("k2", KeyState::Pending);
+        pending.activates_at = at(50);
+        assert!(s.insert_signing_key(&pending).await.expect("k2"));
+        // Not pending: nothing changes, the active key stays active.
+        assert!(!s
+            .activate_signing_key("k1", at(60), at(999))
+            .await
+            .expect("noop"));
+        assert!(!s
+            .activate_signing_key("nope", at(60), at(999))
+            .await
+            .expect("noop"));
+        let states = |keys: Vec<StoredSigningKey>| {
+            keys.into_iter()
+                .map(|k| (k.kid, k.state, k.publish_until))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            states(s.list_signing_keys().await.expect("list")),
+            vec![
+                ("k1".into(), KeyState::Active, Some(at(99))),
+                ("k2".into(), KeyState::Pending, Some(at(99)))
+            ]
+        );
+        assert!(s
+            .activate_signing_key("k2", at(60), at(700))
+            .await
+            .expect("activate"));
+        let keys = s.list_signing_keys().await.expect("list");
+        assert_eq!(
+            states(keys.clone()),
+            vec![
+                ("k1".into(), KeyState::Retired, Some(at(700))),
+                ("k2".into(), KeyState::Active, Some(at(99)))
+            ]
+        );
+        assert_eq!(keys[0].retired_at, Some(at(60)));
+        assert_eq!(keys[1].activates_at, at(60));
+        // A second node doing the same finds nothing to do.
+        assert!(!s
+            .activate_signing_key("k2", at(61), at(701))
+            .await
+            .expect("race"));
+    }
+
+    pub async fn revoking_a_key_reports_its_previous_state_once(s: Arc<dyn Store>) {
+        assert!(s
+            .insert_signing_key(&key("k1", KeyState::Active))
+            .await
+            .expect("k1"));
+        assert_eq!(
+            s.revoke_signing_key("k1", at(70)).await.expect("revoke"),
+            Some(KeyState::Active)
+        );
+        assert_eq!(
+            s.revoke_signing_key("k1", at(80)).await.expect("again"),
+            None
+        );
+        assert_eq!(
+            s.revoke_signing_key("nope", at(80)).await.expect("unknown"),
+            None
+        );
+        let k = &s.list_signing_keys().await.expect("list")[0];
+        assert_eq!(
+            (k.state, k.publish_until, k.retired_at),
+            (KeyState::Revoked, Some(at(70)), Some(at(70)))
+        );
+        // With no active key left, a new one may be inserted as active.
+        assert!(s
+            .insert_signing_key(&key("k2", KeyState::Active))
+            .await
+            .expect("k2"));
     }
 }
