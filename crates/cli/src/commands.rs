@@ -584,3 +584,33 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub async fn rotate_signing_key(remote: &Remote) -> anyhow::Result<()> {
+    let v = AdminClient::new(remote)?
+        .call(Method::POST, "/signing-keys/rotate", &[], None)
+        .await?;
+    print(remote, &v, |v| {
+        format!(
+            "kid: {}\nstate: {}\nsigns from: {}\n",
+            field(v, "kid"),
+            field(v, "state"),
+            field(v, "activates_at")
+        )
+    });
+    Ok(())
+}
+
+pub async fn revoke_signing_key(kid: &str, remote: &Remote) -> anyhow::Result<()> {
+    AdminClient::new(remote)?
+        .call(
+            Method::POST,
+            &format!("/signing-keys/{}/revoke", seg(kid)),
+            &[],
+            None,
+        )
+        .await?;
+    print(remote, &json!({ "revoked": kid }), |_| {
+        format!("revoked {kid}\n")
+    });
+    Ok(())
+}

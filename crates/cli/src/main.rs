@@ -120,6 +120,18 @@ enum KeysCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Start a signing-key rotation: the new key is published now and signs after the
+    /// pre-publication window (signing.prepublish_secs).
+    Rotate {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a signing key (compromise): removed from JWKS at once, its tokens revoked.
+    Revoke {
+        kid: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 fn main() -> ExitCode {
@@ -190,6 +202,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::List { remote }) => commands::list_signing_keys(&remote).await,
+        Command::Keys(KeysCommand::Rotate { remote }) => {
+            commands::rotate_signing_key(&remote).await
+        }
+        Command::Keys(KeysCommand::Revoke { kid, remote }) => {
+            commands::revoke_signing_key(&kid, &remote).await
+        }
         Command::Tenant(cmd) => commands::tenant(cmd).await,
         Command::AdminToken(cmd) => commands::admin_token(cmd).await,
         Command::Audit(cmd) => commands::audit(cmd).await,

@@ -96,6 +96,13 @@ pub enum LogFormat {
 pub struct SigningConfig {
     /// Algorithm of newly generated signing keys: ES256 (default), RS256 or EdDSA.
     pub algorithm: SigningAlgorithm,
+    /// How long a new key is published in JWKS before it signs. JWKS is cached for at most
+    /// half of this.
+    pub prepublish_secs: u64,
+    /// Scheduled rotation: a new key every this many seconds (0 = only on demand).
+    pub rotation_interval_secs: u64,
+    /// How often each node checks for due rotations and for a new active key.
+    pub check_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +156,9 @@ impl Default for SigningConfig {
     fn default() -> Self {
         Self {
             algorithm: SigningAlgorithm::ES256,
+            prepublish_secs: 600,
+            rotation_interval_secs: 30 * 24 * 3600,
+            check_interval_secs: 10,
         }
     }
 }
@@ -273,6 +283,11 @@ impl Config {
                      trailing slash"
                 )));
             }
+        }
+        if self.signing.check_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "signing.check_interval_secs must be at least 1".into(),
+            ));
         }
         let o = &self.oauth;
         if o.default_access_token_ttl_secs == 0

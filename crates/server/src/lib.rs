@@ -17,5 +17,6 @@ pub mod kek;
 pub mod keys;
 pub mod logging;
 pub mod oauth;
+pub mod rotation;
 pub mod serve;
 pub mod state;

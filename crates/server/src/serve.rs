@@ -70,7 +70,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
 
-    let oauth = crate::oauth::OAuthState::new(config.issuer(), &config.oauth, &keys)?;
+    let oauth = crate::oauth::OAuthState::new(config.issuer(), &config.oauth, &keys)?
+        .with_rotation(crate::rotation::Rotation {
+            keyring,
+            algorithm: config.signing.algorithm,
+            prepublish: Duration::from_secs(config.signing.prepublish_secs),
+            interval: Duration::from_secs(config.signing.rotation_interval_secs),
+        });
     let state = AppState {
         store: store.clone(),
         clock,
@@ -78,6 +84,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         keys: Arc::new(keys),
         oauth: Arc::new(oauth),
     };
+    // Finish any rotation a crash interrupted before serving, then keep checking.
+    if let Err(e) = crate::rotation::tick(&state).await {
+        tracing::error!(error = %e, "signing-key rotation step failed at start; the key task retries");
+    }
+    let key_task = tokio::spawn(crate::rotation::run(
+        state.clone(),
+        Duration::from_secs(config.signing.check_interval_secs),
+    ));
     let app = crate::http::router(state, config.http.max_body_bytes);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "listening");
@@ -101,6 +115,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tokio::time::sleep(grace).await;
         } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
     }
+    key_task.abort();
     audit_writer.shutdown().await;
     store.close().await;
     tracing::info!("stopped");

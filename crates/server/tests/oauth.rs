@@ -25,6 +25,7 @@ const ISSUER: &str = "https://auth.test";
 
 struct App {
     router: Router,
+    state: AppState,
     clock: Arc<ManualClock>,
     store: Arc<dyn Store>,
     admin: String,
@@ -83,7 +84,14 @@ impl App {
             .expect("token")
             .trim()
             .to_owned();
-        let oauth = OAuthState::new(ISSUER.into(), &oauth, &keys).expect("oauth");
+        let oauth = OAuthState::new(ISSUER.into(), &oauth, &keys)
+            .expect("oauth")
+            .with_rotation(portcullis_server::rotation::Rotation {
+                keyring: ring,
+                algorithm: SigningAlgorithm::ES256,
+                prepublish: Duration::from_secs(600),
+                interval: Duration::ZERO,
+            });
         let state = AppState {
             store: store.clone(),
             clock,
@@ -92,7 +100,8 @@ impl App {
             oauth: Arc::new(oauth),
         };
         Self {
-            router: portcullis_server::http::router(state, 64 * 1024),
+            router: portcullis_server::http::router(state.clone(), 64 * 1024),
+            state,
             clock: manual,
             store,
             admin,
@@ -950,5 +959,124 @@ mod private_key_jwt {
                 .await;
             assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         }
+    }
+}
+
+mod key_rotation {
+    use super::*;
+
+    async fn jwks_kids(app: &App) -> Vec<String> {
+        let (s, _, v) = app
+            .send(
+                Request::builder()
+                    .uri("/oauth2/jwks")
+                    .body(Body::empty())
+                    .expect("req"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        v["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    fn kid_of(token: &str) -> String {
+        claims_of(token).0["kid"].as_str().expect("kid").to_owned()
+    }
+
+    async fn tick(app: &App) {
+        portcullis_server::rotation::tick(&app.state)
+            .await
+            .expect("tick");
+    }
+
+    #[tokio::test]
+    async fn rotation_prepublishes_switches_and_keeps_old_keys_until_their_tokens_expire() {
+        let app = App::new().await;
+        app.tenant_with_api("acme").await;
+        let rs = app.client("acme", json!({"introspection": true})).await;
+        let c = app.client("acme", json!({})).await;
+        let old_kid = kid_of(&app.access_token(&c).await);
+
+        let (s, v) = app
+            .admin_call(Method::POST, "/signing-keys/rotate", None)
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["state"], "pending");
+        let new_kid = v["kid"].as_str().expect("kid").to_owned();
+        let (_, again) = app
+            .admin_call(Method::POST, "/signing-keys/rotate", None)
+            .await;
+        assert_eq!(again["kid"], new_kid.as_str(), "one rotation at a time");
+        assert_eq!(
+            jwks_kids(&app).await,
+            sorted(vec![old_kid.clone(), new_kid.clone()])
+        );
+
+        // Before the pre-publication window ends the old key still signs.
+        app.clock.advance(Duration::from_secs(599));
+        tick(&app).await;
+        let last_old = app.access_token(&c).await;
+        assert_eq!(kid_of(&last_old), old_kid);
+
+        app.clock.advance(Duration::from_secs(1));
+        tick(&app).await;
+        let first_new = app.access_token(&c).await;
+        assert_eq!(kid_of(&first_new), new_kid);
+        assert_eq!(
+            jwks_kids(&app).await,
+            sorted(vec![old_kid.clone(), new_kid.clone()])
+        );
+        assert_eq!(app.introspect(&rs, &last_old).await["active"], true);
+
+        // The retired key leaves JWKS once the longest token it could have signed expired.
+        app.clock.advance(Duration::from_secs(3600 + 30 - 1));
+        tick(&app).await;
+        assert_eq!(
+            jwks_kids(&app).await,
+            sorted(vec![old_kid.clone(), new_kid.clone()])
+        );
+        app.clock.advance(Duration::from_secs(1));
+        assert_eq!(jwks_kids(&app).await, vec![new_kid.clone()]);
+    }
+
+    #[tokio::test]
+    async fn revoking_the_signing_key_unpublishes_it_and_switches_at_once() {
+        let mut app = App::new().await;
+        app.tenant_with_api("acme").await;
+        let rs = app.client("acme", json!({"introspection": true})).await;
+        let c = app.client("acme", json!({})).await;
+        let token = app.access_token(&c).await;
+        let kid = kid_of(&token);
+        let (s, v) = app
+            .admin_call(Method::POST, &format!("/signing-keys/{kid}/revoke"), None)
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+        let kids = jwks_kids(&app).await;
+        assert_eq!(kids.len(), 1);
+        assert!(!kids.contains(&kid));
+        assert_eq!(app.introspect(&rs, &token).await, json!({"active": false}));
+        let next = app.access_token(&c).await;
+        assert_eq!(kid_of(&next), kids[0]);
+        assert_eq!(app.introspect(&rs, &next).await["active"], true);
+        let (s, _) = app
+            .admin_call(Method::POST, &format!("/signing-keys/{kid}/revoke"), None)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let log = app.store.revocations_after(0, 10).await.expect("log");
+        assert_eq!(log[0].kind, portcullis_store::RevocationKind::SigningKey);
+        assert_eq!(log[0].subject, kid);
+        let events = app.events("system").await;
+        assert!(events.iter().any(|e| e.action == "signing_key.revoke"));
     }
 }

@@ -155,6 +155,18 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Global,
             routing::get(signing_keys::list),
         ),
+        r(
+            Method::POST,
+            "/signing-keys/rotate",
+            Global,
+            routing::post(signing_keys::rotate),
+        ),
+        r(
+            Method::POST,
+            "/signing-keys/{kid}/revoke",
+            Global,
+            routing::post(signing_keys::revoke),
+        ),
     ]
 }
 

@@ -11,8 +11,8 @@ use super::error::OAuthError;
 use super::{jwt, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::state::AppState;
 
-/// How long verifiers may cache JWKS. A key is published for longer than this before it signs
-/// (the pre-publication window must exceed it), so a cached JWKS always knows the signing key.
+/// Longest time verifiers may cache JWKS. With rotation on, the server uses at most half the
+/// pre-publication window, so a cached JWKS always knows a key before it signs.
 pub const JWKS_MAX_AGE_SECS: u64 = 300;
 const METADATA_MAX_AGE_SECS: u64 = 3600;
 
@@ -59,7 +59,8 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         .map(public_only)
         .collect();
     let mut r = Json(json!({ "keys": published })).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECS}")) {
+    let max_age = state.oauth.jwks_max_age_secs;
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
         r.headers_mut().insert(header::CACHE_CONTROL, v);
     }
     r

@@ -101,8 +101,7 @@ async fn issue(
     let claims = AccessTokenClaims::for_client(&state.oauth.issuer, &policy, &decision, jti, now);
     let signer = state
         .oauth
-        .signer
-        .as_ref()
+        .signer()
         .ok_or_else(|| OAuthError::internal("no active signing key"))?;
     let token = signer.sign(&claims).map_err(OAuthError::internal)?;
     audit(

@@ -23,6 +23,7 @@ pub mod error;
 pub mod form;
 pub mod jwt;
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::handler::Handler;
@@ -34,6 +35,7 @@ pub use client_auth::Throttle;
 
 use crate::config::OAuthConfig;
 use crate::keys::KeySet;
+use crate::rotation::Rotation;
 use crate::state::AppState;
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -47,8 +49,14 @@ pub struct OAuthState {
     pub issuer: String,
     pub lifetimes: TokenLifetimes,
     /// The active key, ready to sign; `None` only if no key is active (readiness fails then).
-    pub signer: Option<jwt::Signer>,
+    /// Swapped by the key task when rotation activates another key.
+    signer: RwLock<Option<Arc<jwt::Signer>>>,
     pub throttle: Throttle,
+    /// Key rotation; `None` in setups that cannot create keys (no keyring).
+    pub rotation: Option<Rotation>,
+    /// `Cache-Control: max-age` of JWKS: at most half the pre-publication window, so a cached
+    /// JWKS always holds a key before it signs.
+    pub jwks_max_age_secs: u64,
 }
 
 impl OAuthState {
@@ -64,13 +72,34 @@ impl OAuthState {
                 default: Duration::from_secs(config.default_access_token_ttl_secs),
                 max: Duration::from_secs(config.max_access_token_ttl_secs),
             },
-            signer,
+            signer: RwLock::new(signer.map(Arc::new)),
             throttle: Throttle::new(
                 Duration::from_secs(config.throttle_window_secs),
                 config.max_failures_per_client,
                 config.max_failures_per_ip,
             ),
+            rotation: None,
+            jwks_max_age_secs: discovery::JWKS_MAX_AGE_SECS,
         })
+    }
+
+    /// Enables rotation (on demand and scheduled) with this keyring and schedule.
+    pub fn with_rotation(mut self, rotation: Rotation) -> Self {
+        self.jwks_max_age_secs =
+            discovery::JWKS_MAX_AGE_SECS.min(rotation.prepublish.as_secs() / 2);
+        self.rotation = Some(rotation);
+        self
+    }
+
+    pub fn signer(&self) -> Option<Arc<jwt::Signer>> {
+        self.signer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_signer(&self, signer: Arc<jwt::Signer>) {
+        *self.signer.write().unwrap_or_else(|p| p.into_inner()) = Some(signer);
     }
 }
 
