@@ -44,6 +44,10 @@ impl App {
     }
 
     async fn with(oauth: OAuthConfig) -> Self {
+        Self::build(oauth, Duration::ZERO).await
+    }
+
+    async fn build(oauth: OAuthConfig, rotation_interval: Duration) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("db"))
@@ -90,7 +94,7 @@ impl App {
                 keyring: ring,
                 algorithm: SigningAlgorithm::ES256,
                 prepublish: Duration::from_secs(600),
-                interval: Duration::ZERO,
+                interval: rotation_interval,
             });
         let state = AppState {
             store: store.clone(),
@@ -619,6 +623,28 @@ async fn introspection_reports_only_current_tokens_of_the_callers_tenant() {
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
+    // While the tenant is disabled its clients cannot authenticate, introspectors included.
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/acme/disable", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = app
+        .form(
+            "/oauth2/introspect",
+            Some((&rs.id, &rs.secret)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/acme/enable", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.introspect(&rs, &token).await["active"], true);
+
     // Expired.
     app.clock.advance(Duration::from_secs(600 + 31));
     assert_eq!(app.introspect(&rs, &token).await, json!({"active": false}));
@@ -1048,6 +1074,27 @@ mod key_rotation {
         );
         app.clock.advance(Duration::from_secs(1));
         assert_eq!(jwks_kids(&app).await, vec![new_kid.clone()]);
+    }
+
+    #[tokio::test]
+    async fn scheduled_rotation_starts_when_the_active_key_is_old_enough() {
+        let mut app = App::build(OAuthConfig::default(), Duration::from_secs(86_400)).await;
+        tick(&app).await;
+        assert_eq!(jwks_kids(&app).await.len(), 1, "not due yet");
+        app.clock.advance(Duration::from_secs(86_400));
+        tick(&app).await;
+        assert_eq!(jwks_kids(&app).await.len(), 2, "pending key published");
+        let pending_before = jwks_kids(&app).await;
+        tick(&app).await;
+        assert_eq!(
+            jwks_kids(&app).await,
+            pending_before,
+            "one pending key at a time"
+        );
+        let events = app.events("system").await;
+        assert!(events
+            .iter()
+            .any(|e| e.action == "signing_key.rotate" && e.reason.as_deref() == Some("scheduled")));
     }
 
     #[tokio::test]

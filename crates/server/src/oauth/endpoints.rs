@@ -166,6 +166,7 @@ async fn current_token(
     let Ok(tenant) = portcullis_core::tenant::TenantId::parse(&verified.claims.tenant) else {
         return Ok(Err("token_bad_tenant"));
     };
+
     let revoked = state
         .store
         .is_token_revoked(&TokenRevocationQuery {
