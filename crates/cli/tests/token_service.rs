@@ -158,10 +158,10 @@ async fn the_same_flow_works_on_postgres() {
 }
 
 async fn exercise(server: &Server, data: &Path) {
-    let (server, data) = (server, data.to_path_buf());
-    cli(&server, &data, &["tenant", "create", "acme"]);
+    let data = data.to_path_buf();
+    cli(server, &data, &["tenant", "create", "acme"]);
     cli(
-        &server,
+        server,
         &data,
         &[
             "resource-server",
@@ -175,7 +175,7 @@ async fn exercise(server: &Server, data: &Path) {
         ],
     );
     let client = cli(
-        &server,
+        server,
         &data,
         &[
             "client",
@@ -192,7 +192,7 @@ async fn exercise(server: &Server, data: &Path) {
     );
     let client_id = client["client_id"].as_str().expect("client_id").to_owned();
     let secret = client["client_secret"].as_str().expect("secret").to_owned();
-    let listed = cli(&server, &data, &["client", "list", "--tenant", "acme"]);
+    let listed = cli(server, &data, &["client", "list", "--tenant", "acme"]);
     assert_eq!(listed[0]["client_id"], client_id.as_str());
     assert!(
         !listed.to_string().contains(&secret),
@@ -295,7 +295,7 @@ async fn exercise(server: &Server, data: &Path) {
 
     // Rotate, show, disable through the CLI.
     let rotated = cli(
-        &server,
+        server,
         &data,
         &[
             "client",
@@ -316,13 +316,13 @@ async fn exercise(server: &Server, data: &Path) {
         .await;
     assert!(old.is_err(), "old secret stops at once with overlap 0");
     let shown = cli(
-        &server,
+        server,
         &data,
         &["client", "show", "--tenant", "acme", &client_id],
     );
     assert_eq!(shown["secrets"].as_array().expect("secrets").len(), 2);
     let disabled = cli(
-        &server,
+        server,
         &data,
         &["client", "disable", "--tenant", "acme", &client_id],
     );
