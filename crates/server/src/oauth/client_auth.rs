@@ -28,6 +28,9 @@ const LAST_USED_GRANULARITY: Duration = Duration::from_secs(30);
 const MAX_CLIENT_ID_LEN: usize = 64;
 /// Throttle entries kept before expired windows are swept.
 const THROTTLE_SWEEP_AT: usize = 10_000;
+/// Hard cap on throttle entries: beyond it (a flood of distinct made-up client ids) per-client
+/// counters are dropped and only per-address counters remain, so memory stays bounded.
+const THROTTLE_MAX_ENTRIES: usize = 100_000;
 
 /// A client that proved its identity.
 #[derive(Debug, Clone)]
@@ -42,7 +45,15 @@ pub struct Throttle {
     window: Duration,
     max_per_client: u32,
     max_per_ip: u32,
-    counters: Mutex<HashMap<String, (Timestamp, u32)>>,
+    counters: Mutex<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    map: HashMap<String, (Timestamp, u32)>,
+    /// Size at which the next sweep runs; doubles with what survives a sweep, so sweeping stays
+    /// amortised O(1) per failure even when many windows are live.
+    sweep_at: usize,
 }
 
 impl Throttle {
@@ -51,13 +62,21 @@ impl Throttle {
             window,
             max_per_client,
             max_per_ip,
-            counters: Mutex::new(HashMap::new()),
+            counters: Mutex::new(Counters {
+                map: HashMap::new(),
+                sweep_at: THROTTLE_SWEEP_AT,
+            }),
         }
     }
 
     fn keys(client_id: &str, ip: Option<&str>) -> [(String, bool); 2] {
+        // Ids longer than any real one are cut: they cannot exist, and must not cost memory.
+        let mut end = client_id.len().min(MAX_CLIENT_ID_LEN + 1);
+        while !client_id.is_char_boundary(end) {
+            end -= 1;
+        }
         [
-            (format!("client:{client_id}"), true),
+            (format!("client:{}", &client_id[..end]), true),
             (format!("ip:{}", ip.unwrap_or("unknown")), false),
         ]
     }
@@ -72,7 +91,7 @@ impl Throttle {
             } else {
                 self.max_per_ip
             };
-            if let Some((start, n)) = counters.get(&key) {
+            if let Some((start, n)) = counters.map.get(&key) {
                 let end = start.saturating_add(self.window);
                 if *n >= limit && end > now {
                     let secs = (end.as_millis() - now.as_millis() + 999) / 1000;
@@ -85,13 +104,21 @@ impl Throttle {
     }
 
     pub fn record_failure(&self, client_id: &str, ip: Option<&str>, now: Timestamp) {
-        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if counters.len() >= THROTTLE_SWEEP_AT {
+        let mut guard = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let counters = &mut *guard;
+        if counters.map.len() >= counters.sweep_at {
             let window = self.window;
-            counters.retain(|_, (start, _)| start.saturating_add(window) > now);
+            counters
+                .map
+                .retain(|_, (start, _)| start.saturating_add(window) > now);
+            if counters.map.len() >= THROTTLE_MAX_ENTRIES / 2 {
+                counters.map.retain(|key, _| key.starts_with("ip:"));
+            }
+            counters.sweep_at =
+                (counters.map.len() * 2).clamp(THROTTLE_SWEEP_AT, THROTTLE_MAX_ENTRIES);
         }
         for (key, _) in Self::keys(client_id, ip) {
-            let entry = counters.entry(key).or_insert((now, 0));
+            let entry = counters.map.entry(key).or_insert((now, 0));
             if entry.0.saturating_add(self.window) <= now {
                 *entry = (now, 0);
             }
@@ -270,6 +297,28 @@ mod tests {
         assert_eq!(
             t.blocked("cl_a", Some("10.0.0.1"), Timestamp::from_secs(1_060)),
             None
+        );
+    }
+
+    #[test]
+    fn throttle_memory_stays_bounded_under_a_flood_of_made_up_ids() {
+        let t = Throttle::new(Duration::from_secs(60), 3, 1_000_000);
+        let now = Timestamp::from_secs(1_000);
+        t.record_failure(&"x".repeat(10_000), Some("10.0.0.1"), now);
+        for i in 0..(THROTTLE_MAX_ENTRIES + 10) {
+            t.record_failure(&format!("cl_{i}"), Some("10.0.0.1"), now);
+        }
+        let counters = t.counters.lock().expect("lock");
+        assert!(
+            counters.map.len() <= THROTTLE_MAX_ENTRIES,
+            "{}",
+            counters.map.len()
+        );
+        assert!(counters.map.keys().all(|k| k.len() <= 80));
+        // The per-address counter survives the purge and still blocks.
+        assert_eq!(
+            counters.map.get("ip:10.0.0.1").map(|c| c.1 > 100_000),
+            Some(true)
         );
     }
 
