@@ -94,54 +94,68 @@ pub enum AuditCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ApiKeyCommand {
-    /// Create an API key. The key is shown only this once.
+pub enum ResourceServerCommand {
+    /// Declare an API: the audience tokens for it carry, and the scopes it defines.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// Audience identifier, e.g. `payments-api` or `https://payments.example.com`.
+        #[arg(long)]
+        audience: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Scopes this API defines (comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a tenant's resource servers.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create an OAuth client. Its secret is shown only this once.
     Create {
         #[arg(long)]
         tenant: String,
         #[arg(long)]
         name: String,
-        /// The partner or consumer the key is issued to.
-        #[arg(long)]
-        owner: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// `live`, `test`, ...
-        #[arg(long, default_value = "live")]
-        environment: String,
-        /// A granted scope; repeat for several.
-        #[arg(long = "scope")]
+        /// Allowed scopes (comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
-        /// An allowed audience; repeat for several.
-        #[arg(long = "audience")]
+        /// Allowed audiences (comma-separated or repeated); the first is the default.
+        #[arg(long = "audience", value_delimiter = ',', required = true)]
         audiences: Vec<String>,
-        /// A CIDR or address the key may be used from; repeat for several.
-        #[arg(long = "allow-ip")]
-        allow_ips: Vec<String>,
-        /// Lifetime (`90d`, `12h`) or `never`; default: the tenant's policy.
+        /// client_secret_basic (default) or client_secret_post.
         #[arg(long)]
-        expires_in: Option<String>,
-        /// Rate limit as `<requests>/<seconds>`, e.g. `100/60`.
+        auth_method: Option<String>,
+        /// Access-token lifetime in seconds (default 600, at most the server's maximum).
         #[arg(long)]
-        rate_limit: Option<String>,
-        /// Metadata as a JSON object.
+        access_token_ttl: Option<u64>,
+        /// Environment label embedded in the secret (default `live`).
         #[arg(long)]
-        metadata: Option<String>,
+        environment: Option<String>,
+        /// Allow this client to call the introspection endpoint.
+        #[arg(long)]
+        introspection: bool,
         #[command(flatten)]
         remote: Remote,
     },
-    /// List a tenant's keys (never the secrets).
+    /// List a tenant's clients.
     List {
         #[arg(long)]
         tenant: String,
-        #[arg(long)]
-        environment: Option<String>,
-        #[arg(long)]
-        owner: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
-    /// Show one key.
+    /// Show one client and its secrets (prefixes and dates, never the secrets).
     Show {
         #[arg(long)]
         tenant: String,
@@ -149,66 +163,22 @@ pub enum ApiKeyCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Change a key's attributes.
-    Update {
+    /// Issue a new secret; older secrets keep working for the overlap window.
+    RotateSecret {
         #[arg(long)]
         tenant: String,
         id: String,
+        /// How long older secrets keep working, in seconds (default 86400; 0 = at once).
         #[arg(long)]
-        name: Option<String>,
-        #[arg(long)]
-        description: Option<String>,
-        /// Replaces the scopes; repeat for several.
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// Replaces the IP allowlist; repeat for several.
-        #[arg(long = "allow-ip")]
-        allow_ips: Vec<String>,
-        /// Removes the IP allowlist.
-        #[arg(long, conflicts_with = "allow_ips")]
-        clear_allow_ip: bool,
-        #[arg(long)]
-        metadata: Option<String>,
+        overlap: Option<u64>,
         #[command(flatten)]
         remote: Remote,
     },
-    /// Disable a key (reversible).
+    /// Disable a client and revoke every token issued to it.
     Disable {
         #[arg(long)]
         tenant: String,
         id: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Re-enable a disabled key.
-    Enable {
-        #[arg(long)]
-        tenant: String,
-        id: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Revoke a key for good, or every key of an owner (`--owner`).
-    Revoke {
-        #[arg(long)]
-        tenant: String,
-        #[arg(required_unless_present = "owner", conflicts_with = "owner")]
-        id: Option<String>,
-        /// Revoke every key issued to this owner (partner offboarding).
-        #[arg(long)]
-        owner: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Issue a replacement key; the old one keeps working for `--overlap` (0 = stops at once).
-    Rotate {
-        #[arg(long)]
-        tenant: String,
-        id: String,
-        #[arg(long, default_value = "0")]
-        overlap: String,
-        #[arg(long)]
-        expires_in: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -417,6 +387,353 @@ pub async fn list_signing_keys(remote: &Remote) -> anyhow::Result<()> {
         table(v, &["kid", "algorithm", "state", "kek_id", "created_at"])
     });
     Ok(())
+}
+
+fn client_text(v: &Value) -> String {
+    let list = |k: &str| {
+        v[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let mut out = format!(
+        "client_id: {}\ntenant: {}\nname: {}\nstatus: {}\nauth_method: {}\nscopes: {}\naudiences: {}\naccess_token_ttl_secs: {}\nlast_used_at: {}\n",
+        field(v, "client_id"),
+        field(v, "tenant"),
+        field(v, "name"),
+        field(v, "status"),
+        field(v, "auth_method"),
+        list("scopes"),
+        list("audiences"),
+        v["access_token_ttl_secs"],
+        field(v, "last_used_at"),
+    );
+    if let Some(secret) = v["client_secret"].as_str() {
+        out.push_str(&format!(
+            "client_secret: {secret}\n(the secret is shown only this once)\n"
+        ));
+    }
+    if v["secrets"].is_array() {
+        out.push_str("secrets:\n");
+        out.push_str(&table(
+            &v["secrets"],
+            &["display_prefix", "created_at", "expires_at", "last_used_at"],
+        ));
+    }
+    out
+}
+
+pub async fn resource_server(cmd: ResourceServerCommand) -> anyhow::Result<()> {
+    match cmd {
+        ResourceServerCommand::Create {
+            tenant,
+            audience,
+            name,
+            scopes,
+            remote,
+        } => {
+            let mut body = json!({ "audience": audience, "scopes": scopes });
+            if let Some(name) = name {
+                body["name"] = json!(name);
+            }
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::POST,
+                    &format!("/tenants/{}/resource-servers", seg(&tenant)),
+                    &[],
+                    Some(body),
+                )
+                .await?;
+            print(&remote, &v, |v| {
+                format!(
+                    "id: {}\naudience: {}\nscopes: {}\n",
+                    field(v, "id"),
+                    field(v, "audience"),
+                    v["scopes"]
+                )
+            });
+        }
+        ResourceServerCommand::List { tenant, remote } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::GET,
+                    &format!("/tenants/{}/resource-servers", seg(&tenant)),
+                    &[],
+                    None,
+                )
+                .await?;
+            print(&remote, &v, |v| {
+                table(v, &["id", "audience", "name", "created_at"])
+            });
+        }
+    }
+    Ok(())
+}
+
+pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Create {
+            tenant,
+            name,
+            scopes,
+            audiences,
+            auth_method,
+            access_token_ttl,
+            environment,
+            introspection,
+            remote,
+        } => {
+            let mut body = json!({
+                "name": name,
+                "scopes": scopes,
+                "audiences": audiences,
+                "introspection": introspection,
+            });
+            if let Some(m) = auth_method {
+                body["auth_method"] = json!(m);
+            }
+            if let Some(t) = access_token_ttl {
+                body["access_token_ttl_secs"] = json!(t);
+            }
+            if let Some(e) = environment {
+                body["environment"] = json!(e);
+            }
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::POST,
+                    &format!("/tenants/{}/clients", seg(&tenant)),
+                    &[],
+                    Some(body),
+                )
+                .await?;
+            print(&remote, &v, client_text);
+        }
+        ClientCommand::List { tenant, remote } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::GET,
+                    &format!("/tenants/{}/clients", seg(&tenant)),
+                    &[],
+                    None,
+                )
+                .await?;
+            print(&remote, &v, |v| {
+                table(
+                    v,
+                    &["client_id", "name", "status", "auth_method", "last_used_at"],
+                )
+            });
+        }
+        ClientCommand::Show { tenant, id, remote } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::GET,
+                    &format!("/tenants/{}/clients/{}", seg(&tenant), seg(&id)),
+                    &[],
+                    None,
+                )
+                .await?;
+            print(&remote, &v, client_text);
+        }
+        ClientCommand::RotateSecret {
+            tenant,
+            id,
+            overlap,
+            remote,
+        } => {
+            let mut body = json!({});
+            if let Some(o) = overlap {
+                body["overlap_secs"] = json!(o);
+            }
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::POST,
+                    &format!(
+                        "/tenants/{}/clients/{}/rotate-secret",
+                        seg(&tenant),
+                        seg(&id)
+                    ),
+                    &[],
+                    Some(body),
+                )
+                .await?;
+            print(&remote, &v, |v| {
+                format!(
+                    "client_id: {}\nclient_secret: {}\nprevious secrets expire at: {}\n(the secret is shown only this once)\n",
+                    field(v, "client_id"),
+                    field(v, "client_secret"),
+                    field(v, "previous_secrets_expire_at")
+                )
+            });
+        }
+        ClientCommand::Disable { tenant, id, remote } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::POST,
+                    &format!("/tenants/{}/clients/{}/disable", seg(&tenant), seg(&id)),
+                    &[],
+                    None,
+                )
+                .await?;
+            print(&remote, &v, client_text);
+        }
+    }
+    Ok(())
+}
+
+pub async fn rotate_signing_key(remote: &Remote) -> anyhow::Result<()> {
+    let v = AdminClient::new(remote)?
+        .call(Method::POST, "/signing-keys/rotate", &[], None)
+        .await?;
+    print(remote, &v, |v| {
+        format!(
+            "kid: {}\nstate: {}\nsigns from: {}\n",
+            field(v, "kid"),
+            field(v, "state"),
+            field(v, "activates_at")
+        )
+    });
+    Ok(())
+}
+
+pub async fn revoke_signing_key(kid: &str, remote: &Remote) -> anyhow::Result<()> {
+    AdminClient::new(remote)?
+        .call(
+            Method::POST,
+            &format!("/signing-keys/{}/revoke", seg(kid)),
+            &[],
+            None,
+        )
+        .await?;
+    print(remote, &json!({ "revoked": kid }), |_| {
+        format!("revoked {kid}\n")
+    });
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key. The key is shown only this once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// The partner or consumer the key is issued to.
+        #[arg(long)]
+        owner: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// `live`, `test`, ...
+        #[arg(long, default_value = "live")]
+        environment: String,
+        /// A granted scope; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// An allowed audience; repeat for several.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// A CIDR or address the key may be used from; repeat for several.
+        #[arg(long = "allow-ip")]
+        allow_ips: Vec<String>,
+        /// Lifetime (`90d`, `12h`) or `never`; default: the tenant's policy.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Rate limit as `<requests>/<seconds>`, e.g. `100/60`.
+        #[arg(long)]
+        rate_limit: Option<String>,
+        /// Metadata as a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a tenant's keys (never the secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one key.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Change a key's attributes.
+    Update {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Replaces the scopes; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Replaces the IP allowlist; repeat for several.
+        #[arg(long = "allow-ip")]
+        allow_ips: Vec<String>,
+        /// Removes the IP allowlist.
+        #[arg(long, conflicts_with = "allow_ips")]
+        clear_allow_ip: bool,
+        #[arg(long)]
+        metadata: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Disable a key (reversible).
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Re-enable a disabled key.
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a key for good, or every key of an owner (`--owner`).
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        #[arg(required_unless_present = "owner", conflicts_with = "owner")]
+        id: Option<String>,
+        /// Revoke every key issued to this owner (partner offboarding).
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Issue a replacement key; the old one keeps working for `--overlap` (0 = stops at once).
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long, default_value = "0")]
+        overlap: String,
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 fn key_text(v: &Value) -> String {

@@ -68,6 +68,12 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(commands::ApiKeyCommand),
+    /// Manage resource servers (APIs): audiences and the scopes they define.
+    #[command(subcommand, name = "resource-server")]
+    ResourceServer(commands::ResourceServerCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(commands::ClientCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +120,18 @@ enum KeysCommand {
     RotateKek(LocalArgs),
     /// List signing keys (from a running server).
     List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start a signing-key rotation: the new key is published now and signs after the
+    /// pre-publication window (signing.prepublish_secs).
+    Rotate {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a signing key (compromise): removed from JWKS at once, its tokens revoked.
+    Revoke {
+        kid: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -187,9 +205,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::List { remote }) => commands::list_signing_keys(&remote).await,
+        Command::Keys(KeysCommand::Rotate { remote }) => {
+            commands::rotate_signing_key(&remote).await
+        }
+        Command::Keys(KeysCommand::Revoke { kid, remote }) => {
+            commands::revoke_signing_key(&kid, &remote).await
+        }
         Command::Tenant(cmd) => commands::tenant(cmd).await,
         Command::AdminToken(cmd) => commands::admin_token(cmd).await,
         Command::Audit(cmd) => commands::audit(cmd).await,
         Command::ApiKey(cmd) => commands::api_key(cmd).await,
+        Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
+        Command::Client(cmd) => commands::client(cmd).await,
     }
 }

@@ -12,6 +12,7 @@ pub mod api_key;
 pub mod audit;
 pub mod base62;
 pub mod credential;
+pub mod oauth;
 pub mod secret;
 pub mod signing;
 pub mod tenant;

@@ -43,6 +43,38 @@ pub struct Config {
     pub audit: AuditConfig,
     pub http: HttpConfig,
     pub api_keys: ApiKeysConfig,
+    pub oauth: OAuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// The issuer URL (`iss` of every token, base of the discovery document). Defaults to
+    /// `http://<listen>`; set it to the public `https://` URL in production.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Access-token lifetime of new clients, in seconds.
+    pub default_access_token_ttl_secs: u64,
+    /// Hard maximum access-token lifetime, in seconds, whatever a client is configured with.
+    pub max_access_token_ttl_secs: u64,
+    /// Failed client authentications allowed per client id within `throttle_window_secs`.
+    pub max_failures_per_client: u32,
+    /// Failed client authentications allowed per source IP within `throttle_window_secs`.
+    pub max_failures_per_ip: u32,
+    pub throttle_window_secs: u64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            default_access_token_ttl_secs: 600,
+            max_access_token_ttl_secs: 3600,
+            max_failures_per_client: 10,
+            max_failures_per_ip: 50,
+            throttle_window_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +97,13 @@ pub enum LogFormat {
 pub struct SigningConfig {
     /// Algorithm of newly generated signing keys: ES256 (default), RS256 or EdDSA.
     pub algorithm: SigningAlgorithm,
+    /// How long a new key is published in JWKS before it signs. JWKS is cached for at most
+    /// half of this.
+    pub prepublish_secs: u64,
+    /// Scheduled rotation: a new key every this many seconds (0 = only on demand).
+    pub rotation_interval_secs: u64,
+    /// How often each node checks for due rotations and for a new active key.
+    pub check_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +257,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             http: HttpConfig::default(),
             api_keys: ApiKeysConfig::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -235,6 +275,9 @@ impl Default for SigningConfig {
     fn default() -> Self {
         Self {
             algorithm: SigningAlgorithm::ES256,
+            prepublish_secs: 600,
+            rotation_interval_secs: 30 * 24 * 3600,
+            check_interval_secs: 10,
         }
     }
 }
@@ -350,6 +393,34 @@ impl Config {
             ));
         }
         self.api_keys.validate()?;
+        if let Some(issuer) = &self.oauth.issuer {
+            let ok = (issuer.starts_with("https://") || issuer.starts_with("http://"))
+                && !issuer.contains(['?', '#'])
+                && !issuer.ends_with('/');
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "oauth.issuer {issuer:?} must be an http(s) URL without query, fragment or \
+                     trailing slash"
+                )));
+            }
+        }
+        if self.signing.check_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "signing.check_interval_secs must be at least 1".into(),
+            ));
+        }
+        let o = &self.oauth;
+        if o.default_access_token_ttl_secs == 0
+            || o.max_access_token_ttl_secs == 0
+            || o.default_access_token_ttl_secs > o.max_access_token_ttl_secs
+            || o.throttle_window_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "oauth: token lifetimes and the throttle window must be at least 1 second, and \
+                 the default lifetime at most the maximum"
+                    .into(),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             ConfigError::Invalid(format!(
                 "log.level {:?} is not a filter: {e}",
@@ -386,6 +457,14 @@ impl Config {
                 "database_url must start with sqlite:, postgres:// or postgresql://".into(),
             )),
         }
+    }
+
+    /// The issuer URL: `oauth.issuer`, or `http://<listen>`.
+    pub fn issuer(&self) -> String {
+        self.oauth
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     /// The KEK file in force: the configured one, or `<data_dir>/kek`.
@@ -508,6 +587,31 @@ mod tests {
             assert!(
                 Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err(),
                 "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuer_defaults_to_the_listen_address_and_is_validated() {
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert_eq!(c.issuer(), "http://127.0.0.1:8080");
+        assert_eq!(c.oauth.default_access_token_ttl_secs, 600);
+        assert_eq!(c.oauth.max_access_token_ttl_secs, 3600);
+        let f = file("[oauth]\nissuer = \"https://auth.example.com\"\n");
+        let c =
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("issuer");
+        assert_eq!(c.issuer(), "https://auth.example.com");
+        for bad in [
+            "[oauth]\nissuer = \"auth.example.com\"\n",
+            "[oauth]\nissuer = \"https://auth.example.com/\"\n",
+            "[oauth]\nissuer = \"https://auth.example.com/?x=1\"\n",
+            "[oauth]\nmax_access_token_ttl_secs = 60\n",
+            "[oauth]\nissuer_url = \"https://x\"\n",
+        ] {
+            let f = file(bad);
+            assert!(
+                Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err(),
+                "{bad}"
             );
         }
     }

@@ -24,6 +24,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(readyz))
         .nest(crate::admin::PREFIX, crate::admin::router())
         .merge(crate::api_keys::router())
+        .merge(crate::oauth::router())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))

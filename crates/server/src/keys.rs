@@ -175,7 +175,7 @@ pub async fn load(store: &dyn Store, keyring: &Keyring) -> Result<KeySet, KeyErr
     Ok(KeySet { keys })
 }
 
-fn open_row(row: &StoredSigningKey, keyring: &Keyring) -> Result<SigningKey, KeyError> {
+pub fn open_row(row: &StoredSigningKey, keyring: &Keyring) -> Result<SigningKey, KeyError> {
     if !keyring.contains(&row.kek_id) {
         return Err(KeyError::MissingKek {
             kid: row.kid.clone(),

@@ -17,5 +17,7 @@ pub mod http;
 pub mod kek;
 pub mod keys;
 pub mod logging;
+pub mod oauth;
+pub mod rotation;
 pub mod serve;
 pub mod state;

@@ -86,6 +86,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let usage_flusher = verifier.spawn_usage_flusher(Duration::from_millis(
         config.api_keys.usage_flush_interval_ms,
     ));
+    let oauth = crate::oauth::OAuthState::new(config.issuer(), &config.oauth, &keys)?
+        .with_rotation(crate::rotation::Rotation {
+            keyring,
+            algorithm: config.signing.algorithm,
+            prepublish: Duration::from_secs(config.signing.prepublish_secs),
+            interval: Duration::from_secs(config.signing.rotation_interval_secs),
+        });
     let state = AppState {
         store: store.clone(),
         clock,
@@ -96,7 +103,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             leak_report_key: config.api_keys.leak_report_key()?,
             leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
         }),
+        oauth: Arc::new(oauth),
     };
+    // Finish any rotation a crash interrupted before serving, then keep checking.
+    if let Err(e) = crate::rotation::tick(&state).await {
+        tracing::error!(error = %e, "signing-key rotation step failed at start; the key task retries");
+    }
+    let key_task = tokio::spawn(crate::rotation::run(
+        state.clone(),
+        Duration::from_secs(config.signing.check_interval_secs),
+    ));
     let app = crate::http::router(state, config.http.max_body_bytes);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "listening");
@@ -124,6 +140,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Err(e) = verifier.flush_usage().await {
         tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
     }
+    key_task.abort();
     audit_writer.shutdown().await;
     store.close().await;
     tracing::info!("stopped");

@@ -16,6 +16,8 @@ pub struct AppState {
     pub audit: AuditSink,
     pub keys: Arc<KeySet>,
     pub api_keys: Arc<ApiKeys>,
+    /// Issuer, token lifetimes, the signer and the failure throttle of the OAuth endpoints.
+    pub oauth: Arc<crate::oauth::OAuthState>,
 }
 
 /// The system clock: the only place the server reads wall time.

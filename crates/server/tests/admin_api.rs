@@ -1,6 +1,8 @@
 //! Admin API behaviour, in process: authentication, tenant isolation on every route, and bad
 //! input that must answer 4xx and change nothing.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -12,7 +14,6 @@ use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
 use portcullis_server::admin::{self, Scope};
-use portcullis_server::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
 use portcullis_server::audit::{self, AuditWriter, RequestOrigin};
 use portcullis_server::config::AuditConfig;
 use portcullis_server::kek::{Kek, Keyring};
@@ -74,26 +75,13 @@ impl TestApp {
             store.insert_admin_credential(&record).await.expect("token");
             tokens.push(credential.expose().to_owned());
         }
-        let verifier = Arc::new(ApiKeyVerifier::new(
-            store.clone(),
-            clock.clone(),
-            audit.clone(),
-            VerifierSettings {
-                environment: portcullis_core::credential::Environment::live(),
-                cache_capacity: 100,
-                cache_ttl: std::time::Duration::from_secs(60),
-            },
-        ));
         let state = AppState {
+            oauth: common::oauth(&keys),
+            api_keys: common::api_keys(store.clone(), clock.clone(), audit.clone()),
             store: store.clone(),
             clock,
             audit,
             keys: Arc::new(keys),
-            api_keys: Arc::new(ApiKeys {
-                verifier,
-                leak_report_key: None,
-                leak_report_ecdsa_key: None,
-            }),
         };
         let _ = RequestOrigin::default();
         Self {

@@ -23,6 +23,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use portcullis_core::audit::AuditEvent;
+use portcullis_core::signing::KeyState;
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
 
@@ -59,6 +60,18 @@ pub trait SigningKeyStore {
         new_kek_id: &str,
         sealed_private_key: &[u8],
     ) -> Result<bool>;
+    /// Makes the pending key `kid` the active one and, in the same transaction, retires the
+    /// previously active key, publishing it until `retired_publish_until`. Returns `false`,
+    /// changing nothing, if `kid` is not pending (another node did it first).
+    async fn activate_signing_key(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        retired_publish_until: Timestamp,
+    ) -> Result<bool>;
+    /// Marks a key revoked (unpublished at once). Returns its state before, or `None` if there
+    /// is no such key or it was already revoked.
+    async fn revoke_signing_key(&self, kid: &str, now: Timestamp) -> Result<Option<KeyState>>;
 }
 
 #[async_trait]
@@ -151,6 +164,85 @@ pub trait ApiKeyStore {
     ) -> Result<()>;
 }
 
+#[async_trait]
+pub trait ResourceServerStore {
+    /// Fails with [`StoreError::Conflict`] if the tenant already has this audience (or the id is
+    /// taken), [`StoreError::NotFound`] if the tenant does not exist.
+    async fn create_resource_server(&self, rs: &ResourceServer) -> Result<()>;
+    async fn get_resource_server(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<ResourceServer>>;
+    async fn find_resource_server_by_audience(
+        &self,
+        tenant: &TenantId,
+        audience: &str,
+    ) -> Result<Option<ResourceServer>>;
+    async fn list_resource_servers(&self, tenant: &TenantId) -> Result<Vec<ResourceServer>>;
+}
+
+#[async_trait]
+pub trait ClientStore {
+    /// Inserts a client and its first secret (if any) in one transaction.
+    async fn create_client(
+        &self,
+        client: &OAuthClient,
+        secret: Option<&ClientSecretRecord>,
+    ) -> Result<()>;
+    /// Looks a client up by its globally unique id (the token endpoint does not know the tenant).
+    async fn get_client(&self, id: &str) -> Result<Option<OAuthClient>>;
+    async fn list_clients(&self, tenant: &TenantId) -> Result<Vec<OAuthClient>>;
+    /// Returns `false` if the tenant has no such client.
+    async fn set_client_status(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        status: ClientStatus,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Every secret of a client, newest first (expired ones included).
+    async fn list_client_secrets(&self, client_id: &str) -> Result<Vec<ClientSecretRecord>>;
+    /// Adds `secret` and, in the same transaction, makes every older secret that is still valid
+    /// at `old_expires_at` expire then. Returns `false`, changing nothing, if the tenant has no
+    /// such client.
+    async fn rotate_client_secret(
+        &self,
+        tenant: &TenantId,
+        secret: &ClientSecretRecord,
+        old_expires_at: Timestamp,
+    ) -> Result<bool>;
+    /// Records that a client (and the secret it used, if any) authenticated at `now`.
+    async fn touch_client(
+        &self,
+        client_id: &str,
+        secret_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Records a client-assertion `jti` until `expires_at`. Returns `false` if it was already
+    /// recorded and has not expired (a replay). Expired records are pruned on the way.
+    async fn record_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait RevocationStore {
+    /// Appends to the revocation log and returns the entry with its position. Positions are
+    /// assigned under one row lock, so they are gapless and visible in order.
+    async fn append_revocation(&self, r: &NewRevocation, now: Timestamp)
+        -> Result<RevocationEntry>;
+    /// Entries after position `after`, oldest first, at most `limit`.
+    async fn revocations_after(&self, after: i64, limit: u32) -> Result<Vec<RevocationEntry>>;
+    /// Whether an access token is revoked: by its jti, by a client mark at or after its issue time,
+    /// or by the revocation of the key that signed it.
+    async fn is_token_revoked(&self, q: &TokenRevocationQuery) -> Result<bool>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -159,6 +251,9 @@ pub trait Store:
     + AdminCredentialStore
     + AuditStore
     + ApiKeyStore
+    + ResourceServerStore
+    + ClientStore
+    + RevocationStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -142,3 +142,149 @@ pub struct ApiKeyPolicyRecord {
     pub max_ttl_secs: Option<i64>,
     pub allow_never: bool,
 }
+
+/// An API (resource server) of a tenant: the audience tokens are bound to and the scopes it
+/// defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceServer {
+    pub id: String,
+    pub tenant: TenantId,
+    pub name: String,
+    pub audience: String,
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStatus {
+    Active,
+    Disabled,
+}
+
+impl ClientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// An OAuth client of a tenant. Lists are stored as given; the server validates them on the way
+/// in and parses them again on the way out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub id: String,
+    pub tenant: TenantId,
+    pub name: String,
+    pub environment: String,
+    pub auth_method: String,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    /// The first is the default audience.
+    pub audiences: Vec<String>,
+    pub access_token_ttl_secs: i64,
+    pub can_introspect: bool,
+    /// For `private_key_jwt`: the client's public keys as JWKS JSON.
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub status: ClientStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// A client secret as stored: its digest, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSecretRecord {
+    /// The credential's embedded lookup id.
+    pub id: String,
+    pub client_id: String,
+    pub display_prefix: String,
+    /// SHA-256 of the whole secret.
+    pub secret_digest: Vec<u8>,
+    pub created_at: Timestamp,
+    /// End of the overlap window once a newer secret exists.
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationKind {
+    Token,
+    Family,
+    Client,
+    Subject,
+    ApiKey,
+    SigningKey,
+}
+
+impl RevocationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Family => "family",
+            Self::Client => "client",
+            Self::Subject => "subject",
+            Self::ApiKey => "api_key",
+            Self::SigningKey => "signing_key",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Token,
+            Self::Family,
+            Self::Client,
+            Self::Subject,
+            Self::ApiKey,
+            Self::SigningKey,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A revocation to append to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRevocation {
+    pub tenant: TenantId,
+    pub kind: RevocationKind,
+    pub subject: String,
+    pub revoked_before: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub reason: Option<String>,
+}
+
+/// An entry of the revocation log, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationEntry {
+    /// Position in the log: 1, 2, 3, ... with no gaps, in commit order.
+    pub seq: i64,
+    pub tenant: TenantId,
+    pub kind: RevocationKind,
+    pub subject: String,
+    pub revoked_before: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// What identifies an access token for a revocation check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRevocationQuery {
+    pub tenant: TenantId,
+    pub jti: String,
+    pub client_id: String,
+    pub kid: String,
+    pub issued_at: Timestamp,
+}

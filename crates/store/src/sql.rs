@@ -281,6 +281,69 @@ macro_rules! impl_sql_store {
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
+
+            async fn activate_signing_key(
+                &self,
+                kid: &str,
+                now: Timestamp,
+                retired_publish_until: Timestamp,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                // Retire first: the unique index allows one active key at any instant.
+                sqlx::query(
+                    "UPDATE signing_keys SET state = 'retired', retired_at = $1, \
+                     publish_until = $2 WHERE state = 'active'",
+                )
+                .bind(now.as_millis())
+                .bind(retired_publish_until.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                let done = sqlx::query(
+                    "UPDATE signing_keys SET state = 'active', activates_at = $1 \
+                     WHERE kid = $2 AND state = 'pending'",
+                )
+                .bind(now.as_millis())
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn revoke_signing_key(
+                &self,
+                kid: &str,
+                now: Timestamp,
+            ) -> Result<Option<KeyState>> {
+                let mut tx = self.pool.begin().await?;
+                let before: Option<String> = sqlx::query_scalar(
+                    "UPDATE signing_keys SET publish_until = $1 \
+                     WHERE kid = $2 AND state <> 'revoked' RETURNING state",
+                )
+                .bind(now.as_millis())
+                .bind(kid)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(before) = before else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let before = KeyState::parse(&before).ok_or_else(|| corrupt("key state", &before))?;
+                sqlx::query(
+                    "UPDATE signing_keys SET state = 'revoked', \
+                     retired_at = COALESCE(retired_at, $1) WHERE kid = $2",
+                )
+                .bind(now.as_millis())
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(before))
+            }
         }
 
         #[async_trait::async_trait]
@@ -422,6 +485,413 @@ macro_rules! impl_sql_store {
                 .iter()
                 .map(audit_event_from_row)
                 .collect()
+            }
+        }
+
+        fn list_col(s: String) -> Vec<String> {
+            s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect()
+        }
+
+        fn resource_server_from_row(row: &$row) -> Result<ResourceServer> {
+            Ok(ResourceServer {
+                id: row.try_get("id")?,
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                name: row.try_get("name")?,
+                audience: row.try_get("audience")?,
+                scopes: list_col(row.try_get("scopes")?),
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
+            })
+        }
+
+        fn client_from_row(row: &$row) -> Result<OAuthClient> {
+            let status: String = row.try_get("status")?;
+            let introspect: i64 = row.try_get("can_introspect")?;
+            Ok(OAuthClient {
+                id: row.try_get("id")?,
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                name: row.try_get("name")?,
+                environment: row.try_get("environment")?,
+                auth_method: row.try_get("auth_method")?,
+                grant_types: list_col(row.try_get("grant_types")?),
+                scopes: list_col(row.try_get("scopes")?),
+                audiences: list_col(row.try_get("audiences")?),
+                access_token_ttl_secs: row.try_get("access_token_ttl_secs")?,
+                can_introspect: introspect != 0,
+                jwks: row.try_get("jwks")?,
+                jwks_uri: row.try_get("jwks_uri")?,
+                status: ClientStatus::parse(&status).ok_or_else(|| corrupt("client status", &status))?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
+                last_used_at: ts(row.try_get("last_used_at")?),
+            })
+        }
+
+        fn client_secret_from_row(row: &$row) -> Result<ClientSecretRecord> {
+            Ok(ClientSecretRecord {
+                id: row.try_get("id")?,
+                client_id: row.try_get("client_id")?,
+                display_prefix: row.try_get("display_prefix")?,
+                secret_digest: row.try_get("secret_digest")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                expires_at: ts(row.try_get("expires_at")?),
+                last_used_at: ts(row.try_get("last_used_at")?),
+            })
+        }
+
+        fn revocation_from_row(row: &$row) -> Result<RevocationEntry> {
+            let kind: String = row.try_get("kind")?;
+            Ok(RevocationEntry {
+                seq: row.try_get("seq")?,
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                kind: RevocationKind::parse(&kind).ok_or_else(|| corrupt("revocation kind", &kind))?,
+                subject: row.try_get("subject")?,
+                revoked_before: ts(row.try_get("revoked_before")?),
+                expires_at: ts(row.try_get("expires_at")?),
+                reason: row.try_get("reason")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ResourceServerStore for $store {
+            async fn create_resource_server(&self, rs: &ResourceServer) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO resource_servers (id, tenant_id, name, audience, scopes, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&rs.id)
+                .bind(rs.tenant.as_str())
+                .bind(&rs.name)
+                .bind(&rs.audience)
+                .bind(rs.scopes.join(" "))
+                .bind(rs.created_at.as_millis())
+                .bind(rs.updated_at.as_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_write)?;
+                Ok(())
+            }
+
+            async fn get_resource_server(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+            ) -> Result<Option<ResourceServer>> {
+                sqlx::query("SELECT * FROM resource_servers WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(resource_server_from_row)
+                    .transpose()
+            }
+
+            async fn find_resource_server_by_audience(
+                &self,
+                tenant: &TenantId,
+                audience: &str,
+            ) -> Result<Option<ResourceServer>> {
+                sqlx::query(
+                    "SELECT * FROM resource_servers WHERE tenant_id = $1 AND audience = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(audience)
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(resource_server_from_row)
+                .transpose()
+            }
+
+            async fn list_resource_servers(&self, tenant: &TenantId) -> Result<Vec<ResourceServer>> {
+                sqlx::query(
+                    "SELECT * FROM resource_servers WHERE tenant_id = $1 ORDER BY created_at, id",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(resource_server_from_row)
+                .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ClientStore for $store {
+            async fn create_client(
+                &self,
+                c: &OAuthClient,
+                secret: Option<&ClientSecretRecord>,
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO oauth_clients (id, tenant_id, name, environment, auth_method, \
+                     grant_types, scopes, audiences, access_token_ttl_secs, can_introspect, \
+                     jwks, jwks_uri, status, created_at, updated_at, last_used_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                )
+                .bind(&c.id)
+                .bind(c.tenant.as_str())
+                .bind(&c.name)
+                .bind(&c.environment)
+                .bind(&c.auth_method)
+                .bind(c.grant_types.join(" "))
+                .bind(c.scopes.join(" "))
+                .bind(c.audiences.join(" "))
+                .bind(c.access_token_ttl_secs)
+                .bind(i64::from(c.can_introspect))
+                .bind(&c.jwks)
+                .bind(&c.jwks_uri)
+                .bind(c.status.as_str())
+                .bind(c.created_at.as_millis())
+                .bind(c.updated_at.as_millis())
+                .bind(c.last_used_at.map(Timestamp::as_millis))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+                if let Some(s) = secret {
+                    insert_client_secret(&mut tx, s).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_client(&self, id: &str) -> Result<Option<OAuthClient>> {
+                sqlx::query("SELECT * FROM oauth_clients WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(client_from_row)
+                    .transpose()
+            }
+
+            async fn list_clients(&self, tenant: &TenantId) -> Result<Vec<OAuthClient>> {
+                sqlx::query(
+                    "SELECT * FROM oauth_clients WHERE tenant_id = $1 ORDER BY created_at, id",
+                )
+                .bind(tenant.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(client_from_row)
+                .collect()
+            }
+
+            async fn set_client_status(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+                status: ClientStatus,
+                now: Timestamp,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE oauth_clients SET status = $1, updated_at = $2 \
+                     WHERE tenant_id = $3 AND id = $4",
+                )
+                .bind(status.as_str())
+                .bind(now.as_millis())
+                .bind(tenant.as_str())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_client_secrets(&self, client_id: &str) -> Result<Vec<ClientSecretRecord>> {
+                sqlx::query(
+                    "SELECT * FROM oauth_client_secrets WHERE client_id = $1 \
+                     ORDER BY created_at DESC, id",
+                )
+                .bind(client_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(client_secret_from_row)
+                .collect()
+            }
+
+            async fn rotate_client_secret(
+                &self,
+                tenant: &TenantId,
+                s: &ClientSecretRecord,
+                old_expires_at: Timestamp,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                // Touching the client row first serialises concurrent rotations of one client.
+                let found = sqlx::query(
+                    "UPDATE oauth_clients SET updated_at = $1 WHERE id = $2 AND tenant_id = $3",
+                )
+                .bind(s.created_at.as_millis())
+                .bind(&s.client_id)
+                .bind(tenant.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if found.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE oauth_client_secrets SET expires_at = $1 WHERE client_id = $2 \
+                     AND (expires_at IS NULL OR expires_at > $1)",
+                )
+                .bind(old_expires_at.as_millis())
+                .bind(&s.client_id)
+                .execute(&mut *tx)
+                .await?;
+                insert_client_secret(&mut tx, s).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn touch_client(
+                &self,
+                client_id: &str,
+                secret_id: Option<&str>,
+                now: Timestamp,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE oauth_clients SET last_used_at = $1 \
+                     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                )
+                .bind(now.as_millis())
+                .bind(client_id)
+                .execute(&self.pool)
+                .await?;
+                if let Some(secret_id) = secret_id {
+                    sqlx::query(
+                        "UPDATE oauth_client_secrets SET last_used_at = $1 \
+                         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                    )
+                    .bind(now.as_millis())
+                    .bind(secret_id)
+                    .execute(&self.pool)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn record_assertion_jti(
+                &self,
+                client_id: &str,
+                jti: &str,
+                expires_at: Timestamp,
+                now: Timestamp,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "DELETE FROM client_assertion_jtis WHERE client_id = $1 AND expires_at <= $2",
+                )
+                .bind(client_id)
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
+                )
+                .bind(client_id)
+                .bind(jti)
+                .bind(expires_at.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(inserted.rows_affected() == 1)
+            }
+        }
+
+        async fn insert_client_secret(
+            tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+            s: &ClientSecretRecord,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO oauth_client_secrets (id, client_id, display_prefix, secret_digest, \
+                 created_at, expires_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&s.id)
+            .bind(&s.client_id)
+            .bind(&s.display_prefix)
+            .bind(&s.secret_digest)
+            .bind(s.created_at.as_millis())
+            .bind(s.expires_at.map(Timestamp::as_millis))
+            .bind(s.last_used_at.map(Timestamp::as_millis))
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::from_write)?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::RevocationStore for $store {
+            async fn append_revocation(
+                &self,
+                r: &NewRevocation,
+                now: Timestamp,
+            ) -> Result<RevocationEntry> {
+                let mut tx = self.pool.begin().await?;
+                // The head row's lock is held until commit, so the next writer gets the next
+                // number only after this entry is visible.
+                let seq: i64 = sqlx::query_scalar(
+                    "UPDATE revocation_log_head SET last_seq = last_seq + 1 WHERE id = 1 \
+                     RETURNING last_seq",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO revocations (seq, tenant_id, kind, subject, revoked_before, \
+                     expires_at, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(seq)
+                .bind(r.tenant.as_str())
+                .bind(r.kind.as_str())
+                .bind(&r.subject)
+                .bind(r.revoked_before.map(Timestamp::as_millis))
+                .bind(r.expires_at.map(Timestamp::as_millis))
+                .bind(&r.reason)
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(RevocationEntry {
+                    seq,
+                    tenant: r.tenant.clone(),
+                    kind: r.kind,
+                    subject: r.subject.clone(),
+                    revoked_before: r.revoked_before,
+                    expires_at: r.expires_at,
+                    reason: r.reason.clone(),
+                    created_at: now,
+                })
+            }
+
+            async fn revocations_after(&self, after: i64, limit: u32) -> Result<Vec<RevocationEntry>> {
+                sqlx::query("SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(revocation_from_row)
+                    .collect()
+            }
+
+            async fn is_token_revoked(&self, q: &TokenRevocationQuery) -> Result<bool> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM revocations WHERE \
+                     (tenant_id = $1 AND kind = 'token' AND subject = $2) \
+                     OR (tenant_id = $1 AND kind = 'client' AND subject = $3 \
+                         AND (revoked_before IS NULL OR revoked_before >= $5)) \
+                     OR (kind = 'signing_key' AND subject = $4)",
+                )
+                .bind(q.tenant.as_str())
+                .bind(&q.jti)
+                .bind(&q.client_id)
+                .bind(&q.kid)
+                .bind(q.issued_at.as_millis())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n > 0)
             }
         }
 

@@ -88,6 +88,16 @@ conformance!(
     api_key_rotation_is_atomic_and_single_shot,
     api_key_uses_are_batched_and_never_move_backwards,
     api_key_policy_upsert,
+    resource_servers_are_tenant_scoped_and_audiences_unique_per_tenant,
+    clients_round_trip_with_their_first_secret,
+    client_status_and_rotation_are_tenant_scoped,
+    rotation_sets_the_overlap_end_on_older_secrets_only,
+    touch_client_records_last_use,
+    assertion_jti_replay_is_detected_until_expiry,
+    revocation_log_is_gapless_and_ordered,
+    token_revocation_matches_jti_client_mark_and_key,
+    activation_retires_the_active_key_atomically,
+    revoking_a_key_reports_its_previous_state_once,
 );
 
 fn tid(s: &str) -> TenantId {
@@ -748,5 +758,446 @@ mod cases {
             .await
             .expect_err("unknown tenant");
         assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    }
+
+    fn new_tenant(id: &str) -> NewTenant {
+        NewTenant {
+            id: tid(id),
+            display_name: id.into(),
+        }
+    }
+
+    fn rs(id: &str, tenant: &str, audience: &str) -> ResourceServer {
+        ResourceServer {
+            id: id.into(),
+            tenant: tid(tenant),
+            name: format!("{id} name"),
+            audience: audience.into(),
+            scopes: vec!["payments:read".into(), "payments:write".into()],
+            created_at: at(1),
+            updated_at: at(1),
+        }
+    }
+
+    fn client(id: &str, tenant: &str) -> OAuthClient {
+        OAuthClient {
+            id: id.into(),
+            tenant: tid(tenant),
+            name: "billing-sync".into(),
+            environment: "live".into(),
+            auth_method: "client_secret_basic".into(),
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["payments:read".into()],
+            audiences: vec!["payments-api".into(), "ledger-api".into()],
+            access_token_ttl_secs: 600,
+            can_introspect: true,
+            jwks: Some(r#"{"keys":[]}"#.into()),
+            jwks_uri: None,
+            status: ClientStatus::Active,
+            created_at: at(2),
+            updated_at: at(2),
+            last_used_at: None,
+        }
+    }
+
+    fn secret(id: &str, client_id: &str, created: i64) -> ClientSecretRecord {
+        ClientSecretRecord {
+            id: id.into(),
+            client_id: client_id.into(),
+            display_prefix: format!("pcl_cs_live_{id}"),
+            secret_digest: vec![9; 32],
+            created_at: at(created),
+            expires_at: None,
+            last_used_at: None,
+        }
+    }
+
+    pub async fn resource_servers_are_tenant_scoped_and_audiences_unique_per_tenant(
+        s: Arc<dyn Store>,
+    ) {
+        s.create_tenant(&new_tenant("acme"), at(0))
+            .await
+            .expect("acme");
+        s.create_tenant(&new_tenant("globex"), at(0))
+            .await
+            .expect("globex");
+        let a = rs("rs_a", "acme", "payments-api");
+        s.create_resource_server(&a).await.expect("create");
+        // The same audience in another tenant is a different API.
+        s.create_resource_server(&rs("rs_b", "globex", "payments-api"))
+            .await
+            .expect("other tenant");
+        assert!(matches!(
+            s.create_resource_server(&rs("rs_c", "acme", "payments-api"))
+                .await,
+            Err(StoreError::Conflict)
+        ));
+        assert!(matches!(
+            s.create_resource_server(&rs("rs_d", "nosuch", "x")).await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            s.get_resource_server(&tid("acme"), "rs_a")
+                .await
+                .expect("get"),
+            Some(a.clone())
+        );
+        assert_eq!(
+            s.get_resource_server(&tid("globex"), "rs_a")
+                .await
+                .expect("get"),
+            None,
+            "another tenant's id is not found"
+        );
+        assert_eq!(
+            s.find_resource_server_by_audience(&tid("acme"), "payments-api")
+                .await
+                .expect("find"),
+            Some(a.clone())
+        );
+        assert_eq!(
+            s.find_resource_server_by_audience(&tid("acme"), "nope")
+                .await
+                .expect("find"),
+            None
+        );
+        assert_eq!(
+            s.list_resource_servers(&tid("acme")).await.expect("list"),
+            vec![a]
+        );
+    }
+
+    pub async fn clients_round_trip_with_their_first_secret(s: Arc<dyn Store>) {
+        s.create_tenant(&new_tenant("acme"), at(0))
+            .await
+            .expect("acme");
+        let c = client("cl_1", "acme");
+        let sec = secret("sec1", "cl_1", 2);
+        s.create_client(&c, Some(&sec)).await.expect("create");
+        assert_eq!(s.get_client("cl_1").await.expect("get"), Some(c.clone()));
+        assert_eq!(s.get_client("cl_2").await.expect("get"), None);
+        assert_eq!(
+            s.list_client_secrets("cl_1").await.expect("secrets"),
+            vec![sec]
+        );
+        assert_eq!(
+            s.list_clients(&tid("acme")).await.expect("list"),
+            vec![c.clone()]
+        );
+        assert!(matches!(
+            s.create_client(&c, None).await,
+            Err(StoreError::Conflict)
+        ));
+        // A failed secret insert rolls the client back.
+        let c2 = client("cl_2", "acme");
+        assert!(s
+            .create_client(&c2, Some(&secret("sec1", "cl_2", 3)))
+            .await
+            .is_err());
+        assert_eq!(s.get_client("cl_2").await.expect("get"), None);
+        assert!(matches!(
+            s.create_client(&client("cl_3", "nosuch"), None).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    pub async fn client_status_and_rotation_are_tenant_scoped(s: Arc<dyn Store>) {
+        s.create_tenant(&new_tenant("acme"), at(0))
+            .await
+            .expect("acme");
+        s.create_tenant(&new_tenant("globex"), at(0))
+            .await
+            .expect("globex");
+        s.create_client(&client("cl_1", "acme"), Some(&secret("sec1", "cl_1", 2)))
+            .await
+            .expect("create");
+        assert!(!s
+            .set_client_status(&tid("globex"), "cl_1", ClientStatus::Disabled, at(5))
+            .await
+            .expect("status"));
+        assert!(!s
+            .rotate_client_secret(&tid("globex"), &secret("sec2", "cl_1", 5), at(6))
+            .await
+            .expect("rotate"));
+        assert_eq!(
+            s.list_client_secrets("cl_1").await.expect("secrets").len(),
+            1
+        );
+        assert!(s
+            .set_client_status(&tid("acme"), "cl_1", ClientStatus::Disabled, at(5))
+            .await
+            .expect("status"));
+        let got = s.get_client("cl_1").await.expect("get").expect("some");
+        assert_eq!(got.status, ClientStatus::Disabled);
+        assert_eq!(got.updated_at, at(5));
+        assert!(s
+            .list_clients(&tid("globex"))
+            .await
+            .expect("list")
+            .is_empty());
+    }
+
+    pub async fn rotation_sets_the_overlap_end_on_older_secrets_only(s: Arc<dyn Store>) {
+        s.create_tenant(&new_tenant("acme"), at(0))
+            .await
+            .expect("acme");
+        s.create_client(&client("cl_1", "acme"), Some(&secret("sec1", "cl_1", 2)))
+            .await
+            .expect("create");
+        assert!(s
+            .rotate_client_secret(&tid("acme"), &secret("sec2", "cl_1", 10), at(100))
+            .await
+            .expect("rotate"));
+        // A second rotation shortens nothing that already ends sooner.
+        assert!(s
+            .rotate_client_secret(&tid("acme"), &secret("sec3", "cl_1", 20), at(500))
+            .await
+            .expect("rotate"));
+        let secrets = s.list_client_secrets("cl_1").await.expect("secrets");
+        let ends: Vec<(&str, Option<Timestamp>)> = secrets
+            .iter()
+            .map(|x| (x.id.as_str(), x.expires_at))
+            .collect();
+        assert_eq!(
+            ends,
+            vec![
+                ("sec3", None),
+                ("sec2", Some(at(500))),
+                ("sec1", Some(at(100)))
+            ]
+        );
+        assert!(matches!(
+            s.rotate_client_secret(&tid("acme"), &secret("sec3", "cl_1", 30), at(600))
+                .await,
+            Err(StoreError::Conflict)
+        ));
+        // The failed rotation changed nothing.
+        let again = s.list_client_secrets("cl_1").await.expect("secrets");
+        assert_eq!(again, secrets);
+    }
+
+    pub async fn touch_client_records_last_use(s: Arc<dyn Store>) {
+        s.create_tenant(&new_tenant("acme"), at(0))
+            .await
+            .expect("acme");
+        s.create_client(&client("cl_1", "acme"), Some(&secret("sec1", "cl_1", 2)))
+            .await
+            .expect("create");
+        s.touch_client("cl_1", Some("sec1"), at(50))
+            .await
+            .expect("touch");
+        s.touch_client("cl_1", Some("sec1"), at(40))
+            .await
+            .expect("older touch");
+        assert_eq!(
+            s.get_client("cl_1")
+                .await
+                .expect("get")
+                .expect("some")
+                .last_used_at,
+            Some(at(50))
+        );
+        assert_eq!(
+            s.list_client_secrets("cl_1").await.expect("secrets")[0].last_used_at,
+            Some(at(50))
+        );
+    }
+
+    pub async fn assertion_jti_replay_is_detected_until_expiry(s: Arc<dyn Store>) {
+        assert!(s
+            .record_assertion_jti("cl_1", "j1", at(100), at(10))
+            .await
+            .expect("first"));
+        assert!(!s
+            .record_assertion_jti("cl_1", "j1", at(100), at(20))
+            .await
+            .expect("replay"));
+        assert!(s
+            .record_assertion_jti("cl_2", "j1", at(100), at(20))
+            .await
+            .expect("other client"));
+        // After expiry the record is pruned; the assertion itself is expired by then anyway.
+        assert!(s
+            .record_assertion_jti("cl_1", "j1", at(300), at(100))
+            .await
+            .expect("pruned"));
+    }
+
+    pub async fn revocation_log_is_gapless_and_ordered(s: Arc<dyn Store>) {
+        let mut handles = Vec::new();
+        for i in 0..20 {
+            let s = s.clone();
+            handles.push(tokio::spawn(async move {
+                s.append_revocation(
+                    &NewRevocation {
+                        tenant: tid("acme"),
+                        kind: RevocationKind::Token,
+                        subject: format!("jti-{i}"),
+                        revoked_before: None,
+                        expires_at: Some(at(1_000)),
+                        reason: Some("test".into()),
+                    },
+                    at(i),
+                )
+                .await
+                .expect("append")
+                .seq
+            }));
+        }
+        let mut seqs = Vec::new();
+        for h in handles {
+            seqs.push(h.await.expect("join"));
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=20).collect::<Vec<i64>>());
+        let all = s.revocations_after(0, 100).await.expect("read");
+        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
+        let tail = s.revocations_after(15, 2).await.expect("read");
+        assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![16, 17]);
+        assert_eq!(tail[0].kind, RevocationKind::Token);
+        assert_eq!(tail[0].expires_at, Some(at(1_000)));
+    }
+
+    pub async fn token_revocation_matches_jti_client_mark_and_key(s: Arc<dyn Store>) {
+        let q = |jti: &str, client: &str, kid: &str, iat: i64| TokenRevocationQuery {
+            tenant: tid("acme"),
+            jti: jti.into(),
+            client_id: client.into(),
+            kid: kid.into(),
+            issued_at: at(iat),
+        };
+        let rev = |tenant: &str, kind, subject: &str, before: Option<i64>| NewRevocation {
+            tenant: tid(tenant),
+            kind,
+            subject: subject.into(),
+            revoked_before: before.map(at),
+            expires_at: None,
+            reason: None,
+        };
+        assert!(!s
+            .is_token_revoked(&q("j1", "cl_1", "k1", 10))
+            .await
+            .expect("check"));
+        s.append_revocation(&rev("acme", RevocationKind::Token, "j1", None), at(1))
+            .await
+            .expect("append");
+        s.append_revocation(&rev("globex", RevocationKind::Token, "j2", None), at(1))
+            .await
+            .expect("append");
+        s.append_revocation(
+            &rev("acme", RevocationKind::Client, "cl_9", Some(100)),
+            at(1),
+        )
+        .await
+        .expect("append");
+        s.append_revocation(
+            &rev("system", RevocationKind::SigningKey, "k9", None),
+            at(1),
+        )
+        .await
+        .expect("append");
+        assert!(s
+            .is_token_revoked(&q("j1", "cl_1", "k1", 10))
+            .await
+            .expect("jti"));
+        assert!(!s
+            .is_token_revoked(&q("j2", "cl_1", "k1", 10))
+            .await
+            .expect("other tenant's jti"),);
+        assert!(s
+            .is_token_revoked(&q("j3", "cl_9", "k1", 99))
+            .await
+            .expect("before mark"));
+        assert!(s
+            .is_token_revoked(&q("j3", "cl_9", "k1", 100))
+            .await
+            .expect("at the mark"));
+        assert!(!s
+            .is_token_revoked(&q("j3", "cl_9", "k1", 101))
+            .await
+            .expect("after mark"));
+        assert!(s
+            .is_token_revoked(&q("j3", "cl_1", "k9", 10))
+            .await
+            .expect("revoked key"));
+    }
+
+    pub async fn activation_retires_the_active_key_atomically(s: Arc<dyn Store>) {
+        assert!(s
+            .insert_signing_key(&key("k1", KeyState::Active))
+            .await
+            .expect("k1"));
+        let mut pending = key("k2", KeyState::Pending);
+        pending.activates_at = at(50);
+        assert!(s.insert_signing_key(&pending).await.expect("k2"));
+        // Not pending: nothing changes, the active key stays active.
+        assert!(!s
+            .activate_signing_key("k1", at(60), at(999))
+            .await
+            .expect("noop"));
+        assert!(!s
+            .activate_signing_key("nope", at(60), at(999))
+            .await
+            .expect("noop"));
+        let states = |keys: Vec<StoredSigningKey>| {
+            keys.into_iter()
+                .map(|k| (k.kid, k.state, k.publish_until))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            states(s.list_signing_keys().await.expect("list")),
+            vec![
+                ("k1".into(), KeyState::Active, Some(at(99))),
+                ("k2".into(), KeyState::Pending, Some(at(99)))
+            ]
+        );
+        assert!(s
+            .activate_signing_key("k2", at(60), at(700))
+            .await
+            .expect("activate"));
+        let keys = s.list_signing_keys().await.expect("list");
+        assert_eq!(
+            states(keys.clone()),
+            vec![
+                ("k1".into(), KeyState::Retired, Some(at(700))),
+                ("k2".into(), KeyState::Active, Some(at(99)))
+            ]
+        );
+        assert_eq!(keys[0].retired_at, Some(at(60)));
+        assert_eq!(keys[1].activates_at, at(60));
+        // A second node doing the same finds nothing to do.
+        assert!(!s
+            .activate_signing_key("k2", at(61), at(701))
+            .await
+            .expect("race"));
+    }
+
+    pub async fn revoking_a_key_reports_its_previous_state_once(s: Arc<dyn Store>) {
+        assert!(s
+            .insert_signing_key(&key("k1", KeyState::Active))
+            .await
+            .expect("k1"));
+        assert_eq!(
+            s.revoke_signing_key("k1", at(70)).await.expect("revoke"),
+            Some(KeyState::Active)
+        );
+        assert_eq!(
+            s.revoke_signing_key("k1", at(80)).await.expect("again"),
+            None
+        );
+        assert_eq!(
+            s.revoke_signing_key("nope", at(80)).await.expect("unknown"),
+            None
+        );
+        let k = &s.list_signing_keys().await.expect("list")[0];
+        assert_eq!(
+            (k.state, k.publish_until, k.retired_at),
+            (KeyState::Revoked, Some(at(70)), Some(at(70)))
+        );
+        // With no active key left, a new one may be inserted as active.
+        assert!(s
+            .insert_signing_key(&key("k2", KeyState::Active))
+            .await
+            .expect("k2"));
     }
 }

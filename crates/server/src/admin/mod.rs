@@ -8,6 +8,8 @@
 mod api_keys;
 mod audit_events;
 pub mod auth;
+mod clients;
+mod resource_servers;
 mod signing_keys;
 mod tenants;
 pub mod tokens;
@@ -167,10 +169,70 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             routing::put(api_keys::put_policy),
         ),
         r(
+            Method::POST,
+            "/tenants/{tenant}/resource-servers",
+            Tenant,
+            routing::post(resource_servers::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/resource-servers",
+            Tenant,
+            routing::get(resource_servers::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/resource-servers/{id}",
+            Tenant,
+            routing::get(resource_servers::show),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients",
+            Tenant,
+            routing::post(clients::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/clients",
+            Tenant,
+            routing::get(clients::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/clients/{id}",
+            Tenant,
+            routing::get(clients::show),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients/{id}/rotate-secret",
+            Tenant,
+            routing::post(clients::rotate_secret),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients/{id}/disable",
+            Tenant,
+            routing::post(clients::disable),
+        ),
+        r(
             Method::GET,
             "/signing-keys",
             Global,
             routing::get(signing_keys::list),
+        ),
+        r(
+            Method::POST,
+            "/signing-keys/rotate",
+            Global,
+            routing::post(signing_keys::rotate),
+        ),
+        r(
+            Method::POST,
+            "/signing-keys/{kid}/revoke",
+            Global,
+            routing::post(signing_keys::revoke),
         ),
     ]
 }

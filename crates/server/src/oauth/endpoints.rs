@@ -1,0 +1,338 @@
+//! The OAuth endpoints: token (client credentials), introspection (RFC 7662) and revocation
+//! (RFC 7009). Each reads a form, authenticates the client, asks core for the decision, and
+//! audits the outcome.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use portcullis_core::audit::Outcome;
+use portcullis_core::oauth::{
+    decide_client_credentials, parse_grant_type, select_audience, AccessTokenClaims, Audience,
+    ClientPolicy, GrantType, ResourcePolicy, ScopeSet,
+};
+use portcullis_core::time::Timestamp;
+use portcullis_store::{NewRevocation, OAuthClient, RevocationKind, TokenRevocationQuery};
+use serde_json::json;
+
+use super::client_auth::{authenticate, AuthenticatedClient};
+use super::error::{no_store, OAuthError};
+use super::form;
+use super::jwt::{self, VerifiedToken};
+use crate::audit::{EventDraft, RequestOrigin};
+use crate::extract::origin;
+use crate::state::AppState;
+
+/// The parameters that may repeat at the token endpoint: RFC 8707 allows several `resource`
+/// values (we then require they name one audience).
+const TOKEN_REPEATABLE: &[&str] = &["resource"];
+
+pub async fn method_not_allowed() -> OAuthError {
+    OAuthError::method_not_allowed()
+}
+
+/// `POST /oauth2/token`.
+pub async fn token(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let origin = origin(&parts);
+    match issue(&state, &parts, body, &origin).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn issue(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Body,
+    origin: &RequestOrigin,
+) -> Result<Response, OAuthError> {
+    let params = form::read(parts, body, TOKEN_REPEATABLE).await?;
+    let grant = parse_grant_type(params.get("grant_type")).map_err(OAuthError::grant)?;
+    let presented = form::presented_credentials(&parts.headers, &params)?;
+    let AuthenticatedClient { client } = authenticate(state, presented, origin).await?;
+    let refuse = |e: OAuthError| {
+        audit(
+            state,
+            &client,
+            "oauth.token.issue",
+            Outcome::Denied,
+            Some(e.reason.clone()),
+            None,
+            origin,
+        );
+        e
+    };
+    match grant {
+        GrantType::ClientCredentials => {}
+    }
+    let policy = client_policy(&client)?;
+    let mut targets = params.all("resource");
+    targets.extend(params.get("audience"));
+    let audience = select_audience(&policy, &targets)
+        .map_err(OAuthError::grant)
+        .map_err(refuse)?;
+    let resource = state
+        .store
+        .find_resource_server_by_audience(&client.tenant, audience.as_str())
+        .await?
+        .ok_or_else(|| {
+            refuse(OAuthError::grant(
+                portcullis_core::oauth::GrantError::InvalidTarget,
+            ))
+        })?;
+    let resource = ResourcePolicy {
+        audience,
+        scopes: ScopeSet::from_strs(resource.scopes.iter().map(String::as_str))
+            .map_err(|_| OAuthError::internal("stored resource server has invalid scopes"))?,
+    };
+    let decision = decide_client_credentials(
+        &policy,
+        &resource,
+        params.get("scope"),
+        state.oauth.lifetimes,
+    )
+    .map_err(OAuthError::grant)
+    .map_err(refuse)?;
+    let now = state.clock.now();
+    let jti = uuid::Uuid::new_v4().simple().to_string();
+    let claims = AccessTokenClaims::for_client(&state.oauth.issuer, &policy, &decision, jti, now);
+    let signer = state
+        .oauth
+        .signer()
+        .ok_or_else(|| OAuthError::internal("no active signing key"))?;
+    let token = signer.sign(&claims).map_err(OAuthError::internal)?;
+    audit(
+        state,
+        &client,
+        "oauth.token.issue",
+        Outcome::Success,
+        None,
+        Some(claims.jti.clone()),
+        origin,
+    );
+    let mut body = json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": decision.lifetime.as_secs(),
+    });
+    if let Some(scope) = &claims.scope {
+        body["scope"] = json!(scope);
+    }
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}
+
+/// The stored client as core's grant rules see it.
+fn client_policy(client: &OAuthClient) -> Result<ClientPolicy, OAuthError> {
+    let corrupt = || OAuthError::internal(format!("stored client {} is invalid", client.id));
+    Ok(ClientPolicy {
+        client_id: client.id.clone(),
+        tenant: client.tenant.clone(),
+        grant_types: client
+            .grant_types
+            .iter()
+            .map(|g| GrantType::parse(g))
+            .collect::<Result<_, _>>()
+            .map_err(|_| corrupt())?,
+        scopes: ScopeSet::from_strs(client.scopes.iter().map(String::as_str))
+            .map_err(|_| corrupt())?,
+        audiences: client
+            .audiences
+            .iter()
+            .map(|a| Audience::parse(a))
+            .collect::<Result<_, _>>()
+            .map_err(|_| corrupt())?,
+        access_token_ttl: Duration::from_secs(
+            u64::try_from(client.access_token_ttl_secs).unwrap_or(0),
+        ),
+    })
+}
+
+/// Verifies a token and checks the revocation log. `None` for anything not currently valid.
+async fn current_token(
+    state: &AppState,
+    token: &str,
+    now: Timestamp,
+) -> Result<Result<VerifiedToken, &'static str>, OAuthError> {
+    let keys = state.store.list_signing_keys().await?;
+    let verified = match jwt::verify(token, &keys, &state.oauth.issuer, now) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e.as_str())),
+    };
+    let Ok(tenant) = portcullis_core::tenant::TenantId::parse(&verified.claims.tenant) else {
+        return Ok(Err("token_bad_tenant"));
+    };
+
+    let revoked = state
+        .store
+        .is_token_revoked(&TokenRevocationQuery {
+            tenant,
+            jti: verified.claims.jti.clone(),
+            client_id: verified.claims.client_id.clone(),
+            kid: verified.kid.clone(),
+            issued_at: Timestamp::from_secs(verified.claims.iat),
+        })
+        .await?;
+    if revoked {
+        return Ok(Err("token_revoked"));
+    }
+    Ok(Ok(verified))
+}
+
+/// `POST /oauth2/introspect` (RFC 7662): callers are clients with the introspection permission;
+/// they learn about tokens of their own tenant only.
+pub async fn introspect(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let origin = origin(&parts);
+    let result: Result<Response, OAuthError> = async {
+        let params = form::read(&parts, body, &[]).await?;
+        let presented = form::presented_credentials(&parts.headers, &params)?;
+        let AuthenticatedClient { client } = authenticate(&state, presented, &origin).await?;
+        if !client.can_introspect {
+            audit(
+                &state,
+                &client,
+                "oauth.token.introspect",
+                Outcome::Denied,
+                Some("client_may_not_introspect".into()),
+                None,
+                &origin,
+            );
+            let mut e = OAuthError::unauthorized_client("client_may_not_introspect");
+            e.status = StatusCode::FORBIDDEN;
+            return Err(e);
+        }
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let now = state.clock.now();
+        let answer = match current_token(&state, token, now).await? {
+            Ok(v) if v.claims.tenant == client.tenant.as_str() => {
+                let c = &v.claims;
+                let mut body = json!({
+                    "active": true,
+                    "client_id": c.client_id,
+                    "token_type": "Bearer",
+                    "exp": c.exp,
+                    "iat": c.iat,
+                    "nbf": c.nbf,
+                    "sub": c.sub,
+                    "aud": c.aud,
+                    "iss": c.iss,
+                    "jti": c.jti,
+                    portcullis_core::oauth::TENANT_CLAIM: c.tenant,
+                });
+                if let Some(scope) = &c.scope {
+                    body["scope"] = json!(scope);
+                }
+                body
+            }
+            Ok(_) => {
+                tracing::info!(reason = "token_other_tenant", "introspection: inactive");
+                json!({"active": false})
+            }
+            Err(reason) => {
+                tracing::info!(reason, "introspection: inactive");
+                json!({"active": false})
+            }
+        };
+        let mut response = (StatusCode::OK, Json(answer)).into_response();
+        no_store(response.headers_mut());
+        Ok(response)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /oauth2/revoke` (RFC 7009): a client revokes tokens issued to itself. Unknown, invalid
+/// and expired tokens answer 200 as the RFC requires; another client's token is refused.
+pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let origin = origin(&parts);
+    let result: Result<Response, OAuthError> = async {
+        let params = form::read(&parts, body, &[]).await?;
+        let presented = form::presented_credentials(&parts.headers, &params)?;
+        let AuthenticatedClient { client } = authenticate(&state, presented, &origin).await?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let now = state.clock.now();
+        match current_token(&state, token, now).await? {
+            Err(reason) => {
+                tracing::info!(
+                    reason,
+                    "revocation of a token that is not valid: nothing to do"
+                );
+            }
+            Ok(v) => {
+                if v.claims.client_id != client.id || v.claims.tenant != client.tenant.as_str() {
+                    audit(
+                        &state,
+                        &client,
+                        "oauth.token.revoke",
+                        Outcome::Denied,
+                        Some("token_of_another_client".into()),
+                        Some(v.claims.jti),
+                        &origin,
+                    );
+                    return Err(OAuthError::unauthorized_client("token_of_another_client"));
+                }
+                state
+                    .store
+                    .append_revocation(
+                        &NewRevocation {
+                            tenant: client.tenant.clone(),
+                            kind: RevocationKind::Token,
+                            subject: v.claims.jti.clone(),
+                            revoked_before: None,
+                            expires_at: Some(Timestamp::from_secs(v.claims.exp)),
+                            reason: Some("revoked_by_client".into()),
+                        },
+                        now,
+                    )
+                    .await?;
+                audit(
+                    &state,
+                    &client,
+                    "oauth.token.revoke",
+                    Outcome::Success,
+                    None,
+                    Some(v.claims.jti),
+                    &origin,
+                );
+            }
+        }
+        let mut response = StatusCode::OK.into_response();
+        no_store(response.headers_mut());
+        Ok(response)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn audit(
+    state: &AppState,
+    client: &OAuthClient,
+    action: &'static str,
+    outcome: Outcome,
+    reason: Option<String>,
+    target: Option<String>,
+    origin: &RequestOrigin,
+) {
+    state.audit.record(
+        EventDraft {
+            tenant: client.tenant.clone(),
+            actor: format!("client:{}", client.id),
+            credential_id: Some(client.id.clone()),
+            action,
+            outcome,
+            reason,
+            target,
+        },
+        origin,
+    );
+}

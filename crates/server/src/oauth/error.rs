@@ -1,0 +1,135 @@
+//! RFC 6749 section 5.2 error responses, exactly: a standard `error` code, no hint that helps an
+//! attacker, `Cache-Control: no-store`, and a `WWW-Authenticate: Basic` challenge on 401.
+//! The precise reason travels in `reason`, which is logged (and audited by the caller), never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    /// Client-facing text; only for malformed requests, never about credentials.
+    pub description: Option<&'static str>,
+    /// Internal reason: logged, never sent.
+    pub reason: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            description: None,
+            reason: reason.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn invalid_request(description: &'static str) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request", description);
+        e.description = Some(description);
+        e
+    }
+
+    /// 401 with a Basic challenge: the same answer for an unknown client, a wrong secret, a
+    /// disabled client and every other authentication failure.
+    pub fn invalid_client(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", reason)
+    }
+
+    pub fn unauthorized_client(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", reason)
+    }
+
+    pub fn grant(e: portcullis_core::oauth::GrantError) -> Self {
+        use portcullis_core::oauth::GrantError;
+        match e {
+            GrantError::InvalidRequest(d) => Self::invalid_request(d),
+            other => Self::new(StatusCode::BAD_REQUEST, other.code(), other.code()),
+        }
+    }
+
+    pub fn too_many_attempts(retry_after_secs: u64, reason: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            reason,
+        );
+        e.retry_after_secs = Some(retry_after_secs.max(1));
+        e
+    }
+
+    pub fn payload_too_large() -> Self {
+        let mut e = Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "body_too_large",
+        );
+        e.description = Some("request body too large");
+        e
+    }
+
+    pub fn method_not_allowed() -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "method_not_allowed",
+        );
+        e.description = Some("use POST with an application/x-www-form-urlencoded body");
+        e
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            cause.to_string(),
+        )
+    }
+}
+
+impl From<portcullis_store::StoreError> for OAuthError {
+    fn from(e: portcullis_store::StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, reason = %self.reason, "oauth request failed");
+        } else {
+            tracing::info!(status = %self.status, code = self.code, reason = %self.reason, "oauth request refused");
+        }
+        let body = match self.description {
+            Some(d) => json!({"error": self.code, "error_description": d}),
+            None => json!({"error": self.code}),
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let h = response.headers_mut();
+        no_store(h);
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"portcullis\", charset=\"UTF-8\""),
+            );
+        }
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            h.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 section 5.1).
+pub fn no_store(h: &mut axum::http::HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}

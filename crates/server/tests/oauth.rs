@@ -1,0 +1,1132 @@
+//! In-process tests of the token service: the whole router driven with `oneshot`, a manual
+//! clock, and a SQLite store in a temporary directory.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use portcullis_core::signing::SigningAlgorithm;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::{Clock, ManualClock, Timestamp};
+use portcullis_server::audit::AuditWriter;
+use portcullis_server::config::{AuditConfig, OAuthConfig};
+use portcullis_server::kek::{Kek, Keyring};
+use portcullis_server::oauth::OAuthState;
+use portcullis_server::state::AppState;
+use portcullis_store::{AuditQuery, SqliteStore, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const ISSUER: &str = "https://auth.test";
+
+struct App {
+    router: Router,
+    state: AppState,
+    clock: Arc<ManualClock>,
+    store: Arc<dyn Store>,
+    admin: String,
+    writer: Option<AuditWriter>,
+    _dir: tempfile::TempDir,
+}
+
+struct Client {
+    id: String,
+    secret: String,
+}
+
+impl App {
+    async fn new() -> Self {
+        Self::with(OAuthConfig::default()).await
+    }
+
+    async fn with(oauth: OAuthConfig) -> Self {
+        Self::build(oauth, Duration::ZERO).await
+    }
+
+    async fn build(oauth: OAuthConfig, rotation_interval: Duration) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("db"))
+                .await
+                .expect("store"),
+        );
+        let manual = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let clock: Arc<dyn Clock> = manual.clone();
+        let ring = Keyring::new(Kek::generate().expect("kek"));
+        let (keys, _) = portcullis_server::keys::load_or_create_active(
+            store.as_ref(),
+            &ring,
+            &clock,
+            SigningAlgorithm::ES256,
+        )
+        .await
+        .expect("keys");
+        let (audit, writer) = portcullis_server::audit::spawn(
+            store.clone(),
+            clock.clone(),
+            &AuditConfig {
+                batch_size: 100,
+                // Short: shutdown waits for a filling batch's interval before it stops.
+                flush_interval_ms: 20,
+                queue_capacity: 10_000,
+            },
+        );
+        let admin_file = portcullis_server::bootstrap::ensure_global_admin(
+            store.as_ref(),
+            clock.as_ref(),
+            &audit,
+            dir.path(),
+        )
+        .await
+        .expect("bootstrap")
+        .expect("created");
+        let admin = std::fs::read_to_string(admin_file)
+            .expect("token")
+            .trim()
+            .to_owned();
+        let oauth = OAuthState::new(ISSUER.into(), &oauth, &keys)
+            .expect("oauth")
+            .with_rotation(portcullis_server::rotation::Rotation {
+                keyring: ring,
+                algorithm: SigningAlgorithm::ES256,
+                prepublish: Duration::from_secs(600),
+                interval: rotation_interval,
+            });
+        let state = AppState {
+            api_keys: common::api_keys(store.clone(), clock.clone(), audit.clone()),
+            store: store.clone(),
+            clock,
+            audit,
+            keys: Arc::new(keys),
+            oauth: Arc::new(oauth),
+        };
+        Self {
+            router: portcullis_server::http::router(state.clone(), 64 * 1024),
+            state,
+            clock: manual,
+            store,
+            admin,
+            writer: Some(writer),
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let resp = self.router.clone().oneshot(req).await.expect("response");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, headers, v)
+    }
+
+    async fn admin_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("/admin/v1{path}"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.admin));
+        let body = match body {
+            Some(v) => {
+                b = b.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let (s, _, v) = self.send(b.body(body).expect("request")).await;
+        (s, v)
+    }
+
+    async fn tenant_with_api(&self, tenant: &str) {
+        let (s, v) = self
+            .admin_call(Method::POST, "/tenants", Some(json!({"id": tenant})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        for (aud, scopes) in [
+            ("payments-api", json!(["payments:read", "payments:write"])),
+            ("ledger-api", json!(["ledger:read"])),
+        ] {
+            let (s, v) = self
+                .admin_call(
+                    Method::POST,
+                    &format!("/tenants/{tenant}/resource-servers"),
+                    Some(json!({"audience": aud, "scopes": scopes})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+    }
+
+    async fn client(&self, tenant: &str, extra: Value) -> Client {
+        let mut body = json!({
+            "name": "billing-sync",
+            "scopes": ["payments:read", "ledger:read"],
+            "audiences": ["payments-api", "ledger-api"],
+        });
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        let (s, v) = self
+            .admin_call(
+                Method::POST,
+                &format!("/tenants/{tenant}/clients"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        Client {
+            id: v["client_id"].as_str().expect("id").to_owned(),
+            secret: v["client_secret"].as_str().expect("secret").to_owned(),
+        }
+    }
+
+    async fn form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        body: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some((id, secret)) = basic {
+            b = b.header(
+                header::AUTHORIZATION,
+                format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
+            );
+        }
+        self.send(b.body(Body::from(body.to_owned())).expect("request"))
+            .await
+    }
+
+    async fn token(&self, c: &Client, body: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.form("/oauth2/token", Some((&c.id, &c.secret)), body)
+            .await
+    }
+
+    async fn access_token(&self, c: &Client) -> String {
+        let (s, _, v) = self.token(c, "grant_type=client_credentials").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["access_token"].as_str().expect("token").to_owned()
+    }
+
+    async fn introspect(&self, caller: &Client, token: &str) -> Value {
+        let (s, _, v) = self
+            .form(
+                "/oauth2/introspect",
+                Some((&caller.id, &caller.secret)),
+                &format!("token={token}"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Flushes the audit sink and returns the tenant's events.
+    async fn events(&mut self, tenant: &str) -> Vec<portcullis_core::audit::AuditEvent> {
+        if let Some(w) = self.writer.take() {
+            w.shutdown().await;
+        }
+        self.store
+            .query_audit_events(&AuditQuery {
+                tenant: TenantId::parse(tenant).expect("tenant"),
+                since: None,
+                until: None,
+                action: None,
+                limit: 1_000,
+            })
+            .await
+            .expect("events")
+    }
+}
+
+fn claims_of(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut next = || {
+        serde_json::from_slice::<Value>(
+            &URL_SAFE_NO_PAD
+                .decode(parts.next().expect("part"))
+                .expect("b64"),
+        )
+        .expect("json")
+    };
+    let header = next();
+    (header, next())
+}
+
+#[tokio::test]
+async fn client_credentials_issues_an_rfc9068_token() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    assert!(c.secret.starts_with("pcl_cs_live_"));
+    let (s, h, v) = app.token(&c, "grant_type=client_credentials").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 600);
+    assert_eq!(
+        v["scope"], "payments:read",
+        "default audience's allowed scopes"
+    );
+    let (header, claims) = claims_of(v["access_token"].as_str().expect("token"));
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+    assert!(header["kid"].is_string());
+    assert_eq!(claims["iss"], ISSUER);
+    assert_eq!(claims["sub"], c.id.as_str());
+    assert_eq!(claims["client_id"], c.id.as_str());
+    assert_eq!(claims["aud"], "payments-api");
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["iat"], 1_800_000_000);
+    assert_eq!(claims["nbf"], 1_800_000_000);
+    assert_eq!(claims["exp"], 1_800_000_600);
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 32));
+
+    // RFC 8707 resource (or audience) picks another allowed audience, scope narrows.
+    let (s, _, v) = app
+        .token(
+            &c,
+            "grant_type=client_credentials&resource=ledger-api&scope=ledger%3Aread",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, claims) = claims_of(v["access_token"].as_str().expect("token"));
+    assert_eq!(claims["aud"], "ledger-api");
+    assert_eq!(claims["scope"], "ledger:read");
+    let (s, _, v) = app
+        .token(&c, "grant_type=client_credentials&audience=ledger-api")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // client_secret_post for a client registered with it.
+    let p = app
+        .client("acme", json!({"auth_method": "client_secret_post"}))
+        .await;
+    let (s, _, v) = app
+        .form(
+            "/oauth2/token",
+            None,
+            &format!(
+                "grant_type=client_credentials&client_id={}&client_secret={}",
+                p.id, p.secret
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn bad_requests_get_exact_rfc6749_errors() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    app.tenant_with_api("globex").await;
+    let c = app.client("acme", json!({})).await;
+    let cases: &[(&str, StatusCode, &str)] = &[
+        ("", StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            "scope=payments%3Aread",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "grant_type=password",
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            "grant_type=client_credentials&grant_type=client_credentials",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "grant_type=client_credentials&scope=a&scope=b",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "grant_type=client_credentials&scope=payments%3Awrite",
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            "grant_type=client_credentials&scope=ledger%3Aread",
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            "grant_type=client_credentials&resource=billing-api",
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+        ),
+        (
+            "grant_type=client_credentials&resource=payments-api&resource=ledger-api",
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+        ),
+        (
+            "grant_type=client_credentials&audience=ledger-api&resource=payments-api",
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+        ),
+        (
+            &*format!("grant_type=client_credentials&client_secret={}", "x"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (s, h, v) = app.token(&c, body).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (*status, Some(*code)),
+            "{body}: {v}"
+        );
+        assert_eq!(h[header::CACHE_CONTROL], "no-store", "{body}");
+        assert!(v.get("access_token").is_none());
+    }
+
+    // JSON instead of a form.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/oauth2/token")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::AUTHORIZATION,
+            format!(
+                "Basic {}",
+                STANDARD.encode(format!("{}:{}", c.id, c.secret))
+            ),
+        )
+        .body(Body::from(r#"{"grant_type":"client_credentials"}"#))
+        .expect("request");
+    let (s, _, v) = app.send(req).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+
+    // Oversized body.
+    let big = format!(
+        "grant_type=client_credentials&pad={}",
+        "a".repeat(64 * 1024)
+    );
+    let (s, _, v) = app.token(&c, &big).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(v["error"], "invalid_request");
+
+    // GET is not a token request.
+    let req = Request::builder()
+        .uri("/oauth2/token?grant_type=client_credentials")
+        .body(Body::empty())
+        .expect("request");
+    let (s, h, v) = app.send(req).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    assert_eq!(h[header::ALLOW], "POST");
+}
+
+#[tokio::test]
+async fn client_authentication_failures_are_indistinguishable() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let other = app.client("acme", json!({})).await;
+    let post_client = app
+        .client("acme", json!({"auth_method": "client_secret_post"}))
+        .await;
+    let wrong = Client {
+        id: c.id.clone(),
+        secret: other.secret.clone(),
+    };
+    let unknown = Client {
+        id: "cl_doesnotexist0000000000".into(),
+        secret: c.secret.clone(),
+    };
+    let garbage = Client {
+        id: c.id.clone(),
+        secret: "hunter2".into(),
+    };
+    let wrong_method = Client {
+        id: post_client.id.clone(),
+        secret: post_client.secret.clone(),
+    };
+    let mut bodies = Vec::new();
+    for who in [&wrong, &unknown, &garbage, &wrong_method] {
+        let (s, h, v) = app.token(who, "grant_type=client_credentials").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+        assert!(h[header::WWW_AUTHENTICATE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("Basic realm="));
+        bodies.push(v);
+    }
+    assert!(
+        bodies
+            .iter()
+            .all(|b| *b == json!({"error": "invalid_client"})),
+        "{bodies:?}"
+    );
+    // No credentials at all.
+    let (s, _, v) = app
+        .form("/oauth2/token", None, "grant_type=client_credentials")
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_audience_is_not_a_target() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants", Some(json!({"id": "globex"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            "/tenants/globex/resource-servers",
+            Some(json!({"audience": "globex-api", "scopes": ["g:read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // A client cannot be allowed another tenant's audience or undefined scopes.
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            "/tenants/acme/clients",
+            Some(json!({"name": "x", "audiences": ["globex-api"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            "/tenants/acme/clients",
+            Some(json!({"name": "x", "audiences": ["payments-api"], "scopes": ["g:read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let c = app.client("acme", json!({})).await;
+    let (s, _, v) = app
+        .token(&c, "grant_type=client_credentials&resource=globex-api")
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_target"))
+    );
+    // Another tenant's admin view does not find the client.
+    let (s, _) = app
+        .admin_call(
+            Method::GET,
+            &format!("/tenants/globex/clients/{}", c.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn rotated_secret_overlaps_then_the_old_one_stops_working() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let old = app.client("acme", json!({})).await;
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/clients/{}/rotate-secret", old.id),
+            Some(json!({"overlap_secs": 3600})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let new = Client {
+        id: old.id.clone(),
+        secret: v["client_secret"].as_str().expect("secret").to_owned(),
+    };
+    assert_ne!(new.secret, old.secret);
+    app.access_token(&old).await;
+    app.access_token(&new).await;
+    app.clock.advance(Duration::from_secs(3600));
+    let (s, _, v) = app.token(&old, "grant_type=client_credentials").await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    app.access_token(&new).await;
+
+    // The admin view shows prefixes and dates, never a secret, and records last use.
+    let (s, v) = app
+        .admin_call(
+            Method::GET,
+            &format!("/tenants/acme/clients/{}", old.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = v.to_string();
+    assert!(!text.contains(&old.secret) && !text.contains(&new.secret));
+    assert_eq!(v["secrets"].as_array().expect("secrets").len(), 2);
+}
+
+#[tokio::test]
+async fn introspection_reports_only_current_tokens_of_the_callers_tenant() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    app.tenant_with_api("globex").await;
+    let rs = app.client("acme", json!({"introspection": true})).await;
+    let c = app.client("acme", json!({})).await;
+    let other_rs = app.client("globex", json!({"introspection": true})).await;
+    let token = app.access_token(&c).await;
+
+    let v = app.introspect(&rs, &token).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["client_id"], c.id.as_str());
+    assert_eq!(v["tenant"], "acme");
+    assert_eq!(v["scope"], "payments:read");
+
+    for inactive in [
+        app.introspect(&other_rs, &token).await,
+        app.introspect(&rs, "not-a-token").await,
+        app.introspect(&rs, &format!("{token}x")).await,
+    ] {
+        assert_eq!(inactive, json!({"active": false}));
+    }
+    // A client without the permission may not introspect.
+    let (s, _, v) = app
+        .form(
+            "/oauth2/introspect",
+            Some((&c.id, &c.secret)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // Unauthenticated callers get invalid_client.
+    let (s, _, _) = app
+        .form("/oauth2/introspect", None, &format!("token={token}"))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // While the tenant is disabled its clients cannot authenticate, introspectors included.
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/acme/disable", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = app
+        .form(
+            "/oauth2/introspect",
+            Some((&rs.id, &rs.secret)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/acme/enable", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.introspect(&rs, &token).await["active"], true);
+
+    // Expired.
+    app.clock.advance(Duration::from_secs(600 + 31));
+    assert_eq!(app.introspect(&rs, &token).await, json!({"active": false}));
+}
+
+#[tokio::test]
+async fn a_client_revokes_its_own_tokens_into_the_log() {
+    let mut app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let rs = app.client("acme", json!({"introspection": true})).await;
+    let c = app.client("acme", json!({})).await;
+    let thief = app.client("acme", json!({})).await;
+    let token = app.access_token(&c).await;
+
+    // Another client cannot revoke it.
+    let (s, _, v) = app
+        .form(
+            "/oauth2/revoke",
+            Some((&thief.id, &thief.secret)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unauthorized_client"))
+    );
+    assert_eq!(app.introspect(&rs, &token).await["active"], true);
+
+    // Unknown tokens answer 200 and change nothing.
+    let (s, _, _) = app
+        .form("/oauth2/revoke", Some((&c.id, &c.secret)), "token=garbage")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(app
+        .store
+        .revocations_after(0, 10)
+        .await
+        .expect("log")
+        .is_empty());
+
+    let (s, h, _) = app
+        .form(
+            "/oauth2/revoke",
+            Some((&c.id, &c.secret)),
+            &format!("token={token}&token_type_hint=access_token"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    assert_eq!(app.introspect(&rs, &token).await, json!({"active": false}));
+    let log = app.store.revocations_after(0, 10).await.expect("log");
+    assert_eq!(log.len(), 1);
+    let (_, claims) = claims_of(&token);
+    assert_eq!(log[0].subject, claims["jti"].as_str().expect("jti"));
+    assert_eq!(log[0].kind, portcullis_store::RevocationKind::Token);
+
+    // Disabling a client revokes what it already holds and stops new issuance.
+    let fresh = app.access_token(&thief).await;
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/clients/{}/disable", thief.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.introspect(&rs, &fresh).await, json!({"active": false}));
+    let (s, _, _) = app.token(&thief, "grant_type=client_credentials").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let events = app.events("acme").await;
+    let has = |action: &str, outcome| {
+        events
+            .iter()
+            .any(|e| e.action == action && e.outcome == outcome)
+    };
+    use portcullis_core::audit::Outcome;
+    assert!(has("oauth.token.issue", Outcome::Success));
+    assert!(has("oauth.token.revoke", Outcome::Success));
+    assert!(has("oauth.token.revoke", Outcome::Denied));
+    assert!(has("oauth.client_auth", Outcome::Failure));
+    assert!(has("oauth_client.disable", Outcome::Success));
+    for e in &events {
+        let text = serde_json::to_string(e).expect("json");
+        assert!(!text.contains(&c.secret) && !text.contains(&token));
+    }
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_with_retry_after() {
+    let mut app = App::with(OAuthConfig {
+        max_failures_per_client: 3,
+        throttle_window_secs: 60,
+        ..OAuthConfig::default()
+    })
+    .await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let wrong = Client {
+        id: c.id.clone(),
+        secret: app.client("acme", json!({})).await.secret,
+    };
+    for _ in 0..3 {
+        let (s, _, _) = app.token(&wrong, "grant_type=client_credentials").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    // Now even the right secret waits: guessing must not continue in the window.
+    let (s, h, v) = app.token(&c, "grant_type=client_credentials").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(h[header::RETRY_AFTER], "60");
+    app.clock.advance(Duration::from_secs(60));
+    app.access_token(&c).await;
+    let events = app.events("system").await;
+    assert!(events
+        .iter()
+        .any(|e| e.action == "oauth.client_auth.throttled"));
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_publish_only_public_keys() {
+    let app = App::new().await;
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let (s, h, v) = app
+            .send(
+                Request::builder()
+                    .uri(path)
+                    .body(Body::empty())
+                    .expect("req"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(h[header::CACHE_CONTROL]
+            .to_str()
+            .expect("ascii")
+            .contains("max-age"));
+        assert_eq!(v["issuer"], ISSUER);
+        assert_eq!(v["token_endpoint"], format!("{ISSUER}/oauth2/token"));
+        assert_eq!(v["jwks_uri"], format!("{ISSUER}/oauth2/jwks"));
+        assert_eq!(v["grant_types_supported"], json!(["client_credentials"]));
+    }
+    let (s, h, v) = app
+        .send(
+            Request::builder()
+                .uri("/oauth2/jwks")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CACHE_CONTROL], "public, max-age=300");
+    let keys = v["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    for k in keys {
+        for member in ["kid", "alg", "use", "kty"] {
+            assert!(k.get(member).is_some(), "{member} missing");
+        }
+        assert!(k.get("d").is_none());
+    }
+}
+
+mod private_key_jwt {
+    use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    struct KeyClient {
+        id: String,
+        key: EncodingKey,
+        kid: String,
+        public_jwk: Value,
+    }
+
+    async fn key_client(app: &App) -> KeyClient {
+        let (pkcs8, jwk) = portcullis_server::keys::generate(SigningAlgorithm::ES256).expect("key");
+        let (s, v) = app
+            .admin_call(
+                Method::POST,
+                "/tenants/acme/clients",
+                Some(json!({
+                    "name": "signer",
+                    "scopes": ["payments:read"],
+                    "audiences": ["payments-api"],
+                    "auth_method": "private_key_jwt",
+                    "jwks": {"keys": [jwk.clone()]},
+                })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert!(
+            v.get("client_secret").is_none(),
+            "key clients get no secret"
+        );
+        KeyClient {
+            id: v["client_id"].as_str().expect("id").to_owned(),
+            key: EncodingKey::from_ec_der(pkcs8.expose()),
+            kid: jwk["kid"].as_str().expect("kid").to_owned(),
+            public_jwk: jwk,
+        }
+    }
+
+    fn claims(app: &App, c: &KeyClient, aud: &str, lifetime: i64, jti: &str) -> Value {
+        let now = app.clock.now().as_secs();
+        json!({"iss": c.id, "sub": c.id, "aud": aud, "iat": now, "exp": now + lifetime, "jti": jti})
+    }
+
+    fn sign(c: &KeyClient, claims: &Value) -> String {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some(c.kid.clone());
+        jsonwebtoken::encode(&h, claims, &c.key).expect("sign")
+    }
+
+    async fn present(app: &App, assertion: &str) -> (StatusCode, Value) {
+        let body = format!(
+            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+        );
+        let (s, _, v) = app.form("/oauth2/token", None, &body).await;
+        (s, v)
+    }
+
+    async fn setup() -> (App, KeyClient) {
+        let app = App::with(OAuthConfig {
+            max_failures_per_client: 1_000,
+            max_failures_per_ip: 1_000,
+            ..OAuthConfig::default()
+        })
+        .await;
+        app.tenant_with_api("acme").await;
+        let c = key_client(&app).await;
+        (app, c)
+    }
+
+    #[tokio::test]
+    async fn a_signed_assertion_authenticates_once() {
+        let (app, c) = setup().await;
+        for aud in [ISSUER.to_owned(), format!("{ISSUER}/oauth2/token")] {
+            let a = sign(&c, &claims(&app, &c, &aud, 60, &format!("j-{aud}")));
+            let (s, v) = present(&app, &a).await;
+            assert_eq!(s, StatusCode::OK, "{aud}: {v}");
+            // Replaying the same assertion is refused.
+            let (s, v) = present(&app, &a).await;
+            assert_eq!(
+                (s, v["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_assertions_are_invalid_client() {
+        let (app, c) = setup().await;
+        let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let good = claims(&app, &c, ISSUER, 60, "j-1");
+        let now = app.clock.now().as_secs();
+        let mut expired = claims(&app, &c, ISSUER, 60, "j-2");
+        expired["iat"] = json!(now - 120);
+        expired["exp"] = json!(now - 60);
+        let alg_none = format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT", "kid": c.kid})),
+            b64(&good)
+        );
+        // HS256 keyed with the client's public key (as JSON and as raw x coordinate).
+        let mut hs = Vec::new();
+        for secret in [
+            c.public_jwk.to_string().into_bytes(),
+            URL_SAFE_NO_PAD
+                .decode(c.public_jwk["x"].as_str().expect("x"))
+                .expect("x"),
+        ] {
+            let mut h = Header::new(Algorithm::HS256);
+            h.kid = Some(c.kid.clone());
+            hs.push(
+                jsonwebtoken::encode(&h, &good, &EncodingKey::from_secret(&secret)).expect("hs256"),
+            );
+        }
+        let mut other_issuer = claims(&app, &c, ISSUER, 60, "j-3");
+        other_issuer["iss"] = json!("cl_someone_else");
+        // A key that is not registered, named by a header `jwk` the server must ignore.
+        let (stranger_der, stranger_jwk) =
+            portcullis_server::keys::generate(SigningAlgorithm::ES256).expect("key");
+        let mut stranger_header = Header::new(Algorithm::ES256);
+        stranger_header.kid = Some(c.kid.clone());
+        stranger_header.jwk = serde_json::from_value(stranger_jwk).ok();
+        let stranger = jsonwebtoken::encode(
+            &stranger_header,
+            &claims(&app, &c, ISSUER, 60, "j-4"),
+            &EncodingKey::from_ec_der(stranger_der.expose()),
+        )
+        .expect("sign");
+        let cases = vec![
+            (
+                "wrong aud",
+                sign(
+                    &c,
+                    &claims(&app, &c, "https://evil.example/token", 60, "j-5"),
+                ),
+            ),
+            ("expired", sign(&c, &expired)),
+            (
+                "exp too far",
+                sign(&c, &claims(&app, &c, ISSUER, 3_600, "j-6")),
+            ),
+            ("alg none", alg_none),
+            ("hs256 with public jwk", hs[0].clone()),
+            ("hs256 with public x", hs[1].clone()),
+            ("iss mismatch", sign(&c, &other_issuer)),
+            ("unregistered key", stranger),
+            ("garbage", "not.a.jwt".into()),
+        ];
+        for (name, a) in cases {
+            let (s, v) = present(&app, &a).await;
+            assert_eq!(
+                (s, v["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+                "{name}: {v}"
+            );
+        }
+        // A good assertion still works afterwards: nothing above was recorded as used.
+        let (s, v) = present(&app, &sign(&c, &good)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    #[tokio::test]
+    async fn registration_refuses_private_or_missing_keys() {
+        let (app, c) = setup().await;
+        let mut private = c.public_jwk.clone();
+        private["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
+        for body in [
+            json!({"name": "x", "audiences": ["payments-api"], "auth_method": "private_key_jwt"}),
+            json!({"name": "x", "audiences": ["payments-api"], "auth_method": "private_key_jwt",
+                   "jwks": {"keys": [private]}}),
+            json!({"name": "x", "audiences": ["payments-api"], "jwks": {"keys": [c.public_jwk]}}),
+        ] {
+            let (s, v) = app
+                .admin_call(Method::POST, "/tenants/acme/clients", Some(body))
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        }
+    }
+}
+
+mod key_rotation {
+    use super::*;
+
+    async fn jwks_kids(app: &App) -> Vec<String> {
+        let (s, _, v) = app
+            .send(
+                Request::builder()
+                    .uri("/oauth2/jwks")
+                    .body(Body::empty())
+                    .expect("req"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        v["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    fn kid_of(token: &str) -> String {
+        claims_of(token).0["kid"].as_str().expect("kid").to_owned()
+    }
+
+    async fn tick(app: &App) {
+        portcullis_server::rotation::tick(&app.state)
+            .await
+            .expect("tick");
+    }
+
+    #[tokio::test]
+    async fn rotation_prepublishes_switches_and_keeps_old_keys_until_their_tokens_expire() {
+        let app = App::new().await;
+        app.tenant_with_api("acme").await;
+        let rs = app.client("acme", json!({"introspection": true})).await;
+        let c = app.client("acme", json!({})).await;
+        let old_kid = kid_of(&app.access_token(&c).await);
+
+        let (s, v) = app
+            .admin_call(Method::POST, "/signing-keys/rotate", None)
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["state"], "pending");
+        let new_kid = v["kid"].as_str().expect("kid").to_owned();
+        let (_, again) = app
+            .admin_call(Method::POST, "/signing-keys/rotate", None)
+            .await;
+        assert_eq!(again["kid"], new_kid.as_str(), "one rotation at a time");
+        assert_eq!(
+            jwks_kids(&app).await,
+            sorted(vec![old_kid.clone(), new_kid.clone()])
+        );
+
+        // Before the pre-publication window ends the old key still signs.
+        app.clock.advance(Duration::from_secs(599));
+        tick(&app).await;
+        let last_old = app.access_token(&c).await;
+        assert_eq!(kid_of(&last_old), old_kid);
+
+        app.clock.advance(Duration::from_secs(1));
+        tick(&app).await;
+        let first_new = app.access_token(&c).await;
+        assert_eq!(kid_of(&first_new), new_kid);
+        assert_eq!(
+            jwks_kids(&app).await,
+            sorted(vec![old_kid.clone(), new_kid.clone()])
+        );
+        assert_eq!(app.introspect(&rs, &last_old).await["active"], true);
+
+        // The retired key leaves JWKS once the longest token it could have signed expired.
+        app.clock.advance(Duration::from_secs(3600 + 30 - 1));
+        tick(&app).await;
+        assert_eq!(
+            jwks_kids(&app).await,
+            sorted(vec![old_kid.clone(), new_kid.clone()])
+        );
+        app.clock.advance(Duration::from_secs(1));
+        assert_eq!(jwks_kids(&app).await, vec![new_kid.clone()]);
+    }
+
+    #[tokio::test]
+    async fn scheduled_rotation_starts_when_the_active_key_is_old_enough() {
+        let mut app = App::build(OAuthConfig::default(), Duration::from_secs(86_400)).await;
+        tick(&app).await;
+        assert_eq!(jwks_kids(&app).await.len(), 1, "not due yet");
+        app.clock.advance(Duration::from_secs(86_400));
+        tick(&app).await;
+        assert_eq!(jwks_kids(&app).await.len(), 2, "pending key published");
+        let pending_before = jwks_kids(&app).await;
+        tick(&app).await;
+        assert_eq!(
+            jwks_kids(&app).await,
+            pending_before,
+            "one pending key at a time"
+        );
+        let events = app.events("system").await;
+        assert!(events
+            .iter()
+            .any(|e| e.action == "signing_key.rotate" && e.reason.as_deref() == Some("scheduled")));
+    }
+
+    #[tokio::test]
+    async fn revoking_the_signing_key_unpublishes_it_and_switches_at_once() {
+        let mut app = App::new().await;
+        app.tenant_with_api("acme").await;
+        let rs = app.client("acme", json!({"introspection": true})).await;
+        let c = app.client("acme", json!({})).await;
+        let token = app.access_token(&c).await;
+        let kid = kid_of(&token);
+        let (s, v) = app
+            .admin_call(Method::POST, &format!("/signing-keys/{kid}/revoke"), None)
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+        let kids = jwks_kids(&app).await;
+        assert_eq!(kids.len(), 1);
+        assert!(!kids.contains(&kid));
+        assert_eq!(app.introspect(&rs, &token).await, json!({"active": false}));
+        let next = app.access_token(&c).await;
+        assert_eq!(kid_of(&next), kids[0]);
+        assert_eq!(app.introspect(&rs, &next).await["active"], true);
+        let (s, _) = app
+            .admin_call(Method::POST, &format!("/signing-keys/{kid}/revoke"), None)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let log = app.store.revocations_after(0, 10).await.expect("log");
+        assert_eq!(log[0].kind, portcullis_store::RevocationKind::SigningKey);
+        assert_eq!(log[0].subject, kid);
+        let events = app.events("system").await;
+        assert!(events.iter().any(|e| e.action == "signing_key.revoke"));
+    }
+}
