@@ -190,14 +190,18 @@ impl Fixture {
         }
     }
 
+    /// Drops the PostgreSQL schema, then closes the store. (The pool is the store's own, so the
+    /// schema must go first: a closed pool runs nothing.)
     async fn cleanup(self) {
-        self.store.close().await;
-        if let Some((pool, schema)) = self.pg {
-            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&pool)
-                .await;
-            pool.close().await;
+        if let Some((pool, schema)) = &self.pg {
+            if let Err(e) = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(pool)
+                .await
+            {
+                eprintln!("warning: could not drop schema {schema}: {e}");
+            }
         }
+        self.store.close().await;
     }
 }
 
