@@ -108,6 +108,10 @@ pub trait ApiKeyStore {
     /// Fails with [`StoreError::Conflict`] on a duplicate id, [`StoreError::NotFound`] if the
     /// tenant does not exist.
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// Inserts many keys in one transaction, all or none (multi-row statements, so an import or
+    /// the benchmark's million keys take seconds, not hours of per-row commits). Fails like
+    /// [`Self::insert_api_key`] if any key would.
+    async fn insert_api_keys(&self, keys: &[ApiKeyRecord]) -> Result<()>;
     /// Lookup by the id embedded in a presented key, whatever its tenant: the caller decides.
     async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
     /// A tenant's keys, oldest first.

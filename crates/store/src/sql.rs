@@ -901,6 +901,59 @@ macro_rules! impl_sql_store {
                 insert_api_key_with(&self.pool, k).await
             }
 
+            async fn insert_api_keys(&self, keys: &[ApiKeyRecord]) -> Result<()> {
+                // 24 parameters a row: 400 rows stay well under SQLite's 32,766 and PostgreSQL's
+                // 65,535 bound parameters per statement.
+                const ROWS_PER_STATEMENT: usize = 400;
+                if keys.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await?;
+                for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                    // The columns of `insert_api_key_with`; the conformance suite reads every
+                    // field back, so the two cannot drift apart unnoticed.
+                    let mut q = sqlx::QueryBuilder::<<$row as sqlx::Row>::Database>::new(
+                        "INSERT INTO api_keys (id, tenant_id, environment, name, description, \
+                         owner, scopes, audiences, ip_allowlist, rate_limit_requests, \
+                         rate_limit_window_secs, metadata, display_prefix, digest, created_at, \
+                         created_by, expires_at, disabled_at, revoked_at, revoked_reason, \
+                         replaced_by, rotation_overlap_ends_at, last_used_at, last_used_ip) ",
+                    );
+                    q.push_values(chunk, |mut b, k| {
+                        b.push_bind(&k.id)
+                            .push_bind(k.tenant.as_str())
+                            .push_bind(&k.environment)
+                            .push_bind(&k.name)
+                            .push_bind(&k.description)
+                            .push_bind(&k.owner)
+                            .push_bind(&k.scopes)
+                            .push_bind(&k.audiences)
+                            .push_bind(&k.ip_allowlist)
+                            .push_bind(k.rate_limit_requests)
+                            .push_bind(k.rate_limit_window_secs)
+                            .push_bind(&k.metadata)
+                            .push_bind(&k.display_prefix)
+                            .push_bind(&k.digest)
+                            .push_bind(k.created_at.as_millis())
+                            .push_bind(&k.created_by)
+                            .push_bind(k.expires_at.map(Timestamp::as_millis))
+                            .push_bind(k.disabled_at.map(Timestamp::as_millis))
+                            .push_bind(k.revoked_at.map(Timestamp::as_millis))
+                            .push_bind(&k.revoked_reason)
+                            .push_bind(&k.replaced_by)
+                            .push_bind(k.rotation_overlap_ends_at.map(Timestamp::as_millis))
+                            .push_bind(k.last_used_at.map(Timestamp::as_millis))
+                            .push_bind(&k.last_used_ip);
+                    });
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
                 sqlx::query("SELECT * FROM api_keys WHERE id = $1")
                     .bind(id)

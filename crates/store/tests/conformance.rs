@@ -83,6 +83,7 @@ conformance!(
     audit_batches_are_idempotent_and_filtered_by_tenant_and_time,
     ping_answers,
     api_keys_round_trip_and_are_listed_per_tenant_with_filters,
+    api_key_batch_insert_round_trips_and_is_all_or_nothing,
     api_key_state_changes_are_tenant_scoped,
     api_key_bulk_revoke_by_owner,
     api_key_rotation_is_atomic_and_single_shot,
@@ -556,6 +557,58 @@ mod cases {
             .update_api_key_attributes(&wrong_tenant)
             .await
             .expect("update"));
+    }
+
+    pub async fn api_key_batch_insert_round_trips_and_is_all_or_nothing(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        // More rows than one statement holds, with every optional field both set and unset.
+        let keys: Vec<ApiKeyRecord> = (0..1_000)
+            .map(|i| {
+                let mut k = api_key(&format!("b{i}"), "acme", "live", "partner-a");
+                if i % 2 == 0 {
+                    k.audiences = None;
+                    k.ip_allowlist = None;
+                    k.rate_limit_requests = None;
+                    k.rate_limit_window_secs = None;
+                    k.expires_at = None;
+                    k.created_by = None;
+                } else {
+                    k.disabled_at = Some(at(11));
+                    k.revoked_at = Some(at(12));
+                    k.revoked_reason = Some("leaked".into());
+                    k.replaced_by = Some("b0".into());
+                    k.rotation_overlap_ends_at = Some(at(13));
+                    k.last_used_at = Some(at(14));
+                    k.last_used_ip = Some("192.0.2.1".into());
+                }
+                k
+            })
+            .collect();
+        s.insert_api_keys(&keys).await.expect("batch insert");
+        s.insert_api_keys(&[]).await.expect("empty batch");
+        for k in [&keys[0], &keys[1], &keys[399], &keys[400], &keys[999]] {
+            assert_eq!(s.get_api_key(&k.id).await.expect("get").as_ref(), Some(k));
+        }
+
+        // A duplicate in the last statement undoes the earlier statements too.
+        let mut again: Vec<ApiKeyRecord> = (0..500)
+            .map(|i| api_key(&format!("c{i}"), "globex", "live", "partner-b"))
+            .collect();
+        again.push(keys[0].clone());
+        let dup = s.insert_api_keys(&again).await.expect_err("duplicate");
+        assert!(matches!(dup, StoreError::Conflict), "{dup:?}");
+        assert_eq!(s.get_api_key("c0").await.expect("get"), None);
+        let orphan = s
+            .insert_api_keys(&[api_key("o1", "nobody", "live", "x")])
+            .await
+            .expect_err("unknown tenant");
+        assert!(matches!(orphan, StoreError::NotFound), "{orphan:?}");
+        let none = ApiKeyFilter::default();
+        assert!(s
+            .list_api_keys(&tid("globex"), &none)
+            .await
+            .expect("list")
+            .is_empty());
     }
 
     pub async fn api_key_state_changes_are_tenant_scoped(s: Arc<dyn Store>) {
