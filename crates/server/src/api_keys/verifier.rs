@@ -21,7 +21,7 @@
 //! Last use is recorded in memory and written in one batch every `usage_flush_interval_ms`: no
 //! database write per request, and `last_used_at` accurate to that interval.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -71,27 +71,54 @@ struct CacheEntry {
     fetched_at: Timestamp,
 }
 
-/// A bounded map of verified-key facts. When full, expired entries are swept, then an arbitrary
-/// entry is evicted: enough to bound memory; hit rates for a working set above the capacity are
-/// a benchmark question, not a correctness one.
+/// A bounded map of verified-key facts. When full, the entry inserted longest ago is evicted
+/// (expired entries are the oldest, so they go first). Eviction is O(1) amortised: a miss storm
+/// against a full cache must not scan the map while holding the lock that every hit also takes.
 #[derive(Debug)]
 struct Cache {
     entries: HashMap<String, CacheEntry>,
     capacity: usize,
+    /// Insertion order as (id, fetched_at). A slot whose entry was invalidated or re-inserted
+    /// since no longer matches and is skipped.
+    order: VecDeque<(String, Timestamp)>,
 }
 
 impl Cache {
-    fn insert(&mut self, id: String, entry: CacheEntry, now: Timestamp, ttl: Duration) {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            capacity: capacity.max(1),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, id: String, entry: CacheEntry) {
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&id) {
-            let cutoff = now.saturating_sub(ttl);
-            self.entries.retain(|_, e| e.fetched_at > cutoff);
-            if self.entries.len() >= self.capacity {
-                if let Some(victim) = self.entries.keys().next().cloned() {
-                    self.entries.remove(&victim);
-                }
+            self.evict_oldest();
+        }
+        self.order.push_back((id.clone(), entry.fetched_at));
+        self.entries.insert(id, entry);
+        // Skipped slots accumulate when keys are invalidated or refreshed; drop them once they
+        // outnumber the live ones, so the queue stays O(capacity).
+        if self.order.len() > 2 * self.capacity + 16 {
+            let entries = &self.entries;
+            self.order
+                .retain(|(id, at)| entries.get(id).is_some_and(|e| e.fetched_at == *at));
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((id, at)) = self.order.pop_front() {
+            if self.entries.get(&id).is_some_and(|e| e.fetched_at == at) {
+                self.entries.remove(&id);
+                return;
             }
         }
-        self.entries.insert(id, entry);
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
     }
 }
 
@@ -133,10 +160,7 @@ impl ApiKeyVerifier {
             audit,
             environment: settings.environment,
             ttl: settings.cache_ttl,
-            cache: Mutex::new(Cache {
-                entries: HashMap::new(),
-                capacity: settings.cache_capacity.max(1),
-            }),
+            cache: Mutex::new(Cache::new(settings.cache_capacity)),
             usage: Mutex::new(HashMap::new()),
         }
     }
@@ -229,8 +253,6 @@ impl ApiKeyVerifier {
                 facts: facts.clone(),
                 fetched_at: now,
             },
-            now,
-            self.ttl,
         );
         Ok(Some(facts))
     }
@@ -242,7 +264,7 @@ impl ApiKeyVerifier {
 
     /// Drops every cached key (a tenant was disabled, say).
     pub fn invalidate_all(&self) {
-        lock(&self.cache).entries.clear();
+        lock(&self.cache).clear();
     }
 
     pub fn cached_len(&self) -> usize {
@@ -412,34 +434,54 @@ mod tests {
 
     #[test]
     fn the_cache_never_grows_past_its_capacity_and_evicts_stale_entries_first() {
-        let ttl = Duration::from_secs(10);
-        let mut cache = Cache {
-            entries: HashMap::new(),
-            capacity: 3,
-        };
-        cache.insert("old".into(), entry(0), Timestamp::from_secs(0), ttl);
+        let mut cache = Cache::new(3);
+        cache.insert("old".into(), entry(0));
         for (i, id) in ["a", "b"].into_iter().enumerate() {
-            let now = Timestamp::from_secs(20 + i as i64);
-            cache.insert(id.into(), entry(20 + i as i64), now, ttl);
+            cache.insert(id.into(), entry(20 + i as i64));
         }
         assert_eq!(cache.entries.len(), 3);
-        cache.insert("c".into(), entry(25), Timestamp::from_secs(25), ttl);
+        cache.insert("c".into(), entry(25));
         assert_eq!(cache.entries.len(), 3);
         assert!(
             !cache.entries.contains_key("old"),
             "the stale entry goes first"
         );
         for i in 0..100 {
-            cache.insert(format!("k{i}"), entry(25), Timestamp::from_secs(25), ttl);
+            cache.insert(format!("k{i}"), entry(25));
             assert!(cache.entries.len() <= 3);
         }
         // Replacing an existing id never evicts another.
         let before: Vec<String> = cache.entries.keys().cloned().collect();
-        cache.insert(before[0].clone(), entry(26), Timestamp::from_secs(26), ttl);
+        cache.insert(before[0].clone(), entry(26));
         let mut after: Vec<String> = cache.entries.keys().cloned().collect();
         let mut before = before;
         before.sort();
         after.sort();
         assert_eq!(before, after);
+    }
+
+    #[test]
+    fn eviction_skips_refreshed_and_invalidated_slots_and_the_queue_stays_bounded() {
+        let mut cache = Cache::new(2);
+        cache.insert("a".into(), entry(1));
+        cache.insert("b".into(), entry(2));
+        // "a" is refreshed: its first slot is stale, so the next eviction takes "b".
+        cache.insert("a".into(), entry(3));
+        cache.insert("c".into(), entry(4));
+        assert!(cache.entries.contains_key("a") && cache.entries.contains_key("c"));
+        assert!(!cache.entries.contains_key("b"));
+        // An invalidated key's slot is skipped too.
+        cache.entries.remove("a");
+        cache.insert("d".into(), entry(5));
+        cache.insert("e".into(), entry(6));
+        assert_eq!(cache.entries.len(), 2);
+        assert!(cache.entries.contains_key("d") && cache.entries.contains_key("e"));
+        // Refresh churn never lets the queue grow past a constant multiple of the capacity.
+        for i in 0..10_000 {
+            cache.insert("d".into(), entry(10 + i));
+            assert!(cache.order.len() <= 2 * 2 + 16 + 1);
+        }
+        cache.clear();
+        assert!(cache.entries.is_empty() && cache.order.is_empty());
     }
 }
