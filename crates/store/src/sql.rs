@@ -105,43 +105,53 @@ macro_rules! impl_sql_store {
         where
             E: sqlx::Executor<'e, Database = <$row as sqlx::Row>::Database>,
         {
-            sqlx::query(
+            api_key_insert(std::slice::from_ref(k))
+                .build()
+                .execute(executor)
+                .await
+                .map_err(StoreError::from_write)?;
+            Ok(())
+        }
+
+        /// One `INSERT INTO api_keys` for `keys`: the single place that lists the columns, used
+        /// by single inserts, rotations and batch inserts alike.
+        fn api_key_insert(
+            keys: &[ApiKeyRecord],
+        ) -> sqlx::QueryBuilder<'_, <$row as sqlx::Row>::Database> {
+            let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO api_keys (id, tenant_id, environment, name, description, owner, \
                  scopes, audiences, ip_allowlist, rate_limit_requests, rate_limit_window_secs, \
                  metadata, display_prefix, digest, created_at, created_by, expires_at, \
                  disabled_at, revoked_at, revoked_reason, replaced_by, rotation_overlap_ends_at, \
-                 last_used_at, last_used_ip) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23, $24)",
-            )
-            .bind(&k.id)
-            .bind(k.tenant.as_str())
-            .bind(&k.environment)
-            .bind(&k.name)
-            .bind(&k.description)
-            .bind(&k.owner)
-            .bind(&k.scopes)
-            .bind(&k.audiences)
-            .bind(&k.ip_allowlist)
-            .bind(k.rate_limit_requests)
-            .bind(k.rate_limit_window_secs)
-            .bind(&k.metadata)
-            .bind(&k.display_prefix)
-            .bind(&k.digest)
-            .bind(k.created_at.as_millis())
-            .bind(&k.created_by)
-            .bind(k.expires_at.map(Timestamp::as_millis))
-            .bind(k.disabled_at.map(Timestamp::as_millis))
-            .bind(k.revoked_at.map(Timestamp::as_millis))
-            .bind(&k.revoked_reason)
-            .bind(&k.replaced_by)
-            .bind(k.rotation_overlap_ends_at.map(Timestamp::as_millis))
-            .bind(k.last_used_at.map(Timestamp::as_millis))
-            .bind(&k.last_used_ip)
-            .execute(executor)
-            .await
-            .map_err(StoreError::from_write)?;
-            Ok(())
+                 last_used_at, last_used_ip) ",
+            );
+            q.push_values(keys, |mut b, k| {
+                b.push_bind(&k.id)
+                    .push_bind(k.tenant.as_str())
+                    .push_bind(&k.environment)
+                    .push_bind(&k.name)
+                    .push_bind(&k.description)
+                    .push_bind(&k.owner)
+                    .push_bind(&k.scopes)
+                    .push_bind(&k.audiences)
+                    .push_bind(&k.ip_allowlist)
+                    .push_bind(k.rate_limit_requests)
+                    .push_bind(k.rate_limit_window_secs)
+                    .push_bind(&k.metadata)
+                    .push_bind(&k.display_prefix)
+                    .push_bind(&k.digest)
+                    .push_bind(k.created_at.as_millis())
+                    .push_bind(&k.created_by)
+                    .push_bind(k.expires_at.map(Timestamp::as_millis))
+                    .push_bind(k.disabled_at.map(Timestamp::as_millis))
+                    .push_bind(k.revoked_at.map(Timestamp::as_millis))
+                    .push_bind(&k.revoked_reason)
+                    .push_bind(&k.replaced_by)
+                    .push_bind(k.rotation_overlap_ends_at.map(Timestamp::as_millis))
+                    .push_bind(k.last_used_at.map(Timestamp::as_millis))
+                    .push_bind(&k.last_used_ip);
+            });
+            q
         }
 
         fn audit_event_from_row(row: &$row) -> Result<AuditEvent> {
@@ -910,42 +920,8 @@ macro_rules! impl_sql_store {
                 }
                 let mut tx = self.pool.begin().await?;
                 for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-                    // The columns of `insert_api_key_with`; the conformance suite reads every
-                    // field back, so the two cannot drift apart unnoticed.
-                    let mut q = sqlx::QueryBuilder::<<$row as sqlx::Row>::Database>::new(
-                        "INSERT INTO api_keys (id, tenant_id, environment, name, description, \
-                         owner, scopes, audiences, ip_allowlist, rate_limit_requests, \
-                         rate_limit_window_secs, metadata, display_prefix, digest, created_at, \
-                         created_by, expires_at, disabled_at, revoked_at, revoked_reason, \
-                         replaced_by, rotation_overlap_ends_at, last_used_at, last_used_ip) ",
-                    );
-                    q.push_values(chunk, |mut b, k| {
-                        b.push_bind(&k.id)
-                            .push_bind(k.tenant.as_str())
-                            .push_bind(&k.environment)
-                            .push_bind(&k.name)
-                            .push_bind(&k.description)
-                            .push_bind(&k.owner)
-                            .push_bind(&k.scopes)
-                            .push_bind(&k.audiences)
-                            .push_bind(&k.ip_allowlist)
-                            .push_bind(k.rate_limit_requests)
-                            .push_bind(k.rate_limit_window_secs)
-                            .push_bind(&k.metadata)
-                            .push_bind(&k.display_prefix)
-                            .push_bind(&k.digest)
-                            .push_bind(k.created_at.as_millis())
-                            .push_bind(&k.created_by)
-                            .push_bind(k.expires_at.map(Timestamp::as_millis))
-                            .push_bind(k.disabled_at.map(Timestamp::as_millis))
-                            .push_bind(k.revoked_at.map(Timestamp::as_millis))
-                            .push_bind(&k.revoked_reason)
-                            .push_bind(&k.replaced_by)
-                            .push_bind(k.rotation_overlap_ends_at.map(Timestamp::as_millis))
-                            .push_bind(k.last_used_at.map(Timestamp::as_millis))
-                            .push_bind(&k.last_used_ip);
-                    });
-                    q.build()
+                    api_key_insert(chunk)
+                        .build()
                         .execute(&mut *tx)
                         .await
                         .map_err(StoreError::from_write)?;
