@@ -100,6 +100,9 @@ struct LocalArgs {
     /// Data directory (default ./portcullis-data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Output format (for `config check` and `keys rotate-kek`).
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -191,14 +194,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check(local)) => {
             let config = load_config(&local, FlagOverrides::default())?;
             config.database()?;
-            println!("# configuration is valid; effective values (secrets redacted):");
-            print!("{}", config.to_redacted_toml());
+            match local.output {
+                // Secrets serialise as "[redacted]" in either format.
+                Output::Json => println!("{}", serde_json::to_string_pretty(&config)?),
+                Output::Text => {
+                    println!("# configuration is valid; effective values (secrets redacted):");
+                    print!("{}", config.to_redacted_toml());
+                }
+            }
             Ok(())
         }
         Command::Keys(KeysCommand::RotateKek(local)) => {
             let config = load_config(&local, FlagOverrides::default())?;
-            let report =
-                portcullis_server::serve::rotate_kek(&config, &mut std::io::stdout()).await?;
+            // With --output json, progress goes to stderr and stdout holds only the report.
+            let report = match local.output {
+                Output::Text => {
+                    portcullis_server::serve::rotate_kek(&config, &mut std::io::stdout()).await?
+                }
+                Output::Json => {
+                    let report =
+                        portcullis_server::serve::rotate_kek(&config, &mut std::io::stderr())
+                            .await?;
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    report
+                }
+            };
             if report.leftover > 0 {
                 anyhow::bail!("{} key(s) still sealed under an old KEK", report.leftover);
             }

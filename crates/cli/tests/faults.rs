@@ -156,6 +156,22 @@ fn rotate_kek_reencrypts_with_progress_and_the_server_still_starts() {
         "old KEK dropped once nothing uses it"
     );
 
+    // Once more with --output json: progress on stderr, a parseable report on stdout.
+    let out = command()
+        .args(["keys", "rotate-kek", "--output", "json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("rotate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["resealed"], 1);
+    assert_eq!(report["leftover"], 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("re-encrypted 1/1"));
+
     let server = Server::start(&data, &[]);
     let after = keys(&server);
     assert_eq!(

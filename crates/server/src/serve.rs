@@ -302,7 +302,7 @@ pub async fn rotate_kek(
     })
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct RotationReport {
     pub new_kek_id: String,
     pub resealed: usize,
