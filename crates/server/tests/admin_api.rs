@@ -678,3 +678,35 @@ async fn readiness_fails_when_the_database_is_gone() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["database"], false);
 }
+
+/// Invariant 1: an internal error denies. With storage gone, a valid global admin gets a bare
+/// `server_error` on every admin route, never a success and never a cause in the body.
+#[tokio::test]
+async fn a_storage_failure_denies_every_admin_route() {
+    let app = TestApp::new().await;
+    app.store.close().await;
+    for (spec, _) in admin::routes() {
+        let (status, _, body) = app
+            .call(
+                spec.method.clone(),
+                &concrete(spec.path, "acme"),
+                Some(&app.global),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{} {}",
+            spec.method,
+            spec.path
+        );
+        assert_eq!(
+            body,
+            json!({"error": "server_error"}),
+            "{} {}",
+            spec.method,
+            spec.path
+        );
+    }
+}

@@ -1130,3 +1130,16 @@ mod key_rotation {
         assert!(events.iter().any(|e| e.action == "signing_key.revoke"));
     }
 }
+
+/// Invariant 1: an internal error denies. With storage gone, a client with the right secret gets
+/// a bare server error and no token.
+#[tokio::test]
+async fn a_storage_failure_issues_no_token() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    app.store.close().await;
+    let (s, _, v) = app.token(&c, "grant_type=client_credentials").await;
+    assert!(s.is_server_error(), "{s} {v}");
+    assert!(v.get("access_token").is_none(), "{v}");
+}
