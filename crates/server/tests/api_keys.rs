@@ -14,7 +14,6 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use hmac::{Hmac, Mac};
-use portcullis_core::admin::AdminRole;
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::secret::Secret;
@@ -25,7 +24,7 @@ use portcullis_server::audit::{self, AuditWriter};
 use portcullis_server::config::AuditConfig;
 use portcullis_server::keys::KeySet;
 use portcullis_server::state::AppState;
-use portcullis_store::{AdminCredentialRecord, AuditQuery, NewTenant, SqliteStore, Store};
+use portcullis_store::{AuditQuery, NewTenant, SqliteStore, Store};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -42,28 +41,20 @@ struct Harness {
     pg: Option<(sqlx::PgPool, String)>,
 }
 
-async fn admin_token(store: &dyn Store, tenant: &str, role: AdminRole) -> String {
-    let c = Credential::generate(
-        CredentialKind::AdminToken,
-        Environment::live(),
-        &mut rand::rngs::OsRng,
+/// An admin token of `tenant`, made the way the admin API makes one (a `system` token is a
+/// global admin).
+async fn admin_token(store: &dyn Store, tenant: &str) -> String {
+    let (record, credential) = portcullis_server::admin::tokens::mint(
+        &TenantId::parse(tenant).expect("tenant"),
+        "test".into(),
+        "test".into(),
+        Timestamp::from_secs(1),
     );
     store
-        .insert_admin_credential(&AdminCredentialRecord {
-            id: c.id().to_owned(),
-            tenant: TenantId::parse(tenant).expect("tenant"),
-            role,
-            name: "test".into(),
-            display_prefix: c.display_prefix(),
-            secret_digest: c.digest().to_vec(),
-            created_at: Timestamp::from_secs(1),
-            created_by: None,
-            revoked_at: None,
-            last_used_at: None,
-        })
+        .insert_admin_credential(&record)
         .await
         .expect("admin credential");
-    c.expose().to_owned()
+    credential.expose().to_owned()
 }
 
 impl Harness {
@@ -143,9 +134,9 @@ impl Harness {
                 .await
                 .expect("tenant");
         }
-        let global = admin_token(store.as_ref(), "system", AdminRole::GlobalAdmin).await;
-        let acme = admin_token(store.as_ref(), "acme", AdminRole::TenantAdmin).await;
-        let globex = admin_token(store.as_ref(), "globex", AdminRole::TenantAdmin).await;
+        let global = admin_token(store.as_ref(), "system").await;
+        let acme = admin_token(store.as_ref(), "acme").await;
+        let globex = admin_token(store.as_ref(), "globex").await;
         let verifier = Arc::new(ApiKeyVerifier::new(
             store.clone(),
             dyn_clock.clone(),
@@ -1316,5 +1307,27 @@ async fn a_configured_ecdsa_scanner_key_requires_a_valid_ecdsa_signature() {
     assert_eq!(
         h.verify(&h.acme, json!({"key": key})).await.0,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Invariant 1: an internal error denies. With storage gone, a key the verifier has not cached
+/// is refused, never let through.
+#[tokio::test]
+async fn a_storage_failure_denies_an_uncached_key() {
+    let h = Harness::new().await;
+    let (_, key) = h.acme_key(json!({})).await;
+    h.state.store.close().await;
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri("/v1/tenants/acme/api-keys/self")
+        .header("x-api-key", key)
+        .body(Body::empty())
+        .expect("request");
+    let (s, v) = h.raw(req).await;
+    assert!(s.is_server_error(), "{s} {v}");
+    assert_eq!(
+        v,
+        json!({"error": "server_error"}),
+        "no internals in the body"
     );
 }
