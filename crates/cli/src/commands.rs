@@ -196,6 +196,22 @@ fn seg(s: &str) -> String {
         .collect()
 }
 
+/// Calls the admin API and prints the answer as text or JSON.
+async fn fetch_and_print(
+    remote: &Remote,
+    method: Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<Value>,
+    text: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<()> {
+    let v = AdminClient::new(remote)?
+        .call(method, path, query, body)
+        .await?;
+    print(remote, &v, text);
+    Ok(())
+}
+
 fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
     match remote.output {
         Output::Json => println!(
@@ -238,24 +254,32 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             if let Some(name) = name {
                 body["display_name"] = json!(name);
             }
-            let v = AdminClient::new(&remote)?
-                .call(Method::POST, "/tenants", &[], Some(body))
-                .await?;
-            print(&remote, &v, tenant_text);
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                "/tenants",
+                &[],
+                Some(body),
+                tenant_text,
+            )
+            .await?;
         }
         TenantCommand::List { remote } => {
-            let v = AdminClient::new(&remote)?
-                .call(Method::GET, "/tenants", &[], None)
-                .await?;
-            print(&remote, &v, |v| {
+            fetch_and_print(&remote, Method::GET, "/tenants", &[], None, |v| {
                 table(v, &["id", "status", "display_name", "created_at"])
-            });
+            })
+            .await?;
         }
         TenantCommand::Show { id, remote } => {
-            let v = AdminClient::new(&remote)?
-                .call(Method::GET, &format!("/tenants/{}", seg(&id)), &[], None)
-                .await?;
-            print(&remote, &v, tenant_text);
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}", seg(&id)),
+                &[],
+                None,
+                tenant_text,
+            )
+            .await?;
         }
         TenantCommand::Disable { id, remote } => set_tenant_status(&id, &remote, "disable").await?,
         TenantCommand::Enable { id, remote } => set_tenant_status(&id, &remote, "enable").await?,
@@ -283,46 +307,46 @@ pub async fn admin_token(cmd: AdminTokenCommand) -> anyhow::Result<()> {
             name,
             remote,
         } => {
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::POST,
-                    &format!("/tenants/{}/admin-tokens", seg(&tenant)),
-                    &[],
-                    Some(json!({ "name": name })),
-                )
-                .await?;
-            print(&remote, &v, |v| {
-                format!(
-                    "id: {}\nrole: {}\ntoken: {}\n(the token is shown only this once)\n",
-                    field(v, "id"),
-                    field(v, "role"),
-                    field(v, "token")
-                )
-            });
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/admin-tokens", seg(&tenant)),
+                &[],
+                Some(json!({ "name": name })),
+                |v| {
+                    format!(
+                        "id: {}\nrole: {}\ntoken: {}\n(the token is shown only this once)\n",
+                        field(v, "id"),
+                        field(v, "role"),
+                        field(v, "token")
+                    )
+                },
+            )
+            .await?;
         }
         AdminTokenCommand::List { tenant, remote } => {
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::GET,
-                    &format!("/tenants/{}/admin-tokens", seg(&tenant)),
-                    &[],
-                    None,
-                )
-                .await?;
-            print(&remote, &v, |v| {
-                table(
-                    v,
-                    &[
-                        "id",
-                        "role",
-                        "name",
-                        "display_prefix",
-                        "created_at",
-                        "revoked_at",
-                        "last_used_at",
-                    ],
-                )
-            });
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/admin-tokens", seg(&tenant)),
+                &[],
+                None,
+                |v| {
+                    table(
+                        v,
+                        &[
+                            "id",
+                            "role",
+                            "name",
+                            "display_prefix",
+                            "created_at",
+                            "revoked_at",
+                            "last_used_at",
+                        ],
+                    )
+                },
+            )
+            .await?;
         }
         AdminTokenCommand::Revoke { tenant, id, remote } => {
             AdminClient::new(&remote)?
@@ -440,35 +464,33 @@ pub async fn resource_server(cmd: ResourceServerCommand) -> anyhow::Result<()> {
             if let Some(name) = name {
                 body["name"] = json!(name);
             }
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::POST,
-                    &format!("/tenants/{}/resource-servers", seg(&tenant)),
-                    &[],
-                    Some(body),
-                )
-                .await?;
-            print(&remote, &v, |v| {
-                format!(
-                    "id: {}\naudience: {}\nscopes: {}\n",
-                    field(v, "id"),
-                    field(v, "audience"),
-                    v["scopes"]
-                )
-            });
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/resource-servers", seg(&tenant)),
+                &[],
+                Some(body),
+                |v| {
+                    format!(
+                        "id: {}\naudience: {}\nscopes: {}\n",
+                        field(v, "id"),
+                        field(v, "audience"),
+                        v["scopes"]
+                    )
+                },
+            )
+            .await?;
         }
         ResourceServerCommand::List { tenant, remote } => {
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::GET,
-                    &format!("/tenants/{}/resource-servers", seg(&tenant)),
-                    &[],
-                    None,
-                )
-                .await?;
-            print(&remote, &v, |v| {
-                table(v, &["id", "audience", "name", "created_at"])
-            });
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/resource-servers", seg(&tenant)),
+                &[],
+                None,
+                |v| table(v, &["id", "audience", "name", "created_at"]),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -502,42 +524,42 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             if let Some(e) = environment {
                 body["environment"] = json!(e);
             }
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::POST,
-                    &format!("/tenants/{}/clients", seg(&tenant)),
-                    &[],
-                    Some(body),
-                )
-                .await?;
-            print(&remote, &v, client_text);
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/clients", seg(&tenant)),
+                &[],
+                Some(body),
+                client_text,
+            )
+            .await?;
         }
         ClientCommand::List { tenant, remote } => {
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::GET,
-                    &format!("/tenants/{}/clients", seg(&tenant)),
-                    &[],
-                    None,
-                )
-                .await?;
-            print(&remote, &v, |v| {
-                table(
-                    v,
-                    &["client_id", "name", "status", "auth_method", "last_used_at"],
-                )
-            });
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/clients", seg(&tenant)),
+                &[],
+                None,
+                |v| {
+                    table(
+                        v,
+                        &["client_id", "name", "status", "auth_method", "last_used_at"],
+                    )
+                },
+            )
+            .await?;
         }
         ClientCommand::Show { tenant, id, remote } => {
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::GET,
-                    &format!("/tenants/{}/clients/{}", seg(&tenant), seg(&id)),
-                    &[],
-                    None,
-                )
-                .await?;
-            print(&remote, &v, client_text);
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/clients/{}", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                client_text,
+            )
+            .await?;
         }
         ClientCommand::RotateSecret {
             tenant,
@@ -549,37 +571,32 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             if let Some(o) = overlap {
                 body["overlap_secs"] = json!(o);
             }
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::POST,
+            fetch_and_print(&remote, Method::POST,
                     &format!(
                         "/tenants/{}/clients/{}/rotate-secret",
                         seg(&tenant),
                         seg(&id)
                     ),
                     &[],
-                    Some(body),
-                )
-                .await?;
-            print(&remote, &v, |v| {
+                    Some(body), |v| {
                 format!(
                     "client_id: {}\nclient_secret: {}\nprevious secrets expire at: {}\n(the secret is shown only this once)\n",
                     field(v, "client_id"),
                     field(v, "client_secret"),
                     field(v, "previous_secrets_expire_at")
                 )
-            });
+            }).await?;
         }
         ClientCommand::Disable { tenant, id, remote } => {
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::POST,
-                    &format!("/tenants/{}/clients/{}/disable", seg(&tenant), seg(&id)),
-                    &[],
-                    None,
-                )
-                .await?;
-            print(&remote, &v, client_text);
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/clients/{}/disable", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                client_text,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -831,10 +848,15 @@ pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             if let Some(m) = parse_metadata(metadata)? {
                 body["metadata"] = m;
             }
-            let v = AdminClient::new(&remote)?
-                .call(Method::POST, &base(&tenant), &[], Some(body))
-                .await?;
-            print(&remote, &v, created_text);
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &base(&tenant),
+                &[],
+                Some(body),
+                created_text,
+            )
+            .await?;
         }
         ApiKeyCommand::List {
             tenant,
@@ -845,10 +867,7 @@ pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             let mut query = Vec::new();
             query.extend(environment.map(|e| ("environment", e)));
             query.extend(owner.map(|o| ("owner", o)));
-            let v = AdminClient::new(&remote)?
-                .call(Method::GET, &base(&tenant), &query, None)
-                .await?;
-            print(&remote, &v, |v| {
+            fetch_and_print(&remote, Method::GET, &base(&tenant), &query, None, |v| {
                 table(
                     v,
                     &[
@@ -862,18 +881,19 @@ pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
                         "last_used_at",
                     ],
                 )
-            });
+            })
+            .await?;
         }
         ApiKeyCommand::Show { tenant, id, remote } => {
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::GET,
-                    &format!("{}/{}", base(&tenant), seg(&id)),
-                    &[],
-                    None,
-                )
-                .await?;
-            print(&remote, &v, key_text);
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("{}/{}", base(&tenant), seg(&id)),
+                &[],
+                None,
+                key_text,
+            )
+            .await?;
         }
         ApiKeyCommand::Update {
             tenant,
@@ -904,15 +924,15 @@ pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             if let Some(m) = parse_metadata(metadata)? {
                 body["metadata"] = m;
             }
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::PATCH,
-                    &format!("{}/{}", base(&tenant), seg(&id)),
-                    &[],
-                    Some(body),
-                )
-                .await?;
-            print(&remote, &v, key_text);
+            fetch_and_print(
+                &remote,
+                Method::PATCH,
+                &format!("{}/{}", base(&tenant), seg(&id)),
+                &[],
+                Some(body),
+                key_text,
+            )
+            .await?;
         }
         ApiKeyCommand::Disable { tenant, id, remote } => {
             key_action(&remote, &format!("{}/{}/disable", base(&tenant), seg(&id))).await?
@@ -927,21 +947,21 @@ pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             remote,
         } => match (id, owner) {
             (_, Some(owner)) => {
-                let v = AdminClient::new(&remote)?
-                    .call(
-                        Method::POST,
-                        &format!("{}/revoke-by-owner", base(&tenant)),
-                        &[],
-                        Some(json!({ "owner": owner })),
-                    )
-                    .await?;
-                print(&remote, &v, |v| {
-                    let ids: Vec<&str> = v["revoked"]
-                        .as_array()
-                        .map(|a| a.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
-                    format!("revoked {} key(s): {}\n", ids.len(), ids.join(" "))
-                });
+                fetch_and_print(
+                    &remote,
+                    Method::POST,
+                    &format!("{}/revoke-by-owner", base(&tenant)),
+                    &[],
+                    Some(json!({ "owner": owner })),
+                    |v| {
+                        let ids: Vec<&str> = v["revoked"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        format!("revoked {} key(s): {}\n", ids.len(), ids.join(" "))
+                    },
+                )
+                .await?;
             }
             (Some(id), None) => {
                 key_action(&remote, &format!("{}/{}/revoke", base(&tenant), seg(&id))).await?
@@ -959,21 +979,21 @@ pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             if let Some(e) = expires_in {
                 body["expires_in"] = json!(e);
             }
-            let v = AdminClient::new(&remote)?
-                .call(
-                    Method::POST,
-                    &format!("{}/{}/rotate", base(&tenant), seg(&id)),
-                    &[],
-                    Some(body),
-                )
-                .await?;
-            print(&remote, &v, |v| {
-                format!(
-                    "new key:\n{}\nold key:\n{}",
-                    created_text(&v["new"]),
-                    key_text(&v["old"])
-                )
-            });
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!("{}/{}/rotate", base(&tenant), seg(&id)),
+                &[],
+                Some(body),
+                |v| {
+                    format!(
+                        "new key:\n{}\nold key:\n{}",
+                        created_text(&v["new"]),
+                        key_text(&v["old"])
+                    )
+                },
+            )
+            .await?;
         }
     }
     Ok(())
