@@ -218,41 +218,7 @@ pub struct ClientSecretRecord {
     pub last_used_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevocationKind {
-    Token,
-    Family,
-    Client,
-    Subject,
-    ApiKey,
-    SigningKey,
-}
-
-impl RevocationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Token => "token",
-            Self::Family => "family",
-            Self::Client => "client",
-            Self::Subject => "subject",
-            Self::ApiKey => "api_key",
-            Self::SigningKey => "signing_key",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Token,
-            Self::Family,
-            Self::Client,
-            Self::Subject,
-            Self::ApiKey,
-            Self::SigningKey,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
+pub use portcullis_core::revocation::RevocationKind;
 
 /// A revocation to append to the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

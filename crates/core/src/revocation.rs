@@ -1,0 +1,413 @@
+//! The revocation log as verifiers see it: the wire record the server streams, and the in-memory
+//! set a verifier builds from it to answer "is this credential revoked?" without I/O.
+//!
+//! The log is ordered and gapless (positions 1, 2, 3, ...). A verifier applies records in order,
+//! remembers the last position it applied, and resumes from there after a disconnect, so nothing
+//! is lost. Applying a record twice is harmless: records at or before the current position are
+//! ignored.
+//!
+//! This module must never decide anything from a record's `reason` (it is not on the wire) or
+//! trust a record that did not come from the server's authenticated feed; it only holds state.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::tenant::TenantId;
+use crate::time::Timestamp;
+
+/// What a revocation record names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationKind {
+    /// One access token, by `jti`.
+    Token,
+    /// A refresh-token family: every token of the family issued at or before `revoked_before`.
+    Family,
+    /// A client: its tokens issued at or before `revoked_before` (all of them when absent).
+    Client,
+    /// A subject: its tokens issued at or before `revoked_before` (all of them when absent).
+    Subject,
+    /// An API key, by key id: revoked for good.
+    ApiKey,
+    /// An API key's facts changed (disabled, enabled, updated, rotated): caches must drop what
+    /// they hold for it and look it up again. Not a denial by itself.
+    ApiKeyChanged,
+    /// A signing key, by `kid`: every token it signed is revoked. Not tenant-scoped.
+    SigningKey,
+}
+
+impl RevocationKind {
+    pub const ALL: [Self; 7] = [
+        Self::Token,
+        Self::Family,
+        Self::Client,
+        Self::Subject,
+        Self::ApiKey,
+        Self::ApiKeyChanged,
+        Self::SigningKey,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Family => "family",
+            Self::Client => "client",
+            Self::Subject => "subject",
+            Self::ApiKey => "api_key",
+            Self::ApiKeyChanged => "api_key_changed",
+            Self::SigningKey => "signing_key",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One entry of the revocation log as it travels to verifiers (SSE `data`, snapshot items).
+/// The internal `reason` is deliberately absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationRecord {
+    /// Position in the log (1, 2, 3, ... with no gaps).
+    pub seq: i64,
+    pub tenant: TenantId,
+    pub kind: RevocationKind,
+    /// The jti, family id, client id, subject, API key id or kid.
+    pub subject: String,
+    /// Credentials issued at or before this time are covered (absent: all, or the one named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_before: Option<Timestamp>,
+    /// After this the record covers nothing still valid and may be forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// What identifies an access token for a revocation check.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenIdentity<'a> {
+    pub tenant: &'a TenantId,
+    pub jti: &'a str,
+    pub client_id: Option<&'a str>,
+    pub subject: &'a str,
+    pub kid: &'a str,
+    pub family: Option<&'a str>,
+    pub issued_at: Timestamp,
+}
+
+/// Why a credential counts as revoked (internal; for logs and audit only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedBy {
+    Token,
+    Family,
+    Client,
+    Subject,
+    ApiKey,
+    SigningKey,
+}
+
+impl RevokedBy {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Token => "token_revoked",
+            Self::Family => "family_revoked",
+            Self::Client => "client_revoked",
+            Self::Subject => "subject_revoked",
+            Self::ApiKey => "api_key_revoked",
+            Self::SigningKey => "signing_key_revoked",
+        }
+    }
+}
+
+/// What applying a record did, so the caller can drop caches that depend on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// At or before the current position: already applied.
+    Duplicate,
+    /// Recorded.
+    Recorded,
+    /// An API key's facts changed (or it was revoked): drop anything cached for this key id.
+    ApiKey(String),
+}
+
+/// A "revoked at or before" mark: `None` covers everything ever issued.
+type Mark = Option<Timestamp>;
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    mark: Mark,
+    expires_at: Option<Timestamp>,
+}
+
+/// The revocation state a verifier holds, built by applying the log in order.
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    position: i64,
+    /// (kind, tenant, subject) -> mark. Signing keys use the system tenant.
+    held: HashMap<(RevocationKind, TenantId, String), Held>,
+    /// Revoked API key ids (key ids are globally unique).
+    api_keys: HashSet<String>,
+}
+
+impl RevocationSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The position of the last record applied (0 before any).
+    pub fn position(&self) -> i64 {
+        self.position
+    }
+
+    /// How many live marks are held (for metrics and tests).
+    pub fn len(&self) -> usize {
+        self.held.len() + self.api_keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies one record. Records at or before the current position are ignored.
+    pub fn apply(&mut self, r: &RevocationRecord) -> Applied {
+        if r.seq <= self.position {
+            return Applied::Duplicate;
+        }
+        self.position = r.seq;
+        match r.kind {
+            RevocationKind::ApiKeyChanged => Applied::ApiKey(r.subject.clone()),
+            RevocationKind::ApiKey => {
+                self.api_keys.insert(r.subject.clone());
+                Applied::ApiKey(r.subject.clone())
+            }
+            kind => {
+                let tenant = if kind == RevocationKind::SigningKey {
+                    TenantId::system()
+                } else {
+                    r.tenant.clone()
+                };
+                let key = (kind, tenant, r.subject.clone());
+                let new = Held {
+                    mark: r.revoked_before,
+                    expires_at: r.expires_at,
+                };
+                let merged = match self.held.get(&key) {
+                    Some(old) => Held {
+                        mark: wider(old.mark, new.mark),
+                        expires_at: later(old.expires_at, new.expires_at),
+                    },
+                    None => new,
+                };
+                self.held.insert(key, merged);
+                Applied::Recorded
+            }
+        }
+    }
+
+    /// Moves the position forward without records (the server reported a head past entries
+    /// that were all expired and therefore not sent).
+    pub fn advance_to(&mut self, position: i64) {
+        self.position = self.position.max(position);
+    }
+
+    /// Forgets marks that cover nothing still valid.
+    pub fn prune(&mut self, now: Timestamp) {
+        self.held
+            .retain(|_, h| h.expires_at.is_none_or(|exp| exp > now));
+    }
+
+    /// Whether an access token is revoked, and by what.
+    pub fn token_revoked(&self, t: &TokenIdentity<'_>) -> Option<RevokedBy> {
+        let covers = |kind: RevocationKind, tenant: &TenantId, subject: &str| {
+            self.held
+                .get(&(kind, tenant.clone(), subject.to_owned()))
+                .is_some_and(|h| h.mark.is_none_or(|before| t.issued_at <= before))
+        };
+        if covers(RevocationKind::SigningKey, &TenantId::system(), t.kid) {
+            return Some(RevokedBy::SigningKey);
+        }
+        if covers(RevocationKind::Token, t.tenant, t.jti) {
+            return Some(RevokedBy::Token);
+        }
+        if t.client_id
+            .is_some_and(|c| covers(RevocationKind::Client, t.tenant, c))
+        {
+            return Some(RevokedBy::Client);
+        }
+        if covers(RevocationKind::Subject, t.tenant, t.subject) {
+            return Some(RevokedBy::Subject);
+        }
+        if t.family
+            .is_some_and(|f| covers(RevocationKind::Family, t.tenant, f))
+        {
+            return Some(RevokedBy::Family);
+        }
+        None
+    }
+
+    /// Whether an API key (by key id) has been revoked.
+    pub fn api_key_revoked(&self, key_id: &str) -> bool {
+        self.api_keys.contains(key_id)
+    }
+}
+
+/// The wider of two "revoked at or before" marks (`None` covers everything).
+fn wider(a: Mark, b: Mark) -> Mark {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        _ => None,
+    }
+}
+
+/// The later of two expiries (`None` never expires).
+fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> TenantId {
+        TenantId::parse(s).expect("tenant")
+    }
+
+    fn rec(seq: i64, tenant: &str, kind: RevocationKind, subject: &str) -> RevocationRecord {
+        RevocationRecord {
+            seq,
+            tenant: t(tenant),
+            kind,
+            subject: subject.into(),
+            revoked_before: None,
+            expires_at: None,
+            created_at: Timestamp::from_millis(1),
+        }
+    }
+
+    fn token<'a>(tenant: &'a TenantId, issued_at: i64) -> TokenIdentity<'a> {
+        TokenIdentity {
+            tenant,
+            jti: "j1",
+            client_id: Some("cl_1"),
+            subject: "cl_1",
+            kid: "k1",
+            family: None,
+            issued_at: Timestamp::from_millis(issued_at),
+        }
+    }
+
+    #[test]
+    fn token_jti_revocation_is_tenant_scoped() {
+        let mut s = RevocationSet::new();
+        s.apply(&rec(1, "acme", RevocationKind::Token, "j1"));
+        let acme = t("acme");
+        let globex = t("globex");
+        assert_eq!(s.token_revoked(&token(&acme, 5)), Some(RevokedBy::Token));
+        assert_eq!(s.token_revoked(&token(&globex, 5)), None);
+    }
+
+    #[test]
+    fn client_mark_covers_only_tokens_issued_at_or_before_it() {
+        let mut s = RevocationSet::new();
+        let mut r = rec(1, "acme", RevocationKind::Client, "cl_1");
+        r.revoked_before = Some(Timestamp::from_millis(100));
+        s.apply(&r);
+        let acme = t("acme");
+        assert_eq!(s.token_revoked(&token(&acme, 100)), Some(RevokedBy::Client));
+        assert_eq!(s.token_revoked(&token(&acme, 101)), None);
+    }
+
+    #[test]
+    fn a_later_unbounded_mark_widens_an_earlier_bounded_one() {
+        let mut s = RevocationSet::new();
+        let mut r = rec(1, "acme", RevocationKind::Subject, "cl_1");
+        r.revoked_before = Some(Timestamp::from_millis(100));
+        s.apply(&r);
+        s.apply(&rec(2, "acme", RevocationKind::Subject, "cl_1"));
+        let acme = t("acme");
+        assert_eq!(
+            s.token_revoked(&token(&acme, 10_000)),
+            Some(RevokedBy::Subject)
+        );
+    }
+
+    #[test]
+    fn signing_key_revocation_applies_to_every_tenant() {
+        let mut s = RevocationSet::new();
+        s.apply(&rec(1, "system", RevocationKind::SigningKey, "k1"));
+        let globex = t("globex");
+        assert_eq!(
+            s.token_revoked(&token(&globex, 5)),
+            Some(RevokedBy::SigningKey)
+        );
+    }
+
+    #[test]
+    fn duplicates_and_replays_are_ignored_and_position_advances() {
+        let mut s = RevocationSet::new();
+        assert_eq!(
+            s.apply(&rec(1, "acme", RevocationKind::Token, "j1")),
+            Applied::Recorded
+        );
+        assert_eq!(
+            s.apply(&rec(1, "acme", RevocationKind::Token, "j2")),
+            Applied::Duplicate
+        );
+        assert_eq!(s.position(), 1);
+        let acme = t("acme");
+        let mut other = token(&acme, 5);
+        other.jti = "j2";
+        assert_eq!(s.token_revoked(&other), None);
+        s.advance_to(7);
+        assert_eq!(s.position(), 7);
+        s.advance_to(3);
+        assert_eq!(s.position(), 7);
+    }
+
+    #[test]
+    fn api_key_records_revoke_or_only_invalidate() {
+        let mut s = RevocationSet::new();
+        assert_eq!(
+            s.apply(&rec(1, "acme", RevocationKind::ApiKeyChanged, "abc")),
+            Applied::ApiKey("abc".into())
+        );
+        assert!(!s.api_key_revoked("abc"));
+        assert_eq!(
+            s.apply(&rec(2, "acme", RevocationKind::ApiKey, "abc")),
+            Applied::ApiKey("abc".into())
+        );
+        assert!(s.api_key_revoked("abc"));
+    }
+
+    #[test]
+    fn expired_marks_are_pruned() {
+        let mut s = RevocationSet::new();
+        let mut r = rec(1, "acme", RevocationKind::Token, "j1");
+        r.expires_at = Some(Timestamp::from_millis(50));
+        s.apply(&r);
+        s.prune(Timestamp::from_millis(49));
+        assert_eq!(s.len(), 1);
+        s.prune(Timestamp::from_millis(50));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn wire_record_round_trips_and_refuses_unknown_fields() {
+        let mut r = rec(3, "acme", RevocationKind::ApiKeyChanged, "abc");
+        r.revoked_before = Some(Timestamp::from_millis(9));
+        let text = serde_json::to_string(&r).expect("json");
+        assert!(text.contains("\"kind\":\"api_key_changed\""));
+        let back: RevocationRecord = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, r);
+        let extra = text.replace("\"seq\"", "\"reason\":\"x\",\"seq\"");
+        assert!(serde_json::from_str::<RevocationRecord>(&extra).is_err());
+        for k in RevocationKind::ALL {
+            assert_eq!(RevocationKind::parse(k.as_str()), Some(k));
+        }
+    }
+}
