@@ -46,6 +46,10 @@ pub struct Config {
     pub oauth: OAuthConfig,
 }
 
+/// Longest `oauth.cache_ttl_ms` accepted: beyond a minute, "a change on another node" would stop
+/// meaning "soon".
+pub const MAX_OAUTH_CACHE_TTL_MS: u64 = 60_000;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OAuthConfig {
@@ -62,6 +66,14 @@ pub struct OAuthConfig {
     /// Failed client authentications allowed per source IP within `throttle_window_secs`.
     pub max_failures_per_ip: u32,
     pub throttle_window_secs: u64,
+    /// How long facts read for client authentication (a client and its secret digests, its
+    /// tenant's status, a resource server) are reused before storage is read again, in
+    /// milliseconds. Writes made through this node take effect on the next request whatever
+    /// this is; it bounds how long a change made on another node takes to be seen. 0 = no cache;
+    /// at most 60000.
+    pub cache_ttl_ms: u64,
+    /// Entries kept in each of those caches at most (clients, tenants, resource servers).
+    pub cache_capacity: usize,
 }
 
 impl Default for OAuthConfig {
@@ -73,6 +85,8 @@ impl Default for OAuthConfig {
             max_failures_per_client: 10,
             max_failures_per_ip: 50,
             throttle_window_secs: 60,
+            cache_ttl_ms: 1_000,
+            cache_capacity: 10_000,
         }
     }
 }
@@ -403,6 +417,12 @@ impl Config {
                      trailing slash"
                 )));
             }
+        }
+        if self.oauth.cache_ttl_ms > MAX_OAUTH_CACHE_TTL_MS || self.oauth.cache_capacity == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "oauth.cache_ttl_ms must be at most {MAX_OAUTH_CACHE_TTL_MS} and \
+                 oauth.cache_capacity at least 1"
+            )));
         }
         if self.signing.check_interval_secs == 0 {
             return Err(ConfigError::Invalid(

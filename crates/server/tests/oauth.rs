@@ -118,19 +118,19 @@ impl App {
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-        let resp = self.router.clone().oneshot(req).await.expect("response");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        let v = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        send_via(&self.router, req).await
+    }
+
+    /// Another token-service node over the same database, clock, keys and audit sink, with
+    /// caches of its own: what a second process sharing PostgreSQL would be.
+    fn other_node(&self, oauth: &OAuthConfig) -> Router {
+        let state = AppState {
+            oauth: Arc::new(
+                OAuthState::new(ISSUER.into(), oauth, &self.state.keys).expect("oauth"),
+            ),
+            ..self.state.clone()
         };
-        (status, headers, v)
+        portcullis_server::http::router(state, 64 * 1024)
     }
 
     async fn admin_call(
@@ -203,6 +203,16 @@ impl App {
         basic: Option<(&str, &str)>,
         body: &str,
     ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.form_via(&self.router, path, basic, body).await
+    }
+
+    async fn form_via(
+        &self,
+        router: &Router,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        body: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let mut b = Request::builder()
             .method(Method::POST)
             .uri(path)
@@ -213,8 +223,11 @@ impl App {
                 format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
             );
         }
-        self.send(b.body(Body::from(body.to_owned())).expect("request"))
-            .await
+        send_via(
+            router,
+            b.body(Body::from(body.to_owned())).expect("request"),
+        )
+        .await
     }
 
     async fn token(&self, c: &Client, body: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
@@ -256,6 +269,25 @@ impl App {
             .await
             .expect("events")
     }
+}
+
+async fn send_via(
+    router: &Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let resp = router.clone().oneshot(req).await.expect("response");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, headers, v)
 }
 
 fn claims_of(token: &str) -> (Value, Value) {
@@ -1129,6 +1161,231 @@ mod key_rotation {
         let events = app.events("system").await;
         assert!(events.iter().any(|e| e.action == "signing_key.revoke"));
     }
+}
+
+/// The token service caches clients, secrets, tenants and resource servers (`oauth.cache_ttl_ms`).
+/// Writes made through this node must show on the very next request: the clock never moves in
+/// this test, so a cached entry that was not invalidated would be served for ever.
+#[tokio::test]
+async fn writes_through_this_node_take_effect_on_the_next_request() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let refused = |(s, _, v): (StatusCode, axum::http::HeaderMap, Value)| {
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{v}"
+        );
+    };
+    app.access_token(&c).await;
+
+    // Rotation without overlap: the old secret stops at once, the new one works at once.
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/clients/{}/rotate-secret", c.id),
+            Some(json!({"overlap_secs": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    refused(app.token(&c, "grant_type=client_credentials").await);
+    let c = Client {
+        id: c.id.clone(),
+        secret: v["client_secret"].as_str().expect("secret").to_owned(),
+    };
+    app.access_token(&c).await;
+
+    // Tenant suspension and its end.
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/acme/disable", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    refused(app.token(&c, "grant_type=client_credentials").await);
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/acme/enable", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    app.access_token(&c).await;
+
+    // A resource server created after a client asked for its audience and was refused.
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            "/tenants/acme/resource-servers",
+            Some(json!({"audience": "orders-api", "scopes": ["orders:read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let o = app
+        .client(
+            "acme",
+            json!({"scopes": ["orders:read"], "audiences": ["orders-api"]}),
+        )
+        .await;
+    let (s, _, v) = app.token(&o, "grant_type=client_credentials").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Disabling the client.
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/clients/{}/disable", c.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    refused(app.token(&c, "grant_type=client_credentials").await);
+}
+
+/// A change made on another node sharing the database is seen here once the cached facts are
+/// older than `oauth.cache_ttl_ms`, and not later. (That it is not seen before then is the
+/// documented staleness, asserted so the test notices if the cache stops being used.)
+#[tokio::test]
+async fn a_change_on_another_node_is_seen_within_the_cache_ttl() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    app.tenant_with_api("globex").await;
+    let ttl = Duration::from_millis(OAuthConfig::default().cache_ttl_ms);
+    assert!(ttl <= Duration::from_secs(1), "documented default bound");
+    let here = app.other_node(&OAuthConfig::default());
+    let c = app.client("acme", json!({})).await;
+    let g = app.client("globex", json!({})).await;
+    let grant = |c: &Client| {
+        let c = Client {
+            id: c.id.clone(),
+            secret: c.secret.clone(),
+        };
+        let app = &app;
+        let here = &here;
+        async move {
+            app.form_via(
+                here,
+                "/oauth2/token",
+                Some((&c.id, &c.secret)),
+                "grant_type=client_credentials",
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(grant(&c).await, StatusCode::OK);
+    assert_eq!(grant(&g).await, StatusCode::OK);
+
+    // Through the admin API of the other node: disable acme's client, suspend globex.
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/clients/{}/disable", c.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/globex/disable", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    app.clock.advance(ttl - Duration::from_millis(1));
+    assert_eq!(grant(&c).await, StatusCode::OK, "still within the bound");
+    assert_eq!(grant(&g).await, StatusCode::OK, "still within the bound");
+    app.clock.advance(Duration::from_millis(1));
+    assert_eq!(grant(&c).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(grant(&g).await, StatusCode::UNAUTHORIZED);
+
+    // With the cache off, the other node's writes show at once.
+    let uncached = app.other_node(&OAuthConfig {
+        cache_ttl_ms: 0,
+        ..OAuthConfig::default()
+    });
+    let d = app.client("acme", json!({})).await;
+    let body = "grant_type=client_credentials";
+    let basic = Some((d.id.as_str(), d.secret.as_str()));
+    let (s, _, _) = app.form_via(&uncached, "/oauth2/token", basic, body).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/clients/{}/disable", d.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = app.form_via(&uncached, "/oauth2/token", basic, body).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// Made-up client ids are cached apart from real clients: a flood of them cannot push a real
+/// client out of a small cache, every one is still a throttled, audited failure, and a cached
+/// client with a wrong secret is refused (facts are cached, never a successful answer).
+#[tokio::test]
+async fn unknown_ids_cannot_evict_clients_and_failures_are_never_cached() {
+    let mut app = App::with(OAuthConfig {
+        max_failures_per_client: 1_000,
+        max_failures_per_ip: 1_000,
+        ..OAuthConfig::default()
+    })
+    .await;
+    app.tenant_with_api("acme").await;
+    let small = OAuthConfig {
+        cache_capacity: 4,
+        max_failures_per_client: 1_000,
+        max_failures_per_ip: 1_000,
+        ..OAuthConfig::default()
+    };
+    let here = app.other_node(&small);
+    let c = app.client("acme", json!({})).await;
+    let token = |id: &str, secret: &str| {
+        let (id, secret) = (id.to_owned(), secret.to_owned());
+        let (app, here) = (&app, &here);
+        async move {
+            app.form_via(
+                here,
+                "/oauth2/token",
+                Some((&id, &secret)),
+                "grant_type=client_credentials",
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(token(&c.id, &c.secret).await, StatusCode::OK);
+    for i in 0..200 {
+        let s = token(&format!("cl_madeup{i:04}"), &c.secret).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        // The real client stays warm between made-up ids, as a busy client would.
+        if i % 50 == 0 {
+            assert_eq!(token(&c.id, &c.secret).await, StatusCode::OK);
+        }
+    }
+    // Disable the client behind this node's back: only a cached copy can still say active.
+    let tenant = TenantId::parse("acme").expect("tenant");
+    assert!(app
+        .store
+        .set_client_status(
+            &tenant,
+            &c.id,
+            portcullis_store::ClientStatus::Disabled,
+            app.clock.now(),
+        )
+        .await
+        .expect("disable"));
+    assert_eq!(
+        token(&c.id, &c.secret).await,
+        StatusCode::OK,
+        "evicted by made-up ids"
+    );
+    let wrong = app.client("acme", json!({})).await.secret;
+    assert_eq!(token(&c.id, &wrong).await, StatusCode::UNAUTHORIZED);
+
+    let events = app.events("acme").await;
+    assert!(events.iter().any(|e| e.action == "oauth.client_auth"
+        && e.reason.as_deref() == Some("client_secret_mismatch")));
+    let system = app.events("system").await;
+    let unknown = system
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("client_unknown"))
+        .count();
+    assert_eq!(unknown, 200, "every made-up id is an audited failure");
 }
 
 /// Invariant 1: an internal error denies. With storage gone, a client with the right secret gets

@@ -270,10 +270,14 @@ pub async fn create(
         updated_at: now,
         last_used_at: None,
     };
-    state
+    let written = state
         .store
         .create_client(&client, issued.as_ref().map(|(record, _)| record))
-        .await?;
+        .await;
+    // The id may have been remembered as unknown (ids are random, but a cache must not decide
+    // that).
+    state.oauth.directory.client_changed(&id);
+    written?;
     record(&state, &admin, "oauth_client.create", &id);
     Ok((
         StatusCode::CREATED,
@@ -343,11 +347,12 @@ pub async fn rotate_secret(
     let now = state.clock.now();
     let (secret, credential) = new_secret(&client.id, &environment, now);
     let old_end = now.saturating_add(overlap);
-    if !state
+    let written = state
         .store
         .rotate_client_secret(&admin.tenant, &secret, old_end)
-        .await?
-    {
+        .await;
+    state.oauth.directory.client_changed(&client.id);
+    if !written? {
         return Err(ApiError::not_found());
     }
     record(&state, &admin, "oauth_client.rotate_secret", &client.id);
@@ -371,11 +376,12 @@ pub async fn disable(
 ) -> Result<Json<ClientView>, ApiError> {
     let client = tenant_client(&state, &admin, &id).await?;
     let now = state.clock.now();
-    if !state
+    let written = state
         .store
         .set_client_status(&admin.tenant, &client.id, ClientStatus::Disabled, now)
-        .await?
-    {
+        .await;
+    state.oauth.directory.client_changed(&client.id);
+    if !written? {
         return Err(ApiError::not_found());
     }
     let max = state.oauth.lifetimes.max;

@@ -70,16 +70,17 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
+    let written = state.store.create_resource_server(&rs).await;
     state
-        .store
-        .create_resource_server(&rs)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict => {
-                ApiError::conflict("this tenant already has a resource server with this audience")
-            }
-            other => other.into(),
-        })?;
+        .oauth
+        .directory
+        .resource_servers_changed(&admin.tenant);
+    written.map_err(|e| match e {
+        StoreError::Conflict => {
+            ApiError::conflict("this tenant already has a resource server with this audience")
+        }
+        other => other.into(),
+    })?;
     state.audit.record(
         EventDraft {
             tenant: admin.tenant.clone(),

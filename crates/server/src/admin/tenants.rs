@@ -126,10 +126,14 @@ async fn set_status(
             "the system tenant cannot be disabled or enabled",
         ));
     }
-    let tenant = state
+    let written = state
         .store
         .set_tenant_status(&id, status, state.clock.now())
-        .await?;
+        .await;
+    // The token service's cached tenant status goes whether or not the write reported success:
+    // an error may still have committed.
+    state.oauth.directory.tenant_changed(&id);
+    let tenant = written?;
     // Cached API key verifications carry the tenant's status: drop them so a disabled
     // tenant's keys stop at once in this process.
     state.api_keys.verifier.invalidate_all();

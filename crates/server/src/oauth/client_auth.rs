@@ -6,7 +6,7 @@
 //! client id costs the same digest comparison as a known one.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_core::audit::Outcome;
@@ -17,6 +17,7 @@ use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
 use portcullis_store::{ClientStatus, OAuthClient};
 
+use super::directory::ClientFacts;
 use super::error::OAuthError;
 use super::form::{Presented, PresentedMethod, Proof};
 use crate::audit::{EventDraft, RequestOrigin};
@@ -32,10 +33,16 @@ const THROTTLE_SWEEP_AT: usize = 10_000;
 /// counters are dropped and only per-address counters remain, so memory stays bounded.
 const THROTTLE_MAX_ENTRIES: usize = 100_000;
 
-/// A client that proved its identity.
+/// A client that proved its identity, with the stored facts it was checked against.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
-    pub client: OAuthClient,
+    pub facts: Arc<ClientFacts>,
+}
+
+impl AuthenticatedClient {
+    pub fn client(&self) -> &OAuthClient {
+        &self.facts.client
+    }
 }
 
 /// Fixed-window counters of failed authentications. In memory, per node: an attacker spreading
@@ -161,7 +168,11 @@ pub async fn authenticate(
     };
 
     let client = if client_id.len() <= MAX_CLIENT_ID_LEN {
-        state.store.get_client(&client_id).await?
+        state
+            .oauth
+            .directory
+            .client(state.store.as_ref(), &client_id, now)
+            .await?
     } else {
         None
     };
@@ -174,43 +185,44 @@ pub async fn authenticate(
             let format_ok = Credential::parse(secret.expose())
                 .map(|c| c.kind() == CredentialKind::ClientSecret)
                 .unwrap_or(false);
-            let Some(client) = &client else {
+            let Some(facts) = &client else {
                 let _ = constant_time_eq(&presented_digest, &[0u8; 32]);
                 return Err(fail(None, "client_unknown"));
             };
+            let tenant = || Some(facts.client.tenant.clone());
             if !format_ok {
-                return Err(fail(Some(client.tenant.clone()), "client_secret_malformed"));
+                return Err(fail(tenant(), "client_secret_malformed"));
             }
-            let secrets = state.store.list_client_secrets(&client.id).await?;
-            let mut matched: Option<(String, bool)> = None;
-            for s in &secrets {
-                if constant_time_eq(&s.secret_digest, &presented_digest) {
-                    matched = Some((s.id.clone(), s.expires_at.is_none_or(|end| end > now)));
+            // Every digest is compared, whichever matches, so timing does not tell which.
+            let mut matched: Option<(&str, bool)> = None;
+            for s in &facts.secrets {
+                if constant_time_eq(&s.digest, &presented_digest) {
+                    matched = Some((&s.id, s.expires_at.is_none_or(|end| end > now)));
                 }
             }
             match matched {
-                None => return Err(fail(Some(client.tenant.clone()), "client_secret_mismatch")),
-                Some((_, false)) => {
-                    return Err(fail(Some(client.tenant.clone()), "client_secret_expired"))
-                }
-                Some((id, true)) => Some(id),
+                None => return Err(fail(tenant(), "client_secret_mismatch")),
+                Some((_, false)) => return Err(fail(tenant(), "client_secret_expired")),
+                Some((id, true)) => Some(id.to_owned()),
             }
         }
         Proof::Assertion(jwt) => {
-            let Some(client) = &client else {
+            let Some(facts) = &client else {
                 return Err(fail(None, "client_unknown"));
             };
-            if let Err(reason) = super::assertion::verify(state, client, jwt.expose(), now).await? {
-                return Err(fail(Some(client.tenant.clone()), reason));
+            if let Err(reason) =
+                super::assertion::verify(state, &facts.client, jwt.expose(), now).await?
+            {
+                return Err(fail(Some(facts.client.tenant.clone()), reason));
             }
             None
         }
     };
-    let Some(client) = client else {
+    let Some(facts) = client else {
         return Err(fail(None, "client_unknown"));
     };
-    let tenant = client.tenant.clone();
-    let expected = AuthMethod::parse(&client.auth_method)
+    let tenant = facts.client.tenant.clone();
+    let expected = AuthMethod::parse(&facts.client.auth_method)
         .map_err(|_| OAuthError::internal("stored client has an unknown auth method"))?;
     let used = match presented.method {
         PresentedMethod::Basic => AuthMethod::ClientSecretBasic,
@@ -220,31 +232,29 @@ pub async fn authenticate(
     if used != expected {
         return Err(fail(Some(tenant), "client_auth_method_mismatch"));
     }
-    if client.status != ClientStatus::Active {
+    if facts.client.status != ClientStatus::Active {
         return Err(fail(Some(tenant), "client_disabled"));
     }
     let tenant_active = state
-        .store
-        .get_tenant(&tenant)
+        .oauth
+        .directory
+        .tenant_status(state.store.as_ref(), &tenant, now)
         .await?
-        .is_some_and(|t| t.status == TenantStatus::Active);
+        == Some(TenantStatus::Active);
     if !tenant_active {
         return Err(fail(Some(tenant), "tenant_disabled"));
     }
-    let stale = client
-        .last_used_at
-        .is_none_or(|t| t < now.saturating_sub(LAST_USED_GRANULARITY));
-    if stale {
+    if facts.note_use(now, LAST_USED_GRANULARITY) {
         // Off the request path: last-used is informational and must not slow issuance.
         let store = state.store.clone();
-        let id = client.id.clone();
+        let id = facts.client.id.clone();
         tokio::spawn(async move {
             if let Err(e) = store.touch_client(&id, secret_id.as_deref(), now).await {
                 tracing::warn!(error = %e, "could not record client use");
             }
         });
     }
-    Ok(AuthenticatedClient { client })
+    Ok(AuthenticatedClient { facts })
 }
 
 fn audit_failure(

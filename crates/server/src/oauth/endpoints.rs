@@ -2,22 +2,19 @@
 //! (RFC 7009). Each reads a form, authenticates the client, asks core for the decision, and
 //! audits the outcome.
 
-use std::time::Duration;
-
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_core::audit::Outcome;
 use portcullis_core::oauth::{
-    decide_client_credentials, parse_grant_type, select_audience, AccessTokenClaims, Audience,
-    ClientPolicy, GrantType, ResourcePolicy, ScopeSet,
+    decide_client_credentials, parse_grant_type, select_audience, AccessTokenClaims, GrantType,
 };
 use portcullis_core::time::Timestamp;
 use portcullis_store::{NewRevocation, OAuthClient, RevocationKind, TokenRevocationQuery};
 use serde_json::json;
 
-use super::client_auth::{authenticate, AuthenticatedClient};
+use super::client_auth::authenticate;
 use super::error::{no_store, OAuthError};
 use super::form;
 use super::jwt::{self, VerifiedToken};
@@ -52,11 +49,12 @@ async fn issue(
     let params = form::read(parts, body, TOKEN_REPEATABLE).await?;
     let grant = parse_grant_type(params.get("grant_type")).map_err(OAuthError::grant)?;
     let presented = form::presented_credentials(&parts.headers, &params)?;
-    let AuthenticatedClient { client } = authenticate(state, presented, origin).await?;
+    let authenticated = authenticate(state, presented, origin).await?;
+    let client = authenticated.client();
     let refuse = |e: OAuthError| {
         audit(
             state,
-            &client,
+            client,
             "oauth.token.issue",
             Outcome::Denied,
             Some(e.reason.clone()),
@@ -68,37 +66,36 @@ async fn issue(
     match grant {
         GrantType::ClientCredentials => {}
     }
-    let policy = client_policy(&client)?;
+    let policy =
+        authenticated.facts.policy.as_ref().ok_or_else(|| {
+            OAuthError::internal(format!("stored client {} is invalid", client.id))
+        })?;
     let mut targets = params.all("resource");
     targets.extend(params.get("audience"));
-    let audience = select_audience(&policy, &targets)
+    let audience = select_audience(policy, &targets)
         .map_err(OAuthError::grant)
         .map_err(refuse)?;
+    let now = state.clock.now();
     let resource = state
-        .store
-        .find_resource_server_by_audience(&client.tenant, audience.as_str())
+        .oauth
+        .directory
+        .resource(state.store.as_ref(), &client.tenant, audience.as_str(), now)
         .await?
         .ok_or_else(|| {
             refuse(OAuthError::grant(
                 portcullis_core::oauth::GrantError::InvalidTarget,
             ))
         })?;
-    let resource = ResourcePolicy {
-        audience,
-        scopes: ScopeSet::from_strs(resource.scopes.iter().map(String::as_str))
-            .map_err(|_| OAuthError::internal("stored resource server has invalid scopes"))?,
-    };
-    let decision = decide_client_credentials(
-        &policy,
-        &resource,
-        params.get("scope"),
-        state.oauth.lifetimes,
-    )
-    .map_err(OAuthError::grant)
-    .map_err(refuse)?;
-    let now = state.clock.now();
+    let resource = resource
+        .policy
+        .as_ref()
+        .ok_or_else(|| OAuthError::internal("stored resource server is invalid"))?;
+    let decision =
+        decide_client_credentials(policy, resource, params.get("scope"), state.oauth.lifetimes)
+            .map_err(OAuthError::grant)
+            .map_err(refuse)?;
     let jti = uuid::Uuid::new_v4().simple().to_string();
-    let claims = AccessTokenClaims::for_client(&state.oauth.issuer, &policy, &decision, jti, now);
+    let claims = AccessTokenClaims::for_client(&state.oauth.issuer, policy, &decision, jti, now);
     let signer = state
         .oauth
         .signer()
@@ -106,7 +103,7 @@ async fn issue(
     let token = signer.sign(&claims).map_err(OAuthError::internal)?;
     audit(
         state,
-        &client,
+        client,
         "oauth.token.issue",
         Outcome::Success,
         None,
@@ -124,32 +121,6 @@ async fn issue(
     let mut response = (StatusCode::OK, Json(body)).into_response();
     no_store(response.headers_mut());
     Ok(response)
-}
-
-/// The stored client as core's grant rules see it.
-fn client_policy(client: &OAuthClient) -> Result<ClientPolicy, OAuthError> {
-    let corrupt = || OAuthError::internal(format!("stored client {} is invalid", client.id));
-    Ok(ClientPolicy {
-        client_id: client.id.clone(),
-        tenant: client.tenant.clone(),
-        grant_types: client
-            .grant_types
-            .iter()
-            .map(|g| GrantType::parse(g))
-            .collect::<Result<_, _>>()
-            .map_err(|_| corrupt())?,
-        scopes: ScopeSet::from_strs(client.scopes.iter().map(String::as_str))
-            .map_err(|_| corrupt())?,
-        audiences: client
-            .audiences
-            .iter()
-            .map(|a| Audience::parse(a))
-            .collect::<Result<_, _>>()
-            .map_err(|_| corrupt())?,
-        access_token_ttl: Duration::from_secs(
-            u64::try_from(client.access_token_ttl_secs).unwrap_or(0),
-        ),
-    })
 }
 
 /// Verifies a token and checks the revocation log. `None` for anything not currently valid.
@@ -191,11 +162,12 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
     let result: Result<Response, OAuthError> = async {
         let params = form::read(&parts, body, &[]).await?;
         let presented = form::presented_credentials(&parts.headers, &params)?;
-        let AuthenticatedClient { client } = authenticate(&state, presented, &origin).await?;
+        let authenticated = authenticate(&state, presented, &origin).await?;
+        let client = authenticated.client();
         if !client.can_introspect {
             audit(
                 &state,
-                &client,
+                client,
                 "oauth.token.introspect",
                 Outcome::Denied,
                 Some("client_may_not_introspect".into()),
@@ -256,7 +228,8 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
     let result: Result<Response, OAuthError> = async {
         let params = form::read(&parts, body, &[]).await?;
         let presented = form::presented_credentials(&parts.headers, &params)?;
-        let AuthenticatedClient { client } = authenticate(&state, presented, &origin).await?;
+        let authenticated = authenticate(&state, presented, &origin).await?;
+        let client = authenticated.client();
         let token = params
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -272,7 +245,7 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
                 if v.claims.client_id != client.id || v.claims.tenant != client.tenant.as_str() {
                     audit(
                         &state,
-                        &client,
+                        client,
                         "oauth.token.revoke",
                         Outcome::Denied,
                         Some("token_of_another_client".into()),
@@ -297,7 +270,7 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
                     .await?;
                 audit(
                     &state,
-                    &client,
+                    client,
                     "oauth.token.revoke",
                     Outcome::Success,
                     None,

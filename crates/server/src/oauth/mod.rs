@@ -16,7 +16,9 @@
 //! token; refusals carry a standard code outside and the precise reason in the audit log.
 
 pub mod assertion;
+mod cache;
 mod client_auth;
+pub mod directory;
 mod discovery;
 mod endpoints;
 pub mod error;
@@ -52,6 +54,8 @@ pub struct OAuthState {
     /// Swapped by the key task when rotation activates another key.
     signer: RwLock<Option<Arc<jwt::Signer>>>,
     pub throttle: Throttle,
+    /// Cached clients, tenants and resource servers; admin writes invalidate it.
+    pub directory: directory::Directory,
     /// Key rotation; `None` in setups that cannot create keys (no keyring).
     pub rotation: Option<Rotation>,
     /// `Cache-Control: max-age` of JWKS: at most half the pre-publication window, so a cached
@@ -78,6 +82,10 @@ impl OAuthState {
                 config.max_failures_per_client,
                 config.max_failures_per_ip,
             ),
+            directory: directory::Directory::new(directory::DirectorySettings {
+                capacity: config.cache_capacity,
+                ttl: Duration::from_millis(config.cache_ttl_ms),
+            }),
             rotation: None,
             jwks_max_age_secs: discovery::JWKS_MAX_AGE_SECS,
         })

@@ -1,0 +1,294 @@
+//! The stored facts the OAuth endpoints read on every request — a client with its secret
+//! digests, a tenant's status, a tenant's resource server by audience — served from short-lived
+//! caches ([`FactCache`]) in front of storage.
+//!
+//! Staleness bound: a write made through this process (admin API or CLI against this node)
+//! calls one of the `*_changed` methods before it answers, so the very next request reads the new
+//! state. A write made on another node sharing the database is seen once the cached entry is
+//! older than `oauth.cache_ttl_ms` (default 1 s). `oauth.cache_ttl_ms = 0` turns caching off.
+//!
+//! This module caches facts, never decisions: every request still compares the presented secret
+//! against the cached digests in constant time and checks expiry, status and tenant itself.
+//! Client ids that match no client are remembered in a cache of their own, so a flood of made-up
+//! ids can only push out other made-up ids, never a real client; every such request still counts
+//! as a failure for the throttle.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::oauth::{Audience, ClientPolicy, GrantType, ResourcePolicy, ScopeSet};
+use portcullis_core::tenant::{TenantId, TenantStatus};
+use portcullis_core::time::Timestamp;
+use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError};
+
+use super::cache::FactCache;
+
+/// A client as stored, with what each request derives from it computed once.
+#[derive(Debug)]
+pub struct ClientFacts {
+    pub client: OAuthClient,
+    /// Digests and validity of the client's secrets, newest first.
+    pub secrets: Vec<SecretFacts>,
+    /// The client as core's grant rules see it; `None` if the stored row does not parse (then
+    /// the token endpoint answers with a server error, as it would without the cache).
+    pub policy: Option<ClientPolicy>,
+    /// When this process last recorded a use (ms), so last-used writes stay rare while the
+    /// cached row's own `last_used_at` does not move.
+    touched_at: AtomicI64,
+}
+
+/// A client secret as authentication needs it: no display data, no secret.
+#[derive(Debug, Clone)]
+pub struct SecretFacts {
+    pub id: String,
+    pub digest: Vec<u8>,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl ClientFacts {
+    pub fn new(client: OAuthClient, secrets: Vec<portcullis_store::ClientSecretRecord>) -> Self {
+        let policy = client_policy(&client);
+        let touched_at = AtomicI64::new(client.last_used_at.map_or(i64::MIN, |t| t.as_millis()));
+        Self {
+            secrets: secrets
+                .into_iter()
+                .map(|s| SecretFacts {
+                    id: s.id,
+                    digest: s.secret_digest,
+                    expires_at: s.expires_at,
+                })
+                .collect(),
+            client,
+            policy,
+            touched_at,
+        }
+    }
+
+    /// Records a use at `now`. Returns `true` for the one caller that should write it to storage:
+    /// when the last recorded use is older than `granularity`.
+    pub fn note_use(&self, now: Timestamp, granularity: Duration) -> bool {
+        let now_ms = now.as_millis();
+        let due = now.saturating_sub(granularity).as_millis();
+        let last = self.touched_at.load(Ordering::Relaxed);
+        last < due
+            && self
+                .touched_at
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// The stored client as core's grant rules see it.
+fn client_policy(client: &OAuthClient) -> Option<ClientPolicy> {
+    Some(ClientPolicy {
+        client_id: client.id.clone(),
+        tenant: client.tenant.clone(),
+        grant_types: client
+            .grant_types
+            .iter()
+            .map(|g| GrantType::parse(g))
+            .collect::<Result<_, _>>()
+            .ok()?,
+        scopes: ScopeSet::from_strs(client.scopes.iter().map(String::as_str)).ok()?,
+        audiences: client
+            .audiences
+            .iter()
+            .map(|a| Audience::parse(a))
+            .collect::<Result<_, _>>()
+            .ok()?,
+        access_token_ttl: Duration::from_secs(
+            u64::try_from(client.access_token_ttl_secs).unwrap_or(0),
+        ),
+    })
+}
+
+/// A resource server with its scopes parsed, as the grant decision needs it.
+#[derive(Debug)]
+pub struct ResourceFacts {
+    pub server: ResourceServer,
+    /// `None` if the stored scopes do not parse.
+    pub policy: Option<ResourcePolicy>,
+}
+
+impl ResourceFacts {
+    fn new(server: ResourceServer) -> Self {
+        let policy = Audience::parse(&server.audience).ok().and_then(|audience| {
+            ScopeSet::from_strs(server.scopes.iter().map(String::as_str))
+                .ok()
+                .map(|scopes| ResourcePolicy { audience, scopes })
+        });
+        Self { server, policy }
+    }
+}
+
+/// Cache sizes and lifetime, from `[oauth]` configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectorySettings {
+    pub capacity: usize,
+    pub ttl: Duration,
+}
+
+/// Cached reads of clients, tenants and resource servers. See the module documentation.
+#[derive(Debug)]
+pub struct Directory {
+    ttl: Duration,
+    clients: FactCache<String, Arc<ClientFacts>>,
+    /// Ids that matched no client when last read.
+    unknown_clients: FactCache<String, ()>,
+    tenants: FactCache<TenantId, TenantStatus>,
+    resources: FactCache<(TenantId, String), Arc<ResourceFacts>>,
+}
+
+impl Directory {
+    pub fn new(settings: DirectorySettings) -> Self {
+        let DirectorySettings { capacity, ttl } = settings;
+        Self {
+            ttl,
+            clients: FactCache::new(capacity, ttl),
+            unknown_clients: FactCache::new(capacity, ttl),
+            tenants: FactCache::new(capacity, ttl),
+            resources: FactCache::new(capacity, ttl),
+        }
+    }
+
+    /// How long a change made on another node may take to be seen here.
+    pub fn staleness_bound(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A client and its secrets, or `None` if no such client exists.
+    pub async fn client(
+        &self,
+        store: &dyn Store,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Arc<ClientFacts>>, StoreError> {
+        if let Some(hit) = self.clients.get(id, now) {
+            return Ok(Some(hit));
+        }
+        if self.unknown_clients.get(id, now).is_some() {
+            return Ok(None);
+        }
+        let epoch = self.clients.epoch();
+        let unknown_epoch = self.unknown_clients.epoch();
+        let Some(client) = store.get_client(id).await? else {
+            self.unknown_clients
+                .insert(id.to_owned(), (), unknown_epoch, now);
+            return Ok(None);
+        };
+        let secrets = store.list_client_secrets(&client.id).await?;
+        let facts = Arc::new(ClientFacts::new(client, secrets));
+        self.clients
+            .insert(facts.client.id.clone(), facts.clone(), epoch, now);
+        Ok(Some(facts))
+    }
+
+    /// A tenant's status, or `None` if there is no such tenant (not cached: only a client's own
+    /// tenant is looked up, and a client without one is a broken row).
+    pub async fn tenant_status(
+        &self,
+        store: &dyn Store,
+        tenant: &TenantId,
+        now: Timestamp,
+    ) -> Result<Option<TenantStatus>, StoreError> {
+        if let Some(hit) = self.tenants.get(tenant, now) {
+            return Ok(Some(hit));
+        }
+        let epoch = self.tenants.epoch();
+        let Some(t) = store.get_tenant(tenant).await? else {
+            return Ok(None);
+        };
+        self.tenants.insert(t.id, t.status, epoch, now);
+        Ok(Some(t.status))
+    }
+
+    /// The tenant's resource server with this audience, or `None` (not cached: callers only ask
+    /// for audiences a client is allowed, and a missing one is a broken configuration).
+    pub async fn resource(
+        &self,
+        store: &dyn Store,
+        tenant: &TenantId,
+        audience: &str,
+        now: Timestamp,
+    ) -> Result<Option<Arc<ResourceFacts>>, StoreError> {
+        let key = (tenant.clone(), audience.to_owned());
+        if let Some(hit) = self.resources.get(&key, now) {
+            return Ok(Some(hit));
+        }
+        let epoch = self.resources.epoch();
+        let Some(rs) = store
+            .find_resource_server_by_audience(tenant, audience)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let facts = Arc::new(ResourceFacts::new(rs));
+        self.resources.insert(key, facts.clone(), epoch, now);
+        Ok(Some(facts))
+    }
+
+    /// A client (created, or its status, settings or secrets changed) was written through this
+    /// process.
+    pub fn client_changed(&self, id: &str) {
+        self.clients.invalidate(id);
+        self.unknown_clients.invalidate(id);
+    }
+
+    /// A tenant's status was written through this process.
+    pub fn tenant_changed(&self, tenant: &TenantId) {
+        self.tenants.invalidate(tenant);
+    }
+
+    /// A resource server of `tenant` was created, changed or removed through this process.
+    pub fn resource_servers_changed(&self, tenant: &TenantId) {
+        self.resources.invalidate_where(|(t, _)| t == tenant);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(last_used_at: Option<Timestamp>) -> OAuthClient {
+        OAuthClient {
+            id: "cl_a".into(),
+            tenant: TenantId::parse("acme").expect("tenant"),
+            name: "a".into(),
+            environment: "live".into(),
+            auth_method: "client_secret_basic".into(),
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["payments:read".into()],
+            audiences: vec!["payments-api".into()],
+            access_token_ttl_secs: 600,
+            can_introspect: false,
+            jwks: None,
+            jwks_uri: None,
+            status: portcullis_store::ClientStatus::Active,
+            created_at: Timestamp::from_secs(0),
+            updated_at: Timestamp::from_secs(0),
+            last_used_at,
+        }
+    }
+
+    #[test]
+    fn a_use_is_written_once_per_granularity() {
+        let g = Duration::from_secs(30);
+        let facts = ClientFacts::new(client(Some(Timestamp::from_secs(100))), vec![]);
+        assert!(!facts.note_use(Timestamp::from_secs(120), g), "recent");
+        assert!(facts.note_use(Timestamp::from_secs(131), g));
+        assert!(!facts.note_use(Timestamp::from_secs(131), g), "just noted");
+        assert!(!facts.note_use(Timestamp::from_secs(160), g));
+        assert!(facts.note_use(Timestamp::from_secs(162), g));
+        let never = ClientFacts::new(client(None), vec![]);
+        assert!(never.note_use(Timestamp::from_secs(0), g));
+    }
+
+    #[test]
+    fn an_unparseable_stored_client_has_no_policy() {
+        let mut c = client(None);
+        c.grant_types = vec!["password".into()];
+        assert!(ClientFacts::new(c, vec![]).policy.is_none());
+        assert!(ClientFacts::new(client(None), vec![]).policy.is_some());
+    }
+}
