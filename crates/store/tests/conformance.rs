@@ -81,6 +81,7 @@ conformance!(
     admin_credentials_are_tenant_scoped,
     admin_credential_for_unknown_tenant_is_refused,
     audit_batches_are_idempotent_and_filtered_by_tenant_and_time,
+    a_large_audit_batch_is_stored_whole_and_in_order,
     ping_answers,
     api_keys_round_trip_and_are_listed_per_tenant_with_filters,
     api_key_batch_insert_round_trips_and_is_all_or_nothing,
@@ -469,6 +470,30 @@ mod cases {
                 .expect("q")),
             ["e4"]
         );
+    }
+
+    /// More events than one multi-row statement holds, all at the same instant, with a repeat of
+    /// an already stored id inside the batch: every new event is stored once, in batch order.
+    pub async fn a_large_audit_batch_is_stored_whole_and_in_order(s: Arc<dyn Store>) {
+        let mut batch: Vec<AuditEvent> = (0..1_234)
+            .map(|i| event(&format!("big{i:05}"), "acme", 500, "oauth.token.issue"))
+            .collect();
+        s.append_audit_events(&batch[..10]).await.expect("first part");
+        batch.push(event("big00003", "acme", 500, "oauth.token.issue"));
+        s.append_audit_events(&batch).await.expect("append");
+        let stored = s
+            .query_audit_events(&AuditQuery {
+                tenant: tid("acme"),
+                since: None,
+                until: None,
+                action: None,
+                limit: 10_000,
+            })
+            .await
+            .expect("query");
+        let ids: Vec<String> = stored.into_iter().rev().map(|e| e.id).collect();
+        let expected: Vec<String> = batch[..1_234].iter().map(|e| e.id.clone()).collect();
+        assert_eq!(ids, expected);
     }
 
     pub async fn ping_answers(s: Arc<dyn Store>) {
