@@ -94,7 +94,12 @@ async fn issue(
         decide_client_credentials(policy, resource, params.get("scope"), state.oauth.lifetimes)
             .map_err(OAuthError::grant)
             .map_err(refuse)?;
-    let jti = uuid::Uuid::new_v4().simple().to_string();
+    // 122 random bits from the thread's CSPRNG (ChaCha, seeded from the OS): a `jti` must be
+    // unique, not secret, and `new_v4` costs a getrandom system call per token.
+    let jti = uuid::Builder::from_random_bytes(rand::Rng::gen(&mut rand::thread_rng()))
+        .into_uuid()
+        .simple()
+        .to_string();
     let claims = AccessTokenClaims::for_client(&state.oauth.issuer, policy, &decision, jti, now);
     let signer = state
         .oauth
