@@ -1,6 +1,10 @@
 //! The audit sink: request handlers hand events to a bounded in-memory queue and return at once;
 //! one writer task stores them in batches (one transaction per batch).
 //!
+//! The writer wakes when the flush interval ends or when a full batch is waiting, never per
+//! event: on a busy endpoint a wake-up per event (a task poll and often a cross-thread unpark)
+//! cost more than writing the event.
+//!
 //! Crash-loss bound: an event is written at most `audit.flush_interval_ms` (default 200 ms) after
 //! it is recorded, so `kill -9` loses at most the events of that last interval. A graceful
 //! shutdown (SIGTERM/SIGINT) drains the queue before exit and loses nothing. If the queue is full
@@ -17,7 +21,7 @@ use portcullis_core::audit::{AuditEvent, Outcome};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
 use portcullis_store::Store;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::AuditConfig;
@@ -27,6 +31,9 @@ pub struct AuditSink {
     tx: mpsc::Sender<AuditEvent>,
     dropped: Arc<AtomicU64>,
     clock: Arc<dyn Clock>,
+    /// Wakes the writer early when a full batch is queued.
+    batch_ready: Arc<Notify>,
+    batch_size: usize,
 }
 
 #[derive(Debug)]
@@ -80,6 +87,13 @@ impl AuditSink {
             if n.is_power_of_two() {
                 tracing::error!(dropped = n, "audit queue full: dropping events");
             }
+            self.batch_ready.notify_one();
+            return;
+        }
+        let queued = self.tx.max_capacity() - self.tx.capacity();
+        if queued >= self.batch_size {
+            // Cheap when a wake-up is already pending: Notify keeps at most one permit.
+            self.batch_ready.notify_one();
         }
     }
 
@@ -96,15 +110,19 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (stop_tx, stop_rx) = oneshot::channel();
     let dropped = Arc::new(AtomicU64::new(0));
+    let batch_ready = Arc::new(Notify::new());
     let sink = AuditSink {
         tx,
         dropped: dropped.clone(),
         clock: clock.clone(),
+        batch_ready: batch_ready.clone(),
+        batch_size: config.batch_size,
     };
     let writer = Writer {
         store,
         clock,
         rx,
+        batch_ready,
         dropped,
         reported_drops: 0,
         batch_size: config.batch_size,
@@ -134,6 +152,7 @@ struct Writer {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     rx: mpsc::Receiver<AuditEvent>,
+    batch_ready: Arc<Notify>,
     dropped: Arc<AtomicU64>,
     reported_drops: u64,
     batch_size: usize,
@@ -145,36 +164,29 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.batch_size);
         let mut stopping = false;
         while !stopping {
+            // Sleep until the interval ends or a full batch waits; a stop request ends the wait
+            // at once, so shutdown never sits out the interval.
             tokio::select! {
-                _ = &mut stop => break,
-                n = self.rx.recv_many(&mut batch, self.batch_size) => {
-                    if n == 0 { break; }
-                }
+                _ = &mut stop => stopping = true,
+                _ = self.batch_ready.notified() => {}
+                _ = tokio::time::sleep(self.interval) => {}
             }
-            // Give the batch until the flush interval to fill, then write. A stop request
-            // ends the wait at once: shutdown must not sit out the interval.
-            let deadline = tokio::time::sleep(self.interval);
-            tokio::pin!(deadline);
-            while batch.len() < self.batch_size {
-                let room = self.batch_size - batch.len();
-                tokio::select! {
-                    _ = &mut stop => { stopping = true; break; }
-                    _ = &mut deadline => break,
-                    more = self.rx.recv_many(&mut batch, room) => {
-                        if more == 0 { break; }
+            // Write what is queued now, a batch at a time; senders may still exist, so take
+            // only what is there.
+            loop {
+                while batch.len() < self.batch_size {
+                    match self.rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
                     }
                 }
-            }
-            self.write(&mut batch).await;
-        }
-        // Drain what is queued; senders may still exist, so take only what is there now.
-        while let Ok(e) = self.rx.try_recv() {
-            batch.push(e);
-            if batch.len() >= self.batch_size {
+                let full = batch.len() >= self.batch_size;
                 self.write(&mut batch).await;
+                if !full {
+                    break;
+                }
             }
         }
-        self.write(&mut batch).await;
     }
 
     async fn write(&mut self, batch: &mut Vec<AuditEvent>) {
@@ -306,6 +318,30 @@ mod tests {
         }
         assert!(found, "event never reached the store");
         writer.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_is_written_without_waiting_for_the_interval() {
+        // A minute-long interval: only a full batch can explain a write within the test.
+        let (_dir, store, sink, writer) = sink_with(10, 60_000, 1_000).await;
+        for _ in 0..25 {
+            sink.record(draft("busy"), &RequestOrigin::default());
+        }
+        let mut written = 0;
+        for _ in 0..500 {
+            written = all_events(&store).await.len();
+            if written >= 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(written >= 20, "only {written} of two full batches written");
+        writer.shutdown().await;
+        assert_eq!(
+            all_events(&store).await.len(),
+            25,
+            "shutdown writes the rest"
+        );
     }
 
     #[tokio::test]
