@@ -94,12 +94,7 @@ async fn issue(
         decide_client_credentials(policy, resource, params.get("scope"), state.oauth.lifetimes)
             .map_err(OAuthError::grant)
             .map_err(refuse)?;
-    // 122 random bits from the thread's CSPRNG (ChaCha, seeded from the OS): a `jti` must be
-    // unique, not secret, and `new_v4` costs a getrandom system call per token.
-    let jti = uuid::Builder::from_random_bytes(rand::Rng::gen(&mut rand::thread_rng()))
-        .into_uuid()
-        .simple()
-        .to_string();
+    let jti = uuid::Uuid::new_v4().simple().to_string();
     let claims = AccessTokenClaims::for_client(&state.oauth.issuer, policy, &decision, jti, now);
     let signer = state
         .oauth
@@ -115,17 +110,25 @@ async fn issue(
         Some(claims.jti.clone()),
         origin,
     );
-    let mut body = json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": decision.lifetime.as_secs(),
-    });
-    if let Some(scope) = &claims.scope {
-        body["scope"] = json!(scope);
-    }
+    let body = TokenResponse {
+        access_token: &token,
+        token_type: "Bearer",
+        expires_in: decision.lifetime.as_secs(),
+        scope: claims.scope.as_deref(),
+    };
     let mut response = (StatusCode::OK, Json(body)).into_response();
     no_store(response.headers_mut());
     Ok(response)
+}
+
+/// RFC 6749 section 5.1 successful token response.
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
 }
 
 /// Verifies a token and checks the revocation log. `None` for anything not currently valid.
