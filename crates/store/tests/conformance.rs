@@ -478,7 +478,9 @@ mod cases {
         let mut batch: Vec<AuditEvent> = (0..1_234)
             .map(|i| event(&format!("big{i:05}"), "acme", 500, "oauth.token.issue"))
             .collect();
-        s.append_audit_events(&batch[..10]).await.expect("first part");
+        s.append_audit_events(&batch[..10])
+            .await
+            .expect("first part");
         batch.push(event("big00003", "acme", 500, "oauth.token.issue"));
         s.append_audit_events(&batch).await.expect("append");
         let stored = s
