@@ -484,9 +484,80 @@ impl AccessTokenClaims {
     }
 }
 
+/// Token types as RFC 7009 and RFC 7662 `token_type_hint` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    AccessToken,
+    RefreshToken,
+}
+
+impl TokenType {
+    /// The registered hint values; anything else is not a hint this server knows.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "access_token" => Some(Self::AccessToken),
+            "refresh_token" => Some(Self::RefreshToken),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+/// The order in which to look a presented token up at the introspection and revocation
+/// endpoints: the hinted type first if this server issues it, then every other type it issues.
+/// A hint names where to look first, never where to stop (RFC 7009 section 2.1, RFC 7662
+/// section 2.1: the search MUST extend to all supported types), and an unknown hint value is
+/// ignored (RFC 7009 section 2.2), so the answer never depends on the hint.
+pub fn token_search_order(hint: Option<&str>, issued: &[TokenType]) -> Vec<TokenType> {
+    let hinted = hint
+        .and_then(TokenType::parse)
+        .filter(|t| issued.contains(t));
+    hinted
+        .into_iter()
+        .chain(issued.iter().copied().filter(|t| Some(*t) != hinted))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_type_hint_orders_the_search_but_never_narrows_it() {
+        use TokenType::*;
+        let both = [AccessToken, RefreshToken];
+        assert_eq!(
+            token_search_order(None, &both),
+            vec![AccessToken, RefreshToken]
+        );
+        assert_eq!(
+            token_search_order(Some("refresh_token"), &both),
+            vec![RefreshToken, AccessToken]
+        );
+        // Unknown hints are ignored, including near misses.
+        for unknown in ["bogus", "ACCESS_TOKEN", "", "access_token "] {
+            assert_eq!(
+                token_search_order(Some(unknown), &both),
+                vec![AccessToken, RefreshToken],
+                "{unknown:?}"
+            );
+        }
+        // A hint for a type this server does not issue still searches what it does issue.
+        assert_eq!(
+            token_search_order(Some("refresh_token"), &[AccessToken]),
+            vec![AccessToken]
+        );
+        assert_eq!(
+            TokenType::parse("refresh_token").map(TokenType::as_str),
+            Some("refresh_token")
+        );
+    }
 
     fn scopes(s: &str) -> ScopeSet {
         ScopeSet::parse_delimited(s).expect("scopes")

@@ -184,6 +184,25 @@ pub trait ResourceServerStore {
         audience: &str,
     ) -> Result<Option<ResourceServer>>;
     async fn list_resource_servers(&self, tenant: &TenantId) -> Result<Vec<ResourceServer>>;
+    /// Lookup by the globally unique id, whatever its tenant (an introspection caller names no
+    /// tenant): the caller decides.
+    async fn find_resource_server(&self, id: &str) -> Result<Option<ResourceServer>>;
+    /// Adds `secret` to the tenant's resource server `secret.resource_server_id` and, in the same
+    /// transaction, makes every older secret that is still valid at `old_expires_at` expire then.
+    /// Returns `false`, changing nothing, if the tenant has no such resource server.
+    async fn rotate_resource_server_secret(
+        &self,
+        tenant: &TenantId,
+        secret: &ResourceServerSecretRecord,
+        old_expires_at: Timestamp,
+    ) -> Result<bool>;
+    /// Every secret of a resource server, newest first (expired ones included).
+    async fn list_resource_server_secrets(
+        &self,
+        resource_server_id: &str,
+    ) -> Result<Vec<ResourceServerSecretRecord>>;
+    /// Records that a resource-server secret was used at `now` (never moves backwards).
+    async fn touch_resource_server_secret(&self, secret_id: &str, now: Timestamp) -> Result<()>;
 }
 
 #[async_trait]

@@ -156,6 +156,22 @@ pub struct ResourceServer {
     pub updated_at: Timestamp,
 }
 
+/// A resource server's credential for the introspection endpoint, as stored: its digest, never
+/// the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceServerSecretRecord {
+    /// The credential's embedded lookup id.
+    pub id: String,
+    pub resource_server_id: String,
+    pub display_prefix: String,
+    /// SHA-256 of the whole secret.
+    pub secret_digest: Vec<u8>,
+    pub created_at: Timestamp,
+    /// End of the overlap window once a newer secret exists.
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientStatus {
     Active,

@@ -562,6 +562,18 @@ macro_rules! impl_sql_store {
             })
         }
 
+        fn resource_server_secret_from_row(row: &$row) -> Result<ResourceServerSecretRecord> {
+            Ok(ResourceServerSecretRecord {
+                id: row.try_get("id")?,
+                resource_server_id: row.try_get("resource_server_id")?,
+                display_prefix: row.try_get("display_prefix")?,
+                secret_digest: row.try_get("secret_digest")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                expires_at: ts(row.try_get("expires_at")?),
+                last_used_at: ts(row.try_get("last_used_at")?),
+            })
+        }
+
         fn revocation_from_row(row: &$row) -> Result<RevocationEntry> {
             let kind: String = row.try_get("kind")?;
             Ok(RevocationEntry {
@@ -638,6 +650,90 @@ macro_rules! impl_sql_store {
                 .iter()
                 .map(resource_server_from_row)
                 .collect()
+            }
+
+            async fn find_resource_server(&self, id: &str) -> Result<Option<ResourceServer>> {
+                sqlx::query("SELECT * FROM resource_servers WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(resource_server_from_row)
+                    .transpose()
+            }
+
+            async fn rotate_resource_server_secret(
+                &self,
+                tenant: &TenantId,
+                s: &ResourceServerSecretRecord,
+                old_expires_at: Timestamp,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                // Touching the resource server's row first serialises concurrent rotations.
+                let found = sqlx::query(
+                    "UPDATE resource_servers SET updated_at = $1 WHERE id = $2 AND tenant_id = $3",
+                )
+                .bind(s.created_at.as_millis())
+                .bind(&s.resource_server_id)
+                .bind(tenant.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if found.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE resource_server_secrets SET expires_at = $1 \
+                     WHERE resource_server_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+                )
+                .bind(old_expires_at.as_millis())
+                .bind(&s.resource_server_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO resource_server_secrets (id, resource_server_id, display_prefix, \
+                     secret_digest, created_at, expires_at, last_used_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&s.id)
+                .bind(&s.resource_server_id)
+                .bind(&s.display_prefix)
+                .bind(&s.secret_digest)
+                .bind(s.created_at.as_millis())
+                .bind(s.expires_at.map(Timestamp::as_millis))
+                .bind(s.last_used_at.map(Timestamp::as_millis))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn list_resource_server_secrets(
+                &self,
+                resource_server_id: &str,
+            ) -> Result<Vec<ResourceServerSecretRecord>> {
+                sqlx::query(
+                    "SELECT * FROM resource_server_secrets WHERE resource_server_id = $1 \
+                     ORDER BY created_at DESC, id",
+                )
+                .bind(resource_server_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(resource_server_secret_from_row)
+                .collect()
+            }
+
+            async fn touch_resource_server_secret(&self, secret_id: &str, now: Timestamp) -> Result<()> {
+                sqlx::query(
+                    "UPDATE resource_server_secrets SET last_used_at = $1 \
+                     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                )
+                .bind(now.as_millis())
+                .bind(secret_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
         }
 

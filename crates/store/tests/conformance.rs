@@ -91,6 +91,7 @@ conformance!(
     api_key_uses_are_batched_and_never_move_backwards,
     api_key_policy_upsert,
     resource_servers_are_tenant_scoped_and_audiences_unique_per_tenant,
+    resource_server_secrets_rotate_with_an_overlap_and_stay_in_their_tenant,
     clients_round_trip_with_their_first_secret,
     client_status_and_rotation_are_tenant_scoped,
     rotation_sets_the_overlap_end_on_older_secrets_only,
@@ -1015,6 +1016,77 @@ mod cases {
             .await
             .expect("list")
             .is_empty());
+    }
+
+    pub async fn resource_server_secrets_rotate_with_an_overlap_and_stay_in_their_tenant(
+        s: Arc<dyn Store>,
+    ) {
+        tenants(&s, &["acme", "globex"]).await;
+        let a = rs("rs_a", "acme", "payments-api");
+        s.create_resource_server(&a).await.expect("create");
+        assert_eq!(s.find_resource_server("rs_a").await.expect("find"), Some(a));
+        assert_eq!(s.find_resource_server("rs_x").await.expect("find"), None);
+        let secret = |id: &str, created: i64| ResourceServerSecretRecord {
+            id: id.into(),
+            resource_server_id: "rs_a".into(),
+            display_prefix: format!("pcl_cs_live_{id}"),
+            secret_digest: vec![created as u8; 32],
+            created_at: at(created),
+            expires_at: None,
+            last_used_at: None,
+        };
+        // Another tenant cannot add a secret to this resource server.
+        assert!(!s
+            .rotate_resource_server_secret(&tid("globex"), &secret("rsec0", 1), at(1))
+            .await
+            .expect("rotate"));
+        assert!(s
+            .rotate_resource_server_secret(&tid("acme"), &secret("rsec1", 2), at(2))
+            .await
+            .expect("first"));
+        assert!(s
+            .rotate_resource_server_secret(&tid("acme"), &secret("rsec2", 10), at(100))
+            .await
+            .expect("rotate"));
+        assert!(s
+            .rotate_resource_server_secret(&tid("acme"), &secret("rsec3", 20), at(500))
+            .await
+            .expect("rotate"));
+        let listed = s.list_resource_server_secrets("rs_a").await.expect("list");
+        let ends: Vec<(&str, Option<Timestamp>)> = listed
+            .iter()
+            .map(|x| (x.id.as_str(), x.expires_at))
+            .collect();
+        assert_eq!(
+            ends,
+            vec![
+                ("rsec3", None),
+                ("rsec2", Some(at(500))),
+                ("rsec1", Some(at(100)))
+            ]
+        );
+        assert_eq!(listed[0].secret_digest, vec![20u8; 32]);
+        // A duplicate id fails and changes nothing.
+        assert!(s
+            .rotate_resource_server_secret(&tid("acme"), &secret("rsec3", 30), at(600))
+            .await
+            .is_err());
+        assert_eq!(
+            s.list_resource_server_secrets("rs_a").await.expect("list"),
+            listed
+        );
+        s.touch_resource_server_secret("rsec3", at(50))
+            .await
+            .expect("touch");
+        s.touch_resource_server_secret("rsec3", at(40))
+            .await
+            .expect("older touch");
+        let listed = s.list_resource_server_secrets("rs_a").await.expect("list");
+        assert_eq!(
+            listed[0].last_used_at,
+            Some(at(50)),
+            "never moves backwards"
+        );
     }
 
     pub async fn rotation_sets_the_overlap_end_on_older_secrets_only(s: Arc<dyn Store>) {
