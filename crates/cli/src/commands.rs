@@ -117,6 +117,29 @@ pub enum ResourceServerCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Show a resource server and its introspection credentials (never a secret).
+    Show {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Issue a credential for the introspection endpoint (shown only this once); older ones keep
+    /// working for the overlap window. The first call creates the first credential.
+    RotateSecret {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        /// How long older secrets keep working, in seconds (default 86400; 0 = at once).
+        #[arg(long)]
+        overlap: Option<u64>,
+        /// Environment label embedded in the secret (default `live`).
+        #[arg(long)]
+        environment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -489,6 +512,70 @@ pub async fn resource_server(cmd: ResourceServerCommand) -> anyhow::Result<()> {
                 &[],
                 None,
                 |v| table(v, &["id", "audience", "name", "created_at"]),
+            )
+            .await?;
+        }
+        ResourceServerCommand::Show { tenant, id, remote } => {
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/resource-servers/{}", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                |v| {
+                    format!(
+                        "id: {}\naudience: {}\nscopes: {}\nintrospection credentials:\n{}",
+                        field(v, "id"),
+                        field(v, "audience"),
+                        v["scopes"],
+                        table(
+                            &v["secrets"],
+                            &[
+                                "id",
+                                "display_prefix",
+                                "created_at",
+                                "expires_at",
+                                "last_used_at"
+                            ]
+                        )
+                    )
+                },
+            )
+            .await?;
+        }
+        ResourceServerCommand::RotateSecret {
+            tenant,
+            id,
+            overlap,
+            environment,
+            remote,
+        } => {
+            let mut body = json!({});
+            if let Some(o) = overlap {
+                body["overlap_secs"] = json!(o);
+            }
+            if let Some(e) = environment {
+                body["environment"] = json!(e);
+            }
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!(
+                    "/tenants/{}/resource-servers/{}/rotate-secret",
+                    seg(&tenant),
+                    seg(&id)
+                ),
+                &[],
+                Some(body),
+                |v| {
+                    format!(
+                        "client_id: {}\nclient_secret: {}\nprevious secrets expire at: {}\n\
+                         (use these at the introspection endpoint; the secret is shown only this once)\n",
+                        field(v, "client_id"),
+                        field(v, "client_secret"),
+                        field(v, "previous_secrets_expire_at")
+                    )
+                },
             )
             .await?;
         }

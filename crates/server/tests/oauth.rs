@@ -1163,6 +1163,226 @@ mod key_rotation {
     }
 }
 
+/// The id of `tenant`'s resource server for `audience`.
+async fn resource_server_id(app: &App, tenant: &str, audience: &str) -> String {
+    let (s, v) = app
+        .admin_call(
+            Method::GET,
+            &format!("/tenants/{tenant}/resource-servers"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v.as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["audience"] == audience)
+        .and_then(|r| r["id"].as_str())
+        .expect("resource server")
+        .to_owned()
+}
+
+/// Issues an introspection credential for a resource server (rotating any older one).
+async fn resource_server_credential(app: &App, tenant: &str, id: &str, overlap: u64) -> Client {
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/{tenant}/resource-servers/{id}/rotate-secret"),
+            Some(json!({"overlap_secs": overlap})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["client_id"], id);
+    Client {
+        id: id.to_owned(),
+        secret: v["client_secret"].as_str().expect("secret").to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_resource_server_introspects_only_tokens_for_its_own_audience() {
+    let mut app = App::new().await;
+    app.tenant_with_api("acme").await;
+    app.tenant_with_api("globex").await;
+    let payments = resource_server_id(&app, "acme", "payments-api").await;
+    let ledger = resource_server_id(&app, "acme", "ledger-api").await;
+    let globex_payments = resource_server_id(&app, "globex", "payments-api").await;
+    let rs = resource_server_credential(&app, "acme", &payments, 3600).await;
+    let ledger_rs = resource_server_credential(&app, "acme", &ledger, 3600).await;
+    let other_rs = resource_server_credential(&app, "globex", &globex_payments, 3600).await;
+    let c = app.client("acme", json!({})).await;
+    let for_payments = app.access_token(&c).await;
+    let (s, _, v) = app
+        .token(&c, "grant_type=client_credentials&audience=ledger-api")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let for_ledger = v["access_token"].as_str().expect("token").to_owned();
+
+    let v = app.introspect(&rs, &for_payments).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["aud"], "payments-api");
+    assert_eq!(v["client_id"], c.id.as_str());
+    assert_eq!(
+        app.introspect(&ledger_rs, &for_ledger).await["active"],
+        true
+    );
+    // Another audience in the same tenant, and the same audience name in another tenant.
+    assert_eq!(
+        app.introspect(&rs, &for_ledger).await,
+        json!({"active": false})
+    );
+    assert_eq!(
+        app.introspect(&ledger_rs, &for_payments).await,
+        json!({"active": false})
+    );
+    assert_eq!(
+        app.introspect(&other_rs, &for_payments).await,
+        json!({"active": false})
+    );
+
+    // Refusals: wrong secret, another resource server's secret, an unknown id, no secret.
+    let refused = |(s, _, v): (StatusCode, axum::http::HeaderMap, Value)| {
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{v}"
+        );
+    };
+    let body = format!("token={for_payments}");
+    for (id, secret) in [
+        (rs.id.as_str(), c.secret.as_str()),
+        (rs.id.as_str(), ledger_rs.secret.as_str()),
+        ("rs_nosuchresourceserver", rs.secret.as_str()),
+    ] {
+        refused(
+            app.form("/oauth2/introspect", Some((id, secret)), &body)
+                .await,
+        );
+    }
+    refused(
+        app.form(
+            "/oauth2/introspect",
+            None,
+            &format!("client_id={}&{body}", rs.id),
+        )
+        .await,
+    );
+    // A resource-server credential is not a client: no tokens, no revocations.
+    refused(
+        app.form(
+            "/oauth2/token",
+            Some((&rs.id, &rs.secret)),
+            "grant_type=client_credentials",
+        )
+        .await,
+    );
+    refused(
+        app.form("/oauth2/revoke", Some((&rs.id, &rs.secret)), &body)
+            .await,
+    );
+
+    // Rotation without overlap retires the old secret on the next request; a suspended tenant's
+    // resource servers cannot introspect.
+    let rotated = resource_server_credential(&app, "acme", &payments, 0).await;
+    refused(
+        app.form("/oauth2/introspect", Some((&rs.id, &rs.secret)), &body)
+            .await,
+    );
+    assert_eq!(
+        app.introspect(&rotated, &for_payments).await["active"],
+        true
+    );
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/acme/disable", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    refused(
+        app.form(
+            "/oauth2/introspect",
+            Some((&rotated.id, &rotated.secret)),
+            &body,
+        )
+        .await,
+    );
+
+    // The admin view lists the credential's prefix and dates, never the secret.
+    let (s, v) = app
+        .admin_call(
+            Method::GET,
+            &format!("/tenants/acme/resource-servers/{payments}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["secrets"].as_array().expect("secrets").len(), 2);
+    assert!(!v.to_string().contains(&rotated.secret));
+
+    let events = app.events("acme").await;
+    assert!(events.iter().any(|e| e.action == "oauth.client_auth"
+        && e.credential_id.as_deref() == Some(payments.as_str())
+        && e.reason.as_deref() == Some("client_secret_mismatch")));
+    assert!(events
+        .iter()
+        .any(|e| e.action == "resource_server.rotate_secret"));
+    for e in &events {
+        let text = serde_json::to_string(e).expect("json");
+        assert!(!text.contains(&rs.secret) && !text.contains(&rotated.secret));
+    }
+}
+
+/// `token_type_hint` (RFC 7009 section 2.1, RFC 7662 section 2.1) says where to look first,
+/// never where to stop; unknown values are ignored (RFC 7009 section 2.2).
+#[tokio::test]
+async fn token_type_hint_is_only_a_hint() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let rs = app.client("acme", json!({"introspection": true})).await;
+    let c = app.client("acme", json!({})).await;
+    let token = app.access_token(&c).await;
+    for hint in ["access_token", "refresh_token", "bogus", "ACCESS_TOKEN"] {
+        let (s, _, v) = app
+            .form(
+                "/oauth2/introspect",
+                Some((&rs.id, &rs.secret)),
+                &format!("token={token}&token_type_hint={hint}"),
+            )
+            .await;
+        assert_eq!(
+            (s, &v["active"]),
+            (StatusCode::OK, &json!(true)),
+            "{hint}: {v}"
+        );
+    }
+    let (s, _, v) = app
+        .form(
+            "/oauth2/introspect",
+            Some((&rs.id, &rs.secret)),
+            &format!("token={token}&token_type_hint=access_token&token_type_hint=access_token"),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    // A wrong hint still finds and revokes the access token; so does an unknown one.
+    for hint in ["refresh_token", "no_such_type"] {
+        let token = app.access_token(&c).await;
+        let (s, _, _) = app
+            .form(
+                "/oauth2/revoke",
+                Some((&c.id, &c.secret)),
+                &format!("token={token}&token_type_hint={hint}"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{hint}");
+        assert_eq!(
+            app.introspect(&rs, &token).await,
+            json!({"active": false}),
+            "{hint}"
+        );
+    }
+}
+
 /// The token service caches clients, secrets, tenants and resource servers (`oauth.cache_ttl_ms`).
 /// Writes made through this node must show on the very next request: the clock never moves in
 /// this test, so a cached entry that was not invalidated would be served for ever.

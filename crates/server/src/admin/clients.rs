@@ -26,8 +26,8 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::{rfc3339, AppState};
 
-const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
-const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(super) const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+pub(super) const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_AUDIENCES: usize = 16;
 
 /// A random, non-secret identifier body (22 base62 characters, ~131 bits).
@@ -144,16 +144,22 @@ fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_request(e.to_string())
 }
 
+/// A new secret for the OAuth endpoints (a client's, or a resource server's for introspection):
+/// >= 128 bits from the OS, prefixed and checksummed, shown once, stored as its digest.
+pub(super) fn generate_secret(environment: &Environment) -> Credential {
+    Credential::generate(
+        CredentialKind::ClientSecret,
+        environment.clone(),
+        &mut rand::rngs::OsRng,
+    )
+}
+
 fn new_secret(
     client_id: &str,
     environment: &Environment,
     now: Timestamp,
 ) -> (ClientSecretRecord, Credential) {
-    let credential = Credential::generate(
-        CredentialKind::ClientSecret,
-        environment.clone(),
-        &mut rand::rngs::OsRng,
-    );
+    let credential = generate_secret(environment);
     let record = ClientSecretRecord {
         id: credential.id().to_owned(),
         client_id: client_id.to_owned(),

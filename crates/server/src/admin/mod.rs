@@ -188,6 +188,12 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         ),
         r(
             Method::POST,
+            "/tenants/{tenant}/resource-servers/{id}/rotate-secret",
+            Tenant,
+            routing::post(resource_servers::rotate_secret),
+        ),
+        r(
+            Method::POST,
             "/tenants/{tenant}/clients",
             Tenant,
             routing::post(clients::create),

@@ -1,12 +1,18 @@
 //! Resource servers (APIs) of a tenant: the audience tokens are bound to and the scopes it
 //! defines. Clients may only be allowed audiences and scopes declared here.
+//!
+//! A resource server may also hold a credential for the introspection endpoint: a generated
+//! secret, shown once, stored as its digest, rotated with an overlap window like a client's.
+
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::audit::Outcome;
+use portcullis_core::credential::Environment;
 use portcullis_core::oauth::{Audience, ScopeSet};
-use portcullis_store::{ResourceServer, StoreError};
+use portcullis_store::{ResourceServer, ResourceServerSecretRecord, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::auth::TenantAdmin;
@@ -34,6 +40,50 @@ pub struct ResourceServerView {
     scopes: Vec<String>,
     created_at: String,
     updated_at: String,
+    /// Introspection credentials (metadata only), on `show`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secrets: Option<Vec<SecretView>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SecretView {
+    id: String,
+    display_prefix: String,
+    created_at: String,
+    expires_at: Option<String>,
+    last_used_at: Option<String>,
+}
+
+impl From<ResourceServerSecretRecord> for SecretView {
+    fn from(s: ResourceServerSecretRecord) -> Self {
+        Self {
+            id: s.id,
+            display_prefix: s.display_prefix,
+            created_at: rfc3339(s.created_at),
+            expires_at: s.expires_at.map(rfc3339),
+            last_used_at: s.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the previous secrets keep working, in seconds (default one day, 0 = at once).
+    overlap_secs: Option<u64>,
+    /// Environment label embedded in the secret (default `live`).
+    environment: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RotatedSecret {
+    resource_server_id: String,
+    /// What the resource server sends as `client_id` at the introspection endpoint.
+    client_id: String,
+    /// The new secret, shown this once.
+    client_secret: String,
+    secret_id: String,
+    previous_secrets_expire_at: String,
 }
 
 impl From<ResourceServer> for ResourceServerView {
@@ -46,6 +96,7 @@ impl From<ResourceServer> for ResourceServerView {
             scopes: r.scopes,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
+            secrets: None,
         }
     }
 }
@@ -74,7 +125,7 @@ pub async fn create(
     state
         .oauth
         .directory
-        .resource_servers_changed(&admin.tenant);
+        .resource_server_changed(&admin.tenant, &rs.id);
     written.map_err(|e| match e {
         StoreError::Conflict => {
             ApiError::conflict("this tenant already has a resource server with this audience")
@@ -104,18 +155,97 @@ pub async fn list(
     Ok(Json(all.into_iter().map(Into::into).collect()))
 }
 
+/// The tenant's resource server, or 404 (also for another tenant's id).
+async fn tenant_resource_server(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> Result<ResourceServer, ApiError> {
+    if id.len() > 64 {
+        return Err(ApiError::not_found());
+    }
+    state
+        .store
+        .get_resource_server(&admin.tenant, id)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
 pub async fn show(
     admin: TenantAdmin,
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ResourceServerView>, ApiError> {
-    if id.len() > 64 {
+    let rs = tenant_resource_server(&state, &admin, &id).await?;
+    let secrets = state.store.list_resource_server_secrets(&rs.id).await?;
+    let mut view = ResourceServerView::from(rs);
+    view.secrets = Some(secrets.into_iter().map(Into::into).collect());
+    Ok(Json(view))
+}
+
+/// Issues a credential for the introspection endpoint; the first call creates the first one.
+/// Older secrets keep working for the overlap window.
+pub async fn rotate_secret(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<RotateSecret>,
+) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
+    let overlap = body
+        .overlap_secs
+        .map(Duration::from_secs)
+        .unwrap_or(super::clients::DEFAULT_OVERLAP);
+    if overlap > super::clients::MAX_OVERLAP {
+        return Err(ApiError::invalid_request("overlap_secs is at most 30 days"));
+    }
+    let environment =
+        Environment::parse(body.environment.as_deref().unwrap_or("live")).map_err(|_| {
+            ApiError::invalid_request("environment is 1 to 16 lowercase letters and digits")
+        })?;
+    let rs = tenant_resource_server(&state, &admin, &id).await?;
+    let now = state.clock.now();
+    let credential = super::clients::generate_secret(&environment);
+    let record = ResourceServerSecretRecord {
+        id: credential.id().to_owned(),
+        resource_server_id: rs.id.clone(),
+        display_prefix: credential.display_prefix(),
+        secret_digest: credential.digest().to_vec(),
+        created_at: now,
+        expires_at: None,
+        last_used_at: None,
+    };
+    let old_end = now.saturating_add(overlap);
+    let written = state
+        .store
+        .rotate_resource_server_secret(&admin.tenant, &record, old_end)
+        .await;
+    state
+        .oauth
+        .directory
+        .resource_server_changed(&admin.tenant, &rs.id);
+    if !written? {
         return Err(ApiError::not_found());
     }
-    let rs = state
-        .store
-        .get_resource_server(&admin.tenant, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(Json(rs.into()))
+    state.audit.record(
+        EventDraft {
+            tenant: admin.tenant.clone(),
+            actor: admin.principal.actor(),
+            credential_id: Some(admin.principal.credential_id.clone()),
+            action: "resource_server.rotate_secret",
+            outcome: Outcome::Success,
+            reason: None,
+            target: Some(rs.id.clone()),
+        },
+        &admin.origin,
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(RotatedSecret {
+            resource_server_id: rs.id.clone(),
+            client_id: rs.id,
+            client_secret: credential.expose().to_owned(),
+            secret_id: record.id,
+            previous_secrets_expire_at: rfc3339(old_end),
+        }),
+    ))
 }

@@ -33,9 +33,7 @@ pub struct ClientFacts {
     /// The client as core's grant rules see it; `None` if the stored row does not parse (then
     /// the token endpoint answers with a server error, as it would without the cache).
     pub policy: Option<ClientPolicy>,
-    /// When this process last recorded a use (ms), so last-used writes stay rare while the
-    /// cached row's own `last_used_at` does not move.
-    touched_at: AtomicI64,
+    last_use: UseMark,
 }
 
 /// A client secret as authentication needs it: no display data, no secret.
@@ -49,7 +47,7 @@ pub struct SecretFacts {
 impl ClientFacts {
     pub fn new(client: OAuthClient, secrets: Vec<portcullis_store::ClientSecretRecord>) -> Self {
         let policy = client_policy(&client);
-        let touched_at = AtomicI64::new(client.last_used_at.map_or(i64::MIN, |t| t.as_millis()));
+        let last_use = UseMark::new(client.last_used_at);
         Self {
             secrets: secrets
                 .into_iter()
@@ -61,21 +59,70 @@ impl ClientFacts {
                 .collect(),
             client,
             policy,
-            touched_at,
+            last_use,
         }
     }
 
-    /// Records a use at `now`. Returns `true` for the one caller that should write it to storage:
-    /// when the last recorded use is older than `granularity`.
+    /// Records a use at `now`; `true` for the one caller that should write it to storage.
     pub fn note_use(&self, now: Timestamp, granularity: Duration) -> bool {
-        let now_ms = now.as_millis();
+        self.last_use.note(now, granularity)
+    }
+}
+
+/// When this process last recorded a use (ms), so last-used writes stay rare while a cached row's
+/// own `last_used_at` does not move.
+#[derive(Debug)]
+struct UseMark(AtomicI64);
+
+impl UseMark {
+    fn new(stored: Option<Timestamp>) -> Self {
+        Self(AtomicI64::new(stored.map_or(i64::MIN, |t| t.as_millis())))
+    }
+
+    /// Returns `true` for the one caller that should write a use at `now`: when the last recorded
+    /// use is older than `granularity`.
+    fn note(&self, now: Timestamp, granularity: Duration) -> bool {
         let due = now.saturating_sub(granularity).as_millis();
-        let last = self.touched_at.load(Ordering::Relaxed);
+        let last = self.0.load(Ordering::Relaxed);
         last < due
             && self
-                .touched_at
-                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .0
+                .compare_exchange(last, now.as_millis(), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+    }
+}
+
+/// A resource server with the digests of its introspection credentials.
+#[derive(Debug)]
+pub struct ResourceServerCredential {
+    pub server: ResourceServer,
+    pub secrets: Vec<SecretFacts>,
+    last_use: UseMark,
+}
+
+impl ResourceServerCredential {
+    pub fn new(
+        server: ResourceServer,
+        secrets: Vec<portcullis_store::ResourceServerSecretRecord>,
+    ) -> Self {
+        let last_used = secrets.iter().filter_map(|s| s.last_used_at).max();
+        Self {
+            server,
+            secrets: secrets
+                .into_iter()
+                .map(|s| SecretFacts {
+                    id: s.id,
+                    digest: s.secret_digest,
+                    expires_at: s.expires_at,
+                })
+                .collect(),
+            last_use: UseMark::new(last_used),
+        }
+    }
+
+    /// Records a use at `now`; `true` for the one caller that should write it to storage.
+    pub fn note_use(&self, now: Timestamp, granularity: Duration) -> bool {
+        self.last_use.note(now, granularity)
     }
 }
 
@@ -134,8 +181,10 @@ pub struct DirectorySettings {
 pub struct Directory {
     ttl: Duration,
     clients: FactCache<String, Arc<ClientFacts>>,
-    /// Ids that matched no client when last read.
+    /// Ids that matched no client (or no resource server) when last read.
     unknown_clients: FactCache<String, ()>,
+    /// Resource servers by id, with their introspection credentials.
+    introspectors: FactCache<String, Arc<ResourceServerCredential>>,
     tenants: FactCache<TenantId, TenantStatus>,
     resources: FactCache<(TenantId, String), Arc<ResourceFacts>>,
 }
@@ -147,6 +196,7 @@ impl Directory {
             ttl,
             clients: FactCache::new(capacity, ttl),
             unknown_clients: FactCache::new(capacity, ttl),
+            introspectors: FactCache::new(capacity, ttl),
             tenants: FactCache::new(capacity, ttl),
             resources: FactCache::new(capacity, ttl),
         }
@@ -181,6 +231,34 @@ impl Directory {
         let facts = Arc::new(ClientFacts::new(client, secrets));
         self.clients
             .insert(facts.client.id.clone(), facts.clone(), epoch, now);
+        Ok(Some(facts))
+    }
+
+    /// A resource server and its secrets by id, or `None` if there is no such resource server.
+    /// Ids that match nothing are remembered with unknown client ids (the prefixes differ).
+    pub async fn resource_server_credential(
+        &self,
+        store: &dyn Store,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Arc<ResourceServerCredential>>, StoreError> {
+        if let Some(hit) = self.introspectors.get(id, now) {
+            return Ok(Some(hit));
+        }
+        if self.unknown_clients.get(id, now).is_some() {
+            return Ok(None);
+        }
+        let epoch = self.introspectors.epoch();
+        let unknown_epoch = self.unknown_clients.epoch();
+        let Some(server) = store.find_resource_server(id).await? else {
+            self.unknown_clients
+                .insert(id.to_owned(), (), unknown_epoch, now);
+            return Ok(None);
+        };
+        let secrets = store.list_resource_server_secrets(&server.id).await?;
+        let facts = Arc::new(ResourceServerCredential::new(server, secrets));
+        self.introspectors
+            .insert(facts.server.id.clone(), facts.clone(), epoch, now);
         Ok(Some(facts))
     }
 
@@ -240,9 +318,12 @@ impl Directory {
         self.tenants.invalidate(tenant);
     }
 
-    /// A resource server of `tenant` was created, changed or removed through this process.
-    pub fn resource_servers_changed(&self, tenant: &TenantId) {
+    /// A resource server of `tenant` (`id`) was created, changed or removed, or its credentials
+    /// rotated, through this process.
+    pub fn resource_server_changed(&self, tenant: &TenantId, id: &str) {
         self.resources.invalidate_where(|(t, _)| t == tenant);
+        self.introspectors.invalidate(id);
+        self.unknown_clients.invalidate(id);
     }
 }
 

@@ -8,13 +8,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_core::audit::Outcome;
 use portcullis_core::oauth::{
-    decide_client_credentials, parse_grant_type, select_audience, AccessTokenClaims, GrantType,
+    decide_client_credentials, parse_grant_type, select_audience, token_search_order,
+    AccessTokenClaims, GrantType, TokenType,
 };
 use portcullis_core::time::Timestamp;
 use portcullis_store::{NewRevocation, OAuthClient, RevocationKind, TokenRevocationQuery};
 use serde_json::json;
 
-use super::client_auth::authenticate;
+use super::client_auth::{authenticate, authenticate_introspector, Introspector};
 use super::error::{no_store, OAuthError};
 use super::form;
 use super::jwt::{self, VerifiedToken};
@@ -162,36 +163,89 @@ async fn current_token(
     Ok(Ok(verified))
 }
 
-/// `POST /oauth2/introspect` (RFC 7662): callers are clients with the introspection permission;
-/// they learn about tokens of their own tenant only.
+/// The token types this server issues. Refresh tokens arrive with the authorization-code grant.
+const ISSUED_TOKEN_TYPES: &[TokenType] = &[TokenType::AccessToken];
+
+/// Finds the presented token, looking first where `token_type_hint` points and then in every
+/// other type this server issues (RFC 7009 section 2.1, RFC 7662 section 2.1). An unknown hint
+/// is ignored (RFC 7009 section 2.2). The error is why nothing current was found.
+async fn find_token(
+    state: &AppState,
+    params: &form::Params,
+    now: Timestamp,
+) -> Result<Result<VerifiedToken, &'static str>, OAuthError> {
+    let token = params
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let hint = params.get("token_type_hint");
+    let mut why = "token_unknown";
+    for kind in token_search_order(hint, ISSUED_TOKEN_TYPES) {
+        match kind {
+            TokenType::AccessToken => match current_token(state, token, now).await? {
+                Ok(found) => {
+                    if hint.is_some_and(|h| h != kind.as_str()) {
+                        tracing::debug!(
+                            hint,
+                            found = kind.as_str(),
+                            "token_type_hint did not match"
+                        );
+                    }
+                    return Ok(Ok(found));
+                }
+                Err(reason) => why = reason,
+            },
+            // None issued yet: nothing to look in.
+            TokenType::RefreshToken => {}
+        }
+    }
+    Ok(Err(why))
+}
+
+/// `POST /oauth2/introspect` (RFC 7662). Callers are clients with the introspection permission,
+/// who learn about tokens of their own tenant, and resource servers with their own credential,
+/// who learn only about tokens of their tenant whose audience is theirs. Anything else is
+/// `active: false` and nothing more.
 pub async fn introspect(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let origin = origin(&parts);
     let result: Result<Response, OAuthError> = async {
         let params = form::read(&parts, body, &[]).await?;
         let presented = form::presented_credentials(&parts.headers, &params)?;
-        let authenticated = authenticate(&state, presented, &origin).await?;
-        let client = authenticated.client();
-        if !client.can_introspect {
-            audit(
-                &state,
-                client,
-                "oauth.token.introspect",
-                Outcome::Denied,
-                Some("client_may_not_introspect".into()),
-                None,
-                &origin,
-            );
-            let mut e = OAuthError::unauthorized_client("client_may_not_introspect");
-            e.status = StatusCode::FORBIDDEN;
-            return Err(e);
-        }
-        let token = params
-            .get("token")
-            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let caller = authenticate_introspector(&state, presented, &origin).await?;
+        let (tenant, audience) = match &caller {
+            Introspector::Client(authenticated) => {
+                let client = authenticated.client();
+                if !client.can_introspect {
+                    audit(
+                        &state,
+                        client,
+                        "oauth.token.introspect",
+                        Outcome::Denied,
+                        Some("client_may_not_introspect".into()),
+                        None,
+                        &origin,
+                    );
+                    let mut e = OAuthError::unauthorized_client("client_may_not_introspect");
+                    e.status = StatusCode::FORBIDDEN;
+                    return Err(e);
+                }
+                (&client.tenant, None)
+            }
+            Introspector::ResourceServer(rs) => {
+                (&rs.server.tenant, Some(rs.server.audience.as_str()))
+            }
+        };
         let now = state.clock.now();
-        let answer = match current_token(&state, token, now).await? {
-            Ok(v) if v.claims.tenant == client.tenant.as_str() => {
+        let answer = match find_token(&state, &params, now).await? {
+            Ok(v) if v.claims.tenant != tenant.as_str() => {
+                tracing::info!(reason = "token_other_tenant", "introspection: inactive");
+                json!({"active": false})
+            }
+            Ok(v) if audience.is_some_and(|a| a != v.claims.aud) => {
+                tracing::info!(reason = "token_other_audience", "introspection: inactive");
+                json!({"active": false})
+            }
+            Ok(v) => {
                 let c = &v.claims;
                 let mut body = json!({
                     "active": true,
@@ -210,10 +264,6 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
                     body["scope"] = json!(scope);
                 }
                 body
-            }
-            Ok(_) => {
-                tracing::info!(reason = "token_other_tenant", "introspection: inactive");
-                json!({"active": false})
             }
             Err(reason) => {
                 tracing::info!(reason, "introspection: inactive");
@@ -238,11 +288,8 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
         let presented = form::presented_credentials(&parts.headers, &params)?;
         let authenticated = authenticate(&state, presented, &origin).await?;
         let client = authenticated.client();
-        let token = params
-            .get("token")
-            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         let now = state.clock.now();
-        match current_token(&state, token, now).await? {
+        match find_token(&state, &params, now).await? {
             Err(reason) => {
                 tracing::info!(
                     reason,

@@ -107,6 +107,18 @@ pub enum PresentedMethod {
     Assertion,
 }
 
+impl PresentedMethod {
+    /// The registered method this presentation is an instance of.
+    pub fn auth_method(self) -> portcullis_core::oauth::AuthMethod {
+        use portcullis_core::oauth::AuthMethod;
+        match self {
+            Self::Basic => AuthMethod::ClientSecretBasic,
+            Self::Post => AuthMethod::ClientSecretPost,
+            Self::Assertion => AuthMethod::PrivateKeyJwt,
+        }
+    }
+}
+
 /// Finds the client credentials in the Basic header (RFC 6749 section 2.3.1: form-encoded id
 /// and secret, joined by `:`, base64) or the body. Using both is `invalid_request`.
 pub fn presented_credentials(
