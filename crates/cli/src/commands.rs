@@ -1,5 +1,6 @@
 //! Admin subcommands: each maps to one admin API call and prints text or JSON.
 
+use anyhow::Context;
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -156,9 +157,15 @@ pub enum ClientCommand {
         /// Allowed audiences (comma-separated or repeated); the first is the default.
         #[arg(long = "audience", value_delimiter = ',', required = true)]
         audiences: Vec<String>,
-        /// client_secret_basic (default) or client_secret_post.
+        /// client_secret_basic (default), client_secret_post or private_key_jwt.
         #[arg(long)]
         auth_method: Option<String>,
+        /// For private_key_jwt: a file holding the client's public keys (a JWKS).
+        #[arg(long, conflicts_with = "jwks_uri")]
+        jwks_file: Option<std::path::PathBuf>,
+        /// For private_key_jwt: where the server fetches the client's JWKS (https).
+        #[arg(long)]
+        jwks_uri: Option<String>,
         /// Access-token lifetime in seconds (default 600, at most the server's maximum).
         #[arg(long)]
         access_token_ttl: Option<u64>,
@@ -591,11 +598,24 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             scopes,
             audiences,
             auth_method,
+            jwks_file,
+            jwks_uri,
             access_token_ttl,
             environment,
             introspection,
             remote,
         } => {
+            let jwks: Option<Value> = match jwks_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("could not read {}", path.display()))?;
+                    Some(
+                        serde_json::from_str(&text)
+                            .with_context(|| format!("{} is not JSON", path.display()))?,
+                    )
+                }
+                None => None,
+            };
             let mut body = json!({
                 "name": name,
                 "scopes": scopes,
@@ -607,6 +627,12 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             }
             if let Some(t) = access_token_ttl {
                 body["access_token_ttl_secs"] = json!(t);
+            }
+            if let Some(j) = jwks {
+                body["jwks"] = j;
+            }
+            if let Some(u) = jwks_uri {
+                body["jwks_uri"] = json!(u);
             }
             if let Some(e) = environment {
                 body["environment"] = json!(e);

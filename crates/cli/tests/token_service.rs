@@ -160,7 +160,7 @@ async fn the_same_flow_works_on_postgres() {
 async fn exercise(server: &Server, data: &Path) {
     let data = data.to_path_buf();
     cli(server, &data, &["tenant", "create", "acme"]);
-    cli(
+    let api = cli(
         server,
         &data,
         &[
@@ -174,6 +174,7 @@ async fn exercise(server: &Server, data: &Path) {
             "payments:read,payments:write",
         ],
     );
+    let api_id = api["id"].as_str().expect("resource server id").to_owned();
     let client = cli(
         server,
         &data,
@@ -292,6 +293,46 @@ async fn exercise(server: &Server, data: &Path) {
         .validator::<Claims>(&key)
         .validate(&untrusted)
         .is_err());
+
+    // The resource server gets its own credential through the CLI and introspects the token.
+    let credential = cli(
+        server,
+        &data,
+        &[
+            "resource-server",
+            "rotate-secret",
+            "--tenant",
+            "acme",
+            &api_id,
+        ],
+    );
+    assert_eq!(credential["client_id"], api_id.as_str());
+    let introspected: Value = reqwest::Client::new()
+        .post(format!("{}/oauth2/introspect", server.url))
+        .basic_auth(
+            &api_id,
+            credential["client_secret"].as_str().map(str::to_owned),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        // A JWT is base64url and dots: nothing to escape in a form.
+        .body(format!("token={access}&token_type_hint=access_token"))
+        .send()
+        .await
+        .expect("introspect")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["aud"], "payments-api");
+    let shown = cli(
+        server,
+        &data,
+        &["resource-server", "show", "--tenant", "acme", &api_id],
+    );
+    assert_eq!(shown["secrets"].as_array().expect("secrets").len(), 1);
+    assert!(!shown
+        .to_string()
+        .contains(credential["client_secret"].as_str().expect("secret")));
 
     // Rotate, show, disable through the CLI.
     let rotated = cli(

@@ -74,6 +74,20 @@ pub struct OAuthConfig {
     pub cache_ttl_ms: u64,
     /// Entries kept in each of those caches at most (clients, tenants, resource servers).
     pub cache_capacity: usize,
+    /// `private_key_jwt` clients with a registered `jwks_uri`: how long fetched keys are used
+    /// before they are fetched again, in seconds. A key the client removes from its JWKS stops
+    /// working within this.
+    pub jwks_uri_cache_ttl_secs: u64,
+    /// Least time between two fetches of one JWKS URI, in seconds: an assertion naming a `kid`
+    /// the cached JWKS lacks triggers a refetch at most this often, and so does a failed fetch.
+    pub jwks_uri_min_refetch_secs: u64,
+    /// Time limit of one JWKS fetch (connect, request and body), in milliseconds.
+    pub jwks_uri_timeout_ms: u64,
+    /// Largest JWKS document accepted, in bytes.
+    pub jwks_uri_max_bytes: usize,
+    /// Allow `http://` JWKS URIs (registration and fetch). For tests and closed networks only:
+    /// keys fetched over plain HTTP can be replaced by anyone on the path.
+    pub insecure_allow_http_jwks_uri: bool,
 }
 
 impl Default for OAuthConfig {
@@ -87,6 +101,11 @@ impl Default for OAuthConfig {
             throttle_window_secs: 60,
             cache_ttl_ms: 1_000,
             cache_capacity: 10_000,
+            jwks_uri_cache_ttl_secs: 300,
+            jwks_uri_min_refetch_secs: 30,
+            jwks_uri_timeout_ms: 3_000,
+            jwks_uri_max_bytes: 64 * 1024,
+            insecure_allow_http_jwks_uri: false,
         }
     }
 }
@@ -423,6 +442,20 @@ impl Config {
                 "oauth.cache_ttl_ms must be at most {MAX_OAUTH_CACHE_TTL_MS} and \
                  oauth.cache_capacity at least 1"
             )));
+        }
+        let o = &self.oauth;
+        if o.jwks_uri_timeout_ms == 0
+            || o.jwks_uri_timeout_ms > 30_000
+            || !(1_024..=1_048_576).contains(&o.jwks_uri_max_bytes)
+            || o.jwks_uri_min_refetch_secs == 0
+            || o.jwks_uri_cache_ttl_secs < o.jwks_uri_min_refetch_secs
+        {
+            return Err(ConfigError::Invalid(
+                "oauth.jwks_uri_timeout_ms must be 1 to 30000, oauth.jwks_uri_max_bytes 1024 to \
+                 1048576, oauth.jwks_uri_min_refetch_secs at least 1 and at most \
+                 oauth.jwks_uri_cache_ttl_secs"
+                    .into(),
+            ));
         }
         if self.signing.check_interval_secs == 0 {
             return Err(ConfigError::Invalid(

@@ -1021,6 +1021,346 @@ mod private_key_jwt {
             assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         }
     }
+
+    /// `private_key_jwt` with a registered `jwks_uri`, against a JWKS endpoint on 127.0.0.1
+    /// that the test controls.
+    mod jwks_uri {
+        use super::*;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex as StdMutex;
+
+        /// What the key server answers: status and body.
+        type Answer = Arc<StdMutex<(u16, String)>>;
+
+        struct KeyServer {
+            url: String,
+            hits: Arc<AtomicUsize>,
+            answer: Answer,
+        }
+
+        impl KeyServer {
+            async fn start() -> Self {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let url = format!("http://{}/jwks.json", listener.local_addr().expect("addr"));
+                let hits = Arc::new(AtomicUsize::new(0));
+                let answer: Answer = Arc::new(StdMutex::new((404, String::new())));
+                let (h, a) = (hits.clone(), answer.clone());
+                let app = Router::new().route(
+                    "/jwks.json",
+                    axum::routing::get(move || {
+                        let (h, a) = (h.clone(), a.clone());
+                        async move {
+                            h.fetch_add(1, Ordering::SeqCst);
+                            let (code, body) = a.lock().expect("answer").clone();
+                            (
+                                StatusCode::from_u16(code).expect("status"),
+                                [(header::CONTENT_TYPE, "application/json")],
+                                body,
+                            )
+                        }
+                    }),
+                );
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                Self { url, hits, answer }
+            }
+
+            fn serve(&self, code: u16, body: String) {
+                *self.answer.lock().expect("answer") = (code, body);
+            }
+
+            fn serve_keys(&self, keys: &[&Value]) {
+                self.serve(200, json!({ "keys": keys }).to_string());
+            }
+
+            fn hits(&self) -> usize {
+                self.hits.load(Ordering::SeqCst)
+            }
+        }
+
+        fn config() -> OAuthConfig {
+            OAuthConfig {
+                insecure_allow_http_jwks_uri: true,
+                jwks_uri_cache_ttl_secs: 300,
+                jwks_uri_min_refetch_secs: 30,
+                jwks_uri_timeout_ms: 500,
+                jwks_uri_max_bytes: 4_096,
+                max_failures_per_client: 1_000,
+                max_failures_per_ip: 1_000,
+                ..OAuthConfig::default()
+            }
+        }
+
+        /// A fresh ES256 key: (signing key, public JWK with kid).
+        fn new_key() -> (EncodingKey, Value) {
+            let (pkcs8, jwk) =
+                portcullis_server::keys::generate(SigningAlgorithm::ES256).expect("key");
+            (EncodingKey::from_ec_der(pkcs8.expose()), jwk)
+        }
+
+        async fn register(app: &App, uri: &str) -> (StatusCode, Value) {
+            app.admin_call(
+                Method::POST,
+                "/tenants/acme/clients",
+                Some(json!({
+                    "name": "remote-signer",
+                    "scopes": ["payments:read"],
+                    "audiences": ["payments-api"],
+                    "auth_method": "private_key_jwt",
+                    "jwks_uri": uri,
+                })),
+            )
+            .await
+        }
+
+        async fn uri_client(app: &App, server: &KeyServer) -> String {
+            let (s, v) = register(app, &server.url).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            assert_eq!(v["jwks_uri"], server.url.as_str());
+            assert_eq!(server.hits(), 0, "registration fetches nothing");
+            v["client_id"].as_str().expect("id").to_owned()
+        }
+
+        /// Presents an assertion signed by `key` under `kid`; returns the status.
+        async fn present_with(
+            app: &App,
+            id: &str,
+            key: &EncodingKey,
+            kid: &str,
+            jti: &str,
+        ) -> StatusCode {
+            let now = app.clock.now().as_secs();
+            let claims = json!({"iss": id, "sub": id, "aud": ISSUER, "iat": now,
+                "exp": now + 60, "jti": jti});
+            let mut h = Header::new(Algorithm::ES256);
+            h.kid = Some(kid.to_owned());
+            let a = jsonwebtoken::encode(&h, &claims, key).expect("sign");
+            present(app, &a).await.0
+        }
+
+        fn kid(jwk: &Value) -> &str {
+            jwk["kid"].as_str().expect("kid")
+        }
+
+        #[tokio::test]
+        async fn keys_are_fetched_once_per_ttl_and_refetched_for_a_new_kid_at_most_once_per_interval(
+        ) {
+            let mut app = App::with(config()).await;
+            app.tenant_with_api("acme").await;
+            let server = KeyServer::start().await;
+            let (k1, j1) = new_key();
+            let (k2, j2) = new_key();
+            server.serve_keys(&[&j1]);
+            let id = uri_client(&app, &server).await;
+
+            assert_eq!(
+                present_with(&app, &id, &k1, kid(&j1), "a1").await,
+                StatusCode::OK
+            );
+            assert_eq!(
+                present_with(&app, &id, &k1, kid(&j1), "a2").await,
+                StatusCode::OK
+            );
+            assert_eq!(server.hits(), 1, "cached");
+
+            // The client rotates to k2. Its kid is unknown, but the last fetch was just now.
+            server.serve_keys(&[&j2]);
+            assert_eq!(
+                present_with(&app, &id, &k2, kid(&j2), "a3").await,
+                StatusCode::UNAUTHORIZED
+            );
+            assert_eq!(server.hits(), 1, "no refetch within the interval");
+            app.clock.advance(Duration::from_secs(30));
+            assert_eq!(
+                present_with(&app, &id, &k2, kid(&j2), "a4").await,
+                StatusCode::OK
+            );
+            assert_eq!(server.hits(), 2, "one refetch for the unknown kid");
+            // k1 left the document: refused, and made-up kids do not cause fetches.
+            assert_eq!(
+                present_with(&app, &id, &k1, kid(&j1), "a5").await,
+                StatusCode::UNAUTHORIZED
+            );
+            for i in 0..5 {
+                let s =
+                    present_with(&app, &id, &k2, &format!("made-up-{i}"), &format!("b{i}")).await;
+                assert_eq!(s, StatusCode::UNAUTHORIZED);
+            }
+            assert_eq!(server.hits(), 2);
+
+            // After the TTL the document is fetched again; a key removed by then stops working.
+            let (k3, j3) = new_key();
+            server.serve_keys(&[&j3]);
+            app.clock.advance(Duration::from_secs(300));
+            assert_eq!(
+                present_with(&app, &id, &k2, kid(&j2), "a6").await,
+                StatusCode::UNAUTHORIZED
+            );
+            assert_eq!(server.hits(), 3);
+            assert_eq!(
+                present_with(&app, &id, &k3, kid(&j3), "a7").await,
+                StatusCode::OK
+            );
+
+            let events = app.events("acme").await;
+            assert!(events
+                .iter()
+                .any(|e| e.credential_id.as_deref() == Some(id.as_str())
+                    && e.reason.as_deref() == Some("assertion_unknown_key")));
+        }
+
+        #[tokio::test]
+        async fn fetch_failures_are_invalid_client_audited_and_never_cached_as_keys() {
+            let mut app = App::with(config()).await;
+            app.tenant_with_api("acme").await;
+            let (key, jwk) = new_key();
+            let mut private = jwk.clone();
+            private["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
+            // A document over the 4 KiB limit, valid JSON otherwise.
+            let padding = "x".repeat(5_000);
+            let oversized = json!({"keys": [jwk.clone()], "padding": padding}).to_string();
+            let cases: Vec<(&str, u16, String)> = vec![
+                ("jwks_uri_too_large", 200, oversized),
+                ("jwks_uri_invalid", 200, "not json".into()),
+                (
+                    "jwks_uri_invalid",
+                    200,
+                    json!({"keys": [private]}).to_string(),
+                ),
+                ("jwks_uri_bad_status", 500, String::new()),
+            ];
+            let mut n = 0;
+            for (reason, code, body) in cases {
+                let server = KeyServer::start().await;
+                server.serve(code, body);
+                let id = uri_client(&app, &server).await;
+                n += 1;
+                let s = present_with(&app, &id, &key, kid(&jwk), &format!("f{n}")).await;
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{reason}");
+                assert_eq!(server.hits(), 1, "{reason}");
+                // Fixed at the source, but a failure is remembered for the refetch interval.
+                server.serve_keys(&[&jwk]);
+                n += 1;
+                let s = present_with(&app, &id, &key, kid(&jwk), &format!("f{n}")).await;
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{reason}: retried too soon");
+                assert_eq!(server.hits(), 1, "{reason}");
+            }
+
+            // Nothing listens: connection refused.
+            let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let refused_uri = format!("http://{}/jwks.json", closed.local_addr().expect("addr"));
+            drop(closed);
+            // Accepts the connection and never answers: the timeout ends it.
+            let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let silent_uri = format!("http://{}/jwks.json", silent.local_addr().expect("addr"));
+            let _held = tokio::spawn(async move {
+                let mut open = Vec::new();
+                while let Ok((sock, _)) = silent.accept().await {
+                    open.push(sock);
+                }
+            });
+            for uri in [refused_uri, silent_uri] {
+                let (s, v) = register(&app, &uri).await;
+                assert_eq!(s, StatusCode::CREATED, "{v}");
+                let id = v["client_id"].as_str().expect("id").to_owned();
+                n += 1;
+                let s = present_with(&app, &id, &key, kid(&jwk), &format!("f{n}")).await;
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
+            }
+
+            // After the interval the fixed document works.
+            app.clock.advance(Duration::from_secs(30));
+            let server = KeyServer::start().await;
+            server.serve(500, String::new());
+            let id = uri_client(&app, &server).await;
+            assert_eq!(
+                present_with(&app, &id, &key, kid(&jwk), "g1").await,
+                StatusCode::UNAUTHORIZED
+            );
+            server.serve_keys(&[&jwk]);
+            app.clock.advance(Duration::from_secs(30));
+            assert_eq!(
+                present_with(&app, &id, &key, kid(&jwk), "g2").await,
+                StatusCode::OK
+            );
+
+            let events = app.events("acme").await;
+            for reason in [
+                "jwks_uri_too_large",
+                "jwks_uri_invalid",
+                "jwks_uri_bad_status",
+                "jwks_uri_unreachable",
+            ] {
+                assert!(
+                    events
+                        .iter()
+                        .any(|e| e.action == "oauth.client_auth"
+                            && e.reason.as_deref() == Some(reason)),
+                    "{reason} not audited"
+                );
+            }
+        }
+
+        #[tokio::test]
+        async fn registration_requires_https_unless_insecure_http_is_allowed() {
+            let app = App::new().await;
+            app.tenant_with_api("acme").await;
+            let (_, jwk) = new_key();
+            for (body, why) in [
+                (json!({"jwks_uri": "http://127.0.0.1:9/jwks.json"}), "http"),
+                (
+                    json!({"jwks_uri": "https://u:p@keys.example/jwks.json"}),
+                    "credentials",
+                ),
+                (json!({"jwks_uri": "keys.example/jwks.json"}), "relative"),
+                (
+                    json!({"jwks_uri": "https://keys.example/jwks.json", "jwks": {"keys": [jwk]}}),
+                    "both",
+                ),
+            ] {
+                let mut b = json!({"name": "x", "audiences": ["payments-api"],
+                    "auth_method": "private_key_jwt"});
+                if let (Value::Object(b), Value::Object(e)) = (&mut b, body) {
+                    b.extend(e);
+                }
+                let (s, v) = app
+                    .admin_call(Method::POST, "/tenants/acme/clients", Some(b))
+                    .await;
+                assert_eq!(s, StatusCode::BAD_REQUEST, "{why}: {v}");
+            }
+            let (s, v) = app
+                .admin_call(
+                    Method::POST,
+                    "/tenants/acme/clients",
+                    Some(json!({"name": "x", "audiences": ["payments-api"],
+                        "jwks_uri": "https://keys.example/jwks.json"})),
+                )
+                .await;
+            assert_eq!(
+                s,
+                StatusCode::BAD_REQUEST,
+                "secret clients have no jwks_uri: {v}"
+            );
+            let (s, v) = app
+                .admin_call(
+                    Method::POST,
+                    "/tenants/acme/clients",
+                    Some(json!({"name": "x", "audiences": ["payments-api"],
+                        "auth_method": "private_key_jwt",
+                        "jwks_uri": "https://keys.example/jwks.json"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            assert_eq!(v["jwks_uri"], "https://keys.example/jwks.json");
+        }
+    }
 }
 
 mod key_rotation {

@@ -50,6 +50,8 @@ pub struct CreateClient {
     introspection: bool,
     /// For `private_key_jwt`: the client's public keys (a JWKS object).
     jwks: Option<serde_json::Value>,
+    /// For `private_key_jwt`, instead of `jwks`: where the server fetches the client's JWKS.
+    jwks_uri: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +73,8 @@ pub struct ClientView {
     audiences: Vec<String>,
     access_token_ttl_secs: i64,
     introspection: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<String>,
     status: &'static str,
     created_at: String,
     updated_at: String,
@@ -101,6 +105,7 @@ impl From<OAuthClient> for ClientView {
             audiences: c.audiences,
             access_token_ttl_secs: c.access_token_ttl_secs,
             introspection: c.can_introspect,
+            jwks_uri: c.jwks_uri,
             status: c.status.as_str(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
@@ -243,15 +248,35 @@ pub async fn create(
     if tenant.status != TenantStatus::Active {
         return Err(ApiError::conflict("the tenant is disabled"));
     }
-    let jwks = match (auth_method, &body.jwks) {
-        (AuthMethod::PrivateKeyJwt, Some(jwks)) => {
-            Some(crate::oauth::assertion::validate_client_jwks(jwks).map_err(bad)?)
+    let (jwks, jwks_uri) = match (auth_method, &body.jwks, &body.jwks_uri) {
+        (AuthMethod::PrivateKeyJwt, Some(jwks), None) => (
+            Some(crate::oauth::assertion::validate_client_jwks(jwks).map_err(bad)?),
+            None,
+        ),
+        (AuthMethod::PrivateKeyJwt, None, Some(uri)) => (
+            None,
+            Some(
+                crate::oauth::remote_jwks::validate_jwks_uri(
+                    uri,
+                    state.oauth.insecure_allow_http_jwks_uri,
+                )
+                .map_err(bad)?,
+            ),
+        ),
+        (AuthMethod::PrivateKeyJwt, Some(_), Some(_)) => {
+            return Err(bad("register either jwks or jwks_uri, not both"))
         }
-        (AuthMethod::PrivateKeyJwt, None) => {
-            return Err(bad("private_key_jwt clients must register a jwks"))
+        (AuthMethod::PrivateKeyJwt, None, None) => {
+            return Err(bad(
+                "private_key_jwt clients must register a jwks or a jwks_uri",
+            ))
         }
-        (_, Some(_)) => return Err(bad("jwks is only for private_key_jwt clients")),
-        (_, None) => None,
+        (_, None, None) => (None, None),
+        (_, _, _) => {
+            return Err(bad(
+                "jwks and jwks_uri are only for private_key_jwt clients",
+            ))
+        }
     };
     let now = state.clock.now();
     let id = format!("cl_{}", random_id());
@@ -270,7 +295,7 @@ pub async fn create(
         access_token_ttl_secs: i64::try_from(ttl).unwrap_or(i64::MAX),
         can_introspect: body.introspection,
         jwks,
-        jwks_uri: None,
+        jwks_uri,
         status: ClientStatus::Active,
         created_at: now,
         updated_at: now,

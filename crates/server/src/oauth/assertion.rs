@@ -1,17 +1,20 @@
 //! `private_key_jwt` client authentication (RFC 7523 section 2.2, OpenID Connect Core 9).
 //!
 //! The assertion must be signed with an asymmetric algorithm by a key from the client's
-//! registered JWKS. The algorithm is checked against an allow-list before any key is touched, so
+//! registered JWKS, given inline or fetched from its registered `jwks_uri` (see
+//! [`super::remote_jwks`]). The algorithm is checked against an allow-list before any key is touched, so
 //! `none` and HS256 keyed with the client's public key never verify; keys named in the
 //! assertion's own header (`jwk`, `jku`, `x5u`, `x5c`) are ignored. Claims are checked by core;
 //! the `jti` is recorded until the assertion expires, so a replay is refused.
+
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use portcullis_core::oauth::{check_assertion, AssertionClaims};
 use portcullis_core::time::Timestamp;
-use portcullis_store::OAuthClient;
 
+use super::directory::ClientFacts;
 use super::error::OAuthError;
 use super::{jwt, TOKEN_PATH};
 use crate::state::AppState;
@@ -36,10 +39,11 @@ fn allowed(alg: Algorithm) -> bool {
 /// to refuse the client.
 pub async fn verify(
     state: &AppState,
-    client: &OAuthClient,
+    facts: &ClientFacts,
     assertion: &str,
     now: Timestamp,
 ) -> Result<Result<(), &'static str>, OAuthError> {
+    let client = &facts.client;
     if assertion.len() > MAX_ASSERTION_LEN {
         return Ok(Err("assertion_too_long"));
     }
@@ -50,11 +54,24 @@ pub async fn verify(
     if !allowed(header.alg) {
         return Ok(Err("assertion_alg_not_allowed"));
     }
-    let Some(jwks) = client.jwks.as_deref() else {
-        return Ok(Err("client_has_no_keys"));
+    let set: Arc<JwkSet> = match (&client.jwks, &client.jwks_uri) {
+        (Some(_), _) => facts
+            .inline_jwks
+            .clone()
+            .ok_or_else(|| OAuthError::internal("stored client JWKS is invalid"))?,
+        (None, Some(uri)) => {
+            match state
+                .oauth
+                .remote_jwks
+                .keys(uri, header.kid.as_deref(), now)
+                .await
+            {
+                Ok(set) => set,
+                Err(reason) => return Ok(Err(reason)),
+            }
+        }
+        (None, None) => return Ok(Err("client_has_no_keys")),
     };
-    let set: JwkSet = serde_json::from_str(jwks)
-        .map_err(|_| OAuthError::internal("stored client JWKS is invalid"))?;
     let key = match &header.kid {
         Some(kid) => set
             .keys

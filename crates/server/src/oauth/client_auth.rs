@@ -291,9 +291,7 @@ pub async fn authenticate(
             let Some(facts) = &client else {
                 return Err(attempt.fail(None, "client_unknown"));
             };
-            if let Err(reason) =
-                super::assertion::verify(state, &facts.client, jwt.expose(), now).await?
-            {
+            if let Err(reason) = super::assertion::verify(state, facts, jwt.expose(), now).await? {
                 return Err(attempt.fail(tenant(), reason));
             }
             None

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use jsonwebtoken::jwk::JwkSet;
 use portcullis_core::oauth::{Audience, ClientPolicy, GrantType, ResourcePolicy, ScopeSet};
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
@@ -33,6 +34,9 @@ pub struct ClientFacts {
     /// The client as core's grant rules see it; `None` if the stored row does not parse (then
     /// the token endpoint answers with a server error, as it would without the cache).
     pub policy: Option<ClientPolicy>,
+    /// The inline JWKS of a `private_key_jwt` client, parsed once; `None` if there is none or it
+    /// does not parse (then an assertion is a server error, as it would be without the cache).
+    pub inline_jwks: Option<Arc<JwkSet>>,
     last_use: UseMark,
 }
 
@@ -48,6 +52,11 @@ impl ClientFacts {
     pub fn new(client: OAuthClient, secrets: Vec<portcullis_store::ClientSecretRecord>) -> Self {
         let policy = client_policy(&client);
         let last_use = UseMark::new(client.last_used_at);
+        let inline_jwks = client
+            .jwks
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<JwkSet>(j).ok())
+            .map(Arc::new);
         Self {
             secrets: secrets
                 .into_iter()
@@ -59,6 +68,7 @@ impl ClientFacts {
                 .collect(),
             client,
             policy,
+            inline_jwks,
             last_use,
         }
     }

@@ -24,6 +24,7 @@ mod endpoints;
 pub mod error;
 pub mod form;
 pub mod jwt;
+pub mod remote_jwks;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -56,6 +57,10 @@ pub struct OAuthState {
     pub throttle: Throttle,
     /// Cached clients, tenants and resource servers; admin writes invalidate it.
     pub directory: directory::Directory,
+    /// JWKS of `private_key_jwt` clients that registered a `jwks_uri`.
+    pub remote_jwks: remote_jwks::RemoteJwks,
+    /// Whether clients may register `http://` JWKS URIs.
+    pub insecure_allow_http_jwks_uri: bool,
     /// Key rotation; `None` in setups that cannot create keys (no keyring).
     pub rotation: Option<Rotation>,
     /// `Cache-Control: max-age` of JWKS: at most half the pre-publication window, so a cached
@@ -86,6 +91,15 @@ impl OAuthState {
                 capacity: config.cache_capacity,
                 ttl: Duration::from_millis(config.cache_ttl_ms),
             }),
+            remote_jwks: remote_jwks::RemoteJwks::new(remote_jwks::RemoteJwksSettings {
+                ttl: Duration::from_secs(config.jwks_uri_cache_ttl_secs),
+                min_refetch: Duration::from_secs(config.jwks_uri_min_refetch_secs),
+                timeout: Duration::from_millis(config.jwks_uri_timeout_ms),
+                max_bytes: config.jwks_uri_max_bytes,
+                allow_http: config.insecure_allow_http_jwks_uri,
+            })
+            .map_err(|e| anyhow::anyhow!("could not build the JWKS fetcher: {e}"))?,
+            insecure_allow_http_jwks_uri: config.insecure_allow_http_jwks_uri,
             rotation: None,
             jwks_max_age_secs: discovery::JWKS_MAX_AGE_SECS,
         })
