@@ -635,6 +635,11 @@ mod tests {
             "[log]\nformat = \"xml\"\n",
             "[audit]\nbatch_size = 0\n",
             "database_url = \"mysql://x\"\ndatabase_url_file = \"/x\"\n",
+            "[oauth]\ncache_ttl_ms = 60001\n",
+            "[oauth]\ncache_capacity = 0\n",
+            "[oauth]\njwks_uri_timeout_ms = 0\n",
+            "[oauth]\njwks_uri_max_bytes = 100\n",
+            "[oauth]\njwks_uri_min_refetch_secs = 600\n",
         ] {
             let f = file(body);
             assert!(
