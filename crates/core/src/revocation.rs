@@ -196,7 +196,10 @@ impl RevocationSet {
                     expires_at: r.expires_at,
                 };
                 let marks = self.held.entry(r.subject.clone()).or_default();
-                match marks.iter_mut().find(|(k, t, _)| *k == kind && *t == tenant) {
+                match marks
+                    .iter_mut()
+                    .find(|(k, t, _)| *k == kind && *t == tenant)
+                {
                     Some((_, _, old)) => {
                         *old = Held {
                             mark: wider(old.mark, new.mark),

@@ -145,9 +145,10 @@ impl ApiKeyBackend for HttpApiKeys {
             .map_err(|e| ApiKeyFailure::Unavailable(format!("bad answer: {e}")))?;
         let expires_at = match a.expires_at {
             None => None,
-            Some(s) => Some(parse_rfc3339(&s).ok_or_else(|| {
-                ApiKeyFailure::Unavailable("bad expires_at in answer".into())
-            })?),
+            Some(s) => Some(
+                parse_rfc3339(&s)
+                    .ok_or_else(|| ApiKeyFailure::Unavailable("bad expires_at in answer".into()))?,
+            ),
         };
         Ok(ApiKeyIdentity {
             key_id: a.key_id,
@@ -309,7 +310,9 @@ impl ApiKeys {
         }
         let mut c = self.lock();
         while c.entries.len() >= self.capacity {
-            let Some(old) = c.order.pop_front() else { break };
+            let Some(old) = c.order.pop_front() else {
+                break;
+            };
             c.remove(&old);
         }
         c.order.push_back(digest);

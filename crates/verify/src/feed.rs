@@ -124,7 +124,10 @@ impl Revocations {
 
     /// The position of the last record applied.
     pub fn position(&self) -> i64 {
-        self.set.read().unwrap_or_else(|p| p.into_inner()).position()
+        self.set
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .position()
     }
 
     /// Whether the feed is currently connected (for metrics and readiness).
@@ -143,11 +146,7 @@ impl Revocations {
 
     /// Applies one record from the log.
     pub fn apply(&self, r: &RevocationRecord) {
-        let applied = self
-            .set
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .apply(r);
+        let applied = self.set.write().unwrap_or_else(|p| p.into_inner()).apply(r);
         if let Applied::ApiKey(id) = applied {
             if let Some(hook) = &*self.on_api_key.read().unwrap_or_else(|p| p.into_inner()) {
                 hook(&id);
@@ -179,8 +178,7 @@ impl Revocations {
         };
         let now = self.clock.now();
         let last = Timestamp::from_millis(self.last_contact.load(Ordering::Relaxed));
-        let fresh =
-            self.caught_up.load(Ordering::Relaxed) && now.saturating_sub(bound) <= last;
+        let fresh = self.caught_up.load(Ordering::Relaxed) && now.saturating_sub(bound) <= last;
         if fresh {
             return Ok(());
         }
@@ -243,7 +241,9 @@ impl Revocations {
             let was_connected = self.connected.swap(false, Ordering::Relaxed);
             match result {
                 Ok(()) => tracing::info!("revocation stream ended; reconnecting"),
-                Err(e) => tracing::warn!(error = %e, position = self.position(), "revocation stream failed; reconnecting"),
+                Err(e) => {
+                    tracing::warn!(error = %e, position = self.position(), "revocation stream failed; reconnecting")
+                }
             }
             if was_connected {
                 backoff = MIN_BACKOFF;
@@ -303,8 +303,8 @@ impl Revocations {
                 self.contact();
             }
             "heartbeat" => {
-                let h: Heartbeat = serde_json::from_str(&ev.data)
-                    .map_err(|e| format!("bad heartbeat: {e}"))?;
+                let h: Heartbeat =
+                    serde_json::from_str(&ev.data).map_err(|e| format!("bad heartbeat: {e}"))?;
                 self.touch(h.position);
             }
             _ => {}

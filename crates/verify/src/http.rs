@@ -33,8 +33,7 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 pub fn presented_credential(parts: &Parts) -> Result<Presented<'_>, Reason> {
     if let Some(q) = parts.uri.query() {
         let lower = q.to_ascii_lowercase();
-        if lower.contains("access_token=") || lower.contains("pcl_") || lower.contains("api_key=")
-        {
+        if lower.contains("access_token=") || lower.contains("pcl_") || lower.contains("api_key=") {
             return Err(Reason::CredentialInQuery);
         }
     }

@@ -30,7 +30,13 @@ pub enum Alg {
 }
 
 impl Alg {
-    pub const ALL: [Self; 5] = [Self::ES256, Self::ES384, Self::RS256, Self::PS256, Self::EdDSA];
+    pub const ALL: [Self; 5] = [
+        Self::ES256,
+        Self::ES384,
+        Self::RS256,
+        Self::PS256,
+        Self::EdDSA,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -129,7 +135,8 @@ pub fn parse(token: &str, max_len: usize) -> Result<Unverified<'_>, Reason> {
         return Err(Reason::TooLarge);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Reason::Malformed);
     };
@@ -200,12 +207,18 @@ mod tests {
 
     #[test]
     fn a_well_formed_token_splits_and_keeps_the_signing_input() {
-        let t = token(r#"{"alg":"ES256","kid":"k","typ":"at+jwt"}"#, r#"{"sub":"a"}"#);
+        let t = token(
+            r#"{"alg":"ES256","kid":"k","typ":"at+jwt"}"#,
+            r#"{"sub":"a"}"#,
+        );
         let u = parse(&t, 8192).expect("parse");
         assert_eq!(u.header.alg, Alg::ES256);
         assert_eq!(u.header.kid.as_deref(), Some("k"));
         assert_eq!(u.signature, b"sig");
-        assert_eq!(u.signing_input, t.rsplit_once('.').map(|x| x.0).unwrap_or(""));
+        assert_eq!(
+            u.signing_input,
+            t.rsplit_once('.').map(|x| x.0).unwrap_or("")
+        );
     }
 
     #[test]
@@ -225,20 +238,50 @@ mod tests {
             (format!("{good_h}.{good_p}.c2l/"), Reason::BadBase64),
             // "c2k" is "si"; "c2l" differs only in trailing bits, which must be zero.
             (format!("{good_h}.{good_p}.c2l"), Reason::BadBase64),
-            (format!("{}.{good_p}.c2ln", enc("[]")), Reason::MalformedHeader),
-            (format!("{}.{good_p}.c2ln", enc(r#"{"alg":5}"#)), Reason::MalformedHeader),
-            (format!("{}.{good_p}.c2ln", enc(r#"{"kid":"x"}"#)), Reason::MalformedHeader),
-            (format!("{good_h}.{}.c2ln", enc("not json")), Reason::MalformedClaims),
-            (format!("{good_h}.{}.c2ln", enc(r#"["a"]"#)), Reason::MalformedClaims),
-            (format!("{good_h}.{}.c2ln", enc(r#"{"sub":"a","sub":"b"}"#)), Reason::DuplicateMember),
+            (
+                format!("{}.{good_p}.c2ln", enc("[]")),
+                Reason::MalformedHeader,
+            ),
+            (
+                format!("{}.{good_p}.c2ln", enc(r#"{"alg":5}"#)),
+                Reason::MalformedHeader,
+            ),
+            (
+                format!("{}.{good_p}.c2ln", enc(r#"{"kid":"x"}"#)),
+                Reason::MalformedHeader,
+            ),
+            (
+                format!("{good_h}.{}.c2ln", enc("not json")),
+                Reason::MalformedClaims,
+            ),
+            (
+                format!("{good_h}.{}.c2ln", enc(r#"["a"]"#)),
+                Reason::MalformedClaims,
+            ),
+            (
+                format!("{good_h}.{}.c2ln", enc(r#"{"sub":"a","sub":"b"}"#)),
+                Reason::DuplicateMember,
+            ),
             (
                 format!("{}.{good_p}.c2ln", enc(r#"{"alg":"ES256","alg":"none"}"#)),
                 Reason::DuplicateMember,
             ),
-            (format!("{}.{good_p}.", enc(r#"{"alg":"none"}"#)), Reason::AlgNone),
-            (format!("{}.{good_p}.c2ln", enc(r#"{"alg":"NONE"}"#)), Reason::AlgNone),
-            (format!("{}.{good_p}.c2ln", enc(r#"{"alg":"HS256"}"#)), Reason::AlgNotAllowed),
-            (format!("{}.{good_p}.c2ln", enc(r#"{"alg":"es256"}"#)), Reason::AlgNotAllowed),
+            (
+                format!("{}.{good_p}.", enc(r#"{"alg":"none"}"#)),
+                Reason::AlgNone,
+            ),
+            (
+                format!("{}.{good_p}.c2ln", enc(r#"{"alg":"NONE"}"#)),
+                Reason::AlgNone,
+            ),
+            (
+                format!("{}.{good_p}.c2ln", enc(r#"{"alg":"HS256"}"#)),
+                Reason::AlgNotAllowed,
+            ),
+            (
+                format!("{}.{good_p}.c2ln", enc(r#"{"alg":"es256"}"#)),
+                Reason::AlgNotAllowed,
+            ),
             (
                 format!("{}.{good_p}.c2ln", enc(r#"{"alg":"ES256","crit":["exp"]}"#)),
                 Reason::UnsupportedCrit,
@@ -282,7 +325,10 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let alphabet = b"abcXYZ019-_.={}\":,[]";
-        let seed = token(r#"{"alg":"ES256","kid":"k","typ":"at+jwt"}"#, r#"{"a":[1,{"b":null}]}"#);
+        let seed = token(
+            r#"{"alg":"ES256","kid":"k","typ":"at+jwt"}"#,
+            r#"{"a":[1,{"b":null}]}"#,
+        );
         for _ in 0..20_000 {
             let mut bytes = seed.clone().into_bytes();
             for _ in 0..rng.gen_range(1..6) {

@@ -180,18 +180,73 @@ mod tests {
         let key = principal(CredentialKind::ApiKey);
         let cases: Vec<(&Principal, Policy, Option<&TenantId>, Result<(), Reason>)> = vec![
             (&tok, Policy::access_token(), None, Ok(())),
-            (&key, Policy::access_token(), None, Err(Reason::CredentialKindNotAccepted)),
+            (
+                &key,
+                Policy::access_token(),
+                None,
+                Err(Reason::CredentialKindNotAccepted),
+            ),
             (&key, Policy::access_token().also_api_keys(), None, Ok(())),
-            (&tok, Policy::access_token().api_keys_only(), None, Err(Reason::CredentialKindNotAccepted)),
-            (&tok, Policy::access_token().all_scopes(["a", "b"]), None, Ok(())),
-            (&tok, Policy::access_token().all_scopes(["a", "c"]), None, Err(Reason::MissingScope)),
-            (&tok, Policy::access_token().any_scope(["c", "b"]), None, Ok(())),
-            (&tok, Policy::access_token().any_scope(["c", "d"]), None, Err(Reason::MissingScope)),
-            (&tok, Policy::access_token().any_role(["admin"]), None, Ok(())),
-            (&tok, Policy::access_token().all_roles(["admin", "ops"]), None, Err(Reason::MissingRole)),
-            (&tok, Policy::access_token().tenant_from_path("t"), Some(&acme), Ok(())),
-            (&tok, Policy::access_token().tenant_from_path("t"), Some(&globex), Err(Reason::TenantMismatch)),
-            (&tok, Policy::access_token().tenant_from_header("x-tenant"), None, Err(Reason::TenantUnresolved)),
+            (
+                &tok,
+                Policy::access_token().api_keys_only(),
+                None,
+                Err(Reason::CredentialKindNotAccepted),
+            ),
+            (
+                &tok,
+                Policy::access_token().all_scopes(["a", "b"]),
+                None,
+                Ok(()),
+            ),
+            (
+                &tok,
+                Policy::access_token().all_scopes(["a", "c"]),
+                None,
+                Err(Reason::MissingScope),
+            ),
+            (
+                &tok,
+                Policy::access_token().any_scope(["c", "b"]),
+                None,
+                Ok(()),
+            ),
+            (
+                &tok,
+                Policy::access_token().any_scope(["c", "d"]),
+                None,
+                Err(Reason::MissingScope),
+            ),
+            (
+                &tok,
+                Policy::access_token().any_role(["admin"]),
+                None,
+                Ok(()),
+            ),
+            (
+                &tok,
+                Policy::access_token().all_roles(["admin", "ops"]),
+                None,
+                Err(Reason::MissingRole),
+            ),
+            (
+                &tok,
+                Policy::access_token().tenant_from_path("t"),
+                Some(&acme),
+                Ok(()),
+            ),
+            (
+                &tok,
+                Policy::access_token().tenant_from_path("t"),
+                Some(&globex),
+                Err(Reason::TenantMismatch),
+            ),
+            (
+                &tok,
+                Policy::access_token().tenant_from_header("x-tenant"),
+                None,
+                Err(Reason::TenantUnresolved),
+            ),
         ];
         for (i, (p, policy, t, want)) in cases.into_iter().enumerate() {
             assert_eq!(authorize(p, &policy, t), want, "case {i}");
@@ -204,7 +259,11 @@ mod tests {
         p.tenant = None;
         let acme = tenant("acme");
         assert_eq!(
-            authorize(&p, &Policy::access_token().tenant_from_path("t"), Some(&acme)),
+            authorize(
+                &p,
+                &Policy::access_token().tenant_from_path("t"),
+                Some(&acme)
+            ),
             Err(Reason::TenantMismatch)
         );
     }

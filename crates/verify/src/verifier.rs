@@ -119,7 +119,11 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
-    pub fn new(issuer: IssuerConfig, audience: impl Into<String>, revocation: RevocationSource) -> Self {
+    pub fn new(
+        issuer: IssuerConfig,
+        audience: impl Into<String>,
+        revocation: RevocationSource,
+    ) -> Self {
         Self {
             issuers: vec![issuer],
             audience: audience.into(),
@@ -217,7 +221,9 @@ impl Verifier {
             )));
         }
         if cfg.issuers.is_empty() && cfg.api_keys.is_none() {
-            return Err(ConfigError("configure at least one issuer or an API key source".into()));
+            return Err(ConfigError(
+                "configure at least one issuer or an API key source".into(),
+            ));
         }
         if cfg.audience.is_empty() {
             return Err(ConfigError("audience must not be empty".into()));
@@ -225,7 +231,10 @@ impl Verifier {
         let mut issuers = HashMap::new();
         for i in cfg.issuers {
             if i.algorithms.is_empty() {
-                return Err(ConfigError(format!("issuer {} allows no algorithm", i.issuer)));
+                return Err(ConfigError(format!(
+                    "issuer {} allows no algorithm",
+                    i.issuer
+                )));
             }
             let keys = JwksCache::new(
                 i.issuer.clone(),
@@ -250,9 +259,11 @@ impl Verifier {
             }
         }
         let revocations = Arc::new(match &cfg.revocation {
-            RevocationSource::Feed(f) => {
-                Revocations::new(clock.clone(), Some(f.staleness_bound), f.insecure_allow_stale)
-            }
+            RevocationSource::Feed(f) => Revocations::new(
+                clock.clone(),
+                Some(f.staleness_bound),
+                f.insecure_allow_stale,
+            ),
             RevocationSource::Embedded { staleness_bound } => {
                 Revocations::new(clock.clone(), Some(*staleness_bound), false)
             }
@@ -264,8 +275,9 @@ impl Verifier {
         let api_keys = match cfg.api_keys {
             None => None,
             Some(k) => {
-                let environment = Environment::parse(&k.environment)
-                    .map_err(|_| ConfigError("API key environment must be a lowercase slug".into()))?;
+                let environment = Environment::parse(&k.environment).map_err(|_| {
+                    ConfigError("API key environment must be a lowercase slug".into())
+                })?;
                 let backend: Arc<dyn ApiKeyBackend> = match k.source {
                     ApiKeySource::Backend(b) => b,
                     ApiKeySource::Http { base_url, token } => Arc::new(HttpApiKeys::new(
@@ -292,7 +304,9 @@ impl Verifier {
         };
         if let RevocationSource::Feed(f) = cfg.revocation {
             if tokio::runtime::Handle::try_current().is_err() {
-                return Err(ConfigError("a revocation feed needs a tokio runtime".into()));
+                return Err(ConfigError(
+                    "a revocation feed needs a tokio runtime".into(),
+                ));
             }
             revocations.spawn_feed(f)?;
         }
@@ -455,7 +469,11 @@ impl Verifier {
         };
         let scopes = match c.get("scope") {
             None => Vec::new(),
-            Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            Some(Value::String(s)) => s
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             Some(_) => return Err(Reason::MalformedClaims),
         };
         let roles = match c.get(&inner.roles_claim) {
