@@ -44,14 +44,21 @@ fn token(key: &EcKey) -> String {
 }
 
 async fn reason(v: &Verifier, t: &str) -> Result<(), Reason> {
-    v.verify_access_token(t).await.map(|_| ()).map_err(|d| d.reason)
+    v.verify_access_token(t)
+        .await
+        .map(|_| ())
+        .map_err(|d| d.reason)
 }
 
 #[tokio::test(start_paused = true)]
 async fn keys_live_for_max_age_clamped_to_the_configured_bounds() {
     let k = EcKey::new("k1", 1);
     let fetch = Arc::new(FakeFetch::default());
-    fetch.serve(JWKS_URL, jwks_of(&[k.jwk()]), Some(Duration::from_secs(120)));
+    fetch.serve(
+        JWKS_URL,
+        jwks_of(&[k.jwk()]),
+        Some(Duration::from_secs(120)),
+    );
     let v = verifier(KeySource::JwksUrl(JWKS_URL.into()), fetch.clone());
     let t = token(&k);
     assert_eq!(reason(&v, &t).await, Ok(()));
@@ -112,11 +119,19 @@ async fn a_rotated_key_is_picked_up_on_first_sight() {
     let old = EcKey::new("k1", 1);
     let new = EcKey::new("k2", 2);
     let fetch = Arc::new(FakeFetch::default());
-    fetch.serve(JWKS_URL, jwks_of(&[old.jwk()]), Some(Duration::from_secs(3600)));
+    fetch.serve(
+        JWKS_URL,
+        jwks_of(&[old.jwk()]),
+        Some(Duration::from_secs(3600)),
+    );
     let v = verifier(KeySource::JwksUrl(JWKS_URL.into()), fetch.clone());
     assert_eq!(reason(&v, &token(&old)).await, Ok(()));
     tokio::time::advance(Duration::from_secs(11)).await;
-    fetch.serve(JWKS_URL, jwks_of(&[old.jwk(), new.jwk()]), Some(Duration::from_secs(3600)));
+    fetch.serve(
+        JWKS_URL,
+        jwks_of(&[old.jwk(), new.jwk()]),
+        Some(Duration::from_secs(3600)),
+    );
     assert_eq!(reason(&v, &token(&new)).await, Ok(()));
     assert_eq!(fetch.calls(), 2);
 }
