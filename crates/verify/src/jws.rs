@@ -6,14 +6,14 @@
 //! It must never look at `jwk`, `jku`, `x5u` or `x5c` (keys are only ever found in the
 //! configured key source), and never accept a `crit` extension: none is understood.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::denial::Reason;
 
@@ -51,16 +51,6 @@ impl Alg {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
-
-    pub(crate) fn jose(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::ES256 => jsonwebtoken::Algorithm::ES256,
-            Self::ES384 => jsonwebtoken::Algorithm::ES384,
-            Self::RS256 => jsonwebtoken::Algorithm::RS256,
-            Self::PS256 => jsonwebtoken::Algorithm::PS256,
-            Self::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-        }
-    }
 }
 
 impl fmt::Display for Alg {
@@ -71,28 +61,114 @@ impl fmt::Display for Alg {
 
 /// A JSON object whose member names are unique (RFC 7515 section 5.2 lets a parser refuse
 /// duplicates; a token that repeats `sub` or `aud` is an attack on whoever reads the other one).
+/// Members stay unparsed, borrowed from the decoded bytes, until a rule asks for one: no
+/// allocation per member on the hot path.
 #[derive(Debug, Default)]
-pub(crate) struct UniqueObject(pub HashMap<String, Value>);
+pub struct RawObject<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
 
-impl<'de> Deserialize<'de> for UniqueObject {
+/// A string that borrows from the input unless it contains escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// Why a member could not be read as the type asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
+
+impl<'a> RawObject<'a> {
+    /// Parses a JSON object, refusing repeated member names.
+    pub fn parse(bytes: &'a [u8], malformed: Reason) -> Result<Self, Reason> {
+        match serde_json::from_slice::<RawObject<'a>>(bytes) {
+            Ok(o) => Ok(o),
+            Err(e) if e.to_string().starts_with(DUPLICATE) => Err(Reason::DuplicateMember),
+            Err(_) => Err(malformed),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.members
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// A string member (borrowed when it has no escapes).
+    pub fn str(&self, name: &str) -> Result<Option<Cow<'a, str>>, WrongType> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<Text<'a>>(raw.get())
+                .map(|t| Some(t.0))
+                .map_err(|_| WrongType),
+        }
+    }
+
+    /// An integer member (a NumericDate here: fractions and out-of-range values are refused).
+    pub fn int(&self, name: &str) -> Result<Option<i64>, WrongType> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<i64>(raw.get())
+                .map(Some)
+                .map_err(|_| WrongType),
+        }
+    }
+
+    /// A string or an array of strings (the shape of `aud`).
+    pub fn strings(&self, name: &str) -> Result<Option<Vec<Cow<'a, str>>>, WrongType> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany<'a> {
+            #[serde(borrow)]
+            One(Text<'a>),
+            #[serde(borrow)]
+            Many(Vec<Text<'a>>),
+        }
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => match serde_json::from_str::<OneOrMany<'a>>(raw.get()) {
+                Ok(OneOrMany::One(t)) => Ok(Some(vec![t.0])),
+                Ok(OneOrMany::Many(v)) => Ok(Some(v.into_iter().map(|t| t.0).collect())),
+                Err(_) => Err(WrongType),
+            },
+        }
+    }
+
+    /// An array of strings.
+    pub fn string_array(&self, name: &str) -> Result<Option<Vec<String>>, WrongType> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<Vec<String>>(raw.get())
+                .map(Some)
+                .map_err(|_| WrongType),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = UniqueObject;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawObject<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueObject, A::Error> {
-                let mut out = HashMap::with_capacity(map.size_hint().unwrap_or(12));
-                while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    if out.insert(k, v).is_some() {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject<'a>, A::Error> {
+                let mut members: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(16);
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    if members.iter().any(|(k, _)| *k == key.0) {
                         return Err(serde::de::Error::custom(DUPLICATE));
                     }
+                    let value: &'de RawValue = map.next_value()?;
+                    members.push((key.0, value));
                 }
-                Ok(UniqueObject(out))
+                Ok(RawObject { members })
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
@@ -106,14 +182,15 @@ pub struct JoseHeader {
     pub typ: Option<String>,
 }
 
-/// A split, decoded, not yet verified token.
+/// A split, decoded, not yet verified token. The claims stay as bytes; read them with
+/// [`RawObject::parse`].
 #[derive(Debug)]
 pub struct Unverified<'a> {
     /// `base64url(header) "." base64url(payload)`: what the signature covers.
     pub signing_input: &'a str,
     pub signature: Vec<u8>,
     pub header: JoseHeader,
-    pub claims: HashMap<String, Value>,
+    pub payload: Vec<u8>,
 }
 
 fn b64(part: &str) -> Result<Vec<u8>, Reason> {
@@ -121,15 +198,8 @@ fn b64(part: &str) -> Result<Vec<u8>, Reason> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| Reason::BadBase64)
 }
 
-fn object(bytes: &[u8], malformed: Reason) -> Result<HashMap<String, Value>, Reason> {
-    match serde_json::from_slice::<UniqueObject>(bytes) {
-        Ok(o) => Ok(o.0),
-        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(Reason::DuplicateMember),
-        Err(_) => Err(malformed),
-    }
-}
-
-/// Splits and decodes a compact JWS. `max_len` bounds the work an attacker can cause.
+/// Splits and decodes a compact JWS. `max_len` bounds the work an attacker can cause. The
+/// payload is returned decoded but unread: [`RawObject::parse`] reads it (once).
 pub fn parse(token: &str, max_len: usize) -> Result<Unverified<'_>, Reason> {
     if token.len() > max_len {
         return Err(Reason::TooLarge);
@@ -143,41 +213,41 @@ pub fn parse(token: &str, max_len: usize) -> Result<Unverified<'_>, Reason> {
     if h.is_empty() || p.is_empty() {
         return Err(Reason::Malformed);
     }
-    let header = object(&b64(h)?, Reason::MalformedHeader)?;
-    let header = read_header(&header)?;
+    let header_bytes = b64(h)?;
+    let header = read_header(&RawObject::parse(&header_bytes, Reason::MalformedHeader)?)?;
     // An empty signature is what `alg: none` tokens carry; `none` was refused above, so an
     // empty one here is simply malformed.
     if s.is_empty() {
         return Err(Reason::Malformed);
     }
     let signature = b64(s)?;
-    let claims = object(&b64(p)?, Reason::MalformedClaims)?;
+    let payload = b64(p)?;
     Ok(Unverified {
         signing_input: &token[..h.len() + 1 + p.len()],
         signature,
         header,
-        claims,
+        payload,
     })
 }
 
-fn read_header(h: &HashMap<String, Value>) -> Result<JoseHeader, Reason> {
-    let alg = match h.get("alg") {
-        Some(Value::String(a)) => a.as_str(),
-        _ => return Err(Reason::MalformedHeader),
-    };
+fn read_header(h: &RawObject<'_>) -> Result<JoseHeader, Reason> {
+    let alg = h
+        .str("alg")
+        .map_err(|_| Reason::MalformedHeader)?
+        .ok_or(Reason::MalformedHeader)?;
     if alg.eq_ignore_ascii_case("none") {
         return Err(Reason::AlgNone);
     }
-    let alg = Alg::parse(alg).ok_or(Reason::AlgNotAllowed)?;
+    let alg = Alg::parse(&alg).ok_or(Reason::AlgNotAllowed)?;
     // No extension is understood, so any `crit` (even an empty or malformed one) is refused
     // (RFC 7515 section 4.1.11). That includes `b64: false` (RFC 7797), which must be critical.
-    if h.contains_key("crit") || h.contains_key("b64") {
+    if h.contains("crit") || h.contains("b64") {
         return Err(Reason::UnsupportedCrit);
     }
-    let string = |name: &str| match h.get(name) {
-        None => Ok(None),
-        Some(Value::String(v)) => Ok(Some(v.clone())),
-        Some(_) => Err(Reason::MalformedHeader),
+    let string = |name: &str| {
+        h.str(name)
+            .map(|v| v.map(Cow::into_owned))
+            .map_err(|_| Reason::MalformedHeader)
     };
     Ok(JoseHeader {
         alg,
@@ -199,6 +269,12 @@ mod tests {
 
     fn enc(v: &str) -> String {
         URL_SAFE_NO_PAD.encode(v)
+    }
+
+    /// The parser plus the claims read, as the verifier does.
+    fn parse_all(t: &str) -> Result<(), Reason> {
+        let u = parse(t, 8192)?;
+        RawObject::parse(&u.payload, Reason::MalformedClaims).map(|_| ())
     }
 
     fn token(header: &str, claims: &str) -> String {
@@ -300,7 +376,7 @@ mod tests {
             ),
         ];
         for (t, want) in cases {
-            assert_eq!(parse(&t, 8192).err(), Some(want), "{t}");
+            assert_eq!(parse_all(&t).err(), Some(want), "{t}");
         }
     }
 
@@ -336,7 +412,7 @@ mod tests {
                 bytes[i] = alphabet[rng.gen_range(0..alphabet.len())];
             }
             if let Ok(s) = String::from_utf8(bytes) {
-                let _ = parse(&s, 8192);
+                let _ = parse_all(&s);
             }
         }
     }

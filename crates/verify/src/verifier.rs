@@ -21,7 +21,6 @@ use portcullis_core::credential::Environment;
 use portcullis_core::revocation::TokenIdentity;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, Timestamp};
-use serde_json::Value;
 
 use crate::api_key::{ApiKeyBackend, ApiKeys, HttpApiKeys};
 use crate::denial::{Denial, Reason};
@@ -433,57 +432,74 @@ impl Verifier {
             Some(t) if jws::is_access_token_typ(t) => {}
             _ => return Err(Reason::WrongTyp),
         }
-        let c = &u.claims;
-        let iss = str_claim(c, "iss")?;
-        let issuer = inner.issuers.get(iss).ok_or(Reason::UnknownIssuer)?;
+        let c = jws::RawObject::parse(&u.payload, Reason::MalformedClaims)?;
+        let malformed = |_| Reason::MalformedClaims;
+        let iss = c
+            .str("iss")
+            .map_err(malformed)?
+            .ok_or(Reason::MissingClaim("iss"))?;
+        let issuer = inner
+            .issuers
+            .get(iss.as_ref())
+            .ok_or(Reason::UnknownIssuer)?;
         if !issuer.algorithms.contains(&u.header.alg) {
             return Err(Reason::AlgNotAllowed);
         }
         let now_s = now.as_secs();
         let leeway = inner.leeway_s;
-        let exp = int_claim(c, "exp")?.ok_or(Reason::MissingClaim("exp"))?;
+        let exp = c
+            .int("exp")
+            .map_err(malformed)?
+            .ok_or(Reason::MissingClaim("exp"))?;
         if now_s >= exp.saturating_add(leeway) {
             return Err(Reason::Expired);
         }
-        if let Some(nbf) = int_claim(c, "nbf")? {
+        if let Some(nbf) = c.int("nbf").map_err(malformed)? {
             if nbf > now_s.saturating_add(leeway) {
                 return Err(Reason::NotYetValid);
             }
         }
-        let iat = int_claim(c, "iat")?.ok_or(Reason::MissingClaim("iat"))?;
+        let iat = c
+            .int("iat")
+            .map_err(malformed)?
+            .ok_or(Reason::MissingClaim("iat"))?;
         if iat > now_s.saturating_add(leeway) {
             return Err(Reason::IssuedInFuture);
         }
-        if !audience_contains(c.get("aud"), &inner.audience)? {
+        let aud = c
+            .strings("aud")
+            .map_err(malformed)?
+            .ok_or(Reason::MissingClaim("aud"))?;
+        if !aud.iter().any(|a| a == &inner.audience) {
             return Err(Reason::AudienceMismatch);
         }
-        let sub = str_claim(c, "sub")?;
-        let jti = str_claim(c, "jti")?;
-        let client_id = str_claim(c, "client_id")?;
-        let tenant = match c.get(&inner.tenant_claim) {
-            None => None,
-            Some(Value::String(t)) => {
-                Some(TenantId::parse(t).map_err(|_| Reason::InvalidTenantClaim)?)
-            }
-            Some(_) => return Err(Reason::InvalidTenantClaim),
+        let required = |name: &'static str| {
+            c.str(name)
+                .map_err(malformed)?
+                .ok_or(Reason::MissingClaim(name))
         };
-        let scopes = match c.get("scope") {
-            None => Vec::new(),
-            Some(Value::String(s)) => s
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            Some(_) => return Err(Reason::MalformedClaims),
+        let sub = required("sub")?;
+        let jti = required("jti")?;
+        let client_id = required("client_id")?;
+        let tenant = match c.str(&inner.tenant_claim) {
+            Ok(None) => None,
+            Ok(Some(t)) => Some(TenantId::parse(&t).map_err(|_| Reason::InvalidTenantClaim)?),
+            Err(_) => return Err(Reason::InvalidTenantClaim),
         };
-        let roles = match c.get(&inner.roles_claim) {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or(Reason::MalformedClaims))
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(Reason::MalformedClaims),
-        };
+        let scopes = c
+            .str("scope")
+            .map_err(malformed)?
+            .map(|s| {
+                s.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let roles = c
+            .string_array(&inner.roles_claim)
+            .map_err(malformed)?
+            .unwrap_or_default();
 
         let key = match issuer.keys.key(u.header.kid.as_deref()).await {
             Err(Reason::UnknownKid) if u.header.kid.is_none() => return Err(Reason::MissingKid),
@@ -496,13 +512,13 @@ impl Verifier {
             return Err(Reason::BadSignature);
         }
         let principal = Principal {
-            subject: sub.to_owned(),
-            client_id: Some(client_id.to_owned()),
+            subject: sub.into_owned(),
+            client_id: Some(client_id.into_owned()),
             tenant: tenant.clone(),
             scopes,
             roles,
             kind: CredentialKind::AccessToken,
-            credential_id: jti.to_owned(),
+            credential_id: jti.into_owned(),
             issuer: Some(issuer.name.clone()),
             environment: None,
             expires_at: Some(Timestamp::from_secs(exp)),
@@ -515,40 +531,5 @@ impl Verifier {
             issued_at: Timestamp::from_secs(iat),
             expires_at: Timestamp::from_secs(exp),
         })
-    }
-}
-
-fn str_claim<'a>(c: &'a HashMap<String, Value>, name: &'static str) -> Result<&'a str, Reason> {
-    match c.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        None => Err(Reason::MissingClaim(name)),
-        Some(_) => Err(Reason::MalformedClaims),
-    }
-}
-
-/// An integer NumericDate claim. Fractional or out-of-range values are refused.
-fn int_claim(c: &HashMap<String, Value>, name: &'static str) -> Result<Option<i64>, Reason> {
-    match c.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(Reason::MalformedClaims),
-        Some(_) => Err(Reason::MalformedClaims),
-    }
-}
-
-fn audience_contains(aud: Option<&Value>, ours: &str) -> Result<bool, Reason> {
-    match aud {
-        None => Err(Reason::MissingClaim("aud")),
-        Some(Value::String(a)) => Ok(a == ours),
-        Some(Value::Array(items)) => {
-            let mut found = false;
-            for v in items {
-                match v {
-                    Value::String(a) => found |= a == ours,
-                    _ => return Err(Reason::MalformedClaims),
-                }
-            }
-            Ok(found)
-        }
-        Some(_) => Err(Reason::MalformedClaims),
     }
 }
