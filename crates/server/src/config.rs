@@ -461,10 +461,16 @@ impl Config {
 
     /// The issuer URL: `oauth.issuer`, or `http://<listen>`.
     pub fn issuer(&self) -> String {
+        self.issuer_at(self.listen)
+    }
+
+    /// The issuer URL once the listener is bound: `oauth.issuer`, or `http://<bound>` (so
+    /// `--listen 127.0.0.1:0` yields the real port, not `:0`).
+    pub fn issuer_at(&self, bound: SocketAddr) -> String {
         self.oauth
             .issuer
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("http://{bound}"))
     }
 
     /// The KEK file in force: the configured one, or `<data_dir>/kek`.

@@ -86,7 +86,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let usage_flusher = verifier.spawn_usage_flusher(Duration::from_millis(
         config.api_keys.usage_flush_interval_ms,
     ));
-    let oauth = crate::oauth::OAuthState::new(config.issuer(), &config.oauth, &keys)?
+    let addr = listener.local_addr()?;
+    let oauth = crate::oauth::OAuthState::new(config.issuer_at(addr), &config.oauth, &keys)?
         .with_rotation(crate::rotation::Rotation {
             keyring,
             algorithm: config.signing.algorithm,
@@ -114,7 +115,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.signing.check_interval_secs),
     ));
     let app = crate::http::router(state, config.http.max_body_bytes);
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "listening");
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
