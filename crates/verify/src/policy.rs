@@ -172,13 +172,20 @@ mod tests {
         }
     }
 
+    type Case<'a> = (
+        &'a Principal,
+        Policy,
+        Option<&'a TenantId>,
+        Result<(), Reason>,
+    );
+
     #[test]
     fn table() {
         let acme = tenant("acme");
         let globex = tenant("globex");
         let tok = principal(CredentialKind::AccessToken);
         let key = principal(CredentialKind::ApiKey);
-        let cases: Vec<(&Principal, Policy, Option<&TenantId>, Result<(), Reason>)> = vec![
+        let cases: Vec<Case> = vec![
             (&tok, Policy::access_token(), None, Ok(())),
             (
                 &key,

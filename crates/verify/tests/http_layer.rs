@@ -219,7 +219,8 @@ async fn credential_placement_rules() {
     let app = app();
     let good = es256_token(&app.ec, &header("k1", "ES256"), &claims());
     let key = app.key.expose().to_owned();
-    let cases: Vec<(String, Vec<(&str, String)>, StatusCode)> = vec![
+    type Headers<'a> = Vec<(&'a str, String)>;
+    let cases: Vec<(String, Headers, StatusCode)> = vec![
         (
             format!("/t/acme/payments?access_token={good}"),
             vec![],
