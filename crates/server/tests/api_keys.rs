@@ -158,6 +158,7 @@ impl Harness {
                 leak_report_key: leak_key.map(|k| Secret::new(k.as_bytes().to_vec())),
                 leak_report_ecdsa_key: None,
             }),
+            revocations: common::revocations(),
         };
         Self {
             app: portcullis_server::http::router(state.clone(), 64 * 1024),

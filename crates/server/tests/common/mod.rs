@@ -14,6 +14,7 @@ use portcullis_server::audit::AuditSink;
 use portcullis_server::config::OAuthConfig;
 use portcullis_server::keys::KeySet;
 use portcullis_server::oauth::OAuthState;
+use portcullis_server::revocations::Feed;
 use portcullis_store::Store;
 
 pub const ISSUER: &str = "http://127.0.0.1:8080";
@@ -39,4 +40,9 @@ pub fn api_keys(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditSink) 
 /// The OAuth endpoints with default lifetimes, signing with `keys`' active key, no rotation.
 pub fn oauth(keys: &KeySet) -> Arc<OAuthState> {
     Arc::new(OAuthState::new(ISSUER.into(), &OAuthConfig::default(), keys).expect("oauth state"))
+}
+
+/// The revocation feed with the default one-second heartbeat.
+pub fn revocations() -> Arc<Feed> {
+    Arc::new(Feed::new(Duration::from_secs(1)))
 }
