@@ -11,10 +11,8 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-use common::{http, Server};
+use common::{http, PgSchema, Server};
 use serde_json::{json, Value};
-
-const PG_ENV: &str = "PORTCULLIS_TEST_DATABASE_URL";
 
 /// Reads SSE lines until one satisfies `want`; returns it.
 fn read_until(
@@ -32,32 +30,11 @@ fn read_until(
 
 #[test]
 fn a_revoke_on_one_postgres_node_reaches_the_other_nodes_stream_and_verifier() {
-    let Ok(url) = std::env::var(PG_ENV) else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{PG_ENV} must be set in CI: the PostgreSQL end-to-end test may not be skipped"
-        );
-        eprintln!("notice: {PG_ENV} is unset; skipping the two-node revocation feed test");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(schema) = rt.block_on(PgSchema::create("two-node revocation feed")) else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let schema = format!("feed_e2e_{}_{nanos}", std::process::id());
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let pool = rt.block_on(async {
-        let pool = sqlx::PgPool::connect(&url)
-            .await
-            .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&pool)
-            .await
-            .expect("schema");
-        pool
-    });
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let db_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let db_url = schema.database_url.clone();
     let dir = tempfile::tempdir().expect("tempdir");
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
     let a = Server::try_start(&data_a, &[], &[("PORTCULLIS_DATABASE_URL", &db_url)])
@@ -143,9 +120,5 @@ fn a_revoke_on_one_postgres_node_reaches_the_other_nodes_stream_and_verifier() {
         }
     }
     drop(a);
-    rt.block_on(async {
-        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-            .execute(&pool)
-            .await;
-    });
+    rt.block_on(schema.drop_schema());
 }

@@ -21,9 +21,7 @@ use portcullis_server::config::AuditConfig;
 use portcullis_server::keys::KeySet;
 use portcullis_server::revocations::Feed;
 use portcullis_server::state::AppState;
-use portcullis_store::{
-    AuditQuery, NewRevocation, NewTenant, PgStore, RevocationKind, SqliteStore, Store,
-};
+use portcullis_store::{NewRevocation, PgStore, RevocationKind, SqliteStore, Store};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -193,20 +191,6 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-async fn admin_token(store: &dyn Store, tenant: &str) -> String {
-    let (record, credential) = portcullis_server::admin::tokens::mint(
-        &TenantId::parse(tenant).expect("tenant"),
-        "test".into(),
-        "test".into(),
-        Timestamp::from_secs(1),
-    );
-    store
-        .insert_admin_credential(&record)
-        .await
-        .expect("admin credential");
-    credential.expose().to_owned()
-}
-
 impl Cluster {
     /// One SQLite node.
     async fn sqlite() -> Self {
@@ -264,21 +248,11 @@ impl Cluster {
     ) -> Self {
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(NOW_SECS)));
         let first = stores[0].clone();
-        for t in ["acme", "globex"] {
-            first
-                .create_tenant(
-                    &NewTenant {
-                        id: TenantId::parse(t).expect("tenant"),
-                        display_name: t.into(),
-                    },
-                    clock.now(),
-                )
-                .await
-                .expect("tenant");
-        }
-        let global = admin_token(first.as_ref(), "system").await;
-        let acme = admin_token(first.as_ref(), "acme").await;
-        let globex = admin_token(first.as_ref(), "globex").await;
+        let common::Admins {
+            global,
+            acme,
+            globex,
+        } = common::seed(first.as_ref(), clock.now()).await;
         let mut nodes = Vec::new();
         for s in stores {
             nodes.push(Node::start(s, clock.clone(), heartbeat).await);
@@ -327,23 +301,35 @@ impl Cluster {
             .seq
     }
 
+    /// Appends `total` token entries of acme, every `expired_every`th one already expired;
+    /// returns the positions of the live ones.
+    async fn append_tokens(&self, total: i64, expired_every: i64) -> Vec<i64> {
+        let mut live = Vec::new();
+        for i in 1..=total {
+            let expired = i % expired_every == 0;
+            let expires = if expired { NOW_SECS - 1 } else { NOW_SECS + 60 };
+            let seq = self
+                .append(
+                    "acme",
+                    RevocationKind::Token,
+                    &format!("j{i}"),
+                    Some(expires),
+                )
+                .await;
+            if !expired {
+                live.push(seq);
+            }
+        }
+        live
+    }
+
     /// Stops the nodes (draining audit) and returns the events of `tenant`, oldest first.
     async fn finish(mut self, tenant: &str) -> Vec<AuditEvent> {
         let store = self.store().clone();
         for node in self.nodes.drain(..) {
             node.stop().await;
         }
-        let mut events = store
-            .query_audit_events(&AuditQuery {
-                tenant: TenantId::parse(tenant).expect("tenant"),
-                since: None,
-                until: None,
-                action: None,
-                limit: 10_000,
-            })
-            .await
-            .expect("audit");
-        events.reverse();
+        let events = common::audit_events(store.as_ref(), tenant).await;
         if let Some((pool, schema)) = self.pg.take() {
             let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
                 .execute(&pool)
@@ -525,20 +511,7 @@ async fn both_endpoints_require_an_admin_token_and_audit_the_failure() {
 async fn the_snapshot_pages_through_the_log_and_its_position_covers_expired_entries() {
     let c = Cluster::sqlite().await;
     // 25 entries; every fifth expired before the harness clock.
-    for i in 1..=25 {
-        let expires = if i % 5 == 0 {
-            NOW_SECS - 1
-        } else {
-            NOW_SECS + 60
-        };
-        c.append(
-            "acme",
-            RevocationKind::Token,
-            &format!("j{i}"),
-            Some(expires),
-        )
-        .await;
-    }
+    let expected = c.append_tokens(25, 5).await;
     let node = c.node();
     let mut after = 0;
     let mut pages = Vec::new();
@@ -561,7 +534,6 @@ async fn the_snapshot_pages_through_the_log_and_its_position_covers_expired_entr
         after = position;
     }
     assert_eq!(pages, [10, 20, 25, 25]);
-    let expected: Vec<i64> = (1..=25).filter(|i| i % 5 != 0).collect();
     assert_eq!(seen, expected, "in order, expired ones left out");
 
     // The wire record: exactly the documented fields, times in Unix milliseconds.
@@ -632,23 +604,9 @@ async fn the_stream_sends_every_entry_in_order_then_a_heartbeat_with_its_positio
     let c = Cluster::sqlite().await;
     // More than one page of the stream's catch-up reads, some expired.
     let total = 1_205;
-    for i in 1..=total {
-        let expires = if i % 100 == 0 {
-            NOW_SECS - 1
-        } else {
-            NOW_SECS + 60
-        };
-        c.append(
-            "acme",
-            RevocationKind::Token,
-            &format!("j{i}"),
-            Some(expires),
-        )
-        .await;
-    }
+    let expected = c.append_tokens(total, 100).await;
     let mut sse = c.node().stream(&c.global, None, "").await;
     let (records, heartbeat) = sse.until_heartbeat().await;
-    let expected: Vec<i64> = (1..=total).filter(|i| i % 100 != 0).collect();
     assert_eq!(seqs(&records), expected);
     assert_eq!(heartbeat.id, None, "a heartbeat never carries an id");
     assert_eq!(heartbeat.data["position"], total);

@@ -35,6 +35,33 @@ const OLD_ROWS: &str = "INSERT INTO revocations (seq, tenant_id, kind, subject, 
      (2, 'system', 'signing_key', 'k1', 20, NULL, NULL, 11); \
      UPDATE revocation_log_head SET last_seq = 2 WHERE id = 1";
 
+/// Migrates `pool` up to 0003 with `backend`'s migrations (copied to `dir`) and stores two
+/// entries the way 0003 would.
+async fn at_0003_with_old_rows<DB>(pool: &sqlx::Pool<DB>, backend: &str, dir: &Path)
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    migrator_before_0004(backend, dir)
+        .await
+        .run(pool)
+        .await
+        .expect("migrate to 0003");
+    sqlx::raw_sql(OLD_ROWS)
+        .execute(pool)
+        .await
+        .expect("old rows");
+}
+
+/// SQL inserting an entry of `kind` directly, past the store's own checks.
+fn insert_kind(kind: &str) -> String {
+    format!(
+        "INSERT INTO revocations (seq, tenant_id, kind, subject, created_at) \
+         VALUES (9, 'acme', '{kind}', 'x', 1)"
+    )
+}
+
 fn changed(subject: &str) -> NewRevocation {
     NewRevocation {
         tenant: TenantId::parse("acme").expect("tenant"),
@@ -77,21 +104,10 @@ async fn sqlite_upgrade_keeps_entries_and_index_and_accepts_the_new_kind() {
     let url = format!("sqlite://{}?mode=rwc", path.display());
     {
         let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
-        migrator_before_0004("sqlite", old.path())
-            .await
-            .run(&pool)
-            .await
-            .expect("migrate to 0003");
-        sqlx::raw_sql(OLD_ROWS)
+        at_0003_with_old_rows(&pool, "sqlite", old.path()).await;
+        let refused = sqlx::query(&insert_kind("api_key_changed"))
             .execute(&pool)
-            .await
-            .expect("old rows");
-        let refused = sqlx::query(
-            "INSERT INTO revocations (seq, tenant_id, kind, subject, created_at) \
-             VALUES (9, 'acme', 'api_key_changed', 'x', 1)",
-        )
-        .execute(&pool)
-        .await;
+            .await;
         assert!(refused.is_err(), "0003 refuses the new kind");
         pool.close().await;
     }
@@ -109,12 +125,7 @@ async fn sqlite_upgrade_keeps_entries_and_index_and_accepts_the_new_kind() {
         index.is_some_and(|sql| sql.contains("(tenant_id, kind, subject)")),
         "the subject index is rebuilt"
     );
-    let refused = sqlx::query(
-        "INSERT INTO revocations (seq, tenant_id, kind, subject, created_at) \
-         VALUES (9, 'acme', 'nonsense', 'x', 1)",
-    )
-    .execute(&pool)
-    .await;
+    let refused = sqlx::query(&insert_kind("nonsense")).execute(&pool).await;
     assert!(refused.is_err(), "unknown kinds are still refused");
 }
 
@@ -141,25 +152,12 @@ async fn postgres_upgrade_keeps_entries_and_accepts_the_new_kind() {
         .execute(&pool)
         .await
         .expect("schema");
-    migrator_before_0004("postgres", old.path())
-        .await
-        .run(&pool)
-        .await
-        .expect("migrate to 0003");
-    sqlx::raw_sql(OLD_ROWS)
-        .execute(&pool)
-        .await
-        .expect("old rows");
+    at_0003_with_old_rows(&pool, "postgres", old.path()).await;
     let store = PgStore::connect_in_schema(&url, &schema)
         .await
         .expect("upgrade");
     check_after_upgrade(&store).await;
-    let refused = sqlx::query(
-        "INSERT INTO revocations (seq, tenant_id, kind, subject, created_at) \
-         VALUES (9, 'acme', 'nonsense', 'x', 1)",
-    )
-    .execute(&pool)
-    .await;
+    let refused = sqlx::query(&insert_kind("nonsense")).execute(&pool).await;
     assert!(refused.is_err(), "unknown kinds are still refused");
     let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&pool)

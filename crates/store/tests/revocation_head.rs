@@ -17,15 +17,22 @@ use tokio::sync::watch;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-fn entry(subject: &str) -> NewRevocation {
-    NewRevocation {
-        tenant: TenantId::parse("acme").expect("tenant"),
-        kind: RevocationKind::Token,
-        subject: subject.into(),
-        revoked_before: None,
-        expires_at: None,
-        reason: None,
-    }
+/// Appends a token entry through `store` (one node).
+async fn append(store: &dyn RevocationStore, subject: &str) {
+    store
+        .append_revocation(
+            &NewRevocation {
+                tenant: TenantId::parse("acme").expect("tenant"),
+                kind: RevocationKind::Token,
+                subject: subject.into(),
+                revoked_before: None,
+                expires_at: None,
+                reason: None,
+            },
+            Timestamp::from_secs(1),
+        )
+        .await
+        .expect("append");
 }
 
 async fn reaches(watch: &mut watch::Receiver<i64>, seq: i64, what: &str) {
@@ -96,14 +103,10 @@ async fn postgres_appends_on_one_node_wake_the_other_through_notify() {
     let mut watch = b.watch_revocation_head();
     // The follower reads the head once it listens; wait for that, so the append below
     // happens while B is listening.
-    a.append_revocation(&entry("before"), Timestamp::from_secs(1))
-        .await
-        .expect("append");
+    append(&a, "before").await;
     reaches(&mut watch, 1, "initial read").await;
     for i in 2..=4 {
-        a.append_revocation(&entry(&format!("j{i}")), Timestamp::from_secs(1))
-            .await
-            .expect("append");
+        append(&a, &format!("j{i}")).await;
         reaches(&mut watch, i, "notified append").await;
     }
     drop_schema(&a, &schema).await;
@@ -116,9 +119,7 @@ async fn postgres_listener_reconnects_after_its_connection_is_killed() {
     };
     b.set_revocation_poll_interval(Duration::from_secs(3_600));
     let mut watch = b.watch_revocation_head();
-    a.append_revocation(&entry("j1"), Timestamp::from_secs(1))
-        .await
-        .expect("append");
+    append(&a, "j1").await;
     reaches(&mut watch, 1, "before the kill").await;
     // Only B listens in this schema.
     let pids = listening_sessions(&a, &schema).await;
@@ -131,14 +132,10 @@ async fn postgres_listener_reconnects_after_its_connection_is_killed() {
     assert!(killed);
     // Notifications sent while B reconnects are lost; the read after re-listening finds them.
     for i in 2..=3 {
-        a.append_revocation(&entry(&format!("j{i}")), Timestamp::from_secs(1))
-            .await
-            .expect("append");
+        append(&a, &format!("j{i}")).await;
     }
     reaches(&mut watch, 3, "after reconnecting").await;
-    a.append_revocation(&entry("j4"), Timestamp::from_secs(1))
-        .await
-        .expect("append");
+    append(&a, "j4").await;
     reaches(&mut watch, 4, "notified after reconnecting").await;
     drop_schema(&a, &schema).await;
 }
@@ -154,9 +151,7 @@ async fn postgres_a_lost_notification_only_waits_for_the_poll() {
         .expect("silence notifications in this schema");
     b.set_revocation_poll_interval(Duration::from_millis(100));
     let mut watch = b.watch_revocation_head();
-    a.append_revocation(&entry("j1"), Timestamp::from_secs(1))
-        .await
-        .expect("append");
+    append(&a, "j1").await;
     reaches(&mut watch, 1, "polled").await;
     drop_schema(&a, &schema).await;
 }
@@ -169,9 +164,7 @@ async fn sqlite_another_process_appending_is_found_by_the_poll() {
     let b = SqliteStore::open(&path).await.expect("open b");
     b.set_revocation_poll_interval(Duration::from_millis(100));
     let mut watch = b.watch_revocation_head();
-    a.append_revocation(&entry("j1"), Timestamp::from_secs(1))
-        .await
-        .expect("append");
+    append(&a, "j1").await;
     reaches(&mut watch, 1, "polled").await;
 }
 
