@@ -28,6 +28,7 @@ use axum::{Json, Router};
 use portcullis_core::admin::AdminRole;
 use portcullis_core::revocation::RevocationRecord;
 use portcullis_core::tenant::TenantId;
+use portcullis_core::time::Timestamp;
 use portcullis_store::RevocationRange;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -125,19 +126,20 @@ pub(crate) fn position_from(after: Option<u64>) -> Result<i64, ApiError> {
         .map(|a| a.unwrap_or(0))
 }
 
-/// The range of a page: from `after` up to `limit` positions, never past `head`.
+/// The range of a page: from `after` up to `limit` positions, never past `head`, without
+/// what expired by `now` or what `tenant`'s reader may not see.
 fn page(
     after: i64,
     limit: u32,
     head: i64,
-    reader: &FeedReader,
-    state: &AppState,
+    tenant: Option<&TenantId>,
+    now: Timestamp,
 ) -> RevocationRange {
     RevocationRange {
         after,
         through: head.min(after.saturating_add(i64::from(limit))),
-        live_at: Some(state.clock.now()),
-        tenant: reader.tenant.clone(),
+        live_at: Some(now),
+        tenant: tenant.cloned(),
     }
 }
 
@@ -155,7 +157,13 @@ async fn snapshot(
     }
     let head = state.store.revocation_head().await?;
     check_position(after, head)?;
-    let range = page(after, limit, head, &reader, &state);
+    let range = page(
+        after,
+        limit,
+        head,
+        reader.tenant.as_ref(),
+        state.clock.now(),
+    );
     let entries = state.store.revocations_in_range(&range).await?;
     let mut response = Json(Snapshot {
         entries: entries.into_iter().map(|e| e.into_record()).collect(),

@@ -34,14 +34,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use portcullis_store::{RevocationEntry, RevocationRange};
+use portcullis_core::tenant::TenantId;
+use portcullis_store::RevocationEntry;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{check_position, position_from, FeedReader};
+use super::{check_position, page, position_from, FeedReader};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
@@ -112,7 +113,7 @@ struct Ended;
 
 struct Streamer {
     state: AppState,
-    tenant: Option<portcullis_core::tenant::TenantId>,
+    tenant: Option<TenantId>,
     /// Every entry at or before this has been sent, had expired, or is another tenant's.
     position: i64,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
@@ -155,12 +156,13 @@ impl Streamer {
     /// Sends every entry up to `head` the reader may see, a page at a time.
     async fn catch_up(&mut self, head: i64) -> Result<(), Ended> {
         while self.position < head {
-            let range = RevocationRange {
-                after: self.position,
-                through: head.min(self.position.saturating_add(i64::from(PAGE))),
-                live_at: Some(self.state.clock.now()),
-                tenant: self.tenant.clone(),
-            };
+            let range = page(
+                self.position,
+                PAGE,
+                head,
+                self.tenant.as_ref(),
+                self.state.clock.now(),
+            );
             let entries = self
                 .state
                 .store
