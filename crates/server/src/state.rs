@@ -18,6 +18,8 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeys>,
     /// Issuer, token lifetimes, the signer and the failure throttle of the OAuth endpoints.
     pub oauth: Arc<crate::oauth::OAuthState>,
+    /// The revocation feed's heartbeat and shutdown signal.
+    pub revocations: Arc<crate::revocations::Feed>,
 }
 
 /// The system clock: the only place the server reads wall time.

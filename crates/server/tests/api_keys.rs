@@ -17,14 +17,13 @@ use hmac::{Hmac, Mac};
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::secret::Secret;
-use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
 use portcullis_server::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
 use portcullis_server::audit::{self, AuditWriter};
 use portcullis_server::config::AuditConfig;
 use portcullis_server::keys::KeySet;
 use portcullis_server::state::AppState;
-use portcullis_store::{AuditQuery, NewTenant, SqliteStore, Store};
+use portcullis_store::{SqliteStore, Store};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -39,22 +38,6 @@ struct Harness {
     _dir: tempfile::TempDir,
     /// PostgreSQL pool and schema to drop after the test.
     pg: Option<(sqlx::PgPool, String)>,
-}
-
-/// An admin token of `tenant`, made the way the admin API makes one (a `system` token is a
-/// global admin).
-async fn admin_token(store: &dyn Store, tenant: &str) -> String {
-    let (record, credential) = portcullis_server::admin::tokens::mint(
-        &TenantId::parse(tenant).expect("tenant"),
-        "test".into(),
-        "test".into(),
-        Timestamp::from_secs(1),
-    );
-    store
-        .insert_admin_credential(&record)
-        .await
-        .expect("admin credential");
-    credential.expose().to_owned()
 }
 
 impl Harness {
@@ -122,21 +105,11 @@ impl Harness {
                 queue_capacity: 100_000,
             },
         );
-        for t in ["acme", "globex"] {
-            store
-                .create_tenant(
-                    &NewTenant {
-                        id: TenantId::parse(t).expect("tenant"),
-                        display_name: t.into(),
-                    },
-                    clock.now(),
-                )
-                .await
-                .expect("tenant");
-        }
-        let global = admin_token(store.as_ref(), "system").await;
-        let acme = admin_token(store.as_ref(), "acme").await;
-        let globex = admin_token(store.as_ref(), "globex").await;
+        let common::Admins {
+            global,
+            acme,
+            globex,
+        } = common::seed(store.as_ref(), clock.now()).await;
         let verifier = Arc::new(ApiKeyVerifier::new(
             store.clone(),
             dyn_clock.clone(),
@@ -158,6 +131,7 @@ impl Harness {
                 leak_report_key: leak_key.map(|k| Secret::new(k.as_bytes().to_vec())),
                 leak_report_ecdsa_key: None,
             }),
+            revocations: common::revocations(),
         };
         Self {
             app: portcullis_server::http::router(state.clone(), 64 * 1024),
@@ -249,20 +223,7 @@ impl Harness {
         }
         let mut all = Vec::new();
         for t in tenants {
-            let mut events = self
-                .state
-                .store
-                .query_audit_events(&AuditQuery {
-                    tenant: TenantId::parse(t).expect("tenant"),
-                    since: None,
-                    until: None,
-                    action: None,
-                    limit: 10_000,
-                })
-                .await
-                .expect("audit");
-            events.reverse();
-            all.extend(events);
+            all.extend(common::audit_events(self.state.store.as_ref(), t).await);
         }
         all
     }
