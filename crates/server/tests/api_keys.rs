@@ -1323,8 +1323,8 @@ async fn the_verify_library_uses_the_store_backed_verifier_in_process() {
     )
     .expect("verifier");
     verifier.revocations().touch(0);
-    let acme = TenantId::parse("acme").expect("tenant");
-    let globex = TenantId::parse("globex").expect("tenant");
+    let acme = portcullis_core::tenant::TenantId::parse("acme").expect("tenant");
+    let globex = portcullis_core::tenant::TenantId::parse("globex").expect("tenant");
     let facts = |t| RequestFacts {
         resource_tenant: t,
         client_ip: None,
