@@ -9,7 +9,7 @@
 //! This module must never decide anything from a record's `reason` (it is not on the wire) or
 //! trust a record that did not come from the server's authenticated feed; it only holds state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -150,8 +150,8 @@ pub struct RevocationSet {
     position: i64,
     /// subject -> marks for it, one per (kind, tenant). Signing keys use the system tenant.
     held: HashMap<String, Vec<(RevocationKind, TenantId, Held)>>,
-    /// Revoked API key ids (key ids are globally unique).
-    api_keys: HashSet<String>,
+    /// Revoked API key ids (key ids are globally unique), with when the entry may be forgotten.
+    api_keys: HashMap<String, Option<Timestamp>>,
 }
 
 impl RevocationSet {
@@ -182,7 +182,12 @@ impl RevocationSet {
         match r.kind {
             RevocationKind::ApiKeyChanged => Applied::ApiKey(r.subject.clone()),
             RevocationKind::ApiKey => {
-                self.api_keys.insert(r.subject.clone());
+                let until = self.api_keys.get(&r.subject).copied();
+                let merged = match until {
+                    Some(old) => later(old, r.expires_at),
+                    None => r.expires_at,
+                };
+                self.api_keys.insert(r.subject.clone(), merged);
                 Applied::ApiKey(r.subject.clone())
             }
             kind => {
@@ -225,6 +230,8 @@ impl RevocationSet {
             marks.retain(|(_, _, h)| h.expires_at.is_none_or(|exp| exp > now));
             !marks.is_empty()
         });
+        self.api_keys
+            .retain(|_, until| until.is_none_or(|exp| exp > now));
     }
 
     /// Whether an access token is revoked, and by what.
@@ -266,7 +273,7 @@ impl RevocationSet {
 
     /// Whether an API key (by key id) has been revoked.
     pub fn api_key_revoked(&self, key_id: &str) -> bool {
-        self.api_keys.contains(key_id)
+        self.api_keys.contains_key(key_id)
     }
 }
 
@@ -407,10 +414,20 @@ mod tests {
         let mut r = rec(1, "acme", RevocationKind::Token, "j1");
         r.expires_at = Some(Timestamp::from_millis(50));
         s.apply(&r);
+        let mut k = rec(2, "acme", RevocationKind::ApiKey, "k1");
+        k.expires_at = Some(Timestamp::from_millis(60));
+        s.apply(&k);
+        s.apply(&rec(3, "acme", RevocationKind::ApiKey, "k-forever"));
         s.prune(Timestamp::from_millis(49));
-        assert_eq!(s.len(), 1);
+        assert_eq!(s.len(), 3);
         s.prune(Timestamp::from_millis(50));
-        assert!(s.is_empty());
+        assert_eq!(s.len(), 2);
+        s.prune(Timestamp::from_millis(60));
+        assert!(!s.api_key_revoked("k1"));
+        assert!(
+            s.api_key_revoked("k-forever"),
+            "a key that never expires is never forgotten"
+        );
     }
 
     #[test]

@@ -93,6 +93,19 @@ impl std::fmt::Debug for Revocations {
     }
 }
 
+#[derive(Debug)]
+enum StreamError {
+    /// The server's log ends before our position.
+    PastEnd,
+    Other(String),
+}
+
+impl From<String> for StreamError {
+    fn from(e: String) -> Self {
+        Self::Other(e)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Heartbeat {
     position: i64,
@@ -232,6 +245,15 @@ impl Revocations {
         Ok(())
     }
 
+    /// Forgets everything applied and starts again from position 0. Used when the server says
+    /// our position is past the end of its log (its database was restored or replaced): the
+    /// state we hold may not match its log any more. Verification fails closed (not caught up)
+    /// until the replay finishes.
+    pub fn reset(&self) {
+        *self.set.write().unwrap_or_else(|p| p.into_inner()) = RevocationSet::new();
+        self.caught_up.store(false, Ordering::Relaxed);
+    }
+
     async fn follow(self: Arc<Self>, client: reqwest::Client, url: reqwest::Url, cfg: FeedConfig) {
         const MIN_BACKOFF: Duration = Duration::from_millis(100);
         const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -241,7 +263,15 @@ impl Revocations {
             let was_connected = self.connected.swap(false, Ordering::Relaxed);
             match result {
                 Ok(()) => tracing::info!("revocation stream ended; reconnecting"),
-                Err(e) => {
+                Err(StreamError::PastEnd) => {
+                    tracing::error!(
+                        position = self.position(),
+                        "the server's revocation log ends before our position (restored or replaced database); replaying it from the start"
+                    );
+                    self.reset();
+                    continue;
+                }
+                Err(StreamError::Other(e)) => {
                     tracing::warn!(error = %e, position = self.position(), "revocation stream failed; reconnecting")
                 }
             }
@@ -259,21 +289,27 @@ impl Revocations {
         client: &reqwest::Client,
         url: &reqwest::Url,
         cfg: &FeedConfig,
-    ) -> Result<(), String> {
+    ) -> Result<(), StreamError> {
+        let position = self.position();
         let mut resp = tokio::time::timeout(
             cfg.idle_timeout,
             client
                 .get(url.clone())
                 .bearer_auth(cfg.token.expose())
                 .header("accept", "text/event-stream")
-                .header("last-event-id", self.position().to_string())
+                .header("last-event-id", position.to_string())
                 .send(),
         )
         .await
         .map_err(|_| "timed out opening the stream".to_owned())?
         .map_err(|e| e.to_string())?;
+        // 400 to a resume point above 0 means it is past the end of the server's log
+        // (docs/revocation-feed.md); from 0 it would be our bug, not theirs: keep retrying.
+        if resp.status() == reqwest::StatusCode::BAD_REQUEST && position > 0 {
+            return Err(StreamError::PastEnd);
+        }
         if !resp.status().is_success() {
-            return Err(format!("server answered {}", resp.status()));
+            return Err(format!("server answered {}", resp.status()).into());
         }
         self.connected.store(true, Ordering::Relaxed);
         let mut parser = sse::Parser::new();

@@ -37,6 +37,8 @@ struct Fake {
     down: Arc<Mutex<bool>>,
     /// Open streams stop sending anything (a hung server).
     frozen: Arc<Mutex<bool>>,
+    /// Bumped to end every open stream (a server restart).
+    epoch: Arc<Mutex<u64>>,
 }
 
 impl Fake {
@@ -48,6 +50,7 @@ impl Fake {
             drop_after: Arc::default(),
             down: Arc::default(),
             frozen: Arc::default(),
+            epoch: Arc::default(),
         }
     }
 
@@ -83,13 +86,21 @@ async fn stream(State(fake): State<Fake>, headers: HeaderMap) -> Response {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     fake.resumed_from.lock().expect("lock").push(from);
+    // Like the real server: a resume point past the end of the log is refused.
+    if from > fake.log.lock().expect("lock").len() as i64 {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
     let drop_after = *fake.drop_after.lock().expect("lock");
+    let epoch = *fake.epoch.lock().expect("lock");
     tokio::spawn(async move {
         let mut pos = from;
         let mut sent = 0usize;
         let mut head = fake.head.subscribe();
         loop {
+            if *fake.epoch.lock().expect("lock") != epoch {
+                return;
+            }
             if *fake.frozen.lock().expect("lock") {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 if tx.is_closed() {
@@ -306,5 +317,57 @@ async fn a_wrong_feed_token_never_counts_as_contact() {
     assert_eq!(
         reason(&v, &token_for(&k, "j1")).await,
         Err(Reason::RevocationFeedStale)
+    );
+}
+
+#[tokio::test]
+async fn a_server_whose_log_went_backwards_is_replayed_from_the_start() {
+    let fake = Fake::new();
+    for i in 1..=5 {
+        fake.revoke(RevocationKind::Token, "acme", &format!("old{i}"));
+    }
+    let base = start(fake.clone()).await;
+    let (v, k) = verifier(&base, Duration::from_secs(30), false);
+    assert!(eventually(|| v.revocations().position() == 5).await);
+    // The database is restored from a backup with only two entries, one of them new.
+    {
+        let mut log = fake.log.lock().expect("lock");
+        log.truncate(1);
+        log.push(RevocationRecord {
+            seq: 2,
+            tenant: TenantId::parse("acme").expect("t"),
+            kind: RevocationKind::Token,
+            subject: "restored".into(),
+            revoked_before: None,
+            expires_at: None,
+            created_at: Timestamp::from_secs(NOW_S),
+        });
+    }
+    *fake.epoch.lock().expect("lock") += 1; // the old stream dies with the old server
+    assert!(
+        eventually(|| fake.resumed_from.lock().expect("lock").contains(&0)
+            && fake.resumed_from.lock().expect("lock").len() >= 3)
+        .await,
+        "{:?}",
+        fake.resumed_from.lock().expect("lock")
+    );
+    let restored = token_for(&k, "restored");
+    let mut refused = false;
+    for _ in 0..200 {
+        if reason(&v, &restored).await == Err(Reason::Revoked(RevokedBy::Token)) {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "entries of the restored log apply");
+    assert_eq!(
+        reason(&v, &token_for(&k, "old1")).await,
+        Err(Reason::Revoked(RevokedBy::Token))
+    );
+    assert_eq!(
+        reason(&v, &token_for(&k, "old3")).await,
+        Ok(()),
+        "state not in the restored log is dropped"
     );
 }
