@@ -235,7 +235,10 @@ impl Gateway {
             })));
         }
         if let (Some(every), Some(path)) = (watch, shared.config_path.clone()) {
-            tasks.push(tokio::spawn(watch_file(shared.clone(), path, every)));
+            // The baseline is taken now, not when the task first runs, so a change made right
+            // after start is not mistaken for the starting state.
+            let seen = mtime(&path);
+            tasks.push(tokio::spawn(watch_file(shared.clone(), path, every, seen)));
         }
         tracing::info!(%addr, ?admin_addr, "gateway listening");
         Ok(Self {
@@ -266,8 +269,12 @@ fn mtime(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-async fn watch_file(shared: Arc<Shared>, path: PathBuf, every: Duration) {
-    let mut last = mtime(&path);
+async fn watch_file(
+    shared: Arc<Shared>,
+    path: PathBuf,
+    every: Duration,
+    mut last: Option<(SystemTime, u64)>,
+) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
     loop {
         tick.tick().await;

@@ -45,17 +45,28 @@ async fn nginx_auth_request_answers_2xx_401_403_only() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("x-portcullis-subject"), Some("user-1"));
     assert_eq!(r.header("x-portcullis-tenant"), Some("acme"));
-    assert_eq!(r.header("x-portcullis-credential-kind"), Some("access_token"));
+    assert_eq!(
+        r.header("x-portcullis-credential-kind"),
+        Some("access_token")
+    );
     assert_eq!(r.header("x-portcullis-scopes"), Some("orders:read"));
 
     let cases: Vec<(Vec<(&str, &str)>, u16)> = vec![
         (nginx("GET", "/t/acme/orders/1"), 401),
         (
-            [nginx("GET", "/t/globex/orders/1"), vec![("authorization", auth.as_str())]].concat(),
+            [
+                nginx("GET", "/t/globex/orders/1"),
+                vec![("authorization", auth.as_str())],
+            ]
+            .concat(),
             403,
         ),
         (
-            [nginx("GET", "/admin/x"), vec![("authorization", auth.as_str())]].concat(),
+            [
+                nginx("GET", "/admin/x"),
+                vec![("authorization", auth.as_str())],
+            ]
+            .concat(),
             403,
         ),
         (nginx("GET", "/public/../admin/x"), 401),
@@ -64,8 +75,11 @@ async fn nginx_auth_request_answers_2xx_401_403_only() {
         (nginx("GET", "/public/..%2fadmin/x"), 403),
         (nginx("GET", "/nowhere"), 403),
         (
-            [nginx("GET", "/t/acme/orders/1?access_token=x"), vec![("authorization", auth.as_str())]]
-                .concat(),
+            [
+                nginx("GET", "/t/acme/orders/1?access_token=x"),
+                vec![("authorization", auth.as_str())],
+            ]
+            .concat(),
             403,
         ),
         (vec![("x-original-method", "GET")], 403),
@@ -107,11 +121,28 @@ async fn traefik_forward_auth_uses_x_forwarded_headers() {
     assert_eq!(r.header("x-portcullis-credential-kind"), Some("api_key"));
     assert_eq!(r.header("x-portcullis-subject"), Some("partner-co"));
     // Traefik returns the answer to the client as is: real status codes.
-    assert_eq!(raw(ctx.gw.addr, "GET", ep, &fwd("GET", "/nowhere")).await.status, 404);
-    assert_eq!(raw(ctx.gw.addr, "GET", ep, &fwd("GET", "/a%2fb")).await.status, 400);
-    assert_eq!(raw(ctx.gw.addr, "GET", ep, &fwd("GET", "/admin/x")).await.status, 401);
     assert_eq!(
-        raw(ctx.gw.addr, "GET", ep, &[("x-forwarded-uri", "/public/x")]).await.status,
+        raw(ctx.gw.addr, "GET", ep, &fwd("GET", "/nowhere"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        raw(ctx.gw.addr, "GET", ep, &fwd("GET", "/a%2fb"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        raw(ctx.gw.addr, "GET", ep, &fwd("GET", "/admin/x"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        raw(ctx.gw.addr, "GET", ep, &[("x-forwarded-uri", "/public/x")])
+            .await
+            .status,
         400,
         "missing method"
     );

@@ -123,7 +123,10 @@ async fn start_nginx(gateway: u16, upstream: u16) -> Option<(Nginx, u16)> {
     let nginx = Nginx { child, dir };
     let ready = tokio::time::timeout(DEADLINE, async {
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -174,23 +177,48 @@ tenant_from_path = "tenant"
     assert_eq!(r.json()["uri"], "/t/acme/orders/1?x=1");
     assert_eq!(r.upstream_header("x-portcullis-subject"), vec!["user-9"]);
     assert_eq!(r.upstream_header("x-portcullis-tenant"), vec!["acme"]);
-    assert_eq!(r.upstream_header("x-portcullis-credential-kind"), vec!["access_token"]);
+    assert_eq!(
+        r.upstream_header("x-portcullis-credential-kind"),
+        vec!["access_token"]
+    );
 
     let r = raw(addr, "GET", "/t/acme/orders/2", &[("x-api-key", &key)]).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.upstream_header("x-portcullis-subject"), vec!["partner-co"]);
-    assert_eq!(r.upstream_header("x-portcullis-credential-kind"), vec!["api_key"]);
+    assert_eq!(
+        r.upstream_header("x-portcullis-subject"),
+        vec!["partner-co"]
+    );
+    assert_eq!(
+        r.upstream_header("x-portcullis-credential-kind"),
+        vec!["api_key"]
+    );
 
     // Public: passes, and a spoofed identity does not reach the upstream.
-    let r = raw(addr, "GET", "/public/x", &[("X-Portcullis-Subject", "root")]).await;
+    let r = raw(
+        addr,
+        "GET",
+        "/public/x",
+        &[("X-Portcullis-Subject", "root")],
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert!(r.upstream_header("x-portcullis-subject").is_empty(), "{}", r.body);
+    assert!(
+        r.upstream_header("x-portcullis-subject").is_empty(),
+        "{}",
+        r.body
+    );
 
     // Refusals never reach the upstream.
     let r = raw(addr, "GET", "/t/acme/orders/1", &[]).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"api\""));
-    let r = raw(addr, "GET", "/t/globex/orders/1", &[("authorization", &auth)]).await;
+    let r = raw(
+        addr,
+        "GET",
+        "/t/globex/orders/1",
+        &[("authorization", &auth)],
+    )
+    .await;
     assert_eq!(r.status, 403);
     let r = raw(addr, "GET", "/nowhere", &[("authorization", &auth)]).await;
     assert_eq!(r.status, 403);
