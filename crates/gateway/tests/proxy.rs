@@ -540,3 +540,52 @@ async fn denial_floods_are_sampled_with_the_drop_count_exposed() {
         "{m}"
     );
 }
+
+/// An upstream speaking only HTTP/2 (h2c, prior knowledge) that answers with the version and
+/// path it saw.
+async fn h2_upstream() -> std::net::SocketAddr {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let text = format!("{:?} {}", req.version(), req.uri().path());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(text)),
+                        ))
+                    },
+                );
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn http2_upstreams_are_spoken_to_with_prior_knowledge() {
+    let up = h2_upstream().await;
+    let ctx = start(&format!(
+        r#"
+[upstreams.h2]
+url = "http://{up}/base"
+http2 = true
+
+[[routes]]
+path = "/*"
+upstream = "h2"
+public = true
+"#
+    ))
+    .await;
+    let r = raw(ctx.gw.addr, "GET", "/x/./y", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, "HTTP/2.0 /base/x/y");
+}
