@@ -225,7 +225,12 @@ impl Revocations {
     }
 
     /// Starts the task that follows the server's stream. It runs until the runtime stops.
-    pub fn spawn_feed(self: &Arc<Self>, cfg: FeedConfig) -> Result<(), crate::ConfigError> {
+    /// Starts the follower task. Abort the returned handle to stop it (the verifier does when
+    /// it is dropped).
+    pub fn spawn_feed(
+        self: &Arc<Self>,
+        cfg: FeedConfig,
+    ) -> Result<tokio::task::AbortHandle, crate::ConfigError> {
         let url = reqwest::Url::parse(&cfg.base_url)
             .and_then(|u| u.join("v1/revocations/stream"))
             .map_err(|e| crate::ConfigError(format!("revocation feed URL: {e}")))?;
@@ -241,8 +246,7 @@ impl Revocations {
             .build()
             .map_err(|e| crate::ConfigError(format!("revocation feed client: {e}")))?;
         let me = Arc::clone(self);
-        tokio::spawn(async move { me.follow(client, url, cfg).await });
-        Ok(())
+        Ok(tokio::spawn(async move { me.follow(client, url, cfg).await }).abort_handle())
     }
 
     /// Forgets everything applied and starts again from position 0. Used when the server says

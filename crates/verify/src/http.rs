@@ -31,11 +31,8 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// Finds the one credential a request carries. Two credentials, or one in the URL query, are
 /// an invalid request (RFC 6750 section 2: one method per request; never in the URL here).
 pub fn presented_credential(parts: &Parts) -> Result<Presented<'_>, Reason> {
-    if let Some(q) = parts.uri.query() {
-        let lower = q.to_ascii_lowercase();
-        if lower.contains("access_token=") || lower.contains("pcl_") || lower.contains("api_key=") {
-            return Err(Reason::CredentialInQuery);
-        }
+    if parts.uri.query().is_some_and(query_carries_credential) {
+        return Err(Reason::CredentialInQuery);
     }
     let mut auth = parts.headers.get_all(AUTHORIZATION).iter();
     let bearer = match (auth.next(), auth.next()) {
@@ -66,6 +63,24 @@ pub fn presented_credential(parts: &Parts) -> Result<Presented<'_>, Reason> {
         (None, Some(k)) => Ok(Presented::ApiKey(k)),
         (None, None) => Err(Reason::MissingCredential),
     }
+}
+
+/// Whether a URL query looks like it carries a credential: an `access_token` or `api_key`
+/// parameter (RFC 6750 section 2.3's URI method, which is never accepted here), or a Portcullis
+/// credential prefix (`pcl_key_`, `pcl_adm_`, ...) raw or percent-encoded. Other text that
+/// merely starts with `pcl_` is left alone.
+pub fn query_carries_credential(query: &str) -> bool {
+    let mut texts = vec![query.to_ascii_lowercase()];
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        let k = k.to_ascii_lowercase();
+        if k == "access_token" || k == "api_key" {
+            return true;
+        }
+        texts.push(k);
+        texts.push(v.to_ascii_lowercase());
+    }
+    let prefixes = ["pcl_key_", "pcl_adm_", "pcl_cs_", "pcl_rt_"];
+    texts.iter().any(|t| prefixes.iter().any(|p| t.contains(p)))
 }
 
 /// The tenant of the resource, as the policy's binding finds it. An absent or invalid value
@@ -238,6 +253,34 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
                 );
                 Err(denial_response(Reason::MissingCredential.into(), "api"))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_carries_credential;
+
+    #[test]
+    fn credentials_in_queries_are_spotted_and_other_text_is_not() {
+        for q in [
+            "access_token=abc",
+            "x=1&ACCESS_TOKEN=abc",
+            "api_key=abc",
+            "k=pcl_key_live_abc",
+            "k=pcl%5Fkey%5Flive%5Fabc",
+            "k=PCL_ADM_system_x",
+            "pcl_cs_live_x",
+        ] {
+            assert!(query_carries_credential(q), "{q}");
+        }
+        for q in [
+            "q=pcl_x",
+            "search=pcl_",
+            "page=2&sort=name",
+            "token_type=bearer",
+        ] {
+            assert!(!query_carries_credential(q), "{q}");
         }
     }
 }

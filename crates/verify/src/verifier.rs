@@ -160,6 +160,17 @@ struct Inner {
     api_keys: Option<Arc<ApiKeys>>,
     clock: Arc<dyn Clock>,
     realm: String,
+    /// The revocation feed follower, stopped when the last clone of the verifier goes (so a
+    /// program that rebuilds its verifier, e.g. on config reload, does not leak connections).
+    feed_task: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(t) = &self.feed_task {
+            t.abort();
+        }
+    }
 }
 
 /// The embeddable verifier. Cheap to clone; share one per process.
@@ -301,14 +312,17 @@ impl Verifier {
                 Some(keys)
             }
         };
-        if let RevocationSource::Feed(f) = cfg.revocation {
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(ConfigError(
-                    "a revocation feed needs a tokio runtime".into(),
-                ));
+        let feed_task = match cfg.revocation {
+            RevocationSource::Feed(f) => {
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(ConfigError(
+                        "a revocation feed needs a tokio runtime".into(),
+                    ));
+                }
+                Some(revocations.spawn_feed(f)?)
             }
-            revocations.spawn_feed(f)?;
-        }
+            _ => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 issuers,
@@ -322,6 +336,7 @@ impl Verifier {
                 api_keys,
                 clock,
                 realm: cfg.realm,
+                feed_task,
             }),
         })
     }

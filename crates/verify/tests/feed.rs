@@ -39,6 +39,8 @@ struct Fake {
     frozen: Arc<Mutex<bool>>,
     /// Bumped to end every open stream (a server restart).
     epoch: Arc<Mutex<u64>>,
+    /// Streams currently open.
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Fake {
@@ -51,6 +53,7 @@ impl Fake {
             down: Arc::default(),
             frozen: Arc::default(),
             epoch: Arc::default(),
+            open: Arc::default(),
         }
     }
 
@@ -93,7 +96,15 @@ async fn stream(State(fake): State<Fake>, headers: HeaderMap) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
     let drop_after = *fake.drop_after.lock().expect("lock");
     let epoch = *fake.epoch.lock().expect("lock");
+    fake.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(async move {
+        struct Open(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Open {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _open = Open(fake.open.clone());
         let mut pos = from;
         let mut sent = 0usize;
         let mut head = fake.head.subscribe();
@@ -370,4 +381,21 @@ async fn a_server_whose_log_went_backwards_is_replayed_from_the_start() {
         Ok(()),
         "state not in the restored log is dropped"
     );
+}
+
+#[tokio::test]
+async fn dropping_the_verifier_closes_its_feed_connection() {
+    let fake = Fake::new();
+    let base = start(fake.clone()).await;
+    let (v, _k) = verifier(&base, Duration::from_secs(30), false);
+    let open = |n| {
+        let fake = fake.clone();
+        move || fake.open.load(std::sync::atomic::Ordering::SeqCst) == n
+    };
+    assert!(
+        eventually(open(1)).await,
+        "one stream while the verifier lives"
+    );
+    drop(v);
+    assert!(eventually(open(0)).await, "no stream once it is gone");
 }
