@@ -1,5 +1,6 @@
 //! The `portcullis` binary. Thin by design: it parses arguments, then calls the server crate
-//! (`serve`, `config check`, `keys rotate-kek`) or the admin HTTP API (everything else).
+//! (`serve`, `config check`, `keys rotate-kek`), the gateway crate (`gateway`) or the admin
+//! HTTP API (everything else).
 
 mod client;
 mod commands;
@@ -50,6 +51,9 @@ pub struct Remote {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Run the gateway: reverse proxy and forward-auth endpoints enforcing per-route policy.
+    /// SIGHUP reloads the configuration file.
+    Gateway(GatewayArgs),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -89,6 +93,19 @@ struct ServeArgs {
     /// Log filter, e.g. `info` or `debug`.
     #[arg(long)]
     log_level: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct GatewayArgs {
+    /// The gateway's TOML configuration (see docs/gateway.md).
+    #[arg(long, env = "PORTCULLIS_GATEWAY_CONFIG")]
+    config: PathBuf,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "human")]
+    log_format: LogFormatArg,
+    /// Log filter, e.g. `info` or `audit=warn,info`.
+    #[arg(long, default_value = "info")]
+    log_level: String,
 }
 
 /// Options for commands that read the configuration and data directory directly.
@@ -190,6 +207,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(&args.local, flags)?;
             portcullis_server::logging::init(&config.log);
             portcullis_server::serve::run(config).await
+        }
+        Command::Gateway(args) => {
+            portcullis_server::logging::init(&portcullis_server::config::LogConfig {
+                format: match args.log_format {
+                    LogFormatArg::Human => LogFormat::Human,
+                    LogFormatArg::Json => LogFormat::Json,
+                },
+                level: args.log_level,
+            });
+            Ok(portcullis_gateway::run(&args.config).await?)
         }
         Command::Config(ConfigCommand::Check(local)) => {
             let config = load_config(&local, FlagOverrides::default())?;

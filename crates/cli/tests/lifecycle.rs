@@ -238,37 +238,18 @@ fn every_signing_algorithm_starts() {
 
 #[test]
 fn postgres_backend_serves_too() {
-    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "PostgreSQL tests may not skip in CI"
-        );
-        eprintln!(
-            "notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL end-to-end test"
-        );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(schema) = rt.block_on(PgSchema::create("postgres_backend_serves_too")) else {
         return;
     };
-    let schema = format!("e2e_{}", std::process::id());
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let pool = sqlx::PgPool::connect(&url)
-            .await
-            .expect("PostgreSQL reachable");
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(&pool)
-            .await
-            .expect("drop");
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&pool)
-            .await
-            .expect("create");
-    });
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let db_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let server = Server::try_start(&data, &[], &[("PORTCULLIS_DATABASE_URL", &db_url)])
-        .unwrap_or_else(|log| panic!("{log}"));
+    let server = Server::try_start(
+        &data,
+        &[],
+        &[("PORTCULLIS_DATABASE_URL", &schema.database_url)],
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
     assert!(server.log_text().contains("\"backend\":\"postgres\""));
     let ready = http()
         .get(format!("{}/readyz", server.url))
@@ -278,14 +259,11 @@ fn postgres_backend_serves_too() {
     assert_eq!(server.cli_json(&["tenant", "create", "acme"])["id"], "acme");
     drop(server);
     rt.block_on(async {
-        let pool = sqlx::PgPool::connect(&url).await.expect("connect");
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {schema}.tenants"))
-            .fetch_one(&pool)
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}.tenants", schema.name))
+            .fetch_one(&schema.pool)
             .await
             .expect("count");
         assert_eq!(n, 2, "acme and system stored in PostgreSQL");
-        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-            .execute(&pool)
-            .await;
+        schema.drop_schema().await;
     });
 }

@@ -3,6 +3,8 @@
 //! library independent of the one the server signs with, validates the token against the
 //! published JWKS.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,6 +17,8 @@ use oauth2::basic::BasicClient;
 use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use serde::Deserialize;
 use serde_json::Value;
+
+use common::PgSchema;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -120,41 +124,15 @@ async fn oauth2_crate_gets_a_token_that_an_independent_library_validates() {
 /// own schema. Skipped with a notice when unset; required under CI.
 #[tokio::test]
 async fn the_same_flow_works_on_postgres() {
-    const PG_ENV: &str = "PORTCULLIS_TEST_DATABASE_URL";
-    let Ok(url) = std::env::var(PG_ENV) else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{PG_ENV} must be set in CI: the PostgreSQL end-to-end test may not be skipped"
-        );
-        eprintln!("notice: {PG_ENV} is unset; skipping the PostgreSQL end-to-end test");
+    let Some(schema) = PgSchema::create("the_same_flow_works_on_postgres").await else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let schema = format!("tok_e2e_{}_{nanos}", std::process::id());
-    let pool = sqlx::PgPool::connect(&url)
-        .await
-        .expect("postgres reachable");
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(&pool)
-        .await
-        .expect("drop");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .expect("schema");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let server_url = format!("{url}{sep}options%5Bsearch_path%5D={schema}");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let server = start(&data, Some(&server_url)).await;
+    let server = start(&data, Some(&schema.database_url)).await;
     exercise(&server, &data).await;
     drop(server);
-    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&pool)
-        .await;
+    schema.drop_schema().await;
 }
 
 async fn exercise(server: &Server, data: &Path) {

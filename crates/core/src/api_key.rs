@@ -527,7 +527,12 @@ pub fn decide(
         scopes: key.scopes.clone(),
         audiences: key.audiences.clone(),
         rate_limit: key.rate_limit,
-        expires_at: key.expires_at,
+        // When this key stops working: its expiry, or the end of its rotation window if that
+        // comes first. Verifiers that cache the answer must not outlive either.
+        expires_at: match (key.expires_at, key.rotation_overlap_ends_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
     })
 }
 
@@ -701,7 +706,10 @@ mod tests {
         let (c, mut f) = key("live");
         f.rotation_overlap_ends_at = Some(Timestamp::from_secs(600));
         let mut ctx = Ctx::new();
-        assert!(ctx.run(&c, Some(&f)).is_ok());
+        let p = ctx.run(&c, Some(&f)).expect("within the window");
+        // The answer says when the key stops working, so a cache of it cannot outlive the
+        // window (the key's own expiry is later here).
+        assert_eq!(p.expires_at, Some(Timestamp::from_secs(600)));
         ctx.now = Timestamp::from_millis(599_999);
         assert!(ctx.run(&c, Some(&f)).is_ok());
         ctx.now = Timestamp::from_secs(600);

@@ -9,7 +9,7 @@
 //! This module must never decide anything from a record's `reason` (it is not on the wire) or
 //! trust a record that did not come from the server's authenticated feed; it only holds state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -142,13 +142,16 @@ struct Held {
 }
 
 /// The revocation state a verifier holds, built by applying the log in order.
+///
+/// Marks are indexed by subject string so a lookup borrows the token's own strings and
+/// allocates nothing: this runs on every verification, cached or not.
 #[derive(Debug, Default)]
 pub struct RevocationSet {
     position: i64,
-    /// (kind, tenant, subject) -> mark. Signing keys use the system tenant.
-    held: HashMap<(RevocationKind, TenantId, String), Held>,
-    /// Revoked API key ids (key ids are globally unique).
-    api_keys: HashSet<String>,
+    /// subject -> marks for it, one per (kind, tenant). Signing keys use the system tenant.
+    held: HashMap<String, Vec<(RevocationKind, TenantId, Held)>>,
+    /// Revoked API key ids (key ids are globally unique), with when the entry may be forgotten.
+    api_keys: HashMap<String, Option<Timestamp>>,
 }
 
 impl RevocationSet {
@@ -163,7 +166,7 @@ impl RevocationSet {
 
     /// How many live marks are held (for metrics and tests).
     pub fn len(&self) -> usize {
-        self.held.len() + self.api_keys.len()
+        self.held.values().map(Vec::len).sum::<usize>() + self.api_keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -179,7 +182,12 @@ impl RevocationSet {
         match r.kind {
             RevocationKind::ApiKeyChanged => Applied::ApiKey(r.subject.clone()),
             RevocationKind::ApiKey => {
-                self.api_keys.insert(r.subject.clone());
+                let until = self.api_keys.get(&r.subject).copied();
+                let merged = match until {
+                    Some(old) => later(old, r.expires_at),
+                    None => r.expires_at,
+                };
+                self.api_keys.insert(r.subject.clone(), merged);
                 Applied::ApiKey(r.subject.clone())
             }
             kind => {
@@ -188,19 +196,23 @@ impl RevocationSet {
                 } else {
                     r.tenant.clone()
                 };
-                let key = (kind, tenant, r.subject.clone());
                 let new = Held {
                     mark: r.revoked_before,
                     expires_at: r.expires_at,
                 };
-                let merged = match self.held.get(&key) {
-                    Some(old) => Held {
-                        mark: wider(old.mark, new.mark),
-                        expires_at: later(old.expires_at, new.expires_at),
-                    },
-                    None => new,
-                };
-                self.held.insert(key, merged);
+                let marks = self.held.entry(r.subject.clone()).or_default();
+                match marks
+                    .iter_mut()
+                    .find(|(k, t, _)| *k == kind && *t == tenant)
+                {
+                    Some((_, _, old)) => {
+                        *old = Held {
+                            mark: wider(old.mark, new.mark),
+                            expires_at: later(old.expires_at, new.expires_at),
+                        }
+                    }
+                    None => marks.push((kind, tenant, new)),
+                }
                 Applied::Recorded
             }
         }
@@ -214,33 +226,45 @@ impl RevocationSet {
 
     /// Forgets marks that cover nothing still valid.
     pub fn prune(&mut self, now: Timestamp) {
-        self.held
-            .retain(|_, h| h.expires_at.is_none_or(|exp| exp > now));
+        self.held.retain(|_, marks| {
+            marks.retain(|(_, _, h)| h.expires_at.is_none_or(|exp| exp > now));
+            !marks.is_empty()
+        });
+        self.api_keys
+            .retain(|_, until| until.is_none_or(|exp| exp > now));
     }
 
     /// Whether an access token is revoked, and by what.
     pub fn token_revoked(&self, t: &TokenIdentity<'_>) -> Option<RevokedBy> {
-        let covers = |kind: RevocationKind, tenant: &TenantId, subject: &str| {
-            self.held
-                .get(&(kind, tenant.clone(), subject.to_owned()))
-                .is_some_and(|h| h.mark.is_none_or(|before| t.issued_at <= before))
+        if self.held.is_empty() {
+            return None;
+        }
+        let covers = |kind: RevocationKind, tenant: Option<&TenantId>, subject: &str| {
+            self.held.get(subject).is_some_and(|marks| {
+                marks.iter().any(|(k, mt, h)| {
+                    *k == kind
+                        && tenant.is_none_or(|tt| tt == mt)
+                        && h.mark.is_none_or(|before| t.issued_at <= before)
+                })
+            })
         };
-        if covers(RevocationKind::SigningKey, &TenantId::system(), t.kid) {
+        // Signing-key marks are global (stored under the system tenant): any tenant matches.
+        if covers(RevocationKind::SigningKey, None, t.kid) {
             return Some(RevokedBy::SigningKey);
         }
-        if covers(RevocationKind::Token, t.tenant, t.jti) {
+        if covers(RevocationKind::Token, Some(t.tenant), t.jti) {
             return Some(RevokedBy::Token);
         }
         if t.client_id
-            .is_some_and(|c| covers(RevocationKind::Client, t.tenant, c))
+            .is_some_and(|c| covers(RevocationKind::Client, Some(t.tenant), c))
         {
             return Some(RevokedBy::Client);
         }
-        if covers(RevocationKind::Subject, t.tenant, t.subject) {
+        if covers(RevocationKind::Subject, Some(t.tenant), t.subject) {
             return Some(RevokedBy::Subject);
         }
         if t.family
-            .is_some_and(|f| covers(RevocationKind::Family, t.tenant, f))
+            .is_some_and(|f| covers(RevocationKind::Family, Some(t.tenant), f))
         {
             return Some(RevokedBy::Family);
         }
@@ -249,7 +273,7 @@ impl RevocationSet {
 
     /// Whether an API key (by key id) has been revoked.
     pub fn api_key_revoked(&self, key_id: &str) -> bool {
-        self.api_keys.contains(key_id)
+        self.api_keys.contains_key(key_id)
     }
 }
 
@@ -390,10 +414,20 @@ mod tests {
         let mut r = rec(1, "acme", RevocationKind::Token, "j1");
         r.expires_at = Some(Timestamp::from_millis(50));
         s.apply(&r);
+        let mut k = rec(2, "acme", RevocationKind::ApiKey, "k1");
+        k.expires_at = Some(Timestamp::from_millis(60));
+        s.apply(&k);
+        s.apply(&rec(3, "acme", RevocationKind::ApiKey, "k-forever"));
         s.prune(Timestamp::from_millis(49));
-        assert_eq!(s.len(), 1);
+        assert_eq!(s.len(), 3);
         s.prune(Timestamp::from_millis(50));
-        assert!(s.is_empty());
+        assert_eq!(s.len(), 2);
+        s.prune(Timestamp::from_millis(60));
+        assert!(!s.api_key_revoked("k1"));
+        assert!(
+            s.api_key_revoked("k-forever"),
+            "a key that never expires is never forgotten"
+        );
     }
 
     #[test]

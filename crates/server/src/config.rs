@@ -44,6 +44,41 @@ pub struct Config {
     pub http: HttpConfig,
     pub api_keys: ApiKeysConfig,
     pub oauth: OAuthConfig,
+    pub revocations: RevocationsConfig,
+}
+
+/// The revocation feed (`GET /v1/revocations`, `GET /v1/revocations/stream`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationsConfig {
+    /// How often an open stream sends a heartbeat carrying its position, so a verifier can
+    /// tell a quiet feed from a dead one.
+    pub heartbeat_interval_ms: u64,
+    /// How often each node reads the log head in case a change notification was lost (another
+    /// node's append is normally learnt at once through PostgreSQL `LISTEN/NOTIFY`).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for RevocationsConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 1_000,
+            poll_interval_ms: 5_000,
+        }
+    }
+}
+
+impl RevocationsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.heartbeat_interval_ms < 10 || self.poll_interval_ms < 10 {
+            return Err(ConfigError::Invalid(
+                "revocations.heartbeat_interval_ms and revocations.poll_interval_ms must be at \
+                 least 10"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Longest `oauth.cache_ttl_ms` accepted: beyond a minute, "a change on another node" would stop
@@ -169,8 +204,8 @@ pub struct ApiKeysConfig {
     /// Verified keys kept in memory at most.
     pub cache_capacity: usize,
     /// How long a cached key is trusted before storage is read again. Changes made in this
-    /// process invalidate the cache at once; this bounds how long a change made on another node
-    /// takes to arrive until the revocation feed exists.
+    /// process invalidate the cache at once, changes made on other nodes as soon as the
+    /// revocation log tells this node; this is the backstop should the log fall behind.
     pub cache_ttl_ms: u64,
     /// How often last-used times are written (one batch, not one write per request).
     pub usage_flush_interval_ms: u64,
@@ -291,6 +326,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             api_keys: ApiKeysConfig::default(),
             oauth: OAuthConfig::default(),
+            revocations: RevocationsConfig::default(),
         }
     }
 }
@@ -426,6 +462,7 @@ impl Config {
             ));
         }
         self.api_keys.validate()?;
+        self.revocations.validate()?;
         if let Some(issuer) = &self.oauth.issuer {
             let ok = (issuer.starts_with("https://") || issuer.starts_with("http://"))
                 && !issuer.contains(['?', '#'])
@@ -514,10 +551,16 @@ impl Config {
 
     /// The issuer URL: `oauth.issuer`, or `http://<listen>`.
     pub fn issuer(&self) -> String {
+        self.issuer_at(self.listen)
+    }
+
+    /// The issuer URL once the listener is bound: `oauth.issuer`, or `http://<bound>` (so
+    /// `--listen 127.0.0.1:0` yields the real port, not `:0`).
+    pub fn issuer_at(&self, bound: SocketAddr) -> String {
         self.oauth
             .issuer
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("http://{bound}"))
     }
 
     /// The KEK file in force: the configured one, or `<data_dir>/kek`.
@@ -757,6 +800,35 @@ mod tests {
             "[api_keys]\nleak_report_hmac_key = \"0123456789abcdef-x\"\nleak_report_hmac_key_file = \"/x\"\n",
             "[api_keys]\nno_such_key = 1\n",
             "[api_keys]\nleak_report_ecdsa_public_key = \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\"\n",
+        ] {
+            let f = file(body);
+            assert!(
+                Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn revocations_section_defaults_env_and_validation() {
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert_eq!(c.revocations.heartbeat_interval_ms, 1_000);
+        assert_eq!(c.revocations.poll_interval_ms, 5_000);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_REVOCATIONS__HEARTBEAT_INTERVAL_MS", "250");
+            let c = Config::load_from(
+                None,
+                &FlagOverrides::default(),
+                Env::prefixed("PORTCULLIS_"),
+            )
+            .expect("load");
+            assert_eq!(c.revocations.heartbeat_interval_ms, 250);
+            Ok(())
+        });
+        for body in [
+            "[revocations]\nheartbeat_interval_ms = 0\n",
+            "[revocations]\npoll_interval_ms = 5\n",
+            "[revocations]\nheartbeat = 1000\n",
         ] {
             let f = file(body);
             assert!(

@@ -1,5 +1,5 @@
-//! The top-level router: health, readiness, the admin API, and the layers every request passes
-//! (request id, tracing, body limit).
+//! The top-level router: health, readiness, the admin API, the API key, OAuth and revocation
+//! feed endpoints, and the layers every request passes (request id, tracing, body limit).
 
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(readyz))
         .nest(crate::admin::PREFIX, crate::admin::router())
         .merge(crate::api_keys::router())
+        .merge(crate::revocations::router())
         .merge(crate::oauth::router())
         .fallback(not_found)
         .with_state(state)

@@ -18,6 +18,7 @@ pub mod kek;
 pub mod keys;
 pub mod logging;
 pub mod oauth;
+pub mod revocations;
 pub mod rotation;
 pub mod serve;
 pub mod state;

@@ -86,7 +86,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let usage_flusher = verifier.spawn_usage_flusher(Duration::from_millis(
         config.api_keys.usage_flush_interval_ms,
     ));
-    let oauth = crate::oauth::OAuthState::new(config.issuer(), &config.oauth, &keys)?
+    let key_follower = verifier.spawn_revocation_follower();
+    let feed = Arc::new(crate::revocations::Feed::new(Duration::from_millis(
+        config.revocations.heartbeat_interval_ms,
+    )));
+    let addr = listener.local_addr()?;
+    let oauth = crate::oauth::OAuthState::new(config.issuer_at(addr), &config.oauth, &keys)?
         .with_rotation(crate::rotation::Rotation {
             keyring,
             algorithm: config.signing.algorithm,
@@ -104,6 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
         }),
         oauth: Arc::new(oauth),
+        revocations: feed.clone(),
     };
     // Finish any rotation a crash interrupted before serving, then keep checking.
     if let Err(e) = crate::rotation::tick(&state).await {
@@ -114,7 +120,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.signing.check_interval_secs),
     ));
     let app = crate::http::router(state, config.http.max_body_bytes);
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), "listening");
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
@@ -125,6 +130,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
+        // Open revocation streams never finish on their own; their readers resume elsewhere.
+        feed.shutdown();
         let _ = signalled_tx.send(());
     });
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
@@ -137,6 +144,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
     }
     usage_flusher.abort();
+    key_follower.abort();
     if let Err(e) = verifier.flush_usage().await {
         tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
     }
@@ -186,22 +194,29 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let poll = Duration::from_millis(config.revocations.poll_interval_ms);
+    let sqlite = |store: SqliteStore| {
+        store.set_revocation_poll_interval(poll);
+        Arc::new(store) as Arc<dyn Store>
+    };
     let store: Arc<dyn Store> = match config.database()? {
-        DatabaseLocation::SqliteFile(path) => Arc::new(
+        DatabaseLocation::SqliteFile(path) => sqlite(
             SqliteStore::open(&path)
                 .await
                 .with_context(|| format!("could not open database {}", path.display()))?,
         ),
-        DatabaseLocation::SqliteUrl(url) => Arc::new(
+        DatabaseLocation::SqliteUrl(url) => sqlite(
             SqliteStore::open_url(url.expose())
                 .await
                 .context("could not open the SQLite database")?,
         ),
-        DatabaseLocation::Postgres(url) => Arc::new(
-            PgStore::connect(url.expose())
+        DatabaseLocation::Postgres(url) => {
+            let store = PgStore::connect(url.expose())
                 .await
-                .context("could not open the PostgreSQL database")?,
-        ),
+                .context("could not open the PostgreSQL database")?;
+            store.set_revocation_poll_interval(poll);
+            Arc::new(store)
+        }
     };
     Ok(store)
 }

@@ -18,21 +18,13 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeys>,
     /// Issuer, token lifetimes, the signer and the failure throttle of the OAuth endpoints.
     pub oauth: Arc<crate::oauth::OAuthState>,
+    /// The revocation feed's heartbeat and shutdown signal.
+    pub revocations: Arc<crate::revocations::Feed>,
 }
 
-/// The system clock: the only place the server reads wall time.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        Timestamp::from_millis(ms)
-    }
-}
+/// The system clock: the only place the server reads wall time (shared with the verify
+/// library, which needs the same thing).
+pub use portcullis_verify::SystemClock;
 
 /// RFC 3339 text for API responses.
 pub fn rfc3339(t: Timestamp) -> String {

@@ -82,6 +82,7 @@ impl TestApp {
             clock,
             audit,
             keys: Arc::new(keys),
+            revocations: common::revocations(),
         };
         let _ = RequestOrigin::default();
         Self {

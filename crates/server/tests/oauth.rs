@@ -105,6 +105,7 @@ impl App {
             audit,
             keys: Arc::new(keys),
             oauth: Arc::new(oauth),
+            revocations: common::revocations(),
         };
         Self {
             router: portcullis_server::http::router(state.clone(), 64 * 1024),

@@ -7,16 +7,23 @@
 //! the per-backend migration directories, not in runtime branches. Migrations are embedded in the
 //! binary and applied on open; a database whose schema is newer than the binary is refused.
 //!
+//! Besides storing, a store tells its process when the revocation log grows
+//! ([`RevocationStore::watch_revocation_head`]): after its own appends at once, after another
+//! node's through PostgreSQL `LISTEN/NOTIFY`, and through a slow poll as the safety net
+//! (`head.rs`).
+//!
 //! This crate stores and fetches. It never decides whether a credential is valid, never sees a
 //! plaintext secret (only digests and sealed blobs), and never reads the clock: callers pass time.
 
 mod error;
+mod head;
 mod model;
 mod postgres;
 mod sql;
 mod sqlite;
 
 pub use error::StoreError;
+pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -121,17 +128,21 @@ pub trait ApiKeyStore {
         filter: &ApiKeyFilter,
     ) -> Result<Vec<ApiKeyRecord>>;
     /// Writes the mutable attributes (name, description, scopes, audiences, IP allowlist, rate
-    /// limit, metadata) of `key.id` in `key.tenant`. Returns `false` if there is no such key.
-    async fn update_api_key_attributes(&self, key: &ApiKeyRecord) -> Result<bool>;
-    /// Disables (`Some(now)`) or enables (`None`) an unrevoked key. Returns `false` if there is
-    /// no such unrevoked key in the tenant.
+    /// limit, metadata) of `key.id` in `key.tenant` and, in the same transaction, appends an
+    /// `api_key_changed` entry to the revocation log. Returns `false` if there is no such key.
+    async fn update_api_key_attributes(&self, key: &ApiKeyRecord, now: Timestamp) -> Result<bool>;
+    /// Disables (`Some(now)`) or enables (`None`) an unrevoked key and appends an
+    /// `api_key_changed` entry in the same transaction. Returns `false` if there is no such
+    /// unrevoked key in the tenant.
     async fn set_api_key_disabled(
         &self,
         tenant: &TenantId,
         id: &str,
         disabled_at: Option<Timestamp>,
+        now: Timestamp,
     ) -> Result<bool>;
-    /// Revokes an unrevoked key. Returns `false` if there is none with that id in the tenant.
+    /// Revokes an unrevoked key and appends an `api_key` entry in the same transaction. Returns
+    /// `false` if there is none with that id in the tenant.
     async fn revoke_api_key(
         &self,
         tenant: &TenantId,
@@ -139,7 +150,8 @@ pub trait ApiKeyStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<bool>;
-    /// Revokes every unrevoked key of `owner` in the tenant; returns the ids revoked.
+    /// Revokes every unrevoked key of `owner` in the tenant, appending one `api_key` entry per
+    /// key in the same transaction; returns the ids revoked.
     async fn revoke_api_keys_by_owner(
         &self,
         tenant: &TenantId,
@@ -148,8 +160,9 @@ pub trait ApiKeyStore {
         now: Timestamp,
     ) -> Result<Vec<String>>;
     /// In one transaction: marks `old_id` replaced by `new_key.id`, working until
-    /// `overlap_ends_at`, and inserts `new_key`. Returns `false`, changing nothing, if `old_id` is
-    /// not an unrevoked, not yet rotated key of `new_key.tenant`.
+    /// `overlap_ends_at`, inserts `new_key`, and appends an `api_key_changed` entry for `old_id`
+    /// (created at `new_key.created_at`). Returns `false`, changing nothing, if `old_id` is not
+    /// an unrevoked, not yet rotated key of `new_key.tenant`.
     async fn rotate_api_key(
         &self,
         old_id: &str,
@@ -261,6 +274,19 @@ pub trait RevocationStore {
         -> Result<RevocationEntry>;
     /// Entries after position `after`, oldest first, at most `limit`.
     async fn revocations_after(&self, after: i64, limit: u32) -> Result<Vec<RevocationEntry>>;
+    /// The position of the newest committed entry (0 while the log is empty). Every entry at
+    /// or before it is visible.
+    async fn revocation_head(&self) -> Result<i64>;
+    /// The entries with `after < seq <= through` that `range` selects, oldest first. The log is
+    /// gapless, so a range of positions is a page whatever the filters leave out.
+    async fn revocations_in_range(&self, range: &RevocationRange) -> Result<Vec<RevocationEntry>>;
+    /// The newest log position this process knows of: raised right after this store's own
+    /// appends commit, after other nodes' appends where the backend can tell (PostgreSQL
+    /// `LISTEN/NOTIFY`), and by a poll of the head row every [`DEFAULT_REVOCATION_POLL_INTERVAL`]
+    /// (or as set on the store) in case a notification is lost. It only moves forward, never
+    /// past a committed entry, and starts at 0 until the first read: a hint to fetch with
+    /// [`Self::revocations_in_range`], not the log itself.
+    fn watch_revocation_head(&self) -> tokio::sync::watch::Receiver<i64>;
     /// Whether an access token is revoked: by its jti, by a client mark at or after its issue time,
     /// or by the revocation of the key that signed it.
     async fn is_token_revoked(&self, q: &TokenRevocationQuery) -> Result<bool>;

@@ -234,7 +234,7 @@ pub struct ClientSecretRecord {
     pub last_used_at: Option<Timestamp>,
 }
 
-pub use portcullis_core::revocation::RevocationKind;
+pub use portcullis_core::revocation::{RevocationKind, RevocationRecord};
 
 /// A revocation to append to the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +259,34 @@ pub struct RevocationEntry {
     pub expires_at: Option<Timestamp>,
     pub reason: Option<String>,
     pub created_at: Timestamp,
+}
+
+impl RevocationEntry {
+    /// The entry as verifiers receive it: the internal `reason` stays behind.
+    pub fn into_record(self) -> RevocationRecord {
+        RevocationRecord {
+            seq: self.seq,
+            tenant: self.tenant,
+            kind: self.kind,
+            subject: self.subject,
+            revoked_before: self.revoked_before,
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// A range of log positions to read, with the filters a reader may apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRange {
+    /// Exclusive lower bound.
+    pub after: i64,
+    /// Inclusive upper bound.
+    pub through: i64,
+    /// Leave out entries that expired at or before this time.
+    pub live_at: Option<Timestamp>,
+    /// Only this tenant's entries and signing-key entries (which concern every tenant).
+    pub tenant: Option<TenantId>,
 }
 
 /// What identifies an access token for a revocation check.

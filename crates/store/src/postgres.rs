@@ -1,15 +1,33 @@
 //! The scale-out backend: PostgreSQL shared by any number of token-service nodes.
+//!
+//! Nodes learn of each other's revocation-log appends through `LISTEN/NOTIFY`: a trigger on
+//! `revocations` (migration 0004) notifies [`NOTIFY_CHANNEL`] when an append commits, and the
+//! head follower of every subscribed store listens on a pooled connection, reconnecting with
+//! backoff when it is lost. This module must never trust a notification's payload as the head:
+//! channels are shared by every schema of the database, so a notification only prompts a read
+//! of this schema's head row.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+
+use crate::head::{HeadFeed, HeadSink};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The channel the `revocations` trigger notifies; the payload is the new entry's position.
+pub const NOTIFY_CHANNEL: &str = "portcullis_revocations";
+
+/// First and longest wait between attempts to re-establish the listening connection.
+const INITIAL_LISTEN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_LISTEN_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    feed: Arc<HeadFeed>,
 }
 
 impl PgStore {
@@ -19,7 +37,8 @@ impl PgStore {
     }
 
     /// Connects with every session's `search_path` set to `schema` (created if missing), so
-    /// independent installations, or parallel tests, can share one database.
+    /// independent installations, or parallel tests, can share one database. Sessions carry the
+    /// schema as their `application_name`, so `pg_stat_activity` tells installations apart.
     pub async fn connect_in_schema(url: &str, schema: &str) -> crate::Result<Self> {
         if !schema
             .bytes()
@@ -38,7 +57,12 @@ impl PgStore {
             .execute(&pool)
             .await?;
         pool.close().await;
-        Self::connect_with(options.options([("search_path", schema)])).await
+        Self::connect_with(
+            options
+                .options([("search_path", schema)])
+                .application_name(schema),
+        )
+        .await
     }
 
     async fn connect_with(options: PgConnectOptions) -> crate::Result<Self> {
@@ -53,7 +77,10 @@ impl PgStore {
             "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",
         )
         .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            feed: Arc::new(HeadFeed::new()),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -61,4 +88,72 @@ impl PgStore {
     }
 }
 
-crate::sql::impl_sql_store!(PgStore, PgRow, "postgres");
+/// Follows the head: notifications from other nodes, and the fallback poll, side by side (each
+/// in its own future, so neither is ever cancelled half-way through reading a message).
+async fn follow_head(pool: PgPool, sink: HeadSink) {
+    let poll = sink.poll(|| {
+        let pool = pool.clone();
+        async move { read_revocation_head(&pool).await }
+    });
+    tokio::join!(listen(&pool, &sink), poll);
+}
+
+/// Reads this schema's head and publishes it.
+async fn refresh(pool: &PgPool, sink: &HeadSink) {
+    match read_revocation_head(pool).await {
+        Ok(seq) => sink.publish(seq),
+        Err(e) => tracing::warn!(error = %e, "could not read the revocation log head"),
+    }
+}
+
+async fn listen(pool: &PgPool, sink: &HeadSink) {
+    let mut backoff = INITIAL_LISTEN_BACKOFF;
+    loop {
+        match listen_until_lost(pool, sink, &mut backoff).await {
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => tracing::warn!(
+                error = %e,
+                retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                "revocation notifications interrupted; the head is still polled"
+            ),
+            Ok(()) => {}
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_LISTEN_BACKOFF);
+    }
+}
+
+/// Listens until the connection fails for good. `LISTEN` is in place before the head is read,
+/// so an append is either seen by the read or notified after it.
+async fn listen_until_lost(
+    pool: &PgPool,
+    sink: &HeadSink,
+    backoff: &mut Duration,
+) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
+    *backoff = INITIAL_LISTEN_BACKOFF;
+    refresh(pool, sink).await;
+    loop {
+        // With eager reconnection (the default) `None` means the connection was lost and is
+        // listening again: anything notified in between is gone, so read the head.
+        let Some(first) = listener.try_recv().await? else {
+            refresh(pool, sink).await;
+            continue;
+        };
+        let mut newest = first.payload().parse::<i64>().ok();
+        while let Some(n) = listener.next_buffered() {
+            newest = match (newest, n.payload().parse::<i64>().ok()) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+        // A payload at or below the known head (this node's own append, or another schema's
+        // log) needs no read; an unreadable one does.
+        if newest.is_none_or(|seq| seq > sink.current()) {
+            refresh(pool, sink).await;
+        }
+    }
+}
+
+crate::sql::impl_sql_store!(PgStore, PgRow, "postgres", follow_head);

@@ -4,9 +4,12 @@
 //! BLOB/BYTEA, nullable columns), so the same text runs on both. A backend only supplies its pool
 //! type and its migrations. Adding a query here adds it to both backends at once, and the
 //! conformance suite (`tests/conformance.rs`) runs it against both.
+//!
+//! A backend also names its revocation-head follower (`$follow_head`: what watches for other
+//! nodes' appends) and holds a `feed: Arc<HeadFeed>` that appends publish to after they commit.
 
 macro_rules! impl_sql_store {
-    ($store:ty, $row:ty, $backend:literal) => {
+    ($store:ty, $row:ty, $backend:literal, $follow_head:path) => {
         use $crate::model::*;
         use $crate::{Result, StoreError};
         use portcullis_core::admin::AdminRole;
@@ -588,6 +591,114 @@ macro_rules! impl_sql_store {
             })
         }
 
+        type Db = <$row as sqlx::Row>::Database;
+
+        /// Appends one entry inside `tx`. The head row's lock is held until `tx` ends, so the
+        /// next writer gets the next number only after this entry is visible (or rolled back).
+        async fn append_revocation_in(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            r: &NewRevocation,
+            now: Timestamp,
+        ) -> Result<RevocationEntry> {
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE revocation_log_head SET last_seq = last_seq + 1 WHERE id = 1 \
+                 RETURNING last_seq",
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO revocations (seq, tenant_id, kind, subject, revoked_before, \
+                 expires_at, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(seq)
+            .bind(r.tenant.as_str())
+            .bind(r.kind.as_str())
+            .bind(&r.subject)
+            .bind(r.revoked_before.map(Timestamp::as_millis))
+            .bind(r.expires_at.map(Timestamp::as_millis))
+            .bind(&r.reason)
+            .bind(now.as_millis())
+            .execute(&mut **tx)
+            .await?;
+            Ok(RevocationEntry {
+                seq,
+                tenant: r.tenant.clone(),
+                kind: r.kind,
+                subject: r.subject.clone(),
+                revoked_before: r.revoked_before,
+                expires_at: r.expires_at,
+                reason: r.reason.clone(),
+                created_at: now,
+            })
+        }
+
+        /// The committed head of the revocation log.
+        async fn read_revocation_head(pool: &sqlx::Pool<Db>) -> std::result::Result<i64, sqlx::Error> {
+            sqlx::query_scalar("SELECT last_seq FROM revocation_log_head WHERE id = 1")
+                .fetch_one(pool)
+                .await
+        }
+
+        /// A log entry for API key `id` of `tenant`. It matters until the key can no longer
+        /// work anyway: its expiry or the end of its rotation window, whichever comes first.
+        fn api_key_entry(
+            tenant: &TenantId,
+            id: String,
+            kind: RevocationKind,
+            reason: &str,
+            expires_at: Option<i64>,
+            overlap_ends_at: Option<i64>,
+        ) -> NewRevocation {
+            let bound = match (expires_at, overlap_ends_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            NewRevocation {
+                tenant: tenant.clone(),
+                kind,
+                subject: id,
+                revoked_before: None,
+                expires_at: bound.map(Timestamp::from_millis),
+                reason: Some(reason.to_owned()),
+            }
+        }
+
+        /// Runs an API key `UPDATE ... RETURNING id, expires_at, rotation_overlap_ends_at` and,
+        /// in the same transaction, appends one `kind` entry per changed key. Returns the ids
+        /// changed, sorted.
+        async fn change_api_keys_logged<'q>(
+            store: &$store,
+            update: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+            tenant: &TenantId,
+            kind: RevocationKind,
+            reason: &str,
+            now: Timestamp,
+        ) -> Result<Vec<String>> {
+            let mut tx = store.pool.begin().await?;
+            let rows = update.fetch_all(&mut *tx).await?;
+            let mut changed = rows
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<String, _>("id")?,
+                        row.try_get::<Option<i64>, _>("expires_at")?,
+                        row.try_get::<Option<i64>, _>("rotation_overlap_ends_at")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            changed.sort();
+            let mut head = None;
+            for (id, expires_at, overlap) in &changed {
+                let entry = api_key_entry(tenant, id.clone(), kind, reason, *expires_at, *overlap);
+                head = Some(append_revocation_in(&mut tx, &entry, now).await?.seq);
+            }
+            tx.commit().await?;
+            if let Some(seq) = head {
+                store.feed.publish(seq);
+            }
+            Ok(changed.into_iter().map(|(id, _, _)| id).collect())
+        }
+
         #[async_trait::async_trait]
         impl $crate::ResourceServerStore for $store {
             async fn create_resource_server(&self, rs: &ResourceServer) -> Result<()> {
@@ -949,39 +1060,10 @@ macro_rules! impl_sql_store {
                 now: Timestamp,
             ) -> Result<RevocationEntry> {
                 let mut tx = self.pool.begin().await?;
-                // The head row's lock is held until commit, so the next writer gets the next
-                // number only after this entry is visible.
-                let seq: i64 = sqlx::query_scalar(
-                    "UPDATE revocation_log_head SET last_seq = last_seq + 1 WHERE id = 1 \
-                     RETURNING last_seq",
-                )
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO revocations (seq, tenant_id, kind, subject, revoked_before, \
-                     expires_at, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(seq)
-                .bind(r.tenant.as_str())
-                .bind(r.kind.as_str())
-                .bind(&r.subject)
-                .bind(r.revoked_before.map(Timestamp::as_millis))
-                .bind(r.expires_at.map(Timestamp::as_millis))
-                .bind(&r.reason)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await?;
+                let entry = append_revocation_in(&mut tx, r, now).await?;
                 tx.commit().await?;
-                Ok(RevocationEntry {
-                    seq,
-                    tenant: r.tenant.clone(),
-                    kind: r.kind,
-                    subject: r.subject.clone(),
-                    revoked_before: r.revoked_before,
-                    expires_at: r.expires_at,
-                    reason: r.reason.clone(),
-                    created_at: now,
-                })
+                self.feed.publish(entry.seq);
+                Ok(entry)
             }
 
             async fn revocations_after(&self, after: i64, limit: u32) -> Result<Vec<RevocationEntry>> {
@@ -993,6 +1075,38 @@ macro_rules! impl_sql_store {
                     .iter()
                     .map(revocation_from_row)
                     .collect()
+            }
+
+            async fn revocation_head(&self) -> Result<i64> {
+                let seq = read_revocation_head(&self.pool).await?;
+                self.feed.publish(seq);
+                Ok(seq)
+            }
+
+            async fn revocations_in_range(
+                &self,
+                r: &RevocationRange,
+            ) -> Result<Vec<RevocationEntry>> {
+                sqlx::query(
+                    "SELECT * FROM revocations WHERE seq > $1 AND seq <= $2 \
+                     AND ($3 IS NULL OR expires_at IS NULL OR expires_at > $3) \
+                     AND ($4 IS NULL OR tenant_id = $4 OR kind = 'signing_key') \
+                     ORDER BY seq",
+                )
+                .bind(r.after)
+                .bind(r.through)
+                .bind(r.live_at.map(Timestamp::as_millis))
+                .bind(r.tenant.as_ref().map(TenantId::as_str))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(revocation_from_row)
+                .collect()
+            }
+
+            fn watch_revocation_head(&self) -> tokio::sync::watch::Receiver<i64> {
+                let pool = self.pool.clone();
+                self.feed.subscribe(move |sink| $follow_head(pool, sink))
             }
 
             async fn is_token_revoked(&self, q: &TokenRevocationQuery) -> Result<bool> {
@@ -1070,12 +1184,17 @@ macro_rules! impl_sql_store {
                 .collect()
             }
 
-            async fn update_api_key_attributes(&self, k: &ApiKeyRecord) -> Result<bool> {
-                let done = sqlx::query(
+            async fn update_api_key_attributes(
+                &self,
+                k: &ApiKeyRecord,
+                now: Timestamp,
+            ) -> Result<bool> {
+                let update = sqlx::query(
                     "UPDATE api_keys SET name = $1, description = $2, scopes = $3, \
                      audiences = $4, ip_allowlist = $5, rate_limit_requests = $6, \
                      rate_limit_window_secs = $7, metadata = $8 \
-                     WHERE id = $9 AND tenant_id = $10",
+                     WHERE id = $9 AND tenant_id = $10 \
+                     RETURNING id, expires_at, rotation_overlap_ends_at",
                 )
                 .bind(&k.name)
                 .bind(&k.description)
@@ -1086,10 +1205,17 @@ macro_rules! impl_sql_store {
                 .bind(k.rate_limit_window_secs)
                 .bind(&k.metadata)
                 .bind(&k.id)
-                .bind(k.tenant.as_str())
-                .execute(&self.pool)
+                .bind(k.tenant.as_str());
+                let changed = change_api_keys_logged(
+                    self,
+                    update,
+                    &k.tenant,
+                    RevocationKind::ApiKeyChanged,
+                    "updated",
+                    now,
+                )
                 .await?;
-                Ok(done.rows_affected() == 1)
+                Ok(!changed.is_empty())
             }
 
             async fn set_api_key_disabled(
@@ -1097,17 +1223,27 @@ macro_rules! impl_sql_store {
                 tenant: &TenantId,
                 id: &str,
                 disabled_at: Option<Timestamp>,
+                now: Timestamp,
             ) -> Result<bool> {
-                let done = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE api_keys SET disabled_at = $1 \
-                     WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+                     WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL \
+                     RETURNING id, expires_at, rotation_overlap_ends_at",
                 )
                 .bind(disabled_at.map(Timestamp::as_millis))
                 .bind(id)
-                .bind(tenant.as_str())
-                .execute(&self.pool)
+                .bind(tenant.as_str());
+                let reason = if disabled_at.is_some() { "disabled" } else { "enabled" };
+                let changed = change_api_keys_logged(
+                    self,
+                    update,
+                    tenant,
+                    RevocationKind::ApiKeyChanged,
+                    reason,
+                    now,
+                )
                 .await?;
-                Ok(done.rows_affected() == 1)
+                Ok(!changed.is_empty())
             }
 
             async fn revoke_api_key(
@@ -1117,17 +1253,19 @@ macro_rules! impl_sql_store {
                 reason: &str,
                 now: Timestamp,
             ) -> Result<bool> {
-                let done = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 \
-                     WHERE id = $3 AND tenant_id = $4 AND revoked_at IS NULL",
+                     WHERE id = $3 AND tenant_id = $4 AND revoked_at IS NULL \
+                     RETURNING id, expires_at, rotation_overlap_ends_at",
                 )
                 .bind(now.as_millis())
                 .bind(reason)
                 .bind(id)
-                .bind(tenant.as_str())
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                .bind(tenant.as_str());
+                let changed =
+                    change_api_keys_logged(self, update, tenant, RevocationKind::ApiKey, reason, now)
+                        .await?;
+                Ok(!changed.is_empty())
             }
 
             async fn revoke_api_keys_by_owner(
@@ -1137,18 +1275,17 @@ macro_rules! impl_sql_store {
                 reason: &str,
                 now: Timestamp,
             ) -> Result<Vec<String>> {
-                let mut ids: Vec<String> = sqlx::query_scalar(
+                let update = sqlx::query(
                     "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 \
-                     WHERE tenant_id = $3 AND owner = $4 AND revoked_at IS NULL RETURNING id",
+                     WHERE tenant_id = $3 AND owner = $4 AND revoked_at IS NULL \
+                     RETURNING id, expires_at, rotation_overlap_ends_at",
                 )
                 .bind(now.as_millis())
                 .bind(reason)
                 .bind(tenant.as_str())
-                .bind(owner)
-                .fetch_all(&self.pool)
-                .await?;
-                ids.sort();
-                Ok(ids)
+                .bind(owner);
+                change_api_keys_logged(self, update, tenant, RevocationKind::ApiKey, reason, now)
+                    .await
             }
 
             async fn rotate_api_key(
@@ -1158,23 +1295,33 @@ macro_rules! impl_sql_store {
                 new_key: &ApiKeyRecord,
             ) -> Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                let done = sqlx::query(
+                let old: Option<Option<i64>> = sqlx::query_scalar(
                     "UPDATE api_keys SET replaced_by = $1, rotation_overlap_ends_at = $2 \
                      WHERE id = $3 AND tenant_id = $4 AND revoked_at IS NULL \
-                     AND replaced_by IS NULL",
+                     AND replaced_by IS NULL RETURNING expires_at",
                 )
                 .bind(&new_key.id)
                 .bind(overlap_ends_at.as_millis())
                 .bind(old_id)
                 .bind(new_key.tenant.as_str())
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                if done.rows_affected() != 1 {
+                let Some(old_expires_at) = old else {
                     tx.rollback().await?;
                     return Ok(false);
-                }
+                };
                 insert_api_key_with(&mut *tx, new_key).await?;
+                let entry = api_key_entry(
+                    &new_key.tenant,
+                    old_id.to_owned(),
+                    RevocationKind::ApiKeyChanged,
+                    "rotated",
+                    old_expires_at,
+                    Some(overlap_ends_at.as_millis()),
+                );
+                let seq = append_revocation_in(&mut tx, &entry, new_key.created_at).await?.seq;
                 tx.commit().await?;
+                self.feed.publish(seq);
                 Ok(true)
             }
 
@@ -1255,11 +1402,20 @@ macro_rules! impl_sql_store {
             }
 
             async fn close(&self) {
+                // The follower holds a pooled connection that closing the pool would wait for.
+                self.feed.stop();
                 self.pool.close().await;
             }
         }
 
         impl $store {
+            /// How often the revocation-head follower reads the head row as a safety net for
+            /// lost notifications (default [`crate::DEFAULT_REVOCATION_POLL_INTERVAL`]). Takes
+            /// effect from the follower's next poll.
+            pub fn set_revocation_poll_interval(&self, every: std::time::Duration) {
+                self.feed.set_poll_interval(every);
+            }
+
             /// Applies embedded migrations, refusing a schema newer than this binary.
             async fn migrate(pool: &sqlx::Pool<<$row as sqlx::Row>::Database>, migrator: &sqlx::migrate::Migrator, table_exists_sql: &'static str) -> Result<()> {
                 let supported = migrator.iter().map(|m| m.version).max().unwrap_or(0);

@@ -1,7 +1,11 @@
 //! The embedded default backend: one SQLite file in WAL mode.
+//!
+//! The revocation log head moves with this process's own appends (published after commit); the
+//! follower only polls the head row, which also notices another process writing the same file.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -9,11 +13,14 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use crate::head::{HeadFeed, HeadSink};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    feed: Arc<HeadFeed>,
 }
 
 impl SqliteStore {
@@ -46,7 +53,10 @@ impl SqliteStore {
              AND name = '_sqlx_migrations')",
         )
         .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            feed: Arc::new(HeadFeed::new()),
+        })
     }
 
     /// The newest schema version this binary knows.
@@ -55,4 +65,12 @@ impl SqliteStore {
     }
 }
 
-crate::sql::impl_sql_store!(SqliteStore, SqliteRow, "sqlite");
+async fn follow_head(pool: SqlitePool, sink: HeadSink) {
+    sink.poll(|| {
+        let pool = pool.clone();
+        async move { read_revocation_head(&pool).await }
+    })
+    .await;
+}
+
+crate::sql::impl_sql_store!(SqliteStore, SqliteRow, "sqlite", follow_head);

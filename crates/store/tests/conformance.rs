@@ -98,6 +98,9 @@ conformance!(
     touch_client_records_last_use,
     assertion_jti_replay_is_detected_until_expiry,
     revocation_log_is_gapless_and_ordered,
+    every_revocation_kind_appends_and_reads_back,
+    revocation_ranges_filter_expired_entries_and_other_tenants,
+    revocation_head_is_read_and_watched,
     token_revocation_matches_jti_client_mark_and_key,
     activation_retires_the_active_key_atomically,
     revoking_a_key_reports_its_previous_state_once,
@@ -185,6 +188,16 @@ fn api_key(id: &str, tenant: &str, env: &str, owner: &str) -> ApiKeyRecord {
         last_used_at: None,
         last_used_ip: None,
     }
+}
+
+/// The revocation log as (kind, subject, expires_at), oldest first.
+async fn logged(s: &Arc<dyn Store>) -> Vec<(RevocationKind, String, Option<Timestamp>)> {
+    s.revocations_after(0, 1_000)
+        .await
+        .expect("read the log")
+        .into_iter()
+        .map(|e| (e.kind, e.subject, e.expires_at))
+        .collect()
 }
 
 async fn tenants(s: &Arc<dyn Store>, ids: &[&str]) {
@@ -573,7 +586,10 @@ mod cases {
         changed.metadata = "{}".into();
         // Fields outside the mutable set are not written by an attribute update.
         changed.digest = vec![0; 32];
-        assert!(s.update_api_key_attributes(&changed).await.expect("update"));
+        assert!(s
+            .update_api_key_attributes(&changed, at(20))
+            .await
+            .expect("update"));
         let got = s.get_api_key("k1").await.expect("get").expect("some");
         assert_eq!(got.name, "renamed");
         assert_eq!(got.scopes, "orders:read");
@@ -582,9 +598,15 @@ mod cases {
         let mut wrong_tenant = changed.clone();
         wrong_tenant.tenant = tid("globex");
         assert!(!s
-            .update_api_key_attributes(&wrong_tenant)
+            .update_api_key_attributes(&wrong_tenant, at(21))
             .await
             .expect("update"));
+        // One `api_key_changed` entry, for the change that happened, bounded by the key's
+        // expiry.
+        assert_eq!(
+            logged(&s).await,
+            [(RevocationKind::ApiKeyChanged, "k1".into(), Some(at(1_000)))]
+        );
     }
 
     pub async fn api_key_batch_insert_round_trips_and_is_all_or_nothing(s: Arc<dyn Store>) {
@@ -648,11 +670,11 @@ mod cases {
         let globex = tid("globex");
 
         assert!(!s
-            .set_api_key_disabled(&globex, "k1", Some(at(50)))
+            .set_api_key_disabled(&globex, "k1", Some(at(50)), at(50))
             .await
             .expect("wrong tenant"));
         assert!(s
-            .set_api_key_disabled(&acme, "k1", Some(at(50)))
+            .set_api_key_disabled(&acme, "k1", Some(at(50)), at(50))
             .await
             .expect("disable"));
         assert_eq!(
@@ -664,7 +686,7 @@ mod cases {
             Some(at(50))
         );
         assert!(s
-            .set_api_key_disabled(&acme, "k1", None)
+            .set_api_key_disabled(&acme, "k1", None, at(55))
             .await
             .expect("enable"));
         assert_eq!(
@@ -693,9 +715,31 @@ mod cases {
         assert_eq!(k.revoked_reason.as_deref(), Some("admin"));
         // A revoked key cannot be re-enabled.
         assert!(!s
-            .set_api_key_disabled(&acme, "k1", None)
+            .set_api_key_disabled(&acme, "k1", None, at(80))
             .await
             .expect("enable revoked"));
+        // Disable, enable and revoke each logged once; the refused calls logged nothing.
+        let bound = Some(at(1_000));
+        assert_eq!(
+            logged(&s).await,
+            [
+                (RevocationKind::ApiKeyChanged, "k1".into(), bound),
+                (RevocationKind::ApiKeyChanged, "k1".into(), bound),
+                (RevocationKind::ApiKey, "k1".into(), bound),
+            ]
+        );
+        let entries = s.revocations_after(0, 10).await.expect("log");
+        assert_eq!(
+            entries
+                .iter()
+                .map(|e| (e.tenant.as_str(), e.reason.as_deref(), e.created_at))
+                .collect::<Vec<_>>(),
+            [
+                ("acme", Some("disabled"), at(50)),
+                ("acme", Some("enabled"), at(55)),
+                ("acme", Some("admin"), at(60)),
+            ]
+        );
     }
 
     pub async fn api_key_bulk_revoke_by_owner(s: Arc<dyn Store>) {
@@ -719,6 +763,13 @@ mod cases {
             revoked,
             ["a1"],
             "already revoked keys are not counted again"
+        );
+        assert_eq!(
+            logged(&s).await,
+            [
+                (RevocationKind::ApiKey, "a2".into(), Some(at(1_000))),
+                (RevocationKind::ApiKey, "a1".into(), Some(at(1_000))),
+            ]
         );
         for (id, revoked_at) in [
             ("a1", Some(at(100))),
@@ -779,6 +830,15 @@ mod cases {
         let new_now = s.get_api_key("new").await.expect("get").expect("some");
         assert_eq!(new_now.replaced_by, None);
         assert_eq!(new_now.rotation_overlap_ends_at, None);
+        // Only the rotation that happened is logged, for the old key, bounded by the end of
+        // its window (before its expiry), at the new key's creation time.
+        assert_eq!(
+            logged(&s).await,
+            [(RevocationKind::ApiKeyChanged, "old".into(), Some(at(600)))]
+        );
+        let entry = &s.revocations_after(0, 10).await.expect("log")[0];
+        assert_eq!(entry.created_at, at(500));
+        assert_eq!(entry.reason.as_deref(), Some("rotated"));
     }
 
     pub async fn api_key_uses_are_batched_and_never_move_backwards(s: Arc<dyn Store>) {
@@ -1208,6 +1268,152 @@ mod cases {
         assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![16, 17]);
         assert_eq!(tail[0].kind, RevocationKind::Token);
         assert_eq!(tail[0].expires_at, Some(at(1_000)));
+    }
+
+    pub async fn every_revocation_kind_appends_and_reads_back(s: Arc<dyn Store>) {
+        for (i, kind) in RevocationKind::ALL.into_iter().enumerate() {
+            let entry = s
+                .append_revocation(
+                    &NewRevocation {
+                        tenant: tid("acme"),
+                        kind,
+                        subject: format!("subject-{i}"),
+                        revoked_before: Some(at(5)),
+                        expires_at: Some(at(9)),
+                        reason: Some(kind.as_str().into()),
+                    },
+                    at(7),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("append {kind:?}: {e}"));
+            assert_eq!(entry.seq, i as i64 + 1);
+        }
+        let all = s.revocations_after(0, 100).await.expect("read");
+        assert_eq!(
+            all.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            RevocationKind::ALL
+        );
+        let changed = all
+            .iter()
+            .find(|e| e.kind == RevocationKind::ApiKeyChanged)
+            .expect("api_key_changed stored");
+        assert_eq!(changed.subject, "subject-5");
+        assert_eq!(changed.revoked_before, Some(at(5)));
+        assert_eq!(changed.expires_at, Some(at(9)));
+        assert_eq!(changed.reason.as_deref(), Some("api_key_changed"));
+        assert_eq!(changed.created_at, at(7));
+        // The wire form leaves the reason behind and keeps everything else.
+        let record = changed.clone().into_record();
+        assert_eq!(record.seq, changed.seq);
+        assert_eq!(record.kind, RevocationKind::ApiKeyChanged);
+        assert_eq!(record.expires_at, Some(at(9)));
+    }
+
+    pub async fn revocation_ranges_filter_expired_entries_and_other_tenants(s: Arc<dyn Store>) {
+        let rev = |tenant: &str, kind, subject: &str, expires_at: Option<i64>| NewRevocation {
+            tenant: tid(tenant),
+            kind,
+            subject: subject.into(),
+            revoked_before: None,
+            expires_at: expires_at.map(at),
+            reason: None,
+        };
+        for r in [
+            rev("acme", RevocationKind::Token, "j1", Some(100)),
+            rev("globex", RevocationKind::Token, "j2", None),
+            rev("system", RevocationKind::SigningKey, "k1", Some(1_000)),
+            rev("acme", RevocationKind::ApiKeyChanged, "a1", Some(500)),
+            rev("globex", RevocationKind::ApiKey, "g1", Some(50)),
+        ] {
+            s.append_revocation(&r, at(1)).await.expect("append");
+        }
+        let range = |after, through, live_at: Option<i64>, tenant: Option<&str>| RevocationRange {
+            after,
+            through,
+            live_at: live_at.map(at),
+            tenant: tenant.map(tid),
+        };
+        let seqs = |v: Vec<RevocationEntry>| v.into_iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(
+                s.revocations_in_range(&range(0, 5, None, None))
+                    .await
+                    .expect("all")
+            ),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            seqs(
+                s.revocations_in_range(&range(1, 3, None, None))
+                    .await
+                    .expect("page")
+            ),
+            [2, 3]
+        );
+        // Expired at or before `live_at`: left out (100 <= 100, 50 <= 100).
+        assert_eq!(
+            seqs(
+                s.revocations_in_range(&range(0, 5, Some(100), None))
+                    .await
+                    .expect("live")
+            ),
+            [2, 3, 4]
+        );
+        // A tenant sees its own entries and signing-key entries.
+        assert_eq!(
+            seqs(
+                s.revocations_in_range(&range(0, 5, None, Some("acme")))
+                    .await
+                    .expect("acme")
+            ),
+            [1, 3, 4]
+        );
+        assert_eq!(
+            seqs(
+                s.revocations_in_range(&range(0, 5, Some(100), Some("globex")))
+                    .await
+                    .expect("globex")
+            ),
+            [2, 3]
+        );
+        assert!(s
+            .revocations_in_range(&range(5, 10, None, None))
+            .await
+            .expect("past the head")
+            .is_empty());
+    }
+
+    pub async fn revocation_head_is_read_and_watched(s: Arc<dyn Store>) {
+        assert_eq!(s.revocation_head().await.expect("head"), 0);
+        let mut watch = s.watch_revocation_head();
+        watch.borrow_and_update();
+        let rev = NewRevocation {
+            tenant: tid("acme"),
+            kind: RevocationKind::Token,
+            subject: "j1".into(),
+            revoked_before: None,
+            expires_at: None,
+            reason: None,
+        };
+        for _ in 0..3 {
+            s.append_revocation(&rev, at(1)).await.expect("append");
+        }
+        // This store's own appends are published before the append returns, not at a poll.
+        assert!(watch.has_changed().expect("watch open"));
+        assert_eq!(*watch.borrow_and_update(), 3);
+        assert_eq!(s.revocation_head().await.expect("head"), 3);
+        // An API key change appends too, and is published the same way.
+        tenants(&s, &["acme"]).await;
+        s.insert_api_key(&api_key("k1", "acme", "live", "p"))
+            .await
+            .expect("insert");
+        assert!(s
+            .revoke_api_key(&tid("acme"), "k1", "admin", at(2))
+            .await
+            .expect("revoke"));
+        assert!(watch.has_changed().expect("watch open"));
+        assert_eq!(*watch.borrow_and_update(), 4);
+        assert_eq!(s.revocation_head().await.expect("head"), 4);
     }
 
     pub async fn token_revocation_matches_jti_client_mark_and_key(s: Arc<dyn Store>) {

@@ -200,3 +200,53 @@ pub fn http() -> reqwest::blocking::Client {
         .build()
         .expect("client")
 }
+
+/// A fresh PostgreSQL schema for an end-to-end test, from `PORTCULLIS_TEST_DATABASE_URL`.
+pub struct PgSchema {
+    pub pool: sqlx::PgPool,
+    pub name: String,
+    /// The database URL a server should use: every session's `search_path` is this schema.
+    pub database_url: String,
+}
+
+impl PgSchema {
+    /// `None`, with a notice naming `test`, when `PORTCULLIS_TEST_DATABASE_URL` is unset; a
+    /// failure under CI or when the server cannot be reached.
+    pub async fn create(test: &str) -> Option<Self> {
+        const PG_ENV: &str = "PORTCULLIS_TEST_DATABASE_URL";
+        let Ok(url) = std::env::var(PG_ENV) else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "{PG_ENV} must be set in CI: PostgreSQL end-to-end tests may not be skipped"
+            );
+            eprintln!("notice: {PG_ENV} is unset; skipping `{test}`");
+            return None;
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = format!("e2e_{}_{nanos}", std::process::id());
+        let pool = sqlx::PgPool::connect(&url)
+            .await
+            .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&pool)
+            .await
+            .expect("create schema");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let database_url = format!("{url}{sep}options=-c%20search_path%3D{name}");
+        Some(Self {
+            pool,
+            name,
+            database_url,
+        })
+    }
+
+    /// Best effort: a failed test leaves its schema for inspection.
+    pub async fn drop_schema(&self) {
+        let _ = sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .execute(&self.pool)
+            .await;
+    }
+}

@@ -2,8 +2,11 @@
 //! list (filters; never secrets), show, update, disable, enable, revoke, rotate with overlap, bulk
 //! revoke by owner; and the tenant's expiry policy.
 //!
-//! Every change that can make a key stop working invalidates this process's verifier cache
-//! before the handler answers.
+//! Every change (update, disable, enable, revoke, rotate, bulk revoke) is written together with
+//! its revocation-log entry in one store transaction: `api_key` for a revocation,
+//! `api_key_changed` otherwise, bounded by the key's expiry. Other nodes and verifiers following
+//! the feed drop their cached copy when the entry reaches them; this process's verifier cache is
+//! invalidated before the handler answers.
 
 use std::time::Duration;
 
@@ -408,7 +411,11 @@ pub async fn update(
     if let Some(m) = &body.metadata {
         key.metadata = parse_metadata(m).map_err(bad)?;
     }
-    if !state.store.update_api_key_attributes(&key).await? {
+    if !state
+        .store
+        .update_api_key_attributes(&key, state.clock.now())
+        .await?
+    {
         return Err(ApiError::not_found());
     }
     state.api_keys.verifier.invalidate(&key.id);
@@ -425,7 +432,7 @@ async fn set_disabled(
     let now = state.clock.now();
     let changed = state
         .store
-        .set_api_key_disabled(&admin.tenant, &id, disable.then_some(now))
+        .set_api_key_disabled(&admin.tenant, &id, disable.then_some(now), now)
         .await?;
     if !changed {
         return Err(ApiError::not_found());

@@ -17,6 +17,7 @@
 //! Keys sent in a URL query string are refused on these routes: URLs end up in proxy and access
 //! logs. No endpoint reads a key from the query string.
 
+mod backend;
 mod endpoints;
 pub mod extract;
 pub mod verifier;

@@ -13,10 +13,15 @@
 //! client with the same `invalid_token` whatever the reason (403 `insufficient_scope` for scope).
 //!
 //! Cache coherence: revoke, disable, enable, update and rotate performed through this process
-//! call [`ApiKeyVerifier::invalidate`], so they take effect on the next request. The end of a
+//! call [`ApiKeyVerifier::invalidate`], so they take effect on the next request. Every one of
+//! them also appends an `api_key` or `api_key_changed` entry to the revocation log in the same
+//! transaction, and [`ApiKeyVerifier::spawn_revocation_follower`] drops the cached key when any
+//! node's entry arrives: at once for this node's, and as fast as PostgreSQL `LISTEN/NOTIFY`
+//! (or, if a notification is lost, the store's head poll) for another node's. The end of a
 //! rotation window needs no invalidation (the cached entry carries the window and the decision
-//! reads the clock). Changes made on another node arrive when the cached entry's TTL
-//! (`api_keys.cache_ttl_ms`) runs out, until the revocation feed pushes them.
+//! reads the clock). The TTL (`api_keys.cache_ttl_ms`) remains as the backstop. A lookup that
+//! overlaps an invalidation is used for its own request but not cached, so a read made before a
+//! change can never be cached after it.
 //!
 //! Last use is recorded in memory and written in one batch every `usage_flush_interval_ms`: no
 //! database write per request, and `last_used_at` accurate to that interval.
@@ -34,7 +39,10 @@ use portcullis_core::audit::Outcome;
 use portcullis_core::credential::Environment;
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::{Clock, Timestamp};
-use portcullis_store::{ApiKeyRecord, ApiKeyUse, Store, StoreError};
+use portcullis_store::{
+    ApiKeyRecord, ApiKeyUse, RevocationKind, RevocationRange, Store, StoreError,
+};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditSink, EventDraft, RequestOrigin};
@@ -81,6 +89,9 @@ struct Cache {
     /// Insertion order as (id, fetched_at). A slot whose entry was invalidated or re-inserted
     /// since no longer matches and is skipped.
     order: VecDeque<(String, Timestamp)>,
+    /// Moves on every invalidation. A lookup records it before reading storage and caches its
+    /// result only if it has not moved since.
+    generation: u64,
 }
 
 impl Cache {
@@ -89,7 +100,21 @@ impl Cache {
             entries: HashMap::new(),
             capacity: capacity.max(1),
             order: VecDeque::new(),
+            generation: 0,
         }
+    }
+
+    /// Inserts the result of a lookup that began at `generation`, unless an invalidation
+    /// happened since (the result may predate the change that caused it).
+    fn insert_if_current(&mut self, generation: u64, id: String, entry: CacheEntry) {
+        if self.generation == generation {
+            self.insert(id, entry);
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.generation = self.generation.wrapping_add(1);
+        self.entries.remove(id);
     }
 
     fn insert(&mut self, id: String, entry: CacheEntry) {
@@ -117,6 +142,7 @@ impl Cache {
     }
 
     fn clear(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
         self.entries.clear();
         self.order.clear();
     }
@@ -233,11 +259,15 @@ impl ApiKeyVerifier {
         now: Timestamp,
     ) -> Result<Option<Arc<ApiKeyFacts>>, StoreError> {
         let cutoff = now.saturating_sub(self.ttl);
-        if let Some(e) = lock(&self.cache).entries.get(id) {
-            if e.fetched_at > cutoff {
-                return Ok(Some(e.facts.clone()));
+        let generation = {
+            let cache = lock(&self.cache);
+            if let Some(e) = cache.entries.get(id) {
+                if e.fetched_at > cutoff {
+                    return Ok(Some(e.facts.clone()));
+                }
             }
-        }
+            cache.generation
+        };
         let Some(record) = self.store.get_api_key(id).await? else {
             return Ok(None);
         };
@@ -247,7 +277,8 @@ impl ApiKeyVerifier {
             .await?
             .is_some_and(|t| t.status == TenantStatus::Active);
         let facts = Arc::new(facts_from_record(&record, tenant_active)?);
-        lock(&self.cache).insert(
+        lock(&self.cache).insert_if_current(
+            generation,
             id.to_owned(),
             CacheEntry {
                 facts: facts.clone(),
@@ -259,7 +290,7 @@ impl ApiKeyVerifier {
 
     /// Drops a key from the cache: the next verification reads storage.
     pub fn invalidate(&self, id: &str) {
-        lock(&self.cache).entries.remove(id);
+        lock(&self.cache).remove(id);
     }
 
     /// Drops every cached key (a tenant was disabled, say).
@@ -302,6 +333,63 @@ impl ApiKeyVerifier {
                     usage.entry(u.id.clone()).or_insert(u);
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// Follows the revocation log until the returned task is aborted: every `api_key` or
+    /// `api_key_changed` entry, whichever node appended it, drops that key from the cache.
+    pub fn spawn_revocation_follower(self: &Arc<Self>) -> JoinHandle<()> {
+        // Watch before reading the starting position, so no append falls between the two.
+        let head = self.store.watch_revocation_head();
+        let this = self.clone();
+        tokio::spawn(async move { this.follow_revocations(head).await })
+    }
+
+    async fn follow_revocations(&self, mut head: watch::Receiver<i64>) {
+        const PAGE: i64 = 1_000;
+        let mut position = loop {
+            match self.store.revocation_head().await {
+                Ok(seq) => break seq,
+                Err(e) => {
+                    tracing::warn!(error = %e, "api key cache cannot read the revocation log yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        // Whatever was cached before now may predate entries this loop will never read.
+        self.invalidate_all();
+        loop {
+            let target = *head.borrow_and_update();
+            while position < target {
+                let range = RevocationRange {
+                    after: position,
+                    through: target.min(position.saturating_add(PAGE)),
+                    live_at: None,
+                    tenant: None,
+                };
+                match self.store.revocations_in_range(&range).await {
+                    Ok(entries) => {
+                        for e in entries {
+                            if matches!(
+                                e.kind,
+                                RevocationKind::ApiKey | RevocationKind::ApiKeyChanged
+                            ) {
+                                self.invalidate(&e.subject);
+                            }
+                        }
+                        position = range.through;
+                    }
+                    Err(e) => {
+                        // Not knowing which keys changed, forget them all: lookups read storage.
+                        tracing::warn!(error = %e, "could not read the revocation log; dropping every cached api key");
+                        self.invalidate_all();
+                        position = target;
+                    }
+                }
+            }
+            if head.changed().await.is_err() {
+                return;
             }
         }
     }
@@ -483,5 +571,26 @@ mod tests {
         }
         cache.clear();
         assert!(cache.entries.is_empty() && cache.order.is_empty());
+    }
+
+    #[test]
+    fn a_lookup_that_overlaps_an_invalidation_is_not_cached() {
+        let mut cache = Cache::new(10);
+        let before = cache.generation;
+        // A change is invalidated while a lookup that read the old state is in flight.
+        cache.remove("k");
+        cache.insert_if_current(before, "k".into(), entry(1));
+        assert!(!cache.entries.contains_key("k"), "stale lookup cached");
+        let before = cache.generation;
+        cache.clear();
+        cache.insert_if_current(before, "k".into(), entry(2));
+        assert!(
+            !cache.entries.contains_key("k"),
+            "stale lookup cached after clear"
+        );
+        // Without an invalidation in between, the lookup is cached.
+        let now = cache.generation;
+        cache.insert_if_current(now, "k".into(), entry(3));
+        assert!(cache.entries.contains_key("k"));
     }
 }

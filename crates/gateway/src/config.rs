@@ -1,0 +1,522 @@
+//! `gateway.toml`: the file format (serde, unknown keys refused) and its validation into the
+//! compiled form the gateway runs ([`crate::routes::RouteTable`], upstream clients, the verifier).
+//!
+//! Validation fails closed: a route that names neither accepted credentials nor `public = true`,
+//! a route naming an unknown upstream, two routes that would match the same requests, a path
+//! pattern that normalisation would change, or a secret given both inline and as a file are all
+//! refused at load. This module must never fill a missing policy with a default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use portcullis_core::secret::Secret;
+use portcullis_verify::{
+    Alg, ApiKeyConfig, ApiKeySource, FeedConfig, IssuerConfig, KeySource, RevocationSource,
+    VerifierConfig,
+};
+use serde::Deserialize;
+
+/// Why a configuration was refused. The message names the offending key; it never contains a
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// Durations are written as `"250ms"`, `"30s"`, `"5m"`.
+mod duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+
+    pub fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Where clients (or the proxy in front, for forward-auth) connect.
+    pub listen: SocketAddr,
+    /// Metrics and health, on a separate address that should not be public.
+    pub admin_listen: Option<SocketAddr>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Needed by `portcullis gateway`; embedders may pass their own verifier instead.
+    pub verifier: Option<VerifierSection>,
+    #[serde(default)]
+    pub forward_auth: ForwardAuthSection,
+    #[serde(default)]
+    pub audit: AuditSection,
+    #[serde(default)]
+    pub reload: ReloadSection,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSection>,
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Request line plus headers; more is answered 431.
+    #[serde(default = "Limits::default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "Limits::default_max_headers")]
+    pub max_headers: usize,
+    /// Time allowed to receive a request's headers (also the keep-alive idle limit).
+    #[serde(
+        default = "Limits::default_header_read_timeout",
+        deserialize_with = "duration::de"
+    )]
+    pub header_read_timeout: Duration,
+}
+
+impl Limits {
+    fn default_max_header_bytes() -> usize {
+        16 * 1024
+    }
+    fn default_max_headers() -> usize {
+        100
+    }
+    fn default_header_read_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: Self::default_max_header_bytes(),
+            max_headers: Self::default_max_headers(),
+            header_read_timeout: Self::default_header_read_timeout(),
+        }
+    }
+}
+
+/// The verifier: one audience per gateway (the verify library checks one audience per
+/// verifier; run one gateway per resource audience).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierSection {
+    pub audience: String,
+    #[serde(default)]
+    pub issuers: Vec<IssuerSection>,
+    #[serde(default, deserialize_with = "duration::de_opt")]
+    pub leeway: Option<Duration>,
+    pub tenant_claim: Option<String>,
+    pub roles_claim: Option<String>,
+    pub realm: Option<String>,
+    pub revocation: RevocationSection,
+    pub api_keys: Option<ApiKeySection>,
+    /// Plain HTTP to non-loopback key, feed and API-key endpoints.
+    #[serde(default)]
+    pub insecure_allow_http: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSection {
+    pub issuer: String,
+    pub discovery_url: Option<String>,
+    pub jwks_url: Option<String>,
+    /// A JWKS document, inline.
+    pub jwks: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    /// e.g. `["ES256", "EdDSA"]`; default ES256, EdDSA, RS256.
+    pub algorithms: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationSection {
+    /// The Portcullis server whose `/v1/revocations/stream` is followed.
+    pub feed_url: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "duration::de_opt")]
+    pub staleness_bound: Option<Duration>,
+    #[serde(default)]
+    pub insecure_allow_stale: bool,
+    /// No revocation checks at all (development only; logged loudly).
+    #[serde(default)]
+    pub insecure_none: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySection {
+    /// The Portcullis server answering `POST /v1/api-keys/verify`.
+    pub url: String,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// Keys of any other environment are refused without a lookup.
+    pub environment: String,
+    #[serde(default, deserialize_with = "duration::de_opt")]
+    pub cache_ttl: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthSection {
+    /// Serve `/_portcullis/auth/{nginx,traefik,envoy}` on the main listener.
+    #[serde(default)]
+    pub enabled: bool,
+    /// A header the proxy in front sets to the client's address (e.g. `x-real-ip`); used for
+    /// API-key IP allowlists. Unset: no client address is known in forward-auth mode.
+    pub client_ip_header: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Denial events written per second; the rest are counted and summarised.
+    #[serde(default = "AuditSection::default_rate")]
+    pub max_denials_per_second: u32,
+}
+
+impl AuditSection {
+    fn default_rate() -> u32 {
+        100
+    }
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            max_denials_per_second: Self::default_rate(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSection {
+    /// Check the file's modification time this often and reload when it changes (SIGHUP
+    /// always reloads).
+    #[serde(default, deserialize_with = "duration::de_opt")]
+    pub watch_interval: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// `http://host:port` with an optional base path prepended to every forwarded path.
+    pub url: String,
+    #[serde(
+        default = "UpstreamSection::default_connect",
+        deserialize_with = "duration::de"
+    )]
+    pub connect_timeout: Duration,
+    /// Time allowed until the upstream's response headers arrive.
+    #[serde(
+        default = "UpstreamSection::default_read",
+        deserialize_with = "duration::de"
+    )]
+    pub read_timeout: Duration,
+    /// Speak HTTP/2 with prior knowledge (h2c) to this upstream instead of HTTP/1.1.
+    #[serde(default)]
+    pub http2: bool,
+}
+
+impl UpstreamSection {
+    fn default_connect() -> Duration {
+        Duration::from_secs(2)
+    }
+    fn default_read() -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKindName {
+    AccessToken,
+    ApiKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Names the route in metrics and logs; defaults to its index.
+    pub name: Option<String>,
+    /// Exact host (port ignored, case-insensitive); any host when absent.
+    pub host: Option<String>,
+    /// Segments: literals, `{param}` for one segment, and a final `*` for any remainder.
+    pub path: String,
+    /// e.g. `["GET", "HEAD"]`; any method when absent.
+    pub methods: Option<Vec<String>>,
+    /// The upstream (needed unless the gateway only answers forward-auth requests).
+    pub upstream: Option<String>,
+    /// Credential kinds this route accepts. Either this or `public = true` is required.
+    pub accept: Option<Vec<CredentialKindName>>,
+    #[serde(default)]
+    pub public: bool,
+    pub scopes_all: Option<Vec<String>>,
+    pub scopes_any: Option<Vec<String>>,
+    pub roles_all: Option<Vec<String>>,
+    pub roles_any: Option<Vec<String>>,
+    /// A `{param}` of `path` holding the resource's tenant.
+    pub tenant_from_path: Option<String>,
+    /// A request header holding the resource's tenant.
+    pub tenant_from_header: Option<String>,
+    /// Pass the client's `Authorization` / `X-API-Key` to the upstream.
+    #[serde(default)]
+    pub forward_authorization: bool,
+    pub rate_limit: Option<RateLimitSection>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Sustained requests per second per caller (credential id, or client address on public
+    /// routes).
+    pub per_second: f64,
+    /// Requests allowed in a burst (default: `per_second`, at least 1).
+    pub burst: Option<f64>,
+}
+
+impl GatewayConfig {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(format!("gateway config: {e}")))
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("reading {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+    }
+
+    /// The parts that cannot change without a restart (sockets and the verifier, whose feed
+    /// connection and caches live as long as the process).
+    pub fn restart_only_differs(&self, other: &Self) -> Option<&'static str> {
+        if self.listen != other.listen {
+            Some("listen")
+        } else if self.admin_listen != other.admin_listen {
+            Some("admin_listen")
+        } else if self.limits != other.limits {
+            Some("limits")
+        } else if self.verifier != other.verifier {
+            Some("verifier")
+        } else {
+            None
+        }
+    }
+}
+
+fn secret(
+    inline: &Option<String>,
+    file: &Option<PathBuf>,
+    what: &str,
+) -> Result<Secret<String>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => err(format!("{what}: set either token or token_file, not both")),
+        (Some(t), None) if !t.is_empty() => Ok(Secret::new(t.clone())),
+        (None, Some(p)) => {
+            let t = std::fs::read_to_string(p)
+                .map_err(|e| ConfigError(format!("{what}: reading {}: {e}", p.display())))?;
+            let t = t.trim();
+            if t.is_empty() {
+                return err(format!("{what}: {} is empty", p.display()));
+            }
+            Ok(Secret::new(t.to_owned()))
+        }
+        _ => err(format!("{what}: token or token_file is required")),
+    }
+}
+
+fn parse_alg(s: &str) -> Result<Alg, ConfigError> {
+    Ok(match s {
+        "ES256" => Alg::ES256,
+        "ES384" => Alg::ES384,
+        "EdDSA" => Alg::EdDSA,
+        "RS256" => Alg::RS256,
+        "PS256" => Alg::PS256,
+        other => return err(format!("algorithm {other} is not supported")),
+    })
+}
+
+impl VerifierSection {
+    /// The verify library's configuration. Reads `*_file` secrets.
+    pub fn to_verifier_config(&self) -> Result<VerifierConfig, ConfigError> {
+        let mut issuers = Vec::new();
+        for i in &self.issuers {
+            let sources = [
+                i.discovery_url.is_some(),
+                i.jwks_url.is_some(),
+                i.jwks.is_some(),
+                i.jwks_file.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                return err(format!(
+                    "issuer {}: set exactly one of discovery_url, jwks_url, jwks, jwks_file",
+                    i.issuer
+                ));
+            }
+            let keys = if let Some(u) = &i.discovery_url {
+                KeySource::Discovery(u.clone())
+            } else if let Some(u) = &i.jwks_url {
+                KeySource::JwksUrl(u.clone())
+            } else if let Some(j) = &i.jwks {
+                KeySource::Static(j.clone())
+            } else if let Some(p) = &i.jwks_file {
+                KeySource::Static(std::fs::read_to_string(p).map_err(|e| {
+                    ConfigError(format!("issuer {}: reading {}: {e}", i.issuer, p.display()))
+                })?)
+            } else {
+                return err("unreachable: no key source");
+            };
+            let mut cfg = IssuerConfig::new(i.issuer.clone(), keys);
+            if let Some(algs) = &i.algorithms {
+                cfg = cfg.algorithms(
+                    algs.iter()
+                        .map(|a| parse_alg(a))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+            issuers.push(cfg);
+        }
+        let r = &self.revocation;
+        let revocation = if r.insecure_none {
+            if r.feed_url.is_some() {
+                return err("revocation: insecure_none and feed_url are exclusive");
+            }
+            RevocationSource::InsecureNone
+        } else {
+            let Some(url) = &r.feed_url else {
+                return err("revocation: feed_url is required (or insecure_none = true)");
+            };
+            let token = secret(&r.token, &r.token_file, "revocation")?;
+            let mut feed = FeedConfig::new(url.clone(), token.into_inner());
+            if let Some(b) = r.staleness_bound {
+                feed.staleness_bound = b;
+            }
+            feed.insecure_allow_stale = r.insecure_allow_stale;
+            feed.insecure_allow_http = self.insecure_allow_http;
+            RevocationSource::Feed(feed)
+        };
+        let mut iter = issuers.into_iter();
+        let first = iter.next();
+        let mut cfg = match first {
+            Some(i) => VerifierConfig::new(i, self.audience.clone(), revocation),
+            None => {
+                // API keys only: the verify library accepts an empty issuer list with keys.
+                let mut c = VerifierConfig::new(
+                    IssuerConfig::new("", KeySource::Static(String::new())),
+                    self.audience.clone(),
+                    revocation,
+                );
+                c.issuers.clear();
+                c
+            }
+        };
+        cfg.issuers.extend(iter);
+        if let Some(l) = self.leeway {
+            cfg.leeway = l;
+        }
+        if let Some(t) = &self.tenant_claim {
+            cfg.tenant_claim = t.clone();
+        }
+        if let Some(t) = &self.roles_claim {
+            cfg.roles_claim = t.clone();
+        }
+        if let Some(t) = &self.realm {
+            cfg.realm = t.clone();
+        }
+        cfg.insecure_allow_http = self.insecure_allow_http;
+        if let Some(k) = &self.api_keys {
+            let token = secret(&k.token, &k.token_file, "api_keys")?;
+            let mut a = ApiKeyConfig::new(
+                ApiKeySource::Http {
+                    base_url: k.url.clone(),
+                    token,
+                },
+                k.environment.clone(),
+            );
+            if let Some(t) = k.cache_ttl {
+                a.cache_ttl = t;
+            }
+            cfg.api_keys = Some(a);
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+listen = "127.0.0.1:0"
+[upstreams.app]
+url = "http://127.0.0.1:9"
+"#;
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = format!("{BASE}\nsurprise = 1\n");
+        assert!(GatewayConfig::from_toml(&text).is_err());
+        let text = format!("{BASE}\n[[routes]]\npath = \"/a\"\npublic = true\npolicy = 1\n");
+        assert!(GatewayConfig::from_toml(&text).is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        let text = format!("{BASE}connect_timeout = \"250ms\"\nread_timeout = \"3s\"\n");
+        let c = GatewayConfig::from_toml(&text).expect("config");
+        let u = &c.upstreams["app"];
+        assert_eq!(u.connect_timeout, Duration::from_millis(250));
+        assert_eq!(u.read_timeout, Duration::from_secs(3));
+        assert!(GatewayConfig::from_toml(&format!("{BASE}read_timeout = \"soon\"\n")).is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_exactly_one_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("tok");
+        std::fs::write(&f, "from-file\n").expect("write");
+        assert_eq!(
+            secret(&None, &Some(f.clone()), "t").expect("file").expose(),
+            "from-file"
+        );
+        assert!(secret(&Some("x".into()), &Some(f), "t").is_err());
+        assert!(secret(&None, &None, "t").is_err());
+        assert!(secret(&Some(String::new()), &None, "t").is_err());
+    }
+
+    #[test]
+    fn verifier_section_requires_a_revocation_choice() {
+        let v = VerifierSection {
+            audience: "api".into(),
+            issuers: vec![],
+            leeway: None,
+            tenant_claim: None,
+            roles_claim: None,
+            realm: None,
+            revocation: RevocationSection {
+                feed_url: None,
+                token: None,
+                token_file: None,
+                staleness_bound: None,
+                insecure_allow_stale: false,
+                insecure_none: false,
+            },
+            api_keys: None,
+            insecure_allow_http: false,
+        };
+        assert!(v.to_verifier_config().is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! Forward-auth endpoints, for an nginx, Traefik or Envoy that proxies the traffic itself and asks
+//! the gateway only "may this request pass, and as whom?". Each mode reads the original
+//! request's method, URI and host from where that proxy puts them, then decides exactly as the
+//! reverse proxy does ([`crate::decide`]: same normalisation, routes, policies and rate limits).
+//!
+//! | path | original method | original URI | host |
+//! |---|---|---|---|
+//! | `/_portcullis/auth/nginx` | `X-Original-Method` | `X-Original-URI` | `Host` |
+//! | `/_portcullis/auth/traefik` | `X-Forwarded-Method` | `X-Forwarded-Uri` | `X-Forwarded-Host` |
+//! | `/_portcullis/auth/envoy/<path>` | the request's | `/<path>?<query>` | `Host` |
+//!
+//! Allowed: 200 with all six identity headers (empty when the caller has no such fact, and
+//! on public routes), so the proxy overwrites whatever the client sent. Refused: the RFC 6750
+//! answer; for nginx, whose `auth_request` understands only 2xx/401/403, every refusal that is
+//! not a 401 becomes 403. A forward-auth request missing the original method or URI is refused
+//! (fail closed).
+//!
+//! The gateway trusts these headers to describe the client's request: the forward-auth path
+//! must be reachable only by the proxy. This module must never answer 2xx for a request it could
+//! not fully describe.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+
+use crate::proxy::set_request_id;
+use crate::{decide, identity_values, simple, Facts, Refusal, Shared, Snapshot, IDENTITY_HEADERS};
+
+const PREFIX: &str = "/_portcullis/auth/";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Nginx,
+    Traefik,
+    Envoy,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Nginx => "nginx",
+            Self::Traefik => "traefik",
+            Self::Envoy => "envoy",
+        }
+    }
+}
+
+/// The forward-auth mode a path asks for, if it is one of ours.
+pub fn mode_of(path: &str) -> Option<Mode> {
+    let rest = path.strip_prefix(PREFIX)?;
+    match rest {
+        "nginx" => Some(Mode::Nginx),
+        "traefik" => Some(Mode::Traefik),
+        _ if rest == "envoy" || rest.starts_with("envoy/") => Some(Mode::Envoy),
+        _ => None,
+    }
+}
+
+fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Method, URI and host of the original request, as `mode` describes them.
+fn original(req: &Request<Incoming>, mode: Mode) -> Option<(http::Method, Uri, Option<String>)> {
+    let host =
+        |name: &str| header(req, name).map(|h| crate::routes::request_host_str(h).to_owned());
+    match mode {
+        Mode::Nginx => Some((
+            http::Method::from_bytes(header(req, "x-original-method")?.as_bytes()).ok()?,
+            header(req, "x-original-uri")?.parse().ok()?,
+            host("host"),
+        )),
+        Mode::Traefik => Some((
+            http::Method::from_bytes(header(req, "x-forwarded-method")?.as_bytes()).ok()?,
+            header(req, "x-forwarded-uri")?.parse().ok()?,
+            host("x-forwarded-host"),
+        )),
+        Mode::Envoy => {
+            let pq = req.uri().path_and_query()?.as_str();
+            let rest = pq.strip_prefix(PREFIX)?.strip_prefix("envoy")?;
+            let uri = if rest.is_empty() || rest.starts_with('?') {
+                format!("/{rest}")
+            } else {
+                rest.to_owned()
+            };
+            Some((req.method().clone(), uri.parse().ok()?, host("host")))
+        }
+    }
+}
+
+fn client_ip(req: &Request<Incoming>, snap: &Snapshot) -> Option<IpAddr> {
+    let name = snap.config.forward_auth.client_ip_header.as_deref()?;
+    let v = header(req, name)?;
+    v.split(',').next()?.trim().parse().ok()
+}
+
+pub async fn handle(
+    shared: &Arc<Shared>,
+    snap: &Arc<Snapshot>,
+    req: Request<Incoming>,
+    _peer: SocketAddr,
+    mode: Mode,
+    started: Instant,
+) -> Response<Body> {
+    let request_id = crate::request_id(req.headers());
+    let unmatched: Arc<str> = Arc::from("unmatched");
+    let Some((method, uri, host)) = original(&req, mode) else {
+        tracing::warn!(
+            request_id,
+            mode = mode.as_str(),
+            "forward-auth request without the original method or URI; refusing (check the proxy's configuration)"
+        );
+        let resp = match mode {
+            Mode::Nginx => simple(StatusCode::FORBIDDEN, "invalid_request"),
+            _ => simple(StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        shared
+            .metrics
+            .request(&unmatched, "bad_request", started.elapsed());
+        return resp;
+    };
+    let ip = client_ip(&req, snap);
+    let (mut parts, _body) = req.into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    let path = crate::path::normalize(parts.uri.path());
+    let facts = Facts {
+        parts: &parts,
+        host: host.as_deref(),
+        client_ip: ip,
+        request_id: &request_id,
+        mode: mode.as_str(),
+    };
+    let mut resp = match decide(shared, snap, &path, &facts).await {
+        Ok(allowed) => {
+            let values = match &allowed.principal {
+                Some(p) => identity_values(p),
+                None => Some(Default::default()),
+            };
+            match values {
+                Some(values) => {
+                    let mut r = Response::new(Body::empty());
+                    for (name, value) in IDENTITY_HEADERS.iter().zip(values) {
+                        r.headers_mut()
+                            .insert(*name, value.unwrap_or(HeaderValue::from_static("")));
+                    }
+                    r.headers_mut().insert(
+                        http::header::CACHE_CONTROL,
+                        HeaderValue::from_static("no-store"),
+                    );
+                    shared.metrics.request(
+                        &allowed.matched.route.name,
+                        "authorized",
+                        started.elapsed(),
+                    );
+                    r
+                }
+                None => {
+                    tracing::warn!(
+                        request_id,
+                        "identity not representable as headers; refusing"
+                    );
+                    let d =
+                        portcullis_verify::Denial::from(portcullis_verify::Reason::MalformedClaims);
+                    shared.metrics.request(
+                        &allowed.matched.route.name,
+                        "unauthorized",
+                        started.elapsed(),
+                    );
+                    portcullis_verify::denial_response(d, shared.verifier.realm())
+                }
+            }
+        }
+        Err((route, refusal)) => {
+            shared.metrics.request(
+                route.as_ref().unwrap_or(&unmatched),
+                refusal.outcome(),
+                started.elapsed(),
+            );
+            let mut r = refusal.response(&shared.verifier);
+            if mode == Mode::Nginx && r.status() != StatusCode::UNAUTHORIZED {
+                *r.status_mut() = StatusCode::FORBIDDEN;
+            }
+            if let Refusal::NotFound = refusal {
+                tracing::info!(
+                    request_id,
+                    mode = mode.as_str(),
+                    "no route for a forward-auth request"
+                );
+            }
+            r
+        }
+    };
+    set_request_id(&mut resp, &request_id);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode_of("/_portcullis/auth/nginx"), Some(Mode::Nginx));
+        assert_eq!(mode_of("/_portcullis/auth/traefik"), Some(Mode::Traefik));
+        assert_eq!(mode_of("/_portcullis/auth/envoy/a/b"), Some(Mode::Envoy));
+        assert_eq!(mode_of("/_portcullis/auth/envoy"), Some(Mode::Envoy));
+        assert_eq!(mode_of("/_portcullis/auth/envoyx"), None);
+        assert_eq!(mode_of("/_portcullis/auth/nginx/x"), None);
+        assert_eq!(mode_of("/other"), None);
+    }
+}

@@ -1,0 +1,367 @@
+//! The reverse proxy: forwards an allowed request to its route's upstream over a pooled
+//! keep-alive client (hyper-util), streaming bodies both ways, and returns the upstream's answer.
+//!
+//! Headers to the upstream: hop-by-hop headers (and any the client's `Connection` names) are
+//! removed; every client-sent `X-Portcullis-*` header is removed (names are case-insensitive,
+//! so any spelling); `Authorization` and `X-API-Key` are removed unless the route sets
+//! `forward_authorization`; `Host` becomes the upstream's, with the original in
+//! `X-Forwarded-Host`; `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
+//! is set; `X-Request-Id` is set; then the identity headers of the verified caller.
+//!
+//! Upstream failures answer 502 (`bad_gateway`) or 504 (`gateway_timeout`) with nothing else;
+//! the cause goes to tracing with the request id. This module must never forward a request to
+//! an upstream other than its route's, or with a path other than the normalised one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::{ConfigError, UpstreamSection};
+use crate::{decide, identity_values, simple, Facts, Refusal, Shared, IDENTITY_HEADERS};
+
+/// One upstream: where it is and a pooled client to it.
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: Arc<str>,
+    pub section: UpstreamSection,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// Prepended to every forwarded path; empty or `/base` (no trailing slash).
+    base_path: String,
+    client: Client<HttpConnector, Body>,
+}
+
+impl Upstream {
+    pub fn new(name: &str, section: UpstreamSection) -> Result<Self, ConfigError> {
+        let bad = |m: &str| ConfigError(format!("upstream {name}: {m}"));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(bad("name may only hold letters, digits, '-', '_', '.'"));
+        }
+        let uri: Uri = section.url.parse().map_err(|_| bad("url is not a URL"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
+            return Err(bad("url needs a scheme and a host"));
+        };
+        if scheme != http::uri::Scheme::HTTP {
+            return Err(bad(
+                "only http:// upstreams are supported (TLS to upstreams is not implemented)",
+            ));
+        }
+        if uri.query().is_some() {
+            return Err(bad("url may not have a query"));
+        }
+        if section.connect_timeout.is_zero() || section.read_timeout.is_zero() {
+            return Err(bad("timeouts must be > 0"));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(section.connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .http2_only(section.http2)
+            .build(connector);
+        Ok(Self {
+            name: name.into(),
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+            section,
+            client,
+        })
+    }
+
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
+        let pq = match query {
+            Some(q) => format!("{}{path}?{q}", self.base_path),
+            None => format!("{}{path}", self.base_path),
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+    }
+}
+
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// Removes hop-by-hop headers, including those a `Connection` header names.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
+/// Removes every `x-portcullis-*` header (header names are lowercase in `http`, so this
+/// covers any spelling the client used).
+pub fn strip_identity_headers(h: &mut HeaderMap) {
+    let ours: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-portcullis-"))
+        .cloned()
+        .collect();
+    for n in ours {
+        h.remove(n);
+    }
+}
+
+/// Handles one request on the main listener: forward-auth endpoints, else the proxy.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let started = Instant::now();
+    let snap = shared.snapshot();
+    if snap.config.forward_auth.enabled {
+        if let Some(mode) = crate::forward_auth::mode_of(req.uri().path()) {
+            return crate::forward_auth::handle(&shared, &snap, req, peer, mode, started).await;
+        }
+    }
+    let request_id = crate::request_id(req.headers());
+    let (mut parts, body) = req.into_parts();
+    let path = crate::path::normalize(parts.uri.path());
+    let host = crate::routes::request_host(&parts.uri, &parts.headers).map(str::to_owned);
+    let facts = Facts {
+        parts: &parts,
+        host: host.as_deref(),
+        client_ip: Some(peer.ip()),
+        request_id: &request_id,
+        mode: "proxy",
+    };
+    let unmatched: Arc<str> = Arc::from("unmatched");
+    let allowed = match decide(&shared, &snap, &path, &facts).await {
+        Ok(a) => a,
+        Err((route, refusal)) => {
+            let mut resp = refusal.response(&shared.verifier);
+            set_request_id(&mut resp, &request_id);
+            shared.metrics.request(
+                route.as_ref().unwrap_or(&unmatched),
+                refusal.outcome(),
+                started.elapsed(),
+            );
+            return resp;
+        }
+    };
+    let route = allowed.matched.route;
+    let route_name = route.name.clone();
+    let finish = |resp: Response<Body>, outcome: &'static str| {
+        shared
+            .metrics
+            .request(&route_name, outcome, started.elapsed());
+        resp
+    };
+    // A route without an upstream exists only for forward-auth.
+    let Some(upstream) = route
+        .upstream
+        .as_ref()
+        .and_then(|u| snap.upstreams.get(u))
+        .cloned()
+    else {
+        return finish(Refusal::NotFound.response(&shared.verifier), "not_found");
+    };
+    let normal = match &path {
+        Ok(p) => p.to_path(),
+        Err(_) => {
+            return finish(
+                simple(StatusCode::BAD_REQUEST, "invalid_request"),
+                "bad_request",
+            )
+        }
+    };
+    let uri = match upstream.uri(&normal, parts.uri.query()) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(request_id, error = %e, "could not build the upstream URI");
+            return finish(
+                simple(StatusCode::BAD_REQUEST, "invalid_request"),
+                "bad_request",
+            );
+        }
+    };
+
+    let h = &mut parts.headers;
+    strip_hop_by_hop(h);
+    strip_identity_headers(h);
+    if !route.forward_authorization {
+        h.remove(header::AUTHORIZATION);
+        h.remove(portcullis_verify::http::API_KEY_HEADER);
+    }
+    if let Some(orig) = h.remove(header::HOST) {
+        h.insert("x-forwarded-host", orig);
+    } else if let Some(a) = parts.uri.authority() {
+        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+            h.insert("x-forwarded-host", v);
+        }
+    }
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-request-id", v);
+    }
+    if let Some(p) = &allowed.principal {
+        match identity_values(p) {
+            Some(values) => {
+                for (name, value) in IDENTITY_HEADERS.iter().zip(values) {
+                    if let Some(v) = value {
+                        h.insert(*name, v);
+                    }
+                }
+            }
+            None => {
+                tracing::warn!(
+                    request_id,
+                    "identity not representable as headers; refusing"
+                );
+                let d = portcullis_verify::Denial::from(portcullis_verify::Reason::MalformedClaims);
+                return finish(
+                    portcullis_verify::denial_response(d, shared.verifier.realm()),
+                    "unauthorized",
+                );
+            }
+        }
+    }
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    let out = Request::from_parts(parts, Body::new(body));
+
+    let sent =
+        tokio::time::timeout(upstream.section.read_timeout, upstream.client.request(out)).await;
+    match sent {
+        Ok(Ok(resp)) => {
+            let (mut rp, rb) = resp.into_parts();
+            strip_hop_by_hop(&mut rp.headers);
+            let mut resp = Response::from_parts(rp, Body::new(rb));
+            set_request_id(&mut resp, &request_id);
+            finish(resp, "proxied")
+        }
+        Ok(Err(e)) => {
+            let kind = if e.is_connect() { "connect" } else { "request" };
+            tracing::warn!(request_id, upstream = &*upstream.name, kind, error = %e, "upstream failed");
+            shared.metrics.upstream_error(&upstream.name, kind);
+            let mut resp = simple(StatusCode::BAD_GATEWAY, "bad_gateway");
+            set_request_id(&mut resp, &request_id);
+            finish(resp, "bad_gateway")
+        }
+        Err(_) => {
+            tracing::warn!(request_id, upstream = &*upstream.name, "upstream timed out");
+            shared.metrics.upstream_error(&upstream.name, "timeout");
+            let mut resp = simple(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout");
+            set_request_id(&mut resp, &request_id);
+            finish(resp, "gateway_timeout")
+        }
+    }
+}
+
+pub(crate) fn set_request_id(resp: &mut Response<Body>, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn identity_headers_go_in_any_spelling() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            HeaderName::from_bytes(b"X-Portcullis-Subject").expect("name"),
+            HeaderValue::from_static("root"),
+        );
+        h.insert(
+            HeaderName::from_bytes(b"x-PORTCULLIS-tenant").expect("name"),
+            HeaderValue::from_static("acme"),
+        );
+        h.insert("x-portcullisx", HeaderValue::from_static("kept"));
+        strip_identity_headers(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn upstream_urls_are_checked() {
+        let s = |url: &str| UpstreamSection {
+            url: url.into(),
+            connect_timeout: std::time::Duration::from_secs(1),
+            read_timeout: std::time::Duration::from_secs(1),
+            http2: false,
+        };
+        assert!(Upstream::new("a", s("https://x.example")).is_err());
+        assert!(Upstream::new("a", s("/relative")).is_err());
+        assert!(Upstream::new("a b", s("http://x.example")).is_err());
+        assert!(Upstream::new("a", s("http://x.example/?q=1")).is_err());
+    }
+
+    #[tokio::test]
+    async fn base_paths_are_prepended() {
+        let s = UpstreamSection {
+            url: "http://127.0.0.1:9/api/".into(),
+            connect_timeout: std::time::Duration::from_secs(1),
+            read_timeout: std::time::Duration::from_secs(1),
+            http2: false,
+        };
+        let u = Upstream::new("a", s).expect("upstream");
+        assert_eq!(
+            u.uri("/x/y", Some("a=1")).expect("uri").to_string(),
+            "http://127.0.0.1:9/api/x/y?a=1"
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Forward-auth endpoints in process: nginx `auth_request`, Traefik `forwardAuth` and Envoy
+//! `ext_authz` (HTTP) descriptions of the original request get the same decisions as the proxy.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const ROUTES: &str = r#"
+[forward_auth]
+enabled = true
+
+[[routes]]
+name = "public"
+path = "/public/*"
+public = true
+
+[[routes]]
+name = "admin"
+path = "/admin/*"
+accept = ["access_token"]
+scopes_all = ["admin"]
+
+[[routes]]
+name = "orders"
+path = "/t/{tenant}/orders/*"
+accept = ["access_token", "api_key"]
+tenant_from_path = "tenant"
+"#;
+
+fn nginx<'a>(method: &'a str, uri: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![("x-original-method", method), ("x-original-uri", uri)]
+}
+
+#[tokio::test]
+async fn nginx_auth_request_answers_2xx_401_403_only() {
+    let ctx = start(ROUTES).await;
+    let auth = bearer(&ctx.issuer.token(json!({})));
+    let ep = "/_portcullis/auth/nginx";
+
+    let mut h = nginx("GET", "/t/acme/orders/1?page=2");
+    h.push(("authorization", &auth));
+    h.push(("x-portcullis-subject", "root"));
+    let r = raw(ctx.gw.addr, "GET", ep, &h).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-portcullis-subject"), Some("user-1"));
+    assert_eq!(r.header("x-portcullis-tenant"), Some("acme"));
+    assert_eq!(
+        r.header("x-portcullis-credential-kind"),
+        Some("access_token")
+    );
+    assert_eq!(r.header("x-portcullis-scopes"), Some("orders:read"));
+
+    let cases: Vec<(Vec<(&str, &str)>, u16)> = vec![
+        (nginx("GET", "/t/acme/orders/1"), 401),
+        (
+            [
+                nginx("GET", "/t/globex/orders/1"),
+                vec![("authorization", auth.as_str())],
+            ]
+            .concat(),
+            403,
+        ),
+        (
+            [
+                nginx("GET", "/admin/x"),
+                vec![("authorization", auth.as_str())],
+            ]
+            .concat(),
+            403,
+        ),
+        (nginx("GET", "/public/../admin/x"), 401),
+        (nginx("GET", "/public/%2e%2e/admin/x"), 401),
+        // Not 400 or 404: nginx's auth_request understands only 2xx, 401 and 403.
+        (nginx("GET", "/public/..%2fadmin/x"), 403),
+        (nginx("GET", "/nowhere"), 403),
+        (
+            [
+                nginx("GET", "/t/acme/orders/1?access_token=x"),
+                vec![("authorization", auth.as_str())],
+            ]
+            .concat(),
+            403,
+        ),
+        (vec![("x-original-method", "GET")], 403),
+        (vec![("x-original-uri", "/public/x")], 403),
+    ];
+    for (i, (h, want)) in cases.into_iter().enumerate() {
+        let r = raw(ctx.gw.addr, "GET", ep, &h).await;
+        assert_eq!(r.status, want, "case {i}: {}", r.body);
+        assert!(r.header("x-portcullis-subject").is_none(), "case {i}");
+    }
+    let r = raw(ctx.gw.addr, "GET", ep, &nginx("GET", "/t/acme/orders/1")).await;
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"api\""));
+
+    // A public route passes with every identity header present and empty, so the proxy
+    // overwrites whatever the client sent.
+    let r = raw(ctx.gw.addr, "GET", ep, &nginx("GET", "/public/x")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-portcullis-subject"), Some(""));
+    assert_eq!(r.header("x-portcullis-credential-id"), Some(""));
+}
+
+#[tokio::test]
+async fn traefik_forward_auth_uses_x_forwarded_headers() {
+    let ctx = start(ROUTES).await;
+    let (key, _) = ctx.keys.issue("acme", &["orders:read"]);
+    let ep = "/_portcullis/auth/traefik";
+    let fwd = |m: &'static str, u: &'static str| {
+        vec![
+            ("x-forwarded-method", m),
+            ("x-forwarded-uri", u),
+            ("x-forwarded-host", "api.example.com"),
+            ("x-forwarded-proto", "https"),
+        ]
+    };
+    let mut h = fwd("POST", "/t/acme/orders/7");
+    h.push(("x-api-key", &key));
+    let r = raw(ctx.gw.addr, "GET", ep, &h).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-portcullis-credential-kind"), Some("api_key"));
+    assert_eq!(r.header("x-portcullis-subject"), Some("partner-co"));
+    // Traefik returns the answer to the client as is: real status codes.
+    assert_eq!(
+        raw(ctx.gw.addr, "GET", ep, &fwd("GET", "/nowhere"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        raw(ctx.gw.addr, "GET", ep, &fwd("GET", "/a%2fb"))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        raw(ctx.gw.addr, "GET", ep, &fwd("GET", "/admin/x"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        raw(ctx.gw.addr, "GET", ep, &[("x-forwarded-uri", "/public/x")])
+            .await
+            .status,
+        400,
+        "missing method"
+    );
+}
+
+#[tokio::test]
+async fn envoy_ext_authz_takes_method_and_path_from_the_check_request() {
+    let ctx = start(ROUTES).await;
+    let auth = bearer(&ctx.issuer.token(json!({"scope": "admin"})));
+    let ep = "/_portcullis/auth/envoy";
+    let r = raw(
+        ctx.gw.addr,
+        "DELETE",
+        &format!("{ep}/admin/users/1?force=1"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-portcullis-scopes"), Some("admin"));
+    let r = raw(ctx.gw.addr, "POST", &format!("{ep}/admin/x"), &[]).await;
+    assert_eq!(r.status, 401);
+    let r = raw(ctx.gw.addr, "GET", &format!("{ep}/public/../admin/x"), &[]).await;
+    assert_eq!(r.status, 401);
+    let r = raw(ctx.gw.addr, "GET", &format!("{ep}/public/x"), &[]).await;
+    assert_eq!(r.status, 200);
+    let r = raw(ctx.gw.addr, "GET", &format!("{ep}x/public/x"), &[]).await;
+    assert_eq!(r.status, 404, "not an endpoint, and no route matches");
+}
+
+#[tokio::test]
+async fn forward_auth_paths_are_not_served_unless_enabled() {
+    let ctx = start(
+        r#"
+[upstreams.app]
+url = "http://{up}"
+[[routes]]
+path = "/*"
+upstream = "app"
+public = true
+"#,
+    )
+    .await;
+    let r = raw(
+        ctx.gw.addr,
+        "GET",
+        "/_portcullis/auth/nginx",
+        &nginx("GET", "/x"),
+    )
+    .await;
+    // Proxied to the upstream like any other path: no identity answer from the gateway.
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["uri"], "/_portcullis/auth/nginx");
+    assert!(r.header("x-portcullis-subject").is_none());
+}

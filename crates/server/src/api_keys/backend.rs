@@ -1,0 +1,50 @@
+//! The server's store-backed API key verifier as a `portcullis_verify::ApiKeyBackend`, so a
+//! verify library or gateway running inside the server process checks keys against storage
+//! directly instead of over HTTP.
+//!
+//! Scopes are not checked here: the backend answers with the key's granted scopes and the
+//! library applies the route's policy. Every refusal is audited by the verifier as usual.
+
+use async_trait::async_trait;
+use portcullis_core::api_key::{ScopeSet, ScopeToken};
+use portcullis_verify::{ApiKeyBackend, ApiKeyFailure, ApiKeyIdentity, ApiKeyQuery};
+
+use super::verifier::{ApiKeyVerifier, VerifyError, VerifyRequest};
+use crate::audit::RequestOrigin;
+
+#[async_trait]
+impl ApiKeyBackend for ApiKeyVerifier {
+    async fn verify(&self, q: &ApiKeyQuery<'_>) -> Result<ApiKeyIdentity, ApiKeyFailure> {
+        let audience = match q.audience.map(ScopeToken::parse).transpose() {
+            Ok(a) => a,
+            // An audience that is not a valid scope token cannot be one a key was granted.
+            Err(_) => return Err(ApiKeyFailure::Rejected),
+        };
+        let none = ScopeSet::default();
+        let req = VerifyRequest {
+            presented: q.key,
+            tenant: q.tenant,
+            environment: Some(q.environment),
+            client_ip: q.client_ip,
+            audience: audience.as_ref(),
+            required_scopes: &none,
+        };
+        let origin = RequestOrigin {
+            request_id: None,
+            client_ip: q.client_ip.map(|ip| ip.to_string()),
+            user_agent: None,
+        };
+        match ApiKeyVerifier::verify(self, &req, &origin).await {
+            Ok(p) => Ok(ApiKeyIdentity {
+                key_id: p.key_id,
+                tenant: p.tenant,
+                environment: p.environment,
+                owner: p.owner,
+                scopes: p.scopes.iter().map(str::to_owned).collect(),
+                expires_at: p.expires_at,
+            }),
+            Err(VerifyError::Rejected(_)) => Err(ApiKeyFailure::Rejected),
+            Err(VerifyError::Internal(e)) => Err(ApiKeyFailure::Unavailable(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The revocation feed: the server's durable, ordered revocation log as verifiers read it.
+//!
+//! * `GET /v1/revocations?after=N&limit=M`: one page, `{"entries": [RevocationRecord...],
+//!   "position": P}`. `P` is the last position examined for this page; every entry at or before
+//!   it was returned, had expired, or belongs to another tenant. A reader is current when `P`
+//!   equals the `after` it sent.
+//! * `GET /v1/revocations/stream`: the same entries as Server-Sent Events, resumable with
+//!   `Last-Event-ID` (see `stream.rs`).
+//!
+//! Both are authenticated with an admin token, as the admin API is. A global admin reads every
+//! entry; a tenant admin reads its tenant's entries and signing-key entries (which concern every
+//! tenant). Entries are sent as [`RevocationRecord`]s: the internal reason never leaves.
+//!
+//! This module must never skip an unexpired entry a reader may see, never report a position
+//! past an entry it has not sent, and never serve a reader whose position lies beyond the log
+//! (a restored or replaced database): that reader is told to start again from 0.
+
+mod stream;
+
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use portcullis_core::admin::AdminRole;
+use portcullis_core::revocation::RevocationRecord;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::Timestamp;
+use portcullis_store::RevocationRange;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::admin::auth::authenticate;
+use crate::error::ApiError;
+use crate::extract::{origin, ApiQuery};
+use crate::state::AppState;
+
+/// Entries per snapshot page unless the reader asks otherwise.
+pub const DEFAULT_LIMIT: u32 = 1_000;
+/// Most entries per snapshot page.
+pub const MAX_LIMIT: u32 = 10_000;
+
+/// The feed's settings and its shutdown signal, held in `AppState`.
+#[derive(Debug)]
+pub struct Feed {
+    heartbeat: Duration,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Feed {
+    pub fn new(heartbeat: Duration) -> Self {
+        Self {
+            heartbeat,
+            shutdown: watch::Sender::new(false),
+        }
+    }
+
+    /// Ends every open stream (at server shutdown: an open stream would otherwise hold the
+    /// graceful shutdown until its grace period ends). Readers reconnect elsewhere and resume.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/revocations", get(snapshot))
+        .route("/v1/revocations/stream", get(stream::stream))
+}
+
+/// An authenticated reader of the feed and the entries it may see.
+#[derive(Debug)]
+pub struct FeedReader {
+    /// `None`: every entry (global admin); `Some(t)`: `t`'s entries and signing-key entries.
+    tenant: Option<TenantId>,
+}
+
+impl FromRequestParts<AppState> for FeedReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = authenticate(parts, state, &origin(parts)).await?;
+        Ok(Self {
+            tenant: match principal.role {
+                AdminRole::GlobalAdmin => None,
+                AdminRole::TenantAdmin => Some(principal.tenant),
+            },
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotParams {
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    entries: Vec<RevocationRecord>,
+    position: i64,
+}
+
+/// A position sent by a reader, checked against the log head. A position past the head means
+/// the reader followed another (or an older) log: it must start again from 0, or it would
+/// silently skip the entries this log will number as it did.
+fn check_position(position: i64, head: i64) -> Result<(), ApiError> {
+    if position > head {
+        return Err(ApiError::invalid_request(format!(
+            "position {position} is past the end of the revocation log ({head}); start again \
+             from 0"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn position_from(after: Option<u64>) -> Result<i64, ApiError> {
+    after
+        .map(i64::try_from)
+        .transpose()
+        .map_err(|_| ApiError::invalid_request("after is out of range"))
+        .map(|a| a.unwrap_or(0))
+}
+
+/// The range of a page: from `after` up to `limit` positions, never past `head`, without
+/// what expired by `now` or what `tenant`'s reader may not see.
+fn page(
+    after: i64,
+    limit: u32,
+    head: i64,
+    tenant: Option<&TenantId>,
+    now: Timestamp,
+) -> RevocationRange {
+    RevocationRange {
+        after,
+        through: head.min(after.saturating_add(i64::from(limit))),
+        live_at: Some(now),
+        tenant: tenant.cloned(),
+    }
+}
+
+async fn snapshot(
+    reader: FeedReader,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<SnapshotParams>,
+) -> Result<Response, ApiError> {
+    let after = position_from(params.after)?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let head = state.store.revocation_head().await?;
+    check_position(after, head)?;
+    let range = page(
+        after,
+        limit,
+        head,
+        reader.tenant.as_ref(),
+        state.clock.now(),
+    );
+    let entries = state.store.revocations_in_range(&range).await?;
+    let mut response = Json(Snapshot {
+        entries: entries.into_iter().map(|e| e.into_record()).collect(),
+        position: range.through,
+    })
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

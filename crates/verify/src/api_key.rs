@@ -1,0 +1,367 @@
+//! API key verification for the verifier: a cheap local precheck (format, checksum,
+//! environment) so garbage never leaves the process, then a backend (Portcullis's HTTP verify
+//! endpoint, or an in-process one the embedding program supplies), then a short-lived cache of
+//! successful answers.
+//!
+//! The cache is keyed by a digest of the key together with everything the backend's answer
+//! depended on (tenant, client IP, audience). Revocation and changes reach it through the
+//! revocation feed: an `api_key`/`api_key_changed` record drops every cached answer for that
+//! key id at once, and a revoked key id is refused on every request, cached or not.
+//!
+//! This module must never cache a refusal as a success or put the key itself in a log.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis_core::api_key::parse_presented;
+use portcullis_core::credential::Environment;
+use portcullis_core::secret::Secret;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::{Clock, Timestamp};
+use serde::Deserialize;
+
+use crate::denial::Reason;
+use crate::principal::{CredentialKind, Principal};
+
+/// What a backend is asked about a key.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiKeyQuery<'a> {
+    /// The presented key. Never logged.
+    pub key: &'a str,
+    pub tenant: Option<&'a TenantId>,
+    pub environment: &'a Environment,
+    pub client_ip: Option<IpAddr>,
+    pub audience: Option<&'a str>,
+}
+
+/// What a backend knows about a valid key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyIdentity {
+    pub key_id: String,
+    pub tenant: TenantId,
+    pub environment: String,
+    pub owner: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiKeyFailure {
+    /// The key is not acceptable (the backend knows why; we do not need to).
+    #[error("api key rejected")]
+    Rejected,
+    /// The backend could not answer: deny, never allow.
+    #[error("api key backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Something that can verify an API key.
+#[async_trait]
+pub trait ApiKeyBackend: Send + Sync + std::fmt::Debug {
+    async fn verify(&self, q: &ApiKeyQuery<'_>) -> Result<ApiKeyIdentity, ApiKeyFailure>;
+}
+
+/// Portcullis's `POST /v1/api-keys/verify`, authenticated with an admin token.
+#[derive(Debug)]
+pub struct HttpApiKeys {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    token: Secret<String>,
+}
+
+impl HttpApiKeys {
+    pub fn new(
+        base_url: &str,
+        token: impl Into<String>,
+        insecure_allow_http: bool,
+    ) -> Result<Self, crate::ConfigError> {
+        let url = reqwest::Url::parse(base_url)
+            .and_then(|u| u.join("v1/api-keys/verify"))
+            .map_err(|e| crate::ConfigError(format!("API key endpoint URL: {e}")))?;
+        if !crate::fetch::url_allowed(&url, insecure_allow_http) {
+            return Err(crate::ConfigError(
+                "API key endpoint must be https (or loopback http, or insecure_allow_http)".into(),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| crate::ConfigError(format!("API key client: {e}")))?;
+        Ok(Self {
+            client,
+            url,
+            token: Secret::new(token.into()),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct VerifyAnswer {
+    key_id: String,
+    tenant: TenantId,
+    environment: String,
+    owner: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    expires_at: Option<String>,
+}
+
+#[async_trait]
+impl ApiKeyBackend for HttpApiKeys {
+    async fn verify(&self, q: &ApiKeyQuery<'_>) -> Result<ApiKeyIdentity, ApiKeyFailure> {
+        let mut body = serde_json::json!({
+            "key": q.key,
+            "environment": q.environment.as_str(),
+        });
+        if let Some(t) = q.tenant {
+            body["tenant"] = t.as_str().into();
+        }
+        if let Some(ip) = q.client_ip {
+            body["client_ip"] = ip.to_string().into();
+        }
+        if let Some(a) = q.audience {
+            body["audience"] = a.into();
+        }
+        let resp = self
+            .client
+            .post(self.url.clone())
+            .bearer_auth(self.token.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| ApiKeyFailure::Unavailable(e.without_url().to_string()))?;
+        match resp.status().as_u16() {
+            200 => {}
+            401 | 403 => return Err(ApiKeyFailure::Rejected),
+            s => return Err(ApiKeyFailure::Unavailable(format!("status {s}"))),
+        }
+        let a: VerifyAnswer = resp
+            .json()
+            .await
+            .map_err(|e| ApiKeyFailure::Unavailable(format!("bad answer: {e}")))?;
+        let expires_at = match a.expires_at {
+            None => None,
+            Some(s) => Some(
+                parse_rfc3339(&s)
+                    .ok_or_else(|| ApiKeyFailure::Unavailable("bad expires_at in answer".into()))?,
+            ),
+        };
+        Ok(ApiKeyIdentity {
+            key_id: a.key_id,
+            tenant: a.tenant,
+            environment: a.environment,
+            owner: a.owner,
+            scopes: a.scopes,
+            expires_at,
+        })
+    }
+}
+
+fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    let t = humantime::parse_rfc3339(s).ok()?;
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    Some(Timestamp::from_millis(i64::try_from(ms).ok()?))
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    principal: Arc<Principal>,
+    key_id: String,
+    until: Timestamp,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    entries: HashMap<[u8; 32], Cached>,
+    by_key_id: HashMap<String, HashSet<[u8; 32]>>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl CacheInner {
+    fn remove(&mut self, digest: &[u8; 32]) {
+        if let Some(c) = self.entries.remove(digest) {
+            if let Some(set) = self.by_key_id.get_mut(&c.key_id) {
+                set.remove(digest);
+                if set.is_empty() {
+                    self.by_key_id.remove(&c.key_id);
+                }
+            }
+        }
+    }
+}
+
+/// API key verification with a precheck, a backend and a bounded cache.
+#[derive(Debug)]
+pub struct ApiKeys {
+    backend: Arc<dyn ApiKeyBackend>,
+    environment: Environment,
+    ttl: Duration,
+    capacity: usize,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<CacheInner>,
+}
+
+impl ApiKeys {
+    pub fn new(
+        backend: Arc<dyn ApiKeyBackend>,
+        environment: Environment,
+        ttl: Duration,
+        capacity: usize,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            backend,
+            environment,
+            ttl,
+            capacity: capacity.max(1),
+            clock,
+            cache: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops every cached answer for a key id (called by the revocation feed).
+    pub fn invalidate(&self, key_id: &str) {
+        let mut c = self.lock();
+        if let Some(digests) = c.by_key_id.remove(key_id) {
+            for d in digests {
+                c.entries.remove(&d);
+            }
+        }
+    }
+
+    /// Verifies a presented key. `revoked` answers whether a key id has been revoked.
+    pub async fn verify(
+        &self,
+        key: &str,
+        tenant: Option<&TenantId>,
+        client_ip: Option<IpAddr>,
+        audience: Option<&str>,
+        revoked: impl Fn(&str) -> bool,
+    ) -> Result<Arc<Principal>, Reason> {
+        let credential = parse_presented(key).map_err(|_| Reason::ApiKeyFormat)?;
+        if credential.environment() != &self.environment {
+            return Err(Reason::ApiKeyWrongEnvironment);
+        }
+        let key_id = credential.id().to_owned();
+        if revoked(&key_id) {
+            return Err(Reason::Revoked(
+                portcullis_core::revocation::RevokedBy::ApiKey,
+            ));
+        }
+        let digest = cache_key(key, tenant, client_ip, audience);
+        let now = self.clock.now();
+        if let Some(hit) = self.lock().entries.get(&digest) {
+            if hit.until > now {
+                return Ok(hit.principal.clone());
+            }
+        }
+        let q = ApiKeyQuery {
+            key,
+            tenant,
+            environment: &self.environment,
+            client_ip,
+            audience,
+        };
+        let id = match self.backend.verify(&q).await {
+            Ok(id) => id,
+            Err(ApiKeyFailure::Rejected) => return Err(Reason::ApiKeyRejected),
+            Err(ApiKeyFailure::Unavailable(e)) => {
+                tracing::error!(error = %e, "API key backend unavailable; denying");
+                return Err(Reason::ApiKeysUnavailable);
+            }
+        };
+        // The backend must answer for the key that was asked about.
+        if id.key_id != key_id {
+            tracing::error!("API key backend answered for another key id; denying");
+            return Err(Reason::ApiKeysUnavailable);
+        }
+        if tenant.is_some_and(|t| *t != id.tenant) {
+            return Err(Reason::TenantMismatch);
+        }
+        // A revocation may have arrived while the backend answered.
+        if revoked(&key_id) {
+            return Err(Reason::Revoked(
+                portcullis_core::revocation::RevokedBy::ApiKey,
+            ));
+        }
+        let principal = Arc::new(Principal {
+            subject: id.owner,
+            client_id: None,
+            tenant: Some(id.tenant),
+            scopes: id.scopes,
+            roles: Vec::new(),
+            kind: CredentialKind::ApiKey,
+            credential_id: id.key_id,
+            issuer: None,
+            environment: Some(id.environment),
+            expires_at: id.expires_at,
+        });
+        let mut until = now.saturating_add(self.ttl);
+        if let Some(exp) = id.expires_at {
+            until = until.min(exp);
+        }
+        let mut c = self.lock();
+        while c.entries.len() >= self.capacity {
+            let Some(old) = c.order.pop_front() else {
+                break;
+            };
+            c.remove(&old);
+        }
+        c.order.push_back(digest);
+        c.by_key_id
+            .entry(key_id.clone())
+            .or_default()
+            .insert(digest);
+        c.entries.insert(
+            digest,
+            Cached {
+                principal: principal.clone(),
+                key_id,
+                until,
+            },
+        );
+        if c.order.len() > 2 * self.capacity + 16 {
+            let CacheInner { entries, order, .. } = &mut *c;
+            order.retain(|d| entries.contains_key(d));
+        }
+        Ok(principal)
+    }
+}
+
+/// SHA-256 over the key and the request facts the answer depended on, length-prefixed so no
+/// two different inputs share an encoding.
+fn cache_key(
+    key: &str,
+    tenant: Option<&TenantId>,
+    ip: Option<IpAddr>,
+    audience: Option<&str>,
+) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let ip = ip.map(|i| i.to_string());
+    for part in [
+        Some(key),
+        tenant.map(TenantId::as_str),
+        ip.as_deref(),
+        audience,
+    ] {
+        match part {
+            Some(p) => {
+                ctx.update(&[1]);
+                ctx.update(&(p.len() as u64).to_be_bytes());
+                ctx.update(p.as_bytes());
+            }
+            None => ctx.update(&[0]),
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}

@@ -1,0 +1,162 @@
+//! Why a credential was refused: the precise internal [`Reason`] and the concise outside class.
+//!
+//! Outside, a client only ever learns one of four RFC 6750 answers (no credential, invalid
+//! request, invalid token, insufficient scope). The reason is for tracing and tests; it must
+//! never be put in a response.
+
+use portcullis_core::revocation::RevokedBy;
+
+/// The answer a client gets (RFC 6750 section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenialClass {
+    /// No credential was sent: 401 with a bare `Bearer` challenge.
+    NoCredential,
+    /// The request itself is malformed (e.g. two credentials): 400 `invalid_request`.
+    InvalidRequest,
+    /// The credential is not acceptable: 401 `invalid_token`.
+    InvalidToken,
+    /// The credential is good but does not grant this: 403 `insufficient_scope`.
+    InsufficientScope,
+}
+
+impl DenialClass {
+    /// The RFC 6750 error code, if the class has one.
+    pub fn error_code(self) -> Option<&'static str> {
+        match self {
+            Self::NoCredential => None,
+            Self::InvalidRequest => Some("invalid_request"),
+            Self::InvalidToken => Some("invalid_token"),
+            Self::InsufficientScope => Some("insufficient_scope"),
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Self::NoCredential | Self::InvalidToken => 401,
+            Self::InvalidRequest => 400,
+            Self::InsufficientScope => 403,
+        }
+    }
+}
+
+/// The precise reason a credential was refused. Internal only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    MissingCredential,
+    /// More than one credential, or a credential in the URL.
+    AmbiguousCredential,
+    CredentialInQuery,
+    TooLarge,
+    /// Not three dot-separated parts, or an empty part.
+    Malformed,
+    /// A part is not strict unpadded base64url.
+    BadBase64,
+    MalformedHeader,
+    MalformedClaims,
+    /// A JSON object in the token repeats a member name.
+    DuplicateMember,
+    AlgNone,
+    AlgNotAllowed,
+    /// The token's `alg` is not the algorithm pinned to the key it names.
+    AlgKeyMismatch,
+    UnsupportedCrit,
+    WrongTyp,
+    MissingKid,
+    UnknownIssuer,
+    UnknownKid,
+    KeysUnavailable,
+    BadSignature,
+    MissingClaim(&'static str),
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    AudienceMismatch,
+    InvalidTenantClaim,
+    Revoked(RevokedBy),
+    RevocationFeedStale,
+    /// An API key was refused (format, unknown, revoked, disabled, expired, environment, IP...).
+    ApiKeyRejected,
+    ApiKeyFormat,
+    ApiKeyWrongEnvironment,
+    ApiKeysUnavailable,
+    CredentialKindNotAccepted,
+    TenantMismatch,
+    TenantUnresolved,
+    MissingScope,
+    MissingRole,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingCredential => "missing_credential",
+            Self::AmbiguousCredential => "ambiguous_credential",
+            Self::CredentialInQuery => "credential_in_query",
+            Self::TooLarge => "token_too_large",
+            Self::Malformed => "token_malformed",
+            Self::BadBase64 => "token_bad_base64url",
+            Self::MalformedHeader => "header_malformed",
+            Self::MalformedClaims => "claims_malformed",
+            Self::DuplicateMember => "duplicate_member",
+            Self::AlgNone => "alg_none",
+            Self::AlgNotAllowed => "alg_not_allowed",
+            Self::AlgKeyMismatch => "alg_key_mismatch",
+            Self::UnsupportedCrit => "crit_unsupported",
+            Self::WrongTyp => "typ_wrong",
+            Self::MissingKid => "kid_missing",
+            Self::UnknownIssuer => "issuer_unknown",
+            Self::UnknownKid => "kid_unknown",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::BadSignature => "signature_invalid",
+            Self::MissingClaim(_) => "claim_missing",
+            Self::Expired => "token_expired",
+            Self::NotYetValid => "token_not_yet_valid",
+            Self::IssuedInFuture => "token_issued_in_future",
+            Self::AudienceMismatch => "audience_mismatch",
+            Self::InvalidTenantClaim => "tenant_claim_invalid",
+            Self::Revoked(by) => by.reason(),
+            Self::RevocationFeedStale => "revocation_feed_stale",
+            Self::ApiKeyRejected => "api_key_rejected",
+            Self::ApiKeyFormat => "api_key_format",
+            Self::ApiKeyWrongEnvironment => "api_key_wrong_environment",
+            Self::ApiKeysUnavailable => "api_keys_unavailable",
+            Self::CredentialKindNotAccepted => "credential_kind_not_accepted",
+            Self::TenantMismatch => "tenant_mismatch",
+            Self::TenantUnresolved => "tenant_unresolved",
+            Self::MissingScope => "scope_missing",
+            Self::MissingRole => "role_missing",
+        }
+    }
+
+    /// The outside answer for this reason.
+    pub fn class(self) -> DenialClass {
+        match self {
+            Self::MissingCredential => DenialClass::NoCredential,
+            Self::AmbiguousCredential | Self::CredentialInQuery => DenialClass::InvalidRequest,
+            Self::TenantMismatch
+            | Self::TenantUnresolved
+            | Self::MissingScope
+            | Self::MissingRole => DenialClass::InsufficientScope,
+            _ => DenialClass::InvalidToken,
+        }
+    }
+}
+
+/// A refusal: the reason (internal) and its class (outside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("credential refused: {}", reason.as_str())]
+pub struct Denial {
+    pub reason: Reason,
+}
+
+impl Denial {
+    pub fn class(&self) -> DenialClass {
+        self.reason.class()
+    }
+}
+
+impl From<Reason> for Denial {
+    fn from(reason: Reason) -> Self {
+        Self { reason }
+    }
+}

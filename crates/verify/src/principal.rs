@@ -1,0 +1,50 @@
+//! Who is calling: what a verified credential says, in one shape for tokens and API keys.
+
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::Timestamp;
+
+/// The kind of credential a request presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    AccessToken,
+    ApiKey,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::ApiKey => "api_key",
+        }
+    }
+}
+
+/// A verified caller. Handlers receive it from the axum extractor; it never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `sub` of a token; the owner of an API key.
+    pub subject: String,
+    /// `client_id` of a token; `None` for API keys.
+    pub client_id: Option<String>,
+    pub tenant: Option<TenantId>,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+    pub kind: CredentialKind,
+    /// The token's `jti` or the API key's id.
+    pub credential_id: String,
+    /// The token's issuer; `None` for API keys.
+    pub issuer: Option<String>,
+    /// The API key's environment; `None` for tokens.
+    pub environment: Option<String>,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}

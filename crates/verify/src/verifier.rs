@@ -1,0 +1,550 @@
+//! The verifier: configuration, the access-token rules, and the one entry point that turns a
+//! request's credential into a [`Principal`] or a [`Denial`].
+//!
+//! Access-token rules, all on by default (DESIGN.md section 5, invariants 2 and 3): size limit;
+//! strict base64url; no repeated JSON members; `alg` must be the algorithm pinned to the key the
+//! token names, from the issuer's configured key source only; `none` and every symmetric
+//! algorithm refused; unknown `crit` refused; `typ` must be `at+jwt`; `iss` exact; `aud` must
+//! contain this resource; `exp` required and in the future; `nbf`/`iat` not in the future beyond
+//! the leeway (at most 60 s); `sub`, `jti`, `client_id`, `iat` required (RFC 9068); the tenant
+//! claim, when present, must be a valid tenant id; then revocation.
+//!
+//! Cheap checks run before the signature so garbage costs little. Nothing read from the token
+//! is trusted for anything but choosing the issuer's key set until the signature has verified.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::credential::Environment;
+use portcullis_core::revocation::TokenIdentity;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::{Clock, Timestamp};
+
+use crate::api_key::{ApiKeyBackend, ApiKeys, HttpApiKeys};
+use crate::denial::{Denial, Reason};
+use crate::feed::{RevocationSource, Revocations};
+use crate::fetch::{Fetch, HttpFetch};
+use crate::jwks::{JwksCache, JwksTiming, KeySource};
+use crate::jws::{self, Alg};
+use crate::policy::{authorize, Policy};
+use crate::principal::{CredentialKind, Principal};
+use crate::token_cache::{self, CachedToken, TokenCache};
+use crate::ConfigError;
+
+/// Longest leeway a configuration may set (DESIGN.md invariant 2).
+pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+
+/// One trusted issuer.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// Compared exactly with the token's `iss`.
+    pub issuer: String,
+    pub keys: KeySource,
+    /// Algorithms accepted from this issuer (default ES256, EdDSA, RS256).
+    pub algorithms: Vec<Alg>,
+}
+
+impl IssuerConfig {
+    pub fn new(issuer: impl Into<String>, keys: KeySource) -> Self {
+        Self {
+            issuer: issuer.into(),
+            keys,
+            algorithms: vec![Alg::ES256, Alg::EdDSA, Alg::RS256],
+        }
+    }
+
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Alg>) -> Self {
+        self.algorithms = algs.into_iter().collect();
+        self
+    }
+}
+
+/// Where API keys are checked.
+#[derive(Debug, Clone)]
+pub enum ApiKeySource {
+    /// Portcullis's HTTP verification endpoint.
+    Http {
+        base_url: String,
+        token: portcullis_core::secret::Secret<String>,
+    },
+    /// An in-process backend (e.g. the server's own store-backed verifier).
+    Backend(Arc<dyn ApiKeyBackend>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyConfig {
+    pub source: ApiKeySource,
+    /// This verifier's environment: keys of another environment are refused unseen.
+    pub environment: String,
+    /// How long a successful answer is reused (revocations cut it short through the feed).
+    pub cache_ttl: Duration,
+    pub cache_capacity: usize,
+}
+
+impl ApiKeyConfig {
+    pub fn new(source: ApiKeySource, environment: impl Into<String>) -> Self {
+        Self {
+            source,
+            environment: environment.into(),
+            cache_ttl: Duration::from_secs(30),
+            cache_capacity: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    pub issuers: Vec<IssuerConfig>,
+    /// This resource's audience identifier: tokens must name it in `aud`.
+    pub audience: String,
+    /// Clock skew tolerated for `exp`, `nbf`, `iat` (default 30 s, at most 60 s).
+    pub leeway: Duration,
+    /// The claim carrying the tenant (Portcullis: `tenant`).
+    pub tenant_claim: String,
+    /// The claim carrying roles, an array of strings (RFC 9068 section 7.2.1.1: `roles`).
+    pub roles_claim: String,
+    pub max_token_bytes: usize,
+    pub jwks: JwksTiming,
+    /// Verified tokens remembered until `exp` (0 disables the cache).
+    pub token_cache_capacity: usize,
+    pub revocation: RevocationSource,
+    pub api_keys: Option<ApiKeyConfig>,
+    /// Allow plain HTTP to non-loopback key and API-key endpoints.
+    pub insecure_allow_http: bool,
+    /// The `realm` of `WWW-Authenticate` challenges.
+    pub realm: String,
+}
+
+impl VerifierConfig {
+    pub fn new(
+        issuer: IssuerConfig,
+        audience: impl Into<String>,
+        revocation: RevocationSource,
+    ) -> Self {
+        Self {
+            issuers: vec![issuer],
+            audience: audience.into(),
+            leeway: Duration::from_secs(30),
+            tenant_claim: portcullis_core::oauth::TENANT_CLAIM.to_owned(),
+            roles_claim: "roles".to_owned(),
+            max_token_bytes: 8 * 1024,
+            jwks: JwksTiming::default(),
+            token_cache_capacity: 100_000,
+            revocation,
+            api_keys: None,
+            insecure_allow_http: false,
+            realm: "api".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Issuer {
+    name: String,
+    algorithms: Vec<Alg>,
+    keys: JwksCache,
+}
+
+#[derive(Debug)]
+struct Inner {
+    issuers: HashMap<String, Issuer>,
+    audience: String,
+    leeway_s: i64,
+    tenant_claim: String,
+    roles_claim: String,
+    max_token_bytes: usize,
+    tokens: TokenCache,
+    revocations: Arc<Revocations>,
+    api_keys: Option<Arc<ApiKeys>>,
+    clock: Arc<dyn Clock>,
+    realm: String,
+    /// The revocation feed follower, stopped when the last clone of the verifier goes (so a
+    /// program that rebuilds its verifier, e.g. on config reload, does not leak connections).
+    feed_task: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(t) = &self.feed_task {
+            t.abort();
+        }
+    }
+}
+
+/// The embeddable verifier. Cheap to clone; share one per process.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+}
+
+/// The request facts a verification needs beyond the credential.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestFacts<'a> {
+    /// The tenant of the resource being reached, as the policy's binding found it.
+    pub resource_tenant: Option<&'a TenantId>,
+    pub client_ip: Option<IpAddr>,
+}
+
+/// A credential found in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    AccessToken(&'a str),
+    ApiKey(&'a str),
+}
+
+impl Verifier {
+    /// Builds a verifier with the system clock and HTTP key fetching. Must run inside a tokio
+    /// runtime when a revocation feed is configured (it starts the follower task).
+    pub fn new(cfg: VerifierConfig) -> Result<Self, ConfigError> {
+        let fetch = HttpFetch::new(Duration::from_secs(5), cfg.insecure_allow_http)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        Self::with_parts(cfg, Arc::new(SystemClock), Arc::new(fetch))
+    }
+
+    /// Builds a verifier with an injected clock and key fetcher (tests, simulations).
+    pub fn with_parts(
+        cfg: VerifierConfig,
+        clock: Arc<dyn Clock>,
+        fetch: Arc<dyn Fetch>,
+    ) -> Result<Self, ConfigError> {
+        if cfg.leeway > MAX_LEEWAY {
+            return Err(ConfigError(format!(
+                "leeway {}s exceeds the maximum of {}s",
+                cfg.leeway.as_secs(),
+                MAX_LEEWAY.as_secs()
+            )));
+        }
+        if cfg.issuers.is_empty() && cfg.api_keys.is_none() {
+            return Err(ConfigError(
+                "configure at least one issuer or an API key source".into(),
+            ));
+        }
+        if cfg.audience.is_empty() {
+            return Err(ConfigError("audience must not be empty".into()));
+        }
+        let mut issuers = HashMap::new();
+        for i in cfg.issuers {
+            if i.algorithms.is_empty() {
+                return Err(ConfigError(format!(
+                    "issuer {} allows no algorithm",
+                    i.issuer
+                )));
+            }
+            let keys = JwksCache::new(
+                i.issuer.clone(),
+                i.keys,
+                i.algorithms.clone(),
+                cfg.jwks,
+                fetch.clone(),
+            )?;
+            let name = i.issuer.clone();
+            if issuers
+                .insert(
+                    name.clone(),
+                    Issuer {
+                        name,
+                        algorithms: i.algorithms,
+                        keys,
+                    },
+                )
+                .is_some()
+            {
+                return Err(ConfigError(format!("issuer {} configured twice", i.issuer)));
+            }
+        }
+        let revocations = Arc::new(match &cfg.revocation {
+            RevocationSource::Feed(f) => Revocations::new(
+                clock.clone(),
+                Some(f.staleness_bound),
+                f.insecure_allow_stale,
+            ),
+            RevocationSource::Embedded { staleness_bound } => {
+                Revocations::new(clock.clone(), Some(*staleness_bound), false)
+            }
+            RevocationSource::InsecureNone => {
+                tracing::warn!("INSECURE: no revocation source; revoked credentials stay valid until they expire");
+                Revocations::new(clock.clone(), None, false)
+            }
+        });
+        let api_keys = match cfg.api_keys {
+            None => None,
+            Some(k) => {
+                let environment = Environment::parse(&k.environment).map_err(|_| {
+                    ConfigError("API key environment must be a lowercase slug".into())
+                })?;
+                let backend: Arc<dyn ApiKeyBackend> = match k.source {
+                    ApiKeySource::Backend(b) => b,
+                    ApiKeySource::Http { base_url, token } => Arc::new(HttpApiKeys::new(
+                        &base_url,
+                        token.into_inner(),
+                        cfg.insecure_allow_http,
+                    )?),
+                };
+                let keys = Arc::new(ApiKeys::new(
+                    backend,
+                    environment,
+                    k.cache_ttl,
+                    k.cache_capacity,
+                    clock.clone(),
+                ));
+                let weak = Arc::downgrade(&keys);
+                revocations.on_api_key(Box::new(move |id| {
+                    if let Some(k) = weak.upgrade() {
+                        k.invalidate(id);
+                    }
+                }));
+                Some(keys)
+            }
+        };
+        let feed_task = match cfg.revocation {
+            RevocationSource::Feed(f) => {
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(ConfigError(
+                        "a revocation feed needs a tokio runtime".into(),
+                    ));
+                }
+                Some(revocations.spawn_feed(f)?)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                issuers,
+                audience: cfg.audience,
+                leeway_s: i64::try_from(cfg.leeway.as_secs()).unwrap_or(60),
+                tenant_claim: cfg.tenant_claim,
+                roles_claim: cfg.roles_claim,
+                max_token_bytes: cfg.max_token_bytes,
+                tokens: TokenCache::new(cfg.token_cache_capacity),
+                revocations,
+                api_keys,
+                clock,
+                realm: cfg.realm,
+                feed_task,
+            }),
+        })
+    }
+
+    /// The revocation state (for embedders that apply records themselves, and for metrics).
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.inner.revocations
+    }
+
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached_tokens(&self) -> usize {
+        self.inner.tokens.len()
+    }
+
+    /// Verifies a credential and applies `policy`: the whole decision for one request.
+    pub async fn check(
+        &self,
+        presented: Presented<'_>,
+        policy: &Policy,
+        facts: RequestFacts<'_>,
+    ) -> Result<Arc<Principal>, Denial> {
+        let kind = match presented {
+            Presented::AccessToken(_) => CredentialKind::AccessToken,
+            Presented::ApiKey(_) => CredentialKind::ApiKey,
+        };
+        // Refuse a kind the route does not take before spending anything on it.
+        if !policy.accepts(kind) {
+            return Err(Reason::CredentialKindNotAccepted.into());
+        }
+        let principal = match presented {
+            Presented::AccessToken(t) => self.verify_access_token(t).await?,
+            Presented::ApiKey(k) => {
+                let bound = (policy.tenant != crate::policy::TenantBinding::Unbound)
+                    .then_some(facts.resource_tenant)
+                    .flatten();
+                self.verify_api_key(k, bound, facts.client_ip).await?
+            }
+        };
+        authorize(&principal, policy, facts.resource_tenant)?;
+        Ok(principal)
+    }
+
+    /// Verifies an API key (format, environment, revocation, backend, cache).
+    pub async fn verify_api_key(
+        &self,
+        key: &str,
+        tenant: Option<&TenantId>,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, Denial> {
+        let Some(keys) = &self.inner.api_keys else {
+            return Err(Reason::CredentialKindNotAccepted.into());
+        };
+        self.inner.revocations.check_fresh()?;
+        let revocations = &self.inner.revocations;
+        Ok(keys
+            .verify(key, tenant, client_ip, Some(&self.inner.audience), |id| {
+                revocations.api_key_revoked(id)
+            })
+            .await?)
+    }
+
+    /// Verifies an access token against every rule in the module docs.
+    pub async fn verify_access_token(&self, token: &str) -> Result<Arc<Principal>, Denial> {
+        let inner = &*self.inner;
+        if token.len() > inner.max_token_bytes {
+            return Err(Reason::TooLarge.into());
+        }
+        let now = inner.clock.now();
+        let digest = token_cache::digest(token);
+        if let Some(hit) = inner.tokens.get(&digest, now) {
+            self.check_revocation(&hit)?;
+            return Ok(hit.principal.clone());
+        }
+        let cached = self.verify_uncached(token, now).await?;
+        self.check_revocation(&cached)?;
+        let principal = cached.principal.clone();
+        inner.tokens.insert(digest, cached, now);
+        Ok(principal)
+    }
+
+    fn check_revocation(&self, t: &CachedToken) -> Result<(), Reason> {
+        let r = &self.inner.revocations;
+        r.check_fresh()?;
+        let p = &t.principal;
+        let id = TokenIdentity {
+            tenant: &t.tenant,
+            jti: &p.credential_id,
+            client_id: p.client_id.as_deref(),
+            subject: &p.subject,
+            kid: &t.kid,
+            family: None,
+            issued_at: t.issued_at,
+        };
+        match r.token_revoked(&id) {
+            Some(by) => Err(Reason::Revoked(by)),
+            None => Ok(()),
+        }
+    }
+
+    async fn verify_uncached(&self, token: &str, now: Timestamp) -> Result<CachedToken, Reason> {
+        let inner = &*self.inner;
+        let u = jws::parse(token, inner.max_token_bytes)?;
+        match &u.header.typ {
+            Some(t) if jws::is_access_token_typ(t) => {}
+            _ => return Err(Reason::WrongTyp),
+        }
+        let c = jws::RawObject::parse(&u.payload, Reason::MalformedClaims)?;
+        let malformed = |_| Reason::MalformedClaims;
+        let iss = c
+            .str("iss")
+            .map_err(malformed)?
+            .ok_or(Reason::MissingClaim("iss"))?;
+        let issuer = inner
+            .issuers
+            .get(iss.as_ref())
+            .ok_or(Reason::UnknownIssuer)?;
+        if !issuer.algorithms.contains(&u.header.alg) {
+            return Err(Reason::AlgNotAllowed);
+        }
+        let now_s = now.as_secs();
+        let leeway = inner.leeway_s;
+        let exp = c
+            .int("exp")
+            .map_err(malformed)?
+            .ok_or(Reason::MissingClaim("exp"))?;
+        if now_s >= exp.saturating_add(leeway) {
+            return Err(Reason::Expired);
+        }
+        if let Some(nbf) = c.int("nbf").map_err(malformed)? {
+            if nbf > now_s.saturating_add(leeway) {
+                return Err(Reason::NotYetValid);
+            }
+        }
+        let iat = c
+            .int("iat")
+            .map_err(malformed)?
+            .ok_or(Reason::MissingClaim("iat"))?;
+        if iat > now_s.saturating_add(leeway) {
+            return Err(Reason::IssuedInFuture);
+        }
+        let aud = c
+            .strings("aud")
+            .map_err(malformed)?
+            .ok_or(Reason::MissingClaim("aud"))?;
+        if !aud.iter().any(|a| a == &inner.audience) {
+            return Err(Reason::AudienceMismatch);
+        }
+        let required = |name: &'static str| {
+            c.str(name)
+                .map_err(malformed)?
+                .ok_or(Reason::MissingClaim(name))
+        };
+        let sub = required("sub")?;
+        let jti = required("jti")?;
+        let client_id = required("client_id")?;
+        let tenant = match c.str(&inner.tenant_claim) {
+            Ok(None) => None,
+            Ok(Some(t)) => Some(TenantId::parse(&t).map_err(|_| Reason::InvalidTenantClaim)?),
+            Err(_) => return Err(Reason::InvalidTenantClaim),
+        };
+        let scopes = c
+            .str("scope")
+            .map_err(malformed)?
+            .map(|s| {
+                s.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let roles = c
+            .string_array(&inner.roles_claim)
+            .map_err(malformed)?
+            .unwrap_or_default();
+
+        let key = match issuer.keys.key(u.header.kid.as_deref()).await {
+            Err(Reason::UnknownKid) if u.header.kid.is_none() => return Err(Reason::MissingKid),
+            other => other?,
+        };
+        if key.alg != u.header.alg {
+            return Err(Reason::AlgKeyMismatch);
+        }
+        if !key.verify(u.signing_input.as_bytes(), &u.signature) {
+            return Err(Reason::BadSignature);
+        }
+        let principal = Principal {
+            subject: sub.into_owned(),
+            client_id: Some(client_id.into_owned()),
+            tenant: tenant.clone(),
+            scopes,
+            roles,
+            kind: CredentialKind::AccessToken,
+            credential_id: jti.into_owned(),
+            issuer: Some(issuer.name.clone()),
+            environment: None,
+            expires_at: Some(Timestamp::from_secs(exp)),
+        };
+        Ok(CachedToken {
+            principal: Arc::new(principal),
+            // Revocation marks are per tenant; a token without one can only match global marks.
+            tenant: tenant.unwrap_or_else(TenantId::system),
+            kid: key.kid.clone().unwrap_or_default(),
+            issued_at: Timestamp::from_secs(iat),
+            expires_at: Timestamp::from_secs(exp),
+        })
+    }
+}

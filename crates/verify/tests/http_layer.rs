@@ -1,0 +1,381 @@
+//! The tower layer and axum extractor end to end through a router, and API keys through the
+//! verifier with a counting in-process backend: RFC 6750 answers for every denial class,
+//! credential placement rules, tenant binding from the path, and API-key cache invalidation by
+//! revocation records.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use portcullis_core::credential::{Credential, CredentialKind as CoreKind, Environment};
+use portcullis_core::revocation::{RevocationKind, RevocationRecord};
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::Timestamp;
+use portcullis_verify::{
+    ApiKeyBackend, ApiKeyConfig, ApiKeyFailure, ApiKeyIdentity, ApiKeyQuery, ApiKeySource,
+    IssuerConfig, KeySource, Policy, Principal, RevocationSource, Verifier, VerifierConfig,
+};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+#[derive(Debug, Default)]
+struct Backend {
+    calls: AtomicUsize,
+    /// key text -> identity; absent keys are rejected.
+    keys: Mutex<Vec<(String, ApiKeyIdentity)>>,
+    unavailable: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl ApiKeyBackend for Backend {
+    async fn verify(&self, q: &ApiKeyQuery<'_>) -> Result<ApiKeyIdentity, ApiKeyFailure> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(ApiKeyFailure::Unavailable("down".into()));
+        }
+        let keys = self.keys.lock().expect("lock");
+        keys.iter()
+            .find(|(k, _)| k == q.key)
+            .map(|(_, id)| id.clone())
+            .ok_or(ApiKeyFailure::Rejected)
+    }
+}
+
+fn api_key(env: &str) -> Credential {
+    Credential::generate(
+        CoreKind::ApiKey,
+        Environment::parse(env).expect("env"),
+        &mut rand::thread_rng(),
+    )
+}
+
+struct App {
+    router: Router,
+    verifier: Verifier,
+    backend: Arc<Backend>,
+    ec: EcKey,
+    key: Credential,
+}
+
+fn app() -> App {
+    let ec = EcKey::new("k1", 1);
+    let backend = Arc::new(Backend::default());
+    let key = api_key("live");
+    backend.keys.lock().expect("lock").push((
+        key.expose().to_owned(),
+        ApiKeyIdentity {
+            key_id: key.id().to_owned(),
+            tenant: TenantId::parse("acme").expect("t"),
+            environment: "live".into(),
+            owner: "partner-co".into(),
+            scopes: vec!["payments:read".into()],
+            expires_at: None,
+        },
+    ));
+    let mut cfg = VerifierConfig::new(
+        IssuerConfig::new(ISSUER, KeySource::Static(jwks_of(&[ec.jwk()]))),
+        AUDIENCE,
+        RevocationSource::Embedded {
+            staleness_bound: std::time::Duration::from_secs(30),
+        },
+    );
+    cfg.realm = "payments".into();
+    cfg.api_keys = Some(ApiKeyConfig::new(
+        ApiKeySource::Backend(backend.clone()),
+        "live",
+    ));
+    let verifier =
+        Verifier::with_parts(cfg, clock(), Arc::new(FakeFetch::default())).expect("verifier");
+    verifier.revocations().touch(0);
+    let whoami = |p: Principal| async move {
+        axum::Json(json!({
+            "subject": p.subject, "tenant": p.tenant, "kind": p.kind.as_str(),
+            "credential_id": p.credential_id, "scopes": p.scopes,
+        }))
+    };
+    let router = Router::new()
+        .route(
+            "/t/{tenant}/payments",
+            get(whoami).route_layer(
+                verifier.require(
+                    Policy::access_token()
+                        .also_api_keys()
+                        .all_scopes(["payments:read"])
+                        .tenant_from_path("tenant"),
+                ),
+            ),
+        )
+        .route(
+            "/admin",
+            get(whoami).route_layer(
+                verifier.require(Policy::access_token().all_scopes(["payments:admin"])),
+            ),
+        )
+        .route("/forgot-the-layer", get(whoami));
+    App {
+        router,
+        verifier,
+        backend,
+        ec,
+        key,
+    }
+}
+
+async fn send(
+    app: &App,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Option<String>, Value) {
+    let mut req = Request::builder().uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .router
+        .clone()
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    let status = resp.status();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, challenge, body)
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+#[tokio::test]
+async fn rfc6750_answers_for_each_denial_class() {
+    let app = app();
+    let good = es256_token(&app.ec, &header("k1", "ES256"), &claims());
+
+    let (s, c, b) = send(&app, "/t/acme/payments", &[]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.as_deref(),
+        Some(r#"Bearer realm="payments""#),
+        "no error attribute without a credential"
+    );
+    assert_eq!(b, json!({"error": "unauthorized"}));
+
+    let (s, c, b) = send(
+        &app,
+        "/t/acme/payments",
+        &[("authorization", "Bearer not.a.token")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.as_deref(),
+        Some(r#"Bearer realm="payments", error="invalid_token""#)
+    );
+    assert_eq!(b, json!({"error": "invalid_token"}));
+
+    let (s, c, _) = send(
+        &app,
+        "/t/globex/payments",
+        &[("authorization", &bearer(&good))],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "right token, wrong tenant");
+    assert_eq!(
+        c.as_deref(),
+        Some(r#"Bearer realm="payments", error="insufficient_scope""#)
+    );
+
+    let (s, _, b) = send(&app, "/admin", &[("authorization", &bearer(&good))]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(b, json!({"error": "insufficient_scope"}));
+
+    let (s, _, b) = send(
+        &app,
+        "/t/acme/payments",
+        &[("authorization", &bearer(&good))],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["subject"], "cl_billing");
+    assert_eq!(b["kind"], "access_token");
+    assert_eq!(b["credential_id"], "jti-1");
+}
+
+#[tokio::test]
+async fn credential_placement_rules() {
+    let app = app();
+    let good = es256_token(&app.ec, &header("k1", "ES256"), &claims());
+    let key = app.key.expose().to_owned();
+    type Headers<'a> = Vec<(&'a str, String)>;
+    let cases: Vec<(String, Headers, StatusCode)> = vec![
+        (
+            format!("/t/acme/payments?access_token={good}"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/t/acme/payments?k={key}"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/t/acme/payments".into(),
+            vec![("authorization", bearer(&good)), ("x-api-key", key.clone())],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/t/acme/payments".into(),
+            vec![
+                ("authorization", bearer(&good)),
+                ("authorization", bearer(&good)),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/t/acme/payments".into(),
+            vec![("authorization", "Basic Zm9vOmJhcg==".into())],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/t/acme/payments".into(),
+            vec![("authorization", "Bearer ".into())],
+            StatusCode::UNAUTHORIZED,
+        ),
+        // The tenant in the path must be a tenant id at all.
+        (
+            "/t/NOT%20A%20TENANT/payments".into(),
+            vec![("authorization", bearer(&good))],
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (path, headers, want) in cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (s, _, _) = send(&app, &path, &h).await;
+        assert_eq!(
+            s,
+            want,
+            "{path} {:?}",
+            headers.iter().map(|h| h.0).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_extractor_without_the_layer_fails_closed() {
+    let app = app();
+    let good = es256_token(&app.ec, &header("k1", "ES256"), &claims());
+    let (s, _, _) = send(
+        &app,
+        "/forgot-the-layer",
+        &[("authorization", &bearer(&good))],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn api_keys_in_either_header_with_checks_before_the_backend() {
+    let app = app();
+    let key = app.key.expose().to_owned();
+    for h in [("x-api-key", key.clone()), ("authorization", bearer(&key))] {
+        let (s, _, b) = send(&app, "/t/acme/payments", &[(h.0, &h.1)]).await;
+        assert_eq!(s, StatusCode::OK, "{}", h.0);
+        assert_eq!(b["kind"], "api_key");
+        assert_eq!(b["subject"], "partner-co");
+    }
+    assert_eq!(
+        app.backend.calls.load(Ordering::SeqCst),
+        1,
+        "second use was cached"
+    );
+
+    // Garbage, a bad checksum and the other environment never reach the backend.
+    let mut typo = key.clone().into_bytes();
+    let i = typo.len() - 8;
+    typo[i] = if typo[i] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).expect("utf8");
+    let test_env = api_key("test");
+    for bad in [typo.as_str(), "pcl_key_live_short", test_env.expose()] {
+        let (s, c, _) = send(&app, "/t/acme/payments", &[("x-api-key", bad)]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{bad}");
+        assert_eq!(
+            c.as_deref(),
+            Some(r#"Bearer realm="payments", error="invalid_token""#)
+        );
+    }
+    assert_eq!(app.backend.calls.load(Ordering::SeqCst), 1);
+
+    // Another tenant's route.
+    let (s, _, _) = send(&app, "/t/globex/payments", &[("x-api-key", &key)]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A route that takes tokens only.
+    let (s, _, _) = send(&app, "/admin", &[("x-api-key", &key)]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // An unknown but well-formed key is refused by the backend and never cached as good.
+    let unknown = api_key("live");
+    for _ in 0..2 {
+        let (s, _, _) = send(&app, "/t/acme/payments", &[("x-api-key", unknown.expose())]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+}
+
+fn record(seq: i64, kind: RevocationKind, subject: &str) -> RevocationRecord {
+    RevocationRecord {
+        seq,
+        tenant: TenantId::parse("acme").expect("t"),
+        kind,
+        subject: subject.into(),
+        revoked_before: None,
+        expires_at: None,
+        created_at: Timestamp::from_secs(NOW_S),
+    }
+}
+
+#[tokio::test]
+async fn revocation_records_reach_cached_api_keys() {
+    let app = app();
+    let key = app.key.expose().to_owned();
+    let ok = |s: StatusCode| s == StatusCode::OK;
+    assert!(ok(send(&app, "/t/acme/payments", &[("x-api-key", &key)])
+        .await
+        .0));
+    assert_eq!(app.backend.calls.load(Ordering::SeqCst), 1);
+
+    // A change drops the cached answer: the next request asks the backend again.
+    app.verifier
+        .revocations()
+        .apply(&record(1, RevocationKind::ApiKeyChanged, app.key.id()));
+    assert!(ok(send(&app, "/t/acme/payments", &[("x-api-key", &key)])
+        .await
+        .0));
+    assert_eq!(app.backend.calls.load(Ordering::SeqCst), 2);
+
+    // A revocation refuses at once, cached or not, without asking anyone.
+    app.verifier
+        .revocations()
+        .apply(&record(2, RevocationKind::ApiKey, app.key.id()));
+    let (s, _, _) = send(&app, "/t/acme/payments", &[("x-api-key", &key)]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.backend.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_unavailable_backend_denies() {
+    let app = app();
+    app.backend.unavailable.store(true, Ordering::SeqCst);
+    let (s, _, _) = send(&app, "/t/acme/payments", &[("x-api-key", app.key.expose())]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
