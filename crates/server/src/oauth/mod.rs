@@ -97,8 +97,7 @@ impl OAuthState {
                 timeout: Duration::from_millis(config.jwks_uri_timeout_ms),
                 max_bytes: config.jwks_uri_max_bytes,
                 allow_http: config.insecure_allow_http_jwks_uri,
-            })
-            .map_err(|e| anyhow::anyhow!("could not build the JWKS fetcher: {e}"))?,
+            }),
             insecure_allow_http_jwks_uri: config.insecure_allow_http_jwks_uri,
             rotation: None,
             jwks_max_age_secs: discovery::JWKS_MAX_AGE_SECS,

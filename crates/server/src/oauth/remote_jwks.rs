@@ -84,26 +84,40 @@ struct Slot {
 /// Fetches and caches client JWKS documents. See the module documentation.
 #[derive(Debug)]
 pub struct RemoteJwks {
-    http: reqwest::Client,
+    /// Built on first use: most installations have no `jwks_uri` client and need no TLS client
+    /// (or its root store) in memory.
+    http: tokio::sync::OnceCell<reqwest::Client>,
     settings: RemoteJwksSettings,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
 }
 
 impl RemoteJwks {
-    pub fn new(settings: RemoteJwksSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .https_only(!settings.allow_http)
-            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self {
-            http,
+    pub fn new(settings: RemoteJwksSettings) -> Self {
+        Self {
+            http: tokio::sync::OnceCell::new(),
             settings,
             slots: Mutex::new(HashMap::new()),
-        })
+        }
+    }
+
+    async fn http(&self) -> Result<&reqwest::Client, &'static str> {
+        let settings = self.settings;
+        self.http
+            .get_or_try_init(|| async move {
+                reqwest::Client::builder()
+                    .timeout(settings.timeout)
+                    .connect_timeout(settings.timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .https_only(!settings.allow_http)
+                    .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+                    .build()
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not build the HTTP client for JWKS URIs");
+                "jwks_uri_client_unavailable"
+            })
     }
 
     fn slot(&self, uri: &str) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -175,7 +189,8 @@ impl RemoteJwks {
     async fn fetch(&self, uri: &str) -> Result<JwkSet, &'static str> {
         validate_jwks_uri(uri, self.settings.allow_http).map_err(|_| "jwks_uri_not_allowed")?;
         let mut response = self
-            .http
+            .http()
+            .await?
             .get(uri)
             .header(
                 ACCEPT,
