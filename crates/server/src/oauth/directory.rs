@@ -224,24 +224,14 @@ impl Directory {
         id: &str,
         now: Timestamp,
     ) -> Result<Option<Arc<ClientFacts>>, StoreError> {
-        if let Some(hit) = self.clients.get(id, now) {
-            return Ok(Some(hit));
-        }
-        if self.unknown_clients.get(id, now).is_some() {
-            return Ok(None);
-        }
-        let epoch = self.clients.epoch();
-        let unknown_epoch = self.unknown_clients.epoch();
-        let Some(client) = store.get_client(id).await? else {
-            self.unknown_clients
-                .insert(id.to_owned(), (), unknown_epoch, now);
-            return Ok(None);
-        };
-        let secrets = store.list_client_secrets(&client.id).await?;
-        let facts = Arc::new(ClientFacts::new(client, secrets));
-        self.clients
-            .insert(facts.client.id.clone(), facts.clone(), epoch, now);
-        Ok(Some(facts))
+        self.credential(&self.clients, id, now, || async {
+            let Some(client) = store.get_client(id).await? else {
+                return Ok(None);
+            };
+            let secrets = store.list_client_secrets(&client.id).await?;
+            Ok(Some(ClientFacts::new(client, secrets)))
+        })
+        .await
     }
 
     /// A resource server and its secrets by id, or `None` if there is no such resource server.
@@ -252,23 +242,45 @@ impl Directory {
         id: &str,
         now: Timestamp,
     ) -> Result<Option<Arc<ResourceServerCredential>>, StoreError> {
-        if let Some(hit) = self.introspectors.get(id, now) {
+        self.credential(&self.introspectors, id, now, || async {
+            let Some(server) = store.find_resource_server(id).await? else {
+                return Ok(None);
+            };
+            let secrets = store.list_resource_server_secrets(&server.id).await?;
+            Ok(Some(ResourceServerCredential::new(server, secrets)))
+        })
+        .await
+    }
+
+    /// Read-through for credentials looked up by id: a hit, a remembered miss, or `load`.
+    /// A miss goes to `unknown_clients`, so unknown ids cannot evict real credentials. The
+    /// epochs are taken before the read, so a write that lands during it is never cached over.
+    async fn credential<V, F, Fut>(
+        &self,
+        cache: &FactCache<String, Arc<V>>,
+        id: &str,
+        now: Timestamp,
+        load: F,
+    ) -> Result<Option<Arc<V>>, StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
+    {
+        if let Some(hit) = cache.get(id, now) {
             return Ok(Some(hit));
         }
         if self.unknown_clients.get(id, now).is_some() {
             return Ok(None);
         }
-        let epoch = self.introspectors.epoch();
+        let epoch = cache.epoch();
         let unknown_epoch = self.unknown_clients.epoch();
-        let Some(server) = store.find_resource_server(id).await? else {
+        let Some(facts) = load().await? else {
             self.unknown_clients
                 .insert(id.to_owned(), (), unknown_epoch, now);
             return Ok(None);
         };
-        let secrets = store.list_resource_server_secrets(&server.id).await?;
-        let facts = Arc::new(ResourceServerCredential::new(server, secrets));
-        self.introspectors
-            .insert(facts.server.id.clone(), facts.clone(), epoch, now);
+        let facts = Arc::new(facts);
+        cache.insert(id.to_owned(), facts.clone(), epoch, now);
         Ok(Some(facts))
     }
 
