@@ -244,8 +244,9 @@ impl IpAllowlist {
     }
 }
 
-/// An optional per-key rate limit: at most `requests` per `window_secs`. Stored and handed to
-/// the enforcing component (gateway) in the principal.
+/// An optional per-key rate limit: at most `requests` per `window_secs`, as a token bucket of
+/// `requests` tokens refilled evenly over the window (so a full burst, then a steady pace).
+/// Every verifier enforces it for the requests it admits ([`RateLimit::rate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
@@ -259,6 +260,12 @@ impl RateLimit {
             return Err(AttributeError::BadRateLimit);
         }
         Ok(self)
+    }
+
+    /// The token bucket that enforces this limit.
+    pub fn rate(self) -> Option<crate::rate_limit::Rate> {
+        let requests = f64::from(self.requests);
+        crate::rate_limit::Rate::new(requests / f64::from(self.window_secs), requests)
     }
 }
 

@@ -386,6 +386,7 @@ impl Refusal {
             Self::Denied(d) => match d.class().status() {
                 400 => "bad_request",
                 403 => "forbidden",
+                429 => "rate_limited",
                 _ => "unauthorized",
             },
         }

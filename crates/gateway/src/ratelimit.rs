@@ -1,63 +1,39 @@
-//! Per-route rate limits: a token bucket per caller (credential id, or client address on
-//! public routes). Pure arithmetic over a time the caller passes in, so it is unit-testable.
+//! Per-route rate limits: one token bucket per caller (credential id, or client address on
+//! public routes) at the route's fixed rate, over core's [`Buckets`]. Time is the monotonic
+//! clock, counted from when the limiter was built, so wall-clock jumps neither refill nor drain.
 //!
-//! Memory is bounded: past `MAX_CALLERS` tracked callers, full (idle) buckets are forgotten;
-//! if that frees nothing, the table is cleared, which briefly lets callers burst again but never
-//! grows without bound. This module must never be the only defence against unauthenticated
-//! floods: it runs after authentication, keyed by who the caller proved to be.
+//! This module must never be the only defence against unauthenticated floods: it runs after
+//! authentication, keyed by who the caller proved to be (see [`portcullis_core::rate_limit`]).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Instant;
 
-const MAX_CALLERS: usize = 100_000;
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
+use portcullis_core::rate_limit::{Buckets, Rate};
+use portcullis_core::time::Timestamp;
 
 #[derive(Debug)]
 pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    callers: Mutex<HashMap<String, Bucket>>,
+    rate: Rate,
+    origin: Instant,
+    buckets: Buckets,
 }
 
 impl RateLimiter {
-    pub fn new(per_second: f64, burst: f64) -> Self {
-        Self {
-            per_second,
-            burst: burst.max(1.0),
-            callers: Mutex::new(HashMap::new()),
-        }
+    /// `None` unless both figures are positive and finite.
+    pub fn new(per_second: f64, burst: f64) -> Option<Self> {
+        Some(Self {
+            rate: Rate::new(per_second, burst)?,
+            origin: Instant::now(),
+            buckets: Buckets::default(),
+        })
     }
 
     /// Takes one token for `caller` at `now`; `Err(seconds)` says when one will be available.
     pub fn check(&self, caller: &str, now: Instant) -> Result<(), u64> {
-        let mut callers = self.callers.lock().unwrap_or_else(|p| p.into_inner());
-        if callers.len() >= MAX_CALLERS && !callers.contains_key(caller) {
-            let (rate, burst) = (self.per_second, self.burst);
-            callers.retain(|_, b| b.tokens + rate * now.duration_since(b.at).as_secs_f64() < burst);
-            if callers.len() >= MAX_CALLERS {
-                callers.clear();
-            }
-        }
-        let b = callers.entry(caller.to_owned()).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.per_second).min(self.burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - b.tokens) / self.per_second;
-            Err(wait.ceil().max(1.0) as u64)
-        }
+        let ms = now.saturating_duration_since(self.origin).as_millis();
+        let now = Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX));
+        self.buckets
+            .check(caller, self.rate, now)
+            .map_err(|l| l.retry_after_secs)
     }
 }
 
@@ -68,7 +44,7 @@ mod tests {
 
     #[test]
     fn bursts_then_refills_per_caller() {
-        let l = RateLimiter::new(2.0, 3.0);
+        let l = RateLimiter::new(2.0, 3.0).expect("valid");
         let t0 = Instant::now();
         for _ in 0..3 {
             assert_eq!(l.check("a", t0), Ok(()));
@@ -85,5 +61,6 @@ mod tests {
             assert_eq!(l.check("a", later), Ok(()));
         }
         assert!(l.check("a", later).is_err());
+        assert!(RateLimiter::new(0.0, 1.0).is_none());
     }
 }

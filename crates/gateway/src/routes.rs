@@ -331,7 +331,10 @@ fn compile_route(
             if !(burst.is_finite() && burst > 0.0) {
                 return err(&name, "rate_limit.burst must be positive");
             }
-            Some(RateLimiter::new(r.per_second, burst))
+            let Some(limiter) = RateLimiter::new(r.per_second, burst) else {
+                return err(&name, "rate_limit is out of range");
+            };
+            Some(limiter)
         }
     };
     Ok(Route {

@@ -20,6 +20,8 @@ pub struct ApiError {
     pub reason: Option<String>,
     /// Bearer challenge for 401s: `Some(None)` = challenge without `error` (no credential sent).
     pub challenge: Option<Option<&'static str>>,
+    /// `Retry-After` seconds, for 429s.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -30,6 +32,7 @@ impl ApiError {
             description: None,
             reason: None,
             challenge: None,
+            retry_after_secs: None,
         }
     }
 
@@ -68,6 +71,14 @@ impl ApiError {
     pub fn conflict(description: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::CONFLICT, "conflict");
         e.description = Some(description.into());
+        e
+    }
+
+    /// 429 `rate_limited`: the credential is good but over its limit.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        e.reason = Some("rate_limited".into());
+        e.retry_after_secs = Some(retry_after_secs.max(1));
         e
     }
 
@@ -114,6 +125,11 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
+        }
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
             .headers_mut()

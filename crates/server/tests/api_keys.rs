@@ -1381,3 +1381,153 @@ async fn the_verify_library_uses_the_store_backed_verifier_in_process() {
         .expect_err("revoked");
     assert_eq!(deny.reason, Reason::ApiKeyRejected);
 }
+
+/// A key's own rate limit on the verify endpoint: 429 `rate_limited` with `Retry-After` once the
+/// burst is spent, other keys unaffected, one audit event per limited stretch (not per refusal).
+#[tokio::test]
+async fn a_key_over_its_own_rate_limit_is_answered_429_and_audited_once_per_stretch() {
+    let mut h = Harness::new().await;
+    let (limited_id, limited) = h
+        .acme_key(json!({"rate_limit": {"requests": 2, "window_secs": 60}}))
+        .await;
+    let (_, other) = h.acme_key(json!({})).await;
+    let verify = |key: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/api-keys/verify")
+            .header("authorization", format!("Bearer {}", h.acme))
+            .header("content-type", "application/json")
+            .body(Body::from(json!({"key": key}).to_string()))
+            .expect("request")
+    };
+    for _ in 0..2 {
+        assert_eq!(h.raw(verify(&limited)).await.0, StatusCode::OK);
+    }
+    for _ in 0..3 {
+        let resp = h
+            .app
+            .clone()
+            .oneshot(verify(&limited))
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            resp.headers()["retry-after"],
+            "30",
+            "2 a minute: one every 30 s"
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).expect("json"),
+            json!({"error": "rate_limited"})
+        );
+    }
+    assert_eq!(h.raw(verify(&other)).await.0, StatusCode::OK, "per key");
+    h.clock.advance(Duration::from_secs(30));
+    assert_eq!(h.raw(verify(&limited)).await.0, StatusCode::OK, "refilled");
+    assert_eq!(
+        h.raw(verify(&limited)).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "by one token only"
+    );
+    let events = h.audit(&["acme"]).await;
+    let limited_events: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("api_key_rate_limited"))
+        .collect();
+    assert_eq!(limited_events.len(), 2, "one per limited stretch");
+    assert!(limited_events
+        .iter()
+        .all(|e| e.credential_id.as_deref() == Some(limited_id.as_str())));
+}
+
+/// The verify library counts a key's limit itself for every request it admits, cached or not,
+/// so the in-process backend must not count it again.
+#[tokio::test]
+async fn the_verify_library_counts_a_keys_limit_once_in_process() {
+    use portcullis_verify::{
+        ApiKeyConfig, ApiKeySource, IssuerConfig, KeySource, Policy, Presented, Reason,
+        RequestFacts, RevocationSource, Verifier, VerifierConfig,
+    };
+    let h = Harness::new().await;
+    let (_, key) = h
+        .acme_key(json!({"rate_limit": {"requests": 3, "window_secs": 60}}))
+        .await;
+    let mut cfg = VerifierConfig::new(
+        IssuerConfig::new("https://unused.example", KeySource::Static(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#.into())),
+        "orders-api",
+        RevocationSource::Embedded {
+            staleness_bound: Duration::from_secs(3600),
+        },
+    );
+    cfg.api_keys = Some(ApiKeyConfig::new(
+        ApiKeySource::Backend(h.state.api_keys.verifier.clone()),
+        "live",
+    ));
+    let verifier = Verifier::with_parts(
+        cfg,
+        h.clock.clone(),
+        Arc::new(
+            portcullis_verify::fetch::HttpFetch::new(Duration::from_secs(1), false).expect("fetch"),
+        ),
+    )
+    .expect("verifier");
+    verifier.revocations().touch(0);
+    let policy = Policy::access_token().api_keys_only();
+    let facts = RequestFacts {
+        resource_tenant: None,
+        client_ip: None,
+    };
+    for _ in 0..3 {
+        verifier
+            .check(Presented::ApiKey(&key), &policy, facts.clone())
+            .await
+            .expect("within the burst");
+    }
+    let deny = verifier
+        .check(Presented::ApiKey(&key), &policy, facts.clone())
+        .await
+        .expect_err("over the limit");
+    assert_eq!(
+        deny.reason,
+        Reason::ApiKeyRateLimited {
+            retry_after_secs: 20
+        }
+    );
+    // The server's own count for the key was not spent by the library's lookups.
+    let (s, v) = h.verify(&h.acme, json!({"key": key})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// A well-formed key with an unknown id is remembered as unknown for the cache TTL: repeating
+/// it does not reach storage (here: storage is gone, and the answer is still a plain 401).
+#[tokio::test]
+async fn an_unknown_key_id_is_remembered_and_not_looked_up_again() {
+    let h = Harness::new().await;
+    let unknown = Credential::generate(
+        CredentialKind::ApiKey,
+        Environment::live(),
+        &mut rand::rngs::OsRng,
+    )
+    .expose()
+    .to_owned();
+    let whoami = |key: &str| {
+        Request::builder()
+            .uri("/v1/tenants/acme/api-keys/self")
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .expect("request")
+    };
+    assert_eq!(h.raw(whoami(&unknown)).await.0, StatusCode::UNAUTHORIZED);
+    h.state.store.close().await;
+    assert_eq!(
+        h.raw(whoami(&unknown)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "answered from the remembered miss, not storage"
+    );
+    // Once the TTL passes the miss is forgotten: storage is asked (and, being gone, denies).
+    h.clock.advance(Duration::from_secs(3_601));
+    assert!(h.raw(whoami(&unknown)).await.0.is_server_error());
+}

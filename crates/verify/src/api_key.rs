@@ -8,6 +8,9 @@
 //! revocation feed: an `api_key`/`api_key_changed` record drops every cached answer for that
 //! key id at once, and a revoked key id is refused on every request, cached or not.
 //!
+//! Each key's own rate limit (from the backend's answer) is counted here for every request
+//! admitted, cached or not: per process, so N gateways admit up to N times a key's limit.
+//!
 //! This module must never cache a refusal as a success or put the key itself in a log.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -16,8 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_core::api_key::parse_presented;
+use portcullis_core::api_key::{parse_presented, RateLimit};
 use portcullis_core::credential::Environment;
+use portcullis_core::rate_limit::Buckets;
 use portcullis_core::secret::Secret;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, Timestamp};
@@ -46,6 +50,8 @@ pub struct ApiKeyIdentity {
     pub owner: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<Timestamp>,
+    /// The key's own rate limit, enforced by [`ApiKeys`] for every request it admits.
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +59,9 @@ pub enum ApiKeyFailure {
     /// The key is not acceptable (the backend knows why; we do not need to).
     #[error("api key rejected")]
     Rejected,
+    /// The key is good but the backend's own count of it is over the key's rate limit.
+    #[error("api key over its rate limit")]
+    RateLimited { retry_after_secs: u64 },
     /// The backend could not answer: deny, never allow.
     #[error("api key backend unavailable: {0}")]
     Unavailable(String),
@@ -108,6 +117,7 @@ struct VerifyAnswer {
     #[serde(default)]
     scopes: Vec<String>,
     expires_at: Option<String>,
+    rate_limit: Option<RateLimit>,
 }
 
 #[async_trait]
@@ -137,6 +147,15 @@ impl ApiKeyBackend for HttpApiKeys {
         match resp.status().as_u16() {
             200 => {}
             401 | 403 => return Err(ApiKeyFailure::Rejected),
+            429 => {
+                let retry_after_secs = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(1);
+                return Err(ApiKeyFailure::RateLimited { retry_after_secs });
+            }
             s => return Err(ApiKeyFailure::Unavailable(format!("status {s}"))),
         }
         let a: VerifyAnswer = resp
@@ -157,6 +176,7 @@ impl ApiKeyBackend for HttpApiKeys {
             owner: a.owner,
             scopes: a.scopes,
             expires_at,
+            rate_limit: a.rate_limit,
         })
     }
 }
@@ -170,6 +190,7 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
 #[derive(Debug, Clone)]
 struct Cached {
     principal: Arc<Principal>,
+    rate_limit: Option<RateLimit>,
     key_id: String,
     until: Timestamp,
 }
@@ -203,6 +224,8 @@ pub struct ApiKeys {
     capacity: usize,
     clock: Arc<dyn Clock>,
     cache: Mutex<CacheInner>,
+    /// Each key's own rate limit, counted in this process.
+    limits: Buckets,
 }
 
 impl ApiKeys {
@@ -220,6 +243,7 @@ impl ApiKeys {
             capacity: capacity.max(1),
             clock,
             cache: Mutex::new(CacheInner::default()),
+            limits: Buckets::default(),
         }
     }
 
@@ -258,10 +282,15 @@ impl ApiKeys {
         }
         let digest = cache_key(key, tenant, client_ip, audience);
         let now = self.clock.now();
-        if let Some(hit) = self.lock().entries.get(&digest) {
-            if hit.until > now {
-                return Ok(hit.principal.clone());
-            }
+        let hit = self
+            .lock()
+            .entries
+            .get(&digest)
+            .filter(|hit| hit.until > now)
+            .map(|hit| (hit.principal.clone(), hit.rate_limit));
+        if let Some((principal, rate_limit)) = hit {
+            self.within_rate_limit(&key_id, rate_limit, now)?;
+            return Ok(principal);
         }
         let q = ApiKeyQuery {
             key,
@@ -273,6 +302,9 @@ impl ApiKeys {
         let id = match self.backend.verify(&q).await {
             Ok(id) => id,
             Err(ApiKeyFailure::Rejected) => return Err(Reason::ApiKeyRejected),
+            Err(ApiKeyFailure::RateLimited { retry_after_secs }) => {
+                return Err(Reason::ApiKeyRateLimited { retry_after_secs })
+            }
             Err(ApiKeyFailure::Unavailable(e)) => {
                 tracing::error!(error = %e, "API key backend unavailable; denying");
                 return Err(Reason::ApiKeysUnavailable);
@@ -304,6 +336,7 @@ impl ApiKeys {
             environment: Some(id.environment),
             expires_at: id.expires_at,
         });
+        let rate_limit = id.rate_limit;
         let mut until = now.saturating_add(self.ttl);
         if let Some(exp) = id.expires_at {
             until = until.min(exp);
@@ -324,7 +357,8 @@ impl ApiKeys {
             digest,
             Cached {
                 principal: principal.clone(),
-                key_id,
+                rate_limit,
+                key_id: key_id.clone(),
                 until,
             },
         );
@@ -332,7 +366,26 @@ impl ApiKeys {
             let CacheInner { entries, order, .. } = &mut *c;
             order.retain(|d| entries.contains_key(d));
         }
+        drop(c);
+        self.within_rate_limit(&key_id, rate_limit, now)?;
         Ok(principal)
+    }
+
+    /// Counts one admitted request against the key's own limit, if it has one.
+    fn within_rate_limit(
+        &self,
+        key_id: &str,
+        limit: Option<RateLimit>,
+        now: Timestamp,
+    ) -> Result<(), Reason> {
+        let Some(rate) = limit.and_then(RateLimit::rate) else {
+            return Ok(());
+        };
+        self.limits
+            .check(key_id, rate, now)
+            .map_err(|l| Reason::ApiKeyRateLimited {
+                retry_after_secs: l.retry_after_secs,
+            })
     }
 }
 

@@ -1,8 +1,8 @@
 //! Why a credential was refused: the precise internal [`Reason`] and the concise outside class.
 //!
 //! Outside, a client only ever learns one of four RFC 6750 answers (no credential, invalid
-//! request, invalid token, insufficient scope). The reason is for tracing and tests; it must
-//! never be put in a response.
+//! request, invalid token, insufficient scope), or 429 when a good API key is over its own rate
+//! limit. The reason is for tracing and tests; it must never be put in a response.
 
 use portcullis_core::revocation::RevokedBy;
 
@@ -17,6 +17,9 @@ pub enum DenialClass {
     InvalidToken,
     /// The credential is good but does not grant this: 403 `insufficient_scope`.
     InsufficientScope,
+    /// The credential is good but over its own rate limit: 429 `rate_limited` with
+    /// `Retry-After` and no challenge (retrying with the same credential later will work).
+    RateLimited,
 }
 
 impl DenialClass {
@@ -27,7 +30,14 @@ impl DenialClass {
             Self::InvalidRequest => Some("invalid_request"),
             Self::InvalidToken => Some("invalid_token"),
             Self::InsufficientScope => Some("insufficient_scope"),
+            Self::RateLimited => Some("rate_limited"),
         }
+    }
+
+    /// Whether the answer carries a `WWW-Authenticate: Bearer` challenge: every class but
+    /// [`Self::RateLimited`], where the credential itself was accepted.
+    pub fn challenges(self) -> bool {
+        self != Self::RateLimited
     }
 
     pub fn status(self) -> u16 {
@@ -35,6 +45,7 @@ impl DenialClass {
             Self::NoCredential | Self::InvalidToken => 401,
             Self::InvalidRequest => 400,
             Self::InsufficientScope => 403,
+            Self::RateLimited => 429,
         }
     }
 }
@@ -79,6 +90,10 @@ pub enum Reason {
     ApiKeyFormat,
     ApiKeyWrongEnvironment,
     ApiKeysUnavailable,
+    /// An API key over its own rate limit; retry after this many seconds.
+    ApiKeyRateLimited {
+        retry_after_secs: u64,
+    },
     CredentialKindNotAccepted,
     TenantMismatch,
     TenantUnresolved,
@@ -120,6 +135,7 @@ impl Reason {
             Self::ApiKeyFormat => "api_key_format",
             Self::ApiKeyWrongEnvironment => "api_key_wrong_environment",
             Self::ApiKeysUnavailable => "api_keys_unavailable",
+            Self::ApiKeyRateLimited { .. } => "api_key_rate_limited",
             Self::CredentialKindNotAccepted => "credential_kind_not_accepted",
             Self::TenantMismatch => "tenant_mismatch",
             Self::TenantUnresolved => "tenant_unresolved",
@@ -137,6 +153,7 @@ impl Reason {
             | Self::TenantUnresolved
             | Self::MissingScope
             | Self::MissingRole => DenialClass::InsufficientScope,
+            Self::ApiKeyRateLimited { .. } => DenialClass::RateLimited,
             _ => DenialClass::InvalidToken,
         }
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -101,7 +101,7 @@ pub async fn resource_tenant(parts: &mut Parts, binding: &TenantBinding) -> Opti
     }
 }
 
-/// The RFC 6750 answer for a denial.
+/// The RFC 6750 answer for a denial (RFC 6585 429 with `Retry-After` for a rate limit).
 pub fn denial_response(denial: Denial, realm: &str) -> Response {
     let class = denial.class();
     let status = StatusCode::from_u16(class.status()).unwrap_or(StatusCode::UNAUTHORIZED);
@@ -112,8 +112,14 @@ pub fn denial_response(denial: Denial, realm: &str) -> Response {
     };
     let body = serde_json::json!({ "error": class.error_code().unwrap_or("unauthorized") });
     let mut resp = (status, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+    if class.challenges() {
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+        }
+    }
+    if let Reason::ApiKeyRateLimited { retry_after_secs } = denial.reason {
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
     }
     resp.headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-store"));

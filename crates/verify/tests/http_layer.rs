@@ -14,10 +14,11 @@ use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use common::*;
+use portcullis_core::api_key::RateLimit;
 use portcullis_core::credential::{Credential, CredentialKind as CoreKind, Environment};
 use portcullis_core::revocation::{RevocationKind, RevocationRecord};
 use portcullis_core::tenant::TenantId;
-use portcullis_core::time::Timestamp;
+use portcullis_core::time::{ManualClock, Timestamp};
 use portcullis_verify::{
     ApiKeyBackend, ApiKeyConfig, ApiKeyFailure, ApiKeyIdentity, ApiKeyQuery, ApiKeySource,
     IssuerConfig, KeySource, Policy, Principal, RevocationSource, Verifier, VerifierConfig,
@@ -62,6 +63,9 @@ struct App {
     backend: Arc<Backend>,
     ec: EcKey,
     key: Credential,
+    /// A key of the same tenant allowed 2 requests a minute.
+    limited: Credential,
+    clock: Arc<ManualClock>,
 }
 
 fn app() -> App {
@@ -77,8 +81,26 @@ fn app() -> App {
             owner: "partner-co".into(),
             scopes: vec!["payments:read".into()],
             expires_at: None,
+            rate_limit: None,
         },
     ));
+    let limited = api_key("live");
+    backend.keys.lock().expect("lock").push((
+        limited.expose().to_owned(),
+        ApiKeyIdentity {
+            key_id: limited.id().to_owned(),
+            tenant: TenantId::parse("acme").expect("t"),
+            environment: "live".into(),
+            owner: "partner-co".into(),
+            scopes: vec!["payments:read".into()],
+            expires_at: None,
+            rate_limit: Some(RateLimit {
+                requests: 2,
+                window_secs: 60,
+            }),
+        },
+    ));
+    let clock = clock();
     let mut cfg = VerifierConfig::new(
         IssuerConfig::new(ISSUER, KeySource::Static(jwks_of(&[ec.jwk()]))),
         AUDIENCE,
@@ -92,7 +114,7 @@ fn app() -> App {
         "live",
     ));
     let verifier =
-        Verifier::with_parts(cfg, clock(), Arc::new(FakeFetch::default())).expect("verifier");
+        Verifier::with_parts(cfg, clock.clone(), Arc::new(FakeFetch::default())).expect("verifier");
     verifier.revocations().touch(0);
     let whoami = |p: Principal| async move {
         axum::Json(json!({
@@ -125,6 +147,8 @@ fn app() -> App {
         backend,
         ec,
         key,
+        limited,
+        clock,
     }
 }
 
@@ -378,4 +402,104 @@ async fn an_unavailable_backend_denies() {
     app.backend.unavailable.store(true, Ordering::SeqCst);
     let (s, _, _) = send(&app, "/t/acme/payments", &[("x-api-key", app.key.expose())]).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_api_key_over_its_own_rate_limit_gets_429_until_its_bucket_refills() {
+    let app = app();
+    let limited = app.limited.expose().to_owned();
+    let get = |key: &str| {
+        let req = Request::builder()
+            .uri("/t/acme/payments")
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .expect("request");
+        app.router.clone().oneshot(req)
+    };
+    // A burst of two, the first from the backend and the second from the cache: both count.
+    for _ in 0..2 {
+        assert_eq!(
+            get(&limited).await.expect("response").status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(app.backend.calls.load(Ordering::SeqCst), 1);
+    let resp = get(&limited).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        resp.headers()["retry-after"],
+        "30",
+        "2 per minute: one every 30 s"
+    );
+    assert!(
+        resp.headers().get("www-authenticate").is_none(),
+        "the key is good: no challenge"
+    );
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json"),
+        json!({"error": "rate_limited"})
+    );
+    // Other keys of the same tenant are not affected.
+    let other = app.key.expose().to_owned();
+    assert_eq!(
+        get(&other).await.expect("response").status(),
+        StatusCode::OK
+    );
+    // 30 s later one token is back, and only one.
+    app.clock.advance(std::time::Duration::from_secs(30));
+    assert_eq!(
+        get(&limited).await.expect("response").status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&limited).await.expect("response").status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn a_backend_that_counts_the_key_over_its_limit_is_answered_429() {
+    #[derive(Debug)]
+    struct Limited;
+    #[async_trait]
+    impl ApiKeyBackend for Limited {
+        async fn verify(&self, _: &ApiKeyQuery<'_>) -> Result<ApiKeyIdentity, ApiKeyFailure> {
+            Err(ApiKeyFailure::RateLimited {
+                retry_after_secs: 7,
+            })
+        }
+    }
+    let mut cfg = VerifierConfig::new(
+        IssuerConfig::new(
+            ISSUER,
+            KeySource::Static(jwks_of(&[EcKey::new("k1", 1).jwk()])),
+        ),
+        AUDIENCE,
+        RevocationSource::Embedded {
+            staleness_bound: std::time::Duration::from_secs(30),
+        },
+    );
+    cfg.api_keys = Some(ApiKeyConfig::new(
+        ApiKeySource::Backend(Arc::new(Limited)),
+        "live",
+    ));
+    let verifier =
+        Verifier::with_parts(cfg, clock(), Arc::new(FakeFetch::default())).expect("verifier");
+    verifier.revocations().touch(0);
+    let router = Router::new().route(
+        "/r",
+        get(|| async { "ok" })
+            .route_layer(verifier.require(Policy::access_token().api_keys_only())),
+    );
+    let req = Request::builder()
+        .uri("/r")
+        .header("x-api-key", api_key("live").expose())
+        .body(Body::empty())
+        .expect("request");
+    let resp = router.oneshot(req).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "7");
 }

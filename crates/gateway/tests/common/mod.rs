@@ -130,6 +130,7 @@ impl Keys {
                 owner: "partner-co".into(),
                 scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                 expires_at: None,
+                rate_limit: None,
             },
         ));
         (c.expose().to_owned(), id)

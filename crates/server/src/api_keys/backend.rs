@@ -2,8 +2,9 @@
 //! verify library or gateway running inside the server process checks keys against storage
 //! directly instead of over HTTP.
 //!
-//! Scopes are not checked here: the backend answers with the key's granted scopes and the
-//! library applies the route's policy. Every refusal is audited by the verifier as usual.
+//! Scopes and the key's own rate limit are not checked here: the backend answers with the key's
+//! granted scopes and limit, and the library applies the route's policy and counts the limit for
+//! every request it admits (cached or not). Every refusal is audited by the verifier as usual.
 
 use async_trait::async_trait;
 use portcullis_core::api_key::{ScopeSet, ScopeToken};
@@ -28,6 +29,7 @@ impl ApiKeyBackend for ApiKeyVerifier {
             client_ip: q.client_ip,
             audience: audience.as_ref(),
             required_scopes: &none,
+            enforce_rate_limit: false,
         };
         let origin = RequestOrigin {
             request_id: None,
@@ -42,8 +44,12 @@ impl ApiKeyBackend for ApiKeyVerifier {
                 owner: p.owner,
                 scopes: p.scopes.iter().map(str::to_owned).collect(),
                 expires_at: p.expires_at,
+                rate_limit: p.rate_limit,
             }),
             Err(VerifyError::Rejected(_)) => Err(ApiKeyFailure::Rejected),
+            Err(VerifyError::RateLimited { retry_after_secs }) => {
+                Err(ApiKeyFailure::RateLimited { retry_after_secs })
+            }
             Err(VerifyError::Internal(e)) => Err(ApiKeyFailure::Unavailable(e.to_string())),
         }
     }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::verifier::{VerifyError, VerifyRequest};
+use super::verifier::VerifyRequest;
 use crate::admin::auth::{authenticate, authorize};
 use crate::audit::{EventDraft, RequestOrigin};
 use crate::error::ApiError;
@@ -142,9 +142,10 @@ pub async fn verify(
         client_ip,
         audience: audience.as_ref(),
         required_scopes: &scopes,
+        enforce_rate_limit: true,
     };
-    match state.api_keys.verifier.verify(&request, &origin).await {
-        Ok(p) => Ok(Json(json!({
+    let p = state.api_keys.verifier.verify(&request, &origin).await?;
+    Ok(Json(json!({
             "active": true,
             "key_id": p.key_id,
             "tenant": p.tenant,
@@ -155,13 +156,7 @@ pub async fn verify(
             "audiences": p.audiences,
             "rate_limit": p.rate_limit,
             "expires_at": p.expires_at.map(crate::state::rfc3339),
-        }))),
-        Err(VerifyError::Rejected(r)) if r.is_insufficient_scope() => {
-            Err(ApiError::forbidden(r.reason()))
-        }
-        Err(VerifyError::Rejected(r)) => Err(ApiError::invalid_token(r.reason())),
-        Err(VerifyError::Internal(e)) => Err(ApiError::internal(e)),
-    }
+    })))
 }
 
 /// What the presented key is and may do (`GET /v1/tenants/{tenant}/api-keys/self`).

@@ -15,7 +15,7 @@ use portcullis_core::api_key::{ApiKeyPrincipal, Rejection, ScopeSet};
 use portcullis_core::tenant::TenantId;
 
 use super::endpoints::key_in_query;
-use super::verifier::{VerifyError, VerifyRequest};
+use super::verifier::VerifyRequest;
 use crate::audit::RequestOrigin;
 use crate::error::ApiError;
 use crate::extract::origin;
@@ -78,14 +78,9 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
             client_ip,
             audience: None,
             required_scopes: &none,
+            enforce_rate_limit: true,
         };
-        match verifier.verify(&request, &origin).await {
-            Ok(principal) => Ok(Self { principal, origin }),
-            Err(VerifyError::Rejected(r)) if r.is_insufficient_scope() => {
-                Err(ApiError::forbidden(r.reason()))
-            }
-            Err(VerifyError::Rejected(r)) => Err(ApiError::invalid_token(r.reason())),
-            Err(VerifyError::Internal(e)) => Err(ApiError::internal(e)),
-        }
+        let principal = verifier.verify(&request, &origin).await?;
+        Ok(Self { principal, origin })
     }
 }

@@ -37,6 +37,7 @@ use portcullis_core::api_key::{
 };
 use portcullis_core::audit::Outcome;
 use portcullis_core::credential::Environment;
+use portcullis_core::rate_limit::Buckets;
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::{Clock, Timestamp};
 use portcullis_store::{
@@ -61,6 +62,9 @@ pub struct VerifyRequest<'a> {
     /// The resource being reached, checked against the key's allowed audiences.
     pub audience: Option<&'a ScopeToken>,
     pub required_scopes: &'a ScopeSet,
+    /// Count the request against the key's own rate limit. `false` only where the caller counts
+    /// it itself (the verify library does, for every request it admits from its cache).
+    pub enforce_rate_limit: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,23 +72,44 @@ pub enum VerifyError {
     /// The key is refused; the reason is internal (already audited).
     #[error("{0}")]
     Rejected(Rejection),
+    /// The key is good but over its own rate limit: 429 with `Retry-After`.
+    #[error("api key over its rate limit")]
+    RateLimited { retry_after_secs: u64 },
     /// Storage failed: the request is denied, never allowed.
     #[error("api key verification failed: {0}")]
     Internal(#[from] StoreError),
 }
 
+/// The client's answer: 401 `invalid_token` whatever the reason, 403 for scope, 429 over the
+/// key's limit, 500 (deny) when storage failed.
+impl From<VerifyError> for crate::error::ApiError {
+    fn from(e: VerifyError) -> Self {
+        use crate::error::ApiError;
+        match e {
+            VerifyError::Rejected(r) if r.is_insufficient_scope() => {
+                ApiError::forbidden(r.reason())
+            }
+            VerifyError::Rejected(r) => ApiError::invalid_token(r.reason()),
+            VerifyError::RateLimited { retry_after_secs } => {
+                ApiError::rate_limited(retry_after_secs)
+            }
+            VerifyError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
-struct CacheEntry {
-    facts: Arc<ApiKeyFacts>,
+struct CacheEntry<V> {
+    value: V,
     fetched_at: Timestamp,
 }
 
-/// A bounded map of verified-key facts. When full, the entry inserted longest ago is evicted
+/// A bounded map of key facts (or of ids that matched no key). When full, the entry inserted longest ago is evicted
 /// (expired entries are the oldest, so they go first). Eviction is O(1) amortised: a miss storm
 /// against a full cache must not scan the map while holding the lock that every hit also takes.
 #[derive(Debug)]
-struct Cache {
-    entries: HashMap<String, CacheEntry>,
+struct Cache<V> {
+    entries: HashMap<String, CacheEntry<V>>,
     capacity: usize,
     /// Insertion order as (id, fetched_at). A slot whose entry was invalidated or re-inserted
     /// since no longer matches and is skipped.
@@ -94,7 +119,7 @@ struct Cache {
     generation: u64,
 }
 
-impl Cache {
+impl<V> Cache<V> {
     fn new(capacity: usize) -> Self {
         Self {
             entries: HashMap::new(),
@@ -106,7 +131,7 @@ impl Cache {
 
     /// Inserts the result of a lookup that began at `generation`, unless an invalidation
     /// happened since (the result may predate the change that caused it).
-    fn insert_if_current(&mut self, generation: u64, id: String, entry: CacheEntry) {
+    fn insert_if_current(&mut self, generation: u64, id: String, entry: CacheEntry<V>) {
         if self.generation == generation {
             self.insert(id, entry);
         }
@@ -117,7 +142,7 @@ impl Cache {
         self.entries.remove(id);
     }
 
-    fn insert(&mut self, id: String, entry: CacheEntry) {
+    fn insert(&mut self, id: String, entry: CacheEntry<V>) {
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&id) {
             self.evict_oldest();
         }
@@ -146,6 +171,35 @@ impl Cache {
         self.entries.clear();
         self.order.clear();
     }
+
+    /// The entry for `id` if it was fetched after `cutoff`.
+    fn fresh(&self, id: &str, cutoff: Timestamp) -> Option<&V> {
+        self.entries
+            .get(id)
+            .filter(|e| e.fetched_at > cutoff)
+            .map(|e| &e.value)
+    }
+}
+
+/// Known keys and remembered misses, invalidated together. Misses have their own bound, so a
+/// flood of well-formed unknown ids can neither reach storage on every request nor evict real
+/// keys.
+#[derive(Debug)]
+struct Caches {
+    known: Cache<Arc<ApiKeyFacts>>,
+    unknown: Cache<()>,
+}
+
+impl Caches {
+    fn remove(&mut self, id: &str) {
+        self.known.remove(id);
+        self.unknown.remove(id);
+    }
+
+    fn clear(&mut self) {
+        self.known.clear();
+        self.unknown.clear();
+    }
 }
 
 /// Settings for [`ApiKeyVerifier::new`].
@@ -163,8 +217,10 @@ pub struct ApiKeyVerifier {
     audit: AuditSink,
     environment: Environment,
     ttl: Duration,
-    cache: Mutex<Cache>,
+    cache: Mutex<Caches>,
     usage: Mutex<HashMap<String, ApiKeyUse>>,
+    /// Each key's own rate limit, counted on this node.
+    limits: Buckets,
 }
 
 /// A poisoned lock only means another request panicked mid-update of a cache or a usage map;
@@ -186,8 +242,12 @@ impl ApiKeyVerifier {
             audit,
             environment: settings.environment,
             ttl: settings.cache_ttl,
-            cache: Mutex::new(Cache::new(settings.cache_capacity)),
+            cache: Mutex::new(Caches {
+                known: Cache::new(settings.cache_capacity),
+                unknown: Cache::new(settings.cache_capacity),
+            }),
             usage: Mutex::new(HashMap::new()),
+            limits: Buckets::default(),
         }
     }
 
@@ -204,11 +264,19 @@ impl ApiKeyVerifier {
         let mut key_id = None;
         let mut key_tenant = None;
         let result = self.verify_inner(req, &mut key_id, &mut key_tenant).await;
+        let result = result.and_then(|p| {
+            if req.enforce_rate_limit {
+                self.within_rate_limit(p, origin)
+            } else {
+                Ok(p)
+            }
+        });
         match &result {
             Ok(p) => self.note_use(&p.key_id, origin),
             Err(VerifyError::Rejected(r)) => {
                 self.audit_failure(*r, req.tenant, key_id, key_tenant, origin)
             }
+            Err(VerifyError::RateLimited { .. }) => {}
             Err(VerifyError::Internal(e)) => {
                 tracing::error!(error = %e, "api key verification could not read storage");
                 self.audit.record(
@@ -252,23 +320,67 @@ impl ApiKeyVerifier {
         decide(&credential, facts.as_deref(), &ctx).map_err(VerifyError::Rejected)
     }
 
-    /// Cached facts for a key id, or storage's.
+    /// Counts an admitted request against the key's own limit, if it has one. The first
+    /// refusal of a limited stretch is audited; the rest of a flood is not, so an abused key
+    /// cannot flood the audit log either.
+    fn within_rate_limit(
+        &self,
+        p: ApiKeyPrincipal,
+        origin: &RequestOrigin,
+    ) -> Result<ApiKeyPrincipal, VerifyError> {
+        let Some(rate) = p.rate_limit.and_then(RateLimit::rate) else {
+            return Ok(p);
+        };
+        match self.limits.check(&p.key_id, rate, self.clock.now()) {
+            Ok(()) => Ok(p),
+            Err(limited) => {
+                if limited.first {
+                    self.audit.record(
+                        EventDraft {
+                            tenant: p.tenant.clone(),
+                            actor: "anonymous".into(),
+                            credential_id: Some(p.key_id.clone()),
+                            action: "api_key.verify",
+                            outcome: Outcome::Denied,
+                            reason: Some("api_key_rate_limited".into()),
+                            target: Some(p.tenant.to_string()),
+                        },
+                        origin,
+                    );
+                }
+                Err(VerifyError::RateLimited {
+                    retry_after_secs: limited.retry_after_secs,
+                })
+            }
+        }
+    }
+
+    /// Cached facts for a key id, or storage's. A miss is remembered for the cache TTL too.
     async fn facts(
         &self,
         id: &str,
         now: Timestamp,
     ) -> Result<Option<Arc<ApiKeyFacts>>, StoreError> {
         let cutoff = now.saturating_sub(self.ttl);
-        let generation = {
+        let (generation, unknown_generation) = {
             let cache = lock(&self.cache);
-            if let Some(e) = cache.entries.get(id) {
-                if e.fetched_at > cutoff {
-                    return Ok(Some(e.facts.clone()));
-                }
+            if let Some(facts) = cache.known.fresh(id, cutoff) {
+                return Ok(Some(facts.clone()));
             }
-            cache.generation
+            if cache.unknown.fresh(id, cutoff).is_some() {
+                return Ok(None);
+            }
+            (cache.known.generation, cache.unknown.generation)
         };
         let Some(record) = self.store.get_api_key(id).await? else {
+            lock(&self.cache).unknown.insert_if_current(
+                unknown_generation,
+                id.to_owned(),
+                CacheEntry {
+                    value: (),
+                    fetched_at: now,
+                },
+            );
             return Ok(None);
         };
         let tenant_active = self
@@ -277,11 +389,11 @@ impl ApiKeyVerifier {
             .await?
             .is_some_and(|t| t.status == TenantStatus::Active);
         let facts = Arc::new(facts_from_record(&record, tenant_active)?);
-        lock(&self.cache).insert_if_current(
+        lock(&self.cache).known.insert_if_current(
             generation,
             id.to_owned(),
             CacheEntry {
-                facts: facts.clone(),
+                value: facts.clone(),
                 fetched_at: now,
             },
         );
@@ -299,7 +411,7 @@ impl ApiKeyVerifier {
     }
 
     pub fn cached_len(&self) -> usize {
-        lock(&self.cache).entries.len()
+        lock(&self.cache).known.entries.len()
     }
 
     fn note_use(&self, id: &str, origin: &RequestOrigin) {
@@ -497,9 +609,9 @@ pub fn facts_from_record(r: &ApiKeyRecord, tenant_active: bool) -> Result<ApiKey
 mod tests {
     use super::*;
 
-    fn entry(at: i64) -> CacheEntry {
+    fn entry(at: i64) -> CacheEntry<Arc<ApiKeyFacts>> {
         CacheEntry {
-            facts: Arc::new(ApiKeyFacts {
+            value: Arc::new(ApiKeyFacts {
                 id: "x".into(),
                 tenant: TenantId::system(),
                 tenant_active: true,
