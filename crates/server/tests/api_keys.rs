@@ -1496,9 +1496,12 @@ async fn the_verify_library_counts_a_keys_limit_once_in_process() {
             retry_after_secs: 20
         }
     );
-    // The server's own count for the key was not spent by the library's lookups.
-    let (s, v) = h.verify(&h.acme, json!({"key": key})).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    // The server's own count for the key was not spent by the library's lookup: its whole
+    // burst of 3 is still there.
+    for _ in 0..3 {
+        let (s, v) = h.verify(&h.acme, json!({"key": key})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
 }
 
 /// A well-formed key with an unknown id is remembered as unknown for the cache TTL: repeating
