@@ -29,6 +29,7 @@ use serde::Deserialize;
 
 use crate::denial::Reason;
 use crate::principal::{CredentialKind, Principal};
+use crate::verifier::ApiKeyRequest;
 
 /// What a backend is asked about a key.
 #[derive(Debug, Clone, Copy)]
@@ -262,18 +263,25 @@ impl ApiKeys {
     }
 
     /// Verifies a presented key. `revoked` answers whether a key id has been revoked.
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         key: &str,
-        tenant: Option<&TenantId>,
-        client_ip: Option<IpAddr>,
-        audience: Option<&str>,
+        request: &ApiKeyRequest<'_>,
         revoked: impl Fn(&str) -> bool,
     ) -> Result<Arc<Principal>, Reason> {
+        let ApiKeyRequest {
+            tenant,
+            client_ip,
+            audience,
+            environment,
+        } = *request;
+        let environment = environment.unwrap_or(&self.environment);
         let credential = parse_presented(key).map_err(|_| Reason::ApiKeyFormat)?;
-        if credential.environment() != &self.environment {
+        // Before the cache: the cached answer is for the key, whose environment is part of it.
+        if credential.environment() != environment {
             return Err(Reason::ApiKeyWrongEnvironment);
         }
+        let audience = Some(audience);
         let key_id = credential.id().to_owned();
         if revoked(&key_id) {
             return Err(Reason::Revoked(
@@ -295,7 +303,7 @@ impl ApiKeys {
         let q = ApiKeyQuery {
             key,
             tenant,
-            environment: &self.environment,
+            environment,
             client_ip,
             audience,
         };

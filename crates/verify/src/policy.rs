@@ -1,10 +1,12 @@
 //! What an operation requires of a verified caller: credential kinds, scopes (any or all),
-//! roles, and tenant binding. Pure decisions, no I/O.
+//! roles, tenant binding, and (when it differs from the verifier's) the audience and the API key
+//! environment. Pure decisions, no I/O.
 //!
 //! Tenant binding compares the credential's tenant with the tenant of the resource being
 //! reached (from the path or a header the caller names). A policy that binds a tenant refuses
 //! when the resource's tenant cannot be determined: it must never fall back to "any tenant".
 
+use portcullis_core::credential::Environment;
 use portcullis_core::tenant::TenantId;
 
 use crate::denial::Reason;
@@ -52,6 +54,11 @@ pub struct Policy {
     pub scopes: Requirement,
     pub roles: Requirement,
     pub tenant: TenantBinding,
+    /// The audience tokens must name (and API keys must be allowed for); `None` = the
+    /// verifier's configured audience.
+    pub audience: Option<String>,
+    /// The environment API keys must belong to; `None` = the verifier's configured one.
+    pub api_key_environment: Option<Environment>,
 }
 
 impl Default for Policy {
@@ -62,6 +69,8 @@ impl Default for Policy {
             scopes: Requirement::None,
             roles: Requirement::None,
             tenant: TenantBinding::Unbound,
+            audience: None,
+            api_key_environment: None,
         }
     }
 }
@@ -110,6 +119,20 @@ impl Policy {
 
     pub fn tenant_from_header(mut self, header: impl Into<String>) -> Self {
         self.tenant = TenantBinding::Header(header.into().to_ascii_lowercase());
+        self
+    }
+
+    /// Tokens must name `audience` in `aud` (instead of the verifier's audience); API keys are
+    /// checked against it too. An empty audience is ignored (the verifier's applies).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        let audience = audience.into();
+        self.audience = (!audience.is_empty()).then_some(audience);
+        self
+    }
+
+    /// API keys must belong to `environment` (instead of the verifier's environment).
+    pub fn api_key_environment(mut self, environment: Environment) -> Self {
+        self.api_key_environment = Some(environment);
         self
     }
 

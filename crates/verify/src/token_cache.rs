@@ -21,6 +21,8 @@ pub struct CachedToken {
     pub kid: String,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The token's `aud` values: a hit is checked against the audience of the route at hand.
+    pub audiences: Box<[String]>,
 }
 
 pub type Digest = [u8; 32];

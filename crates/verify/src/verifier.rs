@@ -370,40 +370,67 @@ impl Verifier {
         if !policy.accepts(kind) {
             return Err(Reason::CredentialKindNotAccepted.into());
         }
+        let audience = policy.audience.as_deref().unwrap_or(&self.inner.audience);
         let principal = match presented {
-            Presented::AccessToken(t) => self.verify_access_token(t).await?,
+            Presented::AccessToken(t) => self.verify_access_token_for(t, audience).await?,
             Presented::ApiKey(k) => {
                 let bound = (policy.tenant != crate::policy::TenantBinding::Unbound)
                     .then_some(facts.resource_tenant)
                     .flatten();
-                self.verify_api_key(k, bound, facts.client_ip).await?
+                let query = ApiKeyRequest {
+                    tenant: bound,
+                    client_ip: facts.client_ip,
+                    audience,
+                    environment: policy.api_key_environment.as_ref(),
+                };
+                self.api_key(k, &query).await?
             }
         };
         authorize(&principal, policy, facts.resource_tenant)?;
         Ok(principal)
     }
 
-    /// Verifies an API key (format, environment, revocation, backend, cache).
+    /// Verifies an API key (format, environment, revocation, backend, cache) for the verifier's
+    /// audience and environment.
     pub async fn verify_api_key(
         &self,
         key: &str,
         tenant: Option<&TenantId>,
         client_ip: Option<IpAddr>,
     ) -> Result<Arc<Principal>, Denial> {
+        let query = ApiKeyRequest {
+            tenant,
+            client_ip,
+            audience: &self.inner.audience,
+            environment: None,
+        };
+        self.api_key(key, &query).await
+    }
+
+    async fn api_key(&self, key: &str, q: &ApiKeyRequest<'_>) -> Result<Arc<Principal>, Denial> {
         let Some(keys) = &self.inner.api_keys else {
             return Err(Reason::CredentialKindNotAccepted.into());
         };
         self.inner.revocations.check_fresh()?;
         let revocations = &self.inner.revocations;
         Ok(keys
-            .verify(key, tenant, client_ip, Some(&self.inner.audience), |id| {
-                revocations.api_key_revoked(id)
-            })
+            .verify(key, q, |id| revocations.api_key_revoked(id))
             .await?)
     }
 
-    /// Verifies an access token against every rule in the module docs.
+    /// Verifies an access token against every rule in the module docs, for the verifier's
+    /// audience.
     pub async fn verify_access_token(&self, token: &str) -> Result<Arc<Principal>, Denial> {
+        self.verify_access_token_for(token, &self.inner.audience)
+            .await
+    }
+
+    /// Verifies an access token that must name `audience` in `aud`.
+    pub async fn verify_access_token_for(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<Arc<Principal>, Denial> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_bytes {
             return Err(Reason::TooLarge.into());
@@ -411,10 +438,14 @@ impl Verifier {
         let now = inner.clock.now();
         let digest = token_cache::digest(token);
         if let Some(hit) = inner.tokens.get(&digest, now) {
+            // The cache holds tokens verified for any route's audience: check this one's.
+            if !hit.audiences.iter().any(|a| a == audience) {
+                return Err(Reason::AudienceMismatch.into());
+            }
             self.check_revocation(&hit)?;
             return Ok(hit.principal.clone());
         }
-        let cached = self.verify_uncached(token, now).await?;
+        let cached = self.verify_uncached(token, now, audience).await?;
         self.check_revocation(&cached)?;
         let principal = cached.principal.clone();
         inner.tokens.insert(digest, cached, now);
@@ -440,7 +471,12 @@ impl Verifier {
         }
     }
 
-    async fn verify_uncached(&self, token: &str, now: Timestamp) -> Result<CachedToken, Reason> {
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        now: Timestamp,
+        audience: &str,
+    ) -> Result<CachedToken, Reason> {
         let inner = &*self.inner;
         let u = jws::parse(token, inner.max_token_bytes)?;
         match &u.header.typ {
@@ -485,7 +521,7 @@ impl Verifier {
             .strings("aud")
             .map_err(malformed)?
             .ok_or(Reason::MissingClaim("aud"))?;
-        if !aud.iter().any(|a| a == &inner.audience) {
+        if !aud.iter().any(|a| a == audience) {
             return Err(Reason::AudienceMismatch);
         }
         let required = |name: &'static str| {
@@ -545,6 +581,17 @@ impl Verifier {
             kid: key.kid.clone().unwrap_or_default(),
             issued_at: Timestamp::from_secs(iat),
             expires_at: Timestamp::from_secs(exp),
+            audiences: aud.into_iter().map(|a| a.into_owned()).collect(),
         })
     }
+}
+
+/// An API key check's request facts, with the audience and environment the route requires.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApiKeyRequest<'a> {
+    pub tenant: Option<&'a TenantId>,
+    pub client_ip: Option<IpAddr>,
+    pub audience: &'a str,
+    /// `None` = the API key configuration's environment.
+    pub environment: Option<&'a Environment>,
 }

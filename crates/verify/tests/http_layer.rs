@@ -32,12 +32,18 @@ struct Backend {
     /// key text -> identity; absent keys are rejected.
     keys: Mutex<Vec<(String, ApiKeyIdentity)>>,
     unavailable: std::sync::atomic::AtomicBool,
+    /// The audience and environment of the last query.
+    last_query: Mutex<Option<(Option<String>, String)>>,
 }
 
 #[async_trait]
 impl ApiKeyBackend for Backend {
     async fn verify(&self, q: &ApiKeyQuery<'_>) -> Result<ApiKeyIdentity, ApiKeyFailure> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last_query.lock().expect("lock") = Some((
+            q.audience.map(str::to_owned),
+            q.environment.as_str().to_owned(),
+        ));
         if self.unavailable.load(Ordering::SeqCst) {
             return Err(ApiKeyFailure::Unavailable("down".into()));
         }
@@ -502,4 +508,75 @@ async fn a_backend_that_counts_the_key_over_its_limit_is_answered_429() {
     let resp = router.oneshot(req).await.expect("response");
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(resp.headers()["retry-after"], "7");
+}
+
+/// A route may name its own API key environment and audience: keys of the verifier's
+/// environment are then refused before any lookup, and the backend is asked about the route's
+/// audience.
+#[tokio::test]
+async fn a_route_names_its_own_api_key_environment_and_audience() {
+    let app = app();
+    let sandbox = api_key("test");
+    app.backend.keys.lock().expect("lock").push((
+        sandbox.expose().to_owned(),
+        ApiKeyIdentity {
+            key_id: sandbox.id().to_owned(),
+            tenant: TenantId::parse("acme").expect("t"),
+            environment: "test".into(),
+            owner: "partner-co".into(),
+            scopes: vec![],
+            expires_at: None,
+            rate_limit: None,
+        },
+    ));
+    let route = Policy::access_token()
+        .api_keys_only()
+        .api_key_environment(Environment::parse("test").expect("env"))
+        .audience("sandbox-api");
+    let facts = portcullis_verify::RequestFacts {
+        resource_tenant: None,
+        client_ip: None,
+    };
+    let check = |key: String, policy: Policy| {
+        let verifier = &app.verifier;
+        async move {
+            verifier
+                .check(
+                    portcullis_verify::Presented::ApiKey(&key),
+                    &policy,
+                    facts.clone(),
+                )
+                .await
+                .map(|p| p.credential_id.clone())
+                .map_err(|d| d.reason)
+        }
+    };
+    assert_eq!(
+        check(sandbox.expose().to_owned(), route.clone()).await,
+        Ok(sandbox.id().to_owned())
+    );
+    assert_eq!(
+        *app.backend.last_query.lock().expect("lock"),
+        Some((Some("sandbox-api".to_owned()), "test".to_owned()))
+    );
+    let calls = app.backend.calls.load(Ordering::SeqCst);
+    assert_eq!(
+        check(app.key.expose().to_owned(), route).await,
+        Err(portcullis_verify::Reason::ApiKeyWrongEnvironment),
+        "a live key on the test route"
+    );
+    assert_eq!(
+        check(
+            sandbox.expose().to_owned(),
+            Policy::access_token().api_keys_only()
+        )
+        .await,
+        Err(portcullis_verify::Reason::ApiKeyWrongEnvironment),
+        "a test key on a route of the verifier's environment"
+    );
+    assert_eq!(
+        app.backend.calls.load(Ordering::SeqCst),
+        calls,
+        "refused without a lookup"
+    );
 }

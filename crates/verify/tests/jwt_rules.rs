@@ -442,6 +442,55 @@ async fn wrong_tenant_and_missing_scope_are_403_after_a_good_signature() {
     assert_eq!(deny.class().error_code(), Some("insufficient_scope"));
 }
 
+/// A route's own audience replaces the verifier's, and a token cached after passing one route
+/// is still checked against the next route's audience.
+#[tokio::test]
+async fn a_route_audience_is_enforced_on_cached_tokens_too() {
+    let f = fixture();
+    let payments = es256_token(&f.ec, &header("ec-1", "ES256"), &claims());
+    let ledger = es256_token(
+        &f.ec,
+        &header("ec-1", "ES256"),
+        &with(
+            with(claims(), "aud", json!("ledger-api")),
+            "jti",
+            json!("jti-2"),
+        ),
+    );
+    let default_route = Policy::access_token();
+    let ledger_route = Policy::access_token().audience("ledger-api");
+    let facts = RequestFacts {
+        resource_tenant: None,
+        client_ip: None,
+    };
+    let check = |token: &str, policy: &Policy| {
+        let (verifier, token, policy) = (&f.verifier, token.to_owned(), policy.clone());
+        async move {
+            verifier
+                .check(Presented::AccessToken(&token), &policy, facts.clone())
+                .await
+                .map(|_| ())
+                .map_err(|d| d.reason)
+        }
+    };
+    // Uncached and then cached, each token passes only the route naming its audience.
+    for _ in 0..2 {
+        assert_eq!(check(&payments, &default_route).await, Ok(()));
+        assert_eq!(check(&ledger, &ledger_route).await, Ok(()));
+        assert_eq!(
+            check(&payments, &ledger_route).await,
+            Err(Reason::AudienceMismatch)
+        );
+        assert_eq!(
+            check(&ledger, &default_route).await,
+            Err(Reason::AudienceMismatch)
+        );
+    }
+    assert_eq!(f.verifier.cached_tokens(), 2);
+    // An empty audience is no audience: the verifier's applies.
+    assert_eq!(Policy::access_token().audience(""), Policy::access_token());
+}
+
 fn record(seq: i64, tenant: &str, kind: RevocationKind, subject: &str) -> RevocationRecord {
     RevocationRecord {
         seq,
