@@ -273,6 +273,12 @@ pub struct RouteSection {
     pub tenant_from_path: Option<String>,
     /// A request header holding the resource's tenant.
     pub tenant_from_header: Option<String>,
+    /// The audience tokens must name (and API keys must be allowed for) on this route; the
+    /// verifier's `audience` when absent.
+    pub audience: Option<String>,
+    /// The environment API keys must belong to on this route (`live`, `test`, ...); the
+    /// verifier's `api_keys.environment` when absent.
+    pub api_key_environment: Option<String>,
     /// Pass the client's `Authorization` / `X-API-Key` to the upstream.
     #[serde(default)]
     pub forward_authorization: bool,

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use http::Method;
+use portcullis_core::credential::Environment;
 use portcullis_core::tenant::TenantId;
 use portcullis_verify::{Policy, Requirement, TenantBinding};
 
@@ -272,7 +273,9 @@ fn compile_route(
         || s.roles_all.is_some()
         || s.roles_any.is_some()
         || s.tenant_from_path.is_some()
-        || s.tenant_from_header.is_some();
+        || s.tenant_from_header.is_some()
+        || s.audience.is_some()
+        || s.api_key_environment.is_some();
     let access = match (&s.accept, s.public) {
         (Some(_), true) => return err(&name, "accept and public = true are exclusive"),
         (None, false) => {
@@ -281,12 +284,10 @@ fn compile_route(
                 "no policy: set accept = [\"access_token\", \"api_key\"] or public = true",
             )
         }
-        (None, true) if has_policy_keys => {
-            return err(
-                &name,
-                "a public route cannot require scopes, roles or a tenant",
-            )
-        }
+        (None, true) if has_policy_keys => return err(
+            &name,
+            "a public route cannot require scopes, roles, a tenant, an audience or an environment",
+        ),
         (None, true) => Access::Public,
         (Some(kinds), false) => {
             if kinds.is_empty() {
@@ -318,6 +319,30 @@ fn compile_route(
                 }
                 (None, None) => TenantBinding::Unbound,
             };
+            if let Some(audience) = &s.audience {
+                if audience.trim().is_empty() || audience.trim() != audience {
+                    return err(
+                        &name,
+                        "audience must be a non-empty string without spaces around it",
+                    );
+                }
+                p = p.audience(audience.clone());
+            }
+            if let Some(env) = &s.api_key_environment {
+                if !p.accept_api_keys {
+                    return err(
+                        &name,
+                        "api_key_environment on a route that does not accept api_key",
+                    );
+                }
+                let Ok(env) = Environment::parse(env) else {
+                    return err(
+                        &name,
+                        "api_key_environment must be a lowercase slug (live, test, ...)",
+                    );
+                };
+                p = p.api_key_environment(env);
+            }
             Access::Protected(p)
         }
     };
@@ -427,6 +452,8 @@ mod tests {
             roles_any: None,
             tenant_from_path: None,
             tenant_from_header: None,
+            audience: None,
+            api_key_environment: None,
             forward_authorization: false,
             rate_limit: None,
         }
