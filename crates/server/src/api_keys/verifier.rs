@@ -41,12 +41,12 @@ use portcullis_core::rate_limit::Buckets;
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::{Clock, Timestamp};
 use portcullis_store::{
-    ApiKeyRecord, ApiKeyUse, RevocationKind, RevocationRange, Store, StoreError,
+    ApiKeyRecord, ApiKeyUse, RevocationEntry, RevocationKind, Store, StoreError,
 };
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditSink, EventDraft, RequestOrigin};
+use crate::revocations::follow::{follow, LogFollower, OnReadError, Start};
 
 /// What a request asks of the verifier.
 #[derive(Debug, Clone)]
@@ -454,56 +454,14 @@ impl ApiKeyVerifier {
     pub fn spawn_revocation_follower(self: &Arc<Self>) -> JoinHandle<()> {
         // Watch before reading the starting position, so no append falls between the two.
         let head = self.store.watch_revocation_head();
-        let this = self.clone();
-        tokio::spawn(async move { this.follow_revocations(head).await })
-    }
-
-    async fn follow_revocations(&self, mut head: watch::Receiver<i64>) {
-        const PAGE: i64 = 1_000;
-        let mut position = loop {
-            match self.store.revocation_head().await {
-                Ok(seq) => break seq,
-                Err(e) => {
-                    tracing::warn!(error = %e, "api key cache cannot read the revocation log yet; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        };
-        // Whatever was cached before now may predate entries this loop will never read.
-        self.invalidate_all();
-        loop {
-            let target = *head.borrow_and_update();
-            while position < target {
-                let range = RevocationRange {
-                    after: position,
-                    through: target.min(position.saturating_add(PAGE)),
-                    live_at: None,
-                    tenant: None,
-                };
-                match self.store.revocations_in_range(&range).await {
-                    Ok(entries) => {
-                        for e in entries {
-                            if matches!(
-                                e.kind,
-                                RevocationKind::ApiKey | RevocationKind::ApiKeyChanged
-                            ) {
-                                self.invalidate(&e.subject);
-                            }
-                        }
-                        position = range.through;
-                    }
-                    Err(e) => {
-                        // Not knowing which keys changed, forget them all: lookups read storage.
-                        tracing::warn!(error = %e, "could not read the revocation log; dropping every cached api key");
-                        self.invalidate_all();
-                        position = target;
-                    }
-                }
-            }
-            if head.changed().await.is_err() {
-                return;
-            }
-        }
+        let follower = CacheFollower(self.clone());
+        tokio::spawn(follow(
+            self.store.clone(),
+            head,
+            Start::Head,
+            None,
+            follower,
+        ))
     }
 
     /// Flushes usage every `interval` until the returned task is aborted.
@@ -561,6 +519,35 @@ impl ApiKeyVerifier {
         origin: &RequestOrigin,
     ) {
         self.audit_failure(rejection, tenant, None, None, origin);
+    }
+}
+
+/// Applies the revocation log to the key cache.
+#[derive(Debug)]
+struct CacheFollower(Arc<ApiKeyVerifier>);
+
+impl LogFollower for CacheFollower {
+    fn started(&mut self, _position: i64) {
+        // Whatever was cached before now may predate entries this follower will never read.
+        self.0.invalidate_all();
+    }
+
+    fn apply(&mut self, entries: Vec<RevocationEntry>, _through: i64) {
+        for e in entries {
+            if matches!(
+                e.kind,
+                RevocationKind::ApiKey | RevocationKind::ApiKeyChanged
+            ) {
+                self.0.invalidate(&e.subject);
+            }
+        }
+    }
+
+    fn read_failed(&mut self, error: &StoreError) -> OnReadError {
+        // Not knowing which keys changed, forget them all: lookups read storage.
+        tracing::warn!(error = %error, "could not read the revocation log; dropping every cached api key");
+        self.0.invalidate_all();
+        OnReadError::Skip
     }
 }
 

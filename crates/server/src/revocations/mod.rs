@@ -15,6 +15,7 @@
 //! past an entry it has not sent, and never serve a reader whose position lies beyond the log
 //! (a restored or replaced database): that reader is told to start again from 0.
 
+pub mod follow;
 mod stream;
 
 use std::time::Duration;
