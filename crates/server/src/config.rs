@@ -45,6 +45,47 @@ pub struct Config {
     pub api_keys: ApiKeysConfig,
     pub oauth: OAuthConfig,
     pub revocations: RevocationsConfig,
+    pub gateway: GatewayEmbedConfig,
+}
+
+/// The gateway embedded in `serve` (`docs/gateway.md`): off unless `config` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayEmbedConfig {
+    /// The gateway's TOML file (routes, upstreams, listeners), without a `[verifier]` section.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
+    /// The default audience of its routes (tokens must name it in `aud`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// With storage unreachable this long, every verification fails closed.
+    pub staleness_bound_ms: u64,
+}
+
+impl Default for GatewayEmbedConfig {
+    fn default() -> Self {
+        Self {
+            config: None,
+            audience: None,
+            staleness_bound_ms: 30_000,
+        }
+    }
+}
+
+impl GatewayEmbedConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.config.is_some() && self.audience.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::Invalid(
+                "gateway.audience is required with gateway.config".into(),
+            ));
+        }
+        if !(1_000..=300_000).contains(&self.staleness_bound_ms) {
+            return Err(ConfigError::Invalid(
+                "gateway.staleness_bound_ms must be 1000 to 300000".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The revocation feed (`GET /v1/revocations`, `GET /v1/revocations/stream`).
@@ -327,6 +368,7 @@ impl Default for Config {
             api_keys: ApiKeysConfig::default(),
             oauth: OAuthConfig::default(),
             revocations: RevocationsConfig::default(),
+            gateway: GatewayEmbedConfig::default(),
         }
     }
 }
@@ -463,6 +505,7 @@ impl Config {
         }
         self.api_keys.validate()?;
         self.revocations.validate()?;
+        self.gateway.validate()?;
         if let Some(issuer) = &self.oauth.issuer {
             let ok = (issuer.starts_with("https://") || issuer.starts_with("http://"))
                 && !issuer.contains(['?', '#'])

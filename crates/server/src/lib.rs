@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod fault;
+pub mod gateway;
 pub mod http;
 pub mod kek;
 pub mod keys;

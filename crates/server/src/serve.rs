@@ -6,7 +6,8 @@
 //! 4. Load the KEK, or create one on a fresh data directory; never over existing keys.
 //! 5. Open the signing keys, creating the first active key if needed.
 //! 6. Ensure a global admin exists (bootstrap token file).
-//! 7. Serve until SIGTERM/SIGINT, drain in-flight requests, flush the audit log.
+//! 7. Start the embedded gateway if `[gateway]` names one (`gateway.rs`).
+//! 8. Serve until SIGTERM/SIGINT, drain in-flight requests, flush the audit log.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -98,6 +99,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             prepublish: Duration::from_secs(config.signing.prepublish_secs),
             interval: Duration::from_secs(config.signing.rotation_interval_secs),
         });
+    let clock_for_gateway = clock.clone();
     let state = AppState {
         store: store.clone(),
         clock,
@@ -120,6 +122,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.signing.check_interval_secs),
     ));
     let app = crate::http::router(state, config.http.max_body_bytes);
+    let embedded_gateway = crate::gateway::start(
+        &config,
+        crate::gateway::Parts {
+            issuer: config.issuer_at(addr),
+            store: store.clone(),
+            clock: clock_for_gateway,
+            api_keys: verifier.clone(),
+            router: app.clone(),
+        },
+    )
+    .await?;
     tracing::info!(%addr, backend = store.backend(), "listening");
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
@@ -143,6 +156,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tokio::time::sleep(grace).await;
         } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
     }
+    drop(embedded_gateway);
     usage_flusher.abort();
     key_follower.abort();
     if let Err(e) = verifier.flush_usage().await {

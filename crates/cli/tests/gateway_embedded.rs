@@ -1,0 +1,245 @@
+//! `portcullis serve` with `[gateway]`: the gateway runs in the server process and verifies
+//! against it in process (signing keys through its own router, API keys through its store,
+//! revocations from its log). A real token and API key pass to an upstream with identity
+//! headers; spoofed identity headers never reach it; revocations reach the gateway; a gateway
+//! file with its own `[verifier]` is refused at start.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::{serve_fails, Server};
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// An upstream on 127.0.0.1 that answers every request with its request head as the body.
+fn echo_upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                head.len()
+            );
+            let _ = conn.write_all(reply.as_bytes());
+            let _ = conn.write_all(&head);
+        }
+    });
+    port
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().expect("string").to_owned()
+}
+
+fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = common::http().get(format!("http://127.0.0.1:{port}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().unwrap_or_default())
+}
+
+/// Polls until a request answers `want`, for at most 10 s (a guard against hanging, not a timing
+/// claim). Returns how long it took.
+fn answered_within(want: u16, mut status: impl FnMut() -> u16) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = status();
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still {got} after 10 s, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_embedded_gateway_verifies_against_its_own_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, upstream) = (free_port(), echo_upstream());
+    let gateway_toml = dir.path().join("gateway.toml");
+    std::fs::write(
+        &gateway_toml,
+        format!(
+            r#"listen = "127.0.0.1:{port}"
+
+[upstreams.app]
+url = "http://127.0.0.1:{upstream}"
+
+[[routes]]
+name = "payments"
+path = "/t/{{tenant}}/payments/*"
+upstream = "app"
+accept = ["access_token", "api_key"]
+scopes_any = ["payments:read"]
+tenant_from_path = "tenant"
+"#
+        ),
+    )
+    .expect("write");
+    let config = gateway_toml.to_str().expect("utf-8 path");
+    let server = Server::try_start(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("PORTCULLIS_GATEWAY__CONFIG", config),
+            ("PORTCULLIS_GATEWAY__AUDIENCE", "payments-api"),
+        ],
+    )
+    .unwrap_or_else(|log| panic!("server did not start:\n{log}"));
+    server.cli_json(&["tenant", "create", "acme"]);
+    server.cli_json(&[
+        "resource-server",
+        "create",
+        "--tenant",
+        "acme",
+        "--audience",
+        "payments-api",
+        "--scopes",
+        "payments:read",
+    ]);
+    let client = server.cli_json(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "billing-sync",
+        "--scopes",
+        "payments:read",
+        "--audience",
+        "payments-api",
+    ]);
+    let (client_id, secret) = (s(&client["client_id"]), s(&client["client_secret"]));
+    let key = server.cli_json(&[
+        "api-key",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "partner",
+        "--owner",
+        "partner-co",
+        "--scope",
+        "payments:read",
+    ]);
+    let (api_key, api_key_id) = (s(&key["key"]), s(&key["id"]));
+    let token: Value = common::http()
+        .post(format!("{}/oauth2/token", server.url))
+        .basic_auth(&client_id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=payments%3Aread")
+        .send()
+        .expect("token request")
+        .json()
+        .expect("json");
+    let bearer = format!("Bearer {}", s(&token["access_token"]));
+
+    // No credential, then a real token (with a spoofed identity header) and a real API key.
+    assert_eq!(get(port, "/t/acme/payments/1", &[]).0, 401);
+    let (status, seen) = get(
+        port,
+        "/t/acme/payments/1",
+        &[
+            ("authorization", &bearer),
+            ("x-portcullis-subject", "admin"),
+        ],
+    );
+    assert_eq!(status, 200, "{seen}");
+    let seen = seen.to_ascii_lowercase();
+    assert!(
+        seen.contains(&format!(
+            "x-portcullis-subject: {}",
+            client_id.to_ascii_lowercase()
+        )),
+        "{seen}"
+    );
+    assert!(!seen.contains("x-portcullis-subject: admin"), "{seen}");
+    assert!(seen.contains("x-portcullis-tenant: acme"), "{seen}");
+    assert!(
+        !seen.contains("authorization:"),
+        "credentials are not forwarded"
+    );
+    assert_eq!(
+        get(port, "/t/globex/payments/1", &[("authorization", &bearer)]).0,
+        403,
+        "another tenant's path"
+    );
+    let (status, seen) = get(port, "/t/acme/payments/1", &[("x-api-key", &api_key)]);
+    assert_eq!(status, 200, "{seen}");
+    assert!(
+        seen.contains("x-portcullis-credential-kind: api_key"),
+        "{seen}"
+    );
+
+    // The client revokes its token; the API key is revoked through the admin CLI. Both reach
+    // the embedded gateway through the server's own revocation log.
+    let resp = common::http()
+        .post(format!("{}/oauth2/revoke", server.url))
+        .basic_auth(&client_id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        // A JWT is made of URL-safe characters only.
+        .body(format!("token={}", s(&token["access_token"])))
+        .send()
+        .expect("revoke");
+    assert_eq!(resp.status(), 200);
+    let took = answered_within(401, || {
+        get(port, "/t/acme/payments/1", &[("authorization", &bearer)]).0
+    });
+    eprintln!("token revocation reached the embedded gateway in {took:?}");
+    server.cli_json(&["api-key", "revoke", "--tenant", "acme", &api_key_id]);
+    let took = answered_within(401, || {
+        get(port, "/t/acme/payments/1", &[("x-api-key", &api_key)]).0
+    });
+    eprintln!("API key revocation reached the embedded gateway in {took:?}");
+}
+
+#[test]
+fn an_embedded_gateway_file_with_its_own_verifier_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gateway_toml = dir.path().join("gateway.toml");
+    std::fs::write(
+        &gateway_toml,
+        "listen = \"127.0.0.1:0\"\n[verifier]\naudience = \"x\"\n[verifier.revocation]\ninsecure_none = true\n",
+    )
+    .expect("write");
+    let data = dir.path().join("data");
+    let config = gateway_toml.to_str().expect("utf-8 path");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ];
+    let log = serve_fails(
+        &args,
+        &[
+            ("PORTCULLIS_GATEWAY__CONFIG", config),
+            ("PORTCULLIS_GATEWAY__AUDIENCE", "x"),
+        ],
+    );
+    assert!(log.contains("remove its [verifier] section"), "{log}");
+    let log = serve_fails(&args, &[("PORTCULLIS_GATEWAY__CONFIG", config)]);
+    assert!(log.contains("gateway.audience is required"), "{log}");
+}

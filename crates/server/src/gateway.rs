@@ -1,0 +1,204 @@
+//! The gateway embedded in `portcullis serve` (`[gateway] config = "gateway.toml"`): the same
+//! reverse proxy and forward-auth as `portcullis gateway`, verifying against this server in
+//! process instead of over the network.
+//!
+//! - Signing keys: this server's JWKS, read through the server's own router (no socket), so
+//!   rotation reaches the gateway exactly as it reaches any other verifier.
+//! - API keys: this server's store-backed verifier (`ApiKeyBackend`), with its cache.
+//! - Revocations: this server's revocation log, followed in process from the start of the log;
+//!   the storage head is confirmed every `revocations.heartbeat_interval_ms`, and with storage
+//!   unreachable for `gateway.staleness_bound_ms` every verification fails closed.
+//!
+//! The gateway file must not have a `[verifier]` section (the verifier is this server); its
+//! routes, upstreams, limits and listeners are reloaded on SIGHUP or file change as usual.
+//! This module must never let the embedded gateway verify against anything but this server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::Router;
+use portcullis_core::time::{Clock, Timestamp};
+use portcullis_gateway::{Gateway, GatewayConfig};
+use portcullis_store::{RevocationEntry, Store, StoreError};
+use portcullis_verify::fetch::{self, Fetch, FetchError, Fetched};
+use portcullis_verify::{
+    ApiKeyConfig, ApiKeySource, IssuerConfig, KeySource, RevocationSource, Revocations, Verifier,
+    VerifierConfig,
+};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use crate::api_keys::ApiKeyVerifier;
+use crate::config::{Config, GatewayEmbedConfig};
+use crate::revocations::follow::{follow, LogFollower, OnReadError, Start};
+
+/// The URL the embedded verifier is given for this server's JWKS. Only its path is used: the
+/// request never leaves the process.
+const LOCAL_JWKS_URL: &str = "http://127.0.0.1/oauth2/jwks";
+
+/// What the embedded gateway needs from the running server.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    pub issuer: String,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub api_keys: Arc<ApiKeyVerifier>,
+    /// The server's router, for reading its JWKS in process.
+    pub router: Router,
+}
+
+/// A running embedded gateway and its helper tasks; stopped when dropped.
+#[derive(Debug)]
+pub struct Embedded {
+    pub gateway: Gateway,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the embedded gateway if `[gateway] config` is set.
+pub async fn start(config: &Config, parts: Parts) -> anyhow::Result<Option<Embedded>> {
+    let GatewayEmbedConfig {
+        config: Some(path),
+        audience,
+        staleness_bound_ms,
+    } = &config.gateway
+    else {
+        return Ok(None);
+    };
+    let gateway_config = GatewayConfig::load(path)?;
+    if gateway_config.verifier.is_some() {
+        bail!(
+            "{}: an embedded gateway verifies against this server; remove its [verifier] section",
+            path.display()
+        );
+    }
+    let Some(audience) = audience.as_deref() else {
+        bail!("gateway.audience is required with gateway.config");
+    };
+    let staleness_bound = Duration::from_millis(*staleness_bound_ms);
+    let mut cfg = VerifierConfig::new(
+        IssuerConfig::new(&parts.issuer, KeySource::JwksUrl(LOCAL_JWKS_URL.into())),
+        audience,
+        RevocationSource::Embedded { staleness_bound },
+    );
+    cfg.api_keys = Some(ApiKeyConfig::new(
+        ApiKeySource::Backend(parts.api_keys.clone()),
+        parts.api_keys.environment().as_str(),
+    ));
+    let verifier = Verifier::with_parts(
+        cfg,
+        parts.clock.clone(),
+        Arc::new(LocalFetch {
+            router: parts.router.clone(),
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("embedded gateway verifier: {e}"))?;
+    let follower = VerifierFollower {
+        revocations: verifier.revocations().clone(),
+        clock: parts.clock.clone(),
+    };
+    let head = parts.store.watch_revocation_head();
+    let confirm = Duration::from_millis(config.revocations.heartbeat_interval_ms);
+    let mut tasks = vec![tokio::spawn(follow(
+        parts.store.clone(),
+        head,
+        Start::After(0),
+        Some(confirm),
+        follower,
+    ))];
+    let gateway = Gateway::start(gateway_config, verifier, Some(path.clone()))
+        .await
+        .with_context(|| format!("could not start the gateway of {}", path.display()))?;
+    tasks.push(tokio::spawn(reload_on_hangup(gateway.shared.clone())));
+    Ok(Some(Embedded { gateway, tasks }))
+}
+
+async fn reload_on_hangup(shared: Arc<portcullis_gateway::Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the gateway reloads on file change only");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let _ = shared.reload();
+    }
+}
+
+/// Reads documents from this server's own router: `GET <path of url>`, no socket.
+#[derive(Debug)]
+struct LocalFetch {
+    router: Router,
+}
+
+#[async_trait]
+impl Fetch for LocalFetch {
+    async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
+        let path = reqwest::Url::parse(url)
+            .map_err(|_| FetchError::BadUrl)?
+            .path()
+            .to_owned();
+        let request = axum::http::Request::get(path)
+            .body(Body::empty())
+            .map_err(|_| FetchError::BadUrl)?;
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        let max_age = response
+            .headers()
+            .get(axum::http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(fetch::max_age);
+        let body = axum::body::to_bytes(response.into_body(), fetch::MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|_| FetchError::TooLarge)?;
+        Ok(Fetched {
+            body: body.to_vec(),
+            max_age,
+        })
+    }
+}
+
+/// Applies the revocation log to the embedded verifier. A failed read is retried, never skipped:
+/// until it succeeds the verifier hears nothing and fails closed after its staleness bound.
+#[derive(Debug)]
+struct VerifierFollower {
+    revocations: Arc<Revocations>,
+    clock: Arc<dyn Clock>,
+}
+
+impl LogFollower for VerifierFollower {
+    fn apply(&mut self, entries: Vec<RevocationEntry>, _through: i64) {
+        for e in entries {
+            self.revocations.apply(&e.into_record());
+        }
+    }
+
+    fn read_failed(&mut self, error: &StoreError) -> OnReadError {
+        tracing::warn!(error = %error, "embedded gateway cannot read the revocation log; retrying");
+        OnReadError::Retry
+    }
+
+    fn caught_up(&mut self, position: i64) {
+        self.revocations.touch(position);
+    }
+
+    fn live_at(&self) -> Option<Timestamp> {
+        Some(self.clock.now())
+    }
+}
