@@ -179,12 +179,12 @@ mod tests {
         let buckets = Buckets::default();
         let r = rate(1.0, 1.0);
         assert_eq!(buckets.check("k", r, at(0)), Ok(()));
-        let first = buckets.check("k", r, at(0)).unwrap_err();
-        let second = buckets.check("k", r, at(10)).unwrap_err();
+        let first = buckets.check("k", r, at(0)).expect_err("limited");
+        let second = buckets.check("k", r, at(10)).expect_err("limited");
         assert!(first.first && !second.first);
         // An admitted request ends the stretch; the next refusal starts a new one.
         assert_eq!(buckets.check("k", r, at(1_000)), Ok(()));
-        assert!(buckets.check("k", r, at(1_000)).unwrap_err().first);
+        assert!(buckets.check("k", r, at(1_000)).expect_err("limited").first);
     }
 
     #[test]
@@ -196,13 +196,16 @@ mod tests {
             assert_eq!(buckets.check("k", r, at(0)), Ok(()));
         }
         assert_eq!(
-            buckets.check("k", r, at(0)).unwrap_err().retry_after_secs,
+            buckets
+                .check("k", r, at(0))
+                .expect_err("limited")
+                .retry_after_secs,
             6
         );
         assert_eq!(
             buckets
                 .check("k", r, at(4_500))
-                .unwrap_err()
+                .expect_err("limited")
                 .retry_after_secs,
             2
         );

@@ -294,6 +294,7 @@ impl Case {
                     client_ip: Some(CLIENT_IP.into()),
                     audience: None,
                     required_scopes: &self.scopes,
+                    enforce_rate_limit: true,
                 };
                 v.verify(&req, &self.origin).await.is_ok()
             }

@@ -1482,12 +1482,12 @@ async fn the_verify_library_counts_a_keys_limit_once_in_process() {
     };
     for _ in 0..3 {
         verifier
-            .check(Presented::ApiKey(&key), &policy, facts.clone())
+            .check(Presented::ApiKey(&key), &policy, facts)
             .await
             .expect("within the burst");
     }
     let deny = verifier
-        .check(Presented::ApiKey(&key), &policy, facts.clone())
+        .check(Presented::ApiKey(&key), &policy, facts)
         .await
         .expect_err("over the limit");
     assert_eq!(

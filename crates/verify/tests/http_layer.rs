@@ -541,11 +541,7 @@ async fn a_route_names_its_own_api_key_environment_and_audience() {
         let verifier = &app.verifier;
         async move {
             verifier
-                .check(
-                    portcullis_verify::Presented::ApiKey(&key),
-                    &policy,
-                    facts.clone(),
-                )
+                .check(portcullis_verify::Presented::ApiKey(&key), &policy, facts)
                 .await
                 .map(|p| p.credential_id.clone())
                 .map_err(|d| d.reason)

@@ -467,7 +467,7 @@ async fn a_route_audience_is_enforced_on_cached_tokens_too() {
         let (verifier, token, policy) = (&f.verifier, token.to_owned(), policy.clone());
         async move {
             verifier
-                .check(Presented::AccessToken(&token), &policy, facts.clone())
+                .check(Presented::AccessToken(&token), &policy, facts)
                 .await
                 .map(|_| ())
                 .map_err(|d| d.reason)
