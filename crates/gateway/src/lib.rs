@@ -322,15 +322,23 @@ impl Gateway {
         )));
         if let Some(l) = admin {
             let s = shared.clone();
-            tasks.push(tokio::spawn(server::serve(l, limits, None, move |req, _| {
-                admin_handle(s.clone(), req)
-            })));
+            tasks.push(tokio::spawn(server::serve(
+                l,
+                limits,
+                None,
+                move |req, _| admin_handle(s.clone(), req),
+            )));
         }
         if let (Some(every), false) = (watch, watched.is_empty()) {
             // The baseline is taken now, not when the task first runs, so a change made right
             // after start is not mistaken for the starting state.
             let seen = stamps(&watched);
-            tasks.push(tokio::spawn(watch_files(shared.clone(), watched, every, seen)));
+            tasks.push(tokio::spawn(watch_files(
+                shared.clone(),
+                watched,
+                every,
+                seen,
+            )));
         }
         tracing::info!(%addr, ?admin_addr, tls = tls.is_some(), "gateway listening");
         Ok(Self {
@@ -490,7 +498,9 @@ pub enum Refusal {
     Denied(Denial),
     /// The route requires a verified client certificate and the connection presented none.
     ClientCertRequired,
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        retry_after: u64,
+    },
 }
 
 impl Refusal {

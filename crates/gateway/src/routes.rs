@@ -429,6 +429,7 @@ mod tests {
             tenant_from_header: None,
             forward_authorization: false,
             rate_limit: None,
+            client_cert: ClientCertMode::Optional,
         }
     }
 

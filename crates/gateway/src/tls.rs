@@ -95,13 +95,11 @@ impl Tls {
             None => builder.with_no_client_auth(),
             Some(path) => {
                 let roots = load_roots(path)?;
-                let verifier = WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider.clone(),
-                )
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| ConfigError(format!("tls.client_ca_file: {e}")))?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .allow_unauthenticated()
+                        .build()
+                        .map_err(|e| ConfigError(format!("tls.client_ca_file: {e}")))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
@@ -169,9 +167,9 @@ fn load_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, C
 fn load_roots(path: &Path) -> Result<RootCertStore, ConfigError> {
     let mut roots = RootCertStore::empty();
     for c in load_certs(path, "tls.client_ca_file")? {
-        roots.add(c).map_err(|e| {
-            ConfigError(format!("tls.client_ca_file {}: {e}", path.display()))
-        })?;
+        roots
+            .add(c)
+            .map_err(|e| ConfigError(format!("tls.client_ca_file {}: {e}", path.display())))?;
     }
     Ok(roots)
 }
