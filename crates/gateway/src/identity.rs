@@ -229,3 +229,105 @@ impl IdentitySigner {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use portcullis_verify::CredentialKind;
+
+    fn pem(der: &[u8]) -> String {
+        let b = STANDARD.encode(der);
+        let lines: Vec<&str> = b
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    fn ed25519() -> String {
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("key");
+        pem(doc.as_ref())
+    }
+
+    fn principal() -> Principal {
+        Principal {
+            subject: "user-1".into(),
+            client_id: Some("cl_app".into()),
+            tenant: None,
+            scopes: vec!["a".into(), "b".into()],
+            roles: vec![],
+            kind: CredentialKind::AccessToken,
+            credential_id: "jti-1".into(),
+            issuer: Some("https://auth".into()),
+            environment: None,
+            expires_at: None,
+        }
+    }
+
+    fn part(token: &str, i: usize) -> serde_json::Value {
+        let p = token.split('.').nth(i).expect("part");
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).expect("b64")).expect("json")
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let s = IdentitySigner::from_pem(ed25519().as_bytes(), "iss", Duration::from_secs(30))
+            .expect("signer");
+        let d = format!("{s:?}");
+        assert!(d.contains("[redacted]"), "{d}");
+        assert!(!d.contains("Ed25519KeyPair"), "{d}");
+    }
+
+    #[test]
+    fn lifetime_is_bounded() {
+        let key = ed25519();
+        let make = |secs: u64| {
+            IdentitySigner::from_pem(key.as_bytes(), "iss", Duration::from_secs(secs)).is_ok()
+        };
+        assert!(!make(0));
+        assert!(make(1));
+        assert!(make(300));
+        assert!(!make(301));
+    }
+
+    #[test]
+    fn header_claims_and_certificate_binding() {
+        let s = IdentitySigner::from_pem(ed25519().as_bytes(), "iss", Duration::from_secs(30))
+            .expect("signer");
+        let t = s
+            .sign(&principal(), "app", Some("x5t-value"), 1_000)
+            .expect("sign");
+        let h = part(&t, 0);
+        assert_eq!(h["typ"], TYP);
+        assert_eq!(h["alg"], "EdDSA");
+        assert_eq!(h["kid"], s.kid());
+        let c = part(&t, 1);
+        assert_eq!(c["aud"], "app");
+        assert_eq!(c["iat"], 1_000);
+        assert_eq!(c["exp"], 1_030);
+        assert_eq!(c["scope"], "a b");
+        assert_eq!(c["cnf"]["x5t#S256"], "x5t-value");
+        assert!(c.get("tenant").is_none());
+        let t = s.sign(&principal(), "app", None, 1_000).expect("sign");
+        assert!(part(&t, 1).get("cnf").is_none());
+    }
+
+    #[test]
+    fn other_key_types_are_refused() {
+        let doc = EcdsaKeyPair::generate_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            &SystemRandom::new(),
+        )
+        .expect("key");
+        let e =
+            IdentitySigner::from_pem(pem(doc.as_ref()).as_bytes(), "iss", Duration::from_secs(30))
+                .expect_err("P-384 refused");
+        assert!(e.0.contains("neither"), "{e}");
+        assert!(IdentitySigner::from_pem(b"junk", "iss", Duration::from_secs(30)).is_err());
+    }
+}

@@ -388,7 +388,7 @@ async fn client_cert_required_routes_refuse_connections_without_a_verified_certi
     assert_eq!(r.status, 200);
     assert_eq!(
         r.upstream_header("x-portcullis-client-cert-sha256"),
-        [want.clone()]
+        std::slice::from_ref(&want)
     );
     let r = once(gw.addr, cfg.clone(), "/api/x", &[("authorization", &auth)])
         .await
