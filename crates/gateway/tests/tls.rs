@@ -309,6 +309,18 @@ async fn reload_serves_a_new_certificate_to_new_connections_and_keeps_the_old_on
         m.contains("portcullis_gateway_tls_reloads_total{result=\"refused\"} 2"),
         "{m}"
     );
+
+    // The [tls] section itself is fixed at start: a file changing it is refused on reload.
+    let text = std::fs::read_to_string(&f.config).expect("read");
+    let changed: String = text
+        .lines()
+        .filter(|l| !l.starts_with("client_ca_file"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace("client_cert = \"required\"\n", "");
+    std::fs::write(&f.config, changed).expect("write");
+    let e = gw.reload().expect_err("restart-only");
+    assert!(e.to_string().contains("tls"), "{e}");
 }
 
 #[tokio::test]
