@@ -7,11 +7,13 @@ mod common;
 use common::*;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use portcullis_gateway::identity::{JWKS_PATH, TYP};
 use portcullis_gateway::GatewayConfig;
 use serde_json::Value;
 
 const GW_ISSUER: &str = "https://gateway.test.example";
+// Literals, not the crate's constants: the documented contract is what is checked.
+const JWKS_PATH: &str = "/_portcullis/identity/jwks.json";
+const TYP: &str = "portcullis-identity+jwt";
 
 fn key_pem(alg: &'static rcgen::SignatureAlgorithm) -> String {
     rcgen::KeyPair::generate_for(alg)

@@ -355,7 +355,20 @@ async fn client_cert_required_routes_refuse_connections_without_a_verified_certi
     let client_ca = ca("client ca");
     let server = leaf(&server_ca, true);
     let f = files(&server, &client_ca);
-    let (gw, issuer) = start(&f, "").await;
+    // With an identity JWT, whose cnf claim carries the certificate too.
+    let identity_key = f.cert.with_file_name("identity.pem");
+    std::fs::write(
+        &identity_key,
+        KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .expect("key")
+            .serialize_pem(),
+    )
+    .expect("write");
+    let identity = format!(
+        "[identity_jwt]\nsigning_key_file = '{}'\nissuer = \"https://gw.test\"\n",
+        identity_key.display()
+    );
+    let (gw, issuer) = start(&f, &identity).await;
     let token = issuer.token(serde_json::json!({}));
     let auth = bearer(&token);
     let forged = ("x-portcullis-client-cert-sha256", "forged");
@@ -406,8 +419,24 @@ async fn client_cert_required_routes_refuse_connections_without_a_verified_certi
         .await
         .expect("answer");
     assert_eq!(r.status, 200);
-    assert_eq!(r.upstream_header("x-portcullis-client-cert-sha256"), [want]);
+    assert_eq!(
+        r.upstream_header("x-portcullis-client-cert-sha256"),
+        std::slice::from_ref(&want)
+    );
     assert_eq!(r.upstream_header("x-portcullis-subject"), ["user-1"]);
+    let jwt = r.upstream_header("x-portcullis-identity");
+    let claims = jwt
+        .first()
+        .and_then(|t| t.split('.').nth(1))
+        .and_then(|p| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .expect("identity JWT claims");
+    assert_eq!(claims["cnf"]["x5t#S256"].as_str(), Some(want.as_str()));
     // Certificate, but no token on a protected route: the credential is still required.
     let r = once(gw.addr, cfg, "/api/x", &[]).await.expect("answer");
     assert_eq!(r.status, 401);
