@@ -1,6 +1,6 @@
 //! `portcullis gateway --config gateway.toml` as a process: it starts from the file, SIGHUP
 //! applies a valid change, an invalid file keeps the running configuration, and SIGTERM stops
-//! it cleanly.
+//! it cleanly; with `[tls]` it serves HTTPS and SIGHUP picks up a replaced certificate.
 
 mod common;
 
@@ -130,4 +130,100 @@ fn gateway_subcommand_refuses_a_route_without_a_policy_at_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no policy"), "{err}");
+}
+
+/// A server certificate for 127.0.0.1 signed by `ca`: (cert PEM, key PEM, cert DER).
+fn server_cert(ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>) -> (String, String, Vec<u8>) {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.subject_alt_names
+        .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = p.signed_by(&key, ca).expect("sign");
+    (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+}
+
+/// Status and served certificate (DER) of one HTTPS request on a fresh client (no pooled
+/// connection, no resumed session).
+fn https(ca_pem: &str, port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
+    let client = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("ca")])
+        .tls_info(true)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let r = client
+        .get(format!("https://127.0.0.1:{port}{path}"))
+        .send()
+        .ok()?;
+    let cert = r
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .map(<[u8]>::to_vec)?;
+    Some((r.status().as_u16(), cert))
+}
+
+#[test]
+fn gateway_subcommand_serves_tls_and_picks_up_a_new_certificate_on_sighup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca =
+        rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().expect("key"))
+            .expect("ca");
+    let ca_pem = ca.pem();
+    let (cert, key, first) = server_cert(&ca);
+    std::fs::write(&cert_file, cert).expect("write");
+    std::fs::write(&key_file, key).expect("write");
+    let (port, admin, dead) = (free_port(), free_port(), free_port());
+    let tls = format!(
+        "[tls]\ncert_file = '{}'\nkey_file = '{}'\n{V1}",
+        cert_file.display(),
+        key_file.display()
+    );
+    std::fs::write(&path, config(port, admin, dead, &tls)).expect("write");
+    let mut child = Killed(
+        command()
+            .args(["gateway", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    wait_for("the gateway to serve HTTPS", || {
+        https(&ca_pem, port, "/a/x").is_some_and(|(s, c)| s == 502 && c == first)
+    });
+    assert_eq!(
+        status(port, "/a/x"),
+        None,
+        "no plain HTTP on the TLS listener"
+    );
+
+    let (cert, key, second) = server_cert(&ca);
+    std::fs::write(&cert_file, cert).expect("write");
+    std::fs::write(&key_file, key).expect("write");
+    signal(&child.0, "-HUP");
+    wait_for("the new certificate", || {
+        https(&ca_pem, port, "/a/x").is_some_and(|(_, c)| c == second)
+    });
+
+    signal(&child.0, "-TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.0.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills the child if the test fails before stopping it.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -63,6 +63,10 @@ pub struct GatewayConfig {
     pub audit: AuditSection,
     #[serde(default)]
     pub reload: ReloadSection,
+    /// Serve the main listener over TLS (rustls) instead of plain HTTP.
+    pub tls: Option<TlsSection>,
+    /// Sign the caller's identity as a short-lived JWT for upstreams.
+    pub identity_jwt: Option<IdentityJwtSection>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSection>,
     #[serde(default)]
@@ -211,6 +215,43 @@ pub struct ReloadSection {
     pub watch_interval: Option<Duration>,
 }
 
+/// TLS on the main listener. The certificate and key files are re-read on every reload; the
+/// section itself (whether TLS is on, which files, the client CAs) takes effect on restart.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM: the server certificate followed by its chain.
+    pub cert_file: PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM bundle of the CAs client certificates must chain to. Set: the server asks every
+    /// client for a certificate and verifies any presented; routes decide whether one is
+    /// required (`client_cert = "required"`).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// The signed identity JWT (`X-Portcullis-Identity`) for upstreams.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityJwtSection {
+    /// PEM, PKCS#8: an Ed25519 (EdDSA) or P-256 (ES256) private key.
+    pub signing_key_file: PathBuf,
+    /// `iss` of every identity JWT.
+    pub issuer: String,
+    /// `exp - iat`; default 30s, at most 5m.
+    #[serde(
+        default = "IdentityJwtSection::default_lifetime",
+        deserialize_with = "duration::de"
+    )]
+    pub lifetime: Duration,
+}
+
+impl IdentityJwtSection {
+    fn default_lifetime() -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSection {
@@ -230,6 +271,11 @@ pub struct UpstreamSection {
     /// Speak HTTP/2 with prior knowledge (h2c) to this upstream instead of HTTP/1.1.
     #[serde(default)]
     pub http2: bool,
+    /// Send `X-Portcullis-Identity` to this upstream; default: yes when `[identity_jwt]` is
+    /// set. `true` without `[identity_jwt]` is refused at load.
+    pub identity_jwt: Option<bool>,
+    /// `aud` of the identity JWTs this upstream gets; default: the upstream's name.
+    pub identity_audience: Option<String>,
 }
 
 impl UpstreamSection {
@@ -246,6 +292,17 @@ impl UpstreamSection {
 pub enum CredentialKindName {
     AccessToken,
     ApiKey,
+}
+
+/// Whether a route needs a verified client certificate on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientCertMode {
+    /// A verified certificate, when presented, is passed on; none is needed.
+    #[default]
+    Optional,
+    /// A request on a connection without a verified client certificate is refused (403).
+    Required,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -283,6 +340,10 @@ pub struct RouteSection {
     #[serde(default)]
     pub forward_authorization: bool,
     pub rate_limit: Option<RateLimitSection>,
+    /// `"required"`: only connections that presented a certificate verified against
+    /// `tls.client_ca_file` (refused at load without one).
+    #[serde(default)]
+    pub client_cert: ClientCertMode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -317,6 +378,8 @@ impl GatewayConfig {
             Some("limits")
         } else if self.verifier != other.verifier {
             Some("verifier")
+        } else if self.tls != other.tls {
+            Some("tls")
         } else {
             None
         }

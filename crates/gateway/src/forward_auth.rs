@@ -132,6 +132,7 @@ pub async fn handle(
         parts: &parts,
         host: host.as_deref(),
         client_ip: ip,
+        client_cert: None,
         request_id: &request_id,
         mode: mode.as_str(),
     };

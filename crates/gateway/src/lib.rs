@@ -11,6 +11,11 @@
 //! change, or [`Gateway::reload`]); requests in flight finish on the snapshot they started with
 //! and connections are never dropped. Sockets, limits and the verifier are fixed at start.
 //!
+//! With `[tls]` the main listener speaks TLS only ([`tls`]); routes may require a verified
+//! client certificate. With `[identity_jwt]` upstreams also get the caller's identity as a
+//! short-lived signed JWT ([`identity`]), whose public key is served at
+//! `/_portcullis/identity/jwks.json`.
+//!
 //! This crate must never forward a request whose route it could not determine, never pass a
 //! client-sent `X-Portcullis-*` header upstream, and never tell a client why it was refused
 //! beyond the RFC 6750 code.
@@ -18,12 +23,14 @@
 pub mod audit;
 pub mod config;
 pub mod forward_auth;
+pub mod identity;
 pub mod metrics;
 pub mod path;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
 mod server;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -39,12 +46,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use config::{ConfigError, GatewayConfig};
+pub use server::Conn;
 
 use crate::audit::Sampler;
+use crate::config::ClientCertMode;
+use crate::identity::IdentitySigner;
 use crate::metrics::Metrics;
 use crate::path::{NormalPath, PathError};
 use crate::proxy::Upstream;
 use crate::routes::{Access, Matched, RouteTable};
+use crate::tls::Tls;
 
 /// The configuration in force: routes, upstream clients and the audit sampler, swapped whole.
 #[derive(Debug)]
@@ -53,6 +64,9 @@ pub struct Snapshot {
     pub routes: RouteTable,
     pub upstreams: HashMap<String, Arc<Upstream>>,
     pub sampler: Sampler,
+    /// The identity JWT signer, when `[identity_jwt]` is set (its key file is re-read on
+    /// reload).
+    pub identity: Option<Arc<IdentitySigner>>,
 }
 
 impl Snapshot {
@@ -96,12 +110,48 @@ impl Snapshot {
         if l.header_read_timeout.is_zero() {
             return Err(ConfigError("limits.header_read_timeout must be > 0".into()));
         }
+        // Fail closed: a route that requires client certificates on a listener that cannot
+        // verify any would refuse everything, or worse, suggest a protection that is not there.
+        let verifies_client_certs = config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some());
+        if let Some(r) = config
+            .routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.client_cert == ClientCertMode::Required)
+        {
+            if !verifies_client_certs {
+                let name = r.1.name.clone().unwrap_or_else(|| format!("route{}", r.0));
+                return Err(ConfigError(format!(
+                    "route {name}: client_cert = \"required\" needs [tls] with client_ca_file"
+                )));
+            }
+        }
+        let identity = match &config.identity_jwt {
+            Some(section) => Some(Arc::new(IdentitySigner::load(section)?)),
+            None => None,
+        };
+        for (name, u) in &config.upstreams {
+            if u.identity_jwt == Some(true) && identity.is_none() {
+                return Err(ConfigError(format!(
+                    "upstream {name}: identity_jwt = true needs an [identity_jwt] section"
+                )));
+            }
+            if u.identity_audience.as_deref() == Some("") {
+                return Err(ConfigError(format!(
+                    "upstream {name}: identity_audience is empty"
+                )));
+            }
+        }
         let sampler = Sampler::new(config.audit.max_denials_per_second);
         Ok(Self {
             config,
             routes,
             upstreams,
             sampler,
+            identity,
         })
     }
 }
@@ -113,6 +163,9 @@ pub struct Shared {
     pub metrics: Metrics,
     current: RwLock<Arc<Snapshot>>,
     config_path: Option<PathBuf>,
+    /// The main listener's TLS state, when `[tls]` is set (fixed at start; its certificate
+    /// reloads).
+    pub tls: Option<Arc<Tls>>,
     started: Instant,
 }
 
@@ -141,8 +194,33 @@ impl Shared {
         Ok(())
     }
 
+    /// Re-reads the TLS certificate and key; an invalid pair keeps the served one and is
+    /// logged. `Ok` without TLS.
+    pub fn reload_tls(&self) -> Result<(), ConfigError> {
+        let Some(tls) = &self.tls else {
+            return Ok(());
+        };
+        let result = tls.reload();
+        match &result {
+            Ok(()) => {
+                self.metrics.tls_reload("ok");
+                tracing::info!(
+                    certificate_sha256 = tls.certs().fingerprint().as_deref().unwrap_or(""),
+                    "TLS certificate reloaded"
+                );
+            }
+            Err(e) => {
+                self.metrics.tls_reload("refused");
+                tracing::error!(error = %e, "TLS certificate reload refused; the previous certificate stays in use");
+            }
+        }
+        result
+    }
+
     /// Applies `new` if it is valid; otherwise keeps the running configuration and says why.
+    /// Either way the TLS certificate and key files are re-read ([`Shared::reload_tls`]).
     pub fn reload_with(&self, new: Result<GatewayConfig, ConfigError>) -> Result<(), ConfigError> {
+        let _ = self.reload_tls();
         let result = new.and_then(|c| self.swap(c));
         match &result {
             Ok(()) => {
@@ -214,11 +292,24 @@ impl Gateway {
         let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
         let limits = snap.config.limits.clone();
         let watch = snap.config.reload.watch_interval;
+        let tls = snap
+            .config
+            .tls
+            .as_ref()
+            .map(Tls::new)
+            .transpose()?
+            .map(Arc::new);
+        let mut watched: Vec<PathBuf> = config_path.iter().cloned().collect();
+        if let (Some(t), Some(_)) = (&snap.config.tls, &config_path) {
+            watched.push(t.cert_file.clone());
+            watched.push(t.key_file.clone());
+        }
         let shared = Arc::new(Shared {
             verifier,
             metrics: Metrics::new(),
             current: RwLock::new(Arc::new(snap)),
             config_path,
+            tls: tls.clone(),
             started: Instant::now(),
         });
         let mut tasks = Vec::new();
@@ -226,21 +317,30 @@ impl Gateway {
         tasks.push(tokio::spawn(server::serve(
             listener,
             limits.clone(),
-            move |req, peer| proxy::handle(s.clone(), req, peer),
+            tls.clone(),
+            move |req, conn| proxy::handle(s.clone(), req, conn),
         )));
         if let Some(l) = admin {
             let s = shared.clone();
-            tasks.push(tokio::spawn(server::serve(l, limits, move |req, _| {
-                admin_handle(s.clone(), req)
-            })));
+            tasks.push(tokio::spawn(server::serve(
+                l,
+                limits,
+                None,
+                move |req, _| admin_handle(s.clone(), req),
+            )));
         }
-        if let (Some(every), Some(path)) = (watch, shared.config_path.clone()) {
+        if let (Some(every), false) = (watch, watched.is_empty()) {
             // The baseline is taken now, not when the task first runs, so a change made right
             // after start is not mistaken for the starting state.
-            let seen = mtime(&path);
-            tasks.push(tokio::spawn(watch_file(shared.clone(), path, every, seen)));
+            let seen = stamps(&watched);
+            tasks.push(tokio::spawn(watch_files(
+                shared.clone(),
+                watched,
+                every,
+                seen,
+            )));
         }
-        tracing::info!(%addr, ?admin_addr, "gateway listening");
+        tracing::info!(%addr, ?admin_addr, tls = tls.is_some(), "gateway listening");
         Ok(Self {
             shared,
             addr,
@@ -269,17 +369,20 @@ fn mtime(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-async fn watch_file(
-    shared: Arc<Shared>,
-    path: PathBuf,
-    every: Duration,
-    mut last: Option<(SystemTime, u64)>,
-) {
+type Stamps = Vec<Option<(SystemTime, u64)>>;
+
+fn stamps(paths: &[PathBuf]) -> Stamps {
+    paths.iter().map(|p| mtime(p)).collect()
+}
+
+/// Reloads when any watched file (the configuration, the TLS certificate and key) changes.
+async fn watch_files(shared: Arc<Shared>, paths: Vec<PathBuf>, every: Duration, mut last: Stamps) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
     loop {
         tick.tick().await;
-        let now = mtime(&path);
-        if now != last && now.is_some() {
+        let now = stamps(&paths);
+        // A file missing mid-replace is not a change yet: wait until every file is back.
+        if now != last && now.iter().all(Option::is_some) {
             last = now;
             let _ = shared.reload();
         }
@@ -326,6 +429,7 @@ async fn admin_handle(
             r
         }
         "/healthz" => Response::new(Body::from("ok\n")),
+        identity::JWKS_PATH => jwks_response(&shared.snapshot()),
         // Ready when verification is not failing closed on a stale revocation feed.
         "/readyz" => {
             if shared.verifier.revocations().check_fresh().is_ok() {
@@ -336,6 +440,25 @@ async fn admin_handle(
         }
         _ => simple(StatusCode::NOT_FOUND, "not_found"),
     }
+}
+
+/// The identity JWT public key set (`/_portcullis/identity/jwks.json`); 404 when identity JWTs
+/// are not configured.
+pub fn jwks_response(snap: &Snapshot) -> Response<Body> {
+    let Some(signer) = &snap.identity else {
+        return simple(StatusCode::NOT_FOUND, "not_found");
+    };
+    let mut r = Response::new(Body::from(signer.jwks().to_owned()));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    // Short: a rotated key must reach upstreams within an identity JWT's lifetime or so.
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=60"),
+    );
+    r
 }
 
 /// A concise JSON error answer: `{"error": code}`, never more.
@@ -373,7 +496,11 @@ pub enum Refusal {
     BadPath(PathError),
     NotFound,
     Denied(Denial),
-    RateLimited { retry_after: u64 },
+    /// The route requires a verified client certificate and the connection presented none.
+    ClientCertRequired,
+    RateLimited {
+        retry_after: u64,
+    },
 }
 
 impl Refusal {
@@ -382,6 +509,7 @@ impl Refusal {
         match self {
             Self::BadPath(_) => "bad_request",
             Self::NotFound => "not_found",
+            Self::ClientCertRequired => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
             Self::Denied(d) => match d.class().status() {
                 400 => "bad_request",
@@ -397,6 +525,9 @@ impl Refusal {
         match self {
             Self::BadPath(_) => simple(StatusCode::BAD_REQUEST, "invalid_request"),
             Self::NotFound => simple(StatusCode::NOT_FOUND, "not_found"),
+            // 403, not 401: no bearer credential would help, only a new connection with a
+            // certificate. RFC 6749's `access_denied`, without a WWW-Authenticate challenge.
+            Self::ClientCertRequired => simple(StatusCode::FORBIDDEN, "access_denied"),
             Self::RateLimited { retry_after } => {
                 let mut r = simple(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
                 r.headers_mut()
@@ -422,6 +553,9 @@ pub struct Facts<'a> {
     pub parts: &'a Parts,
     pub host: Option<&'a str>,
     pub client_ip: Option<IpAddr>,
+    /// The fingerprint of the client certificate verified on this connection; always `None`
+    /// in forward-auth mode (the connection is the proxy's, not the client's).
+    pub client_cert: Option<&'a str>,
     pub request_id: &'a str,
     /// `proxy`, `nginx`, `traefik` or `envoy`, for the audit event.
     pub mode: &'static str,
@@ -446,6 +580,26 @@ pub async fn decide<'a>(
         return Err((None, Refusal::NotFound));
     };
     let route = matched.route;
+    if route.client_cert == ClientCertMode::Required && f.client_cert.is_none() {
+        shared
+            .metrics
+            .auth_failure("access_denied", "client_cert_missing");
+        audit::denial(
+            &snap.sampler,
+            &shared.metrics,
+            shared.second(),
+            &audit::Denied {
+                request_id: f.request_id,
+                route: &route.name,
+                method: f.parts.method.as_str(),
+                reason: "client_cert_missing",
+                status: 403,
+                client_ip: f.client_ip,
+                mode: f.mode,
+            },
+        );
+        return Err((Some(route.name.clone()), Refusal::ClientCertRequired));
+    }
     let principal = match &route.access {
         Access::Public => None,
         Access::Protected(policy) => {

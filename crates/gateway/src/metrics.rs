@@ -101,6 +101,7 @@ pub struct Metrics {
     audit_emitted: AtomicU64,
     audit_dropped: AtomicU64,
     reloads: Family<&'static str>,
+    tls_reloads: Family<&'static str>,
 }
 
 impl Default for Metrics {
@@ -125,6 +126,7 @@ impl Metrics {
             audit_emitted: AtomicU64::new(0),
             audit_dropped: AtomicU64::new(0),
             reloads: Family::new(),
+            tls_reloads: Family::new(),
         }
     }
 
@@ -173,6 +175,11 @@ impl Metrics {
 
     pub fn reload(&self, result: &'static str) {
         self.reloads.add(&result, 1);
+    }
+
+    /// One TLS certificate reload: `ok` or `refused` (the old certificate stays).
+    pub fn tls_reload(&self, result: &'static str) {
+        self.tls_reloads.add(&result, 1);
     }
 
     /// The Prometheus text exposition.
@@ -264,6 +271,16 @@ impl Metrics {
                 o,
                 "portcullis_gateway_config_reloads_total{{result=\"{result}\"}} {n}"
             );
+        }
+        let tls = self.tls_reloads.snapshot();
+        if !tls.is_empty() {
+            let _ = writeln!(o, "# HELP portcullis_gateway_tls_reloads_total TLS certificate reloads by result.\n# TYPE portcullis_gateway_tls_reloads_total counter");
+            for (result, n) in tls {
+                let _ = writeln!(
+                    o,
+                    "portcullis_gateway_tls_reloads_total{{result=\"{result}\"}} {n}"
+                );
+            }
         }
         o
     }

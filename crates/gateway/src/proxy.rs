@@ -6,15 +6,16 @@
 //! so any spelling); `Authorization` and `X-API-Key` are removed unless the route sets
 //! `forward_authorization`; `Host` becomes the upstream's, with the original in
 //! `X-Forwarded-Host`; `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
-//! is set; `X-Request-Id` is set; then the identity headers of the verified caller.
+//! is set; `X-Request-Id` is set; then the identity headers of the verified caller, the
+//! verified client certificate's fingerprint (`X-Portcullis-Client-Cert-Sha256`) and, when
+//! configured, the signed identity JWT (`X-Portcullis-Identity`).
 //!
 //! Upstream failures answer 502 (`bad_gateway`) or 504 (`gateway_timeout`) with nothing else;
 //! the cause goes to tracing with the request id. This module must never forward a request to
 //! an upstream other than its route's, or with a path other than the normalised one.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use http::header::{self, HeaderName};
@@ -25,7 +26,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::{ConfigError, UpstreamSection};
-use crate::{decide, identity_values, simple, Facts, Refusal, Shared, IDENTITY_HEADERS};
+use crate::{decide, identity_values, simple, Conn, Facts, Refusal, Shared, IDENTITY_HEADERS};
+
+/// The verified client certificate's SHA-256 (base64url), set by the gateway only.
+pub const CLIENT_CERT_HEADER: &str = "x-portcullis-client-cert-sha256";
+/// The signed identity JWT, set by the gateway only.
+pub const IDENTITY_JWT_HEADER: &str = "x-portcullis-identity";
 
 /// One upstream: where it is and a pooled client to it.
 #[derive(Debug)]
@@ -144,10 +150,14 @@ pub fn strip_identity_headers(h: &mut HeaderMap) {
 pub async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    conn: Arc<Conn>,
 ) -> Response<Body> {
     let started = Instant::now();
+    let peer = conn.peer;
     let snap = shared.snapshot();
+    if req.uri().path() == crate::identity::JWKS_PATH {
+        return crate::jwks_response(&snap);
+    }
     if snap.config.forward_auth.enabled {
         if let Some(mode) = crate::forward_auth::mode_of(req.uri().path()) {
             return crate::forward_auth::handle(&shared, &snap, req, peer, mode, started).await;
@@ -161,6 +171,7 @@ pub async fn handle(
         parts: &parts,
         host: host.as_deref(),
         client_ip: Some(peer.ip()),
+        client_cert: conn.client_cert_sha256.as_deref(),
         request_id: &request_id,
         mode: "proxy",
     };
@@ -236,7 +247,17 @@ pub async fn handle(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert("x-forwarded-for", v);
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    h.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+    );
+    if let Some(v) = conn
+        .client_cert_sha256
+        .as_deref()
+        .and_then(|f| HeaderValue::from_str(f).ok())
+    {
+        h.insert(CLIENT_CERT_HEADER, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-request-id", v);
     }
@@ -259,6 +280,33 @@ pub async fn handle(
                     portcullis_verify::denial_response(d, shared.verifier.realm()),
                     "unauthorized",
                 );
+            }
+        }
+        if let (Some(signer), true) = (&snap.identity, upstream.section.identity_jwt != Some(false))
+        {
+            let audience = upstream
+                .section
+                .identity_audience
+                .as_deref()
+                .unwrap_or(&upstream.name);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let jwt = signer
+                .sign(p, audience, conn.client_cert_sha256.as_deref(), now)
+                .ok()
+                .and_then(|t| HeaderValue::from_str(&t).ok());
+            match jwt {
+                Some(v) => {
+                    h.insert(IDENTITY_JWT_HEADER, v);
+                }
+                None => {
+                    // Fail closed: the upstream expects a signed identity and cannot get one.
+                    tracing::error!(request_id, "identity JWT could not be signed; refusing");
+                    let mut resp = simple(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
+                    set_request_id(&mut resp, &request_id);
+                    return finish(resp, "server_error");
+                }
             }
         }
     }
@@ -343,6 +391,8 @@ mod tests {
             connect_timeout: std::time::Duration::from_secs(1),
             read_timeout: std::time::Duration::from_secs(1),
             http2: false,
+            identity_jwt: None,
+            identity_audience: None,
         };
         assert!(Upstream::new("a", s("https://x.example")).is_err());
         assert!(Upstream::new("a", s("/relative")).is_err());
@@ -357,6 +407,8 @@ mod tests {
             connect_timeout: std::time::Duration::from_secs(1),
             read_timeout: std::time::Duration::from_secs(1),
             http2: false,
+            identity_jwt: None,
+            identity_audience: None,
         };
         let u = Upstream::new("a", s).expect("upstream");
         assert_eq!(

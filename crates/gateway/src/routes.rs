@@ -19,7 +19,7 @@ use portcullis_core::credential::Environment;
 use portcullis_core::tenant::TenantId;
 use portcullis_verify::{Policy, Requirement, TenantBinding};
 
-use crate::config::{ConfigError, CredentialKindName, RouteSection};
+use crate::config::{ClientCertMode, ConfigError, CredentialKindName, RouteSection};
 use crate::path::NormalPath;
 use crate::ratelimit::RateLimiter;
 
@@ -52,6 +52,8 @@ pub struct Route {
     pub access: Access,
     pub forward_authorization: bool,
     pub rate_limit: Option<RateLimiter>,
+    /// Whether a verified client certificate is required (checked before the credential).
+    pub client_cert: ClientCertMode,
 }
 
 /// A matched route and the parameters it captured.
@@ -372,6 +374,7 @@ fn compile_route(
         access,
         forward_authorization: s.forward_authorization,
         rate_limit,
+        client_cert: s.client_cert,
     })
 }
 
@@ -456,6 +459,7 @@ mod tests {
             api_key_environment: None,
             forward_authorization: false,
             rate_limit: None,
+            client_cert: ClientCertMode::Optional,
         }
     }
 

@@ -253,8 +253,8 @@ impl Resp {
     }
 }
 
-/// Reads one response from `s` (content-length or chunked body).
-pub async fn read_response(s: &mut TcpStream) -> Resp {
+/// Reads one response from `s` (content-length or chunked body), over TCP or TLS.
+pub async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Resp {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
