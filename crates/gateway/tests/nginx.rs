@@ -93,7 +93,8 @@ http {{
 }
 
 fn free_port() -> u16 {
-    dead_port()
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
 }
 
 async fn start_nginx(gateway: u16, upstream: u16) -> Option<(Nginx, u16)> {

@@ -360,7 +360,7 @@ async fn slow_headers_time_out() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_bare_502() {
-    let port = dead_port();
+    let (_held, port) = dead_port();
     let ctx = start(&format!(
         r#"
 [upstreams.gone]

@@ -187,10 +187,15 @@ pub async fn echo_upstream() -> SocketAddr {
     addr
 }
 
-/// A 127.0.0.1 port with nothing listening.
-pub fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+/// A 127.0.0.1 port that refuses connections for as long as the returned socket lives: bound
+/// but never listening, so no other process can start listening on it mid-test.
+pub fn dead_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let port = socket.local_addr().expect("addr").port();
+    (socket, port)
 }
 
 pub struct Ctx {
