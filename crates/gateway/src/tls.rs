@@ -104,7 +104,7 @@ impl Tls {
             }
         };
         let mut config = builder.with_cert_resolver(certs.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             section: section.clone(),
             provider,
