@@ -197,3 +197,45 @@ public = true
     assert_eq!(r.json()["uri"], "/_portcullis/auth/nginx");
     assert!(r.header("x-portcullis-subject").is_none());
 }
+
+/// `forward_auth.client_ip_header` names who the client is behind the proxy: a public route's
+/// rate limit counts per that address (the first of a list), not per the proxy's connection.
+#[tokio::test]
+async fn forward_auth_takes_the_client_address_from_the_configured_header() {
+    let routes = r#"
+[forward_auth]
+enabled = true
+client_ip_header = "x-real-ip"
+
+[[routes]]
+name = "limited"
+path = "/limited"
+public = true
+rate_limit = { per_second = 0.001, burst = 1 }
+"#;
+    let ctx = start(routes).await;
+    let ep = "/_portcullis/auth/traefik";
+    let from = |ip: &'static str| {
+        vec![
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/limited"),
+            ("x-real-ip", ip),
+        ]
+    };
+    let status = |h: Vec<(&'static str, &'static str)>| {
+        let addr = ctx.gw.addr;
+        async move { raw(addr, "GET", ep, &h).await.status }
+    };
+    assert_eq!(status(from("198.51.100.7")).await, 200);
+    assert_eq!(status(from("198.51.100.7")).await, 429, "same client");
+    assert_eq!(
+        status(from("203.0.113.9, 10.0.0.1")).await,
+        200,
+        "another client"
+    );
+    assert_eq!(
+        status(from("203.0.113.9")).await,
+        429,
+        "the first of a list is the client"
+    );
+}
