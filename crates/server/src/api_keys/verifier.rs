@@ -455,11 +455,13 @@ impl ApiKeyVerifier {
         // Watch before reading the starting position, so no append falls between the two.
         let head = self.store.watch_revocation_head();
         let follower = CacheFollower(self.clone());
+        // The head is confirmed now and then, so a restored or replaced log is noticed.
+        let confirm = Some(Duration::from_secs(5));
         tokio::spawn(follow(
             self.store.clone(),
             head,
             Start::Head,
-            None,
+            confirm,
             follower,
         ))
     }
@@ -548,6 +550,10 @@ impl LogFollower for CacheFollower {
         tracing::warn!(error = %error, "could not read the revocation log; dropping every cached api key");
         self.0.invalidate_all();
         OnReadError::Skip
+    }
+
+    fn log_replaced(&mut self) {
+        self.0.invalidate_all();
     }
 }
 

@@ -10,7 +10,8 @@
 //!
 //! This module must never report a position past an entry it has not handed over: a failed
 //! read is either retried or, if the follower says it can recover without the entries, skipped
-//! with the follower told so.
+//! with the follower told so; and a head found behind the position already read (a restored or
+//! replaced database, whose new entries will reuse old positions) restarts reading from 0.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,10 @@ pub trait LogFollower: Send {
     fn read_failed(&mut self, error: &StoreError) -> OnReadError;
     /// Everything up to `position` has been applied, as of a read of storage just made.
     fn caught_up(&mut self, _position: i64) {}
+    /// The log's head is behind what was already read: the database was restored or replaced
+    /// (a failover to a lagging replica, say). Reading starts again from 0; what was derived
+    /// from the old log may be wrong.
+    fn log_replaced(&mut self) {}
     /// Entries that expired by this time may be left out (`None`: hand over every entry).
     fn live_at(&self) -> Option<Timestamp> {
         None
@@ -86,6 +91,9 @@ pub async fn follow(
     let mut target = stored_head.max(*head.borrow_and_update());
     // Whether the last read of storage succeeded: `caught_up` is reported only then.
     let mut reachable = true;
+    // The newest entry handed over: re-read on confirmation to notice a replaced log whose
+    // head has already caught up with the old one.
+    let mut last: Option<RevocationEntry> = None;
     loop {
         while position < target {
             let range = RevocationRange {
@@ -97,6 +105,9 @@ pub async fn follow(
             match store.revocations_in_range(&range).await {
                 Ok(entries) => {
                     reachable = true;
+                    if let Some(newest) = entries.last() {
+                        last = Some(newest.clone());
+                    }
                     follower.apply(entries, range.through);
                     position = range.through;
                 }
@@ -112,13 +123,16 @@ pub async fn follow(
         if reachable {
             follower.caught_up(position);
         }
-        let confirmed = async {
-            match confirm_every {
-                Some(every) => {
-                    tokio::time::sleep(every).await;
-                    store.revocation_head().await
+        let confirmed = {
+            let (store, last) = (store.clone(), last.clone());
+            async move {
+                match confirm_every {
+                    Some(every) => {
+                        tokio::time::sleep(every).await;
+                        confirm(store.as_ref(), position, last.as_ref()).await
+                    }
+                    None => std::future::pending().await,
                 }
-                None => std::future::pending().await,
             }
         };
         tokio::select! {
@@ -129,7 +143,18 @@ pub async fn follow(
                 target = target.max(*head.borrow_and_update());
             }
             read = confirmed => match read {
-                Ok(seq) => {
+                Ok(Confirmed::Replaced { head: seq }) => {
+                    // Positions already read are being reused for new entries, and the head
+                    // watch only moves forward: without starting again they would never be
+                    // read, while every confirmation still reported contact.
+                    tracing::error!(head = seq, position, "the revocation log is not the one already read (database restored or replaced); reading it again from the start");
+                    follower.log_replaced();
+                    position = 0;
+                    target = seq;
+                    last = None;
+                    reachable = true;
+                }
+                Ok(Confirmed::Same { head: seq }) => {
                     reachable = true;
                     target = target.max(seq);
                 }
@@ -140,4 +165,39 @@ pub async fn follow(
             },
         }
     }
+}
+
+/// What a confirmation read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirmed {
+    /// The log read so far is still there; its head is at `head`.
+    Same { head: i64 },
+    /// The log is not the one read so far: its head is behind `position`, or the newest entry
+    /// handed over is gone or different.
+    Replaced { head: i64 },
+}
+
+async fn confirm(
+    store: &dyn Store,
+    position: i64,
+    last: Option<&RevocationEntry>,
+) -> Result<Confirmed, StoreError> {
+    let head = store.revocation_head().await?;
+    if head < position {
+        return Ok(Confirmed::Replaced { head });
+    }
+    if let Some(last) = last {
+        let again = store
+            .revocations_in_range(&RevocationRange {
+                after: last.seq - 1,
+                through: last.seq,
+                live_at: None,
+                tenant: None,
+            })
+            .await?;
+        if again.first() != Some(last) {
+            return Ok(Confirmed::Replaced { head });
+        }
+    }
+    Ok(Confirmed::Same { head })
 }
