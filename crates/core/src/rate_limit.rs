@@ -64,6 +64,8 @@ struct Bucket {
     tokens: f64,
     at: Timestamp,
     limited: bool,
+    /// The rate of the last check, so a sweep judges each bucket by its own limit.
+    rate: Rate,
 }
 
 /// One bucket per caller; see the module documentation.
@@ -92,9 +94,8 @@ impl Buckets {
         // A poisoned lock only means a panic mid-update of derived counters; carry on.
         let mut callers = self.callers.lock().unwrap_or_else(|p| p.into_inner());
         if callers.len() >= self.max_callers && !callers.contains_key(caller) {
-            // Without the rate each idle bucket was filled under, "full" is judged by its
-            // tokens alone: a bucket last seen with a full burst cannot be told from a new one.
-            callers.retain(|_, b| b.tokens + refill(rate, b.at, now) < rate.burst);
+            // A bucket that has refilled to its burst cannot be told from a new one: forget it.
+            callers.retain(|_, b| b.tokens + refill(b.rate, b.at, now) < b.rate.burst);
             if callers.len() >= self.max_callers {
                 callers.clear();
             }
@@ -103,7 +104,9 @@ impl Buckets {
             tokens: rate.burst,
             at: now,
             limited: false,
+            rate,
         });
+        b.rate = rate;
         b.tokens = (b.tokens + refill(rate, b.at, now)).min(rate.burst);
         b.at = b.at.max(now);
         if b.tokens >= 1.0 {
@@ -256,6 +259,27 @@ mod tests {
         assert!(
             small.check("busy", r, at(1_000)).is_err(),
             "busy kept its state"
+        );
+    }
+
+    #[test]
+    fn a_sweep_judges_each_bucket_by_its_own_limit() {
+        let buckets = Buckets::new(2);
+        // A drained bucket with a large burst: 1 of 100 tokens left.
+        let big = rate(1.0, 100.0);
+        for _ in 0..99 {
+            assert_eq!(buckets.check("drained", big, at(0)), Ok(()));
+        }
+        let _ = buckets.check("other", big, at(0));
+        // A second later "other" is full again (forgettable) and "drained" holds 2 tokens. A
+        // newcomer with a burst of 1 forces a sweep: "drained" holds more than the newcomer's
+        // burst but is far from its own, so it must survive with its state.
+        let _ = buckets.check("newcomer", rate(1.0, 1.0), at(1_000));
+        assert_eq!(buckets.check("drained", big, at(1_000)), Ok(()));
+        assert_eq!(buckets.check("drained", big, at(1_000)), Ok(()));
+        assert!(
+            buckets.check("drained", big, at(1_000)).is_err(),
+            "the drained bucket was reset by the sweep"
         );
     }
 

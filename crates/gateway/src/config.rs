@@ -349,8 +349,8 @@ pub struct RouteSection {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSection {
-    /// Sustained requests per second per caller (credential id, or client address on public
-    /// routes).
+    /// Sustained requests per second per caller (a token's issuer and subject, an API key, or the
+    /// client address on public routes).
     pub per_second: f64,
     /// Requests allowed in a burst (default: `per_second`, at least 1).
     pub burst: Option<f64>,

@@ -648,7 +648,14 @@ pub async fn decide<'a>(
         }
     };
     if let Some(limit) = &route.rate_limit {
+        // Tokens count per issuer and subject, not per token: a client could otherwise mint a
+        // fresh token to start a fresh bucket. An API key counts per key.
         let caller = match (&principal, f.client_ip) {
+            (Some(p), _) if p.kind == portcullis_verify::CredentialKind::AccessToken => format!(
+                "token:{}:{}",
+                p.issuer.as_deref().unwrap_or_default(),
+                p.subject
+            ),
             (Some(p), _) => format!("{}:{}", p.kind.as_str(), p.credential_id),
             (None, Some(ip)) => format!("ip:{ip}"),
             (None, None) => "unknown".to_owned(),

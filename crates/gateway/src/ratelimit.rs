@@ -1,5 +1,5 @@
-//! Per-route rate limits: one token bucket per caller (credential id, or client address on
-//! public routes) at the route's fixed rate, over core's [`Buckets`]. Time is the monotonic
+//! Per-route rate limits: one token bucket per caller (a token's issuer and subject, an API
+//! key, or the client address on public routes) at the route's fixed rate, over core's [`Buckets`]. Time is the monotonic
 //! clock, counted from when the limiter was built, so wall-clock jumps neither refill nor drain.
 //!
 //! This module must never be the only defence against unauthenticated floods: it runs after

@@ -452,6 +452,39 @@ async fn rate_limits_answer_429_per_route() {
     assert_eq!(raw(ctx.gw.addr, "GET", "/public/x", &[]).await.status, 200);
 }
 
+/// A protected route's limit counts per token subject: a fresh token for the same subject does
+/// not start a fresh bucket; another subject has its own.
+#[tokio::test]
+async fn protected_route_limits_count_per_subject_not_per_token() {
+    let routes = r#"
+[upstreams.app]
+url = "http://{up}"
+
+[[routes]]
+path = "/r"
+upstream = "app"
+accept = ["access_token"]
+rate_limit = { per_second = 0.001, burst = 1 }
+"#;
+    let ctx = start(routes).await;
+    let token = |sub: &str, jti: &str| bearer(&ctx.issuer.token(json!({"sub": sub, "jti": jti})));
+    let status = |t: String| {
+        let addr = ctx.gw.addr;
+        async move {
+            raw(addr, "GET", "/r", &[("authorization", &t)])
+                .await
+                .status
+        }
+    };
+    assert_eq!(status(token("svc-a", "t1")).await, 200);
+    assert_eq!(
+        status(token("svc-a", "t2")).await,
+        429,
+        "a new token, same subject"
+    );
+    assert_eq!(status(token("svc-b", "t3")).await, 200, "another subject");
+}
+
 #[tokio::test]
 async fn bodies_stream_both_ways() {
     let ctx = start(ROUTES).await;
