@@ -145,6 +145,18 @@ tenant_from_path = "tenant"
         "payments:read",
     ]);
     let (api_key, api_key_id) = (s(&key["key"]), s(&key["id"]));
+    let second = s(&server.cli_json(&[
+        "api-key",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "second",
+        "--owner",
+        "partner-co",
+        "--scope",
+        "payments:read",
+    ])["key"]);
     let token: Value = common::http()
         .post(format!("{}/oauth2/token", server.url))
         .basic_auth(&client_id, Some(&secret))
@@ -213,6 +225,18 @@ tenant_from_path = "tenant"
         get(port, "/t/acme/payments/1", &[("x-api-key", &api_key)]).0
     });
     eprintln!("API key revocation reached the embedded gateway in {took:?}");
+
+    // Disabling the tenant stops its other key at once: the embedded gateway asks the server's
+    // verifier on every request, and the disable clears that verifier's cache.
+    assert_eq!(
+        get(port, "/t/acme/payments/1", &[("x-api-key", &second)]).0,
+        200
+    );
+    server.cli_json(&["tenant", "disable", "acme"]);
+    assert_eq!(
+        get(port, "/t/acme/payments/1", &[("x-api-key", &second)]).0,
+        401
+    );
 }
 
 #[test]

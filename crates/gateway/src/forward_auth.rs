@@ -149,6 +149,15 @@ pub async fn handle(
                         r.headers_mut()
                             .insert(*name, value.unwrap_or(HeaderValue::from_static("")));
                     }
+                    // Never set in forward-auth (the gateway sees the proxy's connection, and
+                    // signs no identity here), but answered empty so a proxy that copies the
+                    // answer's headers overwrites whatever the client sent under these names.
+                    for name in [
+                        crate::proxy::CLIENT_CERT_HEADER,
+                        crate::proxy::IDENTITY_JWT_HEADER,
+                    ] {
+                        r.headers_mut().insert(name, HeaderValue::from_static(""));
+                    }
                     r.headers_mut().insert(
                         http::header::CACHE_CONTROL,
                         HeaderValue::from_static("no-store"),

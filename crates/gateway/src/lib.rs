@@ -381,8 +381,10 @@ async fn watch_files(shared: Arc<Shared>, paths: Vec<PathBuf>, every: Duration, 
     loop {
         tick.tick().await;
         let now = stamps(&paths);
-        // A file missing mid-replace is not a change yet: wait until every file is back.
-        if now != last && now.iter().all(Option::is_some) {
+        // A file missing mid-replace is not a change yet: wait until it is back. Only the
+        // configuration file (first) must be present: a missing certificate or key is the
+        // reload's to refuse (keeping the old pair), and must not stop config changes.
+        if now != last && now.first().is_some_and(Option::is_some) {
             last = now;
             let _ = shared.reload();
         }

@@ -99,6 +99,9 @@ async fn nginx_auth_request_answers_2xx_401_403_only() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-portcullis-subject"), Some(""));
     assert_eq!(r.header("x-portcullis-credential-id"), Some(""));
+    // Never set in forward-auth, always answered empty so a client's copies are overwritten.
+    assert_eq!(r.header("x-portcullis-client-cert-sha256"), Some(""));
+    assert_eq!(r.header("x-portcullis-identity"), Some(""));
 }
 
 #[tokio::test]

@@ -39,13 +39,15 @@ impl Nginx {
     }
 }
 
-const IDENTITY: [(&str, &str); 6] = [
+const IDENTITY: [(&str, &str); 8] = [
     ("subject", "X-Portcullis-Subject"),
     ("client", "X-Portcullis-Client"),
     ("tenant", "X-Portcullis-Tenant"),
     ("scopes", "X-Portcullis-Scopes"),
     ("credential_kind", "X-Portcullis-Credential-Kind"),
     ("credential_id", "X-Portcullis-Credential-Id"),
+    ("client_cert", "X-Portcullis-Client-Cert-Sha256"),
+    ("identity", "X-Portcullis-Identity"),
 ];
 
 fn config(dir: &std::path::Path, port: u16, gateway: u16, upstream: u16) -> String {
@@ -199,15 +201,21 @@ tenant_from_path = "tenant"
         addr,
         "GET",
         "/public/x",
-        &[("X-Portcullis-Subject", "root")],
+        &[
+            ("X-Portcullis-Subject", "root"),
+            ("X-Portcullis-Client-Cert-Sha256", "forged"),
+            ("X-Portcullis-Identity", "forged"),
+        ],
     )
     .await;
     assert_eq!(r.status, 200);
-    assert!(
-        r.upstream_header("x-portcullis-subject").is_empty(),
-        "{}",
-        r.body
-    );
+    for h in [
+        "x-portcullis-subject",
+        "x-portcullis-client-cert-sha256",
+        "x-portcullis-identity",
+    ] {
+        assert!(r.upstream_header(h).is_empty(), "{h}: {}", r.body);
+    }
 
     // Refusals never reach the upstream.
     let r = raw(addr, "GET", "/t/acme/orders/1", &[]).await;

@@ -323,6 +323,46 @@ async fn reload_serves_a_new_certificate_to_new_connections_and_keeps_the_old_on
     assert!(e.to_string().contains("tls"), "{e}");
 }
 
+/// A certificate or key file missing (mid-replace, or gone) must not stop the watcher from
+/// applying a changed configuration; the old certificate keeps serving.
+#[tokio::test]
+async fn a_missing_key_file_does_not_stop_config_reloads() {
+    let server_ca = ca("server ca");
+    let client_ca = ca("client ca");
+    let server = leaf(&server_ca, true);
+    let f = files(&server, &client_ca);
+    let (gw, _) = start(&f, "[reload]\nwatch_interval = \"100ms\"\n").await;
+    let roots = client_config(&[server_ca.der()], None);
+    assert_eq!(
+        once(gw.addr, roots.clone(), "/later/x", &[])
+            .await
+            .map(|r| r.status),
+        Some(404)
+    );
+    std::fs::remove_file(&f.key).expect("remove key");
+    let text = std::fs::read_to_string(&f.config).expect("read config");
+    std::fs::write(
+        &f.config,
+        format!("{text}\n[[routes]]\npath = \"/later/*\"\nupstream = \"app\"\npublic = true\n"),
+    )
+    .expect("write config");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let r = once(gw.addr, roots.clone(), "/later/x", &[]).await;
+        if r.as_ref().map(|r| r.status) == Some(200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new route was never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s = connect(gw.addr, roots).await.expect("handshake");
+    assert_eq!(
+        served(&s),
+        sha256_b64(&server.der),
+        "the old pair keeps serving"
+    );
+}
+
 #[tokio::test]
 async fn a_changed_certificate_file_is_picked_up_by_the_watcher() {
     let server_ca = ca("server ca");

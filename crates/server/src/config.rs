@@ -506,6 +506,18 @@ impl Config {
         self.api_keys.validate()?;
         self.revocations.validate()?;
         self.gateway.validate()?;
+        if self.gateway.config.is_some()
+            && self.revocations.heartbeat_interval_ms.saturating_mul(2)
+                > self.gateway.staleness_bound_ms
+        {
+            // The embedded gateway learns it is current once per heartbeat interval; a bound
+            // shorter than two of them would fail every request closed between confirmations.
+            return Err(ConfigError::Invalid(
+                "gateway.staleness_bound_ms must be at least twice \
+                 revocations.heartbeat_interval_ms"
+                    .into(),
+            ));
+        }
         if let Some(issuer) = &self.oauth.issuer {
             let ok = (issuer.starts_with("https://") || issuer.starts_with("http://"))
                 && !issuer.contains(['?', '#'])
@@ -650,6 +662,30 @@ mod tests {
         assert!(
             matches!(c.database().expect("db"), DatabaseLocation::SqliteFile(p) if p.ends_with("portcullis.db"))
         );
+    }
+
+    #[test]
+    fn an_embedded_gateway_needs_an_audience_and_a_bound_above_two_heartbeats() {
+        let load = |text: &str| {
+            let f = file(text);
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+                .map_err(|e| e.to_string())
+        };
+        let ok = "[gateway]\nconfig = \"/etc/g.toml\"\naudience = \"orders-api\"\n";
+        load(ok).expect("valid");
+        let e = load("[gateway]\nconfig = \"/etc/g.toml\"\n").expect_err("no audience");
+        assert!(e.contains("gateway.audience is required"), "{e}");
+        let e = load(&format!(
+            "{ok}staleness_bound_ms = 5000\n[revocations]\nheartbeat_interval_ms = 3000\n"
+        ))
+        .expect_err("bound below two heartbeats");
+        assert!(e.contains("at least twice"), "{e}");
+        load(&format!(
+            "{ok}staleness_bound_ms = 6000\n[revocations]\nheartbeat_interval_ms = 3000\n"
+        ))
+        .expect("exactly two heartbeats");
+        // Without an embedded gateway the heartbeat is not bounded by it.
+        load("[revocations]\nheartbeat_interval_ms = 60000\n").expect("no gateway");
     }
 
     #[test]

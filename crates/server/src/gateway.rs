@@ -4,7 +4,9 @@
 //!
 //! - Signing keys: this server's JWKS, read through the server's own router (no socket), so
 //!   rotation reaches the gateway exactly as it reaches any other verifier.
-//! - API keys: this server's store-backed verifier (`ApiKeyBackend`), with its cache.
+//! - API keys: this server's store-backed verifier (`ApiKeyBackend`) on every request, with its
+//!   cache only (so local changes such as a tenant disabled apply at once, and every use is
+//!   recorded).
 //! - Revocations: this server's revocation log, followed in process from the start of the log;
 //!   the storage head is confirmed every `revocations.heartbeat_interval_ms`, and with storage
 //!   unreachable for `gateway.staleness_bound_ms` every verification fails closed.
@@ -91,10 +93,15 @@ pub async fn start(config: &Config, parts: Parts) -> anyhow::Result<Option<Embed
         audience,
         RevocationSource::Embedded { staleness_bound },
     );
-    cfg.api_keys = Some(ApiKeyConfig::new(
+    let mut api_keys = ApiKeyConfig::new(
         ApiKeySource::Backend(parts.api_keys.clone()),
         parts.api_keys.environment().as_str(),
-    ));
+    );
+    // No second cache in front of the server's own: every request reaches the store-backed
+    // verifier, whose cache every local change (a tenant disabled, say) clears at once and
+    // which records each use for last_used_at.
+    api_keys.cache_ttl = Duration::ZERO;
+    cfg.api_keys = Some(api_keys);
     let verifier = Verifier::with_parts(
         cfg,
         parts.clock.clone(),

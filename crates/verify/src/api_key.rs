@@ -163,6 +163,12 @@ impl ApiKeyBackend for HttpApiKeys {
             .json()
             .await
             .map_err(|e| ApiKeyFailure::Unavailable(format!("bad answer: {e}")))?;
+        // A limit the server could never have stored would mean no limit here: deny instead.
+        let rate_limit = a
+            .rate_limit
+            .map(RateLimit::validate)
+            .transpose()
+            .map_err(|_| ApiKeyFailure::Unavailable("bad rate_limit in answer".into()))?;
         let expires_at = match a.expires_at {
             None => None,
             Some(s) => Some(
@@ -177,7 +183,7 @@ impl ApiKeyBackend for HttpApiKeys {
             owner: a.owner,
             scopes: a.scopes,
             expires_at,
-            rate_limit: a.rate_limit,
+            rate_limit,
         })
     }
 }

@@ -562,10 +562,15 @@ impl LogFollower for CacheFollower {
 pub fn facts_from_record(r: &ApiKeyRecord, tenant_active: bool) -> Result<ApiKeyFacts, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("api key {}: {what}", r.id));
     let rate_limit = match (r.rate_limit_requests, r.rate_limit_window_secs) {
-        (Some(n), Some(w)) => Some(RateLimit {
-            requests: u32::try_from(n).map_err(|_| corrupt("rate limit"))?,
-            window_secs: u32::try_from(w).map_err(|_| corrupt("rate limit"))?,
-        }),
+        // An out-of-range limit would mean no limit at all: refuse it as corrupt instead.
+        (Some(n), Some(w)) => Some(
+            RateLimit {
+                requests: u32::try_from(n).map_err(|_| corrupt("rate limit"))?,
+                window_secs: u32::try_from(w).map_err(|_| corrupt("rate limit"))?,
+            }
+            .validate()
+            .map_err(|_| corrupt("rate limit"))?,
+        ),
         (None, None) => None,
         _ => return Err(corrupt("rate limit")),
     };
@@ -676,6 +681,75 @@ mod tests {
         }
         cache.clear();
         assert!(cache.entries.is_empty() && cache.order.is_empty());
+    }
+
+    fn sample_record() -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: "abc".into(),
+            tenant: TenantId::parse("acme").expect("tenant"),
+            environment: "live".into(),
+            name: "n".into(),
+            description: String::new(),
+            owner: "o".into(),
+            scopes: "orders:read".into(),
+            audiences: None,
+            ip_allowlist: None,
+            rate_limit_requests: None,
+            rate_limit_window_secs: None,
+            metadata: "{}".into(),
+            display_prefix: "pcl_key_live_abc".into(),
+            digest: vec![0; 32],
+            created_at: Timestamp::from_secs(0),
+            created_by: None,
+            expires_at: None,
+            disabled_at: None,
+            revoked_at: None,
+            revoked_reason: None,
+            replaced_by: None,
+            rotation_overlap_ends_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+        }
+    }
+
+    #[test]
+    fn a_stored_rate_limit_out_of_range_is_corrupt_never_no_limit() {
+        let record = |n: Option<i64>, w: Option<i64>| ApiKeyRecord {
+            rate_limit_requests: n,
+            rate_limit_window_secs: w,
+            ..sample_record()
+        };
+        let limit = facts_from_record(&record(Some(10), Some(60)), true)
+            .expect("valid")
+            .rate_limit;
+        assert_eq!(
+            limit,
+            Some(RateLimit {
+                requests: 10,
+                window_secs: 60
+            })
+        );
+        assert_eq!(
+            facts_from_record(&record(None, None), true)
+                .expect("none")
+                .rate_limit,
+            None
+        );
+        for (n, w) in [
+            (Some(0), Some(60)),
+            (Some(10), Some(0)),
+            (Some(10), Some(86_401)),
+            (Some(-1), Some(60)),
+            (Some(10), None),
+        ] {
+            assert!(
+                matches!(
+                    facts_from_record(&record(n, w), true),
+                    Err(StoreError::Corrupt(_))
+                ),
+                "{n:?} {w:?}"
+            );
+        }
     }
 
     #[test]
