@@ -226,8 +226,23 @@ tenant_from_path = "tenant"
     });
     eprintln!("API key revocation reached the embedded gateway in {took:?}");
 
-    // Disabling the tenant stops its other key at once: the embedded gateway asks the server's
-    // verifier on every request, and the disable clears that verifier's cache.
+    // Disabling the tenant stops its other key at once (the embedded gateway asks the server's
+    // verifier on every request, and the disable clears that verifier's cache) and its tokens
+    // through the revocation log.
+    let token: Value = common::http()
+        .post(format!("{}/oauth2/token", server.url))
+        .basic_auth(&client_id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=payments%3Aread")
+        .send()
+        .expect("token request")
+        .json()
+        .expect("json");
+    let bearer = format!("Bearer {}", s(&token["access_token"]));
+    assert_eq!(
+        get(port, "/t/acme/payments/1", &[("authorization", &bearer)]).0,
+        200
+    );
     assert_eq!(
         get(port, "/t/acme/payments/1", &[("x-api-key", &second)]).0,
         200
@@ -237,6 +252,10 @@ tenant_from_path = "tenant"
         get(port, "/t/acme/payments/1", &[("x-api-key", &second)]).0,
         401
     );
+    let took = answered_within(401, || {
+        get(port, "/t/acme/payments/1", &[("authorization", &bearer)]).0
+    });
+    eprintln!("tenant disable reached the embedded gateway's token checks in {took:?}");
 }
 
 #[test]

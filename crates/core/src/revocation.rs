@@ -35,10 +35,15 @@ pub enum RevocationKind {
     ApiKeyChanged,
     /// A signing key, by `kid`: every token it signed is revoked. Not tenant-scoped.
     SigningKey,
+    /// A tenant (the subject is its id) was disabled: its tokens issued at or before
+    /// `revoked_before` are revoked, and caches must drop what they hold for its API keys
+    /// (which are refused by their backend while the tenant is disabled, and work again once it
+    /// is enabled).
+    Tenant,
 }
 
 impl RevocationKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Token,
         Self::Family,
         Self::Client,
@@ -46,6 +51,7 @@ impl RevocationKind {
         Self::ApiKey,
         Self::ApiKeyChanged,
         Self::SigningKey,
+        Self::Tenant,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +63,7 @@ impl RevocationKind {
             Self::ApiKey => "api_key",
             Self::ApiKeyChanged => "api_key_changed",
             Self::SigningKey => "signing_key",
+            Self::Tenant => "tenant",
         }
     }
 
@@ -106,6 +113,7 @@ pub enum RevokedBy {
     Subject,
     ApiKey,
     SigningKey,
+    Tenant,
 }
 
 impl RevokedBy {
@@ -117,6 +125,7 @@ impl RevokedBy {
             Self::Subject => "subject_revoked",
             Self::ApiKey => "api_key_revoked",
             Self::SigningKey => "signing_key_revoked",
+            Self::Tenant => "tenant_disabled",
         }
     }
 }
@@ -130,6 +139,8 @@ pub enum Applied {
     Recorded,
     /// An API key's facts changed (or it was revoked): drop anything cached for this key id.
     ApiKey(String),
+    /// A tenant was disabled: drop anything cached for its API keys.
+    Tenant(TenantId),
 }
 
 /// A "revoked at or before" mark: `None` covers everything ever issued.
@@ -213,7 +224,11 @@ impl RevocationSet {
                     }
                     None => marks.push((kind, tenant, new)),
                 }
-                Applied::Recorded
+                if kind == RevocationKind::Tenant {
+                    Applied::Tenant(r.tenant.clone())
+                } else {
+                    Applied::Recorded
+                }
             }
         }
     }
@@ -251,6 +266,9 @@ impl RevocationSet {
         // Signing-key marks are global (stored under the system tenant): any tenant matches.
         if covers(RevocationKind::SigningKey, None, t.kid) {
             return Some(RevokedBy::SigningKey);
+        }
+        if covers(RevocationKind::Tenant, Some(t.tenant), t.tenant.as_str()) {
+            return Some(RevokedBy::Tenant);
         }
         if covers(RevocationKind::Token, Some(t.tenant), t.jti) {
             return Some(RevokedBy::Token);
@@ -323,6 +341,31 @@ mod tests {
             family: None,
             issued_at: Timestamp::from_millis(issued_at),
         }
+    }
+
+    #[test]
+    fn a_disabled_tenant_revokes_its_tokens_issued_until_then_and_no_one_elses() {
+        let mut s = RevocationSet::new();
+        let mut r = rec(1, "acme", RevocationKind::Tenant, "acme");
+        r.revoked_before = Some(Timestamp::from_millis(1_000));
+        assert_eq!(s.apply(&r), Applied::Tenant(t("acme")));
+        let (acme, globex) = (t("acme"), t("globex"));
+        assert_eq!(s.token_revoked(&token(&acme, 999)), Some(RevokedBy::Tenant));
+        assert_eq!(
+            s.token_revoked(&token(&acme, 1_000)),
+            Some(RevokedBy::Tenant)
+        );
+        assert_eq!(
+            s.token_revoked(&token(&acme, 1_001)),
+            None,
+            "issued after re-enabling"
+        );
+        assert_eq!(s.token_revoked(&token(&globex, 999)), None);
+        // A token whose subject happens to be the tenant's id is not a tenant mark's business
+        // elsewhere: the mark is keyed by (kind, tenant).
+        let mut other = token(&globex, 999);
+        other.subject = "acme";
+        assert_eq!(s.token_revoked(&other), None);
     }
 
     #[test]

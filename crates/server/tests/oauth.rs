@@ -679,11 +679,16 @@ async fn introspection_reports_only_current_tokens_of_the_callers_tenant() {
         .admin_call(Method::POST, "/tenants/acme/enable", None)
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(app.introspect(&rs, &token).await["active"], true);
+    // Disabling the tenant revoked its tokens issued until then, as disabling a client does:
+    // enabling it again does not bring them back. Tokens issued after it are current.
+    assert_eq!(app.introspect(&rs, &token).await, json!({"active": false}));
+    app.clock.advance(Duration::from_secs(1));
+    let fresh = app.access_token(&c).await;
+    assert_eq!(app.introspect(&rs, &fresh).await["active"], true);
 
     // Expired.
     app.clock.advance(Duration::from_secs(600 + 31));
-    assert_eq!(app.introspect(&rs, &token).await, json!({"active": false}));
+    assert_eq!(app.introspect(&rs, &fresh).await, json!({"active": false}));
 }
 
 #[tokio::test]

@@ -1115,6 +1115,8 @@ macro_rules! impl_sql_store {
                      (tenant_id = $1 AND kind = 'token' AND subject = $2) \
                      OR (tenant_id = $1 AND kind = 'client' AND subject = $3 \
                          AND (revoked_before IS NULL OR revoked_before >= $5)) \
+                     OR (tenant_id = $1 AND kind = 'tenant' AND subject = $1 \
+                         AND (revoked_before IS NULL OR revoked_before >= $5)) \
                      OR (kind = 'signing_key' AND subject = $4)",
                 )
                 .bind(q.tenant.as_str())

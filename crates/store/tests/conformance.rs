@@ -1478,6 +1478,26 @@ mod cases {
             .is_token_revoked(&q("j3", "cl_1", "k9", 10))
             .await
             .expect("revoked key"));
+        // A disabled tenant: its tokens issued until then, and no other tenant's.
+        s.append_revocation(
+            &rev("acme", RevocationKind::Tenant, "acme", Some(200)),
+            at(1),
+        )
+        .await
+        .expect("append");
+        assert!(s
+            .is_token_revoked(&q("j4", "cl_1", "k1", 200))
+            .await
+            .expect("tenant mark"));
+        assert!(!s
+            .is_token_revoked(&q("j4", "cl_1", "k1", 201))
+            .await
+            .expect("issued after the tenant mark"));
+        let globex = TokenRevocationQuery {
+            tenant: tid("globex"),
+            ..q("j4", "cl_1", "k1", 10)
+        };
+        assert!(!s.is_token_revoked(&globex).await.expect("other tenant"));
     }
 
     pub async fn activation_retires_the_active_key_atomically(s: Arc<dyn Store>) {

@@ -268,6 +268,20 @@ impl ApiKeys {
         }
     }
 
+    /// Drops every cached answer for a tenant's keys (the tenant was disabled).
+    pub fn invalidate_tenant(&self, tenant: &TenantId) {
+        let mut c = self.lock();
+        let gone: Vec<[u8; 32]> = c
+            .entries
+            .iter()
+            .filter(|(_, e)| e.principal.tenant.as_ref() == Some(tenant))
+            .map(|(d, _)| *d)
+            .collect();
+        for d in gone {
+            c.remove(&d);
+        }
+    }
+
     /// Verifies a presented key. `revoked` answers whether a key id has been revoked.
     pub(crate) async fn verify(
         &self,

@@ -17,6 +17,7 @@ use portcullis_core::revocation::{
     Applied, RevocationRecord, RevocationSet, RevokedBy, TokenIdentity,
 };
 use portcullis_core::secret::Secret;
+use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, Timestamp};
 use rand::Rng;
 use serde::Deserialize;
@@ -67,7 +68,16 @@ impl FeedConfig {
     }
 }
 
-type ApiKeyHook = Box<dyn Fn(&str) + Send + Sync>;
+/// What a record asks API key caches to drop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ApiKeyDrop<'a> {
+    /// Everything cached for this key id.
+    Key(&'a str),
+    /// Everything cached for this tenant's keys.
+    Tenant(&'a TenantId),
+}
+
+type ApiKeyHook = Box<dyn Fn(ApiKeyDrop<'_>) + Send + Sync>;
 
 /// Revocation state shared by every verification.
 pub struct Revocations {
@@ -160,9 +170,12 @@ impl Revocations {
     /// Applies one record from the log.
     pub fn apply(&self, r: &RevocationRecord) {
         let applied = self.set.write().unwrap_or_else(|p| p.into_inner()).apply(r);
-        if let Applied::ApiKey(id) = applied {
-            if let Some(hook) = &*self.on_api_key.read().unwrap_or_else(|p| p.into_inner()) {
-                hook(&id);
+        let hook = self.on_api_key.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(hook) = &*hook {
+            match &applied {
+                Applied::ApiKey(id) => hook(ApiKeyDrop::Key(id)),
+                Applied::Tenant(tenant) => hook(ApiKeyDrop::Tenant(tenant)),
+                Applied::Duplicate | Applied::Recorded => {}
             }
         }
     }

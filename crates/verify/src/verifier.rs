@@ -24,7 +24,7 @@ use portcullis_core::time::{Clock, Timestamp};
 
 use crate::api_key::{ApiKeyBackend, ApiKeys, HttpApiKeys};
 use crate::denial::{Denial, Reason};
-use crate::feed::{RevocationSource, Revocations};
+use crate::feed::{ApiKeyDrop, RevocationSource, Revocations};
 use crate::fetch::{Fetch, HttpFetch};
 use crate::jwks::{JwksCache, JwksTiming, KeySource};
 use crate::jws::{self, Alg};
@@ -304,9 +304,12 @@ impl Verifier {
                     clock.clone(),
                 ));
                 let weak = Arc::downgrade(&keys);
-                revocations.on_api_key(Box::new(move |id| {
+                revocations.on_api_key(Box::new(move |drop| {
                     if let Some(k) = weak.upgrade() {
-                        k.invalidate(id);
+                        match drop {
+                            ApiKeyDrop::Key(id) => k.invalidate(id),
+                            ApiKeyDrop::Tenant(tenant) => k.invalidate_tenant(tenant),
+                        }
                     }
                 }));
                 Some(keys)

@@ -402,6 +402,59 @@ async fn revocation_records_reach_cached_api_keys() {
     assert_eq!(app.backend.calls.load(Ordering::SeqCst), 2);
 }
 
+/// A `tenant` record (the tenant was disabled) refuses the tenant's tokens issued until then,
+/// even cached, and drops cached API key answers for it so the backend is asked again (and, the
+/// tenant being disabled, refuses).
+#[tokio::test]
+async fn a_tenant_record_revokes_its_tokens_and_drops_its_cached_keys() {
+    let app = app();
+    let key = app.key.expose().to_owned();
+    let token = bearer(&es256_token(&app.ec, &header("k1", "ES256"), &claims()));
+    for _ in 0..2 {
+        assert_eq!(
+            send(&app, "/t/acme/payments", &[("authorization", &token)])
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&app, "/t/acme/payments", &[("x-api-key", &key)])
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(app.backend.calls.load(Ordering::SeqCst), 1, "cached");
+    let mut r = record(1, RevocationKind::Tenant, "acme");
+    r.revoked_before = Some(Timestamp::from_secs(NOW_S));
+    app.verifier.revocations().apply(&r);
+    let (s, c, _) = send(&app, "/t/acme/payments", &[("authorization", &token)]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.as_deref(),
+        Some(r#"Bearer realm="payments", error="invalid_token""#)
+    );
+    // The backend (which here still knows the key) is asked again.
+    assert_eq!(
+        send(&app, "/t/acme/payments", &[("x-api-key", &key)])
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(app.backend.calls.load(Ordering::SeqCst), 2, "asked again");
+    // Another tenant's record changes nothing for acme.
+    let mut other = record(2, RevocationKind::Tenant, "globex");
+    other.tenant = TenantId::parse("globex").expect("t");
+    app.verifier.revocations().apply(&other);
+    assert_eq!(
+        send(&app, "/t/acme/payments", &[("x-api-key", &key)])
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(app.backend.calls.load(Ordering::SeqCst), 2, "still cached");
+}
+
 #[tokio::test]
 async fn an_unavailable_backend_denies() {
     let app = app();

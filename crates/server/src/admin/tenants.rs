@@ -4,8 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::audit::Outcome;
+use portcullis_core::revocation::RevocationKind;
 use portcullis_core::tenant::{TenantId, TenantStatus};
-use portcullis_store::{NewTenant, StoreError, Tenant};
+use portcullis_store::{NewRevocation, NewTenant, StoreError, Tenant};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{GlobalAdmin, TenantAdmin};
@@ -137,6 +138,26 @@ async fn set_status(
     // Cached API key verifications carry the tenant's status: drop them so a disabled
     // tenant's keys stop at once in this process.
     state.api_keys.verifier.invalidate_all();
+    if status == TenantStatus::Disabled {
+        // Verifiers elsewhere (other nodes, the verify library, gateways) learn it from the
+        // log: the tenant's tokens issued until now are revoked, and cached API key answers
+        // for it are dropped (its keys then fail their lookup while it stays disabled).
+        let now = state.clock.now();
+        state
+            .store
+            .append_revocation(
+                &NewRevocation {
+                    tenant: id.clone(),
+                    kind: RevocationKind::Tenant,
+                    subject: id.to_string(),
+                    revoked_before: Some(now),
+                    expires_at: Some(now.saturating_add(state.oauth.lifetimes.max)),
+                    reason: Some("tenant_disabled".into()),
+                },
+                now,
+            )
+            .await?;
+    }
     let action = match status {
         TenantStatus::Disabled => "tenant.disable",
         TenantStatus::Active => "tenant.enable",

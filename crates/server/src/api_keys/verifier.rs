@@ -536,11 +536,13 @@ impl LogFollower for CacheFollower {
 
     fn apply(&mut self, entries: Vec<RevocationEntry>, _through: i64) {
         for e in entries {
-            if matches!(
-                e.kind,
-                RevocationKind::ApiKey | RevocationKind::ApiKeyChanged
-            ) {
-                self.0.invalidate(&e.subject);
+            match e.kind {
+                RevocationKind::ApiKey | RevocationKind::ApiKeyChanged => {
+                    self.0.invalidate(&e.subject)
+                }
+                // A tenant disabled on another node: cached keys carry its old status.
+                RevocationKind::Tenant => self.0.invalidate_all(),
+                _ => {}
             }
         }
     }

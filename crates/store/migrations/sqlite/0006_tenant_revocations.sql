@@ -1,0 +1,27 @@
+-- Tenant revocations (sqlite): the log may carry `tenant` entries (a tenant was disabled; its
+-- tokens issued until then are revoked, and caches drop its API keys).
+--
+-- SQLite cannot alter a CHECK constraint, so the table is rebuilt with every row and its index.
+-- The migration runs in one transaction: a crash leaves the old table untouched.
+
+CREATE TABLE revocations_new (
+    seq            BIGINT PRIMARY KEY,
+    tenant_id      TEXT NOT NULL,
+    kind           TEXT NOT NULL CHECK (kind IN ('token', 'family', 'client', 'subject', 'api_key', 'api_key_changed', 'signing_key', 'tenant')),
+    -- The jti, family id, client id, subject, API key id, kid or tenant id.
+    subject        TEXT NOT NULL,
+    -- Credentials of this subject issued at or before this time are revoked (NULL: all of
+    -- them, or the one credential the subject names).
+    revoked_before BIGINT,
+    -- After this the entry matters to nobody (every credential it covers has expired).
+    expires_at     BIGINT,
+    reason         TEXT,
+    created_at     BIGINT NOT NULL
+);
+
+INSERT INTO revocations_new (seq, tenant_id, kind, subject, revoked_before, expires_at, reason, created_at)
+    SELECT seq, tenant_id, kind, subject, revoked_before, expires_at, reason, created_at FROM revocations;
+
+DROP TABLE revocations;
+ALTER TABLE revocations_new RENAME TO revocations;
+CREATE INDEX revocations_subject ON revocations (tenant_id, kind, subject);
