@@ -26,6 +26,11 @@
 //! PORTCULLIS_BENCH_KEYS=1000,10000 cargo bench -p portcullis-server --bench api_key_verify
 //! ```
 //!
+//! `bench/run` drives it with `PORTCULLIS_BENCH_ROUNDS` (default 5), `PORTCULLIS_BENCH_SAMPLES`
+//! (timed cold and naive verifications per case and round, default 10,000; warm ones are ten
+//! times as many) and `PORTCULLIS_BENCH_JSON` (a file to write the medians to), so that its
+//! smoke and quick modes stay short.
+//!
 //! Without `PORTCULLIS_TEST_DATABASE_URL` the PostgreSQL cases are skipped with a notice. Each
 //! PostgreSQL case uses a private schema, dropped at the end. Timing never appears in tests.
 
@@ -48,6 +53,9 @@ use rand::{rngs::StdRng, SeedableRng};
 
 const PG_ENV: &str = "PORTCULLIS_TEST_DATABASE_URL";
 const KEYS_ENV: &str = "PORTCULLIS_BENCH_KEYS";
+const ROUNDS_ENV: &str = "PORTCULLIS_BENCH_ROUNDS";
+const SAMPLES_ENV: &str = "PORTCULLIS_BENCH_SAMPLES";
+const JSON_ENV: &str = "PORTCULLIS_BENCH_JSON";
 /// Keys whose plaintext is kept for presenting, spread evenly over the table.
 const MAX_PRESENTED: usize = 10_000;
 /// Distinct keys the warm cases cycle through: the same for every key count, so the 1M/1k ratio
@@ -56,10 +64,12 @@ const MAX_PRESENTED: usize = 10_000;
 const WARM_KEYS: usize = 1_000;
 /// Rounds of percentile measurement; within a round every key count and mode runs once, so load
 /// from other work on a shared machine falls on all of them alike. Medians are reported.
+/// Default of `PORTCULLIS_BENCH_ROUNDS`.
 const ROUNDS: usize = 5;
-/// Individual verifications timed per case and round (warm ones are ~1 µs each).
+/// Individual verifications timed per case and round (warm ones are ~1 µs each, so ten times as
+/// many of those). Default of `PORTCULLIS_BENCH_SAMPLES`.
 const SAMPLES: usize = 10_000;
-const WARM_SAMPLES: usize = 100_000;
+const WARM_FACTOR: usize = 10;
 /// Keys generated and inserted per transaction while populating.
 const POPULATE_BATCH: usize = 20_000;
 const TENANTS: usize = 10;
@@ -329,7 +339,7 @@ struct Round {
     per_sec: f64,
 }
 
-/// The medians over [`ROUNDS`] of one case, and the spread of its p99.
+/// The medians over the rounds of one case, and the spread of its p99.
 #[derive(Debug, Clone)]
 struct Figures {
     backend: Backend,
@@ -363,16 +373,32 @@ impl Figures {
     }
 }
 
-/// Times `SAMPLES` (`WARM_SAMPLES`) verifications one by one, each including a `block_on`.
+/// A positive count from the environment, or the default.
+fn env_count(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .replace('_', "")
+            .parse()
+            .ok()
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(|| panic!("{name}: a positive integer")),
+        Err(_) => default,
+    }
+}
+
+/// Times `samples` (ten times as many warm) verifications one by one, each including a
+/// `block_on`.
 fn percentiles(
     rt: &tokio::runtime::Runtime,
     case: &Case,
     presented: &[(String, TenantId)],
+    samples: usize,
 ) -> Round {
     let samples = if case.mode == Mode::Warm {
-        WARM_SAMPLES
+        samples * WARM_FACTOR
     } else {
-        SAMPLES
+        samples
     };
     let mut times: Vec<Duration> = Vec::with_capacity(samples);
     let started = Instant::now();
@@ -423,6 +449,8 @@ fn main() {
         .sample_size(20)
         .configure_from_args();
     let counts = key_counts();
+    let rounds_wanted = env_count(ROUNDS_ENV, ROUNDS);
+    let samples = env_count(SAMPLES_ENV, SAMPLES);
     let mut results: Vec<Figures> = Vec::new();
 
     for backend in [Backend::Sqlite, Backend::Postgres] {
@@ -464,12 +492,13 @@ fn main() {
                 cases.push((i, case, Vec::new()));
             }
         }
-        for round in 1..=ROUNDS {
+        for round in 1..=rounds_wanted {
             for (i, case, rounds) in &mut cases {
                 let (n, fixture) = &fixtures[*i];
-                let r = percentiles(&rt, case, &fixture.presented[presented(fixture, case.mode)]);
+                let keys = &fixture.presented[presented(fixture, case.mode)];
+                let r = percentiles(&rt, case, keys, samples);
                 println!(
-                    "round {round}/{ROUNDS} {}/{n}/{}: p50 {:.1} µs, p99 {:.1} µs, {:.0} verifications/s",
+                    "round {round}/{rounds_wanted} {}/{n}/{}: p50 {:.1} µs, p99 {:.1} µs, {:.0} verifications/s",
                     backend.name(),
                     case.mode.name(),
                     r.p50_us,
@@ -494,10 +523,33 @@ fn main() {
         }
     }
     criterion.final_summary();
-    summary(&results, &counts);
+    summary(&results, &counts, rounds_wanted);
+    if let Ok(path) = std::env::var(JSON_ENV) {
+        std::fs::write(&path, json(&results)).expect("write PORTCULLIS_BENCH_JSON");
+    }
 }
 
-fn summary(results: &[Figures], counts: &[usize]) {
+/// The medians as a JSON array, one object per backend, key count and mode, for `bench/run`.
+fn json(results: &[Figures]) -> String {
+    let rows: Vec<serde_json::Value> = results
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "backend": f.backend.name(),
+                "keys": f.keys,
+                "mode": f.mode.name(),
+                "p50_us": f.p50_us,
+                "p99_us": f.p99_us,
+                "p99_min_us": f.p99_min_us,
+                "p99_max_us": f.p99_max_us,
+                "per_s": f.per_sec,
+            })
+        })
+        .collect();
+    serde_json::Value::from(rows).to_string()
+}
+
+fn summary(results: &[Figures], counts: &[usize], rounds: usize) {
     let smallest = counts.iter().copied().min().unwrap_or(0);
     let find = |b: Backend, n: usize, m: Mode| {
         results
@@ -506,7 +558,7 @@ fn summary(results: &[Figures], counts: &[usize]) {
     };
     println!();
     println!(
-        "cores: {}, load average: {}; medians of {ROUNDS} rounds, p99 range in brackets",
+        "cores: {}, load average: {}; medians of {rounds} rounds, p99 range in brackets",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/loadavg")
             .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
