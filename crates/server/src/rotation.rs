@@ -120,6 +120,7 @@ pub async fn tick(state: &AppState) -> Result<(), RotationError> {
         let due = active.is_none_or(|a| a.activates_at.saturating_add(rotation.interval) <= now);
         if due {
             let row = begin(state.store.as_ref(), rotation, now).await?;
+            state.oauth.directory.signing_keys_changed();
             audit(state, "signing_key.rotate", &row.kid, "scheduled");
         }
     }
@@ -130,6 +131,7 @@ pub async fn tick(state: &AppState) -> Result<(), RotationError> {
             .await?
         {
             crate::fault::crash_point("after-key-activated");
+            state.oauth.directory.signing_keys_changed();
             audit(state, "signing_key.activate", &p.kid, "prepublication_over");
         }
     }

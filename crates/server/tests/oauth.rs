@@ -1966,3 +1966,51 @@ async fn a_storage_failure_issues_no_token() {
     assert!(s.is_server_error(), "{s} {v}");
     assert!(v.get("access_token").is_none(), "{v}");
 }
+
+/// Introspection keeps the signing keys for the cache's lifetime, yet a key made active on
+/// another node (the emergency replacement after a revoke signs at once) is found at once: an
+/// unknown kid reads the keys again before the token is refused.
+#[tokio::test]
+async fn introspection_finds_a_key_activated_on_another_node_at_once() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let rs = app.client("acme", json!({"introspection": true})).await;
+    let c = app.client("acme", json!({})).await;
+    let there = app.other_node(&OAuthConfig::default());
+    let introspect_there = |token: String| {
+        let (app, there, rs) = (&app, &there, &rs);
+        async move {
+            let (s, _, v) = app
+                .form_via(
+                    there,
+                    "/oauth2/introspect",
+                    Some((&rs.id, &rs.secret)),
+                    &format!("token={token}"),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let old = app.access_token(&c).await;
+    // The other node reads and caches the key list.
+    assert_eq!(introspect_there(old.clone()).await["active"], true);
+    let kid = old
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, h).ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|h| h["kid"].as_str().map(str::to_owned))
+        .expect("kid");
+    let (s, v) = app
+        .admin_call(Method::POST, &format!("/signing-keys/{kid}/revoke"), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    // This node signs with the replacement at once; the other node, clock unmoved (its cached
+    // list still fresh), accepts the new token and refuses the old one.
+    let new = app.access_token(&c).await;
+    assert_eq!(introspect_there(new).await["active"], true);
+    assert_eq!(introspect_there(old).await, json!({"active": false}));
+}

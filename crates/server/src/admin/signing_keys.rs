@@ -67,6 +67,7 @@ pub async fn rotate(
     let row = crate::rotation::begin(state.store.as_ref(), rotation, state.clock.now())
         .await
         .map_err(ApiError::internal)?;
+    state.oauth.directory.signing_keys_changed();
     record(&admin, &state, "signing_key.rotate", &row.kid);
     Ok((
         StatusCode::ACCEPTED,
@@ -90,6 +91,7 @@ pub async fn revoke(
     let before = crate::rotation::revoke(&state, &kid)
         .await
         .map_err(ApiError::internal)?;
+    state.oauth.directory.signing_keys_changed();
     if before.is_none() {
         return Err(ApiError::not_found());
     }

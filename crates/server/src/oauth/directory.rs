@@ -21,7 +21,7 @@ use jsonwebtoken::jwk::JwkSet;
 use portcullis_core::oauth::{Audience, ClientPolicy, GrantType, ResourcePolicy, ScopeSet};
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
-use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError};
+use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError, StoredSigningKey};
 
 use super::cache::FactCache;
 
@@ -197,6 +197,10 @@ pub struct Directory {
     introspectors: FactCache<String, Arc<ResourceServerCredential>>,
     tenants: FactCache<TenantId, TenantStatus>,
     resources: FactCache<(TenantId, String), Arc<ResourceFacts>>,
+    /// Every stored signing key, for verifying this server's own tokens (introspection,
+    /// revocation). A revoked key is refused by the revocation check whatever this holds, and
+    /// a new key is published long before it signs, so the TTL is the only staleness.
+    signing_keys: FactCache<(), Arc<[StoredSigningKey]>>,
 }
 
 impl Directory {
@@ -209,6 +213,7 @@ impl Directory {
             introspectors: FactCache::new(capacity, ttl),
             tenants: FactCache::new(capacity, ttl),
             resources: FactCache::new(capacity, ttl),
+            signing_keys: FactCache::new(1, ttl),
         }
     }
 
@@ -333,6 +338,26 @@ impl Directory {
     pub fn client_changed(&self, id: &str) {
         self.clients.invalidate(id);
         self.unknown_clients.invalidate(id);
+    }
+
+    /// Every stored signing key (cached for the staleness bound).
+    pub async fn signing_keys(
+        &self,
+        store: &dyn Store,
+        now: Timestamp,
+    ) -> Result<Arc<[StoredSigningKey]>, StoreError> {
+        if let Some(hit) = self.signing_keys.get(&(), now) {
+            return Ok(hit);
+        }
+        let epoch = self.signing_keys.epoch();
+        let keys: Arc<[StoredSigningKey]> = store.list_signing_keys().await?.into();
+        self.signing_keys.insert((), keys.clone(), epoch, now);
+        Ok(keys)
+    }
+
+    /// A signing key was created, activated, retired or revoked through this process.
+    pub fn signing_keys_changed(&self) {
+        self.signing_keys.invalidate(&());
     }
 
     /// A tenant's status was written through this process.

@@ -138,8 +138,19 @@ async fn current_token(
     token: &str,
     now: Timestamp,
 ) -> Result<Result<VerifiedToken, &'static str>, OAuthError> {
-    let keys = state.store.list_signing_keys().await?;
+    let directory = &state.oauth.directory;
+    let keys = directory.signing_keys(state.store.as_ref(), now).await?;
     let verified = match jwt::verify(token, &keys, &state.oauth.issuer, now) {
+        // A key made active on another node within the cache's lifetime (an emergency
+        // replacement after a revoke is active at once): read the keys again before refusing.
+        Err(jwt::Invalid::UnknownKey) => {
+            directory.signing_keys_changed();
+            let keys = directory.signing_keys(state.store.as_ref(), now).await?;
+            jwt::verify(token, &keys, &state.oauth.issuer, now)
+        }
+        other => other,
+    };
+    let verified = match verified {
         Ok(v) => v,
         Err(e) => return Ok(Err(e.as_str())),
     };
