@@ -47,6 +47,19 @@ fn s(v: &Value) -> String {
     v.as_str().expect("string").to_owned()
 }
 
+/// A client-credentials token response for `payments:read`.
+fn access_token(server: &Server, client_id: &str, secret: &str) -> Value {
+    common::http()
+        .post(format!("{}/oauth2/token", server.url))
+        .basic_auth(client_id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=payments%3Aread")
+        .send()
+        .expect("token request")
+        .json()
+        .expect("json")
+}
+
 fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut req = common::http().get(format!("http://127.0.0.1:{port}{path}"));
     for (k, v) in headers {
@@ -108,43 +121,12 @@ tenant_from_path = "tenant"
         ],
     )
     .unwrap_or_else(|log| panic!("server did not start:\n{log}"));
-    server.cli_json(&["tenant", "create", "acme"]);
-    server.cli_json(&[
-        "resource-server",
-        "create",
-        "--tenant",
-        "acme",
-        "--audience",
-        "payments-api",
-        "--scopes",
-        "payments:read",
-    ]);
-    let client = server.cli_json(&[
-        "client",
-        "create",
-        "--tenant",
-        "acme",
-        "--name",
-        "billing-sync",
-        "--scopes",
-        "payments:read",
-        "--audience",
-        "payments-api",
-    ]);
-    let (client_id, secret) = (s(&client["client_id"]), s(&client["client_secret"]));
-    let key = server.cli_json(&[
-        "api-key",
-        "create",
-        "--tenant",
-        "acme",
-        "--name",
-        "partner",
-        "--owner",
-        "partner-co",
-        "--scope",
-        "payments:read",
-    ]);
-    let (api_key, api_key_id) = (s(&key["key"]), s(&key["id"]));
+    let common::Seeded {
+        client_id,
+        client_secret: secret,
+        api_key,
+        api_key_id,
+    } = common::seed_payments(&server);
     let second = s(&server.cli_json(&[
         "api-key",
         "create",
@@ -157,15 +139,7 @@ tenant_from_path = "tenant"
         "--scope",
         "payments:read",
     ])["key"]);
-    let token: Value = common::http()
-        .post(format!("{}/oauth2/token", server.url))
-        .basic_auth(&client_id, Some(&secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&scope=payments%3Aread")
-        .send()
-        .expect("token request")
-        .json()
-        .expect("json");
+    let token = access_token(&server, &client_id, &secret);
     let bearer = format!("Bearer {}", s(&token["access_token"]));
 
     // No credential, then a real token (with a spoofed identity header) and a real API key.
@@ -229,15 +203,7 @@ tenant_from_path = "tenant"
     // Disabling the tenant stops its other key at once (the embedded gateway asks the server's
     // verifier on every request, and the disable clears that verifier's cache) and its tokens
     // through the revocation log.
-    let token: Value = common::http()
-        .post(format!("{}/oauth2/token", server.url))
-        .basic_auth(&client_id, Some(&secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&scope=payments%3Aread")
-        .send()
-        .expect("token request")
-        .json()
-        .expect("json");
+    let token = access_token(&server, &client_id, &secret);
     let bearer = format!("Bearer {}", s(&token["access_token"]));
     assert_eq!(
         get(port, "/t/acme/payments/1", &[("authorization", &bearer)]).0,

@@ -61,43 +61,12 @@ async fn the_library_verifies_real_credentials_and_follows_real_revocations() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&dir.path().join("data"), &[]);
     let admin = server.token();
-    server.cli_json(&["tenant", "create", "acme"]);
-    server.cli_json(&[
-        "resource-server",
-        "create",
-        "--tenant",
-        "acme",
-        "--audience",
-        "payments-api",
-        "--scopes",
-        "payments:read,payments:write",
-    ]);
-    let client = server.cli_json(&[
-        "client",
-        "create",
-        "--tenant",
-        "acme",
-        "--name",
-        "billing-sync",
-        "--scopes",
-        "payments:read",
-        "--audience",
-        "payments-api",
-    ]);
-    let (client_id, secret) = (s(&client["client_id"]), s(&client["client_secret"]));
-    let key = server.cli_json(&[
-        "api-key",
-        "create",
-        "--tenant",
-        "acme",
-        "--name",
-        "partner",
-        "--owner",
-        "partner-co",
-        "--scope",
-        "payments:read",
-    ]);
-    let (api_key, api_key_id) = (s(&key["key"]), s(&key["id"]));
+    let common::Seeded {
+        client_id,
+        client_secret: secret,
+        api_key,
+        api_key_id,
+    } = common::seed_payments(&server);
 
     let mut cfg = VerifierConfig::new(
         IssuerConfig::new(

@@ -123,6 +123,27 @@ fn files(server: &Leaf, client_ca: &Ca) -> Files {
     f
 }
 
+/// A server CA and its server certificate, a client CA, and the files a gateway reads.
+struct Pki {
+    server_ca: Ca,
+    client_ca: Ca,
+    server: Leaf,
+    f: Files,
+}
+
+fn pki() -> Pki {
+    let server_ca = ca("server ca");
+    let client_ca = ca("client ca");
+    let server = leaf(&server_ca, true);
+    let f = files(&server, &client_ca);
+    Pki {
+        server_ca,
+        client_ca,
+        server,
+        f,
+    }
+}
+
 fn config_text(f: &Files, up: SocketAddr, extra: &str) -> String {
     format!(
         "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{extra}\n[tls]\ncert_file = '{}'\nkey_file = '{}'\nclient_ca_file = '{}'\n\n[upstreams.app]\nurl = \"http://{up}\"\n{ROUTES}",
@@ -237,10 +258,12 @@ async fn once(
 
 #[tokio::test]
 async fn tls_listener_serves_the_certificate_and_plain_http_gets_no_answer() {
-    let server_ca = ca("server ca");
-    let client_ca = ca("client ca");
-    let server = leaf(&server_ca, true);
-    let f = files(&server, &client_ca);
+    let Pki {
+        server_ca,
+        server,
+        f,
+        ..
+    } = pki();
     let (gw, _) = start(&f, "").await;
     let roots = client_config(&[server_ca.der()], None);
 
@@ -271,10 +294,12 @@ async fn tls_listener_serves_the_certificate_and_plain_http_gets_no_answer() {
 
 #[tokio::test]
 async fn reload_serves_a_new_certificate_to_new_connections_and_keeps_the_old_one_when_invalid() {
-    let server_ca = ca("server ca");
-    let client_ca = ca("client ca");
-    let first = leaf(&server_ca, true);
-    let f = files(&first, &client_ca);
+    let Pki {
+        server_ca,
+        server: first,
+        f,
+        ..
+    } = pki();
     let (gw, _) = start(&f, "").await;
     let roots = client_config(&[server_ca.der()], None);
     let mut old = connect(gw.addr, roots.clone()).await.expect("handshake");
@@ -327,10 +352,12 @@ async fn reload_serves_a_new_certificate_to_new_connections_and_keeps_the_old_on
 /// applying a changed configuration; the old certificate keeps serving.
 #[tokio::test]
 async fn a_missing_key_file_does_not_stop_config_reloads() {
-    let server_ca = ca("server ca");
-    let client_ca = ca("client ca");
-    let server = leaf(&server_ca, true);
-    let f = files(&server, &client_ca);
+    let Pki {
+        server_ca,
+        server,
+        f,
+        ..
+    } = pki();
     let (gw, _) = start(&f, "[reload]\nwatch_interval = \"100ms\"\n").await;
     let roots = client_config(&[server_ca.der()], None);
     assert_eq!(
@@ -365,10 +392,7 @@ async fn a_missing_key_file_does_not_stop_config_reloads() {
 
 #[tokio::test]
 async fn a_changed_certificate_file_is_picked_up_by_the_watcher() {
-    let server_ca = ca("server ca");
-    let client_ca = ca("client ca");
-    let first = leaf(&server_ca, true);
-    let f = files(&first, &client_ca);
+    let Pki { server_ca, f, .. } = pki();
     let (gw, _) = start(&f, "[reload]\nwatch_interval = \"100ms\"\n").await;
     let roots = client_config(&[server_ca.der()], None);
 
@@ -391,10 +415,12 @@ async fn a_changed_certificate_file_is_picked_up_by_the_watcher() {
 
 #[tokio::test]
 async fn client_cert_required_routes_refuse_connections_without_a_verified_certificate() {
-    let server_ca = ca("server ca");
-    let client_ca = ca("client ca");
-    let server = leaf(&server_ca, true);
-    let f = files(&server, &client_ca);
+    let Pki {
+        server_ca,
+        client_ca,
+        f,
+        ..
+    } = pki();
     // With an identity JWT, whose cnf claim carries the certificate too.
     let identity_key = f.cert.with_file_name("identity.pem");
     std::fs::write(
@@ -490,10 +516,7 @@ async fn client_cert_required_routes_refuse_connections_without_a_verified_certi
 
 #[tokio::test]
 async fn a_stalled_or_failed_handshake_does_not_affect_other_connections() {
-    let server_ca = ca("server ca");
-    let client_ca = ca("client ca");
-    let server = leaf(&server_ca, true);
-    let f = files(&server, &client_ca);
+    let Pki { server_ca, f, .. } = pki();
     let (gw, _) = start(&f, "").await;
     let roots = client_config(&[server_ca.der()], None);
 
@@ -540,10 +563,7 @@ fn client_cert_required_without_client_cas_is_refused_at_load() {
 
 #[tokio::test]
 async fn start_refuses_unreadable_or_mismatched_certificates() {
-    let server_ca = ca("server ca");
-    let client_ca = ca("client ca");
-    let server = leaf(&server_ca, true);
-    let f = files(&server, &client_ca);
+    let Pki { server_ca, f, .. } = pki();
     std::fs::write(&f.key, leaf(&server_ca, true).key_pem).expect("write");
     let up = echo_upstream().await;
     let text = config_text(&f, up, "");
@@ -581,11 +601,13 @@ async fn h2_get(
 
 #[tokio::test]
 async fn h2_clients_are_served_over_tls_under_the_same_rules() {
-    let server_ca = ca("server ca");
-    let client_ca = ca("client ca");
-    let server = leaf(&server_ca, true);
+    let Pki {
+        server_ca,
+        client_ca,
+        f,
+        ..
+    } = pki();
     let client = leaf(&client_ca, false);
-    let f = files(&server, &client_ca);
     let (gw, issuer) = start(&f, "[limits]\nmax_header_bytes = 4096\n").await;
     let mut cfg = (*client_config(&[server_ca.der()], Some(&client))).clone();
     cfg.alpn_protocols = vec![b"h2".to_vec()];

@@ -1297,32 +1297,10 @@ async fn a_storage_failure_denies_an_uncached_key() {
 /// `ApiKeyBackend` the server implements), with its policy applied on top.
 #[tokio::test]
 async fn the_verify_library_uses_the_store_backed_verifier_in_process() {
-    use portcullis_verify::{
-        ApiKeyConfig, ApiKeySource, IssuerConfig, KeySource, Policy, Presented, Reason,
-        RequestFacts, RevocationSource, Verifier, VerifierConfig,
-    };
+    use portcullis_verify::{Policy, Presented, Reason, RequestFacts};
     let h = Harness::new().await;
     let (id, key) = h.acme_key(json!({"audiences": ["orders-api"]})).await;
-    let mut cfg = VerifierConfig::new(
-        IssuerConfig::new("https://unused.example", KeySource::Static(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#.into())),
-        "orders-api",
-        RevocationSource::Embedded {
-            staleness_bound: Duration::from_secs(3600),
-        },
-    );
-    cfg.api_keys = Some(ApiKeyConfig::new(
-        ApiKeySource::Backend(h.state.api_keys.verifier.clone()),
-        "live",
-    ));
-    let verifier = Verifier::with_parts(
-        cfg,
-        h.clock.clone(),
-        Arc::new(
-            portcullis_verify::fetch::HttpFetch::new(Duration::from_secs(1), false).expect("fetch"),
-        ),
-    )
-    .expect("verifier");
-    verifier.revocations().touch(0);
+    let verifier = library_verifier(&h);
     let acme = portcullis_core::tenant::TenantId::parse("acme").expect("tenant");
     let globex = portcullis_core::tenant::TenantId::parse("globex").expect("tenant");
     let facts = |t| RequestFacts {
@@ -1447,34 +1425,12 @@ async fn a_key_over_its_own_rate_limit_is_answered_429_and_audited_once_per_stre
 /// so the in-process backend must not count it again.
 #[tokio::test]
 async fn the_verify_library_counts_a_keys_limit_once_in_process() {
-    use portcullis_verify::{
-        ApiKeyConfig, ApiKeySource, IssuerConfig, KeySource, Policy, Presented, Reason,
-        RequestFacts, RevocationSource, Verifier, VerifierConfig,
-    };
+    use portcullis_verify::{Policy, Presented, Reason, RequestFacts};
     let h = Harness::new().await;
     let (_, key) = h
         .acme_key(json!({"rate_limit": {"requests": 3, "window_secs": 60}}))
         .await;
-    let mut cfg = VerifierConfig::new(
-        IssuerConfig::new("https://unused.example", KeySource::Static(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#.into())),
-        "orders-api",
-        RevocationSource::Embedded {
-            staleness_bound: Duration::from_secs(3600),
-        },
-    );
-    cfg.api_keys = Some(ApiKeyConfig::new(
-        ApiKeySource::Backend(h.state.api_keys.verifier.clone()),
-        "live",
-    ));
-    let verifier = Verifier::with_parts(
-        cfg,
-        h.clock.clone(),
-        Arc::new(
-            portcullis_verify::fetch::HttpFetch::new(Duration::from_secs(1), false).expect("fetch"),
-        ),
-    )
-    .expect("verifier");
-    verifier.revocations().touch(0);
+    let verifier = library_verifier(&h);
     let policy = Policy::access_token().api_keys_only();
     let facts = RequestFacts {
         resource_tenant: None,
@@ -1533,4 +1489,34 @@ async fn an_unknown_key_id_is_remembered_and_not_looked_up_again() {
     // Once the TTL passes the miss is forgotten: storage is asked (and, being gone, denies).
     h.clock.advance(Duration::from_secs(3_601));
     assert!(h.raw(whoami(&unknown)).await.0.is_server_error());
+}
+
+/// The verify library checking API keys in process against this harness's store-backed
+/// verifier (audience `orders-api`, environment `live`, revocations applied by the test).
+fn library_verifier(h: &Harness) -> portcullis_verify::Verifier {
+    use portcullis_verify::{
+        ApiKeyConfig, ApiKeySource, IssuerConfig, KeySource, RevocationSource, Verifier,
+        VerifierConfig,
+    };
+    let mut cfg = VerifierConfig::new(
+        IssuerConfig::new("https://unused.example", KeySource::Static(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#.into())),
+        "orders-api",
+        RevocationSource::Embedded {
+            staleness_bound: Duration::from_secs(3600),
+        },
+    );
+    cfg.api_keys = Some(ApiKeyConfig::new(
+        ApiKeySource::Backend(h.state.api_keys.verifier.clone()),
+        "live",
+    ));
+    let verifier = Verifier::with_parts(
+        cfg,
+        h.clock.clone(),
+        Arc::new(
+            portcullis_verify::fetch::HttpFetch::new(Duration::from_secs(1), false).expect("fetch"),
+        ),
+    )
+    .expect("verifier");
+    verifier.revocations().touch(0);
+    verifier
 }

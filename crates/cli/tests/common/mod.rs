@@ -250,3 +250,60 @@ impl PgSchema {
             .await;
     }
 }
+
+/// What [`seed_payments`] created.
+#[derive(Debug)]
+pub struct Seeded {
+    pub client_id: String,
+    pub client_secret: String,
+    pub api_key: String,
+    pub api_key_id: String,
+}
+
+/// Through the admin CLI: tenant `acme`, its resource server `payments-api` (scopes
+/// `payments:read`, `payments:write`), a client `billing-sync` allowed `payments:read` on it,
+/// and an API key of owner `partner-co` with `payments:read`.
+pub fn seed_payments(server: &Server) -> Seeded {
+    let text = |v: &serde_json::Value| v.as_str().expect("string").to_owned();
+    server.cli_json(&["tenant", "create", "acme"]);
+    server.cli_json(&[
+        "resource-server",
+        "create",
+        "--tenant",
+        "acme",
+        "--audience",
+        "payments-api",
+        "--scopes",
+        "payments:read,payments:write",
+    ]);
+    let client = server.cli_json(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "billing-sync",
+        "--scopes",
+        "payments:read",
+        "--audience",
+        "payments-api",
+    ]);
+    let key = server.cli_json(&[
+        "api-key",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "partner",
+        "--owner",
+        "partner-co",
+        "--scope",
+        "payments:read",
+    ]);
+    Seeded {
+        client_id: text(&client["client_id"]),
+        client_secret: text(&client["client_secret"]),
+        api_key: text(&key["key"]),
+        api_key_id: text(&key["id"]),
+    }
+}
