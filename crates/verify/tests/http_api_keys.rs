@@ -13,10 +13,11 @@ use portcullis_verify::api_key::HttpApiKeys;
 use portcullis_verify::{ApiKeyBackend, ApiKeyFailure, ApiKeyQuery};
 use serde_json::{json, Value};
 
+/// What the stub answers: status, extra headers, JSON body.
+type Answer = Arc<Mutex<(StatusCode, Vec<(&'static str, &'static str)>, Value)>>;
+
 /// Starts a stub answering every verify call with `answer`; returns its base URL.
-async fn stub(
-    answer: Arc<Mutex<(StatusCode, Vec<(&'static str, &'static str)>, Value)>>,
-) -> String {
+async fn stub(answer: Answer) -> String {
     let app = axum::Router::new().route(
         "/v1/api-keys/verify",
         axum::routing::post(move || {
