@@ -2014,3 +2014,47 @@ async fn introspection_finds_a_key_activated_on_another_node_at_once() {
     assert_eq!(introspect_there(new).await["active"], true);
     assert_eq!(introspect_there(old).await, json!({"active": false}));
 }
+
+/// Both secret rotations (a client's, a resource server's) cap the overlap at 30 days: more is
+/// 400 `invalid_request` and issues nothing; exactly 30 days is accepted.
+#[tokio::test]
+async fn secret_rotations_refuse_an_overlap_past_30_days() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let rs = resource_server_id(&app, "acme", "payments-api").await;
+    let thirty_days = 30 * 24 * 3600;
+    for path in [
+        format!("/tenants/acme/clients/{}/rotate-secret", c.id),
+        format!("/tenants/acme/resource-servers/{rs}/rotate-secret"),
+    ] {
+        let (s, v) = app
+            .admin_call(
+                Method::POST,
+                &path,
+                Some(json!({"overlap_secs": thirty_days + 1})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["error"], "invalid_request");
+        let (s, v) = app
+            .admin_call(
+                Method::POST,
+                &path,
+                Some(json!({"overlap_secs": thirty_days})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{path}: {v}");
+    }
+    // The refused rotation issued nothing: the client's original secret is still its only one
+    // besides the accepted rotation's.
+    let (s, v) = app
+        .admin_call(
+            Method::GET,
+            &format!("/tenants/acme/clients/{}", c.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["secrets"].as_array().expect("secrets").len(), 2, "{v}");
+}

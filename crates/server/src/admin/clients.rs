@@ -26,8 +26,20 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::{rfc3339, AppState};
 
-pub(super) const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
-pub(super) const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The overlap asked for by a secret rotation (client or resource server): how long the
+/// previous secrets keep working. Default one day, 0 = at once, at most 30 days.
+pub(super) fn rotation_overlap(overlap_secs: Option<u64>) -> Result<Duration, ApiError> {
+    let overlap = overlap_secs
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_OVERLAP);
+    if overlap > MAX_OVERLAP {
+        return Err(ApiError::invalid_request("overlap_secs is at most 30 days"));
+    }
+    Ok(overlap)
+}
 const MAX_AUDIENCES: usize = 16;
 
 /// A random, non-secret identifier body (22 base62 characters, ~131 bits).
@@ -362,13 +374,7 @@ pub async fn rotate_secret(
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<RotateSecret>,
 ) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
-    let overlap = body
-        .overlap_secs
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_OVERLAP);
-    if overlap > MAX_OVERLAP {
-        return Err(bad("overlap_secs is at most 30 days"));
-    }
+    let overlap = rotation_overlap(body.overlap_secs)?;
     let client = tenant_client(&state, &admin, &id).await?;
     if client.auth_method == AuthMethod::PrivateKeyJwt.as_str() {
         return Err(bad("private_key_jwt clients have no secret to rotate"));

@@ -4,8 +4,6 @@
 //! A resource server may also hold a credential for the introspection endpoint: a generated
 //! secret, shown once, stored as its digest, rotated with an overlap window like a client's.
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -191,13 +189,7 @@ pub async fn rotate_secret(
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<RotateSecret>,
 ) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
-    let overlap = body
-        .overlap_secs
-        .map(Duration::from_secs)
-        .unwrap_or(super::clients::DEFAULT_OVERLAP);
-    if overlap > super::clients::MAX_OVERLAP {
-        return Err(ApiError::invalid_request("overlap_secs is at most 30 days"));
-    }
+    let overlap = super::clients::rotation_overlap(body.overlap_secs)?;
     let environment =
         Environment::parse(body.environment.as_deref().unwrap_or("live")).map_err(|_| {
             ApiError::invalid_request("environment is 1 to 16 lowercase letters and digits")
