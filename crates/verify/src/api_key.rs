@@ -365,6 +365,11 @@ impl ApiKeys {
             expires_at: id.expires_at,
         });
         let rate_limit = id.rate_limit;
+        if self.ttl.is_zero() {
+            // No cache (an in-process backend with its own): nothing to store or evict.
+            self.within_rate_limit(&key_id, rate_limit, now)?;
+            return Ok(principal);
+        }
         let mut until = now.saturating_add(self.ttl);
         if let Some(exp) = id.expires_at {
             until = until.min(exp);

@@ -629,3 +629,52 @@ async fn a_route_names_its_own_api_key_environment_and_audience() {
         "refused without a lookup"
     );
 }
+
+/// With `cache_ttl` zero (an in-process backend that caches itself), every request reaches the
+/// backend, and the key's own rate limit is still counted.
+#[tokio::test]
+async fn a_zero_cache_ttl_asks_the_backend_every_time_and_still_counts_the_limit() {
+    let backend = Arc::new(Backend::default());
+    let key = api_key("live");
+    backend.keys.lock().expect("lock").push((
+        key.expose().to_owned(),
+        ApiKeyIdentity {
+            key_id: key.id().to_owned(),
+            tenant: TenantId::parse("acme").expect("t"),
+            environment: "live".into(),
+            owner: "partner-co".into(),
+            scopes: vec![],
+            expires_at: None,
+            rate_limit: Some(RateLimit {
+                requests: 2,
+                window_secs: 60,
+            }),
+        },
+    ));
+    let mut cfg = VerifierConfig::new(
+        IssuerConfig::new(
+            ISSUER,
+            KeySource::Static(jwks_of(&[EcKey::new("k1", 1).jwk()])),
+        ),
+        AUDIENCE,
+        RevocationSource::Embedded {
+            staleness_bound: std::time::Duration::from_secs(30),
+        },
+    );
+    let mut keys = ApiKeyConfig::new(ApiKeySource::Backend(backend.clone()), "live");
+    keys.cache_ttl = std::time::Duration::ZERO;
+    cfg.api_keys = Some(keys);
+    let verifier =
+        Verifier::with_parts(cfg, clock(), Arc::new(FakeFetch::default())).expect("verifier");
+    verifier.revocations().touch(0);
+    let check = || verifier.verify_api_key(key.expose(), None, None);
+    check().await.expect("first");
+    check().await.expect("second");
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 2, "no cache");
+    assert_eq!(
+        check().await.map(|_| ()).map_err(|d| d.reason),
+        Err(portcullis_verify::Reason::ApiKeyRateLimited {
+            retry_after_secs: 30
+        })
+    );
+}
