@@ -10,6 +10,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc instead of glibc's allocator: the gateway and the token service allocate small,
+/// short-lived buffers on every request, and glibc's malloc/free were about 13% of the
+/// gateway's instructions per proxied request (callgrind); see docs/BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about = "API authentication platform")]
 struct Cli {

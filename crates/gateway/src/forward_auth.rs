@@ -147,7 +147,7 @@ pub async fn handle(
                     let mut r = Response::new(Body::empty());
                     for (name, value) in IDENTITY_HEADERS.iter().zip(values) {
                         r.headers_mut()
-                            .insert(*name, value.unwrap_or(HeaderValue::from_static("")));
+                            .insert(name.clone(), value.unwrap_or(HeaderValue::from_static("")));
                     }
                     // Never set in forward-auth (the gateway sees the proxy's connection, and
                     // signs no identity here), but answered empty so a proxy that copies the

@@ -26,6 +26,7 @@ pub mod forward_auth;
 pub mod identity;
 pub mod metrics;
 pub mod path;
+pub mod pool;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use http::request::Parts;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use portcullis_verify::{Denial, Principal, RequestFacts, Verifier};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -678,13 +679,13 @@ pub async fn decide<'a>(
 }
 
 /// The identity headers set for upstreams (proxy) or returned to the proxy (forward-auth).
-pub const IDENTITY_HEADERS: [&str; 6] = [
-    "x-portcullis-subject",
-    "x-portcullis-client",
-    "x-portcullis-tenant",
-    "x-portcullis-scopes",
-    "x-portcullis-credential-kind",
-    "x-portcullis-credential-id",
+pub const IDENTITY_HEADERS: [HeaderName; 6] = [
+    HeaderName::from_static("x-portcullis-subject"),
+    HeaderName::from_static("x-portcullis-client"),
+    HeaderName::from_static("x-portcullis-tenant"),
+    HeaderName::from_static("x-portcullis-scopes"),
+    HeaderName::from_static("x-portcullis-credential-kind"),
+    HeaderName::from_static("x-portcullis-credential-id"),
 ];
 
 /// The identity header values for a principal, in [`IDENTITY_HEADERS`] order; `None` where the

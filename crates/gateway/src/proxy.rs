@@ -21,28 +21,34 @@ use axum::body::Body;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::{ConfigError, UpstreamSection};
+use crate::pool::Pool;
 use crate::{decide, identity_values, simple, Conn, Facts, Refusal, Shared, IDENTITY_HEADERS};
 
 /// The verified client certificate's SHA-256 (base64url), set by the gateway only.
-pub const CLIENT_CERT_HEADER: &str = "x-portcullis-client-cert-sha256";
+pub const CLIENT_CERT_HEADER: HeaderName =
+    HeaderName::from_static("x-portcullis-client-cert-sha256");
 /// The signed identity JWT, set by the gateway only.
-pub const IDENTITY_JWT_HEADER: &str = "x-portcullis-identity";
+pub const IDENTITY_JWT_HEADER: HeaderName = HeaderName::from_static("x-portcullis-identity");
+const X_API_KEY: HeaderName = HeaderName::from_static(portcullis_verify::http::API_KEY_HEADER);
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// One upstream: where it is and a pooled client to it.
+/// One upstream: where it is and the pool of connections to it.
 #[derive(Debug)]
 pub struct Upstream {
     pub name: Arc<str>,
     pub section: UpstreamSection,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
+    /// The `Host` header every HTTP/1.1 request to this upstream carries.
+    host: HeaderValue,
     /// Prepended to every forwarded path; empty or `/base` (no trailing slash).
     base_path: String,
-    client: Client<HttpConnector, Body>,
+    pool: Arc<Pool>,
 }
 
 impl Upstream {
@@ -65,85 +71,123 @@ impl Upstream {
                 "only http:// upstreams are supported (TLS to upstreams is not implemented)",
             ));
         }
+        if authority.as_str().contains('@') {
+            return Err(bad("url may not hold a user name or password"));
+        }
         if uri.query().is_some() {
             return Err(bad("url may not have a query"));
         }
         if section.connect_timeout.is_zero() || section.read_timeout.is_zero() {
             return Err(bad("timeouts must be > 0"));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(section.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .http2_only(section.http2)
-            .build(connector);
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?;
+        let address = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        let pool = Pool::new(
+            address,
+            section.connect_timeout,
+            section.read_timeout,
+            section.http2,
+        );
         Ok(Self {
             name: name.into(),
             scheme,
             authority,
+            host,
             base_path: uri.path().trim_end_matches('/').to_owned(),
+            pool: Arc::new(pool),
             section,
-            client,
         })
     }
 
+    /// The URI to send: origin-form (`/path?query`) over HTTP/1.1, absolute over HTTP/2 (whose
+    /// `:scheme` and `:authority` come from it).
     fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
-        let pq = match query {
-            Some(q) => format!("{}{path}?{q}", self.base_path),
-            None => format!("{}{path}", self.base_path),
+        let mut pq = String::with_capacity(
+            self.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
+        );
+        pq.push_str(&self.base_path);
+        pq.push_str(path);
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let b = Uri::builder();
+        let b = if self.section.http2 {
+            b.scheme(self.scheme.clone())
+                .authority(self.authority.clone())
+        } else {
+            b
         };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
+        b.path_and_query(pq).build()
+    }
+
+    /// Idle HTTP/1.1 connections to this upstream right now.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
     }
 }
 
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-authenticate",
-];
+/// Hop-by-hop headers (RFC 9110 section 7.6.1, with the legacy `keep-alive` and
+/// `proxy-connection`): they describe one connection and never travel through a proxy.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+    )
+}
 
-/// Removes hop-by-hop headers, including those a `Connection` header names.
+/// Removes hop-by-hop headers, including those a `Connection` header names; with `identity`
+/// also every `x-portcullis-*` header (names are lowercase in `http`, so any spelling the client
+/// used), with `credentials` also `Authorization` and `X-API-Key`. One pass over the names, and
+/// only what is present is removed: this runs twice on every proxied request.
+fn strip(h: &mut HeaderMap, identity: bool, credentials: bool) {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    let mut connection = false;
+    for k in h.keys() {
+        connection |= k == header::CONNECTION;
+        if is_hop_by_hop(k)
+            || (identity && k.as_str().starts_with("x-portcullis-"))
+            || (credentials && (k == header::AUTHORIZATION || k == X_API_KEY))
+        {
+            doomed.push(k.clone());
+        }
+    }
+    if connection {
+        doomed.extend(
+            h.get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok()),
+        );
+    }
+    for n in doomed {
+        h.remove(n);
+    }
+}
+
+/// Removes hop-by-hop headers, including those a `Connection` header names (upstream answers).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        h.remove(n);
-    }
+    strip(h, false, false);
 }
 
-/// Removes every `x-portcullis-*` header (header names are lowercase in `http`, so this
-/// covers any spelling the client used).
-pub fn strip_identity_headers(h: &mut HeaderMap) {
-    let ours: Vec<HeaderName> = h
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-portcullis-"))
-        .cloned()
-        .collect();
-    for n in ours {
-        h.remove(n);
-    }
+/// Prepares a client's headers for the upstream: hop-by-hop headers, every client-sent
+/// `x-portcullis-*` header and, unless `forward_credentials`, `Authorization` and `X-API-Key`
+/// are removed.
+pub fn strip_request_headers(h: &mut HeaderMap, forward_credentials: bool) {
+    strip(h, true, !forward_credentials);
 }
 
 /// Handles one request on the main listener: forward-auth endpoints, else the proxy.
@@ -164,6 +208,7 @@ pub async fn handle(
         }
     }
     let request_id = crate::request_id(req.headers());
+    let request_id_value = HeaderValue::from_str(&request_id).ok();
     let (mut parts, body) = req.into_parts();
     let path = crate::path::normalize(parts.uri.path());
     let host = crate::routes::request_host(&parts.uri, &parts.headers).map(str::to_owned);
@@ -227,28 +272,26 @@ pub async fn handle(
     };
 
     let h = &mut parts.headers;
-    strip_hop_by_hop(h);
-    strip_identity_headers(h);
-    if !route.forward_authorization {
-        h.remove(header::AUTHORIZATION);
-        h.remove(portcullis_verify::http::API_KEY_HEADER);
-    }
+    strip_request_headers(h, route.forward_authorization);
     if let Some(orig) = h.remove(header::HOST) {
-        h.insert("x-forwarded-host", orig);
+        h.insert(X_FORWARDED_HOST, orig);
     } else if let Some(a) = parts.uri.authority() {
         if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-            h.insert("x-forwarded-host", v);
+            h.insert(X_FORWARDED_HOST, v);
         }
     }
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", peer.ip()),
-        None => peer.ip().to_string(),
+    if !upstream.section.http2 {
+        h.insert(header::HOST, upstream.host.clone());
+    }
+    let xff = match h.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::try_from(format!("{prev}, {}", peer.ip())).ok(),
+        None => Some(conn.forwarded_for.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
+    if let Some(v) = xff {
+        h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
     );
     if let Some(v) = conn
@@ -258,15 +301,15 @@ pub async fn handle(
     {
         h.insert(CLIENT_CERT_HEADER, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-request-id", v);
+    if let Some(v) = &request_id_value {
+        h.insert(X_REQUEST_ID, v.clone());
     }
     if let Some(p) = &allowed.principal {
         match identity_values(p) {
             Some(values) => {
                 for (name, value) in IDENTITY_HEADERS.iter().zip(values) {
                     if let Some(v) = value {
-                        h.insert(*name, v);
+                        h.insert(name.clone(), v);
                     }
                 }
             }
@@ -311,21 +354,25 @@ pub async fn handle(
         }
     }
     parts.uri = uri;
-    parts.version = http::Version::HTTP_11;
-    let out = Request::from_parts(parts, Body::new(body));
+    parts.version = if upstream.section.http2 {
+        http::Version::HTTP_2
+    } else {
+        http::Version::HTTP_11
+    };
+    let out = Request::from_parts(parts, body);
 
-    let sent =
-        tokio::time::timeout(upstream.section.read_timeout, upstream.client.request(out)).await;
+    let sent = tokio::time::timeout(upstream.section.read_timeout, upstream.pool.send(out)).await;
     match sent {
         Ok(Ok(resp)) => {
             let (mut rp, rb) = resp.into_parts();
             strip_hop_by_hop(&mut rp.headers);
-            let mut resp = Response::from_parts(rp, Body::new(rb));
-            set_request_id(&mut resp, &request_id);
-            finish(resp, "proxied")
+            if let Some(v) = request_id_value {
+                rp.headers.insert(X_REQUEST_ID, v);
+            }
+            finish(Response::from_parts(rp, Body::new(rb)), "proxied")
         }
         Ok(Err(e)) => {
-            let kind = if e.is_connect() { "connect" } else { "request" };
+            let kind = e.kind();
             tracing::warn!(request_id, upstream = &*upstream.name, kind, error = %e, "upstream failed");
             shared.metrics.upstream_error(&upstream.name, kind);
             let mut resp = simple(StatusCode::BAD_GATEWAY, "bad_gateway");
@@ -380,8 +427,26 @@ mod tests {
             HeaderValue::from_static("acme"),
         );
         h.insert("x-portcullisx", HeaderValue::from_static("kept"));
-        strip_identity_headers(&mut h);
-        assert_eq!(h.len(), 1);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        strip_request_headers(&mut h, true);
+        assert_eq!(h.len(), 2);
+        assert!(h.contains_key("x-portcullisx") && h.contains_key(header::AUTHORIZATION));
+    }
+
+    #[test]
+    fn credentials_go_unless_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        h.insert("x-api-key", HeaderValue::from_static("pcl_key"));
+        h.insert("connection", HeaderValue::from_static("X-Hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        let mut kept = h.clone();
+        strip_request_headers(&mut h, false);
+        assert_eq!(h.keys().collect::<Vec<_>>(), [header::ACCEPT]);
+        strip_request_headers(&mut kept, true);
+        assert_eq!(kept.len(), 3);
+        assert!(!kept.contains_key("x-hop") && !kept.contains_key("connection"));
     }
 
     #[test]
@@ -398,22 +463,27 @@ mod tests {
         assert!(Upstream::new("a", s("/relative")).is_err());
         assert!(Upstream::new("a b", s("http://x.example")).is_err());
         assert!(Upstream::new("a", s("http://x.example/?q=1")).is_err());
+        assert!(Upstream::new("a", s("http://user:pw@x.example")).is_err());
     }
 
-    #[tokio::test]
-    async fn base_paths_are_prepended() {
-        let s = UpstreamSection {
+    #[test]
+    fn base_paths_are_prepended() {
+        let s = |http2| UpstreamSection {
             url: "http://127.0.0.1:9/api/".into(),
             connect_timeout: std::time::Duration::from_secs(1),
             read_timeout: std::time::Duration::from_secs(1),
-            http2: false,
+            http2,
             identity_jwt: None,
             identity_audience: None,
         };
-        let u = Upstream::new("a", s).expect("upstream");
+        // HTTP/1.1 gets origin-form plus a Host header; HTTP/2 an absolute URI.
+        let h1 = Upstream::new("a", s(false)).expect("upstream");
+        assert_eq!(h1.uri("/x/y", Some("a=1")).expect("uri"), "/api/x/y?a=1");
+        assert_eq!(h1.host, "127.0.0.1:9");
+        let h2 = Upstream::new("a", s(true)).expect("upstream");
         assert_eq!(
-            u.uri("/x/y", Some("a=1")).expect("uri").to_string(),
-            "http://127.0.0.1:9/api/x/y?a=1"
+            h2.uri("/x/y", None).expect("uri").to_string(),
+            "http://127.0.0.1:9/api/x/y"
         );
     }
 }

@@ -39,6 +39,21 @@ pub struct Conn {
     pub tls: bool,
     /// The [`crate::tls::fingerprint`] of the client certificate rustls verified, if any.
     pub client_cert_sha256: Option<Arc<str>>,
+    /// The peer's address as an `X-Forwarded-For` value, made once per connection.
+    pub forwarded_for: http::HeaderValue,
+}
+
+impl Conn {
+    pub fn new(peer: SocketAddr, tls: bool, client_cert_sha256: Option<Arc<str>>) -> Self {
+        let forwarded_for = http::HeaderValue::try_from(peer.ip().to_string())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
+        Self {
+            peer,
+            tls,
+            client_cert_sha256,
+            forwarded_for,
+        }
+    }
 }
 
 pub(crate) async fn serve<F, Fut>(
@@ -82,11 +97,7 @@ pub(crate) async fn serve<F, Fut>(
         let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let Some(acceptor) = acceptor else {
-                let conn = Arc::new(Conn {
-                    peer,
-                    tls: false,
-                    client_cert_sha256: None,
-                });
+                let conn = Arc::new(Conn::new(peer, false, None));
                 return serve_connection(&builder, TokioIo::new(stream), conn, handler).await;
             };
             let stream =
@@ -109,11 +120,7 @@ pub(crate) async fn serve<F, Fut>(
                 .and_then(|c| c.first())
                 .map(|c| Arc::from(crate::tls::fingerprint(c)));
             let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            let conn = Arc::new(Conn {
-                peer,
-                tls: true,
-                client_cert_sha256,
-            });
+            let conn = Arc::new(Conn::new(peer, true, client_cert_sha256));
             if negotiated_h2 {
                 let svc = service(conn, handler);
                 if let Err(e) = h2.serve_connection(TokioIo::new(stream), svc).await {
