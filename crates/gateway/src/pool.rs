@@ -121,15 +121,17 @@ impl Pool {
         self: &Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        // The cold paths (HTTP/2, connecting) are boxed so the future every request carries
+        // stays small: hyper moves it around whole.
         if self.http2 {
-            return self.send_h2(req).await;
+            return Box::pin(self.send_h2(req)).await;
         }
         let mut req = req;
         let mut fresh_only = false;
         loop {
             let (mut sender, reused) = match (!fresh_only).then(|| self.take_idle()).flatten() {
                 Some(s) => (s, true),
-                None => (self.connect_h1().await?, false),
+                None => (Box::pin(self.connect_h1()).await?, false),
             };
             if !sender.is_ready() {
                 // Normally a moment: the connection's task has not yet noticed the previous
