@@ -422,32 +422,69 @@ impl ApiKeys {
     }
 }
 
-/// SHA-256 over the key and the request facts the answer depended on, length-prefixed so no
-/// two different inputs share an encoding.
+/// SHA-256 over the key and the request facts the answer depended on, each part tagged and
+/// length-prefixed so no two different inputs share an encoding. Built in one buffer and hashed
+/// once: this runs on every request the library admits.
 fn cache_key(
     key: &str,
     tenant: Option<&TenantId>,
     ip: Option<IpAddr>,
     audience: Option<&str>,
 ) -> [u8; 32] {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    let ip = ip.map(|i| i.to_string());
-    for part in [
-        Some(key),
-        tenant.map(TenantId::as_str),
-        ip.as_deref(),
-        audience,
-    ] {
+    let (ip_bytes, ip_len) = match ip {
+        Some(IpAddr::V4(v4)) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&v4.octets());
+            (b, 4)
+        }
+        Some(IpAddr::V6(v6)) => (v6.octets(), 16),
+        None => ([0u8; 16], 0),
+    };
+    let parts = [
+        Some(key.as_bytes()),
+        tenant.map(|t| t.as_str().as_bytes()),
+        ip.map(|_| &ip_bytes[..ip_len]),
+        audience.map(str::as_bytes),
+    ];
+    let mut buf =
+        Vec::with_capacity(parts.iter().flatten().map(|p| p.len() + 9).sum::<usize>() + 4);
+    for part in parts {
         match part {
             Some(p) => {
-                ctx.update(&[1]);
-                ctx.update(&(p.len() as u64).to_be_bytes());
-                ctx.update(p.as_bytes());
+                buf.push(1);
+                buf.extend_from_slice(&(p.len() as u64).to_be_bytes());
+                buf.extend_from_slice(p);
             }
-            None => ctx.update(&[0]),
+            None => buf.push(0),
         }
     }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &buf);
     let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
+    out.copy_from_slice(digest.as_ref());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_differ_for_every_fact_the_answer_depended_on() {
+        let t = TenantId::parse("acme").expect("tenant");
+        let v4: IpAddr = "10.0.0.1".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        let keys = [
+            cache_key("k", None, None, None),
+            cache_key("k", Some(&t), None, None),
+            cache_key("k", None, Some(v4), None),
+            cache_key("k", None, Some(mapped), None),
+            cache_key("k", None, None, Some("acme")),
+            cache_key("k", None, None, Some("")),
+            cache_key("ka", None, None, None),
+            cache_key("k", Some(&t), Some(v4), Some("api")),
+        ];
+        let distinct: HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        assert_eq!(keys[7], cache_key("k", Some(&t), Some(v4), Some("api")));
+    }
 }
