@@ -142,8 +142,7 @@ where
     F: Fn(http::Request<Incoming>, Arc<Conn>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = http::Response<Body>> + Send + 'static,
 {
-    let (h2, read) = match tokio::time::timeout(p.handshake_timeout, sniff_h2(&mut stream)).await
-    {
+    let (h2, read) = match tokio::time::timeout(p.handshake_timeout, sniff_h2(&mut stream)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, %peer, "connection failed before its first request");
