@@ -339,6 +339,11 @@ pub struct RouteSection {
     /// Pass the client's `Authorization` / `X-API-Key` to the upstream.
     #[serde(default)]
     pub forward_authorization: bool,
+    /// Let HTTP/1.1 `Upgrade` requests (WebSocket) through to the upstream once authorized, and
+    /// tunnel the upgraded connection. Off by default: elsewhere `Upgrade` is stripped and the
+    /// request goes on as a plain one. Needs an HTTP/1.1 upstream.
+    #[serde(default)]
+    pub websocket: bool,
     pub rate_limit: Option<RateLimitSection>,
     /// `"required"`: only connections that presented a certificate verified against
     /// `tls.client_ca_file` (refused at load without one).

@@ -14,7 +14,9 @@
 //! With `[tls]` the main listener speaks TLS only ([`tls`]); routes may require a verified
 //! client certificate. With `[identity_jwt]` upstreams also get the caller's identity as a
 //! short-lived signed JWT ([`identity`]), whose public key is served at
-//! `/_portcullis/identity/jwks.json`.
+//! `/_portcullis/identity/jwks.json`. Routes with `websocket = true` tunnel authorized HTTP/1.1
+//! WebSocket upgrades to their upstream; without TLS, clients may also speak HTTP/2 with prior
+//! knowledge (h2c).
 //!
 //! This crate must never forward a request whose route it could not determine, never pass a
 //! client-sent `X-Portcullis-*` header upstream, and never tell a client why it was refused
@@ -32,6 +34,7 @@ pub mod ratelimit;
 pub mod routes;
 mod server;
 pub mod tls;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -94,6 +97,19 @@ impl Snapshot {
                     r.name
                 )));
             }
+        }
+        // Fail closed: an upgrade can only be tunnelled to an HTTP/1.1 upstream.
+        if let Some(r) = routes.routes().iter().find(|r| {
+            r.websocket
+                && r.upstream
+                    .as_ref()
+                    .and_then(|u| upstreams.get(u))
+                    .is_none_or(|u| u.section.http2)
+        }) {
+            return Err(ConfigError(format!(
+                "route {}: websocket = true needs an upstream that is not http2",
+                r.name
+            )));
         }
         if let Some(h) = &config.forward_auth.client_ip_header {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {

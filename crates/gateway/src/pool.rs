@@ -16,8 +16,11 @@
 //! SipHash, formatted the `Host` header, and spawned a task to wait for the connection to become
 //! idle again; this list does none of that (see docs/BENCHMARKS.md for the measured difference).
 //!
-//! This module must never lend one HTTP/1.1 connection to two requests at once, or connect
-//! anywhere but its upstream's address.
+//! A connection whose response was 101 Switching Protocols is never lent again: hyper hands it to
+//! the upgrade (the proxy's WebSocket tunnel), and it closes when the tunnel does.
+//!
+//! This module must never lend one HTTP/1.1 connection to two requests at once, or an upgraded
+//! one at all, or connect anywhere but its upstream's address.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -189,6 +192,9 @@ impl Pool {
         resp: Response<Incoming>,
         sender: Option<http1::SendRequest<Incoming>>,
     ) -> Response<UpstreamBody> {
+        // After a 101 the connection belongs to the upgrade (crate::upgrade): dropping the
+        // sender here keeps it from ever being lent again.
+        let sender = sender.filter(|_| resp.status() != http::StatusCode::SWITCHING_PROTOCOLS);
         resp.map(|inner| {
             let mut body = UpstreamBody {
                 inner,

@@ -8,7 +8,10 @@
 //! `X-Forwarded-Host`; `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
 //! is set; `X-Request-Id` is set; then the identity headers of the verified caller, the
 //! verified client certificate's fingerprint (`X-Portcullis-Client-Cert-Sha256`) and, when
-//! configured, the signed identity JWT (`X-Portcullis-Identity`).
+//! configured, the signed identity JWT (`X-Portcullis-Identity`). On a route with
+//! `websocket = true`, an authorized HTTP/1.1 WebSocket upgrade keeps `Upgrade: websocket` and
+//! `Connection: upgrade`, and an upstream's 101 turns the exchange into a tunnel
+//! (`crate::upgrade`); a 101 the client did not get to ask for is a 502.
 //!
 //! Upstream failures answer 502 (`bad_gateway`) or 504 (`gateway_timeout`) with nothing else;
 //! the cause goes to tracing with the request id. This module must never forward a request to
@@ -277,8 +280,16 @@ pub async fn handle(
         }
     };
 
+    // Taken before the headers are stripped: the request has been authorized, and the route
+    // opted in. An HTTP/2 upstream cannot be upgraded (refused at load for websocket routes).
+    let client_upgrade = (route.websocket && !upstream.section.http2)
+        .then(|| crate::upgrade::take(&mut parts))
+        .flatten();
     let h = &mut parts.headers;
     strip_request_headers(h, route.forward_authorization);
+    if client_upgrade.is_some() {
+        crate::upgrade::ask_upstream(h);
+    }
     if let Some(orig) = h.remove(header::HOST) {
         h.insert(X_FORWARDED_HOST, orig);
     } else if let Some(a) = parts.uri.authority() {
@@ -373,6 +384,26 @@ pub async fn handle(
     )
     .await;
     match sent {
+        Ok(Ok(resp)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let upgraded =
+                client_upgrade.and_then(|c| crate::upgrade::tunnel(c, resp, request_id.clone()));
+            let Some(mut resp) = upgraded else {
+                // Fail closed: a switch the client did not ask for, or to another protocol.
+                tracing::warn!(
+                    request_id,
+                    upstream = &*upstream.name,
+                    "unexpected 101 from the upstream"
+                );
+                shared.metrics.upstream_error(&upstream.name, "request");
+                let mut resp = simple(StatusCode::BAD_GATEWAY, "bad_gateway");
+                set_request_id(&mut resp, &request_id);
+                return finish(resp, "bad_gateway");
+            };
+            if let Some(v) = request_id_value {
+                resp.headers_mut().insert(X_REQUEST_ID, v);
+            }
+            finish(resp, "upgraded")
+        }
         Ok(Ok(resp)) => {
             let (mut rp, rb) = resp.into_parts();
             strip_hop_by_hop(&mut rp.headers);

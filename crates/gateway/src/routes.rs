@@ -51,6 +51,8 @@ pub struct Route {
     pub upstream: Option<String>,
     pub access: Access,
     pub forward_authorization: bool,
+    /// HTTP/1.1 upgrades (WebSocket) are passed through to the upstream.
+    pub websocket: bool,
     pub rate_limit: Option<RateLimiter>,
     /// Whether a verified client certificate is required (checked before the credential).
     pub client_cert: ClientCertMode,
@@ -373,6 +375,7 @@ fn compile_route(
         upstream: s.upstream.clone(),
         access,
         forward_authorization: s.forward_authorization,
+        websocket: s.websocket,
         rate_limit,
         client_cert: s.client_cert,
     })
@@ -458,6 +461,7 @@ mod tests {
             audience: None,
             api_key_environment: None,
             forward_authorization: false,
+            websocket: false,
             rate_limit: None,
             client_cert: ClientCertMode::Optional,
         }

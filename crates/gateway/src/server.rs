@@ -7,20 +7,32 @@
 //! (431 past it), at most [`H2_MAX_STREAMS`] requests run at once per connection, and a
 //! connection that stops answering pings for the header read timeout is closed.
 //!
+//! Without TLS, a connection whose first bytes are the HTTP/2 preface (h2c with prior
+//! knowledge) is served HTTP/2 with those same settings, any other HTTP/1.1. Those first bytes
+//! must arrive within the header read timeout, like a TLS handshake: a connection that sends
+//! nothing, or stops part-way through the preface, is closed. (An HTTP/1.1 client that stalls
+//! inside its first method name can so take up to twice the timeout.) HTTP/1.1 connections are
+//! served with upgrades enabled, for the proxy's WebSocket routes; whether a request is
+//! upgraded is the proxy's decision, never this module's.
+//!
 //! This module must never let one connection's failure stop the loop.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::rt::{Read, Write};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Limits;
 use crate::tls::Tls;
@@ -30,6 +42,9 @@ pub const H2_MAX_STREAMS: u32 = 100;
 /// How often an idle HTTP/2 connection is pinged; a peer that does not answer within the
 /// header read timeout is disconnected.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+/// The HTTP/2 connection preface (RFC 9113 section 3.4): what an h2c client with prior
+/// knowledge opens with.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What the gateway knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -65,19 +80,7 @@ pub(crate) async fn serve<F, Fut>(
     F: Fn(http::Request<Incoming>, Arc<Conn>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = http::Response<Body>> + Send + 'static,
 {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_headers(limits.max_headers)
-        .max_header_size(limits.max_header_bytes)
-        .keep_alive(true);
-    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(H2_MAX_STREAMS)
-        .keep_alive_interval(Some(H2_PING_INTERVAL))
-        .keep_alive_timeout(limits.header_read_timeout);
+    let protocols = Arc::new(Protocols::new(&limits));
     let acceptor = tls.map(|t| t.acceptor());
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -91,49 +94,133 @@ pub(crate) async fn serve<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let builder = builder.clone();
-        let h2 = h2.clone();
+        let protocols = protocols.clone();
         let acceptor = acceptor.clone();
-        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            let Some(acceptor) = acceptor else {
-                let conn = Arc::new(Conn::new(peer, false, None));
-                return serve_connection(&builder, TokioIo::new(stream), conn, handler).await;
-            };
-            let stream =
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            // rustls reports peer certificates only once its verifier accepted the chain.
-            let client_cert_sha256 = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| Arc::from(crate::tls::fingerprint(c)));
-            let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            let conn = Arc::new(Conn::new(peer, true, client_cert_sha256));
-            if negotiated_h2 {
-                let svc = service(conn, handler);
-                if let Err(e) = h2.serve_connection(TokioIo::new(stream), svc).await {
-                    tracing::debug!(error = %e, %peer, "h2 connection ended with an error");
-                }
-            } else {
-                serve_connection(&builder, TokioIo::new(stream), conn, handler).await;
+            match acceptor {
+                None => serve_plain(&protocols, stream, peer, handler).await,
+                Some(a) => serve_tls(&protocols, a, stream, peer, handler).await,
             }
         });
     }
 }
 
-async fn serve_connection<I, F, Fut>(
+/// The HTTP/1.1 and HTTP/2 settings every connection of a listener is served with.
+struct Protocols {
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    /// Bounds the TLS handshake and the wait for the first bytes of a plain-text connection.
+    handshake_timeout: Duration,
+}
+
+impl Protocols {
+    fn new(limits: &Limits) -> Self {
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(limits.max_headers)
+            .max_header_size(limits.max_header_bytes)
+            .keep_alive(true);
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(H2_MAX_STREAMS)
+            .keep_alive_interval(Some(H2_PING_INTERVAL))
+            .keep_alive_timeout(limits.header_read_timeout);
+        Self {
+            h1,
+            h2,
+            handshake_timeout: limits.header_read_timeout,
+        }
+    }
+}
+
+/// A plain-text connection: HTTP/2 when it opens with the h2 preface (h2c with prior
+/// knowledge), else HTTP/1.1.
+async fn serve_plain<F, Fut>(p: &Protocols, mut stream: TcpStream, peer: SocketAddr, handler: F)
+where
+    F: Fn(http::Request<Incoming>, Arc<Conn>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    let (h2, read) = match tokio::time::timeout(p.handshake_timeout, sniff_h2(&mut stream)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, %peer, "connection failed before its first request");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "connection sent no request in time");
+            return;
+        }
+    };
+    let io = TokioIo::new(Replay {
+        read: Bytes::from(read),
+        inner: stream,
+    });
+    let conn = Arc::new(Conn::new(peer, false, None));
+    if h2 {
+        serve_h2(&p.h2, io, conn, handler).await;
+    } else {
+        serve_h1(&p.h1, io, conn, handler).await;
+    }
+}
+
+async fn serve_tls<F, Fut>(
+    p: &Protocols,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: F,
+) where
+    F: Fn(http::Request<Incoming>, Arc<Conn>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    let stream = match tokio::time::timeout(p.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    // rustls reports peer certificates only once its verifier accepted the chain.
+    let client_cert_sha256 = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| Arc::from(crate::tls::fingerprint(c)));
+    let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let conn = Arc::new(Conn::new(peer, true, client_cert_sha256));
+    if negotiated_h2 {
+        serve_h2(&p.h2, TokioIo::new(stream), conn, handler).await;
+    } else {
+        serve_h1(&p.h1, TokioIo::new(stream), conn, handler).await;
+    }
+}
+
+/// Reads for as long as what arrives could still be the HTTP/2 preface; returns whether it was
+/// and the bytes read, which the connection's server reads again ([`Replay`]). An HTTP/1.1
+/// request differs from the preface at its first byte, or its third (`POST`, `PUT`, `PATCH`).
+async fn sniff_h2(stream: &mut TcpStream) -> std::io::Result<(bool, Vec<u8>)> {
+    let mut read = Vec::with_capacity(H2_PREFACE.len());
+    let mut chunk = [0u8; H2_PREFACE.len()];
+    while read.len() < H2_PREFACE.len() {
+        let n = stream
+            .read(&mut chunk[..H2_PREFACE.len() - read.len()])
+            .await?;
+        read.extend_from_slice(&chunk[..n]);
+        if n == 0 || !H2_PREFACE.starts_with(&read) {
+            return Ok((false, read));
+        }
+    }
+    Ok((true, read))
+}
+
+async fn serve_h1<I, F, Fut>(
     builder: &hyper::server::conn::http1::Builder,
     io: I,
     conn: Arc<Conn>,
@@ -144,8 +231,82 @@ async fn serve_connection<I, F, Fut>(
     Fut: Future<Output = http::Response<Body>> + Send + 'static,
 {
     let peer = conn.peer;
-    if let Err(e) = builder.serve_connection(io, service(conn, handler)).await {
+    // Upgrades are enabled so that the proxy can tunnel the routes that allow them; the proxy
+    // decides, per request, whether there is anything to upgrade to.
+    let served = builder
+        .serve_connection(io, service(conn, handler))
+        .with_upgrades()
+        .await;
+    if let Err(e) = served {
         tracing::debug!(error = %e, %peer, "connection ended with an error");
+    }
+}
+
+async fn serve_h2<I, F, Fut>(
+    builder: &hyper::server::conn::http2::Builder<TokioExecutor>,
+    io: I,
+    conn: Arc<Conn>,
+    handler: F,
+) where
+    I: Read + Write + Unpin + Send + 'static,
+    F: Fn(http::Request<Incoming>, Arc<Conn>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    let peer = conn.peer;
+    if let Err(e) = builder.serve_connection(io, service(conn, handler)).await {
+        tracing::debug!(error = %e, %peer, "h2 connection ended with an error");
+    }
+}
+
+/// A TCP stream with the bytes already read from it ([`sniff_h2`]) put back in front.
+struct Replay {
+    read: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.read.is_empty() {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let n = this.read.len().min(buf.remaining());
+        buf.put_slice(&this.read.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

@@ -208,7 +208,11 @@ pub struct Ctx {
 /// Starts a gateway on 127.0.0.1:0 whose config is `routes_toml`, with `{up}` replaced by the
 /// echo upstream's address.
 pub async fn start(routes_toml: &str) -> Ctx {
-    let upstream = echo_upstream().await;
+    start_with(routes_toml, echo_upstream().await).await
+}
+
+/// [`start`] with `{up}` replaced by `upstream` (a stub of the test's own).
+pub async fn start_with(routes_toml: &str, upstream: SocketAddr) -> Ctx {
     let text = format!(
         "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}",
         routes_toml.replace("{up}", &upstream.to_string())
