@@ -53,6 +53,9 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Metrics and health, on a separate address that should not be public.
     pub admin_listen: Option<SocketAddr>,
+    /// Threads serving `listen`, each with its own event loop and upstream connections;
+    /// default one per CPU. Read at start only (a reload keeps the running count).
+    pub workers: Option<usize>,
     #[serde(default)]
     pub limits: Limits,
     /// Needed by `portcullis gateway`; embedders may pass their own verifier instead.

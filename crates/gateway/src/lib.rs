@@ -35,6 +35,7 @@ pub mod routes;
 mod server;
 pub mod tls;
 mod upgrade;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -77,6 +78,9 @@ impl Snapshot {
     /// Validates `config` and builds clients; an upstream whose settings did not change keeps
     /// its client (and so its pooled connections) from `previous`.
     pub fn build(config: GatewayConfig, previous: Option<&Snapshot>) -> Result<Self, ConfigError> {
+        if config.workers.is_some_and(|n| !(1..=1024).contains(&n)) {
+            return Err(ConfigError("workers must be between 1 and 1024".into()));
+        }
         let mut upstreams = HashMap::new();
         for (name, section) in &config.upstreams {
             let reuse = previous
@@ -85,7 +89,11 @@ impl Snapshot {
                 .cloned();
             let u = match reuse {
                 Some(u) => u,
-                None => Arc::new(Upstream::new(name, section.clone())?),
+                None => Arc::new(Upstream::new(
+                    name,
+                    section.clone(),
+                    workers::count(config.workers) + 1,
+                )?),
             };
             upstreams.insert(name.clone(), u);
         }
@@ -270,6 +278,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    /// The main listener's worker threads; dropped with the gateway, which stops them.
+    _workers: workers::Workers,
 }
 
 impl Drop for Gateway {
@@ -300,8 +310,8 @@ impl Gateway {
         config_path: Option<PathBuf>,
     ) -> Result<Self, StartError> {
         let snap = Snapshot::build(config, None)?;
-        let listener = TcpListener::bind(snap.config.listen).await?;
-        let addr = listener.local_addr()?;
+        let (listeners, addr) =
+            workers::bind(snap.config.listen, workers::count(snap.config.workers))?;
         let admin = match snap.config.admin_listen {
             Some(a) => Some(TcpListener::bind(a).await?),
             None => None,
@@ -329,14 +339,15 @@ impl Gateway {
             tls: tls.clone(),
             started: Instant::now(),
         });
-        let mut tasks = Vec::new();
         let s = shared.clone();
-        tasks.push(tokio::spawn(server::serve(
-            listener,
-            limits.clone(),
-            tls.clone(),
-            move |req, conn| proxy::handle(s.clone(), req, conn),
-        )));
+        let (l, t) = (limits.clone(), tls.clone());
+        let workers = workers::spawn(listeners, move |listener| {
+            let s = s.clone();
+            server::serve(listener, l.clone(), t.clone(), move |req, conn| {
+                proxy::handle(s.clone(), req, conn)
+            })
+        })?;
+        let mut tasks = Vec::new();
         if let Some(l) = admin {
             let s = shared.clone();
             tasks.push(tokio::spawn(server::serve(
@@ -363,6 +374,7 @@ impl Gateway {
             addr,
             admin_addr,
             tasks,
+            _workers: workers,
         })
     }
 

@@ -1,7 +1,8 @@
 //! Connections to one upstream, on hyper's connection-level client: a LIFO list of idle
 //! HTTP/1.1 keep-alive connections, or one shared HTTP/2 connection, each driven by its own task.
 //!
-//! An HTTP/1.1 connection is lent to one request at a time. It goes back to the idle list when
+//! An HTTP/1.1 connection is lent to one request at a time, and only on the worker thread that
+//! made it (each worker keeps its own idle list, see [`crate::workers`]). It goes back to the idle list when
 //! the response body has been read to its end ([`UpstreamBody`]); one whose body was abandoned or
 //! failed is dropped, which closes it. Idle connections the upstream closed, or idle for longer
 //! than [`IDLE_TIMEOUT`], are dropped when next looked at. A request that could not even be
@@ -83,7 +84,9 @@ pub struct Pool {
     /// The longest pause allowed inside a response body.
     body_timeout: Duration,
     http2: bool,
-    idle: Mutex<VecDeque<Idle>>,
+    /// One idle list per worker thread (index [`crate::workers::current`]), so a connection is
+    /// lent only on the thread whose runtime drives it.
+    idle: Box<[Mutex<VecDeque<Idle>>]>,
     shared_h2: Mutex<Option<http2::SendRequest<Incoming>>>,
 }
 
@@ -102,20 +105,31 @@ impl Pool {
         connect_timeout: Duration,
         body_timeout: Duration,
         http2: bool,
+        shards: usize,
     ) -> Self {
         Self {
             address,
             connect_timeout,
             body_timeout,
             http2,
-            idle: Mutex::new(VecDeque::new()),
+            idle: (0..shards.max(1))
+                .map(|_| Mutex::new(VecDeque::new()))
+                .collect(),
             shared_h2: Mutex::new(None),
         }
     }
 
     /// Idle HTTP/1.1 connections held now (for tests and metrics).
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().map_or(0, |i| i.len())
+        self.idle
+            .iter()
+            .map(|i| i.lock().map_or(0, |i| i.len()))
+            .sum()
+    }
+
+    /// This thread's idle list.
+    fn idle_here(&self) -> &Mutex<VecDeque<Idle>> {
+        &self.idle[crate::workers::current() % self.idle.len()]
     }
 
     /// Sends `req` (origin-form URI and a `Host` header for HTTP/1.1, an absolute URI for HTTP/2)
@@ -214,7 +228,7 @@ impl Pool {
     }
 
     fn take_idle(&self) -> Option<http1::SendRequest<Incoming>> {
-        let mut idle = self.idle.lock().ok()?;
+        let mut idle = self.idle_here().lock().ok()?;
         while let Some(c) = idle.pop_back() {
             if !c.sender.is_closed() && c.since.elapsed() < IDLE_TIMEOUT {
                 return Some(c.sender);
@@ -227,7 +241,7 @@ impl Pool {
         if sender.is_closed() {
             return;
         }
-        let Ok(mut idle) = self.idle.lock() else {
+        let Ok(mut idle) = self.idle_here().lock() else {
             return;
         };
         // The oldest sit at the front: close those past their time, and make room.

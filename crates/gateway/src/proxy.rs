@@ -55,7 +55,9 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(name: &str, section: UpstreamSection) -> Result<Self, ConfigError> {
+    /// `shards`: how many idle-connection lists to keep (one per worker thread, plus one for
+    /// any other thread), see [`Pool`].
+    pub fn new(name: &str, section: UpstreamSection, shards: usize) -> Result<Self, ConfigError> {
         let bad = |m: &str| ConfigError(format!("upstream {name}: {m}"));
         if name.is_empty()
             || !name
@@ -94,6 +96,7 @@ impl Upstream {
             section.connect_timeout,
             section.read_timeout,
             section.http2,
+            shards,
         );
         Ok(Self {
             name: name.into(),
@@ -500,11 +503,11 @@ mod tests {
             identity_jwt: None,
             identity_audience: None,
         };
-        assert!(Upstream::new("a", s("https://x.example")).is_err());
-        assert!(Upstream::new("a", s("/relative")).is_err());
-        assert!(Upstream::new("a b", s("http://x.example")).is_err());
-        assert!(Upstream::new("a", s("http://x.example/?q=1")).is_err());
-        assert!(Upstream::new("a", s("http://user:pw@x.example")).is_err());
+        assert!(Upstream::new("a", s("https://x.example"), 1).is_err());
+        assert!(Upstream::new("a", s("/relative"), 1).is_err());
+        assert!(Upstream::new("a b", s("http://x.example"), 1).is_err());
+        assert!(Upstream::new("a", s("http://x.example/?q=1"), 1).is_err());
+        assert!(Upstream::new("a", s("http://user:pw@x.example"), 1).is_err());
     }
 
     #[test]
@@ -518,10 +521,10 @@ mod tests {
             identity_audience: None,
         };
         // HTTP/1.1 gets origin-form plus a Host header; HTTP/2 an absolute URI.
-        let h1 = Upstream::new("a", s(false)).expect("upstream");
+        let h1 = Upstream::new("a", s(false), 1).expect("upstream");
         assert_eq!(h1.uri("/x/y", Some("a=1")).expect("uri"), "/api/x/y?a=1");
         assert_eq!(h1.host, "127.0.0.1:9");
-        let h2 = Upstream::new("a", s(true)).expect("upstream");
+        let h2 = Upstream::new("a", s(true), 1).expect("upstream");
         assert_eq!(
             h2.uri("/x/y", None).expect("uri").to_string(),
             "http://127.0.0.1:9/api/x/y"

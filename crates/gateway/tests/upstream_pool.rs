@@ -87,8 +87,11 @@ async fn serve(mut conn: TcpStream, seen: Arc<Seen>, gone: mpsc::UnboundedSender
 }
 
 async fn gateway(up: SocketAddr) -> Ctx {
+    // One worker: the reuse test counts connections, and each worker keeps its own.
     start(&format!(
         r#"
+workers = 1
+
 [upstreams.app]
 url = "http://{up}"
 read_timeout = "300ms"
