@@ -54,7 +54,7 @@ pub struct GatewayConfig {
     /// Metrics and health, on a separate address that should not be public.
     pub admin_listen: Option<SocketAddr>,
     /// Threads serving `listen`, each with its own event loop and upstream connections;
-    /// default one per CPU. Read at start only (a reload keeps the running count).
+    /// default one per CPU. Read at start only (a reload that changes it is refused).
     pub workers: Option<usize>,
     #[serde(default)]
     pub limits: Limits,
@@ -382,6 +382,8 @@ impl GatewayConfig {
             Some("listen")
         } else if self.admin_listen != other.admin_listen {
             Some("admin_listen")
+        } else if self.workers != other.workers {
+            Some("workers")
         } else if self.limits != other.limits {
             Some("limits")
         } else if self.verifier != other.verifier {
@@ -541,6 +543,15 @@ listen = "127.0.0.1:0"
 [upstreams.app]
 url = "http://127.0.0.1:9"
 "#;
+
+    #[test]
+    fn workers_change_only_on_restart() {
+        let one = GatewayConfig::from_toml(&format!("workers = 1\n{BASE}")).expect("config");
+        let two = GatewayConfig::from_toml(&format!("workers = 2\n{BASE}")).expect("config");
+        assert_eq!(one.workers, Some(1));
+        assert_eq!(one.restart_only_differs(&two), Some("workers"));
+        assert_eq!(one.restart_only_differs(&one.clone()), None);
+    }
 
     #[test]
     fn unknown_keys_are_refused() {

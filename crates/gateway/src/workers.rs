@@ -106,3 +106,54 @@ where
     }
     Ok(Workers { _stop: stop })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn workers_share_one_port_serve_on_their_own_threads_and_stop_when_dropped() {
+        let (listeners, addr) = bind("127.0.0.1:0".parse().expect("addr"), 3).expect("bind");
+        assert_eq!(listeners.len(), 3);
+        assert_ne!(addr.port(), 0);
+        assert!(listeners
+            .iter()
+            .all(|l| l.local_addr().expect("addr") == addr));
+        // Each accepted connection is answered with the number of the worker that took it.
+        let workers = spawn(listeners, |l: TcpListener| async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = s.write_all(&[u8::try_from(current()).unwrap_or(0)]).await;
+            }
+        })
+        .expect("spawn");
+        assert_eq!(current(), 0, "the test's own thread is no worker");
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..60 {
+            use tokio::io::AsyncReadExt;
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).await.expect("worker number");
+            seen.insert(b[0]);
+        }
+        assert!(seen.iter().all(|w| (1..=3).contains(w)), "{seen:?}");
+        assert!(seen.len() > 1, "the kernel spread connections: {seen:?}");
+        drop(workers);
+        // Stopped: the sockets close with their runtimes.
+        let mut refused = false;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(refused, "workers still accepting after drop");
+    }
+
+    #[test]
+    fn the_default_is_one_worker_per_cpu() {
+        assert_eq!(count(Some(3)), 3);
+        assert!(count(None) >= 1);
+    }
+}
