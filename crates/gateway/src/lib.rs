@@ -511,7 +511,7 @@ pub fn simple(status: StatusCode, code: &'static str) -> Response<Body> {
 /// is a short token, otherwise a fresh one.
 pub fn request_id(headers: &http::HeaderMap) -> String {
     headers
-        .get("x-request-id")
+        .get(proxy::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             (1..=64).contains(&v.len())

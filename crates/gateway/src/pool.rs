@@ -271,12 +271,7 @@ impl Pool {
         let (sender, conn) = http1::handshake(io)
             .await
             .map_err(UpstreamError::Handshake)?;
-        let address = self.address.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, upstream = address, "upstream connection ended with an error");
-            }
-        });
+        drive(conn.with_upgrades(), &self.address);
         Ok(sender)
     }
 
@@ -287,14 +282,23 @@ impl Pool {
             .handshake(io)
             .await
             .map_err(UpstreamError::Handshake)?;
-        let address = self.address.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, upstream = address, "upstream h2 connection ended with an error");
-            }
-        });
+        drive(conn, &self.address);
         Ok(sender)
     }
+}
+
+/// Runs a connection's task (HTTP/1.1 or HTTP/2) until the connection closes.
+fn drive<C, E>(conn: C, address: &str)
+where
+    C: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let address = address.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, upstream = address, "upstream connection ended with an error");
+        }
+    });
 }
 
 /// An HTTP/1.1 connection lent to one response; back to its pool when the body ends.

@@ -435,7 +435,7 @@ pub async fn handle(
 
 pub(crate) fn set_request_id(resp: &mut Response<Body>, id: &str) {
     if let Ok(v) = HeaderValue::from_str(id) {
-        resp.headers_mut().insert("x-request-id", v);
+        resp.headers_mut().insert(X_REQUEST_ID, v);
     }
 }
 
