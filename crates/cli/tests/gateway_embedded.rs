@@ -252,3 +252,275 @@ fn an_embedded_gateway_file_with_its_own_verifier_is_refused() {
     let log = serve_fails(&args, &[("PORTCULLIS_GATEWAY__CONFIG", config)]);
     assert!(log.contains("gateway.audience is required"), "{log}");
 }
+
+/// The signing key of `kid` (or the active one), decrypted from a running server's data
+/// directory as a thief with a copy of it would: the KEK file and the sealed key in the
+/// database.
+fn steal_signing_key(
+    rt: &tokio::runtime::Runtime,
+    data_dir: &std::path::Path,
+    kid: Option<&str>,
+) -> (String, jsonwebtoken::EncodingKey) {
+    let ring = portcullis_server::kek::Keyring::read(&data_dir.join("kek")).expect("kek");
+    let rows = rt.block_on(async {
+        use portcullis_store::SigningKeyStore;
+        let store = portcullis_store::SqliteStore::open(&data_dir.join("portcullis.db"))
+            .await
+            .expect("db");
+        store.list_signing_keys().await.expect("keys")
+    });
+    let row = rows
+        .iter()
+        .find(|r| match kid {
+            Some(k) => r.kid == k,
+            None => r.state == portcullis_core::signing::KeyState::Active,
+        })
+        .expect("the key's row");
+    let key = portcullis_server::keys::open_row(row, &ring).expect("decrypt");
+    (
+        key.kid.clone(),
+        jsonwebtoken::EncodingKey::from_ec_der(key.private_pkcs8()),
+    )
+}
+
+/// An access token for `payments:read` in `acme`, signed with a stolen key, issued at `iat`
+/// and living `lifetime` seconds.
+fn forge(
+    issuer: &str,
+    client_id: &str,
+    (kid, key): &(String, jsonwebtoken::EncodingKey),
+    iat: i64,
+    lifetime: i64,
+) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(kid.clone());
+    let claims = serde_json::json!({
+        "iss": issuer, "sub": client_id, "client_id": client_id, "aud": "payments-api",
+        "iat": iat, "nbf": iat, "exp": iat + lifetime, "jti": format!("forged-{iat}-{lifetime}"),
+        "scope": "payments:read", "tenant": "acme",
+    });
+    jsonwebtoken::encode(&header, &claims, key).expect("sign")
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// Three verifiers of one token: the embedded gateway, a standalone gateway (proxy and
+/// forward-auth) and the verify library.
+struct Verifiers<'a> {
+    embedded: u16,
+    standalone: u16,
+    library: &'a portcullis_verify::Verifier,
+    rt: &'a tokio::runtime::Runtime,
+}
+
+impl Verifiers<'_> {
+    /// Each verifier's answer: HTTP status for the gateways, 200 or 401 for the library.
+    fn answers(&self, token: &str) -> [u16; 4] {
+        let bearer = format!("Bearer {token}");
+        // 0 while a gateway is not listening yet.
+        let status = |port: u16, path: &str, forward_auth: bool| {
+            let mut req = common::http()
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .header("authorization", &bearer);
+            if forward_auth {
+                req = req
+                    .header("x-original-uri", "/t/acme/payments/1")
+                    .header("x-original-method", "GET");
+            }
+            req.send().map_or(0, |r| r.status().as_u16())
+        };
+        let library = match self.rt.block_on(self.library.verify_access_token(token)) {
+            Ok(_) => 200,
+            Err(_) => 401,
+        };
+        [
+            status(self.embedded, "/t/acme/payments/1", false),
+            status(self.standalone, "/t/acme/payments/1", false),
+            status(self.standalone, "/_portcullis/auth/nginx", true),
+            library,
+        ]
+    }
+
+    fn wait_for(&self, token: &str, want: u16) {
+        let start = Instant::now();
+        loop {
+            let got = self.answers(token);
+            if got.iter().all(|s| *s == want) {
+                eprintln!("all verifiers answered {want} after {:?}", start.elapsed());
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "embedded, standalone proxy, forward-auth, library: {got:?}, want {want}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[test]
+fn a_revoked_signing_key_mints_nothing_any_verifier_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, upstream) = (free_port(), echo_upstream());
+    let routes = format!(
+        r#"[upstreams.app]
+url = "http://127.0.0.1:{upstream}"
+
+[[routes]]
+name = "payments"
+path = "/t/{{tenant}}/payments/*"
+upstream = "app"
+accept = ["access_token"]
+scopes_any = ["payments:read"]
+tenant_from_path = "tenant"
+"#
+    );
+    let embedded_toml = dir.path().join("embedded.toml");
+    std::fs::write(
+        &embedded_toml,
+        format!("listen = \"127.0.0.1:{port}\"\n\n{routes}"),
+    )
+    .expect("write");
+    let data_dir = dir.path().join("data");
+    let server = Server::try_start(
+        &data_dir,
+        &[],
+        &[
+            (
+                "PORTCULLIS_GATEWAY__CONFIG",
+                embedded_toml.to_str().expect("utf-8"),
+            ),
+            ("PORTCULLIS_GATEWAY__AUDIENCE", "payments-api"),
+        ],
+    )
+    .unwrap_or_else(|log| panic!("server did not start:\n{log}"));
+    let seeded = common::seed_payments(&server);
+    let admin = server.token();
+
+    // A standalone gateway following the server's discovery document and revocation feed.
+    let standalone = free_port();
+    let standalone_toml = dir.path().join("standalone.toml");
+    std::fs::write(
+        &standalone_toml,
+        format!(
+            r#"listen = "127.0.0.1:{standalone}"
+
+[verifier]
+audience = "payments-api"
+[[verifier.issuers]]
+issuer = "{url}"
+discovery_url = "{url}/.well-known/oauth-authorization-server"
+[verifier.revocation]
+feed_url = "{url}"
+token = "{admin}"
+
+[forward_auth]
+enabled = true
+
+{routes}"#,
+            url = server.url
+        ),
+    )
+    .expect("write");
+    let mut gateway = common::command()
+        .args(["gateway", "--config"])
+        .arg(&standalone_toml)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn gateway");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _gateway = Kill(&mut gateway);
+
+    // A service embedding the verify library.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let library = {
+        let _enter = rt.enter();
+        portcullis_verify::Verifier::new(portcullis_verify::VerifierConfig::new(
+            portcullis_verify::IssuerConfig::new(
+                server.url.clone(),
+                portcullis_verify::KeySource::Discovery(format!(
+                    "{}/.well-known/oauth-authorization-server",
+                    server.url
+                )),
+            ),
+            "payments-api",
+            portcullis_verify::RevocationSource::Feed(portcullis_verify::FeedConfig::new(
+                server.url.clone(),
+                admin,
+            )),
+        ))
+        .expect("verifier")
+    };
+    let verifiers = Verifiers {
+        embedded: port,
+        standalone,
+        library: &library,
+        rt: &rt,
+    };
+
+    // A real token is accepted everywhere (and so cached everywhere).
+    let issued =
+        s(&access_token(&server, &seeded.client_id, &seeded.client_secret)["access_token"]);
+    verifiers.wait_for(&issued, 200);
+    let stolen = steal_signing_key(&rt, &data_dir, None);
+    let before = forge(&server.url, &seeded.client_id, &stolen, now_s(), 600);
+    assert_eq!(
+        verifiers.answers(&before),
+        [200; 4],
+        "the key is good so far"
+    );
+
+    // The operator learns of the theft and revokes the key.
+    let out = server.cli(&["keys", "revoke", &stolen.0]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verifiers.wait_for(&issued, 401);
+    verifiers.wait_for(&before, 401);
+    // The thief mints fresh tokens, dated after the revocation, short and long.
+    std::thread::sleep(Duration::from_millis(1_100));
+    for lifetime in [600, 30 * 24 * 3600] {
+        let after = forge(&server.url, &seeded.client_id, &stolen, now_s(), lifetime);
+        assert_eq!(verifiers.answers(&after), [401; 4], "lifetime {lifetime}");
+    }
+
+    // The new key signs; a month-long token with it (a thief of the new key, or a bug) is
+    // refused for its lifetime alone, while the server's own tokens are accepted.
+    let fresh = s(&access_token(&server, &seeded.client_id, &seeded.client_secret)["access_token"]);
+    verifiers.wait_for(&fresh, 200);
+    let current = steal_signing_key(&rt, &data_dir, None);
+    assert_ne!(current.0, stolen.0);
+    let hour = forge(&server.url, &seeded.client_id, &current, now_s(), 3600);
+    assert_eq!(
+        verifiers.answers(&hour),
+        [200; 4],
+        "the hard maximum itself"
+    );
+    let month = forge(
+        &server.url,
+        &seeded.client_id,
+        &current,
+        now_s(),
+        30 * 24 * 3600,
+    );
+    assert_eq!(
+        verifiers.answers(&month),
+        [401; 4],
+        "longer than the hard maximum"
+    );
+}

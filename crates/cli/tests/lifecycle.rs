@@ -244,10 +244,25 @@ fn postgres_backend_serves_too() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
+    // Without an issuer, each node would present its own listen address: refused, clearly.
+    let log = common::serve_fails(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ],
+        &[("PORTCULLIS_DATABASE_URL", &schema.database_url)],
+    );
+    assert!(log.contains("oauth.issuer"), "{log}");
+    assert!(log.contains("required on PostgreSQL"), "{log}");
     let server = Server::try_start(
         &data,
         &[],
-        &[("PORTCULLIS_DATABASE_URL", &schema.database_url)],
+        &[
+            ("PORTCULLIS_DATABASE_URL", &schema.database_url),
+            ("PORTCULLIS_OAUTH__ISSUER", "https://auth.e2e.test"),
+        ],
     )
     .unwrap_or_else(|log| panic!("{log}"));
     assert!(server.log_text().contains("\"backend\":\"postgres\""));

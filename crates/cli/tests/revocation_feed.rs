@@ -37,14 +37,21 @@ fn a_revoke_on_one_postgres_node_reaches_the_other_nodes_stream_and_verifier() {
     let db_url = schema.database_url.clone();
     let dir = tempfile::tempdir().expect("tempdir");
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    let a = Server::try_start(&data_a, &[], &[("PORTCULLIS_DATABASE_URL", &db_url)])
-        .unwrap_or_else(|log| panic!("node A: {log}"));
+    // Nodes sharing PostgreSQL present one issuer (the public URL in front of them).
+    let issuer = ("PORTCULLIS_OAUTH__ISSUER", "https://auth.e2e.test");
+    let a = Server::try_start(
+        &data_a,
+        &[],
+        &[("PORTCULLIS_DATABASE_URL", &db_url), issuer],
+    )
+    .unwrap_or_else(|log| panic!("node A: {log}"));
     let kek = data_a.join("kek").display().to_string();
     let mut b = Server::try_start(
         &data_b,
         &[],
         &[
             ("PORTCULLIS_DATABASE_URL", &db_url),
+            issuer,
             ("PORTCULLIS_KEK_FILE", &kek),
             ("PORTCULLIS_REVOCATIONS__POLL_INTERVAL_MS", "3600000"),
             ("PORTCULLIS_HTTP__SHUTDOWN_GRACE_SECS", "120"),

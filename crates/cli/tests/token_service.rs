@@ -52,7 +52,11 @@ async fn start(data_dir: &Path, database_url: Option<&str>) -> Server {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some(url) = database_url {
-        cmd.env("PORTCULLIS_DATABASE_URL", url);
+        // PostgreSQL means possibly many nodes: the issuer must be explicit.
+        cmd.env("PORTCULLIS_DATABASE_URL", url).env(
+            "PORTCULLIS_OAUTH__ISSUER",
+            format!("http://127.0.0.1:{port}"),
+        );
     }
     let child = cmd.spawn().expect("spawn server");
     let server = Server {

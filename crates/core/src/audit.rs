@@ -61,6 +61,32 @@ impl AuditEvent {
     /// Longest user agent kept; the rest is cut so a client cannot bloat the log.
     pub const MAX_USER_AGENT: usize = 256;
 
+    /// Replaces anything shaped like a Portcullis secret in every text field by its non-secret
+    /// prefix (a client that sends its secret where its id belongs, say). Run on every event
+    /// before it is stored: events carry identifiers, never secrets.
+    pub fn redact_secrets(&mut self) {
+        fn field(s: &mut String) {
+            if let std::borrow::Cow::Owned(red) = crate::credential::redact_secrets(s) {
+                *s = red;
+            }
+        }
+        field(&mut self.actor);
+        field(&mut self.action);
+        for f in [
+            &mut self.credential_id,
+            &mut self.client_ip,
+            &mut self.user_agent,
+            &mut self.reason,
+            &mut self.request_id,
+            &mut self.target,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            field(f);
+        }
+    }
+
     pub fn truncate_user_agent(ua: &str) -> String {
         let mut end = ua.len().min(Self::MAX_USER_AGENT);
         while !ua.is_char_boundary(end) {

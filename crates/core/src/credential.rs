@@ -221,6 +221,70 @@ impl Credential {
     }
 }
 
+/// What a secret-shaped run of text is replaced with by [`redact_secrets`]: the non-secret
+/// prefix (product, kind, environment, id) is kept so an operator can still tell which
+/// credential was sent.
+pub const REDACTED_SUFFIX: &str = "[redacted]";
+
+/// `text` with every run that has the shape of a Portcullis secret (product prefix, known kind,
+/// environment, 40-character body) replaced by its non-secret prefix and `[redacted]`.
+///
+/// The shape is enough: a secret with one mistyped character (bad checksum) is still almost all
+/// of a secret. For anything recorded as an identifier (audit fields, log fields) that a
+/// client controls: a client that sends its secret where its id belongs must not have it
+/// stored. Costs one substring search when there is nothing to redact.
+pub fn redact_secrets(text: &str) -> std::borrow::Cow<'_, str> {
+    let needle = "pcl_";
+    if !text.contains(needle) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(needle) {
+        let (before, candidate) = rest.split_at(at);
+        out.push_str(before);
+        // A run of the characters a credential is made of.
+        let run_len = candidate
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        let run = &candidate[..run_len];
+        match secret_shape(run) {
+            Some(prefix_len) => {
+                out.push_str(&run[..prefix_len]);
+                out.push_str(REDACTED_SUFFIX);
+                rest = &candidate[run_len..];
+            }
+            None => {
+                out.push_str(needle);
+                rest = &candidate[needle.len()..];
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+/// If `run` starts with something shaped like a credential, the length of its non-secret
+/// prefix (`pcl_<kind>_<env>_<id>`). Checksums are not checked (see [`redact_secrets`]).
+fn secret_shape(run: &str) -> Option<usize> {
+    let mut parts = run.splitn(4, '_');
+    let (Some(product), Some(kind), Some(env), Some(body)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if product != PRODUCT_PREFIX
+        || CredentialKind::from_code(kind).is_none()
+        || Environment::parse(env).is_err()
+        || body.len() < BODY_LEN
+        || !base62::is_base62(&body[..BODY_LEN])
+    {
+        return None;
+    }
+    Some(product.len() + kind.len() + env.len() + 3 + ID_LEN)
+}
+
 /// SHA-256 of a credential string.
 pub fn digest(full: &str) -> [u8; 32] {
     Sha256::digest(full.as_bytes()).into()
@@ -244,6 +308,49 @@ mod tests {
 
     fn fresh(kind: CredentialKind) -> Credential {
         Credential::generate(kind, Environment::live(), &mut rng())
+    }
+
+    #[test]
+    fn secret_shaped_text_is_redacted_to_its_prefix() {
+        let c = fresh(CredentialKind::ClientSecret);
+        let full = c.expose();
+        assert_eq!(
+            redact_secrets(full),
+            format!("{}[redacted]", c.display_prefix())
+        );
+        // Inside other text, twice, and with a mistyped checksum.
+        let mut typo = full.to_owned();
+        typo.pop();
+        typo.push(if full.ends_with('A') { 'B' } else { 'A' });
+        let text = format!("client:{full} and {typo}!");
+        let red = redact_secrets(&text);
+        assert!(!red.contains(&full[20..]), "{red}");
+        assert!(!red.contains(&typo[20..]), "{red}");
+        assert_eq!(
+            red,
+            format!(
+                "client:{p}[redacted] and {p}[redacted]!",
+                p = c.display_prefix()
+            )
+        );
+        // Ids and near-misses are left alone.
+        for plain in [
+            "cl_4fJd9QkZr2Lm",
+            "pcl_cs_live_short",
+            "pcl_",
+            "xpcl_zz_live_4fJd9QkZr2Lm8sVbN1pXyT6eWqHcGa03uRkE7Y",
+            "",
+        ] {
+            assert_eq!(redact_secrets(plain), plain);
+        }
+        for kind in [
+            CredentialKind::ApiKey,
+            CredentialKind::AdminToken,
+            CredentialKind::RefreshToken,
+        ] {
+            let c = fresh(kind);
+            assert!(!redact_secrets(c.expose()).contains(&c.expose()[25..]));
+        }
     }
 
     #[test]

@@ -214,6 +214,17 @@ impl OneOrMany {
             Self::Many(v) => v.iter().any(|a| a == s),
         }
     }
+
+    /// The one value, when there is exactly one (a string, or an array of one).
+    pub fn single(&self) -> Option<&str> {
+        match self {
+            Self::One(a) => Some(a),
+            Self::Many(v) => match v.as_slice() {
+                [a] => Some(a),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// The claims RFC 7523 section 3 requires of a client assertion.
@@ -248,8 +259,13 @@ pub enum AssertionError {
 }
 
 /// Checks a client assertion's claims (its signature is the server's job): `iss` and `sub` are
-/// the client, `aud` names this issuer or its token endpoint, `exp` is in the future and at most
-/// [`MAX_ASSERTION_LIFETIME`] away, and there is a `jti` to record against replay.
+/// the client, `aud` is one value and that value is this issuer or its token endpoint, `exp` is
+/// in the future and at most [`MAX_ASSERTION_LIFETIME`] away, and there is a `jti` to record
+/// against replay.
+///
+/// One audience only (draft-ietf-oauth-rfc7523bis, audience injection): an assertion naming
+/// this server and another party could have been made for that party and replayed here, or
+/// made here and replayed there.
 pub fn check_assertion(
     claims: &AssertionClaims,
     client_id: &str,
@@ -260,8 +276,9 @@ pub fn check_assertion(
     if claims.iss != client_id || claims.sub != client_id {
         return Err(AssertionError::IssuerMismatch);
     }
-    if !accepted_audiences.iter().any(|a| claims.aud.contains(a)) {
-        return Err(AssertionError::WrongAudience);
+    match claims.aud.single() {
+        Some(aud) if accepted_audiences.contains(&aud) => {}
+        _ => return Err(AssertionError::WrongAudience),
     }
     let now_s = now.as_secs();
     let leeway = i64::try_from(leeway.as_secs()).unwrap_or(0);
@@ -711,8 +728,21 @@ mod tests {
         let ok = |c: &AssertionClaims| check_assertion(c, "cl_1", &auds, now, Duration::ZERO);
         assert_eq!(ok(&assertion(1_060)), Ok(()));
         let mut issuer_aud = assertion(1_060);
-        issuer_aud.aud = OneOrMany::Many(vec!["x".into(), "https://auth.example".into()]);
+        issuer_aud.aud = OneOrMany::One("https://auth.example".into());
         assert_eq!(ok(&issuer_aud), Ok(()));
+        issuer_aud.aud = OneOrMany::Many(vec!["https://auth.example".into()]);
+        assert_eq!(ok(&issuer_aud), Ok(()), "an array of one value");
+        // Audience injection: this server and another party, in either order.
+        for list in [
+            vec!["x", "https://auth.example"],
+            vec!["https://auth.example/oauth2/token", "https://other.example"],
+            vec!["https://auth.example", "https://auth.example/oauth2/token"],
+            vec![],
+        ] {
+            let mut many = assertion(1_060);
+            many.aud = OneOrMany::Many(list.iter().map(|a| a.to_string()).collect());
+            assert_eq!(ok(&many), Err(AssertionError::WrongAudience), "{list:?}");
+        }
         let mut wrong_aud = assertion(1_060);
         wrong_aud.aud = OneOrMany::One("https://evil.example/oauth2/token".into());
         assert_eq!(ok(&wrong_aud), Err(AssertionError::WrongAudience));

@@ -33,7 +33,9 @@ pub enum RevocationKind {
     /// An API key's facts changed (disabled, enabled, updated, rotated): caches must drop what
     /// they hold for it and look it up again. Not a denial by itself.
     ApiKeyChanged,
-    /// A signing key, by `kid`: every token it signed is revoked. Not tenant-scoped.
+    /// A signing key, by `kid`: every token carrying that `kid` is revoked, whatever its `iat`
+    /// (whoever stole the key can mint tokens dated after the revocation), and the mark is never
+    /// forgotten. Not tenant-scoped.
     SigningKey,
     /// A tenant (the subject is its id) was disabled: its tokens issued at or before
     /// `revoked_before` are revoked, and caches must drop what they hold for its API keys
@@ -141,6 +143,9 @@ pub enum Applied {
     ApiKey(String),
     /// A tenant was disabled: drop anything cached for its API keys.
     Tenant(TenantId),
+    /// A signing key was revoked: drop the key (by `kid`) from key caches and every cached
+    /// verification of a token it signed.
+    SigningKey(String),
 }
 
 /// A "revoked at or before" mark: `None` covers everything ever issued.
@@ -207,9 +212,18 @@ impl RevocationSet {
                 } else {
                     r.tenant.clone()
                 };
-                let new = Held {
-                    mark: r.revoked_before,
-                    expires_at: r.expires_at,
+                // A stolen signing key signs whatever `iat` the thief likes, for as long as they
+                // like: its mark covers everything and is never pruned, whatever the record says.
+                let new = if kind == RevocationKind::SigningKey {
+                    Held {
+                        mark: None,
+                        expires_at: None,
+                    }
+                } else {
+                    Held {
+                        mark: r.revoked_before,
+                        expires_at: r.expires_at,
+                    }
                 };
                 let marks = self.held.entry(r.subject.clone()).or_default();
                 match marks
@@ -224,10 +238,10 @@ impl RevocationSet {
                     }
                     None => marks.push((kind, tenant, new)),
                 }
-                if kind == RevocationKind::Tenant {
-                    Applied::Tenant(r.tenant.clone())
-                } else {
-                    Applied::Recorded
+                match kind {
+                    RevocationKind::Tenant => Applied::Tenant(r.tenant.clone()),
+                    RevocationKind::SigningKey => Applied::SigningKey(r.subject.clone()),
+                    _ => Applied::Recorded,
                 }
             }
         }
@@ -401,6 +415,31 @@ mod tests {
             s.token_revoked(&token(&acme, 10_000)),
             Some(RevokedBy::Subject)
         );
+    }
+
+    #[test]
+    fn a_signing_key_mark_covers_tokens_dated_after_it_and_is_never_pruned() {
+        let mut s = RevocationSet::new();
+        let mut r = rec(1, "system", RevocationKind::SigningKey, "k1");
+        // What the server wrote before this rule: a bounded mark with an expiry.
+        r.revoked_before = Some(Timestamp::from_millis(1_000));
+        r.expires_at = Some(Timestamp::from_millis(2_000));
+        assert_eq!(s.apply(&r), Applied::SigningKey("k1".into()));
+        let acme = t("acme");
+        // A token a thief minted with the stolen key after the revocation.
+        assert_eq!(
+            s.token_revoked(&token(&acme, 1_000_000)),
+            Some(RevokedBy::SigningKey)
+        );
+        s.prune(Timestamp::from_millis(10_000_000));
+        assert_eq!(
+            s.token_revoked(&token(&acme, 20_000_000)),
+            Some(RevokedBy::SigningKey),
+            "a stolen key stays stolen after the record's expiry"
+        );
+        let mut other = token(&acme, 20_000_000);
+        other.kid = "k2";
+        assert_eq!(s.token_revoked(&other), None);
     }
 
     #[test]

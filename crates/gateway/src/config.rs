@@ -124,6 +124,10 @@ pub struct VerifierSection {
     pub issuers: Vec<IssuerSection>,
     #[serde(default, deserialize_with = "duration::de_opt")]
     pub leeway: Option<Duration>,
+    /// Longest `exp - iat` an access token may claim (default one hour, the server's default
+    /// hard maximum; set it to the issuer's `oauth.max_access_token_ttl_secs` when that is raised).
+    #[serde(default, deserialize_with = "duration::de_opt")]
+    pub max_token_lifetime: Option<Duration>,
     pub tenant_claim: Option<String>,
     pub roles_claim: Option<String>,
     pub realm: Option<String>,
@@ -506,6 +510,9 @@ impl VerifierSection {
         if let Some(l) = self.leeway {
             cfg.leeway = l;
         }
+        if let Some(l) = self.max_token_lifetime {
+            cfg.max_token_lifetime = l;
+        }
         if let Some(t) = &self.tenant_claim {
             cfg.tenant_claim = t.clone();
         }
@@ -591,6 +598,7 @@ url = "http://127.0.0.1:9"
             audience: "api".into(),
             issuers: vec![],
             leeway: None,
+            max_token_lifetime: None,
             tenant_claim: None,
             roles_claim: None,
             realm: None,

@@ -65,7 +65,7 @@ pub struct RequestOrigin {
 impl AuditSink {
     /// Records an event without waiting for storage.
     pub fn record(&self, draft: EventDraft, origin: &RequestOrigin) {
-        let event = AuditEvent {
+        let mut event = AuditEvent {
             id: uuid::Uuid::now_v7().to_string(),
             occurred_at: self.clock.now(),
             tenant: draft.tenant,
@@ -82,6 +82,7 @@ impl AuditSink {
             request_id: origin.request_id.clone(),
             target: draft.target,
         };
+        event.redact_secrets();
         if self.tx.try_send(event).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {

@@ -528,6 +528,12 @@ impl Config {
                      trailing slash"
                 )));
             }
+            if !issuer_is_reachable(issuer) {
+                return Err(ConfigError::Invalid(format!(
+                    "oauth.issuer {issuer:?} is not a URL clients can reach: it needs a host \
+                     name or a specific address (not 0.0.0.0 or [::]) and no user info"
+                )));
+            }
         }
         if self.oauth.cache_ttl_ms > MAX_OAUTH_CACHE_TTL_MS || self.oauth.cache_capacity == 0 {
             return Err(ConfigError::Invalid(format!(
@@ -604,18 +610,37 @@ impl Config {
         }
     }
 
-    /// The issuer URL: `oauth.issuer`, or `http://<listen>`.
-    pub fn issuer(&self) -> String {
+    /// The issuer URL: `oauth.issuer`, or `http://<listen>` (see [`Self::issuer_at`]).
+    pub fn issuer(&self) -> Result<String, ConfigError> {
         self.issuer_at(self.listen)
     }
 
     /// The issuer URL once the listener is bound: `oauth.issuer`, or `http://<bound>` (so
     /// `--listen 127.0.0.1:0` yields the real port, not `:0`).
-    pub fn issuer_at(&self, bound: SocketAddr) -> String {
-        self.oauth
-            .issuer
-            .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
+    ///
+    /// The default is refused where it cannot be the one issuer clients see (DESIGN.md
+    /// invariant 11): on PostgreSQL, where several nodes would each present their own listen
+    /// address, and on an unspecified listen address (`0.0.0.0`, `[::]`), which no client can
+    /// reach.
+    pub fn issuer_at(&self, bound: SocketAddr) -> Result<String, ConfigError> {
+        if let Some(issuer) = &self.oauth.issuer {
+            return Ok(issuer.clone());
+        }
+        if matches!(self.database(), Ok(DatabaseLocation::Postgres(_))) {
+            return Err(ConfigError::Invalid(
+                "oauth.issuer (PORTCULLIS_OAUTH__ISSUER) is required on PostgreSQL: every node \
+                 must present the same issuer, the public URL clients reach, not its own listen \
+                 address"
+                    .into(),
+            ));
+        }
+        if bound.ip().is_unspecified() {
+            return Err(ConfigError::Invalid(format!(
+                "oauth.issuer (PORTCULLIS_OAUTH__ISSUER) is required when listening on {bound}: \
+                 http://{bound} is not a URL clients can reach; set the public URL"
+            )));
+        }
+        Ok(format!("http://{bound}"))
     }
 
     /// The KEK file in force: the configured one, or `<data_dir>/kek`.
@@ -632,6 +657,23 @@ impl Config {
         // back to Debug (also redacted) rather than panic.
         toml::to_string(self).unwrap_or_else(|_| format!("{self:#?}"))
     }
+}
+
+/// Whether an issuer URL names a host clients can reach: it parses, has a host that is not an
+/// unspecified address, and carries no user info.
+fn issuer_is_reachable(issuer: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(issuer) else {
+        return false;
+    };
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    let unspecified = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    !unspecified && url.username().is_empty() && url.password().is_none()
 }
 
 #[cfg(test)]
@@ -774,14 +816,41 @@ mod tests {
     #[test]
     fn issuer_defaults_to_the_listen_address_and_is_validated() {
         let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
-        assert_eq!(c.issuer(), "http://127.0.0.1:8080");
+        assert_eq!(c.issuer().expect("issuer"), "http://127.0.0.1:8080");
+        // No default where it cannot be the one issuer clients see.
+        for unreachable in ["0.0.0.0:8080", "[::]:8080"] {
+            let e = c
+                .issuer_at(unreachable.parse().expect("addr"))
+                .expect_err(unreachable);
+            assert!(e.to_string().contains("not a URL clients can reach"), "{e}");
+        }
+        let pg = file("database_url = \"postgres://db/portcullis\"\n");
+        let c = Config::load_from(Some(pg.path()), &FlagOverrides::default(), no_env())
+            .expect("postgres");
+        let e = c.issuer().expect_err("postgres needs an issuer");
+        assert!(e.to_string().contains("required on PostgreSQL"), "{e}");
+        let pg = file(
+            "database_url = \"postgres://db/portcullis\"\n[oauth]\nissuer = \"https://auth.example.com\"\n",
+        );
+        let c = Config::load_from(Some(pg.path()), &FlagOverrides::default(), no_env())
+            .expect("postgres");
+        assert_eq!(
+            c.issuer_at("0.0.0.0:8080".parse().expect("addr"))
+                .expect("explicit"),
+            "https://auth.example.com"
+        );
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
         assert_eq!(c.oauth.default_access_token_ttl_secs, 600);
         assert_eq!(c.oauth.max_access_token_ttl_secs, 3600);
         let f = file("[oauth]\nissuer = \"https://auth.example.com\"\n");
         let c =
             Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("issuer");
-        assert_eq!(c.issuer(), "https://auth.example.com");
+        assert_eq!(c.issuer().expect("issuer"), "https://auth.example.com");
         for bad in [
+            "[oauth]\nissuer = \"http://0.0.0.0:8080\"\n",
+            "[oauth]\nissuer = \"https://[::]\"\n",
+            "[oauth]\nissuer = \"https://user:pw@auth.example.com\"\n",
+            "[oauth]\nissuer = \"https://\"\n",
             "[oauth]\nissuer = \"auth.example.com\"\n",
             "[oauth]\nissuer = \"https://auth.example.com/\"\n",
             "[oauth]\nissuer = \"https://auth.example.com/?x=1\"\n",

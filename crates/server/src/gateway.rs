@@ -93,6 +93,9 @@ pub async fn start(config: &Config, parts: Parts) -> anyhow::Result<Option<Embed
         audience,
         RevocationSource::Embedded { staleness_bound },
     );
+    // Nothing this server issues lives longer than its hard maximum: neither may what the
+    // gateway accepts (a stolen signing key must not mint month-long tokens).
+    cfg.max_token_lifetime = Duration::from_secs(config.oauth.max_access_token_ttl_secs);
     let mut api_keys = ApiKeyConfig::new(
         ApiKeySource::Backend(parts.api_keys.clone()),
         parts.api_keys.environment().as_str(),

@@ -171,8 +171,10 @@ pub async fn revoke(state: &AppState, kid: &str) -> Result<Option<KeyState>, Rot
                 tenant: TenantId::system(),
                 kind: RevocationKind::SigningKey,
                 subject: kid.to_owned(),
-                revoked_before: Some(now),
-                expires_at: Some(retire_until(state, now)),
+                // Every token carrying this kid, whatever its `iat`, for good: whoever holds
+                // the key can mint tokens dated after now, so the mark must never lapse.
+                revoked_before: None,
+                expires_at: None,
                 reason: Some("signing_key_revoked".into()),
             },
             now,

@@ -29,6 +29,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("could not listen on {}", config.listen))?;
+    // Before anything is created: a node that cannot present the one issuer must not start.
+    let addr = listener.local_addr()?;
+    let issuer = config.issuer_at(addr)?;
     prepare_data_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let keyring = load_or_create_keyring(&config, store.as_ref()).await?;
@@ -91,14 +94,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let feed = Arc::new(crate::revocations::Feed::new(Duration::from_millis(
         config.revocations.heartbeat_interval_ms,
     )));
-    let addr = listener.local_addr()?;
-    let oauth = crate::oauth::OAuthState::new(config.issuer_at(addr), &config.oauth, &keys)?
-        .with_rotation(crate::rotation::Rotation {
+    let oauth = crate::oauth::OAuthState::new(issuer.clone(), &config.oauth, &keys)?.with_rotation(
+        crate::rotation::Rotation {
             keyring,
             algorithm: config.signing.algorithm,
             prepublish: Duration::from_secs(config.signing.prepublish_secs),
             interval: Duration::from_secs(config.signing.rotation_interval_secs),
-        });
+        },
+    );
     let clock_for_gateway = clock.clone();
     let state = AppState {
         store: store.clone(),
@@ -125,7 +128,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let embedded_gateway = crate::gateway::start(
         &config,
         crate::gateway::Parts {
-            issuer: config.issuer_at(addr),
+            issuer,
             store: store.clone(),
             clock: clock_for_gateway,
             api_keys: verifier.clone(),

@@ -476,6 +476,127 @@ async fn bad_requests_get_exact_rfc6749_errors() {
     assert_eq!(h[header::ALLOW], "POST");
 }
 
+/// Every text field of every audit event of these tenants: none may hold a secret, or anything
+/// shaped like one.
+async fn assert_audit_holds_no_secret(app: &mut App, tenants: &[&str], secrets: &[&str]) -> usize {
+    let mut events = Vec::new();
+    for t in tenants {
+        events.extend(app.events(t).await);
+    }
+    let mut redacted = 0;
+    for e in &events {
+        let fields = [
+            Some(e.actor.as_str()),
+            Some(e.action.as_str()),
+            e.credential_id.as_deref(),
+            e.client_ip.as_deref(),
+            e.user_agent.as_deref(),
+            e.reason.as_deref(),
+            e.request_id.as_deref(),
+            e.target.as_deref(),
+        ];
+        for f in fields.into_iter().flatten() {
+            for s in secrets {
+                // The prefix and id are not secret; the rest is.
+                assert!(!f.contains(&s[s.len() - 28..]), "secret in {e:?}");
+            }
+            assert_eq!(
+                portcullis_core::credential::redact_secrets(f),
+                f,
+                "secret-shaped text in {e:?}"
+            );
+            if f.ends_with(portcullis_core::credential::REDACTED_SUFFIX) {
+                redacted += 1;
+            }
+        }
+    }
+    redacted
+}
+
+#[tokio::test]
+async fn secrets_sent_in_place_of_ids_never_reach_the_audit_log() {
+    let mut app = App::with(OAuthConfig {
+        max_failures_per_client: 1_000,
+        max_failures_per_ip: 1_000,
+        ..OAuthConfig::default()
+    })
+    .await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let rs_id = resource_server_id(&app, "acme", "payments-api").await;
+    let rs = resource_server_credential(&app, "acme", &rs_id, 0).await;
+    let token = app.access_token(&c).await;
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    for (path, body) in [
+        ("/oauth2/token", "grant_type=client_credentials".to_owned()),
+        ("/oauth2/introspect", format!("token={token}")),
+        ("/oauth2/revoke", "token=not-a-token".to_owned()),
+    ] {
+        for who in [&c, &rs] {
+            // Id and secret swapped, in the Basic header and in the body; a secret as both.
+            let (s, _, v) = app.form(path, Some((&who.secret, &who.id)), &body).await;
+            assert_eq!(v["error"], "invalid_client", "{path}: {s} {v}");
+            let (s, _, v) = app
+                .form(path, Some((&who.secret, &who.secret)), &body)
+                .await;
+            assert_eq!(v["error"], "invalid_client", "{path}: {s} {v}");
+            let post = format!(
+                "{body}&client_id={}&client_secret={}",
+                enc(&who.secret),
+                enc(&who.id)
+            );
+            let (s, _, v) = app.form(path, None, &post).await;
+            assert_eq!(v["error"], "invalid_client", "{path}: {s} {v}");
+        }
+    }
+    let admin = app.admin.clone();
+    let (s, _, v) = app
+        .form(
+            "/oauth2/token",
+            Some((&admin, "x")),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(v["error"], "invalid_client", "{s} {v}");
+    let redacted = assert_audit_holds_no_secret(
+        &mut app,
+        &["acme", "system"],
+        &[&c.secret, &rs.secret, &admin],
+    )
+    .await;
+    assert!(
+        redacted >= 19,
+        "the swapped secrets were audited, redacted: {redacted}"
+    );
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_an_invalid_request() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", c.id, c.secret))
+    );
+    for path in ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"] {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, basic.clone())
+            .header(header::AUTHORIZATION, "Basic Zm9vOmJhcg==")
+            .body(Body::from("grant_type=client_credentials&token=x"))
+            .expect("request");
+        let (s, _, v) = app.send(req).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{path}: {v}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn client_authentication_failures_are_indistinguishable() {
     let app = App::new().await;
@@ -977,7 +1098,14 @@ mod private_key_jwt {
             &EncodingKey::from_ec_der(stranger_der.expose()),
         )
         .expect("sign");
+        // Audience injection: this server and another party in one `aud`.
+        let mut two_audiences = claims(&app, &c, ISSUER, 60, "j-7");
+        two_audiences["aud"] = json!([ISSUER, "https://other.example/token"]);
+        let mut both_ours = claims(&app, &c, ISSUER, 60, "j-8");
+        both_ours["aud"] = json!([ISSUER, format!("{ISSUER}/oauth2/token")]);
         let cases = vec![
+            ("aud with another party", sign(&c, &two_audiences)),
+            ("aud list of two", sign(&c, &both_ours)),
             (
                 "wrong aud",
                 sign(

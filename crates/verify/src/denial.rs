@@ -81,6 +81,8 @@ pub enum Reason {
     Expired,
     NotYetValid,
     IssuedInFuture,
+    /// `exp - iat` is longer than the verifier's maximum token lifetime.
+    LifetimeTooLong,
     AudienceMismatch,
     InvalidTenantClaim,
     Revoked(RevokedBy),
@@ -127,6 +129,7 @@ impl Reason {
             Self::Expired => "token_expired",
             Self::NotYetValid => "token_not_yet_valid",
             Self::IssuedInFuture => "token_issued_in_future",
+            Self::LifetimeTooLong => "token_lifetime_too_long",
             Self::AudienceMismatch => "audience_mismatch",
             Self::InvalidTenantClaim => "tenant_claim_invalid",
             Self::Revoked(by) => by.reason(),

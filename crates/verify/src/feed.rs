@@ -68,16 +68,18 @@ impl FeedConfig {
     }
 }
 
-/// What a record asks API key caches to drop.
+/// What a record asks the verifier's caches to drop.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum ApiKeyDrop<'a> {
-    /// Everything cached for this key id.
-    Key(&'a str),
-    /// Everything cached for this tenant's keys.
+pub(crate) enum CacheDrop<'a> {
+    /// Everything cached for this API key id.
+    ApiKey(&'a str),
+    /// Everything cached for this tenant's API keys.
     Tenant(&'a TenantId),
+    /// This signing key (by `kid`) and every cached verification of a token it signed.
+    SigningKey(&'a str),
 }
 
-type ApiKeyHook = Box<dyn Fn(ApiKeyDrop<'_>) + Send + Sync>;
+type DropHook = Box<dyn Fn(CacheDrop<'_>) + Send + Sync>;
 
 /// Revocation state shared by every verification.
 pub struct Revocations {
@@ -90,7 +92,7 @@ pub struct Revocations {
     staleness_bound: Option<Duration>,
     allow_stale: bool,
     last_stale_warning: AtomicI64,
-    on_api_key: RwLock<Option<ApiKeyHook>>,
+    on_drop: RwLock<Option<DropHook>>,
     connected: AtomicBool,
 }
 
@@ -135,14 +137,14 @@ impl Revocations {
             staleness_bound,
             allow_stale,
             last_stale_warning: AtomicI64::new(0),
-            on_api_key: RwLock::new(None),
+            on_drop: RwLock::new(None),
             connected: AtomicBool::new(false),
         }
     }
 
-    /// Registers what to call when an API key's record arrives (cache invalidation).
-    pub(crate) fn on_api_key(&self, hook: ApiKeyHook) {
-        *self.on_api_key.write().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    /// Registers what to call when a record makes cached state wrong (cache invalidation).
+    pub(crate) fn on_drop(&self, hook: DropHook) {
+        *self.on_drop.write().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     /// The position of the last record applied.
@@ -170,11 +172,12 @@ impl Revocations {
     /// Applies one record from the log.
     pub fn apply(&self, r: &RevocationRecord) {
         let applied = self.set.write().unwrap_or_else(|p| p.into_inner()).apply(r);
-        let hook = self.on_api_key.read().unwrap_or_else(|p| p.into_inner());
+        let hook = self.on_drop.read().unwrap_or_else(|p| p.into_inner());
         if let Some(hook) = &*hook {
             match &applied {
-                Applied::ApiKey(id) => hook(ApiKeyDrop::Key(id)),
-                Applied::Tenant(tenant) => hook(ApiKeyDrop::Tenant(tenant)),
+                Applied::ApiKey(id) => hook(CacheDrop::ApiKey(id)),
+                Applied::Tenant(tenant) => hook(CacheDrop::Tenant(tenant)),
+                Applied::SigningKey(kid) => hook(CacheDrop::SigningKey(kid)),
                 Applied::Duplicate | Applied::Recorded => {}
             }
         }

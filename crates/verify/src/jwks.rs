@@ -8,8 +8,13 @@
 //! * Outage: when a fetch fails, the last good set keeps serving until `max_stale` past its
 //!   expiry; after that every token of this issuer is refused (fail closed).
 //!
+//! * Revoked keys: a `kid` the revocation feed names as revoked is dropped from the held set at
+//!   once and filtered out of every set fetched or configured afterwards, so neither a stale
+//!   issuer nor a static JWKS can bring it back.
+//!
 //! This module must never fetch a URL taken from a token.
 
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -75,6 +80,8 @@ pub struct JwksCache {
     refresh: AsyncMutex<Option<Instant>>,
     /// The JWKS URL once discovery has named it.
     jwks_url: RwLock<Option<String>>,
+    /// Kids revoked through the revocation feed: never served again.
+    revoked: RwLock<HashSet<String>>,
 }
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
@@ -113,7 +120,28 @@ impl JwksCache {
             current: RwLock::new(current),
             refresh: AsyncMutex::new(None),
             jwks_url: RwLock::new(None),
+            revoked: RwLock::new(HashSet::new()),
         })
+    }
+
+    /// Drops a revoked key from the held set and from every set fetched later.
+    pub fn forget(&self, kid: &str) {
+        let revoked = {
+            let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+            if !revoked.insert(kid.to_owned()) {
+                return;
+            }
+            revoked.clone()
+        };
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(snap) = current.as_mut() {
+            snap.keys = Arc::new(snap.keys.without(&revoked));
+        }
+    }
+
+    /// Whether the held set has a key with this `kid` (tests, diagnostics).
+    pub fn holds(&self, kid: &str) -> bool {
+        read(&self.current).is_some_and(|s| s.keys.find(Some(kid)).is_some())
     }
 
     /// The key a token names, fetching if needed under the rules in the module docs.
@@ -194,6 +222,14 @@ impl JwksCache {
         };
         let Fetched { body, max_age } = self.fetch.get(&url).await.map_err(|e| e.to_string())?;
         let keys = parse_jwks(&body, &self.allowed).map_err(|e| e.to_string())?;
+        let keys = {
+            let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+            if revoked.is_empty() {
+                keys
+            } else {
+                keys.without(&revoked)
+            }
+        };
         let ttl = max_age
             .unwrap_or(self.timing.default_ttl)
             .clamp(self.timing.min_ttl, self.timing.max_ttl);

@@ -89,6 +89,19 @@ impl KeySet {
         self.len() == 0
     }
 
+    /// This set without the keys named in `kids` (revoked signing keys).
+    pub fn without(&self, kids: &std::collections::HashSet<String>) -> KeySet {
+        KeySet {
+            by_kid: self
+                .by_kid
+                .iter()
+                .filter(|(kid, _)| !kids.contains(*kid))
+                .map(|(kid, key)| (kid.clone(), key.clone()))
+                .collect(),
+            without_kid: self.without_kid.clone(),
+        }
+    }
+
     /// The key a token names. A token without `kid` is matched only when the set holds exactly
     /// one key (anything else would mean trying keys, which we never do).
     pub fn find(&self, kid: Option<&str>) -> Option<&Arc<VerificationKey>> {

@@ -75,6 +75,17 @@ impl TokenCache {
         map.insert(d, Arc::new(entry));
     }
 
+    /// Drops every cached token signed by this key (it was revoked).
+    pub fn forget_kid(&self, kid: &str) {
+        if self.capacity == 0 {
+            return;
+        }
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, c| c.kid != kid);
+    }
+
     pub fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|p| p.into_inner()).len()
     }

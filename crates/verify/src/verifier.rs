@@ -6,8 +6,11 @@
 //! token names, from the issuer's configured key source only; `none` and every symmetric
 //! algorithm refused; unknown `crit` refused; `typ` must be `at+jwt`; `iss` exact; `aud` must
 //! contain this resource; `exp` required and in the future; `nbf`/`iat` not in the future beyond
-//! the leeway (at most 60 s); `sub`, `jti`, `client_id`, `iat` required (RFC 9068); the tenant
-//! claim, when present, must be a valid tenant id; then revocation.
+//! the leeway (at most 60 s); `sub`, `jti`, `client_id`, `iat` required (RFC 9068); the lifetime
+//! `exp - iat` at most `max_token_lifetime` (so a stolen key cannot mint month-long tokens); the
+//! tenant claim, when present, must be a valid tenant id; then revocation. A revoked signing key
+//! is dropped from the key cache, and every cached verification of a token it signed with it,
+//! the moment its revocation record arrives.
 //!
 //! Cheap checks run before the signature so garbage costs little. Nothing read from the token
 //! is trusted for anything but choosing the issuer's key set until the signature has verified.
@@ -24,7 +27,7 @@ use portcullis_core::time::{Clock, Timestamp};
 
 use crate::api_key::{ApiKeyBackend, ApiKeys, HttpApiKeys};
 use crate::denial::{Denial, Reason};
-use crate::feed::{ApiKeyDrop, RevocationSource, Revocations};
+use crate::feed::{CacheDrop, RevocationSource, Revocations};
 use crate::fetch::{Fetch, HttpFetch};
 use crate::jwks::{JwksCache, JwksTiming, KeySource};
 use crate::jws::{self, Alg};
@@ -35,6 +38,9 @@ use crate::ConfigError;
 
 /// Longest leeway a configuration may set (DESIGN.md invariant 2).
 pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+
+/// The default longest access-token lifetime: the Portcullis server's default hard maximum.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// One trusted issuer.
 #[derive(Debug, Clone)]
@@ -101,6 +107,9 @@ pub struct VerifierConfig {
     pub audience: String,
     /// Clock skew tolerated for `exp`, `nbf`, `iat` (default 30 s, at most 60 s).
     pub leeway: Duration,
+    /// Longest lifetime (`exp - iat`) an access token may claim (default: the server's hard
+    /// maximum, [`DEFAULT_MAX_TOKEN_LIFETIME`]).
+    pub max_token_lifetime: Duration,
     /// The claim carrying the tenant (Portcullis: `tenant`).
     pub tenant_claim: String,
     /// The claim carrying roles, an array of strings (RFC 9068 section 7.2.1.1: `roles`).
@@ -127,6 +136,7 @@ impl VerifierConfig {
             issuers: vec![issuer],
             audience: audience.into(),
             leeway: Duration::from_secs(30),
+            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             tenant_claim: portcullis_core::oauth::TENANT_CLAIM.to_owned(),
             roles_claim: "roles".to_owned(),
             max_token_bytes: 8 * 1024,
@@ -152,6 +162,7 @@ struct Inner {
     issuers: HashMap<String, Issuer>,
     audience: String,
     leeway_s: i64,
+    max_lifetime_s: i64,
     tenant_claim: String,
     roles_claim: String,
     max_token_bytes: usize,
@@ -163,6 +174,34 @@ struct Inner {
     /// The revocation feed follower, stopped when the last clone of the verifier goes (so a
     /// program that rebuilds its verifier, e.g. on config reload, does not leak connections).
     feed_task: Option<tokio::task::AbortHandle>,
+}
+
+impl Inner {
+    /// Forgets what a revocation record made wrong.
+    fn drop_cached(&self, drop: CacheDrop<'_>) {
+        match drop {
+            CacheDrop::ApiKey(id) => {
+                if let Some(k) = &self.api_keys {
+                    k.invalidate(id);
+                }
+            }
+            CacheDrop::Tenant(tenant) => {
+                if let Some(k) = &self.api_keys {
+                    k.invalidate_tenant(tenant);
+                }
+            }
+            CacheDrop::SigningKey(kid) => {
+                for issuer in self.issuers.values() {
+                    issuer.keys.forget(kid);
+                }
+                self.tokens.forget_kid(kid);
+                tracing::warn!(
+                    kid,
+                    "signing key revoked: dropped from the key cache with every token it signed"
+                );
+            }
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -230,6 +269,11 @@ impl Verifier {
                 MAX_LEEWAY.as_secs()
             )));
         }
+        if cfg.max_token_lifetime.is_zero() {
+            return Err(ConfigError(
+                "max_token_lifetime must be at least one second".into(),
+            ));
+        }
         if cfg.issuers.is_empty() && cfg.api_keys.is_none() {
             return Err(ConfigError(
                 "configure at least one issuer or an API key source".into(),
@@ -296,23 +340,13 @@ impl Verifier {
                         cfg.insecure_allow_http,
                     )?),
                 };
-                let keys = Arc::new(ApiKeys::new(
+                Some(Arc::new(ApiKeys::new(
                     backend,
                     environment,
                     k.cache_ttl,
                     k.cache_capacity,
                     clock.clone(),
-                ));
-                let weak = Arc::downgrade(&keys);
-                revocations.on_api_key(Box::new(move |drop| {
-                    if let Some(k) = weak.upgrade() {
-                        match drop {
-                            ApiKeyDrop::Key(id) => k.invalidate(id),
-                            ApiKeyDrop::Tenant(tenant) => k.invalidate_tenant(tenant),
-                        }
-                    }
-                }));
-                Some(keys)
+                )))
             }
         };
         let feed_task = match cfg.revocation {
@@ -326,22 +360,29 @@ impl Verifier {
             }
             _ => None,
         };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                issuers,
-                audience: cfg.audience,
-                leeway_s: i64::try_from(cfg.leeway.as_secs()).unwrap_or(60),
-                tenant_claim: cfg.tenant_claim,
-                roles_claim: cfg.roles_claim,
-                max_token_bytes: cfg.max_token_bytes,
-                tokens: TokenCache::new(cfg.token_cache_capacity),
-                revocations,
-                api_keys,
-                clock,
-                realm: cfg.realm,
-                feed_task,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            issuers,
+            audience: cfg.audience,
+            leeway_s: i64::try_from(cfg.leeway.as_secs()).unwrap_or(60),
+            max_lifetime_s: i64::try_from(cfg.max_token_lifetime.as_secs()).unwrap_or(i64::MAX),
+            tenant_claim: cfg.tenant_claim,
+            roles_claim: cfg.roles_claim,
+            max_token_bytes: cfg.max_token_bytes,
+            tokens: TokenCache::new(cfg.token_cache_capacity),
+            revocations,
+            api_keys,
+            clock,
+            realm: cfg.realm,
+            feed_task,
+        });
+        // Weak: the hook lives in `Revocations`, which `Inner` owns.
+        let weak = Arc::downgrade(&inner);
+        inner.revocations.on_drop(Box::new(move |drop| {
+            if let Some(inner) = weak.upgrade() {
+                inner.drop_cached(drop);
+            }
+        }));
+        Ok(Self { inner })
     }
 
     /// The revocation state (for embedders that apply records themselves, and for metrics).
@@ -519,6 +560,9 @@ impl Verifier {
             .ok_or(Reason::MissingClaim("iat"))?;
         if iat > now_s.saturating_add(leeway) {
             return Err(Reason::IssuedInFuture);
+        }
+        if exp.saturating_sub(iat) > inner.max_lifetime_s {
+            return Err(Reason::LifetimeTooLong);
         }
         let aud = c
             .strings("aud")

@@ -220,3 +220,49 @@ async fn an_unknown_issuer_causes_no_fetch() {
     assert_eq!(reason(&v, &t).await, Err(Reason::UnknownIssuer));
     assert_eq!(fetch.calls(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_revoked_kid_is_dropped_and_never_fetched_back() {
+    let stolen = EcKey::new("k1", 1);
+    let other = EcKey::new("k2", 2);
+    let fetch = Arc::new(FakeFetch::default());
+    // The issuer (or a stale cache in front of it) still lists the revoked key.
+    fetch.serve(JWKS_URL, jwks_of(&[stolen.jwk(), other.jwk()]), None);
+    let mut cfg = VerifierConfig::new(
+        IssuerConfig::new(ISSUER, KeySource::JwksUrl(JWKS_URL.into())),
+        AUDIENCE,
+        RevocationSource::Embedded {
+            staleness_bound: Duration::from_secs(3600),
+        },
+    );
+    cfg.jwks = timing();
+    cfg.token_cache_capacity = 0;
+    let v = Verifier::with_parts(cfg, clock(), fetch.clone()).expect("verifier");
+    v.revocations().touch(0);
+    assert_eq!(reason(&v, &token(&stolen)).await, Ok(()));
+    let calls = fetch.calls();
+    v.revocations()
+        .apply(&portcullis_core::revocation::RevocationRecord {
+            seq: 1,
+            tenant: portcullis_core::tenant::TenantId::system(),
+            kind: portcullis_core::revocation::RevocationKind::SigningKey,
+            subject: "k1".into(),
+            revoked_before: None,
+            expires_at: None,
+            created_at: portcullis_core::time::Timestamp::from_secs(NOW_S),
+        });
+    // Dropped from the held set at once: the kid is unknown (no refetch yet: too soon).
+    assert_eq!(reason(&v, &token(&stolen)).await, Err(Reason::UnknownKid));
+    assert_eq!(fetch.calls(), calls);
+    // Once refetching is allowed again, the unknown kid is fetched for, and filtered out.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(reason(&v, &token(&stolen)).await, Err(Reason::UnknownKid));
+    assert_eq!(fetch.calls(), calls + 1);
+    tokio::time::advance(Duration::from_secs(301)).await;
+    assert_eq!(reason(&v, &token(&other)).await, Ok(()), "refetched");
+    assert_eq!(
+        reason(&v, &token(&stolen)).await,
+        Err(Reason::UnknownKid),
+        "a refetched set that still lists the kid does not bring it back"
+    );
+}

@@ -572,6 +572,132 @@ async fn client_subject_and_signing_key_revocations() {
 }
 
 #[tokio::test]
+async fn a_revoked_signing_key_refuses_tokens_dated_after_it_and_empties_the_token_cache() {
+    let f = fixture();
+    let minted = |iat: i64, jti: &str| {
+        es256_token(
+            &f.ec,
+            &header("ec-1", "ES256"),
+            &with(
+                with(with(claims(), "iat", json!(iat)), "exp", json!(iat + 600)),
+                "jti",
+                json!(jti),
+            ),
+        )
+    };
+    let before = minted(NOW_S, "jti-before");
+    let by_ec2 = es256_token(&f.ec2, &header("ec-2", "ES256"), &claims());
+    verdict(&f, &before).await.expect("valid before");
+    verdict(&f, &by_ec2).await.expect("valid before");
+    assert_eq!(f.verifier.cached_tokens(), 2);
+    // What the server wrote before this rule: a bounded mark that lapses after an hour.
+    let mut r = record(1, "system", RevocationKind::SigningKey, "ec-1");
+    r.revoked_before = Some(Timestamp::from_secs(NOW_S));
+    r.expires_at = Some(Timestamp::from_secs(NOW_S + 3600));
+    f.verifier.revocations().apply(&r);
+    assert_eq!(
+        f.verifier.cached_tokens(),
+        1,
+        "the revoked key's cached token is dropped, the other key's stays"
+    );
+    assert_eq!(
+        verdict(&f, &before).await,
+        Err(Reason::Revoked(RevokedBy::SigningKey))
+    );
+    // The thief mints with the stolen key after the revocation, and later still.
+    f.clock.set(Timestamp::from_secs(NOW_S + 60));
+    f.verifier.revocations().touch(1);
+    let after = minted(NOW_S + 60, "jti-after");
+    assert_eq!(verdict(&f, &after).await, Err(Reason::UnknownKid));
+    f.clock.set(Timestamp::from_secs(NOW_S + 7200));
+    f.verifier.revocations().touch(1);
+    let much_later = minted(NOW_S + 7200, "jti-later");
+    assert_eq!(
+        verdict(&f, &much_later).await,
+        Err(Reason::UnknownKid),
+        "the key stays forgotten after the record's expiry"
+    );
+    assert_eq!(
+        f.verifier
+            .revocations()
+            .token_revoked(&portcullis_core::revocation::TokenIdentity {
+                tenant: &TenantId::parse("acme").expect("t"),
+                jti: "jti-later",
+                client_id: Some("cl_billing"),
+                subject: "cl_billing",
+                kid: "ec-1",
+                family: None,
+                issued_at: Timestamp::from_secs(NOW_S + 7200),
+            }),
+        Some(RevokedBy::SigningKey),
+        "and the mark itself is never pruned"
+    );
+    let fresh_ec2 = es256_token(
+        &f.ec2,
+        &header("ec-2", "ES256"),
+        &with(
+            with(
+                with(claims(), "iat", json!(NOW_S + 7200)),
+                "exp",
+                json!(NOW_S + 7800),
+            ),
+            "jti",
+            json!("jti-ec2"),
+        ),
+    );
+    assert_eq!(
+        verdict(&f, &fresh_ec2).await,
+        Ok(()),
+        "other keys unaffected"
+    );
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_the_maximum_lifetime_is_refused() {
+    let f = fixture();
+    let lasting = |secs: i64| {
+        es256_token(
+            &f.ec,
+            &header("ec-1", "ES256"),
+            &with(
+                with(claims(), "exp", json!(NOW_S + secs)),
+                "jti",
+                json!(format!("jti-{secs}")),
+            ),
+        )
+    };
+    assert_eq!(verdict(&f, &lasting(3600)).await, Ok(()), "the default cap");
+    assert_eq!(
+        verdict(&f, &lasting(3601)).await,
+        Err(Reason::LifetimeTooLong)
+    );
+    assert_eq!(
+        verdict(&f, &lasting(30 * 24 * 3600)).await,
+        Err(Reason::LifetimeTooLong),
+        "a month-long token minted with a stolen key"
+    );
+    // The cap is configurable.
+    let mut cfg = VerifierConfig::new(
+        IssuerConfig::new(ISSUER, KeySource::Static(jwks_of(&[f.ec.jwk()]))),
+        AUDIENCE,
+        RevocationSource::InsecureNone,
+    );
+    cfg.max_token_lifetime = std::time::Duration::from_secs(300);
+    let strict = Verifier::with_parts(cfg.clone(), f.clock.clone(), Arc::new(FakeFetch::default()))
+        .expect("verifier");
+    assert_eq!(
+        strict
+            .verify_access_token(&lasting(600))
+            .await
+            .map(|_| ())
+            .map_err(|d| d.reason),
+        Err(Reason::LifetimeTooLong)
+    );
+    cfg.max_token_lifetime = std::time::Duration::ZERO;
+    assert!(Verifier::with_parts(cfg, f.clock.clone(), Arc::new(FakeFetch::default())).is_err());
+}
+
+#[tokio::test]
 async fn a_stale_feed_fails_closed() {
     let f = fixture();
     let t = es256_token(

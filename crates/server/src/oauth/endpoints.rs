@@ -157,6 +157,12 @@ async fn current_token(
     let Ok(tenant) = portcullis_core::tenant::TenantId::parse(&verified.claims.tenant) else {
         return Ok(Err("token_bad_tenant"));
     };
+    // Nothing this server issues outlives its hard maximum: a longer token was minted elsewhere
+    // (a stolen key), or before the maximum was lowered. Verifiers apply the same cap.
+    let max_lifetime = i64::try_from(state.oauth.lifetimes.max.as_secs()).unwrap_or(i64::MAX);
+    if verified.claims.exp.saturating_sub(verified.claims.iat) > max_lifetime {
+        return Ok(Err("token_lifetime_too_long"));
+    }
 
     let revoked = state
         .store

@@ -125,7 +125,14 @@ pub fn presented_credentials(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Presented, OAuthError> {
-    let basic = match headers.get(header::AUTHORIZATION) {
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    let first = authorization.next();
+    if authorization.next().is_some() {
+        // Two proxies or two libraries would each pick a different one (RFC 9110 section
+        // 5.3: Authorization is not a list header).
+        return Err(OAuthError::invalid_request("send one Authorization header"));
+    }
+    let basic = match first {
         None => None,
         Some(v) => Some(parse_basic(v.as_bytes()).ok_or_else(|| {
             OAuthError::invalid_client("authorization_header_not_basic_credentials")
