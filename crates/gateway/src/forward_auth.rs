@@ -127,7 +127,7 @@ pub async fn handle(
     let (mut parts, _body) = req.into_parts();
     parts.method = method;
     parts.uri = uri;
-    let path = crate::path::normalize(parts.uri.path());
+    let path = crate::path::normalize(parts.uri.path(), snap.config.paths.rules());
     let facts = Facts {
         parts: &parts,
         host: host.as_deref(),

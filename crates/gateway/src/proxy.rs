@@ -220,7 +220,7 @@ pub async fn handle(
     let request_id = crate::request_id(req.headers());
     let request_id_value = HeaderValue::from_str(&request_id).ok();
     let (mut parts, body) = req.into_parts();
-    let path = crate::path::normalize(parts.uri.path());
+    let path = crate::path::normalize(parts.uri.path(), snap.config.paths.rules());
     let host = crate::routes::request_host(&parts.uri, &parts.headers).map(str::to_owned);
     let facts = Facts {
         parts: &parts,

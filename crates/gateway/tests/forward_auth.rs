@@ -73,6 +73,9 @@ async fn nginx_auth_request_answers_2xx_401_403_only() {
         (nginx("GET", "/public/%2e%2e/admin/x"), 401),
         // Not 400 or 404: nginx's auth_request understands only 2xx, 401 and 403.
         (nginx("GET", "/public/..%2fadmin/x"), 403),
+        // A Java upstream would read these as /admin/x; refused (400, so 403 here).
+        (nginx("GET", "/public/..;/admin/x"), 403),
+        (nginx("GET", "/public/..%20/admin/x"), 403),
         (nginx("GET", "/nowhere"), 403),
         (
             [

@@ -329,6 +329,83 @@ async fn path_tricks_cannot_reach_a_route_under_a_weaker_policy() {
     }
 }
 
+/// Java servers (Tomcat, Jetty, Spring) drop `;` path parameters, and Windows/IIS trailing dots
+/// and spaces, before they resolve a path: such paths are refused by default, so no route is
+/// ever chosen for a path the upstream would read as another.
+#[tokio::test]
+async fn path_parameters_and_windows_forms_are_refused_by_default() {
+    let ctx = start(ROUTES).await;
+    for target in [
+        "/public/..;/admin/secret",
+        "/public/x;jsessionid=1",
+        "/public/x;",
+        "/public/a%3Bb",
+        "/public/..%20/admin/x",
+        "/public/x./",
+        "/public/x%2e/y",
+        "/public/x%20/y",
+        "/public/.../admin",
+    ] {
+        let r = raw(ctx.gw.addr, "GET", target, &[]).await;
+        assert_eq!(r.status, 400, "{target}: {}", r.body);
+        assert_eq!(r.body, r#"{"error":"invalid_request"}"#, "{target}");
+    }
+}
+
+/// `[paths] strip_parameters = true`: parameters are cut before matching, and the upstream gets
+/// the stripped path, so a public `/*` cannot carry `/admin;x/secret` past the admin route.
+#[tokio::test]
+async fn stripped_path_parameters_are_matched_and_forwarded_without_them() {
+    let ctx = start(
+        r#"
+[paths]
+strip_parameters = true
+
+[upstreams.app]
+url = "http://{up}"
+
+[[routes]]
+name = "site"
+path = "/*"
+upstream = "app"
+public = true
+
+[[routes]]
+name = "admin"
+path = "/admin/*"
+upstream = "app"
+accept = ["access_token"]
+scopes_all = ["admin"]
+"#,
+    )
+    .await;
+    for target in ["/admin;jsessionid=x/secret", "/public/..;/admin/secret"] {
+        let r = raw(ctx.gw.addr, "GET", target, &[]).await;
+        assert_eq!(r.status, 401, "{target}: {}", r.body);
+    }
+    let admin = bearer(&ctx.issuer.token(json!({"scope": "admin"})));
+    let r = raw(
+        ctx.gw.addr,
+        "GET",
+        "/admin;jsessionid=x/secret",
+        &[("authorization", &admin)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["uri"], "/admin/secret");
+    let r = raw(ctx.gw.addr, "GET", "/x;v=1/y?q=1", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["uri"], "/x/y?q=1");
+    // Still refused: an encoded ';' and the Windows forms.
+    for target in ["/x%3By", "/admin./secret"] {
+        assert_eq!(
+            raw(ctx.gw.addr, "GET", target, &[]).await.status,
+            400,
+            "{target}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn oversized_headers_get_431() {
     let ctx = start(ROUTES).await;
