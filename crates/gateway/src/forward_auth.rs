@@ -13,7 +13,9 @@
 //! on public routes), so the proxy overwrites whatever the client sent. Refused: the RFC 6750
 //! answer; for nginx, whose `auth_request` understands only 2xx/401/403, every refusal that is
 //! not a 401 becomes 403. A forward-auth request missing the original method or URI is refused
-//! (fail closed).
+//! (fail closed), and so is one carrying an underscore spelling of an identity header
+//! (`X_Portcullis_Subject`), which the proxy would not overwrite and CGI, WSGI, PHP and Rack
+//! upstreams read as the dashed one.
 //!
 //! The gateway trusts these headers to describe the client's request: the forward-auth path
 //! must be reachable only by the proxy. This module must never answer 2xx for a request it could
@@ -108,20 +110,34 @@ pub async fn handle(
 ) -> Response<Body> {
     let request_id = crate::request_id(req.headers());
     let unmatched: Arc<str> = Arc::from("unmatched");
+    let bad_request = || {
+        shared
+            .metrics
+            .request(&unmatched, "bad_request", started.elapsed());
+        let mut resp = match mode {
+            Mode::Nginx => simple(StatusCode::FORBIDDEN, "invalid_request"),
+            _ => simple(StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        set_request_id(&mut resp, &request_id);
+        resp
+    };
+    // The proxy overwrites the dashed identity names only; an underscore spelling would reach
+    // an upstream that reads it as one (CGI, WSGI, PHP, Rack).
+    if crate::proxy::has_identity_alias(req.headers()) {
+        tracing::info!(
+            request_id,
+            mode = mode.as_str(),
+            "underscore spelling of an identity header; refusing"
+        );
+        return bad_request();
+    }
     let Some((method, uri, host)) = original(&req, mode) else {
         tracing::warn!(
             request_id,
             mode = mode.as_str(),
             "forward-auth request without the original method or URI; refusing (check the proxy's configuration)"
         );
-        let resp = match mode {
-            Mode::Nginx => simple(StatusCode::FORBIDDEN, "invalid_request"),
-            _ => simple(StatusCode::BAD_REQUEST, "invalid_request"),
-        };
-        shared
-            .metrics
-            .request(&unmatched, "bad_request", started.elapsed());
-        return resp;
+        return bad_request();
     };
     let ip = client_ip(&req, snap);
     let (mut parts, _body) = req.into_parts();

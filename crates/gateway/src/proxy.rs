@@ -3,7 +3,9 @@
 //!
 //! Headers to the upstream: hop-by-hop headers (and any the client's `Connection` names) are
 //! removed; every client-sent `X-Portcullis-*` header is removed (names are case-insensitive,
-//! so any spelling); `Authorization` and `X-API-Key` are removed unless the route sets
+//! so any spelling), and so is every name that reads as one the gateway sets or strips, or as
+//! another header of the request, once `_` is read as `-` (`X_Portcullis_Subject`: CGI, WSGI,
+//! PHP and Rack servers cannot tell the two apart); `Authorization` and `X-API-Key` are removed unless the route sets
 //! `forward_authorization`; `Host` becomes the upstream's, with the original in
 //! `X-Forwarded-Host`; `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
 //! is set; `X-Request-Id` is set; then the identity headers of the verified caller, the
@@ -139,9 +141,9 @@ impl Upstream {
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1, with the legacy `keep-alive` and
 /// `proxy-connection`): they describe one connection and never travel through a proxy.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
+fn is_hop_by_hop(name: &str) -> bool {
     matches!(
-        name.as_str(),
+        name,
         "connection"
             | "keep-alive"
             | "proxy-connection"
@@ -154,17 +156,62 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Removes hop-by-hop headers, including those a `Connection` header names; with `identity`
+/// The prefix of every header the gateway sets for upstreams about the caller.
+const IDENTITY_PREFIX: &str = "x-portcullis-";
+
+/// Headers the gateway sets or strips for upstreams (besides hop-by-hop and identity ones).
+fn is_managed(name: &str) -> bool {
+    matches!(
+        name,
+        "host"
+            | "authorization"
+            | "x-api-key"
+            | "x-request-id"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+    )
+}
+
+/// `name` read the way CGI, WSGI, PHP and Rack servers read it: they turn `-` and `_` alike
+/// into `_` in their `HTTP_*` variables, so `X_Portcullis_Subject` is `X-Portcullis-Subject`
+/// to them. `None` for a name without `_` (the common case: one scan, no allocation).
+fn dashed(name: &str) -> Option<String> {
+    name.contains('_').then(|| name.replace('_', "-"))
+}
+
+/// Whether a client header is an underscore spelling of one the gateway sets or strips, or of
+/// another header in the same request (which the upstream could not tell apart from it).
+fn is_underscore_alias(name: &str, h: &HeaderMap) -> bool {
+    dashed(name).is_some_and(|d| {
+        is_hop_by_hop(&d)
+            || d.starts_with(IDENTITY_PREFIX)
+            || is_managed(&d)
+            || h.contains_key(d.as_str())
+    })
+}
+
+/// Whether a request carries an underscore spelling of an identity header (forward-auth refuses
+/// these: the proxy in front overwrites only the dashed names).
+pub(crate) fn has_identity_alias(h: &HeaderMap) -> bool {
+    h.keys()
+        .any(|k| dashed(k.as_str()).is_some_and(|d| d.starts_with(IDENTITY_PREFIX)))
+}
+
+/// Removes hop-by-hop headers, including those a `Connection` header names. With `request`
 /// also every `x-portcullis-*` header (names are lowercase in `http`, so any spelling the client
-/// used), with `credentials` also `Authorization` and `X-API-Key`. One pass over the names, and
-/// only what is present is removed: this runs twice on every proxied request.
-fn strip(h: &mut HeaderMap, identity: bool, credentials: bool) {
+/// used) and every underscore spelling of a header the gateway sets or strips
+/// ([`is_underscore_alias`]); with `credentials` also `Authorization` and `X-API-Key`. One pass
+/// over the names, and only what is present is removed: this runs twice on every proxied
+/// request.
+fn strip(h: &mut HeaderMap, request: bool, credentials: bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     let mut connection = false;
     for k in h.keys() {
         connection |= k == header::CONNECTION;
-        if is_hop_by_hop(k)
-            || (identity && k.as_str().starts_with("x-portcullis-"))
+        let n = k.as_str();
+        if is_hop_by_hop(n)
+            || (request && (n.starts_with(IDENTITY_PREFIX) || is_underscore_alias(n, h)))
             || (credentials && (k == header::AUTHORIZATION || k == X_API_KEY))
         {
             doomed.push(k.clone());
@@ -190,8 +237,9 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Prepares a client's headers for the upstream: hop-by-hop headers, every client-sent
-/// `x-portcullis-*` header and, unless `forward_credentials`, `Authorization` and `X-API-Key`
-/// are removed.
+/// `x-portcullis-*` header, underscore spellings of the headers the gateway sets or strips (and
+/// of any other header present) and, unless `forward_credentials`, `Authorization` and
+/// `X-API-Key` are removed.
 pub fn strip_request_headers(h: &mut HeaderMap, forward_credentials: bool) {
     strip(h, true, !forward_credentials);
 }
@@ -475,6 +523,42 @@ mod tests {
         strip_request_headers(&mut h, true);
         assert_eq!(h.len(), 2);
         assert!(h.contains_key("x-portcullisx") && h.contains_key(header::AUTHORIZATION));
+    }
+
+    #[test]
+    fn underscore_spellings_of_managed_headers_go() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("x_portcullis_subject", "root"),
+            ("X_PORTCULLIS_IDENTITY", "forged"),
+            ("x-portcullis_tenant", "globex"),
+            ("x_request_id", "evil"),
+            ("x_forwarded_for", "10.9.9.9"),
+            ("x_forwarded_host", "admin.example"),
+            ("x_api_key", "pcl_whatever"),
+            ("transfer_encoding", "chunked"),
+            ("x-tenant", "acme"),
+            ("x_tenant", "globex"),
+            ("x_kept", "1"),
+            ("accept", "*/*"),
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_static(value),
+            );
+        }
+        strip_request_headers(&mut h, true);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x-tenant", "x_kept"]);
+        assert!(has_identity_alias(&HeaderMap::from_iter([(
+            HeaderName::from_static("x_portcullis_subject"),
+            HeaderValue::from_static("root"),
+        )])));
+        assert!(!has_identity_alias(&HeaderMap::from_iter([(
+            HeaderName::from_static("x-portcullis-subject"),
+            HeaderValue::from_static("root"),
+        )])));
     }
 
     #[test]

@@ -107,6 +107,34 @@ async fn nginx_auth_request_answers_2xx_401_403_only() {
     assert_eq!(r.header("x-portcullis-identity"), Some(""));
 }
 
+/// The proxy in front overwrites the dashed identity names only; an underscore spelling would
+/// pass it and reach a CGI, WSGI, PHP or Rack upstream as the real header, so it is refused.
+#[tokio::test]
+async fn underscore_spellings_of_identity_headers_are_refused() {
+    let ctx = start(ROUTES).await;
+    let auth = bearer(&ctx.issuer.token(json!({})));
+    for (ep, mut h, want) in [
+        ("/_portcullis/auth/nginx", nginx("GET", "/public/x"), 403),
+        (
+            "/_portcullis/auth/traefik",
+            vec![
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/t/acme/orders/1"),
+            ],
+            400,
+        ),
+        ("/_portcullis/auth/envoy/public/x", vec![], 400),
+    ] {
+        h.push(("authorization", &auth));
+        let r = raw(ctx.gw.addr, "GET", ep, &h).await;
+        assert_eq!(r.status, 200, "{ep} without the spoof: {}", r.body);
+        h.push(("X_Portcullis_Subject", "root"));
+        let r = raw(ctx.gw.addr, "GET", ep, &h).await;
+        assert_eq!(r.status, want, "{ep}: {}", r.body);
+        assert!(r.header("x-portcullis-subject").is_none(), "{ep}");
+    }
+}
+
 #[tokio::test]
 async fn traefik_forward_auth_uses_x_forwarded_headers() {
     let ctx = start(ROUTES).await;
