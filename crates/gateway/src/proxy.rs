@@ -6,8 +6,11 @@
 //! so any spelling), and so is every name that reads as one the gateway sets or strips, or as
 //! another header of the request, once `_` is read as `-` (`X_Portcullis_Subject`: CGI, WSGI,
 //! PHP and Rack servers cannot tell the two apart); `Authorization` and `X-API-Key` are removed unless the route sets
-//! `forward_authorization`; `Host` becomes the upstream's, with the original in
-//! `X-Forwarded-Host`; `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
+//! `forward_authorization`; client-sent forwarding headers (`Forwarded`, `X-Real-IP`,
+//! `X-Forwarded-Host`/`-Port`/`-Prefix`, `X-Original-URL`, `X-Rewrite-URL`, the method overrides
+//! `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, ...) are removed, because
+//! upstream frameworks believe them and only the gateway may say them; `Host` becomes the
+//! upstream's, with the original in `X-Forwarded-Host`; `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
 //! is set; `X-Request-Id` is set; then the identity headers of the verified caller, the
 //! verified client certificate's fingerprint (`X-Portcullis-Client-Cert-Sha256`) and, when
 //! configured, the signed identity JWT (`X-Portcullis-Identity`). On a route with
@@ -159,17 +162,44 @@ fn is_hop_by_hop(name: &str) -> bool {
 /// The prefix of every header the gateway sets for upstreams about the caller.
 const IDENTITY_PREFIX: &str = "x-portcullis-";
 
-/// Headers the gateway sets or strips for upstreams (besides hop-by-hop and identity ones).
+/// Headers that tell a server behind a proxy about the original request (its client address,
+/// host, port, scheme, path or method): only the gateway may say these, so a client's copies
+/// never reach the upstream. The gateway then sets `X-Forwarded-Host` and `X-Forwarded-Proto`
+/// itself; `X-Forwarded-For` is not here, the gateway appends the client's address to it.
+fn is_forwarding(name: &str) -> bool {
+    matches!(
+        name,
+        "forwarded"
+            | "x-forwarded-host"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-forwarded-proto"
+            | "x-forwarded-scheme"
+            | "x-forwarded-ssl"
+            | "x-forwarded-server"
+            | "x-forwarded-uri"
+            | "x-forwarded-method"
+            | "front-end-https"
+            | "x-real-ip"
+            | "x-client-ip"
+            | "client-ip"
+            | "true-client-ip"
+            | "x-original-url"
+            | "x-original-uri"
+            | "x-original-method"
+            | "x-rewrite-url"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+    )
+}
+
+/// Headers the gateway sets or strips for upstreams (besides hop-by-hop, identity and
+/// forwarding ones).
 fn is_managed(name: &str) -> bool {
     matches!(
         name,
-        "host"
-            | "authorization"
-            | "x-api-key"
-            | "x-request-id"
-            | "x-forwarded-for"
-            | "x-forwarded-host"
-            | "x-forwarded-proto"
+        "host" | "authorization" | "x-api-key" | "x-request-id" | "x-forwarded-for"
     )
 }
 
@@ -186,6 +216,7 @@ fn is_underscore_alias(name: &str, h: &HeaderMap) -> bool {
     dashed(name).is_some_and(|d| {
         is_hop_by_hop(&d)
             || d.starts_with(IDENTITY_PREFIX)
+            || is_forwarding(&d)
             || is_managed(&d)
             || h.contains_key(d.as_str())
     })
@@ -200,7 +231,7 @@ pub(crate) fn has_identity_alias(h: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers, including those a `Connection` header names. With `request`
 /// also every `x-portcullis-*` header (names are lowercase in `http`, so any spelling the client
-/// used) and every underscore spelling of a header the gateway sets or strips
+/// used), the forwarding headers ([`is_forwarding`]) and every underscore spelling of a header the gateway sets or strips
 /// ([`is_underscore_alias`]); with `credentials` also `Authorization` and `X-API-Key`. One pass
 /// over the names, and only what is present is removed: this runs twice on every proxied
 /// request.
@@ -211,7 +242,10 @@ fn strip(h: &mut HeaderMap, request: bool, credentials: bool) {
         connection |= k == header::CONNECTION;
         let n = k.as_str();
         if is_hop_by_hop(n)
-            || (request && (n.starts_with(IDENTITY_PREFIX) || is_underscore_alias(n, h)))
+            || (request
+                && (n.starts_with(IDENTITY_PREFIX)
+                    || is_forwarding(n)
+                    || is_underscore_alias(n, h)))
             || (credentials && (k == header::AUTHORIZATION || k == X_API_KEY))
         {
             doomed.push(k.clone());
@@ -237,7 +271,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Prepares a client's headers for the upstream: hop-by-hop headers, every client-sent
-/// `x-portcullis-*` header, underscore spellings of the headers the gateway sets or strips (and
+/// `x-portcullis-*` header, the forwarding headers only the gateway may set (`Forwarded`,
+/// `X-Real-IP`, `X-Forwarded-Host`, `X-Original-URL`, `X-HTTP-Method-Override`, ...), underscore spellings of the headers the gateway sets or strips (and
 /// of any other header present) and, unless `forward_credentials`, `Authorization` and
 /// `X-API-Key` are removed.
 pub fn strip_request_headers(h: &mut HeaderMap, forward_credentials: bool) {

@@ -191,6 +191,42 @@ async fn underscore_spellings_of_gateway_headers_never_reach_the_upstream() {
     assert_eq!(r.upstream_header("x-tenant"), vec!["acme"]);
 }
 
+/// Upstream frameworks believe forwarding and method-override headers; only the gateway may
+/// say them, so a client's copies are removed and the gateway's own are set from the request.
+#[tokio::test]
+async fn client_sent_forwarding_and_override_headers_never_reach_the_upstream() {
+    let ctx = start(ROUTES).await;
+    let spoofs = [
+        ("Forwarded", "for=10.9.9.9;host=admin.example;proto=https"),
+        ("X-Real-IP", "10.9.9.9"),
+        ("X-Original-URL", "/admin/secret"),
+        ("X-Rewrite-URL", "/admin/secret"),
+        ("X-Forwarded-Host", "admin.example"),
+        ("X-Forwarded-Port", "443"),
+        ("X-Forwarded-Prefix", "/admin"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Ssl", "on"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-HTTP-Method", "DELETE"),
+        ("X-Method-Override", "DELETE"),
+        ("X-Kept", "1"),
+    ];
+    let r = raw(ctx.gw.addr, "GET", "/public/x", &spoofs).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (name, _) in spoofs {
+        let name = name.to_ascii_lowercase();
+        let got = r.upstream_header(&name);
+        match name.as_str() {
+            // The gateway's own, from the request it received.
+            "x-forwarded-host" => assert_eq!(got, vec!["api.test"], "{name}"),
+            "x-forwarded-proto" => assert_eq!(got, vec!["http"], "{name}"),
+            "x-kept" => assert_eq!(got, vec!["1"], "{name}"),
+            _ => assert!(got.is_empty(), "{name}: {got:?}"),
+        }
+    }
+    assert_eq!(r.json()["method"], "GET");
+}
+
 #[tokio::test]
 async fn forward_authorization_passes_the_credential_only_where_asked() {
     let ctx = start(ROUTES).await;
