@@ -10,7 +10,8 @@
 //! `X-Forwarded-Host`/`-Port`/`-Prefix`, `X-Original-URL`, `X-Rewrite-URL`, the method overrides
 //! `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, ...) are removed, because
 //! upstream frameworks believe them and only the gateway may say them; `Host` becomes the
-//! upstream's, with the original in `X-Forwarded-Host`; `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
+//! upstream's, and `X-Forwarded-Host` is the host the route was chosen by
+//! ([`crate::host`]: a malformed or ambiguous host is refused before that); `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
 //! is set; `X-Request-Id` is set; then the identity headers of the verified caller, the
 //! verified client certificate's fingerprint (`X-Portcullis-Client-Cert-Sha256`) and, when
 //! configured, the signed identity JWT (`X-Portcullis-Identity`). On a route with
@@ -31,6 +32,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use crate::config::{ConfigError, UpstreamSection};
+use crate::host::RequestHost;
 use crate::pool::Pool;
 use crate::{decide, identity_values, simple, Conn, Facts, Refusal, Shared, IDENTITY_HEADERS};
 
@@ -303,17 +305,30 @@ pub async fn handle(
     let request_id = crate::request_id(req.headers());
     let request_id_value = HeaderValue::from_str(&request_id).ok();
     let (mut parts, body) = req.into_parts();
+    let unmatched: Arc<str> = Arc::from("unmatched");
+    // Parsed once: routes are matched by this host, and the upstream is told exactly this one.
+    let host = match crate::host::of_request(&parts.uri, &parts.headers) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::info!(request_id, error = %e, "host refused");
+            let refusal = Refusal::BadHost(e);
+            let mut resp = refusal.response(&shared.verifier);
+            set_request_id(&mut resp, &request_id);
+            shared
+                .metrics
+                .request(&unmatched, refusal.outcome(), started.elapsed());
+            return resp;
+        }
+    };
     let path = crate::path::normalize(parts.uri.path(), snap.config.paths.rules());
-    let host = crate::routes::request_host(&parts.uri, &parts.headers).map(str::to_owned);
     let facts = Facts {
         parts: &parts,
-        host: host.as_deref(),
+        host: host.as_ref().map(RequestHost::name),
         client_ip: Some(peer.ip()),
         client_cert: conn.client_cert_sha256.as_deref(),
         request_id: &request_id,
         mode: "proxy",
     };
-    let unmatched: Arc<str> = Arc::from("unmatched");
     // The decision and the upstream exchange are boxed: hyper moves the request's future whole
     // (several times per request), and inline they made it 7 KB; boxed, about 1.5 KB.
     let allowed = match Box::pin(decide(&shared, &snap, &path, &facts)).await {
@@ -376,12 +391,9 @@ pub async fn handle(
     if client_upgrade.is_some() {
         crate::upgrade::ask_upstream(h);
     }
-    if let Some(orig) = h.remove(header::HOST) {
-        h.insert(X_FORWARDED_HOST, orig);
-    } else if let Some(a) = parts.uri.authority() {
-        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-            h.insert(X_FORWARDED_HOST, v);
-        }
+    h.remove(header::HOST);
+    if let Some(host) = &host {
+        h.insert(X_FORWARDED_HOST, host.value().clone());
     }
     if !upstream.section.http2 {
         h.insert(header::HOST, upstream.host.clone());

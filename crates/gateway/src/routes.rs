@@ -144,23 +144,6 @@ pub struct RouteTable {
     routes: Vec<Route>,
 }
 
-/// The host a request names: its URI authority (HTTP/2, absolute form) or `Host`, without port.
-pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
-    let raw = match uri.authority() {
-        Some(a) => a.host(),
-        None => headers.get(http::header::HOST)?.to_str().ok()?,
-    };
-    Some(request_host_str(raw))
-}
-
-/// A host header value without its port.
-pub fn request_host_str(h: &str) -> &str {
-    if h.starts_with('[') {
-        return h.split_once(']').map_or(h, |(a, _)| &h[..=a.len()]);
-    }
-    h.split_once(':').map_or(h, |(a, _)| a)
-}
-
 impl RouteTable {
     pub fn routes(&self) -> &[Route] {
         &self.routes
@@ -584,17 +567,5 @@ mod tests {
         assert_eq!(find(&t, None, Method::GET, "/c"), None);
         assert_eq!(find(&t, None, Method::GET, "/bb"), None);
         assert!(find(&t, None, Method::GET, "/b").is_some());
-    }
-
-    #[test]
-    fn hosts_ignore_port_and_case() {
-        let h = http::HeaderMap::from_iter([(
-            http::header::HOST,
-            http::HeaderValue::from_static("API.example.com:8443"),
-        )]);
-        let uri: http::Uri = "/x".parse().expect("uri");
-        assert_eq!(request_host(&uri, &h), Some("API.example.com"));
-        let uri: http::Uri = "http://[::1]:80/x".parse().expect("uri");
-        assert_eq!(request_host(&uri, &h), Some("[::1]"));
     }
 }

@@ -182,6 +182,57 @@ async fn traefik_forward_auth_uses_x_forwarded_headers() {
     );
 }
 
+/// The host the proxy reports is checked like the reverse proxy's: a well-formed one picks its
+/// route, a malformed or doubled one is refused rather than matched as some other host.
+#[tokio::test]
+async fn forward_auth_hosts_are_checked() {
+    let ctx = start(
+        r#"
+[forward_auth]
+enabled = true
+
+[[routes]]
+name = "admin"
+host = "admin.example"
+path = "/*"
+accept = ["access_token"]
+
+[[routes]]
+name = "site"
+path = "/*"
+public = true
+"#,
+    )
+    .await;
+    let ep = "/_portcullis/auth/traefik";
+    let traefik = |hosts: &[&'static str]| {
+        let mut h = vec![("x-forwarded-method", "GET"), ("x-forwarded-uri", "/x")];
+        h.extend(hosts.iter().map(|v| ("x-forwarded-host", *v)));
+        h
+    };
+    for (hosts, want) in [
+        (&["admin.example"][..], 401),
+        (&["Admin.Example:443"][..], 401),
+        (&["www.example"][..], 200),
+        (&[][..], 200),
+        (&["admin.example."][..], 400),
+        (&["user@admin.example"][..], 400),
+        (&["www.example, admin.example"][..], 400),
+        (&["www.example", "admin.example"][..], 400),
+    ] {
+        let r = raw(ctx.gw.addr, "GET", ep, &traefik(hosts)).await;
+        assert_eq!(r.status, want, "{hosts:?}: {}", r.body);
+    }
+    // nginx reports the host in Host; a malformed one is 403 there (auth_request's only "no").
+    for (host, want) in [("admin.example", 401), ("admin.example.", 403)] {
+        let text = format!(
+            "GET /_portcullis/auth/nginx HTTP/1.1\r\nhost: {host}\r\nx-original-method: GET\r\nx-original-uri: /x\r\nconnection: close\r\n\r\n"
+        );
+        let r = raw_text(ctx.gw.addr, &text).await;
+        assert_eq!(r.status, want, "{host}: {}", r.body);
+    }
+}
+
 #[tokio::test]
 async fn envoy_ext_authz_takes_method_and_path_from_the_check_request() {
     let ctx = start(ROUTES).await;

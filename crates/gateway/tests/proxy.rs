@@ -227,6 +227,114 @@ async fn client_sent_forwarding_and_override_headers_never_reach_the_upstream() 
     assert_eq!(r.json()["method"], "GET");
 }
 
+/// Routes are chosen by exactly the host the upstream is told in `X-Forwarded-Host`: a host
+/// named two ways (absolute-form URI and `Host`, two `Host`s, a list) or malformed (trailing
+/// dot, userinfo) is refused, and a client's `X-Forwarded-Host` is never passed on.
+#[tokio::test]
+async fn the_route_is_chosen_by_the_host_the_upstream_is_told() {
+    let ctx = start(
+        r#"
+[upstreams.app]
+url = "http://{up}"
+
+[[routes]]
+name = "admin"
+host = "admin.example"
+path = "/*"
+upstream = "app"
+accept = ["access_token"]
+
+[[routes]]
+name = "site"
+path = "/*"
+upstream = "app"
+public = true
+"#,
+    )
+    .await;
+    let req = |line: &str, headers: &str| format!("{line}\r\n{headers}connection: close\r\n\r\n");
+    // (request line, header lines, status, X-Forwarded-Host the upstream sees when let through)
+    let cases = [
+        ("GET /x HTTP/1.1", "host: admin.example\r\n", 401, None),
+        ("GET /x HTTP/1.1", "host: ADMIN.example:8080\r\n", 401, None),
+        (
+            "GET /x HTTP/1.1",
+            "host: www.example:8080\r\n",
+            200,
+            Some("www.example:8080"),
+        ),
+        (
+            "GET http://admin.example/x HTTP/1.1",
+            "host: admin.example\r\n",
+            401,
+            None,
+        ),
+        (
+            "GET http://www.example/x HTTP/1.1",
+            "host: admin.example\r\n",
+            400,
+            None,
+        ),
+        (
+            "GET http://admin.example/x HTTP/1.1",
+            "host: www.example\r\n",
+            400,
+            None,
+        ),
+        (
+            "GET http://user@admin.example/x HTTP/1.1",
+            "host: admin.example\r\n",
+            400,
+            None,
+        ),
+        ("GET /x HTTP/1.1", "host: admin.example.\r\n", 400, None),
+        ("GET /x HTTP/1.1", "host: user@admin.example\r\n", 400, None),
+        (
+            "GET /x HTTP/1.1",
+            "host: www.example, admin.example\r\n",
+            400,
+            None,
+        ),
+        (
+            "GET /x HTTP/1.1",
+            "host: www.example\r\nhost: admin.example\r\n",
+            400,
+            None,
+        ),
+        (
+            "GET /x HTTP/1.1",
+            "host: www.example\r\nx-forwarded-host: admin.example\r\n",
+            200,
+            Some("www.example"),
+        ),
+        (
+            "GET /x HTTP/1.0",
+            "x-forwarded-host: admin.example\r\n",
+            200,
+            None,
+        ),
+    ];
+    for (line, headers, want, xfh) in cases {
+        let r = raw_text(ctx.gw.addr, &req(line, headers)).await;
+        assert_eq!(r.status, want, "{line} {headers:?}: {}", r.body);
+        if want == 400 {
+            assert_eq!(r.body, r#"{"error":"invalid_request"}"#);
+        }
+        if want == 200 {
+            let seen = r.upstream_header("x-forwarded-host");
+            assert_eq!(seen.first().map(String::as_str), xfh, "{line} {headers:?}");
+            assert!(seen.len() <= 1, "{seen:?}");
+        }
+    }
+    let m = metrics(&ctx.gw).await;
+    assert!(
+        m.contains(
+            "portcullis_gateway_requests_total{route=\"unmatched\",outcome=\"bad_request\"} 7"
+        ),
+        "{m}"
+    );
+}
+
 #[tokio::test]
 async fn forward_authorization_passes_the_credential_only_where_asked() {
     let ctx = start(ROUTES).await;

@@ -353,6 +353,17 @@ pub async fn raw(addr: SocketAddr, method: &str, target: &str, headers: &[(&str,
     .expect("response before the deadline")
 }
 
+/// Sends `text` as it is (request line, headers and all) and reads the answer.
+pub async fn raw_text(addr: SocketAddr, text: &str) -> Resp {
+    tokio::time::timeout(DEADLINE, async {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(text.as_bytes()).await.expect("write");
+        read_response(&mut s).await
+    })
+    .await
+    .expect("response before the deadline")
+}
+
 pub fn request(method: &str, target: &str, headers: &[(&str, &str)], close: bool) -> String {
     let mut r = format!("{method} {target} HTTP/1.1\r\nhost: api.test\r\n");
     for (k, v) in headers {
