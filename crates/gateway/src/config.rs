@@ -63,6 +63,11 @@ pub struct GatewayConfig {
     pub paths: PathsSection,
     /// Needed by `portcullis gateway`; embedders may pass their own verifier instead.
     pub verifier: Option<VerifierSection>,
+    /// Addresses (CIDRs or single addresses) of the proxies in front of the gateway: the nginx,
+    /// Traefik or Envoy asking forward-auth, a load balancer before the reverse proxy. Only
+    /// their forwarding headers are believed ([`crate::client_ip`]); empty by default.
+    #[serde(default)]
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     #[serde(default)]
     pub forward_auth: ForwardAuthSection,
     #[serde(default)]
@@ -208,8 +213,10 @@ pub struct ForwardAuthSection {
     /// Serve `/_portcullis/auth/{nginx,traefik,envoy}` on the main listener.
     #[serde(default)]
     pub enabled: bool,
-    /// A header the proxy in front sets to the client's address (e.g. `x-real-ip`); used for
-    /// API-key IP allowlists. Unset: no client address is known in forward-auth mode.
+    /// A header the proxy in front sets to the client's address (`x-forwarded-for`,
+    /// `forwarded`, `x-real-ip`); used for API-key IP allowlists, rate limits and audit. Read
+    /// only from a peer in `trusted_proxies` (required with it), as the rightmost address that
+    /// is not a trusted proxy. Unset: no client address is known in forward-auth mode.
     pub client_ip_header: Option<String>,
 }
 

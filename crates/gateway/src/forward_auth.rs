@@ -99,17 +99,23 @@ fn original(req: &Request<Incoming>, mode: Mode) -> Option<(http::Method, Uri)> 
     }
 }
 
-fn client_ip(req: &Request<Incoming>, snap: &Snapshot) -> Option<IpAddr> {
+/// The client's address from the configured header, when the proxy asking is a trusted one
+/// ([`crate::client_ip`]).
+fn client_ip(req: &Request<Incoming>, snap: &Snapshot, peer: SocketAddr) -> Option<IpAddr> {
     let name = snap.config.forward_auth.client_ip_header.as_deref()?;
-    let v = header(req, name)?;
-    v.split(',').next()?.trim().parse().ok()
+    let trusted = &snap.config.trusted_proxies;
+    if !trusted.contains(peer.ip()) {
+        tracing::debug!(%peer, "forward-auth request from a peer not in trusted_proxies; its {name} is ignored");
+        return None;
+    }
+    crate::client_ip::from_headers(req.headers(), name, peer.ip(), trusted)
 }
 
 pub async fn handle(
     shared: &Arc<Shared>,
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
-    _peer: SocketAddr,
+    peer: SocketAddr,
     mode: Mode,
     started: Instant,
 ) -> Response<Body> {
@@ -151,7 +157,7 @@ pub async fn handle(
             return bad_request();
         }
     };
-    let ip = client_ip(&req, snap);
+    let ip = client_ip(&req, snap, peer);
     let (mut parts, _body) = req.into_parts();
     parts.method = method;
     parts.uri = uri;

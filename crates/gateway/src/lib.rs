@@ -24,6 +24,7 @@
 //! beyond the RFC 6750 code.
 
 pub mod audit;
+pub mod client_ip;
 pub mod config;
 pub mod forward_auth;
 pub mod host;
@@ -126,6 +127,13 @@ impl Snapshot {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(ConfigError(
                     "forward_auth.client_ip_header is not a header name".into(),
+                ));
+            }
+            // Fail loudly: the header is read only from a trusted proxy, so without any it
+            // would silently never be read.
+            if config.trusted_proxies.is_empty() {
+                return Err(ConfigError(
+                    "forward_auth.client_ip_header needs trusted_proxies: the addresses of the proxies that set it".into(),
                 ));
             }
         }

@@ -1,23 +1,26 @@
 //! The reverse proxy: forwards an allowed request to its route's upstream over a pooled
 //! keep-alive client (hyper-util), streaming bodies both ways, and returns the upstream's answer.
 //!
-//! Headers to the upstream: hop-by-hop headers (and any the client's `Connection` names) are
-//! removed; every client-sent `X-Portcullis-*` header is removed (names are case-insensitive,
-//! so any spelling), and so is every name that reads as one the gateway sets or strips, or as
-//! another header of the request, once `_` is read as `-` (`X_Portcullis_Subject`: CGI, WSGI,
-//! PHP and Rack servers cannot tell the two apart); `Authorization` and `X-API-Key` are removed unless the route sets
-//! `forward_authorization`; client-sent forwarding headers (`Forwarded`, `X-Real-IP`,
-//! `X-Forwarded-Host`/`-Port`/`-Prefix`, `X-Original-URL`, `X-Rewrite-URL`, the method overrides
-//! `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, ...) are removed, because
-//! upstream frameworks believe them and only the gateway may say them; `Host` becomes the
-//! upstream's, and `X-Forwarded-Host` is the host the route was chosen by
-//! ([`crate::host`]: a malformed or ambiguous host is refused before that); `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
-//! is set; `X-Request-Id` is set; then the identity headers of the verified caller, the
-//! verified client certificate's fingerprint (`X-Portcullis-Client-Cert-Sha256`) and, when
-//! configured, the signed identity JWT (`X-Portcullis-Identity`). On a route with
-//! `websocket = true`, an authorized HTTP/1.1 WebSocket upgrade keeps `Upgrade: websocket` and
-//! `Connection: upgrade`, and an upstream's 101 turns the exchange into a tunnel
-//! (`crate::upgrade`); a 101 the client did not get to ask for is a 502.
+//! Headers to the upstream, in order:
+//! - removed: hop-by-hop headers (and any the client's `Connection` names); every client-sent
+//!   `X-Portcullis-*` header (names are case-insensitive, so any spelling); every name that
+//!   reads as one the gateway sets or strips, or as another header of the request, once `_` is
+//!   read as `-` (`X_Portcullis_Subject`: CGI, WSGI, PHP and Rack servers cannot tell the two
+//!   apart); client-sent forwarding headers (`Forwarded`, `X-Real-IP`,
+//!   `X-Forwarded-Host`/`-Port`/`-Prefix`, `X-Original-URL`, `X-Rewrite-URL`, the method
+//!   overrides `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, ...), which
+//!   upstream frameworks believe and only the gateway may say; `Authorization` and `X-API-Key`
+//!   unless the route sets `forward_authorization`;
+//! - set: `Host` (the upstream's); `X-Forwarded-Host`, the host the route was chosen by
+//!   ([`crate::host`]); `X-Forwarded-For`, the peer's address, appended to the client's chain
+//!   only when the peer is in `trusted_proxies`; `X-Forwarded-Proto`; `X-Request-Id`; then the
+//!   identity headers of the verified caller, the verified client certificate's fingerprint
+//!   (`X-Portcullis-Client-Cert-Sha256`) and, when configured, the signed identity JWT
+//!   (`X-Portcullis-Identity`).
+//!
+//! On a route with `websocket = true`, an authorized HTTP/1.1 WebSocket upgrade keeps
+//! `Upgrade: websocket` and `Connection: upgrade`, and an upstream's 101 turns the exchange into
+//! a tunnel (`crate::upgrade`); a 101 the client did not get to ask for is a 502.
 //!
 //! Upstream failures answer 502 (`bad_gateway`) or 504 (`gateway_timeout`) with nothing else;
 //! the cause goes to tracing with the request id. This module must never forward a request to
@@ -167,7 +170,7 @@ const IDENTITY_PREFIX: &str = "x-portcullis-";
 /// Headers that tell a server behind a proxy about the original request (its client address,
 /// host, port, scheme, path or method): only the gateway may say these, so a client's copies
 /// never reach the upstream. The gateway then sets `X-Forwarded-Host` and `X-Forwarded-Proto`
-/// itself; `X-Forwarded-For` is not here, the gateway appends the client's address to it.
+/// itself; `X-Forwarded-For` is not here, the gateway rewrites it ([`forwarded_for`]).
 fn is_forwarding(name: &str) -> bool {
     matches!(
         name,
@@ -279,6 +282,23 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// `X-API-Key` are removed.
 pub fn strip_request_headers(h: &mut HeaderMap, forward_credentials: bool) {
     strip(h, true, !forward_credentials);
+}
+
+/// `X-Forwarded-For` for the upstream: the peer's address appended to the chain a trusted proxy
+/// sent ([`crate::client_ip`]), or the peer's address alone. A chain from anyone else is only
+/// the client's word, and an upstream reading it from the left would believe it.
+fn forwarded_for(h: &HeaderMap, conn: &Conn, trusted_peer: bool) -> HeaderValue {
+    let mut chain = h.get_all(X_FORWARDED_FOR).iter().peekable();
+    if !trusted_peer || chain.peek().is_none() {
+        return conn.forwarded_for.clone();
+    }
+    chain
+        .map(|v| v.to_str().ok())
+        .collect::<Option<Vec<&str>>>()
+        .and_then(|prev| {
+            HeaderValue::try_from(format!("{}, {}", prev.join(", "), conn.peer.ip())).ok()
+        })
+        .unwrap_or_else(|| conn.forwarded_for.clone())
 }
 
 /// Handles one request on the main listener: forward-auth endpoints, else the proxy.
@@ -398,13 +418,9 @@ pub async fn handle(
     if !upstream.section.http2 {
         h.insert(header::HOST, upstream.host.clone());
     }
-    let xff = match h.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::try_from(format!("{prev}, {}", peer.ip())).ok(),
-        None => Some(conn.forwarded_for.clone()),
-    };
-    if let Some(v) = xff {
-        h.insert(X_FORWARDED_FOR, v);
-    }
+    let trusted_peer = snap.config.trusted_proxies.contains(peer.ip());
+    let xff = forwarded_for(h, &conn, trusted_peer);
+    h.insert(X_FORWARDED_FOR, xff);
     h.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if conn.tls { "https" } else { "http" }),

@@ -284,10 +284,13 @@ public = true
 }
 
 /// `forward_auth.client_ip_header` names who the client is behind the proxy: a public route's
-/// rate limit counts per that address (the first of a list), not per the proxy's connection.
+/// rate limit counts per that address (the rightmost that is not a trusted proxy), not per the
+/// proxy's connection.
 #[tokio::test]
 async fn forward_auth_takes_the_client_address_from_the_configured_header() {
     let routes = r#"
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+
 [forward_auth]
 enabled = true
 client_ip_header = "x-real-ip"
@@ -314,13 +317,104 @@ rate_limit = { per_second = 0.001, burst = 1 }
     assert_eq!(status(from("198.51.100.7")).await, 200);
     assert_eq!(status(from("198.51.100.7")).await, 429, "same client");
     assert_eq!(
-        status(from("203.0.113.9, 10.0.0.1")).await,
+        status(from("198.51.100.7, 203.0.113.9, 10.0.0.1")).await,
         200,
-        "another client"
+        "another client: the rightmost that is not a trusted proxy"
+    );
+    assert_eq!(status(from("203.0.113.9")).await, 429, "the same one");
+}
+
+/// The attack corpus's case: `X-Forwarded-For: 10.9.9.9, 203.0.113.7`, the first entry the
+/// client's own and the second appended by the proxy, must not pass a key allowlisted for
+/// 10.0.0.0/8. The proxy's entry is believed only when the proxy is a trusted one, and
+/// `Forwarded` is read by the same rule.
+#[tokio::test]
+async fn forward_auth_client_addresses_are_read_from_the_right_and_only_from_trusted_proxies() {
+    let config = |trusted: &str, header: &str| {
+        format!(
+            "trusted_proxies = [{trusted}]\n[forward_auth]\nenabled = true\nclient_ip_header = \"{header}\"\n{}",
+            ROUTES.replace("[forward_auth]\nenabled = true\n", "")
+        )
+    };
+    let ep = "/_portcullis/auth/traefik";
+    let ask = |key: &str, header: &'static str, value: &'static str| {
+        vec![
+            ("x-forwarded-method".to_owned(), "GET".to_owned()),
+            ("x-forwarded-uri".to_owned(), "/t/acme/orders/1".to_owned()),
+            ("x-api-key".to_owned(), key.to_owned()),
+            (header.to_owned(), value.to_owned()),
+        ]
+    };
+    let status = |addr, h: Vec<(String, String)>| async move {
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        raw(addr, "GET", ep, &h).await.status
+    };
+
+    let ctx = start(&config("\"127.0.0.1\"", "x-forwarded-for")).await;
+    let key = ctx
+        .keys
+        .issue_allowlisted("acme", &["orders:read"], &["10.0.0.0/8"]);
+    let xff = "x-forwarded-for";
+    let a = ctx.gw.addr;
+    assert_eq!(
+        status(a, ask(&key, xff, "10.9.9.9, 203.0.113.7")).await,
+        401
     );
     assert_eq!(
-        status(from("203.0.113.9")).await,
-        429,
-        "the first of a list is the client"
+        status(a, ask(&key, xff, "203.0.113.7, 10.9.9.9")).await,
+        200
     );
+    assert_eq!(status(a, ask(&key, xff, "10.9.9.9")).await, 200);
+    assert_eq!(status(a, ask(&key, xff, "10.9.9.9, unknown")).await, 401);
+
+    let ctx = start(&config("\"127.0.0.1\"", "forwarded")).await;
+    let key = ctx
+        .keys
+        .issue_allowlisted("acme", &["orders:read"], &["10.0.0.0/8"]);
+    let fwd = "forwarded";
+    let a = ctx.gw.addr;
+    assert_eq!(
+        status(a, ask(&key, fwd, "for=10.9.9.9, for=203.0.113.7")).await,
+        401
+    );
+    assert_eq!(
+        status(a, ask(&key, fwd, "for=10.9.9.9;proto=https")).await,
+        200
+    );
+    assert_eq!(
+        status(a, ask(&key, fwd, "for=203.0.113.7, for=\"10.9.9.9:4711\"")).await,
+        200
+    );
+
+    // The peer (127.0.0.1) is not a trusted proxy: its header is ignored, no address is known,
+    // and the allowlisted key is refused whatever the header says.
+    let ctx = start(&config("\"192.0.2.1\"", "x-forwarded-for")).await;
+    let key = ctx
+        .keys
+        .issue_allowlisted("acme", &["orders:read"], &["10.0.0.0/8"]);
+    assert_eq!(status(ctx.gw.addr, ask(&key, xff, "10.9.9.9")).await, 401);
+}
+
+#[test]
+fn a_client_ip_header_needs_trusted_proxies() {
+    let load = |text: &str| {
+        let c = portcullis_gateway::GatewayConfig::from_toml(&format!(
+            "listen = \"127.0.0.1:0\"\n{text}"
+        ))
+        .map_err(|e| e.to_string())?;
+        portcullis_gateway::Snapshot::build(c, None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let e = load("[forward_auth]\nenabled = true\nclient_ip_header = \"x-forwarded-for\"\n")
+        .expect_err("refused");
+    assert!(e.contains("trusted_proxies"), "{e}");
+    load("trusted_proxies = [\"10.0.0.0/8\"]\n[forward_auth]\nenabled = true\nclient_ip_header = \"x-forwarded-for\"\n")
+        .expect("with trusted proxies");
+    for bad in ["\"0.0.0.0/0\"", "\"::/0\"", "\"proxy.internal\""] {
+        assert!(
+            load(&format!("trusted_proxies = [{bad}]\n")).is_err(),
+            "{bad}"
+        );
+    }
 }

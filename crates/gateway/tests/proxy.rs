@@ -335,6 +335,40 @@ public = true
     );
 }
 
+/// A client's `X-Forwarded-For` is its own word: an upstream reading the chain from the left
+/// would take it for the client's address. It is extended only when the peer is a trusted
+/// proxy; from anyone else the upstream gets the peer's address alone.
+#[tokio::test]
+async fn x_forwarded_for_is_extended_only_for_trusted_proxies() {
+    let ctx = start(ROUTES).await;
+    let r = raw(
+        ctx.gw.addr,
+        "GET",
+        "/public/x",
+        &[("x-forwarded-for", "10.9.9.9")],
+    )
+    .await;
+    assert_eq!(r.upstream_header("x-forwarded-for"), vec!["127.0.0.1"]);
+
+    let ctx = start(&format!("trusted_proxies = [\"127.0.0.0/8\"]\n{ROUTES}")).await;
+    let r = raw(
+        ctx.gw.addr,
+        "GET",
+        "/public/x",
+        &[
+            ("x-forwarded-for", "10.9.9.9, 203.0.113.7"),
+            ("x-forwarded-for", "198.51.100.1"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.upstream_header("x-forwarded-for"),
+        vec!["10.9.9.9, 203.0.113.7, 198.51.100.1, 127.0.0.1"]
+    );
+    let r = raw(ctx.gw.addr, "GET", "/public/x", &[]).await;
+    assert_eq!(r.upstream_header("x-forwarded-for"), vec!["127.0.0.1"]);
+}
+
 #[tokio::test]
 async fn forward_authorization_passes_the_credential_only_where_asked() {
     let ctx = start(ROUTES).await;
