@@ -23,7 +23,8 @@
 //! a tunnel (`crate::upgrade`); a 101 the client did not get to ask for is a 502.
 //!
 //! Upstream failures answer 502 (`bad_gateway`) or 504 (`gateway_timeout`) with nothing else;
-//! the cause goes to tracing with the request id. This module must never forward a request to
+//! the cause goes to tracing with the request id. A request body the client got wrong (a
+//! malformed chunk) is the client's error: 400, never counted against the upstream. This module must never forward a request to
 //! an upstream other than its route's, or with a path other than the normalised one.
 
 use std::sync::Arc;
@@ -525,6 +526,12 @@ pub async fn handle(
                 rp.headers.insert(X_REQUEST_ID, v);
             }
             finish(Response::from_parts(rp, Body::new(rb)), "proxied")
+        }
+        Ok(Err(e)) if e.is_client_body() => {
+            tracing::info!(request_id, upstream = &*upstream.name, error = %e, "client request body failed");
+            let mut resp = simple(StatusCode::BAD_REQUEST, "invalid_request");
+            set_request_id(&mut resp, &request_id);
+            finish(resp, "bad_request")
         }
         Ok(Err(e)) => {
             let kind = e.kind();

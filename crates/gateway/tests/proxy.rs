@@ -838,6 +838,29 @@ async fn bodies_stream_both_ways() {
     assert_eq!(r.json()["body_len"], 16);
 }
 
+/// A request body the client got wrong (a bad chunk size here) is the client's error: 400,
+/// counted as a bad request and not as an upstream failure.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_error() {
+    let ctx = start(ROUTES).await;
+    let r = raw_text(
+        ctx.gw.addr,
+        "POST /public/c HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n4\r\nabcd\r\nzz\r\nabcd\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body, r#"{"error":"invalid_request"}"#);
+    let m = metrics(&ctx.gw).await;
+    assert!(
+        m.contains("portcullis_gateway_requests_total{route=\"public\",outcome=\"bad_request\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("portcullis_gateway_upstream_errors_total{"),
+        "{m}"
+    );
+}
+
 #[tokio::test]
 async fn metrics_count_routes_outcomes_failures_and_feed_lag() {
     let ctx = start(ROUTES).await;
