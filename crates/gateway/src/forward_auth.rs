@@ -105,7 +105,11 @@ fn client_ip(req: &Request<Incoming>, snap: &Snapshot, peer: SocketAddr) -> Opti
     let name = snap.config.forward_auth.client_ip_header.as_deref()?;
     let trusted = &snap.config.trusted_proxies;
     if !trusted.contains(peer.ip()) {
-        tracing::debug!(%peer, "forward-auth request from a peer not in trusted_proxies; its {name} is ignored");
+        tracing::debug!(
+            %peer,
+            header = name,
+            "forward-auth request from a peer not in trusted_proxies; its header is ignored"
+        );
         return None;
     }
     crate::client_ip::from_headers(req.headers(), name, peer.ip(), trusted)

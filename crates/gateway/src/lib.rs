@@ -3,10 +3,10 @@
 //! user already runs ([`forward_auth`]).
 //!
 //! Every request is decided the same way ([`decide`]): parse the host ([`host`]) and normalise
-//! the path ([`path`]), pick the
-//! most specific route ([`routes`]), and either let it through (`public = true`) or verify its
-//! credential against the route's policy; then the per-route rate limit. Anything unmatched is
-//! 404; anything that fails is refused (fail closed).
+//! the path ([`path`]), pick the most specific route ([`routes`]), and either let it through
+//! (`public = true`) or verify its credential against the route's policy; then the per-route
+//! rate limit. Anything unmatched is 404; anything that fails is refused (fail closed). A client
+//! address comes from forwarding headers only through [`client_ip`] (trusted proxies only).
 //!
 //! The running configuration is an immutable [`Snapshot`] swapped whole on reload (SIGHUP, file
 //! change, or [`Gateway::reload`]); requests in flight finish on the snapshot they started with
@@ -19,9 +19,10 @@
 //! WebSocket upgrades to their upstream; without TLS, clients may also speak HTTP/2 with prior
 //! knowledge (h2c).
 //!
-//! This crate must never forward a request whose route it could not determine, never pass a
-//! client-sent `X-Portcullis-*` header upstream, and never tell a client why it was refused
-//! beyond the RFC 6750 code.
+//! This crate must never forward a request whose route it could not determine, or that the
+//! upstream could read as another path or host than the one its route was chosen by; never pass
+//! a client-sent `X-Portcullis-*` header upstream, in any spelling; and never tell a client why
+//! it was refused beyond the RFC 6750 code.
 
 pub mod audit;
 pub mod client_ip;

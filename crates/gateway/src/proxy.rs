@@ -24,8 +24,10 @@
 //!
 //! Upstream failures answer 502 (`bad_gateway`) or 504 (`gateway_timeout`) with nothing else;
 //! the cause goes to tracing with the request id. A request body the client got wrong (a
-//! malformed chunk) is the client's error: 400, never counted against the upstream. This module must never forward a request to
-//! an upstream other than its route's, or with a path other than the normalised one.
+//! malformed chunk) is the client's error: 400, never counted against the upstream.
+//!
+//! This module must never forward a request to an upstream other than its route's, with a path
+//! other than the normalised one, or with a host other than the one its route was chosen by.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -237,10 +239,10 @@ pub(crate) fn has_identity_alias(h: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers, including those a `Connection` header names. With `request`
 /// also every `x-portcullis-*` header (names are lowercase in `http`, so any spelling the client
-/// used), the forwarding headers ([`is_forwarding`]) and every underscore spelling of a header the gateway sets or strips
-/// ([`is_underscore_alias`]); with `credentials` also `Authorization` and `X-API-Key`. One pass
-/// over the names, and only what is present is removed: this runs twice on every proxied
-/// request.
+/// used), the forwarding headers ([`is_forwarding`]) and every underscore spelling of a header
+/// the gateway sets or strips ([`is_underscore_alias`]); with `credentials` also
+/// `Authorization` and `X-API-Key`. One pass over the names, and only what is present is
+/// removed: this runs twice on every proxied request.
 fn strip(h: &mut HeaderMap, request: bool, credentials: bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     let mut connection = false;
@@ -278,9 +280,9 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 /// Prepares a client's headers for the upstream: hop-by-hop headers, every client-sent
 /// `x-portcullis-*` header, the forwarding headers only the gateway may set (`Forwarded`,
-/// `X-Real-IP`, `X-Forwarded-Host`, `X-Original-URL`, `X-HTTP-Method-Override`, ...), underscore spellings of the headers the gateway sets or strips (and
-/// of any other header present) and, unless `forward_credentials`, `Authorization` and
-/// `X-API-Key` are removed.
+/// `X-Real-IP`, `X-Forwarded-Host`, `X-Original-URL`, `X-HTTP-Method-Override`, ...),
+/// underscore spellings of the headers the gateway sets or strips (and of any other header
+/// present) and, unless `forward_credentials`, `Authorization` and `X-API-Key` are removed.
 pub fn strip_request_headers(h: &mut HeaderMap, forward_credentials: bool) {
     strip(h, true, !forward_credentials);
 }
@@ -528,7 +530,12 @@ pub async fn handle(
             finish(Response::from_parts(rp, Body::new(rb)), "proxied")
         }
         Ok(Err(e)) if e.is_client_body() => {
-            tracing::info!(request_id, upstream = &*upstream.name, error = %e, "client request body failed");
+            tracing::info!(
+                request_id,
+                upstream = &*upstream.name,
+                error = %e,
+                "the client's request body failed"
+            );
             let mut resp = simple(StatusCode::BAD_REQUEST, "invalid_request");
             set_request_id(&mut resp, &request_id);
             finish(resp, "bad_request")
