@@ -58,8 +58,16 @@ pub struct GatewayConfig {
     pub workers: Option<usize>,
     #[serde(default)]
     pub limits: Limits,
+    /// How request paths are normalised (safe by default).
+    #[serde(default)]
+    pub paths: PathsSection,
     /// Needed by `portcullis gateway`; embedders may pass their own verifier instead.
     pub verifier: Option<VerifierSection>,
+    /// Addresses (CIDRs or single addresses) of the proxies in front of the gateway: the nginx,
+    /// Traefik or Envoy asking forward-auth, a load balancer before the reverse proxy. Only
+    /// their forwarding headers are believed ([`crate::client_ip`]); empty by default.
+    #[serde(default)]
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     #[serde(default)]
     pub forward_auth: ForwardAuthSection,
     #[serde(default)]
@@ -110,6 +118,29 @@ impl Default for Limits {
             max_header_bytes: Self::default_max_header_bytes(),
             max_headers: Self::default_max_headers(),
             header_read_timeout: Self::default_header_read_timeout(),
+        }
+    }
+}
+
+/// Path normalisation rules ([`crate::path`]); both default to the safe choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PathsSection {
+    /// `;` path parameters: `false` (default) refuses a path holding one with 400; `true` cuts
+    /// each segment at its first `;`, and the stripped path is matched and forwarded.
+    #[serde(default)]
+    pub strip_parameters: bool,
+    /// Let segments end in a dot or a space (`/admin./`, `/admin%20/`), which Windows and IIS
+    /// read as `/admin/`. Default `false`: refused with 400.
+    #[serde(default)]
+    pub insecure_allow_windows_forms: bool,
+}
+
+impl PathsSection {
+    pub fn rules(&self) -> crate::path::Rules {
+        crate::path::Rules {
+            strip_parameters: self.strip_parameters,
+            insecure_allow_windows_forms: self.insecure_allow_windows_forms,
         }
     }
 }
@@ -186,8 +217,10 @@ pub struct ForwardAuthSection {
     /// Serve `/_portcullis/auth/{nginx,traefik,envoy}` on the main listener.
     #[serde(default)]
     pub enabled: bool,
-    /// A header the proxy in front sets to the client's address (e.g. `x-real-ip`); used for
-    /// API-key IP allowlists. Unset: no client address is known in forward-auth mode.
+    /// A header the proxy in front sets to the client's address (`x-forwarded-for`,
+    /// `forwarded`, `x-real-ip`); used for API-key IP allowlists, rate limits and audit. Read
+    /// only from a peer in `trusted_proxies` (required with it), as the rightmost address that
+    /// is not a trusted proxy. Unset: no client address is known in forward-auth mode.
     pub client_ip_header: Option<String>,
 }
 

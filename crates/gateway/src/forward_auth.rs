@@ -12,8 +12,11 @@
 //! Allowed: 200 with all six identity headers (empty when the caller has no such fact, and
 //! on public routes), so the proxy overwrites whatever the client sent. Refused: the RFC 6750
 //! answer; for nginx, whose `auth_request` understands only 2xx/401/403, every refusal that is
-//! not a 401 becomes 403. A forward-auth request missing the original method or URI is refused
-//! (fail closed).
+//! not a 401 becomes 403. The host is checked like the reverse proxy's ([`crate::host`]): a
+//! malformed one, or two, is refused. A forward-auth request missing the original method or URI
+//! is refused (fail closed), and so is one carrying an underscore spelling of an identity
+//! header (`X_Portcullis_Subject`), which the proxy would not overwrite and CGI, WSGI, PHP and
+//! Rack upstreams read as the dashed one.
 //!
 //! The gateway trusts these headers to describe the client's request: the forward-auth path
 //! must be reachable only by the proxy. This module must never answer 2xx for a request it could
@@ -47,6 +50,14 @@ impl Mode {
             Self::Envoy => "envoy",
         }
     }
+
+    /// The header naming the original request's host.
+    fn host_header(self) -> &'static str {
+        match self {
+            Self::Traefik => "x-forwarded-host",
+            Self::Nginx | Self::Envoy => "host",
+        }
+    }
 }
 
 /// The forward-auth mode a path asks for, if it is one of ours.
@@ -64,20 +75,16 @@ fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Method, URI and host of the original request, as `mode` describes them.
-fn original(req: &Request<Incoming>, mode: Mode) -> Option<(http::Method, Uri, Option<String>)> {
-    let host =
-        |name: &str| header(req, name).map(|h| crate::routes::request_host_str(h).to_owned());
+/// Method and URI of the original request, as `mode` describes them.
+fn original(req: &Request<Incoming>, mode: Mode) -> Option<(http::Method, Uri)> {
     match mode {
         Mode::Nginx => Some((
             http::Method::from_bytes(header(req, "x-original-method")?.as_bytes()).ok()?,
             header(req, "x-original-uri")?.parse().ok()?,
-            host("host"),
         )),
         Mode::Traefik => Some((
             http::Method::from_bytes(header(req, "x-forwarded-method")?.as_bytes()).ok()?,
             header(req, "x-forwarded-uri")?.parse().ok()?,
-            host("x-forwarded-host"),
         )),
         Mode::Envoy => {
             let pq = req.uri().path_and_query()?.as_str();
@@ -87,50 +94,81 @@ fn original(req: &Request<Incoming>, mode: Mode) -> Option<(http::Method, Uri, O
             } else {
                 rest.to_owned()
             };
-            Some((req.method().clone(), uri.parse().ok()?, host("host")))
+            Some((req.method().clone(), uri.parse().ok()?))
         }
     }
 }
 
-fn client_ip(req: &Request<Incoming>, snap: &Snapshot) -> Option<IpAddr> {
+/// The client's address from the configured header, when the proxy asking is a trusted one
+/// ([`crate::client_ip`]).
+fn client_ip(req: &Request<Incoming>, snap: &Snapshot, peer: SocketAddr) -> Option<IpAddr> {
     let name = snap.config.forward_auth.client_ip_header.as_deref()?;
-    let v = header(req, name)?;
-    v.split(',').next()?.trim().parse().ok()
+    let trusted = &snap.config.trusted_proxies;
+    if !trusted.contains(peer.ip()) {
+        tracing::debug!(
+            %peer,
+            header = name,
+            "forward-auth request from a peer not in trusted_proxies; its header is ignored"
+        );
+        return None;
+    }
+    crate::client_ip::from_headers(req.headers(), name, peer.ip(), trusted)
 }
 
 pub async fn handle(
     shared: &Arc<Shared>,
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
-    _peer: SocketAddr,
+    peer: SocketAddr,
     mode: Mode,
     started: Instant,
 ) -> Response<Body> {
     let request_id = crate::request_id(req.headers());
     let unmatched: Arc<str> = Arc::from("unmatched");
-    let Some((method, uri, host)) = original(&req, mode) else {
+    let bad_request = || {
+        shared
+            .metrics
+            .request(&unmatched, "bad_request", started.elapsed());
+        let mut resp = match mode {
+            Mode::Nginx => simple(StatusCode::FORBIDDEN, "invalid_request"),
+            _ => simple(StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        set_request_id(&mut resp, &request_id);
+        resp
+    };
+    // The proxy overwrites the dashed identity names only; an underscore spelling would reach
+    // an upstream that reads it as one (CGI, WSGI, PHP, Rack).
+    if crate::proxy::has_identity_alias(req.headers()) {
+        tracing::info!(
+            request_id,
+            mode = mode.as_str(),
+            "underscore spelling of an identity header; refusing"
+        );
+        return bad_request();
+    }
+    let Some((method, uri)) = original(&req, mode) else {
         tracing::warn!(
             request_id,
             mode = mode.as_str(),
             "forward-auth request without the original method or URI; refusing (check the proxy's configuration)"
         );
-        let resp = match mode {
-            Mode::Nginx => simple(StatusCode::FORBIDDEN, "invalid_request"),
-            _ => simple(StatusCode::BAD_REQUEST, "invalid_request"),
-        };
-        shared
-            .metrics
-            .request(&unmatched, "bad_request", started.elapsed());
-        return resp;
+        return bad_request();
     };
-    let ip = client_ip(&req, snap);
+    let host = match crate::host::from_header(req.headers(), mode.host_header()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::info!(request_id, mode = mode.as_str(), error = %e, "host refused");
+            return bad_request();
+        }
+    };
+    let ip = client_ip(&req, snap, peer);
     let (mut parts, _body) = req.into_parts();
     parts.method = method;
     parts.uri = uri;
-    let path = crate::path::normalize(parts.uri.path());
+    let path = crate::path::normalize(parts.uri.path(), snap.config.paths.rules());
     let facts = Facts {
         parts: &parts,
-        host: host.as_deref(),
+        host: host.as_ref().map(crate::host::RequestHost::name),
         client_ip: ip,
         client_cert: None,
         request_id: &request_id,

@@ -2,10 +2,11 @@
 //! reverse proxy ([`proxy`]) or as the forward-auth endpoint of an nginx, Traefik or Envoy the
 //! user already runs ([`forward_auth`]).
 //!
-//! Every request is decided the same way ([`decide`]): normalise the path ([`path`]), pick the
-//! most specific route ([`routes`]), and either let it through (`public = true`) or verify its
-//! credential against the route's policy; then the per-route rate limit. Anything unmatched is
-//! 404; anything that fails is refused (fail closed).
+//! Every request is decided the same way ([`decide`]): parse the host ([`host`]) and normalise
+//! the path ([`path`]), pick the most specific route ([`routes`]), and either let it through
+//! (`public = true`) or verify its credential against the route's policy; then the per-route
+//! rate limit. Anything unmatched is 404; anything that fails is refused (fail closed). A client
+//! address comes from forwarding headers only through [`client_ip`] (trusted proxies only).
 //!
 //! The running configuration is an immutable [`Snapshot`] swapped whole on reload (SIGHUP, file
 //! change, or [`Gateway::reload`]); requests in flight finish on the snapshot they started with
@@ -18,13 +19,16 @@
 //! WebSocket upgrades to their upstream; without TLS, clients may also speak HTTP/2 with prior
 //! knowledge (h2c).
 //!
-//! This crate must never forward a request whose route it could not determine, never pass a
-//! client-sent `X-Portcullis-*` header upstream, and never tell a client why it was refused
-//! beyond the RFC 6750 code.
+//! This crate must never forward a request whose route it could not determine, or that the
+//! upstream could read as another path or host than the one its route was chosen by; never pass
+//! a client-sent `X-Portcullis-*` header upstream, in any spelling; and never tell a client why
+//! it was refused beyond the RFC 6750 code.
 
 pub mod audit;
+pub mod client_ip;
 pub mod config;
 pub mod forward_auth;
+pub mod host;
 pub mod identity;
 pub mod metrics;
 pub mod path;
@@ -55,6 +59,7 @@ pub use server::Conn;
 
 use crate::audit::Sampler;
 use crate::config::ClientCertMode;
+use crate::host::HostError;
 use crate::identity::IdentitySigner;
 use crate::metrics::Metrics;
 use crate::path::{NormalPath, PathError};
@@ -123,6 +128,13 @@ impl Snapshot {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(ConfigError(
                     "forward_auth.client_ip_header is not a header name".into(),
+                ));
+            }
+            // Fail loudly: the header is read only from a trusted proxy, so without any it
+            // would silently never be read.
+            if config.trusted_proxies.is_empty() {
+                return Err(ConfigError(
+                    "forward_auth.client_ip_header needs trusted_proxies: the addresses of the proxies that set it".into(),
                 ));
             }
         }
@@ -525,6 +537,8 @@ pub fn request_id(headers: &http::HeaderMap) -> String {
 #[derive(Debug)]
 pub enum Refusal {
     BadPath(PathError),
+    /// The request's host is malformed or ambiguous ([`host`]).
+    BadHost(HostError),
     NotFound,
     Denied(Denial),
     /// The route requires a verified client certificate and the connection presented none.
@@ -538,7 +552,7 @@ impl Refusal {
     /// The label used for metrics `outcome`.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Self::BadPath(_) => "bad_request",
+            Self::BadPath(_) | Self::BadHost(_) => "bad_request",
             Self::NotFound => "not_found",
             Self::ClientCertRequired => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
@@ -554,7 +568,9 @@ impl Refusal {
     /// The answer a client gets (RFC 6750 for credential problems).
     pub fn response(&self, verifier: &Verifier) -> Response<Body> {
         match self {
-            Self::BadPath(_) => simple(StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::BadPath(_) | Self::BadHost(_) => {
+                simple(StatusCode::BAD_REQUEST, "invalid_request")
+            }
             Self::NotFound => simple(StatusCode::NOT_FOUND, "not_found"),
             // 403, not 401: no bearer credential would help, only a new connection with a
             // certificate. RFC 6749's `access_denied`, without a WWW-Authenticate challenge.
@@ -582,6 +598,7 @@ pub struct Allowed<'a> {
 pub struct Facts<'a> {
     /// Method, URI (its query is checked for credentials) and headers of the original request.
     pub parts: &'a Parts,
+    /// The host name routes are matched by: the one the upstream is told ([`host`]).
     pub host: Option<&'a str>,
     pub client_ip: Option<IpAddr>,
     /// The fingerprint of the client certificate verified on this connection; always `None`

@@ -54,14 +54,38 @@ pub enum UpstreamError {
     Handshake(hyper::Error),
     #[error("request: {0}")]
     Request(hyper::Error),
+    /// Reading the client's request body failed (a malformed chunk, the client went away)
+    /// while it was being sent on: the client's fault, not the upstream's.
+    #[error("client request body: {0}")]
+    ClientBody(hyper::Error),
 }
 
 impl UpstreamError {
-    /// The metrics label: `connect` when no connection could be made, else `request`.
+    /// The metrics label: `connect` when no connection could be made, else `request`
+    /// (`client_body` is not the upstream's and is not counted as its error).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Connect(_) | Self::ConnectTimeout | Self::Handshake(_) => "connect",
             Self::Request(_) => "request",
+            Self::ClientBody(_) => "client_body",
+        }
+    }
+
+    /// Whether the request body the client sent is what failed.
+    pub fn is_client_body(&self) -> bool {
+        matches!(self, Self::ClientBody(_))
+    }
+
+    /// Sorts a failed exchange: hyper reports an error of the body it was sending as a "user"
+    /// error whose cause is that body's own error, and the only body sent is the client's
+    /// (`Incoming`, whose errors are `hyper::Error`s).
+    fn of_request(e: hyper::Error) -> Self {
+        let body_failed =
+            e.is_user() && std::error::Error::source(&e).is_some_and(|c| c.is::<hyper::Error>());
+        if body_failed {
+            Self::ClientBody(e)
+        } else {
+            Self::Request(e)
         }
     }
 }
@@ -168,7 +192,7 @@ impl Pool {
                         req = back;
                         fresh_only = true;
                     }
-                    _ => return Err(UpstreamError::Request(e.into_error())),
+                    _ => return Err(UpstreamError::of_request(e.into_error())),
                 },
             }
         }
@@ -197,7 +221,7 @@ impl Pool {
         let resp = sender
             .send_request(req)
             .await
-            .map_err(UpstreamError::Request)?;
+            .map_err(UpstreamError::of_request)?;
         Ok(self.lend(resp, None))
     }
 

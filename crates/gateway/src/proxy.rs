@@ -1,21 +1,33 @@
 //! The reverse proxy: forwards an allowed request to its route's upstream over a pooled
 //! keep-alive client (hyper-util), streaming bodies both ways, and returns the upstream's answer.
 //!
-//! Headers to the upstream: hop-by-hop headers (and any the client's `Connection` names) are
-//! removed; every client-sent `X-Portcullis-*` header is removed (names are case-insensitive,
-//! so any spelling); `Authorization` and `X-API-Key` are removed unless the route sets
-//! `forward_authorization`; `Host` becomes the upstream's, with the original in
-//! `X-Forwarded-Host`; `X-Forwarded-For` gets the client address appended, `X-Forwarded-Proto`
-//! is set; `X-Request-Id` is set; then the identity headers of the verified caller, the
-//! verified client certificate's fingerprint (`X-Portcullis-Client-Cert-Sha256`) and, when
-//! configured, the signed identity JWT (`X-Portcullis-Identity`). On a route with
-//! `websocket = true`, an authorized HTTP/1.1 WebSocket upgrade keeps `Upgrade: websocket` and
-//! `Connection: upgrade`, and an upstream's 101 turns the exchange into a tunnel
-//! (`crate::upgrade`); a 101 the client did not get to ask for is a 502.
+//! Headers to the upstream, in order:
+//! - removed: hop-by-hop headers (and any the client's `Connection` names); every client-sent
+//!   `X-Portcullis-*` header (names are case-insensitive, so any spelling); every name that
+//!   reads as one the gateway sets or strips, or as another header of the request, once `_` is
+//!   read as `-` (`X_Portcullis_Subject`: CGI, WSGI, PHP and Rack servers cannot tell the two
+//!   apart); client-sent forwarding headers (`Forwarded`, `X-Real-IP`,
+//!   `X-Forwarded-Host`/`-Port`/`-Prefix`, `X-Original-URL`, `X-Rewrite-URL`, the method
+//!   overrides `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, ...), which
+//!   upstream frameworks believe and only the gateway may say; `Authorization` and `X-API-Key`
+//!   unless the route sets `forward_authorization`;
+//! - set: `Host` (the upstream's); `X-Forwarded-Host`, the host the route was chosen by
+//!   ([`crate::host`]); `X-Forwarded-For`, the peer's address, appended to the client's chain
+//!   only when the peer is in `trusted_proxies`; `X-Forwarded-Proto`; `X-Request-Id`; then the
+//!   identity headers of the verified caller, the verified client certificate's fingerprint
+//!   (`X-Portcullis-Client-Cert-Sha256`) and, when configured, the signed identity JWT
+//!   (`X-Portcullis-Identity`).
+//!
+//! On a route with `websocket = true`, an authorized HTTP/1.1 WebSocket upgrade keeps
+//! `Upgrade: websocket` and `Connection: upgrade`, and an upstream's 101 turns the exchange into
+//! a tunnel (`crate::upgrade`); a 101 the client did not get to ask for is a 502.
 //!
 //! Upstream failures answer 502 (`bad_gateway`) or 504 (`gateway_timeout`) with nothing else;
-//! the cause goes to tracing with the request id. This module must never forward a request to
-//! an upstream other than its route's, or with a path other than the normalised one.
+//! the cause goes to tracing with the request id. A request body the client got wrong (a
+//! malformed chunk) is the client's error: 400, never counted against the upstream.
+//!
+//! This module must never forward a request to an upstream other than its route's, with a path
+//! other than the normalised one, or with a host other than the one its route was chosen by.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +38,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 
 use crate::config::{ConfigError, UpstreamSection};
+use crate::host::RequestHost;
 use crate::pool::Pool;
 use crate::{decide, identity_values, simple, Conn, Facts, Refusal, Shared, IDENTITY_HEADERS};
 
@@ -139,9 +152,9 @@ impl Upstream {
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1, with the legacy `keep-alive` and
 /// `proxy-connection`): they describe one connection and never travel through a proxy.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
+fn is_hop_by_hop(name: &str) -> bool {
     matches!(
-        name.as_str(),
+        name,
         "connection"
             | "keep-alive"
             | "proxy-connection"
@@ -154,17 +167,93 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Removes hop-by-hop headers, including those a `Connection` header names; with `identity`
+/// The prefix of every header the gateway sets for upstreams about the caller.
+const IDENTITY_PREFIX: &str = "x-portcullis-";
+
+/// Headers that tell a server behind a proxy about the original request (its client address,
+/// host, port, scheme, path or method): only the gateway may say these, so a client's copies
+/// never reach the upstream. The gateway then sets `X-Forwarded-Host` and `X-Forwarded-Proto`
+/// itself; `X-Forwarded-For` is not here, the gateway rewrites it ([`forwarded_for`]).
+fn is_forwarding(name: &str) -> bool {
+    matches!(
+        name,
+        "forwarded"
+            | "x-forwarded-host"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-forwarded-proto"
+            | "x-forwarded-scheme"
+            | "x-forwarded-ssl"
+            | "x-forwarded-server"
+            | "x-forwarded-uri"
+            | "x-forwarded-method"
+            | "front-end-https"
+            | "x-real-ip"
+            | "x-client-ip"
+            | "client-ip"
+            | "true-client-ip"
+            | "x-original-url"
+            | "x-original-uri"
+            | "x-original-method"
+            | "x-rewrite-url"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+    )
+}
+
+/// Headers the gateway sets or strips for upstreams (besides hop-by-hop, identity and
+/// forwarding ones).
+fn is_managed(name: &str) -> bool {
+    matches!(
+        name,
+        "host" | "authorization" | "x-api-key" | "x-request-id" | "x-forwarded-for"
+    )
+}
+
+/// `name` read the way CGI, WSGI, PHP and Rack servers read it: they turn `-` and `_` alike
+/// into `_` in their `HTTP_*` variables, so `X_Portcullis_Subject` is `X-Portcullis-Subject`
+/// to them. `None` for a name without `_` (the common case: one scan, no allocation).
+fn dashed(name: &str) -> Option<String> {
+    name.contains('_').then(|| name.replace('_', "-"))
+}
+
+/// Whether a client header is an underscore spelling of one the gateway sets or strips, or of
+/// another header in the same request (which the upstream could not tell apart from it).
+fn is_underscore_alias(name: &str, h: &HeaderMap) -> bool {
+    dashed(name).is_some_and(|d| {
+        is_hop_by_hop(&d)
+            || d.starts_with(IDENTITY_PREFIX)
+            || is_forwarding(&d)
+            || is_managed(&d)
+            || h.contains_key(d.as_str())
+    })
+}
+
+/// Whether a request carries an underscore spelling of an identity header (forward-auth refuses
+/// these: the proxy in front overwrites only the dashed names).
+pub(crate) fn has_identity_alias(h: &HeaderMap) -> bool {
+    h.keys()
+        .any(|k| dashed(k.as_str()).is_some_and(|d| d.starts_with(IDENTITY_PREFIX)))
+}
+
+/// Removes hop-by-hop headers, including those a `Connection` header names. With `request`
 /// also every `x-portcullis-*` header (names are lowercase in `http`, so any spelling the client
-/// used), with `credentials` also `Authorization` and `X-API-Key`. One pass over the names, and
-/// only what is present is removed: this runs twice on every proxied request.
-fn strip(h: &mut HeaderMap, identity: bool, credentials: bool) {
+/// used), the forwarding headers ([`is_forwarding`]) and every underscore spelling of a header
+/// the gateway sets or strips ([`is_underscore_alias`]); with `credentials` also
+/// `Authorization` and `X-API-Key`. One pass over the names, and only what is present is
+/// removed: this runs twice on every proxied request.
+fn strip(h: &mut HeaderMap, request: bool, credentials: bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     let mut connection = false;
     for k in h.keys() {
         connection |= k == header::CONNECTION;
-        if is_hop_by_hop(k)
-            || (identity && k.as_str().starts_with("x-portcullis-"))
+        let n = k.as_str();
+        if is_hop_by_hop(n)
+            || (request
+                && (n.starts_with(IDENTITY_PREFIX)
+                    || is_forwarding(n)
+                    || is_underscore_alias(n, h)))
             || (credentials && (k == header::AUTHORIZATION || k == X_API_KEY))
         {
             doomed.push(k.clone());
@@ -190,10 +279,29 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Prepares a client's headers for the upstream: hop-by-hop headers, every client-sent
-/// `x-portcullis-*` header and, unless `forward_credentials`, `Authorization` and `X-API-Key`
-/// are removed.
+/// `x-portcullis-*` header, the forwarding headers only the gateway may set (`Forwarded`,
+/// `X-Real-IP`, `X-Forwarded-Host`, `X-Original-URL`, `X-HTTP-Method-Override`, ...),
+/// underscore spellings of the headers the gateway sets or strips (and of any other header
+/// present) and, unless `forward_credentials`, `Authorization` and `X-API-Key` are removed.
 pub fn strip_request_headers(h: &mut HeaderMap, forward_credentials: bool) {
     strip(h, true, !forward_credentials);
+}
+
+/// `X-Forwarded-For` for the upstream: the peer's address appended to the chain a trusted proxy
+/// sent ([`crate::client_ip`]), or the peer's address alone. A chain from anyone else is only
+/// the client's word, and an upstream reading it from the left would believe it.
+fn forwarded_for(h: &HeaderMap, conn: &Conn, trusted_peer: bool) -> HeaderValue {
+    let mut chain = h.get_all(X_FORWARDED_FOR).iter().peekable();
+    if !trusted_peer || chain.peek().is_none() {
+        return conn.forwarded_for.clone();
+    }
+    chain
+        .map(|v| v.to_str().ok())
+        .collect::<Option<Vec<&str>>>()
+        .and_then(|prev| {
+            HeaderValue::try_from(format!("{}, {}", prev.join(", "), conn.peer.ip())).ok()
+        })
+        .unwrap_or_else(|| conn.forwarded_for.clone())
 }
 
 /// Handles one request on the main listener: forward-auth endpoints, else the proxy.
@@ -220,17 +328,30 @@ pub async fn handle(
     let request_id = crate::request_id(req.headers());
     let request_id_value = HeaderValue::from_str(&request_id).ok();
     let (mut parts, body) = req.into_parts();
-    let path = crate::path::normalize(parts.uri.path());
-    let host = crate::routes::request_host(&parts.uri, &parts.headers).map(str::to_owned);
+    let unmatched: Arc<str> = Arc::from("unmatched");
+    // Parsed once: routes are matched by this host, and the upstream is told exactly this one.
+    let host = match crate::host::of_request(&parts.uri, &parts.headers) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::info!(request_id, error = %e, "host refused");
+            let refusal = Refusal::BadHost(e);
+            let mut resp = refusal.response(&shared.verifier);
+            set_request_id(&mut resp, &request_id);
+            shared
+                .metrics
+                .request(&unmatched, refusal.outcome(), started.elapsed());
+            return resp;
+        }
+    };
+    let path = crate::path::normalize(parts.uri.path(), snap.config.paths.rules());
     let facts = Facts {
         parts: &parts,
-        host: host.as_deref(),
+        host: host.as_ref().map(RequestHost::name),
         client_ip: Some(peer.ip()),
         client_cert: conn.client_cert_sha256.as_deref(),
         request_id: &request_id,
         mode: "proxy",
     };
-    let unmatched: Arc<str> = Arc::from("unmatched");
     // The decision and the upstream exchange are boxed: hyper moves the request's future whole
     // (several times per request), and inline they made it 7 KB; boxed, about 1.5 KB.
     let allowed = match Box::pin(decide(&shared, &snap, &path, &facts)).await {
@@ -293,23 +414,16 @@ pub async fn handle(
     if client_upgrade.is_some() {
         crate::upgrade::ask_upstream(h);
     }
-    if let Some(orig) = h.remove(header::HOST) {
-        h.insert(X_FORWARDED_HOST, orig);
-    } else if let Some(a) = parts.uri.authority() {
-        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-            h.insert(X_FORWARDED_HOST, v);
-        }
+    h.remove(header::HOST);
+    if let Some(host) = &host {
+        h.insert(X_FORWARDED_HOST, host.value().clone());
     }
     if !upstream.section.http2 {
         h.insert(header::HOST, upstream.host.clone());
     }
-    let xff = match h.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::try_from(format!("{prev}, {}", peer.ip())).ok(),
-        None => Some(conn.forwarded_for.clone()),
-    };
-    if let Some(v) = xff {
-        h.insert(X_FORWARDED_FOR, v);
-    }
+    let trusted_peer = snap.config.trusted_proxies.contains(peer.ip());
+    let xff = forwarded_for(h, &conn, trusted_peer);
+    h.insert(X_FORWARDED_FOR, xff);
     h.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
@@ -415,6 +529,17 @@ pub async fn handle(
             }
             finish(Response::from_parts(rp, Body::new(rb)), "proxied")
         }
+        Ok(Err(e)) if e.is_client_body() => {
+            tracing::info!(
+                request_id,
+                upstream = &*upstream.name,
+                error = %e,
+                "the client's request body failed"
+            );
+            let mut resp = simple(StatusCode::BAD_REQUEST, "invalid_request");
+            set_request_id(&mut resp, &request_id);
+            finish(resp, "bad_request")
+        }
         Ok(Err(e)) => {
             let kind = e.kind();
             tracing::warn!(request_id, upstream = &*upstream.name, kind, error = %e, "upstream failed");
@@ -475,6 +600,42 @@ mod tests {
         strip_request_headers(&mut h, true);
         assert_eq!(h.len(), 2);
         assert!(h.contains_key("x-portcullisx") && h.contains_key(header::AUTHORIZATION));
+    }
+
+    #[test]
+    fn underscore_spellings_of_managed_headers_go() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("x_portcullis_subject", "root"),
+            ("X_PORTCULLIS_IDENTITY", "forged"),
+            ("x-portcullis_tenant", "globex"),
+            ("x_request_id", "evil"),
+            ("x_forwarded_for", "10.9.9.9"),
+            ("x_forwarded_host", "admin.example"),
+            ("x_api_key", "pcl_whatever"),
+            ("transfer_encoding", "chunked"),
+            ("x-tenant", "acme"),
+            ("x_tenant", "globex"),
+            ("x_kept", "1"),
+            ("accept", "*/*"),
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_static(value),
+            );
+        }
+        strip_request_headers(&mut h, true);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x-tenant", "x_kept"]);
+        assert!(has_identity_alias(&HeaderMap::from_iter([(
+            HeaderName::from_static("x_portcullis_subject"),
+            HeaderValue::from_static("root"),
+        )])));
+        assert!(!has_identity_alias(&HeaderMap::from_iter([(
+            HeaderName::from_static("x-portcullis-subject"),
+            HeaderValue::from_static("root"),
+        )])));
     }
 
     #[test]

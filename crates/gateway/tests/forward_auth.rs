@@ -73,6 +73,9 @@ async fn nginx_auth_request_answers_2xx_401_403_only() {
         (nginx("GET", "/public/%2e%2e/admin/x"), 401),
         // Not 400 or 404: nginx's auth_request understands only 2xx, 401 and 403.
         (nginx("GET", "/public/..%2fadmin/x"), 403),
+        // A Java upstream would read these as /admin/x; refused (400, so 403 here).
+        (nginx("GET", "/public/..;/admin/x"), 403),
+        (nginx("GET", "/public/..%20/admin/x"), 403),
         (nginx("GET", "/nowhere"), 403),
         (
             [
@@ -102,6 +105,34 @@ async fn nginx_auth_request_answers_2xx_401_403_only() {
     // Never set in forward-auth, always answered empty so a client's copies are overwritten.
     assert_eq!(r.header("x-portcullis-client-cert-sha256"), Some(""));
     assert_eq!(r.header("x-portcullis-identity"), Some(""));
+}
+
+/// The proxy in front overwrites the dashed identity names only; an underscore spelling would
+/// pass it and reach a CGI, WSGI, PHP or Rack upstream as the real header, so it is refused.
+#[tokio::test]
+async fn underscore_spellings_of_identity_headers_are_refused() {
+    let ctx = start(ROUTES).await;
+    let auth = bearer(&ctx.issuer.token(json!({})));
+    for (ep, mut h, want) in [
+        ("/_portcullis/auth/nginx", nginx("GET", "/public/x"), 403),
+        (
+            "/_portcullis/auth/traefik",
+            vec![
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/t/acme/orders/1"),
+            ],
+            400,
+        ),
+        ("/_portcullis/auth/envoy/public/x", vec![], 400),
+    ] {
+        h.push(("authorization", &auth));
+        let r = raw(ctx.gw.addr, "GET", ep, &h).await;
+        assert_eq!(r.status, 200, "{ep} without the spoof: {}", r.body);
+        h.push(("X_Portcullis_Subject", "root"));
+        let r = raw(ctx.gw.addr, "GET", ep, &h).await;
+        assert_eq!(r.status, want, "{ep}: {}", r.body);
+        assert!(r.header("x-portcullis-subject").is_none(), "{ep}");
+    }
 }
 
 #[tokio::test]
@@ -149,6 +180,57 @@ async fn traefik_forward_auth_uses_x_forwarded_headers() {
         400,
         "missing method"
     );
+}
+
+/// The host the proxy reports is checked like the reverse proxy's: a well-formed one picks its
+/// route, a malformed or doubled one is refused rather than matched as some other host.
+#[tokio::test]
+async fn forward_auth_hosts_are_checked() {
+    let ctx = start(
+        r#"
+[forward_auth]
+enabled = true
+
+[[routes]]
+name = "admin"
+host = "admin.example"
+path = "/*"
+accept = ["access_token"]
+
+[[routes]]
+name = "site"
+path = "/*"
+public = true
+"#,
+    )
+    .await;
+    let ep = "/_portcullis/auth/traefik";
+    let traefik = |hosts: &[&'static str]| {
+        let mut h = vec![("x-forwarded-method", "GET"), ("x-forwarded-uri", "/x")];
+        h.extend(hosts.iter().map(|v| ("x-forwarded-host", *v)));
+        h
+    };
+    for (hosts, want) in [
+        (&["admin.example"][..], 401),
+        (&["Admin.Example:443"][..], 401),
+        (&["www.example"][..], 200),
+        (&[][..], 200),
+        (&["admin.example."][..], 400),
+        (&["user@admin.example"][..], 400),
+        (&["www.example, admin.example"][..], 400),
+        (&["www.example", "admin.example"][..], 400),
+    ] {
+        let r = raw(ctx.gw.addr, "GET", ep, &traefik(hosts)).await;
+        assert_eq!(r.status, want, "{hosts:?}: {}", r.body);
+    }
+    // nginx reports the host in Host; a malformed one is 403 there (auth_request's only "no").
+    for (host, want) in [("admin.example", 401), ("admin.example.", 403)] {
+        let text = format!(
+            "GET /_portcullis/auth/nginx HTTP/1.1\r\nhost: {host}\r\nx-original-method: GET\r\nx-original-uri: /x\r\nconnection: close\r\n\r\n"
+        );
+        let r = raw_text(ctx.gw.addr, &text).await;
+        assert_eq!(r.status, want, "{host}: {}", r.body);
+    }
 }
 
 #[tokio::test]
@@ -202,10 +284,13 @@ public = true
 }
 
 /// `forward_auth.client_ip_header` names who the client is behind the proxy: a public route's
-/// rate limit counts per that address (the first of a list), not per the proxy's connection.
+/// rate limit counts per that address (the rightmost that is not a trusted proxy), not per the
+/// proxy's connection.
 #[tokio::test]
 async fn forward_auth_takes_the_client_address_from_the_configured_header() {
     let routes = r#"
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+
 [forward_auth]
 enabled = true
 client_ip_header = "x-real-ip"
@@ -232,13 +317,104 @@ rate_limit = { per_second = 0.001, burst = 1 }
     assert_eq!(status(from("198.51.100.7")).await, 200);
     assert_eq!(status(from("198.51.100.7")).await, 429, "same client");
     assert_eq!(
-        status(from("203.0.113.9, 10.0.0.1")).await,
+        status(from("198.51.100.7, 203.0.113.9, 10.0.0.1")).await,
         200,
-        "another client"
+        "another client: the rightmost that is not a trusted proxy"
+    );
+    assert_eq!(status(from("203.0.113.9")).await, 429, "the same one");
+}
+
+/// The attack corpus's case: `X-Forwarded-For: 10.9.9.9, 203.0.113.7`, the first entry the
+/// client's own and the second appended by the proxy, must not pass a key allowlisted for
+/// 10.0.0.0/8. The proxy's entry is believed only when the proxy is a trusted one, and
+/// `Forwarded` is read by the same rule.
+#[tokio::test]
+async fn forward_auth_client_addresses_are_read_from_the_right_and_only_from_trusted_proxies() {
+    let config = |trusted: &str, header: &str| {
+        format!(
+            "trusted_proxies = [{trusted}]\n[forward_auth]\nenabled = true\nclient_ip_header = \"{header}\"\n{}",
+            ROUTES.replace("[forward_auth]\nenabled = true\n", "")
+        )
+    };
+    let ep = "/_portcullis/auth/traefik";
+    let ask = |key: &str, header: &'static str, value: &'static str| {
+        vec![
+            ("x-forwarded-method".to_owned(), "GET".to_owned()),
+            ("x-forwarded-uri".to_owned(), "/t/acme/orders/1".to_owned()),
+            ("x-api-key".to_owned(), key.to_owned()),
+            (header.to_owned(), value.to_owned()),
+        ]
+    };
+    let status = |addr, h: Vec<(String, String)>| async move {
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        raw(addr, "GET", ep, &h).await.status
+    };
+
+    let ctx = start(&config("\"127.0.0.1\"", "x-forwarded-for")).await;
+    let key = ctx
+        .keys
+        .issue_allowlisted("acme", &["orders:read"], &["10.0.0.0/8"]);
+    let xff = "x-forwarded-for";
+    let a = ctx.gw.addr;
+    assert_eq!(
+        status(a, ask(&key, xff, "10.9.9.9, 203.0.113.7")).await,
+        401
     );
     assert_eq!(
-        status(from("203.0.113.9")).await,
-        429,
-        "the first of a list is the client"
+        status(a, ask(&key, xff, "203.0.113.7, 10.9.9.9")).await,
+        200
     );
+    assert_eq!(status(a, ask(&key, xff, "10.9.9.9")).await, 200);
+    assert_eq!(status(a, ask(&key, xff, "10.9.9.9, unknown")).await, 401);
+
+    let ctx = start(&config("\"127.0.0.1\"", "forwarded")).await;
+    let key = ctx
+        .keys
+        .issue_allowlisted("acme", &["orders:read"], &["10.0.0.0/8"]);
+    let fwd = "forwarded";
+    let a = ctx.gw.addr;
+    assert_eq!(
+        status(a, ask(&key, fwd, "for=10.9.9.9, for=203.0.113.7")).await,
+        401
+    );
+    assert_eq!(
+        status(a, ask(&key, fwd, "for=10.9.9.9;proto=https")).await,
+        200
+    );
+    assert_eq!(
+        status(a, ask(&key, fwd, "for=203.0.113.7, for=\"10.9.9.9:4711\"")).await,
+        200
+    );
+
+    // The peer (127.0.0.1) is not a trusted proxy: its header is ignored, no address is known,
+    // and the allowlisted key is refused whatever the header says.
+    let ctx = start(&config("\"192.0.2.1\"", "x-forwarded-for")).await;
+    let key = ctx
+        .keys
+        .issue_allowlisted("acme", &["orders:read"], &["10.0.0.0/8"]);
+    assert_eq!(status(ctx.gw.addr, ask(&key, xff, "10.9.9.9")).await, 401);
+}
+
+#[test]
+fn a_client_ip_header_needs_trusted_proxies() {
+    let load = |text: &str| {
+        let c = portcullis_gateway::GatewayConfig::from_toml(&format!(
+            "listen = \"127.0.0.1:0\"\n{text}"
+        ))
+        .map_err(|e| e.to_string())?;
+        portcullis_gateway::Snapshot::build(c, None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let e = load("[forward_auth]\nenabled = true\nclient_ip_header = \"x-forwarded-for\"\n")
+        .expect_err("refused");
+    assert!(e.contains("trusted_proxies"), "{e}");
+    load("trusted_proxies = [\"10.0.0.0/8\"]\n[forward_auth]\nenabled = true\nclient_ip_header = \"x-forwarded-for\"\n")
+        .expect("with trusted proxies");
+    for bad in ["\"0.0.0.0/0\"", "\"::/0\"", "\"proxy.internal\""] {
+        assert!(
+            load(&format!("trusted_proxies = [{bad}]\n")).is_err(),
+            "{bad}"
+        );
+    }
 }

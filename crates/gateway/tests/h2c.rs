@@ -61,6 +61,8 @@ async fn h2c_clients_get_the_same_proxy_and_policy() {
     assert_eq!(seen["headers"]["x-portcullis-subject"], json!(["user-1"]));
     assert_eq!(seen["headers"]["x-portcullis-tenant"], json!(["acme"]));
     assert_eq!(seen["headers"]["x-forwarded-proto"], json!(["http"]));
+    // The route was chosen by :authority, and that is the host the upstream is told.
+    assert_eq!(seen["headers"]["x-forwarded-host"], json!(["api.test"]));
     assert!(seen["headers"]["authorization"].is_null());
 
     // The same connection, without a credential.
@@ -70,6 +72,27 @@ async fn h2c_clients_get_the_same_proxy_and_policy() {
         .expect("response");
     assert_eq!(resp.status(), 401);
     assert!(resp.headers().contains_key("www-authenticate"));
+}
+
+/// `:authority` and a `Host` naming another host: which one the route was chosen for would be
+/// anyone's guess upstream, so the request is refused (RFC 9113 section 8.3.1).
+#[tokio::test]
+async fn an_authority_and_a_host_that_differ_are_refused() {
+    let ctx = start(ROUTES).await;
+    let mut h2 = h2c(ctx.gw.addr).await;
+    let auth = bearer(&ctx.issuer.token(json!({})));
+    for (host, want) in [("api.test", 200), ("API.test", 200), ("admin.test", 400)] {
+        let req = http::Request::get("http://api.test/orders/1")
+            .header("host", host)
+            .header("authorization", &auth)
+            .body(Empty::new())
+            .expect("request");
+        let resp = tokio::time::timeout(DEADLINE, h2.send_request(req))
+            .await
+            .expect("answer before the deadline")
+            .expect("response");
+        assert_eq!(resp.status(), want, "host: {host}");
+    }
 }
 
 #[tokio::test]

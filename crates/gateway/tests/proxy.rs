@@ -133,6 +133,242 @@ async fn identity_headers_are_set_and_spoofed_ones_never_reach_the_upstream() {
     assert!(r.upstream_header("x-api-key").is_empty());
 }
 
+/// CGI, WSGI, PHP and Rack servers read `X_Portcullis_Subject` as `X-Portcullis-Subject`: no
+/// underscore spelling of a header the gateway sets or strips, or of another header of the same
+/// request, reaches the upstream, on public and protected routes alike.
+#[tokio::test]
+async fn underscore_spellings_of_gateway_headers_never_reach_the_upstream() {
+    let ctx = start(ROUTES).await;
+    let auth = bearer(&ctx.issuer.token(json!({})));
+    let spoofs = [
+        ("X_Portcullis_Subject", "root"),
+        ("x_portcullis_tenant", "globex"),
+        ("X_PORTCULLIS_CREDENTIAL_KIND", "api_key"),
+        ("X_Portcullis_Identity", "forged"),
+        ("X-Portcullis_Scopes", "admin"),
+        ("X_Request_Id", "evil"),
+        ("X_Forwarded_For", "10.9.9.9"),
+        ("X_Forwarded_Host", "admin.example"),
+        ("X_Api_Key", "pcl_whatever"),
+        ("X_Tenant", "globex"),
+        ("X_Kept", "1"),
+    ];
+    // X_Tenant is an alias only where X-Tenant is sent too (the route reading it).
+    for (target, extra, left) in [
+        ("/public/x", vec![], &["x_kept", "x_tenant"][..]),
+        (
+            "/h/x",
+            vec![("authorization", auth.as_str()), ("x-tenant", "acme")],
+            &["x_kept"][..],
+        ),
+    ] {
+        let mut h = spoofs.to_vec();
+        h.extend(extra);
+        let r = raw(ctx.gw.addr, "GET", target, &h).await;
+        assert_eq!(r.status, 200, "{target}: {}", r.body);
+        let headers = r.json()["headers"].clone();
+        let underscored: Vec<&String> = headers
+            .as_object()
+            .expect("headers")
+            .keys()
+            .filter(|n| n.contains('_'))
+            .collect();
+        // Only names standing for nothing the gateway or the request uses are left.
+        assert_eq!(underscored, left, "{target}");
+    }
+    let r = raw(
+        ctx.gw.addr,
+        "GET",
+        "/h/x",
+        &[
+            ("authorization", &auth),
+            ("x-tenant", "acme"),
+            ("X_Portcullis_Subject", "root"),
+        ],
+    )
+    .await;
+    assert_eq!(r.upstream_header("x-portcullis-subject"), vec!["user-1"]);
+    assert_eq!(r.upstream_header("x-tenant"), vec!["acme"]);
+}
+
+/// Upstream frameworks believe forwarding and method-override headers; only the gateway may
+/// say them, so a client's copies are removed and the gateway's own are set from the request.
+#[tokio::test]
+async fn client_sent_forwarding_and_override_headers_never_reach_the_upstream() {
+    let ctx = start(ROUTES).await;
+    let spoofs = [
+        ("Forwarded", "for=10.9.9.9;host=admin.example;proto=https"),
+        ("X-Real-IP", "10.9.9.9"),
+        ("X-Original-URL", "/admin/secret"),
+        ("X-Rewrite-URL", "/admin/secret"),
+        ("X-Forwarded-Host", "admin.example"),
+        ("X-Forwarded-Port", "443"),
+        ("X-Forwarded-Prefix", "/admin"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Ssl", "on"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-HTTP-Method", "DELETE"),
+        ("X-Method-Override", "DELETE"),
+        ("X-Kept", "1"),
+    ];
+    let r = raw(ctx.gw.addr, "GET", "/public/x", &spoofs).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (name, _) in spoofs {
+        let name = name.to_ascii_lowercase();
+        let got = r.upstream_header(&name);
+        match name.as_str() {
+            // The gateway's own, from the request it received.
+            "x-forwarded-host" => assert_eq!(got, vec!["api.test"], "{name}"),
+            "x-forwarded-proto" => assert_eq!(got, vec!["http"], "{name}"),
+            "x-kept" => assert_eq!(got, vec!["1"], "{name}"),
+            _ => assert!(got.is_empty(), "{name}: {got:?}"),
+        }
+    }
+    assert_eq!(r.json()["method"], "GET");
+}
+
+/// Routes are chosen by exactly the host the upstream is told in `X-Forwarded-Host`: a host
+/// named two ways (absolute-form URI and `Host`, two `Host`s, a list) or malformed (trailing
+/// dot, userinfo) is refused, and a client's `X-Forwarded-Host` is never passed on.
+#[tokio::test]
+async fn the_route_is_chosen_by_the_host_the_upstream_is_told() {
+    let ctx = start(
+        r#"
+[upstreams.app]
+url = "http://{up}"
+
+[[routes]]
+name = "admin"
+host = "admin.example"
+path = "/*"
+upstream = "app"
+accept = ["access_token"]
+
+[[routes]]
+name = "site"
+path = "/*"
+upstream = "app"
+public = true
+"#,
+    )
+    .await;
+    let req = |line: &str, headers: &str| format!("{line}\r\n{headers}connection: close\r\n\r\n");
+    // (request line, header lines, status, X-Forwarded-Host the upstream sees when let through)
+    let cases = [
+        ("GET /x HTTP/1.1", "host: admin.example\r\n", 401, None),
+        ("GET /x HTTP/1.1", "host: ADMIN.example:8080\r\n", 401, None),
+        (
+            "GET /x HTTP/1.1",
+            "host: www.example:8080\r\n",
+            200,
+            Some("www.example:8080"),
+        ),
+        (
+            "GET http://admin.example/x HTTP/1.1",
+            "host: admin.example\r\n",
+            401,
+            None,
+        ),
+        (
+            "GET http://www.example/x HTTP/1.1",
+            "host: admin.example\r\n",
+            400,
+            None,
+        ),
+        (
+            "GET http://admin.example/x HTTP/1.1",
+            "host: www.example\r\n",
+            400,
+            None,
+        ),
+        (
+            "GET http://user@admin.example/x HTTP/1.1",
+            "host: admin.example\r\n",
+            400,
+            None,
+        ),
+        ("GET /x HTTP/1.1", "host: admin.example.\r\n", 400, None),
+        ("GET /x HTTP/1.1", "host: user@admin.example\r\n", 400, None),
+        (
+            "GET /x HTTP/1.1",
+            "host: www.example, admin.example\r\n",
+            400,
+            None,
+        ),
+        (
+            "GET /x HTTP/1.1",
+            "host: www.example\r\nhost: admin.example\r\n",
+            400,
+            None,
+        ),
+        (
+            "GET /x HTTP/1.1",
+            "host: www.example\r\nx-forwarded-host: admin.example\r\n",
+            200,
+            Some("www.example"),
+        ),
+        (
+            "GET /x HTTP/1.0",
+            "x-forwarded-host: admin.example\r\n",
+            200,
+            None,
+        ),
+    ];
+    for (line, headers, want, xfh) in cases {
+        let r = raw_text(ctx.gw.addr, &req(line, headers)).await;
+        assert_eq!(r.status, want, "{line} {headers:?}: {}", r.body);
+        if want == 400 {
+            assert_eq!(r.body, r#"{"error":"invalid_request"}"#);
+        }
+        if want == 200 {
+            let seen = r.upstream_header("x-forwarded-host");
+            assert_eq!(seen.first().map(String::as_str), xfh, "{line} {headers:?}");
+            assert!(seen.len() <= 1, "{seen:?}");
+        }
+    }
+    let m = metrics(&ctx.gw).await;
+    assert!(
+        m.contains(
+            "portcullis_gateway_requests_total{route=\"unmatched\",outcome=\"bad_request\"} 7"
+        ),
+        "{m}"
+    );
+}
+
+/// A client's `X-Forwarded-For` is its own word: an upstream reading the chain from the left
+/// would take it for the client's address. It is extended only when the peer is a trusted
+/// proxy; from anyone else the upstream gets the peer's address alone.
+#[tokio::test]
+async fn x_forwarded_for_is_extended_only_for_trusted_proxies() {
+    let ctx = start(ROUTES).await;
+    let r = raw(
+        ctx.gw.addr,
+        "GET",
+        "/public/x",
+        &[("x-forwarded-for", "10.9.9.9")],
+    )
+    .await;
+    assert_eq!(r.upstream_header("x-forwarded-for"), vec!["127.0.0.1"]);
+
+    let ctx = start(&format!("trusted_proxies = [\"127.0.0.0/8\"]\n{ROUTES}")).await;
+    let r = raw(
+        ctx.gw.addr,
+        "GET",
+        "/public/x",
+        &[
+            ("x-forwarded-for", "10.9.9.9, 203.0.113.7"),
+            ("x-forwarded-for", "198.51.100.1"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.upstream_header("x-forwarded-for"),
+        vec!["10.9.9.9, 203.0.113.7, 198.51.100.1, 127.0.0.1"]
+    );
+    let r = raw(ctx.gw.addr, "GET", "/public/x", &[]).await;
+    assert_eq!(r.upstream_header("x-forwarded-for"), vec!["127.0.0.1"]);
+}
+
 #[tokio::test]
 async fn forward_authorization_passes_the_credential_only_where_asked() {
     let ctx = start(ROUTES).await;
@@ -326,6 +562,83 @@ async fn path_tricks_cannot_reach_a_route_under_a_weaker_policy() {
         if want == 400 {
             assert_eq!(r.body, r#"{"error":"invalid_request"}"#);
         }
+    }
+}
+
+/// Java servers (Tomcat, Jetty, Spring) drop `;` path parameters, and Windows/IIS trailing dots
+/// and spaces, before they resolve a path: such paths are refused by default, so no route is
+/// ever chosen for a path the upstream would read as another.
+#[tokio::test]
+async fn path_parameters_and_windows_forms_are_refused_by_default() {
+    let ctx = start(ROUTES).await;
+    for target in [
+        "/public/..;/admin/secret",
+        "/public/x;jsessionid=1",
+        "/public/x;",
+        "/public/a%3Bb",
+        "/public/..%20/admin/x",
+        "/public/x./",
+        "/public/x%2e/y",
+        "/public/x%20/y",
+        "/public/.../admin",
+    ] {
+        let r = raw(ctx.gw.addr, "GET", target, &[]).await;
+        assert_eq!(r.status, 400, "{target}: {}", r.body);
+        assert_eq!(r.body, r#"{"error":"invalid_request"}"#, "{target}");
+    }
+}
+
+/// `[paths] strip_parameters = true`: parameters are cut before matching, and the upstream gets
+/// the stripped path, so a public `/*` cannot carry `/admin;x/secret` past the admin route.
+#[tokio::test]
+async fn stripped_path_parameters_are_matched_and_forwarded_without_them() {
+    let ctx = start(
+        r#"
+[paths]
+strip_parameters = true
+
+[upstreams.app]
+url = "http://{up}"
+
+[[routes]]
+name = "site"
+path = "/*"
+upstream = "app"
+public = true
+
+[[routes]]
+name = "admin"
+path = "/admin/*"
+upstream = "app"
+accept = ["access_token"]
+scopes_all = ["admin"]
+"#,
+    )
+    .await;
+    for target in ["/admin;jsessionid=x/secret", "/public/..;/admin/secret"] {
+        let r = raw(ctx.gw.addr, "GET", target, &[]).await;
+        assert_eq!(r.status, 401, "{target}: {}", r.body);
+    }
+    let admin = bearer(&ctx.issuer.token(json!({"scope": "admin"})));
+    let r = raw(
+        ctx.gw.addr,
+        "GET",
+        "/admin;jsessionid=x/secret",
+        &[("authorization", &admin)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["uri"], "/admin/secret");
+    let r = raw(ctx.gw.addr, "GET", "/x;v=1/y?q=1", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["uri"], "/x/y?q=1");
+    // Still refused: an encoded ';' and the Windows forms.
+    for target in ["/x%3By", "/admin./secret"] {
+        assert_eq!(
+            raw(ctx.gw.addr, "GET", target, &[]).await.status,
+            400,
+            "{target}"
+        );
     }
 }
 
@@ -523,6 +836,29 @@ async fn bodies_stream_both_ways() {
     .await
     .expect("deadline");
     assert_eq!(r.json()["body_len"], 16);
+}
+
+/// A request body the client got wrong (a bad chunk size here) is the client's error: 400,
+/// counted as a bad request and not as an upstream failure.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_error() {
+    let ctx = start(ROUTES).await;
+    let r = raw_text(
+        ctx.gw.addr,
+        "POST /public/c HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n4\r\nabcd\r\nzz\r\nabcd\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body, r#"{"error":"invalid_request"}"#);
+    let m = metrics(&ctx.gw).await;
+    assert!(
+        m.contains("portcullis_gateway_requests_total{route=\"public\",outcome=\"bad_request\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("portcullis_gateway_upstream_errors_total{"),
+        "{m}"
+    );
 }
 
 #[tokio::test]

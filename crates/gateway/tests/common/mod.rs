@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use p256::ecdsa::signature::Signer as _;
+use portcullis_core::api_key::IpAllowlist;
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::tenant::TenantId;
 use portcullis_gateway::{Gateway, GatewayConfig};
@@ -89,10 +90,11 @@ impl Issuer {
     }
 }
 
-/// API keys known to the fake backend: key text -> identity.
+/// API keys known to the fake backend: key text -> identity, and the IP allowlists of some.
 #[derive(Debug, Default)]
 pub struct Keys {
     pub keys: Mutex<Vec<(String, ApiKeyIdentity)>>,
+    pub allowlists: Mutex<Vec<(String, IpAllowlist)>>,
     pub calls: AtomicUsize,
 }
 
@@ -107,6 +109,13 @@ impl ApiKeyBackend for Keys {
             .ok_or(ApiKeyFailure::Rejected)?;
         if q.tenant.is_some_and(|t| *t != id.tenant) {
             return Err(ApiKeyFailure::Rejected);
+        }
+        let allowlists = self.allowlists.lock().expect("lock");
+        if let Some((_, allow)) = allowlists.iter().find(|(k, _)| k == q.key) {
+            // As the server does: no known client address fails an allowlist.
+            if !q.client_ip.is_some_and(|ip| allow.allows(ip)) {
+                return Err(ApiKeyFailure::Rejected);
+            }
         }
         Ok(id.clone())
     }
@@ -134,6 +143,16 @@ impl Keys {
             },
         ));
         (c.expose().to_owned(), id)
+    }
+
+    /// [`Keys::issue`], usable only from `cidrs`.
+    pub fn issue_allowlisted(&self, tenant: &str, scopes: &[&str], cidrs: &[&str]) -> String {
+        let (key, _) = self.issue(tenant, scopes);
+        self.allowlists
+            .lock()
+            .expect("lock")
+            .push((key.clone(), IpAllowlist::parse_list(cidrs).expect("cidrs")));
+        key
     }
 }
 
@@ -347,6 +366,17 @@ pub async fn raw(addr: SocketAddr, method: &str, target: &str, headers: &[(&str,
         s.write_all(request(method, target, headers, true).as_bytes())
             .await
             .expect("write");
+        read_response(&mut s).await
+    })
+    .await
+    .expect("response before the deadline")
+}
+
+/// Sends `text` as it is (request line, headers and all) and reads the answer.
+pub async fn raw_text(addr: SocketAddr, text: &str) -> Resp {
+    tokio::time::timeout(DEADLINE, async {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(text.as_bytes()).await.expect("write");
         read_response(&mut s).await
     })
     .await
