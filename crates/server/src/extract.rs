@@ -68,7 +68,7 @@ pub fn origin(parts: &Parts) -> RequestOrigin {
         client_ip: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+            .map(|c| c.0.ip()),
         user_agent: header_str(header::USER_AGENT.as_str()),
     }
 }

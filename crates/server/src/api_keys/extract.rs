@@ -6,7 +6,6 @@
 //! route has one, binds the key to that tenant. The client address comes from the connection.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
@@ -66,10 +65,7 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
         let Some(key) = presented(parts) else {
             return Err(ApiError::missing_credential());
         };
-        let client_ip = origin
-            .client_ip
-            .as_deref()
-            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        let client_ip = origin.client_ip;
         let none = ScopeSet::default();
         let request = VerifyRequest {
             presented: key,

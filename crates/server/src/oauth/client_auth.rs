@@ -10,6 +10,7 @@
 //! same constant-time comparison and the same audit trail.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,7 +85,7 @@ impl Throttle {
         }
     }
 
-    fn keys(client_id: &str, ip: Option<&str>) -> [(String, bool); 2] {
+    fn keys(client_id: &str, ip: Option<IpAddr>) -> [(String, bool); 2] {
         // Ids longer than any real one are cut: they cannot exist, and must not cost memory.
         let mut end = client_id.len().min(MAX_CLIENT_ID_LEN + 1);
         while !client_id.is_char_boundary(end) {
@@ -92,12 +93,15 @@ impl Throttle {
         }
         [
             (format!("client:{}", &client_id[..end]), true),
-            (format!("ip:{}", ip.unwrap_or("unknown")), false),
+            (
+                ip.map_or_else(|| "ip:unknown".to_owned(), |ip| format!("ip:{ip}")),
+                false,
+            ),
         ]
     }
 
     /// Seconds until the caller may try again, if either counter is at its limit.
-    pub fn blocked(&self, client_id: &str, ip: Option<&str>, now: Timestamp) -> Option<u64> {
+    pub fn blocked(&self, client_id: &str, ip: Option<IpAddr>, now: Timestamp) -> Option<u64> {
         let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut wait = None;
         for (key, is_client) in Self::keys(client_id, ip) {
@@ -118,7 +122,7 @@ impl Throttle {
         wait
     }
 
-    pub fn record_failure(&self, client_id: &str, ip: Option<&str>, now: Timestamp) {
+    pub fn record_failure(&self, client_id: &str, ip: Option<IpAddr>, now: Timestamp) {
         let mut guard = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let counters = &mut *guard;
         if counters.map.len() >= counters.sweep_at {
@@ -178,8 +182,8 @@ impl<'a> Attempt<'a> {
         Ok(attempt)
     }
 
-    fn ip(&self) -> Option<&'a str> {
-        self.origin.client_ip.as_deref()
+    fn ip(&self) -> Option<IpAddr> {
+        self.origin.client_ip
     }
 
     fn fail(&self, tenant: Option<TenantId>, reason: &str) -> OAuthError {
@@ -403,22 +407,26 @@ fn audit_failure(
 mod tests {
     use super::*;
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
     #[test]
     fn throttle_blocks_after_the_limit_until_the_window_ends() {
         let t = Throttle::new(Duration::from_secs(60), 3, 100);
         let now = Timestamp::from_secs(1_000);
         for _ in 0..3 {
-            assert_eq!(t.blocked("cl_a", Some("10.0.0.1"), now), None);
-            t.record_failure("cl_a", Some("10.0.0.1"), now);
+            assert_eq!(t.blocked("cl_a", Some(ip("10.0.0.1")), now), None);
+            t.record_failure("cl_a", Some(ip("10.0.0.1")), now);
         }
-        assert_eq!(t.blocked("cl_a", Some("10.0.0.2"), now), Some(60));
+        assert_eq!(t.blocked("cl_a", Some(ip("10.0.0.2")), now), Some(60));
         assert_eq!(
-            t.blocked("cl_a", Some("10.0.0.2"), Timestamp::from_secs(1_059)),
+            t.blocked("cl_a", Some(ip("10.0.0.2")), Timestamp::from_secs(1_059)),
             Some(1)
         );
-        assert_eq!(t.blocked("cl_b", Some("10.0.0.2"), now), None);
+        assert_eq!(t.blocked("cl_b", Some(ip("10.0.0.2")), now), None);
         assert_eq!(
-            t.blocked("cl_a", Some("10.0.0.1"), Timestamp::from_secs(1_060)),
+            t.blocked("cl_a", Some(ip("10.0.0.1")), Timestamp::from_secs(1_060)),
             None
         );
     }
@@ -427,9 +435,9 @@ mod tests {
     fn throttle_memory_stays_bounded_under_a_flood_of_made_up_ids() {
         let t = Throttle::new(Duration::from_secs(60), 3, 1_000_000);
         let now = Timestamp::from_secs(1_000);
-        t.record_failure(&"x".repeat(10_000), Some("10.0.0.1"), now);
+        t.record_failure(&"x".repeat(10_000), Some(ip("10.0.0.1")), now);
         for i in 0..(THROTTLE_MAX_ENTRIES + 10) {
-            t.record_failure(&format!("cl_{i}"), Some("10.0.0.1"), now);
+            t.record_failure(&format!("cl_{i}"), Some(ip("10.0.0.1")), now);
         }
         let counters = t.counters.lock().expect("lock");
         assert!(
@@ -449,9 +457,9 @@ mod tests {
     fn throttle_counts_per_ip_across_clients() {
         let t = Throttle::new(Duration::from_secs(60), 100, 2);
         let now = Timestamp::from_secs(1_000);
-        t.record_failure("cl_a", Some("10.0.0.1"), now);
-        t.record_failure("cl_b", Some("10.0.0.1"), now);
-        assert_eq!(t.blocked("cl_c", Some("10.0.0.1"), now), Some(60));
-        assert_eq!(t.blocked("cl_c", Some("10.0.0.9"), now), None);
+        t.record_failure("cl_a", Some(ip("10.0.0.1")), now);
+        t.record_failure("cl_b", Some(ip("10.0.0.1")), now);
+        assert_eq!(t.blocked("cl_c", Some(ip("10.0.0.1")), now), Some(60));
+        assert_eq!(t.blocked("cl_c", Some(ip("10.0.0.9")), now), None);
     }
 }
