@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::secret::Secret;
 use portcullis_core::signing::SigningAlgorithm;
 use serde::{Deserialize, Serialize};
@@ -255,6 +256,13 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Reverse proxies (CIDR blocks or addresses) whose forwarding header names the client.
+    /// Empty (the default): the client is always the connecting peer and forwarding headers
+    /// are ignored.
+    pub trusted_proxies: TrustedProxies,
+    /// The header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239). The other
+    /// one is ignored, since a proxy passes on whatever a client put in it.
+    pub forwarded_header: ForwardedHeader,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -429,6 +437,8 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 20,
+            trusted_proxies: TrustedProxies::none(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
         }
     }
 }
@@ -957,6 +967,68 @@ mod tests {
                 Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err(),
                 "{body}"
             );
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_file_or_env_and_bad_entries_name_the_key() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert!(c.http.trusted_proxies.is_empty());
+        assert_eq!(c.http.forwarded_header, ForwardedHeader::XForwardedFor);
+
+        let f = file(
+            "[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n\
+             forwarded_header = \"forwarded\"\n",
+        );
+        let c =
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("load");
+        assert!(c.http.trusted_proxies.contains(ip("10.20.30.40")));
+        assert!(c.http.trusted_proxies.contains(ip("192.0.2.7")));
+        assert!(!c.http.trusted_proxies.contains(ip("192.0.2.8")));
+        assert_eq!(c.http.forwarded_header, ForwardedHeader::Forwarded);
+        let printed = c.to_redacted_toml();
+        assert!(
+            printed.contains("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7/32\"]"),
+            "{printed}"
+        );
+
+        for value in ["10.0.0.0/8, 192.0.2.7", "[\"10.0.0.0/8\", \"192.0.2.7\"]"] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("PORTCULLIS_HTTP__TRUSTED_PROXIES", value);
+                let c = Config::load_from(
+                    None,
+                    &FlagOverrides::default(),
+                    Env::prefixed("PORTCULLIS_"),
+                )
+                .expect("load");
+                assert!(c.http.trusted_proxies.contains(ip("10.1.1.1")), "{value}");
+                assert!(c.http.trusted_proxies.contains(ip("192.0.2.7")), "{value}");
+                Ok(())
+            });
+        }
+
+        for (body, says) in [
+            (
+                "[http]\ntrusted_proxies = [\"10.1.2.3/8\"]\n",
+                "did you mean 10.0.0.0/8",
+            ),
+            (
+                "[http]\ntrusted_proxies = [\"0.0.0.0/0\"]\n",
+                "every address",
+            ),
+            (
+                "[http]\ntrusted_proxies = [\"proxy.internal\"]\n",
+                "not an IP address",
+            ),
+            ("[http]\nforwarded_header = \"x-real-ip\"\n", "forwarded"),
+        ] {
+            let f = file(body);
+            let e = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+                .expect_err(body)
+                .to_string();
+            assert!(e.contains(says), "{body}: {e}");
+            assert!(e.contains(&f.path().display().to_string()), "{body}: {e}");
         }
     }
 

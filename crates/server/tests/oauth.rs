@@ -13,11 +13,12 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
 use portcullis_server::audit::AuditWriter;
-use portcullis_server::config::{AuditConfig, OAuthConfig};
+use portcullis_server::config::{AuditConfig, HttpConfig, OAuthConfig};
 use portcullis_server::kek::{Kek, Keyring};
 use portcullis_server::oauth::OAuthState;
 use portcullis_server::state::AppState;
@@ -1022,6 +1023,208 @@ async fn a_failing_address_is_refused_for_every_client_id() {
     assert_eq!(
         app.token_from(attacker, &c.id, &c.secret).await.0,
         StatusCode::OK
+    );
+}
+
+/// A router whose `serve` sits behind proxies in 10.0.0.0/8 writing `header`.
+fn behind_proxies(app: &App, header: ForwardedHeader) -> Router {
+    portcullis_server::http::router_for(
+        app.state.clone(),
+        &HttpConfig {
+            trusted_proxies: TrustedProxies::parse(["10.0.0.0/8"]).expect("proxies"),
+            forwarded_header: header,
+            ..HttpConfig::default()
+        },
+    )
+}
+
+/// Invariant 11: the audit log records the forwarded client address only when the request came
+/// from a trusted proxy, never an entry the client wrote itself, and never garbage.
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let mut app = App::new().await;
+    let xff = behind_proxies(&app, ForwardedHeader::XForwardedFor);
+    let fwd = behind_proxies(&app, ForwardedHeader::Forwarded);
+    // (router, socket peer, headers, the address the audit log must show)
+    type Case<'a> = (&'a Router, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "203.0.113.9")],
+            "203.0.113.9",
+        ),
+        // The client's own entry on the left is ignored.
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "192.0.2.1, 203.0.113.10")],
+            "203.0.113.10",
+        ),
+        (
+            &xff,
+            "10.0.0.5",
+            vec![
+                ("x-forwarded-for", "192.0.2.1"),
+                ("x-forwarded-for", "203.0.113.10"),
+            ],
+            "203.0.113.10",
+        ),
+        // Through two trusted proxies.
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "203.0.113.11, 10.0.0.6")],
+            "203.0.113.11",
+        ),
+        // A peer that is not a trusted proxy: its header is ignored.
+        (
+            &xff,
+            "198.51.100.7",
+            vec![("x-forwarded-for", "203.0.113.12")],
+            "198.51.100.7",
+        ),
+        // Garbage where the rule reads: the peer.
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "203.0.113.13, not-an-ip")],
+            "10.0.0.5",
+        ),
+        (&xff, "10.0.0.5", vec![("x-forwarded-for", "")], "10.0.0.5"),
+        // Only the configured header counts.
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("forwarded", "for=203.0.113.14")],
+            "10.0.0.5",
+        ),
+        (
+            &fwd,
+            "10.0.0.5",
+            vec![
+                ("forwarded", "for=192.0.2.1, for=203.0.113.15;proto=https"),
+                ("x-forwarded-for", "192.0.2.2"),
+            ],
+            "203.0.113.15",
+        ),
+        (
+            &fwd,
+            "10.0.0.5",
+            vec![("forwarded", "for=unknown")],
+            "10.0.0.5",
+        ),
+        // Without trusted proxies (the default) nobody's header is read.
+        (
+            &app.router,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "203.0.113.16")],
+            "10.0.0.5",
+        ),
+    ];
+    let mut wants = Vec::new();
+    for (i, (router, peer, headers, want)) in cases.iter().enumerate() {
+        let id = format!("cl_case{i:02}");
+        let (s, _, _) = app
+            .form_at(
+                router,
+                Some(peer),
+                headers,
+                "/oauth2/token",
+                Some((&id, "x")),
+                "grant_type=client_credentials",
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "case {i}");
+        wants.push((id, want.to_string(), format!("{peer} {headers:?}")));
+    }
+    drop(cases);
+    let events = app.events("system").await;
+    for (id, want, case) in wants {
+        let e = events
+            .iter()
+            .find(|e| e.credential_id.as_deref() == Some(id.as_str()))
+            .expect("audited");
+        assert_eq!(e.client_ip.as_deref(), Some(want.as_str()), "{case}");
+    }
+}
+
+/// Behind a trusted proxy the throttle counts the forwarded client, so one client's failures
+/// do not slow every client behind the proxy, and a client cannot escape its count by writing
+/// its own forwarding entries.
+#[tokio::test]
+async fn the_throttle_counts_the_forwarded_client_behind_a_trusted_proxy() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let router = behind_proxies(&app, ForwardedHeader::XForwardedFor);
+    let token = |peer: &'static str, xff: String, id: String, secret: String| {
+        let (app, router) = (&app, &router);
+        async move {
+            app.form_at(
+                router,
+                Some(peer),
+                &[("x-forwarded-for", &xff)],
+                "/oauth2/token",
+                Some((&id, &secret)),
+                "grant_type=client_credentials",
+            )
+            .await
+            .0
+        }
+    };
+    for i in 0..50 {
+        // A fresh spoofed entry each time: it must not make a fresh source.
+        let s = token(
+            "10.0.0.5",
+            format!("192.0.2.{i}, 203.0.113.66"),
+            format!("cl_madeup{i:04}"),
+            "x".into(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    assert_eq!(
+        token(
+            "10.0.0.5",
+            "192.0.2.200, 203.0.113.66".into(),
+            c.id.clone(),
+            c.secret.clone()
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy is not slowed.
+    assert_eq!(
+        token(
+            "10.0.0.5",
+            "203.0.113.77".into(),
+            c.id.clone(),
+            c.secret.clone()
+        )
+        .await,
+        StatusCode::OK
+    );
+    // A peer that is not a trusted proxy cannot rotate its address with the header.
+    for i in 0..50 {
+        let s = token(
+            "198.51.100.5",
+            format!("203.0.113.{i}"),
+            format!("cl_other{i:04}"),
+            "x".into(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    assert_eq!(
+        token(
+            "198.51.100.5",
+            "203.0.113.99".into(),
+            c.id.clone(),
+            c.secret.clone()
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS
     );
 }
 

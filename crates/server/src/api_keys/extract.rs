@@ -3,7 +3,9 @@
 //! The key is read from `X-API-Key` or `Authorization: Bearer`, never from the URL: a request
 //! whose query string carries a key is refused (and audited) even if the key is valid, because
 //! URLs are kept by proxies, browsers and access logs. A `{tenant}` path parameter, when the
-//! route has one, binds the key to that tenant. The client address comes from the connection.
+//! route has one, binds the key to that tenant. The client address, checked against a key's IP
+//! allowlist, is the one `extract::origin` resolved: the peer, or behind a trusted proxy the
+//! address it forwarded.
 
 use std::collections::HashMap;
 
