@@ -224,6 +224,57 @@ fn config_check_prints_the_effective_config_with_secrets_redacted() {
     );
 }
 
+/// Invariant 11 through the real binary: with `http.trusted_proxies` naming the loopback (where
+/// this test connects from, playing the proxy) the audit log records the address the proxy
+/// appended, never the client's own leftmost entry; without it, the peer. The replaced
+/// throttle keys stop start-up with their replacement named.
+#[test]
+fn serve_reads_forwarded_addresses_only_from_trusted_proxies() {
+    for (env, want) in [
+        (
+            vec![("PORTCULLIS_HTTP__TRUSTED_PROXIES", "127.0.0.1")],
+            "203.0.113.9",
+        ),
+        (vec![], "127.0.0.1"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut server =
+            Server::try_start(&data, &[], &env).unwrap_or_else(|log| panic!("{env:?}: {log}"));
+        let resp = http()
+            .post(format!("{}/oauth2/token", server.url))
+            .basic_auth("cl_behindaproxy", Some("wrong"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-forwarded-for", "192.0.2.1, 203.0.113.9")
+            .body("grant_type=client_credentials")
+            .send()
+            .expect("token request");
+        assert_eq!(resp.status(), 401);
+        // A graceful stop writes every audit event; the restarted server reads them.
+        assert!(server.sigterm().success());
+        let server = Server::start(&data, &[]);
+        let events = server.cli_json(&["audit", "list", "--tenant", "system"]);
+        let event = events
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["credential_id"] == "cl_behindaproxy")
+            .unwrap_or_else(|| panic!("no audit event: {events}"));
+        assert_eq!(event["client_ip"], want, "{env:?}: {event}");
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data").to_string_lossy().into_owned();
+    let err = serve_fails(
+        &["--listen", "127.0.0.1:0", "--data-dir", &data],
+        &[("PORTCULLIS_OAUTH__MAX_FAILURES_PER_CLIENT", "3")],
+    );
+    assert!(
+        err.contains("oauth.max_failures_per_client_id_and_source"),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_signing_algorithm_starts() {
     for alg in ["RS256", "EdDSA"] {

@@ -12,6 +12,7 @@ pub mod api_key;
 pub mod audit;
 pub mod base62;
 pub mod credential;
+pub mod forwarded;
 pub mod oauth;
 pub mod rate_limit;
 pub mod revocation;

@@ -283,7 +283,7 @@ impl Case {
             scopes: ScopeSet::parse_spaced("orders:read").expect("scopes"),
             origin: RequestOrigin {
                 request_id: None,
-                client_ip: Some("10.1.2.3".into()),
+                client_ip: Some(CLIENT_IP.into()),
                 user_agent: None,
             },
             next: AtomicUsize::new(0),

@@ -13,6 +13,7 @@
 //!
 //! This module must never put a secret in an event: events carry credential ids only.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +59,9 @@ pub struct EventDraft {
 #[derive(Debug, Clone, Default)]
 pub struct RequestOrigin {
     pub request_id: Option<String>,
-    pub client_ip: Option<String>,
+    /// The client's address as the HTTP edge resolved it (`extract::origin`): the connecting
+    /// peer, or behind a trusted proxy the address it forwarded.
+    pub client_ip: Option<IpAddr>,
     pub user_agent: Option<String>,
 }
 
@@ -71,7 +74,7 @@ impl AuditSink {
             tenant: draft.tenant,
             actor: draft.actor,
             credential_id: draft.credential_id,
-            client_ip: origin.client_ip.clone(),
+            client_ip: origin.client_ip.map(|ip| ip.to_string()),
             user_agent: origin
                 .user_agent
                 .as_deref()

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::secret::Secret;
 use portcullis_core::signing::SigningAlgorithm;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,22 @@ const NON_CONFIG_ENV: &[&str] = &[
     "admin_token",
     "test_database_url",
     "insecure_crash_point",
+];
+
+/// Keys that were replaced, and why: refused with this message rather than as merely unknown, so
+/// an upgrade tells the operator what to write instead.
+const REPLACED_KEYS: &[(&str, &str)] = &[
+    (
+        "oauth.max_failures_per_client",
+        "failures are no longer counted per client id alone (anyone could lock a client out by \
+         failing with its id); use oauth.max_failures_per_client_id_and_source, counted per \
+         client id and source address (see docs/token-service.md)",
+    ),
+    (
+        "oauth.max_failures_per_ip",
+        "renamed oauth.max_failures_per_source (a source is an IPv4 address or an IPv6 /64, \
+         behind http.trusted_proxies the forwarded one)",
+    ),
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,10 +154,15 @@ pub struct OAuthConfig {
     pub default_access_token_ttl_secs: u64,
     /// Hard maximum access-token lifetime, in seconds, whatever a client is configured with.
     pub max_access_token_ttl_secs: u64,
-    /// Failed client authentications allowed per client id within `throttle_window_secs`.
-    pub max_failures_per_client: u32,
-    /// Failed client authentications allowed per source IP within `throttle_window_secs`.
-    pub max_failures_per_ip: u32,
+    /// Failed client authentications allowed from one source (an IPv4 address or an IPv6 /64,
+    /// whatever ids they name) within `throttle_window_secs`; then the source is refused until
+    /// the window ends.
+    pub max_failures_per_source: u32,
+    /// Failed authentications naming one client (or resource server) id allowed from one source
+    /// within `throttle_window_secs`; then that source is refused for that id. Failures are never
+    /// counted per id alone: ids are not secret, and such a count would let anyone lock a
+    /// client out.
+    pub max_failures_per_client_id_and_source: u32,
     pub throttle_window_secs: u64,
     /// How long facts read for client authentication (a client and its secret digests, its
     /// tenant's status, a resource server) are reused before storage is read again, in
@@ -172,8 +194,8 @@ impl Default for OAuthConfig {
             issuer: None,
             default_access_token_ttl_secs: 600,
             max_access_token_ttl_secs: 3600,
-            max_failures_per_client: 10,
-            max_failures_per_ip: 50,
+            max_failures_per_source: 50,
+            max_failures_per_client_id_and_source: 10,
             throttle_window_secs: 60,
             cache_ttl_ms: 1_000,
             cache_capacity: 10_000,
@@ -234,6 +256,13 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Reverse proxies (CIDR blocks or addresses) whose forwarding header names the client.
+    /// Empty (the default): the client is always the connecting peer and forwarding headers
+    /// are ignored.
+    pub trusted_proxies: TrustedProxies,
+    /// The header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239). The other
+    /// one is ignored, since a proxy passes on whatever a client put in it.
+    pub forwarded_header: ForwardedHeader,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -408,6 +437,8 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 20,
+            trusted_proxies: TrustedProxies::none(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
         }
     }
 }
@@ -484,10 +515,23 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let env = env.ignore(NON_CONFIG_ENV).split("__");
-        let config: Config = figment
-            .merge(env)
-            .merge(Serialized::defaults(flags))
-            .extract()?;
+        let figment = figment.merge(env).merge(Serialized::defaults(flags));
+        for (key, why) in REPLACED_KEYS {
+            if figment.find_value(key).is_ok() {
+                // Where it was set: the file, or the provider (the environment).
+                let from = figment
+                    .find_metadata(key)
+                    .map(|m| match &m.source {
+                        Some(source) => format!(" (in {source})"),
+                        None => format!(" (from {})", m.name),
+                    })
+                    .unwrap_or_default();
+                return Err(ConfigError::Invalid(format!(
+                    "{key}{from} is no longer a setting: {why}"
+                )));
+            }
+        }
+        let config: Config = figment.extract()?;
         config.validate()?;
         Ok(config)
     }
@@ -569,6 +613,13 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "oauth: token lifetimes and the throttle window must be at least 1 second, and \
                  the default lifetime at most the maximum"
+                    .into(),
+            ));
+        }
+        if o.max_failures_per_source == 0 || o.max_failures_per_client_id_and_source == 0 {
+            return Err(ConfigError::Invalid(
+                "oauth.max_failures_per_source and oauth.max_failures_per_client_id_and_source \
+                 must be at least 1"
                     .into(),
             ));
         }
@@ -804,6 +855,8 @@ mod tests {
             "[oauth]\njwks_uri_timeout_ms = 0\n",
             "[oauth]\njwks_uri_max_bytes = 100\n",
             "[oauth]\njwks_uri_min_refetch_secs = 600\n",
+            "[oauth]\nmax_failures_per_source = 0\n",
+            "[oauth]\nmax_failures_per_client_id_and_source = 0\n",
         ] {
             let f = file(body);
             assert!(
@@ -984,6 +1037,125 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_file_or_env_and_bad_entries_name_the_key() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert!(c.http.trusted_proxies.is_empty());
+        assert_eq!(c.http.forwarded_header, ForwardedHeader::XForwardedFor);
+
+        let f = file(
+            "[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n\
+             forwarded_header = \"forwarded\"\n",
+        );
+        let c =
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("load");
+        assert!(c.http.trusted_proxies.contains(ip("10.20.30.40")));
+        assert!(c.http.trusted_proxies.contains(ip("192.0.2.7")));
+        assert!(!c.http.trusted_proxies.contains(ip("192.0.2.8")));
+        assert_eq!(c.http.forwarded_header, ForwardedHeader::Forwarded);
+        let printed = c.to_redacted_toml();
+        assert!(
+            printed.contains("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7/32\"]"),
+            "{printed}"
+        );
+
+        for value in ["10.0.0.0/8, 192.0.2.7", "[\"10.0.0.0/8\", \"192.0.2.7\"]"] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("PORTCULLIS_HTTP__TRUSTED_PROXIES", value);
+                let c = Config::load_from(
+                    None,
+                    &FlagOverrides::default(),
+                    Env::prefixed("PORTCULLIS_"),
+                )
+                .expect("load");
+                assert!(c.http.trusted_proxies.contains(ip("10.1.1.1")), "{value}");
+                assert!(c.http.trusted_proxies.contains(ip("192.0.2.7")), "{value}");
+                Ok(())
+            });
+        }
+
+        for (body, says) in [
+            (
+                "[http]\ntrusted_proxies = [\"10.1.2.3/8\"]\n",
+                "did you mean 10.0.0.0/8",
+            ),
+            (
+                "[http]\ntrusted_proxies = [\"0.0.0.0/0\"]\n",
+                "every address",
+            ),
+            (
+                "[http]\ntrusted_proxies = [\"proxy.internal\"]\n",
+                "not an IP address",
+            ),
+            ("[http]\nforwarded_header = \"x-real-ip\"\n", "forwarded"),
+        ] {
+            let f = file(body);
+            let e = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+                .expect_err(body)
+                .to_string();
+            assert!(e.contains(says), "{body}: {e}");
+            assert!(e.contains(&f.path().display().to_string()), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn replaced_throttle_keys_are_refused_naming_their_replacement() {
+        for (body, replacement) in [
+            (
+                "[oauth]\nmax_failures_per_client = 3\n",
+                "oauth.max_failures_per_client_id_and_source",
+            ),
+            (
+                "[oauth]\nmax_failures_per_ip = 30\n",
+                "oauth.max_failures_per_source",
+            ),
+        ] {
+            let f = file(body);
+            let e = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+                .expect_err(body)
+                .to_string();
+            assert!(e.contains("is no longer a setting"), "{e}");
+            assert!(e.contains(replacement), "{e}");
+            assert!(e.contains(&f.path().display().to_string()), "{e}");
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_OAUTH__MAX_FAILURES_PER_IP", "30");
+            let e = Config::load_from(
+                None,
+                &FlagOverrides::default(),
+                Env::prefixed("PORTCULLIS_"),
+            )
+            .expect_err("replaced env key")
+            .to_string();
+            assert!(e.contains("oauth.max_failures_per_ip"), "{e}");
+            assert!(e.contains("environment"), "{e}");
+            assert!(e.contains("oauth.max_failures_per_source"), "{e}");
+            Ok(())
+        });
+        let f = file(
+            "[oauth]\nmax_failures_per_source = 7\nmax_failures_per_client_id_and_source = 2\n",
+        );
+        let c =
+            Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).expect("load");
+        assert_eq!(
+            (
+                c.oauth.max_failures_per_source,
+                c.oauth.max_failures_per_client_id_and_source
+            ),
+            (7, 2)
+        );
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert_eq!(
+            (
+                c.oauth.max_failures_per_source,
+                c.oauth.max_failures_per_client_id_and_source,
+                c.oauth.throttle_window_secs
+            ),
+            (50, 10, 60)
+        );
     }
 
     #[test]

@@ -1,12 +1,19 @@
 //! Request extractors that answer bad input in Portcullis's own error format instead of the
-//! framework's, and that collect the request's origin for the audit log.
+//! framework's, and that collect the request's origin: the one place `serve` reads a client's
+//! address, for the audit log, the authentication throttle and API key IP allowlists alike.
+//!
+//! The address is the connecting peer unless the peer is one of `http.trusted_proxies`; then it
+//! is what the configured forwarding header says, by the rule in
+//! [`portcullis_core::forwarded`]. This module must never read a forwarding header any other way.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
+use portcullis_core::forwarded::{client_address, ForwardedHeader, TrustedProxies};
 use serde::de::DeserializeOwned;
 
 use crate::audit::RequestOrigin;
@@ -54,7 +61,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Request id, peer address and user agent.
+/// How this listener reads a client's address (`http.trusted_proxies`, `http.forwarded_header`).
+/// The router puts it in every request's extensions (`http::router_for`); a request without it
+/// is answered by the peer address alone.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAddressRule {
+    pub trusted_proxies: TrustedProxies,
+    pub header: ForwardedHeader,
+}
+
+static PEER_ONLY: ClientAddressRule = ClientAddressRule {
+    trusted_proxies: TrustedProxies::none(),
+    header: ForwardedHeader::XForwardedFor,
+};
+
+/// The client's address: the peer, or behind a trusted proxy the address it forwarded. `None`
+/// only for requests that did not come from a socket (in-process callers).
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    let rule = parts
+        .extensions
+        .get::<Arc<ClientAddressRule>>()
+        .map_or(&PEER_ONLY, Arc::as_ref);
+    let values = parts.headers.get_all(rule.header.name());
+    Some(client_address(
+        peer,
+        &rule.trusted_proxies,
+        rule.header,
+        values.iter().map(HeaderValue::as_bytes),
+    ))
+}
+
+/// Request id, client address and user agent.
 pub fn origin(parts: &Parts) -> RequestOrigin {
     let header_str = |name: &str| {
         parts
@@ -65,10 +103,7 @@ pub fn origin(parts: &Parts) -> RequestOrigin {
     };
     RequestOrigin {
         request_id: header_str("x-request-id"),
-        client_ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        client_ip: client_ip(parts),
         user_agent: header_str(header::USER_AGENT.as_str()),
     }
 }

@@ -1,24 +1,45 @@
 //! The top-level router: health, readiness, the admin API, the API key, OAuth and revocation
-//! feed endpoints, and the layers every request passes (request id, tracing, body limit).
+//! feed endpoints, and the layers every request passes (request id, tracing, body limit, how the
+//! client's address is read).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::config::HttpConfig;
 use crate::error::ApiError;
+use crate::extract::ClientAddressRule;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The router with default HTTP settings but this body limit: no trusted proxies, so the client
+/// address is always the peer's.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    router_for(
+        state,
+        &HttpConfig {
+            max_body_bytes,
+            ..HttpConfig::default()
+        },
+    )
+}
+
+/// The router with the `[http]` settings.
+pub fn router_for(state: AppState, http: &HttpConfig) -> Router {
+    let client_address = Arc::new(ClientAddressRule {
+        trusted_proxies: http.trusted_proxies.clone(),
+        header: http.forwarded_header,
+    });
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -28,7 +49,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(crate::oauth::router())
         .fallback(not_found)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(Extension(client_address))
         .layer(
             ServiceBuilder::new()
                 // A client-sent id is replaced: request ids in the audit log are ours.

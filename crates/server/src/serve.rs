@@ -124,7 +124,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state.clone(),
         Duration::from_secs(config.signing.check_interval_secs),
     ));
-    let app = crate::http::router(state, config.http.max_body_bytes);
+    let app = crate::http::router_for(state, &config.http);
     let embedded_gateway = crate::gateway::start(
         &config,
         crate::gateway::Parts {
@@ -136,7 +136,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .await?;
-    tracing::info!(%addr, backend = store.backend(), "listening");
+    tracing::info!(
+        %addr,
+        backend = store.backend(),
+        trusted_proxies = ?Vec::<String>::from(config.http.trusted_proxies.clone()),
+        forwarded_header = config.http.forwarded_header.name(),
+        "listening"
+    );
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(

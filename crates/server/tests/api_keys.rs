@@ -1462,6 +1462,66 @@ async fn the_verify_library_counts_a_keys_limit_once_in_process() {
 
 /// A well-formed key with an unknown id is remembered as unknown for the cache TTL: repeating
 /// it does not reach storage (here: storage is gone, and the answer is still a plain 401).
+/// Invariant 11 for API key IP allowlists: a route protected by an API key sees the forwarded
+/// client address when the request comes from a trusted proxy, and the peer otherwise; an entry
+/// the client wrote itself never counts.
+#[tokio::test]
+async fn an_ip_allowlist_sees_the_forwarded_address_only_from_a_trusted_proxy() {
+    use axum::extract::ConnectInfo;
+    use portcullis_core::forwarded::TrustedProxies;
+    use portcullis_server::config::HttpConfig;
+
+    let h = Harness::new().await;
+    let (_, fenced) = h
+        .acme_key(json!({"ip_allowlist": ["203.0.113.0/24"]}))
+        .await;
+    let app = portcullis_server::http::router_for(
+        h.state.clone(),
+        &HttpConfig {
+            trusted_proxies: TrustedProxies::parse(["10.0.0.0/8"]).expect("proxies"),
+            ..HttpConfig::default()
+        },
+    );
+    let whoami = |peer: &str, xff: Option<&str>| {
+        let mut b = Request::builder()
+            .uri("/v1/tenants/acme/api-keys/self")
+            .header("x-api-key", &fenced);
+        if let Some(xff) = xff {
+            b = b.header("x-forwarded-for", xff);
+        }
+        let mut req = b.body(Body::empty()).expect("request");
+        let peer: std::net::SocketAddr = format!("{peer}:40000").parse().expect("peer");
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let app = app.clone();
+        async move { app.oneshot(req).await.expect("infallible").status() }
+    };
+    for (peer, xff, want) in [
+        ("10.0.0.5", Some("203.0.113.7"), StatusCode::OK),
+        ("10.0.0.5", Some("192.0.2.1"), StatusCode::UNAUTHORIZED),
+        // The client's own entry on the left does not get it in.
+        (
+            "10.0.0.5",
+            Some("203.0.113.7, 192.0.2.1"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        // Nor does a header from a peer that is not a trusted proxy.
+        (
+            "198.51.100.1",
+            Some("203.0.113.7"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        // Garbage from the proxy: the proxy's own address, outside the allowlist.
+        (
+            "10.0.0.5",
+            Some("203.0.113.7, junk"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("203.0.113.7", None, StatusCode::OK),
+    ] {
+        assert_eq!(whoami(peer, xff).await, want, "{peer} {xff:?}");
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_key_id_is_remembered_and_not_looked_up_again() {
     let h = Harness::new().await;

@@ -3,19 +3,22 @@
 
 mod common;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
 use portcullis_server::audit::AuditWriter;
-use portcullis_server::config::{AuditConfig, OAuthConfig};
+use portcullis_server::config::{AuditConfig, HttpConfig, OAuthConfig};
 use portcullis_server::kek::{Kek, Keyring};
 use portcullis_server::oauth::OAuthState;
 use portcullis_server::state::AppState;
@@ -214,6 +217,20 @@ impl App {
         basic: Option<(&str, &str)>,
         body: &str,
     ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.form_at(router, None, &[], path, basic, body).await
+    }
+
+    /// A form POST as `serve` hands it to the router: from the socket peer `peer` (when given),
+    /// with these extra headers.
+    async fn form_at(
+        &self,
+        router: &Router,
+        peer: Option<&str>,
+        headers: &[(&str, &str)],
+        path: &str,
+        basic: Option<(&str, &str)>,
+        body: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let mut b = Request::builder()
             .method(Method::POST)
             .uri(path)
@@ -224,9 +241,32 @@ impl App {
                 format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
             );
         }
-        send_via(
-            router,
-            b.body(Body::from(body.to_owned())).expect("request"),
+        for (name, value) in headers {
+            b = b.header(*name, *value);
+        }
+        let mut req = b.body(Body::from(body.to_owned())).expect("request");
+        if let Some(peer) = peer {
+            let ip: IpAddr = peer.parse().expect("peer address");
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
+        }
+        send_via(router, req).await
+    }
+
+    /// A client-credentials request from the socket peer `peer`.
+    async fn token_from(
+        &self,
+        peer: &str,
+        id: &str,
+        secret: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.form_at(
+            &self.router,
+            Some(peer),
+            &[],
+            "/oauth2/token",
+            Some((id, secret)),
+            "grant_type=client_credentials",
         )
         .await
     }
@@ -516,8 +556,8 @@ async fn assert_audit_holds_no_secret(app: &mut App, tenants: &[&str], secrets: 
 #[tokio::test]
 async fn secrets_sent_in_place_of_ids_never_reach_the_audit_log() {
     let mut app = App::with(OAuthConfig {
-        max_failures_per_client: 1_000,
-        max_failures_per_ip: 1_000,
+        max_failures_per_client_id_and_source: 1_000,
+        max_failures_per_source: 1_000,
         ..OAuthConfig::default()
     })
     .await;
@@ -895,34 +935,418 @@ async fn a_client_revokes_its_own_tokens_into_the_log() {
     }
 }
 
+/// A source that keeps failing for a client is refused for it, before any credential check,
+/// with a standard code outside and the reason in the audit log only.
 #[tokio::test]
-async fn repeated_failures_are_throttled_with_retry_after() {
+async fn a_throttled_answer_is_429_invalid_client_with_retry_after() {
     let mut app = App::with(OAuthConfig {
-        max_failures_per_client: 3,
+        max_failures_per_client_id_and_source: 3,
         throttle_window_secs: 60,
         ..OAuthConfig::default()
     })
     .await;
     app.tenant_with_api("acme").await;
     let c = app.client("acme", json!({})).await;
-    let wrong = Client {
-        id: c.id.clone(),
-        secret: app.client("acme", json!({})).await.secret,
-    };
+    let wrong = app.client("acme", json!({})).await.secret;
     for _ in 0..3 {
-        let (s, _, _) = app.token(&wrong, "grant_type=client_credentials").await;
+        let (s, _, _) = app.token_from("203.0.113.66", &c.id, &wrong).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
-    // Now even the right secret waits: guessing must not continue in the window.
-    let (s, h, v) = app.token(&c, "grant_type=client_credentials").await;
+    // From the address that has been failing, even the right secret waits.
+    let (s, h, v) = app.token_from("203.0.113.66", &c.id, &c.secret).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v, json!({"error": "invalid_client"}));
     assert_eq!(h[header::RETRY_AFTER], "60");
-    app.clock.advance(Duration::from_secs(60));
-    app.access_token(&c).await;
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    // Revocation shares the same attempt and throttle.
+    let (s, h, v) = app
+        .form_at(
+            &app.router,
+            Some("203.0.113.66"),
+            &[],
+            "/oauth2/revoke",
+            Some((&c.id, &c.secret)),
+            "token=x",
+        )
+        .await;
+    assert_eq!(
+        (s, &v, &h[header::RETRY_AFTER]),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"error": "invalid_client"}),
+            &"60".parse().expect("hv")
+        )
+    );
+    app.clock.advance(Duration::from_secs(45));
+    let (s, h, _) = app.token_from("203.0.113.66", &c.id, &c.secret).await;
+    assert_eq!(
+        (s, &h[header::RETRY_AFTER]),
+        (StatusCode::TOO_MANY_REQUESTS, &"15".parse().expect("hv"))
+    );
+    app.clock.advance(Duration::from_secs(15));
+    let (s, _, v) = app.token_from("203.0.113.66", &c.id, &c.secret).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
     let events = app.events("system").await;
-    assert!(events
+    let throttled: Vec<_> = events
         .iter()
-        .any(|e| e.action == "oauth.client_auth.throttled"));
+        .filter(|e| e.action == "oauth.client_auth.throttled")
+        .collect();
+    assert_eq!(throttled.len(), 3, "{events:?}");
+    for e in throttled {
+        assert_eq!(e.reason.as_deref(), Some("throttled"));
+        assert_eq!(e.client_ip.as_deref(), Some("203.0.113.66"));
+        assert_eq!(e.credential_id.as_deref(), Some(c.id.as_str()));
+    }
+}
+
+/// Invariant 10: failures naming a client from one address never refuse its correct secret
+/// from an address that has not been failing.
+#[tokio::test]
+async fn failures_naming_a_client_do_not_lock_it_out_from_another_address() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let other = app.client("acme", json!({})).await;
+    let attacker = "203.0.113.66";
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        statuses.push(app.token_from(attacker, &c.id, &other.secret).await.0);
+    }
+    // The default: ten failures per client id and address, then that address waits.
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[10..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let (s, _, v) = app.token_from("198.51.100.7", &c.id, &c.secret).await;
+    assert_eq!(s, StatusCode::OK, "the real client was locked out: {v}");
+    // A client with no address at all (in process) is another source too.
+    app.access_token(&c).await;
+    // The failing address is refused for this client, not for every client (it is far from
+    // its own limit).
+    assert_eq!(
+        app.token_from(attacker, &c.id, &c.secret).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        app.token_from(attacker, &other.id, &other.secret).await.0,
+        StatusCode::OK
+    );
+}
+
+/// Invariant 10 at introspection: failures naming a resource server's `rs_...` id never refuse
+/// its correct secret from an address that has not been failing.
+#[tokio::test]
+async fn failures_naming_a_resource_server_do_not_lock_it_out_of_introspection() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let payments = resource_server_id(&app, "acme", "payments-api").await;
+    let ledger = resource_server_id(&app, "acme", "ledger-api").await;
+    let rs = resource_server_credential(&app, "acme", &payments, 3600).await;
+    let wrong = resource_server_credential(&app, "acme", &ledger, 3600)
+        .await
+        .secret;
+    let c = app.client("acme", json!({})).await;
+    let token = app.access_token(&c).await;
+    let introspect = |peer: &'static str, secret: String| {
+        let (app, id, token) = (&app, rs.id.clone(), token.clone());
+        async move {
+            app.form_at(
+                &app.router,
+                Some(peer),
+                &[],
+                "/oauth2/introspect",
+                Some((&id, &secret)),
+                &format!("token={token}"),
+            )
+            .await
+        }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..60 {
+        statuses.push(introspect("203.0.113.66", wrong.clone()).await.0);
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[10..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let (s, _, v) = introspect("198.51.100.7", rs.secret.clone()).await;
+    assert_eq!(s, StatusCode::OK, "the resource server was locked out: {v}");
+    assert_eq!(v["active"], true, "{v}");
+    let (s, _, v) = introspect("203.0.113.66", rs.secret.clone()).await;
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": "invalid_client"})
+        )
+    );
+}
+
+/// A source that has failed `max_failures_per_source` times, whatever ids it named, is refused
+/// for every id (the correct secret of a client it never named included) until the window ends;
+/// other sources are not.
+#[tokio::test]
+async fn a_failing_address_is_refused_for_every_client_id() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let attacker = "2001:db8:66:1::1";
+    for i in 0..50 {
+        // Addresses of one IPv6 /64 are one source.
+        let peer = format!("2001:db8:66:1::{i:x}");
+        let (s, _, _) = app
+            .token_from(&peer, &format!("cl_madeup{i:04}"), &c.secret)
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    let (s, h, v) = app.token_from(attacker, &c.id, &c.secret).await;
+    assert_eq!(
+        (s, &v),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"error": "invalid_client"})
+        )
+    );
+    assert_eq!(h[header::RETRY_AFTER], "60");
+    let (s, _, _) = app
+        .form_at(
+            &app.router,
+            Some(attacker),
+            &[],
+            "/oauth2/introspect",
+            Some((&c.id, &c.secret)),
+            "token=x",
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.token_from("2001:db8:66:2::1", &c.id, &c.secret).await.0,
+        StatusCode::OK
+    );
+    app.clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        app.token_from(attacker, &c.id, &c.secret).await.0,
+        StatusCode::OK
+    );
+}
+
+/// A router whose `serve` sits behind proxies in 10.0.0.0/8 writing `header`.
+fn behind_proxies(app: &App, header: ForwardedHeader) -> Router {
+    portcullis_server::http::router_for(
+        app.state.clone(),
+        &HttpConfig {
+            trusted_proxies: TrustedProxies::parse(["10.0.0.0/8"]).expect("proxies"),
+            forwarded_header: header,
+            ..HttpConfig::default()
+        },
+    )
+}
+
+/// Invariant 11: the audit log records the forwarded client address only when the request came
+/// from a trusted proxy, never an entry the client wrote itself, and never garbage.
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let mut app = App::new().await;
+    let xff = behind_proxies(&app, ForwardedHeader::XForwardedFor);
+    let fwd = behind_proxies(&app, ForwardedHeader::Forwarded);
+    // (router, socket peer, headers, the address the audit log must show)
+    type Case<'a> = (&'a Router, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "203.0.113.9")],
+            "203.0.113.9",
+        ),
+        // The client's own entry on the left is ignored.
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "192.0.2.1, 203.0.113.10")],
+            "203.0.113.10",
+        ),
+        (
+            &xff,
+            "10.0.0.5",
+            vec![
+                ("x-forwarded-for", "192.0.2.1"),
+                ("x-forwarded-for", "203.0.113.10"),
+            ],
+            "203.0.113.10",
+        ),
+        // Through two trusted proxies.
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "203.0.113.11, 10.0.0.6")],
+            "203.0.113.11",
+        ),
+        // A peer that is not a trusted proxy: its header is ignored.
+        (
+            &xff,
+            "198.51.100.7",
+            vec![("x-forwarded-for", "203.0.113.12")],
+            "198.51.100.7",
+        ),
+        // Garbage where the rule reads: the peer.
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "203.0.113.13, not-an-ip")],
+            "10.0.0.5",
+        ),
+        (&xff, "10.0.0.5", vec![("x-forwarded-for", "")], "10.0.0.5"),
+        // Only the configured header counts.
+        (
+            &xff,
+            "10.0.0.5",
+            vec![("forwarded", "for=203.0.113.14")],
+            "10.0.0.5",
+        ),
+        (
+            &fwd,
+            "10.0.0.5",
+            vec![
+                ("forwarded", "for=192.0.2.1, for=203.0.113.15;proto=https"),
+                ("x-forwarded-for", "192.0.2.2"),
+            ],
+            "203.0.113.15",
+        ),
+        (
+            &fwd,
+            "10.0.0.5",
+            vec![("forwarded", "for=unknown")],
+            "10.0.0.5",
+        ),
+        // Without trusted proxies (the default) nobody's header is read.
+        (
+            &app.router,
+            "10.0.0.5",
+            vec![("x-forwarded-for", "203.0.113.16")],
+            "10.0.0.5",
+        ),
+    ];
+    let mut wants = Vec::new();
+    for (i, (router, peer, headers, want)) in cases.iter().enumerate() {
+        let id = format!("cl_case{i:02}");
+        let (s, _, _) = app
+            .form_at(
+                router,
+                Some(peer),
+                headers,
+                "/oauth2/token",
+                Some((&id, "x")),
+                "grant_type=client_credentials",
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "case {i}");
+        wants.push((id, want.to_string(), format!("{peer} {headers:?}")));
+    }
+    drop(cases);
+    let events = app.events("system").await;
+    for (id, want, case) in wants {
+        let e = events
+            .iter()
+            .find(|e| e.credential_id.as_deref() == Some(id.as_str()))
+            .expect("audited");
+        assert_eq!(e.client_ip.as_deref(), Some(want.as_str()), "{case}");
+    }
+}
+
+/// Behind a trusted proxy the throttle counts the forwarded client, so one client's failures
+/// do not slow every client behind the proxy, and a client cannot escape its count by writing
+/// its own forwarding entries.
+#[tokio::test]
+async fn the_throttle_counts_the_forwarded_client_behind_a_trusted_proxy() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let router = behind_proxies(&app, ForwardedHeader::XForwardedFor);
+    let token = |peer: &'static str, xff: String, id: String, secret: String| {
+        let (app, router) = (&app, &router);
+        async move {
+            app.form_at(
+                router,
+                Some(peer),
+                &[("x-forwarded-for", &xff)],
+                "/oauth2/token",
+                Some((&id, &secret)),
+                "grant_type=client_credentials",
+            )
+            .await
+            .0
+        }
+    };
+    for i in 0..50 {
+        // A fresh spoofed entry each time: it must not make a fresh source.
+        let s = token(
+            "10.0.0.5",
+            format!("192.0.2.{i}, 203.0.113.66"),
+            format!("cl_madeup{i:04}"),
+            "x".into(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    assert_eq!(
+        token(
+            "10.0.0.5",
+            "192.0.2.200, 203.0.113.66".into(),
+            c.id.clone(),
+            c.secret.clone()
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy is not slowed.
+    assert_eq!(
+        token(
+            "10.0.0.5",
+            "203.0.113.77".into(),
+            c.id.clone(),
+            c.secret.clone()
+        )
+        .await,
+        StatusCode::OK
+    );
+    // A peer that is not a trusted proxy cannot rotate its address with the header.
+    for i in 0..50 {
+        let s = token(
+            "198.51.100.5",
+            format!("203.0.113.{i}"),
+            format!("cl_other{i:04}"),
+            "x".into(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    assert_eq!(
+        token(
+            "198.51.100.5",
+            "203.0.113.99".into(),
+            c.id.clone(),
+            c.secret.clone()
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
 
 #[tokio::test]
@@ -1030,8 +1454,8 @@ mod private_key_jwt {
 
     async fn setup() -> (App, KeyClient) {
         let app = App::with(OAuthConfig {
-            max_failures_per_client: 1_000,
-            max_failures_per_ip: 1_000,
+            max_failures_per_client_id_and_source: 1_000,
+            max_failures_per_source: 1_000,
             ..OAuthConfig::default()
         })
         .await;
@@ -1222,8 +1646,8 @@ mod private_key_jwt {
                 jwks_uri_min_refetch_secs: 30,
                 jwks_uri_timeout_ms: 500,
                 jwks_uri_max_bytes: 4_096,
-                max_failures_per_client: 1_000,
-                max_failures_per_ip: 1_000,
+                max_failures_per_client_id_and_source: 1_000,
+                max_failures_per_source: 1_000,
                 ..OAuthConfig::default()
             }
         }
@@ -2014,16 +2438,16 @@ async fn a_change_on_another_node_is_seen_within_the_cache_ttl() {
 #[tokio::test]
 async fn unknown_ids_cannot_evict_clients_and_failures_are_never_cached() {
     let mut app = App::with(OAuthConfig {
-        max_failures_per_client: 1_000,
-        max_failures_per_ip: 1_000,
+        max_failures_per_client_id_and_source: 1_000,
+        max_failures_per_source: 1_000,
         ..OAuthConfig::default()
     })
     .await;
     app.tenant_with_api("acme").await;
     let small = OAuthConfig {
         cache_capacity: 4,
-        max_failures_per_client: 1_000,
-        max_failures_per_ip: 1_000,
+        max_failures_per_client_id_and_source: 1_000,
+        max_failures_per_source: 1_000,
         ..OAuthConfig::default()
     };
     let here = app.other_node(&small);

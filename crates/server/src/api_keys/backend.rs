@@ -33,7 +33,7 @@ impl ApiKeyBackend for ApiKeyVerifier {
         };
         let origin = RequestOrigin {
             request_id: None,
-            client_ip: q.client_ip.map(|ip| ip.to_string()),
+            client_ip: q.client_ip,
             user_agent: None,
         };
         match ApiKeyVerifier::verify(self, &req, &origin).await {

@@ -133,7 +133,7 @@ pub async fn verify(
     // The end client's address as the audit log's client IP; the caller's is the service's.
     let mut origin = caller.origin.clone();
     if let Some(ip) = client_ip {
-        origin.client_ip = Some(ip.to_string());
+        origin.client_ip = Some(ip);
     }
     let request = VerifyRequest {
         presented: &body.key,

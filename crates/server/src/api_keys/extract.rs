@@ -3,10 +3,11 @@
 //! The key is read from `X-API-Key` or `Authorization: Bearer`, never from the URL: a request
 //! whose query string carries a key is refused (and audited) even if the key is valid, because
 //! URLs are kept by proxies, browsers and access logs. A `{tenant}` path parameter, when the
-//! route has one, binds the key to that tenant. The client address comes from the connection.
+//! route has one, binds the key to that tenant. The client address, checked against a key's IP
+//! allowlist, is the one `extract::origin` resolved: the peer, or behind a trusted proxy the
+//! address it forwarded.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
@@ -66,10 +67,7 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
         let Some(key) = presented(parts) else {
             return Err(ApiError::missing_credential());
         };
-        let client_ip = origin
-            .client_ip
-            .as_deref()
-            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        let client_ip = origin.client_ip;
         let none = ScopeSet::default();
         let request = VerifyRequest {
             presented: key,

@@ -424,7 +424,7 @@ impl ApiKeyVerifier {
         });
         if entry.at <= at {
             entry.at = at;
-            entry.ip = origin.client_ip.clone();
+            entry.ip = origin.client_ip.map(|ip| ip.to_string());
         }
     }
 

@@ -1,5 +1,6 @@
-//! Client authentication at the OAuth endpoints, with throttling of failures per client id and
-//! per source address.
+//! Client authentication at the OAuth endpoints, with failures throttled per source and per
+//! (client id, source) (`throttle.rs`): a failing source is slowed, a client is never locked out
+//! by failures naming it from elsewhere.
 //!
 //! Every failure (unknown client, wrong or expired secret, disabled client or tenant, wrong
 //! method) is the same `invalid_client` answer; the reason goes to the audit log. An unknown
@@ -9,8 +10,8 @@
 //! its own secret and its `rs_...` id as `client_id`; it goes through the same throttle, the
 //! same constant-time comparison and the same audit trail.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::audit::Outcome;
@@ -35,11 +36,6 @@ const LAST_USED_GRANULARITY: Duration = Duration::from_secs(30);
 const MAX_CLIENT_ID_LEN: usize = 64;
 /// Resource-server ids (`rs_...`) authenticate as resource servers at introspection.
 pub const RESOURCE_SERVER_ID_PREFIX: &str = "rs_";
-/// Throttle entries kept before expired windows are swept.
-const THROTTLE_SWEEP_AT: usize = 10_000;
-/// Hard cap on throttle entries: beyond it (a flood of distinct made-up client ids) per-client
-/// counters are dropped and only per-address counters remain, so memory stays bounded.
-const THROTTLE_MAX_ENTRIES: usize = 100_000;
 
 /// A client that proved its identity, with the stored facts it was checked against.
 #[derive(Debug, Clone)]
@@ -53,97 +49,9 @@ impl AuthenticatedClient {
     }
 }
 
-/// Fixed-window counters of failed authentications. In memory, per node: an attacker spreading
-/// attempts over many nodes gets at most `nodes x limit` tries per window.
-#[derive(Debug)]
-pub struct Throttle {
-    window: Duration,
-    max_per_client: u32,
-    max_per_ip: u32,
-    counters: Mutex<Counters>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    map: HashMap<String, (Timestamp, u32)>,
-    /// Size at which the next sweep runs; doubles with what survives a sweep, so sweeping stays
-    /// amortised O(1) per failure even when many windows are live.
-    sweep_at: usize,
-}
-
-impl Throttle {
-    pub fn new(window: Duration, max_per_client: u32, max_per_ip: u32) -> Self {
-        Self {
-            window,
-            max_per_client,
-            max_per_ip,
-            counters: Mutex::new(Counters {
-                map: HashMap::new(),
-                sweep_at: THROTTLE_SWEEP_AT,
-            }),
-        }
-    }
-
-    fn keys(client_id: &str, ip: Option<&str>) -> [(String, bool); 2] {
-        // Ids longer than any real one are cut: they cannot exist, and must not cost memory.
-        let mut end = client_id.len().min(MAX_CLIENT_ID_LEN + 1);
-        while !client_id.is_char_boundary(end) {
-            end -= 1;
-        }
-        [
-            (format!("client:{}", &client_id[..end]), true),
-            (format!("ip:{}", ip.unwrap_or("unknown")), false),
-        ]
-    }
-
-    /// Seconds until the caller may try again, if either counter is at its limit.
-    pub fn blocked(&self, client_id: &str, ip: Option<&str>, now: Timestamp) -> Option<u64> {
-        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let mut wait = None;
-        for (key, is_client) in Self::keys(client_id, ip) {
-            let limit = if is_client {
-                self.max_per_client
-            } else {
-                self.max_per_ip
-            };
-            if let Some((start, n)) = counters.map.get(&key) {
-                let end = start.saturating_add(self.window);
-                if *n >= limit && end > now {
-                    let secs = (end.as_millis() - now.as_millis() + 999) / 1000;
-                    let secs = u64::try_from(secs).unwrap_or(1);
-                    wait = Some(wait.map_or(secs, |w: u64| w.max(secs)));
-                }
-            }
-        }
-        wait
-    }
-
-    pub fn record_failure(&self, client_id: &str, ip: Option<&str>, now: Timestamp) {
-        let mut guard = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let counters = &mut *guard;
-        if counters.map.len() >= counters.sweep_at {
-            let window = self.window;
-            counters
-                .map
-                .retain(|_, (start, _)| start.saturating_add(window) > now);
-            if counters.map.len() >= THROTTLE_MAX_ENTRIES / 2 {
-                counters.map.retain(|key, _| key.starts_with("ip:"));
-            }
-            counters.sweep_at =
-                (counters.map.len() * 2).clamp(THROTTLE_SWEEP_AT, THROTTLE_MAX_ENTRIES);
-        }
-        for (key, _) in Self::keys(client_id, ip) {
-            let entry = counters.map.entry(key).or_insert((now, 0));
-            if entry.0.saturating_add(self.window) <= now {
-                *entry = (now, 0);
-            }
-            entry.1 = entry.1.saturating_add(1);
-        }
-    }
-}
-
 /// One authentication attempt: throttled before any lookup, and every refusal counted and
-/// audited the same way whoever the caller claims to be.
+/// audited the same way whoever the caller claims to be. The throttle's source is the client
+/// address the HTTP edge resolved (`extract::origin`).
 struct Attempt<'a> {
     state: &'a AppState,
     origin: &'a RequestOrigin,
@@ -173,13 +81,13 @@ impl<'a> Attempt<'a> {
                 origin,
                 "oauth.client_auth.throttled",
             );
-            return Err(OAuthError::too_many_attempts(secs, "throttled"));
+            return Err(OAuthError::throttled(secs));
         }
         Ok(attempt)
     }
 
-    fn ip(&self) -> Option<&'a str> {
-        self.origin.client_ip.as_deref()
+    fn ip(&self) -> Option<IpAddr> {
+        self.origin.client_ip
     }
 
     fn fail(&self, tenant: Option<TenantId>, reason: &str) -> OAuthError {
@@ -397,61 +305,4 @@ fn audit_failure(
         },
         origin,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn throttle_blocks_after_the_limit_until_the_window_ends() {
-        let t = Throttle::new(Duration::from_secs(60), 3, 100);
-        let now = Timestamp::from_secs(1_000);
-        for _ in 0..3 {
-            assert_eq!(t.blocked("cl_a", Some("10.0.0.1"), now), None);
-            t.record_failure("cl_a", Some("10.0.0.1"), now);
-        }
-        assert_eq!(t.blocked("cl_a", Some("10.0.0.2"), now), Some(60));
-        assert_eq!(
-            t.blocked("cl_a", Some("10.0.0.2"), Timestamp::from_secs(1_059)),
-            Some(1)
-        );
-        assert_eq!(t.blocked("cl_b", Some("10.0.0.2"), now), None);
-        assert_eq!(
-            t.blocked("cl_a", Some("10.0.0.1"), Timestamp::from_secs(1_060)),
-            None
-        );
-    }
-
-    #[test]
-    fn throttle_memory_stays_bounded_under_a_flood_of_made_up_ids() {
-        let t = Throttle::new(Duration::from_secs(60), 3, 1_000_000);
-        let now = Timestamp::from_secs(1_000);
-        t.record_failure(&"x".repeat(10_000), Some("10.0.0.1"), now);
-        for i in 0..(THROTTLE_MAX_ENTRIES + 10) {
-            t.record_failure(&format!("cl_{i}"), Some("10.0.0.1"), now);
-        }
-        let counters = t.counters.lock().expect("lock");
-        assert!(
-            counters.map.len() <= THROTTLE_MAX_ENTRIES,
-            "{}",
-            counters.map.len()
-        );
-        assert!(counters.map.keys().all(|k| k.len() <= 80));
-        // The per-address counter survives the purge and still blocks.
-        assert_eq!(
-            counters.map.get("ip:10.0.0.1").map(|c| c.1 > 100_000),
-            Some(true)
-        );
-    }
-
-    #[test]
-    fn throttle_counts_per_ip_across_clients() {
-        let t = Throttle::new(Duration::from_secs(60), 100, 2);
-        let now = Timestamp::from_secs(1_000);
-        t.record_failure("cl_a", Some("10.0.0.1"), now);
-        t.record_failure("cl_b", Some("10.0.0.1"), now);
-        assert_eq!(t.blocked("cl_c", Some("10.0.0.1"), now), Some(60));
-        assert_eq!(t.blocked("cl_c", Some("10.0.0.9"), now), None);
-    }
 }

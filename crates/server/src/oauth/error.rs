@@ -53,12 +53,12 @@ impl OAuthError {
         }
     }
 
-    pub fn too_many_attempts(retry_after_secs: u64, reason: impl Into<String>) -> Self {
-        let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "temporarily_unavailable",
-            reason,
-        );
+    /// 429 with `Retry-After`: a source refused by the failure throttle before any credential
+    /// check. The code is `invalid_client` (the client was not authenticated, RFC 6749 section
+    /// 5.2); that the refusal was a throttle is said by the status and `Retry-After`, and the
+    /// audit log's reason.
+    pub fn throttled(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "invalid_client", "throttled");
         e.retry_after_secs = Some(retry_after_secs.max(1));
         e
     }

@@ -25,6 +25,7 @@ pub mod error;
 pub mod form;
 pub mod jwt;
 pub mod remote_jwks;
+mod throttle;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -34,7 +35,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use portcullis_core::oauth::TokenLifetimes;
 
-pub use client_auth::Throttle;
+pub use throttle::{Throttle, ThrottleSettings};
 
 use crate::config::OAuthConfig;
 use crate::keys::KeySet;
@@ -45,6 +46,9 @@ pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
 pub const JWKS_PATH: &str = "/oauth2/jwks";
+/// Entries each table of the failure throttle holds at most (sources; client id and source
+/// pairs): a few megabytes, whatever a flood of made-up ids and addresses brings.
+pub const THROTTLE_MAX_ENTRIES: usize = 100_000;
 
 /// What the OAuth endpoints share, built once at start.
 #[derive(Debug)]
@@ -82,11 +86,12 @@ impl OAuthState {
                 max: Duration::from_secs(config.max_access_token_ttl_secs),
             },
             signer: RwLock::new(signer.map(Arc::new)),
-            throttle: Throttle::new(
-                Duration::from_secs(config.throttle_window_secs),
-                config.max_failures_per_client,
-                config.max_failures_per_ip,
-            ),
+            throttle: Throttle::new(ThrottleSettings {
+                window: Duration::from_secs(config.throttle_window_secs),
+                max_per_source: config.max_failures_per_source,
+                max_per_id_and_source: config.max_failures_per_client_id_and_source,
+                max_entries: THROTTLE_MAX_ENTRIES,
+            }),
             directory: directory::Directory::new(directory::DirectorySettings {
                 capacity: config.cache_capacity,
                 ttl: Duration::from_millis(config.cache_ttl_ms),
