@@ -178,7 +178,9 @@ async fn the_library_verifies_real_credentials_and_follows_real_revocations() {
         s(&v["kid"])
     };
     server.cli_json(&["keys", "revoke", &kid]);
-    refused_within(Reason::Revoked(RevokedBy::SigningKey), || async {
+    // The key's record drops the cached token and the key itself: the token's kid is now
+    // unknown to this verifier (and stays so, whatever a later JWKS says).
+    refused_within(Reason::UnknownKid, || async {
         verifier
             .verify_access_token(&t2)
             .await

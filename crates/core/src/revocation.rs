@@ -106,6 +106,40 @@ pub struct TokenIdentity<'a> {
     pub issued_at: Timestamp,
 }
 
+/// One log entry that could revoke a token: its kind, the tenant it must be filed under
+/// (`None`: any tenant, for signing keys), and the subject it must name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    pub kind: RevocationKind,
+    pub tenant: Option<&'a TenantId>,
+    pub subject: &'a str,
+}
+
+impl<'a> TokenIdentity<'a> {
+    /// Every entry that could revoke this token, in the order [`RevocationSet::token_revoked`]
+    /// reports them. Storage reads exactly these (and nothing decides from the read but this
+    /// module), so introspection and every verifier apply one rule.
+    pub fn candidates(&self) -> impl Iterator<Item = Candidate<'a>> {
+        let tenant = Some(self.tenant);
+        [
+            // Signing-key marks are global (stored under the system tenant): any tenant matches.
+            Some((RevocationKind::SigningKey, None, self.kid)),
+            Some((RevocationKind::Tenant, tenant, self.tenant.as_str())),
+            Some((RevocationKind::Token, tenant, self.jti)),
+            self.client_id.map(|c| (RevocationKind::Client, tenant, c)),
+            Some((RevocationKind::Subject, tenant, self.subject)),
+            self.family.map(|f| (RevocationKind::Family, tenant, f)),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(kind, tenant, subject)| Candidate {
+            kind,
+            tenant,
+            subject,
+        })
+    }
+}
+
 /// Why a credential counts as revoked (internal; for logs and audit only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokedBy {
@@ -119,6 +153,19 @@ pub enum RevokedBy {
 }
 
 impl RevokedBy {
+    /// What a mark of this kind revokes by. API key records never revoke tokens.
+    fn of(kind: RevocationKind) -> Self {
+        match kind {
+            RevocationKind::Token => Self::Token,
+            RevocationKind::Family => Self::Family,
+            RevocationKind::Client => Self::Client,
+            RevocationKind::Subject => Self::Subject,
+            RevocationKind::SigningKey => Self::SigningKey,
+            RevocationKind::Tenant => Self::Tenant,
+            RevocationKind::ApiKey | RevocationKind::ApiKeyChanged => Self::ApiKey,
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             Self::Token => "token_revoked",
@@ -268,39 +315,26 @@ impl RevocationSet {
         if self.held.is_empty() {
             return None;
         }
-        let covers = |kind: RevocationKind, tenant: Option<&TenantId>, subject: &str| {
-            self.held.get(subject).is_some_and(|marks| {
+        t.candidates().find_map(|c| {
+            let covered = self.held.get(c.subject).is_some_and(|marks| {
                 marks.iter().any(|(k, mt, h)| {
-                    *k == kind
-                        && tenant.is_none_or(|tt| tt == mt)
+                    *k == c.kind
+                        && c.tenant.is_none_or(|tt| tt == mt)
                         && h.mark.is_none_or(|before| t.issued_at <= before)
                 })
-            })
-        };
-        // Signing-key marks are global (stored under the system tenant): any tenant matches.
-        if covers(RevocationKind::SigningKey, None, t.kid) {
-            return Some(RevokedBy::SigningKey);
+            });
+            covered.then(|| RevokedBy::of(c.kind))
+        })
+    }
+
+    /// The set holding exactly `records` (oldest first): what a one-off check builds from the
+    /// entries storage found for a token's [`TokenIdentity::candidates`].
+    pub fn from_records<'r>(records: impl IntoIterator<Item = &'r RevocationRecord>) -> Self {
+        let mut set = Self::new();
+        for r in records {
+            set.apply(r);
         }
-        if covers(RevocationKind::Tenant, Some(t.tenant), t.tenant.as_str()) {
-            return Some(RevokedBy::Tenant);
-        }
-        if covers(RevocationKind::Token, Some(t.tenant), t.jti) {
-            return Some(RevokedBy::Token);
-        }
-        if t.client_id
-            .is_some_and(|c| covers(RevocationKind::Client, Some(t.tenant), c))
-        {
-            return Some(RevokedBy::Client);
-        }
-        if covers(RevocationKind::Subject, Some(t.tenant), t.subject) {
-            return Some(RevokedBy::Subject);
-        }
-        if t.family
-            .is_some_and(|f| covers(RevocationKind::Family, Some(t.tenant), f))
-        {
-            return Some(RevokedBy::Family);
-        }
-        None
+        set
     }
 
     /// Whether an API key (by key id) has been revoked.

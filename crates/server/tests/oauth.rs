@@ -2610,3 +2610,124 @@ async fn secret_rotations_refuse_an_overlap_past_30_days() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["secrets"].as_array().expect("secrets").len(), 2, "{v}");
 }
+
+/// Never called: the verifier below has static keys.
+#[derive(Debug)]
+struct NoFetch;
+
+#[async_trait::async_trait]
+impl portcullis_verify::fetch::Fetch for NoFetch {
+    async fn get(
+        &self,
+        _url: &str,
+    ) -> Result<portcullis_verify::fetch::Fetched, portcullis_verify::fetch::FetchError> {
+        Err(portcullis_verify::fetch::FetchError::BadUrl)
+    }
+}
+
+/// One revocation rule: for every kind that can revoke an access token, introspection and the
+/// verify library (which the gateways are built on) agree, before and after the entry.
+#[tokio::test]
+async fn introspection_and_verifiers_agree_on_every_revocation_kind() {
+    use portcullis_core::revocation::RevocationKind;
+    use portcullis_store::NewRevocation;
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let introspector = app.client("acme", json!({"introspection": true})).await;
+    let c = app.client("acme", json!({})).await;
+    let (_, _, jwks) = app
+        .send(
+            Request::builder()
+                .uri("/oauth2/jwks")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    let clock: Arc<dyn Clock> = app.clock.clone();
+    let verifier = portcullis_verify::Verifier::with_parts(
+        portcullis_verify::VerifierConfig::new(
+            portcullis_verify::IssuerConfig::new(
+                ISSUER,
+                portcullis_verify::KeySource::Static(jwks.to_string()),
+            ),
+            "payments-api",
+            portcullis_verify::RevocationSource::Embedded {
+                staleness_bound: Duration::from_secs(3600),
+            },
+        ),
+        clock,
+        Arc::new(NoFetch),
+    )
+    .expect("verifier");
+    verifier.revocations().touch(0);
+    // Both answers for one token: (introspection active, verifier accepts).
+    let answers = |token: String| {
+        let (app, verifier, introspector) = (&app, &verifier, &introspector);
+        async move {
+            let head = app.store.revocation_head().await.expect("head");
+            for e in app
+                .store
+                .revocations_after(verifier.revocations().position(), 1_000)
+                .await
+                .expect("log")
+            {
+                verifier.revocations().apply(&e.into_record());
+            }
+            verifier.revocations().touch(head);
+            let active = app.introspect(introspector, &token).await["active"] == true;
+            let accepted = verifier.verify_access_token(&token).await.is_ok();
+            (active, accepted)
+        }
+    };
+    let kid = |token: &str| claims_of(token).0["kid"].as_str().expect("kid").to_owned();
+    let now = || app.clock.now();
+    for kind in [
+        RevocationKind::Token,
+        RevocationKind::Client,
+        RevocationKind::Subject,
+        RevocationKind::Tenant,
+        RevocationKind::SigningKey,
+    ] {
+        app.clock.advance(Duration::from_secs(2));
+        let token = app.access_token(&c).await;
+        assert_eq!(
+            answers(token.clone()).await,
+            (true, true),
+            "{kind:?} before"
+        );
+        let (_, claims) = claims_of(&token);
+        let subject = match kind {
+            RevocationKind::Token => claims["jti"].as_str().expect("jti").to_owned(),
+            RevocationKind::Client => c.id.clone(),
+            RevocationKind::Subject => claims["sub"].as_str().expect("sub").to_owned(),
+            RevocationKind::Tenant => "acme".to_owned(),
+            _ => kid(&token),
+        };
+        let tenant = if kind == RevocationKind::SigningKey {
+            "system"
+        } else {
+            "acme"
+        };
+        app.store
+            .append_revocation(
+                &NewRevocation {
+                    tenant: TenantId::parse(tenant).expect("tenant"),
+                    kind,
+                    subject,
+                    revoked_before: (kind != RevocationKind::Token).then(now),
+                    expires_at: None,
+                    reason: None,
+                },
+                now(),
+            )
+            .await
+            .expect("append");
+        assert_eq!(answers(token).await, (false, false), "{kind:?} after");
+        if kind != RevocationKind::SigningKey {
+            // Marks dated "revoked before" spare what is issued later.
+            app.clock.advance(Duration::from_secs(2));
+            let later = app.access_token(&c).await;
+            assert_eq!(answers(later).await, (true, true), "{kind:?} issued later");
+        }
+    }
+}

@@ -287,9 +287,14 @@ pub trait RevocationStore {
     /// past a committed entry, and starts at 0 until the first read: a hint to fetch with
     /// [`Self::revocations_in_range`], not the log itself.
     fn watch_revocation_head(&self) -> tokio::sync::watch::Receiver<i64>;
-    /// Whether an access token is revoked: by its jti, by a client mark at or after its issue time,
-    /// or by the revocation of the key that signed it.
-    async fn is_token_revoked(&self, q: &TokenRevocationQuery) -> Result<bool>;
+    /// The entries that name one of `candidates` (a token's
+    /// [`portcullis_core::revocation::TokenIdentity::candidates`]), oldest first. Whether they
+    /// revoke the token is for [`portcullis_core::revocation::RevocationSet`] to say: storage
+    /// only finds them, so introspection and every verifier decide by one rule.
+    async fn revocations_naming(
+        &self,
+        candidates: &[portcullis_core::revocation::Candidate<'_>],
+    ) -> Result<Vec<RevocationEntry>>;
 }
 
 /// Everything the server needs from storage.

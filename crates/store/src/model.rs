@@ -288,13 +288,3 @@ pub struct RevocationRange {
     /// Only this tenant's entries and signing-key entries (which concern every tenant).
     pub tenant: Option<TenantId>,
 }
-
-/// What identifies an access token for a revocation check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRevocationQuery {
-    pub tenant: TenantId,
-    pub jti: String,
-    pub client_id: String,
-    pub kid: String,
-    pub issued_at: Timestamp,
-}

@@ -14,6 +14,7 @@ macro_rules! impl_sql_store {
         use $crate::{Result, StoreError};
         use portcullis_core::admin::AdminRole;
         use portcullis_core::audit::{AuditEvent, Outcome};
+        use portcullis_core::revocation::Candidate;
         use portcullis_core::signing::{KeyState, SigningAlgorithm};
         use portcullis_core::tenant::{TenantId, TenantStatus};
         use portcullis_core::time::Timestamp;
@@ -1109,24 +1110,44 @@ macro_rules! impl_sql_store {
                 self.feed.subscribe(move |sink| $follow_head(pool, sink))
             }
 
-            async fn is_token_revoked(&self, q: &TokenRevocationQuery) -> Result<bool> {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM revocations WHERE \
-                     (tenant_id = $1 AND kind = 'token' AND subject = $2) \
-                     OR (tenant_id = $1 AND kind = 'client' AND subject = $3 \
-                         AND (revoked_before IS NULL OR revoked_before >= $5)) \
-                     OR (tenant_id = $1 AND kind = 'tenant' AND subject = $1 \
-                         AND (revoked_before IS NULL OR revoked_before >= $5)) \
-                     OR (kind = 'signing_key' AND subject = $4)",
-                )
-                .bind(q.tenant.as_str())
-                .bind(&q.jti)
-                .bind(&q.client_id)
-                .bind(&q.kid)
-                .bind(q.issued_at.as_millis())
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(n > 0)
+            async fn revocations_naming(
+                &self,
+                candidates: &[Candidate<'_>],
+            ) -> Result<Vec<RevocationEntry>> {
+                if candidates.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // One lookup per candidate on the (tenant_id, kind, subject) index; which of the
+                // rows found revoke anything is decided in core, never here.
+                let clauses: Vec<String> = (0..candidates.len())
+                    .map(|i| {
+                        let n = i * 3;
+                        format!(
+                            "(kind = ${} AND subject = ${} AND (${} IS NULL OR tenant_id = ${}))",
+                            n + 1,
+                            n + 2,
+                            n + 3,
+                            n + 3
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "SELECT * FROM revocations WHERE {} ORDER BY seq",
+                    clauses.join(" OR ")
+                );
+                let mut query = sqlx::query(&sql);
+                for c in candidates {
+                    query = query
+                        .bind(c.kind.as_str())
+                        .bind(c.subject)
+                        .bind(c.tenant.map(TenantId::as_str));
+                }
+                query
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(revocation_from_row)
+                    .collect()
             }
         }
 

@@ -11,8 +11,9 @@ use portcullis_core::oauth::{
     decide_client_credentials, parse_grant_type, select_audience, token_search_order,
     AccessTokenClaims, GrantType, TokenType,
 };
+use portcullis_core::revocation::{RevocationSet, TokenIdentity};
 use portcullis_core::time::Timestamp;
-use portcullis_store::{NewRevocation, OAuthClient, RevocationKind, TokenRevocationQuery};
+use portcullis_store::{NewRevocation, OAuthClient, RevocationKind};
 use serde_json::json;
 
 use super::client_auth::{authenticate, authenticate_introspector, Introspector};
@@ -164,18 +165,22 @@ async fn current_token(
         return Ok(Err("token_lifetime_too_long"));
     }
 
-    let revoked = state
-        .store
-        .is_token_revoked(&TokenRevocationQuery {
-            tenant,
-            jti: verified.claims.jti.clone(),
-            client_id: verified.claims.client_id.clone(),
-            kid: verified.kid.clone(),
-            issued_at: Timestamp::from_secs(verified.claims.iat),
-        })
-        .await?;
-    if revoked {
-        return Ok(Err("token_revoked"));
+    let claims = &verified.claims;
+    let identity = TokenIdentity {
+        tenant: &tenant,
+        jti: &claims.jti,
+        client_id: Some(&claims.client_id),
+        subject: &claims.sub,
+        kid: &verified.kid,
+        family: None,
+        issued_at: Timestamp::from_secs(claims.iat),
+    };
+    // The one revocation rule (core), over the entries that name this token.
+    let candidates: Vec<_> = identity.candidates().collect();
+    let entries = state.store.revocations_naming(&candidates).await?;
+    let records: Vec<_> = entries.into_iter().map(|e| e.into_record()).collect();
+    if let Some(by) = RevocationSet::from_records(&records).token_revoked(&identity) {
+        return Ok(Err(by.reason()));
     }
     Ok(Ok(verified))
 }
