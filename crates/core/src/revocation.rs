@@ -6,6 +6,17 @@
 //! is lost. Applying a record twice is harmless: records at or before the current position are
 //! ignored.
 //!
+//! Evolving the wire format (protocol version [`FEED_PROTOCOL_VERSION`]): within a version the
+//! server may add record kinds and optional fields, never change what a known kind covers.
+//! A verifier that meets a kind it does not know keeps following the feed and treats the record
+//! conservatively ([`RevocationKind::Unknown`]): it revokes, in its tenant (every tenant when
+//! filed under `system`), every token that carries the record's subject as any identifier
+//! (`jti`, client, subject, `kid`, family, tenant) and was issued at or before
+//! `revoked_before`, and the API key with that id; unknown fields are ignored. So an older
+//! verifier may refuse more than a newer one, never accept what the new record revokes. A
+//! change that cannot keep to this takes a new protocol version, which older verifiers refuse
+//! (failing closed) instead of misreading.
+//!
 //! This module must never decide anything from a record's `reason` (it is not on the wire) or
 //! trust a record that did not come from the server's authenticated feed; it only holds state.
 
@@ -16,9 +27,13 @@ use serde::{Deserialize, Serialize};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
 
+/// The revocation feed's wire protocol version, sent by the server (`Portcullis-Feed-Version`
+/// header, snapshot `version`) and checked by verifiers: see the module docs for what may change
+/// within a version.
+pub const FEED_PROTOCOL_VERSION: u32 = 1;
+
 /// What a revocation record names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RevocationKind {
     /// One access token, by `jti`.
     Token,
@@ -42,6 +57,22 @@ pub enum RevocationKind {
     /// (which are refused by their backend while the tenant is disabled, and work again once it
     /// is enabled).
     Tenant,
+    /// A kind this verifier does not know (a newer server's): read by the conservative rule in
+    /// the module docs. Never stored or sent by this version.
+    Unknown,
+}
+
+impl Serialize for RevocationKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RevocationKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        Ok(Self::parse(&text).unwrap_or(Self::Unknown))
+    }
 }
 
 impl RevocationKind {
@@ -66,18 +97,19 @@ impl RevocationKind {
             Self::ApiKeyChanged => "api_key_changed",
             Self::SigningKey => "signing_key",
             Self::Tenant => "tenant",
+            Self::Unknown => "unknown",
         }
     }
 
+    /// A kind this version knows; `None` for anything else ("unknown" included).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
 /// One entry of the revocation log as it travels to verifiers (SSE `data`, snapshot items).
-/// The internal `reason` is deliberately absent.
+/// The internal `reason` is deliberately absent. Unknown fields are ignored (module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RevocationRecord {
     /// Position in the log (1, 2, 3, ... with no gaps).
     pub seq: i64,
@@ -150,6 +182,8 @@ pub enum RevokedBy {
     ApiKey,
     SigningKey,
     Tenant,
+    /// A record of a kind this verifier does not know (module docs).
+    UnknownKind,
 }
 
 impl RevokedBy {
@@ -163,6 +197,7 @@ impl RevokedBy {
             RevocationKind::SigningKey => Self::SigningKey,
             RevocationKind::Tenant => Self::Tenant,
             RevocationKind::ApiKey | RevocationKind::ApiKeyChanged => Self::ApiKey,
+            RevocationKind::Unknown => Self::UnknownKind,
         }
     }
 
@@ -175,6 +210,7 @@ impl RevokedBy {
             Self::ApiKey => "api_key_revoked",
             Self::SigningKey => "signing_key_revoked",
             Self::Tenant => "tenant_disabled",
+            Self::UnknownKind => "revoked_by_unknown_kind",
         }
     }
 }
@@ -193,6 +229,9 @@ pub enum Applied {
     /// A signing key was revoked: drop the key (by `kid`) from key caches and every cached
     /// verification of a token it signed.
     SigningKey(String),
+    /// A record of an unknown kind: drop anything cached for an API key with this id (its
+    /// backend knows what the record means); tokens are covered by the conservative rule.
+    Unknown(String),
 }
 
 /// A "revoked at or before" mark: `None` covers everything ever issued.
@@ -215,6 +254,8 @@ pub struct RevocationSet {
     held: HashMap<String, Vec<(RevocationKind, TenantId, Held)>>,
     /// Revoked API key ids (key ids are globally unique), with when the entry may be forgotten.
     api_keys: HashMap<String, Option<Timestamp>>,
+    /// How many marks of an unknown kind are held: zero keeps their wider check off the hot path.
+    unknown_marks: usize,
 }
 
 impl RevocationSet {
@@ -285,9 +326,11 @@ impl RevocationSet {
                     }
                     None => marks.push((kind, tenant, new)),
                 }
+                self.unknown_marks = self.count_unknown();
                 match kind {
                     RevocationKind::Tenant => Applied::Tenant(r.tenant.clone()),
                     RevocationKind::SigningKey => Applied::SigningKey(r.subject.clone()),
+                    RevocationKind::Unknown => Applied::Unknown(r.subject.clone()),
                     _ => Applied::Recorded,
                 }
             }
@@ -308,6 +351,33 @@ impl RevocationSet {
         });
         self.api_keys
             .retain(|_, until| until.is_none_or(|exp| exp > now));
+        self.unknown_marks = self.count_unknown();
+    }
+
+    fn count_unknown(&self) -> usize {
+        self.held
+            .values()
+            .flatten()
+            .filter(|(k, _, _)| *k == RevocationKind::Unknown)
+            .count()
+    }
+
+    /// Whether a mark of an unknown kind names `subject` for this tenant (or every tenant) and
+    /// covers what was issued at `issued_at` (`None`: an API key, covered whatever its age).
+    fn unknown_covers(
+        &self,
+        subject: &str,
+        tenant: Option<&TenantId>,
+        issued_at: Option<Timestamp>,
+    ) -> bool {
+        self.held.get(subject).is_some_and(|marks| {
+            marks.iter().any(|(k, mt, h)| {
+                *k == RevocationKind::Unknown
+                    && (tenant.is_none_or(|t| t == mt) || mt.is_system())
+                    && h.mark
+                        .is_none_or(|before| issued_at.is_none_or(|iat| iat <= before))
+            })
+        })
     }
 
     /// Whether an access token is revoked, and by what.
@@ -315,16 +385,24 @@ impl RevocationSet {
         if self.held.is_empty() {
             return None;
         }
-        t.candidates().find_map(|c| {
-            let covered = self.held.get(c.subject).is_some_and(|marks| {
-                marks.iter().any(|(k, mt, h)| {
-                    *k == c.kind
-                        && c.tenant.is_none_or(|tt| tt == mt)
-                        && h.mark.is_none_or(|before| t.issued_at <= before)
-                })
-            });
-            covered.then(|| RevokedBy::of(c.kind))
-        })
+        t.candidates()
+            .find_map(|c| {
+                let covered = self.held.get(c.subject).is_some_and(|marks| {
+                    marks.iter().any(|(k, mt, h)| {
+                        *k == c.kind
+                            && c.tenant.is_none_or(|tt| tt == mt)
+                            && h.mark.is_none_or(|before| t.issued_at <= before)
+                    })
+                });
+                covered.then(|| RevokedBy::of(c.kind))
+            })
+            .or_else(|| {
+                // A newer server's kind: any identifier of the token it names (module docs).
+                (self.unknown_marks > 0
+                    && t.candidates()
+                        .any(|c| self.unknown_covers(c.subject, Some(t.tenant), Some(t.issued_at))))
+                .then_some(RevokedBy::UnknownKind)
+            })
     }
 
     /// The set holding exactly `records` (oldest first): what a one-off check builds from the
@@ -340,6 +418,7 @@ impl RevocationSet {
     /// Whether an API key (by key id) has been revoked.
     pub fn api_key_revoked(&self, key_id: &str) -> bool {
         self.api_keys.contains_key(key_id)
+            || (self.unknown_marks > 0 && self.unknown_covers(key_id, None, None))
     }
 }
 
@@ -547,17 +626,83 @@ mod tests {
     }
 
     #[test]
-    fn wire_record_round_trips_and_refuses_unknown_fields() {
+    fn wire_record_round_trips_and_reads_a_newer_servers_records() {
         let mut r = rec(3, "acme", RevocationKind::ApiKeyChanged, "abc");
         r.revoked_before = Some(Timestamp::from_millis(9));
         let text = serde_json::to_string(&r).expect("json");
         assert!(text.contains("\"kind\":\"api_key_changed\""));
         let back: RevocationRecord = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, r);
-        let extra = text.replace("\"seq\"", "\"reason\":\"x\",\"seq\"");
-        assert!(serde_json::from_str::<RevocationRecord>(&extra).is_err());
+        // A field added by a newer server is ignored; a kind added by one reads as Unknown.
+        let extra = text.replace("\"seq\"", "\"audience\":\"x\",\"seq\"");
+        assert_eq!(
+            serde_json::from_str::<RevocationRecord>(&extra).expect("newer field"),
+            r
+        );
+        let newer = text.replace("api_key_changed", "session");
+        assert_eq!(
+            serde_json::from_str::<RevocationRecord>(&newer)
+                .expect("newer kind")
+                .kind,
+            RevocationKind::Unknown
+        );
         for k in RevocationKind::ALL {
             assert_eq!(RevocationKind::parse(k.as_str()), Some(k));
         }
+        assert_eq!(RevocationKind::parse("unknown"), None, "never stored");
+    }
+
+    #[test]
+    fn an_unknown_kind_revokes_every_token_and_key_it_could_name() {
+        let acme = t("acme");
+        let globex = t("globex");
+        for field in ["jti", "client", "subject", "kid", "family", "tenant"] {
+            let mut s = RevocationSet::new();
+            let mut r = rec(
+                1,
+                "acme",
+                RevocationKind::Unknown,
+                if field == "tenant" { "acme" } else { "x1" },
+            );
+            r.revoked_before = Some(Timestamp::from_millis(100));
+            assert_eq!(s.apply(&r), Applied::Unknown(r.subject.clone()));
+            let mut tok = token(&acme, 100);
+            tok.family = Some("f0");
+            match field {
+                "jti" => tok.jti = "x1",
+                "client" => tok.client_id = Some("x1"),
+                "subject" => tok.subject = "x1",
+                "kid" => tok.kid = "x1",
+                "family" => tok.family = Some("x1"),
+                _ => {}
+            }
+            assert_eq!(
+                s.token_revoked(&tok),
+                Some(RevokedBy::UnknownKind),
+                "{field}"
+            );
+            tok.issued_at = Timestamp::from_millis(101);
+            assert_eq!(
+                s.token_revoked(&tok),
+                None,
+                "{field}: issued after the mark"
+            );
+            tok.issued_at = Timestamp::from_millis(100);
+            tok.tenant = &globex;
+            if field != "tenant" {
+                assert_eq!(s.token_revoked(&tok), None, "{field}: another tenant");
+            }
+        }
+        // Filed under `system`, it concerns every tenant; an API key by its id.
+        let mut s = RevocationSet::new();
+        s.apply(&rec(1, "system", RevocationKind::Unknown, "k1"));
+        assert_eq!(
+            s.token_revoked(&token(&globex, 5)),
+            Some(RevokedBy::UnknownKind)
+        );
+        assert!(s.api_key_revoked("k1"));
+        assert!(!s.api_key_revoked("k2"));
+        let plain = RevocationSet::new();
+        assert!(!plain.api_key_revoked("k1"));
     }
 }

@@ -255,18 +255,11 @@ mod tests {
     }
 
     fn principal() -> Principal {
-        Principal {
-            subject: "user-1".into(),
-            client_id: Some("cl_app".into()),
-            tenant: None,
-            scopes: vec!["a".into(), "b".into()],
-            roles: vec![],
-            kind: CredentialKind::AccessToken,
-            credential_id: "jti-1".into(),
-            issuer: Some("https://auth".into()),
-            environment: None,
-            expires_at: None,
-        }
+        let mut p = Principal::new(CredentialKind::AccessToken, "user-1", "jti-1");
+        p.client_id = Some("cl_app".into());
+        p.scopes = vec!["a".into(), "b".into()];
+        p.issuer = Some("https://auth".into());
+        p
     }
 
     fn part(token: &str, i: usize) -> serde_json::Value {

@@ -8,6 +8,7 @@ use portcullis_core::revocation::RevokedBy;
 
 /// The answer a client gets (RFC 6750 section 3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DenialClass {
     /// No credential was sent: 401 with a bare `Bearer` challenge.
     NoCredential,
@@ -52,6 +53,7 @@ impl DenialClass {
 
 /// The precise reason a credential was refused. Internal only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reason {
     MissingCredential,
     /// More than one credential, or a credential in the URL.

@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use portcullis_core::revocation::{
-    Applied, RevocationRecord, RevocationSet, RevokedBy, TokenIdentity,
+    Applied, RevocationRecord, RevocationSet, RevokedBy, TokenIdentity, FEED_PROTOCOL_VERSION,
 };
 use portcullis_core::secret::Secret;
 use portcullis_core::tenant::TenantId;
@@ -118,6 +118,36 @@ impl From<String> for StreamError {
     }
 }
 
+/// The header naming the feed's wire protocol version.
+pub const FEED_VERSION_HEADER: &str = "portcullis-feed-version";
+
+/// Refuses a feed of another protocol version: its records may mean something this verifier
+/// would misread, so it keeps retrying (and fails closed once stale) instead. A server that
+/// names no version predates versioning and speaks version 1.
+fn check_protocol(value: Option<&reqwest::header::HeaderValue>) -> Result<(), String> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    match value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        Some(FEED_PROTOCOL_VERSION) => Ok(()),
+        _ => {
+            let shown = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            tracing::error!(
+                server = %shown,
+                ours = FEED_PROTOCOL_VERSION,
+                "the revocation feed speaks another protocol version; upgrade this verifier (verification fails closed meanwhile)"
+            );
+            Err(format!(
+                "unsupported revocation feed protocol version {shown:?}"
+            ))
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Heartbeat {
     position: i64,
@@ -178,6 +208,8 @@ impl Revocations {
                 Applied::ApiKey(id) => hook(CacheDrop::ApiKey(id)),
                 Applied::Tenant(tenant) => hook(CacheDrop::Tenant(tenant)),
                 Applied::SigningKey(kid) => hook(CacheDrop::SigningKey(kid)),
+                // A newer server's kind: its backend knows what it means for an API key.
+                Applied::Unknown(id) => hook(CacheDrop::ApiKey(id)),
                 Applied::Duplicate | Applied::Recorded => {}
             }
         }
@@ -331,6 +363,7 @@ impl Revocations {
         if !resp.status().is_success() {
             return Err(format!("server answered {}", resp.status()).into());
         }
+        check_protocol(resp.headers().get(FEED_VERSION_HEADER))?;
         self.connected.store(true, Ordering::Relaxed);
         let mut parser = sse::Parser::new();
         loop {

@@ -5,6 +5,7 @@ use portcullis_core::time::Timestamp;
 
 /// The kind of credential a request presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CredentialKind {
     AccessToken,
     ApiKey,
@@ -21,6 +22,7 @@ impl CredentialKind {
 
 /// A verified caller. Handlers receive it from the axum extractor; it never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Principal {
     /// `sub` of a token; the owner of an API key.
     pub subject: String,
@@ -40,6 +42,28 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A principal with only its kind, subject and credential id; set the other (public) fields
+    /// as needed. The type is `#[non_exhaustive]` so fields can be added without breaking
+    /// embedders: build it with this, not a struct literal.
+    pub fn new(
+        kind: CredentialKind,
+        subject: impl Into<String>,
+        credential_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            subject: subject.into(),
+            client_id: None,
+            tenant: None,
+            scopes: Vec::new(),
+            roles: Vec::new(),
+            kind,
+            credential_id: credential_id.into(),
+            issuer: None,
+            environment: None,
+            expires_at: None,
+        }
+    }
+
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }

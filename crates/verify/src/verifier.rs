@@ -242,6 +242,7 @@ pub struct RequestFacts<'a> {
 
 /// A credential found in a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Presented<'a> {
     AccessToken(&'a str),
     ApiKey(&'a str),

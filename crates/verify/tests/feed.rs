@@ -41,6 +41,8 @@ struct Fake {
     epoch: Arc<Mutex<u64>>,
     /// Streams currently open.
     open: Arc<std::sync::atomic::AtomicUsize>,
+    /// The `Portcullis-Feed-Version` the server names (none: a server from before versions).
+    version: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl Fake {
@@ -54,6 +56,7 @@ impl Fake {
             frozen: Arc::default(),
             epoch: Arc::default(),
             open: Arc::default(),
+            version: Arc::default(),
         }
     }
 
@@ -128,11 +131,12 @@ async fn stream(State(fake): State<Fake>, headers: HeaderMap) -> Response {
                 .cloned()
                 .collect();
             for r in pending {
-                let ev = format!(
-                    "id: {}\nevent: revocation\ndata: {}\n\n",
-                    r.seq,
-                    serde_json::to_string(&r).expect("json")
+                // A newer server's record: a kind and a field this verifier has never seen.
+                let data = serde_json::to_string(&r).expect("json").replace(
+                    "\"kind\":\"unknown\"",
+                    "\"kind\":\"session\",\"sid\":\"s-1\"",
                 );
+                let ev = format!("id: {}\nevent: revocation\ndata: {data}\n\n", r.seq);
                 if tx.send(Ok(ev)).await.is_err() {
                     return;
                 }
@@ -153,7 +157,14 @@ async fn stream(State(fake): State<Fake>, headers: HeaderMap) -> Response {
         }
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    ([("content-type", "text/event-stream")], body).into_response()
+    let mut response = ([("content-type", "text/event-stream")], body).into_response();
+    if let Some(v) = *fake.version.lock().expect("lock") {
+        response.headers_mut().insert(
+            "portcullis-feed-version",
+            axum::http::HeaderValue::from_static(v),
+        );
+    }
+    response
 }
 
 async fn start(fake: Fake) -> String {
@@ -398,4 +409,52 @@ async fn dropping_the_verifier_closes_its_feed_connection() {
     );
     drop(v);
     assert!(eventually(open(0)).await, "no stream once it is gone");
+}
+
+#[tokio::test]
+async fn an_older_verifier_keeps_following_past_a_newer_kind_and_refuses_what_it_names() {
+    let fake = Fake::new();
+    *fake.version.lock().expect("lock") = Some("1");
+    // A kind this verifier does not know names a token's jti; then a known record follows.
+    fake.revoke(RevocationKind::Unknown, "acme", "jti-newer");
+    fake.revoke(RevocationKind::Token, "acme", "jti-known");
+    let base = start(fake.clone()).await;
+    let (v, k) = verifier(&base, Duration::from_secs(30), false);
+    assert!(
+        eventually(|| v.revocations().position() == 2).await,
+        "still following: position {}",
+        v.revocations().position()
+    );
+    assert_eq!(
+        reason(&v, &token_for(&k, "jti-newer")).await,
+        Err(Reason::Revoked(RevokedBy::UnknownKind))
+    );
+    assert_eq!(
+        reason(&v, &token_for(&k, "jti-known")).await,
+        Err(Reason::Revoked(RevokedBy::Token))
+    );
+    assert_eq!(reason(&v, &token_for(&k, "jti-other")).await, Ok(()));
+    assert_eq!(
+        fake.resumed_from.lock().expect("lock").len(),
+        1,
+        "one connection: nothing was refused"
+    );
+}
+
+#[tokio::test]
+async fn a_feed_of_another_protocol_version_is_refused_and_verification_fails_closed() {
+    let fake = Fake::new();
+    *fake.version.lock().expect("lock") = Some("2");
+    fake.revoke(RevocationKind::Token, "acme", "jti-old");
+    let base = start(fake.clone()).await;
+    let (v, k) = verifier(&base, Duration::from_secs(30), false);
+    assert!(
+        eventually(|| fake.resumed_from.lock().expect("lock").len() >= 2).await,
+        "keeps retrying"
+    );
+    assert_eq!(v.revocations().position(), 0, "nothing applied");
+    assert_eq!(
+        reason(&v, &token_for(&k, "jti-live")).await,
+        Err(Reason::RevocationFeedStale)
+    );
 }

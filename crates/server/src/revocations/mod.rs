@@ -171,8 +171,16 @@ async fn snapshot(
         position: range.through,
     })
     .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(FEED_VERSION_HEADER, feed_version());
     Ok(response)
+}
+
+/// Names the feed's wire protocol version on the snapshot and the stream, so a verifier built
+/// for another version fails closed instead of misreading (`portcullis_core::revocation`).
+pub const FEED_VERSION_HEADER: &str = "portcullis-feed-version";
+
+fn feed_version() -> HeaderValue {
+    HeaderValue::from(portcullis_core::revocation::FEED_PROTOCOL_VERSION)
 }

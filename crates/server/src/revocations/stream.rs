@@ -104,6 +104,7 @@ pub async fn stream(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Reverse proxies such as nginx would otherwise hold events back in their buffers.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(super::FEED_VERSION_HEADER, super::feed_version());
     Ok(response)
 }
 
