@@ -29,7 +29,16 @@ use serde::Deserialize;
 
 use crate::denial::Reason;
 use crate::principal::{CredentialKind, Principal};
-use crate::verifier::ApiKeyRequest;
+
+/// An API key check's request facts, with the audience and environment the route requires.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApiKeyRequest<'a> {
+    pub tenant: Option<&'a TenantId>,
+    pub client_ip: Option<IpAddr>,
+    pub audience: &'a str,
+    /// `None` = the API key configuration's environment.
+    pub environment: Option<&'a Environment>,
+}
 
 /// What a backend is asked about a key.
 #[derive(Debug, Clone, Copy)]

@@ -25,7 +25,7 @@ use portcullis_core::revocation::TokenIdentity;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, Timestamp};
 
-use crate::api_key::{ApiKeyBackend, ApiKeys, HttpApiKeys};
+use crate::api_key::{ApiKeyBackend, ApiKeyRequest, ApiKeys, HttpApiKeys};
 use crate::denial::{Denial, Reason};
 use crate::feed::{CacheDrop, RevocationSource, Revocations};
 use crate::fetch::{Fetch, HttpFetch};
@@ -632,14 +632,4 @@ impl Verifier {
             audiences: aud.into_iter().map(|a| a.into_owned()).collect(),
         })
     }
-}
-
-/// An API key check's request facts, with the audience and environment the route requires.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ApiKeyRequest<'a> {
-    pub tenant: Option<&'a TenantId>,
-    pub client_ip: Option<IpAddr>,
-    pub audience: &'a str,
-    /// `None` = the API key configuration's environment.
-    pub environment: Option<&'a Environment>,
 }
