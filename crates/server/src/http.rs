@@ -38,7 +38,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 pub fn router_for(state: AppState, http: &HttpConfig) -> Router {
     let client_address = Arc::new(ClientAddressRule {
         trusted_proxies: http.trusted_proxies.clone(),
-        header: http.forwarded_header,
+        header: http.forwarded_header.clone(),
     });
     Router::new()
         .route("/healthz", get(healthz))
