@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::secret::Secret;
 use portcullis_verify::{
     Alg, ApiKeyConfig, ApiKeySource, FeedConfig, IssuerConfig, KeySource, RevocationSource,
@@ -65,9 +66,11 @@ pub struct GatewayConfig {
     pub verifier: Option<VerifierSection>,
     /// Addresses (CIDRs or single addresses) of the proxies in front of the gateway: the nginx,
     /// Traefik or Envoy asking forward-auth, a load balancer before the reverse proxy. Only
-    /// their forwarding headers are believed ([`crate::client_ip`]); empty by default.
+    /// their forwarding headers are believed ([`portcullis_core::forwarded`]); empty by
+    /// default. A list, or one string of entries separated by commas or spaces; `/0` blocks and
+    /// blocks with host bits set are refused.
     #[serde(default)]
-    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    pub trusted_proxies: TrustedProxies,
     #[serde(default)]
     pub forward_auth: ForwardAuthSection,
     #[serde(default)]
@@ -218,10 +221,23 @@ pub struct ForwardAuthSection {
     #[serde(default)]
     pub enabled: bool,
     /// A header the proxy in front sets to the client's address (`x-forwarded-for`,
-    /// `forwarded`, `x-real-ip`); used for API-key IP allowlists, rate limits and audit. Read
-    /// only from a peer in `trusted_proxies` (required with it), as the rightmost address that
-    /// is not a trusted proxy. Unset: no client address is known in forward-auth mode.
-    pub client_ip_header: Option<String>,
+    /// `forwarded`, `x-real-ip`, any other name); used for API-key IP allowlists, rate limits
+    /// and audit. `forwarded` is read as RFC 7239, any other as a list like `X-Forwarded-For`.
+    /// Read only from a peer in `trusted_proxies` (required with it), as the rightmost address
+    /// that is not a trusted proxy ([`portcullis_core::forwarded`]). Unset: no client address
+    /// is known in forward-auth mode.
+    #[serde(default, deserialize_with = "forwarding_header")]
+    pub client_ip_header: Option<ForwardedHeader>,
+}
+
+/// Any header name: `forwarded` is RFC 7239, every other name a list of addresses.
+fn forwarding_header<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ForwardedHeader>, D::Error> {
+    let name = String::deserialize(d)?;
+    ForwardedHeader::named(&name)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
