@@ -4,7 +4,10 @@
 //! Validation fails closed: a route that names neither accepted credentials nor `public = true`,
 //! a route naming an unknown upstream, two routes that would match the same requests, a path
 //! pattern that normalisation would change, or a secret given both inline and as a file are all
-//! refused at load. This module must never fill a missing policy with a default.
+//! refused at load. Secrets read from the file (`verifier.revocation.token`,
+//! `verifier.api_keys.token`) are held as [`Secret`]s from the moment they are parsed, so a
+//! `{:?}` of the configuration prints `[redacted]`. This module must never fill a missing policy
+//! with a default, nor hold a secret as a plain string.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -190,7 +193,7 @@ pub struct IssuerSection {
 pub struct RevocationSection {
     /// The Portcullis server whose `/v1/revocations/stream` is followed.
     pub feed_url: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<Secret<String>>,
     pub token_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "duration::de_opt")]
     pub staleness_bound: Option<Duration>,
@@ -206,7 +209,7 @@ pub struct RevocationSection {
 pub struct ApiKeySection {
     /// The Portcullis server answering `POST /v1/api-keys/verify`.
     pub url: String,
-    pub token: Option<String>,
+    pub token: Option<Secret<String>>,
     pub token_file: Option<PathBuf>,
     /// Keys of any other environment are refused without a lookup.
     pub environment: String,
@@ -450,13 +453,13 @@ impl GatewayConfig {
 }
 
 fn secret(
-    inline: &Option<String>,
+    inline: &Option<Secret<String>>,
     file: &Option<PathBuf>,
     what: &str,
 ) -> Result<Secret<String>, ConfigError> {
     match (inline, file) {
         (Some(_), Some(_)) => err(format!("{what}: set either token or token_file, not both")),
-        (Some(t), None) if !t.is_empty() => Ok(Secret::new(t.clone())),
+        (Some(t), None) if !t.expose().is_empty() => Ok(t.clone()),
         (None, Some(p)) => {
             let t = std::fs::read_to_string(p)
                 .map_err(|e| ConfigError(format!("{what}: reading {}: {e}", p.display())))?;
@@ -636,9 +639,44 @@ url = "http://127.0.0.1:9"
             secret(&None, &Some(f.clone()), "t").expect("file").expose(),
             "from-file"
         );
-        assert!(secret(&Some("x".into()), &Some(f), "t").is_err());
+        let inline = |t: &str| Some(Secret::new(t.to_owned()));
+        assert_eq!(
+            secret(&inline("x"), &None, "t").expect("inline").expose(),
+            "x"
+        );
+        assert!(secret(&inline("x"), &Some(f), "t").is_err());
         assert!(secret(&None, &None, "t").is_err());
-        assert!(secret(&Some(String::new()), &None, "t").is_err());
+        assert!(secret(&inline(""), &None, "t").is_err());
+    }
+
+    /// Invariant 4: a parsed configuration printed with `{:?}` (a log line, a panic message)
+    /// shows no token.
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let text = format!(
+            r#"{BASE}
+[verifier]
+audience = "api"
+[verifier.revocation]
+feed_url = "https://auth.example.com"
+token = "feed-token-s3cret"
+[verifier.api_keys]
+url = "https://auth.example.com"
+token = "api-keys-token-s3cret"
+environment = "live"
+"#
+        );
+        let c = GatewayConfig::from_toml(&text).expect("config");
+        let printed = format!("{c:?} {c:#?}");
+        for token in ["feed-token-s3cret", "api-keys-token-s3cret"] {
+            assert!(!printed.contains(token), "{token} in {printed}");
+        }
+        assert!(printed.contains("[redacted]"), "{printed}");
+        let v = c.verifier.as_ref().expect("verifier");
+        let token = v.revocation.token.as_ref().expect("token");
+        assert_eq!(token.expose(), "feed-token-s3cret");
+        let cfg = v.to_verifier_config().expect("verifier config");
+        assert!(!format!("{cfg:?}").contains("s3cret"));
     }
 
     #[test]
