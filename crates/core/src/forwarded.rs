@@ -1,21 +1,32 @@
 //! Which address a request came from when it may have passed through reverse proxies: the one
-//! rule for reading `X-Forwarded-For` or `Forwarded` (RFC 7239), for every Portcullis listener.
+//! rule for reading a forwarding header (`X-Forwarded-For` and headers written like it, or
+//! `Forwarded`, RFC 7239), for every Portcullis listener: `serve`'s HTTP edge and the gateway's
+//! forward-auth endpoint alike.
 //!
 //! A forwarding header is believed only when the connecting peer is a configured trusted proxy.
 //! Each proxy appends the address it saw, so the entries to the right were written by proxies we
 //! trust and everything to their left by whoever sent the request. The client is therefore the
 //! rightmost entry that is not itself a trusted proxy; the walk stops there, so entries a client
-//! puts on the left (a spoofed "original" address, garbage) are never read. An entry the walk
-//! must read that is not an address (`unknown`, an obfuscated identifier, malformed text) makes
-//! the answer the peer: garbage is never trusted. When every entry is a trusted proxy the
-//! leftmost one is the client (a request that started inside the proxy tier).
+//! puts on the left (a spoofed "original" address, garbage, an unbalanced quote) are never read.
+//! When every entry is a trusted proxy the leftmost one is the client (a request that started
+//! inside the proxy tier).
 //!
-//! Only one header kind is read, chosen by configuration ([`ForwardedHeader`]): a proxy that
-//! writes `X-Forwarded-For` passes a client's `Forwarded` header through untouched (and the
-//! reverse), so believing whichever is present would let any client choose its address.
+//! The answer is unknown (`None`), never a guess, when the entry where the walk stops is not an
+//! address (`unknown`, an obfuscated `_hidden` node, an empty or malformed entry) and when a
+//! trusted proxy sends no entry at all. Answering the proxy's own address instead would let an
+//! allowlist naming the proxy admit every client behind it, and would write the proxy into the
+//! audit log as if it were the client. Callers fail closed on unknown: an API key with an IP
+//! allowlist is refused, the audit log records no address, and throttles count every unknown
+//! request as one shared source.
 //!
-//! This module must never do I/O, and never believe a header from a peer outside the trusted
-//! set; the HTTP edge hands it the peer and the raw header values.
+//! Only one header is read, chosen by configuration ([`ForwardedHeader`]): a proxy that writes
+//! `X-Forwarded-For` passes a client's `Forwarded` header through untouched (and the reverse), so
+//! believing whichever is present would let any client choose its address. `Forwarded` is read
+//! as RFC 7239 (a `,` or `;` inside a quoted string separates nothing); any other header as a
+//! comma-separated list of addresses.
+//!
+//! This module must never do I/O, never believe a header from a peer outside the trusted set,
+//! and never read an entry left of the one where the walk stops.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
@@ -23,9 +34,13 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-/// The forwarding header a deployment's proxies write.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// The forwarding header a deployment's proxies write, which also says how it is read.
+///
+/// Deserialises from the two standard names only (`x-forwarded-for`, `forwarded`: what `serve`'s
+/// `http.forwarded_header` takes); [`ForwardedHeader::named`] also takes any other header name,
+/// read like `X-Forwarded-For` (the gateway's `forward_auth.client_ip_header`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StandardHeader", into = "String")]
 pub enum ForwardedHeader {
     /// `X-Forwarded-For: <client>, <proxy1>, ...` (nginx, HAProxy `option forwardfor`, Envoy,
     /// Traefik, Caddy, cloud load balancers).
@@ -33,19 +48,77 @@ pub enum ForwardedHeader {
     XForwardedFor,
     /// `Forwarded: for=<client>;proto=https, for=<proxy1>` (RFC 7239).
     Forwarded,
+    /// Another header written like `X-Forwarded-For` (`X-Real-IP`, `True-Client-IP`, ...).
+    AddressList(HeaderName),
 }
 
+/// The lowercase name of a forwarding header other than `x-forwarded-for` and `forwarded`; made
+/// only by [`ForwardedHeader::named`], so it is never one of those two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderName(Box<str>);
+
+impl HeaderName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a forwarding header name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a header name")]
+pub struct NotAHeaderName(pub String);
+
 impl ForwardedHeader {
+    /// The header called `name` (any case): `forwarded` is read as RFC 7239, every other header
+    /// as a list of addresses like `X-Forwarded-For`.
+    pub fn named(name: &str) -> Result<Self, NotAHeaderName> {
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(NotAHeaderName(name.to_owned()));
+        }
+        let name = name.to_ascii_lowercase();
+        Ok(match name.as_str() {
+            "x-forwarded-for" => Self::XForwardedFor,
+            "forwarded" => Self::Forwarded,
+            _ => Self::AddressList(HeaderName(name.into())),
+        })
+    }
+
     /// The header's name, lowercase.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Self::XForwardedFor => "x-forwarded-for",
             Self::Forwarded => "forwarded",
+            Self::AddressList(name) => name.as_str(),
         }
     }
 }
 
-/// The proxies whose forwarding headers are believed. Empty (the default): none are.
+/// What a configuration value may name when it deserialises a [`ForwardedHeader`].
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum StandardHeader {
+    XForwardedFor,
+    Forwarded,
+}
+
+impl From<StandardHeader> for ForwardedHeader {
+    fn from(h: StandardHeader) -> Self {
+        match h {
+            StandardHeader::XForwardedFor => Self::XForwardedFor,
+            StandardHeader::Forwarded => Self::Forwarded,
+        }
+    }
+}
+
+impl From<ForwardedHeader> for String {
+    fn from(h: ForwardedHeader) -> Self {
+        h.name().to_owned()
+    }
+}
+
+/// The proxies whose forwarding headers are believed. Empty (the default): none are. One type
+/// for every configuration that names them (`serve`'s `http.trusted_proxies`, the gateway's
+/// `trusted_proxies`).
 ///
 /// Written as CIDR blocks or single addresses. A block with host bits set (`10.1.2.3/8`) and a
 /// block that holds every address (`0.0.0.0/0`, `::/0`) are refused: the first is usually a
@@ -138,39 +211,101 @@ impl From<TrustedProxies> for Vec<String> {
 }
 
 /// The client's address: `peer` itself unless `peer` is a trusted proxy, then what the `header`
-/// values (in the order they arrived) say, by the rule in the module documentation. IPv4-mapped
-/// IPv6 addresses are answered as IPv4.
+/// values (in the order they arrived) say by the rule in the module documentation, `None` when
+/// that is unknown. IPv4-mapped IPv6 addresses are answered as IPv4.
+///
+/// A caller whose peer is never the client (forward-auth: the peer is the proxy asking) answers
+/// `None` itself for an untrusted peer; for a trusted one this reads only the header.
 pub fn client_address<'a, I>(
     peer: IpAddr,
     trusted: &TrustedProxies,
-    header: ForwardedHeader,
+    header: &ForwardedHeader,
     values: I,
-) -> IpAddr
+) -> Option<IpAddr>
 where
     I: IntoIterator<Item = &'a [u8]>,
     I::IntoIter: DoubleEndedIterator,
 {
     let peer = peer.to_canonical();
     if !trusted.contains(peer) {
-        return peer;
+        return Some(peer);
     }
-    let mut leftmost_proxy = peer;
+    let rfc7239 = matches!(header, ForwardedHeader::Forwarded);
+    // `None` until an entry is read: a trusted proxy that names nobody leaves the client unknown.
+    let mut leftmost_proxy = None;
     for line in values.into_iter().rev() {
-        for entry in line.rsplit(|b| *b == b',') {
-            let parsed = std::str::from_utf8(entry).ok().and_then(|e| match header {
-                ForwardedHeader::XForwardedFor => x_forwarded_for_entry(e),
-                ForwardedHeader::Forwarded => forwarded_element(e),
-            });
-            let Some(ip) = parsed.map(|ip| ip.to_canonical()) else {
-                return peer;
+        let mut rest = Some(line);
+        while let Some(text) = rest {
+            let (left, entry) = if rfc7239 {
+                split_last_element(text)
+            } else {
+                split_last_entry(text)
             };
+            rest = left;
+            let entry = std::str::from_utf8(entry).ok()?;
+            let parsed = if rfc7239 {
+                forwarded_element(entry)
+            } else {
+                x_forwarded_for_entry(entry)
+            };
+            // Not an address where the walk stops: unknown, never the entry left of it.
+            let ip = parsed?.to_canonical();
             if !trusted.contains(ip) {
-                return ip;
+                return Some(ip);
             }
-            leftmost_proxy = ip;
+            leftmost_proxy = Some(ip);
         }
     }
     leftmost_proxy
+}
+
+/// Splits the last entry of an address list off: (what is left of its `,`, the entry).
+fn split_last_entry(line: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    match line.iter().rposition(|b| *b == b',') {
+        // `i` is an index into `line`, so both ranges are in bounds.
+        Some(i) => (Some(&line[..i]), &line[i + 1..]),
+        None => (None, line),
+    }
+}
+
+/// Splits the last element of a `Forwarded` line off: (what is left of its `,`, the element). A
+/// `,` inside a quoted string separates nothing. The line is read from the right, so text a
+/// client wrote on the left (an unbalanced quote) cannot change where the elements that proxies
+/// appended begin; an unbalanced quote makes the rest of the line one (malformed) element.
+fn split_last_element(line: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    let mut end = line.len();
+    loop {
+        // Indices come from searching `line[..end]`, so every range is in bounds.
+        let Some(i) = line[..end].iter().rposition(|b| *b == b',' || *b == b'"') else {
+            return (None, line);
+        };
+        if line[i] == b',' {
+            return (Some(&line[..i]), &line[i + 1..]);
+        }
+        match opening_quote(&line[..i]) {
+            Some(open) => end = open,
+            None => return (None, line),
+        }
+    }
+}
+
+/// Where the quoted string whose closing `"` follows `before` opens: the last `"` in `before`
+/// that a backslash does not escape (an odd run of backslashes before it does: RFC 9110
+/// `quoted-pair`; an even run is escaped backslashes).
+fn opening_quote(before: &[u8]) -> Option<usize> {
+    let mut end = before.len();
+    loop {
+        let q = before[..end].iter().rposition(|b| *b == b'"')?;
+        let backslashes = before[..q]
+            .iter()
+            .rev()
+            .take_while(|b| **b == b'\\')
+            .count();
+        if backslashes % 2 == 0 {
+            return Some(q);
+        }
+        end = q;
+    }
 }
 
 /// Optional whitespace (RFC 9110 section 5.6.3).
@@ -195,51 +330,68 @@ fn x_forwarded_for_entry(entry: &str) -> Option<IpAddr> {
         .map(IpAddr::V6)
 }
 
-/// The `for` address of one `Forwarded` element (`for=192.0.2.60;proto=http;by=...`). The
-/// element must be well formed and name exactly one `for`, and it must be an address.
+/// The `for` address of one `Forwarded` element (`for=192.0.2.60;proto=http;by=...`, RFC 7239
+/// section 4). The element must be well formed (pairs of `token=token` or `token="quoted"`,
+/// separated by `;` outside quotes) and name exactly one `for`, which must be an address.
 fn forwarded_element(element: &str) -> Option<IpAddr> {
     let mut found = None;
-    for pair in element.split(';') {
-        let pair = trim_ows(pair);
-        if pair.is_empty() {
+    let mut rest = element;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        if rest.is_empty() {
+            return found;
+        }
+        // An empty pair (`a=b;;c=d`) is allowed by the grammar.
+        if let Some(after) = rest.strip_prefix(';') {
+            rest = after;
             continue;
         }
-        let (name, value) = pair.split_once('=')?;
-        if name.is_empty() || !name.bytes().all(is_tchar) {
+        // tchars are ASCII, so the count is a character boundary.
+        let (name, after) = rest.split_at(rest.bytes().take_while(|b| is_tchar(*b)).count());
+        if name.is_empty() {
             return None;
         }
-        let value = forwarded_value(value)?;
+        let (value, after) = forwarded_value(after.strip_prefix('=')?)?;
         if name.eq_ignore_ascii_case("for") {
             if found.is_some() {
                 return None;
             }
             found = Some(forwarded_node(&value)?);
         }
-    }
-    found
-}
-
-/// A `token` or a `quoted-string` (RFC 9110 section 5.6), unquoted.
-fn forwarded_value(value: &str) -> Option<String> {
-    let Some(quoted) = value.strip_prefix('"') else {
-        return (!value.is_empty() && value.bytes().all(is_tchar)).then(|| value.to_owned());
-    };
-    let inner = quoted.strip_suffix('"')?;
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next()?),
-            '"' => return None,
-            c if c.is_control() && c != '\t' => return None,
-            c => out.push(c),
+        rest = after.trim_start_matches([' ', '\t']);
+        if !rest.is_empty() {
+            rest = rest.strip_prefix(';')?;
         }
     }
-    Some(out)
+}
+
+/// A `token` or a `quoted-string` (RFC 9110 section 5.6) at the start of `s`, unquoted, and
+/// what follows it.
+fn forwarded_value(s: &str) -> Option<(String, &str)> {
+    let Some(quoted) = s.strip_prefix('"') else {
+        let len = s.bytes().take_while(|b| is_tchar(*b)).count();
+        let (token, rest) = s.split_at(len);
+        return (!token.is_empty()).then(|| (token.to_owned(), rest));
+    };
+    let mut out = String::new();
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        let c = match c {
+            '"' => return Some((out, &quoted[i + 1..])),
+            '\\' => chars.next()?.1,
+            c => c,
+        };
+        if c.is_control() && c != '\t' {
+            return None;
+        }
+        out.push(c);
+    }
+    None
 }
 
 /// RFC 7239 `node` as an address: `192.0.2.43`, `192.0.2.43:47011`, `[2001:db8::17]`,
-/// `[2001:db8::17]:47011`. `unknown` and obfuscated identifiers (`_hidden`) are not addresses.
+/// `[2001:db8::17]:47011`, also with an obfuscated port (`192.0.2.43:_a1`). `unknown` and
+/// obfuscated identifiers (`_hidden`) are not addresses.
 fn forwarded_node(node: &str) -> Option<IpAddr> {
     let (host, port) = match node.strip_prefix('[') {
         Some(rest) => {
@@ -260,10 +412,21 @@ fn forwarded_node(node: &str) -> Option<IpAddr> {
     };
     match port {
         None => Some(host),
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(host)
-        }
+        Some(p) if is_node_port(p) => Some(host),
         Some(_) => None,
+    }
+}
+
+/// `node-port`: 1 to 5 digits, or `_` and at least one of `ALPHA / DIGIT / "." / "_" / "-"`.
+fn is_node_port(p: &str) -> bool {
+    match p.strip_prefix('_') {
+        Some(obf) => {
+            !obf.is_empty()
+                && obf
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        }
+        None => (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()),
     }
 }
 
@@ -280,12 +443,17 @@ mod tests {
         s.parse().expect("ip")
     }
 
+    fn some(s: &str) -> Option<IpAddr> {
+        Some(ip(s))
+    }
+
     fn proxies(list: &[&str]) -> TrustedProxies {
         TrustedProxies::parse(list.iter().copied()).expect("proxies")
     }
 
-    /// The answer for `peer` sending these header lines, behind proxies in 10.0.0.0/8.
-    fn resolve(header: ForwardedHeader, peer: &str, lines: &[&str]) -> IpAddr {
+    /// The answer for `peer` sending these header lines, behind proxies in 10.0.0.0/8 and
+    /// 2001:db8:ffff::/48.
+    fn resolve(header: &ForwardedHeader, peer: &str, lines: &[&str]) -> Option<IpAddr> {
         client_address(
             ip(peer),
             &proxies(&["10.0.0.0/8", "2001:db8:ffff::/48"]),
@@ -294,47 +462,74 @@ mod tests {
         )
     }
 
-    fn xff(peer: &str, lines: &[&str]) -> IpAddr {
-        resolve(ForwardedHeader::XForwardedFor, peer, lines)
+    fn xff(peer: &str, lines: &[&str]) -> Option<IpAddr> {
+        resolve(&ForwardedHeader::XForwardedFor, peer, lines)
     }
 
-    fn fwd(peer: &str, lines: &[&str]) -> IpAddr {
-        resolve(ForwardedHeader::Forwarded, peer, lines)
+    fn fwd(peer: &str, lines: &[&str]) -> Option<IpAddr> {
+        resolve(&ForwardedHeader::Forwarded, peer, lines)
+    }
+
+    fn named(name: &str, lines: &[&str]) -> Option<IpAddr> {
+        let header = ForwardedHeader::named(name).expect("header name");
+        resolve(&header, "10.0.0.2", lines)
     }
 
     #[test]
     fn a_header_from_an_untrusted_peer_is_ignored() {
-        assert_eq!(xff("198.51.100.7", &["203.0.113.9"]), ip("198.51.100.7"));
+        assert_eq!(xff("198.51.100.7", &["203.0.113.9"]), some("198.51.100.7"));
         assert_eq!(
             fwd("198.51.100.7", &["for=203.0.113.9"]),
-            ip("198.51.100.7")
+            some("198.51.100.7")
+        );
+        assert_eq!(named("x-real-ip", &["203.0.113.7"]), some("203.0.113.7"));
+        let real_ip = ForwardedHeader::named("x-real-ip").expect("name");
+        assert_eq!(
+            resolve(&real_ip, "198.51.100.1", &["203.0.113.7"]),
+            some("198.51.100.1")
         );
         // No proxies configured: nobody's header is read.
         let none = TrustedProxies::none();
         let got = client_address(
             ip("10.0.0.1"),
             &none,
-            ForwardedHeader::XForwardedFor,
+            &ForwardedHeader::XForwardedFor,
             [b"203.0.113.9".as_slice()],
         );
-        assert_eq!(got, ip("10.0.0.1"));
+        assert_eq!(got, some("10.0.0.1"));
     }
 
     #[test]
     fn a_trusted_peer_forwards_the_rightmost_untrusted_entry() {
-        assert_eq!(xff("10.0.0.5", &["203.0.113.9"]), ip("203.0.113.9"));
+        assert_eq!(xff("10.0.0.5", &["203.0.113.9"]), some("203.0.113.9"));
         // A chain of trusted proxies is walked through.
         assert_eq!(
             xff("10.0.0.5", &["203.0.113.9, 10.0.0.7,10.0.0.6"]),
-            ip("203.0.113.9")
+            some("203.0.113.9")
+        );
+        assert_eq!(
+            xff("10.0.0.2", &["1.1.1.1, 203.0.113.7, 10.0.0.1"]),
+            some("203.0.113.7")
         );
         // Several header lines are one list, in order.
         assert_eq!(
             xff("10.0.0.5", &["198.51.100.1", "203.0.113.9, 10.0.0.7"]),
-            ip("203.0.113.9")
+            some("203.0.113.9")
         );
-        // No header: the peer.
-        assert_eq!(xff("10.0.0.5", &[]), ip("10.0.0.5"));
+        assert_eq!(
+            xff("10.0.0.2", &["1.1.1.1", "203.0.113.7, 10.0.0.1"]),
+            some("203.0.113.7")
+        );
+    }
+
+    #[test]
+    fn a_trusted_peer_that_names_nobody_leaves_the_client_unknown() {
+        // The proxy's own address is not the client's: an allowlist naming the proxy would
+        // admit everyone behind it. (This answered the peer before the gateway's rule and this
+        // one became one.)
+        assert_eq!(xff("10.0.0.5", &[]), None);
+        assert_eq!(fwd("10.0.0.5", &[]), None);
+        assert_eq!(named("x-real-ip", &[]), None);
     }
 
     #[test]
@@ -342,72 +537,109 @@ mod tests {
         // The client sent "X-Forwarded-For: 192.0.2.1"; the proxy appended what it saw.
         assert_eq!(
             xff("10.0.0.5", &["192.0.2.1, 203.0.113.9"]),
-            ip("203.0.113.9")
+            some("203.0.113.9")
         );
         assert_eq!(
             xff("10.0.0.5", &["192.0.2.1", "203.0.113.9"]),
-            ip("203.0.113.9")
+            some("203.0.113.9")
         );
         // Even a spoofed trusted address on the left is never reached.
         assert_eq!(
             xff("10.0.0.5", &["10.0.0.9, 203.0.113.9"]),
-            ip("203.0.113.9")
+            some("203.0.113.9")
+        );
+        assert_eq!(
+            xff("10.0.0.2", &["10.9.9.9, 203.0.113.7"]),
+            some("203.0.113.7")
         );
         assert_eq!(
             fwd("10.0.0.5", &["for=192.0.2.1, for=203.0.113.9;proto=https"]),
-            ip("203.0.113.9")
+            some("203.0.113.9")
+        );
+        assert_eq!(
+            fwd("10.0.0.2", &["for=10.9.9.9, for=203.0.113.7"]),
+            some("203.0.113.7")
         );
     }
 
     #[test]
-    fn garbage_where_the_walk_reads_falls_back_to_the_peer() {
+    fn garbage_where_the_walk_reads_leaves_the_client_unknown() {
+        // These answered the peer before the rule became one; unknown fails closed.
         for line in [
             "",
             " ",
             ",",
+            " , ",
             "203.0.113.9,",
             "203.0.113.9, unknown",
             "203.0.113.9, not-an-address",
+            "203.0.113.9, garbage, 10.0.0.1",
             "203.0.113.9, 999.1.1.1",
             "203.0.113.9, fe80::1%eth0",
             "203.0.113.9, 10.0.0.7 10.0.0.8",
             "203.0.113.9, [2001:db8::1",
             "203.0.113.9, 203.0.113.10:99999",
+            "203.0.113.9, , 10.0.0.1",
         ] {
-            assert_eq!(xff("10.0.0.5", &[line]), ip("10.0.0.5"), "{line:?}");
+            assert_eq!(xff("10.0.0.5", &[line]), None, "{line:?}");
         }
         // Bytes that are not text.
         let got = client_address(
             ip("10.0.0.5"),
             &proxies(&["10.0.0.0/8"]),
-            ForwardedHeader::XForwardedFor,
+            &ForwardedHeader::XForwardedFor,
             [b"203.0.113.9, \xff\xfe".as_slice()],
         );
-        assert_eq!(got, ip("10.0.0.5"));
+        assert_eq!(got, None);
     }
 
     #[test]
     fn garbage_left_of_the_answer_is_never_read() {
         assert_eq!(
             xff("10.0.0.5", &["\"quoted\";junk, unknown, 203.0.113.9"]),
-            ip("203.0.113.9")
+            some("203.0.113.9")
+        );
+        assert_eq!(
+            xff("10.0.0.2", &["garbage, 203.0.113.7"]),
+            some("203.0.113.7")
         );
         let got = client_address(
             ip("10.0.0.5"),
             &proxies(&["10.0.0.0/8"]),
-            ForwardedHeader::XForwardedFor,
+            &ForwardedHeader::XForwardedFor,
             [b"\xff\xfe".as_slice(), b"203.0.113.9".as_slice()],
         );
-        assert_eq!(got, ip("203.0.113.9"));
+        assert_eq!(got, some("203.0.113.9"));
         assert_eq!(
             fwd("10.0.0.5", &["for=\"unbalanced, for=203.0.113.9"]),
-            ip("203.0.113.9")
+            some("203.0.113.9")
+        );
+        // A client's open quote cannot swallow the quoted element a proxy appended.
+        assert_eq!(
+            fwd(
+                "10.0.0.5",
+                &["for=192.0.2.1;x=\", for=\"[2001:db8:cafe::17]:4711\""]
+            ),
+            some("2001:db8:cafe::17")
+        );
+        // An escaped quote does not end a quoted string: its `, for=` stays inside it.
+        assert_eq!(
+            fwd("10.0.0.5", &["for=\"x\\\", for=192.0.2.1\", for=10.0.0.7"]),
+            None
+        );
+        assert_eq!(
+            fwd(
+                "10.0.0.5",
+                &["for=203.0.113.9;ext=\"a\\\",b\", for=10.0.0.7"]
+            ),
+            some("203.0.113.9")
         );
     }
 
     #[test]
     fn when_every_entry_is_a_trusted_proxy_the_leftmost_is_the_client() {
-        assert_eq!(xff("10.0.0.5", &["10.0.0.8, 10.0.0.7"]), ip("10.0.0.8"));
+        assert_eq!(xff("10.0.0.5", &["10.0.0.8, 10.0.0.7"]), some("10.0.0.8"));
+        assert_eq!(fwd("10.0.0.5", &["for=10.0.0.7"]), some("10.0.0.7"));
     }
 
     #[test]
@@ -417,22 +649,70 @@ mod tests {
             ("2001:db8::1", "2001:db8::1"),
             ("[2001:db8::1]", "2001:db8::1"),
             ("[2001:db8::1]:4711", "2001:db8::1"),
+            ("[2001:db8::7]:80", "2001:db8::7"),
             ("  203.0.113.9\t", "203.0.113.9"),
         ] {
-            assert_eq!(xff("10.0.0.5", &[entry]), ip(want), "{entry}");
+            assert_eq!(xff("10.0.0.5", &[entry]), some(want), "{entry}");
+        }
+    }
+
+    #[test]
+    fn any_other_header_name_is_read_like_x_forwarded_for() {
+        assert_eq!(
+            named("X-Real-IP", &["198.51.100.7, 203.0.113.9, 10.0.0.1"]),
+            some("203.0.113.9")
+        );
+        assert_eq!(
+            named("true-client-ip", &["203.0.113.9:80"]),
+            some("203.0.113.9")
+        );
+        assert_eq!(named("x-real-ip", &["203.0.113.7, unknown"]), None);
+        // `for=` is not an address in a list header.
+        assert_eq!(named("x-real-ip", &["for=203.0.113.9"]), None);
+        assert_eq!(
+            ForwardedHeader::named("X-Forwarded-For"),
+            Ok(ForwardedHeader::XForwardedFor)
+        );
+        assert_eq!(
+            ForwardedHeader::named("Forwarded"),
+            Ok(ForwardedHeader::Forwarded)
+        );
+        let real = ForwardedHeader::named("X-Real-IP").expect("name");
+        assert_eq!(real.name(), "x-real-ip");
+        for bad in ["", "x real ip", "x-real-ip:", "é"] {
+            assert_eq!(
+                ForwardedHeader::named(bad),
+                Err(NotAHeaderName(bad.to_owned())),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn ipv4_mapped_addresses_count_as_ipv4() {
         // A dual-stack listener reports an IPv4 proxy as ::ffff:10.0.0.5.
-        assert_eq!(xff("::ffff:10.0.0.5", &["203.0.113.9"]), ip("203.0.113.9"));
-        assert_eq!(xff("10.0.0.5", &["::ffff:203.0.113.9"]), ip("203.0.113.9"));
-        assert_eq!(xff("::ffff:198.51.100.7", &[]), ip("198.51.100.7"));
+        assert_eq!(
+            xff("::ffff:10.0.0.5", &["203.0.113.9"]),
+            some("203.0.113.9")
+        );
+        assert_eq!(
+            xff("10.0.0.5", &["::ffff:203.0.113.9"]),
+            some("203.0.113.9")
+        );
+        assert_eq!(xff("::ffff:198.51.100.7", &[]), some("198.51.100.7"));
+        assert_eq!(
+            fwd("10.0.0.5", &["for=\"[::ffff:203.0.113.9]\""]),
+            some("203.0.113.9")
+        );
+        // A mapped trusted proxy inside the header is walked through.
+        assert_eq!(
+            xff("10.0.0.5", &["203.0.113.9, ::ffff:10.0.0.7"]),
+            some("203.0.113.9")
+        );
         // IPv6 proxies are matched by their own blocks.
         assert_eq!(
             xff("2001:db8:ffff::1", &["2001:db8:1::9"]),
-            ip("2001:db8:1::9")
+            some("2001:db8:1::9")
         );
     }
 
@@ -442,33 +722,71 @@ mod tests {
             ("for=203.0.113.9", "203.0.113.9"),
             ("For=203.0.113.9;proto=https;by=10.0.0.5", "203.0.113.9"),
             ("proto=https;for=\"203.0.113.9:4711\"", "203.0.113.9"),
+            ("for=\"192.0.2.60:80\"", "192.0.2.60"),
             ("for=\"[2001:db8:cafe::17]\"", "2001:db8:cafe::17"),
             ("for=\"[2001:db8:cafe::17]:4711\"", "2001:db8:cafe::17"),
+            ("for=\"[2001:db8::1]:4711\"", "2001:db8::1"),
+            ("for=\"192.0.2.43:_abc\"", "192.0.2.43"),
             ("for=203.0.113.9, for=10.0.0.7", "203.0.113.9"),
             ("for=203.0.113.9;;host=\"example.com\"", "203.0.113.9"),
+            ("for=203.0.113.9 ; proto=https", "203.0.113.9"),
             ("for=\"203.0.113.\\9\"", "203.0.113.9"),
+            (
+                "for=192.0.2.1;proto=https, For=\"[2001:db8:cafe::17]:4711\";by=10.0.0.1",
+                "2001:db8:cafe::17",
+            ),
+            // A quoted `,` or `;` separates nothing.
+            (
+                "for=203.0.113.9;host=\"a,b;c\", for=10.0.0.7",
+                "203.0.113.9",
+            ),
+            (
+                "for=\"10.0.0.5, for=10.0.0.6\", for=203.0.113.7",
+                "203.0.113.7",
+            ),
+            ("for=\"[2001:db8::1]:4711\";ext=\"x\\\"y,z\"", "2001:db8::1"),
         ] {
-            assert_eq!(fwd("10.0.0.5", &[line]), ip(want), "{line}");
+            assert_eq!(fwd("10.0.0.5", &[line]), some(want), "{line}");
         }
+        // Several lines are one list.
+        assert_eq!(
+            fwd("10.0.0.5", &["for=\"203.0.113.7:80\"", "for=10.0.0.1"]),
+            some("203.0.113.7")
+        );
         for line in [
             "for=unknown",
             "for=_hidden",
             "for=\"_hidden:_port\"",
+            "for=203.0.113.7, for=unknown",
+            "for=203.0.113.7, for=_hidden",
             "proto=https",
+            "for=203.0.113.7, proto=http",
             "for=203.0.113.9;for=203.0.113.10",
+            "for=203.0.113.7, for=1.1.1.1;for=10.0.0.1",
+            "for=203.0.113.7, junk",
+            "for=\"x,y\", for=10.0.0.1",
             "for=\"2001:db8::17\"",
             "for=[2001:db8::17]",
+            // RFC 7239 section 6: a port makes a node a quoted-string.
+            "for=192.0.2.60:80",
             "for=\"203.0.113.9",
             "for=\"203.0.\"113.9\"",
             "for=203.0.113.9;proto",
             "for=203.0.113.9;=x",
             "for=203.0.113.9;pr oto=x",
+            "for =203.0.113.9",
+            "for= 203.0.113.9",
             "for=",
             "for=203.0.113.9:",
+            "for=\"203.0.113.9:\"",
+            "for=\"203.0.113.9:_\"",
             "for=\"203.0.113.9:http\"",
+            "for=\"203.0.113.9:123456\"",
+            "for=\"203.0.113.9\u{1}\"",
+            "for=203.0.113.9 proto=https",
             "203.0.113.9",
         ] {
-            assert_eq!(fwd("10.0.0.5", &[line]), ip("10.0.0.5"), "{line:?}");
+            assert_eq!(fwd("10.0.0.5", &[line]), None, "{line:?}");
         }
     }
 
@@ -492,6 +810,12 @@ mod tests {
             err("10.0.0.0/33"),
             TrustedProxyError::NotAnAddress("10.0.0.0/33".into())
         );
+        for bad in ["example.com", ""] {
+            assert!(
+                matches!(err(bad), TrustedProxyError::NotAnAddress(_)),
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             err("10.1.2.3/8").to_string(),
             "\"10.1.2.3/8\" has host bits set; did you mean 10.0.0.0/8?"
@@ -523,5 +847,9 @@ mod tests {
             ForwardedHeader::Forwarded
         );
         assert!(serde_json::from_str::<ForwardedHeader>(r#""x-real-ip""#).is_err());
+        assert_eq!(
+            serde_json::to_value(ForwardedHeader::Forwarded).expect("json"),
+            serde_json::json!("forwarded")
+        );
     }
 }

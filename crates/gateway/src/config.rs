@@ -4,13 +4,17 @@
 //! Validation fails closed: a route that names neither accepted credentials nor `public = true`,
 //! a route naming an unknown upstream, two routes that would match the same requests, a path
 //! pattern that normalisation would change, or a secret given both inline and as a file are all
-//! refused at load. This module must never fill a missing policy with a default.
+//! refused at load. Secrets read from the file (`verifier.revocation.token`,
+//! `verifier.api_keys.token`) are held as [`Secret`]s from the moment they are parsed, so a
+//! `{:?}` of the configuration prints `[redacted]`. This module must never fill a missing policy
+//! with a default, nor hold a secret as a plain string.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::secret::Secret;
 use portcullis_verify::{
     Alg, ApiKeyConfig, ApiKeySource, FeedConfig, IssuerConfig, KeySource, RevocationSource,
@@ -65,9 +69,11 @@ pub struct GatewayConfig {
     pub verifier: Option<VerifierSection>,
     /// Addresses (CIDRs or single addresses) of the proxies in front of the gateway: the nginx,
     /// Traefik or Envoy asking forward-auth, a load balancer before the reverse proxy. Only
-    /// their forwarding headers are believed ([`crate::client_ip`]); empty by default.
+    /// their forwarding headers are believed ([`portcullis_core::forwarded`]); empty by
+    /// default. A list, or one string of entries separated by commas or spaces; `/0` blocks and
+    /// blocks with host bits set are refused.
     #[serde(default)]
-    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    pub trusted_proxies: TrustedProxies,
     #[serde(default)]
     pub forward_auth: ForwardAuthSection,
     #[serde(default)]
@@ -187,7 +193,7 @@ pub struct IssuerSection {
 pub struct RevocationSection {
     /// The Portcullis server whose `/v1/revocations/stream` is followed.
     pub feed_url: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<Secret<String>>,
     pub token_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "duration::de_opt")]
     pub staleness_bound: Option<Duration>,
@@ -203,7 +209,7 @@ pub struct RevocationSection {
 pub struct ApiKeySection {
     /// The Portcullis server answering `POST /v1/api-keys/verify`.
     pub url: String,
-    pub token: Option<String>,
+    pub token: Option<Secret<String>>,
     pub token_file: Option<PathBuf>,
     /// Keys of any other environment are refused without a lookup.
     pub environment: String,
@@ -218,10 +224,23 @@ pub struct ForwardAuthSection {
     #[serde(default)]
     pub enabled: bool,
     /// A header the proxy in front sets to the client's address (`x-forwarded-for`,
-    /// `forwarded`, `x-real-ip`); used for API-key IP allowlists, rate limits and audit. Read
-    /// only from a peer in `trusted_proxies` (required with it), as the rightmost address that
-    /// is not a trusted proxy. Unset: no client address is known in forward-auth mode.
-    pub client_ip_header: Option<String>,
+    /// `forwarded`, `x-real-ip`, any other name); used for API-key IP allowlists, rate limits
+    /// and audit. `forwarded` is read as RFC 7239, any other as a list like `X-Forwarded-For`.
+    /// Read only from a peer in `trusted_proxies` (required with it), as the rightmost address
+    /// that is not a trusted proxy ([`portcullis_core::forwarded`]). Unset: no client address
+    /// is known in forward-auth mode.
+    #[serde(default, deserialize_with = "forwarding_header")]
+    pub client_ip_header: Option<ForwardedHeader>,
+}
+
+/// Any header name: `forwarded` is RFC 7239, every other name a list of addresses.
+fn forwarding_header<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ForwardedHeader>, D::Error> {
+    let name = String::deserialize(d)?;
+    ForwardedHeader::named(&name)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -434,13 +453,13 @@ impl GatewayConfig {
 }
 
 fn secret(
-    inline: &Option<String>,
+    inline: &Option<Secret<String>>,
     file: &Option<PathBuf>,
     what: &str,
 ) -> Result<Secret<String>, ConfigError> {
     match (inline, file) {
         (Some(_), Some(_)) => err(format!("{what}: set either token or token_file, not both")),
-        (Some(t), None) if !t.is_empty() => Ok(Secret::new(t.clone())),
+        (Some(t), None) if !t.expose().is_empty() => Ok(t.clone()),
         (None, Some(p)) => {
             let t = std::fs::read_to_string(p)
                 .map_err(|e| ConfigError(format!("{what}: reading {}: {e}", p.display())))?;
@@ -620,9 +639,44 @@ url = "http://127.0.0.1:9"
             secret(&None, &Some(f.clone()), "t").expect("file").expose(),
             "from-file"
         );
-        assert!(secret(&Some("x".into()), &Some(f), "t").is_err());
+        let inline = |t: &str| Some(Secret::new(t.to_owned()));
+        assert_eq!(
+            secret(&inline("x"), &None, "t").expect("inline").expose(),
+            "x"
+        );
+        assert!(secret(&inline("x"), &Some(f), "t").is_err());
         assert!(secret(&None, &None, "t").is_err());
-        assert!(secret(&Some(String::new()), &None, "t").is_err());
+        assert!(secret(&inline(""), &None, "t").is_err());
+    }
+
+    /// Invariant 4: a parsed configuration printed with `{:?}` (a log line, a panic message)
+    /// shows no token.
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let text = format!(
+            r#"{BASE}
+[verifier]
+audience = "api"
+[verifier.revocation]
+feed_url = "https://auth.example.com"
+token = "feed-token-s3cret"
+[verifier.api_keys]
+url = "https://auth.example.com"
+token = "api-keys-token-s3cret"
+environment = "live"
+"#
+        );
+        let c = GatewayConfig::from_toml(&text).expect("config");
+        let printed = format!("{c:?} {c:#?}");
+        for token in ["feed-token-s3cret", "api-keys-token-s3cret"] {
+            assert!(!printed.contains(token), "{token} in {printed}");
+        }
+        assert!(printed.contains("[redacted]"), "{printed}");
+        let v = c.verifier.as_ref().expect("verifier");
+        let token = v.revocation.token.as_ref().expect("token");
+        assert_eq!(token.expose(), "feed-token-s3cret");
+        let cfg = v.to_verifier_config().expect("verifier config");
+        assert!(!format!("{cfg:?}").contains("s3cret"));
     }
 
     #[test]

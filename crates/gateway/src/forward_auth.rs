@@ -18,18 +18,24 @@
 //! header (`X_Portcullis_Subject`), which the proxy would not overwrite and CGI, WSGI, PHP and
 //! Rack upstreams read as the dashed one.
 //!
+//! The client's address is what `forward_auth.client_ip_header` says when the proxy asking is in
+//! `trusted_proxies`, read by the one rule in [`portcullis_core::forwarded`]; otherwise, and when
+//! that header names no usable address, it is unknown (the peer is the proxy, never the client).
+//!
 //! The gateway trusts these headers to describe the client's request: the forward-auth path
 //! must be reachable only by the proxy. This module must never answer 2xx for a request it could
-//! not fully describe.
+//! not fully describe, nor read a client address any other way.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
+use portcullis_core::forwarded::client_address;
 
+use crate::config::GatewayConfig;
 use crate::proxy::set_request_id;
 use crate::{decide, identity_values, simple, Facts, Refusal, Shared, Snapshot, IDENTITY_HEADERS};
 
@@ -100,19 +106,25 @@ fn original(req: &Request<Incoming>, mode: Mode) -> Option<(http::Method, Uri)> 
 }
 
 /// The client's address from the configured header, when the proxy asking is a trusted one
-/// ([`crate::client_ip`]).
-fn client_ip(req: &Request<Incoming>, snap: &Snapshot, peer: SocketAddr) -> Option<IpAddr> {
-    let name = snap.config.forward_auth.client_ip_header.as_deref()?;
-    let trusted = &snap.config.trusted_proxies;
+/// (module docs); `None` when unknown.
+fn client_ip(headers: &HeaderMap, config: &GatewayConfig, peer: SocketAddr) -> Option<IpAddr> {
+    let header = config.forward_auth.client_ip_header.as_ref()?;
+    let trusted = &config.trusted_proxies;
     if !trusted.contains(peer.ip()) {
         tracing::debug!(
             %peer,
-            header = name,
+            header = header.name(),
             "forward-auth request from a peer not in trusted_proxies; its header is ignored"
         );
         return None;
     }
-    crate::client_ip::from_headers(req.headers(), name, peer.ip(), trusted)
+    let values = headers.get_all(header.name());
+    client_address(
+        peer.ip(),
+        trusted,
+        header,
+        values.iter().map(HeaderValue::as_bytes),
+    )
 }
 
 pub async fn handle(
@@ -161,7 +173,7 @@ pub async fn handle(
             return bad_request();
         }
     };
-    let ip = client_ip(&req, snap, peer);
+    let ip = client_ip(req.headers(), &snap.config, peer);
     let (mut parts, _body) = req.into_parts();
     parts.method = method;
     parts.uri = uri;
@@ -260,5 +272,68 @@ mod tests {
         assert_eq!(mode_of("/_portcullis/auth/envoyx"), None);
         assert_eq!(mode_of("/_portcullis/auth/nginx/x"), None);
         assert_eq!(mode_of("/other"), None);
+    }
+
+    fn config(trusted: &str, header: &str) -> GatewayConfig {
+        GatewayConfig::from_toml(&format!(
+            "listen = \"127.0.0.1:0\"\ntrusted_proxies = [{trusted}]\n\
+             [forward_auth]\nenabled = true\nclient_ip_header = \"{header}\"\n"
+        ))
+        .expect("config")
+    }
+
+    fn peer(s: &str) -> SocketAddr {
+        SocketAddr::new(s.parse().expect("ip"), 40000)
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().expect("ip"))
+    }
+
+    /// The rule itself is core's (and tested there); this is the adapter: which header, which
+    /// peer, every line of it.
+    #[test]
+    fn only_a_trusted_peer_is_listened_to() {
+        let mut h = HeaderMap::new();
+        h.insert("x-real-ip", HeaderValue::from_static("203.0.113.7"));
+        let c = config("\"10.0.0.0/8\"", "X-Real-IP");
+        assert_eq!(client_ip(&h, &c, peer("10.0.0.2")), ip("203.0.113.7"));
+        assert_eq!(
+            client_ip(&h, &c, peer("::ffff:10.0.0.2")),
+            ip("203.0.113.7")
+        );
+        // The peer of a forward-auth request is the proxy asking, never the client.
+        assert_eq!(client_ip(&h, &c, peer("198.51.100.1")), None);
+        let no_header = GatewayConfig::from_toml(
+            "listen = \"127.0.0.1:0\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+        )
+        .expect("config");
+        assert_eq!(client_ip(&h, &no_header, peer("10.0.0.2")), None);
+        // Another header than the configured one is not read.
+        let c = config("\"10.0.0.0/8\"", "x-forwarded-for");
+        assert_eq!(client_ip(&h, &c, peer("10.0.0.2")), None);
+    }
+
+    #[test]
+    fn every_line_of_the_header_is_read_as_one_list() {
+        let mut h = HeaderMap::new();
+        h.append("forwarded", HeaderValue::from_static("for=192.0.2.1"));
+        h.append(
+            "forwarded",
+            HeaderValue::from_static("for=\"203.0.113.7:80\""),
+        );
+        h.append("forwarded", HeaderValue::from_static("for=10.0.0.1"));
+        let c = config("\"10.0.0.0/8\"", "forwarded");
+        assert_eq!(client_ip(&h, &c, peer("10.0.0.2")), ip("203.0.113.7"));
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"198.51.100.1, \xff").expect("value"),
+        );
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        let c = config("\"10.0.0.0/8\"", "x-forwarded-for");
+        assert_eq!(client_ip(&h, &c, peer("10.0.0.2")), ip("203.0.113.7"));
+        h.append("x-forwarded-for", HeaderValue::from_static("unknown"));
+        assert_eq!(client_ip(&h, &c, peer("10.0.0.2")), None);
     }
 }

@@ -6,7 +6,8 @@
 //! the path ([`path`]), pick the most specific route ([`routes`]), and either let it through
 //! (`public = true`) or verify its credential against the route's policy; then the per-route
 //! rate limit. Anything unmatched is 404; anything that fails is refused (fail closed). A client
-//! address comes from forwarding headers only through [`client_ip`] (trusted proxies only).
+//! address comes from forwarding headers only by the one rule in
+//! [`portcullis_core::forwarded`] (trusted proxies only; see [`forward_auth`]).
 //!
 //! The running configuration is an immutable [`Snapshot`] swapped whole on reload (SIGHUP, file
 //! change, or [`Gateway::reload`]); requests in flight finish on the snapshot they started with
@@ -25,7 +26,6 @@
 //! it was refused beyond the RFC 6750 code.
 
 pub mod audit;
-pub mod client_ip;
 pub mod config;
 pub mod forward_auth;
 pub mod host;
@@ -124,12 +124,7 @@ impl Snapshot {
                 r.name
             )));
         }
-        if let Some(h) = &config.forward_auth.client_ip_header {
-            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                return Err(ConfigError(
-                    "forward_auth.client_ip_header is not a header name".into(),
-                ));
-            }
+        if config.forward_auth.client_ip_header.is_some() {
             // Fail loudly: the header is read only from a trusted proxy, so without any it
             // would silently never be read.
             if config.trusted_proxies.is_empty() {

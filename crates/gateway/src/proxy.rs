@@ -288,7 +288,7 @@ pub fn strip_request_headers(h: &mut HeaderMap, forward_credentials: bool) {
 }
 
 /// `X-Forwarded-For` for the upstream: the peer's address appended to the chain a trusted proxy
-/// sent ([`crate::client_ip`]), or the peer's address alone. A chain from anyone else is only
+/// sent (trusted as [`portcullis_core::forwarded`] says), or the peer's address alone. A chain from anyone else is only
 /// the client's word, and an upstream reading it from the left would believe it.
 fn forwarded_for(h: &HeaderMap, conn: &Conn, trusted_peer: bool) -> HeaderValue {
     let mut chain = h.get_all(X_FORWARDED_FOR).iter().peekable();

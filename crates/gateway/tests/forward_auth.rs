@@ -418,3 +418,28 @@ fn a_client_ip_header_needs_trusted_proxies() {
         );
     }
 }
+
+/// `trusted_proxies` and `client_ip_header` parse by the same rules as `serve`'s (one type in
+/// core): host bits are a mistake named in the message, one string of entries works, and a
+/// header name must be one.
+#[test]
+fn trusted_proxies_and_the_client_ip_header_parse_strictly() {
+    let load = |text: &str| {
+        portcullis_gateway::GatewayConfig::from_toml(&format!("listen = \"127.0.0.1:0\"\n{text}"))
+            .map_err(|e| e.to_string())
+    };
+    let e = load("trusted_proxies = [\"10.1.2.3/8\"]\n").expect_err("host bits");
+    assert!(e.contains("did you mean 10.0.0.0/8"), "{e}");
+    let e = load("trusted_proxies = [\"0.0.0.0/0\"]\n").expect_err("everyone");
+    assert!(e.contains("holds every address"), "{e}");
+    let c = load("trusted_proxies = \"10.0.0.0/8, 192.0.2.7\"\n").expect("one string");
+    assert!(c.trusted_proxies.contains("192.0.2.7".parse().expect("ip")));
+    assert!(c.trusted_proxies.contains("10.9.9.9".parse().expect("ip")));
+    let e = load("[forward_auth]\nclient_ip_header = \"x real ip\"\n").expect_err("name");
+    assert!(e.contains("is not a header name"), "{e}");
+    let c = load("[forward_auth]\nclient_ip_header = \"X-Real-IP\"\n").expect("name");
+    assert_eq!(
+        c.forward_auth.client_ip_header.as_ref().map(|h| h.name()),
+        Some("x-real-ip")
+    );
+}

@@ -4,7 +4,10 @@
 //!
 //! The address is the connecting peer unless the peer is one of `http.trusted_proxies`; then it
 //! is what the configured forwarding header says, by the rule in
-//! [`portcullis_core::forwarded`]. This module must never read a forwarding header any other way.
+//! [`portcullis_core::forwarded`], and unknown (`None`) when that header names no usable
+//! address: never the proxy's own. Unknown fails closed downstream (an API key with an IP
+//! allowlist is refused; the throttle counts every unknown request as one shared source; the
+//! audit log records no address). This module must never read a forwarding header any other way.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -76,7 +79,8 @@ static PEER_ONLY: ClientAddressRule = ClientAddressRule {
 };
 
 /// The client's address: the peer, or behind a trusted proxy the address it forwarded. `None`
-/// only for requests that did not come from a socket (in-process callers).
+/// for requests that did not come from a socket (in-process callers) and for a trusted proxy's
+/// request whose header names no address where the rule stops.
 pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
     let rule = parts
@@ -84,12 +88,12 @@ pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
         .get::<Arc<ClientAddressRule>>()
         .map_or(&PEER_ONLY, Arc::as_ref);
     let values = parts.headers.get_all(rule.header.name());
-    Some(client_address(
+    client_address(
         peer,
         &rule.trusted_proxies,
-        rule.header,
+        &rule.header,
         values.iter().map(HeaderValue::as_bytes),
-    ))
+    )
 }
 
 /// Request id, client address and user agent.

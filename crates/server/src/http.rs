@@ -38,7 +38,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 pub fn router_for(state: AppState, http: &HttpConfig) -> Router {
     let client_address = Arc::new(ClientAddressRule {
         trusted_proxies: http.trusted_proxies.clone(),
-        header: http.forwarded_header,
+        header: http.forwarded_header.clone(),
     });
     Router::new()
         .route("/healthz", get(healthz))
@@ -82,13 +82,15 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers and a signing key is loaded.
+/// Ready when the database answers and the token endpoint has a signer.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let db = matches!(
         tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await,
         Ok(Ok(()))
     );
-    let keys = state.keys.active().is_some();
+    // The signer the token endpoint uses now (rotation replaces it), not the keys loaded at
+    // start.
+    let keys = state.oauth.signer().is_some();
     let status = if db && keys {
         StatusCode::OK
     } else {

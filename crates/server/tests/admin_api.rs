@@ -25,6 +25,10 @@ use tower::ServiceExt;
 struct TestApp {
     router: Router,
     store: Arc<dyn Store>,
+    /// The live signing state (`/readyz` reads it).
+    oauth: Arc<portcullis_server::oauth::OAuthState>,
+    /// A signer for the key active at start.
+    signer: Arc<portcullis_server::oauth::jwt::Signer>,
     writer: Option<AuditWriter>,
     global: String,
     acme: String,
@@ -34,6 +38,12 @@ struct TestApp {
 
 impl TestApp {
     async fn new() -> Self {
+        Self::build(true).await
+    }
+
+    /// With `signer_at_start` false the OAuth endpoints start without a signer while the key
+    /// snapshot taken at start still holds an active key.
+    async fn build(signer_at_start: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("db"))
@@ -75,8 +85,17 @@ impl TestApp {
             store.insert_admin_credential(&record).await.expect("token");
             tokens.push(credential.expose().to_owned());
         }
+        let signer = Arc::new(
+            portcullis_server::oauth::jwt::Signer::new(keys.active().expect("an active key"))
+                .expect("signer"),
+        );
+        let oauth = if signer_at_start {
+            common::oauth(&keys)
+        } else {
+            common::oauth(&portcullis_server::keys::KeySet { keys: vec![] })
+        };
         let state = AppState {
-            oauth: common::oauth(&keys),
+            oauth: oauth.clone(),
             api_keys: common::api_keys(store.clone(), clock.clone(), audit.clone()),
             store: store.clone(),
             clock,
@@ -88,6 +107,8 @@ impl TestApp {
         Self {
             router: portcullis_server::http::router(state, 16 * 1024),
             store,
+            oauth,
+            signer,
             writer: Some(writer),
             global: tokens[0].clone(),
             acme: tokens[1].clone(),
@@ -669,6 +690,22 @@ async fn health_readiness_and_request_ids() {
         headers["x-request-id"], "client-chosen",
         "request ids are the server's own"
     );
+}
+
+/// Readiness follows the live signer the token endpoint signs with, not the keys loaded at
+/// start: a node whose signer is gone cannot issue tokens and is not ready, and becomes ready
+/// when one is installed (as rotation does).
+#[tokio::test]
+async fn readiness_follows_the_live_signer() {
+    let app = TestApp::build(false).await;
+    let (status, _, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["signing_keys"], false);
+    assert_eq!(body["database"], true);
+    app.oauth.set_signer(app.signer.clone());
+    let (status, _, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["signing_keys"], true);
 }
 
 #[tokio::test]

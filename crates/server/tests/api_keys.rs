@@ -1510,7 +1510,7 @@ async fn an_ip_allowlist_sees_the_forwarded_address_only_from_a_trusted_proxy() 
             Some("203.0.113.7"),
             StatusCode::UNAUTHORIZED,
         ),
-        // Garbage from the proxy: the proxy's own address, outside the allowlist.
+        // Garbage from the proxy: no known address, refused.
         (
             "10.0.0.5",
             Some("203.0.113.7, junk"),
@@ -1519,6 +1519,54 @@ async fn an_ip_allowlist_sees_the_forwarded_address_only_from_a_trusted_proxy() 
         ("203.0.113.7", None, StatusCode::OK),
     ] {
         assert_eq!(whoami(peer, xff).await, want, "{peer} {xff:?}");
+    }
+}
+
+/// Fail closed: behind a trusted proxy whose header names no usable address the client is
+/// unknown, and unknown never passes an allowlist, not even one that holds the proxy's own
+/// address (before serve and the gateway shared one rule, this answered the proxy's address and
+/// let such requests in).
+#[tokio::test]
+async fn an_unknown_client_address_fails_an_allowlist_even_one_naming_the_proxy() {
+    use axum::extract::ConnectInfo;
+    use portcullis_core::forwarded::TrustedProxies;
+    use portcullis_server::config::HttpConfig;
+
+    let h = Harness::new().await;
+    let (_, fenced) = h
+        .acme_key(json!({"ip_allowlist": ["10.0.0.0/8", "203.0.113.0/24"]}))
+        .await;
+    let app = portcullis_server::http::router_for(
+        h.state.clone(),
+        &HttpConfig {
+            trusted_proxies: TrustedProxies::parse(["10.0.0.0/8"]).expect("proxies"),
+            ..HttpConfig::default()
+        },
+    );
+    let whoami = |xff: Option<&str>| {
+        let mut b = Request::builder()
+            .uri("/v1/tenants/acme/api-keys/self")
+            .header("x-api-key", &fenced);
+        if let Some(xff) = xff {
+            b = b.header("x-forwarded-for", xff);
+        }
+        let mut req = b.body(Body::empty()).expect("request");
+        let peer: std::net::SocketAddr = "10.0.0.5:40000".parse().expect("peer");
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let app = app.clone();
+        async move { app.oneshot(req).await.expect("infallible").status() }
+    };
+    for (xff, want) in [
+        (Some("203.0.113.7"), StatusCode::OK),
+        // Inside the proxy tier, named by the proxy: allowed.
+        (Some("10.0.0.9"), StatusCode::OK),
+        (Some("203.0.113.7, junk"), StatusCode::UNAUTHORIZED),
+        (Some("203.0.113.7, unknown"), StatusCode::UNAUTHORIZED),
+        (Some(""), StatusCode::UNAUTHORIZED),
+        // The proxy named nobody.
+        (None, StatusCode::UNAUTHORIZED),
+    ] {
+        assert_eq!(whoami(xff).await, want, "{xff:?}");
     }
 }
 

@@ -1160,27 +1160,34 @@ fn behind_proxies(app: &App, header: ForwardedHeader) -> Router {
 }
 
 /// Invariant 11: the audit log records the forwarded client address only when the request came
-/// from a trusted proxy, never an entry the client wrote itself, and never garbage.
+/// from a trusted proxy, never an entry the client wrote itself, and never garbage: where the
+/// trusted proxy's header names no address, no address is recorded (not the proxy's own; these
+/// cases recorded the peer before serve and the gateway shared one rule).
 #[tokio::test]
 async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let mut app = App::new().await;
     let xff = behind_proxies(&app, ForwardedHeader::XForwardedFor);
     let fwd = behind_proxies(&app, ForwardedHeader::Forwarded);
     // (router, socket peer, headers, the address the audit log must show)
-    type Case<'a> = (&'a Router, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    type Case<'a> = (
+        &'a Router,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Option<&'a str>,
+    );
     let cases: Vec<Case> = vec![
         (
             &xff,
             "10.0.0.5",
             vec![("x-forwarded-for", "203.0.113.9")],
-            "203.0.113.9",
+            Some("203.0.113.9"),
         ),
         // The client's own entry on the left is ignored.
         (
             &xff,
             "10.0.0.5",
             vec![("x-forwarded-for", "192.0.2.1, 203.0.113.10")],
-            "203.0.113.10",
+            Some("203.0.113.10"),
         ),
         (
             &xff,
@@ -1189,36 +1196,36 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
                 ("x-forwarded-for", "192.0.2.1"),
                 ("x-forwarded-for", "203.0.113.10"),
             ],
-            "203.0.113.10",
+            Some("203.0.113.10"),
         ),
         // Through two trusted proxies.
         (
             &xff,
             "10.0.0.5",
             vec![("x-forwarded-for", "203.0.113.11, 10.0.0.6")],
-            "203.0.113.11",
+            Some("203.0.113.11"),
         ),
         // A peer that is not a trusted proxy: its header is ignored.
         (
             &xff,
             "198.51.100.7",
             vec![("x-forwarded-for", "203.0.113.12")],
-            "198.51.100.7",
+            Some("198.51.100.7"),
         ),
-        // Garbage where the rule reads: the peer.
+        // Garbage where the rule reads: unknown, not the proxy.
         (
             &xff,
             "10.0.0.5",
             vec![("x-forwarded-for", "203.0.113.13, not-an-ip")],
-            "10.0.0.5",
+            None,
         ),
-        (&xff, "10.0.0.5", vec![("x-forwarded-for", "")], "10.0.0.5"),
-        // Only the configured header counts.
+        (&xff, "10.0.0.5", vec![("x-forwarded-for", "")], None),
+        // Only the configured header counts: the proxy named nobody.
         (
             &xff,
             "10.0.0.5",
             vec![("forwarded", "for=203.0.113.14")],
-            "10.0.0.5",
+            None,
         ),
         (
             &fwd,
@@ -1227,20 +1234,34 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
                 ("forwarded", "for=192.0.2.1, for=203.0.113.15;proto=https"),
                 ("x-forwarded-for", "192.0.2.2"),
             ],
-            "203.0.113.15",
+            Some("203.0.113.15"),
+        ),
+        (&fwd, "10.0.0.5", vec![("forwarded", "for=unknown")], None),
+        // A quoted `,` separates nothing; the client's open quote swallows nothing.
+        (
+            &fwd,
+            "10.0.0.5",
+            vec![(
+                "forwarded",
+                "for=\"192.0.2.3\", for=203.0.113.17;host=\"a,b\", for=10.0.0.6",
+            )],
+            Some("203.0.113.17"),
         ),
         (
             &fwd,
             "10.0.0.5",
-            vec![("forwarded", "for=unknown")],
-            "10.0.0.5",
+            vec![(
+                "forwarded",
+                "for=192.0.2.4;x=\", for=\"[2001:db8::18]:4711\"",
+            )],
+            Some("2001:db8::18"),
         ),
         // Without trusted proxies (the default) nobody's header is read.
         (
             &app.router,
             "10.0.0.5",
             vec![("x-forwarded-for", "203.0.113.16")],
-            "10.0.0.5",
+            Some("10.0.0.5"),
         ),
     ];
     let mut wants = Vec::new();
@@ -1257,7 +1278,7 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
             )
             .await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "case {i}");
-        wants.push((id, want.to_string(), format!("{peer} {headers:?}")));
+        wants.push((id, want.map(str::to_owned), format!("{peer} {headers:?}")));
     }
     drop(cases);
     let events = app.events("system").await;
@@ -1266,7 +1287,7 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
             .iter()
             .find(|e| e.credential_id.as_deref() == Some(id.as_str()))
             .expect("audited");
-        assert_eq!(e.client_ip.as_deref(), Some(want.as_str()), "{case}");
+        assert_eq!(e.client_ip.as_deref(), want.as_deref(), "{case}");
     }
 }
 
@@ -1346,6 +1367,56 @@ async fn the_throttle_counts_the_forwarded_client_behind_a_trusted_proxy() {
         )
         .await,
         StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// Behind a trusted proxy whose header names no usable address the client is unknown, and the
+/// throttle still counts it: every such request is one shared "unknown" source (as in-process
+/// callers are), never a fresh source per garbage entry, and never the proxy's own address, so
+/// clients the proxy does name are not slowed by it.
+#[tokio::test]
+async fn the_throttle_counts_unknown_clients_behind_a_trusted_proxy_as_one_source() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let router = behind_proxies(&app, ForwardedHeader::XForwardedFor);
+    let token = |xff: String, id: String, secret: String| {
+        let (app, router) = (&app, &router);
+        async move {
+            app.form_at(
+                router,
+                Some("10.0.0.5"),
+                &[("x-forwarded-for", &xff)],
+                "/oauth2/token",
+                Some((&id, &secret)),
+                "grant_type=client_credentials",
+            )
+            .await
+            .0
+        }
+    };
+    for i in 0..50 {
+        // A fresh garbage entry each time: it must not make a fresh source.
+        let s = token(
+            format!("203.0.113.9, junk{i}"),
+            format!("cl_unknown{i:04}"),
+            "x".into(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    assert_eq!(
+        token("unknown".into(), c.id.clone(), c.secret.clone()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // A client the proxy names is its own source, and the proxy's address was never counted.
+    assert_eq!(
+        token("203.0.113.78".into(), c.id.clone(), c.secret.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        token("10.0.0.9".into(), c.id.clone(), c.secret.clone()).await,
+        StatusCode::OK
     );
 }
 

@@ -5,7 +5,9 @@
 //! A *source* is the request's client address as the HTTP edge resolved it (behind a trusted
 //! proxy, the address it forwarded): an IPv4 address, or the /64 an IPv6 address belongs to (one
 //! subscriber's allocation, so hopping between the addresses of one network buys nothing).
-//! Requests with no known address (in-process callers) share one source.
+//! Requests with no known address share one source, "unknown": in-process callers, and requests
+//! from a trusted proxy whose forwarding header names no usable address (the edge never
+//! substitutes the proxy's own address, which every client behind it would share anyway).
 //!
 //! Two fixed-window counters, each window `window` long from the first failure it counts:
 //!
