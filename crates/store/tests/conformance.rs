@@ -471,7 +471,7 @@ mod cases {
                 let id = format!("{}{i}", &tenant[..1]);
                 s.insert_admin_credential(&admin(&id, tenant, role))
                     .await
-                    .expect(role.as_str());
+                    .unwrap_or_else(|e| panic!("{}: {e:?}", role.as_str()));
                 let back = s
                     .get_admin_credential(&id)
                     .await
