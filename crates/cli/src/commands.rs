@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
+use portcullis_core::admin::AdminRole;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -47,12 +48,17 @@ pub enum TenantCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminTokenCommand {
-    /// Create an admin token for a tenant (`system` for a global admin). Shown once.
+    /// Create an admin or service token for a tenant. Shown once.
     Create {
         #[arg(long)]
         tenant: String,
         #[arg(long)]
         name: String,
+        /// global_admin, tenant_admin, auditor, api_key_manager or service (default: the
+        /// tenant's administrator, global_admin for `system`, tenant_admin otherwise). A
+        /// verifier or gateway gets `service`.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<AdminRole>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -330,19 +336,32 @@ async fn set_tenant_status(id: &str, remote: &Remote, verb: &str) -> anyhow::Res
     Ok(())
 }
 
+/// A `--role` value, checked before anything is sent.
+fn parse_role(s: &str) -> Result<AdminRole, String> {
+    AdminRole::parse(s).ok_or_else(|| {
+        let known: Vec<_> = AdminRole::ALL.iter().map(|r| r.as_str()).collect();
+        format!("unknown role {s:?}; one of {}", known.join(", "))
+    })
+}
+
 pub async fn admin_token(cmd: AdminTokenCommand) -> anyhow::Result<()> {
     match cmd {
         AdminTokenCommand::Create {
             tenant,
             name,
+            role,
             remote,
         } => {
+            let mut body = json!({ "name": name });
+            if let Some(role) = role {
+                body["role"] = json!(role.as_str());
+            }
             fetch_and_print(
                 &remote,
                 Method::POST,
                 &format!("/tenants/{}/admin-tokens", seg(&tenant)),
                 &[],
-                Some(json!({ "name": name })),
+                Some(body),
                 |v| {
                     format!(
                         "id: {}\nrole: {}\ntoken: {}\n(the token is shown only this once)\n",

@@ -86,6 +86,67 @@ fn fresh_start_is_ready_and_the_cli_administers_tenants_with_json_output() {
 
     let tokens = server.cli_json(&["admin-token", "list", "--tenant", "acme"]);
     assert_eq!(tokens.as_array().expect("array").len(), 1);
+
+    // A verifier's service credential from the CLI; the listing shows each credential's role.
+    let made = server.cli_json(&[
+        "admin-token",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "gateway",
+        "--role",
+        "service",
+    ]);
+    assert_eq!(made["role"], "service");
+    let tokens = server.cli_json(&["admin-token", "list", "--tenant", "acme"]);
+    let roles: Vec<_> = tokens
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| t["role"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(roles, ["tenant_admin", "service"]);
+    let out = command()
+        .args([
+            "admin-token",
+            "list",
+            "--tenant",
+            "acme",
+            "--url",
+            &server.url,
+        ])
+        .env("PORTCULLIS_ADMIN_TOKEN", &tenant_token)
+        .output()
+        .expect("cli");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("ROLE") && text.contains("\tservice\t"),
+        "{text}"
+    );
+    // An unknown role is refused before anything is sent.
+    let out = command()
+        .args([
+            "admin-token",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "x",
+            "--role",
+            "root",
+            "--url",
+            &server.url,
+        ])
+        .env("PORTCULLIS_ADMIN_TOKEN", &tenant_token)
+        .output()
+        .expect("cli");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown role"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let keys = server.cli_json(&["keys", "list"]);
     assert_eq!(keys.as_array().expect("array").len(), 1);
     assert_eq!(keys[0]["state"], "active");

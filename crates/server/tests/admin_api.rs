@@ -1,5 +1,6 @@
-//! Admin API behaviour, in process: authentication, tenant isolation on every route, and bad
-//! input that must answer 4xx and change nothing.
+//! Admin API behaviour, in process: authentication, tenant isolation and role permissions on
+//! every route, service credentials on the feed and API key verification, credential creation
+//! that never escalates, and bad input that must answer 4xx and change nothing.
 
 mod common;
 
@@ -9,6 +10,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
+use portcullis_core::admin::AdminRole;
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::tenant::TenantId;
@@ -29,6 +31,7 @@ struct TestApp {
     oauth: Arc<portcullis_server::oauth::OAuthState>,
     /// A signer for the key active at start.
     signer: Arc<portcullis_server::oauth::jwt::Signer>,
+    clock: Arc<dyn Clock>,
     writer: Option<AuditWriter>,
     global: String,
     acme: String,
@@ -85,6 +88,7 @@ impl TestApp {
             store.insert_admin_credential(&record).await.expect("token");
             tokens.push(credential.expose().to_owned());
         }
+        let state_clock = clock.clone();
         let signer = Arc::new(
             portcullis_server::oauth::jwt::Signer::new(keys.active().expect("an active key"))
                 .expect("signer"),
@@ -109,12 +113,29 @@ impl TestApp {
             store,
             oauth,
             signer,
+            clock: state_clock,
             writer: Some(writer),
             global: tokens[0].clone(),
             acme: tokens[1].clone(),
             globex: tokens[2].clone(),
             _dir: dir,
         }
+    }
+
+    /// A credential of `role` in `tenant`, stored directly (as if a global admin had made it).
+    async fn token(&self, role: AdminRole, tenant: &str) -> String {
+        let (record, credential) = admin::tokens::mint_with_role(
+            &tid(tenant),
+            role,
+            format!("{tenant}-{}", role.as_str()),
+            "test".into(),
+            self.clock.now(),
+        );
+        self.store
+            .insert_admin_credential(&record)
+            .await
+            .expect("token");
+        credential.expose().to_owned()
     }
 
     async fn call(
@@ -747,4 +768,476 @@ async fn a_storage_failure_denies_every_admin_route() {
             spec.path
         );
     }
+}
+
+/// Whether `role`, held by a credential of `home`, may use route `spec` on the `{tenant}` `path`,
+/// written from the roles' descriptions rather than from core's table, so the two check each
+/// other.
+fn role_may(role: AdminRole, home: &str, spec: &admin::RouteSpec, path: &str) -> bool {
+    let installation_wide = home == "system";
+    let reaches = match spec.scope {
+        Scope::Global => installation_wide,
+        Scope::Tenant => installation_wide || path == home,
+    };
+    let read = spec.method == Method::GET;
+    let may = match role {
+        AdminRole::GlobalAdmin => true,
+        AdminRole::TenantAdmin => spec.scope == Scope::Tenant,
+        AdminRole::Auditor => read,
+        AdminRole::ApiKeyManager => {
+            spec.path.starts_with("/tenants/{tenant}/api-keys")
+                || (read && spec.path == "/tenants/{tenant}/api-key-policy")
+                || (read && spec.path == "/tenants/{tenant}")
+        }
+        AdminRole::Service => false,
+    };
+    reaches && may
+}
+
+/// Walks the route registry for every role: each route answers 403 exactly where the role (and
+/// the tenant its credential belongs to) does not allow it.
+#[tokio::test]
+async fn every_role_reaches_exactly_the_routes_its_permissions_allow() {
+    let app = TestApp::new().await;
+    let mut principals = vec![
+        (AdminRole::GlobalAdmin, "system", app.global.clone()),
+        (AdminRole::TenantAdmin, "acme", app.acme.clone()),
+    ];
+    for (role, home) in [
+        (AdminRole::Auditor, "acme"),
+        (AdminRole::ApiKeyManager, "acme"),
+        (AdminRole::Service, "acme"),
+        (AdminRole::Auditor, "system"),
+        (AdminRole::Service, "system"),
+    ] {
+        principals.push((role, home, app.token(role, home).await));
+    }
+    let routes = admin::routes();
+    let mut allowed_somewhere = std::collections::HashSet::new();
+    for (role, home, token) in &principals {
+        // A global admin is asked about globex only: acting on acme would disable the tenant
+        // the other credentials belong to.
+        let paths: &[&str] = if *home == "system" {
+            &["globex"]
+        } else {
+            &["acme", "globex", "system"]
+        };
+        for (spec, _) in &routes {
+            for path in paths {
+                let label = format!(
+                    "{} of {home}: {} {} on {path}",
+                    role.as_str(),
+                    spec.method,
+                    spec.path
+                );
+                let (status, _, body) = app
+                    .call(
+                        spec.method.clone(),
+                        &concrete(spec.path, path),
+                        Some(token),
+                        None,
+                    )
+                    .await;
+                assert_ne!(status, StatusCode::UNAUTHORIZED, "{label}");
+                if role_may(*role, home, spec, path) {
+                    assert_ne!(status, StatusCode::FORBIDDEN, "{label}: refused");
+                    allowed_somewhere.insert(role.as_str());
+                } else {
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{label}: allowed");
+                    assert_eq!(body, json!({"error": "insufficient_scope"}), "{label}");
+                }
+            }
+        }
+    }
+    // Not "deny everything": every role but service reaches some admin route.
+    for role in ["global_admin", "tenant_admin", "auditor", "api_key_manager"] {
+        assert!(allowed_somewhere.contains(role), "{role} reached nothing");
+    }
+    assert!(!allowed_somewhere.contains("service"));
+}
+
+#[tokio::test]
+async fn an_auditor_reads_audit_events_and_credentials_without_secrets_and_writes_nothing() {
+    let app = TestApp::new().await;
+    let auditor = app.token(AdminRole::Auditor, "acme").await;
+    let a = Some(auditor.as_str());
+    // Something to read.
+    app.call(
+        Method::POST,
+        "/admin/v1/tenants/acme/clients",
+        Some(&app.acme),
+        Some(json!({"name": "web", "grant_types": ["client_credentials"]})),
+    )
+    .await;
+    let (status, _, events) = app
+        .call(Method::GET, "/admin/v1/tenants/acme/audit-events", a, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    assert!(events.is_array());
+    let (status, _, tokens) = app
+        .call(Method::GET, "/admin/v1/tenants/acme/admin-tokens", a, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = tokens.to_string();
+    assert!(
+        !text.contains(&auditor) && !text.contains(&app.acme),
+        "secrets listed"
+    );
+    assert!(text.contains("\"auditor\""), "roles listed: {text}");
+    for (method, path) in [
+        (Method::POST, "/admin/v1/tenants/acme/admin-tokens"),
+        (Method::POST, "/admin/v1/tenants/acme/api-keys"),
+        (Method::POST, "/admin/v1/tenants/acme/clients"),
+    ] {
+        let (status, _, _) = app
+            .call(
+                method,
+                path,
+                a,
+                Some(json!({"name": "x", "role": "auditor"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    // Machines' endpoints are not the auditor's either.
+    let (status, _, _) = app.call(Method::GET, "/v1/revocations", a, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/v1/api-keys/verify",
+            a,
+            Some(json!({"key": "pcl_key_live_x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Creates an API key in `tenant` with the global admin and returns (id, key).
+async fn api_key(app: &TestApp, tenant: &str) -> (String, String) {
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("/admin/v1/tenants/{tenant}/api-keys"),
+            Some(&app.global),
+            Some(json!({"name": "orders", "owner": "partner", "scopes": ["orders:read"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    (
+        v["id"].as_str().expect("id").to_owned(),
+        v["key"].as_str().expect("key").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_service_credential_reads_the_feed_and_verifies_keys_of_its_tenant_only() {
+    let app = TestApp::new().await;
+    let acme_service = app.token(AdminRole::Service, "acme").await;
+    let system_service = app.token(AdminRole::Service, "system").await;
+    let (acme_id, acme_key) = api_key(&app, "acme").await;
+    let (globex_id, globex_key) = api_key(&app, "globex").await;
+
+    let verify = |token: &str, body: Value| {
+        let (app, token) = (&app, token.to_owned());
+        async move {
+            app.call(
+                Method::POST,
+                "/v1/api-keys/verify",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (status, _, v) = verify(&acme_service, json!({"key": acme_key})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["active"].clone(), v["key_id"].clone()),
+        (json!(true), json!(acme_id))
+    );
+    let (status, _, _) = verify(
+        &acme_service,
+        json!({"key": globex_key, "tenant": "globex"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another tenant's keys");
+    let (status, _, _) = verify(&acme_service, json!({"key": globex_key})).await;
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "an acme service verifies acme keys only"
+    );
+    // A system-tenant service credential serves every tenant.
+    let (status, _, v) = verify(&system_service, json!({"key": globex_key})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["tenant"], "globex");
+
+    for (tenant, id) in [("acme", &acme_id), ("globex", &globex_id)] {
+        let (status, _, _) = app
+            .call(
+                Method::POST,
+                &format!("/admin/v1/tenants/{tenant}/api-keys/{id}/revoke"),
+                Some(&app.global),
+                None,
+            )
+            .await;
+        assert!(status.is_success(), "{status}");
+    }
+    let feed_tenants = |token: String| {
+        let app = &app;
+        async move {
+            let (status, _, v) = app
+                .call(Method::GET, "/v1/revocations?after=0", Some(&token), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            let mut tenants: Vec<String> = v["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .filter(|e| e["kind"] != "signing_key")
+                .map(|e| e["tenant"].as_str().expect("tenant").to_owned())
+                .collect();
+            tenants.sort();
+            tenants.dedup();
+            tenants
+        }
+    };
+    assert_eq!(feed_tenants(acme_service.clone()).await, ["acme"]);
+    assert_eq!(
+        feed_tenants(system_service.clone()).await,
+        ["acme", "globex"]
+    );
+}
+
+#[tokio::test]
+async fn a_service_credential_is_refused_on_every_admin_action_and_changes_nothing() {
+    let mut app = TestApp::new().await;
+    for home in ["acme", "system"] {
+        let service = app.token(AdminRole::Service, home).await;
+        let s = Some(service.as_str());
+        let tenant = if home == "system" { "acme" } else { home };
+        let tries = [
+            (
+                Method::POST,
+                "/admin/v1/tenants".to_owned(),
+                json!({"id": "initech", "display_name": "Initech"}),
+            ),
+            (
+                Method::GET,
+                format!("/admin/v1/tenants/{tenant}/clients"),
+                Value::Null,
+            ),
+            (
+                Method::GET,
+                format!("/admin/v1/tenants/{tenant}/audit-events"),
+                Value::Null,
+            ),
+            (
+                Method::POST,
+                format!("/admin/v1/tenants/{home}/admin-tokens"),
+                json!({"name": "more", "role": "service"}),
+            ),
+        ];
+        for (method, path, body) in tries {
+            let body = (!body.is_null()).then_some(body);
+            let (status, _, v) = app.call(method.clone(), &path, s, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{home}: {method} {path}");
+            assert_eq!(v, json!({"error": "insufficient_scope"}));
+        }
+    }
+    assert!(app
+        .store
+        .get_tenant(&tid("initech"))
+        .await
+        .expect("get")
+        .is_none());
+    for tenant in ["acme", "system"] {
+        let roles: Vec<_> = app
+            .store
+            .list_admin_credentials(&tid(tenant))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|c| c.role)
+            .collect();
+        assert_eq!(
+            roles.iter().filter(|r| **r == AdminRole::Service).count(),
+            1,
+            "{tenant}: only the test's own service credential"
+        );
+    }
+    let denials: Vec<_> = app
+        .audit("acme")
+        .await
+        .into_iter()
+        .filter(|e| e.action == "admin.authorize")
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        denials.contains(&"role_lacks_permission".to_owned()),
+        "{denials:?}"
+    );
+}
+
+#[tokio::test]
+async fn admin_token_roles_are_chosen_within_the_creators_own_powers() {
+    let app = TestApp::new().await;
+    let create = |token: String, tenant: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/admin/v1/tenants/{tenant}/admin-tokens"),
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let count = |tenant: &'static str| {
+        let app = &app;
+        async move {
+            app.store
+                .list_admin_credentials(&tid(tenant))
+                .await
+                .expect("list")
+                .len()
+        }
+    };
+
+    // A tenant admin creates every role up to its own, in its own tenant; each works.
+    for role in ["tenant_admin", "auditor", "api_key_manager", "service"] {
+        let (status, _, made) = create(
+            app.acme.clone(),
+            "acme",
+            json!({"name": role, "role": role}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{role}: {made}");
+        assert_eq!(made["role"], role);
+        assert_eq!(made["tenant"], "acme");
+    }
+    let (_, _, made) = create(
+        app.acme.clone(),
+        "acme",
+        json!({"name": "svc", "role": "service"}),
+    )
+    .await;
+    let service = made["token"].as_str().expect("token").to_owned();
+    let (status, _, _) = app
+        .call(Method::GET, "/v1/revocations", Some(&service), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the new service credential reads the feed"
+    );
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/tenants/acme", Some(&service), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "and nothing of the admin API"
+    );
+
+    let before = (
+        count("acme").await,
+        count("globex").await,
+        count("system").await,
+    );
+    // Refusals: escalation, other tenants, the system tenant, and roles that create nothing.
+    let mut refusals = vec![
+        (app.acme.clone(), "acme", "global_admin"),
+        (app.acme.clone(), "globex", "tenant_admin"),
+        (app.acme.clone(), "globex", "service"),
+        (app.acme.clone(), "system", "service"),
+        (app.acme.clone(), "system", "global_admin"),
+    ];
+    for weak in [
+        AdminRole::ApiKeyManager,
+        AdminRole::Auditor,
+        AdminRole::Service,
+    ] {
+        let token = app.token(weak, "acme").await;
+        for role in ["tenant_admin", "auditor", "api_key_manager", "service"] {
+            refusals.push((token.clone(), "acme", role));
+        }
+    }
+    for weak in [AdminRole::Auditor, AdminRole::Service] {
+        let token = app.token(weak, "system").await;
+        for (tenant, role) in [
+            ("system", "global_admin"),
+            ("system", "service"),
+            ("acme", "tenant_admin"),
+        ] {
+            refusals.push((token.clone(), tenant, role));
+        }
+    }
+    let before = (before.0 + 3, before.1, before.2 + 2);
+    for (token, tenant, role) in refusals {
+        let (status, _, v) = create(token, tenant, json!({"name": "x", "role": role})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role} in {tenant}: {v}");
+        assert_eq!(v, json!({"error": "insufficient_scope"}));
+    }
+    assert_eq!(
+        (
+            count("acme").await,
+            count("globex").await,
+            count("system").await
+        ),
+        before,
+        "nothing created on refusal"
+    );
+
+    // Only a global admin creates system-tenant credentials, and only roles that exist there.
+    for role in ["global_admin", "auditor", "service"] {
+        let (status, _, made) = create(
+            app.global.clone(),
+            "system",
+            json!({"name": role, "role": role}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{role}: {made}");
+        assert_eq!(made["role"], role);
+    }
+    let before = (count("acme").await, count("system").await);
+    for (tenant, role) in [
+        ("system", "tenant_admin"),
+        ("system", "api_key_manager"),
+        ("acme", "global_admin"),
+    ] {
+        let (status, _, v) = create(
+            app.global.clone(),
+            tenant,
+            json!({"name": "x", "role": role}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{role} in {tenant}: {v}");
+        assert_eq!(v["error"], "invalid_request");
+    }
+    // Unknown roles are bad input, whoever asks.
+    for role in [
+        json!("root"),
+        json!(""),
+        json!("Service"),
+        json!(7),
+        json!(null),
+    ] {
+        let (status, _, v) =
+            create(app.acme.clone(), "acme", json!({"name": "x", "role": role})).await;
+        if role.is_null() {
+            assert_eq!(status, StatusCode::CREATED, "null is the default role");
+            assert_eq!(v["role"], "tenant_admin");
+            continue;
+        }
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{role}: {v}");
+        assert_eq!(v["error"], "invalid_request");
+    }
+    assert_eq!(
+        (count("acme").await, count("system").await),
+        (before.0 + 1, before.1),
+        "nothing created on bad input"
+    );
 }

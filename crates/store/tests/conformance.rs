@@ -115,6 +115,7 @@ conformance!(
     signing_keys_round_trip_and_reseal_is_compare_and_swap,
     admin_credentials_are_tenant_scoped,
     admin_credential_for_unknown_tenant_is_refused,
+    every_admin_role_is_stored_and_read_back,
     audit_batches_are_idempotent_and_filtered_by_tenant_and_time,
     a_large_audit_batch_is_stored_whole_and_in_order,
     ping_answers,
@@ -450,6 +451,51 @@ mod cases {
             "last-used never moves backwards"
         );
         assert_eq!(b1.secret_digest, vec![7; 32]);
+    }
+
+    pub async fn every_admin_role_is_stored_and_read_back(s: Arc<dyn Store>) {
+        s.create_tenant(
+            &NewTenant {
+                id: tid("acme"),
+                display_name: "acme".into(),
+            },
+            at(1),
+        )
+        .await
+        .expect("tenant");
+        let mut expected = Vec::new();
+        for (i, role) in AdminRole::ALL.into_iter().enumerate() {
+            // Storage keeps whatever role it is given; which tenant may hold which role is
+            // core's rule, so every role is stored under both kinds of tenant.
+            for tenant in ["system", "acme"] {
+                let id = format!("{}{i}", &tenant[..1]);
+                s.insert_admin_credential(&admin(&id, tenant, role))
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e:?}", role.as_str()));
+                let back = s
+                    .get_admin_credential(&id)
+                    .await
+                    .expect("get")
+                    .expect("stored");
+                assert_eq!(back, admin(&id, tenant, role), "{}", role.as_str());
+                if tenant == "acme" {
+                    expected.push((id, role));
+                }
+            }
+        }
+        let listed: Vec<_> = s
+            .list_admin_credentials(&tid("acme"))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|c| (c.id, c.role))
+            .collect();
+        assert_eq!(listed, expected);
+        assert_eq!(
+            s.count_active_global_admins().await.expect("count"),
+            2,
+            "only global_admin credentials count as global admins"
+        );
     }
 
     pub async fn admin_credential_for_unknown_tenant_is_refused(s: Arc<dyn Store>) {

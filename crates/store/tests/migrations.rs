@@ -1,6 +1,8 @@
-//! Migration 0004 (revocation feed) on a database that already holds revocations: every entry
+//! Migrations on databases that already hold data. 0004 (revocation feed): every entry
 //! survives with its position, the subject index survives, the new `api_key_changed` kind is
-//! accepted and an unknown kind is still refused.
+//! accepted and an unknown kind is still refused. 0007 (admin roles): every admin credential
+//! survives column for column, the tenant index and foreign key survive, the new roles are
+//! accepted and an unknown role is still refused.
 
 use std::path::{Path, PathBuf};
 
@@ -159,6 +161,200 @@ async fn postgres_upgrade_keeps_entries_and_accepts_the_new_kind() {
     check_after_upgrade(&store).await;
     let refused = sqlx::query(&insert_kind("nonsense")).execute(&pool).await;
     assert!(refused.is_err(), "unknown kinds are still refused");
+    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await;
+}
+
+/// A migrator holding only the migrations of `backend` before `version`, from copies in `dir`.
+async fn migrator_before(backend: &str, version: &str, dir: &Path) -> sqlx::migrate::Migrator {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    for entry in std::fs::read_dir(&source).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        if name.as_str() < version {
+            std::fs::copy(&path, dir.join(&name)).expect("copy");
+        }
+    }
+    sqlx::migrate::Migrator::new(dir).await.expect("migrator")
+}
+
+/// Two credentials as 0006 stores them: every column set on one, the optional ones empty on the
+/// other.
+const OLD_ADMIN_ROWS: &str = "INSERT INTO tenants (id, display_name, status, created_at, \
+     updated_at) VALUES ('acme', 'Acme', 'active', 1, 1); \
+     INSERT INTO admin_credentials (id, tenant_id, role, name, display_prefix, secret_digest, \
+     created_at, created_by, revoked_at, last_used_at) VALUES \
+     ('g1', 'system', 'global_admin', 'ops', 'pcl_adm_live_g1', X'0707', 5, 'bootstrap', NULL, 9), \
+     ('a1', 'acme', 'tenant_admin', 'ci', 'pcl_adm_live_a1', X'0808', 6, NULL, 7, NULL)";
+
+fn insert_admin_role(id: &str, tenant: &str, role: &str) -> String {
+    format!(
+        "INSERT INTO admin_credentials (id, tenant_id, role, name, display_prefix, \
+         secret_digest, created_at) VALUES ('{id}', '{tenant}', '{role}', 'n', 'p', X'00', 1)"
+    )
+}
+
+async fn check_admin_rows_after_upgrade(store: &dyn Store) {
+    use portcullis_core::admin::AdminRole;
+    let g1 = store
+        .get_admin_credential("g1")
+        .await
+        .expect("get")
+        .expect("g1 kept");
+    assert_eq!(
+        (
+            g1.tenant.as_str(),
+            g1.role,
+            g1.name.as_str(),
+            g1.display_prefix.as_str()
+        ),
+        ("system", AdminRole::GlobalAdmin, "ops", "pcl_adm_live_g1")
+    );
+    assert_eq!(g1.secret_digest, vec![7, 7]);
+    assert_eq!(g1.created_at, Timestamp::from_millis(5));
+    assert_eq!(g1.created_by.as_deref(), Some("bootstrap"));
+    assert_eq!(
+        (g1.revoked_at, g1.last_used_at),
+        (None, Some(Timestamp::from_millis(9)))
+    );
+    let a1 = store
+        .get_admin_credential("a1")
+        .await
+        .expect("get")
+        .expect("a1 kept");
+    assert_eq!(
+        (a1.tenant.as_str(), a1.role),
+        ("acme", AdminRole::TenantAdmin)
+    );
+    assert_eq!(a1.secret_digest, vec![8, 8]);
+    assert_eq!(
+        (a1.created_by, a1.revoked_at, a1.last_used_at),
+        (None, Some(Timestamp::from_millis(7)), None)
+    );
+    assert_eq!(store.count_active_global_admins().await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn sqlite_0007_keeps_admin_credentials_index_and_foreign_key_and_accepts_new_roles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = tempfile::tempdir().expect("old migrations");
+    let path = dir.path().join("db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    {
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+        migrator_before("sqlite", "0007", old.path())
+            .await
+            .run(&pool)
+            .await
+            .expect("migrate to 0006");
+        sqlx::raw_sql(OLD_ADMIN_ROWS)
+            .execute(&pool)
+            .await
+            .expect("old rows");
+        let refused = sqlx::query(&insert_admin_role("s0", "acme", "service"))
+            .execute(&pool)
+            .await;
+        assert!(refused.is_err(), "0006 refuses the new roles");
+        pool.close().await;
+    }
+    let store = SqliteStore::open(&path).await.expect("upgrade");
+    check_admin_rows_after_upgrade(&store).await;
+    store.close().await;
+
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("url");
+    let pool = sqlx::SqlitePool::connect_with(options.foreign_keys(true))
+        .await
+        .expect("connect");
+    for (i, role) in ["auditor", "api_key_manager", "service"].iter().enumerate() {
+        sqlx::query(&insert_admin_role(&format!("n{i}"), "acme", role))
+            .execute(&pool)
+            .await
+            .expect(role);
+    }
+    let refused = sqlx::query(&insert_admin_role("x1", "acme", "root"))
+        .execute(&pool)
+        .await;
+    assert!(refused.is_err(), "unknown roles are still refused");
+    let refused = sqlx::query(&insert_admin_role("x2", "nobody", "service"))
+        .execute(&pool)
+        .await;
+    assert!(refused.is_err(), "the tenant foreign key is kept");
+    let index: Option<String> = sqlx::query_scalar(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' \
+         AND name = 'admin_credentials_tenant' AND tbl_name = 'admin_credentials'",
+    )
+    .fetch_optional(&pool)
+    .await
+    .expect("index");
+    assert!(
+        index.is_some_and(|sql| sql.contains("(tenant_id)")),
+        "the tenant index is rebuilt"
+    );
+    let leftover: Option<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = 'admin_credentials_new'")
+            .fetch_optional(&pool)
+            .await
+            .expect("leftover");
+    assert_eq!(leftover, None);
+}
+
+#[tokio::test]
+async fn postgres_0007_keeps_admin_credentials_and_accepts_new_roles() {
+    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
+        );
+        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL case");
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let old = tempfile::tempdir().expect("old migrations");
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
+    let options = options.options([("search_path", schema.as_str())]);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .expect("schema");
+    migrator_before("postgres", "0007", old.path())
+        .await
+        .run(&pool)
+        .await
+        .expect("migrate to 0006");
+    sqlx::raw_sql(
+        &OLD_ADMIN_ROWS
+            .replace("X'07", "'\\x07")
+            .replace("X'08", "'\\x08"),
+    )
+    .execute(&pool)
+    .await
+    .expect("old rows");
+    let store = PgStore::connect_in_schema(&url, &schema)
+        .await
+        .expect("upgrade");
+    check_admin_rows_after_upgrade(&store).await;
+    for (i, role) in ["auditor", "api_key_manager", "service"].iter().enumerate() {
+        sqlx::query(&insert_admin_role(&format!("n{i}"), "acme", role).replace("X'00'", "'\\x00'"))
+            .execute(&pool)
+            .await
+            .expect(role);
+    }
+    let refused = sqlx::query(&insert_admin_role("x1", "acme", "root").replace("X'00'", "'\\x00'"))
+        .execute(&pool)
+        .await;
+    assert!(refused.is_err(), "unknown roles are still refused");
     let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&pool)
         .await;

@@ -1,8 +1,11 @@
 //! Admin authentication and authorization, as extractors.
 //!
 //! A handler gets an [`AdminPrincipal`] only through [`GlobalAdmin`] or [`TenantAdmin`], each of
-//! which has already asked [`AdminPrincipal::authorize`]. A tenant-scoped handler therefore
-//! cannot forget the tenant check: without it there is no principal to act with.
+//! which has already asked core's `decide` whether the principal holds the route's
+//! [`RoutePermission`] on the installation or on the `{tenant}` in the path. A handler therefore
+//! cannot forget the check: without it there is no principal to act with. These extractors must
+//! never decide anything themselves, and never let a request through a route that carries no
+//! permission.
 //!
 //! Every failure is answered with the same `invalid_token` (401) or `insufficient_scope` (403);
 //! the precise reason goes to the audit log.
@@ -13,12 +16,13 @@ use std::time::Duration;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use portcullis_core::admin::{AdminDenied, AdminPrincipal, AdminTarget};
+use portcullis_core::admin::{AdminDenied, AdminPrincipal, AdminTarget, Permission};
 use portcullis_core::audit::Outcome;
 use portcullis_core::credential::{Credential, CredentialKind};
 use portcullis_core::secret::constant_time_eq;
 use portcullis_core::tenant::{TenantId, TenantStatus};
 
+use super::RoutePermission;
 use crate::audit::{EventDraft, RequestOrigin};
 use crate::error::ApiError;
 use crate::extract::origin;
@@ -47,8 +51,9 @@ impl FromRequestParts<AppState> for GlobalAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let origin = origin(parts);
+        let permission = route_permission(parts)?;
         let principal = authenticate(parts, state, &origin).await?;
-        authorize(state, &principal, AdminTarget::Global, &origin)?;
+        authorize(state, &principal, permission, AdminTarget::Global, &origin)?;
         Ok(Self { principal, origin })
     }
 }
@@ -58,15 +63,32 @@ impl FromRequestParts<AppState> for TenantAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let origin = origin(parts);
+        let permission = route_permission(parts)?;
         let principal = authenticate(parts, state, &origin).await?;
         let tenant = path_tenant(parts, state).await?;
-        authorize(state, &principal, AdminTarget::Tenant(&tenant), &origin)?;
+        authorize(
+            state,
+            &principal,
+            permission,
+            AdminTarget::Tenant(&tenant),
+            &origin,
+        )?;
         Ok(Self {
             principal,
             tenant,
             origin,
         })
     }
+}
+
+/// The permission the admin router attached to the route. A route without one is a wiring
+/// mistake; it is refused rather than served unchecked.
+fn route_permission(parts: &Parts) -> Result<Permission, ApiError> {
+    parts
+        .extensions
+        .get::<RoutePermission>()
+        .map(|p| p.0)
+        .ok_or_else(|| ApiError::internal("admin route without a permission"))
 }
 
 /// The `{tenant}` path parameter, parsed.
@@ -80,32 +102,44 @@ pub async fn path_tenant(parts: &mut Parts, state: &AppState) -> Result<TenantId
     TenantId::parse(raw).map_err(|e| ApiError::invalid_request(e.to_string()))
 }
 
+/// Asks core whether `principal` may use `permission` on `target`; a refusal is audited and
+/// answered 403 `insufficient_scope`.
 pub(crate) fn authorize(
     state: &AppState,
     principal: &AdminPrincipal,
+    permission: Permission,
     target: AdminTarget<'_>,
     origin: &RequestOrigin,
 ) -> Result<(), ApiError> {
     principal
-        .authorize(target.clone())
-        .map_err(|denied: AdminDenied| {
-            state.audit.record(
-                EventDraft {
-                    tenant: principal.tenant.clone(),
-                    actor: principal.actor(),
-                    credential_id: Some(principal.credential_id.clone()),
-                    action: "admin.authorize",
-                    outcome: Outcome::Denied,
-                    reason: Some(denied.to_string()),
-                    target: match target {
-                        AdminTarget::Global => None,
-                        AdminTarget::Tenant(t) => Some(t.to_string()),
-                    },
-                },
-                origin,
-            );
-            ApiError::forbidden(denied.to_string())
-        })
+        .authorize(permission, target.clone())
+        .map_err(|denied| deny(state, principal, denied, target, origin))
+}
+
+/// Records a refusal and turns it into the 403 every refusal gets.
+pub(crate) fn deny(
+    state: &AppState,
+    principal: &AdminPrincipal,
+    denied: AdminDenied,
+    target: AdminTarget<'_>,
+    origin: &RequestOrigin,
+) -> ApiError {
+    state.audit.record(
+        EventDraft {
+            tenant: principal.tenant.clone(),
+            actor: principal.actor(),
+            credential_id: Some(principal.credential_id.clone()),
+            action: "admin.authorize",
+            outcome: Outcome::Denied,
+            reason: Some(denied.to_string()),
+            target: match target {
+                AdminTarget::Global => None,
+                AdminTarget::Tenant(t) => Some(t.to_string()),
+            },
+        },
+        origin,
+    );
+    ApiError::forbidden(denied.to_string())
 }
 
 pub(crate) async fn authenticate(

@@ -1,12 +1,16 @@
-//! Admin credentials: create (shown once), list (never secrets), revoke.
+//! Admin and service credentials: create (shown once), list (never secrets), revoke.
 //!
-//! A token created under the system tenant is a global admin; under any other tenant, a tenant
-//! admin of that tenant. Tenant admins can therefore mint only tokens for their own tenant.
+//! A new credential has the `role` asked for, or by default the tenant's administrator role
+//! (global admin under the system tenant, tenant admin elsewhere). Whether the caller may create
+//! it is core's decision (`AdminPrincipal::authorize_grant`): a tenant admin creates credentials
+//! of its own tenant no stronger than its own, only a global admin creates system-tenant ones,
+//! and no other role creates any. This module must never store a credential before that decision
+//! or return a secret anywhere but in the one creation response.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_core::admin::AdminRole;
+use portcullis_core::admin::{AdminRole, AdminTarget, GrantRefused};
 use portcullis_core::audit::Outcome;
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::tenant::{TenantId, TenantStatus};
@@ -14,7 +18,7 @@ use portcullis_core::time::{Clock, Timestamp};
 use portcullis_store::{AdminCredentialRecord, Store};
 use serde::{Deserialize, Serialize};
 
-use super::auth::TenantAdmin;
+use super::auth::{deny, TenantAdmin};
 use super::tenants::validate_display_name;
 use crate::audit::{AuditSink, EventDraft, RequestOrigin};
 use crate::error::ApiError;
@@ -25,6 +29,8 @@ use crate::state::{rfc3339, AppState};
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     name: String,
+    /// `global_admin`, `tenant_admin`, `auditor`, `api_key_manager` or `service`.
+    role: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,19 +78,32 @@ pub struct Issuer<'a> {
     pub origin: &'a RequestOrigin,
 }
 
-/// A new admin credential and the record that stores its digest. The role follows the tenant:
-/// the system tenant's admins are global admins.
+/// A new administrator credential and the record that stores its digest. The role follows the
+/// tenant: the system tenant's admins are global admins.
 pub fn mint(
     tenant: &TenantId,
     name: String,
     created_by: String,
     now: Timestamp,
 ) -> (AdminCredentialRecord, Credential) {
-    let role = if tenant.is_system() {
-        AdminRole::GlobalAdmin
-    } else {
-        AdminRole::TenantAdmin
-    };
+    mint_with_role(
+        tenant,
+        AdminRole::default_for(tenant),
+        name,
+        created_by,
+        now,
+    )
+}
+
+/// A new credential of `role` and the record that stores its digest. Whoever calls this has
+/// already decided the role may be created (or is the first-start bootstrap).
+pub fn mint_with_role(
+    tenant: &TenantId,
+    role: AdminRole,
+    name: String,
+    created_by: String,
+    now: Timestamp,
+) -> (AdminCredentialRecord, Credential) {
     let credential = Credential::generate(
         CredentialKind::AdminToken,
         Environment::live(),
@@ -111,10 +130,12 @@ pub async fn issue(
     clock: &dyn Clock,
     audit: &AuditSink,
     tenant: &TenantId,
+    role: AdminRole,
     name: String,
     issuer: Issuer<'_>,
 ) -> Result<(AdminCredentialRecord, Credential), ApiError> {
-    let (record, credential) = mint(tenant, name, issuer.actor.clone(), clock.now());
+    let (record, credential) =
+        mint_with_role(tenant, role, name, issuer.actor.clone(), clock.now());
     store.insert_admin_credential(&record).await?;
     audit.record(
         EventDraft {
@@ -137,6 +158,32 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let name = validate_display_name(&body.name)?;
+    let role = match body.role.as_deref() {
+        None => AdminRole::default_for(&admin.tenant),
+        Some(raw) => AdminRole::parse(raw).ok_or_else(|| {
+            ApiError::invalid_request(
+                "role must be global_admin, tenant_admin, auditor, api_key_manager or service",
+            )
+        })?,
+    };
+    match admin.principal.authorize_grant(role, &admin.tenant) {
+        Ok(()) => {}
+        Err(GrantRefused::Denied(denied)) => {
+            return Err(deny(
+                &state,
+                &admin.principal,
+                denied,
+                AdminTarget::Tenant(&admin.tenant),
+                &admin.origin,
+            ))
+        }
+        Err(GrantRefused::RoleNotAvailableInTenant) => {
+            return Err(ApiError::invalid_request(format!(
+                "no credential of this tenant can be {}",
+                role.as_str()
+            )))
+        }
+    }
     let tenant = state
         .store
         .get_tenant(&admin.tenant)
@@ -150,6 +197,7 @@ pub async fn create(
         state.clock.as_ref(),
         &state.audit,
         &admin.tenant,
+        role,
         name,
         Issuer {
             actor: admin.principal.actor(),

@@ -1,4 +1,8 @@
 //! `POST /v1/api-keys/verify` and `POST /v1/api-keys/leaks`.
+//!
+//! Verify answers a verifier or gateway holding a credential with the `verify_api_keys`
+//! permission (a `service` credential, or an administrator); it must never answer for a tenant
+//! the caller does not reach, nor accept a key from the URL.
 
 use std::net::IpAddr;
 
@@ -8,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hmac::{Hmac, Mac};
-use portcullis_core::admin::{AdminPrincipal, AdminRole, AdminTarget};
+use portcullis_core::admin::{AdminPrincipal, AdminTarget, Permission};
 use portcullis_core::api_key::{parse_presented, Rejection, ScopeSet, ScopeToken};
 use portcullis_core::audit::Outcome;
 use portcullis_core::credential::Environment;
@@ -45,8 +49,9 @@ pub fn key_in_query(query: Option<&str>) -> bool {
     raw_hit || decoded_hit
 }
 
-/// The caller of the verify endpoint: an authenticated admin. Refuses a key in the query string
-/// before anything else.
+/// The caller of the verify endpoint: an authenticated credential (a verifier's `service`
+/// credential, or an administrator); whether it may verify keys of the tenant asked about is
+/// core's decision, made in [`verify`]. Refuses a key in the query string before anything else.
 #[derive(Debug)]
 pub struct VerifyCaller {
     principal: AdminPrincipal,
@@ -73,7 +78,8 @@ impl FromRequestParts<AppState> for VerifyCaller {
 pub struct VerifyBody {
     /// The API key as presented to the calling service.
     key: String,
-    /// The tenant whose resource is reached. Tenant admins may omit it (their own tenant).
+    /// The tenant whose resource is reached. Omitted: the caller's own tenant, or any tenant for a
+    /// system-tenant credential.
     tenant: Option<String>,
     /// The environment the calling service serves (default: `api_keys.environment`).
     environment: Option<String>,
@@ -97,19 +103,24 @@ pub async fn verify(
         .map(TenantId::parse)
         .transpose()
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let tenant = match (caller.principal.role, requested) {
-        (_, Some(t)) => Some(t),
-        (AdminRole::TenantAdmin, None) => Some(caller.principal.tenant.clone()),
-        (AdminRole::GlobalAdmin, None) => None,
+    let tenant = match requested {
+        Some(t) => Some(t),
+        None => match caller.principal.home() {
+            AdminTarget::Global => None,
+            AdminTarget::Tenant(t) => Some(t.clone()),
+        },
     };
-    if let Some(t) = &tenant {
-        authorize(
-            &state,
-            &caller.principal,
-            AdminTarget::Tenant(t),
-            &caller.origin,
-        )?;
-    }
+    let target = match &tenant {
+        Some(t) => AdminTarget::Tenant(t),
+        None => AdminTarget::Global,
+    };
+    authorize(
+        &state,
+        &caller.principal,
+        Permission::VerifyApiKeys,
+        target,
+        &caller.origin,
+    )?;
     let environment = body
         .environment
         .as_deref()

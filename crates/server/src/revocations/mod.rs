@@ -7,9 +7,11 @@
 //! * `GET /v1/revocations/stream`: the same entries as Server-Sent Events, resumable with
 //!   `Last-Event-ID` (see `stream.rs`).
 //!
-//! Both are authenticated with an admin token, as the admin API is. A global admin reads every
-//! entry; a tenant admin reads its tenant's entries and signing-key entries (which concern every
-//! tenant). Entries are sent as [`RevocationRecord`]s: the internal reason never leaves.
+//! Both are authenticated with the same bearer credentials as the admin API and need the
+//! `read_revocation_feed` permission, decided by core: a verifier's or gateway's `service`
+//! credential has it, as do administrators. A credential of the system tenant reads every entry;
+//! any other reads its tenant's entries and signing-key entries (which concern every tenant).
+//! Entries are sent as [`RevocationRecord`]s: the internal reason never leaves.
 //!
 //! This module must never skip an unexpired entry a reader may see, never report a position
 //! past an entry it has not sent, and never serve a reader whose position lies beyond the log
@@ -26,7 +28,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use portcullis_core::admin::AdminRole;
+use portcullis_core::admin::{AdminTarget, Permission};
 use portcullis_core::revocation::RevocationRecord;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
@@ -34,7 +36,7 @@ use portcullis_store::RevocationRange;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::admin::auth::authenticate;
+use crate::admin::auth::{authenticate, authorize};
 use crate::error::ApiError;
 use crate::extract::{origin, ApiQuery};
 use crate::state::AppState;
@@ -75,7 +77,8 @@ pub fn router() -> Router<AppState> {
 /// An authenticated reader of the feed and the entries it may see.
 #[derive(Debug)]
 pub struct FeedReader {
-    /// `None`: every entry (global admin); `Some(t)`: `t`'s entries and signing-key entries.
+    /// `None`: every entry (a system-tenant credential); `Some(t)`: `t`'s entries and
+    /// signing-key entries.
     tenant: Option<TenantId>,
 }
 
@@ -83,11 +86,20 @@ impl FromRequestParts<AppState> for FeedReader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = authenticate(parts, state, &origin(parts)).await?;
+        let origin = origin(parts);
+        let principal = authenticate(parts, state, &origin).await?;
+        let home = principal.home();
+        authorize(
+            state,
+            &principal,
+            Permission::ReadRevocationFeed,
+            home.clone(),
+            &origin,
+        )?;
         Ok(Self {
-            tenant: match principal.role {
-                AdminRole::GlobalAdmin => None,
-                AdminRole::TenantAdmin => Some(principal.tenant),
+            tenant: match home {
+                AdminTarget::Global => None,
+                AdminTarget::Tenant(t) => Some(t.clone()),
             },
         })
     }
