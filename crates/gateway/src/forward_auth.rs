@@ -1,7 +1,7 @@
 //! Forward-auth endpoints, for an nginx, Traefik or Envoy that proxies the traffic itself and asks
 //! the gateway only "may this request pass, and as whom?". Each mode reads the original
 //! request's method, URI and host from where that proxy puts them, then decides exactly as the
-//! reverse proxy does ([`crate::decide`]: same normalisation, routes, policies and rate limits).
+//! reverse proxy does ([`crate::decision::decide`]: same normalisation, routes, policies and rate limits).
 //!
 //! | path | original method | original URI | host |
 //! |---|---|---|---|
@@ -36,8 +36,9 @@ use hyper::body::Incoming;
 use portcullis_core::forwarded::client_address;
 
 use crate::config::GatewayConfig;
-use crate::proxy::set_request_id;
-use crate::{decide, identity_values, simple, Facts, Refusal, Shared, Snapshot, IDENTITY_HEADERS};
+use crate::decision::{decide, simple, Facts, Refusal};
+use crate::headers::{identity_values, set_request_id, IDENTITY_HEADERS};
+use crate::state::{Shared, Snapshot};
 
 const PREFIX: &str = "/_portcullis/auth/";
 
@@ -135,7 +136,7 @@ pub async fn handle(
     mode: Mode,
     started: Instant,
 ) -> Response<Body> {
-    let request_id = crate::request_id(req.headers());
+    let request_id = crate::headers::request_id(req.headers());
     let unmatched: Arc<str> = Arc::from("unmatched");
     let bad_request = || {
         shared
@@ -150,7 +151,7 @@ pub async fn handle(
     };
     // The proxy overwrites the dashed identity names only; an underscore spelling would reach
     // an upstream that reads it as one (CGI, WSGI, PHP, Rack).
-    if crate::proxy::has_identity_alias(req.headers()) {
+    if crate::headers::has_identity_alias(req.headers()) {
         tracing::info!(
             request_id,
             mode = mode.as_str(),
@@ -203,8 +204,8 @@ pub async fn handle(
                     // signs no identity here), but answered empty so a proxy that copies the
                     // answer's headers overwrites whatever the client sent under these names.
                     for name in [
-                        crate::proxy::CLIENT_CERT_HEADER,
-                        crate::proxy::IDENTITY_JWT_HEADER,
+                        crate::headers::CLIENT_CERT_HEADER,
+                        crate::headers::IDENTITY_JWT_HEADER,
                     ] {
                         r.headers_mut().insert(name, HeaderValue::from_static(""));
                     }

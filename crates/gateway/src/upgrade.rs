@@ -10,7 +10,7 @@
 //! request leaves the gateway; nothing later in the tunnel is checked again.
 //!
 //! This module must never start a tunnel for a request that was not authorized or whose route
-//! did not opt in (the proxy calls [`take`] only after [`crate::decide`] allowed the request, and
+//! did not opt in (the proxy calls [`take`] only after [`crate::decision::decide`] allowed the request, and
 //! only for such routes), never answer 101 unless the upstream did, and never let an upgraded
 //! upstream connection back into the pool (see [`crate::pool`]).
 
@@ -21,8 +21,8 @@ use http::{Method, Response, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use crate::headers::strip_hop_by_hop;
 use crate::pool::UpstreamBody;
-use crate::proxy::strip_hop_by_hop;
 
 /// The only protocol passed through.
 const WEBSOCKET: &str = "websocket";

@@ -1,0 +1,229 @@
+//! The decision every request gets, whether proxied or described by a forward-auth request:
+//! route by host, normalised path and method, client certificate, credential against the
+//! route's policy, then the per-route rate limit ([`decide`]); what was refused and how a client
+//! is told ([`Refusal`], [`simple`]).
+//!
+//! This module must never let through a request whose route it could not determine or whose
+//! credential failed (fail closed), never tell a client why it was refused beyond the RFC 6750
+//! code, and never count or audit a denial differently by mode.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use http::request::Parts;
+use http::{HeaderValue, Response, StatusCode};
+use portcullis_verify::{Denial, Principal, RequestFacts, Verifier};
+
+use crate::audit;
+use crate::config::ClientCertMode;
+use crate::host::HostError;
+use crate::path::{NormalPath, PathError};
+use crate::routes::{Access, Matched};
+use crate::state::{Shared, Snapshot};
+
+/// A concise JSON error answer: `{"error": code}`, never more.
+pub fn simple(status: StatusCode, code: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(format!("{{\"error\":\"{code}\"}}")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// Why a request was not let through.
+#[derive(Debug)]
+pub enum Refusal {
+    BadPath(PathError),
+    /// The request's host is malformed or ambiguous ([`crate::host`]).
+    BadHost(HostError),
+    NotFound,
+    Denied(Denial),
+    /// The route requires a verified client certificate and the connection presented none.
+    ClientCertRequired,
+    RateLimited {
+        retry_after: u64,
+    },
+}
+
+impl Refusal {
+    /// The label used for metrics `outcome`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::BadPath(_) | Self::BadHost(_) => "bad_request",
+            Self::NotFound => "not_found",
+            Self::ClientCertRequired => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Denied(d) => match d.class().status() {
+                400 => "bad_request",
+                403 => "forbidden",
+                429 => "rate_limited",
+                _ => "unauthorized",
+            },
+        }
+    }
+
+    /// The answer a client gets (RFC 6750 for credential problems).
+    pub fn response(&self, verifier: &Verifier) -> Response<Body> {
+        match self {
+            Self::BadPath(_) | Self::BadHost(_) => {
+                simple(StatusCode::BAD_REQUEST, "invalid_request")
+            }
+            Self::NotFound => simple(StatusCode::NOT_FOUND, "not_found"),
+            // 403, not 401: no bearer credential would help, only a new connection with a
+            // certificate. RFC 6749's `access_denied`, without a WWW-Authenticate challenge.
+            Self::ClientCertRequired => simple(StatusCode::FORBIDDEN, "access_denied"),
+            Self::RateLimited { retry_after } => {
+                let mut r = simple(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                r
+            }
+            Self::Denied(d) => portcullis_verify::denial_response(*d, verifier.realm()),
+        }
+    }
+}
+
+/// A request let through: its route and, for protected routes, who is calling.
+#[derive(Debug)]
+pub struct Allowed<'a> {
+    pub matched: Matched<'a>,
+    pub principal: Option<Arc<Principal>>,
+}
+
+/// The request facts a decision needs, from the proxied request or a forward-auth description.
+#[derive(Debug)]
+pub struct Facts<'a> {
+    /// Method, URI (its query is checked for credentials) and headers of the original request.
+    pub parts: &'a Parts,
+    /// The host name routes are matched by: the one the upstream is told ([`crate::host`]).
+    pub host: Option<&'a str>,
+    pub client_ip: Option<IpAddr>,
+    /// The fingerprint of the client certificate verified on this connection; always `None`
+    /// in forward-auth mode (the connection is the proxy's, not the client's).
+    pub client_cert: Option<&'a str>,
+    pub request_id: &'a str,
+    /// `proxy`, `nginx`, `traefik` or `envoy`, for the audit event.
+    pub mode: &'static str,
+}
+
+/// Decides one request: route, credential, policy, rate limit. Denials are counted and audited
+/// here, so every mode reports them the same way.
+pub async fn decide<'a>(
+    shared: &Shared,
+    snap: &'a Snapshot,
+    path: &'a Result<NormalPath, PathError>,
+    f: &Facts<'_>,
+) -> Result<Allowed<'a>, (Option<Arc<str>>, Refusal)> {
+    let path = match path {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(request_id = f.request_id, error = %e, "path refused");
+            return Err((None, Refusal::BadPath(*e)));
+        }
+    };
+    let Some(matched) = snap.routes.find(f.host, path, &f.parts.method) else {
+        return Err((None, Refusal::NotFound));
+    };
+    let route = matched.route;
+    if route.client_cert == ClientCertMode::Required && f.client_cert.is_none() {
+        shared
+            .metrics
+            .auth_failure("access_denied", "client_cert_missing");
+        audit::denial(
+            &snap.sampler,
+            &shared.metrics,
+            shared.second(),
+            &audit::Denied {
+                request_id: f.request_id,
+                route: &route.name,
+                method: f.parts.method.as_str(),
+                reason: "client_cert_missing",
+                status: 403,
+                client_ip: f.client_ip,
+                mode: f.mode,
+            },
+        );
+        return Err((Some(route.name.clone()), Refusal::ClientCertRequired));
+    }
+    let principal = match &route.access {
+        Access::Public => None,
+        Access::Protected(policy) => {
+            let tenant = matched.resource_tenant(&f.parts.headers);
+            let result = match portcullis_verify::http::presented_credential(f.parts) {
+                Err(reason) => Err(Denial::from(reason)),
+                Ok(presented) => {
+                    shared
+                        .verifier
+                        .check(
+                            presented,
+                            policy,
+                            RequestFacts {
+                                resource_tenant: tenant.as_ref(),
+                                client_ip: f.client_ip,
+                            },
+                        )
+                        .await
+                }
+            };
+            match result {
+                Ok(p) => Some(p),
+                Err(denial) => {
+                    let class = denial.class();
+                    shared.metrics.auth_failure(
+                        class.error_code().unwrap_or("no_credential"),
+                        denial.reason.as_str(),
+                    );
+                    audit::denial(
+                        &snap.sampler,
+                        &shared.metrics,
+                        shared.second(),
+                        &audit::Denied {
+                            request_id: f.request_id,
+                            route: &route.name,
+                            method: f.parts.method.as_str(),
+                            reason: denial.reason.as_str(),
+                            status: class.status(),
+                            client_ip: f.client_ip,
+                            mode: f.mode,
+                        },
+                    );
+                    return Err((Some(route.name.clone()), Refusal::Denied(denial)));
+                }
+            }
+        }
+    };
+    if let Some(limit) = &route.rate_limit {
+        // Tokens count per issuer and subject, not per token: a client could otherwise mint a
+        // fresh token to start a fresh bucket. An API key counts per key.
+        let caller = match (&principal, f.client_ip) {
+            (Some(p), _) if p.kind == portcullis_verify::CredentialKind::AccessToken => format!(
+                "token:{}:{}",
+                p.issuer.as_deref().unwrap_or_default(),
+                p.subject
+            ),
+            (Some(p), _) => format!("{}:{}", p.kind.as_str(), p.credential_id),
+            (None, Some(ip)) => format!("ip:{ip}"),
+            (None, None) => "unknown".to_owned(),
+        };
+        if let Err(retry_after) = limit.check(&caller, Instant::now()) {
+            tracing::info!(
+                request_id = f.request_id,
+                route = &*route.name,
+                "rate limited"
+            );
+            return Err((
+                Some(route.name.clone()),
+                Refusal::RateLimited { retry_after },
+            ));
+        }
+    }
+    Ok(Allowed { matched, principal })
+}
