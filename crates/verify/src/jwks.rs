@@ -10,11 +10,14 @@
 //!
 //! * Revoked keys: a `kid` the revocation feed names as revoked is dropped from the held set at
 //!   once and filtered out of every set fetched or configured afterwards, so neither a stale
-//!   issuer nor a static JWKS can bring it back.
+//!   issuer nor a static JWKS can bring it back. The issuer has made another key active at once
+//!   (no pre-publication after a compromise), so the next unknown `kid` fetches without waiting
+//!   out `refetch_interval` (once per revocation: a flood of forged kids still costs one fetch).
 //!
 //! This module must never fetch a URL taken from a token.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -82,6 +85,10 @@ pub struct JwksCache {
     jwks_url: RwLock<Option<String>>,
     /// Kids revoked through the revocation feed: never served again.
     revoked: RwLock<HashSet<String>>,
+    /// Set when a key is revoked: the issuer has just made another key active (no
+    /// pre-publication after a compromise), so the next unknown `kid` may fetch at once instead
+    /// of waiting out `refetch_interval`.
+    refetch_now: AtomicBool,
 }
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
@@ -121,6 +128,7 @@ impl JwksCache {
             refresh: AsyncMutex::new(None),
             jwks_url: RwLock::new(None),
             revoked: RwLock::new(HashSet::new()),
+            refetch_now: AtomicBool::new(false),
         })
     }
 
@@ -137,6 +145,7 @@ impl JwksCache {
         if let Some(snap) = current.as_mut() {
             snap.keys = Arc::new(snap.keys.without(&revoked));
         }
+        self.refetch_now.store(true, Ordering::Relaxed);
     }
 
     /// Whether the held set has a key with this `kid` (tests, diagnostics).
@@ -184,8 +193,9 @@ impl JwksCache {
         if changed {
             return;
         }
+        let urgent = self.refetch_now.swap(false, Ordering::Relaxed);
         if let Some(at) = *last_attempt {
-            if now.duration_since(at) < self.timing.refetch_interval {
+            if !urgent && now.duration_since(at) < self.timing.refetch_interval {
                 return;
             }
         }

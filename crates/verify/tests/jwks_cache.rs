@@ -251,13 +251,27 @@ async fn a_revoked_kid_is_dropped_and_never_fetched_back() {
             expires_at: None,
             created_at: portcullis_core::time::Timestamp::from_secs(NOW_S),
         });
-    // Dropped from the held set at once: the kid is unknown (no refetch yet: too soon).
+    // Dropped from the held set at once. The issuer activated a replacement at once, so the
+    // first unknown kid after the revocation fetches without waiting out refetch_interval: the
+    // replacement's tokens work right away, the stolen kid is filtered out of what comes back.
+    let replacement = EcKey::new("k3", 3);
+    fetch.serve(
+        JWKS_URL,
+        jwks_of(&[stolen.jwk(), other.jwk(), replacement.jwk()]),
+        None,
+    );
+    assert_eq!(reason(&v, &token(&replacement)).await, Ok(()));
+    assert_eq!(fetch.calls(), calls + 1);
     assert_eq!(reason(&v, &token(&stolen)).await, Err(Reason::UnknownKid));
-    assert_eq!(fetch.calls(), calls);
+    assert_eq!(
+        fetch.calls(),
+        calls + 1,
+        "only once per revocation: forged kids are rate-limited again"
+    );
     // Once refetching is allowed again, the unknown kid is fetched for, and filtered out.
     tokio::time::advance(Duration::from_secs(11)).await;
     assert_eq!(reason(&v, &token(&stolen)).await, Err(Reason::UnknownKid));
-    assert_eq!(fetch.calls(), calls + 1);
+    assert_eq!(fetch.calls(), calls + 2);
     tokio::time::advance(Duration::from_secs(301)).await;
     assert_eq!(reason(&v, &token(&other)).await, Ok(()), "refetched");
     assert_eq!(
