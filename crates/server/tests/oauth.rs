@@ -1423,10 +1423,17 @@ async fn the_throttle_counts_unknown_clients_behind_a_trusted_proxy_as_one_sourc
 #[tokio::test]
 async fn discovery_and_jwks_publish_only_public_keys() {
     let app = App::new().await;
-    for path in [
-        "/.well-known/oauth-authorization-server",
-        "/.well-known/openid-configuration",
-    ] {
+    // No OpenID Connect discovery until ID tokens exist: it would miss OIDC's required members.
+    let (s, _, _) = app
+        .send(
+            Request::builder()
+                .uri("/.well-known/openid-configuration")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for path in ["/.well-known/oauth-authorization-server"] {
         let (s, h, v) = app
             .send(
                 Request::builder()
@@ -1444,6 +1451,23 @@ async fn discovery_and_jwks_publish_only_public_keys() {
         assert_eq!(v["token_endpoint"], format!("{ISSUER}/oauth2/token"));
         assert_eq!(v["jwks_uri"], format!("{ISSUER}/oauth2/jwks"));
         assert_eq!(v["grant_types_supported"], json!(["client_credentials"]));
+        // RFC 8414 section 2: every endpoint listing a JWT method names its algorithms.
+        for endpoint in [
+            "token_endpoint",
+            "introspection_endpoint",
+            "revocation_endpoint",
+        ] {
+            let methods = v[format!("{endpoint}_auth_methods_supported")]
+                .as_array()
+                .expect("methods");
+            if methods.contains(&json!("private_key_jwt")) {
+                let algs = v[format!("{endpoint}_auth_signing_alg_values_supported")]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{endpoint}: no signing algorithms listed"));
+                assert!(algs.contains(&json!("ES256")), "{endpoint}");
+                assert!(!algs.contains(&json!("none")), "{endpoint}");
+            }
+        }
     }
     let (s, h, v) = app
         .send(

@@ -1,5 +1,7 @@
-//! Discovery: RFC 8414 metadata (also served as OpenID Connect discovery) listing only what is
-//! implemented, and the JWKS with public keys only.
+//! Discovery: RFC 8414 metadata listing only what is implemented, and the JWKS with public keys
+//! only. No OpenID Connect discovery document is served until the provider issues ID tokens:
+//! one without OIDC's required members (authorization endpoint, subject types, ID token
+//! algorithms) would make OIDC libraries fail in confusing ways, or guess.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -34,7 +36,10 @@ pub fn metadata_document(issuer: &str) -> Value {
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": portcullis_core::oauth::ASSERTION_ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        // RFC 8414 section 2: required wherever an endpoint lists a JWT-based method.
+        "introspection_endpoint_auth_signing_alg_values_supported": portcullis_core::oauth::ASSERTION_ALGORITHMS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": portcullis_core::oauth::ASSERTION_ALGORITHMS,
     })
 }
 

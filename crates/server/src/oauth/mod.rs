@@ -9,7 +9,6 @@
 //! | `POST /oauth2/revoke` | RFC 7009, a client revokes its own tokens |
 //! | `GET /oauth2/jwks` | public signing keys |
 //! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata |
-//! | `GET /.well-known/openid-configuration` | the same metadata |
 //!
 //! Access tokens follow RFC 9068; the tenant is the claim named by
 //! [`portcullis_core::oauth::TENANT_CLAIM`] (`tenant`). This module never logs a secret or a
@@ -137,10 +136,6 @@ pub fn router() -> Router<AppState> {
         .route(JWKS_PATH, get(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
-            get(discovery::metadata),
-        )
-        .route(
-            "/.well-known/openid-configuration",
             get(discovery::metadata),
         )
 }
