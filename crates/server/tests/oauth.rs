@@ -2826,3 +2826,47 @@ async fn introspection_and_verifiers_agree_on_every_revocation_kind() {
         }
     }
 }
+
+/// RFC 6749 section 5.2: the Basic challenge answers a client that used Basic (or sent nothing),
+/// never one that authenticated in the body.
+#[tokio::test]
+async fn the_basic_challenge_goes_only_to_basic_clients() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let challenge = |h: &axum::http::HeaderMap| h.get(header::WWW_AUTHENTICATE).cloned();
+    let (s, h, _) = app
+        .form(
+            "/oauth2/token",
+            Some((&c.id, "pcl_cs_live_wrong")),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(challenge(&h).is_some_and(|v| v.as_bytes().starts_with(b"Basic ")));
+    let (s, h, _) = app
+        .form("/oauth2/token", None, "grant_type=client_credentials")
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "no credentials at all");
+    assert!(challenge(&h).is_some());
+    for path in ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"] {
+        let (s, h, v) = app
+            .form(
+                path,
+                None,
+                &format!(
+                    "grant_type=client_credentials&token=x&client_id={}&client_secret=wrong",
+                    c.id
+                ),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+        );
+        assert!(
+            challenge(&h).is_none(),
+            "{path}: client_secret_post is not told to use Basic"
+        );
+    }
+}

@@ -51,7 +51,10 @@ async fn issue(
     let params = form::read(parts, body, TOKEN_REPEATABLE).await?;
     let grant = parse_grant_type(params.get("grant_type")).map_err(OAuthError::grant)?;
     let presented = form::presented_credentials(&parts.headers, &params)?;
-    let authenticated = authenticate(state, presented, origin).await?;
+    let method = presented.method;
+    let authenticated = authenticate(state, presented, origin)
+        .await
+        .map_err(|e| e.for_method(method))?;
     let client = authenticated.client();
     let refuse = |e: OAuthError| {
         audit(
@@ -233,7 +236,10 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
     let result: Result<Response, OAuthError> = async {
         let params = form::read(&parts, body, &[]).await?;
         let presented = form::presented_credentials(&parts.headers, &params)?;
-        let caller = authenticate_introspector(&state, presented, &origin).await?;
+        let method = presented.method;
+        let caller = authenticate_introspector(&state, presented, &origin)
+            .await
+            .map_err(|e| e.for_method(method))?;
         let (tenant, audience) = match &caller {
             Introspector::Client(authenticated) => {
                 let client = authenticated.client();
@@ -308,7 +314,10 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
     let result: Result<Response, OAuthError> = async {
         let params = form::read(&parts, body, &[]).await?;
         let presented = form::presented_credentials(&parts.headers, &params)?;
-        let authenticated = authenticate(&state, presented, &origin).await?;
+        let method = presented.method;
+        let authenticated = authenticate(&state, presented, &origin)
+            .await
+            .map_err(|e| e.for_method(method))?;
         let client = authenticated.client();
         let now = state.clock.now();
         match find_token(&state, &params, now).await? {

@@ -16,6 +16,8 @@ pub struct OAuthError {
     /// Internal reason: logged, never sent.
     pub reason: String,
     pub retry_after_secs: Option<u64>,
+    /// Whether a 401 carries `WWW-Authenticate: Basic` ([`Self::for_method`]).
+    pub basic_challenge: bool,
 }
 
 impl OAuthError {
@@ -26,6 +28,7 @@ impl OAuthError {
             description: None,
             reason: reason.into(),
             retry_after_secs: None,
+            basic_challenge: true,
         }
     }
 
@@ -35,10 +38,23 @@ impl OAuthError {
         e
     }
 
-    /// 401 with a Basic challenge: the same answer for an unknown client, a wrong secret, a
-    /// disabled client and every other authentication failure.
+    /// 401 (with a Basic challenge unless the client authenticated in the body,
+    /// [`Self::for_method`]): the same answer for an unknown client, a wrong secret, a disabled
+    /// client and every other authentication failure.
     pub fn invalid_client(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_client", reason)
+    }
+
+    /// The answer for a client that authenticated with `method`: the `WWW-Authenticate: Basic`
+    /// challenge goes only to a client that used the `Authorization` header (RFC 6749 section
+    /// 5.2: "matching the authentication scheme used by the client") or sent no credentials;
+    /// one that authenticated in the body (`client_secret_post`, `private_key_jwt`) is not told
+    /// to try Basic.
+    pub fn for_method(mut self, method: super::form::PresentedMethod) -> Self {
+        if method != super::form::PresentedMethod::Basic {
+            self.basic_challenge = false;
+        }
+        self
     }
 
     pub fn unauthorized_client(reason: impl Into<String>) -> Self {
@@ -112,7 +128,7 @@ impl IntoResponse for OAuthError {
         let mut response = (self.status, Json(body)).into_response();
         let h = response.headers_mut();
         no_store(h);
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED && self.basic_challenge {
             h.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"portcullis\", charset=\"UTF-8\""),
