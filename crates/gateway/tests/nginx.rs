@@ -86,7 +86,10 @@ http {{
     }}
     location / {{
       auth_request /_portcullis_auth;
-{set}      proxy_pass http://127.0.0.1:{upstream};
+{set}      # The credential was for the gateway's decision; the upstream gets the identity.
+      proxy_set_header Authorization "";
+      proxy_set_header X-API-Key "";
+      proxy_pass http://127.0.0.1:{upstream};
     }}
   }}
 }}
@@ -184,9 +187,19 @@ tenant_from_path = "tenant"
         r.upstream_header("x-portcullis-credential-kind"),
         vec!["access_token"]
     );
+    assert!(
+        r.upstream_header("authorization").is_empty(),
+        "the bearer token stays at the proxy: {}",
+        r.body
+    );
 
     let r = raw(addr, "GET", "/t/acme/orders/2", &[("x-api-key", &key)]).await;
     assert_eq!(r.status, 200);
+    assert!(
+        r.upstream_header("x-api-key").is_empty(),
+        "the API key stays at the proxy: {}",
+        r.body
+    );
     assert_eq!(
         r.upstream_header("x-portcullis-subject"),
         vec!["partner-co"]
