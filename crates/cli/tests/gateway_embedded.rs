@@ -401,7 +401,18 @@ tenant_from_path = "tenant"
     )
     .unwrap_or_else(|log| panic!("server did not start:\n{log}"));
     let seeded = common::seed_payments(&server);
-    let admin = server.token();
+    // Verifiers hold a service credential (revocation feed and API key checks only), never an
+    // admin one: least privilege for machines too.
+    let service = s(&server.cli_json(&[
+        "admin-token",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "verifiers",
+        "--role",
+        "service",
+    ])["token"]);
 
     // A standalone gateway following the server's discovery document and revocation feed.
     let standalone = free_port();
@@ -418,7 +429,7 @@ issuer = "{url}"
 discovery_url = "{url}/.well-known/oauth-authorization-server"
 [verifier.revocation]
 feed_url = "{url}"
-token = "{admin}"
+token = "{service}"
 
 [forward_auth]
 enabled = true
@@ -459,7 +470,7 @@ enabled = true
             "payments-api",
             portcullis_verify::RevocationSource::Feed(portcullis_verify::FeedConfig::new(
                 server.url.clone(),
-                admin,
+                service,
             )),
         ))
         .expect("verifier")
