@@ -324,9 +324,14 @@ impl RevocationSet {
                             expires_at: later(old.expires_at, new.expires_at),
                         }
                     }
-                    None => marks.push((kind, tenant, new)),
+                    None => {
+                        marks.push((kind, tenant, new));
+                        // Counted as added (not recounted: applying must stay O(1) per record).
+                        if kind == RevocationKind::Unknown {
+                            self.unknown_marks += 1;
+                        }
+                    }
                 }
-                self.unknown_marks = self.count_unknown();
                 match kind {
                     RevocationKind::Tenant => Applied::Tenant(r.tenant.clone()),
                     RevocationKind::SigningKey => Applied::SigningKey(r.subject.clone()),
