@@ -100,6 +100,16 @@ async fn verify(server: &Server, body: Value) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// What the verify endpoint said about the key: "valid", "refused" (200 `{"valid": false}`,
+/// whatever the reason), or the status and body of any other answer.
+async fn verdict(server: &Server, body: Value) -> String {
+    match verify(server, body).await {
+        (200, v) if v == json!({"valid": false}) => "refused".into(),
+        (200, v) if v["valid"] == true && v["active"] == true => "valid".into(),
+        (status, v) => format!("{status} {v}"),
+    }
+}
+
 fn s(v: &Value) -> String {
     v.as_str().expect("string").to_owned()
 }
@@ -144,6 +154,11 @@ async fn api_key_lifecycle_through_the_cli_and_http_verify() {
     )
     .await;
     assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["valid"], &v["active"]),
+        (&json!(true), &json!(true)),
+        "{v}"
+    );
     assert_eq!(v["key_id"], id.as_str());
 
     let listed = cli(
@@ -210,7 +225,7 @@ async fn api_key_lifecycle_through_the_cli_and_http_verify() {
     let id2 = s(&rotated["new"]["id"]);
     assert_eq!(rotated["old"]["status"], "rotating");
     for k in [&key, &key2] {
-        assert_eq!(verify(&server, json!({"key": k})).await.0, 200);
+        assert_eq!(verdict(&server, json!({"key": k})).await, "valid");
     }
     let listed = cli(&server, &["api-key", "list", "--tenant", "acme"]);
     assert_eq!(listed.as_array().expect("array").len(), 2);
@@ -235,19 +250,29 @@ async fn api_key_lifecycle_through_the_cli_and_http_verify() {
     );
     let key3 = s(&rotated["new"]["key"]);
     let id3 = s(&rotated["new"]["id"]);
-    assert_eq!(verify(&server, json!({"key": key2})).await.0, 401);
-    assert_eq!(verify(&server, json!({"key": key3})).await.0, 200);
+    assert_eq!(verdict(&server, json!({"key": key2})).await, "refused");
+    assert_eq!(verdict(&server, json!({"key": key3})).await, "valid");
 
     cli(&server, &["api-key", "disable", "--tenant", "acme", &id3]);
-    assert_eq!(verify(&server, json!({"key": key3})).await.0, 401);
+    assert_eq!(verdict(&server, json!({"key": key3})).await, "refused");
     let enabled = cli(&server, &["api-key", "enable", "--tenant", "acme", &id3]);
     assert_eq!(enabled["status"], "active");
-    assert_eq!(verify(&server, json!({"key": key3})).await.0, 200);
+    assert_eq!(verdict(&server, json!({"key": key3})).await, "valid");
 
     // A key in the query string is refused even when valid.
     let r = reqwest::Client::new()
         .post(format!("{}/v1/api-keys/verify?api_key={key3}", server.url))
         .bearer_auth(bootstrap_token(server.dir.path()))
+        .json(&json!({"key": key3}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 401);
+
+    // The caller's own credential refused is 401, never the answer about a bad key.
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/api-keys/verify", server.url))
+        .bearer_auth("not-a-credential")
         .json(&json!({"key": key3}))
         .send()
         .await
@@ -271,8 +296,8 @@ async fn api_key_lifecycle_through_the_cli_and_http_verify() {
         .expect("array")
         .iter()
         .any(|v| v == &json!(id3)));
-    assert_eq!(verify(&server, json!({"key": key})).await.0, 401);
-    assert_eq!(verify(&server, json!({"key": key3})).await.0, 401);
+    assert_eq!(verdict(&server, json!({"key": key})).await, "refused");
+    assert_eq!(verdict(&server, json!({"key": key3})).await, "refused");
 
     // A leak report revokes a live key at once.
     let leaked = cli(
@@ -296,7 +321,10 @@ async fn api_key_lifecycle_through_the_cli_and_http_verify() {
         .await
         .expect("leak report");
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(verify(&server, json!({"key": leaked_key})).await.0, 401);
+    assert_eq!(
+        verdict(&server, json!({"key": leaked_key})).await,
+        "refused"
+    );
     let shown = cli(
         &server,
         &["api-key", "show", "--tenant", "acme", &s(&leaked["id"])],

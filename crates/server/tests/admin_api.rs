@@ -953,8 +953,8 @@ async fn a_service_credential_reads_the_feed_and_verifies_keys_of_its_tenant_onl
     let (status, _, v) = verify(&acme_service, json!({"key": acme_key})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(
-        (v["active"].clone(), v["key_id"].clone()),
-        (json!(true), json!(acme_id))
+        (v["valid"].clone(), v["active"].clone(), v["key_id"].clone()),
+        (json!(true), json!(true), json!(acme_id))
     );
     let (status, _, _) = verify(
         &acme_service,
@@ -962,10 +962,11 @@ async fn a_service_credential_reads_the_feed_and_verifies_keys_of_its_tenant_onl
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "another tenant's keys");
-    let (status, _, _) = verify(&acme_service, json!({"key": globex_key})).await;
-    assert_ne!(
-        status,
-        StatusCode::OK,
+    // Asked about its own tenant, the answer about another tenant's key is a refused key.
+    let (status, _, v) = verify(&acme_service, json!({"key": globex_key})).await;
+    assert_eq!(
+        (status, v),
+        (StatusCode::OK, json!({"valid": false})),
         "an acme service verifies acme keys only"
     );
     // A system-tenant service credential serves every tenant.

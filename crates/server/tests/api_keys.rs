@@ -207,8 +207,47 @@ impl Harness {
     }
 
     async fn verify(&self, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, "/v1/api-keys/verify", token, Some(body))
+        let (s, v, _) = self.verify_raw(token, body).await;
+        (s, v)
+    }
+
+    /// The verify endpoint's answer with its exact body bytes; every answer, whatever its
+    /// status, must carry `Cache-Control: no-store`.
+    async fn verify_raw(&self, token: &str, body: Value) -> (StatusCode, Value, Vec<u8>) {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/api-keys/verify")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let resp = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        assert_eq!(
+            resp.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "verify answer {status} without Cache-Control: no-store"
+        );
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
+            .expect("body")
+            .to_vec();
+        let v = serde_json::from_slice(&bytes).expect("json body");
+        (status, v, bytes)
+    }
+
+    /// What the verify endpoint said about the key asked about.
+    async fn verdict(&self, token: &str, body: Value) -> Verdict {
+        let (s, v) = self.verify(token, body).await;
+        if s == StatusCode::OK && v == refused() {
+            Verdict::Refused
+        } else if s == StatusCode::OK && v["valid"] == true && v["active"] == true {
+            Verdict::Valid
+        } else {
+            Verdict::Other(s, v)
+        }
     }
 
     async fn post(&self, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -240,6 +279,20 @@ fn uuid_like() -> String {
 
 fn invalid_token() -> Value {
     json!({"error": "invalid_token"})
+}
+
+/// The verify endpoint's one answer for a key refused for any reason (with status 200).
+fn refused() -> Value {
+    json!({"valid": false})
+}
+
+/// The verify endpoint's answer about a key: valid, refused (200 `{"valid": false}`), or an
+/// error about the request or the caller (4xx/5xx), or an unexpected body.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Valid,
+    Refused,
+    Other(StatusCode, Value),
 }
 
 #[tokio::test]
@@ -365,10 +418,10 @@ async fn create_list_show_update_and_never_show_secrets() {
         .await;
     assert_eq!(s, StatusCode::OK);
     for aud in [json!(null), json!("https://billing.example")] {
-        let (s, _) = h
-            .verify(&h.acme, json!({"key": key, "audience": aud}))
+        let verdict = h
+            .verdict(&h.acme, json!({"key": key, "audience": aud}))
             .await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED, "audience {aud}");
+        assert_eq!(verdict, Verdict::Refused, "audience {aud}");
     }
 
     for bad in [
@@ -457,8 +510,9 @@ async fn verify_accepts_a_good_key_and_records_last_use_in_batches() {
     );
 }
 
-/// Every bad input of issue 4: the same 401 `invalid_token` (403 `insufficient_scope` for
-/// scope), and the precise reason only in the audit log.
+/// Every bad input of issue 4, missing scopes included: the same 200 `{"valid": false}`, byte
+/// for byte, and the precise reason only in the audit log. 401/403 stay for the caller's own
+/// credential, so a verifier never mistakes its credential being refused for a bad key.
 #[tokio::test]
 async fn every_bad_input_answers_the_same_and_the_audit_log_says_why() {
     bad_inputs(&mut Harness::new().await).await;
@@ -588,14 +642,16 @@ async fn bad_inputs(h: &mut Harness) {
             "credential_wrong_kind",
         ),
     ];
+    let mut answers = Vec::new();
     for (what, body, _) in &cases {
-        let (s, v) = h.verify(&h.acme, body.clone()).await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED, "{what}: {v}");
+        let (s, v, bytes) = h.verify_raw(&h.acme, body.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{what}: {v}");
         assert_eq!(
             v,
-            invalid_token(),
+            refused(),
             "{what}: the body must not say which check failed"
         );
+        answers.push((*what, bytes));
     }
 
     // In the URL query string: refused before anything else, even with a valid key.
@@ -613,11 +669,17 @@ async fn bad_inputs(h: &mut Harness) {
         "key in query"
     );
 
-    let (s, v) = h
-        .verify(&h.acme, json!({"key": good, "scopes": ["orders:delete"]}))
+    // Missing scopes is one more reason for the same answer, not a 403 (a 403 is about the
+    // caller's own credential).
+    let (s, v, bytes) = h
+        .verify_raw(&h.acme, json!({"key": good, "scopes": ["orders:delete"]}))
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(v, json!({"error": "insufficient_scope"}));
+    assert_eq!((s, v), (StatusCode::OK, refused()), "missing scope");
+    answers.push(("missing scope", bytes));
+    // Byte for byte the same answer, whatever the reason.
+    for (what, bytes) in &answers {
+        assert_eq!(bytes, &answers[0].1, "{what} vs {}", answers[0].0);
+    }
 
     // The controls still pass.
     for body in [
@@ -629,6 +691,11 @@ async fn bad_inputs(h: &mut Harness) {
     ] {
         let (s, v) = h.verify(&h.acme, body.clone()).await;
         assert_eq!(s, StatusCode::OK, "{body} -> {v}");
+        assert_eq!(
+            (&v["valid"], &v["active"]),
+            (&json!(true), &json!(true)),
+            "{body} -> {v}"
+        );
     }
 
     let events = h.audit(&["acme", "system"]).await;
@@ -664,6 +731,30 @@ async fn bad_inputs(h: &mut Harness) {
     assert_eq!(mismatch.target.as_deref(), Some("globex"));
 }
 
+/// The caller's own credential refused is 401, never the `{"valid": false}` of a bad key: a
+/// verifier must be able to tell the two apart.
+#[tokio::test]
+async fn a_bad_caller_credential_is_401_not_a_refused_key() {
+    let h = Harness::new().await;
+    let (_, key) = h.acme_key(json!({})).await;
+    let unknown_admin = Credential::generate(
+        CredentialKind::AdminToken,
+        Environment::live(),
+        &mut rand::rngs::OsRng,
+    )
+    .expose()
+    .to_owned();
+    for caller in ["", "not-a-credential", unknown_admin.as_str()] {
+        let (s, v) = h.verify(caller, json!({"key": key})).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "caller {caller:?}: {v}");
+        assert!(v["error"].is_string(), "caller {caller:?}: {v}");
+    }
+    assert_eq!(
+        h.verdict(&h.acme, json!({"key": key})).await,
+        Verdict::Valid
+    );
+}
+
 #[tokio::test]
 async fn another_tenants_admin_cannot_verify_for_this_tenant() {
     let h = Harness::new().await;
@@ -672,16 +763,16 @@ async fn another_tenants_admin_cannot_verify_for_this_tenant() {
         .verify(&h.globex, json!({"key": key, "tenant": "acme"}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let (s, _) = h.verify(&h.globex, json!({"key": key})).await;
     assert_eq!(
-        s,
-        StatusCode::UNAUTHORIZED,
+        h.verdict(&h.globex, json!({"key": key})).await,
+        Verdict::Refused,
         "defaults to the admin's own tenant"
     );
-    let (s, _) = h
-        .verify(&h.global, json!({"key": key, "tenant": "globex"}))
-        .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.verdict(&h.global, json!({"key": key, "tenant": "globex"}))
+            .await,
+        Verdict::Refused
+    );
     let (s, _) = h
         .call(
             Method::POST,
@@ -712,8 +803,9 @@ async fn revoke_disable_and_rotation_end_take_effect_at_once_on_postgres() {
 
 async fn state_changes(h: &Harness) {
     let ok = |s: StatusCode| s == StatusCode::OK;
+    let valid = |v: Verdict| v == Verdict::Valid;
     let (id, key) = h.acme_key(json!({})).await;
-    assert!(ok(h.verify(&h.acme, json!({"key": key})).await.0));
+    assert!(valid(h.verdict(&h.acme, json!({"key": key})).await));
     assert!(
         h.state.api_keys.verifier.cached_len() >= 1,
         "the verification was cached"
@@ -726,7 +818,7 @@ async fn state_changes(h: &Harness) {
     )
     .await;
     assert!(
-        !ok(h.verify(&h.acme, json!({"key": key})).await.0),
+        !valid(h.verdict(&h.acme, json!({"key": key})).await),
         "disable"
     );
     let (s, v) = h
@@ -738,7 +830,10 @@ async fn state_changes(h: &Harness) {
         .await;
     assert!(ok(s), "{v}");
     assert_eq!(v["status"], "active");
-    assert!(ok(h.verify(&h.acme, json!({"key": key})).await.0), "enable");
+    assert!(
+        valid(h.verdict(&h.acme, json!({"key": key})).await),
+        "enable"
+    );
 
     let (s, v) = h
         .post(
@@ -755,8 +850,8 @@ async fn state_changes(h: &Harness) {
     assert!(v["old"]["rotation_overlap_ends_at"].is_string());
     assert!(v["old"].get("key").is_none());
     // Both work inside the window, and both are listed with their expiry.
-    assert!(ok(h.verify(&h.acme, json!({"key": key})).await.0));
-    assert!(ok(h.verify(&h.acme, json!({"key": new_key})).await.0));
+    assert!(valid(h.verdict(&h.acme, json!({"key": key})).await));
+    assert!(valid(h.verdict(&h.acme, json!({"key": new_key})).await));
     let (_, list) = h
         .call(
             Method::GET,
@@ -777,10 +872,10 @@ async fn state_changes(h: &Harness) {
 
     h.clock.advance(Duration::from_secs(3_600));
     assert!(
-        !ok(h.verify(&h.acme, json!({"key": key})).await.0),
+        !valid(h.verdict(&h.acme, json!({"key": key})).await),
         "window over"
     );
-    assert!(ok(h.verify(&h.acme, json!({"key": new_key})).await.0));
+    assert!(valid(h.verdict(&h.acme, json!({"key": new_key})).await));
 
     h.post(
         &format!("/admin/v1/tenants/acme/api-keys/{new_id}/revoke"),
@@ -789,7 +884,7 @@ async fn state_changes(h: &Harness) {
     )
     .await;
     assert!(
-        !ok(h.verify(&h.acme, json!({"key": new_key})).await.0),
+        !valid(h.verdict(&h.acme, json!({"key": new_key})).await),
         "revoke"
     );
     let (s, _) = h
@@ -811,16 +906,16 @@ async fn environment_binding_refuses_the_other_environment_both_ways() {
     let h = Harness::new().await;
     let (_, live) = h.acme_key(json!({})).await;
     let (_, test) = h.acme_key(json!({"environment": "test"})).await;
-    let code = |b: Value| async { h.verify(&h.acme, b).await.0 };
-    assert_eq!(code(json!({"key": live})).await, StatusCode::OK);
-    assert_eq!(code(json!({"key": test})).await, StatusCode::UNAUTHORIZED);
+    let verdict = |b: Value| async { h.verdict(&h.acme, b).await };
+    assert_eq!(verdict(json!({"key": live})).await, Verdict::Valid);
+    assert_eq!(verdict(json!({"key": test})).await, Verdict::Refused);
     assert_eq!(
-        code(json!({"key": test, "environment": "test"})).await,
-        StatusCode::OK
+        verdict(json!({"key": test, "environment": "test"})).await,
+        Verdict::Valid
     );
     assert_eq!(
-        code(json!({"key": live, "environment": "test"})).await,
-        StatusCode::UNAUTHORIZED
+        verdict(json!({"key": live, "environment": "test"})).await,
+        Verdict::Refused
     );
 }
 
@@ -835,10 +930,7 @@ async fn bulk_revoke_by_owner_offboards_a_partner() {
     let (_, kg) = h
         .create(&h.globex, "globex", json!({"name": "g", "owner": "leaver"}))
         .await;
-    assert_eq!(
-        h.verify(&h.acme, json!({"key": ka})).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(h.verdict(&h.acme, json!({"key": ka})).await, Verdict::Valid);
     let (s, v) = h
         .post(
             "/admin/v1/tenants/acme/api-keys/revoke-by-owner",
@@ -851,22 +943,18 @@ async fn bulk_revoke_by_owner_offboards_a_partner() {
     want.sort();
     assert_eq!(v["revoked"], json!(want));
     assert_eq!(
-        h.verify(&h.acme, json!({"key": ka})).await.0,
-        StatusCode::UNAUTHORIZED
+        h.verdict(&h.acme, json!({"key": ka})).await,
+        Verdict::Refused
     );
     assert_eq!(
-        h.verify(&h.acme, json!({"key": kb, "environment": "test"}))
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
+        h.verdict(&h.acme, json!({"key": kb, "environment": "test"}))
+            .await,
+        Verdict::Refused
     );
+    assert_eq!(h.verdict(&h.acme, json!({"key": kc})).await, Verdict::Valid);
     assert_eq!(
-        h.verify(&h.acme, json!({"key": kc})).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        h.verify(&h.globex, json!({"key": kg})).await.0,
-        StatusCode::OK
+        h.verdict(&h.globex, json!({"key": kg})).await,
+        Verdict::Valid
     );
     let events = h.audit(&["acme"]).await;
     let revokes: Vec<_> = events
@@ -897,8 +985,8 @@ async fn a_leak_report_revokes_matching_keys_and_reveals_nothing_about_the_rest(
     let (id, key) = h.acme_key(json!({})).await;
     let (_, other) = h.acme_key(json!({})).await;
     assert_eq!(
-        h.verify(&h.acme, json!({"key": key})).await.0,
-        StatusCode::OK
+        h.verdict(&h.acme, json!({"key": key})).await,
+        Verdict::Valid
     );
     let unknown = Credential::generate(
         CredentialKind::ApiKey,
@@ -921,13 +1009,13 @@ async fn a_leak_report_revokes_matching_keys_and_reveals_nothing_about_the_rest(
     );
 
     assert_eq!(
-        h.verify(&h.acme, json!({"key": key})).await.0,
-        StatusCode::UNAUTHORIZED,
+        h.verdict(&h.acme, json!({"key": key})).await,
+        Verdict::Refused,
         "revoked at once, cache included"
     );
     assert_eq!(
-        h.verify(&h.acme, json!({"key": other})).await.0,
-        StatusCode::OK
+        h.verdict(&h.acme, json!({"key": other})).await,
+        Verdict::Valid
     );
     let stored = h
         .state
@@ -978,8 +1066,8 @@ async fn a_configured_scanner_key_requires_a_valid_signature() {
         assert_eq!((s, v), (StatusCode::UNAUTHORIZED, invalid_token()));
     }
     assert_eq!(
-        h.verify(&h.acme, json!({"key": key})).await.0,
-        StatusCode::OK,
+        h.verdict(&h.acme, json!({"key": key})).await,
+        Verdict::Valid,
         "unsigned report changed nothing"
     );
     let (s, _) = h
@@ -987,8 +1075,8 @@ async fn a_configured_scanner_key_requires_a_valid_signature() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
-        h.verify(&h.acme, json!({"key": key})).await.0,
-        StatusCode::UNAUTHORIZED
+        h.verdict(&h.acme, json!({"key": key})).await,
+        Verdict::Refused
     );
 }
 
@@ -1120,24 +1208,24 @@ async fn disabling_a_tenant_stops_its_keys_at_once_despite_the_cache() {
     let h = Harness::new().await;
     let (_, key) = h.acme_key(json!({})).await;
     assert_eq!(
-        h.verify(&h.global, json!({"key": key})).await.0,
-        StatusCode::OK
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Valid
     );
     let (s, v) = h
         .post("/admin/v1/tenants/acme/disable", &h.global, None)
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
-        h.verify(&h.global, json!({"key": key})).await.0,
-        StatusCode::UNAUTHORIZED
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Refused
     );
     let (s, _) = h
         .post("/admin/v1/tenants/acme/enable", &h.global, None)
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
-        h.verify(&h.global, json!({"key": key})).await.0,
-        StatusCode::OK
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Valid
     );
 }
 
@@ -1259,15 +1347,15 @@ async fn a_configured_ecdsa_scanner_key_requires_a_valid_ecdsa_signature() {
         assert_eq!((s, v), (StatusCode::UNAUTHORIZED, invalid_token()));
     }
     assert_eq!(
-        h.verify(&h.acme, json!({"key": key})).await.0,
-        StatusCode::OK,
+        h.verdict(&h.acme, json!({"key": key})).await,
+        Verdict::Valid,
         "badly signed reports changed nothing"
     );
     let (s, _) = h.raw(with_sig(Some(sign(&scanner, &body)))).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
-        h.verify(&h.acme, json!({"key": key})).await.0,
-        StatusCode::UNAUTHORIZED
+        h.verdict(&h.acme, json!({"key": key})).await,
+        Verdict::Refused
     );
 }
 

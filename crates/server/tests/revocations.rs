@@ -164,10 +164,18 @@ impl Node {
         )
     }
 
-    async fn verify(&self, token: &str, key: &str) -> StatusCode {
-        self.post("/v1/api-keys/verify", token, json!({"key": key}))
-            .await
-            .0
+    /// What this node's verify endpoint says about `key`.
+    async fn verify(&self, token: &str, key: &str) -> Verdict {
+        let (s, v) = self
+            .post("/v1/api-keys/verify", token, json!({"key": key}))
+            .await;
+        if s == StatusCode::OK && v == json!({"valid": false}) {
+            Verdict::Refused
+        } else if s == StatusCode::OK && v["valid"] == true {
+            Verdict::Valid
+        } else {
+            Verdict::Other(s, v)
+        }
     }
 
     async fn stop(mut self) {
@@ -831,7 +839,7 @@ async fn every_api_key_operation_writes_the_log() {
 async fn revoke_on_a_reaches_b(c: &Cluster) {
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
     let (id, key) = a.acme_key(&c.acme, "p").await;
-    assert_eq!(b.verify(&c.acme, &key).await, StatusCode::OK);
+    assert_eq!(b.verify(&c.acme, &key).await, Verdict::Valid);
     assert!(
         b.state.api_keys.verifier.cached_len() >= 1,
         "the key is cached on B"
@@ -854,7 +862,7 @@ async fn revoke_on_a_reaches_b(c: &Cluster) {
         (Some("api_key_changed"), Some(id.as_str()))
     );
     assert_eq!(record_seq(&e), start + 1);
-    b_answers(b, c, &key, StatusCode::UNAUTHORIZED).await;
+    b_answers(b, c, &key, Verdict::Refused).await;
     assert_eq!(
         a.post(&format!("{path}/enable"), &c.acme, json!({}))
             .await
@@ -862,7 +870,7 @@ async fn revoke_on_a_reaches_b(c: &Cluster) {
         StatusCode::OK
     );
     assert_eq!(sse.next_record().await.data["kind"], "api_key_changed");
-    b_answers(b, c, &key, StatusCode::OK).await;
+    b_answers(b, c, &key, Verdict::Valid).await;
 
     assert_eq!(
         a.post(&format!("{path}/revoke"), &c.acme, json!({}))
@@ -874,12 +882,21 @@ async fn revoke_on_a_reaches_b(c: &Cluster) {
     assert_eq!(e.data["kind"], "api_key");
     assert_eq!(e.data["subject"], id.as_str());
     assert_eq!(record_seq(&e), start + 3);
-    b_answers(b, c, &key, StatusCode::UNAUTHORIZED).await;
+    b_answers(b, c, &key, Verdict::Refused).await;
+}
+
+/// The verify endpoint's answer about a key: valid, refused (200 `{"valid": false}`, whatever
+/// the reason), or anything else (an error about the request or the caller).
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Valid,
+    Refused,
+    Other(StatusCode, Value),
 }
 
 /// Polls B's verify endpoint until it answers `expected` (the change arrived), within the
 /// deadline.
-async fn b_answers(b: &Node, c: &Cluster, key: &str, expected: StatusCode) {
+async fn b_answers(b: &Node, c: &Cluster, key: &str, expected: Verdict) {
     let start = tokio::time::Instant::now();
     loop {
         let got = b.verify(&c.acme, key).await;
@@ -888,7 +905,7 @@ async fn b_answers(b: &Node, c: &Cluster, key: &str, expected: StatusCode) {
         }
         assert!(
             start.elapsed() < DEADLINE,
-            "node B still answers {got} instead of {expected}"
+            "node B still answers {got:?} instead of {expected:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -118,6 +118,12 @@ impl HttpApiKeys {
     }
 }
 
+/// Whether the verify endpoint found the key valid; absent from servers older than the field.
+#[derive(Debug, Deserialize)]
+struct Validity {
+    valid: Option<bool>,
+}
+
 #[derive(Debug, Deserialize)]
 struct VerifyAnswer {
     key_id: String,
@@ -156,7 +162,14 @@ impl ApiKeyBackend for HttpApiKeys {
             .map_err(|e| ApiKeyFailure::Unavailable(e.without_url().to_string()))?;
         match resp.status().as_u16() {
             200 => {}
-            401 | 403 => return Err(ApiKeyFailure::Rejected),
+            // The server answers a bad key with 200 `{"valid": false}`; 401/403 mean our own
+            // credential was refused (missing, revoked, wrong, or without `verify_api_keys` for
+            // this tenant). Fail closed as unavailable, never as a rejected key.
+            s @ (401 | 403) => {
+                return Err(ApiKeyFailure::Unavailable(format!(
+                    "the verifier's own credential was refused by the API key endpoint (status {s})"
+                )))
+            }
             429 => {
                 let retry_after_secs = resp
                     .headers()
@@ -168,9 +181,18 @@ impl ApiKeyBackend for HttpApiKeys {
             }
             s => return Err(ApiKeyFailure::Unavailable(format!("status {s}"))),
         }
-        let a: VerifyAnswer = resp
-            .json()
+        let bytes = resp
+            .bytes()
             .await
+            .map_err(|e| ApiKeyFailure::Unavailable(format!("bad answer: {}", e.without_url())))?;
+        // `valid: false` is the refusal, whatever the reason; `valid: true` or no `valid` (a
+        // server older than the field) is the key's identity.
+        let validity: Validity = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiKeyFailure::Unavailable(format!("bad answer: {e}")))?;
+        if validity.valid == Some(false) {
+            return Err(ApiKeyFailure::Rejected);
+        }
+        let a: VerifyAnswer = serde_json::from_slice(&bytes)
             .map_err(|e| ApiKeyFailure::Unavailable(format!("bad answer: {e}")))?;
         // A limit the server could never have stored would mean no limit here: deny instead.
         let rate_limit = a

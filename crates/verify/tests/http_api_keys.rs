@@ -1,16 +1,24 @@
 //! The HTTP API key backend against a stub of Portcullis's `POST /v1/api-keys/verify` on
-//! 127.0.0.1: a valid answer (with its rate limit), a refusal, a 429 carrying `Retry-After`,
-//! and answers it must not trust (a rate limit the server could never have stored) or cannot
-//! read, which deny as "unavailable" rather than admit a key with fewer restrictions.
+//! 127.0.0.1: a valid answer (`valid: true`, or no `valid` from an older server, with its rate
+//! limit), a refusal (200 `{"valid": false}`), a 429 carrying `Retry-After`, the verifier's own
+//! credential refused (401/403: unavailable, never a rejected key), and answers it must not
+//! trust (a rate limit the server could never have stored) or cannot read, which deny as
+//! "unavailable" rather than admit a key with fewer restrictions.
+
+mod common;
 
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use common::*;
 use portcullis_core::api_key::RateLimit;
-use portcullis_core::credential::Environment;
+use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_verify::api_key::HttpApiKeys;
-use portcullis_verify::{ApiKeyBackend, ApiKeyFailure, ApiKeyQuery};
+use portcullis_verify::{
+    ApiKeyBackend, ApiKeyConfig, ApiKeyFailure, ApiKeyQuery, ApiKeySource, IssuerConfig, KeySource,
+    Reason, RevocationSource, Verifier, VerifierConfig,
+};
 use serde_json::{json, Value};
 
 /// What the stub answers: status, extra headers, JSON body.
@@ -42,7 +50,15 @@ async fn stub(answer: Answer) -> String {
     format!("http://{addr}")
 }
 
+/// Today's answer for a valid key, `valid: true` included.
 fn valid(rate_limit: Value) -> Value {
+    let mut v = older_valid(rate_limit);
+    v["valid"] = true.into();
+    v
+}
+
+/// A valid key as a server older than the `valid` field answers it.
+fn older_valid(rate_limit: Value) -> Value {
     json!({
         "active": true, "key_id": "abc", "tenant": "acme", "environment": "live",
         "name": "n", "owner": "partner-co", "scopes": ["orders:read"], "audiences": null,
@@ -79,12 +95,25 @@ async fn answers_are_read_strictly_and_doubtful_ones_deny() {
             window_secs: 60
         })
     );
-    set(
-        StatusCode::UNAUTHORIZED,
-        vec![],
-        json!({"error": "invalid_token"}),
-    );
+    // A server older than the `valid` field: the same answer without it.
+    set(StatusCode::OK, vec![], older_valid(json!(null)));
+    assert_eq!(keys.verify(&q).await.expect("valid").key_id, "abc");
+    // The refusal, whatever the reason: 200 with only `valid: false`.
+    set(StatusCode::OK, vec![], json!({"valid": false}));
     assert_eq!(keys.verify(&q).await, Err(ApiKeyFailure::Rejected));
+    // 401/403 are about the verifier's own credential, never the key: unavailable, fail closed.
+    for (status, code) in [
+        (StatusCode::UNAUTHORIZED, "invalid_token"),
+        (StatusCode::FORBIDDEN, "insufficient_scope"),
+    ] {
+        set(status, vec![], json!({"error": code}));
+        match keys.verify(&q).await {
+            Err(ApiKeyFailure::Unavailable(m)) => {
+                assert!(m.contains("own credential was refused"), "{status}: {m}")
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+    }
     set(
         StatusCode::TOO_MANY_REQUESTS,
         vec![("retry-after", "42")],
@@ -115,9 +144,69 @@ async fn answers_are_read_strictly_and_doubtful_ones_deny() {
         keys.verify(&q).await,
         Err(ApiKeyFailure::Unavailable(_))
     ));
-    set(StatusCode::OK, vec![], json!({"active": true}));
-    assert!(matches!(
-        keys.verify(&q).await,
-        Err(ApiKeyFailure::Unavailable(_))
-    ));
+    for unreadable in [
+        json!({"active": true}),
+        json!({"valid": true}),
+        json!({"valid": "false"}),
+        json!({"valid": null, "active": true}),
+        json!(["valid", false]),
+    ] {
+        set(StatusCode::OK, vec![], unreadable.clone());
+        assert!(
+            matches!(keys.verify(&q).await, Err(ApiKeyFailure::Unavailable(_))),
+            "{unreadable}"
+        );
+    }
+}
+
+/// Through the verifier: a refused key is `ApiKeyRejected`, but the verifier's own credential
+/// refused (401/403) is `ApiKeysUnavailable`, so an operator sees an outage, not bad keys.
+#[tokio::test]
+async fn the_verifiers_own_credential_refused_is_unavailable_not_a_rejected_key() {
+    let key = Credential::generate(
+        CredentialKind::ApiKey,
+        Environment::live(),
+        &mut rand::thread_rng(),
+    );
+    let mut good = valid(json!(null));
+    good["key_id"] = key.id().into();
+    let answer = Arc::new(Mutex::new((StatusCode::OK, vec![], good.clone())));
+    let base = stub(answer.clone()).await;
+    let ec = EcKey::new("k1", 1);
+    let mut cfg = VerifierConfig::new(
+        IssuerConfig::new(ISSUER, KeySource::Static(jwks_of(&[ec.jwk()]))),
+        AUDIENCE,
+        RevocationSource::Embedded {
+            staleness_bound: std::time::Duration::from_secs(30),
+        },
+    );
+    let http = HttpApiKeys::new(&base, "service-credential", false).expect("loopback http");
+    // No answer is cached, so each call below reaches the stub.
+    let mut api_keys = ApiKeyConfig::new(ApiKeySource::Backend(Arc::new(http)), "live");
+    api_keys.cache_ttl = std::time::Duration::ZERO;
+    cfg.api_keys = Some(api_keys);
+    let verifier =
+        Verifier::with_parts(cfg, clock(), Arc::new(FakeFetch::default())).expect("verifier");
+    verifier.revocations().touch(0);
+    let set = |status, body| *answer.lock().expect("lock") = (status, vec![], body);
+    let check = || async {
+        verifier
+            .verify_api_key(key.expose(), None, None)
+            .await
+            .map(|p| p.credential_id.clone())
+            .map_err(|d| d.reason)
+    };
+
+    assert_eq!(check().await, Ok(key.id().to_owned()));
+    set(StatusCode::UNAUTHORIZED, json!({"error": "invalid_token"}));
+    assert_eq!(check().await, Err(Reason::ApiKeysUnavailable));
+    set(
+        StatusCode::FORBIDDEN,
+        json!({"error": "insufficient_scope"}),
+    );
+    assert_eq!(check().await, Err(Reason::ApiKeysUnavailable));
+    set(StatusCode::OK, json!({"valid": false}));
+    assert_eq!(check().await, Err(Reason::ApiKeyRejected));
+    set(StatusCode::OK, good);
+    assert_eq!(check().await, Ok(key.id().to_owned()));
 }

@@ -2,14 +2,17 @@
 //!
 //! Verify answers a verifier or gateway holding a credential with the `verify_api_keys`
 //! permission (a `service` credential, or an administrator); it must never answer for a tenant
-//! the caller does not reach, nor accept a key from the URL.
+//! the caller does not reach, nor accept a key from the URL. A refused key is 200
+//! `{"valid": false}`, the same for every reason; 401/403 are only ever about the caller's own
+//! credential.
 
 use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hmac::{Hmac, Mac};
 use portcullis_core::admin::{AdminPrincipal, AdminTarget, Permission};
@@ -22,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::verifier::VerifyRequest;
+use super::verifier::{VerifyError, VerifyRequest};
 use crate::admin::auth::{authenticate, authorize};
 use crate::audit::{EventDraft, RequestOrigin};
 use crate::error::ApiError;
@@ -96,7 +99,7 @@ pub async fn verify(
     caller: VerifyCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<VerifyBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let requested = body
         .tenant
         .as_deref()
@@ -155,8 +158,18 @@ pub async fn verify(
         required_scopes: &scopes,
         enforce_rate_limit: true,
     };
-    let p = state.api_keys.verifier.verify(&request, &origin).await?;
-    Ok(Json(json!({
+    // A refused key is an answer about the key, not an error of this request: 200 with only
+    // `{"valid": false}`, the same bytes for every reason (the reason is audited by the
+    // verifier). 401/403 stay reserved for the caller's own credential, so a verifier can tell
+    // "this key is bad" from "my credential was refused". Over the key's rate limit (429) and
+    // storage failures (5xx) keep their error answers.
+    let p = match state.api_keys.verifier.verify(&request, &origin).await {
+        Ok(p) => p,
+        Err(VerifyError::Rejected(_)) => return Ok(no_store(json!({"valid": false}))),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(no_store(json!({
+            "valid": true,
             "active": true,
             "key_id": p.key_id,
             "tenant": p.tenant,
@@ -168,6 +181,15 @@ pub async fn verify(
             "rate_limit": p.rate_limit,
             "expires_at": p.expires_at.map(crate::state::rfc3339),
     })))
+}
+
+/// A verify answer: never stored by a cache between the verifier and this server.
+fn no_store(body: Value) -> Response {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response()
 }
 
 /// What the presented key is and may do (`GET /v1/tenants/{tenant}/api-keys/self`).

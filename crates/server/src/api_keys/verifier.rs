@@ -80,8 +80,9 @@ pub enum VerifyError {
     Internal(#[from] StoreError),
 }
 
-/// The client's answer: 401 `invalid_token` whatever the reason, 403 for scope, 429 over the
-/// key's limit, 500 (deny) when storage failed.
+/// The client's answer on a key-protected route: 401 `invalid_token` whatever the reason, 403
+/// for scope, 429 over the key's limit, 500 (deny) when storage failed. (`POST
+/// /v1/api-keys/verify` answers a refused key itself: 200 `{"valid": false}`.)
 impl From<VerifyError> for crate::error::ApiError {
     fn from(e: VerifyError) -> Self {
         use crate::error::ApiError;
