@@ -32,6 +32,9 @@ use crate::time::Timestamp;
 /// within a version.
 pub const FEED_PROTOCOL_VERSION: u32 = 1;
 
+/// The header both feed endpoints name [`FEED_PROTOCOL_VERSION`] in.
+pub const FEED_VERSION_HEADER: &str = "portcullis-feed-version";
+
 /// What a revocation record names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RevocationKind {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use portcullis_core::revocation::{
     Applied, RevocationRecord, RevocationSet, RevokedBy, TokenIdentity, FEED_PROTOCOL_VERSION,
+    FEED_VERSION_HEADER,
 };
 use portcullis_core::secret::Secret;
 use portcullis_core::tenant::TenantId;
@@ -117,9 +118,6 @@ impl From<String> for StreamError {
         Self::Other(e)
     }
 }
-
-/// The header naming the feed's wire protocol version.
-pub const FEED_VERSION_HEADER: &str = "portcullis-feed-version";
 
 /// Refuses a feed of another protocol version: its records may mean something this verifier
 /// would misread, so it keeps retrying (and fails closed once stale) instead. A server that

@@ -148,11 +148,6 @@ impl JwksCache {
         self.refetch_now.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the held set has a key with this `kid` (tests, diagnostics).
-    pub fn holds(&self, kid: &str) -> bool {
-        read(&self.current).is_some_and(|s| s.keys.find(Some(kid)).is_some())
-    }
-
     /// The key a token names, fetching if needed under the rules in the module docs.
     pub async fn key(&self, kid: Option<&str>) -> Result<Arc<VerificationKey>, Reason> {
         let now = Instant::now();

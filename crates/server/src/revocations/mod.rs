@@ -191,7 +191,7 @@ async fn snapshot(
 
 /// Names the feed's wire protocol version on the snapshot and the stream, so a verifier built
 /// for another version fails closed instead of misreading (`portcullis_core::revocation`).
-pub const FEED_VERSION_HEADER: &str = "portcullis-feed-version";
+pub use portcullis_core::revocation::FEED_VERSION_HEADER;
 
 fn feed_version() -> HeaderValue {
     HeaderValue::from(portcullis_core::revocation::FEED_PROTOCOL_VERSION)
