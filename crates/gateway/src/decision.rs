@@ -114,6 +114,32 @@ pub struct Facts<'a> {
     pub mode: &'static str,
 }
 
+/// Counts one denial (metrics by `(class, reason)`) and audits it, within the sampler's rate.
+fn record_denial(
+    shared: &Shared,
+    snap: &Snapshot,
+    f: &Facts<'_>,
+    route: &str,
+    (class, reason): (&'static str, &'static str),
+    status: u16,
+) {
+    shared.metrics.auth_failure(class, reason);
+    audit::denial(
+        &snap.sampler,
+        &shared.metrics,
+        shared.second(),
+        &audit::Denied {
+            request_id: f.request_id,
+            route,
+            method: f.parts.method.as_str(),
+            reason,
+            status,
+            client_ip: f.client_ip,
+            mode: f.mode,
+        },
+    );
+}
+
 /// Decides one request: route, credential, policy, rate limit. Denials are counted and audited
 /// here, so every mode reports them the same way.
 pub async fn decide<'a>(
@@ -134,22 +160,13 @@ pub async fn decide<'a>(
     };
     let route = matched.route;
     if route.client_cert == ClientCertMode::Required && f.client_cert.is_none() {
-        shared
-            .metrics
-            .auth_failure("access_denied", "client_cert_missing");
-        audit::denial(
-            &snap.sampler,
-            &shared.metrics,
-            shared.second(),
-            &audit::Denied {
-                request_id: f.request_id,
-                route: &route.name,
-                method: f.parts.method.as_str(),
-                reason: "client_cert_missing",
-                status: 403,
-                client_ip: f.client_ip,
-                mode: f.mode,
-            },
+        record_denial(
+            shared,
+            snap,
+            f,
+            &route.name,
+            ("access_denied", "client_cert_missing"),
+            403,
         );
         return Err((Some(route.name.clone()), Refusal::ClientCertRequired));
     }
@@ -177,23 +194,16 @@ pub async fn decide<'a>(
                 Ok(p) => Some(p),
                 Err(denial) => {
                     let class = denial.class();
-                    shared.metrics.auth_failure(
-                        class.error_code().unwrap_or("no_credential"),
-                        denial.reason.as_str(),
-                    );
-                    audit::denial(
-                        &snap.sampler,
-                        &shared.metrics,
-                        shared.second(),
-                        &audit::Denied {
-                            request_id: f.request_id,
-                            route: &route.name,
-                            method: f.parts.method.as_str(),
-                            reason: denial.reason.as_str(),
-                            status: class.status(),
-                            client_ip: f.client_ip,
-                            mode: f.mode,
-                        },
+                    record_denial(
+                        shared,
+                        snap,
+                        f,
+                        &route.name,
+                        (
+                            class.error_code().unwrap_or("no_credential"),
+                            denial.reason.as_str(),
+                        ),
+                        class.status(),
                     );
                     return Err((Some(route.name.clone()), Refusal::Denied(denial)));
                 }
