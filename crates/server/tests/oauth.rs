@@ -2870,3 +2870,31 @@ async fn the_basic_challenge_goes_only_to_basic_clients() {
         );
     }
 }
+
+/// Introspection refuses a token that lives longer than the hard maximum (what a stolen key
+/// would mint, or a token issued before the maximum was lowered): the same cap every verifier
+/// applies.
+#[tokio::test]
+async fn introspection_refuses_a_token_longer_than_the_hard_maximum() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let introspector = app.client("acme", json!({"introspection": true})).await;
+    let c = app.client("acme", json!({})).await;
+    let token = app.access_token(&c).await;
+    assert_eq!(app.introspect(&introspector, &token).await["active"], true);
+    // A node whose hard maximum is below the token's 600 s lifetime.
+    let strict = app.other_node(&OAuthConfig {
+        default_access_token_ttl_secs: 300,
+        max_access_token_ttl_secs: 300,
+        ..OAuthConfig::default()
+    });
+    let (s, _, v) = app
+        .form_via(
+            &strict,
+            "/oauth2/introspect",
+            Some((&introspector.id, &introspector.secret)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"active": false})));
+}
