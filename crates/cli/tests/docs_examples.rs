@@ -9,6 +9,10 @@
 //!   the background, then the harness waits until `URL` answers 2xx. Stopped when the document ends.
 //! - `<!-- file: NAME -->` on a TOML block: written to `NAME` and checked with
 //!   `portcullis config check --config NAME` (server configuration).
+//! - `<!-- config-env: ASSIGNMENTS -->` on a TOML block: checked with `config check` run after
+//!   these shell assignments, for an example that names a production host's secret files
+//!   (`PORTCULLIS_DATABASE_URL_FILE=<(echo postgres://...)` stands in for the file; every key of
+//!   the example is still checked).
 //! - `<!-- gateway-file: NAME -->` on a TOML block: written to `NAME` and checked as a gateway
 //!   configuration (the same parser `portcullis gateway` uses, which refuses unknown keys).
 //! - `<!-- doc-test: server -->` anywhere in a document: the harness starts a fresh
@@ -314,8 +318,8 @@ fn run_document(doc: &Path, tally: &mut Tally) {
                 continue;
             }
             "background" if shell => runner.start(&script(&block), &value),
-            "file" | "gateway-file" | "" if block.lang == "toml" => {
-                let file = if value.is_empty() {
+            "file" | "gateway-file" | "config-env" | "" if block.lang == "toml" => {
+                let file = if value.is_empty() || key == "config-env" {
                     format!(".example-{}.toml", block.line)
                 } else {
                     value.clone()
@@ -323,6 +327,8 @@ fn run_document(doc: &Path, tally: &mut Tally) {
                 std::fs::write(runner.dir.path().join(&file), &block.body).expect("write");
                 if key == "gateway-file" {
                     check_gateway_config(&block.body)
+                } else if key == "config-env" {
+                    runner.run(&format!("{value} portcullis config check --config {file}"))
                 } else {
                     runner.run(&format!("portcullis config check --config {file}"))
                 }
