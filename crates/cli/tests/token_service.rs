@@ -893,7 +893,10 @@ fn discovery_metadata_is_accepted_by_authlib_and_oauth4webapi() {
         );
     }
 
-    assert!(doc["response_types_supported"].is_array(), "RFC 8414: required");
+    assert!(
+        doc["response_types_supported"].is_array(),
+        "RFC 8414: required"
+    );
 
     // authlib: the document passes, and a copy missing the introspection algorithms does not,
     // so a passing check means something.
