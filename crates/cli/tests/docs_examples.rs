@@ -416,3 +416,30 @@ fn a_failing_block_fails_and_state_carries_between_blocks() {
         .run("portcullis --version")
         .expect("the freshly built portcullis is on PATH");
 }
+
+#[test]
+fn an_unmarked_failing_example_fails_and_a_marked_one_is_only_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = dir.path().join("doc.md");
+    std::fs::write(
+        &doc,
+        "# t\n\n```sh\nexit 3\n```\n\n<!-- not-run: needs kubernetes -->\n```sh\nkubectl apply -f x\n```\n\n\
+         ```toml\nno_such_key = 1\n```\n\n<!-- gateway-file: gateway.toml -->\n```toml\nlisten = 1\n```\n\n\
+         ```text\nnot run, not counted\n```\n",
+    )
+    .expect("write");
+    let mut tally = Tally::default();
+    run_document(&doc, &mut tally);
+    assert_eq!(tally.ran, 3, "{tally:?}");
+    assert_eq!(tally.not_run.len(), 1, "{tally:?}");
+    assert_eq!(tally.failures.len(), 3, "{tally:?}");
+    assert!(
+        tally.failures[0].contains(":3 (sh block) failed"),
+        "{tally:?}"
+    );
+    assert!(
+        tally.failures[1].contains("no_such_key"),
+        "unknown config keys fail: {tally:?}"
+    );
+    assert!(tally.failures[2].contains("gateway config"), "{tally:?}");
+}
