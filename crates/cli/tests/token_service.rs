@@ -893,6 +893,14 @@ fn discovery_metadata_is_accepted_by_authlib_and_oauth4webapi() {
         );
     }
 
+    // No ID tokens yet, so no OpenID Connect discovery document (one missing OIDC's required
+    // members would mislead every OIDC client library).
+    let oidc = common::http()
+        .get(format!("{}/.well-known/openid-configuration", server.url))
+        .send()
+        .expect("request");
+    assert_eq!(oidc.status(), 404);
+
     assert!(
         doc["response_types_supported"].is_array(),
         "RFC 8414: required"
