@@ -64,22 +64,38 @@ impl AdminClient {
             .with_context(|| format!("could not reach {}", self.base))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let detail = serde_json::from_str::<Value>(&text)
-                .ok()
-                .map(|v| {
-                    let code = v["error"].as_str().unwrap_or("error").to_owned();
-                    match v["error_description"].as_str() {
-                        Some(d) => format!("{code}: {d}"),
-                        None => code,
-                    }
-                })
-                .unwrap_or(text);
-            bail!("server answered {status}: {detail}");
-        }
-        if text.is_empty() {
-            return Ok(Value::Null);
-        }
-        Ok(serde_json::from_str(&text)?)
+        answer(&self.base, status, &text)
     }
+}
+
+/// Reads an admin API answer. Portcullis answers JSON everywhere: an object or array on
+/// success, `{"error": ...}` on failure. Anything else (an HTML 404 page, another service's
+/// JSON) means `--url` names something that is not Portcullis, and the user is told so rather
+/// than shown a bare status or a table of dashes.
+pub fn answer(base: &str, status: reqwest::StatusCode, text: &str) -> anyhow::Result<Value> {
+    let json = serde_json::from_str::<Value>(text).ok();
+    if !status.is_success() {
+        let error = json.as_ref().and_then(|v| v["error"].as_str());
+        return match error {
+            Some(code) => match json.as_ref().and_then(|v| v["error_description"].as_str()) {
+                Some(d) => bail!("server answered {status}: {code}: {d}"),
+                None => bail!("server answered {status}: {code}"),
+            },
+            None => Err(not_portcullis(base, &format!("it answered {status}"))),
+        };
+    }
+    match json {
+        Some(v @ (Value::Object(_) | Value::Array(_))) => Ok(v),
+        None if text.is_empty() => Ok(Value::Null),
+        _ => Err(not_portcullis(
+            base,
+            &format!("it answered {status} with a body that is not a Portcullis answer"),
+        )),
+    }
+}
+
+pub fn not_portcullis(base: &str, detail: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{base} does not look like a Portcullis server ({detail}); check --url or PORTCULLIS_URL"
+    )
 }

@@ -112,7 +112,7 @@ pub enum ResourceServerCommand {
         #[arg(long)]
         name: Option<String>,
         /// Scopes this API defines (comma-separated or repeated).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long = "scope", alias = "scopes", value_delimiter = ',')]
         scopes: Vec<String>,
         #[command(flatten)]
         remote: Remote,
@@ -138,8 +138,9 @@ pub enum ResourceServerCommand {
         #[arg(long)]
         tenant: String,
         id: String,
-        /// How long older secrets keep working, in seconds (default 86400; 0 = at once).
-        #[arg(long)]
+        /// How long older secrets keep working: a duration such as `1h` or `30m` (default
+        /// `24h`; `0` = at once; a bare number is seconds).
+        #[arg(long, value_parser = parse_duration_secs)]
         overlap: Option<u64>,
         /// Environment label embedded in the secret (default `live`).
         #[arg(long)]
@@ -158,7 +159,7 @@ pub enum ClientCommand {
         #[arg(long)]
         name: String,
         /// Allowed scopes (comma-separated or repeated).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long = "scope", alias = "scopes", value_delimiter = ',')]
         scopes: Vec<String>,
         /// Allowed audiences (comma-separated or repeated); the first is the default.
         #[arg(long = "audience", value_delimiter = ',', required = true)]
@@ -172,8 +173,9 @@ pub enum ClientCommand {
         /// For private_key_jwt: where the server fetches the client's JWKS (https).
         #[arg(long)]
         jwks_uri: Option<String>,
-        /// Access-token lifetime in seconds (default 600, at most the server's maximum).
-        #[arg(long)]
+        /// Access-token lifetime: a duration such as `10m` or `1h` (default `10m`, at most the
+        /// server's maximum; a bare number is seconds).
+        #[arg(long, value_parser = parse_duration_secs)]
         access_token_ttl: Option<u64>,
         /// Environment label embedded in the secret (default `live`).
         #[arg(long)]
@@ -204,8 +206,9 @@ pub enum ClientCommand {
         #[arg(long)]
         tenant: String,
         id: String,
-        /// How long older secrets keep working, in seconds (default 86400; 0 = at once).
-        #[arg(long)]
+        /// How long older secrets keep working: a duration such as `1h` or `30m` (default
+        /// `24h`; `0` = at once; a bare number is seconds).
+        #[arg(long, value_parser = parse_duration_secs)]
         overlap: Option<u64>,
         #[command(flatten)]
         remote: Remote,
@@ -218,6 +221,18 @@ pub enum ClientCommand {
         #[command(flatten)]
         remote: Remote,
     },
+}
+
+/// A duration flag (`--overlap`, `--access-token-ttl`): humantime (`1h`, `30m`, `1h 30m`,
+/// `0`) or, so that older scripts keep working, a bare number of seconds.
+pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(secs);
+    }
+    humantime::parse_duration(s)
+        .map(|d| d.as_secs())
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. `30m`, `1h`, `24h` or `0`"))
 }
 
 /// Path segments typed by the user are percent-encoded so they cannot change the route.
@@ -780,11 +795,11 @@ pub enum ApiKeyCommand {
         /// `live`, `test`, ...
         #[arg(long, default_value = "live")]
         environment: String,
-        /// A granted scope; repeat for several.
-        #[arg(long = "scope")]
+        /// Granted scopes (comma-separated or repeated).
+        #[arg(long = "scope", alias = "scopes", value_delimiter = ',')]
         scopes: Vec<String>,
-        /// An allowed audience; repeat for several.
-        #[arg(long = "audience")]
+        /// Allowed audiences (comma-separated or repeated).
+        #[arg(long = "audience", value_delimiter = ',')]
         audiences: Vec<String>,
         /// A CIDR or address the key may be used from; repeat for several.
         #[arg(long = "allow-ip")]
@@ -829,8 +844,8 @@ pub enum ApiKeyCommand {
         name: Option<String>,
         #[arg(long)]
         description: Option<String>,
-        /// Replaces the scopes; repeat for several.
-        #[arg(long = "scope")]
+        /// Replaces the scopes (comma-separated or repeated).
+        #[arg(long = "scope", alias = "scopes", value_delimiter = ',')]
         scopes: Vec<String>,
         /// Replaces the IP allowlist; repeat for several.
         #[arg(long = "allow-ip")]
@@ -871,13 +886,16 @@ pub enum ApiKeyCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Issue a replacement key; the old one keeps working for `--overlap` (0 = stops at once).
+    /// Issue a replacement key; the old one keeps working for `--overlap`.
     Rotate {
         #[arg(long)]
         tenant: String,
         id: String,
-        #[arg(long, default_value = "0")]
-        overlap: String,
+        /// How long the old key keeps working: a duration such as `1h` or `30m` (default `24h`,
+        /// so callers can switch over; `0` = stops at once, for a leaked key; a bare number
+        /// is seconds).
+        #[arg(long, default_value = "24h", value_parser = parse_duration_secs)]
+        overlap: u64,
         #[arg(long)]
         expires_in: Option<String>,
         #[command(flatten)]
@@ -1107,7 +1125,7 @@ pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             expires_in,
             remote,
         } => {
-            let mut body = json!({ "overlap": overlap });
+            let mut body = json!({ "overlap": format!("{overlap}s") });
             if let Some(e) = expires_in {
                 body["expires_in"] = json!(e);
             }

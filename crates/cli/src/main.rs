@@ -1,9 +1,10 @@
 //! The `portcullis` binary. Thin by design: it parses arguments, then calls the server crate
 //! (`serve`, `config check`, `keys rotate-kek`), the gateway crate (`gateway`) or the admin
-//! HTTP API (everything else).
+//! HTTP API (everything else); `token` is an OAuth client of the token endpoint.
 
 mod client;
 mod commands;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +85,8 @@ enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(commands::ClientCommand),
+    /// Get an access token with the client-credentials grant and print it (a quick check).
+    Token(token::TokenArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -270,5 +273,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiKey(cmd) => commands::api_key(cmd).await,
         Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
         Command::Client(cmd) => commands::client(cmd).await,
+        Command::Token(args) => token::run(args).await,
     }
 }
