@@ -553,6 +553,13 @@ fn an_online_backup_under_write_load_restores_with_every_credential() {
         .expect("check");
     assert!(check.problems.is_empty(), "{:?}", check.problems);
     assert!(!dir.path().join("portcullis-backup.db.partial").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&backup)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the backup holds digests and sealed keys");
 
     // Restore: a fresh data directory with the same KEK, the backup as its database.
     let restored = dir.path().join("restored");

@@ -71,8 +71,8 @@ impl SqliteStore {
     /// Writes a consistent copy of the whole database to `dest`, while other connections keep
     /// reading and writing: `VACUUM INTO` reads in one transaction, so the copy holds every
     /// transaction committed before it started and nothing after, WAL contents included. The
-    /// copy is a plain (rollback-journal) database file, fsynced before this returns. Fails,
-    /// writing nothing, if `dest` exists.
+    /// copy is a plain (rollback-journal) database file, mode 0600, fsynced before this returns.
+    /// Fails, writing nothing, if `dest` exists.
     pub async fn backup_to(&self, dest: &Path) -> crate::Result<()> {
         let Some(target) = dest.to_str() else {
             return Err(crate::StoreError::Corrupt(format!(
@@ -80,13 +80,32 @@ impl SqliteStore {
                 dest.display()
             )));
         };
-        if dest.exists() {
-            return Err(crate::StoreError::Conflict);
+        // Created empty and private first (VACUUM INTO accepts an empty file): the copy holds
+        // credential digests and sealed keys, and is never readable by others, not even while
+        // it is written.
+        let created = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dest)
+        };
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(crate::StoreError::Conflict)
+            }
+            Err(e) => return Err(crate::StoreError::Database(sqlx::Error::Io(e))),
         }
-        sqlx::query("VACUUM INTO $1")
+        if let Err(e) = sqlx::query("VACUUM INTO $1")
             .bind(target)
             .execute(&self.pool)
-            .await?;
+            .await
+        {
+            let _ = std::fs::remove_file(dest);
+            return Err(e.into());
+        }
         std::fs::File::open(dest)
             .and_then(|f| f.sync_all())
             .map_err(|e| crate::StoreError::Database(sqlx::Error::Io(e)))?;

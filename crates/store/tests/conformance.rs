@@ -2041,6 +2041,9 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.await.expect("writer");
 
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dest).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the backup is private");
     let check = SqliteStore::check_file(&dest).await.expect("check");
     assert_eq!(check.problems, Vec::<String>::new());
     assert_eq!(
