@@ -2035,6 +2035,22 @@ mod cases {
         assert!(err.to_string().contains("invalid admin role"), "{err}");
         nothing_written(s.clone()).await;
 
+        // A field this version does not know is refused, not dropped.
+        let extra = text.replacen(
+            "\"type\":\"tenant\",",
+            "\"type\":\"tenant\",\"extra\":1,",
+            1,
+        );
+        let err = import(extra).await.expect_err("unknown field");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let extra = text.replacen(
+            "\"type\":\"api_key\",",
+            "\"type\":\"api_key\",\"extra\":1,",
+            1,
+        );
+        import(extra).await.expect_err("unknown API key field");
+        nothing_written(s.clone()).await;
+
         // A newer format version, or something else entirely, is refused before anything.
         let newer = text.replacen(
             &format!("\"version\":{}", export::FORMAT_VERSION),
