@@ -187,7 +187,7 @@ fn write_line(out: &mut (dyn Write + Send), line: &Line) -> Result<()> {
 }
 
 fn io_error(e: std::io::Error) -> StoreError {
-    StoreError::Database(sqlx::Error::Io(e))
+    StoreError::Export(format!("reading or writing the file failed: {e}"))
 }
 
 /// What an export's header line says.
