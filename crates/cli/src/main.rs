@@ -2,6 +2,7 @@
 //! (`serve`, `config check`, `keys rotate-kek`), the gateway crate (`gateway`) or the admin
 //! HTTP API (everything else); `token` is an OAuth client of the token endpoint.
 
+mod backup;
 mod client;
 mod commands;
 mod token;
@@ -87,6 +88,13 @@ enum Command {
     Client(commands::ClientCommand),
     /// Get an access token with the client-credentials grant and print it (a quick check).
     Token(token::TokenArgs),
+    /// Write an online, consistent backup of the SQLite database (run on the server's host).
+    Backup(backup::BackupArgs),
+    /// Export every tenant, client, key and revocation (digests and sealed keys only) to a
+    /// versioned file, for `import` into a new database of either backend.
+    Export(backup::ExportArgs),
+    /// Import an export into an empty database (SQLite or PostgreSQL), all or nothing.
+    Import(backup::ImportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,5 +282,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
         Command::Client(cmd) => commands::client(cmd).await,
         Command::Token(args) => token::run(args).await,
+        Command::Backup(args) => backup::backup(args).await,
+        Command::Export(args) => backup::export(args).await,
+        Command::Import(args) => backup::import(args).await,
     }
 }

@@ -394,3 +394,341 @@ fn postgres_backend_serves_too() {
         schema.drop_schema().await;
     });
 }
+
+/// A client-credentials token for `payments:read`, or the failed response's status.
+fn client_token(server_url: &str, client_id: &str, secret: &str) -> Result<String, u16> {
+    let resp = http()
+        .post(format!("{server_url}/oauth2/token"))
+        .basic_auth(client_id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=payments%3Aread")
+        .send()
+        .expect("token request");
+    if resp.status() != 200 {
+        return Err(resp.status().as_u16());
+    }
+    let body: serde_json::Value = resp.json().expect("json");
+    Ok(body["access_token"].as_str().expect("token").to_owned())
+}
+
+/// Whether introspection by the resource server's own credential says `token` is active.
+fn introspect_active(server_url: &str, rs: &(String, String), token: &str) -> bool {
+    let body: serde_json::Value = http()
+        .post(format!("{server_url}/oauth2/introspect"))
+        .basic_auth(&rs.0, Some(&rs.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        // A JWT is base64url and dots: nothing to escape in a form.
+        .body(format!("token={token}"))
+        .send()
+        .expect("introspect")
+        .json()
+        .expect("json");
+    assert!(body["active"].is_boolean(), "{body}");
+    body["active"] == true
+}
+
+/// Whether `POST /v1/api-keys/verify` (called with `admin_token`) finds `key` valid.
+fn api_key_valid(server_url: &str, admin_token: &str, key: &str) -> bool {
+    let resp = http()
+        .post(format!("{server_url}/v1/api-keys/verify"))
+        .bearer_auth(admin_token)
+        .json(&serde_json::json!({"key": key, "tenant": "acme"}))
+        .send()
+        .expect("verify");
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().expect("json");
+    body["valid"] == true
+}
+
+/// The resource server `payments-api` gets an introspection credential: (id, secret).
+fn rs_credential(server: &Server) -> (String, String) {
+    let list = server.cli_json(&["resource-server", "list", "--tenant", "acme"]);
+    let id = list[0]["id"].as_str().expect("id").to_owned();
+    let cred = server.cli_json(&["resource-server", "rotate-secret", "--tenant", "acme", &id]);
+    (
+        id,
+        cred["client_secret"].as_str().expect("secret").to_owned(),
+    )
+}
+
+/// A new data directory holding copies of `from`'s KEK and bootstrap token (0600, in a 0700
+/// directory), as an operator restoring or moving an installation prepares it.
+fn data_dir_with_secrets_of(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(to)
+        .expect("data dir");
+    for name in ["kek", "bootstrap-admin-token"] {
+        std::fs::copy(from.join(name), to.join(name)).expect("copy");
+        std::fs::set_permissions(to.join(name), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    }
+}
+
+fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// docs/operations.md, "Backup" and "Restore": `portcullis backup` while tokens are issued and
+/// API keys created, then the documented restore (stop, put the file in place with the same
+/// KEK, start). What was issued before the backup works on the restored server, and the file
+/// is a consistent snapshot.
+#[test]
+fn an_online_backup_under_write_load_restores_with_every_credential() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &[]);
+    let seeded = seed_payments(&server);
+    let rs = rs_credential(&server);
+    let token = client_token(&server.url, &seeded.client_id, &seeded.client_secret).expect("token");
+
+    let backup = dir.path().join("portcullis-backup.db");
+    let stop = AtomicBool::new(false);
+    let writes = AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        let load = || {
+            while !stop.load(Ordering::Relaxed) {
+                client_token(&server.url, &seeded.client_id, &seeded.client_secret)
+                    .expect("token under load");
+                server.cli_json(&[
+                    "api-key",
+                    "create",
+                    "--tenant",
+                    "acme",
+                    "--name",
+                    "load",
+                    "--owner",
+                    "load-co",
+                    "--scope",
+                    "payments:read",
+                ]);
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let workers = [scope.spawn(load), scope.spawn(load)];
+        // Let the load start before the backup, and keep it going throughout.
+        while writes.load(Ordering::Relaxed) < 2 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = run_ok(
+            command()
+                .arg("backup")
+                .arg(&backup)
+                .arg("--data-dir")
+                .arg(&data),
+        );
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(said.contains("backup written to"), "{said}");
+        assert!(said.contains("KEK"), "the KEK retention reminder: {said}");
+        // A second backup to the same name is refused, the first left alone.
+        let again = command()
+            .arg("backup")
+            .arg(&backup)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("run");
+        assert!(!again.status.success());
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().expect("load thread");
+        }
+    });
+    assert!(writes.load(Ordering::Relaxed) >= 2);
+    assert!(server.sigterm().success());
+
+    // Consistent: SQLite's integrity check passes and every revocation has its log entry.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let check = rt
+        .block_on(portcullis_store::SqliteStore::check_file(&backup))
+        .expect("check");
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    assert!(!dir.path().join("portcullis-backup.db.partial").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&backup)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the backup holds digests and sealed keys");
+
+    // Restore: a fresh data directory with the same KEK, the backup as its database.
+    let restored = dir.path().join("restored");
+    data_dir_with_secrets_of(&data, &restored);
+    std::fs::copy(&backup, restored.join("portcullis.db")).expect("put the backup in place");
+    // The same issuer too: in production the same `oauth.issuer` (or listen address); here the
+    // first server's URL, since this one listens on another port.
+    let issuer = server.url.clone();
+    let server = Server::try_start(&restored, &[], &[("PORTCULLIS_OAUTH__ISSUER", &issuer)])
+        .unwrap_or_else(|log| panic!("{log}"));
+    client_token(&server.url, &seeded.client_id, &seeded.client_secret)
+        .expect("the client secret still authenticates");
+    assert!(api_key_valid(&server.url, &server.token(), &seeded.api_key));
+    assert!(
+        introspect_active(&server.url, &rs, &token),
+        "a token issued before the backup is still active"
+    );
+    let keys = server.cli_json(&["api-key", "list", "--tenant", "acme"]);
+    let n = keys.as_array().expect("keys").len();
+    assert!(n >= 2, "the seeded key and some made under load: {n}");
+
+    // On PostgreSQL the command points at pg_dump instead.
+    let out = command()
+        .arg("backup")
+        .arg(dir.path().join("pg.db"))
+        .arg("--data-dir")
+        .arg(&restored)
+        .env(
+            "PORTCULLIS_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pg_dump") && err.contains("docs/operations.md"),
+        "{err}"
+    );
+}
+
+/// docs/operations.md, "Moving from SQLite to PostgreSQL": a populated SQLite installation is
+/// exported, imported into PostgreSQL and served there with the same KEK and issuer; nothing
+/// is re-issued and every credential behaves as before.
+#[test]
+fn a_sqlite_installation_moves_to_postgres_without_reissuing_anything() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(schema) = rt.block_on(PgSchema::create(
+        "a_sqlite_installation_moves_to_postgres_without_reissuing_anything",
+    )) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &[]);
+    let issuer = server.url.clone();
+    let seeded = seed_payments(&server);
+    let rs = rs_credential(&server);
+    server.cli_json(&["tenant", "create", "globex"]);
+    let second_key = server.cli_json(&[
+        "api-key",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "second",
+        "--owner",
+        "other-co",
+        "--scope",
+        "payments:read",
+    ]);
+    let second_key = second_key["key"].as_str().expect("key").to_owned();
+    let kept = client_token(&server.url, &seeded.client_id, &seeded.client_secret).expect("token");
+    let revoked =
+        client_token(&server.url, &seeded.client_id, &seeded.client_secret).expect("token");
+    let resp = http()
+        .post(format!("{}/oauth2/revoke", server.url))
+        .basic_auth(&seeded.client_id, Some(&seeded.client_secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={revoked}"))
+        .send()
+        .expect("revoke");
+    assert_eq!(resp.status(), 200);
+    assert!(!introspect_active(&server.url, &rs, &revoked));
+    server.cli_json(&["keys", "rotate"]);
+    let keys_before = server.cli_json(&["keys", "list"]);
+    assert_eq!(keys_before.as_array().expect("keys").len(), 2);
+    assert!(server.sigterm().success());
+
+    let export = dir.path().join("portcullis.export");
+    let out = run_ok(
+        command()
+            .arg("export")
+            .arg(&export)
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exported"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&export)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&export).expect("read");
+    assert!(!text.contains(&seeded.client_secret) && !text.contains(&seeded.api_key));
+
+    let moved = dir.path().join("moved");
+    data_dir_with_secrets_of(&data, &moved);
+    let import = |target: &std::path::Path| {
+        command()
+            .arg("import")
+            .arg(&export)
+            .arg("--data-dir")
+            .arg(target)
+            .env("PORTCULLIS_DATABASE_URL", &schema.database_url)
+            .output()
+            .expect("run")
+    };
+    let out = import(&moved);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        progress.contains("imported 2 api_key records"),
+        "{progress}"
+    );
+    assert!(
+        !progress.contains("warning"),
+        "the KEK was in place: {progress}"
+    );
+    // A second import finds the database populated and changes nothing.
+    let out = import(&moved);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let server = Server::try_start(
+        &moved,
+        &[],
+        &[
+            ("PORTCULLIS_DATABASE_URL", &schema.database_url),
+            ("PORTCULLIS_OAUTH__ISSUER", &issuer),
+        ],
+    )
+    .unwrap_or_else(|log| panic!("{log}"));
+    assert!(server.log_text().contains("\"backend\":\"postgres\""));
+    assert_eq!(server.cli_json(&["keys", "list"]), keys_before);
+    client_token(&server.url, &seeded.client_id, &seeded.client_secret)
+        .expect("the client secret authenticates on PostgreSQL");
+    assert!(api_key_valid(&server.url, &server.token(), &seeded.api_key));
+    assert!(api_key_valid(&server.url, &server.token(), &second_key));
+    assert!(
+        introspect_active(&server.url, &rs, &kept),
+        "an unexpired token issued on SQLite is active"
+    );
+    assert!(
+        !introspect_active(&server.url, &rs, &revoked),
+        "the revoked token stays revoked"
+    );
+    let tenants = server.cli_json(&["tenant", "list"]);
+    assert_eq!(tenants.as_array().expect("tenants").len(), 3);
+    drop(server);
+    rt.block_on(schema.drop_schema());
+}

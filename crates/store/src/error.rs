@@ -15,6 +15,13 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error("not a usable export: {0}")]
+    Export(String),
+    #[error(
+        "the database is not empty (rows in: {0}); import only into a new database, migrated \
+         but never served"
+    )]
+    NotEmpty(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }

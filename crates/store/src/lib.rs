@@ -16,6 +16,7 @@
 //! plaintext secret (only digests and sealed blobs), and never reads the clock: callers pass time.
 
 mod error;
+pub mod export;
 mod head;
 mod model;
 mod postgres;
@@ -26,7 +27,7 @@ pub use error::StoreError;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
 pub use model::*;
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{FileCheck, SqliteStore};
 
 use async_trait::async_trait;
 use portcullis_core::audit::AuditEvent;
@@ -308,6 +309,7 @@ pub trait Store:
     + ResourceServerStore
     + ClientStore
     + RevocationStore
+    + export::TransferStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -157,3 +157,9 @@ async fn listen_until_lost(
 }
 
 crate::sql::impl_sql_store!(PgStore, PgRow, "postgres", follow_head);
+// PostgreSQL: the export reads one snapshot, whatever other nodes commit meanwhile.
+crate::export::impl_transfer!(
+    PgStore,
+    PgRow,
+    Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+);

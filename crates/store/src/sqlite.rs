@@ -2,6 +2,10 @@
 //!
 //! The revocation log head moves with this process's own appends (published after commit); the
 //! follower only polls the head row, which also notices another process writing the same file.
+//!
+//! Online backups ([`SqliteStore::backup_to`]) are taken with `VACUUM INTO`: copying the file of
+//! a running server misses whatever still sits in the write-ahead log. This module must never
+//! overwrite an existing backup file.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -63,6 +67,84 @@ impl SqliteStore {
     pub fn supported_schema_version() -> i64 {
         MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
     }
+
+    /// Writes a consistent copy of the whole database to `dest`, while other connections keep
+    /// reading and writing: `VACUUM INTO` reads in one transaction, so the copy holds every
+    /// transaction committed before it started and nothing after, WAL contents included. The
+    /// copy is a plain (rollback-journal) database file, mode 0600, fsynced before this returns.
+    /// Fails, writing nothing, if `dest` exists.
+    pub async fn backup_to(&self, dest: &Path) -> crate::Result<()> {
+        let Some(target) = dest.to_str() else {
+            return Err(crate::StoreError::Corrupt(format!(
+                "backup path {} is not valid UTF-8",
+                dest.display()
+            )));
+        };
+        // Created empty and private first (VACUUM INTO accepts an empty file): the copy holds
+        // credential digests and sealed keys, and is never readable by others, not even while
+        // it is written.
+        let created = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dest)
+        };
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(crate::StoreError::Conflict)
+            }
+            Err(e) => return Err(crate::StoreError::Database(sqlx::Error::Io(e))),
+        }
+        if let Err(e) = sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await
+        {
+            let _ = std::fs::remove_file(dest);
+            return Err(e.into());
+        }
+        std::fs::File::open(dest)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| crate::StoreError::Database(sqlx::Error::Io(e)))?;
+        Ok(())
+    }
+
+    /// Checks a database file without changing it (opened read-only, no migrations): SQLite's
+    /// `PRAGMA integrity_check`, and the schema version its migrations reached.
+    pub async fn check_file(path: &Path) -> crate::Result<FileCheck> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&pool)
+            .await?;
+        let schema_version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await?;
+        pool.close().await;
+        Ok(FileCheck {
+            problems: problems.into_iter().filter(|p| p != "ok").collect(),
+            schema_version: schema_version.unwrap_or(0),
+        })
+    }
+}
+
+/// What [`SqliteStore::check_file`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCheck {
+    /// `PRAGMA integrity_check` findings; empty when the file is sound.
+    pub problems: Vec<String>,
+    /// The newest migration applied to the file.
+    pub schema_version: i64,
 }
 
 async fn follow_head(pool: SqlitePool, sink: HeadSink) {
@@ -74,3 +156,5 @@ async fn follow_head(pool: SqlitePool, sink: HeadSink) {
 }
 
 crate::sql::impl_sql_store!(SqliteStore, SqliteRow, "sqlite", follow_head);
+// SQLite: a deferred read transaction already reads one snapshot.
+crate::export::impl_transfer!(SqliteStore, SqliteRow, None::<&str>);

@@ -1,0 +1,1235 @@
+//! Export and import: every record that makes up an installation, moved between databases of
+//! either backend without re-issuing a single secret.
+//!
+//! [`TransferStore`] reads all records in one read transaction (a consistent snapshot, even while
+//! a server writes) and writes them into an *empty* database in one transaction (a failure
+//! changes nothing). [`write_export`] and [`ExportReader`] carry them in a versioned file (JSON
+//! Lines, [`FORMAT`] version [`FORMAT_VERSION`], described in `docs/operations.md`): a header
+//! line, one line per record in import order, and an `end` line with the record count, so a
+//! truncated file is refused instead of half-imported.
+//!
+//! Exported: tenants, API key policies, signing keys, admin and service credentials, resource
+//! servers and their secrets, OAuth clients and their secrets, API keys, the revocation log and
+//! the seen client-assertion ids (replay protection outlives the move). Not exported: the audit
+//! log (history, not state, and the largest table: it stays in the old database and its backups)
+//! and the revocation log head (derived from the log on import).
+//!
+//! This module must never see a plaintext secret or decrypt a signing key: credentials are
+//! digests and private keys stay sealed under the KEK, so an export is as sensitive as the
+//! database (not more), and the importing installation needs the same KEK file.
+
+use std::io::{BufRead, Write};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use portcullis_core::admin::AdminRole;
+use portcullis_core::revocation::RevocationKind;
+use portcullis_core::signing::{KeyState, SigningAlgorithm};
+use portcullis_core::tenant::{TenantId, TenantStatus};
+use portcullis_core::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::model::*;
+use crate::{Result, StoreError};
+
+/// The `format` field of an export's header line.
+pub const FORMAT: &str = "portcullis-export";
+/// The version this binary writes and the newest it reads. Bumped whenever a record gains,
+/// loses or changes a field.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A tenant's API key lifetime policy, as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyPolicyExport {
+    pub tenant: TenantId,
+    pub policy: ApiKeyPolicyRecord,
+    pub updated_at: Timestamp,
+}
+
+/// A client-assertion id seen (RFC 7523 replay protection), kept until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionJti {
+    pub client_id: String,
+    pub jti: String,
+    pub expires_at: Timestamp,
+}
+
+/// One exported record. An export lists them in this order, so every record's references
+/// (tenant, client, resource server) come before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+// Records are handled one at a time, or in batches of `IMPORT_BATCH`: boxing the API key (the
+// largest) would buy a few hundred kilobytes at most.
+#[allow(clippy::large_enum_variant)]
+pub enum Record {
+    Tenant(Tenant),
+    ApiKeyPolicy(ApiKeyPolicyExport),
+    SigningKey(StoredSigningKey),
+    AdminCredential(AdminCredentialRecord),
+    ResourceServer(ResourceServer),
+    ResourceServerSecret(ResourceServerSecretRecord),
+    Client(OAuthClient),
+    ClientSecret(ClientSecretRecord),
+    ApiKey(ApiKeyRecord),
+    Revocation(RevocationEntry),
+    AssertionJti(AssertionJti),
+}
+
+impl Record {
+    /// The record's kind as named in the file and in progress output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Tenant(_) => "tenant",
+            Self::ApiKeyPolicy(_) => "api_key_policy",
+            Self::SigningKey(_) => "signing_key",
+            Self::AdminCredential(_) => "admin_credential",
+            Self::ResourceServer(_) => "resource_server",
+            Self::ResourceServerSecret(_) => "resource_server_secret",
+            Self::Client(_) => "client",
+            Self::ClientSecret(_) => "client_secret",
+            Self::ApiKey(_) => "api_key",
+            Self::Revocation(_) => "revocation",
+            Self::AssertionJti(_) => "assertion_jti",
+        }
+    }
+}
+
+/// How many records of each kind an import wrote, in the order first seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportCounts(pub Vec<(&'static str, u64)>);
+
+impl ImportCounts {
+    pub fn add(&mut self, kind: &'static str, n: u64) {
+        match self.0.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, c)) => *c += n,
+            None => self.0.push((kind, n)),
+        }
+    }
+
+    pub fn get(&self, kind: &str) -> u64 {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, c)| *c)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|(_, c)| c).sum()
+    }
+}
+
+/// Moving every record out of and into a database.
+#[async_trait]
+pub trait TransferStore {
+    /// Passes every record to `sink`, in [`Record`] order, all read in one read transaction, so
+    /// the records are one consistent snapshot even while other connections write. Stops at
+    /// the first error `sink` returns.
+    async fn export_records(
+        &self,
+        sink: &mut (dyn FnMut(Record) -> Result<()> + Send),
+    ) -> Result<()>;
+
+    /// The tables holding anything an import would have to merge with (the `system` tenant,
+    /// created by the migrations, does not count). Empty means an import may proceed.
+    async fn import_blockers(&self) -> Result<Vec<&'static str>>;
+
+    /// Writes `records` (in [`Record`] order) in one transaction, after checking in it that the
+    /// database is empty ([`StoreError::NotEmpty`] otherwise). Any failure, including an error
+    /// item from `records`, rolls everything back. The revocation log must be complete
+    /// (positions 1, 2, 3, ... with no gap); its head is set to the last position. `progress`
+    /// is called after each batch is written, with the kind and the running count of that kind.
+    async fn import_records(
+        &self,
+        records: &mut (dyn Iterator<Item = Result<Record>> + Send),
+        progress: &mut (dyn FnMut(&'static str, u64) + Send),
+    ) -> Result<ImportCounts>;
+}
+
+/// Writes a whole export of `store` to `out`: header, records, end line. `progress` is called
+/// every `every` records and at the end with the running total. Returns the record count.
+pub async fn write_export(
+    store: &(dyn crate::Store + '_),
+    out: &mut (dyn Write + Send),
+    exported_at: Timestamp,
+    every: u64,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<u64> {
+    let header = Line::Header {
+        format: FORMAT.to_owned(),
+        version: FORMAT_VERSION,
+        exported_at: exported_at.as_millis(),
+        source_backend: store.backend().to_owned(),
+    };
+    write_line(out, &header)?;
+    let mut n = 0u64;
+    let mut next_report = every;
+    store
+        .export_records(&mut |record| {
+            write_line(out, &Line::from(record))?;
+            n += 1;
+            if every > 0 && n == next_report {
+                progress(n);
+                next_report += every;
+            }
+            Ok(())
+        })
+        .await?;
+    write_line(out, &Line::End { records: n })?;
+    out.flush().map_err(io_error)?;
+    progress(n);
+    Ok(n)
+}
+
+fn write_line(out: &mut (dyn Write + Send), line: &Line) -> Result<()> {
+    serde_json::to_writer(&mut *out, line)
+        .map_err(|e| StoreError::Export(format!("could not encode a record: {e}")))?;
+    out.write_all(b"\n").map_err(io_error)
+}
+
+fn io_error(e: std::io::Error) -> StoreError {
+    StoreError::Export(format!("reading or writing the file failed: {e}"))
+}
+
+/// What an export's header line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportHeader {
+    pub version: u32,
+    pub exported_at: Timestamp,
+    pub source_backend: String,
+}
+
+/// Reads an export: checks the header on construction, then yields its records, and fails on a
+/// malformed line, a record after the end line, or a file that stops before its end line or
+/// whose end line counts a different number of records.
+#[derive(Debug)]
+pub struct ExportReader<R> {
+    lines: std::io::Lines<R>,
+    header: ExportHeader,
+    line_no: u64,
+    records: u64,
+    done: bool,
+    failed: bool,
+}
+
+impl<R: BufRead> ExportReader<R> {
+    pub fn new(reader: R) -> Result<Self> {
+        let mut lines = reader.lines();
+        let first = lines
+            .next()
+            .ok_or_else(|| StoreError::Export("the file is empty".into()))?
+            .map_err(io_error)?;
+        let header = match serde_json::from_str::<serde_json::Value>(&first) {
+            Ok(v) if v.get("format").and_then(|f| f.as_str()) == Some(FORMAT) => {
+                let version = v.get("version").and_then(|n| n.as_u64()).unwrap_or(0);
+                if version == 0 || version > u64::from(FORMAT_VERSION) {
+                    return Err(StoreError::Export(format!(
+                        "export format version {version} is not supported by this binary \
+                         (reads up to {FORMAT_VERSION}); import with the Portcullis that wrote it \
+                         or a newer one"
+                    )));
+                }
+                match serde_json::from_value::<Line>(v) {
+                    Ok(Line::Header {
+                        version,
+                        exported_at,
+                        source_backend,
+                        ..
+                    }) => ExportHeader {
+                        version,
+                        exported_at: Timestamp::from_millis(exported_at),
+                        source_backend,
+                    },
+                    _ => return Err(StoreError::Export("line 1: malformed header".into())),
+                }
+            }
+            _ => {
+                return Err(StoreError::Export(format!(
+                    "not a Portcullis export (the first line has no \"format\": \"{FORMAT}\")"
+                )))
+            }
+        };
+        Ok(Self {
+            lines,
+            header,
+            line_no: 1,
+            records: 0,
+            done: false,
+            failed: false,
+        })
+    }
+
+    pub fn header(&self) -> &ExportHeader {
+        &self.header
+    }
+
+    fn read_next(&mut self) -> Result<Option<Record>> {
+        loop {
+            let Some(line) = self.lines.next() else {
+                if self.done {
+                    return Ok(None);
+                }
+                return Err(StoreError::Export(format!(
+                    "the file ends after line {} without its end line: truncated",
+                    self.line_no
+                )));
+            };
+            let line = line.map_err(io_error)?;
+            self.line_no += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            if self.done {
+                return Err(StoreError::Export(format!(
+                    "line {}: data after the end line",
+                    self.line_no
+                )));
+            }
+            let parsed: Line = serde_json::from_str(&line)
+                .map_err(|e| StoreError::Export(format!("line {}: {e}", self.line_no)))?;
+            return match parsed {
+                Line::Header { .. } => Err(StoreError::Export(format!(
+                    "line {}: a second header",
+                    self.line_no
+                ))),
+                Line::End { records } if records == self.records => {
+                    self.done = true;
+                    continue;
+                }
+                Line::End { records } => Err(StoreError::Export(format!(
+                    "line {}: the end line counts {records} records but the file holds {}",
+                    self.line_no, self.records
+                ))),
+                other => {
+                    let record = other.into_record().map_err(|what| {
+                        StoreError::Export(format!("line {}: invalid {what}", self.line_no))
+                    })?;
+                    self.records += 1;
+                    Ok(Some(record))
+                }
+            };
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for ExportReader<R> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = self.read_next().transpose();
+        // One error ends the stream: the import rolls back.
+        self.failed = matches!(next, Some(Err(_)));
+        next
+    }
+}
+
+// The file format: one JSON object per line, tagged by `type`. Timestamps are Unix milliseconds,
+// digests and sealed keys base64url without padding, lists JSON arrays (the store's
+// space-separated columns are split and joined back).
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Line {
+    Header {
+        format: String,
+        version: u32,
+        exported_at: i64,
+        source_backend: String,
+    },
+    Tenant {
+        id: String,
+        display_name: String,
+        status: String,
+        created_at: i64,
+        updated_at: i64,
+    },
+    ApiKeyPolicy {
+        tenant_id: String,
+        default_ttl_secs: Option<i64>,
+        max_ttl_secs: Option<i64>,
+        allow_never: bool,
+        updated_at: i64,
+    },
+    SigningKey {
+        kid: String,
+        algorithm: String,
+        state: String,
+        public_jwk: String,
+        kek_id: String,
+        sealed_private_key: String,
+        created_at: i64,
+        activates_at: i64,
+        retired_at: Option<i64>,
+        publish_until: Option<i64>,
+    },
+    AdminCredential {
+        id: String,
+        tenant_id: String,
+        role: String,
+        name: String,
+        display_prefix: String,
+        secret_digest: String,
+        created_at: i64,
+        created_by: Option<String>,
+        revoked_at: Option<i64>,
+        last_used_at: Option<i64>,
+    },
+    ResourceServer {
+        id: String,
+        tenant_id: String,
+        name: String,
+        audience: String,
+        scopes: Vec<String>,
+        created_at: i64,
+        updated_at: i64,
+    },
+    ResourceServerSecret(SecretLine),
+    Client {
+        id: String,
+        tenant_id: String,
+        name: String,
+        environment: String,
+        auth_method: String,
+        grant_types: Vec<String>,
+        scopes: Vec<String>,
+        audiences: Vec<String>,
+        access_token_ttl_secs: i64,
+        can_introspect: bool,
+        jwks: Option<String>,
+        jwks_uri: Option<String>,
+        status: String,
+        created_at: i64,
+        updated_at: i64,
+        last_used_at: Option<i64>,
+    },
+    ClientSecret(SecretLine),
+    ApiKey(ApiKeyLine),
+    Revocation {
+        seq: i64,
+        tenant_id: String,
+        kind: String,
+        subject: String,
+        revoked_before: Option<i64>,
+        expires_at: Option<i64>,
+        reason: Option<String>,
+        created_at: i64,
+    },
+    AssertionJti {
+        client_id: String,
+        jti: String,
+        expires_at: i64,
+    },
+    End {
+        records: u64,
+    },
+}
+
+/// A client's or resource server's secret: `owner_id` is the client or resource server.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretLine {
+    id: String,
+    owner_id: String,
+    display_prefix: String,
+    secret_digest: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeyLine {
+    id: String,
+    tenant_id: String,
+    environment: String,
+    name: String,
+    description: String,
+    owner: String,
+    scopes: String,
+    audiences: Option<String>,
+    ip_allowlist: Option<String>,
+    rate_limit_requests: Option<i64>,
+    rate_limit_window_secs: Option<i64>,
+    metadata: String,
+    display_prefix: String,
+    digest: String,
+    created_at: i64,
+    created_by: Option<String>,
+    expires_at: Option<i64>,
+    disabled_at: Option<i64>,
+    revoked_at: Option<i64>,
+    revoked_reason: Option<String>,
+    replaced_by: Option<String>,
+    rotation_overlap_ends_at: Option<i64>,
+    last_used_at: Option<i64>,
+    last_used_ip: Option<String>,
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millis()
+}
+
+fn opt_ms(t: Option<Timestamp>) -> Option<i64> {
+    t.map(Timestamp::as_millis)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl From<Record> for Line {
+    fn from(record: Record) -> Self {
+        match record {
+            Record::Tenant(t) => Line::Tenant {
+                id: t.id.as_str().to_owned(),
+                display_name: t.display_name,
+                status: t.status.as_str().to_owned(),
+                created_at: ms(t.created_at),
+                updated_at: ms(t.updated_at),
+            },
+            Record::ApiKeyPolicy(p) => Line::ApiKeyPolicy {
+                tenant_id: p.tenant.as_str().to_owned(),
+                default_ttl_secs: p.policy.default_ttl_secs,
+                max_ttl_secs: p.policy.max_ttl_secs,
+                allow_never: p.policy.allow_never,
+                updated_at: ms(p.updated_at),
+            },
+            Record::SigningKey(k) => Line::SigningKey {
+                kid: k.kid,
+                algorithm: k.algorithm.as_str().to_owned(),
+                state: k.state.as_str().to_owned(),
+                public_jwk: k.public_jwk,
+                kek_id: k.kek_id,
+                sealed_private_key: b64(&k.sealed_private_key),
+                created_at: ms(k.created_at),
+                activates_at: ms(k.activates_at),
+                retired_at: opt_ms(k.retired_at),
+                publish_until: opt_ms(k.publish_until),
+            },
+            Record::AdminCredential(c) => Line::AdminCredential {
+                id: c.id,
+                tenant_id: c.tenant.as_str().to_owned(),
+                role: c.role.as_str().to_owned(),
+                name: c.name,
+                display_prefix: c.display_prefix,
+                secret_digest: b64(&c.secret_digest),
+                created_at: ms(c.created_at),
+                created_by: c.created_by,
+                revoked_at: opt_ms(c.revoked_at),
+                last_used_at: opt_ms(c.last_used_at),
+            },
+            Record::ResourceServer(rs) => Line::ResourceServer {
+                id: rs.id,
+                tenant_id: rs.tenant.as_str().to_owned(),
+                name: rs.name,
+                audience: rs.audience,
+                scopes: rs.scopes,
+                created_at: ms(rs.created_at),
+                updated_at: ms(rs.updated_at),
+            },
+            Record::ResourceServerSecret(s) => Line::ResourceServerSecret(SecretLine {
+                id: s.id,
+                owner_id: s.resource_server_id,
+                display_prefix: s.display_prefix,
+                secret_digest: b64(&s.secret_digest),
+                created_at: ms(s.created_at),
+                expires_at: opt_ms(s.expires_at),
+                last_used_at: opt_ms(s.last_used_at),
+            }),
+            Record::Client(c) => Line::Client {
+                id: c.id,
+                tenant_id: c.tenant.as_str().to_owned(),
+                name: c.name,
+                environment: c.environment,
+                auth_method: c.auth_method,
+                grant_types: c.grant_types,
+                scopes: c.scopes,
+                audiences: c.audiences,
+                access_token_ttl_secs: c.access_token_ttl_secs,
+                can_introspect: c.can_introspect,
+                jwks: c.jwks,
+                jwks_uri: c.jwks_uri,
+                status: c.status.as_str().to_owned(),
+                created_at: ms(c.created_at),
+                updated_at: ms(c.updated_at),
+                last_used_at: opt_ms(c.last_used_at),
+            },
+            Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
+                id: s.id,
+                owner_id: s.client_id,
+                display_prefix: s.display_prefix,
+                secret_digest: b64(&s.secret_digest),
+                created_at: ms(s.created_at),
+                expires_at: opt_ms(s.expires_at),
+                last_used_at: opt_ms(s.last_used_at),
+            }),
+            Record::ApiKey(k) => Line::ApiKey(ApiKeyLine {
+                id: k.id,
+                tenant_id: k.tenant.as_str().to_owned(),
+                environment: k.environment,
+                name: k.name,
+                description: k.description,
+                owner: k.owner,
+                scopes: k.scopes,
+                audiences: k.audiences,
+                ip_allowlist: k.ip_allowlist,
+                rate_limit_requests: k.rate_limit_requests,
+                rate_limit_window_secs: k.rate_limit_window_secs,
+                metadata: k.metadata,
+                display_prefix: k.display_prefix,
+                digest: b64(&k.digest),
+                created_at: ms(k.created_at),
+                created_by: k.created_by,
+                expires_at: opt_ms(k.expires_at),
+                disabled_at: opt_ms(k.disabled_at),
+                revoked_at: opt_ms(k.revoked_at),
+                revoked_reason: k.revoked_reason,
+                replaced_by: k.replaced_by,
+                rotation_overlap_ends_at: opt_ms(k.rotation_overlap_ends_at),
+                last_used_at: opt_ms(k.last_used_at),
+                last_used_ip: k.last_used_ip,
+            }),
+            Record::Revocation(r) => Line::Revocation {
+                seq: r.seq,
+                tenant_id: r.tenant.as_str().to_owned(),
+                kind: r.kind.as_str().to_owned(),
+                subject: r.subject,
+                revoked_before: opt_ms(r.revoked_before),
+                expires_at: opt_ms(r.expires_at),
+                reason: r.reason,
+                created_at: ms(r.created_at),
+            },
+            Record::AssertionJti(j) => Line::AssertionJti {
+                client_id: j.client_id,
+                jti: j.jti,
+                expires_at: ms(j.expires_at),
+            },
+        }
+    }
+}
+
+fn tenant(s: &str) -> std::result::Result<TenantId, &'static str> {
+    TenantId::parse(s).map_err(|_| "tenant id")
+}
+
+fn unb64(s: &str, what: &'static str) -> std::result::Result<Vec<u8>, &'static str> {
+    URL_SAFE_NO_PAD.decode(s).map_err(|_| what)
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn opt_at(ms: Option<i64>) -> Option<Timestamp> {
+    ms.map(Timestamp::from_millis)
+}
+
+impl Line {
+    /// The record a line holds, its values parsed as the store would parse them from a row;
+    /// `Err` names the field that is not valid.
+    fn into_record(self) -> std::result::Result<Record, &'static str> {
+        Ok(match self {
+            Line::Header { .. } | Line::End { .. } => return Err("record type"),
+            Line::Tenant {
+                id,
+                display_name,
+                status,
+                created_at,
+                updated_at,
+            } => Record::Tenant(Tenant {
+                id: tenant(&id)?,
+                display_name,
+                status: TenantStatus::parse(&status).ok_or("tenant status")?,
+                created_at: at(created_at),
+                updated_at: at(updated_at),
+            }),
+            Line::ApiKeyPolicy {
+                tenant_id,
+                default_ttl_secs,
+                max_ttl_secs,
+                allow_never,
+                updated_at,
+            } => Record::ApiKeyPolicy(ApiKeyPolicyExport {
+                tenant: tenant(&tenant_id)?,
+                policy: ApiKeyPolicyRecord {
+                    default_ttl_secs,
+                    max_ttl_secs,
+                    allow_never,
+                },
+                updated_at: at(updated_at),
+            }),
+            Line::SigningKey {
+                kid,
+                algorithm,
+                state,
+                public_jwk,
+                kek_id,
+                sealed_private_key,
+                created_at,
+                activates_at,
+                retired_at,
+                publish_until,
+            } => Record::SigningKey(StoredSigningKey {
+                kid,
+                algorithm: SigningAlgorithm::parse(&algorithm).ok_or("signing algorithm")?,
+                state: KeyState::parse(&state).ok_or("signing key state")?,
+                public_jwk,
+                kek_id,
+                sealed_private_key: unb64(&sealed_private_key, "sealed private key")?,
+                created_at: at(created_at),
+                activates_at: at(activates_at),
+                retired_at: opt_at(retired_at),
+                publish_until: opt_at(publish_until),
+            }),
+            Line::AdminCredential {
+                id,
+                tenant_id,
+                role,
+                name,
+                display_prefix,
+                secret_digest,
+                created_at,
+                created_by,
+                revoked_at,
+                last_used_at,
+            } => Record::AdminCredential(AdminCredentialRecord {
+                id,
+                tenant: tenant(&tenant_id)?,
+                role: AdminRole::parse(&role).ok_or("admin role")?,
+                name,
+                display_prefix,
+                secret_digest: unb64(&secret_digest, "secret digest")?,
+                created_at: at(created_at),
+                created_by,
+                revoked_at: opt_at(revoked_at),
+                last_used_at: opt_at(last_used_at),
+            }),
+            Line::ResourceServer {
+                id,
+                tenant_id,
+                name,
+                audience,
+                scopes,
+                created_at,
+                updated_at,
+            } => Record::ResourceServer(ResourceServer {
+                id,
+                tenant: tenant(&tenant_id)?,
+                name,
+                audience,
+                scopes: list(scopes, "scopes")?,
+                created_at: at(created_at),
+                updated_at: at(updated_at),
+            }),
+            Line::ResourceServerSecret(s) => {
+                Record::ResourceServerSecret(ResourceServerSecretRecord {
+                    id: s.id,
+                    resource_server_id: s.owner_id,
+                    display_prefix: s.display_prefix,
+                    secret_digest: unb64(&s.secret_digest, "secret digest")?,
+                    created_at: at(s.created_at),
+                    expires_at: opt_at(s.expires_at),
+                    last_used_at: opt_at(s.last_used_at),
+                })
+            }
+            Line::Client {
+                id,
+                tenant_id,
+                name,
+                environment,
+                auth_method,
+                grant_types,
+                scopes,
+                audiences,
+                access_token_ttl_secs,
+                can_introspect,
+                jwks,
+                jwks_uri,
+                status,
+                created_at,
+                updated_at,
+                last_used_at,
+            } => Record::Client(OAuthClient {
+                id,
+                tenant: tenant(&tenant_id)?,
+                name,
+                environment,
+                auth_method,
+                grant_types: list(grant_types, "grant types")?,
+                scopes: list(scopes, "scopes")?,
+                audiences: list(audiences, "audiences")?,
+                access_token_ttl_secs,
+                can_introspect,
+                jwks,
+                jwks_uri,
+                status: ClientStatus::parse(&status).ok_or("client status")?,
+                created_at: at(created_at),
+                updated_at: at(updated_at),
+                last_used_at: opt_at(last_used_at),
+            }),
+            Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
+                id: s.id,
+                client_id: s.owner_id,
+                display_prefix: s.display_prefix,
+                secret_digest: unb64(&s.secret_digest, "secret digest")?,
+                created_at: at(s.created_at),
+                expires_at: opt_at(s.expires_at),
+                last_used_at: opt_at(s.last_used_at),
+            }),
+            Line::ApiKey(k) => Record::ApiKey(ApiKeyRecord {
+                id: k.id,
+                tenant: tenant(&k.tenant_id)?,
+                environment: k.environment,
+                name: k.name,
+                description: k.description,
+                owner: k.owner,
+                scopes: k.scopes,
+                audiences: k.audiences,
+                ip_allowlist: k.ip_allowlist,
+                rate_limit_requests: k.rate_limit_requests,
+                rate_limit_window_secs: k.rate_limit_window_secs,
+                metadata: k.metadata,
+                display_prefix: k.display_prefix,
+                digest: unb64(&k.digest, "API key digest")?,
+                created_at: at(k.created_at),
+                created_by: k.created_by,
+                expires_at: opt_at(k.expires_at),
+                disabled_at: opt_at(k.disabled_at),
+                revoked_at: opt_at(k.revoked_at),
+                revoked_reason: k.revoked_reason,
+                replaced_by: k.replaced_by,
+                rotation_overlap_ends_at: opt_at(k.rotation_overlap_ends_at),
+                last_used_at: opt_at(k.last_used_at),
+                last_used_ip: k.last_used_ip,
+            }),
+            Line::Revocation {
+                seq,
+                tenant_id,
+                kind,
+                subject,
+                revoked_before,
+                expires_at,
+                reason,
+                created_at,
+            } => Record::Revocation(RevocationEntry {
+                seq,
+                tenant: tenant(&tenant_id)?,
+                kind: RevocationKind::parse(&kind).ok_or("revocation kind")?,
+                subject,
+                revoked_before: opt_at(revoked_before),
+                expires_at: opt_at(expires_at),
+                reason,
+                created_at: at(created_at),
+            }),
+            Line::AssertionJti {
+                client_id,
+                jti,
+                expires_at,
+            } => Record::AssertionJti(AssertionJti {
+                client_id,
+                jti,
+                expires_at: at(expires_at),
+            }),
+        })
+    }
+}
+
+/// A list stored space-separated: its items may not be empty or hold spaces, or it would not
+/// read back the same.
+fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<String>, &'static str> {
+    if items.iter().any(|i| i.is_empty() || i.contains(' ')) {
+        return Err(what);
+    }
+    Ok(items)
+}
+
+/// Records written per multi-row `INSERT`: under SQLite's and PostgreSQL's bind limits for the
+/// widest table (API keys, 24 columns).
+pub(crate) const IMPORT_BATCH: usize = 500;
+
+/// The SQL side of [`TransferStore`], expanded for each backend beside `impl_sql_store!` (whose
+/// row decoders and API key insert it reuses, so each table's columns are listed once for
+/// reading and once for writing). `$snapshot` is the statement that makes the export's
+/// transaction one snapshot on that backend (SQLite's deferred read transaction already is).
+macro_rules! impl_transfer {
+    ($store:ty, $row:ty, $snapshot:expr) => {
+        use $crate::export::{ApiKeyPolicyExport, AssertionJti, ImportCounts, Record};
+
+        /// Tables an import must find empty, with what does not count.
+        const IMPORT_TABLES: [(&str, &str); 12] = [
+            ("tenants", "id <> 'system'"),
+            ("api_key_policies", "1 = 1"),
+            ("signing_keys", "1 = 1"),
+            ("admin_credentials", "1 = 1"),
+            ("resource_servers", "1 = 1"),
+            ("resource_server_secrets", "1 = 1"),
+            ("oauth_clients", "1 = 1"),
+            ("oauth_client_secrets", "1 = 1"),
+            ("api_keys", "1 = 1"),
+            ("revocations", "1 = 1"),
+            ("client_assertion_jtis", "1 = 1"),
+            ("audit_events", "1 = 1"),
+        ];
+
+        async fn blockers_in(conn: &mut <Db as sqlx::Database>::Connection) -> Result<Vec<&'static str>> {
+            let mut found = Vec::new();
+            for (table, filter) in IMPORT_TABLES {
+                let any: Option<i64> = sqlx::query_scalar(&format!(
+                    "SELECT CAST(1 AS BIGINT) FROM {table} WHERE {filter} LIMIT 1"
+                ))
+                .fetch_optional(&mut *conn)
+                .await?;
+                if any.is_some() {
+                    found.push(table);
+                }
+            }
+            Ok(found)
+        }
+
+        /// Inserts one batch of records of one kind.
+        async fn insert_batch(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            batch: &[Record],
+        ) -> Result<()> {
+            macro_rules! each {
+                ($variant:ident) => {
+                    batch.iter().filter_map(|r| match r {
+                        Record::$variant(x) => Some(x),
+                        _ => None,
+                    })
+                };
+            }
+            let Some(first) = batch.first() else {
+                return Ok(());
+            };
+            let mut q = match first {
+                Record::Tenant(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO tenants (id, display_name, status, created_at, updated_at) ",
+                    );
+                    q.push_values(each!(Tenant), |mut b, t| {
+                        b.push_bind(t.id.as_str().to_owned())
+                            .push_bind(t.display_name.clone())
+                            .push_bind(t.status.as_str())
+                            .push_bind(t.created_at.as_millis())
+                            .push_bind(t.updated_at.as_millis());
+                    });
+                    // The migrations create `system`: the export's row replaces it.
+                    q.push(
+                        " ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, \
+                         status = excluded.status, created_at = excluded.created_at, \
+                         updated_at = excluded.updated_at",
+                    );
+                    q
+                }
+                Record::ApiKeyPolicy(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO api_key_policies (tenant_id, default_ttl_secs, max_ttl_secs, \
+                         allow_never, updated_at) ",
+                    );
+                    q.push_values(each!(ApiKeyPolicy), |mut b, p: &ApiKeyPolicyExport| {
+                        b.push_bind(p.tenant.as_str().to_owned())
+                            .push_bind(p.policy.default_ttl_secs)
+                            .push_bind(p.policy.max_ttl_secs)
+                            .push_bind(i64::from(p.policy.allow_never))
+                            .push_bind(p.updated_at.as_millis());
+                    });
+                    q
+                }
+                Record::SigningKey(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO signing_keys (kid, algorithm, state, public_jwk, kek_id, \
+                         sealed_private_key, created_at, activates_at, retired_at, publish_until) ",
+                    );
+                    q.push_values(each!(SigningKey), |mut b, k| {
+                        b.push_bind(k.kid.clone())
+                            .push_bind(k.algorithm.as_str())
+                            .push_bind(k.state.as_str())
+                            .push_bind(k.public_jwk.clone())
+                            .push_bind(k.kek_id.clone())
+                            .push_bind(k.sealed_private_key.clone())
+                            .push_bind(k.created_at.as_millis())
+                            .push_bind(k.activates_at.as_millis())
+                            .push_bind(k.retired_at.map(Timestamp::as_millis))
+                            .push_bind(k.publish_until.map(Timestamp::as_millis));
+                    });
+                    q
+                }
+                Record::AdminCredential(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO admin_credentials (id, tenant_id, role, name, display_prefix, \
+                         secret_digest, created_at, created_by, revoked_at, last_used_at) ",
+                    );
+                    q.push_values(each!(AdminCredential), |mut b, c| {
+                        b.push_bind(c.id.clone())
+                            .push_bind(c.tenant.as_str().to_owned())
+                            .push_bind(c.role.as_str())
+                            .push_bind(c.name.clone())
+                            .push_bind(c.display_prefix.clone())
+                            .push_bind(c.secret_digest.clone())
+                            .push_bind(c.created_at.as_millis())
+                            .push_bind(c.created_by.clone())
+                            .push_bind(c.revoked_at.map(Timestamp::as_millis))
+                            .push_bind(c.last_used_at.map(Timestamp::as_millis));
+                    });
+                    q
+                }
+                Record::ResourceServer(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO resource_servers (id, tenant_id, name, audience, scopes, \
+                         created_at, updated_at) ",
+                    );
+                    q.push_values(each!(ResourceServer), |mut b, rs| {
+                        b.push_bind(rs.id.clone())
+                            .push_bind(rs.tenant.as_str().to_owned())
+                            .push_bind(rs.name.clone())
+                            .push_bind(rs.audience.clone())
+                            .push_bind(rs.scopes.join(" "))
+                            .push_bind(rs.created_at.as_millis())
+                            .push_bind(rs.updated_at.as_millis());
+                    });
+                    q
+                }
+                Record::ResourceServerSecret(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO resource_server_secrets (id, resource_server_id, \
+                         display_prefix, secret_digest, created_at, expires_at, last_used_at) ",
+                    );
+                    q.push_values(each!(ResourceServerSecret), |mut b, s| {
+                        b.push_bind(s.id.clone())
+                            .push_bind(s.resource_server_id.clone())
+                            .push_bind(s.display_prefix.clone())
+                            .push_bind(s.secret_digest.clone())
+                            .push_bind(s.created_at.as_millis())
+                            .push_bind(s.expires_at.map(Timestamp::as_millis))
+                            .push_bind(s.last_used_at.map(Timestamp::as_millis));
+                    });
+                    q
+                }
+                Record::Client(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO oauth_clients (id, tenant_id, name, environment, auth_method, \
+                         grant_types, scopes, audiences, access_token_ttl_secs, can_introspect, \
+                         jwks, jwks_uri, status, created_at, updated_at, last_used_at) ",
+                    );
+                    q.push_values(each!(Client), |mut b, c| {
+                        b.push_bind(c.id.clone())
+                            .push_bind(c.tenant.as_str().to_owned())
+                            .push_bind(c.name.clone())
+                            .push_bind(c.environment.clone())
+                            .push_bind(c.auth_method.clone())
+                            .push_bind(c.grant_types.join(" "))
+                            .push_bind(c.scopes.join(" "))
+                            .push_bind(c.audiences.join(" "))
+                            .push_bind(c.access_token_ttl_secs)
+                            .push_bind(i64::from(c.can_introspect))
+                            .push_bind(c.jwks.clone())
+                            .push_bind(c.jwks_uri.clone())
+                            .push_bind(c.status.as_str())
+                            .push_bind(c.created_at.as_millis())
+                            .push_bind(c.updated_at.as_millis())
+                            .push_bind(c.last_used_at.map(Timestamp::as_millis));
+                    });
+                    q
+                }
+                Record::ClientSecret(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO oauth_client_secrets (id, client_id, display_prefix, \
+                         secret_digest, created_at, expires_at, last_used_at) ",
+                    );
+                    q.push_values(each!(ClientSecret), |mut b, s| {
+                        b.push_bind(s.id.clone())
+                            .push_bind(s.client_id.clone())
+                            .push_bind(s.display_prefix.clone())
+                            .push_bind(s.secret_digest.clone())
+                            .push_bind(s.created_at.as_millis())
+                            .push_bind(s.expires_at.map(Timestamp::as_millis))
+                            .push_bind(s.last_used_at.map(Timestamp::as_millis));
+                    });
+                    q
+                }
+                Record::ApiKey(_) => {
+                    let keys: Vec<ApiKeyRecord> = each!(ApiKey).cloned().collect();
+                    api_key_insert(&keys)
+                        .build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                    return Ok(());
+                }
+                Record::Revocation(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO revocations (seq, tenant_id, kind, subject, revoked_before, \
+                         expires_at, reason, created_at) ",
+                    );
+                    q.push_values(each!(Revocation), |mut b, r| {
+                        b.push_bind(r.seq)
+                            .push_bind(r.tenant.as_str().to_owned())
+                            .push_bind(r.kind.as_str())
+                            .push_bind(r.subject.clone())
+                            .push_bind(r.revoked_before.map(Timestamp::as_millis))
+                            .push_bind(r.expires_at.map(Timestamp::as_millis))
+                            .push_bind(r.reason.clone())
+                            .push_bind(r.created_at.as_millis());
+                    });
+                    q
+                }
+                Record::AssertionJti(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) ",
+                    );
+                    q.push_values(each!(AssertionJti), |mut b, j: &AssertionJti| {
+                        b.push_bind(j.client_id.clone())
+                            .push_bind(j.jti.clone())
+                            .push_bind(j.expires_at.as_millis());
+                    });
+                    q
+                }
+            };
+            q.build()
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::from_write)?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::export::TransferStore for $store {
+            async fn export_records(
+                &self,
+                sink: &mut (dyn FnMut(Record) -> Result<()> + Send),
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                if let Some(sql) = $snapshot {
+                    sqlx::query(sql).execute(&mut *tx).await?;
+                }
+                macro_rules! table {
+                    ($sql:literal, $key:ty, $decode:expr) => {{
+                        // Key-set pages: the snapshot keeps them consistent, and memory stays
+                        // bounded however many rows a table holds.
+                        let mut after: Option<$key> = None;
+                        loop {
+                            let rows = match &after {
+                                None => sqlx::query(concat!($sql, " ORDER BY k LIMIT 1000"))
+                                    .fetch_all(&mut *tx)
+                                    .await?,
+                                Some(k) => sqlx::query(concat!(
+                                    "SELECT * FROM (", $sql, ") AS t WHERE k > $1 ORDER BY k LIMIT 1000"
+                                ))
+                                .bind(k.clone())
+                                .fetch_all(&mut *tx)
+                                .await?,
+                            };
+                            let Some(last) = rows.last() else { break };
+                            after = Some(last.try_get("k")?);
+                            let full = rows.len() == 1000;
+                            for row in &rows {
+                                sink($decode(row)?)?;
+                            }
+                            if !full {
+                                break;
+                            }
+                        }
+                    }};
+                }
+                table!("SELECT t.*, t.id AS k FROM tenants t", String, |r| tenant_from_row(r).map(Record::Tenant));
+                table!("SELECT t.*, t.tenant_id AS k FROM api_key_policies t", String, |r: &$row| -> Result<Record> {
+                    let allow_never: i64 = r.try_get("allow_never")?;
+                    Ok(Record::ApiKeyPolicy(ApiKeyPolicyExport {
+                        tenant: tenant_id(r.try_get("tenant_id")?)?,
+                        policy: ApiKeyPolicyRecord {
+                            default_ttl_secs: r.try_get("default_ttl_secs")?,
+                            max_ttl_secs: r.try_get("max_ttl_secs")?,
+                            allow_never: allow_never == 1,
+                        },
+                        updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+                    }))
+                });
+                table!("SELECT t.*, t.kid AS k FROM signing_keys t", String, |r| signing_key_from_row(r).map(Record::SigningKey));
+                table!("SELECT t.*, t.id AS k FROM admin_credentials t", String, |r| admin_credential_from_row(r).map(Record::AdminCredential));
+                table!("SELECT t.*, t.id AS k FROM resource_servers t", String, |r| resource_server_from_row(r).map(Record::ResourceServer));
+                table!("SELECT t.*, t.id AS k FROM resource_server_secrets t", String, |r| resource_server_secret_from_row(r).map(Record::ResourceServerSecret));
+                table!("SELECT t.*, t.id AS k FROM oauth_clients t", String, |r| client_from_row(r).map(Record::Client));
+                table!("SELECT t.*, t.id AS k FROM oauth_client_secrets t", String, |r| client_secret_from_row(r).map(Record::ClientSecret));
+                table!("SELECT t.*, t.id AS k FROM api_keys t", String, |r| api_key_from_row(r).map(Record::ApiKey));
+                table!(
+                    "SELECT t.*, t.seq AS k FROM revocations t",
+                    i64,
+                    |r| revocation_from_row(r).map(Record::Revocation)
+                );
+                table!(
+                    "SELECT t.*, t.client_id || ' ' || t.jti AS k FROM client_assertion_jtis t",
+                    String,
+                    |r: &$row| -> Result<Record> {
+                        Ok(Record::AssertionJti(AssertionJti {
+                            client_id: r.try_get("client_id")?,
+                            jti: r.try_get("jti")?,
+                            expires_at: Timestamp::from_millis(r.try_get("expires_at")?),
+                        }))
+                    }
+                );
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn import_blockers(&self) -> Result<Vec<&'static str>> {
+                let mut conn = self.pool.acquire().await?;
+                blockers_in(&mut conn).await
+            }
+
+            async fn import_records(
+                &self,
+                records: &mut (dyn Iterator<Item = Result<Record>> + Send),
+                progress: &mut (dyn FnMut(&'static str, u64) + Send),
+            ) -> Result<ImportCounts> {
+                let mut tx = self.pool.begin().await?;
+                let blockers = blockers_in(&mut *tx).await?;
+                if !blockers.is_empty() {
+                    return Err(StoreError::NotEmpty(blockers.join(", ")));
+                }
+                let mut counts = ImportCounts::default();
+                let mut batch: Vec<Record> = Vec::with_capacity($crate::export::IMPORT_BATCH);
+                let mut last_seq = 0i64;
+                for record in records {
+                    let record = record?;
+                    if let Record::Revocation(r) = &record {
+                        if r.seq != last_seq + 1 {
+                            return Err(StoreError::Export(format!(
+                                "the revocation log is not complete: position {} follows {last_seq}",
+                                r.seq
+                            )));
+                        }
+                        last_seq = r.seq;
+                    }
+                    let same_kind = batch.first().is_none_or(|b| b.kind() == record.kind());
+                    if !same_kind || batch.len() == $crate::export::IMPORT_BATCH {
+                        let kind = batch[0].kind();
+                        insert_batch(&mut tx, &batch).await?;
+                        counts.add(kind, batch.len() as u64);
+                        progress(kind, counts.get(kind));
+                        batch.clear();
+                    }
+                    batch.push(record);
+                }
+                if let Some(first) = batch.first() {
+                    let kind = first.kind();
+                    insert_batch(&mut tx, &batch).await?;
+                    counts.add(kind, batch.len() as u64);
+                    progress(kind, counts.get(kind));
+                }
+                sqlx::query("UPDATE revocation_log_head SET last_seq = $1 WHERE id = 1")
+                    .bind(last_seq)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                self.feed.publish(last_seq);
+                Ok(counts)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_transfer;
