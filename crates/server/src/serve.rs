@@ -20,10 +20,11 @@ use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
 use portcullis_store::{PgStore, SqliteStore, Store};
 
-use crate::audit::{self, EventDraft, RequestOrigin};
 use crate::config::{Config, DatabaseLocation};
-use crate::kek::{Kek, Keyring};
-use crate::state::{AppState, SystemClock};
+use portcullis_service::audit::{self, EventDraft, RequestOrigin};
+use portcullis_service::kek::{Kek, Keyring};
+use portcullis_service::state::AppState;
+use portcullis_verify::SystemClock;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -36,7 +37,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let keyring = load_or_create_keyring(&config, store.as_ref()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (keys, created) = crate::keys::load_or_create_active(
+    let (keys, created) = portcullis_service::keys::load_or_create_active(
         store.as_ref(),
         &keyring,
         &clock,
@@ -74,11 +75,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
 
-    let verifier = Arc::new(crate::api_keys::ApiKeyVerifier::new(
+    let verifier = Arc::new(portcullis_service::api_keys::ApiKeyVerifier::new(
         store.clone(),
         clock.clone(),
         audit.clone(),
-        crate::api_keys::VerifierSettings {
+        portcullis_service::api_keys::VerifierSettings {
             environment: portcullis_core::credential::Environment::parse(
                 &config.api_keys.environment,
             )
@@ -91,24 +92,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.api_keys.usage_flush_interval_ms,
     ));
     let key_follower = verifier.spawn_revocation_follower();
-    let feed = Arc::new(crate::revocations::Feed::new(Duration::from_millis(
-        config.revocations.heartbeat_interval_ms,
-    )));
-    let oauth = crate::oauth::OAuthState::new(issuer.clone(), &config.oauth, &keys)?.with_rotation(
-        crate::rotation::Rotation {
+    let feed = Arc::new(portcullis_service::revocations::Feed::new(
+        Duration::from_millis(config.revocations.heartbeat_interval_ms),
+    ));
+    let oauth = portcullis_service::oauth::OAuthState::new(issuer.clone(), &config.oauth, &keys)?
+        .with_rotation(portcullis_service::rotation::Rotation {
             keyring,
             algorithm: config.signing.algorithm,
             prepublish: Duration::from_secs(config.signing.prepublish_secs),
             interval: Duration::from_secs(config.signing.rotation_interval_secs),
-        },
-    );
+        });
     let clock_for_gateway = clock.clone();
     let state = AppState {
         store: store.clone(),
         clock,
         audit,
         keys: Arc::new(keys),
-        api_keys: Arc::new(crate::api_keys::ApiKeys {
+        api_keys: Arc::new(portcullis_service::api_keys::ApiKeys {
             verifier: verifier.clone(),
             leak_report_key: config.api_keys.leak_report_key()?,
             leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
@@ -117,14 +117,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         revocations: feed.clone(),
     };
     // Finish any rotation a crash interrupted before serving, then keep checking.
-    if let Err(e) = crate::rotation::tick(&state).await {
+    if let Err(e) = portcullis_service::rotation::tick(&state).await {
         tracing::error!(error = %e, "signing-key rotation step failed at start; the key task retries");
     }
-    let key_task = tokio::spawn(crate::rotation::run(
+    let key_task = tokio::spawn(portcullis_service::rotation::run(
         state.clone(),
         Duration::from_secs(config.signing.check_interval_secs),
     ));
-    let app = crate::http::router_for(state, &config.http);
+    let app = portcullis_http::app::router_for(state, &config.http);
     let embedded_gateway = crate::gateway::start(
         &config,
         crate::gateway::Parts {
@@ -271,7 +271,7 @@ pub async fn load_or_create_keyring(config: &Config, store: &dyn Store) -> anyho
         "generated a key-encryption key in the data directory; production should supply its own \
          (kek_file / PORTCULLIS_KEK_FILE), stored apart from the database"
     );
-    crate::fault::crash_point("after-kek-created");
+    portcullis_service::fault::crash_point("after-kek-created");
     Ok(ring)
 }
 
@@ -298,7 +298,7 @@ pub async fn rotate_kek(
         if row.kek_id == new_id {
             continue;
         }
-        let aad = crate::keys::envelope_aad(&row.kid, row.algorithm);
+        let aad = portcullis_service::keys::envelope_aad(&row.kid, row.algorithm);
         let plain = ring
             .open(&row.kek_id, &row.sealed_private_key, &aad)
             .with_context(|| format!("could not open signing key {}", row.kid))?;
