@@ -44,10 +44,10 @@ use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::secret::constant_time_eq;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, Timestamp};
-use portcullis_server::api_keys::{ApiKeyVerifier, VerifierSettings, VerifyRequest};
-use portcullis_server::audit::{self, AuditWriter, RequestOrigin};
+use portcullis_service::api_keys::{ApiKeyVerifier, VerifierSettings, VerifyRequest};
+use portcullis_service::audit::{self, AuditWriter, RequestOrigin};
 use portcullis_server::config::AuditConfig;
-use portcullis_server::state::SystemClock;
+use portcullis_verify::SystemClock;
 use portcullis_store::{ApiKeyRecord, NewTenant, PgStore, SqliteStore, Store};
 use rand::{rngs::StdRng, SeedableRng};
 
