@@ -1,6 +1,7 @@
 //! The top-level router: health, readiness, the admin API, the API key, OAuth and revocation
 //! feed endpoints, and the layers every request passes (request id, tracing, body limit, how the
-//! client's address is read).
+//! client's address is read), with the `[http]` configuration section. This module must never
+//! serve a route outside these routers, and readiness must read the live signer, not a snapshot.
 
 use std::sync::Arc;
 use std::time::Duration;

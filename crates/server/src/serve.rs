@@ -8,6 +8,10 @@
 //! 6. Ensure a global admin exists (bootstrap token file).
 //! 7. Start the embedded gateway if `[gateway]` names one (`gateway.rs`).
 //! 8. Serve until SIGTERM/SIGINT, drain in-flight requests, flush the audit log.
+//!
+//! Steps 5 and 6, and everything the HTTP surfaces need, are [`assemble`]: the one function that
+//! builds the app, for `serve` and for tests alike. This module must never hold a rule about
+//! tokens, keys or credentials; it only orders and supervises.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,6 +41,112 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let keyring = load_or_create_keyring(&config, store.as_ref()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let Assembled {
+        state,
+        router: app,
+        verifier,
+        tasks,
+    } = assemble(
+        &config,
+        issuer.clone(),
+        store.clone(),
+        keyring,
+        clock.clone(),
+    )
+    .await?;
+    let feed = state.revocations.clone();
+    let clock_for_gateway = clock;
+    let embedded_gateway = crate::gateway::start(
+        &config,
+        crate::gateway::Parts {
+            issuer,
+            store: store.clone(),
+            clock: clock_for_gateway,
+            api_keys: verifier.clone(),
+            router: app.clone(),
+        },
+    )
+    .await?;
+    tracing::info!(
+        %addr,
+        backend = store.backend(),
+        trusted_proxies = ?Vec::<String>::from(config.http.trusted_proxies.clone()),
+        forwarded_header = config.http.forwarded_header.name(),
+        "listening"
+    );
+
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        // Open revocation streams never finish on their own; their readers resume elsewhere.
+        feed.shutdown();
+        let _ = signalled_tx.send(());
+    });
+    let grace = Duration::from_secs(config.http.shutdown_grace_secs);
+    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+    tokio::select! {
+        result = &mut server => result.context("server failed")?,
+        _ = async {
+            let _ = signalled_rx.await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
+    }
+    drop(embedded_gateway);
+    tasks.shutdown(&verifier).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The app `serve` runs, built by [`assemble`]: the shared state, the router of every HTTP
+/// surface, the API key verifier (the embedded gateway uses it too) and the background tasks.
+#[derive(Debug)]
+pub struct Assembled {
+    pub state: AppState,
+    pub router: axum::Router,
+    pub verifier: Arc<portcullis_service::api_keys::ApiKeyVerifier>,
+    pub tasks: BackgroundTasks,
+}
+
+/// The background tasks of one node, stopped together by [`BackgroundTasks::shutdown`]: the
+/// audit writer, the API key usage flusher and revocation follower, and the signing-key task.
+#[derive(Debug)]
+pub struct BackgroundTasks {
+    audit_writer: audit::AuditWriter,
+    usage_flusher: tokio::task::JoinHandle<()>,
+    key_follower: tokio::task::JoinHandle<()>,
+    key_task: tokio::task::JoinHandle<()>,
+}
+
+impl BackgroundTasks {
+    /// Stops the tasks, records the last API key uses and drains the audit queue.
+    pub async fn shutdown(self, verifier: &portcullis_service::api_keys::ApiKeyVerifier) {
+        self.usage_flusher.abort();
+        self.key_follower.abort();
+        if let Err(e) = verifier.flush_usage().await {
+            tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
+        }
+        self.key_task.abort();
+        self.audit_writer.shutdown().await;
+    }
+}
+
+/// Builds the app from the configuration on an opened store and keyring: signing keys (the
+/// first one created if needed), the audit writer, the bootstrap global admin, API key
+/// verification, the OAuth state with rotation, the revocation feed, the background tasks and
+/// the router. `serve` and the test harnesses build the app through this one function.
+pub async fn assemble(
+    config: &Config,
+    issuer: String,
+    store: Arc<dyn Store>,
+    keyring: Keyring,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Assembled> {
     let (keys, created) = portcullis_service::keys::load_or_create_active(
         store.as_ref(),
         &keyring,
@@ -95,14 +205,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let feed = Arc::new(portcullis_service::revocations::Feed::new(
         Duration::from_millis(config.revocations.heartbeat_interval_ms),
     ));
-    let oauth = portcullis_service::oauth::OAuthState::new(issuer.clone(), &config.oauth, &keys)?
+    let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, &keys)?
         .with_rotation(portcullis_service::rotation::Rotation {
             keyring,
             algorithm: config.signing.algorithm,
             prepublish: Duration::from_secs(config.signing.prepublish_secs),
             interval: Duration::from_secs(config.signing.rotation_interval_secs),
         });
-    let clock_for_gateway = clock.clone();
     let state = AppState {
         store: store.clone(),
         clock,
@@ -114,7 +223,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
         }),
         oauth: Arc::new(oauth),
-        revocations: feed.clone(),
+        revocations: feed,
     };
     // Finish any rotation a crash interrupted before serving, then keep checking.
     if let Err(e) = portcullis_service::rotation::tick(&state).await {
@@ -124,58 +233,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state.clone(),
         Duration::from_secs(config.signing.check_interval_secs),
     ));
-    let app = portcullis_http::app::router_for(state, &config.http);
-    let embedded_gateway = crate::gateway::start(
-        &config,
-        crate::gateway::Parts {
-            issuer,
-            store: store.clone(),
-            clock: clock_for_gateway,
-            api_keys: verifier.clone(),
-            router: app.clone(),
+    let router = portcullis_http::app::router_for(state.clone(), &config.http);
+    Ok(Assembled {
+        state,
+        router,
+        verifier,
+        tasks: BackgroundTasks {
+            audit_writer,
+            usage_flusher,
+            key_follower,
+            key_task,
         },
-    )
-    .await?;
-    tracing::info!(
-        %addr,
-        backend = store.backend(),
-        trusted_proxies = ?Vec::<String>::from(config.http.trusted_proxies.clone()),
-        forwarded_header = config.http.forwarded_header.name(),
-        "listening"
-    );
-
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight requests");
-        // Open revocation streams never finish on their own; their readers resume elsewhere.
-        feed.shutdown();
-        let _ = signalled_tx.send(());
-    });
-    let grace = Duration::from_secs(config.http.shutdown_grace_secs);
-    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
-    tokio::select! {
-        result = &mut server => result.context("server failed")?,
-        _ = async {
-            let _ = signalled_rx.await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
-    }
-    drop(embedded_gateway);
-    usage_flusher.abort();
-    key_follower.abort();
-    if let Err(e) = verifier.flush_usage().await {
-        tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
-    }
-    key_task.abort();
-    audit_writer.shutdown().await;
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+    })
 }
 
 async fn shutdown_signal() {

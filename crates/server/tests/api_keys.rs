@@ -18,9 +18,9 @@ use portcullis_core::audit::AuditEvent;
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::secret::Secret;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
+use portcullis_server::config::AuditConfig;
 use portcullis_service::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
 use portcullis_service::audit::{self, AuditWriter};
-use portcullis_server::config::AuditConfig;
 use portcullis_service::keys::KeySet;
 use portcullis_service::state::AppState;
 use portcullis_store::{SqliteStore, Store};
@@ -1146,7 +1146,10 @@ async fn expiry_policy_is_per_tenant_and_set_only_by_global_admins() {
         .clock
         .now()
         .saturating_add(Duration::from_secs(30 * 86_400));
-    assert_eq!(v["expires_at"], portcullis_service::state::rfc3339(expected));
+    assert_eq!(
+        v["expires_at"],
+        portcullis_service::state::rfc3339(expected)
+    );
     // globex keeps the default.
     let (s, _) = h
         .post("/admin/v1/tenants/globex/api-keys", &h.globex, Some(never))

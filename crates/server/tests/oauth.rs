@@ -17,8 +17,8 @@ use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
-use portcullis_service::audit::AuditWriter;
 use portcullis_server::config::{AuditConfig, HttpConfig, OAuthConfig};
+use portcullis_service::audit::AuditWriter;
 use portcullis_service::kek::{Kek, Keyring};
 use portcullis_service::oauth::OAuthState;
 use portcullis_service::state::AppState;
@@ -1501,7 +1501,8 @@ mod private_key_jwt {
     }
 
     async fn key_client(app: &App) -> KeyClient {
-        let (pkcs8, jwk) = portcullis_service::keys::generate(SigningAlgorithm::ES256).expect("key");
+        let (pkcs8, jwk) =
+            portcullis_service::keys::generate(SigningAlgorithm::ES256).expect("key");
         let (s, v) = app
             .admin_call(
                 Method::POST,

@@ -9,6 +9,9 @@
 //! At the introspection endpoint a resource server may authenticate instead of a client, with
 //! its own secret and its `rs_...` id as `client_id`; it goes through the same throttle, the
 //! same constant-time comparison and the same audit trail.
+//!
+//! This module must never tell a caller which check failed (only the audit log knows) and never
+//! compare a secret other than in constant time.
 
 use std::net::IpAddr;
 use std::sync::Arc;

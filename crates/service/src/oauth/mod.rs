@@ -1,18 +1,16 @@
-//! The OAuth 2.0 authorization server for machine clients.
+//! The OAuth 2.0 authorization server for machine clients, as the service sees it: the state
+//! the endpoints share ([`OAuthState`]: issuer, token lifetimes, the active signer, the failure
+//! throttle, the client directory and the fetched client JWKS), its `[oauth]` configuration
+//! section, client-registration checks (`assertion::validate_client_jwks`,
+//! `remote_jwks::validate_jwks_uri`), client assertions, the form and credential parsing, and
+//! the RFC 6749 error values. The endpoints themselves are `portcullis-http`'s `oauth`; client
+//! authentication is [`crate::client_auth`].
 //!
-//! Endpoints (paths below the issuer URL):
-//!
-//! | path | what |
-//! |---|---|
-//! | `POST /oauth2/token` | client credentials grant (RFC 6749 section 4.4, RFC 8707 `resource`) |
-//! | `POST /oauth2/introspect` | RFC 7662, for clients with the introspection permission |
-//! | `POST /oauth2/revoke` | RFC 7009, a client revokes its own tokens |
-//! | `GET /oauth2/jwks` | public signing keys |
-//! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata |
-//!
+//! Paths (below the issuer URL) are named here because tokens and metadata carry them:
+//! `POST /oauth2/token`, `POST /oauth2/introspect`, `POST /oauth2/revoke`, `GET /oauth2/jwks`.
 //! Access tokens follow RFC 9068; the tenant is the claim named by
 //! [`portcullis_core::oauth::TENANT_CLAIM`] (`tenant`). This module never logs a secret or a
-//! token; refusals carry a standard code outside and the precise reason in the audit log.
+//! token, and never depends on a web framework.
 
 pub mod assertion;
 mod cache;
