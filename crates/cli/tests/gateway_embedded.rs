@@ -261,7 +261,7 @@ fn steal_signing_key(
     data_dir: &std::path::Path,
     kid: Option<&str>,
 ) -> (String, jsonwebtoken::EncodingKey) {
-    let ring = portcullis_server::kek::Keyring::read(&data_dir.join("kek")).expect("kek");
+    let ring = portcullis_service::kek::Keyring::read(&data_dir.join("kek")).expect("kek");
     let rows = rt.block_on(async {
         use portcullis_store::SigningKeyStore;
         let store = portcullis_store::SqliteStore::open(&data_dir.join("portcullis.db"))
@@ -276,7 +276,7 @@ fn steal_signing_key(
             None => r.state == portcullis_core::signing::KeyState::Active,
         })
         .expect("the key's row");
-    let key = portcullis_server::keys::open_row(row, &ring).expect("decrypt");
+    let key = portcullis_service::keys::open_row(row, &ring).expect("decrypt");
     (
         key.kid.clone(),
         jsonwebtoken::EncodingKey::from_ec_der(key.private_pkcs8()),

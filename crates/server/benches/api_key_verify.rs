@@ -44,11 +44,11 @@ use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::secret::constant_time_eq;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, Timestamp};
-use portcullis_server::api_keys::{ApiKeyVerifier, VerifierSettings, VerifyRequest};
-use portcullis_server::audit::{self, AuditWriter, RequestOrigin};
 use portcullis_server::config::AuditConfig;
-use portcullis_server::state::SystemClock;
+use portcullis_service::api_keys::{ApiKeyVerifier, VerifierSettings, VerifyRequest};
+use portcullis_service::audit::{self, AuditWriter, RequestOrigin};
 use portcullis_store::{ApiKeyRecord, NewTenant, PgStore, SqliteStore, Store};
+use portcullis_verify::SystemClock;
 use rand::{rngs::StdRng, SeedableRng};
 
 const PG_ENV: &str = "PORTCULLIS_TEST_DATABASE_URL";

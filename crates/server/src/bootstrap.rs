@@ -13,8 +13,8 @@ use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
 use portcullis_store::Store;
 
-use crate::audit::{AuditSink, EventDraft, RequestOrigin};
-use crate::kek::write_private_file_atomically;
+use portcullis_service::audit::{AuditSink, EventDraft, RequestOrigin};
+use portcullis_service::kek::write_private_file_atomically;
 
 pub const BOOTSTRAP_FILE: &str = "bootstrap-admin-token";
 
@@ -27,7 +27,7 @@ pub async fn ensure_global_admin(
     if store.count_active_global_admins().await? > 0 {
         return Ok(None);
     }
-    let (record, credential) = crate::admin::tokens::mint(
+    let (record, credential) = portcullis_http::admin::tokens::mint(
         &TenantId::system(),
         "bootstrap".into(),
         "system".into(),
@@ -36,7 +36,7 @@ pub async fn ensure_global_admin(
     let path = data_dir.join(BOOTSTRAP_FILE);
     write_private_file_atomically(&path, format!("{}\n", credential.expose()).as_bytes())
         .map_err(|e| anyhow::anyhow!("could not write {}: {e}", path.display()))?;
-    crate::fault::crash_point("after-bootstrap-file");
+    portcullis_service::fault::crash_point("after-bootstrap-file");
     store.insert_admin_credential(&record).await?;
     audit.record(
         EventDraft {

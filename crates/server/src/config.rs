@@ -9,10 +9,14 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::secret::Secret;
 use portcullis_core::signing::SigningAlgorithm;
 use serde::{Deserialize, Serialize};
+
+// Sections owned by the subsystem they configure, re-exported so the file's layout reads whole.
+pub use portcullis_http::app::HttpConfig;
+pub use portcullis_service::audit::AuditConfig;
+pub use portcullis_service::oauth::{OAuthConfig, MAX_OAUTH_CACHE_TTL_MS};
 
 /// Environment variables with the `PORTCULLIS_` prefix that are not server settings: they belong
 /// to the CLI client or the test harness, and must not trip the unknown-key check.
@@ -139,75 +143,6 @@ impl RevocationsConfig {
     }
 }
 
-/// Longest `oauth.cache_ttl_ms` accepted: beyond a minute, "a change on another node" would stop
-/// meaning "soon".
-pub const MAX_OAUTH_CACHE_TTL_MS: u64 = 60_000;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OAuthConfig {
-    /// The issuer URL (`iss` of every token, base of the discovery document). Defaults to
-    /// `http://<listen>`; set it to the public `https://` URL in production.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    /// Access-token lifetime of new clients, in seconds.
-    pub default_access_token_ttl_secs: u64,
-    /// Hard maximum access-token lifetime, in seconds, whatever a client is configured with.
-    pub max_access_token_ttl_secs: u64,
-    /// Failed client authentications allowed from one source (an IPv4 address or an IPv6 /64,
-    /// whatever ids they name) within `throttle_window_secs`; then the source is refused until
-    /// the window ends.
-    pub max_failures_per_source: u32,
-    /// Failed authentications naming one client (or resource server) id allowed from one source
-    /// within `throttle_window_secs`; then that source is refused for that id. Failures are never
-    /// counted per id alone: ids are not secret, and such a count would let anyone lock a
-    /// client out.
-    pub max_failures_per_client_id_and_source: u32,
-    pub throttle_window_secs: u64,
-    /// How long facts read for client authentication (a client and its secret digests, its
-    /// tenant's status, a resource server) are reused before storage is read again, in
-    /// milliseconds. Writes made through this node take effect on the next request whatever
-    /// this is; it bounds how long a change made on another node takes to be seen. 0 = no cache;
-    /// at most 60000.
-    pub cache_ttl_ms: u64,
-    /// Entries kept in each of those caches at most (clients, tenants, resource servers).
-    pub cache_capacity: usize,
-    /// `private_key_jwt` clients with a registered `jwks_uri`: how long fetched keys are used
-    /// before they are fetched again, in seconds. A key the client removes from its JWKS stops
-    /// working within this.
-    pub jwks_uri_cache_ttl_secs: u64,
-    /// Least time between two fetches of one JWKS URI, in seconds: an assertion naming a `kid`
-    /// the cached JWKS lacks triggers a refetch at most this often, and so does a failed fetch.
-    pub jwks_uri_min_refetch_secs: u64,
-    /// Time limit of one JWKS fetch (connect, request and body), in milliseconds.
-    pub jwks_uri_timeout_ms: u64,
-    /// Largest JWKS document accepted, in bytes.
-    pub jwks_uri_max_bytes: usize,
-    /// Allow `http://` JWKS URIs (registration and fetch). For tests and closed networks only:
-    /// keys fetched over plain HTTP can be replaced by anyone on the path.
-    pub insecure_allow_http_jwks_uri: bool,
-}
-
-impl Default for OAuthConfig {
-    fn default() -> Self {
-        Self {
-            issuer: None,
-            default_access_token_ttl_secs: 600,
-            max_access_token_ttl_secs: 3600,
-            max_failures_per_source: 50,
-            max_failures_per_client_id_and_source: 10,
-            throttle_window_secs: 60,
-            cache_ttl_ms: 1_000,
-            cache_capacity: 10_000,
-            jwks_uri_cache_ttl_secs: 300,
-            jwks_uri_min_refetch_secs: 30,
-            jwks_uri_timeout_ms: 3_000,
-            jwks_uri_max_bytes: 64 * 1024,
-            insecure_allow_http_jwks_uri: false,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -235,34 +170,6 @@ pub struct SigningConfig {
     pub rotation_interval_secs: u64,
     /// How often each node checks for due rotations and for a new active key.
     pub check_interval_secs: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// Events written per database transaction at most.
-    pub batch_size: usize,
-    /// Longest an event waits in memory before it is written. This bounds what a crash loses.
-    pub flush_interval_ms: u64,
-    /// Events buffered in memory; beyond it new events are dropped and counted, never blocking
-    /// a request.
-    pub queue_capacity: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Largest request body accepted.
-    pub max_body_bytes: usize,
-    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-    pub shutdown_grace_secs: u64,
-    /// Reverse proxies (CIDR blocks or addresses) whose forwarding header names the client.
-    /// Empty (the default): the client is always the connecting peer and forwarding headers
-    /// are ignored.
-    pub trusted_proxies: TrustedProxies,
-    /// The header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239). The other
-    /// one is ignored, since a proxy passes on whatever a client put in it.
-    pub forwarded_header: ForwardedHeader,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -418,27 +325,6 @@ impl Default for SigningConfig {
             prepublish_secs: 600,
             rotation_interval_secs: 30 * 24 * 3600,
             check_interval_secs: 10,
-        }
-    }
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        Self {
-            batch_size: 256,
-            flush_interval_ms: 200,
-            queue_capacity: 65_536,
-        }
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 64 * 1024,
-            shutdown_grace_secs: 20,
-            trusted_proxies: TrustedProxies::none(),
-            forwarded_header: ForwardedHeader::XForwardedFor,
         }
     }
 }
@@ -732,6 +618,7 @@ fn issuer_is_reachable(issuer: &str) -> bool {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+    use portcullis_core::forwarded::ForwardedHeader;
     use std::io::Write;
 
     fn no_env() -> Env {

@@ -33,9 +33,9 @@ use portcullis_verify::{
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::api_keys::ApiKeyVerifier;
 use crate::config::{Config, GatewayEmbedConfig};
-use crate::revocations::follow::{follow, LogFollower, OnReadError, Start};
+use portcullis_service::api_keys::ApiKeyVerifier;
+use portcullis_service::revocations::follow::{follow, LogFollower, OnReadError, Start};
 
 /// The URL the embedded verifier is given for this server's JWKS. Only its path is used: the
 /// request never leaves the process.
@@ -97,7 +97,9 @@ pub async fn start(config: &Config, parts: Parts) -> anyhow::Result<Option<Embed
     // gateway accepts (a stolen signing key must not mint month-long tokens).
     cfg.max_token_lifetime = Duration::from_secs(config.oauth.max_access_token_ttl_secs);
     let mut api_keys = ApiKeyConfig::new(
-        ApiKeySource::Backend(parts.api_keys.clone()),
+        ApiKeySource::Backend(Arc::new(crate::api_key_backend::StoreApiKeys(
+            parts.api_keys.clone(),
+        ))),
         parts.api_keys.environment().as_str(),
     );
     // No second cache in front of the server's own: every request reaches the store-backed

@@ -8,6 +8,10 @@
 //! 6. Ensure a global admin exists (bootstrap token file).
 //! 7. Start the embedded gateway if `[gateway]` names one (`gateway.rs`).
 //! 8. Serve until SIGTERM/SIGINT, drain in-flight requests, flush the audit log.
+//!
+//! Steps 5 and 6, and everything the HTTP surfaces need, are [`assemble`]: the one function that
+//! builds the app, for `serve` and for tests alike. This module must never hold a rule about
+//! tokens, keys or credentials; it only orders and supervises.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,10 +24,11 @@ use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
 use portcullis_store::{PgStore, SqliteStore, Store};
 
-use crate::audit::{self, EventDraft, RequestOrigin};
 use crate::config::{Config, DatabaseLocation};
-use crate::kek::{Kek, Keyring};
-use crate::state::{AppState, SystemClock};
+use portcullis_service::audit::{self, EventDraft, RequestOrigin};
+use portcullis_service::kek::{Kek, Keyring};
+use portcullis_service::state::AppState;
+use portcullis_verify::SystemClock;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -36,95 +41,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let keyring = load_or_create_keyring(&config, store.as_ref()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (keys, created) = crate::keys::load_or_create_active(
-        store.as_ref(),
-        &keyring,
-        &clock,
-        config.signing.algorithm,
-    )
-    .await
-    .context("could not load signing keys")?;
-    let (audit, audit_writer) = audit::spawn(store.clone(), clock.clone(), &config.audit);
-    if let Some(kid) = created {
-        tracing::info!(kid, algorithm = %config.signing.algorithm, "generated signing key");
-        audit.record(
-            EventDraft {
-                tenant: TenantId::system(),
-                actor: "system".into(),
-                credential_id: None,
-                action: "signing_key.generate",
-                outcome: Outcome::Success,
-                reason: None,
-                target: Some(kid),
-            },
-            &RequestOrigin::default(),
-        );
-    }
-    if let Some(path) = crate::bootstrap::ensure_global_admin(
-        store.as_ref(),
-        clock.as_ref(),
-        &audit,
-        &config.data_dir,
-    )
-    .await?
-    {
-        tracing::warn!(
-            path = %path.display(),
-            "created the bootstrap global-admin token; read it from this file, store it safely, and delete the file"
-        );
-    }
-
-    let verifier = Arc::new(crate::api_keys::ApiKeyVerifier::new(
+    let Assembled {
+        state,
+        router: app,
+        verifier,
+        tasks,
+    } = assemble(
+        &config,
+        issuer.clone(),
         store.clone(),
+        keyring,
         clock.clone(),
-        audit.clone(),
-        crate::api_keys::VerifierSettings {
-            environment: portcullis_core::credential::Environment::parse(
-                &config.api_keys.environment,
-            )
-            .map_err(|_| anyhow::anyhow!("api_keys.environment is not a valid environment"))?,
-            cache_capacity: config.api_keys.cache_capacity,
-            cache_ttl: Duration::from_millis(config.api_keys.cache_ttl_ms),
-        },
-    ));
-    let usage_flusher = verifier.spawn_usage_flusher(Duration::from_millis(
-        config.api_keys.usage_flush_interval_ms,
-    ));
-    let key_follower = verifier.spawn_revocation_follower();
-    let feed = Arc::new(crate::revocations::Feed::new(Duration::from_millis(
-        config.revocations.heartbeat_interval_ms,
-    )));
-    let oauth = crate::oauth::OAuthState::new(issuer.clone(), &config.oauth, &keys)?.with_rotation(
-        crate::rotation::Rotation {
-            keyring,
-            algorithm: config.signing.algorithm,
-            prepublish: Duration::from_secs(config.signing.prepublish_secs),
-            interval: Duration::from_secs(config.signing.rotation_interval_secs),
-        },
-    );
-    let clock_for_gateway = clock.clone();
-    let state = AppState {
-        store: store.clone(),
-        clock,
-        audit,
-        keys: Arc::new(keys),
-        api_keys: Arc::new(crate::api_keys::ApiKeys {
-            verifier: verifier.clone(),
-            leak_report_key: config.api_keys.leak_report_key()?,
-            leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
-        }),
-        oauth: Arc::new(oauth),
-        revocations: feed.clone(),
-    };
-    // Finish any rotation a crash interrupted before serving, then keep checking.
-    if let Err(e) = crate::rotation::tick(&state).await {
-        tracing::error!(error = %e, "signing-key rotation step failed at start; the key task retries");
-    }
-    let key_task = tokio::spawn(crate::rotation::run(
-        state.clone(),
-        Duration::from_secs(config.signing.check_interval_secs),
-    ));
-    let app = crate::http::router_for(state, &config.http);
+    )
+    .await?;
+    let feed = state.revocations.clone();
+    let clock_for_gateway = clock;
     let embedded_gateway = crate::gateway::start(
         &config,
         crate::gateway::Parts {
@@ -166,16 +97,154 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
     }
     drop(embedded_gateway);
-    usage_flusher.abort();
-    key_follower.abort();
-    if let Err(e) = verifier.flush_usage().await {
-        tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
-    }
-    key_task.abort();
-    audit_writer.shutdown().await;
+    tasks.shutdown(&verifier).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The app `serve` runs, built by [`assemble`]: the shared state, the router of every HTTP
+/// surface, the API key verifier (the embedded gateway uses it too) and the background tasks.
+#[derive(Debug)]
+pub struct Assembled {
+    pub state: AppState,
+    pub router: axum::Router,
+    pub verifier: Arc<portcullis_service::api_keys::ApiKeyVerifier>,
+    pub tasks: BackgroundTasks,
+}
+
+/// The background tasks of one node, stopped together by [`BackgroundTasks::shutdown`]: the
+/// audit writer, the API key usage flusher and revocation follower, and the signing-key task.
+#[derive(Debug)]
+pub struct BackgroundTasks {
+    audit_writer: audit::AuditWriter,
+    usage_flusher: tokio::task::JoinHandle<()>,
+    key_follower: tokio::task::JoinHandle<()>,
+    key_task: tokio::task::JoinHandle<()>,
+}
+
+impl BackgroundTasks {
+    /// Stops the tasks, records the last API key uses and drains the audit queue.
+    pub async fn shutdown(self, verifier: &portcullis_service::api_keys::ApiKeyVerifier) {
+        self.usage_flusher.abort();
+        self.key_follower.abort();
+        if let Err(e) = verifier.flush_usage().await {
+            tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
+        }
+        self.key_task.abort();
+        self.audit_writer.shutdown().await;
+    }
+}
+
+/// Builds the app from the configuration on an opened store and keyring: signing keys (the
+/// first one created if needed), the audit writer, the bootstrap global admin, API key
+/// verification, the OAuth state with rotation, the revocation feed, the background tasks and
+/// the router. `serve` and the test harnesses build the app through this one function.
+pub async fn assemble(
+    config: &Config,
+    issuer: String,
+    store: Arc<dyn Store>,
+    keyring: Keyring,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Assembled> {
+    let (keys, created) = portcullis_service::keys::load_or_create_active(
+        store.as_ref(),
+        &keyring,
+        &clock,
+        config.signing.algorithm,
+    )
+    .await
+    .context("could not load signing keys")?;
+    let (audit, audit_writer) = audit::spawn(store.clone(), clock.clone(), &config.audit);
+    if let Some(kid) = created {
+        tracing::info!(kid, algorithm = %config.signing.algorithm, "generated signing key");
+        audit.record(
+            EventDraft {
+                tenant: TenantId::system(),
+                actor: "system".into(),
+                credential_id: None,
+                action: "signing_key.generate",
+                outcome: Outcome::Success,
+                reason: None,
+                target: Some(kid),
+            },
+            &RequestOrigin::default(),
+        );
+    }
+    if let Some(path) = crate::bootstrap::ensure_global_admin(
+        store.as_ref(),
+        clock.as_ref(),
+        &audit,
+        &config.data_dir,
+    )
+    .await?
+    {
+        tracing::warn!(
+            path = %path.display(),
+            "created the bootstrap global-admin token; read it from this file, store it safely, and delete the file"
+        );
+    }
+
+    let verifier = Arc::new(portcullis_service::api_keys::ApiKeyVerifier::new(
+        store.clone(),
+        clock.clone(),
+        audit.clone(),
+        portcullis_service::api_keys::VerifierSettings {
+            environment: portcullis_core::credential::Environment::parse(
+                &config.api_keys.environment,
+            )
+            .map_err(|_| anyhow::anyhow!("api_keys.environment is not a valid environment"))?,
+            cache_capacity: config.api_keys.cache_capacity,
+            cache_ttl: Duration::from_millis(config.api_keys.cache_ttl_ms),
+        },
+    ));
+    let usage_flusher = verifier.spawn_usage_flusher(Duration::from_millis(
+        config.api_keys.usage_flush_interval_ms,
+    ));
+    let key_follower = verifier.spawn_revocation_follower();
+    let feed = Arc::new(portcullis_service::revocations::Feed::new(
+        Duration::from_millis(config.revocations.heartbeat_interval_ms),
+    ));
+    let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, &keys)?
+        .with_rotation(portcullis_service::rotation::Rotation {
+            keyring,
+            algorithm: config.signing.algorithm,
+            prepublish: Duration::from_secs(config.signing.prepublish_secs),
+            interval: Duration::from_secs(config.signing.rotation_interval_secs),
+        });
+    let state = AppState {
+        store: store.clone(),
+        clock,
+        audit,
+        keys: Arc::new(keys),
+        api_keys: Arc::new(portcullis_service::api_keys::ApiKeys {
+            verifier: verifier.clone(),
+            leak_report_key: config.api_keys.leak_report_key()?,
+            leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
+        }),
+        oauth: Arc::new(oauth),
+        revocations: feed,
+    };
+    // Finish any rotation a crash interrupted before serving, then keep checking.
+    if let Err(e) = portcullis_service::rotation::tick(&state).await {
+        tracing::error!(error = %e, "signing-key rotation step failed at start; the key task retries");
+    }
+    let key_task = tokio::spawn(portcullis_service::rotation::run(
+        state.clone(),
+        Duration::from_secs(config.signing.check_interval_secs),
+    ));
+    let router = portcullis_http::app::router_for(state.clone(), &config.http);
+    Ok(Assembled {
+        state,
+        router,
+        verifier,
+        tasks: BackgroundTasks {
+            audit_writer,
+            usage_flusher,
+            key_follower,
+            key_task,
+        },
+    })
 }
 
 async fn shutdown_signal() {
@@ -271,7 +340,7 @@ pub async fn load_or_create_keyring(config: &Config, store: &dyn Store) -> anyho
         "generated a key-encryption key in the data directory; production should supply its own \
          (kek_file / PORTCULLIS_KEK_FILE), stored apart from the database"
     );
-    crate::fault::crash_point("after-kek-created");
+    portcullis_service::fault::crash_point("after-kek-created");
     Ok(ring)
 }
 
@@ -298,7 +367,7 @@ pub async fn rotate_kek(
         if row.kek_id == new_id {
             continue;
         }
-        let aad = crate::keys::envelope_aad(&row.kid, row.algorithm);
+        let aad = portcullis_service::keys::envelope_aad(&row.kid, row.algorithm);
         let plain = ring
             .open(&row.kek_id, &row.sealed_private_key, &aad)
             .with_context(|| format!("could not open signing key {}", row.kid))?;

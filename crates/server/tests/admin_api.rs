@@ -15,11 +15,11 @@ use portcullis_core::audit::AuditEvent;
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
-use portcullis_server::admin::{self, Scope};
-use portcullis_server::audit::{self, AuditWriter, RequestOrigin};
+use portcullis_http::admin::{self, Scope};
 use portcullis_server::config::AuditConfig;
-use portcullis_server::kek::{Kek, Keyring};
-use portcullis_server::state::AppState;
+use portcullis_service::audit::{self, AuditWriter, RequestOrigin};
+use portcullis_service::kek::{Kek, Keyring};
+use portcullis_service::state::AppState;
 use portcullis_store::{AuditQuery, NewTenant, SqliteStore, Store};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -28,9 +28,9 @@ struct TestApp {
     router: Router,
     store: Arc<dyn Store>,
     /// The live signing state (`/readyz` reads it).
-    oauth: Arc<portcullis_server::oauth::OAuthState>,
+    oauth: Arc<portcullis_service::oauth::OAuthState>,
     /// A signer for the key active at start.
-    signer: Arc<portcullis_server::oauth::jwt::Signer>,
+    signer: Arc<portcullis_service::keys::jwt::Signer>,
     clock: Arc<dyn Clock>,
     writer: Option<AuditWriter>,
     global: String,
@@ -55,7 +55,7 @@ impl TestApp {
         );
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
         let ring = Keyring::new(Kek::generate().expect("kek"));
-        let (keys, _) = portcullis_server::keys::load_or_create_active(
+        let (keys, _) = portcullis_service::keys::load_or_create_active(
             store.as_ref(),
             &ring,
             &clock,
@@ -90,13 +90,13 @@ impl TestApp {
         }
         let state_clock = clock.clone();
         let signer = Arc::new(
-            portcullis_server::oauth::jwt::Signer::new(keys.active().expect("an active key"))
+            portcullis_service::keys::jwt::Signer::new(keys.active().expect("an active key"))
                 .expect("signer"),
         );
         let oauth = if signer_at_start {
             common::oauth(&keys)
         } else {
-            common::oauth(&portcullis_server::keys::KeySet { keys: vec![] })
+            common::oauth(&portcullis_service::keys::KeySet { keys: vec![] })
         };
         let state = AppState {
             oauth: oauth.clone(),
@@ -109,7 +109,7 @@ impl TestApp {
         };
         let _ = RequestOrigin::default();
         Self {
-            router: portcullis_server::http::router(state, 16 * 1024),
+            router: portcullis_http::app::router(state, 16 * 1024),
             store,
             oauth,
             signer,

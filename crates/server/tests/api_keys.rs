@@ -18,11 +18,11 @@ use portcullis_core::audit::AuditEvent;
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::secret::Secret;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
-use portcullis_server::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
-use portcullis_server::audit::{self, AuditWriter};
 use portcullis_server::config::AuditConfig;
-use portcullis_server::keys::KeySet;
-use portcullis_server::state::AppState;
+use portcullis_service::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
+use portcullis_service::audit::{self, AuditWriter};
+use portcullis_service::keys::KeySet;
+use portcullis_service::state::AppState;
 use portcullis_store::{SqliteStore, Store};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -134,7 +134,7 @@ impl Harness {
             revocations: common::revocations(),
         };
         Self {
-            app: portcullis_server::http::router(state.clone(), 64 * 1024),
+            app: portcullis_http::app::router(state.clone(), 64 * 1024),
             state,
             clock,
             writer: Some(writer),
@@ -1146,7 +1146,10 @@ async fn expiry_policy_is_per_tenant_and_set_only_by_global_admins() {
         .clock
         .now()
         .saturating_add(Duration::from_secs(30 * 86_400));
-    assert_eq!(v["expires_at"], portcullis_server::state::rfc3339(expected));
+    assert_eq!(
+        v["expires_at"],
+        portcullis_service::state::rfc3339(expected)
+    );
     // globex keeps the default.
     let (s, _) = h
         .post("/admin/v1/tenants/globex/api-keys", &h.globex, Some(never))
@@ -1174,7 +1177,7 @@ async fn cross_tenant_calls_on_every_admin_route_leave_a_real_key_untouched() {
         .create(&h.globex, "globex", json!({"name": "g", "owner": "o"}))
         .await;
     let mut checked = 0;
-    for (spec, _) in portcullis_server::admin::routes() {
+    for (spec, _) in portcullis_http::admin::routes() {
         let path = spec
             .path
             .replace("{tenant}", "globex")
@@ -1316,7 +1319,7 @@ async fn a_configured_ecdsa_scanner_key_requires_a_valid_ecdsa_signature() {
         leak_report_key: None,
         leak_report_ecdsa_key: Some(spki),
     });
-    h.app = portcullis_server::http::router(h.state.clone(), 64 * 1024);
+    h.app = portcullis_http::app::router(h.state.clone(), 64 * 1024);
 
     let (_, key) = h.acme_key(json!({})).await;
     let body = json!([{"token": key, "type": "portcullis_api_key"}]).to_string();
@@ -1563,7 +1566,7 @@ async fn an_ip_allowlist_sees_the_forwarded_address_only_from_a_trusted_proxy() 
     let (_, fenced) = h
         .acme_key(json!({"ip_allowlist": ["203.0.113.0/24"]}))
         .await;
-    let app = portcullis_server::http::router_for(
+    let app = portcullis_http::app::router_for(
         h.state.clone(),
         &HttpConfig {
             trusted_proxies: TrustedProxies::parse(["10.0.0.0/8"]).expect("proxies"),
@@ -1624,7 +1627,7 @@ async fn an_unknown_client_address_fails_an_allowlist_even_one_naming_the_proxy(
     let (_, fenced) = h
         .acme_key(json!({"ip_allowlist": ["10.0.0.0/8", "203.0.113.0/24"]}))
         .await;
-    let app = portcullis_server::http::router_for(
+    let app = portcullis_http::app::router_for(
         h.state.clone(),
         &HttpConfig {
             trusted_proxies: TrustedProxies::parse(["10.0.0.0/8"]).expect("proxies"),
@@ -1702,7 +1705,9 @@ fn library_verifier(h: &Harness) -> portcullis_verify::Verifier {
         },
     );
     cfg.api_keys = Some(ApiKeyConfig::new(
-        ApiKeySource::Backend(h.state.api_keys.verifier.clone()),
+        ApiKeySource::Backend(Arc::new(portcullis_server::api_key_backend::StoreApiKeys(
+            h.state.api_keys.verifier.clone(),
+        ))),
         "live",
     ));
     let verifier = Verifier::with_parts(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use portcullis_core::revocation::RevocationKind;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
-use portcullis_server::revocations::follow::{follow, LogFollower, OnReadError, Start};
+use portcullis_service::revocations::follow::{follow, LogFollower, OnReadError, Start};
 use portcullis_store::{NewRevocation, RevocationEntry, SqliteStore, Store, StoreError};
 
 #[derive(Debug, Default)]

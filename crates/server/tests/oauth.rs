@@ -17,11 +17,11 @@ use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
-use portcullis_server::audit::AuditWriter;
 use portcullis_server::config::{AuditConfig, HttpConfig, OAuthConfig};
-use portcullis_server::kek::{Kek, Keyring};
-use portcullis_server::oauth::OAuthState;
-use portcullis_server::state::AppState;
+use portcullis_service::audit::AuditWriter;
+use portcullis_service::kek::{Kek, Keyring};
+use portcullis_service::oauth::OAuthState;
+use portcullis_service::state::AppState;
 use portcullis_store::{AuditQuery, SqliteStore, Store};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -62,7 +62,7 @@ impl App {
         let manual = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
         let clock: Arc<dyn Clock> = manual.clone();
         let ring = Keyring::new(Kek::generate().expect("kek"));
-        let (keys, _) = portcullis_server::keys::load_or_create_active(
+        let (keys, _) = portcullis_service::keys::load_or_create_active(
             store.as_ref(),
             &ring,
             &clock,
@@ -70,7 +70,7 @@ impl App {
         )
         .await
         .expect("keys");
-        let (audit, writer) = portcullis_server::audit::spawn(
+        let (audit, writer) = portcullis_service::audit::spawn(
             store.clone(),
             clock.clone(),
             &AuditConfig {
@@ -95,7 +95,7 @@ impl App {
             .to_owned();
         let oauth = OAuthState::new(ISSUER.into(), &oauth, &keys)
             .expect("oauth")
-            .with_rotation(portcullis_server::rotation::Rotation {
+            .with_rotation(portcullis_service::rotation::Rotation {
                 keyring: ring,
                 algorithm: SigningAlgorithm::ES256,
                 prepublish: Duration::from_secs(600),
@@ -111,7 +111,7 @@ impl App {
             revocations: common::revocations(),
         };
         Self {
-            router: portcullis_server::http::router(state.clone(), 64 * 1024),
+            router: portcullis_http::app::router(state.clone(), 64 * 1024),
             state,
             clock: manual,
             store,
@@ -134,7 +134,7 @@ impl App {
             ),
             ..self.state.clone()
         };
-        portcullis_server::http::router(state, 64 * 1024)
+        portcullis_http::app::router(state, 64 * 1024)
     }
 
     async fn admin_call(
@@ -1149,7 +1149,7 @@ async fn a_failing_address_is_refused_for_every_client_id() {
 
 /// A router whose `serve` sits behind proxies in 10.0.0.0/8 writing `header`.
 fn behind_proxies(app: &App, header: ForwardedHeader) -> Router {
-    portcullis_server::http::router_for(
+    portcullis_http::app::router_for(
         app.state.clone(),
         &HttpConfig {
             trusted_proxies: TrustedProxies::parse(["10.0.0.0/8"]).expect("proxies"),
@@ -1501,7 +1501,8 @@ mod private_key_jwt {
     }
 
     async fn key_client(app: &App) -> KeyClient {
-        let (pkcs8, jwk) = portcullis_server::keys::generate(SigningAlgorithm::ES256).expect("key");
+        let (pkcs8, jwk) =
+            portcullis_service::keys::generate(SigningAlgorithm::ES256).expect("key");
         let (s, v) = app
             .admin_call(
                 Method::POST,
@@ -1607,7 +1608,7 @@ mod private_key_jwt {
         other_issuer["iss"] = json!("cl_someone_else");
         // A key that is not registered, named by a header `jwk` the server must ignore.
         let (stranger_der, stranger_jwk) =
-            portcullis_server::keys::generate(SigningAlgorithm::ES256).expect("key");
+            portcullis_service::keys::generate(SigningAlgorithm::ES256).expect("key");
         let mut stranger_header = Header::new(Algorithm::ES256);
         stranger_header.kid = Some(c.kid.clone());
         stranger_header.jwk = serde_json::from_value(stranger_jwk).ok();
@@ -1750,7 +1751,7 @@ mod private_key_jwt {
         /// A fresh ES256 key: (signing key, public JWK with kid).
         fn new_key() -> (EncodingKey, Value) {
             let (pkcs8, jwk) =
-                portcullis_server::keys::generate(SigningAlgorithm::ES256).expect("key");
+                portcullis_service::keys::generate(SigningAlgorithm::ES256).expect("key");
             (EncodingKey::from_ec_der(pkcs8.expose()), jwk)
         }
 
@@ -2049,7 +2050,7 @@ mod key_rotation {
     }
 
     async fn tick(app: &App) {
-        portcullis_server::rotation::tick(&app.state)
+        portcullis_service::rotation::tick(&app.state)
             .await
             .expect("tick");
     }

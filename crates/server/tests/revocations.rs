@@ -16,11 +16,11 @@ use std::time::Duration;
 use portcullis_core::audit::AuditEvent;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
-use portcullis_server::audit::{self, AuditWriter};
 use portcullis_server::config::AuditConfig;
-use portcullis_server::keys::KeySet;
-use portcullis_server::revocations::Feed;
-use portcullis_server::state::AppState;
+use portcullis_service::audit::{self, AuditWriter};
+use portcullis_service::keys::KeySet;
+use portcullis_service::revocations::Feed;
+use portcullis_service::state::AppState;
 use portcullis_store::{NewRevocation, PgStore, RevocationKind, SqliteStore, Store};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -65,7 +65,7 @@ impl Node {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = portcullis_server::http::router(state.clone(), 64 * 1024);
+        let app = portcullis_http::app::router(state.clone(), 64 * 1024);
         let server = tokio::spawn(async move {
             let _ = axum::serve(
                 listener,

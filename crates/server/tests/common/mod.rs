@@ -11,12 +11,12 @@ use portcullis_core::audit::AuditEvent;
 use portcullis_core::credential::Environment;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, Timestamp};
-use portcullis_server::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
-use portcullis_server::audit::AuditSink;
 use portcullis_server::config::OAuthConfig;
-use portcullis_server::keys::KeySet;
-use portcullis_server::oauth::OAuthState;
-use portcullis_server::revocations::Feed;
+use portcullis_service::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
+use portcullis_service::audit::AuditSink;
+use portcullis_service::keys::KeySet;
+use portcullis_service::oauth::OAuthState;
+use portcullis_service::revocations::Feed;
 use portcullis_store::{AuditQuery, NewTenant, Store};
 
 pub const ISSUER: &str = "http://127.0.0.1:8080";
@@ -52,7 +52,7 @@ pub fn revocations() -> Arc<Feed> {
 /// An admin token of `tenant`, made the way the admin API makes one (a `system` token is a
 /// global admin), stored in `store`.
 pub async fn admin_token(store: &dyn Store, tenant: &str) -> String {
-    let (record, credential) = portcullis_server::admin::tokens::mint(
+    let (record, credential) = portcullis_http::admin::tokens::mint(
         &TenantId::parse(tenant).expect("tenant"),
         "test".into(),
         "test".into(),

@@ -1,0 +1,82 @@
+//! Reading a tenant's audit log.
+
+use axum::extract::State;
+use axum::Json;
+use portcullis_core::audit::AuditEvent;
+use portcullis_core::time::Timestamp;
+use portcullis_store::AuditQuery;
+use serde::{Deserialize, Serialize};
+
+use super::auth::TenantAdmin;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use portcullis_service::state::{rfc3339, AppState};
+
+const MAX_LIMIT: u32 = 1_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// RFC 3339 time, or a duration back from now (`1h`, `30m`, `7days`).
+    since: Option<String>,
+    until: Option<String>,
+    action: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    #[serde(flatten)]
+    event: AuditEvent,
+    occurred_at_rfc3339: String,
+}
+
+pub async fn list(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<Params>,
+) -> Result<Json<Vec<EventView>>, ApiError> {
+    let now = state.clock.now();
+    let query = AuditQuery {
+        tenant: admin.tenant,
+        since: params
+            .since
+            .as_deref()
+            .map(|s| parse_time(s, now))
+            .transpose()?,
+        until: params
+            .until
+            .as_deref()
+            .map(|s| parse_time(s, now))
+            .transpose()?,
+        action: params.action,
+        limit: params.limit.unwrap_or(100).clamp(1, MAX_LIMIT),
+    };
+    let events = state.store.query_audit_events(&query).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|event| EventView {
+                occurred_at_rfc3339: rfc3339(event.occurred_at),
+                event,
+            })
+            .collect(),
+    ))
+}
+
+/// `2026-01-01T00:00:00Z` or a duration before `now` such as `1h`.
+pub fn parse_time(s: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now.saturating_sub(d));
+    }
+    let t = humantime::parse_rfc3339_weak(s).map_err(|_| {
+        ApiError::invalid_request("times are RFC 3339 (2026-01-01T00:00:00Z) or durations (1h)")
+    })?;
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| ApiError::invalid_request("time before 1970"))?
+        .as_millis();
+    Ok(Timestamp::from_millis(
+        i64::try_from(ms).unwrap_or(i64::MAX),
+    ))
+}

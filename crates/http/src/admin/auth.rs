@@ -1,0 +1,214 @@
+//! Admin authentication and authorization, as extractors.
+//!
+//! A handler gets an [`AdminPrincipal`] only through [`GlobalAdmin`] or [`TenantAdmin`], each of
+//! which has already asked core's `decide` whether the principal holds the route's
+//! [`RoutePermission`] on the installation or on the `{tenant}` in the path. A handler therefore
+//! cannot forget the check: without it there is no principal to act with. These extractors must
+//! never decide anything themselves, and never let a request through a route that carries no
+//! permission.
+//!
+//! Every failure is answered with the same `invalid_token` (401) or `insufficient_scope` (403);
+//! the precise reason goes to the audit log.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use portcullis_core::admin::{AdminDenied, AdminPrincipal, AdminTarget, Permission};
+use portcullis_core::audit::Outcome;
+use portcullis_core::credential::{Credential, CredentialKind};
+use portcullis_core::secret::constant_time_eq;
+use portcullis_core::tenant::{TenantId, TenantStatus};
+
+use super::RoutePermission;
+use crate::error::ApiError;
+use crate::extract::origin;
+use portcullis_service::audit::{EventDraft, RequestOrigin};
+use portcullis_service::state::AppState;
+
+/// How stale `last_used_at` may get before a request refreshes it.
+const LAST_USED_GRANULARITY: Duration = Duration::from_secs(30);
+
+/// An authenticated global administrator.
+#[derive(Debug)]
+pub struct GlobalAdmin {
+    pub principal: AdminPrincipal,
+    pub origin: RequestOrigin,
+}
+
+/// An administrator authorized for the `{tenant}` in the request path.
+#[derive(Debug)]
+pub struct TenantAdmin {
+    pub principal: AdminPrincipal,
+    pub tenant: TenantId,
+    pub origin: RequestOrigin,
+}
+
+impl FromRequestParts<AppState> for GlobalAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let origin = origin(parts);
+        let permission = route_permission(parts)?;
+        let principal = authenticate(parts, state, &origin).await?;
+        authorize(state, &principal, permission, AdminTarget::Global, &origin)?;
+        Ok(Self { principal, origin })
+    }
+}
+
+impl FromRequestParts<AppState> for TenantAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let origin = origin(parts);
+        let permission = route_permission(parts)?;
+        let principal = authenticate(parts, state, &origin).await?;
+        let tenant = path_tenant(parts, state).await?;
+        authorize(
+            state,
+            &principal,
+            permission,
+            AdminTarget::Tenant(&tenant),
+            &origin,
+        )?;
+        Ok(Self {
+            principal,
+            tenant,
+            origin,
+        })
+    }
+}
+
+/// The permission the admin router attached to the route. A route without one is a wiring
+/// mistake; it is refused rather than served unchecked.
+fn route_permission(parts: &Parts) -> Result<Permission, ApiError> {
+    parts
+        .extensions
+        .get::<RoutePermission>()
+        .map(|p| p.0)
+        .ok_or_else(|| ApiError::internal("admin route without a permission"))
+}
+
+/// The `{tenant}` path parameter, parsed.
+pub async fn path_tenant(parts: &mut Parts, state: &AppState) -> Result<TenantId, ApiError> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::invalid_request("malformed path"))?;
+    let raw = params
+        .get("tenant")
+        .ok_or_else(|| ApiError::internal("tenant route without a {tenant} parameter"))?;
+    TenantId::parse(raw).map_err(|e| ApiError::invalid_request(e.to_string()))
+}
+
+/// Asks core whether `principal` may use `permission` on `target`; a refusal is audited and
+/// answered 403 `insufficient_scope`.
+pub(crate) fn authorize(
+    state: &AppState,
+    principal: &AdminPrincipal,
+    permission: Permission,
+    target: AdminTarget<'_>,
+    origin: &RequestOrigin,
+) -> Result<(), ApiError> {
+    principal
+        .authorize(permission, target.clone())
+        .map_err(|denied| deny(state, principal, denied, target, origin))
+}
+
+/// Records a refusal and turns it into the 403 every refusal gets.
+pub(crate) fn deny(
+    state: &AppState,
+    principal: &AdminPrincipal,
+    denied: AdminDenied,
+    target: AdminTarget<'_>,
+    origin: &RequestOrigin,
+) -> ApiError {
+    state.audit.record(
+        EventDraft {
+            tenant: principal.tenant.clone(),
+            actor: principal.actor(),
+            credential_id: Some(principal.credential_id.clone()),
+            action: "admin.authorize",
+            outcome: Outcome::Denied,
+            reason: Some(denied.to_string()),
+            target: match target {
+                AdminTarget::Global => None,
+                AdminTarget::Tenant(t) => Some(t.to_string()),
+            },
+        },
+        origin,
+    );
+    ApiError::forbidden(denied.to_string())
+}
+
+pub(crate) async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    origin: &RequestOrigin,
+) -> Result<AdminPrincipal, ApiError> {
+    let Some(header) = parts.headers.get(AUTHORIZATION) else {
+        return Err(ApiError::missing_credential());
+    };
+    let fail = |reason: &str, tenant: Option<TenantId>, credential_id: Option<String>| {
+        state.audit.record(
+            EventDraft {
+                tenant: tenant.unwrap_or_else(TenantId::system),
+                actor: "anonymous".into(),
+                credential_id,
+                action: "admin.authenticate",
+                outcome: Outcome::Failure,
+                reason: Some(reason.to_owned()),
+                target: None,
+            },
+            origin,
+        );
+        ApiError::invalid_token(reason.to_owned())
+    };
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .ok_or_else(|| fail("authorization_not_bearer", None, None))?;
+    let credential = Credential::parse(token).map_err(|e| fail(&e.to_string(), None, None))?;
+    if credential.kind() != CredentialKind::AdminToken {
+        return Err(fail("credential_wrong_kind", None, None));
+    }
+    let id = credential.id().to_owned();
+    let presented = credential.digest();
+    let Some(record) = state.store.get_admin_credential(&id).await? else {
+        // Same work as a known id, so timing does not reveal which ids exist.
+        let _ = constant_time_eq(&presented, &[0u8; 32]);
+        return Err(fail("credential_unknown", None, Some(id)));
+    };
+    if !constant_time_eq(&record.secret_digest, &presented) {
+        return Err(fail(
+            "credential_digest_mismatch",
+            Some(record.tenant),
+            Some(id),
+        ));
+    }
+    if record.revoked_at.is_some() {
+        return Err(fail("credential_revoked", Some(record.tenant), Some(id)));
+    }
+    let tenant = state.store.get_tenant(&record.tenant).await?;
+    if tenant.map(|t| t.status) != Some(TenantStatus::Active) {
+        return Err(fail("tenant_disabled", Some(record.tenant), Some(id)));
+    }
+    let now = state.clock.now();
+    let stale = record
+        .last_used_at
+        .is_none_or(|t| t < now.saturating_sub(LAST_USED_GRANULARITY));
+    if stale {
+        if let Err(e) = state.store.touch_admin_credential(&id, now).await {
+            tracing::warn!(error = %e, "could not record admin credential use");
+        }
+    }
+    Ok(AdminPrincipal {
+        credential_id: id,
+        tenant: record.tenant,
+        role: record.role,
+    })
+}

@@ -1,0 +1,307 @@
+//! The admin API under `/admin/v1/`.
+//!
+//! Every route is declared once in [`routes`], with its scope and the [`Permission`] it needs. The
+//! router is built from that list, and each route carries its permission into the request (a
+//! [`RoutePermission`] extension) where the [`auth::GlobalAdmin`] and [`auth::TenantAdmin`]
+//! extractors ask core's `decide` about it; a route cannot be declared without one, and an
+//! extractor that finds none refuses. The isolation test walks the same list for every role, so a
+//! new route is covered the moment it exists.
+//!
+//! This module must never register a route outside [`routes`], and no handler here may act
+//! without one of those extractors: there is no unauthenticated admin route.
+
+mod api_keys;
+mod audit_events;
+pub mod auth;
+mod clients;
+mod resource_servers;
+mod signing_keys;
+mod tenants;
+pub mod tokens;
+
+use axum::http::Method;
+use axum::routing::{self, MethodRouter};
+use axum::{Extension, Router};
+use portcullis_core::admin::Permission;
+
+use portcullis_service::state::AppState;
+
+/// Whom a route serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Global administrators only.
+    Global,
+    /// Administrators of the `{tenant}` in the path, and global administrators.
+    Tenant,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    /// Path below `/admin/v1`, axum syntax.
+    pub path: &'static str,
+    pub scope: Scope,
+    /// What the caller must be allowed to do (on the installation for [`Scope::Global`], on the
+    /// `{tenant}` in the path for [`Scope::Tenant`]).
+    pub permission: Permission,
+}
+
+/// The permission of the route a request reached, put in its extensions by [`router`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutePermission(pub Permission);
+
+pub const PREFIX: &str = "/admin/v1";
+
+/// Every admin route with its scope, permission and handler.
+pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    use Permission::*;
+    use Scope::*;
+    let r = |method: Method, path, scope, permission, handler: MethodRouter<AppState>| {
+        (
+            RouteSpec {
+                method,
+                path,
+                scope,
+                permission,
+            },
+            handler,
+        )
+    };
+    vec![
+        r(
+            Method::POST,
+            "/tenants",
+            Global,
+            ManageTenants,
+            routing::post(tenants::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants",
+            Global,
+            ReadTenant,
+            routing::get(tenants::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}",
+            Tenant,
+            ReadTenant,
+            routing::get(tenants::show),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/disable",
+            Global,
+            ManageTenants,
+            routing::post(tenants::disable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/enable",
+            Global,
+            ManageTenants,
+            routing::post(tenants::enable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/admin-tokens",
+            Tenant,
+            ManageAdminTokens,
+            routing::post(tokens::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/admin-tokens",
+            Tenant,
+            ReadAdminTokens,
+            routing::get(tokens::list),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/admin-tokens/{id}",
+            Tenant,
+            ManageAdminTokens,
+            routing::delete(tokens::revoke),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/audit-events",
+            Tenant,
+            ReadAudit,
+            routing::get(audit_events::list),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys",
+            Tenant,
+            ManageApiKeys,
+            routing::post(api_keys::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/api-keys",
+            Tenant,
+            ReadApiKeys,
+            routing::get(api_keys::list),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/revoke-by-owner",
+            Tenant,
+            ManageApiKeys,
+            routing::post(api_keys::revoke_by_owner),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/api-keys/{id}",
+            Tenant,
+            ReadApiKeys,
+            routing::get(api_keys::show),
+        ),
+        r(
+            Method::PATCH,
+            "/tenants/{tenant}/api-keys/{id}",
+            Tenant,
+            ManageApiKeys,
+            routing::patch(api_keys::update),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/{id}/disable",
+            Tenant,
+            ManageApiKeys,
+            routing::post(api_keys::disable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/{id}/enable",
+            Tenant,
+            ManageApiKeys,
+            routing::post(api_keys::enable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/{id}/revoke",
+            Tenant,
+            ManageApiKeys,
+            routing::post(api_keys::revoke),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/api-keys/{id}/rotate",
+            Tenant,
+            ManageApiKeys,
+            routing::post(api_keys::rotate),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/api-key-policy",
+            Tenant,
+            ReadApiKeys,
+            routing::get(api_keys::show_policy),
+        ),
+        r(
+            Method::PUT,
+            "/tenants/{tenant}/api-key-policy",
+            Global,
+            ManageApiKeyPolicy,
+            routing::put(api_keys::put_policy),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/resource-servers",
+            Tenant,
+            ManageResourceServers,
+            routing::post(resource_servers::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/resource-servers",
+            Tenant,
+            ReadResourceServers,
+            routing::get(resource_servers::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/resource-servers/{id}",
+            Tenant,
+            ReadResourceServers,
+            routing::get(resource_servers::show),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/resource-servers/{id}/rotate-secret",
+            Tenant,
+            ManageResourceServers,
+            routing::post(resource_servers::rotate_secret),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients",
+            Tenant,
+            ManageClients,
+            routing::post(clients::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/clients",
+            Tenant,
+            ReadClients,
+            routing::get(clients::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/clients/{id}",
+            Tenant,
+            ReadClients,
+            routing::get(clients::show),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients/{id}/rotate-secret",
+            Tenant,
+            ManageClients,
+            routing::post(clients::rotate_secret),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients/{id}/disable",
+            Tenant,
+            ManageClients,
+            routing::post(clients::disable),
+        ),
+        r(
+            Method::GET,
+            "/signing-keys",
+            Global,
+            ReadSigningKeys,
+            routing::get(signing_keys::list),
+        ),
+        r(
+            Method::POST,
+            "/signing-keys/rotate",
+            Global,
+            ManageSigningKeys,
+            routing::post(signing_keys::rotate),
+        ),
+        r(
+            Method::POST,
+            "/signing-keys/{kid}/revoke",
+            Global,
+            ManageSigningKeys,
+            routing::post(signing_keys::revoke),
+        ),
+    ]
+}
+
+pub fn router() -> Router<AppState> {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (spec, handler)| {
+            router.route(
+                spec.path,
+                handler.layer(Extension(RoutePermission(spec.permission))),
+            )
+        })
+}

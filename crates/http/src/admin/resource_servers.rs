@@ -1,0 +1,243 @@
+//! Resource servers (APIs) of a tenant: the audience tokens are bound to and the scopes it
+//! defines. Clients may only be allowed audiences and scopes declared here.
+//!
+//! A resource server may also hold a credential for the introspection endpoint: a generated
+//! secret, shown once, stored as its digest, rotated with an overlap window like a client's.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_core::audit::Outcome;
+use portcullis_core::credential::Environment;
+use portcullis_core::oauth::{Audience, ScopeSet};
+use portcullis_store::{ResourceServer, ResourceServerSecretRecord, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::auth::TenantAdmin;
+use super::tenants::validate_display_name;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use portcullis_service::audit::EventDraft;
+use portcullis_service::state::{rfc3339, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateResourceServer {
+    audience: String,
+    name: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResourceServerView {
+    id: String,
+    tenant: String,
+    name: String,
+    audience: String,
+    scopes: Vec<String>,
+    created_at: String,
+    updated_at: String,
+    /// Introspection credentials (metadata only), on `show`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secrets: Option<Vec<SecretView>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SecretView {
+    id: String,
+    display_prefix: String,
+    created_at: String,
+    expires_at: Option<String>,
+    last_used_at: Option<String>,
+}
+
+impl From<ResourceServerSecretRecord> for SecretView {
+    fn from(s: ResourceServerSecretRecord) -> Self {
+        Self {
+            id: s.id,
+            display_prefix: s.display_prefix,
+            created_at: rfc3339(s.created_at),
+            expires_at: s.expires_at.map(rfc3339),
+            last_used_at: s.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the previous secrets keep working, in seconds (default one day, 0 = at once).
+    overlap_secs: Option<u64>,
+    /// Environment label embedded in the secret (default `live`).
+    environment: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RotatedSecret {
+    resource_server_id: String,
+    /// What the resource server sends as `client_id` at the introspection endpoint.
+    client_id: String,
+    /// The new secret, shown this once.
+    client_secret: String,
+    secret_id: String,
+    previous_secrets_expire_at: String,
+}
+
+impl From<ResourceServer> for ResourceServerView {
+    fn from(r: ResourceServer) -> Self {
+        Self {
+            id: r.id,
+            tenant: r.tenant.to_string(),
+            name: r.name,
+            audience: r.audience,
+            scopes: r.scopes,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+            secrets: None,
+        }
+    }
+}
+
+pub async fn create(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateResourceServer>,
+) -> Result<(StatusCode, Json<ResourceServerView>), ApiError> {
+    let audience =
+        Audience::parse(&body.audience).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let name = validate_display_name(body.name.as_deref().unwrap_or(audience.as_str()))?;
+    let scopes = ScopeSet::from_strs(body.scopes.iter().map(String::as_str))
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let now = state.clock.now();
+    let rs = ResourceServer {
+        id: format!("rs_{}", super::clients::random_id()),
+        tenant: admin.tenant.clone(),
+        name,
+        audience: audience.as_str().to_owned(),
+        scopes: scopes.to_vec(),
+        created_at: now,
+        updated_at: now,
+    };
+    let written = state.store.create_resource_server(&rs).await;
+    state
+        .oauth
+        .directory
+        .resource_server_changed(&admin.tenant, &rs.id);
+    written.map_err(|e| match e {
+        StoreError::Conflict => {
+            ApiError::conflict("this tenant already has a resource server with this audience")
+        }
+        other => other.into(),
+    })?;
+    state.audit.record(
+        EventDraft {
+            tenant: admin.tenant.clone(),
+            actor: admin.principal.actor(),
+            credential_id: Some(admin.principal.credential_id.clone()),
+            action: "resource_server.create",
+            outcome: Outcome::Success,
+            reason: None,
+            target: Some(rs.id.clone()),
+        },
+        &admin.origin,
+    );
+    Ok((StatusCode::CREATED, Json(rs.into())))
+}
+
+pub async fn list(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ResourceServerView>>, ApiError> {
+    let all = state.store.list_resource_servers(&admin.tenant).await?;
+    Ok(Json(all.into_iter().map(Into::into).collect()))
+}
+
+/// The tenant's resource server, or 404 (also for another tenant's id).
+async fn tenant_resource_server(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> Result<ResourceServer, ApiError> {
+    if id.len() > 64 {
+        return Err(ApiError::not_found());
+    }
+    state
+        .store
+        .get_resource_server(&admin.tenant, id)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+pub async fn show(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<ResourceServerView>, ApiError> {
+    let rs = tenant_resource_server(&state, &admin, &id).await?;
+    let secrets = state.store.list_resource_server_secrets(&rs.id).await?;
+    let mut view = ResourceServerView::from(rs);
+    view.secrets = Some(secrets.into_iter().map(Into::into).collect());
+    Ok(Json(view))
+}
+
+/// Issues a credential for the introspection endpoint; the first call creates the first one.
+/// Older secrets keep working for the overlap window.
+pub async fn rotate_secret(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<RotateSecret>,
+) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
+    let overlap = super::clients::rotation_overlap(body.overlap_secs)?;
+    let environment =
+        Environment::parse(body.environment.as_deref().unwrap_or("live")).map_err(|_| {
+            ApiError::invalid_request("environment is 1 to 16 lowercase letters and digits")
+        })?;
+    let rs = tenant_resource_server(&state, &admin, &id).await?;
+    let now = state.clock.now();
+    let credential = super::clients::generate_secret(&environment);
+    let record = ResourceServerSecretRecord {
+        id: credential.id().to_owned(),
+        resource_server_id: rs.id.clone(),
+        display_prefix: credential.display_prefix(),
+        secret_digest: credential.digest().to_vec(),
+        created_at: now,
+        expires_at: None,
+        last_used_at: None,
+    };
+    let old_end = now.saturating_add(overlap);
+    let written = state
+        .store
+        .rotate_resource_server_secret(&admin.tenant, &record, old_end)
+        .await;
+    state
+        .oauth
+        .directory
+        .resource_server_changed(&admin.tenant, &rs.id);
+    if !written? {
+        return Err(ApiError::not_found());
+    }
+    state.audit.record(
+        EventDraft {
+            tenant: admin.tenant.clone(),
+            actor: admin.principal.actor(),
+            credential_id: Some(admin.principal.credential_id.clone()),
+            action: "resource_server.rotate_secret",
+            outcome: Outcome::Success,
+            reason: None,
+            target: Some(rs.id.clone()),
+        },
+        &admin.origin,
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(RotatedSecret {
+            resource_server_id: rs.id.clone(),
+            client_id: rs.id,
+            client_secret: credential.expose().to_owned(),
+            secret_id: record.id,
+            previous_secrets_expire_at: rfc3339(old_end),
+        }),
+    ))
+}

@@ -1,0 +1,116 @@
+//! Listing signing keys: public facts only, never key material.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_core::audit::Outcome;
+use portcullis_core::signing::{KeyState, SigningAlgorithm};
+use portcullis_core::tenant::TenantId;
+use serde::Serialize;
+
+use super::auth::GlobalAdmin;
+use crate::error::ApiError;
+use portcullis_service::audit::EventDraft;
+use portcullis_service::state::{rfc3339, AppState};
+
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    kid: String,
+    algorithm: SigningAlgorithm,
+    state: KeyState,
+    kek_id: String,
+    created_at: String,
+    activates_at: String,
+    retired_at: Option<String>,
+    publish_until: Option<String>,
+}
+
+pub async fn list(
+    _admin: GlobalAdmin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<KeyView>>, ApiError> {
+    let keys = state.store.list_signing_keys().await?;
+    Ok(Json(
+        keys.into_iter()
+            .map(|k| KeyView {
+                kid: k.kid,
+                algorithm: k.algorithm,
+                state: k.state,
+                kek_id: k.kek_id,
+                created_at: rfc3339(k.created_at),
+                activates_at: rfc3339(k.activates_at),
+                retired_at: k.retired_at.map(rfc3339),
+                publish_until: k.publish_until.map(rfc3339),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+pub struct RotationView {
+    kid: String,
+    state: KeyState,
+    activates_at: String,
+}
+
+/// Starts a rotation: a new key is published now and signs after the pre-publication window.
+/// Idempotent while a rotation is pending.
+pub async fn rotate(
+    admin: GlobalAdmin,
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<RotationView>), ApiError> {
+    let rotation = state
+        .oauth
+        .rotation
+        .as_ref()
+        .ok_or_else(|| ApiError::conflict("key rotation is not available on this node"))?;
+    let row =
+        portcullis_service::rotation::begin(state.store.as_ref(), rotation, state.clock.now())
+            .await
+            .map_err(ApiError::internal)?;
+    state.oauth.directory.signing_keys_changed();
+    record(&admin, &state, "signing_key.rotate", &row.kid);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RotationView {
+            kid: row.kid,
+            state: row.state,
+            activates_at: rfc3339(row.activates_at),
+        }),
+    ))
+}
+
+/// The compromise path: the key leaves JWKS at once and its tokens are revoked.
+pub async fn revoke(
+    admin: GlobalAdmin,
+    State(state): State<AppState>,
+    Path(kid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if kid.len() > 128 {
+        return Err(ApiError::not_found());
+    }
+    let before = portcullis_service::rotation::revoke(&state, &kid)
+        .await
+        .map_err(ApiError::internal)?;
+    state.oauth.directory.signing_keys_changed();
+    if before.is_none() {
+        return Err(ApiError::not_found());
+    }
+    record(&admin, &state, "signing_key.revoke", &kid);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn record(admin: &GlobalAdmin, state: &AppState, action: &'static str, kid: &str) {
+    state.audit.record(
+        EventDraft {
+            tenant: TenantId::system(),
+            actor: admin.principal.actor(),
+            credential_id: Some(admin.principal.credential_id.clone()),
+            action,
+            outcome: Outcome::Success,
+            reason: None,
+            target: Some(kid.to_owned()),
+        },
+        &admin.origin,
+    );
+}

@@ -1,0 +1,182 @@
+//! Tenant lifecycle: create, list, show, disable, enable.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_core::audit::Outcome;
+use portcullis_core::revocation::RevocationKind;
+use portcullis_core::tenant::{TenantId, TenantStatus};
+use portcullis_store::{NewRevocation, NewTenant, StoreError, Tenant};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{GlobalAdmin, TenantAdmin};
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use portcullis_service::audit::EventDraft;
+use portcullis_service::state::{rfc3339, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    id: String,
+    display_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantView {
+    id: String,
+    display_name: String,
+    status: TenantStatus,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        Self {
+            id: t.id.to_string(),
+            display_name: t.display_name,
+            status: t.status,
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+/// A human-facing label: 1 to 200 characters, no control characters.
+pub fn validate_display_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid_request(
+            "display_name must be 1 to 200 characters without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub async fn create(
+    admin: GlobalAdmin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+    let id = TenantId::parse_new(&body.id).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let display_name = validate_display_name(body.display_name.as_deref().unwrap_or(id.as_str()))?;
+    let tenant = state
+        .store
+        .create_tenant(
+            &NewTenant {
+                id: id.clone(),
+                display_name,
+            },
+            state.clock.now(),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => ApiError::conflict("a tenant with this id already exists"),
+            other => other.into(),
+        })?;
+    record(&state, &admin, &id, "tenant.create");
+    Ok((StatusCode::CREATED, Json(tenant.into())))
+}
+
+pub async fn list(
+    _admin: GlobalAdmin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<TenantView>>, ApiError> {
+    let tenants = state.store.list_tenants().await?;
+    Ok(Json(tenants.into_iter().map(Into::into).collect()))
+}
+
+pub async fn show(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+) -> Result<Json<TenantView>, ApiError> {
+    let tenant = state
+        .store
+        .get_tenant(&admin.tenant)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(tenant.into()))
+}
+
+pub async fn disable(
+    admin: GlobalAdmin,
+    state: State<AppState>,
+    path: Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    set_status(admin, state, path, TenantStatus::Disabled).await
+}
+
+pub async fn enable(
+    admin: GlobalAdmin,
+    state: State<AppState>,
+    path: Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    set_status(admin, state, path, TenantStatus::Active).await
+}
+
+async fn set_status(
+    admin: GlobalAdmin,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    status: TenantStatus,
+) -> Result<Json<TenantView>, ApiError> {
+    let id = TenantId::parse(&raw).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    if id.is_system() {
+        return Err(ApiError::invalid_request(
+            "the system tenant cannot be disabled or enabled",
+        ));
+    }
+    let written = state
+        .store
+        .set_tenant_status(&id, status, state.clock.now())
+        .await;
+    // The token service's cached tenant status goes whether or not the write reported success:
+    // an error may still have committed.
+    state.oauth.directory.tenant_changed(&id);
+    let tenant = written?;
+    // Cached API key verifications carry the tenant's status: drop them so a disabled
+    // tenant's keys stop at once in this process.
+    state.api_keys.verifier.invalidate_all();
+    if status == TenantStatus::Disabled {
+        // Verifiers elsewhere (other nodes, the verify library, gateways) learn it from the
+        // log: the tenant's tokens issued until now are revoked, and cached API key answers
+        // for it are dropped (its keys then fail their lookup while it stays disabled).
+        let now = state.clock.now();
+        state
+            .store
+            .append_revocation(
+                &NewRevocation {
+                    tenant: id.clone(),
+                    kind: RevocationKind::Tenant,
+                    subject: id.to_string(),
+                    revoked_before: Some(now),
+                    expires_at: Some(now.saturating_add(state.oauth.lifetimes.max)),
+                    reason: Some("tenant_disabled".into()),
+                },
+                now,
+            )
+            .await?;
+    }
+    let action = match status {
+        TenantStatus::Disabled => "tenant.disable",
+        TenantStatus::Active => "tenant.enable",
+    };
+    record(&state, &admin, &id, action);
+    Ok(Json(tenant.into()))
+}
+
+fn record(state: &AppState, admin: &GlobalAdmin, tenant: &TenantId, action: &'static str) {
+    state.audit.record(
+        EventDraft {
+            tenant: tenant.clone(),
+            actor: admin.principal.actor(),
+            credential_id: Some(admin.principal.credential_id.clone()),
+            action,
+            outcome: Outcome::Success,
+            reason: None,
+            target: Some(tenant.to_string()),
+        },
+        &admin.origin,
+    );
+}

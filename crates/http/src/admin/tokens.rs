@@ -1,0 +1,254 @@
+//! Admin and service credentials: create (shown once), list (never secrets), revoke.
+//!
+//! A new credential has the `role` asked for, or by default the tenant's administrator role
+//! (global admin under the system tenant, tenant admin elsewhere). Whether the caller may create
+//! it is core's decision (`AdminPrincipal::authorize_grant`): a tenant admin creates credentials
+//! of its own tenant no stronger than its own, only a global admin creates system-tenant ones,
+//! and no other role creates any. This module must never store a credential before that decision
+//! or return a secret anywhere but in the one creation response.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_core::admin::{AdminRole, AdminTarget, GrantRefused};
+use portcullis_core::audit::Outcome;
+use portcullis_core::credential::{Credential, CredentialKind, Environment};
+use portcullis_core::tenant::{TenantId, TenantStatus};
+use portcullis_core::time::{Clock, Timestamp};
+use portcullis_store::{AdminCredentialRecord, Store};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{deny, TenantAdmin};
+use super::tenants::validate_display_name;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use portcullis_service::audit::{AuditSink, EventDraft, RequestOrigin};
+use portcullis_service::state::{rfc3339, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+    /// `global_admin`, `tenant_admin`, `auditor`, `api_key_manager` or `service`.
+    role: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    id: String,
+    tenant: String,
+    role: AdminRole,
+    name: String,
+    display_prefix: String,
+    created_at: String,
+    created_by: Option<String>,
+    revoked_at: Option<String>,
+    last_used_at: Option<String>,
+}
+
+impl From<AdminCredentialRecord> for TokenView {
+    fn from(r: AdminCredentialRecord) -> Self {
+        Self {
+            id: r.id,
+            tenant: r.tenant.to_string(),
+            role: r.role,
+            name: r.name,
+            display_prefix: r.display_prefix,
+            created_at: rfc3339(r.created_at),
+            created_by: r.created_by,
+            revoked_at: r.revoked_at.map(rfc3339),
+            last_used_at: r.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    view: TokenView,
+    /// The secret, shown this once.
+    token: String,
+}
+
+/// Who is creating a token, for `created_by` and the audit log.
+#[derive(Debug)]
+pub struct Issuer<'a> {
+    pub actor: String,
+    pub credential_id: Option<String>,
+    pub origin: &'a RequestOrigin,
+}
+
+/// A new administrator credential and the record that stores its digest. The role follows the
+/// tenant: the system tenant's admins are global admins.
+pub fn mint(
+    tenant: &TenantId,
+    name: String,
+    created_by: String,
+    now: Timestamp,
+) -> (AdminCredentialRecord, Credential) {
+    mint_with_role(
+        tenant,
+        AdminRole::default_for(tenant),
+        name,
+        created_by,
+        now,
+    )
+}
+
+/// A new credential of `role` and the record that stores its digest. Whoever calls this has
+/// already decided the role may be created (or is the first-start bootstrap).
+pub fn mint_with_role(
+    tenant: &TenantId,
+    role: AdminRole,
+    name: String,
+    created_by: String,
+    now: Timestamp,
+) -> (AdminCredentialRecord, Credential) {
+    let credential = Credential::generate(
+        CredentialKind::AdminToken,
+        Environment::live(),
+        &mut rand::rngs::OsRng,
+    );
+    let record = AdminCredentialRecord {
+        id: credential.id().to_owned(),
+        tenant: tenant.clone(),
+        role,
+        name,
+        display_prefix: credential.display_prefix(),
+        secret_digest: credential.digest().to_vec(),
+        created_at: now,
+        created_by: Some(created_by),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    (record, credential)
+}
+
+/// Creates an admin credential and records it. Shared by the API and the first-start bootstrap.
+pub async fn issue(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    audit: &AuditSink,
+    tenant: &TenantId,
+    role: AdminRole,
+    name: String,
+    issuer: Issuer<'_>,
+) -> Result<(AdminCredentialRecord, Credential), ApiError> {
+    let (record, credential) =
+        mint_with_role(tenant, role, name, issuer.actor.clone(), clock.now());
+    store.insert_admin_credential(&record).await?;
+    audit.record(
+        EventDraft {
+            tenant: tenant.clone(),
+            actor: issuer.actor,
+            credential_id: issuer.credential_id,
+            action: "admin_token.create",
+            outcome: Outcome::Success,
+            reason: None,
+            target: Some(record.id.clone()),
+        },
+        issuer.origin,
+    );
+    Ok((record, credential))
+}
+
+pub async fn create(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let name = validate_display_name(&body.name)?;
+    let role = match body.role.as_deref() {
+        None => AdminRole::default_for(&admin.tenant),
+        Some(raw) => AdminRole::parse(raw).ok_or_else(|| {
+            ApiError::invalid_request(
+                "role must be global_admin, tenant_admin, auditor, api_key_manager or service",
+            )
+        })?,
+    };
+    match admin.principal.authorize_grant(role, &admin.tenant) {
+        Ok(()) => {}
+        Err(GrantRefused::Denied(denied)) => {
+            return Err(deny(
+                &state,
+                &admin.principal,
+                denied,
+                AdminTarget::Tenant(&admin.tenant),
+                &admin.origin,
+            ))
+        }
+        Err(GrantRefused::RoleNotAvailableInTenant) => {
+            return Err(ApiError::invalid_request(format!(
+                "no credential of this tenant can be {}",
+                role.as_str()
+            )))
+        }
+    }
+    let tenant = state
+        .store
+        .get_tenant(&admin.tenant)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if tenant.status != TenantStatus::Active {
+        return Err(ApiError::conflict("the tenant is disabled"));
+    }
+    let (record, credential) = issue(
+        state.store.as_ref(),
+        state.clock.as_ref(),
+        &state.audit,
+        &admin.tenant,
+        role,
+        name,
+        Issuer {
+            actor: admin.principal.actor(),
+            credential_id: Some(admin.principal.credential_id.clone()),
+            origin: &admin.origin,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            view: record.into(),
+            token: credential.expose().to_owned(),
+        }),
+    ))
+}
+
+pub async fn list(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let records = state.store.list_admin_credentials(&admin.tenant).await?;
+    Ok(Json(records.into_iter().map(Into::into).collect()))
+}
+
+pub async fn revoke(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if id.len() > 64 {
+        return Err(ApiError::not_found());
+    }
+    let revoked = state
+        .store
+        .revoke_admin_credential(&admin.tenant, &id, state.clock.now())
+        .await?;
+    if !revoked {
+        return Err(ApiError::not_found());
+    }
+    state.audit.record(
+        EventDraft {
+            tenant: admin.tenant.clone(),
+            actor: admin.principal.actor(),
+            credential_id: Some(admin.principal.credential_id.clone()),
+            action: "admin_token.revoke",
+            outcome: Outcome::Success,
+            reason: None,
+            target: Some(id),
+        },
+        &admin.origin,
+    );
+    Ok(StatusCode::NO_CONTENT)
+}

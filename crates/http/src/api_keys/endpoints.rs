@@ -1,0 +1,424 @@
+//! `POST /v1/api-keys/verify` and `POST /v1/api-keys/leaks`.
+//!
+//! Verify answers a verifier or gateway holding a credential with the `verify_api_keys`
+//! permission (a `service` credential, or an administrator); it must never answer for a tenant
+//! the caller does not reach, nor accept a key from the URL. A refused key is 200
+//! `{"valid": false}`, the same for every reason; 401/403 are only ever about the caller's own
+//! credential.
+
+use std::net::IpAddr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hmac::{Hmac, Mac};
+use portcullis_core::admin::{AdminPrincipal, AdminTarget, Permission};
+use portcullis_core::api_key::{parse_presented, Rejection, ScopeSet, ScopeToken};
+use portcullis_core::audit::Outcome;
+use portcullis_core::credential::Environment;
+use portcullis_core::secret::constant_time_eq;
+use portcullis_core::tenant::TenantId;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::admin::auth::{authenticate, authorize};
+use crate::error::ApiError;
+use crate::extract::{origin, ApiJson};
+use portcullis_service::api_keys::verifier::{VerifyError, VerifyRequest};
+use portcullis_service::audit::{EventDraft, RequestOrigin};
+use portcullis_service::state::AppState;
+
+/// Most tokens accepted in one leak report.
+const MAX_LEAK_TOKENS: usize = 1_000;
+pub const SIGNATURE_HEADER: &str = "x-portcullis-signature";
+pub const ECDSA_SIGNATURE_HEADER: &str = "github-public-key-signature";
+
+/// Whether a URL query string carries something that looks like a Portcullis API key, raw or
+/// percent-encoded.
+pub fn key_in_query(query: Option<&str>) -> bool {
+    let Some(q) = query else { return false };
+    let raw_hit = q.to_ascii_lowercase().contains("pcl_key_") || q.contains("pcl%5Fkey%5F");
+    let decoded_hit = serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .map(|pairs| {
+            pairs
+                .iter()
+                .any(|(k, v)| k.contains("pcl_key_") || v.contains("pcl_key_"))
+        })
+        .unwrap_or(false);
+    raw_hit || decoded_hit
+}
+
+/// The caller of the verify endpoint: an authenticated credential (a verifier's `service`
+/// credential, or an administrator); whether it may verify keys of the tenant asked about is
+/// core's decision, made in [`verify`]. Refuses a key in the query string before anything else.
+#[derive(Debug)]
+pub struct VerifyCaller {
+    principal: AdminPrincipal,
+    origin: RequestOrigin,
+}
+
+impl FromRequestParts<AppState> for VerifyCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let origin = origin(parts);
+        if key_in_query(parts.uri.query()) {
+            let r = Rejection::InQueryString;
+            state.api_keys.verifier.audit_refusal(r, None, &origin);
+            return Err(ApiError::invalid_token(r.reason()));
+        }
+        let principal = authenticate(parts, state, &origin).await?;
+        Ok(Self { principal, origin })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// The API key as presented to the calling service.
+    key: String,
+    /// The tenant whose resource is reached. Omitted: the caller's own tenant, or any tenant for a
+    /// system-tenant credential.
+    tenant: Option<String>,
+    /// The environment the calling service serves (default: `api_keys.environment`).
+    environment: Option<String>,
+    /// Scopes the request needs; all must be granted to the key.
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// The end client's address, checked against the key's IP allowlist.
+    client_ip: Option<String>,
+    /// The resource being reached, checked against the key's allowed audiences.
+    audience: Option<String>,
+}
+
+pub async fn verify(
+    caller: VerifyCaller,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<VerifyBody>,
+) -> Result<Response, ApiError> {
+    let requested = body
+        .tenant
+        .as_deref()
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let tenant = match requested {
+        Some(t) => Some(t),
+        None => match caller.principal.home() {
+            AdminTarget::Global => None,
+            AdminTarget::Tenant(t) => Some(t.clone()),
+        },
+    };
+    let target = match &tenant {
+        Some(t) => AdminTarget::Tenant(t),
+        None => AdminTarget::Global,
+    };
+    authorize(
+        &state,
+        &caller.principal,
+        Permission::VerifyApiKeys,
+        target,
+        &caller.origin,
+    )?;
+    let environment = body
+        .environment
+        .as_deref()
+        .map(Environment::parse)
+        .transpose()
+        .map_err(|_| ApiError::invalid_request("environment must be a lowercase slug"))?;
+    let scopes =
+        ScopeSet::parse_list(&body.scopes).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let audience = body
+        .audience
+        .as_deref()
+        .map(ScopeToken::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let client_ip = body
+        .client_ip
+        .as_deref()
+        .map(str::parse::<IpAddr>)
+        .transpose()
+        .map_err(|_| ApiError::invalid_request("client_ip must be an IP address"))?;
+    // The end client's address as the audit log's client IP; the caller's is the service's.
+    let mut origin = caller.origin.clone();
+    if let Some(ip) = client_ip {
+        origin.client_ip = Some(ip);
+    }
+    let request = VerifyRequest {
+        presented: &body.key,
+        tenant: tenant.as_ref(),
+        environment: environment.as_ref(),
+        client_ip,
+        audience: audience.as_ref(),
+        required_scopes: &scopes,
+        enforce_rate_limit: true,
+    };
+    // A refused key is an answer about the key, not an error of this request: 200 with only
+    // `{"valid": false}`, the same bytes for every reason (the reason is audited by the
+    // verifier). 401/403 stay reserved for the caller's own credential, so a verifier can tell
+    // "this key is bad" from "my credential was refused". Over the key's rate limit (429) and
+    // storage failures (5xx) keep their error answers.
+    let p = match state.api_keys.verifier.verify(&request, &origin).await {
+        Ok(p) => p,
+        Err(VerifyError::Rejected(_)) => return Ok(no_store(json!({"valid": false}))),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(no_store(json!({
+            "valid": true,
+            "active": true,
+            "key_id": p.key_id,
+            "tenant": p.tenant,
+            "environment": p.environment,
+            "name": p.name,
+            "owner": p.owner,
+            "scopes": p.scopes,
+            "audiences": p.audiences,
+            "rate_limit": p.rate_limit,
+            "expires_at": p.expires_at.map(portcullis_service::state::rfc3339),
+    })))
+}
+
+/// A verify answer: never stored by a cache between the verifier and this server.
+fn no_store(body: Value) -> Response {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// What the presented key is and may do (`GET /v1/tenants/{tenant}/api-keys/self`).
+pub async fn whoami(auth: super::extract::ApiKeyAuth) -> Json<Value> {
+    let p = auth.principal;
+    Json(json!({
+        "key_id": p.key_id,
+        "tenant": p.tenant,
+        "environment": p.environment,
+        "name": p.name,
+        "owner": p.owner,
+        "scopes": p.scopes,
+        "expires_at": p.expires_at.map(portcullis_service::state::rfc3339),
+    }))
+}
+
+/// Checks `X-Portcullis-Signature: sha256=<hex>` over the raw body, in constant time.
+fn signature_valid(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+    let Some(sig) = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("sha256="))
+        .and_then(|hex_sig| hex::decode(hex_sig).ok())
+    else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return false;
+    };
+    mac.update(body);
+    let expected = mac.finalize().into_bytes();
+    constant_time_eq(&expected, &sig)
+}
+
+/// Checks a base64 DER ECDSA P-256 SHA-256 signature of the raw body (GitHub's scheme).
+fn ecdsa_signature_valid(spki_der: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine;
+    let Some(sig) = headers
+        .get(ECDSA_SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+    else {
+        return false;
+    };
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        spki_der,
+    )
+    .verify(body, &sig)
+    .is_ok()
+}
+
+/// Extracts the reported strings: GitHub-style objects (`{"token": ..., "source": ...}`) or
+/// bare strings. Anything else in the array is ignored.
+fn reported_tokens(v: &Value) -> Option<Vec<(&str, &str)>> {
+    let items = v.as_array()?;
+    Some(
+        items
+            .iter()
+            .filter_map(|item| match item {
+                Value::String(s) => Some((s.as_str(), "")),
+                Value::Object(o) => Some((
+                    o.get("token")?.as_str()?,
+                    o.get("source").and_then(Value::as_str).unwrap_or(""),
+                )),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// A short, safe label for where a leak was found (goes into the audit reason).
+fn source_label(s: &str) -> String {
+    let label: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(40)
+        .collect();
+    if label.is_empty() {
+        "unspecified".into()
+    } else {
+        label
+    }
+}
+
+pub async fn leaks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    parts_origin: LeakOrigin,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let origin = parts_origin.0;
+    let system_event = |outcome, reason: String| EventDraft {
+        tenant: TenantId::system(),
+        actor: "scanner".into(),
+        credential_id: None,
+        action: "api_key.leak_report",
+        outcome,
+        reason: Some(reason),
+        target: None,
+    };
+    let keys = &state.api_keys;
+    if keys.leak_report_key.is_some() || keys.leak_report_ecdsa_key.is_some() {
+        let hmac_ok = keys
+            .leak_report_key
+            .as_ref()
+            .is_some_and(|k| signature_valid(k.expose(), &headers, &body));
+        let ecdsa_ok = keys
+            .leak_report_ecdsa_key
+            .as_deref()
+            .is_some_and(|k| ecdsa_signature_valid(k, &headers, &body));
+        if !hmac_ok && !ecdsa_ok {
+            state.audit.record(
+                system_event(Outcome::Failure, "leak_report_bad_signature".into()),
+                &origin,
+            );
+            return Err(ApiError::invalid_token("leak_report_bad_signature"));
+        }
+    }
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::invalid_request("expected a JSON array of reported tokens"))?;
+    let tokens = reported_tokens(&value)
+        .ok_or_else(|| ApiError::invalid_request("expected a JSON array of reported tokens"))?;
+    if tokens.len() > MAX_LEAK_TOKENS {
+        return Err(ApiError::invalid_request(format!(
+            "at most {MAX_LEAK_TOKENS} tokens per report"
+        )));
+    }
+    let now = state.clock.now();
+    let mut matched = 0usize;
+    for (token, source) in &tokens {
+        let Ok(credential) = parse_presented(token) else {
+            continue;
+        };
+        let Some(record) = state.store.get_api_key(credential.id()).await? else {
+            continue;
+        };
+        if !constant_time_eq(&record.digest, &credential.digest()) {
+            continue;
+        }
+        matched += 1;
+        let revoked = state
+            .store
+            .revoke_api_key(&record.tenant, &record.id, "leaked", now)
+            .await?;
+        state.api_keys.verifier.invalidate(&record.id);
+        state.audit.record(
+            EventDraft {
+                tenant: record.tenant.clone(),
+                actor: "scanner".into(),
+                credential_id: Some(record.id.clone()),
+                action: if revoked {
+                    "api_key.leak_revoked"
+                } else {
+                    "api_key.leak_reported"
+                },
+                outcome: Outcome::Success,
+                reason: Some(format!("leaked:{}", source_label(source))),
+                target: Some(record.id.clone()),
+            },
+            &origin,
+        );
+        tracing::warn!(key_id = %record.id, tenant = %record.tenant, revoked, "leaked api key reported");
+    }
+    state.audit.record(
+        system_event(
+            Outcome::Success,
+            format!("tokens:{} matched:{matched}", tokens.len()),
+        ),
+        &origin,
+    );
+    // The same answer whatever matched: the reporter learns nothing about non-keys.
+    Ok((StatusCode::OK, Json(json!({ "received": tokens.len() }))))
+}
+
+/// The request origin for the leak endpoint (no authentication beyond the signature).
+#[derive(Debug)]
+pub struct LeakOrigin(RequestOrigin);
+
+impl<S: Send + Sync> FromRequestParts<S> for LeakOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Self(origin(parts)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_query_strings_are_spotted_raw_and_encoded() {
+        let key = "pcl_key_live_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(key_in_query(Some(&format!("api_key={key}"))));
+        assert!(key_in_query(Some(&format!(
+            "x=1&k={}",
+            key.replace('_', "%5F")
+        ))));
+        assert!(key_in_query(Some(&format!(
+            "k={}",
+            key.replace('_', "%5f")
+        ))));
+        assert!(key_in_query(Some(key)));
+        assert!(!key_in_query(Some("limit=10&owner=acme")));
+        assert!(!key_in_query(None));
+    }
+
+    #[test]
+    fn signatures_are_checked_over_the_exact_body() {
+        let key = b"0123456789abcdef";
+        let body = br#"[{"token":"x"}]"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+        mac.update(body);
+        let good = hex::encode(mac.finalize().into_bytes());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            SIGNATURE_HEADER,
+            format!("sha256={good}").parse().expect("header"),
+        );
+        assert!(signature_valid(key, &headers, body));
+        assert!(!signature_valid(key, &headers, br#"[{"token":"y"}]"#));
+        assert!(!signature_valid(b"another-key-entirely", &headers, body));
+        headers.insert(SIGNATURE_HEADER, "sha256=zz".parse().expect("header"));
+        assert!(!signature_valid(key, &headers, body));
+        assert!(!signature_valid(key, &HeaderMap::new(), body));
+    }
+}

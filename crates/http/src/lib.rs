@@ -1,0 +1,18 @@
+//! The HTTP surfaces of Portcullis: one axum router per surface (OAuth endpoints in `oauth`, the
+//! API key endpoints in `api_keys`, the admin API in `admin`, the revocation feed in
+//! `revocations`, health and readiness in `app`), the extractors they share (`extract`) and the
+//! mapping from failures to HTTP answers (`error` for the JSON APIs, `oauth::reply` for RFC 6749
+//! answers).
+//!
+//! Handlers turn requests into calls to `portcullis-service` and answers into HTTP. This crate
+//! must never hold a rule of its own about tokens, keys or credentials (those live in core and
+//! the service crate), never start background tasks (the assembly in `portcullis-server` does),
+//! and never log a secret.
+
+pub mod admin;
+pub mod api_keys;
+pub mod app;
+pub mod error;
+pub mod extract;
+pub mod oauth;
+pub mod revocations;

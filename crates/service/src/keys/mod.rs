@@ -1,0 +1,338 @@
+//! Signing keys: generation, sealing under the KEK, loading, and the first-start guarantee of
+//! exactly one active key.
+//!
+//! Private keys exist in plaintext only in memory (as PKCS#8 inside [`Secret`]); storage holds
+//! AEAD envelopes. A key id (`kid`) is the RFC 7638 JWK thumbprint of the public key.
+//!
+//! Crash safety on first start: the KEK file is written atomically before any key exists, and a
+//! key is one row inserted in one statement, with a unique index allowing one active key. A crash
+//! at any point leaves either no key (generated again on restart) or one complete, openable key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, KeyPair};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use portcullis_core::secret::Secret;
+use portcullis_core::signing::{KeyState, SigningAlgorithm};
+use portcullis_core::time::Clock;
+use portcullis_store::{Store, StoredSigningKey};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::kek::{KekError, Keyring};
+
+pub mod jwt;
+
+/// A signing key whose private half is loaded (pending or active).
+pub struct SigningKey {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    pub state: KeyState,
+    pub public_jwk: Value,
+    private_pkcs8: Secret<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// The PKCS#8 DER private key, for the signer.
+    pub fn private_pkcs8(&self) -> &[u8] {
+        self.private_pkcs8.expose()
+    }
+}
+
+/// The keys loaded at start.
+#[derive(Debug)]
+pub struct KeySet {
+    pub keys: Vec<SigningKey>,
+}
+
+impl KeySet {
+    pub fn active(&self) -> Option<&SigningKey> {
+        self.keys.iter().find(|k| k.state == KeyState::Active)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("signing key {kid} is sealed under KEK {kek_id}, which the configured KEK file does not hold (it holds: {held}); supply the KEK these keys were encrypted with")]
+    MissingKek {
+        kid: String,
+        kek_id: String,
+        held: String,
+    },
+    #[error("signing key {kid} could not be decrypted with KEK {kek_id}: the KEK file does not match the one these keys were encrypted with")]
+    WrongKek { kid: String, kek_id: String },
+    #[error("signing key {kid} is unusable: {why}")]
+    Unusable { kid: String, why: String },
+    #[error("key generation failed")]
+    Generate,
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    #[error(transparent)]
+    Store(#[from] portcullis_store::StoreError),
+}
+
+/// Associated data binding an envelope to its row.
+pub fn envelope_aad(kid: &str, alg: SigningAlgorithm) -> Vec<u8> {
+    format!("portcullis-signing-key:v1:{kid}:{alg}").into_bytes()
+}
+
+/// A fresh key pair: PKCS#8 private key and public JWK (with `kid`, `alg`, `use`).
+pub fn generate(alg: SigningAlgorithm) -> Result<(Secret<Vec<u8>>, Value), KeyError> {
+    let (pkcs8, mut jwk) = match alg {
+        SigningAlgorithm::ES256 => {
+            let kp = signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                .map_err(|_| KeyError::Generate)?;
+            let pkcs8 = kp.to_pkcs8v1().map_err(|_| KeyError::Generate)?;
+            (
+                pkcs8.as_ref().to_vec(),
+                public_jwk_ec(kp.public_key().as_ref())?,
+            )
+        }
+        SigningAlgorithm::EdDSA => {
+            let kp = signature::Ed25519KeyPair::generate().map_err(|_| KeyError::Generate)?;
+            let pkcs8 = kp.to_pkcs8().map_err(|_| KeyError::Generate)?;
+            let x = URL_SAFE_NO_PAD.encode(kp.public_key().as_ref());
+            (
+                pkcs8.as_ref().to_vec(),
+                json!({"crv": "Ed25519", "kty": "OKP", "x": x}),
+            )
+        }
+        SigningAlgorithm::RS256 => {
+            let kp = signature::RsaKeyPair::generate(KeySize::Rsa2048)
+                .map_err(|_| KeyError::Generate)?;
+            let der: aws_lc_rs::encoding::Pkcs8V1Der =
+                kp.as_der().map_err(|_| KeyError::Generate)?;
+            let public = kp.public_key();
+            let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+            let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+            (der.as_ref().to_vec(), json!({"e": e, "kty": "RSA", "n": n}))
+        }
+    };
+    let kid = thumbprint(&jwk);
+    if let Value::Object(map) = &mut jwk {
+        map.insert("kid".into(), Value::String(kid));
+        map.insert("alg".into(), Value::String(alg.as_str().into()));
+        map.insert("use".into(), Value::String("sig".into()));
+    }
+    Ok((Secret::new(pkcs8), jwk))
+}
+
+fn public_jwk_ec(point: &[u8]) -> Result<Value, KeyError> {
+    // Uncompressed SEC1 point: 0x04 || x(32) || y(32).
+    if point.len() != 65 || point[0] != 4 {
+        return Err(KeyError::Generate);
+    }
+    Ok(json!({
+        "crv": "P-256",
+        "kty": "EC",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+    }))
+}
+
+/// RFC 7638 thumbprint over the required members, in lexicographic order (serde_json's map is
+/// ordered, and the members above are inserted before `kid`/`alg`/`use`).
+fn thumbprint(jwk: &Value) -> String {
+    let canonical = serde_json::to_string(jwk).unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// Checks that decrypted PKCS#8 is a usable key of the stated algorithm.
+fn check_private_key(alg: SigningAlgorithm, pkcs8: &[u8]) -> Result<(), String> {
+    let ok = match alg {
+        SigningAlgorithm::ES256 => {
+            signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                .is_ok()
+        }
+        SigningAlgorithm::EdDSA => signature::Ed25519KeyPair::from_pkcs8(pkcs8).is_ok(),
+        SigningAlgorithm::RS256 => signature::RsaKeyPair::from_pkcs8(pkcs8).is_ok(),
+    };
+    ok.then_some(())
+        .ok_or_else(|| format!("not a valid {alg} private key"))
+}
+
+/// Opens every key that may still sign. Fails if any cannot be opened: starting with a key we
+/// cannot use would mean silently generating new ones over data we were meant to protect.
+pub async fn load(store: &dyn Store, keyring: &Keyring) -> Result<KeySet, KeyError> {
+    let mut keys = Vec::new();
+    for row in store.list_signing_keys().await? {
+        if !row.state.needs_private_key() {
+            continue;
+        }
+        keys.push(open_row(&row, keyring)?);
+    }
+    Ok(KeySet { keys })
+}
+
+pub fn open_row(row: &StoredSigningKey, keyring: &Keyring) -> Result<SigningKey, KeyError> {
+    if !keyring.contains(&row.kek_id) {
+        return Err(KeyError::MissingKek {
+            kid: row.kid.clone(),
+            kek_id: row.kek_id.clone(),
+            held: keyring.ids().join(", "),
+        });
+    }
+    let pkcs8 = keyring
+        .open(
+            &row.kek_id,
+            &row.sealed_private_key,
+            &envelope_aad(&row.kid, row.algorithm),
+        )
+        .map_err(|_| KeyError::WrongKek {
+            kid: row.kid.clone(),
+            kek_id: row.kek_id.clone(),
+        })?;
+    check_private_key(row.algorithm, pkcs8.expose()).map_err(|why| KeyError::Unusable {
+        kid: row.kid.clone(),
+        why,
+    })?;
+    let public_jwk = serde_json::from_str(&row.public_jwk).map_err(|e| KeyError::Unusable {
+        kid: row.kid.clone(),
+        why: format!("public JWK is not JSON: {e}"),
+    })?;
+    Ok(SigningKey {
+        kid: row.kid.clone(),
+        algorithm: row.algorithm,
+        state: row.state,
+        public_jwk,
+        private_pkcs8: pkcs8,
+    })
+}
+
+/// Loads the keys, generating the first active key if there is none. Returns the key set and
+/// the kid generated, if any.
+pub async fn load_or_create_active(
+    store: &dyn Store,
+    keyring: &Keyring,
+    clock: &Arc<dyn Clock>,
+    alg: SigningAlgorithm,
+) -> Result<(KeySet, Option<String>), KeyError> {
+    let set = load(store, keyring).await?;
+    if set.active().is_some() {
+        return Ok((set, None));
+    }
+    let (pkcs8, jwk) = generate(alg)?;
+    let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
+    let (kek_id, sealed) = keyring.seal(pkcs8.expose(), &envelope_aad(&kid, alg))?;
+    let now = clock.now();
+    let row = StoredSigningKey {
+        kid: kid.clone(),
+        algorithm: alg,
+        state: KeyState::Active,
+        public_jwk: jwk.to_string(),
+        kek_id,
+        sealed_private_key: sealed,
+        created_at: now,
+        activates_at: now,
+        retired_at: None,
+        publish_until: None,
+    };
+    let inserted = store.insert_signing_key(&row).await?;
+    crate::fault::crash_point("after-signing-key-stored");
+    // If another node won the race, use its key.
+    let set = load(store, keyring).await?;
+    Ok((set, inserted.then_some(kid)))
+}
+
+/// What rotation needs besides the store: the keyring and the schedule.
+#[derive(Debug)]
+pub struct Rotation {
+    pub keyring: Keyring,
+    pub algorithm: SigningAlgorithm,
+    pub prepublish: Duration,
+    /// 0 = no scheduled rotation.
+    pub interval: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kek::Kek;
+    use portcullis_core::time::{ManualClock, Timestamp};
+    use portcullis_store::{SigningKeyStore, SqliteStore};
+
+    #[test]
+    fn generated_keys_are_valid_and_kids_are_thumbprints() {
+        for alg in [
+            SigningAlgorithm::ES256,
+            SigningAlgorithm::EdDSA,
+            SigningAlgorithm::RS256,
+        ] {
+            let (pkcs8, jwk) = generate(alg).expect("generate");
+            check_private_key(alg, pkcs8.expose()).expect("usable");
+            assert_eq!(jwk["alg"], alg.as_str());
+            assert_eq!(jwk["use"], "sig");
+            assert!(
+                jwk.get("d").is_none(),
+                "public JWK must not hold private parts"
+            );
+            let kid = jwk["kid"].as_str().expect("kid");
+            assert_eq!(kid.len(), 43, "base64url SHA-256");
+            // The wrong algorithm's parser refuses the key.
+            let other = if alg == SigningAlgorithm::ES256 {
+                SigningAlgorithm::EdDSA
+            } else {
+                SigningAlgorithm::ES256
+            };
+            assert!(check_private_key(other, pkcs8.expose()).is_err());
+        }
+    }
+
+    #[test]
+    fn thumbprint_matches_rfc7638_example() {
+        // RFC 7638 section 3.1.
+        let jwk = json!({
+            "e": "AQAB",
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+        });
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[tokio::test]
+    async fn first_start_creates_exactly_one_active_key_and_restart_reuses_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("store");
+        let ring = Keyring::new(Kek::generate().expect("kek"));
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(1_000)));
+        let (set, created) = load_or_create_active(&store, &ring, &clock, SigningAlgorithm::ES256)
+            .await
+            .expect("first");
+        let kid = created.expect("generated one");
+        assert_eq!(set.active().expect("active").kid, kid);
+        let (again, created) =
+            load_or_create_active(&store, &ring, &clock, SigningAlgorithm::EdDSA)
+                .await
+                .expect("second");
+        assert!(created.is_none());
+        assert_eq!(again.active().expect("active").kid, kid);
+        assert_eq!(store.list_signing_keys().await.expect("list").len(), 1);
+
+        // With another KEK the keys cannot be opened, and nothing new is generated over them.
+        let other = Keyring::new(Kek::generate().expect("kek"));
+        let err = load_or_create_active(&store, &other, &clock, SigningAlgorithm::ES256)
+            .await
+            .expect_err("wrong KEK");
+        assert!(matches!(err, KeyError::MissingKek { .. }), "{err}");
+        assert_eq!(store.list_signing_keys().await.expect("list").len(), 1);
+    }
+}

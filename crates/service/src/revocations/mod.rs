@@ -1,0 +1,44 @@
+//! Revocations as the service sees them: following the durable revocation log (`follow`, used by
+//! the API key verifier and the embedded gateway) and the revocation feed's settings and shutdown
+//! signal ([`Feed`]), which the feed's HTTP handlers in `portcullis-http` read.
+//!
+//! This module must never decide whether a credential is revoked (core's `RevocationSet` does)
+//! and never serve HTTP.
+
+pub mod follow;
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// The feed's settings and its shutdown signal, held in `AppState`.
+#[derive(Debug)]
+pub struct Feed {
+    heartbeat: Duration,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Feed {
+    pub fn new(heartbeat: Duration) -> Self {
+        Self {
+            heartbeat,
+            shutdown: watch::Sender::new(false),
+        }
+    }
+
+    /// Ends every open stream (at server shutdown: an open stream would otherwise hold the
+    /// graceful shutdown until its grace period ends). Readers reconnect elsewhere and resume.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// How often an open stream sends a heartbeat.
+    pub fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    /// A receiver that turns `true` when [`Self::shutdown`] is called.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
