@@ -46,7 +46,7 @@ pub use denial::{Denial, DenialClass, Reason};
 pub use feed::{FeedConfig, RevocationSource, Revocations};
 pub use http::{authorize_request, denial_response, RequireLayer};
 pub use jwks::{JwksTiming, KeySource};
-pub use jws::Alg;
+pub use portcullis_jose::Alg;
 pub use policy::{authorize, Policy, Requirement, TenantBinding};
 pub use principal::{CredentialKind, Principal};
 pub use verifier::{
