@@ -83,9 +83,8 @@ impl IdentitySigner {
         }
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem)
             .map_err(|_| ConfigError("not a PKCS#8 PEM private key".into()))?;
-        let key = identity::key_from_pkcs8(der.secret_pkcs8_der()).map_err(|_| {
-            ConfigError("the key is neither Ed25519 nor P-256 (PKCS#8)".into())
-        })?;
+        let key = identity::key_from_pkcs8(der.secret_pkcs8_der())
+            .map_err(|_| ConfigError("the key is neither Ed25519 nor P-256 (PKCS#8)".into()))?;
         let (signer, jwks) = identity::signer(key)
             .map_err(|e| ConfigError(format!("identity key unusable: {e}")))?;
         Ok(Self {

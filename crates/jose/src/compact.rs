@@ -174,7 +174,9 @@ impl Unverified<'_> {
 
 fn b64(part: &str) -> Result<Vec<u8>, JoseError> {
     // The standard engine is strict: no padding, no non-alphabet bytes, no stray trailing bits.
-    URL_SAFE_NO_PAD.decode(part).map_err(|_| JoseError::BadBase64)
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| JoseError::BadBase64)
 }
 
 /// Splits and decodes a compact JWS. `max_len` bounds the work an attacker can cause. The
@@ -193,7 +195,10 @@ pub fn parse(token: &str, max_len: usize) -> Result<Unverified<'_>, JoseError> {
         return Err(JoseError::Malformed);
     }
     let header_bytes = b64(h)?;
-    let header = read_header(&RawObject::parse(&header_bytes, JoseError::MalformedHeader)?)?;
+    let header = read_header(&RawObject::parse(
+        &header_bytes,
+        JoseError::MalformedHeader,
+    )?)?;
     // An empty signature is what `alg: none` tokens carry; `none` was refused above, so an
     // empty one here is simply malformed.
     if s.is_empty() {

@@ -240,8 +240,7 @@ pub fn thumbprint(jwk: &Value) -> Result<String, JwksError> {
         if i > 0 {
             canonical.push(',');
         }
-        let value =
-            serde_json::to_string(member(name)?).map_err(|_| JwksError::NotAPublicKey)?;
+        let value = serde_json::to_string(member(name)?).map_err(|_| JwksError::NotAPublicKey)?;
         canonical.push('"');
         canonical.push_str(name);
         canonical.push_str("\":");
@@ -459,8 +458,7 @@ mod tests {
         let want = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
         let bare = serde_json::json!({"e": "AQAB", "kty": "RSA", "n": n});
         assert_eq!(thumbprint(&bare).as_deref(), Ok(want));
-        let dressed =
-            serde_json::json!({"kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29"});
+        let dressed = serde_json::json!({"kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29"});
         assert_eq!(thumbprint(&dressed).as_deref(), Ok(want));
         for bad in [
             serde_json::json!({"kty": "oct", "k": "c2VjcmV0"}),
@@ -473,12 +471,11 @@ mod tests {
 
     #[test]
     fn a_registered_jwks_must_be_usable_in_full() {
-        let doc = |keys: &[&str]| -> Value {
-            serde_json::from_slice(&jwks(keys)).expect("json")
-        };
+        let doc = |keys: &[&str]| -> Value { serde_json::from_slice(&jwks(keys)).expect("json") };
         let set = parse_jwks_all_usable(&doc(&[P256, OKP]), &Alg::ALL, 10).expect("usable");
         assert!(set.contains_kid("ec1") && set.contains_kid("ed1"));
-        let no_kid = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        let no_kid =
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
         assert!(parse_jwks_all_usable(&doc(&[no_kid]), &Alg::ALL, 10).is_ok());
         let private = P256.replace(r#""kid":"ec1""#, r#""kid":"ec1","d":"AAAA""#);
         let cases: Vec<(Value, JwksError)> = vec![
@@ -490,8 +487,16 @@ mod tests {
             (serde_json::json!([]), JwksError::NotAJwks),
         ];
         for (d, want) in cases {
-            let max = if want == JwksError::TooManyKeys { 1 } else { 10 };
-            assert_eq!(parse_jwks_all_usable(&d, &Alg::ALL, max).err(), Some(want), "{d}");
+            let max = if want == JwksError::TooManyKeys {
+                1
+            } else {
+                10
+            };
+            assert_eq!(
+                parse_jwks_all_usable(&d, &Alg::ALL, max).err(),
+                Some(want),
+                "{d}"
+            );
         }
         // A key that would be skipped by a verifier is an error here.
         assert!(matches!(

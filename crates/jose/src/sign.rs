@@ -124,7 +124,10 @@ impl SigningKeyPair {
                 // Uncompressed SEC1 point: 0x04 || x(32) || y(32) (checked at parse time by
                 // aws-lc-rs; the slices below cannot go out of range for a P-256 key).
                 let p = k.public_key().as_ref();
-                let (x, y) = p.get(1..).unwrap_or_default().split_at(p.len().saturating_sub(1) / 2);
+                let (x, y) = p
+                    .get(1..)
+                    .unwrap_or_default()
+                    .split_at(p.len().saturating_sub(1) / 2);
                 json!({"crv": "P-256", "kty": "EC", "x": b64(x), "y": b64(y)})
             }
             Pair::Ed25519(k) => {
@@ -388,10 +391,13 @@ mod tests {
         assert_eq!(b64d(parts[2]).len(), 64, "R || S, 32 bytes each");
         let public = DecodingKey::from_ec_components(x, y).expect("public key");
         let input = format!("{}.{}", parts[0], parts[1]);
-        assert!(
-            jsonwebtoken::crypto::verify(parts[2], input.as_bytes(), &public, Algorithm::ES256)
-                .expect("verify")
-        );
+        assert!(jsonwebtoken::crypto::verify(
+            parts[2],
+            input.as_bytes(),
+            &public,
+            Algorithm::ES256
+        )
+        .expect("verify"));
         let mut tampered = input.clone();
         tampered.push('x');
         assert!(!jsonwebtoken::crypto::verify(
@@ -412,24 +418,31 @@ mod tests {
             assert_eq!(jwk["kid"], kid.as_str());
             assert_eq!(jwk["alg"], alg.as_str());
             assert_eq!(jwk["use"], "sig");
-            assert!(jwk.get("d").is_none(), "public JWK must not hold private parts");
+            assert!(
+                jwk.get("d").is_none(),
+                "public JWK must not hold private parts"
+            );
             // The PKCS#8 parses back; the wrong algorithm's parser refuses it.
             assert_eq!(
-                SigningKeyPair::from_pkcs8(alg, der.expose()).expect("parse").alg(),
+                SigningKeyPair::from_pkcs8(alg, der.expose())
+                    .expect("parse")
+                    .alg(),
                 alg
             );
-            let other = if alg == Alg::ES256 { Alg::EdDSA } else { Alg::ES256 };
+            let other = if alg == Alg::ES256 {
+                Alg::EdDSA
+            } else {
+                Alg::ES256
+            };
             assert!(matches!(
                 SigningKeyPair::from_pkcs8(other, der.expose()),
                 Err(SignError::Key(a)) if a == other
             ));
             let signer = Signer::new(pair, Some("at+jwt"), Some(&kid));
             let token = signer.sign(&json!({"sub": "a"})).expect("sign");
-            let keys = crate::jwk::parse_jwks(
-                json!({"keys": [jwk]}).to_string().as_bytes(),
-                &Alg::ALL,
-            )
-            .expect("jwks");
+            let keys =
+                crate::jwk::parse_jwks(json!({"keys": [jwk]}).to_string().as_bytes(), &Alg::ALL)
+                    .expect("jwks");
             let u = crate::compact::parse(&token, 8192).expect("parse");
             assert_eq!(u.header.alg, alg);
             assert_eq!(u.header.kid.as_deref(), Some(kid.as_str()));
@@ -458,9 +471,15 @@ mod tests {
     fn debug_never_shows_the_key() {
         let (_, pair) = SigningKeyPair::generate(Alg::EdDSA).expect("generate");
         let d = format!("{pair:?}");
-        assert!(d.contains("[redacted]") && !d.contains("Ed25519KeyPair"), "{d}");
+        assert!(
+            d.contains("[redacted]") && !d.contains("Ed25519KeyPair"),
+            "{d}"
+        );
         let s = Signer::new(pair, None, Some("k"));
         let d = format!("{s:?}");
-        assert!(d.contains("[redacted]") && !d.contains("Ed25519KeyPair"), "{d}");
+        assert!(
+            d.contains("[redacted]") && !d.contains("Ed25519KeyPair"),
+            "{d}"
+        );
     }
 }

@@ -296,7 +296,10 @@ mod tests {
             c
         };
         let cases = vec![
-            (with("iss", json!("https://other")), JoseError::IssuerMismatch),
+            (
+                with("iss", json!("https://other")),
+                JoseError::IssuerMismatch,
+            ),
             (without("iss"), JoseError::MissingClaim("iss")),
             (with("exp", json!(NOW - 30)), JoseError::Expired),
             (without("exp"), JoseError::MissingClaim("exp")),
@@ -305,12 +308,18 @@ mod tests {
             (with("iat", json!(NOW + 31)), JoseError::IssuedInFuture),
             (without("iat"), JoseError::MissingClaim("iat")),
             (with("iat", json!(NOW - 3001)), JoseError::LifetimeTooLong),
-            (with("aud", json!(["other", "x"])), JoseError::AudienceMismatch),
+            (
+                with("aud", json!(["other", "x"])),
+                JoseError::AudienceMismatch,
+            ),
             (without("aud"), JoseError::MissingClaim("aud")),
             (without("sub"), JoseError::MissingClaim("sub")),
             (without("jti"), JoseError::MissingClaim("jti")),
             (without("client_id"), JoseError::MissingClaim("client_id")),
-            (with("tenant", json!("Not A Tenant!")), JoseError::InvalidTenantClaim),
+            (
+                with("tenant", json!("Not A Tenant!")),
+                JoseError::InvalidTenantClaim,
+            ),
             (with("tenant", json!(5)), JoseError::InvalidTenantClaim),
             (with("roles", json!("admin")), JoseError::MalformedClaims),
         ];
@@ -333,8 +342,16 @@ mod tests {
             audience: None,
             ..rules()
         };
-        let v = verify(&token, 8192, "https://auth.test", &Alg::ALL, &keys, &any, Timestamp::from_secs(NOW))
-            .expect("no audience rule");
+        let v = verify(
+            &token,
+            8192,
+            "https://auth.test",
+            &Alg::ALL,
+            &keys,
+            &any,
+            Timestamp::from_secs(NOW),
+        )
+        .expect("no audience rule");
         assert_eq!(v.aud, ["anything"]);
     }
 
@@ -380,7 +397,16 @@ mod tests {
         );
         assert_eq!(mismatch.err(), Some(JoseError::AlgKeyMismatch));
         assert_eq!(
-            verify(&"a".repeat(100), 99, "i", &Alg::ALL, &keys, &rules(), Timestamp::from_secs(NOW)).err(),
+            verify(
+                &"a".repeat(100),
+                99,
+                "i",
+                &Alg::ALL,
+                &keys,
+                &rules(),
+                Timestamp::from_secs(NOW)
+            )
+            .err(),
             Some(JoseError::TooLarge)
         );
     }

@@ -131,30 +131,54 @@ mod tests {
             c
         };
         let cases = vec![
-            (with("iss", json!("cl_2")), JoseError::Assertion(AssertionError::IssuerMismatch)),
-            (with("sub", json!("cl_2")), JoseError::Assertion(AssertionError::IssuerMismatch)),
+            (
+                with("iss", json!("cl_2")),
+                JoseError::Assertion(AssertionError::IssuerMismatch),
+            ),
+            (
+                with("sub", json!("cl_2")),
+                JoseError::Assertion(AssertionError::IssuerMismatch),
+            ),
             (
                 with("aud", json!(["https://auth.test", "https://other"])),
                 JoseError::Assertion(AssertionError::WrongAudience),
             ),
-            (with("exp", json!(NOW - 31)), JoseError::Assertion(AssertionError::Expired)),
-            (with("exp", json!(NOW + 400)), JoseError::Assertion(AssertionError::TooLong)),
-            (with("jti", json!("")), JoseError::Assertion(AssertionError::BadJti)),
+            (
+                with("exp", json!(NOW - 31)),
+                JoseError::Assertion(AssertionError::Expired),
+            ),
+            (
+                with("exp", json!(NOW + 400)),
+                JoseError::Assertion(AssertionError::TooLong),
+            ),
+            (
+                with("jti", json!("")),
+                JoseError::Assertion(AssertionError::BadJti),
+            ),
             (with("jti", json!(7)), JoseError::MalformedClaims),
         ];
         for (c, want) in cases {
             assert_eq!(run(&s, &keys, &c).err(), Some(want), "{c}");
         }
         let (other, _) = client(Alg::EdDSA);
-        assert_eq!(run(&other, &keys, &claims()).err(), Some(JoseError::UnknownKid));
+        assert_eq!(
+            run(&other, &keys, &claims()).err(),
+            Some(JoseError::UnknownKid)
+        );
         // The same kid, another key: the signature fails.
         let (_, pair) = SigningKeyPair::generate(Alg::EdDSA).expect("key");
         let forged = Signer::new(pair, None, s.kid());
-        assert_eq!(run(&forged, &keys, &claims()).err(), Some(JoseError::BadSignature));
+        assert_eq!(
+            run(&forged, &keys, &claims()).err(),
+            Some(JoseError::BadSignature)
+        );
         // The same kid, another algorithm: refused before the signature.
         let (_, pair) = SigningKeyPair::generate(Alg::ES256).expect("key");
         let confused = Signer::new(pair, None, s.kid());
-        assert_eq!(run(&confused, &keys, &claims()).err(), Some(JoseError::AlgKeyMismatch));
+        assert_eq!(
+            run(&confused, &keys, &claims()).err(),
+            Some(JoseError::AlgKeyMismatch)
+        );
     }
 
     #[test]
@@ -166,11 +190,17 @@ mod tests {
             (r#"{"alg":"HS256"}"#, JoseError::AlgNotAllowed),
             (r#"{"alg":"none"}"#, JoseError::AlgNone),
             (r#"{"alg":"ES256","typ":"at+jwt"}"#, JoseError::WrongTyp),
-            (r#"{"alg":"ES256","crit":["x"]}"#, JoseError::UnsupportedCrit),
+            (
+                r#"{"alg":"ES256","crit":["x"]}"#,
+                JoseError::UnsupportedCrit,
+            ),
         ] {
             let t = format!("{}.{body}.c2ln", URL_SAFE_NO_PAD.encode(header));
             assert_eq!(parse(&t).err(), Some(want), "{header}");
         }
-        assert_eq!(parse(&"a".repeat(MAX_LEN + 1)).err(), Some(JoseError::TooLarge));
+        assert_eq!(
+            parse(&"a".repeat(MAX_LEN + 1)).err(),
+            Some(JoseError::TooLarge)
+        );
     }
 }

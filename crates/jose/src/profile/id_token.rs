@@ -68,13 +68,21 @@ pub struct IdToken<'a> {
     pub nonce: Option<Cow<'a, str>>,
 }
 
+/// Who issued an ID token and for whom: the claims [`Rules::check_audience`] checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressed<'a> {
+    pub iss: Cow<'a, str>,
+    pub aud: Vec<Cow<'a, str>>,
+    pub azp: Option<Cow<'a, str>>,
+}
+
 impl Rules<'_> {
     /// The issuer and audience rules: run before the key is looked up, so a token for another
     /// client or from another issuer costs no key work.
     pub fn check_audience<'a>(
         &self,
         c: &RawObject<'a>,
-    ) -> Result<(Cow<'a, str>, Vec<Cow<'a, str>>, Option<Cow<'a, str>>), JoseError> {
+    ) -> Result<Addressed<'a>, JoseError> {
         let iss = required(c, "iss")?;
         if iss != self.issuer {
             return Err(JoseError::IssuerMismatch);
@@ -92,12 +100,12 @@ impl Rules<'_> {
             Some(a) if a != self.client_id => return Err(JoseError::AuthorizedPartyMismatch),
             _ => {}
         }
-        Ok((iss, aud, azp))
+        Ok(Addressed { iss, aud, azp })
     }
 
     /// Every claim rule of the module docs at `now`.
     pub fn check<'a>(&self, c: &RawObject<'a>, now: Timestamp) -> Result<IdToken<'a>, JoseError> {
-        let (iss, aud, azp) = self.check_audience(c)?;
+        let Addressed { iss, aud, azp } = self.check_audience(c)?;
         let now_s = now.as_secs();
         let exp = required_int(c, "exp")?;
         if now_s >= exp.saturating_add(self.leeway_s) {
@@ -205,9 +213,21 @@ mod tests {
         (signer(pair, &kid), keys)
     }
 
-    fn run(s: &Signer, keys: &KeySet, c: &Value, nonce: Option<&str>) -> Result<Verified, JoseError> {
+    fn run(
+        s: &Signer,
+        keys: &KeySet,
+        c: &Value,
+        nonce: Option<&str>,
+    ) -> Result<Verified, JoseError> {
         let t = s.sign(c).expect("sign");
-        verify(&t, 8192, &[Alg::ES256], keys, &rules(nonce), Timestamp::from_secs(NOW))
+        verify(
+            &t,
+            8192,
+            &[Alg::ES256],
+            keys,
+            &rules(nonce),
+            Timestamp::from_secs(NOW),
+        )
     }
 
     #[test]
@@ -242,7 +262,10 @@ mod tests {
         azp_other["azp"] = json!("other");
         let nonce = Some("n-0S6_WzA2Mj");
         let cases = vec![
-            (with("iss", json!("https://evil")), JoseError::IssuerMismatch),
+            (
+                with("iss", json!("https://evil")),
+                JoseError::IssuerMismatch,
+            ),
             (with("aud", json!("other")), JoseError::AudienceMismatch),
             (several_no_azp, JoseError::AuthorizedPartyMismatch),
             (azp_other, JoseError::AuthorizedPartyMismatch),
@@ -267,11 +290,22 @@ mod tests {
         let keys = crate::jwk::parse_jwks(json!({"keys": [jwk]}).to_string().as_bytes(), &Alg::ALL)
             .expect("jwks");
         let at = super::super::access_token::signer(pair, &kid);
-        assert_eq!(run(&at, &keys, &claims(), None).err(), Some(JoseError::WrongTyp));
+        assert_eq!(
+            run(&at, &keys, &claims(), None).err(),
+            Some(JoseError::WrongTyp)
+        );
         let (s, keys) = setup();
         let t = s.sign(&claims()).expect("sign");
         assert_eq!(
-            verify(&t, 8192, &[Alg::EdDSA], &keys, &rules(None), Timestamp::from_secs(NOW)).err(),
+            verify(
+                &t,
+                8192,
+                &[Alg::EdDSA],
+                &keys,
+                &rules(None),
+                Timestamp::from_secs(NOW)
+            )
+            .err(),
             Some(JoseError::AlgNotAllowed)
         );
     }

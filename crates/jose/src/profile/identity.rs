@@ -156,14 +156,23 @@ pub fn verify(
         .map(|raw| serde_json::from_str(raw.get()))
         .transpose()
         .map_err(|_| JoseError::MalformedClaims)?;
-    let opt = |name: &str| c.str(name).map(|v| v.map(|s| s.into_owned())).map_err(malformed);
+    let opt = |name: &str| {
+        c.str(name)
+            .map(|v| v.map(|s| s.into_owned()))
+            .map_err(malformed)
+    };
     Ok(Verified {
         sub: required(&c, "sub")?.into_owned(),
         jti: required(&c, "jti")?.into_owned(),
         client_id: opt("client_id")?,
         tenant: opt("tenant")?,
         scopes: opt("scope")?
-            .map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|s| {
+                s.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default(),
         credential_kind: required(&c, "credential_kind")?.into_owned(),
         credential_id: required(&c, "credential_id")?.into_owned(),
@@ -237,10 +246,22 @@ mod tests {
             let t = signer.sign(c).expect("sign");
             verify(&t, 8192, &keys, &rules(), Timestamp::from_secs(now as i64)).err()
         };
-        assert_eq!(at(&claims("other", 30, None), NOW), Some(JoseError::AudienceMismatch));
-        assert_eq!(at(&claims("app", 30, None), NOW + 30), Some(JoseError::Expired));
-        assert_eq!(at(&claims("app", 301, None), NOW), Some(JoseError::LifetimeTooLong));
-        assert_eq!(at(&claims("app", 30, None), NOW - 1), Some(JoseError::IssuedInFuture));
+        assert_eq!(
+            at(&claims("other", 30, None), NOW),
+            Some(JoseError::AudienceMismatch)
+        );
+        assert_eq!(
+            at(&claims("app", 30, None), NOW + 30),
+            Some(JoseError::Expired)
+        );
+        assert_eq!(
+            at(&claims("app", 301, None), NOW),
+            Some(JoseError::LifetimeTooLong)
+        );
+        assert_eq!(
+            at(&claims("app", 30, None), NOW - 1),
+            Some(JoseError::IssuedInFuture)
+        );
         // An access token of the same key is not an identity.
         let (_, pair) = SigningKeyPair::generate(Alg::EdDSA).expect("key");
         let access = super::super::access_token::signer(pair, "k");
@@ -257,6 +278,9 @@ mod tests {
         assert!(signer(rsa).is_err());
         assert!(key_from_pkcs8(der.expose()).is_err());
         let (der, _) = SigningKeyPair::generate(Alg::ES256).expect("key");
-        assert_eq!(key_from_pkcs8(der.expose()).expect("p256").alg(), Alg::ES256);
+        assert_eq!(
+            key_from_pkcs8(der.expose()).expect("p256").alg(),
+            Alg::ES256
+        );
     }
 }
