@@ -143,6 +143,12 @@ pub enum JwksError {
 /// Parses a JWKS document, keeping the keys usable with `allowed` algorithms.
 pub fn parse_jwks(bytes: &[u8], allowed: &[Alg]) -> Result<KeySet, JwksError> {
     let doc: Value = serde_json::from_slice(bytes).map_err(|_| JwksError::NotAJwks)?;
+    parse_jwk_set(&doc, allowed)
+}
+
+/// [`parse_jwks`] over a document already read as JSON (the token service's own published
+/// keys, assembled from stored rows).
+pub fn parse_jwk_set(doc: &Value, allowed: &[Alg]) -> Result<KeySet, JwksError> {
     let Some(keys) = doc.get("keys").and_then(Value::as_array) else {
         return Err(JwksError::NotAJwks);
     };

@@ -24,5 +24,8 @@ pub mod sign;
 pub use alg::Alg;
 pub use compact::{JoseHeader, RawObject, Unverified};
 pub use error::JoseError;
-pub use jwk::{parse_jwks, thumbprint, JwksError, KeySet, VerificationKey};
+pub use jwk::{
+    parse_jwk_set, parse_jwks, parse_jwks_all_usable, thumbprint, JwksError, KeySet,
+    VerificationKey,
+};
 pub use sign::{SignError, Signer, SigningKeyPair};

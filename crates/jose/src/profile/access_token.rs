@@ -78,6 +78,7 @@ pub struct AccessToken<'a> {
     pub aud: Vec<Cow<'a, str>>,
     pub exp: i64,
     pub iat: i64,
+    pub nbf: Option<i64>,
     pub tenant: Option<TenantId>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
@@ -98,10 +99,9 @@ impl Rules<'_> {
         if now_s >= exp.saturating_add(leeway) {
             return Err(JoseError::Expired);
         }
-        if let Some(nbf) = c.int("nbf").map_err(malformed)? {
-            if nbf > now_s.saturating_add(leeway) {
-                return Err(JoseError::NotYetValid);
-            }
+        let nbf = c.int("nbf").map_err(malformed)?;
+        if nbf.is_some_and(|nbf| nbf > now_s.saturating_add(leeway)) {
+            return Err(JoseError::NotYetValid);
         }
         let iat = required_int(c, "iat")?;
         if iat > now_s.saturating_add(leeway) {
@@ -148,6 +148,7 @@ impl Rules<'_> {
             aud,
             exp,
             iat,
+            nbf,
             tenant,
             scopes,
             roles,
@@ -165,6 +166,7 @@ pub struct Verified {
     pub aud: Vec<String>,
     pub exp: i64,
     pub iat: i64,
+    pub nbf: Option<i64>,
     pub tenant: Option<TenantId>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
@@ -205,6 +207,7 @@ pub fn verify(
         aud: t.aud.into_iter().map(Cow::into_owned).collect(),
         exp: t.exp,
         iat: t.iat,
+        nbf: t.nbf,
         tenant: t.tenant,
         scopes: t.scopes,
         roles: t.roles,
@@ -279,6 +282,7 @@ mod tests {
             assert_eq!(v.scopes, ["payments:read", "payments:write"]);
             assert_eq!(v.roles, ["admin"]);
             assert_eq!(v.tenant.as_ref().map(|t| t.as_str()), Some("acme"));
+            assert_eq!((v.iat, v.nbf, v.exp), (NOW, Some(NOW), NOW + 600));
         }
     }
 

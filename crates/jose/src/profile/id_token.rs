@@ -79,10 +79,7 @@ pub struct Addressed<'a> {
 impl Rules<'_> {
     /// The issuer and audience rules: run before the key is looked up, so a token for another
     /// client or from another issuer costs no key work.
-    pub fn check_audience<'a>(
-        &self,
-        c: &RawObject<'a>,
-    ) -> Result<Addressed<'a>, JoseError> {
+    pub fn check_audience<'a>(&self, c: &RawObject<'a>) -> Result<Addressed<'a>, JoseError> {
         let iss = required(c, "iss")?;
         if iss != self.issuer {
             return Err(JoseError::IssuerMismatch);
