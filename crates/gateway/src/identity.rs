@@ -2,52 +2,35 @@
 //! by the gateway with an Ed25519 or P-256 key, so an upstream can check them itself instead of
 //! trusting whoever can reach it.
 //!
-//! Header `{"alg", "typ": "portcullis-identity+jwt", "kid"}`; the `typ` is deliberately not
-//! `at+jwt`, so a verifier of access tokens refuses it and it can never be replayed as one.
-//! Claims: `iss`, `aud` (the upstream), `iat`, `nbf`, `exp` (at most 5 minutes later), `jti`,
-//! `sub`, `client_id`, `tenant`, `scope`, `credential_kind`, `credential_id`, and
-//! `cnf.x5t#S256` when the connection presented a verified client certificate. The public key
-//! is published as a JWKS whose `kid` is the key's RFC 7638 thumbprint.
-//!
-//! Signing is a thin JWS compact serialisation over aws-lc-rs with the key pair parsed once at
-//! load, for the reason the server's token signer gives (`jsonwebtoken` re-parses the PKCS#8
-//! key on every `encode`); its output is checked with `jsonwebtoken` in the tests. This module
-//! only signs: it never parses a token, and it must never expose the private key (Debug prints
-//! `[redacted]`).
+//! The token kind (header, claims, `typ: portcullis-identity+jwt`, the five-minute lifetime cap,
+//! the JWKS whose `kid` is the key's RFC 7638 thumbprint) is the identity profile of
+//! `portcullis-jose` (`profile::identity`), which also signs, with the key pair parsed once and
+//! the header encoded once; its output is checked with `jsonwebtoken` in the tests. This module
+//! loads the key from configuration and maps a [`Principal`] to the claims. It only signs: it
+//! never parses a token, and it must never expose the private key (Debug prints `[redacted]`).
 
 use std::time::Duration;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use portcullis_core::secret::Secret;
+use portcullis_jose::profile::identity::{self, Cnf, IdentityClaims};
+use portcullis_jose::Signer;
 use portcullis_verify::Principal;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivatePkcs8KeyDer;
-use serde::Serialize;
-use serde_json::json;
 
 use crate::config::{ConfigError, IdentityJwtSection};
 
 /// The JWT `typ` of identity tokens.
-pub const TYP: &str = "portcullis-identity+jwt";
+pub const TYP: &str = identity::TYP;
 /// Where the public key is published, on the main and admin listeners.
 pub const JWKS_PATH: &str = "/_portcullis/identity/jwks.json";
 /// The longest lifetime allowed.
-pub const MAX_LIFETIME: Duration = Duration::from_secs(300);
-
-enum Pair {
-    Ed25519(Ed25519KeyPair),
-    P256(EcdsaKeyPair),
-}
+pub const MAX_LIFETIME: Duration = identity::MAX_LIFETIME;
 
 /// A loaded identity signing key and what it signs with.
 pub struct IdentitySigner {
-    key: Pair,
+    signer: Signer,
     kid: String,
-    /// base64url of the protected header and a `.`: the same for every token.
-    header_prefix: String,
     issuer: String,
     lifetime: u64,
     jwks: String,
@@ -64,40 +47,10 @@ impl std::fmt::Debug for IdentitySigner {
     }
 }
 
-#[derive(Serialize)]
-struct Cnf<'a> {
-    #[serde(rename = "x5t#S256")]
-    x5t_s256: &'a str,
-}
-
-#[derive(Serialize)]
-struct Claims<'a> {
-    iss: &'a str,
-    aud: &'a str,
-    iat: u64,
-    nbf: u64,
-    exp: u64,
-    jti: String,
-    sub: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tenant: Option<&'a str>,
-    scope: String,
-    credential_kind: &'a str,
-    credential_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cnf: Option<Cnf<'a>>,
-}
-
 /// Signing failed: only a failing random source (ECDSA) can cause it.
 #[derive(Debug, thiserror::Error)]
 #[error("identity JWT signing failed")]
 pub struct SignError;
-
-fn b64(b: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(b)
-}
 
 impl IdentitySigner {
     /// Reads and parses `signing_key_file`, checks the lifetime bounds.
@@ -130,50 +83,13 @@ impl IdentitySigner {
         }
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem)
             .map_err(|_| ConfigError("not a PKCS#8 PEM private key".into()))?;
-        let der = der.secret_pkcs8_der();
-        let (key, alg, jwk) = if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
-            let x = b64(k.public_key().as_ref());
-            let jwk = json!({"crv": "Ed25519", "kty": "OKP", "x": x});
-            (Pair::Ed25519(k), "EdDSA", jwk)
-        } else if let Ok(k) =
-            EcdsaKeyPair::from_pkcs8(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
-        {
-            // Uncompressed point: 0x04 || x || y, 32 bytes each.
-            let point = k.public_key().as_ref();
-            if point.len() != 65 {
-                return Err(ConfigError("unexpected P-256 public key encoding".into()));
-            }
-            let jwk = json!({
-                "crv": "P-256", "kty": "EC",
-                "x": b64(&point[1..33]), "y": b64(&point[33..65]),
-            });
-            (Pair::P256(k), "ES256", jwk)
-        } else {
-            return Err(ConfigError(
-                "the key is neither Ed25519 nor P-256 (PKCS#8)".into(),
-            ));
-        };
-        // RFC 7638: SHA-256 of the required members, in lexicographic order and without
-        // whitespace (the order written above, which serde_json keeps with or without its
-        // preserve_order feature).
-        let kid = b64(aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            jwk.to_string().as_bytes(),
-        ));
-        let mut public = jwk;
-        if let Some(o) = public.as_object_mut() {
-            o.insert("kid".into(), json!(kid));
-            o.insert("alg".into(), json!(alg));
-            o.insert("use".into(), json!("sig"));
-        }
-        let jwks = json!({ "keys": [public] }).to_string();
-        let header = json!({"alg": alg, "typ": TYP, "kid": kid}).to_string();
-        let mut header_prefix = b64(header);
-        header_prefix.push('.');
+        let key = identity::key_from_pkcs8(der.secret_pkcs8_der())
+            .map_err(|_| ConfigError("the key is neither Ed25519 nor P-256 (PKCS#8)".into()))?;
+        let (signer, jwks) = identity::signer(key)
+            .map_err(|e| ConfigError(format!("identity key unusable: {e}")))?;
         Ok(Self {
-            key,
-            kid,
-            header_prefix,
+            kid: signer.kid().unwrap_or_default().to_owned(),
+            signer,
             issuer: issuer.to_owned(),
             lifetime: lifetime.as_secs(),
             jwks,
@@ -197,13 +113,14 @@ impl IdentitySigner {
         client_cert_sha256: Option<&str>,
         now: u64,
     ) -> Result<String, SignError> {
-        let claims = Claims {
+        let jti = uuid::Uuid::new_v4().to_string();
+        let claims = IdentityClaims {
             iss: &self.issuer,
             aud: audience,
             iat: now,
             nbf: now,
             exp: now + self.lifetime,
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: &jti,
             sub: &p.subject,
             client_id: p.client_id.as_deref(),
             tenant: p.tenant.as_ref().map(|t| t.as_str()),
@@ -212,28 +129,17 @@ impl IdentitySigner {
             credential_id: &p.credential_id,
             cnf: client_cert_sha256.map(|x5t_s256| Cnf { x5t_s256 }),
         };
-        let body = serde_json::to_vec(&claims).map_err(|_| SignError)?;
-        let mut out = String::with_capacity(self.header_prefix.len() + body.len() * 2 + 100);
-        out.push_str(&self.header_prefix);
-        URL_SAFE_NO_PAD.encode_string(&body, &mut out);
-        let sig = match &self.key {
-            Pair::Ed25519(k) => k.sign(out.as_bytes()).as_ref().to_vec(),
-            Pair::P256(k) => k
-                .sign(&SystemRandom::new(), out.as_bytes())
-                .map_err(|_| SignError)?
-                .as_ref()
-                .to_vec(),
-        };
-        out.push('.');
-        URL_SAFE_NO_PAD.encode_string(sig, &mut out);
-        Ok(out)
+        self.signer.sign(&claims).map_err(|_| SignError)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::engine::general_purpose::STANDARD;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair};
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
     use portcullis_verify::CredentialKind;
 
     fn pem(der: &[u8]) -> String {

@@ -5,6 +5,7 @@
 //! limit. The reason is for tracing and tests; it must never be put in a response.
 
 use portcullis_core::revocation::RevokedBy;
+use portcullis_jose::JoseError;
 
 /// The answer a client gets (RFC 6750 section 3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +161,37 @@ impl Reason {
             | Self::MissingRole => DenialClass::InsufficientScope,
             Self::ApiKeyRateLimited { .. } => DenialClass::RateLimited,
             _ => DenialClass::InvalidToken,
+        }
+    }
+}
+
+impl From<JoseError> for Reason {
+    /// The verifier's reason for a rule of the JOSE crate. Only the access-token profile runs
+    /// here; reasons of other profiles cannot arise and fall back to "claims malformed".
+    fn from(e: JoseError) -> Self {
+        match e {
+            JoseError::TooLarge => Self::TooLarge,
+            JoseError::Malformed => Self::Malformed,
+            JoseError::BadBase64 => Self::BadBase64,
+            JoseError::MalformedHeader => Self::MalformedHeader,
+            JoseError::MalformedClaims => Self::MalformedClaims,
+            JoseError::DuplicateMember => Self::DuplicateMember,
+            JoseError::AlgNone => Self::AlgNone,
+            JoseError::AlgNotAllowed => Self::AlgNotAllowed,
+            JoseError::AlgKeyMismatch => Self::AlgKeyMismatch,
+            JoseError::UnsupportedCrit => Self::UnsupportedCrit,
+            JoseError::WrongTyp => Self::WrongTyp,
+            JoseError::UnknownKid => Self::UnknownKid,
+            JoseError::BadSignature => Self::BadSignature,
+            JoseError::MissingClaim(c) => Self::MissingClaim(c),
+            JoseError::Expired => Self::Expired,
+            JoseError::NotYetValid => Self::NotYetValid,
+            JoseError::IssuedInFuture => Self::IssuedInFuture,
+            JoseError::LifetimeTooLong => Self::LifetimeTooLong,
+            JoseError::AudienceMismatch => Self::AudienceMismatch,
+            JoseError::IssuerMismatch => Self::UnknownIssuer,
+            JoseError::InvalidTenantClaim => Self::InvalidTenantClaim,
+            _ => Self::MalformedClaims,
         }
     }
 }

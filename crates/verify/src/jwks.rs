@@ -26,8 +26,8 @@ use tokio::time::Instant;
 
 use crate::denial::Reason;
 use crate::fetch::{Fetch, Fetched};
-use crate::jws::Alg;
-use crate::keys::{parse_jwks, KeySet, VerificationKey};
+use portcullis_jose::jwk::{parse_jwks, KeySet, VerificationKey};
+use portcullis_jose::Alg;
 
 /// Where an issuer's keys come from.
 #[derive(Debug, Clone)]

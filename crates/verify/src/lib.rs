@@ -46,8 +46,8 @@ pub use denial::{Denial, DenialClass, Reason};
 pub use feed::{FeedConfig, RevocationSource, Revocations};
 pub use http::{authorize_request, denial_response, RequireLayer};
 pub use jwks::{JwksTiming, KeySource};
-pub use jws::Alg;
 pub use policy::{authorize, Policy, Requirement, TenantBinding};
+pub use portcullis_jose::Alg;
 pub use principal::{CredentialKind, Principal};
 pub use verifier::{
     ApiKeyConfig, ApiKeySource, IssuerConfig, Presented, RequestFacts, SystemClock, Verifier,

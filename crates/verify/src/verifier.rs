@@ -12,6 +12,9 @@
 //! is dropped from the key cache, and every cached verification of a token it signed with it,
 //! the moment its revocation record arrives.
 //!
+//! The parsing and the claim rules are the access-token profile of `portcullis-jose`
+//! (`profile::access_token`); this module looks up the issuer and its keys between its steps.
+//!
 //! Cheap checks run before the signature so garbage costs little. Nothing read from the token
 //! is trusted for anything but choosing the issuer's key set until the signature has verified.
 
@@ -24,13 +27,14 @@ use portcullis_core::credential::Environment;
 use portcullis_core::revocation::TokenIdentity;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, Timestamp};
+use portcullis_jose::profile::access_token;
+use portcullis_jose::Alg;
 
 use crate::api_key::{ApiKeyBackend, ApiKeyRequest, ApiKeys, HttpApiKeys};
 use crate::denial::{Denial, Reason};
 use crate::feed::{CacheDrop, RevocationSource, Revocations};
 use crate::fetch::{Fetch, HttpFetch};
 use crate::jwks::{JwksCache, JwksTiming, KeySource};
-use crate::jws::{self, Alg};
 use crate::policy::{authorize, Policy};
 use crate::principal::{CredentialKind, Principal};
 use crate::token_cache::{self, CachedToken, TokenCache};
@@ -523,17 +527,11 @@ impl Verifier {
         audience: &str,
     ) -> Result<CachedToken, Reason> {
         let inner = &*self.inner;
-        let u = jws::parse(token, inner.max_token_bytes)?;
-        match &u.header.typ {
-            Some(t) if jws::is_access_token_typ(t) => {}
-            _ => return Err(Reason::WrongTyp),
-        }
-        let c = jws::RawObject::parse(&u.payload, Reason::MalformedClaims)?;
-        let malformed = |_| Reason::MalformedClaims;
-        let iss = c
-            .str("iss")
-            .map_err(malformed)?
-            .ok_or(Reason::MissingClaim("iss"))?;
+        // The rules themselves live in the access-token profile of portcullis-jose; the
+        // issuer lookup and the (possibly fetching) key lookup happen here, between its steps.
+        let u = access_token::parse(token, inner.max_token_bytes)?;
+        let c = u.claims()?;
+        let iss = access_token::issuer(&c)?;
         let issuer = inner
             .issuers
             .get(iss.as_ref())
@@ -541,83 +539,30 @@ impl Verifier {
         if !issuer.algorithms.contains(&u.header.alg) {
             return Err(Reason::AlgNotAllowed);
         }
-        let now_s = now.as_secs();
-        let leeway = inner.leeway_s;
-        let exp = c
-            .int("exp")
-            .map_err(malformed)?
-            .ok_or(Reason::MissingClaim("exp"))?;
-        if now_s >= exp.saturating_add(leeway) {
-            return Err(Reason::Expired);
-        }
-        if let Some(nbf) = c.int("nbf").map_err(malformed)? {
-            if nbf > now_s.saturating_add(leeway) {
-                return Err(Reason::NotYetValid);
-            }
-        }
-        let iat = c
-            .int("iat")
-            .map_err(malformed)?
-            .ok_or(Reason::MissingClaim("iat"))?;
-        if iat > now_s.saturating_add(leeway) {
-            return Err(Reason::IssuedInFuture);
-        }
-        if exp.saturating_sub(iat) > inner.max_lifetime_s {
-            return Err(Reason::LifetimeTooLong);
-        }
-        let aud = c
-            .strings("aud")
-            .map_err(malformed)?
-            .ok_or(Reason::MissingClaim("aud"))?;
-        if !aud.iter().any(|a| a == audience) {
-            return Err(Reason::AudienceMismatch);
-        }
-        let required = |name: &'static str| {
-            c.str(name)
-                .map_err(malformed)?
-                .ok_or(Reason::MissingClaim(name))
+        let rules = access_token::Rules {
+            audience: Some(audience),
+            leeway_s: inner.leeway_s,
+            max_lifetime_s: inner.max_lifetime_s,
+            tenant_claim: &inner.tenant_claim,
+            roles_claim: &inner.roles_claim,
         };
-        let sub = required("sub")?;
-        let jti = required("jti")?;
-        let client_id = required("client_id")?;
-        let tenant = match c.str(&inner.tenant_claim) {
-            Ok(None) => None,
-            Ok(Some(t)) => Some(TenantId::parse(&t).map_err(|_| Reason::InvalidTenantClaim)?),
-            Err(_) => return Err(Reason::InvalidTenantClaim),
-        };
-        let scopes = c
-            .str("scope")
-            .map_err(malformed)?
-            .map(|s| {
-                s.split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let roles = c
-            .string_array(&inner.roles_claim)
-            .map_err(malformed)?
-            .unwrap_or_default();
+        let t = rules.check(&c, now)?;
 
         let key = match issuer.keys.key(u.header.kid.as_deref()).await {
             Err(Reason::UnknownKid) if u.header.kid.is_none() => return Err(Reason::MissingKid),
             other => other?,
         };
-        if key.alg != u.header.alg {
-            return Err(Reason::AlgKeyMismatch);
-        }
-        if !key.verify(u.signing_input.as_bytes(), &u.signature) {
-            return Err(Reason::BadSignature);
-        }
+        u.verify_with(&key)?;
+        let tenant = t.tenant;
+        let (exp, iat) = (t.exp, t.iat);
         let principal = Principal {
-            subject: sub.into_owned(),
-            client_id: Some(client_id.into_owned()),
+            subject: t.sub.into_owned(),
+            client_id: Some(t.client_id.into_owned()),
             tenant: tenant.clone(),
-            scopes,
-            roles,
+            scopes: t.scopes,
+            roles: t.roles,
             kind: CredentialKind::AccessToken,
-            credential_id: jti.into_owned(),
+            credential_id: t.jti.into_owned(),
             issuer: Some(issuer.name.clone()),
             environment: None,
             expires_at: Some(Timestamp::from_secs(exp)),
@@ -629,7 +574,7 @@ impl Verifier {
             kid: key.kid.clone().unwrap_or_default(),
             issued_at: Timestamp::from_secs(iat),
             expires_at: Timestamp::from_secs(exp),
-            audiences: aud.into_iter().map(|a| a.into_owned()).collect(),
+            audiences: t.aud.into_iter().map(|a| a.into_owned()).collect(),
         })
     }
 }

@@ -1,12 +1,11 @@
-//! Published vectors through the verifier's signature path (JWK -> pinned key -> verify):
+//! Published vectors through the one signature path of Portcullis (JWK -> pinned key -> verify):
 //! RFC 7520 section 4.1 (RS256), RFC 8037 appendix A.4 (EdDSA), and the Wycheproof vectors
 //! for the algorithms Portcullis accepts (ECDSA P-256 SHA-256 in IEEE P1363 form as JWS uses
 //! it, Ed25519, RSASSA-PKCS1-v1_5 2048 SHA-256).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use portcullis_verify::keys::parse_jwks;
-use portcullis_verify::Alg;
+use portcullis_jose::{parse_jwks, Alg};
 use serde_json::json;
 
 fn b64(b: &[u8]) -> String {
