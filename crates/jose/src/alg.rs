@@ -3,7 +3,7 @@
 //! Symmetric (`HS*`) algorithms are absent on purpose: every party holds only public keys of the
 //! others, so an HMAC token can never be valid here (this is what defeats HS/RS key confusion).
 //! `none` is not an algorithm. This module must never grow an algorithm without the vector
-//! tests of `tests/vectors.rs` covering it.
+//! tests of `tests/it/vectors.rs` covering it.
 
 use std::fmt;
 

@@ -12,7 +12,7 @@
 //! directly with the key parsed once at load time. Going through jsonwebtoken's verify re-parsed
 //! the key and re-encoded the signature on every call, which the `jwt_validate` benchmark showed
 //! costing more than the rules themselves; this path is held to the RFC 7520, RFC 8037 and
-//! Wycheproof vectors in `tests/vectors.rs`.
+//! Wycheproof vectors in `tests/it/vectors.rs`.
 //!
 //! This module must never fetch a document, and never take a key from anywhere but the document
 //! its caller hands it (never from a token header).

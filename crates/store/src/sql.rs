@@ -3,7 +3,7 @@
 //! Queries use `$N` placeholders and types both SQLite and PostgreSQL decode alike (TEXT, BIGINT,
 //! BLOB/BYTEA, nullable columns), so the same text runs on both. A backend only supplies its pool
 //! type and its migrations. Adding a query here adds it to both backends at once, and the
-//! conformance suite (`tests/conformance.rs`) runs it against both.
+//! conformance suite (`tests/it/conformance.rs`) runs it against both.
 //!
 //! A backend also names its revocation-head follower (`$follow_head`: what watches for other
 //! nodes' appends) and holds a `feed: Arc<HeadFeed>` that appends publish to after they commit.

@@ -2,7 +2,7 @@
 
 Reads the JSON document on stdin; exits non-zero with the reason when authlib refuses it.
 Arguments name registry keys whose validator is skipped (each skip is explained by the caller,
-crates/cli/tests/token_service.rs); with none, this is exactly `validate()`.
+crates/cli/tests/it/token_service.rs); with none, this is exactly `validate()`.
 """
 import json
 import sys

@@ -1,0 +1,15 @@
+//! The crate's one integration-test binary: each module is one suite (a former
+//! `tests/*.rs` file). One binary links once, so a cold `cargo test` spends less time
+//! linking, and the suites share the fixtures in `common`.
+
+mod api_keys_e2e;
+mod common;
+mod docs_examples;
+mod faults;
+mod gateway;
+mod gateway_embedded;
+mod lifecycle;
+mod revocation_feed;
+mod rotation_crash;
+mod token_service;
+mod verify_e2e;

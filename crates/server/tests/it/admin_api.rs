@@ -1,0 +1,1244 @@
+//! Admin API behaviour, in process: authentication, tenant isolation and role permissions on
+//! every route, service credentials on the feed and API key verification, credential creation
+//! that never escalates, and bad input that must answer 4xx and change nothing.
+
+use crate::common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use portcullis_core::admin::AdminRole;
+use portcullis_core::audit::AuditEvent;
+use portcullis_core::credential::{Credential, CredentialKind, Environment};
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::{Clock, ManualClock, Timestamp};
+use portcullis_http::admin::{self, Scope};
+use portcullis_server::config::AuditConfig;
+use portcullis_service::audit::{self, AuditWriter, RequestOrigin};
+use portcullis_service::kek::{Kek, Keyring};
+use portcullis_service::state::AppState;
+use portcullis_store::{AuditQuery, NewTenant, SqliteStore, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct TestApp {
+    router: Router,
+    store: Arc<dyn Store>,
+    /// The live signing state (`/readyz` reads it).
+    oauth: Arc<portcullis_service::oauth::OAuthState>,
+    /// A signer for the key active at start.
+    signer: Arc<portcullis_service::keys::jwt::Signer>,
+    clock: Arc<dyn Clock>,
+    writer: Option<AuditWriter>,
+    global: String,
+    acme: String,
+    globex: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    async fn new() -> Self {
+        Self::build(true).await
+    }
+
+    /// With `signer_at_start` false the OAuth endpoints start without a signer while the key
+    /// snapshot taken at start still holds an active key.
+    async fn build(signer_at_start: bool) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("db"))
+                .await
+                .expect("store"),
+        );
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let ring = Keyring::new(Kek::generate().expect("kek"));
+        let (keys, _) = portcullis_service::keys::load_or_create_active(
+            store.as_ref(),
+            &ring,
+            &clock,
+            portcullis_core::signing::SigningAlgorithm::ES256,
+        )
+        .await
+        .expect("keys");
+        let config = AuditConfig {
+            batch_size: 64,
+            flush_interval_ms: 5,
+            queue_capacity: 10_000,
+        };
+        let (audit, writer) = audit::spawn(store.clone(), clock.clone(), &config);
+        for t in ["acme", "globex"] {
+            store
+                .create_tenant(
+                    &NewTenant {
+                        id: tid(t),
+                        display_name: t.into(),
+                    },
+                    clock.now(),
+                )
+                .await
+                .expect("tenant");
+        }
+        let mut tokens = Vec::new();
+        for t in ["system", "acme", "globex"] {
+            let (record, credential) =
+                admin::tokens::mint(&tid(t), format!("{t}-admin"), "test".into(), clock.now());
+            store.insert_admin_credential(&record).await.expect("token");
+            tokens.push(credential.expose().to_owned());
+        }
+        let state_clock = clock.clone();
+        let signer = Arc::new(
+            portcullis_service::keys::jwt::Signer::new(keys.active().expect("an active key"))
+                .expect("signer"),
+        );
+        let oauth = if signer_at_start {
+            common::oauth(&keys)
+        } else {
+            common::oauth(&portcullis_service::keys::KeySet { keys: vec![] })
+        };
+        let state = AppState {
+            oauth: oauth.clone(),
+            api_keys: common::api_keys(store.clone(), clock.clone(), audit.clone()),
+            store: store.clone(),
+            clock,
+            audit,
+            keys: Arc::new(keys),
+            revocations: common::revocations(),
+        };
+        let _ = RequestOrigin::default();
+        Self {
+            router: portcullis_http::app::router(state, 16 * 1024),
+            store,
+            oauth,
+            signer,
+            clock: state_clock,
+            writer: Some(writer),
+            global: tokens[0].clone(),
+            acme: tokens[1].clone(),
+            globex: tokens[2].clone(),
+            _dir: dir,
+        }
+    }
+
+    /// A credential of `role` in `tenant`, stored directly (as if a global admin had made it).
+    async fn token(&self, role: AdminRole, tenant: &str) -> String {
+        let (record, credential) = admin::tokens::mint_with_role(
+            &tid(tenant),
+            role,
+            format!("{tenant}-{}", role.as_str()),
+            "test".into(),
+            self.clock.now(),
+        );
+        self.store
+            .insert_admin_credential(&record)
+            .await
+            .expect("token");
+        credential.expose().to_owned()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).expect("request")).await
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, value)
+    }
+
+    /// Flushes the audit queue and returns the tenant's events, newest first.
+    async fn audit(&mut self, tenant: &str) -> Vec<AuditEvent> {
+        if let Some(w) = self.writer.take() {
+            w.shutdown().await;
+        }
+        self.store
+            .query_audit_events(&AuditQuery {
+                tenant: tid(tenant),
+                since: None,
+                until: None,
+                action: None,
+                limit: 1_000,
+            })
+            .await
+            .expect("audit")
+    }
+}
+
+fn tid(s: &str) -> TenantId {
+    TenantId::parse(s).expect("valid")
+}
+
+fn concrete(path: &str, tenant: &str) -> String {
+    format!(
+        "{}{}",
+        admin::PREFIX,
+        path.replace("{tenant}", tenant)
+            .replace("{id}", "AAAAAAAAAAAA")
+    )
+}
+
+#[tokio::test]
+async fn every_admin_route_requires_a_credential() {
+    let app = TestApp::new().await;
+    for (spec, _) in admin::routes() {
+        let (status, headers, body) = app
+            .call(
+                spec.method.clone(),
+                &concrete(spec.path, "acme"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{} {}",
+            spec.method,
+            spec.path
+        );
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"portcullis\"",
+            "no error attribute when no credential was sent"
+        );
+        assert_eq!(body, json!({"error": "invalid_token"}));
+    }
+}
+
+/// Walks the route registry: a route added without the right check fails here.
+#[tokio::test]
+async fn tenant_admin_cannot_reach_another_tenant_or_global_routes_on_any_route() {
+    let app = TestApp::new().await;
+    let routes = admin::routes();
+    assert!(routes.len() >= 10, "registry unexpectedly small");
+    let authorized = |s: StatusCode| s != StatusCode::FORBIDDEN && s != StatusCode::UNAUTHORIZED;
+    for (spec, _) in routes {
+        let label = format!("{} {}", spec.method, spec.path);
+        // (tenant in the path, token) -> answer
+        let ask = |tenant: &'static str, token: &str| {
+            let (method, path, token) = (
+                spec.method.clone(),
+                concrete(spec.path, tenant),
+                token.to_owned(),
+            );
+            let app = &app;
+            async move { app.call(method, &path, Some(&token), None).await }
+        };
+        match spec.scope {
+            Scope::Tenant => {
+                let (status, _, body) = ask("globex", &app.acme).await;
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{label}: other tenant reachable"
+                );
+                assert_eq!(body, json!({"error": "insufficient_scope"}), "{label}");
+                let (status, _, _) = ask("system", &app.acme).await;
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{label}: system tenant reachable"
+                );
+                // The check is not "deny everything": the own tenant is authorized.
+                let (status, _, _) = ask("acme", &app.acme).await;
+                assert!(
+                    authorized(status),
+                    "{label}: own tenant refused with {status}"
+                );
+            }
+            Scope::Global => {
+                for tenant in ["acme", "globex"] {
+                    let (status, _, _) = ask(tenant, &app.acme).await;
+                    assert_eq!(
+                        status,
+                        StatusCode::FORBIDDEN,
+                        "{label}: tenant admin reached a global route"
+                    );
+                }
+            }
+        }
+        let (status, _, _) = ask("globex", &app.global).await;
+        assert!(
+            authorized(status),
+            "{label}: global admin refused with {status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn denied_cross_tenant_access_changes_nothing_and_is_audited() {
+    let mut app = TestApp::new().await;
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/admin/v1/tenants/globex/admin-tokens",
+            Some(&app.acme),
+            Some(json!({"name": "sneaky"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/admin/v1/tenants/globex/disable",
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.store
+            .list_admin_credentials(&tid("globex"))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    let globex = app
+        .store
+        .get_tenant(&tid("globex"))
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(globex.status, portcullis_core::tenant::TenantStatus::Active);
+    let events = app.audit("acme").await;
+    let denials: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "admin.authorize")
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        denials.contains(&"tenant_mismatch".to_owned()),
+        "{denials:?}"
+    );
+    assert!(
+        denials.contains(&"global_admin_required".to_owned()),
+        "{denials:?}"
+    );
+}
+
+/// A credential with a valid checksum whose id is `id` but whose secret is different.
+fn forge_with_id(id: &str) -> String {
+    let secret = "Z".repeat(22);
+    let unchecked = format!("pcl_adm_live_{id}{secret}");
+    let crc = crc32fast::hash(unchecked.as_bytes());
+    format!(
+        "{unchecked}{}",
+        portcullis_core::base62::encode_fixed(u64::from(crc), 6)
+    )
+}
+
+#[tokio::test]
+async fn bad_credentials_all_get_the_same_answer_and_distinct_audit_reasons() {
+    let mut app = TestApp::new().await;
+    let acme_id = Credential::parse(&app.acme).expect("valid").id().to_owned();
+    let other_kind = Credential::generate(
+        CredentialKind::ApiKey,
+        Environment::live(),
+        &mut rand::thread_rng(),
+    );
+    let unknown = Credential::generate(
+        CredentialKind::AdminToken,
+        Environment::live(),
+        &mut rand::thread_rng(),
+    );
+    let mut typo = app.acme.clone().into_bytes();
+    let i = typo.len() - 10;
+    typo[i] = if typo[i] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).expect("ascii");
+
+    // Revoke a globex token, disable globex's tenant for another: both must stop working.
+    let (record, revoked) = admin::tokens::mint(
+        &tid("globex"),
+        "to-revoke".into(),
+        "t".into(),
+        Timestamp::from_secs(1),
+    );
+    app.store
+        .insert_admin_credential(&record)
+        .await
+        .expect("insert");
+    app.store
+        .revoke_admin_credential(&tid("globex"), &record.id, Timestamp::from_secs(2))
+        .await
+        .expect("revoke");
+
+    let cases: Vec<(String, &str)> = vec![
+        ("not-a-token".into(), "credential_bad_prefix"),
+        (typo, "credential_checksum_mismatch"),
+        (other_kind.expose().into(), "credential_wrong_kind"),
+        (unknown.expose().into(), "credential_unknown"),
+        (forge_with_id(&acme_id), "credential_digest_mismatch"),
+        (revoked.expose().to_owned(), "credential_revoked"),
+        ("x".repeat(5_000), "credential_too_long"),
+    ];
+    for (token, _) in &cases {
+        let (status, headers, body) = app
+            .call(Method::GET, "/admin/v1/tenants", Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body,
+            json!({"error": "invalid_token"}),
+            "no hint which check failed"
+        );
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"portcullis\", error=\"invalid_token\""
+        );
+    }
+    // Basic instead of Bearer.
+    let req = Request::builder()
+        .uri("/admin/v1/tenants")
+        .header(header::AUTHORIZATION, "Basic dXNlcjpwYXNz")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(app.send(req).await.0, StatusCode::UNAUTHORIZED);
+
+    // Disabling a tenant stops its admins.
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/globex",
+            Some(&app.globex),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/admin/v1/tenants/globex/disable",
+            Some(&app.global),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/globex",
+            Some(&app.globex),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let mut reasons: Vec<String> = app
+        .audit("system")
+        .await
+        .into_iter()
+        .chain(app.audit("acme").await)
+        .chain(app.audit("globex").await)
+        .filter(|e| e.action == "admin.authenticate")
+        .filter_map(|e| e.reason)
+        .collect();
+    reasons.sort();
+    for (_, want) in &cases {
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "missing audit reason {want}: {reasons:?}"
+        );
+    }
+    assert!(reasons.iter().any(|r| r == "authorization_not_bearer"));
+    assert!(reasons.iter().any(|r| r == "tenant_disabled"));
+    // No secret reaches the audit log.
+    let all = format!("{:?}", app.audit("acme").await);
+    assert!(!all.contains(&app.acme));
+}
+
+#[tokio::test]
+async fn tenant_creation_validates_input_and_changes_nothing_on_error() {
+    let app = TestApp::new().await;
+    let g = Some(app.global.as_str());
+    let bad_bodies = [
+        json!({"id": "Acme Corp"}),
+        json!({"id": "system"}),
+        json!({"id": "a"}),
+        json!({"id": "new-one", "display_name": ""}),
+        json!({"id": "new-one", "display_name": "x\u{7}y"}),
+        json!({"id": "new-one", "extra": true}),
+        json!({"id": 12}),
+        json!([]),
+    ];
+    for body in bad_bodies {
+        let (status, _, resp) = app
+            .call(Method::POST, "/admin/v1/tenants", g, Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(resp["error"], "invalid_request", "{body}");
+    }
+    // Not JSON, and JSON without its content type.
+    for (ctype, payload) in [
+        ("application/json", "{not json"),
+        ("text/plain", "{\"id\":\"x\"}"),
+    ] {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/admin/v1/tenants")
+            .header(header::AUTHORIZATION, format!("Bearer {}", app.global))
+            .header(header::CONTENT_TYPE, ctype)
+            .body(Body::from(payload))
+            .expect("request");
+        let (status, _, resp) = app.send(req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{ctype}");
+        assert_eq!(resp["error"], "invalid_request");
+    }
+    // Oversized body.
+    let huge = json!({"id": "big", "display_name": "x".repeat(100_000)});
+    let (status, _, _) = app
+        .call(Method::POST, "/admin/v1/tenants", g, Some(huge))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let ids: Vec<String> = app
+        .store
+        .list_tenants()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.id.to_string())
+        .collect();
+    assert_eq!(ids, ["acme", "globex", "system"], "nothing was created");
+
+    // Duplicate.
+    let (status, _, resp) = app
+        .call(
+            Method::POST,
+            "/admin/v1/tenants",
+            g,
+            Some(json!({"id": "acme"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(resp["error"], "conflict");
+    // The good path.
+    let (status, _, resp) = app
+        .call(
+            Method::POST,
+            "/admin/v1/tenants",
+            g,
+            Some(json!({"id": "initech", "display_name": "Initech"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(resp["id"], "initech");
+    assert_eq!(resp["status"], "active");
+}
+
+#[tokio::test]
+async fn system_tenant_cannot_be_disabled_and_unknown_tenants_are_not_found() {
+    let app = TestApp::new().await;
+    let g = Some(app.global.as_str());
+    let (status, _, _) = app
+        .call(Method::POST, "/admin/v1/tenants/system/disable", g, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    for (method, path) in [
+        (Method::GET, "/admin/v1/tenants/nobody"),
+        (Method::POST, "/admin/v1/tenants/nobody/disable"),
+        (
+            Method::DELETE,
+            "/admin/v1/tenants/acme/admin-tokens/AAAAAAAAAAAA",
+        ),
+        (Method::GET, "/admin/v1/no-such-route"),
+    ] {
+        let (status, _, _) = app.call(method.clone(), path, g, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    for path in ["/admin/v1/tenants/NOT_A_SLUG", "/admin/v1/tenants/a%2Fb"] {
+        let (status, _, _) = app.call(Method::GET, path, g, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn admin_tokens_are_shown_once_listed_without_secrets_and_revocable() {
+    let app = TestApp::new().await;
+    let (status, _, created) = app
+        .call(
+            Method::POST,
+            "/admin/v1/tenants/acme/admin-tokens",
+            Some(&app.acme),
+            Some(json!({"name": "ci"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["role"], "tenant_admin");
+    let token = created["token"].as_str().expect("token shown").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    let (status, _, list) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/acme/admin-tokens",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the new token works");
+    let text = list.to_string();
+    assert!(
+        !text.contains(&token) && !text.contains(&app.acme),
+        "secrets listed"
+    );
+    assert!(list
+        .as_array()
+        .expect("array")
+        .iter()
+        .all(|t| t.get("token").is_none()));
+
+    // A token under the system tenant is a global admin, and only global admins can make one.
+    let (status, _, made) = app
+        .call(
+            Method::POST,
+            "/admin/v1/tenants/system/admin-tokens",
+            Some(&app.global),
+            Some(json!({"name": "ops"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(made["role"], "global_admin");
+
+    let path = format!("/admin/v1/tenants/acme/admin-tokens/{id}");
+    let (status, _, _) = app.call(Method::DELETE, &path, Some(&app.acme), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = app.call(Method::DELETE, &path, Some(&app.acme), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "second revoke finds nothing");
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/tenants/acme", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked token refused");
+}
+
+#[tokio::test]
+async fn audit_events_are_readable_per_tenant_with_time_filters() {
+    let mut app = TestApp::new().await;
+    let g = Some(app.global.as_str());
+    app.call(Method::POST, "/admin/v1/tenants/acme/disable", g, None)
+        .await;
+    app.call(Method::POST, "/admin/v1/tenants/acme/enable", g, None)
+        .await;
+    // Flush the sink, then read through the API with a fresh writer-less app state.
+    let events = app.audit("acme").await;
+    let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["tenant.enable", "tenant.disable"]);
+    assert!(
+        events.iter().all(|e| e.request_id.is_some()),
+        "request id recorded"
+    );
+
+    let (status, _, list) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/acme/audit-events?since=1h&limit=10",
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().expect("array").len(), 2);
+    let (status, _, list) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/acme/audit-events?action=tenant.disable",
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().expect("array").len(), 1);
+    let (status, _, list) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/acme/audit-events?since=2100-01-01T00:00:00Z",
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!([]));
+    for bad in ["since=yesterday-ish", "limit=-1", "unknown=1"] {
+        let (status, _, _) = app
+            .call(
+                Method::GET,
+                &format!("/admin/v1/tenants/acme/audit-events?{bad}"),
+                Some(&app.acme),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_request_ids() {
+    let app = TestApp::new().await;
+    let (status, headers, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ready");
+    assert!(headers.contains_key("x-request-id"));
+    let req = Request::builder()
+        .uri("/healthz")
+        .header("x-request-id", "client-chosen")
+        .body(Body::empty())
+        .expect("request");
+    let (status, headers, _) = app.send(req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(
+        headers["x-request-id"], "client-chosen",
+        "request ids are the server's own"
+    );
+}
+
+/// Readiness follows the live signer the token endpoint signs with, not the keys loaded at
+/// start: a node whose signer is gone cannot issue tokens and is not ready, and becomes ready
+/// when one is installed (as rotation does).
+#[tokio::test]
+async fn readiness_follows_the_live_signer() {
+    let app = TestApp::build(false).await;
+    let (status, _, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["signing_keys"], false);
+    assert_eq!(body["database"], true);
+    app.oauth.set_signer(app.signer.clone());
+    let (status, _, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["signing_keys"], true);
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_gone() {
+    let app = TestApp::new().await;
+    app.store.close().await;
+    let (status, _, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["database"], false);
+}
+
+/// Invariant 1: an internal error denies. With storage gone, a valid global admin gets a bare
+/// `server_error` on every admin route, never a success and never a cause in the body.
+#[tokio::test]
+async fn a_storage_failure_denies_every_admin_route() {
+    let app = TestApp::new().await;
+    app.store.close().await;
+    for (spec, _) in admin::routes() {
+        let (status, _, body) = app
+            .call(
+                spec.method.clone(),
+                &concrete(spec.path, "acme"),
+                Some(&app.global),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{} {}",
+            spec.method,
+            spec.path
+        );
+        assert_eq!(
+            body,
+            json!({"error": "server_error"}),
+            "{} {}",
+            spec.method,
+            spec.path
+        );
+    }
+}
+
+/// Whether `role`, held by a credential of `home`, may use route `spec` on the `{tenant}` `path`,
+/// written from the roles' descriptions rather than from core's table, so the two check each
+/// other.
+fn role_may(role: AdminRole, home: &str, spec: &admin::RouteSpec, path: &str) -> bool {
+    let installation_wide = home == "system";
+    let reaches = match spec.scope {
+        Scope::Global => installation_wide,
+        Scope::Tenant => installation_wide || path == home,
+    };
+    let read = spec.method == Method::GET;
+    let may = match role {
+        AdminRole::GlobalAdmin => true,
+        AdminRole::TenantAdmin => spec.scope == Scope::Tenant,
+        AdminRole::Auditor => read,
+        AdminRole::ApiKeyManager => {
+            spec.path.starts_with("/tenants/{tenant}/api-keys")
+                || (read && spec.path == "/tenants/{tenant}/api-key-policy")
+                || (read && spec.path == "/tenants/{tenant}")
+        }
+        AdminRole::Service => false,
+    };
+    reaches && may
+}
+
+/// Walks the route registry for every role: each route answers 403 exactly where the role (and
+/// the tenant its credential belongs to) does not allow it.
+#[tokio::test]
+async fn every_role_reaches_exactly_the_routes_its_permissions_allow() {
+    let app = TestApp::new().await;
+    let mut principals = vec![
+        (AdminRole::GlobalAdmin, "system", app.global.clone()),
+        (AdminRole::TenantAdmin, "acme", app.acme.clone()),
+    ];
+    for (role, home) in [
+        (AdminRole::Auditor, "acme"),
+        (AdminRole::ApiKeyManager, "acme"),
+        (AdminRole::Service, "acme"),
+        (AdminRole::Auditor, "system"),
+        (AdminRole::Service, "system"),
+    ] {
+        principals.push((role, home, app.token(role, home).await));
+    }
+    let routes = admin::routes();
+    let mut allowed_somewhere = std::collections::HashSet::new();
+    for (role, home, token) in &principals {
+        // A global admin is asked about globex only: acting on acme would disable the tenant
+        // the other credentials belong to.
+        let paths: &[&str] = if *home == "system" {
+            &["globex"]
+        } else {
+            &["acme", "globex", "system"]
+        };
+        for (spec, _) in &routes {
+            for path in paths {
+                let label = format!(
+                    "{} of {home}: {} {} on {path}",
+                    role.as_str(),
+                    spec.method,
+                    spec.path
+                );
+                let (status, _, body) = app
+                    .call(
+                        spec.method.clone(),
+                        &concrete(spec.path, path),
+                        Some(token),
+                        None,
+                    )
+                    .await;
+                assert_ne!(status, StatusCode::UNAUTHORIZED, "{label}");
+                if role_may(*role, home, spec, path) {
+                    assert_ne!(status, StatusCode::FORBIDDEN, "{label}: refused");
+                    allowed_somewhere.insert(role.as_str());
+                } else {
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{label}: allowed");
+                    assert_eq!(body, json!({"error": "insufficient_scope"}), "{label}");
+                }
+            }
+        }
+    }
+    // Not "deny everything": every role but service reaches some admin route.
+    for role in ["global_admin", "tenant_admin", "auditor", "api_key_manager"] {
+        assert!(allowed_somewhere.contains(role), "{role} reached nothing");
+    }
+    assert!(!allowed_somewhere.contains("service"));
+}
+
+#[tokio::test]
+async fn an_auditor_reads_audit_events_and_credentials_without_secrets_and_writes_nothing() {
+    let app = TestApp::new().await;
+    let auditor = app.token(AdminRole::Auditor, "acme").await;
+    let a = Some(auditor.as_str());
+    // Something to read.
+    app.call(
+        Method::POST,
+        "/admin/v1/tenants/acme/clients",
+        Some(&app.acme),
+        Some(json!({"name": "web", "grant_types": ["client_credentials"]})),
+    )
+    .await;
+    let (status, _, events) = app
+        .call(Method::GET, "/admin/v1/tenants/acme/audit-events", a, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    assert!(events.is_array());
+    let (status, _, tokens) = app
+        .call(Method::GET, "/admin/v1/tenants/acme/admin-tokens", a, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = tokens.to_string();
+    assert!(
+        !text.contains(&auditor) && !text.contains(&app.acme),
+        "secrets listed"
+    );
+    assert!(text.contains("\"auditor\""), "roles listed: {text}");
+    for (method, path) in [
+        (Method::POST, "/admin/v1/tenants/acme/admin-tokens"),
+        (Method::POST, "/admin/v1/tenants/acme/api-keys"),
+        (Method::POST, "/admin/v1/tenants/acme/clients"),
+    ] {
+        let (status, _, _) = app
+            .call(
+                method,
+                path,
+                a,
+                Some(json!({"name": "x", "role": "auditor"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    // Machines' endpoints are not the auditor's either.
+    let (status, _, _) = app.call(Method::GET, "/v1/revocations", a, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/v1/api-keys/verify",
+            a,
+            Some(json!({"key": "pcl_key_live_x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Creates an API key in `tenant` with the global admin and returns (id, key).
+async fn api_key(app: &TestApp, tenant: &str) -> (String, String) {
+    let (status, _, v) = app
+        .call(
+            Method::POST,
+            &format!("/admin/v1/tenants/{tenant}/api-keys"),
+            Some(&app.global),
+            Some(json!({"name": "orders", "owner": "partner", "scopes": ["orders:read"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    (
+        v["id"].as_str().expect("id").to_owned(),
+        v["key"].as_str().expect("key").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_service_credential_reads_the_feed_and_verifies_keys_of_its_tenant_only() {
+    let app = TestApp::new().await;
+    let acme_service = app.token(AdminRole::Service, "acme").await;
+    let system_service = app.token(AdminRole::Service, "system").await;
+    let (acme_id, acme_key) = api_key(&app, "acme").await;
+    let (globex_id, globex_key) = api_key(&app, "globex").await;
+
+    let verify = |token: &str, body: Value| {
+        let (app, token) = (&app, token.to_owned());
+        async move {
+            app.call(
+                Method::POST,
+                "/v1/api-keys/verify",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (status, _, v) = verify(&acme_service, json!({"key": acme_key})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["valid"].clone(), v["active"].clone(), v["key_id"].clone()),
+        (json!(true), json!(true), json!(acme_id))
+    );
+    let (status, _, _) = verify(
+        &acme_service,
+        json!({"key": globex_key, "tenant": "globex"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another tenant's keys");
+    // Asked about its own tenant, the answer about another tenant's key is a refused key.
+    let (status, _, v) = verify(&acme_service, json!({"key": globex_key})).await;
+    assert_eq!(
+        (status, v),
+        (StatusCode::OK, json!({"valid": false})),
+        "an acme service verifies acme keys only"
+    );
+    // A system-tenant service credential serves every tenant.
+    let (status, _, v) = verify(&system_service, json!({"key": globex_key})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["tenant"], "globex");
+
+    for (tenant, id) in [("acme", &acme_id), ("globex", &globex_id)] {
+        let (status, _, _) = app
+            .call(
+                Method::POST,
+                &format!("/admin/v1/tenants/{tenant}/api-keys/{id}/revoke"),
+                Some(&app.global),
+                None,
+            )
+            .await;
+        assert!(status.is_success(), "{status}");
+    }
+    let feed_tenants = |token: String| {
+        let app = &app;
+        async move {
+            let (status, _, v) = app
+                .call(Method::GET, "/v1/revocations?after=0", Some(&token), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            let mut tenants: Vec<String> = v["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .filter(|e| e["kind"] != "signing_key")
+                .map(|e| e["tenant"].as_str().expect("tenant").to_owned())
+                .collect();
+            tenants.sort();
+            tenants.dedup();
+            tenants
+        }
+    };
+    assert_eq!(feed_tenants(acme_service.clone()).await, ["acme"]);
+    assert_eq!(
+        feed_tenants(system_service.clone()).await,
+        ["acme", "globex"]
+    );
+}
+
+#[tokio::test]
+async fn a_service_credential_is_refused_on_every_admin_action_and_changes_nothing() {
+    let mut app = TestApp::new().await;
+    for home in ["acme", "system"] {
+        let service = app.token(AdminRole::Service, home).await;
+        let s = Some(service.as_str());
+        let tenant = if home == "system" { "acme" } else { home };
+        let tries = [
+            (
+                Method::POST,
+                "/admin/v1/tenants".to_owned(),
+                json!({"id": "initech", "display_name": "Initech"}),
+            ),
+            (
+                Method::GET,
+                format!("/admin/v1/tenants/{tenant}/clients"),
+                Value::Null,
+            ),
+            (
+                Method::GET,
+                format!("/admin/v1/tenants/{tenant}/audit-events"),
+                Value::Null,
+            ),
+            (
+                Method::POST,
+                format!("/admin/v1/tenants/{home}/admin-tokens"),
+                json!({"name": "more", "role": "service"}),
+            ),
+        ];
+        for (method, path, body) in tries {
+            let body = (!body.is_null()).then_some(body);
+            let (status, _, v) = app.call(method.clone(), &path, s, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{home}: {method} {path}");
+            assert_eq!(v, json!({"error": "insufficient_scope"}));
+        }
+    }
+    assert!(app
+        .store
+        .get_tenant(&tid("initech"))
+        .await
+        .expect("get")
+        .is_none());
+    for tenant in ["acme", "system"] {
+        let roles: Vec<_> = app
+            .store
+            .list_admin_credentials(&tid(tenant))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|c| c.role)
+            .collect();
+        assert_eq!(
+            roles.iter().filter(|r| **r == AdminRole::Service).count(),
+            1,
+            "{tenant}: only the test's own service credential"
+        );
+    }
+    let denials: Vec<_> = app
+        .audit("acme")
+        .await
+        .into_iter()
+        .filter(|e| e.action == "admin.authorize")
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        denials.contains(&"role_lacks_permission".to_owned()),
+        "{denials:?}"
+    );
+}
+
+#[tokio::test]
+async fn admin_token_roles_are_chosen_within_the_creators_own_powers() {
+    let app = TestApp::new().await;
+    let create = |token: String, tenant: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/admin/v1/tenants/{tenant}/admin-tokens"),
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let count = |tenant: &'static str| {
+        let app = &app;
+        async move {
+            app.store
+                .list_admin_credentials(&tid(tenant))
+                .await
+                .expect("list")
+                .len()
+        }
+    };
+
+    // A tenant admin creates every role up to its own, in its own tenant; each works.
+    for role in ["tenant_admin", "auditor", "api_key_manager", "service"] {
+        let (status, _, made) = create(
+            app.acme.clone(),
+            "acme",
+            json!({"name": role, "role": role}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{role}: {made}");
+        assert_eq!(made["role"], role);
+        assert_eq!(made["tenant"], "acme");
+    }
+    let (_, _, made) = create(
+        app.acme.clone(),
+        "acme",
+        json!({"name": "svc", "role": "service"}),
+    )
+    .await;
+    let service = made["token"].as_str().expect("token").to_owned();
+    let (status, _, _) = app
+        .call(Method::GET, "/v1/revocations", Some(&service), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the new service credential reads the feed"
+    );
+    let (status, _, _) = app
+        .call(Method::GET, "/admin/v1/tenants/acme", Some(&service), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "and nothing of the admin API"
+    );
+
+    let before = (
+        count("acme").await,
+        count("globex").await,
+        count("system").await,
+    );
+    // Refusals: escalation, other tenants, the system tenant, and roles that create nothing.
+    let mut refusals = vec![
+        (app.acme.clone(), "acme", "global_admin"),
+        (app.acme.clone(), "globex", "tenant_admin"),
+        (app.acme.clone(), "globex", "service"),
+        (app.acme.clone(), "system", "service"),
+        (app.acme.clone(), "system", "global_admin"),
+    ];
+    for weak in [
+        AdminRole::ApiKeyManager,
+        AdminRole::Auditor,
+        AdminRole::Service,
+    ] {
+        let token = app.token(weak, "acme").await;
+        for role in ["tenant_admin", "auditor", "api_key_manager", "service"] {
+            refusals.push((token.clone(), "acme", role));
+        }
+    }
+    for weak in [AdminRole::Auditor, AdminRole::Service] {
+        let token = app.token(weak, "system").await;
+        for (tenant, role) in [
+            ("system", "global_admin"),
+            ("system", "service"),
+            ("acme", "tenant_admin"),
+        ] {
+            refusals.push((token.clone(), tenant, role));
+        }
+    }
+    let before = (before.0 + 3, before.1, before.2 + 2);
+    for (token, tenant, role) in refusals {
+        let (status, _, v) = create(token, tenant, json!({"name": "x", "role": role})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role} in {tenant}: {v}");
+        assert_eq!(v, json!({"error": "insufficient_scope"}));
+    }
+    assert_eq!(
+        (
+            count("acme").await,
+            count("globex").await,
+            count("system").await
+        ),
+        before,
+        "nothing created on refusal"
+    );
+
+    // Only a global admin creates system-tenant credentials, and only roles that exist there.
+    for role in ["global_admin", "auditor", "service"] {
+        let (status, _, made) = create(
+            app.global.clone(),
+            "system",
+            json!({"name": role, "role": role}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{role}: {made}");
+        assert_eq!(made["role"], role);
+    }
+    let before = (count("acme").await, count("system").await);
+    for (tenant, role) in [
+        ("system", "tenant_admin"),
+        ("system", "api_key_manager"),
+        ("acme", "global_admin"),
+    ] {
+        let (status, _, v) = create(
+            app.global.clone(),
+            tenant,
+            json!({"name": "x", "role": role}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{role} in {tenant}: {v}");
+        assert_eq!(v["error"], "invalid_request");
+    }
+    // Unknown roles are bad input, whoever asks.
+    for role in [
+        json!("root"),
+        json!(""),
+        json!("Service"),
+        json!(7),
+        json!(null),
+    ] {
+        let (status, _, v) =
+            create(app.acme.clone(), "acme", json!({"name": "x", "role": role})).await;
+        if role.is_null() {
+            assert_eq!(status, StatusCode::CREATED, "null is the default role");
+            assert_eq!(v["role"], "tenant_admin");
+            continue;
+        }
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{role}: {v}");
+        assert_eq!(v["error"], "invalid_request");
+    }
+    assert_eq!(
+        (count("acme").await, count("system").await),
+        (before.0 + 1, before.1),
+        "nothing created on bad input"
+    );
+}

@@ -1,0 +1,11 @@
+//! The crate's one integration-test binary: each module is one suite (a former
+//! `tests/*.rs` file). One binary links once, so a cold `cargo test` spends less time
+//! linking, and the suites share the fixtures in `common`.
+
+mod admin_api;
+mod api_keys;
+mod assembly;
+mod common;
+mod log_follower;
+mod oauth;
+mod revocations;
