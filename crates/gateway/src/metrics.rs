@@ -119,7 +119,11 @@ impl Metrics {
             t.sample(name, &[("class", class), ("reason", reason)], n);
         }
         let name = "portcullis_gateway_upstream_errors_total";
-        t.header(name, "Upstream failures by upstream and kind.", Kind::Counter);
+        t.header(
+            name,
+            "Upstream failures by upstream and kind.",
+            Kind::Counter,
+        );
         for ((up, kind), n) in self.upstream_errors.snapshot() {
             t.sample(name, &[("upstream", &up), ("kind", kind)], n);
         }

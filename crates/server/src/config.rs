@@ -67,6 +67,7 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub revocations: RevocationsConfig,
     pub gateway: GatewayEmbedConfig,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// The gateway embedded in `serve` (`docs/gateway.md`): off unless `config` is set.
@@ -305,6 +306,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             revocations: RevocationsConfig::default(),
             gateway: GatewayEmbedConfig::default(),
+            metrics: crate::metrics::MetricsConfig::default(),
         }
     }
 }

@@ -37,6 +37,11 @@ impl Feed {
         self.heartbeat
     }
 
+    /// Open revocation streams now: each holds one shutdown receiver while it runs.
+    pub fn subscribers(&self) -> usize {
+        self.shutdown.receiver_count()
+    }
+
     /// A receiver that turns `true` when [`Self::shutdown`] is called.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
