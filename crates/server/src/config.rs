@@ -716,7 +716,10 @@ mod tests {
         let f = file("[metrics]\nlisten = \"127.0.0.1:9464\"\n");
         let c = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
             .expect("metrics");
-        assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().expect("addr")));
+        assert_eq!(
+            c.metrics.listen,
+            Some("127.0.0.1:9464".parse().expect("addr"))
+        );
         let same = file("listen = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n");
         let e = Config::load_from(Some(same.path()), &FlagOverrides::default(), no_env())
             .expect_err("same address")
@@ -730,7 +733,10 @@ mod tests {
                 Env::prefixed("PORTCULLIS_"),
             )
             .expect("env");
-            assert_eq!(c.metrics.listen, Some("127.0.0.1:9465".parse().expect("addr")));
+            assert_eq!(
+                c.metrics.listen,
+                Some("127.0.0.1:9465".parse().expect("addr"))
+            );
             Ok(())
         });
     }
