@@ -294,6 +294,7 @@ async fn metrics_count_grants_failures_and_key_checks_with_bounded_labels() {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let key = v["key"].as_str().expect("key").to_owned();
+    let v_key_id = v["id"].as_str().expect("id").to_owned();
     let (s, v) = call(
         r,
         "POST",
@@ -396,6 +397,56 @@ async fn metrics_count_grants_failures_and_key_checks_with_bounded_labels() {
             "portcullis_http_requests_total{surface=\"other\",route=\"unmatched\",status=\"4xx\"}"
         ),
         2.0
+    );
+
+    // Revoking the key appends to the revocation log: the head moves at once, the node's key
+    // cache applies it (the lag returns to 0), and the revoked key counts as rejected.
+    let key_id = v_key_id;
+    let (s, v) = call(
+        r,
+        "POST",
+        &format!("/admin/v1/tenants/acme/api-keys/{key_id}/revoke"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert!(s.is_success(), "{s} {v}");
+    let scrape = parse_exposition(&app.metrics.render().await);
+    assert!(value(&scrape, "portcullis_revocation_log_head") >= 1.0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let scrape = parse_exposition(&app.metrics.render().await);
+        if value(&scrape, "portcullis_revocation_log_lag") == 0.0
+            && value(&scrape, "portcullis_revocation_log_applied") >= 1.0
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key cache never applied the revocation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (s, v) = call(
+        r,
+        "POST",
+        "/v1/api-keys/verify",
+        admin.clone(),
+        json(serde_json::json!({"key": key})),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["valid"]),
+        (StatusCode::OK, &serde_json::json!(false)),
+        "{v}"
+    );
+    let scrape = parse_exposition(&app.metrics.render().await);
+    assert_eq!(
+        value(
+            &scrape,
+            "portcullis_api_key_verifications_total{outcome=\"rejected\"}"
+        ),
+        1.0
     );
 
     // The listener's router serves the same text with the Prometheus content type.
