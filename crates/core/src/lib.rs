@@ -13,6 +13,7 @@ pub mod audit;
 pub mod base62;
 pub mod credential;
 pub mod forwarded;
+pub mod metrics;
 pub mod oauth;
 pub mod rate_limit;
 pub mod revocation;

@@ -1,95 +1,20 @@
 //! Gateway metrics, rendered in the Prometheus text format (version 0.0.4) on the admin listener.
 //!
-//! Hand-written rather than through the `metrics` + `metrics-exporter-prometheus` crates: the
-//! gateway needs five counter families and one histogram, the exporter's global recorder would
-//! be shared by every gateway a test process starts, and the text format is a few lines. Each
-//! [`Metrics`] is owned by one gateway and survives config reloads.
+//! The counters, the histogram and the text writer are core's (`portcullis_core::metrics`,
+//! shared with `serve`); this module says what the gateway counts. Each [`Metrics`] is owned by
+//! one gateway (no global recorder: tests start many) and survives config reloads.
 //!
 //! Labels hold only names from the configuration (route, upstream) and fixed vocabularies
 //! (outcome, reason): never a credential, subject, path or anything else a client chose, so
 //! cardinality is bounded and no secret can reach a scrape.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use portcullis_core::metrics::{Family, Histogram, Kind, Text};
 use portcullis_verify::Verifier;
-
-/// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
-
-/// A family of counters keyed by label values.
-#[derive(Debug)]
-struct Family<K> {
-    series: RwLock<HashMap<K, Arc<AtomicU64>>>,
-}
-
-impl<K: Eq + Hash + Clone + Ord> Family<K> {
-    fn new() -> Self {
-        Self {
-            series: RwLock::new(HashMap::new()),
-        }
-    }
-
-    fn add(&self, key: &K, n: u64) {
-        if let Some(c) = self
-            .series
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-        {
-            c.fetch_add(n, Ordering::Relaxed);
-            return;
-        }
-        self.series
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> Vec<(K, u64)> {
-        let mut v: Vec<(K, u64)> = self
-            .series
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, c)| (k.clone(), c.load(Ordering::Relaxed)))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-}
-
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Cumulative counts are computed at render; these are per-bucket (last one: +Inf).
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        let i = BUCKETS
-            .iter()
-            .position(|b| s <= *b)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// Everything the gateway counts.
 #[derive(Debug)]
@@ -108,12 +33,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -184,31 +103,36 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self, verifier: &Verifier) -> String {
-        let mut o = String::with_capacity(4096);
-        let _ = writeln!(o, "# HELP portcullis_gateway_requests_total Requests by route and outcome.\n# TYPE portcullis_gateway_requests_total counter");
+        let mut t = Text::new();
+        let name = "portcullis_gateway_requests_total";
+        t.header(name, "Requests by route and outcome.", Kind::Counter);
         for ((route, outcome), n) in self.requests.snapshot() {
-            let _ = writeln!(
-                o,
-                "portcullis_gateway_requests_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
-                escape(&route)
-            );
+            t.sample(name, &[("route", &route), ("outcome", outcome)], n);
         }
-        let _ = writeln!(o, "# HELP portcullis_gateway_auth_failures_total Refused credentials by class (the client's answer) and reason (internal).\n# TYPE portcullis_gateway_auth_failures_total counter");
+        let name = "portcullis_gateway_auth_failures_total";
+        t.header(
+            name,
+            "Refused credentials by class (the client's answer) and reason (internal).",
+            Kind::Counter,
+        );
         for ((class, reason), n) in self.auth_failures.snapshot() {
-            let _ = writeln!(
-                o,
-                "portcullis_gateway_auth_failures_total{{class=\"{class}\",reason=\"{reason}\"}} {n}"
-            );
+            t.sample(name, &[("class", class), ("reason", reason)], n);
         }
-        let _ = writeln!(o, "# HELP portcullis_gateway_upstream_errors_total Upstream failures by upstream and kind.\n# TYPE portcullis_gateway_upstream_errors_total counter");
+        let name = "portcullis_gateway_upstream_errors_total";
+        t.header(
+            name,
+            "Upstream failures by upstream and kind.",
+            Kind::Counter,
+        );
         for ((up, kind), n) in self.upstream_errors.snapshot() {
-            let _ = writeln!(
-                o,
-                "portcullis_gateway_upstream_errors_total{{upstream=\"{}\",kind=\"{kind}\"}} {n}",
-                escape(&up)
-            );
+            t.sample(name, &[("upstream", &up), ("kind", kind)], n);
         }
-        let _ = writeln!(o, "# HELP portcullis_gateway_request_duration_seconds Time from request head to response head, by route.\n# TYPE portcullis_gateway_request_duration_seconds histogram");
+        let name = "portcullis_gateway_request_duration_seconds";
+        t.header(
+            name,
+            "Time from request head to response head, by route.",
+            Kind::Histogram,
+        );
         let mut hs: Vec<(Arc<str>, Arc<Histogram>)> = self
             .latency
             .read()
@@ -218,71 +142,53 @@ impl Metrics {
             .collect();
         hs.sort_by(|a, b| a.0.cmp(&b.0));
         for (route, h) in hs {
-            let route = escape(&route);
-            let mut cumulative = 0;
-            for (i, b) in BUCKETS.iter().enumerate() {
-                cumulative += h.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(o, "portcullis_gateway_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {cumulative}");
-            }
-            cumulative += h.buckets[BUCKETS.len()].load(Ordering::Relaxed);
-            let _ = writeln!(o, "portcullis_gateway_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}");
-            let _ = writeln!(
-                o,
-                "portcullis_gateway_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-            );
-            let _ = writeln!(
-                o,
-                "portcullis_gateway_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count.load(Ordering::Relaxed)
-            );
+            t.histogram(name, &[("route", &route)], &h);
         }
         let r = verifier.revocations();
-        let _ = writeln!(o, "# HELP portcullis_gateway_revocation_feed_lag_seconds Time since the last contact with the revocation feed (-1: never).\n# TYPE portcullis_gateway_revocation_feed_lag_seconds gauge");
-        let lag = r.lag().map_or(-1.0, |d| d.as_secs_f64());
-        let _ = writeln!(o, "portcullis_gateway_revocation_feed_lag_seconds {lag}");
-        let _ = writeln!(o, "# HELP portcullis_gateway_revocation_feed_fresh 1 when verification is not failing closed on a stale feed.\n# TYPE portcullis_gateway_revocation_feed_fresh gauge");
-        let _ = writeln!(
-            o,
-            "portcullis_gateway_revocation_feed_fresh {}",
-            u8::from(r.check_fresh().is_ok())
+        t.single(
+            "portcullis_gateway_revocation_feed_lag_seconds",
+            "Time since the last contact with the revocation feed (-1: never).",
+            Kind::Gauge,
+            r.lag().map_or(-1.0, |d| d.as_secs_f64()),
         );
-        let _ = writeln!(o, "# HELP portcullis_gateway_revocation_feed_position Last revocation log position applied.\n# TYPE portcullis_gateway_revocation_feed_position gauge");
-        let _ = writeln!(
-            o,
-            "portcullis_gateway_revocation_feed_position {}",
-            r.position()
+        t.single(
+            "portcullis_gateway_revocation_feed_fresh",
+            "1 when verification is not failing closed on a stale feed.",
+            Kind::Gauge,
+            u8::from(r.check_fresh().is_ok()),
         );
-        let _ = writeln!(o, "# HELP portcullis_gateway_audit_denials_emitted_total Denial audit events written.\n# TYPE portcullis_gateway_audit_denials_emitted_total counter");
-        let _ = writeln!(
-            o,
-            "portcullis_gateway_audit_denials_emitted_total {}",
-            self.audit_emitted.load(Ordering::Relaxed)
+        t.single(
+            "portcullis_gateway_revocation_feed_position",
+            "Last revocation log position applied.",
+            Kind::Gauge,
+            r.position(),
         );
-        let _ = writeln!(o, "# HELP portcullis_gateway_audit_denials_dropped_total Denial audit events not written individually under flood (counted in summaries).\n# TYPE portcullis_gateway_audit_denials_dropped_total counter");
-        let _ = writeln!(
-            o,
-            "portcullis_gateway_audit_denials_dropped_total {}",
-            self.audit_dropped.load(Ordering::Relaxed)
+        t.single(
+            "portcullis_gateway_audit_denials_emitted_total",
+            "Denial audit events written.",
+            Kind::Counter,
+            self.audit_emitted.load(Ordering::Relaxed),
         );
-        let _ = writeln!(o, "# HELP portcullis_gateway_config_reloads_total Configuration reloads by result.\n# TYPE portcullis_gateway_config_reloads_total counter");
+        t.single(
+            "portcullis_gateway_audit_denials_dropped_total",
+            "Denial audit events not written individually under flood (counted in summaries).",
+            Kind::Counter,
+            self.audit_dropped.load(Ordering::Relaxed),
+        );
+        let name = "portcullis_gateway_config_reloads_total";
+        t.header(name, "Configuration reloads by result.", Kind::Counter);
         for (result, n) in self.reloads.snapshot() {
-            let _ = writeln!(
-                o,
-                "portcullis_gateway_config_reloads_total{{result=\"{result}\"}} {n}"
-            );
+            t.sample(name, &[("result", result)], n);
         }
         let tls = self.tls_reloads.snapshot();
         if !tls.is_empty() {
-            let _ = writeln!(o, "# HELP portcullis_gateway_tls_reloads_total TLS certificate reloads by result.\n# TYPE portcullis_gateway_tls_reloads_total counter");
+            let name = "portcullis_gateway_tls_reloads_total";
+            t.header(name, "TLS certificate reloads by result.", Kind::Counter);
             for (result, n) in tls {
-                let _ = writeln!(
-                    o,
-                    "portcullis_gateway_tls_reloads_total{{result=\"{result}\"}} {n}"
-                );
+                t.sample(name, &[("result", result)], n);
             }
         }
-        o
+        t.finish()
     }
 }
 
@@ -291,24 +197,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative_in_the_text() {
+    fn requests_count_per_route_and_outcome_with_one_histogram_per_route() {
         let m = Metrics::new();
         let r: Arc<str> = "a".into();
         m.request(&r, "proxied", Duration::from_micros(300));
         m.request(&r, "proxied", Duration::from_millis(20));
         m.request(&r, "unauthorized", Duration::from_secs(10));
         let h = m.latency.read().expect("lock").get(&r).cloned().expect("h");
-        assert_eq!(h.count.load(Ordering::Relaxed), 3);
-        assert_eq!(h.buckets[0].load(Ordering::Relaxed), 1);
-        assert_eq!(h.buckets[BUCKETS.len()].load(Ordering::Relaxed), 1);
+        assert_eq!(h.count(), 3);
+        assert_eq!(h.bucket(0), 1);
         assert_eq!(
             m.requests.snapshot(),
             vec![((r.clone(), "proxied"), 2), ((r, "unauthorized"), 1)]
         );
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::extract::ClientAddressRule;
+use crate::metrics::HttpMetrics;
 use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_service::state::AppState;
 use serde::{Deserialize, Serialize};
@@ -64,8 +65,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     )
 }
 
-/// The router with the `[http]` settings.
+/// The router with the `[http]` settings, counting into metrics nobody reads.
 pub fn router_for(state: AppState, http: &HttpConfig) -> Router {
+    router_with_metrics(state, http, Arc::new(HttpMetrics::new()))
+}
+
+/// The router with the `[http]` settings, counting requests into `metrics`.
+pub fn router_with_metrics(
+    state: AppState,
+    http: &HttpConfig,
+    metrics: Arc<HttpMetrics>,
+) -> Router {
     let client_address = Arc::new(ClientAddressRule {
         trusted_proxies: http.trusted_proxies.clone(),
         header: http.forwarded_header.clone(),
@@ -79,6 +89,11 @@ pub fn router_for(state: AppState, http: &HttpConfig) -> Router {
         .merge(crate::oauth::router())
         .fallback(not_found)
         .with_state(state)
+        // Innermost of the router-wide layers: runs after routing, so it sees the route template.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(Extension(client_address))
         .layer(

@@ -1,6 +1,7 @@
 //! The HTTP surfaces of Portcullis: one axum router per surface (OAuth endpoints in `oauth`, the
 //! API key endpoints in `api_keys`, the admin API in `admin`, the revocation feed in
-//! `revocations`, health and readiness in `app`), the extractors they share (`extract`) and the
+//! `revocations`, health and readiness in `app`), request metrics (`metrics`), the extractors they
+//! share (`extract`) and the
 //! mapping from failures to HTTP answers (`error` for the JSON APIs, `oauth::reply` for RFC 6749
 //! answers).
 //!
@@ -14,5 +15,6 @@ pub mod api_keys;
 pub mod app;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod oauth;
 pub mod revocations;

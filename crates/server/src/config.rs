@@ -67,6 +67,7 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub revocations: RevocationsConfig,
     pub gateway: GatewayEmbedConfig,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// The gateway embedded in `serve` (`docs/gateway.md`): off unless `config` is set.
@@ -305,6 +306,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             revocations: RevocationsConfig::default(),
             gateway: GatewayEmbedConfig::default(),
+            metrics: crate::metrics::MetricsConfig::default(),
         }
     }
 }
@@ -431,6 +433,11 @@ impl Config {
         if self.audit.batch_size == 0 || self.audit.queue_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "audit.batch_size and audit.queue_capacity must be at least 1".into(),
+            ));
+        }
+        if self.metrics.listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(ConfigError::Invalid(
+                "metrics.listen must differ from listen: the metrics listener is separate".into(),
             ));
         }
         self.api_keys.validate()?;
@@ -700,6 +707,38 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("listen_adress"), "{msg}");
         assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn the_metrics_listener_is_off_by_default_and_set_by_file_or_env() {
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert_eq!(c.metrics.listen, None);
+        let f = file("[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+        let c = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+            .expect("metrics");
+        assert_eq!(
+            c.metrics.listen,
+            Some("127.0.0.1:9464".parse().expect("addr"))
+        );
+        let same = file("listen = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n");
+        let e = Config::load_from(Some(same.path()), &FlagOverrides::default(), no_env())
+            .expect_err("same address")
+            .to_string();
+        assert!(e.contains("metrics.listen must differ"), "{e}");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_METRICS__LISTEN", "127.0.0.1:9465");
+            let c = Config::load_from(
+                None,
+                &FlagOverrides::default(),
+                Env::prefixed("PORTCULLIS_"),
+            )
+            .expect("env");
+            assert_eq!(
+                c.metrics.listen,
+                Some("127.0.0.1:9465".parse().expect("addr"))
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Portcullis server assembly: configuration (`config`), the choice of storage backend and
 //! the start-up sequence (`serve`), the background tasks it supervises, the bootstrap admin
-//! (`bootstrap`), logging (`logging`) and the embedded gateway (`gateway`).
+//! (`bootstrap`), logging (`logging`), the metrics listener (`metrics`) and the embedded gateway
+//! (`gateway`).
 //!
 //! What the token service does lives in `portcullis-service`; its HTTP surfaces in
 //! `portcullis-http`. This crate wires them together and must hold no rule of its own about
@@ -11,4 +12,5 @@ pub mod bootstrap;
 pub mod config;
 pub mod gateway;
 pub mod logging;
+pub mod metrics;
 pub mod serve;

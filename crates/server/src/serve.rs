@@ -6,7 +6,8 @@
 //! 4. Load the KEK, or create one on a fresh data directory; never over existing keys.
 //! 5. Open the signing keys, creating the first active key if needed.
 //! 6. Ensure a global admin exists (bootstrap token file).
-//! 7. Start the embedded gateway if `[gateway]` names one (`gateway.rs`).
+//! 7. Start the embedded gateway if `[gateway]` names one (`gateway.rs`), and the metrics
+//!    listener if `[metrics] listen` is set (`metrics.rs`; bound in step 1, fail fast).
 //! 8. Serve until SIGTERM/SIGINT, drain in-flight requests, flush the audit log.
 //!
 //! Steps 5 and 6, and everything the HTTP surfaces need, are [`assemble`]: the one function that
@@ -34,6 +35,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("could not listen on {}", config.listen))?;
+    let metrics_listener = match config.metrics.listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("could not listen on {at} for metrics"))?,
+        ),
+        None => None,
+    };
     // Before anything is created: a node that cannot present the one issuer must not start.
     let addr = listener.local_addr()?;
     let issuer = config.issuer_at(addr)?;
@@ -46,6 +55,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         router: app,
         verifier,
         tasks,
+        metrics,
     } = assemble(
         &config,
         issuer.clone(),
@@ -67,6 +77,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .await?;
+    let metrics_task = match metrics_listener {
+        Some(l) => {
+            tracing::info!(addr = %l.local_addr()?, "metrics listening");
+            Some(crate::metrics::spawn(l, metrics))
+        }
+        None => None,
+    };
     tracing::info!(
         %addr,
         backend = store.backend(),
@@ -97,6 +114,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
     }
     drop(embedded_gateway);
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     tasks.shutdown(&verifier).await;
     store.close().await;
     tracing::info!("stopped");
@@ -111,6 +131,8 @@ pub struct Assembled {
     pub router: axum::Router,
     pub verifier: Arc<portcullis_service::api_keys::ApiKeyVerifier>,
     pub tasks: BackgroundTasks,
+    /// What the metrics listener scrapes.
+    pub metrics: Arc<crate::metrics::NodeMetrics>,
 }
 
 /// The background tasks of one node, stopped together by [`BackgroundTasks::shutdown`]: the
@@ -233,10 +255,21 @@ pub async fn assemble(
         state.clone(),
         Duration::from_secs(config.signing.check_interval_secs),
     ));
-    let router = portcullis_http::app::router_for(state.clone(), &config.http);
+    let http_metrics = Arc::new(portcullis_http::metrics::HttpMetrics::new());
+    let router = portcullis_http::app::router_with_metrics(
+        state.clone(),
+        &config.http,
+        http_metrics.clone(),
+    );
+    let metrics = Arc::new(crate::metrics::NodeMetrics {
+        http: http_metrics,
+        state: state.clone(),
+        verifier: verifier.clone(),
+    });
     Ok(Assembled {
         state,
         router,
+        metrics,
         verifier,
         tasks: BackgroundTasks {
             audit_writer,

@@ -124,8 +124,15 @@ impl AuditSink {
         }
     }
 
+    /// Events dropped so far (queue full or storage unavailable).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events waiting in the queue now, and the queue's capacity.
+    pub fn queued(&self) -> (usize, usize) {
+        let max = self.tx.max_capacity();
+        (max - self.tx.capacity(), max)
     }
 }
 

@@ -28,6 +28,7 @@ use portcullis_store::{ClientStatus, OAuthClient};
 use portcullis_core::secret::Secret;
 
 use crate::audit::{EventDraft, RequestOrigin};
+use crate::metrics::AuthFailure;
 use crate::oauth::directory::{ClientFacts, ResourceServerCredential, SecretFacts};
 use crate::oauth::error::OAuthError;
 use crate::oauth::form::{Presented, Proof};
@@ -76,6 +77,7 @@ impl<'a> Attempt<'a> {
             now,
         };
         if let Some(secs) = state.oauth.throttle.blocked(id, attempt.ip(), now) {
+            state.oauth.metrics.auth_failure(AuthFailure::Throttled);
             audit_failure(
                 state,
                 None,
@@ -93,7 +95,8 @@ impl<'a> Attempt<'a> {
         self.origin.client_ip
     }
 
-    fn fail(&self, tenant: Option<TenantId>, reason: &str) -> OAuthError {
+    fn fail(&self, class: AuthFailure, tenant: Option<TenantId>, reason: &str) -> OAuthError {
+        self.state.oauth.metrics.auth_failure(class);
         self.state
             .oauth
             .throttle
@@ -120,7 +123,11 @@ impl<'a> Attempt<'a> {
         if status == Some(TenantStatus::Active) {
             Ok(())
         } else {
-            Err(self.fail(Some(tenant.clone()), "tenant_disabled"))
+            Err(self.fail(
+                AuthFailure::Disabled,
+                Some(tenant.clone()),
+                "tenant_disabled",
+            ))
         }
     }
 
@@ -146,7 +153,7 @@ fn check_secret(
     secrets: Option<&[SecretFacts]>,
     presented: &Secret<String>,
     now: Timestamp,
-) -> Result<String, &'static str> {
+) -> Result<String, (AuthFailure, &'static str)> {
     // The presented secret's digest is computed whatever happens next, so unknown owners and
     // malformed secrets cost the same as known ones.
     let digest = portcullis_core::credential::digest(presented.expose());
@@ -155,10 +162,10 @@ fn check_secret(
         .unwrap_or(false);
     let Some(secrets) = secrets else {
         let _ = constant_time_eq(&digest, &[0u8; 32]);
-        return Err("client_unknown");
+        return Err((AuthFailure::UnknownClient, "client_unknown"));
     };
     if !format_ok {
-        return Err("client_secret_malformed");
+        return Err((AuthFailure::BadSecret, "client_secret_malformed"));
     }
     // Every digest is compared, whichever matches, so timing does not tell which.
     let mut matched: Option<(&str, bool)> = None;
@@ -168,8 +175,8 @@ fn check_secret(
         }
     }
     match matched {
-        None => Err("client_secret_mismatch"),
-        Some((_, false)) => Err("client_secret_expired"),
+        None => Err((AuthFailure::BadSecret, "client_secret_mismatch")),
+        Some((_, false)) => Err((AuthFailure::BadSecret, "client_secret_expired")),
         Some((id, true)) => Ok(id.to_owned()),
     }
 }
@@ -193,14 +200,19 @@ pub async fn authenticate(
     };
     let tenant = || client.as_ref().map(|f| f.client.tenant.clone());
     let secret_id = match &presented.proof {
-        Proof::None => return Err(attempt.fail(None, "no_client_secret")),
+        Proof::None => {
+            return Err(attempt.fail(AuthFailure::NoCredentials, None, "no_client_secret"))
+        }
         Proof::Secret(secret) => {
             let secrets = client.as_ref().map(|f| f.secrets.as_slice());
-            Some(check_secret(secrets, secret, now).map_err(|r| attempt.fail(tenant(), r))?)
+            Some(
+                check_secret(secrets, secret, now)
+                    .map_err(|(class, r)| attempt.fail(class, tenant(), r))?,
+            )
         }
         Proof::Assertion(jwt) => {
             let Some(facts) = &client else {
-                return Err(attempt.fail(None, "client_unknown"));
+                return Err(attempt.fail(AuthFailure::UnknownClient, None, "client_unknown"));
             };
             if let Err(reason) = crate::oauth::assertion::verify(
                 &state.oauth,
@@ -211,22 +223,26 @@ pub async fn authenticate(
             )
             .await?
             {
-                return Err(attempt.fail(tenant(), reason));
+                return Err(attempt.fail(AuthFailure::BadAssertion, tenant(), reason));
             }
             None
         }
     };
     let Some(facts) = client else {
-        return Err(attempt.fail(None, "client_unknown"));
+        return Err(attempt.fail(AuthFailure::UnknownClient, None, "client_unknown"));
     };
     let tenant = facts.client.tenant.clone();
     let expected = AuthMethod::parse(&facts.client.auth_method)
         .map_err(|_| OAuthError::internal("stored client has an unknown auth method"))?;
     if presented.method.auth_method() != expected {
-        return Err(attempt.fail(Some(tenant), "client_auth_method_mismatch"));
+        return Err(attempt.fail(
+            AuthFailure::MethodMismatch,
+            Some(tenant),
+            "client_auth_method_mismatch",
+        ));
     }
     if facts.client.status != ClientStatus::Active {
-        return Err(attempt.fail(Some(tenant), "client_disabled"));
+        return Err(attempt.fail(AuthFailure::Disabled, Some(tenant), "client_disabled"));
     }
     attempt.require_active_tenant(&tenant).await?;
     if facts.note_use(now, LAST_USED_GRANULARITY) {
@@ -273,12 +289,17 @@ pub async fn authenticate_introspector(
     };
     let tenant = || server.as_ref().map(|f| f.server.tenant.clone());
     let Proof::Secret(secret) = &presented.proof else {
-        return Err(attempt.fail(tenant(), "resource_server_needs_a_secret"));
+        return Err(attempt.fail(
+            AuthFailure::MethodMismatch,
+            tenant(),
+            "resource_server_needs_a_secret",
+        ));
     };
     let secrets = server.as_ref().map(|f| f.secrets.as_slice());
-    let secret_id = check_secret(secrets, secret, now).map_err(|r| attempt.fail(tenant(), r))?;
+    let secret_id = check_secret(secrets, secret, now)
+        .map_err(|(class, r)| attempt.fail(class, tenant(), r))?;
     let Some(server) = server else {
-        return Err(attempt.fail(None, "client_unknown"));
+        return Err(attempt.fail(AuthFailure::UnknownClient, None, "client_unknown"));
     };
     attempt.require_active_tenant(&server.server.tenant).await?;
     if server.note_use(now, LAST_USED_GRANULARITY) {

@@ -1,7 +1,8 @@
 //! What the Portcullis token service does, without HTTP: signing keys, the KEK and rotation
 //! (`keys`, `kek`, `rotation`), the client directory and client-registration rules (`oauth`),
 //! client authentication (`client_auth`), API key verification (`api_keys`), the audit sink
-//! (`audit`), following the revocation log (`revocations`), and the state they share (`state`).
+//! (`audit`), following the revocation log (`revocations`), the counters `serve` exposes as
+//! metrics (`metrics`), and the state they share (`state`).
 //!
 //! Rules themselves live in `portcullis-core`; this crate applies them to storage through
 //! `portcullis_store::Store`. It must never depend on a web framework (`.ci/run` fails if axum
@@ -14,6 +15,7 @@ pub mod client_auth;
 pub mod fault;
 pub mod kek;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod revocations;
 pub mod rotation;

@@ -298,6 +298,24 @@ pub trait RevocationStore {
     ) -> Result<Vec<RevocationEntry>>;
 }
 
+/// A connection pool's state at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open (idle or in use).
+    pub size: u32,
+    /// Open connections waiting for a query.
+    pub idle: u32,
+    /// The most connections the pool will open.
+    pub max: u32,
+}
+
+impl PoolStats {
+    /// Connections running a query (or held by a transaction or the revocation-head follower).
+    pub fn in_use(&self) -> u32 {
+        self.size.saturating_sub(self.idle)
+    }
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -317,6 +335,8 @@ pub trait Store:
     /// A round trip to the database, for readiness checks.
     async fn ping(&self) -> Result<()>;
     fn backend(&self) -> &'static str;
+    /// The connection pool now, for metrics.
+    fn pool_stats(&self) -> PoolStats;
     /// Closes the pool, waiting for in-flight queries.
     async fn close(&self);
 }

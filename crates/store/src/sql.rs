@@ -1424,6 +1424,14 @@ macro_rules! impl_sql_store {
                 $backend
             }
 
+            fn pool_stats(&self) -> $crate::PoolStats {
+                $crate::PoolStats {
+                    size: self.pool.size(),
+                    idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                    max: self.pool.options().get_max_connections(),
+                }
+            }
+
             async fn close(&self) {
                 // The follower holds a pooled connection that closing the pool would wait for.
                 self.feed.stop();

@@ -336,6 +336,73 @@ fn serve_reads_forwarded_addresses_only_from_trusted_proxies() {
     );
 }
 
+/// `[metrics] listen` starts a second listener serving `GET /metrics` in the Prometheus text
+/// format, apart from the API; a grant through the API shows there. An address already in use
+/// stops start-up with the key named, before anything is created.
+#[test]
+fn serve_exposes_metrics_on_its_own_listener() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::try_start(&data, &[], &[("PORTCULLIS_METRICS__LISTEN", "127.0.0.1:0")])
+        .unwrap_or_else(|log| panic!("{log}"));
+    let addr = server
+        .log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "metrics listening")
+        .and_then(|v| v["addr"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no metrics address in:\n{}", server.log_text()));
+    let seeded = seed_payments(&server);
+    client_token(&server.url, &seeded.client_id, &seeded.client_secret).expect("token");
+    let resp = http()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .expect("scrape");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = resp.text().expect("text");
+    assert!(
+        text.contains("portcullis_tokens_issued_total{grant=\"client_credentials\"} 1\n"),
+        "{text}"
+    );
+    // The API's listener does not serve the scrape, and the metrics listener nothing else.
+    assert_eq!(
+        http()
+            .get(format!("{}/metrics", server.url))
+            .send()
+            .expect("api")
+            .status(),
+        404
+    );
+    assert_eq!(
+        http()
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .expect("other path")
+            .status(),
+        404
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("addr").to_string();
+    let data = dir.path().join("other").to_string_lossy().into_owned();
+    let err = serve_fails(
+        &["--listen", "127.0.0.1:0", "--data-dir", &data],
+        &[("PORTCULLIS_METRICS__LISTEN", &taken)],
+    );
+    assert!(
+        err.contains(&format!("could not listen on {taken} for metrics")),
+        "{err}"
+    );
+    assert!(
+        !std::path::Path::new(&data).exists(),
+        "data directory created: {err}"
+    );
+}
+
 #[test]
 fn every_signing_algorithm_starts() {
     for alg in ["RS256", "EdDSA"] {

@@ -109,6 +109,7 @@ async fn issue(
         .signer()
         .ok_or_else(|| OAuthError::internal("no active signing key"))?;
     let token = signer.sign(&claims).map_err(OAuthError::internal)?;
+    state.oauth.metrics.issued(grant);
     audit(
         state,
         client,

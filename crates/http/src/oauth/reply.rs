@@ -11,6 +11,11 @@ use axum::Json;
 use portcullis_service::oauth::error::OAuthError;
 use serde_json::json;
 
+/// The RFC 6749 `error` code of an answer, left in the response's extensions for the metrics
+/// layer (`crate::metrics`). Always one of the service's standard codes (`&'static`).
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthErrorCode(pub &'static str);
+
 /// An [`OAuthError`] on its way out as an HTTP response.
 #[derive(Debug)]
 pub struct OAuthReply(pub OAuthError);
@@ -48,6 +53,7 @@ impl IntoResponse for OAuthReply {
         if let Some(secs) = e.retry_after_secs {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        response.extensions_mut().insert(OAuthErrorCode(e.code));
         response
     }
 }

@@ -206,6 +206,7 @@ pub struct ApiKeyVerifier {
     usage: Mutex<HashMap<String, ApiKeyUse>>,
     /// Each key's own rate limit, counted on this node.
     limits: Buckets,
+    metrics: crate::metrics::ApiKeyMetrics,
 }
 
 /// A poisoned lock only means another request panicked mid-update of a cache or a usage map;
@@ -233,7 +234,13 @@ impl ApiKeyVerifier {
             }),
             usage: Mutex::new(HashMap::new()),
             limits: Buckets::default(),
+            metrics: crate::metrics::ApiKeyMetrics::default(),
         }
+    }
+
+    /// Verifications by outcome and the revocation log position the cache has applied.
+    pub fn metrics(&self) -> &crate::metrics::ApiKeyMetrics {
+        &self.metrics
     }
 
     pub fn environment(&self) -> &Environment {
@@ -256,13 +263,21 @@ impl ApiKeyVerifier {
                 Ok(p)
             }
         });
+        use crate::metrics::KeyVerification;
         match &result {
-            Ok(p) => self.note_use(&p.key_id, origin),
+            Ok(p) => {
+                self.metrics.verification(KeyVerification::Valid);
+                self.note_use(&p.key_id, origin)
+            }
             Err(VerifyError::Rejected(r)) => {
+                self.metrics.verification(KeyVerification::Rejected);
                 self.audit_failure(*r, req.tenant, key_id, key_tenant, origin)
             }
-            Err(VerifyError::RateLimited { .. }) => {}
+            Err(VerifyError::RateLimited { .. }) => {
+                self.metrics.verification(KeyVerification::RateLimited);
+            }
             Err(VerifyError::Internal(e)) => {
+                self.metrics.verification(KeyVerification::Error);
                 tracing::error!(error = %e, "api key verification could not read storage");
                 self.audit.record(
                     EventDraft {
@@ -514,9 +529,14 @@ impl ApiKeyVerifier {
 struct CacheFollower(Arc<ApiKeyVerifier>);
 
 impl LogFollower for CacheFollower {
-    fn started(&mut self, _position: i64) {
+    fn started(&mut self, position: i64) {
         // Whatever was cached before now may predate entries this follower will never read.
         self.0.invalidate_all();
+        self.0.metrics.set_applied(position);
+    }
+
+    fn caught_up(&mut self, position: i64) {
+        self.0.metrics.set_applied(position);
     }
 
     fn apply(&mut self, entries: Vec<RevocationEntry>, _through: i64) {

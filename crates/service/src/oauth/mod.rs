@@ -131,6 +131,8 @@ pub struct OAuthState {
     /// `Cache-Control: max-age` of JWKS: at most half the pre-publication window, so a cached
     /// JWKS always holds a key before it signs.
     pub jwks_max_age_secs: u64,
+    /// Tokens issued and client-authentication failures, for metrics.
+    pub metrics: crate::metrics::OAuthMetrics,
 }
 
 impl OAuthState {
@@ -167,6 +169,7 @@ impl OAuthState {
             insecure_allow_http_jwks_uri: config.insecure_allow_http_jwks_uri,
             rotation: None,
             jwks_max_age_secs: JWKS_MAX_AGE_SECS,
+            metrics: crate::metrics::OAuthMetrics::default(),
         })
     }
 

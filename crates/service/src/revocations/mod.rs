@@ -37,8 +37,31 @@ impl Feed {
         self.heartbeat
     }
 
+    /// Open revocation streams now: each holds one shutdown receiver while it runs.
+    pub fn subscribers(&self) -> usize {
+        self.shutdown.receiver_count()
+    }
+
     /// A receiver that turns `true` when [`Self::shutdown`] is called.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscribers_are_the_open_shutdown_receivers() {
+        let feed = Feed::new(Duration::from_secs(1));
+        assert_eq!(feed.subscribers(), 0);
+        let a = feed.shutdown_signal();
+        let b = feed.shutdown_signal();
+        assert_eq!(feed.subscribers(), 2);
+        drop(a);
+        assert_eq!(feed.subscribers(), 1);
+        drop(b);
+        assert_eq!(feed.subscribers(), 0);
     }
 }

@@ -610,6 +610,12 @@ mod cases {
     pub async fn ping_answers(s: Arc<dyn Store>) {
         s.ping().await.expect("ping");
         assert!(["sqlite", "postgres"].contains(&s.backend()));
+        // The pool after a query: at least one connection, never more in use than open, and
+        // never more open than its maximum.
+        let pool = s.pool_stats();
+        assert!(pool.size >= 1, "{pool:?}");
+        assert!(pool.idle <= pool.size && pool.size <= pool.max, "{pool:?}");
+        assert_eq!(pool.in_use(), pool.size - pool.idle);
     }
 
     pub async fn api_keys_round_trip_and_are_listed_per_tenant_with_filters(s: Arc<dyn Store>) {
