@@ -77,6 +77,7 @@ pub fn router_for(state: AppState, http: &HttpConfig) -> Router {
         .merge(crate::api_keys::router())
         .merge(crate::revocations::router())
         .merge(crate::oauth::router())
+        .merge(crate::openapi::router())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
