@@ -27,11 +27,14 @@ pub struct ErrorBody {
     pub error_description: Option<String>,
 }
 
-/// The `{tenant}` path segment.
+/// The `{tenant}` path segment. Its pattern (also on `CreateTenant::id`; the macros take only
+/// literals) tells clients and fuzzers what a tenant id looks like; core's `TenantId::parse`
+/// stays the rule and also refuses double hyphens and reserved ids.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct TenantPath {
     /// Tenant id (2 to 63 lowercase letters, digits and single hyphens).
+    #[param(pattern = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$")]
     #[allow(dead_code)]
     tenant: String,
 }
@@ -41,6 +44,7 @@ pub struct TenantPath {
 #[into_params(parameter_in = Path)]
 pub struct TenantIdPath {
     /// Tenant id.
+    #[param(pattern = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$")]
     #[allow(dead_code)]
     tenant: String,
     /// The object's id.

@@ -64,7 +64,7 @@ pub struct RotationView {
 /// Starts a rotation: a new key is published now and signs after the pre-publication window.
 /// Idempotent while a rotation is pending.
 #[utoipa::path(post, path = "/admin/v1/signing-keys/rotate", tag = "signing-keys",
-    responses((status = 201, description = "The new key, pending until it activates", body = RotationView)))]
+    responses((status = 202, description = "The new key, pending until it activates", body = RotationView)))]
 pub async fn rotate(
     admin: GlobalAdmin,
     State(state): State<AppState>,

@@ -19,6 +19,7 @@ use portcullis_service::state::{rfc3339, AppState};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$")]
     id: String,
     display_name: Option<String>,
 }
