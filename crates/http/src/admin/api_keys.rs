@@ -548,7 +548,7 @@ pub async fn revoke_by_owner(
         );
     }
     Ok(Json(RevokedByOwner {
-        owner: owner.to_string(),
+        owner,
         revoked: ids,
     }))
 }
