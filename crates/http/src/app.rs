@@ -87,6 +87,7 @@ pub fn router_with_metrics(
         .merge(crate::api_keys::router())
         .merge(crate::revocations::router())
         .merge(crate::oauth::router())
+        .merge(crate::openapi::router())
         .fallback(not_found)
         .with_state(state)
         // Innermost of the router-wide layers: runs after routing, so it sees the route template.

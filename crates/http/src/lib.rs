@@ -1,7 +1,7 @@
 //! The HTTP surfaces of Portcullis: one axum router per surface (OAuth endpoints in `oauth`, the
 //! API key endpoints in `api_keys`, the admin API in `admin`, the revocation feed in
-//! `revocations`, health and readiness in `app`), request metrics (`metrics`), the extractors they
-//! share (`extract`) and the
+//! `revocations`, the OpenAPI document in `openapi`, health and readiness in `app`), request
+//! metrics (`metrics`), the extractors they share (`extract`) and the
 //! mapping from failures to HTTP answers (`error` for the JSON APIs, `oauth::reply` for RFC 6749
 //! answers).
 //!
@@ -17,4 +17,5 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod revocations;

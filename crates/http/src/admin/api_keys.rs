@@ -24,6 +24,7 @@ use portcullis_core::time::Timestamp;
 use portcullis_store::{ApiKeyFilter, ApiKeyPolicyRecord, ApiKeyRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{GlobalAdmin, TenantAdmin};
 use crate::error::ApiError;
@@ -34,7 +35,8 @@ use portcullis_service::state::{rfc3339, AppState};
 /// Longest rotation overlap accepted.
 const MAX_OVERLAP: Duration = Duration::from_secs(30 * 86_400);
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKeyView)]
 pub struct KeyView {
     id: String,
     tenant: String,
@@ -45,11 +47,14 @@ pub struct KeyView {
     scopes: Vec<String>,
     audiences: Option<Vec<String>>,
     ip_allowlist: Option<Vec<String>>,
+    #[schema(value_type = Option<super::openapi::RateLimitSchema>)]
     rate_limit: Option<RateLimit>,
+    #[schema(value_type = Object)]
     metadata: Value,
     display_prefix: String,
     /// `active`, `rotating` (replaced, still inside its overlap window), `rotated`, `disabled`,
     /// `expired` or `revoked`, as of the moment of the request.
+    #[schema(value_type = String)]
     status: &'static str,
     enabled: bool,
     created_at: String,
@@ -125,7 +130,8 @@ impl KeyView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CreatedApiKey)]
 pub struct CreatedKey {
     #[serde(flatten)]
     view: KeyView,
@@ -133,8 +139,9 @@ pub struct CreatedKey {
     key: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateApiKey)]
 pub struct CreateKey {
     name: String,
     #[serde(default)]
@@ -148,7 +155,9 @@ pub struct CreateKey {
     /// A duration (`90d`, `12h`) or `never`; default: the tenant's policy.
     expires_in: Option<String>,
     ip_allowlist: Option<Vec<String>>,
+    #[schema(value_type = Option<super::openapi::RateLimitSchema>)]
     rate_limit: Option<RateLimit>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -220,6 +229,8 @@ fn mint(environment: &Environment) -> Credential {
     )
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(super::openapi::TenantPath), request_body = CreateKey,
+    responses((status = 201, description = "The key; the secret is shown this once", body = CreatedKey)))]
 pub async fn create(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -300,13 +311,16 @@ pub async fn create(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     environment: Option<String>,
     owner: Option<String>,
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(super::openapi::TenantPath, ListParams),
+    responses((status = 200, description = "The tenant's keys", body = Vec<KeyView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -336,6 +350,8 @@ async fn load(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<ApiKeyR
         .ok_or_else(ApiError::not_found)
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/api-keys/{id}", tag = "api-keys", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The key", body = KeyView)))]
 pub async fn show(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -345,8 +361,9 @@ pub async fn show(
     Ok(Json(KeyView::new(key, state.clock.now())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpdateApiKey)]
 pub struct UpdateKey {
     name: Option<String>,
     description: Option<String>,
@@ -357,7 +374,9 @@ pub struct UpdateKey {
     ip_allowlist: Option<Vec<String>>,
     /// `null` removes the limit.
     #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<super::openapi::RateLimitSchema>)]
     rate_limit: Option<Option<RateLimit>>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -370,6 +389,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(patch, path = "/admin/v1/tenants/{tenant}/api-keys/{id}", tag = "api-keys", params(super::openapi::TenantIdPath), request_body = UpdateKey,
+    responses((status = 200, description = "The key, changed", body = KeyView)))]
 pub async fn update(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -448,6 +469,8 @@ async fn set_disabled(
     Ok(Json(KeyView::new(key, now)))
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/api-keys/{id}/disable", tag = "api-keys", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The key, disabled", body = KeyView)))]
 pub async fn disable(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -456,6 +479,8 @@ pub async fn disable(
     set_disabled(admin, state, id, true).await
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/api-keys/{id}/enable", tag = "api-keys", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The key, enabled", body = KeyView)))]
 pub async fn enable(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -464,6 +489,8 @@ pub async fn enable(
     set_disabled(admin, state, id, false).await
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/api-keys/{id}/revoke", tag = "api-keys", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The key, revoked", body = KeyView)))]
 pub async fn revoke(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -484,17 +511,27 @@ pub async fn revoke(
     Ok(Json(KeyView::new(key, now)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeByOwner {
     owner: String,
 }
 
+/// What `revoke-by-owner` did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedByOwner {
+    owner: String,
+    /// Ids of the keys revoked by this call.
+    revoked: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/api-keys/revoke-by-owner", tag = "api-keys", params(super::openapi::TenantPath), request_body = RevokeByOwner,
+    responses((status = 200, description = "The keys revoked", body = RevokedByOwner)))]
 pub async fn revoke_by_owner(
     admin: TenantAdmin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RevokeByOwner>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RevokedByOwner>, ApiError> {
     let owner = parse_label("owner", &body.owner).map_err(bad)?;
     let ids = state
         .store
@@ -510,11 +547,15 @@ pub async fn revoke_by_owner(
             Some("owner_offboarded".into()),
         );
     }
-    Ok(Json(serde_json::json!({ "owner": owner, "revoked": ids })))
+    Ok(Json(RevokedByOwner {
+        owner,
+        revoked: ids,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RotateApiKey)]
 pub struct RotateKey {
     /// How long the old key keeps working (`1h`, `0` = stops at once). Default 0.
     overlap: Option<String>,
@@ -522,12 +563,15 @@ pub struct RotateKey {
     expires_in: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RotatedApiKey)]
 pub struct Rotated {
     new: CreatedKey,
     old: KeyView,
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/api-keys/{id}/rotate", tag = "api-keys", params(super::openapi::TenantIdPath), request_body = RotateKey,
+    responses((status = 201, description = "The new key (secret shown this once) and the old one", body = Rotated)))]
 pub async fn rotate(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -613,8 +657,9 @@ pub async fn rotate(
     ))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApiKeyPolicy)]
 pub struct PolicyBody {
     /// Lifetime of keys created without `expires_in`: a duration, or `never`.
     default_ttl: String,
@@ -628,6 +673,8 @@ fn ttl_text(secs: Option<u64>, none_word: &str) -> String {
         .unwrap_or_else(|| none_word.to_owned())
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/api-key-policy", tag = "api-keys", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant's API key expiry policy", body = PolicyBody)))]
 pub async fn show_policy(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -642,6 +689,8 @@ pub async fn show_policy(
 
 /// Only global administrators set a tenant's policy: a tenant admin cannot lengthen the
 /// lifetime of its own keys past what the operator allows.
+#[utoipa::path(put, path = "/admin/v1/tenants/{tenant}/api-key-policy", tag = "api-keys", params(super::openapi::TenantPath), request_body = PolicyBody,
+    responses((status = 200, description = "The policy, replaced", body = PolicyBody)))]
 pub async fn put_policy(
     admin: GlobalAdmin,
     State(state): State<AppState>,

@@ -6,6 +6,7 @@ use portcullis_core::audit::AuditEvent;
 use portcullis_core::time::Timestamp;
 use portcullis_store::AuditQuery;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantAdmin;
 use crate::error::ApiError;
@@ -14,8 +15,9 @@ use portcullis_service::state::{rfc3339, AppState};
 
 const MAX_LIMIT: u32 = 1_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     /// RFC 3339 time, or a duration back from now (`1h`, `30m`, `7days`).
     since: Option<String>,
@@ -24,13 +26,17 @@ pub struct Params {
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditEventView)]
 pub struct EventView {
     #[serde(flatten)]
+    #[schema(inline, value_type = super::openapi::AuditEventSchema)]
     event: AuditEvent,
     occurred_at_rfc3339: String,
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/audit-events", tag = "audit", params(super::openapi::TenantPath, Params),
+    responses((status = 200, description = "The tenant's audit events, newest first", body = Vec<EventView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,

@@ -18,6 +18,7 @@ use portcullis_store::{
     ClientSecretRecord, ClientStatus, NewRevocation, OAuthClient, RevocationKind,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::TenantAdmin;
 use super::tenants::validate_display_name;
@@ -47,7 +48,7 @@ pub fn random_id() -> String {
     portcullis_core::base62::random(&mut rand::rngs::OsRng, 22)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
     name: String,
@@ -61,19 +62,21 @@ pub struct CreateClient {
     #[serde(default)]
     introspection: bool,
     /// For `private_key_jwt`: the client's public keys (a JWKS object).
+    #[schema(value_type = Option<Object>)]
     jwks: Option<serde_json::Value>,
     /// For `private_key_jwt`, instead of `jwks`: where the server fetches the client's JWKS.
     jwks_uri: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RotateClientSecret)]
 pub struct RotateSecret {
     /// How long the previous secrets keep working, in seconds (default one day, 0 = at once).
     overlap_secs: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClientView {
     client_id: String,
     tenant: String,
@@ -87,6 +90,7 @@ pub struct ClientView {
     introspection: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     jwks_uri: Option<String>,
+    #[schema(value_type = String)]
     status: &'static str,
     created_at: String,
     updated_at: String,
@@ -95,7 +99,8 @@ pub struct ClientView {
     secrets: Option<Vec<SecretView>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ClientSecretView)]
 pub struct SecretView {
     id: String,
     display_prefix: String,
@@ -139,7 +144,7 @@ impl From<ClientSecretRecord> for SecretView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedClient {
     #[serde(flatten)]
     view: ClientView,
@@ -148,7 +153,8 @@ pub struct CreatedClient {
     client_secret: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RotatedClientSecret)]
 pub struct RotatedSecret {
     client_id: String,
     /// The new secret, shown this once.
@@ -189,6 +195,8 @@ fn new_secret(
     (record, credential)
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/clients", tag = "clients", params(super::openapi::TenantPath), request_body = CreateClient,
+    responses((status = 201, description = "The client; its secret is shown this once", body = CreatedClient)))]
 pub async fn create(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -331,6 +339,8 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/clients", tag = "clients", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant's clients", body = Vec<ClientView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -356,6 +366,8 @@ async fn tenant_client(
         .ok_or_else(ApiError::not_found)
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/clients/{id}", tag = "clients", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The client with its secrets' metadata", body = ClientView)))]
 pub async fn show(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -368,6 +380,8 @@ pub async fn show(
     Ok(Json(view))
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/clients/{id}/rotate-secret", tag = "clients", params(super::openapi::TenantIdPath), request_body = RotateSecret,
+    responses((status = 201, description = "The new secret, shown this once", body = RotatedSecret)))]
 pub async fn rotate_secret(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -406,6 +420,8 @@ pub async fn rotate_secret(
 
 /// Disables the client and revokes every token issued to it so far (a `client` entry in the
 /// revocation log), so verifiers following the log stop accepting them too.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/clients/{id}/disable", tag = "clients", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The client, disabled; its tokens are revoked", body = ClientView)))]
 pub async fn disable(
     admin: TenantAdmin,
     State(state): State<AppState>,

@@ -14,6 +14,7 @@ mod api_keys;
 mod audit_events;
 pub mod auth;
 mod clients;
+pub mod openapi;
 mod resource_servers;
 mod signing_keys;
 mod tenants;

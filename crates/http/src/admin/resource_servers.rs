@@ -12,6 +12,7 @@ use portcullis_core::credential::Environment;
 use portcullis_core::oauth::{Audience, ScopeSet};
 use portcullis_store::{ResourceServer, ResourceServerSecretRecord, StoreError};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::TenantAdmin;
 use super::tenants::validate_display_name;
@@ -20,7 +21,7 @@ use crate::extract::ApiJson;
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateResourceServer {
     audience: String,
@@ -29,7 +30,7 @@ pub struct CreateResourceServer {
     scopes: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ResourceServerView {
     id: String,
     tenant: String,
@@ -43,7 +44,8 @@ pub struct ResourceServerView {
     secrets: Option<Vec<SecretView>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ResourceServerSecretView)]
 pub struct SecretView {
     id: String,
     display_prefix: String,
@@ -64,8 +66,9 @@ impl From<ResourceServerSecretRecord> for SecretView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RotateResourceServerSecret)]
 pub struct RotateSecret {
     /// How long the previous secrets keep working, in seconds (default one day, 0 = at once).
     overlap_secs: Option<u64>,
@@ -73,7 +76,8 @@ pub struct RotateSecret {
     environment: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RotatedResourceServerSecret)]
 pub struct RotatedSecret {
     resource_server_id: String,
     /// What the resource server sends as `client_id` at the introspection endpoint.
@@ -99,6 +103,8 @@ impl From<ResourceServer> for ResourceServerView {
     }
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/resource-servers", tag = "resource-servers", params(super::openapi::TenantPath), request_body = CreateResourceServer,
+    responses((status = 201, description = "The resource server", body = ResourceServerView)))]
 pub async fn create(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -145,6 +151,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(rs.into())))
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/resource-servers", tag = "resource-servers", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant's resource servers", body = Vec<ResourceServerView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -169,6 +177,8 @@ async fn tenant_resource_server(
         .ok_or_else(ApiError::not_found)
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/resource-servers/{id}", tag = "resource-servers", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The resource server with its secrets' metadata", body = ResourceServerView)))]
 pub async fn show(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -183,6 +193,8 @@ pub async fn show(
 
 /// Issues a credential for the introspection endpoint; the first call creates the first one.
 /// Older secrets keep working for the overlap window.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/resource-servers/{id}/rotate-secret", tag = "resource-servers", params(super::openapi::TenantIdPath), request_body = RotateSecret,
+    responses((status = 201, description = "The new introspection secret, shown this once", body = RotatedSecret)))]
 pub async fn rotate_secret(
     admin: TenantAdmin,
     State(state): State<AppState>,

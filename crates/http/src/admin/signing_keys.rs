@@ -7,16 +7,20 @@ use portcullis_core::audit::Outcome;
 use portcullis_core::signing::{KeyState, SigningAlgorithm};
 use portcullis_core::tenant::TenantId;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::GlobalAdmin;
 use crate::error::ApiError;
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SigningKeyView)]
 pub struct KeyView {
     kid: String,
+    #[schema(schema_with = super::openapi::signing_algorithm)]
     algorithm: SigningAlgorithm,
+    #[schema(schema_with = super::openapi::key_state)]
     state: KeyState,
     kek_id: String,
     created_at: String,
@@ -25,6 +29,8 @@ pub struct KeyView {
     publish_until: Option<String>,
 }
 
+#[utoipa::path(get, path = "/admin/v1/signing-keys", tag = "signing-keys",
+    responses((status = 200, description = "Every signing key (metadata only)", body = Vec<KeyView>)))]
 pub async fn list(
     _admin: GlobalAdmin,
     State(state): State<AppState>,
@@ -46,15 +52,19 @@ pub async fn list(
     ))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SigningKeyRotation)]
 pub struct RotationView {
     kid: String,
+    #[schema(schema_with = super::openapi::key_state)]
     state: KeyState,
     activates_at: String,
 }
 
 /// Starts a rotation: a new key is published now and signs after the pre-publication window.
 /// Idempotent while a rotation is pending.
+#[utoipa::path(post, path = "/admin/v1/signing-keys/rotate", tag = "signing-keys",
+    responses((status = 202, description = "The new key, pending until it activates", body = RotationView)))]
 pub async fn rotate(
     admin: GlobalAdmin,
     State(state): State<AppState>,
@@ -81,6 +91,8 @@ pub async fn rotate(
 }
 
 /// The compromise path: the key leaves JWKS at once and its tokens are revoked.
+#[utoipa::path(post, path = "/admin/v1/signing-keys/{kid}/revoke", tag = "signing-keys", params(("kid" = String, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked; tokens it signed are refused")))]
 pub async fn revoke(
     admin: GlobalAdmin,
     State(state): State<AppState>,

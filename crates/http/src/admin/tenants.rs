@@ -8,6 +8,7 @@ use portcullis_core::revocation::RevocationKind;
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_store::{NewRevocation, NewTenant, StoreError, Tenant};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::{GlobalAdmin, TenantAdmin};
 use crate::error::ApiError;
@@ -15,17 +16,19 @@ use crate::extract::ApiJson;
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$")]
     id: String,
     display_name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {
     id: String,
     display_name: String,
+    #[schema(schema_with = super::openapi::tenant_status)]
     status: TenantStatus,
     created_at: String,
     updated_at: String,
@@ -54,6 +57,8 @@ pub fn validate_display_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, description = "The tenant", body = TenantView)))]
 pub async fn create(
     admin: GlobalAdmin,
     State(state): State<AppState>,
@@ -79,6 +84,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants",
+    responses((status = 200, description = "Every tenant", body = Vec<TenantView>)))]
 pub async fn list(
     _admin: GlobalAdmin,
     State(state): State<AppState>,
@@ -87,6 +94,8 @@ pub async fn list(
     Ok(Json(tenants.into_iter().map(Into::into).collect()))
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}", tag = "tenants", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant", body = TenantView)))]
 pub async fn show(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -99,6 +108,8 @@ pub async fn show(
     Ok(Json(tenant.into()))
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/disable", tag = "tenants", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant, disabled; its tokens issued until now are revoked", body = TenantView)))]
 pub async fn disable(
     admin: GlobalAdmin,
     state: State<AppState>,
@@ -107,6 +118,8 @@ pub async fn disable(
     set_status(admin, state, path, TenantStatus::Disabled).await
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/enable", tag = "tenants", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant, active", body = TenantView)))]
 pub async fn enable(
     admin: GlobalAdmin,
     state: State<AppState>,

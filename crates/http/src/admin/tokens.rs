@@ -17,6 +17,7 @@ use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::{Clock, Timestamp};
 use portcullis_store::{AdminCredentialRecord, Store};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::{deny, TenantAdmin};
 use super::tenants::validate_display_name;
@@ -25,18 +26,21 @@ use crate::extract::ApiJson;
 use portcullis_service::audit::{AuditSink, EventDraft, RequestOrigin};
 use portcullis_service::state::{rfc3339, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateAdminToken)]
 pub struct CreateToken {
     name: String,
     /// `global_admin`, `tenant_admin`, `auditor`, `api_key_manager` or `service`.
     role: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AdminTokenView)]
 pub struct TokenView {
     id: String,
     tenant: String,
+    #[schema(schema_with = super::openapi::admin_role)]
     role: AdminRole,
     name: String,
     display_prefix: String,
@@ -62,7 +66,8 @@ impl From<AdminCredentialRecord> for TokenView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CreatedAdminToken)]
 pub struct CreatedToken {
     #[serde(flatten)]
     view: TokenView,
@@ -152,6 +157,8 @@ pub async fn issue(
     Ok((record, credential))
 }
 
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/admin-tokens", tag = "admin-tokens", params(super::openapi::TenantPath), request_body = CreateToken,
+    responses((status = 201, description = "The token; the secret is shown this once", body = CreatedToken)))]
 pub async fn create(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -215,6 +222,8 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/admin-tokens", tag = "admin-tokens", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant's admin and service tokens", body = Vec<TokenView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -223,6 +232,8 @@ pub async fn list(
     Ok(Json(records.into_iter().map(Into::into).collect()))
 }
 
+#[utoipa::path(delete, path = "/admin/v1/tenants/{tenant}/admin-tokens/{id}", tag = "admin-tokens", params(super::openapi::TenantIdPath),
+    responses((status = 204, description = "Revoked")))]
 pub async fn revoke(
     admin: TenantAdmin,
     State(state): State<AppState>,

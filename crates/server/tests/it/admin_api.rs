@@ -1242,3 +1242,88 @@ async fn admin_token_roles_are_chosen_within_the_creators_own_powers() {
         "nothing created on bad input"
     );
 }
+
+/// The checked-in `docs/openapi.json` is the document the code generates, byte for byte: a
+/// change to a handler's shape that is not written back fails here.
+#[test]
+fn the_checked_in_openapi_document_is_the_generated_one() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let generated = portcullis_http::openapi::document_json();
+    if std::env::var_os("PORTCULLIS_BLESS").is_some() {
+        std::fs::write(&path, &generated).expect("write docs/openapi.json");
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "docs/openapi.json differs from the document the code generates; regenerate it with \
+         `PORTCULLIS_BLESS=1 cargo test -p portcullis-server --test admin_api openapi` and \
+         commit the result"
+    );
+}
+
+/// Every route of the admin registry is in the document with its method, and the document lists
+/// no admin operation the registry lacks.
+#[test]
+fn the_openapi_document_covers_exactly_the_admin_route_registry() {
+    let doc = serde_json::to_value(portcullis_http::openapi::document()).expect("json");
+    let mut documented = std::collections::BTreeSet::new();
+    let mut operation_ids = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if let Some(id) = item.get(method).and_then(|op| op["operationId"].as_str()) {
+                assert!(
+                    operation_ids.insert(id.to_owned()),
+                    "operationId {id} is not unique"
+                );
+            }
+            if item.get(method).is_some() && path.starts_with(admin::PREFIX) {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let registered: std::collections::BTreeSet<_> = admin::routes()
+        .into_iter()
+        .map(|(spec, _)| {
+            (
+                spec.method.to_string(),
+                format!("{}{}", admin::PREFIX, spec.path),
+            )
+        })
+        .collect();
+    let missing: Vec<_> = registered.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&registered).collect();
+    assert!(
+        missing.is_empty(),
+        "admin routes missing from the OpenAPI document: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "documented admin operations no route serves: {extra:?}"
+    );
+    // Admin operations need the bearer scheme; the document says so once, at the top.
+    assert_eq!(doc["security"][0]["admin_token"], json!([]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["admin_token"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(doc["openapi"], "3.1.0");
+}
+
+/// `serve` answers `GET /v1/openapi.json` without a credential, with the generated document.
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_credential() {
+    let app = TestApp::new().await;
+    let req = Request::builder()
+        .uri(portcullis_http::openapi::PATH)
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.router.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(
+        std::str::from_utf8(&bytes).expect("utf-8"),
+        portcullis_http::openapi::document_json()
+    );
+}

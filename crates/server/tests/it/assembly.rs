@@ -63,6 +63,11 @@ async fn assemble_builds_the_app_serve_runs() {
         status(&app.router, "/v1/revocations").await,
         StatusCode::UNAUTHORIZED
     );
+    // The OpenAPI document, without a credential.
+    assert_eq!(
+        status(&app.router, portcullis_http::openapi::PATH).await,
+        StatusCode::OK
+    );
     assert_eq!(
         status(&app.router, "/no-such-path").await,
         StatusCode::NOT_FOUND
@@ -467,6 +472,53 @@ async fn metrics_count_grants_failures_and_key_checks_with_bounded_labels() {
         .await
         .expect("body");
     parse_exposition(std::str::from_utf8(&bytes).expect("utf-8"));
+
+    app.tasks.shutdown(&app.verifier).await;
+    store.close().await;
+}
+
+/// Regression (found by schemathesis): signing-key rotation answers 202 Accepted, and the OpenAPI
+/// document must list that status, or every client generated from it treats success as an error.
+#[tokio::test]
+async fn signing_key_rotation_answers_a_status_the_openapi_document_lists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    prepare_data_dir(&config.data_dir).expect("data dir");
+    let store = open_store(&config).await.expect("store");
+    let keyring = load_or_create_keyring(&config, store.as_ref())
+        .await
+        .expect("keyring");
+    let app = assemble(
+        &config,
+        "http://127.0.0.1:8080".into(),
+        store.clone(),
+        keyring,
+        Arc::new(SystemClock),
+    )
+    .await
+    .expect("assemble");
+    let token = std::fs::read_to_string(config.data_dir.join(BOOTSTRAP_FILE)).expect("token");
+    let response = app
+        .router
+        .clone()
+        .oneshot(
+            Request::post("/admin/v1/signing-keys/rotate")
+                .header("authorization", format!("Bearer {}", token.trim()))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let doc = serde_json::to_value(portcullis_http::openapi::document()).expect("json");
+    let documented = &doc["paths"]["/admin/v1/signing-keys/rotate"]["post"]["responses"];
+    assert!(
+        documented.get("202").is_some(),
+        "POST /admin/v1/signing-keys/rotate answers 202, which the OpenAPI document does not list"
+    );
 
     app.tasks.shutdown(&app.verifier).await;
     store.close().await;
