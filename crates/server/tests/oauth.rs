@@ -2173,7 +2173,11 @@ mod private_key_jwt {
                     "exp": n + 60, "jti": "b1"});
                 let mut h = Header::new(Algorithm::ES256);
                 h.kid = Some(kid(&jwk).to_owned());
-                present(&app, &jsonwebtoken::encode(&h, &claims, &key).expect("sign")).await
+                present(
+                    &app,
+                    &jsonwebtoken::encode(&h, &claims, &key).expect("sign"),
+                )
+                .await
             };
             assert_eq!(
                 (s, v["error"].as_str()),
@@ -2182,8 +2186,10 @@ mod private_key_jwt {
             );
             let events = app.events("acme").await;
             assert!(
-                events.iter().any(|e| e.credential_id.as_deref() == Some(id.as_str())
-                    && e.reason.as_deref() == Some("client_jwks_invalid")),
+                events
+                    .iter()
+                    .any(|e| e.credential_id.as_deref() == Some(id.as_str())
+                        && e.reason.as_deref() == Some("client_jwks_invalid")),
                 "reason not audited"
             );
         }
