@@ -75,8 +75,10 @@ pub fn published(key: &StoredSigningKey, now: Timestamp) -> bool {
     }
 }
 
-/// Every stored signing key, and the public keys of those not revoked parsed once for
-/// verification (a retired key's publication window is checked per token, against `now`).
+/// Every stored signing key, and the public keys of those published when read parsed once for
+/// verification. Only published keys are parsed: retired keys pile up with every rotation, and
+/// a JWKS is read to a bounded number of keys. A key unpublished when read never becomes
+/// published again; one that stops being published while cached is refused per token.
 #[derive(Debug, Default)]
 pub struct PublishedKeys {
     pub rows: Arc<[StoredSigningKey]>,
@@ -84,10 +86,11 @@ pub struct PublishedKeys {
 }
 
 impl PublishedKeys {
-    pub fn new(rows: Arc<[StoredSigningKey]>) -> Self {
+    /// The keys as stored, read at `now`.
+    pub fn new(rows: Arc<[StoredSigningKey]>, now: Timestamp) -> Self {
         let jwks: Vec<serde_json::Value> = rows
             .iter()
-            .filter(|k| k.state != KeyState::Revoked)
+            .filter(|k| published(k, now))
             .filter_map(|k| match serde_json::from_str(&k.public_jwk) {
                 Ok(jwk) => Some(jwk),
                 Err(e) => {
@@ -288,7 +291,7 @@ mod tests {
                 ),
                 (alg.as_str(), Some(kid.as_str()), Some("at+jwt"))
             );
-            let keys = PublishedKeys::new(vec![row(&kid, alg, &jwk, now)].into());
+            let keys = PublishedKeys::new(vec![row(&kid, alg, &jwk, now)].into(), now);
             let verified = verify(&token, &keys, "https://auth.test", MAX, now).expect("verifies");
             assert_eq!(verified.kid, kid);
             assert_eq!(verified.claims, claims, "{alg}");
@@ -313,7 +316,7 @@ mod tests {
         let check = |r: StoredSigningKey, max: Duration| {
             verify(
                 &token,
-                &PublishedKeys::new(vec![r].into()),
+                &PublishedKeys::new(vec![r].into(), now),
                 "https://auth.test",
                 max,
                 now,
@@ -334,6 +337,28 @@ mod tests {
             check(row(&kid, alg, &jwk, now), Duration::from_secs(599)),
             Err(Invalid::LifetimeTooLong)
         );
+        // Years of rotations: the retired keys, long unpublished, do not crowd out the one
+        // that signs (a JWKS is read to a bounded number of keys).
+        let mut history: Vec<StoredSigningKey> = (0..100)
+            .map(|i| {
+                let mut old = row(&format!("old-{i}"), alg, &jwk, now);
+                old.state = KeyState::Retired;
+                old.publish_until = Some(Timestamp::from_secs(1_000 + i));
+                old
+            })
+            .collect();
+        history.push(row(&kid, alg, &jwk, now));
+        assert_eq!(
+            verify(
+                &token,
+                &PublishedKeys::new(history.into(), now),
+                "https://auth.test",
+                MAX,
+                now
+            )
+            .map(|v| v.kid),
+            Ok(kid.clone())
+        );
         assert_eq!(
             verify(
                 &token,
@@ -348,7 +373,7 @@ mod tests {
         assert_eq!(
             verify(
                 &token,
-                &PublishedKeys::new(vec![row(&kid, alg, &jwk, now)].into()),
+                &PublishedKeys::new(vec![row(&kid, alg, &jwk, now)].into(), now),
                 "https://other",
                 MAX,
                 now

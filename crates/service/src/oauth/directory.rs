@@ -359,7 +359,10 @@ impl Directory {
             return Ok(hit);
         }
         let epoch = self.signing_keys.epoch();
-        let keys = Arc::new(PublishedKeys::new(store.list_signing_keys().await?.into()));
+        let keys = Arc::new(PublishedKeys::new(
+            store.list_signing_keys().await?.into(),
+            now,
+        ));
         self.signing_keys.insert((), keys.clone(), epoch, now);
         Ok(keys)
     }
