@@ -81,7 +81,7 @@ pub fn published(key: &StoredSigningKey, now: Timestamp) -> bool {
 /// published again; one that stops being published while cached is refused per token.
 #[derive(Debug, Default)]
 pub struct PublishedKeys {
-    pub rows: Arc<[StoredSigningKey]>,
+    rows: Arc<[StoredSigningKey]>,
     set: JoseKeySet,
 }
 
