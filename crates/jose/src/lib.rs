@@ -28,4 +28,5 @@ pub use jwk::{
     parse_jwk_set, parse_jwks, parse_jwks_all_usable, thumbprint, JwksError, KeySet,
     VerificationKey,
 };
+pub use profile::client_assertion::ClientKeys;
 pub use sign::{SignError, Signer, SigningKeyPair};

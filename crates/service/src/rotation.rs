@@ -134,12 +134,12 @@ pub async fn refresh_signer(state: &AppState, rotation: &Rotation) -> Result<(),
     let Some(active) = state_of(&keys, KeyState::Active) else {
         return Ok(());
     };
-    if state.oauth.signer().is_some_and(|s| s.kid == active.kid) {
+    if state.oauth.signer().is_some_and(|s| s.kid() == active.kid) {
         return Ok(());
     }
     let key = crate::keys::open_row(active, &rotation.keyring)?;
     let signer = Signer::new(&key).map_err(|e| RotationError::Signer(e.to_string()))?;
-    tracing::info!(kid = %signer.kid, "now signing with key");
+    tracing::info!(kid = %signer.kid(), "now signing with key");
     state.oauth.set_signer(Arc::new(signer));
     Ok(())
 }

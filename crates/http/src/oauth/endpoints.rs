@@ -148,13 +148,22 @@ async fn current_token(
 ) -> Result<Result<VerifiedToken, &'static str>, OAuthError> {
     let directory = &state.oauth.directory;
     let keys = directory.signing_keys(state.store.as_ref(), now).await?;
-    let verified = match jwt::verify(token, &keys, &state.oauth.issuer, now) {
+    let verify = |keys: &jwt::PublishedKeys| {
+        jwt::verify(
+            token,
+            keys,
+            &state.oauth.issuer,
+            state.oauth.lifetimes.max,
+            now,
+        )
+    };
+    let verified = match verify(&keys) {
         // A key made active on another node within the cache's lifetime (an emergency
         // replacement after a revoke is active at once): read the keys again before refusing.
         Err(jwt::Invalid::UnknownKey) => {
             directory.signing_keys_changed();
             let keys = directory.signing_keys(state.store.as_ref(), now).await?;
-            jwt::verify(token, &keys, &state.oauth.issuer, now)
+            verify(&keys)
         }
         other => other,
     };
@@ -165,12 +174,6 @@ async fn current_token(
     let Ok(tenant) = portcullis_core::tenant::TenantId::parse(&verified.claims.tenant) else {
         return Ok(Err("token_bad_tenant"));
     };
-    // Nothing this server issues outlives its hard maximum: a longer token was minted elsewhere
-    // (a stolen key), or before the maximum was lowered. Verifiers apply the same cap.
-    let max_lifetime = i64::try_from(state.oauth.lifetimes.max.as_secs()).unwrap_or(i64::MAX);
-    if verified.claims.exp.saturating_sub(verified.claims.iat) > max_lifetime {
-        return Ok(Err("token_lifetime_too_long"));
-    }
 
     let claims = &verified.claims;
     let identity = TokenIdentity {

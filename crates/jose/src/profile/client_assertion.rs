@@ -10,6 +10,14 @@
 //! stays in core, so there is one. Recording the `jti` against replay is the caller's (it needs
 //! storage).
 //!
+//! A client's keys are read with [`ClientKeys::parse`]. An RSA key registered without `alg`
+//! (third-party JWKS often omit it, and nothing in a client registration names the algorithm)
+//! serves RS256 and PS256 alike, as it always has; it is held as two candidates, each pinned to
+//! one of those algorithms, and the assertion's `alg` chooses which candidate it is checked
+//! with ([`ClientKeys::for_alg`]). Every check is still made with a key pinned to exactly one
+//! algorithm; only RS256 or PS256 can ever reach an RSA key, and a key that states its `alg` is
+//! pinned to that alone.
+//!
 //! This module must never use a key named by the assertion's own header (`jwk`, `jku`, `x5u`,
 //! `x5c`), and never accept a symmetric algorithm.
 
@@ -18,10 +26,13 @@ use std::time::Duration;
 use portcullis_core::oauth::{check_assertion, AssertionClaims};
 use portcullis_core::time::Timestamp;
 
+use serde_json::Value;
+
 use super::access_token;
+use crate::alg::Alg;
 use crate::compact::{self, Unverified};
 use crate::error::JoseError;
-use crate::jwk::KeySet;
+use crate::jwk::{parse_jwks_all_usable, JwksError, KeySet};
 
 /// Longest assertion looked at.
 pub const MAX_LEN: usize = 8 * 1024;
@@ -37,6 +48,74 @@ pub fn parse(assertion: &str) -> Result<Unverified<'_>, JoseError> {
         return Err(JoseError::WrongTyp);
     }
     Ok(u)
+}
+
+/// The keys a client registered (inline or behind its `jwks_uri`), parsed once.
+#[derive(Debug, Clone)]
+pub struct ClientKeys {
+    /// Every key; an RSA key without `alg` is pinned to RS256 here.
+    pkcs1: KeySet,
+    /// The same keys with an RSA key without `alg` pinned to PS256; `None` when the document
+    /// has no such key (then both would be the same set).
+    pss: Option<KeySet>,
+}
+
+impl ClientKeys {
+    /// Parses a client's JWKS: 1 to `max_keys` public asymmetric keys, each with a `kid` when
+    /// there are several, every one usable (see [`parse_jwks_all_usable`]; nothing is skipped).
+    pub fn parse(doc: &Value, max_keys: usize) -> Result<Self, JwksError> {
+        let Some(keys) = doc.get("keys").and_then(Value::as_array) else {
+            return Err(JwksError::NotAJwks);
+        };
+        let algless_rsa = |k: &Value| {
+            k.get("kty").and_then(Value::as_str) == Some("RSA") && k.get("alg").is_none()
+        };
+        if !keys.iter().any(algless_rsa) {
+            return Ok(Self {
+                pkcs1: parse_jwks_all_usable(doc, &Alg::ALL, max_keys)?,
+                pss: None,
+            });
+        }
+        let pinned = |alg: Alg| {
+            let mut doc = doc.clone();
+            if let Some(keys) = doc.get_mut("keys").and_then(Value::as_array_mut) {
+                for k in keys.iter_mut().filter(|k| algless_rsa(k)) {
+                    if let Value::Object(m) = k {
+                        m.insert("alg".into(), Value::String(alg.as_str().into()));
+                    }
+                }
+            }
+            parse_jwks_all_usable(&doc, &Alg::ALL, max_keys)
+        };
+        Ok(Self {
+            pkcs1: pinned(Alg::RS256)?,
+            pss: Some(pinned(Alg::PS256)?),
+        })
+    }
+
+    /// The keys to check an assertion signed with `alg` against: each key pinned to one
+    /// algorithm, an RSA key without `alg` to PS256 for a PS256 assertion and to RS256 for any
+    /// other (so an EC, EdDSA or RS256 assertion naming it meets an RS256 key and only RS256
+    /// verifies).
+    pub fn for_alg(&self, alg: Alg) -> &KeySet {
+        match (&self.pss, alg) {
+            (Some(pss), Alg::PS256) => pss,
+            _ => &self.pkcs1,
+        }
+    }
+
+    /// Whether a key with this `kid` is registered (a fetched JWKS is refetched when not).
+    pub fn contains_kid(&self, kid: &str) -> bool {
+        self.pkcs1.contains_kid(kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.pkcs1.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pkcs1.is_empty()
+    }
 }
 
 /// What the token service expects of one client's assertion.
@@ -178,6 +257,100 @@ mod tests {
         assert_eq!(
             run(&confused, &keys, &claims()).err(),
             Some(JoseError::AlgKeyMismatch)
+        );
+    }
+
+    fn client_keys(keys: &[&Value]) -> ClientKeys {
+        ClientKeys::parse(&json!({ "keys": keys }), MAX_CLIENT_KEYS).expect("jwks")
+    }
+
+    /// Signs `claims()` with the RSA key `pair_der` under `alg` (RS256 or PS256), by hand: the
+    /// signer only signs RS256, and a registered key may be used with either.
+    fn rsa_assertion(pair_der: &[u8], alg: &str, kid: &str) -> String {
+        use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256};
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let key = RsaKeyPair::from_pkcs8(pair_der).expect("rsa");
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": kid}).to_string()),
+            URL_SAFE_NO_PAD.encode(claims().to_string())
+        );
+        let padding: &'static dyn aws_lc_rs::signature::RsaEncoding = match alg {
+            "PS256" => &RSA_PSS_SHA256,
+            _ => &RSA_PKCS1_SHA256,
+        };
+        let mut sig = vec![0u8; key.public_modulus_len()];
+        key.sign(
+            padding,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .expect("sign");
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    fn check(t: &str, keys: &ClientKeys) -> Result<AssertionClaims, JoseError> {
+        let u = parse(t)?;
+        verify(
+            &u,
+            keys.for_alg(u.header.alg),
+            &rules(),
+            Timestamp::from_secs(NOW),
+        )
+    }
+
+    #[test]
+    fn an_rsa_key_without_alg_verifies_rs256_and_ps256_and_nothing_else() {
+        let (der, pair) = SigningKeyPair::generate(Alg::RS256).expect("key");
+        let mut jwk = pair.public_jwk();
+        jwk["kid"] = json!("rsa-1");
+        let (_, ec) = SigningKeyPair::generate(Alg::ES256).expect("ec");
+        let (ec_jwk, ec_kid) = public_jwk_for_jwks(&ec);
+        let keys = client_keys(&[&jwk, &ec_jwk]);
+        assert_eq!(keys.len(), 2);
+        assert!(keys.contains_kid("rsa-1") && keys.contains_kid(&ec_kid));
+        for alg in ["RS256", "PS256"] {
+            let t = rsa_assertion(der.expose(), alg, "rsa-1");
+            assert_eq!(check(&t, &keys).map(|c| c.jti), Ok("j-1".into()), "{alg}");
+        }
+        // An EC key's assertion naming the RSA kid meets a key pinned to RS256.
+        let confused = Signer::new(ec, None, Some("rsa-1"));
+        assert_eq!(
+            check(&confused.sign(&claims()).expect("sign"), &keys).err(),
+            Some(JoseError::AlgKeyMismatch)
+        );
+        // The EC key keeps working, and stays pinned to ES256.
+        let (_, pair2) = SigningKeyPair::generate(Alg::ES256).expect("ec");
+        assert_eq!(
+            check(
+                &Signer::new(pair2, None, Some(&ec_kid))
+                    .sign(&claims())
+                    .expect("sign"),
+                &keys
+            )
+            .err(),
+            Some(JoseError::BadSignature)
+        );
+        // A stated alg pins the RSA key to it alone.
+        let mut stated = jwk.clone();
+        stated["alg"] = json!("RS256");
+        let pinned = client_keys(&[&stated]);
+        assert_eq!(
+            check(&rsa_assertion(der.expose(), "PS256", "rsa-1"), &pinned).err(),
+            Some(JoseError::AlgKeyMismatch)
+        );
+        assert!(check(&rsa_assertion(der.expose(), "RS256", "rsa-1"), &pinned).is_ok());
+        // Short RSA keys, symmetric keys and private keys are refused whatever the pinning.
+        let short = json!({"kty": "RSA", "kid": "s", "e": "AQAB", "n": "AQAB"});
+        assert!(matches!(
+            ClientKeys::parse(&json!({"keys": [short]}), MAX_CLIENT_KEYS),
+            Err(JwksError::UnusableKey { index: 0, .. })
+        ));
+        assert_eq!(
+            ClientKeys::parse(&json!({"keys": {}}), MAX_CLIENT_KEYS).err(),
+            Some(JwksError::NotAJwks)
         );
     }
 

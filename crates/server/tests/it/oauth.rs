@@ -2014,6 +2014,185 @@ mod private_key_jwt {
             assert_eq!(s, StatusCode::CREATED, "{v}");
             assert_eq!(v["jwks_uri"], "https://keys.example/jwks.json");
         }
+
+        /// Signs `claims` with an RSA PKCS#8 key under `alg` (RS256 or PS256), with aws-lc-rs
+        /// directly: neither the product's signer (RS256 only) nor its verifier is involved.
+        fn rsa_assertion(pkcs8: &[u8], alg: &str, kid: &str, claims: &Value) -> String {
+            use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256};
+            let key = RsaKeyPair::from_pkcs8(pkcs8).expect("rsa");
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": kid}).to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let padding: &'static dyn aws_lc_rs::signature::RsaEncoding = if alg == "PS256" {
+                &RSA_PSS_SHA256
+            } else {
+                &RSA_PKCS1_SHA256
+            };
+            let mut sig = vec![0u8; key.public_modulus_len()];
+            key.sign(
+                padding,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .expect("sign");
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+        }
+
+        /// Third-party JWKS (and many registered ones) carry RSA keys without `alg`. Such a key
+        /// signs RS256 and PS256 assertions, inline and behind a `jwks_uri` alike, as it did
+        /// before verification moved to jose; HS256 keyed with it, `none`, and an EC signature
+        /// naming it are refused, with their reasons audited.
+        #[tokio::test]
+        async fn an_rsa_key_without_alg_verifies_rs256_and_ps256_and_nothing_else() {
+            let mut app = App::with(config()).await;
+            app.tenant_with_api("acme").await;
+            let (pkcs8, mut jwk) =
+                portcullis_service::keys::generate(SigningAlgorithm::RS256).expect("key");
+            let map = jwk.as_object_mut().expect("object");
+            map.remove("alg");
+            map.remove("use");
+            let kid = jwk["kid"].as_str().expect("kid").to_owned();
+            let (s, v) = app
+                .admin_call(
+                    Method::POST,
+                    "/tenants/acme/clients",
+                    Some(json!({
+                        "name": "rsa-signer",
+                        "scopes": ["payments:read"],
+                        "audiences": ["payments-api"],
+                        "auth_method": "private_key_jwt",
+                        "jwks": {"keys": [jwk.clone()]},
+                    })),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            let inline = v["client_id"].as_str().expect("id").to_owned();
+            let server = KeyServer::start().await;
+            server.serve_keys(&[&jwk]);
+            let remote = uri_client(&app, &server).await;
+
+            let now = app.clock.now().as_secs();
+            let claims = |id: &str, jti: &str| {
+                json!({"iss": id, "sub": id, "aud": ISSUER, "iat": now, "exp": now + 60,
+                    "jti": jti})
+            };
+            for id in [&inline, &remote] {
+                for alg in ["RS256", "PS256"] {
+                    let a = rsa_assertion(pkcs8.expose(), alg, &kid, &claims(id, alg));
+                    let (s, v) = present(&app, &a).await;
+                    assert_eq!(s, StatusCode::OK, "{id} {alg}: {v}");
+                }
+                // HS256 keyed with the public modulus or the whole JWK.
+                for secret in [
+                    URL_SAFE_NO_PAD
+                        .decode(jwk["n"].as_str().expect("n"))
+                        .expect("n"),
+                    jwk.to_string().into_bytes(),
+                ] {
+                    let mut h = Header::new(Algorithm::HS256);
+                    h.kid = Some(kid.clone());
+                    let a = jsonwebtoken::encode(
+                        &h,
+                        &claims(id, "hs"),
+                        &EncodingKey::from_secret(&secret),
+                    )
+                    .expect("hs256");
+                    assert_eq!(present(&app, &a).await.0, StatusCode::UNAUTHORIZED, "{id}");
+                }
+                let none = format!(
+                    "{}.{}.",
+                    URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": kid}).to_string()),
+                    URL_SAFE_NO_PAD.encode(claims(id, "none").to_string())
+                );
+                assert_eq!(present(&app, &none).await.0, StatusCode::UNAUTHORIZED);
+                let (ec_key, _) = new_key();
+                assert_eq!(
+                    present_with(&app, id, &ec_key, &kid, "ec").await,
+                    StatusCode::UNAUTHORIZED,
+                    "{id}: ES256 naming the RSA key"
+                );
+            }
+            assert_eq!(server.hits(), 1, "every assertion used the one fetch");
+            let events = app.events("acme").await;
+            for reason in [
+                "assertion_alg_not_allowed",
+                "assertion_alg_does_not_match_key",
+            ] {
+                for id in [&inline, &remote] {
+                    assert!(
+                        events.iter().any(|e| e.credential_id.as_deref() == Some(id)
+                            && e.reason.as_deref() == Some(reason)),
+                        "{id}: {reason} not audited"
+                    );
+                }
+            }
+        }
+
+        /// A client row whose stored JWKS no longer parses (written before a rule tightened,
+        /// here a 512-bit RSA key the old check let through) refuses the client: `invalid_client`
+        /// with the reason audited, never a server error.
+        #[tokio::test]
+        async fn a_stored_jwks_that_no_longer_parses_is_invalid_client() {
+            let mut app = App::with(config()).await;
+            app.tenant_with_api("acme").await;
+            let id = "cl_storedbroken".to_owned();
+            let now = app.clock.now();
+            let short = json!({"keys": [{"kty": "RSA", "kid": "old", "e": "AQAB",
+                "n": URL_SAFE_NO_PAD.encode([0xc5u8; 64])}]});
+            app.store
+                .create_client(
+                    &portcullis_store::OAuthClient {
+                        id: id.clone(),
+                        tenant: TenantId::parse("acme").expect("tenant"),
+                        name: "legacy".into(),
+                        environment: "live".into(),
+                        auth_method: "private_key_jwt".into(),
+                        grant_types: vec!["client_credentials".into()],
+                        scopes: vec!["payments:read".into()],
+                        audiences: vec!["payments-api".into()],
+                        access_token_ttl_secs: 600,
+                        can_introspect: false,
+                        jwks: Some(short.to_string()),
+                        jwks_uri: None,
+                        status: portcullis_store::ClientStatus::Active,
+                        created_at: now,
+                        updated_at: now,
+                        last_used_at: None,
+                    },
+                    None,
+                )
+                .await
+                .expect("stored");
+            let (key, jwk) = new_key();
+            let (s, v) = {
+                let n = now.as_secs();
+                let claims = json!({"iss": id, "sub": id, "aud": ISSUER, "iat": n,
+                    "exp": n + 60, "jti": "b1"});
+                let mut h = Header::new(Algorithm::ES256);
+                h.kid = Some(kid(&jwk).to_owned());
+                present(
+                    &app,
+                    &jsonwebtoken::encode(&h, &claims, &key).expect("sign"),
+                )
+                .await
+            };
+            assert_eq!(
+                (s, v["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+                "{v}"
+            );
+            let events = app.events("acme").await;
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e.credential_id.as_deref() == Some(id.as_str())
+                        && e.reason.as_deref() == Some("client_jwks_invalid")),
+                "reason not audited"
+            );
+        }
     }
 }
 

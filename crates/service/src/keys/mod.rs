@@ -11,17 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{self, KeyPair};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use portcullis_core::secret::Secret;
 use portcullis_core::signing::{KeyState, SigningAlgorithm};
 use portcullis_core::time::Clock;
+use portcullis_jose::SigningKeyPair;
 use portcullis_store::{Store, StoredSigningKey};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 
 use crate::kek::{KekError, Keyring};
 
@@ -92,77 +87,16 @@ pub fn envelope_aad(kid: &str, alg: SigningAlgorithm) -> Vec<u8> {
 
 /// A fresh key pair: PKCS#8 private key and public JWK (with `kid`, `alg`, `use`).
 pub fn generate(alg: SigningAlgorithm) -> Result<(Secret<Vec<u8>>, Value), KeyError> {
-    let (pkcs8, mut jwk) = match alg {
-        SigningAlgorithm::ES256 => {
-            let kp = signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
-                .map_err(|_| KeyError::Generate)?;
-            let pkcs8 = kp.to_pkcs8v1().map_err(|_| KeyError::Generate)?;
-            (
-                pkcs8.as_ref().to_vec(),
-                public_jwk_ec(kp.public_key().as_ref())?,
-            )
-        }
-        SigningAlgorithm::EdDSA => {
-            let kp = signature::Ed25519KeyPair::generate().map_err(|_| KeyError::Generate)?;
-            let pkcs8 = kp.to_pkcs8().map_err(|_| KeyError::Generate)?;
-            let x = URL_SAFE_NO_PAD.encode(kp.public_key().as_ref());
-            (
-                pkcs8.as_ref().to_vec(),
-                json!({"crv": "Ed25519", "kty": "OKP", "x": x}),
-            )
-        }
-        SigningAlgorithm::RS256 => {
-            let kp = signature::RsaKeyPair::generate(KeySize::Rsa2048)
-                .map_err(|_| KeyError::Generate)?;
-            let der: aws_lc_rs::encoding::Pkcs8V1Der =
-                kp.as_der().map_err(|_| KeyError::Generate)?;
-            let public = kp.public_key();
-            let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
-            let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
-            (der.as_ref().to_vec(), json!({"e": e, "kty": "RSA", "n": n}))
-        }
-    };
-    let kid = thumbprint(&jwk);
-    if let Value::Object(map) = &mut jwk {
-        map.insert("kid".into(), Value::String(kid));
-        map.insert("alg".into(), Value::String(alg.as_str().into()));
-        map.insert("use".into(), Value::String("sig".into()));
-    }
-    Ok((Secret::new(pkcs8), jwk))
-}
-
-fn public_jwk_ec(point: &[u8]) -> Result<Value, KeyError> {
-    // Uncompressed SEC1 point: 0x04 || x(32) || y(32).
-    if point.len() != 65 || point[0] != 4 {
-        return Err(KeyError::Generate);
-    }
-    Ok(json!({
-        "crv": "P-256",
-        "kty": "EC",
-        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-        "y": URL_SAFE_NO_PAD.encode(&point[33..]),
-    }))
-}
-
-/// RFC 7638 thumbprint over the required members, in lexicographic order (serde_json's map is
-/// ordered, and the members above are inserted before `kid`/`alg`/`use`).
-fn thumbprint(jwk: &Value) -> String {
-    let canonical = serde_json::to_string(jwk).unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    let (pkcs8, pair) = SigningKeyPair::generate(alg.into()).map_err(|_| KeyError::Generate)?;
+    let (jwk, _kid) = portcullis_jose::sign::public_jwk_for_jwks(&pair);
+    Ok((pkcs8, jwk))
 }
 
 /// Checks that decrypted PKCS#8 is a usable key of the stated algorithm.
 fn check_private_key(alg: SigningAlgorithm, pkcs8: &[u8]) -> Result<(), String> {
-    let ok = match alg {
-        SigningAlgorithm::ES256 => {
-            signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                .is_ok()
-        }
-        SigningAlgorithm::EdDSA => signature::Ed25519KeyPair::from_pkcs8(pkcs8).is_ok(),
-        SigningAlgorithm::RS256 => signature::RsaKeyPair::from_pkcs8(pkcs8).is_ok(),
-    };
-    ok.then_some(())
-        .ok_or_else(|| format!("not a valid {alg} private key"))
+    SigningKeyPair::from_pkcs8(alg.into(), pkcs8)
+        .map(|_| ())
+        .map_err(|_| format!("not a valid {alg} private key"))
 }
 
 /// Opens every key that may still sign. Fails if any cannot be opened: starting with a key we
@@ -282,6 +216,7 @@ mod tests {
             );
             let kid = jwk["kid"].as_str().expect("kid");
             assert_eq!(kid.len(), 43, "base64url SHA-256");
+            assert_eq!(portcullis_jose::thumbprint(&jwk).as_deref(), Ok(kid));
             // The wrong algorithm's parser refuses the key.
             let other = if alg == SigningAlgorithm::ES256 {
                 SigningAlgorithm::EdDSA
@@ -290,20 +225,6 @@ mod tests {
             };
             assert!(check_private_key(other, pkcs8.expose()).is_err());
         }
-    }
-
-    #[test]
-    fn thumbprint_matches_rfc7638_example() {
-        // RFC 7638 section 3.1.
-        let jwk = json!({
-            "e": "AQAB",
-            "kty": "RSA",
-            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
-        });
-        assert_eq!(
-            thumbprint(&jwk),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
     }
 
     #[tokio::test]

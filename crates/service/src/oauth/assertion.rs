@@ -2,38 +2,30 @@
 //!
 //! The assertion must be signed with an asymmetric algorithm by a key from the client's
 //! registered JWKS, given inline or fetched from its registered `jwks_uri` (see
-//! [`super::remote_jwks`]). The algorithm is checked against an allow-list before any key is touched, so
-//! `none` and HS256 keyed with the client's public key never verify; keys named in the
-//! assertion's own header (`jwk`, `jku`, `x5u`, `x5c`) are ignored. Claims are checked by core;
-//! the `jti` is recorded until the assertion expires, so a replay is refused.
+//! [`super::remote_jwks`]). Parsing, key choice and the signature are jose's client-assertion
+//! profile: the algorithm is checked against an allow-list before any key is touched, so `none`
+//! and HS256 keyed with the client's public key never verify; every key is pinned to one
+//! algorithm (an RSA key registered without `alg` to RS256 or PS256, as the assertion states,
+//! see [`ClientKeys`]); keys named in the assertion's own header (`jwk`, `jku`, `x5u`, `x5c`)
+//! are ignored. Claims are checked by core; this module records the `jti` until the assertion
+//! expires, so a replay is refused, and names the reason a client is refused for the audit log.
+//!
+//! This module must never parse a JWS or a JWK itself, and never answer a broken stored JWKS
+//! with a server error: the client is refused (`invalid_client`), the reason audited.
 
 use std::sync::Arc;
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use portcullis_core::oauth::{check_assertion, AssertionClaims};
 use portcullis_core::time::Timestamp;
+use portcullis_jose::profile::client_assertion::{self, ClientKeys};
+use portcullis_jose::{JoseError, JwksError};
 
 use super::directory::ClientFacts;
 use super::error::OAuthError;
 use super::{OAuthState, TOKEN_PATH};
 use crate::keys::jwt;
 
-/// Longest assertion looked at.
-const MAX_ASSERTION_LEN: usize = 8 * 1024;
 /// Most keys a client may register.
-pub const MAX_CLIENT_KEYS: usize = 10;
-
-fn allowed(alg: Algorithm) -> bool {
-    matches!(
-        alg,
-        Algorithm::ES256
-            | Algorithm::ES384
-            | Algorithm::RS256
-            | Algorithm::PS256
-            | Algorithm::EdDSA
-    )
-}
+pub const MAX_CLIENT_KEYS: usize = client_assertion::MAX_CLIENT_KEYS;
 
 /// Verifies a client assertion. The outer error is an internal failure; the inner one a reason
 /// to refuse the client.
@@ -45,25 +37,19 @@ pub async fn verify(
     now: Timestamp,
 ) -> Result<Result<(), &'static str>, OAuthError> {
     let client = &facts.client;
-    if assertion.len() > MAX_ASSERTION_LEN {
-        return Ok(Err("assertion_too_long"));
-    }
-    // `alg: none` and unknown algorithms fail to parse here.
-    let Ok(header) = jsonwebtoken::decode_header(assertion) else {
-        return Ok(Err("assertion_malformed"));
+    let unverified = match client_assertion::parse(assertion) {
+        Ok(u) => u,
+        Err(e) => return Ok(Err(reason(e))),
     };
-    if !allowed(header.alg) {
-        return Ok(Err("assertion_alg_not_allowed"));
-    }
-    let set: Arc<JwkSet> = match (&client.jwks, &client.jwks_uri) {
-        (Some(_), _) => facts
-            .inline_jwks
-            .clone()
-            .ok_or_else(|| OAuthError::internal("stored client JWKS is invalid"))?,
+    let keys: Arc<ClientKeys> = match (&client.jwks, &client.jwks_uri) {
+        (Some(_), _) => match &facts.inline_jwks {
+            Some(keys) => keys.clone(),
+            None => return Ok(Err("client_jwks_invalid")),
+        },
         (None, Some(uri)) => {
             match oauth
                 .remote_jwks
-                .keys(uri, header.kid.as_deref(), now)
+                .keys(uri, unverified.header.kid.as_deref(), now)
                 .await
             {
                 Ok(set) => set,
@@ -72,47 +58,22 @@ pub async fn verify(
         }
         (None, None) => return Ok(Err("client_has_no_keys")),
     };
-    let key = match &header.kid {
-        Some(kid) => set
-            .keys
-            .iter()
-            .find(|k| k.common.key_id.as_deref() == Some(kid.as_str())),
-        None if set.keys.len() == 1 => set.keys.first(),
-        None => None,
-    };
-    let Some(key) = key else {
-        return Ok(Err("assertion_unknown_key"));
-    };
-    if !key_fits(key, header.alg) {
-        return Ok(Err("assertion_alg_does_not_match_key"));
-    }
-    let Ok(decoding) = DecodingKey::from_jwk(key) else {
-        return Ok(Err("assertion_unusable_key"));
-    };
-    let mut validation = Validation::new(header.alg);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims = ["exp", "iss", "sub", "aud"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let Ok(data) = jsonwebtoken::decode::<AssertionClaims>(assertion, &decoding, &validation)
-    else {
-        return Ok(Err("assertion_bad_signature"));
-    };
-    let claims = data.claims;
     let issuer = &oauth.issuer;
     let token_endpoint = format!("{issuer}{TOKEN_PATH}");
-    if let Err(e) = check_assertion(
-        &claims,
-        &client.id,
-        &[issuer.as_str(), token_endpoint.as_str()],
+    let rules = client_assertion::Rules {
+        client_id: &client.id,
+        accepted_audiences: &[issuer.as_str(), token_endpoint.as_str()],
+        leeway: jwt::LEEWAY,
+    };
+    let claims = match client_assertion::verify(
+        &unverified,
+        keys.for_alg(unverified.header.alg),
+        &rules,
         now,
-        jwt::LEEWAY,
     ) {
-        return Ok(Err(reason(e)));
-    }
+        Ok(c) => c,
+        Err(e) => return Ok(Err(reason(e))),
+    };
     let fresh = store
         .record_assertion_jti(
             &client.id,
@@ -127,80 +88,45 @@ pub async fn verify(
     Ok(Ok(()))
 }
 
-fn reason(e: portcullis_core::oauth::AssertionError) -> &'static str {
-    use portcullis_core::oauth::AssertionError::*;
+/// The audited reason for an assertion jose refused.
+fn reason(e: JoseError) -> &'static str {
     match e {
-        IssuerMismatch => "assertion_issuer_mismatch",
-        WrongAudience => "assertion_wrong_audience",
-        Expired => "assertion_expired",
-        TooLong => "assertion_lifetime_too_long",
-        NotYetValid => "assertion_not_yet_valid",
-        BadJti => "assertion_bad_jti",
+        JoseError::TooLarge => "assertion_too_long",
+        JoseError::AlgNone | JoseError::AlgNotAllowed => "assertion_alg_not_allowed",
+        JoseError::UnknownKid => "assertion_unknown_key",
+        JoseError::AlgKeyMismatch => "assertion_alg_does_not_match_key",
+        JoseError::BadSignature => "assertion_bad_signature",
+        JoseError::Assertion(_) => e.as_str(),
+        // Structure, header, `typ`, missing or mistyped claims.
+        _ => "assertion_malformed",
     }
-}
-
-/// The key's type fits the algorithm, and its `alg`, if stated, is this one.
-fn key_fits(key: &Jwk, alg: Algorithm) -> bool {
-    use jsonwebtoken::jwk::AlgorithmParameters as P;
-    if let Some(stated) = key.common.key_algorithm {
-        if format!("{stated:?}") != format!("{alg:?}") {
-            return false;
-        }
-    }
-    matches!(
-        (&key.algorithm, alg),
-        (P::EllipticCurve(_), Algorithm::ES256 | Algorithm::ES384)
-            | (P::RSA(_), Algorithm::RS256 | Algorithm::PS256)
-            | (P::OctetKeyPair(_), Algorithm::EdDSA)
-    )
 }
 
 /// Validates a JWKS a client registers: 1 to [`MAX_CLIENT_KEYS`] public asymmetric keys, each
-/// with a `kid` when there is more than one. Returns the JWKS as compact JSON for storage.
-pub fn validate_client_jwks(jwks: &serde_json::Value) -> Result<String, &'static str> {
-    const PRIVATE: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-    let keys = jwks
-        .get("keys")
-        .and_then(|k| k.as_array())
-        .ok_or("jwks must be an object with a keys array")?;
-    if keys.is_empty() || keys.len() > MAX_CLIENT_KEYS {
-        return Err("jwks must hold 1 to 10 keys");
-    }
-    for k in keys {
-        if PRIVATE.iter().any(|m| k.get(m).is_some()) {
-            return Err("jwks must hold public keys only");
+/// with a `kid` when there is more than one, every one usable for signatures (jose's rule, the
+/// one assertions are later checked with). Returns the JWKS as compact JSON for storage.
+pub fn validate_client_jwks(jwks: &serde_json::Value) -> Result<String, String> {
+    ClientKeys::parse(jwks, MAX_CLIENT_KEYS).map_err(|e| match e {
+        JwksError::NotAJwks => "jwks must be an object with a keys array".to_owned(),
+        JwksError::NoUsableKey | JwksError::TooManyKeys => {
+            format!("jwks must hold 1 to {MAX_CLIENT_KEYS} keys")
         }
-        if keys.len() > 1 && k.get("kid").and_then(|v| v.as_str()).is_none() {
-            return Err("every key needs a kid when there are several");
+        JwksError::PrivateKey => "jwks must hold public keys only".to_owned(),
+        JwksError::MissingKid => "every key needs a kid when there are several".to_owned(),
+        JwksError::UnusableKey { index, why } => {
+            format!("jwks keys must be usable EC, RSA or OKP public keys (key {index}: {why})")
         }
-    }
-    let set: JwkSet =
-        serde_json::from_value(jwks.clone()).map_err(|_| "jwks is not a valid JWK set")?;
-    for k in &set.keys {
-        let asymmetric = matches!(
-            k.algorithm,
-            jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_)
-                | jsonwebtoken::jwk::AlgorithmParameters::RSA(_)
-                | jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_)
-        );
-        if !asymmetric || DecodingKey::from_jwk(k).is_err() {
-            return Err("jwks keys must be usable EC, RSA or OKP public keys");
+        JwksError::NotAPublicKey => {
+            "jwks keys must be usable EC, RSA or OKP public keys".to_owned()
         }
-    }
-    serde_json::to_string(jwks).map_err(|_| "jwks is not serialisable")
+    })?;
+    serde_json::to_string(jwks).map_err(|_| "jwks is not serialisable".to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn only_asymmetric_algorithms_are_allowed() {
-        assert!(allowed(Algorithm::ES256));
-        assert!(!allowed(Algorithm::HS256));
-        assert!(!allowed(Algorithm::HS512));
-    }
 
     #[test]
     fn registered_jwks_must_be_public_asymmetric_keys() {
@@ -214,5 +140,34 @@ mod tests {
         assert!(validate_client_jwks(&json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})).is_err());
         assert!(validate_client_jwks(&json!({"keys": []})).is_err());
         assert!(validate_client_jwks(&json!([ec])).is_err());
+    }
+
+    #[test]
+    fn jose_refusals_map_to_the_audited_reasons() {
+        use portcullis_core::oauth::AssertionError;
+        for (e, want) in [
+            (JoseError::TooLarge, "assertion_too_long"),
+            (JoseError::AlgNone, "assertion_alg_not_allowed"),
+            (JoseError::AlgNotAllowed, "assertion_alg_not_allowed"),
+            (JoseError::UnknownKid, "assertion_unknown_key"),
+            (
+                JoseError::AlgKeyMismatch,
+                "assertion_alg_does_not_match_key",
+            ),
+            (JoseError::BadSignature, "assertion_bad_signature"),
+            (JoseError::Malformed, "assertion_malformed"),
+            (JoseError::WrongTyp, "assertion_malformed"),
+            (JoseError::MissingClaim("jti"), "assertion_malformed"),
+            (
+                JoseError::Assertion(AssertionError::Expired),
+                "assertion_expired",
+            ),
+            (
+                JoseError::Assertion(AssertionError::WrongAudience),
+                "assertion_wrong_audience",
+            ),
+        ] {
+            assert_eq!(reason(e), want, "{e:?}");
+        }
     }
 }

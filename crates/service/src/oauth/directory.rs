@@ -17,13 +17,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::jwk::JwkSet;
 use portcullis_core::oauth::{Audience, ClientPolicy, GrantType, ResourcePolicy, ScopeSet};
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
-use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError, StoredSigningKey};
+use portcullis_jose::profile::client_assertion::{ClientKeys, MAX_CLIENT_KEYS};
+use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError};
 
 use super::cache::FactCache;
+use crate::keys::jwt::PublishedKeys;
 
 /// A client as stored, with what each request derives from it computed once.
 #[derive(Debug)]
@@ -35,8 +36,8 @@ pub struct ClientFacts {
     /// the token endpoint answers with a server error, as it would without the cache).
     pub policy: Option<ClientPolicy>,
     /// The inline JWKS of a `private_key_jwt` client, parsed once; `None` if there is none or it
-    /// does not parse (then an assertion is a server error, as it would be without the cache).
-    pub inline_jwks: Option<Arc<JwkSet>>,
+    /// does not parse (then the client's assertions are refused: `invalid_client`).
+    pub inline_jwks: Option<Arc<ClientKeys>>,
     last_use: UseMark,
 }
 
@@ -52,11 +53,18 @@ impl ClientFacts {
     pub fn new(client: OAuthClient, secrets: Vec<portcullis_store::ClientSecretRecord>) -> Self {
         let policy = client_policy(&client);
         let last_use = UseMark::new(client.last_used_at);
-        let inline_jwks = client
-            .jwks
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<JwkSet>(j).ok())
-            .map(Arc::new);
+        let inline_jwks = client.jwks.as_deref().and_then(|j| {
+            let parsed = serde_json::from_str(j)
+                .map_err(|_| portcullis_jose::JwksError::NotAJwks)
+                .and_then(|doc| ClientKeys::parse(&doc, MAX_CLIENT_KEYS));
+            match parsed {
+                Ok(keys) => Some(Arc::new(keys)),
+                Err(e) => {
+                    tracing::warn!(client = %client.id, error = %e, "stored client JWKS does not parse; its assertions are refused");
+                    None
+                }
+            }
+        });
         Self {
             secrets: secrets
                 .into_iter()
@@ -197,10 +205,11 @@ pub struct Directory {
     introspectors: FactCache<String, Arc<ResourceServerCredential>>,
     tenants: FactCache<TenantId, TenantStatus>,
     resources: FactCache<(TenantId, String), Arc<ResourceFacts>>,
-    /// Every stored signing key, for verifying this server's own tokens (introspection,
-    /// revocation). A revoked key is refused by the revocation check whatever this holds, and
-    /// a new key is published long before it signs, so the TTL is the only staleness.
-    signing_keys: FactCache<(), Arc<[StoredSigningKey]>>,
+    /// Every stored signing key, with the public keys parsed once per fill, for verifying this
+    /// server's own tokens (introspection, revocation). A revoked key is refused by the
+    /// revocation check whatever this holds, and a new key is published long before it signs,
+    /// so the TTL is the only staleness.
+    signing_keys: FactCache<(), Arc<PublishedKeys>>,
 }
 
 impl Directory {
@@ -340,17 +349,20 @@ impl Directory {
         self.unknown_clients.invalidate(id);
     }
 
-    /// Every stored signing key (cached for the staleness bound).
+    /// Every stored signing key, parsed for verification (cached for the staleness bound).
     pub async fn signing_keys(
         &self,
         store: &dyn Store,
         now: Timestamp,
-    ) -> Result<Arc<[StoredSigningKey]>, StoreError> {
+    ) -> Result<Arc<PublishedKeys>, StoreError> {
         if let Some(hit) = self.signing_keys.get(&(), now) {
             return Ok(hit);
         }
         let epoch = self.signing_keys.epoch();
-        let keys: Arc<[StoredSigningKey]> = store.list_signing_keys().await?.into();
+        let keys = Arc::new(PublishedKeys::new(
+            store.list_signing_keys().await?.into(),
+            now,
+        ));
         self.signing_keys.insert((), keys.clone(), epoch, now);
         Ok(keys)
     }

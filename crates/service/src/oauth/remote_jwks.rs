@@ -19,11 +19,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jsonwebtoken::jwk::JwkSet;
 use portcullis_core::time::Timestamp;
+use portcullis_jose::ClientKeys;
 use reqwest::header::{HeaderValue, ACCEPT};
 
-use super::assertion::validate_client_jwks;
+use super::assertion::MAX_CLIENT_KEYS;
 
 /// Longest JWKS URI accepted at registration.
 const MAX_URI_LEN: usize = 2_048;
@@ -74,7 +74,7 @@ pub fn validate_jwks_uri(uri: &str, allow_http: bool) -> Result<String, &'static
 #[derive(Debug, Default)]
 struct Slot {
     /// The last good document and when it was fetched.
-    keys: Option<(Timestamp, Arc<JwkSet>)>,
+    keys: Option<(Timestamp, Arc<ClientKeys>)>,
     /// When a fetch was last started, whatever its outcome.
     last_attempt: Option<Timestamp>,
     /// Why the last fetch failed, if it did.
@@ -142,7 +142,7 @@ impl RemoteJwks {
         uri: &str,
         kid: Option<&str>,
         now: Timestamp,
-    ) -> Result<Arc<JwkSet>, &'static str> {
+    ) -> Result<Arc<ClientKeys>, &'static str> {
         let slot = self.slot(uri);
         let mut slot = slot.lock().await;
         let fresh = slot
@@ -150,13 +150,7 @@ impl RemoteJwks {
             .as_ref()
             .filter(|(at, _)| self.age_below(*at, now, self.settings.ttl))
             .map(|(_, set)| set.clone());
-        let knows_kid = |set: &JwkSet| {
-            kid.is_none_or(|kid| {
-                set.keys
-                    .iter()
-                    .any(|k| k.common.key_id.as_deref() == Some(kid))
-            })
-        };
+        let knows_kid = |set: &ClientKeys| kid.is_none_or(|kid| set.contains_kid(kid));
         if let Some(set) = &fresh {
             if knows_kid(set) {
                 return Ok(set.clone());
@@ -186,7 +180,7 @@ impl RemoteJwks {
         }
     }
 
-    async fn fetch(&self, uri: &str) -> Result<JwkSet, &'static str> {
+    async fn fetch(&self, uri: &str) -> Result<ClientKeys, &'static str> {
         validate_jwks_uri(uri, self.settings.allow_http).map_err(|_| "jwks_uri_not_allowed")?;
         let mut response = self
             .http()
@@ -218,8 +212,8 @@ impl RemoteJwks {
         }
         let value: serde_json::Value =
             serde_json::from_slice(&body).map_err(|_| "jwks_uri_invalid")?;
-        let compact = validate_client_jwks(&value).map_err(|_| "jwks_uri_invalid")?;
-        serde_json::from_str(&compact).map_err(|_| "jwks_uri_invalid")
+        // The rules of an inline JWKS, parsed once for every assertion until the TTL ends.
+        ClientKeys::parse(&value, MAX_CLIENT_KEYS).map_err(|_| "jwks_uri_invalid")
     }
 }
 
