@@ -4,10 +4,16 @@
 //! registered JWKS, given inline or fetched from its registered `jwks_uri` (see
 //! [`super::remote_jwks`]). The algorithm is checked against an allow-list before any key is touched, so
 //! `none` and HS256 keyed with the client's public key never verify; keys named in the
-//! assertion's own header (`jwk`, `jku`, `x5u`, `x5c`) are ignored. Claims are checked by core;
-//! the `jti` is recorded until the assertion expires, so a replay is refused.
+//! assertion's own header (`jwk`, `jku`, `x5u`, `x5c`) are ignored. Size, header, algorithm and
+//! claims (checked by core) are judged first from the assertion alone ([`precheck`]), so their
+//! refusals may say what is wrong; then the signature is verified against the client's keys
+//! ([`verify`]) and the `jti` is recorded until the assertion expires, so a replay is refused.
+//! This module must never let what it finds in stored state change the answer a caller gets.
 
 use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -15,12 +21,12 @@ use portcullis_core::oauth::{check_assertion, AssertionClaims};
 use portcullis_core::time::Timestamp;
 
 use super::directory::ClientFacts;
-use super::error::OAuthError;
+use super::error::{AssertionFault, OAuthError};
 use super::{OAuthState, TOKEN_PATH};
 use crate::keys::jwt;
 
-/// Longest assertion looked at.
-const MAX_ASSERTION_LEN: usize = 8 * 1024;
+/// Longest assertion looked at (the refusal's description states it).
+pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
 /// Most keys a client may register.
 pub const MAX_CLIENT_KEYS: usize = 10;
 
@@ -35,26 +41,74 @@ fn allowed(alg: Algorithm) -> bool {
     )
 }
 
-/// Verifies a client assertion. The outer error is an internal failure; the inner one a reason
-/// to refuse the client.
+/// An assertion that passed [`precheck`]: its header and its (not yet verified) claims.
+#[derive(Debug)]
+pub struct Prechecked {
+    header: jsonwebtoken::Header,
+    claims: AssertionClaims,
+}
+
+/// Checks everything about an assertion that depends on the assertion alone, the presented
+/// client id and public configuration: size, header, algorithm allow-list and claims (core's
+/// [`check_assertion`], on the claims as sent). Run before anything stored is looked at, so its
+/// refusals may say what is wrong (see `error.rs`): the same assertion gets the same answer
+/// whether or not the client exists. [`verify`] then proves the claims were signed.
+pub fn precheck(
+    oauth: &OAuthState,
+    assertion: &str,
+    client_id: &str,
+    now: Timestamp,
+) -> Result<Prechecked, AssertionFault> {
+    if assertion.len() > MAX_ASSERTION_LEN {
+        return Err(AssertionFault::TooLong);
+    }
+    // `alg: none` and unknown algorithms fail to parse here.
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| AssertionFault::Malformed)?;
+    if !allowed(header.alg) {
+        return Err(AssertionFault::AlgNotAllowed);
+    }
+    let claims = unverified_claims(assertion)?;
+    let issuer = &oauth.issuer;
+    let token_endpoint = format!("{issuer}{TOKEN_PATH}");
+    check_assertion(
+        &claims,
+        client_id,
+        &[issuer.as_str(), token_endpoint.as_str()],
+        now,
+        jwt::LEEWAY,
+    )?;
+    Ok(Prechecked { header, claims })
+}
+
+/// The claims of a compact JWS, unverified.
+fn unverified_claims(assertion: &str) -> Result<AssertionClaims, AssertionFault> {
+    let mut parts = assertion.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AssertionFault::Malformed);
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| AssertionFault::Malformed)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| AssertionFault::Malformed)?;
+    serde_json::from_value(value).map_err(|_| AssertionFault::MissingClaims)
+}
+
+/// Verifies a prechecked client assertion against the client's registered keys and records
+/// its `jti`. The outer error is an internal failure; the inner one a reason to refuse the
+/// client, decided against stored state (so answered as `Refusal::NotAuthenticated`).
 pub async fn verify(
     oauth: &OAuthState,
     store: &dyn portcullis_store::Store,
     facts: &ClientFacts,
     assertion: &str,
+    checked: &Prechecked,
     now: Timestamp,
 ) -> Result<Result<(), &'static str>, OAuthError> {
     let client = &facts.client;
-    if assertion.len() > MAX_ASSERTION_LEN {
-        return Ok(Err("assertion_too_long"));
-    }
-    // `alg: none` and unknown algorithms fail to parse here.
-    let Ok(header) = jsonwebtoken::decode_header(assertion) else {
-        return Ok(Err("assertion_malformed"));
-    };
-    if !allowed(header.alg) {
-        return Ok(Err("assertion_alg_not_allowed"));
-    }
+    let header = &checked.header;
     let set: Arc<JwkSet> = match (&client.jwks, &client.jwks_uri) {
         (Some(_), _) => facts
             .inline_jwks
@@ -101,18 +155,12 @@ pub async fn verify(
     else {
         return Ok(Err("assertion_bad_signature"));
     };
-    let claims = data.claims;
-    let issuer = &oauth.issuer;
-    let token_endpoint = format!("{issuer}{TOKEN_PATH}");
-    if let Err(e) = check_assertion(
-        &claims,
-        &client.id,
-        &[issuer.as_str(), token_endpoint.as_str()],
-        now,
-        jwt::LEEWAY,
-    ) {
-        return Ok(Err(reason(e)));
+    // The signed claims are the bytes `precheck` read; a difference would mean two parsers
+    // disagree, and then nothing checked may be trusted.
+    if data.claims != checked.claims {
+        return Ok(Err("assertion_claims_differ_from_precheck"));
     }
+    let claims = data.claims;
     let fresh = store
         .record_assertion_jti(
             &client.id,
@@ -125,18 +173,6 @@ pub async fn verify(
         return Ok(Err("assertion_replayed"));
     }
     Ok(Ok(()))
-}
-
-fn reason(e: portcullis_core::oauth::AssertionError) -> &'static str {
-    use portcullis_core::oauth::AssertionError::*;
-    match e {
-        IssuerMismatch => "assertion_issuer_mismatch",
-        WrongAudience => "assertion_wrong_audience",
-        Expired => "assertion_expired",
-        TooLong => "assertion_lifetime_too_long",
-        NotYetValid => "assertion_not_yet_valid",
-        BadJti => "assertion_bad_jti",
-    }
 }
 
 /// The key's type fits the algorithm, and its `alg`, if stated, is this one.
@@ -194,6 +230,15 @@ pub fn validate_client_jwks(jwks: &serde_json::Value) -> Result<String, &'static
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_size_description_states_the_limit() {
+        use crate::oauth::error::Refusal;
+        let d = Refusal::Assertion(AssertionFault::TooLong)
+            .entry()
+            .description;
+        assert!(d.contains(&format!(" {MAX_ASSERTION_LEN} bytes")), "{d}");
+    }
 
     #[test]
     fn only_asymmetric_algorithms_are_allowed() {
