@@ -211,8 +211,9 @@ pub async fn authenticate(
         }
         Proof::Assertion(jwt) => {
             // Judged from the assertion alone, known client or not.
-            let checked = assertion::precheck(&state.oauth, jwt.expose(), &presented.client_id, now)
-                .map_err(|f| attempt.fail(tenant(), Refusal::Assertion(f)))?;
+            let checked =
+                assertion::precheck(&state.oauth, jwt.expose(), &presented.client_id, now)
+                    .map_err(|f| attempt.fail(tenant(), Refusal::Assertion(f)))?;
             let Some(facts) = &client else {
                 return Err(attempt.fail(None, Refusal::NotAuthenticated("client_unknown")));
             };
@@ -244,10 +245,7 @@ pub async fn authenticate(
         ));
     }
     if facts.client.status != ClientStatus::Active {
-        return Err(attempt.fail(
-            Some(tenant),
-            Refusal::NotAuthenticated("client_disabled"),
-        ));
+        return Err(attempt.fail(Some(tenant), Refusal::NotAuthenticated("client_disabled")));
     }
     attempt.require_active_tenant(&tenant).await?;
     if facts.note_use(now, LAST_USED_GRANULARITY) {

@@ -89,9 +89,7 @@ async fn issue(
         .directory
         .resource(state.store.as_ref(), &client.tenant, audience.as_str(), now)
         .await?
-        .ok_or_else(|| {
-            refuse(OAuthError::refuse(Refusal::InvalidTarget))
-        })?;
+        .ok_or_else(|| refuse(OAuthError::refuse(Refusal::InvalidTarget)))?;
     let resource = resource
         .policy
         .as_ref()
@@ -200,9 +198,7 @@ async fn find_token(
     params: &form::Params,
     now: Timestamp,
 ) -> Result<Result<VerifiedToken, &'static str>, OAuthError> {
-    let token = params
-        .get("token")
-        .ok_or(Refusal::NoToken)?;
+    let token = params.get("token").ok_or(Refusal::NoToken)?;
     let hint = params.get("token_type_hint");
     let mut why = "token_unknown";
     for kind in token_search_order(hint, ISSUED_TOKEN_TYPES) {

@@ -459,7 +459,11 @@ mod tests {
         assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
         assert_eq!(
             answers[0],
-            (StatusCode::UNAUTHORIZED, "invalid_client", NOT_AUTHENTICATED)
+            (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                NOT_AUTHENTICATED
+            )
         );
     }
 }

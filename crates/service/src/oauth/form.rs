@@ -151,9 +151,7 @@ pub fn presented_credentials(
             })
         }
         None => {
-            let id = params
-                .get("client_id")
-                .ok_or(Refusal::NoCredentials)?;
+            let id = params.get("client_id").ok_or(Refusal::NoCredentials)?;
             Ok(Presented {
                 client_id: id.to_owned(),
                 proof: match params.get("client_secret") {
