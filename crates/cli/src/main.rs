@@ -214,25 +214,6 @@ fn report(e: &anyhow::Error) -> String {
     line
 }
 
-#[cfg(test)]
-mod tests {
-    use super::report;
-
-    #[test]
-    fn a_cause_already_in_the_message_is_said_once() {
-        let read = portcullis_server::config::ConfigError::Read {
-            path: "/run/secrets/x".into(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        };
-        let os = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
-        let line = report(&anyhow::Error::from(read));
-        assert_eq!(line, format!("could not read /run/secrets/x: {os}"));
-        // A cause not in the message is still shown, after it.
-        let wrapped = anyhow::Error::from(std::io::Error::other("disk on fire")).context("backup");
-        assert_eq!(report(&wrapped), "backup: disk on fire");
-    }
-}
-
 fn load_config(
     local: &LocalArgs,
     mut flags: portcullis_server::config::FlagOverrides,
@@ -323,5 +304,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup::backup(args).await,
         Command::Export(args) => backup::export(args).await,
         Command::Import(args) => backup::import(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let read = portcullis_server::config::ConfigError::Read {
+            path: "/run/secrets/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let os = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+        let line = report(&anyhow::Error::from(read));
+        assert_eq!(line, format!("could not read /run/secrets/x: {os}"));
+        // A cause not in the message is still shown, after it.
+        let wrapped = anyhow::Error::from(std::io::Error::other("disk on fire")).context("backup");
+        assert_eq!(report(&wrapped), "backup: disk on fire");
     }
 }
