@@ -189,10 +189,29 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each said once. Many errors put their cause in their
+/// own message and also report it as `source()` (thiserror's `"could not read {path}:
+/// {source}"`); `{:#}` would then print the OS error twice. A cause whose text is already in
+/// the line is not repeated.
+fn report(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn load_config(
@@ -285,5 +304,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup::backup(args).await,
         Command::Export(args) => backup::export(args).await,
         Command::Import(args) => backup::import(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let read = portcullis_server::config::ConfigError::Read {
+            path: "/run/secrets/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let os = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+        let line = report(&anyhow::Error::from(read));
+        assert_eq!(line, format!("could not read /run/secrets/x: {os}"));
+        // A cause not in the message is still shown, after it.
+        let wrapped = anyhow::Error::from(std::io::Error::other("disk on fire")).context("backup");
+        assert_eq!(report(&wrapped), "backup: disk on fire");
     }
 }

@@ -45,7 +45,12 @@ pub enum Refusal {
     /// The request's host is malformed or ambiguous ([`crate::host`]).
     BadHost(HostError),
     NotFound,
-    Denied(Denial),
+    /// The credential was refused; `api_keys` says whether the route takes API keys, which its
+    /// challenge then says too ([`api_key_challenge`]).
+    Denied {
+        denial: Denial,
+        api_keys: bool,
+    },
     /// The route requires a verified client certificate and the connection presented none.
     ClientCertRequired,
     RateLimited {
@@ -61,7 +66,7 @@ impl Refusal {
             Self::NotFound => "not_found",
             Self::ClientCertRequired => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Denied(d) => match d.class().status() {
+            Self::Denied { denial: d, .. } => match d.class().status() {
                 400 => "bad_request",
                 403 => "forbidden",
                 429 => "rate_limited",
@@ -86,8 +91,35 @@ impl Refusal {
                     .insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
                 r
             }
-            Self::Denied(d) => portcullis_verify::denial_response(*d, verifier.realm()),
+            Self::Denied { denial, api_keys } => {
+                let mut r = portcullis_verify::denial_response(*denial, verifier.realm());
+                if *api_keys {
+                    api_key_challenge(r.headers_mut());
+                }
+                r
+            }
         }
+    }
+}
+
+/// The header that carries an API key (`Authorization: Bearer pcl_key_...` works too).
+pub const API_KEY_HEADER_NAME: &str = "X-API-Key";
+
+/// Adds, after the `Bearer` challenge, an `ApiKey` challenge with the same parameters and the
+/// header the key goes in: `ApiKey realm="api", header="X-API-Key"`. A route that takes API
+/// keys says so (RFC 9110 section 11.6.1 allows several challenges); the token service's
+/// key-protected routes answer the same way.
+pub fn api_key_challenge(headers: &mut http::HeaderMap) {
+    let Some(params) = headers
+        .get(http::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return;
+    };
+    let value = format!("ApiKey {params}, header=\"{API_KEY_HEADER_NAME}\"");
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.append(http::header::WWW_AUTHENTICATE, v);
     }
 }
 
@@ -205,7 +237,11 @@ pub async fn decide<'a>(
                         ),
                         class.status(),
                     );
-                    return Err((Some(route.name.clone()), Refusal::Denied(denial)));
+                    let api_keys = policy.accept_api_keys;
+                    return Err((
+                        Some(route.name.clone()),
+                        Refusal::Denied { denial, api_keys },
+                    ));
                 }
             }
         }

@@ -21,6 +21,8 @@ pub struct ApiError {
     pub reason: Option<String>,
     /// Bearer challenge for 401s: `Some(None)` = challenge without `error` (no credential sent).
     pub challenge: Option<Option<&'static str>>,
+    /// Whether the route takes API keys, so the challenge says so ([`Self::accepting_api_keys`]).
+    pub api_key_challenge: bool,
     /// `Retry-After` seconds, for 429s.
     pub retry_after_secs: Option<u64>,
 }
@@ -33,6 +35,7 @@ impl ApiError {
             description: None,
             reason: None,
             challenge: None,
+            api_key_challenge: false,
             retry_after_secs: None,
         }
     }
@@ -43,9 +46,12 @@ impl ApiError {
         e
     }
 
-    /// 401 for a request that sent no credential.
+    /// 401 for a request that sent no credential (or one in a scheme the route does not take),
+    /// the same answer the gateway and the verify library give: `WWW-Authenticate: Bearer
+    /// realm="portcullis"` without an `error` (RFC 6750 section 3.1: no error code when no
+    /// credential was sent) and the body `{"error":"unauthorized"}`.
     pub fn missing_credential() -> Self {
-        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_token");
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthorized");
         e.reason = Some("no_credential".into());
         e.challenge = Some(None);
         e
@@ -57,6 +63,14 @@ impl ApiError {
         e.reason = Some(reason.into());
         e.challenge = Some(Some("invalid_token"));
         e
+    }
+
+    /// The answer of a route that takes API keys: its challenge says so, with an `ApiKey`
+    /// challenge after the `Bearer` one, as the gateway's (`ApiKey realm="portcullis",
+    /// header="X-API-Key"`).
+    pub fn accepting_api_keys(mut self) -> Self {
+        self.api_key_challenge = true;
+        self
     }
 
     pub fn forbidden(reason: impl Into<String>) -> Self {
@@ -134,12 +148,18 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(challenge) = self.challenge {
-            let value = match challenge {
-                None => "Bearer realm=\"portcullis\"".to_owned(),
-                Some(code) => format!("Bearer realm=\"portcullis\", error=\"{code}\""),
+            let params = match challenge {
+                None => "realm=\"portcullis\"".to_owned(),
+                Some(code) => format!("realm=\"portcullis\", error=\"{code}\""),
             };
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            let mut values = vec![format!("Bearer {params}")];
+            if self.api_key_challenge {
+                values.push(format!("ApiKey {params}, header=\"X-API-Key\""));
+            }
+            for value in values {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    response.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                }
             }
         }
         if let Some(secs) = self.retry_after_secs {

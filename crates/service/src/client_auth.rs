@@ -2,15 +2,20 @@
 //! (client id, source) (`throttle.rs`): a failing source is slowed, a client is never locked out
 //! by failures naming it from elsewhere.
 //!
-//! Every failure (unknown client, wrong or expired secret, disabled client or tenant, wrong
-//! method) is the same `invalid_client` answer; the reason goes to the audit log. An unknown
+//! What a refusal may tell the caller is ruled in `oauth::error` (one table): a fault in what the
+//! caller sent (no secret, a secret not shaped like ours, an assertion that is malformed,
+//! expired or too long-lived) is judged before or regardless of any lookup and its description
+//! says what is wrong; every failure decided against stored state (unknown client, wrong or
+//! expired secret, disabled client or tenant, wrong method, unknown key, bad signature, replay)
+//! is the one `Refusal::NotAuthenticated` answer, and only the audit log knows which. An unknown
 //! client id costs the same digest comparison as a known one.
 //!
 //! At the introspection endpoint a resource server may authenticate instead of a client, with
 //! its own secret and its `rs_...` id as `client_id`; it goes through the same throttle, the
 //! same constant-time comparison and the same audit trail.
 //!
-//! This module must never tell a caller which check failed (only the audit log knows) and never
+//! This module must never tell a caller which check against stored state failed (only the audit
+//! log knows), never let a lookup's result decide between two request-only answers, and never
 //! compare a secret other than in constant time.
 
 use std::net::IpAddr;
@@ -29,8 +34,9 @@ use portcullis_core::secret::Secret;
 
 use crate::audit::{EventDraft, RequestOrigin};
 use crate::metrics::AuthFailure;
+use crate::oauth::assertion;
 use crate::oauth::directory::{ClientFacts, ResourceServerCredential, SecretFacts};
-use crate::oauth::error::OAuthError;
+use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::form::{Presented, Proof};
 use crate::state::AppState;
 
@@ -95,8 +101,9 @@ impl<'a> Attempt<'a> {
         self.origin.client_ip
     }
 
-    fn fail(&self, class: AuthFailure, tenant: Option<TenantId>, reason: &str) -> OAuthError {
-        self.state.oauth.metrics.auth_failure(class);
+    fn fail(&self, tenant: Option<TenantId>, refusal: Refusal) -> OAuthError {
+        self.state.oauth.metrics.auth_failure(failure_class(&refusal));
+        let error = OAuthError::refuse(refusal);
         self.state
             .oauth
             .throttle
@@ -105,11 +112,11 @@ impl<'a> Attempt<'a> {
             self.state,
             tenant,
             self.id,
-            reason,
+            &error.reason,
             self.origin,
             "oauth.client_auth",
         );
-        OAuthError::invalid_client(reason.to_owned())
+        error
     }
 
     /// Refuses the caller unless its tenant is active.
@@ -124,9 +131,8 @@ impl<'a> Attempt<'a> {
             Ok(())
         } else {
             Err(self.fail(
-                AuthFailure::Disabled,
                 Some(tenant.clone()),
-                "tenant_disabled",
+                Refusal::NotAuthenticated("tenant_disabled"),
             ))
         }
     }
@@ -148,25 +154,47 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// Why a presented secret does not authenticate its owner.
+/// The metrics class of a client-authentication refusal (a fixed vocabulary: labels never
+/// carry what a caller chose). The precise reason stays in the audit log.
+fn failure_class(refusal: &Refusal) -> AuthFailure {
+    match refusal {
+        Refusal::Throttled => AuthFailure::Throttled,
+        Refusal::NotAuthenticated(reason) => match *reason {
+            "client_unknown" | "resource_server_unknown" => AuthFailure::UnknownClient,
+            "client_disabled" | "tenant_disabled" => AuthFailure::Disabled,
+            "client_auth_method_mismatch" => AuthFailure::MethodMismatch,
+            "client_secret_mismatch" | "client_secret_expired" => AuthFailure::BadSecret,
+            // Everything else refused against stored state is about the assertion: unknown
+            // key, bad signature, replay, a registered JWKS that no longer parses.
+            _ => AuthFailure::BadAssertion,
+        },
+        Refusal::Assertion(_) => AuthFailure::BadAssertion,
+        Refusal::SecretMalformed => AuthFailure::BadSecret,
+        Refusal::ResourceServerNeedsSecret => AuthFailure::MethodMismatch,
+        _ => AuthFailure::NoCredentials,
+    }
+}
+
+/// Why a presented secret does not authenticate its owner. A malformed secret is refused
+/// whether or not the owner exists: that answer depends on the secret alone.
 fn check_secret(
     secrets: Option<&[SecretFacts]>,
     presented: &Secret<String>,
     now: Timestamp,
-) -> Result<String, (AuthFailure, &'static str)> {
+) -> Result<String, Refusal> {
     // The presented secret's digest is computed whatever happens next, so unknown owners and
     // malformed secrets cost the same as known ones.
     let digest = portcullis_core::credential::digest(presented.expose());
     let format_ok = Credential::parse(presented.expose())
         .map(|c| c.kind() == CredentialKind::ClientSecret)
         .unwrap_or(false);
+    if !format_ok {
+        return Err(Refusal::SecretMalformed);
+    }
     let Some(secrets) = secrets else {
         let _ = constant_time_eq(&digest, &[0u8; 32]);
-        return Err((AuthFailure::UnknownClient, "client_unknown"));
+        return Err(Refusal::NotAuthenticated("client_unknown"));
     };
-    if !format_ok {
-        return Err((AuthFailure::BadSecret, "client_secret_malformed"));
-    }
     // Every digest is compared, whichever matches, so timing does not tell which.
     let mut matched: Option<(&str, bool)> = None;
     for s in secrets {
@@ -175,8 +203,8 @@ fn check_secret(
         }
     }
     match matched {
-        None => Err((AuthFailure::BadSecret, "client_secret_mismatch")),
-        Some((_, false)) => Err((AuthFailure::BadSecret, "client_secret_expired")),
+        None => Err(Refusal::NotAuthenticated("client_secret_mismatch")),
+        Some((_, false)) => Err(Refusal::NotAuthenticated("client_secret_expired")),
         Some((id, true)) => Ok(id.to_owned()),
     }
 }
@@ -200,49 +228,50 @@ pub async fn authenticate(
     };
     let tenant = || client.as_ref().map(|f| f.client.tenant.clone());
     let secret_id = match &presented.proof {
-        Proof::None => {
-            return Err(attempt.fail(AuthFailure::NoCredentials, None, "no_client_secret"))
-        }
+        Proof::None => return Err(attempt.fail(tenant(), Refusal::NoSecret)),
         Proof::Secret(secret) => {
             let secrets = client.as_ref().map(|f| f.secrets.as_slice());
             Some(
                 check_secret(secrets, secret, now)
-                    .map_err(|(class, r)| attempt.fail(class, tenant(), r))?,
+                    .map_err(|r| attempt.fail(tenant(), r))?,
             )
         }
         Proof::Assertion(jwt) => {
+            // Judged from the assertion alone, known client or not.
+            let checked =
+                assertion::precheck(&state.oauth, jwt.expose(), &presented.client_id, now)
+                    .map_err(|f| attempt.fail(tenant(), Refusal::Assertion(f)))?;
             let Some(facts) = &client else {
-                return Err(attempt.fail(AuthFailure::UnknownClient, None, "client_unknown"));
+                return Err(attempt.fail(None, Refusal::NotAuthenticated("client_unknown")));
             };
-            if let Err(reason) = crate::oauth::assertion::verify(
+            if let Err(reason) = assertion::verify(
                 &state.oauth,
                 state.store.as_ref(),
                 facts,
-                jwt.expose(),
+                &checked,
                 now,
             )
             .await?
             {
-                return Err(attempt.fail(AuthFailure::BadAssertion, tenant(), reason));
+                return Err(attempt.fail(tenant(), Refusal::NotAuthenticated(reason)));
             }
             None
         }
     };
     let Some(facts) = client else {
-        return Err(attempt.fail(AuthFailure::UnknownClient, None, "client_unknown"));
+        return Err(attempt.fail(None, Refusal::NotAuthenticated("client_unknown")));
     };
     let tenant = facts.client.tenant.clone();
     let expected = AuthMethod::parse(&facts.client.auth_method)
         .map_err(|_| OAuthError::internal("stored client has an unknown auth method"))?;
     if presented.method.auth_method() != expected {
         return Err(attempt.fail(
-            AuthFailure::MethodMismatch,
             Some(tenant),
-            "client_auth_method_mismatch",
+            Refusal::NotAuthenticated("client_auth_method_mismatch"),
         ));
     }
     if facts.client.status != ClientStatus::Active {
-        return Err(attempt.fail(AuthFailure::Disabled, Some(tenant), "client_disabled"));
+        return Err(attempt.fail(Some(tenant), Refusal::NotAuthenticated("client_disabled")));
     }
     attempt.require_active_tenant(&tenant).await?;
     if facts.note_use(now, LAST_USED_GRANULARITY) {
@@ -289,17 +318,13 @@ pub async fn authenticate_introspector(
     };
     let tenant = || server.as_ref().map(|f| f.server.tenant.clone());
     let Proof::Secret(secret) = &presented.proof else {
-        return Err(attempt.fail(
-            AuthFailure::MethodMismatch,
-            tenant(),
-            "resource_server_needs_a_secret",
-        ));
+        return Err(attempt.fail(tenant(), Refusal::ResourceServerNeedsSecret));
     };
     let secrets = server.as_ref().map(|f| f.secrets.as_slice());
     let secret_id = check_secret(secrets, secret, now)
-        .map_err(|(class, r)| attempt.fail(class, tenant(), r))?;
+        .map_err(|r| attempt.fail(tenant(), r))?;
     let Some(server) = server else {
-        return Err(attempt.fail(AuthFailure::UnknownClient, None, "client_unknown"));
+        return Err(attempt.fail(None, Refusal::NotAuthenticated("client_unknown")));
     };
     attempt.require_active_tenant(&server.server.tenant).await?;
     if server.note_use(now, LAST_USED_GRANULARITY) {

@@ -117,6 +117,16 @@ fn missing_kek_with_existing_keys_refuses_to_start_and_generates_nothing() {
     // An explicitly configured KEK file that does not exist is an error, not a fresh KEK.
     let err = serve_fails_in(&data, &[("PORTCULLIS_KEK_FILE", "/nonexistent/kek")]);
     assert!(err.contains("/nonexistent/kek"), "{err}");
+    // So is a secret file that is not there, with the OS error said once.
+    let err = serve_fails_in(
+        &data,
+        &[("PORTCULLIS_DATABASE_URL_FILE", "/nonexistent/secrets/db")],
+    );
+    assert!(
+        err.contains("could not read /nonexistent/secrets/db: No such file or directory"),
+        "{err}"
+    );
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 
     // Restoring the right KEK brings back the same keys.
     std::fs::write(data.join("kek"), kek).expect("restore");

@@ -515,6 +515,50 @@ async fn policies_answer_rfc6750() {
             _ => {}
         }
     }
+    // Missing-credential answers agree with the token service's admin API
+    // (`crates/server/tests/admin_api.rs`): 401, a Bearer challenge without `error`,
+    // `{"error":"unauthorized"}`, no-store; a route that takes API keys adds an `ApiKey`
+    // challenge naming the header, a route that does not, none.
+    let challenges = |r: &Resp| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    for (path, headers, want) in [
+        ("/tokens/x", vec![], vec!["Bearer realm=\"api\""]),
+        (
+            "/tokens/x",
+            vec![("authorization", "Basic YTpi")],
+            vec!["Bearer realm=\"api\""],
+        ),
+        (
+            "/t/acme/orders/1",
+            vec![],
+            vec![
+                "Bearer realm=\"api\"",
+                "ApiKey realm=\"api\", header=\"X-API-Key\"",
+            ],
+        ),
+        (
+            "/t/acme/orders/1",
+            vec![("x-api-key", "pcl_key_live_nope")],
+            vec![
+                "Bearer realm=\"api\", error=\"invalid_token\"",
+                "ApiKey realm=\"api\", error=\"invalid_token\", header=\"X-API-Key\"",
+            ],
+        ),
+    ] {
+        let r = raw(ctx.gw.addr, "GET", path, &headers).await;
+        assert_eq!(r.status, 401, "{path} {headers:?}: {}", r.body);
+        assert_eq!(challenges(&r), want, "{path} {headers:?}");
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        if headers.is_empty() {
+            assert_eq!(r.body, r#"{"error":"unauthorized"}"#, "{path}");
+        }
+    }
+
     let r = raw(
         ctx.gw.addr,
         "GET",

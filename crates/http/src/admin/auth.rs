@@ -8,7 +8,8 @@
 //! permission.
 //!
 //! Every failure is answered with the same `invalid_token` (401) or `insufficient_scope` (403);
-//! the precise reason goes to the audit log.
+//! the precise reason goes to the audit log. A request without a Bearer credential gets the
+//! missing-credential answer the gateway gives (`ApiError::missing_credential`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -165,13 +166,18 @@ pub(crate) async fn authenticate(
         );
         ApiError::invalid_token(reason.to_owned())
     };
+    // Another scheme is no credential this API takes: the answer is the missing-credential one,
+    // as at the gateway; the audit log still says what was sent.
     let token = header
         .to_str()
         .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim())
-        .ok_or_else(|| fail("authorization_not_bearer", None, None))?;
+        .ok_or_else(|| {
+            fail("authorization_not_bearer", None, None);
+            ApiError::missing_credential()
+        })?;
     let credential = Credential::parse(token).map_err(|e| fail(&e.to_string(), None, None))?;
     if credential.kind() != CredentialKind::AdminToken {
         return Err(fail("credential_wrong_kind", None, None));

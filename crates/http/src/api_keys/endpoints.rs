@@ -52,9 +52,33 @@ pub fn key_in_query(query: Option<&str>) -> bool {
     raw_hit || decoded_hit
 }
 
+/// Whether a query string sent to the verify endpoint carries a key: a key-shaped value, or a
+/// `key`/`api_key` parameter whatever its value (the endpoint takes no query parameter).
+fn verify_query_carries_key(query: Option<&str>) -> bool {
+    key_in_query(query)
+        || query.is_some_and(|q| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                .map(|pairs| {
+                    pairs.iter().any(|(k, _)| {
+                        k.eq_ignore_ascii_case("key") || k.eq_ignore_ascii_case("api_key")
+                    })
+                })
+                // Not even a query string: nothing to verify would come from it anyway, but
+                // refuse rather than guess.
+                .unwrap_or(true)
+        })
+}
+
+/// What a caller that put a key in the URL is told.
+pub const KEY_IN_URL: &str =
+    "send the API key in the JSON body, never in the URL: URLs are kept in proxy and access logs";
+
 /// The caller of the verify endpoint: an authenticated credential (a verifier's `service`
 /// credential, or an administrator); whether it may verify keys of the tenant asked about is
-/// core's decision, made in [`verify`]. Refuses a key in the query string before anything else.
+/// core's decision, made in [`verify`]. A key in the query string is refused before anything
+/// else with `400 invalid_request` saying where the key belongs: the mistake is the request's,
+/// not the caller credential's, and the key is never verified (nor is the caller
+/// authenticated), so the answer says nothing about either.
 #[derive(Debug)]
 pub struct VerifyCaller {
     principal: AdminPrincipal,
@@ -66,10 +90,12 @@ impl FromRequestParts<AppState> for VerifyCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let origin = origin(parts);
-        if key_in_query(parts.uri.query()) {
+        if verify_query_carries_key(parts.uri.query()) {
             let r = Rejection::InQueryString;
             state.api_keys.verifier.audit_refusal(r, None, &origin);
-            return Err(ApiError::invalid_token(r.reason()));
+            let mut e = ApiError::invalid_request(KEY_IN_URL);
+            e.reason = Some(r.reason().to_owned());
+            return Err(e);
         }
         let principal = authenticate(parts, state, &origin).await?;
         Ok(Self { principal, origin })

@@ -5,7 +5,8 @@
 //! URLs are kept by proxies, browsers and access logs. A `{tenant}` path parameter, when the
 //! route has one, binds the key to that tenant. The client address, checked against a key's IP
 //! allowlist, is the one `extract::origin` resolved: the peer, or behind a trusted proxy the
-//! address it forwarded.
+//! address it forwarded. Its 401s carry an `ApiKey` challenge beside the `Bearer` one, as the
+//! gateway's routes that take API keys do.
 
 use std::collections::HashMap;
 
@@ -62,10 +63,10 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
         if key_in_query(parts.uri.query()) {
             let r = Rejection::InQueryString;
             verifier.audit_refusal(r, tenant.as_ref(), &origin);
-            return Err(ApiError::invalid_token(r.reason()));
+            return Err(ApiError::invalid_token(r.reason()).accepting_api_keys());
         }
         let Some(key) = presented(parts) else {
-            return Err(ApiError::missing_credential());
+            return Err(ApiError::missing_credential().accepting_api_keys());
         };
         let client_ip = origin.client_ip;
         let none = ScopeSet::default();
@@ -78,7 +79,10 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
             required_scopes: &none,
             enforce_rate_limit: true,
         };
-        let principal = verifier.verify(&request, &origin).await?;
+        let principal = verifier
+            .verify(&request, &origin)
+            .await
+            .map_err(|e| ApiError::from(e).accepting_api_keys())?;
         Ok(Self { principal, origin })
     }
 }

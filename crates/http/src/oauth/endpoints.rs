@@ -18,7 +18,7 @@ use serde_json::json;
 
 use portcullis_service::client_auth::{authenticate, authenticate_introspector, Introspector};
 use portcullis_service::keys::jwt::{self, VerifiedToken};
-use portcullis_service::oauth::error::OAuthError;
+use portcullis_service::oauth::error::{OAuthError, Refusal};
 use portcullis_service::oauth::form::{self, presented_credentials};
 
 use super::form::read;
@@ -32,7 +32,7 @@ use portcullis_service::state::AppState;
 const TOKEN_REPEATABLE: &[&str] = &["resource"];
 
 pub async fn method_not_allowed() -> OAuthReply {
-    OAuthReply(OAuthError::method_not_allowed())
+    OAuthReply(OAuthError::refuse(Refusal::NotPost))
 }
 
 /// `POST /oauth2/token`.
@@ -52,7 +52,7 @@ async fn issue(
     origin: &RequestOrigin,
 ) -> Result<Response, OAuthError> {
     let params = read(parts, body, TOKEN_REPEATABLE).await?;
-    let grant = parse_grant_type(params.get("grant_type")).map_err(OAuthError::grant)?;
+    let grant = parse_grant_type(params.get("grant_type")).map_err(OAuthError::from)?;
     let presented = presented_credentials(&parts.headers, &params)?;
     let method = presented.method;
     let authenticated = authenticate(state, presented, origin)
@@ -81,7 +81,7 @@ async fn issue(
     let mut targets = params.all("resource");
     targets.extend(params.get("audience"));
     let audience = select_audience(policy, &targets)
-        .map_err(OAuthError::grant)
+        .map_err(OAuthError::from)
         .map_err(refuse)?;
     let now = state.clock.now();
     let resource = state
@@ -89,18 +89,14 @@ async fn issue(
         .directory
         .resource(state.store.as_ref(), &client.tenant, audience.as_str(), now)
         .await?
-        .ok_or_else(|| {
-            refuse(OAuthError::grant(
-                portcullis_core::oauth::GrantError::InvalidTarget,
-            ))
-        })?;
+        .ok_or_else(|| refuse(OAuthError::refuse(Refusal::InvalidTarget)))?;
     let resource = resource
         .policy
         .as_ref()
         .ok_or_else(|| OAuthError::internal("stored resource server is invalid"))?;
     let decision =
         decide_client_credentials(policy, resource, params.get("scope"), state.oauth.lifetimes)
-            .map_err(OAuthError::grant)
+            .map_err(OAuthError::from)
             .map_err(refuse)?;
     let jti = uuid::Uuid::new_v4().simple().to_string();
     let claims = AccessTokenClaims::for_client(&state.oauth.issuer, policy, &decision, jti, now);
@@ -206,9 +202,7 @@ async fn find_token(
     params: &form::Params,
     now: Timestamp,
 ) -> Result<Result<VerifiedToken, &'static str>, OAuthError> {
-    let token = params
-        .get("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let token = params.get("token").ok_or(Refusal::NoToken)?;
     let hint = params.get("token_type_hint");
     let mut why = "token_unknown";
     for kind in token_search_order(hint, ISSUED_TOKEN_TYPES) {
@@ -251,17 +245,16 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
             Introspector::Client(authenticated) => {
                 let client = authenticated.client();
                 if !client.can_introspect {
+                    let e = OAuthError::refuse(Refusal::MayNotIntrospect);
                     audit(
                         &state,
                         client,
                         "oauth.token.introspect",
                         Outcome::Denied,
-                        Some("client_may_not_introspect".into()),
+                        Some(e.reason.clone()),
                         None,
                         &origin,
                     );
-                    let mut e = OAuthError::unauthorized_client("client_may_not_introspect");
-                    e.status = StatusCode::FORBIDDEN;
                     return Err(e);
                 }
                 (&client.tenant, None)
@@ -336,16 +329,17 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
             }
             Ok(v) => {
                 if v.claims.client_id != client.id || v.claims.tenant != client.tenant.as_str() {
+                    let e = OAuthError::refuse(Refusal::TokenOfAnotherClient);
                     audit(
                         &state,
                         client,
                         "oauth.token.revoke",
                         Outcome::Denied,
-                        Some("token_of_another_client".into()),
+                        Some(e.reason.clone()),
                         Some(v.claims.jti),
                         &origin,
                     );
-                    return Err(OAuthError::unauthorized_client("token_of_another_client"));
+                    return Err(e);
                 }
                 state
                     .store

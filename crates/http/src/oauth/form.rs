@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::http::header;
 use axum::http::request::Parts;
-use portcullis_service::oauth::error::OAuthError;
+use portcullis_service::oauth::error::{OAuthError, Refusal};
 use portcullis_service::oauth::form::{parse, Params, MAX_FORM_BYTES};
 
 /// Reads and parses a form body. `repeatable` names the parameters that may occur more than
@@ -19,12 +19,10 @@ pub async fn read(parts: &Parts, body: Body, repeatable: &[&str]) -> Result<Para
         .unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
+        return Err(Refusal::NotForm.into());
     }
     let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
         .await
-        .map_err(|_| OAuthError::payload_too_large())?;
+        .map_err(|_| OAuthError::refuse(Refusal::TooLarge))?;
     parse(&bytes, repeatable)
 }

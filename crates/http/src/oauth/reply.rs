@@ -1,5 +1,5 @@
 //! The one mapping from an RFC 6749 [`OAuthError`] to an HTTP answer: a standard `error` code
-//! (and a description only for malformed requests), `Cache-Control: no-store`, a
+//! and the description the service's table gives it, `Cache-Control: no-store`, a
 //! `WWW-Authenticate: Basic` challenge on 401 where RFC 6749 asks for one, `Allow` on 405 and
 //! `Retry-After` on 429. The internal reason is logged, never sent.
 //!

@@ -223,7 +223,47 @@ async fn every_admin_route_requires_a_credential() {
             "Bearer realm=\"portcullis\"",
             "no error attribute when no credential was sent"
         );
-        assert_eq!(body, json!({"error": "invalid_token"}));
+        assert_eq!(body, json!({"error": "unauthorized"}));
+    }
+}
+
+/// The admin API's answer to a request without a credential is the gateway's and the verify
+/// library's (`crates/gateway/tests/proxy.rs`, `docs/verify.md`): 401, one
+/// `WWW-Authenticate: Bearer realm="..."` challenge without `error` (RFC 6750 section 3.1),
+/// `{"error":"unauthorized"}`, `Cache-Control: no-store`. A credential in another scheme is no
+/// credential here, as there.
+#[tokio::test]
+async fn a_missing_credential_gets_the_answer_the_gateway_gives() {
+    let app = TestApp::new().await;
+    for authorization in [None, Some("Basic YWRtaW46aHVudGVyMg=="), Some("Token abc")] {
+        let mut req = Request::builder().uri("/admin/v1/tenants");
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let resp = app
+            .router
+            .clone()
+            .oneshot(req.body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{authorization:?}");
+        let h = resp.headers();
+        let challenges: Vec<_> = h.get_all(header::WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(
+            challenges,
+            ["Bearer realm=\"portcullis\""],
+            "{authorization:?}"
+        );
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert_eq!(h[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        assert_eq!(
+            &body[..],
+            br#"{"error":"unauthorized"}"#,
+            "{authorization:?}"
+        );
     }
 }
 

@@ -654,20 +654,35 @@ async fn bad_inputs(h: &mut Harness) {
         answers.push((*what, bytes));
     }
 
-    // In the URL query string: refused before anything else, even with a valid key.
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/v1/api-keys/verify?api_key={good}"))
-        .header("authorization", format!("Bearer {}", h.acme))
-        .header("content-type", "application/json")
-        .body(Body::from(json!({"key": good}).to_string()))
-        .expect("request");
-    let (s, v) = h.raw(req).await;
-    assert_eq!(
-        (s, v),
-        (StatusCode::UNAUTHORIZED, invalid_token()),
-        "key in query"
-    );
+    // In the URL query string: refused before anything else, even with a valid key and a
+    // valid caller, as a mistake in the request (400) that says where the key belongs; the key
+    // is never verified and the caller's credential not even looked at.
+    let in_url = json!({"error": "invalid_request",
+        "error_description": "send the API key in the JSON body, never in the URL: URLs are kept \
+            in proxy and access logs"});
+    for (query, caller) in [
+        (format!("api_key={good}"), Some(h.acme.clone())),
+        ("key=anything".to_owned(), Some(h.acme.clone())),
+        (
+            format!("k={}", good.replace('_', "%5F")),
+            Some(h.acme.clone()),
+        ),
+        (format!("api_key={good}"), None),
+        (format!("key={good}"), Some("pcl_adm_live_wrong".to_owned())),
+    ] {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v1/api-keys/verify?{query}"))
+            .header("content-type", "application/json");
+        if let Some(caller) = caller {
+            req = req.header("authorization", format!("Bearer {caller}"));
+        }
+        let req = req
+            .body(Body::from(json!({"key": good}).to_string()))
+            .expect("request");
+        let (s, v) = h.raw(req).await;
+        assert_eq!((s, &v), (StatusCode::BAD_REQUEST, &in_url), "{query}");
+    }
 
     // Missing scopes is one more reason for the same answer, not a 403 (a 403 is about the
     // caller's own credential).
@@ -706,7 +721,7 @@ async fn bad_inputs(h: &mut Harness) {
         .collect();
     let mut want: Vec<&str> = cases.iter().map(|c| c.2).collect();
     want.push("api_key_insufficient_scope");
-    want.push("api_key_in_query_string");
+    want.extend(["api_key_in_query_string"; 5]);
     for w in &want {
         assert!(
             reasons.contains(w),
@@ -1275,10 +1290,40 @@ async fn a_key_protected_route_takes_keys_from_headers_only() {
         ),
         get(route.into(), None),
     ];
+    let last = refusals.len() - 1;
     for (i, req) in refusals.into_iter().enumerate() {
-        let (s, v) = h.raw(req).await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED, "case {i}: {v}");
-        assert_eq!(v, invalid_token(), "case {i}");
+        let resp = h.app.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "case {i}");
+        // The route takes API keys and its challenge says so, as the gateway's do.
+        let error = if i == last {
+            ""
+        } else {
+            ", error=\"invalid_token\""
+        };
+        let challenges: Vec<_> = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
+        assert_eq!(
+            challenges,
+            [
+                format!("Bearer realm=\"portcullis\"{error}"),
+                format!("ApiKey realm=\"portcullis\"{error}, header=\"X-API-Key\""),
+            ],
+            "case {i}"
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        if i == last {
+            // No credential: the missing-credential answer of the admin API and the gateway.
+            assert_eq!(v, json!({"error": "unauthorized"}), "case {i}");
+        } else {
+            assert_eq!(v, invalid_token(), "case {i}");
+        }
     }
     let events = h.audit(&["acme"]).await;
     let reasons: Vec<_> = events

@@ -637,9 +637,49 @@ async fn two_authorization_headers_are_an_invalid_request() {
     }
 }
 
+/// The 429 of the failure throttle (pinned): the same whoever the caller claimed to be.
+fn throttled() -> Value {
+    json!({"error": "invalid_client",
+           "error_description": "too many failed client authentications: retry after the Retry-After delay"})
+}
+
+/// A form POST answered as raw bytes: "indistinguishable" means byte for byte.
+async fn form_bytes(app: &App, path: &str, basic: Option<(&str, &str)>, body: &str) -> Vec<u8> {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = basic {
+        b = b.header(
+            header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
+        );
+    }
+    let resp = app
+        .router
+        .clone()
+        .oneshot(b.body(Body::from(body.to_owned())).expect("request"))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path} {body}");
+    axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body")
+        .to_vec()
+}
+
+/// The one answer to every failure decided against stored state (pinned: integrators read it).
+const NOT_AUTHENTICATED: &str = "client authentication failed: check the client_id, the client \
+     secret or signing key, and that the client is registered for the authentication method used";
+
 #[tokio::test]
 async fn client_authentication_failures_are_indistinguishable() {
-    let app = App::new().await;
+    let app = App::with(OAuthConfig {
+        max_failures_per_client_id_and_source: 1_000,
+        max_failures_per_source: 1_000,
+        ..OAuthConfig::default()
+    })
+    .await;
     app.tenant_with_api("acme").await;
     let c = app.client("acme", json!({})).await;
     let other = app.client("acme", json!({})).await;
@@ -654,30 +694,63 @@ async fn client_authentication_failures_are_indistinguishable() {
         id: "cl_doesnotexist0000000000".into(),
         secret: c.secret.clone(),
     };
-    let garbage = Client {
-        id: c.id.clone(),
-        secret: "hunter2".into(),
-    };
     let wrong_method = Client {
         id: post_client.id.clone(),
         secret: post_client.secret.clone(),
     };
-    let mut bodies = Vec::new();
-    for who in [&wrong, &unknown, &garbage, &wrong_method] {
-        let (s, h, v) = app.token(who, "grant_type=client_credentials").await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    // A disabled client with its correct secret.
+    let disabled = app.client("acme", json!({})).await;
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/clients/{}/disable", disabled.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for path in ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"] {
+        let body = "grant_type=client_credentials&token=x";
+        let mut answers = Vec::new();
+        for (what, who) in [
+            ("wrong secret", &wrong),
+            ("unknown client", &unknown),
+            ("method not registered", &wrong_method),
+            ("disabled client", &disabled),
+        ] {
+            let bytes = form_bytes(&app, path, Some((&who.id, &who.secret)), body).await;
+            answers.push((what, bytes));
+        }
+        let expected = json!({"error": "invalid_client", "error_description": NOT_AUTHENTICATED});
+        assert_eq!(
+            serde_json::from_slice::<Value>(&answers[0].1).expect("json"),
+            expected,
+            "{path}"
+        );
+        for (what, bytes) in &answers {
+            assert_eq!(bytes, &answers[0].1, "{path}: {what} vs {}", answers[0].0);
+        }
+        let (_, h, _) = app.form(path, Some((&wrong.id, &wrong.secret)), body).await;
         assert!(h[header::WWW_AUTHENTICATE]
             .to_str()
             .expect("ascii")
             .starts_with("Basic realm="));
-        bodies.push(v);
+        // The same in the body, for a client_secret_post client and an unknown one.
+        let post = |id: &str, secret: &str| format!("{body}&client_id={id}&client_secret={secret}");
+        let a = form_bytes(&app, path, None, &post(&post_client.id, &c.secret)).await;
+        let b = form_bytes(&app, path, None, &post(&unknown.id, &c.secret)).await;
+        let m = form_bytes(&app, path, None, &post(&c.id, &c.secret)).await;
+        assert_eq!(a, b, "{path}: post, wrong secret vs unknown client");
+        assert_eq!(a, m, "{path}: post, wrong secret vs method not registered");
+        // A secret not shaped like ours says so, whether or not the client exists.
+        let known = form_bytes(&app, path, Some((&c.id, "hunter2")), body).await;
+        let unknown = form_bytes(&app, path, Some((&unknown.id, "hunter2")), body).await;
+        assert_eq!(known, unknown, "{path}: malformed secret");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&known).expect("json")["error_description"],
+            "client_secret is malformed: secrets issued here start with pcl_cs_ and end in a \
+             checksum"
+        );
     }
-    assert!(
-        bodies
-            .iter()
-            .all(|b| *b == json!({"error": "invalid_client"})),
-        "{bodies:?}"
-    );
     // No credentials at all.
     let (s, _, v) = app
         .form("/oauth2/token", None, "grant_type=client_credentials")
@@ -685,6 +758,184 @@ async fn client_authentication_failures_are_indistinguishable() {
     assert_eq!(
         (s, v["error"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+}
+
+/// Every description a caller can meet at the OAuth endpoints, pinned: integrators and their
+/// support scripts match on them, so a change must be deliberate.
+#[tokio::test]
+async fn every_refusal_description_is_stable() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    let basic = Some((c.id.as_str(), c.secret.as_str()));
+    let cc = "grant_type=client_credentials";
+    type Case<'a> = (
+        &'a str,
+        Option<(&'a str, &'a str)>,
+        String,
+        u16,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        ("/oauth2/token", basic, "".into(), 400, "invalid_request", "grant_type is required"),
+        (
+            "/oauth2/token",
+            basic,
+            "grant_type=password".into(),
+            400,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        ),
+        (
+            "/oauth2/token",
+            basic,
+            format!("{cc}&scope=a&scope=b"),
+            400,
+            "invalid_request",
+            "a parameter was sent more than once",
+        ),
+        (
+            "/oauth2/token",
+            basic,
+            format!("{cc}&client_secret=x"),
+            400,
+            "invalid_request",
+            "use one client authentication method",
+        ),
+        (
+            "/oauth2/token",
+            None,
+            format!("{cc}&client_assertion=x.y.z"),
+            400,
+            "invalid_request",
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        (
+            "/oauth2/token",
+            None,
+            format!(
+                "{cc}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+            ),
+            400,
+            "invalid_request",
+            "client_assertion is required",
+        ),
+        (
+            "/oauth2/token",
+            None,
+            cc.into(),
+            401,
+            "invalid_client",
+            "client authentication is required: HTTP Basic, client_id and client_secret in the \
+             body, or a client_assertion",
+        ),
+        (
+            "/oauth2/token",
+            None,
+            format!("{cc}&client_id={}", c.id),
+            401,
+            "invalid_client",
+            "client_id was sent without a client_secret or a client_assertion",
+        ),
+        (
+            "/oauth2/introspect",
+            None,
+            "token=x&client_id=rs_x&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=a.b.c".into(),
+            401,
+            "invalid_client",
+            "a resource server authenticates with its secret (client_secret_basic or \
+             client_secret_post)",
+        ),
+        (
+            "/oauth2/token",
+            basic,
+            format!("{cc}&scope=payments%3Awrite"),
+            400,
+            "invalid_scope",
+            "the scope asked for is not granted to this client for this resource",
+        ),
+        (
+            "/oauth2/token",
+            basic,
+            format!("{cc}&resource=billing-api"),
+            400,
+            "invalid_target",
+            "resource or audience must name one API this client may reach",
+        ),
+        ("/oauth2/revoke", basic, "".into(), 400, "invalid_request", "token is required"),
+        (
+            "/oauth2/introspect",
+            basic,
+            "token=x".into(),
+            403,
+            "unauthorized_client",
+            "this client may not introspect tokens",
+        ),
+    ];
+    for (path, basic, body, status, code, description) in cases {
+        let (s, _, v) = app.form(path, basic, &body).await;
+        assert_eq!(
+            (s.as_u16(), &v),
+            (
+                status,
+                &json!({"error": code, "error_description": description})
+            ),
+            "{path} {body}"
+        );
+    }
+    // The Authorization header in another scheme.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/oauth2/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::AUTHORIZATION, "Bearer abc")
+        .body(Body::from(cc))
+        .expect("request");
+    let (s, _, v) = app.send(req).await;
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid_client", "error_description": "the Authorization header must \
+                be HTTP Basic with the form-encoded client_id and client_secret"})
+        )
+    );
+    // A JSON body, and a GET.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/oauth2/token")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .expect("request");
+    let (_, _, v) = app.send(req).await;
+    assert_eq!(
+        v["error_description"],
+        "the body must be application/x-www-form-urlencoded"
+    );
+    let req = Request::builder()
+        .uri("/oauth2/token")
+        .body(Body::empty())
+        .expect("request");
+    let (_, _, v) = app.send(req).await;
+    assert_eq!(
+        v["error_description"],
+        "use POST with an application/x-www-form-urlencoded body"
+    );
+    // Revoking another client's token.
+    let other = app.client("acme", json!({})).await;
+    let token = app.access_token(&other).await;
+    let (s, _, v) = app
+        .form("/oauth2/revoke", basic, &format!("token={token}"))
+        .await;
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "unauthorized_client",
+                   "error_description": "the token was issued to another client"})
+        )
     );
 }
 
@@ -955,7 +1206,7 @@ async fn a_throttled_answer_is_429_invalid_client_with_retry_after() {
     // From the address that has been failing, even the right secret waits.
     let (s, h, v) = app.token_from("203.0.113.66", &c.id, &c.secret).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
-    assert_eq!(v, json!({"error": "invalid_client"}));
+    assert_eq!(v, throttled());
     assert_eq!(h[header::RETRY_AFTER], "60");
     assert_eq!(h[header::CACHE_CONTROL], "no-store");
     // Revocation shares the same attempt and throttle.
@@ -973,7 +1224,7 @@ async fn a_throttled_answer_is_429_invalid_client_with_retry_after() {
         (s, &v, &h[header::RETRY_AFTER]),
         (
             StatusCode::TOO_MANY_REQUESTS,
-            &json!({"error": "invalid_client"}),
+            &throttled(),
             &"60".parse().expect("hv")
         )
     );
@@ -1090,13 +1341,7 @@ async fn failures_naming_a_resource_server_do_not_lock_it_out_of_introspection()
     assert_eq!(s, StatusCode::OK, "the resource server was locked out: {v}");
     assert_eq!(v["active"], true, "{v}");
     let (s, _, v) = introspect("203.0.113.66", rs.secret.clone()).await;
-    assert_eq!(
-        (s, v),
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({"error": "invalid_client"})
-        )
-    );
+    assert_eq!((s, v), (StatusCode::TOO_MANY_REQUESTS, throttled()));
 }
 
 /// A source that has failed `max_failures_per_source` times, whatever ids it named, is refused
@@ -1117,13 +1362,7 @@ async fn a_failing_address_is_refused_for_every_client_id() {
         assert_eq!(s, StatusCode::UNAUTHORIZED, "failure {i}");
     }
     let (s, h, v) = app.token_from(attacker, &c.id, &c.secret).await;
-    assert_eq!(
-        (s, &v),
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            &json!({"error": "invalid_client"})
-        )
-    );
+    assert_eq!((s, &v), (StatusCode::TOO_MANY_REQUESTS, &throttled()));
     assert_eq!(h[header::RETRY_AFTER], "60");
     let (s, _, _) = app
         .form_at(
@@ -1656,6 +1895,130 @@ mod private_key_jwt {
         // A good assertion still works afterwards: nothing above was recorded as used.
         let (s, v) = present(&app, &sign(&c, &good)).await;
         assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    /// A fault in the assertion itself says what is wrong, and says it the same way whether or
+    /// not the client exists; a fault found against the client's keys is the one answer an
+    /// unknown client gets.
+    #[tokio::test]
+    async fn assertion_faults_say_what_is_wrong_without_telling_who_exists() {
+        let (app, c) = setup().await;
+        let unknown = KeyClient {
+            id: "cl_doesnotexist0000000000".into(),
+            ..key_client(&app).await
+        };
+        let now = app.clock.now().as_secs();
+        let described = |claims: &Value| -> Vec<(String, String)> {
+            [&c, &unknown]
+                .into_iter()
+                .map(|k| {
+                    let mut claims = claims.clone();
+                    claims["iss"] = json!(k.id);
+                    claims["sub"] = json!(k.id);
+                    (k.id.clone(), sign(k, &claims))
+                })
+                .collect()
+        };
+        let mut too_long = claims(&app, &c, ISSUER, 301, "j-long");
+        too_long["iat"] = json!(now);
+        let mut expired = claims(&app, &c, ISSUER, 60, "j-old");
+        expired["iat"] = json!(now - 120);
+        expired["exp"] = json!(now - 60);
+        let mut future = claims(&app, &c, ISSUER, 60, "j-future");
+        future["nbf"] = json!(now + 120);
+        let mut no_jti = claims(&app, &c, ISSUER, 60, "j-none");
+        no_jti.as_object_mut().expect("object").remove("jti");
+        let cases = [
+            (too_long, "assertion lifetime exceeds 300 s"),
+            (expired, "client_assertion has expired"),
+            (
+                future,
+                "client_assertion is not valid yet (iat or nbf is in the future)",
+            ),
+            (
+                claims(&app, &c, "https://evil.example/token", 60, "j-aud"),
+                "client_assertion aud must be one value: this server's issuer or its token \
+                 endpoint",
+            ),
+            (
+                no_jti,
+                "client_assertion must carry iss, sub, aud, exp and jti claims",
+            ),
+        ];
+        for (claims, description) in cases {
+            for (id, a) in described(&claims) {
+                let (s, v) = present(&app, &a).await;
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{id}: {v}");
+                assert_eq!(
+                    v,
+                    json!({"error": "invalid_client", "error_description": description}),
+                    "{id}"
+                );
+            }
+        }
+        // iss not the client, and a header the server does not take.
+        let mut other = claims(&app, &c, ISSUER, 60, "j-iss");
+        other["iss"] = json!("cl_someone_else");
+        let (_, v) = present(&app, &sign(&c, &other)).await;
+        assert_eq!(
+            v["error_description"],
+            "client_assertion iss and sub must both be the client_id"
+        );
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some(c.kid.clone());
+        let hs = jsonwebtoken::encode(
+            &h,
+            &claims(&app, &c, ISSUER, 60, "j-hs"),
+            &EncodingKey::from_secret(b"k"),
+        )
+        .expect("hs256");
+        let (_, v) = present(&app, &hs).await;
+        assert_eq!(
+            v["error_description"],
+            "client_assertion must be signed with ES256, ES384, RS256, PS256 or EdDSA"
+        );
+        for garbage in ["not.a.jwt", "x"] {
+            let (_, v) = present(&app, garbage).await;
+            assert_eq!(
+                v["error_description"], "client_assertion is not a signed JWT with a known alg",
+                "{garbage}"
+            );
+        }
+        let body = format!(
+            "grant_type=client_credentials&client_id={}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}.x.y",
+            c.id,
+            "a".repeat(8_200)
+        );
+        let (_, _, v) = app.form("/oauth2/token", None, &body).await;
+        assert_eq!(
+            v["error_description"],
+            "client_assertion is longer than 8192 bytes"
+        );
+
+        // Signed by a key the client did not register, for a known client; a well-formed
+        // assertion for an unknown one; a replay: one answer.
+        let stranger = KeyClient {
+            id: c.id.clone(),
+            ..key_client(&app).await
+        };
+        let good = sign(&c, &claims(&app, &c, ISSUER, 60, "j-once"));
+        let (s, v) = present(&app, &good).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let mut answers = Vec::new();
+        for a in [
+            sign(&stranger, &claims(&app, &c, ISSUER, 60, "j-stranger")),
+            sign(&unknown, &claims(&app, &unknown, ISSUER, 60, "j-unknown")),
+            good,
+        ] {
+            let (s, v) = present(&app, &a).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+            answers.push(v.to_string());
+        }
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&answers[0]).expect("json"),
+            json!({"error": "invalid_client", "error_description": NOT_AUTHENTICATED})
+        );
     }
 
     #[tokio::test]

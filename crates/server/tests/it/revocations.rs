@@ -480,7 +480,8 @@ async fn both_endpoints_require_an_admin_token_and_audit_the_failure() {
         );
         assert_eq!(
             missing.json::<Value>().await.expect("json"),
-            json!({"error": "invalid_token"})
+            json!({"error": "unauthorized"}),
+            "the missing-credential answer of the gateway and the admin API"
         );
         for bad in [
             "nonsense",

@@ -10,37 +10,84 @@
 //! are ignored. Claims are checked by core; this module records the `jti` until the assertion
 //! expires, so a replay is refused, and names the reason a client is refused for the audit log.
 //!
-//! This module must never parse a JWS or a JWK itself, and never answer a broken stored JWKS
-//! with a server error: the client is refused (`invalid_client`), the reason audited.
+//! Two steps, so that refusals may help without telling who exists: [`precheck`] judges what
+//! depends on the assertion alone (size, structure, algorithm, claims as sent), before anything
+//! stored is looked at, and its refusals may say what is wrong; [`verify`] then checks the
+//! signature with the client's keys, on the same parsed assertion, and records the `jti`; its
+//! refusals are decided against stored state and get the one fixed answer.
+//!
+//! This module must never parse a JWS or a JWK itself, never let what it finds in stored state
+//! change the answer a caller gets, and never answer a broken stored JWKS with a server error:
+//! the client is refused (`invalid_client`), the reason audited.
 
 use std::sync::Arc;
 
+use portcullis_core::oauth::{check_assertion, AssertionClaims};
 use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::client_assertion::{self, ClientKeys};
-use portcullis_jose::{JoseError, JwksError};
+use portcullis_jose::{JoseError, JwksError, Unverified};
 
 use super::directory::ClientFacts;
-use super::error::OAuthError;
+use super::error::{AssertionFault, OAuthError};
 use super::{OAuthState, TOKEN_PATH};
 use crate::keys::jwt;
 
+/// Longest assertion looked at (the refusal's description states it).
+pub const MAX_ASSERTION_LEN: usize = client_assertion::MAX_LEN;
 /// Most keys a client may register.
 pub const MAX_CLIENT_KEYS: usize = client_assertion::MAX_CLIENT_KEYS;
 
-/// Verifies a client assertion. The outer error is an internal failure; the inner one a reason
-/// to refuse the client.
+/// An assertion that passed [`precheck`]: parsed once, its claims checked as sent, its
+/// signature not yet verified.
+#[derive(Debug)]
+pub struct Prechecked<'a> {
+    unverified: Unverified<'a>,
+}
+
+/// Checks everything about an assertion that depends on the assertion alone, the presented
+/// client id and public configuration: size, structure, the algorithm allow-list and core's
+/// claim rules ([`check_assertion`]) on the claims as sent. Run before anything stored is looked
+/// at, so its refusals may say what is wrong: the same assertion gets the same answer whether
+/// or not the client exists. [`verify`] then proves these very bytes were signed.
+pub fn precheck<'a>(
+    oauth: &OAuthState,
+    assertion: &'a str,
+    client_id: &str,
+    now: Timestamp,
+) -> Result<Prechecked<'a>, AssertionFault> {
+    let unverified = client_assertion::parse(assertion).map_err(|e| match e {
+        JoseError::TooLarge => AssertionFault::TooLong,
+        JoseError::AlgNone | JoseError::AlgNotAllowed => AssertionFault::AlgNotAllowed,
+        _ => AssertionFault::Malformed,
+    })?;
+    // Duplicate members are refused before the claims are typed.
+    unverified.claims().map_err(|_| AssertionFault::Malformed)?;
+    let claims: AssertionClaims = serde_json::from_slice(&unverified.payload)
+        .map_err(|_| AssertionFault::MissingClaims)?;
+    let issuer = &oauth.issuer;
+    let token_endpoint = format!("{issuer}{TOKEN_PATH}");
+    check_assertion(
+        &claims,
+        client_id,
+        &[issuer.as_str(), token_endpoint.as_str()],
+        now,
+        jwt::LEEWAY,
+    )?;
+    Ok(Prechecked { unverified })
+}
+
+/// Verifies a prechecked client assertion against the client's registered keys and records its
+/// `jti`. The outer error is an internal failure; the inner one a reason to refuse the client,
+/// decided against stored state (so answered as `Refusal::NotAuthenticated`).
 pub async fn verify(
     oauth: &OAuthState,
     store: &dyn portcullis_store::Store,
     facts: &ClientFacts,
-    assertion: &str,
+    checked: &Prechecked<'_>,
     now: Timestamp,
 ) -> Result<Result<(), &'static str>, OAuthError> {
     let client = &facts.client;
-    let unverified = match client_assertion::parse(assertion) {
-        Ok(u) => u,
-        Err(e) => return Ok(Err(reason(e))),
-    };
+    let unverified = &checked.unverified;
     let keys: Arc<ClientKeys> = match (&client.jwks, &client.jwks_uri) {
         (Some(_), _) => match &facts.inline_jwks {
             Some(keys) => keys.clone(),
@@ -66,7 +113,7 @@ pub async fn verify(
         leeway: jwt::LEEWAY,
     };
     let claims = match client_assertion::verify(
-        &unverified,
+        unverified,
         keys.for_alg(unverified.header.alg),
         &rules,
         now,
@@ -140,6 +187,15 @@ mod tests {
         assert!(validate_client_jwks(&json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})).is_err());
         assert!(validate_client_jwks(&json!({"keys": []})).is_err());
         assert!(validate_client_jwks(&json!([ec])).is_err());
+    }
+
+    #[test]
+    fn the_size_description_states_the_limit() {
+        use crate::oauth::error::Refusal;
+        let d = Refusal::Assertion(AssertionFault::TooLong)
+            .entry()
+            .description;
+        assert!(d.contains(&format!(" {MAX_ASSERTION_LEN} bytes")), "{d}");
     }
 
     #[test]

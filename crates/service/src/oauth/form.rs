@@ -9,7 +9,7 @@ use base64::Engine;
 use http::{header, HeaderMap};
 use portcullis_core::secret::Secret;
 
-use super::error::OAuthError;
+use super::error::{AssertionFault, OAuthError, Refusal};
 
 /// Largest OAuth request body: far above any legitimate request (an RS256 client assertion is
 /// under 2 KiB), far below the admin API's limit.
@@ -52,7 +52,7 @@ pub fn parse(bytes: &[u8], repeatable: &[&str]) -> Result<Params, OAuthError> {
             continue;
         }
         if !seen.insert(k.clone().into_owned()) {
-            return Err(OAuthError::invalid_request("a parameter was repeated"));
+            return Err(Refusal::RepeatedParameter.into());
         }
         if !v.is_empty() {
             params.single.insert(k.into_owned(), v.into_owned());
@@ -108,35 +108,28 @@ pub fn presented_credentials(
     if authorization.next().is_some() {
         // Two proxies or two libraries would each pick a different one (RFC 9110 section
         // 5.3: Authorization is not a list header).
-        return Err(OAuthError::invalid_request("send one Authorization header"));
+        return Err(Refusal::TwoAuthorizationHeaders.into());
     }
     let basic = match first {
         None => None,
-        Some(v) => Some(parse_basic(v.as_bytes()).ok_or_else(|| {
-            OAuthError::invalid_client("authorization_header_not_basic_credentials")
-        })?),
+        Some(v) => Some(parse_basic(v.as_bytes()).ok_or(Refusal::NotBasic)?),
     };
     let assertion = params.get("client_assertion");
     let assertion_type = params.get("client_assertion_type");
     if assertion.is_some() || assertion_type.is_some() {
         if basic.is_some() || params.get("client_secret").is_some() {
-            return Err(OAuthError::invalid_request(
-                "use one client authentication method",
-            ));
+            return Err(Refusal::TwoAuthMethods.into());
         }
         if assertion_type != Some(portcullis_core::oauth::JWT_BEARER_ASSERTION) {
-            return Err(OAuthError::invalid_request(
-                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ));
+            return Err(Refusal::WrongAssertionType.into());
         }
-        let assertion =
-            assertion.ok_or_else(|| OAuthError::invalid_request("client_assertion is required"))?;
+        let assertion = assertion.ok_or(Refusal::NoAssertion)?;
         // The client id is `client_id` if sent, else the assertion's (unverified) `sub`, used
         // only to find the key that must then verify the assertion.
         let id = match params.get("client_id") {
             Some(id) => id.to_owned(),
             None => unverified_subject(assertion)
-                .ok_or_else(|| OAuthError::invalid_client("assertion_malformed"))?,
+                .ok_or(Refusal::Assertion(AssertionFault::Malformed))?,
         };
         return Ok(Presented {
             client_id: id,
@@ -149,9 +142,7 @@ pub fn presented_credentials(
             if params.get("client_secret").is_some()
                 || params.get("client_id").is_some_and(|b| b != id)
             {
-                return Err(OAuthError::invalid_request(
-                    "use one client authentication method",
-                ));
+                return Err(Refusal::TwoAuthMethods.into());
             }
             Ok(Presented {
                 client_id: id,
@@ -160,9 +151,7 @@ pub fn presented_credentials(
             })
         }
         None => {
-            let id = params
-                .get("client_id")
-                .ok_or_else(|| OAuthError::invalid_client("no_client_credentials"))?;
+            let id = params.get("client_id").ok_or(Refusal::NoCredentials)?;
             Ok(Presented {
                 client_id: id.to_owned(),
                 proof: match params.get("client_secret") {
