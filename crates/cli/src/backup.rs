@@ -247,7 +247,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     println!("imported {} records", counts.total());
     // The signing keys arrive sealed: the new installation needs the KEK that sealed them.
     let (kek_path, _) = config.kek_path();
-    let ring = portcullis_server::kek::Keyring::read(&kek_path).ok();
+    let ring = portcullis_service::kek::Keyring::read(&kek_path).ok();
     let missing: std::collections::BTreeSet<&str> = keys
         .iter()
         .map(|k| k.kek_id.as_str())
