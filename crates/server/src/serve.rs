@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
 use portcullis_store::{PgStore, SqliteStore, Store};
@@ -161,9 +161,9 @@ pub async fn assemble(
         audit.record(
             EventDraft {
                 tenant: TenantId::system(),
-                actor: "system".into(),
+                actor: Actor::system(),
                 credential_id: None,
-                action: "signing_key.generate",
+                action: Action::SigningKeyGenerate,
                 outcome: Outcome::Success,
                 reason: None,
                 target: Some(kid),

@@ -78,6 +78,7 @@ impl App {
                 // Short: shutdown waits for a filling batch's interval before it stops.
                 flush_interval_ms: 20,
                 queue_capacity: 10_000,
+                ..AuditConfig::default()
             },
         );
         let admin_file = portcullis_server::bootstrap::ensure_global_admin(

@@ -1,5 +1,6 @@
 //! The audit sink: request handlers hand events to a bounded in-memory queue and return at once;
-//! one writer task stores them in batches (one transaction per batch).
+//! one writer task stores them in batches (one transaction per batch). The same events are
+//! published, in the order they were recorded, to in-process subscribers ([`AuditSink::subscribe`]).
 //!
 //! The writer wakes when the flush interval ends or when a full batch is waiting, never per
 //! event: on a busy endpoint a wake-up per event (a task poll and often a cross-thread unpark)
@@ -11,18 +12,27 @@
 //! (database down or far behind), new events are dropped rather than blocking requests; drops are
 //! counted, logged and recorded as an `audit.dropped` event once the writer catches up.
 //!
-//! This module must never put a secret in an event: events carry credential ids only.
+//! Subscribers (detectors and alerts, issue 19) read a bounded broadcast: publishing never waits
+//! for them. A subscriber that falls more than `audit.subscriber_capacity` events behind loses
+//! the oldest ones; its [`Subscription`] skips to the oldest event still held, counts what it
+//! missed ([`Subscription::missed`], and [`AuditSink::subscriber_lag`] over all subscribers) and
+//! carries on. So a slow detector costs itself events, never a request its latency. With no
+//! subscriber, publishing costs one atomic load.
+//!
+//! This module must never put a secret in an event: events carry credential ids only, and every
+//! event is redacted (`AuditEvent::redact_secrets`) before it is queued or published, so a
+//! subscriber sees exactly what storage sees.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::audit::{AuditEvent, Outcome};
+use portcullis_core::audit::{Action, Actor, AuditEvent, Outcome, Reason};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
 use portcullis_store::Store;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +48,8 @@ pub struct AuditConfig {
     /// Events buffered in memory; beyond it new events are dropped and counted, never blocking
     /// a request.
     pub queue_capacity: usize,
+    /// Events an in-process subscriber may fall behind before it loses the oldest (counted).
+    pub subscriber_capacity: usize,
 }
 
 impl Default for AuditConfig {
@@ -46,6 +58,7 @@ impl Default for AuditConfig {
             batch_size: 256,
             flush_interval_ms: 200,
             queue_capacity: 65_536,
+            subscriber_capacity: 4_096,
         }
     }
 }
@@ -58,6 +71,102 @@ pub struct AuditSink {
     /// Wakes the writer early when a full batch is queued.
     batch_ready: Arc<Notify>,
     batch_size: usize,
+    bus: Bus,
+}
+
+/// The in-process side of the sink: a bounded broadcast of redacted events.
+#[derive(Debug, Clone)]
+struct Bus {
+    tx: broadcast::Sender<Arc<AuditEvent>>,
+    /// Events lost by lagging subscribers, summed over all of them.
+    lagged: Arc<AtomicU64>,
+}
+
+impl Bus {
+    fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self {
+            tx,
+            lagged: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Never waits: a full channel overwrites its oldest event, which lagging receivers miss.
+    fn publish(&self, event: &AuditEvent) {
+        if self.tx.receiver_count() > 0 {
+            // An error only means the last subscriber left meanwhile.
+            let _ = self.tx.send(Arc::new(event.clone()));
+        }
+    }
+}
+
+/// One in-process subscriber's view of the audit events: every event recorded after
+/// [`AuditSink::subscribe`], redacted, in the order it was recorded, except those it lost by
+/// falling more than `audit.subscriber_capacity` behind (counted in [`Subscription::missed`]).
+///
+/// Read it with [`Subscription::recv`] or as a `Stream` ([`Subscription::into_stream`]). It
+/// ends when every sink handle is gone (the server shut down).
+#[derive(Debug)]
+pub struct Subscription {
+    rx: broadcast::Receiver<Arc<AuditEvent>>,
+    lagged: Arc<AtomicU64>,
+    missed: u64,
+}
+
+impl Subscription {
+    /// The next event; `None` once the sink is gone. Lost events are skipped and counted.
+    pub async fn recv(&mut self) -> Option<Arc<AuditEvent>> {
+        loop {
+            match self.rx.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => self.note_lag(n),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next event if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<AuditEvent>> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.note_lag(n),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Events this subscriber lost by lagging, so far.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// The events as a `Stream` (lost events are skipped and counted in
+    /// [`AuditSink::subscriber_lag`]).
+    pub fn into_stream(self) -> impl tokio_stream::Stream<Item = Arc<AuditEvent>> + Send {
+        let lagged = self.lagged;
+        tokio_stream::StreamExt::filter_map(
+            tokio_stream::wrappers::BroadcastStream::new(self.rx),
+            move |item| match item {
+                Ok(e) => Some(e),
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                    lagged.fetch_add(n, Ordering::Relaxed);
+                    None
+                }
+            },
+        )
+    }
+
+    fn note_lag(&mut self, n: u64) {
+        self.missed += n;
+        let total = self.lagged.fetch_add(n, Ordering::Relaxed) + n;
+        if total.is_power_of_two() {
+            tracing::warn!(
+                lagged = total,
+                "an audit subscriber fell behind and lost events"
+            );
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -70,11 +179,11 @@ pub struct AuditWriter {
 #[derive(Debug, Clone)]
 pub struct EventDraft {
     pub tenant: TenantId,
-    pub actor: String,
+    pub actor: Actor,
     pub credential_id: Option<String>,
-    pub action: &'static str,
+    pub action: Action,
     pub outcome: Outcome,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     pub target: Option<String>,
 }
 
@@ -102,13 +211,14 @@ impl AuditSink {
                 .user_agent
                 .as_deref()
                 .map(AuditEvent::truncate_user_agent),
-            action: draft.action.to_owned(),
+            action: draft.action,
             outcome: draft.outcome,
             reason: draft.reason,
             request_id: origin.request_id.clone(),
             target: draft.target,
         };
         event.redact_secrets();
+        self.bus.publish(&event);
         if self.tx.try_send(event).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
@@ -127,6 +237,24 @@ impl AuditSink {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// A new in-process subscriber: it receives every event recorded from now on (including
+    /// the writer's `audit.dropped` reports), redacted, in order, and never slows the request
+    /// path (see the module docs for what happens when it lags). For detectors: run one task
+    /// per subscriber and keep per-event work small; a subscriber that needs storage should
+    /// batch, as the writer does.
+    pub fn subscribe(&self) -> Subscription {
+        Subscription {
+            rx: self.bus.tx.subscribe(),
+            lagged: self.bus.lagged.clone(),
+            missed: 0,
+        }
+    }
+
+    /// Events lost by lagging subscribers, summed over all of them since start.
+    pub fn subscriber_lag(&self) -> u64 {
+        self.bus.lagged.load(Ordering::Relaxed)
+    }
 }
 
 pub fn spawn(
@@ -138,12 +266,14 @@ pub fn spawn(
     let (stop_tx, stop_rx) = oneshot::channel();
     let dropped = Arc::new(AtomicU64::new(0));
     let batch_ready = Arc::new(Notify::new());
+    let bus = Bus::new(config.subscriber_capacity);
     let sink = AuditSink {
         tx,
         dropped: dropped.clone(),
         clock: clock.clone(),
         batch_ready: batch_ready.clone(),
         batch_size: config.batch_size,
+        bus: bus.clone(),
     };
     let writer = Writer {
         store,
@@ -154,6 +284,7 @@ pub fn spawn(
         reported_drops: 0,
         batch_size: config.batch_size,
         interval: Duration::from_millis(config.flush_interval_ms),
+        bus,
     };
     let task = tokio::spawn(writer.run(stop_rx));
     (
@@ -184,6 +315,7 @@ struct Writer {
     reported_drops: u64,
     batch_size: usize,
     interval: Duration,
+    bus: Bus,
 }
 
 impl Writer {
@@ -247,20 +379,22 @@ impl Writer {
         if total > self.reported_drops {
             let new = total - self.reported_drops;
             self.reported_drops = total;
-            batch.push(AuditEvent {
+            let report = AuditEvent {
                 id: uuid::Uuid::now_v7().to_string(),
                 occurred_at: self.clock.now(),
                 tenant: TenantId::system(),
-                actor: "system".into(),
+                actor: Actor::system(),
                 credential_id: None,
                 client_ip: None,
                 user_agent: None,
-                action: "audit.dropped".into(),
+                action: Action::AuditDropped,
                 outcome: Outcome::Failure,
-                reason: Some(format!("queue_full_or_store_unavailable:{new}")),
+                reason: Some(Reason::with_detail("queue_full_or_store_unavailable", new)),
                 request_id: None,
                 target: None,
-            });
+            };
+            self.bus.publish(&report);
+            batch.push(report);
         }
     }
 }
@@ -274,9 +408,9 @@ mod tests {
     fn draft(action: &'static str) -> EventDraft {
         EventDraft {
             tenant: TenantId::system(),
-            actor: "system".into(),
+            actor: Actor::system(),
             credential_id: None,
-            action,
+            action: Action::parse(action),
             outcome: Outcome::Success,
             reason: None,
             target: None,
@@ -314,6 +448,7 @@ mod tests {
             batch_size,
             flush_interval_ms,
             queue_capacity,
+            ..AuditConfig::default()
         };
         let (sink, writer) = spawn(store.clone(), clock, &config);
         (dir, store, sink, writer)

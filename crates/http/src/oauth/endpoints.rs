@@ -6,7 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::oauth::{
     decide_client_credentials, parse_grant_type, select_audience, token_search_order,
     AccessTokenClaims, GrantType, TokenType,
@@ -63,9 +63,9 @@ async fn issue(
         audit(
             state,
             client,
-            "oauth.token.issue",
+            Action::OAuthTokenIssue,
             Outcome::Denied,
-            Some(e.reason.clone()),
+            Some(Reason::of(&e.reason)),
             None,
             origin,
         );
@@ -112,7 +112,7 @@ async fn issue(
     audit(
         state,
         client,
-        "oauth.token.issue",
+        Action::OAuthTokenIssue,
         Outcome::Success,
         None,
         Some(claims.jti.clone()),
@@ -250,9 +250,9 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
                     audit(
                         &state,
                         client,
-                        "oauth.token.introspect",
+                        Action::OAuthTokenIntrospect,
                         Outcome::Denied,
-                        Some("client_may_not_introspect".into()),
+                        Some(Reason::new("client_may_not_introspect")),
                         None,
                         &origin,
                     );
@@ -335,9 +335,9 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
                     audit(
                         &state,
                         client,
-                        "oauth.token.revoke",
+                        Action::OAuthTokenRevoke,
                         Outcome::Denied,
-                        Some("token_of_another_client".into()),
+                        Some(Reason::new("token_of_another_client")),
                         Some(v.claims.jti),
                         &origin,
                     );
@@ -360,7 +360,7 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
                 audit(
                     &state,
                     client,
-                    "oauth.token.revoke",
+                    Action::OAuthTokenRevoke,
                     Outcome::Success,
                     None,
                     Some(v.claims.jti),
@@ -379,16 +379,16 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
 fn audit(
     state: &AppState,
     client: &OAuthClient,
-    action: &'static str,
+    action: Action,
     outcome: Outcome,
-    reason: Option<String>,
+    reason: Option<Reason>,
     target: Option<String>,
     origin: &RequestOrigin,
 ) {
     state.audit.record(
         EventDraft {
             tenant: client.tenant.clone(),
-            actor: format!("client:{}", client.id),
+            actor: Actor::client(&client.id),
             credential_id: Some(client.id.clone()),
             action,
             outcome,
