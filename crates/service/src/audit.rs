@@ -21,7 +21,8 @@
 //!
 //! This module must never put a secret in an event: events carry credential ids only, and every
 //! event is redacted (`AuditEvent::redact_secrets`) before it is queued or published, so a
-//! subscriber sees exactly what storage sees.
+//! subscriber sees the same redacted events storage does (and also those the full storage queue
+//! dropped).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -527,5 +528,109 @@ mod tests {
             Some(&*format!("queue_full_or_store_unavailable:{dropped}"))
         );
         assert_eq!(events.len() as u64, 100 - dropped + 1);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_sees_every_event_in_order_as_stored() {
+        let (_dir, store, sink, writer) = sink_with(10, 60_000, 1_000).await;
+        let mut sub = sink.subscribe();
+        for i in 0..50 {
+            let mut d = draft("oauth.token.issue");
+            d.target = Some(format!("t{i}"));
+            sink.record(d, &RequestOrigin::default());
+        }
+        let mut seen = Vec::new();
+        for _ in 0..50 {
+            let e = sub.recv().await.expect("event");
+            assert_eq!(e.action, Action::OAuthTokenIssue);
+            seen.push(e.target.clone().expect("target"));
+        }
+        let expected: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(sub.missed(), 0);
+        writer.shutdown().await;
+        // What the subscriber got is what storage holds.
+        let stored = all_events(&store).await;
+        assert_eq!(stored.len(), 50);
+        assert!(stored.iter().all(|e| e.action == Action::OAuthTokenIssue));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_receives_redacted_events() {
+        let (_dir, _store, sink, writer) = sink_with(10, 60_000, 1_000).await;
+        let mut sub = sink.subscribe();
+        let secret = portcullis_core::credential::Credential::generate(
+            portcullis_core::credential::CredentialKind::ClientSecret,
+            portcullis_core::credential::Environment::live(),
+            &mut rand::thread_rng(),
+        );
+        let mut d = draft("oauth.client_auth");
+        d.actor = Actor::client(secret.expose());
+        d.reason = Some(Reason::with_detail("bad", secret.expose()));
+        d.target = Some(secret.expose().to_owned());
+        sink.record(d, &RequestOrigin::default());
+        let e = sub.recv().await.expect("event");
+        let json = serde_json::to_string(&*e).expect("json");
+        assert!(!json.contains(secret.expose()), "{json}");
+        assert!(json.contains("[redacted]"), "{json}");
+        writer.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_loses_counted_events_and_never_blocks_recording() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("db"))
+                .await
+                .expect("open"),
+        );
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(5)));
+        let config = AuditConfig {
+            batch_size: 50,
+            flush_interval_ms: 60_000,
+            queue_capacity: 10_000,
+            subscriber_capacity: 8,
+        };
+        let (sink, writer) = spawn(store.clone(), clock, &config);
+        let mut slow = sink.subscribe();
+        // Never read while recording: if publishing waited for it, this would hang.
+        for i in 0..100 {
+            let mut d = draft("api_key.verify");
+            d.target = Some(i.to_string());
+            sink.record(d, &RequestOrigin::default());
+        }
+        // It keeps the newest 8, in order, and counts the 92 it lost.
+        let mut kept = Vec::new();
+        while let Some(e) = slow.try_recv() {
+            kept.push(e.target.clone().expect("target"));
+        }
+        let newest: Vec<String> = (92..100).map(|i: i32| i.to_string()).collect();
+        assert_eq!(kept, newest);
+        assert_eq!(slow.missed(), 92);
+        assert_eq!(sink.subscriber_lag(), 92);
+        // Storage lost nothing.
+        writer.shutdown().await;
+        assert_eq!(all_events(&store).await.len(), 100);
+        assert_eq!(sink.dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn drop_reports_reach_subscribers_and_the_stream_ends_with_the_sink() {
+        use tokio_stream::StreamExt;
+        let (_dir, _store, sink, writer) = sink_with(10, 60_000, 5).await;
+        let sub = sink.subscribe();
+        for _ in 0..100 {
+            sink.record(draft("flood"), &RequestOrigin::default());
+        }
+        writer.shutdown().await;
+        drop(sink);
+        let events: Vec<_> = sub.into_stream().collect().await;
+        assert_eq!(events.len(), 101, "100 recorded and one drop report");
+        let report = events.last().expect("report");
+        assert_eq!(report.action, Action::AuditDropped);
+        assert_eq!(
+            report.reason.as_ref().map(Reason::code),
+            Some("queue_full_or_store_unavailable")
+        );
     }
 }
