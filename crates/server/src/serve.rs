@@ -64,6 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             clock: clock_for_gateway,
             api_keys: verifier.clone(),
             router: app.clone(),
+            audit: state.audit.clone(),
         },
     )
     .await?;
