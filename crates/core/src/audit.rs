@@ -431,17 +431,29 @@ mod tests {
             (Action::ApiKeyLeakRevoked, "api_key.leak_revoked"),
             (Action::AuditDropped, "audit.dropped"),
             (Action::GatewayDenied, "gateway.denied"),
-            (Action::GatewayDenialsSuppressed, "gateway.denials_suppressed"),
+            (
+                Action::GatewayDenialsSuppressed,
+                "gateway.denials_suppressed",
+            ),
             (Action::OAuthClientAuth, "oauth.client_auth"),
-            (Action::OAuthClientAuthThrottled, "oauth.client_auth.throttled"),
+            (
+                Action::OAuthClientAuthThrottled,
+                "oauth.client_auth.throttled",
+            ),
             (Action::OAuthTokenIssue, "oauth.token.issue"),
             (Action::OAuthTokenIntrospect, "oauth.token.introspect"),
             (Action::OAuthTokenRevoke, "oauth.token.revoke"),
             (Action::OAuthClientCreate, "oauth_client.create"),
-            (Action::OAuthClientRotateSecret, "oauth_client.rotate_secret"),
+            (
+                Action::OAuthClientRotateSecret,
+                "oauth_client.rotate_secret",
+            ),
             (Action::OAuthClientDisable, "oauth_client.disable"),
             (Action::ResourceServerCreate, "resource_server.create"),
-            (Action::ResourceServerRotateSecret, "resource_server.rotate_secret"),
+            (
+                Action::ResourceServerRotateSecret,
+                "resource_server.rotate_secret",
+            ),
             (Action::SigningKeyGenerate, "signing_key.generate"),
             (Action::SigningKeyRotate, "signing_key.rotate"),
             (Action::SigningKeyActivate, "signing_key.activate"),
@@ -450,7 +462,11 @@ mod tests {
             (Action::TenantDisable, "tenant.disable"),
             (Action::TenantEnable, "tenant.enable"),
         ];
-        assert_eq!(pinned.len(), Action::ALL.len(), "a variant has no pinned string");
+        assert_eq!(
+            pinned.len(),
+            Action::ALL.len(),
+            "a variant has no pinned string"
+        );
         for (action, stored) in &pinned {
             assert_eq!(action.as_str(), *stored);
             assert_eq!(&Action::parse(stored), action);

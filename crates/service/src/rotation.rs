@@ -123,7 +123,12 @@ pub async fn tick(state: &AppState) -> Result<(), RotationError> {
         {
             crate::fault::crash_point("after-key-activated");
             state.oauth.directory.signing_keys_changed();
-            audit(state, Action::SigningKeyActivate, &p.kid, "prepublication_over");
+            audit(
+                state,
+                Action::SigningKeyActivate,
+                &p.kid,
+                "prepublication_over",
+            );
         }
     }
     refresh_signer(state, rotation).await

@@ -479,7 +479,13 @@ pub async fn revoke(
         return Err(ApiError::not_found());
     }
     state.api_keys.verifier.invalidate(&id);
-    record_event(&state, &admin, Action::ApiKeyRevoke, &id, Some(Reason::new("admin")));
+    record_event(
+        &state,
+        &admin,
+        Action::ApiKeyRevoke,
+        &id,
+        Some(Reason::new("admin")),
+    );
     let key = load(&state, &admin, &id).await?;
     Ok(Json(KeyView::new(key, now)))
 }
