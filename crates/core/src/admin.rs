@@ -307,9 +307,9 @@ impl AdminPrincipal {
         Ok(())
     }
 
-    /// The actor string recorded in audit events.
-    pub fn actor(&self) -> String {
-        format!("admin:{}", self.credential_id)
+    /// Who this admin is in audit events (`admin:<credential id>`).
+    pub fn actor(&self) -> crate::audit::Actor {
+        crate::audit::Actor::admin(&self.credential_id)
     }
 }
 

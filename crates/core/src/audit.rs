@@ -1,12 +1,307 @@
-//! The audit event: one record per issuance, use, failure, rotation and revocation.
+//! The audit event: one record per issuance, use, failure, rotation and revocation, and the
+//! typed vocabulary it is written in: [`Action`], [`Actor`] and [`Reason`].
 //!
 //! Events carry identifiers, never secrets: a credential appears by its non-secret id only.
 //! The `reason` field holds the precise internal reason code that the client never sees.
+//!
+//! Stored and wire form: every typed value is written as the same dotted or prefixed string the
+//! database and the admin audit API have always held (`tenant.create`, `admin:<id>`,
+//! `tenant_mismatch`). Reading is lenient: a string this version does not know (a row written
+//! by a newer binary) reads as [`Action::Unknown`] or an [`ActorKind::Unknown`] actor, never as
+//! an error. This module must never do I/O, and must never rename a stored string: the test
+//! `every_action_has_its_stored_string` pins each one.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
+
+macro_rules! actions {
+    ($($(#[$doc:meta])* $variant:ident => $s:literal,)*) => {
+        /// What an audit event records. Stored as its dotted name ([`Action::as_str`]).
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Action {
+            $($(#[$doc])* $variant,)*
+            /// A stored name this version does not know (written by a newer binary). Kept
+            /// verbatim, so reading and re-writing such a row loses nothing.
+            Unknown(String),
+        }
+
+        impl Action {
+            /// Every known action, in declaration order (not [`Action::Unknown`]).
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)*];
+
+            /// The stored and wire name.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $s,)*
+                    Self::Unknown(s) => s,
+                }
+            }
+
+            /// Reads a stored name; never fails (unknown names become [`Action::Unknown`]).
+            pub fn parse(s: &str) -> Self {
+                match s {
+                    $($s => Self::$variant,)*
+                    other => Self::Unknown(other.to_owned()),
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    /// An admin token was presented (success or the reason it was refused).
+    AdminAuthenticate => "admin.authenticate",
+    /// An authenticated admin was refused an operation.
+    AdminAuthorize => "admin.authorize",
+    AdminTokenBootstrap => "admin_token.bootstrap",
+    AdminTokenCreate => "admin_token.create",
+    AdminTokenRevoke => "admin_token.revoke",
+    ApiKeyCreate => "api_key.create",
+    ApiKeyUpdate => "api_key.update",
+    ApiKeyDisable => "api_key.disable",
+    ApiKeyEnable => "api_key.enable",
+    ApiKeyRevoke => "api_key.revoke",
+    ApiKeyRotate => "api_key.rotate",
+    ApiKeyPolicyUpdate => "api_key.policy_update",
+    /// An API key was presented for verification.
+    ApiKeyVerify => "api_key.verify",
+    /// A leak report arrived (the report itself, before it is matched to a key).
+    ApiKeyLeakReport => "api_key.leak_report",
+    /// A reported leak matched a key that was recorded but not revoked.
+    ApiKeyLeakReported => "api_key.leak_reported",
+    /// A reported leak matched a key and revoked it.
+    ApiKeyLeakRevoked => "api_key.leak_revoked",
+    /// Events were lost (queue full or storage down); the reason carries how many.
+    AuditDropped => "audit.dropped",
+    /// The embedded gateway refused a request.
+    GatewayDenied => "gateway.denied",
+    /// Gateway denials over the audit rate, counted per reason instead of written one by one.
+    GatewayDenialsSuppressed => "gateway.denials_suppressed",
+    /// A client authenticated (or failed to) at the token service.
+    OAuthClientAuth => "oauth.client_auth",
+    /// Client authentication was refused without checking, because of too many failures.
+    OAuthClientAuthThrottled => "oauth.client_auth.throttled",
+    OAuthTokenIssue => "oauth.token.issue",
+    OAuthTokenIntrospect => "oauth.token.introspect",
+    OAuthTokenRevoke => "oauth.token.revoke",
+    OAuthClientCreate => "oauth_client.create",
+    OAuthClientRotateSecret => "oauth_client.rotate_secret",
+    OAuthClientDisable => "oauth_client.disable",
+    ResourceServerCreate => "resource_server.create",
+    ResourceServerRotateSecret => "resource_server.rotate_secret",
+    SigningKeyGenerate => "signing_key.generate",
+    SigningKeyRotate => "signing_key.rotate",
+    SigningKeyActivate => "signing_key.activate",
+    SigningKeyRevoke => "signing_key.revoke",
+    TenantCreate => "tenant.create",
+    TenantDisable => "tenant.disable",
+    TenantEnable => "tenant.enable",
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Action {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Action {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Self::parse(&s))
+    }
+}
+
+/// Who acted, by kind. Borrowed from an [`Actor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ActorKind<'a> {
+    /// An admin credential, by its non-secret id.
+    Admin(&'a str),
+    /// An OAuth client, by its client id.
+    Client(&'a str),
+    /// The server itself (start-up, rotation, the audit writer).
+    System,
+    /// Nobody authenticated (a refused credential, say).
+    Anonymous,
+    /// A secret scanner reporting a leak.
+    Scanner,
+    /// The embedded gateway refusing a request.
+    Gateway,
+    /// A stored actor this version does not know.
+    Unknown(&'a str),
+}
+
+/// Who acted. Built only through its typed constructors; stored as `admin:<credential id>`,
+/// `client:<client id>`, `system`, `anonymous`, `scanner` or `gateway`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Actor(String);
+
+impl Actor {
+    pub fn admin(credential_id: &str) -> Self {
+        Self(format!("admin:{credential_id}"))
+    }
+
+    pub fn client(client_id: &str) -> Self {
+        Self(format!("client:{client_id}"))
+    }
+
+    pub fn system() -> Self {
+        Self("system".into())
+    }
+
+    pub fn anonymous() -> Self {
+        Self("anonymous".into())
+    }
+
+    pub fn scanner() -> Self {
+        Self("scanner".into())
+    }
+
+    pub fn gateway() -> Self {
+        Self("gateway".into())
+    }
+
+    /// Reads a stored actor; never fails (see [`ActorKind::Unknown`]).
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn kind(&self) -> ActorKind<'_> {
+        match self.0.as_str() {
+            "system" => ActorKind::System,
+            "anonymous" => ActorKind::Anonymous,
+            "scanner" => ActorKind::Scanner,
+            "gateway" => ActorKind::Gateway,
+            s => match s.split_once(':') {
+                Some(("admin", id)) => ActorKind::Admin(id),
+                Some(("client", id)) => ActorKind::Client(id),
+                _ => ActorKind::Unknown(s),
+            },
+        }
+    }
+
+    /// The stored and wire form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Actor {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Actor {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// An internal reason code (`tenant_mismatch`, `storage_unavailable`, ...), optionally with a
+/// detail after a colon (`leaked:github`, `queue_full_or_store_unavailable:3`). The code is a
+/// constant chosen by the emitter, so detectors can match on [`Reason::code`]; the detail may
+/// be anything and is redacted like every other field. Stored as `code` or `code:detail`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Reason(String);
+
+impl Reason {
+    pub fn new(code: &'static str) -> Self {
+        Self(code.to_owned())
+    }
+
+    pub fn with_detail(code: &'static str, detail: impl fmt::Display) -> Self {
+        Self(format!("{code}:{detail}"))
+    }
+
+    /// A reason code computed by a typed value of another module (a [`crate::api_key::Rejection`],
+    /// an admin denial): its `Display` is its code.
+    pub fn of(code: &impl fmt::Display) -> Self {
+        Self(code.to_string())
+    }
+
+    /// Reads a stored reason; never fails.
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
+    /// The code: everything before the first colon.
+    pub fn code(&self) -> &str {
+        self.0.split_once(':').map_or(&self.0, |(c, _)| c)
+    }
+
+    /// The detail after the first colon, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.0.split_once(':').map(|(_, d)| d)
+    }
+
+    /// The stored and wire form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Reason {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Reason> for String {
+    fn from(r: Reason) -> String {
+        r.0
+    }
+}
+
+impl PartialEq<str> for Reason {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,17 +336,17 @@ pub struct AuditEvent {
     pub id: String,
     pub occurred_at: Timestamp,
     pub tenant: TenantId,
-    /// Who acted: `admin:<credential id>`, `client:<client id>`, `system`, `anonymous`.
-    pub actor: String,
+    /// Who acted.
+    pub actor: Actor,
     /// The non-secret id of the credential presented, if any.
     pub credential_id: Option<String>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
-    /// Dotted action name: `tenant.create`, `admin.authenticate`, `signing_key.generate`, ...
-    pub action: String,
+    /// What happened; stored as its dotted name (`tenant.create`, `admin.authenticate`, ...).
+    pub action: Action,
     pub outcome: Outcome,
     /// Internal reason code (`tenant_mismatch`, `credential_checksum_mismatch`, ...).
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     pub request_id: Option<String>,
     /// The object acted upon, for example the tenant id created or the key id rotated.
     pub target: Option<String>,
@@ -70,13 +365,17 @@ impl AuditEvent {
                 *s = red;
             }
         }
-        field(&mut self.actor);
-        field(&mut self.action);
+        field(&mut self.actor.0);
+        if let Action::Unknown(s) = &mut self.action {
+            field(s);
+        }
+        if let Some(r) = &mut self.reason {
+            field(&mut r.0);
+        }
         for f in [
             &mut self.credential_id,
             &mut self.client_ip,
             &mut self.user_agent,
-            &mut self.reason,
             &mut self.request_id,
             &mut self.target,
         ]
@@ -107,6 +406,154 @@ mod tests {
         assert!(cut.len() <= AuditEvent::MAX_USER_AGENT);
         assert!(cut.chars().all(|c| c == 'é'));
         assert_eq!(AuditEvent::truncate_user_agent("curl/8"), "curl/8");
+    }
+
+    /// Pins the stored name of every action: a rename would make old rows unreadable as the
+    /// action they are and break every query by name.
+    #[test]
+    fn every_action_has_its_stored_string() {
+        let pinned = [
+            (Action::AdminAuthenticate, "admin.authenticate"),
+            (Action::AdminAuthorize, "admin.authorize"),
+            (Action::AdminTokenBootstrap, "admin_token.bootstrap"),
+            (Action::AdminTokenCreate, "admin_token.create"),
+            (Action::AdminTokenRevoke, "admin_token.revoke"),
+            (Action::ApiKeyCreate, "api_key.create"),
+            (Action::ApiKeyUpdate, "api_key.update"),
+            (Action::ApiKeyDisable, "api_key.disable"),
+            (Action::ApiKeyEnable, "api_key.enable"),
+            (Action::ApiKeyRevoke, "api_key.revoke"),
+            (Action::ApiKeyRotate, "api_key.rotate"),
+            (Action::ApiKeyPolicyUpdate, "api_key.policy_update"),
+            (Action::ApiKeyVerify, "api_key.verify"),
+            (Action::ApiKeyLeakReport, "api_key.leak_report"),
+            (Action::ApiKeyLeakReported, "api_key.leak_reported"),
+            (Action::ApiKeyLeakRevoked, "api_key.leak_revoked"),
+            (Action::AuditDropped, "audit.dropped"),
+            (Action::GatewayDenied, "gateway.denied"),
+            (
+                Action::GatewayDenialsSuppressed,
+                "gateway.denials_suppressed",
+            ),
+            (Action::OAuthClientAuth, "oauth.client_auth"),
+            (
+                Action::OAuthClientAuthThrottled,
+                "oauth.client_auth.throttled",
+            ),
+            (Action::OAuthTokenIssue, "oauth.token.issue"),
+            (Action::OAuthTokenIntrospect, "oauth.token.introspect"),
+            (Action::OAuthTokenRevoke, "oauth.token.revoke"),
+            (Action::OAuthClientCreate, "oauth_client.create"),
+            (
+                Action::OAuthClientRotateSecret,
+                "oauth_client.rotate_secret",
+            ),
+            (Action::OAuthClientDisable, "oauth_client.disable"),
+            (Action::ResourceServerCreate, "resource_server.create"),
+            (
+                Action::ResourceServerRotateSecret,
+                "resource_server.rotate_secret",
+            ),
+            (Action::SigningKeyGenerate, "signing_key.generate"),
+            (Action::SigningKeyRotate, "signing_key.rotate"),
+            (Action::SigningKeyActivate, "signing_key.activate"),
+            (Action::SigningKeyRevoke, "signing_key.revoke"),
+            (Action::TenantCreate, "tenant.create"),
+            (Action::TenantDisable, "tenant.disable"),
+            (Action::TenantEnable, "tenant.enable"),
+        ];
+        assert_eq!(
+            pinned.len(),
+            Action::ALL.len(),
+            "a variant has no pinned string"
+        );
+        for (action, stored) in &pinned {
+            assert_eq!(action.as_str(), *stored);
+            assert_eq!(&Action::parse(stored), action);
+            assert_eq!(
+                serde_json::to_string(action).expect("json"),
+                format!("\"{stored}\"")
+            );
+        }
+        for a in Action::ALL {
+            assert!(pinned.iter().any(|(p, _)| p == a), "{a} is not pinned");
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_action_reads_back_verbatim() {
+        let a = Action::parse("user.sign_in");
+        assert_eq!(a, Action::Unknown("user.sign_in".into()));
+        assert_eq!(a.as_str(), "user.sign_in");
+        let json: Action = serde_json::from_str("\"user.sign_in\"").expect("lenient");
+        assert_eq!(json, a);
+    }
+
+    #[test]
+    fn actors_keep_their_stored_form_and_read_back_by_kind() {
+        assert_eq!(Actor::admin("adm_1").as_str(), "admin:adm_1");
+        assert_eq!(Actor::client("c1").as_str(), "client:c1");
+        assert_eq!(Actor::system().as_str(), "system");
+        assert_eq!(Actor::anonymous().as_str(), "anonymous");
+        assert_eq!(Actor::scanner().as_str(), "scanner");
+        assert_eq!(Actor::gateway().as_str(), "gateway");
+        for (stored, kind) in [
+            ("admin:adm_1", ActorKind::Admin("adm_1")),
+            ("client:a:b", ActorKind::Client("a:b")),
+            ("system", ActorKind::System),
+            ("anonymous", ActorKind::Anonymous),
+            ("scanner", ActorKind::Scanner),
+            ("gateway", ActorKind::Gateway),
+            ("user:u1", ActorKind::Unknown("user:u1")),
+        ] {
+            assert_eq!(Actor::from_stored(stored.into()).kind(), kind);
+        }
+        assert_eq!(
+            serde_json::to_string(&Actor::admin("x")).expect("json"),
+            "\"admin:x\""
+        );
+    }
+
+    #[test]
+    fn reasons_split_into_code_and_detail() {
+        let r = Reason::with_detail("leaked", "github");
+        assert_eq!(r.as_str(), "leaked:github");
+        assert_eq!(r.code(), "leaked");
+        assert_eq!(r.detail(), Some("github"));
+        let plain = Reason::new("tenant_mismatch");
+        assert_eq!((plain.code(), plain.detail()), ("tenant_mismatch", None));
+        assert_eq!(
+            serde_json::to_string(&plain).expect("json"),
+            "\"tenant_mismatch\""
+        );
+    }
+
+    #[test]
+    fn redaction_reaches_typed_fields() {
+        let secret = crate::credential::Credential::generate(
+            crate::credential::CredentialKind::ClientSecret,
+            crate::credential::Environment::live(),
+            &mut <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(7),
+        )
+        .expose()
+        .to_owned();
+        let mut e = AuditEvent {
+            id: "1".into(),
+            occurred_at: Timestamp::from_secs(1),
+            tenant: TenantId::system(),
+            actor: Actor::client(&secret),
+            credential_id: None,
+            client_ip: None,
+            user_agent: None,
+            action: Action::Unknown(secret.clone()),
+            outcome: Outcome::Failure,
+            reason: Some(Reason::with_detail("bad", &secret)),
+            request_id: None,
+            target: None,
+        };
+        e.redact_secrets();
+        let all = serde_json::to_string(&e).expect("json");
+        assert!(!all.contains(&secret), "{all}");
     }
 
     #[test]

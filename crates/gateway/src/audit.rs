@@ -3,14 +3,28 @@
 //! per second, and the dropped count is exposed as a metric. A flood of bad credentials thus
 //! costs bounded log volume but stays visible.
 //!
-//! Events carry the request id, route, method, the precise reason and the client address.
-//! They must never carry a credential, a header value or the query string.
+//! Events carry the request id, route, method, the denial class, the precise reason and the
+//! client address. They must never carry a credential, a header value or the query string.
+//!
+//! An embedding program (the gateway inside `portcullis serve`) connects a [`DenialHook`]
+//! ([`crate::Shared::set_denial_hook`]): it receives exactly what is written here, after the
+//! same sampling, so a flood costs the embedder at most `audit.max_denials_per_second` events
+//! plus one summary per reason per second.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::metrics::Metrics;
+
+/// Receives the denial events this module writes (after sampling), for an embedder's own audit
+/// log. Called on the request path: it must not block or wait (queue and return).
+pub trait DenialHook: Send + Sync + std::fmt::Debug {
+    /// One admitted denial.
+    fn denied(&self, denial: &Denied<'_>);
+    /// `dropped` denials for `reason` over the rate in the previous second, counted only.
+    fn suppressed(&self, reason: &'static str, dropped: u64);
+}
 
 /// Per-second admission of denial events.
 #[derive(Debug)]
@@ -74,6 +88,8 @@ pub struct Denied<'a> {
     pub request_id: &'a str,
     pub route: &'a str,
     pub method: &'a str,
+    /// The denial class (`invalid_token`, `insufficient_scope`, `access_denied`, ...).
+    pub class: &'static str,
     pub reason: &'static str,
     pub status: u16,
     pub client_ip: Option<IpAddr>,
@@ -81,9 +97,18 @@ pub struct Denied<'a> {
 }
 
 /// Writes (or counts) one denial event.
-pub fn denial(sampler: &Sampler, metrics: &Metrics, second: u64, d: &Denied<'_>) {
+pub fn denial(
+    sampler: &Sampler,
+    metrics: &Metrics,
+    hook: Option<&dyn DenialHook>,
+    second: u64,
+    d: &Denied<'_>,
+) {
     let a = sampler.admit(second, d.reason);
     for (reason, dropped) in &a.summary {
+        if let Some(h) = hook {
+            h.suppressed(reason, *dropped);
+        }
         tracing::warn!(
             target: "audit",
             event = "gateway.denials_suppressed",
@@ -99,12 +124,16 @@ pub fn denial(sampler: &Sampler, metrics: &Metrics, second: u64, d: &Denied<'_>)
             request_id = d.request_id,
             route = d.route,
             method = d.method,
+            class = d.class,
             reason = d.reason,
             status = d.status,
             client_ip = d.client_ip.map(|i| i.to_string()).unwrap_or_default(),
             mode = d.mode,
             "request denied"
         );
+        if let Some(h) = hook {
+            h.denied(d);
+        }
         metrics.audit(1, 0);
     } else {
         metrics.audit(0, 1);
@@ -140,11 +169,13 @@ mod tests {
         denial(
             &s,
             &m,
+            None,
             1,
             &Denied {
                 request_id: "r",
                 route: "x",
                 method: "GET",
+                class: "invalid_token",
                 reason: "a",
                 status: 401,
                 client_ip: None,
@@ -152,5 +183,55 @@ mod tests {
             },
         );
         assert_eq!(m.audit_counts(), (0, 1));
+    }
+
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl DenialHook for Recorder {
+        fn denied(&self, d: &Denied<'_>) {
+            self.0.lock().expect("lock").push(format!(
+                "{} {} {} {:?}",
+                d.route, d.class, d.reason, d.client_ip
+            ));
+        }
+        fn suppressed(&self, reason: &'static str, dropped: u64) {
+            self.0
+                .lock()
+                .expect("lock")
+                .push(format!("suppressed {reason} {dropped}"));
+        }
+    }
+
+    #[test]
+    fn the_hook_receives_what_the_sampler_admits_and_the_summaries() {
+        let s = Sampler::new(1);
+        let m = Metrics::new();
+        let hook = Recorder::default();
+        let ip: IpAddr = "192.0.2.7".parse().expect("ip");
+        let d = |reason| Denied {
+            request_id: "r",
+            route: "orders",
+            method: "GET",
+            class: "invalid_token",
+            reason,
+            status: 401,
+            client_ip: Some(ip),
+            mode: "proxy",
+        };
+        denial(&s, &m, Some(&hook), 1, &d("token_expired"));
+        for _ in 0..5 {
+            denial(&s, &m, Some(&hook), 1, &d("token_expired"));
+        }
+        denial(&s, &m, Some(&hook), 2, &d("bad_signature"));
+        assert_eq!(
+            *hook.0.lock().expect("lock"),
+            [
+                "orders invalid_token token_expired Some(192.0.2.7)",
+                "suppressed token_expired 5",
+                "orders invalid_token bad_signature Some(192.0.2.7)",
+            ]
+        );
+        assert_eq!(m.audit_counts(), (2, 5));
     }
 }

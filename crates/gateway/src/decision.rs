@@ -159,11 +159,13 @@ fn record_denial(
     audit::denial(
         &snap.sampler,
         &shared.metrics,
+        shared.denial_hook(),
         shared.second(),
         &audit::Denied {
             request_id: f.request_id,
             route,
             method: f.parts.method.as_str(),
+            class,
             reason,
             status,
             client_ip: f.client_ip,

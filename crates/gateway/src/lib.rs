@@ -140,6 +140,7 @@ impl Gateway {
             config_path,
             tls: tls.clone(),
             started: Instant::now(),
+            denial_hook: Default::default(),
         });
         let s = shared.clone();
         let (l, t) = (limits.clone(), tls.clone());

@@ -8,12 +8,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use portcullis_verify::Verifier;
 
-use crate::audit::Sampler;
+use crate::audit::{DenialHook, Sampler};
 use crate::config::{ClientCertMode, ConfigError, GatewayConfig};
 use crate::identity::IdentitySigner;
 use crate::metrics::Metrics;
@@ -154,6 +154,8 @@ pub struct Shared {
     /// reloads).
     pub tls: Option<Arc<Tls>>,
     pub(crate) started: Instant,
+    /// The embedder's receiver of denial events, if one was connected.
+    pub(crate) denial_hook: OnceLock<Arc<dyn DenialHook>>,
 }
 
 impl Shared {
@@ -162,6 +164,16 @@ impl Shared {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Connects an embedder's receiver of (sampled) denial events; the first one connected
+    /// stays. Returns false if one was already connected.
+    pub fn set_denial_hook(&self, hook: Arc<dyn DenialHook>) -> bool {
+        self.denial_hook.set(hook).is_ok()
+    }
+
+    pub(crate) fn denial_hook(&self) -> Option<&dyn DenialHook> {
+        self.denial_hook.get().map(|h| &**h)
     }
 
     /// Whole seconds since start: the audit sampler's clock.

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
 use portcullis_store::Store;
@@ -41,9 +41,9 @@ pub async fn ensure_global_admin(
     audit.record(
         EventDraft {
             tenant: TenantId::system(),
-            actor: "system".into(),
+            actor: Actor::system(),
             credential_id: None,
-            action: "admin_token.bootstrap",
+            action: Action::AdminTokenBootstrap,
             outcome: Outcome::Success,
             reason: None,
             target: Some(record.id),

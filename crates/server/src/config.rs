@@ -430,9 +430,12 @@ impl Config {
                 "set database_url or database_url_file, not both".into(),
             ));
         }
-        if self.audit.batch_size == 0 || self.audit.queue_capacity == 0 {
+        if self.audit.batch_size == 0
+            || self.audit.queue_capacity == 0
+            || self.audit.subscriber_capacity == 0
+        {
             return Err(ConfigError::Invalid(
-                "audit.batch_size and audit.queue_capacity must be at least 1".into(),
+                "audit.batch_size, audit.queue_capacity and audit.subscriber_capacity must be at least 1".into(),
             ));
         }
         if self.metrics.listen == Some(self.listen) && self.listen.port() != 0 {

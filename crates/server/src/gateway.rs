@@ -11,6 +11,14 @@
 //!   the storage head is confirmed every `revocations.heartbeat_interval_ms`, and with storage
 //!   unreachable for `gateway.staleness_bound_ms` every verification fails closed.
 //!
+//! - Audit: every denial the gateway's own audit sampler admits (at most its
+//!   `audit.max_denials_per_second`, default 100) becomes a `gateway.denied` event in this
+//!   server's audit log (tenant `system`, actor `gateway`, reason `<class>:<precise reason>`,
+//!   target the route name, the client address); what the sampler counts instead becomes one
+//!   `gateway.denials_suppressed` event per reason and second (reason `<reason>:<count>`). So a
+//!   flood of denials costs storage at most that rate plus one row per reason per second, and
+//!   the audit queue never blocks a request (a full queue drops and counts, as for every event).
+//!
 //! The gateway file must not have a `[verifier]` section (the verifier is this server); its
 //! routes, upstreams, limits and listeners are reloaded on SIGHUP or file change as usual.
 //! This module must never let the embedded gateway verify against anything but this server.
@@ -34,7 +42,11 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::config::{Config, GatewayEmbedConfig};
+use portcullis_core::audit::{Action, Actor, Outcome, Reason};
+use portcullis_core::tenant::TenantId;
+use portcullis_gateway::audit::{DenialHook, Denied};
 use portcullis_service::api_keys::ApiKeyVerifier;
+use portcullis_service::audit::{AuditSink, EventDraft, RequestOrigin};
 use portcullis_service::revocations::follow::{follow, LogFollower, OnReadError, Start};
 
 /// The URL the embedded verifier is given for this server's JWKS. Only its path is used: the
@@ -50,6 +62,8 @@ pub struct Parts {
     pub api_keys: Arc<ApiKeyVerifier>,
     /// The server's router, for reading its JWKS in process.
     pub router: Router,
+    /// This server's audit log, which receives the gateway's denials.
+    pub audit: AuditSink,
 }
 
 /// A running embedded gateway and its helper tasks; stopped when dropped.
@@ -131,6 +145,9 @@ pub async fn start(config: &Config, parts: Parts) -> anyhow::Result<Option<Embed
     let gateway = Gateway::start(gateway_config, verifier, Some(path.clone()))
         .await
         .with_context(|| format!("could not start the gateway of {}", path.display()))?;
+    gateway
+        .shared
+        .set_denial_hook(Arc::new(AuditDenials(parts.audit.clone())));
     tasks.push(tokio::spawn(reload_on_hangup(gateway.shared.clone())));
     Ok(Some(Embedded { gateway, tasks }))
 }
@@ -143,6 +160,47 @@ async fn reload_on_hangup(shared: Arc<portcullis_gateway::Shared>) {
     };
     while hup.recv().await.is_some() {
         let _ = shared.reload();
+    }
+}
+
+/// Turns the gateway's sampled denial events into this server's audit events (see the module
+/// docs for the fields and the rate).
+#[derive(Debug)]
+struct AuditDenials(AuditSink);
+
+impl DenialHook for AuditDenials {
+    fn denied(&self, d: &Denied<'_>) {
+        self.0.record(
+            EventDraft {
+                tenant: TenantId::system(),
+                actor: Actor::gateway(),
+                credential_id: None,
+                action: Action::GatewayDenied,
+                outcome: Outcome::Denied,
+                reason: Some(Reason::with_detail(d.class, d.reason)),
+                target: Some(d.route.to_owned()),
+            },
+            &RequestOrigin {
+                request_id: Some(d.request_id.to_owned()),
+                client_ip: d.client_ip,
+                user_agent: None,
+            },
+        );
+    }
+
+    fn suppressed(&self, reason: &'static str, dropped: u64) {
+        self.0.record(
+            EventDraft {
+                tenant: TenantId::system(),
+                actor: Actor::gateway(),
+                credential_id: None,
+                action: Action::GatewayDenialsSuppressed,
+                outcome: Outcome::Denied,
+                reason: Some(Reason::with_detail(reason, dropped)),
+                target: None,
+            },
+            &RequestOrigin::default(),
+        );
     }
 }
 

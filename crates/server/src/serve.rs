@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
 use portcullis_store::{PgStore, SqliteStore, Store};
@@ -74,6 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             clock: clock_for_gateway,
             api_keys: verifier.clone(),
             router: app.clone(),
+            audit: state.audit.clone(),
         },
     )
     .await?;
@@ -183,9 +184,9 @@ pub async fn assemble(
         audit.record(
             EventDraft {
                 tenant: TenantId::system(),
-                actor: "system".into(),
+                actor: Actor::system(),
                 credential_id: None,
-                action: "signing_key.generate",
+                action: Action::SigningKeyGenerate,
                 outcome: Outcome::Success,
                 reason: None,
                 target: Some(kid),

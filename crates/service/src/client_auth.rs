@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::credential::{Credential, CredentialKind};
 use portcullis_core::oauth::AuthMethod;
 use portcullis_core::secret::constant_time_eq;
@@ -90,7 +90,7 @@ impl<'a> Attempt<'a> {
                 id,
                 "throttled",
                 origin,
-                "oauth.client_auth.throttled",
+                Action::OAuthClientAuthThrottled,
             );
             return Err(OAuthError::throttled(secs));
         }
@@ -114,7 +114,7 @@ impl<'a> Attempt<'a> {
             self.id,
             &error.reason,
             self.origin,
-            "oauth.client_auth",
+            Action::OAuthClientAuth,
         );
         error
     }
@@ -341,7 +341,7 @@ fn audit_failure(
     client_id: &str,
     reason: &str,
     origin: &RequestOrigin,
-    action: &'static str,
+    action: Action,
 ) {
     // An id that matched no client is recorded only if it looks like one of ours: the audit
     // log must not become a store for whatever an attacker types.
@@ -353,11 +353,11 @@ fn audit_failure(
     state.audit.record(
         EventDraft {
             tenant: tenant.unwrap_or_else(TenantId::system),
-            actor: "anonymous".into(),
+            actor: Actor::anonymous(),
             credential_id,
             action,
             outcome: Outcome::Failure,
-            reason: Some(reason.to_owned()),
+            reason: Some(Reason::of(&reason)),
             target: None,
         },
         origin,

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis_core::audit::{Action, Actor, Reason};
 use portcullis_core::signing::KeyState;
 use portcullis_core::tenant::TenantId;
 use portcullis_store::{NewRevocation, RevocationKind, Store, StoredSigningKey};
@@ -111,7 +112,7 @@ pub async fn tick(state: &AppState) -> Result<(), RotationError> {
         if due {
             let row = begin(state.store.as_ref(), rotation, now).await?;
             state.oauth.directory.signing_keys_changed();
-            audit(state, "signing_key.rotate", &row.kid, "scheduled");
+            audit(state, Action::SigningKeyRotate, &row.kid, "scheduled");
         }
     }
     if let Some(p) = pending.filter(|p| p.activates_at <= now) {
@@ -122,7 +123,12 @@ pub async fn tick(state: &AppState) -> Result<(), RotationError> {
         {
             crate::fault::crash_point("after-key-activated");
             state.oauth.directory.signing_keys_changed();
-            audit(state, "signing_key.activate", &p.kid, "prepublication_over");
+            audit(
+                state,
+                Action::SigningKeyActivate,
+                &p.kid,
+                "prepublication_over",
+            );
         }
     }
     refresh_signer(state, rotation).await
@@ -203,15 +209,15 @@ pub async fn run(state: AppState, every: Duration) {
     }
 }
 
-fn audit(state: &AppState, action: &'static str, kid: &str, reason: &str) {
+fn audit(state: &AppState, action: Action, kid: &str, reason: &'static str) {
     state.audit.record(
         crate::audit::EventDraft {
             tenant: TenantId::system(),
-            actor: "system".into(),
+            actor: Actor::system(),
             credential_id: None,
             action,
             outcome: portcullis_core::audit::Outcome::Success,
-            reason: Some(reason.to_owned()),
+            reason: Some(Reason::new(reason)),
             target: Some(kid.to_owned()),
         },
         &crate::audit::RequestOrigin::default(),

@@ -13,7 +13,7 @@ macro_rules! impl_sql_store {
         use $crate::model::*;
         use $crate::{Result, StoreError};
         use portcullis_core::admin::AdminRole;
-        use portcullis_core::audit::{AuditEvent, Outcome};
+        use portcullis_core::audit::{Action, Actor, AuditEvent, Outcome, Reason};
         use portcullis_core::revocation::Candidate;
         use portcullis_core::signing::{KeyState, SigningAlgorithm};
         use portcullis_core::tenant::{TenantId, TenantStatus};
@@ -164,13 +164,15 @@ macro_rules! impl_sql_store {
                 id: row.try_get("id")?,
                 occurred_at: Timestamp::from_millis(row.try_get("occurred_at")?),
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
-                actor: row.try_get("actor")?,
+                actor: Actor::from_stored(row.try_get("actor")?),
                 credential_id: row.try_get("credential_id")?,
                 client_ip: row.try_get("client_ip")?,
                 user_agent: row.try_get("user_agent")?,
-                action: row.try_get("action")?,
+                action: Action::parse(row.try_get("action")?),
                 outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
-                reason: row.try_get("reason")?,
+                reason: row
+                    .try_get::<Option<String>, _>("reason")?
+                    .map(Reason::from_stored),
                 request_id: row.try_get("request_id")?,
                 target: row.try_get("target")?,
             })
@@ -476,13 +478,13 @@ macro_rules! impl_sql_store {
                             b.push_bind(&e.id)
                                 .push_bind(e.occurred_at.as_millis())
                                 .push_bind(e.tenant.as_str())
-                                .push_bind(&e.actor)
+                                .push_bind(e.actor.as_str())
                                 .push_bind(&e.credential_id)
                                 .push_bind(&e.client_ip)
                                 .push_bind(&e.user_agent)
-                                .push_bind(&e.action)
+                                .push_bind(e.action.as_str())
                                 .push_bind(e.outcome.as_str())
-                                .push_bind(&e.reason)
+                                .push_bind(e.reason.as_ref().map(Reason::as_str))
                                 .push_bind(&e.request_id)
                                 .push_bind(&e.target);
                         });

@@ -172,6 +172,52 @@ tenant_from_path = "tenant"
         403,
         "another tenant's path"
     );
+
+    // Both denials reach the server's audit log, read back through the admin API: the denial
+    // class and precise reason, the route name and the client's address, never the credential.
+    let mut denials = Vec::new();
+    for _ in 0..100 {
+        let events: Value = common::http()
+            .get(format!(
+                "{}/admin/v1/tenants/system/audit-events?action=gateway.denied",
+                server.url
+            ))
+            .bearer_auth(server.token())
+            .send()
+            .expect("audit events")
+            .json()
+            .expect("json");
+        denials = events.as_array().expect("array").clone();
+        if denials.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(denials.len(), 2, "{denials:?}");
+    for e in &denials {
+        assert_eq!(e["actor"], "gateway", "{e}");
+        assert_eq!(e["outcome"], "denied", "{e}");
+        assert_eq!(e["target"], "payments", "{e}");
+        assert_eq!(e["client_ip"], "127.0.0.1", "{e}");
+        assert!(
+            e["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+            "{e}"
+        );
+        let reason = s(&e["reason"]);
+        assert!(
+            reason
+                .split_once(':')
+                .is_some_and(|(class, why)| !class.is_empty() && !why.is_empty()),
+            "{e}"
+        );
+        assert!(!e.to_string().contains(&s(&token["access_token"])), "{e}");
+    }
+    let reasons: Vec<String> = denials.iter().map(|e| s(&e["reason"])).collect();
+    eprintln!("embedded gateway denials in the audit log: {reasons:?}");
+    assert_ne!(
+        reasons[0], reasons[1],
+        "no credential, then another tenant: {reasons:?}"
+    );
     let (status, seen) = get(port, "/t/acme/payments/1", &[("x-api-key", &api_key)]);
     assert_eq!(status, 200, "{seen}");
     assert!(

@@ -17,7 +17,7 @@ use portcullis_core::api_key::{
     parse_description, parse_label, parse_metadata, ExpiryPolicy, IpAllowlist, PolicyError,
     RateLimit, RequestedExpiry, ScopeSet,
 };
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Outcome, Reason};
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
@@ -201,9 +201,9 @@ async fn active_tenant(state: &AppState, tenant: &TenantId) -> Result<(), ApiErr
 fn record_event(
     state: &AppState,
     admin: &TenantAdmin,
-    action: &'static str,
+    action: Action,
     target: &str,
-    reason: Option<String>,
+    reason: Option<Reason>,
 ) {
     state.audit.record(
         EventDraft {
@@ -290,7 +290,7 @@ pub async fn create(
         display_prefix: credential.display_prefix(),
         digest: credential.digest().to_vec(),
         created_at: now,
-        created_by: Some(admin.principal.actor()),
+        created_by: Some(admin.principal.actor().to_string()),
         expires_at,
         disabled_at: None,
         revoked_at: None,
@@ -301,7 +301,7 @@ pub async fn create(
         last_used_ip: None,
     };
     state.store.insert_api_key(&record).await?;
-    record_event(&state, &admin, "api_key.create", &record.id, None);
+    record_event(&state, &admin, Action::ApiKeyCreate, &record.id, None);
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
@@ -440,7 +440,7 @@ pub async fn update(
         return Err(ApiError::not_found());
     }
     state.api_keys.verifier.invalidate(&key.id);
-    record_event(&state, &admin, "api_key.update", &key.id, None);
+    record_event(&state, &admin, Action::ApiKeyUpdate, &key.id, None);
     Ok(Json(KeyView::new(key, state.clock.now())))
 }
 
@@ -460,9 +460,9 @@ async fn set_disabled(
     }
     state.api_keys.verifier.invalidate(&id);
     let action = if disable {
-        "api_key.disable"
+        Action::ApiKeyDisable
     } else {
-        "api_key.enable"
+        Action::ApiKeyEnable
     };
     record_event(&state, &admin, action, &id, None);
     let key = load(&state, &admin, &id).await?;
@@ -506,7 +506,13 @@ pub async fn revoke(
         return Err(ApiError::not_found());
     }
     state.api_keys.verifier.invalidate(&id);
-    record_event(&state, &admin, "api_key.revoke", &id, Some("admin".into()));
+    record_event(
+        &state,
+        &admin,
+        Action::ApiKeyRevoke,
+        &id,
+        Some(Reason::new("admin")),
+    );
     let key = load(&state, &admin, &id).await?;
     Ok(Json(KeyView::new(key, now)))
 }
@@ -542,9 +548,9 @@ pub async fn revoke_by_owner(
         record_event(
             &state,
             &admin,
-            "api_key.revoke",
+            Action::ApiKeyRevoke,
             id,
-            Some("owner_offboarded".into()),
+            Some(Reason::new("owner_offboarded")),
         );
     }
     Ok(Json(RevokedByOwner {
@@ -606,7 +612,7 @@ pub async fn rotate(
         display_prefix: credential.display_prefix(),
         digest: credential.digest().to_vec(),
         created_at: now,
-        created_by: Some(admin.principal.actor()),
+        created_by: Some(admin.principal.actor().to_string()),
         expires_at,
         disabled_at: None,
         revoked_at: None,
@@ -629,20 +635,19 @@ pub async fn rotate(
     record_event(
         &state,
         &admin,
-        "api_key.rotate",
+        Action::ApiKeyRotate,
         &old.id,
-        Some(format!(
-            "replaced_by:{} overlap_secs:{}",
-            new.id,
-            overlap.as_secs()
+        Some(Reason::with_detail(
+            "replaced_by",
+            format_args!("{} overlap_secs:{}", new.id, overlap.as_secs()),
         )),
     );
     record_event(
         &state,
         &admin,
-        "api_key.create",
+        Action::ApiKeyCreate,
         &new.id,
-        Some(format!("rotation_of:{}", old.id)),
+        Some(Reason::with_detail("rotation_of", &old.id)),
     );
     let old = load(&state, &admin, &old.id).await?;
     Ok((
@@ -731,7 +736,7 @@ pub async fn put_policy(
             tenant: tenant.clone(),
             actor: admin.principal.actor(),
             credential_id: Some(admin.principal.credential_id.clone()),
-            action: "api_key.policy_update",
+            action: Action::ApiKeyPolicyUpdate,
             outcome: Outcome::Success,
             reason: None,
             target: Some(tenant.to_string()),

@@ -18,7 +18,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use portcullis_core::admin::{AdminDenied, AdminPrincipal, AdminTarget, Permission};
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::credential::{Credential, CredentialKind};
 use portcullis_core::secret::constant_time_eq;
 use portcullis_core::tenant::{TenantId, TenantStatus};
@@ -130,9 +130,9 @@ pub(crate) fn deny(
             tenant: principal.tenant.clone(),
             actor: principal.actor(),
             credential_id: Some(principal.credential_id.clone()),
-            action: "admin.authorize",
+            action: Action::AdminAuthorize,
             outcome: Outcome::Denied,
-            reason: Some(denied.to_string()),
+            reason: Some(Reason::of(&denied)),
             target: match target {
                 AdminTarget::Global => None,
                 AdminTarget::Tenant(t) => Some(t.to_string()),
@@ -155,11 +155,11 @@ pub(crate) async fn authenticate(
         state.audit.record(
             EventDraft {
                 tenant: tenant.unwrap_or_else(TenantId::system),
-                actor: "anonymous".into(),
+                actor: Actor::anonymous(),
                 credential_id,
-                action: "admin.authenticate",
+                action: Action::AdminAuthenticate,
                 outcome: Outcome::Failure,
-                reason: Some(reason.to_owned()),
+                reason: Some(Reason::of(&reason)),
                 target: None,
             },
             origin,

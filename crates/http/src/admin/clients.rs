@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::oauth::{Audience, AuthMethod, GrantType, ScopeSet};
 use portcullis_core::tenant::TenantStatus;
@@ -329,7 +329,7 @@ pub async fn create(
     // that).
     state.oauth.directory.client_changed(&id);
     written?;
-    record(&state, &admin, "oauth_client.create", &id);
+    record(&state, &admin, Action::OAuthClientCreate, &id);
     Ok((
         StatusCode::CREATED,
         Json(CreatedClient {
@@ -406,7 +406,7 @@ pub async fn rotate_secret(
     if !written? {
         return Err(ApiError::not_found());
     }
-    record(&state, &admin, "oauth_client.rotate_secret", &client.id);
+    record(&state, &admin, Action::OAuthClientRotateSecret, &client.id);
     Ok((
         StatusCode::CREATED,
         Json(RotatedSecret {
@@ -452,12 +452,12 @@ pub async fn disable(
             now,
         )
         .await?;
-    record(&state, &admin, "oauth_client.disable", &client.id);
+    record(&state, &admin, Action::OAuthClientDisable, &client.id);
     let client = tenant_client(&state, &admin, &id).await?;
     Ok(Json(client.into()))
 }
 
-fn record(state: &AppState, admin: &TenantAdmin, action: &'static str, target: &str) {
+fn record(state: &AppState, admin: &TenantAdmin, action: Action, target: &str) {
     state.audit.record(
         EventDraft {
             tenant: admin.tenant.clone(),

@@ -7,7 +7,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::credential::Environment;
 use portcullis_core::oauth::{Audience, ScopeSet};
 use portcullis_store::{ResourceServer, ResourceServerSecretRecord, StoreError};
@@ -141,7 +141,7 @@ pub async fn create(
             tenant: admin.tenant.clone(),
             actor: admin.principal.actor(),
             credential_id: Some(admin.principal.credential_id.clone()),
-            action: "resource_server.create",
+            action: Action::ResourceServerCreate,
             outcome: Outcome::Success,
             reason: None,
             target: Some(rs.id.clone()),
@@ -235,7 +235,7 @@ pub async fn rotate_secret(
             tenant: admin.tenant.clone(),
             actor: admin.principal.actor(),
             credential_id: Some(admin.principal.credential_id.clone()),
-            action: "resource_server.rotate_secret",
+            action: Action::ResourceServerRotateSecret,
             outcome: Outcome::Success,
             reason: None,
             target: Some(rs.id.clone()),

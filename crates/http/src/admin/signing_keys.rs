@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::signing::{KeyState, SigningAlgorithm};
 use portcullis_core::tenant::TenantId;
 use serde::Serialize;
@@ -79,7 +79,7 @@ pub async fn rotate(
             .await
             .map_err(ApiError::internal)?;
     state.oauth.directory.signing_keys_changed();
-    record(&admin, &state, "signing_key.rotate", &row.kid);
+    record(&admin, &state, Action::SigningKeyRotate, &row.kid);
     Ok((
         StatusCode::ACCEPTED,
         Json(RotationView {
@@ -108,11 +108,11 @@ pub async fn revoke(
     if before.is_none() {
         return Err(ApiError::not_found());
     }
-    record(&admin, &state, "signing_key.revoke", &kid);
+    record(&admin, &state, Action::SigningKeyRevoke, &kid);
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn record(admin: &GlobalAdmin, state: &AppState, action: &'static str, kid: &str) {
+fn record(admin: &GlobalAdmin, state: &AppState, action: Action, kid: &str) {
     state.audit.record(
         EventDraft {
             tenant: TenantId::system(),

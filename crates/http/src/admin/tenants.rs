@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::revocation::RevocationKind;
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_store::{NewRevocation, NewTenant, StoreError, Tenant};
@@ -80,7 +80,7 @@ pub async fn create(
             StoreError::Conflict => ApiError::conflict("a tenant with this id already exists"),
             other => other.into(),
         })?;
-    record(&state, &admin, &id, "tenant.create");
+    record(&state, &admin, &id, Action::TenantCreate);
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
@@ -172,14 +172,14 @@ async fn set_status(
             .await?;
     }
     let action = match status {
-        TenantStatus::Disabled => "tenant.disable",
-        TenantStatus::Active => "tenant.enable",
+        TenantStatus::Disabled => Action::TenantDisable,
+        TenantStatus::Active => Action::TenantEnable,
     };
     record(&state, &admin, &id, action);
     Ok(Json(tenant.into()))
 }
 
-fn record(state: &AppState, admin: &GlobalAdmin, tenant: &TenantId, action: &'static str) {
+fn record(state: &AppState, admin: &GlobalAdmin, tenant: &TenantId, action: Action) {
     state.audit.record(
         EventDraft {
             tenant: tenant.clone(),

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::admin::{AdminRole, AdminTarget, GrantRefused};
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome};
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::{Clock, Timestamp};
@@ -78,7 +78,7 @@ pub struct CreatedToken {
 /// Who is creating a token, for `created_by` and the audit log.
 #[derive(Debug)]
 pub struct Issuer<'a> {
-    pub actor: String,
+    pub actor: Actor,
     pub credential_id: Option<String>,
     pub origin: &'a RequestOrigin,
 }
@@ -140,14 +140,14 @@ pub async fn issue(
     issuer: Issuer<'_>,
 ) -> Result<(AdminCredentialRecord, Credential), ApiError> {
     let (record, credential) =
-        mint_with_role(tenant, role, name, issuer.actor.clone(), clock.now());
+        mint_with_role(tenant, role, name, issuer.actor.to_string(), clock.now());
     store.insert_admin_credential(&record).await?;
     audit.record(
         EventDraft {
             tenant: tenant.clone(),
             actor: issuer.actor,
             credential_id: issuer.credential_id,
-            action: "admin_token.create",
+            action: Action::AdminTokenCreate,
             outcome: Outcome::Success,
             reason: None,
             target: Some(record.id.clone()),
@@ -254,7 +254,7 @@ pub async fn revoke(
             tenant: admin.tenant.clone(),
             actor: admin.principal.actor(),
             credential_id: Some(admin.principal.credential_id.clone()),
-            action: "admin_token.revoke",
+            action: Action::AdminTokenRevoke,
             outcome: Outcome::Success,
             reason: None,
             target: Some(id),

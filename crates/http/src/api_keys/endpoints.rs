@@ -17,7 +17,7 @@ use axum::Json;
 use hmac::{Hmac, Mac};
 use portcullis_core::admin::{AdminPrincipal, AdminTarget, Permission};
 use portcullis_core::api_key::{parse_presented, Rejection, ScopeSet, ScopeToken};
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::credential::Environment;
 use portcullis_core::secret::constant_time_eq;
 use portcullis_core::tenant::TenantId;
@@ -312,11 +312,11 @@ pub async fn leaks(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let origin = parts_origin.0;
-    let system_event = |outcome, reason: String| EventDraft {
+    let system_event = |outcome, reason: Reason| EventDraft {
         tenant: TenantId::system(),
-        actor: "scanner".into(),
+        actor: Actor::scanner(),
         credential_id: None,
-        action: "api_key.leak_report",
+        action: Action::ApiKeyLeakReport,
         outcome,
         reason: Some(reason),
         target: None,
@@ -333,7 +333,7 @@ pub async fn leaks(
             .is_some_and(|k| ecdsa_signature_valid(k, &headers, &body));
         if !hmac_ok && !ecdsa_ok {
             state.audit.record(
-                system_event(Outcome::Failure, "leak_report_bad_signature".into()),
+                system_event(Outcome::Failure, Reason::new("leak_report_bad_signature")),
                 &origin,
             );
             return Err(ApiError::invalid_token("leak_report_bad_signature"));
@@ -369,15 +369,15 @@ pub async fn leaks(
         state.audit.record(
             EventDraft {
                 tenant: record.tenant.clone(),
-                actor: "scanner".into(),
+                actor: Actor::scanner(),
                 credential_id: Some(record.id.clone()),
                 action: if revoked {
-                    "api_key.leak_revoked"
+                    Action::ApiKeyLeakRevoked
                 } else {
-                    "api_key.leak_reported"
+                    Action::ApiKeyLeakReported
                 },
                 outcome: Outcome::Success,
-                reason: Some(format!("leaked:{}", source_label(source))),
+                reason: Some(Reason::with_detail("leaked", source_label(source))),
                 target: Some(record.id.clone()),
             },
             &origin,
@@ -387,7 +387,7 @@ pub async fn leaks(
     state.audit.record(
         system_event(
             Outcome::Success,
-            format!("tokens:{} matched:{matched}", tokens.len()),
+            Reason::with_detail("tokens", format_args!("{} matched:{matched}", tokens.len())),
         ),
         &origin,
     );

@@ -6,7 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::oauth::{
     decide_client_credentials, parse_grant_type, select_audience, token_search_order,
     AccessTokenClaims, GrantType, TokenType,
@@ -63,9 +63,9 @@ async fn issue(
         audit(
             state,
             client,
-            "oauth.token.issue",
+            Action::OAuthTokenIssue,
             Outcome::Denied,
-            Some(e.reason.clone()),
+            Some(Reason::of(&e.reason)),
             None,
             origin,
         );
@@ -109,7 +109,7 @@ async fn issue(
     audit(
         state,
         client,
-        "oauth.token.issue",
+        Action::OAuthTokenIssue,
         Outcome::Success,
         None,
         Some(claims.jti.clone()),
@@ -249,9 +249,9 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
                     audit(
                         &state,
                         client,
-                        "oauth.token.introspect",
+                        Action::OAuthTokenIntrospect,
                         Outcome::Denied,
-                        Some(e.reason.clone()),
+                        Some(Reason::new(Refusal::MayNotIntrospect.entry().reason)),
                         None,
                         &origin,
                     );
@@ -333,9 +333,9 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
                     audit(
                         &state,
                         client,
-                        "oauth.token.revoke",
+                        Action::OAuthTokenRevoke,
                         Outcome::Denied,
-                        Some(e.reason.clone()),
+                        Some(Reason::new(Refusal::TokenOfAnotherClient.entry().reason)),
                         Some(v.claims.jti),
                         &origin,
                     );
@@ -358,7 +358,7 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
                 audit(
                     &state,
                     client,
-                    "oauth.token.revoke",
+                    Action::OAuthTokenRevoke,
                     Outcome::Success,
                     None,
                     Some(v.claims.jti),
@@ -377,16 +377,16 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
 fn audit(
     state: &AppState,
     client: &OAuthClient,
-    action: &'static str,
+    action: Action,
     outcome: Outcome,
-    reason: Option<String>,
+    reason: Option<Reason>,
     target: Option<String>,
     origin: &RequestOrigin,
 ) {
     state.audit.record(
         EventDraft {
             tenant: client.tenant.clone(),
-            actor: format!("client:{}", client.id),
+            actor: Actor::client(&client.id),
             credential_id: Some(client.id.clone()),
             action,
             outcome,

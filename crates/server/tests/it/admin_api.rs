@@ -67,6 +67,7 @@ impl TestApp {
             batch_size: 64,
             flush_interval_ms: 5,
             queue_capacity: 10_000,
+            ..AuditConfig::default()
         };
         let (audit, writer) = audit::spawn(store.clone(), clock.clone(), &config);
         for t in ["acme", "globex"] {
@@ -367,7 +368,7 @@ async fn denied_cross_tenant_access_changes_nothing_and_is_audited() {
     let denials: Vec<_> = events
         .iter()
         .filter(|e| e.action == "admin.authorize")
-        .map(|e| e.reason.clone().unwrap_or_default())
+        .map(|e| e.reason.clone().map(String::from).unwrap_or_default())
         .collect();
     assert!(
         denials.contains(&"tenant_mismatch".to_owned()),
@@ -493,7 +494,7 @@ async fn bad_credentials_all_get_the_same_answer_and_distinct_audit_reasons() {
         .chain(app.audit("acme").await)
         .chain(app.audit("globex").await)
         .filter(|e| e.action == "admin.authenticate")
-        .filter_map(|e| e.reason)
+        .filter_map(|e| e.reason.map(String::from))
         .collect();
     reasons.sort();
     for (_, want) in &cases {
@@ -1113,7 +1114,7 @@ async fn a_service_credential_is_refused_on_every_admin_action_and_changes_nothi
         .await
         .into_iter()
         .filter(|e| e.action == "admin.authorize")
-        .filter_map(|e| e.reason)
+        .filter_map(|e| e.reason.map(String::from))
         .collect();
     assert!(
         denials.contains(&"role_lacks_permission".to_owned()),

@@ -103,6 +103,7 @@ impl Harness {
                 batch_size: 256,
                 flush_interval_ms: 10,
                 queue_capacity: 100_000,
+                ..AuditConfig::default()
             },
         );
         let common::Admins {

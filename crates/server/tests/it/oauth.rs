@@ -78,6 +78,8 @@ impl App {
                 // Short: shutdown waits for a filling batch's interval before it stops.
                 flush_interval_ms: 20,
                 queue_capacity: 10_000,
+                // Small, so a test can make a subscriber lag with a few requests.
+                subscriber_capacity: 16,
             },
         );
         let admin_file = portcullis_server::bootstrap::ensure_global_admin(
@@ -343,6 +345,51 @@ fn claims_of(token: &str) -> (Value, Value) {
     };
     let header = next();
     (header, next())
+}
+
+/// An audit subscriber that never reads costs issuance nothing: every grant succeeds, the
+/// subscriber keeps the newest events in order and counts the rest, and storage has them all.
+#[tokio::test]
+async fn a_lagging_audit_subscriber_does_not_block_issuance() {
+    let mut app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({})).await;
+    use portcullis_core::audit::Action;
+    let mut slow = app.state.audit.subscribe();
+    for _ in 0..40 {
+        app.access_token(&c).await;
+    }
+    let mut kept = Vec::new();
+    while let Some(e) = slow.try_recv() {
+        kept.push(e);
+    }
+    assert_eq!(kept.len(), 16, "the subscriber keeps its capacity's worth");
+    assert!(slow.missed() >= 24, "missed {}", slow.missed());
+    assert_eq!(app.state.audit.subscriber_lag(), slow.missed());
+    let kept_acme: Vec<_> = kept
+        .iter()
+        .filter(|e| e.tenant.as_str() == "acme")
+        .map(|e| e.id.clone())
+        .collect();
+    assert!(kept.iter().any(|e| e.action == Action::OAuthTokenIssue));
+    let stored = app.events("acme").await;
+    // Storage lists newest first, in the order written: the subscriber's events are the
+    // newest ones, in the same order.
+    let newest: Vec<_> = stored
+        .iter()
+        .take(kept_acme.len())
+        .rev()
+        .map(|e| e.id.clone())
+        .collect();
+    assert_eq!(kept_acme, newest);
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|e| e.action == "oauth.token.issue")
+            .count(),
+        40,
+        "storage lost nothing"
+    );
 }
 
 #[tokio::test]

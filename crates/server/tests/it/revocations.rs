@@ -48,6 +48,7 @@ impl Node {
                 batch_size: 256,
                 flush_interval_ms: 10,
                 queue_capacity: 100_000,
+                ..AuditConfig::default()
             },
         );
         let keys = KeySet { keys: vec![] };

@@ -35,7 +35,7 @@ use portcullis_core::api_key::{
     decide, parse_presented, precheck, ApiKeyFacts, ApiKeyPrincipal, IpAllowlist, RateLimit,
     Rejection, ScopeSet, ScopeToken, VerifyContext,
 };
-use portcullis_core::audit::Outcome;
+use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::credential::Environment;
 use portcullis_core::rate_limit::Buckets;
 use portcullis_core::tenant::{TenantId, TenantStatus};
@@ -282,11 +282,11 @@ impl ApiKeyVerifier {
                 self.audit.record(
                     EventDraft {
                         tenant: req.tenant.cloned().unwrap_or_else(TenantId::system),
-                        actor: "anonymous".into(),
+                        actor: Actor::anonymous(),
                         credential_id: key_id,
-                        action: "api_key.verify",
+                        action: Action::ApiKeyVerify,
                         outcome: Outcome::Failure,
-                        reason: Some("storage_unavailable".into()),
+                        reason: Some(Reason::new("storage_unavailable")),
                         target: None,
                     },
                     origin,
@@ -338,11 +338,11 @@ impl ApiKeyVerifier {
                     self.audit.record(
                         EventDraft {
                             tenant: p.tenant.clone(),
-                            actor: "anonymous".into(),
+                            actor: Actor::anonymous(),
                             credential_id: Some(p.key_id.clone()),
-                            action: "api_key.verify",
+                            action: Action::ApiKeyVerify,
                             outcome: Outcome::Denied,
-                            reason: Some("api_key_rate_limited".into()),
+                            reason: Some(Reason::new("api_key_rate_limited")),
                             target: Some(p.tenant.to_string()),
                         },
                         origin,
@@ -498,15 +498,15 @@ impl ApiKeyVerifier {
         self.audit.record(
             EventDraft {
                 tenant,
-                actor: "anonymous".into(),
+                actor: Actor::anonymous(),
                 credential_id: key_id,
-                action: "api_key.verify",
+                action: Action::ApiKeyVerify,
                 outcome: if rejection.is_insufficient_scope() {
                     Outcome::Denied
                 } else {
                     Outcome::Failure
                 },
-                reason: Some(rejection.reason()),
+                reason: Some(Reason::of(&rejection.reason())),
                 target: key_tenant.map(|t| t.to_string()),
             },
             origin,

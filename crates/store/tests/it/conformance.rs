@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use portcullis_core::admin::AdminRole;
-use portcullis_core::audit::{AuditEvent, Outcome};
+use portcullis_core::audit::{Action, Actor, AuditEvent, Outcome, Reason};
 use portcullis_core::signing::{KeyState, SigningAlgorithm};
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
@@ -118,6 +118,7 @@ conformance!(
     admin_credential_for_unknown_tenant_is_refused,
     every_admin_role_is_stored_and_read_back,
     audit_batches_are_idempotent_and_filtered_by_tenant_and_time,
+    audit_rows_keep_their_stored_strings_including_unknown_ones,
     a_large_audit_batch_is_stored_whole_and_in_order,
     ping_answers,
     api_keys_round_trip_and_are_listed_per_tenant_with_filters,
@@ -199,11 +200,11 @@ fn event(id: &str, tenant: &str, when: i64, action: &str) -> AuditEvent {
         id: id.into(),
         occurred_at: at(when),
         tenant: tid(tenant),
-        actor: "admin:x".into(),
+        actor: Actor::admin("x"),
         credential_id: Some("x".into()),
         client_ip: Some("127.0.0.1".into()),
         user_agent: Some("test".into()),
-        action: action.into(),
+        action: Action::parse(action),
         outcome: Outcome::Success,
         reason: None,
         request_id: Some("req-1".into()),
@@ -579,6 +580,46 @@ mod cases {
                 .expect("q")),
             ["e4"]
         );
+    }
+
+    /// Typed actions, actors and reasons are stored as the strings they always were, and a row
+    /// a newer binary wrote (an action, actor or reason this version does not know) reads back
+    /// verbatim instead of failing.
+    pub async fn audit_rows_keep_their_stored_strings_including_unknown_ones(s: Arc<dyn Store>) {
+        let mut known = event("k1", "acme", 100, "api_key.leak_revoked");
+        known.actor = Actor::scanner();
+        known.reason = Some(Reason::with_detail("leaked", "github"));
+        let mut newer = event("n1", "acme", 200, "user.sign_in");
+        newer.actor = Actor::from_stored("user:u1".into());
+        newer.reason = Some(Reason::from_stored("password_spray:42".into()));
+        s.append_audit_events(&[known.clone(), newer.clone()])
+            .await
+            .expect("append");
+        let stored = s
+            .query_audit_events(&AuditQuery {
+                tenant: tid("acme"),
+                since: None,
+                until: None,
+                action: Some("api_key.leak_revoked".into()),
+                limit: 10,
+            })
+            .await
+            .expect("query by stored name");
+        assert_eq!(stored, [known]);
+        assert_eq!(stored[0].action, Action::ApiKeyLeakRevoked);
+        assert_eq!(stored[0].actor.as_str(), "scanner");
+        let stored = s
+            .query_audit_events(&AuditQuery {
+                tenant: tid("acme"),
+                since: None,
+                until: None,
+                action: Some("user.sign_in".into()),
+                limit: 10,
+            })
+            .await
+            .expect("query an unknown name");
+        assert_eq!(stored, [newer]);
+        assert_eq!(stored[0].action, Action::Unknown("user.sign_in".into()));
     }
 
     /// More events than one multi-row statement holds, all at the same instant, with a repeat of
