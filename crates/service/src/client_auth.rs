@@ -102,7 +102,10 @@ impl<'a> Attempt<'a> {
     }
 
     fn fail(&self, tenant: Option<TenantId>, refusal: Refusal) -> OAuthError {
-        self.state.oauth.metrics.auth_failure(failure_class(&refusal));
+        self.state
+            .oauth
+            .metrics
+            .auth_failure(failure_class(&refusal));
         let error = OAuthError::refuse(refusal);
         self.state
             .oauth
@@ -231,10 +234,7 @@ pub async fn authenticate(
         Proof::None => return Err(attempt.fail(tenant(), Refusal::NoSecret)),
         Proof::Secret(secret) => {
             let secrets = client.as_ref().map(|f| f.secrets.as_slice());
-            Some(
-                check_secret(secrets, secret, now)
-                    .map_err(|r| attempt.fail(tenant(), r))?,
-            )
+            Some(check_secret(secrets, secret, now).map_err(|r| attempt.fail(tenant(), r))?)
         }
         Proof::Assertion(jwt) => {
             // Judged from the assertion alone, known client or not.
@@ -244,14 +244,8 @@ pub async fn authenticate(
             let Some(facts) = &client else {
                 return Err(attempt.fail(None, Refusal::NotAuthenticated("client_unknown")));
             };
-            if let Err(reason) = assertion::verify(
-                &state.oauth,
-                state.store.as_ref(),
-                facts,
-                &checked,
-                now,
-            )
-            .await?
+            if let Err(reason) =
+                assertion::verify(&state.oauth, state.store.as_ref(), facts, &checked, now).await?
             {
                 return Err(attempt.fail(tenant(), Refusal::NotAuthenticated(reason)));
             }
@@ -321,8 +315,7 @@ pub async fn authenticate_introspector(
         return Err(attempt.fail(tenant(), Refusal::ResourceServerNeedsSecret));
     };
     let secrets = server.as_ref().map(|f| f.secrets.as_slice());
-    let secret_id = check_secret(secrets, secret, now)
-        .map_err(|r| attempt.fail(tenant(), r))?;
+    let secret_id = check_secret(secrets, secret, now).map_err(|r| attempt.fail(tenant(), r))?;
     let Some(server) = server else {
         return Err(attempt.fail(None, Refusal::NotAuthenticated("client_unknown")));
     };

@@ -10,22 +10,14 @@ use axum::Router;
 use portcullis_core::time::Clock;
 use portcullis_server::bootstrap::BOOTSTRAP_FILE;
 use portcullis_server::config::Config;
-use portcullis_server::serve::{assemble, load_or_create_keyring, open_store, prepare_data_dir};
+use portcullis_server::serve::{
+    assemble, load_or_create_keyring, open_store, prepare_data_dir, Assembled,
+};
 use portcullis_verify::SystemClock;
 use tower::ServiceExt;
 
-async fn status(router: &Router, path: &str) -> StatusCode {
-    router
-        .clone()
-        .oneshot(Request::get(path).body(Body::empty()).expect("request"))
-        .await
-        .expect("response")
-        .status()
-}
-
-#[tokio::test]
-async fn assemble_builds_the_app_serve_runs() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A fresh data directory assembled exactly as `serve` does it.
+async fn fresh(dir: &tempfile::TempDir) -> (Config, Arc<dyn portcullis_store::Store>, Assembled) {
     let config = Config {
         data_dir: dir.path().join("data"),
         ..Config::default()
@@ -45,6 +37,22 @@ async fn assemble_builds_the_app_serve_runs() {
     )
     .await
     .expect("assemble");
+    (config, store, app)
+}
+
+async fn status(router: &Router, path: &str) -> StatusCode {
+    router
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+        .await
+        .expect("response")
+        .status()
+}
+
+#[tokio::test]
+async fn assemble_builds_the_app_serve_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, store, app) = fresh(&dir).await;
 
     // Ready: the database answers and the token endpoint has the signer made at first start.
     assert_eq!(status(&app.router, "/readyz").await, StatusCode::OK);
@@ -218,25 +226,7 @@ fn value(series: &[(String, f64)], key: &str) -> f64 {
 #[tokio::test]
 async fn metrics_count_grants_failures_and_key_checks_with_bounded_labels() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: dir.path().join("data"),
-        ..Config::default()
-    };
-    prepare_data_dir(&config.data_dir).expect("data dir");
-    let store = open_store(&config).await.expect("store");
-    let keyring = load_or_create_keyring(&config, store.as_ref())
-        .await
-        .expect("keyring");
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let app = assemble(
-        &config,
-        "http://127.0.0.1:8080".into(),
-        store.clone(),
-        keyring,
-        clock,
-    )
-    .await
-    .expect("assemble");
+    let (config, store, app) = fresh(&dir).await;
     let r = &app.router;
     let admin = std::fs::read_to_string(config.data_dir.join(BOOTSTRAP_FILE)).expect("bootstrap");
     let admin = Some(format!("Bearer {}", admin.trim()));
@@ -482,24 +472,7 @@ async fn metrics_count_grants_failures_and_key_checks_with_bounded_labels() {
 #[tokio::test]
 async fn signing_key_rotation_answers_a_status_the_openapi_document_lists() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: dir.path().join("data"),
-        ..Config::default()
-    };
-    prepare_data_dir(&config.data_dir).expect("data dir");
-    let store = open_store(&config).await.expect("store");
-    let keyring = load_or_create_keyring(&config, store.as_ref())
-        .await
-        .expect("keyring");
-    let app = assemble(
-        &config,
-        "http://127.0.0.1:8080".into(),
-        store.clone(),
-        keyring,
-        Arc::new(SystemClock),
-    )
-    .await
-    .expect("assemble");
+    let (config, store, app) = fresh(&dir).await;
     let token = std::fs::read_to_string(config.data_dir.join(BOOTSTRAP_FILE)).expect("token");
     let response = app
         .router

@@ -62,8 +62,8 @@ pub fn precheck<'a>(
     })?;
     // Duplicate members are refused before the claims are typed.
     unverified.claims().map_err(|_| AssertionFault::Malformed)?;
-    let claims: AssertionClaims = serde_json::from_slice(&unverified.payload)
-        .map_err(|_| AssertionFault::MissingClaims)?;
+    let claims: AssertionClaims =
+        serde_json::from_slice(&unverified.payload).map_err(|_| AssertionFault::MissingClaims)?;
     let issuer = &oauth.issuer;
     let token_endpoint = format!("{issuer}{TOKEN_PATH}");
     check_assertion(
