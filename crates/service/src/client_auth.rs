@@ -356,3 +356,56 @@ fn audit_failure(
         origin,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::error::AssertionFault;
+
+    /// The metrics class follows the refusal: a wrong secret never counts as an unknown client,
+    /// and every stored-state reason lands in the class its name says.
+    #[test]
+    fn each_refusal_counts_in_its_failure_class() {
+        use AuthFailure as F;
+        for (refusal, class) in [
+            (Refusal::Throttled, F::Throttled),
+            (Refusal::NoCredentials, F::NoCredentials),
+            (Refusal::NotBasic, F::NoCredentials),
+            (Refusal::NoSecret, F::NoCredentials),
+            (Refusal::SecretMalformed, F::BadSecret),
+            (Refusal::ResourceServerNeedsSecret, F::MethodMismatch),
+            (
+                Refusal::Assertion(AssertionFault::Malformed),
+                F::BadAssertion,
+            ),
+            (
+                Refusal::NotAuthenticated("client_unknown"),
+                F::UnknownClient,
+            ),
+            (
+                Refusal::NotAuthenticated("client_secret_mismatch"),
+                F::BadSecret,
+            ),
+            (
+                Refusal::NotAuthenticated("client_secret_expired"),
+                F::BadSecret,
+            ),
+            (
+                Refusal::NotAuthenticated("client_auth_method_mismatch"),
+                F::MethodMismatch,
+            ),
+            (Refusal::NotAuthenticated("client_disabled"), F::Disabled),
+            (Refusal::NotAuthenticated("tenant_disabled"), F::Disabled),
+            (
+                Refusal::NotAuthenticated("assertion_bad_signature"),
+                F::BadAssertion,
+            ),
+            (
+                Refusal::NotAuthenticated("assertion_replayed"),
+                F::BadAssertion,
+            ),
+        ] {
+            assert_eq!(failure_class(&refusal), class, "{refusal:?}");
+        }
+    }
+}
