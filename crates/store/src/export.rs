@@ -846,6 +846,27 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
     Ok(items)
 }
 
+/// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
+/// names every table of the schema (a conformance test fails when a migration adds one to
+/// neither), so a new table can never be silently merged into by an import.
+pub const IMPORT_TABLES: [(&str, &str); 12] = [
+    ("tenants", "id <> 'system'"),
+    ("api_key_policies", "1 = 1"),
+    ("signing_keys", "1 = 1"),
+    ("admin_credentials", "1 = 1"),
+    ("resource_servers", "1 = 1"),
+    ("resource_server_secrets", "1 = 1"),
+    ("oauth_clients", "1 = 1"),
+    ("oauth_client_secrets", "1 = 1"),
+    ("api_keys", "1 = 1"),
+    ("revocations", "1 = 1"),
+    ("client_assertion_jtis", "1 = 1"),
+    ("audit_events", "1 = 1"),
+];
+
+/// Tables an import does not check: the migrator's own, and the log head the import derives.
+pub const NOT_IMPORT_CHECKED: [&str; 2] = ["_sqlx_migrations", "revocation_log_head"];
+
 /// Records written per multi-row `INSERT`: under SQLite's and PostgreSQL's bind limits for the
 /// widest table (API keys, 24 columns).
 pub(crate) const IMPORT_BATCH: usize = 500;
@@ -858,25 +879,10 @@ macro_rules! impl_transfer {
     ($store:ty, $row:ty, $snapshot:expr) => {
         use $crate::export::{ApiKeyPolicyExport, AssertionJti, ImportCounts, Record};
 
-        /// Tables an import must find empty, with what does not count.
-        const IMPORT_TABLES: [(&str, &str); 12] = [
-            ("tenants", "id <> 'system'"),
-            ("api_key_policies", "1 = 1"),
-            ("signing_keys", "1 = 1"),
-            ("admin_credentials", "1 = 1"),
-            ("resource_servers", "1 = 1"),
-            ("resource_server_secrets", "1 = 1"),
-            ("oauth_clients", "1 = 1"),
-            ("oauth_client_secrets", "1 = 1"),
-            ("api_keys", "1 = 1"),
-            ("revocations", "1 = 1"),
-            ("client_assertion_jtis", "1 = 1"),
-            ("audit_events", "1 = 1"),
-        ];
 
         async fn blockers_in(conn: &mut <Db as sqlx::Database>::Connection) -> Result<Vec<&'static str>> {
             let mut found = Vec::new();
-            for (table, filter) in IMPORT_TABLES {
+            for (table, filter) in $crate::export::IMPORT_TABLES {
                 let any: Option<i64> = sqlx::query_scalar(&format!(
                     "SELECT CAST(1 AS BIGINT) FROM {table} WHERE {filter} LIMIT 1"
                 ))

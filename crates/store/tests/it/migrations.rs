@@ -359,3 +359,65 @@ async fn postgres_0007_keeps_admin_credentials_and_accepts_new_roles() {
         .execute(&pool)
         .await;
 }
+
+/// The tables an import checks, plus those it deliberately leaves, are every table the
+/// migrations create. A migration that adds a table must decide (in `export::IMPORT_TABLES`)
+/// whether an import refuses to merge into it; forgetting fails here, on both backends.
+#[tokio::test]
+async fn the_import_checks_every_table_the_migrations_create() {
+    use std::collections::BTreeSet;
+    let expected: BTreeSet<String> = portcullis_store::export::IMPORT_TABLES
+        .iter()
+        .map(|(t, _)| t.to_string())
+        .chain(
+            portcullis_store::export::NOT_IMPORT_CHECKED
+                .iter()
+                .map(|t| t.to_string()),
+        )
+        .collect();
+
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("p.db");
+    SqliteStore::open(&path).await.expect("open").close().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("connect");
+    let sqlite: BTreeSet<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("tables")
+    .into_iter()
+    .collect();
+    assert_eq!(sqlite, expected, "SQLite schema vs export::IMPORT_TABLES");
+
+    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set PORTCULLIS_TEST_DATABASE_URL"
+        );
+        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL case");
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let store = PgStore::connect_in_schema(&url, &schema)
+        .await
+        .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
+    store.close().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let postgres: BTreeSet<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
+    )
+    .bind(&schema)
+    .fetch_all(&pool)
+    .await
+    .expect("tables")
+    .into_iter()
+    .collect();
+    assert_eq!(
+        postgres, expected,
+        "PostgreSQL schema vs export::IMPORT_TABLES"
+    );
+}
