@@ -94,10 +94,9 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             "application/x-www-form-urlencoded",
         )
         .body(
-            form.iter()
-                .map(|(k, v)| format!("{k}={}", form_encode(v)))
-                .collect::<Vec<_>>()
-                .join("&"),
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&form)
+                .finish(),
         )
         .send()
         .await
@@ -130,16 +129,8 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `application/x-www-form-urlencoded` encoding: for the body, and for the client id and secret
-/// before Basic authentication (RFC 6749 section 2.3.1).
+/// `application/x-www-form-urlencoded` encoding of the client id and secret before Basic
+/// authentication (RFC 6749 section 2.3.1).
 fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                char::from(b).to_string()
-            }
-            b' ' => "+".to_owned(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

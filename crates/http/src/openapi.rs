@@ -130,11 +130,13 @@ pub fn document_json() -> String {
     json
 }
 
+/// Built once: the document depends on the code alone, and the route needs no credential, so
+/// each request must not pay for merging and serialising it.
+static SERVED: std::sync::LazyLock<axum::body::Bytes> =
+    std::sync::LazyLock::new(|| axum::body::Bytes::from(document_json()));
+
 async fn serve_document() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document_json(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], SERVED.clone())
 }
 
 /// `GET /v1/openapi.json`, no authentication (see the module docs for why).

@@ -15,8 +15,8 @@
 
 use std::borrow::Cow;
 
+use portcullis_core::secret::constant_time_eq;
 use portcullis_core::time::Timestamp;
-use subtle::ConstantTimeEq;
 
 use super::{required, required_int, typ_is};
 use crate::alg::Alg;
@@ -119,7 +119,7 @@ impl Rules<'_> {
         if let Some(sent) = self.nonce {
             let same = nonce
                 .as_deref()
-                .is_some_and(|got| bool::from(got.as_bytes().ct_eq(sent.as_bytes())));
+                .is_some_and(|got| constant_time_eq(got.as_bytes(), sent.as_bytes()));
             if !same {
                 return Err(JoseError::NonceMismatch);
             }
