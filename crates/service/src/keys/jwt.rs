@@ -328,6 +328,20 @@ mod tests {
         retired.state = KeyState::Retired;
         retired.publish_until = Some(now.saturating_add(Duration::from_secs(1)));
         assert_eq!(check(retired.clone(), MAX), Ok(kid.clone()));
+        // Loaded while still published, then the publication ends: the cache fill does not
+        // vouch for later tokens, each verification asks again.
+        let later = now.saturating_add(Duration::from_secs(2));
+        assert_eq!(
+            verify(
+                &token,
+                &PublishedKeys::new(vec![retired.clone()].into(), now),
+                "https://auth.test",
+                MAX,
+                later,
+            )
+            .map(|v| v.kid),
+            Err(Invalid::UnknownKey)
+        );
         retired.publish_until = Some(now);
         assert_eq!(check(retired, MAX), Err(Invalid::UnknownKey));
         let mut revoked = row(&kid, alg, &jwk, now);
