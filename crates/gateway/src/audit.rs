@@ -7,7 +7,7 @@
 //! client address. They must never carry a credential, a header value or the query string.
 //!
 //! An embedding program (the gateway inside `portcullis serve`) connects a [`DenialHook`]
-//! ([`crate::Shared::set_denial_hook`]): it receives exactly what is written here, after the
+//! ([`crate::Gateway::start_with_denial_hook`]): it receives exactly what is written here, after the
 //! same sampling, so a flood costs the embedder at most `audit.max_denials_per_second` events
 //! plus one summary per reason per second.
 

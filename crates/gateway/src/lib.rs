@@ -111,6 +111,17 @@ impl Gateway {
         verifier: Verifier,
         config_path: Option<PathBuf>,
     ) -> Result<Self, StartError> {
+        Self::start_with_denial_hook(config, verifier, config_path, None).await
+    }
+
+    /// [`Gateway::start`] with an embedder's receiver of (sampled) denial events, connected
+    /// before the first connection is accepted, so no denial escapes it.
+    pub async fn start_with_denial_hook(
+        config: GatewayConfig,
+        verifier: Verifier,
+        config_path: Option<PathBuf>,
+        denial_hook: Option<Arc<dyn audit::DenialHook>>,
+    ) -> Result<Self, StartError> {
         let snap = Snapshot::build(config, None)?;
         let (listeners, addr) =
             workers::bind(snap.config.listen, workers::count(snap.config.workers))?;
@@ -140,7 +151,7 @@ impl Gateway {
             config_path,
             tls: tls.clone(),
             started: Instant::now(),
-            denial_hook: Default::default(),
+            denial_hook,
         });
         let s = shared.clone();
         let (l, t) = (limits.clone(), tls.clone());

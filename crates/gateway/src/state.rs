@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use portcullis_verify::Verifier;
@@ -155,7 +155,7 @@ pub struct Shared {
     pub tls: Option<Arc<Tls>>,
     pub(crate) started: Instant,
     /// The embedder's receiver of denial events, if one was connected.
-    pub(crate) denial_hook: OnceLock<Arc<dyn DenialHook>>,
+    pub(crate) denial_hook: Option<Arc<dyn DenialHook>>,
 }
 
 impl Shared {
@@ -166,14 +166,8 @@ impl Shared {
             .clone()
     }
 
-    /// Connects an embedder's receiver of (sampled) denial events; the first one connected
-    /// stays. Returns false if one was already connected.
-    pub fn set_denial_hook(&self, hook: Arc<dyn DenialHook>) -> bool {
-        self.denial_hook.set(hook).is_ok()
-    }
-
     pub(crate) fn denial_hook(&self) -> Option<&dyn DenialHook> {
-        self.denial_hook.get().map(|h| &**h)
+        self.denial_hook.as_deref()
     }
 
     /// Whole seconds since start: the audit sampler's clock.

@@ -142,12 +142,11 @@ pub async fn start(config: &Config, parts: Parts) -> anyhow::Result<Option<Embed
         Some(confirm),
         follower,
     ))];
-    let gateway = Gateway::start(gateway_config, verifier, Some(path.clone()))
-        .await
-        .with_context(|| format!("could not start the gateway of {}", path.display()))?;
-    gateway
-        .shared
-        .set_denial_hook(Arc::new(AuditDenials(parts.audit.clone())));
+    let hook: Arc<dyn DenialHook> = Arc::new(AuditDenials(parts.audit.clone()));
+    let gateway =
+        Gateway::start_with_denial_hook(gateway_config, verifier, Some(path.clone()), Some(hook))
+            .await
+            .with_context(|| format!("could not start the gateway of {}", path.display()))?;
     tasks.push(tokio::spawn(reload_on_hangup(gateway.shared.clone())));
     Ok(Some(Embedded { gateway, tasks }))
 }
