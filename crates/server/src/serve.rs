@@ -65,13 +65,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     let feed = state.revocations.clone();
-    let clock_for_gateway = clock;
     let embedded_gateway = crate::gateway::start(
         &config,
         crate::gateway::Parts {
             issuer,
             store: store.clone(),
-            clock: clock_for_gateway,
+            clock,
             api_keys: verifier.clone(),
             router: app.clone(),
             audit: state.audit.clone(),
