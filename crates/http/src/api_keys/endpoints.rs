@@ -30,7 +30,7 @@ use crate::error::ApiError;
 use crate::extract::{origin, ApiJson};
 use portcullis_service::api_keys::verifier::{VerifyError, VerifyRequest};
 use portcullis_service::audit::{EventDraft, RequestOrigin};
-use portcullis_service::state::AppState;
+use portcullis_service::api_keys::ApiKeyService;
 
 /// Most tokens accepted in one leak report.
 const MAX_LEAK_TOKENS: usize = 1_000;
@@ -85,14 +85,17 @@ pub struct VerifyCaller {
     origin: RequestOrigin,
 }
 
-impl FromRequestParts<AppState> for VerifyCaller {
+impl FromRequestParts<ApiKeyService> for VerifyCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiKeyService,
+    ) -> Result<Self, ApiError> {
         let origin = origin(parts);
         if verify_query_carries_key(parts.uri.query()) {
             let r = Rejection::InQueryString;
-            state.api_keys.verifier.audit_refusal(r, None, &origin);
+            state.keys.verifier.audit_refusal(r, None, &origin);
             let mut e = ApiError::invalid_request(KEY_IN_URL);
             e.reason = Some(r.reason().to_owned());
             return Err(e);
@@ -123,7 +126,7 @@ pub struct VerifyBody {
 
 pub async fn verify(
     caller: VerifyCaller,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Response, ApiError> {
     let requested = body
@@ -189,7 +192,7 @@ pub async fn verify(
     // verifier). 401/403 stay reserved for the caller's own credential, so a verifier can tell
     // "this key is bad" from "my credential was refused". Over the key's rate limit (429) and
     // storage failures (5xx) keep their error answers.
-    let p = match state.api_keys.verifier.verify(&request, &origin).await {
+    let p = match state.keys.verifier.verify(&request, &origin).await {
         Ok(p) => p,
         Err(VerifyError::Rejected(_)) => return Ok(no_store(json!({"valid": false}))),
         Err(e) => return Err(e.into()),
@@ -306,7 +309,7 @@ fn source_label(s: &str) -> String {
 }
 
 pub async fn leaks(
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     headers: HeaderMap,
     parts_origin: LeakOrigin,
     body: Bytes,
@@ -321,7 +324,7 @@ pub async fn leaks(
         reason: Some(reason),
         target: None,
     };
-    let keys = &state.api_keys;
+    let keys = &state.keys;
     if keys.leak_report_key.is_some() || keys.leak_report_ecdsa_key.is_some() {
         let hmac_ok = keys
             .leak_report_key
@@ -365,7 +368,7 @@ pub async fn leaks(
             .store
             .revoke_api_key(&record.tenant, &record.id, "leaked", now)
             .await?;
-        state.api_keys.verifier.invalidate(&record.id);
+        state.keys.verifier.invalidate(&record.id);
         state.audit.record(
             EventDraft {
                 tenant: record.tenant.clone(),

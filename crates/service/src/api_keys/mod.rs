@@ -24,6 +24,10 @@ pub mod verifier;
 use std::sync::Arc;
 
 use portcullis_core::secret::Secret;
+use portcullis_core::time::Clock;
+use portcullis_store::Store;
+
+use crate::audit::AuditSink;
 
 pub use verifier::{ApiKeyVerifier, VerifierSettings, VerifyError, VerifyRequest};
 
@@ -37,4 +41,15 @@ pub struct ApiKeys {
     /// configured, unsigned leak reports are accepted; with either, a valid signature by one
     /// of them is required.
     pub leak_report_ecdsa_key: Option<Vec<u8>>,
+}
+
+/// The API key subsystem as its public endpoints use it: the verifier and leak-report keys,
+/// and the storage, clock and audit sink those endpoints (and the caller authentication of the
+/// verify endpoint) work with. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ApiKeyService {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditSink,
+    pub keys: Arc<ApiKeys>,
 }
