@@ -190,6 +190,52 @@ mod tests {
         assert!(validate_client_jwks(&json!([ec])).is_err());
     }
 
+    /// The claims are read and checked once, before any lookup, against the audiences the OAuth
+    /// state built once: the issuer and the token endpoint, nothing else. The prechecked value
+    /// carries those claims on, so verification reads nothing again.
+    #[test]
+    fn precheck_reads_the_claims_once_against_the_audiences_built_at_start() {
+        use portcullis_jose::{Alg, Signer, SigningKeyPair};
+        let oauth = OAuthState::new(
+            "https://auth.test".into(),
+            &crate::oauth::OAuthConfig::default(),
+            &crate::keys::KeySet { keys: vec![] },
+        )
+        .expect("oauth");
+        assert_eq!(
+            oauth.assertion_audiences(),
+            ["https://auth.test", "https://auth.test/oauth2/token"]
+        );
+        let (_, pair) = SigningKeyPair::generate(Alg::ES256).expect("key");
+        let signer = Signer::new(pair, None, Some("k1"));
+        let now = Timestamp::from_secs(1_800_000_000);
+        let assertion = |aud: &str| {
+            signer
+                .sign(&json!({"iss": "cl_1", "sub": "cl_1", "aud": aud,
+                    "exp": now.as_secs() + 60, "iat": now.as_secs(), "jti": "j-1"}))
+                .expect("sign")
+        };
+        for aud in oauth.assertion_audiences() {
+            let a = assertion(aud);
+            let checked = precheck(&oauth, &a, "cl_1", now).expect("accepted");
+            assert_eq!(checked.claims().jti, "j-1");
+        }
+        let other = assertion("https://auth.test/oauth2/introspect");
+        assert_eq!(
+            precheck(&oauth, &other, "cl_1", now).err(),
+            Some(AssertionFault::Claims(
+                portcullis_core::oauth::AssertionError::WrongAudience
+            ))
+        );
+        let a = assertion("https://auth.test");
+        assert_eq!(
+            precheck(&oauth, &a, "cl_2", now).err(),
+            Some(AssertionFault::Claims(
+                portcullis_core::oauth::AssertionError::IssuerMismatch
+            ))
+        );
+    }
+
     #[test]
     fn the_size_description_states_the_limit() {
         use crate::oauth::error::Refusal;

@@ -83,3 +83,31 @@ pub async fn issue(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::form::parse;
+
+    #[test]
+    fn a_token_request_is_read_before_authentication_and_judged_after() {
+        let grant = |body: &str| Grant::from_params(&parse(body.as_bytes(), TOKEN_REPEATABLE)?);
+        // The grant type is judged first, whoever asks.
+        for bad in ["", "grant_type=password", "grant_type=client_credentialsx"] {
+            assert!(grant(bad).is_err(), "{bad}");
+        }
+        // Targets keep their order (resources, then audience); whether they name one API the
+        // client may reach is decided after authentication.
+        let Ok(Grant::ClientCredentials(cc)) = grant(
+            "grant_type=client_credentials&resource=a&resource=b&audience=c&scope=x+y",
+        ) else {
+            panic!("client credentials");
+        };
+        assert_eq!(cc.targets, ["a", "b", "c"]);
+        assert_eq!(cc.scope.as_deref(), Some("x y"));
+        let Ok(g) = grant("grant_type=client_credentials") else {
+            panic!("client credentials");
+        };
+        assert_eq!(g.grant_type(), GrantType::ClientCredentials);
+    }
+}
