@@ -403,8 +403,14 @@ mod tests {
                 Refusal::NotAuthenticated(AuthCause::MethodMismatch),
                 F::MethodMismatch,
             ),
-            (Refusal::NotAuthenticated(AuthCause::ClientDisabled), F::Disabled),
-            (Refusal::NotAuthenticated(AuthCause::TenantDisabled), F::Disabled),
+            (
+                Refusal::NotAuthenticated(AuthCause::ClientDisabled),
+                F::Disabled,
+            ),
+            (
+                Refusal::NotAuthenticated(AuthCause::TenantDisabled),
+                F::Disabled,
+            ),
             (
                 Refusal::NotAuthenticated(AuthCause::Assertion("assertion_bad_signature")),
                 F::BadAssertion,

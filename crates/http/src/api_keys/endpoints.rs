@@ -29,8 +29,8 @@ use crate::admin::auth::{authenticate, authorize};
 use crate::error::ApiError;
 use crate::extract::{origin, ApiJson};
 use portcullis_service::api_keys::verifier::{VerifyError, VerifyRequest};
-use portcullis_service::audit::{EventDraft, RequestOrigin};
 use portcullis_service::api_keys::ApiKeyService;
+use portcullis_service::audit::{EventDraft, RequestOrigin};
 
 /// Most tokens accepted in one leak report.
 const MAX_LEAK_TOKENS: usize = 1_000;

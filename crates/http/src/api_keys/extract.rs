@@ -20,8 +20,8 @@ use super::endpoints::key_in_query;
 use crate::error::ApiError;
 use crate::extract::origin;
 use portcullis_service::api_keys::verifier::VerifyRequest;
-use portcullis_service::audit::RequestOrigin;
 use portcullis_service::api_keys::ApiKeyService;
+use portcullis_service::audit::RequestOrigin;
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 

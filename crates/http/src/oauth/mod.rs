@@ -22,8 +22,8 @@ pub mod reply;
 use axum::handler::Handler;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
-pub use portcullis_service::oauth::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
 use portcullis_service::oauth::OAuthService;
+pub use portcullis_service::oauth::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
 
 pub use reply::OAuthReply;
 

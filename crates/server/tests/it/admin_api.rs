@@ -100,10 +100,8 @@ impl TestApp {
         )
         .await;
         let signer = Arc::new(
-            portcullis_service::keys::jwt::Signer::new(
-                state.keys.active().expect("an active key"),
-            )
-            .expect("signer"),
+            portcullis_service::keys::jwt::Signer::new(state.keys.active().expect("an active key"))
+                .expect("signer"),
         );
         Self {
             router,

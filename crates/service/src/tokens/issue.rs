@@ -98,9 +98,9 @@ mod tests {
         }
         // Targets keep their order (resources, then audience); whether they name one API the
         // client may reach is decided after authentication.
-        let Ok(Grant::ClientCredentials(cc)) = grant(
-            "grant_type=client_credentials&resource=a&resource=b&audience=c&scope=x+y",
-        ) else {
+        let Ok(Grant::ClientCredentials(cc)) =
+            grant("grant_type=client_credentials&resource=a&resource=b&audience=c&scope=x+y")
+        else {
             panic!("client credentials");
         };
         assert_eq!(cc.targets, ["a", "b", "c"]);

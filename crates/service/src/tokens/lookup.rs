@@ -23,13 +23,7 @@ async fn current_token(
     let directory = &svc.oauth.directory;
     let keys = directory.signing_keys(svc.store.as_ref(), now).await?;
     let verify = |keys: &jwt::PublishedKeys| {
-        jwt::verify(
-            token,
-            keys,
-            &svc.oauth.issuer,
-            svc.oauth.lifetimes.max,
-            now,
-        )
+        jwt::verify(token, keys, &svc.oauth.issuer, svc.oauth.lifetimes.max, now)
     };
     let verified = match verify(&keys) {
         // A key made active on another node within the cache's lifetime (an emergency
