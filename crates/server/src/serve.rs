@@ -141,7 +141,7 @@ pub struct Assembled {
 pub struct BackgroundTasks {
     audit_writer: audit::AuditWriter,
     usage_flusher: tokio::task::JoinHandle<()>,
-    key_follower: tokio::task::JoinHandle<()>,
+    key_follower: Option<tokio::task::JoinHandle<()>>,
     key_task: tokio::task::JoinHandle<()>,
 }
 
@@ -149,7 +149,9 @@ impl BackgroundTasks {
     /// Stops the tasks, records the last API key uses and drains the audit queue.
     pub async fn shutdown(self, verifier: &portcullis_service::api_keys::ApiKeyVerifier) {
         self.usage_flusher.abort();
-        self.key_follower.abort();
+        if let Some(follower) = &self.key_follower {
+            follower.abort();
+        }
         if let Err(e) = verifier.flush_usage().await {
             tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
         }
@@ -168,6 +170,10 @@ pub struct Hooks {
     /// Off, it starts without one, as a node whose signer was lost, and the rotation step at
     /// start is skipped (it would install it): readiness tests then install one themselves.
     pub signer_at_start: bool,
+    /// Whether the API key verifier follows the revocation log (always, for `serve`). Off, its
+    /// cache answers alone, as tests of that cache need: a follower that cannot read the log
+    /// (storage closed by the test) rightly drops every cached key.
+    pub follow_revocations: bool,
 }
 
 impl Hooks {
@@ -176,6 +182,7 @@ impl Hooks {
         Self {
             clock,
             signer_at_start: true,
+            follow_revocations: true,
         }
     }
 }
@@ -195,6 +202,7 @@ pub async fn assemble(
     let Hooks {
         clock,
         signer_at_start,
+        follow_revocations,
     } = hooks;
     let (keys, created) = portcullis_service::keys::load_or_create_active(
         store.as_ref(),
@@ -250,7 +258,7 @@ pub async fn assemble(
     let usage_flusher = verifier.spawn_usage_flusher(Duration::from_millis(
         config.api_keys.usage_flush_interval_ms,
     ));
-    let key_follower = verifier.spawn_revocation_follower();
+    let key_follower = follow_revocations.then(|| verifier.spawn_revocation_follower());
     let feed = Arc::new(portcullis_service::revocations::Feed::new(
         Duration::from_millis(config.revocations.heartbeat_interval_ms),
     ));

@@ -19,7 +19,7 @@ use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::secret::Secret;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
 use portcullis_server::config::AuditConfig;
-use portcullis_server::serve::{Assembled, BackgroundTasks};
+use portcullis_server::serve::{Assembled, BackgroundTasks, Hooks};
 use portcullis_service::api_keys::ApiKeys;
 use portcullis_service::state::AppState;
 use portcullis_store::{SqliteStore, Store};
@@ -111,7 +111,17 @@ impl Harness {
             router,
             tasks,
             ..
-        } = common::assemble(&config, common::ISSUER, store, clock.clone()).await;
+        } = common::assemble_with(
+            &config,
+            common::ISSUER,
+            store,
+            // These tests check the verifier's own cache, storage closed included.
+            Hooks {
+                follow_revocations: false,
+                ..Hooks::new(clock.clone())
+            },
+        )
+        .await;
         Self {
             app: router,
             state,

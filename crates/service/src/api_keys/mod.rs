@@ -1,5 +1,6 @@
-//! API keys outside the admin API: the in-process verifier (`verifier`) and what the public
-//! endpoints (in `portcullis-http`'s `api_keys`) share. The endpoints:
+//! API keys outside the admin API: the in-process verifier (`verifier`), leak reports from
+//! secret scanners (`leaks`) and what the public endpoints (in `portcullis-http`'s `api_keys`)
+//! share ([`ApiKeyService`]). The endpoints:
 //!
 //! * `POST /v1/api-keys/verify`: for services in other languages. The caller authenticates with
 //!   an admin token (`Authorization: Bearer pcl_adm_...`): a tenant admin verifies keys of its own
@@ -19,6 +20,7 @@
 //! Keys sent in a URL query string are refused on these routes: URLs end up in proxy and access
 //! logs. No endpoint reads a key from the query string.
 
+pub mod leaks;
 pub mod verifier;
 
 use std::sync::Arc;
