@@ -74,7 +74,8 @@ pub struct CreatedToken {
     token: String,
 }
 
-pub use portcullis_service::admin_credentials::{issue, mint, mint_with_role, Issuer};
+/// Minting is the service's; re-exported for the harnesses that store credentials directly.
+pub use portcullis_service::admin_credentials::{mint, mint_with_role};
 
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/admin-tokens", tag = "admin-tokens", params(super::openapi::TenantPath), request_body = CreateToken,
     responses((status = 201, description = "The token; the secret is shown this once", body = CreatedToken)))]

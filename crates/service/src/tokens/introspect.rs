@@ -1,7 +1,8 @@
 //! Introspection (RFC 7662). Callers are clients with the introspection permission, who learn
 //! about tokens of their own tenant, and resource servers with their own credential, who learn
 //! only about tokens of their tenant whose audience is theirs. Anything else is inactive, and
-//! only the log says why.
+//! only the log says why: this module must never tell a caller why a token is inactive, nor
+//! describe a token of another tenant or audience.
 
 use portcullis_core::audit::{Action, Outcome, Reason};
 

@@ -1,5 +1,7 @@
 //! The token endpoint's operation: authenticate the client, then issue by grant. Each grant is
-//! one variant of [`Grant`] (its parameters, typed) and one module beside this one.
+//! one variant of [`Grant`] (its parameters, typed) and one module beside this one. It must
+//! never issue to a client that did not authenticate, nor judge a grant's parameters before
+//! authentication (only the grant type is read first).
 
 use portcullis_core::oauth::{parse_grant_type, GrantType};
 use portcullis_core::secret::Secret;

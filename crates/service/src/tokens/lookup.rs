@@ -1,6 +1,7 @@
 //! Finding a presented token among those this server issued, and whether it is current:
 //! signature and claims against our published keys, then core's one revocation rule over the
-//! revocation log entries that name it.
+//! revocation log entries that name it. It must never decide revocation itself (core's
+//! `RevocationSet` does), nor call a token current without both checks.
 
 use portcullis_core::oauth::{token_search_order, TokenType};
 use portcullis_core::revocation::{RevocationSet, TokenIdentity};

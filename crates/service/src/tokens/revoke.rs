@@ -1,6 +1,7 @@
 //! Revocation (RFC 7009): a client revokes tokens issued to itself, by appending a token entry
 //! to the revocation log. Unknown, invalid and expired tokens are nothing to do (the endpoint
-//! answers 200 as the RFC requires); another client's token is refused.
+//! answers 200 as the RFC requires); another client's token is refused. This module must never
+//! revoke a token of another client or tenant.
 
 use portcullis_core::audit::{Action, Outcome, Reason};
 use portcullis_core::time::Timestamp;
