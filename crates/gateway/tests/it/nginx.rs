@@ -1,43 +1,15 @@
 //! End to end with a real nginx (from Debian: `apt-get install nginx-light`) in front of an echo
-//! upstream, asking the gateway through `auth_request`. The test starts its own nginx in the
-//! foreground, single-process, with a generated config whose pid, logs and temp paths live in a
-//! temporary directory, on free 127.0.0.1 ports; it never touches a system nginx.
+//! upstream, asking the gateway through `auth_request`. The nginx is the test's own
+//! (`common::proxy_process`: foreground, single-process, everything in a temporary directory, a
+//! free 127.0.0.1 port); it never touches a system nginx.
 //!
 //! Without nginx the test prints a notice and passes, except under CI (`CI` set), where it fails.
 
 use crate::common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
+use common::proxy_process::{free_port, ProxyProcess};
 use common::*;
 use serde_json::json;
-
-fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-struct Nginx {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Nginx {
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-}
 
 const IDENTITY: [(&str, &str); 8] = [
     ("subject", "X-Portcullis-Subject"),
@@ -50,8 +22,8 @@ const IDENTITY: [(&str, &str); 8] = [
     ("identity", "X-Portcullis-Identity"),
 ];
 
-fn config(dir: &std::path::Path, port: u16, gateway: u16, upstream: u16) -> String {
-    let d = dir.display();
+/// The `server` block: the documented `auth_request` setup (docs/gateway.md).
+fn server(port: u16, gateway: u16, upstream: u16) -> String {
     let mut set = String::new();
     for (var, header) in IDENTITY {
         let lower = header.to_ascii_lowercase().replace('-', "_");
@@ -60,20 +32,7 @@ fn config(dir: &std::path::Path, port: u16, gateway: u16, upstream: u16) -> Stri
         ));
     }
     format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  server {{
+        r#"  server {{
     listen 127.0.0.1:{port};
     location = /_portcullis_auth {{
       internal;
@@ -91,56 +50,8 @@ http {{
       proxy_set_header X-API-Key "";
       proxy_pass http://127.0.0.1:{upstream};
     }}
-  }}
-}}
-"#
+  }}"#
     )
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-async fn start_nginx(gateway: u16, upstream: u16) -> Option<(Nginx, u16)> {
-    let Some(bin) = nginx_binary() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("nginx is required in CI (apt-get install -y nginx-light)");
-        }
-        eprintln!("notice: nginx not found; skipping the nginx end-to-end test");
-        return None;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, config(dir.path(), port, gateway, upstream)).expect("write conf");
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let nginx = Nginx { child, dir };
-    let ready = tokio::time::timeout(DEADLINE, async {
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(ready.is_ok(), "nginx did not start: {}", nginx.error_log());
-    Some((nginx, port))
 }
 
 #[tokio::test]
@@ -164,10 +75,12 @@ tenant_from_path = "tenant"
 "#,
     )
     .await;
-    let Some((nginx, port)) = start_nginx(ctx.gw.addr.port(), ctx.upstream.port()).await else {
+    let (gateway, upstream) = (ctx.gw.addr.port(), ctx.upstream.port());
+    let Some(nginx) = ProxyProcess::nginx(free_port(), |_, port| server(port, gateway, upstream))
+    else {
         return;
     };
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let addr = nginx.addr();
     let auth = bearer(&ctx.issuer.token(json!({"sub": "user-9"})));
     let (key, _) = ctx.keys.issue("acme", &["orders:read"]);
 
@@ -179,7 +92,7 @@ tenant_from_path = "tenant"
         &[("authorization", &auth), ("X-Portcullis-Subject", "root")],
     )
     .await;
-    assert_eq!(r.status, 200, "{r:?}\n{}", nginx.error_log());
+    assert_eq!(r.status, 200, "{r:?}\n{}", nginx.log());
     assert_eq!(r.json()["uri"], "/t/acme/orders/1?x=1");
     assert_eq!(r.upstream_header("x-portcullis-subject"), vec!["user-9"]);
     assert_eq!(r.upstream_header("x-portcullis-tenant"), vec!["acme"]);

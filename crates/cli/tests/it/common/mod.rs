@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+/// The gateway tests' real-proxy fixture (nginx, Caddy), shared rather than copied.
+#[path = "../../../../gateway/tests/it/common/proxy_process.rs"]
+pub mod proxy_process;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

@@ -4,6 +4,8 @@
 //! normalising them first).
 #![allow(dead_code)]
 
+pub mod proxy_process;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
