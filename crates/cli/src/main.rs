@@ -2,6 +2,7 @@
 //! (`serve`, `config check`, `keys rotate-kek`), the gateway crate (`gateway`) or the admin
 //! HTTP API (everything else); `token` is an OAuth client of the token endpoint.
 
+mod answer_shape;
 mod backup;
 mod client;
 mod commands;

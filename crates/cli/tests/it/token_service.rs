@@ -765,19 +765,31 @@ fn a_url_that_is_not_portcullis_is_named_as_such() {
     );
     let ok_html = impostor("200 OK", "text/html", "<html>welcome</html>");
     let ok_json = impostor("200 OK", "application/json", r#"{"status":"ok"}"#);
-    let admin = ["tenant", "list", "--url"];
-    for url in [&html, &other_json, &ok_html] {
-        let out = portcullis(
-            &[&admin[..], &[url.as_str()]].concat(),
-            &[("PORTCULLIS_ADMIN_TOKEN", "pcl_adm_live_x")],
-            None,
-        );
-        assert!(!out.status.success());
-        let err = stderr(&out);
-        assert!(
-            err.contains(&format!("{url} does not look like a Portcullis server")),
-            "{err}"
-        );
+    let ok_list = impostor("200 OK", "application/json", r#"[{"name":"x"}]"#);
+    // Admin commands that read, create and change, in text and JSON output: none prints the
+    // other service's answer or succeeds.
+    let commands: [&[&str]; 5] = [
+        &["tenant", "list"],
+        &["tenant", "show", "acme"],
+        &["tenant", "create", "acme", "--output", "json"],
+        &["client", "list", "--tenant", "acme"],
+        &["keys", "list"],
+    ];
+    for url in [&html, &other_json, &ok_html, &ok_json, &ok_list] {
+        for command in commands {
+            let out = portcullis(
+                &[command, &["--url", url.as_str()]].concat(),
+                &[("PORTCULLIS_ADMIN_TOKEN", "pcl_adm_live_x")],
+                None,
+            );
+            assert!(!out.status.success(), "{command:?} at {url}");
+            assert!(out.stdout.is_empty(), "{command:?} printed an answer");
+            let err = stderr(&out);
+            assert!(
+                err.contains(&format!("{url} does not look like a Portcullis server")),
+                "{command:?}: {err}"
+            );
+        }
     }
     for url in [&html, &other_json, &ok_json] {
         let out = portcullis(
