@@ -6,6 +6,7 @@ mod answer_shape;
 mod backup;
 mod client;
 mod commands;
+mod new_file;
 mod token;
 
 use std::path::PathBuf;
