@@ -23,9 +23,8 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use base64::Engine;
 use common::proxy_process::{free_port, ProxyProcess};
-use common::{seed_payments, serve_fails, PgSchema, Server};
+use common::{claims, introspect, seed_payments, serve_fails, PgSchema, Server};
 use serde_json::Value;
 
 const ATTACKER: [u8; 4] = [127, 0, 0, 2];
@@ -89,14 +88,6 @@ fn token_request(
         assert!(r.headers().contains_key("retry-after"), "429 says when");
     }
     (status, node, r.json().unwrap_or(Value::Null))
-}
-
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("claims")
 }
 
 #[test]
@@ -231,15 +222,7 @@ fn two_postgres_nodes_behind_nginx_share_one_issuer_and_no_source_can_lock_a_cli
             .into_iter()
             .find(|n| !n.url.ends_with(issued_by.as_str()))
             .expect("the other node");
-        let r: Value = http
-            .post(format!("{}/oauth2/introspect", other.url))
-            .basic_auth(&rs_id, Some(&rs_secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("token={token}"))
-            .send()
-            .expect("introspect")
-            .json()
-            .expect("json");
+        let r = introspect(&other.url, (&rs_id, &rs_secret), token);
         assert_eq!(
             r["active"], true,
             "issued by {issued_by}, asked {}: {r}",

@@ -18,7 +18,7 @@ use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use serde::Deserialize;
 use serde_json::Value;
 
-use common::PgSchema;
+use common::{claims, PgSchema};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -388,16 +388,6 @@ fn stdout(out: &std::process::Output) -> String {
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The claims of a compact JWT, unverified (the signature is checked elsewhere in this file).
-fn claims(jwt: &str) -> Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).expect("a compact JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("claims JSON")
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! normalising them first).
 #![allow(dead_code)]
 
+pub mod proxied;
 pub mod proxy_process;
 
 use std::collections::BTreeMap;
