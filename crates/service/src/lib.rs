@@ -17,6 +17,7 @@ pub mod kek;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
+pub mod passwords;
 pub mod revocations;
 pub mod rotation;
 pub mod state;
