@@ -124,6 +124,11 @@ fn fold(s: &str) -> String {
     s.nfkc().collect::<String>().to_lowercase()
 }
 
+/// The form a search prefix is compared in against normalised usernames and emails.
+pub fn search_key(s: &str) -> String {
+    fold(s.trim())
+}
+
 /// A username as given (NFKC-normalised, surrounding space trimmed) and its case-folded form,
 /// the per-tenant uniqueness key. It is the `preferred_username` claim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,6 +1,7 @@
 //! What the Portcullis token service does, without HTTP: signing keys, the KEK and rotation
 //! (`keys`, `kek`, `rotation`), the client directory and client-registration rules (`oauth`),
-//! client authentication (`client_auth`), API key verification (`api_keys`), the audit sink
+//! client authentication (`client_auth`), users' password hashes, one-time links and mail
+//! (`passwords`, `users`, `mail`), API key verification (`api_keys`), the audit sink
 //! (`audit`), following the revocation log (`revocations`), the counters `serve` exposes as
 //! metrics (`metrics`), and the state they share (`state`).
 //!
@@ -15,9 +16,11 @@ pub mod client_auth;
 pub mod fault;
 pub mod kek;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod oauth;
 pub mod passwords;
 pub mod revocations;
 pub mod rotation;
 pub mod state;
+pub mod users;

@@ -122,6 +122,7 @@ impl Harness {
             },
         ));
         let state = AppState {
+            users: common::users(),
             store,
             clock: dyn_clock,
             audit: sink,

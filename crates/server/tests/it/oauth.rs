@@ -104,6 +104,7 @@ impl App {
                 interval: rotation_interval,
             });
         let state = AppState {
+            users: common::users(),
             api_keys: common::api_keys(store.clone(), clock.clone(), audit.clone()),
             store: store.clone(),
             clock,
@@ -131,6 +132,7 @@ impl App {
     /// caches of its own: what a second process sharing PostgreSQL would be.
     fn other_node(&self, oauth: &OAuthConfig) -> Router {
         let state = AppState {
+            users: common::users(),
             oauth: Arc::new(
                 OAuthState::new(ISSUER.into(), oauth, &self.state.keys).expect("oauth"),
             ),

@@ -53,6 +53,7 @@ impl Node {
         );
         let keys = KeySet { keys: vec![] };
         let state = AppState {
+            users: common::users(),
             api_keys: common::api_keys(store.clone(), dyn_clock.clone(), sink.clone()),
             oauth: common::oauth(&keys),
             keys: Arc::new(keys),

@@ -44,6 +44,30 @@ pub fn oauth(keys: &KeySet) -> Arc<OAuthState> {
     Arc::new(OAuthState::new(ISSUER.into(), &OAuthConfig::default(), keys).expect("oauth state"))
 }
 
+/// User accounts with the default password rule, one hashing thread, mail to the outbox `dir`.
+pub fn users_with_outbox(dir: &std::path::Path) -> Arc<portcullis_service::users::Users> {
+    portcullis_service::users::Users::new(
+        &portcullis_service::users::UsersConfig::default(),
+        portcullis_service::passwords::Argon2Settings {
+            workers: 1,
+            ..Default::default()
+        },
+        portcullis_service::mail::Mailer::outbox(dir).expect("outbox"),
+        ISSUER.into(),
+    )
+    .expect("users")
+}
+
+/// User accounts for harnesses that do not look at mail (the outbox is a fresh temporary
+/// directory, left behind).
+pub fn users() -> Arc<portcullis_service::users::Users> {
+    let dir = std::env::temp_dir().join(format!(
+        "portcullis-test-outbox-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    users_with_outbox(&dir)
+}
+
 /// The revocation feed with the default one-second heartbeat.
 pub fn revocations() -> Arc<Feed> {
     Arc::new(Feed::new(Duration::from_secs(1)))
