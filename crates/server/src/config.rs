@@ -900,6 +900,41 @@ mod tests {
     }
 
     #[test]
+    fn users_passwords_and_smtp_sections_refuse_anything_weaker_than_the_floor() {
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert_eq!(c.passwords.memory_kib, 19456);
+        assert_eq!(c.users.password_min_chars, 12);
+        assert!(c.smtp.is_none(), "no SMTP: the development outbox");
+        for (toml, names) in [
+            ("[passwords]\nmemory_kib = 4096\n", "19456"),
+            ("[passwords]\niterations = 1\n", "minimum is 2"),
+            ("[users]\npassword_min_chars = 6\n", "at least 8"),
+            ("[users]\npassword_max_chars = 32\n", "at least 64"),
+            ("[users]\nreset_ttl_secs = 604800\n", "reset_ttl_secs"),
+        ] {
+            let f = file(toml);
+            let err = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+                .expect_err(toml)
+                .to_string();
+            assert!(err.contains(names), "{toml}: {err}");
+        }
+        let f = file(
+            "[passwords]\nmemory_kib = 65536\niterations = 3\n[smtp]\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\npassword_file = \"/run/secrets/smtp\"\nusername = \"u\"\n",
+        );
+        let c = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+            .expect("stronger is fine");
+        assert_eq!(c.passwords.memory_kib, 65536);
+        let smtp = c.smtp.expect("smtp");
+        assert_eq!(
+            (smtp.port, smtp.tls),
+            (587, SmtpTls::Starttls),
+            "TLS by default"
+        );
+        let f = file("[smtp]\nhost = \"x\"\nfrom = \"a@example.com\"\npasword_file = \"/x\"\n");
+        assert!(Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err());
+    }
+
+    #[test]
     fn api_keys_section_defaults_file_env_and_validation() {
         let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
         assert_eq!(c.api_keys.environment, "live");
