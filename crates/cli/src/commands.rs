@@ -236,7 +236,7 @@ pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
 }
 
 /// Path segments typed by the user are percent-encoded so they cannot change the route.
-fn seg(s: &str) -> String {
+pub(crate) fn seg(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -90,10 +90,10 @@ impl AdminRole {
                 matches!(self, GlobalAdmin | TenantAdmin | Auditor | ApiKeyManager)
             }
             ManageApiKeys => matches!(self, GlobalAdmin | TenantAdmin | ApiKeyManager),
-            ManageAdminTokens | ManageClients | ManageResourceServers => {
+            ManageAdminTokens | ManageClients | ManageResourceServers | ManageUsers => {
                 matches!(self, GlobalAdmin | TenantAdmin)
             }
-            ReadAdminTokens | ReadAudit | ReadClients | ReadResourceServers => {
+            ReadAdminTokens | ReadAudit | ReadClients | ReadResourceServers | ReadUsers => {
                 matches!(self, GlobalAdmin | TenantAdmin | Auditor)
             }
             ReadRevocationFeed | VerifyApiKeys => {
@@ -146,6 +146,10 @@ pub enum Permission {
     ManageResourceServers,
     /// List and show resource servers (never their secrets).
     ReadResourceServers,
+    /// Create, change, disable, enable and delete users; send invitations and reset links.
+    ManageUsers,
+    /// List and show users (never their password hashes).
+    ReadUsers,
     /// Read the revocation feed (snapshot and stream).
     ReadRevocationFeed,
     /// Ask `POST /v1/api-keys/verify` whether an API key is good.
@@ -153,7 +157,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::ManageTenants,
         Self::ReadTenant,
         Self::ManageSigningKeys,
@@ -168,6 +172,8 @@ impl Permission {
         Self::ReadClients,
         Self::ManageResourceServers,
         Self::ReadResourceServers,
+        Self::ManageUsers,
+        Self::ReadUsers,
         Self::ReadRevocationFeed,
         Self::VerifyApiKeys,
     ];
@@ -188,6 +194,8 @@ impl Permission {
             Self::ReadClients => "read_clients",
             Self::ManageResourceServers => "manage_resource_servers",
             Self::ReadResourceServers => "read_resource_servers",
+            Self::ManageUsers => "manage_users",
+            Self::ReadUsers => "read_users",
             Self::ReadRevocationFeed => "read_revocation_feed",
             Self::VerifyApiKeys => "verify_api_keys",
         }
@@ -331,7 +339,7 @@ mod tests {
 
     /// The role x permission table, written out independently of [`AdminRole::grants`].
     /// Columns: global_admin, tenant_admin, auditor, api_key_manager, service.
-    const TABLE: [(Permission, [bool; 5]); 16] = {
+    const TABLE: [(Permission, [bool; 5]); 18] = {
         use Permission::*;
         const Y: bool = true;
         const N: bool = false;
@@ -350,6 +358,8 @@ mod tests {
             (ReadClients, [Y, Y, Y, N, N]),
             (ManageResourceServers, [Y, Y, N, N, N]),
             (ReadResourceServers, [Y, Y, Y, N, N]),
+            (ManageUsers, [Y, Y, N, N, N]),
+            (ReadUsers, [Y, Y, Y, N, N]),
             (ReadRevocationFeed, [Y, Y, N, N, Y]),
             (VerifyApiKeys, [Y, Y, N, N, Y]),
         ]
@@ -428,7 +438,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 5 * 2 * 16 * 4);
+        assert_eq!(checked, 5 * 2 * 18 * 4);
     }
 
     #[test]

@@ -101,6 +101,15 @@ actions! {
     TenantCreate => "tenant.create",
     TenantDisable => "tenant.disable",
     TenantEnable => "tenant.enable",
+    UserCreate => "user.create",
+    UserUpdate => "user.update",
+    UserDisable => "user.disable",
+    UserEnable => "user.enable",
+    UserDelete => "user.delete",
+    /// An invitation link was issued and mailed (never the link itself).
+    UserInvite => "user.invite",
+    /// A password reset was asked for an address; the target is the user if there is one.
+    UserPasswordResetRequest => "user.password_reset_request",
 }
 
 impl fmt::Display for Action {
@@ -461,6 +470,16 @@ mod tests {
             (Action::TenantCreate, "tenant.create"),
             (Action::TenantDisable, "tenant.disable"),
             (Action::TenantEnable, "tenant.enable"),
+            (Action::UserCreate, "user.create"),
+            (Action::UserUpdate, "user.update"),
+            (Action::UserDisable, "user.disable"),
+            (Action::UserEnable, "user.enable"),
+            (Action::UserDelete, "user.delete"),
+            (Action::UserInvite, "user.invite"),
+            (
+                Action::UserPasswordResetRequest,
+                "user.password_reset_request",
+            ),
         ];
         assert_eq!(
             pinned.len(),

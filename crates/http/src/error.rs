@@ -97,6 +97,15 @@ impl ApiError {
         e
     }
 
+    /// 503 `temporarily_unavailable` with `Retry-After`: a bounded resource (the password
+    /// hashing pool) is full; come back shortly.
+    pub fn busy(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+        e.reason = Some("busy".into());
+        e.retry_after_secs = Some(retry_after_secs.max(1));
+        e
+    }
+
     pub fn payload_too_large() -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request")
     }

@@ -10,7 +10,8 @@
 //!
 //! Exported: tenants, API key policies, signing keys, admin and service credentials, resource
 //! servers and their secrets, OAuth clients and their secrets, API keys, the revocation log and
-//! the seen client-assertion ids (replay protection outlives the move). Not exported: the audit
+//! the seen client-assertion ids (replay protection outlives the move), users with their password
+//! hashes. Not exported: users' one-time tokens (short-lived links), the audit
 //! log (history, not state, and the largest table: it stays in the old database and its backups)
 //! and the revocation log head (derived from the log on import).
 //!
@@ -36,8 +37,8 @@ use crate::{Result, StoreError};
 /// The `format` field of an export's header line.
 pub const FORMAT: &str = "portcullis-export";
 /// The version this binary writes and the newest it reads. Bumped whenever a record gains,
-/// loses or changes a field.
-pub const FORMAT_VERSION: u32 = 1;
+/// loses or changes a field, or a kind of record is added (2: users).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,10 @@ pub enum Record {
     ApiKey(ApiKeyRecord),
     Revocation(RevocationEntry),
     AssertionJti(AssertionJti),
+    /// A tenant's user, with its password hash (a PHC string: moving it keeps every password
+    /// working). Its one-time tokens are not exported: they are short-lived links, and a user
+    /// who had one asks again.
+    User(UserRecord),
 }
 
 impl Record {
@@ -90,6 +95,7 @@ impl Record {
             Self::ApiKey(_) => "api_key",
             Self::Revocation(_) => "revocation",
             Self::AssertionJti(_) => "assertion_jti",
+            Self::User(_) => "user",
         }
     }
 }
@@ -421,9 +427,27 @@ enum Line {
         jti: String,
         expires_at: i64,
     },
+    User(UserLine),
     End {
         records: u64,
     },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserLine {
+    id: String,
+    tenant_id: String,
+    username: String,
+    email: Option<String>,
+    email_verified: bool,
+    status: String,
+    profile: serde_json::Value,
+    password_hash: Option<String>,
+    password_changed_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    last_login_at: Option<i64>,
 }
 
 /// A client's or resource server's secret: `owner_id` is the client or resource server.
@@ -607,6 +631,20 @@ impl From<Record> for Line {
                 jti: j.jti,
                 expires_at: ms(j.expires_at),
             },
+            Record::User(u) => Line::User(UserLine {
+                id: u.id.as_str().to_owned(),
+                tenant_id: u.tenant.as_str().to_owned(),
+                username: u.username.as_str().to_owned(),
+                email: u.email.map(|e| e.as_str().to_owned()),
+                email_verified: u.email_verified,
+                status: u.status.as_str().to_owned(),
+                profile: serde_json::to_value(&u.profile).unwrap_or_default(),
+                password_hash: u.password_hash,
+                password_changed_at: opt_ms(u.password_changed_at),
+                created_at: ms(u.created_at),
+                updated_at: ms(u.updated_at),
+                last_login_at: opt_ms(u.last_login_at),
+            }),
         }
     }
 }
@@ -833,6 +871,23 @@ impl Line {
                 jti,
                 expires_at: at(expires_at),
             }),
+            Line::User(u) => Record::User(UserRecord {
+                id: UserId::parse(&u.id).map_err(|_| "user id")?,
+                tenant: tenant(&u.tenant_id)?,
+                username: Username::parse(&u.username).map_err(|_| "username")?,
+                email: u
+                    .email
+                    .map(|e| Email::parse(&e).map_err(|_| "email"))
+                    .transpose()?,
+                email_verified: u.email_verified,
+                status: UserStatus::parse(&u.status).map_err(|_| "user status")?,
+                profile: serde_json::from_value(u.profile).map_err(|_| "user profile")?,
+                password_hash: u.password_hash,
+                password_changed_at: opt_at(u.password_changed_at),
+                created_at: at(u.created_at),
+                updated_at: at(u.updated_at),
+                last_login_at: opt_at(u.last_login_at),
+            }),
         })
     }
 }
@@ -849,7 +904,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 12] = [
+pub const IMPORT_TABLES: [(&str, &str); 14] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -862,6 +917,10 @@ pub const IMPORT_TABLES: [(&str, &str); 12] = [
     ("revocations", "1 = 1"),
     ("client_assertion_jtis", "1 = 1"),
     ("audit_events", "1 = 1"),
+    ("users", "1 = 1"),
+    // Not exported (short-lived links; a user asks for a new one), but an import must still
+    // find it empty.
+    ("user_tokens", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, and the log head the import derives.
@@ -1083,6 +1142,15 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::User(_) => {
+                    let users: Vec<UserRecord> = each!(User).cloned().collect();
+                    user_insert(&users)
+                        .build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                    return Ok(());
+                }
                 Record::AssertionJti(_) => {
                     let mut q = sqlx::QueryBuilder::new(
                         "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) ",
@@ -1177,6 +1245,7 @@ macro_rules! impl_transfer {
                         }))
                     }
                 );
+                table!("SELECT t.*, t.id AS k FROM users t", String, |r| user_from_row(r).map(Record::User));
                 tx.commit().await?;
                 Ok(())
             }

@@ -21,6 +21,7 @@ mod head;
 mod model;
 mod postgres;
 mod sql;
+mod sql_users;
 mod sqlite;
 
 pub use error::StoreError;
@@ -268,6 +269,74 @@ pub trait ClientStore {
 }
 
 #[async_trait]
+pub trait UserStore {
+    /// Fails with [`StoreError::Conflict`] if the tenant already has a user with the same
+    /// normalised username or email (or the id is taken), [`StoreError::NotFound`] if the tenant
+    /// does not exist.
+    async fn create_user(&self, user: &UserRecord) -> Result<()>;
+    async fn get_user(&self, tenant: &TenantId, id: &UserId) -> Result<Option<UserRecord>>;
+    /// By normalised username, within the tenant.
+    async fn find_user_by_username(
+        &self,
+        tenant: &TenantId,
+        username: &Username,
+    ) -> Result<Option<UserRecord>>;
+    /// By normalised email, within the tenant.
+    async fn find_user_by_email(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+    ) -> Result<Option<UserRecord>>;
+    /// One page of a tenant's users, by id (see [`UserFilter`]).
+    async fn list_users(&self, tenant: &TenantId, filter: &UserFilter) -> Result<Vec<UserRecord>>;
+    /// Writes `user`'s username, email, email-verified flag and profile, and sets `updated_at` to
+    /// `now`. Returns `false` if the tenant has no such user; fails with
+    /// [`StoreError::Conflict`] if the new username or email belongs to another user.
+    async fn update_user(&self, user: &UserRecord, now: Timestamp) -> Result<bool>;
+    /// Returns `false` if the tenant has no such user.
+    async fn set_user_status(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+        status: UserStatus,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Stores a new password hash (a PHC string, which carries its parameters). Returns `false`
+    /// if the tenant has no such user.
+    async fn set_user_password(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Records a sign-in (never moves backwards).
+    async fn record_user_login(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Deletes the user and its one-time tokens in one transaction. Returns `false` if the tenant
+    /// has no such user. Sessions and refresh families are not in this store's reach (no foreign
+    /// key): the service revokes them.
+    async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> Result<bool>;
+    /// Stores a one-time token and, in the same transaction, removes the user's earlier unused
+    /// tokens of the same purpose (only the newest link works) and expired tokens of any user.
+    /// Fails with [`StoreError::NotFound`] if the user does not exist.
+    async fn insert_user_token(&self, token: &UserTokenRecord, now: Timestamp) -> Result<()>;
+    /// Uses a token: in one conditional update, marks it used if it has this purpose, is unused
+    /// and has not expired at `now`, and returns it. `None` (changing nothing) otherwise, so of
+    /// two concurrent consumers exactly one succeeds.
+    async fn consume_user_token(
+        &self,
+        digest: &[u8],
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> Result<Option<UserTokenRecord>>;
+}
+
+#[async_trait]
 pub trait RevocationStore {
     /// Appends to the revocation log and returns the entry with its position. Positions are
     /// assigned under one row lock, so they are gapless and visible in order.
@@ -327,6 +396,7 @@ pub trait Store:
     + ResourceServerStore
     + ClientStore
     + RevocationStore
+    + UserStore
     + export::TransferStore
     + Send
     + Sync

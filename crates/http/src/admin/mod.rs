@@ -19,6 +19,7 @@ mod resource_servers;
 mod signing_keys;
 mod tenants;
 pub mod tokens;
+mod users;
 
 use axum::http::Method;
 use axum::routing::{self, MethodRouter};
@@ -271,6 +272,69 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageClients,
             routing::post(clients::disable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users",
+            Tenant,
+            ManageUsers,
+            routing::post(users::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/users",
+            Tenant,
+            ReadUsers,
+            routing::get(users::list),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users/reset-password",
+            Tenant,
+            ManageUsers,
+            routing::post(users::reset_password),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/users/{id}",
+            Tenant,
+            ReadUsers,
+            routing::get(users::show),
+        ),
+        r(
+            Method::PATCH,
+            "/tenants/{tenant}/users/{id}",
+            Tenant,
+            ManageUsers,
+            routing::patch(users::update),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/users/{id}",
+            Tenant,
+            ManageUsers,
+            routing::delete(users::delete),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users/{id}/disable",
+            Tenant,
+            ManageUsers,
+            routing::post(users::disable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users/{id}/enable",
+            Tenant,
+            ManageUsers,
+            routing::post(users::enable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users/{id}/invite",
+            Tenant,
+            ManageUsers,
+            routing::post(users::invite),
         ),
         r(
             Method::GET,

@@ -15,7 +15,9 @@ use serde::Serialize;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::{api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens};
+use super::{
+    api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens, users,
+};
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
 /// short description.
@@ -162,6 +164,15 @@ pub fn outcome() -> ObjectBuilder {
         clients::show,
         clients::rotate_secret,
         clients::disable,
+        users::create,
+        users::list,
+        users::reset_password,
+        users::show,
+        users::update,
+        users::delete,
+        users::disable,
+        users::enable,
+        users::invite,
         signing_keys::list,
         signing_keys::rotate,
         signing_keys::revoke,

@@ -1363,3 +1363,640 @@ async fn the_openapi_document_is_served_without_a_credential() {
         portcullis_http::openapi::document_json()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Users (issue 16 items 1 and 2)
+
+impl TestApp {
+    fn outbox(&self) -> Vec<String> {
+        let dir = self._dir.path().join("outbox");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.map(|e| e.expect("entry").path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .map(|f| quoted_printable_decoded(&std::fs::read_to_string(f).expect("read mail")))
+            .collect()
+    }
+
+    /// Waits (bounded) until the outbox holds `n` messages; the reset trigger mails from a
+    /// background task.
+    async fn outbox_with(&self, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let mails = self.outbox();
+            if mails.len() >= n {
+                return mails;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        self.outbox()
+    }
+
+    async fn create_user(&self, token: &str, tenant: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, body) = self
+            .call(
+                Method::POST,
+                &format!("/admin/v1/tenants/{tenant}/users"),
+                Some(token),
+                Some(body),
+            )
+            .await;
+        (status, body)
+    }
+}
+
+/// A mail as its reader sees it: quoted-printable soft breaks removed and `=XX` decoded.
+fn quoted_printable_decoded(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() && joined.is_char_boundary(i + 3) {
+            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The one-time token in a mailed link (quoted-printable may wrap long lines; the token is
+/// short enough not to be split, but undo soft breaks anyway).
+fn token_in(mail: &str) -> portcullis_core::user::OneTimeToken {
+    let text = mail;
+    let at = text.find("token=pcl_ut_").expect("a link with a token") + "token=".len();
+    let token: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    portcullis_core::user::OneTimeToken::parse(&token).expect("a well-formed token")
+}
+
+const STRONG: &str = "velvet orbit lantern quiz 42";
+
+#[tokio::test]
+async fn users_are_created_shown_updated_disabled_enabled_and_deleted() {
+    let mut app = TestApp::new().await;
+    let (status, alice) = app
+        .create_user(
+            &app.acme,
+            "acme",
+            json!({"username": "Alice", "email": "Alice@Example.com", "password": STRONG,
+                   "profile": {"name": "Alice A", "locale": "en"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{alice}");
+    assert_eq!(alice["status"], "active");
+    assert_eq!(alice["has_password"], true);
+    assert_eq!(alice["profile"]["name"], "Alice A");
+    assert!(alice.get("password_hash").is_none() && !alice.to_string().contains("argon2"));
+    let id = alice["id"].as_str().expect("id").to_owned();
+    assert!(id.starts_with("usr_") && id.len() == 30, "{id}");
+    let stored = app
+        .store
+        .get_user(
+            &tid("acme"),
+            &portcullis_core::user::UserId::parse(&id).expect("id"),
+        )
+        .await
+        .expect("get")
+        .expect("stored");
+    assert!(stored
+        .password_hash
+        .as_deref()
+        .is_some_and(|h| h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$")));
+
+    let path = format!("/admin/v1/tenants/acme/users/{id}");
+    let (status, _, shown) = app.call(Method::GET, &path, Some(&app.acme), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["username"], "Alice");
+
+    let (status, _, updated) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.acme),
+            Some(json!({"email": "alice@new.example", "profile": {"given_name": "Alice"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["email"], "alice@new.example");
+    assert_eq!(updated["email_verified"], false);
+    assert_eq!(updated["profile"], json!({"given_name": "Alice"}));
+
+    let (status, _, disabled) = app
+        .call(
+            Method::POST,
+            &format!("{path}/disable"),
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &disabled["status"]),
+        (StatusCode::OK, &json!("disabled"))
+    );
+    let (status, _, enabled) = app
+        .call(
+            Method::POST,
+            &format!("{path}/enable"),
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &enabled["status"]),
+        (StatusCode::OK, &json!("active"))
+    );
+
+    let (status, _, _) = app.call(Method::DELETE, &path, Some(&app.acme), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = app.call(Method::GET, &path, Some(&app.acme), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = app.call(Method::DELETE, &path, Some(&app.acme), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let actions: Vec<String> = app
+        .audit("acme")
+        .await
+        .iter()
+        .filter(|e| e.target.as_deref() == Some(id.as_str()))
+        .map(|e| e.action.as_str().to_owned())
+        .collect();
+    for want in [
+        "user.create",
+        "user.update",
+        "user.disable",
+        "user.enable",
+        "user.delete",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn bad_user_input_is_a_4xx_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let (status, _) = app
+        .create_user(
+            &app.acme,
+            "acme",
+            json!({"username": "bob", "email": "b@example.com", "password": STRONG}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let cases = [
+        (
+            json!({"username": "BOB", "email": "other@example.com", "send_invite": false}),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            json!({"username": "robert", "email": "B@EXAMPLE.COM", "send_invite": false}),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            json!({"username": "carol", "email": "not-an-email"}),
+            StatusCode::BAD_REQUEST,
+            "email",
+        ),
+        (
+            json!({"username": "has space"}),
+            StatusCode::BAD_REQUEST,
+            "username",
+        ),
+        (
+            json!({"username": "carol", "password": "short1!"}),
+            StatusCode::BAD_REQUEST,
+            "password_too_short",
+        ),
+        (
+            json!({"username": "carol", "password": "password1234"}),
+            StatusCode::BAD_REQUEST,
+            "password_too_weak",
+        ),
+        (
+            json!({"username": "carolina", "password": "carolina-velvet-orbit-42"}),
+            StatusCode::BAD_REQUEST,
+            "password_contains_username",
+        ),
+        (
+            json!({"username": "carol"}),
+            StatusCode::BAD_REQUEST,
+            "invitation needs an email",
+        ),
+        (
+            json!({"username": "carol", "profile": {"picture": "javascript:alert(1)"}, "send_invite": false}),
+            StatusCode::BAD_REQUEST,
+            "picture",
+        ),
+        (
+            json!({"username": "carol", "role": "admin"}),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+    ];
+    for (body, want, says) in cases {
+        let (status, answer) = app.create_user(&app.acme, "acme", body.clone()).await;
+        assert_eq!(status, want, "{body} -> {answer}");
+        assert!(answer.to_string().contains(says), "{body} -> {answer}");
+    }
+    let (status, _, page) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/acme/users",
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        page["users"].as_array().expect("users").len(),
+        1,
+        "nothing created"
+    );
+    // The same username in another tenant is fine.
+    let (status, _) = app
+        .create_user(
+            &app.globex,
+            "globex",
+            json!({"username": "bob", "email": "b@example.com", "send_invite": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Updating to a taken name is a conflict.
+    let (_, carol) = app
+        .create_user(
+            &app.acme,
+            "acme",
+            json!({"username": "carol", "send_invite": false}),
+        )
+        .await;
+    let (status, _, _) = app
+        .call(
+            Method::PATCH,
+            &format!(
+                "/admin/v1/tenants/acme/users/{}",
+                carol["id"].as_str().expect("id")
+            ),
+            Some(&app.acme),
+            Some(json!({"username": "Bob"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    for bad_id in ["nope", "usr_", "usr_01aaaaaaaaaaaaaaaaaaaaaaaa"] {
+        let (status, _, _) = app
+            .call(
+                Method::GET,
+                &format!("/admin/v1/tenants/acme/users/{bad_id}"),
+                Some(&app.acme),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad_id}");
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_admin_cannot_see_or_touch_another_tenants_users_and_weak_roles_are_refused() {
+    let app = TestApp::new().await;
+    let (_, bob) = app
+        .create_user(
+            &app.globex,
+            "globex",
+            json!({"username": "bob", "send_invite": false}),
+        )
+        .await;
+    let bob_id = bob["id"].as_str().expect("id").to_owned();
+    // Through the other tenant's path: forbidden.
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            &format!("/admin/v1/tenants/globex/users/{bob_id}"),
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Through its own path with the other tenant's user id: not found, and nothing changes.
+    for (method, suffix) in [
+        (Method::GET, ""),
+        (Method::DELETE, ""),
+        (Method::POST, "/disable"),
+        (Method::POST, "/invite"),
+    ] {
+        let (status, _, _) = app
+            .call(
+                method.clone(),
+                &format!("/admin/v1/tenants/acme/users/{bob_id}{suffix}"),
+                Some(&app.acme),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {suffix}");
+    }
+    let (status, _, shown) = app
+        .call(
+            Method::GET,
+            &format!("/admin/v1/tenants/globex/users/{bob_id}"),
+            Some(&app.globex),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &shown["status"]),
+        (StatusCode::OK, &json!("invited"))
+    );
+
+    // An auditor reads but does not write; an API key manager and a service do neither.
+    let auditor = app.token(AdminRole::Auditor, "globex").await;
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/globex/users",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .create_user(
+            &auditor,
+            "globex",
+            json!({"username": "eve", "send_invite": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for role in [AdminRole::ApiKeyManager, AdminRole::Service] {
+        let t = app.token(role, "globex").await;
+        let (status, _, _) = app
+            .call(
+                Method::GET,
+                "/admin/v1/tenants/globex/users",
+                Some(&t),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role:?}");
+    }
+}
+
+#[tokio::test]
+async fn listing_users_pages_by_opaque_cursor_with_filters_and_refuses_tampered_cursors() {
+    let app = TestApp::new().await;
+    for i in 0..5 {
+        let (status, _) = app
+            .create_user(
+                &app.acme,
+                "acme",
+                json!({"username": format!("user{i}"), "email": format!("u{i}@example.com"), "send_invite": false}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        // Ids are time-ordered; the manual clock stands still, so order comes from randomness.
+    }
+    let list = |query: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::GET,
+                &format!("/admin/v1/tenants/acme/users{query}"),
+                Some(&app.acme),
+                None,
+            )
+            .await
+        }
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("?limit=2&cursor={c}"),
+            None => "?limit=2".into(),
+        };
+        let (status, _, page) = list(q).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for u in page["users"].as_array().expect("users") {
+            seen.push(u["id"].as_str().expect("id").to_owned());
+        }
+        match page.get("next_cursor").and_then(Value::as_str) {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "each user once, in id order");
+
+    let (_, _, one) = list("?q=USER3".into()).await;
+    assert_eq!(one["users"].as_array().expect("users").len(), 1);
+    let (_, _, by_mail) = list("?q=u4%40".into()).await;
+    assert_eq!(by_mail["users"].as_array().expect("users").len(), 1);
+    let (_, _, invited) = list("?status=invited".into()).await;
+    assert_eq!(invited["users"].as_array().expect("users").len(), 5);
+    let (_, _, active) = list("?status=active".into()).await;
+    assert_eq!(active["users"].as_array().expect("users").len(), 0);
+
+    for bad in [
+        "?cursor=garbage!",
+        "?cursor=dTE6bm90LWFuLWlk",
+        "?cursor=dXNyXzAxYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE",
+        "?limit=0",
+        "?limit=-1",
+        "?status=sleeping",
+        "?unknown=1",
+    ] {
+        let (status, _, body) = list(bad.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{bad}");
+    }
+    // An over-large limit is capped, not refused.
+    let (status, _, _) = list("?limit=100000".into()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn invitations_mail_a_single_use_link_that_never_appears_in_answers_or_audit() {
+    let mut app = TestApp::new().await;
+    let (status, created) = app
+        .create_user(
+            &app.acme,
+            "acme",
+            json!({"username": "dora", "email": "dora@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["status"], "invited");
+    assert!(created["invite_expires_at"].is_string());
+    assert!(!created.to_string().contains("pcl_ut_"));
+    let mails = app.outbox_with(1).await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("To: dora@example.com"), "{}", mails[0]);
+    assert!(
+        mails[0].contains("/account/acme/invite?token="),
+        "{}",
+        mails[0]
+    );
+    let first = token_in(&mails[0]);
+
+    // Sending again replaces the link: the first stops working.
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (status, _, sent) = app
+        .call(
+            Method::POST,
+            &format!("/admin/v1/tenants/acme/users/{id}/invite"),
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    assert!(!sent.to_string().contains("pcl_ut_"));
+    let mails = app.outbox_with(2).await;
+    let second = token_in(&mails[1]);
+    let now = app.clock.now();
+    use portcullis_core::user::TokenPurpose;
+    assert!(app
+        .store
+        .consume_user_token(&first.digest(), TokenPurpose::Invite, now)
+        .await
+        .expect("consume")
+        .is_none());
+    // Not for another purpose, then once, then never again.
+    assert!(app
+        .store
+        .consume_user_token(&second.digest(), TokenPurpose::PasswordReset, now)
+        .await
+        .expect("consume")
+        .is_none());
+    assert!(app
+        .store
+        .consume_user_token(&second.digest(), TokenPurpose::Invite, now)
+        .await
+        .expect("consume")
+        .is_some());
+    assert!(app
+        .store
+        .consume_user_token(&second.digest(), TokenPurpose::Invite, now)
+        .await
+        .expect("consume")
+        .is_none());
+
+    // A third link, consumed after its week: expired.
+    app.call(
+        Method::POST,
+        &format!("/admin/v1/tenants/acme/users/{id}/invite"),
+        Some(&app.acme),
+        None,
+    )
+    .await;
+    let third = token_in(&app.outbox_with(3).await[2]);
+    let late = now.saturating_add(std::time::Duration::from_secs(7 * 24 * 3600 + 1));
+    assert!(app
+        .store
+        .consume_user_token(&third.digest(), TokenPurpose::Invite, late)
+        .await
+        .expect("consume")
+        .is_none());
+
+    // An active user is not invited; a user without email cannot be.
+    let (_, active) = app
+        .create_user(
+            &app.acme,
+            "acme",
+            json!({"username": "erin", "email": "erin@example.com", "password": STRONG}),
+        )
+        .await;
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            &format!(
+                "/admin/v1/tenants/acme/users/{}/invite",
+                active["id"].as_str().expect("id")
+            ),
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let events = app.audit("acme").await;
+    assert!(events.iter().any(|e| e.action == "user.invite"));
+    let all = serde_json::to_string(&events).expect("json");
+    assert!(!all.contains("pcl_ut_"), "no link in the audit log");
+}
+
+#[tokio::test]
+async fn the_reset_trigger_answers_the_same_with_or_without_an_account() {
+    let mut app = TestApp::new().await;
+    app.create_user(
+        &app.acme,
+        "acme",
+        json!({"username": "fay", "email": "fay@example.com", "password": STRONG}),
+    )
+    .await;
+    let reset = |email: &'static str| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/admin/v1/tenants/acme/users/reset-password",
+                Some(&app.acme),
+                Some(json!({"email": email})),
+            )
+            .await
+        }
+    };
+    let (s1, h1, b1) = reset("FAY@example.com").await;
+    let (s2, h2, b2) = reset("nobody@example.com").await;
+    assert_eq!(
+        (s1, &b1),
+        (StatusCode::ACCEPTED, &json!({"status": "accepted"}))
+    );
+    assert_eq!((s1, &b1), (s2, &b2));
+    assert_eq!(
+        h1.get(header::CONTENT_LENGTH),
+        h2.get(header::CONTENT_LENGTH)
+    );
+    let mails = app.outbox_with(1).await;
+    // Give a wrongly sent second mail the chance to appear before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mails_after = app.outbox();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails_after.len(),
+        1,
+        "no mail for an address without an account"
+    );
+    assert!(mails[0].contains("To: fay@example.com"));
+    assert!(mails[0].contains("/account/acme/reset?token="));
+    let token = token_in(&mails[0]);
+    assert!(app
+        .store
+        .consume_user_token(
+            &token.digest(),
+            portcullis_core::user::TokenPurpose::PasswordReset,
+            app.clock.now()
+        )
+        .await
+        .expect("consume")
+        .is_some());
+    // A malformed address is refused for everyone alike.
+    let (status, _, _) = reset("not an address").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let events = app.audit("acme").await;
+    let resets: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "user.password_reset_request")
+        .collect();
+    assert_eq!(resets.len(), 2);
+}

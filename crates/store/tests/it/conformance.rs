@@ -53,7 +53,7 @@ async fn revoked(s: &Arc<dyn Store>, q: &Q) -> Result<bool> {
 
 const PG_ENV: &str = "PORTCULLIS_TEST_DATABASE_URL";
 
-async fn with_sqlite<F, Fut>(case: F)
+pub(crate) async fn with_sqlite<F, Fut>(case: F)
 where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
@@ -65,7 +65,7 @@ where
     case(Arc::new(store)).await;
 }
 
-async fn with_postgres<F, Fut>(name: &str, case: F)
+pub(crate) async fn with_postgres<F, Fut>(name: &str, case: F)
 where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
@@ -1814,6 +1814,41 @@ mod cases {
             .record_assertion_jti("cl_1", "assertion-1", at(2_000), at(42))
             .await
             .expect("jti"));
+        let mut alice = crate::users::user(
+            "usr_01aaaaaaaaaaaaaaaaaaaaaaaa",
+            "acme",
+            "Alice",
+            Some("Alice@Example.com"),
+        );
+        alice.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+        alice.password_changed_at = Some(at(43));
+        alice.last_login_at = Some(at(44));
+        alice.email_verified = true;
+        alice.profile =
+            serde_json::from_str(r#"{"name":"Alice A","locale":"en","zoneinfo":"UTC"}"#)
+                .expect("profile");
+        s.create_user(&alice).await.expect("alice");
+        s.create_user(&crate::users::user(
+            "usr_01bbbbbbbbbbbbbbbbbbbbbbbb",
+            "acme",
+            "bob",
+            None,
+        ))
+        .await
+        .expect("bob");
+        // Not exported: a one-time token.
+        s.insert_user_token(
+            &crate::users::token(
+                7,
+                "acme",
+                "usr_01aaaaaaaaaaaaaaaaaaaaaaaa",
+                TokenPurpose::Invite,
+                5_000,
+            ),
+            at(45),
+        )
+        .await
+        .expect("token");
     }
 
     /// Every record of `s`, through the export file format, sorted so that backends with
@@ -1860,6 +1895,7 @@ mod cases {
             "api_key",
             "revocation",
             "assertion_jti",
+            "user",
         ] {
             assert!(
                 records.iter().any(|r| r.kind() == kind),
