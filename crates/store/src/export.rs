@@ -10,7 +10,8 @@
 //!
 //! Exported: tenants, API key policies, signing keys, admin and service credentials, resource
 //! servers and their secrets, OAuth clients and their secrets, API keys, the revocation log and
-//! the seen client-assertion ids (replay protection outlives the move). Not exported: the audit
+//! the seen client-assertion ids (replay protection outlives the move), and which tenants,
+//! clients and resource servers are archived (an import must not bring them back). Not exported: the audit
 //! log (history, not state, and the largest table: it stays in the old database and its backups)
 //! and the revocation log head (derived from the log on import).
 //!
@@ -73,6 +74,7 @@ pub enum Record {
     ApiKey(ApiKeyRecord),
     Revocation(RevocationEntry),
     AssertionJti(AssertionJti),
+    Archived(ArchivedObject),
 }
 
 impl Record {
@@ -90,6 +92,7 @@ impl Record {
             Self::ApiKey(_) => "api_key",
             Self::Revocation(_) => "revocation",
             Self::AssertionJti(_) => "assertion_jti",
+            Self::Archived(_) => "archived",
         }
     }
 }
@@ -421,6 +424,13 @@ enum Line {
         jti: String,
         expires_at: i64,
     },
+    Archived {
+        kind: String,
+        id: String,
+        tenant_id: String,
+        archived_at: i64,
+        archived_by: Option<String>,
+    },
     End {
         records: u64,
     },
@@ -606,6 +616,13 @@ impl From<Record> for Line {
                 client_id: j.client_id,
                 jti: j.jti,
                 expires_at: ms(j.expires_at),
+            },
+            Record::Archived(a) => Line::Archived {
+                kind: a.kind.as_str().to_owned(),
+                id: a.id,
+                tenant_id: a.tenant.to_string(),
+                archived_at: ms(a.archived_at),
+                archived_by: a.archived_by,
             },
         }
     }
@@ -833,6 +850,19 @@ impl Line {
                 jti,
                 expires_at: at(expires_at),
             }),
+            Line::Archived {
+                kind,
+                id,
+                tenant_id,
+                archived_at,
+                archived_by,
+            } => Record::Archived(ArchivedObject {
+                kind: ArchivedKind::parse(&kind).ok_or("archived kind")?,
+                id,
+                tenant: tenant(&tenant_id)?,
+                archived_at: at(archived_at),
+                archived_by,
+            }),
         })
     }
 }
@@ -849,7 +879,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 12] = [
+pub const IMPORT_TABLES: [(&str, &str); 13] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -862,6 +892,7 @@ pub const IMPORT_TABLES: [(&str, &str); 12] = [
     ("revocations", "1 = 1"),
     ("client_assertion_jtis", "1 = 1"),
     ("audit_events", "1 = 1"),
+    ("archived_objects", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, and the log head the import derives.
@@ -1083,6 +1114,20 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::Archived(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO archived_objects (kind, id, tenant_id, archived_at, \
+                         archived_by) ",
+                    );
+                    q.push_values(each!(Archived), |mut b, a: &ArchivedObject| {
+                        b.push_bind(a.kind.as_str())
+                            .push_bind(a.id.clone())
+                            .push_bind(a.tenant.as_str().to_owned())
+                            .push_bind(a.archived_at.as_millis())
+                            .push_bind(a.archived_by.clone());
+                    });
+                    q
+                }
                 Record::AssertionJti(_) => {
                     let mut q = sqlx::QueryBuilder::new(
                         "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) ",
@@ -1174,6 +1219,21 @@ macro_rules! impl_transfer {
                             client_id: r.try_get("client_id")?,
                             jti: r.try_get("jti")?,
                             expires_at: Timestamp::from_millis(r.try_get("expires_at")?),
+                        }))
+                    }
+                );
+                table!(
+                    "SELECT t.*, t.kind || ' ' || t.id AS k FROM archived_objects t",
+                    String,
+                    |r: &$row| -> Result<Record> {
+                        let kind: String = r.try_get("kind")?;
+                        Ok(Record::Archived(ArchivedObject {
+                            kind: ArchivedKind::parse(&kind)
+                                .ok_or_else(|| corrupt("archived kind", &kind))?,
+                            id: r.try_get("id")?,
+                            tenant: tenant_id(r.try_get("tenant_id")?)?,
+                            archived_at: Timestamp::from_millis(r.try_get("archived_at")?),
+                            archived_by: r.try_get("archived_by")?,
                         }))
                     }
                 );
