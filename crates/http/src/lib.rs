@@ -18,4 +18,5 @@ pub mod extract;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod page;
 pub mod revocations;

@@ -11,6 +11,7 @@
 //! without one of those extractors: there is no unauthenticated admin route.
 
 mod api_keys;
+mod archive;
 mod audit_events;
 pub mod auth;
 mod clients;
@@ -103,6 +104,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Global,
             ManageTenants,
             routing::post(tenants::enable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/archive",
+            Global,
+            ManageTenants,
+            routing::post(tenants::archive),
         ),
         r(
             Method::POST,
@@ -239,6 +247,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         ),
         r(
             Method::POST,
+            "/tenants/{tenant}/resource-servers/{id}/archive",
+            Tenant,
+            ManageResourceServers,
+            routing::post(resource_servers::archive),
+        ),
+        r(
+            Method::POST,
             "/tenants/{tenant}/clients",
             Tenant,
             ManageClients,
@@ -271,6 +286,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageClients,
             routing::post(clients::disable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients/{id}/archive",
+            Tenant,
+            ManageClients,
+            routing::post(clients::archive),
         ),
         r(
             Method::GET,

@@ -329,9 +329,9 @@ async fn create_list_show_update_and_never_show_secrets() {
         !text.contains(&key[13..]) && !text.contains(&test_key[13..]),
         "secret listed: {text}"
     );
-    assert_eq!(list.as_array().expect("array").len(), 2);
-    // Same creation time: the order between the two is arbitrary, so pick the key by id.
-    let first = list
+    assert_eq!(list["items"].as_array().expect("array").len(), 2);
+    // Same creation time: the order between the two is by id, so pick the key by id.
+    let first = list["items"]
         .as_array()
         .expect("array")
         .iter()
@@ -360,7 +360,7 @@ async fn create_list_show_update_and_never_show_secrets() {
                 None,
             )
             .await;
-        assert_eq!(v.as_array().expect("array").len(), want, "{query}");
+        assert_eq!(v["items"].as_array().expect("array").len(), want, "{query}");
     }
     // Another tenant sees none of them.
     let (_, v) = h
@@ -371,7 +371,7 @@ async fn create_list_show_update_and_never_show_secrets() {
             None,
         )
         .await;
-    assert_eq!(v, json!([]));
+    assert_eq!(v, json!({"items": [], "next_cursor": null}));
     let (s, _) = h
         .call(
             Method::GET,
@@ -876,7 +876,7 @@ async fn state_changes(h: &Harness) {
             None,
         )
         .await;
-    assert_eq!(list.as_array().expect("array").len(), 2);
+    assert_eq!(list["items"].as_array().expect("array").len(), 2);
     let (s, _) = h
         .post(
             &format!("/admin/v1/tenants/acme/api-keys/{id}/rotate"),

@@ -307,10 +307,11 @@ impl App {
                 since: None,
                 until: None,
                 action: None,
-                limit: 1_000,
+                page: portcullis_store::PageRequest::first(1_000),
             })
             .await
             .expect("events")
+            .items
     }
 }
 
@@ -2756,7 +2757,8 @@ async fn resource_server_id(app: &App, tenant: &str, audience: &str) -> String {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    v.as_array()
+    v["items"]
+        .as_array()
         .expect("list")
         .iter()
         .find(|r| r["audience"] == audience)
