@@ -1767,3 +1767,42 @@ fn library_verifier(h: &Harness) -> portcullis_verify::Verifier {
     verifier.revocations().touch(0);
     verifier
 }
+
+/// Archiving a tenant stops its keys at once and for good: unlike a disabled tenant, an
+/// archived one is never enabled again, so its keys never come back.
+#[tokio::test]
+async fn archiving_a_tenant_stops_its_keys_for_good() {
+    let h = Harness::new().await;
+    let (_, key) = h.acme_key(json!({})).await;
+    assert_eq!(
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Valid
+    );
+    // Its own administrator may not archive it.
+    let (s, _) = h
+        .post("/admin/v1/tenants/acme/archive", &h.acme, None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Valid
+    );
+    let (s, v) = h
+        .post("/admin/v1/tenants/acme/archive", &h.global, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Refused
+    );
+    for verb in ["enable", "archive"] {
+        let (s, _) = h
+            .post(&format!("/admin/v1/tenants/acme/{verb}"), &h.global, None)
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{verb}");
+    }
+    assert_eq!(
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Refused
+    );
+}
