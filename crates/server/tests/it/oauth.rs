@@ -3761,3 +3761,138 @@ async fn an_archived_resource_server_gets_no_more_tokens_and_cannot_introspect()
         .await;
     assert_eq!(v["items"].as_array().expect("items").len(), 1);
 }
+
+/// Checks `v` against the document's schema `name`: every required member is there, and (for a
+/// closed shape) every member present is documented.
+fn conforms(doc: &Value, name: &str, v: &Value, closed: bool) {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "no schema {name}");
+    for required in schema["required"].as_array().into_iter().flatten() {
+        let key = required.as_str().expect("name");
+        assert!(v.get(key).is_some(), "{name}: {key} missing in {v}");
+    }
+    if closed {
+        for key in v.as_object().expect("object").keys() {
+            assert!(
+                schema["properties"].get(key).is_some(),
+                "{name}: {key} is not documented ({v})"
+            );
+        }
+    }
+}
+
+/// The OAuth endpoints and API key verification are in the OpenAPI document with the shapes
+/// and status codes they really answer with (they are not admin routes: the admin API fuzzer
+/// leaves them out, so this test is what keeps their description honest).
+#[tokio::test]
+async fn the_public_routes_answer_as_the_openapi_document_says() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({"introspection": true})).await;
+    let doc = serde_json::to_value(portcullis_http::openapi::document()).expect("doc");
+    let documented = |path: &str, method: &str, status: StatusCode| {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert!(
+            op["responses"].get(status.as_str()).is_some(),
+            "{method} {path}: {status} is not documented"
+        );
+    };
+
+    let (s, _, v) = app.token(&c, "grant_type=client_credentials").await;
+    documented("/oauth2/token", "post", s);
+    conforms(&doc, "TokenResponse", &v, true);
+    let token = v["access_token"].as_str().expect("token").to_owned();
+    let (s, _, v) = app
+        .form("/oauth2/token", Some((&c.id, "wrong")), "grant_type=client_credentials")
+        .await;
+    documented("/oauth2/token", "post", s);
+    conforms(&doc, "OAuthErrorBody", &v, true);
+    let (s, _, v) = app.token(&c, "grant_type=password").await;
+    documented("/oauth2/token", "post", s);
+    conforms(&doc, "OAuthErrorBody", &v, true);
+
+    for t in [token.as_str(), "not-a-token"] {
+        let (s, _, v) = app
+            .form(
+                "/oauth2/introspect",
+                Some((&c.id, &c.secret)),
+                &format!("token={t}"),
+            )
+            .await;
+        documented("/oauth2/introspect", "post", s);
+        conforms(&doc, "IntrospectionResponse", &v, true);
+    }
+    let (s, _, _) = app
+        .form(
+            "/oauth2/revoke",
+            Some((&c.id, &c.secret)),
+            &format!("token={token}"),
+        )
+        .await;
+    documented("/oauth2/revoke", "post", s);
+
+    for (path, schema, closed) in [
+        ("/oauth2/jwks", "Jwks", true),
+        (
+            "/.well-known/oauth-authorization-server",
+            "AuthorizationServerMetadata",
+            false,
+        ),
+    ] {
+        let (s, _, v) = app
+            .send(Request::builder().uri(path).body(Body::empty()).expect("req"))
+            .await;
+        documented(path, "get", s);
+        conforms(&doc, schema, &v, closed);
+    }
+
+    let verify = |token: Option<String>, body: Value| {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/api-keys/verify")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        b.body(Body::from(body.to_string())).expect("req")
+    };
+    let (s, _, v) = app
+        .send(verify(
+            Some(app.admin.clone()),
+            json!({"key": "pcl_key_live_nonsense", "tenant": "acme"}),
+        ))
+        .await;
+    documented("/v1/api-keys/verify", "post", s);
+    conforms(&doc, "VerifyApiKeyResponse", &v, true);
+    assert_eq!(v, json!({"valid": false}));
+    let (s, _, v) = app
+        .send(verify(None, json!({"key": "pcl_key_live_nonsense"})))
+        .await;
+    documented("/v1/api-keys/verify", "post", s);
+    conforms(&doc, "ErrorBody", &v, true);
+    let (s, _, v) = app
+        .send(verify(Some(app.admin.clone()), json!({"nokey": 1})))
+        .await;
+    documented("/v1/api-keys/verify", "post", s);
+    conforms(&doc, "ErrorBody", &v, true);
+
+    // Every path outside the admin API that the document lists is one of these.
+    let public: Vec<&String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .filter(|p| !p.starts_with(portcullis_http::admin::PREFIX))
+        .collect();
+    assert_eq!(
+        public,
+        [
+            "/.well-known/oauth-authorization-server",
+            "/oauth2/introspect",
+            "/oauth2/jwks",
+            "/oauth2/revoke",
+            "/oauth2/token",
+            "/v1/api-keys/verify"
+        ]
+    );
+}
