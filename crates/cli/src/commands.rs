@@ -417,7 +417,12 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                 &remote,
                 "/tenants",
                 &archived_query(include_archived),
-                |v| table(v, &["id", "status", "display_name", "created_at", "archived_at"]),
+                |v| {
+                    table(
+                        v,
+                        &["id", "status", "display_name", "created_at", "archived_at"],
+                    )
+                },
             )
             .await?;
         }

@@ -28,7 +28,8 @@ pub use error::StoreError;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
 pub use model::*;
 pub use page::{
-    Archivable, ArchivedFilter, KeyId, Page, PageKey, PageRequest, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
+    Archivable, ArchivedFilter, KeyId, Page, PageKey, PageRequest, DEFAULT_PAGE_LIMIT,
+    MAX_PAGE_LIMIT,
 };
 pub use postgres::PgStore;
 pub use sqlite::{FileCheck, SqliteStore};

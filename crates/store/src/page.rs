@@ -140,7 +140,10 @@ mod tests {
     #[test]
     fn the_limit_is_never_zero_nor_above_the_cap() {
         assert_eq!(PageRequest::first(0).effective_limit(), 1);
-        assert_eq!(PageRequest::first(u32::MAX).effective_limit(), MAX_PAGE_LIMIT);
+        assert_eq!(
+            PageRequest::first(u32::MAX).effective_limit(),
+            MAX_PAGE_LIMIT
+        );
         assert_eq!(PageRequest::default().effective_limit(), DEFAULT_PAGE_LIMIT);
     }
 }

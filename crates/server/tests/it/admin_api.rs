@@ -1453,9 +1453,17 @@ async fn every_admin_list_pages_through_all_its_rows_with_cursors() {
         ("/admin/v1/tenants", app.global.as_str(), 3),
         ("/admin/v1/signing-keys", app.global.as_str(), 1),
         ("/admin/v1/tenants/acme/clients", app.acme.as_str(), 3),
-        ("/admin/v1/tenants/acme/resource-servers", app.acme.as_str(), 2),
+        (
+            "/admin/v1/tenants/acme/resource-servers",
+            app.acme.as_str(),
+            2,
+        ),
         ("/admin/v1/tenants/acme/api-keys", app.acme.as_str(), 3),
-        ("/admin/v1/tenants/acme/api-keys?owner=o", app.acme.as_str(), 2),
+        (
+            "/admin/v1/tenants/acme/api-keys?owner=o",
+            app.acme.as_str(),
+            2,
+        ),
         ("/admin/v1/tenants/acme/admin-tokens", app.acme.as_str(), 2),
         ("/admin/v1/tenants/acme/audit-events", app.acme.as_str(), 9),
     ];
@@ -1503,7 +1511,10 @@ async fn bad_cursors_and_limits_are_invalid_requests() {
     let edited = String::from_utf8(edited).expect("ascii");
     let bad = [
         format!("/admin/v1/tenants/acme/api-keys?cursor={edited}"),
-        format!("/admin/v1/tenants/acme/api-keys?cursor={}", &cursor[..cursor.len() - 3]),
+        format!(
+            "/admin/v1/tenants/acme/api-keys?cursor={}",
+            &cursor[..cursor.len() - 3]
+        ),
         format!("/admin/v1/tenants/acme/api-keys?cursor={cursor}x"),
         // Another tenant's list, another list of the same tenant.
         format!("/admin/v1/tenants/globex/api-keys?cursor={cursor}"),

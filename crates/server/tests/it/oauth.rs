@@ -3529,21 +3529,33 @@ async fn an_archived_client_is_refused_everywhere_for_good() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert!(verifier_accepts(&app, &verifier, &token).await, "nothing changed");
+    assert!(
+        verifier_accepts(&app, &verifier, &token).await,
+        "nothing changed"
+    );
 
     app.clock.advance(Duration::from_secs(1));
     let (s, v) = app.admin_call(Method::POST, &archive, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "disabled");
     assert!(v["archived_at"].is_string(), "{v}");
-    assert_eq!(app.introspect(&introspector, &token).await, json!({"active": false}));
+    assert_eq!(
+        app.introspect(&introspector, &token).await,
+        json!({"active": false})
+    );
     assert!(!verifier_accepts(&app, &verifier, &token).await);
     let (s, _, v) = app.token(&c, "grant_type=client_credentials").await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
 
     // Twice, or any later change: 409, nothing changes.
     let (s, v) = app.admin_call(Method::POST, &archive, None).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
     for (path, body) in [
         (format!("/tenants/acme/clients/{}/disable", c.id), None),
         (
@@ -3566,14 +3578,24 @@ async fn an_archived_client_is_refused_everywhere_for_good() {
             .map(|c| c["client_id"].as_str().expect("id").to_owned())
             .collect()
     };
-    let (_, v) = app.admin_call(Method::GET, "/tenants/acme/clients", None).await;
-    assert_eq!(listed(&v), [introspector.id.clone()]);
     let (_, v) = app
-        .admin_call(Method::GET, "/tenants/acme/clients?include_archived=true", None)
+        .admin_call(Method::GET, "/tenants/acme/clients", None)
+        .await;
+    assert_eq!(listed(&v), std::slice::from_ref(&introspector.id));
+    let (_, v) = app
+        .admin_call(
+            Method::GET,
+            "/tenants/acme/clients?include_archived=true",
+            None,
+        )
         .await;
     assert_eq!(listed(&v), [introspector.id.clone(), c.id.clone()]);
     let (s, v) = app
-        .admin_call(Method::GET, &format!("/tenants/acme/clients/{}", c.id), None)
+        .admin_call(
+            Method::GET,
+            &format!("/tenants/acme/clients/{}", c.id),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert!(v["archived_at"].is_string());
@@ -3623,13 +3645,22 @@ async fn an_archived_tenant_refuses_its_tokens_clients_and_admins_for_good() {
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, v) = app.admin_call(Method::POST, "/tenants/system/archive", None).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
-    let (s, _) = app.admin_call(Method::POST, "/tenants/nobody/archive", None).await;
+    let (s, v) = app
+        .admin_call(Method::POST, "/tenants/system/archive", None)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/nobody/archive", None)
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     app.clock.advance(Duration::from_secs(1));
-    let (s, v) = app.admin_call(Method::POST, "/tenants/acme/archive", None).await;
+    let (s, v) = app
+        .admin_call(Method::POST, "/tenants/acme/archive", None)
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "disabled");
     assert!(v["archived_at"].is_string());
@@ -3707,7 +3738,10 @@ async fn an_archived_resource_server_gets_no_more_tokens_and_cannot_introspect()
     let (s, _, v) = app
         .token(&c, "grant_type=client_credentials&resource=payments-api")
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_target")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_target"))
+    );
     let (s, _, v) = app
         .token(&c, "grant_type=client_credentials&resource=ledger-api")
         .await;
@@ -3719,7 +3753,10 @@ async fn an_archived_resource_server_gets_no_more_tokens_and_cannot_introspect()
             &format!("token={before}"),
         )
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
     // The documented limit: a verifier that still accepts the audience accepts the token until
     // it expires.
     assert!(verifier_accepts(&app, &verifier, &before).await);
@@ -3804,7 +3841,11 @@ async fn the_public_routes_answer_as_the_openapi_document_says() {
     conforms(&doc, "TokenResponse", &v, true);
     let token = v["access_token"].as_str().expect("token").to_owned();
     let (s, _, v) = app
-        .form("/oauth2/token", Some((&c.id, "wrong")), "grant_type=client_credentials")
+        .form(
+            "/oauth2/token",
+            Some((&c.id, "wrong")),
+            "grant_type=client_credentials",
+        )
         .await;
     documented("/oauth2/token", "post", s);
     conforms(&doc, "OAuthErrorBody", &v, true);
@@ -3841,7 +3882,12 @@ async fn the_public_routes_answer_as_the_openapi_document_says() {
         ),
     ] {
         let (s, _, v) = app
-            .send(Request::builder().uri(path).body(Body::empty()).expect("req"))
+            .send(
+                Request::builder()
+                    .uri(path)
+                    .body(Body::empty())
+                    .expect("req"),
+            )
             .await;
         documented(path, "get", s);
         conforms(&doc, schema, &v, closed);

@@ -455,12 +455,20 @@ mod cases {
             .is_empty());
         // A limit of 0 or above the cap is clamped, never an error nor an unbounded read.
         let one = s
-            .list_clients(&tid("acme"), &PageRequest::first(0), ArchivedFilter::Exclude)
+            .list_clients(
+                &tid("acme"),
+                &PageRequest::first(0),
+                ArchivedFilter::Exclude,
+            )
             .await
             .expect("limit 0");
         assert_eq!(one.items.len(), 1);
         let capped = s
-            .list_clients(&tid("acme"), &PageRequest::first(u32::MAX), ArchivedFilter::Exclude)
+            .list_clients(
+                &tid("acme"),
+                &PageRequest::first(u32::MAX),
+                ArchivedFilter::Exclude,
+            )
             .await
             .expect("huge limit");
         assert_eq!(capped.items.len(), 9);
@@ -533,9 +541,15 @@ mod cases {
         let c = s.get_client("cl_1").await.expect("get").expect("kept");
         assert_eq!(c.status, ClientStatus::Disabled);
         let secrets = s.list_client_secrets("cl_1").await.expect("secrets");
-        assert_eq!(secrets[0].expires_at, Some(at(50)), "the secret stops at once");
         assert_eq!(
-            s.archived_at(ArchivedKind::Client, "cl_1").await.expect("at"),
+            secrets[0].expires_at,
+            Some(at(50)),
+            "the secret stops at once"
+        );
+        assert_eq!(
+            s.archived_at(ArchivedKind::Client, "cl_1")
+                .await
+                .expect("at"),
             Some(at(50))
         );
         // Twice: nothing changes and nothing more is logged.
@@ -556,7 +570,11 @@ mod cases {
             .await
             .expect("rotate"));
         assert_eq!(
-            s.get_client("cl_1").await.expect("get").expect("kept").status,
+            s.get_client("cl_1")
+                .await
+                .expect("get")
+                .expect("kept")
+                .status,
             ClientStatus::Disabled
         );
         // Its id stays taken.
@@ -586,12 +604,19 @@ mod cases {
             .archive_tenant(&tid("acme"), Some("adm"), &rev, at(50))
             .await
             .expect("archive");
-        assert!(matches!(done, ArchiveOutcome::Archived(Some(_))), "{done:?}");
+        assert!(
+            matches!(done, ArchiveOutcome::Archived(Some(_))),
+            "{done:?}"
+        );
         assert_eq!(
             logged(&s).await,
             [(RevocationKind::Tenant, "acme".to_owned(), Some(at(5_000)))]
         );
-        let t = s.get_tenant(&tid("acme")).await.expect("get").expect("kept");
+        let t = s
+            .get_tenant(&tid("acme"))
+            .await
+            .expect("get")
+            .expect("kept");
         assert_eq!(t.status, TenantStatus::Disabled);
         assert_eq!(
             s.archive_tenant(&tid("acme"), None, &rev, at(60))
@@ -607,7 +632,11 @@ mod cases {
             Err(StoreError::NotFound)
         ));
         assert_eq!(
-            s.get_tenant(&tid("acme")).await.expect("get").expect("kept").status,
+            s.get_tenant(&tid("acme"))
+                .await
+                .expect("get")
+                .expect("kept")
+                .status,
             TenantStatus::Disabled
         );
         assert!(matches!(
@@ -658,7 +687,11 @@ mod cases {
             .await
             .expect("by audience")
             .is_none());
-        assert!(s.find_resource_server("rs_a").await.expect("by id").is_none());
+        assert!(s
+            .find_resource_server("rs_a")
+            .await
+            .expect("by id")
+            .is_none());
         assert!(
             s.get_resource_server(&tid("acme"), "rs_a")
                 .await
@@ -666,7 +699,10 @@ mod cases {
                 .is_some(),
             "the admin API still shows it"
         );
-        let secrets = s.list_resource_server_secrets("rs_a").await.expect("secrets");
+        let secrets = s
+            .list_resource_server_secrets("rs_a")
+            .await
+            .expect("secrets");
         assert_eq!(secrets[0].expires_at, Some(at(50)));
         let mut again = secret.clone();
         again.id = "rss2".into();
@@ -707,15 +743,26 @@ mod cases {
             expires_at: None,
             reason: None,
         };
-        s.archive_client(&tid("acme"), "cl_1", None, &rev(RevocationKind::Client, "cl_1", "acme"), at(50))
-            .await
-            .expect("archive client");
+        s.archive_client(
+            &tid("acme"),
+            "cl_1",
+            None,
+            &rev(RevocationKind::Client, "cl_1", "acme"),
+            at(50),
+        )
+        .await
+        .expect("archive client");
         s.archive_resource_server(&tid("acme"), "rs_1", None, at(50))
             .await
             .expect("archive rs");
-        s.archive_tenant(&tid("globex"), None, &rev(RevocationKind::Tenant, "globex", "globex"), at(50))
-            .await
-            .expect("archive tenant");
+        s.archive_tenant(
+            &tid("globex"),
+            None,
+            &rev(RevocationKind::Tenant, "globex", "globex"),
+            at(50),
+        )
+        .await
+        .expect("archive tenant");
 
         let page = PageRequest::default();
         let live: Vec<_> = s
@@ -768,13 +815,15 @@ mod cases {
                     .collect::<Vec<_>>()
             }
         };
-        assert_eq!(tenant_ids(ArchivedFilter::Exclude).await, ["system", "acme"]);
+        assert_eq!(
+            tenant_ids(ArchivedFilter::Exclude).await,
+            ["system", "acme"]
+        );
         assert_eq!(
             tenant_ids(ArchivedFilter::Include).await,
             ["system", "acme", "globex"]
         );
     }
-
 
     pub async fn tenant_lifecycle(s: Arc<dyn Store>) {
         let created = s
@@ -1209,7 +1258,11 @@ mod cases {
         );
         assert_eq!(
             ids(s
-                .list_api_keys(&tid("acme"), &list(Some("live"), None), &PageRequest::default())
+                .list_api_keys(
+                    &tid("acme"),
+                    &list(Some("live"), None),
+                    &PageRequest::default()
+                )
                 .await
                 .expect("list")
                 .items),
@@ -1661,10 +1714,14 @@ mod cases {
             None
         );
         assert_eq!(
-            s.list_resource_servers(&tid("acme"), &PageRequest::default(), ArchivedFilter::Exclude)
-                .await
-                .expect("list")
-                .items,
+            s.list_resource_servers(
+                &tid("acme"),
+                &PageRequest::default(),
+                ArchivedFilter::Exclude
+            )
+            .await
+            .expect("list")
+            .items,
             vec![Archivable {
                 item: a,
                 archived_at: None
@@ -1686,10 +1743,14 @@ mod cases {
             vec![sec]
         );
         assert_eq!(
-            s.list_clients(&tid("acme"), &PageRequest::default(), ArchivedFilter::Exclude)
-                .await
-                .expect("list")
-                .items,
+            s.list_clients(
+                &tid("acme"),
+                &PageRequest::default(),
+                ArchivedFilter::Exclude
+            )
+            .await
+            .expect("list")
+            .items,
             vec![Archivable {
                 item: c.clone(),
                 archived_at: None
@@ -1742,7 +1803,11 @@ mod cases {
         assert_eq!(got.status, ClientStatus::Disabled);
         assert_eq!(got.updated_at, at(5));
         assert!(s
-            .list_clients(&tid("globex"), &PageRequest::default(), ArchivedFilter::Include)
+            .list_clients(
+                &tid("globex"),
+                &PageRequest::default(),
+                ArchivedFilter::Include
+            )
             .await
             .expect("list")
             .items
@@ -2348,10 +2413,19 @@ mod cases {
             .await
             .expect("client to archive");
         let gone = s
-            .archive_client(&tid("acme"), "cl_old", Some("a1"), &client_archived("cl_old"), at(44))
+            .archive_client(
+                &tid("acme"),
+                "cl_old",
+                Some("a1"),
+                &client_archived("cl_old"),
+                at(44),
+            )
             .await
             .expect("archive client");
-        assert!(matches!(gone, ArchiveOutcome::Archived(Some(_))), "{gone:?}");
+        assert!(
+            matches!(gone, ArchiveOutcome::Archived(Some(_))),
+            "{gone:?}"
+        );
         s.create_resource_server(&rs("rs_old", "acme", "old-api"))
             .await
             .expect("rs to archive");
@@ -2725,7 +2799,11 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
     );
     let copy: Arc<dyn Store> = Arc::new(SqliteStore::open(&dest).await.expect("open copy"));
     let keys = copy
-        .list_api_keys(&tid("system"), &ApiKeyFilter::default(), &PageRequest::first(MAX_PAGE_LIMIT))
+        .list_api_keys(
+            &tid("system"),
+            &ApiKeyFilter::default(),
+            &PageRequest::first(MAX_PAGE_LIMIT),
+        )
         .await
         .expect("keys")
         .items;
