@@ -1,4 +1,8 @@
 //! Admin subcommands: each maps to one admin API call and prints text or JSON.
+//!
+//! The admin API pages its lists (`{"items": [...], "next_cursor": ...}`); a `list` command
+//! follows the cursors ([`list_all`]) and prints every row, as one JSON array with `--json`, so
+//! its output is what it was before lists were paged.
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -21,8 +25,11 @@ pub enum TenantCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List tenants.
+    /// List tenants (archived ones only with --include-archived).
     List {
+        /// Also list archived tenants.
+        #[arg(long)]
+        include_archived: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -38,8 +45,15 @@ pub enum TenantCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Re-enable a disabled tenant.
+    /// Re-enable a disabled tenant (never an archived one).
     Enable {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Archive a tenant for good: disabled, its tokens revoked, its API keys, clients and admin
+    /// tokens refused; it can never be enabled again and its id is never reused.
+    Archive {
         id: String,
         #[command(flatten)]
         remote: Remote,
@@ -93,6 +107,7 @@ pub enum AuditCommand {
         /// Only this action, e.g. `tenant.create`.
         #[arg(long)]
         action: Option<String>,
+        /// Show at most this many events (the newest; read page by page).
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
@@ -117,10 +132,13 @@ pub enum ResourceServerCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List a tenant's resource servers.
+    /// List a tenant's resource servers (archived ones only with --include-archived).
     List {
         #[arg(long)]
         tenant: String,
+        /// Also list archived resource servers.
+        #[arg(long)]
+        include_archived: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -145,6 +163,15 @@ pub enum ResourceServerCommand {
         /// Environment label embedded in the secret (default `live`).
         #[arg(long)]
         environment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Archive a resource server for good: no more tokens for its audience, its introspection
+    /// secrets stop at once. Tokens already issued for it stay valid until they expire.
+    Archive {
+        #[arg(long)]
+        tenant: String,
+        id: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -186,10 +213,13 @@ pub enum ClientCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List a tenant's clients.
+    /// List a tenant's clients (archived ones only with --include-archived).
     List {
         #[arg(long)]
         tenant: String,
+        /// Also list archived clients.
+        #[arg(long)]
+        include_archived: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -215,6 +245,14 @@ pub enum ClientCommand {
     },
     /// Disable a client and revoke every token issued to it.
     Disable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Archive a client for good: disabled, its secrets stop at once, its tokens revoked.
+    Archive {
         #[arg(long)]
         tenant: String,
         id: String,
@@ -263,6 +301,61 @@ async fn fetch_and_print(
     Ok(())
 }
 
+/// Rows the CLI asks for per page (the server's cap).
+const PAGE: usize = 1_000;
+
+/// Every row of a paged admin list (or the first `max`): follows `next_cursor` page by page and
+/// returns the rows as one JSON array.
+async fn list_all(
+    remote: &Remote,
+    path: &str,
+    query: &[(&str, String)],
+    max: Option<usize>,
+) -> anyhow::Result<Value> {
+    let client = AdminClient::new(remote)?;
+    let mut items: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let wanted = max.map_or(PAGE, |m| m.saturating_sub(items.len()).min(PAGE));
+        if wanted == 0 {
+            break;
+        }
+        let mut q = query.to_vec();
+        q.push(("limit", wanted.to_string()));
+        q.extend(cursor.take().map(|c| ("cursor", c)));
+        let v = client.call(Method::GET, path, &q, None).await?;
+        let page = v["items"].as_array().with_context(|| {
+            format!("the answer to GET {path} is not a page of items: is the server a Portcullis of this version?")
+        })?;
+        items.extend(page.iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    Ok(Value::Array(items))
+}
+
+/// Lists every row of `path` and prints them as text or JSON.
+async fn list_and_print(
+    remote: &Remote,
+    path: &str,
+    query: &[(&str, String)],
+    text: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<()> {
+    let rows = list_all(remote, path, query, None).await?;
+    print(remote, &rows, text);
+    Ok(())
+}
+
+fn archived_query(include_archived: bool) -> Vec<(&'static str, String)> {
+    if include_archived {
+        vec![("include_archived", "true".to_owned())]
+    } else {
+        Vec::new()
+    }
+}
+
 fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
     match remote.output {
         Output::Json => println!(
@@ -289,12 +382,13 @@ fn table(rows: &Value, columns: &[&str]) -> String {
 
 fn tenant_text(v: &Value) -> String {
     format!(
-        "id: {}\ndisplay_name: {}\nstatus: {}\ncreated_at: {}\nupdated_at: {}\n",
+        "id: {}\ndisplay_name: {}\nstatus: {}\ncreated_at: {}\nupdated_at: {}\narchived_at: {}\n",
         field(v, "id"),
         field(v, "display_name"),
         field(v, "status"),
         field(v, "created_at"),
-        field(v, "updated_at")
+        field(v, "updated_at"),
+        field(v, "archived_at")
     )
 }
 
@@ -315,10 +409,21 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             )
             .await?;
         }
-        TenantCommand::List { remote } => {
-            fetch_and_print(&remote, Method::GET, "/tenants", &[], None, |v| {
-                table(v, &["id", "status", "display_name", "created_at"])
-            })
+        TenantCommand::List {
+            include_archived,
+            remote,
+        } => {
+            list_and_print(
+                &remote,
+                "/tenants",
+                &archived_query(include_archived),
+                |v| {
+                    table(
+                        v,
+                        &["id", "status", "display_name", "created_at", "archived_at"],
+                    )
+                },
+            )
             .await?;
         }
         TenantCommand::Show { id, remote } => {
@@ -334,6 +439,7 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         }
         TenantCommand::Disable { id, remote } => set_tenant_status(&id, &remote, "disable").await?,
         TenantCommand::Enable { id, remote } => set_tenant_status(&id, &remote, "enable").await?,
+        TenantCommand::Archive { id, remote } => set_tenant_status(&id, &remote, "archive").await?,
     }
     Ok(())
 }
@@ -389,12 +495,10 @@ pub async fn admin_token(cmd: AdminTokenCommand) -> anyhow::Result<()> {
             .await?;
         }
         AdminTokenCommand::List { tenant, remote } => {
-            fetch_and_print(
+            list_and_print(
                 &remote,
-                Method::GET,
                 &format!("/tenants/{}/admin-tokens", seg(&tenant)),
                 &[],
-                None,
                 |v| {
                     table(
                         v,
@@ -438,18 +542,17 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
         limit,
         remote,
     } = cmd;
-    let mut query = vec![("limit", limit.to_string())];
+    let mut query = Vec::new();
     query.extend(since.map(|s| ("since", s)));
     query.extend(until.map(|s| ("until", s)));
     query.extend(action.map(|s| ("action", s)));
-    let v = AdminClient::new(&remote)?
-        .call(
-            Method::GET,
-            &format!("/tenants/{}/audit-events", seg(&tenant)),
-            &query,
-            None,
-        )
-        .await?;
+    let v = list_all(
+        &remote,
+        &format!("/tenants/{}/audit-events", seg(&tenant)),
+        &query,
+        Some(usize::try_from(limit).unwrap_or(usize::MAX)),
+    )
+    .await?;
     print(&remote, &v, |v| {
         table(
             v,
@@ -468,9 +571,7 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
 }
 
 pub async fn list_signing_keys(remote: &Remote) -> anyhow::Result<()> {
-    let v = AdminClient::new(remote)?
-        .call(Method::GET, "/signing-keys", &[], None)
-        .await?;
+    let v = list_all(remote, "/signing-keys", &[], None).await?;
     print(remote, &v, |v| {
         table(v, &["kid", "algorithm", "state", "kek_id", "created_at"])
     });
@@ -489,7 +590,7 @@ fn client_text(v: &Value) -> String {
             .unwrap_or_default()
     };
     let mut out = format!(
-        "client_id: {}\ntenant: {}\nname: {}\nstatus: {}\nauth_method: {}\nscopes: {}\naudiences: {}\naccess_token_ttl_secs: {}\nlast_used_at: {}\n",
+        "client_id: {}\ntenant: {}\nname: {}\nstatus: {}\nauth_method: {}\nscopes: {}\naudiences: {}\naccess_token_ttl_secs: {}\nlast_used_at: {}\narchived_at: {}\n",
         field(v, "client_id"),
         field(v, "tenant"),
         field(v, "name"),
@@ -499,6 +600,7 @@ fn client_text(v: &Value) -> String {
         list("audiences"),
         v["access_token_ttl_secs"],
         field(v, "last_used_at"),
+        field(v, "archived_at"),
     );
     if let Some(secret) = v["client_secret"].as_str() {
         out.push_str(&format!(
@@ -545,14 +647,16 @@ pub async fn resource_server(cmd: ResourceServerCommand) -> anyhow::Result<()> {
             )
             .await?;
         }
-        ResourceServerCommand::List { tenant, remote } => {
-            fetch_and_print(
+        ResourceServerCommand::List {
+            tenant,
+            include_archived,
+            remote,
+        } => {
+            list_and_print(
                 &remote,
-                Method::GET,
                 &format!("/tenants/{}/resource-servers", seg(&tenant)),
-                &[],
-                None,
-                |v| table(v, &["id", "audience", "name", "created_at"]),
+                &archived_query(include_archived),
+                |v| table(v, &["id", "audience", "name", "created_at", "archived_at"]),
             )
             .await?;
         }
@@ -620,6 +724,28 @@ pub async fn resource_server(cmd: ResourceServerCommand) -> anyhow::Result<()> {
             )
             .await?;
         }
+        ResourceServerCommand::Archive { tenant, id, remote } => {
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!(
+                    "/tenants/{}/resource-servers/{}/archive",
+                    seg(&tenant),
+                    seg(&id)
+                ),
+                &[],
+                None,
+                |v| {
+                    format!(
+                        "id: {}\naudience: {}\narchived_at: {}\n",
+                        field(v, "id"),
+                        field(v, "audience"),
+                        field(v, "archived_at")
+                    )
+                },
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -681,17 +807,26 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             )
             .await?;
         }
-        ClientCommand::List { tenant, remote } => {
-            fetch_and_print(
+        ClientCommand::List {
+            tenant,
+            include_archived,
+            remote,
+        } => {
+            list_and_print(
                 &remote,
-                Method::GET,
                 &format!("/tenants/{}/clients", seg(&tenant)),
-                &[],
-                None,
+                &archived_query(include_archived),
                 |v| {
                     table(
                         v,
-                        &["client_id", "name", "status", "auth_method", "last_used_at"],
+                        &[
+                            "client_id",
+                            "name",
+                            "status",
+                            "auth_method",
+                            "last_used_at",
+                            "archived_at",
+                        ],
                     )
                 },
             )
@@ -739,6 +874,17 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                 &remote,
                 Method::POST,
                 &format!("/tenants/{}/clients/{}/disable", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                client_text,
+            )
+            .await?;
+        }
+        ClientCommand::Archive { tenant, id, remote } => {
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/clients/{}/archive", seg(&tenant), seg(&id)),
                 &[],
                 None,
                 client_text,
@@ -1017,7 +1163,7 @@ pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             let mut query = Vec::new();
             query.extend(environment.map(|e| ("environment", e)));
             query.extend(owner.map(|o| ("owner", o)));
-            fetch_and_print(&remote, Method::GET, &base(&tenant), &query, None, |v| {
+            list_and_print(&remote, &base(&tenant), &query, |v| {
                 table(
                     v,
                     &[

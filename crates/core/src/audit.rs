@@ -92,8 +92,12 @@ actions! {
     OAuthClientCreate => "oauth_client.create",
     OAuthClientRotateSecret => "oauth_client.rotate_secret",
     OAuthClientDisable => "oauth_client.disable",
+    /// A client was archived: disabled for good, its secrets expired, its tokens revoked.
+    OAuthClientArchive => "oauth_client.archive",
     ResourceServerCreate => "resource_server.create",
     ResourceServerRotateSecret => "resource_server.rotate_secret",
+    /// A resource server was archived: its audience gets no more tokens, its secrets expired.
+    ResourceServerArchive => "resource_server.archive",
     SigningKeyGenerate => "signing_key.generate",
     SigningKeyRotate => "signing_key.rotate",
     SigningKeyActivate => "signing_key.activate",
@@ -110,6 +114,8 @@ actions! {
     UserInvite => "user.invite",
     /// A password reset was asked for an address; the target is the user if there is one.
     UserPasswordResetRequest => "user.password_reset_request",
+    /// A tenant was archived: disabled for good, its tokens revoked.
+    TenantArchive => "tenant.archive",
 }
 
 impl fmt::Display for Action {
@@ -458,7 +464,9 @@ mod tests {
                 "oauth_client.rotate_secret",
             ),
             (Action::OAuthClientDisable, "oauth_client.disable"),
+            (Action::OAuthClientArchive, "oauth_client.archive"),
             (Action::ResourceServerCreate, "resource_server.create"),
+            (Action::ResourceServerArchive, "resource_server.archive"),
             (
                 Action::ResourceServerRotateSecret,
                 "resource_server.rotate_secret",
@@ -480,6 +488,7 @@ mod tests {
                 Action::UserPasswordResetRequest,
                 "user.password_reset_request",
             ),
+            (Action::TenantArchive, "tenant.archive"),
         ];
         assert_eq!(
             pinned.len(),

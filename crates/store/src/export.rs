@@ -11,7 +11,8 @@
 //! Exported: tenants, API key policies, signing keys, admin and service credentials, resource
 //! servers and their secrets, OAuth clients and their secrets, API keys, the revocation log and
 //! the seen client-assertion ids (replay protection outlives the move), users with their password
-//! hashes. Not exported: users' one-time tokens (short-lived links), the audit
+//! hashes, and which tenants, clients and resource servers are archived (an import must not
+//! bring them back). Not exported: users' one-time tokens (short-lived links), the audit
 //! log (history, not state, and the largest table: it stays in the old database and its backups)
 //! and the revocation log head (derived from the log on import).
 //!
@@ -78,6 +79,7 @@ pub enum Record {
     /// working). Its one-time tokens are not exported: they are short-lived links, and a user
     /// who had one asks again.
     User(UserRecord),
+    Archived(ArchivedObject),
 }
 
 impl Record {
@@ -96,6 +98,7 @@ impl Record {
             Self::Revocation(_) => "revocation",
             Self::AssertionJti(_) => "assertion_jti",
             Self::User(_) => "user",
+            Self::Archived(_) => "archived",
         }
     }
 }
@@ -428,6 +431,13 @@ enum Line {
         expires_at: i64,
     },
     User(UserLine),
+    Archived {
+        kind: String,
+        id: String,
+        tenant_id: String,
+        archived_at: i64,
+        archived_by: Option<String>,
+    },
     End {
         records: u64,
     },
@@ -645,6 +655,13 @@ impl From<Record> for Line {
                 updated_at: ms(u.updated_at),
                 last_login_at: opt_ms(u.last_login_at),
             }),
+            Record::Archived(a) => Line::Archived {
+                kind: a.kind.as_str().to_owned(),
+                id: a.id,
+                tenant_id: a.tenant.to_string(),
+                archived_at: ms(a.archived_at),
+                archived_by: a.archived_by,
+            },
         }
     }
 }
@@ -888,6 +905,19 @@ impl Line {
                 updated_at: at(u.updated_at),
                 last_login_at: opt_at(u.last_login_at),
             }),
+            Line::Archived {
+                kind,
+                id,
+                tenant_id,
+                archived_at,
+                archived_by,
+            } => Record::Archived(ArchivedObject {
+                kind: ArchivedKind::parse(&kind).ok_or("archived kind")?,
+                id,
+                tenant: tenant(&tenant_id)?,
+                archived_at: at(archived_at),
+                archived_by,
+            }),
         })
     }
 }
@@ -904,7 +934,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 14] = [
+pub const IMPORT_TABLES: [(&str, &str); 15] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -921,6 +951,7 @@ pub const IMPORT_TABLES: [(&str, &str); 14] = [
     // Not exported (short-lived links; a user asks for a new one), but an import must still
     // find it empty.
     ("user_tokens", "1 = 1"),
+    ("archived_objects", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, and the log head the import derives.
@@ -1151,6 +1182,20 @@ macro_rules! impl_transfer {
                         .map_err(StoreError::from_write)?;
                     return Ok(());
                 }
+                Record::Archived(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO archived_objects (kind, id, tenant_id, archived_at, \
+                         archived_by) ",
+                    );
+                    q.push_values(each!(Archived), |mut b, a: &ArchivedObject| {
+                        b.push_bind(a.kind.as_str())
+                            .push_bind(a.id.clone())
+                            .push_bind(a.tenant.as_str().to_owned())
+                            .push_bind(a.archived_at.as_millis())
+                            .push_bind(a.archived_by.clone());
+                    });
+                    q
+                }
                 Record::AssertionJti(_) => {
                     let mut q = sqlx::QueryBuilder::new(
                         "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) ",
@@ -1246,6 +1291,21 @@ macro_rules! impl_transfer {
                     }
                 );
                 table!("SELECT t.*, t.id AS k FROM users t", String, |r| user_from_row(r).map(Record::User));
+                table!(
+                    "SELECT t.*, t.kind || ' ' || t.id AS k FROM archived_objects t",
+                    String,
+                    |r: &$row| -> Result<Record> {
+                        let kind: String = r.try_get("kind")?;
+                        Ok(Record::Archived(ArchivedObject {
+                            kind: ArchivedKind::parse(&kind)
+                                .ok_or_else(|| corrupt("archived kind", &kind))?,
+                            id: r.try_get("id")?,
+                            tenant: tenant_id(r.try_get("tenant_id")?)?,
+                            archived_at: Timestamp::from_millis(r.try_get("archived_at")?),
+                            archived_by: r.try_get("archived_by")?,
+                        }))
+                    }
+                );
                 tx.commit().await?;
                 Ok(())
             }

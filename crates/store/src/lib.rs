@@ -19,6 +19,7 @@ mod error;
 pub mod export;
 mod head;
 mod model;
+pub mod page;
 mod postgres;
 mod sql;
 mod sql_users;
@@ -27,6 +28,10 @@ mod sqlite;
 pub use error::StoreError;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
 pub use model::*;
+pub use page::{
+    Archivable, ArchivedFilter, KeyId, Page, PageKey, PageRequest, DEFAULT_PAGE_LIMIT,
+    MAX_PAGE_LIMIT,
+};
 pub use postgres::PgStore;
 pub use sqlite::{FileCheck, SqliteStore};
 
@@ -43,8 +48,14 @@ pub trait TenantStore {
     /// Fails with [`StoreError::Conflict`] if the id is taken.
     async fn create_tenant(&self, tenant: &NewTenant, now: Timestamp) -> Result<Tenant>;
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
-    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
-    /// Fails with [`StoreError::NotFound`] if there is no such tenant.
+    /// A page of tenants, oldest first (`system` first of all).
+    async fn list_tenants(
+        &self,
+        page: &PageRequest,
+        archived: ArchivedFilter,
+    ) -> Result<Page<Archivable<Tenant>>>;
+    /// Fails with [`StoreError::NotFound`] if there is no such tenant, or it is archived (an
+    /// archived tenant is never enabled again).
     async fn set_tenant_status(
         &self,
         id: &TenantId,
@@ -56,6 +67,8 @@ pub trait TenantStore {
 #[async_trait]
 pub trait SigningKeyStore {
     async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>>;
+    /// A page of signing keys, oldest first (for the admin API; the key manager reads them all).
+    async fn page_signing_keys(&self, page: &PageRequest) -> Result<Page<StoredSigningKey>>;
     /// Inserts a key. Returns `false`, changing nothing, if the key is `active` and another
     /// active key already exists (two nodes racing on first start).
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<bool>;
@@ -89,8 +102,12 @@ pub trait AdminCredentialStore {
     /// tenant does not exist.
     async fn insert_admin_credential(&self, cred: &AdminCredentialRecord) -> Result<()>;
     async fn get_admin_credential(&self, id: &str) -> Result<Option<AdminCredentialRecord>>;
-    async fn list_admin_credentials(&self, tenant: &TenantId)
-        -> Result<Vec<AdminCredentialRecord>>;
+    /// A page of the tenant's admin and service credentials, oldest first (revoked included).
+    async fn list_admin_credentials(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<AdminCredentialRecord>>;
     /// Revokes a credential of `tenant`. Returns `false` if there is no such unrevoked credential
     /// in that tenant.
     async fn revoke_admin_credential(
@@ -108,8 +125,8 @@ pub trait AuditStore {
     /// Appends a batch in one transaction. Events whose id is already stored are skipped, so a
     /// retried batch does not duplicate.
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()>;
-    /// Newest first.
-    async fn query_audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
+    /// A page of the events the query selects, newest first.
+    async fn query_audit_events(&self, query: &AuditQuery) -> Result<Page<AuditEvent>>;
 }
 
 #[async_trait]
@@ -123,12 +140,13 @@ pub trait ApiKeyStore {
     async fn insert_api_keys(&self, keys: &[ApiKeyRecord]) -> Result<()>;
     /// Lookup by the id embedded in a presented key, whatever its tenant: the caller decides.
     async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
-    /// A tenant's keys, oldest first.
+    /// A page of a tenant's keys, oldest first.
     async fn list_api_keys(
         &self,
         tenant: &TenantId,
         filter: &ApiKeyFilter,
-    ) -> Result<Vec<ApiKeyRecord>>;
+        page: &PageRequest,
+    ) -> Result<Page<ApiKeyRecord>>;
     /// Writes the mutable attributes (name, description, scopes, audiences, IP allowlist, rate
     /// limit, metadata) of `key.id` in `key.tenant` and, in the same transaction, appends an
     /// `api_key_changed` entry to the revocation log. Returns `false` if there is no such key.
@@ -188,23 +206,33 @@ pub trait ResourceServerStore {
     /// Fails with [`StoreError::Conflict`] if the tenant already has this audience (or the id is
     /// taken), [`StoreError::NotFound`] if the tenant does not exist.
     async fn create_resource_server(&self, rs: &ResourceServer) -> Result<()>;
+    /// The tenant's resource server, archived or not (for the admin API).
     async fn get_resource_server(
         &self,
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<ResourceServer>>;
+    /// The tenant's live resource server for `audience`; an archived one is not found (no token
+    /// is issued for its audience any more).
     async fn find_resource_server_by_audience(
         &self,
         tenant: &TenantId,
         audience: &str,
     ) -> Result<Option<ResourceServer>>;
-    async fn list_resource_servers(&self, tenant: &TenantId) -> Result<Vec<ResourceServer>>;
+    /// A page of the tenant's resource servers, oldest first.
+    async fn list_resource_servers(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+        archived: ArchivedFilter,
+    ) -> Result<Page<Archivable<ResourceServer>>>;
     /// Lookup by the globally unique id, whatever its tenant (an introspection caller names no
-    /// tenant): the caller decides.
+    /// tenant): the caller decides. An archived resource server is not found (its secrets stop
+    /// working).
     async fn find_resource_server(&self, id: &str) -> Result<Option<ResourceServer>>;
     /// Adds `secret` to the tenant's resource server `secret.resource_server_id` and, in the same
     /// transaction, makes every older secret that is still valid at `old_expires_at` expire then.
-    /// Returns `false`, changing nothing, if the tenant has no such resource server.
+    /// Returns `false`, changing nothing, if the tenant has no such live resource server.
     async fn rotate_resource_server_secret(
         &self,
         tenant: &TenantId,
@@ -230,8 +258,15 @@ pub trait ClientStore {
     ) -> Result<()>;
     /// Looks a client up by its globally unique id (the token endpoint does not know the tenant).
     async fn get_client(&self, id: &str) -> Result<Option<OAuthClient>>;
-    async fn list_clients(&self, tenant: &TenantId) -> Result<Vec<OAuthClient>>;
-    /// Returns `false` if the tenant has no such client.
+    /// A page of the tenant's clients, oldest first.
+    async fn list_clients(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+        archived: ArchivedFilter,
+    ) -> Result<Page<Archivable<OAuthClient>>>;
+    /// Returns `false` if the tenant has no such client, or it is archived (an archived client
+    /// stays disabled).
     async fn set_client_status(
         &self,
         tenant: &TenantId,
@@ -243,7 +278,7 @@ pub trait ClientStore {
     async fn list_client_secrets(&self, client_id: &str) -> Result<Vec<ClientSecretRecord>>;
     /// Adds `secret` and, in the same transaction, makes every older secret that is still valid
     /// at `old_expires_at` expire then. Returns `false`, changing nothing, if the tenant has no
-    /// such client.
+    /// such live (unarchived) client.
     async fn rotate_client_secret(
         &self,
         tenant: &TenantId,
@@ -367,6 +402,57 @@ pub trait RevocationStore {
     ) -> Result<Vec<RevocationEntry>>;
 }
 
+/// What archiving found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveOutcome {
+    /// Archived now, with the revocation-log entry appended in the same transaction (none for a
+    /// resource server: no log entry names an audience).
+    Archived(Option<RevocationEntry>),
+    /// It was archived before; nothing changed.
+    AlreadyArchived,
+    /// The tenant has no such object; nothing changed.
+    NotFound,
+}
+
+/// Archiving tenants, clients and resource servers: final, and each in one transaction with the
+/// revocations it implies. The object's row stays (its id is never reused) and is hidden from
+/// lists (unless asked for) and from the token service.
+#[async_trait]
+pub trait ArchiveStore {
+    /// Disables the tenant for good, records it archived and appends `revocation` (a `tenant`
+    /// entry: its tokens issued until now) in one transaction.
+    async fn archive_tenant(
+        &self,
+        id: &TenantId,
+        by: Option<&str>,
+        revocation: &NewRevocation,
+        now: Timestamp,
+    ) -> Result<ArchiveOutcome>;
+    /// Disables the tenant's client for good, expires its secrets at `now`, records it archived
+    /// and appends `revocation` (a `client` entry: its tokens issued until now) in one
+    /// transaction.
+    async fn archive_client(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        by: Option<&str>,
+        revocation: &NewRevocation,
+        now: Timestamp,
+    ) -> Result<ArchiveOutcome>;
+    /// Expires the tenant's resource server's secrets at `now` and records it archived in one
+    /// transaction: its audience is then unknown to issuance and it cannot introspect. Its
+    /// audience stays reserved in the tenant.
+    async fn archive_resource_server(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        by: Option<&str>,
+        now: Timestamp,
+    ) -> Result<ArchiveOutcome>;
+    /// When the object was archived, or `None` if it is live (or unknown).
+    async fn archived_at(&self, kind: ArchivedKind, id: &str) -> Result<Option<Timestamp>>;
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -395,6 +481,7 @@ pub trait Store:
     + ApiKeyStore
     + ResourceServerStore
     + ClientStore
+    + ArchiveStore
     + RevocationStore
     + UserStore
     + export::TransferStore

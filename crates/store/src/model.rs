@@ -74,7 +74,8 @@ pub struct AuditQuery {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     pub action: Option<String>,
-    pub limit: u32,
+    /// Which page, keyed by `(occurred_at, position in the log)`, newest first.
+    pub page: crate::page::PageRequest,
 }
 
 /// An API key as stored: attributes and the SHA-256 digest of the key, never the key itself.
@@ -359,4 +360,41 @@ pub struct UserTokenRecord {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
+}
+
+/// What kind of object an archive record names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchivedKind {
+    Tenant,
+    Client,
+    ResourceServer,
+}
+
+impl ArchivedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Client => "client",
+            Self::ResourceServer => "resource_server",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tenant" => Some(Self::Tenant),
+            "client" => Some(Self::Client),
+            "resource_server" => Some(Self::ResourceServer),
+            _ => None,
+        }
+    }
+}
+
+/// An archived tenant, client or resource server, as stored (and exported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedObject {
+    pub kind: ArchivedKind,
+    pub id: String,
+    pub tenant: TenantId,
+    pub archived_at: Timestamp,
+    pub archived_by: Option<String>,
 }

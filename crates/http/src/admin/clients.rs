@@ -1,5 +1,8 @@
 //! OAuth clients of a tenant: create (secret shown once), list, show, rotate the secret with an
-//! overlap window, disable (which also revokes every token already issued to the client).
+//! overlap window, disable (which also revokes every token already issued to the client),
+//! archive (disable for good: in one transaction the client is disabled, its secrets expire at
+//! once, it is recorded archived and a `client` revocation-log entry revokes its tokens; it then
+//! leaves the default list, and no rotation, disabling or enabling touches it again).
 //!
 //! A client may only be allowed audiences of its own tenant's resource servers, and only scopes
 //! those resource servers define: another tenant's API cannot be named.
@@ -15,15 +18,18 @@ use portcullis_core::oauth::{Audience, AuthMethod, GrantType, ScopeSet};
 use portcullis_core::tenant::TenantStatus;
 use portcullis_core::time::Timestamp;
 use portcullis_store::{
-    ClientSecretRecord, ClientStatus, NewRevocation, OAuthClient, RevocationKind,
+    Archivable, ArchivedKind, ClientSecretRecord, ClientStatus, NewRevocation, OAuthClient,
+    RevocationKind,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::archive::{self, ArchivedParams};
 use super::auth::TenantAdmin;
 use super::tenants::validate_display_name;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::page::{ListQuery, Paged};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
@@ -95,6 +101,8 @@ pub struct ClientView {
     created_at: String,
     updated_at: String,
     last_used_at: Option<String>,
+    /// When the client was archived (`null`: it is not).
+    archived_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     secrets: Option<Vec<SecretView>>,
 }
@@ -111,6 +119,17 @@ pub struct SecretView {
 
 impl From<OAuthClient> for ClientView {
     fn from(c: OAuthClient) -> Self {
+        Archivable {
+            item: c,
+            archived_at: None,
+        }
+        .into()
+    }
+}
+
+impl From<Archivable<OAuthClient>> for ClientView {
+    fn from(a: Archivable<OAuthClient>) -> Self {
+        let c = a.item;
         Self {
             client_id: c.id,
             tenant: c.tenant.to_string(),
@@ -127,6 +146,7 @@ impl From<OAuthClient> for ClientView {
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
             last_used_at: c.last_used_at.map(rfc3339),
+            archived_at: a.archived_at.map(rfc3339),
             secrets: None,
         }
     }
@@ -339,14 +359,52 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/clients", tag = "clients", params(super::openapi::TenantPath),
-    responses((status = 200, description = "The tenant's clients", body = Vec<ClientView>)))]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/clients", tag = "clients", params(super::openapi::TenantPath, crate::page::PageParams, ArchivedParams),
+    responses((status = 200, description = "A page of the tenant's clients, oldest first", body = Paged<ClientView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
-) -> Result<Json<Vec<ClientView>>, ApiError> {
-    let all = state.store.list_clients(&admin.tenant).await?;
-    Ok(Json(all.into_iter().map(Into::into).collect()))
+    query: ListQuery<ArchivedParams>,
+) -> Result<Json<Paged<ClientView>>, ApiError> {
+    let scope = format!("clients:{}", admin.tenant);
+    let page = query.paging.request(&scope)?;
+    let clients = state
+        .store
+        .list_clients(&admin.tenant, &page, query.filter.filter())
+        .await?;
+    Ok(Json(Paged::new(clients, &scope, Into::into)))
+}
+
+/// The tenant's client with whether it is archived, or 404.
+async fn load(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<ClientView, ApiError> {
+    let client = tenant_client(state, admin, id).await?;
+    let archived_at = state
+        .store
+        .archived_at(ArchivedKind::Client, &client.id)
+        .await?;
+    Ok(Archivable {
+        item: client,
+        archived_at,
+    }
+    .into())
+}
+
+/// The tenant's live client, 404 if there is none, 409 if it is archived.
+async fn live_client(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> Result<OAuthClient, ApiError> {
+    let client = tenant_client(state, admin, id).await?;
+    if state
+        .store
+        .archived_at(ArchivedKind::Client, &client.id)
+        .await?
+        .is_some()
+    {
+        return Err(archive::already_archived());
+    }
+    Ok(client)
 }
 
 /// The tenant's client, or 404 (also for another tenant's client id).
@@ -373,9 +431,8 @@ pub async fn show(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
-    let client = tenant_client(&state, &admin, &id).await?;
-    let secrets = state.store.list_client_secrets(&client.id).await?;
-    let mut view = ClientView::from(client);
+    let mut view = load(&state, &admin, &id).await?;
+    let secrets = state.store.list_client_secrets(&view.client_id).await?;
     view.secrets = Some(secrets.into_iter().map(Into::into).collect());
     Ok(Json(view))
 }
@@ -389,7 +446,7 @@ pub async fn rotate_secret(
     ApiJson(body): ApiJson<RotateSecret>,
 ) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
     let overlap = rotation_overlap(body.overlap_secs)?;
-    let client = tenant_client(&state, &admin, &id).await?;
+    let client = live_client(&state, &admin, &id).await?;
     if client.auth_method == AuthMethod::PrivateKeyJwt.as_str() {
         return Err(bad("private_key_jwt clients have no secret to rotate"));
     }
@@ -427,7 +484,7 @@ pub async fn disable(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
-    let client = tenant_client(&state, &admin, &id).await?;
+    let client = live_client(&state, &admin, &id).await?;
     let now = state.clock.now();
     let written = state
         .store
@@ -455,6 +512,40 @@ pub async fn disable(
     record(&state, &admin, Action::OAuthClientDisable, &client.id);
     let client = tenant_client(&state, &admin, &id).await?;
     Ok(Json(client.into()))
+}
+
+/// Archives the client: see the module docs.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/clients/{id}/archive", tag = "clients", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The client, archived: disabled for good, its secrets expired, its tokens revoked", body = ClientView)))]
+pub async fn archive(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<ClientView>, ApiError> {
+    let client = tenant_client(&state, &admin, &id).await?;
+    let now = state.clock.now();
+    let revocation = NewRevocation {
+        tenant: admin.tenant.clone(),
+        kind: RevocationKind::Client,
+        subject: client.id.clone(),
+        revoked_before: Some(now),
+        expires_at: Some(now.saturating_add(state.oauth.lifetimes.max)),
+        reason: Some("client_archived".into()),
+    };
+    let written = state
+        .store
+        .archive_client(
+            &admin.tenant,
+            &client.id,
+            Some(&admin.principal.credential_id),
+            &revocation,
+            now,
+        )
+        .await;
+    state.oauth.directory.client_changed(&client.id);
+    archive::outcome(written?)?;
+    record(&state, &admin, Action::OAuthClientArchive, &client.id);
+    Ok(Json(load(&state, &admin, &id).await?))
 }
 
 fn record(state: &AppState, admin: &TenantAdmin, action: Action, target: &str) {

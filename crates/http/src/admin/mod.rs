@@ -11,6 +11,7 @@
 //! without one of those extractors: there is no unauthenticated admin route.
 
 mod api_keys;
+mod archive;
 mod audit_events;
 pub mod auth;
 mod clients;
@@ -104,6 +105,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Global,
             ManageTenants,
             routing::post(tenants::enable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/archive",
+            Global,
+            ManageTenants,
+            routing::post(tenants::archive),
         ),
         r(
             Method::POST,
@@ -240,6 +248,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         ),
         r(
             Method::POST,
+            "/tenants/{tenant}/resource-servers/{id}/archive",
+            Tenant,
+            ManageResourceServers,
+            routing::post(resource_servers::archive),
+        ),
+        r(
+            Method::POST,
             "/tenants/{tenant}/clients",
             Tenant,
             ManageClients,
@@ -335,6 +350,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageUsers,
             routing::post(users::invite),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients/{id}/archive",
+            Tenant,
+            ManageClients,
+            routing::post(clients::archive),
         ),
         r(
             Method::GET,
