@@ -73,6 +73,13 @@ async fn issue(
     };
     match grant {
         GrantType::ClientCredentials => {}
+        // `parse_grant_type` admits only the served grants (`GrantType::SERVED`); these are
+        // registrable before their grant modules exist.
+        GrantType::AuthorizationCode | GrantType::RefreshToken => {
+            return Err(OAuthError::from(
+                portcullis_core::oauth::GrantError::UnsupportedGrantType,
+            ))
+        }
     }
     let policy =
         authenticated.facts.policy.as_ref().ok_or_else(|| {
