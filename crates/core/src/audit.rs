@@ -92,6 +92,7 @@ actions! {
     OAuthClientCreate => "oauth_client.create",
     OAuthClientRotateSecret => "oauth_client.rotate_secret",
     OAuthClientDisable => "oauth_client.disable",
+    OAuthClientUpdate => "oauth_client.update",
     ResourceServerCreate => "resource_server.create",
     ResourceServerRotateSecret => "resource_server.rotate_secret",
     SigningKeyGenerate => "signing_key.generate",
@@ -449,6 +450,7 @@ mod tests {
                 "oauth_client.rotate_secret",
             ),
             (Action::OAuthClientDisable, "oauth_client.disable"),
+            (Action::OAuthClientUpdate, "oauth_client.update"),
             (Action::ResourceServerCreate, "resource_server.create"),
             (
                 Action::ResourceServerRotateSecret,

@@ -230,6 +230,12 @@ pub trait ClientStore {
     /// Looks a client up by its globally unique id (the token endpoint does not know the tenant).
     async fn get_client(&self, id: &str) -> Result<Option<OAuthClient>>;
     async fn list_clients(&self, tenant: &TenantId) -> Result<Vec<OAuthClient>>;
+    /// Writes the mutable registration of `client.id` in `client.tenant`: name, grant types,
+    /// scopes, audiences, token lifetime, introspection, redirect and post-logout redirect URIs,
+    /// web origins and first party; `updated_at` becomes `now`. The id, tenant, types,
+    /// authentication method, keys, status and secrets never change here. Returns `false` if
+    /// the tenant has no such client.
+    async fn update_client(&self, client: &OAuthClient, now: Timestamp) -> Result<bool>;
     /// Returns `false` if the tenant has no such client.
     async fn set_client_status(
         &self,
