@@ -455,7 +455,8 @@ pub fn check_app_registration(r: &AppRegistration<'_>) -> Result<CheckedApp, Reg
             allowed_web_origins.push(origin);
         }
     }
-    if !allowed_web_origins.is_empty() && !(public && r.application_type == ApplicationType::Web) {
+    let spa = public && r.application_type == ApplicationType::Web;
+    if !allowed_web_origins.is_empty() && !spa {
         return Err(meta(
             "allowed_web_origins are for single-page apps (public web clients) only",
         ));
