@@ -488,3 +488,63 @@ fn repeated_parameter_names_are_shown_safely() {
     assert!(!d.contains('\n'), "{d:?}");
     assert!(d.contains("repeated"));
 }
+
+/// Random URIs and requests: nothing panics, a registrable URI always matches itself and no
+/// mutation of it matches unless it is the loopback port rule, and stage-2 errors only ever go
+/// to a URI the client registered.
+#[test]
+fn arbitrary_input_never_panics_and_never_loosens_matching() {
+    use rand::{rngs::SmallRng, Rng, SeedableRng};
+    let mut rng = SmallRng::seed_from_u64(0x5EED);
+    let alphabet: Vec<char> = "hts:/p.?#@[]:1*&=%2Fa-_~ \\é\tcom.x127.0.0.1lcalhost"
+        .chars()
+        .collect();
+    let seeds = [
+        "https://app.example.com/cb",
+        "http://127.0.0.1:8080/cb?x=1",
+        "http://[::1]/cb",
+        "com.example.app:/cb",
+    ];
+    let c = client(Native, &["http://127.0.0.1/cb", "com.example.app:/cb"]);
+    for i in 0..20_000 {
+        let mut s: String = seeds[i % seeds.len()].to_owned();
+        for _ in 0..rng.gen_range(0..4) {
+            let at = rng.gen_range(0..=s.chars().count());
+            let ch = alphabet[rng.gen_range(0..alphabet.len())];
+            let byte_at = s.char_indices().nth(at).map_or(s.len(), |(b, _)| b);
+            s.insert(byte_at, ch);
+        }
+        let _ = crate::uri::Uri::parse(&s);
+        for app in [Web, Native] {
+            if let Ok(r) = RedirectUri::parse(&s, app) {
+                assert!(redirect::matches(&s, std::slice::from_ref(&r), app), "{s}");
+            }
+        }
+        if redirect::matches(&s, &c.redirect_uris, Native) {
+            let exact = c.redirect_uris.iter().any(|r| r.as_str() == s);
+            let loopback = crate::client::loopback_parts(&s) == Some(("127.0.0.1", "/cb"));
+            assert!(
+                exact || loopback,
+                "{s:?} matched neither exactly nor by port"
+            );
+        }
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("redirect_uri", &s);
+        let q = query(&q.finish(), &["redirect_uri"]);
+        match params(&q).validate(Some(&c)) {
+            Ok(r) => assert!(redirect::matches(
+                &r.target.redirect_uri,
+                &c.redirect_uris,
+                Native
+            )),
+            Err(AuthorizeError::Redirect(e)) => {
+                assert!(redirect::matches(
+                    &e.target.redirect_uri,
+                    &c.redirect_uris,
+                    Native
+                ))
+            }
+            Err(AuthorizeError::Page(_)) => {}
+        }
+    }
+}
