@@ -16,9 +16,8 @@ use portcullis_core::admin::AdminRole;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
 use portcullis_server::config::AuditConfig;
-use portcullis_service::audit::{self, AuditWriter};
-use portcullis_service::kek::{Kek, Keyring};
-use portcullis_service::state::AppState;
+use portcullis_server::serve::{Assembled, BackgroundTasks};
+use portcullis_service::api_keys::ApiKeyVerifier;
 use portcullis_store::{SqliteStore, Store};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -27,7 +26,8 @@ struct App {
     router: Router,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    writer: Option<AuditWriter>,
+    tasks: Option<BackgroundTasks>,
+    verifier: Arc<ApiKeyVerifier>,
     admins: common::Admins,
     _dir: tempfile::TempDir,
 }
@@ -40,39 +40,26 @@ impl App {
                 .await
                 .expect("store"),
         );
-        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-        let ring = Keyring::new(Kek::generate().expect("kek"));
-        let (keys, _) = portcullis_service::keys::load_or_create_active(
-            store.as_ref(),
-            &ring,
-            &clock,
-            portcullis_core::signing::SigningAlgorithm::ES256,
-        )
-        .await
-        .expect("keys");
-        let (audit, writer) = audit::spawn(
-            store.clone(),
-            clock.clone(),
-            &AuditConfig {
-                flush_interval_ms: 5,
-                ..AuditConfig::default()
-            },
-        );
+        let manual = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let clock: Arc<dyn Clock> = manual.clone();
         let admins = common::seed(store.as_ref(), clock.now()).await;
-        let state = AppState {
-            oauth: common::oauth(&keys),
-            api_keys: common::api_keys(store.clone(), clock.clone(), audit.clone()),
-            store: store.clone(),
-            clock: clock.clone(),
-            audit,
-            keys: Arc::new(keys),
-            revocations: common::revocations(),
+        let mut config = common::config(dir.path());
+        config.audit = AuditConfig {
+            flush_interval_ms: 5,
+            ..AuditConfig::default()
         };
+        let Assembled {
+            router,
+            verifier,
+            tasks,
+            ..
+        } = common::assemble(&config, common::ISSUER, store.clone(), manual).await;
         let app = Self {
-            router: portcullis_http::app::router(state, 64 * 1024),
+            router,
             store,
             clock,
-            writer: Some(writer),
+            tasks: Some(tasks),
+            verifier,
             admins,
             _dir: dir,
         };
@@ -560,8 +547,8 @@ async fn updates_go_through_the_same_rules_in_the_callers_tenant_only() {
         .await;
     assert_eq!((s, &v["error"]), (StatusCode::CONFLICT, &json!("conflict")));
 
-    if let Some(w) = app.writer.take() {
-        w.shutdown().await;
+    if let Some(tasks) = app.tasks.take() {
+        tasks.shutdown(&app.verifier).await;
     }
     let updates: Vec<_> = common::audit_events(app.store.as_ref(), "acme")
         .await
