@@ -188,12 +188,23 @@ pub enum ClientCommand {
         /// Allowed scopes (comma-separated or repeated).
         #[arg(long = "scope", alias = "scopes", value_delimiter = ',')]
         scopes: Vec<String>,
-        /// Allowed audiences (comma-separated or repeated); the first is the default.
-        #[arg(long = "audience", value_delimiter = ',', required = true)]
+        /// Allowed audiences (comma-separated or repeated); the first is the default. Required
+        /// for client_credentials; an app that only signs users in needs none.
+        #[arg(long = "audience", value_delimiter = ',')]
         audiences: Vec<String>,
-        /// client_secret_basic (default), client_secret_post or private_key_jwt.
+        /// client_secret_basic (default), client_secret_post, private_key_jwt, or none (the
+        /// default of public clients).
         #[arg(long)]
         auth_method: Option<String>,
+        #[command(flatten)]
+        app: AppFlags,
+        /// confidential (default; public for native apps) or public (single-page and native
+        /// apps: no secret).
+        #[arg(long)]
+        client_type: Option<String>,
+        /// web (default) or native.
+        #[arg(long)]
+        application_type: Option<String>,
         /// For private_key_jwt: a file holding the client's public keys (a JWKS).
         #[arg(long, conflicts_with = "jwks_uri")]
         jwks_file: Option<std::path::PathBuf>,
@@ -210,6 +221,34 @@ pub enum ClientCommand {
         /// Allow this client to call the introspection endpoint.
         #[arg(long)]
         introspection: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Change a client's registration: the flags given replace the stored values (a list flag
+    /// replaces the whole list; `--clear-redirect-uris` and the like empty one).
+    Update {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Allowed scopes (comma-separated or repeated).
+        #[arg(long = "scope", value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Allowed audiences (comma-separated or repeated).
+        #[arg(long = "audience", value_delimiter = ',')]
+        audiences: Vec<String>,
+        #[command(flatten)]
+        app: AppFlags,
+        #[arg(long)]
+        clear_redirect_uris: bool,
+        #[arg(long)]
+        clear_post_logout_redirect_uris: bool,
+        #[arg(long)]
+        clear_web_origins: bool,
+        /// Make the client third party again (consent asked).
+        #[arg(long, conflicts_with = "first_party")]
+        not_first_party: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -259,6 +298,49 @@ pub enum ClientCommand {
         #[command(flatten)]
         remote: Remote,
     },
+}
+
+/// The registration flags of browser and native app clients, shared by `client create` and
+/// `client update`.
+#[derive(Debug, clap::Args)]
+pub struct AppFlags {
+    /// Grant types (comma-separated or repeated): client_credentials, authorization_code,
+    /// refresh_token.
+    #[arg(long = "grant-type", value_delimiter = ',')]
+    grant_types: Vec<String>,
+    /// A redirect URI (repeat for several); compared exactly.
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// A post-logout redirect URI (repeat for several).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// Single-page apps: an origin allowed to call the token endpoint (repeat for several).
+    #[arg(long = "web-origin")]
+    web_origins: Vec<String>,
+    /// The tenant's own app: no consent screen.
+    #[arg(long)]
+    first_party: bool,
+}
+
+impl AppFlags {
+    /// Adds the flags given to a request body.
+    fn fill(&self, body: &mut Value) {
+        if !self.grant_types.is_empty() {
+            body["grant_types"] = json!(self.grant_types);
+        }
+        if !self.redirect_uris.is_empty() {
+            body["redirect_uris"] = json!(self.redirect_uris);
+        }
+        if !self.post_logout_redirect_uris.is_empty() {
+            body["post_logout_redirect_uris"] = json!(self.post_logout_redirect_uris);
+        }
+        if !self.web_origins.is_empty() {
+            body["allowed_web_origins"] = json!(self.web_origins);
+        }
+        if self.first_party {
+            body["first_party"] = json!(true);
+        }
+    }
 }
 
 /// A duration flag (`--overlap`, `--access-token-ttl`): humantime (`1h`, `30m`, `1h 30m`,
@@ -590,18 +672,33 @@ fn client_text(v: &Value) -> String {
             .unwrap_or_default()
     };
     let mut out = format!(
-        "client_id: {}\ntenant: {}\nname: {}\nstatus: {}\nauth_method: {}\nscopes: {}\naudiences: {}\naccess_token_ttl_secs: {}\nlast_used_at: {}\narchived_at: {}\n",
+        "client_id: {}\ntenant: {}\nname: {}\nstatus: {}\nclient_type: {}\napplication_type: {}\nauth_method: {}\ngrant_types: {}\nscopes: {}\naudiences: {}\naccess_token_ttl_secs: {}\nlast_used_at: {}\narchived_at: {}\n",
         field(v, "client_id"),
         field(v, "tenant"),
         field(v, "name"),
         field(v, "status"),
+        field(v, "client_type"),
+        field(v, "application_type"),
         field(v, "auth_method"),
+        list("grant_types"),
         list("scopes"),
         list("audiences"),
         v["access_token_ttl_secs"],
         field(v, "last_used_at"),
         field(v, "archived_at"),
     );
+    for (key, label) in [
+        ("redirect_uris", "redirect_uris"),
+        ("post_logout_redirect_uris", "post_logout_redirect_uris"),
+        ("allowed_web_origins", "allowed_web_origins"),
+    ] {
+        if v[key].as_array().is_some_and(|a| !a.is_empty()) {
+            out.push_str(&format!("{label}: {}\n", list(key)));
+        }
+    }
+    if v["first_party"] == json!(true) {
+        out.push_str("first_party: true\n");
+    }
     if let Some(secret) = v["client_secret"].as_str() {
         out.push_str(&format!(
             "client_secret: {secret}\n(the secret is shown only this once)\n"
@@ -758,6 +855,9 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             scopes,
             audiences,
             auth_method,
+            app,
+            client_type,
+            application_type,
             jwks_file,
             jwks_uri,
             access_token_ttl,
@@ -797,10 +897,64 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             if let Some(e) = environment {
                 body["environment"] = json!(e);
             }
+            if let Some(t) = client_type {
+                body["client_type"] = json!(t);
+            }
+            if let Some(t) = application_type {
+                body["application_type"] = json!(t);
+            }
+            app.fill(&mut body);
             fetch_and_print(
                 &remote,
                 Method::POST,
                 &format!("/tenants/{}/clients", seg(&tenant)),
+                &[],
+                Some(body),
+                client_text,
+            )
+            .await?;
+        }
+        ClientCommand::Update {
+            tenant,
+            id,
+            name,
+            scopes,
+            audiences,
+            app,
+            clear_redirect_uris,
+            clear_post_logout_redirect_uris,
+            clear_web_origins,
+            not_first_party,
+            remote,
+        } => {
+            let mut body = json!({});
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            if !scopes.is_empty() {
+                body["scopes"] = json!(scopes);
+            }
+            if !audiences.is_empty() {
+                body["audiences"] = json!(audiences);
+            }
+            app.fill(&mut body);
+            let empty: [&str; 0] = [];
+            if clear_redirect_uris {
+                body["redirect_uris"] = json!(empty);
+            }
+            if clear_post_logout_redirect_uris {
+                body["post_logout_redirect_uris"] = json!(empty);
+            }
+            if clear_web_origins {
+                body["allowed_web_origins"] = json!(empty);
+            }
+            if not_first_party {
+                body["first_party"] = json!(false);
+            }
+            fetch_and_print(
+                &remote,
+                Method::PATCH,
+                &format!("/tenants/{}/clients/{}", seg(&tenant), seg(&id)),
                 &[],
                 Some(body),
                 client_text,

@@ -94,6 +94,7 @@ actions! {
     OAuthClientDisable => "oauth_client.disable",
     /// A client was archived: disabled for good, its secrets expired, its tokens revoked.
     OAuthClientArchive => "oauth_client.archive",
+    OAuthClientUpdate => "oauth_client.update",
     ResourceServerCreate => "resource_server.create",
     ResourceServerRotateSecret => "resource_server.rotate_secret",
     /// A resource server was archived: its audience gets no more tokens, its secrets expired.
@@ -465,6 +466,7 @@ mod tests {
             ),
             (Action::OAuthClientDisable, "oauth_client.disable"),
             (Action::OAuthClientArchive, "oauth_client.archive"),
+            (Action::OAuthClientUpdate, "oauth_client.update"),
             (Action::ResourceServerCreate, "resource_server.create"),
             (Action::ResourceServerArchive, "resource_server.archive"),
             (

@@ -10,7 +10,9 @@
 pub mod admin;
 pub mod api_key;
 pub mod audit;
+pub mod authorize;
 pub mod base62;
+pub mod client;
 pub mod credential;
 pub mod forwarded;
 pub mod metrics;
@@ -22,4 +24,5 @@ pub mod secret;
 pub mod signing;
 pub mod tenant;
 pub mod time;
+pub mod uri;
 pub mod user;

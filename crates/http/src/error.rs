@@ -46,6 +46,14 @@ impl ApiError {
         e
     }
 
+    /// 400 with another standard code than `invalid_request`, such as RFC 7591's
+    /// `invalid_redirect_uri` and `invalid_client_metadata` for a refused client registration.
+    pub fn bad_request(code: &'static str, description: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, code);
+        e.description = Some(description.into());
+        e
+    }
+
     /// 401 for a request that sent no credential (or one in a scheme the route does not take),
     /// the same answer the gateway and the verify library give: `WWW-Authenticate: Bearer
     /// realm="portcullis"` without an `error` (RFC 6750 section 3.1: no error code when no

@@ -38,7 +38,10 @@ use crate::{Result, StoreError};
 /// The `format` field of an export's header line.
 pub const FORMAT: &str = "portcullis-export";
 /// The version this binary writes and the newest it reads. Bumped whenever a record gains,
-/// loses or changes a field, or a kind of record is added (2: users).
+/// loses or changes a field, or a kind of record is added.
+/// Version 2: users (with their password hashes), and clients carry their type, application
+/// type, redirect and post-logout redirect URIs, web origins and first-party flag (version-1
+/// files still read: no users, and every client a machine client).
 pub const FORMAT_VERSION: u32 = 2;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -412,6 +415,20 @@ enum Line {
         created_at: i64,
         updated_at: i64,
         last_used_at: Option<i64>,
+        // Version 2 (browser and native app clients). A version-1 file lacks them and reads
+        // as the machine client every version-1 client was, as migration 0009 does.
+        #[serde(default = "confidential")]
+        client_type: String,
+        #[serde(default = "web")]
+        application_type: String,
+        #[serde(default)]
+        redirect_uris: Vec<String>,
+        #[serde(default)]
+        post_logout_redirect_uris: Vec<String>,
+        #[serde(default)]
+        allowed_web_origins: Vec<String>,
+        #[serde(default)]
+        first_party: bool,
     },
     ClientSecret(SecretLine),
     ApiKey(ApiKeyLine),
@@ -458,6 +475,14 @@ struct UserLine {
     created_at: i64,
     updated_at: i64,
     last_login_at: Option<i64>,
+}
+
+fn confidential() -> String {
+    ClientType::Confidential.as_str().to_owned()
+}
+
+fn web() -> String {
+    ApplicationType::Web.as_str().to_owned()
 }
 
 /// A client's or resource server's secret: `owner_id` is the client or resource server.
@@ -590,6 +615,12 @@ impl From<Record> for Line {
                 created_at: ms(c.created_at),
                 updated_at: ms(c.updated_at),
                 last_used_at: opt_ms(c.last_used_at),
+                client_type: c.client_type.as_str().to_owned(),
+                application_type: c.application_type.as_str().to_owned(),
+                redirect_uris: c.redirect_uris,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
+                allowed_web_origins: c.allowed_web_origins,
+                first_party: c.first_party,
             },
             Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
                 id: s.id,
@@ -807,6 +838,12 @@ impl Line {
                 created_at,
                 updated_at,
                 last_used_at,
+                client_type,
+                application_type,
+                redirect_uris,
+                post_logout_redirect_uris,
+                allowed_web_origins,
+                first_party,
             } => Record::Client(OAuthClient {
                 id,
                 tenant: tenant(&tenant_id)?,
@@ -824,6 +861,16 @@ impl Line {
                 created_at: at(created_at),
                 updated_at: at(updated_at),
                 last_used_at: opt_at(last_used_at),
+                client_type: ClientType::parse(&client_type).ok_or("client type")?,
+                application_type: ApplicationType::parse(&application_type)
+                    .ok_or("application type")?,
+                redirect_uris: list(redirect_uris, "redirect URIs")?,
+                post_logout_redirect_uris: list(
+                    post_logout_redirect_uris,
+                    "post-logout redirect URIs",
+                )?,
+                allowed_web_origins: list(allowed_web_origins, "web origins")?,
+                first_party,
             }),
             Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
                 id: s.id,
@@ -1109,7 +1156,9 @@ macro_rules! impl_transfer {
                     let mut q = sqlx::QueryBuilder::new(
                         "INSERT INTO oauth_clients (id, tenant_id, name, environment, auth_method, \
                          grant_types, scopes, audiences, access_token_ttl_secs, can_introspect, \
-                         jwks, jwks_uri, status, created_at, updated_at, last_used_at) ",
+                         jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
+                         client_type, application_type, redirect_uris, \
+                         post_logout_redirect_uris, allowed_web_origins, first_party) ",
                     );
                     q.push_values(each!(Client), |mut b, c| {
                         b.push_bind(c.id.clone())
@@ -1127,7 +1176,13 @@ macro_rules! impl_transfer {
                             .push_bind(c.status.as_str())
                             .push_bind(c.created_at.as_millis())
                             .push_bind(c.updated_at.as_millis())
-                            .push_bind(c.last_used_at.map(Timestamp::as_millis));
+                            .push_bind(c.last_used_at.map(Timestamp::as_millis))
+                            .push_bind(c.client_type.as_str())
+                            .push_bind(c.application_type.as_str())
+                            .push_bind(c.redirect_uris.join(" "))
+                            .push_bind(c.post_logout_redirect_uris.join(" "))
+                            .push_bind(c.allowed_web_origins.join(" "))
+                            .push_bind(i64::from(c.first_party));
                     });
                     q
                 }
@@ -1368,3 +1423,43 @@ macro_rules! impl_transfer {
 }
 
 pub(crate) use impl_transfer;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client line of a version-1 file (before app clients) reads as the machine client it
+    /// was, with the values migration 0009 gives existing rows.
+    #[test]
+    fn a_version_1_client_reads_as_a_machine_client() {
+        let file = concat!(
+            r#"{"type":"header","format":"portcullis-export","version":1,"exported_at":1,"source_backend":"sqlite"}"#,
+            "\n",
+            r#"{"type":"client","id":"cl_1","tenant_id":"acme","name":"n","environment":"live","auth_method":"client_secret_basic","grant_types":["client_credentials"],"scopes":[],"audiences":["a"],"access_token_ttl_secs":600,"can_introspect":false,"jwks":null,"jwks_uri":null,"status":"active","created_at":1,"updated_at":1,"last_used_at":null}"#,
+            "\n",
+            r#"{"type":"end","records":1}"#,
+            "\n"
+        );
+        let records: Vec<Record> = ExportReader::new(file.as_bytes())
+            .expect("header")
+            .collect::<Result<_>>()
+            .expect("records");
+        let [Record::Client(c)] = records.as_slice() else {
+            panic!("one client expected: {records:?}");
+        };
+        assert_eq!(c.client_type, ClientType::Confidential);
+        assert_eq!(c.application_type, ApplicationType::Web);
+        assert!(c.redirect_uris.is_empty() && c.post_logout_redirect_uris.is_empty());
+        assert!(c.allowed_web_origins.is_empty() && !c.first_party);
+        // An unknown client type is refused, not guessed.
+        let bad = file.replace(
+            r#""last_used_at":null}"#,
+            r#""last_used_at":null,"client_type":"trusted"}"#,
+        );
+        let err = ExportReader::new(bad.as_bytes())
+            .expect("header")
+            .collect::<Result<Vec<_>>>()
+            .expect_err("bad type");
+        assert!(err.to_string().contains("client type"), "{err}");
+    }
+}

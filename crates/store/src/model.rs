@@ -2,6 +2,7 @@
 //! keys are sealed blobs.
 
 use portcullis_core::admin::AdminRole;
+pub use portcullis_core::client::{ApplicationType, ClientType};
 use portcullis_core::signing::{KeyState, SigningAlgorithm};
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
@@ -218,6 +219,16 @@ pub struct OAuthClient {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
+    /// Confidential (machine clients, web apps) or public (single-page and native apps).
+    pub client_type: ClientType,
+    pub application_type: ApplicationType,
+    /// Registered exactly as given; compared character for character at authorization.
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Exact origins a single-page app may call the token endpoint from (CORS).
+    pub allowed_web_origins: Vec<String>,
+    /// Trusted by the tenant: no consent screen.
+    pub first_party: bool,
 }
 
 /// A client secret as stored: its digest, never the secret.

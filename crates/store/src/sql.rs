@@ -636,6 +636,9 @@ macro_rules! impl_sql_store {
         fn client_from_row(row: &$row) -> Result<OAuthClient> {
             let status: String = row.try_get("status")?;
             let introspect: i64 = row.try_get("can_introspect")?;
+            let client_type: String = row.try_get("client_type")?;
+            let application_type: String = row.try_get("application_type")?;
+            let first_party: i64 = row.try_get("first_party")?;
             Ok(OAuthClient {
                 id: row.try_get("id")?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
@@ -653,6 +656,14 @@ macro_rules! impl_sql_store {
                 created_at: Timestamp::from_millis(row.try_get("created_at")?),
                 updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
                 last_used_at: ts(row.try_get("last_used_at")?),
+                client_type: ClientType::parse(&client_type)
+                    .ok_or_else(|| corrupt("client type", &client_type))?,
+                application_type: ApplicationType::parse(&application_type)
+                    .ok_or_else(|| corrupt("application type", &application_type))?,
+                redirect_uris: list_col(row.try_get("redirect_uris")?),
+                post_logout_redirect_uris: list_col(row.try_get("post_logout_redirect_uris")?),
+                allowed_web_origins: list_col(row.try_get("allowed_web_origins")?),
+                first_party: first_party != 0,
             })
         }
 
@@ -980,8 +991,11 @@ macro_rules! impl_sql_store {
                 sqlx::query(
                     "INSERT INTO oauth_clients (id, tenant_id, name, environment, auth_method, \
                      grant_types, scopes, audiences, access_token_ttl_secs, can_introspect, \
-                     jwks, jwks_uri, status, created_at, updated_at, last_used_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                     jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
+                     client_type, application_type, redirect_uris, post_logout_redirect_uris, \
+                     allowed_web_origins, first_party) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                     $17, $18, $19, $20, $21, $22)",
                 )
                 .bind(&c.id)
                 .bind(c.tenant.as_str())
@@ -999,6 +1013,12 @@ macro_rules! impl_sql_store {
                 .bind(c.created_at.as_millis())
                 .bind(c.updated_at.as_millis())
                 .bind(c.last_used_at.map(Timestamp::as_millis))
+                .bind(c.client_type.as_str())
+                .bind(c.application_type.as_str())
+                .bind(c.redirect_uris.join(" "))
+                .bind(c.post_logout_redirect_uris.join(" "))
+                .bind(c.allowed_web_origins.join(" "))
+                .bind(i64::from(c.first_party))
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
@@ -1038,6 +1058,32 @@ macro_rules! impl_sql_store {
                 Ok(Page::from_rows(rows, page, |c| {
                     created_key(c.item.created_at, &c.item.id)
                 }))
+            }
+
+            async fn update_client(&self, c: &OAuthClient, now: Timestamp) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE oauth_clients SET name = $1, grant_types = $2, scopes = $3, \
+                     audiences = $4, access_token_ttl_secs = $5, can_introspect = $6, \
+                     redirect_uris = $7, post_logout_redirect_uris = $8, \
+                     allowed_web_origins = $9, first_party = $10, updated_at = $11 \
+                     WHERE tenant_id = $12 AND id = $13",
+                )
+                .bind(&c.name)
+                .bind(c.grant_types.join(" "))
+                .bind(c.scopes.join(" "))
+                .bind(c.audiences.join(" "))
+                .bind(c.access_token_ttl_secs)
+                .bind(i64::from(c.can_introspect))
+                .bind(c.redirect_uris.join(" "))
+                .bind(c.post_logout_redirect_uris.join(" "))
+                .bind(c.allowed_web_origins.join(" "))
+                .bind(i64::from(c.first_party))
+                .bind(now.as_millis())
+                .bind(c.tenant.as_str())
+                .bind(&c.id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn set_client_status(

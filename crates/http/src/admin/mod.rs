@@ -275,6 +275,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             routing::get(clients::show),
         ),
         r(
+            Method::PATCH,
+            "/tenants/{tenant}/clients/{id}",
+            Tenant,
+            ManageClients,
+            routing::patch(clients::update),
+        ),
+        r(
             Method::POST,
             "/tenants/{tenant}/clients/{id}/rotate-secret",
             Tenant,

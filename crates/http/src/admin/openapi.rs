@@ -164,6 +164,7 @@ pub fn outcome() -> ObjectBuilder {
         clients::create,
         clients::list,
         clients::show,
+        clients::update,
         clients::rotate_secret,
         clients::disable,
         users::create,

@@ -1310,7 +1310,7 @@ fn the_checked_in_openapi_document_is_the_generated_one() {
     assert!(
         checked_in == generated,
         "docs/openapi.json differs from the document the code generates; regenerate it with \
-         `PORTCULLIS_BLESS=1 cargo test -p portcullis-server --test admin_api openapi` and \
+         `PORTCULLIS_BLESS=1 cargo test -p portcullis-server --test it admin_api::the_checked_in_openapi` and \
          commit the result"
     );
 }

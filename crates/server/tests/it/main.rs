@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod api_keys;
+mod app_clients;
 mod assembly;
 mod common;
 mod log_follower;

@@ -2546,6 +2546,12 @@ mod private_key_jwt {
                         created_at: now,
                         updated_at: now,
                         last_used_at: None,
+                        client_type: portcullis_store::ClientType::Confidential,
+                        application_type: portcullis_store::ApplicationType::Web,
+                        redirect_uris: vec![],
+                        post_logout_redirect_uris: vec![],
+                        allowed_web_origins: vec![],
+                        first_party: false,
                     },
                     None,
                 )

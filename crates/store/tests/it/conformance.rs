@@ -137,6 +137,7 @@ conformance!(
     resource_servers_are_tenant_scoped_and_audiences_unique_per_tenant,
     resource_server_secrets_rotate_with_an_overlap_and_stay_in_their_tenant,
     clients_round_trip_with_their_first_secret,
+    app_clients_round_trip_and_update_within_their_tenant,
     client_status_and_rotation_are_tenant_scoped,
     rotation_sets_the_overlap_end_on_older_secrets_only,
     touch_client_records_last_use,
@@ -1649,6 +1650,31 @@ mod cases {
             created_at: at(2),
             updated_at: at(2),
             last_used_at: None,
+            client_type: ClientType::Confidential,
+            application_type: ApplicationType::Web,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            allowed_web_origins: vec![],
+            first_party: false,
+        }
+    }
+
+    /// A native app: public, with every app field set.
+    fn app_client(id: &str, tenant: &str) -> OAuthClient {
+        OAuthClient {
+            auth_method: "none".into(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec!["openid".into(), "offline_access".into()],
+            audiences: vec![],
+            can_introspect: false,
+            jwks: None,
+            client_type: ClientType::Public,
+            application_type: ApplicationType::Native,
+            redirect_uris: vec!["com.example.app:/cb".into(), "http://127.0.0.1/cb".into()],
+            post_logout_redirect_uris: vec!["com.example.app:/bye".into()],
+            allowed_web_origins: vec!["https://app.example.com".into()],
+            first_party: true,
+            ..client(id, tenant)
         }
     }
 
@@ -1771,6 +1797,69 @@ mod cases {
             s.create_client(&client("cl_3", "nosuch"), None).await,
             Err(StoreError::NotFound)
         ));
+    }
+
+    pub async fn app_clients_round_trip_and_update_within_their_tenant(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        let app = app_client("cl_app", "acme");
+        s.create_client(&app, None).await.expect("create");
+        assert_eq!(
+            s.get_client("cl_app").await.expect("get"),
+            Some(app.clone())
+        );
+        // A machine client reads back with the machine defaults.
+        s.create_client(&client("cl_m", "acme"), None)
+            .await
+            .expect("machine");
+        let m = s.get_client("cl_m").await.expect("get").expect("some");
+        assert_eq!(
+            (m.client_type, m.application_type, m.first_party),
+            (ClientType::Confidential, ApplicationType::Web, false)
+        );
+        assert!(m.redirect_uris.is_empty() && m.allowed_web_origins.is_empty());
+
+        let mut changed = app.clone();
+        changed.name = "renamed".into();
+        changed.redirect_uris = vec!["com.example.app:/cb2".into()];
+        changed.post_logout_redirect_uris = vec![];
+        changed.allowed_web_origins = vec![];
+        changed.first_party = false;
+        changed.grant_types = vec!["authorization_code".into()];
+        changed.scopes = vec!["openid".into()];
+        // What update never changes, even if the record says otherwise.
+        let mut attempt = changed.clone();
+        attempt.client_type = ClientType::Confidential;
+        attempt.auth_method = "client_secret_basic".into();
+        attempt.status = ClientStatus::Disabled;
+        attempt.created_at = at(99);
+        assert!(!s
+            .update_client(
+                &OAuthClient {
+                    tenant: tid("globex"),
+                    ..attempt.clone()
+                },
+                at(9)
+            )
+            .await
+            .expect("other tenant"));
+        assert_eq!(
+            s.get_client("cl_app").await.expect("get"),
+            Some(app.clone()),
+            "another tenant changes nothing"
+        );
+        assert!(!s
+            .update_client(&app_client("cl_none", "acme"), at(9))
+            .await
+            .expect("unknown"));
+        assert!(s.update_client(&attempt, at(9)).await.expect("update"));
+        let got = s.get_client("cl_app").await.expect("get").expect("some");
+        assert_eq!(
+            got,
+            OAuthClient {
+                updated_at: at(9),
+                ..changed
+            }
+        );
     }
 
     pub async fn client_status_and_rotation_are_tenant_scoped(s: Arc<dyn Store>) {
@@ -2380,6 +2469,9 @@ mod cases {
         s.touch_client("cl_1", Some("sec2"), at(8))
             .await
             .expect("touch");
+        s.create_client(&app_client("cl_app", "acme"), None)
+            .await
+            .expect("app client");
         let mut key_a = api_key("key_a", "acme", "live", "partner");
         key_a.audiences = None;
         key_a.ip_allowlist = None;
@@ -2562,6 +2654,11 @@ mod cases {
                         .expect("key")
                         .digest,
                     vec![5; 32]
+                );
+                assert_eq!(
+                    target.get_client("cl_app").await.expect("get"),
+                    Some(app_client("cl_app", "acme")),
+                    "every app-client column survives the move"
                 );
                 assert!(
                     !target
