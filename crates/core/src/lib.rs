@@ -10,14 +10,17 @@
 pub mod admin;
 pub mod api_key;
 pub mod audit;
+pub mod auth_code;
 pub mod base62;
 pub mod credential;
 pub mod forwarded;
 pub mod metrics;
 pub mod oauth;
 pub mod rate_limit;
+pub mod refresh;
 pub mod revocation;
 pub mod secret;
+pub mod session;
 pub mod signing;
 pub mod tenant;
 pub mod time;

@@ -112,6 +112,8 @@ impl PublishedKeys {
 pub struct VerifiedToken {
     pub claims: AccessTokenClaims,
     pub kid: String,
+    /// The sign-in session a user token was issued under: what a session revocation names.
+    pub sid: Option<String>,
 }
 
 /// Why a token is not valid. Internal: callers answer every one the same way.
@@ -202,6 +204,7 @@ pub fn verify(
     };
     let tenant = v.tenant.ok_or(Invalid::BadTenant)?;
     let scope = (!v.scopes.is_empty()).then(|| v.scopes.join(" "));
+    let sid = v.sid;
     Ok(VerifiedToken {
         claims: AccessTokenClaims {
             iss: v.iss,
@@ -216,6 +219,7 @@ pub fn verify(
             tenant: tenant.as_str().to_owned(),
         },
         kid,
+        sid,
     })
 }
 

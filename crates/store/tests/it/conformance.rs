@@ -35,6 +35,7 @@ async fn revoked(s: &Arc<dyn Store>, q: &Q) -> Result<bool> {
         subject: &q.client_id,
         kid: &q.kid,
         family: None,
+        sid: None,
         issued_at: q.issued_at,
     };
     let candidates: Vec<_> = identity.candidates().collect();
