@@ -2190,3 +2190,6 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
         log.len() as i64
     );
 }
+
+/// Sign-in state (sessions, codes, refresh families, consents): `conformance/sign_in.rs`.
+mod sign_in;
