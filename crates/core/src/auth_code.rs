@@ -73,8 +73,7 @@ pub fn s256_challenge(verifier: &str) -> String {
 /// `[A-Za-z0-9-._~]` (RFC 7636 section 4.1).
 pub fn is_valid_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 

@@ -195,7 +195,11 @@ mod tests {
         f.idle_expires_at = p.idle_after_rotation(&f, at(99));
         assert_eq!(f.idle_expires_at, at(199));
         f.idle_expires_at = p.idle_after_rotation(&f, at(198));
-        assert_eq!(f.idle_expires_at, at(250), "never past the absolute deadline");
+        assert_eq!(
+            f.idle_expires_at,
+            at(250),
+            "never past the absolute deadline"
+        );
         assert_eq!(
             decide(&p, &f, &FRESH, "cl_app", at(249)),
             RefreshDecision::Rotate

@@ -761,6 +761,9 @@ mod tests {
         named.jti = "sid_1";
         assert_eq!(s.token_revoked(&named), None);
         // The wire name is stable.
-        assert_eq!(RevocationKind::parse("session"), Some(RevocationKind::Session));
+        assert_eq!(
+            RevocationKind::parse("session"),
+            Some(RevocationKind::Session)
+        );
     }
 }

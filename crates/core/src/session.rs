@@ -208,7 +208,11 @@ mod tests {
         assert_eq!(t.idle_expires_at, at(19));
         assert_eq!(t.state(None, at(18)), SessionState::Active);
         let t = p.touch(&p.touch(&t, at(18)), at(24));
-        assert_eq!(t.idle_expires_at, at(25), "never past the absolute deadline");
+        assert_eq!(
+            t.idle_expires_at,
+            at(25),
+            "never past the absolute deadline"
+        );
         assert_eq!(t.state(None, at(25)), SessionState::AbsoluteExpired);
         assert_eq!(t.state(Some(at(1)), at(2)), SessionState::Revoked);
         // A touch from a node with a slower clock never shortens the session.
@@ -229,7 +233,11 @@ mod tests {
         let id = SessionId::generate(&mut OsRng);
         assert_eq!(SessionId::parse(id.as_str()), Some(id.clone()));
         assert!(id.as_str().starts_with("ses_") && id.as_str().len() == 30);
-        for bad in ["ses_", "usr_0123456789abcdefghijklmnop", "ses_0123456789ABCDEFGHIJKLMNOP"] {
+        for bad in [
+            "ses_",
+            "usr_0123456789abcdefghijklmnop",
+            "ses_0123456789ABCDEFGHIJKLMNOP",
+        ] {
             assert!(SessionId::parse(bad).is_none(), "{bad}");
         }
     }

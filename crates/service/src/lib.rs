@@ -2,7 +2,8 @@
 //! (`keys`, `kek`, `rotation`), the client directory and client-registration rules (`oauth`),
 //! client authentication (`client_auth`), API key verification (`api_keys`), the audit sink
 //! (`audit`), following the revocation log (`revocations`), the counters `serve` exposes as
-//! metrics (`metrics`), and the state they share (`state`).
+//! metrics (`metrics`), the server-side sign-in state (`sign_in`: sessions, authorization codes,
+//! refresh-token families), and the state they share (`state`).
 //!
 //! Rules themselves live in `portcullis-core`; this crate applies them to storage through
 //! `portcullis_store::Store`. It must never depend on a web framework (`.ci/run` fails if axum
@@ -19,4 +20,5 @@ pub mod metrics;
 pub mod oauth;
 pub mod revocations;
 pub mod rotation;
+pub mod sign_in;
 pub mod state;

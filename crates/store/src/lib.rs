@@ -28,8 +28,8 @@ mod sqlite;
 pub use error::StoreError;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
 pub use model::*;
-pub use sign_in_model::*;
 pub use postgres::PgStore;
+pub use sign_in_model::*;
 pub use sqlite::{FileCheck, SqliteStore};
 
 use async_trait::async_trait;
@@ -313,8 +313,11 @@ pub trait SessionStore {
     async fn insert_session(&self, s: &SessionRecord) -> Result<()>;
     /// By the digest of the cookie secret, whatever its state: the caller decides.
     async fn get_session(&self, digest: &[u8]) -> Result<Option<SessionRecord>>;
-    async fn get_session_by_id(&self, tenant: &TenantId, sid: &str)
-        -> Result<Option<SessionRecord>>;
+    async fn get_session_by_id(
+        &self,
+        tenant: &TenantId,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>>;
     /// Records activity: `last_seen_at` and `idle_expires_at` move forward only, on an
     /// unrevoked session. Returns whether it was found unrevoked.
     async fn touch_session(
@@ -433,8 +436,11 @@ pub trait ConsentStore {
         client_id: &str,
     ) -> Result<Option<ConsentRecord>>;
     /// A user's consents, by client id.
-    async fn list_user_consents(&self, tenant: &TenantId, user_id: &str)
-        -> Result<Vec<ConsentRecord>>;
+    async fn list_user_consents(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+    ) -> Result<Vec<ConsentRecord>>;
     /// Withdraws a consent and, in the same transaction, revokes the client's refresh-token
     /// families for that user (with their `family` entries): the app loses access, not only
     /// the permission to ask again. Returns `false` if there was no such consent.

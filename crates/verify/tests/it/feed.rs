@@ -469,10 +469,7 @@ async fn a_newer_kind_naming_a_tokens_sid_is_read_conservatively() {
         reason(&v, &token_with_sid(&k, "j1", "ses-x")).await,
         Err(Reason::Revoked(RevokedBy::UnknownKind))
     );
-    assert_eq!(
-        reason(&v, &token_with_sid(&k, "j2", "ses-y")).await,
-        Ok(())
-    );
+    assert_eq!(reason(&v, &token_with_sid(&k, "j2", "ses-y")).await, Ok(()));
 }
 
 #[tokio::test]

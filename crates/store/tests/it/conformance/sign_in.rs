@@ -166,7 +166,9 @@ async fn sessions_round_trip_touch_forward_and_list_per_user(s: Arc<dyn Store>) 
     assert_eq!(s.get_session(&[1; 32]).await.expect("get"), Some(a.clone()));
     assert_eq!(s.get_session(&[9; 32]).await.expect("get"), None);
     assert_eq!(
-        s.get_session_by_id(&tid("acme"), "ses_b").await.expect("get"),
+        s.get_session_by_id(&tid("acme"), "ses_b")
+            .await
+            .expect("get"),
         Some(b.clone())
     );
     assert_eq!(
@@ -176,15 +178,24 @@ async fn sessions_round_trip_touch_forward_and_list_per_user(s: Arc<dyn Store>) 
         None,
         "another tenant's session"
     );
-    assert!(s.touch_session(&[1; 32], at(500), at(1_500)).await.expect("touch"));
+    assert!(s
+        .touch_session(&[1; 32], at(500), at(1_500))
+        .await
+        .expect("touch"));
     // A node with a slower clock never moves it back.
-    assert!(s.touch_session(&[1; 32], at(300), at(1_300)).await.expect("touch"));
+    assert!(s
+        .touch_session(&[1; 32], at(300), at(1_300))
+        .await
+        .expect("touch"));
     let touched = s.get_session(&[1; 32]).await.expect("get").expect("some");
     assert_eq!(
         (touched.last_seen_at, touched.idle_expires_at),
         (at(500), at(1_500))
     );
-    assert!(!s.touch_session(&[9; 32], at(500), at(1_500)).await.expect("touch"));
+    assert!(!s
+        .touch_session(&[9; 32], at(500), at(1_500))
+        .await
+        .expect("touch"));
     let listed: Vec<_> = s
         .list_user_sessions(&tid("acme"), "usr_1")
         .await
@@ -203,12 +214,18 @@ async fn session_revocation_logs_the_session_and_its_families_in_one_go(s: Arc<d
     s.insert_session(&session(1, "ses_1", "acme", "usr_1"))
         .await
         .expect("insert");
-    s.create_refresh_family(&family("rtf_1", "usr_1", "cl_web", Some("ses_1")), &token(1, "rtf_1", 0, 100))
-        .await
-        .expect("family");
-    s.create_refresh_family(&family("rtf_2", "usr_1", "cl_web", Some("ses_other")), &token(2, "rtf_2", 0, 100))
-        .await
-        .expect("family");
+    s.create_refresh_family(
+        &family("rtf_1", "usr_1", "cl_web", Some("ses_1")),
+        &token(1, "rtf_1", 0, 100),
+    )
+    .await
+    .expect("family");
+    s.create_refresh_family(
+        &family("rtf_2", "usr_1", "cl_web", Some("ses_other")),
+        &token(2, "rtf_2", 0, 100),
+    )
+    .await
+    .expect("family");
     assert_eq!(
         s.revoke_session(&tid("globex"), "ses_1", "sign_out", at(700), LIFETIME)
             .await
@@ -238,15 +255,30 @@ async fn session_revocation_logs_the_session_and_its_families_in_one_go(s: Arc<d
             (RevocationKind::Family, "rtf_1".to_owned()),
         ]
     );
-    let rtf1 = s.get_refresh_family("rtf_1").await.expect("get").expect("some");
+    let rtf1 = s
+        .get_refresh_family("rtf_1")
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(rtf1.revoked_at, Some(at(700)));
     assert_eq!(rtf1.revoked_reason.as_deref(), Some("sign_out"));
-    let rtf2 = s.get_refresh_family("rtf_2").await.expect("get").expect("some");
+    let rtf2 = s
+        .get_refresh_family("rtf_2")
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(rtf2.revoked_at, None, "another session's family");
     let stored = s.get_session(&[1; 32]).await.expect("get").expect("some");
     assert_eq!(stored.revoked_at, Some(at(700)));
-    assert!(!s.touch_session(&[1; 32], at(800), at(1_800)).await.expect("touch"));
-    assert!(s.list_user_sessions(&tid("acme"), "usr_1").await.expect("list").is_empty());
+    assert!(!s
+        .touch_session(&[1; 32], at(800), at(1_800))
+        .await
+        .expect("touch"));
+    assert!(s
+        .list_user_sessions(&tid("acme"), "usr_1")
+        .await
+        .expect("list")
+        .is_empty());
     assert_eq!(
         s.revoke_session(&tid("acme"), "ses_1", "again", at(800), LIFETIME)
             .await
@@ -256,7 +288,10 @@ async fn session_revocation_logs_the_session_and_its_families_in_one_go(s: Arc<d
     );
     assert_eq!(log(&s).await.len(), 2);
     // The one rule in core refuses the session's tokens issued until then, not later ones.
-    assert_eq!(token_refused(&s, Some("ses_1"), None, 700).await, Some(RevokedBy::Session));
+    assert_eq!(
+        token_refused(&s, Some("ses_1"), None, 700).await,
+        Some(RevokedBy::Session)
+    );
     assert_eq!(token_refused(&s, Some("ses_1"), None, 701).await, None);
     assert_eq!(token_refused(&s, Some("ses_2"), None, 10).await, None);
     assert_eq!(
@@ -267,17 +302,27 @@ async fn session_revocation_logs_the_session_and_its_families_in_one_go(s: Arc<d
 
 async fn revoking_a_users_sessions_revokes_every_session_and_family(s: Arc<dyn Store>) {
     tenants(&s, &["acme"]).await;
-    for (d, sid, user) in [(1, "ses_1", "usr_1"), (2, "ses_2", "usr_1"), (3, "ses_3", "usr_2")] {
+    for (d, sid, user) in [
+        (1, "ses_1", "usr_1"),
+        (2, "ses_2", "usr_1"),
+        (3, "ses_3", "usr_2"),
+    ] {
         s.insert_session(&session(d, sid, "acme", user))
             .await
             .expect("insert");
     }
-    s.create_refresh_family(&family("rtf_1", "usr_1", "cl_app", None), &token(1, "rtf_1", 0, 100))
-        .await
-        .expect("family");
-    s.create_refresh_family(&family("rtf_2", "usr_2", "cl_app", Some("ses_3")), &token(2, "rtf_2", 0, 100))
-        .await
-        .expect("family");
+    s.create_refresh_family(
+        &family("rtf_1", "usr_1", "cl_app", None),
+        &token(1, "rtf_1", 0, 100),
+    )
+    .await
+    .expect("family");
+    s.create_refresh_family(
+        &family("rtf_2", "usr_2", "cl_app", Some("ses_3")),
+        &token(2, "rtf_2", 0, 100),
+    )
+    .await
+    .expect("family");
     let sids = s
         .revoke_user_sessions(&tid("acme"), "usr_1", "user_deleted", at(900), LIFETIME)
         .await
@@ -325,7 +370,8 @@ async fn codes_are_single_use_and_a_replay_sees_what_the_first_issued(s: Arc<dyn
     s.insert_code(&c).await.expect("insert");
     assert!(matches!(s.insert_code(&c).await, Err(StoreError::Conflict)));
     assert_eq!(s.get_code(&[1; 32]).await.expect("get"), Some(c.clone()));
-    let CodeConsumption::Redeemed(first) = s.consume_code(&[1; 32], at(2_000)).await.expect("consume")
+    let CodeConsumption::Redeemed(first) =
+        s.consume_code(&[1; 32], at(2_000)).await.expect("consume")
     else {
         panic!("first redemption");
     };
@@ -342,10 +388,13 @@ async fn codes_are_single_use_and_a_replay_sees_what_the_first_issued(s: Arc<dyn
         family_id: Some("rtf_1".into()),
     };
     assert!(
-        !s.record_code_issuance(&[1; 32], &issued).await.expect("record"),
+        !s.record_code_issuance(&[1; 32], &issued)
+            .await
+            .expect("record"),
         "no replay yet"
     );
-    let CodeConsumption::AlreadyUsed(again) = s.consume_code(&[1; 32], at(3_000)).await.expect("consume")
+    let CodeConsumption::AlreadyUsed(again) =
+        s.consume_code(&[1; 32], at(3_000)).await.expect("consume")
     else {
         panic!("a replay");
     };
@@ -358,13 +407,16 @@ async fn codes_are_single_use_and_a_replay_sees_what_the_first_issued(s: Arc<dyn
         s.consume_code(&[2; 32], at(2_000)).await.expect("consume"),
         CodeConsumption::Redeemed(_)
     ));
-    let CodeConsumption::AlreadyUsed(early) = s.consume_code(&[2; 32], at(2_001)).await.expect("consume")
+    let CodeConsumption::AlreadyUsed(early) =
+        s.consume_code(&[2; 32], at(2_001)).await.expect("consume")
     else {
         panic!("a replay");
     };
     assert_eq!(early.issued, None);
     assert!(
-        s.record_code_issuance(&[2; 32], &issued).await.expect("record"),
+        s.record_code_issuance(&[2; 32], &issued)
+            .await
+            .expect("record"),
         "the replay is reported to the redemption still issuing"
     );
     assert!(matches!(
@@ -402,7 +454,11 @@ async fn expired_and_unknown_codes_and_pruning(s: Arc<dyn Store>) {
         CodeConsumption::Expired
     );
     assert_eq!(
-        s.get_code(&[1; 32]).await.expect("get").expect("some").consumed_at,
+        s.get_code(&[1; 32])
+            .await
+            .expect("get")
+            .expect("some")
+            .consumed_at,
         None,
         "an expired code is not consumed"
     );
@@ -432,7 +488,8 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         .await
         .expect("family");
     assert!(matches!(
-        s.create_refresh_family(&f, &token(2, "rtf_1", 0, 100)).await,
+        s.create_refresh_family(&f, &token(2, "rtf_1", 0, 100))
+            .await,
         Err(StoreError::Conflict)
     ));
     let (t, got) = s
@@ -441,7 +498,10 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         .expect("get")
         .expect("some");
     assert_eq!((t, got), (token(1, "rtf_1", 0, 100), f.clone()));
-    assert!(s.get_refresh_token(&[2; 32]).await.expect("get").is_none(), "nothing half-made");
+    assert!(
+        s.get_refresh_token(&[2; 32]).await.expect("get").is_none(),
+        "nothing half-made"
+    );
     assert_eq!(
         s.rotate_refresh_token(&[1; 32], &token(2, "rtf_1", 1, 1_000), at(6_000))
             .await
@@ -458,11 +518,19 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         }
     );
     assert!(s.get_refresh_token(&[3; 32]).await.expect("get").is_none());
-    let (spent, fam) = s.get_refresh_token(&[1; 32]).await.expect("get").expect("some");
+    let (spent, fam) = s
+        .get_refresh_token(&[1; 32])
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(spent.rotated_at, Some(at(1_000)));
     assert_eq!(spent.successor_digest, Some(vec![2; 32]));
     assert_eq!(fam.idle_expires_at, at(6_000), "the idle deadline moved");
-    let (next, _) = s.get_refresh_token(&[2; 32]).await.expect("get").expect("some");
+    let (next, _) = s
+        .get_refresh_token(&[2; 32])
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(next, token(2, "rtf_1", 1, 1_000));
     assert_eq!(
         s.rotate_refresh_token(&[9; 32], &token(4, "rtf_1", 2, 1_002), at(6_002))
@@ -483,7 +551,12 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         .expect("revoke")
         .expect("revoked");
     assert_eq!(
-        (entry.kind, entry.subject.as_str(), entry.revoked_before, entry.expires_at),
+        (
+            entry.kind,
+            entry.subject.as_str(),
+            entry.revoked_before,
+            entry.expires_at
+        ),
         (
             RevocationKind::Family,
             "rtf_1",
@@ -514,9 +587,12 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
 
 async fn racing_rotations_of_one_token_yield_exactly_one_successor(s: Arc<dyn Store>) {
     tenants(&s, &["acme"]).await;
-    s.create_refresh_family(&family("rtf_1", "usr_1", "cl_app", None), &token(1, "rtf_1", 0, 100))
-        .await
-        .expect("family");
+    s.create_refresh_family(
+        &family("rtf_1", "usr_1", "cl_app", None),
+        &token(1, "rtf_1", 0, 100),
+    )
+    .await
+    .expect("family");
     // Eight nodes race with eight different successors: one wins, all see the winner's.
     let tasks: Vec<_> = (0..8u8)
         .map(|i| {
@@ -542,7 +618,10 @@ async fn racing_rotations_of_one_token_yield_exactly_one_successor(s: Arc<dyn St
     assert_eq!(winners.len(), 1, "exactly one successor");
     let winner = vec![winners[0]; 32];
     assert_eq!(seen.len(), 7);
-    assert!(seen.iter().all(|d| *d == winner), "every loser sees the winner");
+    assert!(
+        seen.iter().all(|d| *d == winner),
+        "every loser sees the winner"
+    );
     for i in 0..8u8 {
         let found = s.get_refresh_token(&[10 + i; 32]).await.expect("get");
         assert_eq!(found.is_some(), 10 + i == winners[0]);
@@ -570,7 +649,9 @@ async fn consents_upsert_list_and_revoke_with_the_clients_families(s: Arc<dyn St
     let widened = consent("usr_1", "cl_b", &["openid", "profile"], 20);
     s.put_consent(&widened).await.expect("replace");
     assert_eq!(
-        s.get_consent(&tid("acme"), "usr_1", "cl_b").await.expect("get"),
+        s.get_consent(&tid("acme"), "usr_1", "cl_b")
+            .await
+            .expect("get"),
         Some(widened)
     );
     assert_eq!(
@@ -584,7 +665,10 @@ async fn consents_upsert_list_and_revoke_with_the_clients_families(s: Arc<dyn St
     );
     let mut orphan = consent("usr_1", "cl_a", &["openid"], 1);
     orphan.tenant = tid("nope");
-    assert!(matches!(s.put_consent(&orphan).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        s.put_consent(&orphan).await,
+        Err(StoreError::NotFound)
+    ));
     for (id, user, client) in [
         ("rtf_1", "usr_1", "cl_b"),
         ("rtf_2", "usr_1", "cl_a"),
@@ -600,7 +684,9 @@ async fn consents_upsert_list_and_revoke_with_the_clients_families(s: Arc<dyn St
         .await
         .expect("revoke"));
     assert_eq!(
-        s.get_consent(&tid("acme"), "usr_1", "cl_b").await.expect("get"),
+        s.get_consent(&tid("acme"), "usr_1", "cl_b")
+            .await
+            .expect("get"),
         None
     );
     let logged: Vec<_> = log(&s)
@@ -633,9 +719,12 @@ async fn consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import(s: 
         .await
         .expect("session");
     s.insert_code(&code(1)).await.expect("code");
-    s.create_refresh_family(&family("rtf_1", "usr_1", "cl_a", Some("ses_1")), &token(1, "rtf_1", 0, 100))
-        .await
-        .expect("family");
+    s.create_refresh_family(
+        &family("rtf_1", "usr_1", "cl_a", Some("ses_1")),
+        &token(1, "rtf_1", 0, 100),
+    )
+    .await
+    .expect("family");
     let mut records = Vec::new();
     s.export_records(&mut |r| {
         records.push(r);
@@ -651,7 +740,9 @@ async fn consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import(s: 
         .await
         .expect("write");
     let dir = tempfile::tempdir().expect("tempdir");
-    let target = SqliteStore::open(&dir.path().join("t.db")).await.expect("open");
+    let target = SqliteStore::open(&dir.path().join("t.db"))
+        .await
+        .expect("open");
     target
         .import_records(
             &mut export::ExportReader::new(&file[..]).expect("header"),
@@ -660,7 +751,10 @@ async fn consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import(s: 
         .await
         .expect("import");
     assert_eq!(
-        target.get_consent(&tid("acme"), "usr_1", "cl_a").await.expect("get"),
+        target
+            .get_consent(&tid("acme"), "usr_1", "cl_a")
+            .await
+            .expect("get"),
         Some(consent)
     );
     assert!(target.get_session(&[1; 32]).await.expect("get").is_none());
