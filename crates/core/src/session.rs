@@ -155,6 +155,14 @@ impl SessionPolicy {
         }
     }
 
+    /// Whether seeing the session at `now` is worth a write: at most one a minute (or per tenth
+    /// of the idle timeout, if shorter), so a busy session costs no write per request. The idle
+    /// deadline is therefore exact to within that interval, never extended beyond it.
+    pub fn touch_due(&self, t: &SessionTimes, now: Timestamp) -> bool {
+        let every = (self.idle / 10).min(Duration::from_secs(60));
+        now >= t.last_seen_at.saturating_add(every)
+    }
+
     /// The times after the session was seen at `now`: the idle deadline moves, never past the
     /// absolute one, never backwards.
     pub fn touch(&self, t: &SessionTimes, now: Timestamp) -> SessionTimes {
@@ -215,6 +223,10 @@ mod tests {
         );
         assert_eq!(t.state(None, at(25)), SessionState::AbsoluteExpired);
         assert_eq!(t.state(Some(at(1)), at(2)), SessionState::Revoked);
+        assert!(p.touch_due(&t, at(25)));
+        let minute = t.last_seen_at.saturating_add(Duration::from_secs(60));
+        assert!(!p.touch_due(&t, minute.saturating_sub(Duration::from_millis(1))));
+        assert!(p.touch_due(&t, minute));
         // A touch from a node with a slower clock never shortens the session.
         let back = p.touch(&t, at(3));
         assert_eq!(back.idle_expires_at, t.idle_expires_at);

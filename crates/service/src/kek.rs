@@ -90,6 +90,15 @@ impl Kek {
         &self.id
     }
 
+    /// HMAC-SHA256(KEK, `portcullis/derived/` || label).
+    fn derive(&self, label: &str) -> Secret<[u8; 32]> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.material.expose());
+        let tag = aws_lc_rs::hmac::sign(&key, format!("portcullis/derived/{label}").as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Secret::new(out)
+    }
+
     fn line(&self) -> String {
         format!(
             "{}:{}",
@@ -140,18 +149,12 @@ impl Keyring {
     /// KEK. Older KEKs' keys are there so what was derived before a KEK rotation can still be
     /// recomputed.
     pub fn derive_keys(&self, label: &str) -> Vec<Secret<[u8; 32]>> {
-        self.keys
-            .iter()
-            .map(|k| {
-                let key =
-                    aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, k.material.expose());
-                let tag =
-                    aws_lc_rs::hmac::sign(&key, format!("portcullis/derived/{label}").as_bytes());
-                let mut out = [0u8; 32];
-                out.copy_from_slice(tag.as_ref());
-                Secret::new(out)
-            })
-            .collect()
+        self.keys.iter().map(|k| k.derive(label)).collect()
+    }
+
+    /// The primary KEK's key for `label` (see [`Self::derive_keys`]).
+    pub fn derive_primary_key(&self, label: &str) -> Secret<[u8; 32]> {
+        self.primary().derive(label)
     }
 
     pub fn read(path: &Path) -> Result<Self, KekError> {
@@ -292,6 +295,7 @@ mod tests {
         assert_eq!(a, ring.derive_keys("refresh-successor"), "stable");
         assert_ne!(a, ring.derive_keys("other"), "per label");
         assert_ne!(a[0].expose(), &[1; 32], "not the KEK itself");
+        assert_eq!(ring.derive_primary_key("refresh-successor"), a[0]);
         ring.push_primary(Kek::from_bytes([2; 32]));
         let b = ring.derive_keys("refresh-successor");
         assert_eq!(b.len(), 2);

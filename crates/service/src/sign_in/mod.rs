@@ -122,6 +122,19 @@ impl SignIn {
         &self.config
     }
 
+    /// Deletes what can no longer matter: sessions past their absolute deadline, and codes
+    /// expired longer ago than the longest access-token lifetime (a replay is still recognised,
+    /// and revokes, as long as the first redemption's tokens live). Returns (sessions, codes).
+    pub async fn prune(&self) -> Result<(u64, u64)> {
+        let now = self.clock.now();
+        let sessions = self.store.prune_sessions(now).await?;
+        let codes = self
+            .store
+            .prune_codes(now.saturating_sub(self.config.token_lifetime))
+            .await?;
+        Ok((sessions, codes))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,

@@ -82,8 +82,9 @@ impl SignIn {
         })
     }
 
-    /// The active session of `tenant` a cookie value names, its idle deadline moved forward;
-    /// `None` for a malformed, unknown, expired, revoked or other tenant's one.
+    /// The active session of `tenant` a cookie value names, its idle deadline moved forward
+    /// (written at most once a minute: `SessionPolicy::touch_due`); `None` for a malformed,
+    /// unknown, expired, revoked or other tenant's one.
     pub async fn resolve_session(
         &self,
         tenant: &TenantId,
@@ -98,6 +99,9 @@ impl SignIn {
         let now = self.clock.now();
         if &s.tenant != tenant || times(&s).state(s.revoked_at, now) != SessionState::Active {
             return Ok(None);
+        }
+        if !self.config.session.touch_due(&times(&s), now) {
+            return Ok(Some(s));
         }
         let touched = self.config.session.touch(&times(&s), now);
         if !self

@@ -31,15 +31,16 @@ use crate::kek::Keyring;
 const LABEL: &str = "refresh-successor";
 const DOMAIN: &[u8] = b"portcullis refresh successor v1";
 
-/// The successor keys derived from each KEK, primary first.
+/// The successor keys derived from each KEK: the primary's, then older KEKs'.
 pub struct SuccessorKeys {
-    keys: Vec<Secret<[u8; 32]>>,
+    primary: Secret<[u8; 32]>,
+    older: Vec<Secret<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for SuccessorKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SuccessorKeys")
-            .field("keys", &self.keys.len())
+            .field("older", &self.older.len())
             .finish_non_exhaustive()
     }
 }
@@ -47,7 +48,8 @@ impl std::fmt::Debug for SuccessorKeys {
 impl SuccessorKeys {
     pub fn from_keyring(keyring: &Keyring) -> Self {
         Self {
-            keys: keyring.derive_keys(LABEL),
+            primary: keyring.derive_primary_key(LABEL),
+            older: keyring.derive_keys(LABEL).into_iter().skip(1).collect(),
         }
     }
 
@@ -60,7 +62,7 @@ impl SuccessorKeys {
         presented_digest: &[u8],
     ) -> Credential {
         derive(
-            &self.keys[0],
+            &self.primary,
             environment,
             family_id,
             generation,
@@ -78,10 +80,12 @@ impl SuccessorKeys {
         presented_digest: &[u8],
         stored_digest: &[u8],
     ) -> Option<Credential> {
-        self.keys.iter().find_map(|k| {
-            let c = derive(k, environment, family_id, generation, presented_digest);
-            constant_time_eq(&c.digest(), stored_digest).then_some(c)
-        })
+        std::iter::once(&self.primary)
+            .chain(&self.older)
+            .find_map(|k| {
+                let c = derive(k, environment, family_id, generation, presented_digest);
+                constant_time_eq(&c.digest(), stored_digest).then_some(c)
+            })
     }
 }
 

@@ -269,6 +269,62 @@ async fn a_session_resolves_from_its_cookie_until_idle_or_absolute_expiry() {
 }
 
 #[tokio::test]
+async fn a_busy_session_is_written_at_most_once_a_minute() {
+    let f = fixture().await;
+    let s = f.sign_in("usr_1").await;
+    let acme = tid("acme");
+    let seen = || async {
+        f.store
+            .get_session(&s.secret.digest())
+            .await
+            .expect("get")
+            .expect("some")
+            .last_seen_at
+    };
+    let start = seen().await;
+    f.advance(30);
+    assert!(f
+        .sign_in
+        .resolve_session(&acme, s.secret.expose())
+        .await
+        .expect("r")
+        .is_some());
+    assert_eq!(seen().await, start, "no write within the minute");
+    f.advance(30);
+    assert!(f
+        .sign_in
+        .resolve_session(&acme, s.secret.expose())
+        .await
+        .expect("r")
+        .is_some());
+    assert_eq!(seen().await, f.clock.now());
+}
+
+#[tokio::test]
+async fn pruning_keeps_codes_as_long_as_a_replay_could_revoke_something() {
+    let f = fixture().await;
+    let s = f.sign_in("usr_1").await;
+    let code = f.code_for(&s).await;
+    let digest = portcullis_core::auth_code::AuthCode::parse(&code)
+        .expect("code")
+        .digest();
+    f.advance(3599);
+    assert_eq!(f.sign_in.prune().await.expect("prune"), (0, 0));
+    f.advance(1);
+    assert_eq!(
+        f.sign_in.prune().await.expect("prune"),
+        (1, 0),
+        "the session's absolute deadline (3600 s) passed; the code expired only 3540 s ago"
+    );
+    f.advance(59);
+    assert_eq!(f.sign_in.prune().await.expect("prune"), (0, 0));
+    assert!(f.store.get_code(&digest).await.expect("get").is_some());
+    f.advance(1);
+    assert_eq!(f.sign_in.prune().await.expect("prune"), (0, 1));
+    assert!(f.store.get_code(&digest).await.expect("get").is_none());
+}
+
+#[tokio::test]
 async fn every_sign_in_gets_new_identifiers_and_ends_the_session_it_replaces() {
     let mut f = fixture().await;
     let before = f.sign_in("usr_1").await;
