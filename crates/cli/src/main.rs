@@ -2,9 +2,11 @@
 //! (`serve`, `config check`, `keys rotate-kek`), the gateway crate (`gateway`) or the admin
 //! HTTP API (everything else); `token` is an OAuth client of the token endpoint.
 
+mod answer_shape;
 mod backup;
 mod client;
 mod commands;
+mod new_file;
 mod token;
 
 use std::path::PathBuf;

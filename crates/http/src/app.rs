@@ -84,9 +84,10 @@ pub fn router_with_metrics(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest(crate::admin::PREFIX, crate::admin::router())
-        .merge(crate::api_keys::router())
-        .merge(crate::revocations::router())
-        .merge(crate::oauth::router())
+        // Each surface below holds only its subsystem's state.
+        .merge(crate::api_keys::router().with_state(state.api_key_service()))
+        .merge(crate::revocations::router().with_state(state.feed_service()))
+        .merge(crate::oauth::router().with_state(state.oauth_service()))
         .merge(crate::openapi::router())
         .fallback(not_found)
         .with_state(state)

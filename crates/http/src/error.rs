@@ -154,7 +154,7 @@ impl IntoResponse for ApiError {
             };
             let mut values = vec![format!("Bearer {params}")];
             if self.api_key_challenge {
-                values.push(format!("ApiKey {params}, header=\"X-API-Key\""));
+                values.push(portcullis_core::api_key::api_key_challenge(&params));
             }
             for value in values {
                 if let Ok(v) = HeaderValue::from_str(&value) {

@@ -27,7 +27,7 @@ pub async fn ensure_global_admin(
     if store.count_active_global_admins().await? > 0 {
         return Ok(None);
     }
-    let (record, credential) = portcullis_http::admin::tokens::mint(
+    let (record, credential) = portcullis_service::admin_credentials::mint(
         &TenantId::system(),
         "bootstrap".into(),
         "system".into(),

@@ -61,7 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         issuer.clone(),
         store.clone(),
         keyring,
-        clock.clone(),
+        Hooks::new(clock.clone()),
     )
     .await?;
     let feed = state.revocations.clone();
@@ -141,7 +141,7 @@ pub struct Assembled {
 pub struct BackgroundTasks {
     audit_writer: audit::AuditWriter,
     usage_flusher: tokio::task::JoinHandle<()>,
-    key_follower: tokio::task::JoinHandle<()>,
+    key_follower: Option<tokio::task::JoinHandle<()>>,
     key_task: tokio::task::JoinHandle<()>,
 }
 
@@ -149,7 +149,9 @@ impl BackgroundTasks {
     /// Stops the tasks, records the last API key uses and drains the audit queue.
     pub async fn shutdown(self, verifier: &portcullis_service::api_keys::ApiKeyVerifier) {
         self.usage_flusher.abort();
-        self.key_follower.abort();
+        if let Some(follower) = &self.key_follower {
+            follower.abort();
+        }
         if let Err(e) = verifier.flush_usage().await {
             tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
         }
@@ -158,17 +160,50 @@ impl BackgroundTasks {
     }
 }
 
+/// What [`assemble`] takes besides the configuration, the store and the keyring: the clock, and
+/// the few things a test harness changes. `serve` uses [`Hooks::new`] with the system clock.
+#[derive(Debug, Clone)]
+pub struct Hooks {
+    /// Where every subsystem reads the time (tests pass a manual clock).
+    pub clock: Arc<dyn Clock>,
+    /// Whether the token endpoint starts with the active key's signer (always, for `serve`).
+    /// Off, it starts without one, as a node whose signer was lost, and the rotation step at
+    /// start is skipped (it would install it): readiness tests then install one themselves.
+    pub signer_at_start: bool,
+    /// Whether the API key verifier follows the revocation log (always, for `serve`). Off, its
+    /// cache answers alone, as tests of that cache need: a follower that cannot read the log
+    /// (storage closed by the test) rightly drops every cached key.
+    pub follow_revocations: bool,
+}
+
+impl Hooks {
+    /// What `serve` runs with: this clock, everything else as in production.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            signer_at_start: true,
+            follow_revocations: true,
+        }
+    }
+}
+
 /// Builds the app from the configuration on an opened store and keyring: signing keys (the
 /// first one created if needed), the audit writer, the bootstrap global admin, API key
 /// verification, the OAuth state with rotation, the revocation feed, the background tasks and
-/// the router. `serve` and the test harnesses build the app through this one function.
+/// the router. `serve` and the test harnesses build the app through this one function; what a
+/// harness changes is in [`Hooks`].
 pub async fn assemble(
     config: &Config,
     issuer: String,
     store: Arc<dyn Store>,
     keyring: Keyring,
-    clock: Arc<dyn Clock>,
+    hooks: Hooks,
 ) -> anyhow::Result<Assembled> {
+    let Hooks {
+        clock,
+        signer_at_start,
+        follow_revocations,
+    } = hooks;
     let (keys, created) = portcullis_service::keys::load_or_create_active(
         store.as_ref(),
         &keyring,
@@ -223,11 +258,13 @@ pub async fn assemble(
     let usage_flusher = verifier.spawn_usage_flusher(Duration::from_millis(
         config.api_keys.usage_flush_interval_ms,
     ));
-    let key_follower = verifier.spawn_revocation_follower();
+    let key_follower = follow_revocations.then(|| verifier.spawn_revocation_follower());
     let feed = Arc::new(portcullis_service::revocations::Feed::new(
         Duration::from_millis(config.revocations.heartbeat_interval_ms),
     ));
-    let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, &keys)?
+    let no_keys = portcullis_service::keys::KeySet { keys: vec![] };
+    let signer_keys = if signer_at_start { &keys } else { &no_keys };
+    let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, signer_keys)?
         .with_rotation(portcullis_service::rotation::Rotation {
             keyring,
             algorithm: config.signing.algorithm,
@@ -248,8 +285,10 @@ pub async fn assemble(
         revocations: feed,
     };
     // Finish any rotation a crash interrupted before serving, then keep checking.
-    if let Err(e) = portcullis_service::rotation::tick(&state).await {
-        tracing::error!(error = %e, "signing-key rotation step failed at start; the key task retries");
+    if signer_at_start {
+        if let Err(e) = portcullis_service::rotation::tick(&state).await {
+            tracing::error!(error = %e, "signing-key rotation step failed at start; the key task retries");
+        }
     }
     let key_task = tokio::spawn(portcullis_service::rotation::run(
         state.clone(),

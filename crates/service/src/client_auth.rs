@@ -36,9 +36,9 @@ use crate::audit::{EventDraft, RequestOrigin};
 use crate::metrics::AuthFailure;
 use crate::oauth::assertion;
 use crate::oauth::directory::{ClientFacts, ResourceServerCredential, SecretFacts};
-use crate::oauth::error::{OAuthError, Refusal};
-use crate::oauth::form::{Presented, Proof};
-use crate::state::AppState;
+use crate::oauth::error::{AuthCause, OAuthError, Refusal};
+use crate::oauth::form::{Presented, PresentedMethod, Proof};
+use crate::oauth::OAuthService;
 
 /// How stale `last_used_at` may get before a request refreshes it.
 const LAST_USED_GRANULARITY: Duration = Duration::from_secs(30);
@@ -63,36 +63,38 @@ impl AuthenticatedClient {
 /// audited the same way whoever the caller claims to be. The throttle's source is the client
 /// address the HTTP edge resolved (`extract::origin`).
 struct Attempt<'a> {
-    state: &'a AppState,
+    state: &'a OAuthService,
     origin: &'a RequestOrigin,
     id: &'a str,
+    method: PresentedMethod,
     now: Timestamp,
 }
 
 impl<'a> Attempt<'a> {
     fn start(
-        state: &'a AppState,
+        state: &'a OAuthService,
         origin: &'a RequestOrigin,
-        id: &'a str,
+        presented: &'a Presented,
     ) -> Result<Self, OAuthError> {
         let now = state.clock.now();
         let attempt = Self {
             state,
             origin,
-            id,
+            id: &presented.client_id,
+            method: presented.method,
             now,
         };
-        if let Some(secs) = state.oauth.throttle.blocked(id, attempt.ip(), now) {
+        if let Some(secs) = state.oauth.throttle.blocked(attempt.id, attempt.ip(), now) {
             state.oauth.metrics.auth_failure(AuthFailure::Throttled);
             audit_failure(
                 state,
                 None,
-                id,
+                attempt.id,
                 "throttled",
                 origin,
                 Action::OAuthClientAuthThrottled,
             );
-            return Err(OAuthError::throttled(secs));
+            return Err(OAuthError::throttled(secs).for_method(attempt.method));
         }
         Ok(attempt)
     }
@@ -102,11 +104,8 @@ impl<'a> Attempt<'a> {
     }
 
     fn fail(&self, tenant: Option<TenantId>, refusal: Refusal) -> OAuthError {
-        self.state
-            .oauth
-            .metrics
-            .auth_failure(failure_class(&refusal));
-        let error = OAuthError::refuse(refusal);
+        let (error, class) = refusal_answer(refusal, self.method);
+        self.state.oauth.metrics.auth_failure(class);
         self.state
             .oauth
             .throttle
@@ -135,7 +134,7 @@ impl<'a> Attempt<'a> {
         } else {
             Err(self.fail(
                 Some(tenant.clone()),
-                Refusal::NotAuthenticated("tenant_disabled"),
+                Refusal::NotAuthenticated(AuthCause::TenantDisabled),
             ))
         }
     }
@@ -157,25 +156,28 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// The metrics class of a client-authentication refusal (a fixed vocabulary: labels never
-/// carry what a caller chose). The precise reason stays in the audit log.
-fn failure_class(refusal: &Refusal) -> AuthFailure {
-    match refusal {
+/// The one place a client-authentication refusal becomes what the caller and the metrics see:
+/// the answer, with the `WWW-Authenticate: Basic` challenge only for a caller that used the
+/// `Authorization` header (RFC 6749 section 5.2: "matching the authentication scheme used by
+/// the client"; one that authenticated in the body is not told to try Basic), and the metrics
+/// class (a fixed vocabulary: labels never carry what a caller chose), read from the refusal's
+/// typed cause. The precise reason stays in the audit log.
+fn refusal_answer(refusal: Refusal, method: PresentedMethod) -> (OAuthError, AuthFailure) {
+    let class = match refusal {
         Refusal::Throttled => AuthFailure::Throttled,
-        Refusal::NotAuthenticated(reason) => match *reason {
-            "client_unknown" | "resource_server_unknown" => AuthFailure::UnknownClient,
-            "client_disabled" | "tenant_disabled" => AuthFailure::Disabled,
-            "client_auth_method_mismatch" => AuthFailure::MethodMismatch,
-            "client_secret_mismatch" | "client_secret_expired" => AuthFailure::BadSecret,
-            // Everything else refused against stored state is about the assertion: unknown
-            // key, bad signature, replay, a registered JWKS that no longer parses.
-            _ => AuthFailure::BadAssertion,
+        Refusal::NotAuthenticated(cause) => match cause {
+            AuthCause::UnknownClient => AuthFailure::UnknownClient,
+            AuthCause::ClientDisabled | AuthCause::TenantDisabled => AuthFailure::Disabled,
+            AuthCause::MethodMismatch => AuthFailure::MethodMismatch,
+            AuthCause::SecretMismatch | AuthCause::SecretExpired => AuthFailure::BadSecret,
+            AuthCause::Assertion(_) => AuthFailure::BadAssertion,
         },
         Refusal::Assertion(_) => AuthFailure::BadAssertion,
         Refusal::SecretMalformed => AuthFailure::BadSecret,
         Refusal::ResourceServerNeedsSecret => AuthFailure::MethodMismatch,
         _ => AuthFailure::NoCredentials,
-    }
+    };
+    (OAuthError::refuse(refusal).for_method(method), class)
 }
 
 /// Why a presented secret does not authenticate its owner. A malformed secret is refused
@@ -196,7 +198,7 @@ fn check_secret(
     }
     let Some(secrets) = secrets else {
         let _ = constant_time_eq(&digest, &[0u8; 32]);
-        return Err(Refusal::NotAuthenticated("client_unknown"));
+        return Err(Refusal::NotAuthenticated(AuthCause::UnknownClient));
     };
     // Every digest is compared, whichever matches, so timing does not tell which.
     let mut matched: Option<(&str, bool)> = None;
@@ -206,19 +208,20 @@ fn check_secret(
         }
     }
     match matched {
-        None => Err(Refusal::NotAuthenticated("client_secret_mismatch")),
-        Some((_, false)) => Err(Refusal::NotAuthenticated("client_secret_expired")),
+        None => Err(Refusal::NotAuthenticated(AuthCause::SecretMismatch)),
+        Some((_, false)) => Err(Refusal::NotAuthenticated(AuthCause::SecretExpired)),
         Some((id, true)) => Ok(id.to_owned()),
     }
 }
 
-/// Authenticates the OAuth client of a request (token and revocation endpoints).
+/// Authenticates the OAuth client of a request (token and revocation endpoints). Every refusal
+/// is answered, counted and audited here, challenge included: callers pass it on as it is.
 pub async fn authenticate(
-    state: &AppState,
+    state: &OAuthService,
     presented: Presented,
     origin: &RequestOrigin,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let attempt = Attempt::start(state, origin, &presented.client_id)?;
+    let attempt = Attempt::start(state, origin, &presented)?;
     let now = attempt.now;
     let client = if presented.client_id.len() <= MAX_CLIENT_ID_LEN {
         state
@@ -242,18 +245,21 @@ pub async fn authenticate(
                 assertion::precheck(&state.oauth, jwt.expose(), &presented.client_id, now)
                     .map_err(|f| attempt.fail(tenant(), Refusal::Assertion(f)))?;
             let Some(facts) = &client else {
-                return Err(attempt.fail(None, Refusal::NotAuthenticated("client_unknown")));
+                return Err(attempt.fail(None, Refusal::NotAuthenticated(AuthCause::UnknownClient)));
             };
             if let Err(reason) =
                 assertion::verify(&state.oauth, state.store.as_ref(), facts, &checked, now).await?
             {
-                return Err(attempt.fail(tenant(), Refusal::NotAuthenticated(reason)));
+                return Err(attempt.fail(
+                    tenant(),
+                    Refusal::NotAuthenticated(AuthCause::Assertion(reason)),
+                ));
             }
             None
         }
     };
     let Some(facts) = client else {
-        return Err(attempt.fail(None, Refusal::NotAuthenticated("client_unknown")));
+        return Err(attempt.fail(None, Refusal::NotAuthenticated(AuthCause::UnknownClient)));
     };
     let tenant = facts.client.tenant.clone();
     let expected = AuthMethod::parse(&facts.client.auth_method)
@@ -261,11 +267,14 @@ pub async fn authenticate(
     if presented.method.auth_method() != expected {
         return Err(attempt.fail(
             Some(tenant),
-            Refusal::NotAuthenticated("client_auth_method_mismatch"),
+            Refusal::NotAuthenticated(AuthCause::MethodMismatch),
         ));
     }
     if facts.client.status != ClientStatus::Active {
-        return Err(attempt.fail(Some(tenant), Refusal::NotAuthenticated("client_disabled")));
+        return Err(attempt.fail(
+            Some(tenant),
+            Refusal::NotAuthenticated(AuthCause::ClientDisabled),
+        ));
     }
     attempt.require_active_tenant(&tenant).await?;
     if facts.note_use(now, LAST_USED_GRANULARITY) {
@@ -290,7 +299,7 @@ pub enum Introspector {
 /// id is a resource server's, an OAuth client otherwise. Resource servers authenticate with a
 /// secret only (`client_secret_basic` or `client_secret_post`).
 pub async fn authenticate_introspector(
-    state: &AppState,
+    state: &OAuthService,
     presented: Presented,
     origin: &RequestOrigin,
 ) -> Result<Introspector, OAuthError> {
@@ -299,7 +308,7 @@ pub async fn authenticate_introspector(
             .await
             .map(Introspector::Client);
     }
-    let attempt = Attempt::start(state, origin, &presented.client_id)?;
+    let attempt = Attempt::start(state, origin, &presented)?;
     let now = attempt.now;
     let server = if presented.client_id.len() <= MAX_CLIENT_ID_LEN {
         state
@@ -317,7 +326,7 @@ pub async fn authenticate_introspector(
     let secrets = server.as_ref().map(|f| f.secrets.as_slice());
     let secret_id = check_secret(secrets, secret, now).map_err(|r| attempt.fail(tenant(), r))?;
     let Some(server) = server else {
-        return Err(attempt.fail(None, Refusal::NotAuthenticated("client_unknown")));
+        return Err(attempt.fail(None, Refusal::NotAuthenticated(AuthCause::UnknownClient)));
     };
     attempt.require_active_tenant(&server.server.tenant).await?;
     if server.note_use(now, LAST_USED_GRANULARITY) {
@@ -329,7 +338,7 @@ pub async fn authenticate_introspector(
 }
 
 fn audit_failure(
-    state: &AppState,
+    state: &OAuthService,
     tenant: Option<TenantId>,
     client_id: &str,
     reason: &str,
@@ -379,33 +388,67 @@ mod tests {
                 F::BadAssertion,
             ),
             (
-                Refusal::NotAuthenticated("client_unknown"),
+                Refusal::NotAuthenticated(AuthCause::UnknownClient),
                 F::UnknownClient,
             ),
             (
-                Refusal::NotAuthenticated("client_secret_mismatch"),
+                Refusal::NotAuthenticated(AuthCause::SecretMismatch),
                 F::BadSecret,
             ),
             (
-                Refusal::NotAuthenticated("client_secret_expired"),
+                Refusal::NotAuthenticated(AuthCause::SecretExpired),
                 F::BadSecret,
             ),
             (
-                Refusal::NotAuthenticated("client_auth_method_mismatch"),
+                Refusal::NotAuthenticated(AuthCause::MethodMismatch),
                 F::MethodMismatch,
             ),
-            (Refusal::NotAuthenticated("client_disabled"), F::Disabled),
-            (Refusal::NotAuthenticated("tenant_disabled"), F::Disabled),
             (
-                Refusal::NotAuthenticated("assertion_bad_signature"),
+                Refusal::NotAuthenticated(AuthCause::ClientDisabled),
+                F::Disabled,
+            ),
+            (
+                Refusal::NotAuthenticated(AuthCause::TenantDisabled),
+                F::Disabled,
+            ),
+            (
+                Refusal::NotAuthenticated(AuthCause::Assertion("assertion_bad_signature")),
                 F::BadAssertion,
             ),
             (
-                Refusal::NotAuthenticated("assertion_replayed"),
+                Refusal::NotAuthenticated(AuthCause::Assertion("assertion_replayed")),
                 F::BadAssertion,
             ),
         ] {
-            assert_eq!(failure_class(&refusal), class, "{refusal:?}");
+            assert_eq!(
+                refusal_answer(refusal, PresentedMethod::Post).1,
+                class,
+                "{refusal:?}"
+            );
+        }
+    }
+
+    /// The Basic challenge is decided with the refusal, from how the caller presented its
+    /// credentials: a 401 to a Basic caller carries it, one to a caller that authenticated in
+    /// the body does not, whatever the cause.
+    #[test]
+    fn the_basic_challenge_follows_the_presented_method() {
+        for refusal in [
+            Refusal::NotAuthenticated(AuthCause::UnknownClient),
+            Refusal::NotAuthenticated(AuthCause::Assertion("assertion_bad_signature")),
+            Refusal::SecretMalformed,
+            Refusal::NoSecret,
+            Refusal::Assertion(AssertionFault::Malformed),
+        ] {
+            for (method, challenge) in [
+                (PresentedMethod::Basic, true),
+                (PresentedMethod::Post, false),
+                (PresentedMethod::Assertion, false),
+            ] {
+                let (e, _) = refusal_answer(refusal, method);
+                assert_eq!(e.status, http::StatusCode::UNAUTHORIZED);
+                assert_eq!(e.basic_challenge, challenge, "{refusal:?} {method:?}");
+            }
         }
     }
 }

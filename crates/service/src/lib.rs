@@ -1,15 +1,18 @@
 //! What the Portcullis token service does, without HTTP: signing keys, the KEK and rotation
 //! (`keys`, `kek`, `rotation`), the client directory and client-registration rules (`oauth`),
-//! client authentication (`client_auth`), API key verification (`api_keys`), the audit sink
-//! (`audit`), following the revocation log (`revocations`), the counters `serve` exposes as
-//! metrics (`metrics`), the server-side sign-in state (`sign_in`: sessions, authorization codes,
-//! refresh-token families), and the state they share (`state`).
+//! client authentication (`client_auth`), issuing, introspecting and revoking tokens
+//! (`tokens`), admin and service credentials (`admin_credentials`), API key verification
+//! (`api_keys`), the audit sink (`audit`), following the revocation log (`revocations`), the
+//! counters `serve` exposes as metrics (`metrics`), the server-side sign-in state (`sign_in`:
+//! sessions, authorization codes, refresh-token families), and the state they share (`state`:
+//! one state type per subsystem, built from the app's).
 //!
 //! Rules themselves live in `portcullis-core`; this crate applies them to storage through
 //! `portcullis_store::Store`. It must never depend on a web framework (`.ci/run` fails if axum
 //! enters its dependency tree), never log a secret, and never import upwards: the HTTP surfaces
 //! (`portcullis-http`) and the assembly (`portcullis-server`) depend on it, not the reverse.
 
+pub mod admin_credentials;
 pub mod api_keys;
 pub mod audit;
 pub mod client_auth;
@@ -22,3 +25,4 @@ pub mod revocations;
 pub mod rotation;
 pub mod sign_in;
 pub mod state;
+pub mod tokens;

@@ -197,9 +197,10 @@ pub async fn revoke(state: &AppState, kid: &str) -> Result<Option<KeyState>, Rot
     Ok(Some(before))
 }
 
-/// Runs [`tick`] every `every` until the process ends. Failures are logged and retried.
+/// Runs [`tick`] every `every` until the process ends, the first time `every` from now (the
+/// assembly runs one step itself before serving). Failures are logged and retried.
 pub async fn run(state: AppState, every: Duration) {
-    let mut interval = tokio::time::interval(every);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;

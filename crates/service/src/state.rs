@@ -1,6 +1,8 @@
 //! The state the service's subsystems share: storage, clock, audit sink, signing keys, API key
 //! verification, the OAuth state and the revocation feed's settings. Built once by the assembly
-//! (`portcullis-server`) and handed to the HTTP handlers.
+//! (`portcullis-server`). Each subsystem's surface takes only its own state, made from this one
+//! ([`AppState::oauth_service`], [`AppState::api_key_service`], [`AppState::feed_service`]);
+//! the admin API still takes the whole.
 //!
 //! This module must never hold a rule: it only groups what the subsystems need.
 
@@ -24,6 +26,38 @@ pub struct AppState {
     pub oauth: Arc<crate::oauth::OAuthState>,
     /// The revocation feed's heartbeat and shutdown signal.
     pub revocations: Arc<crate::revocations::Feed>,
+}
+
+impl AppState {
+    /// The OAuth subsystem's state: what the token, introspection and revocation endpoints use.
+    pub fn oauth_service(&self) -> crate::oauth::OAuthService {
+        crate::oauth::OAuthService {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            audit: self.audit.clone(),
+            oauth: self.oauth.clone(),
+        }
+    }
+
+    /// The API key subsystem's state: what the verify, leak-report and whoami endpoints use.
+    pub fn api_key_service(&self) -> crate::api_keys::ApiKeyService {
+        crate::api_keys::ApiKeyService {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            audit: self.audit.clone(),
+            keys: self.api_keys.clone(),
+        }
+    }
+
+    /// The revocation feed's state: what the snapshot and stream endpoints use.
+    pub fn feed_service(&self) -> crate::revocations::FeedService {
+        crate::revocations::FeedService {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            audit: self.audit.clone(),
+            feed: self.revocations.clone(),
+        }
+    }
 }
 
 /// RFC 3339 text for API responses.

@@ -480,16 +480,7 @@ fn client_token(server_url: &str, client_id: &str, secret: &str) -> Result<Strin
 
 /// Whether introspection by the resource server's own credential says `token` is active.
 fn introspect_active(server_url: &str, rs: &(String, String), token: &str) -> bool {
-    let body: serde_json::Value = http()
-        .post(format!("{server_url}/oauth2/introspect"))
-        .basic_auth(&rs.0, Some(&rs.1))
-        .header("content-type", "application/x-www-form-urlencoded")
-        // A JWT is base64url and dots: nothing to escape in a form.
-        .body(format!("token={token}"))
-        .send()
-        .expect("introspect")
-        .json()
-        .expect("json");
+    let body = introspect(server_url, (&rs.0, &rs.1), token);
     assert!(body["active"].is_boolean(), "{body}");
     body["active"] == true
 }

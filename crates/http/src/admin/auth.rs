@@ -22,12 +22,44 @@ use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::credential::{Credential, CredentialKind};
 use portcullis_core::secret::constant_time_eq;
 use portcullis_core::tenant::{TenantId, TenantStatus};
+use portcullis_core::time::Clock;
+use portcullis_store::Store;
 
 use super::RoutePermission;
 use crate::error::ApiError;
 use crate::extract::origin;
-use portcullis_service::audit::{EventDraft, RequestOrigin};
+use portcullis_service::api_keys::ApiKeyService;
+use portcullis_service::audit::{AuditSink, EventDraft, RequestOrigin};
+use portcullis_service::revocations::FeedService;
 use portcullis_service::state::AppState;
+
+/// What authenticating and authorizing an admin or service credential reads and writes:
+/// storage, the clock and the audit sink. The admin API's `AppState` has them, and so do the
+/// states of the other surfaces that take these credentials (API key verification, the
+/// revocation feed), which hold nothing else of the admin API.
+pub trait CredentialState {
+    fn store(&self) -> &dyn Store;
+    fn clock(&self) -> &dyn Clock;
+    fn audit(&self) -> &AuditSink;
+}
+
+macro_rules! credential_state {
+    ($($t:ty),*) => {$(
+        impl CredentialState for $t {
+            fn store(&self) -> &dyn Store {
+                self.store.as_ref()
+            }
+            fn clock(&self) -> &dyn Clock {
+                self.clock.as_ref()
+            }
+            fn audit(&self) -> &AuditSink {
+                &self.audit
+            }
+        }
+    )*};
+}
+
+credential_state!(AppState, ApiKeyService, FeedService);
 
 /// How stale `last_used_at` may get before a request refreshes it.
 const LAST_USED_GRANULARITY: Duration = Duration::from_secs(30);
@@ -105,8 +137,8 @@ pub async fn path_tenant(parts: &mut Parts, state: &AppState) -> Result<TenantId
 
 /// Asks core whether `principal` may use `permission` on `target`; a refusal is audited and
 /// answered 403 `insufficient_scope`.
-pub(crate) fn authorize(
-    state: &AppState,
+pub(crate) fn authorize<S: CredentialState>(
+    state: &S,
     principal: &AdminPrincipal,
     permission: Permission,
     target: AdminTarget<'_>,
@@ -118,14 +150,14 @@ pub(crate) fn authorize(
 }
 
 /// Records a refusal and turns it into the 403 every refusal gets.
-pub(crate) fn deny(
-    state: &AppState,
+pub(crate) fn deny<S: CredentialState>(
+    state: &S,
     principal: &AdminPrincipal,
     denied: AdminDenied,
     target: AdminTarget<'_>,
     origin: &RequestOrigin,
 ) -> ApiError {
-    state.audit.record(
+    state.audit().record(
         EventDraft {
             tenant: principal.tenant.clone(),
             actor: principal.actor(),
@@ -143,16 +175,16 @@ pub(crate) fn deny(
     ApiError::forbidden(denied.to_string())
 }
 
-pub(crate) async fn authenticate(
+pub(crate) async fn authenticate<S: CredentialState>(
     parts: &Parts,
-    state: &AppState,
+    state: &S,
     origin: &RequestOrigin,
 ) -> Result<AdminPrincipal, ApiError> {
     let Some(header) = parts.headers.get(AUTHORIZATION) else {
         return Err(ApiError::missing_credential());
     };
     let fail = |reason: &str, tenant: Option<TenantId>, credential_id: Option<String>| {
-        state.audit.record(
+        state.audit().record(
             EventDraft {
                 tenant: tenant.unwrap_or_else(TenantId::system),
                 actor: Actor::anonymous(),
@@ -184,7 +216,7 @@ pub(crate) async fn authenticate(
     }
     let id = credential.id().to_owned();
     let presented = credential.digest();
-    let Some(record) = state.store.get_admin_credential(&id).await? else {
+    let Some(record) = state.store().get_admin_credential(&id).await? else {
         // Same work as a known id, so timing does not reveal which ids exist.
         let _ = constant_time_eq(&presented, &[0u8; 32]);
         return Err(fail("credential_unknown", None, Some(id)));
@@ -199,16 +231,16 @@ pub(crate) async fn authenticate(
     if record.revoked_at.is_some() {
         return Err(fail("credential_revoked", Some(record.tenant), Some(id)));
     }
-    let tenant = state.store.get_tenant(&record.tenant).await?;
+    let tenant = state.store().get_tenant(&record.tenant).await?;
     if tenant.map(|t| t.status) != Some(TenantStatus::Active) {
         return Err(fail("tenant_disabled", Some(record.tenant), Some(id)));
     }
-    let now = state.clock.now();
+    let now = state.clock().now();
     let stale = record
         .last_used_at
         .is_none_or(|t| t < now.saturating_sub(LAST_USED_GRANULARITY));
     if stale {
-        if let Err(e) = state.store.touch_admin_credential(&id, now).await {
+        if let Err(e) = state.store().touch_admin_credential(&id, now).await {
             tracing::warn!(error = %e, "could not record admin credential use");
         }
     }

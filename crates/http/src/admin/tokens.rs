@@ -2,20 +2,18 @@
 //!
 //! A new credential has the `role` asked for, or by default the tenant's administrator role
 //! (global admin under the system tenant, tenant admin elsewhere). Whether the caller may create
-//! it is core's decision (`AdminPrincipal::authorize_grant`): a tenant admin creates credentials
-//! of its own tenant no stronger than its own, only a global admin creates system-tenant ones,
-//! and no other role creates any. This module must never store a credential before that decision
-//! or return a secret anywhere but in the one creation response.
+//! it is core's decision (`AdminPrincipal::authorize_grant`), applied by the service's
+//! `admin_credentials::create`, which also mints and stores it: a tenant admin creates
+//! credentials of its own tenant no stronger than its own, only a global admin creates
+//! system-tenant ones, and no other role creates any. This module reads the request and renders
+//! the outcome; it must never return a secret anywhere but in the one creation response.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_core::admin::{AdminRole, AdminTarget, GrantRefused};
-use portcullis_core::audit::{Action, Actor, Outcome};
-use portcullis_core::credential::{Credential, CredentialKind, Environment};
-use portcullis_core::tenant::{TenantId, TenantStatus};
-use portcullis_core::time::{Clock, Timestamp};
-use portcullis_store::{AdminCredentialRecord, Store};
+use portcullis_core::admin::{AdminRole, AdminTarget};
+use portcullis_core::audit::{Action, Outcome};
+use portcullis_store::AdminCredentialRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,7 +21,8 @@ use super::auth::{deny, TenantAdmin};
 use super::tenants::validate_display_name;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use portcullis_service::audit::{AuditSink, EventDraft, RequestOrigin};
+use portcullis_service::admin_credentials::{self, CreateRefused, CreateRequest, Created};
+use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -75,87 +74,8 @@ pub struct CreatedToken {
     token: String,
 }
 
-/// Who is creating a token, for `created_by` and the audit log.
-#[derive(Debug)]
-pub struct Issuer<'a> {
-    pub actor: Actor,
-    pub credential_id: Option<String>,
-    pub origin: &'a RequestOrigin,
-}
-
-/// A new administrator credential and the record that stores its digest. The role follows the
-/// tenant: the system tenant's admins are global admins.
-pub fn mint(
-    tenant: &TenantId,
-    name: String,
-    created_by: String,
-    now: Timestamp,
-) -> (AdminCredentialRecord, Credential) {
-    mint_with_role(
-        tenant,
-        AdminRole::default_for(tenant),
-        name,
-        created_by,
-        now,
-    )
-}
-
-/// A new credential of `role` and the record that stores its digest. Whoever calls this has
-/// already decided the role may be created (or is the first-start bootstrap).
-pub fn mint_with_role(
-    tenant: &TenantId,
-    role: AdminRole,
-    name: String,
-    created_by: String,
-    now: Timestamp,
-) -> (AdminCredentialRecord, Credential) {
-    let credential = Credential::generate(
-        CredentialKind::AdminToken,
-        Environment::live(),
-        &mut rand::rngs::OsRng,
-    );
-    let record = AdminCredentialRecord {
-        id: credential.id().to_owned(),
-        tenant: tenant.clone(),
-        role,
-        name,
-        display_prefix: credential.display_prefix(),
-        secret_digest: credential.digest().to_vec(),
-        created_at: now,
-        created_by: Some(created_by),
-        revoked_at: None,
-        last_used_at: None,
-    };
-    (record, credential)
-}
-
-/// Creates an admin credential and records it. Shared by the API and the first-start bootstrap.
-pub async fn issue(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    audit: &AuditSink,
-    tenant: &TenantId,
-    role: AdminRole,
-    name: String,
-    issuer: Issuer<'_>,
-) -> Result<(AdminCredentialRecord, Credential), ApiError> {
-    let (record, credential) =
-        mint_with_role(tenant, role, name, issuer.actor.to_string(), clock.now());
-    store.insert_admin_credential(&record).await?;
-    audit.record(
-        EventDraft {
-            tenant: tenant.clone(),
-            actor: issuer.actor,
-            credential_id: issuer.credential_id,
-            action: Action::AdminTokenCreate,
-            outcome: Outcome::Success,
-            reason: None,
-            target: Some(record.id.clone()),
-        },
-        issuer.origin,
-    );
-    Ok((record, credential))
-}
+/// Minting is the service's; re-exported for the harnesses that store credentials directly.
+pub use portcullis_service::admin_credentials::{mint, mint_with_role};
 
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/admin-tokens", tag = "admin-tokens", params(super::openapi::TenantPath), request_body = CreateToken,
     responses((status = 201, description = "The token; the secret is shown this once", body = CreatedToken)))]
@@ -166,16 +86,26 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let name = validate_display_name(&body.name)?;
     let role = match body.role.as_deref() {
-        None => AdminRole::default_for(&admin.tenant),
-        Some(raw) => AdminRole::parse(raw).ok_or_else(|| {
+        None => None,
+        Some(raw) => Some(AdminRole::parse(raw).ok_or_else(|| {
             ApiError::invalid_request(
                 "role must be global_admin, tenant_admin, auditor, api_key_manager or service",
             )
-        })?,
+        })?),
     };
-    match admin.principal.authorize_grant(role, &admin.tenant) {
-        Ok(()) => {}
-        Err(GrantRefused::Denied(denied)) => {
+    let created = admin_credentials::create(
+        state.store.as_ref(),
+        state.clock.as_ref(),
+        &state.audit,
+        &admin.principal,
+        &admin.tenant,
+        CreateRequest { name, role },
+        &admin.origin,
+    )
+    .await?;
+    let Created { record, credential } = match created {
+        Ok(created) => created,
+        Err(CreateRefused::Denied(denied)) => {
             return Err(deny(
                 &state,
                 &admin.principal,
@@ -184,35 +114,17 @@ pub async fn create(
                 &admin.origin,
             ))
         }
-        Err(GrantRefused::RoleNotAvailableInTenant) => {
+        Err(CreateRefused::RoleNotAvailableInTenant(role)) => {
             return Err(ApiError::invalid_request(format!(
                 "no credential of this tenant can be {}",
                 role.as_str()
             )))
         }
-    }
-    let tenant = state
-        .store
-        .get_tenant(&admin.tenant)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if tenant.status != TenantStatus::Active {
-        return Err(ApiError::conflict("the tenant is disabled"));
-    }
-    let (record, credential) = issue(
-        state.store.as_ref(),
-        state.clock.as_ref(),
-        &state.audit,
-        &admin.tenant,
-        role,
-        name,
-        Issuer {
-            actor: admin.principal.actor(),
-            credential_id: Some(admin.principal.credential_id.clone()),
-            origin: &admin.origin,
-        },
-    )
-    .await?;
+        Err(CreateRefused::TenantNotFound) => return Err(ApiError::not_found()),
+        Err(CreateRefused::TenantDisabled) => {
+            return Err(ApiError::conflict("the tenant is disabled"))
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {

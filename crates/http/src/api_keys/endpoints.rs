@@ -14,28 +14,20 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hmac::{Hmac, Mac};
 use portcullis_core::admin::{AdminPrincipal, AdminTarget, Permission};
-use portcullis_core::api_key::{parse_presented, Rejection, ScopeSet, ScopeToken};
-use portcullis_core::audit::{Action, Actor, Outcome, Reason};
+use portcullis_core::api_key::{Rejection, ScopeSet, ScopeToken};
 use portcullis_core::credential::Environment;
-use portcullis_core::secret::constant_time_eq;
 use portcullis_core::tenant::TenantId;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use crate::admin::auth::{authenticate, authorize};
 use crate::error::ApiError;
 use crate::extract::{origin, ApiJson};
+use portcullis_service::api_keys::leaks::{self, LeakReportRefused, MAX_LEAK_TOKENS};
 use portcullis_service::api_keys::verifier::{VerifyError, VerifyRequest};
-use portcullis_service::audit::{EventDraft, RequestOrigin};
-use portcullis_service::state::AppState;
-
-/// Most tokens accepted in one leak report.
-const MAX_LEAK_TOKENS: usize = 1_000;
-pub const SIGNATURE_HEADER: &str = "x-portcullis-signature";
-pub const ECDSA_SIGNATURE_HEADER: &str = "github-public-key-signature";
+use portcullis_service::api_keys::ApiKeyService;
+use portcullis_service::audit::RequestOrigin;
 
 /// Whether a URL query string carries something that looks like a Portcullis API key, raw or
 /// percent-encoded.
@@ -85,14 +77,17 @@ pub struct VerifyCaller {
     origin: RequestOrigin,
 }
 
-impl FromRequestParts<AppState> for VerifyCaller {
+impl FromRequestParts<ApiKeyService> for VerifyCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiKeyService,
+    ) -> Result<Self, ApiError> {
         let origin = origin(parts);
         if verify_query_carries_key(parts.uri.query()) {
             let r = Rejection::InQueryString;
-            state.api_keys.verifier.audit_refusal(r, None, &origin);
+            state.keys.verifier.audit_refusal(r, None, &origin);
             let mut e = ApiError::invalid_request(KEY_IN_URL);
             e.reason = Some(r.reason().to_owned());
             return Err(e);
@@ -123,7 +118,7 @@ pub struct VerifyBody {
 
 pub async fn verify(
     caller: VerifyCaller,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Response, ApiError> {
     let requested = body
@@ -189,7 +184,7 @@ pub async fn verify(
     // verifier). 401/403 stay reserved for the caller's own credential, so a verifier can tell
     // "this key is bad" from "my credential was refused". Over the key's rate limit (429) and
     // storage failures (5xx) keep their error answers.
-    let p = match state.api_keys.verifier.verify(&request, &origin).await {
+    let p = match state.keys.verifier.verify(&request, &origin).await {
         Ok(p) => p,
         Err(VerifyError::Rejected(_)) => return Ok(no_store(json!({"valid": false}))),
         Err(e) => return Err(e.into()),
@@ -232,167 +227,32 @@ pub async fn whoami(auth: super::extract::ApiKeyAuth) -> Json<Value> {
     }))
 }
 
-/// Checks `X-Portcullis-Signature: sha256=<hex>` over the raw body, in constant time.
-fn signature_valid(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
-    let Some(sig) = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().strip_prefix("sha256="))
-        .and_then(|hex_sig| hex::decode(hex_sig).ok())
-    else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return false;
-    };
-    mac.update(body);
-    let expected = mac.finalize().into_bytes();
-    constant_time_eq(&expected, &sig)
-}
-
-/// Checks a base64 DER ECDSA P-256 SHA-256 signature of the raw body (GitHub's scheme).
-fn ecdsa_signature_valid(spki_der: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
-    use base64::Engine;
-    let Some(sig) = headers
-        .get(ECDSA_SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            base64::engine::general_purpose::STANDARD
-                .decode(v.trim())
-                .ok()
-        })
-    else {
-        return false;
-    };
-    aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-        spki_der,
-    )
-    .verify(body, &sig)
-    .is_ok()
-}
-
-/// Extracts the reported strings: GitHub-style objects (`{"token": ..., "source": ...}`) or
-/// bare strings. Anything else in the array is ignored.
-fn reported_tokens(v: &Value) -> Option<Vec<(&str, &str)>> {
-    let items = v.as_array()?;
-    Some(
-        items
-            .iter()
-            .filter_map(|item| match item {
-                Value::String(s) => Some((s.as_str(), "")),
-                Value::Object(o) => Some((
-                    o.get("token")?.as_str()?,
-                    o.get("source").and_then(Value::as_str).unwrap_or(""),
-                )),
-                _ => None,
-            })
-            .collect(),
-    )
-}
-
-/// A short, safe label for where a leak was found (goes into the audit reason).
-fn source_label(s: &str) -> String {
-    let label: String = s
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(40)
-        .collect();
-    if label.is_empty() {
-        "unspecified".into()
-    } else {
-        label
-    }
-}
-
+/// `POST /v1/api-keys/leaks`: the service checks the reporter's signature and revokes every
+/// reported key (`portcullis_service::api_keys::leaks`); the answer is the same whatever
+/// matched.
 pub async fn leaks(
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     headers: HeaderMap,
     parts_origin: LeakOrigin,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let origin = parts_origin.0;
-    let system_event = |outcome, reason: Reason| EventDraft {
-        tenant: TenantId::system(),
-        actor: Actor::scanner(),
-        credential_id: None,
-        action: Action::ApiKeyLeakReport,
-        outcome,
-        reason: Some(reason),
-        target: None,
+    let received = match leaks::report(&state, &headers, &body, &parts_origin.0).await? {
+        Ok(received) => received,
+        Err(LeakReportRefused::BadSignature) => {
+            return Err(ApiError::invalid_token("leak_report_bad_signature"))
+        }
+        Err(LeakReportRefused::NotAnArray) => {
+            return Err(ApiError::invalid_request(
+                "expected a JSON array of reported tokens",
+            ))
+        }
+        Err(LeakReportRefused::TooMany) => {
+            return Err(ApiError::invalid_request(format!(
+                "at most {MAX_LEAK_TOKENS} tokens per report"
+            )))
+        }
     };
-    let keys = &state.api_keys;
-    if keys.leak_report_key.is_some() || keys.leak_report_ecdsa_key.is_some() {
-        let hmac_ok = keys
-            .leak_report_key
-            .as_ref()
-            .is_some_and(|k| signature_valid(k.expose(), &headers, &body));
-        let ecdsa_ok = keys
-            .leak_report_ecdsa_key
-            .as_deref()
-            .is_some_and(|k| ecdsa_signature_valid(k, &headers, &body));
-        if !hmac_ok && !ecdsa_ok {
-            state.audit.record(
-                system_event(Outcome::Failure, Reason::new("leak_report_bad_signature")),
-                &origin,
-            );
-            return Err(ApiError::invalid_token("leak_report_bad_signature"));
-        }
-    }
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::invalid_request("expected a JSON array of reported tokens"))?;
-    let tokens = reported_tokens(&value)
-        .ok_or_else(|| ApiError::invalid_request("expected a JSON array of reported tokens"))?;
-    if tokens.len() > MAX_LEAK_TOKENS {
-        return Err(ApiError::invalid_request(format!(
-            "at most {MAX_LEAK_TOKENS} tokens per report"
-        )));
-    }
-    let now = state.clock.now();
-    let mut matched = 0usize;
-    for (token, source) in &tokens {
-        let Ok(credential) = parse_presented(token) else {
-            continue;
-        };
-        let Some(record) = state.store.get_api_key(credential.id()).await? else {
-            continue;
-        };
-        if !constant_time_eq(&record.digest, &credential.digest()) {
-            continue;
-        }
-        matched += 1;
-        let revoked = state
-            .store
-            .revoke_api_key(&record.tenant, &record.id, "leaked", now)
-            .await?;
-        state.api_keys.verifier.invalidate(&record.id);
-        state.audit.record(
-            EventDraft {
-                tenant: record.tenant.clone(),
-                actor: Actor::scanner(),
-                credential_id: Some(record.id.clone()),
-                action: if revoked {
-                    Action::ApiKeyLeakRevoked
-                } else {
-                    Action::ApiKeyLeakReported
-                },
-                outcome: Outcome::Success,
-                reason: Some(Reason::with_detail("leaked", source_label(source))),
-                target: Some(record.id.clone()),
-            },
-            &origin,
-        );
-        tracing::warn!(key_id = %record.id, tenant = %record.tenant, revoked, "leaked api key reported");
-    }
-    state.audit.record(
-        system_event(
-            Outcome::Success,
-            Reason::with_detail("tokens", format_args!("{} matched:{matched}", tokens.len())),
-        ),
-        &origin,
-    );
-    // The same answer whatever matched: the reporter learns nothing about non-keys.
-    Ok((StatusCode::OK, Json(json!({ "received": tokens.len() }))))
+    Ok((StatusCode::OK, Json(json!({ "received": received }))))
 }
 
 /// The request origin for the leak endpoint (no authentication beyond the signature).
@@ -426,25 +286,5 @@ mod tests {
         assert!(key_in_query(Some(key)));
         assert!(!key_in_query(Some("limit=10&owner=acme")));
         assert!(!key_in_query(None));
-    }
-
-    #[test]
-    fn signatures_are_checked_over_the_exact_body() {
-        let key = b"0123456789abcdef";
-        let body = br#"[{"token":"x"}]"#;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-        mac.update(body);
-        let good = hex::encode(mac.finalize().into_bytes());
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            SIGNATURE_HEADER,
-            format!("sha256={good}").parse().expect("header"),
-        );
-        assert!(signature_valid(key, &headers, body));
-        assert!(!signature_valid(key, &headers, br#"[{"token":"y"}]"#));
-        assert!(!signature_valid(b"another-key-entirely", &headers, body));
-        headers.insert(SIGNATURE_HEADER, "sha256=zz".parse().expect("header"));
-        assert!(!signature_valid(key, &headers, body));
-        assert!(!signature_valid(key, &HeaderMap::new(), body));
     }
 }

@@ -20,10 +20,8 @@ use super::endpoints::key_in_query;
 use crate::error::ApiError;
 use crate::extract::origin;
 use portcullis_service::api_keys::verifier::VerifyRequest;
+use portcullis_service::api_keys::ApiKeyService;
 use portcullis_service::audit::RequestOrigin;
-use portcullis_service::state::AppState;
-
-pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// A caller authenticated by an API key of the route's tenant (if the route names one).
 #[derive(Debug)]
@@ -33,7 +31,7 @@ pub struct ApiKeyAuth {
 }
 
 fn presented(parts: &Parts) -> Option<&str> {
-    if let Some(v) = parts.headers.get(API_KEY_HEADER) {
+    if let Some(v) = parts.headers.get(portcullis_core::api_key::API_KEY_HEADER) {
         return v.to_str().ok().map(str::trim);
     }
     parts
@@ -46,10 +44,13 @@ fn presented(parts: &Parts) -> Option<&str> {
         .map(|(_, t)| t.trim())
 }
 
-impl FromRequestParts<AppState> for ApiKeyAuth {
+impl FromRequestParts<ApiKeyService> for ApiKeyAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiKeyService,
+    ) -> Result<Self, ApiError> {
         let origin = origin(parts);
         let tenant = match Path::<HashMap<String, String>>::from_request_parts(parts, state).await {
             Ok(Path(params)) => params
@@ -59,7 +60,7 @@ impl FromRequestParts<AppState> for ApiKeyAuth {
                 .map_err(|e| ApiError::invalid_request(e.to_string()))?,
             Err(_) => None,
         };
-        let verifier = &state.api_keys.verifier;
+        let verifier = &state.keys.verifier;
         if key_in_query(parts.uri.query()) {
             let r = Rejection::InQueryString;
             verifier.audit_refusal(r, tenant.as_ref(), &origin);

@@ -23,11 +23,12 @@ pub mod extract;
 
 use axum::routing::post;
 use axum::Router;
-use portcullis_service::state::AppState;
+use portcullis_service::api_keys::ApiKeyService;
 
 pub use endpoints::key_in_query;
 
-pub fn router() -> Router<AppState> {
+/// The API key routes, over the API key subsystem's own state (not the whole `AppState`).
+pub fn router() -> Router<ApiKeyService> {
     Router::new()
         .route("/v1/api-keys/verify", post(endpoints::verify))
         .route("/v1/api-keys/leaks", post(endpoints::leaks))

@@ -14,7 +14,7 @@ use portcullis_service::oauth::error::OAuthError;
 
 use super::reply::OAuthReply;
 use super::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
-use portcullis_service::state::AppState;
+use portcullis_service::oauth::OAuthService;
 
 const METADATA_MAX_AGE_SECS: u64 = 3600;
 
@@ -43,7 +43,7 @@ pub fn metadata_document(issuer: &str) -> Value {
     })
 }
 
-pub async fn metadata(State(state): State<AppState>) -> Response {
+pub async fn metadata(State(state): State<OAuthService>) -> Response {
     let mut r = Json(metadata_document(&state.oauth.issuer)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={METADATA_MAX_AGE_SECS}")) {
         r.headers_mut().insert(header::CACHE_CONTROL, v);
@@ -51,7 +51,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
     r
 }
 
-pub async fn jwks(State(state): State<AppState>) -> Response {
+pub async fn jwks(State(state): State<OAuthService>) -> Response {
     let now = state.clock.now();
     let keys = match state.store.list_signing_keys().await {
         Ok(k) => k,

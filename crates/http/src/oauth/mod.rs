@@ -1,5 +1,7 @@
-//! The OAuth 2.0 endpoints for machine clients, as HTTP (what they decide is in
-//! `portcullis_service::oauth` and `portcullis_service::client_auth`).
+//! The OAuth 2.0 endpoints for machine clients, as HTTP: the handlers read the form, call the
+//! service's operation (`portcullis_service::tokens`: issuance per grant, introspection,
+//! revocation; client authentication is `portcullis_service::client_auth`) and render its
+//! outcome. The router's state is the OAuth subsystem's own (`OAuthService`).
 //!
 //! | path | what |
 //! |---|---|
@@ -20,12 +22,13 @@ pub mod reply;
 use axum::handler::Handler;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use portcullis_service::oauth::OAuthService;
 pub use portcullis_service::oauth::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
-use portcullis_service::state::AppState;
 
 pub use reply::OAuthReply;
 
-pub fn router() -> Router<AppState> {
+/// The OAuth routes, over the OAuth subsystem's own state (not the whole `AppState`).
+pub fn router() -> Router<OAuthService> {
     Router::new()
         .route(TOKEN_PATH, form_post(endpoints::token))
         .route(INTROSPECT_PATH, form_post(endpoints::introspect))
@@ -38,9 +41,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// POST only; any other method is a 405 in the RFC 6749 error format.
-fn form_post<H, T>(handler: H) -> MethodRouter<AppState>
+fn form_post<H, T>(handler: H) -> MethodRouter<OAuthService>
 where
-    H: Handler<T, AppState>,
+    H: Handler<T, OAuthService>,
     T: 'static,
 {
     post(handler).fallback(endpoints::method_not_allowed)

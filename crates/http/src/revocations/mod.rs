@@ -35,14 +35,15 @@ use serde::{Deserialize, Serialize};
 use crate::admin::auth::{authenticate, authorize};
 use crate::error::ApiError;
 use crate::extract::{origin, ApiQuery};
-use portcullis_service::state::AppState;
+use portcullis_service::revocations::FeedService;
 
 /// Entries per snapshot page unless the reader asks otherwise.
 pub const DEFAULT_LIMIT: u32 = 1_000;
 /// Most entries per snapshot page.
 pub const MAX_LIMIT: u32 = 10_000;
 
-pub fn router() -> Router<AppState> {
+/// The feed's routes, over the feed's own state (not the whole `AppState`).
+pub fn router() -> Router<FeedService> {
     Router::new()
         .route("/v1/revocations", get(snapshot))
         .route("/v1/revocations/stream", get(stream::stream))
@@ -56,10 +57,10 @@ pub struct FeedReader {
     tenant: Option<TenantId>,
 }
 
-impl FromRequestParts<AppState> for FeedReader {
+impl FromRequestParts<FeedService> for FeedReader {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &FeedService) -> Result<Self, ApiError> {
         let origin = origin(parts);
         let principal = authenticate(parts, state, &origin).await?;
         let home = principal.home();
@@ -132,7 +133,7 @@ fn page(
 
 async fn snapshot(
     reader: FeedReader,
-    State(state): State<AppState>,
+    State(state): State<FeedService>,
     ApiQuery(params): ApiQuery<SnapshotParams>,
 ) -> Result<Response, ApiError> {
     let after = position_from(params.after)?;

@@ -45,7 +45,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::{check_position, page, position_from, FeedReader};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use portcullis_service::state::AppState;
+use portcullis_service::revocations::FeedService;
 
 /// Entries read from storage at a time while catching up.
 const PAGE: u32 = 1_000;
@@ -73,7 +73,7 @@ fn resume_point(headers: &HeaderMap, after: Option<u64>) -> Result<i64, ApiError
 
 pub async fn stream(
     reader: FeedReader,
-    State(state): State<AppState>,
+    State(state): State<FeedService>,
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<StreamParams>,
 ) -> Result<Response, ApiError> {
@@ -113,7 +113,7 @@ pub async fn stream(
 struct Ended;
 
 struct Streamer {
-    state: AppState,
+    state: FeedService,
     tenant: Option<TenantId>,
     /// Every entry at or before this has been sent, had expired, or is another tenant's.
     position: i64,
@@ -132,8 +132,8 @@ impl Streamer {
         mut head: i64,
         mut head_watch: watch::Receiver<i64>,
     ) -> Result<(), Ended> {
-        let mut shutdown = self.state.revocations.shutdown_signal();
-        let interval = self.state.revocations.heartbeat();
+        let mut shutdown = self.state.feed.shutdown_signal();
+        let interval = self.state.feed.heartbeat();
         self.catch_up(head).await?;
         self.heartbeat().await?;
         let mut next_heartbeat = Instant::now() + interval;

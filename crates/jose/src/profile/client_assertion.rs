@@ -8,7 +8,9 @@
 //! `portcullis_core::oauth::check_assertion` (`iss == sub == client_id`, one audience that is
 //! this server, `exp` current and at most five minutes away, `jti` present). The rule itself
 //! stays in core, so there is one. Recording the `jti` against replay is the caller's (it needs
-//! storage).
+//! storage). A caller that judges the claims before looking up the client's keys (the token
+//! service does, so that its answer cannot depend on who exists) reads them once with
+//! [`read_claims`] and checks only the signature afterwards with [`verify_signature`].
 //!
 //! A client's keys are read with [`ClientKeys::parse`]. An RSA key registered without `alg`
 //! (third-party JWKS often omit it, and nothing in a client registration names the algorithm)
@@ -32,7 +34,7 @@ use super::access_token;
 use crate::alg::Alg;
 use crate::compact::{self, Unverified};
 use crate::error::JoseError;
-use crate::jwk::{parse_jwks_all_usable, JwksError, KeySet};
+use crate::jwk::{parse_jwks_all_usable_pinning_rsa, JwksError, KeySet};
 
 /// Longest assertion looked at.
 pub const MAX_LEN: usize = 8 * 1024;
@@ -62,35 +64,13 @@ pub struct ClientKeys {
 
 impl ClientKeys {
     /// Parses a client's JWKS: 1 to `max_keys` public asymmetric keys, each with a `kid` when
-    /// there are several, every one usable (see [`parse_jwks_all_usable`]; nothing is skipped).
+    /// there are several, every one usable (see [`crate::jwk::parse_jwks_all_usable`]; nothing is
+    /// skipped).
     pub fn parse(doc: &Value, max_keys: usize) -> Result<Self, JwksError> {
-        let Some(keys) = doc.get("keys").and_then(Value::as_array) else {
-            return Err(JwksError::NotAJwks);
-        };
-        let algless_rsa = |k: &Value| {
-            k.get("kty").and_then(Value::as_str) == Some("RSA") && k.get("alg").is_none()
-        };
-        if !keys.iter().any(algless_rsa) {
-            return Ok(Self {
-                pkcs1: parse_jwks_all_usable(doc, &Alg::ALL, max_keys)?,
-                pss: None,
-            });
-        }
-        let pinned = |alg: Alg| {
-            let mut doc = doc.clone();
-            if let Some(keys) = doc.get_mut("keys").and_then(Value::as_array_mut) {
-                for k in keys.iter_mut().filter(|k| algless_rsa(k)) {
-                    if let Value::Object(m) = k {
-                        m.insert("alg".into(), Value::String(alg.as_str().into()));
-                    }
-                }
-            }
-            parse_jwks_all_usable(&doc, &Alg::ALL, max_keys)
-        };
-        Ok(Self {
-            pkcs1: pinned(Alg::RS256)?,
-            pss: Some(pinned(Alg::PS256)?),
-        })
+        // Parsed once, an RSA key without `alg` pinned to RS256; the PS256 set reuses the keys.
+        let pkcs1 = parse_jwks_all_usable_pinning_rsa(doc, &Alg::ALL, max_keys, Alg::RS256)?;
+        let pss = pkcs1.with_rsa_without_alg_as(Alg::PS256);
+        Ok(Self { pkcs1, pss })
     }
 
     /// The keys to check an assertion signed with `alg` against: each key pinned to one
@@ -127,22 +107,35 @@ pub struct Rules<'r> {
     pub leeway: Duration,
 }
 
-/// Verifies a parsed assertion with the client's registered `keys` at `now`. Returns the claims
-/// (the caller records `jti` until `exp`).
+/// Checks only the signature of a parsed assertion: the key its `kid` names among the client's
+/// registered `keys` (or the only key), the algorithm pinned to that key, the signature over the
+/// signing input. The claims are not read: a caller that already read and checked them (the
+/// token service judges them before looking anything up) does not read them twice; [`verify`]
+/// is both steps.
+pub fn verify_signature(u: &Unverified<'_>, keys: &KeySet) -> Result<(), JoseError> {
+    let key = keys
+        .find(u.header.kid.as_deref())
+        .ok_or(JoseError::UnknownKid)?;
+    u.verify_with(key)
+}
+
+/// Reads an assertion's claims once: a JSON object without repeated members, then typed.
+pub fn read_claims(u: &Unverified<'_>) -> Result<AssertionClaims, JoseError> {
+    u.claims()?;
+    serde_json::from_slice(&u.payload).map_err(|_| JoseError::MalformedClaims)
+}
+
+/// Verifies a parsed assertion with the client's registered `keys` at `now`: the signature
+/// ([`verify_signature`]), then the claims ([`read_claims`], core's `check_assertion`). Returns
+/// the claims (the caller records `jti` until `exp`).
 pub fn verify(
     u: &Unverified<'_>,
     keys: &KeySet,
     rules: &Rules<'_>,
     now: Timestamp,
 ) -> Result<AssertionClaims, JoseError> {
-    let key = keys
-        .find(u.header.kid.as_deref())
-        .ok_or(JoseError::UnknownKid)?;
-    u.verify_with(key)?;
-    // Read once with duplicate detection, then typed.
-    u.claims()?;
-    let claims: AssertionClaims =
-        serde_json::from_slice(&u.payload).map_err(|_| JoseError::MalformedClaims)?;
+    verify_signature(u, keys)?;
+    let claims = read_claims(u)?;
     check_assertion(
         &claims,
         rules.client_id,
@@ -257,6 +250,39 @@ mod tests {
         assert_eq!(
             run(&confused, &keys, &claims()).err(),
             Some(JoseError::AlgKeyMismatch)
+        );
+    }
+
+    /// The signature-only step checks the key and the signature and nothing about the claims:
+    /// an expired assertion's signature verifies, a forged one does not.
+    #[test]
+    fn the_signature_step_reads_no_claim() {
+        let (s, keys) = client(Alg::ES256);
+        let mut expired = claims();
+        expired["exp"] = json!(NOW - 3600);
+        let t = s.sign(&expired).expect("sign");
+        let u = parse(&t).expect("parse");
+        assert_eq!(verify_signature(&u, &keys), Ok(()));
+        assert_eq!(read_claims(&u).map(|c| c.exp), Ok(NOW - 3600));
+        assert_eq!(
+            verify(&u, &keys, &rules(), Timestamp::from_secs(NOW)).err(),
+            Some(JoseError::Assertion(AssertionError::Expired))
+        );
+        let (other, _) = client(Alg::ES256);
+        let forged = Signer::new(
+            SigningKeyPair::generate(Alg::ES256).expect("key").1,
+            None,
+            s.kid(),
+        );
+        let u2 = forged.sign(&claims()).expect("sign");
+        assert_eq!(
+            verify_signature(&parse(&u2).expect("parse"), &keys),
+            Err(JoseError::BadSignature)
+        );
+        let u3 = other.sign(&claims()).expect("sign");
+        assert_eq!(
+            verify_signature(&parse(&u3).expect("parse"), &keys),
+            Err(JoseError::UnknownKid)
         );
     }
 

@@ -17,9 +17,8 @@ use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
 use portcullis_http::admin::{self, Scope};
 use portcullis_server::config::AuditConfig;
-use portcullis_service::audit::{self, AuditWriter, RequestOrigin};
-use portcullis_service::kek::{Kek, Keyring};
-use portcullis_service::state::AppState;
+use portcullis_server::serve::{Assembled, BackgroundTasks, Hooks};
+use portcullis_service::api_keys::ApiKeyVerifier;
 use portcullis_store::{AuditQuery, NewTenant, SqliteStore, Store};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -32,7 +31,9 @@ struct TestApp {
     /// A signer for the key active at start.
     signer: Arc<portcullis_service::keys::jwt::Signer>,
     clock: Arc<dyn Clock>,
-    writer: Option<AuditWriter>,
+    /// The node's background tasks; stopping them drains the audit log.
+    tasks: Option<BackgroundTasks>,
+    verifier: Arc<ApiKeyVerifier>,
     global: String,
     acme: String,
     globex: String,
@@ -53,23 +54,8 @@ impl TestApp {
                 .await
                 .expect("store"),
         );
-        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-        let ring = Keyring::new(Kek::generate().expect("kek"));
-        let (keys, _) = portcullis_service::keys::load_or_create_active(
-            store.as_ref(),
-            &ring,
-            &clock,
-            portcullis_core::signing::SigningAlgorithm::ES256,
-        )
-        .await
-        .expect("keys");
-        let config = AuditConfig {
-            batch_size: 64,
-            flush_interval_ms: 5,
-            queue_capacity: 10_000,
-            ..AuditConfig::default()
-        };
-        let (audit, writer) = audit::spawn(store.clone(), clock.clone(), &config);
+        let manual = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let clock: Arc<dyn Clock> = manual.clone();
         for t in ["acme", "globex"] {
             store
                 .create_tenant(
@@ -89,33 +75,42 @@ impl TestApp {
             store.insert_admin_credential(&record).await.expect("token");
             tokens.push(credential.expose().to_owned());
         }
-        let state_clock = clock.clone();
+        let mut config = common::config(dir.path());
+        config.audit = AuditConfig {
+            batch_size: 64,
+            flush_interval_ms: 5,
+            queue_capacity: 10_000,
+            ..AuditConfig::default()
+        };
+        config.http.max_body_bytes = 16 * 1024;
+        let Assembled {
+            state,
+            router,
+            verifier,
+            tasks,
+            ..
+        } = common::assemble_with(
+            &config,
+            common::ISSUER,
+            store.clone(),
+            Hooks {
+                signer_at_start,
+                ..Hooks::new(manual)
+            },
+        )
+        .await;
         let signer = Arc::new(
-            portcullis_service::keys::jwt::Signer::new(keys.active().expect("an active key"))
+            portcullis_service::keys::jwt::Signer::new(state.keys.active().expect("an active key"))
                 .expect("signer"),
         );
-        let oauth = if signer_at_start {
-            common::oauth(&keys)
-        } else {
-            common::oauth(&portcullis_service::keys::KeySet { keys: vec![] })
-        };
-        let state = AppState {
-            oauth: oauth.clone(),
-            api_keys: common::api_keys(store.clone(), clock.clone(), audit.clone()),
-            store: store.clone(),
-            clock,
-            audit,
-            keys: Arc::new(keys),
-            revocations: common::revocations(),
-        };
-        let _ = RequestOrigin::default();
         Self {
-            router: portcullis_http::app::router(state, 16 * 1024),
+            router,
             store,
-            oauth,
+            oauth: state.oauth.clone(),
             signer,
-            clock: state_clock,
-            writer: Some(writer),
+            clock,
+            tasks: Some(tasks),
+            verifier,
             global: tokens[0].clone(),
             acme: tokens[1].clone(),
             globex: tokens[2].clone(),
@@ -171,8 +166,8 @@ impl TestApp {
 
     /// Flushes the audit queue and returns the tenant's events, newest first.
     async fn audit(&mut self, tenant: &str) -> Vec<AuditEvent> {
-        if let Some(w) = self.writer.take() {
-            w.shutdown().await;
+        if let Some(tasks) = self.tasks.take() {
+            tasks.shutdown(&self.verifier).await;
         }
         self.store
             .query_audit_events(&AuditQuery {

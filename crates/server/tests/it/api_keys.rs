@@ -19,9 +19,8 @@ use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::secret::Secret;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
 use portcullis_server::config::AuditConfig;
-use portcullis_service::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
-use portcullis_service::audit::{self, AuditWriter};
-use portcullis_service::keys::KeySet;
+use portcullis_server::serve::{Assembled, BackgroundTasks, Hooks};
+use portcullis_service::api_keys::ApiKeys;
 use portcullis_service::state::AppState;
 use portcullis_store::{SqliteStore, Store};
 use serde_json::{json, Value};
@@ -31,7 +30,8 @@ struct Harness {
     app: Router,
     state: AppState,
     clock: Arc<ManualClock>,
-    writer: Option<AuditWriter>,
+    /// The node's background tasks; stopping them drains the audit log.
+    tasks: Option<BackgroundTasks>,
     global: String,
     acme: String,
     globex: String,
@@ -79,9 +79,7 @@ impl Harness {
 
     /// Drops the PostgreSQL schema (best effort: a failed test leaves it for inspection).
     async fn cleanup(mut self) {
-        if let Some(w) = self.writer.take() {
-            w.shutdown().await;
-        }
+        self.stop_tasks().await;
         if let Some((pool, schema)) = self.pg.take() {
             let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
                 .execute(&pool)
@@ -95,55 +93,52 @@ impl Harness {
         leak_key: Option<&str>,
     ) -> Self {
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-        let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let (sink, writer) = audit::spawn(
-            store.clone(),
-            dyn_clock.clone(),
-            &AuditConfig {
-                batch_size: 256,
-                flush_interval_ms: 10,
-                queue_capacity: 100_000,
-                ..AuditConfig::default()
-            },
-        );
         let common::Admins {
             global,
             acme,
             globex,
         } = common::seed(store.as_ref(), clock.now()).await;
-        let verifier = Arc::new(ApiKeyVerifier::new(
-            store.clone(),
-            dyn_clock.clone(),
-            sink.clone(),
-            VerifierSettings {
-                environment: Environment::live(),
-                cache_capacity: 1_000,
-                cache_ttl: Duration::from_secs(3_600),
-            },
-        ));
-        let state = AppState {
-            store,
-            clock: dyn_clock,
-            audit: sink,
-            oauth: common::oauth(&KeySet { keys: vec![] }),
-            keys: Arc::new(KeySet { keys: vec![] }),
-            api_keys: Arc::new(ApiKeys {
-                verifier,
-                leak_report_key: leak_key.map(|k| Secret::new(k.as_bytes().to_vec())),
-                leak_report_ecdsa_key: None,
-            }),
-            revocations: common::revocations(),
+        let mut config = common::config(dir.path());
+        config.audit = AuditConfig {
+            batch_size: 256,
+            flush_interval_ms: 10,
+            queue_capacity: 100_000,
+            ..AuditConfig::default()
         };
+        config.api_keys.leak_report_hmac_key = leak_key.map(|k| Secret::new(k.to_owned()));
+        let Assembled {
+            state,
+            router,
+            tasks,
+            ..
+        } = common::assemble_with(
+            &config,
+            common::ISSUER,
+            store,
+            // These tests check the verifier's own cache, storage closed included.
+            Hooks {
+                follow_revocations: false,
+                ..Hooks::new(clock.clone())
+            },
+        )
+        .await;
         Self {
-            app: portcullis_http::app::router(state.clone(), 64 * 1024),
+            app: router,
             state,
             clock,
-            writer: Some(writer),
+            tasks: Some(tasks),
             global,
             acme,
             globex,
             _dir: dir,
             pg: None,
+        }
+    }
+
+    /// Stops the background tasks, which drains the audit writer.
+    async fn stop_tasks(&mut self) {
+        if let Some(tasks) = self.tasks.take() {
+            tasks.shutdown(&self.state.api_keys.verifier).await;
         }
     }
 
@@ -258,9 +253,7 @@ impl Harness {
     /// Drains the audit writer and returns the tenant's events, oldest first. Ends auditing for
     /// this harness: call it once, after the requests.
     async fn audit(&mut self, tenants: &[&str]) -> Vec<AuditEvent> {
-        if let Some(w) = self.writer.take() {
-            w.shutdown().await;
-        }
+        self.stop_tasks().await;
         let mut all = Vec::new();
         for t in tenants {
             all.extend(common::audit_events(self.state.store.as_ref(), t).await);

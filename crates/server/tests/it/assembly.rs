@@ -11,7 +11,7 @@ use portcullis_core::time::Clock;
 use portcullis_server::bootstrap::BOOTSTRAP_FILE;
 use portcullis_server::config::Config;
 use portcullis_server::serve::{
-    assemble, load_or_create_keyring, open_store, prepare_data_dir, Assembled,
+    assemble, load_or_create_keyring, open_store, prepare_data_dir, Assembled, Hooks,
 };
 use portcullis_verify::SystemClock;
 use tower::ServiceExt;
@@ -33,7 +33,7 @@ async fn fresh(dir: &tempfile::TempDir) -> (Config, Arc<dyn portcullis_store::St
         "http://127.0.0.1:8080".into(),
         store.clone(),
         keyring,
-        clock,
+        Hooks::new(clock),
     )
     .await
     .expect("assemble");

@@ -17,9 +17,10 @@ use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
 use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
+use portcullis_server::bootstrap::BOOTSTRAP_FILE;
 use portcullis_server::config::{AuditConfig, HttpConfig, OAuthConfig};
-use portcullis_service::audit::AuditWriter;
-use portcullis_service::kek::{Kek, Keyring};
+use portcullis_server::serve::{Assembled, BackgroundTasks};
+use portcullis_service::api_keys::ApiKeyVerifier;
 use portcullis_service::oauth::OAuthState;
 use portcullis_service::state::AppState;
 use portcullis_store::{AuditQuery, SqliteStore, Store};
@@ -34,7 +35,9 @@ struct App {
     clock: Arc<ManualClock>,
     store: Arc<dyn Store>,
     admin: String,
-    writer: Option<AuditWriter>,
+    /// The node's background tasks; stopping them drains the audit log.
+    tasks: Option<BackgroundTasks>,
+    verifier: Arc<ApiKeyVerifier>,
     _dir: tempfile::TempDir,
 }
 
@@ -59,66 +62,38 @@ impl App {
                 .await
                 .expect("store"),
         );
-        let manual = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-        let clock: Arc<dyn Clock> = manual.clone();
-        let ring = Keyring::new(Kek::generate().expect("kek"));
-        let (keys, _) = portcullis_service::keys::load_or_create_active(
-            store.as_ref(),
-            &ring,
-            &clock,
-            SigningAlgorithm::ES256,
-        )
-        .await
-        .expect("keys");
-        let (audit, writer) = portcullis_service::audit::spawn(
-            store.clone(),
-            clock.clone(),
-            &AuditConfig {
-                batch_size: 100,
-                // Short: shutdown waits for a filling batch's interval before it stops.
-                flush_interval_ms: 20,
-                queue_capacity: 10_000,
-                // Small, so a test can make a subscriber lag with a few requests.
-                subscriber_capacity: 16,
-            },
-        );
-        let admin_file = portcullis_server::bootstrap::ensure_global_admin(
-            store.as_ref(),
-            clock.as_ref(),
-            &audit,
-            dir.path(),
-        )
-        .await
-        .expect("bootstrap")
-        .expect("created");
-        let admin = std::fs::read_to_string(admin_file)
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let mut config = common::config(dir.path());
+        config.oauth = oauth;
+        config.signing.prepublish_secs = 600;
+        config.signing.rotation_interval_secs = rotation_interval.as_secs();
+        config.audit = AuditConfig {
+            batch_size: 100,
+            // Short: shutdown waits for a filling batch's interval before it stops.
+            flush_interval_ms: 20,
+            queue_capacity: 10_000,
+            // Small, so a test can make a subscriber lag with a few requests.
+            subscriber_capacity: 16,
+        };
+        let Assembled {
+            state,
+            router,
+            verifier,
+            tasks,
+            ..
+        } = common::assemble(&config, ISSUER, store.clone(), clock.clone()).await;
+        let admin = std::fs::read_to_string(dir.path().join(BOOTSTRAP_FILE))
             .expect("token")
             .trim()
             .to_owned();
-        let oauth = OAuthState::new(ISSUER.into(), &oauth, &keys)
-            .expect("oauth")
-            .with_rotation(portcullis_service::rotation::Rotation {
-                keyring: ring,
-                algorithm: SigningAlgorithm::ES256,
-                prepublish: Duration::from_secs(600),
-                interval: rotation_interval,
-            });
-        let state = AppState {
-            api_keys: common::api_keys(store.clone(), clock.clone(), audit.clone()),
-            store: store.clone(),
-            clock,
-            audit,
-            keys: Arc::new(keys),
-            oauth: Arc::new(oauth),
-            revocations: common::revocations(),
-        };
         Self {
-            router: portcullis_http::app::router(state.clone(), 64 * 1024),
+            router,
             state,
-            clock: manual,
+            clock,
             store,
             admin,
-            writer: Some(writer),
+            tasks: Some(tasks),
+            verifier,
             _dir: dir,
         }
     }
@@ -128,14 +103,13 @@ impl App {
     }
 
     /// Another token-service node over the same database, clock, keys and audit sink, with
-    /// caches of its own: what a second process sharing PostgreSQL would be.
+    /// OAuth caches of its own: what a second process sharing PostgreSQL would be. (The OAuth
+    /// surface of the assembled state with another OAuth state; a full second assembly would
+    /// bring its own audit writer, which this node's audit checks do not drain.)
     fn other_node(&self, oauth: &OAuthConfig) -> Router {
-        let state = AppState {
-            oauth: Arc::new(
-                OAuthState::new(ISSUER.into(), oauth, &self.state.keys).expect("oauth"),
-            ),
-            ..self.state.clone()
-        };
+        let mut state = self.state.clone();
+        state.oauth =
+            Arc::new(OAuthState::new(ISSUER.into(), oauth, &self.state.keys).expect("oauth"));
         portcullis_http::app::router(state, 64 * 1024)
     }
 
@@ -298,8 +272,8 @@ impl App {
 
     /// Flushes the audit sink and returns the tenant's events.
     async fn events(&mut self, tenant: &str) -> Vec<portcullis_core::audit::AuditEvent> {
-        if let Some(w) = self.writer.take() {
-            w.shutdown().await;
+        if let Some(tasks) = self.tasks.take() {
+            tasks.shutdown(&self.verifier).await;
         }
         self.store
             .query_audit_events(&AuditQuery {

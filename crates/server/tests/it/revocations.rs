@@ -17,9 +17,7 @@ use portcullis_core::audit::AuditEvent;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
 use portcullis_server::config::AuditConfig;
-use portcullis_service::audit::{self, AuditWriter};
-use portcullis_service::keys::KeySet;
-use portcullis_service::revocations::Feed;
+use portcullis_server::serve::{Assembled, BackgroundTasks};
 use portcullis_service::state::AppState;
 use portcullis_store::{NewRevocation, PgStore, RevocationKind, SqliteStore, Store};
 use reqwest::StatusCode;
@@ -30,43 +28,44 @@ const DEADLINE: Duration = Duration::from_secs(15);
 /// The harness clock: entries expiring before it are expired.
 const NOW_SECS: i64 = 1_800_000_000;
 
-/// One server node: its own store handle, verifier and follower, served on a loopback port.
+/// One server node: its own store handle, verifier and follower, assembled as `serve` does and
+/// served on a loopback port.
 struct Node {
     url: String,
     state: AppState,
-    writer: Option<AuditWriter>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The node's background tasks (the revocation follower among them); stopping them drains
+    /// the audit log.
+    tasks: Option<BackgroundTasks>,
+    server: JoinHandle<()>,
 }
 
 impl Node {
-    async fn start(store: Arc<dyn Store>, clock: Arc<ManualClock>, heartbeat: Duration) -> Self {
-        let dyn_clock: Arc<dyn Clock> = clock;
-        let (sink, writer) = audit::spawn(
-            store.clone(),
-            dyn_clock.clone(),
-            &AuditConfig {
-                batch_size: 256,
-                flush_interval_ms: 10,
-                queue_capacity: 100_000,
-                ..AuditConfig::default()
-            },
-        );
-        let keys = KeySet { keys: vec![] };
-        let state = AppState {
-            api_keys: common::api_keys(store.clone(), dyn_clock.clone(), sink.clone()),
-            oauth: common::oauth(&keys),
-            keys: Arc::new(keys),
-            store,
-            clock: dyn_clock,
-            audit: sink,
-            revocations: Arc::new(Feed::new(heartbeat)),
+    /// A node on `store`, keeping its KEK in `dir` (shared by the nodes of one cluster).
+    async fn start(
+        store: Arc<dyn Store>,
+        dir: &std::path::Path,
+        clock: Arc<ManualClock>,
+        heartbeat: Duration,
+    ) -> Self {
+        let mut config = common::config(dir);
+        config.audit = AuditConfig {
+            batch_size: 256,
+            flush_interval_ms: 10,
+            queue_capacity: 100_000,
+            ..AuditConfig::default()
         };
-        let follower = state.api_keys.verifier.spawn_revocation_follower();
+        config.revocations.heartbeat_interval_ms =
+            u64::try_from(heartbeat.as_millis()).expect("heartbeat");
+        let Assembled {
+            state,
+            router: app,
+            tasks,
+            ..
+        } = common::assemble(&config, common::ISSUER, store, clock).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = portcullis_http::app::router(state.clone(), 64 * 1024);
         let server = tokio::spawn(async move {
             let _ = axum::serve(
                 listener,
@@ -77,8 +76,8 @@ impl Node {
         Self {
             url,
             state,
-            writer: Some(writer),
-            tasks: vec![follower, server],
+            tasks: Some(tasks),
+            server,
         }
     }
 
@@ -180,11 +179,9 @@ impl Node {
     }
 
     async fn stop(mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-        if let Some(w) = self.writer.take() {
-            w.shutdown().await;
+        self.server.abort();
+        if let Some(tasks) = self.tasks.take() {
+            tasks.shutdown(&self.state.api_keys.verifier).await;
         }
     }
 }
@@ -264,7 +261,7 @@ impl Cluster {
         } = common::seed(first.as_ref(), clock.now()).await;
         let mut nodes = Vec::new();
         for s in stores {
-            nodes.push(Node::start(s, clock.clone(), heartbeat).await);
+            nodes.push(Node::start(s, dir.path(), clock.clone(), heartbeat).await);
         }
         Self {
             nodes,

@@ -1,5 +1,6 @@
-//! API keys outside the admin API: the in-process verifier (`verifier`) and what the public
-//! endpoints (in `portcullis-http`'s `api_keys`) share. The endpoints:
+//! API keys outside the admin API: the in-process verifier (`verifier`), leak reports from
+//! secret scanners (`leaks`) and what the public endpoints (in `portcullis-http`'s `api_keys`)
+//! share ([`ApiKeyService`]). The endpoints:
 //!
 //! * `POST /v1/api-keys/verify`: for services in other languages. The caller authenticates with
 //!   an admin token (`Authorization: Bearer pcl_adm_...`): a tenant admin verifies keys of its own
@@ -19,11 +20,16 @@
 //! Keys sent in a URL query string are refused on these routes: URLs end up in proxy and access
 //! logs. No endpoint reads a key from the query string.
 
+pub mod leaks;
 pub mod verifier;
 
 use std::sync::Arc;
 
 use portcullis_core::secret::Secret;
+use portcullis_core::time::Clock;
+use portcullis_store::Store;
+
+use crate::audit::AuditSink;
 
 pub use verifier::{ApiKeyVerifier, VerifierSettings, VerifyError, VerifyRequest};
 
@@ -37,4 +43,15 @@ pub struct ApiKeys {
     /// configured, unsigned leak reports are accepted; with either, a valid signature by one
     /// of them is required.
     pub leak_report_ecdsa_key: Option<Vec<u8>>,
+}
+
+/// The API key subsystem as its public endpoints use it: the verifier and leak-report keys,
+/// and the storage, clock and audit sink those endpoints (and the caller authentication of the
+/// verify endpoint) work with. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ApiKeyService {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditSink,
+    pub keys: Arc<ApiKeys>,
 }

@@ -12,11 +12,13 @@
 //! This module must never parse or verify a JWS itself (that is jose's), and never accept a
 //! token signed by a key that is revoked or no longer published.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::oauth::{AccessTokenClaims, TENANT_CLAIM};
 use portcullis_core::signing::KeyState;
+use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::access_token;
 use portcullis_jose::{Alg, JoseError, KeySet as JoseKeySet, SigningKeyPair};
@@ -75,22 +77,32 @@ pub fn published(key: &StoredSigningKey, now: Timestamp) -> bool {
     }
 }
 
-/// Every stored signing key, and the public keys of those published when read parsed once for
-/// verification. Only published keys are parsed: retired keys pile up with every rotation, and
-/// a JWKS is read to a bounded number of keys. A key unpublished when read never becomes
-/// published again; one that stops being published while cached is refused per token.
+/// The signing keys published when read: their public keys parsed once for verification, and
+/// when each one's publication ends (`kid -> publish_until`, `None` for a pending or active
+/// key), built once per read so a token's check is one lookup, not a scan of every key row.
+/// Only published keys are kept: retired keys pile up with every rotation, and a JWKS is read
+/// to a bounded number of keys. A key unpublished when read never becomes published again; one
+/// that stops being published while cached is refused per token.
 #[derive(Debug, Default)]
 pub struct PublishedKeys {
-    rows: Arc<[StoredSigningKey]>,
+    publish_until: HashMap<String, Option<Timestamp>>,
     set: JoseKeySet,
 }
 
 impl PublishedKeys {
     /// The keys as stored, read at `now`.
     pub fn new(rows: Arc<[StoredSigningKey]>, now: Timestamp) -> Self {
-        let jwks: Vec<serde_json::Value> = rows
-            .iter()
-            .filter(|k| published(k, now))
+        let published_rows = || rows.iter().filter(|k| published(k, now));
+        let publish_until = published_rows()
+            .map(|k| {
+                let until = match k.state {
+                    KeyState::Retired => k.publish_until,
+                    _ => None,
+                };
+                (k.kid.clone(), until)
+            })
+            .collect();
+        let jwks: Vec<serde_json::Value> = published_rows()
             .filter_map(|k| match serde_json::from_str(&k.public_jwk) {
                 Ok(jwk) => Some(jwk),
                 Err(e) => {
@@ -103,15 +115,25 @@ impl PublishedKeys {
         let set =
             portcullis_jose::parse_jwk_set(&serde_json::json!({ "keys": jwks }), &Alg::SIGNING)
                 .unwrap_or_default();
-        Self { rows, set }
+        Self { publish_until, set }
+    }
+
+    /// Whether the key `kid` is still published at `now` (and was when these keys were read).
+    fn vouches(&self, kid: &str, now: Timestamp) -> bool {
+        match self.publish_until.get(kid) {
+            Some(until) => until.is_none_or(|t| t > now),
+            None => false,
+        }
     }
 }
 
-/// A token that passed every check, with the key that signed it.
+/// A token that passed every check, with the key that signed it and its tenant, parsed once
+/// (by jose, from the tenant claim).
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
     pub claims: AccessTokenClaims,
     pub kid: String,
+    pub tenant: TenantId,
     /// The sign-in session a user token was issued under: what a session revocation names.
     pub sid: Option<String>,
 }
@@ -195,7 +217,7 @@ pub fn verify(
     // Only a key still published at `now` vouches for a token (a retired key leaves JWKS once
     // every token it signed has expired).
     let kid = v.kid.ok_or(Invalid::UnknownKey)?;
-    if !keys.rows.iter().any(|k| k.kid == kid && published(k, now)) {
+    if !keys.vouches(&kid, now) {
         return Err(Invalid::UnknownKey);
     }
     // What every token this server issues carries (RFC 9068 does not require them all).
@@ -219,6 +241,7 @@ pub fn verify(
             tenant: tenant.as_str().to_owned(),
         },
         kid,
+        tenant,
         sid,
     })
 }
@@ -298,8 +321,34 @@ mod tests {
             let keys = PublishedKeys::new(vec![row(&kid, alg, &jwk, now)].into(), now);
             let verified = verify(&token, &keys, "https://auth.test", MAX, now).expect("verifies");
             assert_eq!(verified.kid, kid);
+            assert_eq!(verified.tenant.as_str(), "acme");
             assert_eq!(verified.claims, claims, "{alg}");
         }
+    }
+
+    /// The tenant is read once, by the token check: a tenant claim that is not a tenant id
+    /// refuses the token there, with its own reason.
+    #[test]
+    fn a_token_whose_tenant_is_not_a_tenant_id_is_refused_as_such() {
+        let alg = SigningAlgorithm::ES256;
+        let (pkcs8, jwk) = crate::keys::generate(alg).expect("key");
+        let kid = jwk["kid"].as_str().expect("kid").to_owned();
+        let key = SigningKey {
+            kid: kid.clone(),
+            algorithm: alg,
+            state: KeyState::Active,
+            public_jwk: jwk.clone(),
+            private_pkcs8: pkcs8,
+        };
+        let signer = Signer::new(&key).expect("signer");
+        let now = Timestamp::from_secs(1_800_000_000);
+        let keys = PublishedKeys::new(vec![row(&kid, alg, &jwk, now)].into(), now);
+        let mut bad = claims(now);
+        bad.tenant = "Not A Tenant!".into();
+        let token = signer.sign(&bad).expect("sign");
+        let refused = verify(&token, &keys, "https://auth.test", MAX, now).err();
+        assert_eq!(refused, Some(Invalid::BadTenant));
+        assert_eq!(refused.map(Invalid::as_str), Some("token_bad_tenant"));
     }
 
     #[test]

@@ -12,9 +12,11 @@
 //!
 //! Two steps, so that refusals may help without telling who exists: [`precheck`] judges what
 //! depends on the assertion alone (size, structure, algorithm, claims as sent), before anything
-//! stored is looked at, and its refusals may say what is wrong; [`verify`] then checks the
-//! signature with the client's keys, on the same parsed assertion, and records the `jti`; its
-//! refusals are decided against stored state and get the one fixed answer.
+//! stored is looked at, and its refusals may say what is wrong; [`verify`] then checks only the
+//! signature with the client's keys (jose's signature-only step), on the same parsed assertion,
+//! and records the `jti` of the claims `precheck` read; its refusals are decided against stored
+//! state and get the one fixed answer. The claims are read once and checked once per request,
+//! and the signature verified once.
 //!
 //! This module must never parse a JWS or a JWK itself, never let what it finds in stored state
 //! change the answer a caller gets, and never answer a broken stored JWKS with a server error:
@@ -29,7 +31,7 @@ use portcullis_jose::{JoseError, JwksError, Unverified};
 
 use super::directory::ClientFacts;
 use super::error::{AssertionFault, OAuthError};
-use super::{OAuthState, TOKEN_PATH};
+use super::OAuthState;
 use crate::keys::jwt;
 
 /// Longest assertion looked at (the refusal's description states it).
@@ -37,11 +39,19 @@ pub const MAX_ASSERTION_LEN: usize = client_assertion::MAX_LEN;
 /// Most keys a client may register.
 pub const MAX_CLIENT_KEYS: usize = client_assertion::MAX_CLIENT_KEYS;
 
-/// An assertion that passed [`precheck`]: parsed once, its claims checked as sent, its
+/// An assertion that passed [`precheck`]: parsed once, its claims read and checked as sent, its
 /// signature not yet verified.
 #[derive(Debug)]
 pub struct Prechecked<'a> {
     unverified: Unverified<'a>,
+    claims: AssertionClaims,
+}
+
+impl Prechecked<'_> {
+    /// The claims as sent (checked by core, not yet proven signed).
+    pub fn claims(&self) -> &AssertionClaims {
+        &self.claims
+    }
 }
 
 /// Checks everything about an assertion that depends on the assertion alone, the presented
@@ -64,21 +74,20 @@ pub fn precheck<'a>(
     unverified.claims().map_err(|_| AssertionFault::Malformed)?;
     let claims: AssertionClaims =
         serde_json::from_slice(&unverified.payload).map_err(|_| AssertionFault::MissingClaims)?;
-    let issuer = &oauth.issuer;
-    let token_endpoint = format!("{issuer}{TOKEN_PATH}");
     check_assertion(
         &claims,
         client_id,
-        &[issuer.as_str(), token_endpoint.as_str()],
+        &oauth.assertion_audiences(),
         now,
         jwt::LEEWAY,
     )?;
-    Ok(Prechecked { unverified })
+    Ok(Prechecked { unverified, claims })
 }
 
-/// Verifies a prechecked client assertion against the client's registered keys and records its
-/// `jti`. The outer error is an internal failure; the inner one a reason to refuse the client,
-/// decided against stored state (so answered as `Refusal::NotAuthenticated`).
+/// Verifies the signature of a prechecked client assertion with the client's registered keys
+/// and records its `jti`. The outer error is an internal failure; the inner one a reason to
+/// refuse the client, decided against stored state (so answered as
+/// `Refusal::NotAuthenticated`).
 pub async fn verify(
     oauth: &OAuthState,
     store: &dyn portcullis_store::Store,
@@ -105,22 +114,14 @@ pub async fn verify(
         }
         (None, None) => return Ok(Err("client_has_no_keys")),
     };
-    let issuer = &oauth.issuer;
-    let token_endpoint = format!("{issuer}{TOKEN_PATH}");
-    let rules = client_assertion::Rules {
-        client_id: &client.id,
-        accepted_audiences: &[issuer.as_str(), token_endpoint.as_str()],
-        leeway: jwt::LEEWAY,
-    };
-    let claims = match client_assertion::verify(
-        unverified,
-        keys.for_alg(unverified.header.alg),
-        &rules,
-        now,
-    ) {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(reason(e))),
-    };
+    // The claims were read and checked by `precheck` (against this same client id: the
+    // presented one is the client looked up); only the signature is left.
+    if let Err(e) =
+        client_assertion::verify_signature(unverified, keys.for_alg(unverified.header.alg))
+    {
+        return Ok(Err(reason(e)));
+    }
+    let claims = &checked.claims;
     let fresh = store
         .record_assertion_jti(
             &client.id,
@@ -187,6 +188,52 @@ mod tests {
         assert!(validate_client_jwks(&json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})).is_err());
         assert!(validate_client_jwks(&json!({"keys": []})).is_err());
         assert!(validate_client_jwks(&json!([ec])).is_err());
+    }
+
+    /// The claims are read and checked once, before any lookup, against the audiences the OAuth
+    /// state built once: the issuer and the token endpoint, nothing else. The prechecked value
+    /// carries those claims on, so verification reads nothing again.
+    #[test]
+    fn precheck_reads_the_claims_once_against_the_audiences_built_at_start() {
+        use portcullis_jose::{Alg, Signer, SigningKeyPair};
+        let oauth = OAuthState::new(
+            "https://auth.test".into(),
+            &crate::oauth::OAuthConfig::default(),
+            &crate::keys::KeySet { keys: vec![] },
+        )
+        .expect("oauth");
+        assert_eq!(
+            oauth.assertion_audiences(),
+            ["https://auth.test", "https://auth.test/oauth2/token"]
+        );
+        let (_, pair) = SigningKeyPair::generate(Alg::ES256).expect("key");
+        let signer = Signer::new(pair, None, Some("k1"));
+        let now = Timestamp::from_secs(1_800_000_000);
+        let assertion = |aud: &str| {
+            signer
+                .sign(&json!({"iss": "cl_1", "sub": "cl_1", "aud": aud,
+                    "exp": now.as_secs() + 60, "iat": now.as_secs(), "jti": "j-1"}))
+                .expect("sign")
+        };
+        for aud in oauth.assertion_audiences() {
+            let a = assertion(aud);
+            let checked = precheck(&oauth, &a, "cl_1", now).expect("accepted");
+            assert_eq!(checked.claims().jti, "j-1");
+        }
+        let other = assertion("https://auth.test/oauth2/introspect");
+        assert_eq!(
+            precheck(&oauth, &other, "cl_1", now).err(),
+            Some(AssertionFault::Claims(
+                portcullis_core::oauth::AssertionError::WrongAudience
+            ))
+        );
+        let a = assertion("https://auth.test");
+        assert_eq!(
+            precheck(&oauth, &a, "cl_2", now).err(),
+            Some(AssertionFault::Claims(
+                portcullis_core::oauth::AssertionError::IssuerMismatch
+            ))
+        );
     }
 
     #[test]

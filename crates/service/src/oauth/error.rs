@@ -71,8 +71,8 @@ pub enum Refusal {
     // Client authentication, decided against stored state: one answer for every reason.
     /// Refused against stored state (unknown client, wrong or expired secret, method not
     /// registered, disabled client or tenant, unknown key, bad signature, replayed assertion).
-    /// The reason goes to the audit log only.
-    NotAuthenticated(&'static str),
+    /// The cause goes to the audit log (its reason) and the metrics (its class) only.
+    NotAuthenticated(AuthCause),
     /// The failure throttle refused the source before any credential check.
     Throttled,
 
@@ -87,6 +87,41 @@ pub enum Refusal {
     MayNotIntrospect,
     /// Revocation of a token issued to another client.
     TokenOfAnotherClient,
+}
+
+/// Why a caller was refused against stored state: the audit log's reason and the metrics class
+/// follow from it ([`Self::reason`], `client_auth`), the caller's answer never does (every cause
+/// is the one [`Refusal::NotAuthenticated`] answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthCause {
+    /// No client (or resource server) has the presented id.
+    UnknownClient,
+    /// The secret matches none of the client's.
+    SecretMismatch,
+    /// The secret matches one that has expired.
+    SecretExpired,
+    /// The client is registered for another authentication method.
+    MethodMismatch,
+    ClientDisabled,
+    TenantDisabled,
+    /// The assertion, checked against the client's keys and the replay log: unknown key, bad
+    /// signature, replayed, or keys that cannot be used (the audit reason says which).
+    Assertion(&'static str),
+}
+
+impl AuthCause {
+    /// The audit log's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::UnknownClient => "client_unknown",
+            Self::SecretMismatch => "client_secret_mismatch",
+            Self::SecretExpired => "client_secret_expired",
+            Self::MethodMismatch => "client_auth_method_mismatch",
+            Self::ClientDisabled => "client_disabled",
+            Self::TenantDisabled => "tenant_disabled",
+            Self::Assertion(reason) => reason,
+        }
+    }
 }
 
 /// What is wrong with a client assertion, judged from the assertion alone (its size, header and
@@ -236,7 +271,12 @@ impl Refusal {
                 let (reason, description) = assertion_entry(fault);
                 (reason, UNAUTH, "invalid_client", description)
             }
-            Self::NotAuthenticated(reason) => (reason, UNAUTH, "invalid_client", NOT_AUTHENTICATED),
+            Self::NotAuthenticated(cause) => (
+                cause.reason(),
+                UNAUTH,
+                "invalid_client",
+                NOT_AUTHENTICATED,
+            ),
             Self::Throttled => (
                 "throttled",
                 S::TOO_MANY_REQUESTS,
@@ -344,7 +384,8 @@ pub struct OAuthError {
     /// Internal reason: logged, never sent.
     pub reason: String,
     pub retry_after_secs: Option<u64>,
-    /// Whether a 401 carries `WWW-Authenticate: Basic` ([`Self::for_method`]).
+    /// Whether a 401 carries `WWW-Authenticate: Basic`: decided once, by client authentication
+    /// ([`Self::for_method`]), for every refusal it makes.
     pub basic_challenge: bool,
 }
 
@@ -440,18 +481,24 @@ mod tests {
     #[test]
     fn every_stored_state_refusal_has_one_answer() {
         let answers: Vec<_> = [
-            "client_unknown",
-            "client_secret_mismatch",
-            "client_secret_expired",
-            "client_auth_method_mismatch",
-            "client_disabled",
-            "tenant_disabled",
-            "assertion_bad_signature",
-            "assertion_replayed",
+            (AuthCause::UnknownClient, "client_unknown"),
+            (AuthCause::SecretMismatch, "client_secret_mismatch"),
+            (AuthCause::SecretExpired, "client_secret_expired"),
+            (AuthCause::MethodMismatch, "client_auth_method_mismatch"),
+            (AuthCause::ClientDisabled, "client_disabled"),
+            (AuthCause::TenantDisabled, "tenant_disabled"),
+            (
+                AuthCause::Assertion("assertion_bad_signature"),
+                "assertion_bad_signature",
+            ),
+            (
+                AuthCause::Assertion("assertion_replayed"),
+                "assertion_replayed",
+            ),
         ]
         .into_iter()
-        .map(|r| {
-            let e = Refusal::NotAuthenticated(r).entry();
+        .map(|(cause, r)| {
+            let e = Refusal::NotAuthenticated(cause).entry();
             assert_eq!(e.reason, r, "the audit log keeps the reason");
             (e.status, e.code, e.description)
         })

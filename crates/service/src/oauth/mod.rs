@@ -24,10 +24,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use portcullis_core::oauth::TokenLifetimes;
+use portcullis_core::time::Clock;
+use portcullis_store::Store;
 use serde::{Deserialize, Serialize};
 
 pub use throttle::{Throttle, ThrottleSettings};
 
+use crate::audit::AuditSink;
 use crate::keys::jwt;
 use crate::keys::{KeySet, Rotation};
 
@@ -133,6 +136,8 @@ pub struct OAuthState {
     pub jwks_max_age_secs: u64,
     /// Tokens issued and client-authentication failures, for metrics.
     pub metrics: crate::metrics::OAuthMetrics,
+    /// The audiences a client assertion may name: the issuer and the token endpoint, built once.
+    assertion_audiences: [String; 2],
 }
 
 impl OAuthState {
@@ -142,7 +147,9 @@ impl OAuthState {
             .map(jwt::Signer::new)
             .transpose()
             .map_err(|e| anyhow::anyhow!("the active signing key cannot sign: {e}"))?;
+        let token_endpoint = format!("{issuer}{TOKEN_PATH}");
         Ok(Self {
+            assertion_audiences: [issuer.clone(), token_endpoint],
             issuer,
             lifetimes: TokenLifetimes {
                 default: Duration::from_secs(config.default_access_token_ttl_secs),
@@ -190,4 +197,23 @@ impl OAuthState {
     pub fn set_signer(&self, signer: Arc<jwt::Signer>) {
         *self.signer.write().unwrap_or_else(|p| p.into_inner()) = Some(signer);
     }
+
+    /// The audiences a client assertion may name (RFC 7523 section 3): this server's issuer
+    /// and its token endpoint.
+    pub fn assertion_audiences(&self) -> [&str; 2] {
+        let [issuer, token_endpoint] = &self.assertion_audiences;
+        [issuer.as_str(), token_endpoint.as_str()]
+    }
+}
+
+/// The OAuth subsystem as its endpoints use it: the shared [`OAuthState`] and the storage,
+/// clock and audit sink it works with. Cheap to clone; the token, introspection and revocation
+/// operations (`crate::tokens`) and client authentication (`crate::client_auth`) take it, and
+/// the HTTP surface holds it as its router state instead of the whole `AppState`.
+#[derive(Debug, Clone)]
+pub struct OAuthService {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditSink,
+    pub oauth: Arc<OAuthState>,
 }

@@ -7,9 +7,25 @@
 
 pub mod follow;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis_core::time::Clock;
+use portcullis_store::Store;
 use tokio::sync::watch;
+
+use crate::audit::AuditSink;
+
+/// The revocation feed as its HTTP surface uses it: the log (storage), the clock, the audit sink
+/// (its readers authenticate with admin or service credentials) and the feed's settings and
+/// shutdown signal. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct FeedService {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditSink,
+    pub feed: Arc<Feed>,
+}
 
 /// The feed's settings and its shutdown signal, held in `AppState`.
 #[derive(Debug)]

@@ -1,52 +1,71 @@
-//! Default subsystem states for in-process tests. Each test harness builds the parts it is
-//! about and takes the rest from here, so adding a subsystem to `AppState` means one change here
-//! rather than one in every harness.
+//! What the in-process test servers share: the configuration they start from and the one way
+//! they are built, `serve::assemble` (the function `serve` runs), so no harness builds an
+//! `AppState` by hand and a new subsystem is wired once, for production and tests alike. Also
+//! seeded tenants and admin tokens, and reading the audit log.
 
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use portcullis_core::audit::AuditEvent;
-use portcullis_core::credential::Environment;
+use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantId;
-use portcullis_core::time::{Clock, Timestamp};
-use portcullis_server::config::OAuthConfig;
-use portcullis_service::api_keys::{ApiKeyVerifier, ApiKeys, VerifierSettings};
-use portcullis_service::audit::AuditSink;
-use portcullis_service::keys::KeySet;
-use portcullis_service::oauth::OAuthState;
-use portcullis_service::revocations::Feed;
+use portcullis_core::time::{ManualClock, Timestamp};
+use portcullis_server::config::{ApiKeysConfig, Config, SigningConfig};
+use portcullis_server::serve::{self, Assembled, Hooks};
 use portcullis_store::{AuditQuery, NewTenant, Store};
 
 pub const ISSUER: &str = "http://127.0.0.1:8080";
 
-/// API key verification for the `live` environment, no leak-report keys.
-pub fn api_keys(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: AuditSink) -> Arc<ApiKeys> {
-    Arc::new(ApiKeys {
-        verifier: Arc::new(ApiKeyVerifier::new(
-            store,
-            clock,
-            audit,
-            VerifierSettings {
-                environment: Environment::live(),
-                cache_capacity: 1_000,
-                cache_ttl: Duration::from_secs(3_600),
-            },
-        )),
-        leak_report_key: None,
-        leak_report_ecdsa_key: None,
-    })
+/// The configuration test servers are assembled from: data (the KEK, the bootstrap token) in
+/// `dir`, ES256 keys rotated only on demand, API keys cached for an hour, and no background
+/// step that would race a test's manual clock (the signing-key check and the usage flush are
+/// an hour or a day apart; tests step rotation and flush usage themselves).
+pub fn config(dir: &Path) -> Config {
+    Config {
+        data_dir: dir.to_path_buf(),
+        signing: SigningConfig {
+            algorithm: SigningAlgorithm::ES256,
+            rotation_interval_secs: 0,
+            check_interval_secs: 86_400,
+            ..SigningConfig::default()
+        },
+        api_keys: ApiKeysConfig {
+            cache_capacity: 1_000,
+            cache_ttl_ms: 3_600_000,
+            usage_flush_interval_ms: 86_400_000,
+            ..ApiKeysConfig::default()
+        },
+        ..Config::default()
+    }
 }
 
-/// The OAuth endpoints with default lifetimes, signing with `keys`' active key, no rotation.
-pub fn oauth(keys: &KeySet) -> Arc<OAuthState> {
-    Arc::new(OAuthState::new(ISSUER.into(), &OAuthConfig::default(), keys).expect("oauth state"))
+/// The app `serve` would run with `config` on `store`, reading the time from `clock`. The KEK
+/// is read from (or created in) the configuration's data directory, so nodes given the same
+/// directory share their signing keys.
+pub async fn assemble(
+    config: &Config,
+    issuer: &str,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+) -> Assembled {
+    assemble_with(config, issuer, store, Hooks::new(clock)).await
 }
 
-/// The revocation feed with the default one-second heartbeat.
-pub fn revocations() -> Arc<Feed> {
-    Arc::new(Feed::new(Duration::from_secs(1)))
+/// [`assemble`] with other [`Hooks`].
+pub async fn assemble_with(
+    config: &Config,
+    issuer: &str,
+    store: Arc<dyn Store>,
+    hooks: Hooks,
+) -> Assembled {
+    let keyring = serve::load_or_create_keyring(config, store.as_ref())
+        .await
+        .expect("keyring");
+    serve::assemble(config, issuer.into(), store, keyring, hooks)
+        .await
+        .expect("assemble")
 }
 
 /// An admin token of `tenant`, made the way the admin API makes one (a `system` token is a

@@ -1,0 +1,89 @@
+//! The client credentials grant (RFC 6749 section 4.4, RFC 8707 `resource`): an authenticated
+//! client gets an access token for one of its audiences, with the scopes core's
+//! `decide_client_credentials` grants, signed by the active key.
+//!
+//! This module must never issue without core's decision, nor for a resource server of another
+//! tenant.
+
+use portcullis_core::audit::{Action, Outcome, Reason};
+use portcullis_core::oauth::{
+    decide_client_credentials, select_audience, AccessTokenClaims, GrantType,
+};
+use portcullis_core::secret::Secret;
+
+use super::issue::{ClientCredentials, Issued};
+use crate::audit::RequestOrigin;
+use crate::client_auth::AuthenticatedClient;
+use crate::oauth::error::{OAuthError, Refusal};
+use crate::oauth::OAuthService;
+
+pub(super) async fn issue(
+    svc: &OAuthService,
+    authenticated: &AuthenticatedClient,
+    request: ClientCredentials,
+    origin: &RequestOrigin,
+) -> Result<Issued, OAuthError> {
+    let client = authenticated.client();
+    let refuse = |e: OAuthError| {
+        super::audit(
+            svc,
+            client,
+            Action::OAuthTokenIssue,
+            Outcome::Denied,
+            Some(Reason::of(&e.reason)),
+            None,
+            origin,
+        );
+        e
+    };
+    let policy =
+        authenticated.facts.policy.as_ref().ok_or_else(|| {
+            OAuthError::internal(format!("stored client {} is invalid", client.id))
+        })?;
+    let targets: Vec<&str> = request.targets.iter().map(String::as_str).collect();
+    let audience = select_audience(policy, &targets)
+        .map_err(OAuthError::from)
+        .map_err(refuse)?;
+    let now = svc.clock.now();
+    let resource = svc
+        .oauth
+        .directory
+        .resource(svc.store.as_ref(), &client.tenant, audience.as_str(), now)
+        .await?
+        .ok_or_else(|| refuse(OAuthError::refuse(Refusal::InvalidTarget)))?;
+    let resource = resource
+        .policy
+        .as_ref()
+        .ok_or_else(|| OAuthError::internal("stored resource server is invalid"))?;
+    let decision = decide_client_credentials(
+        policy,
+        resource,
+        request.scope.as_deref(),
+        svc.oauth.lifetimes,
+    )
+    .map_err(OAuthError::from)
+    .map_err(refuse)?;
+    let jti = uuid::Uuid::new_v4().simple().to_string();
+    let claims = AccessTokenClaims::for_client(&svc.oauth.issuer, policy, &decision, jti, now);
+    let signer = svc
+        .oauth
+        .signer()
+        .ok_or_else(|| OAuthError::internal("no active signing key"))?;
+    let token = signer.sign(&claims).map_err(OAuthError::internal)?;
+    svc.oauth.metrics.issued(GrantType::ClientCredentials);
+    super::audit(
+        svc,
+        client,
+        Action::OAuthTokenIssue,
+        Outcome::Success,
+        None,
+        Some(claims.jti.clone()),
+        origin,
+    );
+    Ok(Issued {
+        access_token: Secret::new(token),
+        token_type: "Bearer",
+        expires_in: decision.lifetime.as_secs(),
+        scope: claims.scope,
+    })
+}
