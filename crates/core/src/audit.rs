@@ -89,6 +89,16 @@ actions! {
     OAuthTokenIssue => "oauth.token.issue",
     OAuthTokenIntrospect => "oauth.token.introspect",
     OAuthTokenRevoke => "oauth.token.revoke",
+    /// An authorization code was presented again after its first redemption: what the first
+    /// issued was revoked (DESIGN invariant 6).
+    OAuthCodeReplay => "oauth.code.replay",
+    /// A refresh token was rotated (or, within the grace window, its successor handed out again).
+    OAuthRefreshRotate => "oauth.refresh.rotate",
+    /// A rotated refresh token was presented again after the grace window (likely stolen).
+    OAuthRefreshReuse => "oauth.refresh.reuse",
+    /// A refresh-token family was revoked (reuse, sign-out, admin), with a `family` entry in
+    /// the revocation log.
+    OAuthRefreshFamilyRevoke => "oauth.refresh.family_revoke",
     OAuthClientCreate => "oauth_client.create",
     OAuthClientRotateSecret => "oauth_client.rotate_secret",
     OAuthClientDisable => "oauth_client.disable",
@@ -96,6 +106,10 @@ actions! {
     OAuthClientArchive => "oauth_client.archive",
     OAuthClientUpdate => "oauth_client.update",
     ResourceServerCreate => "resource_server.create",
+    /// A user signed in: a new session (a new id at every sign-in).
+    SessionCreate => "session.create",
+    /// A session was ended (sign-out, the user, an admin), with a `session` revocation entry.
+    SessionRevoke => "session.revoke",
     ResourceServerRotateSecret => "resource_server.rotate_secret",
     /// A resource server was archived: its audience gets no more tokens, its secrets expired.
     ResourceServerArchive => "resource_server.archive",
@@ -459,6 +473,13 @@ mod tests {
             (Action::OAuthTokenIssue, "oauth.token.issue"),
             (Action::OAuthTokenIntrospect, "oauth.token.introspect"),
             (Action::OAuthTokenRevoke, "oauth.token.revoke"),
+            (Action::OAuthCodeReplay, "oauth.code.replay"),
+            (Action::OAuthRefreshRotate, "oauth.refresh.rotate"),
+            (Action::OAuthRefreshReuse, "oauth.refresh.reuse"),
+            (
+                Action::OAuthRefreshFamilyRevoke,
+                "oauth.refresh.family_revoke",
+            ),
             (Action::OAuthClientCreate, "oauth_client.create"),
             (
                 Action::OAuthClientRotateSecret,
@@ -473,6 +494,8 @@ mod tests {
                 Action::ResourceServerRotateSecret,
                 "resource_server.rotate_secret",
             ),
+            (Action::SessionCreate, "session.create"),
+            (Action::SessionRevoke, "session.revoke"),
             (Action::SigningKeyGenerate, "signing_key.generate"),
             (Action::SigningKeyRotate, "signing_key.rotate"),
             (Action::SigningKeyActivate, "signing_key.activate"),

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod api_key;
 pub mod audit;
+pub mod auth_code;
 pub mod authorize;
 pub mod base62;
 pub mod client;
@@ -19,8 +20,10 @@ pub mod metrics;
 pub mod oauth;
 pub mod password;
 pub mod rate_limit;
+pub mod refresh;
 pub mod revocation;
 pub mod secret;
+pub mod session;
 pub mod signing;
 pub mod tenant;
 pub mod time;

@@ -11,10 +11,17 @@
 //! Exported: tenants, API key policies, signing keys, admin and service credentials, resource
 //! servers and their secrets, OAuth clients and their secrets, API keys, the revocation log and
 //! the seen client-assertion ids (replay protection outlives the move), users with their password
-//! hashes, and which tenants, clients and resource servers are archived (an import must not
-//! bring them back). Not exported: users' one-time tokens (short-lived links), the audit
-//! log (history, not state, and the largest table: it stays in the old database and its backups)
-//! and the revocation log head (derived from the log on import).
+//! hashes, which tenants, clients and resource servers are archived (an import must not bring
+//! them back), and users' consents (what a user agreed to is state the user would otherwise be
+//! asked again). Not exported: users' one-time tokens (short-lived links), the audit log
+//! (history, not state, and the largest table: it stays in the old database and its backups),
+//! the revocation log head (derived from the log on import), and the sign-in state that lives
+//! minutes to days: sessions, authorization codes (at most 60 s), and refresh-token families
+//! with their tokens. A family belongs to a session (its `sid`), and sessions do not move;
+//! carrying families without them would leave refresh tokens that the user's account page
+//! cannot list or sign out of. After a move users sign in again (apps included), and the export
+//! file holds no bearer-token digest that is valid for weeks. Every one of these tables must be
+//! empty for an import all the same ([`IMPORT_TABLES`]).
 //!
 //! This module must never see a plaintext secret or decrypt a signing key: credentials are
 //! digests and private keys stay sealed under the KEK, so an export is as sensitive as the
@@ -33,6 +40,7 @@ use portcullis_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::model::*;
+use crate::sign_in_model::ConsentRecord;
 use crate::{Result, StoreError};
 
 /// The `format` field of an export's header line.
@@ -83,6 +91,7 @@ pub enum Record {
     /// who had one asks again.
     User(UserRecord),
     Archived(ArchivedObject),
+    Consent(ConsentRecord),
 }
 
 impl Record {
@@ -102,6 +111,7 @@ impl Record {
             Self::AssertionJti(_) => "assertion_jti",
             Self::User(_) => "user",
             Self::Archived(_) => "archived",
+            Self::Consent(_) => "consent",
         }
     }
 }
@@ -455,6 +465,13 @@ enum Line {
         archived_at: i64,
         archived_by: Option<String>,
     },
+    Consent {
+        tenant_id: String,
+        user_id: String,
+        client_id: String,
+        scopes: Vec<String>,
+        granted_at: i64,
+    },
     End {
         records: u64,
     },
@@ -692,6 +709,13 @@ impl From<Record> for Line {
                 tenant_id: a.tenant.to_string(),
                 archived_at: ms(a.archived_at),
                 archived_by: a.archived_by,
+            },
+            Record::Consent(c) => Line::Consent {
+                tenant_id: c.tenant.as_str().to_owned(),
+                user_id: c.user_id,
+                client_id: c.client_id,
+                scopes: c.scopes,
+                granted_at: ms(c.granted_at),
             },
         }
     }
@@ -965,6 +989,19 @@ impl Line {
                 archived_at: at(archived_at),
                 archived_by,
             }),
+            Line::Consent {
+                tenant_id,
+                user_id,
+                client_id,
+                scopes,
+                granted_at,
+            } => Record::Consent(ConsentRecord {
+                tenant: tenant(&tenant_id)?,
+                user_id,
+                client_id,
+                scopes: list(scopes, "consent scopes")?,
+                granted_at: at(granted_at),
+            }),
         })
     }
 }
@@ -981,7 +1018,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 15] = [
+pub const IMPORT_TABLES: [(&str, &str); 20] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -999,6 +1036,13 @@ pub const IMPORT_TABLES: [(&str, &str); 15] = [
     // find it empty.
     ("user_tokens", "1 = 1"),
     ("archived_objects", "1 = 1"),
+    // Sign-in state: consents are exported; sessions, codes and refresh families deliberately
+    // are not (module docs), but an import still refuses a database that holds any.
+    ("consents", "1 = 1"),
+    ("sign_in_sessions", "1 = 1"),
+    ("authorization_codes", "1 = 1"),
+    ("refresh_families", "1 = 1"),
+    ("refresh_tokens", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, and the log head the import derives.
@@ -1262,6 +1306,19 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::Consent(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO consents (tenant_id, user_id, client_id, scopes, granted_at) ",
+                    );
+                    q.push_values(each!(Consent), |mut b, c: &$crate::ConsentRecord| {
+                        b.push_bind(c.tenant.as_str().to_owned())
+                            .push_bind(c.user_id.clone())
+                            .push_bind(c.client_id.clone())
+                            .push_bind(c.scopes.join(" "))
+                            .push_bind(c.granted_at.as_millis());
+                    });
+                    q
+                }
             };
             q.build()
                 .execute(&mut **tx)
@@ -1360,6 +1417,11 @@ macro_rules! impl_transfer {
                             archived_by: r.try_get("archived_by")?,
                         }))
                     }
+                );
+                table!(
+                    "SELECT t.*, t.tenant_id || ' ' || t.user_id || ' ' || t.client_id AS k FROM consents t",
+                    String,
+                    |r| consent_from_row(r).map(Record::Consent)
                 );
                 tx.commit().await?;
                 Ok(())

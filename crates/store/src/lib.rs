@@ -21,7 +21,9 @@ mod head;
 mod model;
 pub mod page;
 mod postgres;
+mod sign_in_model;
 mod sql;
+mod sql_sign_in;
 mod sql_users;
 mod sqlite;
 
@@ -33,6 +35,7 @@ pub use page::{
     MAX_PAGE_LIMIT,
 };
 pub use postgres::PgStore;
+pub use sign_in_model::*;
 pub use sqlite::{FileCheck, SqliteStore};
 
 use async_trait::async_trait;
@@ -459,6 +462,159 @@ pub trait ArchiveStore {
     async fn archived_at(&self, kind: ArchivedKind, id: &str) -> Result<Option<Timestamp>>;
 }
 
+/// Sign-in sessions. Revocations append `session` entries (and `family` entries for the
+/// session's refresh-token families) to the revocation log in the same transaction, so a
+/// verifier learns of a sign-out as surely as the store does. `token_lifetime` is the longest
+/// access-token lifetime: an entry may be forgotten that long after the session or family could
+/// last have issued a token.
+#[async_trait]
+pub trait SessionStore {
+    /// Fails with [`StoreError::Conflict`] on a duplicate digest or id, [`StoreError::NotFound`]
+    /// if the tenant does not exist.
+    async fn insert_session(&self, s: &SessionRecord) -> Result<()>;
+    /// By the digest of the cookie secret, whatever its state: the caller decides.
+    async fn get_session(&self, digest: &[u8]) -> Result<Option<SessionRecord>>;
+    async fn get_session_by_id(
+        &self,
+        tenant: &TenantId,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>>;
+    /// Records activity: `last_seen_at` and `idle_expires_at` move forward only, on an
+    /// unrevoked session. Returns whether it was found unrevoked.
+    async fn touch_session(
+        &self,
+        digest: &[u8],
+        last_seen_at: Timestamp,
+        idle_expires_at: Timestamp,
+    ) -> Result<bool>;
+    /// A user's unrevoked sessions, oldest first (expired ones included: the caller decides).
+    async fn list_user_sessions(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+    ) -> Result<Vec<SessionRecord>>;
+    /// Revokes an unrevoked session of the tenant and its refresh-token families, appending a
+    /// `session` entry (and a `family` entry per family) in the same transaction. Returns the
+    /// `session` entry, or `None` if there is no such unrevoked session.
+    async fn revoke_session(
+        &self,
+        tenant: &TenantId,
+        sid: &str,
+        reason: &str,
+        now: Timestamp,
+        token_lifetime: std::time::Duration,
+    ) -> Result<Option<RevocationEntry>>;
+    /// Revokes every unrevoked session and every refresh-token family of a user (signing out
+    /// everywhere, or the user being deleted), with their entries, in one transaction. Returns
+    /// the sids revoked, sorted.
+    async fn revoke_user_sessions(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        reason: &str,
+        now: Timestamp,
+        token_lifetime: std::time::Duration,
+    ) -> Result<Vec<String>>;
+    /// Deletes sessions whose absolute deadline is at or before `before`. Returns how many.
+    async fn prune_sessions(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Authorization codes: stored by digest, redeemed at most once.
+#[async_trait]
+pub trait AuthCodeStore {
+    /// Fails with [`StoreError::Conflict`] on a duplicate digest, [`StoreError::NotFound`] if
+    /// the tenant does not exist.
+    async fn insert_code(&self, c: &AuthCodeRecord) -> Result<()>;
+    /// Reads a code without redeeming it.
+    async fn get_code(&self, digest: &[u8]) -> Result<Option<AuthCodeRecord>>;
+    /// Redeems a code atomically: exactly one caller ever gets [`CodeConsumption::Redeemed`],
+    /// whichever node it runs on; later callers get [`CodeConsumption::AlreadyUsed`] (and the
+    /// code is marked replayed).
+    async fn consume_code(&self, digest: &[u8], now: Timestamp) -> Result<CodeConsumption>;
+    /// Records what the redemption issued. Returns whether a replay was seen meanwhile (the
+    /// caller must then revoke what it just issued itself). Fails with
+    /// [`StoreError::NotFound`] if the code is gone.
+    async fn record_code_issuance(&self, digest: &[u8], issued: &CodeIssuance) -> Result<bool>;
+    /// Deletes codes that expired at or before `before`. Returns how many.
+    async fn prune_codes(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Refresh-token families and their tokens, stored by digest.
+#[async_trait]
+pub trait RefreshTokenStore {
+    /// Inserts a family and its first token in one transaction. Fails with
+    /// [`StoreError::Conflict`] on a duplicate id or digest, [`StoreError::NotFound`] if the
+    /// tenant does not exist.
+    async fn create_refresh_family(
+        &self,
+        family: &RefreshFamilyRecord,
+        first: &RefreshTokenRecord,
+    ) -> Result<()>;
+    /// A token by digest with its family.
+    async fn get_refresh_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<(RefreshTokenRecord, RefreshFamilyRecord)>>;
+    async fn get_refresh_family(&self, id: &str) -> Result<Option<RefreshFamilyRecord>>;
+    /// Rotates `presented_digest` to `successor` (same family, next generation) atomically,
+    /// under the family row's lock: at most one successor per token, whichever nodes race. The
+    /// family's idle deadline moves to `idle_expires_at` (forward only). Nothing changes unless
+    /// the outcome is [`RotateOutcome::Rotated`].
+    async fn rotate_refresh_token(
+        &self,
+        presented_digest: &[u8],
+        successor: &RefreshTokenRecord,
+        idle_expires_at: Timestamp,
+    ) -> Result<RotateOutcome>;
+    /// Revokes an unrevoked family of the tenant and appends a `family` entry in the same
+    /// transaction. Returns the entry, or `None` if there is no such unrevoked family.
+    async fn revoke_refresh_family(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        reason: &str,
+        now: Timestamp,
+        token_lifetime: std::time::Duration,
+    ) -> Result<Option<RevocationEntry>>;
+    /// A user's families, oldest first (revoked and expired ones included).
+    async fn list_user_refresh_families(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+    ) -> Result<Vec<RefreshFamilyRecord>>;
+}
+
+/// Consents: which scopes a user granted which client.
+#[async_trait]
+pub trait ConsentStore {
+    /// Creates or replaces the consent of (tenant, user, client). Fails with
+    /// [`StoreError::NotFound`] if the tenant does not exist.
+    async fn put_consent(&self, c: &ConsentRecord) -> Result<()>;
+    async fn get_consent(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<ConsentRecord>>;
+    /// A user's consents, by client id.
+    async fn list_user_consents(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+    ) -> Result<Vec<ConsentRecord>>;
+    /// Withdraws a consent and, in the same transaction, revokes the client's refresh-token
+    /// families for that user (with their `family` entries): the app loses access, not only
+    /// the permission to ask again. Returns `false` if there was no such consent.
+    async fn revoke_consent(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+        token_lifetime: std::time::Duration,
+    ) -> Result<bool>;
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -490,6 +646,10 @@ pub trait Store:
     + ArchiveStore
     + RevocationStore
     + UserStore
+    + SessionStore
+    + AuthCodeStore
+    + RefreshTokenStore
+    + ConsentStore
     + export::TransferStore
     + Send
     + Sync

@@ -35,6 +35,7 @@ async fn revoked(s: &Arc<dyn Store>, q: &Q) -> Result<bool> {
         subject: &q.client_id,
         kid: &q.kid,
         family: None,
+        sid: None,
         issued_at: q.issued_at,
     };
     let candidates: Vec<_> = identity.candidates().collect();
@@ -2957,3 +2958,6 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
         log.len() as i64
     );
 }
+
+/// Sign-in state (sessions, codes, refresh families, consents): `conformance/sign_in.rs`.
+mod sign_in;
