@@ -266,19 +266,24 @@ impl Users {
     }
 
     /// What must happen when a user is deleted or disabled besides the user record: its
-    /// sessions and refresh-token families end. HOOK for the sign-in state (issue 16 items 4
-    /// and 8, built separately, migration 0010): it keeps sessions and families by user id
-    /// and tenant with no foreign key to `users`, so nothing cascades; whoever adds it calls
-    /// its revocation here (a `session` revocation per session id, a `family` revocation per
-    /// refresh family, both through `core::revocation`), so every verifier and gateway refuses
-    /// the user's tokens within a second. Until then a user has no sign-in state to end.
+    /// sessions and refresh-token families end. Sign-in state keeps users by id and tenant with
+    /// no foreign key to `users` (nothing cascades), so this revokes them through the store in
+    /// one transaction, appending a `session` entry per session and a `family` entry per refresh
+    /// family to the revocation log (`core::revocation` decides), so every verifier and gateway
+    /// refuses the user's tokens within a second. `token_lifetime` is the longest access-token
+    /// lifetime (how long the entries must be kept); `reason` goes to the log's internal reason.
+    /// Returns the session ids revoked.
     pub async fn end_sign_in_state(
         &self,
-        _store: &dyn Store,
-        _tenant: &TenantId,
-        _user: &portcullis_core::user::UserId,
-        _now: Timestamp,
-    ) -> Result<(), UsersError> {
-        Ok(())
+        store: &dyn Store,
+        tenant: &TenantId,
+        user: &portcullis_core::user::UserId,
+        reason: &str,
+        token_lifetime: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Vec<String>, UsersError> {
+        Ok(store
+            .revoke_user_sessions(tenant, user.as_str(), reason, now, token_lifetime)
+            .await?)
     }
 }

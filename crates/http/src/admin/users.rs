@@ -435,7 +435,14 @@ async fn set_status(
     if disable {
         state
             .users
-            .end_sign_in_state(state.store.as_ref(), &admin.tenant, &user.id, now)
+            .end_sign_in_state(
+                state.store.as_ref(),
+                &admin.tenant,
+                &user.id,
+                "user_disabled",
+                state.oauth.lifetimes.max,
+                now,
+            )
             .await
             .map_err(users_error)?;
     }
@@ -481,7 +488,14 @@ pub async fn delete(
     // they are ended through the service first, so a failure leaves the user in place.
     state
         .users
-        .end_sign_in_state(state.store.as_ref(), &admin.tenant, &user.id, now)
+        .end_sign_in_state(
+            state.store.as_ref(),
+            &admin.tenant,
+            &user.id,
+            "user_deleted",
+            state.oauth.lifetimes.max,
+            now,
+        )
         .await
         .map_err(users_error)?;
     if !state.store.delete_user(&admin.tenant, &user.id).await? {

@@ -2191,3 +2191,79 @@ async fn the_reset_trigger_answers_the_same_with_or_without_an_account() {
         .collect();
     assert_eq!(resets.len(), 2);
 }
+
+/// Disabling or deleting a user ends its sign-in state: each of its sessions is revoked with a
+/// `session` entry in the revocation log (so verifiers refuse tokens carrying that `sid`), and
+/// another user's session is left alone.
+#[tokio::test]
+async fn disabling_or_deleting_a_user_revokes_its_sessions_through_the_log() {
+    use portcullis_core::revocation::RevocationKind;
+    use portcullis_store::SessionRecord;
+    let app = TestApp::new().await;
+    let mut ids = Vec::new();
+    for name in ["gil", "hal", "ivy"] {
+        let (status, user) = app
+            .create_user(
+                &app.acme,
+                "acme",
+                json!({"username": name, "password": STRONG}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        ids.push(user["id"].as_str().expect("id").to_owned());
+    }
+    let now = app.clock.now();
+    let later = now.saturating_add(std::time::Duration::from_secs(3600));
+    for (i, user) in ids.iter().enumerate() {
+        app.store
+            .insert_session(&SessionRecord {
+                digest: vec![i as u8; 32],
+                id: format!("sid-{i}"),
+                tenant: tid("acme"),
+                user_id: user.clone(),
+                auth_time: now,
+                amr: vec!["pwd".into()],
+                acr: None,
+                created_at: now,
+                last_seen_at: now,
+                idle_expires_at: later,
+                absolute_expires_at: later,
+                revoked_at: None,
+            })
+            .await
+            .expect("session");
+    }
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            &format!("/admin/v1/tenants/acme/users/{}/disable", ids[0]),
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/admin/v1/tenants/acme/users/{}", ids[1]),
+            Some(&app.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let log = app.store.revocations_after(0, 1_000).await.expect("log");
+    for (i, revoked) in [(0, true), (1, true), (2, false)] {
+        let sid = format!("sid-{i}");
+        let session = app
+            .store
+            .get_session_by_id(&tid("acme"), &sid)
+            .await
+            .expect("get")
+            .expect("kept");
+        assert_eq!(session.revoked_at.is_some(), revoked, "{sid}");
+        let logged = log
+            .iter()
+            .any(|e| e.kind == RevocationKind::Session && e.subject == sid);
+        assert_eq!(logged, revoked, "{sid} in the revocation log");
+    }
+}
