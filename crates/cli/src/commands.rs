@@ -419,7 +419,7 @@ async fn list_all(
 }
 
 /// Lists every row of `path` and prints them as text or JSON.
-async fn list_and_print(
+pub(crate) async fn list_and_print(
     remote: &Remote,
     path: &str,
     query: &[(&str, String)],
@@ -452,7 +452,7 @@ fn field<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or("-")
 }
 
-fn table(rows: &Value, columns: &[&str]) -> String {
+pub(crate) fn table(rows: &Value, columns: &[&str]) -> String {
     let mut out = columns.join("\t").to_uppercase() + "\n";
     for row in rows.as_array().into_iter().flatten() {
         let cells: Vec<&str> = columns.iter().map(|c| field(row, c)).collect();
