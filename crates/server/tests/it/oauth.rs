@@ -3693,8 +3693,9 @@ async fn an_archived_tenant_refuses_its_tokens_clients_and_admins_for_good() {
 
 /// Archiving a resource server: no token is issued for its audience any more, its own
 /// introspection secret stops at once, and its audience is never given to another resource
-/// server. Tokens issued for it before are not revoked (no log entry names an audience): they
-/// stay valid until they expire for anyone who still accepts the audience, as documented.
+/// server. Tokens issued for it before are inactive at introspection (the audience is gone), but
+/// no log entry names an audience: a verifier that still accepts the audience accepts them until
+/// they expire, as documented.
 #[tokio::test]
 async fn an_archived_resource_server_gets_no_more_tokens_and_cannot_introspect() {
     let app = App::new().await;
@@ -3704,6 +3705,8 @@ async fn an_archived_resource_server_gets_no_more_tokens_and_cannot_introspect()
     let c = app.client("acme", json!({})).await;
     let before = app.access_token(&c).await;
     assert_eq!(app.introspect(&rs, &before).await["active"], true);
+    let introspector = app.client("acme", json!({"introspection": true})).await;
+    assert_eq!(app.introspect(&introspector, &before).await["active"], true);
     let verifier = embedded_verifier(&app, "payments-api").await;
 
     let (s, v) = app
@@ -3737,8 +3740,13 @@ async fn an_archived_resource_server_gets_no_more_tokens_and_cannot_introspect()
         (s, v["error"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("invalid_client"))
     );
-    // The documented limit: a verifier that still accepts the audience accepts the token until
-    // it expires.
+    // A client allowed to introspect learns the token is no longer current...
+    assert_eq!(
+        app.introspect(&introspector, &before).await,
+        json!({"active": false})
+    );
+    // ...but, the documented limit, a verifier that still accepts the audience accepts the token
+    // until it expires.
     assert!(verifier_accepts(&app, &verifier, &before).await);
 
     let (s, _) = app

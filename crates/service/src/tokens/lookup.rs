@@ -1,6 +1,7 @@
 //! Finding a presented token among those this server issued, and whether it is current:
 //! signature and claims against our published keys, then core's one revocation rule over the
-//! revocation log entries that name it. It must never decide revocation itself (core's
+//! revocation log entries that name it, then whether its audience is still one of its tenant's
+//! resource servers (not archived). It must never decide revocation itself (core's
 //! `RevocationSet` does), nor call a token current without both checks.
 
 use portcullis_core::oauth::{token_search_order, TokenType};
@@ -57,6 +58,15 @@ async fn current_token(
     let records: Vec<_> = entries.into_iter().map(|e| e.into_record()).collect();
     if let Some(by) = RevocationSet::from_records(&records).token_revoked(&identity) {
         return Ok(Err(by.reason()));
+    }
+    // A token for an audience the tenant no longer has (its resource server was archived) is not
+    // current here, whatever a verifier that still accepts the audience does until it expires.
+    if directory
+        .resource(svc.store.as_ref(), &verified.tenant, &claims.aud, now)
+        .await?
+        .is_none()
+    {
+        return Ok(Err("audience_archived"));
     }
     Ok(Ok(verified))
 }
