@@ -12,6 +12,7 @@ pub mod api_key;
 pub mod audit;
 pub mod base62;
 pub mod credential;
+pub mod detect;
 pub mod forwarded;
 pub mod metrics;
 pub mod oauth;
