@@ -66,6 +66,11 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
         &mut entry.0
     }
 
+    /// Every entry, in no particular order, without touching any.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.entries.iter_mut().map(|(k, e)| (k, &mut e.0))
+    }
+
     pub fn get(&self, key: &K) -> Option<&V> {
         self.entries.get(key).map(|e| &e.0)
     }

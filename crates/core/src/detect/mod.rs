@@ -24,6 +24,7 @@
 
 pub mod bounded;
 pub mod config;
+pub mod limit;
 pub mod window;
 
 use std::fmt;
