@@ -236,7 +236,7 @@ pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
 }
 
 /// Path segments typed by the user are percent-encoded so they cannot change the route.
-fn seg(s: &str) -> String {
+pub(crate) fn seg(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -263,7 +263,7 @@ async fn fetch_and_print(
     Ok(())
 }
 
-fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
+pub(crate) fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
     match remote.output {
         Output::Json => println!(
             "{}",
@@ -273,11 +273,11 @@ fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
     }
 }
 
-fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(crate) fn field<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or("-")
 }
 
-fn table(rows: &Value, columns: &[&str]) -> String {
+pub(crate) fn table(rows: &Value, columns: &[&str]) -> String {
     let mut out = columns.join("\t").to_uppercase() + "\n";
     for row in rows.as_array().into_iter().flatten() {
         let cells: Vec<&str> = columns.iter().map(|c| field(row, c)).collect();

@@ -93,9 +93,10 @@ impl AdminRole {
             ManageAdminTokens | ManageClients | ManageResourceServers => {
                 matches!(self, GlobalAdmin | TenantAdmin)
             }
-            ReadAdminTokens | ReadAudit | ReadClients | ReadResourceServers => {
+            ReadAdminTokens | ReadAudit | ReadClients | ReadResourceServers | ReadAlerts => {
                 matches!(self, GlobalAdmin | TenantAdmin | Auditor)
             }
+            ManageAlerts => matches!(self, GlobalAdmin | TenantAdmin),
             ReadRevocationFeed | VerifyApiKeys => {
                 matches!(self, GlobalAdmin | TenantAdmin | Service)
             }
@@ -150,10 +151,14 @@ pub enum Permission {
     ReadRevocationFeed,
     /// Ask `POST /v1/api-keys/verify` whether an API key is good.
     VerifyApiKeys,
+    /// List and show the detectors' alerts.
+    ReadAlerts,
+    /// Acknowledge and resolve alerts.
+    ManageAlerts,
 }
 
 impl Permission {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::ManageTenants,
         Self::ReadTenant,
         Self::ManageSigningKeys,
@@ -170,6 +175,8 @@ impl Permission {
         Self::ReadResourceServers,
         Self::ReadRevocationFeed,
         Self::VerifyApiKeys,
+        Self::ReadAlerts,
+        Self::ManageAlerts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -190,6 +197,8 @@ impl Permission {
             Self::ReadResourceServers => "read_resource_servers",
             Self::ReadRevocationFeed => "read_revocation_feed",
             Self::VerifyApiKeys => "verify_api_keys",
+            Self::ReadAlerts => "read_alerts",
+            Self::ManageAlerts => "manage_alerts",
         }
     }
 }
@@ -331,7 +340,7 @@ mod tests {
 
     /// The role x permission table, written out independently of [`AdminRole::grants`].
     /// Columns: global_admin, tenant_admin, auditor, api_key_manager, service.
-    const TABLE: [(Permission, [bool; 5]); 16] = {
+    const TABLE: [(Permission, [bool; 5]); 18] = {
         use Permission::*;
         const Y: bool = true;
         const N: bool = false;
@@ -352,6 +361,8 @@ mod tests {
             (ReadResourceServers, [Y, Y, Y, N, N]),
             (ReadRevocationFeed, [Y, Y, N, N, Y]),
             (VerifyApiKeys, [Y, Y, N, N, Y]),
+            (ReadAlerts, [Y, Y, Y, N, N]),
+            (ManageAlerts, [Y, Y, N, N, N]),
         ]
     };
 
@@ -428,7 +439,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 5 * 2 * 16 * 4);
+        assert_eq!(checked, 5 * 2 * 18 * 4);
     }
 
     #[test]
