@@ -121,6 +121,13 @@ enum Bulk {
 }
 
 #[derive(Debug)]
+struct Failures {
+    counter: WindowedCounter,
+    /// The tenant findings are reported in: the subject's last non-system tenant.
+    tenant: TenantId,
+}
+
+#[derive(Debug)]
 struct Networks {
     first_seen: Timestamp,
     /// Networks seen, oldest first, at most `max_networks_per_credential`.
@@ -132,7 +139,9 @@ struct Networks {
 pub struct Detector {
     config: DetectConfig,
     clock: Arc<dyn Clock>,
-    failed: BoundedMap<(TenantId, Subject), WindowedCounter>,
+    /// Keyed by subject alone: client, key and admin credential ids are unique across tenants,
+    /// and an address is one attacker whichever tenant it tries.
+    failed: BoundedMap<Subject, Failures>,
     bulk: BoundedMap<(TenantId, Subject, Bulk), WindowedCounter>,
     networks: BoundedMap<(TenantId, Subject), Networks>,
 }
@@ -217,10 +226,16 @@ impl Detector {
             subjects.push(Subject::new(SubjectKind::Address, ip.to_string()));
         }
         for subject in subjects {
-            let key = (e.tenant.clone(), subject);
-            let counter = self.failed.touch(&key, || {
-                WindowedCounter::new(window_ms, th.failed_auth_baseline_windows, now)
+            let state = self.failed.touch(&subject, || Failures {
+                counter: WindowedCounter::new(window_ms, th.failed_auth_baseline_windows, now),
+                tenant: e.tenant.clone(),
             });
+            // A refusal before the credential was looked up (the failure throttle) is recorded
+            // under the installation's tenant; the subject keeps the tenant it was last seen in.
+            if !e.tenant.is_system() {
+                state.tenant = e.tenant.clone();
+            }
+            let counter = &mut state.counter;
             let count = counter.add(now, &e.id);
             let baseline = counter.baseline();
             let need = th
@@ -231,8 +246,8 @@ impl Detector {
                 out.push(Finding {
                     rule: Rule::FailedAuthSpike,
                     shadow: mode == Mode::Shadow,
-                    tenant: key.0.clone(),
-                    subject: key.1.clone(),
+                    tenant: state.tenant.clone(),
+                    subject,
                     at: now,
                     window_start: counter.window_start(),
                     window_secs: th.failed_auth_window_secs,

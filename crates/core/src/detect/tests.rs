@@ -157,6 +157,30 @@ fn a_busy_subject_fires_only_well_above_its_own_baseline() {
 }
 
 #[test]
+fn throttled_failures_recorded_under_the_installation_count_for_the_clients_tenant() {
+    let mut s = Stream::default();
+    let mut fired = Vec::new();
+    for _ in 0..5 {
+        let e = s.failed_client_auth("cl_t", "192.0.2.1");
+        fired.extend(s.send(e));
+    }
+    for _ in 0..15 {
+        let mut e = s.event(Action::OAuthClientAuthThrottled, Outcome::Failure);
+        e.tenant = TenantId::system();
+        e.credential_id = Some("cl_t".into());
+        e.client_ip = Some("192.0.2.1".into());
+        e.reason = Some(Reason::new("throttled"));
+        fired.extend(s.send(e));
+    }
+    let f = fired
+        .iter()
+        .find(|f| f.subject == Subject::new(SubjectKind::Client, "cl_t"))
+        .expect("client spike");
+    assert_eq!(f.tenant, tenant("acme"));
+    assert_eq!(f.count, 20);
+}
+
+#[test]
 fn normal_traffic_raises_nothing() {
     let mut s = Stream::default();
     let mut fired = Vec::new();
@@ -390,7 +414,7 @@ fn memory_stays_capped_under_a_flood_of_made_up_subjects() {
     assert!(s
         .detector
         .failed
-        .get(&(tenant("acme"), Subject::new(SubjectKind::Client, "cl_real")))
+        .get(&Subject::new(SubjectKind::Client, "cl_real"))
         .is_some());
 }
 
