@@ -2141,14 +2141,14 @@ mod cases {
                 1_000,
             ))
             .await
-            .unwrap();
+            .expect("store");
         assert_eq!((a.id.as_str(), a.status, a.count), ("al1", St::Open, 1));
         assert_eq!((a.first_seen, a.last_seen), (at(1_000), at(1_000)));
         // Same rule and subject: folded in, with the newest evidence; an older finding never
         // moves last_seen back.
         let mut more = alert("al2", "system", "failed_auth_spike", "client:c1", 5_000);
         more.count = 4;
-        let a = s.upsert_alert(&more).await.unwrap();
+        let a = s.upsert_alert(&more).await.expect("store");
         assert_eq!((a.id.as_str(), a.count), ("al1", 5));
         assert_eq!((a.first_seen, a.last_seen), (at(1_000), at(5_000)));
         assert_eq!(a.evidence, "{\"n\":5000}");
@@ -2161,12 +2161,12 @@ mod cases {
                 2_000,
             ))
             .await
-            .unwrap();
+            .expect("store");
         assert_eq!((a.id.as_str(), a.count, a.last_seen), ("al1", 6, at(5_000)));
         // Shadow findings and other subjects are separate alerts.
         let mut shadow = alert("al4", "system", "failed_auth_spike", "client:c1", 6_000);
         shadow.shadow = true;
-        let sh = s.upsert_alert(&shadow).await.unwrap();
+        let sh = s.upsert_alert(&shadow).await.expect("store");
         assert_eq!((sh.id.as_str(), sh.shadow, sh.count), ("al4", true, 1));
         let other = s
             .upsert_alert(&alert(
@@ -2177,7 +2177,7 @@ mod cases {
                 6_000,
             ))
             .await
-            .unwrap();
+            .expect("store");
         assert_eq!(other.id, "al5");
 
         // Acknowledge: compare-and-swap on the status.
@@ -2192,7 +2192,7 @@ mod cases {
                 at(7_000)
             )
             .await
-            .unwrap());
+            .expect("store"));
         assert!(!s
             .set_alert_status(
                 Some(&sys),
@@ -2203,7 +2203,7 @@ mod cases {
                 at(7_000)
             )
             .await
-            .unwrap());
+            .expect("store"));
         // An acknowledged alert still absorbs findings.
         let a = s
             .upsert_alert(&alert(
@@ -2214,7 +2214,7 @@ mod cases {
                 8_000,
             ))
             .await
-            .unwrap();
+            .expect("store");
         assert_eq!(
             (a.id.as_str(), a.status, a.count),
             ("al1", St::Acknowledged, 7)
@@ -2231,8 +2231,12 @@ mod cases {
                 at(9_000)
             )
             .await
-            .unwrap());
-        let a = s.get_alert(Some(&sys), "al1").await.unwrap().unwrap();
+            .expect("store"));
+        let a = s
+            .get_alert(Some(&sys), "al1")
+            .await
+            .expect("store")
+            .expect("store");
         assert_eq!(a.status, St::Resolved);
         assert_eq!(a.resolved_by.as_deref(), Some("admin:b"));
         assert_eq!(a.acknowledged_by.as_deref(), Some("admin:a"));
@@ -2246,14 +2250,14 @@ mod cases {
                 10_000,
             ))
             .await
-            .unwrap();
+            .expect("store");
         assert_eq!((n.id.as_str(), n.status, n.count), ("al7", St::Open, 1));
         // Unknown ids change nothing.
         assert!(!s
             .set_alert_status(None, "nope", St::Open, St::Resolved, "admin:b", at(9_000))
             .await
-            .unwrap());
-        assert!(s.get_alert(None, "nope").await.unwrap().is_none());
+            .expect("store"));
+        assert!(s.get_alert(None, "nope").await.expect("store").is_none());
     }
 
     pub async fn alerts_are_listed_with_filters_and_scoped_by_tenant(s: Arc<dyn Store>) {
@@ -2261,13 +2265,13 @@ mod cases {
         tenants(&s, &["acme", "beta"]).await;
         s.upsert_alert(&alert("a1", "acme", "failed_auth_spike", "client:c", 1_000))
             .await
-            .unwrap();
+            .expect("store");
         s.upsert_alert(&alert("a2", "acme", "new_network", "api_key:k", 2_000))
             .await
-            .unwrap();
+            .expect("store");
         s.upsert_alert(&alert("b1", "beta", "new_network", "api_key:k", 3_000))
             .await
-            .unwrap();
+            .expect("store");
         let (acme, beta) = (tid("acme"), tid("beta"));
         s.set_alert_status(
             Some(&acme),
@@ -2278,7 +2282,7 @@ mod cases {
             at(4_000),
         )
         .await
-        .unwrap();
+        .expect("store");
         let list = |tenant: Option<TenantId>, status: Option<St>, rule: Option<&str>| {
             let s = s.clone();
             let f = AlertFilter {
@@ -2290,7 +2294,7 @@ mod cases {
             async move {
                 s.list_alerts(&f)
                     .await
-                    .unwrap()
+                    .expect("store")
                     .into_iter()
                     .map(|a| a.id)
                     .collect::<Vec<_>>()
@@ -2305,7 +2309,11 @@ mod cases {
             Vec::<String>::new()
         );
         // Another tenant's alert is neither shown nor changed.
-        assert!(s.get_alert(Some(&beta), "a2").await.unwrap().is_none());
+        assert!(s
+            .get_alert(Some(&beta), "a2")
+            .await
+            .expect("store")
+            .is_none());
         assert!(!s
             .set_alert_status(
                 Some(&beta),
@@ -2316,9 +2324,13 @@ mod cases {
                 at(5_000)
             )
             .await
-            .unwrap());
+            .expect("store"));
         assert_eq!(
-            s.get_alert(None, "a2").await.unwrap().unwrap().status,
+            s.get_alert(None, "a2")
+                .await
+                .expect("store")
+                .expect("store")
+                .status,
             St::Open
         );
     }
