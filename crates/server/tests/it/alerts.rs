@@ -34,6 +34,10 @@ struct Node {
 
 impl Node {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(change: impl FnOnce(&mut portcullis_server::config::Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("db"))
@@ -47,6 +51,7 @@ impl Node {
         // and the detectors still count those for the client.
         config.oauth = OAuthConfig::default();
         config.audit.flush_interval_ms = 20;
+        change(&mut config);
         let Assembled {
             router,
             tasks,
@@ -448,5 +453,21 @@ async fn alerts_are_acknowledged_and_resolved_once_and_bad_input_changes_nothing
     let open = node.alerts("?status=open").await;
     assert_eq!(open.len(), 1);
     assert_ne!(open[0]["id"], json!(id));
+    node.stop().await;
+}
+
+/// `detect.enabled = false`: no detector task, no alert, no detector series in the scrape.
+#[tokio::test]
+async fn with_detection_off_nothing_is_raised() {
+    let node = Node::start_with(|c| c.detect.enabled = false).await;
+    let (client, _) = node.seed().await;
+    for _ in 0..25 {
+        assert_ne!(node.token(&client, "guess").await, StatusCode::OK);
+    }
+    assert!(node.metrics.detect.is_none());
+    assert!(!node.metrics.render().await.contains("portcullis_detect_"));
+    // The failures were recorded (the audit log has them) and still no alert exists.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(node.alerts("").await.is_empty());
     node.stop().await;
 }
