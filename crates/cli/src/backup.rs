@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::new_file::NewFile;
+
 use anyhow::{bail, Context};
 use portcullis_server::config::{DatabaseLocation, FlagOverrides};
 use portcullis_store::{SqliteStore, Store as _};
@@ -47,25 +49,18 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
              docs/operations.md)"
         ),
     };
-    if args.file.exists() {
-        bail!(
-            "{} already exists; choose a new file name",
-            args.file.display()
-        );
-    }
-    // Written beside the destination and renamed once checked: a crash or a full disk never
-    // leaves a file at the destination that looks like a backup and is not one.
-    let partial = partial_path(&args.file)?;
-    let _ = std::fs::remove_file(&partial);
-    let result = write_checked(&source, &partial).await;
+    // Written beside the destination and put in place once checked (crate::new_file).
+    let file = match NewFile::reserve(&args.file) {
+        Ok(f) => f,
+        Err(e) => {
+            source.close().await;
+            return Err(e);
+        }
+    };
+    let result = write_checked(&source, file.partial()).await;
     source.close().await;
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&partial);
-        return Err(e);
-    }
-    std::fs::rename(&partial, &args.file)
-        .with_context(|| format!("could not move the backup to {}", args.file.display()))?;
-    sync_parent(&args.file);
+    result?;
+    file.publish()?;
     let (path, explicit) = config.kek_path();
     println!("backup written to {}", args.file.display());
     println!(
@@ -96,26 +91,6 @@ async fn write_checked(source: &SqliteStore, partial: &Path) -> anyhow::Result<(
         );
     }
     Ok(())
-}
-
-fn partial_path(file: &Path) -> anyhow::Result<PathBuf> {
-    let Some(name) = file.file_name() else {
-        bail!("{} is not a file name", file.display());
-    };
-    let mut partial = name.to_owned();
-    partial.push(".partial");
-    Ok(file.with_file_name(partial))
-}
-
-/// Makes the rename durable (best effort: not every file system syncs directories).
-fn sync_parent(file: &Path) {
-    let parent = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if let Ok(dir) = std::fs::File::open(parent) {
-        let _ = dir.sync_all();
-    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,21 +125,21 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if args.file.exists() {
-        bail!(
-            "{} already exists; choose a new file name",
-            args.file.display()
-        );
-    }
+    let new_file = NewFile::reserve(&args.file)?;
     let store = portcullis_server::serve::open_store(&config).await?;
-    let partial = partial_path(&args.file)?;
-    let _ = std::fs::remove_file(&partial);
-    let file = std::fs::OpenOptions::new()
+    let file = match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&partial)
-        .with_context(|| format!("could not create {}", partial.display()))?;
+        .open(new_file.partial())
+    {
+        Ok(f) => f,
+        Err(e) => {
+            store.close().await;
+            return Err(e)
+                .with_context(|| format!("could not create {}", new_file.partial().display()));
+        }
+    };
     let mut out = std::io::BufWriter::new(file);
     let written = portcullis_store::export::write_export(
         store.as_ref(),
@@ -180,16 +155,8 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         file.sync_all()?;
         Ok(n)
     });
-    let n = match result {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e.context("could not write the export"));
-        }
-    };
-    std::fs::rename(&partial, &args.file)
-        .with_context(|| format!("could not move the export to {}", args.file.display()))?;
-    sync_parent(&args.file);
+    let n = result.context("could not write the export")?;
+    new_file.publish()?;
     println!(
         "exported {n} records (format {} version {}) to {}",
         portcullis_store::export::FORMAT,

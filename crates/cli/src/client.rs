@@ -52,7 +52,7 @@ impl AdminClient {
         let url = format!("{}/admin/v1{path}", self.base);
         let mut req = self
             .http
-            .request(method, &url)
+            .request(method.clone(), &url)
             .bearer_auth(&self.token)
             .query(query);
         if let Some(body) = body {
@@ -64,7 +64,18 @@ impl AdminClient {
             .with_context(|| format!("could not reach {}", self.base))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        answer(&self.base, status, &text)
+        let value = answer(&self.base, status, &text)?;
+        if !value.is_null() {
+            crate::answer_shape::check(method.as_str(), path, &value).map_err(|e| {
+                not_portcullis(
+                    &self.base,
+                    &format!(
+                        "it answered {status} with JSON that is not this command's answer: {e}"
+                    ),
+                )
+            })?;
+        }
+        Ok(value)
     }
 }
 

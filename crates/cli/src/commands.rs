@@ -1,4 +1,8 @@
 //! Admin subcommands: each maps to one admin API call and prints text or JSON.
+//!
+//! The admin API pages its lists (`{"items": [...], "next_cursor": ...}`); a `list` command
+//! follows the cursors ([`list_all`]) and prints every row, as one JSON array with `--json`, so
+//! its output is what it was before lists were paged.
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -21,8 +25,11 @@ pub enum TenantCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List tenants.
+    /// List tenants (archived ones only with --include-archived).
     List {
+        /// Also list archived tenants.
+        #[arg(long)]
+        include_archived: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -38,8 +45,15 @@ pub enum TenantCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Re-enable a disabled tenant.
+    /// Re-enable a disabled tenant (never an archived one).
     Enable {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Archive a tenant for good: disabled, its tokens revoked, its API keys, clients and admin
+    /// tokens refused; it can never be enabled again and its id is never reused.
+    Archive {
         id: String,
         #[command(flatten)]
         remote: Remote,
@@ -93,6 +107,7 @@ pub enum AuditCommand {
         /// Only this action, e.g. `tenant.create`.
         #[arg(long)]
         action: Option<String>,
+        /// Show at most this many events (the newest; read page by page).
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
@@ -117,10 +132,13 @@ pub enum ResourceServerCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List a tenant's resource servers.
+    /// List a tenant's resource servers (archived ones only with --include-archived).
     List {
         #[arg(long)]
         tenant: String,
+        /// Also list archived resource servers.
+        #[arg(long)]
+        include_archived: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -148,6 +166,15 @@ pub enum ResourceServerCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Archive a resource server for good: no more tokens for its audience, its introspection
+    /// secrets stop at once. Tokens already issued for it stay valid until they expire.
+    Archive {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,12 +188,23 @@ pub enum ClientCommand {
         /// Allowed scopes (comma-separated or repeated).
         #[arg(long = "scope", alias = "scopes", value_delimiter = ',')]
         scopes: Vec<String>,
-        /// Allowed audiences (comma-separated or repeated); the first is the default.
-        #[arg(long = "audience", value_delimiter = ',', required = true)]
+        /// Allowed audiences (comma-separated or repeated); the first is the default. Required
+        /// for client_credentials; an app that only signs users in needs none.
+        #[arg(long = "audience", value_delimiter = ',')]
         audiences: Vec<String>,
-        /// client_secret_basic (default), client_secret_post or private_key_jwt.
+        /// client_secret_basic (default), client_secret_post, private_key_jwt, or none (the
+        /// default of public clients).
         #[arg(long)]
         auth_method: Option<String>,
+        #[command(flatten)]
+        app: AppFlags,
+        /// confidential (default; public for native apps) or public (single-page and native
+        /// apps: no secret).
+        #[arg(long)]
+        client_type: Option<String>,
+        /// web (default) or native.
+        #[arg(long)]
+        application_type: Option<String>,
         /// For private_key_jwt: a file holding the client's public keys (a JWKS).
         #[arg(long, conflicts_with = "jwks_uri")]
         jwks_file: Option<std::path::PathBuf>,
@@ -186,10 +224,41 @@ pub enum ClientCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List a tenant's clients.
+    /// Change a client's registration: the flags given replace the stored values (a list flag
+    /// replaces the whole list; `--clear-redirect-uris` and the like empty one).
+    Update {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Allowed scopes (comma-separated or repeated).
+        #[arg(long = "scope", value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Allowed audiences (comma-separated or repeated).
+        #[arg(long = "audience", value_delimiter = ',')]
+        audiences: Vec<String>,
+        #[command(flatten)]
+        app: AppFlags,
+        #[arg(long)]
+        clear_redirect_uris: bool,
+        #[arg(long)]
+        clear_post_logout_redirect_uris: bool,
+        #[arg(long)]
+        clear_web_origins: bool,
+        /// Make the client third party again (consent asked).
+        #[arg(long, conflicts_with = "first_party")]
+        not_first_party: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a tenant's clients (archived ones only with --include-archived).
     List {
         #[arg(long)]
         tenant: String,
+        /// Also list archived clients.
+        #[arg(long)]
+        include_archived: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -221,6 +290,57 @@ pub enum ClientCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Archive a client for good: disabled, its secrets stop at once, its tokens revoked.
+    Archive {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// The registration flags of browser and native app clients, shared by `client create` and
+/// `client update`.
+#[derive(Debug, clap::Args)]
+pub struct AppFlags {
+    /// Grant types (comma-separated or repeated): client_credentials, authorization_code,
+    /// refresh_token.
+    #[arg(long = "grant-type", value_delimiter = ',')]
+    grant_types: Vec<String>,
+    /// A redirect URI (repeat for several); compared exactly.
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// A post-logout redirect URI (repeat for several).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// Single-page apps: an origin allowed to call the token endpoint (repeat for several).
+    #[arg(long = "web-origin")]
+    web_origins: Vec<String>,
+    /// The tenant's own app: no consent screen.
+    #[arg(long)]
+    first_party: bool,
+}
+
+impl AppFlags {
+    /// Adds the flags given to a request body.
+    fn fill(&self, body: &mut Value) {
+        if !self.grant_types.is_empty() {
+            body["grant_types"] = json!(self.grant_types);
+        }
+        if !self.redirect_uris.is_empty() {
+            body["redirect_uris"] = json!(self.redirect_uris);
+        }
+        if !self.post_logout_redirect_uris.is_empty() {
+            body["post_logout_redirect_uris"] = json!(self.post_logout_redirect_uris);
+        }
+        if !self.web_origins.is_empty() {
+            body["allowed_web_origins"] = json!(self.web_origins);
+        }
+        if self.first_party {
+            body["first_party"] = json!(true);
+        }
+    }
 }
 
 /// A duration flag (`--overlap`, `--access-token-ttl`): humantime (`1h`, `30m`, `1h 30m`,
@@ -263,6 +383,61 @@ async fn fetch_and_print(
     Ok(())
 }
 
+/// Rows the CLI asks for per page (the server's cap).
+const PAGE: usize = 1_000;
+
+/// Every row of a paged admin list (or the first `max`): follows `next_cursor` page by page and
+/// returns the rows as one JSON array.
+async fn list_all(
+    remote: &Remote,
+    path: &str,
+    query: &[(&str, String)],
+    max: Option<usize>,
+) -> anyhow::Result<Value> {
+    let client = AdminClient::new(remote)?;
+    let mut items: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let wanted = max.map_or(PAGE, |m| m.saturating_sub(items.len()).min(PAGE));
+        if wanted == 0 {
+            break;
+        }
+        let mut q = query.to_vec();
+        q.push(("limit", wanted.to_string()));
+        q.extend(cursor.take().map(|c| ("cursor", c)));
+        let v = client.call(Method::GET, path, &q, None).await?;
+        let page = v["items"].as_array().with_context(|| {
+            format!("the answer to GET {path} is not a page of items: is the server a Portcullis of this version?")
+        })?;
+        items.extend(page.iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    Ok(Value::Array(items))
+}
+
+/// Lists every row of `path` and prints them as text or JSON.
+async fn list_and_print(
+    remote: &Remote,
+    path: &str,
+    query: &[(&str, String)],
+    text: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<()> {
+    let rows = list_all(remote, path, query, None).await?;
+    print(remote, &rows, text);
+    Ok(())
+}
+
+fn archived_query(include_archived: bool) -> Vec<(&'static str, String)> {
+    if include_archived {
+        vec![("include_archived", "true".to_owned())]
+    } else {
+        Vec::new()
+    }
+}
+
 pub(crate) fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
     match remote.output {
         Output::Json => println!(
@@ -289,12 +464,13 @@ pub(crate) fn table(rows: &Value, columns: &[&str]) -> String {
 
 fn tenant_text(v: &Value) -> String {
     format!(
-        "id: {}\ndisplay_name: {}\nstatus: {}\ncreated_at: {}\nupdated_at: {}\n",
+        "id: {}\ndisplay_name: {}\nstatus: {}\ncreated_at: {}\nupdated_at: {}\narchived_at: {}\n",
         field(v, "id"),
         field(v, "display_name"),
         field(v, "status"),
         field(v, "created_at"),
-        field(v, "updated_at")
+        field(v, "updated_at"),
+        field(v, "archived_at")
     )
 }
 
@@ -315,10 +491,21 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             )
             .await?;
         }
-        TenantCommand::List { remote } => {
-            fetch_and_print(&remote, Method::GET, "/tenants", &[], None, |v| {
-                table(v, &["id", "status", "display_name", "created_at"])
-            })
+        TenantCommand::List {
+            include_archived,
+            remote,
+        } => {
+            list_and_print(
+                &remote,
+                "/tenants",
+                &archived_query(include_archived),
+                |v| {
+                    table(
+                        v,
+                        &["id", "status", "display_name", "created_at", "archived_at"],
+                    )
+                },
+            )
             .await?;
         }
         TenantCommand::Show { id, remote } => {
@@ -334,6 +521,7 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         }
         TenantCommand::Disable { id, remote } => set_tenant_status(&id, &remote, "disable").await?,
         TenantCommand::Enable { id, remote } => set_tenant_status(&id, &remote, "enable").await?,
+        TenantCommand::Archive { id, remote } => set_tenant_status(&id, &remote, "archive").await?,
     }
     Ok(())
 }
@@ -389,12 +577,10 @@ pub async fn admin_token(cmd: AdminTokenCommand) -> anyhow::Result<()> {
             .await?;
         }
         AdminTokenCommand::List { tenant, remote } => {
-            fetch_and_print(
+            list_and_print(
                 &remote,
-                Method::GET,
                 &format!("/tenants/{}/admin-tokens", seg(&tenant)),
                 &[],
-                None,
                 |v| {
                     table(
                         v,
@@ -438,18 +624,17 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
         limit,
         remote,
     } = cmd;
-    let mut query = vec![("limit", limit.to_string())];
+    let mut query = Vec::new();
     query.extend(since.map(|s| ("since", s)));
     query.extend(until.map(|s| ("until", s)));
     query.extend(action.map(|s| ("action", s)));
-    let v = AdminClient::new(&remote)?
-        .call(
-            Method::GET,
-            &format!("/tenants/{}/audit-events", seg(&tenant)),
-            &query,
-            None,
-        )
-        .await?;
+    let v = list_all(
+        &remote,
+        &format!("/tenants/{}/audit-events", seg(&tenant)),
+        &query,
+        Some(usize::try_from(limit).unwrap_or(usize::MAX)),
+    )
+    .await?;
     print(&remote, &v, |v| {
         table(
             v,
@@ -468,9 +653,7 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
 }
 
 pub async fn list_signing_keys(remote: &Remote) -> anyhow::Result<()> {
-    let v = AdminClient::new(remote)?
-        .call(Method::GET, "/signing-keys", &[], None)
-        .await?;
+    let v = list_all(remote, "/signing-keys", &[], None).await?;
     print(remote, &v, |v| {
         table(v, &["kid", "algorithm", "state", "kek_id", "created_at"])
     });
@@ -489,17 +672,33 @@ fn client_text(v: &Value) -> String {
             .unwrap_or_default()
     };
     let mut out = format!(
-        "client_id: {}\ntenant: {}\nname: {}\nstatus: {}\nauth_method: {}\nscopes: {}\naudiences: {}\naccess_token_ttl_secs: {}\nlast_used_at: {}\n",
+        "client_id: {}\ntenant: {}\nname: {}\nstatus: {}\nclient_type: {}\napplication_type: {}\nauth_method: {}\ngrant_types: {}\nscopes: {}\naudiences: {}\naccess_token_ttl_secs: {}\nlast_used_at: {}\narchived_at: {}\n",
         field(v, "client_id"),
         field(v, "tenant"),
         field(v, "name"),
         field(v, "status"),
+        field(v, "client_type"),
+        field(v, "application_type"),
         field(v, "auth_method"),
+        list("grant_types"),
         list("scopes"),
         list("audiences"),
         v["access_token_ttl_secs"],
         field(v, "last_used_at"),
+        field(v, "archived_at"),
     );
+    for (key, label) in [
+        ("redirect_uris", "redirect_uris"),
+        ("post_logout_redirect_uris", "post_logout_redirect_uris"),
+        ("allowed_web_origins", "allowed_web_origins"),
+    ] {
+        if v[key].as_array().is_some_and(|a| !a.is_empty()) {
+            out.push_str(&format!("{label}: {}\n", list(key)));
+        }
+    }
+    if v["first_party"] == json!(true) {
+        out.push_str("first_party: true\n");
+    }
     if let Some(secret) = v["client_secret"].as_str() {
         out.push_str(&format!(
             "client_secret: {secret}\n(the secret is shown only this once)\n"
@@ -545,14 +744,16 @@ pub async fn resource_server(cmd: ResourceServerCommand) -> anyhow::Result<()> {
             )
             .await?;
         }
-        ResourceServerCommand::List { tenant, remote } => {
-            fetch_and_print(
+        ResourceServerCommand::List {
+            tenant,
+            include_archived,
+            remote,
+        } => {
+            list_and_print(
                 &remote,
-                Method::GET,
                 &format!("/tenants/{}/resource-servers", seg(&tenant)),
-                &[],
-                None,
-                |v| table(v, &["id", "audience", "name", "created_at"]),
+                &archived_query(include_archived),
+                |v| table(v, &["id", "audience", "name", "created_at", "archived_at"]),
             )
             .await?;
         }
@@ -620,6 +821,28 @@ pub async fn resource_server(cmd: ResourceServerCommand) -> anyhow::Result<()> {
             )
             .await?;
         }
+        ResourceServerCommand::Archive { tenant, id, remote } => {
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!(
+                    "/tenants/{}/resource-servers/{}/archive",
+                    seg(&tenant),
+                    seg(&id)
+                ),
+                &[],
+                None,
+                |v| {
+                    format!(
+                        "id: {}\naudience: {}\narchived_at: {}\n",
+                        field(v, "id"),
+                        field(v, "audience"),
+                        field(v, "archived_at")
+                    )
+                },
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -632,6 +855,9 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             scopes,
             audiences,
             auth_method,
+            app,
+            client_type,
+            application_type,
             jwks_file,
             jwks_uri,
             access_token_ttl,
@@ -671,6 +897,13 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             if let Some(e) = environment {
                 body["environment"] = json!(e);
             }
+            if let Some(t) = client_type {
+                body["client_type"] = json!(t);
+            }
+            if let Some(t) = application_type {
+                body["application_type"] = json!(t);
+            }
+            app.fill(&mut body);
             fetch_and_print(
                 &remote,
                 Method::POST,
@@ -681,17 +914,73 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             )
             .await?;
         }
-        ClientCommand::List { tenant, remote } => {
+        ClientCommand::Update {
+            tenant,
+            id,
+            name,
+            scopes,
+            audiences,
+            app,
+            clear_redirect_uris,
+            clear_post_logout_redirect_uris,
+            clear_web_origins,
+            not_first_party,
+            remote,
+        } => {
+            let mut body = json!({});
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            if !scopes.is_empty() {
+                body["scopes"] = json!(scopes);
+            }
+            if !audiences.is_empty() {
+                body["audiences"] = json!(audiences);
+            }
+            app.fill(&mut body);
+            let empty: [&str; 0] = [];
+            if clear_redirect_uris {
+                body["redirect_uris"] = json!(empty);
+            }
+            if clear_post_logout_redirect_uris {
+                body["post_logout_redirect_uris"] = json!(empty);
+            }
+            if clear_web_origins {
+                body["allowed_web_origins"] = json!(empty);
+            }
+            if not_first_party {
+                body["first_party"] = json!(false);
+            }
             fetch_and_print(
                 &remote,
-                Method::GET,
-                &format!("/tenants/{}/clients", seg(&tenant)),
+                Method::PATCH,
+                &format!("/tenants/{}/clients/{}", seg(&tenant), seg(&id)),
                 &[],
-                None,
+                Some(body),
+                client_text,
+            )
+            .await?;
+        }
+        ClientCommand::List {
+            tenant,
+            include_archived,
+            remote,
+        } => {
+            list_and_print(
+                &remote,
+                &format!("/tenants/{}/clients", seg(&tenant)),
+                &archived_query(include_archived),
                 |v| {
                     table(
                         v,
-                        &["client_id", "name", "status", "auth_method", "last_used_at"],
+                        &[
+                            "client_id",
+                            "name",
+                            "status",
+                            "auth_method",
+                            "last_used_at",
+                            "archived_at",
+                        ],
                     )
                 },
             )
@@ -739,6 +1028,17 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                 &remote,
                 Method::POST,
                 &format!("/tenants/{}/clients/{}/disable", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                client_text,
+            )
+            .await?;
+        }
+        ClientCommand::Archive { tenant, id, remote } => {
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/clients/{}/archive", seg(&tenant), seg(&id)),
                 &[],
                 None,
                 client_text,
@@ -1017,7 +1317,7 @@ pub async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             let mut query = Vec::new();
             query.extend(environment.map(|e| ("environment", e)));
             query.extend(owner.map(|o| ("owner", o)));
-            fetch_and_print(&remote, Method::GET, &base(&tenant), &query, None, |v| {
+            list_and_print(&remote, &base(&tenant), &query, |v| {
                 table(
                     v,
                     &[

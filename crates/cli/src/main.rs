@@ -3,10 +3,13 @@
 //! HTTP API (everything else); `token` is an OAuth client of the token endpoint.
 
 mod alerts;
+mod answer_shape;
 mod backup;
 mod client;
 mod commands;
+mod new_file;
 mod token;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +93,9 @@ enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(commands::ClientCommand),
+    /// Manage a tenant's users (people who sign in): create, invite, list, reset passwords.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// Get an access token with the client-credentials grant and print it (a quick check).
     Token(token::TokenArgs),
     /// Write an online, consistent backup of the SQLite database (run on the server's host).
@@ -305,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiKey(cmd) => commands::api_key(cmd).await,
         Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
         Command::Client(cmd) => commands::client(cmd).await,
+        Command::Users(cmd) => users::users(cmd).await,
         Command::Token(args) => token::run(args).await,
         Command::Backup(args) => backup::backup(args).await,
         Command::Export(args) => backup::export(args).await,

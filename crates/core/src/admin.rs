@@ -90,10 +90,11 @@ impl AdminRole {
                 matches!(self, GlobalAdmin | TenantAdmin | Auditor | ApiKeyManager)
             }
             ManageApiKeys => matches!(self, GlobalAdmin | TenantAdmin | ApiKeyManager),
-            ManageAdminTokens | ManageClients | ManageResourceServers => {
+            ManageAdminTokens | ManageClients | ManageResourceServers | ManageUsers => {
                 matches!(self, GlobalAdmin | TenantAdmin)
             }
-            ReadAdminTokens | ReadAudit | ReadClients | ReadResourceServers | ReadAlerts => {
+            ReadAdminTokens | ReadAudit | ReadClients | ReadResourceServers | ReadUsers
+            | ReadAlerts => {
                 matches!(self, GlobalAdmin | TenantAdmin | Auditor)
             }
             ManageAlerts => matches!(self, GlobalAdmin | TenantAdmin),
@@ -147,6 +148,10 @@ pub enum Permission {
     ManageResourceServers,
     /// List and show resource servers (never their secrets).
     ReadResourceServers,
+    /// Create, change, disable, enable and delete users; send invitations and reset links.
+    ManageUsers,
+    /// List and show users (never their password hashes).
+    ReadUsers,
     /// Read the revocation feed (snapshot and stream).
     ReadRevocationFeed,
     /// Ask `POST /v1/api-keys/verify` whether an API key is good.
@@ -158,7 +163,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::ManageTenants,
         Self::ReadTenant,
         Self::ManageSigningKeys,
@@ -173,6 +178,8 @@ impl Permission {
         Self::ReadClients,
         Self::ManageResourceServers,
         Self::ReadResourceServers,
+        Self::ManageUsers,
+        Self::ReadUsers,
         Self::ReadRevocationFeed,
         Self::VerifyApiKeys,
         Self::ReadAlerts,
@@ -195,6 +202,8 @@ impl Permission {
             Self::ReadClients => "read_clients",
             Self::ManageResourceServers => "manage_resource_servers",
             Self::ReadResourceServers => "read_resource_servers",
+            Self::ManageUsers => "manage_users",
+            Self::ReadUsers => "read_users",
             Self::ReadRevocationFeed => "read_revocation_feed",
             Self::VerifyApiKeys => "verify_api_keys",
             Self::ReadAlerts => "read_alerts",
@@ -340,7 +349,7 @@ mod tests {
 
     /// The role x permission table, written out independently of [`AdminRole::grants`].
     /// Columns: global_admin, tenant_admin, auditor, api_key_manager, service.
-    const TABLE: [(Permission, [bool; 5]); 18] = {
+    const TABLE: [(Permission, [bool; 5]); 20] = {
         use Permission::*;
         const Y: bool = true;
         const N: bool = false;
@@ -359,6 +368,8 @@ mod tests {
             (ReadClients, [Y, Y, Y, N, N]),
             (ManageResourceServers, [Y, Y, N, N, N]),
             (ReadResourceServers, [Y, Y, Y, N, N]),
+            (ManageUsers, [Y, Y, N, N, N]),
+            (ReadUsers, [Y, Y, Y, N, N]),
             (ReadRevocationFeed, [Y, Y, N, N, Y]),
             (VerifyApiKeys, [Y, Y, N, N, Y]),
             (ReadAlerts, [Y, Y, Y, N, N]),
@@ -439,7 +450,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 5 * 2 * 18 * 4);
+        assert_eq!(checked, 5 * 2 * 20 * 4);
     }
 
     #[test]

@@ -23,6 +23,19 @@ use crate::secret::constant_time_eq;
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
 
+/// The request header an API key may be sent in (besides `Authorization: Bearer`), spelled as
+/// the docs and the `ApiKey` challenge name it. Header names are case-insensitive: look it up
+/// with this (`http::HeaderMap` folds case), or compare with `eq_ignore_ascii_case`.
+pub const API_KEY_HEADER: &str = "X-API-Key";
+
+/// The `WWW-Authenticate` challenge a route that takes API keys sends after its `Bearer` one,
+/// from that challenge's parameters (`realm="api"`, with `error="..."` when a credential was
+/// refused): `ApiKey realm="api", header="X-API-Key"` (RFC 9110 section 11.6.1 allows several
+/// challenges). The token service and the gateway answer with this one text.
+pub fn api_key_challenge(bearer_params: &str) -> String {
+    format!("ApiKey {bearer_params}, header=\"{API_KEY_HEADER}\"")
+}
+
 /// Actions that detectors must raise an alert for as soon as they are recorded.
 pub const ALERT_ACTIONS: &[&str] = &["api_key.leak_revoked"];
 
@@ -545,6 +558,14 @@ pub fn decide(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_api_key_challenge_names_the_header_after_the_bearer_parameters() {
+        assert_eq!(
+            super::api_key_challenge("realm=\"api\", error=\"invalid_token\""),
+            "ApiKey realm=\"api\", error=\"invalid_token\", header=\"X-API-Key\""
+        );
+    }
+
     use super::*;
     use rand::{rngs::SmallRng, SeedableRng};
 

@@ -93,11 +93,30 @@ actions! {
     OAuthTokenIssue => "oauth.token.issue",
     OAuthTokenIntrospect => "oauth.token.introspect",
     OAuthTokenRevoke => "oauth.token.revoke",
+    /// An authorization code was presented again after its first redemption: what the first
+    /// issued was revoked (DESIGN invariant 6).
+    OAuthCodeReplay => "oauth.code.replay",
+    /// A refresh token was rotated (or, within the grace window, its successor handed out again).
+    OAuthRefreshRotate => "oauth.refresh.rotate",
+    /// A rotated refresh token was presented again after the grace window (likely stolen).
+    OAuthRefreshReuse => "oauth.refresh.reuse",
+    /// A refresh-token family was revoked (reuse, sign-out, admin), with a `family` entry in
+    /// the revocation log.
+    OAuthRefreshFamilyRevoke => "oauth.refresh.family_revoke",
     OAuthClientCreate => "oauth_client.create",
     OAuthClientRotateSecret => "oauth_client.rotate_secret",
     OAuthClientDisable => "oauth_client.disable",
+    /// A client was archived: disabled for good, its secrets expired, its tokens revoked.
+    OAuthClientArchive => "oauth_client.archive",
+    OAuthClientUpdate => "oauth_client.update",
     ResourceServerCreate => "resource_server.create",
+    /// A user signed in: a new session (a new id at every sign-in).
+    SessionCreate => "session.create",
+    /// A session was ended (sign-out, the user, an admin), with a `session` revocation entry.
+    SessionRevoke => "session.revoke",
     ResourceServerRotateSecret => "resource_server.rotate_secret",
+    /// A resource server was archived: its audience gets no more tokens, its secrets expired.
+    ResourceServerArchive => "resource_server.archive",
     SigningKeyGenerate => "signing_key.generate",
     SigningKeyRotate => "signing_key.rotate",
     SigningKeyActivate => "signing_key.activate",
@@ -105,6 +124,17 @@ actions! {
     TenantCreate => "tenant.create",
     TenantDisable => "tenant.disable",
     TenantEnable => "tenant.enable",
+    UserCreate => "user.create",
+    UserUpdate => "user.update",
+    UserDisable => "user.disable",
+    UserEnable => "user.enable",
+    UserDelete => "user.delete",
+    /// An invitation link was issued and mailed (never the link itself).
+    UserInvite => "user.invite",
+    /// A password reset was asked for an address; the target is the user if there is one.
+    UserPasswordResetRequest => "user.password_reset_request",
+    /// A tenant was archived: disabled for good, its tokens revoked.
+    TenantArchive => "tenant.archive",
 }
 
 impl fmt::Display for Action {
@@ -449,17 +479,29 @@ mod tests {
             (Action::OAuthTokenIssue, "oauth.token.issue"),
             (Action::OAuthTokenIntrospect, "oauth.token.introspect"),
             (Action::OAuthTokenRevoke, "oauth.token.revoke"),
+            (Action::OAuthCodeReplay, "oauth.code.replay"),
+            (Action::OAuthRefreshRotate, "oauth.refresh.rotate"),
+            (Action::OAuthRefreshReuse, "oauth.refresh.reuse"),
+            (
+                Action::OAuthRefreshFamilyRevoke,
+                "oauth.refresh.family_revoke",
+            ),
             (Action::OAuthClientCreate, "oauth_client.create"),
             (
                 Action::OAuthClientRotateSecret,
                 "oauth_client.rotate_secret",
             ),
             (Action::OAuthClientDisable, "oauth_client.disable"),
+            (Action::OAuthClientArchive, "oauth_client.archive"),
+            (Action::OAuthClientUpdate, "oauth_client.update"),
             (Action::ResourceServerCreate, "resource_server.create"),
+            (Action::ResourceServerArchive, "resource_server.archive"),
             (
                 Action::ResourceServerRotateSecret,
                 "resource_server.rotate_secret",
             ),
+            (Action::SessionCreate, "session.create"),
+            (Action::SessionRevoke, "session.revoke"),
             (Action::SigningKeyGenerate, "signing_key.generate"),
             (Action::SigningKeyRotate, "signing_key.rotate"),
             (Action::SigningKeyActivate, "signing_key.activate"),
@@ -467,6 +509,17 @@ mod tests {
             (Action::TenantCreate, "tenant.create"),
             (Action::TenantDisable, "tenant.disable"),
             (Action::TenantEnable, "tenant.enable"),
+            (Action::UserCreate, "user.create"),
+            (Action::UserUpdate, "user.update"),
+            (Action::UserDisable, "user.disable"),
+            (Action::UserEnable, "user.enable"),
+            (Action::UserDelete, "user.delete"),
+            (Action::UserInvite, "user.invite"),
+            (
+                Action::UserPasswordResetRequest,
+                "user.password_reset_request",
+            ),
+            (Action::TenantArchive, "tenant.archive"),
         ];
         assert_eq!(
             pinned.len(),

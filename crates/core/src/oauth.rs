@@ -144,20 +144,36 @@ impl std::fmt::Display for Audience {
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     ClientCredentials,
+    /// RFC 6749 section 4.1, with PKCE: browser and native apps signing users in.
+    AuthorizationCode,
+    /// RFC 6749 section 6: rotating refresh tokens of an authorization-code client.
+    RefreshToken,
 }
 
 impl GrantType {
+    pub const ALL: [Self; 3] = [
+        Self::ClientCredentials,
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+    ];
+
+    /// The grants the token endpoint serves today; a client may be registered for the others
+    /// before they are served, and a request naming one is `unsupported_grant_type`.
+    pub const SERVED: [Self; 1] = [Self::ClientCredentials];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientCredentials => "client_credentials",
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
         }
     }
 
     pub fn parse(s: &str) -> Result<Self, OAuthValueError> {
-        match s {
-            "client_credentials" => Ok(Self::ClientCredentials),
-            _ => Err(OAuthValueError::BadGrantType),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or(OAuthValueError::BadGrantType)
     }
 }
 
@@ -169,6 +185,9 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// RFC 7523 section 2.2: a JWT signed with a key the client registered.
     PrivateKeyJwt,
+    /// A public client (RFC 6749 section 2.1): no credential at all. Never matches a presented
+    /// credential, so such a client can never authenticate where authentication is required.
+    None,
 }
 
 impl AuthMethod {
@@ -177,6 +196,7 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
         }
     }
 
@@ -185,6 +205,7 @@ impl AuthMethod {
             "client_secret_basic" => Ok(Self::ClientSecretBasic),
             "client_secret_post" => Ok(Self::ClientSecretPost),
             "private_key_jwt" => Ok(Self::PrivateKeyJwt),
+            "none" => Ok(Self::None),
             _ => Err(OAuthValueError::BadAuthMethod),
         }
     }
@@ -376,10 +397,14 @@ impl GrantError {
     }
 }
 
-/// Checks that a request names a supported grant type, before the client is authenticated.
+/// Checks that a request names a grant type the token endpoint serves ([`GrantType::SERVED`]),
+/// before the client is authenticated.
 pub fn parse_grant_type(grant_type: Option<&str>) -> Result<GrantType, GrantError> {
     let g = grant_type.ok_or(GrantError::InvalidRequest("grant_type is required"))?;
-    GrantType::parse(g).map_err(|_| GrantError::UnsupportedGrantType)
+    GrantType::parse(g)
+        .ok()
+        .filter(|g| GrantType::SERVED.contains(g))
+        .ok_or(GrantError::UnsupportedGrantType)
 }
 
 /// Picks the audience a request targets: the one `resource`/`audience` names (all values sent
@@ -640,6 +665,18 @@ mod tests {
             parse_grant_type(Some("client_credentials")),
             Ok(GrantType::ClientCredentials)
         );
+        // Registrable, but not served by the token endpoint yet.
+        for later in ["authorization_code", "refresh_token"] {
+            assert!(GrantType::parse(later).is_ok(), "{later}");
+            assert_eq!(
+                parse_grant_type(Some(later)),
+                Err(GrantError::UnsupportedGrantType),
+                "{later}"
+            );
+        }
+        for g in GrantType::ALL {
+            assert_eq!(GrantType::parse(g.as_str()), Ok(g));
+        }
     }
 
     #[test]

@@ -11,11 +11,17 @@
 //! A verifier that meets a kind it does not know keeps following the feed and treats the record
 //! conservatively ([`RevocationKind::Unknown`]): it revokes, in its tenant (every tenant when
 //! filed under `system`), every token that carries the record's subject as any identifier
-//! (`jti`, client, subject, `kid`, family, tenant) and was issued at or before
+//! (`jti`, client, subject, `kid`, family, session `sid`, tenant) and was issued at or before
 //! `revoked_before`, and the API key with that id; unknown fields are ignored. So an older
 //! verifier may refuse more than a newer one, never accept what the new record revokes. A
 //! change that cannot keep to this takes a new protocol version, which older verifiers refuse
 //! (failing closed) instead of misreading.
+//!
+//! Session records ([`RevocationKind::Session`], subject = the `sid`) are the one addition that
+//! leans on a deployment rule rather than on this: a verifier from before sessions reads them as
+//! unknown but does not read the `sid` claim, so it cannot match them. Only tokens issued to a
+//! browser or mobile sign-in carry a `sid`; verifiers and gateways must run a version that knows
+//! `session` records before the sign-in endpoints are enabled (the upgrade notes say so).
 //!
 //! This module must never decide anything from a record's `reason` (it is not on the wire) or
 //! trust a record that did not come from the server's authenticated feed; it only holds state.
@@ -60,6 +66,10 @@ pub enum RevocationKind {
     /// (which are refused by their backend while the tenant is disabled, and work again once it
     /// is enabled).
     Tenant,
+    /// A sign-in session (the subject is its `sid`) ended (sign-out, admin revocation, timeout
+    /// enforcement): every token carrying that `sid` issued at or before `revoked_before` is
+    /// revoked.
+    Session,
     /// A kind this verifier does not know (a newer server's): read by the conservative rule in
     /// the module docs. Never stored or sent by this version.
     Unknown,
@@ -79,7 +89,7 @@ impl<'de> Deserialize<'de> for RevocationKind {
 }
 
 impl RevocationKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Token,
         Self::Family,
         Self::Client,
@@ -88,6 +98,7 @@ impl RevocationKind {
         Self::ApiKeyChanged,
         Self::SigningKey,
         Self::Tenant,
+        Self::Session,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +111,7 @@ impl RevocationKind {
             Self::ApiKeyChanged => "api_key_changed",
             Self::SigningKey => "signing_key",
             Self::Tenant => "tenant",
+            Self::Session => "session",
             Self::Unknown => "unknown",
         }
     }
@@ -118,7 +130,7 @@ pub struct RevocationRecord {
     pub seq: i64,
     pub tenant: TenantId,
     pub kind: RevocationKind,
-    /// The jti, family id, client id, subject, API key id or kid.
+    /// The jti, family id, client id, subject, API key id, kid, tenant id or session id.
     pub subject: String,
     /// Credentials issued at or before this time are covered (absent: all, or the one named).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +150,8 @@ pub struct TokenIdentity<'a> {
     pub subject: &'a str,
     pub kid: &'a str,
     pub family: Option<&'a str>,
+    /// The sign-in session (`sid` claim) the token was issued under, if any.
+    pub sid: Option<&'a str>,
     pub issued_at: Timestamp,
 }
 
@@ -164,6 +178,7 @@ impl<'a> TokenIdentity<'a> {
             self.client_id.map(|c| (RevocationKind::Client, tenant, c)),
             Some((RevocationKind::Subject, tenant, self.subject)),
             self.family.map(|f| (RevocationKind::Family, tenant, f)),
+            self.sid.map(|s| (RevocationKind::Session, tenant, s)),
         ]
         .into_iter()
         .flatten()
@@ -185,6 +200,7 @@ pub enum RevokedBy {
     ApiKey,
     SigningKey,
     Tenant,
+    Session,
     /// A record of a kind this verifier does not know (module docs).
     UnknownKind,
 }
@@ -199,6 +215,7 @@ impl RevokedBy {
             RevocationKind::Subject => Self::Subject,
             RevocationKind::SigningKey => Self::SigningKey,
             RevocationKind::Tenant => Self::Tenant,
+            RevocationKind::Session => Self::Session,
             RevocationKind::ApiKey | RevocationKind::ApiKeyChanged => Self::ApiKey,
             RevocationKind::Unknown => Self::UnknownKind,
         }
@@ -213,6 +230,7 @@ impl RevokedBy {
             Self::ApiKey => "api_key_revoked",
             Self::SigningKey => "signing_key_revoked",
             Self::Tenant => "tenant_disabled",
+            Self::Session => "session_revoked",
             Self::UnknownKind => "revoked_by_unknown_kind",
         }
     }
@@ -474,6 +492,7 @@ mod tests {
             subject: "cl_1",
             kid: "k1",
             family: None,
+            sid: None,
             issued_at: Timestamp::from_millis(issued_at),
         }
     }
@@ -647,7 +666,7 @@ mod tests {
             serde_json::from_str::<RevocationRecord>(&extra).expect("newer field"),
             r
         );
-        let newer = text.replace("api_key_changed", "session");
+        let newer = text.replace("api_key_changed", "grant");
         assert_eq!(
             serde_json::from_str::<RevocationRecord>(&newer)
                 .expect("newer kind")
@@ -664,7 +683,7 @@ mod tests {
     fn an_unknown_kind_revokes_every_token_and_key_it_could_name() {
         let acme = t("acme");
         let globex = t("globex");
-        for field in ["jti", "client", "subject", "kid", "family", "tenant"] {
+        for field in ["jti", "client", "subject", "kid", "family", "sid", "tenant"] {
             let mut s = RevocationSet::new();
             let mut r = rec(
                 1,
@@ -676,12 +695,14 @@ mod tests {
             assert_eq!(s.apply(&r), Applied::Unknown(r.subject.clone()));
             let mut tok = token(&acme, 100);
             tok.family = Some("f0");
+            tok.sid = Some("s0");
             match field {
                 "jti" => tok.jti = "x1",
                 "client" => tok.client_id = Some("x1"),
                 "subject" => tok.subject = "x1",
                 "kid" => tok.kid = "x1",
                 "family" => tok.family = Some("x1"),
+                "sid" => tok.sid = Some("x1"),
                 _ => {}
             }
             assert_eq!(
@@ -712,5 +733,37 @@ mod tests {
         assert!(!s.api_key_revoked("k2"));
         let plain = RevocationSet::new();
         assert!(!plain.api_key_revoked("k1"));
+    }
+
+    #[test]
+    fn a_session_mark_revokes_tokens_carrying_its_sid_issued_until_then_in_its_tenant() {
+        let mut s = RevocationSet::new();
+        let mut r = rec(1, "acme", RevocationKind::Session, "sid_1");
+        r.revoked_before = Some(Timestamp::from_millis(1_000));
+        assert_eq!(s.apply(&r), Applied::Recorded);
+        let (acme, globex) = (t("acme"), t("globex"));
+        let mut tok = token(&acme, 1_000);
+        tok.sid = Some("sid_1");
+        assert_eq!(s.token_revoked(&tok), Some(RevokedBy::Session));
+        assert_eq!(RevokedBy::Session.reason(), "session_revoked");
+        tok.issued_at = Timestamp::from_millis(1_001);
+        assert_eq!(s.token_revoked(&tok), None, "a later sign-in's token");
+        tok.issued_at = Timestamp::from_millis(10);
+        tok.sid = Some("sid_2");
+        assert_eq!(s.token_revoked(&tok), None, "another session");
+        tok.sid = None;
+        assert_eq!(s.token_revoked(&tok), None, "a machine token has no sid");
+        let mut other = token(&globex, 10);
+        other.sid = Some("sid_1");
+        assert_eq!(s.token_revoked(&other), None, "another tenant");
+        // A sid equal to some other identifier is not a session mark's business.
+        let mut named = token(&acme, 10);
+        named.jti = "sid_1";
+        assert_eq!(s.token_revoked(&named), None);
+        // The wire name is stable.
+        assert_eq!(
+            RevocationKind::parse("session"),
+            Some(RevocationKind::Session)
+        );
     }
 }

@@ -102,13 +102,8 @@ impl Refusal {
     }
 }
 
-/// The header that carries an API key (`Authorization: Bearer pcl_key_...` works too).
-pub const API_KEY_HEADER_NAME: &str = "X-API-Key";
-
-/// Adds, after the `Bearer` challenge, an `ApiKey` challenge with the same parameters and the
-/// header the key goes in: `ApiKey realm="api", header="X-API-Key"`. A route that takes API
-/// keys says so (RFC 9110 section 11.6.1 allows several challenges); the token service's
-/// key-protected routes answer the same way.
+/// Adds, after the `Bearer` challenge, the `ApiKey` challenge with the same parameters
+/// (`portcullis_core::api_key::api_key_challenge`, the token service's text too).
 pub fn api_key_challenge(headers: &mut http::HeaderMap) {
     let Some(params) = headers
         .get(http::header::WWW_AUTHENTICATE)
@@ -117,7 +112,7 @@ pub fn api_key_challenge(headers: &mut http::HeaderMap) {
     else {
         return;
     };
-    let value = format!("ApiKey {params}, header=\"{API_KEY_HEADER_NAME}\"");
+    let value = portcullis_core::api_key::api_key_challenge(params);
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.append(http::header::WWW_AUTHENTICATE, v);
     }

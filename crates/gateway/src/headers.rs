@@ -20,7 +20,6 @@ pub const CLIENT_CERT_HEADER: HeaderName =
     HeaderName::from_static("x-portcullis-client-cert-sha256");
 /// The signed identity JWT, set by the gateway only.
 pub const IDENTITY_JWT_HEADER: HeaderName = HeaderName::from_static("x-portcullis-identity");
-const X_API_KEY: HeaderName = HeaderName::from_static(portcullis_verify::http::API_KEY_HEADER);
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1, with the legacy `keep-alive` and
@@ -80,8 +79,13 @@ fn is_forwarding(name: &str) -> bool {
 fn is_managed(name: &str) -> bool {
     matches!(
         name,
-        "host" | "authorization" | "x-api-key" | "x-request-id" | "x-forwarded-for"
-    )
+        "host" | "authorization" | "x-request-id" | "x-forwarded-for"
+    ) || is_api_key_header(name)
+}
+
+/// Whether a (lowercase) header name is the API key's (`portcullis_core::api_key::API_KEY_HEADER`).
+fn is_api_key_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case(portcullis_core::api_key::API_KEY_HEADER)
 }
 
 /// `name` read the way CGI, WSGI, PHP and Rack servers read it: they turn `-` and `_` alike
@@ -127,7 +131,7 @@ fn strip(h: &mut HeaderMap, request: bool, credentials: bool) {
                 && (n.starts_with(IDENTITY_PREFIX)
                     || is_forwarding(n)
                     || is_underscore_alias(n, h)))
-            || (credentials && (k == header::AUTHORIZATION || k == X_API_KEY))
+            || (credentials && (k == header::AUTHORIZATION || is_api_key_header(n)))
         {
             doomed.push(k.clone());
         }

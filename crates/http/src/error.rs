@@ -46,6 +46,14 @@ impl ApiError {
         e
     }
 
+    /// 400 with another standard code than `invalid_request`, such as RFC 7591's
+    /// `invalid_redirect_uri` and `invalid_client_metadata` for a refused client registration.
+    pub fn bad_request(code: &'static str, description: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, code);
+        e.description = Some(description.into());
+        e
+    }
+
     /// 401 for a request that sent no credential (or one in a scheme the route does not take),
     /// the same answer the gateway and the verify library give: `WWW-Authenticate: Bearer
     /// realm="portcullis"` without an `error` (RFC 6750 section 3.1: no error code when no
@@ -93,6 +101,15 @@ impl ApiError {
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
         e.reason = Some("rate_limited".into());
+        e.retry_after_secs = Some(retry_after_secs.max(1));
+        e
+    }
+
+    /// 503 `temporarily_unavailable` with `Retry-After`: a bounded resource (the password
+    /// hashing pool) is full; come back shortly.
+    pub fn busy(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+        e.reason = Some("busy".into());
         e.retry_after_secs = Some(retry_after_secs.max(1));
         e
     }
@@ -154,7 +171,7 @@ impl IntoResponse for ApiError {
             };
             let mut values = vec![format!("Bearer {params}")];
             if self.api_key_challenge {
-                values.push(format!("ApiKey {params}, header=\"X-API-Key\""));
+                values.push(portcullis_core::api_key::api_key_challenge(&params));
             }
             for value in values {
                 if let Ok(v) = HeaderValue::from_str(&value) {

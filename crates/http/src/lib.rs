@@ -18,4 +18,6 @@ pub mod extract;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod openapi_public;
+pub mod page;
 pub mod revocations;

@@ -1,5 +1,6 @@
 //! The OpenAPI 3.1 document of the HTTP API, generated from the handlers' annotations, and the
-//! route that serves it (`GET /v1/openapi.json`).
+//! route that serves it (`GET /v1/openapi.json`): the admin API, and the OAuth endpoints and API
+//! key verification (`openapi_public`).
 //!
 //! The document is served without authentication: it describes only public shapes (paths,
 //! parameters, request and response bodies, the security schemes), which are also in the
@@ -18,6 +19,7 @@ use utoipa::openapi::{Components, OpenApi as Document, PathItem, Ref, Response};
 use utoipa::OpenApi;
 
 use crate::admin::openapi::AdminApi;
+use crate::openapi_public::{PublicApi, CLIENT_BASIC};
 
 /// Where the document is served.
 pub const PATH: &str = "/v1/openapi.json";
@@ -29,8 +31,11 @@ pub const ADMIN_TOKEN: &str = "admin_token";
 #[openapi(
     info(
         title = "Portcullis",
-        description = "The Portcullis token service: admin API. Admin and service tokens are \
-                       sent as `Authorization: Bearer <token>`.",
+        description = "The Portcullis token service: the admin API (under `/admin/v1`), API key \
+                       verification, and the OAuth endpoints (token, introspection, revocation, \
+                       JWKS, metadata). Admin and service tokens are sent as \
+                       `Authorization: Bearer <token>`; OAuth clients authenticate as RFC 6749 \
+                       says (HTTP Basic, form parameters, or a signed assertion).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     security(("admin_token" = [])),
@@ -100,6 +105,7 @@ fn finish_operations(path: &str, item: &mut PathItem) {
 pub fn document() -> Document {
     let mut doc = ApiDoc::openapi();
     doc.merge(AdminApi::openapi());
+    doc.merge(PublicApi::openapi());
     let components = doc.components.get_or_insert_with(Components::new);
     components.add_security_scheme(
         ADMIN_TOKEN,
@@ -110,6 +116,18 @@ pub fn document() -> Document {
                     "An admin token (global admin, tenant admin, auditor, API-key manager) or a \
                      service token, as created by `portcullis bootstrap` or \
                      `POST /admin/v1/tenants/{tenant}/admin-tokens`.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        CLIENT_BASIC,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Basic)
+                .description(Some(
+                    "OAuth client authentication (`client_secret_basic`): the client id and \
+                     secret, form-encoded then Base64 (RFC 6749 section 2.3.1).",
                 ))
                 .build(),
         ),

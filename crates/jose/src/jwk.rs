@@ -54,6 +54,9 @@ pub struct VerificationKey {
     pub kid: Option<String>,
     pub alg: Alg,
     material: Material,
+    /// An RSA key without `alg`, pinned by the caller's choice (see
+    /// [`KeySet::with_rsa_without_alg_as`]).
+    rsa_pinned_here: bool,
 }
 
 impl std::fmt::Debug for VerificationKey {
@@ -96,6 +99,37 @@ impl KeySet {
     /// Whether a key with this `kid` is held (a client's JWKS cache refetches when not).
     pub fn contains_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
+    }
+
+    /// This set with every RSA key that had no `alg` pinned to `alg` (RS256 or PS256) instead;
+    /// `None` when it holds no such key. The key material is reused, not parsed again.
+    pub(crate) fn with_rsa_without_alg_as(&self, alg: Alg) -> Option<KeySet> {
+        let repin = |key: &Arc<VerificationKey>| match &key.material {
+            Material::Rsa { n, e, .. } if key.rsa_pinned_here => Arc::new(VerificationKey {
+                kid: key.kid.clone(),
+                alg,
+                material: Material::Rsa {
+                    n: n.clone(),
+                    e: e.clone(),
+                    params: rsa_params(alg),
+                },
+                rsa_pinned_here: true,
+            }),
+            _ => key.clone(),
+        };
+        let any = self
+            .by_kid
+            .values()
+            .chain(&self.without_kid)
+            .any(|k| k.rsa_pinned_here);
+        any.then(|| KeySet {
+            by_kid: self
+                .by_kid
+                .iter()
+                .map(|(kid, key)| (kid.clone(), repin(key)))
+                .collect(),
+            without_kid: self.without_kid.iter().map(repin).collect(),
+        })
     }
 
     /// This set without the keys named in `kids` (revoked signing keys).
@@ -149,32 +183,7 @@ pub fn parse_jwks(bytes: &[u8], allowed: &[Alg]) -> Result<KeySet, JwksError> {
 /// [`parse_jwks`] over a document already read as JSON (the token service's own published
 /// keys, assembled from stored rows).
 pub fn parse_jwk_set(doc: &Value, allowed: &[Alg]) -> Result<KeySet, JwksError> {
-    let Some(keys) = doc.get("keys").and_then(Value::as_array) else {
-        return Err(JwksError::NotAJwks);
-    };
-    let mut set = KeySet::default();
-    for raw in keys.iter().take(MAX_KEYS) {
-        match key_from_jwk(raw, allowed) {
-            Ok(k) => {
-                let k = Arc::new(k);
-                match k.kid.clone() {
-                    // A repeated kid is ambiguous: keep neither rather than guess.
-                    Some(kid) => {
-                        if set.by_kid.insert(kid.clone(), k).is_some() {
-                            tracing::warn!(kid, "JWKS repeats a kid; ignoring that kid");
-                            set.by_kid.remove(&kid);
-                        }
-                    }
-                    None => set.without_kid.push(k),
-                }
-            }
-            Err(why) => tracing::debug!(why, "skipping a JWKS key"),
-        }
-    }
-    if set.is_empty() {
-        return Err(JwksError::NoUsableKey);
-    }
-    Ok(set)
+    read_set(doc, allowed, MAX_KEYS, Unusable::Skip, None)
 }
 
 /// Members that only a private or symmetric JWK carries (RFC 7518 section 6).
@@ -189,37 +198,89 @@ pub fn parse_jwks_all_usable(
     allowed: &[Alg],
     max_keys: usize,
 ) -> Result<KeySet, JwksError> {
+    read_set(doc, allowed, max_keys, Unusable::Refuse, None)
+}
+
+/// [`parse_jwks_all_usable`], with an RSA key that has no `alg` (and `allowed` both RSA
+/// algorithms, so its type does not say which) pinned to `rsa_without_alg` instead of refused.
+/// [`KeySet::with_rsa_without_alg_as`] gives the same set with such keys pinned to the other
+/// algorithm, without parsing anything again.
+pub(crate) fn parse_jwks_all_usable_pinning_rsa(
+    doc: &Value,
+    allowed: &[Alg],
+    max_keys: usize,
+    rsa_without_alg: Alg,
+) -> Result<KeySet, JwksError> {
+    read_set(
+        doc,
+        allowed,
+        max_keys,
+        Unusable::Refuse,
+        Some(rsa_without_alg),
+    )
+}
+
+/// What [`read_set`] does with a key it cannot use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unusable {
+    /// Skip it (an issuer's JWKS may carry keys for others), and drop a repeated `kid`.
+    Skip,
+    /// Refuse the whole document, naming the key (a client's registration).
+    Refuse,
+}
+
+/// The one JWKS reader behind [`parse_jwk_set`] and [`parse_jwks_all_usable`].
+fn read_set(
+    doc: &Value,
+    allowed: &[Alg],
+    max_keys: usize,
+    unusable: Unusable,
+    rsa_without_alg: Option<Alg>,
+) -> Result<KeySet, JwksError> {
     let Some(keys) = doc.get("keys").and_then(Value::as_array) else {
         return Err(JwksError::NotAJwks);
     };
-    if keys.is_empty() {
-        return Err(JwksError::NoUsableKey);
-    }
-    if keys.len() > max_keys {
+    let strict = unusable == Unusable::Refuse;
+    if strict && keys.len() > max_keys {
         return Err(JwksError::TooManyKeys);
     }
     let mut set = KeySet::default();
-    for (index, raw) in keys.iter().enumerate() {
-        if PRIVATE_MEMBERS.iter().any(|m| raw.get(m).is_some()) {
-            return Err(JwksError::PrivateKey);
+    for (index, raw) in keys.iter().enumerate().take(max_keys) {
+        if strict {
+            if PRIVATE_MEMBERS.iter().any(|m| raw.get(m).is_some()) {
+                return Err(JwksError::PrivateKey);
+            }
+            if keys.len() > 1 && raw.get("kid").and_then(Value::as_str).is_none() {
+                return Err(JwksError::MissingKid);
+            }
         }
-        if keys.len() > 1 && raw.get("kid").and_then(Value::as_str).is_none() {
-            return Err(JwksError::MissingKid);
-        }
-        let key = Arc::new(
-            key_from_jwk(raw, allowed).map_err(|why| JwksError::UnusableKey { index, why })?,
-        );
+        let key = match key_from_jwk(raw, allowed, rsa_without_alg) {
+            Ok(k) => Arc::new(k),
+            Err(why) if strict => return Err(JwksError::UnusableKey { index, why }),
+            Err(why) => {
+                tracing::debug!(why, "skipping a JWKS key");
+                continue;
+            }
+        };
         match key.kid.clone() {
             Some(kid) => {
-                if set.by_kid.insert(kid, key).is_some() {
-                    return Err(JwksError::UnusableKey {
-                        index,
-                        why: "kid repeated",
-                    });
+                if set.by_kid.insert(kid.clone(), key).is_some() {
+                    if strict {
+                        return Err(JwksError::UnusableKey {
+                            index,
+                            why: "kid repeated",
+                        });
+                    }
+                    // A repeated kid is ambiguous: keep neither rather than guess.
+                    tracing::warn!(kid, "JWKS repeats a kid; ignoring that kid");
+                    set.by_kid.remove(&kid);
                 }
             }
             None => set.without_kid.push(key),
         }
+    }
+    if set.is_empty() {
+        return Err(JwksError::NoUsableKey);
     }
     Ok(set)
 }
@@ -259,7 +320,11 @@ pub fn thumbprint(jwk: &Value) -> Result<String, JwksError> {
     )))
 }
 
-fn key_from_jwk(raw: &Value, allowed: &[Alg]) -> Result<VerificationKey, &'static str> {
+fn key_from_jwk(
+    raw: &Value,
+    allowed: &[Alg],
+    rsa_without_alg: Option<Alg>,
+) -> Result<VerificationKey, &'static str> {
     if raw.get("d").is_some() {
         return Err("private key material in a public JWKS");
     }
@@ -272,9 +337,15 @@ fn key_from_jwk(raw: &Value, allowed: &[Alg]) -> Result<VerificationKey, &'stati
             return Err("key_ops does not include verify");
         }
     }
-    let alg = match jwk.common.key_algorithm {
-        Some(a) => declared_alg(a).ok_or("algorithm not supported")?,
-        None => implied_alg(&jwk.algorithm, allowed).ok_or("algorithm cannot be inferred")?,
+    let (alg, rsa_pinned_here) = match jwk.common.key_algorithm {
+        Some(a) => (declared_alg(a).ok_or("algorithm not supported")?, false),
+        None => match (implied_alg(&jwk.algorithm, allowed), &jwk.algorithm) {
+            (Some(a), _) => (a, false),
+            (None, AlgorithmParameters::RSA(_)) if rsa_without_alg.is_some() => {
+                (rsa_without_alg.ok_or("algorithm cannot be inferred")?, true)
+            }
+            (None, _) => return Err("algorithm cannot be inferred"),
+        },
     };
     if !allowed.contains(&alg) {
         return Err("algorithm not allowed for this issuer");
@@ -302,12 +373,11 @@ fn key_from_jwk(raw: &Value, allowed: &[Alg]) -> Result<VerificationKey, &'stati
             if n.len() < MIN_RSA_MODULUS_BYTES {
                 return Err("RSA key shorter than 2048 bits");
             }
-            let params = if alg == Alg::RS256 {
-                &RSA_PKCS1_2048_8192_SHA256
-            } else {
-                &RSA_PSS_2048_8192_SHA256
-            };
-            Material::Rsa { n, e, params }
+            Material::Rsa {
+                n,
+                e,
+                params: rsa_params(alg),
+            }
         }
         _ => return Err("key type or curve does not fit its algorithm"),
     };
@@ -315,7 +385,17 @@ fn key_from_jwk(raw: &Value, allowed: &[Alg]) -> Result<VerificationKey, &'stati
         kid: jwk.common.key_id,
         alg,
         material,
+        rsa_pinned_here,
     })
+}
+
+/// The aws-lc-rs parameters of an RSA algorithm (RS256 or PS256).
+fn rsa_params(alg: Alg) -> &'static RsaParameters {
+    if alg == Alg::RS256 {
+        &RSA_PKCS1_2048_8192_SHA256
+    } else {
+        &RSA_PSS_2048_8192_SHA256
+    }
 }
 
 /// An uncompressed EC point from JWK coordinates of exactly `len` bytes each, validated.

@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 // Sections owned by the subsystem they configure, re-exported so the file's layout reads whole.
 pub use portcullis_http::app::HttpConfig;
 pub use portcullis_service::audit::AuditConfig;
+pub use portcullis_service::mail::{SmtpConfig, SmtpTls};
 pub use portcullis_service::oauth::{OAuthConfig, MAX_OAUTH_CACHE_TTL_MS};
+pub use portcullis_service::passwords::Argon2Settings;
+pub use portcullis_service::users::UsersConfig;
 
 /// Environment variables with the `PORTCULLIS_` prefix that are not server settings: they belong
 /// to the CLI client or the test harness, and must not trip the unknown-key check.
@@ -70,6 +73,13 @@ pub struct Config {
     pub metrics: crate::metrics::MetricsConfig,
     /// The detectors and alerts (issue 19; `docs/alerts.md`): on by default.
     pub detect: portcullis_core::detect::DetectConfig,
+    /// Users: the new-password rule and one-time link lifetimes (`docs/users.md`).
+    pub users: UsersConfig,
+    /// Argon2id parameters (never below OWASP's) and the hashing pool.
+    pub passwords: Argon2Settings,
+    /// Outgoing mail; without it, mail goes to `<data_dir>/outbox` (development).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpConfig>,
 }
 
 /// The gateway embedded in `serve` (`docs/gateway.md`): off unless `config` is set.
@@ -310,6 +320,9 @@ impl Default for Config {
             gateway: GatewayEmbedConfig::default(),
             metrics: crate::metrics::MetricsConfig::default(),
             detect: portcullis_core::detect::DetectConfig::default(),
+            users: UsersConfig::default(),
+            passwords: Argon2Settings::default(),
+            smtp: None,
         }
     }
 }
@@ -428,6 +441,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.users.validate().map_err(ConfigError::Invalid)?;
+        self.passwords
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.database_url.is_some() && self.database_url_file.is_some() {
             return Err(ConfigError::Invalid(
                 "set database_url or database_url_file, not both".into(),
@@ -914,6 +931,41 @@ mod tests {
         assert!(!printed.contains("s3cret"), "{printed}");
         assert!(printed.contains("[redacted]"), "{printed}");
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn users_passwords_and_smtp_sections_refuse_anything_weaker_than_the_floor() {
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert_eq!(c.passwords.memory_kib, 19456);
+        assert_eq!(c.users.password_min_chars, 12);
+        assert!(c.smtp.is_none(), "no SMTP: the development outbox");
+        for (toml, names) in [
+            ("[passwords]\nmemory_kib = 4096\n", "19456"),
+            ("[passwords]\niterations = 1\n", "minimum is 2"),
+            ("[users]\npassword_min_chars = 6\n", "at least 8"),
+            ("[users]\npassword_max_chars = 32\n", "at least 64"),
+            ("[users]\nreset_ttl_secs = 604800\n", "reset_ttl_secs"),
+        ] {
+            let f = file(toml);
+            let err = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+                .expect_err(toml)
+                .to_string();
+            assert!(err.contains(names), "{toml}: {err}");
+        }
+        let f = file(
+            "[passwords]\nmemory_kib = 65536\niterations = 3\n[smtp]\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\npassword_file = \"/run/secrets/smtp\"\nusername = \"u\"\n",
+        );
+        let c = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+            .expect("stronger is fine");
+        assert_eq!(c.passwords.memory_kib, 65536);
+        let smtp = c.smtp.expect("smtp");
+        assert_eq!(
+            (smtp.port, smtp.tls),
+            (587, SmtpTls::Starttls),
+            "TLS by default"
+        );
+        let f = file("[smtp]\nhost = \"x\"\nfrom = \"a@example.com\"\npasword_file = \"/x\"\n");
+        assert!(Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env()).is_err());
     }
 
     #[test]

@@ -285,7 +285,23 @@ pub async fn assemble(
             prepublish: Duration::from_secs(config.signing.prepublish_secs),
             interval: Duration::from_secs(config.signing.rotation_interval_secs),
         });
+    let mailer = match &config.smtp {
+        Some(smtp) => portcullis_service::mail::Mailer::smtp(smtp)?,
+        None => {
+            let outbox = config.data_dir.join("outbox");
+            tracing::info!(outbox = %outbox.display(), "no [smtp] section: mail to users goes to the development outbox");
+            portcullis_service::mail::Mailer::outbox(&outbox)?
+        }
+    };
+    let users = portcullis_service::users::Users::new(
+        &config.users,
+        config.passwords,
+        mailer,
+        oauth.issuer.clone(),
+    )
+    .context("could not start the user accounts (password hashing, mail)")?;
     let state = AppState {
+        users,
         store: store.clone(),
         clock,
         audit,

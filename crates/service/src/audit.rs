@@ -427,16 +427,22 @@ mod tests {
 
     async fn all_events(store: &SqliteStore) -> Vec<AuditEvent> {
         use portcullis_store::AuditStore;
-        store
-            .query_audit_events(&AuditQuery {
-                tenant: TenantId::system(),
-                since: None,
-                until: None,
-                action: None,
-                limit: 10_000,
-            })
-            .await
-            .expect("query")
+        let mut query = AuditQuery {
+            tenant: TenantId::system(),
+            since: None,
+            until: None,
+            action: None,
+            page: portcullis_store::PageRequest::first(portcullis_store::MAX_PAGE_LIMIT),
+        };
+        let mut events = Vec::new();
+        loop {
+            let page = store.query_audit_events(&query).await.expect("query");
+            events.extend(page.items);
+            match page.next {
+                Some(next) => query.page.after = Some(next),
+                None => return events,
+            }
+        }
     }
 
     /// A sink over a fresh SQLite store. Keep the `TempDir` alive for the test's duration.

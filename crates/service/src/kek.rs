@@ -90,6 +90,15 @@ impl Kek {
         &self.id
     }
 
+    /// HMAC-SHA256(KEK, `portcullis/derived/` || label).
+    fn derive(&self, label: &str) -> Secret<[u8; 32]> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.material.expose());
+        let tag = aws_lc_rs::hmac::sign(&key, format!("portcullis/derived/{label}").as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Secret::new(out)
+    }
+
     fn line(&self) -> String {
         format!(
             "{}:{}",
@@ -132,6 +141,20 @@ impl Keyring {
     /// Drops every key but the primary.
     pub fn retain_primary_only(&mut self) {
         self.keys.truncate(1);
+    }
+
+    /// A 32-byte key for one purpose (`label`), derived from each KEK (primary first):
+    /// HMAC-SHA256(KEK, `portcullis/derived/` || label). Every node holding the same KEK file
+    /// derives the same keys; a key derived for one label says nothing about another's or the
+    /// KEK. Older KEKs' keys are there so what was derived before a KEK rotation can still be
+    /// recomputed.
+    pub fn derive_keys(&self, label: &str) -> Vec<Secret<[u8; 32]>> {
+        self.keys.iter().map(|k| k.derive(label)).collect()
+    }
+
+    /// The primary KEK's key for `label` (see [`Self::derive_keys`]).
+    pub fn derive_primary_key(&self, label: &str) -> Secret<[u8; 32]> {
+        self.primary().derive(label)
     }
 
     pub fn read(path: &Path) -> Result<Self, KekError> {
@@ -263,6 +286,25 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn derived_keys_are_per_label_stable_and_follow_the_keyring_order() {
+        let mut ring = Keyring::new(Kek::from_bytes([1; 32]));
+        let a = ring.derive_keys("refresh-successor");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a, ring.derive_keys("refresh-successor"), "stable");
+        assert_ne!(a, ring.derive_keys("other"), "per label");
+        assert_ne!(a[0].expose(), &[1; 32], "not the KEK itself");
+        assert_eq!(ring.derive_primary_key("refresh-successor"), a[0]);
+        ring.push_primary(Kek::from_bytes([2; 32]));
+        let b = ring.derive_keys("refresh-successor");
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            b[1], a[0],
+            "the old KEK's key is still there, after the new primary's"
+        );
+        assert_ne!(b[0], a[0]);
+    }
 
     #[test]
     fn seal_open_round_trip_and_binding_to_aad() {

@@ -1,10 +1,12 @@
 //! What the Portcullis token service does, without HTTP: signing keys, the KEK and rotation
 //! (`keys`, `kek`, `rotation`), the client directory and client-registration rules (`oauth`),
 //! client authentication (`client_auth`), issuing, introspecting and revoking tokens
-//! (`tokens`), admin and service credentials (`admin_credentials`), API key verification
-//! (`api_keys`), the audit sink (`audit`), following the revocation log (`revocations`), the
-//! counters `serve` exposes as metrics (`metrics`), and the state they share (`state`: one
-//! state type per subsystem, built from the app's).
+//! (`tokens`), admin and service credentials (`admin_credentials`), users' password hashes,
+//! one-time links and mail (`passwords`, `users`, `mail`), API key verification (`api_keys`),
+//! the audit sink (`audit`), following the revocation log (`revocations`), the counters `serve`
+//! exposes as metrics (`metrics`), the server-side sign-in state (`sign_in`: sessions,
+//! authorization codes, refresh-token families), and the state they share (`state`: one state
+//! type per subsystem, built from the app's).
 //!
 //! Rules themselves live in `portcullis-core`; this crate applies them to storage through
 //! `portcullis_store::Store`. It must never depend on a web framework (`.ci/run` fails if axum
@@ -19,9 +21,13 @@ pub mod detect;
 pub mod fault;
 pub mod kek;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod oauth;
+pub mod passwords;
 pub mod revocations;
 pub mod rotation;
+pub mod sign_in;
 pub mod state;
 pub mod tokens;
+pub mod users;

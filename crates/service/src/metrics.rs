@@ -56,12 +56,13 @@ impl AuthFailure {
     }
 }
 
-const GRANTS: [GrantType; 1] = [GrantType::ClientCredentials];
+/// The grants whose issuance is counted: those the token endpoint serves.
+const GRANTS: [GrantType; GrantType::SERVED.len()] = GrantType::SERVED;
 
+/// The counter of a grant; a grant that is not served shares the first counter (it issues
+/// nothing: the token endpoint refuses it before issuance).
 fn grant_index(g: GrantType) -> usize {
-    match g {
-        GrantType::ClientCredentials => 0,
-    }
+    GRANTS.iter().position(|s| *s == g).unwrap_or(0)
 }
 
 /// Counters of the OAuth endpoints, held in `OAuthState`.

@@ -26,6 +26,8 @@ pub struct AppState {
     pub oauth: Arc<crate::oauth::OAuthState>,
     /// The revocation feed's heartbeat and shutdown signal.
     pub revocations: Arc<crate::revocations::Feed>,
+    /// Users' password rule and hashing pool, one-time links and the mailer.
+    pub users: Arc<crate::users::Users>,
 }
 
 impl AppState {

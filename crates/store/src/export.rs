@@ -10,9 +10,18 @@
 //!
 //! Exported: tenants, API key policies, signing keys, admin and service credentials, resource
 //! servers and their secrets, OAuth clients and their secrets, API keys, the revocation log and
-//! the seen client-assertion ids (replay protection outlives the move). Not exported: the audit
-//! log (history, not state, and the largest table: it stays in the old database and its backups)
-//! and the revocation log head (derived from the log on import).
+//! the seen client-assertion ids (replay protection outlives the move), users with their password
+//! hashes, which tenants, clients and resource servers are archived (an import must not bring
+//! them back), and users' consents (what a user agreed to is state the user would otherwise be
+//! asked again). Not exported: users' one-time tokens (short-lived links), the audit log
+//! (history, not state, and the largest table: it stays in the old database and its backups),
+//! the revocation log head (derived from the log on import), and the sign-in state that lives
+//! minutes to days: sessions, authorization codes (at most 60 s), and refresh-token families
+//! with their tokens. A family belongs to a session (its `sid`), and sessions do not move;
+//! carrying families without them would leave refresh tokens that the user's account page
+//! cannot list or sign out of. After a move users sign in again (apps included), and the export
+//! file holds no bearer-token digest that is valid for weeks. Every one of these tables must be
+//! empty for an import all the same ([`IMPORT_TABLES`]).
 //!
 //! This module must never see a plaintext secret or decrypt a signing key: credentials are
 //! digests and private keys stay sealed under the KEK, so an export is as sensitive as the
@@ -31,13 +40,17 @@ use portcullis_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::model::*;
+use crate::sign_in_model::ConsentRecord;
 use crate::{Result, StoreError};
 
 /// The `format` field of an export's header line.
 pub const FORMAT: &str = "portcullis-export";
 /// The version this binary writes and the newest it reads. Bumped whenever a record gains,
-/// loses or changes a field.
-pub const FORMAT_VERSION: u32 = 1;
+/// loses or changes a field, or a kind of record is added.
+/// Version 2: users (with their password hashes), and clients carry their type, application
+/// type, redirect and post-logout redirect URIs, web origins and first-party flag (version-1
+/// files still read: no users, and every client a machine client).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +86,12 @@ pub enum Record {
     ApiKey(ApiKeyRecord),
     Revocation(RevocationEntry),
     AssertionJti(AssertionJti),
+    /// A tenant's user, with its password hash (a PHC string: moving it keeps every password
+    /// working). Its one-time tokens are not exported: they are short-lived links, and a user
+    /// who had one asks again.
+    User(UserRecord),
+    Archived(ArchivedObject),
+    Consent(ConsentRecord),
 }
 
 impl Record {
@@ -90,6 +109,9 @@ impl Record {
             Self::ApiKey(_) => "api_key",
             Self::Revocation(_) => "revocation",
             Self::AssertionJti(_) => "assertion_jti",
+            Self::User(_) => "user",
+            Self::Archived(_) => "archived",
+            Self::Consent(_) => "consent",
         }
     }
 }
@@ -403,6 +425,20 @@ enum Line {
         created_at: i64,
         updated_at: i64,
         last_used_at: Option<i64>,
+        // Version 2 (browser and native app clients). A version-1 file lacks them and reads
+        // as the machine client every version-1 client was, as migration 0009 does.
+        #[serde(default = "confidential")]
+        client_type: String,
+        #[serde(default = "web")]
+        application_type: String,
+        #[serde(default)]
+        redirect_uris: Vec<String>,
+        #[serde(default)]
+        post_logout_redirect_uris: Vec<String>,
+        #[serde(default)]
+        allowed_web_origins: Vec<String>,
+        #[serde(default)]
+        first_party: bool,
     },
     ClientSecret(SecretLine),
     ApiKey(ApiKeyLine),
@@ -421,9 +457,49 @@ enum Line {
         jti: String,
         expires_at: i64,
     },
+    User(UserLine),
+    Archived {
+        kind: String,
+        id: String,
+        tenant_id: String,
+        archived_at: i64,
+        archived_by: Option<String>,
+    },
+    Consent {
+        tenant_id: String,
+        user_id: String,
+        client_id: String,
+        scopes: Vec<String>,
+        granted_at: i64,
+    },
     End {
         records: u64,
     },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserLine {
+    id: String,
+    tenant_id: String,
+    username: String,
+    email: Option<String>,
+    email_verified: bool,
+    status: String,
+    profile: serde_json::Value,
+    password_hash: Option<String>,
+    password_changed_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    last_login_at: Option<i64>,
+}
+
+fn confidential() -> String {
+    ClientType::Confidential.as_str().to_owned()
+}
+
+fn web() -> String {
+    ApplicationType::Web.as_str().to_owned()
 }
 
 /// A client's or resource server's secret: `owner_id` is the client or resource server.
@@ -556,6 +632,12 @@ impl From<Record> for Line {
                 created_at: ms(c.created_at),
                 updated_at: ms(c.updated_at),
                 last_used_at: opt_ms(c.last_used_at),
+                client_type: c.client_type.as_str().to_owned(),
+                application_type: c.application_type.as_str().to_owned(),
+                redirect_uris: c.redirect_uris,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
+                allowed_web_origins: c.allowed_web_origins,
+                first_party: c.first_party,
             },
             Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
                 id: s.id,
@@ -606,6 +688,34 @@ impl From<Record> for Line {
                 client_id: j.client_id,
                 jti: j.jti,
                 expires_at: ms(j.expires_at),
+            },
+            Record::User(u) => Line::User(UserLine {
+                id: u.id.as_str().to_owned(),
+                tenant_id: u.tenant.as_str().to_owned(),
+                username: u.username.as_str().to_owned(),
+                email: u.email.map(|e| e.as_str().to_owned()),
+                email_verified: u.email_verified,
+                status: u.status.as_str().to_owned(),
+                profile: serde_json::to_value(&u.profile).unwrap_or_default(),
+                password_hash: u.password_hash,
+                password_changed_at: opt_ms(u.password_changed_at),
+                created_at: ms(u.created_at),
+                updated_at: ms(u.updated_at),
+                last_login_at: opt_ms(u.last_login_at),
+            }),
+            Record::Archived(a) => Line::Archived {
+                kind: a.kind.as_str().to_owned(),
+                id: a.id,
+                tenant_id: a.tenant.to_string(),
+                archived_at: ms(a.archived_at),
+                archived_by: a.archived_by,
+            },
+            Record::Consent(c) => Line::Consent {
+                tenant_id: c.tenant.as_str().to_owned(),
+                user_id: c.user_id,
+                client_id: c.client_id,
+                scopes: c.scopes,
+                granted_at: ms(c.granted_at),
             },
         }
     }
@@ -752,6 +862,12 @@ impl Line {
                 created_at,
                 updated_at,
                 last_used_at,
+                client_type,
+                application_type,
+                redirect_uris,
+                post_logout_redirect_uris,
+                allowed_web_origins,
+                first_party,
             } => Record::Client(OAuthClient {
                 id,
                 tenant: tenant(&tenant_id)?,
@@ -769,6 +885,16 @@ impl Line {
                 created_at: at(created_at),
                 updated_at: at(updated_at),
                 last_used_at: opt_at(last_used_at),
+                client_type: ClientType::parse(&client_type).ok_or("client type")?,
+                application_type: ApplicationType::parse(&application_type)
+                    .ok_or("application type")?,
+                redirect_uris: list(redirect_uris, "redirect URIs")?,
+                post_logout_redirect_uris: list(
+                    post_logout_redirect_uris,
+                    "post-logout redirect URIs",
+                )?,
+                allowed_web_origins: list(allowed_web_origins, "web origins")?,
+                first_party,
             }),
             Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
                 id: s.id,
@@ -833,6 +959,49 @@ impl Line {
                 jti,
                 expires_at: at(expires_at),
             }),
+            Line::User(u) => Record::User(UserRecord {
+                id: UserId::parse(&u.id).map_err(|_| "user id")?,
+                tenant: tenant(&u.tenant_id)?,
+                username: Username::parse(&u.username).map_err(|_| "username")?,
+                email: u
+                    .email
+                    .map(|e| Email::parse(&e).map_err(|_| "email"))
+                    .transpose()?,
+                email_verified: u.email_verified,
+                status: UserStatus::parse(&u.status).map_err(|_| "user status")?,
+                profile: serde_json::from_value(u.profile).map_err(|_| "user profile")?,
+                password_hash: u.password_hash,
+                password_changed_at: opt_at(u.password_changed_at),
+                created_at: at(u.created_at),
+                updated_at: at(u.updated_at),
+                last_login_at: opt_at(u.last_login_at),
+            }),
+            Line::Archived {
+                kind,
+                id,
+                tenant_id,
+                archived_at,
+                archived_by,
+            } => Record::Archived(ArchivedObject {
+                kind: ArchivedKind::parse(&kind).ok_or("archived kind")?,
+                id,
+                tenant: tenant(&tenant_id)?,
+                archived_at: at(archived_at),
+                archived_by,
+            }),
+            Line::Consent {
+                tenant_id,
+                user_id,
+                client_id,
+                scopes,
+                granted_at,
+            } => Record::Consent(ConsentRecord {
+                tenant: tenant(&tenant_id)?,
+                user_id,
+                client_id,
+                scopes: list(scopes, "consent scopes")?,
+                granted_at: at(granted_at),
+            }),
         })
     }
 }
@@ -849,7 +1018,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 12] = [
+pub const IMPORT_TABLES: [(&str, &str); 20] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -862,6 +1031,18 @@ pub const IMPORT_TABLES: [(&str, &str); 12] = [
     ("revocations", "1 = 1"),
     ("client_assertion_jtis", "1 = 1"),
     ("audit_events", "1 = 1"),
+    ("users", "1 = 1"),
+    // Not exported (short-lived links; a user asks for a new one), but an import must still
+    // find it empty.
+    ("user_tokens", "1 = 1"),
+    ("archived_objects", "1 = 1"),
+    // Sign-in state: consents are exported; sessions, codes and refresh families deliberately
+    // are not (module docs), but an import still refuses a database that holds any.
+    ("consents", "1 = 1"),
+    ("sign_in_sessions", "1 = 1"),
+    ("authorization_codes", "1 = 1"),
+    ("refresh_families", "1 = 1"),
+    ("refresh_tokens", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and
@@ -1021,7 +1202,9 @@ macro_rules! impl_transfer {
                     let mut q = sqlx::QueryBuilder::new(
                         "INSERT INTO oauth_clients (id, tenant_id, name, environment, auth_method, \
                          grant_types, scopes, audiences, access_token_ttl_secs, can_introspect, \
-                         jwks, jwks_uri, status, created_at, updated_at, last_used_at) ",
+                         jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
+                         client_type, application_type, redirect_uris, \
+                         post_logout_redirect_uris, allowed_web_origins, first_party) ",
                     );
                     q.push_values(each!(Client), |mut b, c| {
                         b.push_bind(c.id.clone())
@@ -1039,7 +1222,13 @@ macro_rules! impl_transfer {
                             .push_bind(c.status.as_str())
                             .push_bind(c.created_at.as_millis())
                             .push_bind(c.updated_at.as_millis())
-                            .push_bind(c.last_used_at.map(Timestamp::as_millis));
+                            .push_bind(c.last_used_at.map(Timestamp::as_millis))
+                            .push_bind(c.client_type.as_str())
+                            .push_bind(c.application_type.as_str())
+                            .push_bind(c.redirect_uris.join(" "))
+                            .push_bind(c.post_logout_redirect_uris.join(" "))
+                            .push_bind(c.allowed_web_origins.join(" "))
+                            .push_bind(i64::from(c.first_party));
                     });
                     q
                 }
@@ -1085,6 +1274,29 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::User(_) => {
+                    let users: Vec<UserRecord> = each!(User).cloned().collect();
+                    user_insert(&users)
+                        .build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                    return Ok(());
+                }
+                Record::Archived(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO archived_objects (kind, id, tenant_id, archived_at, \
+                         archived_by) ",
+                    );
+                    q.push_values(each!(Archived), |mut b, a: &ArchivedObject| {
+                        b.push_bind(a.kind.as_str())
+                            .push_bind(a.id.clone())
+                            .push_bind(a.tenant.as_str().to_owned())
+                            .push_bind(a.archived_at.as_millis())
+                            .push_bind(a.archived_by.clone());
+                    });
+                    q
+                }
                 Record::AssertionJti(_) => {
                     let mut q = sqlx::QueryBuilder::new(
                         "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) ",
@@ -1093,6 +1305,19 @@ macro_rules! impl_transfer {
                         b.push_bind(j.client_id.clone())
                             .push_bind(j.jti.clone())
                             .push_bind(j.expires_at.as_millis());
+                    });
+                    q
+                }
+                Record::Consent(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO consents (tenant_id, user_id, client_id, scopes, granted_at) ",
+                    );
+                    q.push_values(each!(Consent), |mut b, c: &$crate::ConsentRecord| {
+                        b.push_bind(c.tenant.as_str().to_owned())
+                            .push_bind(c.user_id.clone())
+                            .push_bind(c.client_id.clone())
+                            .push_bind(c.scopes.join(" "))
+                            .push_bind(c.granted_at.as_millis());
                     });
                     q
                 }
@@ -1179,6 +1404,27 @@ macro_rules! impl_transfer {
                         }))
                     }
                 );
+                table!("SELECT t.*, t.id AS k FROM users t", String, |r| user_from_row(r).map(Record::User));
+                table!(
+                    "SELECT t.*, t.kind || ' ' || t.id AS k FROM archived_objects t",
+                    String,
+                    |r: &$row| -> Result<Record> {
+                        let kind: String = r.try_get("kind")?;
+                        Ok(Record::Archived(ArchivedObject {
+                            kind: ArchivedKind::parse(&kind)
+                                .ok_or_else(|| corrupt("archived kind", &kind))?,
+                            id: r.try_get("id")?,
+                            tenant: tenant_id(r.try_get("tenant_id")?)?,
+                            archived_at: Timestamp::from_millis(r.try_get("archived_at")?),
+                            archived_by: r.try_get("archived_by")?,
+                        }))
+                    }
+                );
+                table!(
+                    "SELECT t.*, t.tenant_id || ' ' || t.user_id || ' ' || t.client_id AS k FROM consents t",
+                    String,
+                    |r| consent_from_row(r).map(Record::Consent)
+                );
                 tx.commit().await?;
                 Ok(())
             }
@@ -1241,3 +1487,43 @@ macro_rules! impl_transfer {
 }
 
 pub(crate) use impl_transfer;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client line of a version-1 file (before app clients) reads as the machine client it
+    /// was, with the values migration 0009 gives existing rows.
+    #[test]
+    fn a_version_1_client_reads_as_a_machine_client() {
+        let file = concat!(
+            r#"{"type":"header","format":"portcullis-export","version":1,"exported_at":1,"source_backend":"sqlite"}"#,
+            "\n",
+            r#"{"type":"client","id":"cl_1","tenant_id":"acme","name":"n","environment":"live","auth_method":"client_secret_basic","grant_types":["client_credentials"],"scopes":[],"audiences":["a"],"access_token_ttl_secs":600,"can_introspect":false,"jwks":null,"jwks_uri":null,"status":"active","created_at":1,"updated_at":1,"last_used_at":null}"#,
+            "\n",
+            r#"{"type":"end","records":1}"#,
+            "\n"
+        );
+        let records: Vec<Record> = ExportReader::new(file.as_bytes())
+            .expect("header")
+            .collect::<Result<_>>()
+            .expect("records");
+        let [Record::Client(c)] = records.as_slice() else {
+            panic!("one client expected: {records:?}");
+        };
+        assert_eq!(c.client_type, ClientType::Confidential);
+        assert_eq!(c.application_type, ApplicationType::Web);
+        assert!(c.redirect_uris.is_empty() && c.post_logout_redirect_uris.is_empty());
+        assert!(c.allowed_web_origins.is_empty() && !c.first_party);
+        // An unknown client type is refused, not guessed.
+        let bad = file.replace(
+            r#""last_used_at":null}"#,
+            r#""last_used_at":null,"client_type":"trusted"}"#,
+        );
+        let err = ExportReader::new(bad.as_bytes())
+            .expect("header")
+            .collect::<Result<Vec<_>>>()
+            .expect_err("bad type");
+        assert!(err.to_string().contains("client type"), "{err}");
+    }
+}

@@ -19,14 +19,23 @@ mod error;
 pub mod export;
 mod head;
 mod model;
+pub mod page;
 mod postgres;
+mod sign_in_model;
 mod sql;
+mod sql_sign_in;
+mod sql_users;
 mod sqlite;
 
 pub use error::StoreError;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
 pub use model::*;
+pub use page::{
+    Archivable, ArchivedFilter, KeyId, Page, PageKey, PageRequest, DEFAULT_PAGE_LIMIT,
+    MAX_PAGE_LIMIT,
+};
 pub use postgres::PgStore;
+pub use sign_in_model::*;
 pub use sqlite::{FileCheck, SqliteStore};
 
 use async_trait::async_trait;
@@ -42,8 +51,14 @@ pub trait TenantStore {
     /// Fails with [`StoreError::Conflict`] if the id is taken.
     async fn create_tenant(&self, tenant: &NewTenant, now: Timestamp) -> Result<Tenant>;
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
-    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
-    /// Fails with [`StoreError::NotFound`] if there is no such tenant.
+    /// A page of tenants, oldest first (`system` first of all).
+    async fn list_tenants(
+        &self,
+        page: &PageRequest,
+        archived: ArchivedFilter,
+    ) -> Result<Page<Archivable<Tenant>>>;
+    /// Fails with [`StoreError::NotFound`] if there is no such tenant, or it is archived (an
+    /// archived tenant is never enabled again).
     async fn set_tenant_status(
         &self,
         id: &TenantId,
@@ -55,6 +70,8 @@ pub trait TenantStore {
 #[async_trait]
 pub trait SigningKeyStore {
     async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>>;
+    /// A page of signing keys, oldest first (for the admin API; the key manager reads them all).
+    async fn page_signing_keys(&self, page: &PageRequest) -> Result<Page<StoredSigningKey>>;
     /// Inserts a key. Returns `false`, changing nothing, if the key is `active` and another
     /// active key already exists (two nodes racing on first start).
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<bool>;
@@ -88,8 +105,12 @@ pub trait AdminCredentialStore {
     /// tenant does not exist.
     async fn insert_admin_credential(&self, cred: &AdminCredentialRecord) -> Result<()>;
     async fn get_admin_credential(&self, id: &str) -> Result<Option<AdminCredentialRecord>>;
-    async fn list_admin_credentials(&self, tenant: &TenantId)
-        -> Result<Vec<AdminCredentialRecord>>;
+    /// A page of the tenant's admin and service credentials, oldest first (revoked included).
+    async fn list_admin_credentials(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<AdminCredentialRecord>>;
     /// Revokes a credential of `tenant`. Returns `false` if there is no such unrevoked credential
     /// in that tenant.
     async fn revoke_admin_credential(
@@ -107,8 +128,8 @@ pub trait AuditStore {
     /// Appends a batch in one transaction. Events whose id is already stored are skipped, so a
     /// retried batch does not duplicate.
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()>;
-    /// Newest first.
-    async fn query_audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
+    /// A page of the events the query selects, newest first.
+    async fn query_audit_events(&self, query: &AuditQuery) -> Result<Page<AuditEvent>>;
 }
 
 #[async_trait]
@@ -145,12 +166,13 @@ pub trait ApiKeyStore {
     async fn insert_api_keys(&self, keys: &[ApiKeyRecord]) -> Result<()>;
     /// Lookup by the id embedded in a presented key, whatever its tenant: the caller decides.
     async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
-    /// A tenant's keys, oldest first.
+    /// A page of a tenant's keys, oldest first.
     async fn list_api_keys(
         &self,
         tenant: &TenantId,
         filter: &ApiKeyFilter,
-    ) -> Result<Vec<ApiKeyRecord>>;
+        page: &PageRequest,
+    ) -> Result<Page<ApiKeyRecord>>;
     /// Writes the mutable attributes (name, description, scopes, audiences, IP allowlist, rate
     /// limit, metadata) of `key.id` in `key.tenant` and, in the same transaction, appends an
     /// `api_key_changed` entry to the revocation log. Returns `false` if there is no such key.
@@ -210,23 +232,33 @@ pub trait ResourceServerStore {
     /// Fails with [`StoreError::Conflict`] if the tenant already has this audience (or the id is
     /// taken), [`StoreError::NotFound`] if the tenant does not exist.
     async fn create_resource_server(&self, rs: &ResourceServer) -> Result<()>;
+    /// The tenant's resource server, archived or not (for the admin API).
     async fn get_resource_server(
         &self,
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<ResourceServer>>;
+    /// The tenant's live resource server for `audience`; an archived one is not found (no token
+    /// is issued for its audience any more).
     async fn find_resource_server_by_audience(
         &self,
         tenant: &TenantId,
         audience: &str,
     ) -> Result<Option<ResourceServer>>;
-    async fn list_resource_servers(&self, tenant: &TenantId) -> Result<Vec<ResourceServer>>;
+    /// A page of the tenant's resource servers, oldest first.
+    async fn list_resource_servers(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+        archived: ArchivedFilter,
+    ) -> Result<Page<Archivable<ResourceServer>>>;
     /// Lookup by the globally unique id, whatever its tenant (an introspection caller names no
-    /// tenant): the caller decides.
+    /// tenant): the caller decides. An archived resource server is not found (its secrets stop
+    /// working).
     async fn find_resource_server(&self, id: &str) -> Result<Option<ResourceServer>>;
     /// Adds `secret` to the tenant's resource server `secret.resource_server_id` and, in the same
     /// transaction, makes every older secret that is still valid at `old_expires_at` expire then.
-    /// Returns `false`, changing nothing, if the tenant has no such resource server.
+    /// Returns `false`, changing nothing, if the tenant has no such live resource server.
     async fn rotate_resource_server_secret(
         &self,
         tenant: &TenantId,
@@ -252,8 +284,21 @@ pub trait ClientStore {
     ) -> Result<()>;
     /// Looks a client up by its globally unique id (the token endpoint does not know the tenant).
     async fn get_client(&self, id: &str) -> Result<Option<OAuthClient>>;
-    async fn list_clients(&self, tenant: &TenantId) -> Result<Vec<OAuthClient>>;
-    /// Returns `false` if the tenant has no such client.
+    /// A page of the tenant's clients, oldest first.
+    async fn list_clients(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+        archived: ArchivedFilter,
+    ) -> Result<Page<Archivable<OAuthClient>>>;
+    /// Writes the mutable registration of `client.id` in `client.tenant`: name, grant types,
+    /// scopes, audiences, token lifetime, introspection, redirect and post-logout redirect URIs,
+    /// web origins and first party; `updated_at` becomes `now`. The id, tenant, types,
+    /// authentication method, keys, status and secrets never change here. Returns `false` if
+    /// the tenant has no such client.
+    async fn update_client(&self, client: &OAuthClient, now: Timestamp) -> Result<bool>;
+    /// Returns `false` if the tenant has no such client, or it is archived (an archived client
+    /// stays disabled).
     async fn set_client_status(
         &self,
         tenant: &TenantId,
@@ -265,7 +310,7 @@ pub trait ClientStore {
     async fn list_client_secrets(&self, client_id: &str) -> Result<Vec<ClientSecretRecord>>;
     /// Adds `secret` and, in the same transaction, makes every older secret that is still valid
     /// at `old_expires_at` expire then. Returns `false`, changing nothing, if the tenant has no
-    /// such client.
+    /// such live (unarchived) client.
     async fn rotate_client_secret(
         &self,
         tenant: &TenantId,
@@ -288,6 +333,74 @@ pub trait ClientStore {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait UserStore {
+    /// Fails with [`StoreError::Conflict`] if the tenant already has a user with the same
+    /// normalised username or email (or the id is taken), [`StoreError::NotFound`] if the tenant
+    /// does not exist.
+    async fn create_user(&self, user: &UserRecord) -> Result<()>;
+    async fn get_user(&self, tenant: &TenantId, id: &UserId) -> Result<Option<UserRecord>>;
+    /// By normalised username, within the tenant.
+    async fn find_user_by_username(
+        &self,
+        tenant: &TenantId,
+        username: &Username,
+    ) -> Result<Option<UserRecord>>;
+    /// By normalised email, within the tenant.
+    async fn find_user_by_email(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+    ) -> Result<Option<UserRecord>>;
+    /// One page of a tenant's users, by id (see [`UserFilter`]).
+    async fn list_users(&self, tenant: &TenantId, filter: &UserFilter) -> Result<Vec<UserRecord>>;
+    /// Writes `user`'s username, email, email-verified flag and profile, and sets `updated_at` to
+    /// `now`. Returns `false` if the tenant has no such user; fails with
+    /// [`StoreError::Conflict`] if the new username or email belongs to another user.
+    async fn update_user(&self, user: &UserRecord, now: Timestamp) -> Result<bool>;
+    /// Returns `false` if the tenant has no such user.
+    async fn set_user_status(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+        status: UserStatus,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Stores a new password hash (a PHC string, which carries its parameters). Returns `false`
+    /// if the tenant has no such user.
+    async fn set_user_password(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Records a sign-in (never moves backwards).
+    async fn record_user_login(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Deletes the user and its one-time tokens in one transaction. Returns `false` if the tenant
+    /// has no such user. Sessions and refresh families are not in this store's reach (no foreign
+    /// key): the service revokes them.
+    async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> Result<bool>;
+    /// Stores a one-time token and, in the same transaction, removes the user's earlier unused
+    /// tokens of the same purpose (only the newest link works) and expired tokens of any user.
+    /// Fails with [`StoreError::NotFound`] if the user does not exist.
+    async fn insert_user_token(&self, token: &UserTokenRecord, now: Timestamp) -> Result<()>;
+    /// Uses a token: in one conditional update, marks it used if it has this purpose, is unused
+    /// and has not expired at `now`, and returns it. `None` (changing nothing) otherwise, so of
+    /// two concurrent consumers exactly one succeeds.
+    async fn consume_user_token(
+        &self,
+        digest: &[u8],
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> Result<Option<UserTokenRecord>>;
 }
 
 #[async_trait]
@@ -321,6 +434,210 @@ pub trait RevocationStore {
     ) -> Result<Vec<RevocationEntry>>;
 }
 
+/// What archiving found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveOutcome {
+    /// Archived now, with the revocation-log entry appended in the same transaction (none for a
+    /// resource server: no log entry names an audience).
+    Archived(Option<RevocationEntry>),
+    /// It was archived before; nothing changed.
+    AlreadyArchived,
+    /// The tenant has no such object; nothing changed.
+    NotFound,
+}
+
+/// Archiving tenants, clients and resource servers: final, and each in one transaction with the
+/// revocations it implies. The object's row stays (its id is never reused) and is hidden from
+/// lists (unless asked for) and from the token service.
+#[async_trait]
+pub trait ArchiveStore {
+    /// Disables the tenant for good, records it archived and appends `revocation` (a `tenant`
+    /// entry: its tokens issued until now) in one transaction.
+    async fn archive_tenant(
+        &self,
+        id: &TenantId,
+        by: Option<&str>,
+        revocation: &NewRevocation,
+        now: Timestamp,
+    ) -> Result<ArchiveOutcome>;
+    /// Disables the tenant's client for good, expires its secrets at `now`, records it archived
+    /// and appends `revocation` (a `client` entry: its tokens issued until now) in one
+    /// transaction.
+    async fn archive_client(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        by: Option<&str>,
+        revocation: &NewRevocation,
+        now: Timestamp,
+    ) -> Result<ArchiveOutcome>;
+    /// Expires the tenant's resource server's secrets at `now` and records it archived in one
+    /// transaction: its audience is then unknown to issuance and it cannot introspect. Its
+    /// audience stays reserved in the tenant.
+    async fn archive_resource_server(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        by: Option<&str>,
+        now: Timestamp,
+    ) -> Result<ArchiveOutcome>;
+    /// When the object was archived, or `None` if it is live (or unknown).
+    async fn archived_at(&self, kind: ArchivedKind, id: &str) -> Result<Option<Timestamp>>;
+}
+
+/// Sign-in sessions. Revocations append `session` entries (and `family` entries for the
+/// session's refresh-token families) to the revocation log in the same transaction, so a
+/// verifier learns of a sign-out as surely as the store does. `token_lifetime` is the longest
+/// access-token lifetime: an entry may be forgotten that long after the session or family could
+/// last have issued a token.
+#[async_trait]
+pub trait SessionStore {
+    /// Fails with [`StoreError::Conflict`] on a duplicate digest or id, [`StoreError::NotFound`]
+    /// if the tenant does not exist.
+    async fn insert_session(&self, s: &SessionRecord) -> Result<()>;
+    /// By the digest of the cookie secret, whatever its state: the caller decides.
+    async fn get_session(&self, digest: &[u8]) -> Result<Option<SessionRecord>>;
+    async fn get_session_by_id(
+        &self,
+        tenant: &TenantId,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>>;
+    /// Records activity: `last_seen_at` and `idle_expires_at` move forward only, on an
+    /// unrevoked session. Returns whether it was found unrevoked.
+    async fn touch_session(
+        &self,
+        digest: &[u8],
+        last_seen_at: Timestamp,
+        idle_expires_at: Timestamp,
+    ) -> Result<bool>;
+    /// A user's unrevoked sessions, oldest first (expired ones included: the caller decides).
+    async fn list_user_sessions(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+    ) -> Result<Vec<SessionRecord>>;
+    /// Revokes an unrevoked session of the tenant and its refresh-token families, appending a
+    /// `session` entry (and a `family` entry per family) in the same transaction. Returns the
+    /// `session` entry, or `None` if there is no such unrevoked session.
+    async fn revoke_session(
+        &self,
+        tenant: &TenantId,
+        sid: &str,
+        reason: &str,
+        now: Timestamp,
+        token_lifetime: std::time::Duration,
+    ) -> Result<Option<RevocationEntry>>;
+    /// Revokes every unrevoked session and every refresh-token family of a user (signing out
+    /// everywhere, or the user being deleted), with their entries, in one transaction. Returns
+    /// the sids revoked, sorted.
+    async fn revoke_user_sessions(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        reason: &str,
+        now: Timestamp,
+        token_lifetime: std::time::Duration,
+    ) -> Result<Vec<String>>;
+    /// Deletes sessions whose absolute deadline is at or before `before`. Returns how many.
+    async fn prune_sessions(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Authorization codes: stored by digest, redeemed at most once.
+#[async_trait]
+pub trait AuthCodeStore {
+    /// Fails with [`StoreError::Conflict`] on a duplicate digest, [`StoreError::NotFound`] if
+    /// the tenant does not exist.
+    async fn insert_code(&self, c: &AuthCodeRecord) -> Result<()>;
+    /// Reads a code without redeeming it.
+    async fn get_code(&self, digest: &[u8]) -> Result<Option<AuthCodeRecord>>;
+    /// Redeems a code atomically: exactly one caller ever gets [`CodeConsumption::Redeemed`],
+    /// whichever node it runs on; later callers get [`CodeConsumption::AlreadyUsed`] (and the
+    /// code is marked replayed).
+    async fn consume_code(&self, digest: &[u8], now: Timestamp) -> Result<CodeConsumption>;
+    /// Records what the redemption issued. Returns whether a replay was seen meanwhile (the
+    /// caller must then revoke what it just issued itself). Fails with
+    /// [`StoreError::NotFound`] if the code is gone.
+    async fn record_code_issuance(&self, digest: &[u8], issued: &CodeIssuance) -> Result<bool>;
+    /// Deletes codes that expired at or before `before`. Returns how many.
+    async fn prune_codes(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Refresh-token families and their tokens, stored by digest.
+#[async_trait]
+pub trait RefreshTokenStore {
+    /// Inserts a family and its first token in one transaction. Fails with
+    /// [`StoreError::Conflict`] on a duplicate id or digest, [`StoreError::NotFound`] if the
+    /// tenant does not exist.
+    async fn create_refresh_family(
+        &self,
+        family: &RefreshFamilyRecord,
+        first: &RefreshTokenRecord,
+    ) -> Result<()>;
+    /// A token by digest with its family.
+    async fn get_refresh_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<(RefreshTokenRecord, RefreshFamilyRecord)>>;
+    async fn get_refresh_family(&self, id: &str) -> Result<Option<RefreshFamilyRecord>>;
+    /// Rotates `presented_digest` to `successor` (same family, next generation) atomically,
+    /// under the family row's lock: at most one successor per token, whichever nodes race. The
+    /// family's idle deadline moves to `idle_expires_at` (forward only). Nothing changes unless
+    /// the outcome is [`RotateOutcome::Rotated`].
+    async fn rotate_refresh_token(
+        &self,
+        presented_digest: &[u8],
+        successor: &RefreshTokenRecord,
+        idle_expires_at: Timestamp,
+    ) -> Result<RotateOutcome>;
+    /// Revokes an unrevoked family of the tenant and appends a `family` entry in the same
+    /// transaction. Returns the entry, or `None` if there is no such unrevoked family.
+    async fn revoke_refresh_family(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        reason: &str,
+        now: Timestamp,
+        token_lifetime: std::time::Duration,
+    ) -> Result<Option<RevocationEntry>>;
+    /// A user's families, oldest first (revoked and expired ones included).
+    async fn list_user_refresh_families(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+    ) -> Result<Vec<RefreshFamilyRecord>>;
+}
+
+/// Consents: which scopes a user granted which client.
+#[async_trait]
+pub trait ConsentStore {
+    /// Creates or replaces the consent of (tenant, user, client). Fails with
+    /// [`StoreError::NotFound`] if the tenant does not exist.
+    async fn put_consent(&self, c: &ConsentRecord) -> Result<()>;
+    async fn get_consent(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<ConsentRecord>>;
+    /// A user's consents, by client id.
+    async fn list_user_consents(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+    ) -> Result<Vec<ConsentRecord>>;
+    /// Withdraws a consent and, in the same transaction, revokes the client's refresh-token
+    /// families for that user (with their `family` entries): the app loses access, not only
+    /// the permission to ask again. Returns `false` if there was no such consent.
+    async fn revoke_consent(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+        token_lifetime: std::time::Duration,
+    ) -> Result<bool>;
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -350,7 +667,13 @@ pub trait Store:
     + ApiKeyStore
     + ResourceServerStore
     + ClientStore
+    + ArchiveStore
     + RevocationStore
+    + UserStore
+    + SessionStore
+    + AuthCodeStore
+    + RefreshTokenStore
+    + ConsentStore
     + export::TransferStore
     + Send
     + Sync

@@ -2,6 +2,7 @@
 //! keys are sealed blobs.
 
 use portcullis_core::admin::AdminRole;
+pub use portcullis_core::client::{ApplicationType, ClientType};
 use portcullis_core::signing::{KeyState, SigningAlgorithm};
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
@@ -74,7 +75,8 @@ pub struct AuditQuery {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     pub action: Option<String>,
-    pub limit: u32,
+    /// Which page, keyed by `(occurred_at, position in the log)`, newest first.
+    pub page: crate::page::PageRequest,
 }
 
 /// An API key as stored: attributes and the SHA-256 digest of the key, never the key itself.
@@ -217,6 +219,16 @@ pub struct OAuthClient {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
+    /// Confidential (machine clients, web apps) or public (single-page and native apps).
+    pub client_type: ClientType,
+    pub application_type: ApplicationType,
+    /// Registered exactly as given; compared character for character at authorization.
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Exact origins a single-page app may call the token endpoint from (CORS).
+    pub allowed_web_origins: Vec<String>,
+    /// Trusted by the tenant: no consent screen.
+    pub first_party: bool,
 }
 
 /// A client secret as stored: its digest, never the secret.
@@ -334,4 +346,112 @@ pub struct AlertFilter {
     pub status: Option<portcullis_core::alert::AlertStatus>,
     pub rule: Option<String>,
     pub limit: u32,
+}
+pub use portcullis_core::user::{Email, TokenPurpose, UserId, UserProfile, UserStatus, Username};
+
+/// A user of a tenant as stored. `password_hash` is an Argon2id PHC string (never a password)
+/// and prints redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub tenant: TenantId,
+    pub username: Username,
+    pub email: Option<Email>,
+    pub email_verified: bool,
+    pub status: UserStatus,
+    pub profile: UserProfile,
+    pub password_hash: Option<String>,
+    pub password_changed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("email_verified", &self.email_verified)
+            .field("status", &self.status)
+            .field("profile", &self.profile)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "[redacted]"),
+            )
+            .field("password_changed_at", &self.password_changed_at)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("last_login_at", &self.last_login_at)
+            .finish()
+    }
+}
+
+/// The most users one page of [`crate::UserStore::list_users`] returns, whatever is asked.
+pub const USER_PAGE_MAX: u32 = 200;
+
+/// Which of a tenant's users to list, and where the page starts. Pages are ordered by id (unique,
+/// and ids sort by creation), so a page that starts after the last id of the previous one never
+/// repeats or skips a user, whatever is inserted meanwhile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub status: Option<UserStatus>,
+    /// Users whose normalised username or email starts with this (already normalised by the
+    /// caller: lowercase).
+    pub prefix: Option<String>,
+    /// Only users whose id sorts after this one.
+    pub after: Option<UserId>,
+    /// At most this many (capped at [`USER_PAGE_MAX`]; 0 means the maximum).
+    pub limit: u32,
+}
+
+/// A one-time user token as stored: its digest, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserTokenRecord {
+    pub digest: Vec<u8>,
+    pub tenant: TenantId,
+    pub user_id: UserId,
+    pub purpose: TokenPurpose,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}
+
+/// What kind of object an archive record names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchivedKind {
+    Tenant,
+    Client,
+    ResourceServer,
+}
+
+impl ArchivedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Client => "client",
+            Self::ResourceServer => "resource_server",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tenant" => Some(Self::Tenant),
+            "client" => Some(Self::Client),
+            "resource_server" => Some(Self::ResourceServer),
+            _ => None,
+        }
+    }
+}
+
+/// An archived tenant, client or resource server, as stored (and exported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedObject {
+    pub kind: ArchivedKind,
+    pub id: String,
+    pub tenant: TenantId,
+    pub archived_at: Timestamp,
+    pub archived_by: Option<String>,
 }

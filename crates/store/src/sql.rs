@@ -11,6 +11,7 @@
 macro_rules! impl_sql_store {
     ($store:ty, $row:ty, $backend:literal, $follow_head:path) => {
         use $crate::model::*;
+        use $crate::page::*;
         use $crate::{Result, StoreError};
         use portcullis_core::admin::AdminRole;
         use portcullis_core::audit::{Action, Actor, AuditEvent, Outcome, Reason};
@@ -30,6 +31,67 @@ macro_rules! impl_sql_store {
 
         fn tenant_id(s: String) -> Result<TenantId> {
             TenantId::parse(&s).map_err(|_| corrupt("tenant id", &s))
+        }
+
+        /// The one keyset-pagination rule in SQL (see `page.rs`): appends to a query whose
+        /// `WHERE` clause is open the condition "strictly after `page.after` in the list's
+        /// order", the order itself (`at`, then `id`; descending for newest-first lists) and a
+        /// limit of one row more than the page holds, which [`Page::from_rows`] uses to tell
+        /// whether another page follows. Never `OFFSET`: a row inserted meanwhile shifts nothing.
+        fn push_keyset(
+            q: &mut sqlx::QueryBuilder<'_, <$row as sqlx::Row>::Database>,
+            page: &PageRequest,
+            at: &str,
+            id: &str,
+            newest_first: bool,
+        ) {
+            let (cmp, dir) = if newest_first { ("<", "DESC") } else { (">", "ASC") };
+            if let Some(key) = &page.after {
+                let at_ms = key.at.as_millis();
+                q.push(format!(" AND ({at} {cmp} ")).push_bind(at_ms);
+                q.push(format!(" OR ({at} = ")).push_bind(at_ms);
+                q.push(format!(" AND {id} {cmp} "));
+                match &key.id {
+                    KeyId::Text(t) => q.push_bind(t.clone()),
+                    KeyId::Int(n) => q.push_bind(*n),
+                };
+                q.push("))");
+            }
+            q.push(format!(" ORDER BY {at} {dir}, {id} {dir} LIMIT "))
+                .push_bind(i64::from(page.effective_limit()) + 1);
+        }
+
+        /// The key of a row ordered by `(created_at, id)`.
+        fn created_key(at: Timestamp, id: &str) -> PageKey {
+            PageKey {
+                at,
+                id: KeyId::Text(id.to_owned()),
+            }
+        }
+
+        /// `FROM table t LEFT JOIN archived_objects a ... WHERE` for an archivable list, with
+        /// archived rows left out unless `archived` includes them. Ends inside the `WHERE`.
+        fn archivable_select(
+            table: &str,
+            kind: ArchivedKind,
+            archived: ArchivedFilter,
+        ) -> sqlx::QueryBuilder<'static, <$row as sqlx::Row>::Database> {
+            let mut q = sqlx::QueryBuilder::new(format!(
+                "SELECT t.*, a.archived_at AS archived_at FROM {table} t \
+                 LEFT JOIN archived_objects a ON a.kind = '{}' AND a.id = t.id WHERE 1 = 1",
+                kind.as_str()
+            ));
+            if archived == ArchivedFilter::Exclude {
+                q.push(" AND a.id IS NULL");
+            }
+            q
+        }
+
+        fn archivable<T>(row: &$row, item: T) -> Result<Archivable<T>> {
+            Ok(Archivable {
+                item,
+                archived_at: ts(row.try_get("archived_at")?),
+            })
         }
 
         fn tenant_from_row(row: &$row) -> Result<Tenant> {
@@ -210,13 +272,23 @@ macro_rules! impl_sql_store {
                     .transpose()
             }
 
-            async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-                sqlx::query("SELECT * FROM tenants ORDER BY id")
+            async fn list_tenants(
+                &self,
+                page: &PageRequest,
+                archived: ArchivedFilter,
+            ) -> Result<Page<Archivable<Tenant>>> {
+                let mut q = archivable_select("tenants", ArchivedKind::Tenant, archived);
+                push_keyset(&mut q, page, "t.created_at", "t.id", false);
+                let rows = q
+                    .build()
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
-                    .map(tenant_from_row)
-                    .collect()
+                    .map(|r| archivable(r, tenant_from_row(r)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page, |t| {
+                    created_key(t.item.created_at, t.item.id.as_str())
+                }))
             }
 
             async fn set_tenant_status(
@@ -226,7 +298,10 @@ macro_rules! impl_sql_store {
                 now: Timestamp,
             ) -> Result<Tenant> {
                 sqlx::query(
-                    "UPDATE tenants SET status = $1, updated_at = $2 WHERE id = $3 RETURNING *",
+                    "UPDATE tenants SET status = $1, updated_at = $2 WHERE id = $3 \
+                     AND NOT EXISTS (SELECT 1 FROM archived_objects a \
+                                     WHERE a.kind = 'tenant' AND a.id = tenants.id) \
+                     RETURNING *",
                 )
                 .bind(status.as_str())
                 .bind(now.as_millis())
@@ -242,6 +317,19 @@ macro_rules! impl_sql_store {
 
         #[async_trait::async_trait]
         impl $crate::SigningKeyStore for $store {
+            async fn page_signing_keys(&self, page: &PageRequest) -> Result<Page<StoredSigningKey>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM signing_keys WHERE 1 = 1");
+                push_keyset(&mut q, page, "created_at", "kid", false);
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(signing_key_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page, |k| created_key(k.created_at, &k.kid)))
+            }
+
             async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>> {
                 sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
                     .fetch_all(&self.pool)
@@ -399,16 +487,20 @@ macro_rules! impl_sql_store {
             async fn list_admin_credentials(
                 &self,
                 tenant: &TenantId,
-            ) -> Result<Vec<AdminCredentialRecord>> {
-                sqlx::query(
-                    "SELECT * FROM admin_credentials WHERE tenant_id = $1 ORDER BY created_at, id",
-                )
-                .bind(tenant.as_str())
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(admin_credential_from_row)
-                .collect()
+                page: &PageRequest,
+            ) -> Result<Page<AdminCredentialRecord>> {
+                let mut q =
+                    sqlx::QueryBuilder::new("SELECT * FROM admin_credentials WHERE tenant_id = ");
+                q.push_bind(tenant.as_str().to_owned());
+                push_keyset(&mut q, page, "created_at", "id", false);
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(admin_credential_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page, |c| created_key(c.created_at, &c.id)))
             }
 
             async fn revoke_admin_credential(
@@ -496,24 +588,32 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn query_audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
-                sqlx::query(
-                    "SELECT * FROM audit_events WHERE tenant_id = $1 \
-                     AND ($2 IS NULL OR occurred_at >= $2) \
-                     AND ($3 IS NULL OR occurred_at < $3) \
-                     AND ($4 IS NULL OR action = $4) \
-                     ORDER BY occurred_at DESC, seq DESC LIMIT $5",
-                )
-                .bind(q.tenant.as_str())
-                .bind(q.since.map(Timestamp::as_millis))
-                .bind(q.until.map(Timestamp::as_millis))
-                .bind(&q.action)
-                .bind(i64::from(q.limit))
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(audit_event_from_row)
-                .collect()
+            async fn query_audit_events(&self, q: &AuditQuery) -> Result<Page<AuditEvent>> {
+                let mut b = sqlx::QueryBuilder::new("SELECT * FROM audit_events WHERE tenant_id = ");
+                b.push_bind(q.tenant.as_str().to_owned());
+                if let Some(since) = q.since {
+                    b.push(" AND occurred_at >= ").push_bind(since.as_millis());
+                }
+                if let Some(until) = q.until {
+                    b.push(" AND occurred_at < ").push_bind(until.as_millis());
+                }
+                if let Some(action) = &q.action {
+                    b.push(" AND action = ").push_bind(action.clone());
+                }
+                // Newest first; `seq` (the insertion order) breaks ties within a millisecond.
+                push_keyset(&mut b, &q.page, "occurred_at", "seq", true);
+                let rows = b
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((audit_event_from_row(r)?, r.try_get::<i64, _>("seq")?)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, &q.page, |(e, seq)| PageKey {
+                    at: e.occurred_at,
+                    id: KeyId::Int(*seq),
+                })
+                .map(|(e, _)| e))
             }
         }
 
@@ -653,6 +753,9 @@ macro_rules! impl_sql_store {
         fn client_from_row(row: &$row) -> Result<OAuthClient> {
             let status: String = row.try_get("status")?;
             let introspect: i64 = row.try_get("can_introspect")?;
+            let client_type: String = row.try_get("client_type")?;
+            let application_type: String = row.try_get("application_type")?;
+            let first_party: i64 = row.try_get("first_party")?;
             Ok(OAuthClient {
                 id: row.try_get("id")?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
@@ -670,6 +773,14 @@ macro_rules! impl_sql_store {
                 created_at: Timestamp::from_millis(row.try_get("created_at")?),
                 updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
                 last_used_at: ts(row.try_get("last_used_at")?),
+                client_type: ClientType::parse(&client_type)
+                    .ok_or_else(|| corrupt("client type", &client_type))?,
+                application_type: ApplicationType::parse(&application_type)
+                    .ok_or_else(|| corrupt("application type", &application_type))?,
+                redirect_uris: list_col(row.try_get("redirect_uris")?),
+                post_logout_redirect_uris: list_col(row.try_get("post_logout_redirect_uris")?),
+                allowed_web_origins: list_col(row.try_get("allowed_web_origins")?),
+                first_party: first_party != 0,
             })
         }
 
@@ -860,7 +971,9 @@ macro_rules! impl_sql_store {
                 audience: &str,
             ) -> Result<Option<ResourceServer>> {
                 sqlx::query(
-                    "SELECT * FROM resource_servers WHERE tenant_id = $1 AND audience = $2",
+                    "SELECT * FROM resource_servers WHERE tenant_id = $1 AND audience = $2 \
+                     AND NOT EXISTS (SELECT 1 FROM archived_objects a \
+                                     WHERE a.kind = 'resource_server' AND a.id = resource_servers.id)",
                 )
                 .bind(tenant.as_str())
                 .bind(audience)
@@ -871,20 +984,34 @@ macro_rules! impl_sql_store {
                 .transpose()
             }
 
-            async fn list_resource_servers(&self, tenant: &TenantId) -> Result<Vec<ResourceServer>> {
-                sqlx::query(
-                    "SELECT * FROM resource_servers WHERE tenant_id = $1 ORDER BY created_at, id",
-                )
-                .bind(tenant.as_str())
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(resource_server_from_row)
-                .collect()
+            async fn list_resource_servers(
+                &self,
+                tenant: &TenantId,
+                page: &PageRequest,
+                archived: ArchivedFilter,
+            ) -> Result<Page<Archivable<ResourceServer>>> {
+                let mut q =
+                    archivable_select("resource_servers", ArchivedKind::ResourceServer, archived);
+                q.push(" AND t.tenant_id = ").push_bind(tenant.as_str().to_owned());
+                push_keyset(&mut q, page, "t.created_at", "t.id", false);
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| archivable(r, resource_server_from_row(r)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page, |rs| {
+                    created_key(rs.item.created_at, &rs.item.id)
+                }))
             }
 
             async fn find_resource_server(&self, id: &str) -> Result<Option<ResourceServer>> {
-                sqlx::query("SELECT * FROM resource_servers WHERE id = $1")
+                sqlx::query(
+                    "SELECT * FROM resource_servers WHERE id = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM archived_objects a \
+                                     WHERE a.kind = 'resource_server' AND a.id = resource_servers.id)",
+                )
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?
@@ -902,7 +1029,9 @@ macro_rules! impl_sql_store {
                 let mut tx = self.pool.begin().await?;
                 // Touching the resource server's row first serialises concurrent rotations.
                 let found = sqlx::query(
-                    "UPDATE resource_servers SET updated_at = $1 WHERE id = $2 AND tenant_id = $3",
+                    "UPDATE resource_servers SET updated_at = $1 WHERE id = $2 AND tenant_id = $3 \
+                     AND NOT EXISTS (SELECT 1 FROM archived_objects a \
+                                     WHERE a.kind = 'resource_server' AND a.id = resource_servers.id)",
                 )
                 .bind(s.created_at.as_millis())
                 .bind(&s.resource_server_id)
@@ -979,8 +1108,11 @@ macro_rules! impl_sql_store {
                 sqlx::query(
                     "INSERT INTO oauth_clients (id, tenant_id, name, environment, auth_method, \
                      grant_types, scopes, audiences, access_token_ttl_secs, can_introspect, \
-                     jwks, jwks_uri, status, created_at, updated_at, last_used_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                     jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
+                     client_type, application_type, redirect_uris, post_logout_redirect_uris, \
+                     allowed_web_origins, first_party) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                     $17, $18, $19, $20, $21, $22)",
                 )
                 .bind(&c.id)
                 .bind(c.tenant.as_str())
@@ -998,6 +1130,12 @@ macro_rules! impl_sql_store {
                 .bind(c.created_at.as_millis())
                 .bind(c.updated_at.as_millis())
                 .bind(c.last_used_at.map(Timestamp::as_millis))
+                .bind(c.client_type.as_str())
+                .bind(c.application_type.as_str())
+                .bind(c.redirect_uris.join(" "))
+                .bind(c.post_logout_redirect_uris.join(" "))
+                .bind(c.allowed_web_origins.join(" "))
+                .bind(i64::from(c.first_party))
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
@@ -1018,16 +1156,51 @@ macro_rules! impl_sql_store {
                     .transpose()
             }
 
-            async fn list_clients(&self, tenant: &TenantId) -> Result<Vec<OAuthClient>> {
-                sqlx::query(
-                    "SELECT * FROM oauth_clients WHERE tenant_id = $1 ORDER BY created_at, id",
+            async fn list_clients(
+                &self,
+                tenant: &TenantId,
+                page: &PageRequest,
+                archived: ArchivedFilter,
+            ) -> Result<Page<Archivable<OAuthClient>>> {
+                let mut q = archivable_select("oauth_clients", ArchivedKind::Client, archived);
+                q.push(" AND t.tenant_id = ").push_bind(tenant.as_str().to_owned());
+                push_keyset(&mut q, page, "t.created_at", "t.id", false);
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| archivable(r, client_from_row(r)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page, |c| {
+                    created_key(c.item.created_at, &c.item.id)
+                }))
+            }
+
+            async fn update_client(&self, c: &OAuthClient, now: Timestamp) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE oauth_clients SET name = $1, grant_types = $2, scopes = $3, \
+                     audiences = $4, access_token_ttl_secs = $5, can_introspect = $6, \
+                     redirect_uris = $7, post_logout_redirect_uris = $8, \
+                     allowed_web_origins = $9, first_party = $10, updated_at = $11 \
+                     WHERE tenant_id = $12 AND id = $13",
                 )
-                .bind(tenant.as_str())
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(client_from_row)
-                .collect()
+                .bind(&c.name)
+                .bind(c.grant_types.join(" "))
+                .bind(c.scopes.join(" "))
+                .bind(c.audiences.join(" "))
+                .bind(c.access_token_ttl_secs)
+                .bind(i64::from(c.can_introspect))
+                .bind(c.redirect_uris.join(" "))
+                .bind(c.post_logout_redirect_uris.join(" "))
+                .bind(c.allowed_web_origins.join(" "))
+                .bind(i64::from(c.first_party))
+                .bind(now.as_millis())
+                .bind(c.tenant.as_str())
+                .bind(&c.id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn set_client_status(
@@ -1039,7 +1212,9 @@ macro_rules! impl_sql_store {
             ) -> Result<bool> {
                 let done = sqlx::query(
                     "UPDATE oauth_clients SET status = $1, updated_at = $2 \
-                     WHERE tenant_id = $3 AND id = $4",
+                     WHERE tenant_id = $3 AND id = $4 \
+                     AND NOT EXISTS (SELECT 1 FROM archived_objects a \
+                                     WHERE a.kind = 'client' AND a.id = oauth_clients.id)",
                 )
                 .bind(status.as_str())
                 .bind(now.as_millis())
@@ -1072,7 +1247,9 @@ macro_rules! impl_sql_store {
                 let mut tx = self.pool.begin().await?;
                 // Touching the client row first serialises concurrent rotations of one client.
                 let found = sqlx::query(
-                    "UPDATE oauth_clients SET updated_at = $1 WHERE id = $2 AND tenant_id = $3",
+                    "UPDATE oauth_clients SET updated_at = $1 WHERE id = $2 AND tenant_id = $3 \
+                     AND NOT EXISTS (SELECT 1 FROM archived_objects a \
+                                     WHERE a.kind = 'client' AND a.id = oauth_clients.id)",
                 )
                 .bind(s.created_at.as_millis())
                 .bind(&s.client_id)
@@ -1170,6 +1347,161 @@ macro_rules! impl_sql_store {
             .await
             .map_err(StoreError::from_write)?;
             Ok(())
+        }
+
+        /// Records `kind`/`id` archived inside `tx`. Returns `false` if it already was.
+        async fn insert_archived_in(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            o: &ArchivedObject,
+        ) -> Result<bool> {
+            let done = sqlx::query(
+                "INSERT INTO archived_objects (kind, id, tenant_id, archived_at, archived_by) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, id) DO NOTHING",
+            )
+            .bind(o.kind.as_str())
+            .bind(&o.id)
+            .bind(o.tenant.as_str())
+            .bind(o.archived_at.as_millis())
+            .bind(&o.archived_by)
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::from_write)?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ArchiveStore for $store {
+            async fn archive_tenant(
+                &self,
+                id: &TenantId,
+                by: Option<&str>,
+                revocation: &NewRevocation,
+                now: Timestamp,
+            ) -> Result<$crate::ArchiveOutcome> {
+                let mut tx = self.pool.begin().await?;
+                // Writing the row first locks it: a concurrent enable or archive waits.
+                let found = sqlx::query(
+                    "UPDATE tenants SET status = 'disabled', updated_at = $1 WHERE id = $2",
+                )
+                .bind(now.as_millis())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if found.rows_affected() != 1 {
+                    return Ok($crate::ArchiveOutcome::NotFound);
+                }
+                let record = ArchivedObject {
+                    kind: ArchivedKind::Tenant,
+                    id: id.to_string(),
+                    tenant: id.clone(),
+                    archived_at: now,
+                    archived_by: by.map(str::to_owned),
+                };
+                if !insert_archived_in(&mut tx, &record).await? {
+                    return Ok($crate::ArchiveOutcome::AlreadyArchived);
+                }
+                let entry = append_revocation_in(&mut tx, revocation, now).await?;
+                tx.commit().await?;
+                self.feed.publish(entry.seq);
+                Ok($crate::ArchiveOutcome::Archived(Some(entry)))
+            }
+
+            async fn archive_client(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+                by: Option<&str>,
+                revocation: &NewRevocation,
+                now: Timestamp,
+            ) -> Result<$crate::ArchiveOutcome> {
+                let mut tx = self.pool.begin().await?;
+                let found = sqlx::query(
+                    "UPDATE oauth_clients SET status = 'disabled', updated_at = $1 \
+                     WHERE tenant_id = $2 AND id = $3",
+                )
+                .bind(now.as_millis())
+                .bind(tenant.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                if found.rows_affected() != 1 {
+                    return Ok($crate::ArchiveOutcome::NotFound);
+                }
+                let record = ArchivedObject {
+                    kind: ArchivedKind::Client,
+                    id: id.to_owned(),
+                    tenant: tenant.clone(),
+                    archived_at: now,
+                    archived_by: by.map(str::to_owned),
+                };
+                if !insert_archived_in(&mut tx, &record).await? {
+                    return Ok($crate::ArchiveOutcome::AlreadyArchived);
+                }
+                sqlx::query(
+                    "UPDATE oauth_client_secrets SET expires_at = $1 WHERE client_id = $2 \
+                     AND (expires_at IS NULL OR expires_at > $1)",
+                )
+                .bind(now.as_millis())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                let entry = append_revocation_in(&mut tx, revocation, now).await?;
+                tx.commit().await?;
+                self.feed.publish(entry.seq);
+                Ok($crate::ArchiveOutcome::Archived(Some(entry)))
+            }
+
+            async fn archive_resource_server(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+                by: Option<&str>,
+                now: Timestamp,
+            ) -> Result<$crate::ArchiveOutcome> {
+                let mut tx = self.pool.begin().await?;
+                let found = sqlx::query(
+                    "UPDATE resource_servers SET updated_at = $1 WHERE tenant_id = $2 AND id = $3",
+                )
+                .bind(now.as_millis())
+                .bind(tenant.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                if found.rows_affected() != 1 {
+                    return Ok($crate::ArchiveOutcome::NotFound);
+                }
+                let record = ArchivedObject {
+                    kind: ArchivedKind::ResourceServer,
+                    id: id.to_owned(),
+                    tenant: tenant.clone(),
+                    archived_at: now,
+                    archived_by: by.map(str::to_owned),
+                };
+                if !insert_archived_in(&mut tx, &record).await? {
+                    return Ok($crate::ArchiveOutcome::AlreadyArchived);
+                }
+                sqlx::query(
+                    "UPDATE resource_server_secrets SET expires_at = $1 \
+                     WHERE resource_server_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+                )
+                .bind(now.as_millis())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok($crate::ArchiveOutcome::Archived(None))
+            }
+
+            async fn archived_at(&self, kind: ArchivedKind, id: &str) -> Result<Option<Timestamp>> {
+                let at: Option<i64> = sqlx::query_scalar(
+                    "SELECT archived_at FROM archived_objects WHERE kind = $1 AND id = $2",
+                )
+                .bind(kind.as_str())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(at.map(Timestamp::from_millis))
+            }
         }
 
         #[async_trait::async_trait]
@@ -1309,21 +1641,25 @@ macro_rules! impl_sql_store {
                 &self,
                 tenant: &TenantId,
                 f: &ApiKeyFilter,
-            ) -> Result<Vec<ApiKeyRecord>> {
-                sqlx::query(
-                    "SELECT * FROM api_keys WHERE tenant_id = $1 \
-                     AND ($2 IS NULL OR environment = $2) \
-                     AND ($3 IS NULL OR owner = $3) \
-                     ORDER BY created_at, id",
-                )
-                .bind(tenant.as_str())
-                .bind(&f.environment)
-                .bind(&f.owner)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(api_key_from_row)
-                .collect()
+                page: &PageRequest,
+            ) -> Result<Page<ApiKeyRecord>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM api_keys WHERE tenant_id = ");
+                q.push_bind(tenant.as_str().to_owned());
+                if let Some(environment) = &f.environment {
+                    q.push(" AND environment = ").push_bind(environment.clone());
+                }
+                if let Some(owner) = &f.owner {
+                    q.push(" AND owner = ").push_bind(owner.clone());
+                }
+                push_keyset(&mut q, page, "created_at", "id", false);
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(api_key_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page, |k| created_key(k.created_at, &k.id)))
             }
 
             async fn update_api_key_attributes(

@@ -46,17 +46,29 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        // Migrations run on a connection of their own, closed before the serving pool opens.
+        // A SQLite connection that read the schema before another connection changed it keeps
+        // the old column list for `SELECT *` until it steps the statement, and sqlx keeps the
+        // columns it saw at prepare time: after `ALTER TABLE ... ADD COLUMN` (0009) such a
+        // connection fails every read of that table. Opening the pool after the migration
+        // leaves no connection with an old schema.
+        let migration = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await?;
-        Self::migrate(
-            &pool,
+        let migrated = Self::migrate(
+            &migration,
             &MIGRATOR,
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
              AND name = '_sqlx_migrations')",
         )
-        .await?;
+        .await;
+        migration.close().await;
+        migrated?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         Ok(Self {
             pool,
             feed: Arc::new(HeadFeed::new()),
@@ -156,5 +168,7 @@ async fn follow_head(pool: SqlitePool, sink: HeadSink) {
 }
 
 crate::sql::impl_sql_store!(SqliteStore, SqliteRow, "sqlite", follow_head);
+crate::sql_users::impl_user_store!(SqliteStore, SqliteRow);
+crate::sql_sign_in::impl_sign_in_store!(SqliteStore, SqliteRow);
 // SQLite: a deferred read transaction already reads one snapshot.
 crate::export::impl_transfer!(SqliteStore, SqliteRow, None::<&str>);

@@ -118,22 +118,24 @@ impl HttpApiKeys {
     }
 }
 
-/// Whether the verify endpoint found the key valid; absent from servers older than the field.
-#[derive(Debug, Deserialize)]
-struct Validity {
-    valid: Option<bool>,
-}
-
+/// The verify endpoint's answer, read once: `{"valid": false}` alone for a refused key, the
+/// key's identity otherwise (`valid` is absent from servers older than the field).
 #[derive(Debug, Deserialize)]
 struct VerifyAnswer {
-    key_id: String,
-    tenant: TenantId,
-    environment: String,
-    owner: String,
+    valid: Option<bool>,
+    key_id: Option<String>,
+    tenant: Option<TenantId>,
+    environment: Option<String>,
+    owner: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
     expires_at: Option<String>,
     rate_limit: Option<RateLimit>,
+}
+
+/// A member an identity answer must carry.
+fn member<T>(value: Option<T>, name: &str) -> Result<T, ApiKeyFailure> {
+    value.ok_or_else(|| ApiKeyFailure::Unavailable(format!("bad answer: missing field `{name}`")))
 }
 
 #[async_trait]
@@ -187,13 +189,11 @@ impl ApiKeyBackend for HttpApiKeys {
             .map_err(|e| ApiKeyFailure::Unavailable(format!("bad answer: {}", e.without_url())))?;
         // `valid: false` is the refusal, whatever the reason; `valid: true` or no `valid` (a
         // server older than the field) is the key's identity.
-        let validity: Validity = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiKeyFailure::Unavailable(format!("bad answer: {e}")))?;
-        if validity.valid == Some(false) {
-            return Err(ApiKeyFailure::Rejected);
-        }
         let a: VerifyAnswer = serde_json::from_slice(&bytes)
             .map_err(|e| ApiKeyFailure::Unavailable(format!("bad answer: {e}")))?;
+        if a.valid == Some(false) {
+            return Err(ApiKeyFailure::Rejected);
+        }
         // A limit the server could never have stored would mean no limit here: deny instead.
         let rate_limit = a
             .rate_limit
@@ -208,10 +208,10 @@ impl ApiKeyBackend for HttpApiKeys {
             ),
         };
         Ok(ApiKeyIdentity {
-            key_id: a.key_id,
-            tenant: a.tenant,
-            environment: a.environment,
-            owner: a.owner,
+            key_id: member(a.key_id, "key_id")?,
+            tenant: member(a.tenant, "tenant")?,
+            environment: member(a.environment, "environment")?,
+            owner: member(a.owner, "owner")?,
             scopes: a.scopes,
             expires_at,
             rate_limit,

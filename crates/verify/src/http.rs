@@ -25,8 +25,8 @@ use crate::policy::{Policy, TenantBinding};
 use crate::principal::Principal;
 use crate::verifier::{Presented, RequestFacts, Verifier};
 
-/// The header API keys may also be sent in.
-pub const API_KEY_HEADER: &str = "x-api-key";
+/// The header API keys may also be sent in (one spelling, in core).
+pub use portcullis_core::api_key::API_KEY_HEADER;
 
 /// Finds the one credential a request carries. Two credentials, or one in the URL query, are
 /// an invalid request (RFC 6750 section 2: one method per request; never in the URL here).

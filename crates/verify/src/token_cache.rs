@@ -19,6 +19,8 @@ pub struct CachedToken {
     pub principal: Arc<Principal>,
     pub tenant: TenantId,
     pub kid: String,
+    /// The token's `sid` (user tokens): a session revocation names it.
+    pub sid: Option<Box<str>>,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     /// The token's `aud` values: a hit is checked against the audience of the route at hand.

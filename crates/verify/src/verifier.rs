@@ -512,6 +512,7 @@ impl Verifier {
             subject: &p.subject,
             kid: &t.kid,
             family: None,
+            sid: t.sid.as_deref(),
             issued_at: t.issued_at,
         };
         match r.token_revoked(&id) {
@@ -572,6 +573,7 @@ impl Verifier {
             // Revocation marks are per tenant; a token without one can only match global marks.
             tenant: tenant.unwrap_or_else(TenantId::system),
             kid: key.kid.clone().unwrap_or_default(),
+            sid: t.sid.map(Into::into),
             issued_at: Timestamp::from_secs(iat),
             expires_at: Timestamp::from_secs(exp),
             audiences: t.aud.into_iter().map(|a| a.into_owned()).collect(),

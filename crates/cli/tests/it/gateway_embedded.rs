@@ -187,7 +187,7 @@ tenant_from_path = "tenant"
             .expect("audit events")
             .json()
             .expect("json");
-        denials = events.as_array().expect("array").clone();
+        denials = events["items"].as_array().expect("array").clone();
         if denials.len() >= 2 {
             break;
         }

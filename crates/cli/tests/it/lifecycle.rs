@@ -41,7 +41,7 @@ fn fresh_start_is_ready_and_the_cli_administers_tenants_with_json_output() {
         .iter()
         .map(|t| t["id"].clone())
         .collect();
-    assert_eq!(ids, ["acme", "system"]);
+    assert_eq!(ids, ["system", "acme"], "oldest first");
     assert_eq!(
         server.cli_json(&["tenant", "show", "acme"])["status"],
         "active"
@@ -480,16 +480,7 @@ fn client_token(server_url: &str, client_id: &str, secret: &str) -> Result<Strin
 
 /// Whether introspection by the resource server's own credential says `token` is active.
 fn introspect_active(server_url: &str, rs: &(String, String), token: &str) -> bool {
-    let body: serde_json::Value = http()
-        .post(format!("{server_url}/oauth2/introspect"))
-        .basic_auth(&rs.0, Some(&rs.1))
-        .header("content-type", "application/x-www-form-urlencoded")
-        // A JWT is base64url and dots: nothing to escape in a form.
-        .body(format!("token={token}"))
-        .send()
-        .expect("introspect")
-        .json()
-        .expect("json");
+    let body = introspect(server_url, (&rs.0, &rs.1), token);
     assert!(body["active"].is_boolean(), "{body}");
     body["active"] == true
 }
@@ -798,4 +789,77 @@ fn a_sqlite_installation_moves_to_postgres_without_reissuing_anything() {
     assert_eq!(tenants.as_array().expect("tenants").len(), 3);
     drop(server);
     rt.block_on(schema.drop_schema());
+}
+
+/// `list` commands follow the admin API's cursors: more rows than one page (1000) are all
+/// printed, once each. Archiving from the CLI is final and hides the object from lists unless
+/// `--include-archived` is given.
+#[test]
+fn cli_lists_follow_cursors_past_one_page_and_archiving_is_final() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data"), &[]);
+    server.cli_json(&["tenant", "create", "acme"]);
+    let client = http();
+    for i in 0..1_001 {
+        let resp = client
+            .post(format!("{}/admin/v1/tenants/acme/api-keys", server.url))
+            .bearer_auth(server.token())
+            .json(&serde_json::json!({"name": format!("k{i}"), "owner": "o"}))
+            .send()
+            .expect("create key");
+        assert_eq!(resp.status(), 201);
+    }
+    let keys = server.cli_json(&["api-key", "list", "--tenant", "acme"]);
+    let ids: std::collections::BTreeSet<_> = keys
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|k| k["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1_001, "every key once");
+    let events = server.cli_json(&["audit", "list", "--tenant", "acme", "--limit", "1001"]);
+    assert_eq!(events.as_array().expect("array").len(), 1_001);
+    let events = server.cli_json(&["audit", "list", "--tenant", "acme", "--limit", "3"]);
+    assert_eq!(events.as_array().expect("array").len(), 3);
+
+    let rs = server.cli_json(&[
+        "resource-server",
+        "create",
+        "--tenant",
+        "acme",
+        "--audience",
+        "old-api",
+    ]);
+    let rs_id = rs["id"].as_str().expect("id").to_owned();
+    let archived = server.cli_json(&["resource-server", "archive", "--tenant", "acme", &rs_id]);
+    assert!(archived["archived_at"].is_string(), "{archived}");
+    let live = server.cli_json(&["resource-server", "list", "--tenant", "acme"]);
+    assert_eq!(live, serde_json::json!([]));
+    let all = server.cli_json(&[
+        "resource-server",
+        "list",
+        "--tenant",
+        "acme",
+        "--include-archived",
+    ]);
+    assert_eq!(all.as_array().expect("array").len(), 1);
+
+    let archived = server.cli_json(&["tenant", "archive", "acme"]);
+    assert_eq!(archived["status"], "disabled");
+    assert!(archived["archived_at"].is_string());
+    let ids = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|t| t["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(ids(server.cli_json(&["tenant", "list"])), ["system"]);
+    assert_eq!(
+        ids(server.cli_json(&["tenant", "list", "--include-archived"])),
+        ["system", "acme"]
+    );
+    let out = server.cli(&["tenant", "enable", "acme"]);
+    assert!(!out.status.success(), "an archived tenant was enabled");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("409"));
 }

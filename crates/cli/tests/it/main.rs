@@ -11,5 +11,6 @@ mod gateway_embedded;
 mod lifecycle;
 mod revocation_feed;
 mod rotation_crash;
+mod scale_out;
 mod token_service;
 mod verify_e2e;

@@ -18,7 +18,7 @@ use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use serde::Deserialize;
 use serde_json::Value;
 
-use common::PgSchema;
+use common::{claims, PgSchema};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -390,16 +390,6 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The claims of a compact JWT, unverified (the signature is checked elsewhere in this file).
-fn claims(jwt: &str) -> Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).expect("a compact JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("claims JSON")
-}
-
 #[test]
 fn portcullis_token_gets_a_token_with_the_secret_from_a_flag_the_environment_or_stdin() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -765,19 +755,31 @@ fn a_url_that_is_not_portcullis_is_named_as_such() {
     );
     let ok_html = impostor("200 OK", "text/html", "<html>welcome</html>");
     let ok_json = impostor("200 OK", "application/json", r#"{"status":"ok"}"#);
-    let admin = ["tenant", "list", "--url"];
-    for url in [&html, &other_json, &ok_html] {
-        let out = portcullis(
-            &[&admin[..], &[url.as_str()]].concat(),
-            &[("PORTCULLIS_ADMIN_TOKEN", "pcl_adm_live_x")],
-            None,
-        );
-        assert!(!out.status.success());
-        let err = stderr(&out);
-        assert!(
-            err.contains(&format!("{url} does not look like a Portcullis server")),
-            "{err}"
-        );
+    let ok_list = impostor("200 OK", "application/json", r#"[{"name":"x"}]"#);
+    // Admin commands that read, create and change, in text and JSON output: none prints the
+    // other service's answer or succeeds.
+    let commands: [&[&str]; 5] = [
+        &["tenant", "list"],
+        &["tenant", "show", "acme"],
+        &["tenant", "create", "acme", "--output", "json"],
+        &["client", "list", "--tenant", "acme"],
+        &["keys", "list"],
+    ];
+    for url in [&html, &other_json, &ok_html, &ok_json, &ok_list] {
+        for command in commands {
+            let out = portcullis(
+                &[command, &["--url", url.as_str()]].concat(),
+                &[("PORTCULLIS_ADMIN_TOKEN", "pcl_adm_live_x")],
+                None,
+            );
+            assert!(!out.status.success(), "{command:?} at {url}");
+            assert!(out.stdout.is_empty(), "{command:?} printed an answer");
+            let err = stderr(&out);
+            assert!(
+                err.contains(&format!("{url} does not look like a Portcullis server")),
+                "{command:?}: {err}"
+            );
+        }
     }
     for url in [&html, &other_json, &ok_json] {
         let out = portcullis(

@@ -2,6 +2,7 @@
 //! `tests/*.rs` file). One binary links once, so a cold `cargo test` spends less time
 //! linking, and the suites share the fixtures in `common`.
 
+mod caddy;
 mod common;
 mod forward_auth;
 mod h2c;

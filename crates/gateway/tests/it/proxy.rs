@@ -757,6 +757,40 @@ fn record(seq: i64, tenant: &str, kind: RevocationKind, subject: &str) -> Revoca
 }
 
 #[tokio::test]
+async fn a_revoked_sessions_tokens_are_refused_by_the_same_rule() {
+    let ctx = start(ROUTES).await;
+    let path = "/t/acme/orders/1";
+    let signed_in = bearer(
+        &ctx.issuer
+            .token(json!({"jti": "jti-s1", "sid": "ses_gone"})),
+    );
+    let other = bearer(
+        &ctx.issuer
+            .token(json!({"jti": "jti-s2", "sid": "ses_live"})),
+    );
+    assert_eq!(
+        raw(ctx.gw.addr, "GET", path, &[("authorization", &signed_in)])
+            .await
+            .status,
+        200
+    );
+    let rev = ctx.gw.shared.verifier.revocations();
+    rev.apply(&record(1, "acme", RevocationKind::Session, "ses_gone"));
+    rev.touch(1);
+    let r = raw(ctx.gw.addr, "GET", path, &[("authorization", &signed_in)]).await;
+    assert_eq!(r.status, 401, "a token of the signed-out session");
+    assert_eq!(
+        raw(ctx.gw.addr, "GET", path, &[("authorization", &other)])
+            .await
+            .status,
+        200,
+        "another session's token"
+    );
+    let m = metrics(&ctx.gw).await;
+    assert!(m.contains("reason=\"session_revoked\"} 1"), "{m}");
+}
+
+#[tokio::test]
 async fn revoked_tokens_and_keys_are_refused_after_revocation() {
     let ctx = start(ROUTES).await;
     let tok = ctx.issuer.token(json!({"jti": "jti-revoke-me"}));

@@ -28,7 +28,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{GlobalAdmin, TenantAdmin};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::ApiJson;
+use crate::page::{ListQuery, Paged};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
@@ -319,22 +320,25 @@ pub struct ListParams {
     owner: Option<String>,
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(super::openapi::TenantPath, ListParams),
-    responses((status = 200, description = "The tenant's keys", body = Vec<KeyView>)))]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/api-keys", tag = "api-keys", params(super::openapi::TenantPath, crate::page::PageParams, ListParams),
+    responses((status = 200, description = "A page of the tenant's keys, oldest first", body = Paged<KeyView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Vec<KeyView>>, ApiError> {
+    query: ListQuery<ListParams>,
+) -> Result<Json<Paged<KeyView>>, ApiError> {
+    let scope = format!("api-keys:{}", admin.tenant);
+    let page = query.paging.request(&scope)?;
     let filter = ApiKeyFilter {
-        environment: params.environment,
-        owner: params.owner,
+        environment: query.filter.environment,
+        owner: query.filter.owner,
     };
     let now = state.clock.now();
-    let keys = state.store.list_api_keys(&admin.tenant, &filter).await?;
-    Ok(Json(
-        keys.into_iter().map(|k| KeyView::new(k, now)).collect(),
-    ))
+    let keys = state
+        .store
+        .list_api_keys(&admin.tenant, &filter, &page)
+        .await?;
+    Ok(Json(Paged::new(keys, &scope, |k| KeyView::new(k, now))))
 }
 
 /// The key `id` of the admin's tenant; another tenant's key is "not found".

@@ -10,10 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantAdmin;
 use crate::error::ApiError;
-use crate::extract::ApiQuery;
+use crate::page::{ListQuery, Paged};
 use portcullis_service::state::{rfc3339, AppState};
-
-const MAX_LIMIT: u32 = 1_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +21,6 @@ pub struct Params {
     since: Option<String>,
     until: Option<String>,
     action: Option<String>,
-    limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,16 +32,19 @@ pub struct EventView {
     occurred_at_rfc3339: String,
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/audit-events", tag = "audit", params(super::openapi::TenantPath, Params),
-    responses((status = 200, description = "The tenant's audit events, newest first", body = Vec<EventView>)))]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/audit-events", tag = "audit", params(super::openapi::TenantPath, crate::page::PageParams, Params),
+    responses((status = 200, description = "A page of the tenant's audit events, newest first", body = Paged<EventView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<Params>,
-) -> Result<Json<Vec<EventView>>, ApiError> {
+    query: ListQuery<Params>,
+) -> Result<Json<Paged<EventView>>, ApiError> {
+    let scope = format!("audit-events:{}", admin.tenant);
+    let page = query.paging.request(&scope)?;
+    let params = query.filter;
     let now = state.clock.now();
     let query = AuditQuery {
-        tenant: admin.tenant,
+        tenant: admin.tenant.clone(),
         since: params
             .since
             .as_deref()
@@ -56,18 +56,13 @@ pub async fn list(
             .map(|s| parse_time(s, now))
             .transpose()?,
         action: params.action,
-        limit: params.limit.unwrap_or(100).clamp(1, MAX_LIMIT),
+        page,
     };
     let events = state.store.query_audit_events(&query).await?;
-    Ok(Json(
-        events
-            .into_iter()
-            .map(|event| EventView {
-                occurred_at_rfc3339: rfc3339(event.occurred_at),
-                event,
-            })
-            .collect(),
-    ))
+    Ok(Json(Paged::new(events, &scope, |event| EventView {
+        occurred_at_rfc3339: rfc3339(event.occurred_at),
+        event,
+    })))
 }
 
 /// `2026-01-01T00:00:00Z` or a duration before `now` such as `1h`.

@@ -1,8 +1,16 @@
-//! OAuth clients of a tenant: create (secret shown once), list, show, rotate the secret with an
-//! overlap window, disable (which also revokes every token already issued to the client).
+//! OAuth clients of a tenant: create (secret shown once), list, show, update, rotate the secret
+//! with an overlap window, disable (which also revokes every token already issued to the client),
+//! archive (disable for good: in one transaction the client is disabled, its secrets expire at
+//! once, it is recorded archived and a `client` revocation-log entry revokes its tokens; it then
+//! leaves the default list, and no update, rotation, disabling or enabling touches it again).
 //!
-//! A client may only be allowed audiences of its own tenant's resource servers, and only scopes
-//! those resource servers define: another tenant's API cannot be named.
+//! Machine clients, confidential web apps and public single-page and native apps are all
+//! clients; create and update run one check ([`check_settings`]): the admin API's own checks
+//! (name, lifetime, audiences of this tenant's resource servers) and then core's registration
+//! rules (`portcullis_core::client::check_app_registration`), whose refusals answer with the
+//! RFC 7591 codes `invalid_redirect_uri` and `invalid_client_metadata`. A client may only be
+//! allowed audiences of its own tenant's resource servers, and only scopes those resource servers
+//! define (plus the OpenID Connect scopes for app clients): another tenant's API cannot be named.
 
 use std::time::Duration;
 
@@ -10,20 +18,26 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::audit::{Action, Outcome};
+use portcullis_core::client::{
+    check_app_registration, AppRegistration, ApplicationType, ClientType,
+};
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::oauth::{Audience, AuthMethod, GrantType, ScopeSet};
 use portcullis_core::tenant::TenantStatus;
 use portcullis_core::time::Timestamp;
 use portcullis_store::{
-    ClientSecretRecord, ClientStatus, NewRevocation, OAuthClient, RevocationKind,
+    Archivable, ArchivedKind, ClientSecretRecord, ClientStatus, NewRevocation, OAuthClient,
+    RevocationKind,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::archive::{self, ArchivedParams};
 use super::auth::TenantAdmin;
 use super::tenants::validate_display_name;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::page::{ListQuery, Paged};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
@@ -54,8 +68,14 @@ pub struct CreateClient {
     name: String,
     #[serde(default)]
     scopes: Vec<String>,
+    /// Resource servers' audiences, the first the default: at least one for
+    /// `client_credentials`, none needed by an app that only signs users in.
+    #[serde(default)]
     audiences: Vec<String>,
+    /// Default: `authorization_code` for public clients and clients with redirect URIs,
+    /// `client_credentials` otherwise.
     grant_types: Option<Vec<String>>,
+    /// Default: `none` for public clients, `client_secret_basic` otherwise.
     auth_method: Option<String>,
     access_token_ttl_secs: Option<u64>,
     environment: Option<String>,
@@ -66,6 +86,44 @@ pub struct CreateClient {
     jwks: Option<serde_json::Value>,
     /// For `private_key_jwt`, instead of `jwks`: where the server fetches the client's JWKS.
     jwks_uri: Option<String>,
+    /// `confidential` (machine clients, web apps with a server side) or `public` (single-page
+    /// and native apps: no secret). Default: `public` for native apps, else `confidential`.
+    #[schema(value_type = Option<String>, example = "public")]
+    client_type: Option<String>,
+    /// `web` (default) or `native`.
+    #[schema(value_type = Option<String>, example = "web")]
+    application_type: Option<String>,
+    /// Where the authorization endpoint may send the user back; compared exactly.
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    /// Where logout may send the user back; compared exactly.
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    /// Single-page apps: exact origins (`https://host[:port]`) allowed to call the token
+    /// endpoint from script.
+    #[serde(default)]
+    allowed_web_origins: Vec<String>,
+    /// The tenant's own app: users are not asked for consent.
+    #[serde(default)]
+    first_party: bool,
+}
+
+/// The members an update may change; each one left out keeps its value. The client's type,
+/// application type, authentication method, keys and environment never change: register a new
+/// client instead.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateClient {
+    name: Option<String>,
+    scopes: Option<Vec<String>>,
+    audiences: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+    access_token_ttl_secs: Option<u64>,
+    introspection: Option<bool>,
+    redirect_uris: Option<Vec<String>>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    allowed_web_origins: Option<Vec<String>>,
+    first_party: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -90,11 +148,21 @@ pub struct ClientView {
     introspection: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     jwks_uri: Option<String>,
+    #[schema(value_type = String, example = "confidential")]
+    client_type: &'static str,
+    #[schema(value_type = String, example = "web")]
+    application_type: &'static str,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    allowed_web_origins: Vec<String>,
+    first_party: bool,
     #[schema(value_type = String)]
     status: &'static str,
     created_at: String,
     updated_at: String,
     last_used_at: Option<String>,
+    /// When the client was archived (`null`: it is not).
+    archived_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     secrets: Option<Vec<SecretView>>,
 }
@@ -111,6 +179,17 @@ pub struct SecretView {
 
 impl From<OAuthClient> for ClientView {
     fn from(c: OAuthClient) -> Self {
+        Archivable {
+            item: c,
+            archived_at: None,
+        }
+        .into()
+    }
+}
+
+impl From<Archivable<OAuthClient>> for ClientView {
+    fn from(a: Archivable<OAuthClient>) -> Self {
+        let c = a.item;
         Self {
             client_id: c.id,
             tenant: c.tenant.to_string(),
@@ -123,10 +202,17 @@ impl From<OAuthClient> for ClientView {
             access_token_ttl_secs: c.access_token_ttl_secs,
             introspection: c.can_introspect,
             jwks_uri: c.jwks_uri,
+            client_type: c.client_type.as_str(),
+            application_type: c.application_type.as_str(),
+            redirect_uris: c.redirect_uris,
+            post_logout_redirect_uris: c.post_logout_redirect_uris,
+            allowed_web_origins: c.allowed_web_origins,
+            first_party: c.first_party,
             status: c.status.as_str(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
             last_used_at: c.last_used_at.map(rfc3339),
+            archived_at: a.archived_at.map(rfc3339),
             secrets: None,
         }
     }
@@ -148,7 +234,7 @@ impl From<ClientSecretRecord> for SecretView {
 pub struct CreatedClient {
     #[serde(flatten)]
     view: ClientView,
-    /// The secret, shown this once (none for `private_key_jwt` clients).
+    /// The secret, shown this once (none for `private_key_jwt` and public clients).
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<String>,
 }
@@ -196,70 +282,63 @@ fn new_secret(
 }
 
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/clients", tag = "clients", params(super::openapi::TenantPath), request_body = CreateClient,
-    responses((status = 201, description = "The client; its secret is shown this once", body = CreatedClient)))]
+    responses((status = 201, description = "The client; its secret is shown this once", body = CreatedClient),
+        (status = 400, description = "Malformed request (`invalid_request`), or a registration the rules refuse: `invalid_redirect_uri`, `invalid_client_metadata` (RFC 7591)", body = super::openapi::ErrorBody)))]
 pub async fn create(
     admin: TenantAdmin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateClient>,
 ) -> Result<(StatusCode, Json<CreatedClient>), ApiError> {
-    let name = validate_display_name(&body.name)?;
     let environment = Environment::parse(body.environment.as_deref().unwrap_or("live"))
         .map_err(|_| bad("environment is 1 to 16 lowercase letters and digits"))?;
-    let auth_method =
-        AuthMethod::parse(body.auth_method.as_deref().unwrap_or("client_secret_basic"))
-            .map_err(bad)?;
-    let grant_types = body
-        .grant_types
-        .unwrap_or_else(|| vec!["client_credentials".into()])
-        .iter()
-        .map(|g| GrantType::parse(g).map(|g| g.as_str().to_owned()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(bad)?;
-    if grant_types.is_empty() {
-        return Err(bad("grant_types may not be empty"));
-    }
-    let scopes = ScopeSet::from_strs(body.scopes.iter().map(String::as_str)).map_err(bad)?;
-    if body.audiences.is_empty() || body.audiences.len() > MAX_AUDIENCES {
-        return Err(bad(
-            "audiences: 1 to 16 audiences; the first is the default",
-        ));
-    }
-    let mut audiences: Vec<String> = Vec::new();
-    let mut defined = ScopeSet::default();
-    for a in &body.audiences {
-        let a = Audience::parse(a).map_err(bad)?;
-        if audiences.iter().any(|x| x == a.as_str()) {
-            continue;
+    let application_type = match body.application_type.as_deref() {
+        None => ApplicationType::Web,
+        Some(a) => ApplicationType::parse(a)
+            .ok_or_else(|| metadata("application_type is web or native"))?,
+    };
+    let client_type = match body.client_type.as_deref() {
+        None if application_type == ApplicationType::Native => ClientType::Public,
+        None => ClientType::Confidential,
+        Some(t) => {
+            ClientType::parse(t).ok_or_else(|| metadata("client_type is confidential or public"))?
         }
-        let rs = state
-            .store
-            .find_resource_server_by_audience(&admin.tenant, a.as_str())
-            .await?
-            .ok_or_else(|| {
-                bad(format!(
-                    "no resource server in this tenant has audience {a}"
-                ))
-            })?;
-        let rs_scopes = ScopeSet::from_strs(rs.scopes.iter().map(String::as_str))
-            .map_err(|_| ApiError::internal("stored resource server has invalid scopes"))?;
-        defined = ScopeSet::from_strs(defined.iter().chain(rs_scopes.iter()).map(|s| s.as_str()))
-            .map_err(bad)?;
-        audiences.push(a.as_str().to_owned());
-    }
-    if !scopes.is_subset(&defined) {
-        return Err(bad(
-            "every scope must be defined by one of the client's audiences",
-        ));
-    }
-    let max_ttl = state.oauth.lifetimes.max.as_secs();
-    let ttl = body
-        .access_token_ttl_secs
-        .unwrap_or(state.oauth.lifetimes.default.as_secs());
-    if ttl == 0 || ttl > max_ttl {
-        return Err(bad(format!(
-            "access_token_ttl_secs must be 1 to {max_ttl} (the configured maximum)"
-        )));
-    }
+    };
+    let default_method = match client_type {
+        ClientType::Public => "none",
+        ClientType::Confidential => "client_secret_basic",
+    };
+    let auth_method =
+        AuthMethod::parse(body.auth_method.as_deref().unwrap_or(default_method)).map_err(bad)?;
+    let grant_types = body.grant_types.clone().unwrap_or_else(|| {
+        let app = client_type == ClientType::Public || !body.redirect_uris.is_empty();
+        let default = if app {
+            GrantType::AuthorizationCode
+        } else {
+            GrantType::ClientCredentials
+        };
+        vec![default.as_str().to_owned()]
+    });
+    let checked = check_settings(
+        &state,
+        &admin,
+        Settings {
+            name: &body.name,
+            client_type,
+            application_type,
+            auth_method,
+            grant_types: &grant_types,
+            scopes: &body.scopes,
+            audiences: &body.audiences,
+            access_token_ttl_secs: body.access_token_ttl_secs,
+            introspection: body.introspection,
+            has_keys: body.jwks.is_some() || body.jwks_uri.is_some(),
+            redirect_uris: &body.redirect_uris,
+            post_logout_redirect_uris: &body.post_logout_redirect_uris,
+            allowed_web_origins: &body.allowed_web_origins,
+            first_party: body.first_party,
+        },
+    )
+    .await?;
     let tenant = state
         .store
         .get_tenant(&admin.tenant)
@@ -300,19 +379,22 @@ pub async fn create(
     };
     let now = state.clock.now();
     let id = format!("cl_{}", random_id());
-    // Clients that authenticate with a key get no secret at all.
-    let issued =
-        (auth_method != AuthMethod::PrivateKeyJwt).then(|| new_secret(&id, &environment, now));
+    // Clients that authenticate with a key, and public clients, get no secret at all.
+    let issued = matches!(
+        auth_method,
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+    )
+    .then(|| new_secret(&id, &environment, now));
     let client = OAuthClient {
         id: id.clone(),
         tenant: admin.tenant.clone(),
-        name,
+        name: checked.name,
         environment: environment.to_string(),
         auth_method: auth_method.as_str().to_owned(),
-        grant_types,
-        scopes: scopes.to_vec(),
-        audiences,
-        access_token_ttl_secs: i64::try_from(ttl).unwrap_or(i64::MAX),
+        grant_types: checked.grant_types,
+        scopes: checked.scopes,
+        audiences: checked.audiences,
+        access_token_ttl_secs: checked.access_token_ttl_secs,
         can_introspect: body.introspection,
         jwks,
         jwks_uri,
@@ -320,6 +402,12 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         last_used_at: None,
+        client_type,
+        application_type,
+        redirect_uris: checked.redirect_uris,
+        post_logout_redirect_uris: checked.post_logout_redirect_uris,
+        allowed_web_origins: checked.allowed_web_origins,
+        first_party: body.first_party,
     };
     let written = state
         .store
@@ -339,14 +427,52 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/clients", tag = "clients", params(super::openapi::TenantPath),
-    responses((status = 200, description = "The tenant's clients", body = Vec<ClientView>)))]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/clients", tag = "clients", params(super::openapi::TenantPath, crate::page::PageParams, ArchivedParams),
+    responses((status = 200, description = "A page of the tenant's clients, oldest first", body = Paged<ClientView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
-) -> Result<Json<Vec<ClientView>>, ApiError> {
-    let all = state.store.list_clients(&admin.tenant).await?;
-    Ok(Json(all.into_iter().map(Into::into).collect()))
+    query: ListQuery<ArchivedParams>,
+) -> Result<Json<Paged<ClientView>>, ApiError> {
+    let scope = format!("clients:{}", admin.tenant);
+    let page = query.paging.request(&scope)?;
+    let clients = state
+        .store
+        .list_clients(&admin.tenant, &page, query.filter.filter())
+        .await?;
+    Ok(Json(Paged::new(clients, &scope, Into::into)))
+}
+
+/// The tenant's client with whether it is archived, or 404.
+async fn load(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<ClientView, ApiError> {
+    let client = tenant_client(state, admin, id).await?;
+    let archived_at = state
+        .store
+        .archived_at(ArchivedKind::Client, &client.id)
+        .await?;
+    Ok(Archivable {
+        item: client,
+        archived_at,
+    }
+    .into())
+}
+
+/// The tenant's live client, 404 if there is none, 409 if it is archived.
+async fn live_client(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> Result<OAuthClient, ApiError> {
+    let client = tenant_client(state, admin, id).await?;
+    if state
+        .store
+        .archived_at(ArchivedKind::Client, &client.id)
+        .await?
+        .is_some()
+    {
+        return Err(archive::already_archived());
+    }
+    Ok(client)
 }
 
 /// The tenant's client, or 404 (also for another tenant's client id).
@@ -373,9 +499,8 @@ pub async fn show(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
-    let client = tenant_client(&state, &admin, &id).await?;
-    let secrets = state.store.list_client_secrets(&client.id).await?;
-    let mut view = ClientView::from(client);
+    let mut view = load(&state, &admin, &id).await?;
+    let secrets = state.store.list_client_secrets(&view.client_id).await?;
     view.secrets = Some(secrets.into_iter().map(Into::into).collect());
     Ok(Json(view))
 }
@@ -389,9 +514,12 @@ pub async fn rotate_secret(
     ApiJson(body): ApiJson<RotateSecret>,
 ) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
     let overlap = rotation_overlap(body.overlap_secs)?;
-    let client = tenant_client(&state, &admin, &id).await?;
+    let client = live_client(&state, &admin, &id).await?;
     if client.auth_method == AuthMethod::PrivateKeyJwt.as_str() {
         return Err(bad("private_key_jwt clients have no secret to rotate"));
+    }
+    if client.auth_method == AuthMethod::None.as_str() {
+        return Err(bad("public clients have no secret"));
     }
     let environment = Environment::parse(&client.environment)
         .map_err(|_| ApiError::internal("stored client has an invalid environment"))?;
@@ -427,7 +555,7 @@ pub async fn disable(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
-    let client = tenant_client(&state, &admin, &id).await?;
+    let client = live_client(&state, &admin, &id).await?;
     let now = state.clock.now();
     let written = state
         .store
@@ -453,6 +581,273 @@ pub async fn disable(
         )
         .await?;
     record(&state, &admin, Action::OAuthClientDisable, &client.id);
+    let client = tenant_client(&state, &admin, &id).await?;
+    Ok(Json(client.into()))
+}
+
+/// Archives the client: see the module docs.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/clients/{id}/archive", tag = "clients", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The client, archived: disabled for good, its secrets expired, its tokens revoked", body = ClientView)))]
+pub async fn archive(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<ClientView>, ApiError> {
+    let client = tenant_client(&state, &admin, &id).await?;
+    let now = state.clock.now();
+    let revocation = NewRevocation {
+        tenant: admin.tenant.clone(),
+        kind: RevocationKind::Client,
+        subject: client.id.clone(),
+        revoked_before: Some(now),
+        expires_at: Some(now.saturating_add(state.oauth.lifetimes.max)),
+        reason: Some("client_archived".into()),
+    };
+    let written = state
+        .store
+        .archive_client(
+            &admin.tenant,
+            &client.id,
+            Some(&admin.principal.credential_id),
+            &revocation,
+            now,
+        )
+        .await;
+    state.oauth.directory.client_changed(&client.id);
+    archive::outcome(written?)?;
+    record(&state, &admin, Action::OAuthClientArchive, &client.id);
+    Ok(Json(load(&state, &admin, &id).await?))
+}
+
+/// A client's registration as create or update would leave it, before the checks.
+struct Settings<'a> {
+    name: &'a str,
+    client_type: ClientType,
+    application_type: ApplicationType,
+    auth_method: AuthMethod,
+    grant_types: &'a [String],
+    scopes: &'a [String],
+    audiences: &'a [String],
+    access_token_ttl_secs: Option<u64>,
+    introspection: bool,
+    has_keys: bool,
+    redirect_uris: &'a [String],
+    post_logout_redirect_uris: &'a [String],
+    allowed_web_origins: &'a [String],
+    first_party: bool,
+}
+
+/// The registration as stored, after the checks.
+struct Checked {
+    name: String,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+    access_token_ttl_secs: i64,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    allowed_web_origins: Vec<String>,
+}
+
+/// 400 `invalid_client_metadata` (RFC 7591 section 3.2.2).
+fn metadata(description: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_client_metadata", description)
+}
+
+/// The one check of a client registration, for create and update alike: the admin API's own
+/// rules, then core's [`check_app_registration`].
+async fn check_settings(
+    state: &AppState,
+    admin: &TenantAdmin,
+    s: Settings<'_>,
+) -> Result<Checked, ApiError> {
+    let name = validate_display_name(s.name)?;
+    let grant_types = s
+        .grant_types
+        .iter()
+        .map(|g| GrantType::parse(g))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    if grant_types.is_empty() {
+        return Err(bad("grant_types may not be empty"));
+    }
+    let mut unique_grants: Vec<GrantType> = Vec::new();
+    for g in grant_types {
+        if !unique_grants.contains(&g) {
+            unique_grants.push(g);
+        }
+    }
+    let scopes = ScopeSet::from_strs(s.scopes.iter().map(String::as_str)).map_err(bad)?;
+    let machine = unique_grants.contains(&GrantType::ClientCredentials);
+    if s.audiences.len() > MAX_AUDIENCES || (machine && s.audiences.is_empty()) {
+        return Err(bad(
+            "audiences: 1 to 16 audiences (none only for clients without client_credentials); the first is the default",
+        ));
+    }
+    let mut audiences: Vec<String> = Vec::new();
+    let mut defined = ScopeSet::default();
+    for a in s.audiences {
+        let a = Audience::parse(a).map_err(bad)?;
+        if audiences.iter().any(|x| x == a.as_str()) {
+            continue;
+        }
+        let rs = state
+            .store
+            .find_resource_server_by_audience(&admin.tenant, a.as_str())
+            .await?
+            .ok_or_else(|| {
+                bad(format!(
+                    "no resource server in this tenant has audience {a}"
+                ))
+            })?;
+        let rs_scopes = ScopeSet::from_strs(rs.scopes.iter().map(String::as_str))
+            .map_err(|_| ApiError::internal("stored resource server has invalid scopes"))?;
+        defined = ScopeSet::from_strs(defined.iter().chain(rs_scopes.iter()).map(|s| s.as_str()))
+            .map_err(bad)?;
+        audiences.push(a.as_str().to_owned());
+    }
+    let undefined: Vec<&str> = scopes
+        .iter()
+        .filter(|sc| !defined.iter().any(|d| d == *sc))
+        .map(|sc| sc.as_str())
+        .collect();
+    if machine && !undefined.is_empty() && !unique_grants.contains(&GrantType::AuthorizationCode) {
+        return Err(bad(
+            "every scope must be defined by one of the client's audiences",
+        ));
+    }
+    let max_ttl = state.oauth.lifetimes.max.as_secs();
+    let ttl = s
+        .access_token_ttl_secs
+        .unwrap_or(state.oauth.lifetimes.default.as_secs());
+    if ttl == 0 || ttl > max_ttl {
+        return Err(bad(format!(
+            "access_token_ttl_secs must be 1 to {max_ttl} (the configured maximum)"
+        )));
+    }
+    let app = check_app_registration(&AppRegistration {
+        client_type: s.client_type,
+        application_type: s.application_type,
+        auth_method: s.auth_method,
+        grant_types: &unique_grants,
+        redirect_uris: s.redirect_uris,
+        post_logout_redirect_uris: s.post_logout_redirect_uris,
+        allowed_web_origins: s.allowed_web_origins,
+        first_party: s.first_party,
+        can_introspect: s.introspection,
+        has_keys: s.has_keys,
+        audiences: audiences.len(),
+        undefined_scopes: &undefined,
+    })
+    .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    Ok(Checked {
+        name,
+        grant_types: unique_grants
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .collect(),
+        scopes: scopes.to_vec(),
+        audiences,
+        access_token_ttl_secs: i64::try_from(ttl).unwrap_or(i64::MAX),
+        redirect_uris: app
+            .redirect_uris
+            .iter()
+            .map(|u| u.as_str().to_owned())
+            .collect(),
+        post_logout_redirect_uris: app
+            .post_logout_redirect_uris
+            .iter()
+            .map(|u| u.as_str().to_owned())
+            .collect(),
+        allowed_web_origins: app
+            .allowed_web_origins
+            .iter()
+            .map(|o| o.as_str().to_owned())
+            .collect(),
+    })
+}
+
+/// Changes a client's registration: the members sent replace the stored ones, and the whole
+/// result goes through the same check as a new client. Tokens already issued keep what they
+/// were issued with until they expire (at most the configured maximum lifetime).
+#[utoipa::path(patch, path = "/admin/v1/tenants/{tenant}/clients/{id}", tag = "clients", params(super::openapi::TenantIdPath), request_body = UpdateClient,
+    responses((status = 200, description = "The client, changed", body = ClientView),
+        (status = 400, description = "Malformed request (`invalid_request`), or a registration the rules refuse: `invalid_redirect_uri`, `invalid_client_metadata` (RFC 7591)", body = super::openapi::ErrorBody)))]
+pub async fn update(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UpdateClient>,
+) -> Result<Json<ClientView>, ApiError> {
+    let client = live_client(&state, &admin, &id).await?;
+    if client.status != ClientStatus::Active {
+        return Err(ApiError::conflict("the client is disabled"));
+    }
+    let auth_method = AuthMethod::parse(&client.auth_method)
+        .map_err(|_| ApiError::internal("stored client has an unknown auth method"))?;
+    let pick = |new: &Option<Vec<String>>, old: &Vec<String>| new.clone().unwrap_or(old.clone());
+    let grant_types = pick(&body.grant_types, &client.grant_types);
+    let scopes = pick(&body.scopes, &client.scopes);
+    let audiences = pick(&body.audiences, &client.audiences);
+    let redirect_uris = pick(&body.redirect_uris, &client.redirect_uris);
+    let post_logout = pick(
+        &body.post_logout_redirect_uris,
+        &client.post_logout_redirect_uris,
+    );
+    let origins = pick(&body.allowed_web_origins, &client.allowed_web_origins);
+    let introspection = body.introspection.unwrap_or(client.can_introspect);
+    let first_party = body.first_party.unwrap_or(client.first_party);
+    let checked = check_settings(
+        &state,
+        &admin,
+        Settings {
+            name: body.name.as_deref().unwrap_or(&client.name),
+            client_type: client.client_type,
+            application_type: client.application_type,
+            auth_method,
+            grant_types: &grant_types,
+            scopes: &scopes,
+            audiences: &audiences,
+            access_token_ttl_secs: Some(
+                body.access_token_ttl_secs
+                    .unwrap_or(u64::try_from(client.access_token_ttl_secs).unwrap_or(0)),
+            ),
+            introspection,
+            has_keys: client.jwks.is_some() || client.jwks_uri.is_some(),
+            redirect_uris: &redirect_uris,
+            post_logout_redirect_uris: &post_logout,
+            allowed_web_origins: &origins,
+            first_party,
+        },
+    )
+    .await?;
+    let tenant = state
+        .store
+        .get_tenant(&admin.tenant)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if tenant.status != TenantStatus::Active {
+        return Err(ApiError::conflict("the tenant is disabled"));
+    }
+    let changed = OAuthClient {
+        name: checked.name,
+        grant_types: checked.grant_types,
+        scopes: checked.scopes,
+        audiences: checked.audiences,
+        access_token_ttl_secs: checked.access_token_ttl_secs,
+        can_introspect: introspection,
+        redirect_uris: checked.redirect_uris,
+        post_logout_redirect_uris: checked.post_logout_redirect_uris,
+        allowed_web_origins: checked.allowed_web_origins,
+        first_party,
+        ..client
+    };
+    let written = state.store.update_client(&changed, state.clock.now()).await;
+    state.oauth.directory.client_changed(&changed.id);
+    if !written? {
+        return Err(ApiError::not_found());
+    }
+    record(&state, &admin, Action::OAuthClientUpdate, &changed.id);
     let client = tenant_client(&state, &admin, &id).await?;
     Ok(Json(client.into()))
 }

@@ -12,6 +12,7 @@
 
 mod alerts;
 mod api_keys;
+mod archive;
 mod audit_events;
 pub mod auth;
 mod clients;
@@ -20,6 +21,7 @@ mod resource_servers;
 mod signing_keys;
 mod tenants;
 pub mod tokens;
+mod users;
 
 use axum::http::Method;
 use axum::routing::{self, MethodRouter};
@@ -104,6 +106,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Global,
             ManageTenants,
             routing::post(tenants::enable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/archive",
+            Global,
+            ManageTenants,
+            routing::post(tenants::archive),
         ),
         r(
             Method::POST,
@@ -240,6 +249,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         ),
         r(
             Method::POST,
+            "/tenants/{tenant}/resource-servers/{id}/archive",
+            Tenant,
+            ManageResourceServers,
+            routing::post(resource_servers::archive),
+        ),
+        r(
+            Method::POST,
             "/tenants/{tenant}/clients",
             Tenant,
             ManageClients,
@@ -260,6 +276,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             routing::get(clients::show),
         ),
         r(
+            Method::PATCH,
+            "/tenants/{tenant}/clients/{id}",
+            Tenant,
+            ManageClients,
+            routing::patch(clients::update),
+        ),
+        r(
             Method::POST,
             "/tenants/{tenant}/clients/{id}/rotate-secret",
             Tenant,
@@ -272,6 +295,76 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageClients,
             routing::post(clients::disable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users",
+            Tenant,
+            ManageUsers,
+            routing::post(users::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/users",
+            Tenant,
+            ReadUsers,
+            routing::get(users::list),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users/reset-password",
+            Tenant,
+            ManageUsers,
+            routing::post(users::reset_password),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/users/{id}",
+            Tenant,
+            ReadUsers,
+            routing::get(users::show),
+        ),
+        r(
+            Method::PATCH,
+            "/tenants/{tenant}/users/{id}",
+            Tenant,
+            ManageUsers,
+            routing::patch(users::update),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/users/{id}",
+            Tenant,
+            ManageUsers,
+            routing::delete(users::delete),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users/{id}/disable",
+            Tenant,
+            ManageUsers,
+            routing::post(users::disable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users/{id}/enable",
+            Tenant,
+            ManageUsers,
+            routing::post(users::enable),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/users/{id}/invite",
+            Tenant,
+            ManageUsers,
+            routing::post(users::invite),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/clients/{id}/archive",
+            Tenant,
+            ManageClients,
+            routing::post(clients::archive),
         ),
         r(
             Method::GET,

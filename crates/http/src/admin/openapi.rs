@@ -16,7 +16,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens,
+    alerts, api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens, users,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -140,6 +140,7 @@ pub fn outcome() -> ObjectBuilder {
         tenants::show,
         tenants::disable,
         tenants::enable,
+        tenants::archive,
         tokens::create,
         tokens::list,
         tokens::revoke,
@@ -159,11 +160,23 @@ pub fn outcome() -> ObjectBuilder {
         resource_servers::list,
         resource_servers::show,
         resource_servers::rotate_secret,
+        resource_servers::archive,
         clients::create,
         clients::list,
         clients::show,
+        clients::update,
         clients::rotate_secret,
         clients::disable,
+        users::create,
+        users::list,
+        users::reset_password,
+        users::show,
+        users::update,
+        users::delete,
+        users::disable,
+        users::enable,
+        users::invite,
+        clients::archive,
         signing_keys::list,
         signing_keys::rotate,
         signing_keys::revoke,

@@ -3,6 +3,15 @@
 //!
 //! A resource server may also hold a credential for the introspection endpoint: a generated
 //! secret, shown once, stored as its digest, rotated with an overlap window like a client's.
+//!
+//! Archiving a resource server (final) expires its introspection secrets at once and hides it
+//! from the token service in one transaction: no token is issued for its audience any more (a
+//! token request naming it is refused like an unknown audience), and it can no longer
+//! introspect. Tokens already issued for its audience are not revoked (no revocation-log entry
+//! names an audience): they stay valid until they expire, at most the configured maximum token
+//! lifetime, for any verifier that still accepts that audience (verifiers check the audience
+//! themselves). Its audience stays reserved in the tenant, so a new resource server can never
+//! inherit those tokens.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,14 +19,18 @@ use axum::Json;
 use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::credential::Environment;
 use portcullis_core::oauth::{Audience, ScopeSet};
-use portcullis_store::{ResourceServer, ResourceServerSecretRecord, StoreError};
+use portcullis_store::{
+    Archivable, ArchivedKind, ResourceServer, ResourceServerSecretRecord, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::archive::{self, ArchivedParams};
 use super::auth::TenantAdmin;
 use super::tenants::validate_display_name;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::page::{ListQuery, Paged};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
@@ -39,6 +52,8 @@ pub struct ResourceServerView {
     scopes: Vec<String>,
     created_at: String,
     updated_at: String,
+    /// When the resource server was archived (`null`: it is not).
+    archived_at: Option<String>,
     /// Introspection credentials (metadata only), on `show`.
     #[serde(skip_serializing_if = "Option::is_none")]
     secrets: Option<Vec<SecretView>>,
@@ -90,7 +105,19 @@ pub struct RotatedSecret {
 
 impl From<ResourceServer> for ResourceServerView {
     fn from(r: ResourceServer) -> Self {
+        Archivable {
+            item: r,
+            archived_at: None,
+        }
+        .into()
+    }
+}
+
+impl From<Archivable<ResourceServer>> for ResourceServerView {
+    fn from(a: Archivable<ResourceServer>) -> Self {
+        let r = a.item;
         Self {
+            archived_at: a.archived_at.map(rfc3339),
             id: r.id,
             tenant: r.tenant.to_string(),
             name: r.name,
@@ -151,14 +178,76 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(rs.into())))
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/resource-servers", tag = "resource-servers", params(super::openapi::TenantPath),
-    responses((status = 200, description = "The tenant's resource servers", body = Vec<ResourceServerView>)))]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/resource-servers", tag = "resource-servers", params(super::openapi::TenantPath, crate::page::PageParams, ArchivedParams),
+    responses((status = 200, description = "A page of the tenant's resource servers, oldest first", body = Paged<ResourceServerView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
-) -> Result<Json<Vec<ResourceServerView>>, ApiError> {
-    let all = state.store.list_resource_servers(&admin.tenant).await?;
-    Ok(Json(all.into_iter().map(Into::into).collect()))
+    query: ListQuery<ArchivedParams>,
+) -> Result<Json<Paged<ResourceServerView>>, ApiError> {
+    let scope = format!("resource-servers:{}", admin.tenant);
+    let page = query.paging.request(&scope)?;
+    let all = state
+        .store
+        .list_resource_servers(&admin.tenant, &page, query.filter.filter())
+        .await?;
+    Ok(Json(Paged::new(all, &scope, Into::into)))
+}
+
+/// The tenant's resource server with whether it is archived, or 404.
+async fn load(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> Result<ResourceServerView, ApiError> {
+    let rs = tenant_resource_server(state, admin, id).await?;
+    let archived_at = state
+        .store
+        .archived_at(ArchivedKind::ResourceServer, &rs.id)
+        .await?;
+    Ok(Archivable {
+        item: rs,
+        archived_at,
+    }
+    .into())
+}
+
+/// Archives the resource server: see the module docs.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/resource-servers/{id}/archive", tag = "resource-servers", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The resource server, archived: no more tokens for its audience, its secrets expired", body = ResourceServerView)))]
+pub async fn archive(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<ResourceServerView>, ApiError> {
+    let rs = tenant_resource_server(&state, &admin, &id).await?;
+    let written = state
+        .store
+        .archive_resource_server(
+            &admin.tenant,
+            &rs.id,
+            Some(&admin.principal.credential_id),
+            state.clock.now(),
+        )
+        .await;
+    state
+        .oauth
+        .directory
+        .resource_server_changed(&admin.tenant, &rs.id);
+    archive::outcome(written?)?;
+    state.audit.record(
+        EventDraft {
+            tenant: admin.tenant.clone(),
+            actor: admin.principal.actor(),
+            credential_id: Some(admin.principal.credential_id.clone()),
+            action: Action::ResourceServerArchive,
+            outcome: Outcome::Success,
+            reason: None,
+            target: Some(rs.id.clone()),
+        },
+        &admin.origin,
+    );
+    Ok(Json(load(&state, &admin, &id).await?))
 }
 
 /// The tenant's resource server, or 404 (also for another tenant's id).
@@ -184,9 +273,8 @@ pub async fn show(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ResourceServerView>, ApiError> {
-    let rs = tenant_resource_server(&state, &admin, &id).await?;
-    let secrets = state.store.list_resource_server_secrets(&rs.id).await?;
-    let mut view = ResourceServerView::from(rs);
+    let mut view = load(&state, &admin, &id).await?;
+    let secrets = state.store.list_resource_server_secrets(&view.id).await?;
     view.secrets = Some(secrets.into_iter().map(Into::into).collect());
     Ok(Json(view))
 }
@@ -207,6 +295,14 @@ pub async fn rotate_secret(
             ApiError::invalid_request("environment is 1 to 16 lowercase letters and digits")
         })?;
     let rs = tenant_resource_server(&state, &admin, &id).await?;
+    if state
+        .store
+        .archived_at(ArchivedKind::ResourceServer, &rs.id)
+        .await?
+        .is_some()
+    {
+        return Err(archive::already_archived());
+    }
     let now = state.clock.now();
     let credential = super::clients::generate_secret(&environment);
     let record = ResourceServerSecretRecord {

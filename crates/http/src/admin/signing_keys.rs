@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::auth::GlobalAdmin;
 use crate::error::ApiError;
+use crate::page::{ListQuery, NoFilter, Paged};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
@@ -29,27 +30,26 @@ pub struct KeyView {
     publish_until: Option<String>,
 }
 
-#[utoipa::path(get, path = "/admin/v1/signing-keys", tag = "signing-keys",
-    responses((status = 200, description = "Every signing key (metadata only)", body = Vec<KeyView>)))]
+#[utoipa::path(get, path = "/admin/v1/signing-keys", tag = "signing-keys", params(crate::page::PageParams),
+    responses((status = 200, description = "A page of signing keys, oldest first (metadata only)", body = Paged<KeyView>)))]
 pub async fn list(
     _admin: GlobalAdmin,
     State(state): State<AppState>,
-) -> Result<Json<Vec<KeyView>>, ApiError> {
-    let keys = state.store.list_signing_keys().await?;
-    Ok(Json(
-        keys.into_iter()
-            .map(|k| KeyView {
-                kid: k.kid,
-                algorithm: k.algorithm,
-                state: k.state,
-                kek_id: k.kek_id,
-                created_at: rfc3339(k.created_at),
-                activates_at: rfc3339(k.activates_at),
-                retired_at: k.retired_at.map(rfc3339),
-                publish_until: k.publish_until.map(rfc3339),
-            })
-            .collect(),
-    ))
+    query: ListQuery<NoFilter>,
+) -> Result<Json<Paged<KeyView>>, ApiError> {
+    const SCOPE: &str = "signing-keys";
+    let page = query.paging.request(SCOPE)?;
+    let keys = state.store.page_signing_keys(&page).await?;
+    Ok(Json(Paged::new(keys, SCOPE, |k| KeyView {
+        kid: k.kid,
+        algorithm: k.algorithm,
+        state: k.state,
+        kek_id: k.kek_id,
+        created_at: rfc3339(k.created_at),
+        activates_at: rfc3339(k.activates_at),
+        retired_at: k.retired_at.map(rfc3339),
+        publish_until: k.publish_until.map(rfc3339),
+    })))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

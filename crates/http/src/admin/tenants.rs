@@ -1,4 +1,9 @@
-//! Tenant lifecycle: create, list, show, disable, enable.
+//! Tenant lifecycle: create, list, show, disable, enable, archive.
+//!
+//! Archiving is disabling for good: in one transaction the tenant is disabled, recorded archived
+//! and a `tenant` revocation-log entry revokes its tokens issued until then. Its API keys,
+//! clients and admin credentials are refused from then on (the tenant is disabled), it leaves
+//! the default tenant list, it can never be enabled again, and its id is never reused.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -6,13 +11,15 @@ use axum::Json;
 use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::revocation::RevocationKind;
 use portcullis_core::tenant::{TenantId, TenantStatus};
-use portcullis_store::{NewRevocation, NewTenant, StoreError, Tenant};
+use portcullis_store::{Archivable, ArchivedKind, NewRevocation, NewTenant, StoreError, Tenant};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::archive::{self, ArchivedParams};
 use super::auth::{GlobalAdmin, TenantAdmin};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::page::{ListQuery, Paged};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
@@ -32,18 +39,50 @@ pub struct TenantView {
     status: TenantStatus,
     created_at: String,
     updated_at: String,
+    /// When the tenant was archived (`null`: it is not).
+    archived_at: Option<String>,
 }
 
 impl From<Tenant> for TenantView {
     fn from(t: Tenant) -> Self {
+        Archivable {
+            item: t,
+            archived_at: None,
+        }
+        .into()
+    }
+}
+
+impl From<Archivable<Tenant>> for TenantView {
+    fn from(a: Archivable<Tenant>) -> Self {
+        let t = a.item;
         Self {
             id: t.id.to_string(),
             display_name: t.display_name,
             status: t.status,
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
+            archived_at: a.archived_at.map(rfc3339),
         }
     }
+}
+
+/// The tenant with whether it is archived.
+async fn load(state: &AppState, id: &TenantId) -> Result<TenantView, ApiError> {
+    let tenant = state
+        .store
+        .get_tenant(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let archived_at = state
+        .store
+        .archived_at(ArchivedKind::Tenant, id.as_str())
+        .await?;
+    Ok(Archivable {
+        item: tenant,
+        archived_at,
+    }
+    .into())
 }
 
 /// A human-facing label: 1 to 200 characters, no control characters.
@@ -84,14 +123,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants",
-    responses((status = 200, description = "Every tenant", body = Vec<TenantView>)))]
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants", params(crate::page::PageParams, ArchivedParams),
+    responses((status = 200, description = "A page of tenants, oldest first", body = Paged<TenantView>)))]
 pub async fn list(
     _admin: GlobalAdmin,
     State(state): State<AppState>,
-) -> Result<Json<Vec<TenantView>>, ApiError> {
-    let tenants = state.store.list_tenants().await?;
-    Ok(Json(tenants.into_iter().map(Into::into).collect()))
+    query: ListQuery<ArchivedParams>,
+) -> Result<Json<Paged<TenantView>>, ApiError> {
+    const SCOPE: &str = "tenants";
+    let page = query.paging.request(SCOPE)?;
+    let tenants = state
+        .store
+        .list_tenants(&page, query.filter.filter())
+        .await?;
+    Ok(Json(Paged::new(tenants, SCOPE, Into::into)))
 }
 
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}", tag = "tenants", params(super::openapi::TenantPath),
@@ -100,12 +145,43 @@ pub async fn show(
     admin: TenantAdmin,
     State(state): State<AppState>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let tenant = state
+    Ok(Json(load(&state, &admin.tenant).await?))
+}
+
+/// Archives the tenant: see the module docs.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/archive", tag = "tenants", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant, archived: disabled for good, its tokens issued until now revoked", body = TenantView)))]
+pub async fn archive(
+    admin: GlobalAdmin,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    let id = TenantId::parse(&raw).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    if id.is_system() {
+        return Err(ApiError::invalid_request(
+            "the system tenant cannot be archived",
+        ));
+    }
+    let now = state.clock.now();
+    let revocation = NewRevocation {
+        tenant: id.clone(),
+        kind: RevocationKind::Tenant,
+        subject: id.to_string(),
+        revoked_before: Some(now),
+        expires_at: Some(now.saturating_add(state.oauth.lifetimes.max)),
+        reason: Some("tenant_archived".into()),
+    };
+    let written = state
         .store
-        .get_tenant(&admin.tenant)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(Json(tenant.into()))
+        .archive_tenant(&id, Some(&admin.principal.credential_id), &revocation, now)
+        .await;
+    // Whatever the write reported (an error may still have committed), this process forgets
+    // what it cached about the tenant; other processes follow the log.
+    state.oauth.directory.tenant_changed(&id);
+    state.api_keys.verifier.invalidate_all();
+    archive::outcome(written?)?;
+    record(&state, &admin, &id, Action::TenantArchive);
+    Ok(Json(load(&state, &id).await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/disable", tag = "tenants", params(super::openapi::TenantPath),
@@ -139,6 +215,14 @@ async fn set_status(
         return Err(ApiError::invalid_request(
             "the system tenant cannot be disabled or enabled",
         ));
+    }
+    if state
+        .store
+        .archived_at(ArchivedKind::Tenant, id.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(archive::already_archived());
     }
     let written = state
         .store

@@ -21,6 +21,7 @@ use super::auth::{deny, TenantAdmin};
 use super::tenants::validate_display_name;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::page::{ListQuery, NoFilter, Paged};
 use portcullis_service::admin_credentials::{self, CreateRefused, CreateRequest, Created};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
@@ -134,14 +135,20 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/admin-tokens", tag = "admin-tokens", params(super::openapi::TenantPath),
-    responses((status = 200, description = "The tenant's admin and service tokens", body = Vec<TokenView>)))]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/admin-tokens", tag = "admin-tokens", params(super::openapi::TenantPath, crate::page::PageParams),
+    responses((status = 200, description = "A page of the tenant's admin and service tokens, oldest first", body = Paged<TokenView>)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
-) -> Result<Json<Vec<TokenView>>, ApiError> {
-    let records = state.store.list_admin_credentials(&admin.tenant).await?;
-    Ok(Json(records.into_iter().map(Into::into).collect()))
+    query: ListQuery<NoFilter>,
+) -> Result<Json<Paged<TokenView>>, ApiError> {
+    let scope = format!("admin-tokens:{}", admin.tenant);
+    let page = query.paging.request(&scope)?;
+    let records = state
+        .store
+        .list_admin_credentials(&admin.tenant, &page)
+        .await?;
+    Ok(Json(Paged::new(records, &scope, Into::into)))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/tenants/{tenant}/admin-tokens/{id}", tag = "admin-tokens", params(super::openapi::TenantIdPath),

@@ -23,8 +23,6 @@ use portcullis_service::api_keys::verifier::VerifyRequest;
 use portcullis_service::api_keys::ApiKeyService;
 use portcullis_service::audit::RequestOrigin;
 
-pub const API_KEY_HEADER: &str = "x-api-key";
-
 /// A caller authenticated by an API key of the route's tenant (if the route names one).
 #[derive(Debug)]
 pub struct ApiKeyAuth {
@@ -33,7 +31,7 @@ pub struct ApiKeyAuth {
 }
 
 fn presented(parts: &Parts) -> Option<&str> {
-    if let Some(v) = parts.headers.get(API_KEY_HEADER) {
+    if let Some(v) = parts.headers.get(portcullis_core::api_key::API_KEY_HEADER) {
         return v.to_str().ok().map(str::trim);
     }
     parts

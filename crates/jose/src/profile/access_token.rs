@@ -7,7 +7,8 @@
 //! present, not in the future; `iat` required and not in the future; `exp - iat` at most the
 //! longest lifetime; `aud` contains the audience (unless the caller is the issuer itself
 //! answering for every audience); `sub`, `jti`, `client_id` required; the tenant claim, when
-//! present, a valid tenant id; `scope` space-delimited; roles an array of strings.
+//! present, a valid tenant id; `sid` (the sign-in session of a user token), when present, a
+//! string; `scope` space-delimited; roles an array of strings.
 //!
 //! This module must never accept a token of another `typ` (an ID token or an identity JWT is
 //! never an access token), and never trust a claim before the caller has verified the signature.
@@ -80,6 +81,9 @@ pub struct AccessToken<'a> {
     pub iat: i64,
     pub nbf: Option<i64>,
     pub tenant: Option<TenantId>,
+    /// The sign-in session the token was issued under (user tokens only): what a session
+    /// revocation names.
+    pub sid: Option<Cow<'a, str>>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
 }
@@ -127,6 +131,7 @@ impl Rules<'_> {
             Ok(Some(t)) => Some(TenantId::parse(&t).map_err(|_| JoseError::InvalidTenantClaim)?),
             Err(_) => return Err(JoseError::InvalidTenantClaim),
         };
+        let sid = c.str("sid").map_err(malformed)?;
         let scopes = c
             .str("scope")
             .map_err(malformed)?
@@ -150,6 +155,7 @@ impl Rules<'_> {
             iat,
             nbf,
             tenant,
+            sid,
             scopes,
             roles,
         })
@@ -168,6 +174,7 @@ pub struct Verified {
     pub iat: i64,
     pub nbf: Option<i64>,
     pub tenant: Option<TenantId>,
+    pub sid: Option<String>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
     /// The `kid` of the key that verified it.
@@ -209,6 +216,7 @@ pub fn verify(
         iat: t.iat,
         nbf: t.nbf,
         tenant: t.tenant,
+        sid: t.sid.map(Cow::into_owned),
         scopes: t.scopes,
         roles: t.roles,
         kid: key.kid.clone(),
@@ -283,7 +291,17 @@ mod tests {
             assert_eq!(v.roles, ["admin"]);
             assert_eq!(v.tenant.as_ref().map(|t| t.as_str()), Some("acme"));
             assert_eq!((v.iat, v.nbf, v.exp), (NOW, Some(NOW), NOW + 600));
+            assert_eq!(v.sid, None, "a machine token carries no session");
         }
+    }
+
+    #[test]
+    fn a_user_tokens_sid_is_read_for_session_revocation() {
+        let (signer, keys) = setup(Alg::EdDSA);
+        let mut c = claims();
+        c["sid"] = json!("ses_1");
+        let v = check(&signer, &keys, &c).expect("verifies");
+        assert_eq!(v.sid.as_deref(), Some("ses_1"));
     }
 
     #[test]
@@ -326,6 +344,7 @@ mod tests {
             ),
             (with("tenant", json!(5)), JoseError::InvalidTenantClaim),
             (with("roles", json!("admin")), JoseError::MalformedClaims),
+            (with("sid", json!(7)), JoseError::MalformedClaims),
         ];
         for (c, want) in cases {
             assert_eq!(check(&signer, &keys, &c).err(), Some(want), "{c}");

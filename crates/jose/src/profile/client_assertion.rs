@@ -34,7 +34,7 @@ use super::access_token;
 use crate::alg::Alg;
 use crate::compact::{self, Unverified};
 use crate::error::JoseError;
-use crate::jwk::{parse_jwks_all_usable, JwksError, KeySet};
+use crate::jwk::{parse_jwks_all_usable_pinning_rsa, JwksError, KeySet};
 
 /// Longest assertion looked at.
 pub const MAX_LEN: usize = 8 * 1024;
@@ -64,35 +64,13 @@ pub struct ClientKeys {
 
 impl ClientKeys {
     /// Parses a client's JWKS: 1 to `max_keys` public asymmetric keys, each with a `kid` when
-    /// there are several, every one usable (see [`parse_jwks_all_usable`]; nothing is skipped).
+    /// there are several, every one usable (see [`crate::jwk::parse_jwks_all_usable`]; nothing is
+    /// skipped).
     pub fn parse(doc: &Value, max_keys: usize) -> Result<Self, JwksError> {
-        let Some(keys) = doc.get("keys").and_then(Value::as_array) else {
-            return Err(JwksError::NotAJwks);
-        };
-        let algless_rsa = |k: &Value| {
-            k.get("kty").and_then(Value::as_str) == Some("RSA") && k.get("alg").is_none()
-        };
-        if !keys.iter().any(algless_rsa) {
-            return Ok(Self {
-                pkcs1: parse_jwks_all_usable(doc, &Alg::ALL, max_keys)?,
-                pss: None,
-            });
-        }
-        let pinned = |alg: Alg| {
-            let mut doc = doc.clone();
-            if let Some(keys) = doc.get_mut("keys").and_then(Value::as_array_mut) {
-                for k in keys.iter_mut().filter(|k| algless_rsa(k)) {
-                    if let Value::Object(m) = k {
-                        m.insert("alg".into(), Value::String(alg.as_str().into()));
-                    }
-                }
-            }
-            parse_jwks_all_usable(&doc, &Alg::ALL, max_keys)
-        };
-        Ok(Self {
-            pkcs1: pinned(Alg::RS256)?,
-            pss: Some(pinned(Alg::PS256)?),
-        })
+        // Parsed once, an RSA key without `alg` pinned to RS256; the PS256 set reuses the keys.
+        let pkcs1 = parse_jwks_all_usable_pinning_rsa(doc, &Alg::ALL, max_keys, Alg::RS256)?;
+        let pss = pkcs1.with_rsa_without_alg_as(Alg::PS256);
+        Ok(Self { pkcs1, pss })
     }
 
     /// The keys to check an assertion signed with `alg` against: each key pinned to one

@@ -322,9 +322,9 @@ async fn create_list_show_update_and_never_show_secrets() {
         !text.contains(&key[13..]) && !text.contains(&test_key[13..]),
         "secret listed: {text}"
     );
-    assert_eq!(list.as_array().expect("array").len(), 2);
-    // Same creation time: the order between the two is arbitrary, so pick the key by id.
-    let first = list
+    assert_eq!(list["items"].as_array().expect("array").len(), 2);
+    // Same creation time: the order between the two is by id, so pick the key by id.
+    let first = list["items"]
         .as_array()
         .expect("array")
         .iter()
@@ -353,7 +353,7 @@ async fn create_list_show_update_and_never_show_secrets() {
                 None,
             )
             .await;
-        assert_eq!(v.as_array().expect("array").len(), want, "{query}");
+        assert_eq!(v["items"].as_array().expect("array").len(), want, "{query}");
     }
     // Another tenant sees none of them.
     let (_, v) = h
@@ -364,7 +364,7 @@ async fn create_list_show_update_and_never_show_secrets() {
             None,
         )
         .await;
-    assert_eq!(v, json!([]));
+    assert_eq!(v, json!({"items": [], "next_cursor": null}));
     let (s, _) = h
         .call(
             Method::GET,
@@ -869,7 +869,7 @@ async fn state_changes(h: &Harness) {
             None,
         )
         .await;
-    assert_eq!(list.as_array().expect("array").len(), 2);
+    assert_eq!(list["items"].as_array().expect("array").len(), 2);
     let (s, _) = h
         .post(
             &format!("/admin/v1/tenants/acme/api-keys/{id}/rotate"),
@@ -1759,4 +1759,43 @@ fn library_verifier(h: &Harness) -> portcullis_verify::Verifier {
     .expect("verifier");
     verifier.revocations().touch(0);
     verifier
+}
+
+/// Archiving a tenant stops its keys at once and for good: unlike a disabled tenant, an
+/// archived one is never enabled again, so its keys never come back.
+#[tokio::test]
+async fn archiving_a_tenant_stops_its_keys_for_good() {
+    let h = Harness::new().await;
+    let (_, key) = h.acme_key(json!({})).await;
+    assert_eq!(
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Valid
+    );
+    // Its own administrator may not archive it.
+    let (s, _) = h
+        .post("/admin/v1/tenants/acme/archive", &h.acme, None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Valid
+    );
+    let (s, v) = h
+        .post("/admin/v1/tenants/acme/archive", &h.global, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Refused
+    );
+    for verb in ["enable", "archive"] {
+        let (s, _) = h
+            .post(&format!("/admin/v1/tenants/acme/{verb}"), &h.global, None)
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{verb}");
+    }
+    assert_eq!(
+        h.verdict(&h.global, json!({"key": key})).await,
+        Verdict::Refused
+    );
 }

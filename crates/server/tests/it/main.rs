@@ -5,6 +5,7 @@
 mod admin_api;
 mod alerts;
 mod api_keys;
+mod app_clients;
 mod assembly;
 mod common;
 mod log_follower;

@@ -281,10 +281,11 @@ impl App {
                 since: None,
                 until: None,
                 action: None,
-                limit: 1_000,
+                page: portcullis_store::PageRequest::first(1_000),
             })
             .await
             .expect("events")
+            .items
     }
 }
 
@@ -2545,6 +2546,12 @@ mod private_key_jwt {
                         created_at: now,
                         updated_at: now,
                         last_used_at: None,
+                        client_type: portcullis_store::ClientType::Confidential,
+                        application_type: portcullis_store::ApplicationType::Web,
+                        redirect_uris: vec![],
+                        post_logout_redirect_uris: vec![],
+                        allowed_web_origins: vec![],
+                        first_party: false,
                     },
                     None,
                 )
@@ -2730,7 +2737,8 @@ async fn resource_server_id(app: &App, tenant: &str, audience: &str) -> String {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    v.as_array()
+    v["items"]
+        .as_array()
         .expect("list")
         .iter()
         .find(|r| r["audience"] == audience)
@@ -3284,16 +3292,9 @@ impl portcullis_verify::fetch::Fetch for NoFetch {
     }
 }
 
-/// One revocation rule: for every kind that can revoke an access token, introspection and the
-/// verify library (which the gateways are built on) agree, before and after the entry.
-#[tokio::test]
-async fn introspection_and_verifiers_agree_on_every_revocation_kind() {
-    use portcullis_core::revocation::RevocationKind;
-    use portcullis_store::NewRevocation;
-    let app = App::new().await;
-    app.tenant_with_api("acme").await;
-    let introspector = app.client("acme", json!({"introspection": true})).await;
-    let c = app.client("acme", json!({})).await;
+/// A verify-library verifier of `audience` as a gateway embeds it: this app's issuer and keys,
+/// revocations applied from the log by [`verifier_accepts`].
+async fn embedded_verifier(app: &App, audience: &str) -> portcullis_verify::Verifier {
     let (_, _, jwks) = app
         .send(
             Request::builder()
@@ -3309,7 +3310,7 @@ async fn introspection_and_verifiers_agree_on_every_revocation_kind() {
                 ISSUER,
                 portcullis_verify::KeySource::Static(jwks.to_string()),
             ),
-            "payments-api",
+            audience,
             portcullis_verify::RevocationSource::Embedded {
                 staleness_bound: Duration::from_secs(3600),
             },
@@ -3319,22 +3320,41 @@ async fn introspection_and_verifiers_agree_on_every_revocation_kind() {
     )
     .expect("verifier");
     verifier.revocations().touch(0);
+    verifier
+}
+
+/// Whether the verifier accepts `token` once it has followed the revocation log to its head.
+async fn verifier_accepts(app: &App, verifier: &portcullis_verify::Verifier, token: &str) -> bool {
+    let head = app.store.revocation_head().await.expect("head");
+    for e in app
+        .store
+        .revocations_after(verifier.revocations().position(), 1_000)
+        .await
+        .expect("log")
+    {
+        verifier.revocations().apply(&e.into_record());
+    }
+    verifier.revocations().touch(head);
+    verifier.verify_access_token(token).await.is_ok()
+}
+
+/// One revocation rule: for every kind that can revoke an access token, introspection and the
+/// verify library (which the gateways are built on) agree, before and after the entry.
+#[tokio::test]
+async fn introspection_and_verifiers_agree_on_every_revocation_kind() {
+    use portcullis_core::revocation::RevocationKind;
+    use portcullis_store::NewRevocation;
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let introspector = app.client("acme", json!({"introspection": true})).await;
+    let c = app.client("acme", json!({})).await;
+    let verifier = embedded_verifier(&app, "payments-api").await;
     // Both answers for one token: (introspection active, verifier accepts).
     let answers = |token: String| {
         let (app, verifier, introspector) = (&app, &verifier, &introspector);
         async move {
-            let head = app.store.revocation_head().await.expect("head");
-            for e in app
-                .store
-                .revocations_after(verifier.revocations().position(), 1_000)
-                .await
-                .expect("log")
-            {
-                verifier.revocations().apply(&e.into_record());
-            }
-            verifier.revocations().touch(head);
+            let accepted = verifier_accepts(app, verifier, &token).await;
             let active = app.introspect(introspector, &token).await["active"] == true;
-            let accepted = verifier.verify_access_token(&token).await.is_ok();
             (active, accepted)
         }
     };
@@ -3461,4 +3481,444 @@ async fn introspection_refuses_a_token_longer_than_the_hard_maximum() {
         )
         .await;
     assert_eq!((s, v), (StatusCode::OK, json!({"active": false})));
+}
+
+/// Archiving a client, in one step: its secret stops at once, every token issued to it before
+/// is refused by introspection and by the verify library (the `client` log entry, one rule), it
+/// leaves the client list, and it can never be changed or brought back.
+#[tokio::test]
+async fn an_archived_client_is_refused_everywhere_for_good() {
+    let mut app = App::new().await;
+    app.tenant_with_api("acme").await;
+    app.tenant_with_api("globex").await;
+    let introspector = app.client("acme", json!({"introspection": true})).await;
+    // Created later, so listed after the introspector (lists are oldest first).
+    app.clock.advance(Duration::from_secs(1));
+    let c = app.client("acme", json!({})).await;
+    let verifier = embedded_verifier(&app, "payments-api").await;
+    let token = app.access_token(&c).await;
+    assert!(verifier_accepts(&app, &verifier, &token).await);
+    assert_eq!(app.introspect(&introspector, &token).await["active"], true);
+    let archive = format!("/tenants/acme/clients/{}/archive", c.id);
+    // Another tenant's administrator, and a path naming another tenant, reach nothing.
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/globex/clients/{}/archive", c.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(
+        verifier_accepts(&app, &verifier, &token).await,
+        "nothing changed"
+    );
+
+    app.clock.advance(Duration::from_secs(1));
+    let (s, v) = app.admin_call(Method::POST, &archive, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "disabled");
+    assert!(v["archived_at"].is_string(), "{v}");
+    assert_eq!(
+        app.introspect(&introspector, &token).await,
+        json!({"active": false})
+    );
+    assert!(!verifier_accepts(&app, &verifier, &token).await);
+    let (s, _, v) = app.token(&c, "grant_type=client_credentials").await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+
+    // Twice, or any later change: 409, nothing changes.
+    let (s, v) = app.admin_call(Method::POST, &archive, None).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+    for (path, body) in [
+        (format!("/tenants/acme/clients/{}/disable", c.id), None),
+        (
+            format!("/tenants/acme/clients/{}/rotate-secret", c.id),
+            Some(json!({"overlap_secs": 0})),
+        ),
+    ] {
+        let (s, v) = app.admin_call(Method::POST, &path, body).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{path}: {v}");
+    }
+    let (s, _, _) = app.token(&c, "grant_type=client_credentials").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "still refused");
+
+    // Out of the default list, in the list that asks for archived clients.
+    let listed = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|c| c["client_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let (_, v) = app
+        .admin_call(Method::GET, "/tenants/acme/clients", None)
+        .await;
+    assert_eq!(listed(&v), std::slice::from_ref(&introspector.id));
+    let (_, v) = app
+        .admin_call(
+            Method::GET,
+            "/tenants/acme/clients?include_archived=true",
+            None,
+        )
+        .await;
+    assert_eq!(listed(&v), [introspector.id.clone(), c.id.clone()]);
+    let (s, v) = app
+        .admin_call(
+            Method::GET,
+            &format!("/tenants/acme/clients/{}", c.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["archived_at"].is_string());
+    assert!(v["secrets"][0]["expires_at"].is_string(), "{v}");
+
+    let events = app.events("acme").await;
+    let archived: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == portcullis_core::audit::Action::OAuthClientArchive)
+        .collect();
+    assert_eq!(archived.len(), 1, "one event for one archive");
+    assert_eq!(archived[0].target.as_deref(), Some(c.id.as_str()));
+}
+
+/// Archiving a tenant, in one step: tokens issued before are refused by introspection and by the
+/// verify library (the `tenant` log entry), its clients and admin credentials stop, and it is
+/// never enabled again.
+#[tokio::test]
+async fn an_archived_tenant_refuses_its_tokens_clients_and_admins_for_good() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    app.tenant_with_api("globex").await;
+    let introspector = app.client("acme", json!({"introspection": true})).await;
+    let c = app.client("acme", json!({})).await;
+    let verifier = embedded_verifier(&app, "payments-api").await;
+    let token = app.access_token(&c).await;
+    assert!(verifier_accepts(&app, &verifier, &token).await);
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            "/tenants/acme/admin-tokens",
+            Some(json!({"name": "ops"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let acme_admin = v["token"].as_str().expect("token").to_owned();
+
+    // A tenant administrator may not archive its own tenant; the system tenant is never archived.
+    let (s, _, _) = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/admin/v1/tenants/acme/archive")
+                .header(header::AUTHORIZATION, format!("Bearer {acme_admin}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = app
+        .admin_call(Method::POST, "/tenants/system/archive", None)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/nobody/archive", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    app.clock.advance(Duration::from_secs(1));
+    let (s, v) = app
+        .admin_call(Method::POST, "/tenants/acme/archive", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "disabled");
+    assert!(v["archived_at"].is_string());
+    assert!(!verifier_accepts(&app, &verifier, &token).await);
+    // The tenant's own introspector is refused, and so is the token.
+    let (s, _, v) = app
+        .form(
+            "/oauth2/introspect",
+            Some((&introspector.id, &introspector.secret)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert!(s != StatusCode::OK || v["active"] == false, "{s} {v}");
+    let (s, _, _) = app.token(&c, "grant_type=client_credentials").await;
+    assert_ne!(s, StatusCode::OK, "its clients get no token");
+    let (s, _, _) = app
+        .send(
+            Request::builder()
+                .uri("/admin/v1/tenants/acme/clients")
+                .header(header::AUTHORIZATION, format!("Bearer {acme_admin}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "its admin credentials stop");
+
+    for verb in ["archive", "enable", "disable"] {
+        let (s, v) = app
+            .admin_call(Method::POST, &format!("/tenants/acme/{verb}"), None)
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{verb}: {v}");
+    }
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants", Some(json!({"id": "acme"})))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "its id is never reused");
+    let (_, v) = app.admin_call(Method::GET, "/tenants", None).await;
+    let ids: Vec<_> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids, ["system", "globex"]);
+    let (_, v) = app
+        .admin_call(Method::GET, "/tenants?include_archived=true", None)
+        .await;
+    assert_eq!(v["items"].as_array().expect("items").len(), 3);
+}
+
+/// Archiving a resource server: no token is issued for its audience any more, its own
+/// introspection secret stops at once, and its audience is never given to another resource
+/// server. Tokens issued for it before are not revoked (no log entry names an audience): they
+/// stay valid until they expire for anyone who still accepts the audience, as documented.
+#[tokio::test]
+async fn an_archived_resource_server_gets_no_more_tokens_and_cannot_introspect() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let payments = resource_server_id(&app, "acme", "payments-api").await;
+    let rs = resource_server_credential(&app, "acme", &payments, 3600).await;
+    let c = app.client("acme", json!({})).await;
+    let before = app.access_token(&c).await;
+    assert_eq!(app.introspect(&rs, &before).await["active"], true);
+    let verifier = embedded_verifier(&app, "payments-api").await;
+
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/resource-servers/{payments}/archive"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["archived_at"].is_string());
+    let (s, _, v) = app
+        .token(&c, "grant_type=client_credentials&resource=payments-api")
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_target"))
+    );
+    let (s, _, v) = app
+        .token(&c, "grant_type=client_credentials&resource=ledger-api")
+        .await;
+    assert_eq!(s, StatusCode::OK, "other audiences still work: {v}");
+    let (s, _, v) = app
+        .form(
+            "/oauth2/introspect",
+            Some((&rs.id, &rs.secret)),
+            &format!("token={before}"),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    // The documented limit: a verifier that still accepts the audience accepts the token until
+    // it expires.
+    assert!(verifier_accepts(&app, &verifier, &before).await);
+
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/resource-servers/{payments}/archive"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/acme/resource-servers/{payments}/rotate-secret"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            "/tenants/acme/resource-servers",
+            Some(json!({"audience": "payments-api"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "the audience stays reserved");
+    let (s, v) = app
+        .admin_call(
+            Method::POST,
+            "/tenants/acme/clients",
+            Some(json!({"name": "new", "audiences": ["payments-api"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no new client for it: {v}");
+    let (_, v) = app
+        .admin_call(Method::GET, "/tenants/acme/resource-servers", None)
+        .await;
+    assert_eq!(v["items"].as_array().expect("items").len(), 1);
+}
+
+/// Checks `v` against the document's schema `name`: every required member is there, and (for a
+/// closed shape) every member present is documented.
+fn conforms(doc: &Value, name: &str, v: &Value, closed: bool) {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "no schema {name}");
+    for required in schema["required"].as_array().into_iter().flatten() {
+        let key = required.as_str().expect("name");
+        assert!(v.get(key).is_some(), "{name}: {key} missing in {v}");
+    }
+    if closed {
+        for key in v.as_object().expect("object").keys() {
+            assert!(
+                schema["properties"].get(key).is_some(),
+                "{name}: {key} is not documented ({v})"
+            );
+        }
+    }
+}
+
+/// The OAuth endpoints and API key verification are in the OpenAPI document with the shapes
+/// and status codes they really answer with (they are not admin routes: the admin API fuzzer
+/// leaves them out, so this test is what keeps their description honest).
+#[tokio::test]
+async fn the_public_routes_answer_as_the_openapi_document_says() {
+    let app = App::new().await;
+    app.tenant_with_api("acme").await;
+    let c = app.client("acme", json!({"introspection": true})).await;
+    let doc = serde_json::to_value(portcullis_http::openapi::document()).expect("doc");
+    let documented = |path: &str, method: &str, status: StatusCode| {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert!(
+            op["responses"].get(status.as_str()).is_some(),
+            "{method} {path}: {status} is not documented"
+        );
+    };
+
+    let (s, _, v) = app.token(&c, "grant_type=client_credentials").await;
+    documented("/oauth2/token", "post", s);
+    conforms(&doc, "TokenResponse", &v, true);
+    let token = v["access_token"].as_str().expect("token").to_owned();
+    let (s, _, v) = app
+        .form(
+            "/oauth2/token",
+            Some((&c.id, "wrong")),
+            "grant_type=client_credentials",
+        )
+        .await;
+    documented("/oauth2/token", "post", s);
+    conforms(&doc, "OAuthErrorBody", &v, true);
+    let (s, _, v) = app.token(&c, "grant_type=password").await;
+    documented("/oauth2/token", "post", s);
+    conforms(&doc, "OAuthErrorBody", &v, true);
+
+    for t in [token.as_str(), "not-a-token"] {
+        let (s, _, v) = app
+            .form(
+                "/oauth2/introspect",
+                Some((&c.id, &c.secret)),
+                &format!("token={t}"),
+            )
+            .await;
+        documented("/oauth2/introspect", "post", s);
+        conforms(&doc, "IntrospectionResponse", &v, true);
+    }
+    let (s, _, _) = app
+        .form(
+            "/oauth2/revoke",
+            Some((&c.id, &c.secret)),
+            &format!("token={token}"),
+        )
+        .await;
+    documented("/oauth2/revoke", "post", s);
+
+    for (path, schema, closed) in [
+        ("/oauth2/jwks", "Jwks", true),
+        (
+            "/.well-known/oauth-authorization-server",
+            "AuthorizationServerMetadata",
+            false,
+        ),
+    ] {
+        let (s, _, v) = app
+            .send(
+                Request::builder()
+                    .uri(path)
+                    .body(Body::empty())
+                    .expect("req"),
+            )
+            .await;
+        documented(path, "get", s);
+        conforms(&doc, schema, &v, closed);
+    }
+
+    let verify = |token: Option<String>, body: Value| {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/api-keys/verify")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        b.body(Body::from(body.to_string())).expect("req")
+    };
+    let (s, _, v) = app
+        .send(verify(
+            Some(app.admin.clone()),
+            json!({"key": "pcl_key_live_nonsense", "tenant": "acme"}),
+        ))
+        .await;
+    documented("/v1/api-keys/verify", "post", s);
+    conforms(&doc, "VerifyApiKeyResponse", &v, true);
+    assert_eq!(v, json!({"valid": false}));
+    let (s, _, v) = app
+        .send(verify(None, json!({"key": "pcl_key_live_nonsense"})))
+        .await;
+    documented("/v1/api-keys/verify", "post", s);
+    conforms(&doc, "ErrorBody", &v, true);
+    let (s, _, v) = app
+        .send(verify(Some(app.admin.clone()), json!({"nokey": 1})))
+        .await;
+    documented("/v1/api-keys/verify", "post", s);
+    conforms(&doc, "ErrorBody", &v, true);
+
+    // Every path outside the admin API that the document lists is one of these.
+    let public: Vec<&String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .filter(|p| !p.starts_with(portcullis_http::admin::PREFIX))
+        .collect();
+    assert_eq!(
+        public,
+        [
+            "/.well-known/oauth-authorization-server",
+            "/oauth2/introspect",
+            "/oauth2/jwks",
+            "/oauth2/revoke",
+            "/oauth2/token",
+            "/v1/api-keys/verify"
+        ]
+    );
 }

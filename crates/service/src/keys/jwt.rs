@@ -134,6 +134,8 @@ pub struct VerifiedToken {
     pub claims: AccessTokenClaims,
     pub kid: String,
     pub tenant: TenantId,
+    /// The sign-in session a user token was issued under: what a session revocation names.
+    pub sid: Option<String>,
 }
 
 /// Why a token is not valid. Internal: callers answer every one the same way.
@@ -224,6 +226,7 @@ pub fn verify(
     };
     let tenant = v.tenant.ok_or(Invalid::BadTenant)?;
     let scope = (!v.scopes.is_empty()).then(|| v.scopes.join(" "));
+    let sid = v.sid;
     Ok(VerifiedToken {
         claims: AccessTokenClaims {
             iss: v.iss,
@@ -239,6 +242,7 @@ pub fn verify(
         },
         kid,
         tenant,
+        sid,
     })
 }
 

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis_core::authorize::AppClient;
+use portcullis_core::client::{ClientId, RedirectUri};
 use portcullis_core::oauth::{Audience, ClientPolicy, GrantType, ResourcePolicy, ScopeSet};
 use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
@@ -165,6 +167,33 @@ fn client_policy(client: &OAuthClient) -> Option<ClientPolicy> {
         access_token_ttl: Duration::from_secs(
             u64::try_from(client.access_token_ttl_secs).unwrap_or(0),
         ),
+    })
+}
+
+/// The stored client as core's authorization-request rules see it
+/// (`portcullis_core::authorize::AppClient`); `None` if a stored value no longer parses (the
+/// authorization endpoint then shows its error page, as for an unknown client). `tenant_active`
+/// is the tenant's status, which the client row does not hold.
+pub fn app_client(client: &OAuthClient, tenant_active: bool) -> Option<AppClient> {
+    Some(AppClient {
+        client_id: ClientId::parse(&client.id)?,
+        tenant: client.tenant.clone(),
+        application_type: client.application_type,
+        grant_types: client
+            .grant_types
+            .iter()
+            .map(|g| GrantType::parse(g))
+            .collect::<Result<_, _>>()
+            .ok()?,
+        redirect_uris: client
+            .redirect_uris
+            .iter()
+            .map(|u| RedirectUri::parse(u, client.application_type))
+            .collect::<Result<_, _>>()
+            .ok()?,
+        scopes: ScopeSet::from_strs(client.scopes.iter().map(String::as_str)).ok()?,
+        first_party: client.first_party,
+        active: tenant_active && client.status == portcullis_store::ClientStatus::Active,
     })
 }
 
@@ -408,7 +437,37 @@ mod tests {
             created_at: Timestamp::from_secs(0),
             updated_at: Timestamp::from_secs(0),
             last_used_at,
+            client_type: portcullis_store::ClientType::Confidential,
+            application_type: portcullis_store::ApplicationType::Web,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            allowed_web_origins: vec![],
+            first_party: false,
         }
+    }
+
+    #[test]
+    fn a_stored_app_client_reads_as_core_sees_it() {
+        let mut c = client(None);
+        c.client_type = portcullis_store::ClientType::Public;
+        c.application_type = portcullis_store::ApplicationType::Native;
+        c.auth_method = "none".into();
+        c.grant_types = vec!["authorization_code".into()];
+        c.redirect_uris = vec!["http://127.0.0.1/cb".into()];
+        c.scopes = vec!["openid".into()];
+        let app = app_client(&c, true).expect("parses");
+        assert!(app.active);
+        assert_eq!(app.redirect_uris[0].as_str(), "http://127.0.0.1/cb");
+        assert_eq!(app.grant_types, vec![GrantType::AuthorizationCode]);
+        assert!(
+            !app_client(&c, false).expect("parses").active,
+            "tenant disabled"
+        );
+        c.status = portcullis_store::ClientStatus::Disabled;
+        assert!(!app_client(&c, true).expect("parses").active);
+        // A stored URI that the rules no longer accept makes the client unusable, not looser.
+        c.redirect_uris = vec!["http://localhost/cb".into()];
+        assert!(app_client(&c, true).is_none());
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl Grant {
                     scope: params.get("scope").map(str::to_owned),
                 }))
             }
+            // `parse_grant_type` admits only the served grants (`GrantType::SERVED`); these are
+            // registrable before their grant modules exist.
+            GrantType::AuthorizationCode | GrantType::RefreshToken => Err(OAuthError::from(
+                portcullis_core::oauth::GrantError::UnsupportedGrantType,
+            )),
         }
     }
 

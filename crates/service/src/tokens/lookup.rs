@@ -48,6 +48,7 @@ async fn current_token(
         subject: &claims.sub,
         kid: &verified.kid,
         family: None,
+        sid: verified.sid.as_deref(),
         issued_at: Timestamp::from_secs(claims.iat),
     };
     // The one revocation rule (core), over the entries that name this token.

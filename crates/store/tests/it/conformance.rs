@@ -35,6 +35,7 @@ async fn revoked(s: &Arc<dyn Store>, q: &Q) -> Result<bool> {
         subject: &q.client_id,
         kid: &q.kid,
         family: None,
+        sid: None,
         issued_at: q.issued_at,
     };
     let candidates: Vec<_> = identity.candidates().collect();
@@ -53,7 +54,7 @@ async fn revoked(s: &Arc<dyn Store>, q: &Q) -> Result<bool> {
 
 const PG_ENV: &str = "PORTCULLIS_TEST_DATABASE_URL";
 
-async fn with_sqlite<F, Fut>(case: F)
+pub(crate) async fn with_sqlite<F, Fut>(case: F)
 where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
@@ -65,7 +66,7 @@ where
     case(Arc::new(store)).await;
 }
 
-async fn with_postgres<F, Fut>(name: &str, case: F)
+pub(crate) async fn with_postgres<F, Fut>(name: &str, case: F)
 where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
@@ -108,6 +109,12 @@ macro_rules! conformance {
 }
 
 conformance!(
+    every_list_pages_by_keyset_without_gaps_or_repeats_under_inserts,
+    audit_events_page_newest_first_by_time_then_log_position,
+    archiving_a_client_disables_it_expires_its_secrets_and_logs_in_one_step,
+    archiving_a_tenant_is_final_and_logged,
+    archiving_a_resource_server_hides_its_audience_and_secrets,
+    archived_objects_leave_lists_unless_asked_for,
     tenant_lifecycle,
     tenant_ids_are_unique,
     system_tenant_exists_from_the_start,
@@ -131,6 +138,7 @@ conformance!(
     resource_servers_are_tenant_scoped_and_audiences_unique_per_tenant,
     resource_server_secrets_rotate_with_an_overlap_and_stay_in_their_tenant,
     clients_round_trip_with_their_first_secret,
+    app_clients_round_trip_and_update_within_their_tenant,
     client_status_and_rotation_are_tenant_scoped,
     rotation_sets_the_overlap_end_on_older_secrets_only,
     touch_client_records_last_use,
@@ -253,6 +261,26 @@ async fn logged(s: &Arc<dyn Store>) -> Vec<(RevocationKind, String, Option<Times
         .collect()
 }
 
+/// Every audit event of `tenant`, newest first, read `limit` at a time.
+async fn all_audit(s: &Arc<dyn Store>, tenant: &str, limit: u32) -> Vec<AuditEvent> {
+    let mut query = AuditQuery {
+        tenant: tid(tenant),
+        since: None,
+        until: None,
+        action: None,
+        page: PageRequest::first(limit),
+    };
+    let mut events = Vec::new();
+    loop {
+        let page = s.query_audit_events(&query).await.expect("audit page");
+        events.extend(page.items);
+        match page.next {
+            Some(next) => query.page.after = Some(next),
+            None => return events,
+        }
+    }
+}
+
 async fn tenants(s: &Arc<dyn Store>, ids: &[&str]) {
     for t in ids {
         s.create_tenant(
@@ -269,6 +297,537 @@ async fn tenants(s: &Arc<dyn Store>, ids: &[&str]) {
 
 mod cases {
     use super::*;
+
+    /// Reads every page of a list, `limit` rows at a time, running `$between` after the first
+    /// page; checks each page's size and returns the rows in order.
+    macro_rules! all_pages {
+        ($limit:expr, |$page:ident| $fetch:expr, $between:expr) => {{
+            let mut $page = PageRequest::first($limit);
+            let mut seen = Vec::new();
+            let mut first = true;
+            loop {
+                let got = $fetch.await.expect("page");
+                assert!(got.items.len() <= $limit as usize);
+                assert!(
+                    got.next.is_none() || got.items.len() == $limit as usize,
+                    "only the last page is short"
+                );
+                seen.extend(got.items);
+                if first {
+                    first = false;
+                    $between;
+                }
+                match got.next {
+                    Some(k) => $page.after = Some(k),
+                    None => break,
+                }
+            }
+            seen
+        }};
+    }
+
+    /// Rows ordered by `(created_at, id)`, pages of 3, pairs of rows sharing a millisecond (the
+    /// id breaks the tie): every row is seen once and in order, a row inserted before the
+    /// cursor after the first page is not seen, one inserted after it is.
+    pub async fn every_list_pages_by_keyset_without_gaps_or_repeats_under_inserts(
+        s: Arc<dyn Store>,
+    ) {
+        tenants(&s, &["acme"]).await;
+        let when = |i: usize| at(10 + (i as i64) / 2);
+        let names: Vec<String> = (0..7).map(|i| format!("x{i}")).collect();
+        for (i, n) in names.iter().enumerate() {
+            let mut c = client(&format!("cl_{n}"), "acme");
+            c.created_at = when(i);
+            s.create_client(&c, None).await.expect("client");
+            let mut r = rs(&format!("rs_{n}"), "acme", &format!("aud-{n}"));
+            r.created_at = when(i);
+            s.create_resource_server(&r).await.expect("rs");
+            let mut k = api_key(&format!("k_{n}"), "acme", "live", "o");
+            k.created_at = when(i);
+            s.insert_api_key(&k).await.expect("key");
+            let mut a = admin(&format!("a_{n}"), "acme", AdminRole::TenantAdmin);
+            a.created_at = when(i);
+            s.insert_admin_credential(&a).await.expect("admin");
+            let mut sk = key(&format!("kid_{n}"), KeyState::Retired);
+            sk.created_at = when(i);
+            assert!(s.insert_signing_key(&sk).await.expect("signing key"));
+            s.create_tenant(&new_tenant(&format!("t{n}")), when(i))
+                .await
+                .expect("tenant");
+        }
+        let expect = |prefix: &str| -> Vec<String> {
+            let mut v: Vec<String> = names.iter().map(|n| format!("{prefix}{n}")).collect();
+            v.push(format!("{prefix}late"));
+            v
+        };
+
+        let got = all_pages!(
+            3u32,
+            |page| s.list_clients(&tid("acme"), &page, ArchivedFilter::Exclude),
+            {
+                for (id, t) in [("cl_early", 0), ("cl_late", 1_000)] {
+                    let mut c = client(id, "acme");
+                    c.created_at = at(t);
+                    s.create_client(&c, None).await.expect("insert");
+                }
+            }
+        );
+        let ids: Vec<_> = got.into_iter().map(|c| c.item.id).collect();
+        assert_eq!(ids, expect("cl_"), "clients");
+
+        let got = all_pages!(
+            3u32,
+            |page| s.list_resource_servers(&tid("acme"), &page, ArchivedFilter::Exclude),
+            {
+                for (id, t) in [("rs_early", 0), ("rs_late", 1_000)] {
+                    let mut r = rs(id, "acme", id);
+                    r.created_at = at(t);
+                    s.create_resource_server(&r).await.expect("insert");
+                }
+            }
+        );
+        let ids: Vec<_> = got.into_iter().map(|r| r.item.id).collect();
+        assert_eq!(ids, expect("rs_"), "resource servers");
+
+        let got = all_pages!(
+            3u32,
+            |page| s.list_api_keys(&tid("acme"), &ApiKeyFilter::default(), &page),
+            {
+                for (id, t) in [("k_early", 0), ("k_late", 1_000)] {
+                    let mut k = api_key(id, "acme", "live", "o");
+                    k.created_at = at(t);
+                    s.insert_api_key(&k).await.expect("insert");
+                }
+            }
+        );
+        let ids: Vec<_> = got.into_iter().map(|k| k.id).collect();
+        assert_eq!(ids, expect("k_"), "api keys");
+
+        let got = all_pages!(
+            3u32,
+            |page| s.list_admin_credentials(&tid("acme"), &page),
+            {
+                for (id, t) in [("a_early", 0), ("a_late", 1_000)] {
+                    let mut a = admin(id, "acme", AdminRole::Auditor);
+                    a.created_at = at(t);
+                    s.insert_admin_credential(&a).await.expect("insert");
+                }
+            }
+        );
+        let ids: Vec<_> = got.into_iter().map(|a| a.id).collect();
+        assert_eq!(ids, expect("a_"), "admin credentials");
+
+        let got = all_pages!(3u32, |page| s.page_signing_keys(&page), {
+            for (id, t) in [("kid_early", 0), ("kid_late", 1_000)] {
+                let mut k = key(id, KeyState::Retired);
+                k.created_at = at(t);
+                assert!(s.insert_signing_key(&k).await.expect("insert"));
+            }
+        });
+        let ids: Vec<_> = got.into_iter().map(|k| k.kid).collect();
+        assert_eq!(ids, expect("kid_"), "signing keys");
+
+        let got = all_pages!(
+            3u32,
+            |page| s.list_tenants(&page, ArchivedFilter::Exclude),
+            {
+                s.create_tenant(&new_tenant("tearly"), at(0))
+                    .await
+                    .expect("insert");
+                s.create_tenant(&new_tenant("tlate"), at(1_000))
+                    .await
+                    .expect("insert");
+            }
+        );
+        let ids: Vec<_> = got.into_iter().map(|t| t.item.id.to_string()).collect();
+        let mut want = vec!["system".to_owned(), "acme".to_owned()];
+        want.extend(expect("t"));
+        assert_eq!(ids, want, "tenants");
+
+        // Another tenant's rows never appear, whatever the cursor says.
+        tenants(&s, &["globex"]).await;
+        let mut page = PageRequest::first(3);
+        page.after = Some(PageKey {
+            at: at(0),
+            id: KeyId::Text(String::new()),
+        });
+        assert!(s
+            .list_clients(&tid("globex"), &page, ArchivedFilter::Include)
+            .await
+            .expect("globex")
+            .items
+            .is_empty());
+        // A limit of 0 or above the cap is clamped, never an error nor an unbounded read.
+        let one = s
+            .list_clients(
+                &tid("acme"),
+                &PageRequest::first(0),
+                ArchivedFilter::Exclude,
+            )
+            .await
+            .expect("limit 0");
+        assert_eq!(one.items.len(), 1);
+        let capped = s
+            .list_clients(
+                &tid("acme"),
+                &PageRequest::first(u32::MAX),
+                ArchivedFilter::Exclude,
+            )
+            .await
+            .expect("huge limit");
+        assert_eq!(capped.items.len(), 9);
+        assert!(capped.next.is_none());
+    }
+
+    /// Audit events page newest first; events of one millisecond are ordered by their log
+    /// position, so paging through a burst neither skips nor repeats one.
+    pub async fn audit_events_page_newest_first_by_time_then_log_position(s: Arc<dyn Store>) {
+        let batch: Vec<AuditEvent> = (0..10)
+            .map(|i| event(&format!("e{i}"), "acme", 100 + (i / 4), "tenant.create"))
+            .collect();
+        s.append_audit_events(&batch).await.expect("append");
+        let got = all_pages!(
+            3u32,
+            |page| s.query_audit_events(&AuditQuery {
+                tenant: tid("acme"),
+                since: None,
+                until: None,
+                action: None,
+                page: page.clone(),
+            }),
+            {
+                // A newer event arrives meanwhile: it is not on a later page (those are older).
+                s.append_audit_events(&[event("new", "acme", 999, "tenant.create")])
+                    .await
+                    .expect("append");
+            }
+        );
+        let ids: Vec<_> = got.into_iter().map(|e| e.id).collect();
+        let want: Vec<String> = (0..10).rev().map(|i| format!("e{i}")).collect();
+        assert_eq!(ids, want);
+    }
+
+    pub async fn archiving_a_client_disables_it_expires_its_secrets_and_logs_in_one_step(
+        s: Arc<dyn Store>,
+    ) {
+        tenants(&s, &["acme", "globex"]).await;
+        s.create_client(&client("cl_1", "acme"), Some(&secret("sec1", "cl_1", 2)))
+            .await
+            .expect("client");
+        let rev = |t: &str| NewRevocation {
+            tenant: tid(t),
+            kind: RevocationKind::Client,
+            subject: "cl_1".into(),
+            revoked_before: Some(at(50)),
+            expires_at: Some(at(5_000)),
+            reason: Some("client_archived".into()),
+        };
+        // Another tenant's admin cannot archive it: nothing changes, nothing is logged.
+        assert_eq!(
+            s.archive_client(&tid("globex"), "cl_1", None, &rev("globex"), at(50))
+                .await
+                .expect("wrong tenant"),
+            ArchiveOutcome::NotFound
+        );
+        assert!(logged(&s).await.is_empty());
+        let done = s
+            .archive_client(&tid("acme"), "cl_1", Some("adm1"), &rev("acme"), at(50))
+            .await
+            .expect("archive");
+        let ArchiveOutcome::Archived(Some(entry)) = done else {
+            panic!("{done:?}")
+        };
+        assert_eq!(entry.kind, RevocationKind::Client);
+        assert_eq!(
+            logged(&s).await,
+            [(RevocationKind::Client, "cl_1".to_owned(), Some(at(5_000)))]
+        );
+        let c = s.get_client("cl_1").await.expect("get").expect("kept");
+        assert_eq!(c.status, ClientStatus::Disabled);
+        let secrets = s.list_client_secrets("cl_1").await.expect("secrets");
+        assert_eq!(
+            secrets[0].expires_at,
+            Some(at(50)),
+            "the secret stops at once"
+        );
+        assert_eq!(
+            s.archived_at(ArchivedKind::Client, "cl_1")
+                .await
+                .expect("at"),
+            Some(at(50))
+        );
+        // Twice: nothing changes and nothing more is logged.
+        assert_eq!(
+            s.archive_client(&tid("acme"), "cl_1", None, &rev("acme"), at(60))
+                .await
+                .expect("again"),
+            ArchiveOutcome::AlreadyArchived
+        );
+        assert_eq!(logged(&s).await.len(), 1);
+        // It can never be enabled, nor given a new secret.
+        assert!(!s
+            .set_client_status(&tid("acme"), "cl_1", ClientStatus::Active, at(70))
+            .await
+            .expect("enable"));
+        assert!(!s
+            .rotate_client_secret(&tid("acme"), &secret("sec2", "cl_1", 70), at(70))
+            .await
+            .expect("rotate"));
+        assert_eq!(
+            s.get_client("cl_1")
+                .await
+                .expect("get")
+                .expect("kept")
+                .status,
+            ClientStatus::Disabled
+        );
+        // Its id stays taken.
+        assert!(matches!(
+            s.create_client(&client("cl_1", "acme"), None).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(
+            s.archive_client(&tid("acme"), "cl_none", None, &rev("acme"), at(60))
+                .await
+                .expect("unknown"),
+            ArchiveOutcome::NotFound
+        );
+    }
+
+    pub async fn archiving_a_tenant_is_final_and_logged(s: Arc<dyn Store>) {
+        tenants(&s, &["acme"]).await;
+        let rev = NewRevocation {
+            tenant: tid("acme"),
+            kind: RevocationKind::Tenant,
+            subject: "acme".into(),
+            revoked_before: Some(at(50)),
+            expires_at: Some(at(5_000)),
+            reason: Some("tenant_archived".into()),
+        };
+        let done = s
+            .archive_tenant(&tid("acme"), Some("adm"), &rev, at(50))
+            .await
+            .expect("archive");
+        assert!(
+            matches!(done, ArchiveOutcome::Archived(Some(_))),
+            "{done:?}"
+        );
+        assert_eq!(
+            logged(&s).await,
+            [(RevocationKind::Tenant, "acme".to_owned(), Some(at(5_000)))]
+        );
+        let t = s
+            .get_tenant(&tid("acme"))
+            .await
+            .expect("get")
+            .expect("kept");
+        assert_eq!(t.status, TenantStatus::Disabled);
+        assert_eq!(
+            s.archive_tenant(&tid("acme"), None, &rev, at(60))
+                .await
+                .expect("again"),
+            ArchiveOutcome::AlreadyArchived
+        );
+        assert_eq!(logged(&s).await.len(), 1);
+        // Never enabled again, and its id is never reused.
+        assert!(matches!(
+            s.set_tenant_status(&tid("acme"), TenantStatus::Active, at(70))
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            s.get_tenant(&tid("acme"))
+                .await
+                .expect("get")
+                .expect("kept")
+                .status,
+            TenantStatus::Disabled
+        );
+        assert!(matches!(
+            s.create_tenant(&new_tenant("acme"), at(80)).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(
+            s.archive_tenant(&tid("nobody"), None, &rev, at(60))
+                .await
+                .expect("unknown"),
+            ArchiveOutcome::NotFound
+        );
+    }
+
+    pub async fn archiving_a_resource_server_hides_its_audience_and_secrets(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        s.create_resource_server(&rs("rs_a", "acme", "payments-api"))
+            .await
+            .expect("rs");
+        let secret = ResourceServerSecretRecord {
+            id: "rss1".into(),
+            resource_server_id: "rs_a".into(),
+            display_prefix: "pcl_rss_live_rss1".into(),
+            secret_digest: vec![4; 32],
+            created_at: at(5),
+            expires_at: None,
+            last_used_at: None,
+        };
+        assert!(s
+            .rotate_resource_server_secret(&tid("acme"), &secret, at(5))
+            .await
+            .expect("secret"));
+        assert_eq!(
+            s.archive_resource_server(&tid("globex"), "rs_a", None, at(50))
+                .await
+                .expect("wrong tenant"),
+            ArchiveOutcome::NotFound
+        );
+        assert_eq!(
+            s.archive_resource_server(&tid("acme"), "rs_a", None, at(50))
+                .await
+                .expect("archive"),
+            ArchiveOutcome::Archived(None)
+        );
+        assert!(logged(&s).await.is_empty(), "no entry names an audience");
+        assert!(s
+            .find_resource_server_by_audience(&tid("acme"), "payments-api")
+            .await
+            .expect("by audience")
+            .is_none());
+        assert!(s
+            .find_resource_server("rs_a")
+            .await
+            .expect("by id")
+            .is_none());
+        assert!(
+            s.get_resource_server(&tid("acme"), "rs_a")
+                .await
+                .expect("admin view")
+                .is_some(),
+            "the admin API still shows it"
+        );
+        let secrets = s
+            .list_resource_server_secrets("rs_a")
+            .await
+            .expect("secrets");
+        assert_eq!(secrets[0].expires_at, Some(at(50)));
+        let mut again = secret.clone();
+        again.id = "rss2".into();
+        assert!(!s
+            .rotate_resource_server_secret(&tid("acme"), &again, at(60))
+            .await
+            .expect("rotate"));
+        assert_eq!(
+            s.archive_resource_server(&tid("acme"), "rs_a", None, at(60))
+                .await
+                .expect("again"),
+            ArchiveOutcome::AlreadyArchived
+        );
+        // The audience stays reserved: a new resource server cannot inherit its tokens.
+        assert!(matches!(
+            s.create_resource_server(&rs("rs_b", "acme", "payments-api"))
+                .await,
+            Err(StoreError::Conflict)
+        ));
+    }
+
+    pub async fn archived_objects_leave_lists_unless_asked_for(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        s.create_client(&client("cl_1", "acme"), None)
+            .await
+            .expect("c1");
+        let mut c2 = client("cl_2", "acme");
+        c2.created_at = at(3);
+        s.create_client(&c2, None).await.expect("c2");
+        s.create_resource_server(&rs("rs_1", "acme", "a1"))
+            .await
+            .expect("rs");
+        let rev = |kind, subject: &str, t: &str| NewRevocation {
+            tenant: tid(t),
+            kind,
+            subject: subject.into(),
+            revoked_before: Some(at(50)),
+            expires_at: None,
+            reason: None,
+        };
+        s.archive_client(
+            &tid("acme"),
+            "cl_1",
+            None,
+            &rev(RevocationKind::Client, "cl_1", "acme"),
+            at(50),
+        )
+        .await
+        .expect("archive client");
+        s.archive_resource_server(&tid("acme"), "rs_1", None, at(50))
+            .await
+            .expect("archive rs");
+        s.archive_tenant(
+            &tid("globex"),
+            None,
+            &rev(RevocationKind::Tenant, "globex", "globex"),
+            at(50),
+        )
+        .await
+        .expect("archive tenant");
+
+        let page = PageRequest::default();
+        let live: Vec<_> = s
+            .list_clients(&tid("acme"), &page, ArchivedFilter::Exclude)
+            .await
+            .expect("live")
+            .items;
+        assert_eq!(
+            live,
+            [Archivable {
+                item: c2.clone(),
+                archived_at: None
+            }]
+        );
+        let all: Vec<_> = s
+            .list_clients(&tid("acme"), &page, ArchivedFilter::Include)
+            .await
+            .expect("all")
+            .items
+            .into_iter()
+            .map(|c| (c.item.id, c.archived_at))
+            .collect();
+        assert_eq!(
+            all,
+            [("cl_1".to_owned(), Some(at(50))), ("cl_2".to_owned(), None)]
+        );
+        assert!(s
+            .list_resource_servers(&tid("acme"), &page, ArchivedFilter::Exclude)
+            .await
+            .expect("rs live")
+            .items
+            .is_empty());
+        assert_eq!(
+            s.list_resource_servers(&tid("acme"), &page, ArchivedFilter::Include)
+                .await
+                .expect("rs all")
+                .items[0]
+                .archived_at,
+            Some(at(50))
+        );
+        let tenant_ids = |f| {
+            let s = s.clone();
+            async move {
+                s.list_tenants(&PageRequest::default(), f)
+                    .await
+                    .expect("tenants")
+                    .items
+                    .into_iter()
+                    .map(|t| t.item.id.to_string())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            tenant_ids(ArchivedFilter::Exclude).await,
+            ["system", "acme"]
+        );
+        assert_eq!(
+            tenant_ids(ArchivedFilter::Include).await,
+            ["system", "acme", "globex"]
+        );
+    }
 
     pub async fn tenant_lifecycle(s: Arc<dyn Store>) {
         let created = s
@@ -299,13 +858,14 @@ mod cases {
         assert_eq!(disabled.created_at, at(1_000));
 
         let ids: Vec<_> = s
-            .list_tenants()
+            .list_tenants(&PageRequest::default(), ArchivedFilter::Exclude)
             .await
             .expect("list")
+            .items
             .into_iter()
-            .map(|t| t.id.to_string())
+            .map(|t| t.item.id.to_string())
             .collect();
-        assert_eq!(ids, ["acme", "system"]);
+        assert_eq!(ids, ["system", "acme"], "oldest first");
     }
 
     pub async fn tenant_ids_are_unique(s: Arc<dyn Store>) {
@@ -418,9 +978,10 @@ mod cases {
 
         assert_eq!(s.count_active_global_admins().await.expect("count"), 1);
         let acme: Vec<_> = s
-            .list_admin_credentials(&tid("acme"))
+            .list_admin_credentials(&tid("acme"), &PageRequest::default())
             .await
             .expect("list")
+            .items
             .into_iter()
             .map(|c| c.id)
             .collect();
@@ -501,9 +1062,10 @@ mod cases {
             }
         }
         let listed: Vec<_> = s
-            .list_admin_credentials(&tid("acme"))
+            .list_admin_credentials(&tid("acme"), &PageRequest::default())
             .await
             .expect("list")
+            .items
             .into_iter()
             .map(|c| (c.id, c.role))
             .collect();
@@ -540,17 +1102,18 @@ mod cases {
             since: since.map(at),
             until: until.map(at),
             action: action.map(str::to_owned),
-            limit,
+            page: PageRequest::first(limit),
         };
-        let ids = |v: Vec<AuditEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        let ids = |v: Page<AuditEvent>| v.items.into_iter().map(|e| e.id).collect::<Vec<_>>();
 
         let all = s
             .query_audit_events(&q(None, None, None, 100))
             .await
-            .expect("q");
+            .expect("q")
+            .items;
         assert_eq!(all[0], batch[3], "every field round-trips");
         assert_eq!(
-            ids(all),
+            all.into_iter().map(|e| e.id).collect::<Vec<_>>(),
             ["e4", "e2", "e1"],
             "newest first, other tenant absent"
         );
@@ -603,10 +1166,11 @@ mod cases {
                 since: None,
                 until: None,
                 action: Some("api_key.leak_revoked".into()),
-                limit: 10,
+                page: PageRequest::first(10),
             })
             .await
-            .expect("query by stored name");
+            .expect("query by stored name")
+            .items;
         assert_eq!(stored, [known]);
         assert_eq!(stored[0].action, Action::ApiKeyLeakRevoked);
         assert_eq!(stored[0].actor.as_str(), "scanner");
@@ -616,10 +1180,11 @@ mod cases {
                 since: None,
                 until: None,
                 action: Some("user.sign_in".into()),
-                limit: 10,
+                page: PageRequest::first(10),
             })
             .await
-            .expect("query an unknown name");
+            .expect("query an unknown name")
+            .items;
         assert_eq!(stored, [newer]);
         assert_eq!(stored[0].action, Action::Unknown("user.sign_in".into()));
     }
@@ -635,16 +1200,9 @@ mod cases {
             .expect("first part");
         batch.push(event("big00003", "acme", 500, "oauth.token.issue"));
         s.append_audit_events(&batch).await.expect("append");
-        let stored = s
-            .query_audit_events(&AuditQuery {
-                tenant: tid("acme"),
-                since: None,
-                until: None,
-                action: None,
-                limit: 10_000,
-            })
-            .await
-            .expect("query");
+        // Paged through (a page is at most MAX_PAGE_LIMIT): every event is seen once, all at
+        // the same instant, so the key's second half (the log position) orders them.
+        let stored = all_audit(&s, "acme", 500).await;
         let ids: Vec<String> = stored.into_iter().rev().map(|e| e.id).collect();
         let expected: Vec<String> = batch[..1_234].iter().map(|e| e.id.clone()).collect();
         assert_eq!(ids, expected);
@@ -696,30 +1254,42 @@ mod cases {
         };
         assert_eq!(
             ids(s
-                .list_api_keys(&tid("acme"), &list(None, None))
+                .list_api_keys(&tid("acme"), &list(None, None), &PageRequest::default())
                 .await
-                .expect("list")),
+                .expect("list")
+                .items),
             ["k1", "k2", "k3"]
         );
         assert_eq!(
             ids(s
-                .list_api_keys(&tid("acme"), &list(Some("live"), None))
+                .list_api_keys(
+                    &tid("acme"),
+                    &list(Some("live"), None),
+                    &PageRequest::default()
+                )
                 .await
-                .expect("list")),
+                .expect("list")
+                .items),
             ["k1", "k3"]
         );
         assert_eq!(
             ids(s
-                .list_api_keys(&tid("acme"), &list(Some("live"), Some("partner-a")))
+                .list_api_keys(
+                    &tid("acme"),
+                    &list(Some("live"), Some("partner-a")),
+                    &PageRequest::default()
+                )
                 .await
-                .expect("list")),
+                .expect("list")
+                .items),
             ["k1"]
         );
         assert_eq!(
             ids(s
-                .list_api_keys(&tid("globex"), &list(None, None))
+                .list_api_keys(&tid("globex"), &list(None, None), &PageRequest::default())
                 .await
-                .expect("list")),
+                .expect("list")
+                .items),
             ["g1"]
         );
 
@@ -799,9 +1369,10 @@ mod cases {
         assert!(matches!(orphan, StoreError::NotFound), "{orphan:?}");
         let none = ApiKeyFilter::default();
         assert!(s
-            .list_api_keys(&tid("globex"), &none)
+            .list_api_keys(&tid("globex"), &none, &PageRequest::default())
             .await
             .expect("list")
+            .items
             .is_empty());
     }
 
@@ -1082,6 +1653,31 @@ mod cases {
             created_at: at(2),
             updated_at: at(2),
             last_used_at: None,
+            client_type: ClientType::Confidential,
+            application_type: ApplicationType::Web,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            allowed_web_origins: vec![],
+            first_party: false,
+        }
+    }
+
+    /// A native app: public, with every app field set.
+    fn app_client(id: &str, tenant: &str) -> OAuthClient {
+        OAuthClient {
+            auth_method: "none".into(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec!["openid".into(), "offline_access".into()],
+            audiences: vec![],
+            can_introspect: false,
+            jwks: None,
+            client_type: ClientType::Public,
+            application_type: ApplicationType::Native,
+            redirect_uris: vec!["com.example.app:/cb".into(), "http://127.0.0.1/cb".into()],
+            post_logout_redirect_uris: vec!["com.example.app:/bye".into()],
+            allowed_web_origins: vec!["https://app.example.com".into()],
+            first_party: true,
+            ..client(id, tenant)
         }
     }
 
@@ -1147,8 +1743,18 @@ mod cases {
             None
         );
         assert_eq!(
-            s.list_resource_servers(&tid("acme")).await.expect("list"),
-            vec![a]
+            s.list_resource_servers(
+                &tid("acme"),
+                &PageRequest::default(),
+                ArchivedFilter::Exclude
+            )
+            .await
+            .expect("list")
+            .items,
+            vec![Archivable {
+                item: a,
+                archived_at: None
+            }]
         );
     }
 
@@ -1166,8 +1772,18 @@ mod cases {
             vec![sec]
         );
         assert_eq!(
-            s.list_clients(&tid("acme")).await.expect("list"),
-            vec![c.clone()]
+            s.list_clients(
+                &tid("acme"),
+                &PageRequest::default(),
+                ArchivedFilter::Exclude
+            )
+            .await
+            .expect("list")
+            .items,
+            vec![Archivable {
+                item: c.clone(),
+                archived_at: None
+            }]
         );
         assert!(matches!(
             s.create_client(&c, None).await,
@@ -1184,6 +1800,69 @@ mod cases {
             s.create_client(&client("cl_3", "nosuch"), None).await,
             Err(StoreError::NotFound)
         ));
+    }
+
+    pub async fn app_clients_round_trip_and_update_within_their_tenant(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        let app = app_client("cl_app", "acme");
+        s.create_client(&app, None).await.expect("create");
+        assert_eq!(
+            s.get_client("cl_app").await.expect("get"),
+            Some(app.clone())
+        );
+        // A machine client reads back with the machine defaults.
+        s.create_client(&client("cl_m", "acme"), None)
+            .await
+            .expect("machine");
+        let m = s.get_client("cl_m").await.expect("get").expect("some");
+        assert_eq!(
+            (m.client_type, m.application_type, m.first_party),
+            (ClientType::Confidential, ApplicationType::Web, false)
+        );
+        assert!(m.redirect_uris.is_empty() && m.allowed_web_origins.is_empty());
+
+        let mut changed = app.clone();
+        changed.name = "renamed".into();
+        changed.redirect_uris = vec!["com.example.app:/cb2".into()];
+        changed.post_logout_redirect_uris = vec![];
+        changed.allowed_web_origins = vec![];
+        changed.first_party = false;
+        changed.grant_types = vec!["authorization_code".into()];
+        changed.scopes = vec!["openid".into()];
+        // What update never changes, even if the record says otherwise.
+        let mut attempt = changed.clone();
+        attempt.client_type = ClientType::Confidential;
+        attempt.auth_method = "client_secret_basic".into();
+        attempt.status = ClientStatus::Disabled;
+        attempt.created_at = at(99);
+        assert!(!s
+            .update_client(
+                &OAuthClient {
+                    tenant: tid("globex"),
+                    ..attempt.clone()
+                },
+                at(9)
+            )
+            .await
+            .expect("other tenant"));
+        assert_eq!(
+            s.get_client("cl_app").await.expect("get"),
+            Some(app.clone()),
+            "another tenant changes nothing"
+        );
+        assert!(!s
+            .update_client(&app_client("cl_none", "acme"), at(9))
+            .await
+            .expect("unknown"));
+        assert!(s.update_client(&attempt, at(9)).await.expect("update"));
+        let got = s.get_client("cl_app").await.expect("get").expect("some");
+        assert_eq!(
+            got,
+            OAuthClient {
+                updated_at: at(9),
+                ..changed
+            }
+        );
     }
 
     pub async fn client_status_and_rotation_are_tenant_scoped(s: Arc<dyn Store>) {
@@ -1216,9 +1895,14 @@ mod cases {
         assert_eq!(got.status, ClientStatus::Disabled);
         assert_eq!(got.updated_at, at(5));
         assert!(s
-            .list_clients(&tid("globex"))
+            .list_clients(
+                &tid("globex"),
+                &PageRequest::default(),
+                ArchivedFilter::Include
+            )
             .await
             .expect("list")
+            .items
             .is_empty());
     }
 
@@ -1788,6 +2472,9 @@ mod cases {
         s.touch_client("cl_1", Some("sec2"), at(8))
             .await
             .expect("touch");
+        s.create_client(&app_client("cl_app", "acme"), None)
+            .await
+            .expect("app client");
         let mut key_a = api_key("key_a", "acme", "live", "partner");
         key_a.audiences = None;
         key_a.ip_allowlist = None;
@@ -1816,6 +2503,76 @@ mod cases {
             .record_assertion_jti("cl_1", "assertion-1", at(2_000), at(42))
             .await
             .expect("jti"));
+        let mut alice = crate::users::user(
+            "usr_01aaaaaaaaaaaaaaaaaaaaaaaa",
+            "acme",
+            "Alice",
+            Some("Alice@Example.com"),
+        );
+        alice.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+        alice.password_changed_at = Some(at(43));
+        alice.last_login_at = Some(at(44));
+        alice.email_verified = true;
+        alice.profile =
+            serde_json::from_str(r#"{"name":"Alice A","locale":"en","zoneinfo":"UTC"}"#)
+                .expect("profile");
+        s.create_user(&alice).await.expect("alice");
+        s.create_user(&crate::users::user(
+            "usr_01bbbbbbbbbbbbbbbbbbbbbbbb",
+            "acme",
+            "bob",
+            None,
+        ))
+        .await
+        .expect("bob");
+        // Not exported: a one-time token.
+        s.insert_user_token(
+            &crate::users::token(
+                7,
+                "acme",
+                "usr_01aaaaaaaaaaaaaaaaaaaaaaaa",
+                TokenPurpose::Invite,
+                5_000,
+            ),
+            at(45),
+        )
+        .await
+        .expect("token");
+        // Archived objects move too: an import must not bring them back to life.
+        s.create_client(&client("cl_old", "acme"), None)
+            .await
+            .expect("client to archive");
+        let gone = s
+            .archive_client(
+                &tid("acme"),
+                "cl_old",
+                Some("a1"),
+                &client_archived("cl_old"),
+                at(44),
+            )
+            .await
+            .expect("archive client");
+        assert!(
+            matches!(gone, ArchiveOutcome::Archived(Some(_))),
+            "{gone:?}"
+        );
+        s.create_resource_server(&rs("rs_old", "acme", "old-api"))
+            .await
+            .expect("rs to archive");
+        s.archive_resource_server(&tid("acme"), "rs_old", None, at(45))
+            .await
+            .expect("archive rs");
+    }
+
+    fn client_archived(id: &str) -> NewRevocation {
+        NewRevocation {
+            tenant: tid("acme"),
+            kind: RevocationKind::Client,
+            subject: id.into(),
+            revoked_before: Some(at(44)),
+            expires_at: Some(at(10_000)),
+            reason: Some("client_archived".into()),
+        }
     }
 
     /// Every record of `s`, through the export file format, sorted so that backends with
@@ -1862,6 +2619,7 @@ mod cases {
             "api_key",
             "revocation",
             "assertion_jti",
+            "user",
         ] {
             assert!(
                 records.iter().any(|r| r.kind() == kind),
@@ -1882,6 +2640,7 @@ mod cases {
                     .expect("import");
                 assert_eq!(counts.total(), records.len() as u64);
                 assert_eq!(counts.get("api_key"), 2);
+                assert_eq!(counts.get("archived"), 2);
                 assert!(reported.contains(&("api_key", 2)), "{reported:?}");
                 let (_, again) = exported(&target).await;
                 assert_eq!(again, *records, "{} import differs", target.backend());
@@ -1898,6 +2657,11 @@ mod cases {
                         .expect("key")
                         .digest,
                     vec![5; 32]
+                );
+                assert_eq!(
+                    target.get_client("cl_app").await.expect("get"),
+                    Some(app_client("cl_app", "acme")),
+                    "every app-client column survives the move"
                 );
                 assert!(
                     !target
@@ -2389,9 +3153,14 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
     );
     let copy: Arc<dyn Store> = Arc::new(SqliteStore::open(&dest).await.expect("open copy"));
     let keys = copy
-        .list_api_keys(&tid("system"), &ApiKeyFilter::default())
+        .list_api_keys(
+            &tid("system"),
+            &ApiKeyFilter::default(),
+            &PageRequest::first(MAX_PAGE_LIMIT),
+        )
         .await
-        .expect("keys");
+        .expect("keys")
+        .items;
     let log = copy.revocations_after(0, 100_000).await.expect("log");
     assert!(
         !keys.is_empty(),
@@ -2409,3 +3178,6 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
         log.len() as i64
     );
 }
+
+/// Sign-in state (sessions, codes, refresh families, consents): `conformance/sign_in.rs`.
+mod sign_in;

@@ -6,3 +6,4 @@ mod conformance;
 mod migrations;
 mod revocation_head;
 mod schema_version;
+mod users;

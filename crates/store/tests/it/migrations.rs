@@ -2,7 +2,9 @@
 //! survives with its position, the subject index survives, the new `api_key_changed` kind is
 //! accepted and an unknown kind is still refused. 0007 (admin roles): every admin credential
 //! survives column for column, the tenant index and foreign key survive, the new roles are
-//! accepted and an unknown role is still refused.
+//! accepted and an unknown role is still refused. 0009 (app clients): a machine client stored
+//! before it reads back unchanged, as a confidential web client without URIs, and an unknown
+//! client type is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -420,4 +422,122 @@ async fn the_import_checks_every_table_the_migrations_create() {
         postgres, expected,
         "PostgreSQL schema vs export::IMPORT_TABLES"
     );
+}
+
+/// A machine client as 0008 and before store it.
+const OLD_CLIENT_ROWS: &str = "INSERT INTO tenants (id, display_name, status, created_at, \
+     updated_at) VALUES ('acme', 'Acme', 'active', 1, 1); \
+     INSERT INTO oauth_clients (id, tenant_id, name, environment, auth_method, grant_types, \
+     scopes, audiences, access_token_ttl_secs, can_introspect, jwks, jwks_uri, status, \
+     created_at, updated_at, last_used_at) VALUES ('cl_old', 'acme', 'sync', 'live', \
+     'client_secret_basic', 'client_credentials', 'payments:read', 'payments-api', 600, 1, \
+     NULL, NULL, 'active', 2, 3, 4)";
+
+async fn check_old_client(store: &dyn Store) {
+    use portcullis_store::{ApplicationType, ClientStatus, ClientType};
+    let c = store
+        .get_client("cl_old")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(
+        (
+            c.name.as_str(),
+            c.auth_method.as_str(),
+            c.grant_types.clone(),
+            c.audiences.clone(),
+            c.can_introspect,
+            c.status,
+            c.last_used_at,
+        ),
+        (
+            "sync",
+            "client_secret_basic",
+            vec!["client_credentials".to_owned()],
+            vec!["payments-api".to_owned()],
+            true,
+            ClientStatus::Active,
+            Some(Timestamp::from_millis(4)),
+        )
+    );
+    assert_eq!(
+        (c.client_type, c.application_type, c.first_party),
+        (ClientType::Confidential, ApplicationType::Web, false)
+    );
+    assert!(c.redirect_uris.is_empty());
+    assert!(c.post_logout_redirect_uris.is_empty());
+    assert!(c.allowed_web_origins.is_empty());
+}
+
+const BAD_CLIENT_TYPE: &str =
+    "UPDATE oauth_clients SET client_type = 'trusted' WHERE id = 'cl_old'";
+
+#[tokio::test]
+async fn sqlite_0009_keeps_machine_clients_as_they_were() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = tempfile::tempdir().expect("old migrations");
+    let path = dir.path().join("db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    {
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+        migrator_before("sqlite", "0009", old.path())
+            .await
+            .run(&pool)
+            .await
+            .expect("migrate to 0008");
+        sqlx::raw_sql(OLD_CLIENT_ROWS)
+            .execute(&pool)
+            .await
+            .expect("old rows");
+        pool.close().await;
+    }
+    let store = SqliteStore::open(&path).await.expect("upgrade");
+    check_old_client(&store).await;
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    let refused = sqlx::query(BAD_CLIENT_TYPE).execute(&pool).await;
+    assert!(refused.is_err(), "an unknown client type is refused");
+}
+
+#[tokio::test]
+async fn postgres_0009_keeps_machine_clients_as_they_were() {
+    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
+        );
+        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL case");
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let old = tempfile::tempdir().expect("old migrations");
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
+    let options = options.options([("search_path", schema.as_str())]);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .expect("schema");
+    migrator_before("postgres", "0009", old.path())
+        .await
+        .run(&pool)
+        .await
+        .expect("migrate to 0008");
+    sqlx::raw_sql(OLD_CLIENT_ROWS)
+        .execute(&pool)
+        .await
+        .expect("old rows");
+    let store = PgStore::connect_in_schema(&url, &schema)
+        .await
+        .expect("upgrade");
+    check_old_client(&store).await;
+    let refused = sqlx::query(BAD_CLIENT_TYPE).execute(&pool).await;
+    assert!(refused.is_err(), "an unknown client type is refused");
+    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await;
 }

@@ -134,7 +134,7 @@ async fn stream(State(fake): State<Fake>, headers: HeaderMap) -> Response {
                 // A newer server's record: a kind and a field this verifier has never seen.
                 let data = serde_json::to_string(&r).expect("json").replace(
                     "\"kind\":\"unknown\"",
-                    "\"kind\":\"session\",\"sid\":\"s-1\"",
+                    "\"kind\":\"grant\",\"grant\":\"g-1\"",
                 );
                 let ev = format!("id: {}\nevent: revocation\ndata: {data}\n\n", r.seq);
                 if tx.send(Ok(ev)).await.is_err() {
@@ -409,6 +409,67 @@ async fn dropping_the_verifier_closes_its_feed_connection() {
     );
     drop(v);
     assert!(eventually(open(0)).await, "no stream once it is gone");
+}
+
+fn token_with_sid(k: &EcKey, jti: &str, sid: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    let mut c = claims();
+    c["jti"] = json!(jti);
+    c["sid"] = json!(sid);
+    c["iat"] = json!(now);
+    c["nbf"] = json!(now);
+    c["exp"] = json!(now + 600);
+    es256_token(k, &header("k1", "ES256"), &c)
+}
+
+#[tokio::test]
+async fn a_revoked_session_refuses_every_token_carrying_its_sid_and_no_other() {
+    let fake = Fake::new();
+    fake.revoke(RevocationKind::Session, "acme", "ses-gone");
+    let base = start(fake.clone()).await;
+    let (v, k) = verifier(&base, Duration::from_secs(30), false);
+    assert!(eventually(|| v.revocations().position() == 1).await);
+    assert_eq!(
+        reason(&v, &token_with_sid(&k, "j1", "ses-gone")).await,
+        Err(Reason::Revoked(RevokedBy::Session))
+    );
+    assert_eq!(
+        reason(&v, &token_with_sid(&k, "j2", "ses-live")).await,
+        Ok(())
+    );
+    assert_eq!(
+        reason(&v, &token_for(&k, "j3")).await,
+        Ok(()),
+        "a token without a sid"
+    );
+    // A cached verification is refused too once its session is revoked.
+    let cached = token_with_sid(&k, "j4", "ses-later");
+    assert_eq!(reason(&v, &cached).await, Ok(()));
+    fake.revoke(RevocationKind::Session, "acme", "ses-later");
+    assert!(eventually(|| v.revocations().position() == 2).await);
+    assert_eq!(
+        reason(&v, &cached).await,
+        Err(Reason::Revoked(RevokedBy::Session))
+    );
+}
+
+#[tokio::test]
+async fn a_newer_kind_naming_a_tokens_sid_is_read_conservatively() {
+    // A record of a kind this verifier does not know, naming a session id: the conservative
+    // rule covers the sid like every other identifier of the token.
+    let fake = Fake::new();
+    fake.revoke(RevocationKind::Unknown, "acme", "ses-x");
+    let base = start(fake.clone()).await;
+    let (v, k) = verifier(&base, Duration::from_secs(30), false);
+    assert!(eventually(|| v.revocations().position() == 1).await);
+    assert_eq!(
+        reason(&v, &token_with_sid(&k, "j1", "ses-x")).await,
+        Err(Reason::Revoked(RevokedBy::UnknownKind))
+    );
+    assert_eq!(reason(&v, &token_with_sid(&k, "j2", "ses-y")).await, Ok(()));
 }
 
 #[tokio::test]

@@ -622,6 +622,7 @@ async fn a_revoked_signing_key_refuses_tokens_dated_after_it_and_empties_the_tok
                 subject: "cl_billing",
                 kid: "ec-1",
                 family: None,
+                sid: None,
                 issued_at: Timestamp::from_secs(NOW_S + 7200),
             }),
         Some(RevokedBy::SigningKey),

@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+/// The gateway tests' real-proxy fixture (nginx, Caddy), shared rather than copied.
+#[path = "../../../../gateway/tests/it/common/proxy_process.rs"]
+pub mod proxy_process;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -199,6 +203,31 @@ pub fn http() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
+}
+
+/// The claims of a compact JWT, unverified (tests check signatures where that is the point).
+pub fn claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("a compact JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("claims JSON")
+}
+
+/// `POST /oauth2/introspect` at `server_url` with a resource server's own credential `rs`
+/// (id, secret); the answer's JSON.
+pub fn introspect(server_url: &str, rs: (&str, &str), token: &str) -> serde_json::Value {
+    http()
+        .post(format!("{server_url}/oauth2/introspect"))
+        .basic_auth(rs.0, Some(rs.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        // A JWT is base64url and dots: nothing to escape in a form.
+        .body(format!("token={token}"))
+        .send()
+        .expect("introspect")
+        .json()
+        .expect("json")
 }
 
 /// A fresh PostgreSQL schema for an end-to-end test, from `PORTCULLIS_TEST_DATABASE_URL`.

@@ -4,6 +4,9 @@
 //! normalising them first).
 #![allow(dead_code)]
 
+pub mod proxied;
+pub mod proxy_process;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -116,16 +116,22 @@ pub async fn seed(store: &dyn Store, now: Timestamp) -> Admins {
 
 /// A tenant's stored audit events, oldest first (drain the audit writer first).
 pub async fn audit_events(store: &dyn Store, tenant: &str) -> Vec<AuditEvent> {
-    let mut events = store
-        .query_audit_events(&AuditQuery {
-            tenant: TenantId::parse(tenant).expect("tenant"),
-            since: None,
-            until: None,
-            action: None,
-            limit: 10_000,
-        })
-        .await
-        .expect("audit");
+    let mut query = AuditQuery {
+        tenant: TenantId::parse(tenant).expect("tenant"),
+        since: None,
+        until: None,
+        action: None,
+        page: portcullis_store::PageRequest::first(portcullis_store::MAX_PAGE_LIMIT),
+    };
+    let mut events = Vec::new();
+    loop {
+        let page = store.query_audit_events(&query).await.expect("audit");
+        events.extend(page.items);
+        match page.next {
+            Some(next) => query.page.after = Some(next),
+            None => break,
+        }
+    }
     events.reverse();
     events
 }

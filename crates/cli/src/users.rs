@@ -1,0 +1,380 @@
+//! `portcullis users ...`: a tenant's users through the admin API (`docs/users.md`).
+//!
+//! An initial password is read from a file (`--password-file`, `-` for standard input), never
+//! from the command line, where it would sit in the shell history and the process list. No
+//! command prints a password hash or a one-time link: links go to the user's mailbox only.
+
+use anyhow::Context;
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::client::AdminClient;
+use crate::commands::seg;
+use crate::{Output, Remote};
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user: with a password (active at once) or invited by mail.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// The address is known to be the user's.
+        #[arg(long)]
+        email_verified: bool,
+        /// Display name (the `name` claim).
+        #[arg(long)]
+        name: Option<String>,
+        /// File holding the initial password (`-` for standard input). Without it the user is
+        /// invited by mail.
+        #[arg(long)]
+        password_file: Option<std::path::PathBuf>,
+        /// Create an invited user without mailing the invitation yet.
+        #[arg(long, conflicts_with = "password_file")]
+        no_invite: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Mail a new invitation link to an invited user (the previous link stops working).
+    Invite {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List users, a page at a time (`--cursor` takes the `next_cursor` printed last).
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// invited, active or disabled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Usernames or emails starting with this, ignoring case.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Page size (1 to 200, default 50).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one user (never its password hash).
+    Show {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Change a user's username, email or display name.
+    Update {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        email_verified: Option<bool>,
+        /// Display name (the `name` claim); replaces the profile's name, keeps nothing else of
+        /// it: use the admin API to edit other claims.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Disable a user: refused at sign-in until enabled.
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Delete a user and its one-time links.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Mail a password-reset link to whoever has this address (the answer is the same whether
+    /// or not anyone does).
+    ResetPassword {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("-")
+}
+
+fn user_text(v: &Value) -> String {
+    let mut out = format!(
+        "id: {}\ntenant: {}\nusername: {}\nemail: {}\nemail_verified: {}\nstatus: {}\nname: {}\nhas_password: {}\ncreated_at: {}\nlast_login_at: {}\n",
+        field(v, "id"),
+        field(v, "tenant"),
+        field(v, "username"),
+        field(v, "email"),
+        v["email_verified"],
+        field(v, "status"),
+        v["profile"]["name"].as_str().unwrap_or("-"),
+        v["has_password"],
+        field(v, "created_at"),
+        field(v, "last_login_at"),
+    );
+    if let Some(at) = v["invite_expires_at"].as_str() {
+        out.push_str(&format!("invitation mailed; the link works until {at}\n"));
+    }
+    out
+}
+
+fn page_text(v: &Value) -> String {
+    let columns = ["id", "username", "email", "status", "last_login_at"];
+    let mut out = columns.join("\t").to_uppercase() + "\n";
+    for row in v["users"].as_array().into_iter().flatten() {
+        let cells: Vec<&str> = columns.iter().map(|c| field(row, c)).collect();
+        out.push_str(&cells.join("\t"));
+        out.push('\n');
+    }
+    if let Some(next) = v["next_cursor"].as_str() {
+        out.push_str(&format!("next_cursor: {next}\n"));
+    }
+    out
+}
+
+fn read_password(path: &std::path::Path) -> anyhow::Result<String> {
+    let raw = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("could not read the password from standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?
+    };
+    Ok(raw.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn run(
+    remote: &Remote,
+    method: Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<Value>,
+    text: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<()> {
+    let v = AdminClient::new(remote)?
+        .call(method, path, query, body)
+        .await?;
+    match remote.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+        ),
+        Output::Text => print!("{}", text(&v)),
+    }
+    Ok(())
+}
+
+pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
+    match cmd {
+        UsersCommand::Create {
+            tenant,
+            username,
+            email,
+            email_verified,
+            name,
+            password_file,
+            no_invite,
+            remote,
+        } => {
+            let mut body = json!({
+                "username": username,
+                "email_verified": email_verified,
+                "send_invite": !no_invite,
+            });
+            if let Some(e) = email {
+                body["email"] = json!(e);
+            }
+            if let Some(n) = name {
+                body["profile"] = json!({ "name": n });
+            }
+            if let Some(path) = password_file {
+                body["password"] = json!(read_password(&path)?);
+            }
+            run(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/users", seg(&tenant)),
+                &[],
+                Some(body),
+                user_text,
+            )
+            .await
+        }
+        UsersCommand::Invite { tenant, id, remote } => {
+            run(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/users/{}/invite", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                |v| {
+                    format!(
+                        "invitation mailed; the link works until {}\n",
+                        field(v, "expires_at")
+                    )
+                },
+            )
+            .await
+        }
+        UsersCommand::List {
+            tenant,
+            status,
+            search,
+            cursor,
+            limit,
+            remote,
+        } => {
+            let mut query = Vec::new();
+            if let Some(s) = status {
+                query.push(("status", s));
+            }
+            if let Some(q) = search {
+                query.push(("q", q));
+            }
+            if let Some(c) = cursor {
+                query.push(("cursor", c));
+            }
+            if let Some(l) = limit {
+                query.push(("limit", l.to_string()));
+            }
+            run(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/users", seg(&tenant)),
+                &query,
+                None,
+                page_text,
+            )
+            .await
+        }
+        UsersCommand::Show { tenant, id, remote } => {
+            run(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/users/{}", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                user_text,
+            )
+            .await
+        }
+        UsersCommand::Update {
+            tenant,
+            id,
+            username,
+            email,
+            email_verified,
+            name,
+            remote,
+        } => {
+            let mut body = json!({});
+            if let Some(u) = username {
+                body["username"] = json!(u);
+            }
+            if let Some(e) = email {
+                body["email"] = json!(e);
+            }
+            if let Some(v) = email_verified {
+                body["email_verified"] = json!(v);
+            }
+            if let Some(n) = name {
+                body["profile"] = json!({ "name": n });
+            }
+            run(
+                &remote,
+                Method::PATCH,
+                &format!("/tenants/{}/users/{}", seg(&tenant), seg(&id)),
+                &[],
+                Some(body),
+                user_text,
+            )
+            .await
+        }
+        UsersCommand::Disable { tenant, id, remote } => {
+            run(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/users/{}/disable", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                user_text,
+            )
+            .await
+        }
+        UsersCommand::Enable { tenant, id, remote } => {
+            run(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/users/{}/enable", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                user_text,
+            )
+            .await
+        }
+        UsersCommand::Delete { tenant, id, remote } => {
+            run(
+                &remote,
+                Method::DELETE,
+                &format!("/tenants/{}/users/{}", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                |_| format!("deleted user {id}\n"),
+            )
+            .await
+        }
+        UsersCommand::ResetPassword {
+            tenant,
+            email,
+            remote,
+        } => {
+            run(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/users/reset-password", seg(&tenant)),
+                &[],
+                Some(json!({ "email": email })),
+                |_| {
+                    "accepted: if this address has an account, a reset link is on its way\n"
+                        .to_owned()
+                },
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The operating model the README advertises, end to end: two `portcullis serve` nodes on one
+//! PostgreSQL schema, one explicit issuer (the proxy's URL), `http.trusted_proxies` naming the
+//! proxy, behind a real nginx balancing round-robin (issue 15, "Done when").
+//!
+//! Sources are real peer addresses, not headers the test writes: the attacker's client binds
+//! 127.0.0.2 and the real client 127.0.0.3 (all of 127.0.0.0/8 is loopback), so nginx sees two
+//! peers and appends each one's address to `X-Forwarded-For` with the stock
+//! `$proxy_add_x_forwarded_for`, exactly as an edge proxy in front of clients on the internet
+//! does. The nodes trust 127.0.0.1 (nginx) alone. The attacker also sends its own
+//! `X-Forwarded-For` naming the real client's address, which the nodes must not believe.
+//!
+//! Checked: both nodes advertise the same issuer, a token issued by one is active at the other's
+//! introspection; many failed authentications naming the real client's id from the attacker's
+//! source get the attacker throttled on both nodes, never the real client; and a node on
+//! PostgreSQL without `oauth.issuer` refuses to start, saying why.
+//!
+//! Skipped with a notice when `PORTCULLIS_TEST_DATABASE_URL` is unset or nginx is missing;
+//! under CI both are failures. Every listener is on a 127.0.0.1 ephemeral port.
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use common::proxy_process::{free_port, ProxyProcess};
+use common::{claims, introspect, seed_payments, serve_fails, PgSchema, Server};
+use serde_json::Value;
+
+const ATTACKER: [u8; 4] = [127, 0, 0, 2];
+const CLIENT: [u8; 4] = [127, 0, 0, 3];
+
+/// An HTTP client whose connections come from `source`.
+fn client_from(source: [u8; 4]) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .local_address(IpAddr::from(source))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// nginx balancing round-robin over the nodes, telling the test which node answered.
+fn balancer(port: u16, nodes: &[&Server]) -> String {
+    let servers: String = nodes
+        .iter()
+        .map(|n| format!("    server {};\n", n.url.trim_start_matches("http://")))
+        .collect();
+    format!(
+        r#"  upstream portcullis {{
+{servers}  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://portcullis;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      add_header X-Test-Node $upstream_addr always;
+    }}
+  }}"#
+    )
+}
+
+/// A client-credentials request through `url`: (status, answering node, body).
+fn token_request(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    id: &str,
+    secret: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Value) {
+    let mut req = http
+        .post(format!("{url}/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=payments%3Aread");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().expect("token request");
+    let status = r.status().as_u16();
+    let node = r
+        .headers()
+        .get("x-test-node")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if status == 429 {
+        assert!(r.headers().contains_key("retry-after"), "429 says when");
+    }
+    (status, node, r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn two_postgres_nodes_behind_nginx_share_one_issuer_and_no_source_can_lock_a_client_out() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(schema) = rt.block_on(PgSchema::create("two nodes behind nginx")) else {
+        return;
+    };
+    let db = ("PORTCULLIS_DATABASE_URL", schema.database_url.as_str());
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Without an explicit issuer a PostgreSQL node would present its own address: refused.
+    let lonely = dir.path().join("lonely").display().to_string();
+    let refused = serve_fails(&["--listen", "127.0.0.1:0", "--data-dir", &lonely], &[db]);
+    assert!(
+        refused.contains("oauth.issuer") && refused.contains("required on PostgreSQL"),
+        "{refused}"
+    );
+
+    // One configuration for both nodes: the public URL is the proxy's, and only it is trusted.
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!("[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n[oauth]\nissuer = \"{issuer}\"\n"),
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    let a = Server::try_start(&dir.path().join("a"), &["--config", &config], &[db])
+        .unwrap_or_else(|log| panic!("node A: {log}"));
+    let kek = a.data_dir.join("kek").display().to_string();
+    let b = Server::try_start(
+        &dir.path().join("b"),
+        &["--config", &config],
+        &[db, ("PORTCULLIS_KEK_FILE", &kek)],
+    )
+    .unwrap_or_else(|log| panic!("node B: {log}"));
+    let Some(nginx) = ProxyProcess::nginx(port, |_, port| balancer(port, &[&a, &b])) else {
+        rt.block_on(schema.drop_schema());
+        return;
+    };
+    let proxied = nginx.url();
+    let nodes: BTreeSet<String> = [&a, &b]
+        .iter()
+        .map(|n| n.url.trim_start_matches("http://").to_owned())
+        .collect();
+
+    // One issuer, whichever node is asked, directly or through the proxy.
+    let http = common::http();
+    for url in [&a.url, &b.url, &proxied, &proxied] {
+        let meta: Value = http
+            .get(format!("{url}/.well-known/oauth-authorization-server"))
+            .send()
+            .expect("metadata")
+            .json()
+            .expect("json");
+        assert_eq!(meta["issuer"], issuer.as_str(), "{url}: {meta}");
+        assert_eq!(
+            meta["token_endpoint"],
+            format!("{issuer}/oauth2/token").as_str()
+        );
+    }
+
+    let seeded = seed_payments(&a);
+    let rs: Value = a.cli_json(&["resource-server", "list", "--tenant", "acme"]);
+    let rs_id = rs[0]["id"].as_str().expect("resource server id").to_owned();
+    let rs_secret = a.cli_json(&[
+        "resource-server",
+        "rotate-secret",
+        "--tenant",
+        "acme",
+        &rs_id,
+    ]);
+    let rs_secret = rs_secret["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+
+    // The attacker knows the client id (it is in every token) and fails with it, over and over,
+    // from its own address, claiming the real client's address in a header of its own.
+    let attacker = client_from(ATTACKER);
+    let spoof = [("x-forwarded-for", "127.0.0.3")];
+    let mut throttled_on = BTreeSet::new();
+    for _ in 0..30 {
+        let (status, node, body) =
+            token_request(&attacker, &proxied, &seeded.client_id, "wrong", &spoof);
+        assert!(status == 401 || status == 429, "{status} {body}");
+        assert_eq!(body["error"], "invalid_client", "{body}");
+        if status == 429 {
+            throttled_on.insert(node);
+        }
+    }
+    assert_eq!(
+        throttled_on, nodes,
+        "the attacker's source is throttled on both nodes (failures are counted per source \
+         behind the trusted proxy)"
+    );
+    // Its own source is refused for that id even with the right secret: the throttle answers
+    // before any check.
+    let (status, _, _) = token_request(
+        &attacker,
+        &proxied,
+        &seeded.client_id,
+        &seeded.client_secret,
+        &[],
+    );
+    assert_eq!(status, 429);
+
+    // The real client, from its own address, gets tokens through both nodes all the while.
+    let real = client_from(CLIENT);
+    let mut tokens = Vec::new();
+    for _ in 0..4 {
+        let (status, node, body) = token_request(
+            &real,
+            &proxied,
+            &seeded.client_id,
+            &seeded.client_secret,
+            &[],
+        );
+        assert_eq!(status, 200, "the real client is never locked out: {body}");
+        let token = body["access_token"].as_str().expect("token").to_owned();
+        assert_eq!(claims(&token)["iss"], issuer.as_str());
+        tokens.push((node, token));
+    }
+    let issuing: BTreeSet<String> = tokens.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(issuing, nodes, "round-robin: both nodes issued");
+
+    // A token issued by one node is active at the other node's introspection.
+    for (issued_by, token) in &tokens {
+        let other = [&a, &b]
+            .into_iter()
+            .find(|n| !n.url.ends_with(issued_by.as_str()))
+            .expect("the other node");
+        let r = introspect(&other.url, (&rs_id, &rs_secret), token);
+        assert_eq!(
+            r["active"], true,
+            "issued by {issued_by}, asked {}: {r}",
+            other.url
+        );
+        assert_eq!(r["iss"], issuer.as_str(), "{r}");
+        assert_eq!(r["client_id"], seeded.client_id.as_str(), "{r}");
+    }
+
+    drop(nginx);
+    drop((a, b));
+    rt.block_on(schema.drop_schema());
+}

@@ -1,0 +1,280 @@
+//! Refresh-token families as rules (RFC 9700 section 4.14.2): what presenting a refresh token
+//! may do, given the stored state of the token and its family.
+//!
+//! A family is born at the code redemption that issued its first refresh token; each refresh
+//! rotates: the presented token gets exactly one successor (generation + 1) and is spent.
+//! Presenting a spent token again is reuse, the sign of a stolen token: the family is revoked
+//! (and a `family` entry written to the revocation log) unless it happens within the short
+//! [`RefreshPolicy::grace`] after the rotation, which is two tabs of one browser refreshing at
+//! once; those get the same successor. Families end after [`RefreshPolicy::idle`] without a
+//! refresh and [`RefreshPolicy::absolute`] after sign-in, whatever happens.
+//!
+//! This module must never read the clock, store anything, or see a token's plaintext.
+
+use std::time::Duration;
+
+use crate::time::Timestamp;
+
+/// The longest grace window that may be configured: beyond it, "two tabs racing" stops being a
+/// plausible explanation for a replay.
+pub const MAX_GRACE: Duration = Duration::from_secs(60);
+
+/// How long refresh-token families live. Defaults: 14 days idle, 30 days in all, 10 s grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    pub idle: Duration,
+    pub absolute: Duration,
+    /// How long after a rotation a replay of the rotated token still gets the same successor.
+    /// Capped at [`MAX_GRACE`]; zero turns it off.
+    pub grace: Duration,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(14 * 86_400),
+            absolute: Duration::from_secs(30 * 86_400),
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A family's deadlines and whether it was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FamilyTimes {
+    pub created_at: Timestamp,
+    /// Never later than `absolute_expires_at`.
+    pub idle_expires_at: Timestamp,
+    pub absolute_expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl RefreshPolicy {
+    /// The grace window actually applied.
+    pub fn effective_grace(&self) -> Duration {
+        self.grace.min(MAX_GRACE)
+    }
+
+    /// The deadlines of a family started at `now`.
+    pub fn start(&self, now: Timestamp) -> FamilyTimes {
+        let absolute = now.saturating_add(self.absolute);
+        FamilyTimes {
+            created_at: now,
+            idle_expires_at: now.saturating_add(self.idle).min(absolute),
+            absolute_expires_at: absolute,
+            revoked_at: None,
+        }
+    }
+
+    /// The idle deadline after a rotation at `now`.
+    pub fn idle_after_rotation(&self, f: &FamilyTimes, now: Timestamp) -> Timestamp {
+        now.saturating_add(self.idle)
+            .min(f.absolute_expires_at)
+            .max(f.idle_expires_at)
+    }
+}
+
+/// The presented token as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresentedToken<'a> {
+    /// The client of its family.
+    pub client_id: &'a str,
+    /// When it was rotated (its successor issued), if it was.
+    pub rotated_at: Option<Timestamp>,
+}
+
+/// What presenting a refresh token leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshDecision {
+    /// Current token, live family: issue its successor.
+    Rotate,
+    /// Rotated moments ago (within the grace window): hand out the same successor again.
+    WithinGrace,
+    /// Rotated before the grace window: a replay. Revoke the family.
+    ReusedAfterRotation,
+    /// The family was revoked (reuse, sign-out, admin): refuse.
+    Revoked,
+    IdleExpired,
+    AbsoluteExpired,
+    /// Presented by a client other than the one it was issued to: refuse, change nothing.
+    WrongClient,
+}
+
+impl RefreshDecision {
+    /// Whether a token is issued (a new successor or the one handed out in the grace window).
+    pub fn issues(self) -> bool {
+        matches!(self, Self::Rotate | Self::WithinGrace)
+    }
+
+    /// The reason recorded in audit events and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rotate => "rotated",
+            Self::WithinGrace => "within_grace",
+            Self::ReusedAfterRotation => "reused_after_rotation",
+            Self::Revoked => "family_revoked",
+            Self::IdleExpired => "family_idle_expired",
+            Self::AbsoluteExpired => "family_absolute_expired",
+            Self::WrongClient => "wrong_client",
+        }
+    }
+}
+
+/// Decides a refresh by `client_id` at `now`. Order: another client's token changes nothing;
+/// a revoked or expired family refuses; a spent token is reuse unless within the grace window.
+pub fn decide(
+    policy: &RefreshPolicy,
+    family: &FamilyTimes,
+    token: &PresentedToken<'_>,
+    client_id: &str,
+    now: Timestamp,
+) -> RefreshDecision {
+    if token.client_id != client_id {
+        return RefreshDecision::WrongClient;
+    }
+    if family.revoked_at.is_some() {
+        return RefreshDecision::Revoked;
+    }
+    if now >= family.absolute_expires_at {
+        return RefreshDecision::AbsoluteExpired;
+    }
+    if let Some(rotated_at) = token.rotated_at {
+        let grace = policy.effective_grace();
+        return if !grace.is_zero() && now < rotated_at.saturating_add(grace) {
+            RefreshDecision::WithinGrace
+        } else {
+            RefreshDecision::ReusedAfterRotation
+        };
+    }
+    if now >= family.idle_expires_at {
+        return RefreshDecision::IdleExpired;
+    }
+    RefreshDecision::Rotate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_secs(s)
+    }
+
+    fn policy() -> RefreshPolicy {
+        RefreshPolicy {
+            idle: Duration::from_secs(100),
+            absolute: Duration::from_secs(250),
+            grace: Duration::from_secs(5),
+        }
+    }
+
+    const FRESH: PresentedToken<'static> = PresentedToken {
+        client_id: "cl_app",
+        rotated_at: None,
+    };
+
+    #[test]
+    fn a_current_token_of_a_live_family_rotates() {
+        let p = policy();
+        let f = p.start(at(0));
+        assert_eq!(
+            decide(&p, &f, &FRESH, "cl_app", at(99)),
+            RefreshDecision::Rotate
+        );
+        assert!(RefreshDecision::Rotate.issues());
+    }
+
+    #[test]
+    fn idle_and_absolute_expiry() {
+        let p = policy();
+        let mut f = p.start(at(0));
+        assert_eq!(
+            decide(&p, &f, &FRESH, "cl_app", at(100)),
+            RefreshDecision::IdleExpired
+        );
+        f.idle_expires_at = p.idle_after_rotation(&f, at(99));
+        assert_eq!(f.idle_expires_at, at(199));
+        f.idle_expires_at = p.idle_after_rotation(&f, at(198));
+        assert_eq!(
+            f.idle_expires_at,
+            at(250),
+            "never past the absolute deadline"
+        );
+        assert_eq!(
+            decide(&p, &f, &FRESH, "cl_app", at(249)),
+            RefreshDecision::Rotate
+        );
+        assert_eq!(
+            decide(&p, &f, &FRESH, "cl_app", at(250)),
+            RefreshDecision::AbsoluteExpired
+        );
+    }
+
+    #[test]
+    fn a_spent_token_is_reuse_outside_the_grace_window_and_the_same_successor_within() {
+        let p = policy();
+        let f = p.start(at(0));
+        let spent = PresentedToken {
+            rotated_at: Some(at(10)),
+            ..FRESH
+        };
+        assert_eq!(
+            decide(&p, &f, &spent, "cl_app", at(14)),
+            RefreshDecision::WithinGrace
+        );
+        assert_eq!(
+            decide(&p, &f, &spent, "cl_app", at(15)),
+            RefreshDecision::ReusedAfterRotation
+        );
+        let off = RefreshPolicy {
+            grace: Duration::ZERO,
+            ..p
+        };
+        assert_eq!(
+            decide(&off, &f, &spent, "cl_app", at(10)),
+            RefreshDecision::ReusedAfterRotation
+        );
+        let huge = RefreshPolicy {
+            grace: Duration::from_secs(3600),
+            ..p
+        };
+        assert_eq!(huge.effective_grace(), MAX_GRACE);
+        assert_eq!(
+            decide(&huge, &f, &spent, "cl_app", at(71)),
+            RefreshDecision::ReusedAfterRotation
+        );
+    }
+
+    #[test]
+    fn revoked_families_and_other_clients_are_refused() {
+        let p = policy();
+        let mut f = p.start(at(0));
+        assert_eq!(
+            decide(&p, &f, &FRESH, "cl_other", at(1)),
+            RefreshDecision::WrongClient
+        );
+        f.revoked_at = Some(at(2));
+        assert_eq!(
+            decide(&p, &f, &FRESH, "cl_app", at(3)),
+            RefreshDecision::Revoked
+        );
+        let spent = PresentedToken {
+            rotated_at: Some(at(3)),
+            ..FRESH
+        };
+        assert_eq!(
+            decide(&p, &f, &spent, "cl_app", at(4)),
+            RefreshDecision::Revoked,
+            "no grace once the family is revoked"
+        );
+        for d in [
+            RefreshDecision::ReusedAfterRotation,
+            RefreshDecision::Revoked,
+            RefreshDecision::IdleExpired,
+            RefreshDecision::AbsoluteExpired,
+            RefreshDecision::WrongClient,
+        ] {
+            assert!(!d.issues(), "{}", d.as_str());
+        }
+    }
+}

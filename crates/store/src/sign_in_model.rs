@@ -1,0 +1,135 @@
+//! Sign-in state as stored: sessions, authorization codes, refresh-token families and their
+//! tokens, consents. Secrets never appear here: session cookies, codes and refresh tokens are
+//! SHA-256 digests.
+//!
+//! Users are referenced by their text id (`usr_...`) and tenant with no foreign key: deleting a
+//! user must go through the service, which revokes the user's sessions and families (writing the
+//! revocation entries verifiers need), never through a silent cascade.
+
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::Timestamp;
+
+/// A sign-in session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the cookie secret.
+    pub digest: Vec<u8>,
+    /// The public `sid`.
+    pub id: String,
+    pub tenant: TenantId,
+    pub user_id: String,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub idle_expires_at: Timestamp,
+    pub absolute_expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What the first redemption of a code issued, recorded so a replay can revoke it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeIssuance {
+    /// The access tokens' `jti`s.
+    pub jtis: Vec<String>,
+    /// When the latest of those access tokens expires (the revocation entries may go then).
+    pub tokens_expire_at: Timestamp,
+    /// The refresh-token family started, if any.
+    pub family_id: Option<String>,
+}
+
+/// An authorization code and everything it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCodeRecord {
+    /// SHA-256 of the code.
+    pub digest: Vec<u8>,
+    pub tenant: TenantId,
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// The S256 PKCE challenge.
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub scope: Vec<String>,
+    pub user_id: String,
+    pub sid: String,
+    pub auth_time: Timestamp,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub consumed_at: Option<Timestamp>,
+    pub issued: Option<CodeIssuance>,
+}
+
+/// The result of redeeming a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeConsumption {
+    /// This call redeemed it (and nobody else ever will).
+    Redeemed(AuthCodeRecord),
+    /// It had been redeemed before: a replay. The record carries what the first redemption
+    /// issued (if it got as far as recording it), and the code is marked replayed so a
+    /// redemption still issuing learns of it ([`crate::AuthCodeStore::record_code_issuance`]).
+    AlreadyUsed(AuthCodeRecord),
+    /// Never redeemed, and past its expiry.
+    Expired,
+    NotFound,
+}
+
+/// A refresh-token family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamilyRecord {
+    pub id: String,
+    pub tenant: TenantId,
+    pub client_id: String,
+    pub user_id: String,
+    /// The session it was issued under.
+    pub sid: Option<String>,
+    pub scope: Vec<String>,
+    pub auth_time: Timestamp,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
+    pub created_at: Timestamp,
+    pub idle_expires_at: Timestamp,
+    pub absolute_expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_reason: Option<String>,
+}
+
+/// One refresh token of a family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// SHA-256 of the token.
+    pub digest: Vec<u8>,
+    pub family_id: String,
+    /// 0 for the first token of the family, +1 per rotation.
+    pub generation: i64,
+    pub created_at: Timestamp,
+    pub rotated_at: Option<Timestamp>,
+    pub successor_digest: Option<Vec<u8>>,
+}
+
+/// The result of rotating a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// This call rotated it: the successor is stored and the family's idle deadline moved.
+    Rotated,
+    /// Someone rotated it first (another tab, another node, or a thief): its one successor.
+    AlreadyRotated {
+        successor_digest: Vec<u8>,
+        rotated_at: Timestamp,
+    },
+    /// The family was revoked: nothing changed.
+    FamilyRevoked,
+    NotFound,
+}
+
+/// Scopes a user granted a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub tenant: TenantId,
+    pub user_id: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub granted_at: Timestamp,
+}

@@ -1,0 +1,785 @@
+//! The one SQL implementation of the sign-in state traits ([`crate::SessionStore`],
+//! [`crate::AuthCodeStore`], [`crate::RefreshTokenStore`], [`crate::ConsentStore`]), expanded
+//! for each backend beside `impl_sql_store!` (whose row helpers and revocation-log append it
+//! uses, so every revocation here lands in the log in the caller's transaction).
+//!
+//! Single use is made atomic by compare-and-swap updates (`... WHERE consumed_at IS NULL`,
+//! `... WHERE rotated_at IS NULL`), and a rotation first updates its family's row, so on
+//! PostgreSQL a rotation and a revocation of the same family queue on that row's lock and on
+//! SQLite on the database's write lock: a family is never rotated after its revocation
+//! committed. This module must never decide whether a code, session or token is acceptable
+//! (core does), only make each change happen once.
+
+macro_rules! impl_sign_in_store {
+    ($store:ty, $row:ty) => {
+        use $crate::sign_in_model::*;
+
+        fn session_from_row(row: &$row) -> Result<SessionRecord> {
+            Ok(SessionRecord {
+                digest: row.try_get("digest")?,
+                id: row.try_get("id")?,
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                user_id: row.try_get("user_id")?,
+                auth_time: Timestamp::from_millis(row.try_get("auth_time")?),
+                amr: list_col(row.try_get("amr")?),
+                acr: row.try_get("acr")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                last_seen_at: Timestamp::from_millis(row.try_get("last_seen_at")?),
+                idle_expires_at: Timestamp::from_millis(row.try_get("idle_expires_at")?),
+                absolute_expires_at: Timestamp::from_millis(row.try_get("absolute_expires_at")?),
+                revoked_at: ts(row.try_get("revoked_at")?),
+            })
+        }
+
+        fn code_from_row(row: &$row) -> Result<AuthCodeRecord> {
+            let jtis: Option<String> = row.try_get("issued_jtis")?;
+            let until: Option<i64> = row.try_get("issued_tokens_expire_at")?;
+            let issued = match (jtis, until) {
+                (Some(jtis), Some(until)) => Some(CodeIssuance {
+                    jtis: list_col(jtis),
+                    tokens_expire_at: Timestamp::from_millis(until),
+                    family_id: row.try_get("issued_family_id")?,
+                }),
+                _ => None,
+            };
+            Ok(AuthCodeRecord {
+                digest: row.try_get("digest")?,
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                client_id: row.try_get("client_id")?,
+                redirect_uri: row.try_get("redirect_uri")?,
+                code_challenge: row.try_get("code_challenge")?,
+                nonce: row.try_get("nonce")?,
+                scope: list_col(row.try_get("scope")?),
+                user_id: row.try_get("user_id")?,
+                sid: row.try_get("sid")?,
+                auth_time: Timestamp::from_millis(row.try_get("auth_time")?),
+                acr: row.try_get("acr")?,
+                amr: list_col(row.try_get("amr")?),
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                expires_at: Timestamp::from_millis(row.try_get("expires_at")?),
+                consumed_at: ts(row.try_get("consumed_at")?),
+                issued,
+            })
+        }
+
+        fn family_from_row(row: &$row) -> Result<RefreshFamilyRecord> {
+            Ok(RefreshFamilyRecord {
+                id: row.try_get("id")?,
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                client_id: row.try_get("client_id")?,
+                user_id: row.try_get("user_id")?,
+                sid: row.try_get("sid")?,
+                scope: list_col(row.try_get("scope")?),
+                auth_time: Timestamp::from_millis(row.try_get("auth_time")?),
+                acr: row.try_get("acr")?,
+                amr: list_col(row.try_get("amr")?),
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                idle_expires_at: Timestamp::from_millis(row.try_get("idle_expires_at")?),
+                absolute_expires_at: Timestamp::from_millis(row.try_get("absolute_expires_at")?),
+                revoked_at: ts(row.try_get("revoked_at")?),
+                revoked_reason: row.try_get("revoked_reason")?,
+            })
+        }
+
+        fn consent_from_row(row: &$row) -> Result<ConsentRecord> {
+            Ok(ConsentRecord {
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                user_id: row.try_get("user_id")?,
+                client_id: row.try_get("client_id")?,
+                scopes: list_col(row.try_get("scopes")?),
+                granted_at: Timestamp::from_millis(row.try_get("granted_at")?),
+            })
+        }
+
+        /// A `session` or `family` entry: covers what was issued until `now`, and matters until
+        /// the session or family could last have issued a token plus that token's lifetime.
+        fn sign_in_entry(
+            tenant: &TenantId,
+            kind: RevocationKind,
+            subject: String,
+            reason: &str,
+            now: Timestamp,
+            absolute_expires_at: i64,
+            token_lifetime: std::time::Duration,
+        ) -> NewRevocation {
+            NewRevocation {
+                tenant: tenant.clone(),
+                kind,
+                subject,
+                revoked_before: Some(now),
+                expires_at: Some(
+                    Timestamp::from_millis(absolute_expires_at).saturating_add(token_lifetime),
+                ),
+                reason: Some(reason.to_owned()),
+            }
+        }
+
+        /// Runs an `UPDATE ... RETURNING id, absolute_expires_at` on sessions or families and
+        /// appends one `kind` entry per row changed, in `tx`. Returns the ids (sorted) and the
+        /// last position appended.
+        async fn revoke_logged<'q>(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            update: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+            tenant: &TenantId,
+            kind: RevocationKind,
+            reason: &str,
+            now: Timestamp,
+            token_lifetime: std::time::Duration,
+        ) -> Result<(Vec<String>, Option<RevocationEntry>)> {
+            let rows = update.fetch_all(&mut **tx).await?;
+            let mut changed = rows
+                .iter()
+                .map(|row| Ok((row.try_get::<String, _>("id")?, row.try_get::<i64, _>("absolute_expires_at")?)))
+                .collect::<Result<Vec<_>>>()?;
+            changed.sort();
+            let mut last = None;
+            for (id, absolute) in &changed {
+                let entry =
+                    sign_in_entry(tenant, kind, id.clone(), reason, now, *absolute, token_lifetime);
+                last = Some(append_revocation_in(tx, &entry, now).await?);
+            }
+            Ok((changed.into_iter().map(|(id, _)| id).collect(), last))
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::SessionStore for $store {
+            async fn insert_session(&self, s: &SessionRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO sign_in_sessions (digest, id, tenant_id, user_id, auth_time, \
+                     amr, acr, created_at, last_seen_at, idle_expires_at, absolute_expires_at, \
+                     revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&s.digest)
+                .bind(&s.id)
+                .bind(s.tenant.as_str())
+                .bind(&s.user_id)
+                .bind(s.auth_time.as_millis())
+                .bind(s.amr.join(" "))
+                .bind(&s.acr)
+                .bind(s.created_at.as_millis())
+                .bind(s.last_seen_at.as_millis())
+                .bind(s.idle_expires_at.as_millis())
+                .bind(s.absolute_expires_at.as_millis())
+                .bind(s.revoked_at.map(Timestamp::as_millis))
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_write)?;
+                Ok(())
+            }
+
+            async fn get_session(&self, digest: &[u8]) -> Result<Option<SessionRecord>> {
+                sqlx::query("SELECT * FROM sign_in_sessions WHERE digest = $1")
+                    .bind(digest)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(session_from_row)
+                    .transpose()
+            }
+
+            async fn get_session_by_id(
+                &self,
+                tenant: &TenantId,
+                sid: &str,
+            ) -> Result<Option<SessionRecord>> {
+                sqlx::query("SELECT * FROM sign_in_sessions WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(sid)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(session_from_row)
+                    .transpose()
+            }
+
+            async fn touch_session(
+                &self,
+                digest: &[u8],
+                last_seen_at: Timestamp,
+                idle_expires_at: Timestamp,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE sign_in_sessions SET \
+                     last_seen_at = CASE WHEN last_seen_at < $1 THEN $1 ELSE last_seen_at END, \
+                     idle_expires_at = CASE WHEN idle_expires_at < $2 THEN $2 \
+                     ELSE idle_expires_at END \
+                     WHERE digest = $3 AND revoked_at IS NULL",
+                )
+                .bind(last_seen_at.as_millis())
+                .bind(idle_expires_at.as_millis())
+                .bind(digest)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_user_sessions(
+                &self,
+                tenant: &TenantId,
+                user_id: &str,
+            ) -> Result<Vec<SessionRecord>> {
+                sqlx::query(
+                    "SELECT * FROM sign_in_sessions WHERE tenant_id = $1 AND user_id = $2 \
+                     AND revoked_at IS NULL ORDER BY created_at, id",
+                )
+                .bind(tenant.as_str())
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(session_from_row)
+                .collect()
+            }
+
+            async fn revoke_session(
+                &self,
+                tenant: &TenantId,
+                sid: &str,
+                reason: &str,
+                now: Timestamp,
+                token_lifetime: std::time::Duration,
+            ) -> Result<Option<RevocationEntry>> {
+                let mut tx = self.pool.begin().await?;
+                let (_, session) = revoke_logged(
+                    &mut tx,
+                    sqlx::query(
+                        "UPDATE sign_in_sessions SET revoked_at = $1 WHERE tenant_id = $2 \
+                         AND id = $3 AND revoked_at IS NULL RETURNING id, absolute_expires_at",
+                    )
+                    .bind(now.as_millis())
+                    .bind(tenant.as_str())
+                    .bind(sid),
+                    tenant,
+                    RevocationKind::Session,
+                    reason,
+                    now,
+                    token_lifetime,
+                )
+                .await?;
+                let Some(session) = session else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let (_, family) = revoke_logged(
+                    &mut tx,
+                    sqlx::query(
+                        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+                         WHERE tenant_id = $3 AND sid = $4 AND revoked_at IS NULL \
+                         RETURNING id, absolute_expires_at",
+                    )
+                    .bind(now.as_millis())
+                    .bind(reason)
+                    .bind(tenant.as_str())
+                    .bind(sid),
+                    tenant,
+                    RevocationKind::Family,
+                    reason,
+                    now,
+                    token_lifetime,
+                )
+                .await?;
+                tx.commit().await?;
+                self.feed.publish(family.map_or(session.seq, |f| f.seq));
+                Ok(Some(session))
+            }
+
+            async fn revoke_user_sessions(
+                &self,
+                tenant: &TenantId,
+                user_id: &str,
+                reason: &str,
+                now: Timestamp,
+                token_lifetime: std::time::Duration,
+            ) -> Result<Vec<String>> {
+                let mut tx = self.pool.begin().await?;
+                let (sids, session) = revoke_logged(
+                    &mut tx,
+                    sqlx::query(
+                        "UPDATE sign_in_sessions SET revoked_at = $1 WHERE tenant_id = $2 \
+                         AND user_id = $3 AND revoked_at IS NULL \
+                         RETURNING id, absolute_expires_at",
+                    )
+                    .bind(now.as_millis())
+                    .bind(tenant.as_str())
+                    .bind(user_id),
+                    tenant,
+                    RevocationKind::Session,
+                    reason,
+                    now,
+                    token_lifetime,
+                )
+                .await?;
+                let (_, family) = revoke_logged(
+                    &mut tx,
+                    sqlx::query(
+                        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+                         WHERE tenant_id = $3 AND user_id = $4 AND revoked_at IS NULL \
+                         RETURNING id, absolute_expires_at",
+                    )
+                    .bind(now.as_millis())
+                    .bind(reason)
+                    .bind(tenant.as_str())
+                    .bind(user_id),
+                    tenant,
+                    RevocationKind::Family,
+                    reason,
+                    now,
+                    token_lifetime,
+                )
+                .await?;
+                tx.commit().await?;
+                if let Some(last) = family.or(session) {
+                    self.feed.publish(last.seq);
+                }
+                Ok(sids)
+            }
+
+            async fn prune_sessions(&self, before: Timestamp) -> Result<u64> {
+                let done =
+                    sqlx::query("DELETE FROM sign_in_sessions WHERE absolute_expires_at <= $1")
+                        .bind(before.as_millis())
+                        .execute(&self.pool)
+                        .await?;
+                Ok(done.rows_affected())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AuthCodeStore for $store {
+            async fn insert_code(&self, c: &AuthCodeRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO authorization_codes (digest, tenant_id, client_id, \
+                     redirect_uri, code_challenge, nonce, scope, user_id, sid, auth_time, acr, \
+                     amr, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(&c.digest)
+                .bind(c.tenant.as_str())
+                .bind(&c.client_id)
+                .bind(&c.redirect_uri)
+                .bind(&c.code_challenge)
+                .bind(&c.nonce)
+                .bind(c.scope.join(" "))
+                .bind(&c.user_id)
+                .bind(&c.sid)
+                .bind(c.auth_time.as_millis())
+                .bind(&c.acr)
+                .bind(c.amr.join(" "))
+                .bind(c.created_at.as_millis())
+                .bind(c.expires_at.as_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_write)?;
+                Ok(())
+            }
+
+            async fn get_code(&self, digest: &[u8]) -> Result<Option<AuthCodeRecord>> {
+                sqlx::query("SELECT * FROM authorization_codes WHERE digest = $1")
+                    .bind(digest)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(code_from_row)
+                    .transpose()
+            }
+
+            async fn consume_code(&self, digest: &[u8], now: Timestamp) -> Result<CodeConsumption> {
+                // The compare-and-swap: one statement, so on PostgreSQL a racing redemption
+                // waits for this row and then finds it consumed.
+                let first = sqlx::query(
+                    "UPDATE authorization_codes SET consumed_at = $1 WHERE digest = $2 \
+                     AND consumed_at IS NULL AND expires_at > $1 RETURNING *",
+                )
+                .bind(now.as_millis())
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = first {
+                    return Ok(CodeConsumption::Redeemed(code_from_row(&row)?));
+                }
+                let replay = sqlx::query(
+                    "UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, $1) \
+                     WHERE digest = $2 AND consumed_at IS NOT NULL RETURNING *",
+                )
+                .bind(now.as_millis())
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = replay {
+                    return Ok(CodeConsumption::AlreadyUsed(code_from_row(&row)?));
+                }
+                let exists: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM authorization_codes WHERE digest = $1",
+                )
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(if exists.is_some() {
+                    CodeConsumption::Expired
+                } else {
+                    CodeConsumption::NotFound
+                })
+            }
+
+            async fn record_code_issuance(
+                &self,
+                digest: &[u8],
+                issued: &CodeIssuance,
+            ) -> Result<bool> {
+                let replayed: Option<Option<i64>> = sqlx::query_scalar(
+                    "UPDATE authorization_codes SET issued_jtis = $1, \
+                     issued_tokens_expire_at = $2, issued_family_id = $3 \
+                     WHERE digest = $4 AND consumed_at IS NOT NULL RETURNING replayed_at",
+                )
+                .bind(issued.jtis.join(" "))
+                .bind(issued.tokens_expire_at.as_millis())
+                .bind(&issued.family_id)
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?;
+                match replayed {
+                    None => Err(StoreError::NotFound),
+                    Some(at) => Ok(at.is_some()),
+                }
+            }
+
+            async fn prune_codes(&self, before: Timestamp) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= $1")
+                    .bind(before.as_millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+
+        async fn insert_refresh_token_in(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            t: &RefreshTokenRecord,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (digest, family_id, generation, created_at, \
+                 rotated_at, successor_digest) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&t.digest)
+            .bind(&t.family_id)
+            .bind(t.generation)
+            .bind(t.created_at.as_millis())
+            .bind(t.rotated_at.map(Timestamp::as_millis))
+            .bind(&t.successor_digest)
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::from_write)?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::RefreshTokenStore for $store {
+            async fn create_refresh_family(
+                &self,
+                f: &RefreshFamilyRecord,
+                first: &RefreshTokenRecord,
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO refresh_families (id, tenant_id, client_id, user_id, sid, \
+                     scope, auth_time, acr, amr, created_at, idle_expires_at, \
+                     absolute_expires_at, revoked_at, revoked_reason) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(&f.id)
+                .bind(f.tenant.as_str())
+                .bind(&f.client_id)
+                .bind(&f.user_id)
+                .bind(&f.sid)
+                .bind(f.scope.join(" "))
+                .bind(f.auth_time.as_millis())
+                .bind(&f.acr)
+                .bind(f.amr.join(" "))
+                .bind(f.created_at.as_millis())
+                .bind(f.idle_expires_at.as_millis())
+                .bind(f.absolute_expires_at.as_millis())
+                .bind(f.revoked_at.map(Timestamp::as_millis))
+                .bind(&f.revoked_reason)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+                insert_refresh_token_in(&mut tx, first).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_refresh_token(
+                &self,
+                digest: &[u8],
+            ) -> Result<Option<(RefreshTokenRecord, RefreshFamilyRecord)>> {
+                let Some(row) = sqlx::query(
+                    "SELECT f.*, t.digest AS token_digest, t.generation, \
+                     t.created_at AS token_created_at, t.rotated_at, t.successor_digest \
+                     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+                     WHERE t.digest = $1",
+                )
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let family = family_from_row(&row)?;
+                let token = RefreshTokenRecord {
+                    digest: row.try_get("token_digest")?,
+                    family_id: family.id.clone(),
+                    generation: row.try_get("generation")?,
+                    created_at: Timestamp::from_millis(row.try_get("token_created_at")?),
+                    rotated_at: ts(row.try_get("rotated_at")?),
+                    successor_digest: row.try_get("successor_digest")?,
+                };
+                Ok(Some((token, family)))
+            }
+
+            async fn get_refresh_family(&self, id: &str) -> Result<Option<RefreshFamilyRecord>> {
+                sqlx::query("SELECT * FROM refresh_families WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(family_from_row)
+                    .transpose()
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                presented: &[u8],
+                successor: &RefreshTokenRecord,
+                idle_expires_at: Timestamp,
+            ) -> Result<RotateOutcome> {
+                let mut tx = self.pool.begin().await?;
+                // The family row first: its lock orders this rotation against a revocation and
+                // against another node rotating the same token.
+                let family: Option<String> = sqlx::query_scalar(
+                    "UPDATE refresh_families SET idle_expires_at = CASE \
+                     WHEN idle_expires_at < $1 THEN $1 ELSE idle_expires_at END \
+                     WHERE id = (SELECT family_id FROM refresh_tokens WHERE digest = $2) \
+                     AND revoked_at IS NULL RETURNING id",
+                )
+                .bind(idle_expires_at.as_millis())
+                .bind(presented)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(family) = family else {
+                    let known: Option<i64> = sqlx::query_scalar(
+                        "SELECT CAST(1 AS BIGINT) FROM refresh_tokens WHERE digest = $1",
+                    )
+                    .bind(presented)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    tx.rollback().await?;
+                    return Ok(if known.is_some() {
+                        RotateOutcome::FamilyRevoked
+                    } else {
+                        RotateOutcome::NotFound
+                    });
+                };
+                if family != successor.family_id {
+                    tx.rollback().await?;
+                    return Err(StoreError::Corrupt(format!(
+                        "successor of a token of family {family} names family {}",
+                        successor.family_id
+                    )));
+                }
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $2 \
+                     WHERE digest = $3 AND rotated_at IS NULL",
+                )
+                .bind(successor.created_at.as_millis())
+                .bind(&successor.digest)
+                .bind(presented)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 1 {
+                    insert_refresh_token_in(&mut tx, successor).await?;
+                    tx.commit().await?;
+                    return Ok(RotateOutcome::Rotated);
+                }
+                let row = sqlx::query(
+                    "SELECT rotated_at, successor_digest FROM refresh_tokens WHERE digest = $1",
+                )
+                .bind(presented)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.rollback().await?;
+                let rotated_at: Option<i64> = row.try_get("rotated_at")?;
+                let successor_digest: Option<Vec<u8>> = row.try_get("successor_digest")?;
+                match (rotated_at, successor_digest) {
+                    (Some(at), Some(successor_digest)) => Ok(RotateOutcome::AlreadyRotated {
+                        successor_digest,
+                        rotated_at: Timestamp::from_millis(at),
+                    }),
+                    _ => Err(corrupt("refresh token rotated without a successor", &family)),
+                }
+            }
+
+            async fn revoke_refresh_family(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+                reason: &str,
+                now: Timestamp,
+                token_lifetime: std::time::Duration,
+            ) -> Result<Option<RevocationEntry>> {
+                let mut tx = self.pool.begin().await?;
+                let (_, entry) = revoke_logged(
+                    &mut tx,
+                    sqlx::query(
+                        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+                         WHERE tenant_id = $3 AND id = $4 AND revoked_at IS NULL \
+                         RETURNING id, absolute_expires_at",
+                    )
+                    .bind(now.as_millis())
+                    .bind(reason)
+                    .bind(tenant.as_str())
+                    .bind(id),
+                    tenant,
+                    RevocationKind::Family,
+                    reason,
+                    now,
+                    token_lifetime,
+                )
+                .await?;
+                let Some(entry) = entry else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                tx.commit().await?;
+                self.feed.publish(entry.seq);
+                Ok(Some(entry))
+            }
+
+            async fn list_user_refresh_families(
+                &self,
+                tenant: &TenantId,
+                user_id: &str,
+            ) -> Result<Vec<RefreshFamilyRecord>> {
+                sqlx::query(
+                    "SELECT * FROM refresh_families WHERE tenant_id = $1 AND user_id = $2 \
+                     ORDER BY created_at, id",
+                )
+                .bind(tenant.as_str())
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(family_from_row)
+                .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ConsentStore for $store {
+            async fn put_consent(&self, c: &ConsentRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO consents (tenant_id, user_id, client_id, scopes, granted_at) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (tenant_id, user_id, client_id) DO UPDATE SET \
+                     scopes = excluded.scopes, granted_at = excluded.granted_at",
+                )
+                .bind(c.tenant.as_str())
+                .bind(&c.user_id)
+                .bind(&c.client_id)
+                .bind(c.scopes.join(" "))
+                .bind(c.granted_at.as_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_write)?;
+                Ok(())
+            }
+
+            async fn get_consent(
+                &self,
+                tenant: &TenantId,
+                user_id: &str,
+                client_id: &str,
+            ) -> Result<Option<ConsentRecord>> {
+                sqlx::query(
+                    "SELECT * FROM consents WHERE tenant_id = $1 AND user_id = $2 \
+                     AND client_id = $3",
+                )
+                .bind(tenant.as_str())
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(consent_from_row)
+                .transpose()
+            }
+
+            async fn list_user_consents(
+                &self,
+                tenant: &TenantId,
+                user_id: &str,
+            ) -> Result<Vec<ConsentRecord>> {
+                sqlx::query(
+                    "SELECT * FROM consents WHERE tenant_id = $1 AND user_id = $2 \
+                     ORDER BY client_id",
+                )
+                .bind(tenant.as_str())
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(consent_from_row)
+                .collect()
+            }
+
+            async fn revoke_consent(
+                &self,
+                tenant: &TenantId,
+                user_id: &str,
+                client_id: &str,
+                now: Timestamp,
+                token_lifetime: std::time::Duration,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let gone = sqlx::query(
+                    "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2 \
+                     AND client_id = $3",
+                )
+                .bind(tenant.as_str())
+                .bind(user_id)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+                if gone.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                let (_, last) = revoke_logged(
+                    &mut tx,
+                    sqlx::query(
+                        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+                         WHERE tenant_id = $3 AND user_id = $4 AND client_id = $5 \
+                         AND revoked_at IS NULL RETURNING id, absolute_expires_at",
+                    )
+                    .bind(now.as_millis())
+                    .bind("consent_revoked")
+                    .bind(tenant.as_str())
+                    .bind(user_id)
+                    .bind(client_id),
+                    tenant,
+                    RevocationKind::Family,
+                    "consent_revoked",
+                    now,
+                    token_lifetime,
+                )
+                .await?;
+                tx.commit().await?;
+                if let Some(last) = last {
+                    self.feed.publish(last.seq);
+                }
+                Ok(true)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sign_in_store;

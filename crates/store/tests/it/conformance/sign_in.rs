@@ -1,0 +1,772 @@
+//! Conformance cases for the sign-in state (sessions, authorization codes, refresh-token
+//! families, consents), each run against SQLite and PostgreSQL like the rest of the suite.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::revocation::{RevocationSet, RevokedBy, TokenIdentity};
+
+use super::{at, tenants, tid, with_postgres, with_sqlite};
+use portcullis_store::export::TransferStore as _;
+use portcullis_store::*;
+
+/// Generates `<name>::sqlite` and `<name>::postgres` tests from one async case function.
+macro_rules! sign_in_conformance {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::with_sqlite(super::$name).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::with_postgres(stringify!($name), super::$name).await;
+            }
+        }
+    )*};
+}
+
+sign_in_conformance!(
+    sessions_round_trip_touch_forward_and_list_per_user,
+    session_revocation_logs_the_session_and_its_families_in_one_go,
+    revoking_a_users_sessions_revokes_every_session_and_family,
+    codes_are_single_use_and_a_replay_sees_what_the_first_issued,
+    racing_redemptions_of_one_code_yield_one_winner,
+    expired_and_unknown_codes_and_pruning,
+    refresh_rotation_is_single_shot_and_stops_at_a_revoked_family,
+    racing_rotations_of_one_token_yield_exactly_one_successor,
+    consents_upsert_list_and_revoke_with_the_clients_families,
+    consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import,
+);
+
+const LIFETIME: Duration = Duration::from_secs(3600);
+
+fn session(digest: u8, sid: &str, tenant: &str, user: &str) -> SessionRecord {
+    SessionRecord {
+        digest: vec![digest; 32],
+        id: sid.into(),
+        tenant: tid(tenant),
+        user_id: user.into(),
+        auth_time: at(100),
+        amr: vec!["pwd".into()],
+        acr: Some("1".into()),
+        created_at: at(100),
+        last_seen_at: at(100),
+        idle_expires_at: at(1_000),
+        absolute_expires_at: at(10_000),
+        revoked_at: None,
+    }
+}
+
+fn code(digest: u8) -> AuthCodeRecord {
+    AuthCodeRecord {
+        digest: vec![digest; 32],
+        tenant: tid("acme"),
+        client_id: "cl_web".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        nonce: Some("n-1".into()),
+        scope: vec!["openid".into(), "offline_access".into()],
+        user_id: "usr_1".into(),
+        sid: "ses_1".into(),
+        auth_time: at(100),
+        acr: None,
+        amr: vec!["pwd".into()],
+        created_at: at(1_000),
+        expires_at: at(61_000),
+        consumed_at: None,
+        issued: None,
+    }
+}
+
+fn family(id: &str, user: &str, client: &str, sid: Option<&str>) -> RefreshFamilyRecord {
+    RefreshFamilyRecord {
+        id: id.into(),
+        tenant: tid("acme"),
+        client_id: client.into(),
+        user_id: user.into(),
+        sid: sid.map(Into::into),
+        scope: vec!["openid".into(), "offline_access".into()],
+        auth_time: at(100),
+        acr: None,
+        amr: vec!["pwd".into()],
+        created_at: at(100),
+        idle_expires_at: at(5_000),
+        absolute_expires_at: at(50_000),
+        revoked_at: None,
+        revoked_reason: None,
+    }
+}
+
+fn token(digest: u8, family: &str, generation: i64, created: i64) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        digest: vec![digest; 32],
+        family_id: family.into(),
+        generation,
+        created_at: at(created),
+        rotated_at: None,
+        successor_digest: None,
+    }
+}
+
+async fn log(s: &Arc<dyn Store>) -> Vec<RevocationEntry> {
+    s.revocations_after(0, 1_000).await.expect("log")
+}
+
+/// Whether a token with these identifiers is refused by the one rule in core, over what the
+/// store finds for it.
+async fn token_refused(
+    s: &Arc<dyn Store>,
+    sid: Option<&str>,
+    family: Option<&str>,
+    issued_at: i64,
+) -> Option<RevokedBy> {
+    let tenant = tid("acme");
+    let identity = TokenIdentity {
+        tenant: &tenant,
+        jti: "jti-x",
+        client_id: Some("cl_web"),
+        subject: "usr_1",
+        kid: "k1",
+        family,
+        sid,
+        issued_at: at(issued_at),
+    };
+    let candidates: Vec<_> = identity.candidates().collect();
+    let records: Vec<_> = s
+        .revocations_naming(&candidates)
+        .await
+        .expect("naming")
+        .into_iter()
+        .map(RevocationEntry::into_record)
+        .collect();
+    RevocationSet::from_records(&records).token_revoked(&identity)
+}
+
+async fn sessions_round_trip_touch_forward_and_list_per_user(s: Arc<dyn Store>) {
+    tenants(&s, &["acme", "globex"]).await;
+    let a = session(1, "ses_a", "acme", "usr_1");
+    let mut b = session(2, "ses_b", "acme", "usr_1");
+    b.created_at = at(200);
+    b.acr = None;
+    let c = session(3, "ses_c", "acme", "usr_2");
+    let g = session(4, "ses_g", "globex", "usr_1");
+    for x in [&a, &b, &c, &g] {
+        s.insert_session(x).await.expect("insert");
+    }
+    assert!(matches!(
+        s.insert_session(&a).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        s.insert_session(&session(5, "ses_z", "nope", "u")).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(s.get_session(&[1; 32]).await.expect("get"), Some(a.clone()));
+    assert_eq!(s.get_session(&[9; 32]).await.expect("get"), None);
+    assert_eq!(
+        s.get_session_by_id(&tid("acme"), "ses_b")
+            .await
+            .expect("get"),
+        Some(b.clone())
+    );
+    assert_eq!(
+        s.get_session_by_id(&tid("globex"), "ses_b")
+            .await
+            .expect("get"),
+        None,
+        "another tenant's session"
+    );
+    assert!(s
+        .touch_session(&[1; 32], at(500), at(1_500))
+        .await
+        .expect("touch"));
+    // A node with a slower clock never moves it back.
+    assert!(s
+        .touch_session(&[1; 32], at(300), at(1_300))
+        .await
+        .expect("touch"));
+    let touched = s.get_session(&[1; 32]).await.expect("get").expect("some");
+    assert_eq!(
+        (touched.last_seen_at, touched.idle_expires_at),
+        (at(500), at(1_500))
+    );
+    assert!(!s
+        .touch_session(&[9; 32], at(500), at(1_500))
+        .await
+        .expect("touch"));
+    let listed: Vec<_> = s
+        .list_user_sessions(&tid("acme"), "usr_1")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(listed, ["ses_a", "ses_b"]);
+    assert_eq!(s.prune_sessions(at(9_999)).await.expect("prune"), 0);
+    assert_eq!(s.prune_sessions(at(10_000)).await.expect("prune"), 4);
+    assert_eq!(s.get_session(&[1; 32]).await.expect("get"), None);
+}
+
+async fn session_revocation_logs_the_session_and_its_families_in_one_go(s: Arc<dyn Store>) {
+    tenants(&s, &["acme", "globex"]).await;
+    s.insert_session(&session(1, "ses_1", "acme", "usr_1"))
+        .await
+        .expect("insert");
+    s.create_refresh_family(
+        &family("rtf_1", "usr_1", "cl_web", Some("ses_1")),
+        &token(1, "rtf_1", 0, 100),
+    )
+    .await
+    .expect("family");
+    s.create_refresh_family(
+        &family("rtf_2", "usr_1", "cl_web", Some("ses_other")),
+        &token(2, "rtf_2", 0, 100),
+    )
+    .await
+    .expect("family");
+    assert_eq!(
+        s.revoke_session(&tid("globex"), "ses_1", "sign_out", at(700), LIFETIME)
+            .await
+            .expect("revoke"),
+        None,
+        "another tenant cannot revoke it"
+    );
+    assert!(log(&s).await.is_empty());
+    let entry = s
+        .revoke_session(&tid("acme"), "ses_1", "sign_out", at(700), LIFETIME)
+        .await
+        .expect("revoke")
+        .expect("revoked");
+    assert_eq!(entry.kind, RevocationKind::Session);
+    assert_eq!(entry.subject, "ses_1");
+    assert_eq!(entry.revoked_before, Some(at(700)));
+    assert_eq!(entry.expires_at, Some(at(10_000 + 3_600_000)));
+    let logged: Vec<_> = log(&s)
+        .await
+        .into_iter()
+        .map(|e| (e.kind, e.subject))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            (RevocationKind::Session, "ses_1".to_owned()),
+            (RevocationKind::Family, "rtf_1".to_owned()),
+        ]
+    );
+    let rtf1 = s
+        .get_refresh_family("rtf_1")
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(rtf1.revoked_at, Some(at(700)));
+    assert_eq!(rtf1.revoked_reason.as_deref(), Some("sign_out"));
+    let rtf2 = s
+        .get_refresh_family("rtf_2")
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(rtf2.revoked_at, None, "another session's family");
+    let stored = s.get_session(&[1; 32]).await.expect("get").expect("some");
+    assert_eq!(stored.revoked_at, Some(at(700)));
+    assert!(!s
+        .touch_session(&[1; 32], at(800), at(1_800))
+        .await
+        .expect("touch"));
+    assert!(s
+        .list_user_sessions(&tid("acme"), "usr_1")
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(
+        s.revoke_session(&tid("acme"), "ses_1", "again", at(800), LIFETIME)
+            .await
+            .expect("revoke"),
+        None,
+        "revoked once"
+    );
+    assert_eq!(log(&s).await.len(), 2);
+    // The one rule in core refuses the session's tokens issued until then, not later ones.
+    assert_eq!(
+        token_refused(&s, Some("ses_1"), None, 700).await,
+        Some(RevokedBy::Session)
+    );
+    assert_eq!(token_refused(&s, Some("ses_1"), None, 701).await, None);
+    assert_eq!(token_refused(&s, Some("ses_2"), None, 10).await, None);
+    assert_eq!(
+        token_refused(&s, None, Some("rtf_1"), 10).await,
+        Some(RevokedBy::Family)
+    );
+}
+
+async fn revoking_a_users_sessions_revokes_every_session_and_family(s: Arc<dyn Store>) {
+    tenants(&s, &["acme"]).await;
+    for (d, sid, user) in [
+        (1, "ses_1", "usr_1"),
+        (2, "ses_2", "usr_1"),
+        (3, "ses_3", "usr_2"),
+    ] {
+        s.insert_session(&session(d, sid, "acme", user))
+            .await
+            .expect("insert");
+    }
+    s.create_refresh_family(
+        &family("rtf_1", "usr_1", "cl_app", None),
+        &token(1, "rtf_1", 0, 100),
+    )
+    .await
+    .expect("family");
+    s.create_refresh_family(
+        &family("rtf_2", "usr_2", "cl_app", Some("ses_3")),
+        &token(2, "rtf_2", 0, 100),
+    )
+    .await
+    .expect("family");
+    let sids = s
+        .revoke_user_sessions(&tid("acme"), "usr_1", "user_deleted", at(900), LIFETIME)
+        .await
+        .expect("revoke");
+    assert_eq!(sids, ["ses_1", "ses_2"]);
+    let logged: Vec<_> = log(&s)
+        .await
+        .into_iter()
+        .map(|e| (e.kind, e.subject, e.reason))
+        .collect();
+    let reason = Some("user_deleted".to_owned());
+    assert_eq!(
+        logged,
+        [
+            (RevocationKind::Session, "ses_1".into(), reason.clone()),
+            (RevocationKind::Session, "ses_2".into(), reason.clone()),
+            (RevocationKind::Family, "rtf_1".into(), reason),
+        ]
+    );
+    assert!(s
+        .get_refresh_family("rtf_2")
+        .await
+        .expect("get")
+        .expect("some")
+        .revoked_at
+        .is_none());
+    assert_eq!(
+        s.list_user_sessions(&tid("acme"), "usr_2")
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert!(s
+        .revoke_user_sessions(&tid("acme"), "usr_1", "again", at(901), LIFETIME)
+        .await
+        .expect("revoke")
+        .is_empty());
+    assert_eq!(log(&s).await.len(), 3);
+}
+
+async fn codes_are_single_use_and_a_replay_sees_what_the_first_issued(s: Arc<dyn Store>) {
+    tenants(&s, &["acme"]).await;
+    let c = code(1);
+    s.insert_code(&c).await.expect("insert");
+    assert!(matches!(s.insert_code(&c).await, Err(StoreError::Conflict)));
+    assert_eq!(s.get_code(&[1; 32]).await.expect("get"), Some(c.clone()));
+    let CodeConsumption::Redeemed(first) =
+        s.consume_code(&[1; 32], at(2_000)).await.expect("consume")
+    else {
+        panic!("first redemption");
+    };
+    assert_eq!(
+        first,
+        AuthCodeRecord {
+            consumed_at: Some(at(2_000)),
+            ..c.clone()
+        }
+    );
+    let issued = CodeIssuance {
+        jtis: vec!["jti-1".into(), "jti-2".into()],
+        tokens_expire_at: at(600_000),
+        family_id: Some("rtf_1".into()),
+    };
+    assert!(
+        !s.record_code_issuance(&[1; 32], &issued)
+            .await
+            .expect("record"),
+        "no replay yet"
+    );
+    let CodeConsumption::AlreadyUsed(again) =
+        s.consume_code(&[1; 32], at(3_000)).await.expect("consume")
+    else {
+        panic!("a replay");
+    };
+    assert_eq!(again.issued, Some(issued.clone()));
+    assert_eq!(again.consumed_at, Some(at(2_000)));
+    // A replay that arrives before the first redemption recorded its tokens is reported to it.
+    let c2 = code(2);
+    s.insert_code(&c2).await.expect("insert");
+    assert!(matches!(
+        s.consume_code(&[2; 32], at(2_000)).await.expect("consume"),
+        CodeConsumption::Redeemed(_)
+    ));
+    let CodeConsumption::AlreadyUsed(early) =
+        s.consume_code(&[2; 32], at(2_001)).await.expect("consume")
+    else {
+        panic!("a replay");
+    };
+    assert_eq!(early.issued, None);
+    assert!(
+        s.record_code_issuance(&[2; 32], &issued)
+            .await
+            .expect("record"),
+        "the replay is reported to the redemption still issuing"
+    );
+    assert!(matches!(
+        s.record_code_issuance(&[9; 32], &issued).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn racing_redemptions_of_one_code_yield_one_winner(s: Arc<dyn Store>) {
+    tenants(&s, &["acme"]).await;
+    s.insert_code(&code(1)).await.expect("insert");
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.consume_code(&[1; 32], at(2_000 + i)).await })
+        })
+        .collect();
+    let mut redeemed = 0;
+    let mut replays = 0;
+    for t in tasks {
+        match t.await.expect("join").expect("consume") {
+            CodeConsumption::Redeemed(_) => redeemed += 1,
+            CodeConsumption::AlreadyUsed(_) => replays += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((redeemed, replays), (1, 7));
+}
+
+async fn expired_and_unknown_codes_and_pruning(s: Arc<dyn Store>) {
+    tenants(&s, &["acme"]).await;
+    s.insert_code(&code(1)).await.expect("insert");
+    assert_eq!(
+        s.consume_code(&[1; 32], at(61_000)).await.expect("consume"),
+        CodeConsumption::Expired
+    );
+    assert_eq!(
+        s.get_code(&[1; 32])
+            .await
+            .expect("get")
+            .expect("some")
+            .consumed_at,
+        None,
+        "an expired code is not consumed"
+    );
+    assert_eq!(
+        s.consume_code(&[9; 32], at(2_000)).await.expect("consume"),
+        CodeConsumption::NotFound
+    );
+    let mut later = code(2);
+    later.expires_at = at(70_000);
+    s.insert_code(&later).await.expect("insert");
+    assert_eq!(s.prune_codes(at(60_999)).await.expect("prune"), 0);
+    assert_eq!(s.prune_codes(at(61_000)).await.expect("prune"), 1);
+    assert!(s.get_code(&[1; 32]).await.expect("get").is_none());
+    assert!(s.get_code(&[2; 32]).await.expect("get").is_some());
+    let mut orphan = code(3);
+    orphan.tenant = tid("nope");
+    assert!(matches!(
+        s.insert_code(&orphan).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dyn Store>) {
+    tenants(&s, &["acme", "globex"]).await;
+    let f = family("rtf_1", "usr_1", "cl_app", Some("ses_1"));
+    s.create_refresh_family(&f, &token(1, "rtf_1", 0, 100))
+        .await
+        .expect("family");
+    assert!(matches!(
+        s.create_refresh_family(&f, &token(2, "rtf_1", 0, 100))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let (t, got) = s
+        .get_refresh_token(&[1; 32])
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!((t, got), (token(1, "rtf_1", 0, 100), f.clone()));
+    assert!(
+        s.get_refresh_token(&[2; 32]).await.expect("get").is_none(),
+        "nothing half-made"
+    );
+    assert_eq!(
+        s.rotate_refresh_token(&[1; 32], &token(2, "rtf_1", 1, 1_000), at(6_000))
+            .await
+            .expect("rotate"),
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        s.rotate_refresh_token(&[1; 32], &token(3, "rtf_1", 1, 1_001), at(6_001))
+            .await
+            .expect("rotate"),
+        RotateOutcome::AlreadyRotated {
+            successor_digest: vec![2; 32],
+            rotated_at: at(1_000),
+        }
+    );
+    assert!(s.get_refresh_token(&[3; 32]).await.expect("get").is_none());
+    let (spent, fam) = s
+        .get_refresh_token(&[1; 32])
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(spent.rotated_at, Some(at(1_000)));
+    assert_eq!(spent.successor_digest, Some(vec![2; 32]));
+    assert_eq!(fam.idle_expires_at, at(6_000), "the idle deadline moved");
+    let (next, _) = s
+        .get_refresh_token(&[2; 32])
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(next, token(2, "rtf_1", 1, 1_000));
+    assert_eq!(
+        s.rotate_refresh_token(&[9; 32], &token(4, "rtf_1", 2, 1_002), at(6_002))
+            .await
+            .expect("rotate"),
+        RotateOutcome::NotFound
+    );
+    assert_eq!(
+        s.revoke_refresh_family(&tid("globex"), "rtf_1", "reuse", at(2_000), LIFETIME)
+            .await
+            .expect("revoke"),
+        None,
+        "another tenant's family"
+    );
+    let entry = s
+        .revoke_refresh_family(&tid("acme"), "rtf_1", "reuse", at(2_000), LIFETIME)
+        .await
+        .expect("revoke")
+        .expect("revoked");
+    assert_eq!(
+        (
+            entry.kind,
+            entry.subject.as_str(),
+            entry.revoked_before,
+            entry.expires_at
+        ),
+        (
+            RevocationKind::Family,
+            "rtf_1",
+            Some(at(2_000)),
+            Some(at(50_000 + 3_600_000))
+        )
+    );
+    assert_eq!(
+        s.revoke_refresh_family(&tid("acme"), "rtf_1", "again", at(2_001), LIFETIME)
+            .await
+            .expect("revoke"),
+        None
+    );
+    assert_eq!(
+        s.rotate_refresh_token(&[2; 32], &token(4, "rtf_1", 2, 2_002), at(7_000))
+            .await
+            .expect("rotate"),
+        RotateOutcome::FamilyRevoked
+    );
+    assert!(s.get_refresh_token(&[4; 32]).await.expect("get").is_none());
+    let listed = s
+        .list_user_refresh_families(&tid("acme"), "usr_1")
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].revoked_reason.as_deref(), Some("reuse"));
+}
+
+async fn racing_rotations_of_one_token_yield_exactly_one_successor(s: Arc<dyn Store>) {
+    tenants(&s, &["acme"]).await;
+    s.create_refresh_family(
+        &family("rtf_1", "usr_1", "cl_app", None),
+        &token(1, "rtf_1", 0, 100),
+    )
+    .await
+    .expect("family");
+    // Eight nodes race with eight different successors: one wins, all see the winner's.
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let succ = token(10 + i, "rtf_1", 1, 1_000 + i64::from(i));
+                (i, s.rotate_refresh_token(&[1; 32], &succ, at(6_000)).await)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut seen = Vec::new();
+    for t in tasks {
+        let (i, outcome) = t.await.expect("join");
+        match outcome.expect("rotate") {
+            RotateOutcome::Rotated => winners.push(10 + i),
+            RotateOutcome::AlreadyRotated {
+                successor_digest, ..
+            } => seen.push(successor_digest),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one successor");
+    let winner = vec![winners[0]; 32];
+    assert_eq!(seen.len(), 7);
+    assert!(
+        seen.iter().all(|d| *d == winner),
+        "every loser sees the winner"
+    );
+    for i in 0..8u8 {
+        let found = s.get_refresh_token(&[10 + i; 32]).await.expect("get");
+        assert_eq!(found.is_some(), 10 + i == winners[0]);
+    }
+}
+
+async fn consents_upsert_list_and_revoke_with_the_clients_families(s: Arc<dyn Store>) {
+    tenants(&s, &["acme"]).await;
+    let consent = |user: &str, client: &str, scopes: &[&str], when| ConsentRecord {
+        tenant: tid("acme"),
+        user_id: user.into(),
+        client_id: client.into(),
+        scopes: scopes.iter().map(|x| (*x).to_owned()).collect(),
+        granted_at: at(when),
+    };
+    s.put_consent(&consent("usr_1", "cl_b", &["openid"], 10))
+        .await
+        .expect("put");
+    s.put_consent(&consent("usr_1", "cl_a", &["openid", "email"], 11))
+        .await
+        .expect("put");
+    s.put_consent(&consent("usr_2", "cl_a", &["openid"], 12))
+        .await
+        .expect("put");
+    let widened = consent("usr_1", "cl_b", &["openid", "profile"], 20);
+    s.put_consent(&widened).await.expect("replace");
+    assert_eq!(
+        s.get_consent(&tid("acme"), "usr_1", "cl_b")
+            .await
+            .expect("get"),
+        Some(widened)
+    );
+    assert_eq!(
+        s.list_user_consents(&tid("acme"), "usr_1")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|c| c.client_id)
+            .collect::<Vec<_>>(),
+        ["cl_a", "cl_b"]
+    );
+    let mut orphan = consent("usr_1", "cl_a", &["openid"], 1);
+    orphan.tenant = tid("nope");
+    assert!(matches!(
+        s.put_consent(&orphan).await,
+        Err(StoreError::NotFound)
+    ));
+    for (id, user, client) in [
+        ("rtf_1", "usr_1", "cl_b"),
+        ("rtf_2", "usr_1", "cl_a"),
+        ("rtf_3", "usr_2", "cl_b"),
+    ] {
+        let d = id.as_bytes()[4];
+        s.create_refresh_family(&family(id, user, client, None), &token(d, id, 0, 100))
+            .await
+            .expect("family");
+    }
+    assert!(s
+        .revoke_consent(&tid("acme"), "usr_1", "cl_b", at(500), LIFETIME)
+        .await
+        .expect("revoke"));
+    assert_eq!(
+        s.get_consent(&tid("acme"), "usr_1", "cl_b")
+            .await
+            .expect("get"),
+        None
+    );
+    let logged: Vec<_> = log(&s)
+        .await
+        .into_iter()
+        .map(|e| (e.kind, e.subject))
+        .collect();
+    assert_eq!(logged, [(RevocationKind::Family, "rtf_1".to_owned())]);
+    for (id, revoked) in [("rtf_1", true), ("rtf_2", false), ("rtf_3", false)] {
+        let f = s.get_refresh_family(id).await.expect("get").expect("some");
+        assert_eq!(f.revoked_at.is_some(), revoked, "{id}");
+    }
+    assert!(!s
+        .revoke_consent(&tid("acme"), "usr_1", "cl_b", at(501), LIFETIME)
+        .await
+        .expect("revoke"));
+}
+
+async fn consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import(s: Arc<dyn Store>) {
+    tenants(&s, &["acme"]).await;
+    let consent = ConsentRecord {
+        tenant: tid("acme"),
+        user_id: "usr_1".into(),
+        client_id: "cl_a".into(),
+        scopes: vec!["openid".into(), "email".into()],
+        granted_at: at(10),
+    };
+    s.put_consent(&consent).await.expect("put");
+    s.insert_session(&session(1, "ses_1", "acme", "usr_1"))
+        .await
+        .expect("session");
+    s.insert_code(&code(1)).await.expect("code");
+    s.create_refresh_family(
+        &family("rtf_1", "usr_1", "cl_a", Some("ses_1")),
+        &token(1, "rtf_1", 0, 100),
+    )
+    .await
+    .expect("family");
+    let mut records = Vec::new();
+    s.export_records(&mut |r| {
+        records.push(r);
+        Ok(())
+    })
+    .await
+    .expect("export");
+    let kinds: Vec<_> = records.iter().map(|r| r.kind()).collect();
+    assert!(kinds.contains(&"consent"), "{kinds:?}");
+    // Through the file format and into a fresh database of the other kind.
+    let mut file = Vec::new();
+    export::write_export(s.as_ref(), &mut file, at(1), 1_000, &mut |_| {})
+        .await
+        .expect("write");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = SqliteStore::open(&dir.path().join("t.db"))
+        .await
+        .expect("open");
+    target
+        .import_records(
+            &mut export::ExportReader::new(&file[..]).expect("header"),
+            &mut |_, _| {},
+        )
+        .await
+        .expect("import");
+    assert_eq!(
+        target
+            .get_consent(&tid("acme"), "usr_1", "cl_a")
+            .await
+            .expect("get"),
+        Some(consent)
+    );
+    assert!(target.get_session(&[1; 32]).await.expect("get").is_none());
+    // A database holding sign-in state is not empty.
+    let blockers = s.import_blockers().await.expect("blockers");
+    for table in [
+        "consents",
+        "sign_in_sessions",
+        "authorization_codes",
+        "refresh_families",
+        "refresh_tokens",
+    ] {
+        assert!(blockers.contains(&table), "{table}: {blockers:?}");
+    }
+}
