@@ -99,6 +99,18 @@ fn required<'a>(doc: &'a Value, schema: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
+/// The schema of member `key`, from the object schema or one of its `allOf` parts.
+fn property<'a>(doc: &'a Value, schema: &'a Value, key: &str) -> Option<&'a Value> {
+    let schema = resolve(doc, schema);
+    schema["properties"].get(key).or_else(|| {
+        schema["allOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|part| property(doc, part, key))
+    })
+}
+
 fn conforms(doc: &Value, schema: &Value, body: &Value) -> Result<(), String> {
     let schema = resolve(doc, schema);
     if schema["type"] == "array" {
@@ -119,14 +131,20 @@ fn conforms(doc: &Value, schema: &Value, body: &Value) -> Result<(), String> {
         .as_object()
         .ok_or_else(|| "an object was expected".to_owned())?;
     let missing: Vec<&str> = keys
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|k| !object.contains_key(*k))
         .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("it lacks {}", missing.join(", ")))
+    if !missing.is_empty() {
+        return Err(format!("it lacks {}", missing.join(", ")));
     }
+    // Required members are checked too: a page's `items` must be the route's items, so another
+    // service's `{"items": [...]}` does not pass for a Portcullis list.
+    keys.iter()
+        .try_for_each(|k| match property(doc, schema, k) {
+            Some(member) => conforms(doc, member, &object[*k]),
+            None => Ok(()),
+        })
 }
 
 #[cfg(test)]
@@ -138,13 +156,15 @@ mod tests {
     fn the_servers_own_answers_conform_and_another_services_do_not() {
         let tenant = json!({"id": "acme", "display_name": "Acme", "status": "active",
             "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"});
-        assert_eq!(check("GET", "/tenants", &json!([tenant])), Ok(()));
-        assert_eq!(check("GET", "/tenants", &json!([])), Ok(()));
+        let page = |items: Value| json!({"items": items, "next_cursor": null});
+        assert_eq!(check("GET", "/tenants", &page(json!([tenant]))), Ok(()));
+        assert_eq!(check("GET", "/tenants", &page(json!([]))), Ok(()));
         assert_eq!(check("GET", "/tenants/acme", &tenant), Ok(()));
         assert_eq!(check("POST", "/tenants", &tenant), Ok(()));
         let other = json!({"status": "ok"});
         assert!(check("GET", "/tenants", &other).is_err());
-        assert!(check("GET", "/tenants", &json!([other])).is_err());
+        assert!(check("GET", "/tenants", &json!([tenant])).is_err());
+        assert!(check("GET", "/tenants", &page(json!([other]))).is_err());
         let e = check("GET", "/tenants/acme", &other).expect_err("not a tenant");
         assert!(e.contains("display_name"), "{e}");
         // allOf: a created client is a client view (plus its secret, when it has one).

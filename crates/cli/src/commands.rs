@@ -419,7 +419,7 @@ async fn list_all(
 }
 
 /// Lists every row of `path` and prints them as text or JSON.
-async fn list_and_print(
+pub(crate) async fn list_and_print(
     remote: &Remote,
     path: &str,
     query: &[(&str, String)],

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::client::AdminClient;
-use crate::commands::seg;
+use crate::commands::{list_and_print, seg, table};
 use crate::{Output, Remote};
 
 #[derive(Debug, Subcommand)]
@@ -47,7 +47,7 @@ pub enum UsersCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List users, a page at a time (`--cursor` takes the `next_cursor` printed last).
+    /// List users, oldest first (every page: the cursors are followed).
     List {
         #[arg(long)]
         tenant: String,
@@ -57,11 +57,6 @@ pub enum UsersCommand {
         /// Usernames or emails starting with this, ignoring case.
         #[arg(long)]
         search: Option<String>,
-        #[arg(long)]
-        cursor: Option<String>,
-        /// Page size (1 to 200, default 50).
-        #[arg(long)]
-        limit: Option<u32>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -147,20 +142,6 @@ fn user_text(v: &Value) -> String {
     );
     if let Some(at) = v["invite_expires_at"].as_str() {
         out.push_str(&format!("invitation mailed; the link works until {at}\n"));
-    }
-    out
-}
-
-fn page_text(v: &Value) -> String {
-    let columns = ["id", "username", "email", "status", "last_login_at"];
-    let mut out = columns.join("\t").to_uppercase() + "\n";
-    for row in v["users"].as_array().into_iter().flatten() {
-        let cells: Vec<&str> = columns.iter().map(|c| field(row, c)).collect();
-        out.push_str(&cells.join("\t"));
-        out.push('\n');
-    }
-    if let Some(next) = v["next_cursor"].as_str() {
-        out.push_str(&format!("next_cursor: {next}\n"));
     }
     out
 }
@@ -255,30 +236,16 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             tenant,
             status,
             search,
-            cursor,
-            limit,
             remote,
         } => {
             let mut query = Vec::new();
-            if let Some(s) = status {
-                query.push(("status", s));
-            }
-            if let Some(q) = search {
-                query.push(("q", q));
-            }
-            if let Some(c) = cursor {
-                query.push(("cursor", c));
-            }
-            if let Some(l) = limit {
-                query.push(("limit", l.to_string()));
-            }
-            run(
+            query.extend(status.map(|s| ("status", s)));
+            query.extend(search.map(|q| ("q", q)));
+            list_and_print(
                 &remote,
-                Method::GET,
                 &format!("/tenants/{}/users", seg(&tenant)),
                 &query,
-                None,
-                page_text,
+                |v| table(v, &["id", "username", "email", "status", "last_login_at"]),
             )
             .await
         }

@@ -354,8 +354,13 @@ pub trait UserStore {
         tenant: &TenantId,
         email: &Email,
     ) -> Result<Option<UserRecord>>;
-    /// One page of a tenant's users, by id (see [`UserFilter`]).
-    async fn list_users(&self, tenant: &TenantId, filter: &UserFilter) -> Result<Vec<UserRecord>>;
+    /// A page of a tenant's users matching `filter`, oldest first.
+    async fn list_users(
+        &self,
+        tenant: &TenantId,
+        filter: &UserFilter,
+        page: &PageRequest,
+    ) -> Result<Page<UserRecord>>;
     /// Writes `user`'s username, email, email-verified flag and profile, and sets `updated_at` to
     /// `now`. Returns `false` if the tenant has no such user; fails with
     /// [`StoreError::Conflict`] if the new username or email belongs to another user.

@@ -389,22 +389,14 @@ impl std::fmt::Debug for UserRecord {
     }
 }
 
-/// The most users one page of [`crate::UserStore::list_users`] returns, whatever is asked.
-pub const USER_PAGE_MAX: u32 = 200;
-
-/// Which of a tenant's users to list, and where the page starts. Pages are ordered by id (unique,
-/// and ids sort by creation), so a page that starts after the last id of the previous one never
-/// repeats or skips a user, whatever is inserted meanwhile.
+/// Which of a tenant's users to list. The page itself is a [`crate::PageRequest`]: users are
+/// listed oldest first by `(created_at, id)`, like every admin list (see `page.rs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {
     pub status: Option<UserStatus>,
     /// Users whose normalised username or email starts with this (already normalised by the
     /// caller: lowercase).
     pub prefix: Option<String>,
-    /// Only users whose id sorts after this one.
-    pub after: Option<UserId>,
-    /// At most this many (capped at [`USER_PAGE_MAX`]; 0 means the maximum).
-    pub limit: u32,
 }
 
 /// A one-time user token as stored: its digest, never the token.

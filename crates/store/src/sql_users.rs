@@ -1,6 +1,7 @@
 //! The SQL of [`crate::UserStore`]: users and their one-time tokens, expanded for each backend
-//! beside `impl_sql_store!` (whose helpers `corrupt`, `ts` and `tenant_id` it uses, and whose
-//! imports it shares). Kept apart from `sql.rs` so the users' queries read as one unit.
+//! beside `impl_sql_store!` (whose helpers `corrupt`, `ts`, `tenant_id`, `push_keyset` and
+//! `created_key` it uses, and whose imports it shares). Kept apart from `sql.rs` so the users'
+//! queries read as one unit. The users list pages by the one keyset rule of every admin list.
 //!
 //! Uniqueness of usernames and emails is the database's job (unique indexes on the normalised
 //! forms), never a read-then-write here: two concurrent creations cannot both succeed. This
@@ -147,11 +148,8 @@ macro_rules! impl_user_store {
                 &self,
                 tenant: &TenantId,
                 filter: &UserFilter,
-            ) -> Result<Vec<UserRecord>> {
-                let limit = match filter.limit {
-                    0 => USER_PAGE_MAX,
-                    n => n.min(USER_PAGE_MAX),
-                };
+                page: &PageRequest,
+            ) -> Result<Page<UserRecord>> {
                 let mut q = sqlx::QueryBuilder::new("SELECT * FROM users WHERE tenant_id = ");
                 q.push_bind(tenant.as_str());
                 if let Some(status) = filter.status {
@@ -165,16 +163,17 @@ macro_rules! impl_user_store {
                         .push_bind(pattern)
                         .push(" ESCAPE '\\')");
                 }
-                if let Some(after) = &filter.after {
-                    q.push(" AND id > ").push_bind(after.as_str());
-                }
-                q.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-                q.build()
+                push_keyset(&mut q, page, "created_at", "id", false);
+                let rows = q
+                    .build()
                     .fetch_all(&self.pool)
                     .await?
                     .iter()
                     .map(user_from_row)
-                    .collect()
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page, |u| {
+                    created_key(u.created_at, u.id.as_str())
+                }))
             }
 
             async fn update_user(&self, u: &UserRecord, now: Timestamp) -> Result<bool> {

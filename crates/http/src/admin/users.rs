@@ -4,15 +4,14 @@
 //!
 //! One-time links go to the user's mailbox only: no answer here carries a token, and the audit
 //! events name the user, never the link. The reset trigger answers `202` the same whether or not
-//! the address has an account (the work happens in the background). A list cursor is opaque to
-//! clients; one that does not decode is a `400`, never a `500`. This module must never return a
-//! password hash or a one-time token.
+//! the address has an account (the work happens in the background). The list pages like every
+//! admin list (`crate::page`: `{items, next_cursor}`, a cursor bound to this tenant's users list,
+//! a bad cursor or limit a `400`). This module must never return a password hash or a one-time
+//! token.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::secret::Secret;
 use portcullis_core::tenant::TenantStatus;
@@ -21,18 +20,16 @@ use portcullis_core::user::{
 };
 use portcullis_service::passwords::PasswordError;
 use portcullis_service::users::UsersError;
-use portcullis_store::{StoreError, UserFilter, UserRecord, USER_PAGE_MAX};
+use portcullis_store::{StoreError, UserFilter, UserRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantAdmin;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::ApiJson;
+use crate::page::{ListQuery, Paged};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
-
-const DEFAULT_PAGE: u32 = 50;
-const CURSOR_PREFIX: &str = "u1:";
 
 /// A user as the admin API shows it: never the password hash, only whether there is one.
 #[derive(Debug, Serialize, ToSchema)]
@@ -134,18 +131,6 @@ pub struct ListParams {
     status: Option<String>,
     /// Usernames or emails starting with this, ignoring case.
     q: Option<String>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
-    /// Page size, 1 to 200 (default 50; larger is capped).
-    limit: Option<u32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserPage {
-    users: Vec<UserView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -168,21 +153,6 @@ pub struct ResetAccepted {
 
 fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_request(e.to_string())
-}
-
-fn encode_cursor(id: &UserId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<UserId, ApiError> {
-    let invalid = || bad("cursor is not one this API returned");
-    if cursor.len() > 128 {
-        return Err(invalid());
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let id = text.strip_prefix(CURSOR_PREFIX).ok_or_else(invalid)?;
-    UserId::parse(id).map_err(|_| invalid())
 }
 
 fn users_error(e: UsersError) -> ApiError {
@@ -307,14 +277,17 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/users", tag = "users", params(super::openapi::TenantPath, ListParams),
-    responses((status = 200, description = "One page of the tenant's users, by id", body = UserPage),
-              (status = 400, description = "Bad filter or a cursor this API did not return", body = super::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/users", tag = "users", params(super::openapi::TenantPath, crate::page::PageParams, ListParams),
+    responses((status = 200, description = "A page of the tenant's users, oldest first", body = Paged<UserView>),
+              (status = 400, description = "Bad filter, limit, or a cursor not from this list", body = super::openapi::ErrorBody)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<UserPage>, ApiError> {
+    query: ListQuery<ListParams>,
+) -> Result<Json<Paged<UserView>>, ApiError> {
+    let scope = format!("users:{}", admin.tenant);
+    let page = query.paging.request(&scope)?;
+    let params = query.filter;
     let status = params
         .status
         .as_deref()
@@ -328,35 +301,11 @@ pub async fn list(
         Some(q) if !q.trim().is_empty() => Some(search_key(q)),
         _ => None,
     };
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
-    let limit = match params.limit {
-        Some(0) => return Err(bad("limit is 1 to 200")),
-        Some(n) => n.min(USER_PAGE_MAX),
-        None => DEFAULT_PAGE,
-    };
-    // One more than asked, to know whether there is a next page.
-    let mut users = state
+    let users = state
         .store
-        .list_users(
-            &admin.tenant,
-            &UserFilter {
-                status,
-                prefix,
-                after,
-                limit: (limit + 1).min(USER_PAGE_MAX + 1),
-            },
-        )
+        .list_users(&admin.tenant, &UserFilter { status, prefix }, &page)
         .await?;
-    let next_cursor = if users.len() > limit as usize {
-        users.truncate(limit as usize);
-        users.last().map(|u| encode_cursor(&u.id))
-    } else {
-        None
-    };
-    Ok(Json(UserPage {
-        users: users.into_iter().map(Into::into).collect(),
-        next_cursor,
-    }))
+    Ok(Json(Paged::new(users, &scope, UserView::from)))
 }
 
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/users/{id}", tag = "users", params(super::openapi::TenantIdPath),
@@ -582,30 +531,4 @@ pub async fn reset_password(
         StatusCode::ACCEPTED,
         Json(ResetAccepted { status: "accepted" }),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_tampered_ones_are_refused() {
-        let id = UserId::parse("usr_01aaaaaaaaaaaaaaaaaaaaaaaa").expect("valid");
-        let c = encode_cursor(&id);
-        assert_eq!(decode_cursor(&c).expect("decodes"), id);
-        let other_prefix = URL_SAFE_NO_PAD.encode("u2:usr_01aaaaaaaaaaaaaaaaaaaaaaaa");
-        let not_an_id = URL_SAFE_NO_PAD.encode("u1:usr_01'; DROP TABLE users");
-        let long = "A".repeat(200);
-        for bad in [
-            "",
-            "!!!",
-            "usr_01aaaaaaaaaaaaaaaaaaaaaaaa",
-            &other_prefix,
-            &not_an_id,
-            &long,
-        ] {
-            let e = decode_cursor(bad).expect_err("refused");
-            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
-        }
-    }
 }

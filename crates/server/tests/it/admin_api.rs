@@ -1442,6 +1442,20 @@ async fn every_admin_list_pages_through_all_its_rows_with_cursors() {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{path}: {v}");
     }
+    for (name, password) in [
+        ("ann", None),
+        ("bea", Some("velvet orbit lantern quiz 42")),
+        ("cid", None),
+    ] {
+        let (s, v) = app
+            .create_user(
+                &acme,
+                "acme",
+                json!({"username": name, "password": password, "send_invite": false}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{name}: {v}");
+    }
     // Flushes the audit log and stops it, so the audit list does not grow while it is read.
     assert!(app.audit("acme").await.len() >= 9);
     let lists = [
@@ -1461,6 +1475,13 @@ async fn every_admin_list_pages_through_all_its_rows_with_cursors() {
         ),
         ("/admin/v1/tenants/acme/admin-tokens", app.acme.as_str(), 2),
         ("/admin/v1/tenants/acme/audit-events", app.acme.as_str(), 9),
+        ("/admin/v1/tenants/acme/users", app.acme.as_str(), 3),
+        (
+            "/admin/v1/tenants/acme/users?status=invited",
+            app.acme.as_str(),
+            2,
+        ),
+        ("/admin/v1/tenants/acme/users?q=B", app.acme.as_str(), 1),
     ];
     for (path, token, at_least) in lists {
         let whole = pages(&app, path, token, 1_000).await;
@@ -1515,6 +1536,7 @@ async fn bad_cursors_and_limits_are_invalid_requests() {
         format!("/admin/v1/tenants/globex/api-keys?cursor={cursor}"),
         format!("/admin/v1/tenants/acme/clients?cursor={cursor}"),
         format!("/admin/v1/tenants/acme/audit-events?cursor={cursor}"),
+        format!("/admin/v1/tenants/acme/users?cursor={cursor}"),
         format!("/admin/v1/tenants?cursor={cursor}"),
         format!("/admin/v1/tenants/acme/api-keys?cursor={}", "A".repeat(600)),
         "/admin/v1/tenants/acme/api-keys?cursor=%00%FF".to_owned(),
@@ -1524,6 +1546,9 @@ async fn bad_cursors_and_limits_are_invalid_requests() {
         "/admin/v1/tenants/acme/api-keys?limit=two".to_owned(),
         "/admin/v1/tenants/acme/api-keys?limit=1&limit=2".to_owned(),
         "/admin/v1/signing-keys?limit=0".to_owned(),
+        "/admin/v1/tenants/acme/users?limit=0".to_owned(),
+        "/admin/v1/tenants/acme/users?limit=1001".to_owned(),
+        "/admin/v1/tenants/acme/users?status=invited&limit=1&limit=2".to_owned(),
         "/admin/v1/tenants/acme/clients?include_archived=maybe".to_owned(),
     ];
     for uri in bad {
@@ -1809,7 +1834,7 @@ async fn bad_user_input_is_a_4xx_and_changes_nothing() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        page["users"].as_array().expect("users").len(),
+        page["items"].as_array().expect("items").len(),
         1,
         "nothing created"
     );
@@ -1939,19 +1964,27 @@ async fn a_tenant_admin_cannot_see_or_touch_another_tenants_users_and_weak_roles
     }
 }
 
+/// The users list pages like every admin list (`items`, `next_cursor`, a cursor bound to this
+/// tenant's users list, limits 1..=1000) with its own filters beside the paging.
 #[tokio::test]
-async fn listing_users_pages_by_opaque_cursor_with_filters_and_refuses_tampered_cursors() {
+async fn listing_users_pages_by_the_shared_cursor_with_filters_and_refuses_bad_cursors() {
     let app = TestApp::new().await;
-    for i in 0..5 {
-        let (status, _) = app
-            .create_user(
-                &app.acme,
-                "acme",
-                json!({"username": format!("user{i}"), "email": format!("u{i}@example.com"), "send_invite": false}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        // Ids are time-ordered; the manual clock stands still, so order comes from randomness.
+    for tenant in ["acme", "globex"] {
+        let token = if tenant == "acme" {
+            &app.acme
+        } else {
+            &app.globex
+        };
+        for i in 0..5 {
+            let (status, _) = app
+                .create_user(
+                    token,
+                    tenant,
+                    json!({"username": format!("user{i}"), "email": format!("u{i}@example.com"), "send_invite": false}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
     }
     let list = |query: String| {
         let app = &app;
@@ -1965,8 +1998,27 @@ async fn listing_users_pages_by_opaque_cursor_with_filters_and_refuses_tampered_
             .await
         }
     };
+    let items = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|u| u["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    // The manual clock stands still: same creation time, so the id orders the page.
+    let (status, _, whole) = list(String::new()).await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    assert_eq!(whole["next_cursor"], Value::Null, "{whole}");
+    let all = items(&whole);
+    let mut sorted = all.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, all, "five users, each once, by (created_at, id)");
+    assert_eq!(all.len(), 5);
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
+    let mut last_cursor = String::new();
     loop {
         let q = match &cursor {
             Some(c) => format!("?limit=2&cursor={c}"),
@@ -1974,45 +2026,79 @@ async fn listing_users_pages_by_opaque_cursor_with_filters_and_refuses_tampered_
         };
         let (status, _, page) = list(q).await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        for u in page["users"].as_array().expect("users") {
-            seen.push(u["id"].as_str().expect("id").to_owned());
-        }
-        match page.get("next_cursor").and_then(Value::as_str) {
-            Some(c) => cursor = Some(c.to_owned()),
+        assert!(
+            page.get("users").is_none(),
+            "one shape for every list: {page}"
+        );
+        seen.extend(items(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => {
+                last_cursor = c.to_owned();
+                cursor = Some(c.to_owned());
+            }
             None => break,
         }
     }
-    assert_eq!(seen.len(), 5);
-    let mut sorted = seen.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(sorted, seen, "each user once, in id order");
+    assert_eq!(seen, all);
 
     let (_, _, one) = list("?q=USER3".into()).await;
-    assert_eq!(one["users"].as_array().expect("users").len(), 1);
+    assert_eq!(items(&one).len(), 1);
     let (_, _, by_mail) = list("?q=u4%40".into()).await;
-    assert_eq!(by_mail["users"].as_array().expect("users").len(), 1);
+    assert_eq!(items(&by_mail).len(), 1);
     let (_, _, invited) = list("?status=invited".into()).await;
-    assert_eq!(invited["users"].as_array().expect("users").len(), 5);
+    assert_eq!(items(&invited).len(), 5);
     let (_, _, active) = list("?status=active".into()).await;
-    assert_eq!(active["users"].as_array().expect("users").len(), 0);
+    assert_eq!(items(&active).len(), 0);
+    // Filters and paging together.
+    let (status, _, first) = list("?status=invited&q=user&limit=3".into()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(items(&first), all[..3]);
+    let c = first["next_cursor"].as_str().expect("a second page");
+    let (_, _, rest) = list(format!("?status=invited&q=user&limit=3&cursor={c}")).await;
+    assert_eq!(items(&rest), all[3..]);
 
-    for bad in [
-        "?cursor=garbage!",
-        "?cursor=dTE6bm90LWFuLWlk",
-        "?cursor=dXNyXzAxYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE",
-        "?limit=0",
-        "?limit=-1",
-        "?status=sleeping",
-        "?unknown=1",
-    ] {
-        let (status, _, body) = list(bad.into()).await;
+    // The users-only cursor of before (`u1:<id>` in base64) is gone: like any foreign cursor,
+    // it is refused; so are a huge limit and a cursor from another list.
+    let (_, _, tenants) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants?limit=1",
+            Some(&app.global),
+            None,
+        )
+        .await;
+    let other_list = tenants["next_cursor"]
+        .as_str()
+        .expect("two tenants")
+        .to_owned();
+    let bad = [
+        "?cursor=garbage!".to_owned(),
+        "?cursor=dTE6bm90LWFuLWlk".to_owned(),
+        "?cursor=dTE6dXNyXzAxYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFh".to_owned(),
+        format!("?cursor={last_cursor}x"),
+        "?limit=0".to_owned(),
+        "?limit=-1".to_owned(),
+        "?limit=100000".to_owned(),
+        "?status=sleeping".to_owned(),
+        "?unknown=1".to_owned(),
+        format!("?cursor={other_list}"),
+    ];
+    for bad in bad {
+        let (status, _, body) = list(bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["error"], "invalid_request", "{bad}");
     }
-    // An over-large limit is capped, not refused.
-    let (status, _, _) = list("?limit=100000".into()).await;
-    assert_eq!(status, StatusCode::OK);
+    // Acme's cursor on globex's list (as the global admin, who may read both) is refused too.
+    let (status, _, body) = app
+        .call(
+            Method::GET,
+            &format!("/admin/v1/tenants/globex/users?cursor={last_cursor}"),
+            Some(&app.global),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_request");
 }
 
 #[tokio::test]

@@ -148,7 +148,7 @@ impl App {
             )
             .await;
         assert_eq!(s, StatusCode::OK);
-        v.as_array().expect("list").clone()
+        v["items"].as_array().expect("list").clone()
     }
 }
 

@@ -273,8 +273,12 @@ async fn status_password_and_login_changes_are_tenant_scoped(s: Arc<dyn Store>) 
 
 async fn listing_filters_and_pages_by_cursor_stably_under_inserts(s: Arc<dyn Store>) {
     tenants(&s).await;
-    let ids: Vec<String> = (0..7)
-        .map(|i| format!("usr_01{}", format!("{i}").repeat(24)))
+    // Listed by (created_at, id): creation times rise in pairs, and the ids are chosen so that
+    // id order alone would be another order (6, 4, 5, 2, 3, 0, 1); within a pair the id decides.
+    let digits = [5, 6, 3, 4, 1, 2, 0];
+    let ids: Vec<String> = digits
+        .iter()
+        .map(|d| format!("usr_01{}", format!("{d}").repeat(24)))
         .collect();
     for (i, id) in ids.iter().enumerate() {
         let mut u = user(
@@ -283,6 +287,7 @@ async fn listing_filters_and_pages_by_cursor_stably_under_inserts(s: Arc<dyn Sto
             &format!("user{i}"),
             Some(&format!("u{i}@example.com")),
         );
+        u.created_at = at(100 + i as i64 / 2);
         if i % 2 == 1 {
             u.status = UserStatus::Disabled;
         }
@@ -292,34 +297,49 @@ async fn listing_filters_and_pages_by_cursor_stably_under_inserts(s: Arc<dyn Sto
         .await
         .expect("other tenant");
     let acme = tid("acme");
-    let page = |after: Option<&str>, limit| UserFilter {
-        after: after.map(uid),
-        limit,
-        ..UserFilter::default()
+    let all = UserFilter::default();
+    let names = |p: &Page<UserRecord>| -> Vec<String> {
+        p.items.iter().map(|u| u.id.as_str().to_owned()).collect()
     };
-    let first = s.list_users(&acme, &page(None, 3)).await.expect("page 1");
-    let first_ids: Vec<_> = first.iter().map(|u| u.id.as_str().to_owned()).collect();
-    assert_eq!(first_ids, ids[0..3]);
-    // A user inserted before the cursor (a smaller id) does not shift the next page.
-    s.create_user(&user(
-        "usr_00zzzzzzzzzzzzzzzzzzzzzzzz",
-        "acme",
-        "early",
-        None,
-    ))
-    .await
-    .expect("insert");
+    let first = s
+        .list_users(&acme, &all, &PageRequest::first(3))
+        .await
+        .expect("page 1");
+    assert_eq!(names(&first), ids[0..3]);
+    assert!(first.next.is_some());
+    // Users inserted meanwhile before the cursor (an earlier time; the cursor's own time with a
+    // smaller id) do not shift the next page.
+    let mut early = user("usr_09zzzzzzzzzzzzzzzzzzzzzzzz", "acme", "early", None);
+    early.created_at = at(50);
+    s.create_user(&early).await.expect("insert");
+    let mut tie = user("usr_00zzzzzzzzzzzzzzzzzzzzzzzz", "acme", "tie", None);
+    tie.created_at = at(101);
+    s.create_user(&tie).await.expect("insert");
     let second = s
-        .list_users(&acme, &page(Some(&first_ids[2]), 3))
+        .list_users(
+            &acme,
+            &all,
+            &PageRequest {
+                after: first.next.clone(),
+                limit: 3,
+            },
+        )
         .await
         .expect("page 2");
-    let second_ids: Vec<_> = second.iter().map(|u| u.id.as_str().to_owned()).collect();
-    assert_eq!(second_ids, ids[3..6]);
+    assert_eq!(names(&second), ids[3..6]);
     let last = s
-        .list_users(&acme, &page(Some(&second_ids[2]), 3))
+        .list_users(
+            &acme,
+            &all,
+            &PageRequest {
+                after: second.next.clone(),
+                limit: 3,
+            },
+        )
         .await
         .expect("page 3");
-    assert_eq!(last.len(), 1);
+    assert_eq!(names(&last), ids[6..7]);
+    assert_eq!(last.next, None, "the last page names no next page");
 
     let disabled = s
         .list_users(
@@ -328,54 +348,74 @@ async fn listing_filters_and_pages_by_cursor_stably_under_inserts(s: Arc<dyn Sto
                 status: Some(UserStatus::Disabled),
                 ..UserFilter::default()
             },
+            &PageRequest::default(),
         )
         .await
         .expect("filter");
-    assert_eq!(disabled.len(), 3);
-    assert!(disabled.iter().all(|u| u.status == UserStatus::Disabled));
+    assert_eq!(disabled.items.len(), 3);
+    assert!(disabled
+        .items
+        .iter()
+        .all(|u| u.status == UserStatus::Disabled));
+    // A filter pages too: two disabled users, then the third.
+    let two = s
+        .list_users(
+            &acme,
+            &UserFilter {
+                status: Some(UserStatus::Disabled),
+                ..UserFilter::default()
+            },
+            &PageRequest::first(2),
+        )
+        .await
+        .expect("filtered page");
+    assert_eq!(names(&two), [ids[1].clone(), ids[3].clone()]);
+    assert!(two.next.is_some());
 
-    let prefix = |p: &str| UserFilter {
-        prefix: Some(p.to_owned()),
-        ..UserFilter::default()
+    let count = |p: &'static str| {
+        let s = s.clone();
+        let acme = acme.clone();
+        async move {
+            s.list_users(
+                &acme,
+                &UserFilter {
+                    prefix: Some(p.to_owned()),
+                    ..UserFilter::default()
+                },
+                &PageRequest::default(),
+            )
+            .await
+            .expect("prefix")
+            .items
+            .len()
+        }
     };
-    assert_eq!(
-        s.list_users(&acme, &prefix("user1"))
-            .await
-            .expect("p")
-            .len(),
-        1
-    );
-    assert_eq!(
-        s.list_users(&acme, &prefix("u3@")).await.expect("p").len(),
-        1
-    );
-    assert_eq!(
-        s.list_users(&acme, &prefix("user")).await.expect("p").len(),
-        7
-    );
+    assert_eq!(count("user1").await, 1);
+    assert_eq!(count("u3@").await, 1);
+    assert_eq!(count("user").await, 7);
     // LIKE's wildcards are taken literally.
+    assert_eq!(count("user_").await, 0);
+    assert_eq!(count("%").await, 0);
+    // The store clamps the limit to 1..=MAX_PAGE_LIMIT (the HTTP layer refuses the rest).
+    let one = s
+        .list_users(&acme, &all, &PageRequest::first(0))
+        .await
+        .expect("clamped up");
+    assert_eq!(one.items.len(), 1);
+    let everyone = s
+        .list_users(&acme, &all, &PageRequest::first(u32::MAX))
+        .await
+        .expect("clamped down");
+    assert_eq!(everyone.items.len(), 9);
+    assert_eq!(names(&everyone)[0], "usr_09zzzzzzzzzzzzzzzzzzzzzzzz");
+    let globex = s
+        .list_users(&tid("globex"), &all, &PageRequest::default())
+        .await
+        .expect("globex");
     assert_eq!(
-        s.list_users(&acme, &prefix("user_"))
-            .await
-            .expect("p")
-            .len(),
-        0
-    );
-    assert_eq!(s.list_users(&acme, &prefix("%")).await.expect("p").len(), 0);
-    // The limit is capped, and 0 means the cap.
-    assert_eq!(
-        s.list_users(&acme, &page(None, 0))
-            .await
-            .expect("all")
-            .len(),
-        8
-    );
-    assert_eq!(
-        s.list_users(&tid("globex"), &page(None, 10_000))
-            .await
-            .expect("globex")
-            .len(),
-        1
+        globex.items.len(),
+        1,
+        "another tenant's users are never listed"
     );
 }
 
