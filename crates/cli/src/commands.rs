@@ -438,7 +438,7 @@ fn archived_query(include_archived: bool) -> Vec<(&'static str, String)> {
     }
 }
 
-fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
+pub(crate) fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
     match remote.output {
         Output::Json => println!(
             "{}",
@@ -448,7 +448,7 @@ fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
     }
 }
 
-fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(crate) fn field<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or("-")
 }
 

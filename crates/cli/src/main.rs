@@ -2,6 +2,7 @@
 //! (`serve`, `config check`, `keys rotate-kek`), the gateway crate (`gateway`) or the admin
 //! HTTP API (everything else); `token` is an OAuth client of the token endpoint.
 
+mod alerts;
 mod answer_shape;
 mod backup;
 mod client;
@@ -80,6 +81,9 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(commands::AuditCommand),
+    /// The detectors' alerts: list, show, acknowledge, resolve (docs/alerts.md).
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Manage API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(commands::ApiKeyCommand),
@@ -303,6 +307,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(cmd) => commands::tenant(cmd).await,
         Command::AdminToken(cmd) => commands::admin_token(cmd).await,
         Command::Audit(cmd) => commands::audit(cmd).await,
+        Command::Alerts(cmd) => alerts::run(cmd).await,
         Command::ApiKey(cmd) => commands::api_key(cmd).await,
         Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
         Command::Client(cmd) => commands::client(cmd).await,

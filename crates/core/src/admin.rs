@@ -93,9 +93,11 @@ impl AdminRole {
             ManageAdminTokens | ManageClients | ManageResourceServers | ManageUsers => {
                 matches!(self, GlobalAdmin | TenantAdmin)
             }
-            ReadAdminTokens | ReadAudit | ReadClients | ReadResourceServers | ReadUsers => {
+            ReadAdminTokens | ReadAudit | ReadClients | ReadResourceServers | ReadUsers
+            | ReadAlerts => {
                 matches!(self, GlobalAdmin | TenantAdmin | Auditor)
             }
+            ManageAlerts => matches!(self, GlobalAdmin | TenantAdmin),
             ReadRevocationFeed | VerifyApiKeys => {
                 matches!(self, GlobalAdmin | TenantAdmin | Service)
             }
@@ -154,10 +156,14 @@ pub enum Permission {
     ReadRevocationFeed,
     /// Ask `POST /v1/api-keys/verify` whether an API key is good.
     VerifyApiKeys,
+    /// List and show the detectors' alerts.
+    ReadAlerts,
+    /// Acknowledge and resolve alerts.
+    ManageAlerts,
 }
 
 impl Permission {
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::ManageTenants,
         Self::ReadTenant,
         Self::ManageSigningKeys,
@@ -176,6 +182,8 @@ impl Permission {
         Self::ReadUsers,
         Self::ReadRevocationFeed,
         Self::VerifyApiKeys,
+        Self::ReadAlerts,
+        Self::ManageAlerts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -198,6 +206,8 @@ impl Permission {
             Self::ReadUsers => "read_users",
             Self::ReadRevocationFeed => "read_revocation_feed",
             Self::VerifyApiKeys => "verify_api_keys",
+            Self::ReadAlerts => "read_alerts",
+            Self::ManageAlerts => "manage_alerts",
         }
     }
 }
@@ -339,7 +349,7 @@ mod tests {
 
     /// The role x permission table, written out independently of [`AdminRole::grants`].
     /// Columns: global_admin, tenant_admin, auditor, api_key_manager, service.
-    const TABLE: [(Permission, [bool; 5]); 18] = {
+    const TABLE: [(Permission, [bool; 5]); 20] = {
         use Permission::*;
         const Y: bool = true;
         const N: bool = false;
@@ -362,6 +372,8 @@ mod tests {
             (ReadUsers, [Y, Y, Y, N, N]),
             (ReadRevocationFeed, [Y, Y, N, N, Y]),
             (VerifyApiKeys, [Y, Y, N, N, Y]),
+            (ReadAlerts, [Y, Y, Y, N, N]),
+            (ManageAlerts, [Y, Y, N, N, N]),
         ]
     };
 
@@ -438,7 +450,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 5 * 2 * 18 * 4);
+        assert_eq!(checked, 5 * 2 * 20 * 4);
     }
 
     #[test]

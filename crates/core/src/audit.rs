@@ -59,6 +59,10 @@ actions! {
     /// An authenticated admin was refused an operation.
     AdminAuthorize => "admin.authorize",
     AdminTokenBootstrap => "admin_token.bootstrap",
+    /// An operator acknowledged a detector's alert.
+    AlertAcknowledge => "alert.acknowledge",
+    /// An operator resolved a detector's alert.
+    AlertResolve => "alert.resolve",
     AdminTokenCreate => "admin_token.create",
     AdminTokenRevoke => "admin_token.revoke",
     ApiKeyCreate => "api_key.create",
@@ -446,6 +450,8 @@ mod tests {
             (Action::AdminAuthenticate, "admin.authenticate"),
             (Action::AdminAuthorize, "admin.authorize"),
             (Action::AdminTokenBootstrap, "admin_token.bootstrap"),
+            (Action::AlertAcknowledge, "alert.acknowledge"),
+            (Action::AlertResolve, "alert.resolve"),
             (Action::AdminTokenCreate, "admin_token.create"),
             (Action::AdminTokenRevoke, "admin_token.revoke"),
             (Action::ApiKeyCreate, "api_key.create"),

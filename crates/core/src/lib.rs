@@ -8,6 +8,7 @@
 //! [`credential::Credential`]) so that code further in cannot hold an invalid value.
 
 pub mod admin;
+pub mod alert;
 pub mod api_key;
 pub mod audit;
 pub mod auth_code;
@@ -15,6 +16,7 @@ pub mod authorize;
 pub mod base62;
 pub mod client;
 pub mod credential;
+pub mod detect;
 pub mod forwarded;
 pub mod metrics;
 pub mod oauth;

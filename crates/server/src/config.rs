@@ -71,6 +71,8 @@ pub struct Config {
     pub revocations: RevocationsConfig,
     pub gateway: GatewayEmbedConfig,
     pub metrics: crate::metrics::MetricsConfig,
+    /// The detectors and alerts (issue 19; `docs/alerts.md`): on by default.
+    pub detect: portcullis_core::detect::DetectConfig,
     /// Users: the new-password rule and one-time link lifetimes (`docs/users.md`).
     pub users: UsersConfig,
     /// Argon2id parameters (never below OWASP's) and the hashing pool.
@@ -317,6 +319,7 @@ impl Default for Config {
             revocations: RevocationsConfig::default(),
             gateway: GatewayEmbedConfig::default(),
             metrics: crate::metrics::MetricsConfig::default(),
+            detect: portcullis_core::detect::DetectConfig::default(),
             users: UsersConfig::default(),
             passwords: Argon2Settings::default(),
             smtp: None,
@@ -459,6 +462,10 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "metrics.listen must differ from listen: the metrics listener is separate".into(),
             ));
+        }
+        let detect = self.detect.problems();
+        if !detect.is_empty() {
+            return Err(ConfigError::Invalid(detect.join("; ")));
         }
         self.api_keys.validate()?;
         self.revocations.validate()?;
@@ -803,6 +810,12 @@ mod tests {
             "[oauth]\njwks_uri_min_refetch_secs = 600\n",
             "[oauth]\nmax_failures_per_source = 0\n",
             "[oauth]\nmax_failures_per_client_id_and_source = 0\n",
+            "[detect]\nmax_subjects = 0\n",
+            "[detect.thresholds]\nfailed_auth_floor = 0\n",
+            "[detect.thresholds]\nfailed_auth_factor = 0.5\n",
+            "[detect.rules]\nnew_network = \"sometimes\"\n",
+            "[detect.rules]\nno_such_rule = \"on\"\n",
+            "[detect.tenants.\"Not A Tenant\"]\nfailed_auth_floor = 5\n",
         ] {
             let f = file(body);
             assert!(
@@ -810,6 +823,27 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn detect_defaults_are_on_and_a_section_sets_modes_and_per_tenant_thresholds() {
+        use portcullis_core::detect::{Mode, Rule};
+        let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
+        assert!(c.detect.enabled);
+        assert!(Rule::ALL.iter().all(|r| c.detect.rules.of(*r) == Mode::On));
+        let f = file(
+            "[detect]\nalert_interval_secs = 30\n[detect.rules]\nnew_network = \"shadow\"\n\
+             [detect.thresholds]\nfailed_auth_floor = 50\n[detect.tenants.acme]\nfailed_auth_floor = 5\n",
+        );
+        let c = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+            .expect("detect section");
+        assert_eq!(c.detect.rules.new_network, Mode::Shadow);
+        assert_eq!(c.detect.rules.failed_auth_spike, Mode::On);
+        assert_eq!(c.detect.alert_interval_secs, 30);
+        assert_eq!(c.detect.thresholds.failed_auth_floor, 50);
+        let acme = portcullis_core::tenant::TenantId::parse("acme").expect("tenant");
+        assert_eq!(c.detect.thresholds_for(&acme).failed_auth_floor, 5);
+        assert_eq!(c.detect.thresholds_for(&acme).failed_auth_window_secs, 300);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct NodeMetrics {
     pub http: Arc<HttpMetrics>,
     pub state: AppState,
     pub verifier: Arc<ApiKeyVerifier>,
+    /// The detectors' counters, when they run.
+    pub detect: Option<Arc<portcullis_service::detect::DetectMetrics>>,
 }
 
 impl NodeMetrics {
@@ -52,6 +54,9 @@ impl NodeMetrics {
         self.http.write(&mut t);
         self.state.oauth.metrics.write(&mut t);
         self.verifier.metrics().write(&mut t);
+        if let Some(d) = &self.detect {
+            d.write(&mut t);
+        }
 
         let audit = &self.state.audit;
         let (queued, capacity) = audit.queued();

@@ -140,6 +140,8 @@ pub struct Assembled {
 #[derive(Debug)]
 pub struct BackgroundTasks {
     audit_writer: audit::AuditWriter,
+    /// The detectors and the alert writer; `None` with `detect.enabled = false`.
+    detection: Option<portcullis_service::detect::Detection>,
     usage_flusher: tokio::task::JoinHandle<()>,
     key_follower: Option<tokio::task::JoinHandle<()>>,
     key_task: tokio::task::JoinHandle<()>,
@@ -156,6 +158,9 @@ impl BackgroundTasks {
             tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
         }
         self.key_task.abort();
+        if let Some(d) = &self.detection {
+            d.shutdown();
+        }
         self.audit_writer.shutdown().await;
     }
 }
@@ -213,6 +218,15 @@ pub async fn assemble(
     .await
     .context("could not load signing keys")?;
     let (audit, audit_writer) = audit::spawn(store.clone(), clock.clone(), &config.audit);
+    // Subscribed before the first event below, so the detectors see everything recorded.
+    let detection = config.detect.enabled.then(|| {
+        portcullis_service::detect::spawn(
+            &audit,
+            store.clone(),
+            clock.clone(),
+            config.detect.clone(),
+        )
+    });
     if let Some(kid) = created {
         tracing::info!(kid, algorithm = %config.signing.algorithm, "generated signing key");
         audit.record(
@@ -320,6 +334,7 @@ pub async fn assemble(
         http: http_metrics,
         state: state.clone(),
         verifier: verifier.clone(),
+        detect: detection.as_ref().map(|d| d.metrics.clone()),
     });
     Ok(Assembled {
         state,
@@ -328,6 +343,7 @@ pub async fn assemble(
         verifier,
         tasks: BackgroundTasks {
             audit_writer,
+            detection,
             usage_flusher,
             key_follower,
             key_task,

@@ -17,6 +17,7 @@ pub mod admin_credentials;
 pub mod api_keys;
 pub mod audit;
 pub mod client_auth;
+pub mod detect;
 pub mod fault;
 pub mod kek;
 pub mod keys;

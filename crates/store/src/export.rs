@@ -1045,8 +1045,10 @@ pub const IMPORT_TABLES: [(&str, &str); 20] = [
     ("refresh_tokens", "1 = 1"),
 ];
 
-/// Tables an import does not check: the migrator's own, and the log head the import derives.
-pub const NOT_IMPORT_CHECKED: [&str; 2] = ["_sqlx_migrations", "revocation_log_head"];
+/// Tables an import does not check: the migrator's own, the log head the import derives, and
+/// alerts: `alerts` is operational state about this installation's recent traffic (issue 19): not
+/// exported, and an import leaves it alone.
+pub const NOT_IMPORT_CHECKED: [&str; 3] = ["_sqlx_migrations", "revocation_log_head", "alerts"];
 
 /// Records written per multi-row `INSERT`: under SQLite's and PostgreSQL's bind limits for the
 /// widest table (API keys, 24 columns).

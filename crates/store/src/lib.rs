@@ -133,6 +133,29 @@ pub trait AuditStore {
 }
 
 #[async_trait]
+pub trait AlertStore {
+    /// Folds findings into the live (not resolved) alert for the same rule, tenant, subject and
+    /// shadow flag: adds `count`, moves `last_seen` forward (never back) and keeps the newest
+    /// evidence; or opens a new alert with `alert.id` if there is none. Returns the alert after.
+    async fn upsert_alert(&self, alert: &AlertUpsert) -> Result<AlertRecord>;
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>>;
+    /// `tenant`: `None` finds the alert in any tenant (global admins); `Some` only in that one.
+    async fn get_alert(&self, tenant: Option<&TenantId>, id: &str) -> Result<Option<AlertRecord>>;
+    /// Moves an alert from `from` to `to` (compare-and-swap on the status), recording who and
+    /// when. Returns `false`, changing nothing, if there is no such alert in `tenant` with
+    /// status `from`. Which moves are allowed is `AlertStatus::may_become`'s to say.
+    async fn set_alert_status(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &str,
+        from: portcullis_core::alert::AlertStatus,
+        to: portcullis_core::alert::AlertStatus,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+}
+
+#[async_trait]
 pub trait ApiKeyStore {
     /// Fails with [`StoreError::Conflict`] on a duplicate id, [`StoreError::NotFound`] if the
     /// tenant does not exist.
@@ -645,6 +668,7 @@ pub trait Store:
     + SigningKeyStore
     + AdminCredentialStore
     + AuditStore
+    + AlertStore
     + ApiKeyStore
     + ResourceServerStore
     + ClientStore

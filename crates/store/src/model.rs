@@ -301,6 +301,52 @@ pub struct RevocationRange {
     pub tenant: Option<TenantId>,
 }
 
+/// An alert as stored (issue 19). `evidence` is the JSON the detector task wrote for the latest
+/// finding; storage does not read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRecord {
+    pub id: String,
+    pub tenant: TenantId,
+    pub rule: String,
+    pub subject: String,
+    pub status: portcullis_core::alert::AlertStatus,
+    /// Recorded by a rule in shadow mode: what would have fired.
+    pub shadow: bool,
+    pub evidence: String,
+    /// Findings folded into this alert.
+    pub count: i64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<Timestamp>,
+    pub resolved_by: Option<String>,
+}
+
+/// Findings to fold into the live alert for (rule, tenant, subject, shadow), or to open one with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertUpsert {
+    /// The id the alert gets if this opens it.
+    pub id: String,
+    pub tenant: TenantId,
+    pub rule: String,
+    pub subject: String,
+    pub shadow: bool,
+    pub evidence: String,
+    /// Findings added (at least 1).
+    pub count: i64,
+    pub seen_at: Timestamp,
+}
+
+/// Which alerts to list, newest `last_seen` first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFilter {
+    /// `None`: every tenant (global admins only; the caller decides).
+    pub tenant: Option<TenantId>,
+    pub status: Option<portcullis_core::alert::AlertStatus>,
+    pub rule: Option<String>,
+    pub limit: u32,
+}
 pub use portcullis_core::user::{Email, TokenPurpose, UserId, UserProfile, UserStatus, Username};
 
 /// A user of a tenant as stored. `password_hash` is an Argon2id PHC string (never a password)

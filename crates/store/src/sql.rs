@@ -617,6 +617,123 @@ macro_rules! impl_sql_store {
             }
         }
 
+        fn alert_from_row(row: &$row) -> Result<AlertRecord> {
+            let status: String = row.try_get("status")?;
+            let shadow: i64 = row.try_get("shadow")?;
+            Ok(AlertRecord {
+                id: row.try_get("id")?,
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                rule: row.try_get("rule")?,
+                subject: row.try_get("subject")?,
+                status: portcullis_core::alert::AlertStatus::parse(&status)
+                    .ok_or_else(|| corrupt("alert status", &status))?,
+                shadow: shadow != 0,
+                evidence: row.try_get("evidence")?,
+                count: row.try_get("count")?,
+                first_seen: Timestamp::from_millis(row.try_get("first_seen")?),
+                last_seen: Timestamp::from_millis(row.try_get("last_seen")?),
+                acknowledged_at: ts(row.try_get("acknowledged_at")?),
+                acknowledged_by: row.try_get("acknowledged_by")?,
+                resolved_at: ts(row.try_get("resolved_at")?),
+                resolved_by: row.try_get("resolved_by")?,
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AlertStore for $store {
+            async fn upsert_alert(&self, a: &AlertUpsert) -> Result<AlertRecord> {
+                // The conflict target names the partial unique index `alerts_live`, so a
+                // resolved alert never absorbs a new finding.
+                sqlx::query(
+                    "INSERT INTO alerts (id, tenant_id, rule, subject, status, shadow, evidence, \
+                     count, first_seen, last_seen) \
+                     VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $8) \
+                     ON CONFLICT (rule, tenant_id, subject, shadow) WHERE status <> 'resolved' \
+                     DO UPDATE SET count = alerts.count + excluded.count, \
+                     evidence = excluded.evidence, \
+                     last_seen = CASE WHEN excluded.last_seen > alerts.last_seen \
+                     THEN excluded.last_seen ELSE alerts.last_seen END \
+                     RETURNING *",
+                )
+                .bind(&a.id)
+                .bind(a.tenant.as_str())
+                .bind(&a.rule)
+                .bind(&a.subject)
+                .bind(i64::from(a.shadow))
+                .bind(&a.evidence)
+                .bind(a.count.max(1))
+                .bind(a.seen_at.as_millis())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::from)
+                .and_then(|row| alert_from_row(&row))
+            }
+
+            async fn list_alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>> {
+                sqlx::query(
+                    "SELECT * FROM alerts WHERE ($1 IS NULL OR tenant_id = $1) \
+                     AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR rule = $3) \
+                     ORDER BY last_seen DESC, id DESC LIMIT $4",
+                )
+                .bind(f.tenant.as_ref().map(TenantId::as_str))
+                .bind(f.status.map(|s| s.as_str()))
+                .bind(&f.rule)
+                .bind(i64::from(f.limit))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(alert_from_row)
+                .collect()
+            }
+
+            async fn get_alert(&self, tenant: Option<&TenantId>, id: &str) -> Result<Option<AlertRecord>> {
+                sqlx::query("SELECT * FROM alerts WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)")
+                    .bind(id)
+                    .bind(tenant.map(TenantId::as_str))
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(alert_from_row)
+                    .transpose()
+            }
+
+            async fn set_alert_status(
+                &self,
+                tenant: Option<&TenantId>,
+                id: &str,
+                from: portcullis_core::alert::AlertStatus,
+                to: portcullis_core::alert::AlertStatus,
+                by: &str,
+                now: Timestamp,
+            ) -> Result<bool> {
+                use portcullis_core::alert::AlertStatus;
+                let (ack_at, ack_by, res_at, res_by) = match to {
+                    AlertStatus::Acknowledged => (Some(now.as_millis()), Some(by), None, None),
+                    AlertStatus::Resolved => (None, None, Some(now.as_millis()), Some(by)),
+                    AlertStatus::Open => (None, None, None, None),
+                };
+                let done = sqlx::query(
+                    "UPDATE alerts SET status = $1, \
+                     acknowledged_at = COALESCE($2, acknowledged_at), \
+                     acknowledged_by = COALESCE($3, acknowledged_by), \
+                     resolved_at = COALESCE($4, resolved_at), \
+                     resolved_by = COALESCE($5, resolved_by) \
+                     WHERE id = $6 AND status = $7 AND ($8 IS NULL OR tenant_id = $8)",
+                )
+                .bind(to.as_str())
+                .bind(ack_at)
+                .bind(ack_by)
+                .bind(res_at)
+                .bind(res_by)
+                .bind(id)
+                .bind(from.as_str())
+                .bind(tenant.map(TenantId::as_str))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
         fn list_col(s: String) -> Vec<String> {
             s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect()
         }

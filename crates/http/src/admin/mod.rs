@@ -10,6 +10,7 @@
 //! This module must never register a route outside [`routes`], and no handler here may act
 //! without one of those extractors: there is no unauthenticated admin route.
 
+mod alerts;
 mod api_keys;
 mod archive;
 mod audit_events;
@@ -364,6 +365,41 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageClients,
             routing::post(clients::archive),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/alerts",
+            Tenant,
+            ReadAlerts,
+            routing::get(alerts::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/alerts/{id}",
+            Tenant,
+            ReadAlerts,
+            routing::get(alerts::show),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/alerts/{id}/ack",
+            Tenant,
+            ManageAlerts,
+            routing::post(alerts::ack),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/alerts/{id}/resolve",
+            Tenant,
+            ManageAlerts,
+            routing::post(alerts::resolve),
+        ),
+        r(
+            Method::GET,
+            "/alerts",
+            Global,
+            ReadAlerts,
+            routing::get(alerts::list_all),
         ),
         r(
             Method::GET,

@@ -16,7 +16,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens, users,
+    alerts, api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens, users,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -180,6 +180,11 @@ pub fn outcome() -> ObjectBuilder {
         signing_keys::list,
         signing_keys::rotate,
         signing_keys::revoke,
+        alerts::list,
+        alerts::show,
+        alerts::ack,
+        alerts::resolve,
+        alerts::list_all,
     ),
     components(schemas(ErrorBody))
 )]

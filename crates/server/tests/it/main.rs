@@ -3,6 +3,7 @@
 //! linking, and the suites share the fixtures in `common`.
 
 mod admin_api;
+mod alerts;
 mod api_keys;
 mod app_clients;
 mod assembly;

@@ -154,6 +154,8 @@ conformance!(
     import_refuses_a_database_that_is_not_empty,
     a_failed_import_changes_nothing,
     an_export_is_one_snapshot_while_writes_continue,
+    alerts_deduplicate_while_live_and_move_only_forward,
+    alerts_are_listed_with_filters_and_scoped_by_tenant,
 );
 
 /// A fresh, migrated SQLite store and (when configured) a fresh PostgreSQL one, as import
@@ -2877,6 +2879,224 @@ mod cases {
         // And the untouched file still imports.
         let counts = import(text).await.expect("import");
         assert!(counts.total() > 10);
+    }
+
+    fn alert(id: &str, tenant: &str, rule: &str, subject: &str, at_ms: i64) -> AlertUpsert {
+        AlertUpsert {
+            id: id.into(),
+            tenant: tid(tenant),
+            rule: rule.into(),
+            subject: subject.into(),
+            shadow: false,
+            evidence: format!("{{\"n\":{at_ms}}}"),
+            count: 1,
+            seen_at: at(at_ms),
+        }
+    }
+
+    pub async fn alerts_deduplicate_while_live_and_move_only_forward(s: Arc<dyn Store>) {
+        use portcullis_core::alert::AlertStatus as St;
+        let a = s
+            .upsert_alert(&alert(
+                "al1",
+                "system",
+                "failed_auth_spike",
+                "client:c1",
+                1_000,
+            ))
+            .await
+            .expect("store");
+        assert_eq!((a.id.as_str(), a.status, a.count), ("al1", St::Open, 1));
+        assert_eq!((a.first_seen, a.last_seen), (at(1_000), at(1_000)));
+        // Same rule and subject: folded in, with the newest evidence; an older finding never
+        // moves last_seen back.
+        let mut more = alert("al2", "system", "failed_auth_spike", "client:c1", 5_000);
+        more.count = 4;
+        let a = s.upsert_alert(&more).await.expect("store");
+        assert_eq!((a.id.as_str(), a.count), ("al1", 5));
+        assert_eq!((a.first_seen, a.last_seen), (at(1_000), at(5_000)));
+        assert_eq!(a.evidence, "{\"n\":5000}");
+        let a = s
+            .upsert_alert(&alert(
+                "al3",
+                "system",
+                "failed_auth_spike",
+                "client:c1",
+                2_000,
+            ))
+            .await
+            .expect("store");
+        assert_eq!((a.id.as_str(), a.count, a.last_seen), ("al1", 6, at(5_000)));
+        // Shadow findings and other subjects are separate alerts.
+        let mut shadow = alert("al4", "system", "failed_auth_spike", "client:c1", 6_000);
+        shadow.shadow = true;
+        let sh = s.upsert_alert(&shadow).await.expect("store");
+        assert_eq!((sh.id.as_str(), sh.shadow, sh.count), ("al4", true, 1));
+        let other = s
+            .upsert_alert(&alert(
+                "al5",
+                "system",
+                "failed_auth_spike",
+                "client:c2",
+                6_000,
+            ))
+            .await
+            .expect("store");
+        assert_eq!(other.id, "al5");
+
+        // Acknowledge: compare-and-swap on the status.
+        let sys = tid("system");
+        assert!(s
+            .set_alert_status(
+                Some(&sys),
+                "al1",
+                St::Open,
+                St::Acknowledged,
+                "admin:a",
+                at(7_000)
+            )
+            .await
+            .expect("store"));
+        assert!(!s
+            .set_alert_status(
+                Some(&sys),
+                "al1",
+                St::Open,
+                St::Acknowledged,
+                "admin:a",
+                at(7_000)
+            )
+            .await
+            .expect("store"));
+        // An acknowledged alert still absorbs findings.
+        let a = s
+            .upsert_alert(&alert(
+                "al6",
+                "system",
+                "failed_auth_spike",
+                "client:c1",
+                8_000,
+            ))
+            .await
+            .expect("store");
+        assert_eq!(
+            (a.id.as_str(), a.status, a.count),
+            ("al1", St::Acknowledged, 7)
+        );
+        assert_eq!(a.acknowledged_by.as_deref(), Some("admin:a"));
+        assert_eq!(a.acknowledged_at, Some(at(7_000)));
+        assert!(s
+            .set_alert_status(
+                None,
+                "al1",
+                St::Acknowledged,
+                St::Resolved,
+                "admin:b",
+                at(9_000)
+            )
+            .await
+            .expect("store"));
+        let a = s
+            .get_alert(Some(&sys), "al1")
+            .await
+            .expect("store")
+            .expect("store");
+        assert_eq!(a.status, St::Resolved);
+        assert_eq!(a.resolved_by.as_deref(), Some("admin:b"));
+        assert_eq!(a.acknowledged_by.as_deref(), Some("admin:a"));
+        // Resolved: the next finding opens a new alert.
+        let n = s
+            .upsert_alert(&alert(
+                "al7",
+                "system",
+                "failed_auth_spike",
+                "client:c1",
+                10_000,
+            ))
+            .await
+            .expect("store");
+        assert_eq!((n.id.as_str(), n.status, n.count), ("al7", St::Open, 1));
+        // Unknown ids change nothing.
+        assert!(!s
+            .set_alert_status(None, "nope", St::Open, St::Resolved, "admin:b", at(9_000))
+            .await
+            .expect("store"));
+        assert!(s.get_alert(None, "nope").await.expect("store").is_none());
+    }
+
+    pub async fn alerts_are_listed_with_filters_and_scoped_by_tenant(s: Arc<dyn Store>) {
+        use portcullis_core::alert::AlertStatus as St;
+        tenants(&s, &["acme", "beta"]).await;
+        s.upsert_alert(&alert("a1", "acme", "failed_auth_spike", "client:c", 1_000))
+            .await
+            .expect("store");
+        s.upsert_alert(&alert("a2", "acme", "new_network", "api_key:k", 2_000))
+            .await
+            .expect("store");
+        s.upsert_alert(&alert("b1", "beta", "new_network", "api_key:k", 3_000))
+            .await
+            .expect("store");
+        let (acme, beta) = (tid("acme"), tid("beta"));
+        s.set_alert_status(
+            Some(&acme),
+            "a1",
+            St::Open,
+            St::Resolved,
+            "admin:x",
+            at(4_000),
+        )
+        .await
+        .expect("store");
+        let list = |tenant: Option<TenantId>, status: Option<St>, rule: Option<&str>| {
+            let s = s.clone();
+            let f = AlertFilter {
+                tenant,
+                status,
+                rule: rule.map(str::to_owned),
+                limit: 100,
+            };
+            async move {
+                s.list_alerts(&f)
+                    .await
+                    .expect("store")
+                    .into_iter()
+                    .map(|a| a.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(list(None, None, None).await, ["b1", "a2", "a1"]);
+        assert_eq!(list(Some(acme.clone()), None, None).await, ["a2", "a1"]);
+        assert_eq!(list(Some(acme.clone()), Some(St::Open), None).await, ["a2"]);
+        assert_eq!(list(None, None, Some("new_network")).await, ["b1", "a2"]);
+        assert_eq!(
+            list(Some(beta.clone()), Some(St::Resolved), None).await,
+            Vec::<String>::new()
+        );
+        // Another tenant's alert is neither shown nor changed.
+        assert!(s
+            .get_alert(Some(&beta), "a2")
+            .await
+            .expect("store")
+            .is_none());
+        assert!(!s
+            .set_alert_status(
+                Some(&beta),
+                "a2",
+                St::Open,
+                St::Acknowledged,
+                "admin:x",
+                at(5_000)
+            )
+            .await
+            .expect("store"));
+        assert_eq!(
+            s.get_alert(None, "a2")
+                .await
+                .expect("store")
+                .expect("store")
+                .status,
+            St::Open
+        );
     }
 }
 

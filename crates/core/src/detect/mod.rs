@@ -1,0 +1,456 @@
+//! Detectors: pure rules over the audit events that say when something looks wrong, as
+//! [`Finding`]s. The service runs one [`Detector`] on the audit bus and turns findings into
+//! alerts; this module decides, it never stores, sends or waits.
+//!
+//! The rules ([`Rule`]):
+//! - **failed-auth spike**: failed authentications per tenant, client, API key, admin
+//!   credential and source address, counted in windows; a window fires when its count reaches
+//!   both the absolute floor and `factor` times that subject's own mean of recent windows, so a
+//!   quiet subject fires at the floor and a busy one only well above its normal failure rate;
+//! - **inactive credential use**: every presentation of a revoked, disabled, expired or
+//!   rotated-out credential (someone still holds it);
+//! - **bulk admin action**: one admin revoking or disabling, or creating, many credentials in
+//!   one window;
+//! - **new network**: a credential used successfully from a /24 (IPv4) or /64 (IPv6) it was never
+//!   seen on, once its learning period since first use has passed.
+//!
+//! Every rule has a [`Mode`]: on, shadow (findings are marked `shadow`, to be recorded but not
+//! alerted) or off. Thresholds come per tenant with defaults ([`DetectConfig`]).
+//!
+//! Memory is bounded whatever arrives: per-subject state lives in [`bounded::BoundedMap`]s of
+//! `max_subjects` entries that forget the least recently seen subject. A flood of made-up
+//! subjects evicts quiet state (and can restart a quiet credential's learning period), never
+//! grows the process. Time comes from the [`Clock`]; this module must never do I/O.
+
+pub mod bounded;
+pub mod config;
+pub mod limit;
+pub mod window;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{Action, ActorKind, AuditEvent, Outcome};
+use crate::tenant::TenantId;
+use crate::time::{Clock, Timestamp};
+
+use bounded::BoundedMap;
+pub use config::{DetectConfig, Mode, Modes, Rule, Thresholds};
+use window::WindowedCounter;
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    Tenant,
+    Client,
+    ApiKey,
+    AdminCredential,
+    Address,
+    Admin,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Client => "client",
+            Self::ApiKey => "api_key",
+            Self::AdminCredential => "admin_credential",
+            Self::Address => "address",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// A subject: its kind and its id (a client id, key id, address, admin credential id).
+/// Written `kind:id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Subject {
+    pub kind: SubjectKind,
+    pub id: String,
+}
+
+impl Subject {
+    pub fn new(kind: SubjectKind, id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            id: id.into(),
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.id)
+    }
+}
+
+/// What a rule saw: enough evidence for an operator to judge it without the raw log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub rule: Rule,
+    /// The rule is in shadow mode: record, do not alert.
+    pub shadow: bool,
+    pub tenant: TenantId,
+    pub subject: Subject,
+    pub at: Timestamp,
+    /// The window counted, and its length (0 for a rule that fires per event).
+    pub window_start: Timestamp,
+    pub window_secs: u64,
+    /// Events counted in the window (1 for a per-event rule).
+    pub count: u64,
+    /// What the count had to reach.
+    pub threshold: u64,
+    /// The subject's mean count per window before this one, for the spike rule.
+    pub baseline: Option<f64>,
+    /// The reason code or network that fired the rule.
+    pub detail: Option<String>,
+    /// Ids of events counted (the first few of the window).
+    pub samples: Vec<String>,
+}
+
+/// Which kind of bulk admin action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Bulk {
+    Revocations,
+    Creations,
+}
+
+#[derive(Debug)]
+struct Failures {
+    counter: WindowedCounter,
+    /// The tenant findings are reported in: the subject's last non-system tenant.
+    tenant: TenantId,
+}
+
+#[derive(Debug)]
+struct Networks {
+    first_seen: Timestamp,
+    /// Networks seen, oldest first, at most `max_networks_per_credential`.
+    seen: Vec<String>,
+}
+
+/// The detectors' state over one stream of events.
+#[derive(Debug)]
+pub struct Detector {
+    config: DetectConfig,
+    clock: Arc<dyn Clock>,
+    /// Keyed by subject alone: client, key and admin credential ids are unique across tenants,
+    /// and an address is one attacker whichever tenant it tries.
+    failed: BoundedMap<Subject, Failures>,
+    bulk: BoundedMap<(TenantId, Subject, Bulk), WindowedCounter>,
+    networks: BoundedMap<(TenantId, Subject), Networks>,
+}
+
+/// Reason codes that mean a credential which should be dead was presented.
+const INACTIVE_REASONS: [&str; 7] = [
+    "api_key_revoked",
+    "api_key_rotated",
+    "api_key_disabled",
+    "api_key_expired",
+    "client_disabled",
+    "client_secret_expired",
+    "credential_revoked",
+];
+
+impl Detector {
+    pub fn new(config: DetectConfig, clock: Arc<dyn Clock>) -> Self {
+        let cap = config.max_subjects;
+        Self {
+            config,
+            clock,
+            failed: BoundedMap::new(cap),
+            bulk: BoundedMap::new(cap),
+            networks: BoundedMap::new(cap),
+        }
+    }
+
+    pub fn config(&self) -> &DetectConfig {
+        &self.config
+    }
+
+    /// Subjects held now, over every rule (bounded by three times `max_subjects`).
+    pub fn subjects(&self) -> usize {
+        self.failed.len() + self.bulk.len() + self.networks.len()
+    }
+
+    /// Subjects forgotten because of the cap, so far.
+    pub fn evicted(&self) -> u64 {
+        self.failed.evicted() + self.bulk.evicted() + self.networks.evicted()
+    }
+
+    /// Runs every rule on one event and returns what fired (shadow findings included).
+    pub fn observe(&mut self, event: &AuditEvent) -> Vec<Finding> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        if !self.config.enabled {
+            return out;
+        }
+        if let Some(mode) = self.active(Rule::FailedAuthSpike) {
+            self.failed_auth(event, now, mode, &mut out);
+        }
+        if let Some(mode) = self.active(Rule::InactiveCredentialUse) {
+            inactive_use(event, now, mode, &mut out);
+        }
+        if let Some(mode) = self.active(Rule::BulkAdminAction) {
+            self.bulk_admin(event, now, mode, &mut out);
+        }
+        if let Some(mode) = self.active(Rule::NewNetwork) {
+            self.new_network(event, now, mode, &mut out);
+        }
+        out
+    }
+
+    fn active(&self, rule: Rule) -> Option<Mode> {
+        match self.config.rules.of(rule) {
+            Mode::Off => None,
+            m => Some(m),
+        }
+    }
+
+    fn failed_auth(&mut self, e: &AuditEvent, now: Timestamp, mode: Mode, out: &mut Vec<Finding>) {
+        if !is_failed_auth(e) {
+            return;
+        }
+        let th = self.config.thresholds_for(&e.tenant).clone();
+        let window_ms = secs_ms(th.failed_auth_window_secs);
+        let mut subjects = vec![Subject::new(SubjectKind::Tenant, e.tenant.as_str())];
+        if let (Some(kind), Some(id)) = (credential_kind(&e.action), &e.credential_id) {
+            subjects.push(Subject::new(kind, id.clone()));
+        }
+        if let Some(ip) = address(e) {
+            subjects.push(Subject::new(SubjectKind::Address, ip.to_string()));
+        }
+        for subject in subjects {
+            let state = self.failed.touch(&subject, || Failures {
+                counter: WindowedCounter::new(window_ms, th.failed_auth_baseline_windows, now),
+                tenant: e.tenant.clone(),
+            });
+            // A refusal before the credential was looked up (the failure throttle) is recorded
+            // under the installation's tenant; the subject keeps the tenant it was last seen in.
+            if !e.tenant.is_system() {
+                state.tenant = e.tenant.clone();
+            }
+            let counter = &mut state.counter;
+            let count = counter.add(now, &e.id);
+            let baseline = counter.baseline();
+            let need = th
+                .failed_auth_floor
+                .max((th.failed_auth_factor * baseline).ceil() as u64);
+            if count >= need && !counter.fired {
+                counter.fired = true;
+                out.push(Finding {
+                    rule: Rule::FailedAuthSpike,
+                    shadow: mode == Mode::Shadow,
+                    tenant: state.tenant.clone(),
+                    subject,
+                    at: now,
+                    window_start: counter.window_start(),
+                    window_secs: th.failed_auth_window_secs,
+                    count,
+                    threshold: need,
+                    baseline: Some(baseline),
+                    detail: None,
+                    samples: counter.samples.clone(),
+                });
+            }
+        }
+    }
+
+    fn bulk_admin(&mut self, e: &AuditEvent, now: Timestamp, mode: Mode, out: &mut Vec<Finding>) {
+        if e.outcome != Outcome::Success {
+            return;
+        }
+        let kind = match e.action {
+            Action::ApiKeyRevoke
+            | Action::ApiKeyDisable
+            | Action::AdminTokenRevoke
+            | Action::OAuthClientDisable => Bulk::Revocations,
+            Action::ApiKeyCreate | Action::AdminTokenCreate | Action::OAuthClientCreate => {
+                Bulk::Creations
+            }
+            _ => return,
+        };
+        let ActorKind::Admin(admin) = e.actor.kind() else {
+            return;
+        };
+        let th = self.config.thresholds_for(&e.tenant).clone();
+        let need = match kind {
+            Bulk::Revocations => th.bulk_revocations,
+            Bulk::Creations => th.bulk_creations,
+        };
+        let key = (
+            e.tenant.clone(),
+            Subject::new(SubjectKind::Admin, admin),
+            kind,
+        );
+        let counter = self.bulk.touch(&key, || {
+            WindowedCounter::new(secs_ms(th.bulk_window_secs), 0, now)
+        });
+        let count = counter.add(now, &e.id);
+        if count >= need && !counter.fired {
+            counter.fired = true;
+            out.push(Finding {
+                rule: Rule::BulkAdminAction,
+                shadow: mode == Mode::Shadow,
+                tenant: key.0.clone(),
+                subject: key.1.clone(),
+                at: now,
+                window_start: counter.window_start(),
+                window_secs: th.bulk_window_secs,
+                count,
+                threshold: need,
+                baseline: None,
+                detail: Some(
+                    match kind {
+                        Bulk::Revocations => "revocations",
+                        Bulk::Creations => "creations",
+                    }
+                    .to_owned(),
+                ),
+                samples: counter.samples.clone(),
+            });
+        }
+    }
+
+    fn new_network(&mut self, e: &AuditEvent, now: Timestamp, mode: Mode, out: &mut Vec<Finding>) {
+        if e.outcome != Outcome::Success {
+            return;
+        }
+        let kind = match e.action {
+            Action::ApiKeyVerify => SubjectKind::ApiKey,
+            Action::OAuthTokenIssue => SubjectKind::Client,
+            Action::AdminAuthenticate => SubjectKind::AdminCredential,
+            _ => return,
+        };
+        let id = match (&e.credential_id, e.actor.kind()) {
+            (Some(id), _) => id.clone(),
+            (None, ActorKind::Client(id)) if kind == SubjectKind::Client => id.to_owned(),
+            _ => return,
+        };
+        let Some(network) = address(e).map(network_of) else {
+            return;
+        };
+        let learning = secs_ms(
+            self.config
+                .thresholds_for(&e.tenant)
+                .new_network_learning_secs,
+        );
+        let max = self.config.max_networks_per_credential.max(1);
+        let key = (e.tenant.clone(), Subject::new(kind, id));
+        let state = self.networks.touch(&key, || Networks {
+            first_seen: now,
+            seen: Vec::new(),
+        });
+        if state.seen.contains(&network) {
+            return;
+        }
+        let learned = now.as_millis().saturating_sub(state.first_seen.as_millis()) >= learning;
+        if state.seen.len() >= max {
+            state.seen.remove(0);
+        }
+        state.seen.push(network.clone());
+        if learned {
+            out.push(Finding {
+                rule: Rule::NewNetwork,
+                shadow: mode == Mode::Shadow,
+                tenant: key.0,
+                subject: key.1,
+                at: now,
+                window_start: now,
+                window_secs: 0,
+                count: 1,
+                threshold: 1,
+                baseline: None,
+                detail: Some(network),
+                samples: vec![e.id.clone()],
+            });
+        }
+    }
+}
+
+fn inactive_use(e: &AuditEvent, now: Timestamp, mode: Mode, out: &mut Vec<Finding>) {
+    if e.outcome == Outcome::Success {
+        return;
+    }
+    let Some(reason) = &e.reason else {
+        return;
+    };
+    if !INACTIVE_REASONS.contains(&reason.code()) {
+        return;
+    }
+    let (Some(kind), Some(id)) = (credential_kind(&e.action), &e.credential_id) else {
+        return;
+    };
+    out.push(Finding {
+        rule: Rule::InactiveCredentialUse,
+        shadow: mode == Mode::Shadow,
+        tenant: e.tenant.clone(),
+        subject: Subject::new(kind, id.clone()),
+        at: now,
+        window_start: now,
+        window_secs: 0,
+        count: 1,
+        threshold: 1,
+        baseline: None,
+        detail: Some(reason.code().to_owned()),
+        samples: vec![e.id.clone()],
+    });
+}
+
+/// An authentication that failed on the credential (not on storage, not a rate limit).
+fn is_failed_auth(e: &AuditEvent) -> bool {
+    let reason = e.reason.as_ref().map(|r| r.code());
+    match e.action {
+        Action::OAuthClientAuth
+        | Action::OAuthClientAuthThrottled
+        | Action::ApiKeyVerify
+        | Action::AdminAuthenticate => {
+            e.outcome == Outcome::Failure && reason != Some("storage_unavailable")
+        }
+        Action::GatewayDenied => e.outcome != Outcome::Success,
+        _ => false,
+    }
+}
+
+/// The kind of credential an authentication event's `credential_id` names.
+fn credential_kind(action: &Action) -> Option<SubjectKind> {
+    match action {
+        Action::OAuthClientAuth | Action::OAuthClientAuthThrottled => Some(SubjectKind::Client),
+        Action::ApiKeyVerify => Some(SubjectKind::ApiKey),
+        Action::AdminAuthenticate => Some(SubjectKind::AdminCredential),
+        _ => None,
+    }
+}
+
+fn address(e: &AuditEvent) -> Option<IpAddr> {
+    let ip: IpAddr = e.client_ip.as_deref()?.parse().ok()?;
+    // An IPv4 address mapped into IPv6 is the IPv4 address.
+    Some(ip.to_canonical())
+}
+
+/// The /24 (IPv4) or /64 (IPv6) an address belongs to, written as a network.
+pub fn network_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{net}/64")
+        }
+    }
+}
+
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;
