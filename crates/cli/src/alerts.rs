@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::AdminClient;
-use crate::commands::{field, print, seg, table};
+use crate::commands::{field, list_all, print, seg, table};
 use crate::Remote;
 
 #[derive(Debug, Subcommand)]
@@ -21,6 +21,7 @@ pub enum AlertsCommand {
         /// failed_auth_spike, inactive_credential_use, bulk_admin_action or new_network.
         #[arg(long)]
         rule: Option<String>,
+        /// At most this many alerts in all, newest first (read page by page).
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
@@ -94,16 +95,15 @@ pub async fn run(cmd: AlertsCommand) -> anyhow::Result<()> {
             limit,
             remote,
         } => {
-            let mut query = vec![("limit", limit.to_string())];
+            let mut query = Vec::new();
             query.extend(status.map(|s| ("status", s)));
             query.extend(rule.map(|s| ("rule", s)));
             let path = match &tenant {
                 Some(t) => format!("/tenants/{}/alerts", seg(t)),
                 None => "/alerts".to_owned(),
             };
-            let v = AdminClient::new(&remote)?
-                .call(Method::GET, &path, &query, None)
-                .await?;
+            let max = usize::try_from(limit).unwrap_or(usize::MAX);
+            let v = list_all(&remote, &path, &query, Some(max)).await?;
             print(&remote, &v, |v| table(v, &COLUMNS));
         }
         AlertsCommand::Show { tenant, id, remote } => {

@@ -388,7 +388,7 @@ const PAGE: usize = 1_000;
 
 /// Every row of a paged admin list (or the first `max`): follows `next_cursor` page by page and
 /// returns the rows as one JSON array.
-async fn list_all(
+pub(crate) async fn list_all(
     remote: &Remote,
     path: &str,
     query: &[(&str, String)],

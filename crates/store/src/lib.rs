@@ -138,7 +138,13 @@ pub trait AlertStore {
     /// shadow flag: adds `count`, moves `last_seen` forward (never back) and keeps the newest
     /// evidence; or opens a new alert with `alert.id` if there is none. Returns the alert after.
     async fn upsert_alert(&self, alert: &AlertUpsert) -> Result<AlertRecord>;
-    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>>;
+    /// A page of the alerts `filter` selects, the most recently opened first (by `first_seen`,
+    /// which never changes, so pages hold while alerts keep being updated).
+    async fn list_alerts(
+        &self,
+        filter: &AlertFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AlertRecord>>;
     /// `tenant`: `None` finds the alert in any tenant (global admins); `Some` only in that one.
     async fn get_alert(&self, tenant: Option<&TenantId>, id: &str) -> Result<Option<AlertRecord>>;
     /// Moves an alert from `from` to `to` (compare-and-swap on the status), recording who and

@@ -345,7 +345,6 @@ pub struct AlertFilter {
     pub tenant: Option<TenantId>,
     pub status: Option<portcullis_core::alert::AlertStatus>,
     pub rule: Option<String>,
-    pub limit: u32,
 }
 pub use portcullis_core::user::{Email, TokenPurpose, UserId, UserProfile, UserStatus, Username};
 

@@ -669,21 +669,32 @@ macro_rules! impl_sql_store {
                 .and_then(|row| alert_from_row(&row))
             }
 
-            async fn list_alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>> {
-                sqlx::query(
-                    "SELECT * FROM alerts WHERE ($1 IS NULL OR tenant_id = $1) \
-                     AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR rule = $3) \
-                     ORDER BY last_seen DESC, id DESC LIMIT $4",
-                )
-                .bind(f.tenant.as_ref().map(TenantId::as_str))
-                .bind(f.status.map(|s| s.as_str()))
-                .bind(&f.rule)
-                .bind(i64::from(f.limit))
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(alert_from_row)
-                .collect()
+            async fn list_alerts(
+                &self,
+                f: &AlertFilter,
+                page: &PageRequest,
+            ) -> Result<Page<AlertRecord>> {
+                // Ordered by when an alert was opened (which never changes, unlike `last_seen`),
+                // so a page boundary holds while findings keep updating alerts.
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM alerts WHERE 1 = 1");
+                if let Some(tenant) = &f.tenant {
+                    q.push(" AND tenant_id = ").push_bind(tenant.as_str().to_owned());
+                }
+                if let Some(status) = f.status {
+                    q.push(" AND status = ").push_bind(status.as_str());
+                }
+                if let Some(rule) = &f.rule {
+                    q.push(" AND rule = ").push_bind(rule.clone());
+                }
+                push_keyset(&mut q, page, "first_seen", "id", true);
+                let rows = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(alert_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Page::from_rows(rows, page, |a| created_key(a.first_seen, &a.id)))
             }
 
             async fn get_alert(&self, tenant: Option<&TenantId>, id: &str) -> Result<Option<AlertRecord>> {

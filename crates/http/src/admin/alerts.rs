@@ -15,11 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{GlobalAdmin, TenantAdmin};
 use crate::error::ApiError;
-use crate::extract::ApiQuery;
+use crate::page::{ListQuery, Paged};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::state::{rfc3339, AppState};
 
-const MAX_LIMIT: u32 = 1_000;
 /// Longer ids are never ours (uuids): not found without a query.
 const MAX_ID: usize = 64;
 
@@ -31,8 +30,6 @@ pub struct Params {
     status: Option<String>,
     /// `failed_auth_spike`, `inactive_credential_use`, `bulk_admin_action` or `new_network`.
     rule: Option<String>,
-    /// At most this many, newest first (default 100, at most 1000).
-    limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -45,8 +42,6 @@ pub struct GlobalParams {
     status: Option<String>,
     /// A rule name.
     rule: Option<String>,
-    /// At most this many, newest first (default 100, at most 1000).
-    limit: Option<u32>,
 }
 
 /// One alert.
@@ -110,7 +105,6 @@ fn filter(
     tenant: Option<TenantId>,
     status: Option<&str>,
     rule: Option<&str>,
-    limit: Option<u32>,
 ) -> Result<AlertFilter, ApiError> {
     let status = status
         .map(|s| {
@@ -130,42 +124,48 @@ fn filter(
         tenant,
         status,
         rule,
-        limit: limit.unwrap_or(100).clamp(1, MAX_LIMIT),
     })
 }
 
-#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/alerts", tag = "alerts", params(super::openapi::TenantPath, Params),
-    responses((status = 200, description = "The tenant's alerts, newest first", body = Vec<AlertView>)))]
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/alerts", tag = "alerts", params(super::openapi::TenantPath, crate::page::PageParams, Params),
+    responses((status = 200, description = "A page of the tenant's alerts, the most recently opened first", body = Paged<AlertView>),
+              (status = 400, description = "Bad filter, limit, or a cursor not from this list", body = super::openapi::ErrorBody)))]
 pub async fn list(
     admin: TenantAdmin,
     State(state): State<AppState>,
-    ApiQuery(p): ApiQuery<Params>,
-) -> Result<Json<Vec<AlertView>>, ApiError> {
-    let f = filter(
-        Some(admin.tenant),
-        p.status.as_deref(),
-        p.rule.as_deref(),
-        p.limit,
-    )?;
-    let alerts = state.store.list_alerts(&f).await?;
-    Ok(Json(alerts.into_iter().map(AlertView::from).collect()))
+    query: ListQuery<Params>,
+) -> Result<Json<Paged<AlertView>>, ApiError> {
+    let scope = format!("alerts:{}", admin.tenant);
+    let page = query.paging.request(&scope)?;
+    let p = query.filter;
+    let f = filter(Some(admin.tenant), p.status.as_deref(), p.rule.as_deref())?;
+    let alerts = state.store.list_alerts(&f, &page).await?;
+    Ok(Json(Paged::new(alerts, &scope, AlertView::from)))
 }
 
-#[utoipa::path(get, path = "/admin/v1/alerts", tag = "alerts", params(GlobalParams),
-    responses((status = 200, description = "Alerts of every tenant (or one), newest first", body = Vec<AlertView>)))]
+#[utoipa::path(get, path = "/admin/v1/alerts", tag = "alerts", params(crate::page::PageParams, GlobalParams),
+    responses((status = 200, description = "A page of the alerts of every tenant (or one), the most recently opened first", body = Paged<AlertView>),
+              (status = 400, description = "Bad filter, limit, or a cursor not from this list", body = super::openapi::ErrorBody)))]
 pub async fn list_all(
     _admin: GlobalAdmin,
     State(state): State<AppState>,
-    ApiQuery(p): ApiQuery<GlobalParams>,
-) -> Result<Json<Vec<AlertView>>, ApiError> {
+    query: ListQuery<GlobalParams>,
+) -> Result<Json<Paged<AlertView>>, ApiError> {
+    let p = query.filter;
     let tenant = p
         .tenant
         .as_deref()
         .map(|t| TenantId::parse(t).map_err(|_| ApiError::invalid_request("invalid tenant id")))
         .transpose()?;
-    let f = filter(tenant, p.status.as_deref(), p.rule.as_deref(), p.limit)?;
-    let alerts = state.store.list_alerts(&f).await?;
-    Ok(Json(alerts.into_iter().map(AlertView::from).collect()))
+    // A cursor is good only for the same tenant filter it was made under.
+    let scope = match &tenant {
+        Some(t) => format!("alerts:*:{t}"),
+        None => "alerts:*".to_owned(),
+    };
+    let page = query.paging.request(&scope)?;
+    let f = filter(tenant, p.status.as_deref(), p.rule.as_deref())?;
+    let alerts = state.store.list_alerts(&f, &page).await?;
+    Ok(Json(Paged::new(alerts, &scope, AlertView::from)))
 }
 
 async fn load(state: &AppState, tenant: &TenantId, id: &str) -> Result<AlertRecord, ApiError> {

@@ -196,7 +196,7 @@ impl Node {
             .call(Method::GET, &format!("/admin/v1/alerts{query}"), None)
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        v.as_array().expect("list").clone()
+        v["items"].as_array().expect("list").clone()
     }
 
     /// Waits (bounded) for an alert whose subject is `subject`.
@@ -326,7 +326,7 @@ async fn alerts_are_acknowledged_and_resolved_once_and_bad_input_changes_nothing
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
     let (s, v) = node.call(Method::GET, &base, None).await;
     assert_eq!((s, &v["id"]), (StatusCode::OK, &json!(id)));
 
@@ -353,6 +353,18 @@ async fn alerts_are_acknowledged_and_resolved_once_and_bad_input_changes_nothing
         (
             Method::GET,
             "/admin/v1/alerts?tenant=Not!".to_owned(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/admin/v1/tenants/acme/alerts?limit=0".to_owned(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/admin/v1/tenants/acme/alerts?cursor=not-a-cursor".to_owned(),
             400,
             "invalid_request",
         ),

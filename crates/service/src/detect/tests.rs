@@ -81,14 +81,17 @@ fn revoked_key_use(key: &str) -> EventDraft {
 
 async fn alerts(store: &SqliteStore) -> Vec<AlertRecord> {
     store
-        .list_alerts(&AlertFilter {
-            tenant: None,
-            status: None,
-            rule: None,
-            limit: 1_000,
-        })
+        .list_alerts(
+            &AlertFilter {
+                tenant: None,
+                status: None,
+                rule: None,
+            },
+            &portcullis_store::PageRequest::first(1_000),
+        )
         .await
         .expect("list")
+        .items
 }
 
 /// Waits (bounded) until `done` holds for the stored alerts.
