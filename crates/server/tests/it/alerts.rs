@@ -429,7 +429,10 @@ async fn alerts_are_acknowledged_and_resolved_once_and_bad_input_changes_nothing
             None,
         )
         .await;
-    assert_eq!((s, v), (StatusCode::OK, json!([])));
+    assert_eq!(
+        (s, v),
+        (StatusCode::OK, json!({"items": [], "next_cursor": null}))
+    );
 
     // Acknowledge once; again is a conflict.
     let (s, v) = node.call(Method::POST, &format!("{base}/ack"), None).await;
