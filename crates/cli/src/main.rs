@@ -178,6 +178,9 @@ enum KeysCommand {
     },
     /// Revoke a signing key (compromise): removed from JWKS at once, its tokens revoked.
     Revoke {
+        /// A key id is an RFC 7638 thumbprint in base64url, which may begin with `-`: taken as
+        /// the id, not as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         #[command(flatten)]
         remote: Remote,
@@ -322,6 +325,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::report;
+
+    /// A kid beginning with `-` (one in 64 thumbprints) is revoked like any other, not refused
+    /// as an unknown option: in a key compromise the operator must not have to know `--`.
+    #[test]
+    fn a_key_id_beginning_with_a_hyphen_is_an_id() {
+        use clap::Parser;
+        let kid = "-Q2CA1W3IBLCLAJtCfTCyDOdP3alK6gA5j0dzFvY9lQ";
+        let cli = super::Cli::try_parse_from(["portcullis", "keys", "revoke", kid])
+            .expect("a hyphen-led kid parses");
+        match cli.command {
+            super::Command::Keys(super::KeysCommand::Revoke { kid: got, .. }) => {
+                assert_eq!(got, kid)
+            }
+            _ => panic!("not keys revoke"),
+        }
+    }
 
     #[test]
     fn a_cause_already_in_the_message_is_said_once() {
