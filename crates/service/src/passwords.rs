@@ -209,9 +209,7 @@ impl PasswordHasher {
                     SettingsError::Argon2(format!("cannot start a hashing thread: {e}"))
                 })?;
         }
-        let mut random = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut random);
-        let dummy = hash_now(&params, &hex::encode(random))?;
+        let dummy = dummy_hash(&params)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -353,6 +351,30 @@ fn fresh_salt() -> SaltString {
     rand::thread_rng().fill_bytes(&mut bytes);
     // 16 bytes always encode: the only error is a salt outside 4..=64 bytes.
     SaltString::encode_b64(&bytes).expect("16 bytes is a valid salt length")
+}
+
+/// A hash no password is known to match, in the current parameters: a fresh salt and a random
+/// output. Verifying against it is one real Argon2id computation, like a wrong password (the
+/// unknown-user path), while making it computes nothing: a hash made at start-up left its
+/// memory block (19 MiB at the default) resident in every idle server, users or not (measured:
+/// idle RSS 39.8 MiB with it, against the 30 MB target).
+fn dummy_hash(params: &Params) -> Result<PasswordHashString, SettingsError> {
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    rand::thread_rng().fill_bytes(&mut output);
+    let salt = fresh_salt();
+    let hash = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: params
+            .try_into()
+            .map_err(|e: argon2::password_hash::Error| SettingsError::Argon2(e.to_string()))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(
+            argon2::password_hash::Output::new(&output)
+                .map_err(|e| SettingsError::Argon2(e.to_string()))?,
+        ),
+    };
+    Ok(PasswordHashString(hash.to_string()))
 }
 
 fn hash_now(params: &Params, password: &str) -> Result<PasswordHashString, SettingsError> {
