@@ -817,8 +817,20 @@ fn cli_lists_follow_cursors_past_one_page_and_archiving_is_final() {
         .map(|k| k["id"].as_str().expect("id").to_owned())
         .collect();
     assert_eq!(ids.len(), 1_001, "every key once");
-    let events = server.cli_json(&["audit", "list", "--tenant", "acme", "--limit", "1001"]);
-    assert_eq!(events.as_array().expect("array").len(), 1_001);
+    // The audit log is written in batches behind the requests: wait (bounded) for the last one.
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = server
+            .cli_json(&["audit", "list", "--tenant", "acme", "--limit", "1001"])
+            .as_array()
+            .expect("array")
+            .clone();
+        if events.len() >= 1_001 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(events.len(), 1_001);
     let events = server.cli_json(&["audit", "list", "--tenant", "acme", "--limit", "3"]);
     assert_eq!(events.as_array().expect("array").len(), 3);
 
