@@ -141,6 +141,63 @@ macro_rules! impl_sign_in_store {
             Ok((changed.into_iter().map(|(id, _)| id).collect(), last))
         }
 
+
+        /// Which of a tenant's unrevoked refresh-token families [`revoke_families`] revokes.
+        enum Families<'a> {
+            Id(&'a str),
+            Session(&'a str),
+            User(&'a str),
+            UserClient(&'a str, &'a str),
+        }
+
+        /// Revokes the selected unrevoked families of `tenant`, appending a `family` entry per
+        /// family in `tx`: the one place refresh-token families are revoked. Returns the last
+        /// entry appended, if any.
+        async fn revoke_families(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            tenant: &TenantId,
+            which: Families<'_>,
+            reason: &str,
+            now: Timestamp,
+            token_lifetime: std::time::Duration,
+        ) -> Result<Option<RevocationEntry>> {
+            let mut q = sqlx::QueryBuilder::new("UPDATE refresh_families SET revoked_at = ");
+            q.push_bind(now.as_millis())
+                .push(", revoked_reason = ")
+                .push_bind(reason.to_owned())
+                .push(" WHERE tenant_id = ")
+                .push_bind(tenant.as_str().to_owned());
+            match which {
+                Families::Id(id) => {
+                    q.push(" AND id = ").push_bind(id.to_owned());
+                }
+                Families::Session(sid) => {
+                    q.push(" AND sid = ").push_bind(sid.to_owned());
+                }
+                Families::User(user) => {
+                    q.push(" AND user_id = ").push_bind(user.to_owned());
+                }
+                Families::UserClient(user, client) => {
+                    q.push(" AND user_id = ")
+                        .push_bind(user.to_owned())
+                        .push(" AND client_id = ")
+                        .push_bind(client.to_owned());
+                }
+            }
+            q.push(" AND revoked_at IS NULL RETURNING id, absolute_expires_at");
+            let (_, last) = revoke_logged(
+                tx,
+                q.build(),
+                tenant,
+                RevocationKind::Family,
+                reason,
+                now,
+                token_lifetime,
+            )
+            .await?;
+            Ok(last)
+        }
+
         #[async_trait::async_trait]
         impl $crate::SessionStore for $store {
             async fn insert_session(&self, s: &SessionRecord) -> Result<()> {
@@ -260,24 +317,9 @@ macro_rules! impl_sign_in_store {
                     tx.rollback().await?;
                     return Ok(None);
                 };
-                let (_, family) = revoke_logged(
-                    &mut tx,
-                    sqlx::query(
-                        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
-                         WHERE tenant_id = $3 AND sid = $4 AND revoked_at IS NULL \
-                         RETURNING id, absolute_expires_at",
-                    )
-                    .bind(now.as_millis())
-                    .bind(reason)
-                    .bind(tenant.as_str())
-                    .bind(sid),
-                    tenant,
-                    RevocationKind::Family,
-                    reason,
-                    now,
-                    token_lifetime,
-                )
-                .await?;
+                let family =
+                    revoke_families(&mut tx, tenant, Families::Session(sid), reason, now, token_lifetime)
+                        .await?;
                 tx.commit().await?;
                 self.feed.publish(family.map_or(session.seq, |f| f.seq));
                 Ok(Some(session))
@@ -309,24 +351,9 @@ macro_rules! impl_sign_in_store {
                     token_lifetime,
                 )
                 .await?;
-                let (_, family) = revoke_logged(
-                    &mut tx,
-                    sqlx::query(
-                        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
-                         WHERE tenant_id = $3 AND user_id = $4 AND revoked_at IS NULL \
-                         RETURNING id, absolute_expires_at",
-                    )
-                    .bind(now.as_millis())
-                    .bind(reason)
-                    .bind(tenant.as_str())
-                    .bind(user_id),
-                    tenant,
-                    RevocationKind::Family,
-                    reason,
-                    now,
-                    token_lifetime,
-                )
-                .await?;
+                let family =
+                    revoke_families(&mut tx, tenant, Families::User(user_id), reason, now, token_lifetime)
+                        .await?;
                 tx.commit().await?;
                 if let Some(last) = family.or(session) {
                     self.feed.publish(last.seq);
@@ -627,24 +654,9 @@ macro_rules! impl_sign_in_store {
                 token_lifetime: std::time::Duration,
             ) -> Result<Option<RevocationEntry>> {
                 let mut tx = self.pool.begin().await?;
-                let (_, entry) = revoke_logged(
-                    &mut tx,
-                    sqlx::query(
-                        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
-                         WHERE tenant_id = $3 AND id = $4 AND revoked_at IS NULL \
-                         RETURNING id, absolute_expires_at",
-                    )
-                    .bind(now.as_millis())
-                    .bind(reason)
-                    .bind(tenant.as_str())
-                    .bind(id),
-                    tenant,
-                    RevocationKind::Family,
-                    reason,
-                    now,
-                    token_lifetime,
-                )
-                .await?;
+                let entry =
+                    revoke_families(&mut tx, tenant, Families::Id(id), reason, now, token_lifetime)
+                        .await?;
                 let Some(entry) = entry else {
                     tx.rollback().await?;
                     return Ok(None);
@@ -753,25 +765,9 @@ macro_rules! impl_sign_in_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                let (_, last) = revoke_logged(
-                    &mut tx,
-                    sqlx::query(
-                        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
-                         WHERE tenant_id = $3 AND user_id = $4 AND client_id = $5 \
-                         AND revoked_at IS NULL RETURNING id, absolute_expires_at",
-                    )
-                    .bind(now.as_millis())
-                    .bind("consent_revoked")
-                    .bind(tenant.as_str())
-                    .bind(user_id)
-                    .bind(client_id),
-                    tenant,
-                    RevocationKind::Family,
-                    "consent_revoked",
-                    now,
-                    token_lifetime,
-                )
-                .await?;
+                let last =
+                    revoke_families(&mut tx, tenant, Families::UserClient(user_id, client_id), "consent_revoked", now, token_lifetime)
+                        .await?;
                 tx.commit().await?;
                 if let Some(last) = last {
                     self.feed.publish(last.seq);
