@@ -1380,6 +1380,43 @@ macro_rules! impl_sql_store {
             Ok(done.rows_affected() == 1)
         }
 
+        type WriteQuery<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+
+        impl $store {
+            /// The one archive transaction: `lock` writes the object's row (locking it against a
+            /// concurrent change; no row: not found), `record` marks it archived (already marked:
+            /// nothing changes), `expire` ends its secrets at once, and `revocation` is appended
+            /// to the log, all committed together (or none).
+            async fn archive_object(
+                &self,
+                lock: WriteQuery<'_>,
+                record: ArchivedObject,
+                expire: Option<WriteQuery<'_>>,
+                revocation: Option<&NewRevocation>,
+            ) -> Result<$crate::ArchiveOutcome> {
+                let now = record.archived_at;
+                let mut tx = self.pool.begin().await?;
+                if lock.execute(&mut *tx).await?.rows_affected() != 1 {
+                    return Ok($crate::ArchiveOutcome::NotFound);
+                }
+                if !insert_archived_in(&mut tx, &record).await? {
+                    return Ok($crate::ArchiveOutcome::AlreadyArchived);
+                }
+                if let Some(expire) = expire {
+                    expire.execute(&mut *tx).await?;
+                }
+                let entry = match revocation {
+                    Some(r) => Some(append_revocation_in(&mut tx, r, now).await?),
+                    None => None,
+                };
+                tx.commit().await?;
+                if let Some(e) = &entry {
+                    self.feed.publish(e.seq);
+                }
+                Ok($crate::ArchiveOutcome::Archived(entry))
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::ArchiveStore for $store {
             async fn archive_tenant(
@@ -1389,32 +1426,21 @@ macro_rules! impl_sql_store {
                 revocation: &NewRevocation,
                 now: Timestamp,
             ) -> Result<$crate::ArchiveOutcome> {
-                let mut tx = self.pool.begin().await?;
-                // Writing the row first locks it: a concurrent enable or archive waits.
-                let found = sqlx::query(
-                    "UPDATE tenants SET status = 'disabled', updated_at = $1 WHERE id = $2",
+                self.archive_object(
+                    sqlx::query("UPDATE tenants SET status = 'disabled', updated_at = $1 WHERE id = $2")
+                        .bind(now.as_millis())
+                        .bind(id.as_str()),
+                    ArchivedObject {
+                        kind: ArchivedKind::Tenant,
+                        id: id.to_string(),
+                        tenant: id.clone(),
+                        archived_at: now,
+                        archived_by: by.map(str::to_owned),
+                    },
+                    None,
+                    Some(revocation),
                 )
-                .bind(now.as_millis())
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-                if found.rows_affected() != 1 {
-                    return Ok($crate::ArchiveOutcome::NotFound);
-                }
-                let record = ArchivedObject {
-                    kind: ArchivedKind::Tenant,
-                    id: id.to_string(),
-                    tenant: id.clone(),
-                    archived_at: now,
-                    archived_by: by.map(str::to_owned),
-                };
-                if !insert_archived_in(&mut tx, &record).await? {
-                    return Ok($crate::ArchiveOutcome::AlreadyArchived);
-                }
-                let entry = append_revocation_in(&mut tx, revocation, now).await?;
-                tx.commit().await?;
-                self.feed.publish(entry.seq);
-                Ok($crate::ArchiveOutcome::Archived(Some(entry)))
+                .await
             }
 
             async fn archive_client(
@@ -1425,41 +1451,32 @@ macro_rules! impl_sql_store {
                 revocation: &NewRevocation,
                 now: Timestamp,
             ) -> Result<$crate::ArchiveOutcome> {
-                let mut tx = self.pool.begin().await?;
-                let found = sqlx::query(
-                    "UPDATE oauth_clients SET status = 'disabled', updated_at = $1 \
-                     WHERE tenant_id = $2 AND id = $3",
+                self.archive_object(
+                    sqlx::query(
+                        "UPDATE oauth_clients SET status = 'disabled', updated_at = $1 \
+                         WHERE tenant_id = $2 AND id = $3",
+                    )
+                    .bind(now.as_millis())
+                    .bind(tenant.as_str())
+                    .bind(id),
+                    ArchivedObject {
+                        kind: ArchivedKind::Client,
+                        id: id.to_owned(),
+                        tenant: tenant.clone(),
+                        archived_at: now,
+                        archived_by: by.map(str::to_owned),
+                    },
+                    Some(
+                        sqlx::query(
+                            "UPDATE oauth_client_secrets SET expires_at = $1 WHERE client_id = $2 \
+                             AND (expires_at IS NULL OR expires_at > $1)",
+                        )
+                        .bind(now.as_millis())
+                        .bind(id),
+                    ),
+                    Some(revocation),
                 )
-                .bind(now.as_millis())
-                .bind(tenant.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                if found.rows_affected() != 1 {
-                    return Ok($crate::ArchiveOutcome::NotFound);
-                }
-                let record = ArchivedObject {
-                    kind: ArchivedKind::Client,
-                    id: id.to_owned(),
-                    tenant: tenant.clone(),
-                    archived_at: now,
-                    archived_by: by.map(str::to_owned),
-                };
-                if !insert_archived_in(&mut tx, &record).await? {
-                    return Ok($crate::ArchiveOutcome::AlreadyArchived);
-                }
-                sqlx::query(
-                    "UPDATE oauth_client_secrets SET expires_at = $1 WHERE client_id = $2 \
-                     AND (expires_at IS NULL OR expires_at > $1)",
-                )
-                .bind(now.as_millis())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                let entry = append_revocation_in(&mut tx, revocation, now).await?;
-                tx.commit().await?;
-                self.feed.publish(entry.seq);
-                Ok($crate::ArchiveOutcome::Archived(Some(entry)))
+                .await
             }
 
             async fn archive_resource_server(
@@ -1469,38 +1486,31 @@ macro_rules! impl_sql_store {
                 by: Option<&str>,
                 now: Timestamp,
             ) -> Result<$crate::ArchiveOutcome> {
-                let mut tx = self.pool.begin().await?;
-                let found = sqlx::query(
-                    "UPDATE resource_servers SET updated_at = $1 WHERE tenant_id = $2 AND id = $3",
+                self.archive_object(
+                    sqlx::query(
+                        "UPDATE resource_servers SET updated_at = $1 WHERE tenant_id = $2 AND id = $3",
+                    )
+                    .bind(now.as_millis())
+                    .bind(tenant.as_str())
+                    .bind(id),
+                    ArchivedObject {
+                        kind: ArchivedKind::ResourceServer,
+                        id: id.to_owned(),
+                        tenant: tenant.clone(),
+                        archived_at: now,
+                        archived_by: by.map(str::to_owned),
+                    },
+                    Some(
+                        sqlx::query(
+                            "UPDATE resource_server_secrets SET expires_at = $1 \
+                             WHERE resource_server_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+                        )
+                        .bind(now.as_millis())
+                        .bind(id),
+                    ),
+                    None,
                 )
-                .bind(now.as_millis())
-                .bind(tenant.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                if found.rows_affected() != 1 {
-                    return Ok($crate::ArchiveOutcome::NotFound);
-                }
-                let record = ArchivedObject {
-                    kind: ArchivedKind::ResourceServer,
-                    id: id.to_owned(),
-                    tenant: tenant.clone(),
-                    archived_at: now,
-                    archived_by: by.map(str::to_owned),
-                };
-                if !insert_archived_in(&mut tx, &record).await? {
-                    return Ok($crate::ArchiveOutcome::AlreadyArchived);
-                }
-                sqlx::query(
-                    "UPDATE resource_server_secrets SET expires_at = $1 \
-                     WHERE resource_server_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
-                )
-                .bind(now.as_millis())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok($crate::ArchiveOutcome::Archived(None))
+                .await
             }
 
             async fn archived_at(&self, kind: ArchivedKind, id: &str) -> Result<Option<Timestamp>> {
