@@ -3546,6 +3546,15 @@ async fn an_archived_client_is_refused_everywhere_for_good() {
         let (s, v) = app.admin_call(Method::POST, &path, body).await;
         assert_eq!(s, StatusCode::CONFLICT, "{path}: {v}");
     }
+    // Nor can its registration be changed (an update must not bring back what archiving ended).
+    let (s, v) = app
+        .admin_call(
+            Method::PATCH,
+            &format!("/tenants/acme/clients/{}", c.id),
+            Some(json!({"name": "revived"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let (s, _, _) = app.token(&c, "grant_type=client_credentials").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "still refused");
 
