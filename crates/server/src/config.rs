@@ -77,6 +77,8 @@ pub struct Config {
     pub users: UsersConfig,
     /// Argon2id parameters (never below OWASP's) and the hashing pool.
     pub passwords: Argon2Settings,
+    /// Sessions, refresh-token families and authorization codes (`docs/browser-apps.md`).
+    pub sign_in: portcullis_service::sign_in::SignInSettings,
     /// Outgoing mail; without it, mail goes to `<data_dir>/outbox` (development).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp: Option<SmtpConfig>,
@@ -322,6 +324,7 @@ impl Default for Config {
             detect: portcullis_core::detect::DetectConfig::default(),
             users: UsersConfig::default(),
             passwords: Argon2Settings::default(),
+            sign_in: Default::default(),
             smtp: None,
         }
     }
@@ -442,6 +445,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.users.validate().map_err(ConfigError::Invalid)?;
+        self.sign_in.validate().map_err(ConfigError::Invalid)?;
         self.passwords
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -934,10 +938,11 @@ mod tests {
     }
 
     #[test]
-    fn users_passwords_and_smtp_sections_refuse_anything_weaker_than_the_floor() {
+    fn users_passwords_sign_in_and_smtp_sections_refuse_anything_weaker_than_the_floor() {
         let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
         assert_eq!(c.passwords.memory_kib, 19456);
         assert_eq!(c.users.password_min_chars, 12);
+        assert_eq!(c.sign_in.code_lifetime_secs, 60);
         assert!(c.smtp.is_none(), "no SMTP: the development outbox");
         for (toml, names) in [
             ("[passwords]\nmemory_kib = 4096\n", "19456"),
@@ -945,6 +950,17 @@ mod tests {
             ("[users]\npassword_min_chars = 6\n", "at least 8"),
             ("[users]\npassword_max_chars = 32\n", "at least 64"),
             ("[users]\nreset_ttl_secs = 604800\n", "reset_ttl_secs"),
+            ("[sign_in]\ncode_lifetime_secs = 61\n", "code_lifetime_secs"),
+            ("[sign_in]\nrefresh_grace_secs = 61\n", "refresh_grace_secs"),
+            ("[sign_in]\nsession_idle_secs = 0\n", "session_idle_secs"),
+            (
+                "[sign_in]\nsession_idle_secs = 7200\nsession_absolute_secs = 3600\n",
+                "session_absolute_secs",
+            ),
+            (
+                "[sign_in]\nrefresh_idle_secs = 99\nrefresh_absolute_secs = 98\n",
+                "refresh_absolute_secs",
+            ),
         ] {
             let f = file(toml);
             let err = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())

@@ -136,7 +136,8 @@ pub struct Assembled {
 }
 
 /// The background tasks of one node, stopped together by [`BackgroundTasks::shutdown`]: the
-/// audit writer, the API key usage flusher and revocation follower, and the signing-key task.
+/// audit writer, the API key usage flusher and revocation follower, the signing-key task and the
+/// sign-in state pruner.
 #[derive(Debug)]
 pub struct BackgroundTasks {
     audit_writer: audit::AuditWriter,
@@ -145,6 +146,7 @@ pub struct BackgroundTasks {
     usage_flusher: tokio::task::JoinHandle<()>,
     key_follower: Option<tokio::task::JoinHandle<()>>,
     key_task: tokio::task::JoinHandle<()>,
+    sign_in_pruner: tokio::task::JoinHandle<()>,
 }
 
 impl BackgroundTasks {
@@ -158,6 +160,7 @@ impl BackgroundTasks {
             tracing::warn!(error = %e, "could not record the last api key uses at shutdown");
         }
         self.key_task.abort();
+        self.sign_in_pruner.abort();
         if let Some(d) = &self.detection {
             d.shutdown();
         }
@@ -273,6 +276,21 @@ pub async fn assemble(
         config.api_keys.usage_flush_interval_ms,
     ));
     let key_follower = follow_revocations.then(|| verifier.spawn_revocation_follower());
+    let environment = portcullis_core::credential::Environment::parse(&config.api_keys.environment)
+        .map_err(|_| anyhow::anyhow!("api_keys.environment is not a valid environment"))?;
+    let sign_in = Arc::new(portcullis_service::sign_in::SignIn::new(
+        store.clone(),
+        clock.clone(),
+        audit.clone(),
+        config.sign_in.config(
+            Duration::from_secs(config.oauth.max_access_token_ttl_secs),
+            environment,
+        ),
+        &keyring,
+    ));
+    let sign_in_pruner = sign_in
+        .clone()
+        .spawn_pruner(Duration::from_secs(config.sign_in.prune_interval_secs));
     let feed = Arc::new(portcullis_service::revocations::Feed::new(
         Duration::from_millis(config.revocations.heartbeat_interval_ms),
     ));
@@ -302,6 +320,7 @@ pub async fn assemble(
     .context("could not start the user accounts (password hashing, mail)")?;
     let state = AppState {
         users,
+        sign_in,
         store: store.clone(),
         clock,
         audit,
@@ -347,6 +366,7 @@ pub async fn assemble(
             usage_flusher,
             key_follower,
             key_task,
+            sign_in_pruner,
         },
     })
 }

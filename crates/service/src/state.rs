@@ -28,6 +28,8 @@ pub struct AppState {
     pub revocations: Arc<crate::revocations::Feed>,
     /// Users' password rule and hashing pool, one-time links and the mailer.
     pub users: Arc<crate::users::Users>,
+    /// Sessions, authorization codes and refresh-token families (`sign_in`).
+    pub sign_in: Arc<crate::sign_in::SignIn>,
 }
 
 impl AppState {

@@ -38,6 +38,12 @@ pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
 pub const JWKS_PATH: &str = "/oauth2/jwks";
+/// The authorization endpoint (browser sign-in, `response_type=code`).
+pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
+/// The OpenID Connect userinfo endpoint.
+pub const USERINFO_PATH: &str = "/oauth2/userinfo";
+/// The RP-initiated logout endpoint (`end_session_endpoint`).
+pub const END_SESSION_PATH: &str = "/oauth2/logout";
 /// Entries each table of the failure throttle holds at most (sources; client id and source
 /// pairs): a few megabytes, whatever a flood of made-up ids and addresses brings.
 /// Longest time verifiers may cache JWKS. With rotation on, the server uses at most half the

@@ -87,6 +87,100 @@ impl SignInError {
     }
 }
 
+/// The `[sign_in]` section of the configuration (`docs/browser-apps.md`): how long sessions,
+/// refresh-token families and authorization codes live, and how often ended state is pruned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInSettings {
+    /// A session not seen for this long is over, in seconds (default 30 minutes).
+    pub session_idle_secs: u64,
+    /// A session is over this long after sign-in, however active, in seconds (default 10 hours).
+    pub session_absolute_secs: u64,
+    /// A refresh-token family not used for this long is over, in seconds (default 14 days).
+    pub refresh_idle_secs: u64,
+    /// A refresh-token family is over this long after sign-in, in seconds (default 30 days).
+    pub refresh_absolute_secs: u64,
+    /// How long after a rotation the rotated token still gets the same successor (two browser
+    /// tabs refreshing at once), in seconds; 0 turns it off, at most 60 (default 10).
+    pub refresh_grace_secs: u64,
+    /// How long an authorization code lives, in seconds: 1 to 60 (default 60).
+    pub code_lifetime_secs: u64,
+    /// How often ended sessions and expired codes are deleted, in seconds (default 5 minutes).
+    pub prune_interval_secs: u64,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        let session = SessionPolicy::default();
+        let refresh = RefreshPolicy::default();
+        Self {
+            session_idle_secs: session.idle.as_secs(),
+            session_absolute_secs: session.absolute.as_secs(),
+            refresh_idle_secs: refresh.idle.as_secs(),
+            refresh_absolute_secs: refresh.absolute.as_secs(),
+            refresh_grace_secs: refresh.grace.as_secs(),
+            code_lifetime_secs: portcullis_core::auth_code::MAX_CODE_LIFETIME.as_secs(),
+            prune_interval_secs: 300,
+        }
+    }
+}
+
+impl SignInSettings {
+    /// Refuses settings that make no sense or weaken a rule: zero lifetimes, an idle timeout
+    /// longer than the absolute one, a grace window over a minute, a code living over 60 s.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("session_idle_secs", self.session_idle_secs),
+            ("session_absolute_secs", self.session_absolute_secs),
+            ("refresh_idle_secs", self.refresh_idle_secs),
+            ("refresh_absolute_secs", self.refresh_absolute_secs),
+            ("code_lifetime_secs", self.code_lifetime_secs),
+            ("prune_interval_secs", self.prune_interval_secs),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("sign_in.{name} must be at least 1"));
+        }
+        if self.session_idle_secs > self.session_absolute_secs {
+            return Err("sign_in.session_idle_secs must not exceed session_absolute_secs".into());
+        }
+        if self.refresh_idle_secs > self.refresh_absolute_secs {
+            return Err("sign_in.refresh_idle_secs must not exceed refresh_absolute_secs".into());
+        }
+        if self.refresh_grace_secs > portcullis_core::refresh::MAX_GRACE.as_secs() {
+            return Err(format!(
+                "sign_in.refresh_grace_secs must be 0 to {}",
+                portcullis_core::refresh::MAX_GRACE.as_secs()
+            ));
+        }
+        let max_code = portcullis_core::auth_code::MAX_CODE_LIFETIME.as_secs();
+        if self.code_lifetime_secs > max_code {
+            return Err(format!(
+                "sign_in.code_lifetime_secs must be 1 to {max_code} (codes are short-lived)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The operations' configuration: `token_lifetime` is the longest access-token lifetime,
+    /// `environment` the one refresh tokens are issued for.
+    pub fn config(&self, token_lifetime: Duration, environment: Environment) -> SignInConfig {
+        SignInConfig {
+            session: SessionPolicy {
+                idle: Duration::from_secs(self.session_idle_secs),
+                absolute: Duration::from_secs(self.session_absolute_secs),
+            },
+            refresh: RefreshPolicy {
+                idle: Duration::from_secs(self.refresh_idle_secs),
+                absolute: Duration::from_secs(self.refresh_absolute_secs),
+                grace: Duration::from_secs(self.refresh_grace_secs),
+            },
+            code_lifetime: Duration::from_secs(self.code_lifetime_secs),
+            token_lifetime,
+            environment,
+        }
+    }
+}
+
 pub type Result<T, E = SignInError> = std::result::Result<T, E>;
 
 /// The sign-in operations over one store.
@@ -120,6 +214,24 @@ impl SignIn {
 
     pub fn config(&self) -> &SignInConfig {
         &self.config
+    }
+
+    /// Prunes every `interval` until aborted; a failed pass is logged and retried next time.
+    pub fn spawn_pruner(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match self.prune().await {
+                    Ok((sessions, codes)) if sessions + codes > 0 => {
+                        tracing::debug!(sessions, codes, "pruned ended sign-in state")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not prune sign-in state"),
+                }
+            }
+        })
     }
 
     /// Deletes what can no longer matter: sessions past their absolute deadline, and codes
