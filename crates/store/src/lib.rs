@@ -23,7 +23,13 @@ pub mod page;
 mod postgres;
 mod sign_in_model;
 mod sql;
+mod sql_api_keys;
+mod sql_audit;
+mod sql_clients;
+mod sql_keys;
+mod sql_revocations;
 mod sql_sign_in;
+mod sql_tenants;
 mod sql_users;
 mod sqlite;
 

@@ -156,7 +156,13 @@ async fn listen_until_lost(
     }
 }
 
-crate::sql::impl_sql_store!(PgStore, PgRow, "postgres", follow_head);
+crate::sql::impl_sql_store!(PgStore, PgRow, "postgres");
+crate::sql_tenants::impl_tenant_store!(PgStore, PgRow);
+crate::sql_keys::impl_key_store!(PgStore, PgRow);
+crate::sql_audit::impl_audit_store!(PgStore, PgRow);
+crate::sql_clients::impl_client_store!(PgStore, PgRow);
+crate::sql_revocations::impl_revocation_store!(PgStore, PgRow, follow_head);
+crate::sql_api_keys::impl_api_key_store!(PgStore, PgRow);
 crate::sql_users::impl_user_store!(PgStore, PgRow);
 crate::sql_sign_in::impl_sign_in_store!(PgStore, PgRow);
 // PostgreSQL: the export reads one snapshot, whatever other nodes commit meanwhile.

@@ -167,7 +167,13 @@ async fn follow_head(pool: SqlitePool, sink: HeadSink) {
     .await;
 }
 
-crate::sql::impl_sql_store!(SqliteStore, SqliteRow, "sqlite", follow_head);
+crate::sql::impl_sql_store!(SqliteStore, SqliteRow, "sqlite");
+crate::sql_tenants::impl_tenant_store!(SqliteStore, SqliteRow);
+crate::sql_keys::impl_key_store!(SqliteStore, SqliteRow);
+crate::sql_audit::impl_audit_store!(SqliteStore, SqliteRow);
+crate::sql_clients::impl_client_store!(SqliteStore, SqliteRow);
+crate::sql_revocations::impl_revocation_store!(SqliteStore, SqliteRow, follow_head);
+crate::sql_api_keys::impl_api_key_store!(SqliteStore, SqliteRow);
 crate::sql_users::impl_user_store!(SqliteStore, SqliteRow);
 crate::sql_sign_in::impl_sign_in_store!(SqliteStore, SqliteRow);
 // SQLite: a deferred read transaction already reads one snapshot.
