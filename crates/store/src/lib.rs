@@ -21,6 +21,7 @@ mod head;
 mod model;
 pub mod page;
 mod postgres;
+mod scope;
 mod sign_in_model;
 mod sql;
 mod sql_api_keys;
@@ -41,6 +42,7 @@ pub use page::{
     MAX_PAGE_LIMIT,
 };
 pub use postgres::PgStore;
+pub use scope::TenantScope;
 pub use sign_in_model::*;
 pub use sqlite::{FileCheck, SqliteStore};
 
@@ -178,6 +180,9 @@ pub trait ApiKeyStore {
     async fn insert_api_keys(&self, keys: &[ApiKeyRecord]) -> Result<()>;
     /// Lookup by the id embedded in a presented key, whatever its tenant: the caller decides.
     async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
+    /// The tenant's key `id`; another tenant's key is not found (the tenant is in the query).
+    async fn get_tenant_api_key(&self, tenant: &TenantId, id: &str)
+        -> Result<Option<ApiKeyRecord>>;
     /// A page of a tenant's keys, oldest first.
     async fn list_api_keys(
         &self,
@@ -296,6 +301,9 @@ pub trait ClientStore {
     ) -> Result<()>;
     /// Looks a client up by its globally unique id (the token endpoint does not know the tenant).
     async fn get_client(&self, id: &str) -> Result<Option<OAuthClient>>;
+    /// The tenant's client `id`; another tenant's client is not found (the tenant is in the
+    /// query).
+    async fn get_tenant_client(&self, tenant: &TenantId, id: &str) -> Result<Option<OAuthClient>>;
     /// A page of the tenant's clients, oldest first.
     async fn list_clients(
         &self,

@@ -182,6 +182,21 @@ macro_rules! impl_api_key_store {
                     .transpose()
             }
 
+            async fn get_tenant_api_key(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+            ) -> Result<Option<ApiKeyRecord>> {
+                sqlx::query("SELECT * FROM api_keys WHERE id = $1 AND tenant_id = $2")
+                    .bind(id)
+                    .bind(tenant.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(api_key_from_row)
+                    .transpose()
+            }
+
             async fn list_api_keys(
                 &self,
                 tenant: &TenantId,

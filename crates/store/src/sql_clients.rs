@@ -305,6 +305,21 @@ macro_rules! impl_client_store {
                     .transpose()
             }
 
+            async fn get_tenant_client(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+            ) -> Result<Option<OAuthClient>> {
+                sqlx::query("SELECT * FROM oauth_clients WHERE id = $1 AND tenant_id = $2")
+                    .bind(id)
+                    .bind(tenant.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(client_from_row)
+                    .transpose()
+            }
+
             async fn list_clients(
                 &self,
                 tenant: &TenantId,

@@ -342,15 +342,11 @@ pub async fn list(
 }
 
 /// The key `id` of the admin's tenant; another tenant's key is "not found".
-async fn load(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<ApiKeyRecord, ApiError> {
-    if id.len() > 64 {
-        return Err(ApiError::not_found());
-    }
-    state
-        .store
-        .get_api_key(id)
+async fn load(admin: &TenantAdmin, id: &str) -> Result<ApiKeyRecord, ApiError> {
+    admin
+        .scope
+        .api_key(id)
         .await?
-        .filter(|k| k.tenant == admin.tenant)
         .ok_or_else(ApiError::not_found)
 }
 
@@ -361,7 +357,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
-    let key = load(&state, &admin, &id).await?;
+    let key = load(&admin, &id).await?;
     Ok(Json(KeyView::new(key, state.clock.now())))
 }
 
@@ -401,7 +397,7 @@ pub async fn update(
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateKey>,
 ) -> Result<Json<KeyView>, ApiError> {
-    let mut key = load(&state, &admin, &id).await?;
+    let mut key = load(&admin, &id).await?;
     if key.revoked_at.is_some() {
         return Err(ApiError::conflict("the key is revoked"));
     }
@@ -469,7 +465,7 @@ async fn set_disabled(
         Action::ApiKeyEnable
     };
     record_event(&state, &admin, action, &id, None);
-    let key = load(&state, &admin, &id).await?;
+    let key = load(&admin, &id).await?;
     Ok(Json(KeyView::new(key, now)))
 }
 
@@ -517,7 +513,7 @@ pub async fn revoke(
         &id,
         Some(Reason::new("admin")),
     );
-    let key = load(&state, &admin, &id).await?;
+    let key = load(&admin, &id).await?;
     Ok(Json(KeyView::new(key, now)))
 }
 
@@ -598,7 +594,7 @@ pub async fn rotate(
         return Err(bad("overlap may be at most 30 days"));
     }
     let requested = parse_expiry(body.expires_in.as_deref())?;
-    let old = load(&state, &admin, &id).await?;
+    let old = load(&admin, &id).await?;
     if old.revoked_at.is_some() || old.replaced_by.is_some() {
         return Err(ApiError::conflict("the key is revoked or already rotated"));
     }
@@ -653,7 +649,7 @@ pub async fn rotate(
         &new.id,
         Some(Reason::with_detail("rotation_of", &old.id)),
     );
-    let old = load(&state, &admin, &old.id).await?;
+    let old = load(&admin, &old.id).await?;
     Ok((
         StatusCode::CREATED,
         Json(Rotated {

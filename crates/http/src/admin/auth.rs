@@ -77,6 +77,9 @@ pub struct TenantAdmin {
     pub principal: AdminPrincipal,
     pub tenant: TenantId,
     pub origin: RequestOrigin,
+    /// Storage seen from `tenant`: single objects are read through it, never by a global
+    /// lookup and a filter.
+    pub scope: portcullis_store::TenantScope,
 }
 
 impl FromRequestParts<AppState> for GlobalAdmin {
@@ -108,6 +111,7 @@ impl FromRequestParts<AppState> for TenantAdmin {
         )?;
         Ok(Self {
             principal,
+            scope: portcullis_store::TenantScope::new(state.store.clone(), tenant.clone()),
             tenant,
             origin,
         })

@@ -445,7 +445,7 @@ pub async fn list(
 
 /// The tenant's client with whether it is archived, or 404.
 async fn load(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<ClientView, ApiError> {
-    let client = tenant_client(state, admin, id).await?;
+    let client = tenant_client(admin, id).await?;
     let archived_at = state
         .store
         .archived_at(ArchivedKind::Client, &client.id)
@@ -463,7 +463,7 @@ async fn live_client(
     admin: &TenantAdmin,
     id: &str,
 ) -> Result<OAuthClient, ApiError> {
-    let client = tenant_client(state, admin, id).await?;
+    let client = tenant_client(admin, id).await?;
     if state
         .store
         .archived_at(ArchivedKind::Client, &client.id)
@@ -476,19 +476,11 @@ async fn live_client(
 }
 
 /// The tenant's client, or 404 (also for another tenant's client id).
-async fn tenant_client(
-    state: &AppState,
-    admin: &TenantAdmin,
-    id: &str,
-) -> Result<OAuthClient, ApiError> {
-    if id.len() > 64 {
-        return Err(ApiError::not_found());
-    }
-    state
-        .store
-        .get_client(id)
+async fn tenant_client(admin: &TenantAdmin, id: &str) -> Result<OAuthClient, ApiError> {
+    admin
+        .scope
+        .client(id)
         .await?
-        .filter(|c| c.tenant == admin.tenant)
         .ok_or_else(ApiError::not_found)
 }
 
@@ -581,7 +573,7 @@ pub async fn disable(
         )
         .await?;
     record(&state, &admin, Action::OAuthClientDisable, &client.id);
-    let client = tenant_client(&state, &admin, &id).await?;
+    let client = tenant_client(&admin, &id).await?;
     Ok(Json(client.into()))
 }
 
@@ -593,7 +585,7 @@ pub async fn archive(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
-    let client = tenant_client(&state, &admin, &id).await?;
+    let client = tenant_client(&admin, &id).await?;
     let now = state.clock.now();
     let revocation = NewRevocation {
         tenant: admin.tenant.clone(),
@@ -848,7 +840,7 @@ pub async fn update(
         return Err(ApiError::not_found());
     }
     record(&state, &admin, Action::OAuthClientUpdate, &changed.id);
-    let client = tenant_client(&state, &admin, &id).await?;
+    let client = tenant_client(&admin, &id).await?;
     Ok(Json(client.into()))
 }
 

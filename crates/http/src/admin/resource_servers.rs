@@ -200,7 +200,7 @@ async fn load(
     admin: &TenantAdmin,
     id: &str,
 ) -> Result<ResourceServerView, ApiError> {
-    let rs = tenant_resource_server(state, admin, id).await?;
+    let rs = tenant_resource_server(admin, id).await?;
     let archived_at = state
         .store
         .archived_at(ArchivedKind::ResourceServer, &rs.id)
@@ -220,7 +220,7 @@ pub async fn archive(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ResourceServerView>, ApiError> {
-    let rs = tenant_resource_server(&state, &admin, &id).await?;
+    let rs = tenant_resource_server(&admin, &id).await?;
     let written = state
         .store
         .archive_resource_server(
@@ -251,17 +251,10 @@ pub async fn archive(
 }
 
 /// The tenant's resource server, or 404 (also for another tenant's id).
-async fn tenant_resource_server(
-    state: &AppState,
-    admin: &TenantAdmin,
-    id: &str,
-) -> Result<ResourceServer, ApiError> {
-    if id.len() > 64 {
-        return Err(ApiError::not_found());
-    }
-    state
-        .store
-        .get_resource_server(&admin.tenant, id)
+async fn tenant_resource_server(admin: &TenantAdmin, id: &str) -> Result<ResourceServer, ApiError> {
+    admin
+        .scope
+        .resource_server(id)
         .await?
         .ok_or_else(ApiError::not_found)
 }
@@ -294,7 +287,7 @@ pub async fn rotate_secret(
         Environment::parse(body.environment.as_deref().unwrap_or("live")).map_err(|_| {
             ApiError::invalid_request("environment is 1 to 16 lowercase letters and digits")
         })?;
-    let rs = tenant_resource_server(&state, &admin, &id).await?;
+    let rs = tenant_resource_server(&admin, &id).await?;
     if state
         .store
         .archived_at(ArchivedKind::ResourceServer, &rs.id)

@@ -204,13 +204,9 @@ async fn active_tenant(state: &AppState, admin: &TenantAdmin) -> Result<(), ApiE
 }
 
 /// The tenant's user `id`, or 404 (also for a malformed id and another tenant's user).
-async fn load(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<UserRecord, ApiError> {
+async fn load(admin: &TenantAdmin, id: &str) -> Result<UserRecord, ApiError> {
     let id = UserId::parse(id).map_err(|_| ApiError::not_found())?;
-    state
-        .store
-        .get_user(&admin.tenant, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)
+    admin.scope.user(&id).await?.ok_or_else(ApiError::not_found)
 }
 
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/users", tag = "users", params(super::openapi::TenantPath), request_body = CreateUser,
@@ -312,10 +308,9 @@ pub async fn list(
     responses((status = 200, description = "The user", body = UserView)))]
 pub async fn show(
     admin: TenantAdmin,
-    State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(load(&state, &admin, &id).await?.into()))
+    Ok(Json(load(&admin, &id).await?.into()))
 }
 
 #[utoipa::path(patch, path = "/admin/v1/tenants/{tenant}/users/{id}", tag = "users", params(super::openapi::TenantIdPath), request_body = UpdateUser,
@@ -327,7 +322,7 @@ pub async fn update(
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<UserView>, ApiError> {
-    let mut user = load(&state, &admin, &id).await?;
+    let mut user = load(&admin, &id).await?;
     if let Some(username) = body.username {
         user.username = username;
     }
@@ -357,7 +352,7 @@ pub async fn update(
         return Err(ApiError::not_found());
     }
     record(&state, &admin, Action::UserUpdate, user.id.as_str());
-    Ok(Json(load(&state, &admin, &id).await?.into()))
+    Ok(Json(load(&admin, &id).await?.into()))
 }
 
 async fn set_status(
@@ -366,7 +361,7 @@ async fn set_status(
     id: &str,
     disable: bool,
 ) -> Result<Json<UserView>, ApiError> {
-    let user = load(state, admin, id).await?;
+    let user = load(admin, id).await?;
     let now = state.clock.now();
     let status = match (disable, user.password_hash.is_some()) {
         (true, _) => UserStatus::Disabled,
@@ -401,7 +396,7 @@ async fn set_status(
         Action::UserEnable
     };
     record(state, admin, action, user.id.as_str());
-    Ok(Json(load(state, admin, id).await?.into()))
+    Ok(Json(load(admin, id).await?.into()))
 }
 
 #[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/users/{id}/disable", tag = "users", params(super::openapi::TenantIdPath),
@@ -431,7 +426,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let user = load(&state, &admin, &id).await?;
+    let user = load(&admin, &id).await?;
     let now = state.clock.now();
     // Sessions and refresh families are not deleted with the row (no foreign key, by design):
     // they are ended through the service first, so a failure leaves the user in place.
@@ -462,7 +457,7 @@ pub async fn invite(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<LinkSent>), ApiError> {
-    let user = load(&state, &admin, &id).await?;
+    let user = load(&admin, &id).await?;
     if user.status != UserStatus::Invited {
         return Err(ApiError::conflict(
             "only an invited user gets an invitation; an active user resets its password",

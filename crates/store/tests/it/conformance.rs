@@ -156,6 +156,7 @@ conformance!(
     an_export_is_one_snapshot_while_writes_continue,
     alerts_deduplicate_while_live_and_move_only_forward,
     alerts_are_listed_with_filters_and_scoped_by_tenant,
+    a_tenant_scope_never_reads_another_tenants_rows,
 );
 
 /// A fresh, migrated SQLite store and (when configured) a fresh PostgreSQL one, as import
@@ -505,6 +506,46 @@ mod cases {
         let ids: Vec<_> = got.into_iter().map(|e| e.id).collect();
         let want: Vec<String> = (0..10).rev().map(|i| format!("e{i}")).collect();
         assert_eq!(ids, want);
+    }
+
+    pub async fn a_tenant_scope_never_reads_another_tenants_rows(s: Arc<dyn Store>) {
+        tenants(&s, &["acme", "globex"]).await;
+        s.create_client(&client("cl_1", "acme"), None)
+            .await
+            .expect("client");
+        s.insert_api_key(&api_key("k1", "acme", "live", "partner-a"))
+            .await
+            .expect("key");
+        let acme = TenantScope::new(s.clone(), tid("acme"));
+        let globex = TenantScope::new(s.clone(), tid("globex"));
+        assert_eq!(acme.tenant(), &tid("acme"));
+        assert_eq!(
+            acme.client("cl_1").await.expect("get").map(|c| c.id),
+            Some("cl_1".to_owned())
+        );
+        assert_eq!(
+            acme.api_key("k1").await.expect("get").map(|k| k.id),
+            Some("k1".to_owned())
+        );
+        // The same ids through another tenant's scope are simply not there.
+        assert!(globex.client("cl_1").await.expect("get").is_none());
+        assert!(globex.api_key("k1").await.expect("get").is_none());
+        assert!(globex.resource_server("cl_1").await.expect("get").is_none());
+        assert!(globex.alert("k1").await.expect("get").is_none());
+        // An id no object could have is not found without a query failing.
+        assert!(acme.client(&"x".repeat(65)).await.expect("get").is_none());
+        assert!(acme.api_key(&"x".repeat(65)).await.expect("get").is_none());
+        // The trait's tenant-bound lookups agree with the handle.
+        assert!(s
+            .get_tenant_client(&tid("globex"), "cl_1")
+            .await
+            .expect("get")
+            .is_none());
+        assert!(s
+            .get_tenant_api_key(&tid("acme"), "k1")
+            .await
+            .expect("get")
+            .is_some());
     }
 
     pub async fn archiving_a_client_disables_it_expires_its_secrets_and_logs_in_one_step(
