@@ -5,7 +5,74 @@
 
 macro_rules! impl_client_store {
     ($store:ty, $row:ty) => {
-        fn list_col(s: String) -> Vec<String> {
+/// Where one kind of secret owner keeps its rows (fixed names, never request input).
+        struct SecretOwner {
+            /// The owner's table, with `id`, `tenant_id` and `updated_at` columns.
+            table: &'static str,
+            /// The owner's kind in `archived_objects`.
+            archived_kind: &'static str,
+            /// The secrets' table and its column naming the owner.
+            secrets: &'static str,
+            owner_column: &'static str,
+        }
+
+        const CLIENT_SECRETS: SecretOwner = SecretOwner {
+            table: "oauth_clients",
+            archived_kind: "client",
+            secrets: "oauth_client_secrets",
+            owner_column: "client_id",
+        };
+
+        const RESOURCE_SERVER_SECRETS: SecretOwner = SecretOwner {
+            table: "resource_servers",
+            archived_kind: "resource_server",
+            secrets: "resource_server_secrets",
+            owner_column: "resource_server_id",
+        };
+
+        /// The first half of a secret rotation, inside `tx`: touches the tenant's live owner row
+        /// (which serialises concurrent rotations of one owner) and makes every older secret
+        /// still valid at `old_expires_at` expire then. `at` is (the new secret's creation,
+        /// `old_expires_at`). Returns `false`, changing nothing, if the tenant has no such live
+        /// owner.
+        async fn retire_older_secrets(
+            tx: &mut sqlx::Transaction<'_, Db>,
+            owner: &SecretOwner,
+            tenant: &TenantId,
+            owner_id: &str,
+            (created_at, old_expires_at): (Timestamp, Timestamp),
+        ) -> Result<bool> {
+            let touch = format!(
+                "UPDATE {table} SET updated_at = $1 WHERE id = $2 AND tenant_id = $3 \
+                 AND NOT EXISTS (SELECT 1 FROM archived_objects a \
+                                 WHERE a.kind = '{kind}' AND a.id = {table}.id)",
+                table = owner.table,
+                kind = owner.archived_kind,
+            );
+            let found = sqlx::query(&touch)
+                .bind(created_at.as_millis())
+                .bind(owner_id)
+                .bind(tenant.as_str())
+                .execute(&mut **tx)
+                .await?;
+            if found.rows_affected() != 1 {
+                return Ok(false);
+            }
+            let expire = format!(
+                "UPDATE {secrets} SET expires_at = $1 WHERE {owner_column} = $2 \
+                 AND (expires_at IS NULL OR expires_at > $1)",
+                secrets = owner.secrets,
+                owner_column = owner.owner_column,
+            );
+            sqlx::query(&expire)
+                .bind(old_expires_at.as_millis())
+                .bind(owner_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(true)
+        }
+
+                fn list_col(s: String) -> Vec<String> {
             s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect()
         }
 
@@ -176,28 +243,10 @@ macro_rules! impl_client_store {
                 old_expires_at: Timestamp,
             ) -> Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                // Touching the resource server's row first serialises concurrent rotations.
-                let found = sqlx::query(
-                    "UPDATE resource_servers SET updated_at = $1 WHERE id = $2 AND tenant_id = $3 \
-                     AND NOT EXISTS (SELECT 1 FROM archived_objects a \
-                                     WHERE a.kind = 'resource_server' AND a.id = resource_servers.id)",
-                )
-                .bind(s.created_at.as_millis())
-                .bind(&s.resource_server_id)
-                .bind(tenant.as_str())
-                .execute(&mut *tx)
-                .await?;
-                if found.rows_affected() != 1 {
+                let at = (s.created_at, old_expires_at);
+                if !retire_older_secrets(&mut tx, &RESOURCE_SERVER_SECRETS, tenant, &s.resource_server_id, at).await? {
                     return Ok(false);
                 }
-                sqlx::query(
-                    "UPDATE resource_server_secrets SET expires_at = $1 \
-                     WHERE resource_server_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
-                )
-                .bind(old_expires_at.as_millis())
-                .bind(&s.resource_server_id)
-                .execute(&mut *tx)
-                .await?;
                 sqlx::query(
                     "INSERT INTO resource_server_secrets (id, resource_server_id, display_prefix, \
                      secret_digest, created_at, expires_at, last_used_at) \
@@ -409,28 +458,10 @@ macro_rules! impl_client_store {
                 old_expires_at: Timestamp,
             ) -> Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                // Touching the client row first serialises concurrent rotations of one client.
-                let found = sqlx::query(
-                    "UPDATE oauth_clients SET updated_at = $1 WHERE id = $2 AND tenant_id = $3 \
-                     AND NOT EXISTS (SELECT 1 FROM archived_objects a \
-                                     WHERE a.kind = 'client' AND a.id = oauth_clients.id)",
-                )
-                .bind(s.created_at.as_millis())
-                .bind(&s.client_id)
-                .bind(tenant.as_str())
-                .execute(&mut *tx)
-                .await?;
-                if found.rows_affected() != 1 {
+                let at = (s.created_at, old_expires_at);
+                if !retire_older_secrets(&mut tx, &CLIENT_SECRETS, tenant, &s.client_id, at).await? {
                     return Ok(false);
                 }
-                sqlx::query(
-                    "UPDATE oauth_client_secrets SET expires_at = $1 WHERE client_id = $2 \
-                     AND (expires_at IS NULL OR expires_at > $1)",
-                )
-                .bind(old_expires_at.as_millis())
-                .bind(&s.client_id)
-                .execute(&mut *tx)
-                .await?;
                 insert_client_secret(&mut tx, s).await?;
                 tx.commit().await?;
                 Ok(true)
