@@ -1,7 +1,8 @@
 //! What a successful admin API answer must look like, read from the server's own OpenAPI
 //! document (`portcullis_http::openapi`, the one `serve` publishes and `docs/openapi.json`
 //! checks in): the top-level type of the route's 2xx body and the members it requires (through
-//! `$ref` and `allOf`; for an array, in each element).
+//! `$ref` and `allOf`; for an array, in each element), recursively into each required member
+//! (so a page's `items` must hold the route's items, not any list).
 //!
 //! This is how the CLI tells Portcullis from something else that answers 200 with JSON at
 //! `--url` (another service's `{"status":"ok"}`): such an answer is refused with a clear message
