@@ -10,6 +10,7 @@ mod commands;
 mod new_file;
 mod token;
 mod users;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +85,9 @@ enum Command {
     /// The detectors' alerts: list, show, acknowledge, resolve (docs/alerts.md).
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Webhook endpoints for alerts and their deliveries (docs/alerts.md).
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Manage API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(commands::ApiKeyCommand),
@@ -311,6 +315,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AdminToken(cmd) => commands::admin_token(cmd).await,
         Command::Audit(cmd) => commands::audit(cmd).await,
         Command::Alerts(cmd) => alerts::run(cmd).await,
+        Command::Webhooks(cmd) => webhooks::run(cmd).await,
         Command::ApiKey(cmd) => commands::api_key(cmd).await,
         Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
         Command::Client(cmd) => commands::client(cmd).await,

@@ -73,6 +73,8 @@ pub struct Config {
     pub metrics: crate::metrics::MetricsConfig,
     /// The detectors and alerts (issue 19; `docs/alerts.md`): on by default.
     pub detect: portcullis_core::detect::DetectConfig,
+    /// Webhook delivery of alerts (`docs/alerts.md`).
+    pub webhooks: portcullis_service::webhooks::WebhookSettings,
     /// Users: the new-password rule and one-time link lifetimes (`docs/users.md`).
     pub users: UsersConfig,
     /// Argon2id parameters (never below OWASP's) and the hashing pool.
@@ -322,6 +324,7 @@ impl Default for Config {
             gateway: GatewayEmbedConfig::default(),
             metrics: crate::metrics::MetricsConfig::default(),
             detect: portcullis_core::detect::DetectConfig::default(),
+            webhooks: Default::default(),
             users: UsersConfig::default(),
             passwords: Argon2Settings::default(),
             sign_in: Default::default(),
@@ -467,7 +470,8 @@ impl Config {
                 "metrics.listen must differ from listen: the metrics listener is separate".into(),
             ));
         }
-        let detect = self.detect.problems();
+        let mut detect = self.detect.problems();
+        detect.extend(self.webhooks.problems());
         if !detect.is_empty() {
             return Err(ConfigError::Invalid(detect.join("; ")));
         }
