@@ -824,6 +824,11 @@ mod tests {
             "[detect.rules]\nnew_network = \"sometimes\"\n",
             "[detect.rules]\nno_such_rule = \"on\"\n",
             "[detect.tenants.\"Not A Tenant\"]\nfailed_auth_floor = 5\n",
+            "[detect.tenant_rules.\"Not A Tenant\"]\nnew_network = \"off\"\n",
+            "[detect.tenant_rules.acme]\nnew_network = \"sometimes\"\n",
+            "[webhooks]\nmax_attempts = 0\n",
+            "[webhooks]\nlease_secs = 1\n",
+            "[webhooks]\nno_such_key = 1\n",
         ] {
             let f = file(body);
             assert!(
@@ -852,6 +857,21 @@ mod tests {
         let acme = portcullis_core::tenant::TenantId::parse("acme").expect("tenant");
         assert_eq!(c.detect.thresholds_for(&acme).failed_auth_floor, 5);
         assert_eq!(c.detect.thresholds_for(&acme).failed_auth_window_secs, 300);
+        let f = file(
+            "[detect.tenant_rules.acme]\nfailed_auth_spike = \"shadow\"\n\
+             [webhooks]\nmax_attempts = 5\ninsecure_allow_http = true\n",
+        );
+        let c = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+            .expect("tenant rules and webhooks");
+        assert_eq!(
+            c.detect.mode_for(Rule::FailedAuthSpike, &acme),
+            Mode::Shadow
+        );
+        let other = portcullis_core::tenant::TenantId::parse("other").expect("tenant");
+        assert_eq!(c.detect.mode_for(Rule::FailedAuthSpike, &other), Mode::On);
+        assert_eq!(c.webhooks.max_attempts, 5);
+        assert!(c.webhooks.insecure_allow_http);
+        assert!(!c.webhooks.insecure_allow_private_addresses);
     }
 
     #[test]
