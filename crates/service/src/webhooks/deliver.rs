@@ -137,8 +137,7 @@ impl Webhooks {
             .map_err(|_| fail("endpoint could not be read"))?
             .ok_or_else(|| fail("endpoint deleted"))?;
         // The rules may have tightened since the endpoint was registered.
-        let url =
-            address::validate_url(&endpoint.url, self.settings.allow()).map_err(|e| fail(e))?;
+        let url = address::validate_url(&endpoint.url, self.settings.allow()).map_err(fail)?;
         let secret = self
             .open_secret(&endpoint)
             .map_err(|_| fail("secret could not be opened (KEK)"))?;
