@@ -331,6 +331,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 mod tests {
     use super::report;
 
+    /// clap's own consistency checks over every subcommand (a duplicate argument name, such as
+    /// a subcommand's `--url` beside the server's, otherwise panics only when that one runs).
+    #[test]
+    fn every_subcommand_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn webhooks_create_takes_the_endpoint_url_as_an_argument() {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from([
+            "portcullis",
+            "webhooks",
+            "create",
+            "--tenant",
+            "acme",
+            "https://hooks.example.com/in",
+            "--url",
+            "http://127.0.0.1:8080",
+        ])
+        .expect("parses");
+        match cli.command {
+            super::Command::Webhooks(super::webhooks::WebhooksCommand::Create {
+                endpoint_url,
+                tenant,
+                ..
+            }) => {
+                assert_eq!(endpoint_url, "https://hooks.example.com/in");
+                assert_eq!(tenant.as_deref(), Some("acme"));
+            }
+            _ => panic!("not webhooks create"),
+        }
+    }
+
     /// A kid beginning with `-` (one in 64 thumbprints) is revoked like any other, not refused
     /// as an unknown option: in a key compromise the operator must not have to know `--`.
     #[test]

@@ -19,8 +19,8 @@ pub enum WebhooksCommand {
         #[arg(long)]
         tenant: Option<String>,
         /// https URL the alerts are POSTed to.
-        #[arg(long)]
-        url: String,
+        #[arg(value_name = "URL")]
+        endpoint_url: String,
         #[arg(long, default_value = "")]
         description: String,
         #[command(flatten)]
@@ -146,11 +146,11 @@ pub async fn run(cmd: WebhooksCommand) -> anyhow::Result<()> {
     match cmd {
         WebhooksCommand::Create {
             tenant,
-            url,
+            endpoint_url,
             description,
             remote,
         } => {
-            let body = json!({ "url": url, "description": description });
+            let body = json!({ "url": endpoint_url, "description": description });
             let v = AdminClient::new(&remote)?
                 .call(
                     Method::POST,
