@@ -10,6 +10,7 @@ mod commands;
 mod new_file;
 mod token;
 mod users;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +85,9 @@ enum Command {
     /// The detectors' alerts: list, show, acknowledge, resolve (docs/alerts.md).
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Webhook endpoints for alerts and their deliveries (docs/alerts.md).
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Manage API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(commands::ApiKeyCommand),
@@ -311,6 +315,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AdminToken(cmd) => commands::admin_token(cmd).await,
         Command::Audit(cmd) => commands::audit(cmd).await,
         Command::Alerts(cmd) => alerts::run(cmd).await,
+        Command::Webhooks(cmd) => webhooks::run(cmd).await,
         Command::ApiKey(cmd) => commands::api_key(cmd).await,
         Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
         Command::Client(cmd) => commands::client(cmd).await,
@@ -325,6 +330,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::report;
+
+    /// clap's own consistency checks over every subcommand (a duplicate argument name, such as
+    /// a subcommand's `--url` beside the server's, otherwise panics only when that one runs).
+    #[test]
+    fn every_subcommand_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn webhooks_create_takes_the_endpoint_url_as_an_argument() {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from([
+            "portcullis",
+            "webhooks",
+            "create",
+            "--tenant",
+            "acme",
+            "https://hooks.example.com/in",
+            "--url",
+            "http://127.0.0.1:8080",
+        ])
+        .expect("parses");
+        match cli.command {
+            super::Command::Webhooks(super::webhooks::WebhooksCommand::Create {
+                endpoint_url,
+                tenant,
+                ..
+            }) => {
+                assert_eq!(endpoint_url, "https://hooks.example.com/in");
+                assert_eq!(tenant.as_deref(), Some("acme"));
+            }
+            _ => panic!("not webhooks create"),
+        }
+    }
 
     /// A kid beginning with `-` (one in 64 thumbprints) is revoked like any other, not refused
     /// as an unknown option: in a key compromise the operator must not have to know `--`.

@@ -63,6 +63,14 @@ actions! {
     AlertAcknowledge => "alert.acknowledge",
     /// An operator resolved a detector's alert.
     AlertResolve => "alert.resolve",
+    /// A webhook endpoint for alerts was created.
+    WebhookCreate => "webhook.create",
+    /// A webhook endpoint was deleted (with its queued deliveries).
+    WebhookDelete => "webhook.delete",
+    /// A webhook endpoint's signing secret was replaced.
+    WebhookRotateSecret => "webhook.rotate_secret",
+    /// A dead-lettered webhook delivery was queued again.
+    WebhookRedeliver => "webhook.redeliver",
     AdminTokenCreate => "admin_token.create",
     AdminTokenRevoke => "admin_token.revoke",
     ApiKeyCreate => "api_key.create",
@@ -452,6 +460,10 @@ mod tests {
             (Action::AdminTokenBootstrap, "admin_token.bootstrap"),
             (Action::AlertAcknowledge, "alert.acknowledge"),
             (Action::AlertResolve, "alert.resolve"),
+            (Action::WebhookCreate, "webhook.create"),
+            (Action::WebhookDelete, "webhook.delete"),
+            (Action::WebhookRotateSecret, "webhook.rotate_secret"),
+            (Action::WebhookRedeliver, "webhook.redeliver"),
             (Action::AdminTokenCreate, "admin_token.create"),
             (Action::AdminTokenRevoke, "admin_token.revoke"),
             (Action::ApiKeyCreate, "api_key.create"),

@@ -73,6 +73,8 @@ pub struct Config {
     pub metrics: crate::metrics::MetricsConfig,
     /// The detectors and alerts (issue 19; `docs/alerts.md`): on by default.
     pub detect: portcullis_core::detect::DetectConfig,
+    /// Webhook delivery of alerts (`docs/alerts.md`).
+    pub webhooks: portcullis_service::webhooks::WebhookSettings,
     /// Users: the new-password rule and one-time link lifetimes (`docs/users.md`).
     pub users: UsersConfig,
     /// Argon2id parameters (never below OWASP's) and the hashing pool.
@@ -322,6 +324,7 @@ impl Default for Config {
             gateway: GatewayEmbedConfig::default(),
             metrics: crate::metrics::MetricsConfig::default(),
             detect: portcullis_core::detect::DetectConfig::default(),
+            webhooks: Default::default(),
             users: UsersConfig::default(),
             passwords: Argon2Settings::default(),
             sign_in: Default::default(),
@@ -467,7 +470,8 @@ impl Config {
                 "metrics.listen must differ from listen: the metrics listener is separate".into(),
             ));
         }
-        let detect = self.detect.problems();
+        let mut detect = self.detect.problems();
+        detect.extend(self.webhooks.problems());
         if !detect.is_empty() {
             return Err(ConfigError::Invalid(detect.join("; ")));
         }
@@ -820,6 +824,11 @@ mod tests {
             "[detect.rules]\nnew_network = \"sometimes\"\n",
             "[detect.rules]\nno_such_rule = \"on\"\n",
             "[detect.tenants.\"Not A Tenant\"]\nfailed_auth_floor = 5\n",
+            "[detect.tenant_rules.\"Not A Tenant\"]\nnew_network = \"off\"\n",
+            "[detect.tenant_rules.acme]\nnew_network = \"sometimes\"\n",
+            "[webhooks]\nmax_attempts = 0\n",
+            "[webhooks]\nlease_secs = 1\n",
+            "[webhooks]\nno_such_key = 1\n",
         ] {
             let f = file(body);
             assert!(
@@ -848,6 +857,21 @@ mod tests {
         let acme = portcullis_core::tenant::TenantId::parse("acme").expect("tenant");
         assert_eq!(c.detect.thresholds_for(&acme).failed_auth_floor, 5);
         assert_eq!(c.detect.thresholds_for(&acme).failed_auth_window_secs, 300);
+        let f = file(
+            "[detect.tenant_rules.acme]\nfailed_auth_spike = \"shadow\"\n\
+             [webhooks]\nmax_attempts = 5\ninsecure_allow_http = true\n",
+        );
+        let c = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+            .expect("tenant rules and webhooks");
+        assert_eq!(
+            c.detect.mode_for(Rule::FailedAuthSpike, &acme),
+            Mode::Shadow
+        );
+        let other = portcullis_core::tenant::TenantId::parse("other").expect("tenant");
+        assert_eq!(c.detect.mode_for(Rule::FailedAuthSpike, &other), Mode::On);
+        assert_eq!(c.webhooks.max_attempts, 5);
+        assert!(c.webhooks.insecure_allow_http);
+        assert!(!c.webhooks.insecure_allow_private_addresses);
     }
 
     #[test]

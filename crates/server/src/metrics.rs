@@ -57,6 +57,7 @@ impl NodeMetrics {
         if let Some(d) = &self.detect {
             d.write(&mut t);
         }
+        self.state.webhooks.metrics.write(&mut t);
 
         let audit = &self.state.audit;
         let (queued, capacity) = audit.queued();

@@ -147,6 +147,8 @@ pub struct BackgroundTasks {
     key_follower: Option<tokio::task::JoinHandle<()>>,
     key_task: tokio::task::JoinHandle<()>,
     sign_in_pruner: tokio::task::JoinHandle<()>,
+    /// Sends queued webhook deliveries; `None` with `webhooks.enabled = false`.
+    webhook_dispatcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl BackgroundTasks {
@@ -161,6 +163,10 @@ impl BackgroundTasks {
         }
         self.key_task.abort();
         self.sign_in_pruner.abort();
+        if let Some(d) = &self.webhook_dispatcher {
+            // An attempt cut short keeps its lease until it expires; then any node retries it.
+            d.abort();
+        }
         if let Some(d) = &self.detection {
             d.shutdown();
         }
@@ -221,6 +227,22 @@ pub async fn assemble(
     .await
     .context("could not load signing keys")?;
     let (audit, audit_writer) = audit::spawn(store.clone(), clock.clone(), &config.audit);
+    let webhooks = Arc::new(portcullis_service::webhooks::Webhooks::new(
+        store.clone(),
+        clock.clone(),
+        keyring.clone(),
+        issuer.clone(),
+        config.webhooks.clone(),
+    ));
+    let webhook_dispatcher = if config.webhooks.enabled {
+        Some(
+            webhooks
+                .spawn_dispatcher()
+                .context("could not start the webhook dispatcher")?,
+        )
+    } else {
+        None
+    };
     // Subscribed before the first event below, so the detectors see everything recorded.
     let detection = config.detect.enabled.then(|| {
         portcullis_service::detect::spawn(
@@ -228,6 +250,7 @@ pub async fn assemble(
             store.clone(),
             clock.clone(),
             config.detect.clone(),
+            Some(webhooks.clone()),
         )
     });
     if let Some(kid) = created {
@@ -332,6 +355,7 @@ pub async fn assemble(
         }),
         oauth: Arc::new(oauth),
         revocations: feed,
+        webhooks,
     };
     // Finish any rotation a crash interrupted before serving, then keep checking.
     if signer_at_start {
@@ -367,6 +391,7 @@ pub async fn assemble(
             key_follower,
             key_task,
             sign_in_pruner,
+            webhook_dispatcher,
         },
     })
 }
@@ -484,6 +509,11 @@ pub async fn rotate_kek(
     // openable.
     ring.write(&path)?;
     writeln!(progress, "new KEK {new_id} written to {}", path.display())?;
+    let resealed_webhooks = reseal_webhook_secrets(store.as_ref(), &ring, &new_id).await?;
+    writeln!(
+        progress,
+        "re-encrypted {resealed_webhooks} webhook secret(s)"
+    )?;
     let rows = store.list_signing_keys().await?;
     let total = rows.len();
     let mut resealed = 0;
@@ -509,7 +539,13 @@ pub async fn rotate_kek(
         .await?
         .iter()
         .filter(|k| k.kek_id != new_id)
-        .count();
+        .count()
+        + store
+            .all_webhook_endpoints()
+            .await?
+            .iter()
+            .filter(|e| e.kek_id != new_id)
+            .count();
     if leftover == 0 {
         ring.retain_primary_only();
         ring.write(&path)?;
@@ -531,6 +567,32 @@ pub async fn rotate_kek(
         resealed,
         leftover,
     })
+}
+
+/// Re-seals every webhook secret not sealed by `new_kek` (compare-and-swap per row).
+async fn reseal_webhook_secrets(
+    store: &dyn Store,
+    ring: &Keyring,
+    new_kek: &str,
+) -> anyhow::Result<usize> {
+    let mut done = 0;
+    for e in store.all_webhook_endpoints().await? {
+        if e.kek_id == new_kek {
+            continue;
+        }
+        let aad = portcullis_service::webhooks::secret_aad(&e.id);
+        let plain = ring
+            .open(&e.kek_id, &e.sealed_secret, &aad)
+            .with_context(|| format!("could not open the secret of webhook {}", e.id))?;
+        let (kek_id, sealed) = ring.seal(plain.expose(), &aad)?;
+        if store
+            .reseal_webhook_secret(&e.id, &e.kek_id, &kek_id, &sealed)
+            .await?
+        {
+            done += 1;
+        }
+    }
+    Ok(done)
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -1,7 +1,9 @@
 //! The detector task: reads the audit bus, runs the core detectors ([`portcullis_core::detect`])
 //! on every event, rate-limits their findings per rule and subject, and hands each resulting
 //! alert update to a writer task that stores it ([`AlertStore::upsert_alert`], which
-//! deduplicates). Shadow findings are stored too, marked, and never alert.
+//! deduplicates). Shadow findings are stored too, marked, and never alert. The writer then
+//! queues the stored alert's webhook deliveries ([`crate::webhooks::Webhooks::enqueue`]; never
+//! for shadow alerts), which the webhook dispatcher sends on its own.
 //!
 //! It must never block the bus or a request: it is a bus subscriber (a lagging one loses events,
 //! counted in [`DetectMetrics`]), and the hand-off to the writer is a bounded queue that drops,
@@ -127,12 +129,14 @@ impl Detection {
     }
 }
 
-/// Starts the detectors on `sink`'s bus, storing alerts in `store`.
+/// Starts the detectors on `sink`'s bus, storing alerts in `store` and queueing their webhook
+/// deliveries with `webhooks`.
 pub fn spawn(
     sink: &AuditSink,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: DetectConfig,
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 ) -> Detection {
     let metrics = Arc::new(DetectMetrics::default());
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
@@ -146,7 +150,7 @@ pub fn spawn(
         metrics: metrics.clone(),
     };
     let detector = tokio::spawn(task.run());
-    let writer = tokio::spawn(write(store, rx, metrics.clone()));
+    let writer = tokio::spawn(write(store, rx, metrics.clone(), webhooks));
     Detection {
         metrics,
         detector,
@@ -241,13 +245,22 @@ async fn write(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<AlertUpsert>,
     metrics: Arc<DetectMetrics>,
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 ) {
     while let Some(upsert) = rx.recv().await {
-        if let Err(e) = store.upsert_alert(&upsert).await {
-            metrics.updates_dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, rule = %upsert.rule, "could not store an alert update");
-        } else if !upsert.shadow {
-            tracing::warn!(rule = %upsert.rule, tenant = %upsert.tenant, subject = %upsert.subject, "alert");
+        match store.upsert_alert(&upsert).await {
+            Err(e) => {
+                metrics.updates_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, rule = %upsert.rule, "could not store an alert update");
+            }
+            Ok(alert) if !alert.shadow => {
+                tracing::warn!(rule = %upsert.rule, tenant = %upsert.tenant, subject = %upsert.subject, "alert");
+                if let Some(w) = &webhooks {
+                    // The upsert opened the alert if it kept the id this update proposed.
+                    w.enqueue(&alert, alert.id == upsert.id).await;
+                }
+            }
+            Ok(_) => {}
         }
     }
 }

@@ -61,6 +61,12 @@ pub enum KekError {
     Seal,
 }
 
+impl Clone for Kek {
+    fn clone(&self) -> Self {
+        Self::with_id(self.id.clone(), *self.material.expose())
+    }
+}
+
 impl Kek {
     pub fn from_bytes(material: [u8; 32]) -> Self {
         let id = format!("kek-{}", &hex(&Sha256::digest(material))[..16]);
@@ -108,8 +114,9 @@ impl Kek {
     }
 }
 
-/// The KEKs loaded from one file; the first seals.
-#[derive(Debug)]
+/// The KEKs loaded from one file; the first seals. Cloned for each subsystem that seals (signing
+/// keys, webhook secrets), all from the same file.
+#[derive(Debug, Clone)]
 pub struct Keyring {
     keys: Vec<Kek>,
 }

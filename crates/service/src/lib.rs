@@ -31,3 +31,4 @@ pub mod sign_in;
 pub mod state;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub users: Arc<crate::users::Users>,
     /// Sessions, authorization codes and refresh-token families (`sign_in`).
     pub sign_in: Arc<crate::sign_in::SignIn>,
+    /// Webhook endpoints, the delivery queue and its counters (`webhooks`).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl AppState {

@@ -12,8 +12,9 @@
 //! servers and their secrets, OAuth clients and their secrets, API keys, the revocation log and
 //! the seen client-assertion ids (replay protection outlives the move), users with their password
 //! hashes, which tenants, clients and resource servers are archived (an import must not bring
-//! them back), and users' consents (what a user agreed to is state the user would otherwise be
-//! asked again). Not exported: users' one-time tokens (short-lived links), the audit log
+//! them back), users' consents (what a user agreed to is state the user would otherwise be
+//! asked again), and webhook endpoints with their secrets sealed under the KEK (their delivery
+//! queue stays behind, like the alerts it carries). Not exported: users' one-time tokens (short-lived links), the audit log
 //! (history, not state, and the largest table: it stays in the old database and its backups),
 //! the revocation log head (derived from the log on import), and the sign-in state that lives
 //! minutes to days: sessions, authorization codes (at most 60 s), and refresh-token families
@@ -50,7 +51,9 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 2: users (with their password hashes), and clients carry their type, application
 /// type, redirect and post-logout redirect URIs, web origins and first-party flag (version-1
 /// files still read: no users, and every client a machine client).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: webhook endpoints, with their secrets sealed under the KEK (older files still
+/// read: no endpoints).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +95,9 @@ pub enum Record {
     User(UserRecord),
     Archived(ArchivedObject),
     Consent(ConsentRecord),
+    /// A webhook endpoint with its secret sealed under the KEK (as stored). Its delivery queue
+    /// is not exported: deliveries carry alerts, which are not either.
+    WebhookEndpoint(crate::WebhookEndpointRecord),
 }
 
 impl Record {
@@ -112,6 +118,7 @@ impl Record {
             Self::User(_) => "user",
             Self::Archived(_) => "archived",
             Self::Consent(_) => "consent",
+            Self::WebhookEndpoint(_) => "webhook_endpoint",
         }
     }
 }
@@ -472,6 +479,16 @@ enum Line {
         scopes: Vec<String>,
         granted_at: i64,
     },
+    WebhookEndpoint {
+        id: String,
+        tenant_id: String,
+        url: String,
+        description: String,
+        kek_id: String,
+        sealed_secret: String,
+        created_at: i64,
+        secret_rotated_at: i64,
+    },
     End {
         records: u64,
     },
@@ -716,6 +733,16 @@ impl From<Record> for Line {
                 client_id: c.client_id,
                 scopes: c.scopes,
                 granted_at: ms(c.granted_at),
+            },
+            Record::WebhookEndpoint(e) => Line::WebhookEndpoint {
+                id: e.id,
+                tenant_id: e.tenant.as_str().to_owned(),
+                url: e.url,
+                description: e.description,
+                kek_id: e.kek_id,
+                sealed_secret: b64(&e.sealed_secret),
+                created_at: ms(e.created_at),
+                secret_rotated_at: ms(e.secret_rotated_at),
             },
         }
     }
@@ -1002,6 +1029,25 @@ impl Line {
                 scopes: list(scopes, "consent scopes")?,
                 granted_at: at(granted_at),
             }),
+            Line::WebhookEndpoint {
+                id,
+                tenant_id,
+                url,
+                description,
+                kek_id,
+                sealed_secret,
+                created_at,
+                secret_rotated_at,
+            } => Record::WebhookEndpoint(crate::WebhookEndpointRecord {
+                id,
+                tenant: tenant(&tenant_id)?,
+                url,
+                description,
+                kek_id,
+                sealed_secret: unb64(&sealed_secret, "webhook secret")?,
+                created_at: at(created_at),
+                secret_rotated_at: at(secret_rotated_at),
+            }),
         })
     }
 }
@@ -1018,7 +1064,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 20] = [
+pub const IMPORT_TABLES: [(&str, &str); 22] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1043,6 +1089,10 @@ pub const IMPORT_TABLES: [(&str, &str); 20] = [
     ("authorization_codes", "1 = 1"),
     ("refresh_families", "1 = 1"),
     ("refresh_tokens", "1 = 1"),
+    // Endpoints are exported; their delivery queue is not (it carries alerts, which are not),
+    // but an import still refuses a database that holds any.
+    ("webhook_endpoints", "1 = 1"),
+    ("webhook_deliveries", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and
@@ -1274,6 +1324,16 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::WebhookEndpoint(_) => {
+                    let endpoints: Vec<$crate::WebhookEndpointRecord> =
+                        each!(WebhookEndpoint).cloned().collect();
+                    webhook_endpoint_insert(&endpoints)
+                        .build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                    return Ok(());
+                }
                 Record::User(_) => {
                     let users: Vec<UserRecord> = each!(User).cloned().collect();
                     user_insert(&users)
@@ -1425,6 +1485,7 @@ macro_rules! impl_transfer {
                     String,
                     |r| consent_from_row(r).map(Record::Consent)
                 );
+                table!("SELECT t.*, t.id AS k FROM webhook_endpoints t", String, |r| webhook_endpoint_from_row(r).map(Record::WebhookEndpoint));
                 tx.commit().await?;
                 Ok(())
             }

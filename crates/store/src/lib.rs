@@ -32,7 +32,9 @@ mod sql_revocations;
 mod sql_sign_in;
 mod sql_tenants;
 mod sql_users;
+mod sql_webhooks;
 mod sqlite;
+mod webhook_model;
 
 pub use error::StoreError;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
@@ -45,6 +47,7 @@ pub use postgres::PgStore;
 pub use scope::TenantScope;
 pub use sign_in_model::*;
 pub use sqlite::{FileCheck, SqliteStore};
+pub use webhook_model::*;
 
 use async_trait::async_trait;
 use portcullis_core::audit::AuditEvent;
@@ -165,6 +168,91 @@ pub trait AlertStore {
         from: portcullis_core::alert::AlertStatus,
         to: portcullis_core::alert::AlertStatus,
         by: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+}
+
+/// Webhook endpoints and their delivery queue (issue 19). Endpoint lookups are scoped by tenant
+/// (`system` holds the installation-wide endpoints); the queue is shared by every node, which
+/// claim due deliveries under a lease so no two nodes run the same attempt at once.
+#[async_trait]
+pub trait WebhookStore {
+    async fn create_webhook_endpoint(&self, endpoint: &WebhookEndpointRecord) -> Result<()>;
+    /// A page of `tenant`'s endpoints, the most recently created first.
+    async fn list_webhook_endpoints(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<WebhookEndpointRecord>>;
+    async fn get_webhook_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<WebhookEndpointRecord>>;
+    /// Deletes the endpoint and its deliveries. `false` if `tenant` has no such endpoint.
+    async fn delete_webhook_endpoint(&self, tenant: &TenantId, id: &str) -> Result<bool>;
+    /// Replaces the sealed secret. `false` if `tenant` has no such endpoint.
+    async fn set_webhook_secret(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        kek_id: &str,
+        sealed_secret: &[u8],
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Every endpoint, for re-sealing under a new KEK.
+    async fn all_webhook_endpoints(&self) -> Result<Vec<WebhookEndpointRecord>>;
+    /// Re-seals one secret if it is still sealed by `old_kek` (compare-and-swap).
+    async fn reseal_webhook_secret(
+        &self,
+        id: &str,
+        old_kek: &str,
+        new_kek: &str,
+        sealed_secret: &[u8],
+    ) -> Result<bool>;
+    /// The endpoints that receive `tenant`'s alerts: its own and the installation's.
+    async fn webhook_endpoints_for(&self, tenant: &TenantId) -> Result<Vec<WebhookEndpointRecord>>;
+    /// Queues deliveries (all or nothing).
+    async fn enqueue_webhook_deliveries(&self, deliveries: &[WebhookDeliveryRecord]) -> Result<()>;
+    /// Claims up to `limit` pending deliveries due at `now` whose lease is free or expired: sets
+    /// the lease to `owner` until `lease_until` and counts the attempt. A row is claimed by one
+    /// caller only, however many nodes ask at once.
+    async fn claim_webhook_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<WebhookDeliveryRecord>>;
+    /// Records an attempt's outcome and frees the lease, if `owner` still holds it. `false`
+    /// (nothing changed) if the lease was lost.
+    async fn finish_webhook_attempt(
+        &self,
+        id: &str,
+        owner: &str,
+        outcome: &AttemptOutcome,
+        http_status: Option<u16>,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// A page of deliveries, the most recently queued first.
+    async fn list_webhook_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<WebhookDeliveryRecord>>;
+    /// `endpoint_tenant`: `None` finds it for any endpoint (global admins).
+    async fn get_webhook_delivery(
+        &self,
+        endpoint_tenant: Option<&TenantId>,
+        id: &str,
+    ) -> Result<Option<WebhookDeliveryRecord>>;
+    /// Moves a dead delivery back to pending, due at `now`, with its attempts reset. `false` if
+    /// there is no such dead delivery (in `endpoint_tenant`'s endpoints, when given).
+    async fn redeliver_webhook(
+        &self,
+        endpoint_tenant: Option<&TenantId>,
+        id: &str,
         now: Timestamp,
     ) -> Result<bool>;
 }
@@ -689,6 +777,7 @@ pub trait Store:
     + AdminCredentialStore
     + AuditStore
     + AlertStore
+    + WebhookStore
     + ApiKeyStore
     + ResourceServerStore
     + ClientStore

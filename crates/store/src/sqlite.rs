@@ -176,5 +176,6 @@ crate::sql_revocations::impl_revocation_store!(SqliteStore, SqliteRow, follow_he
 crate::sql_api_keys::impl_api_key_store!(SqliteStore, SqliteRow);
 crate::sql_users::impl_user_store!(SqliteStore, SqliteRow);
 crate::sql_sign_in::impl_sign_in_store!(SqliteStore, SqliteRow);
+crate::sql_webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
 // SQLite: a deferred read transaction already reads one snapshot.
 crate::export::impl_transfer!(SqliteStore, SqliteRow, None::<&str>);

@@ -85,6 +85,29 @@ impl Modes {
     }
 }
 
+/// One tenant's rule modes: each rule set here replaces the installation's mode for that
+/// tenant (e.g. a rule on everywhere but in shadow for the tenant whose traffic is being
+/// measured); rules left out keep the installation's mode.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModeOverrides {
+    pub failed_auth_spike: Option<Mode>,
+    pub inactive_credential_use: Option<Mode>,
+    pub bulk_admin_action: Option<Mode>,
+    pub new_network: Option<Mode>,
+}
+
+impl ModeOverrides {
+    pub fn of(&self, rule: Rule) -> Option<Mode> {
+        match rule {
+            Rule::FailedAuthSpike => self.failed_auth_spike,
+            Rule::InactiveCredentialUse => self.inactive_credential_use,
+            Rule::BulkAdminAction => self.bulk_admin_action,
+            Rule::NewNetwork => self.new_network,
+        }
+    }
+}
+
 /// Thresholds, as a whole set (the defaults, or one tenant's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -172,6 +195,8 @@ pub struct DetectConfig {
     pub thresholds: Thresholds,
     /// Per-tenant thresholds, replacing the defaults as a whole for that tenant.
     pub tenants: HashMap<String, Thresholds>,
+    /// Per-tenant rule modes, replacing `rules` rule by rule for that tenant.
+    pub tenant_rules: HashMap<String, ModeOverrides>,
     /// Subjects each rule keeps state for; beyond it the least recently seen is forgotten.
     pub max_subjects: usize,
     /// Networks remembered per credential for the new-network rule.
@@ -188,6 +213,7 @@ impl Default for DetectConfig {
             rules: Modes::default(),
             thresholds: Thresholds::default(),
             tenants: HashMap::new(),
+            tenant_rules: HashMap::new(),
             max_subjects: 50_000,
             max_networks_per_credential: 32,
             alert_interval_secs: 60,
@@ -201,6 +227,23 @@ impl DetectConfig {
         self.tenants
             .get(tenant.as_str())
             .unwrap_or(&self.thresholds)
+    }
+
+    /// The mode of `rule` for findings reported in `tenant`.
+    pub fn mode_for(&self, rule: Rule, tenant: &TenantId) -> Mode {
+        self.tenant_rules
+            .get(tenant.as_str())
+            .and_then(|o| o.of(rule))
+            .unwrap_or_else(|| self.rules.of(rule))
+    }
+
+    /// Whether `rule` runs for some tenant (on or in shadow by default or by an override).
+    pub fn runs_anywhere(&self, rule: Rule) -> bool {
+        self.rules.of(rule) != Mode::Off
+            || self
+                .tenant_rules
+                .values()
+                .any(|o| o.of(rule).is_some_and(|m| m != Mode::Off))
     }
 
     /// Every problem, as messages for `config check`.
@@ -220,6 +263,11 @@ impl DetectConfig {
                     .into_iter()
                     .map(|p| format!("detect.tenants.{t}: {p}")),
             );
+        }
+        for t in self.tenant_rules.keys() {
+            if TenantId::parse(t).is_err() {
+                out.push(format!("detect.tenant_rules: {t:?} is not a tenant id"));
+            }
         }
         if !(1..=10_000_000).contains(&self.max_subjects) {
             out.push("detect.max_subjects must be 1 to 10000000".into());

@@ -15,7 +15,8 @@
 //!   seen on, once its learning period since first use has passed.
 //!
 //! Every rule has a [`Mode`]: on, shadow (findings are marked `shadow`, to be recorded but not
-//! alerted) or off. Thresholds come per tenant with defaults ([`DetectConfig`]).
+//! alerted) or off, by default and per tenant. Thresholds come per tenant with defaults
+//! ([`DetectConfig`]).
 //!
 //! Memory is bounded whatever arrives: per-subject state lives in [`bounded::BoundedMap`]s of
 //! `max_subjects` entries that forget the least recently seen subject. A flood of made-up
@@ -38,7 +39,7 @@ use crate::tenant::TenantId;
 use crate::time::{Clock, Timestamp};
 
 use bounded::BoundedMap;
-pub use config::{DetectConfig, Mode, Modes, Rule, Thresholds};
+pub use config::{DetectConfig, Mode, ModeOverrides, Modes, Rule, Thresholds};
 use window::WindowedCounter;
 
 /// What a finding is about.
@@ -202,14 +203,23 @@ impl Detector {
         if let Some(mode) = self.active(Rule::NewNetwork) {
             self.new_network(event, now, mode, &mut out);
         }
+        // The mode that counts is the one of the tenant the finding is reported in.
+        out.retain_mut(|f| match self.config.mode_for(f.rule, &f.tenant) {
+            Mode::Off => false,
+            m => {
+                f.shadow = m == Mode::Shadow;
+                true
+            }
+        });
         out
     }
 
+    /// `None` for a rule off for every tenant (it keeps no state); else its default mode (a
+    /// tenant's own mode is applied to each finding in [`Self::observe`]).
     fn active(&self, rule: Rule) -> Option<Mode> {
-        match self.config.rules.of(rule) {
-            Mode::Off => None,
-            m => Some(m),
-        }
+        self.config
+            .runs_anywhere(rule)
+            .then(|| self.config.rules.of(rule))
     }
 
     fn failed_auth(&mut self, e: &AuditEvent, now: Timestamp, mode: Mode, out: &mut Vec<Finding>) {

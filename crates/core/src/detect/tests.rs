@@ -361,6 +361,68 @@ fn shadow_mode_marks_findings_and_off_silences_the_rule() {
 }
 
 #[test]
+fn a_tenant_can_run_a_rule_in_shadow_or_off_while_others_alert() {
+    let mut config = DetectConfig::default();
+    config.tenant_rules.insert(
+        "acme".into(),
+        ModeOverrides {
+            inactive_credential_use: Some(Mode::Shadow),
+            ..ModeOverrides::default()
+        },
+    );
+    config.tenant_rules.insert(
+        "quiet".into(),
+        ModeOverrides {
+            inactive_credential_use: Some(Mode::Off),
+            ..ModeOverrides::default()
+        },
+    );
+    let mut s = Stream::new(config);
+    let mut found = Vec::new();
+    for t in ["acme", "other", "quiet"] {
+        let mut e = s.event(Action::ApiKeyVerify, Outcome::Failure);
+        e.tenant = tenant(t);
+        e.credential_id = Some(format!("k-{t}"));
+        e.reason = Some(Reason::new("api_key_revoked"));
+        found.extend(s.send(e));
+    }
+    let seen: Vec<_> = found
+        .iter()
+        .map(|f| (f.tenant.as_str(), f.shadow))
+        .collect();
+    assert_eq!(seen, [("acme", true), ("other", false)]);
+
+    // Off by default, on for one tenant: it runs for that tenant only.
+    let mut config = DetectConfig::default();
+    config.rules.inactive_credential_use = Mode::Off;
+    config.tenant_rules.insert(
+        "acme".into(),
+        ModeOverrides {
+            inactive_credential_use: Some(Mode::On),
+            ..ModeOverrides::default()
+        },
+    );
+    let mut s = Stream::new(config);
+    let mut found = Vec::new();
+    for t in ["acme", "other"] {
+        let mut e = s.event(Action::ApiKeyVerify, Outcome::Failure);
+        e.tenant = tenant(t);
+        e.credential_id = Some(format!("k-{t}"));
+        e.reason = Some(Reason::new("api_key_revoked"));
+        found.extend(s.send(e));
+    }
+    let seen: Vec<_> = found
+        .iter()
+        .map(|f| (f.tenant.as_str(), f.shadow))
+        .collect();
+    assert_eq!(seen, [("acme", false)]);
+    let mut bad = DetectConfig::default();
+    bad.tenant_rules
+        .insert("Not A Tenant".into(), ModeOverrides::default());
+    assert!(!bad.problems().is_empty());
+}
+
+#[test]
 fn per_tenant_thresholds_replace_the_defaults_for_that_tenant_only() {
     let mut config = DetectConfig::default();
     config.tenants.insert(

@@ -22,6 +22,7 @@ mod signing_keys;
 mod tenants;
 pub mod tokens;
 mod users;
+mod webhooks;
 
 use axum::http::Method;
 use axum::routing::{self, MethodRouter};
@@ -400,6 +401,104 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Global,
             ReadAlerts,
             routing::get(alerts::list_all),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/webhooks",
+            Tenant,
+            ManageAlerts,
+            routing::post(webhooks::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/webhooks",
+            Tenant,
+            ReadAlerts,
+            routing::get(webhooks::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/webhooks/{id}",
+            Tenant,
+            ReadAlerts,
+            routing::get(webhooks::show),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/webhooks/{id}",
+            Tenant,
+            ManageAlerts,
+            routing::delete(webhooks::delete),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/webhooks/{id}/rotate-secret",
+            Tenant,
+            ManageAlerts,
+            routing::post(webhooks::rotate_secret),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/webhook-deliveries",
+            Tenant,
+            ReadAlerts,
+            routing::get(webhooks::deliveries),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/webhook-deliveries/{id}/redeliver",
+            Tenant,
+            ManageAlerts,
+            routing::post(webhooks::redeliver),
+        ),
+        r(
+            Method::POST,
+            "/webhooks",
+            Global,
+            ManageAlerts,
+            routing::post(webhooks::create_global),
+        ),
+        r(
+            Method::GET,
+            "/webhooks",
+            Global,
+            ReadAlerts,
+            routing::get(webhooks::list_global),
+        ),
+        r(
+            Method::GET,
+            "/webhooks/{id}",
+            Global,
+            ReadAlerts,
+            routing::get(webhooks::show_global),
+        ),
+        r(
+            Method::DELETE,
+            "/webhooks/{id}",
+            Global,
+            ManageAlerts,
+            routing::delete(webhooks::delete_global),
+        ),
+        r(
+            Method::POST,
+            "/webhooks/{id}/rotate-secret",
+            Global,
+            ManageAlerts,
+            routing::post(webhooks::rotate_secret_global),
+        ),
+        r(
+            Method::GET,
+            "/webhook-deliveries",
+            Global,
+            ReadAlerts,
+            routing::get(webhooks::deliveries_global),
+        ),
+        r(
+            Method::POST,
+            "/webhook-deliveries/{id}/redeliver",
+            Global,
+            ManageAlerts,
+            routing::post(webhooks::redeliver_global),
         ),
         r(
             Method::GET,

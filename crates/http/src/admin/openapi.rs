@@ -16,7 +16,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens, users,
+    alerts, api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens,
+    users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -185,6 +186,20 @@ pub fn outcome() -> ObjectBuilder {
         alerts::ack,
         alerts::resolve,
         alerts::list_all,
+        webhooks::create,
+        webhooks::list,
+        webhooks::show,
+        webhooks::delete,
+        webhooks::rotate_secret,
+        webhooks::deliveries,
+        webhooks::redeliver,
+        webhooks::create_global,
+        webhooks::list_global,
+        webhooks::show_global,
+        webhooks::delete_global,
+        webhooks::rotate_secret_global,
+        webhooks::deliveries_global,
+        webhooks::redeliver_global,
     ),
     components(schemas(ErrorBody))
 )]

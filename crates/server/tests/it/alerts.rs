@@ -20,24 +20,26 @@ use portcullis_store::{SqliteStore, Store};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-struct Node {
-    url: String,
-    admin: String,
-    http: reqwest::Client,
-    clock: Arc<ManualClock>,
-    tasks: Option<BackgroundTasks>,
-    verifier: Arc<portcullis_service::api_keys::ApiKeyVerifier>,
-    metrics: Arc<portcullis_server::metrics::NodeMetrics>,
-    server: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+pub(crate) struct Node {
+    pub(crate) url: String,
+    pub(crate) admin: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) tasks: Option<BackgroundTasks>,
+    pub(crate) verifier: Arc<portcullis_service::api_keys::ApiKeyVerifier>,
+    pub(crate) metrics: Arc<portcullis_server::metrics::NodeMetrics>,
+    pub(crate) server: tokio::task::JoinHandle<()>,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 impl Node {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
-    async fn start_with(change: impl FnOnce(&mut portcullis_server::config::Config)) -> Self {
+    pub(crate) async fn start_with(
+        change: impl FnOnce(&mut portcullis_server::config::Config),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("db"))
@@ -87,11 +89,16 @@ impl Node {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         self.call_as(&self.admin, method, path, body).await
     }
 
-    async fn call_as(
+    pub(crate) async fn call_as(
         &self,
         token: &str,
         method: Method,
@@ -116,7 +123,7 @@ impl Node {
         (status, v)
     }
 
-    async fn token(&self, id: &str, secret: &str) -> StatusCode {
+    pub(crate) async fn token(&self, id: &str, secret: &str) -> StatusCode {
         self.http
             .post(format!("{}/oauth2/token", self.url))
             .header(
@@ -132,7 +139,7 @@ impl Node {
     }
 
     /// Tenant `acme` with an API and a client; returns the client's id and secret.
-    async fn seed(&self) -> (String, String) {
+    pub(crate) async fn seed(&self) -> (String, String) {
         let (s, v) = self
             .call(
                 Method::POST,
@@ -163,7 +170,7 @@ impl Node {
         )
     }
 
-    async fn api_key(&self) -> (String, String) {
+    pub(crate) async fn api_key(&self) -> (String, String) {
         let (s, v) = self
             .call(
                 Method::POST,
@@ -179,7 +186,7 @@ impl Node {
     }
 
     /// Whether the verify endpoint found the key valid.
-    async fn verify(&self, key: &str) -> bool {
+    pub(crate) async fn verify(&self, key: &str) -> bool {
         let (s, v) = self
             .call(
                 Method::POST,
@@ -191,7 +198,7 @@ impl Node {
         v["valid"] == true
     }
 
-    async fn alerts(&self, query: &str) -> Vec<Value> {
+    pub(crate) async fn alerts(&self, query: &str) -> Vec<Value> {
         let (s, v) = self
             .call(Method::GET, &format!("/admin/v1/alerts{query}"), None)
             .await;
@@ -200,7 +207,7 @@ impl Node {
     }
 
     /// Waits (bounded) for an alert whose subject is `subject`.
-    async fn alert_for(&self, subject: &str) -> Value {
+    pub(crate) async fn alert_for(&self, subject: &str) -> Value {
         for _ in 0..500 {
             if let Some(a) = self
                 .alerts("")
@@ -215,7 +222,7 @@ impl Node {
         panic!("no alert for {subject}: {:?}", self.alerts("").await);
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(t) = self.tasks.take() {
             t.shutdown(&self.verifier).await;
         }

@@ -37,7 +37,7 @@ async fn rig(config: DetectConfig, subscriber_capacity: usize) -> Rig {
     };
     let (sink, writer) = audit::spawn(store.clone(), clock.clone(), &audit_config);
     let dyn_store: Arc<dyn Store> = store.clone();
-    let detection = spawn(&sink, dyn_store, clock, config);
+    let detection = spawn(&sink, dyn_store, clock, config, None);
     Rig {
         _dir: dir,
         store,

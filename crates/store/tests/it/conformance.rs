@@ -3245,3 +3245,4 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
 
 /// Sign-in state (sessions, codes, refresh families, consents): `conformance/sign_in.rs`.
 mod sign_in;
+mod webhooks;
