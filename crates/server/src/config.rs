@@ -827,6 +827,7 @@ mod tests {
             "[detect.tenant_rules.\"Not A Tenant\"]\nnew_network = \"off\"\n",
             "[detect.tenant_rules.acme]\nnew_network = \"sometimes\"\n",
             "[webhooks]\nmax_attempts = 0\n",
+            "[detect]\nalert_retention_days = 99999\n",
             "[webhooks]\nlease_secs = 1\n",
             "[webhooks]\nno_such_key = 1\n",
         ] {

@@ -27,6 +27,8 @@ use crate::audit::{AuditSink, Subscription};
 const WRITE_QUEUE: usize = 1_024;
 /// How often suppressed findings whose interval has passed are written.
 const DUE_TICK: Duration = Duration::from_secs(5);
+/// How often resolved alerts past `alert_retention_days` are pruned.
+const PRUNE_TICK: Duration = Duration::from_secs(3_600);
 
 /// The detectors' counters, per rule: alerts fired, findings recorded in shadow mode, findings
 /// suppressed by the rate limit; and the events the detector task lost by lagging behind the
@@ -119,6 +121,7 @@ pub struct Detection {
     pub metrics: Arc<DetectMetrics>,
     detector: JoinHandle<()>,
     writer: JoinHandle<()>,
+    pruner: Option<JoinHandle<()>>,
 }
 
 impl Detection {
@@ -126,6 +129,9 @@ impl Detection {
     pub fn shutdown(&self) {
         self.detector.abort();
         self.writer.abort();
+        if let Some(p) = &self.pruner {
+            p.abort();
+        }
     }
 }
 
@@ -141,6 +147,10 @@ pub fn spawn(
     let metrics = Arc::new(DetectMetrics::default());
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let limiter = Limiter::new(config.alert_interval_secs, config.max_subjects);
+    let pruner = (config.alert_retention_days > 0).then(|| {
+        let retention = Duration::from_secs(config.alert_retention_days.saturating_mul(86_400));
+        tokio::spawn(prune(store.clone(), clock.clone(), retention))
+    });
     let task = Task {
         sub: sink.subscribe(),
         detector: Detector::new(config, clock.clone()),
@@ -155,6 +165,7 @@ pub fn spawn(
         metrics,
         detector,
         writer,
+        pruner,
     }
 }
 
@@ -238,6 +249,27 @@ fn to_upsert(u: &Update) -> AlertUpsert {
         evidence: evidence.to_string(),
         count: i64::try_from(u.count).unwrap_or(i64::MAX),
         seen_at: f.at,
+    }
+}
+
+/// Deletes resolved alerts and delivered webhook deliveries older than `retention`, hourly.
+async fn prune(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Duration) {
+    let mut tick = tokio::time::interval(PRUNE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let before = clock.now().saturating_sub(retention);
+        match store.prune_alerts(before).await {
+            Ok((0, 0)) => {}
+            Ok((alerts, deliveries)) => {
+                tracing::info!(
+                    alerts,
+                    deliveries,
+                    "pruned resolved alerts and delivered webhooks"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "could not prune resolved alerts"),
+        }
     }
 }
 

@@ -257,6 +257,16 @@ pub trait WebhookStore {
     ) -> Result<bool>;
 }
 
+/// Retention of what the detectors leave behind (issue 19): resolved alerts and delivered
+/// webhook deliveries past their time. Open and acknowledged alerts, pending deliveries and the
+/// dead-letter list are never pruned.
+#[async_trait]
+pub trait AlertRetentionStore {
+    /// Deletes alerts resolved before `before`, and delivered webhook deliveries finished before
+    /// it. Returns how many of each.
+    async fn prune_alerts(&self, before: Timestamp) -> Result<(u64, u64)>;
+}
+
 #[async_trait]
 pub trait ApiKeyStore {
     /// Fails with [`StoreError::Conflict`] on a duplicate id, [`StoreError::NotFound`] if the
@@ -778,6 +788,7 @@ pub trait Store:
     + AuditStore
     + AlertStore
     + WebhookStore
+    + AlertRetentionStore
     + ApiKeyStore
     + ResourceServerStore
     + ClientStore

@@ -6,7 +6,8 @@
 //! Claiming is one `UPDATE` whose `WHERE` repeats the "free lease" test on the row itself, so on
 //! PostgreSQL two nodes racing for a row both re-check it after the first one's write and only
 //! one gets it; SQLite has a single writer. Only the lease holder can record an outcome. This
-//! module must never see a plaintext webhook secret: endpoints carry sealed ones.
+//! module must never see a plaintext webhook secret: endpoints carry sealed ones. Alert
+//! retention (`AlertRetentionStore`) lives here too, beside the deliveries it prunes.
 
 macro_rules! impl_webhook_store {
     ($store:ty, $row:ty) => {
@@ -69,6 +70,29 @@ macro_rules! impl_webhook_store {
                 created_at: Timestamp::from_millis(row.try_get("created_at")?),
                 finished_at: ts(row.try_get("finished_at")?),
             })
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AlertRetentionStore for $store {
+            async fn prune_alerts(&self, before: Timestamp) -> Result<(u64, u64)> {
+                let mut tx = self.pool.begin().await?;
+                let alerts = sqlx::query(
+                    "DELETE FROM alerts WHERE status = 'resolved' AND resolved_at < $1",
+                )
+                .bind(before.as_millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let deliveries = sqlx::query(
+                    "DELETE FROM webhook_deliveries WHERE status = 'delivered' AND finished_at < $1",
+                )
+                .bind(before.as_millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok((alerts, deliveries))
+            }
         }
 
         #[async_trait::async_trait]

@@ -143,6 +143,9 @@ fn rotate_kek_reencrypts_with_progress_and_the_server_still_starts() {
     let data = dir.path().join("data");
     let mut server = Server::start(&data, &[]);
     let before = keys(&server);
+    // A webhook secret is sealed under the KEK too: rotation must carry it over.
+    let hook = server.cli_json(&["webhooks", "create", "https://hooks.example.com/in"]);
+    let hook_secret = hook["secret"].as_str().expect("secret").to_owned();
     server.sigterm();
     let old_kek = std::fs::read_to_string(data.join("kek")).expect("kek");
 
@@ -158,6 +161,25 @@ fn rotate_kek_reencrypts_with_progress_and_the_server_still_starts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("re-encrypted 1/1"), "{text}");
+    assert!(text.contains("re-encrypted 1 webhook secret(s)"), "{text}");
+    let opened = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            use portcullis_store::WebhookStore as _;
+            let store = portcullis_store::SqliteStore::open(&data.join("portcullis.db"))
+                .await
+                .expect("store");
+            let ring = portcullis_service::kek::Keyring::read(&data.join("kek")).expect("kek");
+            let all = store.all_webhook_endpoints().await.expect("endpoints");
+            assert_eq!(all.len(), 1);
+            assert_eq!(all[0].kek_id, ring.primary().id(), "sealed by the new KEK");
+            let aad = portcullis_service::webhooks::secret_aad(&all[0].id);
+            let plain = ring
+                .open(&all[0].kek_id, &all[0].sealed_secret, &aad)
+                .expect("opens under the new KEK");
+            String::from_utf8(plain.expose().clone()).expect("text")
+        });
+    assert_eq!(opened, hook_secret, "the same secret, re-sealed");
     let new_kek = std::fs::read_to_string(data.join("kek")).expect("kek");
     assert_ne!(new_kek, old_kek);
     assert_eq!(

@@ -204,6 +204,10 @@ pub struct DetectConfig {
     /// Shortest time between two alert updates for one rule and subject; findings in between
     /// are counted into the next update.
     pub alert_interval_secs: u64,
+    /// Resolved alerts (and delivered webhook deliveries) are deleted this many days after
+    /// they were resolved (delivered); 0 keeps them forever. Open, acknowledged and
+    /// dead-lettered ones are never deleted.
+    pub alert_retention_days: u64,
 }
 
 impl Default for DetectConfig {
@@ -217,6 +221,7 @@ impl Default for DetectConfig {
             max_subjects: 50_000,
             max_networks_per_credential: 32,
             alert_interval_secs: 60,
+            alert_retention_days: 90,
         }
     }
 }
@@ -271,6 +276,11 @@ impl DetectConfig {
         }
         if !(1..=10_000_000).contains(&self.max_subjects) {
             out.push("detect.max_subjects must be 1 to 10000000".into());
+        }
+        if self.alert_retention_days > 36_500 {
+            out.push(
+                "detect.alert_retention_days must be at most 36500 (0 keeps alerts forever)".into(),
+            );
         }
         if !(1..=1024).contains(&self.max_networks_per_credential) {
             out.push("detect.max_networks_per_credential must be 1 to 1024".into());

@@ -31,6 +31,7 @@ webhook_conformance!(
     a_delivery_is_claimed_once_under_a_lease_and_finished_by_its_holder,
     concurrent_claims_never_share_a_delivery,
     webhook_endpoints_are_exported_and_imported_sealed,
+    retention_prunes_only_resolved_alerts_and_delivered_webhooks_past_their_time,
 );
 
 fn endpoint(id: &str, tenant: &str, ms: i64) -> WebhookEndpointRecord {
@@ -464,4 +465,90 @@ pub async fn webhook_endpoints_are_exported_and_imported_sealed(s: Arc<dyn Store
     let blockers = s.import_blockers().await.expect("blockers");
     assert!(blockers.contains(&"webhook_endpoints"), "{blockers:?}");
     assert!(blockers.contains(&"webhook_deliveries"), "{blockers:?}");
+}
+
+pub async fn retention_prunes_only_resolved_alerts_and_delivered_webhooks_past_their_time(
+    s: Arc<dyn Store>,
+) {
+    use portcullis_core::alert::AlertStatus as St;
+    tenants(&s, &["acme"]).await;
+    let upsert = |id: &str, subject: &str| AlertUpsert {
+        id: id.into(),
+        tenant: tid("acme"),
+        rule: "failed_auth_spike".into(),
+        subject: subject.into(),
+        shadow: false,
+        evidence: "{}".into(),
+        count: 1,
+        seen_at: at(1_000),
+    };
+    for (id, subject) in [
+        ("al_old", "client:a"),
+        ("al_new", "client:b"),
+        ("al_open", "client:c"),
+        ("al_ack", "client:d"),
+    ] {
+        s.upsert_alert(&upsert(id, subject)).await.expect("upsert");
+    }
+    for (id, to, when) in [
+        ("al_old", St::Resolved, 2_000),
+        ("al_new", St::Resolved, 9_000),
+        ("al_ack", St::Acknowledged, 2_000),
+    ] {
+        assert!(s
+            .set_alert_status(None, id, St::Open, to, "admin:x", at(when))
+            .await
+            .expect("status"));
+    }
+    s.create_webhook_endpoint(&endpoint("wh_a1", "acme", 10))
+        .await
+        .expect("create");
+    s.enqueue_webhook_deliveries(&[
+        delivery("msg_done_old", "wh_a1", "acme", 100),
+        delivery("msg_done_new", "wh_a1", "acme", 100),
+        delivery("msg_dead", "wh_a1", "acme", 100),
+        delivery("msg_pending", "wh_a1", "acme", 100),
+    ])
+    .await
+    .expect("enqueue");
+    let claimed = s
+        .claim_webhook_deliveries("n", at(100), at(60_000), 3)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 3);
+    let mut outcomes = vec![
+        (AttemptOutcome::Delivered, 2_000),
+        (AttemptOutcome::Delivered, 9_000),
+        (AttemptOutcome::Dead, 2_000),
+    ]
+    .into_iter();
+    let mut finished = Vec::new();
+    for d in &claimed {
+        let (outcome, when) = outcomes.next().expect("outcome");
+        assert!(s
+            .finish_webhook_attempt(&d.id, "n", &outcome, None, None, at(when))
+            .await
+            .expect("finish"));
+        finished.push((d.id.clone(), outcome));
+    }
+    assert_eq!(s.prune_alerts(at(5_000)).await.expect("prune"), (1, 1));
+    assert!(s.get_alert(None, "al_old").await.expect("get").is_none());
+    for kept in ["al_new", "al_open", "al_ack"] {
+        assert!(
+            s.get_alert(None, kept).await.expect("get").is_some(),
+            "{kept}"
+        );
+    }
+    let left = ids(&s, &DeliveryFilter::default()).await;
+    assert_eq!(left.len(), 3, "{left:?}");
+    let pruned: Vec<_> = finished
+        .iter()
+        .filter(|(id, _)| !left.contains(id))
+        .collect();
+    assert_eq!(pruned.len(), 1);
+    assert_eq!(pruned[0].1, AttemptOutcome::Delivered);
+    assert_eq!(
+        s.prune_alerts(at(5_000)).await.expect("prune again"),
+        (0, 0)
+    );
 }
