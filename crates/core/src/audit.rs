@@ -114,6 +114,9 @@ actions! {
     SessionCreate => "session.create",
     /// A session was ended (sign-out, the user, an admin), with a `session` revocation entry.
     SessionRevoke => "session.revoke",
+    /// A back-channel logout token was delivered to a client (success), or its delivery was
+    /// given up after the last attempt (failure, with the last reason).
+    SessionBackchannelLogout => "session.backchannel_logout",
     ResourceServerRotateSecret => "resource_server.rotate_secret",
     /// A resource server was archived: its audience gets no more tokens, its secrets expired.
     ResourceServerArchive => "resource_server.archive",
@@ -502,6 +505,10 @@ mod tests {
             ),
             (Action::SessionCreate, "session.create"),
             (Action::SessionRevoke, "session.revoke"),
+            (
+                Action::SessionBackchannelLogout,
+                "session.backchannel_logout",
+            ),
             (Action::SigningKeyGenerate, "signing_key.generate"),
             (Action::SigningKeyRotate, "signing_key.rotate"),
             (Action::SigningKeyActivate, "signing_key.activate"),

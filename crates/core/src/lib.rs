@@ -18,6 +18,7 @@ pub mod client;
 pub mod credential;
 pub mod detect;
 pub mod forwarded;
+pub mod logout;
 pub mod metrics;
 pub mod oauth;
 pub mod password;

@@ -147,6 +147,7 @@ pub struct BackgroundTasks {
     key_follower: Option<tokio::task::JoinHandle<()>>,
     key_task: tokio::task::JoinHandle<()>,
     sign_in_pruner: tokio::task::JoinHandle<()>,
+    backchannel_logout: tokio::task::JoinHandle<()>,
 }
 
 impl BackgroundTasks {
@@ -161,6 +162,7 @@ impl BackgroundTasks {
         }
         self.key_task.abort();
         self.sign_in_pruner.abort();
+        self.backchannel_logout.abort();
         if let Some(d) = &self.detection {
             d.shutdown();
         }
@@ -318,9 +320,20 @@ pub async fn assemble(
         oauth.issuer.clone(),
     )
     .context("could not start the user accounts (password hashing, mail)")?;
+    let oauth = Arc::new(oauth);
+    let logout = Arc::new(portcullis_service::logout::Backchannel::new(
+        store.clone(),
+        clock.clone(),
+        audit.clone(),
+        oauth.clone(),
+        config.logout.clone(),
+        sign_in.backchannel_wakeup(),
+    )?);
+    let backchannel_logout = logout.clone().spawn();
     let state = AppState {
         users,
         sign_in,
+        logout,
         store: store.clone(),
         clock,
         audit,
@@ -330,7 +343,7 @@ pub async fn assemble(
             leak_report_key: config.api_keys.leak_report_key()?,
             leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
         }),
-        oauth: Arc::new(oauth),
+        oauth,
         revocations: feed,
     };
     // Finish any rotation a crash interrupted before serving, then keep checking.
@@ -367,6 +380,7 @@ pub async fn assemble(
             key_follower,
             key_task,
             sign_in_pruner,
+            backchannel_logout,
         },
     })
 }

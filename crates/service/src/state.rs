@@ -30,6 +30,9 @@ pub struct AppState {
     pub users: Arc<crate::users::Users>,
     /// Sessions, authorization codes and refresh-token families (`sign_in`).
     pub sign_in: Arc<crate::sign_in::SignIn>,
+    /// Back-channel logout delivery and the `[logout]` settings (registration checks read its
+    /// outbound rules).
+    pub logout: Arc<crate::logout::Backchannel>,
 }
 
 impl AppState {

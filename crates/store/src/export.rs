@@ -17,7 +17,9 @@
 //! (history, not state, and the largest table: it stays in the old database and its backups),
 //! the revocation log head (derived from the log on import), and the sign-in state that lives
 //! minutes to days: sessions, authorization codes (at most 60 s), and refresh-token families
-//! with their tokens. A family belongs to a session (its `sid`), and sessions do not move;
+//! with their tokens, and the back-channel logout state that follows sessions (which clients a
+//! session issued tokens to, notifications still due). A family belongs to a session (its
+//! `sid`), and sessions do not move;
 //! carrying families without them would leave refresh tokens that the user's account page
 //! cannot list or sign out of. After a move users sign in again (apps included), and the export
 //! file holds no bearer-token digest that is valid for weeks. Every one of these tables must be
@@ -50,7 +52,9 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 2: users (with their password hashes), and clients carry their type, application
 /// type, redirect and post-logout redirect URIs, web origins and first-party flag (version-1
 /// files still read: no users, and every client a machine client).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: clients carry their back-channel logout URI and `sid` requirement (older files
+/// read as registering none).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -439,6 +443,11 @@ enum Line {
         allowed_web_origins: Vec<String>,
         #[serde(default)]
         first_party: bool,
+        // Version 3 (back-channel logout). Older files read as registering none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backchannel_logout_uri: Option<String>,
+        #[serde(default)]
+        backchannel_logout_session_required: bool,
     },
     ClientSecret(SecretLine),
     ApiKey(ApiKeyLine),
@@ -638,6 +647,8 @@ impl From<Record> for Line {
                 post_logout_redirect_uris: c.post_logout_redirect_uris,
                 allowed_web_origins: c.allowed_web_origins,
                 first_party: c.first_party,
+                backchannel_logout_uri: c.backchannel_logout_uri,
+                backchannel_logout_session_required: c.backchannel_logout_session_required,
             },
             Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
                 id: s.id,
@@ -868,6 +879,8 @@ impl Line {
                 post_logout_redirect_uris,
                 allowed_web_origins,
                 first_party,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
             } => Record::Client(OAuthClient {
                 id,
                 tenant: tenant(&tenant_id)?,
@@ -895,6 +908,8 @@ impl Line {
                 )?,
                 allowed_web_origins: list(allowed_web_origins, "web origins")?,
                 first_party,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
             }),
             Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
                 id: s.id,
@@ -1018,7 +1033,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 20] = [
+pub const IMPORT_TABLES: [(&str, &str); 22] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1043,6 +1058,10 @@ pub const IMPORT_TABLES: [(&str, &str); 20] = [
     ("authorization_codes", "1 = 1"),
     ("refresh_families", "1 = 1"),
     ("refresh_tokens", "1 = 1"),
+    // Back-channel logout: which clients a session issued tokens to, and notifications still
+    // to deliver. Both live and die with sessions, which are not exported either.
+    ("session_clients", "1 = 1"),
+    ("backchannel_deliveries", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and
@@ -1204,7 +1223,8 @@ macro_rules! impl_transfer {
                          grant_types, scopes, audiences, access_token_ttl_secs, can_introspect, \
                          jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
                          client_type, application_type, redirect_uris, \
-                         post_logout_redirect_uris, allowed_web_origins, first_party) ",
+                         post_logout_redirect_uris, allowed_web_origins, first_party, \
+                         backchannel_logout_uri, backchannel_logout_session_required) ",
                     );
                     q.push_values(each!(Client), |mut b, c| {
                         b.push_bind(c.id.clone())
@@ -1228,7 +1248,9 @@ macro_rules! impl_transfer {
                             .push_bind(c.redirect_uris.join(" "))
                             .push_bind(c.post_logout_redirect_uris.join(" "))
                             .push_bind(c.allowed_web_origins.join(" "))
-                            .push_bind(i64::from(c.first_party));
+                            .push_bind(i64::from(c.first_party))
+                            .push_bind(c.backchannel_logout_uri.clone())
+                            .push_bind(i64::from(c.backchannel_logout_session_required));
                     });
                     q
                 }

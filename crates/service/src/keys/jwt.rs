@@ -20,7 +20,7 @@ use portcullis_core::oauth::{AccessTokenClaims, TENANT_CLAIM};
 use portcullis_core::signing::KeyState;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
-use portcullis_jose::profile::access_token;
+use portcullis_jose::profile::{access_token, logout_token};
 use portcullis_jose::{Alg, JoseError, KeySet as JoseKeySet, SigningKeyPair};
 use portcullis_store::StoredSigningKey;
 
@@ -37,6 +37,8 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// header of this key, built once per key.
 pub struct Signer {
     inner: portcullis_jose::Signer,
+    /// The same key under the logout-token header (`typ: logout+jwt`).
+    logout: portcullis_jose::Signer,
     kid: String,
 }
 
@@ -51,8 +53,10 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     pub fn new(key: &SigningKey) -> Result<Self, SignError> {
         let pair = SigningKeyPair::from_pkcs8(key.algorithm.into(), key.private_pkcs8())?;
+        let logout_pair = SigningKeyPair::from_pkcs8(key.algorithm.into(), key.private_pkcs8())?;
         Ok(Self {
             inner: access_token::signer(pair, &key.kid),
+            logout: logout_token::signer(logout_pair, &key.kid),
             kid: key.kid.clone(),
         })
     }
@@ -64,6 +68,11 @@ impl Signer {
 
     pub fn sign(&self, claims: &AccessTokenClaims) -> Result<String, SignError> {
         self.inner.sign(claims)
+    }
+
+    /// A back-channel logout token (`crate::logout`).
+    pub fn sign_logout(&self, claims: &logout_token::Claims) -> Result<String, SignError> {
+        self.logout.sign(claims)
     }
 }
 
