@@ -19,6 +19,8 @@
 //! or that was disabled or archived, is skipped and the delivery dropped).
 
 pub mod outbound;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
