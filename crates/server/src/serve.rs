@@ -298,6 +298,7 @@ pub async fn assemble(
     ));
     let no_keys = portcullis_service::keys::KeySet { keys: vec![] };
     let signer_keys = if signer_at_start { &keys } else { &no_keys };
+    let login_keys = portcullis_service::login::LoginKeys::from_keyring(&keyring);
     let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, signer_keys)?
         .with_rotation(portcullis_service::rotation::Rotation {
             keyring,
@@ -330,7 +331,16 @@ pub async fn assemble(
         sign_in.backchannel_wakeup(),
     )?);
     let backchannel_logout = logout.clone().spawn();
+    let login = Arc::new(portcullis_service::login::Login::new(
+        store.clone(),
+        clock.clone(),
+        audit.clone(),
+        users.hasher.clone(),
+        &config.login,
+        login_keys,
+    ));
     let state = AppState {
+        login,
         users,
         sign_in,
         logout,

@@ -33,6 +33,8 @@ pub struct AppState {
     /// Back-channel logout delivery and the `[logout]` settings (registration checks read its
     /// outbound rules).
     pub logout: Arc<crate::logout::Backchannel>,
+    /// Password sign-in on the pages (throttle, detectors) and the page keys (CSRF).
+    pub login: Arc<crate::login::Login>,
 }
 
 impl AppState {

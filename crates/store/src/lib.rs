@@ -24,6 +24,7 @@ pub mod page;
 mod postgres;
 mod sign_in_model;
 mod sql;
+mod sql_branding;
 mod sql_logout;
 mod sql_sign_in;
 mod sql_users;
@@ -699,6 +700,15 @@ pub trait LogoutStore {
     async fn prune_session_clients(&self) -> Result<u64>;
 }
 
+/// Sign-in page branding per tenant (`portcullis_core::branding` checks the values).
+#[async_trait]
+pub trait BrandingStore {
+    /// Creates or replaces the tenant's branding. Fails with [`StoreError::NotFound`] if the
+    /// tenant does not exist.
+    async fn put_branding(&self, b: &BrandingRecord) -> Result<()>;
+    async fn get_branding(&self, tenant: &TenantId) -> Result<Option<BrandingRecord>>;
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -736,6 +746,7 @@ pub trait Store:
     + RefreshTokenStore
     + ConsentStore
     + LogoutStore
+    + BrandingStore
     + export::TransferStore
     + Send
     + Sync
