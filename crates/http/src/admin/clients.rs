@@ -886,9 +886,10 @@ pub async fn update(
         Some(uri) => Some(uri),
         None => client.backchannel_logout_uri.as_deref(),
     };
+    // Removing the URI drops the sid requirement with it unless the update sets one.
     let session_required = body
         .backchannel_logout_session_required
-        .unwrap_or(client.backchannel_logout_session_required);
+        .unwrap_or(backchannel_uri.is_some() && client.backchannel_logout_session_required);
     let backchannel_logout_uri = check_backchannel(
         &state,
         &checked.grant_types,

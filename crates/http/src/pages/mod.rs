@@ -8,6 +8,7 @@
 //! * [`cookies`] are the session and pre-session cookies; [`Csrf`] binds each form's token to
 //!   the browser's session (or, before sign-in, pre-session) cookie, checked in constant time.
 //! * [`authorize`] is the authorization endpoint with its sign-in and consent pages.
+//! * [`logout`] is RP-initiated logout with its confirmation and signed-out pages.
 //!
 //! Handlers here stay thin: the sign-in decision is `portcullis_service::login`, sessions and
 //! codes are `portcullis_service::sign_in`, request validation is `portcullis_core::authorize`.
@@ -17,6 +18,7 @@
 pub mod authorize;
 pub mod cookies;
 pub mod layout;
+pub mod logout;
 pub mod messages;
 
 use askama::Template;
@@ -32,7 +34,7 @@ pub use messages::Text;
 
 /// The pages' routes.
 pub fn router() -> Router<AppState> {
-    authorize::router()
+    authorize::router().merge(logout::router())
 }
 
 /// The error page.

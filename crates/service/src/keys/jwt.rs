@@ -20,7 +20,7 @@ use portcullis_core::oauth::{AccessTokenClaims, TENANT_CLAIM};
 use portcullis_core::signing::KeyState;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
-use portcullis_jose::profile::{access_token, logout_token};
+use portcullis_jose::profile::{access_token, id_token, logout_token};
 use portcullis_jose::{Alg, JoseError, KeySet as JoseKeySet, SigningKeyPair};
 use portcullis_store::StoredSigningKey;
 
@@ -253,6 +253,33 @@ pub fn verify(
         tenant,
         sid,
     })
+}
+
+/// Checks an `id_token_hint` (RP-initiated logout) against the published keys: one of our ID
+/// tokens, signed by a key still published at `now`, with our issuer. Expiry is not checked
+/// (jose's `id_token::verify_hint`).
+pub fn verify_id_token_hint(
+    token: &str,
+    keys: &PublishedKeys,
+    issuer: &str,
+    now: Timestamp,
+) -> Result<id_token::Hint, Invalid> {
+    let kid = portcullis_jose::compact::parse(token, MAX_TOKEN_LEN)
+        .map_err(Invalid::from)?
+        .header
+        .kid
+        .clone()
+        .ok_or(Invalid::UnknownKey)?;
+    if !keys.vouches(&kid, now) {
+        return Err(Invalid::UnknownKey);
+    }
+    Ok(id_token::verify_hint(
+        token,
+        MAX_TOKEN_LEN,
+        &Alg::SIGNING,
+        &keys.set,
+        issuer,
+    )?)
 }
 
 #[cfg(test)]
