@@ -9,5 +9,6 @@ mod app_clients;
 mod assembly;
 mod common;
 mod log_follower;
+mod logout;
 mod oauth;
 mod revocations;
