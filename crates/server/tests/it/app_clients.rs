@@ -682,13 +682,34 @@ async fn back_channel_logout_uris_follow_the_outbound_rules() {
     // Plain HTTP (the test setting allows only loopback), private and link-local addresses,
     // credentials, a fragment; a machine client; sid required without a URI.
     for (extra, why) in [
-        (json!({"backchannel_logout_uri": "http://shop.example.com/bcl"}), "http"),
-        (json!({"backchannel_logout_uri": "https://10.1.2.3/bcl"}), "private"),
-        (json!({"backchannel_logout_uri": "https://169.254.169.254/x"}), "link-local"),
-        (json!({"backchannel_logout_uri": "https://[::1]/bcl"}), "loopback"),
-        (json!({"backchannel_logout_uri": "https://u:p@shop.example.com/bcl"}), "credentials"),
-        (json!({"backchannel_logout_uri": "https://shop.example.com/bcl#f"}), "fragment"),
-        (json!({"backchannel_logout_session_required": true}), "no uri"),
+        (
+            json!({"backchannel_logout_uri": "http://shop.example.com/bcl"}),
+            "http",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://10.1.2.3/bcl"}),
+            "private",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://169.254.169.254/x"}),
+            "link-local",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://[::1]/bcl"}),
+            "loopback",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://u:p@shop.example.com/bcl"}),
+            "credentials",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://shop.example.com/bcl#f"}),
+            "fragment",
+        ),
+        (
+            json!({"backchannel_logout_session_required": true}),
+            "no uri",
+        ),
     ] {
         let mut body = web_app();
         for (k, v) in extra.as_object().expect("object") {
