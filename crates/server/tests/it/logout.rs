@@ -34,6 +34,7 @@ const OTHER_BYE: &str = "https://other.example/bye";
 struct App {
     router: Router,
     state: AppState,
+    admins: common::Admins,
     clock: Arc<ManualClock>,
     _tasks: BackgroundTasks,
     _dir: tempfile::TempDir,
@@ -88,11 +89,14 @@ impl App {
                 .expect("store"),
         );
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-        common::seed(store.as_ref(), clock.now()).await;
+        let admins = common::seed(store.as_ref(), clock.now()).await;
         for c in [client("cl_web", BYE), client("cl_other", OTHER_BYE)] {
             store.create_client(&c, None).await.expect("client");
         }
-        let config = common::config(dir.path());
+        let mut config = common::config(dir.path());
+        // The delivery task makes its first pass at start and then waits a minute: the tests
+        // read the queue themselves, with no pass racing them.
+        config.logout.backchannel_poll_interval_ms = 60_000;
         let Assembled {
             router,
             state,
@@ -102,6 +106,7 @@ impl App {
         Self {
             router,
             state,
+            admins,
             clock,
             _tasks: tasks,
             _dir: dir,
@@ -474,4 +479,80 @@ async fn without_a_matching_hint_the_user_confirms_with_a_csrf_token() {
     );
     assert!(!app.active(&cookie).await);
     let _ = sid;
+}
+
+#[tokio::test]
+async fn an_admin_disabling_a_user_queues_back_channel_logouts_for_its_sessions() {
+    let app = App::new().await;
+    let mut with_uri = client("cl_bcl", BYE);
+    with_uri.backchannel_logout_uri = Some("https://app.example/bcl".into());
+    app.state
+        .store
+        .create_client(&with_uri, None)
+        .await
+        .expect("client");
+    let admin = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", app.admins.acme));
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        app.router.clone().oneshot(req.body(body).expect("request"))
+    };
+    let created = admin(
+        Method::POST,
+        "/admin/v1/tenants/acme/users".into(),
+        Some(
+            json!({"username": "alice", "password": "velvet orbit lantern quiz 42",
+                    "send_invite": false}),
+        ),
+    )
+    .await
+    .expect("infallible");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let body = created
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let user: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let user_id = user["id"].as_str().expect("id").to_owned();
+    let (cookie, sid) = app.session(&user_id).await;
+    app.state
+        .store
+        .record_session_client(&tid("acme"), &sid, "cl_bcl", app.clock.now())
+        .await
+        .expect("record");
+    let disabled = admin(
+        Method::POST,
+        format!("/admin/v1/tenants/acme/users/{user_id}/disable"),
+        None,
+    )
+    .await
+    .expect("infallible");
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert!(!app.active(&cookie).await);
+    let now = app.clock.now();
+    let queued = app
+        .state
+        .store
+        .claim_backchannel_deliveries(
+            now,
+            now.saturating_add(std::time::Duration::from_secs(60)),
+            10,
+        )
+        .await
+        .expect("claim");
+    let got: Vec<_> = queued
+        .iter()
+        .map(|d| (d.client_id.as_str(), d.sid.as_str(), d.user_id.as_str()))
+        .collect();
+    assert_eq!(got, [("cl_bcl", sid.as_str(), user_id.as_str())]);
 }
