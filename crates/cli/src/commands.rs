@@ -246,6 +246,9 @@ pub enum ClientCommand {
         clear_post_logout_redirect_uris: bool,
         #[arg(long)]
         clear_web_origins: bool,
+        /// Stop back-channel logout notifications.
+        #[arg(long, conflicts_with = "backchannel_logout_uri")]
+        clear_backchannel_logout_uri: bool,
         /// Make the client third party again (consent asked).
         #[arg(long, conflicts_with = "first_party")]
         not_first_party: bool,
@@ -320,6 +323,13 @@ pub struct AppFlags {
     /// The tenant's own app: no consent screen.
     #[arg(long)]
     first_party: bool,
+    /// Where logout tokens are POSTed when a session the client got tokens in ends
+    /// (OpenID Connect Back-Channel Logout).
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in its logout tokens.
+    #[arg(long)]
+    backchannel_logout_session_required: bool,
 }
 
 impl AppFlags {
@@ -339,6 +349,12 @@ impl AppFlags {
         }
         if self.first_party {
             body["first_party"] = json!(true);
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            body["backchannel_logout_uri"] = json!(uri);
+        }
+        if self.backchannel_logout_session_required {
+            body["backchannel_logout_session_required"] = json!(true);
         }
     }
 }
@@ -699,6 +715,12 @@ fn client_text(v: &Value) -> String {
     if v["first_party"] == json!(true) {
         out.push_str("first_party: true\n");
     }
+    if let Some(uri) = v["backchannel_logout_uri"].as_str() {
+        out.push_str(&format!("backchannel_logout_uri: {uri}\n"));
+        if v["backchannel_logout_session_required"] == json!(true) {
+            out.push_str("backchannel_logout_session_required: true\n");
+        }
+    }
     if let Some(secret) = v["client_secret"].as_str() {
         out.push_str(&format!(
             "client_secret: {secret}\n(the secret is shown only this once)\n"
@@ -924,6 +946,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             clear_redirect_uris,
             clear_post_logout_redirect_uris,
             clear_web_origins,
+            clear_backchannel_logout_uri,
             not_first_party,
             remote,
         } => {
@@ -950,6 +973,9 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             }
             if not_first_party {
                 body["first_party"] = json!(false);
+            }
+            if clear_backchannel_logout_uri {
+                body["backchannel_logout_uri"] = json!("");
             }
             fetch_and_print(
                 &remote,

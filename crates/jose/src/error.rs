@@ -65,6 +65,12 @@ pub enum JoseError {
     /// ID token: the `nonce` sent in the request is missing or different.
     #[error("nonce_mismatch")]
     NonceMismatch,
+    /// Logout token: `events` lacks the back-channel logout event (or is not an object).
+    #[error("logout_event_missing")]
+    LogoutEvent,
+    /// Logout token: it carries a `nonce` (forbidden, so an ID token is never taken for one).
+    #[error("nonce_forbidden")]
+    NonceForbidden,
     /// A client assertion broke a claim rule of `portcullis_core::oauth::check_assertion`.
     #[error("{0}")]
     Assertion(AssertionError),
@@ -97,6 +103,8 @@ impl JoseError {
             Self::InvalidTenantClaim => "tenant_claim_invalid",
             Self::AuthorizedPartyMismatch => "azp_mismatch",
             Self::NonceMismatch => "nonce_mismatch",
+            Self::LogoutEvent => "logout_event_missing",
+            Self::NonceForbidden => "nonce_forbidden",
             Self::Assertion(e) => match e {
                 AssertionError::IssuerMismatch => "assertion_issuer_mismatch",
                 AssertionError::WrongAudience => "assertion_wrong_audience",

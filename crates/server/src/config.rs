@@ -81,6 +81,10 @@ pub struct Config {
     pub passwords: Argon2Settings,
     /// Sessions, refresh-token families and authorization codes (`docs/browser-apps.md`).
     pub sign_in: portcullis_service::sign_in::SignInSettings,
+    /// Logout: back-channel logout delivery and its outbound rules (`docs/browser-apps.md`).
+    pub logout: portcullis_service::logout::LogoutSettings,
+    /// Sign-in throttling and the credential-stuffing / password-spraying detectors.
+    pub login: portcullis_service::login::LoginSettings,
     /// Outgoing mail; without it, mail goes to `<data_dir>/outbox` (development).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp: Option<SmtpConfig>,
@@ -328,6 +332,8 @@ impl Default for Config {
             users: UsersConfig::default(),
             passwords: Argon2Settings::default(),
             sign_in: Default::default(),
+            logout: Default::default(),
+            login: Default::default(),
             smtp: None,
         }
     }
@@ -449,6 +455,8 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.users.validate().map_err(ConfigError::Invalid)?;
         self.sign_in.validate().map_err(ConfigError::Invalid)?;
+        self.logout.validate().map_err(ConfigError::Invalid)?;
+        self.login.validate().map_err(ConfigError::Invalid)?;
         self.passwords
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;

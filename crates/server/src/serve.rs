@@ -149,6 +149,7 @@ pub struct BackgroundTasks {
     sign_in_pruner: tokio::task::JoinHandle<()>,
     /// Sends queued webhook deliveries; `None` with `webhooks.enabled = false`.
     webhook_dispatcher: Option<tokio::task::JoinHandle<()>>,
+    backchannel_logout: tokio::task::JoinHandle<()>,
 }
 
 impl BackgroundTasks {
@@ -167,6 +168,7 @@ impl BackgroundTasks {
             // An attempt cut short keeps its lease until it expires; then any node retries it.
             d.abort();
         }
+        self.backchannel_logout.abort();
         if let Some(d) = &self.detection {
             d.shutdown();
         }
@@ -319,6 +321,7 @@ pub async fn assemble(
     ));
     let no_keys = portcullis_service::keys::KeySet { keys: vec![] };
     let signer_keys = if signer_at_start { &keys } else { &no_keys };
+    let login_keys = portcullis_service::login::LoginKeys::from_keyring(&keyring);
     let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, signer_keys)?
         .with_rotation(portcullis_service::rotation::Rotation {
             keyring,
@@ -341,9 +344,29 @@ pub async fn assemble(
         oauth.issuer.clone(),
     )
     .context("could not start the user accounts (password hashing, mail)")?;
+    let oauth = Arc::new(oauth);
+    let logout = Arc::new(portcullis_service::logout::Backchannel::new(
+        store.clone(),
+        clock.clone(),
+        audit.clone(),
+        oauth.clone(),
+        config.logout.clone(),
+        sign_in.backchannel_wakeup(),
+    )?);
+    let backchannel_logout = logout.clone().spawn();
+    let login = Arc::new(portcullis_service::login::Login::new(
+        store.clone(),
+        clock.clone(),
+        audit.clone(),
+        users.hasher.clone(),
+        &config.login,
+        login_keys,
+    ));
     let state = AppState {
+        login,
         users,
         sign_in,
+        logout,
         store: store.clone(),
         clock,
         audit,
@@ -353,7 +376,7 @@ pub async fn assemble(
             leak_report_key: config.api_keys.leak_report_key()?,
             leak_report_ecdsa_key: config.api_keys.leak_report_ecdsa_key()?,
         }),
-        oauth: Arc::new(oauth),
+        oauth,
         revocations: feed,
         webhooks,
     };
@@ -392,6 +415,7 @@ pub async fn assemble(
             key_task,
             sign_in_pruner,
             webhook_dispatcher,
+            backchannel_logout,
         },
     })
 }

@@ -21,6 +21,8 @@ pub mod detect;
 pub mod fault;
 pub mod kek;
 pub mod keys;
+pub mod login;
+pub mod logout;
 pub mod mail;
 pub mod metrics;
 pub mod oauth;

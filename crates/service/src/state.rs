@@ -32,6 +32,11 @@ pub struct AppState {
     pub sign_in: Arc<crate::sign_in::SignIn>,
     /// Webhook endpoints, the delivery queue and its counters (`webhooks`).
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Back-channel logout delivery and the `[logout]` settings (registration checks read its
+    /// outbound rules).
+    pub logout: Arc<crate::logout::Backchannel>,
+    /// Password sign-in on the pages (throttle, detectors) and the page keys (CSRF).
+    pub login: Arc<crate::login::Login>,
 }
 
 impl AppState {

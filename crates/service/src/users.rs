@@ -272,7 +272,8 @@ impl Users {
     /// family to the revocation log (`core::revocation` decides), so every verifier and gateway
     /// refuses the user's tokens within a second. `token_lifetime` is the longest access-token
     /// lifetime (how long the entries must be kept); `reason` goes to the log's internal reason.
-    /// Returns the session ids revoked.
+    /// Back-channel logouts are queued for the sessions' clients. Returns the session ids
+    /// revoked.
     pub async fn end_sign_in_state(
         &self,
         store: &dyn Store,
@@ -282,8 +283,16 @@ impl Users {
         token_lifetime: std::time::Duration,
         now: Timestamp,
     ) -> Result<Vec<String>, UsersError> {
-        Ok(store
+        let sids = store
             .revoke_user_sessions(tenant, user.as_str(), reason, now, token_lifetime)
-            .await?)
+            .await?;
+        // The clients that got tokens in those sessions are told (back-channel logout,
+        // `crate::logout`): queued here, delivered by the delivery task's next poll.
+        if !sids.is_empty() {
+            if let Err(e) = store.enqueue_backchannel_logouts(tenant, &sids, now).await {
+                tracing::error!(error = %e, "could not queue back-channel logouts for a user's ended sessions");
+            }
+        }
+        Ok(sids)
     }
 }

@@ -18,7 +18,9 @@
 //! (history, not state, and the largest table: it stays in the old database and its backups),
 //! the revocation log head (derived from the log on import), and the sign-in state that lives
 //! minutes to days: sessions, authorization codes (at most 60 s), and refresh-token families
-//! with their tokens. A family belongs to a session (its `sid`), and sessions do not move;
+//! with their tokens, and the back-channel logout state that follows sessions (which clients a
+//! session issued tokens to, notifications still due). A family belongs to a session (its
+//! `sid`), and sessions do not move;
 //! carrying families without them would leave refresh tokens that the user's account page
 //! cannot list or sign out of. After a move users sign in again (apps included), and the export
 //! file holds no bearer-token digest that is valid for weeks. Every one of these tables must be
@@ -51,8 +53,9 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 2: users (with their password hashes), and clients carry their type, application
 /// type, redirect and post-logout redirect URIs, web origins and first-party flag (version-1
 /// files still read: no users, and every client a machine client).
-/// Version 3: webhook endpoints, with their secrets sealed under the KEK (older files still
-/// read: no endpoints).
+/// Version 3: webhook endpoints, with their secrets sealed under the KEK; tenants' branding;
+/// clients carry their back-channel logout URI and `sid` requirement (older files still read:
+/// no endpoints, no branding, no back-channel logout).
 pub const FORMAT_VERSION: u32 = 3;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -446,6 +449,11 @@ enum Line {
         allowed_web_origins: Vec<String>,
         #[serde(default)]
         first_party: bool,
+        // Version 3 (back-channel logout). Older files read as registering none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backchannel_logout_uri: Option<String>,
+        #[serde(default)]
+        backchannel_logout_session_required: bool,
     },
     ClientSecret(SecretLine),
     ApiKey(ApiKeyLine),
@@ -655,6 +663,8 @@ impl From<Record> for Line {
                 post_logout_redirect_uris: c.post_logout_redirect_uris,
                 allowed_web_origins: c.allowed_web_origins,
                 first_party: c.first_party,
+                backchannel_logout_uri: c.backchannel_logout_uri,
+                backchannel_logout_session_required: c.backchannel_logout_session_required,
             },
             Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
                 id: s.id,
@@ -895,6 +905,8 @@ impl Line {
                 post_logout_redirect_uris,
                 allowed_web_origins,
                 first_party,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
             } => Record::Client(OAuthClient {
                 id,
                 tenant: tenant(&tenant_id)?,
@@ -922,6 +934,8 @@ impl Line {
                 )?,
                 allowed_web_origins: list(allowed_web_origins, "web origins")?,
                 first_party,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
             }),
             Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
                 id: s.id,
@@ -1064,7 +1078,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 22] = [
+pub const IMPORT_TABLES: [(&str, &str); 25] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1085,6 +1099,7 @@ pub const IMPORT_TABLES: [(&str, &str); 22] = [
     // Sign-in state: consents are exported; sessions, codes and refresh families deliberately
     // are not (module docs), but an import still refuses a database that holds any.
     ("consents", "1 = 1"),
+    ("tenant_branding", "1 = 1"),
     ("sign_in_sessions", "1 = 1"),
     ("authorization_codes", "1 = 1"),
     ("refresh_families", "1 = 1"),
@@ -1093,6 +1108,10 @@ pub const IMPORT_TABLES: [(&str, &str); 22] = [
     // but an import still refuses a database that holds any.
     ("webhook_endpoints", "1 = 1"),
     ("webhook_deliveries", "1 = 1"),
+    // Back-channel logout: which clients a session issued tokens to, and notifications still
+    // to deliver. Both live and die with sessions, which are not exported either.
+    ("session_clients", "1 = 1"),
+    ("backchannel_deliveries", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and
@@ -1254,7 +1273,8 @@ macro_rules! impl_transfer {
                          grant_types, scopes, audiences, access_token_ttl_secs, can_introspect, \
                          jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
                          client_type, application_type, redirect_uris, \
-                         post_logout_redirect_uris, allowed_web_origins, first_party) ",
+                         post_logout_redirect_uris, allowed_web_origins, first_party, \
+                         backchannel_logout_uri, backchannel_logout_session_required) ",
                     );
                     q.push_values(each!(Client), |mut b, c| {
                         b.push_bind(c.id.clone())
@@ -1278,7 +1298,9 @@ macro_rules! impl_transfer {
                             .push_bind(c.redirect_uris.join(" "))
                             .push_bind(c.post_logout_redirect_uris.join(" "))
                             .push_bind(c.allowed_web_origins.join(" "))
-                            .push_bind(i64::from(c.first_party));
+                            .push_bind(i64::from(c.first_party))
+                            .push_bind(c.backchannel_logout_uri.clone())
+                            .push_bind(i64::from(c.backchannel_logout_session_required));
                     });
                     q
                 }

@@ -18,6 +18,7 @@
 mod error;
 pub mod export;
 mod head;
+mod logout_model;
 mod model;
 pub mod page;
 mod postgres;
@@ -26,8 +27,10 @@ mod sign_in_model;
 mod sql;
 mod sql_api_keys;
 mod sql_audit;
+mod sql_branding;
 mod sql_clients;
 mod sql_keys;
+mod sql_logout;
 mod sql_revocations;
 mod sql_sign_in;
 mod sql_tenants;
@@ -38,6 +41,7 @@ mod webhook_model;
 
 pub use error::StoreError;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
+pub use logout_model::*;
 pub use model::*;
 pub use page::{
     Archivable, ArchivedFilter, KeyId, Page, PageKey, PageRequest, DEFAULT_PAGE_LIMIT,
@@ -761,6 +765,62 @@ pub trait ConsentStore {
     ) -> Result<bool>;
 }
 
+/// Back-channel logout: the clients each session issued tokens to, and the queue of logout
+/// notifications any node may deliver (claimed by moving `next_attempt_at` past a lease, so a
+/// node that dies mid-delivery leaves the delivery to the next claim after the lease).
+#[async_trait]
+pub trait LogoutStore {
+    /// Records that `client_id` redeemed a code issued in session `sid` (idempotent). Fails
+    /// with [`StoreError::NotFound`] if the tenant does not exist.
+    async fn record_session_client(
+        &self,
+        tenant: &TenantId,
+        sid: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// The clients recorded for a session, sorted.
+    async fn session_clients(&self, tenant: &TenantId, sid: &str) -> Result<Vec<String>>;
+    /// Queues a delivery, due at `now`, for every client of these sessions of `tenant` that
+    /// registered a back-channel logout URI (a session and client already queued are left as
+    /// they are). Returns how many were queued.
+    async fn enqueue_backchannel_logouts(
+        &self,
+        tenant: &TenantId,
+        sids: &[String],
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// Claims up to `limit` deliveries due at `now`, oldest due first: each one's attempts go
+    /// up by one and its `next_attempt_at` moves to `lease_until`, atomically, so two nodes
+    /// never claim the same delivery within one lease. Returns them as claimed.
+    async fn claim_backchannel_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<BackchannelDelivery>>;
+    /// Schedules the next attempt of a delivery after a failure. Returns whether it exists.
+    async fn retry_backchannel_delivery(
+        &self,
+        id: &str,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> Result<bool>;
+    /// Removes a delivery (delivered, given up, or its client gone). Returns whether it existed.
+    async fn delete_backchannel_delivery(&self, id: &str) -> Result<bool>;
+    /// Deletes session-client rows whose session no longer exists (pruned). Returns how many.
+    async fn prune_session_clients(&self) -> Result<u64>;
+}
+
+/// Sign-in page branding per tenant (`portcullis_core::branding` checks the values).
+#[async_trait]
+pub trait BrandingStore {
+    /// Creates or replaces the tenant's branding. Fails with [`StoreError::NotFound`] if the
+    /// tenant does not exist.
+    async fn put_branding(&self, b: &BrandingRecord) -> Result<()>;
+    async fn get_branding(&self, tenant: &TenantId) -> Result<Option<BrandingRecord>>;
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -799,6 +859,8 @@ pub trait Store:
     + AuthCodeStore
     + RefreshTokenStore
     + ConsentStore
+    + LogoutStore
+    + BrandingStore
     + export::TransferStore
     + Send
     + Sync

@@ -229,6 +229,11 @@ pub struct OAuthClient {
     pub allowed_web_origins: Vec<String>,
     /// Trusted by the tenant: no consent screen.
     pub first_party: bool,
+    /// Where logout tokens are POSTed when a session this client got tokens in ends
+    /// (OpenID Connect Back-Channel Logout 1.0); `None`: not notified.
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in logout tokens (we always send it; recorded and published).
+    pub backchannel_logout_session_required: bool,
 }
 
 /// A client secret as stored: its digest, never the secret.

@@ -94,6 +94,7 @@ macro_rules! impl_client_store {
             let client_type: String = row.try_get("client_type")?;
             let application_type: String = row.try_get("application_type")?;
             let first_party: i64 = row.try_get("first_party")?;
+            let bcl_sid: i64 = row.try_get("backchannel_logout_session_required")?;
             Ok(OAuthClient {
                 id: row.try_get("id")?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
@@ -119,6 +120,8 @@ macro_rules! impl_client_store {
                 post_logout_redirect_uris: list_col(row.try_get("post_logout_redirect_uris")?),
                 allowed_web_origins: list_col(row.try_get("allowed_web_origins")?),
                 first_party: first_party != 0,
+                backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
+                backchannel_logout_session_required: bcl_sid != 0,
             })
         }
 
@@ -308,9 +311,10 @@ macro_rules! impl_client_store {
                      grant_types, scopes, audiences, access_token_ttl_secs, can_introspect, \
                      jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
                      client_type, application_type, redirect_uris, post_logout_redirect_uris, \
-                     allowed_web_origins, first_party) \
+                     allowed_web_origins, first_party, backchannel_logout_uri, \
+                     backchannel_logout_session_required) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $19, $20, $21, $22)",
+                     $17, $18, $19, $20, $21, $22, $23, $24)",
                 )
                 .bind(&c.id)
                 .bind(c.tenant.as_str())
@@ -334,6 +338,8 @@ macro_rules! impl_client_store {
                 .bind(c.post_logout_redirect_uris.join(" "))
                 .bind(c.allowed_web_origins.join(" "))
                 .bind(i64::from(c.first_party))
+                .bind(&c.backchannel_logout_uri)
+                .bind(i64::from(c.backchannel_logout_session_required))
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
@@ -395,7 +401,8 @@ macro_rules! impl_client_store {
                     "UPDATE oauth_clients SET name = $1, grant_types = $2, scopes = $3, \
                      audiences = $4, access_token_ttl_secs = $5, can_introspect = $6, \
                      redirect_uris = $7, post_logout_redirect_uris = $8, \
-                     allowed_web_origins = $9, first_party = $10, updated_at = $11 \
+                     allowed_web_origins = $9, first_party = $10, updated_at = $11, \
+                     backchannel_logout_uri = $14, backchannel_logout_session_required = $15 \
                      WHERE tenant_id = $12 AND id = $13",
                 )
                 .bind(&c.name)
@@ -411,6 +418,8 @@ macro_rules! impl_client_store {
                 .bind(now.as_millis())
                 .bind(c.tenant.as_str())
                 .bind(&c.id)
+                .bind(&c.backchannel_logout_uri)
+                .bind(i64::from(c.backchannel_logout_session_required))
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -106,6 +106,12 @@ pub struct CreateClient {
     /// The tenant's own app: users are not asked for consent.
     #[serde(default)]
     first_party: bool,
+    /// Where logout tokens are POSTed when a session the client got tokens in ends (OpenID
+    /// Connect Back-Channel Logout 1.0): an `https://` URL; app clients only.
+    backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in its logout tokens (always sent; needs a URI).
+    #[serde(default)]
+    backchannel_logout_session_required: bool,
 }
 
 /// The members an update may change; each one left out keeps its value. The client's type,
@@ -124,6 +130,9 @@ pub struct UpdateClient {
     post_logout_redirect_uris: Option<Vec<String>>,
     allowed_web_origins: Option<Vec<String>>,
     first_party: Option<bool>,
+    /// A new back-channel logout URI; `""` removes it.
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -156,6 +165,9 @@ pub struct ClientView {
     post_logout_redirect_uris: Vec<String>,
     allowed_web_origins: Vec<String>,
     first_party: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
     #[schema(value_type = String)]
     status: &'static str,
     created_at: String,
@@ -208,6 +220,8 @@ impl From<Archivable<OAuthClient>> for ClientView {
             post_logout_redirect_uris: c.post_logout_redirect_uris,
             allowed_web_origins: c.allowed_web_origins,
             first_party: c.first_party,
+            backchannel_logout_uri: c.backchannel_logout_uri,
+            backchannel_logout_session_required: c.backchannel_logout_session_required,
             status: c.status.as_str(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
@@ -377,6 +391,12 @@ pub async fn create(
             ))
         }
     };
+    let backchannel_logout_uri = check_backchannel(
+        &state,
+        &checked.grant_types,
+        body.backchannel_logout_uri.as_deref(),
+        body.backchannel_logout_session_required,
+    )?;
     let now = state.clock.now();
     let id = format!("cl_{}", random_id());
     // Clients that authenticate with a key, and public clients, get no secret at all.
@@ -408,6 +428,8 @@ pub async fn create(
         post_logout_redirect_uris: checked.post_logout_redirect_uris,
         allowed_web_origins: checked.allowed_web_origins,
         first_party: body.first_party,
+        backchannel_logout_uri,
+        backchannel_logout_session_required: body.backchannel_logout_session_required,
     };
     let written = state
         .store
@@ -641,6 +663,36 @@ struct Checked {
     allowed_web_origins: Vec<String>,
 }
 
+/// The back-channel logout registration: a URI under the outbound rules of `[logout]`, for
+/// clients with the authorization_code grant only (no other client has sessions to end);
+/// `backchannel_logout_session_required` only with a URI. Returns the URI normalised.
+fn check_backchannel(
+    state: &AppState,
+    grant_types: &[String],
+    uri: Option<&str>,
+    session_required: bool,
+) -> Result<Option<String>, ApiError> {
+    let Some(uri) = uri else {
+        if session_required {
+            return Err(metadata(
+                "backchannel_logout_session_required needs a backchannel_logout_uri",
+            ));
+        }
+        return Ok(None);
+    };
+    if !grant_types
+        .iter()
+        .any(|g| g == GrantType::AuthorizationCode.as_str())
+    {
+        return Err(metadata(
+            "backchannel_logout_uri needs the authorization_code grant",
+        ));
+    }
+    portcullis_service::logout::validate_backchannel_uri(uri, state.logout.settings().outbound())
+        .map(Some)
+        .map_err(metadata)
+}
+
 /// 400 `invalid_client_metadata` (RFC 7591 section 3.2.2).
 fn metadata(description: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_client_metadata", description)
@@ -821,6 +873,21 @@ pub async fn update(
     if tenant.status != TenantStatus::Active {
         return Err(ApiError::conflict("the tenant is disabled"));
     }
+    let backchannel_uri = match body.backchannel_logout_uri.as_deref() {
+        Some("") => None,
+        Some(uri) => Some(uri),
+        None => client.backchannel_logout_uri.as_deref(),
+    };
+    // Removing the URI drops the sid requirement with it unless the update sets one.
+    let session_required = body
+        .backchannel_logout_session_required
+        .unwrap_or(backchannel_uri.is_some() && client.backchannel_logout_session_required);
+    let backchannel_logout_uri = check_backchannel(
+        &state,
+        &checked.grant_types,
+        backchannel_uri,
+        session_required,
+    )?;
     let changed = OAuthClient {
         name: checked.name,
         grant_types: checked.grant_types,
@@ -832,6 +899,8 @@ pub async fn update(
         post_logout_redirect_uris: checked.post_logout_redirect_uris,
         allowed_web_origins: checked.allowed_web_origins,
         first_party,
+        backchannel_logout_uri,
+        backchannel_logout_session_required: session_required,
         ..client
     };
     let written = state.store.update_client(&changed, state.clock.now()).await;

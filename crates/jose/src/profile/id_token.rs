@@ -179,6 +179,56 @@ pub fn verify(
     })
 }
 
+/// An ID token presented back to us as `id_token_hint` (RP-Initiated Logout 1.0 section 2):
+/// its claims once the signature and issuer are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub azp: Option<String>,
+    pub sid: Option<String>,
+}
+
+/// Checks an `id_token_hint`: `typ` (absent or `JWT`), an allowed algorithm, the key named by
+/// `kid` among the issuer's `keys`, the signature, `iss` exactly `issuer`, and `sub` and `aud`
+/// present. Expiry is deliberately not checked: the section allows an expired ID token as a
+/// hint, since users sign out long after their ID token expired.
+pub fn verify_hint(
+    token: &str,
+    max_len: usize,
+    allowed: &[Alg],
+    keys: &KeySet,
+    issuer: &str,
+) -> Result<Hint, JoseError> {
+    let u = parse(token, max_len)?;
+    let c = u.claims()?;
+    if !allowed.contains(&u.header.alg) {
+        return Err(JoseError::AlgNotAllowed);
+    }
+    if required(&c, "iss")? != issuer {
+        return Err(JoseError::IssuerMismatch);
+    }
+    let key = keys
+        .find(u.header.kid.as_deref())
+        .ok_or(JoseError::UnknownKid)?;
+    u.verify_with(key)?;
+    let aud = c
+        .strings("aud")
+        .map_err(|_| JoseError::MalformedClaims)?
+        .ok_or(JoseError::MissingClaim("aud"))?;
+    let text = |name| -> Result<Option<String>, JoseError> {
+        Ok(c.str(name)
+            .map_err(|_| JoseError::MalformedClaims)?
+            .map(Cow::into_owned))
+    };
+    Ok(Hint {
+        sub: required(&c, "sub")?.into_owned(),
+        aud: aud.into_iter().map(Cow::into_owned).collect(),
+        azp: text("azp")?,
+        sid: text("sid")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +275,37 @@ mod tests {
             &rules(nonce),
             Timestamp::from_secs(NOW),
         )
+    }
+
+    #[test]
+    fn a_hint_is_checked_for_signature_and_issuer_but_not_expiry() {
+        let (s, keys) = setup();
+        let mut expired = claims();
+        expired["exp"] = json!(NOW - 86_400);
+        expired["sid"] = json!("ses_1");
+        let t = s.sign(&expired).expect("sign");
+        let h = verify_hint(&t, 8192, &[Alg::ES256], &keys, "https://auth.test").expect("hint");
+        assert_eq!(h.sub, "user-1");
+        assert_eq!(h.aud, ["cl_web"]);
+        assert_eq!(h.sid.as_deref(), Some("ses_1"));
+        assert_eq!(
+            verify_hint(&t, 8192, &[Alg::ES256], &keys, "https://other.test").err(),
+            Some(JoseError::IssuerMismatch)
+        );
+        let (forger, _) = setup();
+        let forged = forger.sign(&expired).expect("sign");
+        assert!(verify_hint(&forged, 8192, &[Alg::ES256], &keys, "https://auth.test").is_err());
+        let at = Signer::new(
+            SigningKeyPair::generate(Alg::ES256).expect("key").1,
+            Some("at+jwt"),
+            None,
+        )
+        .sign(&expired)
+        .expect("sign");
+        assert_eq!(
+            verify_hint(&at, 8192, &[Alg::ES256], &keys, "https://auth.test").err(),
+            Some(JoseError::WrongTyp)
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod access_token;
 pub mod client_assertion;
 pub mod id_token;
 pub mod identity;
+pub mod logout_token;
 
 use std::borrow::Cow;
 

@@ -663,3 +663,92 @@ async fn public_clients_have_no_secret_and_no_token_endpoint_grant_yet() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     assert_eq!(v["error"], "invalid_client");
 }
+
+#[tokio::test]
+async fn back_channel_logout_uris_follow_the_outbound_rules() {
+    let app = App::new().await;
+    let acme = app.admins.acme.clone();
+    let mut body = web_app();
+    body["backchannel_logout_uri"] = json!("https://shop.example.com/bcl?from=portcullis");
+    body["backchannel_logout_session_required"] = json!(true);
+    let web = app.created(body).await;
+    assert_eq!(
+        web["backchannel_logout_uri"],
+        "https://shop.example.com/bcl?from=portcullis"
+    );
+    assert_eq!(web["backchannel_logout_session_required"], true);
+    let id = web["client_id"].as_str().expect("id").to_owned();
+
+    // Plain HTTP (the test setting allows only loopback), private and link-local addresses,
+    // credentials, a fragment; a machine client; sid required without a URI.
+    for (extra, why) in [
+        (
+            json!({"backchannel_logout_uri": "http://shop.example.com/bcl"}),
+            "http",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://10.1.2.3/bcl"}),
+            "private",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://169.254.169.254/x"}),
+            "link-local",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://[::1]/bcl"}),
+            "loopback",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://u:p@shop.example.com/bcl"}),
+            "credentials",
+        ),
+        (
+            json!({"backchannel_logout_uri": "https://shop.example.com/bcl#f"}),
+            "fragment",
+        ),
+        (
+            json!({"backchannel_logout_session_required": true}),
+            "no uri",
+        ),
+    ] {
+        let mut body = web_app();
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let (s, v) = app.create(body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{why}: {v}");
+        assert_eq!(v["error"], "invalid_client_metadata", "{why}: {v}");
+    }
+    let (s, v) = app
+        .create(json!({"name": "m2m", "audiences": ["payments-api"],
+                       "backchannel_logout_uri": "https://m2m.example.com/bcl"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+    // PATCH: a refused URI changes nothing; "" removes it and the sid requirement.
+    let (s, _) = app
+        .update(
+            &acme,
+            "acme",
+            &id,
+            json!({"backchannel_logout_uri": "http://shop.example.com/bcl"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, v) = app
+        .update(&acme, "acme", &id, json!({"backchannel_logout_uri": ""}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v.get("backchannel_logout_uri").is_none(), "{v}");
+    assert_eq!(v["backchannel_logout_session_required"], false);
+    let (s, v) = app
+        .update(
+            &acme,
+            "acme",
+            &id,
+            json!({"backchannel_logout_uri": "https://shop.example.com/bcl2"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["backchannel_logout_uri"], "https://shop.example.com/bcl2");
+}

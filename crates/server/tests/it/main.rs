@@ -9,6 +9,7 @@ mod app_clients;
 mod assembly;
 mod common;
 mod log_follower;
+mod logout;
 mod oauth;
 mod revocations;
 mod webhooks;

@@ -2552,6 +2552,8 @@ mod private_key_jwt {
                         post_logout_redirect_uris: vec![],
                         allowed_web_origins: vec![],
                         first_party: false,
+                        backchannel_logout_uri: None,
+                        backchannel_logout_session_required: false,
                     },
                     None,
                 )

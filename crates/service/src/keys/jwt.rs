@@ -20,7 +20,7 @@ use portcullis_core::oauth::{AccessTokenClaims, TENANT_CLAIM};
 use portcullis_core::signing::KeyState;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
-use portcullis_jose::profile::access_token;
+use portcullis_jose::profile::{access_token, id_token, logout_token};
 use portcullis_jose::{Alg, JoseError, KeySet as JoseKeySet, SigningKeyPair};
 use portcullis_store::StoredSigningKey;
 
@@ -37,6 +37,8 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// header of this key, built once per key.
 pub struct Signer {
     inner: portcullis_jose::Signer,
+    /// The same key under the logout-token header (`typ: logout+jwt`).
+    logout: portcullis_jose::Signer,
     kid: String,
 }
 
@@ -51,8 +53,10 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     pub fn new(key: &SigningKey) -> Result<Self, SignError> {
         let pair = SigningKeyPair::from_pkcs8(key.algorithm.into(), key.private_pkcs8())?;
+        let logout_pair = SigningKeyPair::from_pkcs8(key.algorithm.into(), key.private_pkcs8())?;
         Ok(Self {
             inner: access_token::signer(pair, &key.kid),
+            logout: logout_token::signer(logout_pair, &key.kid),
             kid: key.kid.clone(),
         })
     }
@@ -64,6 +68,11 @@ impl Signer {
 
     pub fn sign(&self, claims: &AccessTokenClaims) -> Result<String, SignError> {
         self.inner.sign(claims)
+    }
+
+    /// A back-channel logout token (`crate::logout`).
+    pub fn sign_logout(&self, claims: &logout_token::Claims) -> Result<String, SignError> {
+        self.logout.sign(claims)
     }
 }
 
@@ -244,6 +253,33 @@ pub fn verify(
         tenant,
         sid,
     })
+}
+
+/// Checks an `id_token_hint` (RP-initiated logout) against the published keys: one of our ID
+/// tokens, signed by a key still published at `now`, with our issuer. Expiry is not checked
+/// (jose's `id_token::verify_hint`).
+pub fn verify_id_token_hint(
+    token: &str,
+    keys: &PublishedKeys,
+    issuer: &str,
+    now: Timestamp,
+) -> Result<id_token::Hint, Invalid> {
+    let kid = portcullis_jose::compact::parse(token, MAX_TOKEN_LEN)
+        .map_err(Invalid::from)?
+        .header
+        .kid
+        .clone()
+        .ok_or(Invalid::UnknownKey)?;
+    if !keys.vouches(&kid, now) {
+        return Err(Invalid::UnknownKey);
+    }
+    Ok(id_token::verify_hint(
+        token,
+        MAX_TOKEN_LEN,
+        &Alg::SIGNING,
+        &keys.set,
+        issuer,
+    )?)
 }
 
 #[cfg(test)]

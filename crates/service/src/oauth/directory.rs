@@ -443,6 +443,8 @@ mod tests {
             post_logout_redirect_uris: vec![],
             allowed_web_origins: vec![],
             first_party: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 

@@ -111,6 +111,12 @@ impl SignIn {
         binding
             .check(&redemption, now)
             .map_err(|e| SignInError::Invalid(e.as_str()))?;
+        // Which clients got tokens in the session, for back-channel logout: recorded before the
+        // code is consumed, so a redemption never issues tokens unrecorded (a record for a
+        // redemption that then fails costs at most one needless logout notification).
+        self.store
+            .record_session_client(&stored.tenant, &stored.sid, &stored.client_id, now)
+            .await?;
         match self.store.consume_code(&digest, now).await? {
             CodeConsumption::Redeemed(record) => Ok(RedeemedCode { record }),
             // Another node redeemed it between the read and here.

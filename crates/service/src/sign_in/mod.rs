@@ -191,6 +191,9 @@ pub struct SignIn {
     audit: AuditSink,
     config: SignInConfig,
     keys: Arc<SuccessorKeys>,
+    /// Notified when sessions end here and back-channel logouts were queued
+    /// (`crate::logout::Backchannel` waits on it).
+    backchannel_wake: Arc<tokio::sync::Notify>,
 }
 
 impl SignIn {
@@ -209,6 +212,32 @@ impl SignIn {
             audit,
             config,
             keys: Arc::new(SuccessorKeys::from_keyring(keyring)),
+            backchannel_wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// What the back-channel logout task waits on (`crate::logout::Backchannel::new`).
+    pub fn backchannel_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.backchannel_wake.clone()
+    }
+
+    /// Queues back-channel logouts for sessions that just ended (one per client that redeemed
+    /// a code in them and registered a URI) and wakes the delivery task. The sessions are
+    /// already revoked: a failure here is logged, not returned, so sign-out still succeeds.
+    async fn sessions_ended(&self, tenant: &TenantId, sids: &[String]) {
+        if sids.is_empty() {
+            return;
+        }
+        match self
+            .store
+            .enqueue_backchannel_logouts(tenant, sids, self.clock.now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(_) => self.backchannel_wake.notify_one(),
+            Err(e) => {
+                tracing::error!(error = %e, tenant = %tenant, "could not queue back-channel logouts for ended sessions")
+            }
         }
     }
 

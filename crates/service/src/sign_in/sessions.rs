@@ -161,6 +161,7 @@ impl SignIn {
                 Some(sid.to_owned()),
                 origin,
             );
+            self.sessions_ended(tenant, &[sid.to_owned()]).await;
         }
         Ok(done)
     }
@@ -192,6 +193,7 @@ impl SignIn {
                 origin,
             );
         }
+        self.sessions_ended(tenant, &sids).await;
         Ok(sids)
     }
 }

@@ -1700,6 +1700,8 @@ mod cases {
             post_logout_redirect_uris: vec![],
             allowed_web_origins: vec![],
             first_party: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 
@@ -1717,6 +1719,8 @@ mod cases {
             redirect_uris: vec!["com.example.app:/cb".into(), "http://127.0.0.1/cb".into()],
             post_logout_redirect_uris: vec!["com.example.app:/bye".into()],
             allowed_web_origins: vec!["https://app.example.com".into()],
+            backchannel_logout_uri: Some("https://app.example.com/bcl?x=1".into()),
+            backchannel_logout_session_required: true,
             first_party: true,
             ..client(id, tenant)
         }
@@ -3243,6 +3247,8 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
     );
 }
 
+/// Back-channel logout (session clients, the delivery queue): `conformance/logout.rs`.
+mod logout;
 /// Sign-in state (sessions, codes, refresh families, consents): `conformance/sign_in.rs`.
 mod sign_in;
 mod webhooks;
