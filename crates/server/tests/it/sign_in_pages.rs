@@ -32,6 +32,7 @@ struct Node {
     store: Arc<dyn Store>,
     notes: String,
     dashboard: String,
+    admins: common::Admins,
     /// Kept running (dropping them stops the audit writer).
     _tasks: portcullis_server::serve::BackgroundTasks,
     _dir: tempfile::TempDir,
@@ -74,6 +75,7 @@ impl Node {
         });
         let base = format!("http://{addr}");
         let admin = reqwest::Client::new();
+        let admins_acme = admins.acme.clone();
         let mut ids = Vec::new();
         for body in [
             json!({
@@ -94,7 +96,7 @@ impl Node {
         ] {
             let r = admin
                 .post(format!("{base}/admin/v1/tenants/acme/clients"))
-                .bearer_auth(&admins.acme)
+                .bearer_auth(&admins_acme)
                 .json(&body)
                 .send()
                 .await
@@ -109,6 +111,7 @@ impl Node {
             store,
             notes: ids[0].clone(),
             dashboard: ids[1].clone(),
+            admins,
             _tasks: tasks,
             _dir: dir,
         };
@@ -829,4 +832,65 @@ async fn one_password_over_many_accounts_from_one_source_is_recorded_as_spraying
         !all.contains("Winter2026"),
         "the password is never recorded"
     );
+}
+
+#[tokio::test]
+async fn branding_is_set_through_the_admin_api_and_unsafe_values_are_refused() {
+    let node = Node::start().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/admin/v1/tenants/acme/branding", node.base);
+    let put = |body: Value, token: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let r = http
+                .put(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("put");
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (s, v) = put(
+        json!({"display_name": "Acme", "logo_url": "https://cdn.acme.example/l.png", "accent_colour": "#AA3300"}),
+        node.admins.acme.clone(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["accent_colour"], "#aa3300");
+    for bad in [
+        json!({"accent_colour": "red;}body{display:none"}),
+        json!({"logo_url": "javascript:alert(1)"}),
+        json!({"logo_url": "https://x.example/a.png\" onerror=\"x"}),
+        json!({"display_name": "a\nb"}),
+        json!({"colour": "#000000"}),
+    ] {
+        let (s, v) = put(bad.clone(), node.admins.acme.clone()).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert_eq!(v["error"], "invalid_request");
+    }
+    let (s, _) = put(json!({"display_name": "Evil"}), node.admins.globex.clone()).await;
+    assert_eq!(s, 403, "another tenant's admin");
+    let got: Value = http
+        .get(&url)
+        .bearer_auth(&node.admins.acme)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["display_name"], "Acme", "nothing changed: {got}");
+    let (_, _, page) = text(
+        node.browser("203.0.113.30")
+            .get(node.notes_url(&[]))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert!(page.contains("<p>Acme</p>"));
 }
