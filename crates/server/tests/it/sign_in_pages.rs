@@ -894,3 +894,58 @@ async fn branding_is_set_through_the_admin_api_and_unsafe_values_are_refused() {
     .await;
     assert!(page.contains("<p>Acme</p>"));
 }
+
+#[tokio::test]
+async fn a_sign_in_rehashes_an_outdated_hash_and_records_the_last_login() {
+    let node = Node::start().await;
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let alice = node
+        .store
+        .find_user_by_username(&tenant, &Username::parse("alice").expect("u"))
+        .await
+        .expect("read")
+        .expect("alice");
+    assert!(alice.last_login_at.is_none());
+    // A hash made with stronger (so different) parameters than the node's current ones.
+    let older = portcullis_service::passwords::PasswordHasher::start(
+        portcullis_service::passwords::Argon2Settings {
+            iterations: 3,
+            workers: 1,
+            ..Default::default()
+        },
+    )
+    .expect("hasher");
+    let old_hash = older
+        .rehash(&Secret::new(PASSWORD.to_owned()))
+        .await
+        .expect("hash");
+    node.store
+        .set_user_password(
+            &tenant,
+            &alice.id,
+            old_hash.as_str(),
+            Timestamp::from_secs(1_800_000_000),
+        )
+        .await
+        .expect("set");
+    let b = node.browser("203.0.113.40");
+    let (s, _, page) = sign_in(&node, &b, &node.notes_url(&[]), "alice", PASSWORD).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("name=\"decision\""), "signed in");
+    let after = node
+        .store
+        .get_user(&tenant, &alice.id)
+        .await
+        .expect("read")
+        .expect("alice");
+    let stored = after.password_hash.expect("hash");
+    assert_ne!(stored, old_hash.as_str(), "rehashed");
+    assert!(
+        stored.contains("t=2"),
+        "with the current parameters: {stored}"
+    );
+    assert_eq!(
+        after.last_login_at,
+        Some(Timestamp::from_secs(1_800_000_000))
+    );
+}
