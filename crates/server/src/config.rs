@@ -976,6 +976,10 @@ mod tests {
         assert_eq!(c.passwords.memory_kib, 19456);
         assert_eq!(c.users.password_min_chars, 12);
         assert_eq!(c.sign_in.code_lifetime_secs, 60);
+        assert_eq!(
+            c.login.free_failures_per_account, 5,
+            "throttling is on by default"
+        );
         assert!(c.smtp.is_none(), "no SMTP: the development outbox");
         for (toml, names) in [
             ("[passwords]\nmemory_kib = 4096\n", "19456"),
@@ -994,6 +998,9 @@ mod tests {
                 "[sign_in]\nrefresh_idle_secs = 99\nrefresh_absolute_secs = 98\n",
                 "refresh_absolute_secs",
             ),
+            ("[login]\nwindow_secs = 0\n", "window_secs"),
+            ("[login]\nspraying_accounts = 1\n", "spraying_accounts"),
+            ("[login]\nlockout = true\n", "lockout"),
         ] {
             let f = file(toml);
             let err = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())

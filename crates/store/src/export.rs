@@ -15,6 +15,7 @@
 //! them back), users' consents (what a user agreed to is state the user would otherwise be
 //! asked again), and webhook endpoints with their secrets sealed under the KEK (their delivery
 //! queue stays behind, like the alerts it carries). Not exported: users' one-time tokens (short-lived links), the audit log
+//! asked again), and tenants' sign-in page branding. Not exported: users' one-time tokens (short-lived links), the audit log
 //! (history, not state, and the largest table: it stays in the old database and its backups),
 //! the revocation log head (derived from the log on import), and the sign-in state that lives
 //! minutes to days: sessions, authorization codes (at most 60 s), and refresh-token families
@@ -56,6 +57,7 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 3: webhook endpoints, with their secrets sealed under the KEK; tenants' branding;
 /// clients carry their back-channel logout URI and `sid` requirement (older files still read:
 /// no endpoints, no branding, no back-channel logout).
+/// Version 3: tenants' sign-in page branding (`branding` lines; older files have none).
 pub const FORMAT_VERSION: u32 = 3;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -101,6 +103,8 @@ pub enum Record {
     /// A webhook endpoint with its secret sealed under the KEK (as stored). Its delivery queue
     /// is not exported: deliveries carry alerts, which are not either.
     WebhookEndpoint(crate::WebhookEndpointRecord),
+    /// A tenant's sign-in page branding.
+    Branding(crate::BrandingRecord),
 }
 
 impl Record {
@@ -122,6 +126,7 @@ impl Record {
             Self::Archived(_) => "archived",
             Self::Consent(_) => "consent",
             Self::WebhookEndpoint(_) => "webhook_endpoint",
+            Self::Branding(_) => "branding",
         }
     }
 }
@@ -497,6 +502,13 @@ enum Line {
         created_at: i64,
         secret_rotated_at: i64,
     },
+    Branding {
+        tenant_id: String,
+        display_name: Option<String>,
+        logo_url: Option<String>,
+        accent_colour: Option<String>,
+        updated_at: i64,
+    },
     End {
         records: u64,
     },
@@ -753,6 +765,13 @@ impl From<Record> for Line {
                 sealed_secret: b64(&e.sealed_secret),
                 created_at: ms(e.created_at),
                 secret_rotated_at: ms(e.secret_rotated_at),
+            },
+            Record::Branding(b) => Line::Branding {
+                tenant_id: b.tenant.as_str().to_owned(),
+                display_name: b.display_name,
+                logo_url: b.logo_url,
+                accent_colour: b.accent_colour,
+                updated_at: ms(b.updated_at),
             },
         }
     }
@@ -1061,6 +1080,19 @@ impl Line {
                 sealed_secret: unb64(&sealed_secret, "webhook secret")?,
                 created_at: at(created_at),
                 secret_rotated_at: at(secret_rotated_at),
+            }),
+            Line::Branding {
+                tenant_id,
+                display_name,
+                logo_url,
+                accent_colour,
+                updated_at,
+            } => Record::Branding(crate::BrandingRecord {
+                tenant: tenant(&tenant_id)?,
+                display_name,
+                logo_url,
+                accent_colour,
+                updated_at: at(updated_at),
             }),
         })
     }
@@ -1403,6 +1435,20 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::Branding(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO tenant_branding (tenant_id, display_name, logo_url, \
+                         accent_colour, updated_at) ",
+                    );
+                    q.push_values(each!(Branding), |mut b, r: &$crate::BrandingRecord| {
+                        b.push_bind(r.tenant.as_str().to_owned())
+                            .push_bind(r.display_name.clone())
+                            .push_bind(r.logo_url.clone())
+                            .push_bind(r.accent_colour.clone())
+                            .push_bind(r.updated_at.as_millis());
+                    });
+                    q
+                }
             };
             q.build()
                 .execute(&mut **tx)
@@ -1508,6 +1554,11 @@ macro_rules! impl_transfer {
                     |r| consent_from_row(r).map(Record::Consent)
                 );
                 table!("SELECT t.*, t.id AS k FROM webhook_endpoints t", String, |r| webhook_endpoint_from_row(r).map(Record::WebhookEndpoint));
+                table!(
+                    "SELECT t.*, t.tenant_id AS k FROM tenant_branding t",
+                    String,
+                    |r| branding_from_row(r).map(Record::Branding)
+                );
                 tx.commit().await?;
                 Ok(())
             }

@@ -195,9 +195,8 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
     let t = flow.text;
     match state.login.authenticate(attempt).await {
         Ok(LoginOutcome::SignedIn(user)) => {
-            let presented = parts.headers.get(header::COOKIE).and_then(|_| {
-                super::cookies::read(&parts.headers, &flow.cookies.session_name(&flow.req.tenant))
-            });
+            let presented =
+                super::cookies::read(&parts.headers, &flow.cookies.session_name(&flow.req.tenant));
             let started = state
                 .sign_in
                 .create_session(

@@ -59,9 +59,9 @@ impl Chrome {
     }
 
     /// The tenant's stored branding (none when unset, unreadable or the store fails: a page is
-    /// never refused for its decoration).
+    /// never refused for its decoration); without a branded name, the tenant's display name.
     pub async fn load(state: &AppState, tenant: &TenantId, text: &Text) -> Self {
-        let branding = match state.store.get_branding(tenant).await {
+        let mut branding = match state.store.get_branding(tenant).await {
             Ok(Some(b)) => Branding::parse(
                 b.display_name.as_deref(),
                 b.logo_url.as_deref(),
@@ -74,6 +74,12 @@ impl Chrome {
                 Branding::default()
             }
         };
+        if branding.display_name.is_none() {
+            if let Ok(Some(t)) = state.store.get_tenant(tenant).await {
+                branding.display_name =
+                    portcullis_core::branding::DisplayName::parse(&t.display_name).ok();
+            }
+        }
         Self::new(Some(tenant), &branding, text)
     }
 

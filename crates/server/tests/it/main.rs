@@ -12,4 +12,5 @@ mod log_follower;
 mod logout;
 mod oauth;
 mod revocations;
+mod sign_in_pages;
 mod webhooks;

@@ -379,3 +379,43 @@ fn account_key(tenant: &TenantId, login: &str) -> String {
     let login: String = login.trim().chars().take(320).collect();
     format!("{}\n{}", tenant.as_str(), login.to_lowercase())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_default_on_and_refuse_what_would_turn_the_throttle_off_or_make_it_odd() {
+        assert_eq!(LoginSettings::default().validate(), Ok(()));
+        assert_eq!(LoginSettings::default().policy(), ThrottlePolicy::default());
+        for bad in [
+            LoginSettings {
+                window_secs: 0,
+                ..Default::default()
+            },
+            LoginSettings {
+                base_delay_ms: 0,
+                ..Default::default()
+            },
+            LoginSettings {
+                base_delay_ms: 10_000,
+                max_delay_secs: 5,
+                ..Default::default()
+            },
+            LoginSettings {
+                spraying_accounts: 1,
+                ..Default::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn account_keys_ignore_case_and_surrounding_space_per_tenant() {
+        let acme = TenantId::parse("acme").expect("tenant");
+        let globex = TenantId::parse("globex").expect("tenant");
+        assert_eq!(account_key(&acme, " Alice "), account_key(&acme, "alice"));
+        assert_ne!(account_key(&acme, "alice"), account_key(&globex, "alice"));
+    }
+}
