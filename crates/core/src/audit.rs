@@ -114,6 +114,15 @@ actions! {
     SessionCreate => "session.create",
     /// A session was ended (sign-out, the user, an admin), with a `session` revocation entry.
     SessionRevoke => "session.revoke",
+    /// An invited user set its first password through the invitation link (or failed to).
+    UserInviteAccept => "user.invite_accept",
+    /// A user set a new password through a reset link (or failed to); its sessions ended.
+    UserPasswordReset => "user.password_reset",
+    /// A signed-in user changed its password on the account page (or failed to).
+    UserPasswordChange => "user.password_change",
+    /// A user withdrew a client's consent on the account page; the client's refresh-token
+    /// families for the user were revoked with it.
+    ConsentRevoke => "consent.revoke",
     ResourceServerRotateSecret => "resource_server.rotate_secret",
     /// A resource server was archived: its audience gets no more tokens, its secrets expired.
     ResourceServerArchive => "resource_server.archive",
@@ -502,6 +511,10 @@ mod tests {
             ),
             (Action::SessionCreate, "session.create"),
             (Action::SessionRevoke, "session.revoke"),
+            (Action::UserInviteAccept, "user.invite_accept"),
+            (Action::UserPasswordReset, "user.password_reset"),
+            (Action::UserPasswordChange, "user.password_change"),
+            (Action::ConsentRevoke, "consent.revoke"),
             (Action::SigningKeyGenerate, "signing_key.generate"),
             (Action::SigningKeyRotate, "signing_key.rotate"),
             (Action::SigningKeyActivate, "signing_key.activate"),

@@ -227,6 +227,15 @@ fn the_harness_runs_axe_on_every_page_and_reports_faults() {
     assert!(report.capture("callback")["text"]
         .as_str()
         .is_some_and(|t| t.contains("code=abc&state=xyz")));
+    let served: Vec<String> = sink
+        .requests
+        .lock()
+        .expect("sink lock")
+        .iter()
+        .filter(|r| !r.starts_with("/favicon"))
+        .cloned()
+        .collect();
+    assert_eq!(served, ["/app/callback?code=abc&state=xyz", "/faulty"]);
     // assert_clean looks only at the pages it is asked about.
     report.assert_clean(&[&format!("{}/app", sink.url)]);
 }

@@ -16,7 +16,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens, users,
+    alerts, api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens,
+    user_sessions, users,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -176,6 +177,8 @@ pub fn outcome() -> ObjectBuilder {
         users::disable,
         users::enable,
         users::invite,
+        user_sessions::list,
+        user_sessions::revoke,
         clients::archive,
         signing_keys::list,
         signing_keys::rotate,
