@@ -144,6 +144,18 @@ actions! {
     UserPasswordResetRequest => "user.password_reset_request",
     /// A tenant was archived: disabled for good, its tokens revoked.
     TenantArchive => "tenant.archive",
+    /// A tenant's sign-in page branding was set or cleared.
+    TenantBrandingUpdate => "tenant.branding_update",
+    /// A password sign-in on the sign-in page (success, or failure with a reason).
+    UserSignIn => "user.sign_in",
+    /// A sign-in attempt refused without checking the password (too many recent failures).
+    UserSignInThrottled => "user.sign_in.throttled",
+    /// One source failed sign-ins on many different accounts (credential stuffing).
+    UserSignInStuffing => "user.sign_in.credential_stuffing",
+    /// One password failed on many different accounts (password spraying).
+    UserSignInSpraying => "user.sign_in.password_spraying",
+    /// A user granted a client scopes on the consent page.
+    ConsentGrant => "consent.grant",
 }
 
 impl fmt::Display for Action {
@@ -457,6 +469,15 @@ mod tests {
     fn every_action_has_its_stored_string() {
         let pinned = [
             (Action::AdminAuthenticate, "admin.authenticate"),
+            (Action::TenantBrandingUpdate, "tenant.branding_update"),
+            (Action::UserSignIn, "user.sign_in"),
+            (Action::UserSignInThrottled, "user.sign_in.throttled"),
+            (
+                Action::UserSignInStuffing,
+                "user.sign_in.credential_stuffing",
+            ),
+            (Action::UserSignInSpraying, "user.sign_in.password_spraying"),
+            (Action::ConsentGrant, "consent.grant"),
             (Action::AdminAuthorize, "admin.authorize"),
             (Action::AdminTokenBootstrap, "admin_token.bootstrap"),
             (Action::AlertAcknowledge, "alert.acknowledge"),

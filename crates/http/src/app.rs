@@ -89,6 +89,8 @@ pub fn router_with_metrics(
         .merge(crate::revocations::router().with_state(state.feed_service()))
         .merge(crate::oauth::router().with_state(state.oauth_service()))
         .merge(crate::openapi::router())
+        // The sign-in pages take the whole state: sessions, sign-in, users and the store.
+        .merge(crate::pages::router())
         .fallback(not_found)
         .with_state(state)
         // Innermost of the router-wide layers: runs after routing, so it sees the route template.

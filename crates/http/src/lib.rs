@@ -20,4 +20,5 @@ pub mod oauth;
 pub mod openapi;
 pub mod openapi_public;
 pub mod page;
+pub mod pages;
 pub mod revocations;

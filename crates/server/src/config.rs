@@ -79,6 +79,8 @@ pub struct Config {
     pub passwords: Argon2Settings,
     /// Sessions, refresh-token families and authorization codes (`docs/browser-apps.md`).
     pub sign_in: portcullis_service::sign_in::SignInSettings,
+    /// Sign-in throttling and the credential-stuffing / password-spraying detectors.
+    pub login: portcullis_service::login::LoginSettings,
     /// Outgoing mail; without it, mail goes to `<data_dir>/outbox` (development).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp: Option<SmtpConfig>,
@@ -325,6 +327,7 @@ impl Default for Config {
             users: UsersConfig::default(),
             passwords: Argon2Settings::default(),
             sign_in: Default::default(),
+            login: Default::default(),
             smtp: None,
         }
     }
@@ -446,6 +449,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.users.validate().map_err(ConfigError::Invalid)?;
         self.sign_in.validate().map_err(ConfigError::Invalid)?;
+        self.login.validate().map_err(ConfigError::Invalid)?;
         self.passwords
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;

@@ -296,6 +296,7 @@ pub async fn assemble(
     ));
     let no_keys = portcullis_service::keys::KeySet { keys: vec![] };
     let signer_keys = if signer_at_start { &keys } else { &no_keys };
+    let login_keys = portcullis_service::login::LoginKeys::from_keyring(&keyring);
     let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, signer_keys)?
         .with_rotation(portcullis_service::rotation::Rotation {
             keyring,
@@ -318,7 +319,16 @@ pub async fn assemble(
         oauth.issuer.clone(),
     )
     .context("could not start the user accounts (password hashing, mail)")?;
+    let login = Arc::new(portcullis_service::login::Login::new(
+        store.clone(),
+        clock.clone(),
+        audit.clone(),
+        users.hasher.clone(),
+        &config.login,
+        login_keys,
+    ));
     let state = AppState {
+        login,
         users,
         sign_in,
         store: store.clone(),

@@ -22,6 +22,7 @@ pub mod detect;
 pub mod fault;
 pub mod kek;
 pub mod keys;
+pub mod login;
 pub mod mail;
 pub mod metrics;
 pub mod oauth;

@@ -241,6 +241,20 @@ impl PasswordHasher {
             .map_err(|_| PasswordError::Stopped)
     }
 
+    /// Hashes a password that was just verified against an outdated hash, with the current
+    /// parameters (a sign-in's rehash). It skips the new-password rule on purpose: the user
+    /// chose this password under the rule of its day, and refusing it here would lock them out.
+    pub async fn rehash(
+        &self,
+        presented: &Secret<String>,
+    ) -> Result<PasswordHashString, PasswordError> {
+        let params = self.inner.params.clone();
+        let normal = normalize(presented);
+        self.run(move || hash_now(&params, normal.expose()))
+            .await?
+            .map_err(|_| PasswordError::Stopped)
+    }
+
     /// Checks `presented` against `stored`; with no stored hash (unknown user, invited user
     /// without a password) it does the same work against the dummy hash and answers
     /// [`Verification::Mismatch`].

@@ -30,6 +30,8 @@ pub struct AppState {
     pub users: Arc<crate::users::Users>,
     /// Sessions, authorization codes and refresh-token families (`sign_in`).
     pub sign_in: Arc<crate::sign_in::SignIn>,
+    /// Password sign-in on the pages (throttle, detectors) and the page keys (CSRF).
+    pub login: Arc<crate::login::Login>,
 }
 
 impl AppState {

@@ -1018,7 +1018,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 20] = [
+pub const IMPORT_TABLES: [(&str, &str); 21] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1039,6 +1039,7 @@ pub const IMPORT_TABLES: [(&str, &str); 20] = [
     // Sign-in state: consents are exported; sessions, codes and refresh families deliberately
     // are not (module docs), but an import still refuses a database that holds any.
     ("consents", "1 = 1"),
+    ("tenant_branding", "1 = 1"),
     ("sign_in_sessions", "1 = 1"),
     ("authorization_codes", "1 = 1"),
     ("refresh_families", "1 = 1"),

@@ -23,6 +23,7 @@ pub mod page;
 mod postgres;
 mod sign_in_model;
 mod sql;
+mod sql_branding;
 mod sql_sign_in;
 mod sql_users;
 mod sqlite;
@@ -658,6 +659,15 @@ pub trait ConsentStore {
     ) -> Result<bool>;
 }
 
+/// Sign-in page branding per tenant (`portcullis_core::branding` checks the values).
+#[async_trait]
+pub trait BrandingStore {
+    /// Creates or replaces the tenant's branding. Fails with [`StoreError::NotFound`] if the
+    /// tenant does not exist.
+    async fn put_branding(&self, b: &BrandingRecord) -> Result<()>;
+    async fn get_branding(&self, tenant: &TenantId) -> Result<Option<BrandingRecord>>;
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -694,6 +704,7 @@ pub trait Store:
     + AuthCodeStore
     + RefreshTokenStore
     + ConsentStore
+    + BrandingStore
     + export::TransferStore
     + Send
     + Sync

@@ -133,3 +133,14 @@ pub struct ConsentRecord {
     pub scopes: Vec<String>,
     pub granted_at: Timestamp,
 }
+
+/// A tenant's sign-in page branding, as stored (checked by the service before writing; read back
+/// through `portcullis_core::branding`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrandingRecord {
+    pub tenant: TenantId,
+    pub display_name: Option<String>,
+    pub logo_url: Option<String>,
+    pub accent_colour: Option<String>,
+    pub updated_at: Timestamp,
+}

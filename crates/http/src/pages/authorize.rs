@@ -1,0 +1,646 @@
+//! The authorization endpoint (`GET`/`POST` [`AUTHORIZE_PATH`]) and the two forms it shows:
+//! sign in ([`SIGN_IN_PATH`]) and consent ([`CONSENT_PATH`]).
+//!
+//! Every request, including each form post, carries the whole authorization request (the forms
+//! hold it in hidden fields) and is validated again by `portcullis_core::authorize`; no
+//! half-finished flow is kept on the server. In order:
+//!
+//! 1. A stage-1 failure (no or unknown client, unregistered redirect URI, ...) is an error page,
+//!    never a redirect; a stage-2 failure goes back to the redirect URI with `state` and `iss`.
+//! 2. Sign-in is needed without a session of the client's tenant, with `prompt=login`, or when
+//!    the session is older than `max_age`; with `prompt=none` that is `login_required` instead.
+//! 3. Consent is needed unless the client is first-party or a stored consent covers the scopes;
+//!    `prompt=consent` asks again; with `prompt=none` that is `consent_required`.
+//! 4. Otherwise a code is issued (`SignIn::issue_code`) and sent in the response mode asked for
+//!    (`query` or `form_post`) with `state` and `iss`.
+//!
+//! Form posts are refused with an error page, changing nothing, unless their CSRF token belongs
+//! to the browser's cookie. A successful sign-in replaces any presented session (fixation).
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use portcullis_core::audit::{Action, Actor, Outcome};
+use portcullis_core::authorize::{
+    AuthorizationRequest, AuthorizationResponse, AuthorizeError, AuthorizeParams, ErrorCode,
+    ErrorPage as StageOne, FormPost,
+};
+use portcullis_core::secret::Secret;
+use portcullis_core::tenant::TenantStatus;
+use portcullis_service::audit::{EventDraft, RequestOrigin};
+use portcullis_service::login::{Attempt, LoginOutcome};
+use portcullis_service::sign_in::{CodeRequest, NewSession};
+use portcullis_service::state::AppState;
+use portcullis_store::{ConsentRecord, SessionRecord};
+
+pub use portcullis_service::oauth::AUTHORIZE_PATH;
+
+use super::{add_cookie, error_page, messages, render, Chrome, CookiePolicy, Csrf, Text};
+
+/// Where the sign-in form posts.
+pub const SIGN_IN_PATH: &str = "/oauth2/authorize/sign-in";
+/// Where the consent form posts.
+pub const CONSENT_PATH: &str = "/oauth2/authorize/consent";
+
+/// Form fields of the pages themselves; everything else is the authorization request.
+const OWN_FIELDS: [&str; 4] = ["csrf_token", "login", "password", "decision"];
+/// Longest form or query accepted, in pairs (the body limit bounds bytes).
+const MAX_PAIRS: usize = 128;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(AUTHORIZE_PATH, get(authorize_get).post(authorize_post))
+        .route(SIGN_IN_PATH, post(sign_in_post))
+        .route(CONSENT_PATH, post(consent_post))
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage<'a> {
+    chrome: &'a Chrome,
+    t: &'a Text,
+    alert: Option<&'a str>,
+    client_name: &'a str,
+    action: &'a str,
+    csrf: &'a str,
+    carried: &'a [(String, String)],
+    login: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    chrome: &'a Chrome,
+    t: &'a Text,
+    client_name: &'a str,
+    user: &'a str,
+    scopes: &'a [String],
+    action: &'a str,
+    csrf: &'a str,
+    carried: &'a [(String, String)],
+}
+
+/// The request as received: its pairs, split into the page's own fields and the rest.
+struct Received {
+    pairs: Vec<(String, String)>,
+    own: Vec<(String, String)>,
+}
+
+impl Received {
+    fn new(all: Vec<(String, String)>) -> Self {
+        let (own, pairs) = all
+            .into_iter()
+            .take(MAX_PAIRS)
+            .partition(|(k, _)| OWN_FIELDS.contains(&k.as_str()));
+        Self { pairs, own }
+    }
+
+    fn own(&self, name: &str) -> Option<&str> {
+        self.own
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A validated request and what the pages need around it.
+struct Flow {
+    req: AuthorizationRequest,
+    client_name: String,
+    text: &'static Text,
+    chrome: Chrome,
+    cookies: CookiePolicy,
+    origin: RequestOrigin,
+    carried: Vec<(String, String)>,
+}
+
+async fn authorize_get(State(state): State<AppState>, parts: Parts) -> Response {
+    let pairs = parse_pairs(parts.uri.query().unwrap_or(""));
+    authorize(state, parts, pairs).await
+}
+
+async fn authorize_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+    authorize(state, parts, parse_pairs(&body)).await
+}
+
+fn parse_pairs(raw: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.as_bytes())
+        .take(MAX_PAIRS + 1)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+async fn authorize(state: AppState, parts: Parts, pairs: Vec<(String, String)>) -> Response {
+    let received = Received::new(pairs);
+    let flow = match establish(&state, &parts, received.pairs).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let session = match current_session(&state, &parts, &flow).await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let now = state.clock.now();
+    let too_old = |s: &SessionRecord| {
+        flow.req.max_age.is_some_and(|max| {
+            max == 0 || now.saturating_sub(Duration::from_secs(max)) > s.auth_time
+        })
+    };
+    match session {
+        Some(s) if !flow.req.prompt.login && !too_old(&s) => {
+            after_sign_in(
+                &state,
+                &flow,
+                &s,
+                Csrf::presented(&parts.headers, flow.cookies, &flow.req.tenant),
+            )
+            .await
+        }
+        _ if flow.req.prompt.none => redirect_error(&state, &flow, ErrorCode::LoginRequired),
+        _ => {
+            let hint = flow.req.login_hint.clone().unwrap_or_default();
+            sign_in_page(&state, &parts, &flow, StatusCode::OK, None, &hint)
+        }
+    }
+}
+
+async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+    let received = Received::new(parse_pairs(&body));
+    let login = received.own("login").unwrap_or("").to_owned();
+    let password = Secret::new(received.own("password").unwrap_or("").to_owned());
+    let csrf_token = received.own("csrf_token").map(str::to_owned);
+    let flow = match establish(&state, &parts, received.pairs).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let csrf = Csrf::presented(&parts.headers, flow.cookies, &flow.req.tenant);
+    if !csrf
+        .as_ref()
+        .is_some_and(|c| c.check(&state, "sign_in", csrf_token.as_deref()))
+    {
+        return csrf_refused(&flow);
+    }
+    let attempt = Attempt {
+        tenant: &flow.req.tenant,
+        login: &login,
+        password: &password,
+        origin: &flow.origin,
+    };
+    let t = flow.text;
+    match state.login.authenticate(attempt).await {
+        Ok(LoginOutcome::SignedIn(user)) => {
+            let presented = parts.headers.get(header::COOKIE).and_then(|_| {
+                super::cookies::read(&parts.headers, &flow.cookies.session_name(&flow.req.tenant))
+            });
+            let started = state
+                .sign_in
+                .create_session(
+                    NewSession {
+                        tenant: flow.req.tenant.clone(),
+                        user_id: user.id.as_str().to_owned(),
+                        amr: vec!["pwd".to_owned()],
+                        acr: None,
+                    },
+                    presented.as_deref(),
+                    Actor::anonymous(),
+                    &flow.origin,
+                )
+                .await;
+            let started = match started {
+                Ok(s) => s,
+                Err(e) => return server_error(&flow, &e.to_string()),
+            };
+            let secret = started.secret.expose().to_owned();
+            let mut res = after_sign_in(
+                &state,
+                &flow,
+                &started.record,
+                Some(Csrf::for_session(&secret, flow.cookies)),
+            )
+            .await;
+            add_cookie(
+                &mut res,
+                flow.cookies
+                    .set(&flow.cookies.session_name(&flow.req.tenant), &secret),
+            );
+            // The pre-session value served its purpose; a new one comes with the next page.
+            add_cookie(
+                &mut res,
+                flow.cookies.clear(&flow.cookies.pre_session_name()),
+            );
+            res
+        }
+        Ok(LoginOutcome::Refused) => sign_in_page(
+            &state,
+            &parts,
+            &flow,
+            StatusCode::OK,
+            Some(t.sign_in_failed),
+            &login,
+        ),
+        Ok(LoginOutcome::Throttled(wait)) => with_retry_after(
+            sign_in_page(
+                &state,
+                &parts,
+                &flow,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(t.sign_in_throttled),
+                &login,
+            ),
+            wait,
+        ),
+        Ok(LoginOutcome::Busy(wait)) => with_retry_after(
+            sign_in_page(
+                &state,
+                &parts,
+                &flow,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(t.sign_in_busy),
+                &login,
+            ),
+            wait,
+        ),
+        Err(e) => server_error(&flow, &e.to_string()),
+    }
+}
+
+async fn consent_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+    let received = Received::new(parse_pairs(&body));
+    let decision = received.own("decision").map(str::to_owned);
+    let csrf_token = received.own("csrf_token").map(str::to_owned);
+    let flow = match establish(&state, &parts, received.pairs).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let csrf = Csrf::presented(&parts.headers, flow.cookies, &flow.req.tenant);
+    if !csrf
+        .as_ref()
+        .is_some_and(|c| c.check(&state, "consent", csrf_token.as_deref()))
+    {
+        return csrf_refused(&flow);
+    }
+    let session = match current_session(&state, &parts, &flow).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            // The session ended meanwhile: sign in again.
+            let hint = flow.req.login_hint.clone().unwrap_or_default();
+            return sign_in_page(&state, &parts, &flow, StatusCode::OK, None, &hint);
+        }
+        Err(res) => return res,
+    };
+    match decision.as_deref() {
+        Some("allow") => {
+            let scopes = flow.req.scope.to_vec();
+            let mut granted = match state
+                .store
+                .get_consent(
+                    &flow.req.tenant,
+                    &session.user_id,
+                    flow.req.client_id.as_str(),
+                )
+                .await
+            {
+                Ok(c) => c.map(|c| c.scopes).unwrap_or_default(),
+                Err(e) => return server_error(&flow, &e.to_string()),
+            };
+            for s in &scopes {
+                if !granted.contains(s) {
+                    granted.push(s.clone());
+                }
+            }
+            granted.sort();
+            let record = ConsentRecord {
+                tenant: flow.req.tenant.clone(),
+                user_id: session.user_id.clone(),
+                client_id: flow.req.client_id.as_str().to_owned(),
+                scopes: granted,
+                granted_at: state.clock.now(),
+            };
+            if let Err(e) = state.store.put_consent(&record).await {
+                return server_error(&flow, &e.to_string());
+            }
+            state.audit.record(
+                EventDraft {
+                    tenant: flow.req.tenant.clone(),
+                    actor: Actor::anonymous(),
+                    credential_id: None,
+                    action: Action::ConsentGrant,
+                    outcome: Outcome::Success,
+                    reason: None,
+                    target: Some(flow.req.client_id.as_str().to_owned()),
+                },
+                &flow.origin,
+            );
+            issue(&state, &flow, &session).await
+        }
+        Some("deny") => redirect_error(&state, &flow, ErrorCode::AccessDenied),
+        _ => error_page(
+            StatusCode::BAD_REQUEST,
+            &flow.chrome,
+            flow.text,
+            flow.text.error_bad_request,
+            Some("invalid_request"),
+        ),
+    }
+}
+
+/// Validates the authorization request: the flow, or the answer for a failure.
+async fn establish(
+    state: &AppState,
+    parts: &Parts,
+    pairs: Vec<(String, String)>,
+) -> Result<Flow, Response> {
+    let accept_language = parts
+        .headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let fallback_text = messages::pick(&[], accept_language);
+    let origin = crate::extract::origin(parts);
+    let params = AuthorizeParams::from_pairs(pairs.iter().cloned());
+    let bare = || Chrome::new(None, &Default::default(), fallback_text);
+    let page = |p: StageOne| {
+        let t = fallback_text;
+        let message = match p {
+            StageOne::UnknownClient | StageOne::ClientDisabled | StageOne::ClientNotForCodeFlow => {
+                t.error_unknown_client
+            }
+            StageOne::MissingRedirectUri
+            | StageOne::RepeatedRedirectUri
+            | StageOne::UnregisteredRedirectUri => t.error_bad_redirect_uri,
+            _ => t.error_bad_request,
+        };
+        tracing::info!(
+            reason = p.reason(),
+            "authorization request refused with a page"
+        );
+        error_page(
+            StatusCode::BAD_REQUEST,
+            &bare(),
+            t,
+            message,
+            Some(p.error()),
+        )
+    };
+    let client_id = params.client_id().map_err(page)?;
+    let now = state.clock.now();
+    let directory = &state.oauth.directory;
+    let facts = directory
+        .client(state.store.as_ref(), client_id.as_str(), now)
+        .await
+        .map_err(|e| server_error_bare(&bare(), fallback_text, &e.to_string()))?;
+    let (app, name) = match &facts {
+        Some(f) => {
+            let status = directory
+                .tenant_status(state.store.as_ref(), &f.client.tenant, now)
+                .await
+                .map_err(|e| server_error_bare(&bare(), fallback_text, &e.to_string()))?;
+            let active = status == Some(TenantStatus::Active);
+            (
+                portcullis_service::oauth::directory::app_client(&f.client, active),
+                f.client.name.clone(),
+            )
+        }
+        None => (None, String::new()),
+    };
+    let req = match params.validate(app.as_ref()) {
+        Ok(r) => r,
+        Err(AuthorizeError::Page(p)) => return Err(page(p)),
+        Err(AuthorizeError::Redirect(e)) => {
+            tracing::info!(error = e.error.as_str(), "authorization request refused");
+            return Err(respond(e.response(&state.oauth.issuer)));
+        }
+    };
+    let text = messages::pick(&req.ui_locales, accept_language);
+    let chrome = Chrome::load(state, &req.tenant, text).await;
+    Ok(Flow {
+        req,
+        client_name: name,
+        text,
+        chrome,
+        cookies: CookiePolicy::for_issuer(&state.oauth.issuer),
+        origin,
+        carried: pairs,
+    })
+}
+
+/// The browser's session of the request's tenant, if any.
+async fn current_session(
+    state: &AppState,
+    parts: &Parts,
+    flow: &Flow,
+) -> Result<Option<SessionRecord>, Response> {
+    let Some(cookie) =
+        super::cookies::read(&parts.headers, &flow.cookies.session_name(&flow.req.tenant))
+    else {
+        return Ok(None);
+    };
+    state
+        .sign_in
+        .resolve_session(&flow.req.tenant, &cookie)
+        .await
+        .map_err(|e| server_error(flow, &e.to_string()))
+}
+
+/// Signed in: consent if needed, else the code.
+async fn after_sign_in(
+    state: &AppState,
+    flow: &Flow,
+    session: &SessionRecord,
+    csrf: Option<Csrf>,
+) -> Response {
+    let needs_consent = if flow.req.first_party {
+        false
+    } else if flow.req.prompt.consent {
+        true
+    } else {
+        match state
+            .store
+            .get_consent(
+                &flow.req.tenant,
+                &session.user_id,
+                flow.req.client_id.as_str(),
+            )
+            .await
+        {
+            Ok(Some(c)) => !flow
+                .req
+                .scope
+                .iter()
+                .all(|s| c.scopes.iter().any(|g| g == s.as_str())),
+            Ok(None) => true,
+            Err(e) => return server_error(flow, &e.to_string()),
+        }
+    };
+    if !needs_consent {
+        return issue(state, flow, session).await;
+    }
+    if flow.req.prompt.none {
+        return redirect_error(state, flow, ErrorCode::ConsentRequired);
+    }
+    let Some(csrf) = csrf else {
+        // A session cookie was read, so a binding exists; this is unreachable in practice.
+        return server_error(flow, "no CSRF binding for a signed-in browser");
+    };
+    let user = match state
+        .store
+        .get_user(
+            &flow.req.tenant,
+            &match portcullis_core::user::UserId::parse(&session.user_id) {
+                Ok(id) => id,
+                Err(_) => return server_error(flow, "stored session names a malformed user id"),
+            },
+        )
+        .await
+    {
+        Ok(Some(u)) => u.username.as_str().to_owned(),
+        Ok(None) => String::new(),
+        Err(e) => return server_error(flow, &e.to_string()),
+    };
+    let token = csrf.token(state, "consent");
+    let scopes = flow.req.scope.to_vec();
+    let target = super::layout::form_target_source(&flow.req.target.redirect_uri);
+    render(
+        StatusCode::OK,
+        &flow.chrome,
+        &ConsentPage {
+            chrome: &flow.chrome,
+            t: flow.text,
+            client_name: &flow.client_name,
+            user: &user,
+            scopes: &scopes,
+            action: CONSENT_PATH,
+            csrf: &token,
+            carried: &flow.carried,
+        },
+        target.as_deref(),
+    )
+}
+
+/// Issues the code and sends the success response.
+async fn issue(state: &AppState, flow: &Flow, session: &SessionRecord) -> Response {
+    let code = state
+        .sign_in
+        .issue_code(CodeRequest {
+            client_id: flow.req.client_id.as_str(),
+            redirect_uri: &flow.req.target.redirect_uri,
+            code_challenge: flow.req.code_challenge.as_str(),
+            nonce: flow.req.nonce.as_deref(),
+            scope: flow.req.scope.to_vec(),
+            session,
+        })
+        .await;
+    match code {
+        Ok(code) => respond(flow.req.target.success(
+            code.expose(),
+            flow.req.state.as_deref(),
+            &state.oauth.issuer,
+        )),
+        Err(e) => server_error(flow, &e.to_string()),
+    }
+}
+
+fn sign_in_page(
+    state: &AppState,
+    parts: &Parts,
+    flow: &Flow,
+    status: StatusCode,
+    alert: Option<&str>,
+    login: &str,
+) -> Response {
+    let csrf = Csrf::for_page(&parts.headers, flow.cookies, &flow.req.tenant);
+    let token = csrf.token(state, "sign_in");
+    let target = super::layout::form_target_source(&flow.req.target.redirect_uri);
+    let mut res = render(
+        status,
+        &flow.chrome,
+        &SignInPage {
+            chrome: &flow.chrome,
+            t: flow.text,
+            alert,
+            client_name: &flow.client_name,
+            action: SIGN_IN_PATH,
+            csrf: &token,
+            carried: &flow.carried,
+            login,
+        },
+        target.as_deref(),
+    );
+    csrf.set_cookie(&mut res);
+    res
+}
+
+fn redirect_error(state: &AppState, flow: &Flow, error: ErrorCode) -> Response {
+    let e = portcullis_core::authorize::AuthorizationError {
+        target: flow.req.target.clone(),
+        error,
+        description: None,
+        state: flow.req.state.clone(),
+    };
+    respond(e.response(&state.oauth.issuer))
+}
+
+/// An authorization response on the wire.
+fn respond(r: AuthorizationResponse) -> Response {
+    match r {
+        AuthorizationResponse::Redirect { location } => {
+            let mut res = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            super::layout::security_headers(
+                res.headers_mut(),
+                "default-src 'none'; frame-ancestors 'none'",
+            );
+            res.headers_mut().remove(header::CONTENT_TYPE);
+            res
+        }
+        AuthorizationResponse::FormPost(page) => {
+            let mut res = (StatusCode::OK, page.html).into_response();
+            super::layout::security_headers(
+                res.headers_mut(),
+                &FormPost::content_security_policy(),
+            );
+            res
+        }
+    }
+}
+
+fn csrf_refused(flow: &Flow) -> Response {
+    tracing::info!("a sign-in page form was refused: CSRF token missing or not this browser's");
+    error_page(
+        StatusCode::FORBIDDEN,
+        &flow.chrome,
+        flow.text,
+        flow.text.error_csrf,
+        None,
+    )
+}
+
+fn server_error(flow: &Flow, detail: &str) -> Response {
+    server_error_bare(&flow.chrome, flow.text, detail)
+}
+
+fn server_error_bare(chrome: &Chrome, t: &Text, detail: &str) -> Response {
+    tracing::error!(error = detail, "the authorization endpoint failed");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        chrome,
+        t,
+        t.error_server,
+        Some("server_error"),
+    )
+}
+
+fn with_retry_after(mut res: Response, wait: Duration) -> Response {
+    let secs = wait.as_secs().max(1) + u64::from(wait.subsec_millis() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}

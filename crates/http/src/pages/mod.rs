@@ -1,0 +1,146 @@
+//! The browser-facing pages of sign-in: server-rendered HTML that works without JavaScript.
+//!
+//! * `templates/*.html` are askama templates, compiled into the binary and checked at build
+//!   time; every value is HTML-escaped unless a template says `|safe` (only the inline style,
+//!   built from a constant and a checked colour, is).
+//! * [`messages`] is the catalogue of every user-facing string, with the language choice.
+//! * [`layout`] is the branded frame and the security headers every page carries.
+//! * [`cookies`] are the session and pre-session cookies; [`Csrf`] binds each form's token to
+//!   the browser's session (or, before sign-in, pre-session) cookie, checked in constant time.
+//! * [`authorize`] is the authorization endpoint with its sign-in and consent pages.
+//!
+//! Handlers here stay thin: the sign-in decision is `portcullis_service::login`, sessions and
+//! codes are `portcullis_service::sign_in`, request validation is `portcullis_core::authorize`.
+//! This module must never redirect to an unvalidated URI, render a value unescaped, or accept a
+//! form whose CSRF token does not match the browser's cookie.
+
+pub mod authorize;
+pub mod cookies;
+pub mod layout;
+pub mod messages;
+
+use askama::Template;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use portcullis_core::tenant::TenantId;
+use portcullis_service::state::AppState;
+
+pub use cookies::CookiePolicy;
+pub use layout::{render, Chrome};
+pub use messages::Text;
+
+/// The pages' routes.
+pub fn router() -> Router<AppState> {
+    authorize::router()
+}
+
+/// The error page.
+#[derive(Debug, Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub chrome: &'a Chrome,
+    pub t: &'a Text,
+    pub message: &'a str,
+    /// A standard error code shown for support (`invalid_request`, ...), never a secret.
+    pub code: Option<&'a str>,
+}
+
+/// An error page answer.
+pub fn error_page(
+    status: StatusCode,
+    chrome: &Chrome,
+    t: &Text,
+    message: &str,
+    code: Option<&str>,
+) -> Response {
+    render(
+        status,
+        chrome,
+        &ErrorPage {
+            chrome,
+            t,
+            message,
+            code,
+        },
+        None,
+    )
+}
+
+/// The browser's CSRF binding for one tenant's pages: its session cookie for that tenant if it
+/// has one, else its pre-session cookie (made now if it has none: [`Csrf::set_cookie`] then
+/// says what to send).
+#[derive(Debug, Clone)]
+pub struct Csrf {
+    binding: String,
+    new_pre_session: Option<String>,
+    policy: CookiePolicy,
+}
+
+impl Csrf {
+    /// The binding of a page about to be shown (a fresh pre-session value if the browser has
+    /// neither cookie).
+    pub fn for_page(headers: &HeaderMap, policy: CookiePolicy, tenant: &TenantId) -> Self {
+        match Self::presented(headers, policy, tenant) {
+            Some(c) => c,
+            None => {
+                let v = cookies::new_pre_session();
+                Self {
+                    binding: v.clone(),
+                    new_pre_session: Some(v),
+                    policy,
+                }
+            }
+        }
+    }
+
+    /// The binding a posted form must match; `None` if the browser has neither cookie.
+    pub fn presented(headers: &HeaderMap, policy: CookiePolicy, tenant: &TenantId) -> Option<Self> {
+        let binding = cookies::read(headers, &policy.session_name(tenant))
+            .filter(|v| !v.is_empty())
+            .or_else(|| {
+                cookies::read(headers, &policy.pre_session_name())
+                    .filter(|v| cookies::valid_pre_session(v))
+            })?;
+        Some(Self {
+            binding,
+            new_pre_session: None,
+            policy,
+        })
+    }
+
+    /// A binding to a session just started (the session cookie's new value).
+    pub fn for_session(secret: &str, policy: CookiePolicy) -> Self {
+        Self {
+            binding: secret.to_owned(),
+            new_pre_session: None,
+            policy,
+        }
+    }
+
+    /// The token for the form `purpose`.
+    pub fn token(&self, state: &AppState, purpose: &str) -> String {
+        state.login.csrf_token(&self.binding, purpose)
+    }
+
+    /// Whether `presented` is this browser's token for `purpose` (constant time).
+    pub fn check(&self, state: &AppState, purpose: &str, presented: Option<&str>) -> bool {
+        presented.is_some_and(|p| state.login.csrf_valid(&self.binding, purpose, p))
+    }
+
+    /// Adds the pre-session cookie to `res` if this binding made one.
+    pub fn set_cookie(&self, res: &mut Response) {
+        if let Some(v) = &self.new_pre_session {
+            if let Some(h) = self.policy.set(&self.policy.pre_session_name(), v) {
+                res.headers_mut().append(header::SET_COOKIE, h);
+            }
+        }
+    }
+}
+
+/// Appends a `Set-Cookie` header.
+pub fn add_cookie(res: &mut Response, value: Option<HeaderValue>) {
+    if let Some(v) = value {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
