@@ -58,6 +58,36 @@ pub enum TenantCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Show or set the tenant's sign-in page branding.
+    #[command(subcommand)]
+    Branding(BrandingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrandingCommand {
+    /// Show the branding.
+    Show {
+        /// Tenant id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Replace the branding (an option left out is cleared).
+    Set {
+        /// Tenant id.
+        id: String,
+        /// Shown in the page header instead of the tenant id.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// An https URL of the logo.
+        #[arg(long)]
+        logo_url: Option<String>,
+        /// The accent colour of buttons, `#rrggbb`.
+        #[arg(long)]
+        accent_colour: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -474,6 +504,16 @@ fn tenant_text(v: &Value) -> String {
     )
 }
 
+fn branding_text(v: &Value) -> String {
+    format!(
+        "display_name: {}\nlogo_url: {}\naccent_colour: {}\nupdated_at: {}\n",
+        field(v, "display_name"),
+        field(v, "logo_url"),
+        field(v, "accent_colour"),
+        field(v, "updated_at")
+    )
+}
+
 pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
     match cmd {
         TenantCommand::Create { id, name, remote } => {
@@ -522,6 +562,38 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Disable { id, remote } => set_tenant_status(&id, &remote, "disable").await?,
         TenantCommand::Enable { id, remote } => set_tenant_status(&id, &remote, "enable").await?,
         TenantCommand::Archive { id, remote } => set_tenant_status(&id, &remote, "archive").await?,
+        TenantCommand::Branding(BrandingCommand::Show { id, remote }) => {
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/branding", seg(&id)),
+                &[],
+                None,
+                branding_text,
+            )
+            .await?;
+        }
+        TenantCommand::Branding(BrandingCommand::Set {
+            id,
+            display_name,
+            logo_url,
+            accent_colour,
+            remote,
+        }) => {
+            fetch_and_print(
+                &remote,
+                Method::PUT,
+                &format!("/tenants/{}/branding", seg(&id)),
+                &[],
+                Some(json!({
+                    "display_name": display_name,
+                    "logo_url": logo_url,
+                    "accent_colour": accent_colour,
+                })),
+                branding_text,
+            )
+            .await?;
+        }
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! check a password now, or must it wait?
 //!
 //! * Per source (an IPv4 address or an IPv6 /64): after `free_per_source` failures within the
-//!   window, each further attempt must wait a delay that doubles with every failure, from
+//!   window, each further attempt must wait a delay that doubles with every further failure, from
 //!   `base_delay` up to `max_delay`, counted from the source's last failure.
 //! * Per account (the login name as typed, normalised, so an unknown name is throttled exactly
 //!   like a real one and the throttle tells nothing about which accounts exist): after
@@ -85,13 +85,13 @@ pub enum Decision {
 }
 
 impl ThrottlePolicy {
-    /// The delay after `count` failures when `free` are allowed: none up to `free`, then
-    /// `base_delay` doubling per failure, capped at `max_delay`.
+    /// The delay after `count` failures when `free` are allowed: none below `free`, then
+    /// `base_delay` doubling per further failure, capped at `max_delay`.
     pub fn delay(&self, count: u32, free: u32) -> Duration {
-        if count <= free {
+        if count < free.max(1) {
             return Duration::ZERO;
         }
-        let doublings = (count - free - 1).min(30);
+        let doublings = (count - free.max(1)).min(30);
         self.base_delay
             .saturating_mul(1u32 << doublings)
             .min(self.max_delay)
@@ -150,10 +150,10 @@ mod tests {
     #[test]
     fn delays_grow_from_the_first_failure_past_the_free_ones_and_stop_at_the_cap() {
         let p = ThrottlePolicy::default();
-        assert_eq!(p.delay(5, 5), Duration::ZERO);
-        assert_eq!(p.delay(6, 5), Duration::from_secs(1));
-        assert_eq!(p.delay(7, 5), Duration::from_secs(2));
-        assert_eq!(p.delay(9, 5), Duration::from_secs(8));
+        assert_eq!(p.delay(4, 5), Duration::ZERO);
+        assert_eq!(p.delay(5, 5), Duration::from_secs(1));
+        assert_eq!(p.delay(6, 5), Duration::from_secs(2));
+        assert_eq!(p.delay(8, 5), Duration::from_secs(8));
         assert_eq!(p.delay(60, 5), Duration::from_secs(300));
         assert_eq!(p.delay(u32::MAX, 5), Duration::from_secs(300));
     }
@@ -174,11 +174,15 @@ mod tests {
         );
         // A source over its own allowance waits whatever the account.
         assert_eq!(
-            p.decide(failures(11, 100), Failures::default(), at(100)),
+            p.decide(failures(10, 100), Failures::default(), at(100)),
             Decision::Wait(Duration::from_secs(1))
         );
         assert_eq!(
-            p.decide(failures(11, 100), Failures::default(), at(101)),
+            p.decide(failures(9, 100), Failures::default(), at(100)),
+            Decision::Attempt
+        );
+        assert_eq!(
+            p.decide(failures(10, 100), Failures::default(), at(101)),
             Decision::Attempt
         );
     }

@@ -12,8 +12,8 @@
 //! servers and their secrets, OAuth clients and their secrets, API keys, the revocation log and
 //! the seen client-assertion ids (replay protection outlives the move), users with their password
 //! hashes, which tenants, clients and resource servers are archived (an import must not bring
-//! them back), and users' consents (what a user agreed to is state the user would otherwise be
-//! asked again). Not exported: users' one-time tokens (short-lived links), the audit log
+//! them back), users' consents (what a user agreed to is state the user would otherwise be
+//! asked again), and tenants' sign-in page branding. Not exported: users' one-time tokens (short-lived links), the audit log
 //! (history, not state, and the largest table: it stays in the old database and its backups),
 //! the revocation log head (derived from the log on import), and the sign-in state that lives
 //! minutes to days: sessions, authorization codes (at most 60 s), and refresh-token families
@@ -50,7 +50,8 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 2: users (with their password hashes), and clients carry their type, application
 /// type, redirect and post-logout redirect URIs, web origins and first-party flag (version-1
 /// files still read: no users, and every client a machine client).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: tenants' sign-in page branding (`branding` lines; older files have none).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +93,8 @@ pub enum Record {
     User(UserRecord),
     Archived(ArchivedObject),
     Consent(ConsentRecord),
+    /// A tenant's sign-in page branding.
+    Branding(crate::BrandingRecord),
 }
 
 impl Record {
@@ -112,6 +115,7 @@ impl Record {
             Self::User(_) => "user",
             Self::Archived(_) => "archived",
             Self::Consent(_) => "consent",
+            Self::Branding(_) => "branding",
         }
     }
 }
@@ -472,6 +476,13 @@ enum Line {
         scopes: Vec<String>,
         granted_at: i64,
     },
+    Branding {
+        tenant_id: String,
+        display_name: Option<String>,
+        logo_url: Option<String>,
+        accent_colour: Option<String>,
+        updated_at: i64,
+    },
     End {
         records: u64,
     },
@@ -716,6 +727,13 @@ impl From<Record> for Line {
                 client_id: c.client_id,
                 scopes: c.scopes,
                 granted_at: ms(c.granted_at),
+            },
+            Record::Branding(b) => Line::Branding {
+                tenant_id: b.tenant.as_str().to_owned(),
+                display_name: b.display_name,
+                logo_url: b.logo_url,
+                accent_colour: b.accent_colour,
+                updated_at: ms(b.updated_at),
             },
         }
     }
@@ -1001,6 +1019,19 @@ impl Line {
                 client_id,
                 scopes: list(scopes, "consent scopes")?,
                 granted_at: at(granted_at),
+            }),
+            Line::Branding {
+                tenant_id,
+                display_name,
+                logo_url,
+                accent_colour,
+                updated_at,
+            } => Record::Branding(crate::BrandingRecord {
+                tenant: tenant(&tenant_id)?,
+                display_name,
+                logo_url,
+                accent_colour,
+                updated_at: at(updated_at),
             }),
         })
     }
@@ -1322,6 +1353,20 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::Branding(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO tenant_branding (tenant_id, display_name, logo_url, \
+                         accent_colour, updated_at) ",
+                    );
+                    q.push_values(each!(Branding), |mut b, r: &$crate::BrandingRecord| {
+                        b.push_bind(r.tenant.as_str().to_owned())
+                            .push_bind(r.display_name.clone())
+                            .push_bind(r.logo_url.clone())
+                            .push_bind(r.accent_colour.clone())
+                            .push_bind(r.updated_at.as_millis());
+                    });
+                    q
+                }
             };
             q.build()
                 .execute(&mut **tx)
@@ -1425,6 +1470,11 @@ macro_rules! impl_transfer {
                     "SELECT t.*, t.tenant_id || ' ' || t.user_id || ' ' || t.client_id AS k FROM consents t",
                     String,
                     |r| consent_from_row(r).map(Record::Consent)
+                );
+                table!(
+                    "SELECT t.*, t.tenant_id AS k FROM tenant_branding t",
+                    String,
+                    |r| branding_from_row(r).map(Record::Branding)
                 );
                 tx.commit().await?;
                 Ok(())

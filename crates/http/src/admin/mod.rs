@@ -15,6 +15,7 @@ mod api_keys;
 mod archive;
 mod audit_events;
 pub mod auth;
+mod branding;
 mod clients;
 pub mod openapi;
 mod resource_servers;
@@ -114,6 +115,20 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Global,
             ManageTenants,
             routing::post(tenants::archive),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/branding",
+            Tenant,
+            ReadTenant,
+            routing::get(branding::show_branding),
+        ),
+        r(
+            Method::PUT,
+            "/tenants/{tenant}/branding",
+            Tenant,
+            ManageClients,
+            routing::put(branding::put_branding),
         ),
         r(
             Method::POST,

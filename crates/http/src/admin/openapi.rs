@@ -16,8 +16,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens,
-    user_sessions, users,
+    alerts, api_keys, audit_events, branding, clients, resource_servers, signing_keys, tenants,
+    tokens, user_sessions, users,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -142,6 +142,8 @@ pub fn outcome() -> ObjectBuilder {
         tenants::disable,
         tenants::enable,
         tenants::archive,
+        branding::show_branding,
+        branding::put_branding,
         tokens::create,
         tokens::list,
         tokens::revoke,

@@ -839,6 +839,7 @@ fn role_may(role: AdminRole, home: &str, spec: &admin::RouteSpec, path: &str) ->
             spec.path.starts_with("/tenants/{tenant}/api-keys")
                 || (read && spec.path == "/tenants/{tenant}/api-key-policy")
                 || (read && spec.path == "/tenants/{tenant}")
+                || (read && spec.path == "/tenants/{tenant}/branding")
         }
         AdminRole::Service => false,
     };

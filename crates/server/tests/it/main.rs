@@ -12,3 +12,4 @@ mod common;
 mod log_follower;
 mod oauth;
 mod revocations;
+mod sign_in_pages;

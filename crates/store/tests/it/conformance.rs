@@ -1154,7 +1154,7 @@ mod cases {
         let mut known = event("k1", "acme", 100, "api_key.leak_revoked");
         known.actor = Actor::scanner();
         known.reason = Some(Reason::with_detail("leaked", "github"));
-        let mut newer = event("n1", "acme", 200, "user.sign_in");
+        let mut newer = event("n1", "acme", 200, "user.teleport");
         newer.actor = Actor::from_stored("user:u1".into());
         newer.reason = Some(Reason::from_stored("password_spray:42".into()));
         s.append_audit_events(&[known.clone(), newer.clone()])
@@ -1179,14 +1179,14 @@ mod cases {
                 tenant: tid("acme"),
                 since: None,
                 until: None,
-                action: Some("user.sign_in".into()),
+                action: Some("user.teleport".into()),
                 page: PageRequest::first(10),
             })
             .await
             .expect("query an unknown name")
             .items;
         assert_eq!(stored, [newer]);
-        assert_eq!(stored[0].action, Action::Unknown("user.sign_in".into()));
+        assert_eq!(stored[0].action, Action::Unknown("user.teleport".into()));
     }
 
     /// More events than one multi-row statement holds, all at the same instant, with a repeat of
@@ -2431,6 +2431,15 @@ mod cases {
         )
         .await
         .expect("policy");
+        s.put_branding(&BrandingRecord {
+            tenant: tid("acme"),
+            display_name: Some("Acme".into()),
+            logo_url: None,
+            accent_colour: Some("#aa3300".into()),
+            updated_at: at(4),
+        })
+        .await
+        .expect("branding");
         let mut retired = key("k_old", KeyState::Retired);
         retired.retired_at = Some(at(20));
         s.insert_signing_key(&retired).await.expect("retired key");
@@ -2620,6 +2629,7 @@ mod cases {
             "revocation",
             "assertion_jti",
             "user",
+            "branding",
         ] {
             assert!(
                 records.iter().any(|r| r.kind() == kind),
@@ -3202,5 +3212,7 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
     );
 }
 
+/// Tenants' sign-in page branding: `conformance/branding.rs`.
+mod branding;
 /// Sign-in state (sessions, codes, refresh families, consents): `conformance/sign_in.rs`.
 mod sign_in;

@@ -1,0 +1,896 @@
+//! The sign-in pages over real HTTP (issue 16 items 3, 4, 5, 10): a node assembled by
+//! `serve::assemble` on a loopback port, and reqwest clients that keep cookies as a browser
+//! does (no browser). Covers the whole authorize -> sign in -> consent -> redirect flow in both
+//! response modes, the bad-input cases of the issue (redirect URIs, PKCE, prompt=none, CSRF,
+//! fixation), throttling that never locks the owner out, enumeration, and branding escaping.
+
+use crate::common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use portcullis_core::secret::Secret;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::{ManualClock, Timestamp};
+use portcullis_core::user::{Email, UserId, UserProfile, UserStatus, Username};
+use portcullis_server::serve::Assembled;
+use portcullis_service::state::AppState;
+use portcullis_store::{BrandingRecord, SqliteStore, Store, UserRecord};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const PASSWORD: &str = "correct horse battery staple";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-long-enough";
+const NOTES_CB: &str = "https://notes.example.com/cb";
+
+struct Node {
+    base: String,
+    state: AppState,
+    store: Arc<dyn Store>,
+    notes: String,
+    dashboard: String,
+    admins: common::Admins,
+    /// Kept running (dropping them stops the audit writer).
+    _tasks: portcullis_server::serve::BackgroundTasks,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("db"))
+                .await
+                .expect("store"),
+        );
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let admins = common::seed(store.as_ref(), Timestamp::from_secs(1_800_000_000)).await;
+        let mut config = common::config(dir.path());
+        config.audit = portcullis_server::config::AuditConfig {
+            flush_interval_ms: 5,
+            ..Default::default()
+        };
+        // Loopback is a trusted proxy, so each test client can be a different source.
+        config.http.trusted_proxies =
+            serde_json::from_value(json!(["127.0.0.1/32"])).expect("proxies");
+        let Assembled {
+            state,
+            router,
+            tasks,
+            ..
+        } = common::assemble(&config, common::ISSUER, store.clone(), clock).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+        let base = format!("http://{addr}");
+        let admin = reqwest::Client::new();
+        let admins_acme = admins.acme.clone();
+        let mut ids = Vec::new();
+        for body in [
+            json!({
+                "name": "Notes <b>app</b>",
+                "client_type": "public",
+                "grant_types": ["authorization_code"],
+                "redirect_uris": [NOTES_CB],
+                "scopes": ["openid", "profile"],
+            }),
+            json!({
+                "name": "Dashboard",
+                "client_type": "public",
+                "grant_types": ["authorization_code"],
+                "redirect_uris": ["https://app.example.com/callback"],
+                "scopes": ["openid"],
+                "first_party": true,
+            }),
+        ] {
+            let r = admin
+                .post(format!("{base}/admin/v1/tenants/acme/clients"))
+                .bearer_auth(&admins_acme)
+                .json(&body)
+                .send()
+                .await
+                .expect("create client");
+            assert_eq!(r.status(), 201);
+            let v: Value = r.json().await.expect("json");
+            ids.push(v["client_id"].as_str().expect("client_id").to_owned());
+        }
+        let node = Self {
+            base,
+            state,
+            store,
+            notes: ids[0].clone(),
+            dashboard: ids[1].clone(),
+            admins,
+            _tasks: tasks,
+            _dir: dir,
+        };
+        node.user("alice", "alice@example.com", UserStatus::Active)
+            .await;
+        node.user("mallory", "mallory@example.com", UserStatus::Disabled)
+            .await;
+        node
+    }
+
+    async fn user(&self, name: &str, email: &str, status: UserStatus) {
+        let mut u = UserRecord {
+            id: UserId::generate(Timestamp::from_secs(1_800_000_000), &mut rand::rngs::OsRng),
+            tenant: TenantId::parse("acme").expect("tenant"),
+            username: Username::parse(name).expect("username"),
+            email: Some(Email::parse(email).expect("email")),
+            email_verified: true,
+            status,
+            profile: UserProfile::default(),
+            password_hash: None,
+            password_changed_at: None,
+            created_at: Timestamp::from_secs(1_800_000_000),
+            updated_at: Timestamp::from_secs(1_800_000_000),
+            last_login_at: None,
+        };
+        let hash = self
+            .state
+            .users
+            .new_password_hash(&u, &Secret::new(PASSWORD.to_owned()))
+            .await
+            .expect("hash");
+        u.password_hash = Some(hash.as_str().to_owned());
+        self.store.create_user(&u).await.expect("user");
+    }
+
+    /// A browser: keeps cookies, does not follow redirects, comes from `source`.
+    fn browser(&self, source: &str) -> reqwest::Client {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(source).expect("header"),
+        );
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(h)
+            .build()
+            .expect("client")
+    }
+
+    fn authorize_url(&self, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
+        let mut pairs = vec![
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid profile"),
+            ("state", "st-123"),
+            ("nonce", "n-456"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        for (k, v) in extra {
+            pairs.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                pairs.push((k, v));
+            }
+        }
+        let q = serde_urlencoded::to_string(&pairs).expect("query");
+        format!("{}/oauth2/authorize?{q}", self.base)
+    }
+
+    fn notes_url(&self, extra: &[(&str, &str)]) -> String {
+        self.authorize_url(&self.notes, NOTES_CB, extra)
+    }
+}
+
+/// The hidden fields of the page's form (name, value), HTML entities of values decoded.
+fn form_fields(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for part in html.split("<input type=\"hidden\" name=\"").skip(1) {
+        let Some((name, rest)) = part.split_once('"') else {
+            continue;
+        };
+        let Some(value) = rest
+            .strip_prefix(" value=\"")
+            .and_then(|r| r.split_once('"'))
+            .map(|(v, _)| v)
+        else {
+            continue;
+        };
+        out.push((name.to_owned(), unescape(value)));
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#34;", "\"")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+async fn post_form(
+    b: &reqwest::Client,
+    url: String,
+    fields: &[(String, String)],
+) -> reqwest::Response {
+    b.post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(fields).expect("form"))
+        .send()
+        .await
+        .expect("post")
+}
+
+async fn text(r: reqwest::Response) -> (u16, HeaderMap, String) {
+    let s = r.status().as_u16();
+    let h = r.headers().clone();
+    (s, h, r.text().await.expect("body"))
+}
+
+/// Opens the authorize URL and signs in; returns the answer to the sign-in post.
+async fn sign_in(
+    node: &Node,
+    b: &reqwest::Client,
+    url: &str,
+    login: &str,
+    password: &str,
+) -> (u16, HeaderMap, String) {
+    let (s, _, page) = text(b.get(url).send().await.expect("get")).await;
+    assert_eq!(s, 200, "{page}");
+    let mut fields = form_fields(&page);
+    fields.push(("login".into(), login.into()));
+    fields.push(("password".into(), password.into()));
+    text(
+        post_form(
+            b,
+            format!("{}/oauth2/authorize/sign-in", node.base),
+            &fields,
+        )
+        .await,
+    )
+    .await
+}
+
+fn location(h: &HeaderMap) -> String {
+    h.get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn query_of(loc: &str) -> Vec<(String, String)> {
+    let q = loc.split_once('?').map_or("", |(_, q)| q);
+    serde_urlencoded::from_str(q).expect("query")
+}
+
+fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn authorize_sign_in_consent_and_redirect_with_code_state_and_iss() {
+    let node = Node::start().await;
+    let b = node.browser("203.0.113.10");
+    let url = node.notes_url(&[]);
+    let first = b.get(&url).send().await.expect("get");
+    assert_eq!(first.status(), 200);
+    let h = first.headers().clone();
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self' https://notes.example.com",
+        "style-src 'sha256-",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"));
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["cache-control"], "no-store");
+    let cookie = h["set-cookie"].to_str().expect("cookie");
+    assert!(
+        cookie.starts_with("pcl-pre=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let page = first.text().await.expect("body");
+    assert!(page.contains("<html lang=\"en\">"));
+    assert!(page.contains("<label for=\"login\">"), "labelled fields");
+    assert!(
+        page.contains("Notes &#60;b&#62;app&#60;/b&#62;"),
+        "client name escaped"
+    );
+
+    let (s, h, consent) = sign_in(&node, &b, &url, "alice", PASSWORD).await;
+    assert_eq!(s, 200, "the consent page: {consent}");
+    let set = h
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect::<Vec<_>>();
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("pcl-session-acme=") && c.contains("HttpOnly")),
+        "{set:?}"
+    );
+    assert!(consent.contains("<code>profile</code>"));
+    let mut fields = form_fields(&consent);
+    fields.push(("decision".into(), "allow".into()));
+    let (s, h, _) = text(
+        post_form(
+            &b,
+            format!("{}/oauth2/authorize/consent", node.base),
+            &fields,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 303);
+    let loc = location(&h);
+    assert!(
+        loc.starts_with("https://notes.example.com/cb?code="),
+        "{loc}"
+    );
+    let q = query_of(&loc);
+    assert_eq!(param(&q, "state"), Some("st-123"));
+    assert_eq!(param(&q, "iss"), Some(common::ISSUER));
+    let code = param(&q, "code").expect("code");
+    let redeemed = node
+        .state
+        .sign_in
+        .redeem_code(
+            portcullis_service::sign_in::RedemptionRequest {
+                code,
+                tenant: &TenantId::parse("acme").expect("tenant"),
+                client_id: &node.notes,
+                redirect_uri: NOTES_CB,
+                code_verifier: VERIFIER,
+            },
+            &Default::default(),
+        )
+        .await
+        .expect("the code redeems with the PKCE verifier");
+    assert_eq!(redeemed.record.nonce.as_deref(), Some("n-456"));
+
+    // Signed in and consented: straight back with a code, also with prompt=none.
+    for extra in [&[][..], &[("prompt", "none")][..]] {
+        let (s, h, _) = text(b.get(node.notes_url(extra)).send().await.expect("get")).await;
+        assert_eq!(s, 303);
+        assert!(param(&query_of(&location(&h)), "code").is_some());
+    }
+    // prompt=consent asks again; prompt=login signs in again.
+    let (s, _, page) = text(
+        b.get(node.notes_url(&[("prompt", "consent")]))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(page.contains("name=\"decision\""));
+    let (s, _, page) = text(
+        b.get(node.notes_url(&[("prompt", "login")]))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(page.contains("name=\"password\""));
+    // A user who signed in too long ago for max_age=0 signs in again.
+    let (_, _, page) = text(
+        b.get(node.notes_url(&[("max_age", "0")]))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert!(page.contains("name=\"password\""));
+    // Denying consent is access_denied at the client.
+    let (_, _, page) = text(
+        b.get(node.notes_url(&[("prompt", "consent")]))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    let mut fields = form_fields(&page);
+    fields.push(("decision".into(), "deny".into()));
+    let (s, h, _) = text(
+        post_form(
+            &b,
+            format!("{}/oauth2/authorize/consent", node.base),
+            &fields,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 303);
+    let q = query_of(&location(&h));
+    assert_eq!(param(&q, "error"), Some("access_denied"));
+    assert_eq!(param(&q, "state"), Some("st-123"));
+}
+
+#[tokio::test]
+async fn a_first_party_client_skips_consent_and_form_post_answers_a_posting_page() {
+    let node = Node::start().await;
+    let b = node.browser("203.0.113.11");
+    let url = node.authorize_url(
+        &node.dashboard,
+        "https://app.example.com/callback",
+        &[
+            ("scope", "openid"),
+            ("response_mode", "form_post"),
+            ("login_hint", "alice@example.com"),
+        ],
+    );
+    let (_, _, page) = text(b.get(&url).send().await.expect("get")).await;
+    assert!(
+        page.contains("value=\"alice@example.com\""),
+        "login_hint prefills the field"
+    );
+    let (s, h, html) = sign_in(&node, &b, &url, "alice@example.com", PASSWORD).await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("action=\"https://app.example.com/callback\""),
+        "{html}"
+    );
+    assert!(html.contains("name=\"code\""));
+    assert!(html.contains("name=\"state\" value=\"st-123\""));
+    assert!(html.contains(&format!("name=\"iss\" value=\"{}\"", common::ISSUER)));
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    assert!(csp.contains("script-src 'sha256-") && csp.contains("frame-ancestors 'none'"));
+}
+
+#[tokio::test]
+async fn errors_before_the_redirect_uri_is_known_are_pages_and_later_ones_go_back_with_state_and_iss(
+) {
+    let node = Node::start().await;
+    let b = node.browser("203.0.113.12");
+    for bad in [
+        "https://notes.example.com/cb/extra",
+        "https://notes.example.com/cb?x=1",
+        "https://notes.example.com/cb#frag",
+        "https://user@notes.example.com/cb",
+        "https://notes.example.com:8443/cb",
+        "http://notes.example.com/cb",
+        "https://notes.example.com/c",
+        "https://notes.example.com/cbx",
+        "https://evil.example.com/cb",
+    ] {
+        let (s, h, page) = text(
+            b.get(node.authorize_url(&node.notes, bad, &[]))
+                .send()
+                .await
+                .expect("get"),
+        )
+        .await;
+        assert_eq!(s, 400, "{bad}");
+        assert!(h.get("location").is_none(), "{bad} is never redirected to");
+        assert!(page.contains("not registered"), "{bad}: {page}");
+    }
+    let (s, h, page) = text(
+        b.get(node.authorize_url("cl_unknown0000000000000000", NOTES_CB, &[]))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(h.get("location").is_none());
+    assert!(page.contains("invalid_"), "{page}");
+    let (s, _, _) = text(
+        b.get(format!("{}/oauth2/authorize", node.base))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 400, "no client_id");
+
+    for (extra, error) in [
+        (&[("code_challenge", "")][..], "invalid_request"),
+        (&[("code_challenge_method", "plain")][..], "invalid_request"),
+        (&[("code_challenge_method", "")][..], "invalid_request"),
+        (
+            &[("response_type", "token")][..],
+            "unsupported_response_type",
+        ),
+        (&[("scope", "openid admin")][..], "invalid_scope"),
+        (&[("prompt", "none")][..], "login_required"),
+    ] {
+        let (s, h, _) = text(b.get(node.notes_url(extra)).send().await.expect("get")).await;
+        assert_eq!(s, 303, "{extra:?}");
+        let loc = location(&h);
+        assert!(loc.starts_with(NOTES_CB), "{loc}");
+        let q = query_of(&loc);
+        assert_eq!(param(&q, "error"), Some(error), "{extra:?}");
+        assert_eq!(param(&q, "state"), Some("st-123"));
+        assert_eq!(param(&q, "iss"), Some(common::ISSUER));
+        assert!(param(&q, "code").is_none());
+    }
+}
+
+#[tokio::test]
+async fn prompt_none_needing_consent_is_consent_required() {
+    let node = Node::start().await;
+    let b = node.browser("203.0.113.13");
+    // Signed in through the first-party client, no consent for Notes yet.
+    let url = node.authorize_url(
+        &node.dashboard,
+        "https://app.example.com/callback",
+        &[("scope", "openid")],
+    );
+    let (s, _, _) = sign_in(&node, &b, &url, "alice", PASSWORD).await;
+    assert_eq!(s, 303);
+    let (s, h, _) = text(
+        b.get(node.notes_url(&[("prompt", "none")]))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert_eq!(
+        param(&query_of(&location(&h)), "error"),
+        Some("consent_required")
+    );
+}
+
+#[tokio::test]
+async fn forms_without_or_with_another_browsers_csrf_token_are_refused_and_change_nothing() {
+    let node = Node::start().await;
+    let victim = node.browser("203.0.113.14");
+    let attacker = node.browser("203.0.113.15");
+    let url = node.notes_url(&[]);
+    let (_, _, page) = text(attacker.get(&url).send().await.expect("get")).await;
+    let attackers_fields = form_fields(&page);
+    // The victim's browser has its own pre-session cookie.
+    let (_, _, _) = text(victim.get(&url).send().await.expect("get")).await;
+    let with_login = |mut f: Vec<(String, String)>| {
+        f.push(("login".into(), "alice".into()));
+        f.push(("password".into(), PASSWORD.into()));
+        f
+    };
+    let no_token: Vec<_> = attackers_fields
+        .iter()
+        .filter(|(k, _)| k != "csrf_token")
+        .cloned()
+        .collect();
+    for fields in [with_login(attackers_fields.clone()), with_login(no_token)] {
+        let (s, h, page) = text(
+            post_form(
+                &victim,
+                format!("{}/oauth2/authorize/sign-in", node.base),
+                &fields,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(s, 403, "{page}");
+        assert!(h.get("set-cookie").is_none(), "no session started");
+        assert!(page.contains("expired"));
+    }
+    // A browser with no cookie at all.
+    let bare = node.browser("203.0.113.16");
+    let (s, _, _) = text(
+        post_form(
+            &bare,
+            format!("{}/oauth2/authorize/sign-in", node.base),
+            &with_login(attackers_fields.clone()),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    // Consent form: the attacker's own signed-in token does not work in the victim's browser.
+    let (_, _, consent) = sign_in(&node, &attacker, &url, "alice", PASSWORD).await;
+    let (_, _, _) = sign_in(&node, &victim, &url, "alice", PASSWORD).await;
+    let mut fields = form_fields(&consent);
+    fields.push(("decision".into(), "allow".into()));
+    let (s, _, _) = text(
+        post_form(
+            &victim,
+            format!("{}/oauth2/authorize/consent", node.base),
+            &fields,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let alice = node
+        .store
+        .find_user_by_username(&tenant, &Username::parse("alice").expect("u"))
+        .await
+        .expect("read")
+        .expect("alice");
+    assert!(
+        node.store
+            .get_consent(&tenant, alice.id.as_str(), &node.notes)
+            .await
+            .expect("read")
+            .is_none(),
+        "no consent stored"
+    );
+}
+
+#[tokio::test]
+async fn a_session_cookie_from_before_sign_in_is_useless_after_it() {
+    let node = Node::start().await;
+    let b = node.browser("203.0.113.17");
+    let url = node.authorize_url(
+        &node.dashboard,
+        "https://app.example.com/callback",
+        &[("scope", "openid")],
+    );
+    let (s, h1, _) = sign_in(&node, &b, &url, "alice", PASSWORD).await;
+    assert_eq!(s, 303);
+    let session = |h: &HeaderMap| {
+        h.get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("pcl-session-acme="))
+            .map(|c| c.split(';').next().unwrap_or("").to_owned())
+            .expect("session cookie")
+    };
+    let before = session(&h1);
+    // Signing in again (prompt=login) with that cookie: a new session; the old one is gone.
+    let (s, h2, _) = sign_in(
+        &node,
+        &b,
+        &node.authorize_url(
+            &node.dashboard,
+            "https://app.example.com/callback",
+            &[("scope", "openid"), ("prompt", "login")],
+        ),
+        "alice",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(s, 303);
+    let after = session(&h2);
+    assert_ne!(before, after);
+    let tenant = TenantId::parse("acme").expect("tenant");
+    assert!(node
+        .state
+        .sign_in
+        .resolve_session(&tenant, &before)
+        .await
+        .expect("read")
+        .is_none());
+    assert!(node
+        .state
+        .sign_in
+        .resolve_session(&tenant, &after)
+        .await
+        .expect("read")
+        .is_some());
+    // A browser presenting the old value (a planted cookie) has no session.
+    let planted = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let (s, _, page) = text(
+        planted
+            .get(node.authorize_url(
+                &node.dashboard,
+                "https://app.example.com/callback",
+                &[("scope", "openid")],
+            ))
+            .header("cookie", format!("pcl-session-acme={before}"))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(page.contains("name=\"password\""), "asked to sign in");
+}
+
+#[tokio::test]
+async fn unknown_users_wrong_passwords_and_disabled_users_get_the_same_answer() {
+    let node = Node::start().await;
+    let b = node.browser("203.0.113.18");
+    let url = node.notes_url(&[]);
+    let mut answers = Vec::new();
+    for (login, password) in [
+        ("alice", "not the password at all"),
+        ("nobody", "not the password at all"),
+        ("mallory", PASSWORD),
+        ("nobody@example.com", PASSWORD),
+    ] {
+        let (s, h, body) = sign_in(&node, &b, &url, login, password).await;
+        assert!(h.get("set-cookie").is_none());
+        answers.push((
+            s,
+            body.replace(&format!("value=\"{login}\""), "value=\"X\""),
+        ));
+    }
+    assert_eq!(answers[0].0, 200);
+    assert!(answers[0].1.contains("not correct"));
+    for a in &answers[1..] {
+        assert_eq!(a, &answers[0], "identical status and body");
+    }
+}
+
+#[tokio::test]
+async fn throttling_slows_a_failing_source_but_the_owner_from_a_clean_source_gets_in() {
+    let node = Node::start().await;
+    let attacker = node.browser("198.51.100.66");
+    let url = node.notes_url(&[]);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (s, h, _) = sign_in(&node, &attacker, &url, "alice", "guess guess guess").await;
+        if s == 429 {
+            assert!(h.get("retry-after").is_some());
+        }
+        statuses.push(s);
+    }
+    assert_eq!(&statuses[..5], &[200; 5]);
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Even the right password is not checked from the failing source now.
+    let (s, _, _) = sign_in(&node, &attacker, &url, "alice", PASSWORD).await;
+    assert_eq!(s, 429);
+    // The owner, from a source that has not been failing, signs in.
+    let owner = node.browser("203.0.113.99");
+    let (s, _, page) = sign_in(&node, &owner, &url, "alice", PASSWORD).await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("name=\"decision\""),
+        "consent page, so signed in"
+    );
+}
+
+#[tokio::test]
+async fn branding_is_shown_escaped_and_its_colour_and_logo_are_in_the_policy() {
+    let node = Node::start().await;
+    node.store
+        .put_branding(&BrandingRecord {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            display_name: Some("Acme <script>alert(1)</script> & Co".into()),
+            logo_url: Some("https://cdn.acme.example/logo.svg".into()),
+            accent_colour: Some("#aa3300".into()),
+            updated_at: Timestamp::from_secs(1),
+        })
+        .await
+        .expect("branding");
+    let b = node.browser("203.0.113.20");
+    let (s, h, page) = text(b.get(node.notes_url(&[])).send().await.expect("get")).await;
+    assert_eq!(s, 200);
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(page.contains("Acme &#60;script&#62;alert(1)&#60;/script&#62; &#38; Co"));
+    assert!(page.contains("--accent:#aa3300"));
+    assert!(page.contains("src=\"https://cdn.acme.example/logo.svg\""));
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    assert!(csp.contains("img-src https://cdn.acme.example;"), "{csp}");
+}
+
+#[tokio::test]
+async fn one_password_over_many_accounts_from_one_source_is_recorded_as_spraying_and_stuffing() {
+    let node = Node::start().await;
+    let b = node.browser("198.51.100.77");
+    let url = node.notes_url(&[]);
+    for n in 0..10 {
+        let (s, _, _) = sign_in(&node, &b, &url, &format!("user{n}"), "Winter2026!Winter").await;
+        assert_eq!(s, 200);
+    }
+    let mut actions = Vec::new();
+    for _ in 0..200 {
+        actions = common::audit_events(node.store.as_ref(), "acme")
+            .await
+            .into_iter()
+            .map(|e| e.action.to_string())
+            .collect::<Vec<_>>();
+        if actions
+            .iter()
+            .any(|a| a == "user.sign_in.password_spraying")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        actions.iter().filter(|a| *a == "user.sign_in").count(),
+        10,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "user.sign_in.password_spraying")
+            .count(),
+        1
+    );
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "user.sign_in.credential_stuffing")
+            .count(),
+        1
+    );
+    let all = format!(
+        "{:?}",
+        common::audit_events(node.store.as_ref(), "acme").await
+    );
+    assert!(
+        !all.contains("Winter2026"),
+        "the password is never recorded"
+    );
+}
+
+#[tokio::test]
+async fn branding_is_set_through_the_admin_api_and_unsafe_values_are_refused() {
+    let node = Node::start().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/admin/v1/tenants/acme/branding", node.base);
+    let put = |body: Value, token: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let r = http
+                .put(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("put");
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (s, v) = put(
+        json!({"display_name": "Acme", "logo_url": "https://cdn.acme.example/l.png", "accent_colour": "#AA3300"}),
+        node.admins.acme.clone(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["accent_colour"], "#aa3300");
+    for bad in [
+        json!({"accent_colour": "red;}body{display:none"}),
+        json!({"logo_url": "javascript:alert(1)"}),
+        json!({"logo_url": "https://x.example/a.png\" onerror=\"x"}),
+        json!({"display_name": "a\nb"}),
+        json!({"colour": "#000000"}),
+    ] {
+        let (s, v) = put(bad.clone(), node.admins.acme.clone()).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert_eq!(v["error"], "invalid_request");
+    }
+    let (s, _) = put(json!({"display_name": "Evil"}), node.admins.globex.clone()).await;
+    assert_eq!(s, 403, "another tenant's admin");
+    let got: Value = http
+        .get(&url)
+        .bearer_auth(&node.admins.acme)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["display_name"], "Acme", "nothing changed: {got}");
+    let (_, _, page) = text(
+        node.browser("203.0.113.30")
+            .get(node.notes_url(&[]))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert!(page.contains("<p>Acme</p>"));
+}
