@@ -110,6 +110,24 @@ pub enum UsersCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// List a user's active sign-in sessions, oldest first.
+    Sessions {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// End one of a user's sessions: its tokens are refused everywhere within a second and its
+    /// refresh tokens stop working.
+    EndSession {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        sid: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Mail a password-reset link to whoever has this address (the answer is the same whether
     /// or not anyone does).
     ResetPassword {
@@ -322,6 +340,43 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
                 &[],
                 None,
                 |_| format!("deleted user {id}\n"),
+            )
+            .await
+        }
+        UsersCommand::Sessions { tenant, id, remote } => {
+            run(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/users/{}/sessions", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                |v| {
+                    table(
+                        &v["items"],
+                        &["sid", "auth_time", "last_seen_at", "absolute_expires_at"],
+                    )
+                },
+            )
+            .await
+        }
+        UsersCommand::EndSession {
+            tenant,
+            id,
+            sid,
+            remote,
+        } => {
+            run(
+                &remote,
+                Method::DELETE,
+                &format!(
+                    "/tenants/{}/users/{}/sessions/{}",
+                    seg(&tenant),
+                    seg(&id),
+                    seg(&sid)
+                ),
+                &[],
+                None,
+                |_| format!("ended session {sid}\n"),
             )
             .await
         }

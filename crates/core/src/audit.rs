@@ -125,6 +125,15 @@ actions! {
     /// A back-channel logout token was delivered to a client (success), or its delivery was
     /// given up after the last attempt (failure, with the last reason).
     SessionBackchannelLogout => "session.backchannel_logout",
+    /// An invited user set its first password through the invitation link (or failed to).
+    UserInviteAccept => "user.invite_accept",
+    /// A user set a new password through a reset link (or failed to); its sessions ended.
+    UserPasswordReset => "user.password_reset",
+    /// A signed-in user changed its password on the account page (or failed to).
+    UserPasswordChange => "user.password_change",
+    /// A user withdrew a client's consent on the account page; the client's refresh-token
+    /// families for the user were revoked with it.
+    ConsentRevoke => "consent.revoke",
     ResourceServerRotateSecret => "resource_server.rotate_secret",
     /// A resource server was archived: its audience gets no more tokens, its secrets expired.
     ResourceServerArchive => "resource_server.archive",
@@ -542,6 +551,10 @@ mod tests {
                 Action::SessionBackchannelLogout,
                 "session.backchannel_logout",
             ),
+            (Action::UserInviteAccept, "user.invite_accept"),
+            (Action::UserPasswordReset, "user.password_reset"),
+            (Action::UserPasswordChange, "user.password_change"),
+            (Action::ConsentRevoke, "consent.revoke"),
             (Action::SigningKeyGenerate, "signing_key.generate"),
             (Action::SigningKeyRotate, "signing_key.rotate"),
             (Action::SigningKeyActivate, "signing_key.activate"),

@@ -13,6 +13,7 @@
 //! enters its dependency tree), never log a secret, and never import upwards: the HTTP surfaces
 //! (`portcullis-http`) and the assembly (`portcullis-server`) depend on it, not the reverse.
 
+pub mod account;
 pub mod admin_credentials;
 pub mod api_keys;
 pub mod audit;

@@ -519,6 +519,15 @@ pub trait UserStore {
     /// tokens of the same purpose (only the newest link works) and expired tokens of any user.
     /// Fails with [`StoreError::NotFound`] if the user does not exist.
     async fn insert_user_token(&self, token: &UserTokenRecord, now: Timestamp) -> Result<()>;
+    /// A token that could be used now: of this purpose, unused and unexpired at `now`. Reads
+    /// only (the page checks the new password against the user before using the link, so a
+    /// refused password does not spend it); [`Self::consume_user_token`] still decides.
+    async fn find_user_token(
+        &self,
+        digest: &[u8],
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> Result<Option<UserTokenRecord>>;
     /// Uses a token: in one conditional update, marks it used if it has this purpose, is unused
     /// and has not expired at `now`, and returns it. `None` (changing nothing) otherwise, so of
     /// two concurrent consumers exactly one succeeds.

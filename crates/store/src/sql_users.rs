@@ -313,6 +313,26 @@ macro_rules! impl_user_store {
                 Ok(())
             }
 
+            async fn find_user_token(
+                &self,
+                digest: &[u8],
+                purpose: TokenPurpose,
+                now: Timestamp,
+            ) -> Result<Option<UserTokenRecord>> {
+                sqlx::query(
+                    "SELECT * FROM user_tokens WHERE digest = $1 AND purpose = $2 \
+                     AND used_at IS NULL AND expires_at > $3",
+                )
+                .bind(digest)
+                .bind(purpose.as_str())
+                .bind(now.as_millis())
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(user_token_from_row)
+                .transpose()
+            }
+
             async fn consume_user_token(
                 &self,
                 digest: &[u8],

@@ -3,6 +3,7 @@
 //! linking, and the suites share the fixtures in `common`.
 
 mod api_keys_e2e;
+mod browser;
 mod common;
 mod docs_examples;
 mod faults;

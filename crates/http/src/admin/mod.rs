@@ -22,6 +22,7 @@ mod resource_servers;
 mod signing_keys;
 mod tenants;
 pub mod tokens;
+mod user_sessions;
 mod users;
 mod webhooks;
 
@@ -374,6 +375,20 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageUsers,
             routing::post(users::invite),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/users/{id}/sessions",
+            Tenant,
+            ReadUsers,
+            routing::get(user_sessions::list),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/users/{id}/sessions/{sid}",
+            Tenant,
+            ManageUsers,
+            routing::delete(user_sessions::revoke),
         ),
         r(
             Method::POST,

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
     alerts, api_keys, audit_events, branding, clients, resource_servers, signing_keys, tenants,
-    tokens, users, webhooks,
+    tokens, user_sessions, users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -179,6 +179,8 @@ pub fn outcome() -> ObjectBuilder {
         users::disable,
         users::enable,
         users::invite,
+        user_sessions::list,
+        user_sessions::revoke,
         clients::archive,
         signing_keys::list,
         signing_keys::rotate,

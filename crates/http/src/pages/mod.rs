@@ -9,12 +9,14 @@
 //!   the browser's session (or, before sign-in, pre-session) cookie, checked in constant time.
 //! * [`authorize`] is the authorization endpoint with its sign-in and consent pages.
 //! * [`logout`] is RP-initiated logout with its confirmation and signed-out pages.
+//! * [`account`] is invitation acceptance, password reset and the signed-in user's account page.
 //!
 //! Handlers here stay thin: the sign-in decision is `portcullis_service::login`, sessions and
 //! codes are `portcullis_service::sign_in`, request validation is `portcullis_core::authorize`.
 //! This module must never redirect to an unvalidated URI, render a value unescaped, or accept a
 //! form whose CSRF token does not match the browser's cookie.
 
+pub mod account;
 pub mod authorize;
 pub mod cookies;
 pub mod layout;
@@ -34,7 +36,9 @@ pub use messages::Text;
 
 /// The pages' routes.
 pub fn router() -> Router<AppState> {
-    authorize::router().merge(logout::router())
+    authorize::router()
+        .merge(logout::router())
+        .merge(account::router())
 }
 
 /// The error page.

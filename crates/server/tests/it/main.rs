@@ -2,6 +2,7 @@
 //! `tests/*.rs` file). One binary links once, so a cold `cargo test` spends less time
 //! linking, and the suites share the fixtures in `common`.
 
+mod account_pages;
 mod admin_api;
 mod alerts;
 mod api_keys;

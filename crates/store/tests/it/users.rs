@@ -459,6 +459,24 @@ async fn one_time_tokens_are_single_use_purpose_bound_and_expire(s: Arc<dyn Stor
     s.insert_user_token(&token(2, "acme", A, TokenPurpose::Invite, 100), at(10))
         .await
         .expect("invite");
+    // Finding reads only: the right purpose finds it, any other or an unknown digest nothing.
+    let found = s
+        .find_user_token(&[1; 32], TokenPurpose::PasswordReset, at(20))
+        .await
+        .expect("find")
+        .expect("found unused");
+    assert_eq!((found.user_id.clone(), found.used_at), (uid(A), None));
+    for (digest, purpose) in [
+        (1u8, TokenPurpose::Invite),
+        (9, TokenPurpose::PasswordReset),
+    ] {
+        assert_eq!(
+            s.find_user_token(&[digest; 32], purpose, at(20))
+                .await
+                .expect("find"),
+            None
+        );
+    }
     // Wrong purpose: nothing, and the token stays usable.
     assert_eq!(
         s.consume_user_token(&[1; 32], TokenPurpose::Invite, at(20))
@@ -474,6 +492,24 @@ async fn one_time_tokens_are_single_use_purpose_bound_and_expire(s: Arc<dyn Stor
     assert_eq!(used.user_id, uid(A));
     assert_eq!(used.tenant, tid("acme"));
     assert_eq!(used.used_at, Some(at(20)));
+    // A used token is not found any more; an expired one neither.
+    assert_eq!(
+        s.find_user_token(&[1; 32], TokenPurpose::PasswordReset, at(21))
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        s.find_user_token(&[2; 32], TokenPurpose::Invite, at(100))
+            .await
+            .expect("find"),
+        None
+    );
+    assert!(s
+        .find_user_token(&[2; 32], TokenPurpose::Invite, at(99))
+        .await
+        .expect("find")
+        .is_some());
     // Second use fails.
     assert_eq!(
         s.consume_user_token(&[1; 32], TokenPurpose::PasswordReset, at(21))
