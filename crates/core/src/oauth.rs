@@ -505,11 +505,7 @@ pub struct AccessTokenClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     /// The refresh-token family the token was minted from ([`FAMILY_CLAIM`]).
-    #[serde(
-        default,
-        rename = "family_id",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "family_id", skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
 }
 

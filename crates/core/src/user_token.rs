@@ -342,16 +342,11 @@ mod tests {
         let d = decide_code_grant(&app(BOTH, &[]), &strings("profile"), &[], lt).expect("ok");
         assert!(!d.refresh_token && !d.id_token);
         // A scope the client lost since the code was issued is dropped.
-        let d = decide_code_grant(&app(BOTH, &[]), &strings("openid gone:scope"), &[], lt)
-            .expect("ok");
+        let d =
+            decide_code_grant(&app(BOTH, &[]), &strings("openid gone:scope"), &[], lt).expect("ok");
         assert_eq!(d.scopes.to_delimited(), "openid");
         assert_eq!(
-            decide_code_grant(
-                &app(&[GrantType::ClientCredentials], &[]),
-                &[],
-                &[],
-                lt
-            ),
+            decide_code_grant(&app(&[GrantType::ClientCredentials], &[]), &[], &[], lt),
             Err(GrantError::UnauthorizedClient)
         );
         assert_eq!(
@@ -371,7 +366,12 @@ mod tests {
         let d = decide_refresh_grant(&c, &family, Some("orders:read"), &[], lt).expect("ok");
         assert_eq!(d.scopes.to_delimited(), "orders:read");
         assert!(!d.id_token);
-        for wider in ["orders:write", "orders:read orders:write", "bad\"scope", " "] {
+        for wider in [
+            "orders:write",
+            "orders:read orders:write",
+            "bad\"scope",
+            " ",
+        ] {
             assert_eq!(
                 decide_refresh_grant(&c, &family, Some(wider), &[], lt),
                 Err(GrantError::InvalidScope),
@@ -439,9 +439,20 @@ mod tests {
         for claim in ID_TOKEN_CLAIMS {
             assert!(v.get(claim).is_some(), "{claim}");
         }
-        assert_eq!((v["aud"].as_str(), v["azp"].as_str()), (Some("cl_app"), Some("cl_app")));
+        assert_eq!(
+            (v["aud"].as_str(), v["azp"].as_str()),
+            (Some("cl_app"), Some("cl_app"))
+        );
         // A client-credentials token carries none of the user members.
-        let m = serde_json::to_value(AccessTokenClaims { auth_time: None, amr: vec![], sid: None, family: None, acr: None, ..at }).expect("json");
+        let m = serde_json::to_value(AccessTokenClaims {
+            auth_time: None,
+            amr: vec![],
+            sid: None,
+            family: None,
+            acr: None,
+            ..at
+        })
+        .expect("json");
         for absent in ["auth_time", "amr", "sid", "acr", crate::oauth::FAMILY_CLAIM] {
             assert!(m.get(absent).is_none(), "{absent}");
         }
@@ -471,7 +482,10 @@ mod tests {
         assert_eq!(e["email"], "ada@example.com");
         assert_eq!(e["email_verified"], true);
         assert!(e.get("name").is_none());
-        let no_address = UserClaims { email: None, ..user };
+        let no_address = UserClaims {
+            email: None,
+            ..user
+        };
         assert!(userinfo_claims(&scopes("openid email"), &no_address)
             .get("email_verified")
             .is_none());

@@ -25,6 +25,7 @@ mod sign_in_model;
 mod sql;
 mod sql_sign_in;
 mod sql_users;
+mod sql_web_origins;
 mod sqlite;
 
 pub use error::StoreError;
@@ -618,6 +619,13 @@ pub trait RefreshTokenStore {
     ) -> Result<Vec<RefreshFamilyRecord>>;
 }
 
+/// Browser origins registered by clients (`allowed_web_origins`).
+#[async_trait]
+pub trait WebOriginStore {
+    /// Whether an active client registered exactly `origin` (CORS preflights).
+    async fn web_origin_registered(&self, origin: &str) -> Result<bool>;
+}
+
 /// Consents: which scopes a user granted which client.
 #[async_trait]
 pub trait ConsentStore {
@@ -685,6 +693,7 @@ pub trait Store:
     + AuthCodeStore
     + RefreshTokenStore
     + ConsentStore
+    + WebOriginStore
     + export::TransferStore
     + Send
     + Sync

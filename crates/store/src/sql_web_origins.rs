@@ -1,0 +1,34 @@
+//! The SQL of [`crate::WebOriginStore`]: whether an active client registered a browser origin,
+//! for the CORS preflights of the token and userinfo endpoints (a preflight names no client).
+//! Expanded for each backend beside `impl_sql_store!`. Origins are stored space-separated in
+//! `oauth_clients.allowed_web_origins` (an origin holds no space), so the match is an exact
+//! token match, never a prefix: `LIKE` wildcards in the asked origin are escaped.
+//!
+//! This module must never match an origin by prefix or pattern.
+
+macro_rules! impl_web_origin_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::WebOriginStore for $store {
+            async fn web_origin_registered(&self, origin: &str) -> Result<bool> {
+                if origin.is_empty() || origin.contains(' ') {
+                    return Ok(false);
+                }
+                let escaped = origin
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM oauth_clients WHERE status = 'active' \
+                     AND (' ' || allowed_web_origins || ' ') LIKE $1 ESCAPE '\\' LIMIT 1",
+                )
+                .bind(format!("% {escaped} %"))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(found.is_some())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_web_origin_store;
