@@ -11,3 +11,4 @@ mod common;
 mod log_follower;
 mod oauth;
 mod revocations;
+mod user_tokens;
