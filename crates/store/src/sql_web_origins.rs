@@ -18,14 +18,16 @@ macro_rules! impl_web_origin_store {
                     .replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_");
-                let found: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM oauth_clients WHERE status = 'active' \
-                     AND (' ' || allowed_web_origins || ' ') LIKE $1 ESCAPE '\\' LIMIT 1",
+                // COUNT(*) is a 64-bit integer on both backends; the inner LIMIT stops at one.
+                let found: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_clients \
+                     WHERE status = 'active' \
+                     AND (' ' || allowed_web_origins || ' ') LIKE $1 ESCAPE '\\' LIMIT 1) AS hit",
                 )
                 .bind(format!("% {escaped} %"))
-                .fetch_optional(&self.pool)
+                .fetch_one(&self.pool)
                 .await?;
-                Ok(found.is_some())
+                Ok(found > 0)
             }
         }
     };

@@ -234,7 +234,7 @@ impl Refusal {
                 "unsupported_grant_type",
                 BAD,
                 "unsupported_grant_type",
-                "grant_type must be client_credentials",
+                "grant_type must be authorization_code, refresh_token or client_credentials",
             ),
             Self::NoToken => ("token_missing", BAD, "invalid_request", "token is required"),
             Self::NoCredentials => (
