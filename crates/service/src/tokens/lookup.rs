@@ -13,7 +13,9 @@ use crate::keys::jwt::{self, VerifiedToken};
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::OAuthService;
 
-/// The token types this server issues. Refresh tokens arrive with the authorization-code grant.
+/// The token types introspection and revocation look for. Refresh tokens are issued (the user
+/// grants) but not yet introspected or revoked here: a family ends by reuse detection, sign-out
+/// or the admin API.
 const ISSUED_TOKEN_TYPES: &[TokenType] = &[TokenType::AccessToken];
 
 /// Verifies a token and checks the revocation log. The inner error is why it is not current.
