@@ -978,3 +978,84 @@ async fn verifier_accepts(app: &App, verifier: &portcullis_verify::Verifier, tok
     verifier.revocations().touch(head);
     verifier.verify_access_token(token).await.is_ok()
 }
+
+/// An independent relying party, the `openidconnect` crate: discovery (and the JWKS it names),
+/// code redemption with PKCE, and the ID token's validation (signature, issuer, audience,
+/// nonce), over the assembled router.
+#[tokio::test]
+async fn the_openidconnect_crate_redeems_a_code_and_accepts_the_id_token() {
+    use openidconnect::core::{CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+    use openidconnect::{
+        AuthorizationCode, ClientId, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeVerifier,
+        RedirectUrl, TokenResponse,
+    };
+
+    let app = App::new().await;
+    let spa = app.spa().await;
+    let session = app.session().await;
+    let code = app
+        .code(&spa, &session, "openid email offline_access")
+        .await;
+    let router = app.router.clone();
+    // The relying party's HTTP: every request goes to the router, whatever the host.
+    let http = move |req: openidconnect::HttpRequest| {
+        let router = router.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let uri = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            let mut b = Request::builder().method(parts.method).uri(uri);
+            for (k, v) in &parts.headers {
+                b = b.header(k, v);
+            }
+            let resp = router
+                .oneshot(b.body(Body::from(body)).map_err(std::io::Error::other)?)
+                .await
+                .map_err(std::io::Error::other)?;
+            let (parts, body) = resp.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(std::io::Error::other)?
+                .to_bytes();
+            Ok::<_, std::io::Error>(openidconnect::HttpResponse::from_parts(
+                parts,
+                bytes.to_vec(),
+            ))
+        }
+    };
+    let metadata = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(common::ISSUER.into()).expect("issuer"),
+        &http,
+    )
+    .await
+    .expect("discovery");
+    let client = CoreClient::from_provider_metadata(metadata, ClientId::new(spa.id.clone()), None)
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).expect("redirect"));
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .expect("token endpoint")
+        .set_pkce_verifier(PkceCodeVerifier::new(VERIFIER.into()))
+        .request_async(&http)
+        .await
+        .expect("code redemption");
+    assert!(tokens.refresh_token().is_some());
+    let now = app.clock.now().as_secs();
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256])
+        // The test's clock, not the wall clock.
+        .set_time_fn(move || chrono::DateTime::from_timestamp(now, 0).expect("time"));
+    let id_token = tokens.id_token().expect("id token");
+    let claims = id_token
+        .claims(&verifier, &Nonce::new("n-0S6_WzA2Mj".into()))
+        .expect("the relying party accepts the ID token");
+    assert_eq!(claims.subject().as_str(), app.user.as_str());
+    // A wrong nonce is refused by the library too.
+    assert!(id_token
+        .claims(&verifier, &Nonce::new("another".into()))
+        .is_err());
+}
