@@ -34,3 +34,4 @@ pub mod tenant;
 pub mod time;
 pub mod uri;
 pub mod user;
+pub mod user_token;

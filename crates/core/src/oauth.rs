@@ -16,6 +16,10 @@ use crate::time::Timestamp;
 pub const TENANT_CLAIM: &str = "tenant";
 /// JOSE `typ` of access tokens (RFC 9068 section 2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// The private claim naming the refresh-token family a user access token was minted from (at
+/// the code redemption that started the family, or at a refresh of it): what a `family`
+/// revocation entry names, so verifiers refuse the family's access tokens once it is revoked.
+pub const FAMILY_CLAIM: &str = "family_id";
 /// Longest scope token or audience accepted; longer input is refused before anything else.
 const MAX_ITEM_LEN: usize = 256;
 /// Most scopes one request or one client may name.
@@ -157,9 +161,10 @@ impl GrantType {
         Self::RefreshToken,
     ];
 
-    /// The grants the token endpoint serves today; a client may be registered for the others
-    /// before they are served, and a request naming one is `unsupported_grant_type`.
-    pub const SERVED: [Self; 1] = [Self::ClientCredentials];
+    /// The grants the token endpoint serves: every one a client can be registered for. A
+    /// request naming another is `unsupported_grant_type`; one naming a grant the client is not
+    /// registered for is `unauthorized_client` (RFC 6749 section 5.2).
+    pub const SERVED: [Self; 3] = Self::ALL;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -489,6 +494,19 @@ pub struct AccessTokenClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     pub tenant: String,
+    /// User tokens only: when and how the user signed in, and the session (OIDC Core section 2
+    /// names; RFC 9068 section 2.2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The refresh-token family the token was minted from ([`FAMILY_CLAIM`]).
+    #[serde(default, rename = "family_id", skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
 }
 
 impl AccessTokenClaims {
@@ -513,6 +531,11 @@ impl AccessTokenClaims {
             client_id: client.client_id.clone(),
             scope: (!decision.scopes.is_empty()).then(|| decision.scopes.to_delimited()),
             tenant: client.tenant.as_str().to_owned(),
+            auth_time: None,
+            acr: None,
+            amr: Vec::new(),
+            sid: None,
+            family: None,
         }
     }
 
@@ -665,14 +688,10 @@ mod tests {
             parse_grant_type(Some("client_credentials")),
             Ok(GrantType::ClientCredentials)
         );
-        // Registrable, but not served by the token endpoint yet.
-        for later in ["authorization_code", "refresh_token"] {
-            assert!(GrantType::parse(later).is_ok(), "{later}");
-            assert_eq!(
-                parse_grant_type(Some(later)),
-                Err(GrantError::UnsupportedGrantType),
-                "{later}"
-            );
+        // Every registrable grant is served; whether a client may use it is decided after
+        // authentication (`unauthorized_client`).
+        for g in GrantType::ALL {
+            assert_eq!(parse_grant_type(Some(g.as_str())), Ok(g));
         }
         for g in GrantType::ALL {
             assert_eq!(GrantType::parse(g.as_str()), Ok(g));

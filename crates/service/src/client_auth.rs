@@ -221,6 +221,28 @@ pub async fn authenticate(
     presented: Presented,
     origin: &RequestOrigin,
 ) -> Result<AuthenticatedClient, OAuthError> {
+    authenticate_with(state, presented, origin, false).await
+}
+
+/// [`authenticate`] for the user grants (`authorization_code`, `refresh_token`): a public
+/// client (registered with method `none`) is identified by its `client_id` alone (RFC 6749
+/// section 2.1; PKCE and the refresh token's binding to it are what protect it). A confidential
+/// client must still prove itself as registered, and a public client presenting a credential is
+/// refused (method mismatch).
+pub async fn authenticate_app(
+    state: &OAuthService,
+    presented: Presented,
+    origin: &RequestOrigin,
+) -> Result<AuthenticatedClient, OAuthError> {
+    authenticate_with(state, presented, origin, true).await
+}
+
+async fn authenticate_with(
+    state: &OAuthService,
+    presented: Presented,
+    origin: &RequestOrigin,
+    allow_public: bool,
+) -> Result<AuthenticatedClient, OAuthError> {
     let attempt = Attempt::start(state, origin, &presented)?;
     let now = attempt.now;
     let client = if presented.client_id.len() <= MAX_CLIENT_ID_LEN {
@@ -233,7 +255,16 @@ pub async fn authenticate(
         None
     };
     let tenant = || client.as_ref().map(|f| f.client.tenant.clone());
+    let is_public = |c: &Option<Arc<ClientFacts>>| {
+        c.as_ref()
+            .is_some_and(|f| f.client.auth_method == AuthMethod::None.as_str())
+    };
+    let public = allow_public && matches!(presented.proof, Proof::None) && is_public(&client);
     let secret_id = match &presented.proof {
+        Proof::None if public => None,
+        Proof::None if allow_public && client.is_none() => {
+            return Err(attempt.fail(None, Refusal::NotAuthenticated(AuthCause::UnknownClient)))
+        }
         Proof::None => return Err(attempt.fail(tenant(), Refusal::NoSecret)),
         Proof::Secret(secret) => {
             let secrets = client.as_ref().map(|f| f.secrets.as_slice());
@@ -264,7 +295,12 @@ pub async fn authenticate(
     let tenant = facts.client.tenant.clone();
     let expected = AuthMethod::parse(&facts.client.auth_method)
         .map_err(|_| OAuthError::internal("stored client has an unknown auth method"))?;
-    if presented.method.auth_method() != expected {
+    let presented_method = if public {
+        AuthMethod::None
+    } else {
+        presented.method.auth_method()
+    };
+    if presented_method != expected {
         return Err(attempt.fail(
             Some(tenant),
             Refusal::NotAuthenticated(AuthCause::MethodMismatch),

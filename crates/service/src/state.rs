@@ -47,6 +47,7 @@ impl AppState {
             clock: self.clock.clone(),
             audit: self.audit.clone(),
             oauth: self.oauth.clone(),
+            sign_in: self.sign_in.clone(),
         }
     }
 

@@ -35,6 +35,7 @@ mod sql_revocations;
 mod sql_sign_in;
 mod sql_tenants;
 mod sql_users;
+mod sql_web_origins;
 mod sql_webhooks;
 mod sqlite;
 mod webhook_model;
@@ -743,6 +744,13 @@ pub trait RefreshTokenStore {
     ) -> Result<Vec<RefreshFamilyRecord>>;
 }
 
+/// Browser origins registered by clients (`allowed_web_origins`).
+#[async_trait]
+pub trait WebOriginStore {
+    /// Whether an active client registered exactly `origin` (CORS preflights).
+    async fn web_origin_registered(&self, origin: &str) -> Result<bool>;
+}
+
 /// Consents: which scopes a user granted which client.
 #[async_trait]
 pub trait ConsentStore {
@@ -870,6 +878,7 @@ pub trait Store:
     + ConsentStore
     + LogoutStore
     + BrandingStore
+    + WebOriginStore
     + export::TransferStore
     + Send
     + Sync

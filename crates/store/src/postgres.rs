@@ -168,6 +168,7 @@ crate::sql_sign_in::impl_sign_in_store!(PgStore, PgRow);
 crate::sql_webhooks::impl_webhook_store!(PgStore, PgRow);
 crate::sql_logout::impl_logout_store!(PgStore, PgRow);
 crate::sql_branding::impl_branding_store!(PgStore, PgRow);
+crate::sql_web_origins::impl_web_origin_store!(PgStore);
 // PostgreSQL: the export reads one snapshot, whatever other nodes commit meanwhile.
 crate::export::impl_transfer!(
     PgStore,

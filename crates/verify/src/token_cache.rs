@@ -21,6 +21,8 @@ pub struct CachedToken {
     pub kid: String,
     /// The token's `sid` (user tokens): a session revocation names it.
     pub sid: Option<Box<str>>,
+    /// The token's refresh-token family (`family_id`, user tokens): a family revocation names it.
+    pub family: Option<Box<str>>,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     /// The token's `aud` values: a hit is checked against the audience of the route at hand.

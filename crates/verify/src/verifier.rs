@@ -511,7 +511,7 @@ impl Verifier {
             client_id: p.client_id.as_deref(),
             subject: &p.subject,
             kid: &t.kid,
-            family: None,
+            family: t.family.as_deref(),
             sid: t.sid.as_deref(),
             issued_at: t.issued_at,
         };
@@ -574,6 +574,7 @@ impl Verifier {
             tenant: tenant.unwrap_or_else(TenantId::system),
             kid: key.kid.clone().unwrap_or_default(),
             sid: t.sid.map(Into::into),
+            family: t.family.map(Into::into),
             issued_at: Timestamp::from_secs(iat),
             expires_at: Timestamp::from_secs(exp),
             audiences: t.aud.into_iter().map(|a| a.into_owned()).collect(),

@@ -1,16 +1,23 @@
-"""Validates an RFC 8414 metadata document with authlib's AuthorizationServerMetadata.
+"""Validates a discovery document with authlib: RFC 8414's AuthorizationServerMetadata, or with
+`--oidc` first, OpenID Connect Discovery's OpenIDProviderMetadata.
 
 Reads the JSON document on stdin; exits non-zero with the reason when authlib refuses it.
-Arguments name registry keys whose validator is skipped (each skip is explained by the caller,
-crates/cli/tests/it/token_service.rs); with none, this is exactly `validate()`.
+Other arguments name registry keys whose validator is skipped (each skip is explained by the
+caller, crates/cli/tests/it/token_service.rs); with none, this is exactly `validate()`.
 """
 import json
 import sys
 
-from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+args = sys.argv[1:]
+if args[:1] == ["--oidc"]:
+    from authlib.oidc.discovery import OpenIDProviderMetadata as Metadata
 
-skip = set(sys.argv[1:])
-metadata = AuthorizationServerMetadata(json.load(sys.stdin))
+    args = args[1:]
+else:
+    from authlib.oauth2.rfc8414 import AuthorizationServerMetadata as Metadata
+
+skip = set(args)
+metadata = Metadata(json.load(sys.stdin))
 unknown = skip - set(metadata.REGISTRY_KEYS)
 if unknown:
     sys.exit(f"not authlib registry keys: {sorted(unknown)}")

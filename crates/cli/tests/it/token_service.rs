@@ -822,16 +822,19 @@ fn discovery_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/discovery")
 }
 
-/// authlib refuses `"response_types_supported": []`, reading an empty list as a missing member.
-/// RFC 8414 section 2 makes the member REQUIRED, and this server has no authorization endpoint,
-/// so the empty list is the literal answer; whether to list something else (or serve the member
-/// differently) is the token service's decision, raised with its owners. Until then authlib's
-/// check of this one member is skipped and the member is checked here instead: present, an array.
-const AUTHLIB_SKIPPED: &[&str] = &["response_types_supported"];
+/// authlib's OpenID Connect check requires RS256 in `id_token_signing_alg_values_supported`, as
+/// OIDC Discovery does. ID tokens are signed with the active key, whose algorithm is the
+/// installation's `[signing] algorithm` (ES256 by default, as this test's server runs): the
+/// document lists that algorithm only, truthfully (docs/browser-apps.md says to choose RS256 for
+/// relying parties that accept nothing else). Until an RS256 key beside the active one exists,
+/// authlib's check of this one member is skipped; it is checked here instead: one algorithm, the
+/// active key's.
+const AUTHLIB_OIDC_SKIPPED: &[&str] = &["id_token_signing_alg_values_supported"];
 
-/// authlib's `AuthorizationServerMetadata(...).validate()` on `doc`, every registry key but
-/// [`AUTHLIB_SKIPPED`]; `None` when authlib is not installed.
-fn authlib_validate(doc: &Value) -> Option<Result<(), String>> {
+/// authlib's `AuthorizationServerMetadata(...).validate()` on `doc` (with `oidc`,
+/// `OpenIDProviderMetadata`, every registry key but [`AUTHLIB_OIDC_SKIPPED`]); `None` when
+/// authlib is not installed.
+fn authlib_validate(doc: &Value, oidc: bool) -> Option<Result<(), String>> {
     use std::io::Write;
     let present = Command::new("python3")
         .args(["-c", "import authlib"])
@@ -843,7 +846,13 @@ fn authlib_validate(doc: &Value) -> Option<Result<(), String>> {
     }
     let mut child = Command::new("python3")
         .arg(discovery_dir().join("check_metadata.py"))
-        .args(AUTHLIB_SKIPPED)
+        .args(if oidc {
+            std::iter::once("--oidc")
+                .chain(AUTHLIB_OIDC_SKIPPED.iter().copied())
+                .collect::<Vec<_>>()
+        } else {
+            Vec::new()
+        })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -895,32 +904,36 @@ fn discovery_metadata_is_accepted_by_authlib_and_oauth4webapi() {
         );
     }
 
-    // No ID tokens yet, so no OpenID Connect discovery document (one missing OIDC's required
-    // members would mislead every OIDC client library).
-    let oidc = common::http()
+    // The OpenID Connect document is the same metadata, at its own well-known path.
+    let oidc: Value = common::http()
         .get(format!("{}/.well-known/openid-configuration", server.url))
         .send()
-        .expect("request");
-    assert_eq!(oidc.status(), 404);
-
-    assert!(
-        doc["response_types_supported"].is_array(),
-        "RFC 8414: required"
+        .expect("request")
+        .json()
+        .expect("JSON");
+    assert_eq!(oidc, doc);
+    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
     );
 
     // authlib: the document passes, and a copy missing the introspection algorithms does not,
     // so a passing check means something.
-    match authlib_validate(&doc) {
+    match authlib_validate(&doc, false) {
         None => validator_missing("Python authlib"),
         Some(result) => {
             result.unwrap_or_else(|e| panic!("authlib refused the metadata: {e}"));
+            authlib_validate(&oidc, true)
+                .expect("still installed")
+                .unwrap_or_else(|e| panic!("authlib refused the OpenID Connect metadata: {e}"));
             for member in [
                 "introspection_endpoint_auth_signing_alg_values_supported",
                 "revocation_endpoint_auth_signing_alg_values_supported",
             ] {
                 let mut broken = doc.clone();
                 broken.as_object_mut().expect("object").remove(member);
-                let err = authlib_validate(&broken)
+                let err = authlib_validate(&broken, false)
                     .expect("still installed")
                     .expect_err("authlib must refuse metadata without the algorithms");
                 assert!(err.contains(member), "{err}");
@@ -937,15 +950,18 @@ fn discovery_metadata_is_accepted_by_authlib_and_oauth4webapi() {
     if !node_ok || !discovery_dir().join("node_modules/oauth4webapi").is_dir() {
         validator_missing("node with oauth4webapi (npm ci in crates/cli/tests/discovery)");
     } else {
-        let out = Command::new("node")
-            .arg(discovery_dir().join("check.mjs"))
-            .arg(&server.url)
-            .output()
-            .expect("node");
-        assert!(
-            out.status.success(),
-            "oauth4webapi refused the metadata: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        for flavour in ["oauth2", "oidc"] {
+            let out = Command::new("node")
+                .arg(discovery_dir().join("check.mjs"))
+                .arg(&server.url)
+                .arg(flavour)
+                .output()
+                .expect("node");
+            assert!(
+                out.status.success(),
+                "oauth4webapi refused the {flavour} metadata: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }

@@ -1,7 +1,12 @@
-//! Discovery: RFC 8414 metadata listing only what is implemented, and the JWKS with public keys
-//! only. No OpenID Connect discovery document is served until the provider issues ID tokens:
-//! one without OIDC's required members (authorization endpoint, subject types, ID token
-//! algorithms) would make OIDC libraries fail in confusing ways, or guess.
+//! Discovery: one metadata document, served as OpenID Connect Discovery 1.0
+//! (`/.well-known/openid-configuration`) and RFC 8414 (`/.well-known/oauth-authorization-server`),
+//! listing only what is implemented, and the JWKS with public keys only.
+//!
+//! `id_token_signing_alg_values_supported` is the algorithm of the active signing key: ID
+//! tokens are signed by the key that signs access tokens (`[signing] algorithm`), so a relying
+//! party that accepts only RS256 needs `algorithm = "RS256"` (docs/browser-apps.md). Members whose
+//! OIDC default would claim something unimplemented are stated (`request_uri_parameter_supported`
+//! defaults to true). This module must never list a feature that is not served.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -9,8 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use portcullis_core::user_token::{ID_TOKEN_CLAIMS, USERINFO_CLAIMS};
 use portcullis_service::keys::jwt;
 use portcullis_service::oauth::error::OAuthError;
+use portcullis_service::oauth::{AUTHORIZE_PATH, END_SESSION_PATH, USERINFO_PATH};
 
 use super::reply::OAuthReply;
 use super::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
@@ -18,22 +25,54 @@ use portcullis_service::oauth::OAuthService;
 
 const METADATA_MAX_AGE_SECS: u64 = 3600;
 
+/// How clients authenticate at introspection and revocation.
 const AUTH_METHODS: &[&str] = &[
     "client_secret_basic",
     "client_secret_post",
     "private_key_jwt",
 ];
 
-pub fn metadata_document(issuer: &str) -> Value {
+/// At the token endpoint, public clients (single-page and native apps) too.
+const TOKEN_AUTH_METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
+
+/// The metadata of `issuer`, whose ID tokens are signed with `id_token_alg`.
+pub fn metadata_document(issuer: &str, id_token_alg: &str) -> Value {
+    let mut claims: Vec<&str> = ID_TOKEN_CLAIMS.to_vec();
+    claims.extend(
+        USERINFO_CLAIMS
+            .iter()
+            .filter(|c| !ID_TOKEN_CLAIMS.contains(c)),
+    );
     json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+        "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
+        "end_session_endpoint": format!("{issuer}{END_SESSION_PATH}"),
         "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
         "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "scopes_supported": portcullis_core::client::OIDC_SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [id_token_alg],
+        "claims_supported": claims,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": portcullis_core::oauth::ASSERTION_ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         // RFC 8414 section 2: required wherever an endpoint lists a JWT-based method.
@@ -43,8 +82,13 @@ pub fn metadata_document(issuer: &str) -> Value {
     })
 }
 
+/// Both well-known documents.
 pub async fn metadata(State(state): State<OAuthService>) -> Response {
-    let mut r = Json(metadata_document(&state.oauth.issuer)).into_response();
+    let Some(signer) = state.oauth.signer() else {
+        return OAuthReply(OAuthError::internal("no active signing key")).into_response();
+    };
+    let doc = metadata_document(&state.oauth.issuer, signer.alg().as_str());
+    let mut r = Json(doc).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={METADATA_MAX_AGE_SECS}")) {
         r.headers_mut().insert(header::CACHE_CONTROL, v);
     }
@@ -101,10 +145,35 @@ mod tests {
 
     #[test]
     fn metadata_lists_only_implemented_features() {
-        let m = metadata_document("https://auth.example");
+        let m = metadata_document("https://auth.example", "ES256");
         assert_eq!(m["token_endpoint"], "https://auth.example/oauth2/token");
-        assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
-        assert!(m.get("authorization_endpoint").is_none());
-        assert!(m.get("userinfo_endpoint").is_none());
+        assert_eq!(
+            m["authorization_endpoint"],
+            "https://auth.example/oauth2/authorize"
+        );
+        assert_eq!(
+            m["userinfo_endpoint"],
+            "https://auth.example/oauth2/userinfo"
+        );
+        assert_eq!(
+            m["end_session_endpoint"],
+            "https://auth.example/oauth2/logout"
+        );
+        assert_eq!(m["response_types_supported"], json!(["code"]));
+        assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(m["id_token_signing_alg_values_supported"], json!(["ES256"]));
+        assert_eq!(m["request_uri_parameter_supported"], json!(false));
+        assert!(m["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("none"))));
+        // Not implemented, so not listed.
+        for absent in [
+            "registration_endpoint",
+            "pushed_authorization_request_endpoint",
+            "frontchannel_logout_supported",
+            "dpop_signing_alg_values_supported",
+        ] {
+            assert!(m.get(absent).is_none(), "{absent}");
+        }
     }
 }

@@ -17,6 +17,7 @@ use portcullis_service::oauth::OAuthService;
 use portcullis_service::tokens::issue::TOKEN_REPEATABLE;
 use portcullis_service::tokens::{self, Grant, Introspection, Issued, TokenQuery};
 
+use super::cors;
 use super::form::read;
 use super::reply::{no_store, OAuthReply};
 use crate::extract::origin;
@@ -25,21 +26,26 @@ pub async fn method_not_allowed() -> OAuthReply {
     OAuthReply(OAuthError::refuse(Refusal::NotPost))
 }
 
-/// `POST /oauth2/token`.
+/// `POST /oauth2/token`. A browser caller (an `Origin` header) gets CORS headers when the
+/// client the request names registered that origin (`cors`).
 pub async fn token(State(svc): State<OAuthService>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let origin = origin(&parts);
+    let mut client_id = None;
     let result: Result<Issued, OAuthError> = async {
         let params = read(&parts, body, TOKEN_REPEATABLE).await?;
         let grant = Grant::from_params(&params)?;
         let presented = presented_credentials(&parts.headers, &params)?;
+        client_id = Some(presented.client_id.clone());
         tokens::issue(&svc, grant, presented, &origin).await
     }
     .await;
-    match result {
+    let mut response = match result {
         Ok(issued) => token_response(&issued),
         Err(e) => OAuthReply(e).into_response(),
-    }
+    };
+    cors::answer(&svc, &parts.headers, client_id.as_deref(), &mut response).await;
+    response
 }
 
 /// RFC 6749 section 5.1 successful token response.
@@ -50,6 +56,10 @@ struct TokenResponse<'a> {
     expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
 }
 
 fn token_response(issued: &Issued) -> Response {
@@ -58,6 +68,8 @@ fn token_response(issued: &Issued) -> Response {
         token_type: issued.token_type,
         expires_in: issued.expires_in,
         scope: issued.scope.as_deref(),
+        id_token: issued.id_token.as_ref().map(|t| t.expose().as_str()),
+        refresh_token: issued.refresh_token.as_ref().map(|t| t.expose().as_str()),
     };
     let mut response = (StatusCode::OK, Json(body)).into_response();
     no_store(response.headers_mut());

@@ -1,11 +1,15 @@
-//! The OAuth 2.0 endpoints for machine clients, as HTTP: the handlers read the form, call the
-//! service's operation (`portcullis_service::tokens`: issuance per grant, introspection,
-//! revocation; client authentication is `portcullis_service::client_auth`) and render its
-//! outcome. The router's state is the OAuth subsystem's own (`OAuthService`).
+//! The OAuth 2.0 and OpenID Connect endpoints that answer apps (not people), as HTTP: the
+//! handlers read the form or the Bearer token, call the service's operation
+//! (`portcullis_service::tokens`: issuance per grant, introspection, revocation, userinfo;
+//! client authentication is `portcullis_service::client_auth`) and render its outcome, with
+//! CORS for registered browser origins on the token and userinfo endpoints (`cors`). The
+//! router's state is the OAuth subsystem's own (`OAuthService`).
 //!
 //! | path | what |
 //! |---|---|
-//! | `POST /oauth2/token` | client credentials grant (RFC 6749 section 4.4, RFC 8707 `resource`) |
+//! | `POST /oauth2/token` | client credentials (RFC 6749 section 4.4, RFC 8707 `resource`), authorization code with PKCE, rotating refresh tokens |
+//! | `GET`/`POST /oauth2/userinfo` | OpenID Connect userinfo, Bearer user access token with `openid` |
+//! | `GET /.well-known/openid-configuration` | OpenID Connect Discovery (the same document as RFC 8414's) |
 //! | `POST /oauth2/introspect` | RFC 7662, for clients with the introspection permission |
 //! | `POST /oauth2/revoke` | RFC 7009, a client revokes its own tokens |
 //! | `GET /oauth2/jwks` | public signing keys |
@@ -14,28 +18,45 @@
 //! This module never logs a secret or a token; refusals carry a standard code outside and the
 //! precise reason in the audit log.
 
+mod cors;
 mod discovery;
 mod endpoints;
 pub mod form;
 pub mod reply;
+mod userinfo;
 
 use axum::handler::Handler;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use portcullis_service::oauth::OAuthService;
-pub use portcullis_service::oauth::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
+pub use portcullis_service::oauth::{
+    INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+};
 
 pub use reply::OAuthReply;
 
 /// The OAuth routes, over the OAuth subsystem's own state (not the whole `AppState`).
 pub fn router() -> Router<OAuthService> {
     Router::new()
-        .route(TOKEN_PATH, form_post(endpoints::token))
+        .route(
+            TOKEN_PATH,
+            form_post(endpoints::token).options(cors::token_preflight),
+        )
+        .route(
+            USERINFO_PATH,
+            get(userinfo::userinfo)
+                .post(userinfo::userinfo)
+                .options(cors::userinfo_preflight),
+        )
         .route(INTROSPECT_PATH, form_post(endpoints::introspect))
         .route(REVOKE_PATH, form_post(endpoints::revoke))
         .route(JWKS_PATH, get(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
             get(discovery::metadata),
         )
 }

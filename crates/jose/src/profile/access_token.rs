@@ -7,15 +7,15 @@
 //! present, not in the future; `iat` required and not in the future; `exp - iat` at most the
 //! longest lifetime; `aud` contains the audience (unless the caller is the issuer itself
 //! answering for every audience); `sub`, `jti`, `client_id` required; the tenant claim, when
-//! present, a valid tenant id; `sid` (the sign-in session of a user token), when present, a
-//! string; `scope` space-delimited; roles an array of strings.
+//! present, a valid tenant id; `sid` (the sign-in session of a user token) and `family_id` (its
+//! refresh-token family), when present, strings; `scope` space-delimited; roles an array of strings.
 //!
 //! This module must never accept a token of another `typ` (an ID token or an identity JWT is
 //! never an access token), and never trust a claim before the caller has verified the signature.
 
 use std::borrow::Cow;
 
-use portcullis_core::oauth::ACCESS_TOKEN_TYP;
+use portcullis_core::oauth::{ACCESS_TOKEN_TYP, FAMILY_CLAIM};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 
@@ -84,6 +84,9 @@ pub struct AccessToken<'a> {
     /// The sign-in session the token was issued under (user tokens only): what a session
     /// revocation names.
     pub sid: Option<Cow<'a, str>>,
+    /// The refresh-token family the token was minted from (user tokens only): what a family
+    /// revocation names.
+    pub family: Option<Cow<'a, str>>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
 }
@@ -132,6 +135,7 @@ impl Rules<'_> {
             Err(_) => return Err(JoseError::InvalidTenantClaim),
         };
         let sid = c.str("sid").map_err(malformed)?;
+        let family = c.str(FAMILY_CLAIM).map_err(malformed)?;
         let scopes = c
             .str("scope")
             .map_err(malformed)?
@@ -156,6 +160,7 @@ impl Rules<'_> {
             nbf,
             tenant,
             sid,
+            family,
             scopes,
             roles,
         })
@@ -175,6 +180,7 @@ pub struct Verified {
     pub nbf: Option<i64>,
     pub tenant: Option<TenantId>,
     pub sid: Option<String>,
+    pub family: Option<String>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
     /// The `kid` of the key that verified it.
@@ -217,6 +223,7 @@ pub fn verify(
         nbf: t.nbf,
         tenant: t.tenant,
         sid: t.sid.map(Cow::into_owned),
+        family: t.family.map(Cow::into_owned),
         scopes: t.scopes,
         roles: t.roles,
         kid: key.kid.clone(),

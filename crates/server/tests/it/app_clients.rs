@@ -1,7 +1,7 @@
 //! Clients for browser and native apps through the admin API (issue 16 item 6): confidential web
 //! apps, single-page apps and native apps are created, shown and updated; bad registrations are
 //! `400` with the RFC 7591 codes and change nothing; another tenant's admin and underprivileged
-//! roles are refused; public clients have no secret and cannot use the token endpoint; machine
+//! roles are refused; public clients have no secret and only the user grants; machine
 //! clients are unchanged.
 
 use crate::common;
@@ -626,7 +626,7 @@ fn token_request(id: &str, secret: Option<&str>, body: &str) -> Request<Body> {
 }
 
 #[tokio::test]
-async fn public_clients_have_no_secret_and_no_token_endpoint_grant_yet() {
+async fn public_clients_have_no_secret_and_only_the_user_grants() {
     let app = App::new().await;
     let spa = app.created(spa()).await;
     let id = spa["client_id"].as_str().expect("id");
@@ -648,13 +648,14 @@ async fn public_clients_have_no_secret_and_no_token_endpoint_grant_yet() {
         .await
         .expect("secrets")
         .is_empty());
-    // The grants it is registered for are not served yet: refused before authentication.
+    // The grants it is registered for are served: with its client_id alone it is
+    // authenticated, and a request missing its code or refresh token is invalid_request.
     for grant in ["authorization_code", "refresh_token"] {
         let (s, v) = app
             .send(token_request(id, None, &format!("grant_type={grant}")))
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{grant}: {v}");
-        assert_eq!(v["error"], "unsupported_grant_type", "{grant}");
+        assert_eq!(v["error"], "invalid_request", "{grant}");
     }
     // With no credential at all it is not authenticated for client credentials either.
     let (s, v) = app

@@ -14,4 +14,5 @@ mod logout;
 mod oauth;
 mod revocations;
 mod sign_in_pages;
+mod user_tokens;
 mod webhooks;

@@ -808,7 +808,7 @@ async fn every_refusal_description_is_stable() {
             "grant_type=password".into(),
             400,
             "unsupported_grant_type",
-            "grant_type must be client_credentials",
+            "grant_type must be authorization_code, refresh_token or client_credentials",
         ),
         (
             "/oauth2/token",
@@ -1684,17 +1684,10 @@ async fn the_throttle_counts_unknown_clients_behind_a_trusted_proxy_as_one_sourc
 #[tokio::test]
 async fn discovery_and_jwks_publish_only_public_keys() {
     let app = App::new().await;
-    // No OpenID Connect discovery until ID tokens exist: it would miss OIDC's required members.
-    let (s, _, _) = app
-        .send(
-            Request::builder()
-                .uri("/.well-known/openid-configuration")
-                .body(Body::empty())
-                .expect("req"),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    for path in ["/.well-known/oauth-authorization-server"] {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
         let (s, h, v) = app
             .send(
                 Request::builder()
@@ -1711,7 +1704,10 @@ async fn discovery_and_jwks_publish_only_public_keys() {
         assert_eq!(v["issuer"], ISSUER);
         assert_eq!(v["token_endpoint"], format!("{ISSUER}/oauth2/token"));
         assert_eq!(v["jwks_uri"], format!("{ISSUER}/oauth2/jwks"));
-        assert_eq!(v["grant_types_supported"], json!(["client_credentials"]));
+        assert_eq!(
+            v["grant_types_supported"],
+            json!(["authorization_code", "refresh_token", "client_credentials"])
+        );
         // RFC 8414 section 2: every endpoint listing a JWT method names its algorithms.
         for endpoint in [
             "token_endpoint",

@@ -20,6 +20,7 @@ use portcullis_core::oauth::{AccessTokenClaims, TENANT_CLAIM};
 use portcullis_core::signing::KeyState;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
+use portcullis_core::user_token::IdTokenClaims;
 use portcullis_jose::profile::{access_token, id_token, logout_token};
 use portcullis_jose::{Alg, JoseError, KeySet as JoseKeySet, SigningKeyPair};
 use portcullis_store::StoredSigningKey;
@@ -33,13 +34,17 @@ pub const LEEWAY: Duration = Duration::from_secs(30);
 /// Longest token looked at.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// The key that signs new access tokens, ready to use: a jose signer with the access-token
-/// header of this key, built once per key.
+/// The key that signs new access tokens and ID tokens, ready to use: jose signers with the
+/// access-token header (`typ: at+jwt`) and the ID-token header (`typ: JWT`) of this key, built
+/// once per key. Both are swapped together at rotation, so an ID token is always signed by the
+/// key that signs the access token beside it.
 pub struct Signer {
     inner: portcullis_jose::Signer,
     /// The same key under the logout-token header (`typ: logout+jwt`).
     logout: portcullis_jose::Signer,
+    id_token: portcullis_jose::Signer,
     kid: String,
+    alg: Alg,
 }
 
 impl std::fmt::Debug for Signer {
@@ -52,13 +57,27 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(key: &SigningKey) -> Result<Self, SignError> {
-        let pair = SigningKeyPair::from_pkcs8(key.algorithm.into(), key.private_pkcs8())?;
-        let logout_pair = SigningKeyPair::from_pkcs8(key.algorithm.into(), key.private_pkcs8())?;
+        let alg: Alg = key.algorithm.into();
+        let pair = SigningKeyPair::from_pkcs8(alg, key.private_pkcs8())?;
+        let id_pair = SigningKeyPair::from_pkcs8(alg, key.private_pkcs8())?;
+        let logout_pair = SigningKeyPair::from_pkcs8(alg, key.private_pkcs8())?;
         Ok(Self {
             inner: access_token::signer(pair, &key.kid),
+            id_token: id_token::signer(id_pair, &key.kid),
             logout: logout_token::signer(logout_pair, &key.kid),
             kid: key.kid.clone(),
+            alg,
         })
+    }
+
+    /// The algorithm this signer signs with (ID tokens' `alg`, as discovery lists it).
+    pub fn alg(&self) -> Alg {
+        self.alg
+    }
+
+    /// Signs an OpenID Connect ID token (header `typ: JWT`).
+    pub fn sign_id_token(&self, claims: &IdTokenClaims) -> Result<String, SignError> {
+        self.id_token.sign(claims)
     }
 
     /// The `kid` of the key this signer signs with.
@@ -145,6 +164,8 @@ pub struct VerifiedToken {
     pub tenant: TenantId,
     /// The sign-in session a user token was issued under: what a session revocation names.
     pub sid: Option<String>,
+    /// The refresh-token family a user token was minted from: what a family revocation names.
+    pub family: Option<String>,
 }
 
 /// Why a token is not valid. Internal: callers answer every one the same way.
@@ -236,6 +257,7 @@ pub fn verify(
     let tenant = v.tenant.ok_or(Invalid::BadTenant)?;
     let scope = (!v.scopes.is_empty()).then(|| v.scopes.join(" "));
     let sid = v.sid;
+    let family = v.family;
     Ok(VerifiedToken {
         claims: AccessTokenClaims {
             iss: v.iss,
@@ -248,10 +270,16 @@ pub fn verify(
             client_id: v.client_id,
             scope,
             tenant: tenant.as_str().to_owned(),
+            auth_time: None,
+            acr: None,
+            amr: Vec::new(),
+            sid: sid.clone(),
+            family: family.clone(),
         },
         kid,
         tenant,
         sid,
+        family,
     })
 }
 
@@ -319,6 +347,11 @@ mod tests {
             client_id: "cl_a".into(),
             scope: Some("payments:read payments:write".into()),
             tenant: "acme".into(),
+            auth_time: None,
+            acr: None,
+            amr: Vec::new(),
+            sid: None,
+            family: None,
         }
     }
 

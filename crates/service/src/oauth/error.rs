@@ -87,6 +87,10 @@ pub enum Refusal {
     MayNotIntrospect,
     /// Revocation of a token issued to another client.
     TokenOfAnotherClient,
+    /// A code or refresh token that does not hold for this client: malformed, unknown, expired,
+    /// replayed, revoked, another client's or redirect URI's, a wrong PKCE verifier. One answer
+    /// (`invalid_grant`); the sign-in reason goes to the log.
+    InvalidGrant(&'static str),
 }
 
 /// Why a caller was refused against stored state: the audit log's reason and the metrics class
@@ -230,7 +234,7 @@ impl Refusal {
                 "unsupported_grant_type",
                 BAD,
                 "unsupported_grant_type",
-                "grant_type must be client_credentials",
+                "grant_type must be authorization_code, refresh_token or client_credentials",
             ),
             Self::NoToken => ("token_missing", BAD, "invalid_request", "token is required"),
             Self::NoCredentials => (
@@ -287,7 +291,7 @@ impl Refusal {
                 "unauthorized_client",
                 BAD,
                 "unauthorized_client",
-                "this client is not registered for the client_credentials grant",
+                "this client is not registered for this grant",
             ),
             Self::InvalidScope => (
                 "invalid_scope",
@@ -312,6 +316,13 @@ impl Refusal {
                 BAD,
                 "unauthorized_client",
                 "the token was issued to another client",
+            ),
+            Self::InvalidGrant(reason) => (
+                reason,
+                BAD,
+                "invalid_grant",
+                "the authorization code or refresh token is invalid, expired, revoked, or was \
+                 issued to another client or redirect URI",
             ),
         };
         Entry {
@@ -446,6 +457,17 @@ impl From<Refusal> for OAuthError {
 impl From<GrantError> for OAuthError {
     fn from(e: GrantError) -> Self {
         Self::refuse(e.into())
+    }
+}
+
+impl From<crate::sign_in::SignInError> for OAuthError {
+    fn from(e: crate::sign_in::SignInError) -> Self {
+        match e {
+            crate::sign_in::SignInError::Invalid(reason) => {
+                Self::refuse(Refusal::InvalidGrant(reason))
+            }
+            crate::sign_in::SignInError::Store(e) => Self::internal(e),
+        }
     }
 }
 

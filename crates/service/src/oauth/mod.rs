@@ -222,4 +222,6 @@ pub struct OAuthService {
     pub clock: Arc<dyn Clock>,
     pub audit: AuditSink,
     pub oauth: Arc<OAuthState>,
+    /// Codes and refresh-token families, for the user grants (and sessions, for userinfo).
+    pub sign_in: Arc<crate::sign_in::SignIn>,
 }

@@ -81,6 +81,30 @@ impl SignIn {
         Ok(StartedFamily { family, token })
     }
 
+    /// The family a presented refresh token belongs to, if it is well formed, known, of
+    /// `tenant` and issued to `client_id`; nothing changes. The token endpoint judges a request
+    /// against the family's scope with it before [`Self::refresh`] rotates anything, so a
+    /// refused request never costs the client its token.
+    pub async fn peek_family(
+        &self,
+        presented: &str,
+        tenant: &TenantId,
+        client_id: &str,
+    ) -> Result<Option<RefreshFamilyRecord>> {
+        let Ok(cred) = Credential::parse(presented) else {
+            return Ok(None);
+        };
+        if cred.kind() != CredentialKind::RefreshToken {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .get_refresh_token(&cred.digest())
+            .await?
+            .map(|(_, family)| family)
+            .filter(|f| &f.tenant == tenant && f.client_id == client_id))
+    }
+
     /// Refreshes with `presented` for the authenticated client `client_id` of `tenant`. The
     /// format and checksum are checked before any lookup.
     pub async fn refresh(

@@ -85,5 +85,7 @@ pub(super) async fn issue(
         token_type: "Bearer",
         expires_in: decision.lifetime.as_secs(),
         scope: claims.scope,
+        id_token: None,
+        refresh_token: None,
     })
 }

@@ -6,9 +6,9 @@
 use portcullis_core::oauth::{parse_grant_type, GrantType};
 use portcullis_core::secret::Secret;
 
-use super::client_credentials;
+use super::{authorization_code, client_credentials, refresh};
 use crate::audit::RequestOrigin;
-use crate::client_auth::authenticate;
+use crate::client_auth::{authenticate, authenticate_app};
 use crate::oauth::error::OAuthError;
 use crate::oauth::form::{Params, Presented};
 use crate::oauth::OAuthService;
@@ -19,11 +19,16 @@ pub const TOKEN_REPEATABLE: &[&str] = &["resource"];
 
 /// A token request: the grant asked for and its parameters, read from the form before the
 /// client is authenticated (an unknown `grant_type` is refused first). Whether the client may
-/// have what it asks for is decided after authentication.
+/// have what it asks for, and whether a required parameter is missing, is decided after
+/// authentication.
 #[derive(Debug)]
 pub enum Grant {
     /// RFC 6749 section 4.4.
     ClientCredentials(ClientCredentials),
+    /// RFC 6749 section 4.1.3 with PKCE (RFC 7636 section 4.5).
+    AuthorizationCode(CodeGrant),
+    /// RFC 6749 section 6, rotating.
+    RefreshToken(RefreshGrant),
 }
 
 /// What a client-credentials request asks for.
@@ -34,38 +39,70 @@ pub struct ClientCredentials {
     pub scope: Option<String>,
 }
 
+/// What a code redemption presents.
+#[derive(Debug)]
+pub struct CodeGrant {
+    pub code: Option<Secret<String>>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<Secret<String>>,
+    /// `resource` values (RFC 8707): the API the access token is for, else the default.
+    pub targets: Vec<String>,
+}
+
+/// What a refresh presents.
+#[derive(Debug)]
+pub struct RefreshGrant {
+    pub refresh_token: Option<Secret<String>>,
+    /// May only narrow the family's scope.
+    pub scope: Option<String>,
+    pub targets: Vec<String>,
+}
+
+fn targets(params: &Params) -> Vec<String> {
+    let mut targets: Vec<String> = params
+        .all("resource")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    targets.extend(params.get("audience").map(str::to_owned));
+    targets
+}
+
 impl Grant {
     /// Reads the grant and its parameters from the token request's form.
     pub fn from_params(params: &Params) -> Result<Self, OAuthError> {
-        match parse_grant_type(params.get("grant_type")).map_err(OAuthError::from)? {
-            GrantType::ClientCredentials => {
-                let mut targets: Vec<String> = params
-                    .all("resource")
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect();
-                targets.extend(params.get("audience").map(str::to_owned));
-                Ok(Self::ClientCredentials(ClientCredentials {
-                    targets,
+        let secret = |name: &str| params.get(name).map(|v| Secret::new(v.to_owned()));
+        Ok(
+            match parse_grant_type(params.get("grant_type")).map_err(OAuthError::from)? {
+                GrantType::ClientCredentials => Self::ClientCredentials(ClientCredentials {
+                    targets: targets(params),
                     scope: params.get("scope").map(str::to_owned),
-                }))
-            }
-            // `parse_grant_type` admits only the served grants (`GrantType::SERVED`); these are
-            // registrable before their grant modules exist.
-            GrantType::AuthorizationCode | GrantType::RefreshToken => Err(OAuthError::from(
-                portcullis_core::oauth::GrantError::UnsupportedGrantType,
-            )),
-        }
+                }),
+                GrantType::AuthorizationCode => Self::AuthorizationCode(CodeGrant {
+                    code: secret("code"),
+                    redirect_uri: params.get("redirect_uri").map(str::to_owned),
+                    code_verifier: secret("code_verifier"),
+                    targets: targets(params),
+                }),
+                GrantType::RefreshToken => Self::RefreshToken(RefreshGrant {
+                    refresh_token: secret("refresh_token"),
+                    scope: params.get("scope").map(str::to_owned),
+                    targets: targets(params),
+                }),
+            },
+        )
     }
 
     pub fn grant_type(&self) -> GrantType {
         match self {
             Self::ClientCredentials(_) => GrantType::ClientCredentials,
+            Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
+            Self::RefreshToken(_) => GrantType::RefreshToken,
         }
     }
 }
 
-/// An issued access token: what RFC 6749 section 5.1's response carries.
+/// What RFC 6749 section 5.1's response carries (and OIDC Core 3.1.3.3's `id_token`).
 #[derive(Debug)]
 pub struct Issued {
     pub access_token: Secret<String>,
@@ -73,20 +110,32 @@ pub struct Issued {
     pub token_type: &'static str,
     pub expires_in: u64,
     pub scope: Option<String>,
+    /// User grants with `openid`.
+    pub id_token: Option<Secret<String>>,
+    /// User grants with `offline_access` (the family's first token, or the successor).
+    pub refresh_token: Option<Secret<String>>,
 }
 
 /// `POST /oauth2/token`: authenticates the client and issues a token for `grant`, or says why
-/// not (refusals are audited).
+/// not (refusals are audited). The user grants admit public clients by `client_id` alone.
 pub async fn issue(
     svc: &OAuthService,
     grant: Grant,
     presented: Presented,
     origin: &RequestOrigin,
 ) -> Result<Issued, OAuthError> {
-    let authenticated = authenticate(svc, presented, origin).await?;
     match grant {
         Grant::ClientCredentials(request) => {
+            let authenticated = authenticate(svc, presented, origin).await?;
             client_credentials::issue(svc, &authenticated, request, origin).await
+        }
+        Grant::AuthorizationCode(request) => {
+            let authenticated = authenticate_app(svc, presented, origin).await?;
+            authorization_code::issue(svc, &authenticated, request, origin).await
+        }
+        Grant::RefreshToken(request) => {
+            let authenticated = authenticate_app(svc, presented, origin).await?;
+            refresh::issue(svc, &authenticated, request, origin).await
         }
     }
 }
@@ -116,5 +165,17 @@ mod tests {
             panic!("client credentials");
         };
         assert_eq!(g.grant_type(), GrantType::ClientCredentials);
+        // The user grants' parameters are read as they are; missing ones are judged later.
+        let Ok(Grant::AuthorizationCode(c)) = grant(
+            "grant_type=authorization_code&code=c1&redirect_uri=https%3A%2F%2Fa%2Fcb&code_verifier=v",
+        ) else {
+            panic!("code");
+        };
+        assert_eq!(c.code.as_ref().map(|c| c.expose().as_str()), Some("c1"));
+        assert_eq!(c.redirect_uri.as_deref(), Some("https://a/cb"));
+        let Ok(Grant::RefreshToken(r)) = grant("grant_type=refresh_token") else {
+            panic!("refresh");
+        };
+        assert!(r.refresh_token.is_none() && r.scope.is_none());
     }
 }

@@ -13,11 +13,13 @@ use crate::keys::jwt::{self, VerifiedToken};
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::OAuthService;
 
-/// The token types this server issues. Refresh tokens arrive with the authorization-code grant.
+/// The token types introspection and revocation look for. Refresh tokens are issued (the user
+/// grants) but not yet introspected or revoked here: a family ends by reuse detection, sign-out
+/// or the admin API.
 const ISSUED_TOKEN_TYPES: &[TokenType] = &[TokenType::AccessToken];
 
 /// Verifies a token and checks the revocation log. The inner error is why it is not current.
-async fn current_token(
+pub(super) async fn current_token(
     svc: &OAuthService,
     token: &str,
     now: Timestamp,
@@ -48,7 +50,7 @@ async fn current_token(
         client_id: Some(&claims.client_id),
         subject: &claims.sub,
         kid: &verified.kid,
-        family: None,
+        family: verified.family.as_deref(),
         sid: verified.sid.as_deref(),
         issued_at: Timestamp::from_secs(claims.iat),
     };
@@ -61,10 +63,12 @@ async fn current_token(
     }
     // A token for an audience the tenant no longer has (its resource server was archived) is not
     // current here, whatever a verifier that still accepts the audience does until it expires.
-    if directory
-        .resource(svc.store.as_ref(), &verified.tenant, &claims.aud, now)
-        .await?
-        .is_none()
+    // A user token of an app with no resource server names this server itself (userinfo).
+    if claims.aud != svc.oauth.issuer
+        && directory
+            .resource(svc.store.as_ref(), &verified.tenant, &claims.aud, now)
+            .await?
+            .is_none()
     {
         return Ok(Err("audience_archived"));
     }

@@ -1,7 +1,8 @@
 //! What the token service does at its OAuth endpoints, without HTTP: issuing access tokens per
-//! grant ([`issue`]; one module per grant, `client_credentials` today), introspecting
-//! ([`introspect`]) and revoking ([`revoke`]) the tokens it issued, and finding a presented
-//! token (`lookup`, with the one revocation rule of core).
+//! grant ([`issue`]; one module per grant: `client_credentials`, `authorization_code`,
+//! `refresh`, the user grants minting through `user_tokens`), introspecting ([`introspect`]) and
+//! revoking ([`revoke`]) the tokens it issued, answering userinfo ([`userinfo`]), and finding a
+//! presented token (`lookup`, with the one revocation rule of core).
 //!
 //! Each operation takes typed input (the parsed request and the presented client credentials,
 //! both read by `crate::oauth::form`), authenticates the caller (`crate::client_auth`), asks
@@ -12,11 +13,15 @@
 //! This module must never depend on a web framework, never log a secret or a token, and never
 //! hold a rule core owns (grant, audience, scope and revocation decisions are core's).
 
+mod authorization_code;
 mod client_credentials;
 pub mod introspect;
 pub mod issue;
 mod lookup;
+mod refresh;
 pub mod revoke;
+mod user_tokens;
+pub mod userinfo;
 
 use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::secret::Secret;

@@ -139,6 +139,7 @@ conformance!(
     resource_server_secrets_rotate_with_an_overlap_and_stay_in_their_tenant,
     clients_round_trip_with_their_first_secret,
     app_clients_round_trip_and_update_within_their_tenant,
+    web_origins_match_exactly_and_only_for_active_clients,
     client_status_and_rotation_are_tenant_scoped,
     rotation_sets_the_overlap_end_on_older_secrets_only,
     touch_client_records_last_use,
@@ -1845,6 +1846,42 @@ mod cases {
             s.create_client(&client("cl_3", "nosuch"), None).await,
             Err(StoreError::NotFound)
         ));
+    }
+
+    /// CORS preflights: an origin an active client registered, character for character; never
+    /// a prefix, a suffix, a pattern or a disabled client's.
+    pub async fn web_origins_match_exactly_and_only_for_active_clients(s: Arc<dyn Store>) {
+        tenants(&s, &["acme"]).await;
+        let mut app = app_client("cl_app", "acme");
+        app.allowed_web_origins = vec![
+            "https://app.example.com".into(),
+            "https://b.example.com:8443".into(),
+        ];
+        s.create_client(&app, None).await.expect("create");
+        for yes in ["https://app.example.com", "https://b.example.com:8443"] {
+            assert!(s.web_origin_registered(yes).await.expect("read"), "{yes}");
+        }
+        for no in [
+            "https://app.example.co",
+            "https://app.example.com.evil",
+            "app.example.com",
+            "https://app_example.com",
+            "https://%.example.com",
+            "%",
+            "",
+            "https://app.example.com https://b.example.com:8443",
+            "https://b.example.com",
+        ] {
+            assert!(!s.web_origin_registered(no).await.expect("read"), "{no:?}");
+        }
+        assert!(s
+            .set_client_status(&tid("acme"), "cl_app", ClientStatus::Disabled, at(5))
+            .await
+            .expect("disable"));
+        assert!(!s
+            .web_origin_registered("https://app.example.com")
+            .await
+            .expect("read"));
     }
 
     pub async fn app_clients_round_trip_and_update_within_their_tenant(s: Arc<dyn Store>) {

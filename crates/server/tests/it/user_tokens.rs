@@ -1,0 +1,1061 @@
+//! The token side of browser sign-in over HTTP (issue 16 items 7 and 8), through
+//! `serve::assemble`: a session and a code come from `state.sign_in` directly (the /authorize
+//! pages are built elsewhere), then the `authorization_code` and `refresh_token` grants, ID
+//! tokens (checked with portcullis-jose and, independently, the `jsonwebtoken` crate), user
+//! access tokens, userinfo, discovery and CORS are exercised as a browser or native app would,
+//! including every bad input of the issue that concerns codes, PKCE and refresh tokens, and a
+//! family revocation reaching a verifier.
+
+use crate::common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine;
+use http_body_util::BodyExt;
+use portcullis_core::audit::Actor;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::{Clock, ManualClock, Timestamp};
+use portcullis_core::user::{Email, UserId, UserProfile, UserStatus, Username};
+use portcullis_server::config::AuditConfig;
+use portcullis_server::serve::{Assembled, BackgroundTasks};
+use portcullis_service::audit::RequestOrigin;
+use portcullis_service::sign_in::{CodeRequest, NewSession, StartedSession};
+use portcullis_service::state::AppState;
+use portcullis_store::{SqliteStore, Store, UserRecord};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const REDIRECT: &str = "https://app.example.com/callback";
+const ORIGIN: &str = "https://app.example.com";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-this-is-long-enough";
+
+struct App {
+    router: Router,
+    store: Arc<dyn Store>,
+    state: AppState,
+    clock: Arc<ManualClock>,
+    tasks: Option<BackgroundTasks>,
+    verifier: Arc<portcullis_service::api_keys::ApiKeyVerifier>,
+    admins: common::Admins,
+    user: UserId,
+    _dir: tempfile::TempDir,
+}
+
+/// What one client is, as the tests use it.
+#[derive(Clone)]
+struct Client {
+    id: String,
+    secret: Option<String>,
+}
+
+impl App {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("db"))
+                .await
+                .expect("store"),
+        );
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let admins = common::seed(store.as_ref(), clock.now()).await;
+        let mut config = common::config(dir.path());
+        config.audit = AuditConfig {
+            flush_interval_ms: 5,
+            ..AuditConfig::default()
+        };
+        let Assembled {
+            router,
+            state,
+            tasks,
+            verifier,
+            ..
+        } = common::assemble(&config, common::ISSUER, store.clone(), clock.clone()).await;
+        let user = UserId::generate(clock.now(), &mut rand::rngs::OsRng);
+        let now = clock.now();
+        store
+            .create_user(&UserRecord {
+                id: user.clone(),
+                tenant: TenantId::parse("acme").expect("tenant"),
+                username: Username::parse("ada").expect("username"),
+                email: Some(Email::parse("ada@example.com").expect("email")),
+                email_verified: true,
+                status: UserStatus::Active,
+                profile: serde_json::from_value::<UserProfile>(
+                    json!({"name": "Ada Lovelace", "locale": "en"}),
+                )
+                .expect("profile"),
+                password_hash: None,
+                password_changed_at: None,
+                created_at: now,
+                updated_at: now,
+                last_login_at: None,
+            })
+            .await
+            .expect("user");
+        let app = Self {
+            router,
+            store,
+            state,
+            clock,
+            tasks: Some(tasks),
+            verifier,
+            admins,
+            user,
+            _dir: dir,
+        };
+        let (s, v) = app
+            .admin(
+                Method::POST,
+                "/admin/v1/tenants/acme/resource-servers",
+                json!({"audience": "orders-api", "scopes": ["orders:read", "orders:write"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        app
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        (status, headers, v)
+    }
+
+    async fn admin(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, v) = self
+            .send(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(
+                        header::AUTHORIZATION,
+                        format!("Bearer {}", self.admins.acme),
+                    )
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body.to_string()))
+                    .expect("request"),
+            )
+            .await;
+        (s, v)
+    }
+
+    /// A public single-page app with refresh tokens and this test's web origin.
+    async fn spa(&self) -> Client {
+        self.client(json!({
+            "name": "Dashboard", "client_type": "public",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": [REDIRECT], "allowed_web_origins": [ORIGIN],
+            "scopes": ["openid", "profile", "email", "offline_access", "orders:read"],
+            "audiences": ["orders-api"],
+        }))
+        .await
+    }
+
+    async fn client(&self, body: Value) -> Client {
+        let (s, v) = self
+            .admin(Method::POST, "/admin/v1/tenants/acme/clients", body)
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        Client {
+            id: v["client_id"].as_str().expect("id").to_owned(),
+            secret: v["client_secret"].as_str().map(str::to_owned),
+        }
+    }
+
+    async fn session(&self) -> StartedSession {
+        self.state
+            .sign_in
+            .create_session(
+                NewSession {
+                    tenant: TenantId::parse("acme").expect("tenant"),
+                    user_id: self.user.as_str().to_owned(),
+                    amr: vec!["pwd".into()],
+                    acr: None,
+                },
+                None,
+                Actor::anonymous(),
+                &RequestOrigin::default(),
+            )
+            .await
+            .expect("session")
+    }
+
+    /// A code for `client` under `session`, as the authorization endpoint issues one.
+    async fn code(&self, client: &Client, session: &StartedSession, scope: &str) -> String {
+        self.state
+            .sign_in
+            .issue_code(CodeRequest {
+                client_id: &client.id,
+                redirect_uri: REDIRECT,
+                code_challenge: &portcullis_core::auth_code::s256_challenge(VERIFIER),
+                nonce: Some("n-0S6_WzA2Mj"),
+                scope: scope.split(' ').map(str::to_owned).collect(),
+                session: &session.record,
+            })
+            .await
+            .expect("code")
+            .expose()
+            .to_owned()
+    }
+
+    async fn token(&self, client: &Client, body: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self.send(token_request(client, body, None)).await;
+        (s, v)
+    }
+
+    async fn redeem(&self, client: &Client, code: &str) -> (StatusCode, Value) {
+        self.token(
+            client,
+            &format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+                enc(REDIRECT)
+            ),
+        )
+        .await
+    }
+
+    async fn refresh(&self, client: &Client, token: &str) -> (StatusCode, Value) {
+        self.token(
+            client,
+            &format!("grant_type=refresh_token&refresh_token={token}"),
+        )
+        .await
+    }
+
+    async fn userinfo(&self, token: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.send(
+            Request::builder()
+                .uri("/oauth2/userinfo")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+    }
+
+    async fn jwks(&self) -> Value {
+        let (_, _, v) = self
+            .send(
+                Request::builder()
+                    .uri("/oauth2/jwks")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        v
+    }
+
+    fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+    }
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn token_request(client: &Client, body: &str, origin: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri("/oauth2/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(o) = origin {
+        b = b.header(header::ORIGIN, o);
+    }
+    let body = match &client.secret {
+        Some(secret) => {
+            b = b.header(
+                header::AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}:{secret}", client.id))
+                ),
+            );
+            body.to_owned()
+        }
+        None => format!("{body}&client_id={}", client.id),
+    };
+    b.body(Body::from(body)).expect("request")
+}
+
+/// The unverified claims of a JWT (the tests check signatures separately).
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("b64");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
+fn header_of(jwt: &str) -> Value {
+    let h = jwt.split('.').next().expect("header");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(h)
+        .expect("b64");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("{k} in {v}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_code_redeems_once_for_tokens_an_independent_library_accepts() {
+    let app = App::new().await;
+    let spa = app.spa().await;
+    let session = app.session().await;
+    let code = app
+        .code(
+            &spa,
+            &session,
+            "openid profile email offline_access orders:read",
+        )
+        .await;
+    let (st, v) = app.redeem(&spa, &code).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(
+        v["scope"],
+        "email offline_access openid orders:read profile"
+    );
+    let refresh = s(&v, "refresh_token");
+    assert!(refresh.starts_with("pcl_rt_"), "{refresh}");
+    // The access token: RFC 9068 for a user.
+    let at = claims(&s(&v, "access_token"));
+    assert_eq!(at["sub"], app.user.as_str());
+    assert_eq!(at["client_id"], spa.id.as_str());
+    assert_eq!(at["aud"], "orders-api");
+    assert_eq!(at["tenant"], "acme");
+    assert_eq!(at["sid"], session.record.id.as_str());
+    assert_eq!(at["auth_time"], session.record.auth_time.as_secs());
+    assert_eq!(at["amr"], json!(["pwd"]));
+    assert!(s(&at, "family_id").starts_with("rtf_"));
+    assert_eq!(header_of(&s(&v, "access_token"))["typ"], "at+jwt");
+    // The ID token, checked by jose's relying-party rules against the published keys...
+    let id_token = s(&v, "id_token");
+    let jwks = app.jwks().await;
+    let keys = portcullis_jose::parse_jwk_set(&jwks, &portcullis_jose::Alg::SIGNING).expect("jwks");
+    let verified = portcullis_jose::profile::id_token::verify(
+        &id_token,
+        8192,
+        &portcullis_jose::Alg::SIGNING,
+        &keys,
+        &portcullis_jose::profile::id_token::Rules {
+            issuer: common::ISSUER,
+            client_id: &spa.id,
+            nonce: Some("n-0S6_WzA2Mj"),
+            leeway_s: 30,
+            max_lifetime_s: 3600,
+        },
+        app.clock.now(),
+    )
+    .expect("id token");
+    assert_eq!(verified.sub, app.user.as_str());
+    let id = claims(&id_token);
+    for (k, want) in [
+        ("iss", json!(common::ISSUER)),
+        ("aud", json!(spa.id)),
+        ("azp", json!(spa.id)),
+        ("nonce", json!("n-0S6_WzA2Mj")),
+        ("sid", json!(session.record.id)),
+        ("amr", json!(["pwd"])),
+        ("auth_time", json!(session.record.auth_time.as_secs())),
+    ] {
+        assert_eq!(id[k], want, "{k}");
+    }
+    assert_eq!(header_of(&id_token)["typ"], "JWT");
+    // ...and by an independent JWT library (signature with the JWKS key, iss, aud, exp).
+    let kid = s(&header_of(&id_token), "kid");
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("key of the kid");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).expect("jwk");
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[spa.id.as_str()]);
+    validation.set_issuer(&[common::ISSUER]);
+    // The manual clock is in the future of the wall clock: check exp against it ourselves.
+    validation.validate_exp = false;
+    let data = jsonwebtoken::decode::<Value>(&id_token, &key, &validation).expect("independent");
+    assert!(data.claims["exp"].as_i64() > Some(app.clock.now().as_secs()));
+
+    // Userinfo answers by scope.
+    let (st, _, info) = app.userinfo(&s(&v, "access_token")).await;
+    assert_eq!(st, StatusCode::OK, "{info}");
+    assert_eq!(info["sub"], app.user.as_str());
+    assert_eq!(info["name"], "Ada Lovelace");
+    assert_eq!(info["preferred_username"], "ada");
+    assert_eq!(info["email"], "ada@example.com");
+    assert_eq!(info["email_verified"], true);
+
+    // The code again: a replay. Refused, and what the first redemption issued is revoked.
+    let (st, again) = app.redeem(&spa, &code).await;
+    assert_eq!(
+        (st, &again["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant")),
+        "{again}"
+    );
+    assert!(again.get("access_token").is_none());
+    let (st, h, _) = app.userinfo(&s(&v, "access_token")).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(h[header::WWW_AUTHENTICATE]
+        .to_str()
+        .expect("ascii")
+        .contains("error=\"invalid_token\""));
+    let (st, gone) = app.refresh(&spa, &refresh).await;
+    assert_eq!(
+        (st, &gone["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn codes_are_bound_to_client_redirect_uri_and_verifier() {
+    let app = App::new().await;
+    let spa = app.spa().await;
+    let other = app
+        .client(json!({
+            "name": "Other", "client_type": "public",
+            "redirect_uris": [REDIRECT], "scopes": ["openid"],
+        }))
+        .await;
+    let session = app.session().await;
+    let code = app.code(&spa, &session, "openid").await;
+    let redirect = enc(REDIRECT);
+    let refused = [
+        // Another client, with everything else right.
+        (
+            other.clone(),
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={redirect}&code_verifier={VERIFIER}"
+            ),
+        ),
+        // Another redirect URI (an added path, a prefix).
+        (
+            spa.clone(),
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+                enc("https://app.example.com/callback/x")
+            ),
+        ),
+        (
+            spa.clone(),
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+                enc("https://app.example.com/")
+            ),
+        ),
+        // PKCE: missing, wrong, malformed (too short).
+        (
+            spa.clone(),
+            format!("grant_type=authorization_code&code={code}&redirect_uri={redirect}"),
+        ),
+        (
+            spa.clone(),
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={redirect}&code_verifier={}",
+                VERIFIER.replace('d', "e")
+            ),
+        ),
+        (
+            spa.clone(),
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={redirect}&code_verifier=short"
+            ),
+        ),
+        // Not a code at all.
+        (
+            spa.clone(),
+            format!(
+                "grant_type=authorization_code&code=nonsense&redirect_uri={redirect}&code_verifier={VERIFIER}"
+            ),
+        ),
+    ];
+    for (client, body) in &refused {
+        let (st, v) = app.token(client, body).await;
+        assert_eq!(
+            (st, &v["error"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid_grant")),
+            "{body}: {v}"
+        );
+        assert!(v.get("access_token").is_none());
+    }
+    // None of those used the code up: the right client with the right verifier still redeems.
+    let (st, v) = app.redeem(&spa, &code).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // No offline_access asked: no refresh token; a missing code is invalid_request.
+    assert!(v.get("refresh_token").is_none());
+    let (st, v) = app
+        .token(
+            &spa,
+            &format!("grant_type=authorization_code&redirect_uri={redirect}"),
+        )
+        .await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_request"))
+    );
+    // An expired code.
+    let late = app.code(&spa, &session, "openid").await;
+    app.advance(61);
+    let (st, v) = app.redeem(&spa, &late).await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    // A code of a revoked session.
+    let session = app.session().await;
+    let code = app.code(&spa, &session, "openid").await;
+    app.state
+        .sign_in
+        .revoke_session(
+            &session.record.tenant,
+            &session.record.id,
+            "test",
+            Actor::system(),
+            &RequestOrigin::default(),
+        )
+        .await
+        .expect("revoke");
+    let (st, v) = app.redeem(&spa, &code).await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    // The audit log says why, the client never does.
+    let mut app = app;
+    if let Some(tasks) = app.tasks.take() {
+        tasks.shutdown(&app.verifier).await;
+    }
+    let reasons: Vec<String> = common::audit_events(app.store.as_ref(), "acme")
+        .await
+        .into_iter()
+        .filter(|e| e.action.as_str() == "oauth.token.issue")
+        .filter_map(|e| e.reason.map(|r| r.as_str().to_owned()))
+        .collect();
+    for want in [
+        "code_wrong_client",
+        "code_wrong_redirect_uri",
+        "pkce_mismatch",
+        "pkce_verifier_malformed",
+        "code_malformed",
+        "code_expired",
+        "session_ended",
+    ] {
+        assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
+    }
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_share_a_grace_successor_and_reuse_revokes_the_family() {
+    let app = App::new().await;
+    let spa = app.spa().await;
+    let session = app.session().await;
+    let code = app
+        .code(&spa, &session, "openid offline_access orders:read")
+        .await;
+    let (_, first) = app.redeem(&spa, &code).await;
+    let r0 = s(&first, "refresh_token");
+    let family = s(&claims(&s(&first, "access_token")), "family_id");
+    let verifier = embedded_verifier(&app, "orders-api").await;
+    assert!(verifier_accepts(&app, &verifier, &s(&first, "access_token")).await);
+
+    // Rotation: a new refresh token, an access token of the same family, an ID token.
+    let (st, second) = app.refresh(&spa, &r0).await;
+    assert_eq!(st, StatusCode::OK, "{second}");
+    let r1 = s(&second, "refresh_token");
+    assert_ne!(r1, r0);
+    assert_eq!(
+        claims(&s(&second, "access_token"))["family_id"],
+        family.as_str()
+    );
+    assert_eq!(claims(&s(&second, "id_token"))["sub"], app.user.as_str());
+    // Two tabs: the rotated token within the grace window gets the same successor.
+    let (st, tab) = app.refresh(&spa, &r0).await;
+    assert_eq!(st, StatusCode::OK, "{tab}");
+    assert_eq!(s(&tab, "refresh_token"), r1);
+
+    // Scope may narrow, never widen; a refused request rotates nothing.
+    let (st, v) = app
+        .token(
+            &spa,
+            &format!("grant_type=refresh_token&refresh_token={r1}&scope=orders:read+profile"),
+        )
+        .await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_scope")),
+        "{v}"
+    );
+    let (st, narrow) = app
+        .token(
+            &spa,
+            &format!("grant_type=refresh_token&refresh_token={r1}&scope=orders:read"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{narrow}");
+    assert_eq!(narrow["scope"], "orders:read");
+    assert!(narrow.get("id_token").is_none());
+    let r2 = s(&narrow, "refresh_token");
+
+    // Another client presenting the token: refused, nothing changes.
+    let thief = app
+        .client(json!({
+            "name": "Thief", "client_type": "public",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": [REDIRECT], "scopes": ["openid", "offline_access"],
+        }))
+        .await;
+    let (st, v) = app.refresh(&thief, &r2).await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    // Garbage and a checksum-broken token: refused before any lookup.
+    for bad in ["nonsense", &format!("{}x", &r2[..r2.len() - 1])] {
+        let (st, v) = app.refresh(&spa, bad).await;
+        assert_eq!(
+            (st, &v["error"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid_grant")),
+            "{bad}"
+        );
+    }
+
+    // After the grace window, a rotated token is a reuse: the whole family is revoked, and
+    // with it every access token minted from it, at verifiers too.
+    let access = s(&narrow, "access_token");
+    assert!(verifier_accepts(&app, &verifier, &access).await);
+    app.advance(11);
+    let (st, v) = app.refresh(&spa, &r0).await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    let (st, v) = app.refresh(&spa, &r2).await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant")),
+        "{v}"
+    );
+    assert!(!verifier_accepts(&app, &verifier, &access).await);
+    assert!(!verifier_accepts(&app, &verifier, &s(&first, "access_token")).await);
+    let (st, _, _) = app.userinfo(&s(&second, "access_token")).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn grants_a_client_is_not_registered_for_are_unauthorized_client() {
+    let app = App::new().await;
+    let only_code = app
+        .client(json!({
+            "name": "No refresh", "client_type": "public",
+            "redirect_uris": [REDIRECT], "scopes": ["openid"],
+        }))
+        .await;
+    let (st, v) = app
+        .token(&only_code, "grant_type=refresh_token&refresh_token=x")
+        .await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("unauthorized_client")),
+        "{v}"
+    );
+    let machine = app
+        .client(json!({"name": "Machine", "audiences": ["orders-api"], "scopes": ["orders:read"]}))
+        .await;
+    let (st, v) = app
+        .token(
+            &machine,
+            "grant_type=authorization_code&code=x&redirect_uri=y",
+        )
+        .await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("unauthorized_client")),
+        "{v}"
+    );
+    // A confidential app must authenticate: its client_id alone is not enough.
+    let web = app
+        .client(json!({
+            "name": "Web", "grant_types": ["authorization_code"],
+            "redirect_uris": [REDIRECT], "scopes": ["openid"],
+        }))
+        .await;
+    let session = app.session().await;
+    let code = app.code(&web, &session, "openid").await;
+    let bare = Client {
+        id: web.id.clone(),
+        secret: None,
+    };
+    let (st, v) = app.redeem(&bare, &code).await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::UNAUTHORIZED, &json!("invalid_client")),
+        "{v}"
+    );
+    let (st, v) = app.redeem(&web, &code).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Unknown grant types stay unsupported.
+    let (st, v) = app.token(&web, "grant_type=password").await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("unsupported_grant_type"))
+    );
+}
+
+#[tokio::test]
+async fn userinfo_refuses_per_rfc_6750() {
+    let app = App::new().await;
+    let spa = app.spa().await;
+    let session = app.session().await;
+    let code = app.code(&spa, &session, "openid orders:read").await;
+    let (_, v) = app.redeem(&spa, &code).await;
+    let token = s(&v, "access_token");
+    // openid only: sub alone, no profile or email claims.
+    let (st, _, info) = app.userinfo(&token).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(info.as_object().map(|o| o.len()), Some(1), "{info}");
+    // POST works too.
+    let (st, _, _) = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/oauth2/userinfo")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    // No token: 401 with a bare challenge.
+    let (st, h, _) = app
+        .send(
+            Request::builder()
+                .uri("/oauth2/userinfo")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer realm=\"portcullis\"");
+    // A forged token.
+    let (st, _, v) = app.userinfo("eyJhbGciOiJub25lIn0.e30.").await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::UNAUTHORIZED, &json!("invalid_token"))
+    );
+    // A token without openid: 403 insufficient_scope.
+    let code = app.code(&spa, &session, "orders:read").await;
+    let (_, v) = app.redeem(&spa, &code).await;
+    let (st, h, v) = app.userinfo(&s(&v, "access_token")).await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::FORBIDDEN, &json!("insufficient_scope"))
+    );
+    assert!(h[header::WWW_AUTHENTICATE]
+        .to_str()
+        .expect("ascii")
+        .contains("scope=\"openid\""));
+    // A client-credentials token is no user's.
+    let machine = app
+        .client(json!({"name": "Machine", "audiences": ["orders-api"], "scopes": ["orders:read"]}))
+        .await;
+    let (_, v) = app.token(&machine, "grant_type=client_credentials").await;
+    let (st, _, _) = app.userinfo(&s(&v, "access_token")).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // A disabled user.
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let set = |status| {
+        let (app, tenant) = (&app, &tenant);
+        async move {
+            assert!(app
+                .store
+                .set_user_status(tenant, &app.user, status, app.clock.now())
+                .await
+                .expect("status"));
+        }
+    };
+    set(UserStatus::Disabled).await;
+    let (st, _, v) = app.userinfo(&token).await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::UNAUTHORIZED, &json!("invalid_token"))
+    );
+    // A revoked session (user active again).
+    set(UserStatus::Active).await;
+    let (st, _, _) = app.userinfo(&token).await;
+    assert_eq!(st, StatusCode::OK);
+    app.state
+        .sign_in
+        .revoke_session(
+            &tenant,
+            &session.record.id,
+            "test",
+            Actor::system(),
+            &RequestOrigin::default(),
+        )
+        .await
+        .expect("revoke");
+    let (st, _, _) = app.userinfo(&token).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn cors_answers_only_registered_origins() {
+    let app = App::new().await;
+    let spa = app.spa().await;
+    let preflight = |path: &str, origin: &str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri(path)
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+            .body(Body::empty())
+            .expect("request")
+    };
+    for path in ["/oauth2/token", "/oauth2/userinfo"] {
+        let (st, h, _) = app.send(preflight(path, ORIGIN)).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], ORIGIN, "{path}");
+        assert!(h.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+        assert_eq!(h[header::VARY], "origin");
+        for other in [
+            "https://evil.example.com",
+            "https://app.example.com.evil.example",
+            "https://app.example.co",
+            "http://app.example.com",
+            "https://app_example.com",
+        ] {
+            let (_, h, _) = app.send(preflight(path, other)).await;
+            assert!(
+                h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(),
+                "{other}"
+            );
+        }
+    }
+    let session = app.session().await;
+    let code = app.code(&spa, &session, "openid").await;
+    let body = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+        enc(REDIRECT)
+    );
+    let (st, h, v) = app.send(token_request(&spa, &body, Some(ORIGIN))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], ORIGIN);
+    // The registered origin of one client is not another client's.
+    let other = app
+        .client(json!({
+            "name": "Other", "client_type": "public",
+            "redirect_uris": [REDIRECT], "scopes": ["openid"],
+        }))
+        .await;
+    let (_, h, _) = app
+        .send(token_request(
+            &other,
+            "grant_type=authorization_code",
+            Some(ORIGIN),
+        ))
+        .await;
+    assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    let (_, h, _) = app
+        .send(token_request(
+            &spa,
+            "grant_type=authorization_code",
+            Some("https://evil.example"),
+        ))
+        .await;
+    assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    // Userinfo from the app's origin.
+    let (st, h, _) = app
+        .send(
+            Request::builder()
+                .uri("/oauth2/userinfo")
+                .header(header::ORIGIN, ORIGIN)
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", s(&v, "access_token")),
+                )
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], ORIGIN);
+}
+
+#[tokio::test]
+async fn discovery_serves_the_openid_configuration() {
+    let app = App::new().await;
+    let get = |path: &str| {
+        Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .expect("request")
+    };
+    let (st, _, oidc) = app.send(get("/.well-known/openid-configuration")).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, _, oauth) = app
+        .send(get("/.well-known/oauth-authorization-server"))
+        .await;
+    assert_eq!(oidc, oauth);
+    assert_eq!(oidc["issuer"], common::ISSUER);
+    assert_eq!(
+        oidc["id_token_signing_alg_values_supported"],
+        json!(["ES256"])
+    );
+    assert_eq!(
+        oidc["grant_types_supported"],
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(oidc["subject_types_supported"], json!(["public"]));
+}
+
+/// Never called: the verifier has static keys.
+#[derive(Debug)]
+struct NoFetch;
+
+#[async_trait::async_trait]
+impl portcullis_verify::fetch::Fetch for NoFetch {
+    async fn get(
+        &self,
+        _url: &str,
+    ) -> Result<portcullis_verify::fetch::Fetched, portcullis_verify::fetch::FetchError> {
+        Err(portcullis_verify::fetch::FetchError::BadUrl)
+    }
+}
+
+/// A verify-library verifier of `audience` as a gateway embeds it, over this app's keys.
+async fn embedded_verifier(app: &App, audience: &str) -> portcullis_verify::Verifier {
+    let jwks = app.jwks().await;
+    let clock: Arc<dyn Clock> = app.clock.clone();
+    let verifier = portcullis_verify::Verifier::with_parts(
+        portcullis_verify::VerifierConfig::new(
+            portcullis_verify::IssuerConfig::new(
+                common::ISSUER,
+                portcullis_verify::KeySource::Static(jwks.to_string()),
+            ),
+            audience,
+            portcullis_verify::RevocationSource::Embedded {
+                staleness_bound: Duration::from_secs(3600),
+            },
+        ),
+        clock,
+        Arc::new(NoFetch),
+    )
+    .expect("verifier");
+    verifier.revocations().touch(0);
+    verifier
+}
+
+/// Whether the verifier accepts `token` once it has followed the revocation log to its head.
+async fn verifier_accepts(app: &App, verifier: &portcullis_verify::Verifier, token: &str) -> bool {
+    let head = app.store.revocation_head().await.expect("head");
+    for e in app
+        .store
+        .revocations_after(verifier.revocations().position(), 1_000)
+        .await
+        .expect("log")
+    {
+        verifier.revocations().apply(&e.into_record());
+    }
+    verifier.revocations().touch(head);
+    verifier.verify_access_token(token).await.is_ok()
+}
+
+/// An independent relying party, the `openidconnect` crate: discovery (and the JWKS it names),
+/// code redemption with PKCE, and the ID token's validation (signature, issuer, audience,
+/// nonce), over the assembled router.
+#[tokio::test]
+async fn the_openidconnect_crate_redeems_a_code_and_accepts_the_id_token() {
+    use openidconnect::core::{CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+    use openidconnect::{
+        AuthorizationCode, ClientId, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeVerifier,
+        RedirectUrl, TokenResponse,
+    };
+
+    let app = App::new().await;
+    let spa = app.spa().await;
+    let session = app.session().await;
+    let code = app
+        .code(&spa, &session, "openid email offline_access")
+        .await;
+    let router = app.router.clone();
+    // The relying party's HTTP: every request goes to the router, whatever the host.
+    let http = move |req: openidconnect::HttpRequest| {
+        let router = router.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let uri = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            let mut b = Request::builder().method(parts.method).uri(uri);
+            for (k, v) in &parts.headers {
+                b = b.header(k, v);
+            }
+            let resp = router
+                .oneshot(b.body(Body::from(body)).map_err(std::io::Error::other)?)
+                .await
+                .map_err(std::io::Error::other)?;
+            let (parts, body) = resp.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(std::io::Error::other)?
+                .to_bytes();
+            Ok::<_, std::io::Error>(openidconnect::HttpResponse::from_parts(
+                parts,
+                bytes.to_vec(),
+            ))
+        }
+    };
+    let metadata = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(common::ISSUER.into()).expect("issuer"),
+        &http,
+    )
+    .await
+    .expect("discovery");
+    let client = CoreClient::from_provider_metadata(metadata, ClientId::new(spa.id.clone()), None)
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).expect("redirect"));
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .expect("token endpoint")
+        .set_pkce_verifier(PkceCodeVerifier::new(VERIFIER.into()))
+        .request_async(&http)
+        .await
+        .expect("code redemption");
+    assert!(tokens.refresh_token().is_some());
+    let now = app.clock.now().as_secs();
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256])
+        // The test's clock, not the wall clock.
+        .set_time_fn(move || chrono::DateTime::from_timestamp(now, 0).expect("time"));
+    let id_token = tokens.id_token().expect("id token");
+    let claims = id_token
+        .claims(&verifier, &Nonce::new("n-0S6_WzA2Mj".into()))
+        .expect("the relying party accepts the ID token");
+    assert_eq!(claims.subject().as_str(), app.user.as_str());
+    // A wrong nonce is refused by the library too.
+    assert!(id_token
+        .claims(&verifier, &Nonce::new("another".into()))
+        .is_err());
+}

@@ -1,0 +1,154 @@
+//! The authorization code grant (RFC 6749 section 4.1.3, PKCE RFC 7636 section 4.5): the
+//! authenticated client (a public client by `client_id` alone) redeems a code with its
+//! `redirect_uri` and `code_verifier` (`SignIn::redeem_code`: single use, bound to client,
+//! redirect URI and challenge), gets an access token, an ID token with `openid` (carrying the
+//! code's `nonce`) and a refresh token with `offline_access`, and what it got is recorded with
+//! `SignIn::code_issued` so a replay of the code revokes it all (DESIGN invariant 6).
+//!
+//! This module must never issue for a code that did not redeem, nor for a session that ended or
+//! a user no longer active, and never tell the client which binding failed (`invalid_grant`;
+//! the reason goes to the audit log).
+
+use portcullis_core::audit::{Action, Outcome, Reason};
+use portcullis_core::oauth::{GrantError, GrantType};
+use portcullis_core::user_token::{decide_code_grant, SignInFacts};
+
+use super::issue::{CodeGrant, Issued};
+use super::user_tokens::{mint, require_active_user};
+use crate::audit::RequestOrigin;
+use crate::client_auth::AuthenticatedClient;
+use crate::oauth::error::{OAuthError, Refusal};
+use crate::oauth::OAuthService;
+use crate::sign_in::{NewFamily, RedemptionRequest};
+
+pub(super) async fn issue(
+    svc: &OAuthService,
+    authenticated: &AuthenticatedClient,
+    request: CodeGrant,
+    origin: &RequestOrigin,
+) -> Result<Issued, OAuthError> {
+    let client = authenticated.client();
+    let refuse = |e: OAuthError| {
+        super::audit(
+            svc,
+            client,
+            Action::OAuthTokenIssue,
+            Outcome::Denied,
+            Some(Reason::of(&e.reason)),
+            None,
+            origin,
+        );
+        e
+    };
+    let policy =
+        authenticated.facts.policy.as_ref().ok_or_else(|| {
+            OAuthError::internal(format!("stored client {} is invalid", client.id))
+        })?;
+    if !policy.grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err(refuse(GrantError::UnauthorizedClient.into()));
+    }
+    let code = request
+        .code
+        .ok_or(Refusal::GrantRequest("code is required"))
+        .map_err(|r| refuse(r.into()))?;
+    let redirect_uri = request
+        .redirect_uri
+        .ok_or(Refusal::GrantRequest("redirect_uri is required"))
+        .map_err(|r| refuse(r.into()))?;
+    // Every code is bound to an S256 challenge: without a verifier it cannot redeem, and core's
+    // check says so (`invalid_grant`, RFC 7636 section 4.6), leaving the code unused.
+    let verifier = request
+        .code_verifier
+        .as_ref()
+        .map(|v| v.expose().as_str())
+        .unwrap_or("");
+    let redeemed = svc
+        .sign_in
+        .redeem_code(
+            RedemptionRequest {
+                code: code.expose(),
+                tenant: &client.tenant,
+                client_id: &client.id,
+                redirect_uri: &redirect_uri,
+                code_verifier: verifier,
+            },
+            origin,
+        )
+        .await
+        .map_err(OAuthError::from)
+        .map_err(refuse)?;
+    let record = &redeemed.record;
+    let outcome = async {
+        let targets: Vec<&str> = request.targets.iter().map(String::as_str).collect();
+        let decision = decide_code_grant(policy, &record.scope, &targets, svc.oauth.lifetimes)?;
+        require_active_user(svc, &record.tenant, &record.user_id).await?;
+        let now = svc.clock.now();
+        let session = svc
+            .store
+            .get_session_by_id(&record.tenant, &record.sid)
+            .await?;
+        if !session.is_some_and(|s| s.revoked_at.is_none() && s.absolute_expires_at > now) {
+            return Err(Refusal::InvalidGrant("session_ended").into());
+        }
+        let family = if decision.refresh_token {
+            Some(
+                svc.sign_in
+                    .start_family(NewFamily {
+                        tenant: record.tenant.clone(),
+                        client_id: client.id.clone(),
+                        user_id: record.user_id.clone(),
+                        sid: Some(record.sid.clone()),
+                        scope: decision.scopes.to_vec(),
+                        auth_time: record.auth_time,
+                        acr: record.acr.clone(),
+                        amr: record.amr.clone(),
+                    })
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let family_id = family.as_ref().map(|f| f.family.id.clone());
+        let facts = SignInFacts {
+            tenant: &record.tenant,
+            user_id: &record.user_id,
+            sid: Some(&record.sid),
+            auth_time: record.auth_time,
+            acr: record.acr.as_deref(),
+            amr: &record.amr,
+            family: family_id.as_deref(),
+        };
+        let minted = mint(svc, client, &decision, &facts, record.nonce.as_deref(), now)?;
+        // A replay that arrived while these were minted revokes them here, and this fails.
+        svc.sign_in
+            .code_issued(
+                &redeemed,
+                vec![minted.jti.clone()],
+                minted.expires_at,
+                family_id,
+            )
+            .await?;
+        Ok::<_, OAuthError>((decision, minted, family))
+    }
+    .await;
+    let (decision, minted, family) = outcome.map_err(refuse)?;
+    svc.oauth.metrics.issued(GrantType::AuthorizationCode);
+    super::audit(
+        svc,
+        client,
+        Action::OAuthTokenIssue,
+        Outcome::Success,
+        None,
+        Some(minted.jti.clone()),
+        origin,
+    );
+    Ok(Issued {
+        access_token: minted.access_token,
+        token_type: "Bearer",
+        expires_in: decision.lifetime.as_secs(),
+        scope: minted.scope,
+        id_token: minted.id_token,
+        refresh_token: family
+            .map(|f| portcullis_core::secret::Secret::new(f.token.expose().to_owned())),
+    })
+}

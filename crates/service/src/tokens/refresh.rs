@@ -1,0 +1,113 @@
+//! The refresh token grant (RFC 6749 section 6), rotating: the authenticated client (a public
+//! client by `client_id` alone) presents a refresh token of its own; `SignIn::refresh` rotates
+//! it (one successor; the same successor again within the grace window; a rotated token after
+//! it revokes the whole family with a `family` revocation entry) and the answer carries the
+//! successor, an access token minted from the family (with its `family_id`, so a family
+//! revocation reaches verifiers) and, with `openid`, an ID token (OIDC Core section 12.2). An
+//! optional `scope` may only narrow the family's.
+//!
+//! This module must never rotate for a request it then refuses (the scope and registration are
+//! judged first, against the family the token names), and never issue for another client's token.
+
+use portcullis_core::audit::{Action, Outcome, Reason};
+use portcullis_core::oauth::{GrantError, GrantType};
+use portcullis_core::secret::Secret;
+use portcullis_core::user_token::{decide_refresh_grant, SignInFacts};
+
+use super::issue::{Issued, RefreshGrant};
+use super::user_tokens::{mint, require_active_user};
+use crate::audit::RequestOrigin;
+use crate::client_auth::AuthenticatedClient;
+use crate::oauth::error::{OAuthError, Refusal};
+use crate::oauth::OAuthService;
+
+pub(super) async fn issue(
+    svc: &OAuthService,
+    authenticated: &AuthenticatedClient,
+    request: RefreshGrant,
+    origin: &RequestOrigin,
+) -> Result<Issued, OAuthError> {
+    let client = authenticated.client();
+    let refuse = |e: OAuthError| {
+        super::audit(
+            svc,
+            client,
+            Action::OAuthTokenIssue,
+            Outcome::Denied,
+            Some(Reason::of(&e.reason)),
+            None,
+            origin,
+        );
+        e
+    };
+    let policy =
+        authenticated.facts.policy.as_ref().ok_or_else(|| {
+            OAuthError::internal(format!("stored client {} is invalid", client.id))
+        })?;
+    if !policy.grant_types.contains(&GrantType::RefreshToken) {
+        return Err(refuse(GrantError::UnauthorizedClient.into()));
+    }
+    let presented = request
+        .refresh_token
+        .ok_or(Refusal::GrantRequest("refresh_token is required"))
+        .map_err(|r| refuse(r.into()))?;
+    let targets: Vec<&str> = request.targets.iter().map(String::as_str).collect();
+    let decide = |scope: &[String]| {
+        decide_refresh_grant(
+            policy,
+            scope,
+            request.scope.as_deref(),
+            &targets,
+            svc.oauth.lifetimes,
+        )
+    };
+    // Judged before anything rotates; a token that names no family of this client is left to
+    // `refresh`, which refuses it with its reason (and revokes a reused family).
+    if let Some(family) = svc
+        .sign_in
+        .peek_family(presented.expose(), &client.tenant, &client.id)
+        .await?
+    {
+        decide(&family.scope).map_err(|e| refuse(e.into()))?;
+        require_active_user(svc, &family.tenant, &family.user_id)
+            .await
+            .map_err(refuse)?;
+    }
+    let refreshed = svc
+        .sign_in
+        .refresh(presented.expose(), &client.tenant, &client.id, origin)
+        .await
+        .map_err(OAuthError::from)
+        .map_err(refuse)?;
+    let family = &refreshed.family;
+    let decision = decide(&family.scope).map_err(|e| refuse(e.into()))?;
+    let now = svc.clock.now();
+    let facts = SignInFacts {
+        tenant: &family.tenant,
+        user_id: &family.user_id,
+        sid: family.sid.as_deref(),
+        auth_time: family.auth_time,
+        acr: family.acr.as_deref(),
+        amr: &family.amr,
+        family: Some(&family.id),
+    };
+    let minted = mint(svc, client, &decision, &facts, None, now).map_err(refuse)?;
+    svc.oauth.metrics.issued(GrantType::RefreshToken);
+    super::audit(
+        svc,
+        client,
+        Action::OAuthTokenIssue,
+        Outcome::Success,
+        None,
+        Some(minted.jti.clone()),
+        origin,
+    );
+    Ok(Issued {
+        access_token: minted.access_token,
+        token_type: "Bearer",
+        expires_in: decision.lifetime.as_secs(),
+        scope: minted.scope,
+        id_token: minted.id_token,
+        refresh_token: Some(Secret::new(refreshed.token.expose().to_owned())),
+    })
+}

@@ -1,0 +1,93 @@
+//! Minting what a user grant issues: the RFC 9068 access token (`sub` the user, with the
+//! sign-in's `auth_time`, `acr`, `amr`, `sid` and the refresh family) and, with `openid`, the
+//! ID token, both signed by the active key; and the checks both user grants share (the client
+//! is registered, the user is still active). Claims are core's (`portcullis_core::user_token`).
+//!
+//! This module must never decide what is granted (core does) and never mint for a user who is
+//! not active.
+
+use portcullis_core::oauth::AccessTokenClaims;
+use portcullis_core::secret::Secret;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::Timestamp;
+use portcullis_core::user::{UserId, UserStatus};
+use portcullis_core::user_token::{IdTokenClaims, SignInFacts, UserGrantDecision};
+use portcullis_store::OAuthClient;
+
+use crate::oauth::error::{OAuthError, Refusal};
+use crate::oauth::OAuthService;
+
+/// The tokens of one answer.
+#[derive(Debug)]
+pub(super) struct Minted {
+    pub access_token: Secret<String>,
+    pub jti: String,
+    /// When the access token expires (what a replay's revocation entries must outlive).
+    pub expires_at: Timestamp,
+    pub id_token: Option<Secret<String>>,
+    pub scope: Option<String>,
+}
+
+/// Signs the access token for `decision`, and the ID token when `openid` was granted.
+pub(super) fn mint(
+    svc: &OAuthService,
+    client: &OAuthClient,
+    decision: &UserGrantDecision,
+    facts: &SignInFacts<'_>,
+    nonce: Option<&str>,
+    now: Timestamp,
+) -> Result<Minted, OAuthError> {
+    let signer = svc
+        .oauth
+        .signer()
+        .ok_or_else(|| OAuthError::internal("no active signing key"))?;
+    let jti = uuid::Uuid::new_v4().simple().to_string();
+    let claims = AccessTokenClaims::for_user(
+        &svc.oauth.issuer,
+        &client.id,
+        decision,
+        facts,
+        jti.clone(),
+        now,
+    );
+    let access_token = signer.sign(&claims).map_err(OAuthError::internal)?;
+    let id_token = if decision.id_token {
+        let id = IdTokenClaims::new(
+            &svc.oauth.issuer,
+            &client.id,
+            facts,
+            nonce,
+            decision.lifetime,
+            now,
+        );
+        Some(Secret::new(
+            signer.sign_id_token(&id).map_err(OAuthError::internal)?,
+        ))
+    } else {
+        None
+    };
+    Ok(Minted {
+        access_token: Secret::new(access_token),
+        jti,
+        expires_at: Timestamp::from_secs(claims.exp),
+        id_token,
+        scope: claims.scope,
+    })
+}
+
+/// Refuses (`invalid_grant`) unless the user is an active user of `tenant`: a disabled or
+/// deleted user's code or refresh token gets nothing.
+pub(super) async fn require_active_user(
+    svc: &OAuthService,
+    tenant: &TenantId,
+    user_id: &str,
+) -> Result<(), OAuthError> {
+    let Ok(id) = UserId::parse(user_id) else {
+        return Err(Refusal::InvalidGrant("user_unknown").into());
+    };
+    match svc.store.get_user(tenant, &id).await? {
+        Some(u) if u.status == UserStatus::Active => Ok(()),
+        Some(_) => Err(Refusal::InvalidGrant("user_inactive").into()),
+        None => Err(Refusal::InvalidGrant("user_unknown").into()),
+    }
+}
