@@ -17,6 +17,7 @@ pub mod base62;
 pub mod client;
 pub mod credential;
 pub mod detect;
+pub mod federation;
 pub mod forwarded;
 pub mod metrics;
 pub mod oauth;
