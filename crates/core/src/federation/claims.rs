@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn registered_claims_are_required_and_typed() {
         let base = json!({"iss": "https://i", "sub": "s", "aud": "a", "exp": 10});
-        let w = Workload::from_claims(Preset::GenericOidc, &obj(base.clone())).unwrap();
+        let w = Workload::from_claims(Preset::GenericOidc, &obj(base.clone())).expect("valid");
         assert_eq!(w.audiences, vec!["a".to_owned()]);
         assert_eq!(w.issued_at, None);
         for (drop, err) in [
@@ -214,7 +214,7 @@ mod tests {
             "project_id": 42, "ref_protected": true, "groups": ["x", "y"],
             "nested": {"a": "b"}, "float": 1.5, "long": "z".repeat(MAX_VALUE_LEN + 1),
         }));
-        let w = Workload::from_claims(Preset::GenericOidc, &m).unwrap();
+        let w = Workload::from_claims(Preset::GenericOidc, &m).expect("valid");
         assert_eq!(w.field("project_id"), Some(&ClaimValue::Str("42".into())));
         assert_eq!(
             w.field("ref_protected"),

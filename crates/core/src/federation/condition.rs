@@ -261,7 +261,7 @@ mod tests {
     use serde_json::json;
 
     fn glob(p: &str) -> Glob {
-        Glob::parse(p).unwrap()
+        Glob::parse(p).expect("valid")
     }
 
     #[test]
@@ -303,14 +303,15 @@ mod tests {
     #[test]
     fn the_wire_form_holds_exactly_one_test() {
         let c: ClaimCondition =
-            serde_json::from_value(json!({"claim": "ref", "equals": "refs/heads/main"})).unwrap();
+            serde_json::from_value(json!({"claim": "ref", "equals": "refs/heads/main"}))
+                .expect("valid");
         assert_eq!(c.test(), &Test::Equals("refs/heads/main".into()));
         assert_eq!(
-            serde_json::to_value(&c).unwrap(),
+            serde_json::to_value(&c).expect("valid"),
             json!({"claim": "ref", "equals": "refs/heads/main"})
         );
         let e: ClaimCondition =
-            serde_json::from_value(json!({"claim": "environment", "exists": true})).unwrap();
+            serde_json::from_value(json!({"claim": "environment", "exists": true})).expect("valid");
         assert_eq!(e.test(), &Test::Exists);
         for bad in [
             json!({"claim": "ref"}),

@@ -45,11 +45,11 @@ fn github_claims(sub: &str, extra: Value) -> Map<String, Value> {
 }
 
 fn workload(claims: &Map<String, Value>) -> Workload {
-    Workload::from_claims(Preset::GithubActions, claims).unwrap()
+    Workload::from_claims(Preset::GithubActions, claims).expect("valid")
 }
 
 fn cond(claim: &str, test: Test) -> ClaimCondition {
-    ClaimCondition::new(claim, test).unwrap()
+    ClaimCondition::new(claim, test).expect("valid")
 }
 
 fn eq(claim: &str, v: &str) -> ClaimCondition {
@@ -58,15 +58,15 @@ fn eq(claim: &str, v: &str) -> ClaimCondition {
 
 fn rule(id: &str, conditions: Vec<ClaimCondition>) -> TrustRule {
     TrustRule {
-        id: RuleId::parse(id).unwrap(),
+        id: RuleId::parse(id).expect("valid"),
         issuer: GITHUB_ISSUER.into(),
         audience: "https://portcullis.example".into(),
         conditions,
         audiences: vec![
-            Audience::parse("deploy-api").unwrap(),
-            Audience::parse("artifacts").unwrap(),
+            Audience::parse("deploy-api").expect("valid"),
+            Audience::parse("artifacts").expect("valid"),
         ],
-        scopes: ScopeSet::parse_delimited("deploy read").unwrap(),
+        scopes: ScopeSet::parse_delimited("deploy read").expect("valid"),
         max_lifetime: Duration::from_secs(900),
         max_token_age: None,
         bound_to_subject_lifetime: false,
@@ -115,7 +115,7 @@ fn a_look_alike_owner_with_another_id_is_refused() {
     );
     let miss = main_branch_rule()
         .evaluate(&github_issuer(), &workload(&claims), now())
-        .unwrap_err();
+        .expect_err("refused");
     assert_eq!(
         miss.reason,
         MissReason::ConditionFailed {
@@ -174,7 +174,7 @@ fn a_fork_pull_request_does_not_match_a_main_branch_rule() {
     );
     let miss = main_branch_rule()
         .evaluate(&github_issuer(), &w, now())
-        .unwrap_err();
+        .expect_err("refused");
     assert_eq!(
         miss.reason,
         MissReason::ConditionFailed {
@@ -201,7 +201,7 @@ fn a_missing_claim_always_fails_whatever_the_test() {
         Test::Equals("prod".into()),
         Test::OneOf(vec!["prod".into()]),
         Test::Prefix("p".into()),
-        Test::Glob(Glob::parse("*").unwrap()),
+        Test::Glob(Glob::parse("*").expect("valid")),
         Test::Exists,
     ] {
         let r = rule(
@@ -209,7 +209,9 @@ fn a_missing_claim_always_fails_whatever_the_test() {
             vec![eq("repository_id", "2002"), cond("environment", test)],
         );
         assert_eq!(
-            r.evaluate(&github_issuer(), &w, now()).unwrap_err().reason,
+            r.evaluate(&github_issuer(), &w, now())
+                .expect_err("refused")
+                .reason,
             MissReason::ClaimMissing {
                 index: 1,
                 claim: "environment".into()
@@ -256,11 +258,13 @@ fn each_test_kind_matches_and_refuses() {
     assert!(!ok(cond("environment", Test::Prefix("staging".into()))));
     assert!(ok(cond(
         "job_workflow_ref",
-        Test::Glob(Glob::parse("acme/deploy/.github/workflows/*.yml@refs/heads/main").unwrap())
+        Test::Glob(
+            Glob::parse("acme/deploy/.github/workflows/*.yml@refs/heads/main").expect("valid")
+        )
     )));
     assert!(!ok(cond(
         "job_workflow_ref",
-        Test::Glob(Glob::parse("acme/*@refs/heads/main").unwrap())
+        Test::Glob(Glob::parse("acme/*@refs/heads/main").expect("valid"))
     )));
     assert!(ok(cond("environment", Test::Exists)));
     // List claims: a test holds when it holds for one element.
@@ -284,7 +288,7 @@ fn the_issuer_and_audience_must_be_the_rules() {
     claims.insert("aud".into(), json!(["https://other.example"]));
     assert_eq!(
         r.evaluate(&github_issuer(), &workload(&claims), now())
-            .unwrap_err()
+            .expect_err("refused")
             .reason,
         MissReason::WrongAudience
     );
@@ -301,7 +305,7 @@ fn the_issuer_and_audience_must_be_the_rules() {
     );
     assert_eq!(
         r.evaluate(&github_issuer(), &workload(&claims), now())
-            .unwrap_err()
+            .expect_err("refused")
             .reason,
         MissReason::WrongIssuer
     );
@@ -321,7 +325,7 @@ fn a_long_lived_subject_token_is_refused_unless_the_rule_allows_it() {
         "aud": ["portcullis"], "iat": NOW - 100, "exp": NOW - 100 + year,
         "kubernetes.io": {"namespace": "payments", "serviceaccount": {"name": "api", "uid": "u"}},
     }));
-    let w = Workload::from_claims(Preset::Kubernetes, &claims).unwrap();
+    let w = Workload::from_claims(Preset::Kubernetes, &claims).expect("valid");
     let mut r = TrustRule {
         issuer: "https://kube.internal".into(),
         audience: "portcullis".into(),
@@ -332,7 +336,7 @@ fn a_long_lived_subject_token_is_refused_unless_the_rule_allows_it() {
     };
     assert_eq!(r.check(&k8s), Ok(()));
     assert!(matches!(
-        r.evaluate(&k8s, &w, now()).unwrap_err().reason,
+        r.evaluate(&k8s, &w, now()).expect_err("refused").reason,
         MissReason::TokenTooLong { .. }
     ));
     r.max_token_age = Some(Duration::from_secs(year as u64));
@@ -341,7 +345,7 @@ fn a_long_lived_subject_token_is_refused_unless_the_rule_allows_it() {
     let mut no_iat = claims.clone();
     no_iat.remove("iat");
     r.max_token_age = None;
-    let w = Workload::from_claims(Preset::Kubernetes, &no_iat).unwrap();
+    let w = Workload::from_claims(Preset::Kubernetes, &no_iat).expect("valid");
     assert!(r.evaluate(&k8s, &w, now()).is_err());
 }
 
@@ -370,7 +374,7 @@ fn shared_issuers_need_an_immutable_id_pinned_exactly() {
         vec![cond("repository_owner_id", Test::Prefix("10".into()))],
         vec![cond(
             "repository_id",
-            Test::Glob(Glob::parse("2*").unwrap()),
+            Test::Glob(Glob::parse("2*").expect("valid")),
         )],
         vec![cond("repository_id", Test::Exists)],
     ] {
@@ -468,7 +472,10 @@ fn selection_is_deterministic() {
         "glob-env",
         vec![
             eq("repository_id", "2002"),
-            cond("environment", Test::Glob(Glob::parse("pr*").unwrap())),
+            cond(
+                "environment",
+                Test::Glob(Glob::parse("pr*").expect("valid")),
+            ),
         ],
     );
     let branch = rule(
@@ -484,7 +491,7 @@ fn selection_is_deterministic() {
     let rules = vec![broad.clone(), env.clone(), glob_env.clone(), other.clone()];
     assert_eq!(
         select_rule(&rules, &gh, &w, None, now())
-            .unwrap()
+            .expect("valid")
             .id
             .as_str(),
         "env"
@@ -492,15 +499,18 @@ fn selection_is_deterministic() {
     let mut rev = rules.clone();
     rev.reverse();
     assert_eq!(
-        select_rule(&rev, &gh, &w, None, now()).unwrap().id.as_str(),
+        select_rule(&rev, &gh, &w, None, now())
+            .expect("valid")
+            .id
+            .as_str(),
         "env"
     );
 
     // Two equally specific matches are a configuration error, whatever their order.
     let tied = vec![env.clone(), branch.clone(), broad.clone()];
     let expected = SelectError::Ambiguous(
-        RuleId::parse("branch").unwrap(),
-        RuleId::parse("env").unwrap(),
+        RuleId::parse("branch").expect("valid"),
+        RuleId::parse("env").expect("valid"),
     );
     assert_eq!(
         select_rule(&tied, &gh, &w, None, now()),
@@ -511,24 +521,26 @@ fn selection_is_deterministic() {
     assert_eq!(select_rule(&tied_rev, &gh, &w, None, now()), Err(expected));
 
     // Naming a rule evaluates only that rule.
-    let name = RuleId::parse("branch").unwrap();
+    let name = RuleId::parse("branch").expect("valid");
     assert_eq!(
-        select_rule(&tied, &gh, &w, Some(&name), now()).unwrap().id,
+        select_rule(&tied, &gh, &w, Some(&name), now())
+            .expect("valid")
+            .id,
         name
     );
-    let name = RuleId::parse("other").unwrap();
+    let name = RuleId::parse("other").expect("valid");
     assert!(matches!(
         select_rule(&rules, &gh, &w, Some(&name), now()),
         Err(SelectError::NoMatch(m)) if m.len() == 1
     ));
-    let name = RuleId::parse("nope").unwrap();
+    let name = RuleId::parse("nope").expect("valid");
     assert_eq!(
         select_rule(&rules, &gh, &w, Some(&name), now()),
         Err(SelectError::NamedRuleUnknown)
     );
 
     // Nothing matches: every miss is reported for the audit log.
-    let misses = match select_rule(&[other.clone()], &gh, &w, None, now()) {
+    let misses = match select_rule(std::slice::from_ref(&other), &gh, &w, None, now()) {
         Err(SelectError::NoMatch(m)) => m,
         other => panic!("{other:?}"),
     };
@@ -574,12 +586,12 @@ fn issued_lifetime_is_the_smallest_bound() {
 fn the_grant_stays_within_the_rule() {
     let r = main_branch_rule();
     let life = Duration::from_secs(600);
-    let d = decide_grant(&r, None, &[], None, life).unwrap();
+    let d = decide_grant(&r, None, &[], None, life).expect("valid");
     assert_eq!(d.audience.as_str(), "deploy-api");
     assert_eq!(d.scopes.to_delimited(), "deploy read");
     assert_eq!(d.lifetime, life);
 
-    let d = decide_grant(&r, Some("read"), &["artifacts"], None, life).unwrap();
+    let d = decide_grant(&r, Some("read"), &["artifacts"], None, life).expect("valid");
     assert_eq!(d.audience.as_str(), "artifacts");
     assert_eq!(d.scopes.to_delimited(), "read");
 
@@ -596,8 +608,8 @@ fn the_grant_stays_within_the_rule() {
         Err(GrantError::InvalidTarget)
     );
     // The resource's scopes narrow what the rule grants.
-    let resource = ScopeSet::parse_delimited("read").unwrap();
-    let d = decide_grant(&r, None, &[], Some(&resource), life).unwrap();
+    let resource = ScopeSet::parse_delimited("read").expect("valid");
+    let d = decide_grant(&r, None, &[], Some(&resource), life).expect("valid");
     assert_eq!(d.scopes.to_delimited(), "read");
     assert_eq!(
         decide_grant(&r, Some("deploy"), &[], Some(&resource), life),

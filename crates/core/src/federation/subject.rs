@@ -251,25 +251,26 @@ mod tests {
 
     #[test]
     fn github_subjects_in_every_documented_shape() {
-        let env = github("repo:octo-org/octo-repo:environment:prod").unwrap();
+        let env = github("repo:octo-org/octo-repo:environment:prod").expect("valid");
         assert_eq!(get(&env, "repository"), Some("octo-org/octo-repo"));
         assert_eq!(get(&env, "repository_owner"), Some("octo-org"));
         assert_eq!(get(&env, "environment"), Some("prod"));
         assert_eq!(get(&env, "subject_context"), Some("environment"));
         assert_eq!(get(&env, "repository_id"), None);
 
-        let main = github("repo:octo-org/octo-repo:ref:refs/heads/main").unwrap();
+        let main = github("repo:octo-org/octo-repo:ref:refs/heads/main").expect("valid");
         assert_eq!(get(&main, "ref"), Some("refs/heads/main"));
         assert_eq!(get(&main, "subject_context"), Some("ref"));
 
-        let tag = github("repo:octo-org/octo-repo:ref:refs/tags/v1.2").unwrap();
+        let tag = github("repo:octo-org/octo-repo:ref:refs/tags/v1.2").expect("valid");
         assert_eq!(get(&tag, "ref"), Some("refs/tags/v1.2"));
 
-        let pr = github("repo:octo-org/octo-repo:pull_request").unwrap();
+        let pr = github("repo:octo-org/octo-repo:pull_request").expect("valid");
         assert_eq!(get(&pr, "subject_context"), Some("pull_request"));
         assert_eq!(get(&pr, "ref"), None);
 
-        let immutable = github("repo:octocat@123456/my-repo@456789:ref:refs/heads/main").unwrap();
+        let immutable =
+            github("repo:octocat@123456/my-repo@456789:ref:refs/heads/main").expect("valid");
         assert_eq!(get(&immutable, "repository_owner"), Some("octocat"));
         assert_eq!(get(&immutable, "repository_owner_id"), Some("123456"));
         assert_eq!(get(&immutable, "repository"), Some("octocat/my-repo"));
@@ -277,13 +278,16 @@ mod tests {
 
         let custom =
             github("repo:octo-org/app:environment:prod:job_workflow_ref:octo-org/wf/.github/workflows/d.yml@refs/heads/main")
-                .unwrap();
+                .expect("valid");
         assert_eq!(
             get(&custom, "job_workflow_ref"),
             Some("octo-org/wf/.github/workflows/d.yml@refs/heads/main")
         );
         // A template without the repository derives nothing.
-        assert_eq!(github("repository_owner_id:1:context:x").unwrap(), vec![]);
+        assert_eq!(
+            github("repository_owner_id:1:context:x").expect("valid"),
+            vec![]
+        );
     }
 
     #[test]
@@ -308,7 +312,7 @@ mod tests {
 
     #[test]
     fn gitlab_subjects() {
-        let f = gitlab("project_path:group/sub/project:ref_type:branch:ref:main").unwrap();
+        let f = gitlab("project_path:group/sub/project:ref_type:branch:ref:main").expect("valid");
         assert_eq!(get(&f, "project_path"), Some("group/sub/project"));
         assert_eq!(get(&f, "ref_type"), Some("branch"));
         assert_eq!(get(&f, "ref"), Some("main"));
@@ -330,8 +334,8 @@ mod tests {
             "serviceaccount": {"name": "api", "uid": "sa-uid"},
             "pod": {"name": "api-7d9", "uid": "pod-uid"},
         }});
-        let m = claims.as_object().unwrap();
-        let f = kubernetes("system:serviceaccount:payments:api", m).unwrap();
+        let m = claims.as_object().expect("valid");
+        let f = kubernetes("system:serviceaccount:payments:api", m).expect("valid");
         assert_eq!(get(&f, "namespace"), Some("payments"));
         assert_eq!(get(&f, "service_account"), Some("api"));
         assert_eq!(get(&f, "service_account_uid"), Some("sa-uid"));
@@ -358,11 +362,14 @@ mod tests {
 
     #[test]
     fn spiffe_ids() {
-        let f = spiffe("spiffe://prod.example.org/ns/payments/sa/api").unwrap();
+        let f = spiffe("spiffe://prod.example.org/ns/payments/sa/api").expect("valid");
         assert_eq!(get(&f, "trust_domain"), Some("prod.example.org"));
         assert_eq!(get(&f, "spiffe_path"), Some("/ns/payments/sa/api"));
         assert_eq!(
-            get(&spiffe("spiffe://example.org").unwrap(), "spiffe_path"),
+            get(
+                &spiffe("spiffe://example.org").expect("valid"),
+                "spiffe_path"
+            ),
             Some("")
         );
         for s in [
@@ -385,7 +392,7 @@ mod tests {
         let f = buildkite(
             "organization:acme:pipeline:deploy:ref:refs/heads/main:commit:abc123:step:build:linux",
         )
-        .unwrap();
+        .expect("valid");
         assert_eq!(get(&f, "organization_slug"), Some("acme"));
         assert_eq!(get(&f, "pipeline_slug"), Some("deploy"));
         assert_eq!(get(&f, "ref"), Some("refs/heads/main"));
@@ -394,7 +401,7 @@ mod tests {
         assert!(buildkite("pipeline:deploy:organization:acme:ref:r:commit:c:step:s").is_err());
 
         let org = "01234567-89ab-cdef-0123-456789abcdef";
-        let f = circleci(&format!("org/{org}/project/{org}/user/{org}")).unwrap();
+        let f = circleci(&format!("org/{org}/project/{org}/user/{org}")).expect("valid");
         assert_eq!(get(&f, "org_id"), Some(org));
         assert!(circleci(&format!("org/{org}/project/x/user/{org}")).is_err());
         assert!(circleci("org/a/project/b").is_err());
