@@ -12,8 +12,9 @@
 //! servers and their secrets, OAuth clients and their secrets, API keys, the revocation log and
 //! the seen client-assertion ids (replay protection outlives the move), users with their password
 //! hashes, which tenants, clients and resource servers are archived (an import must not bring
-//! them back), and users' consents (what a user agreed to is state the user would otherwise be
-//! asked again). Not exported: users' one-time tokens (short-lived links), the audit log
+//! them back), users' consents (what a user agreed to is state the user would otherwise be
+//! asked again), and workload identity federation: trusted issuers, trust rules and the
+//! subject-token ids already exchanged (replay protection outlives the move). Not exported: users' one-time tokens (short-lived links), the audit log
 //! (history, not state, and the largest table: it stays in the old database and its backups),
 //! the revocation log head (derived from the log on import), and the sign-in state that lives
 //! minutes to days: sessions, authorization codes (at most 60 s), and refresh-token families
@@ -39,6 +40,9 @@ use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::federation_model::{
+    KeySourceRecord, SubjectJtiRecord, TrustRuleRecord, TrustedIssuerRecord,
+};
 use crate::model::*;
 use crate::sign_in_model::ConsentRecord;
 use crate::{Result, StoreError};
@@ -50,7 +54,9 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 2: users (with their password hashes), and clients carry their type, application
 /// type, redirect and post-logout redirect URIs, web origins and first-party flag (version-1
 /// files still read: no users, and every client a machine client).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: trusted issuers, trust rules and subject-token ids (workload identity; version-2
+/// files still read: they have none).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +98,10 @@ pub enum Record {
     User(UserRecord),
     Archived(ArchivedObject),
     Consent(ConsentRecord),
+    TrustedIssuer(TrustedIssuerRecord),
+    /// After its issuer.
+    TrustRule(TrustRuleRecord),
+    SubjectJti(SubjectJtiRecord),
 }
 
 impl Record {
@@ -112,6 +122,9 @@ impl Record {
             Self::User(_) => "user",
             Self::Archived(_) => "archived",
             Self::Consent(_) => "consent",
+            Self::TrustedIssuer(_) => "trusted_issuer",
+            Self::TrustRule(_) => "trust_rule",
+            Self::SubjectJti(_) => "subject_jti",
         }
     }
 }
@@ -472,6 +485,36 @@ enum Line {
         scopes: Vec<String>,
         granted_at: i64,
     },
+    TrustedIssuer {
+        tenant_id: String,
+        issuer: String,
+        preset: String,
+        key_source: String,
+        key_source_value: Option<String>,
+        algorithms: Vec<String>,
+        max_token_age_s: i64,
+        created_at: i64,
+        updated_at: i64,
+    },
+    TrustRule {
+        tenant_id: String,
+        id: String,
+        issuer: String,
+        audience: String,
+        conditions: String,
+        audiences: Vec<String>,
+        scopes: Vec<String>,
+        max_lifetime_s: i64,
+        max_token_age_s: Option<i64>,
+        bound_to_subject_lifetime: bool,
+        created_at: i64,
+        updated_at: i64,
+    },
+    SubjectJti {
+        issuer: String,
+        jti: String,
+        expires_at: i64,
+    },
     End {
         records: u64,
     },
@@ -716,6 +759,36 @@ impl From<Record> for Line {
                 client_id: c.client_id,
                 scopes: c.scopes,
                 granted_at: ms(c.granted_at),
+            },
+            Record::TrustedIssuer(i) => Line::TrustedIssuer {
+                tenant_id: i.tenant.as_str().to_owned(),
+                key_source: i.key_source.kind().to_owned(),
+                key_source_value: i.key_source.value().map(str::to_owned),
+                issuer: i.issuer,
+                preset: i.preset,
+                algorithms: i.algorithms,
+                max_token_age_s: i.max_token_age_s,
+                created_at: ms(i.created_at),
+                updated_at: ms(i.updated_at),
+            },
+            Record::TrustRule(r) => Line::TrustRule {
+                tenant_id: r.tenant.as_str().to_owned(),
+                id: r.id,
+                issuer: r.issuer,
+                audience: r.audience,
+                conditions: r.conditions,
+                audiences: r.audiences,
+                scopes: r.scopes,
+                max_lifetime_s: r.max_lifetime_s,
+                max_token_age_s: r.max_token_age_s,
+                bound_to_subject_lifetime: r.bound_to_subject_lifetime,
+                created_at: ms(r.created_at),
+                updated_at: ms(r.updated_at),
+            },
+            Record::SubjectJti(j) => Line::SubjectJti {
+                issuer: j.issuer,
+                jti: j.jti,
+                expires_at: ms(j.expires_at),
             },
         }
     }
@@ -1002,6 +1075,63 @@ impl Line {
                 scopes: list(scopes, "consent scopes")?,
                 granted_at: at(granted_at),
             }),
+            Line::TrustedIssuer {
+                tenant_id,
+                issuer,
+                preset,
+                key_source,
+                key_source_value,
+                algorithms,
+                max_token_age_s,
+                created_at,
+                updated_at,
+            } => Record::TrustedIssuer(TrustedIssuerRecord {
+                tenant: tenant(&tenant_id)?,
+                issuer,
+                preset,
+                key_source: KeySourceRecord::from_parts(&key_source, key_source_value)
+                    .ok_or("trusted issuer key source")?,
+                algorithms: list(algorithms, "trusted issuer algorithms")?,
+                max_token_age_s,
+                created_at: at(created_at),
+                updated_at: at(updated_at),
+            }),
+            Line::TrustRule {
+                tenant_id,
+                id,
+                issuer,
+                audience,
+                conditions,
+                audiences,
+                scopes,
+                max_lifetime_s,
+                max_token_age_s,
+                bound_to_subject_lifetime,
+                created_at,
+                updated_at,
+            } => Record::TrustRule(TrustRuleRecord {
+                tenant: tenant(&tenant_id)?,
+                id,
+                issuer,
+                audience,
+                conditions,
+                audiences: list(audiences, "trust rule audiences")?,
+                scopes: list(scopes, "trust rule scopes")?,
+                max_lifetime_s,
+                max_token_age_s,
+                bound_to_subject_lifetime,
+                created_at: at(created_at),
+                updated_at: at(updated_at),
+            }),
+            Line::SubjectJti {
+                issuer,
+                jti,
+                expires_at,
+            } => Record::SubjectJti(SubjectJtiRecord {
+                issuer,
+                jti,
+                expires_at: at(expires_at),
+            }),
         })
     }
 }
@@ -1018,7 +1148,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 20] = [
+pub const IMPORT_TABLES: [(&str, &str); 23] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1043,6 +1173,10 @@ pub const IMPORT_TABLES: [(&str, &str); 20] = [
     ("authorization_codes", "1 = 1"),
     ("refresh_families", "1 = 1"),
     ("refresh_tokens", "1 = 1"),
+    // Workload identity federation: all exported.
+    ("trusted_issuers", "1 = 1"),
+    ("trust_rules", "1 = 1"),
+    ("subject_token_jtis", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and
@@ -1274,6 +1408,36 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::TrustedIssuer(_) => {
+                    let rows: Vec<$crate::TrustedIssuerRecord> =
+                        each!(TrustedIssuer).cloned().collect();
+                    trusted_issuer_insert(&rows)
+                        .build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                    return Ok(());
+                }
+                Record::TrustRule(_) => {
+                    let rows: Vec<$crate::TrustRuleRecord> = each!(TrustRule).cloned().collect();
+                    trust_rule_insert(&rows)
+                        .build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                    return Ok(());
+                }
+                Record::SubjectJti(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO subject_token_jtis (issuer, jti, expires_at) ",
+                    );
+                    q.push_values(each!(SubjectJti), |mut b, j: &$crate::SubjectJtiRecord| {
+                        b.push_bind(j.issuer.clone())
+                            .push_bind(j.jti.clone())
+                            .push_bind(j.expires_at.as_millis());
+                    });
+                    q
+                }
                 Record::User(_) => {
                     let users: Vec<UserRecord> = each!(User).cloned().collect();
                     user_insert(&users)
@@ -1424,6 +1588,27 @@ macro_rules! impl_transfer {
                     "SELECT t.*, t.tenant_id || ' ' || t.user_id || ' ' || t.client_id AS k FROM consents t",
                     String,
                     |r| consent_from_row(r).map(Record::Consent)
+                );
+                table!(
+                    "SELECT t.*, t.tenant_id || ' ' || t.issuer AS k FROM trusted_issuers t",
+                    String,
+                    |r| trusted_issuer_from_row(r).map(Record::TrustedIssuer)
+                );
+                table!(
+                    "SELECT t.*, t.tenant_id || ' ' || t.id AS k FROM trust_rules t",
+                    String,
+                    |r| trust_rule_from_row(r).map(Record::TrustRule)
+                );
+                table!(
+                    "SELECT t.*, t.issuer || ' ' || t.jti AS k FROM subject_token_jtis t",
+                    String,
+                    |r: &$row| -> Result<Record> {
+                        Ok(Record::SubjectJti($crate::SubjectJtiRecord {
+                            issuer: r.try_get("issuer")?,
+                            jti: r.try_get("jti")?,
+                            expires_at: Timestamp::from_millis(r.try_get("expires_at")?),
+                        }))
+                    }
                 );
                 tx.commit().await?;
                 Ok(())

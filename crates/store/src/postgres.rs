@@ -159,6 +159,7 @@ async fn listen_until_lost(
 crate::sql::impl_sql_store!(PgStore, PgRow, "postgres", follow_head);
 crate::sql_users::impl_user_store!(PgStore, PgRow);
 crate::sql_sign_in::impl_sign_in_store!(PgStore, PgRow);
+crate::sql_federation::impl_federation_store!(PgStore, PgRow);
 // PostgreSQL: the export reads one snapshot, whatever other nodes commit meanwhile.
 crate::export::impl_transfer!(
     PgStore,

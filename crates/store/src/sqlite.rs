@@ -170,5 +170,6 @@ async fn follow_head(pool: SqlitePool, sink: HeadSink) {
 crate::sql::impl_sql_store!(SqliteStore, SqliteRow, "sqlite", follow_head);
 crate::sql_users::impl_user_store!(SqliteStore, SqliteRow);
 crate::sql_sign_in::impl_sign_in_store!(SqliteStore, SqliteRow);
+crate::sql_federation::impl_federation_store!(SqliteStore, SqliteRow);
 // SQLite: a deferred read transaction already reads one snapshot.
 crate::export::impl_transfer!(SqliteStore, SqliteRow, None::<&str>);

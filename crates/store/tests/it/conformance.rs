@@ -3204,3 +3204,7 @@ async fn online_backup_is_a_consistent_copy_while_writes_continue() {
 
 /// Sign-in state (sessions, codes, refresh families, consents): `conformance/sign_in.rs`.
 mod sign_in;
+
+/// Workload identity federation (trusted issuers, trust rules, subject-token replay):
+/// `conformance/federation.rs`.
+mod federation;
