@@ -65,6 +65,10 @@ pub enum JoseError {
     /// ID token: the `nonce` sent in the request is missing or different.
     #[error("nonce_mismatch")]
     NonceMismatch,
+    /// An external identity token carries a key or key location in its header (`jwk`, `jku`,
+    /// `x5u`, `x5c`): never used, and refused outright on tokens from other issuers.
+    #[error("key_in_header")]
+    KeyInHeader,
     /// A client assertion broke a claim rule of `portcullis_core::oauth::check_assertion`.
     #[error("{0}")]
     Assertion(AssertionError),
@@ -97,6 +101,7 @@ impl JoseError {
             Self::InvalidTenantClaim => "tenant_claim_invalid",
             Self::AuthorizedPartyMismatch => "azp_mismatch",
             Self::NonceMismatch => "nonce_mismatch",
+            Self::KeyInHeader => "key_in_header",
             Self::Assertion(e) => match e {
                 AssertionError::IssuerMismatch => "assertion_issuer_mismatch",
                 AssertionError::WrongAudience => "assertion_wrong_audience",
