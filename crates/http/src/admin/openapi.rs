@@ -16,7 +16,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_events, clients, resource_servers, signing_keys, tenants, tokens, users,
+    alerts, api_keys, audit_events, clients, federation, resource_servers, signing_keys, tenants,
+    tokens, users,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -185,6 +186,13 @@ pub fn outcome() -> ObjectBuilder {
         alerts::ack,
         alerts::resolve,
         alerts::list_all,
+        federation::create_issuer,
+        federation::list_issuers,
+        federation::delete_issuer,
+        federation::create_rule,
+        federation::list_rules,
+        federation::show_rule,
+        federation::delete_rule,
     ),
     components(schemas(ErrorBody))
 )]
