@@ -13,6 +13,8 @@ use portcullis_core::federation::{ClaimCondition, Preset, RuleId, TrustRule, Tru
 use portcullis_core::oauth::{Audience, ScopeSet};
 use portcullis_jose::{parse_jwks_all_usable, Alg};
 use portcullis_store::{TrustRuleRecord, TrustedIssuerRecord};
+
+pub mod exchange;
 use serde_json::Value;
 
 /// Most keys an uploaded JWKS or SPIFFE bundle may hold.
