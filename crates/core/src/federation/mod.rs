@@ -15,6 +15,7 @@
 
 pub mod claims;
 pub mod condition;
+pub mod lint;
 pub mod preset;
 pub mod rule;
 pub mod subject;
