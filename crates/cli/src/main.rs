@@ -7,6 +7,7 @@ mod answer_shape;
 mod backup;
 mod client;
 mod commands;
+mod federation;
 mod new_file;
 mod token;
 mod users;
@@ -88,6 +89,9 @@ enum Command {
     /// Webhook endpoints for alerts and their deliveries (docs/alerts.md).
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Workload identity: trusted external issuers and trust rules (docs/workload-identity.md).
+    #[command(subcommand)]
+    Federation(federation::FederationCommand),
     /// Manage API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(commands::ApiKeyCommand),
@@ -316,6 +320,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => commands::audit(cmd).await,
         Command::Alerts(cmd) => alerts::run(cmd).await,
         Command::Webhooks(cmd) => webhooks::run(cmd).await,
+        Command::Federation(cmd) => federation::run(cmd).await,
         Command::ApiKey(cmd) => commands::api_key(cmd).await,
         Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
         Command::Client(cmd) => commands::client(cmd).await,

@@ -90,11 +90,15 @@ impl AdminRole {
                 matches!(self, GlobalAdmin | TenantAdmin | Auditor | ApiKeyManager)
             }
             ManageApiKeys => matches!(self, GlobalAdmin | TenantAdmin | ApiKeyManager),
-            ManageAdminTokens | ManageClients | ManageResourceServers | ManageUsers => {
+            ManageAdminTokens
+            | ManageClients
+            | ManageResourceServers
+            | ManageUsers
+            | ManageFederation => {
                 matches!(self, GlobalAdmin | TenantAdmin)
             }
             ReadAdminTokens | ReadAudit | ReadClients | ReadResourceServers | ReadUsers
-            | ReadAlerts => {
+            | ReadAlerts | ReadFederation => {
                 matches!(self, GlobalAdmin | TenantAdmin | Auditor)
             }
             ManageAlerts => matches!(self, GlobalAdmin | TenantAdmin),
@@ -160,10 +164,15 @@ pub enum Permission {
     ReadAlerts,
     /// Acknowledge and resolve alerts.
     ManageAlerts,
+    /// Add and remove trusted external issuers and trust rules (workload identity): what lets a
+    /// CI job or pod get tokens, so as strong as registering a client.
+    ManageFederation,
+    /// List and show trusted issuers and trust rules.
+    ReadFederation,
 }
 
 impl Permission {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 22] = [
         Self::ManageTenants,
         Self::ReadTenant,
         Self::ManageSigningKeys,
@@ -184,6 +193,8 @@ impl Permission {
         Self::VerifyApiKeys,
         Self::ReadAlerts,
         Self::ManageAlerts,
+        Self::ManageFederation,
+        Self::ReadFederation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -208,6 +219,8 @@ impl Permission {
             Self::VerifyApiKeys => "verify_api_keys",
             Self::ReadAlerts => "read_alerts",
             Self::ManageAlerts => "manage_alerts",
+            Self::ManageFederation => "manage_federation",
+            Self::ReadFederation => "read_federation",
         }
     }
 }
@@ -349,7 +362,7 @@ mod tests {
 
     /// The role x permission table, written out independently of [`AdminRole::grants`].
     /// Columns: global_admin, tenant_admin, auditor, api_key_manager, service.
-    const TABLE: [(Permission, [bool; 5]); 20] = {
+    const TABLE: [(Permission, [bool; 5]); 22] = {
         use Permission::*;
         const Y: bool = true;
         const N: bool = false;
@@ -374,6 +387,8 @@ mod tests {
             (VerifyApiKeys, [Y, Y, N, N, Y]),
             (ReadAlerts, [Y, Y, Y, N, N]),
             (ManageAlerts, [Y, Y, N, N, N]),
+            (ManageFederation, [Y, Y, N, N, N]),
+            (ReadFederation, [Y, Y, Y, N, N]),
         ]
     };
 
@@ -450,7 +465,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 5 * 2 * 20 * 4);
+        assert_eq!(checked, 5 * 2 * 22 * 4);
     }
 
     #[test]

@@ -118,6 +118,11 @@ actions! {
     OAuthClientArchive => "oauth_client.archive",
     OAuthClientUpdate => "oauth_client.update",
     ResourceServerCreate => "resource_server.create",
+    /// A tenant began trusting an external issuer (workload identity).
+    FederationIssuerCreate => "federation.issuer.create",
+    FederationIssuerDelete => "federation.issuer.delete",
+    FederationRuleCreate => "federation.rule.create",
+    FederationRuleDelete => "federation.rule.delete",
     /// A user signed in: a new session (a new id at every sign-in).
     SessionCreate => "session.create",
     /// A session was ended (sign-out, the user, an admin), with a `session` revocation entry.
@@ -540,6 +545,10 @@ mod tests {
             (Action::OAuthClientArchive, "oauth_client.archive"),
             (Action::OAuthClientUpdate, "oauth_client.update"),
             (Action::ResourceServerCreate, "resource_server.create"),
+            (Action::FederationIssuerCreate, "federation.issuer.create"),
+            (Action::FederationIssuerDelete, "federation.issuer.delete"),
+            (Action::FederationRuleCreate, "federation.rule.create"),
+            (Action::FederationRuleDelete, "federation.rule.delete"),
             (Action::ResourceServerArchive, "resource_server.archive"),
             (
                 Action::ResourceServerRotateSecret,

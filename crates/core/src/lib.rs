@@ -18,6 +18,7 @@ pub mod branding;
 pub mod client;
 pub mod credential;
 pub mod detect;
+pub mod federation;
 pub mod forwarded;
 pub mod logout;
 pub mod metrics;

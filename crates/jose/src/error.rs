@@ -71,6 +71,10 @@ pub enum JoseError {
     /// Logout token: it carries a `nonce` (forbidden, so an ID token is never taken for one).
     #[error("nonce_forbidden")]
     NonceForbidden,
+    /// An external identity token carries a key or key location in its header (`jwk`, `jku`,
+    /// `x5u`, `x5c`): never used, and refused outright on tokens from other issuers.
+    #[error("key_in_header")]
+    KeyInHeader,
     /// A client assertion broke a claim rule of `portcullis_core::oauth::check_assertion`.
     #[error("{0}")]
     Assertion(AssertionError),
@@ -105,6 +109,7 @@ impl JoseError {
             Self::NonceMismatch => "nonce_mismatch",
             Self::LogoutEvent => "logout_event_missing",
             Self::NonceForbidden => "nonce_forbidden",
+            Self::KeyInHeader => "key_in_header",
             Self::Assertion(e) => match e {
                 AssertionError::IssuerMismatch => "assertion_issuer_mismatch",
                 AssertionError::WrongAudience => "assertion_wrong_audience",

@@ -220,7 +220,11 @@ impl Signer {
     }
 
     /// A signer with an exact header (the published vectors fix its bytes).
-    fn with_header_json(key: SigningKeyPair, kid: Option<String>, header_json: &[u8]) -> Self {
+    pub(crate) fn with_header_json(
+        key: SigningKeyPair,
+        kid: Option<String>,
+        header_json: &[u8],
+    ) -> Self {
         let mut header_prefix = URL_SAFE_NO_PAD.encode(header_json);
         header_prefix.push('.');
         Self {

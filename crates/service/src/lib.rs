@@ -20,6 +20,7 @@ pub mod audit;
 pub mod client_auth;
 pub mod detect;
 pub mod fault;
+pub mod federation;
 pub mod kek;
 pub mod keys;
 pub mod login;

@@ -13,9 +13,11 @@
 //! the seen client-assertion ids (replay protection outlives the move), users with their password
 //! hashes, which tenants, clients and resource servers are archived (an import must not bring
 //! them back), users' consents (what a user agreed to is state the user would otherwise be
-//! asked again), and webhook endpoints with their secrets sealed under the KEK (their delivery
-//! queue stays behind, like the alerts it carries). Not exported: users' one-time tokens (short-lived links), the audit log
-//! asked again), and tenants' sign-in page branding. Not exported: users' one-time tokens (short-lived links), the audit log
+//! asked again), webhook endpoints with their secrets sealed under the KEK (their delivery
+//! queue stays behind, like the alerts it carries), tenants' sign-in page branding, and workload
+//! identity federation: trusted issuers, trust rules and the subject-token ids already exchanged
+//! (replay protection outlives the move). Not exported: users' one-time tokens (short-lived
+//! links), the audit log
 //! (history, not state, and the largest table: it stays in the old database and its backups),
 //! the revocation log head (derived from the log on import), and the sign-in state that lives
 //! minutes to days: sessions, authorization codes (at most 60 s), and refresh-token families
@@ -43,6 +45,9 @@ use portcullis_core::tenant::{TenantId, TenantStatus};
 use portcullis_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::federation_model::{
+    KeySourceRecord, SubjectJtiRecord, TrustRuleRecord, TrustedIssuerRecord,
+};
 use crate::model::*;
 use crate::sign_in_model::ConsentRecord;
 use crate::{Result, StoreError};
@@ -55,9 +60,8 @@ pub const FORMAT: &str = "portcullis-export";
 /// type, redirect and post-logout redirect URIs, web origins and first-party flag (version-1
 /// files still read: no users, and every client a machine client).
 /// Version 3: webhook endpoints, with their secrets sealed under the KEK; tenants' branding;
-/// clients carry their back-channel logout URI and `sid` requirement (older files still read:
-/// no endpoints, no branding, no back-channel logout).
-/// Version 3: tenants' sign-in page branding (`branding` lines; older files have none).
+/// clients carry their back-channel logout URI and `sid` requirement; trusted issuers, trust
+/// rules and subject-token ids (workload identity). Older files still read: none of these.
 pub const FORMAT_VERSION: u32 = 3;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -105,6 +109,10 @@ pub enum Record {
     WebhookEndpoint(crate::WebhookEndpointRecord),
     /// A tenant's sign-in page branding.
     Branding(crate::BrandingRecord),
+    TrustedIssuer(TrustedIssuerRecord),
+    /// After its issuer.
+    TrustRule(TrustRuleRecord),
+    SubjectJti(SubjectJtiRecord),
 }
 
 impl Record {
@@ -127,6 +135,9 @@ impl Record {
             Self::Consent(_) => "consent",
             Self::WebhookEndpoint(_) => "webhook_endpoint",
             Self::Branding(_) => "branding",
+            Self::TrustedIssuer(_) => "trusted_issuer",
+            Self::TrustRule(_) => "trust_rule",
+            Self::SubjectJti(_) => "subject_jti",
         }
     }
 }
@@ -509,6 +520,36 @@ enum Line {
         accent_colour: Option<String>,
         updated_at: i64,
     },
+    TrustedIssuer {
+        tenant_id: String,
+        issuer: String,
+        preset: String,
+        key_source: String,
+        key_source_value: Option<String>,
+        algorithms: Vec<String>,
+        max_token_age_s: i64,
+        created_at: i64,
+        updated_at: i64,
+    },
+    TrustRule {
+        tenant_id: String,
+        id: String,
+        issuer: String,
+        audience: String,
+        conditions: String,
+        audiences: Vec<String>,
+        scopes: Vec<String>,
+        max_lifetime_s: i64,
+        max_token_age_s: Option<i64>,
+        bound_to_subject_lifetime: bool,
+        created_at: i64,
+        updated_at: i64,
+    },
+    SubjectJti {
+        issuer: String,
+        jti: String,
+        expires_at: i64,
+    },
     End {
         records: u64,
     },
@@ -772,6 +813,36 @@ impl From<Record> for Line {
                 logo_url: b.logo_url,
                 accent_colour: b.accent_colour,
                 updated_at: ms(b.updated_at),
+            },
+            Record::TrustedIssuer(i) => Line::TrustedIssuer {
+                tenant_id: i.tenant.as_str().to_owned(),
+                key_source: i.key_source.kind().to_owned(),
+                key_source_value: i.key_source.value().map(str::to_owned),
+                issuer: i.issuer,
+                preset: i.preset,
+                algorithms: i.algorithms,
+                max_token_age_s: i.max_token_age_s,
+                created_at: ms(i.created_at),
+                updated_at: ms(i.updated_at),
+            },
+            Record::TrustRule(r) => Line::TrustRule {
+                tenant_id: r.tenant.as_str().to_owned(),
+                id: r.id,
+                issuer: r.issuer,
+                audience: r.audience,
+                conditions: r.conditions,
+                audiences: r.audiences,
+                scopes: r.scopes,
+                max_lifetime_s: r.max_lifetime_s,
+                max_token_age_s: r.max_token_age_s,
+                bound_to_subject_lifetime: r.bound_to_subject_lifetime,
+                created_at: ms(r.created_at),
+                updated_at: ms(r.updated_at),
+            },
+            Record::SubjectJti(j) => Line::SubjectJti {
+                issuer: j.issuer,
+                jti: j.jti,
+                expires_at: ms(j.expires_at),
             },
         }
     }
@@ -1094,6 +1165,63 @@ impl Line {
                 accent_colour,
                 updated_at: at(updated_at),
             }),
+            Line::TrustedIssuer {
+                tenant_id,
+                issuer,
+                preset,
+                key_source,
+                key_source_value,
+                algorithms,
+                max_token_age_s,
+                created_at,
+                updated_at,
+            } => Record::TrustedIssuer(TrustedIssuerRecord {
+                tenant: tenant(&tenant_id)?,
+                issuer,
+                preset,
+                key_source: KeySourceRecord::from_parts(&key_source, key_source_value)
+                    .ok_or("trusted issuer key source")?,
+                algorithms: list(algorithms, "trusted issuer algorithms")?,
+                max_token_age_s,
+                created_at: at(created_at),
+                updated_at: at(updated_at),
+            }),
+            Line::TrustRule {
+                tenant_id,
+                id,
+                issuer,
+                audience,
+                conditions,
+                audiences,
+                scopes,
+                max_lifetime_s,
+                max_token_age_s,
+                bound_to_subject_lifetime,
+                created_at,
+                updated_at,
+            } => Record::TrustRule(TrustRuleRecord {
+                tenant: tenant(&tenant_id)?,
+                id,
+                issuer,
+                audience,
+                conditions,
+                audiences: list(audiences, "trust rule audiences")?,
+                scopes: list(scopes, "trust rule scopes")?,
+                max_lifetime_s,
+                max_token_age_s,
+                bound_to_subject_lifetime,
+                created_at: at(created_at),
+                updated_at: at(updated_at),
+            }),
+            Line::SubjectJti {
+                issuer,
+                jti,
+                expires_at,
+            } => Record::SubjectJti(SubjectJtiRecord {
+                issuer,
+                jti,
+                expires_at: at(expires_at),
+            }),
         })
     }
 }
@@ -1110,7 +1238,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 25] = [
+pub const IMPORT_TABLES: [(&str, &str); 28] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1144,6 +1272,10 @@ pub const IMPORT_TABLES: [(&str, &str); 25] = [
     // to deliver. Both live and die with sessions, which are not exported either.
     ("session_clients", "1 = 1"),
     ("backchannel_deliveries", "1 = 1"),
+    // Workload identity federation: all exported.
+    ("trusted_issuers", "1 = 1"),
+    ("trust_rules", "1 = 1"),
+    ("subject_token_jtis", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and
@@ -1388,6 +1520,36 @@ macro_rules! impl_transfer {
                         .map_err(StoreError::from_write)?;
                     return Ok(());
                 }
+                Record::TrustedIssuer(_) => {
+                    let rows: Vec<$crate::TrustedIssuerRecord> =
+                        each!(TrustedIssuer).cloned().collect();
+                    trusted_issuer_insert(&rows)
+                        .build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                    return Ok(());
+                }
+                Record::TrustRule(_) => {
+                    let rows: Vec<$crate::TrustRuleRecord> = each!(TrustRule).cloned().collect();
+                    trust_rule_insert(&rows)
+                        .build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                    return Ok(());
+                }
+                Record::SubjectJti(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO subject_token_jtis (issuer, jti, expires_at) ",
+                    );
+                    q.push_values(each!(SubjectJti), |mut b, j: &$crate::SubjectJtiRecord| {
+                        b.push_bind(j.issuer.clone())
+                            .push_bind(j.jti.clone())
+                            .push_bind(j.expires_at.as_millis());
+                    });
+                    q
+                }
                 Record::User(_) => {
                     let users: Vec<UserRecord> = each!(User).cloned().collect();
                     user_insert(&users)
@@ -1558,6 +1720,27 @@ macro_rules! impl_transfer {
                     "SELECT t.*, t.tenant_id AS k FROM tenant_branding t",
                     String,
                     |r| branding_from_row(r).map(Record::Branding)
+                );
+                table!(
+                    "SELECT t.*, t.tenant_id || ' ' || t.issuer AS k FROM trusted_issuers t",
+                    String,
+                    |r| trusted_issuer_from_row(r).map(Record::TrustedIssuer)
+                );
+                table!(
+                    "SELECT t.*, t.tenant_id || ' ' || t.id AS k FROM trust_rules t",
+                    String,
+                    |r| trust_rule_from_row(r).map(Record::TrustRule)
+                );
+                table!(
+                    "SELECT t.*, t.issuer || ' ' || t.jti AS k FROM subject_token_jtis t",
+                    String,
+                    |r: &$row| -> Result<Record> {
+                        Ok(Record::SubjectJti($crate::SubjectJtiRecord {
+                            issuer: r.try_get("issuer")?,
+                            jti: r.try_get("jti")?,
+                            expires_at: Timestamp::from_millis(r.try_get("expires_at")?),
+                        }))
+                    }
                 );
                 tx.commit().await?;
                 Ok(())

@@ -17,6 +17,7 @@
 
 mod error;
 pub mod export;
+mod federation_model;
 mod head;
 mod logout_model;
 mod model;
@@ -29,6 +30,7 @@ mod sql_api_keys;
 mod sql_audit;
 mod sql_branding;
 mod sql_clients;
+mod sql_federation;
 mod sql_keys;
 mod sql_logout;
 mod sql_revocations;
@@ -41,6 +43,7 @@ mod sqlite;
 mod webhook_model;
 
 pub use error::StoreError;
+pub use federation_model::*;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
 pub use logout_model::*;
 pub use model::*;
@@ -856,6 +859,53 @@ impl PoolStats {
     }
 }
 
+/// Workload identity federation: a tenant's trusted external issuers and trust rules, and the
+/// subject-token ids already exchanged.
+#[async_trait]
+pub trait FederationStore {
+    /// Fails with [`StoreError::Conflict`] if the tenant already trusts this issuer,
+    /// [`StoreError::NotFound`] if the tenant does not exist.
+    async fn create_trusted_issuer(&self, issuer: &TrustedIssuerRecord) -> Result<()>;
+    /// Replaces the preset, key source, algorithms and age bound (`created_at` is kept).
+    /// Returns `false` if there is no such issuer in the tenant.
+    async fn update_trusted_issuer(&self, issuer: &TrustedIssuerRecord) -> Result<bool>;
+    async fn get_trusted_issuer(
+        &self,
+        tenant: &TenantId,
+        issuer: &str,
+    ) -> Result<Option<TrustedIssuerRecord>>;
+    /// The tenant's trusted issuers, by issuer.
+    async fn list_trusted_issuers(&self, tenant: &TenantId) -> Result<Vec<TrustedIssuerRecord>>;
+    /// Removes an issuer. Fails with [`StoreError::Conflict`] while a rule is on it; returns
+    /// `false` if there is no such issuer.
+    async fn delete_trusted_issuer(&self, tenant: &TenantId, issuer: &str) -> Result<bool>;
+    /// Fails with [`StoreError::Conflict`] on a duplicate id in the tenant,
+    /// [`StoreError::NotFound`] if the tenant does not trust the rule's issuer.
+    async fn create_trust_rule(&self, rule: &TrustRuleRecord) -> Result<()>;
+    /// Replaces everything but the id, issuer and `created_at`. Returns `false` if the tenant
+    /// has no such rule on that issuer.
+    async fn update_trust_rule(&self, rule: &TrustRuleRecord) -> Result<bool>;
+    async fn get_trust_rule(&self, tenant: &TenantId, id: &str) -> Result<Option<TrustRuleRecord>>;
+    /// The tenant's rules (on one issuer, when given), by id.
+    async fn list_trust_rules(
+        &self,
+        tenant: &TenantId,
+        issuer: Option<&str>,
+    ) -> Result<Vec<TrustRuleRecord>>;
+    async fn delete_trust_rule(&self, tenant: &TenantId, id: &str) -> Result<bool>;
+    /// Records a subject token's `jti` for `issuer` until `expires_at` (its `exp` plus the
+    /// leeway). Returns `false` if it is recorded and not yet expired: a replay, on any node.
+    async fn record_subject_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Removes every recorded id expired at `now`; returns how many.
+    async fn prune_subject_jtis(&self, now: Timestamp) -> Result<u64>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -879,6 +929,7 @@ pub trait Store:
     + LogoutStore
     + BrandingStore
     + WebOriginStore
+    + FederationStore
     + export::TransferStore
     + Send
     + Sync

@@ -17,6 +17,7 @@ mod audit_events;
 pub mod auth;
 mod branding;
 mod clients;
+mod federation;
 pub mod openapi;
 mod resource_servers;
 mod signing_keys;
@@ -235,6 +236,55 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Global,
             ManageApiKeyPolicy,
             routing::put(api_keys::put_policy),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/federation/issuers",
+            Tenant,
+            ManageFederation,
+            routing::post(federation::create_issuer),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/federation/issuers",
+            Tenant,
+            ReadFederation,
+            routing::get(federation::list_issuers),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/federation/issuers",
+            Tenant,
+            ManageFederation,
+            routing::delete(federation::delete_issuer),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/federation/rules",
+            Tenant,
+            ManageFederation,
+            routing::post(federation::create_rule),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/federation/rules",
+            Tenant,
+            ReadFederation,
+            routing::get(federation::list_rules),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/federation/rules/{id}",
+            Tenant,
+            ReadFederation,
+            routing::get(federation::show_rule),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/federation/rules/{id}",
+            Tenant,
+            ManageFederation,
+            routing::delete(federation::delete_rule),
         ),
         r(
             Method::POST,

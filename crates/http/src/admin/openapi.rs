@@ -16,8 +16,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_events, branding, clients, resource_servers, signing_keys, tenants,
-    tokens, user_sessions, users, webhooks,
+    alerts, api_keys, audit_events, branding, clients, federation, resource_servers, signing_keys,
+    tenants, tokens, user_sessions, users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -204,6 +204,13 @@ pub fn outcome() -> ObjectBuilder {
         webhooks::rotate_secret_global,
         webhooks::deliveries_global,
         webhooks::redeliver_global,
+        federation::create_issuer,
+        federation::list_issuers,
+        federation::delete_issuer,
+        federation::create_rule,
+        federation::list_rules,
+        federation::show_rule,
+        federation::delete_rule,
     ),
     components(schemas(ErrorBody))
 )]

@@ -2354,3 +2354,160 @@ async fn disabling_or_deleting_a_user_revokes_its_sessions_through_the_log() {
         assert_eq!(logged, revoked, "{sid} in the revocation log");
     }
 }
+
+/// Workload identity (issue 17): trusted issuers and trust rules through the admin API. Every
+/// refusal is a 4xx that changes nothing; a rule on github.com that pins no immutable id is
+/// refused at save.
+#[tokio::test]
+async fn federation_issuers_and_rules_are_checked_when_saved() {
+    let mut app = TestApp::new().await;
+    let base = "/admin/v1/tenants/acme/federation";
+    let call = |method: Method, path: String, body: Option<Value>| {
+        let app = &app;
+        async move { app.call(method, &path, Some(&app.acme), body).await }
+    };
+    let (status, _, _) = call(
+        Method::POST,
+        "/admin/v1/tenants/acme/resource-servers".into(),
+        Some(json!({"audience": "deploy-api", "scopes": ["deploy", "read"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Issuers: bad presets, algorithms, key sources and private keys are refused.
+    for bad in [
+        json!({"preset": "github", "key_source": {"kind": "discovery"}}),
+        json!({"preset": "generic_oidc", "key_source": {"kind": "discovery"}}),
+        json!({"preset": "github_actions", "key_source": {"kind": "discovery"}, "algorithms": ["HS256"]}),
+        json!({"preset": "github_actions", "key_source": {"kind": "discovery"}, "algorithms": ["none"]}),
+        json!({"preset": "kubernetes", "issuer": "http://kube.internal", "key_source": {"kind": "discovery"}}),
+        json!({"preset": "kubernetes", "issuer": "https://kube.internal", "key_source": {"kind": "jwks_uri", "uri": "http://kube.internal/jwks"}}),
+        json!({"preset": "kubernetes", "issuer": "https://kube.internal", "key_source": {"kind": "jwks", "keys": {"keys": []}}}),
+        json!({"preset": "kubernetes", "issuer": "https://kube.internal", "key_source": {"kind": "jwks", "keys": {"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "d": "d"}]}}}),
+        json!({"preset": "kubernetes", "issuer": "https://kube.internal", "key_source": {"kind": "discovery", "uri": "https://x"}}),
+    ] {
+        let (status, _, body) =
+            call(Method::POST, format!("{base}/issuers"), Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{bad}");
+    }
+    let (_, _, list) = call(Method::GET, format!("{base}/issuers"), None).await;
+    assert_eq!(list, json!([]));
+
+    // GitHub Actions defaults to github.com's issuer.
+    let (status, _, gh) = call(
+        Method::POST,
+        format!("{base}/issuers"),
+        Some(json!({"preset": "github_actions", "key_source": {"kind": "discovery"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{gh}");
+    assert_eq!(gh["issuer"], "https://token.actions.githubusercontent.com");
+    assert_eq!(gh["max_token_age_secs"], 3600);
+    let (status, _, _) = call(
+        Method::POST,
+        format!("{base}/issuers"),
+        Some(json!({"preset": "github_actions", "key_source": {"kind": "discovery"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let rule = |conditions: Value| {
+        json!({"id": "deploy-main", "issuer": "https://token.actions.githubusercontent.com",
+               "audience": "https://portcullis.example", "conditions": conditions,
+               "audiences": ["deploy-api"], "scopes": ["deploy"]})
+    };
+    // The shared-issuer rule: names alone are refused.
+    let (status, _, body) = call(
+        Method::POST,
+        format!("{base}/rules"),
+        Some(rule(
+            json!([{"claim": "repository", "equals": "acme/deploy"},
+                          {"claim": "ref", "equals": "refs/heads/main"}]),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("repository_owner_id")),
+        "{body}"
+    );
+    // Other refusals: unknown issuer, audience, scope, malformed condition, bad id.
+    let pinned = json!([{"claim": "repository_id", "equals": "2002"},
+                        {"claim": "ref", "equals": "refs/heads/main"}]);
+    for (change, value) in [
+        ("issuer", json!("https://gitlab.com")),
+        ("audiences", json!(["billing"])),
+        ("scopes", json!(["admin"])),
+        ("conditions", json!([{"claim": "ref", "glob": "**"}])),
+        ("conditions", json!([{"claim": "ref", "exists": false}])),
+        ("conditions", json!([])),
+        ("id", json!("Deploy Main")),
+        ("max_lifetime_secs", json!(999_999)),
+    ] {
+        let mut body = rule(pinned.clone());
+        body[change] = value;
+        let (status, _, answer) = call(Method::POST, format!("{base}/rules"), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{change}: {answer}");
+    }
+    let (_, _, list) = call(Method::GET, format!("{base}/rules"), None).await;
+    assert_eq!(list, json!([]));
+
+    let (status, _, created) = call(
+        Method::POST,
+        format!("{base}/rules"),
+        Some(rule(pinned.clone())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["conditions"], pinned);
+    assert_eq!(created["max_lifetime_secs"], 900);
+    assert_eq!(created["bound_to_subject_lifetime"], true);
+    let (status, _, shown) = call(Method::GET, format!("{base}/rules/deploy-main"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown, created);
+    let (status, _, _) = call(Method::POST, format!("{base}/rules"), Some(rule(pinned))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Another tenant sees none of it.
+    let (status, _, _) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/globex/federation/rules/deploy-main",
+            Some(&app.global),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // An issuer with rules stays; removing the rule first lets it go.
+    let issuer_q =
+        format!("{base}/issuers?issuer=https%3A%2F%2Ftoken.actions.githubusercontent.com");
+    let (status, _, _) = call(Method::DELETE, issuer_q.clone(), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _, _) = call(Method::DELETE, format!("{base}/rules/deploy-main"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = call(Method::DELETE, format!("{base}/rules/deploy-main"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = call(Method::DELETE, issuer_q.clone(), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = call(Method::DELETE, issuer_q, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let actions: Vec<String> = app
+        .audit("acme")
+        .await
+        .iter()
+        .map(|e| e.action.as_str().to_owned())
+        .collect();
+    for a in [
+        "federation.issuer.create",
+        "federation.rule.create",
+        "federation.rule.delete",
+        "federation.issuer.delete",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a}: {actions:?}");
+    }
+}

@@ -3301,3 +3301,7 @@ mod logout;
 /// Sign-in state (sessions, codes, refresh families, consents): `conformance/sign_in.rs`.
 mod sign_in;
 mod webhooks;
+
+/// Workload identity federation (trusted issuers, trust rules, subject-token replay):
+/// `conformance/federation.rs`.
+mod federation;

@@ -1,0 +1,253 @@
+//! `portcullis federation issuers|rules ...`: a tenant's trusted external issuers and trust
+//! rules (workload identity, docs/workload-identity.md) through the admin API. Each subcommand
+//! is one call; this module only maps arguments to it and prints. A rule is read from a JSON
+//! file (its conditions are a list of objects), so what is saved is what the operator reviewed.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::client::AdminClient;
+use crate::commands::{print, seg, table};
+use crate::Remote;
+
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Trusted external issuers: CI platforms, clusters, SPIFFE trust domains.
+    #[command(subcommand)]
+    Issuers(IssuersCommand),
+    /// Trust rules: which external tokens get which tokens here.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IssuersCommand {
+    /// Trust an issuer. Keys come from its discovery document unless a source is given.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// github_actions, gitlab, kubernetes, spiffe_jwt_svid, buildkite, circleci, generic_oidc.
+        #[arg(long)]
+        preset: String,
+        /// The tokens' `iss` (default for github_actions, gitlab and buildkite: the hosted one).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// A fixed JWKS URL (https).
+        #[arg(long, conflicts_with_all = ["jwks_file", "spiffe_bundle_file"])]
+        jwks_uri: Option<String>,
+        /// An uploaded JWKS (a cluster's keys: `kubectl get --raw /openid/v1/jwks`).
+        #[arg(long, conflicts_with = "spiffe_bundle_file")]
+        jwks_file: Option<PathBuf>,
+        /// A SPIFFE trust bundle (JWKS form).
+        #[arg(long)]
+        spiffe_bundle_file: Option<PathBuf>,
+        /// Accepted algorithm (repeat; default RS256 and ES256).
+        #[arg(long = "algorithm")]
+        algorithms: Vec<String>,
+        /// Longest subject-token lifetime accepted, in seconds.
+        #[arg(long)]
+        max_token_age_secs: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the tenant's trusted issuers.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop trusting an issuer (remove its rules first).
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        issuer: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Add a rule from a JSON file (`id`, `issuer`, `audience`, `conditions`, `audiences`,
+    /// `scopes`, ...; see docs/workload-identity.md).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the tenant's rules.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one rule.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Remove a rule.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+const ISSUER_COLUMNS: [&str; 2] = ["issuer", "preset"];
+const RULE_COLUMNS: [&str; 3] = ["id", "issuer", "audience"];
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+}
+
+fn read_json(path: &PathBuf) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+pub async fn run(cmd: FederationCommand) -> anyhow::Result<()> {
+    match cmd {
+        FederationCommand::Issuers(cmd) => issuers(cmd).await,
+        FederationCommand::Rules(cmd) => rules(cmd).await,
+    }
+}
+
+async fn issuers(cmd: IssuersCommand) -> anyhow::Result<()> {
+    match cmd {
+        IssuersCommand::Add {
+            tenant,
+            preset,
+            issuer,
+            jwks_uri,
+            jwks_file,
+            spiffe_bundle_file,
+            algorithms,
+            max_token_age_secs,
+            remote,
+        } => {
+            let key_source = match (jwks_uri, jwks_file, spiffe_bundle_file) {
+                (Some(uri), _, _) => json!({"kind": "jwks_uri", "uri": uri}),
+                (_, Some(f), _) => json!({"kind": "jwks", "keys": read_json(&f)?}),
+                (_, _, Some(f)) => json!({"kind": "spiffe_bundle", "keys": read_json(&f)?}),
+                _ => json!({"kind": "discovery"}),
+            };
+            let mut body = json!({"preset": preset, "key_source": key_source});
+            if let Some(i) = issuer {
+                body["issuer"] = json!(i);
+            }
+            if !algorithms.is_empty() {
+                body["algorithms"] = json!(algorithms);
+            }
+            if let Some(s) = max_token_age_secs {
+                body["max_token_age_secs"] = json!(s);
+            }
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::POST,
+                    &format!("/tenants/{}/federation/issuers", seg(&tenant)),
+                    &[],
+                    Some(body),
+                )
+                .await?;
+            print(&remote, &v, pretty);
+        }
+        IssuersCommand::List { tenant, remote } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::GET,
+                    &format!("/tenants/{}/federation/issuers", seg(&tenant)),
+                    &[],
+                    None,
+                )
+                .await?;
+            print(&remote, &v, |v| table(v, &ISSUER_COLUMNS));
+        }
+        IssuersCommand::Remove {
+            tenant,
+            issuer,
+            remote,
+        } => {
+            AdminClient::new(&remote)?
+                .call(
+                    Method::DELETE,
+                    &format!("/tenants/{}/federation/issuers", seg(&tenant)),
+                    &[("issuer", issuer.clone())],
+                    None,
+                )
+                .await?;
+            println!("no longer trusted: {issuer}");
+        }
+    }
+    Ok(())
+}
+
+async fn rules(cmd: RulesCommand) -> anyhow::Result<()> {
+    match cmd {
+        RulesCommand::Add {
+            tenant,
+            file,
+            remote,
+        } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::POST,
+                    &format!("/tenants/{}/federation/rules", seg(&tenant)),
+                    &[],
+                    Some(read_json(&file)?),
+                )
+                .await?;
+            print(&remote, &v, pretty);
+        }
+        RulesCommand::List { tenant, remote } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::GET,
+                    &format!("/tenants/{}/federation/rules", seg(&tenant)),
+                    &[],
+                    None,
+                )
+                .await?;
+            print(&remote, &v, |v| table(v, &RULE_COLUMNS));
+        }
+        RulesCommand::Show { tenant, id, remote } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::GET,
+                    &format!("/tenants/{}/federation/rules/{}", seg(&tenant), seg(&id)),
+                    &[],
+                    None,
+                )
+                .await?;
+            print(&remote, &v, pretty);
+        }
+        RulesCommand::Remove { tenant, id, remote } => {
+            AdminClient::new(&remote)?
+                .call(
+                    Method::DELETE,
+                    &format!("/tenants/{}/federation/rules/{}", seg(&tenant), seg(&id)),
+                    &[],
+                    None,
+                )
+                .await?;
+            println!("removed rule {id}");
+        }
+    }
+    Ok(())
+}

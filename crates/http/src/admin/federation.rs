@@ -1,0 +1,470 @@
+//! Workload identity federation of a tenant: the external issuers it trusts (CI platforms,
+//! clusters, SPIFFE) and the trust rules that say which of their tokens get which tokens here.
+//!
+//! A rule is checked by core when saved (its conditions, its lifetime, and on an issuer shared
+//! by every customer of a platform the pin of an immutable owner or project id), and may only
+//! grant audiences of this tenant's resource servers and scopes they define, like a client. An
+//! issuer is addressed by its URL in the `issuer` query parameter (URLs do not fit a path
+//! segment); one with rules cannot be removed.
+//!
+//! This module must never save a rule core refuses, nor a key set with a private key.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_core::audit::{Action, Outcome};
+use portcullis_core::federation::{ClaimCondition, Preset, RuleId, TrustRule, TrustedIssuer};
+use portcullis_core::oauth::{Audience, ScopeSet};
+use portcullis_service::audit::EventDraft;
+use portcullis_service::federation::{check_uploaded_keys, issuer_from_record};
+use portcullis_service::state::{rfc3339, AppState};
+use portcullis_store::{KeySourceRecord, StoreError, TrustRuleRecord, TrustedIssuerRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::TenantAdmin;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+
+/// Algorithms accepted when the request names none.
+const DEFAULT_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeySourceBody {
+    /// `discovery`, `jwks_uri`, `jwks` or `spiffe_bundle`.
+    kind: String,
+    /// The JWKS URL, for `jwks_uri` (https).
+    uri: Option<String>,
+    /// The key set itself, for `jwks` and `spiffe_bundle` (public keys only).
+    #[schema(value_type = Option<Object>)]
+    keys: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTrustedIssuer {
+    /// The issuer exactly as its tokens' `iss` (https). Optional for presets of a hosted
+    /// platform (GitHub Actions, GitLab, Buildkite), which default to it.
+    issuer: Option<String>,
+    /// `github_actions`, `gitlab`, `kubernetes`, `spiffe_jwt_svid`, `buildkite`, `circleci`,
+    /// `generic_oidc`.
+    preset: String,
+    key_source: KeySourceBody,
+    /// Accepted JWS algorithms (default RS256 and ES256); never `none` or HS*.
+    algorithms: Option<Vec<String>>,
+    /// Longest subject-token lifetime accepted (default: the preset's; one hour, a day for
+    /// Kubernetes).
+    max_token_age_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeySourceView {
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    keys: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrustedIssuerView {
+    tenant: String,
+    issuer: String,
+    preset: String,
+    key_source: KeySourceView,
+    algorithms: Vec<String>,
+    max_token_age_secs: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<TrustedIssuerRecord> for TrustedIssuerView {
+    fn from(r: TrustedIssuerRecord) -> Self {
+        let kind = r.key_source.kind().to_owned();
+        let key_source = match r.key_source {
+            KeySourceRecord::Discovery => KeySourceView {
+                kind,
+                uri: None,
+                keys: None,
+            },
+            KeySourceRecord::JwksUri(u) => KeySourceView {
+                kind,
+                uri: Some(u),
+                keys: None,
+            },
+            KeySourceRecord::Jwks(k) | KeySourceRecord::SpiffeBundle(k) => KeySourceView {
+                kind,
+                uri: None,
+                keys: serde_json::from_str(&k).ok(),
+            },
+        };
+        Self {
+            tenant: r.tenant.to_string(),
+            issuer: r.issuer,
+            preset: r.preset,
+            key_source,
+            algorithms: r.algorithms,
+            max_token_age_secs: r.max_token_age_s,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// The `issuer` query parameter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IssuerParam {
+    /// The issuer URL.
+    issuer: String,
+}
+
+/// A 400 `invalid_request` saying what to change.
+fn bad(description: impl Into<String>) -> ApiError {
+    ApiError::invalid_request(description)
+}
+
+fn draft(admin: &TenantAdmin, action: Action, target: String) -> EventDraft {
+    EventDraft {
+        tenant: admin.tenant.clone(),
+        actor: admin.principal.actor(),
+        credential_id: Some(admin.principal.credential_id.clone()),
+        action,
+        outcome: Outcome::Success,
+        reason: None,
+        target: Some(target),
+    }
+}
+
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/federation/issuers", tag = "federation", params(super::openapi::TenantPath), request_body = CreateTrustedIssuer,
+    responses((status = 201, description = "The trusted issuer", body = TrustedIssuerView)))]
+pub async fn create_issuer(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTrustedIssuer>,
+) -> Result<(StatusCode, Json<TrustedIssuerView>), ApiError> {
+    let preset = Preset::parse(&body.preset).ok_or_else(|| {
+        bad("preset: one of github_actions, gitlab, kubernetes, spiffe_jwt_svid, buildkite, circleci, generic_oidc")
+    })?;
+    let issuer = body
+        .issuer
+        .or_else(|| preset.default_issuer().map(str::to_owned))
+        .ok_or_else(|| bad("issuer: required for this preset"))?;
+    let algorithms = body
+        .algorithms
+        .unwrap_or_else(|| DEFAULT_ALGORITHMS.map(str::to_owned).to_vec());
+    let max_age = body
+        .max_token_age_secs
+        .map_or(preset.default_max_token_age(), Duration::from_secs);
+    let core = TrustedIssuer {
+        issuer,
+        preset,
+        algorithms,
+        max_token_age: max_age,
+    };
+    core.check(false).map_err(|e| bad(e.to_string()))?;
+    let ks = body.key_source;
+    let key_source = match (ks.kind.as_str(), ks.uri, ks.keys) {
+        ("discovery", None, None) => KeySourceRecord::Discovery,
+        ("jwks_uri", Some(u), None) => {
+            if !u.starts_with("https://") || u.len() > 2048 || u.contains(['#', ' ']) {
+                return Err(bad("key_source.uri: an https URL"));
+            }
+            KeySourceRecord::JwksUri(u)
+        }
+        (kind @ ("jwks" | "spiffe_bundle"), None, Some(keys)) => {
+            check_uploaded_keys(&keys).map_err(bad)?;
+            if kind == "jwks" {
+                KeySourceRecord::Jwks(keys.to_string())
+            } else {
+                KeySourceRecord::SpiffeBundle(keys.to_string())
+            }
+        }
+        _ => {
+            return Err(bad(
+                "key_source: {kind: discovery} | {kind: jwks_uri, uri} | {kind: jwks | spiffe_bundle, keys}",
+            ))
+        }
+    };
+    let now = state.clock.now();
+    let rec = TrustedIssuerRecord {
+        tenant: admin.tenant.clone(),
+        issuer: core.issuer.clone(),
+        preset: preset.as_str().to_owned(),
+        key_source,
+        algorithms: core.algorithms.clone(),
+        max_token_age_s: i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .store
+        .create_trusted_issuer(&rec)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => ApiError::conflict("this tenant already trusts this issuer"),
+            other => other.into(),
+        })?;
+    state.audit.record(
+        draft(&admin, Action::FederationIssuerCreate, rec.issuer.clone()),
+        &admin.origin,
+    );
+    Ok((StatusCode::CREATED, Json(rec.into())))
+}
+
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/federation/issuers", tag = "federation", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant's trusted issuers, by issuer", body = Vec<TrustedIssuerView>)))]
+pub async fn list_issuers(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<TrustedIssuerView>>, ApiError> {
+    let all = state.store.list_trusted_issuers(&admin.tenant).await?;
+    Ok(Json(all.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/tenants/{tenant}/federation/issuers", tag = "federation", params(super::openapi::TenantPath, IssuerParam),
+    responses((status = 204, description = "The issuer is no longer trusted"),
+        (status = 409, description = "Rules are still on this issuer", body = super::openapi::ErrorBody)))]
+pub async fn delete_issuer(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<IssuerParam>,
+) -> Result<StatusCode, ApiError> {
+    let removed = state
+        .store
+        .delete_trusted_issuer(&admin.tenant, &q.issuer)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => {
+                ApiError::conflict("rules are still on this issuer: remove them first")
+            }
+            other => other.into(),
+        })?;
+    if !removed {
+        return Err(ApiError::not_found());
+    }
+    state.audit.record(
+        draft(&admin, Action::FederationIssuerDelete, q.issuer),
+        &admin.origin,
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTrustRule {
+    /// The rule's name in the tenant: 1 to 64 of `a-z 0-9 - _`.
+    id: String,
+    /// A trusted issuer of this tenant.
+    issuer: String,
+    /// The audience the external token must carry.
+    audience: String,
+    /// Every condition must hold: `{"claim": "repository_id", "equals": "123"}`, or `one_of`
+    /// (a list), `prefix`, `glob` (`*` never crosses `/` or `:`), `exists: true`.
+    #[schema(value_type = Vec<Object>)]
+    conditions: Vec<ClaimCondition>,
+    /// Audiences (this tenant's resource servers) the issued token may be for; the first is the
+    /// default.
+    audiences: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// Longest lifetime of the issued token (default 900 s; the configured maximum applies).
+    max_lifetime_secs: Option<u64>,
+    /// Allows subject tokens older than the issuer's bound.
+    max_token_age_secs: Option<u64>,
+    /// The issued token never outlives the subject token (default true).
+    bound_to_subject_lifetime: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrustRuleView {
+    tenant: String,
+    id: String,
+    issuer: String,
+    audience: String,
+    #[schema(value_type = Vec<Object>)]
+    conditions: serde_json::Value,
+    audiences: Vec<String>,
+    scopes: Vec<String>,
+    max_lifetime_secs: i64,
+    max_token_age_secs: Option<i64>,
+    bound_to_subject_lifetime: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<TrustRuleRecord> for TrustRuleView {
+    fn from(r: TrustRuleRecord) -> Self {
+        Self {
+            tenant: r.tenant.to_string(),
+            id: r.id,
+            issuer: r.issuer,
+            audience: r.audience,
+            conditions: serde_json::from_str(&r.conditions).unwrap_or(serde_json::Value::Null),
+            audiences: r.audiences,
+            scopes: r.scopes,
+            max_lifetime_secs: r.max_lifetime_s,
+            max_token_age_secs: r.max_token_age_s,
+            bound_to_subject_lifetime: r.bound_to_subject_lifetime,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/federation/rules", tag = "federation", params(super::openapi::TenantPath), request_body = CreateTrustRule,
+    responses((status = 201, description = "The trust rule", body = TrustRuleView)))]
+pub async fn create_rule(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTrustRule>,
+) -> Result<(StatusCode, Json<TrustRuleView>), ApiError> {
+    let id = RuleId::parse(&body.id).ok_or_else(|| bad("id: 1 to 64 of a-z 0-9 - _"))?;
+    let stored = state
+        .store
+        .get_trusted_issuer(&admin.tenant, &body.issuer)
+        .await?
+        .ok_or_else(|| bad("issuer: not a trusted issuer of this tenant"))?;
+    let issuer = issuer_from_record(&stored)
+        .ok_or_else(|| ApiError::internal("stored trusted issuer does not read"))?;
+    if body.audiences.len() > 16 {
+        return Err(bad("audiences: at most 16"));
+    }
+    let mut audiences: Vec<Audience> = Vec::new();
+    let mut defined = ScopeSet::default();
+    for a in &body.audiences {
+        let a = Audience::parse(a).map_err(|e| bad(e.to_string()))?;
+        if audiences.contains(&a) {
+            continue;
+        }
+        let rs = state
+            .store
+            .find_resource_server_by_audience(&admin.tenant, a.as_str())
+            .await?
+            .ok_or_else(|| {
+                bad(format!(
+                    "no resource server in this tenant has audience {a}"
+                ))
+            })?;
+        defined = ScopeSet::from_strs(
+            defined
+                .iter()
+                .map(|s| s.as_str())
+                .chain(rs.scopes.iter().map(String::as_str)),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        audiences.push(a);
+    }
+    let scopes = ScopeSet::from_strs(body.scopes.iter().map(String::as_str))
+        .map_err(|e| bad(e.to_string()))?;
+    if !scopes.is_subset(&defined) {
+        return Err(bad(
+            "every scope must be defined by one of the rule's audiences",
+        ));
+    }
+    let max_lifetime = Duration::from_secs(body.max_lifetime_secs.unwrap_or(900));
+    if max_lifetime > state.oauth.lifetimes.max {
+        return Err(bad(format!(
+            "max_lifetime_secs: at most {} (the configured maximum)",
+            state.oauth.lifetimes.max.as_secs()
+        )));
+    }
+    let rule = TrustRule {
+        id,
+        issuer: issuer.issuer.clone(),
+        audience: body.audience,
+        conditions: body.conditions,
+        audiences,
+        scopes,
+        max_lifetime,
+        max_token_age: body.max_token_age_secs.map(Duration::from_secs),
+        bound_to_subject_lifetime: body.bound_to_subject_lifetime.unwrap_or(true),
+    };
+    rule.check(&issuer).map_err(|e| bad(e.to_string()))?;
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let now = state.clock.now();
+    let rec = TrustRuleRecord {
+        tenant: admin.tenant.clone(),
+        id: rule.id.as_str().to_owned(),
+        issuer: rule.issuer.clone(),
+        audience: rule.audience.clone(),
+        conditions: serde_json::to_string(&rule.conditions)
+            .map_err(|_| ApiError::internal("conditions do not serialise"))?,
+        audiences: rule
+            .audiences
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
+        scopes: rule.scopes.to_vec(),
+        max_lifetime_s: secs(rule.max_lifetime),
+        max_token_age_s: rule.max_token_age.map(secs),
+        bound_to_subject_lifetime: rule.bound_to_subject_lifetime,
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .store
+        .create_trust_rule(&rec)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => {
+                ApiError::conflict("this tenant already has a rule with this id")
+            }
+            StoreError::NotFound => bad("issuer: not a trusted issuer of this tenant"),
+            other => other.into(),
+        })?;
+    state.audit.record(
+        draft(&admin, Action::FederationRuleCreate, rec.id.clone()),
+        &admin.origin,
+    );
+    Ok((StatusCode::CREATED, Json(rec.into())))
+}
+
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/federation/rules", tag = "federation", params(super::openapi::TenantPath),
+    responses((status = 200, description = "The tenant's trust rules, by id", body = Vec<TrustRuleView>)))]
+pub async fn list_rules(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<TrustRuleView>>, ApiError> {
+    let all = state.store.list_trust_rules(&admin.tenant, None).await?;
+    Ok(Json(all.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/federation/rules/{id}", tag = "federation", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The trust rule", body = TrustRuleView)))]
+pub async fn show_rule(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<TrustRuleView>, ApiError> {
+    if id.len() > 64 {
+        return Err(ApiError::not_found());
+    }
+    let rule = state
+        .store
+        .get_trust_rule(&admin.tenant, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(rule.into()))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/tenants/{tenant}/federation/rules/{id}", tag = "federation", params(super::openapi::TenantIdPath),
+    responses((status = 204, description = "The rule is removed")))]
+pub async fn delete_rule(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if id.len() > 64 || !state.store.delete_trust_rule(&admin.tenant, &id).await? {
+        return Err(ApiError::not_found());
+    }
+    state.audit.record(
+        draft(&admin, Action::FederationRuleDelete, id),
+        &admin.origin,
+    );
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,153 @@
+//! The one evaluation every way in shares (token exchange, the JWT-bearer grant, later an
+//! external `client_assertion`): an external token, a tenant, and the request's rule, scope and
+//! target, turned into the rule that admits the token and what may be issued under it, or the
+//! reason it may not (for the audit log; the caller answers `invalid_grant`).
+//!
+//! Order: the strict parse (jose), the issuer looked up by the unverified `iss` (only to find
+//! keys: nothing is believed before the signature holds), the signature and registered claims
+//! (jose's external profile, with the issuer's algorithms, every rule's audience on it and the
+//! longest token age any of them allows), the workload read (core, with the issuer's preset),
+//! the rule selected (core), the grant (core), then single use of the token's `jti` per issuer
+//! (store, across nodes). Keys come from the issuer's uploaded JWKS or SPIFFE bundle;
+//! discovery and `jwks_uri` sources are answered `key_source_unavailable` until the remote
+//! JWKS cache serves them (issue 17, step 3).
+//!
+//! Must never: issue when any step refuses, read a key from the token, or report a reason to
+//! the caller.
+
+use std::time::Duration;
+
+use portcullis_core::federation::rule::{decide_grant, issued_lifetime, select_rule};
+use portcullis_core::federation::{RuleId, TrustRule, Workload};
+use portcullis_core::oauth::{GrantDecision, GrantError};
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::Timestamp;
+use portcullis_jose::profile::external;
+use portcullis_jose::{Alg, ClientKeys};
+use portcullis_store::{KeySourceRecord, Store};
+
+use super::{issuer_from_record, rule_from_record, MAX_UPLOADED_KEYS};
+
+/// What a request asks of the evaluation.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub tenant: &'a TenantId,
+    pub subject_token: &'a str,
+    pub rule: Option<&'a RuleId>,
+    pub scope: Option<&'a str>,
+    pub targets: &'a [&'a str],
+    pub now: Timestamp,
+    pub leeway: Duration,
+    /// The installation's longest access-token lifetime.
+    pub tenant_cap: Duration,
+}
+
+/// An admitted token: the rule, the workload it describes, and what may be issued.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub rule: TrustRule,
+    pub workload: Workload,
+    pub decision: GrantDecision,
+}
+
+/// Why a token was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The token, its issuer or its rules refused it: `invalid_grant`, with the audit reason.
+    Grant(String),
+    /// The rule admits the token but not the requested scope or audience (`invalid_scope`,
+    /// `invalid_target`).
+    Request(GrantError),
+    /// Storage failed: a server error, never an admission.
+    Store(String),
+}
+
+fn refuse(reason: impl Into<String>) -> Refused {
+    Refused::Grant(reason.into())
+}
+
+/// Evaluates `req` against the tenant's trusted issuers and rules in `store`.
+pub async fn evaluate(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Refused> {
+    let store_err = |e: portcullis_store::StoreError| Refused::Store(e.to_string());
+    let u = external::parse(req.subject_token).map_err(|e| refuse(e.as_str()))?;
+    let iss = u
+        .claims()
+        .ok()
+        .and_then(|c| c.str("iss").ok().flatten().map(|s| s.into_owned()))
+        .ok_or_else(|| refuse("subject_token_missing_iss"))?;
+    let record = store
+        .get_trusted_issuer(req.tenant, &iss)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| refuse("untrusted_issuer"))?;
+    let issuer = issuer_from_record(&record).ok_or_else(|| refuse("trusted_issuer_unreadable"))?;
+    let doc = match &record.key_source {
+        KeySourceRecord::Jwks(doc) | KeySourceRecord::SpiffeBundle(doc) => doc,
+        KeySourceRecord::Discovery | KeySourceRecord::JwksUri(_) => {
+            return Err(refuse("key_source_unavailable"))
+        }
+    };
+    let doc: serde_json::Value =
+        serde_json::from_str(doc).map_err(|_| refuse("trusted_issuer_keys_unreadable"))?;
+    let keys = ClientKeys::parse(&doc, MAX_UPLOADED_KEYS)
+        .map_err(|_| refuse("trusted_issuer_keys_unreadable"))?;
+    let rules: Vec<TrustRule> = store
+        .list_trust_rules(req.tenant, Some(&issuer.issuer))
+        .await
+        .map_err(store_err)?
+        .iter()
+        .filter_map(|r| rule_from_record(r, &issuer))
+        .collect();
+    if rules.is_empty() {
+        return Err(refuse("no_trust_rule_on_issuer"));
+    }
+    let algorithms: Vec<Alg> = issuer
+        .algorithms
+        .iter()
+        .filter_map(|a| Alg::parse(a))
+        .collect();
+    let audiences: Vec<&str> = rules.iter().map(|r| r.audience.as_str()).collect();
+    let max_lifetime = rules
+        .iter()
+        .filter_map(|r| r.max_token_age)
+        .fold(issuer.max_token_age, Duration::max);
+    let rules_in = external::Rules {
+        issuer: &issuer.issuer,
+        algorithms: &algorithms,
+        audiences: &audiences,
+        max_lifetime,
+        leeway: req.leeway,
+    };
+    let claims = external::verify(&u, keys.for_alg(u.header.alg), &rules_in, req.now)
+        .map_err(|e| refuse(format!("subject_token_{}", e.as_str())))?;
+    let workload =
+        Workload::from_claims(issuer.preset, &claims).map_err(|e| refuse(e.to_string()))?;
+    let rule = select_rule(&rules, &issuer, &workload, req.rule, req.now)
+        .map_err(|e| refuse(e.to_string()))?
+        .clone();
+    let lifetime = issued_lifetime(&rule, req.tenant_cap, &workload, req.now);
+    let decision =
+        decide_grant(&rule, req.scope, req.targets, None, lifetime).map_err(Refused::Request)?;
+    // Single use last, so a request refused for its scope or target does not burn the token.
+    let jti = workload
+        .jti
+        .as_deref()
+        .ok_or_else(|| refuse("subject_token_without_jti"))?;
+    let keep_until = Timestamp::from_secs(workload.expires_at).saturating_add(req.leeway);
+    if !store
+        .record_subject_jti(&issuer.issuer, jti, keep_until, req.now)
+        .await
+        .map_err(store_err)?
+    {
+        return Err(refuse("subject_token_replayed"));
+    }
+    Ok(Admitted {
+        rule,
+        workload,
+        decision,
+    })
+}
+
+#[cfg(test)]
+#[path = "exchange_tests.rs"]
+mod tests;

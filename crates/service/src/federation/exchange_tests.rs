@@ -1,0 +1,231 @@
+use std::sync::Arc;
+
+use portcullis_core::oauth::Audience;
+use portcullis_core::tenant::TenantId;
+use portcullis_jose::sign::{public_jwk_for_jwks, Signer, SigningKeyPair};
+use portcullis_store::{NewTenant, SqliteStore, Store, TrustRuleRecord, TrustedIssuerRecord};
+use serde_json::{json, Value};
+
+use super::*;
+
+const NOW: i64 = 1_800_000_000;
+const ISS: &str = "https://kube.internal";
+const AUD: &str = "https://auth.acme.example";
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    signer: Signer,
+    _dir: tempfile::TempDir,
+}
+
+fn tid(s: &str) -> TenantId {
+    TenantId::parse(s).expect("tenant id")
+}
+
+async fn fixture(key_source: Option<KeySourceRecord>) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("store"),
+    );
+    let now = Timestamp::from_secs(NOW);
+    store
+        .create_tenant(
+            &NewTenant {
+                id: tid("acme"),
+                display_name: "acme".into(),
+            },
+            now,
+        )
+        .await
+        .expect("tenant");
+    let (_, pair) = SigningKeyPair::generate(Alg::ES256).expect("key");
+    let (jwk, kid) = public_jwk_for_jwks(&pair);
+    let key_source =
+        key_source.unwrap_or_else(|| KeySourceRecord::Jwks(json!({"keys": [jwk]}).to_string()));
+    store
+        .create_trusted_issuer(&TrustedIssuerRecord {
+            tenant: tid("acme"),
+            issuer: ISS.into(),
+            preset: "kubernetes".into(),
+            key_source,
+            algorithms: vec!["ES256".into()],
+            max_token_age_s: 86_400,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .expect("issuer");
+    store
+        .create_trust_rule(&TrustRuleRecord {
+            tenant: tid("acme"),
+            id: "payments-api".into(),
+            issuer: ISS.into(),
+            audience: AUD.into(),
+            conditions: json!([{"claim": "namespace", "equals": "payments"},
+                               {"claim": "service_account", "equals": "api"}])
+            .to_string(),
+            audiences: vec!["payments".into()],
+            scopes: vec!["read".into(), "write".into()],
+            max_lifetime_s: 900,
+            max_token_age_s: None,
+            bound_to_subject_lifetime: true,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .expect("rule");
+    Fixture {
+        store,
+        signer: Signer::new(pair, Some("JWT"), Some(&kid)),
+        _dir: dir,
+    }
+}
+
+fn pod_claims(jti: &str) -> Value {
+    json!({"iss": ISS, "sub": "system:serviceaccount:payments:api", "aud": [AUD],
+           "iat": NOW - 60, "nbf": NOW - 60, "exp": NOW + 600, "jti": jti,
+           "kubernetes.io": {"namespace": "payments",
+                             "serviceaccount": {"name": "api", "uid": "u-1"}}})
+}
+
+async fn run(
+    f: &Fixture,
+    token: &str,
+    scope: Option<&str>,
+    targets: &[&str],
+) -> Result<Admitted, Refused> {
+    let tenant = tid("acme");
+    let req = Request {
+        tenant: &tenant,
+        subject_token: token,
+        rule: None,
+        scope,
+        targets,
+        now: Timestamp::from_secs(NOW),
+        leeway: Duration::from_secs(30),
+        tenant_cap: Duration::from_secs(3600),
+    };
+    evaluate(f.store.as_ref(), &req).await
+}
+
+fn sign(f: &Fixture, claims: &Value) -> String {
+    f.signer.sign(claims).expect("sign")
+}
+
+#[tokio::test]
+async fn a_pod_token_is_admitted_once_within_its_rule() {
+    let f = fixture(None).await;
+    let token = sign(&f, &pod_claims("j-1"));
+    let a = run(&f, &token, Some("read"), &[]).await.expect("admitted");
+    assert_eq!(a.rule.id.as_str(), "payments-api");
+    assert_eq!(
+        a.decision.audience,
+        Audience::parse("payments").expect("aud")
+    );
+    assert_eq!(a.decision.scopes.to_delimited(), "read");
+    // Bound to the subject token's remaining 600 s, under the rule's 900 s.
+    assert_eq!(a.decision.lifetime, Duration::from_secs(600));
+    assert_eq!(a.workload.subject, "system:serviceaccount:payments:api");
+    // The same token again: replayed, on any node (the store decides).
+    assert_eq!(
+        run(&f, &token, Some("read"), &[]).await.map(|_| ()),
+        Err(Refused::Grant("subject_token_replayed".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_request_beyond_the_rule_is_refused_without_burning_the_token() {
+    let f = fixture(None).await;
+    let token = sign(&f, &pod_claims("j-2"));
+    assert_eq!(
+        run(&f, &token, Some("admin"), &[]).await.map(|_| ()),
+        Err(Refused::Request(GrantError::InvalidScope))
+    );
+    assert_eq!(
+        run(&f, &token, None, &["billing"]).await.map(|_| ()),
+        Err(Refused::Request(GrantError::InvalidTarget))
+    );
+    assert!(run(&f, &token, None, &[]).await.is_ok());
+}
+
+#[tokio::test]
+async fn bad_subject_tokens_are_refused_with_an_audit_reason() {
+    let f = fixture(None).await;
+    let with = |k: &str, v: Value| {
+        let mut c = pod_claims(&format!("j-{k}"));
+        c[k] = v;
+        c
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            with("iss", json!("https://other.internal")),
+            "untrusted_issuer",
+        ),
+        (
+            with("aud", json!(["https://elsewhere"])),
+            "subject_token_audience_mismatch",
+        ),
+        (with("exp", json!(NOW - 60)), "subject_token_token_expired"),
+        (
+            with("nbf", json!(NOW + 120)),
+            "subject_token_token_not_yet_valid",
+        ),
+        (
+            with("exp", json!(NOW - 60 + 2 * 86_400)),
+            "subject_token_token_lifetime_too_long",
+        ),
+        (
+            with("sub", json!("system:serviceaccount:billing:api")),
+            "subject_conflicts_with_claim:namespace",
+        ),
+    ];
+    for (claims, reason) in cases {
+        assert_eq!(
+            run(&f, &sign(&f, &claims), None, &[]).await.map(|_| ()),
+            Err(Refused::Grant(reason.into())),
+            "{reason}"
+        );
+    }
+    // Another service account: no rule matches; the reason names the condition.
+    let mut other = pod_claims("j-sa");
+    other["sub"] = json!("system:serviceaccount:payments:admin");
+    other["kubernetes.io"]["serviceaccount"]["name"] = json!("admin");
+    match run(&f, &sign(&f, &other), None, &[]).await {
+        Err(Refused::Grant(r)) => assert!(r.contains("condition 1 (service_account"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+    // Without a jti a token could be used again: refused.
+    let mut no_jti = pod_claims("x");
+    no_jti.as_object_mut().expect("object").remove("jti");
+    assert_eq!(
+        run(&f, &sign(&f, &no_jti), None, &[]).await.map(|_| ()),
+        Err(Refused::Grant("subject_token_without_jti".into()))
+    );
+    // Signed by a key the issuer does not have.
+    let (_, stranger) = SigningKeyPair::generate(Alg::ES256).expect("key");
+    let kid = f.signer.kid().expect("kid").to_owned();
+    let forged = Signer::new(stranger, Some("JWT"), Some(&kid))
+        .sign(&pod_claims("j-forged"))
+        .expect("sign");
+    assert_eq!(
+        run(&f, &forged, None, &[]).await.map(|_| ()),
+        Err(Refused::Grant("subject_token_signature_invalid".into()))
+    );
+    assert!(matches!(
+        run(&f, "not.a.token", None, &[]).await,
+        Err(Refused::Grant(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_remote_key_source_is_not_used_yet() {
+    let f = fixture(Some(KeySourceRecord::Discovery)).await;
+    assert_eq!(
+        run(&f, &sign(&f, &pod_claims("j-d")), None, &[])
+            .await
+            .map(|_| ()),
+        Err(Refused::Grant("key_source_unavailable".into()))
+    );
+}
