@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use portcullis_core::time::{Clock, Timestamp};
+use portcullis_core::time::Clock;
 use portcullis_store::Store;
 
 use crate::api_keys::ApiKeys;
@@ -72,9 +72,4 @@ impl AppState {
     }
 }
 
-/// RFC 3339 text for API responses.
-pub fn rfc3339(t: Timestamp) -> String {
-    let ms = u64::try_from(t.as_millis()).unwrap_or(0);
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(when).to_string()
-}
+pub use crate::time_text::rfc3339;

@@ -7,7 +7,7 @@
 //!
 //! This module must never follow a redirect or read a response body beyond a few bytes.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,43 +24,18 @@ pub struct Outbound {
     pub allow_private: bool,
 }
 
-/// Whether `ip` is an address on the public internet (not loopback, private, link-local,
-/// carrier-grade NAT, unique-local, multicast, unspecified or documentation).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] == 0x2001 && s[1] == 0x0db8))
-        }
-    }
-}
-
 impl Outbound {
     /// Whether a connection to `ip` is allowed.
     pub fn address_allowed(&self, ip: IpAddr) -> bool {
-        is_public(ip) || self.allow_private || (self.allow_http_loopback && ip.is_loopback())
+        self.policy().allows(ip)
+    }
+
+    /// The shared outbound address policy these allowances make.
+    pub fn policy(&self) -> crate::outbound::AddressPolicy {
+        crate::outbound::AddressPolicy {
+            private: self.allow_private,
+            loopback: self.allow_http_loopback,
+        }
     }
 }
 
@@ -116,25 +91,6 @@ pub fn validate_backchannel_uri(uri: &str, rules: Outbound) -> Result<String, &'
     Ok(url.into())
 }
 
-/// A resolver that drops addresses the rules do not allow (a name with none left fails).
-#[derive(Debug, Clone, Copy)]
-struct Filtered(Outbound);
-
-impl reqwest::dns::Resolve for Filtered {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let rules = self.0;
-        Box::pin(async move {
-            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            let allowed: Vec<SocketAddr> =
-                found.filter(|a| rules.address_allowed(a.ip())).collect();
-            if allowed.is_empty() {
-                return Err("the host resolves to no address deliveries may reach".into());
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 /// The delivering HTTP client: `timeout` for connect, request and response.
 pub fn client(rules: Outbound, timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -143,7 +99,7 @@ pub fn client(rules: Outbound, timeout: Duration) -> reqwest::Result<reqwest::Cl
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .https_only(!rules.allow_http_loopback)
-        .dns_resolver(Arc::new(Filtered(rules)))
+        .dns_resolver(Arc::new(crate::outbound::FilteringResolver(rules.policy())))
         .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -151,35 +107,6 @@ pub fn client(rules: Outbound, timeout: Duration) -> reqwest::Result<reqwest::Cl
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_public_addresses_are_public() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "255.255.255.255",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:10.0.0.1",
-            "::ffff:127.0.0.1",
-            "224.0.0.1",
-        ] {
-            assert!(!is_public(ip.parse().expect("ip")), "{ip}");
-        }
-        for ip in [
-            "93.184.216.34",
-            "2606:2800:220:1:248:1893:25c8:1946",
-            "1.1.1.1",
-        ] {
-            assert!(is_public(ip.parse().expect("ip")), "{ip}");
-        }
-    }
 
     #[test]
     fn registered_uris_follow_the_outbound_rules() {

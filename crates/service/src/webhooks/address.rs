@@ -1,13 +1,14 @@
 //! Where a webhook may be sent: the URL rules checked when an endpoint is registered and again
-//! before every attempt, and the DNS resolver that drops private, loopback and link-local
-//! addresses from every lookup (so a public name that resolves to an internal address, now or
-//! after a DNS change, is refused at connection time, not only at registration).
+//! before every attempt. Which addresses are public, and the resolver that drops the others at
+//! connection time, are `crate::outbound`'s (the one rule for every outgoing request).
 //!
 //! What this module must never do: let a private address through without
 //! `webhooks.insecure_allow_private_addresses`, or plain `http` without
 //! `webhooks.insecure_allow_http`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
+
+use crate::outbound::is_public;
 
 /// Longest endpoint URL accepted.
 pub const MAX_URL_LEN: usize = 2_048;
@@ -56,99 +57,9 @@ pub fn validate_url(url: &str, allow: Allow) -> Result<reqwest::Url, &'static st
     Ok(parsed)
 }
 
-/// Whether an address is reachable on the public internet: not loopback, private, link-local,
-/// shared (CGNAT), unspecified, broadcast, multicast, documentation or reserved; IPv4-mapped and
-/// -compatible IPv6 addresses are judged as the IPv4 address they carry.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_v4(v4);
-            }
-            is_public_v6(v6)
-        }
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b))
-        || (a == 192 && b == 0 && c == 0)
-        || (a == 198 && (b == 18 || b == 19))
-        || a >= 240)
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00
-        || (first & 0xffc0) == 0xfe80
-        || first == 0x2001 && ip.segments()[1] == 0x0db8
-        || (first == 0 && ip.segments()[1..6].iter().all(|s| *s == 0)))
-}
-
-/// A resolver that answers only public addresses (all of them with private ones allowed).
-#[derive(Debug, Clone, Copy)]
-pub struct PublicResolver {
-    pub allow_private: bool,
-}
-
-impl reqwest::dns::Resolve for PublicResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow_private = self.allow_private;
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| allow_private || is_public(a.ip()))
-                .collect();
-            if found.is_empty() {
-                return Err("the host has no public address".into());
-            }
-            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn public_addresses_only_by_default() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "::1",
-            "::",
-            "fc00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(!is_public(ip.parse().expect("ip")), "{ip}");
-        }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
-            assert!(is_public(ip.parse().expect("ip")), "{ip}");
-        }
-    }
 
     #[test]
     fn url_rules() {

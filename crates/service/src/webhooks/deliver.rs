@@ -30,9 +30,12 @@ impl Webhooks {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .https_only(!s.insecure_allow_http)
-            .dns_resolver(address::PublicResolver {
-                allow_private: s.insecure_allow_private_addresses,
-            })
+            .dns_resolver(std::sync::Arc::new(crate::outbound::FilteringResolver(
+                crate::outbound::AddressPolicy {
+                    private: s.insecure_allow_private_addresses,
+                    loopback: false,
+                },
+            )))
             .user_agent(concat!("portcullis-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let this = self.clone();

@@ -5,7 +5,7 @@
 use portcullis_core::time::Timestamp;
 use portcullis_store::AlertRecord;
 
-use crate::state::rfc3339;
+use crate::time_text::rfc3339;
 
 /// The event type of an update that opened an alert.
 pub const OPENED: &str = "dev.portcullis.alert.opened";
