@@ -431,14 +431,14 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             "/tenants/{tenant}/users/{id}/sessions",
             Tenant,
             ReadUsers,
-            routing::get(user_sessions::list),
+            routing::get(user_sessions::list_sessions),
         ),
         r(
             Method::DELETE,
             "/tenants/{tenant}/users/{id}/sessions/{sid}",
             Tenant,
             ManageUsers,
-            routing::delete(user_sessions::revoke),
+            routing::delete(user_sessions::end_session),
         ),
         r(
             Method::POST,

@@ -88,7 +88,7 @@ async fn user_id(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<Stri
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/users/{id}/sessions", tag = "users", params(super::openapi::TenantIdPath),
     responses((status = 200, description = "The user's active sessions, oldest first", body = SessionList),
               (status = 404, description = "No such user in this tenant", body = super::openapi::ErrorBody)))]
-pub async fn list(
+pub async fn list_sessions(
     admin: TenantAdmin,
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
@@ -107,7 +107,7 @@ pub async fn list(
 #[utoipa::path(delete, path = "/admin/v1/tenants/{tenant}/users/{id}/sessions/{sid}", tag = "users", params(SessionPath),
     responses((status = 204, description = "Ended: its tokens are refused through the revocation log, its refresh-token families revoked"),
               (status = 404, description = "No such active session of this user", body = super::openapi::ErrorBody)))]
-pub async fn revoke(
+pub async fn end_session(
     admin: TenantAdmin,
     State(state): State<AppState>,
     Path((_, id, sid)): Path<(String, String, String)>,
