@@ -568,6 +568,28 @@ fn not_signed_in(ctx: &Ctx) -> Response {
     )
 }
 
+/// The account page after a change the user asked for: `done` on success, "not found" (404)
+/// for a session or consent that is not the user's, the error page otherwise.
+async fn changed(
+    state: &AppState,
+    ctx: &Ctx,
+    parts: &Parts,
+    session: &SessionRecord,
+    result: Result<(), AccountError>,
+    done: &str,
+) -> Response {
+    let (status, alert, notice) = match result {
+        Ok(()) => (StatusCode::OK, None, Some(done)),
+        Err(AccountError::NotFound) => (
+            StatusCode::NOT_FOUND,
+            Some(ctx.text.account.not_found),
+            None,
+        ),
+        Err(e) => return ctx.failed(&e),
+    };
+    account_page(state, ctx, parts, session, status, alert, notice).await
+}
+
 async fn account_page(
     state: &AppState,
     ctx: &Ctx,
@@ -589,9 +611,8 @@ async fn account_page(
         for c in consents {
             let name = state
                 .store
-                .get_client(&c.client_id)
+                .get_tenant_client(&ctx.tenant, &c.client_id)
                 .await?
-                .filter(|cl| cl.tenant == ctx.tenant)
                 .map_or_else(|| c.client_id.clone(), |cl| cl.name);
             rows.push(ConsentRow {
                 client_id: c.client_id,
@@ -761,31 +782,7 @@ async fn end_session_post(
             );
             res
         }
-        Ok(()) => {
-            account_page(
-                &state,
-                &ctx,
-                &parts,
-                &session,
-                StatusCode::OK,
-                None,
-                Some(a.session_ended),
-            )
-            .await
-        }
-        Err(AccountError::NotFound) => {
-            account_page(
-                &state,
-                &ctx,
-                &parts,
-                &session,
-                StatusCode::NOT_FOUND,
-                Some(a.not_found),
-                None,
-            )
-            .await
-        }
-        Err(e) => ctx.failed(&e),
+        result => changed(&state, &ctx, &parts, &session, result, a.session_ended).await,
     }
 }
 
@@ -805,35 +802,9 @@ async fn revoke_consent_post(
     };
     let a = ctx.text.account;
     let client = form.get("client_id").unwrap_or("");
-    match ctx
+    let result = ctx
         .account
         .revoke_consent(&session, client, &ctx.origin)
-        .await
-    {
-        Ok(()) => {
-            account_page(
-                &state,
-                &ctx,
-                &parts,
-                &session,
-                StatusCode::OK,
-                None,
-                Some(a.consent_revoked),
-            )
-            .await
-        }
-        Err(AccountError::NotFound) => {
-            account_page(
-                &state,
-                &ctx,
-                &parts,
-                &session,
-                StatusCode::NOT_FOUND,
-                Some(a.not_found),
-                None,
-            )
-            .await
-        }
-        Err(e) => ctx.failed(&e),
-    }
+        .await;
+    changed(&state, &ctx, &parts, &session, result, a.consent_revoked).await
 }

@@ -9,12 +9,12 @@
 //! a user no longer active, and never tell the client which binding failed (`invalid_grant`;
 //! the reason goes to the audit log).
 
-use portcullis_core::audit::{Action, Outcome, Reason};
-use portcullis_core::oauth::{GrantError, GrantType};
+use portcullis_core::audit::{Action, Outcome};
+use portcullis_core::oauth::GrantType;
 use portcullis_core::user_token::{decide_code_grant, SignInFacts};
 
 use super::issue::{CodeGrant, Issued};
-use super::user_tokens::{mint, require_active_user};
+use super::user_tokens::{mint, require_active_user, UserGrant};
 use crate::audit::RequestOrigin;
 use crate::client_auth::AuthenticatedClient;
 use crate::oauth::error::{OAuthError, Refusal};
@@ -27,26 +27,9 @@ pub(super) async fn issue(
     request: CodeGrant,
     origin: &RequestOrigin,
 ) -> Result<Issued, OAuthError> {
-    let client = authenticated.client();
-    let refuse = |e: OAuthError| {
-        super::audit(
-            svc,
-            client,
-            Action::OAuthTokenIssue,
-            Outcome::Denied,
-            Some(Reason::of(&e.reason)),
-            None,
-            origin,
-        );
-        e
-    };
-    let policy =
-        authenticated.facts.policy.as_ref().ok_or_else(|| {
-            OAuthError::internal(format!("stored client {} is invalid", client.id))
-        })?;
-    if !policy.grant_types.contains(&GrantType::AuthorizationCode) {
-        return Err(refuse(GrantError::UnauthorizedClient.into()));
-    }
+    let grant = UserGrant::start(svc, authenticated, GrantType::AuthorizationCode, origin)?;
+    let (client, policy) = (grant.client, grant.policy);
+    let refuse = |e: OAuthError| grant.refuse(e);
     let code = request
         .code
         .ok_or(Refusal::GrantRequest("code is required"))

@@ -9,13 +9,13 @@
 //! This module must never rotate for a request it then refuses (the scope and registration are
 //! judged first, against the family the token names), and never issue for another client's token.
 
-use portcullis_core::audit::{Action, Outcome, Reason};
-use portcullis_core::oauth::{GrantError, GrantType};
+use portcullis_core::audit::{Action, Outcome};
+use portcullis_core::oauth::GrantType;
 use portcullis_core::secret::Secret;
 use portcullis_core::user_token::{decide_refresh_grant, SignInFacts};
 
 use super::issue::{Issued, RefreshGrant};
-use super::user_tokens::{mint, require_active_user};
+use super::user_tokens::{mint, require_active_user, UserGrant};
 use crate::audit::RequestOrigin;
 use crate::client_auth::AuthenticatedClient;
 use crate::oauth::error::{OAuthError, Refusal};
@@ -27,26 +27,9 @@ pub(super) async fn issue(
     request: RefreshGrant,
     origin: &RequestOrigin,
 ) -> Result<Issued, OAuthError> {
-    let client = authenticated.client();
-    let refuse = |e: OAuthError| {
-        super::audit(
-            svc,
-            client,
-            Action::OAuthTokenIssue,
-            Outcome::Denied,
-            Some(Reason::of(&e.reason)),
-            None,
-            origin,
-        );
-        e
-    };
-    let policy =
-        authenticated.facts.policy.as_ref().ok_or_else(|| {
-            OAuthError::internal(format!("stored client {} is invalid", client.id))
-        })?;
-    if !policy.grant_types.contains(&GrantType::RefreshToken) {
-        return Err(refuse(GrantError::UnauthorizedClient.into()));
-    }
+    let grant = UserGrant::start(svc, authenticated, GrantType::RefreshToken, origin)?;
+    let (client, policy) = (grant.client, grant.policy);
+    let refuse = |e: OAuthError| grant.refuse(e);
     let presented = request
         .refresh_token
         .ok_or(Refusal::GrantRequest("refresh_token is required"))

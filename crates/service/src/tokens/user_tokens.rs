@@ -14,8 +14,58 @@ use portcullis_core::user::{UserId, UserStatus};
 use portcullis_core::user_token::{IdTokenClaims, SignInFacts, UserGrantDecision};
 use portcullis_store::OAuthClient;
 
+use crate::audit::RequestOrigin;
+use crate::client_auth::AuthenticatedClient;
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::OAuthService;
+
+/// What both user grants start from: the client, its policy (registered for the grant, or the
+/// request is refused `unauthorized_client`) and the one way a refusal is recorded (a denied
+/// issuance in the audit log, with the reason).
+pub(super) struct UserGrant<'a> {
+    svc: &'a OAuthService,
+    origin: &'a RequestOrigin,
+    pub client: &'a OAuthClient,
+    pub policy: &'a portcullis_core::oauth::ClientPolicy,
+}
+
+impl<'a> UserGrant<'a> {
+    pub fn start(
+        svc: &'a OAuthService,
+        authenticated: &'a AuthenticatedClient,
+        grant: portcullis_core::oauth::GrantType,
+        origin: &'a RequestOrigin,
+    ) -> Result<Self, OAuthError> {
+        let client = authenticated.client();
+        let policy = authenticated.facts.policy.as_ref().ok_or_else(|| {
+            OAuthError::internal(format!("stored client {} is invalid", client.id))
+        })?;
+        let this = Self {
+            svc,
+            origin,
+            client,
+            policy,
+        };
+        if !policy.grant_types.contains(&grant) {
+            return Err(this.refuse(portcullis_core::oauth::GrantError::UnauthorizedClient.into()));
+        }
+        Ok(this)
+    }
+
+    /// Records `e` as a denied issuance and hands it back.
+    pub fn refuse(&self, e: OAuthError) -> OAuthError {
+        super::audit(
+            self.svc,
+            self.client,
+            portcullis_core::audit::Action::OAuthTokenIssue,
+            portcullis_core::audit::Outcome::Denied,
+            Some(portcullis_core::audit::Reason::of(&e.reason)),
+            None,
+            self.origin,
+        );
+        e
+    }
+}
 
 /// The tokens of one answer.
 #[derive(Debug)]
