@@ -152,16 +152,7 @@ pub async fn list_all(
     query: ListQuery<GlobalParams>,
 ) -> Result<Json<Paged<AlertView>>, ApiError> {
     let p = query.filter;
-    let tenant = p
-        .tenant
-        .as_deref()
-        .map(|t| TenantId::parse(t).map_err(|_| ApiError::invalid_request("invalid tenant id")))
-        .transpose()?;
-    // A cursor is good only for the same tenant filter it was made under.
-    let scope = match &tenant {
-        Some(t) => format!("alerts:*:{t}"),
-        None => "alerts:*".to_owned(),
-    };
+    let (tenant, scope) = crate::page::tenant_filtered("alerts", p.tenant.as_deref())?;
     let page = query.paging.request(&scope)?;
     let f = filter(tenant, p.status.as_deref(), p.rule.as_deref())?;
     let alerts = state.store.list_alerts(&f, &page).await?;

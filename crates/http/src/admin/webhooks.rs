@@ -500,15 +500,7 @@ pub async fn deliveries_global(
     query: ListQuery<GlobalDeliveryParams>,
 ) -> Result<Json<Paged<DeliveryView>>, ApiError> {
     let p = query.filter;
-    let tenant = p
-        .tenant
-        .as_deref()
-        .map(|t| TenantId::parse(t).map_err(|_| ApiError::invalid_request("invalid tenant id")))
-        .transpose()?;
-    let scope = match &tenant {
-        Some(t) => format!("webhook-deliveries:*:{t}"),
-        None => "webhook-deliveries:*".to_owned(),
-    };
+    let (tenant, scope) = crate::page::tenant_filtered("webhook-deliveries", p.tenant.as_deref())?;
     let page = query.paging.request(&scope)?;
     let f = delivery_filter(tenant, p.status.as_deref(), p.endpoint)?;
     let rows = state.store.list_webhook_deliveries(&f, &page).await?;
