@@ -420,8 +420,9 @@ pub trait ClientStore {
     /// Writes the mutable registration of `client.id` in `client.tenant`: name, grant types,
     /// scopes, audiences, token lifetime, introspection, redirect and post-logout redirect URIs,
     /// web origins and first party; `updated_at` becomes `now`. The id, tenant, types,
-    /// authentication method, keys, status and secrets never change here. Returns `false` if
-    /// the tenant has no such client.
+    /// authentication method, keys, status and secrets never change here. Returns `false`,
+    /// changing nothing, if the tenant has no such client or it is archived (an archived
+    /// client's registration never changes).
     async fn update_client(&self, client: &OAuthClient, now: Timestamp) -> Result<bool>;
     /// Returns `false` if the tenant has no such client, or it is archived (an archived client
     /// stays disabled).

@@ -403,7 +403,9 @@ macro_rules! impl_client_store {
                      redirect_uris = $7, post_logout_redirect_uris = $8, \
                      allowed_web_origins = $9, first_party = $10, updated_at = $11, \
                      backchannel_logout_uri = $14, backchannel_logout_session_required = $15 \
-                     WHERE tenant_id = $12 AND id = $13",
+                     WHERE tenant_id = $12 AND id = $13 \
+                     AND NOT EXISTS (SELECT 1 FROM archived_objects a \
+                                     WHERE a.kind = 'client' AND a.id = oauth_clients.id)",
                 )
                 .bind(&c.name)
                 .bind(c.grant_types.join(" "))

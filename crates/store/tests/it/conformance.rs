@@ -586,6 +586,14 @@ mod cases {
         );
         let c = s.get_client("cl_1").await.expect("get").expect("kept");
         assert_eq!(c.status, ClientStatus::Disabled);
+        // Its registration is frozen here, whatever a handler checks first.
+        let mut renamed = c.clone();
+        renamed.name = "renamed after archiving".into();
+        assert!(!s.update_client(&renamed, at(60)).await.expect("update"));
+        assert_eq!(
+            s.get_client("cl_1").await.expect("get").expect("kept").name,
+            c.name
+        );
         let secrets = s.list_client_secrets("cl_1").await.expect("secrets");
         assert_eq!(
             secrets[0].expires_at,
