@@ -124,6 +124,27 @@ mod tests {
         }
     }
 
+    /// The rule holds at connection time: a name that resolves only to loopback (as `localhost`
+    /// does) yields no address under the strict policy, and only loopback ones when allowed.
+    #[tokio::test]
+    async fn the_resolver_drops_what_the_policy_does_not_allow() {
+        use reqwest::dns::Resolve;
+        let name = |n: &str| n.parse::<reqwest::dns::Name>().expect("name");
+        let strict = FilteringResolver(AddressPolicy::default());
+        assert!(strict.resolve(name("localhost")).await.is_err());
+        let loopback = FilteringResolver(AddressPolicy {
+            private: false,
+            loopback: true,
+        });
+        let found: Vec<SocketAddr> = loopback
+            .resolve(name("localhost"))
+            .await
+            .expect("loopback allowed")
+            .collect();
+        assert!(!found.is_empty());
+        assert!(found.iter().all(|a| a.ip().is_loopback()), "{found:?}");
+    }
+
     #[test]
     fn a_policy_opens_only_what_it_names() {
         let lo: IpAddr = "127.0.0.1".parse().expect("ip");
