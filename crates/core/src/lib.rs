@@ -16,6 +16,7 @@ pub mod authorize;
 pub mod base62;
 pub mod branding;
 pub mod client;
+pub mod confirmation;
 pub mod credential;
 pub mod detect;
 pub mod federation;

@@ -507,6 +507,10 @@ pub struct AccessTokenClaims {
     /// The refresh-token family the token was minted from ([`FAMILY_CLAIM`]).
     #[serde(default, rename = "family_id", skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
+    /// The key the token is bound to (RFC 7800; DPoP or a client certificate); `None` for a
+    /// bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::confirmation::Confirmation>,
 }
 
 impl AccessTokenClaims {
@@ -536,6 +540,7 @@ impl AccessTokenClaims {
             amr: Vec::new(),
             sid: None,
             family: None,
+            cnf: None,
         }
     }
 

@@ -199,6 +199,7 @@ impl AccessTokenClaims {
             amr: facts.amr.to_vec(),
             sid: facts.sid.map(str::to_owned),
             family: facts.family.map(str::to_owned),
+            cnf: None,
         }
     }
 }

@@ -27,6 +27,9 @@ pub enum JoseError {
     DuplicateMember,
     #[error("alg_none")]
     AlgNone,
+    /// `cnf` is not an object of known confirmation methods with well-formed thumbprints.
+    #[error("cnf_unsupported")]
+    UnsupportedConfirmation,
     #[error("alg_not_allowed")]
     AlgNotAllowed,
     /// The token's `alg` is not the algorithm pinned to the key it names.
@@ -91,6 +94,7 @@ impl JoseError {
             Self::MalformedClaims => "claims_malformed",
             Self::DuplicateMember => "duplicate_member",
             Self::AlgNone => "alg_none",
+            Self::UnsupportedConfirmation => "cnf_unsupported",
             Self::AlgNotAllowed => "alg_not_allowed",
             Self::AlgKeyMismatch => "alg_key_mismatch",
             Self::UnsupportedCrit => "crit_unsupported",

@@ -394,6 +394,7 @@ impl ApiKeys {
             issuer: None,
             environment: Some(id.environment),
             expires_at: id.expires_at,
+            confirmation: None,
         });
         let rate_limit = id.rate_limit;
         if self.ttl.is_zero() {

@@ -4,6 +4,7 @@
 //! request, invalid token, insufficient scope), or 429 when a good API key is over its own rate
 //! limit. The reason is for tracing and tests; it must never be put in a response.
 
+use portcullis_core::confirmation::BindingError;
 use portcullis_core::revocation::RevokedBy;
 use portcullis_jose::JoseError;
 
@@ -88,6 +89,10 @@ pub enum Reason {
     LifetimeTooLong,
     AudienceMismatch,
     InvalidTenantClaim,
+    /// `cnf` names a confirmation method this verifier does not know (or is empty).
+    UnsupportedConfirmation,
+    /// The token is bound to a key (`cnf`) the request did not prove it holds.
+    Binding(BindingError),
     Revoked(RevokedBy),
     RevocationFeedStale,
     /// An API key was refused (format, unknown, revoked, disabled, expired, environment, IP...).
@@ -135,6 +140,8 @@ impl Reason {
             Self::LifetimeTooLong => "token_lifetime_too_long",
             Self::AudienceMismatch => "audience_mismatch",
             Self::InvalidTenantClaim => "tenant_claim_invalid",
+            Self::UnsupportedConfirmation => "cnf_unsupported",
+            Self::Binding(e) => e.as_str(),
             Self::Revoked(by) => by.reason(),
             Self::RevocationFeedStale => "revocation_feed_stale",
             Self::ApiKeyRejected => "api_key_rejected",
@@ -191,6 +198,7 @@ impl From<JoseError> for Reason {
             JoseError::AudienceMismatch => Self::AudienceMismatch,
             JoseError::IssuerMismatch => Self::UnknownIssuer,
             JoseError::InvalidTenantClaim => Self::InvalidTenantClaim,
+            JoseError::UnsupportedConfirmation => Self::UnsupportedConfirmation,
             _ => Self::MalformedClaims,
         }
     }
@@ -206,6 +214,12 @@ pub struct Denial {
 impl Denial {
     pub fn class(&self) -> DenialClass {
         self.reason.class()
+    }
+}
+
+impl From<BindingError> for Reason {
+    fn from(e: BindingError) -> Self {
+        Self::Binding(e)
     }
 }
 

@@ -192,6 +192,7 @@ mod tests {
             issuer: None,
             environment: None,
             expires_at: None,
+            confirmation: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Who is calling: what a verified credential says, in one shape for tokens and API keys.
 
+use portcullis_core::confirmation::Confirmation;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 
@@ -39,6 +40,9 @@ pub struct Principal {
     /// The API key's environment; `None` for tokens.
     pub environment: Option<String>,
     pub expires_at: Option<Timestamp>,
+    /// The key a token is bound to (RFC 7800 `cnf`: a DPoP key or a client certificate), which
+    /// the request proved it holds; `None` for bearer tokens and API keys.
+    pub confirmation: Option<Confirmation>,
 }
 
 impl Principal {
@@ -61,6 +65,7 @@ impl Principal {
             issuer: None,
             environment: None,
             expires_at: None,
+            confirmation: None,
         }
     }
 

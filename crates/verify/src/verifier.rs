@@ -23,6 +23,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis_core::confirmation::Possession;
 use portcullis_core::credential::Environment;
 use portcullis_core::revocation::TokenIdentity;
 use portcullis_core::tenant::TenantId;
@@ -474,12 +475,35 @@ impl Verifier {
             .await
     }
 
-    /// Verifies an access token that must name `audience` in `aud`.
+    /// Verifies a bearer access token that must name `audience` in `aud`. A token bound to a
+    /// key (`cnf`) is refused here: it needs [`Self::verify_access_token_with`] and its proof.
     pub async fn verify_access_token_for(
         &self,
         token: &str,
         audience: &str,
     ) -> Result<Arc<Principal>, Denial> {
+        self.verify_access_token_with(token, audience, &Possession::BEARER)
+            .await
+    }
+
+    /// Verifies an access token that must name `audience` in `aud`, presented with what the
+    /// request proved it holds (a verified DPoP proof's key, the client certificate). The
+    /// binding is checked on every request, cached token or not.
+    pub async fn verify_access_token_with(
+        &self,
+        token: &str,
+        audience: &str,
+        possession: &Possession<'_>,
+    ) -> Result<Arc<Principal>, Denial> {
+        let principal = self.verify_unbound(token, audience).await?;
+        if let Some(cnf) = &principal.confirmation {
+            cnf.check(possession).map_err(Reason::from)?;
+        }
+        Ok(principal)
+    }
+
+    /// Every rule but the binding: format, signature, claims, cache, revocation.
+    async fn verify_unbound(&self, token: &str, audience: &str) -> Result<Arc<Principal>, Denial> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_bytes {
             return Err(Reason::TooLarge.into());
@@ -567,6 +591,7 @@ impl Verifier {
             issuer: Some(issuer.name.clone()),
             environment: None,
             expires_at: Some(Timestamp::from_secs(exp)),
+            confirmation: (!t.cnf.is_unbound()).then_some(t.cnf),
         };
         Ok(CachedToken {
             principal: Arc::new(principal),

@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 
+use portcullis_core::confirmation::Confirmation;
 use portcullis_core::oauth::{ACCESS_TOKEN_TYP, FAMILY_CLAIM};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
@@ -89,6 +90,25 @@ pub struct AccessToken<'a> {
     pub family: Option<Cow<'a, str>>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
+    /// The keys the token is bound to; empty for a bearer token.
+    pub cnf: Confirmation,
+}
+
+/// Reads `cnf` (RFC 7800): absent is unbound; anything but an object of known methods with
+/// well-formed thumbprints is refused.
+fn confirmation(c: &RawObject<'_>) -> Result<Confirmation, JoseError> {
+    match c.get("cnf") {
+        None => Ok(Confirmation::default()),
+        Some(raw) => {
+            let cnf: Confirmation =
+                serde_json::from_str(raw.get()).map_err(|_| JoseError::UnsupportedConfirmation)?;
+            if cnf.is_unbound() {
+                // An empty `cnf` binds to nothing and is no bearer token either: refuse it.
+                return Err(JoseError::UnsupportedConfirmation);
+            }
+            Ok(cnf)
+        }
+    }
 }
 
 impl Rules<'_> {
@@ -150,6 +170,7 @@ impl Rules<'_> {
             .string_array(self.roles_claim)
             .map_err(malformed)?
             .unwrap_or_default();
+        let cnf = confirmation(c)?;
         Ok(AccessToken {
             sub,
             jti,
@@ -163,6 +184,7 @@ impl Rules<'_> {
             family,
             scopes,
             roles,
+            cnf,
         })
     }
 }
@@ -183,6 +205,7 @@ pub struct Verified {
     pub family: Option<String>,
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
+    pub cnf: Confirmation,
     /// The `kid` of the key that verified it.
     pub kid: Option<String>,
 }
@@ -226,6 +249,7 @@ pub fn verify(
         family: t.family.map(Cow::into_owned),
         scopes: t.scopes,
         roles: t.roles,
+        cnf: t.cnf,
         kid: key.kid.clone(),
     })
 }
@@ -299,6 +323,38 @@ mod tests {
             assert_eq!(v.tenant.as_ref().map(|t| t.as_str()), Some("acme"));
             assert_eq!((v.iat, v.nbf, v.exp), (NOW, Some(NOW), NOW + 600));
             assert_eq!(v.sid, None, "a machine token carries no session");
+        }
+    }
+
+    #[test]
+    fn cnf_is_read_when_known_and_refused_when_not() {
+        use portcullis_core::confirmation::Thumbprint;
+        let (signer, keys) = setup(Alg::EdDSA);
+        let v = check(&signer, &keys, &claims()).expect("bearer");
+        assert!(v.cnf.is_unbound());
+
+        let jkt = Thumbprint::sha256_of(b"proof key");
+        let mut c = claims();
+        c["cnf"] = json!({"jkt": jkt.as_str()});
+        let v = check(&signer, &keys, &c).expect("bound");
+        assert_eq!(v.cnf.jkt.as_ref(), Some(&jkt));
+        assert_eq!(v.cnf.x5t_s256, None);
+
+        for bad in [
+            json!({}),
+            json!({"jwk": {"kty": "EC"}}),
+            json!({"jkt": "not-a-thumbprint"}),
+            json!({"jkt": jkt.as_str(), "kid": "k"}),
+            json!(jkt.as_str()),
+            json!(null),
+        ] {
+            let mut c = claims();
+            c["cnf"] = bad.clone();
+            assert_eq!(
+                check(&signer, &keys, &c),
+                Err(JoseError::UnsupportedConfirmation),
+                "{bad}"
+            );
         }
     }
 

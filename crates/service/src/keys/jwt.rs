@@ -275,6 +275,7 @@ pub fn verify(
             amr: Vec::new(),
             sid: sid.clone(),
             family: family.clone(),
+            cnf: (!v.cnf.is_unbound()).then_some(v.cnf),
         },
         kid,
         tenant,
@@ -352,6 +353,7 @@ mod tests {
             amr: Vec::new(),
             sid: None,
             family: None,
+            cnf: None,
         }
     }
 

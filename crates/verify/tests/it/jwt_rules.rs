@@ -491,6 +491,91 @@ async fn a_route_audience_is_enforced_on_cached_tokens_too() {
     assert_eq!(Policy::access_token().audience(""), Policy::access_token());
 }
 
+/// A token bound to a key (`cnf`) passes only with proof of that key, on every request (the
+/// second round is served from the cache); one bound by an unknown method is refused outright.
+#[tokio::test]
+async fn a_bound_token_needs_proof_of_its_key_cached_or_not() {
+    use portcullis_verify::{BindingError, Possession, Scheme, Thumbprint};
+    let f = fixture();
+    let (jkt, other) = (
+        Thumbprint::sha256_of(b"dpop key"),
+        Thumbprint::sha256_of(b"another key"),
+    );
+    let x5t = Thumbprint::sha256_of(b"certificate der");
+    let bound = es256_token(
+        &f.ec,
+        &header("ec-1", "ES256"),
+        &with(claims(), "cnf", json!({"jkt": jkt.as_str()})),
+    );
+    let cert_bound = es256_token(
+        &f.ec,
+        &header("ec-1", "ES256"),
+        &with(
+            with(claims(), "cnf", json!({"x5t#S256": x5t.as_str()})),
+            "jti",
+            json!("jti-2"),
+        ),
+    );
+    let v = &f.verifier;
+    let with_key = |key| Possession {
+        scheme: Scheme::Dpop,
+        dpop_key: key,
+        client_certificate: None,
+    };
+    for _ in 0..2 {
+        let p = v
+            .verify_access_token_with(&bound, AUDIENCE, &with_key(Some(&jkt)))
+            .await
+            .expect("proved");
+        assert_eq!(
+            p.confirmation.as_ref().and_then(|c| c.jkt.as_ref()),
+            Some(&jkt)
+        );
+        let reason = |r: Result<_, portcullis_verify::Denial>| r.map(|_| ()).map_err(|d| d.reason);
+        assert_eq!(
+            reason(v.verify_access_token(&bound).await),
+            Err(Reason::Binding(BindingError::DpopBoundAsBearer))
+        );
+        assert_eq!(
+            reason(
+                v.verify_access_token_with(&bound, AUDIENCE, &with_key(Some(&other)))
+                    .await
+            ),
+            Err(Reason::Binding(BindingError::DpopKeyMismatch))
+        );
+        assert_eq!(
+            reason(v.verify_access_token(&cert_bound).await),
+            Err(Reason::Binding(BindingError::CertificateMissing))
+        );
+        let with_cert = Possession {
+            client_certificate: Some(&x5t),
+            ..Possession::BEARER
+        };
+        assert_eq!(
+            reason(
+                v.verify_access_token_with(&cert_bound, AUDIENCE, &with_cert)
+                    .await
+            ),
+            Ok(())
+        );
+        let denial = v.verify_access_token(&bound).await.expect_err("bearer");
+        assert_eq!(denial.class().error_code(), Some("invalid_token"));
+    }
+    let unknown = es256_token(
+        &f.ec,
+        &header("ec-1", "ES256"),
+        &with(
+            with(claims(), "cnf", json!({"jwk": {"kty": "EC"}})),
+            "jti",
+            json!("jti-3"),
+        ),
+    );
+    assert_eq!(
+        verdict(&f, &unknown).await,
+        Err(Reason::UnsupportedConfirmation)
+    );
+}
+
 fn record(seq: i64, tenant: &str, kind: RevocationKind, subject: &str) -> RevocationRecord {
     RevocationRecord {
         seq,

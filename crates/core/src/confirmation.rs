@@ -1,0 +1,297 @@
+//! Proof of possession (RFC 7800 `cnf`): the key a token is bound to, and the one rule that
+//! says whether a request proved it holds that key.
+//!
+//! Two bindings exist: a DPoP key (RFC 9449, `cnf.jkt`, the RFC 7638 thumbprint of the proof
+//! key) and a client certificate (RFC 8705, `cnf.x5t#S256`, the SHA-256 of its DER). The
+//! thumbprints are computed where the key or certificate is parsed (the JOSE crate, the TLS
+//! listener); this module only compares them. It must never accept a bound token without the
+//! matching proof, and never treat an unknown confirmation method as "unbound".
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// A base64url (unpadded) SHA-256 thumbprint: always 43 characters of the URL-safe alphabet.
+/// Thumbprints are public values (they name a public key), compared as plain strings.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Thumbprint(String);
+
+/// A thumbprint that is not 43 base64url characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a base64url SHA-256 thumbprint")]
+pub struct BadThumbprint;
+
+impl Thumbprint {
+    /// Parses a thumbprint as it appears in `cnf` or a `dpop_jkt` parameter.
+    pub fn parse(s: &str) -> Result<Self, BadThumbprint> {
+        let ok = s.len() == 43
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && URL_SAFE_NO_PAD
+                .decode(s)
+                .is_ok_and(|bytes| bytes.len() == 32);
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(BadThumbprint)
+        }
+    }
+
+    /// The thumbprint of a SHA-256 digest.
+    pub fn from_digest(digest: [u8; 32]) -> Self {
+        Self(URL_SAFE_NO_PAD.encode(digest))
+    }
+
+    /// The SHA-256 thumbprint of `bytes`: a certificate's DER (`x5t#S256`) or an RFC 7638
+    /// canonical JWK (`jkt`).
+    pub fn sha256_of(bytes: &[u8]) -> Self {
+        Self::from_digest(Sha256::digest(bytes).into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Thumbprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Thumbprint({})", self.0)
+    }
+}
+
+impl fmt::Display for Thumbprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Thumbprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The `cnf` claim of an access token: the keys it is bound to. Empty means a bearer token.
+/// Deserializing refuses any member but these two: a token bound by a method this server does
+/// not know must be refused, not treated as a bearer token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// RFC 9449 section 6.1: the thumbprint of the DPoP proof key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<Thumbprint>,
+    /// RFC 8705 section 3.1: the thumbprint of the client certificate.
+    #[serde(default, rename = "x5t#S256", skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<Thumbprint>,
+}
+
+/// How the request presented its access token (RFC 6750 `Bearer` or RFC 9449 `DPoP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// What a request proved it holds, established before the token is judged: the key of a DPoP
+/// proof that already verified (signature, `htm`, `htu`, `iat`, `jti`, `ath`), and the
+/// thumbprint of the client certificate from the TLS handshake (or a trusted proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Possession<'a> {
+    pub scheme: Scheme,
+    pub dpop_key: Option<&'a Thumbprint>,
+    pub client_certificate: Option<&'a Thumbprint>,
+}
+
+impl Possession<'_> {
+    /// A bearer token and nothing else: what a request without DPoP or a certificate proves.
+    pub const BEARER: Possession<'static> = Possession {
+        scheme: Scheme::Bearer,
+        dpop_key: None,
+        client_certificate: None,
+    };
+}
+
+/// Why a bound token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BindingError {
+    /// A DPoP-bound token arrived as `Bearer` (RFC 9449 section 7.1).
+    #[error("dpop_bound_token_as_bearer")]
+    DpopBoundAsBearer,
+    /// A DPoP-bound token came without a verified proof.
+    #[error("dpop_proof_missing")]
+    DpopProofMissing,
+    /// The proof was signed by another key than `cnf.jkt`.
+    #[error("dpop_key_mismatch")]
+    DpopKeyMismatch,
+    /// A certificate-bound token came without a client certificate.
+    #[error("certificate_missing")]
+    CertificateMissing,
+    /// The client certificate is not the one in `cnf.x5t#S256`.
+    #[error("certificate_mismatch")]
+    CertificateMismatch,
+}
+
+impl BindingError {
+    /// The reason's name, for logs and audit records (never for a response body).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DpopBoundAsBearer => "dpop_bound_token_as_bearer",
+            Self::DpopProofMissing => "dpop_proof_missing",
+            Self::DpopKeyMismatch => "dpop_key_mismatch",
+            Self::CertificateMissing => "certificate_missing",
+            Self::CertificateMismatch => "certificate_mismatch",
+        }
+    }
+}
+
+impl Confirmation {
+    /// Whether the token is bound to nothing (a bearer token).
+    pub fn is_unbound(&self) -> bool {
+        self.jkt.is_none() && self.x5t_s256.is_none()
+    }
+
+    /// The one binding rule: every key the token names must have been proved by the request.
+    /// An unbound token passes whatever was presented.
+    pub fn check(&self, p: &Possession<'_>) -> Result<(), BindingError> {
+        if let Some(want) = &self.jkt {
+            if p.scheme != Scheme::Dpop {
+                return Err(BindingError::DpopBoundAsBearer);
+            }
+            match p.dpop_key {
+                None => return Err(BindingError::DpopProofMissing),
+                Some(got) if got != want => return Err(BindingError::DpopKeyMismatch),
+                Some(_) => {}
+            }
+        }
+        if let Some(want) = &self.x5t_s256 {
+            match p.client_certificate {
+                None => return Err(BindingError::CertificateMissing),
+                Some(got) if got != want => return Err(BindingError::CertificateMismatch),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(seed: u8) -> Thumbprint {
+        Thumbprint::sha256_of(&[seed])
+    }
+
+    #[test]
+    fn thumbprints_are_43_base64url_characters_of_32_bytes() {
+        let t = tp(1);
+        assert_eq!(t.as_str().len(), 43);
+        assert_eq!(Thumbprint::parse(t.as_str()), Ok(t.clone()));
+        for bad in [
+            "",
+            "abc",
+            &format!("{}=", t.as_str()),
+            &t.as_str().replace(|c: char| c.is_ascii_alphabetic(), "+"),
+            &"A".repeat(44),
+            // 43 characters whose last one carries bits past the 32nd byte.
+            &format!("{}B", &"A".repeat(42)),
+        ] {
+            assert_eq!(Thumbprint::parse(bad), Err(BadThumbprint), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cnf_reads_both_methods_and_refuses_unknown_ones() {
+        let (j, x) = (tp(1), tp(2));
+        let c: Confirmation =
+            serde_json::from_value(serde_json::json!({"jkt": j.as_str(), "x5t#S256": x.as_str()}))
+                .expect("cnf");
+        assert_eq!(c.jkt.as_ref(), Some(&j));
+        assert_eq!(c.x5t_s256.as_ref(), Some(&x));
+        let v = serde_json::to_value(&c).expect("json");
+        assert_eq!(v["x5t#S256"], x.as_str());
+        for bad in [
+            serde_json::json!({"jwk": {"kty": "OKP"}}),
+            serde_json::json!({"jkt": "short"}),
+            serde_json::json!({"jkt": 7}),
+            serde_json::json!("jkt"),
+        ] {
+            assert!(
+                serde_json::from_value::<Confirmation>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_value(Confirmation::default()).expect("json"),
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn a_bound_token_needs_its_own_key_and_an_unbound_one_needs_nothing() {
+        let (j, x, other) = (tp(1), tp(2), tp(3));
+        let dpop = Confirmation {
+            jkt: Some(j.clone()),
+            x5t_s256: None,
+        };
+        let with = |scheme, dpop_key, client_certificate| Possession {
+            scheme,
+            dpop_key,
+            client_certificate,
+        };
+        assert_eq!(dpop.check(&with(Scheme::Dpop, Some(&j), None)), Ok(()));
+        assert_eq!(
+            dpop.check(&Possession::BEARER),
+            Err(BindingError::DpopBoundAsBearer)
+        );
+        assert_eq!(
+            dpop.check(&with(Scheme::Bearer, Some(&j), None)),
+            Err(BindingError::DpopBoundAsBearer)
+        );
+        assert_eq!(
+            dpop.check(&with(Scheme::Dpop, None, None)),
+            Err(BindingError::DpopProofMissing)
+        );
+        assert_eq!(
+            dpop.check(&with(Scheme::Dpop, Some(&other), None)),
+            Err(BindingError::DpopKeyMismatch)
+        );
+
+        let cert = Confirmation {
+            jkt: None,
+            x5t_s256: Some(x.clone()),
+        };
+        assert_eq!(cert.check(&with(Scheme::Bearer, None, Some(&x))), Ok(()));
+        assert_eq!(
+            cert.check(&Possession::BEARER),
+            Err(BindingError::CertificateMissing)
+        );
+        assert_eq!(
+            cert.check(&with(Scheme::Bearer, None, Some(&other))),
+            Err(BindingError::CertificateMismatch)
+        );
+
+        let both = Confirmation {
+            jkt: Some(j.clone()),
+            x5t_s256: Some(x.clone()),
+        };
+        assert_eq!(both.check(&with(Scheme::Dpop, Some(&j), Some(&x))), Ok(()));
+        assert_eq!(
+            both.check(&with(Scheme::Dpop, Some(&j), None)),
+            Err(BindingError::CertificateMissing)
+        );
+
+        let unbound = Confirmation::default();
+        assert!(unbound.is_unbound());
+        assert_eq!(unbound.check(&Possession::BEARER), Ok(()));
+        assert_eq!(
+            unbound.check(&with(Scheme::Dpop, Some(&j), Some(&x))),
+            Ok(())
+        );
+    }
+}
