@@ -282,6 +282,9 @@ pub enum ClientCommand {
         /// Make the client third party again (consent asked).
         #[arg(long, conflicts_with = "first_party")]
         not_first_party: bool,
+        /// Accept direct authorization requests again (no PAR required).
+        #[arg(long, conflicts_with = "require_par")]
+        no_require_par: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -360,6 +363,9 @@ pub struct AppFlags {
     /// The client needs `sid` in its logout tokens.
     #[arg(long)]
     backchannel_logout_session_required: bool,
+    /// Every authorization request must be pushed first (RFC 9126 PAR).
+    #[arg(long)]
+    require_par: bool,
 }
 
 impl AppFlags {
@@ -385,6 +391,9 @@ impl AppFlags {
         }
         if self.backchannel_logout_session_required {
             body["backchannel_logout_session_required"] = json!(true);
+        }
+        if self.require_par {
+            body["require_pushed_authorization_requests"] = json!(true);
         }
     }
 }
@@ -793,6 +802,9 @@ fn client_text(v: &Value) -> String {
             out.push_str("backchannel_logout_session_required: true\n");
         }
     }
+    if v["require_pushed_authorization_requests"] == json!(true) {
+        out.push_str("require_pushed_authorization_requests: true\n");
+    }
     if let Some(secret) = v["client_secret"].as_str() {
         out.push_str(&format!(
             "client_secret: {secret}\n(the secret is shown only this once)\n"
@@ -1020,6 +1032,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             clear_web_origins,
             clear_backchannel_logout_uri,
             not_first_party,
+            no_require_par,
             remote,
         } => {
             let mut body = json!({});
@@ -1048,6 +1061,9 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             }
             if clear_backchannel_logout_uri {
                 body["backchannel_logout_uri"] = json!("");
+            }
+            if no_require_par {
+                body["require_pushed_authorization_requests"] = json!(false);
             }
             fetch_and_print(
                 &remote,

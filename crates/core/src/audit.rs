@@ -101,6 +101,8 @@ actions! {
     OAuthTokenIssue => "oauth.token.issue",
     OAuthTokenIntrospect => "oauth.token.introspect",
     OAuthTokenRevoke => "oauth.token.revoke",
+    /// A client pushed an authorization request (RFC 9126), or was refused.
+    OAuthAuthorizationPush => "oauth.authorization.push",
     /// An authorization code was presented again after its first redemption: what the first
     /// issued was revoked (DESIGN invariant 6).
     OAuthCodeReplay => "oauth.code.replay",
@@ -529,6 +531,7 @@ mod tests {
             (Action::OAuthTokenIssue, "oauth.token.issue"),
             (Action::OAuthTokenIntrospect, "oauth.token.introspect"),
             (Action::OAuthTokenRevoke, "oauth.token.revoke"),
+            (Action::OAuthAuthorizationPush, "oauth.authorization.push"),
             (Action::OAuthCodeReplay, "oauth.code.replay"),
             (Action::OAuthRefreshRotate, "oauth.refresh.rotate"),
             (Action::OAuthRefreshReuse, "oauth.refresh.reuse"),

@@ -1,5 +1,6 @@
 //! The OpenAPI description of the routes that are not admin routes: the OAuth endpoints (token,
-//! introspection, revocation, JWKS, authorization-server metadata) and API key verification.
+//! pushed authorization requests, introspection, revocation, JWKS, authorization-server
+//! metadata) and API key verification.
 //!
 //! Their handlers live in `oauth` and `api_keys` and answer with hand-built JSON (RFC 6749, 7662,
 //! 7009, 8414 shapes), so the shapes are written here once, as types used only for the document,
@@ -93,6 +94,45 @@ pub struct IntrospectionResponse {
     tenant: Option<String>,
 }
 
+/// A pushed authorization request (RFC 9126 section 2.1): the authorization request's
+/// parameters, with the client's authentication as for the token endpoint (a public client
+/// sends `client_id` alone). `request_uri` must not be sent.
+#[derive(Debug, ToSchema)]
+pub struct PushedAuthorizationRequest {
+    /// Only `code`.
+    #[schema(example = "code")]
+    response_type: String,
+    client_id: String,
+    /// One of the client's registered redirect URIs, exactly.
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    /// PKCE (RFC 7636), required for every client.
+    code_challenge: String,
+    /// Only `S256`.
+    #[schema(example = "S256")]
+    code_challenge_method: String,
+    response_mode: Option<String>,
+    prompt: Option<String>,
+    max_age: Option<u64>,
+    login_hint: Option<String>,
+    ui_locales: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// The answer to a push (RFC 9126 section 2.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushedAuthorizationResponse {
+    /// `urn:ietf:params:oauth:request_uri:...`, sent to the authorization endpoint with
+    /// `client_id`.
+    request_uri: String,
+    /// Seconds within which the request must be opened at the authorization endpoint.
+    expires_in: u64,
+}
+
 /// The published signing keys (RFC 7517).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Jwks {
@@ -161,6 +201,17 @@ pub struct VerifyApiKeyResponse {
     ))]
 fn token() {}
 
+#[utoipa::path(post, path = "/oauth2/par", tag = "oauth",
+    security((), ("client_basic" = [])),
+    request_body(content = PushedAuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 201, description = "The request is stored; open it by its `request_uri`", body = PushedAuthorizationResponse),
+        (status = 400, description = "An authorization request the authorization endpoint would refuse (RFC 6749 error code)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed client authentications from this source", body = OAuthErrorBody),
+    ))]
+fn push() {}
+
 #[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth",
     security((), ("client_basic" = [])),
     request_body(content = TokenLookupRequest, content_type = "application/x-www-form-urlencoded"),
@@ -204,5 +255,5 @@ fn verify_api_key() {}
 
 /// The operations and schemas of the public (non-admin) routes.
 #[derive(Debug, OpenApi)]
-#[openapi(paths(token, introspect, revoke, jwks, metadata, verify_api_key))]
+#[openapi(paths(token, push, introspect, revoke, jwks, metadata, verify_api_key))]
 pub struct PublicApi;

@@ -62,7 +62,9 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 3: webhook endpoints, with their secrets sealed under the KEK; tenants' branding;
 /// clients carry their back-channel logout URI and `sid` requirement; trusted issuers, trust
 /// rules and subject-token ids (workload identity). Older files still read: none of these.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4: clients carry `require_pushed_requests` (RFC 9126); older files read as not
+/// required. Pushed requests themselves live a minute and are never exported.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,6 +472,9 @@ enum Line {
         backchannel_logout_uri: Option<String>,
         #[serde(default)]
         backchannel_logout_session_required: bool,
+        // Version 4 (pushed authorization requests). Older files read as not required.
+        #[serde(default)]
+        require_pushed_requests: bool,
     },
     ClientSecret(SecretLine),
     ApiKey(ApiKeyLine),
@@ -718,6 +723,7 @@ impl From<Record> for Line {
                 first_party: c.first_party,
                 backchannel_logout_uri: c.backchannel_logout_uri,
                 backchannel_logout_session_required: c.backchannel_logout_session_required,
+                require_pushed_requests: c.require_pushed_requests,
             },
             Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
                 id: s.id,
@@ -997,6 +1003,7 @@ impl Line {
                 first_party,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
+                require_pushed_requests,
             } => Record::Client(OAuthClient {
                 id,
                 tenant: tenant(&tenant_id)?,
@@ -1026,6 +1033,7 @@ impl Line {
                 first_party,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
+                require_pushed_requests,
             }),
             Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
                 id: s.id,
@@ -1238,7 +1246,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 28] = [
+pub const IMPORT_TABLES: [(&str, &str); 29] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1262,6 +1270,7 @@ pub const IMPORT_TABLES: [(&str, &str); 28] = [
     ("tenant_branding", "1 = 1"),
     ("sign_in_sessions", "1 = 1"),
     ("authorization_codes", "1 = 1"),
+    ("pushed_requests", "1 = 1"),
     ("refresh_families", "1 = 1"),
     ("refresh_tokens", "1 = 1"),
     // Endpoints are exported; their delivery queue is not (it carries alerts, which are not),
@@ -1438,7 +1447,8 @@ macro_rules! impl_transfer {
                          jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
                          client_type, application_type, redirect_uris, \
                          post_logout_redirect_uris, allowed_web_origins, first_party, \
-                         backchannel_logout_uri, backchannel_logout_session_required) ",
+                         backchannel_logout_uri, backchannel_logout_session_required, \
+                         require_pushed_requests) ",
                     );
                     q.push_values(each!(Client), |mut b, c| {
                         b.push_bind(c.id.clone())
@@ -1464,7 +1474,8 @@ macro_rules! impl_transfer {
                             .push_bind(c.allowed_web_origins.join(" "))
                             .push_bind(i64::from(c.first_party))
                             .push_bind(c.backchannel_logout_uri.clone())
-                            .push_bind(i64::from(c.backchannel_logout_session_required));
+                            .push_bind(i64::from(c.backchannel_logout_session_required))
+                            .push_bind(i64::from(c.require_pushed_requests));
                     });
                     q
                 }

@@ -33,6 +33,7 @@ mod sql_clients;
 mod sql_federation;
 mod sql_keys;
 mod sql_logout;
+mod sql_pushed;
 mod sql_revocations;
 mod sql_sign_in;
 mod sql_tenants;
@@ -703,6 +704,30 @@ pub trait AuthCodeStore {
     async fn prune_codes(&self, before: Timestamp) -> Result<u64>;
 }
 
+/// Pushed authorization requests (RFC 9126), stored by digest: resolved while unexpired and
+/// unused, used at most once.
+#[async_trait]
+pub trait PushedRequestStore {
+    /// Fails with [`StoreError::Conflict`] on a duplicate digest, [`StoreError::NotFound`] if
+    /// the tenant does not exist.
+    async fn insert_pushed_request(&self, r: &PushedRequestRecord) -> Result<()>;
+    /// Resolves a request for `client_id` at `now`: `None` unless it exists, belongs to that
+    /// client, is unused and unexpired. The first resolution opens it, moving its expiry to
+    /// `open_until` (the sign-in window); later ones (page reloads, form posts) keep it.
+    async fn open_pushed_request(
+        &self,
+        digest: &[u8],
+        client_id: &str,
+        now: Timestamp,
+        open_until: Timestamp,
+    ) -> Result<Option<PushedRequestRecord>>;
+    /// Marks an opened, unexpired request used, atomically: exactly one caller gets `true`,
+    /// whichever node it runs on.
+    async fn use_pushed_request(&self, digest: &[u8], now: Timestamp) -> Result<bool>;
+    /// Deletes requests that expired at or before `before`. Returns how many.
+    async fn prune_pushed_requests(&self, before: Timestamp) -> Result<u64>;
+}
+
 /// Refresh-token families and their tokens, stored by digest.
 #[async_trait]
 pub trait RefreshTokenStore {
@@ -925,6 +950,7 @@ pub trait Store:
     + UserStore
     + SessionStore
     + AuthCodeStore
+    + PushedRequestStore
     + RefreshTokenStore
     + ConsentStore
     + LogoutStore

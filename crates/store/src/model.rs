@@ -234,6 +234,9 @@ pub struct OAuthClient {
     pub backchannel_logout_uri: Option<String>,
     /// The client needs `sid` in logout tokens (we always send it; recorded and published).
     pub backchannel_logout_session_required: bool,
+    /// Every authorization request of this client must come through the PAR endpoint
+    /// (RFC 9126 `require_pushed_authorization_requests`).
+    pub require_pushed_requests: bool,
 }
 
 /// A client secret as stored: its digest, never the secret.

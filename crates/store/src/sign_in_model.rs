@@ -144,3 +144,20 @@ pub struct BrandingRecord {
     pub accent_colour: Option<String>,
     pub updated_at: Timestamp,
 }
+
+/// A pushed authorization request (RFC 9126), keyed by the SHA-256 digest of its request_uri's
+/// random part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRequestRecord {
+    pub digest: Vec<u8>,
+    pub tenant: TenantId,
+    pub client_id: String,
+    /// The authorization request's parameters as pushed (client authentication removed), a
+    /// JSON array of `[name, value]` pairs.
+    pub params: String,
+    pub created_at: Timestamp,
+    /// Until opened: a minute after the push. Once opened: the end of the sign-in window.
+    pub expires_at: Timestamp,
+    pub opened_at: Option<Timestamp>,
+    pub used_at: Option<Timestamp>,
+}

@@ -15,7 +15,9 @@
 //!
 //! What is checked in stage 2, in order: `response_mode`; `state`; no other parameter repeated
 //! (RFC 6749 section 3.1); `request`, `request_uri` and `registration` are refused
-//! (`request_not_supported`, `request_uri_not_supported`, `registration_not_supported`);
+//! (`request_not_supported`, `request_uri_not_supported`, `registration_not_supported`: a
+//! pushed request's `request_uri` is resolved by the endpoint before validation, see
+//! [`pushed`]); a client that must push its requests sent this one directly (`invalid_request`);
 //! `response_type` is `code` (anything else is `unsupported_response_type`); PKCE with `S256`
 //! for every client (`code_challenge` required, `code_challenge_method` required and `S256`;
 //! `plain` refused); `scope` present and within the client's allowed scopes (`invalid_scope`);
@@ -27,6 +29,7 @@
 //! endpoint's. It must never let a stage-1 failure produce a redirect.
 
 pub mod pkce;
+pub mod pushed;
 pub mod redirect;
 pub mod response;
 
@@ -64,6 +67,8 @@ pub struct AppClient {
     pub first_party: bool,
     /// The client and its tenant are both active.
     pub active: bool,
+    /// Every request must come through the PAR endpoint (RFC 9126 section 6).
+    pub require_pushed_requests: bool,
 }
 
 /// A stage-1 failure: shown on a Portcullis page, never redirected.
@@ -252,6 +257,8 @@ impl AuthorizationRequest {
 pub struct AuthorizeParams {
     values: BTreeMap<String, Vec<String>>,
     too_many: bool,
+    /// The parameters came from a pushed request (RFC 9126), resolved by its request_uri.
+    pushed: bool,
 }
 
 enum One<'a> {
@@ -277,6 +284,13 @@ impl AuthorizeParams {
             params.values.entry(k).or_default().push(v.into());
         }
         params
+    }
+
+    /// Marks the parameters as a pushed request's (RFC 9126), resolved from its `request_uri`
+    /// by the caller: what a client that must push its requests needs.
+    pub fn pushed(mut self) -> Self {
+        self.pushed = true;
+        self
     }
 
     /// One parameter: absent (or only empty values: RFC 6749 section 3.1 treats a parameter
@@ -425,6 +439,14 @@ impl AuthorizeParams {
                 &state,
                 RegistrationNotSupported,
                 "the registration parameter is not supported",
+            ));
+        }
+        if client.require_pushed_requests && !self.pushed {
+            return Err(fail(
+                &target,
+                &state,
+                InvalidRequest,
+                "this client must push its authorization requests (RFC 9126)",
             ));
         }
         let v = |name: &str| self.get(name).ok().flatten();

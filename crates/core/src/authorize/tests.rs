@@ -19,6 +19,7 @@ fn client(app: ApplicationType, uris: &[&str]) -> AppClient {
             .expect("scopes"),
         first_party: false,
         active: true,
+        require_pushed_requests: false,
     }
 }
 
@@ -547,4 +548,28 @@ fn arbitrary_input_never_panics_and_never_loosens_matching() {
             Err(AuthorizeError::Page(_)) => {}
         }
     }
+}
+
+#[test]
+fn a_client_that_must_push_is_refused_a_direct_request_but_not_a_pushed_one() {
+    let must_push = AppClient {
+        require_pushed_requests: true,
+        ..web()
+    };
+    let q = query("", &[]);
+    let Err(AuthorizeError::Redirect(e)) = params(&q).validate(Some(&must_push)) else {
+        panic!("a direct request is refused");
+    };
+    assert_eq!(e.error, ErrorCode::InvalidRequest);
+    assert_eq!(e.state.as_deref(), Some("st-1"), "state still goes back");
+    assert!(params(&q).pushed().validate(Some(&must_push)).is_ok());
+    // A client without the requirement takes both.
+    assert!(params(&q).validate(Some(&web())).is_ok());
+    assert!(params(&q).pushed().validate(Some(&web())).is_ok());
+    // Stage 1 still comes first: an unregistered redirect URI is a page, pushed or not.
+    let bad = query("&redirect_uri=https://evil.example/cb", &["redirect_uri"]);
+    assert!(matches!(
+        params(&bad).validate(Some(&must_push)),
+        Err(AuthorizeError::Page(ErrorPage::UnregisteredRedirectUri))
+    ));
 }

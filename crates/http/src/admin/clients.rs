@@ -112,6 +112,10 @@ pub struct CreateClient {
     /// The client needs `sid` in its logout tokens (always sent; needs a URI).
     #[serde(default)]
     backchannel_logout_session_required: bool,
+    /// Every authorization request must be pushed to the PAR endpoint first (RFC 9126); needs
+    /// the `authorization_code` grant.
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
 }
 
 /// The members an update may change; each one left out keeps its value. The client's type,
@@ -133,6 +137,7 @@ pub struct UpdateClient {
     /// A new back-channel logout URI; `""` removes it.
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: Option<bool>,
+    require_pushed_authorization_requests: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -168,6 +173,7 @@ pub struct ClientView {
     #[serde(skip_serializing_if = "Option::is_none")]
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
+    require_pushed_authorization_requests: bool,
     #[schema(value_type = String)]
     status: &'static str,
     created_at: String,
@@ -222,6 +228,7 @@ impl From<Archivable<OAuthClient>> for ClientView {
             first_party: c.first_party,
             backchannel_logout_uri: c.backchannel_logout_uri,
             backchannel_logout_session_required: c.backchannel_logout_session_required,
+            require_pushed_authorization_requests: c.require_pushed_requests,
             status: c.status.as_str(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
@@ -397,6 +404,10 @@ pub async fn create(
         body.backchannel_logout_uri.as_deref(),
         body.backchannel_logout_session_required,
     )?;
+    check_pushed_requirement(
+        &checked.grant_types,
+        body.require_pushed_authorization_requests,
+    )?;
     let now = state.clock.now();
     let id = format!("cl_{}", random_id());
     // Clients that authenticate with a key, and public clients, get no secret at all.
@@ -430,6 +441,7 @@ pub async fn create(
         first_party: body.first_party,
         backchannel_logout_uri,
         backchannel_logout_session_required: body.backchannel_logout_session_required,
+        require_pushed_requests: body.require_pushed_authorization_requests,
     };
     let written = state
         .store
@@ -665,6 +677,17 @@ struct Checked {
 
 /// The back-channel logout registration: a URI under the outbound rules of `[logout]`, for
 /// clients with the authorization_code grant only (no other client has sessions to end);
+/// Pushed authorization requests can only be required of a client that uses the authorization
+/// endpoint.
+fn check_pushed_requirement(grant_types: &[String], required: bool) -> Result<(), ApiError> {
+    if required && !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(metadata(
+            "require_pushed_authorization_requests needs the authorization_code grant",
+        ));
+    }
+    Ok(())
+}
+
 /// `backchannel_logout_session_required` only with a URI. Returns the URI normalised.
 fn check_backchannel(
     state: &AppState,
@@ -888,6 +911,10 @@ pub async fn update(
         backchannel_uri,
         session_required,
     )?;
+    let require_pushed = body
+        .require_pushed_authorization_requests
+        .unwrap_or(client.require_pushed_requests);
+    check_pushed_requirement(&checked.grant_types, require_pushed)?;
     let changed = OAuthClient {
         name: checked.name,
         grant_types: checked.grant_types,
@@ -901,6 +928,7 @@ pub async fn update(
         first_party,
         backchannel_logout_uri,
         backchannel_logout_session_required: session_required,
+        require_pushed_requests: require_pushed,
         ..client
     };
     let written = state.store.update_client(&changed, state.clock.now()).await;

@@ -20,7 +20,7 @@ use portcullis_service::oauth::error::OAuthError;
 use portcullis_service::oauth::{AUTHORIZE_PATH, END_SESSION_PATH, USERINFO_PATH};
 
 use super::reply::OAuthReply;
-use super::{INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH};
+use super::{INTROSPECT_PATH, JWKS_PATH, PAR_PATH, REVOKE_PATH, TOKEN_PATH};
 use portcullis_service::oauth::OAuthService;
 
 const METADATA_MAX_AGE_SECS: u64 = 3600;
@@ -57,6 +57,9 @@ pub fn metadata_document(issuer: &str, id_token_alg: &str) -> Value {
         "end_session_endpoint": format!("{issuer}{END_SESSION_PATH}"),
         "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
         "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
+        "pushed_authorization_request_endpoint": format!("{issuer}{PAR_PATH}"),
+        // Per client (`require_pushed_requests`), not for the whole server.
+        "require_pushed_authorization_requests": false,
         "scopes_supported": portcullis_core::client::OIDC_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
@@ -163,13 +166,17 @@ mod tests {
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(m["id_token_signing_alg_values_supported"], json!(["ES256"]));
         assert_eq!(m["request_uri_parameter_supported"], json!(false));
+        assert_eq!(
+            m["pushed_authorization_request_endpoint"],
+            "https://auth.example/oauth2/par"
+        );
+        assert_eq!(m["require_pushed_authorization_requests"], json!(false));
         assert!(m["token_endpoint_auth_methods_supported"]
             .as_array()
             .is_some_and(|a| a.contains(&json!("none"))));
         // Not implemented, so not listed.
         for absent in [
             "registration_endpoint",
-            "pushed_authorization_request_endpoint",
             "frontchannel_logout_supported",
             "dpop_signing_alg_values_supported",
         ] {

@@ -76,6 +76,30 @@ fn token_response(issued: &Issued) -> Response {
     response
 }
 
+/// `POST /oauth2/par` (RFC 9126): 201 with the `request_uri` and its `expires_in`.
+pub async fn push(State(svc): State<OAuthService>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let origin = origin(&parts);
+    let result = async {
+        let params = read(&parts, body, &[]).await?;
+        let presented = presented_credentials(&parts.headers, &params)?;
+        tokens::pushed::push(&svc, &params, presented, &origin).await
+    }
+    .await;
+    match result {
+        Ok(pushed) => {
+            let body = json!({
+                "request_uri": pushed.request_uri,
+                "expires_in": pushed.expires_in,
+            });
+            let mut response = (StatusCode::CREATED, Json(body)).into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(e) => OAuthReply(e).into_response(),
+    }
+}
+
 /// `POST /oauth2/introspect` (RFC 7662).
 pub async fn introspect(State(svc): State<OAuthService>, req: Request) -> Response {
     let (parts, body) = req.into_parts();

@@ -10,6 +10,7 @@
 //! | `POST /oauth2/token` | client credentials (RFC 6749 section 4.4, RFC 8707 `resource`), authorization code with PKCE, rotating refresh tokens |
 //! | `GET`/`POST /oauth2/userinfo` | OpenID Connect userinfo, Bearer user access token with `openid` |
 //! | `GET /.well-known/openid-configuration` | OpenID Connect Discovery (the same document as RFC 8414's) |
+//! | `POST /oauth2/par` | RFC 9126 pushed authorization requests: the request stored, a `request_uri` back |
 //! | `POST /oauth2/introspect` | RFC 7662, for clients with the introspection permission |
 //! | `POST /oauth2/revoke` | RFC 7009, a client revokes its own tokens |
 //! | `GET /oauth2/jwks` | public signing keys |
@@ -30,7 +31,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use portcullis_service::oauth::OAuthService;
 pub use portcullis_service::oauth::{
-    INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+    INTROSPECT_PATH, JWKS_PATH, PAR_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 
 pub use reply::OAuthReply;
@@ -48,6 +49,7 @@ pub fn router() -> Router<OAuthService> {
                 .post(userinfo::userinfo)
                 .options(cors::userinfo_preflight),
         )
+        .route(PAR_PATH, form_post(endpoints::push))
         .route(INTROSPECT_PATH, form_post(endpoints::introspect))
         .route(REVOKE_PATH, form_post(endpoints::revoke))
         .route(JWKS_PATH, get(discovery::jwks))

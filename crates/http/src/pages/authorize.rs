@@ -16,6 +16,11 @@
 //!
 //! Form posts are refused with an error page, changing nothing, unless their CSRF token belongs
 //! to the browser's cookie. A successful sign-in replaces any presented session (fixation).
+//!
+//! A request with `request_uri` is a pushed one (RFC 9126, `portcullis_service::tokens::pushed`):
+//! the stored parameters are the request (anything else sent beside `client_id` is ignored), the
+//! forms carry only `client_id` and `request_uri`, and the pushed request is used up when its
+//! code is issued. An unknown, expired, used or other client's `request_uri` is an error page.
 
 use std::time::Duration;
 
@@ -118,6 +123,8 @@ struct Flow {
     cookies: CookiePolicy,
     origin: RequestOrigin,
     carried: Vec<(String, String)>,
+    /// The pushed request this flow came from (RFC 9126), used up when its code is issued.
+    pushed: Option<[u8; 32]>,
 }
 
 async fn authorize_get(State(state): State<AppState>, parts: Parts) -> Response {
@@ -361,7 +368,6 @@ async fn establish(
         .and_then(|v| v.to_str().ok());
     let fallback_text = messages::pick(&[], accept_language);
     let origin = crate::extract::origin(parts);
-    let params = AuthorizeParams::from_pairs(pairs.iter().cloned());
     let bare = || Chrome::new(None, &Default::default(), fallback_text);
     let page = |p: StageOne| {
         let t = fallback_text;
@@ -386,8 +392,38 @@ async fn establish(
             Some(p.error()),
         )
     };
-    let client_id = params.client_id().map_err(page)?;
     let now = state.clock.now();
+    let Pushed {
+        pairs,
+        carried,
+        digest: pushed,
+    } = match pushed_request(state, &pairs, now).await {
+        Ok(p) => p,
+        Err(Unpushed::Direct) => Pushed {
+            carried: pairs.clone(),
+            pairs,
+            digest: None,
+        },
+        Err(Unpushed::Invalid(reason)) => {
+            tracing::info!(reason, "authorization request refused with a page");
+            return Err(error_page(
+                StatusCode::BAD_REQUEST,
+                &bare(),
+                fallback_text,
+                fallback_text.error_bad_request,
+                Some("invalid_request"),
+            ));
+        }
+        Err(Unpushed::Page(p)) => return Err(page(p)),
+        Err(Unpushed::Store(e)) => {
+            return Err(server_error_bare(&bare(), fallback_text, &e.to_string()))
+        }
+    };
+    let mut params = AuthorizeParams::from_pairs(pairs.iter().cloned());
+    if pushed.is_some() {
+        params = params.pushed();
+    }
+    let client_id = params.client_id().map_err(page)?;
     let directory = &state.oauth.directory;
     let facts = directory
         .client(state.store.as_ref(), client_id.as_str(), now)
@@ -424,7 +460,64 @@ async fn establish(
         chrome,
         cookies: CookiePolicy::for_issuer(&state.oauth.issuer),
         origin,
-        carried: pairs,
+        carried,
+        pushed,
+    })
+}
+
+/// A request that came by `request_uri` (RFC 9126 section 4): the pushed parameters are the
+/// request, and the pages carry only `client_id` and `request_uri` on.
+struct Pushed {
+    pairs: Vec<(String, String)>,
+    carried: Vec<(String, String)>,
+    digest: Option<[u8; 32]>,
+}
+
+/// Why a request is not (or not validly) a pushed one.
+enum Unpushed {
+    /// No `request_uri`: a direct request.
+    Direct,
+    /// A `request_uri` that is unknown, expired, used, another client's, or repeated.
+    Invalid(&'static str),
+    Page(StageOne),
+    Store(portcullis_store::StoreError),
+}
+
+/// Resolves the request's `request_uri`, if it has one, for its `client_id`. Other parameters
+/// sent beside them are ignored: the pushed request is the whole request.
+async fn pushed_request(
+    state: &AppState,
+    pairs: &[(String, String)],
+    now: portcullis_core::time::Timestamp,
+) -> Result<Pushed, Unpushed> {
+    let mut uris = pairs
+        .iter()
+        .filter(|(k, v)| k == "request_uri" && !v.is_empty());
+    let Some((_, uri)) = uris.next() else {
+        return Err(Unpushed::Direct);
+    };
+    if uris.next().is_some() {
+        return Err(Unpushed::Invalid("request_uri_repeated"));
+    }
+    let client_id = AuthorizeParams::from_pairs(pairs.iter().cloned())
+        .client_id()
+        .map_err(Unpushed::Page)?;
+    let opened = portcullis_service::tokens::pushed::open(
+        state.store.as_ref(),
+        client_id.as_str(),
+        uri,
+        now,
+    )
+    .await
+    .map_err(Unpushed::Store)?
+    .ok_or(Unpushed::Invalid("request_uri_unknown_expired_or_used"))?;
+    Ok(Pushed {
+        pairs: opened.pairs,
+        carried: vec![
+            ("client_id".to_owned(), client_id.as_str().to_owned()),
+            ("request_uri".to_owned(), uri.clone()),
+        ],
+        digest: Some(opened.digest),
     })
 }
 
@@ -523,6 +616,20 @@ async fn after_sign_in(
 
 /// Issues the code and sends the success response.
 async fn issue(state: &AppState, flow: &Flow, session: &SessionRecord) -> Response {
+    if let Some(digest) = &flow.pushed {
+        // One code per pushed request: a second tab or node that gets here later fails.
+        match portcullis_service::tokens::pushed::use_up(
+            state.store.as_ref(),
+            digest,
+            state.clock.now(),
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => return redirect_error(state, flow, ErrorCode::InvalidRequest),
+            Err(e) => return server_error(flow, &e.to_string()),
+        }
+    }
     let code = state
         .sign_in
         .issue_code(CodeRequest {

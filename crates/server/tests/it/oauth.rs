@@ -2550,6 +2550,7 @@ mod private_key_jwt {
                         first_party: false,
                         backchannel_logout_uri: None,
                         backchannel_logout_session_required: false,
+                        require_pushed_requests: false,
                     },
                     None,
                 )
@@ -3867,6 +3868,15 @@ async fn the_public_routes_answer_as_the_openapi_document_says() {
         )
         .await;
     documented("/oauth2/revoke", "post", s);
+    // Pushed authorization requests: the answers of a client that is not an app (the pushed
+    // request itself is exercised in sign_in_pages).
+    for creds in [(c.id.as_str(), "wrong"), (c.id.as_str(), c.secret.as_str())] {
+        let (s, _, v) = app
+            .form("/oauth2/par", Some(creds), "response_type=code")
+            .await;
+        documented("/oauth2/par", "post", s);
+        conforms(&doc, "OAuthErrorBody", &v, true);
+    }
 
     for (path, schema, closed) in [
         ("/oauth2/jwks", "Jwks", true),
@@ -3931,6 +3941,7 @@ async fn the_public_routes_answer_as_the_openapi_document_says() {
             "/.well-known/oauth-authorization-server",
             "/oauth2/introspect",
             "/oauth2/jwks",
+            "/oauth2/par",
             "/oauth2/revoke",
             "/oauth2/token",
             "/v1/api-keys/verify"

@@ -33,6 +33,7 @@ struct Node {
     notes: String,
     dashboard: String,
     admins: common::Admins,
+    clock: Arc<ManualClock>,
     /// Kept running (dropping them stops the audit writer).
     _tasks: portcullis_server::serve::BackgroundTasks,
     _dir: tempfile::TempDir,
@@ -61,7 +62,7 @@ impl Node {
             router,
             tasks,
             ..
-        } = common::assemble(&config, common::ISSUER, store.clone(), clock).await;
+        } = common::assemble(&config, common::ISSUER, store.clone(), clock.clone()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -112,6 +113,7 @@ impl Node {
             notes: ids[0].clone(),
             dashboard: ids[1].clone(),
             admins,
+            clock,
             _tasks: tasks,
             _dir: dir,
         };
@@ -948,4 +950,265 @@ async fn a_sign_in_rehashes_an_outdated_hash_and_records_the_last_login() {
         after.last_login_at,
         Some(Timestamp::from_secs(1_800_000_000))
     );
+}
+
+/// The pushed-request fields of the notes client's authorization request.
+fn pushed_fields(node: &Node, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let url = node.notes_url(extra);
+    query_of(&url)
+}
+
+async fn push(node: &Node, fields: &[(String, String)]) -> (u16, HeaderMap, Value) {
+    let r = post_form(
+        &reqwest::Client::new(),
+        format!("{}/oauth2/par", node.base),
+        fields,
+    )
+    .await;
+    let (s, h) = (r.status().as_u16(), r.headers().clone());
+    (s, h, r.json().await.unwrap_or(Value::Null))
+}
+
+/// RFC 9126 end to end: a client that must push is refused a direct request; a pushed request
+/// is validated at the push, opened by its request_uri for its own client only, carried through
+/// sign-in and consent, used up by the code, and refused when reused or expired.
+#[tokio::test]
+async fn pushed_authorization_requests_are_opened_once_by_their_client_and_can_be_required() {
+    let node = Node::start().await;
+    let admin = reqwest::Client::new();
+    let r = admin
+        .patch(format!(
+            "{}/admin/v1/tenants/acme/clients/{}",
+            node.base, node.notes
+        ))
+        .bearer_auth(&node.admins.acme)
+        .json(&json!({"require_pushed_authorization_requests": true}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["require_pushed_authorization_requests"], true);
+
+    // A direct request now goes back with invalid_request (and its state).
+    let b = node.browser("203.0.113.40");
+    let (s, h, _) = text(b.get(node.notes_url(&[])).send().await.expect("get")).await;
+    assert_eq!(s, 303);
+    let q = query_of(&location(&h));
+    assert_eq!(param(&q, "error"), Some("invalid_request"));
+    assert_eq!(param(&q, "state"), Some("st-123"));
+
+    // The push.
+    let (s, h, v) = push(&node, &pushed_fields(&node, &[])).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(v["expires_in"], 60);
+    let request_uri = v["request_uri"].as_str().expect("request_uri").to_owned();
+    assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+
+    // Opened by another client: refused with a page, and the request is still good after.
+    let open = |client: &str, uri: &str, extra: &str| {
+        format!(
+            "{}/oauth2/authorize?client_id={client}&request_uri={}{extra}",
+            node.base,
+            urlencoding(uri)
+        )
+    };
+    let (s, h, page) = text(
+        b.get(open(&node.dashboard, &request_uri, ""))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 400, "{page}");
+    assert!(h.get("location").is_none(), "never redirected");
+
+    // Opened by its client, with a redirect URI of an attacker beside it: ignored, the pushed
+    // request is the request. Sign in and consent carry only client_id and request_uri.
+    let url = open(
+        &node.notes,
+        &request_uri,
+        "&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&state=forged",
+    );
+    let (s, _, page) = text(b.get(&url).send().await.expect("get")).await;
+    assert_eq!(s, 200, "{page}");
+    let carried: Vec<String> = form_fields(&page).into_iter().map(|(k, _)| k).collect();
+    assert!(carried.contains(&"request_uri".to_owned()), "{carried:?}");
+    assert!(
+        !carried.contains(&"code_challenge".to_owned()),
+        "{carried:?}"
+    );
+    // A reload within the sign-in window still works, past the push's own minute.
+    node.clock.advance(std::time::Duration::from_secs(90));
+    let (s, _, consent) = sign_in(&node, &b, &url, "alice", PASSWORD).await;
+    assert_eq!(s, 200, "{consent}");
+    let mut fields = form_fields(&consent);
+    fields.push(("decision".into(), "allow".into()));
+    let (s, h, _) = text(
+        post_form(
+            &b,
+            format!("{}/oauth2/authorize/consent", node.base),
+            &fields,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 303);
+    let loc = location(&h);
+    assert!(loc.starts_with(NOTES_CB), "{loc}");
+    let q = query_of(&loc);
+    assert_eq!(
+        param(&q, "state"),
+        Some("st-123"),
+        "the pushed state, not the forged one"
+    );
+    let code = param(&q, "code").expect("code");
+    node.state
+        .sign_in
+        .redeem_code(
+            portcullis_service::sign_in::RedemptionRequest {
+                code,
+                tenant: &TenantId::parse("acme").expect("tenant"),
+                client_id: &node.notes,
+                redirect_uri: NOTES_CB,
+                code_verifier: VERIFIER,
+            },
+            &Default::default(),
+        )
+        .await
+        .expect("the code redeems with the pushed PKCE challenge's verifier");
+
+    // Used up: the same request_uri never opens again, even signed in.
+    let (s, _, _) = text(
+        b.get(open(&node.notes, &request_uri, ""))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // Not opened within its minute: expired.
+    let (_, _, v) = push(&node, &pushed_fields(&node, &[])).await;
+    let late = v["request_uri"].as_str().expect("request_uri").to_owned();
+    node.clock.advance(std::time::Duration::from_secs(61));
+    let (s, _, _) = text(
+        b.get(open(&node.notes, &late, ""))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 400);
+    // A request_uri that is not ours, or repeated, is a page too.
+    for bad in [
+        open(&node.notes, "urn:ietf:params:oauth:request_uri:nope", ""),
+        open(
+            &node.notes,
+            &late,
+            &format!("&request_uri={}", urlencoding(&late)),
+        ),
+    ] {
+        let (s, _, _) = text(b.get(&bad).send().await.expect("get")).await;
+        assert_eq!(s, 400, "{bad}");
+    }
+}
+
+/// What a push refuses, each a 400 (or 401) with a standard code, storing nothing.
+#[tokio::test]
+async fn a_push_is_validated_like_an_authorization_request_and_authenticated_like_a_token_request()
+{
+    let node = Node::start().await;
+    let with = |extra: &[(&str, &str)]| pushed_fields(&node, extra);
+    let mut uri_pushed = with(&[]);
+    uri_pushed.push((
+        "request_uri".into(),
+        "urn:ietf:params:oauth:request_uri:x".into(),
+    ));
+    let mut repeated = with(&[]);
+    repeated.push(("scope".into(), "openid".into()));
+    let no_client: Vec<(String, String)> = with(&[])
+        .into_iter()
+        .filter(|(k, _)| k != "client_id")
+        .collect();
+    for (fields, status, code) in [
+        (uri_pushed, 400, "invalid_request"),
+        (repeated, 400, "invalid_request"),
+        (
+            with(&[("redirect_uri", "https://notes.example.com/cb/evil")]),
+            400,
+            "invalid_request",
+        ),
+        (
+            with(&[("code_challenge_method", "plain")]),
+            400,
+            "invalid_request",
+        ),
+        (with(&[("code_challenge", "")]), 400, "invalid_request"),
+        (with(&[("scope", "openid admin")]), 400, "invalid_scope"),
+        (
+            with(&[("response_type", "token")]),
+            400,
+            "unsupported_response_type",
+        ),
+        (no_client, 401, "invalid_client"),
+        (
+            with(&[("client_id", "cl_doesnotexist00000000000")]),
+            401,
+            "invalid_client",
+        ),
+    ] {
+        let (s, h, v) = push(&node, &fields).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (status, Some(code)),
+            "{fields:?}: {v}"
+        );
+        assert!(v.get("request_uri").is_none());
+        assert_eq!(h["cache-control"], "no-store");
+    }
+    // The answers are the ones the OpenAPI document describes.
+    let doc = serde_json::to_value(portcullis_http::openapi::document()).expect("doc");
+    let op = &doc["paths"]["/oauth2/par"]["post"]["responses"];
+    for status in ["201", "400", "401"] {
+        assert!(op.get(status).is_some(), "{status} undocumented");
+    }
+    let (s, _, v) = push(&node, &with(&[])).await;
+    assert_eq!(s, 201);
+    let mut members: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort_unstable();
+    let schema = &doc["components"]["schemas"]["PushedAuthorizationResponse"]["properties"];
+    let mut documented: Vec<&str> = schema
+        .as_object()
+        .expect("schema")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort_unstable();
+    assert_eq!(members, documented);
+    let r = reqwest::Client::new()
+        .get(format!("{}/oauth2/par", node.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 405);
+    // A public client presenting a secret is refused (method mismatch), as at the token endpoint.
+    let mut with_secret = with(&[]);
+    with_secret.push(("client_secret".into(), "pcl_cs_not_a_real_secret".into()));
+    let (s, _, v) = push(&node, &with_secret).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{v}"
+    );
+}
+
+fn urlencoding(s: &str) -> String {
+    serde_urlencoded::to_string([("x", s)]).expect("encode")[2..].to_owned()
 }

@@ -194,6 +194,7 @@ pub fn app_client(client: &OAuthClient, tenant_active: bool) -> Option<AppClient
         scopes: ScopeSet::from_strs(client.scopes.iter().map(String::as_str)).ok()?,
         first_party: client.first_party,
         active: tenant_active && client.status == portcullis_store::ClientStatus::Active,
+        require_pushed_requests: client.require_pushed_requests,
     })
 }
 
@@ -445,6 +446,7 @@ mod tests {
             first_party: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
+            require_pushed_requests: false,
         }
     }
 

@@ -91,6 +91,13 @@ pub enum Refusal {
     /// replayed, revoked, another client's or redirect URI's, a wrong PKCE verifier. One answer
     /// (`invalid_grant`); the sign-in reason goes to the log.
     InvalidGrant(&'static str),
+    /// A pushed authorization request (RFC 9126 section 2.3) that the authorization endpoint
+    /// would refuse: `code` is the authorization error's (`invalid_request`, `invalid_scope`,
+    /// `unauthorized_client`, `unsupported_response_type`...), `reason` the precise rule.
+    InvalidPushedRequest {
+        code: &'static str,
+        reason: &'static str,
+    },
 }
 
 /// Why a caller was refused against stored state: the audit log's reason and the metrics class
@@ -324,12 +331,34 @@ impl Refusal {
                 "the authorization code or refresh token is invalid, expired, revoked, or was \
                  issued to another client or redirect URI",
             ),
+            Self::InvalidPushedRequest { code, reason } => (
+                reason,
+                BAD,
+                code,
+                pushed_description(code),
+            ),
         };
         Entry {
             reason,
             status,
             code,
             description,
+        }
+    }
+}
+
+/// What a refused push says, by its error code: the authorization endpoint's rules, which the
+/// client can read in the documentation; never the request's own text.
+fn pushed_description(code: &str) -> &'static str {
+    match code {
+        "invalid_scope" => "the scope asked for is not granted to this client",
+        "unauthorized_client" => "this client is not registered for the authorization code flow",
+        "unsupported_response_type" => "response_type must be code",
+        "request_not_supported" => "request objects are not supported",
+        _ => {
+            "the authorization request is not valid for this client: redirect_uri must be \
+             registered, PKCE with S256 is required, no parameter may repeat, and request_uri \
+             must not be pushed"
         }
     }
 }

@@ -28,6 +28,11 @@ impl Params {
         self.single.get(name).map(String::as_str)
     }
 
+    /// Every single-valued parameter sent with a value, in no particular order.
+    pub fn singles(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.single.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Every value of a parameter that may repeat.
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.multi

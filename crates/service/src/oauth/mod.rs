@@ -36,6 +36,8 @@ use crate::keys::{KeySet, Rotation};
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
+/// The pushed authorization request endpoint (RFC 9126).
+pub const PAR_PATH: &str = "/oauth2/par";
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
 pub const JWKS_PATH: &str = "/oauth2/jwks";
 /// The authorization endpoint (browser sign-in, `response_type=code`).

@@ -265,15 +265,17 @@ impl SignIn {
 
     /// Deletes what can no longer matter: sessions past their absolute deadline, and codes
     /// expired longer ago than the longest access-token lifetime (a replay is still recognised,
-    /// and revokes, as long as the first redemption's tokens live). Returns (sessions, codes).
+    /// and revokes, as long as the first redemption's tokens live), and expired pushed
+    /// authorization requests (counted with codes). Returns (sessions, codes).
     pub async fn prune(&self) -> Result<(u64, u64)> {
         let now = self.clock.now();
         let sessions = self.store.prune_sessions(now).await?;
+        let pushed = self.store.prune_pushed_requests(now).await?;
         let codes = self
             .store
             .prune_codes(now.saturating_sub(self.config.token_lifetime))
             .await?;
-        Ok((sessions, codes))
+        Ok((sessions, codes + pushed))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -18,6 +18,7 @@ mod client_credentials;
 pub mod introspect;
 pub mod issue;
 mod lookup;
+pub mod pushed;
 mod refresh;
 pub mod revoke;
 mod user_tokens;

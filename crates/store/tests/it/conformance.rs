@@ -1711,6 +1711,7 @@ mod cases {
             first_party: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
+            require_pushed_requests: false,
         }
     }
 
@@ -1730,6 +1731,7 @@ mod cases {
             allowed_web_origins: vec!["https://app.example.com".into()],
             backchannel_logout_uri: Some("https://app.example.com/bcl?x=1".into()),
             backchannel_logout_session_required: true,
+            require_pushed_requests: false,
             first_party: true,
             ..client(id, tenant)
         }

@@ -32,6 +32,7 @@ sign_in_conformance!(
     session_revocation_logs_the_session_and_its_families_in_one_go,
     revoking_a_users_sessions_revokes_every_session_and_family,
     codes_are_single_use_and_a_replay_sees_what_the_first_issued,
+    pushed_requests_open_for_their_client_then_are_used_once,
     racing_redemptions_of_one_code_yield_one_winner,
     expired_and_unknown_codes_and_pruning,
     refresh_rotation_is_single_shot_and_stops_at_a_revoked_family,
@@ -421,6 +422,120 @@ async fn codes_are_single_use_and_a_replay_sees_what_the_first_issued(s: Arc<dyn
     );
     assert!(matches!(
         s.record_code_issuance(&[9; 32], &issued).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn pushed_requests_open_for_their_client_then_are_used_once(s: Arc<dyn Store>) {
+    tenants(&s, &["acme"]).await;
+    let pushed = |d: u8| PushedRequestRecord {
+        digest: vec![d; 32],
+        tenant: tid("acme"),
+        client_id: "cl_a".into(),
+        params: r#"[["response_type","code"]]"#.into(),
+        created_at: at(1_000),
+        expires_at: at(61_000),
+        opened_at: None,
+        used_at: None,
+    };
+    s.insert_pushed_request(&pushed(1)).await.expect("insert");
+    assert!(matches!(
+        s.insert_pushed_request(&pushed(1)).await,
+        Err(StoreError::Conflict)
+    ));
+    // Not opened yet: it cannot be used, and another client cannot open it.
+    assert!(!s
+        .use_pushed_request(&[1; 32], at(2_000))
+        .await
+        .expect("use"));
+    assert_eq!(
+        s.open_pushed_request(&[1; 32], "cl_b", at(2_000), at(600_000))
+            .await
+            .expect("open"),
+        None
+    );
+    let opened = s
+        .open_pushed_request(&[1; 32], "cl_a", at(2_000), at(600_000))
+        .await
+        .expect("open")
+        .expect("opened");
+    assert_eq!(
+        opened,
+        PushedRequestRecord {
+            expires_at: at(600_000),
+            opened_at: Some(at(2_000)),
+            ..pushed(1)
+        }
+    );
+    // Opening again (a reload, a form post) keeps the first opening and its expiry, even past
+    // the push's own minute.
+    let again = s
+        .open_pushed_request(&[1; 32], "cl_a", at(90_000), at(900_000))
+        .await
+        .expect("open")
+        .expect("still open");
+    assert_eq!(again, opened);
+    assert!(s
+        .use_pushed_request(&[1; 32], at(91_000))
+        .await
+        .expect("use"));
+    assert!(!s
+        .use_pushed_request(&[1; 32], at(92_000))
+        .await
+        .expect("use"));
+    assert_eq!(
+        s.open_pushed_request(&[1; 32], "cl_a", at(93_000), at(900_000))
+            .await
+            .expect("open"),
+        None,
+        "a used request never resolves again"
+    );
+    // Never opened within its minute: expired for good.
+    s.insert_pushed_request(&pushed(2)).await.expect("insert");
+    assert_eq!(
+        s.open_pushed_request(&[2; 32], "cl_a", at(61_000), at(900_000))
+            .await
+            .expect("open"),
+        None
+    );
+    assert_eq!(
+        s.open_pushed_request(&[9; 32], "cl_a", at(2_000), at(900_000))
+            .await
+            .expect("open"),
+        None
+    );
+    // Racing uses of one opened request: one winner.
+    s.insert_pushed_request(&pushed(3)).await.expect("insert");
+    s.open_pushed_request(&[3; 32], "cl_a", at(2_000), at(600_000))
+        .await
+        .expect("open")
+        .expect("opened");
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.use_pushed_request(&[3; 32], at(3_000 + i)).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.expect("join").expect("use"));
+    }
+    assert_eq!(winners, 1);
+    // Pruning takes what expired: 2 (at 61 s); 1 and 3 live until 600 s.
+    assert_eq!(
+        s.prune_pushed_requests(at(100_000)).await.expect("prune"),
+        1
+    );
+    assert_eq!(
+        s.prune_pushed_requests(at(600_000)).await.expect("prune"),
+        2
+    );
+    assert!(matches!(
+        s.insert_pushed_request(&PushedRequestRecord {
+            tenant: tid("nobody"),
+            ..pushed(4)
+        })
+        .await,
         Err(StoreError::NotFound)
     ));
 }
