@@ -2119,6 +2119,8 @@ mod private_key_jwt {
         fn config() -> OAuthConfig {
             OAuthConfig {
                 insecure_allow_http_jwks_uri: true,
+                // The key servers of these tests listen on 127.0.0.1.
+                insecure_allow_private_jwks_uri: true,
                 jwks_uri_cache_ttl_secs: 300,
                 jwks_uri_min_refetch_secs: 30,
                 jwks_uri_timeout_ms: 500,
@@ -2341,6 +2343,48 @@ mod private_key_jwt {
                     "{reason} not audited"
                 );
             }
+        }
+
+        /// A client whose JWKS URI points at an internal address is refused at fetch time
+        /// unless private addresses are allowed: a literal address, and a name that resolves
+        /// only to loopback. The key server is never reached.
+        #[tokio::test]
+        async fn a_jwks_uri_on_a_private_address_is_never_fetched_by_default() {
+            let mut app = App::with(OAuthConfig {
+                insecure_allow_private_jwks_uri: false,
+                ..config()
+            })
+            .await;
+            app.tenant_with_api("acme").await;
+            let server = KeyServer::start().await;
+            let (key, jwk) = new_key();
+            server.serve_keys(&[&jwk]);
+            let port = server.url.rsplit(':').next().expect("port").to_owned();
+            let by_name = server.url.replace("127.0.0.1", "localhost");
+            let mut refused = Vec::new();
+            for (uri, reason) in [
+                (server.url.clone(), "jwks_uri_address_not_allowed"),
+                (by_name, "jwks_uri_unreachable"),
+            ] {
+                let (s, v) = register(&app, &uri).await;
+                assert_eq!(s, StatusCode::CREATED, "{v}");
+                let id = v["client_id"].as_str().expect("id").to_owned();
+                let s = present_with(&app, &id, &key, kid(&jwk), &format!("p-{reason}")).await;
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
+                refused.push((id, reason));
+            }
+            // Audited with the precise reason (the events are read once, after a flush).
+            let events = app.events("acme").await;
+            for (id, reason) in refused {
+                assert!(
+                    events
+                        .iter()
+                        .any(|e| e.credential_id.as_deref() == Some(id.as_str())
+                            && e.reason.as_deref() == Some(reason)),
+                    "{reason} not audited"
+                );
+            }
+            assert_eq!(server.hits(), 0, "nothing internal was read (port {port})");
         }
 
         #[tokio::test]

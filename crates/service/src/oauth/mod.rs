@@ -100,6 +100,10 @@ pub struct OAuthConfig {
     /// Allow `http://` JWKS URIs (registration and fetch). For tests and closed networks only:
     /// keys fetched over plain HTTP can be replaced by anyone on the path.
     pub insecure_allow_http_jwks_uri: bool,
+    /// Allow JWKS URIs that resolve to private, loopback, link-local or other non-public
+    /// addresses. For closed networks and tests only: otherwise a client registration could make
+    /// this server read internal services (cloud metadata endpoints, admin consoles).
+    pub insecure_allow_private_jwks_uri: bool,
 }
 
 impl Default for OAuthConfig {
@@ -118,6 +122,7 @@ impl Default for OAuthConfig {
             jwks_uri_timeout_ms: 3_000,
             jwks_uri_max_bytes: 64 * 1024,
             insecure_allow_http_jwks_uri: false,
+            insecure_allow_private_jwks_uri: false,
         }
     }
 }
@@ -180,6 +185,10 @@ impl OAuthState {
                 timeout: Duration::from_millis(config.jwks_uri_timeout_ms),
                 max_bytes: config.jwks_uri_max_bytes,
                 allow_http: config.insecure_allow_http_jwks_uri,
+                addresses: crate::outbound::AddressPolicy {
+                    private: config.insecure_allow_private_jwks_uri,
+                    loopback: false,
+                },
             }),
             insecure_allow_http_jwks_uri: config.insecure_allow_http_jwks_uri,
             rotation: None,

@@ -13,7 +13,11 @@
 //! serialised; concurrent requests wait for the one in flight and use its result.
 //!
 //! Plain `http://` URIs are refused at registration and at fetch unless
-//! `oauth.insecure_allow_http_jwks_uri` is set (tests, closed networks).
+//! `oauth.insecure_allow_http_jwks_uri` is set (tests, closed networks). Where the fetch may
+//! connect is `crate::outbound`'s rule: a host that is a non-public address, or a name that
+//! resolves only to such addresses (now or after a DNS change), is refused at fetch time unless
+//! `oauth.insecure_allow_private_jwks_uri` is set, so registering a client cannot make this
+//! server read an internal service.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +43,8 @@ pub struct RemoteJwksSettings {
     pub timeout: Duration,
     pub max_bytes: usize,
     pub allow_http: bool,
+    /// Which non-public addresses a fetch may reach.
+    pub addresses: crate::outbound::AddressPolicy,
 }
 
 /// Checks a JWKS URI a client registers: an absolute `https://` URL (or `http://` when allowed)
@@ -109,6 +115,9 @@ impl RemoteJwks {
                     .connect_timeout(settings.timeout)
                     .redirect(reqwest::redirect::Policy::none())
                     .no_proxy()
+                    .dns_resolver(Arc::new(crate::outbound::FilteringResolver(
+                        settings.addresses,
+                    )))
                     .https_only(!settings.allow_http)
                     .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
                     .build()
@@ -182,6 +191,18 @@ impl RemoteJwks {
 
     async fn fetch(&self, uri: &str) -> Result<ClientKeys, &'static str> {
         validate_jwks_uri(uri, self.settings.allow_http).map_err(|_| "jwks_uri_not_allowed")?;
+        // A literal address never reaches the resolver: judge it here.
+        let literal = reqwest::Url::parse(uri).ok().and_then(|u| {
+            let host = u.host_str()?;
+            let bare = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            bare.parse::<std::net::IpAddr>().ok()
+        });
+        if literal.is_some_and(|ip| !self.settings.addresses.allows(ip)) {
+            return Err("jwks_uri_address_not_allowed");
+        }
         let mut response = self
             .http()
             .await?
