@@ -61,9 +61,12 @@ impl<'a> RawObject<'a> {
     pub fn str(&self, name: &str) -> Result<Option<Cow<'a, str>>, WrongType> {
         match self.get(name) {
             None => Ok(None),
-            Some(raw) => serde_json::from_str::<Text<'a>>(raw.get())
-                .map(|t| Some(t.0))
-                .map_err(|_| WrongType),
+            Some(raw) => match plain_string(raw.get()) {
+                Some(s) => Ok(Some(Cow::Borrowed(s))),
+                None => serde_json::from_str::<Text<'a>>(raw.get())
+                    .map(|t| Some(t.0))
+                    .map_err(|_| WrongType),
+            },
         }
     }
 
@@ -71,9 +74,12 @@ impl<'a> RawObject<'a> {
     pub fn int(&self, name: &str) -> Result<Option<i64>, WrongType> {
         match self.get(name) {
             None => Ok(None),
-            Some(raw) => serde_json::from_str::<i64>(raw.get())
-                .map(Some)
-                .map_err(|_| WrongType),
+            Some(raw) => match plain_unsigned(raw.get()) {
+                Some(digits) => digits.parse::<i64>().map(Some).map_err(|_| WrongType),
+                None => serde_json::from_str::<i64>(raw.get())
+                    .map(Some)
+                    .map_err(|_| WrongType),
+            },
         }
     }
 
@@ -133,6 +139,24 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
 }
 
 const DUPLICATE: &str = "duplicate member";
+
+// The two fast paths below read a member without a second JSON parse. They rely on what
+// `RawObject::parse` already checked: every member is exactly one valid JSON value, without
+// surrounding whitespace, valid UTF-8, and a string in it holds no raw control character. Anything
+// else (escapes, signs, fractions, exponents) goes through serde_json as before, so both paths
+// accept and refuse exactly the same values (`tests::fast_paths_agree_with_serde_json`).
+
+/// The content of a JSON string value that has no escape: what serde_json would yield, borrowed.
+fn plain_string(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
+/// A JSON number made of digits only (no sign, fraction or exponent). serde_json refuses `-0`
+/// as an integer, which is why negative numbers take the slow path.
+fn plain_unsigned(raw: &str) -> Option<&str> {
+    (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit())).then_some(raw)
+}
 
 /// The header members a verifier reads.
 #[derive(Debug)]
@@ -355,6 +379,56 @@ mod tests {
         for (t, want) in cases {
             assert_eq!(parse_all(&t).err(), Some(want), "{t}");
         }
+    }
+
+    #[test]
+    fn fast_paths_agree_with_serde_json() {
+        let values = [
+            r#""plain""#,
+            r#""""#,
+            r#""with \"escape\"""#,
+            r#""\u00e9t\u00e9""#,
+            "\"caf\u{e9} \u{1F600}\"",
+            r#""a\/b""#,
+            "0",
+            "7",
+            "1795478400",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551616",
+            "-0",
+            "-1",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "1.0",
+            "1e3",
+            "1E3",
+            "0.5",
+            "true",
+            "null",
+            r#"["a"]"#,
+            "{}",
+        ];
+        for v in values {
+            let doc = format!(r#"{{"m": {v} }}"#);
+            let o = RawObject::parse(doc.as_bytes(), JoseError::MalformedClaims).expect("parse");
+            let want_str = serde_json::from_str::<Text<'_>>(v).map(|t| t.0.into_owned());
+            assert_eq!(
+                o.str("m").map(|s| s.map(Cow::into_owned)),
+                want_str.map(Some).map_err(|_| WrongType),
+                "str {v}"
+            );
+            let want_int = serde_json::from_str::<i64>(v);
+            assert_eq!(
+                o.int("m"),
+                want_int.map(Some).map_err(|_| WrongType),
+                "int {v}"
+            );
+        }
+        // A plain string is borrowed from the token, not copied.
+        let doc = br#"{"m":"plain"}"#;
+        let o = RawObject::parse(doc, JoseError::MalformedClaims).expect("parse");
+        assert!(matches!(o.str("m"), Ok(Some(Cow::Borrowed("plain")))));
     }
 
     #[test]

@@ -52,6 +52,13 @@ impl TokenCache {
         }
     }
 
+    /// The key `token` is cached under, or `None` when the cache is off: a verifier without a
+    /// cache does not hash every token for nothing (the digest is a tenth of the work around
+    /// the signature check: bench/BENCHMARKS.md, instruction profile).
+    pub fn key_of(&self, token: &str) -> Option<Digest> {
+        (self.capacity > 0).then(|| digest(token))
+    }
+
     /// A cached token that has not expired at `now`.
     pub fn get(&self, d: &Digest, now: Timestamp) -> Option<Arc<CachedToken>> {
         if self.capacity == 0 {
@@ -96,5 +103,44 @@ impl TokenCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::CredentialKind;
+
+    fn entry(exp: i64) -> CachedToken {
+        CachedToken {
+            principal: Arc::new(Principal::new(CredentialKind::AccessToken, "s", "j")),
+            tenant: TenantId::system(),
+            kid: "k".into(),
+            sid: None,
+            family: None,
+            issued_at: Timestamp::from_secs(0),
+            expires_at: Timestamp::from_secs(exp),
+            audiences: Box::new([]),
+        }
+    }
+
+    #[test]
+    fn a_disabled_cache_hashes_nothing_and_holds_nothing() {
+        let off = TokenCache::new(0);
+        assert_eq!(off.key_of("a.b.c"), None);
+        off.insert(digest("a.b.c"), entry(100), Timestamp::from_secs(1));
+        assert!(off.is_empty());
+        assert!(off.get(&digest("a.b.c"), Timestamp::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn an_enabled_cache_keys_by_the_whole_tokens_digest() {
+        let on = TokenCache::new(10);
+        let key = on.key_of("a.b.c").expect("enabled");
+        assert_eq!(key, digest("a.b.c"));
+        assert_ne!(on.key_of("a.b.d"), Some(key));
+        on.insert(key, entry(100), Timestamp::from_secs(1));
+        assert!(on.get(&key, Timestamp::from_secs(99)).is_some());
+        assert!(on.get(&key, Timestamp::from_secs(100)).is_none(), "expired");
     }
 }

@@ -38,7 +38,7 @@ use crate::fetch::{Fetch, HttpFetch};
 use crate::jwks::{JwksCache, JwksTiming, KeySource};
 use crate::policy::{authorize, Policy};
 use crate::principal::{CredentialKind, Principal};
-use crate::token_cache::{self, CachedToken, TokenCache};
+use crate::token_cache::{CachedToken, TokenCache};
 use crate::ConfigError;
 
 /// Longest leeway a configuration may set (DESIGN.md invariant 2).
@@ -509,8 +509,8 @@ impl Verifier {
             return Err(Reason::TooLarge.into());
         }
         let now = inner.clock.now();
-        let digest = token_cache::digest(token);
-        if let Some(hit) = inner.tokens.get(&digest, now) {
+        let key = inner.tokens.key_of(token);
+        if let Some(hit) = key.and_then(|d| inner.tokens.get(&d, now)) {
             // The cache holds tokens verified for any route's audience: check this one's.
             if !hit.audiences.iter().any(|a| a == audience) {
                 return Err(Reason::AudienceMismatch.into());
@@ -521,7 +521,9 @@ impl Verifier {
         let cached = self.verify_uncached(token, now, audience).await?;
         self.check_revocation(&cached)?;
         let principal = cached.principal.clone();
-        inner.tokens.insert(digest, cached, now);
+        if let Some(d) = key {
+            inner.tokens.insert(d, cached, now);
+        }
         Ok(principal)
     }
 
