@@ -141,6 +141,14 @@ impl Tls {
         })
     }
 
+    /// An acceptor offering only these ALPN protocols (for a server loop that speaks fewer
+    /// than the gateway's); it shares the certificate store, so reloads reach it too.
+    pub fn acceptor_with_alpn(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
     }
