@@ -12,7 +12,6 @@
 //! connection stop the accept loop.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::connect_info::{ConnectInfo, Connected};
@@ -156,6 +155,7 @@ pub async fn tls_request_extensions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use axum::routing::get;
     use axum::Router;
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
