@@ -155,11 +155,11 @@ pub async fn tls_request_extensions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use axum::routing::get;
     use axum::Router;
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     type Ca = CertifiedIssuer<'static, KeyPair>;
