@@ -116,6 +116,109 @@ impl Possession<'_> {
     };
 }
 
+/// The client certificate a request came with, put in the request's extensions by the
+/// listener that saw it: the TLS handshake (rustls proved the peer holds the certificate's key)
+/// or a trusted TLS-terminating proxy's header. Whether its chain is trusted is a separate
+/// question, answered by whoever uses it (client authentication validates it against the
+/// tenant's CA set); for binding a token only the thumbprint matters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    der: std::sync::Arc<[u8]>,
+    thumbprint: Thumbprint,
+}
+
+impl ClientCertificate {
+    /// Wraps an end-entity certificate's DER and computes its `x5t#S256`.
+    pub fn from_der(der: impl Into<std::sync::Arc<[u8]>>) -> Self {
+        let der = der.into();
+        let thumbprint = Thumbprint::sha256_of(&der);
+        Self { der, thumbprint }
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// RFC 8705 section 3.1: the SHA-256 of the DER, base64url.
+    pub fn thumbprint(&self) -> &Thumbprint {
+        &self.thumbprint
+    }
+}
+
+/// Longest certificate header accepted from a proxy: a certificate of a few kilobytes,
+/// URL-encoded, fits many times over.
+pub const MAX_CERTIFICATE_HEADER_BYTES: usize = 16 * 1024;
+
+/// A client-certificate header a trusted proxy sent that is not one URL-encoded PEM certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadCertificateHeader {
+    #[error("certificate header too large")]
+    TooLarge,
+    #[error("certificate header is not URL-encoded")]
+    NotUrlEncoded,
+    #[error("certificate header holds no PEM certificate")]
+    NotPem,
+}
+
+impl ClientCertificate {
+    /// Reads the certificate a TLS-terminating proxy forwarded as URL-encoded PEM (nginx
+    /// `$ssl_client_escaped_cert`). Only the first `CERTIFICATE` block is read: the end-entity
+    /// certificate. Whether the proxy may be believed is the caller's decision (trusted proxies
+    /// only); this only parses.
+    pub fn from_escaped_pem(value: &[u8]) -> Result<Self, BadCertificateHeader> {
+        if value.len() > MAX_CERTIFICATE_HEADER_BYTES {
+            return Err(BadCertificateHeader::TooLarge);
+        }
+        let pem = percent_decode(value).ok_or(BadCertificateHeader::NotUrlEncoded)?;
+        let pem = std::str::from_utf8(&pem).map_err(|_| BadCertificateHeader::NotPem)?;
+        const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+        const END: &str = "-----END CERTIFICATE-----";
+        let start = pem.find(BEGIN).ok_or(BadCertificateHeader::NotPem)? + BEGIN.len();
+        let len = pem[start..].find(END).ok_or(BadCertificateHeader::NotPem)?;
+        let body: String = pem[start..start + len]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| BadCertificateHeader::NotPem)?;
+        // A DER certificate is a SEQUENCE; anything else is not worth hashing.
+        if der.first() != Some(&0x30) {
+            return Err(BadCertificateHeader::NotPem);
+        }
+        Ok(Self::from_der(der))
+    }
+}
+
+/// RFC 3986 percent-decoding; `+` stays `+` (it is base64, not a form space).
+fn percent_decode(v: &[u8]) -> Option<Vec<u8>> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            let hi = hex(*v.get(i + 1)?)?;
+            let lo = hex(*v.get(i + 2)?)?;
+            // Both digits are below 16, so the byte fits.
+            out.push(u8::try_from(hi * 16 + lo).ok()?);
+            i += 3;
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("x5t#S256", &self.thumbprint.as_str())
+            .field("der_bytes", &self.der.len())
+            .finish()
+    }
+}
+
 /// Why a bound token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BindingError {
@@ -286,6 +389,9 @@ mod tests {
             Err(BindingError::CertificateMissing)
         );
 
+        let c = ClientCertificate::from_der(b"der".to_vec());
+        assert_eq!(c.thumbprint(), &Thumbprint::sha256_of(b"der"));
+        assert_eq!(c.der(), b"der");
         let unbound = Confirmation::default();
         assert!(unbound.is_unbound());
         assert_eq!(unbound.check(&Possession::BEARER), Ok(()));
@@ -293,5 +399,50 @@ mod tests {
             unbound.check(&with(Scheme::Dpop, Some(&j), Some(&x))),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_proxy_certificate_header_is_url_encoded_pem_and_nothing_else() {
+        let der = [0x30u8, 0x82, 0x01, 0x0a, 0xff, 0xfe];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+        let escaped: String = pem
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'-' {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let c = ClientCertificate::from_escaped_pem(escaped.as_bytes()).expect("nginx form");
+        assert_eq!(c.der(), der);
+        assert_eq!(c.thumbprint(), &Thumbprint::sha256_of(&der));
+        for (bad, why) in [
+            (b"%zz".to_vec(), BadCertificateHeader::NotUrlEncoded),
+            (b"abc%4".to_vec(), BadCertificateHeader::NotUrlEncoded),
+            (b"no pem here".to_vec(), BadCertificateHeader::NotPem),
+            (
+                b"-----BEGIN CERTIFICATE-----%0A!!!%0A-----END CERTIFICATE-----".to_vec(),
+                BadCertificateHeader::NotPem,
+            ),
+            (
+                // Decodes, but is not a DER SEQUENCE.
+                b"-----BEGIN CERTIFICATE-----AAAA-----END CERTIFICATE-----".to_vec(),
+                BadCertificateHeader::NotPem,
+            ),
+            (
+                vec![b'A'; MAX_CERTIFICATE_HEADER_BYTES + 1],
+                BadCertificateHeader::TooLarge,
+            ),
+        ] {
+            assert_eq!(
+                ClientCertificate::from_escaped_pem(&bad),
+                Err(why),
+                "{}",
+                String::from_utf8_lossy(&bad[..bad.len().min(60)])
+            );
+        }
     }
 }

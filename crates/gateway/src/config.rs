@@ -231,6 +231,12 @@ pub struct ForwardAuthSection {
     /// is known in forward-auth mode.
     #[serde(default, deserialize_with = "forwarding_header")]
     pub client_ip_header: Option<ForwardedHeader>,
+    /// A header the TLS-terminating proxy in front sets to the client certificate as URL-encoded
+    /// PEM (nginx `$ssl_client_escaped_cert`), so certificate-bound tokens (`cnf.x5t#S256`)
+    /// can be checked. Read only from a peer in `trusted_proxies` (required with it); from
+    /// anyone else it is ignored and a bound token is refused.
+    #[serde(default)]
+    pub client_cert_header: Option<String>,
 }
 
 /// Any header name: `forwarded` is RFC 7239, every other name a list of addresses.

@@ -14,7 +14,7 @@ use std::time::Instant;
 use axum::body::Body;
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
-use portcullis_verify::{Denial, Principal, RequestFacts, Verifier};
+use portcullis_verify::{Denial, Possession, Principal, RequestFacts, Thumbprint, Verifier};
 
 use crate::audit;
 use crate::config::ClientCertMode;
@@ -133,9 +133,14 @@ pub struct Facts<'a> {
     /// The host name routes are matched by: the one the upstream is told ([`crate::host`]).
     pub host: Option<&'a str>,
     pub client_ip: Option<IpAddr>,
-    /// The fingerprint of the client certificate verified on this connection; always `None`
+    /// The thumbprint of the client certificate verified on this connection; always `None`
     /// in forward-auth mode (the connection is the proxy's, not the client's).
-    pub client_cert: Option<&'a str>,
+    pub client_cert: Option<&'a Thumbprint>,
+    /// In forward-auth mode, the certificate a trusted proxy forwarded in
+    /// `forward_auth.client_cert_header`: good for a certificate-bound token's binding (the
+    /// proxy's TLS handshake proved possession), never for `client_cert = "required"`, which
+    /// means verified against this gateway's `tls.client_ca_file`.
+    pub forwarded_cert: Option<&'a Thumbprint>,
     pub request_id: &'a str,
     /// `proxy`, `nginx`, `traefik` or `envoy`, for the audit event.
     pub mode: &'static str,
@@ -206,15 +211,21 @@ pub async fn decide<'a>(
             let result = match portcullis_verify::http::presented_credential(f.parts) {
                 Err(reason) => Err(Denial::from(reason)),
                 Ok(presented) => {
+                    // A certificate-bound token passes only with its certificate.
+                    let possession = Possession {
+                        client_certificate: f.client_cert.or(f.forwarded_cert),
+                        ..Possession::BEARER
+                    };
                     shared
                         .verifier
-                        .check(
+                        .check_with(
                             presented,
                             policy,
                             RequestFacts {
                                 resource_tenant: tenant.as_ref(),
                                 client_ip: f.client_ip,
                             },
+                            &possession,
                         )
                         .await
                 }

@@ -22,6 +22,10 @@
 //! `trusted_proxies`, read by the one rule in [`portcullis_core::forwarded`]; otherwise, and when
 //! that header names no usable address, it is unknown (the peer is the proxy, never the client).
 //!
+//! With `forward_auth.client_cert_header`, the client certificate the proxy verified is read
+//! from that header (URL-encoded PEM, nginx `$ssl_client_escaped_cert`) under the same rule:
+//! only from a trusted proxy. It serves certificate-bound tokens (`cnf.x5t#S256`) alone.
+//!
 //! The gateway trusts these headers to describe the client's request: the forward-auth path
 //! must be reachable only by the proxy. This module must never answer 2xx for a request it could
 //! not fully describe, nor read a client address any other way.
@@ -33,6 +37,7 @@ use std::time::Instant;
 use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
+use portcullis_core::confirmation::ClientCertificate;
 use portcullis_core::forwarded::client_address;
 
 use crate::config::GatewayConfig;
@@ -128,6 +133,39 @@ fn client_ip(headers: &HeaderMap, config: &GatewayConfig, peer: SocketAddr) -> O
     )
 }
 
+/// The client certificate the trusted proxy forwarded in `forward_auth.client_cert_header`
+/// (module docs). From any other peer the header is ignored, so a client that talks to the
+/// gateway directly cannot claim a certificate; a header that is not one URL-encoded PEM
+/// certificate counts as none (a bound token is then refused).
+fn forwarded_certificate(
+    headers: &HeaderMap,
+    config: &GatewayConfig,
+    peer: SocketAddr,
+    request_id: &str,
+) -> Option<ClientCertificate> {
+    let name = config.forward_auth.client_cert_header.as_deref()?;
+    let value = headers.get(name)?;
+    if !config.trusted_proxies.contains(peer.ip()) {
+        tracing::info!(
+            request_id,
+            %peer,
+            header = name,
+            "client certificate header from a peer not in trusted_proxies; ignored"
+        );
+        return None;
+    }
+    if value.is_empty() {
+        return None;
+    }
+    match ClientCertificate::from_escaped_pem(value.as_bytes()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::info!(request_id, header = name, error = %e, "client certificate header refused");
+            None
+        }
+    }
+}
+
 pub async fn handle(
     shared: &Arc<Shared>,
     snap: &Arc<Snapshot>,
@@ -175,6 +213,7 @@ pub async fn handle(
         }
     };
     let ip = client_ip(req.headers(), &snap.config, peer);
+    let forwarded_cert = forwarded_certificate(req.headers(), &snap.config, peer, &request_id);
     let (mut parts, _body) = req.into_parts();
     parts.method = method;
     parts.uri = uri;
@@ -184,6 +223,7 @@ pub async fn handle(
         host: host.as_ref().map(crate::host::RequestHost::name),
         client_ip: ip,
         client_cert: None,
+        forwarded_cert: forwarded_cert.as_ref().map(ClientCertificate::thumbprint),
         request_id: &request_id,
         mode: mode.as_str(),
     };

@@ -114,7 +114,8 @@ pub async fn handle(
         parts: &parts,
         host: host.as_ref().map(RequestHost::name),
         client_ip: Some(peer.ip()),
-        client_cert: conn.client_cert_sha256.as_deref(),
+        client_cert: conn.client_certificate.as_ref().map(|c| c.thumbprint()),
+        forwarded_cert: None,
         request_id: &request_id,
         mode: "proxy",
     };

@@ -34,6 +34,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use portcullis_core::confirmation::ClientCertificate;
+
 use crate::config::Limits;
 use crate::tls::Tls;
 
@@ -54,18 +56,23 @@ pub struct Conn {
     pub tls: bool,
     /// The [`crate::tls::fingerprint`] of the client certificate rustls verified, if any.
     pub client_cert_sha256: Option<Arc<str>>,
+    /// That certificate with its thumbprint, for certificate-bound tokens (RFC 8705 section 3).
+    pub client_certificate: Option<ClientCertificate>,
     /// The peer's address as an `X-Forwarded-For` value, made once per connection.
     pub forwarded_for: http::HeaderValue,
 }
 
 impl Conn {
-    pub fn new(peer: SocketAddr, tls: bool, client_cert_sha256: Option<Arc<str>>) -> Self {
+    pub fn new(peer: SocketAddr, tls: bool, client_certificate: Option<ClientCertificate>) -> Self {
         let forwarded_for = http::HeaderValue::try_from(peer.ip().to_string())
             .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
         Self {
             peer,
             tls,
-            client_cert_sha256,
+            client_cert_sha256: client_certificate
+                .as_ref()
+                .map(|c| Arc::from(c.thumbprint().as_str())),
+            client_certificate,
             forwarded_for,
         }
     }
@@ -187,14 +194,14 @@ async fn serve_tls<F, Fut>(
         }
     };
     // rustls reports peer certificates only once its verifier accepted the chain.
-    let client_cert_sha256 = stream
+    let client_certificate = stream
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|c| c.first())
-        .map(|c| Arc::from(crate::tls::fingerprint(c)));
+        .map(|c| ClientCertificate::from_der(c.as_ref()));
     let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let conn = Arc::new(Conn::new(peer, true, client_cert_sha256));
+    let conn = Arc::new(Conn::new(peer, true, client_certificate));
     if negotiated_h2 {
         serve_h2(&p.h2, TokioIo::new(stream), conn, handler).await;
     } else {

@@ -88,6 +88,18 @@ impl Snapshot {
                 ));
             }
         }
+        if let Some(name) = &config.forward_auth.client_cert_header {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(ConfigError(format!(
+                    "forward_auth.client_cert_header: {name:?} is not a header name"
+                )));
+            }
+            if config.trusted_proxies.is_empty() {
+                return Err(ConfigError(
+                    "forward_auth.client_cert_header needs trusted_proxies: the addresses of the proxies that set it".into(),
+                ));
+            }
+        }
         let l = &config.limits;
         if l.max_header_bytes < 1024 || l.max_header_bytes > 1024 * 1024 {
             return Err(ConfigError(

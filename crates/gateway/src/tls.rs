@@ -113,6 +113,42 @@ impl Tls {
         })
     }
 
+    /// A listener that asks every client for a certificate, accepts a connection without one,
+    /// and accepts any well-formed certificate whose key signed the handshake, leaving the
+    /// question of trust to the application: `serve` validates a client's chain against its
+    /// tenant's CA set, or its key against its registered JWKS (RFC 8705 section 2), and binds
+    /// tokens to the certificate's thumbprint, for which possession of the key is what counts.
+    /// A listener built this way must never treat a certificate as trusted by itself.
+    pub fn with_deferred_client_certificates(section: &TlsSection) -> Result<Self, ConfigError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let certs = Arc::new(CertStore {
+            current: RwLock::new(Arc::new(load_pair(section, &provider)?)),
+        });
+        let verifier = Arc::new(DeferredClientCertVerifier {
+            provider: provider.clone(),
+        });
+        let mut config = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| ConfigError(format!("tls: {e}")))?
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(certs.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Self {
+            section: section.clone(),
+            provider,
+            certs,
+            config: Arc::new(config),
+        })
+    }
+
+    /// An acceptor offering only these ALPN protocols (for a server loop that speaks fewer
+    /// than the gateway's); it shares the certificate store, so reloads reach it too.
+    pub fn acceptor_with_alpn(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
     }
@@ -172,4 +208,70 @@ fn load_roots(path: &Path) -> Result<RootCertStore, ConfigError> {
             .map_err(|e| ConfigError(format!("tls.client_ca_file {}: {e}", path.display())))?;
     }
     Ok(roots)
+}
+
+/// Checks that the client holds the key of the certificate it sent (the handshake signature),
+/// and that the certificate parses, but not who issued it: see
+/// [`Tls::with_deferred_client_certificates`].
+#[derive(Debug)]
+struct DeferredClientCertVerifier {
+    provider: Arc<CryptoProvider>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for DeferredClientCertVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        rustls::server::ParsedCertificate::try_from(end_entity)?;
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }

@@ -38,6 +38,11 @@ pub struct HttpConfig {
     /// The header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239). The other
     /// one is ignored, since a proxy passes on whatever a client put in it.
     pub forwarded_header: ForwardedHeader,
+    /// A header those proxies set to the client certificate they verified, as URL-encoded PEM
+    /// (nginx `$ssl_client_escaped_cert`): read only from a trusted proxy, ignored from anyone
+    /// else, never when the connection itself presented a certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate_header: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -47,6 +52,7 @@ impl Default for HttpConfig {
             shutdown_grace_secs: 20,
             trusted_proxies: TrustedProxies::none(),
             forwarded_header: ForwardedHeader::XForwardedFor,
+            client_certificate_header: None,
         }
     }
 }
@@ -79,6 +85,10 @@ pub fn router_with_metrics(
     let client_address = Arc::new(ClientAddressRule {
         trusted_proxies: http.trusted_proxies.clone(),
         header: http.forwarded_header.clone(),
+        certificate_header: http
+            .client_certificate_header
+            .as_deref()
+            .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
     });
     Router::new()
         .route("/healthz", get(healthz))
@@ -99,6 +109,9 @@ pub fn router_with_metrics(
             crate::metrics::track,
         ))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(axum::middleware::from_fn(
+            crate::extract::client_certificate_from_proxy,
+        ))
         .layer(Extension(client_address))
         .layer(
             ServiceBuilder::new()

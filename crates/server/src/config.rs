@@ -88,6 +88,45 @@ pub struct Config {
     /// Outgoing mail; without it, mail goes to `<data_dir>/outbox` (development).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp: Option<SmtpConfig>,
+    /// TLS on the main listener (`docs/mtls.md`); plain HTTP without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServeTlsConfig>,
+}
+
+/// `[tls]`: the listener's certificate (reloaded on SIGHUP without dropping connections) and
+/// whether clients are asked for a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeTlsConfig {
+    /// PEM: the server certificate followed by its chain.
+    pub cert_file: PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// `"off"` (default) or `"request"`: ask every client for a certificate, never require
+    /// one. A presented certificate is accepted at the handshake when its key signed it; who
+    /// issued it is judged by client authentication (the tenant's CA set, or the client's
+    /// registered keys), and tokens are bound to it (RFC 8705).
+    #[serde(default)]
+    pub client_certificates: ClientCertificates,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientCertificates {
+    #[default]
+    Off,
+    Request,
+}
+
+impl ServeTlsConfig {
+    /// The gateway's TLS section for the same files (one listener implementation).
+    pub fn section(&self) -> portcullis_gateway::config::TlsSection {
+        portcullis_gateway::config::TlsSection {
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            client_ca_file: None,
+        }
+    }
 }
 
 /// The gateway embedded in `serve` (`docs/gateway.md`): off unless `config` is set.
@@ -335,6 +374,7 @@ impl Default for Config {
             logout: Default::default(),
             login: Default::default(),
             smtp: None,
+            tls: None,
         }
     }
 }
@@ -453,6 +493,19 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.http.client_certificate_header {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "http.client_certificate_header: {name:?} is not a header name"
+                )));
+            }
+            // Fail loudly: the header is read only from a trusted proxy.
+            if self.http.trusted_proxies.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "http.client_certificate_header needs http.trusted_proxies: the addresses of the proxies that set it".into(),
+                ));
+            }
+        }
         self.users.validate().map_err(ConfigError::Invalid)?;
         self.sign_in.validate().map_err(ConfigError::Invalid)?;
         self.logout.validate().map_err(ConfigError::Invalid)?;
@@ -627,7 +680,8 @@ impl Config {
                  http://{bound} is not a URL clients can reach; set the public URL"
             )));
         }
-        Ok(format!("http://{bound}"))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Ok(format!("{scheme}://{bound}"))
     }
 
     /// The KEK file in force: the configured one, or `<data_dir>/kek`.

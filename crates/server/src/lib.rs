@@ -14,3 +14,4 @@ pub mod gateway;
 pub mod logging;
 pub mod metrics;
 pub mod serve;
+pub mod tls_listener;

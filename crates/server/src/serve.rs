@@ -8,7 +8,8 @@
 //! 6. Ensure a global admin exists (bootstrap token file).
 //! 7. Start the embedded gateway if `[gateway]` names one (`gateway.rs`), and the metrics
 //!    listener if `[metrics] listen` is set (`metrics.rs`; bound in step 1, fail fast).
-//! 8. Serve until SIGTERM/SIGINT, drain in-flight requests, flush the audit log.
+//! 8. Serve (over TLS with `[tls]`, `tls_listener.rs`; SIGHUP reloads its certificate) until
+//!    SIGTERM/SIGINT, drain in-flight requests, flush the audit log.
 //!
 //! Steps 5 and 6, and everything the HTTP surfaces need, are [`assemble`]: the one function that
 //! builds the app, for `serve` and for tests alike. This module must never hold a rule about
@@ -42,6 +43,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("could not listen on {at} for metrics"))?,
         ),
         None => None,
+    };
+    // The certificate and key load before anything is created: a bad pair fails fast.
+    let tls = match &config.tls {
+        None => None,
+        Some(t) => Some(
+            match t.client_certificates {
+                crate::config::ClientCertificates::Off => {
+                    portcullis_gateway::tls::Tls::new(&t.section())
+                }
+                crate::config::ClientCertificates::Request => {
+                    portcullis_gateway::tls::Tls::with_deferred_client_certificates(&t.section())
+                }
+            }
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
     };
     // Before anything is created: a node that cannot present the one issuer must not start.
     let addr = listener.local_addr()?;
@@ -93,19 +109,41 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let shutdown = async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
         // Open revocation streams never finish on their own; their readers resume elsewhere.
         feed.shutdown();
         let _ = signalled_tx.send(());
-    });
+    };
+    let mut reload_task = None;
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
+        match tls {
+            None => Box::pin(std::future::IntoFuture::into_future(
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown),
+            )),
+            Some(tls) => {
+                let tls = Arc::new(tls);
+                reload_task = Some(tokio::spawn(reload_on_sighup(tls.clone())));
+                let listener = crate::tls_listener::TlsListener::new(listener, &tls)?;
+                let app = app.layer(axum::middleware::from_fn(
+                    crate::tls_listener::tls_request_extensions,
+                ));
+                Box::pin(std::future::IntoFuture::into_future(
+                    axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<crate::tls_listener::TlsPeer>(),
+                    )
+                    .with_graceful_shutdown(shutdown),
+                ))
+            }
+        };
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
-    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+    let mut server = server;
     tokio::select! {
         result = &mut server => result.context("server failed")?,
         _ = async {
@@ -114,6 +152,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections"),
     }
     drop(embedded_gateway);
+    if let Some(t) = reload_task {
+        t.abort();
+    }
     if let Some(t) = metrics_task {
         t.abort();
     }
@@ -418,6 +459,32 @@ pub async fn assemble(
             backchannel_logout,
         },
     })
+}
+
+/// Re-reads the TLS certificate and key on SIGHUP: new handshakes get the new pair, open
+/// connections keep theirs; a pair that does not load leaves the old one in use.
+async fn reload_on_sighup(tls: Arc<portcullis_gateway::tls::Tls>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; the TLS certificate will not reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!(
+                    certificate_sha256 = tls.certs().fingerprint().as_deref().unwrap_or(""),
+                    "TLS certificate reloaded"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate reload refused; the previous certificate stays in use")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 async fn shutdown_signal() {

@@ -27,6 +27,7 @@ pub mod login;
 pub mod logout;
 pub mod mail;
 pub mod metrics;
+pub mod mtls;
 pub mod oauth;
 pub mod outbound;
 pub mod passwords;

@@ -18,6 +18,7 @@ use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use portcullis_core::confirmation::{ClientCertificate, Possession};
 use portcullis_core::tenant::TenantId;
 
 use crate::denial::{Denial, Reason};
@@ -139,14 +140,25 @@ pub async fn authorize_request(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let presented = presented_credential(parts)?;
+    // The listener (TLS handshake or trusted proxy header) put the certificate here; a request
+    // cannot forge an extension.
+    let certificate = parts
+        .extensions
+        .get::<ClientCertificate>()
+        .map(ClientCertificate::thumbprint);
+    let possession = Possession {
+        client_certificate: certificate,
+        ..Possession::BEARER
+    };
     verifier
-        .check(
+        .check_with(
             presented,
             policy,
             RequestFacts {
                 resource_tenant: tenant.as_ref(),
                 client_ip,
             },
+            &possession,
         )
         .await
 }

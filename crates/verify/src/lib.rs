@@ -48,7 +48,7 @@ pub use http::{authorize_request, denial_response, RequireLayer};
 pub use jwks::{JwksTiming, KeySource};
 pub use policy::{authorize, Policy, Requirement, TenantBinding};
 pub use portcullis_core::confirmation::{
-    BindingError, Confirmation, Possession, Scheme, Thumbprint,
+    BindingError, ClientCertificate, Confirmation, Possession, Scheme, Thumbprint,
 };
 pub use portcullis_jose::Alg;
 pub use principal::{CredentialKind, Principal};

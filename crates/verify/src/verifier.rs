@@ -412,6 +412,19 @@ impl Verifier {
         policy: &Policy,
         facts: RequestFacts<'_>,
     ) -> Result<Arc<Principal>, Denial> {
+        self.check_with(presented, policy, facts, &Possession::BEARER)
+            .await
+    }
+
+    /// [`Self::check`] for a request that proved it holds a key or certificate: a bound
+    /// access token passes only when `possession` matches its `cnf` (API keys are never bound).
+    pub async fn check_with(
+        &self,
+        presented: Presented<'_>,
+        policy: &Policy,
+        facts: RequestFacts<'_>,
+        possession: &Possession<'_>,
+    ) -> Result<Arc<Principal>, Denial> {
         let kind = match presented {
             Presented::AccessToken(_) => CredentialKind::AccessToken,
             Presented::ApiKey(_) => CredentialKind::ApiKey,
@@ -422,7 +435,10 @@ impl Verifier {
         }
         let audience = policy.audience.as_deref().unwrap_or(&self.inner.audience);
         let principal = match presented {
-            Presented::AccessToken(t) => self.verify_access_token_for(t, audience).await?,
+            Presented::AccessToken(t) => {
+                self.verify_access_token_with(t, audience, possession)
+                    .await?
+            }
             Presented::ApiKey(k) => {
                 let bound = (policy.tenant != crate::policy::TenantBinding::Unbound)
                     .then_some(facts.resource_tenant)

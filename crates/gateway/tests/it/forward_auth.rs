@@ -443,3 +443,96 @@ fn trusted_proxies_and_the_client_ip_header_parse_strictly() {
         Some("x-real-ip")
     );
 }
+
+/// A URL-encoded PEM certificate, as nginx's `$ssl_client_escaped_cert` sends it.
+fn escaped_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+    pem.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn sha256_b64(der: &[u8]) -> String {
+    use base64::Engine;
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d)
+}
+
+/// RFC 8705 section 3 behind nginx: a certificate-bound token passes forward-auth only with
+/// its certificate in `client_cert_header`, and only when a trusted proxy sent that header.
+#[tokio::test]
+async fn a_certificate_bound_token_needs_its_certificate_from_a_trusted_proxy() {
+    let cert = rcgen::generate_simple_self_signed(vec!["client-1".to_owned()]).expect("cert");
+    let other = rcgen::generate_simple_self_signed(vec!["client-2".to_owned()]).expect("cert");
+    let (good, wrong) = (escaped_pem(cert.cert.der()), escaped_pem(other.cert.der()));
+    let cnf = json!({"cnf": {"x5t#S256": sha256_b64(cert.cert.der())}});
+    let ep = "/_portcullis/auth/nginx";
+    let header = "x-ssl-client-cert";
+    for (trusted, want_with_cert) in [("\"127.0.0.1\"", 200), ("\"10.0.0.0/8\"", 401)] {
+        let ctx = start(&format!(
+            "trusted_proxies = [{trusted}]\n[forward_auth]\nenabled = true\nclient_cert_header = \"{header}\"\n\
+             [[routes]]\nname = \"api\"\npath = \"/api/*\"\naccept = [\"access_token\"]\n"
+        ))
+        .await;
+        let bound = bearer(&ctx.issuer.token(cnf.clone()));
+        let unbound = bearer(&ctx.issuer.token(json!({})));
+        let ask = |auth: &str, cert: Option<&str>| {
+            let mut h = nginx("GET", "/api/x");
+            h.push(("authorization", auth));
+            if let Some(c) = cert {
+                h.push((header, c));
+            }
+            h.into_iter()
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let call = |h: Vec<(String, String)>| {
+            let addr = ctx.gw.addr;
+            async move {
+                let h: Vec<(&str, &str)> =
+                    h.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                raw(addr, "GET", ep, &h).await.status
+            }
+        };
+        assert_eq!(
+            call(ask(&bound, Some(&good))).await,
+            want_with_cert,
+            "trusted_proxies = {trusted}"
+        );
+        // Without the certificate, with another one, or with a header that is no certificate.
+        for cert in [None, Some(wrong.as_str()), Some("not%20a%20certificate")] {
+            assert_eq!(call(ask(&bound, cert)).await, 401, "{cert:?}");
+        }
+        // An unbound token does not care.
+        assert_eq!(call(ask(&unbound, Some(&good))).await, 200);
+        assert_eq!(call(ask(&unbound, None)).await, 200);
+    }
+}
+
+#[test]
+fn a_client_cert_header_needs_trusted_proxies() {
+    let load = |text: &str| {
+        let c = portcullis_gateway::GatewayConfig::from_toml(&format!(
+            "listen = \"127.0.0.1:0\"\n{text}"
+        ))
+        .map_err(|e| e.to_string())?;
+        portcullis_gateway::Snapshot::build(c, None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let e = load("[forward_auth]\nenabled = true\nclient_cert_header = \"x-ssl-client-cert\"\n")
+        .expect_err("refused");
+    assert!(e.contains("trusted_proxies"), "{e}");
+    let e = load("trusted_proxies = [\"10.0.0.0/8\"]\n[forward_auth]\nenabled = true\nclient_cert_header = \"bad header\"\n")
+        .expect_err("refused");
+    assert!(e.contains("not a header name"), "{e}");
+    load("trusted_proxies = [\"10.0.0.0/8\"]\n[forward_auth]\nenabled = true\nclient_cert_header = \"x-ssl-client-cert\"\n")
+        .expect("with trusted proxies");
+}

@@ -107,6 +107,12 @@ path = "/api/*"
 upstream = "app"
 accept = ["access_token"]
 client_cert = "required"
+
+[[routes]]
+name = "bound"
+path = "/bound/*"
+upstream = "app"
+accept = ["access_token"]
 "#;
 
 fn files(server: &Leaf, client_ca: &Ca) -> Files {
@@ -657,4 +663,52 @@ async fn h2_clients_are_served_over_tls_under_the_same_rules() {
         h2_get(&mut sender, "/open/x", &[("x-big", &big)]).await.0,
         431
     );
+}
+
+/// RFC 8705 section 3 at the gateway's TLS listener: a token bound to a certificate
+/// (`cnf.x5t#S256`) passes only on a connection that presented that certificate; without a
+/// certificate, or with another one from the same trusted CA, it is refused as invalid.
+#[tokio::test]
+async fn a_certificate_bound_token_is_refused_without_its_certificate() {
+    let Pki {
+        server_ca,
+        client_ca,
+        f,
+        ..
+    } = pki();
+    let (gw, issuer) = start(&f, "").await;
+    let mine = leaf(&client_ca, false);
+    let other = leaf(&client_ca, false);
+    let token = issuer.token(serde_json::json!({"cnf": {"x5t#S256": sha256_b64(&mine.der)}}));
+    let auth = bearer(&token);
+    let call = |client: Option<&Leaf>| {
+        let cfg = client_config(&[server_ca.der()], client);
+        let auth = auth.clone();
+        async move {
+            once(gw.addr, cfg, "/bound/x", &[("authorization", &auth)])
+                .await
+                .expect("answer")
+        }
+    };
+    let r = call(Some(&mine)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.upstream_header("x-portcullis-subject"), ["user-1"]);
+    for (client, what) in [
+        (None, "no certificate"),
+        (Some(&other), "another certificate"),
+    ] {
+        let r = call(client).await;
+        assert_eq!(r.status, 401, "{what}");
+        assert_eq!(r.json()["error"], "invalid_token", "{what}");
+    }
+    // An unbound token needs no certificate on this route.
+    let plain = bearer(&issuer.token(serde_json::json!({})));
+    let cfg = client_config(&[server_ca.der()], None);
+    let r = once(gw.addr, cfg, "/bound/x", &[("authorization", &plain)])
+        .await
+        .expect("answer");
+    assert_eq!(r.status, 200);
+    let m = metrics(&gw).await;
+    assert!(m.contains("certificate_missing"), "{m}");
+    assert!(m.contains("certificate_mismatch"), "{m}");
 }
