@@ -62,7 +62,9 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 3: webhook endpoints, with their secrets sealed under the KEK; tenants' branding;
 /// clients carry their back-channel logout URI and `sid` requirement; trusted issuers, trust
 /// rules and subject-token ids (workload identity). Older files still read: none of these.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4: clients carry their `id_token_signed_response_alg` (older files: the
+/// installation's algorithm).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,6 +472,9 @@ enum Line {
         backchannel_logout_uri: Option<String>,
         #[serde(default)]
         backchannel_logout_session_required: bool,
+        // Version 4 (RS256 ID tokens). Older files read as the installation's algorithm.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id_token_signed_response_alg: Option<String>,
     },
     ClientSecret(SecretLine),
     ApiKey(ApiKeyLine),
@@ -718,6 +723,9 @@ impl From<Record> for Line {
                 first_party: c.first_party,
                 backchannel_logout_uri: c.backchannel_logout_uri,
                 backchannel_logout_session_required: c.backchannel_logout_session_required,
+                id_token_signed_response_alg: c
+                    .id_token_signed_response_alg
+                    .map(|a| a.as_str().to_owned()),
             },
             Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
                 id: s.id,
@@ -997,6 +1005,7 @@ impl Line {
                 first_party,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
+                id_token_signed_response_alg,
             } => Record::Client(OAuthClient {
                 id,
                 tenant: tenant(&tenant_id)?,
@@ -1026,6 +1035,9 @@ impl Line {
                 first_party,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
+                id_token_signed_response_alg: id_token_signed_response_alg
+                    .map(|a| SigningAlgorithm::parse(&a).ok_or("ID-token algorithm"))
+                    .transpose()?,
             }),
             Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
                 id: s.id,
@@ -1438,7 +1450,8 @@ macro_rules! impl_transfer {
                          jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
                          client_type, application_type, redirect_uris, \
                          post_logout_redirect_uris, allowed_web_origins, first_party, \
-                         backchannel_logout_uri, backchannel_logout_session_required) ",
+                         backchannel_logout_uri, backchannel_logout_session_required, \
+                         id_token_signed_response_alg) ",
                     );
                     q.push_values(each!(Client), |mut b, c| {
                         b.push_bind(c.id.clone())
@@ -1464,7 +1477,8 @@ macro_rules! impl_transfer {
                             .push_bind(c.allowed_web_origins.join(" "))
                             .push_bind(i64::from(c.first_party))
                             .push_bind(c.backchannel_logout_uri.clone())
-                            .push_bind(i64::from(c.backchannel_logout_session_required));
+                            .push_bind(i64::from(c.backchannel_logout_session_required))
+                            .push_bind(c.id_token_signed_response_alg.map(|a| a.as_str()));
                     });
                     q
                 }

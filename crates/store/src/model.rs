@@ -234,6 +234,9 @@ pub struct OAuthClient {
     pub backchannel_logout_uri: Option<String>,
     /// The client needs `sid` in logout tokens (we always send it; recorded and published).
     pub backchannel_logout_session_required: bool,
+    /// The algorithm of this client's ID tokens (OpenID Connect Registration
+    /// `id_token_signed_response_alg`); `None`: the installation's signing algorithm.
+    pub id_token_signed_response_alg: Option<SigningAlgorithm>,
 }
 
 /// A client secret as stored: its digest, never the secret.

@@ -23,6 +23,7 @@ use portcullis_core::client::{
 };
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::oauth::{Audience, AuthMethod, GrantType, ScopeSet};
+use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantStatus;
 use portcullis_core::time::Timestamp;
 use portcullis_store::{
@@ -112,6 +113,10 @@ pub struct CreateClient {
     /// The client needs `sid` in its logout tokens (always sent; needs a URI).
     #[serde(default)]
     backchannel_logout_session_required: bool,
+    /// The algorithm of the client's ID tokens (OpenID Connect Registration): one listed in
+    /// discovery's `id_token_signing_alg_values_supported` (`RS256` or the installation's
+    /// algorithm). Default: the installation's algorithm.
+    id_token_signed_response_alg: Option<String>,
 }
 
 /// The members an update may change; each one left out keeps its value. The client's type,
@@ -133,6 +138,8 @@ pub struct UpdateClient {
     /// A new back-channel logout URI; `""` removes it.
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: Option<bool>,
+    /// A new ID-token algorithm; `""` returns to the installation's algorithm.
+    id_token_signed_response_alg: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -168,6 +175,10 @@ pub struct ClientView {
     #[serde(skip_serializing_if = "Option::is_none")]
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
+    /// Absent: the installation's algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "RS256")]
+    id_token_signed_response_alg: Option<&'static str>,
     #[schema(value_type = String)]
     status: &'static str,
     created_at: String,
@@ -222,6 +233,7 @@ impl From<Archivable<OAuthClient>> for ClientView {
             first_party: c.first_party,
             backchannel_logout_uri: c.backchannel_logout_uri,
             backchannel_logout_session_required: c.backchannel_logout_session_required,
+            id_token_signed_response_alg: c.id_token_signed_response_alg.map(|a| a.as_str()),
             status: c.status.as_str(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
@@ -397,6 +409,11 @@ pub async fn create(
         body.backchannel_logout_uri.as_deref(),
         body.backchannel_logout_session_required,
     )?;
+    let id_token_signed_response_alg = check_id_token_alg(
+        &state,
+        &checked.grant_types,
+        body.id_token_signed_response_alg.as_deref(),
+    )?;
     let now = state.clock.now();
     let id = format!("cl_{}", random_id());
     // Clients that authenticate with a key, and public clients, get no secret at all.
@@ -430,6 +447,7 @@ pub async fn create(
         first_party: body.first_party,
         backchannel_logout_uri,
         backchannel_logout_session_required: body.backchannel_logout_session_required,
+        id_token_signed_response_alg,
     };
     let written = state
         .store
@@ -693,6 +711,39 @@ fn check_backchannel(
         .map_err(metadata)
 }
 
+/// The ID-token algorithm a client registers: one this server signs ID tokens with (the
+/// installation's algorithm, or RS256 through the companion key), for clients with the
+/// authorization_code grant only (no other client gets ID tokens).
+fn check_id_token_alg(
+    state: &AppState,
+    grant_types: &[String],
+    alg: Option<&str>,
+) -> Result<Option<SigningAlgorithm>, ApiError> {
+    let Some(given) = alg else {
+        return Ok(None);
+    };
+    if !grant_types
+        .iter()
+        .any(|g| g == GrantType::AuthorizationCode.as_str())
+    {
+        return Err(metadata(
+            "id_token_signed_response_alg needs the authorization_code grant",
+        ));
+    }
+    let supported = state
+        .oauth
+        .signer()
+        .map(|s| s.id_token_algs())
+        .unwrap_or_default();
+    match SigningAlgorithm::parse(given) {
+        Some(a) if supported.contains(&a.as_str()) => Ok(Some(a)),
+        _ => Err(metadata(format!(
+            "id_token_signed_response_alg must be one of {}",
+            supported.join(", ")
+        ))),
+    }
+}
+
 /// 400 `invalid_client_metadata` (RFC 7591 section 3.2.2).
 fn metadata(description: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_client_metadata", description)
@@ -888,6 +939,11 @@ pub async fn update(
         backchannel_uri,
         session_required,
     )?;
+    let id_token_signed_response_alg = match body.id_token_signed_response_alg.as_deref() {
+        Some("") => None,
+        Some(alg) => check_id_token_alg(&state, &checked.grant_types, Some(alg))?,
+        None => client.id_token_signed_response_alg,
+    };
     let changed = OAuthClient {
         name: checked.name,
         grant_types: checked.grant_types,
@@ -901,6 +957,7 @@ pub async fn update(
         first_party,
         backchannel_logout_uri,
         backchannel_logout_session_required: session_required,
+        id_token_signed_response_alg,
         ..client
     };
     let written = state.store.update_client(&changed, state.clock.now()).await;

@@ -77,6 +77,7 @@ fn client(id: &str, bye: &str) -> OAuthClient {
         first_party: true,
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
+        id_token_signed_response_alg: None,
     }
 }
 

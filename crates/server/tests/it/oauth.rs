@@ -2550,6 +2550,7 @@ mod private_key_jwt {
                         first_party: false,
                         backchannel_logout_uri: None,
                         backchannel_logout_session_required: false,
+                        id_token_signed_response_alg: None,
                     },
                     None,
                 )

@@ -236,6 +236,7 @@ fn app_client(id: &str, tenant: &str, uri: Option<String>) -> OAuthClient {
         first_party: true,
         backchannel_logout_uri: uri,
         backchannel_logout_session_required: true,
+        id_token_signed_response_alg: None,
     }
 }
 

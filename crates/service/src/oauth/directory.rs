@@ -445,6 +445,7 @@ mod tests {
             first_party: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
+            id_token_signed_response_alg: None,
         }
     }
 

@@ -57,6 +57,7 @@ fn client(id: &str, tenant: &str, uri: Option<&str>) -> OAuthClient {
         first_party: false,
         backchannel_logout_uri: uri.map(Into::into),
         backchannel_logout_session_required: false,
+        id_token_signed_response_alg: None,
     }
 }
 
