@@ -1885,14 +1885,30 @@ mod cases {
         ] {
             assert!(!s.web_origin_registered(no).await.expect("read"), "{no:?}");
         }
+        // The whole list, for the preflight cache: each registered origin once, sorted.
+        let mut other = app_client("cl_other", "acme");
+        other.allowed_web_origins = vec!["https://app.example.com".into()];
+        s.create_client(&other, None).await.expect("create");
+        assert_eq!(
+            s.registered_web_origins().await.expect("list"),
+            vec![
+                "https://app.example.com".to_owned(),
+                "https://b.example.com:8443".to_owned()
+            ]
+        );
         assert!(s
             .set_client_status(&tid("acme"), "cl_app", ClientStatus::Disabled, at(5))
+            .await
+            .expect("disable"));
+        assert!(s
+            .set_client_status(&tid("acme"), "cl_other", ClientStatus::Disabled, at(5))
             .await
             .expect("disable"));
         assert!(!s
             .web_origin_registered("https://app.example.com")
             .await
             .expect("read"));
+        assert!(s.registered_web_origins().await.expect("list").is_empty());
     }
 
     pub async fn app_clients_round_trip_and_update_within_their_tenant(s: Arc<dyn Store>) {
