@@ -8,6 +8,7 @@
 //! [`credential::Credential`]) so that code further in cannot hold an invalid value.
 
 pub mod admin;
+pub mod admission;
 pub mod alert;
 pub mod api_key;
 pub mod audit;

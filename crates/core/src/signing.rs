@@ -32,6 +32,40 @@ impl SigningAlgorithm {
     }
 }
 
+/// The two lanes of signing keys, each with at most one active key (a unique index in the
+/// store): RS256, and every other algorithm. The installation's algorithm signs access tokens;
+/// when it is not RS256, the RS256 lane holds a companion key that only signs the ID tokens of
+/// clients registered for RS256 (OpenID Connect Core section 15.1 makes RS256 the one algorithm
+/// every relying party can check). The lanes rotate on the same schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyLane {
+    Rs256,
+    Other,
+}
+
+impl KeyLane {
+    pub fn of(alg: SigningAlgorithm) -> Self {
+        match alg {
+            SigningAlgorithm::RS256 => Self::Rs256,
+            SigningAlgorithm::ES256 | SigningAlgorithm::EdDSA => Self::Other,
+        }
+    }
+
+    /// The lanes an installation signing with `primary` keeps active keys in: the primary's,
+    /// then the RS256 companion's if that is another lane.
+    pub fn in_use(primary: SigningAlgorithm) -> Vec<(Self, SigningAlgorithm)> {
+        let mut lanes = vec![(Self::of(primary), primary)];
+        if Self::of(primary) != Self::Rs256 {
+            lanes.push((Self::Rs256, SigningAlgorithm::RS256));
+        }
+        lanes
+    }
+
+    pub fn holds(self, alg: SigningAlgorithm) -> bool {
+        Self::of(alg) == self
+    }
+}
+
 impl std::fmt::Display for SigningAlgorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -96,6 +130,26 @@ mod tests {
         ] {
             assert_eq!(KeyState::parse(s.as_str()), Some(s));
         }
+    }
+
+    #[test]
+    fn rs256_has_a_lane_of_its_own_and_is_always_in_use() {
+        assert_eq!(KeyLane::of(SigningAlgorithm::RS256), KeyLane::Rs256);
+        assert_eq!(KeyLane::of(SigningAlgorithm::ES256), KeyLane::Other);
+        assert_eq!(KeyLane::of(SigningAlgorithm::EdDSA), KeyLane::Other);
+        assert_eq!(
+            KeyLane::in_use(SigningAlgorithm::ES256),
+            [
+                (KeyLane::Other, SigningAlgorithm::ES256),
+                (KeyLane::Rs256, SigningAlgorithm::RS256)
+            ]
+        );
+        assert_eq!(
+            KeyLane::in_use(SigningAlgorithm::RS256),
+            [(KeyLane::Rs256, SigningAlgorithm::RS256)]
+        );
+        assert!(KeyLane::Other.holds(SigningAlgorithm::EdDSA));
+        assert!(!KeyLane::Other.holds(SigningAlgorithm::RS256));
     }
 
     #[test]

@@ -296,8 +296,8 @@ pub async fn assemble(
             Some(webhooks.clone()),
         )
     });
-    if let Some(kid) = created {
-        tracing::info!(kid, algorithm = %config.signing.algorithm, "generated signing key");
+    for kid in created {
+        tracing::info!(kid, "generated signing key");
         audit.record(
             EventDraft {
                 tenant: TenantId::system(),
@@ -360,7 +360,10 @@ pub async fn assemble(
     let feed = Arc::new(portcullis_service::revocations::Feed::new(
         Duration::from_millis(config.revocations.heartbeat_interval_ms),
     ));
-    let no_keys = portcullis_service::keys::KeySet { keys: vec![] };
+    let no_keys = portcullis_service::keys::KeySet {
+        keys: vec![],
+        primary: config.signing.algorithm,
+    };
     let signer_keys = if signer_at_start { &keys } else { &no_keys };
     let login_keys = portcullis_service::login::LoginKeys::from_keyring(&keyring);
     let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, signer_keys)?

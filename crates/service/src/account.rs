@@ -53,6 +53,9 @@ pub enum AccountError {
     /// Password hashing is busy: try again after `retry_after`.
     #[error("password hashing is busy")]
     Busy { retry_after: Duration },
+    /// Too many wrong passwords (the sign-in throttle): try again after `retry_after`.
+    #[error("throttled")]
+    Throttled { retry_after: Duration },
     /// The password pool has stopped, or the user vanished meanwhile.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
@@ -106,6 +109,7 @@ pub struct Account {
     audit: AuditSink,
     users: Arc<Users>,
     sign_in: Arc<SignIn>,
+    login: Arc<crate::login::Login>,
 }
 
 impl Account {
@@ -116,6 +120,7 @@ impl Account {
             audit: state.audit.clone(),
             users: state.users.clone(),
             sign_in: state.sign_in.clone(),
+            login: state.login.clone(),
         }
     }
 
@@ -316,12 +321,26 @@ impl Account {
             .user(tenant, &session.user_id)
             .await?
             .ok_or(AccountError::NotFound)?;
+        // The current password is a password guess like a sign-in: throttled alike.
+        let login = user.username.as_str().to_owned();
+        if let Some(retry_after) = self.login.password_check_wait(tenant, &login, origin) {
+            self.record(
+                tenant,
+                Action::UserPasswordChange,
+                Outcome::Denied,
+                Some("throttled"),
+                Some(&user.id),
+                origin,
+            );
+            return Err(AccountError::Throttled { retry_after });
+        }
         let stored = user
             .password_hash
             .clone()
             .map(PasswordHashString::from_stored);
         let verdict = self.users.hasher.verify(stored.as_ref(), current).await?;
         if verdict == Verification::Mismatch {
+            self.login.password_check_failed(tenant, &login, origin);
             self.record(
                 tenant,
                 Action::UserPasswordChange,
@@ -332,6 +351,7 @@ impl Account {
             );
             return Err(AccountError::WrongPassword);
         }
+        self.login.password_check_succeeded(tenant, &login, origin);
         let hash = match self.users.new_password_hash(&user, new).await {
             Ok(h) => h,
             Err(e) => {

@@ -6,10 +6,13 @@
 //!   minimum. A stored hash made with other parameters verifies as before and reports
 //!   `needs_rehash`, so the sign-in that proves the password stores a fresh hash.
 //! * Hashing is CPU- and memory-bound, so it never runs on the async executor: a fixed number of
-//!   worker threads take jobs from a queue of fixed length. When the queue is full a caller gets
-//!   [`PasswordError::Busy`] at once, with a `retry_after` estimate (the page answers 503 with
-//!   `Retry-After`), instead of waiting: a burst of sign-ins never starves the token endpoint and
-//!   never makes requests pile up until they time out.
+//!   worker threads take jobs from a queue of fixed length. A job is admitted only while the
+//!   work ahead of it (`(queued + running) x recent mean hash time / workers`, core's
+//!   `admission` rule) is below `max_expected_wait_ms`, and the queue is not full; otherwise the
+//!   caller gets [`PasswordError::Busy`] at once, with a `retry_after` estimate (the page answers
+//!   503 with `Retry-After`), instead of waiting: a burst of sign-ins never starves the token
+//!   endpoint, never makes requests pile up until they time out, and an admitted sign-in does not
+//!   wait behind more work than the bound, however slow hashes are on this machine.
 //! * [`PasswordHasher::verify`] of an account that does not exist (or has no password) verifies
 //!   against a dummy hash made at start-up with the same parameters, so an unknown user costs the
 //!   same as a wrong password and the two cannot be told apart by timing.
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use portcullis_core::admission::{Admission, Admit, MeanHashTime};
 use portcullis_core::password::{normalize, NewPassword};
 use portcullis_core::secret::Secret;
 use rand::RngCore;
@@ -51,8 +55,11 @@ pub struct Argon2Settings {
     pub lanes: u32,
     /// Hashing threads; 0 means one per CPU.
     pub workers: usize,
-    /// Hashes waiting for a thread before callers are told to come back later.
+    /// Hashes waiting for a thread before callers are told to come back later (a hard cap).
     pub queue: usize,
+    /// The longest wait a newly admitted hash may expect before a thread takes it, in
+    /// milliseconds: `(queued + running) x mean hash time / workers` must stay below it.
+    pub max_expected_wait_ms: u64,
 }
 
 impl Default for Argon2Settings {
@@ -63,6 +70,7 @@ impl Default for Argon2Settings {
             lanes: OWASP_MIN_LANES,
             workers: 0,
             queue: 64,
+            max_expected_wait_ms: 700,
         }
     }
 }
@@ -80,6 +88,8 @@ pub enum SettingsError {
     Lanes(u32),
     #[error("passwords.queue must be at least 1")]
     Queue,
+    #[error("passwords.max_expected_wait_ms must be at least 1")]
+    ExpectedWait,
     #[error("argon2 refused the parameters: {0}")]
     Argon2(String),
 }
@@ -97,6 +107,9 @@ impl Argon2Settings {
         }
         if self.queue == 0 {
             return Err(SettingsError::Queue);
+        }
+        if self.max_expected_wait_ms == 0 {
+            return Err(SettingsError::ExpectedWait);
         }
         self.params().map(|_| ())
     }
@@ -178,8 +191,11 @@ struct Inner {
     dummy: PasswordHashString,
     /// Jobs run to completion, for tests and metrics.
     completed: AtomicU64,
-    /// Moving average of a job's duration, in microseconds, for `retry_after`.
+    /// Moving average of a job's duration, in microseconds (core's `MeanHashTime`).
     average_micros: AtomicU64,
+    /// Jobs admitted and not yet finished (queued or running).
+    in_flight: AtomicU64,
+    admission: Admission,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -219,6 +235,11 @@ impl PasswordHasher {
                 dummy,
                 completed: AtomicU64::new(0),
                 average_micros: AtomicU64::new(50_000),
+                in_flight: AtomicU64::new(0),
+                admission: Admission {
+                    max_expected_wait: Duration::from_millis(settings.max_expected_wait_ms),
+                    workers: u64::try_from(workers).unwrap_or(u64::MAX),
+                },
             }),
         })
     }
@@ -314,25 +335,47 @@ impl PasswordHasher {
         F: FnOnce() -> R + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // Counted in before the decision, so concurrent callers cannot all be admitted on the
+        // same reading; counted out again if refused.
+        let ahead = self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        if let Admit::No { retry_after } = self.inner.admission.decide(ahead, self.mean()) {
+            self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(PasswordError::Busy { retry_after });
+        }
         let inner = Arc::clone(&self.inner);
         let job: Job = Box::new(move || {
             let started = Instant::now();
             let out = f();
-            let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let avg = inner.average_micros.load(Ordering::Relaxed);
+            let mean = MeanHashTime::from_micros(inner.average_micros.load(Ordering::Relaxed))
+                .record(started.elapsed());
             inner
                 .average_micros
-                .store(avg - avg / 8 + took / 8, Ordering::Relaxed);
+                .store(mean.as_micros(), Ordering::Relaxed);
             inner.completed.fetch_add(1, Ordering::Relaxed);
+            inner.in_flight.fetch_sub(1, Ordering::SeqCst);
             let _ = tx.send(out);
         });
         match self.inner.jobs.try_send(job) {
             Ok(()) => Ok(rx),
-            Err(TrySendError::Full(_)) => Err(PasswordError::Busy {
-                retry_after: self.retry_after(),
-            }),
-            Err(TrySendError::Disconnected(_)) => Err(PasswordError::Stopped),
+            Err(e) => {
+                self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+                match e {
+                    TrySendError::Full(_) => Err(PasswordError::Busy {
+                        retry_after: self.retry_after(),
+                    }),
+                    TrySendError::Disconnected(_) => Err(PasswordError::Stopped),
+                }
+            }
         }
+    }
+
+    fn mean(&self) -> MeanHashTime {
+        MeanHashTime::from_micros(self.inner.average_micros.load(Ordering::Relaxed))
+    }
+
+    /// Hashes admitted and not finished yet (queued or running).
+    pub fn in_flight(&self) -> u64 {
+        self.inner.in_flight.load(Ordering::SeqCst)
     }
 
     /// How long until the queue has drained: queue length times a job's average time, spread
@@ -603,5 +646,54 @@ mod tests {
             h.verify(None, &Secret::new(PW.to_owned())).await,
             Ok(Verification::Mismatch)
         );
+    }
+
+    /// Admission stops at the expected wait, long before a roomy queue is full: with the
+    /// starting estimate of 50 ms a hash and one worker, a bound of 120 ms admits the running
+    /// job and two behind it (100 ms ahead), and refuses the fourth (150 ms ahead).
+    #[tokio::test]
+    async fn admission_is_bounded_by_the_expected_wait_not_only_the_queue() {
+        let h = PasswordHasher::start(Argon2Settings {
+            workers: 1,
+            queue: 64,
+            max_expected_wait_ms: 120,
+            ..Argon2Settings::default()
+        })
+        .expect("starts");
+        // The dummy hash at start ran on the caller's thread: the estimate is still 50 ms.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let blocker = h
+            .submit(move || {
+                let _ = started_tx.send(());
+                let _ = held.recv();
+            })
+            .expect("admitted");
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the worker took the job");
+        let second = h.submit(|| 2).expect("50 ms ahead");
+        let third = h.submit(|| 3).expect("100 ms ahead");
+        assert_eq!(h.in_flight(), 3);
+        let got = h.submit(|| 4);
+        let Err(PasswordError::Busy { retry_after }) = got else {
+            panic!("expected Busy at 150 ms ahead");
+        };
+        assert_eq!(retry_after, Duration::from_secs(1));
+        assert_eq!(h.in_flight(), 3, "a refused job is not counted");
+        release.send(()).expect("release");
+        blocker.await.expect("ran");
+        assert_eq!(second.await.expect("ran"), 2);
+        assert_eq!(third.await.expect("ran"), 3);
+        assert_eq!(h.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_zero_expected_wait_is_refused() {
+        let s = Argon2Settings {
+            max_expected_wait_ms: 0,
+            ..Argon2Settings::default()
+        };
+        assert_eq!(s.validate(), Err(SettingsError::ExpectedWait));
     }
 }

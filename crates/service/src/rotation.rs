@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::audit::{Action, Actor, Reason};
-use portcullis_core::signing::KeyState;
+use portcullis_core::signing::{KeyLane, KeyState, SigningAlgorithm};
 use portcullis_core::tenant::TenantId;
 use portcullis_store::{NewRevocation, RevocationKind, Store, StoredSigningKey};
 
@@ -35,38 +35,54 @@ pub enum RotationError {
     Signer(String),
 }
 
-fn state_of(keys: &[StoredSigningKey], state: KeyState) -> Option<&StoredSigningKey> {
-    keys.iter().find(|k| k.state == state)
+/// The key of `lane` in `state` (lanes: `portcullis_core::signing::KeyLane`).
+fn state_of(
+    keys: &[StoredSigningKey],
+    lane: KeyLane,
+    state: KeyState,
+) -> Option<&StoredSigningKey> {
+    keys.iter()
+        .find(|k| k.state == state && lane.holds(k.algorithm))
 }
 
-/// Stores a new pending key, unless one is already pending (then that one is returned).
+/// Stores a new pending key in every lane in use (the primary algorithm's and the RS256
+/// companion's), unless one is already pending there (then that one is kept). Returns the
+/// primary lane's pending key.
 pub async fn begin(
     store: &dyn Store,
     rotation: &Rotation,
     now: portcullis_core::time::Timestamp,
 ) -> Result<StoredSigningKey, RotationError> {
     let keys = store.list_signing_keys().await?;
-    if let Some(pending) = state_of(&keys, KeyState::Pending) {
-        return Ok(pending.clone());
+    let mut primary = None;
+    for (lane, alg) in KeyLane::in_use(rotation.algorithm) {
+        let row = match state_of(&keys, lane, KeyState::Pending) {
+            Some(pending) => pending.clone(),
+            None => {
+                let row = new_key_row(
+                    rotation,
+                    alg,
+                    KeyState::Pending,
+                    now,
+                    now.saturating_add(rotation.prepublish),
+                )?;
+                store.insert_signing_key(&row).await?;
+                crate::fault::crash_point("after-rotation-key-stored");
+                row
+            }
+        };
+        primary.get_or_insert(row);
     }
-    let row = new_key_row(
-        rotation,
-        KeyState::Pending,
-        now,
-        now.saturating_add(rotation.prepublish),
-    )?;
-    store.insert_signing_key(&row).await?;
-    crate::fault::crash_point("after-rotation-key-stored");
-    Ok(row)
+    primary.ok_or_else(|| RotationError::Signer("no key lane in use".into()))
 }
 
 fn new_key_row(
     rotation: &Rotation,
+    alg: SigningAlgorithm,
     state: KeyState,
     now: portcullis_core::time::Timestamp,
     activates_at: portcullis_core::time::Timestamp,
 ) -> Result<StoredSigningKey, RotationError> {
-    let alg = rotation.algorithm;
     let (pkcs8, jwk) = crate::keys::generate(alg)?;
     let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
     let (kek_id, sealed) = rotation
@@ -97,16 +113,17 @@ fn retire_until(
         .saturating_add(LEEWAY)
 }
 
-/// One pass of the key task: start a scheduled rotation if due, activate a due pending key, and
-/// make this node sign with whatever key storage says is active.
+/// One pass of the key task: start a scheduled rotation if due, activate a due pending key in
+/// each lane, and make this node sign with whatever keys storage says are active.
 pub async fn tick(state: &AppState) -> Result<(), RotationError> {
     let Some(rotation) = state.oauth.rotation.as_ref() else {
         return Ok(());
     };
     let now = state.clock.now();
     let keys = state.store.list_signing_keys().await?;
-    let active = state_of(&keys, KeyState::Active);
-    let pending = state_of(&keys, KeyState::Pending);
+    let primary = KeyLane::of(rotation.algorithm);
+    let active = state_of(&keys, primary, KeyState::Active);
+    let pending = state_of(&keys, primary, KeyState::Pending);
     if pending.is_none() && !rotation.interval.is_zero() {
         let due = active.is_none_or(|a| a.activates_at.saturating_add(rotation.interval) <= now);
         if due {
@@ -115,37 +132,51 @@ pub async fn tick(state: &AppState) -> Result<(), RotationError> {
             audit(state, Action::SigningKeyRotate, &row.kid, "scheduled");
         }
     }
-    if let Some(p) = pending.filter(|p| p.activates_at <= now) {
-        if state
-            .store
-            .activate_signing_key(&p.kid, now, retire_until(state, now))
-            .await?
+    for (lane, _) in KeyLane::in_use(rotation.algorithm) {
+        if let Some(p) = state_of(&keys, lane, KeyState::Pending).filter(|p| p.activates_at <= now)
         {
-            crate::fault::crash_point("after-key-activated");
-            state.oauth.directory.signing_keys_changed();
-            audit(
-                state,
-                Action::SigningKeyActivate,
-                &p.kid,
-                "prepublication_over",
-            );
+            if state
+                .store
+                .activate_signing_key(&p.kid, now, retire_until(state, now))
+                .await?
+            {
+                crate::fault::crash_point("after-key-activated");
+                state.oauth.directory.signing_keys_changed();
+                audit(
+                    state,
+                    Action::SigningKeyActivate,
+                    &p.kid,
+                    "prepublication_over",
+                );
+            }
         }
     }
     refresh_signer(state, rotation).await
 }
 
-/// Loads the active key from storage into the signer if it is not the one signing now.
+/// Loads the active keys from storage into the signer if they are not the ones signing now.
 pub async fn refresh_signer(state: &AppState, rotation: &Rotation) -> Result<(), RotationError> {
     let keys = state.store.list_signing_keys().await?;
-    let Some(active) = state_of(&keys, KeyState::Active) else {
+    let Some(active) = state_of(&keys, KeyLane::of(rotation.algorithm), KeyState::Active) else {
         return Ok(());
     };
-    if state.oauth.signer().is_some_and(|s| s.kid() == active.kid) {
+    let companion = (KeyLane::of(rotation.algorithm) != KeyLane::Rs256)
+        .then(|| state_of(&keys, KeyLane::Rs256, KeyState::Active))
+        .flatten();
+    if state.oauth.signer().is_some_and(|s| {
+        s.kid() == active.kid && s.rs256_companion_kid() == companion.map(|c| c.kid.as_str())
+    }) {
         return Ok(());
     }
     let key = crate::keys::open_row(active, &rotation.keyring)?;
-    let signer = Signer::new(&key).map_err(|e| RotationError::Signer(e.to_string()))?;
-    tracing::info!(kid = %signer.kid(), "now signing with key");
+    let mut signer = Signer::new(&key).map_err(|e| RotationError::Signer(e.to_string()))?;
+    if let Some(c) = companion {
+        let c = crate::keys::open_row(c, &rotation.keyring)?;
+        signer = signer
+            .with_rs256_companion(&c)
+            .map_err(|e| RotationError::Signer(e.to_string()))?;
+    }
+    tracing::info!(kid = %signer.kid(), rs256_companion = ?signer.rs256_companion_kid(), "now signing with key");
     state.oauth.set_signer(Arc::new(signer));
     Ok(())
 }
@@ -176,9 +207,22 @@ pub async fn revoke(state: &AppState, kid: &str) -> Result<Option<KeyState>, Rot
             now,
         )
         .await?;
-    if before == KeyState::Active {
+    let revoked_alg = state
+        .store
+        .list_signing_keys()
+        .await?
+        .into_iter()
+        .find(|k| k.kid == kid)
+        .map(|k| k.algorithm);
+    // A revoked active key is replaced in its own lane, if that lane is still in use.
+    let lane = revoked_alg.and_then(|a| {
+        KeyLane::in_use(rotation.algorithm)
+            .into_iter()
+            .find(|(lane, _)| lane.holds(a))
+    });
+    if let (KeyState::Active, Some((lane, alg))) = (before, lane) {
         let keys = state.store.list_signing_keys().await?;
-        let promoted = match state_of(&keys, KeyState::Pending) {
+        let promoted = match state_of(&keys, lane, KeyState::Pending) {
             Some(p) => {
                 state
                     .store
@@ -188,7 +232,7 @@ pub async fn revoke(state: &AppState, kid: &str) -> Result<Option<KeyState>, Rot
             None => false,
         };
         if !promoted {
-            let row = new_key_row(rotation, KeyState::Active, now, now)?;
+            let row = new_key_row(rotation, alg, KeyState::Active, now, now)?;
             // Refused only if another node made a key active first; then that one signs.
             state.store.insert_signing_key(&row).await?;
         }

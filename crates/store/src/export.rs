@@ -62,8 +62,9 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 3: webhook endpoints, with their secrets sealed under the KEK; tenants' branding;
 /// clients carry their back-channel logout URI and `sid` requirement; trusted issuers, trust
 /// rules and subject-token ids (workload identity). Older files still read: none of these.
-/// Version 4: clients carry `require_pushed_requests` (RFC 9126); older files read as not
-/// required. Pushed requests themselves live a minute and are never exported.
+/// Version 4: clients carry `require_pushed_requests` (RFC 9126; older files: not required)
+/// and their `id_token_signed_response_alg` (older files: the installation's algorithm).
+/// Pushed requests themselves live a minute and are never exported.
 pub const FORMAT_VERSION: u32 = 4;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -475,6 +476,9 @@ enum Line {
         // Version 4 (pushed authorization requests). Older files read as not required.
         #[serde(default)]
         require_pushed_requests: bool,
+        // Version 4 (RS256 ID tokens). Older files read as the installation's algorithm.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id_token_signed_response_alg: Option<String>,
     },
     ClientSecret(SecretLine),
     ApiKey(ApiKeyLine),
@@ -724,6 +728,9 @@ impl From<Record> for Line {
                 backchannel_logout_uri: c.backchannel_logout_uri,
                 backchannel_logout_session_required: c.backchannel_logout_session_required,
                 require_pushed_requests: c.require_pushed_requests,
+                id_token_signed_response_alg: c
+                    .id_token_signed_response_alg
+                    .map(|a| a.as_str().to_owned()),
             },
             Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
                 id: s.id,
@@ -1004,6 +1011,7 @@ impl Line {
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
                 require_pushed_requests,
+                id_token_signed_response_alg,
             } => Record::Client(OAuthClient {
                 id,
                 tenant: tenant(&tenant_id)?,
@@ -1034,6 +1042,9 @@ impl Line {
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
                 require_pushed_requests,
+                id_token_signed_response_alg: id_token_signed_response_alg
+                    .map(|a| SigningAlgorithm::parse(&a).ok_or("ID-token algorithm"))
+                    .transpose()?,
             }),
             Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
                 id: s.id,
@@ -1448,7 +1459,7 @@ macro_rules! impl_transfer {
                          client_type, application_type, redirect_uris, \
                          post_logout_redirect_uris, allowed_web_origins, first_party, \
                          backchannel_logout_uri, backchannel_logout_session_required, \
-                         require_pushed_requests) ",
+                         require_pushed_requests, id_token_signed_response_alg) ",
                     );
                     q.push_values(each!(Client), |mut b, c| {
                         b.push_bind(c.id.clone())
@@ -1475,7 +1486,8 @@ macro_rules! impl_transfer {
                             .push_bind(i64::from(c.first_party))
                             .push_bind(c.backchannel_logout_uri.clone())
                             .push_bind(i64::from(c.backchannel_logout_session_required))
-                            .push_bind(i64::from(c.require_pushed_requests));
+                            .push_bind(i64::from(c.require_pushed_requests))
+                            .push_bind(c.id_token_signed_response_alg.map(|a| a.as_str()));
                     });
                     q
                 }

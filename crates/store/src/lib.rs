@@ -778,6 +778,9 @@ pub trait RefreshTokenStore {
 pub trait WebOriginStore {
     /// Whether an active client registered exactly `origin` (CORS preflights).
     async fn web_origin_registered(&self, origin: &str) -> Result<bool>;
+    /// Every origin an active client registered (for a short-lived cache of all of them, so a
+    /// preflight costs no query and made-up origins cost nothing).
+    async fn registered_web_origins(&self) -> Result<Vec<String>>;
 }
 
 /// Consents: which scopes a user granted which client.

@@ -237,6 +237,9 @@ pub struct OAuthClient {
     /// Every authorization request of this client must come through the PAR endpoint
     /// (RFC 9126 `require_pushed_authorization_requests`).
     pub require_pushed_requests: bool,
+    /// The algorithm of this client's ID tokens (OpenID Connect Registration
+    /// `id_token_signed_response_alg`); `None`: the installation's signing algorithm.
+    pub id_token_signed_response_alg: Option<SigningAlgorithm>,
 }
 
 /// A client secret as stored: its digest, never the secret.

@@ -96,6 +96,7 @@ macro_rules! impl_client_store {
             let first_party: i64 = row.try_get("first_party")?;
             let bcl_sid: i64 = row.try_get("backchannel_logout_session_required")?;
             let require_par: i64 = row.try_get("require_pushed_requests")?;
+            let id_alg: Option<String> = row.try_get("id_token_signed_response_alg")?;
             Ok(OAuthClient {
                 id: row.try_get("id")?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
@@ -124,6 +125,12 @@ macro_rules! impl_client_store {
                 backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
                 backchannel_logout_session_required: bcl_sid != 0,
                 require_pushed_requests: require_par != 0,
+                id_token_signed_response_alg: id_alg
+                    .map(|a| {
+                        SigningAlgorithm::parse(&a)
+                            .ok_or_else(|| corrupt("ID-token algorithm", &a))
+                    })
+                    .transpose()?,
             })
         }
 
@@ -314,9 +321,10 @@ macro_rules! impl_client_store {
                      jwks, jwks_uri, status, created_at, updated_at, last_used_at, \
                      client_type, application_type, redirect_uris, post_logout_redirect_uris, \
                      allowed_web_origins, first_party, backchannel_logout_uri, \
-                     backchannel_logout_session_required, require_pushed_requests) \
+                     backchannel_logout_session_required, require_pushed_requests, \
+                     id_token_signed_response_alg) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $19, $20, $21, $22, $23, $24, $25)",
+                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
                 )
                 .bind(&c.id)
                 .bind(c.tenant.as_str())
@@ -343,6 +351,7 @@ macro_rules! impl_client_store {
                 .bind(&c.backchannel_logout_uri)
                 .bind(i64::from(c.backchannel_logout_session_required))
                 .bind(i64::from(c.require_pushed_requests))
+                .bind(c.id_token_signed_response_alg.map(SigningAlgorithm::as_str))
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
@@ -406,7 +415,7 @@ macro_rules! impl_client_store {
                      redirect_uris = $7, post_logout_redirect_uris = $8, \
                      allowed_web_origins = $9, first_party = $10, updated_at = $11, \
                      backchannel_logout_uri = $14, backchannel_logout_session_required = $15, \
-                     require_pushed_requests = $16 \
+                     require_pushed_requests = $16, id_token_signed_response_alg = $17 \
                      WHERE tenant_id = $12 AND id = $13 \
                      AND NOT EXISTS (SELECT 1 FROM archived_objects a \
                                      WHERE a.kind = 'client' AND a.id = oauth_clients.id)",
@@ -427,6 +436,7 @@ macro_rules! impl_client_store {
                 .bind(&c.backchannel_logout_uri)
                 .bind(i64::from(c.backchannel_logout_session_required))
                 .bind(i64::from(c.require_pushed_requests))
+                .bind(c.id_token_signed_response_alg.map(SigningAlgorithm::as_str))
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

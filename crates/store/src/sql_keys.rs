@@ -116,13 +116,18 @@ macro_rules! impl_key_store {
                 retired_publish_until: Timestamp,
             ) -> Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                // Retire first: the unique index allows one active key at any instant.
+                // Retire first: the unique index allows one active key per lane (RS256 and
+                // the rest, `portcullis_core::signing::KeyLane`) at any instant. Only the
+                // pending key's lane changes: the other lane's key keeps signing.
                 sqlx::query(
                     "UPDATE signing_keys SET state = 'retired', retired_at = $1, \
-                     publish_until = $2 WHERE state = 'active'",
+                     publish_until = $2 WHERE state = 'active' \
+                     AND (algorithm = 'RS256') = (SELECT p.algorithm = 'RS256' \
+                          FROM signing_keys p WHERE p.kid = $3 AND p.state = 'pending')",
                 )
                 .bind(now.as_millis())
                 .bind(retired_publish_until.as_millis())
+                .bind(kid)
                 .execute(&mut *tx)
                 .await?;
                 let done = sqlx::query(

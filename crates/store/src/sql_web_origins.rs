@@ -29,6 +29,24 @@ macro_rules! impl_web_origin_store {
                 .await?;
                 Ok(found > 0)
             }
+
+            async fn registered_web_origins(&self) -> Result<Vec<String>> {
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT allowed_web_origins FROM oauth_clients \
+                     WHERE status = 'active' AND allowed_web_origins <> ''",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut origins: Vec<String> = rows
+                    .iter()
+                    .flat_map(|r| r.split(' '))
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                origins.sort();
+                origins.dedup();
+                Ok(origins)
+            }
         }
     };
 }

@@ -10,6 +10,14 @@
 //   {"capture": name}                  remember the current URL and the main text under `name`
 //   {"expect_path": prefix}            fail unless the current URL's path starts with prefix
 //   {"cookies": name}                  remember the cookies' names and attributes under `name`
+//   {"post": {"name", "url", "form", "from"}}
+//                                      POST a form with the browser context's own HTTP stack
+//                                      (its cookies), as an app's back end or script would (the
+//                                      token endpoint); `from` maps form fields to values taken
+//                                      from earlier captures ("capture.query.key" of a captured
+//                                      URL, "capture.json.key" of a captured answer); the JSON
+//                                      answer and status are captured under `name`
+//   {"goto": url, "from": {param: path}} navigate with query parameters taken from captures
 // Prints one JSON object: {"pages": [{url, status, title, lang, violations}], "captures": {},
 // "csp_reports": [...], "error": null | "..."}. Exits 0 whenever it could report.
 
@@ -70,11 +78,39 @@ try {
     });
   }
 
+  // "capture.query.key" or "capture.json.key": a value remembered by an earlier step.
+  function lookup(path) {
+    const [name, kind, key] = path.split(".");
+    const captured = report.captures[name];
+    if (!captured) throw new Error(`no capture ${name}`);
+    const value =
+      kind === "query" ? new URL(captured.url).searchParams.get(key) : (captured.json ?? {})[key];
+    if (value === undefined || value === null) throw new Error(`no ${path}`);
+    return String(value);
+  }
+
   for (const step of plan.steps) {
     if (step.goto !== undefined) {
       lastStatus = null;
-      await page.goto(step.goto);
+      const url = new URL(step.goto);
+      for (const [param, path] of Object.entries(step.from ?? {})) {
+        url.searchParams.set(param, lookup(path));
+      }
+      await page.goto(url.toString());
       await audit();
+    } else if (step.post !== undefined) {
+      const form = { ...(step.post.form ?? {}) };
+      for (const [field, path] of Object.entries(step.post.from ?? {})) {
+        form[field] = lookup(path);
+      }
+      const response = await context.request.post(step.post.url, { form });
+      let json = null;
+      try {
+        json = await response.json();
+      } catch {
+        json = null;
+      }
+      report.captures[step.post.name] = { url: step.post.url, status: response.status(), json };
     } else if (step.fill !== undefined) {
       for (const [selector, value] of Object.entries(step.fill)) {
         await page.fill(selector, value);

@@ -226,19 +226,24 @@ fn link_in(mail: &str) -> String {
 /// PKCE S256 (RFC 7636): base64url(SHA-256("browser-test-verifier-0123456789abcdefghijklmnopqrstuvwxyz")),
 /// computed once. The code's redemption is the token endpoint's test; this one ends at the app.
 const CHALLENGE: &str = "WOE_wViglE6hbmmOUa5CGKCpMXaWyuM7JideCytp9yI";
+const VERIFIER: &str = "browser-test-verifier-0123456789abcdefghijklmnopqrstuvwxyz";
 const PASSWORD: &str = "velvet orbit lantern quiz 42";
 
-/// The whole browser flow in one Chromium: an invited user opens the mailed link and chooses
-/// a password, an app sends the browser to the authorization endpoint, the user signs in and
-/// consents, the browser lands on the app's redirect page with `code`, `state` and `iss`; then
-/// the account page, signing the session out, the forgot-password page. axe-core checks every
-/// page; a planted fault at the end proves the check ran.
+/// The whole browser flow in one Chromium session: an invited user opens the mailed link and
+/// chooses a password, an app sends the browser to the authorization endpoint, the user signs in
+/// and consents, the browser lands on the app's redirect page with `code`, `state` and `iss`; the
+/// app redeems the code (PKCE) and refreshes (rotation) with the browser context's HTTP stack;
+/// then the account page, RP-initiated logout with the refreshed ID token as `id_token_hint`
+/// back to the app's registered post-logout page with `state`, the account page signed out, the
+/// forgot-password page. axe-core checks every page; a planted fault at the end proves the check
+/// ran. (Ending a session from the account page is covered over HTTP in `account_pages.rs`.)
 #[test]
 fn a_browser_accepts_an_invitation_signs_in_consents_and_signs_out() {
     let Some(chromium) = browser() else { return };
     let data = tempfile::tempdir().expect("tempdir");
     let server = crate::common::Server::start(data.path(), &[]);
     let sink = Sink::start();
+    let signed_out_page = format!("{}/signed-out", sink.url);
     server.cli_json(&["tenant", "create", "shop", "--name", "Shop"]);
     let user = server.cli_json(&[
         "users",
@@ -262,8 +267,12 @@ fn a_browser_accepts_an_invitation_signs_in_consents_and_signs_out() {
         "native",
         "--redirect-uri",
         "http://127.0.0.1/callback",
+        "--post-logout-redirect-uri",
+        &signed_out_page,
+        "--grant-type",
+        "authorization_code,refresh_token",
         "--scope",
-        "openid",
+        "openid,offline_access",
     ]);
     let client_id = client["client_id"].as_str().expect("client_id").to_owned();
     let invite = link_in(&mail(data.path(), 0));
@@ -271,12 +280,18 @@ fn a_browser_accepts_an_invitation_signs_in_consents_and_signs_out() {
     let redirect = format!("{}/callback", sink.url);
     let authorize = format!(
         "{}/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri={}\
-         &scope=openid&state=st-4711&nonce=n-1&code_challenge={CHALLENGE}\
+         &scope=openid%20offline_access&state=st-4711&nonce=n-1&code_challenge={CHALLENGE}\
          &code_challenge_method=S256",
         server.url,
         form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
     );
     let account = format!("{}/account/shop/", server.url);
+    let token_url = format!("{}/oauth2/token", server.url);
+    let end_session = format!(
+        "{}/oauth2/logout?client_id={client_id}&post_logout_redirect_uri={}&state=bye-1",
+        server.url,
+        form_urlencoded::byte_serialize(signed_out_page.as_bytes()).collect::<String>()
+    );
     let report = drive(
         &chromium,
         &json!({"steps": [
@@ -292,9 +307,17 @@ fn a_browser_accepts_an_invitation_signs_in_consents_and_signs_out() {
             {"expect_path": "/callback"},
             {"capture": "callback"},
             {"cookies": "cookies"},
+            {"post": {"name": "tokens", "url": token_url, "form": {
+                "grant_type": "authorization_code", "redirect_uri": redirect,
+                "client_id": client_id, "code_verifier": VERIFIER,
+            }, "from": {"code": "callback.query.code"}}},
+            {"post": {"name": "refreshed", "url": token_url, "form": {
+                "grant_type": "refresh_token", "client_id": client_id,
+            }, "from": {"refresh_token": "tokens.json.refresh_token"}}},
             {"goto": account},
             {"capture": "account"},
-            {"click": "form[action$='sessions/end'] button"},
+            {"goto": end_session, "from": {"id_token_hint": "refreshed.json.id_token"}},
+            {"expect_path": "/signed-out"},
             {"capture": "signed_out"},
             {"goto": account},
             {"capture": "after"},
@@ -347,9 +370,23 @@ fn a_browser_accepts_an_invitation_signs_in_consents_and_signs_out() {
         account_text.contains("alice") && account_text.contains("This browser"),
         "{account_text}"
     );
-    assert!(report.capture("signed_out")["text"]
-        .as_str()
-        .is_some_and(|t| t.contains("You are signed out")));
+    // The code redeemed, then refreshed: a rotated refresh token and a fresh ID token.
+    let tokens = report.capture("tokens");
+    assert_eq!(tokens["status"], 200, "{tokens}");
+    let refreshed = report.capture("refreshed");
+    assert_eq!(refreshed["status"], 200, "{refreshed}");
+    assert!(refreshed["json"]["id_token"].is_string(), "{refreshed}");
+    assert_ne!(
+        refreshed["json"]["refresh_token"], tokens["json"]["refresh_token"],
+        "rotated"
+    );
+    // RP-initiated logout with a hint for this very session: no confirmation, straight back to
+    // the registered post-logout page with the app's state.
+    let signed_out = report.capture("signed_out")["url"].as_str().expect("url");
+    assert!(
+        signed_out.starts_with(&signed_out_page) && signed_out.contains("state=bye-1"),
+        "{signed_out}"
+    );
     assert!(report.capture("after")["text"]
         .as_str()
         .is_some_and(|t| t.contains("You are not signed in")));

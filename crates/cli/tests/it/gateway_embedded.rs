@@ -319,7 +319,10 @@ fn steal_signing_key(
         .iter()
         .find(|r| match kid {
             Some(k) => r.kid == k,
-            None => r.state == portcullis_core::signing::KeyState::Active,
+            None => {
+                r.state == portcullis_core::signing::KeyState::Active
+                    && r.algorithm != portcullis_core::signing::SigningAlgorithm::RS256
+            }
         })
         .expect("the key's row");
     let key = portcullis_service::keys::open_row(row, &ring).expect("decrypt");

@@ -147,10 +147,22 @@ fn fresh_start_is_ready_and_the_cli_administers_tenants_with_json_output() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The ES256 key that signs, and the RS256 companion for ID tokens (OpenID Connect).
     let keys = server.cli_json(&["keys", "list"]);
-    assert_eq!(keys.as_array().expect("array").len(), 1);
-    assert_eq!(keys[0]["state"], "active");
-    assert_eq!(keys[0]["algorithm"], "ES256");
+    let mut algs: Vec<_> = keys
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|k| (k["algorithm"].clone(), k["state"].clone()))
+        .collect();
+    algs.sort_by_key(|(a, _)| a.to_string());
+    assert_eq!(
+        algs,
+        [
+            (serde_json::json!("ES256"), serde_json::json!("active")),
+            (serde_json::json!("RS256"), serde_json::json!("active"))
+        ]
+    );
 
     // Audit events are readable with --since (after the 200 ms flush interval).
     let mut events = serde_json::Value::Null;
@@ -221,7 +233,7 @@ fn sigterm_drains_and_flushes_the_audit_log() {
             .as_array()
             .expect("array")
             .len(),
-        1
+        2
     );
 }
 
@@ -411,7 +423,23 @@ fn every_signing_algorithm_starts() {
         let server = Server::try_start(&data, &[], &[("PORTCULLIS_SIGNING__ALGORITHM", alg)])
             .unwrap_or_else(|log| panic!("{alg}: {log}"));
         let keys = server.cli_json(&["keys", "list"]);
-        assert_eq!(keys[0]["algorithm"], alg);
+        let algs: Vec<_> = keys
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|k| k["algorithm"].as_str().expect("algorithm").to_owned())
+            .collect();
+        // EdDSA signs, with an RS256 companion for ID tokens; RS256 needs none.
+        let want: &[&str] = if alg == "RS256" {
+            &["RS256"]
+        } else {
+            &[alg, "RS256"]
+        };
+        let mut sorted = algs.clone();
+        sorted.sort();
+        let mut want: Vec<_> = want.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(sorted, want, "{alg}");
     }
 }
 
@@ -704,7 +732,8 @@ fn a_sqlite_installation_moves_to_postgres_without_reissuing_anything() {
     assert!(!introspect_active(&server.url, &rs, &revoked));
     server.cli_json(&["keys", "rotate"]);
     let keys_before = server.cli_json(&["keys", "list"]);
-    assert_eq!(keys_before.as_array().expect("keys").len(), 2);
+    // Each lane (ES256 and the RS256 companion): active and pending.
+    assert_eq!(keys_before.as_array().expect("keys").len(), 4);
     assert!(server.sigterm().success());
 
     let export = dir.path().join("portcullis.export");

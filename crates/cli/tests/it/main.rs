@@ -10,6 +10,7 @@ mod faults;
 mod gateway;
 mod gateway_embedded;
 mod lifecycle;
+mod relying_party;
 mod revocation_feed;
 mod rotation_crash;
 mod scale_out;

@@ -236,3 +236,193 @@ fn two_postgres_nodes_behind_nginx_share_one_issuer_and_no_source_can_lock_a_cli
     drop((a, b));
     rt.block_on(schema.drop_schema());
 }
+
+/// A browser's cookies kept by hand (the blocking client has no cookie store here): enough for
+/// the sign-in pages' pre-session, CSRF and session cookies.
+#[derive(Default)]
+struct Jar(std::collections::BTreeMap<String, String>);
+
+impl Jar {
+    fn keep(&mut self, r: &reqwest::blocking::Response) {
+        for v in r.headers().get_all("set-cookie") {
+            let Some((name, rest)) = v.to_str().ok().and_then(|v| v.split_once('=')) else {
+                continue;
+            };
+            let value = rest.split(';').next().unwrap_or_default().to_owned();
+            self.0.insert(name.to_owned(), value);
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body.
+fn form_body<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+        .finish()
+}
+
+/// The hidden fields of a page's form, entities of values decoded.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|part| {
+            let (name, rest) = part.split_once('"')?;
+            let (value, _) = rest.strip_prefix(" value=\"")?.split_once('"')?;
+            let value = value
+                .replace("&#34;", "\"")
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            Some((name.to_owned(), value))
+        })
+        .collect()
+}
+
+/// Codes live in the store (issue 16 item 11): a user signs in and consents on node A, and the
+/// app redeems the code at node B's token endpoint over HTTP; the same code presented again at
+/// node A is a replay, refused. Two nodes on one PostgreSQL schema, no proxy needed.
+#[test]
+fn a_code_issued_by_one_node_is_redeemed_on_the_other_once() {
+    const VERIFIER: &str = "browser-test-verifier-0123456789abcdefghijklmnopqrstuvwxyz";
+    const CHALLENGE: &str = "WOE_wViglE6hbmmOUa5CGKCpMXaWyuM7JideCytp9yI";
+    const REDIRECT: &str = "http://127.0.0.1/callback";
+    const PASSWORD: &str = "velvet orbit lantern quiz 42";
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(schema) = rt.block_on(PgSchema::create("a code redeemed on another node")) else {
+        return;
+    };
+    let db = ("PORTCULLIS_DATABASE_URL", schema.database_url.as_str());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = format!("http://127.0.0.1:{}", free_port());
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(&config, format!("[oauth]\nissuer = \"{issuer}\"\n")).expect("config");
+    let config = config.display().to_string();
+    let a = Server::try_start(&dir.path().join("a"), &["--config", &config], &[db])
+        .unwrap_or_else(|log| panic!("node A: {log}"));
+    let kek = a.data_dir.join("kek").display().to_string();
+    let b = Server::try_start(
+        &dir.path().join("b"),
+        &["--config", &config],
+        &[db, ("PORTCULLIS_KEK_FILE", &kek)],
+    )
+    .unwrap_or_else(|log| panic!("node B: {log}"));
+
+    a.cli_json(&["tenant", "create", "shop", "--name", "Shop"]);
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, PASSWORD).expect("password file");
+    a.cli_json(&[
+        "users",
+        "create",
+        "--tenant",
+        "shop",
+        "--username",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--password-file",
+        pw.to_str().expect("utf-8"),
+    ]);
+    let client = a.cli_json(&[
+        "client",
+        "create",
+        "--tenant",
+        "shop",
+        "--name",
+        "App",
+        "--application-type",
+        "native",
+        "--redirect-uri",
+        REDIRECT,
+        "--scope",
+        "openid",
+    ]);
+    let client_id = client["client_id"].as_str().expect("client_id").to_owned();
+
+    // The browser, on node A: authorize, sign in, consent.
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let mut jar = Jar::default();
+    let authorize = format!(
+        "{}/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri={}\
+         &scope=openid&state=st-1&nonce=n-1&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        a.url,
+        form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    let r = http.get(&authorize).send().expect("authorize");
+    jar.keep(&r);
+    assert_eq!(r.status().as_u16(), 200);
+    let mut fields = hidden_fields(&r.text().expect("page"));
+    fields.push(("login".into(), "alice".into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let r = http
+        .post(format!("{}/oauth2/authorize/sign-in", a.url))
+        .header("cookie", jar.header())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&fields))
+        .send()
+        .expect("sign in");
+    jar.keep(&r);
+    assert_eq!(r.status().as_u16(), 200);
+    let mut fields = hidden_fields(&r.text().expect("consent page"));
+    fields.push(("decision".into(), "allow".into()));
+    let r = http
+        .post(format!("{}/oauth2/authorize/consent", a.url))
+        .header("cookie", jar.header())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&fields))
+        .send()
+        .expect("consent");
+    assert_eq!(r.status().as_u16(), 303);
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location")
+        .to_owned();
+    let code = form_urlencoded::parse(location.split_once('?').expect("query").1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+
+    // The app, at node B.
+    let redeem = |node: &Server| {
+        http.post(format!("{}/oauth2/token", node.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("client_id", client_id.as_str()),
+                ("code_verifier", VERIFIER),
+            ]))
+            .send()
+            .expect("token")
+    };
+    let r = redeem(&b);
+    assert_eq!(r.status().as_u16(), 200);
+    let tokens: Value = r.json().expect("json");
+    let id = claims(tokens["id_token"].as_str().expect("id token"));
+    assert_eq!(id["aud"], client_id.as_str());
+    assert_eq!(id["iss"], issuer.as_str());
+    // Back at node A, the same code is a replay.
+    let r = redeem(&a);
+    assert_eq!(r.status().as_u16(), 400);
+    let err: Value = r.json().expect("json");
+    assert_eq!(err["error"], "invalid_grant");
+
+    drop((a, b));
+    rt.block_on(schema.drop_schema());
+}

@@ -822,18 +822,10 @@ fn discovery_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/discovery")
 }
 
-/// authlib's OpenID Connect check requires RS256 in `id_token_signing_alg_values_supported`, as
-/// OIDC Discovery does. ID tokens are signed with the active key, whose algorithm is the
-/// installation's `[signing] algorithm` (ES256 by default, as this test's server runs): the
-/// document lists that algorithm only, truthfully (docs/browser-apps.md says to choose RS256 for
-/// relying parties that accept nothing else). Until an RS256 key beside the active one exists,
-/// authlib's check of this one member is skipped; it is checked here instead: one algorithm, the
-/// active key's.
-const AUTHLIB_OIDC_SKIPPED: &[&str] = &["id_token_signing_alg_values_supported"];
-
-/// authlib's `AuthorizationServerMetadata(...).validate()` on `doc` (with `oidc`,
-/// `OpenIDProviderMetadata`, every registry key but [`AUTHLIB_OIDC_SKIPPED`]); `None` when
-/// authlib is not installed.
+/// authlib's `AuthorizationServerMetadata(...).validate()` on `doc`, or with `oidc`
+/// `OpenIDProviderMetadata(...).validate()`, in full: OpenID Connect Discovery's requirement that
+/// `id_token_signing_alg_values_supported` lists RS256 is met by the RS256 companion key.
+/// `None` when authlib is not installed.
 fn authlib_validate(doc: &Value, oidc: bool) -> Option<Result<(), String>> {
     use std::io::Write;
     let present = Command::new("python3")
@@ -846,13 +838,7 @@ fn authlib_validate(doc: &Value, oidc: bool) -> Option<Result<(), String>> {
     }
     let mut child = Command::new("python3")
         .arg(discovery_dir().join("check_metadata.py"))
-        .args(if oidc {
-            std::iter::once("--oidc")
-                .chain(AUTHLIB_OIDC_SKIPPED.iter().copied())
-                .collect::<Vec<_>>()
-        } else {
-            Vec::new()
-        })
+        .args(if oidc { vec!["--oidc"] } else { Vec::new() })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -915,7 +901,7 @@ fn discovery_metadata_is_accepted_by_authlib_and_oauth4webapi() {
     assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],
-        serde_json::json!(["ES256"])
+        serde_json::json!(["ES256", "RS256"])
     );
 
     // authlib: the document passes, and a copy missing the introspection algorithms does not,
@@ -927,6 +913,13 @@ fn discovery_metadata_is_accepted_by_authlib_and_oauth4webapi() {
             authlib_validate(&oidc, true)
                 .expect("still installed")
                 .unwrap_or_else(|e| panic!("authlib refused the OpenID Connect metadata: {e}"));
+            // The full check runs: without RS256 the OpenID Connect document is refused.
+            let mut es256_only = oidc.clone();
+            es256_only["id_token_signing_alg_values_supported"] = serde_json::json!(["ES256"]);
+            let err = authlib_validate(&es256_only, true)
+                .expect("still installed")
+                .expect_err("authlib must refuse OpenID Connect metadata without RS256");
+            assert!(err.contains("RS256"), "{err}");
             for member in [
                 "introspection_endpoint_auth_signing_alg_values_supported",
                 "revocation_endpoint_auth_signing_alg_values_supported",

@@ -23,6 +23,7 @@ use portcullis_core::client::{
 };
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::oauth::{Audience, AuthMethod, GrantType, ScopeSet};
+use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantStatus;
 use portcullis_core::time::Timestamp;
 use portcullis_store::{
@@ -116,6 +117,10 @@ pub struct CreateClient {
     /// the `authorization_code` grant.
     #[serde(default)]
     require_pushed_authorization_requests: bool,
+    /// The algorithm of the client's ID tokens (OpenID Connect Registration): one listed in
+    /// discovery's `id_token_signing_alg_values_supported` (`RS256` or the installation's
+    /// algorithm). Default: the installation's algorithm.
+    id_token_signed_response_alg: Option<String>,
 }
 
 /// The members an update may change; each one left out keeps its value. The client's type,
@@ -138,6 +143,8 @@ pub struct UpdateClient {
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: Option<bool>,
     require_pushed_authorization_requests: Option<bool>,
+    /// A new ID-token algorithm; `""` returns to the installation's algorithm.
+    id_token_signed_response_alg: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -174,6 +181,10 @@ pub struct ClientView {
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
     require_pushed_authorization_requests: bool,
+    /// Absent: the installation's algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "RS256")]
+    id_token_signed_response_alg: Option<&'static str>,
     #[schema(value_type = String)]
     status: &'static str,
     created_at: String,
@@ -229,6 +240,7 @@ impl From<Archivable<OAuthClient>> for ClientView {
             backchannel_logout_uri: c.backchannel_logout_uri,
             backchannel_logout_session_required: c.backchannel_logout_session_required,
             require_pushed_authorization_requests: c.require_pushed_requests,
+            id_token_signed_response_alg: c.id_token_signed_response_alg.map(|a| a.as_str()),
             status: c.status.as_str(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
@@ -408,6 +420,11 @@ pub async fn create(
         &checked.grant_types,
         body.require_pushed_authorization_requests,
     )?;
+    let id_token_signed_response_alg = check_id_token_alg(
+        &state,
+        &checked.grant_types,
+        body.id_token_signed_response_alg.as_deref(),
+    )?;
     let now = state.clock.now();
     let id = format!("cl_{}", random_id());
     // Clients that authenticate with a key, and public clients, get no secret at all.
@@ -442,6 +459,7 @@ pub async fn create(
         backchannel_logout_uri,
         backchannel_logout_session_required: body.backchannel_logout_session_required,
         require_pushed_requests: body.require_pushed_authorization_requests,
+        id_token_signed_response_alg,
     };
     let written = state
         .store
@@ -716,6 +734,39 @@ fn check_backchannel(
         .map_err(metadata)
 }
 
+/// The ID-token algorithm a client registers: one this server signs ID tokens with (the
+/// installation's algorithm, or RS256 through the companion key), for clients with the
+/// authorization_code grant only (no other client gets ID tokens).
+fn check_id_token_alg(
+    state: &AppState,
+    grant_types: &[String],
+    alg: Option<&str>,
+) -> Result<Option<SigningAlgorithm>, ApiError> {
+    let Some(given) = alg else {
+        return Ok(None);
+    };
+    if !grant_types
+        .iter()
+        .any(|g| g == GrantType::AuthorizationCode.as_str())
+    {
+        return Err(metadata(
+            "id_token_signed_response_alg needs the authorization_code grant",
+        ));
+    }
+    let supported = state
+        .oauth
+        .signer()
+        .map(|s| s.id_token_algs())
+        .unwrap_or_default();
+    match SigningAlgorithm::parse(given) {
+        Some(a) if supported.contains(&a.as_str()) => Ok(Some(a)),
+        _ => Err(metadata(format!(
+            "id_token_signed_response_alg must be one of {}",
+            supported.join(", ")
+        ))),
+    }
+}
+
 /// 400 `invalid_client_metadata` (RFC 7591 section 3.2.2).
 fn metadata(description: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_client_metadata", description)
@@ -915,6 +966,11 @@ pub async fn update(
         .require_pushed_authorization_requests
         .unwrap_or(client.require_pushed_requests);
     check_pushed_requirement(&checked.grant_types, require_pushed)?;
+    let id_token_signed_response_alg = match body.id_token_signed_response_alg.as_deref() {
+        Some("") => None,
+        Some(alg) => check_id_token_alg(&state, &checked.grant_types, Some(alg))?,
+        None => client.id_token_signed_response_alg,
+    };
     let changed = OAuthClient {
         name: checked.name,
         grant_types: checked.grant_types,
@@ -929,6 +985,7 @@ pub async fn update(
         backchannel_logout_uri,
         backchannel_logout_session_required: session_required,
         require_pushed_requests: require_pushed,
+        id_token_signed_response_alg,
         ..client
     };
     let written = state.store.update_client(&changed, state.clock.now()).await;

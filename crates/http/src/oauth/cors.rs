@@ -3,7 +3,8 @@
 //! answered with `Access-Control-Allow-Origin` naming it, never `*` and never with credentials
 //! (these endpoints take no cookies). An actual request is judged against the client it names
 //! (the token endpoint's `client_id`, the userinfo token's `client_id`); a preflight, which
-//! names no client, against every active client's registration. Every answer of these
+//! names no client, against every active client's registration (the directory's short-lived
+//! cache of all registered origins, dropped on any client write). Every answer of these
 //! endpoints carries `Vary: Origin`, since it depends on it.
 //!
 //! This module must never allow an origin no client registered, nor send
@@ -77,7 +78,12 @@ async fn preflight(svc: &OAuthService, headers: &HeaderMap, methods: &'static st
     if !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
         return response;
     }
-    let registered = match svc.store.web_origin_registered(origin).await {
+    let registered = match svc
+        .oauth
+        .directory
+        .web_origin_registered(svc.store.as_ref(), origin, svc.clock.now())
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "could not read registered web origins; preflight refused");

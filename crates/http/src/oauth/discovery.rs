@@ -2,9 +2,10 @@
 //! (`/.well-known/openid-configuration`) and RFC 8414 (`/.well-known/oauth-authorization-server`),
 //! listing only what is implemented, and the JWKS with public keys only.
 //!
-//! `id_token_signing_alg_values_supported` is the algorithm of the active signing key: ID
-//! tokens are signed by the key that signs access tokens (`[signing] algorithm`), so a relying
-//! party that accepts only RS256 needs `algorithm = "RS256"` (docs/browser-apps.md). Members whose
+//! `id_token_signing_alg_values_supported` lists the algorithm of the active signing key (ID
+//! tokens are signed by the key that signs access tokens, `[signing] algorithm`, by default)
+//! and RS256, as OpenID Connect requires: the RS256 companion key signs the ID tokens of clients
+//! registered with `id_token_signed_response_alg = RS256` (docs/browser-apps.md). Members whose
 //! OIDC default would claim something unimplemented are stated (`request_uri_parameter_supported`
 //! defaults to true). This module must never list a feature that is not served.
 
@@ -40,8 +41,8 @@ const TOKEN_AUTH_METHODS: &[&str] = &[
     "none",
 ];
 
-/// The metadata of `issuer`, whose ID tokens are signed with `id_token_alg`.
-pub fn metadata_document(issuer: &str, id_token_alg: &str) -> Value {
+/// The metadata of `issuer`, whose ID tokens are signed with one of `id_token_algs`.
+pub fn metadata_document(issuer: &str, id_token_algs: &[&str]) -> Value {
     let mut claims: Vec<&str> = ID_TOKEN_CLAIMS.to_vec();
     claims.extend(
         USERINFO_CLAIMS
@@ -67,7 +68,7 @@ pub fn metadata_document(issuer: &str, id_token_alg: &str) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [id_token_alg],
+        "id_token_signing_alg_values_supported": id_token_algs,
         "claims_supported": claims,
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": false,
@@ -90,7 +91,7 @@ pub async fn metadata(State(state): State<OAuthService>) -> Response {
     let Some(signer) = state.oauth.signer() else {
         return OAuthReply(OAuthError::internal("no active signing key")).into_response();
     };
-    let doc = metadata_document(&state.oauth.issuer, signer.alg().as_str());
+    let doc = metadata_document(&state.oauth.issuer, &signer.id_token_algs());
     let mut r = Json(doc).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={METADATA_MAX_AGE_SECS}")) {
         r.headers_mut().insert(header::CACHE_CONTROL, v);
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn metadata_lists_only_implemented_features() {
-        let m = metadata_document("https://auth.example", "ES256");
+        let m = metadata_document("https://auth.example", &["ES256", "RS256"]);
         assert_eq!(m["token_endpoint"], "https://auth.example/oauth2/token");
         assert_eq!(
             m["authorization_endpoint"],
@@ -164,7 +165,10 @@ mod tests {
         );
         assert_eq!(m["response_types_supported"], json!(["code"]));
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
-        assert_eq!(m["id_token_signing_alg_values_supported"], json!(["ES256"]));
+        assert_eq!(
+            m["id_token_signing_alg_values_supported"],
+            json!(["ES256", "RS256"])
+        );
         assert_eq!(m["request_uri_parameter_supported"], json!(false));
         assert_eq!(
             m["pushed_authorization_request_endpoint"],

@@ -131,6 +131,21 @@ pub async fn introspect(State(svc): State<OAuthService>, req: Request) -> Respon
             }
             body
         }
+        // RFC 7662 section 2.2 for a refresh token: what the owning client needs to know.
+        Ok(Introspection::ActiveRefresh(r)) => {
+            let f = &r.family;
+            json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": f.client_id,
+                "scope": f.scope.join(" "),
+                "sub": f.user_id,
+                "exp": r.expires_at().as_secs(),
+                "iat": r.issued_at.as_secs(),
+                "iss": svc.oauth.issuer,
+                portcullis_core::oauth::TENANT_CLAIM: f.tenant.as_str(),
+            })
+        }
         Ok(Introspection::Inactive(_)) => json!({"active": false}),
         Err(e) => return OAuthReply(e).into_response(),
     };

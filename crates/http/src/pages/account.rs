@@ -200,6 +200,20 @@ impl Ctx {
 
     fn failed(&self, e: &AccountError) -> Response {
         match e {
+            AccountError::Throttled { retry_after } => {
+                let mut res = error_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &self.chrome,
+                    self.text,
+                    self.text.sign_in_throttled,
+                    None,
+                );
+                let secs = retry_after.as_secs().max(1);
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                res
+            }
             AccountError::Busy { retry_after } => {
                 let mut res = error_page(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -76,6 +76,8 @@ struct SignInPage<'a> {
     csrf: &'a str,
     carried: &'a [(String, String)],
     login: &'a str,
+    /// The tenant's "forgot password" page (`account::forgot_get`).
+    forgot: &'a str,
 }
 
 #[derive(Template)]
@@ -662,6 +664,7 @@ fn sign_in_page(
     let csrf = Csrf::for_page(&parts.headers, flow.cookies, &flow.req.tenant);
     let token = csrf.token(state, "sign_in");
     let target = super::layout::form_target_source(&flow.req.target.redirect_uri);
+    let forgot = format!("/account/{}/forgot", flow.req.tenant.as_str());
     let mut res = render(
         status,
         &flow.chrome,
@@ -674,6 +677,7 @@ fn sign_in_page(
             csrf: &token,
             carried: &flow.carried,
             login,
+            forgot: &forgot,
         },
         target.as_deref(),
     );

@@ -729,3 +729,58 @@ async fn admins_list_and_end_a_users_sessions() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "already ended");
 }
+
+/// The account page's current password is throttled like a sign-in (the same counters): once a
+/// source has failed the account's free attempts, further attempts from it are 429 with
+/// `Retry-After` without checking the password, even the right one, and nothing changes.
+#[tokio::test]
+async fn wrong_current_passwords_on_the_account_page_are_throttled_like_sign_ins() {
+    let app = App::new().await;
+    let id = app
+        .create_user(json!({"username": "ivy", "email": "ivy@example.com", "password": STRONG}))
+        .await;
+    let (cookie, _) = app.session(&id).await;
+    let csrf = app.get("/account/acme/", Some(&cookie)).await.csrf();
+    let change =
+        |current: &'static str| {
+            let (app, cookie, csrf) = (&app, cookie.clone(), csrf.clone());
+            async move {
+                let body = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([
+                        ("csrf_token", csrf.as_str()),
+                        ("current", current),
+                        ("password", STRONGER),
+                        ("confirm", STRONGER),
+                    ])
+                    .finish();
+                let mut req = Request::post("/account/acme/password")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::COOKIE, cookie)
+                    .body(Body::from(body))
+                    .expect("request");
+                // One source for every attempt, as a connected client has.
+                req.extensions_mut().insert(axum::extract::ConnectInfo(
+                    std::net::SocketAddr::from(([198, 51, 100, 77], 40_000)),
+                ));
+                app.send(req).await
+            }
+        };
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let a = change("not my password at all").await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(a.headers.contains_key(header::RETRY_AFTER), "429 says when");
+        }
+        statuses.push(a.status);
+    }
+    assert_eq!(statuses[0], StatusCode::BAD_REQUEST, "checked at first");
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // The right current password from the failing source is not even checked now.
+    let right = change(STRONG).await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(app.password_is(&id, STRONG).await, "nothing changed");
+}

@@ -1737,7 +1737,9 @@ async fn discovery_and_jwks_publish_only_public_keys() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h[header::CACHE_CONTROL], "public, max-age=300");
     let keys = v["keys"].as_array().expect("keys");
-    assert_eq!(keys.len(), 1);
+    // The active ES256 key and its RS256 companion for ID tokens.
+    let algs: Vec<_> = keys.iter().map(|k| k["alg"].clone()).collect();
+    assert_eq!(algs, [json!("ES256"), json!("RS256")]);
     for k in keys {
         for member in ["kid", "alg", "use", "kty"] {
             assert!(k.get(member).is_some(), "{member} missing");
@@ -2595,6 +2597,7 @@ mod private_key_jwt {
                         backchannel_logout_uri: None,
                         backchannel_logout_session_required: false,
                         require_pushed_requests: false,
+                        id_token_signed_response_alg: None,
                     },
                     None,
                 )
@@ -2633,7 +2636,17 @@ mod private_key_jwt {
 mod key_rotation {
     use super::*;
 
+    /// The published kids of the installation's algorithm (ES256 in these tests).
     async fn jwks_kids(app: &App) -> Vec<String> {
+        lane_kids(app, false).await
+    }
+
+    /// The published kids of the RS256 companion lane.
+    async fn rs256_kids(app: &App) -> Vec<String> {
+        lane_kids(app, true).await
+    }
+
+    async fn lane_kids(app: &App, rs256: bool) -> Vec<String> {
         let (s, _, v) = app
             .send(
                 Request::builder()
@@ -2647,6 +2660,7 @@ mod key_rotation {
             .as_array()
             .expect("keys")
             .iter()
+            .filter(|k| (k["alg"] == "RS256") == rs256)
             .map(|k| k["kid"].as_str().expect("kid").to_owned())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -2690,6 +2704,9 @@ mod key_rotation {
             jwks_kids(&app).await,
             sorted(vec![old_kid.clone(), new_kid.clone()])
         );
+        // The RS256 companion rotates with it: its successor is published beside it.
+        let companions = rs256_kids(&app).await;
+        assert_eq!(companions.len(), 2, "{companions:?}");
 
         // Before the pre-publication window ends the old key still signs.
         app.clock.advance(Duration::from_secs(599));
@@ -2716,6 +2733,11 @@ mod key_rotation {
         );
         app.clock.advance(Duration::from_secs(1));
         assert_eq!(jwks_kids(&app).await, vec![new_kid.clone()]);
+        assert_eq!(
+            rs256_kids(&app).await.len(),
+            1,
+            "the old companion left too"
+        );
     }
 
     #[tokio::test]
@@ -2726,6 +2748,7 @@ mod key_rotation {
         app.clock.advance(Duration::from_secs(86_400));
         tick(&app).await;
         assert_eq!(jwks_kids(&app).await.len(), 2, "pending key published");
+        assert_eq!(rs256_kids(&app).await.len(), 2, "and the companion's");
         let pending_before = jwks_kids(&app).await;
         tick(&app).await;
         assert_eq!(

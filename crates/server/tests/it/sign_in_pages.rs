@@ -41,6 +41,11 @@ struct Node {
 
 impl Node {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A node whose configuration `tweak` changes first.
+    async fn start_with(tweak: impl FnOnce(&mut portcullis_server::config::Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("db"))
@@ -57,6 +62,7 @@ impl Node {
         // Loopback is a trusted proxy, so each test client can be a different source.
         config.http.trusted_proxies =
             serde_json::from_value(json!(["127.0.0.1/32"])).expect("proxies");
+        tweak(&mut config);
         let Assembled {
             state,
             router,
@@ -1211,4 +1217,85 @@ async fn a_push_is_validated_like_an_authorization_request_and_authenticated_lik
 
 fn urlencoding(s: &str) -> String {
     serde_urlencoded::to_string([("x", s)]).expect("encode")[2..].to_owned()
+}
+
+/// Sign-in admission is bounded by the wait an admitted sign-in can expect: with one hashing
+/// thread and a bound below one hash's time, sign-ins posted together while a hash runs are
+/// answered 503 with `Retry-After` at once (never queued behind it), the page says to try again
+/// shortly, and at least one of them is admitted and signs in. No timing is asserted.
+#[tokio::test]
+async fn sign_ins_beyond_the_expected_wait_get_503_with_retry_after() {
+    let node = Node::start_with(|c| {
+        c.passwords.workers = 1;
+        c.passwords.max_expected_wait_ms = 1;
+    })
+    .await;
+    let url = node.notes_url(&[]);
+    // Each from its own source (no throttling), each with its sign-in form already loaded.
+    let mut posts = Vec::new();
+    for n in 0..6 {
+        let b = node.browser(&format!("203.0.113.{}", 120 + n));
+        let (s, _, page) = text(b.get(&url).send().await.expect("get")).await;
+        assert_eq!(s, 200, "{page}");
+        let mut fields = form_fields(&page);
+        fields.push(("login".into(), "alice".into()));
+        fields.push(("password".into(), PASSWORD.into()));
+        posts.push((b, fields));
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (b, fields) in posts {
+        let to = format!("{}/oauth2/authorize/sign-in", node.base);
+        set.spawn(async move { text(post_form(&b, to, &fields).await).await });
+    }
+    let mut answers = Vec::new();
+    while let Some(a) = set.join_next().await {
+        answers.push(a.expect("joined"));
+    }
+    let mut busy = 0;
+    let mut admitted = 0;
+    for (s, h, page) in &answers {
+        match *s {
+            503 => {
+                busy += 1;
+                let secs: u64 = h
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .expect("Retry-After in whole seconds");
+                assert!(secs >= 1);
+                assert!(h.get("set-cookie").is_none(), "no session when refused");
+                assert!(page.contains("name=\"password\""), "the form again");
+            }
+            200 => {
+                admitted += 1;
+                assert!(page.contains("name=\"decision\""), "signed in: {page}");
+            }
+            other => panic!("unexpected status {other}: {page}"),
+        }
+    }
+    assert!(busy >= 1, "sign-ins beyond the bound are refused");
+    assert!(admitted >= 1, "an idle pool always admits one");
+    assert_eq!(
+        node.state.users.hasher.in_flight(),
+        0,
+        "nothing left behind"
+    );
+}
+
+/// The sign-in page links to the tenant's "forgot password" page, which answers.
+#[tokio::test]
+async fn the_sign_in_page_links_to_the_forgot_password_page() {
+    let node = Node::start().await;
+    let b = node.browser("203.0.113.150");
+    let (s, _, page) = text(b.get(node.notes_url(&[])).send().await.expect("get")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("<a href=\"/account/acme/forgot\">"), "{page}");
+    let (s, _, _) = text(
+        b.get(format!("{}/account/acme/forgot", node.base))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 200);
 }

@@ -425,6 +425,202 @@ async fn a_code_redeems_once_for_tokens_an_independent_library_accepts() {
     );
 }
 
+/// A client registered with `id_token_signed_response_alg = RS256` gets ID tokens signed by
+/// the RS256 companion key, published in JWKS and checked by an independent library; its access
+/// token is still signed by the installation's key. Other clients keep the default algorithm,
+/// and an algorithm the server cannot sign with is refused at registration.
+#[tokio::test]
+async fn a_client_registered_for_rs256_gets_rs256_id_tokens() {
+    let app = App::new().await;
+    let body = |alg: &str| {
+        json!({
+            "name": "Legacy RP", "client_type": "public",
+            "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT],
+            "scopes": ["openid", "profile"], "id_token_signed_response_alg": alg,
+        })
+    };
+    let (st, v) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants/acme/clients",
+            body("HS256"),
+        )
+        .await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_client_metadata")),
+        "{v}"
+    );
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("ES256, RS256")),
+        "{v}"
+    );
+    let rp = app.client(body("RS256")).await;
+    let (_, shown) = app
+        .admin(
+            Method::GET,
+            &format!("/admin/v1/tenants/acme/clients/{}", rp.id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(shown["id_token_signed_response_alg"], "RS256", "{shown}");
+    let session = app.session().await;
+    let code = app.code(&rp, &session, "openid profile").await;
+    let (st, v) = app.redeem(&rp, &code).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let id_token = s(&v, "id_token");
+    assert_eq!(header_of(&id_token)["alg"], "RS256");
+    assert_eq!(header_of(&s(&v, "access_token"))["alg"], "ES256");
+    let kid = s(&header_of(&id_token), "kid");
+    let jwks = app.jwks().await;
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("the companion key is published");
+    assert_eq!(jwk["kty"], "RSA");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).expect("jwk");
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[rp.id.as_str()]);
+    validation.set_issuer(&[common::ISSUER]);
+    validation.validate_exp = false;
+    let data = jsonwebtoken::decode::<Value>(&id_token, &key, &validation).expect("independent");
+    assert_eq!(data.claims["sub"], app.user.as_str());
+    assert_eq!(data.claims["nonce"], "n-0S6_WzA2Mj");
+
+    // Back to the installation's algorithm: `""` clears the registration.
+    let (st, v) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/tenants/acme/clients/{}", rp.id),
+            json!({"id_token_signed_response_alg": ""}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.get("id_token_signed_response_alg").is_none(), "{v}");
+    let code = app.code(&rp, &session, "openid").await;
+    let (st, v) = app.redeem(&rp, &code).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(header_of(&s(&v, "id_token"))["alg"], "ES256");
+}
+
+/// `client` POSTs `body` to an OAuth endpoint other than the token endpoint, authenticated as
+/// at the token endpoint.
+async fn client_post(app: &App, client: &Client, path: &str, body: &str) -> (StatusCode, Value) {
+    let mut req = token_request(client, body, None);
+    *req.uri_mut() = path.parse().expect("uri");
+    let (st, _, v) = app.send(req).await;
+    (st, v)
+}
+
+/// RFC 7662 and RFC 7009 for refresh tokens: the owning client introspects its refresh token
+/// (with or without the hint), any other client learns `active: false` and may not revoke it;
+/// the owner's revocation ends the whole family with a `family` revocation entry, so the
+/// family's access token and every one of its refresh tokens stop working.
+#[tokio::test]
+async fn refresh_tokens_introspect_for_their_client_only_and_revocation_ends_the_family() {
+    let app = App::new().await;
+    let web = |name: &str| {
+        json!({
+            "name": name, "client_type": "confidential",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": [REDIRECT], "introspection": true,
+            "scopes": ["openid", "offline_access", "orders:read"], "audiences": ["orders-api"],
+        })
+    };
+    let owner = app.client(web("Web")).await;
+    let other = app.client(web("Other web")).await;
+    let session = app.session().await;
+    let code = app
+        .code(&owner, &session, "openid offline_access orders:read")
+        .await;
+    let (st, v) = app.redeem(&owner, &code).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let refresh = s(&v, "refresh_token");
+    let access = s(&v, "access_token");
+    let introspect = |client: &Client, extra: &str| {
+        let body = format!("token={}{extra}", enc(&refresh));
+        let client = client.clone();
+        let app = &app;
+        async move { client_post(app, &client, "/oauth2/introspect", &body).await }
+    };
+
+    for hint in [
+        "",
+        "&token_type_hint=refresh_token",
+        "&token_type_hint=access_token",
+    ] {
+        let (st, i) = introspect(&owner, hint).await;
+        assert_eq!(st, StatusCode::OK, "{i}");
+        assert_eq!(i["active"], true, "{hint}: {i}");
+        assert_eq!(i["token_type"], "refresh_token");
+        assert_eq!(i["client_id"], owner.id.as_str());
+        assert_eq!(i["sub"], app.user.as_str());
+        assert_eq!(i["scope"], "offline_access openid orders:read");
+        assert!(i["exp"].as_i64() > Some(app.clock.now().as_secs()), "{i}");
+    }
+    // Another client of the same tenant: nothing at all about it.
+    let (st, i) = introspect(&other, "").await;
+    assert_eq!((st, i), (StatusCode::OK, json!({"active": false})));
+    // ...and it may not revoke it: refused, and the family lives on.
+    let (st, e) = client_post(
+        &app,
+        &other,
+        "/oauth2/revoke",
+        &format!("token={}", enc(&refresh)),
+    )
+    .await;
+    assert_eq!(
+        (st, &e["error"]),
+        (StatusCode::BAD_REQUEST, &json!("unauthorized_client")),
+        "{e}"
+    );
+    assert_eq!(introspect(&owner, "").await.1["active"], true);
+
+    // The owner revokes it: the family ends, with its entry in the revocation log.
+    let head = app.store.revocation_head().await.expect("head");
+    let (st, _) = client_post(
+        &app,
+        &owner,
+        "/oauth2/revoke",
+        &format!("token={}&token_type_hint=refresh_token", enc(&refresh)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let family = s(&claims(&access), "family_id");
+    let entries = app.store.revocations_after(head, 100).await.expect("log");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.kind == portcullis_store::RevocationKind::Family && e.subject == family),
+        "{entries:?}"
+    );
+    assert_eq!(
+        introspect(&owner, "").await,
+        (StatusCode::OK, json!({"active": false}))
+    );
+    let (st, gone) = app.refresh(&owner, &refresh).await;
+    assert_eq!(
+        (st, &gone["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    let (st, _, _) = app.userinfo(&access).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "the family's access token");
+    // Revoking it again is nothing to do, and still 200 (RFC 7009 section 2.2).
+    let (st, _) = client_post(
+        &app,
+        &owner,
+        "/oauth2/revoke",
+        &format!("token={}", enc(&refresh)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn codes_are_bound_to_client_redirect_uri_and_verifier() {
     let app = App::new().await;
@@ -898,6 +1094,25 @@ async fn cors_answers_only_registered_origins() {
         .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], ORIGIN);
+
+    // Preflights read a cached set of every registered origin; the test's clock never moves,
+    // so only the invalidation on a client update can make the change seen: at once.
+    let moved = "https://new.example.com";
+    let (st, v) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/tenants/acme/clients/{}", spa.id),
+            json!({"allowed_web_origins": [moved]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, h, _) = app.send(preflight("/oauth2/token", ORIGIN)).await;
+    assert!(
+        h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(),
+        "the removed origin is refused at once"
+    );
+    let (_, h, _) = app.send(preflight("/oauth2/token", moved)).await;
+    assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], moved);
 }
 
 #[tokio::test]
@@ -916,9 +1131,10 @@ async fn discovery_serves_the_openid_configuration() {
         .await;
     assert_eq!(oidc, oauth);
     assert_eq!(oidc["issuer"], common::ISSUER);
+    // The installation's algorithm, and RS256 as OpenID Connect requires (the companion key).
     assert_eq!(
         oidc["id_token_signing_alg_values_supported"],
-        json!(["ES256"])
+        json!(["ES256", "RS256"])
     );
     assert_eq!(
         oidc["grant_types_supported"],

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::oauth::{AccessTokenClaims, TENANT_CLAIM};
-use portcullis_core::signing::KeyState;
+use portcullis_core::signing::{KeyState, SigningAlgorithm};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_core::user_token::IdTokenClaims;
@@ -36,8 +36,10 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// The key that signs new access tokens and ID tokens, ready to use: jose signers with the
 /// access-token header (`typ: at+jwt`) and the ID-token header (`typ: JWT`) of this key, built
-/// once per key. Both are swapped together at rotation, so an ID token is always signed by the
-/// key that signs the access token beside it.
+/// once per key. Both are swapped together at rotation, so an ID token is by default signed by
+/// the key that signs the access token beside it. When that key is not RS256, the RS256
+/// companion key (`keys::KeySet::rs256_companion`) signs the ID tokens of clients registered
+/// with `id_token_signed_response_alg = RS256`, and nothing else.
 pub struct Signer {
     inner: portcullis_jose::Signer,
     /// The same key under the logout-token header (`typ: logout+jwt`).
@@ -45,6 +47,8 @@ pub struct Signer {
     id_token: portcullis_jose::Signer,
     kid: String,
     alg: Alg,
+    /// The RS256 companion's ID-token signer and its `kid`.
+    rs256_id_token: Option<(portcullis_jose::Signer, String)>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -67,17 +71,77 @@ impl Signer {
             logout: logout_token::signer(logout_pair, &key.kid),
             kid: key.kid.clone(),
             alg,
+            rs256_id_token: None,
         })
     }
 
-    /// The algorithm this signer signs with (ID tokens' `alg`, as discovery lists it).
+    /// Adds the RS256 companion key for ID tokens (ignored unless it is an RS256 key and this
+    /// signer's own key is not).
+    pub fn with_rs256_companion(mut self, key: &SigningKey) -> Result<Self, SignError> {
+        if key.algorithm != SigningAlgorithm::RS256 || self.alg == Alg::RS256 {
+            return Ok(self);
+        }
+        let pair = SigningKeyPair::from_pkcs8(Alg::RS256, key.private_pkcs8())?;
+        self.rs256_id_token = Some((id_token::signer(pair, &key.kid), key.kid.clone()));
+        Ok(self)
+    }
+
+    /// The signer for `keys`: the primary lane's active key, with the RS256 companion if there
+    /// is one. `None` when no key is active.
+    pub fn for_keys(keys: &crate::keys::KeySet) -> Result<Option<Self>, SignError> {
+        let Some(active) = keys.active() else {
+            return Ok(None);
+        };
+        let mut signer = Self::new(active)?;
+        if let Some(companion) = keys.rs256_companion() {
+            signer = signer.with_rs256_companion(companion)?;
+        }
+        Ok(Some(signer))
+    }
+
+    /// The algorithm this signer signs with (access tokens, and ID tokens by default).
     pub fn alg(&self) -> Alg {
         self.alg
     }
 
-    /// Signs an OpenID Connect ID token (header `typ: JWT`).
-    pub fn sign_id_token(&self, claims: &IdTokenClaims) -> Result<String, SignError> {
-        self.id_token.sign(claims)
+    /// The `kid` of the RS256 companion, if one is loaded.
+    pub fn rs256_companion_kid(&self) -> Option<&str> {
+        self.rs256_id_token.as_ref().map(|(_, kid)| kid.as_str())
+    }
+
+    /// Every algorithm ID tokens can be signed with (discovery's
+    /// `id_token_signing_alg_values_supported`): this signer's own, then RS256.
+    pub fn id_token_algs(&self) -> Vec<&'static str> {
+        let mut algs = vec![self.alg.as_str()];
+        if self.rs256_id_token.is_some() {
+            algs.push(Alg::RS256.as_str());
+        }
+        algs
+    }
+
+    /// Whether ID tokens can be signed with `alg` (what a client may register).
+    pub fn signs_id_tokens_with(&self, alg: SigningAlgorithm) -> bool {
+        let alg: Alg = alg.into();
+        alg == self.alg || (alg == Alg::RS256 && self.rs256_id_token.is_some())
+    }
+
+    /// Signs an OpenID Connect ID token (header `typ: JWT`) with the client's registered
+    /// algorithm (`None`: this signer's own). An algorithm no loaded key has is an error, never
+    /// a silent fallback the relying party would refuse.
+    pub fn sign_id_token(
+        &self,
+        claims: &IdTokenClaims,
+        alg: Option<SigningAlgorithm>,
+    ) -> Result<String, SignError> {
+        match alg.map(Alg::from) {
+            None => self.id_token.sign(claims),
+            Some(a) if a == self.alg => self.id_token.sign(claims),
+            Some(Alg::RS256) => match &self.rs256_id_token {
+                Some((signer, _)) => signer.sign(claims),
+                None => Err(SignError::NotASigningAlgorithm(Alg::RS256)),
+            },
+            Some(a) => Err(SignError::NotASigningAlgorithm(a)),
+        }
     }
 
     /// The `kid` of the key this signer signs with.

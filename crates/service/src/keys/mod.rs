@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::secret::Secret;
-use portcullis_core::signing::{KeyState, SigningAlgorithm};
+use portcullis_core::signing::{KeyLane, KeyState, SigningAlgorithm};
 use portcullis_core::time::Clock;
 use portcullis_jose::SigningKeyPair;
 use portcullis_store::{Store, StoredSigningKey};
@@ -52,11 +52,31 @@ impl SigningKey {
 #[derive(Debug)]
 pub struct KeySet {
     pub keys: Vec<SigningKey>,
+    /// The installation's algorithm (`[signing] algorithm`): its lane's active key signs.
+    pub primary: SigningAlgorithm,
 }
 
 impl KeySet {
+    /// The key that signs access tokens (and ID tokens by default): the active key of the
+    /// primary algorithm's lane.
     pub fn active(&self) -> Option<&SigningKey> {
-        self.keys.iter().find(|k| k.state == KeyState::Active)
+        self.active_in(KeyLane::of(self.primary))
+    }
+
+    /// The active key of `lane`.
+    pub fn active_in(&self, lane: KeyLane) -> Option<&SigningKey> {
+        self.keys
+            .iter()
+            .find(|k| k.state == KeyState::Active && lane.holds(k.algorithm))
+    }
+
+    /// The RS256 key that signs the ID tokens of clients registered for RS256, when the
+    /// primary algorithm is another one.
+    pub fn rs256_companion(&self) -> Option<&SigningKey> {
+        if KeyLane::of(self.primary) == KeyLane::Rs256 {
+            return None;
+        }
+        self.active_in(KeyLane::Rs256)
     }
 }
 
@@ -101,7 +121,11 @@ fn check_private_key(alg: SigningAlgorithm, pkcs8: &[u8]) -> Result<(), String> 
 
 /// Opens every key that may still sign. Fails if any cannot be opened: starting with a key we
 /// cannot use would mean silently generating new ones over data we were meant to protect.
-pub async fn load(store: &dyn Store, keyring: &Keyring) -> Result<KeySet, KeyError> {
+pub async fn load(
+    store: &dyn Store,
+    keyring: &Keyring,
+    primary: SigningAlgorithm,
+) -> Result<KeySet, KeyError> {
     let mut keys = Vec::new();
     for row in store.list_signing_keys().await? {
         if !row.state.needs_private_key() {
@@ -109,7 +133,7 @@ pub async fn load(store: &dyn Store, keyring: &Keyring) -> Result<KeySet, KeyErr
         }
         keys.push(open_row(&row, keyring)?);
     }
-    Ok(KeySet { keys })
+    Ok(KeySet { keys, primary })
 }
 
 pub fn open_row(row: &StoredSigningKey, keyring: &Keyring) -> Result<SigningKey, KeyError> {
@@ -147,39 +171,46 @@ pub fn open_row(row: &StoredSigningKey, keyring: &Keyring) -> Result<SigningKey,
     })
 }
 
-/// Loads the keys, generating the first active key if there is none. Returns the key set and
-/// the kid generated, if any.
+/// Loads the keys, generating the first active key of each lane in use (the primary
+/// algorithm's and, when that is not RS256, the RS256 companion's) if there is none. Returns the
+/// key set and the kids generated.
 pub async fn load_or_create_active(
     store: &dyn Store,
     keyring: &Keyring,
     clock: &Arc<dyn Clock>,
     alg: SigningAlgorithm,
-) -> Result<(KeySet, Option<String>), KeyError> {
-    let set = load(store, keyring).await?;
-    if set.active().is_some() {
-        return Ok((set, None));
+) -> Result<(KeySet, Vec<String>), KeyError> {
+    let mut set = load(store, keyring, alg).await?;
+    let mut created = Vec::new();
+    for (lane, lane_alg) in KeyLane::in_use(alg) {
+        if set.active_in(lane).is_some() {
+            continue;
+        }
+        let (pkcs8, jwk) = generate(lane_alg)?;
+        let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
+        let (kek_id, sealed) = keyring.seal(pkcs8.expose(), &envelope_aad(&kid, lane_alg))?;
+        let now = clock.now();
+        let row = StoredSigningKey {
+            kid: kid.clone(),
+            algorithm: lane_alg,
+            state: KeyState::Active,
+            public_jwk: jwk.to_string(),
+            kek_id,
+            sealed_private_key: sealed,
+            created_at: now,
+            activates_at: now,
+            retired_at: None,
+            publish_until: None,
+        };
+        let inserted = store.insert_signing_key(&row).await?;
+        crate::fault::crash_point("after-signing-key-stored");
+        // If another node won the race, use its key.
+        set = load(store, keyring, alg).await?;
+        if inserted {
+            created.push(kid);
+        }
     }
-    let (pkcs8, jwk) = generate(alg)?;
-    let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
-    let (kek_id, sealed) = keyring.seal(pkcs8.expose(), &envelope_aad(&kid, alg))?;
-    let now = clock.now();
-    let row = StoredSigningKey {
-        kid: kid.clone(),
-        algorithm: alg,
-        state: KeyState::Active,
-        public_jwk: jwk.to_string(),
-        kek_id,
-        sealed_private_key: sealed,
-        created_at: now,
-        activates_at: now,
-        retired_at: None,
-        publish_until: None,
-    };
-    let inserted = store.insert_signing_key(&row).await?;
-    crate::fault::crash_point("after-signing-key-stored");
-    // If another node won the race, use its key.
-    let set = load(store, keyring).await?;
-    Ok((set, inserted.then_some(kid)))
+    Ok((set, created))
 }
 
 /// What rotation needs besides the store: the keyring and the schedule.
@@ -238,15 +269,22 @@ mod tests {
         let (set, created) = load_or_create_active(&store, &ring, &clock, SigningAlgorithm::ES256)
             .await
             .expect("first");
-        let kid = created.expect("generated one");
-        assert_eq!(set.active().expect("active").kid, kid);
+        // The ES256 key that signs, and its RS256 companion for ID tokens.
+        assert_eq!(created.len(), 2, "{created:?}");
+        let kid = created[0].clone();
+        let active = set.active().expect("active");
+        assert_eq!(active.kid, kid);
+        assert_eq!(active.algorithm, SigningAlgorithm::ES256);
+        let companion = set.rs256_companion().expect("companion");
+        assert_eq!(companion.kid, created[1]);
+        assert_eq!(companion.algorithm, SigningAlgorithm::RS256);
         let (again, created) =
             load_or_create_active(&store, &ring, &clock, SigningAlgorithm::EdDSA)
                 .await
                 .expect("second");
-        assert!(created.is_none());
+        assert!(created.is_empty());
         assert_eq!(again.active().expect("active").kid, kid);
-        assert_eq!(store.list_signing_keys().await.expect("list").len(), 1);
+        assert_eq!(store.list_signing_keys().await.expect("list").len(), 2);
 
         // With another KEK the keys cannot be opened, and nothing new is generated over them.
         let other = Keyring::new(Kek::generate().expect("kek"));
@@ -254,6 +292,25 @@ mod tests {
             .await
             .expect_err("wrong KEK");
         assert!(matches!(err, KeyError::MissingKek { .. }), "{err}");
-        assert_eq!(store.list_signing_keys().await.expect("list").len(), 1);
+        assert_eq!(store.list_signing_keys().await.expect("list").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_rs256_installation_needs_no_companion() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("store");
+        let ring = Keyring::new(Kek::generate().expect("kek"));
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(1_000)));
+        let (set, created) = load_or_create_active(&store, &ring, &clock, SigningAlgorithm::RS256)
+            .await
+            .expect("first");
+        assert_eq!(created.len(), 1);
+        assert_eq!(
+            set.active().expect("active").algorithm,
+            SigningAlgorithm::RS256
+        );
+        assert!(set.rs256_companion().is_none());
     }
 }

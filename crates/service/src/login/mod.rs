@@ -302,6 +302,40 @@ impl Login {
         Ok(LoginOutcome::Refused)
     }
 
+    /// How long a password check outside sign-in (the account page's current password) must
+    /// wait, if at all: the same counters and rule as sign-in, keyed by the account's username,
+    /// so the account page is no way around the sign-in throttle.
+    pub fn password_check_wait(
+        &self,
+        tenant: &TenantId,
+        login: &str,
+        origin: &RequestOrigin,
+    ) -> Option<Duration> {
+        let (src_f, acc_f) = self
+            .counters
+            .get(origin.client_ip, &account_key(tenant, login));
+        match self.policy.decide(src_f, acc_f, self.clock.now()) {
+            Decision::Wait(wait) => Some(wait),
+            _ => None,
+        }
+    }
+
+    /// Counts a wrong password given outside sign-in, as a failed sign-in counts.
+    pub fn password_check_failed(&self, tenant: &TenantId, login: &str, origin: &RequestOrigin) {
+        self.counters.fail(
+            origin.client_ip,
+            &account_key(tenant, login),
+            &self.policy,
+            self.clock.now(),
+        );
+    }
+
+    /// A right password outside sign-in clears the source's failures, as a sign-in does.
+    pub fn password_check_succeeded(&self, tenant: &TenantId, login: &str, origin: &RequestOrigin) {
+        self.counters
+            .succeeded(origin.client_ip, &account_key(tenant, login));
+    }
+
     async fn succeeded(
         &self,
         user: &UserRecord,

@@ -199,7 +199,10 @@ mod tests {
         let oauth = OAuthState::new(
             "https://auth.test".into(),
             &crate::oauth::OAuthConfig::default(),
-            &crate::keys::KeySet { keys: vec![] },
+            &crate::keys::KeySet {
+                keys: vec![],
+                primary: portcullis_core::signing::SigningAlgorithm::ES256,
+            },
         )
         .expect("oauth");
         assert_eq!(

@@ -240,6 +240,10 @@ pub struct Directory {
     /// revocation check whatever this holds, and a new key is published long before it signs,
     /// so the TTL is the only staleness.
     signing_keys: FactCache<(), Arc<PublishedKeys>>,
+    /// Every browser origin an active client registered, read whole once per TTL, for CORS
+    /// preflights (which name no client): no query per preflight, and a made-up origin costs a
+    /// set lookup. Any client write through this process drops it.
+    web_origins: FactCache<(), Arc<std::collections::HashSet<String>>>,
 }
 
 impl Directory {
@@ -253,6 +257,7 @@ impl Directory {
             tenants: FactCache::new(capacity, ttl),
             resources: FactCache::new(capacity, ttl),
             signing_keys: FactCache::new(1, ttl),
+            web_origins: FactCache::new(1, ttl),
         }
     }
 
@@ -377,6 +382,25 @@ impl Directory {
     pub fn client_changed(&self, id: &str) {
         self.clients.invalidate(id);
         self.unknown_clients.invalidate(id);
+        self.web_origins.invalidate(&());
+    }
+
+    /// Whether an active client registered `origin` (exactly), from the cached set of every
+    /// registered origin.
+    pub async fn web_origin_registered(
+        &self,
+        store: &dyn Store,
+        origin: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if let Some(hit) = self.web_origins.get(&(), now) {
+            return Ok(hit.contains(origin));
+        }
+        let epoch = self.web_origins.epoch();
+        let all: Arc<std::collections::HashSet<String>> =
+            Arc::new(store.registered_web_origins().await?.into_iter().collect());
+        self.web_origins.insert((), all.clone(), epoch, now);
+        Ok(all.contains(origin))
     }
 
     /// Every stored signing key, parsed for verification (cached for the staleness bound).
@@ -447,6 +471,7 @@ mod tests {
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
             require_pushed_requests: false,
+            id_token_signed_response_alg: None,
         }
     }
 

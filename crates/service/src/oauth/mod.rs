@@ -155,10 +155,7 @@ pub struct OAuthState {
 
 impl OAuthState {
     pub fn new(issuer: String, config: &OAuthConfig, keys: &KeySet) -> anyhow::Result<Self> {
-        let signer = keys
-            .active()
-            .map(jwt::Signer::new)
-            .transpose()
+        let signer = jwt::Signer::for_keys(keys)
             .map_err(|e| anyhow::anyhow!("the active signing key cannot sign: {e}"))?;
         let token_endpoint = format!("{issuer}{TOKEN_PATH}");
         Ok(Self {

@@ -44,7 +44,61 @@ pub struct Refreshed {
     pub rotated: bool,
 }
 
+/// A presented refresh token as introspection and revocation see it: its family and what a
+/// refresh with it would do now (for the family's own client). Nothing is changed to learn it.
+#[derive(Debug, Clone)]
+pub struct InspectedRefresh {
+    pub family: RefreshFamilyRecord,
+    pub decision: RefreshDecision,
+    /// When this token was issued (its rotation predecessor's refresh, or the code redemption).
+    pub issued_at: Timestamp,
+}
+
+impl InspectedRefresh {
+    /// Whether the token endpoint would honour it now (a current token, or one rotated within
+    /// the grace window): what RFC 7662 calls active.
+    pub fn active(&self) -> bool {
+        self.decision.issues()
+    }
+
+    /// When the token stops being usable if nothing else happens: the family's idle or absolute
+    /// deadline, whichever comes first.
+    pub fn expires_at(&self) -> Timestamp {
+        self.family
+            .idle_expires_at
+            .min(self.family.absolute_expires_at)
+    }
+}
+
 impl SignIn {
+    /// Looks a presented refresh token up without rotating it: `None` if it is malformed, of
+    /// another environment or unknown (the format and checksum are checked before any lookup).
+    /// Whose it is (tenant, client) is the caller's to judge.
+    pub async fn inspect_refresh_token(&self, presented: &str) -> Result<Option<InspectedRefresh>> {
+        let Ok(cred) = Credential::parse(presented) else {
+            return Ok(None);
+        };
+        if cred.kind() != CredentialKind::RefreshToken
+            || cred.environment() != &self.config.environment
+        {
+            return Ok(None);
+        }
+        let Some((token, family)) = self.store.get_refresh_token(&cred.digest()).await? else {
+            return Ok(None);
+        };
+        let decision = self.decide(
+            &family,
+            &family.client_id,
+            token.rotated_at,
+            self.clock.now(),
+        );
+        Ok(Some(InspectedRefresh {
+            family,
+            decision,
+            issued_at: token.created_at,
+        }))
+    }
+
     pub async fn start_family(&self, new: NewFamily) -> Result<StartedFamily> {
         let now = self.clock.now();
         let times = self.config.refresh.start(now);

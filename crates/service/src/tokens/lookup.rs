@@ -12,11 +12,20 @@ use super::TokenQuery;
 use crate::keys::jwt::{self, VerifiedToken};
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::OAuthService;
+use crate::sign_in::InspectedRefresh;
 
-/// The token types introspection and revocation look for. Refresh tokens are issued (the user
-/// grants) but not yet introspected or revoked here: a family ends by reuse detection, sign-out
-/// or the admin API.
-const ISSUED_TOKEN_TYPES: &[TokenType] = &[TokenType::AccessToken];
+/// The token types introspection and revocation look for.
+const ISSUED_TOKEN_TYPES: &[TokenType] = &[TokenType::AccessToken, TokenType::RefreshToken];
+
+/// A presented token this server issued.
+#[derive(Debug)]
+pub(super) enum Found {
+    /// A current access token.
+    Access(Box<VerifiedToken>),
+    /// A known refresh token, current or not: [`InspectedRefresh::active`] says which
+    /// (revocation ends a live family whichever of its tokens is presented).
+    Refresh(Box<InspectedRefresh>),
+}
 
 /// Verifies a token and checks the revocation log. The inner error is why it is not current.
 pub(super) async fn current_token(
@@ -78,33 +87,38 @@ pub(super) async fn current_token(
 /// Finds the presented token, looking first where `token_type_hint` points and then in every
 /// other type this server issues (RFC 7009 section 2.1, RFC 7662 section 2.1). An unknown hint
 /// is ignored (RFC 7009 section 2.2). A missing token is `invalid_request`; the inner error is
-/// why nothing current was found.
+/// why nothing was found.
 pub(super) async fn find_token(
     svc: &OAuthService,
     query: &TokenQuery,
     now: Timestamp,
-) -> Result<Result<VerifiedToken, &'static str>, OAuthError> {
+) -> Result<Result<Found, &'static str>, OAuthError> {
     let token = query.token.as_ref().ok_or(Refusal::NoToken)?;
     let hint = query.hint.as_deref();
     let mut why = "token_unknown";
     for kind in token_search_order(hint, ISSUED_TOKEN_TYPES) {
-        match kind {
+        let found = match kind {
             TokenType::AccessToken => match current_token(svc, token.expose(), now).await? {
-                Ok(found) => {
-                    if hint.is_some_and(|h| h != kind.as_str()) {
-                        tracing::debug!(
-                            hint,
-                            found = kind.as_str(),
-                            "token_type_hint did not match"
-                        );
-                    }
-                    return Ok(Ok(found));
+                Ok(found) => Found::Access(Box::new(found)),
+                Err(reason) => {
+                    why = reason;
+                    continue;
                 }
-                Err(reason) => why = reason,
             },
-            // None issued yet: nothing to look in.
-            TokenType::RefreshToken => {}
+            // Refresh tokens are recognisable by their prefix and checksum: a JWT costs no
+            // lookup here, and an unknown refresh token keeps the access token's reason.
+            TokenType::RefreshToken => {
+                match svc.sign_in.inspect_refresh_token(token.expose()).await {
+                    Ok(Some(found)) => Found::Refresh(Box::new(found)),
+                    Ok(None) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if hint.is_some_and(|h| h != kind.as_str()) {
+            tracing::debug!(hint, found = kind.as_str(), "token_type_hint did not match");
         }
+        return Ok(Ok(found));
     }
     Ok(Err(why))
 }

@@ -111,7 +111,9 @@ pub(super) fn mint(
             now,
         );
         Some(Secret::new(
-            signer.sign_id_token(&id).map_err(OAuthError::internal)?,
+            signer
+                .sign_id_token(&id, client.id_token_signed_response_alg)
+                .map_err(OAuthError::internal)?,
         ))
     } else {
         None

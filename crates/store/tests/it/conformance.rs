@@ -120,6 +120,7 @@ conformance!(
     system_tenant_exists_from_the_start,
     status_change_of_unknown_tenant_is_not_found,
     only_one_active_signing_key,
+    signing_key_lanes_each_hold_one_active_key_and_activate_apart,
     signing_keys_round_trip_and_reseal_is_compare_and_swap,
     admin_credentials_are_tenant_scoped,
     admin_credential_for_unknown_tenant_is_refused,
@@ -1712,6 +1713,7 @@ mod cases {
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
             require_pushed_requests: false,
+            id_token_signed_response_alg: None,
         }
     }
 
@@ -1732,6 +1734,7 @@ mod cases {
             backchannel_logout_uri: Some("https://app.example.com/bcl?x=1".into()),
             backchannel_logout_session_required: true,
             require_pushed_requests: false,
+            id_token_signed_response_alg: None,
             first_party: true,
             ..client(id, tenant)
         }
@@ -1884,14 +1887,30 @@ mod cases {
         ] {
             assert!(!s.web_origin_registered(no).await.expect("read"), "{no:?}");
         }
+        // The whole list, for the preflight cache: each registered origin once, sorted.
+        let mut other = app_client("cl_other", "acme");
+        other.allowed_web_origins = vec!["https://app.example.com".into()];
+        s.create_client(&other, None).await.expect("create");
+        assert_eq!(
+            s.registered_web_origins().await.expect("list"),
+            vec![
+                "https://app.example.com".to_owned(),
+                "https://b.example.com:8443".to_owned()
+            ]
+        );
         assert!(s
             .set_client_status(&tid("acme"), "cl_app", ClientStatus::Disabled, at(5))
+            .await
+            .expect("disable"));
+        assert!(s
+            .set_client_status(&tid("acme"), "cl_other", ClientStatus::Disabled, at(5))
             .await
             .expect("disable"));
         assert!(!s
             .web_origin_registered("https://app.example.com")
             .await
             .expect("read"));
+        assert!(s.registered_web_origins().await.expect("list").is_empty());
     }
 
     pub async fn app_clients_round_trip_and_update_within_their_tenant(s: Arc<dyn Store>) {
@@ -2420,6 +2439,50 @@ mod cases {
             ..q("j4", "cl_1", "k1", 10)
         };
         assert!(!revoked(&s, &globex).await.expect("other tenant"));
+    }
+
+    /// RS256 and the other algorithms are two lanes (the RS256 companion for ID tokens): each
+    /// holds one active key, and activating a pending key retires only its own lane's.
+    pub async fn signing_key_lanes_each_hold_one_active_key_and_activate_apart(s: Arc<dyn Store>) {
+        let rsa = |kid: &str, state| StoredSigningKey {
+            algorithm: SigningAlgorithm::RS256,
+            ..key(kid, state)
+        };
+        assert!(s
+            .insert_signing_key(&key("es1", KeyState::Active))
+            .await
+            .expect("es1"));
+        assert!(s
+            .insert_signing_key(&rsa("rs1", KeyState::Active))
+            .await
+            .expect("rs1: the other lane"));
+        assert!(!s
+            .insert_signing_key(&rsa("rs2", KeyState::Active))
+            .await
+            .expect("rs2: a second active RS256 key is refused"));
+        assert!(s
+            .insert_signing_key(&rsa("rs3", KeyState::Pending))
+            .await
+            .expect("rs3"));
+        assert!(s
+            .activate_signing_key("rs3", at(60), at(700))
+            .await
+            .expect("activate"));
+        let states: Vec<_> = s
+            .list_signing_keys()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|k| (k.kid, k.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("es1".into(), KeyState::Active),
+                ("rs1".into(), KeyState::Retired),
+                ("rs3".into(), KeyState::Active),
+            ]
+        );
     }
 
     pub async fn activation_retires_the_active_key_atomically(s: Arc<dyn Store>) {
