@@ -11,6 +11,7 @@ pub mod admin;
 pub mod alert;
 pub mod api_key;
 pub mod audit;
+pub mod audit_chain;
 pub mod auth_code;
 pub mod authorize;
 pub mod base62;
