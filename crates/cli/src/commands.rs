@@ -772,9 +772,7 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
 
 async fn audit_verify(remote: &Remote) -> anyhow::Result<()> {
     let client = crate::client::AdminClient::new(remote)?;
-    let v = client
-        .call(Method::GET, "/audit/verify", &[], None)
-        .await?;
+    let v = client.call(Method::GET, "/audit/verify", &[], None).await?;
     print(remote, &v, |v| format!("{}\n", field(v, "message")));
     if v["ok"].as_bool() != Some(true) {
         // The report is printed; the exit status says it is broken.

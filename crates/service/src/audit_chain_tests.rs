@@ -71,7 +71,10 @@ fn event(i: u32) -> AuditEvent {
 impl Rig {
     async fn append(&self, range: std::ops::RangeInclusive<u32>) {
         let events: Vec<_> = range.map(event).collect();
-        self.store.append_audit_events(&events).await.expect("append");
+        self.store
+            .append_audit_events(&events)
+            .await
+            .expect("append");
     }
 
     async fn checkpoint(&self) -> Option<AuditCheckpoint> {
@@ -107,7 +110,12 @@ async fn checkpoints_are_signed_and_an_intact_chain_verifies() {
     let report = r.verify().await;
     assert!(report.ok, "{report:?}");
     assert_eq!(
-        (report.checked, report.head_position, report.checkpoints, report.signed_checkpoints),
+        (
+            report.checked,
+            report.head_position,
+            report.checkpoints,
+            report.signed_checkpoints
+        ),
         (9, 9, 2, 2)
     );
     assert!(report.message.contains("intact"), "{}", report.message);
@@ -171,12 +179,20 @@ async fn a_broken_chain_is_never_pruned_and_a_whole_one_prunes_to_its_checkpoint
         signature: None,
     };
     r.store.insert_audit_checkpoint(&bad).await.expect("bad cp");
-    let refused = prune(r.store.as_ref(), r.clock.as_ref(), ISSUER, Duration::from_secs(86_400))
-        .await
-        .expect("prune");
+    let refused = prune(
+        r.store.as_ref(),
+        r.clock.as_ref(),
+        ISSUER,
+        Duration::from_secs(86_400),
+    )
+    .await
+    .expect("prune");
     let report = refused.expect_err("not pruned");
     let b = report.broken.expect("broken");
-    assert_eq!((b.position, b.kind, b.from), (8, Break::CheckpointMismatch, Some(5)));
+    assert_eq!(
+        (b.position, b.kind, b.from),
+        (8, Break::CheckpointMismatch, Some(5))
+    );
     assert_eq!(r.store.audit_chain_first().await.expect("first"), Some(1));
 
     // A whole chain: prune up to the checkpoint older than the retention, then still verify.
@@ -186,11 +202,16 @@ async fn a_broken_chain_is_never_pruned_and_a_whole_one_prunes_to_its_checkpoint
     r.clock.advance(Duration::from_secs(86_400 * 2));
     r.append(5..=8).await;
     r.checkpoint().await.expect("cp at 8");
-    let pruned = prune(r.store.as_ref(), r.clock.as_ref(), ISSUER, Duration::from_secs(86_400))
-        .await
-        .expect("prune")
-        .expect("verified")
-        .expect("pruned");
+    let pruned = prune(
+        r.store.as_ref(),
+        r.clock.as_ref(),
+        ISSUER,
+        Duration::from_secs(86_400),
+    )
+    .await
+    .expect("prune")
+    .expect("verified")
+    .expect("pruned");
     assert_eq!(pruned.up_to, 4);
     let report = r.verify().await;
     assert!(report.ok, "{report:?}");

@@ -88,7 +88,9 @@ pub async fn export_all(
     let tenant = p
         .tenant
         .as_deref()
-        .map(|t| TenantId::parse(t).map_err(|_| ApiError::invalid_request("tenant is not a tenant id")))
+        .map(|t| {
+            TenantId::parse(t).map_err(|_| ApiError::invalid_request("tenant is not a tenant id"))
+        })
         .transpose()?;
     Ok(stream(state, tenant, since))
 }

@@ -95,7 +95,10 @@ mod tests {
         };
         let token = s.sign(&claims).expect("sign");
         let v = verify(&token, "https://auth.example", &Alg::SIGNING, &set).expect("verify");
-        assert_eq!((v.pos, v.hash.as_str(), v.kid.as_deref()), (42, claims.hash.as_str(), Some("k1")));
+        assert_eq!(
+            (v.pos, v.hash.as_str(), v.kid.as_deref()),
+            (42, claims.hash.as_str(), Some("k1"))
+        );
         assert_eq!(
             verify(&token, "https://other.example", &Alg::SIGNING, &set),
             Err(JoseError::IssuerMismatch)
@@ -106,7 +109,9 @@ mod tests {
         assert!(verify(&forged, "https://auth.example", &Alg::SIGNING, &set).is_err());
         // An access-token header is not a checkpoint.
         let (_, pair2) = SigningKeyPair::generate(Alg::ES256).expect("key");
-        let at = Signer::new(pair2, Some("at+jwt"), Some("k1")).sign(&claims).expect("sign");
+        let at = Signer::new(pair2, Some("at+jwt"), Some("k1"))
+            .sign(&claims)
+            .expect("sign");
         assert_eq!(
             verify(&at, "https://auth.example", &Alg::SIGNING, &set),
             Err(JoseError::WrongTyp)

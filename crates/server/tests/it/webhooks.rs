@@ -696,7 +696,10 @@ async fn a_revoked_key_use_is_delivered_and_the_audit_chain_verifies_and_exports
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{body}");
-        let text = body.as_str().map(str::to_owned).unwrap_or_else(|| format!("{body}\n"));
+        let text = body
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{body}\n"));
         lines = text
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
@@ -706,7 +709,10 @@ async fn a_revoked_key_use_is_delivered_and_the_audit_chain_verifies_and_exports
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(lines.iter().any(|e| e["action"] == "api_key.verify"), "{lines:?}");
+    assert!(
+        lines.iter().any(|e| e["action"] == "api_key.verify"),
+        "{lines:?}"
+    );
     assert!(lines.iter().all(|e| e["tenant"] == "acme"), "{lines:?}");
     let times: Vec<_> = lines.iter().map(|e| e["occurred_at"].as_i64()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first");
