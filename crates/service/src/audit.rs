@@ -610,6 +610,7 @@ mod tests {
             flush_interval_ms: 60_000,
             queue_capacity: 10_000,
             subscriber_capacity: 8,
+            ..AuditConfig::default()
         };
         let (sink, writer) = spawn(store.clone(), clock, &config);
         let mut slow = sink.subscribe();
