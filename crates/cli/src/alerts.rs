@@ -18,7 +18,7 @@ pub enum AlertsCommand {
         /// open, acknowledged or resolved.
         #[arg(long)]
         status: Option<String>,
-        /// failed_auth_spike, inactive_credential_use, bulk_admin_action or new_network.
+        /// A rule name (failed_auth_spike, credential_stuffing, unusual_refresh, ...: see docs/alerts.md).
         #[arg(long)]
         rule: Option<String>,
         /// At most this many alerts in all, newest first (read page by page).

@@ -79,6 +79,46 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    /// Streams the body of a GET to `out` as it arrives (no overall timeout: an export of a
+    /// large log takes as long as it takes; each read still fails on a dead connection).
+    pub async fn stream_to(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        out: &mut (dyn std::io::Write + Send),
+    ) -> anyhow::Result<u64> {
+        let url = format!("{}/admin/v1{path}", self.base);
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        let mut resp = http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("could not reach {}", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            answer(&self.base, status, &text)?;
+            bail!("{} answered {status}", self.base);
+        }
+        let mut n = 0u64;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .context("the export stream broke off before its end")?
+        {
+            out.write_all(&chunk)?;
+            n += chunk.len() as u64;
+        }
+        out.flush()?;
+        Ok(n)
+    }
+}
+
 /// Reads an admin API answer. Portcullis answers JSON everywhere: an object or array on
 /// success, `{"error": ...}` on failure. Anything else (an HTML 404 page, another service's
 /// JSON) means `--url` names something that is not Portcullis, and the user is told so rather

@@ -125,6 +125,9 @@ actions! {
     FederationIssuerDelete => "federation.issuer.delete",
     FederationRuleCreate => "federation.rule.create",
     FederationRuleDelete => "federation.rule.delete",
+    /// A workload's external token was exchanged under a trust rule: the target is the rule
+    /// id, the credential id the workload's subject (for the new-workload-subject detector).
+    FederationExchange => "federation.exchange",
     /// A user signed in: a new session (a new id at every sign-in).
     SessionCreate => "session.create",
     /// A session was ended (sign-out, the user, an admin), with a `session` revocation entry.
@@ -552,6 +555,7 @@ mod tests {
             (Action::FederationIssuerDelete, "federation.issuer.delete"),
             (Action::FederationRuleCreate, "federation.rule.create"),
             (Action::FederationRuleDelete, "federation.rule.delete"),
+            (Action::FederationExchange, "federation.exchange"),
             (Action::ResourceServerArchive, "resource_server.archive"),
             (
                 Action::ResourceServerRotateSecret,

@@ -12,6 +12,7 @@ pub mod admission;
 pub mod alert;
 pub mod api_key;
 pub mod audit;
+pub mod audit_chain;
 pub mod auth_code;
 pub mod authorize;
 pub mod base62;

@@ -526,6 +526,11 @@ impl Config {
                 "audit.batch_size, audit.queue_capacity and audit.subscriber_capacity must be at least 1".into(),
             ));
         }
+        if self.audit.checkpoint_interval_secs == 0 || self.audit.retention_days > 36_500 {
+            return Err(ConfigError::Invalid(
+                "audit.checkpoint_interval_secs must be at least 1 and audit.retention_days at most 36500 (0 keeps the log forever)".into(),
+            ));
+        }
         if self.metrics.listen == Some(self.listen) && self.listen.port() != 0 {
             return Err(ConfigError::Invalid(
                 "metrics.listen must differ from listen: the metrics listener is separate".into(),
@@ -872,6 +877,10 @@ mod tests {
             "listen = \"not an address\"\n",
             "[log]\nformat = \"xml\"\n",
             "[audit]\nbatch_size = 0\n",
+            "[audit]\ncheckpoint_interval_secs = 0\n",
+            "[audit]\nretention_days = 99999\n",
+            "[detect.thresholds]\nrefresh_factor = 0.5\n",
+            "[detect.rules]\nbreak_glass_use = \"sometimes\"\n",
             "database_url = \"mysql://x\"\ndatabase_url_file = \"/x\"\n",
             "[oauth]\ncache_ttl_ms = 60001\n",
             "[oauth]\ncache_capacity = 0\n",

@@ -191,6 +191,8 @@ pub struct BackgroundTasks {
     /// Sends queued webhook deliveries; `None` with `webhooks.enabled = false`.
     webhook_dispatcher: Option<tokio::task::JoinHandle<()>>,
     backchannel_logout: tokio::task::JoinHandle<()>,
+    /// Signs audit chain checkpoints and runs the verified audit prune.
+    audit_chain: tokio::task::JoinHandle<()>,
 }
 
 impl BackgroundTasks {
@@ -210,6 +212,7 @@ impl BackgroundTasks {
             d.abort();
         }
         self.backchannel_logout.abort();
+        self.audit_chain.abort();
         if let Some(d) = &self.detection {
             d.shutdown();
         }
@@ -434,6 +437,14 @@ pub async fn assemble(
         state.clone(),
         Duration::from_secs(config.signing.check_interval_secs),
     ));
+    let audit_chain = portcullis_service::audit_chain::spawn(
+        store.clone(),
+        state.clock.clone(),
+        state.oauth.clone(),
+        Duration::from_secs(config.audit.checkpoint_interval_secs),
+        (config.audit.retention_days > 0)
+            .then(|| Duration::from_secs(config.audit.retention_days.saturating_mul(86_400))),
+    );
     let http_metrics = Arc::new(portcullis_http::metrics::HttpMetrics::new());
     let router = portcullis_http::app::router_with_metrics(
         state.clone(),
@@ -460,6 +471,7 @@ pub async fn assemble(
             sign_in_pruner,
             webhook_dispatcher,
             backchannel_logout,
+            audit_chain,
         },
     })
 }

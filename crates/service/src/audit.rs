@@ -51,6 +51,11 @@ pub struct AuditConfig {
     pub queue_capacity: usize,
     /// Events an in-process subscriber may fall behind before it loses the oldest (counted).
     pub subscriber_capacity: usize,
+    /// How often the audit chain's head is checkpointed (signed with the signing key).
+    pub checkpoint_interval_secs: u64,
+    /// Events older than this many days are pruned (after the chain verified, up to a
+    /// checkpoint); 0 keeps the audit log forever.
+    pub retention_days: u64,
 }
 
 impl Default for AuditConfig {
@@ -60,6 +65,8 @@ impl Default for AuditConfig {
             flush_interval_ms: 200,
             queue_capacity: 65_536,
             subscriber_capacity: 4_096,
+            checkpoint_interval_secs: 300,
+            retention_days: 0,
         }
     }
 }
@@ -603,6 +610,7 @@ mod tests {
             flush_interval_ms: 60_000,
             queue_capacity: 10_000,
             subscriber_capacity: 8,
+            ..AuditConfig::default()
         };
         let (sink, writer) = spawn(store.clone(), clock, &config);
         let mut slow = sink.subscribe();

@@ -152,6 +152,7 @@ pub fn spawn(
         tokio::spawn(prune(store.clone(), clock.clone(), retention))
     });
     let task = Task {
+        store: store.clone(),
         sub: sink.subscribe(),
         detector: Detector::new(config, clock.clone()),
         limiter,
@@ -170,6 +171,7 @@ pub fn spawn(
 }
 
 struct Task {
+    store: Arc<dyn Store>,
     sub: Subscription,
     detector: Detector,
     limiter: Limiter,
@@ -179,7 +181,38 @@ struct Task {
 }
 
 impl Task {
+    /// Marks the stored break-glass credentials (the first-start bootstrap ones, named
+    /// `bootstrap` and created by `system`), so their use alerts after a restart too. A store
+    /// error leaves the rule to learn from the next bootstrap event; it never stops the task.
+    async fn mark_break_glass(&mut self) {
+        let mut page = portcullis_store::PageRequest::first(portcullis_store::MAX_PAGE_LIMIT);
+        // Bounded: global admins are few; stop after a fixed number of pages whatever.
+        for _ in 0..100 {
+            let got = match self
+                .store
+                .list_admin_credentials(&portcullis_core::tenant::TenantId::system(), &page)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the break-glass credentials");
+                    return;
+                }
+            };
+            for c in &got.items {
+                if is_break_glass(c) {
+                    self.detector.add_break_glass(&c.id);
+                }
+            }
+            match got.next {
+                Some(next) => page.after = Some(next),
+                None => return,
+            }
+        }
+    }
+
     async fn run(mut self) {
+        self.mark_break_glass().await;
         let mut tick = tokio::time::interval(DUE_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -223,6 +256,11 @@ impl Task {
             self.metrics.updates_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The first-start bootstrap credential, as `server::bootstrap` mints it.
+pub fn is_break_glass(c: &portcullis_store::AdminCredentialRecord) -> bool {
+    c.name == "bootstrap" && c.created_by.as_deref() == Some("system")
 }
 
 /// The stored form of an update: its evidence as JSON.

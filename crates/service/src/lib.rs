@@ -17,6 +17,7 @@ pub mod account;
 pub mod admin_credentials;
 pub mod api_keys;
 pub mod audit;
+pub mod audit_chain;
 pub mod client_auth;
 pub mod detect;
 pub mod fault;

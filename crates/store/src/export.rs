@@ -64,7 +64,9 @@ pub const FORMAT: &str = "portcullis-export";
 /// rules and subject-token ids (workload identity). Older files still read: none of these.
 /// Version 4: clients carry `require_pushed_requests` (RFC 9126; older files: not required)
 /// and their `id_token_signed_response_alg` (older files: the installation's algorithm).
-/// Pushed requests themselves live a minute and are never exported.
+/// Pushed requests themselves live a minute and are never exported. The audit chain's
+/// checkpoints are history like the audit log and are not exported; an import must find them
+/// empty.
 pub const FORMAT_VERSION: u32 = 4;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -1257,7 +1259,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 29] = [
+pub const IMPORT_TABLES: [(&str, &str); 30] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1296,12 +1298,21 @@ pub const IMPORT_TABLES: [(&str, &str); 29] = [
     ("trusted_issuers", "1 = 1"),
     ("trust_rules", "1 = 1"),
     ("subject_token_jtis", "1 = 1"),
+    // The audit chain's checkpoints: history like the audit log, not exported, but an import
+    // still refuses a database that holds any.
+    ("audit_checkpoints", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and
 /// alerts: `alerts` is operational state about this installation's recent traffic (issue 19): not
 /// exported, and an import leaves it alone.
-pub const NOT_IMPORT_CHECKED: [&str; 3] = ["_sqlx_migrations", "revocation_log_head", "alerts"];
+/// `audit_chain_head` always holds its one row (position 0 in a new database).
+pub const NOT_IMPORT_CHECKED: [&str; 4] = [
+    "_sqlx_migrations",
+    "revocation_log_head",
+    "alerts",
+    "audit_chain_head",
+];
 
 /// Records written per multi-row `INSERT`: under SQLite's and PostgreSQL's bind limits for the
 /// widest table (API keys, 24 columns).

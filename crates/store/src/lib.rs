@@ -15,6 +15,7 @@
 //! This crate stores and fetches. It never decides whether a credential is valid, never sees a
 //! plaintext secret (only digests and sealed blobs), and never reads the clock: callers pass time.
 
+mod audit_chain_model;
 mod error;
 pub mod export;
 mod federation_model;
@@ -28,6 +29,7 @@ mod sign_in_model;
 mod sql;
 mod sql_api_keys;
 mod sql_audit;
+mod sql_audit_chain;
 mod sql_branding;
 mod sql_clients;
 mod sql_federation;
@@ -43,6 +45,7 @@ mod sql_webhooks;
 mod sqlite;
 mod webhook_model;
 
+pub use audit_chain_model::*;
 pub use error::StoreError;
 pub use federation_model::*;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
@@ -150,6 +153,31 @@ pub trait AuditStore {
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()>;
     /// A page of the events the query selects, newest first.
     async fn query_audit_events(&self, query: &AuditQuery) -> Result<Page<AuditEvent>>;
+}
+
+/// The audit log's hash chain (`portcullis_core::audit_chain`): appends chain in
+/// [`AuditStore::append_audit_events`]; these read it, record checkpoints and prune. This trait
+/// must never rewrite a chained event or a checkpoint's position or hash.
+#[async_trait]
+pub trait AuditChainStore {
+    /// The last position and hash (position 0 and zeros before the first chained event).
+    async fn audit_chain_head(&self) -> Result<(i64, Vec<u8>)>;
+    /// Up to `limit` chained events after position `after`, in position order.
+    async fn audit_chain_events(&self, after: i64, limit: u32) -> Result<Vec<ChainedEvent>>;
+    /// The lowest chained position still stored, if any.
+    async fn audit_chain_first(&self) -> Result<Option<i64>>;
+    /// Events written before the chain existed (never chained).
+    async fn count_unchained_audit_events(&self) -> Result<u64>;
+    /// Records a checkpoint; `false` if one exists at that position already.
+    async fn insert_audit_checkpoint(&self, cp: &AuditCheckpoint) -> Result<bool>;
+    /// Every checkpoint, in position order.
+    async fn audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>>;
+    /// Deletes chained events up to the newest checkpoint created before `before` (that
+    /// checkpoint stays, to start verification of the rest), and unchained events that
+    /// occurred before `before`, in one transaction. `None` if no checkpoint is old enough.
+    async fn prune_audit_events(&self, before: Timestamp) -> Result<Option<AuditPrune>>;
+    /// A page of events oldest first, with their insertion position (`seq`), for export.
+    async fn export_audit_events(&self, q: &AuditExportQuery) -> Result<Vec<(i64, AuditEvent)>>;
 }
 
 #[async_trait]
@@ -942,6 +970,7 @@ pub trait Store:
     + SigningKeyStore
     + AdminCredentialStore
     + AuditStore
+    + AuditChainStore
     + AlertStore
     + WebhookStore
     + AlertRetentionStore

@@ -160,6 +160,7 @@ crate::sql::impl_sql_store!(PgStore, PgRow, "postgres");
 crate::sql_tenants::impl_tenant_store!(PgStore, PgRow);
 crate::sql_keys::impl_key_store!(PgStore, PgRow);
 crate::sql_audit::impl_audit_store!(PgStore, PgRow);
+crate::sql_audit_chain::impl_audit_chain_store!(PgStore, PgRow);
 crate::sql_clients::impl_client_store!(PgStore, PgRow);
 crate::sql_revocations::impl_revocation_store!(PgStore, PgRow, follow_head);
 crate::sql_api_keys::impl_api_key_store!(PgStore, PgRow);

@@ -1,6 +1,8 @@
 //! The SQL of [`crate::AuditStore`] and [`crate::AlertStore`]: the append-only audit log and the
 //! alerts raised from it. Expanded for each backend beside `impl_sql_store!`, whose helpers and
-//! imports it shares. This module must never update or delete an audit event.
+//! imports it shares. Appends chain each event (position and hash, `audit_chain_head`); the
+//! chain's reads and its prune are in `sql_audit_chain.rs`. This module must never update or
+//! delete an audit event.
 
 macro_rules! impl_audit_store {
     ($store:ty, $row:ty) => {
@@ -24,48 +26,117 @@ macro_rules! impl_audit_store {
             })
         }
 
+        /// Appends `events` after the chain head inside `tx`. `false` (nothing to commit) if an
+        /// event's id is stored already.
+        async fn append_chained(
+            tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+            events: &[&AuditEvent],
+        ) -> Result<bool> {
+            use portcullis_core::audit_chain::{link, Hash};
+            // Multi-row statements rather than one per event, so a busy endpoint costs the
+            // database one round trip per few dozen events. Only three statement shapes (64,
+            // 8 and 1 rows) are used, so each stays prepared in the connection's cache; a
+            // shape per batch size cached tens of megabytes of statements.
+            const SHAPES: [usize; 3] = [64, 8, 1];
+            let head = sqlx::query(
+                "UPDATE audit_chain_head SET pos = pos WHERE id = 1 RETURNING pos, hash",
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            let mut pos: i64 = head.try_get("pos")?;
+            let stored: Vec<u8> = head.try_get("hash")?;
+            let mut prev: Hash = stored
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("audit chain head hash", "wrong length"))?;
+            let chained: Vec<(&AuditEvent, i64, Hash)> = events
+                .iter()
+                .map(|e| {
+                    pos += 1;
+                    prev = link(&prev, pos, e);
+                    (*e, pos, prev)
+                })
+                .collect();
+            let mut inserted = 0u64;
+            let mut rest = chained.as_slice();
+            for rows in SHAPES {
+                while rest.len() >= rows {
+                    let (chunk, tail) = rest.split_at(rows);
+                    rest = tail;
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO audit_events (id, occurred_at, tenant_id, actor, \
+                         credential_id, client_ip, user_agent, action, outcome, reason, \
+                         request_id, target, chain_pos, chain_hash) ",
+                    );
+                    q.push_values(chunk, |mut b, (e, pos, hash)| {
+                        b.push_bind(&e.id)
+                            .push_bind(e.occurred_at.as_millis())
+                            .push_bind(e.tenant.as_str())
+                            .push_bind(e.actor.as_str())
+                            .push_bind(&e.credential_id)
+                            .push_bind(&e.client_ip)
+                            .push_bind(&e.user_agent)
+                            .push_bind(e.action.as_str())
+                            .push_bind(e.outcome.as_str())
+                            .push_bind(e.reason.as_ref().map(Reason::as_str))
+                            .push_bind(&e.request_id)
+                            .push_bind(&e.target)
+                            .push_bind(*pos)
+                            .push_bind(hash.to_vec());
+                    });
+                    q.push(" ON CONFLICT (id) DO NOTHING");
+                    inserted += q.build().execute(&mut **tx).await?.rows_affected();
+                }
+            }
+            if inserted != chained.len() as u64 {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE audit_chain_head SET pos = $1, hash = $2 WHERE id = 1")
+                .bind(pos)
+                .bind(prev.to_vec())
+                .execute(&mut **tx)
+                .await?;
+            Ok(true)
+        }
+
         #[async_trait::async_trait]
         impl $crate::AuditStore for $store {
             async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
-                // Multi-row statements rather than one per event, so a busy endpoint costs the
-                // database one round trip per few dozen events. Only three statement shapes (64,
-                // 8 and 1 rows) are used, so each stays prepared in the connection's cache; a
-                // shape per batch size cached tens of megabytes of statements.
-                const SHAPES: [usize; 3] = [64, 8, 1];
+                // Chained (portcullis_core::audit_chain) in the same transaction: the head row
+                // is taken first, so the writers of several nodes take turns on it and the
+                // chain stays one line; requests never wait for it (the writer is a queue).
                 if events.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool.begin().await?;
-                let mut rest = events;
-                for rows in SHAPES {
-                    while rest.len() >= rows {
-                        let (chunk, tail) = rest.split_at(rows);
-                        rest = tail;
-                        let mut q = sqlx::QueryBuilder::new(
-                            "INSERT INTO audit_events (id, occurred_at, tenant_id, actor, \
-                             credential_id, client_ip, user_agent, action, outcome, reason, \
-                             request_id, target) ",
-                        );
-                        q.push_values(chunk, |mut b, e| {
-                            b.push_bind(&e.id)
-                                .push_bind(e.occurred_at.as_millis())
-                                .push_bind(e.tenant.as_str())
-                                .push_bind(e.actor.as_str())
-                                .push_bind(&e.credential_id)
-                                .push_bind(&e.client_ip)
-                                .push_bind(&e.user_agent)
-                                .push_bind(e.action.as_str())
-                                .push_bind(e.outcome.as_str())
-                                .push_bind(e.reason.as_ref().map(Reason::as_str))
-                                .push_bind(&e.request_id)
-                                .push_bind(&e.target);
-                        });
-                        q.push(" ON CONFLICT (id) DO NOTHING");
-                        q.build().execute(&mut *tx).await?;
+                let mut pending: Vec<&AuditEvent> = events.iter().collect();
+                // Twice at most: a retried batch whose first commit did succeed finds its ids
+                // stored, and chains only the events that are not.
+                for _ in 0..2 {
+                    let mut tx = self.pool.begin().await?;
+                    if append_chained(&mut tx, &pending).await? {
+                        tx.commit().await?;
+                        return Ok(());
+                    }
+                    tx.rollback().await?;
+                    let mut q = sqlx::QueryBuilder::new("SELECT id FROM audit_events WHERE id IN (");
+                    let mut list = q.separated(", ");
+                    for e in &pending {
+                        list.push_bind(e.id.clone());
+                    }
+                    q.push(")");
+                    let stored: std::collections::HashSet<String> = q
+                        .build()
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get::<String, _>("id"))
+                        .collect::<std::result::Result<_, _>>()?;
+                    pending.retain(|e| !stored.contains(&e.id));
+                    if pending.is_empty() {
+                        return Ok(());
                     }
                 }
-                tx.commit().await?;
-                Ok(())
+                Err(StoreError::Conflict)
             }
 
             async fn query_audit_events(&self, q: &AuditQuery) -> Result<Page<AuditEvent>> {

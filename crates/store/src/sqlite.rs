@@ -171,6 +171,7 @@ crate::sql::impl_sql_store!(SqliteStore, SqliteRow, "sqlite");
 crate::sql_tenants::impl_tenant_store!(SqliteStore, SqliteRow);
 crate::sql_keys::impl_key_store!(SqliteStore, SqliteRow);
 crate::sql_audit::impl_audit_store!(SqliteStore, SqliteRow);
+crate::sql_audit_chain::impl_audit_chain_store!(SqliteStore, SqliteRow);
 crate::sql_clients::impl_client_store!(SqliteStore, SqliteRow);
 crate::sql_revocations::impl_revocation_store!(SqliteStore, SqliteRow, follow_head);
 crate::sql_api_keys::impl_api_key_store!(SqliteStore, SqliteRow);

@@ -21,14 +21,35 @@ pub enum Rule {
     BulkAdminAction,
     /// A credential was used from a network it was never seen on, after its learning period.
     NewNetwork,
+    /// One source failed sign-ins on many accounts (the sign-in pages' own pattern event).
+    CredentialStuffing,
+    /// One password failed on many accounts (the sign-in pages' own pattern event).
+    PasswordSpraying,
+    /// A refresh-token family refreshing far faster than its history, from a network it was
+    /// never refreshed from, or a rotated token presented again.
+    UnusualRefresh,
+    /// A credential used with client software (user agent product) it was never seen with,
+    /// after its learning period.
+    NewEnvironment,
+    /// A workload-identity trust rule admitted a subject it had never admitted, after its
+    /// learning period.
+    NewWorkloadSubject,
+    /// The break-glass (first-start bootstrap) admin credential was used, successfully or not.
+    BreakGlassUse,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 4] = [
+    pub const ALL: [Rule; 10] = [
         Self::FailedAuthSpike,
         Self::InactiveCredentialUse,
         Self::BulkAdminAction,
         Self::NewNetwork,
+        Self::CredentialStuffing,
+        Self::PasswordSpraying,
+        Self::UnusualRefresh,
+        Self::NewEnvironment,
+        Self::NewWorkloadSubject,
+        Self::BreakGlassUse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +58,12 @@ impl Rule {
             Self::InactiveCredentialUse => "inactive_credential_use",
             Self::BulkAdminAction => "bulk_admin_action",
             Self::NewNetwork => "new_network",
+            Self::CredentialStuffing => "credential_stuffing",
+            Self::PasswordSpraying => "password_spraying",
+            Self::UnusualRefresh => "unusual_refresh",
+            Self::NewEnvironment => "new_environment",
+            Self::NewWorkloadSubject => "new_workload_subject",
+            Self::BreakGlassUse => "break_glass_use",
         }
     }
 
@@ -72,6 +99,12 @@ pub struct Modes {
     pub inactive_credential_use: Mode,
     pub bulk_admin_action: Mode,
     pub new_network: Mode,
+    pub credential_stuffing: Mode,
+    pub password_spraying: Mode,
+    pub unusual_refresh: Mode,
+    pub new_environment: Mode,
+    pub new_workload_subject: Mode,
+    pub break_glass_use: Mode,
 }
 
 impl Modes {
@@ -81,6 +114,12 @@ impl Modes {
             Rule::InactiveCredentialUse => self.inactive_credential_use,
             Rule::BulkAdminAction => self.bulk_admin_action,
             Rule::NewNetwork => self.new_network,
+            Rule::CredentialStuffing => self.credential_stuffing,
+            Rule::PasswordSpraying => self.password_spraying,
+            Rule::UnusualRefresh => self.unusual_refresh,
+            Rule::NewEnvironment => self.new_environment,
+            Rule::NewWorkloadSubject => self.new_workload_subject,
+            Rule::BreakGlassUse => self.break_glass_use,
         }
     }
 }
@@ -95,6 +134,12 @@ pub struct ModeOverrides {
     pub inactive_credential_use: Option<Mode>,
     pub bulk_admin_action: Option<Mode>,
     pub new_network: Option<Mode>,
+    pub credential_stuffing: Option<Mode>,
+    pub password_spraying: Option<Mode>,
+    pub unusual_refresh: Option<Mode>,
+    pub new_environment: Option<Mode>,
+    pub new_workload_subject: Option<Mode>,
+    pub break_glass_use: Option<Mode>,
 }
 
 impl ModeOverrides {
@@ -104,6 +149,12 @@ impl ModeOverrides {
             Rule::InactiveCredentialUse => self.inactive_credential_use,
             Rule::BulkAdminAction => self.bulk_admin_action,
             Rule::NewNetwork => self.new_network,
+            Rule::CredentialStuffing => self.credential_stuffing,
+            Rule::PasswordSpraying => self.password_spraying,
+            Rule::UnusualRefresh => self.unusual_refresh,
+            Rule::NewEnvironment => self.new_environment,
+            Rule::NewWorkloadSubject => self.new_workload_subject,
+            Rule::BreakGlassUse => self.break_glass_use,
         }
     }
 }
@@ -126,8 +177,19 @@ pub struct Thresholds {
     pub bulk_revocations: u64,
     /// Credentials created by one admin in one window that fire.
     pub bulk_creations: u64,
-    /// How long a credential's networks are learned before a new one fires.
+    /// How long a credential's networks (and client software) are learned before a new one
+    /// fires.
     pub new_network_learning_secs: u64,
+    /// Length of one refresh-rate window (per refresh-token family).
+    pub refresh_window_secs: u64,
+    /// Complete windows averaged into a family's refresh baseline.
+    pub refresh_baseline_windows: usize,
+    /// Rotations of one family in one window below which the rate never fires.
+    pub refresh_floor: u64,
+    /// How many times its baseline a family must rotate in one window.
+    pub refresh_factor: f64,
+    /// How long a trust rule's subjects are learned before a new one fires.
+    pub workload_learning_secs: u64,
 }
 
 impl Default for Thresholds {
@@ -141,6 +203,11 @@ impl Default for Thresholds {
             bulk_revocations: 20,
             bulk_creations: 50,
             new_network_learning_secs: 7 * 24 * 3600,
+            refresh_window_secs: 600,
+            refresh_baseline_windows: 12,
+            refresh_floor: 10,
+            refresh_factor: 5.0,
+            workload_learning_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -179,6 +246,19 @@ impl Thresholds {
             "bulk_revocations must be positive",
         );
         need(self.bulk_creations > 0, "bulk_creations must be positive");
+        need(
+            self.refresh_window_secs > 0,
+            "refresh_window_secs must be positive",
+        );
+        need(
+            (1..=1000).contains(&self.refresh_baseline_windows),
+            "refresh_baseline_windows must be 1 to 1000",
+        );
+        need(self.refresh_floor > 0, "refresh_floor must be positive");
+        need(
+            self.refresh_factor.is_finite() && self.refresh_factor >= 1.0,
+            "refresh_factor must be at least 1",
+        );
         out
     }
 }

@@ -12,7 +12,19 @@
 //! - **bulk admin action**: one admin revoking or disabling, or creating, many credentials in
 //!   one window;
 //! - **new network**: a credential used successfully from a /24 (IPv4) or /64 (IPv6) it was never
-//!   seen on, once its learning period since first use has passed.
+//!   seen on, once its learning period since first use has passed;
+//! - **new environment**: the same for the client software a credential is used with (the
+//!   user agent's product token, `curl` in `curl/8.5`);
+//! - **credential stuffing** and **password spraying**: the sign-in pages' own pattern events
+//!   (`user.sign_in.credential_stuffing`, `user.sign_in.password_spraying`) turned into alerts,
+//!   per source address and per tenant;
+//! - **unusual refresh**: a refresh-token family rotating far faster than its own history
+//!   (floor and factor, like the spike rule), refreshed from a network it was never refreshed
+//!   from, or a rotated token presented again (`oauth.refresh.reuse`);
+//! - **new workload subject**: a workload-identity trust rule admitting a subject it has never
+//!   admitted, once its learning period has passed;
+//! - **break-glass use**: every presentation of the first-start bootstrap admin credential
+//!   (learned from `admin_token.bootstrap` events and [`Detector::add_break_glass`]).
 //!
 //! Every rule has a [`Mode`]: on, shadow (findings are marked `shadow`, to be recorded but not
 //! alerted) or off, by default and per tenant. Thresholds come per tenant with defaults
@@ -52,6 +64,8 @@ pub enum SubjectKind {
     AdminCredential,
     Address,
     Admin,
+    RefreshFamily,
+    TrustRule,
 }
 
 impl SubjectKind {
@@ -63,6 +77,8 @@ impl SubjectKind {
             Self::AdminCredential => "admin_credential",
             Self::Address => "address",
             Self::Admin => "admin",
+            Self::RefreshFamily => "refresh_family",
+            Self::TrustRule => "trust_rule",
         }
     }
 }
@@ -128,11 +144,44 @@ struct Failures {
     tenant: TenantId,
 }
 
+/// Values (networks, client software, workload subjects) seen for one subject since it was
+/// first seen.
 #[derive(Debug)]
-struct Networks {
+struct Seen {
     first_seen: Timestamp,
-    /// Networks seen, oldest first, at most `max_networks_per_credential`.
+    /// Values seen, oldest first, at most `max_networks_per_credential`.
     seen: Vec<String>,
+}
+
+impl Seen {
+    fn new(now: Timestamp) -> Self {
+        Self {
+            first_seen: now,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Records `value`; returns whether it is new (not seen before).
+    fn learn(&mut self, value: &str, max: usize) -> bool {
+        if self.seen.iter().any(|v| v == value) {
+            return false;
+        }
+        if self.seen.len() >= max.max(1) {
+            self.seen.remove(0);
+        }
+        self.seen.push(value.to_owned());
+        true
+    }
+
+    fn learned(&self, now: Timestamp, learning_ms: i64) -> bool {
+        now.as_millis().saturating_sub(self.first_seen.as_millis()) >= learning_ms
+    }
+}
+
+#[derive(Debug)]
+struct Family {
+    rotations: WindowedCounter,
+    networks: Seen,
 }
 
 /// The detectors' state over one stream of events.
@@ -144,7 +193,12 @@ pub struct Detector {
     /// and an address is one attacker whichever tenant it tries.
     failed: BoundedMap<Subject, Failures>,
     bulk: BoundedMap<(TenantId, Subject, Bulk), WindowedCounter>,
-    networks: BoundedMap<(TenantId, Subject), Networks>,
+    networks: BoundedMap<(TenantId, Subject), Seen>,
+    environments: BoundedMap<(TenantId, Subject), Seen>,
+    families: BoundedMap<(TenantId, String), Family>,
+    workloads: BoundedMap<(TenantId, String), Seen>,
+    /// Ids of break-glass admin credentials (bounded by the cap like the rest).
+    break_glass: BoundedMap<String, ()>,
 }
 
 /// Reason codes that mean a credential which should be dead was presented.
@@ -167,21 +221,44 @@ impl Detector {
             failed: BoundedMap::new(cap),
             bulk: BoundedMap::new(cap),
             networks: BoundedMap::new(cap),
+            environments: BoundedMap::new(cap),
+            families: BoundedMap::new(cap),
+            workloads: BoundedMap::new(cap),
+            break_glass: BoundedMap::new(cap),
         }
+    }
+
+    /// Marks an admin credential as the break-glass one: every use of it fires
+    /// [`Rule::BreakGlassUse`]. The service calls it at start for the stored bootstrap
+    /// credentials; a bootstrap during the run is learned from its audit event.
+    pub fn add_break_glass(&mut self, credential_id: &str) {
+        self.break_glass.touch(&credential_id.to_owned(), || ());
     }
 
     pub fn config(&self) -> &DetectConfig {
         &self.config
     }
 
-    /// Subjects held now, over every rule (bounded by three times `max_subjects`).
+    /// Subjects held now, over every rule (bounded by seven times `max_subjects`).
     pub fn subjects(&self) -> usize {
-        self.failed.len() + self.bulk.len() + self.networks.len()
+        self.failed.len()
+            + self.bulk.len()
+            + self.networks.len()
+            + self.environments.len()
+            + self.families.len()
+            + self.workloads.len()
+            + self.break_glass.len()
     }
 
     /// Subjects forgotten because of the cap, so far.
     pub fn evicted(&self) -> u64 {
-        self.failed.evicted() + self.bulk.evicted() + self.networks.evicted()
+        self.failed.evicted()
+            + self.bulk.evicted()
+            + self.networks.evicted()
+            + self.environments.evicted()
+            + self.families.evicted()
+            + self.workloads.evicted()
+            + self.break_glass.evicted()
     }
 
     /// Runs every rule on one event and returns what fired (shadow findings included).
@@ -202,6 +279,30 @@ impl Detector {
         }
         if let Some(mode) = self.active(Rule::NewNetwork) {
             self.new_network(event, now, mode, &mut out);
+        }
+        if let Some(mode) = self.active(Rule::NewEnvironment) {
+            self.new_environment(event, now, mode, &mut out);
+        }
+        if let Some(mode) = self.active(Rule::CredentialStuffing) {
+            sign_in_pattern(event, now, mode, Rule::CredentialStuffing, &mut out);
+        }
+        if let Some(mode) = self.active(Rule::PasswordSpraying) {
+            sign_in_pattern(event, now, mode, Rule::PasswordSpraying, &mut out);
+        }
+        if let Some(mode) = self.active(Rule::UnusualRefresh) {
+            self.unusual_refresh(event, now, mode, &mut out);
+        }
+        if let Some(mode) = self.active(Rule::NewWorkloadSubject) {
+            self.new_workload_subject(event, now, mode, &mut out);
+        }
+        // Learned whatever the rule's mode, so turning it on later knows the credential.
+        if event.action == Action::AdminTokenBootstrap && event.outcome == Outcome::Success {
+            if let Some(id) = &event.target {
+                self.add_break_glass(id);
+            }
+        }
+        if let Some(mode) = self.active(Rule::BreakGlassUse) {
+            self.break_glass_use(event, now, mode, &mut out);
         }
         // The mode that counts is the one of the tenant the finding is reported in.
         out.retain_mut(|f| match self.config.mode_for(f.rule, &f.tenant) {
@@ -350,20 +451,13 @@ impl Detector {
                 .thresholds_for(&e.tenant)
                 .new_network_learning_secs,
         );
-        let max = self.config.max_networks_per_credential.max(1);
+        let max = self.config.max_networks_per_credential;
         let key = (e.tenant.clone(), Subject::new(kind, id));
-        let state = self.networks.touch(&key, || Networks {
-            first_seen: now,
-            seen: Vec::new(),
-        });
-        if state.seen.contains(&network) {
+        let state = self.networks.touch(&key, || Seen::new(now));
+        let learned = state.learned(now, learning);
+        if !state.learn(&network, max) {
             return;
         }
-        let learned = now.as_millis().saturating_sub(state.first_seen.as_millis()) >= learning;
-        if state.seen.len() >= max {
-            state.seen.remove(0);
-        }
-        state.seen.push(network.clone());
         if learned {
             out.push(Finding {
                 rule: Rule::NewNetwork,
@@ -381,6 +475,283 @@ impl Detector {
             });
         }
     }
+
+    fn new_environment(
+        &mut self,
+        e: &AuditEvent,
+        now: Timestamp,
+        mode: Mode,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(subject) = used_credential(e) else {
+            return;
+        };
+        let Some(env) = e.user_agent.as_deref().and_then(environment_of) else {
+            return;
+        };
+        let learning = secs_ms(
+            self.config
+                .thresholds_for(&e.tenant)
+                .new_network_learning_secs,
+        );
+        let max = self.config.max_networks_per_credential;
+        let key = (e.tenant.clone(), subject);
+        let state = self.environments.touch(&key, || Seen::new(now));
+        let learned = state.learned(now, learning);
+        if state.learn(&env, max) && learned {
+            out.push(single(
+                Rule::NewEnvironment,
+                mode,
+                key.0,
+                key.1,
+                now,
+                Some(env),
+                e,
+            ));
+        }
+    }
+
+    fn unusual_refresh(
+        &mut self,
+        e: &AuditEvent,
+        now: Timestamp,
+        mode: Mode,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(family) = e.target.clone() else {
+            return;
+        };
+        let subject = Subject::new(SubjectKind::RefreshFamily, family.clone());
+        match e.action {
+            Action::OAuthRefreshReuse => {
+                let detail = Some("reused_after_rotation".to_owned());
+                out.push(single(
+                    Rule::UnusualRefresh,
+                    mode,
+                    e.tenant.clone(),
+                    subject,
+                    now,
+                    detail,
+                    e,
+                ));
+            }
+            Action::OAuthRefreshRotate if e.outcome == Outcome::Success => {
+                let th = self.config.thresholds_for(&e.tenant).clone();
+                let max = self.config.max_networks_per_credential;
+                let key = (e.tenant.clone(), family);
+                let state = self.families.touch(&key, || Family {
+                    rotations: WindowedCounter::new(
+                        secs_ms(th.refresh_window_secs),
+                        th.refresh_baseline_windows,
+                        now,
+                    ),
+                    networks: Seen::new(now),
+                });
+                // A family's first network is where it was issued; any other is new.
+                if let Some(network) = address(e).map(network_of) {
+                    let known = !state.networks.seen.is_empty();
+                    if state.networks.learn(&network, max) && known {
+                        let detail = Some(format!("new_network:{network}"));
+                        out.push(single(
+                            Rule::UnusualRefresh,
+                            mode,
+                            e.tenant.clone(),
+                            subject.clone(),
+                            now,
+                            detail,
+                            e,
+                        ));
+                    }
+                }
+                // A grace-window hand-out is the same rotation again, not a new one.
+                if e.reason
+                    .as_ref()
+                    .is_some_and(|r| r.code() == "within_grace")
+                {
+                    return;
+                }
+                let counter = &mut state.rotations;
+                let count = counter.add(now, &e.id);
+                let baseline = counter.baseline();
+                let need = th
+                    .refresh_floor
+                    .max((th.refresh_factor * baseline).ceil() as u64);
+                if count >= need && !counter.fired {
+                    counter.fired = true;
+                    out.push(Finding {
+                        rule: Rule::UnusualRefresh,
+                        shadow: mode == Mode::Shadow,
+                        tenant: e.tenant.clone(),
+                        subject,
+                        at: now,
+                        window_start: counter.window_start(),
+                        window_secs: th.refresh_window_secs,
+                        count,
+                        threshold: need,
+                        baseline: Some(baseline),
+                        detail: Some("rate".to_owned()),
+                        samples: counter.samples.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn new_workload_subject(
+        &mut self,
+        e: &AuditEvent,
+        now: Timestamp,
+        mode: Mode,
+        out: &mut Vec<Finding>,
+    ) {
+        if e.action != Action::FederationExchange || e.outcome != Outcome::Success {
+            return;
+        }
+        let (Some(rule), Some(workload)) = (&e.target, &e.credential_id) else {
+            return;
+        };
+        let learning = secs_ms(self.config.thresholds_for(&e.tenant).workload_learning_secs);
+        let max = self.config.max_networks_per_credential;
+        let key = (e.tenant.clone(), rule.clone());
+        let state = self.workloads.touch(&key, || Seen::new(now));
+        let learned = state.learned(now, learning);
+        if state.learn(workload, max) && learned {
+            let subject = Subject::new(SubjectKind::TrustRule, rule.clone());
+            out.push(single(
+                Rule::NewWorkloadSubject,
+                mode,
+                e.tenant.clone(),
+                subject,
+                now,
+                Some(workload.clone()),
+                e,
+            ));
+        }
+    }
+
+    fn break_glass_use(
+        &mut self,
+        e: &AuditEvent,
+        now: Timestamp,
+        mode: Mode,
+        out: &mut Vec<Finding>,
+    ) {
+        if e.action != Action::AdminAuthenticate {
+            return;
+        }
+        let Some(id) = &e.credential_id else {
+            return;
+        };
+        if self.break_glass.get(id).is_none() {
+            return;
+        }
+        let subject = Subject::new(SubjectKind::AdminCredential, id.clone());
+        let detail = Some(e.outcome.as_str().to_owned());
+        out.push(single(
+            Rule::BreakGlassUse,
+            mode,
+            e.tenant.clone(),
+            subject,
+            now,
+            detail,
+            e,
+        ));
+    }
+}
+
+/// A finding for a rule that fires per event.
+fn single(
+    rule: Rule,
+    mode: Mode,
+    tenant: TenantId,
+    subject: Subject,
+    now: Timestamp,
+    detail: Option<String>,
+    e: &AuditEvent,
+) -> Finding {
+    Finding {
+        rule,
+        shadow: mode == Mode::Shadow,
+        tenant,
+        subject,
+        at: now,
+        window_start: now,
+        window_secs: 0,
+        count: 1,
+        threshold: 1,
+        baseline: None,
+        detail,
+        samples: vec![e.id.clone()],
+    }
+}
+
+/// The sign-in pages' pattern events: stuffing per source address, spraying per tenant (the
+/// password is never in the event, so the tenant is the subject). The event's target says how
+/// many accounts (`"12 accounts"`).
+fn sign_in_pattern(e: &AuditEvent, now: Timestamp, mode: Mode, rule: Rule, out: &mut Vec<Finding>) {
+    let subject = match (rule, &e.action) {
+        (Rule::CredentialStuffing, Action::UserSignInStuffing) => match address(e) {
+            Some(ip) => Subject::new(SubjectKind::Address, ip.to_string()),
+            None => Subject::new(SubjectKind::Tenant, e.tenant.as_str()),
+        },
+        (Rule::PasswordSpraying, Action::UserSignInSpraying) => {
+            Subject::new(SubjectKind::Tenant, e.tenant.as_str())
+        }
+        _ => return,
+    };
+    let accounts = e
+        .target
+        .as_deref()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok());
+    let mut f = single(
+        rule,
+        mode,
+        e.tenant.clone(),
+        subject,
+        now,
+        e.target.clone(),
+        e,
+    );
+    if let Some(n) = accounts {
+        f.count = n;
+    }
+    out.push(f);
+}
+
+/// The credential a successful use event is about (API key, client, admin credential).
+fn used_credential(e: &AuditEvent) -> Option<Subject> {
+    if e.outcome != Outcome::Success {
+        return None;
+    }
+    let kind = match e.action {
+        Action::ApiKeyVerify => SubjectKind::ApiKey,
+        Action::OAuthTokenIssue => SubjectKind::Client,
+        Action::AdminAuthenticate => SubjectKind::AdminCredential,
+        _ => return None,
+    };
+    let id = match (&e.credential_id, e.actor.kind()) {
+        (Some(id), _) => id.clone(),
+        (None, ActorKind::Client(id)) if kind == SubjectKind::Client => id.to_owned(),
+        _ => return None,
+    };
+    Some(Subject::new(kind, id))
+}
+
+/// The client software of a user agent: its first product token, lowercased (`curl` for
+/// `curl/8.5.0`, `mozilla` for a browser), at most 32 characters; `None` for an empty one.
+pub fn environment_of(user_agent: &str) -> Option<String> {
+    let product = user_agent
+        .split(|c: char| c == '/' || c.is_whitespace())
+        .find(|s| !s.is_empty())?;
+    let product: String = product
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(32)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    (!product.is_empty()).then_some(product)
 }
 
 fn inactive_use(e: &AuditEvent, now: Timestamp, mode: Mode, out: &mut Vec<Finding>) {
@@ -390,11 +761,21 @@ fn inactive_use(e: &AuditEvent, now: Timestamp, mode: Mode, out: &mut Vec<Findin
     let Some(reason) = &e.reason else {
         return;
     };
-    if !INACTIVE_REASONS.contains(&reason.code()) {
-        return;
-    }
-    let (Some(kind), Some(id)) = (credential_kind(&e.action), &e.credential_id) else {
-        return;
+    let (kind, id) = if e.action == Action::OAuthRefreshRotate {
+        // A token of a revoked family: the family is the credential (the token's prefix
+        // changes at every rotation).
+        match (&e.target, reason.code()) {
+            (Some(family), "family_revoked") => (SubjectKind::RefreshFamily, family),
+            _ => return,
+        }
+    } else {
+        if !INACTIVE_REASONS.contains(&reason.code()) {
+            return;
+        }
+        match (credential_kind(&e.action), &e.credential_id) {
+            (Some(kind), Some(id)) => (kind, id),
+            _ => return,
+        }
     };
     out.push(Finding {
         rule: Rule::InactiveCredentialUse,

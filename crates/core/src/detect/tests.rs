@@ -491,3 +491,238 @@ fn config_problems_are_reported() {
     let p = c.problems();
     assert_eq!(p.len(), 3, "{p:?}");
 }
+
+#[test]
+fn sign_in_pattern_events_become_stuffing_and_spraying_findings() {
+    let mut s = Stream::default();
+    let mut e = s.event(Action::UserSignInStuffing, Outcome::Denied);
+    e.client_ip = Some("203.0.113.9".into());
+    e.target = Some("12 accounts".into());
+    let found = s.send(e.clone());
+    let hits = of_rule(&found, Rule::CredentialStuffing);
+    assert_eq!(hits.len(), 1, "{found:?}");
+    assert_eq!(
+        hits[0].subject,
+        Subject::new(SubjectKind::Address, "203.0.113.9")
+    );
+    assert_eq!(hits[0].count, 12);
+    assert_eq!(hits[0].samples, vec![e.id]);
+    assert!(of_rule(&found, Rule::PasswordSpraying).is_empty());
+
+    let mut e = s.event(Action::UserSignInSpraying, Outcome::Denied);
+    e.target = Some("30 accounts".into());
+    let found = s.send(e);
+    let hits = of_rule(&found, Rule::PasswordSpraying);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].subject, Subject::new(SubjectKind::Tenant, "acme"));
+    assert_eq!(hits[0].count, 30);
+
+    // Ordinary failed sign-ins (one user's typos) are not a pattern.
+    for _ in 0..5 {
+        let mut e = s.event(Action::UserSignIn, Outcome::Failure);
+        e.reason = Some(Reason::new("wrong_password"));
+        let found = s.send(e);
+        assert!(of_rule(&found, Rule::CredentialStuffing).is_empty());
+        assert!(of_rule(&found, Rule::PasswordSpraying).is_empty());
+    }
+}
+
+impl Stream {
+    fn rotate(&mut self, family: &str, ip: &str, reason: &str) -> Vec<Finding> {
+        let mut e = self.event(Action::OAuthRefreshRotate, Outcome::Success);
+        e.actor = Actor::client("app");
+        e.target = Some(family.into());
+        e.client_ip = Some(ip.into());
+        e.reason = Some(Reason::new(match reason {
+            "grace" => "within_grace",
+            _ => "rotated",
+        }));
+        self.send(e)
+    }
+}
+
+#[test]
+fn a_family_refreshing_far_faster_than_its_history_fires_once() {
+    let mut s = Stream::default();
+    // History: one refresh every five minutes for two hours (2 per 10-minute window).
+    for _ in 0..24 {
+        assert!(of_rule(&s.rotate("fam1", "10.0.0.1", ""), Rule::UnusualRefresh).is_empty());
+        s.advance(300);
+    }
+    // Then a burst: ten in a minute (floor 10, factor 5 x baseline 2).
+    let mut fired = Vec::new();
+    for _ in 0..12 {
+        fired.extend(s.rotate("fam1", "10.0.0.1", ""));
+        s.advance(5);
+    }
+    let hits = of_rule(&fired, Rule::UnusualRefresh);
+    assert_eq!(hits.len(), 1, "{fired:?}");
+    assert_eq!(hits[0].detail.as_deref(), Some("rate"));
+    assert_eq!(
+        hits[0].subject,
+        Subject::new(SubjectKind::RefreshFamily, "fam1")
+    );
+    assert_eq!(hits[0].threshold, 10);
+    assert!(hits[0].baseline.is_some_and(|b| b > 1.0));
+}
+
+#[test]
+fn grace_hand_outs_and_steady_refreshing_stay_silent() {
+    let mut s = Stream::default();
+    let mut fired = Vec::new();
+    for _ in 0..200 {
+        fired.extend(s.rotate("fam2", "10.0.0.1", ""));
+        // A second tab racing the first: the same rotation handed out again.
+        fired.extend(s.rotate("fam2", "10.0.0.1", "grace"));
+        s.advance(120);
+    }
+    assert!(
+        of_rule(&fired, Rule::UnusualRefresh).is_empty(),
+        "{fired:?}"
+    );
+}
+
+#[test]
+fn a_refresh_from_a_new_network_and_a_reuse_after_rotation_fire() {
+    let mut s = Stream::default();
+    assert!(s.rotate("fam3", "10.0.0.1", "").is_empty());
+    assert!(s.rotate("fam3", "10.0.0.77", "").is_empty());
+    let found = s.rotate("fam3", "198.51.100.4", "");
+    let hits = of_rule(&found, Rule::UnusualRefresh);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        hits[0].detail.as_deref(),
+        Some("new_network:198.51.100.0/24")
+    );
+
+    let mut e = s.event(Action::OAuthRefreshReuse, Outcome::Failure);
+    e.target = Some("fam3".into());
+    e.reason = Some(Reason::new("reused_after_rotation"));
+    let found = s.send(e);
+    let hits = of_rule(&found, Rule::UnusualRefresh);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].detail.as_deref(), Some("reused_after_rotation"));
+
+    // A token of the now revoked family presented again: an inactive credential.
+    let mut e = s.event(Action::OAuthRefreshRotate, Outcome::Failure);
+    e.target = Some("fam3".into());
+    e.reason = Some(Reason::new("family_revoked"));
+    let found = s.send(e);
+    let hits = of_rule(&found, Rule::InactiveCredentialUse);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        hits[0].subject,
+        Subject::new(SubjectKind::RefreshFamily, "fam3")
+    );
+}
+
+#[test]
+fn a_credential_with_new_client_software_fires_after_learning() {
+    let mut s = Stream::default();
+    let use_with = |s: &mut Stream, ua: &str| {
+        let mut e = s.event(Action::ApiKeyVerify, Outcome::Success);
+        e.credential_id = Some("key7".into());
+        e.user_agent = Some(ua.into());
+        of_rule(&s.send(e), Rule::NewEnvironment).len()
+    };
+    assert_eq!(use_with(&mut s, "python-requests/2.31"), 0);
+    assert_eq!(use_with(&mut s, "curl/8.5.0"), 0);
+    s.advance(8 * 24 * 3600);
+    // Another version of known software is the same environment.
+    assert_eq!(use_with(&mut s, "curl/8.9.1"), 0);
+    assert_eq!(use_with(&mut s, "python-requests/2.32"), 0);
+    assert_eq!(use_with(&mut s, "Go-http-client/1.1"), 1);
+    assert_eq!(use_with(&mut s, "Go-http-client/2.0"), 0);
+    assert_eq!(environment_of("  "), None);
+    assert_eq!(
+        environment_of("Mozilla/5.0 (X11)").as_deref(),
+        Some("mozilla")
+    );
+}
+
+#[test]
+fn a_trust_rule_admitting_a_subject_it_never_saw_fires_after_learning() {
+    let mut s = Stream::default();
+    let exchange = |s: &mut Stream, sub: &str, outcome: Outcome| {
+        let mut e = s.event(Action::FederationExchange, outcome);
+        e.target = Some("rule_ci".into());
+        e.credential_id = Some(sub.into());
+        s.send(e)
+    };
+    assert!(exchange(
+        &mut s,
+        "repo:acme/app:ref:refs/heads/main",
+        Outcome::Success
+    )
+    .is_empty());
+    s.advance(8 * 24 * 3600);
+    assert!(exchange(
+        &mut s,
+        "repo:acme/app:ref:refs/heads/main",
+        Outcome::Success
+    )
+    .is_empty());
+    // A refused exchange teaches nothing and fires nothing.
+    assert!(exchange(&mut s, "repo:evil/fork:ref:refs/heads/x", Outcome::Failure).is_empty());
+    let found = exchange(
+        &mut s,
+        "repo:acme/app:ref:refs/heads/evil",
+        Outcome::Success,
+    );
+    let hits = of_rule(&found, Rule::NewWorkloadSubject);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        hits[0].subject,
+        Subject::new(SubjectKind::TrustRule, "rule_ci")
+    );
+    assert_eq!(
+        hits[0].detail.as_deref(),
+        Some("repo:acme/app:ref:refs/heads/evil")
+    );
+}
+
+#[test]
+fn every_use_of_the_break_glass_credential_fires() {
+    let mut s = Stream::default();
+    let auth = |s: &mut Stream, id: &str, outcome: Outcome| {
+        let mut e = s.event(Action::AdminAuthenticate, outcome);
+        e.tenant = TenantId::system();
+        e.credential_id = Some(id.into());
+        of_rule(&s.send(e), Rule::BreakGlassUse).len()
+    };
+    // Before anything marks it, an admin credential is an ordinary one.
+    assert_eq!(auth(&mut s, "adm_boot", Outcome::Success), 0);
+    let mut boot = s.event(Action::AdminTokenBootstrap, Outcome::Success);
+    boot.actor = Actor::system();
+    boot.target = Some("adm_boot".into());
+    assert!(s.send(boot).is_empty());
+    assert_eq!(auth(&mut s, "adm_boot", Outcome::Success), 1);
+    assert_eq!(auth(&mut s, "adm_boot", Outcome::Failure), 1);
+    assert_eq!(auth(&mut s, "adm_daily", Outcome::Success), 0);
+    // Marked at start by the service (the bootstrap happened in an earlier run).
+    s.detector.add_break_glass("adm_old_boot");
+    assert_eq!(auth(&mut s, "adm_old_boot", Outcome::Success), 1);
+}
+
+#[test]
+fn every_new_rule_has_a_stored_name_and_a_mode() {
+    for r in Rule::ALL {
+        assert_eq!(Rule::parse(r.as_str()), Some(r));
+        assert_eq!(DetectConfig::default().rules.of(r), Mode::On);
+    }
+    let mut config = DetectConfig::default();
+    config.rules.break_glass_use = Mode::Off;
+    let mut s = Stream::new(config);
+    s.detector.add_break_glass("adm_boot");
+    let mut e = s.event(Action::AdminAuthenticate, Outcome::Success);
+    e.credential_id = Some("adm_boot".into());
+    assert!(s.send(e).is_empty());
+    let th = Thresholds {
+        refresh_factor: 0.5,
+        refresh_floor: 0,
+        ..Thresholds::default()
+    };
+    let p = th.problems();
+    assert!(p.iter().any(|m| m.contains("refresh_factor")), "{p:?}");
+    assert!(p.iter().any(|m| m.contains("refresh_floor")), "{p:?}");
+}

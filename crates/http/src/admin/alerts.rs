@@ -28,7 +28,7 @@ const MAX_ID: usize = 64;
 pub struct Params {
     /// `open`, `acknowledged` or `resolved`.
     status: Option<String>,
-    /// `failed_auth_spike`, `inactive_credential_use`, `bulk_admin_action` or `new_network`.
+    /// A rule name (`failed_auth_spike`, `credential_stuffing`, `unusual_refresh`, ...: every rule is listed in docs/alerts.md).
     rule: Option<String>,
 }
 

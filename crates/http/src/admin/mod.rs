@@ -13,6 +13,7 @@
 mod alerts;
 mod api_keys;
 mod archive;
+mod audit_chain;
 mod audit_events;
 pub mod auth;
 mod branding;
@@ -159,6 +160,27 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ReadAudit,
             routing::get(audit_events::list),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/audit-events/export",
+            Tenant,
+            ReadAudit,
+            routing::get(audit_chain::export),
+        ),
+        r(
+            Method::GET,
+            "/audit-events/export",
+            Global,
+            ReadAudit,
+            routing::get(audit_chain::export_all),
+        ),
+        r(
+            Method::GET,
+            "/audit/verify",
+            Global,
+            ReadAudit,
+            routing::get(audit_chain::verify),
         ),
         r(
             Method::POST,

@@ -16,8 +16,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_events, branding, clients, federation, resource_servers, signing_keys,
-    tenants, tokens, user_sessions, users, webhooks,
+    alerts, api_keys, audit_chain, audit_events, branding, clients, federation, resource_servers,
+    signing_keys, tenants, tokens, user_sessions, users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -148,6 +148,9 @@ pub fn outcome() -> ObjectBuilder {
         tokens::list,
         tokens::revoke,
         audit_events::list,
+        audit_chain::export,
+        audit_chain::export_all,
+        audit_chain::verify,
         api_keys::create,
         api_keys::list,
         api_keys::revoke_by_owner,

@@ -9,6 +9,7 @@
 //! here, so every rule is testable without sleeping. This module must never do I/O.
 
 pub mod access_token;
+pub mod audit_checkpoint;
 pub mod client_assertion;
 pub mod external;
 pub mod id_token;

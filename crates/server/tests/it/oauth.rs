@@ -74,6 +74,7 @@ impl App {
             queue_capacity: 10_000,
             // Small, so a test can make a subscriber lag with a few requests.
             subscriber_capacity: 16,
+            ..Default::default()
         };
         let Assembled {
             state,

@@ -669,3 +669,65 @@ async fn bad_webhook_input_is_refused_and_changes_nothing() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     node.stop().await;
 }
+
+/// Use of a revoked API key through the running server: a signed `inactive_credential_use`
+/// webhook at the receiver; the same events are in the audit chain, which verifies, and in the
+/// tenant's streamed JSON Lines export (oldest first, only the tenant's).
+#[tokio::test]
+async fn a_revoked_key_use_is_delivered_and_the_audit_chain_verifies_and_exports() {
+    let node = Node::start_with(test_settings).await;
+    node.seed().await;
+    let rx = Receiver::start(Behaviour::Ok).await;
+    let hook = node.webhook("/tenants/acme", &rx.url).await;
+    let secret = hook["secret"].as_str().expect("secret").to_owned();
+    let subject = node.revoked_key_used().await;
+    let got = rx.wait_for(1, subject_is(&subject)).await;
+    assert!(verify(&secret, &got[0]), "signature must verify");
+    assert_eq!(got[0].event()["data"]["rule"], "inactive_credential_use");
+
+    // Wait (bounded) for the audit writer to store the verify event.
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        let (s, body) = node
+            .call(
+                Method::GET,
+                "/admin/v1/tenants/acme/audit-events/export?since=24h&format=jsonl",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let text = body
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{body}\n"));
+        lines = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+            .collect();
+        if lines.iter().any(|e| e["action"] == "api_key.verify") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        lines.iter().any(|e| e["action"] == "api_key.verify"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|e| e["tenant"] == "acme"), "{lines:?}");
+    let times: Vec<_> = lines.iter().map(|e| e["occurred_at"].as_i64()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+    let (s, bad) = node
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/acme/audit-events/export?format=csv",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+
+    let (s, report) = node.call(Method::GET, "/admin/v1/audit/verify", None).await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["checked"].as_u64().expect("checked") >= lines.len() as u64);
+    node.stop().await;
+}

@@ -10,7 +10,9 @@ use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::detect::{DetectConfig, Mode, Rule};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{ManualClock, Timestamp};
-use portcullis_store::{AlertFilter, AlertRecord, AlertStore, SqliteStore, Store};
+use portcullis_store::{
+    AdminCredentialStore, AlertFilter, AlertRecord, AlertStore, SqliteStore, Store,
+};
 
 use super::*;
 use crate::audit::{self, AuditConfig, EventDraft, RequestOrigin};
@@ -223,4 +225,52 @@ async fn a_lagging_detector_counts_lost_events_and_never_blocks_recording() {
     assert_eq!(r.sink.dropped(), 0);
     r.detection.shutdown();
     r.writer.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stored_bootstrap_credential_alerts_on_use_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("open"),
+    );
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(1_700_000_000)));
+    // Minted in an earlier run, exactly as the first-start bootstrap does.
+    let (boot, _) = crate::admin_credentials::mint(
+        &TenantId::system(),
+        "bootstrap".into(),
+        "system".into(),
+        clock.now(),
+    );
+    let (daily, _) = crate::admin_credentials::mint(
+        &TenantId::system(),
+        "daily".into(),
+        "admin:x".into(),
+        clock.now(),
+    );
+    store.insert_admin_credential(&boot).await.expect("boot");
+    store.insert_admin_credential(&daily).await.expect("daily");
+    assert!(is_break_glass(&boot) && !is_break_glass(&daily));
+    let (sink, _writer) = audit::spawn(store.clone(), clock.clone(), &AuditConfig::default());
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let _detection = spawn(&sink, dyn_store, clock, DetectConfig::default(), None);
+    for id in [&daily.id, &boot.id] {
+        sink.record(
+            EventDraft {
+                tenant: TenantId::system(),
+                actor: Actor::admin(id),
+                credential_id: Some(id.clone()),
+                action: Action::AdminAuthenticate,
+                outcome: Outcome::Success,
+                reason: None,
+                target: None,
+            },
+            &origin("192.0.2.1"),
+        );
+    }
+    let found = until(&store, |a| !a.is_empty()).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].rule, Rule::BreakGlassUse.as_str());
+    assert_eq!(found[0].subject, format!("admin_credential:{}", boot.id));
 }

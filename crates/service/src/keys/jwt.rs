@@ -45,6 +45,8 @@ pub struct Signer {
     /// The same key under the logout-token header (`typ: logout+jwt`).
     logout: portcullis_jose::Signer,
     id_token: portcullis_jose::Signer,
+    /// The same key under the audit-checkpoint header (`typ: audit-checkpoint+jwt`).
+    checkpoint: portcullis_jose::Signer,
     kid: String,
     alg: Alg,
     /// The RS256 companion's ID-token signer and its `kid`.
@@ -65,7 +67,12 @@ impl Signer {
         let pair = SigningKeyPair::from_pkcs8(alg, key.private_pkcs8())?;
         let id_pair = SigningKeyPair::from_pkcs8(alg, key.private_pkcs8())?;
         let logout_pair = SigningKeyPair::from_pkcs8(alg, key.private_pkcs8())?;
+        let checkpoint_pair = SigningKeyPair::from_pkcs8(alg, key.private_pkcs8())?;
         Ok(Self {
+            checkpoint: portcullis_jose::profile::audit_checkpoint::signer(
+                checkpoint_pair,
+                &key.kid,
+            ),
             inner: access_token::signer(pair, &key.kid),
             id_token: id_token::signer(id_pair, &key.kid),
             logout: logout_token::signer(logout_pair, &key.kid),
@@ -151,6 +158,14 @@ impl Signer {
 
     pub fn sign(&self, claims: &AccessTokenClaims) -> Result<String, SignError> {
         self.inner.sign(claims)
+    }
+
+    /// An audit chain checkpoint (`crate::audit_chain`).
+    pub fn sign_checkpoint(
+        &self,
+        claims: &portcullis_jose::profile::audit_checkpoint::Claims,
+    ) -> Result<String, SignError> {
+        self.checkpoint.sign(claims)
     }
 
     /// A back-channel logout token (`crate::logout`).

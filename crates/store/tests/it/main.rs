@@ -2,6 +2,7 @@
 //! `tests/*.rs` file). One binary links once, so a cold `cargo test` spends less time
 //! linking, and the suites share the fixtures in `common`.
 
+mod audit_chain;
 mod conformance;
 mod migrations;
 mod revocation_head;
