@@ -62,7 +62,7 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 3: webhook endpoints, with their secrets sealed under the KEK; tenants' branding;
 /// clients carry their back-channel logout URI and `sid` requirement; trusted issuers, trust
 /// rules and subject-token ids (workload identity). Older files still read: none of these.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1238,7 +1238,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 28] = [
+pub const IMPORT_TABLES: [(&str, &str); 29] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1276,6 +1276,9 @@ pub const IMPORT_TABLES: [(&str, &str); 28] = [
     ("trusted_issuers", "1 = 1"),
     ("trust_rules", "1 = 1"),
     ("subject_token_jtis", "1 = 1"),
+    // DPoP proof ids live for the proof window (minutes): not exported, like sessions, but an
+    // import still refuses a database that holds any.
+    ("dpop_proof_jtis", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and

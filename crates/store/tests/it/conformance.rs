@@ -3313,3 +3313,6 @@ mod webhooks;
 /// Workload identity federation (trusted issuers, trust rules, subject-token replay):
 /// `conformance/federation.rs`.
 mod federation;
+
+/// DPoP (proof replay, a refresh family's bound key): `conformance/dpop.rs`.
+mod dpop;
