@@ -56,7 +56,11 @@ fn proof(k: &ProofSigner, jti: &str) -> String {
 }
 
 fn raw_public_key(jwk: &serde_json::Value) -> Vec<u8> {
-    let d = |m: &str| URL_SAFE_NO_PAD.decode(jwk[m].as_str().expect("member")).expect("b64");
+    let d = |m: &str| {
+        URL_SAFE_NO_PAD
+            .decode(jwk[m].as_str().expect("member"))
+            .expect("b64")
+    };
     match jwk["kty"].as_str() {
         Some("EC") => [vec![4], d("x"), d("y")].concat(),
         _ => d("x"),

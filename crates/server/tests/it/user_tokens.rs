@@ -1411,4 +1411,88 @@ mod dpop {
             Err(Reason::DpopProof(_))
         ));
     }
+
+    /// Runs `dpop_proof.mjs` (oauth4webapi) with `args`; `None` when node or the library is not
+    /// installed (then CI fails, elsewhere the check is skipped with a notice).
+    fn oauth4webapi(now: i64, args: &[&str]) -> Option<Value> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/discovery");
+        if !dir.join("node_modules/oauth4webapi").is_dir() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "oauth4webapi must be installed in CI (npm ci in crates/cli/tests/discovery)"
+            );
+            eprintln!(
+                "notice: oauth4webapi is not installed; skipping the independent DPoP client"
+            );
+            return None;
+        }
+        let out = std::process::Command::new("node")
+            .arg(dir.join("dpop_proof.mjs"))
+            .arg(now.to_string())
+            .args(args)
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "oauth4webapi failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(serde_json::from_slice(&out.stdout).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn proofs_made_by_oauth4webapi_are_accepted_at_the_token_endpoint_and_the_resource() {
+        let app = App::new().await;
+        let spa = app.spa().await;
+        let session = app.session().await;
+        let code = app.code(&spa, &session, "openid orders:read").await;
+        let now = app.clock.now().as_secs();
+        let Some(made) = oauth4webapi(now, &["new", TOKEN_URI, "POST"]) else {
+            return;
+        };
+        let (st, _, v) = token_with(&app, &spa, &redeem_body(&code), made["proof"].as_str()).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["token_type"], "DPoP");
+        let token = s(&v, "access_token");
+        assert_eq!(claims(&token)["cnf"]["jkt"], made["jkt"]);
+
+        let verifier = embedded_verifier(&app, "orders-api").await;
+        let key = made["key"].to_string();
+        let at_api = oauth4webapi(now, &["with", &key, API_URI, "GET", &token]).expect("proof");
+        let principal = verifier
+            .verify_dpop_access_token(
+                &token,
+                &portcullis_verify::DpopRequest {
+                    method: "GET",
+                    uri: API_URI,
+                    proof: at_api["proof"].as_str(),
+                },
+                "orders-api",
+            )
+            .await
+            .expect("accepted");
+        assert_eq!(
+            principal
+                .confirmation
+                .as_ref()
+                .and_then(|c| c.jkt.as_ref())
+                .map(|j| j.as_str()),
+            made["jkt"].as_str()
+        );
+        // The same library's proof for another token (ath) is refused.
+        let other = oauth4webapi(now, &["with", &key, API_URI, "GET", "another.token.value"])
+            .expect("proof");
+        assert!(verifier
+            .verify_dpop_access_token(
+                &token,
+                &portcullis_verify::DpopRequest {
+                    method: "GET",
+                    uri: API_URI,
+                    proof: other["proof"].as_str(),
+                },
+                "orders-api",
+            )
+            .await
+            .is_err());
+    }
 }
