@@ -68,10 +68,12 @@ fn raw_public_key(jwk: &serde_json::Value) -> Vec<u8> {
 }
 
 fn verifier() -> Verifier {
+    // An issuer key nothing here is signed with: the bench's token is refused after the proof.
+    let jwk = SigningKeyPair::generate(Alg::ES256).expect("key").1.public_jwk();
     let cfg = VerifierConfig::new(
         IssuerConfig::new(
             "https://auth.example.com",
-            KeySource::Static(json!({"keys": []}).to_string()),
+            KeySource::Static(json!({ "keys": [jwk] }).to_string()),
         ),
         "orders-api",
         RevocationSource::Embedded {
