@@ -69,7 +69,10 @@ fn raw_public_key(jwk: &serde_json::Value) -> Vec<u8> {
 
 fn verifier() -> Verifier {
     // An issuer key nothing here is signed with: the bench's token is refused after the proof.
-    let jwk = SigningKeyPair::generate(Alg::ES256).expect("key").1.public_jwk();
+    let jwk = SigningKeyPair::generate(Alg::ES256)
+        .expect("key")
+        .1
+        .public_jwk();
     let cfg = VerifierConfig::new(
         IssuerConfig::new(
             "https://auth.example.com",

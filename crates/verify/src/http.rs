@@ -174,6 +174,16 @@ pub fn denial_response(denial: Denial, realm: &str) -> Response {
     resp
 }
 
+impl Verifier {
+    /// The answer to `denial` from this verifier: [`denial_response`], with a
+    /// `WWW-Authenticate: DPoP` challenge (and a fresh `DPoP-Nonce` when one is needed) for a
+    /// denial about a DPoP proof or binding. (Here rather than in `verifier`, which knows
+    /// nothing of HTTP answers.)
+    pub fn denial_response(&self, denial: Denial) -> Response {
+        dpop_denial_response(self, denial)
+    }
+}
+
 /// [`denial_response`] for a denial about DPoP (RFC 9449 sections 7.1 and 9): the challenge is
 /// `DPoP` with the error and the accepted `algs`, and `use_dpop_nonce` carries a fresh
 /// `DPoP-Nonce`. A DPoP-bound token sent as `Bearer` gets both challenges.

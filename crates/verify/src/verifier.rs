@@ -610,13 +610,6 @@ impl Verifier {
         &self.inner.dpop.algs
     }
 
-    /// The answer to `denial` from this verifier: [`crate::http::denial_response`], with a
-    /// `WWW-Authenticate: DPoP` challenge (and a fresh `DPoP-Nonce` when one is needed) for a
-    /// denial about a DPoP proof or binding.
-    pub fn denial_response(&self, denial: Denial) -> axum::response::Response {
-        crate::http::dpop_denial_response(self, denial)
-    }
-
     /// Every rule but the binding: format, signature, claims, cache, revocation.
     async fn verify_unbound(&self, token: &str, audience: &str) -> Result<Arc<Principal>, Denial> {
         let inner = &*self.inner;
