@@ -92,7 +92,7 @@ impl Refusal {
                 r
             }
             Self::Denied { denial, api_keys } => {
-                let mut r = portcullis_verify::denial_response(*denial, verifier.realm());
+                let mut r = verifier.denial_response(*denial);
                 if *api_keys {
                     api_key_challenge(r.headers_mut());
                 }
@@ -144,6 +144,10 @@ pub struct Facts<'a> {
     pub request_id: &'a str,
     /// `proxy`, `nginx`, `traefik` or `envoy`, for the audit event.
     pub mode: &'static str,
+    /// `scheme://host[:port]` the client addressed, what a DPoP proof's `htu` must name with the
+    /// request's path: the listener's scheme and the `Host` in proxy mode; in forward-auth mode
+    /// the proxy's description, only from a trusted proxy. `None`: every DPoP proof is refused.
+    pub origin: Option<&'a str>,
 }
 
 /// Counts one denial (metrics by `(class, reason)`) and audits it, within the sampler's rate.
@@ -208,7 +212,11 @@ pub async fn decide<'a>(
         Access::Public => None,
         Access::Protected(policy) => {
             let tenant = matched.resource_tenant(&f.parts.headers);
-            let result = match portcullis_verify::http::presented_credential(f.parts) {
+            let htu = f
+                .origin
+                .map(|o| format!("{o}{}", f.parts.uri.path()))
+                .unwrap_or_default();
+            let result = match portcullis_verify::http::presented_credential_at(f.parts, &htu) {
                 Err(reason) => Err(Denial::from(reason)),
                 Ok(presented) => {
                     // A certificate-bound token passes only with its certificate.

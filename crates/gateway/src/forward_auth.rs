@@ -166,6 +166,32 @@ fn forwarded_certificate(
     }
 }
 
+/// The origin the client addressed, for DPoP's `htu`: the original host as the proxy describes
+/// it, with `X-Forwarded-Proto` (`https` when absent), read only from a trusted proxy. From any
+/// other peer `None`, and every DPoP proof is refused (fail closed).
+fn dpop_origin(
+    headers: &HeaderMap,
+    host: Option<&crate::host::RequestHost>,
+    config: &GatewayConfig,
+    peer: SocketAddr,
+) -> Option<String> {
+    if !config.trusted_proxies.contains(peer.ip()) {
+        return None;
+    }
+    let host = host?.value().to_str().ok()?;
+    let mut protos = headers.get_all("x-forwarded-proto").iter();
+    let scheme = match (protos.next(), protos.next()) {
+        (None, _) => "https",
+        (Some(v), None) => match v.to_str().ok()?.trim() {
+            p if p.eq_ignore_ascii_case("https") => "https",
+            p if p.eq_ignore_ascii_case("http") => "http",
+            _ => return None,
+        },
+        (Some(_), Some(_)) => return None,
+    };
+    Some(format!("{scheme}://{host}"))
+}
+
 pub async fn handle(
     shared: &Arc<Shared>,
     snap: &Arc<Snapshot>,
@@ -214,6 +240,7 @@ pub async fn handle(
     };
     let ip = client_ip(req.headers(), &snap.config, peer);
     let forwarded_cert = forwarded_certificate(req.headers(), &snap.config, peer, &request_id);
+    let origin = dpop_origin(req.headers(), host.as_ref(), &snap.config, peer);
     let (mut parts, _body) = req.into_parts();
     parts.method = method;
     parts.uri = uri;
@@ -226,6 +253,7 @@ pub async fn handle(
         forwarded_cert: forwarded_cert.as_ref().map(ClientCertificate::thumbprint),
         request_id: &request_id,
         mode: mode.as_str(),
+        origin: origin.as_deref(),
     };
     let mut resp = match decide(shared, snap, &path, &facts).await {
         Ok(allowed) => {
@@ -272,7 +300,7 @@ pub async fn handle(
                         "unauthorized",
                         started.elapsed(),
                     );
-                    portcullis_verify::denial_response(d, shared.verifier.realm())
+                    shared.verifier.denial_response(d)
                 }
             }
         }
@@ -329,6 +357,36 @@ mod tests {
 
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().expect("ip"))
+    }
+
+    #[test]
+    fn the_dpop_origin_comes_only_from_a_trusted_proxy() {
+        let c = config("\"10.0.0.0/8\"", "X-Real-IP");
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("API.example:8443"),
+        );
+        let host = crate::host::from_header(&h, "x-forwarded-host")
+            .expect("host")
+            .expect("some");
+        let origin = |h: &HeaderMap, p: &str| dpop_origin(h, Some(&host), &c, peer(p));
+        assert_eq!(
+            origin(&h, "10.0.0.2").as_deref(),
+            Some("https://API.example:8443")
+        );
+        // An untrusted peer's description is never the htu.
+        assert_eq!(origin(&h, "198.51.100.1"), None);
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        assert_eq!(
+            origin(&h, "10.0.0.2").as_deref(),
+            Some("http://API.example:8443")
+        );
+        h.insert("x-forwarded-proto", HeaderValue::from_static("gopher"));
+        assert_eq!(origin(&h, "10.0.0.2"), None);
+        h.append("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert_eq!(origin(&h, "10.0.0.2"), None, "two protos");
+        assert_eq!(dpop_origin(&h, None, &c, peer("10.0.0.2")), None);
     }
 
     /// The rule itself is core's (and tested there); this is the adapter: which header, which

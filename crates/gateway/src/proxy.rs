@@ -110,6 +110,10 @@ pub async fn handle(
         }
     };
     let path = crate::path::normalize(parts.uri.path(), snap.config.paths.rules());
+    let origin = host
+        .as_ref()
+        .and_then(|h| h.value().to_str().ok())
+        .map(|h| format!("{}://{h}", if conn.tls { "https" } else { "http" }));
     let facts = Facts {
         parts: &parts,
         host: host.as_ref().map(RequestHost::name),
@@ -118,6 +122,7 @@ pub async fn handle(
         forwarded_cert: None,
         request_id: &request_id,
         mode: "proxy",
+        origin: origin.as_deref(),
     };
     // The decision and the upstream exchange are boxed: hyper moves the request's future whole
     // (several times per request), and inline they made it 7 KB; boxed, about 1.5 KB.

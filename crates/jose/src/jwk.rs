@@ -187,7 +187,7 @@ pub fn parse_jwk_set(doc: &Value, allowed: &[Alg]) -> Result<KeySet, JwksError> 
 }
 
 /// Members that only a private or symmetric JWK carries (RFC 7518 section 6).
-const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+pub(crate) const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// Parses a JWKS a client registers (inline or behind its `jwks_uri`): 1 to `max_keys` public
 /// asymmetric keys, each with a `kid` when there is more than one, and every one usable with an
@@ -320,7 +320,7 @@ pub fn thumbprint(jwk: &Value) -> Result<String, JwksError> {
     )))
 }
 
-fn key_from_jwk(
+pub(crate) fn key_from_jwk(
     raw: &Value,
     allowed: &[Alg],
     rsa_without_alg: Option<Alg>,

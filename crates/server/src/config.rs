@@ -593,6 +593,11 @@ impl Config {
                     .into(),
             ));
         }
+        if !(10..=3_600).contains(&o.dpop_proof_max_age_secs) {
+            return Err(ConfigError::Invalid(
+                "oauth.dpop_proof_max_age_secs must be 10 to 3600".into(),
+            ));
+        }
         if self.signing.check_interval_secs == 0 {
             return Err(ConfigError::Invalid(
                 "signing.check_interval_secs must be at least 1".into(),

@@ -65,8 +65,8 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 4: clients carry `require_pushed_requests` (RFC 9126; older files: not required)
 /// and their `id_token_signed_response_alg` (older files: the installation's algorithm).
 /// Pushed requests themselves live a minute and are never exported. The audit chain's
-/// checkpoints are history like the audit log and are not exported; an import must find them
-/// empty.
+/// checkpoints are history like the audit log, and DPoP proof ids live for the proof window:
+/// neither is exported, and an import must find both empty.
 pub const FORMAT_VERSION: u32 = 4;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -1259,7 +1259,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 30] = [
+pub const IMPORT_TABLES: [(&str, &str); 31] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1301,6 +1301,9 @@ pub const IMPORT_TABLES: [(&str, &str); 30] = [
     // The audit chain's checkpoints: history like the audit log, not exported, but an import
     // still refuses a database that holds any.
     ("audit_checkpoints", "1 = 1"),
+    // DPoP proof ids live for the proof window (minutes): not exported, like sessions, but an
+    // import still refuses a database that holds any.
+    ("dpop_proof_jtis", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and

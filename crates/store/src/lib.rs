@@ -32,6 +32,7 @@ mod sql_audit;
 mod sql_audit_chain;
 mod sql_branding;
 mod sql_clients;
+mod sql_dpop;
 mod sql_federation;
 mod sql_keys;
 mod sql_logout;
@@ -963,6 +964,23 @@ pub trait FederationStore {
     async fn prune_subject_jtis(&self, now: Timestamp) -> Result<u64>;
 }
 
+/// DPoP proofs seen at the token endpoint (RFC 9449 section 11.1): each proof `jti` of a key is
+/// accepted once while its `iat` is within the window, on any node sharing the database.
+#[async_trait]
+pub trait DpopStore {
+    /// Records the proof `jti` of the key `jkt` until `expires_at`. Returns `false` if it is
+    /// recorded and not yet expired: a replay.
+    async fn record_dpop_jti(
+        &self,
+        jkt: &str,
+        jti: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Removes every recorded id expired at `now`; returns how many.
+    async fn prune_dpop_jtis(&self, now: Timestamp) -> Result<u64>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -989,6 +1007,7 @@ pub trait Store:
     + BrandingStore
     + WebOriginStore
     + FederationStore
+    + DpopStore
     + export::TransferStore
     + Send
     + Sync

@@ -94,6 +94,9 @@ pub struct RefreshFamilyRecord {
     pub absolute_expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
     pub revoked_reason: Option<String>,
+    /// The RFC 7638 thumbprint of the DPoP key a public client's family is bound to: every
+    /// refresh must come with a proof of that key (RFC 9449 section 5).
+    pub dpop_jkt: Option<String>,
 }
 
 /// One refresh token of a family.

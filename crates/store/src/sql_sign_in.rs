@@ -78,6 +78,7 @@ macro_rules! impl_sign_in_store {
                 absolute_expires_at: Timestamp::from_millis(row.try_get("absolute_expires_at")?),
                 revoked_at: ts(row.try_get("revoked_at")?),
                 revoked_reason: row.try_get("revoked_reason")?,
+                dpop_jkt: row.try_get("dpop_jkt")?,
             })
         }
 
@@ -510,8 +511,8 @@ macro_rules! impl_sign_in_store {
                 sqlx::query(
                     "INSERT INTO refresh_families (id, tenant_id, client_id, user_id, sid, \
                      scope, auth_time, acr, amr, created_at, idle_expires_at, \
-                     absolute_expires_at, revoked_at, revoked_reason) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     absolute_expires_at, revoked_at, revoked_reason, dpop_jkt) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 )
                 .bind(&f.id)
                 .bind(f.tenant.as_str())
@@ -527,6 +528,7 @@ macro_rules! impl_sign_in_store {
                 .bind(f.absolute_expires_at.as_millis())
                 .bind(f.revoked_at.map(Timestamp::as_millis))
                 .bind(&f.revoked_reason)
+                .bind(&f.dpop_jkt)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;

@@ -23,6 +23,12 @@ pub enum DenialClass {
     /// The credential is good but over its own rate limit: 429 `rate_limited` with
     /// `Retry-After` and no challenge (retrying with the same credential later will work).
     RateLimited,
+    /// The DPoP proof is missing, invalid or replayed: 401 `invalid_dpop_proof` with a
+    /// `WWW-Authenticate: DPoP` challenge (RFC 9449 section 7.1).
+    InvalidDpopProof,
+    /// The DPoP proof lacks a current nonce: 401 `use_dpop_nonce` with a `DPoP-Nonce` header
+    /// (RFC 9449 section 9).
+    UseDpopNonce,
 }
 
 impl DenialClass {
@@ -34,6 +40,8 @@ impl DenialClass {
             Self::InvalidToken => Some("invalid_token"),
             Self::InsufficientScope => Some("insufficient_scope"),
             Self::RateLimited => Some("rate_limited"),
+            Self::InvalidDpopProof => Some("invalid_dpop_proof"),
+            Self::UseDpopNonce => Some("use_dpop_nonce"),
         }
     }
 
@@ -45,7 +53,10 @@ impl DenialClass {
 
     pub fn status(self) -> u16 {
         match self {
-            Self::NoCredential | Self::InvalidToken => 401,
+            Self::NoCredential
+            | Self::InvalidToken
+            | Self::InvalidDpopProof
+            | Self::UseDpopNonce => 401,
             Self::InvalidRequest => 400,
             Self::InsufficientScope => 403,
             Self::RateLimited => 429,
@@ -109,6 +120,16 @@ pub enum Reason {
     TenantUnresolved,
     MissingScope,
     MissingRole,
+    /// `Authorization: DPoP` without a `DPoP` proof header (or with several).
+    DpopProofMissing,
+    /// The DPoP proof broke a rule of the JOSE profile.
+    DpopProof(portcullis_jose::profile::dpop_proof::ProofError),
+    /// A nonce is required and the proof's is missing or stale.
+    DpopNonce,
+    /// The proof's `jti` was already used within its window.
+    DpopReplayed,
+    /// The replay memory is full of live proof ids: refused rather than remembered loosely.
+    DpopReplayCacheFull,
 }
 
 impl Reason {
@@ -154,6 +175,11 @@ impl Reason {
             Self::TenantUnresolved => "tenant_unresolved",
             Self::MissingScope => "scope_missing",
             Self::MissingRole => "role_missing",
+            Self::DpopProofMissing => "dpop_proof_missing",
+            Self::DpopProof(e) => e.as_str(),
+            Self::DpopNonce => "dpop_nonce_missing_or_stale",
+            Self::DpopReplayed => "dpop_jti_replayed",
+            Self::DpopReplayCacheFull => "dpop_replay_cache_full",
         }
     }
 
@@ -167,6 +193,11 @@ impl Reason {
             | Self::MissingScope
             | Self::MissingRole => DenialClass::InsufficientScope,
             Self::ApiKeyRateLimited { .. } => DenialClass::RateLimited,
+            Self::DpopProofMissing
+            | Self::DpopProof(_)
+            | Self::DpopReplayed
+            | Self::DpopReplayCacheFull => DenialClass::InvalidDpopProof,
+            Self::DpopNonce => DenialClass::UseDpopNonce,
             _ => DenialClass::InvalidToken,
         }
     }

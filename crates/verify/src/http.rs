@@ -3,7 +3,8 @@
 //! hands it to handlers.
 //!
 //! Denials follow RFC 6750 section 3: `WWW-Authenticate: Bearer realm="..."`, with
-//! `error="..."` only when a credential was sent, and a concise JSON body. The precise reason
+//! `error="..."` only when a credential was sent, and a concise JSON body; a denial about a
+//! DPoP proof or binding answers with a `WWW-Authenticate: DPoP` challenge (RFC 9449 section 7). The precise reason
 //! goes to tracing with the request id; it must never go in the response.
 
 use std::convert::Infallible;
@@ -31,11 +32,48 @@ pub use portcullis_core::api_key::API_KEY_HEADER;
 
 /// Finds the one credential a request carries. Two credentials, or one in the URL query, are
 /// an invalid request (RFC 6750 section 2: one method per request; never in the URL here).
+/// A `DPoP` token found here is checked against an empty URI, so it is always refused: callers
+/// that accept DPoP use [`presented_credential_at`] with the request's absolute URI.
 pub fn presented_credential(parts: &Parts) -> Result<Presented<'_>, Reason> {
+    presented_credential_at(parts, "")
+}
+
+/// The one `DPoP` header of a request; `None` when absent, or when there are several or it is
+/// not text (then the proof is missing as far as RFC 9449 section 4.3 is concerned).
+fn dpop_proof(parts: &Parts) -> Option<&str> {
+    let mut all = parts.headers.get_all("dpop").iter();
+    match (all.next(), all.next()) {
+        (Some(v), None) => v.to_str().ok().filter(|s| !s.is_empty()),
+        _ => None,
+    }
+}
+
+/// The absolute URI a client addressed (`htu` of its DPoP proof): `base_url` (the public origin
+/// the operator configured) or the request's own scheme and authority, else `https://` and the
+/// `Host` header; the path without query. `None` when nothing says where the request went.
+pub fn request_uri(parts: &Parts, base_url: Option<&str>) -> Option<String> {
+    let path = parts.uri.path();
+    if let Some(base) = base_url {
+        return Some(format!("{}{path}", base.trim_end_matches('/')));
+    }
+    if let (Some(scheme), Some(authority)) = (parts.uri.scheme_str(), parts.uri.authority()) {
+        return Some(format!("{scheme}://{authority}{path}"));
+    }
+    let host = parts.headers.get(axum::http::header::HOST)?.to_str().ok()?;
+    Some(format!("https://{host}{path}"))
+}
+
+/// [`presented_credential`], with `Authorization: DPoP <token>` (RFC 9449 section 7.1) taken
+/// with the request's `DPoP` proof, method and `uri` (its absolute URI, see [`request_uri`]).
+pub fn presented_credential_at<'a>(
+    parts: &'a Parts,
+    uri: &'a str,
+) -> Result<Presented<'a>, Reason> {
     if parts.uri.query().is_some_and(query_carries_credential) {
         return Err(Reason::CredentialInQuery);
     }
     let mut auth = parts.headers.get_all(AUTHORIZATION).iter();
+    let mut dpop = false;
     let bearer = match (auth.next(), auth.next()) {
         (None, _) => None,
         (Some(_), Some(_)) => return Err(Reason::AmbiguousCredential),
@@ -43,6 +81,10 @@ pub fn presented_credential(parts: &Parts) -> Result<Presented<'_>, Reason> {
             let v = v.to_str().map_err(|_| Reason::Malformed)?;
             match v.split_once(' ') {
                 Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    Some(value.trim())
+                }
+                Some((scheme, value)) if scheme.eq_ignore_ascii_case("dpop") => {
+                    dpop = true;
                     Some(value.trim())
                 }
                 // Another scheme is not a credential we take; answer as if none was sent.
@@ -59,6 +101,12 @@ pub fn presented_credential(parts: &Parts) -> Result<Presented<'_>, Reason> {
     match (bearer, header_key) {
         (Some(_), Some(_)) => Err(Reason::AmbiguousCredential),
         (Some(""), None) | (None, Some("")) => Err(Reason::Malformed),
+        (Some(b), None) if dpop => Ok(Presented::DpopAccessToken {
+            token: b,
+            proof: dpop_proof(parts),
+            method: parts.method.as_str(),
+            uri,
+        }),
         (Some(b), None) if b.starts_with("pcl_") => Ok(Presented::ApiKey(b)),
         (Some(b), None) => Ok(Presented::AccessToken(b)),
         (None, Some(k)) => Ok(Presented::ApiKey(k)),
@@ -127,19 +175,81 @@ pub fn denial_response(denial: Denial, realm: &str) -> Response {
     resp
 }
 
+impl Verifier {
+    /// The answer to `denial` from this verifier: [`denial_response`], with a
+    /// `WWW-Authenticate: DPoP` challenge (and a fresh `DPoP-Nonce` when one is needed) for a
+    /// denial about a DPoP proof or binding. (Here rather than in `verifier`, which knows
+    /// nothing of HTTP answers.)
+    pub fn denial_response(&self, denial: Denial) -> Response {
+        dpop_denial_response(self, denial)
+    }
+}
+
+/// [`denial_response`] for a denial about DPoP (RFC 9449 sections 7.1 and 9): the challenge is
+/// `DPoP` with the error and the accepted `algs`, and `use_dpop_nonce` carries a fresh
+/// `DPoP-Nonce`. A DPoP-bound token sent as `Bearer` gets both challenges.
+pub fn dpop_denial_response(verifier: &Verifier, denial: Denial) -> Response {
+    let class = denial.class();
+    let dpop_reason = matches!(
+        class,
+        crate::denial::DenialClass::InvalidDpopProof | crate::denial::DenialClass::UseDpopNonce
+    ) || matches!(
+        denial.reason,
+        Reason::Binding(
+            portcullis_core::confirmation::BindingError::DpopBoundAsBearer
+                | portcullis_core::confirmation::BindingError::DpopProofMissing
+                | portcullis_core::confirmation::BindingError::DpopKeyMismatch
+        )
+    );
+    let mut resp = denial_response(denial, verifier.realm());
+    if !dpop_reason {
+        return resp;
+    }
+    let code = class.error_code().unwrap_or("invalid_token");
+    let challenge = format!("DPoP error=\"{code}\", algs=\"{}\"", verifier.dpop_algs());
+    let h = resp.headers_mut();
+    let as_bearer = denial.reason
+        == Reason::Binding(portcullis_core::confirmation::BindingError::DpopBoundAsBearer);
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        if as_bearer {
+            h.append(WWW_AUTHENTICATE, v);
+        } else {
+            h.insert(WWW_AUTHENTICATE, v);
+        }
+    }
+    if class == crate::denial::DenialClass::UseDpopNonce {
+        if let Ok(v) = HeaderValue::from_str(&verifier.dpop_nonce()) {
+            h.insert("dpop-nonce", v);
+        }
+    }
+    resp
+}
+
 /// Verifies a request's credential under `policy`: the whole decision, for callers that are
-/// not tower services (the gateway, custom middleware).
+/// not tower services (the gateway, custom middleware). A DPoP proof's `htu` is checked against
+/// [`crate::DpopConfig::base_url`], else the `Host` header's `https` origin.
 pub async fn authorize_request(
     verifier: &Verifier,
     policy: &Policy,
     parts: &mut Parts,
+) -> Result<Arc<Principal>, Denial> {
+    authorize_request_at(verifier, policy, parts, verifier.dpop_base_url()).await
+}
+
+/// [`authorize_request`] with the public origin (`https://api.example`) DPoP proofs must name.
+pub async fn authorize_request_at(
+    verifier: &Verifier,
+    policy: &Policy,
+    parts: &mut Parts,
+    base_url: Option<&str>,
 ) -> Result<Arc<Principal>, Denial> {
     let tenant = resource_tenant(parts, &policy.tenant).await;
     let client_ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let presented = presented_credential(parts)?;
+    let uri = request_uri(parts, base_url).unwrap_or_default();
+    let presented = presented_credential_at(parts, &uri)?;
     // The listener (TLS handshake or trusted proxy header) put the certificate here; a request
     // cannot forge an extension.
     let certificate = parts
@@ -249,7 +359,7 @@ where
                         path = parts.uri.path(),
                         "credential refused"
                     );
-                    Ok(denial_response(denial, verifier.realm()))
+                    Ok(verifier.denial_response(denial))
                 }
             }
         })

@@ -29,6 +29,7 @@
 
 pub mod api_key;
 pub mod denial;
+pub mod dpop;
 pub mod feed;
 pub mod fetch;
 pub mod http;
@@ -43,6 +44,7 @@ pub mod verifier;
 
 pub use api_key::{ApiKeyBackend, ApiKeyFailure, ApiKeyIdentity, ApiKeyQuery};
 pub use denial::{Denial, DenialClass, Reason};
+pub use dpop::{DpopConfig, DpopRequest};
 pub use feed::{FeedConfig, RevocationSource, Revocations};
 pub use http::{authorize_request, denial_response, RequireLayer};
 pub use jwks::{JwksTiming, KeySource};

@@ -129,6 +129,8 @@ pub struct VerifierConfig {
     pub insecure_allow_http: bool,
     /// The `realm` of `WWW-Authenticate` challenges.
     pub realm: String,
+    /// DPoP proofs (RFC 9449) presented with `Authorization: DPoP` tokens.
+    pub dpop: crate::dpop::DpopConfig,
 }
 
 impl VerifierConfig {
@@ -151,6 +153,7 @@ impl VerifierConfig {
             api_keys: None,
             insecure_allow_http: false,
             realm: "api".to_owned(),
+            dpop: crate::dpop::DpopConfig::default(),
         }
     }
 }
@@ -176,6 +179,7 @@ struct Inner {
     api_keys: Option<Arc<ApiKeys>>,
     clock: Arc<dyn Clock>,
     realm: String,
+    dpop: crate::dpop::DpopState,
     /// The revocation feed follower, stopped when the last clone of the verifier goes (so a
     /// program that rebuilds its verifier, e.g. on config reload, does not leak connections).
     feed_task: Option<tokio::task::AbortHandle>,
@@ -249,8 +253,17 @@ pub struct RequestFacts<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Presented<'a> {
+    /// `Authorization: Bearer <token>` (RFC 6750).
     AccessToken(&'a str),
     ApiKey(&'a str),
+    /// `Authorization: DPoP <token>` with the request's `DPoP` proof, method and absolute URI
+    /// (RFC 9449 section 7).
+    DpopAccessToken {
+        token: &'a str,
+        proof: Option<&'a str>,
+        method: &'a str,
+        uri: &'a str,
+    },
 }
 
 impl Verifier {
@@ -379,6 +392,7 @@ impl Verifier {
             api_keys,
             clock,
             realm: cfg.realm,
+            dpop: crate::dpop::DpopState::new(cfg.dpop),
             feed_task,
         });
         // Weak: the hook lives in `Revocations`, which `Inner` owns.
@@ -426,7 +440,9 @@ impl Verifier {
         possession: &Possession<'_>,
     ) -> Result<Arc<Principal>, Denial> {
         let kind = match presented {
-            Presented::AccessToken(_) => CredentialKind::AccessToken,
+            Presented::AccessToken(_) | Presented::DpopAccessToken { .. } => {
+                CredentialKind::AccessToken
+            }
             Presented::ApiKey(_) => CredentialKind::ApiKey,
         };
         // Refuse a kind the route does not take before spending anything on it.
@@ -437,6 +453,24 @@ impl Verifier {
         let principal = match presented {
             Presented::AccessToken(t) => {
                 self.verify_access_token_with(t, audience, possession)
+                    .await?
+            }
+            Presented::DpopAccessToken {
+                token,
+                proof,
+                method,
+                uri,
+            } => {
+                // The proof's key and whatever certificate the connection carried, together:
+                // a token bound to both needs both.
+                let request = crate::dpop::DpopRequest { method, uri, proof };
+                let jkt = self.check_dpop_proof(token, &request)?;
+                let proved = Possession {
+                    scheme: portcullis_core::confirmation::Scheme::Dpop,
+                    dpop_key: Some(&jkt),
+                    client_certificate: possession.client_certificate,
+                };
+                self.verify_access_token_with(token, audience, &proved)
                     .await?
             }
             Presented::ApiKey(k) => {
@@ -516,6 +550,88 @@ impl Verifier {
             cnf.check(possession).map_err(Reason::from)?;
         }
         Ok(principal)
+    }
+
+    /// Verifies an access token presented as `Authorization: DPoP` (RFC 9449 section 7): the
+    /// request's proof first (every rule of the JOSE profile with `ath` of this token and
+    /// `htm`/`htu` of this request, then a nonce of this verifier when required, then its `jti`
+    /// used once within the window), then the token with the proof's key as the possession,
+    /// so a token bound to another key (or to a certificate the request lacks) is refused.
+    pub async fn verify_dpop_access_token(
+        &self,
+        token: &str,
+        request: &crate::dpop::DpopRequest<'_>,
+        audience: &str,
+    ) -> Result<Arc<Principal>, Denial> {
+        let jkt = self.check_dpop_proof(token, request)?;
+        let possession = Possession {
+            scheme: portcullis_core::confirmation::Scheme::Dpop,
+            dpop_key: Some(&jkt),
+            client_certificate: None,
+        };
+        self.verify_access_token_with(token, audience, &possession)
+            .await
+    }
+
+    /// The proof rules of [`Self::verify_dpop_access_token`]; returns the proof key.
+    fn check_dpop_proof(
+        &self,
+        token: &str,
+        request: &crate::dpop::DpopRequest<'_>,
+    ) -> Result<portcullis_core::confirmation::Thumbprint, Reason> {
+        use portcullis_jose::profile::dpop_proof::{self, ProofError, Rules};
+        let state = &self.inner.dpop;
+        let proof = request.proof.ok_or(Reason::DpopProofMissing)?;
+        let now = self.inner.clock.now();
+        let rules = Rules {
+            method: request.method,
+            uri: request.uri,
+            allowed: &state.config.algorithms,
+            max_age: state.config.max_age,
+            leeway: state.config.leeway,
+            access_token: Some(token),
+            require_nonce: state.config.require_nonce,
+        };
+        let checked = dpop_proof::verify(proof, &rules, now).map_err(|e| match e {
+            ProofError::NonceMissing => Reason::DpopNonce,
+            other => Reason::DpopProof(other),
+        })?;
+        if state.config.require_nonce
+            && !checked
+                .nonce
+                .as_deref()
+                .is_some_and(|n| state.nonce_ok(n, now))
+        {
+            return Err(Reason::DpopNonce);
+        }
+        state
+            .record(
+                checked.jkt.as_str(),
+                &checked.jti,
+                checked.replay_until(&rules),
+                now,
+            )
+            .map_err(|r| match r {
+                crate::dpop::Replay::Seen => Reason::DpopReplayed,
+                crate::dpop::Replay::Full => Reason::DpopReplayCacheFull,
+            })?;
+        Ok(checked.jkt)
+    }
+
+    /// A nonce for `DPoP-Nonce` (RFC 9449 section 9): what a proof must carry when this
+    /// verifier requires nonces. Accepted by this verifier for two to four minutes.
+    pub fn dpop_nonce(&self) -> String {
+        self.inner.dpop.nonce(self.inner.clock.now())
+    }
+
+    /// The public origin DPoP proofs must name ([`crate::DpopConfig::base_url`]).
+    pub fn dpop_base_url(&self) -> Option<&str> {
+        self.inner.dpop.config.base_url.as_deref()
+    }
+
+    /// The algorithms DPoP proofs may use, space-separated (the challenge's `algs`).
+    pub fn dpop_algs(&self) -> &str {
+        &self.inner.dpop.algs
     }
 
     /// Every rule but the binding: format, signature, claims, cache, revocation.

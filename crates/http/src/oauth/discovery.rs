@@ -83,6 +83,8 @@ pub fn metadata_document(issuer: &str, id_token_algs: &[&str]) -> Value {
         "introspection_endpoint_auth_signing_alg_values_supported": portcullis_core::oauth::ASSERTION_ALGORITHMS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": portcullis_core::oauth::ASSERTION_ALGORITHMS,
+        // RFC 9449 section 5.1: DPoP proofs are checked at the token endpoint.
+        "dpop_signing_alg_values_supported": portcullis_service::oauth::dpop::ALGORITHM_NAMES,
     })
 }
 
@@ -178,12 +180,12 @@ mod tests {
         assert!(m["token_endpoint_auth_methods_supported"]
             .as_array()
             .is_some_and(|a| a.contains(&json!("none"))));
+        assert_eq!(
+            m["dpop_signing_alg_values_supported"],
+            json!(["ES256", "ES384", "RS256", "PS256", "EdDSA"])
+        );
         // Not implemented, so not listed.
-        for absent in [
-            "registration_endpoint",
-            "frontchannel_logout_supported",
-            "dpop_signing_alg_values_supported",
-        ] {
+        for absent in ["registration_endpoint", "frontchannel_logout_supported"] {
             assert!(m.get(absent).is_none(), "{absent}");
         }
     }

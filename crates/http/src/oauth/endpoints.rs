@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use portcullis_service::oauth::dpop;
 use portcullis_service::oauth::error::{OAuthError, Refusal};
 use portcullis_service::oauth::form::presented_credentials;
 use portcullis_service::oauth::OAuthService;
@@ -37,7 +38,8 @@ pub async fn token(State(svc): State<OAuthService>, req: Request) -> Response {
         let grant = Grant::from_params(&params)?;
         let presented = presented_credentials(&parts.headers, &params)?;
         client_id = Some(presented.client_id.clone());
-        tokens::issue(&svc, grant, presented, &origin).await
+        let proof = dpop_header(&parts.headers);
+        tokens::issue(&svc, grant, presented, &proof, &origin).await
     }
     .await;
     let mut response = match result {
@@ -46,6 +48,19 @@ pub async fn token(State(svc): State<OAuthService>, req: Request) -> Response {
     };
     cors::answer(&svc, &parts.headers, client_id.as_deref(), &mut response).await;
     response
+}
+
+/// The request's `DPoP` header (RFC 9449 section 4.1): at most one, visible ASCII.
+fn dpop_header(headers: &axum::http::HeaderMap) -> dpop::Presented {
+    let mut all = headers.get_all("dpop").iter();
+    match (all.next(), all.next()) {
+        (None, _) => dpop::Presented::None,
+        (Some(v), None) => match v.to_str() {
+            Ok(s) if !s.is_empty() => dpop::Presented::One(s.to_owned()),
+            _ => dpop::Presented::Invalid,
+        },
+        (Some(_), Some(_)) => dpop::Presented::Invalid,
+    }
 }
 
 /// RFC 6749 section 5.1 successful token response.
@@ -116,7 +131,7 @@ pub async fn introspect(State(svc): State<OAuthService>, req: Request) -> Respon
             let mut body = json!({
                 "active": true,
                 "client_id": c.client_id,
-                "token_type": "Bearer",
+                "token_type": if c.cnf.as_ref().is_some_and(|k| k.jkt.is_some()) { "DPoP" } else { "Bearer" },
                 "exp": c.exp,
                 "iat": c.iat,
                 "nbf": c.nbf,
@@ -128,6 +143,10 @@ pub async fn introspect(State(svc): State<OAuthService>, req: Request) -> Respon
             });
             if let Some(scope) = &c.scope {
                 body["scope"] = json!(scope);
+            }
+            // RFC 9449 section 6.2, RFC 8705 section 3.2: the key the token is bound to.
+            if let Some(cnf) = &c.cnf {
+                body["cnf"] = json!(cnf);
             }
             body
         }

@@ -1,7 +1,7 @@
 //! The one mapping from an RFC 6749 [`OAuthError`] to an HTTP answer: a standard `error` code
 //! and the description the service's table gives it, `Cache-Control: no-store`, a
 //! `WWW-Authenticate: Basic` challenge on 401 where RFC 6749 asks for one, `Allow` on 405 and
-//! `Retry-After` on 429. The internal reason is logged, never sent.
+//! `Retry-After` on 429, `DPoP-Nonce` with `use_dpop_nonce`. The internal reason is logged, never sent.
 //!
 //! This module must never change what an error says: the error value is decided by the service.
 
@@ -49,6 +49,12 @@ impl IntoResponse for OAuthReply {
         }
         if e.status == StatusCode::METHOD_NOT_ALLOWED {
             h.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        if let Some(nonce) = e.dpop_nonce.as_deref() {
+            // A nonce is base64url, always a valid header value.
+            if let Ok(v) = HeaderValue::from_str(nonce) {
+                h.insert("dpop-nonce", v);
+            }
         }
         if let Some(secs) = e.retry_after_secs {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -1275,3 +1275,440 @@ async fn the_openidconnect_crate_redeems_a_code_and_accepts_the_id_token() {
         .claims(&verifier, &Nonce::new("another".into()))
         .is_err());
 }
+
+// DPoP (RFC 9449) end to end: the token endpoint binds, the refresh family of a public client
+// is bound, and the verify library enforces the binding at the resource.
+
+mod dpop {
+    use super::*;
+    use portcullis_jose::profile::dpop_proof::{ath, ProofClaims, ProofSigner};
+    use portcullis_jose::{Alg, SigningKeyPair};
+
+    const TOKEN_URI: &str = "http://127.0.0.1:8080/oauth2/token";
+    const API_URI: &str = "https://api.example/orders/7";
+
+    fn key(alg: Alg) -> ProofSigner {
+        ProofSigner::new(SigningKeyPair::generate(alg).expect("key").1)
+    }
+
+    /// A fresh proof for the token endpoint at the app's time.
+    fn proof(app: &App, k: &ProofSigner, jti: &str) -> String {
+        k.sign(&ProofClaims {
+            jti,
+            htm: "POST",
+            htu: TOKEN_URI,
+            iat: app.clock.now().as_secs(),
+            ath: None,
+            nonce: None,
+        })
+        .expect("proof")
+    }
+
+    async fn token_with(
+        app: &App,
+        client: &Client,
+        body: &str,
+        proof: Option<&str>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut req = token_request(client, body, None);
+        if let Some(p) = proof {
+            req.headers_mut()
+                .insert("dpop", p.parse().expect("header value"));
+        }
+        app.send(req).await
+    }
+
+    fn redeem_body(code: &str) -> String {
+        format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+            enc(REDIRECT)
+        )
+    }
+
+    #[tokio::test]
+    async fn a_public_clients_tokens_are_bound_to_its_dpop_key_and_refresh_needs_that_key() {
+        let app = App::new().await;
+        let spa = app.spa().await;
+        let session = app.session().await;
+        let code = app
+            .code(&spa, &session, "openid offline_access orders:read")
+            .await;
+        let k = key(Alg::ES256);
+        let (st, _, first) = token_with(
+            &app,
+            &spa,
+            &redeem_body(&code),
+            Some(&proof(&app, &k, "p-1")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{first}");
+        assert_eq!(first["token_type"], "DPoP");
+        let at = s(&first, "access_token");
+        assert_eq!(claims(&at)["cnf"]["jkt"], k.jkt().as_str());
+        let r0 = s(&first, "refresh_token");
+
+        // Refresh without a proof, or with another key: invalid_grant, nothing rotates.
+        let (st, _, v) = token_with(
+            &app,
+            &spa,
+            &format!("grant_type=refresh_token&refresh_token={r0}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+        let other = key(Alg::EdDSA);
+        let (st, _, v) = token_with(
+            &app,
+            &spa,
+            &format!("grant_type=refresh_token&refresh_token={r0}"),
+            Some(&proof(&app, &other, "p-2")),
+        )
+        .await;
+        assert_eq!(
+            (st, v["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+        // With the key: rotates, and the new access token is bound again.
+        let (st, _, v) = token_with(
+            &app,
+            &spa,
+            &format!("grant_type=refresh_token&refresh_token={r0}"),
+            Some(&proof(&app, &k, "p-3")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["token_type"], "DPoP");
+        assert_eq!(
+            claims(&s(&v, "access_token"))["cnf"]["jkt"],
+            k.jkt().as_str()
+        );
+        assert_ne!(s(&v, "refresh_token"), r0);
+
+        // Without any proof, the same client gets an unbound token and family.
+        let code = app
+            .code(&spa, &session, "openid offline_access orders:read")
+            .await;
+        let (st, _, v) = token_with(&app, &spa, &redeem_body(&code), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["token_type"], "Bearer");
+        assert!(claims(&s(&v, "access_token")).get("cnf").is_none());
+        let (st, _, v) = token_with(
+            &app,
+            &spa,
+            &format!(
+                "grant_type=refresh_token&refresh_token={}",
+                s(&v, "refresh_token")
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+
+    #[tokio::test]
+    async fn bad_proofs_at_the_token_endpoint_are_invalid_dpop_proof_and_issue_nothing() {
+        let app = App::new().await;
+        let spa = app.spa().await;
+        let session = app.session().await;
+        let k = key(Alg::ES256);
+        let (_, pair) = SigningKeyPair::generate(Alg::ES256).expect("key");
+        let jwk = pair.public_jwk();
+        let now = app.clock.now().as_secs();
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims_now = json!({"jti": "x-1", "htm": "POST", "htu": TOKEN_URI, "iat": now});
+        let unsigned = |h: Value| format!("{}.{}.c2ln", b64(&h), b64(&claims_now));
+        let mut private = jwk.clone();
+        private["d"] = json!("AAAA");
+        let at = |iat: i64, htm: &'static str, htu: &'static str, jti: &'static str| {
+            k.sign(&ProofClaims {
+                jti,
+                htm,
+                htu,
+                iat,
+                ath: None,
+                nonce: None,
+            })
+            .expect("proof")
+        };
+        let replayed = at(now, "POST", TOKEN_URI, "used-once");
+        let cases: Vec<(&str, String)> = vec![
+            (
+                "alg none",
+                format!(
+                    "{}.{}.",
+                    b64(&json!({"typ": "dpop+jwt", "alg": "none", "jwk": jwk})),
+                    b64(&claims_now)
+                ),
+            ),
+            (
+                "HS256",
+                unsigned(json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": jwk})),
+            ),
+            (
+                "private jwk",
+                unsigned(json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": private})),
+            ),
+            ("htm of another request", at(now, "GET", TOKEN_URI, "x-2")),
+            (
+                "htu of another request",
+                at(
+                    now,
+                    "POST",
+                    "http://127.0.0.1:8080/oauth2/introspect",
+                    "x-3",
+                ),
+            ),
+            ("iat far past", at(now - 3_600, "POST", TOKEN_URI, "x-4")),
+            ("iat far future", at(now + 3_600, "POST", TOKEN_URI, "x-5")),
+            ("not a jwt", "garbage".to_owned()),
+        ];
+        // A good proof once, then replayed.
+        let code = app.code(&spa, &session, "openid orders:read").await;
+        let (st, _, v) = token_with(&app, &spa, &redeem_body(&code), Some(&replayed)).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let mut all = cases;
+        all.push(("replayed jti", replayed));
+        for (what, p) in all {
+            let code = app.code(&spa, &session, "openid orders:read").await;
+            let (st, h, v) = token_with(&app, &spa, &redeem_body(&code), Some(&p)).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{what}: {v}");
+            assert_eq!(v["error"], "invalid_dpop_proof", "{what}");
+            assert_eq!(h[header::CACHE_CONTROL], "no-store");
+            // The code was not spent: a good proof still redeems it.
+            let (st, _, v) = token_with(
+                &app,
+                &spa,
+                &redeem_body(&code),
+                Some(&proof(&app, &k, &format!("ok-{what}"))),
+            )
+            .await;
+            assert_eq!(st, StatusCode::OK, "{what}: {v}");
+        }
+    }
+
+    /// The proof a client sends to the API with its access token.
+    fn resource_proof(k: &ProofSigner, token: &str, jti: &str, now: i64) -> String {
+        k.sign(&ProofClaims {
+            jti,
+            htm: "GET",
+            htu: API_URI,
+            iat: now,
+            ath: Some(ath(token)),
+            nonce: None,
+        })
+        .expect("proof")
+    }
+
+    #[tokio::test]
+    async fn the_verify_library_enforces_the_binding_and_every_proof_rule() {
+        use portcullis_verify::{DpopRequest, Reason};
+        let app = App::new().await;
+        let spa = app.spa().await;
+        let session = app.session().await;
+        let code = app.code(&spa, &session, "openid orders:read").await;
+        let k = key(Alg::EdDSA);
+        let (st, _, v) = token_with(
+            &app,
+            &spa,
+            &redeem_body(&code),
+            Some(&proof(&app, &k, "t-1")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let bound = s(&v, "access_token");
+        let code = app.code(&spa, &session, "openid orders:read").await;
+        let (_, _, v) = token_with(&app, &spa, &redeem_body(&code), None).await;
+        let bearer = s(&v, "access_token");
+        let verifier = embedded_verifier(&app, "orders-api").await;
+        assert!(verifier_accepts(&app, &verifier, &bearer).await);
+        let now = app.clock.now().as_secs();
+        let check =
+            |token: &str, proof: Option<String>, method: &'static str, uri: &'static str| {
+                let verifier = verifier.clone();
+                let token = token.to_owned();
+                async move {
+                    verifier
+                        .verify_dpop_access_token(
+                            &token,
+                            &DpopRequest {
+                                method,
+                                uri,
+                                proof: proof.as_deref(),
+                            },
+                            "orders-api",
+                        )
+                        .await
+                        .map(|p| p.confirmation.clone())
+                        .map_err(|d| d.reason)
+                }
+            };
+        // The right key, ath, method and URI: accepted, with the confirmation for the app.
+        let good = resource_proof(&k, &bound, "r-1", now);
+        let cnf = check(&bound, Some(good.clone()), "GET", API_URI)
+            .await
+            .expect("accepted");
+        assert_eq!(cnf.and_then(|c| c.jkt).as_ref(), Some(k.jkt()));
+        // Replayed proof.
+        assert_eq!(
+            check(&bound, Some(good), "GET", API_URI).await,
+            Err(Reason::DpopReplayed)
+        );
+        // The bound token as Bearer.
+        assert_eq!(
+            verifier
+                .verify_access_token(&bound)
+                .await
+                .map(|_| ())
+                .map_err(|d| d.reason),
+            Err(Reason::Binding(
+                portcullis_verify::BindingError::DpopBoundAsBearer
+            ))
+        );
+        // No proof; a proof by another key; ath of another token; another method or URI.
+        assert_eq!(
+            check(&bound, None, "GET", API_URI).await,
+            Err(Reason::DpopProofMissing)
+        );
+        let other = key(Alg::ES256);
+        assert_eq!(
+            check(
+                &bound,
+                Some(resource_proof(&other, &bound, "r-2", now)),
+                "GET",
+                API_URI
+            )
+            .await,
+            Err(Reason::Binding(
+                portcullis_verify::BindingError::DpopKeyMismatch
+            ))
+        );
+        assert!(matches!(
+            check(
+                &bound,
+                Some(resource_proof(&k, &bearer, "r-3", now)),
+                "GET",
+                API_URI
+            )
+            .await,
+            Err(Reason::DpopProof(_))
+        ));
+        assert!(matches!(
+            check(
+                &bound,
+                Some(resource_proof(&k, &bound, "r-4", now)),
+                "DELETE",
+                API_URI
+            )
+            .await,
+            Err(Reason::DpopProof(_))
+        ));
+        assert!(matches!(
+            check(
+                &bound,
+                Some(resource_proof(&k, &bound, "r-5", now)),
+                "GET",
+                "https://api.example/orders/8"
+            )
+            .await,
+            Err(Reason::DpopProof(_))
+        ));
+        assert!(matches!(
+            check(
+                &bound,
+                Some(resource_proof(&k, &bound, "r-6", now - 3_600)),
+                "GET",
+                API_URI
+            )
+            .await,
+            Err(Reason::DpopProof(_))
+        ));
+    }
+
+    /// Runs `dpop_proof.mjs` (oauth4webapi) with `args`; `None` when node or the library is not
+    /// installed (then CI fails, elsewhere the check is skipped with a notice).
+    fn oauth4webapi(now: i64, args: &[&str]) -> Option<Value> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/discovery");
+        if !dir.join("node_modules/oauth4webapi").is_dir() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "oauth4webapi must be installed in CI (npm ci in crates/cli/tests/discovery)"
+            );
+            eprintln!(
+                "notice: oauth4webapi is not installed; skipping the independent DPoP client"
+            );
+            return None;
+        }
+        let out = std::process::Command::new("node")
+            .arg(dir.join("dpop_proof.mjs"))
+            .arg(now.to_string())
+            .args(args)
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "oauth4webapi failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(serde_json::from_slice(&out.stdout).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn proofs_made_by_oauth4webapi_are_accepted_at_the_token_endpoint_and_the_resource() {
+        let app = App::new().await;
+        let spa = app.spa().await;
+        let session = app.session().await;
+        let code = app.code(&spa, &session, "openid orders:read").await;
+        let now = app.clock.now().as_secs();
+        let Some(made) = oauth4webapi(now, &["new", TOKEN_URI, "POST"]) else {
+            return;
+        };
+        let (st, _, v) = token_with(&app, &spa, &redeem_body(&code), made["proof"].as_str()).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["token_type"], "DPoP");
+        let token = s(&v, "access_token");
+        assert_eq!(claims(&token)["cnf"]["jkt"], made["jkt"]);
+
+        let verifier = embedded_verifier(&app, "orders-api").await;
+        let key = made["key"].to_string();
+        let at_api = oauth4webapi(now, &["with", &key, API_URI, "GET", &token]).expect("proof");
+        let principal = verifier
+            .verify_dpop_access_token(
+                &token,
+                &portcullis_verify::DpopRequest {
+                    method: "GET",
+                    uri: API_URI,
+                    proof: at_api["proof"].as_str(),
+                },
+                "orders-api",
+            )
+            .await
+            .expect("accepted");
+        assert_eq!(
+            principal
+                .confirmation
+                .as_ref()
+                .and_then(|c| c.jkt.as_ref())
+                .map(|j| j.as_str()),
+            made["jkt"].as_str()
+        );
+        // The same library's proof for another token (ath) is refused.
+        let other = oauth4webapi(now, &["with", &key, API_URI, "GET", "another.token.value"])
+            .expect("proof");
+        assert!(verifier
+            .verify_dpop_access_token(
+                &token,
+                &portcullis_verify::DpopRequest {
+                    method: "GET",
+                    uri: API_URI,
+                    proof: other["proof"].as_str(),
+                },
+                "orders-api",
+            )
+            .await
+            .is_err());
+    }
+}

@@ -98,6 +98,13 @@ pub enum Refusal {
         code: &'static str,
         reason: &'static str,
     },
+
+    // DPoP (RFC 9449), judged from the proof alone or the replay log.
+    /// The `DPoP` proof is invalid, replayed, or missing for a client that must send one (the
+    /// reason says which).
+    DpopProof(&'static str),
+    /// The proof lacks a current server nonce: the answer carries one (`DPoP-Nonce`).
+    DpopNonce(&'static str),
 }
 
 /// Why a caller was refused against stored state: the audit log's reason and the metrics class
@@ -337,6 +344,20 @@ impl Refusal {
                 code,
                 pushed_description(code),
             ),
+            Self::DpopProof(reason) => (
+                reason,
+                BAD,
+                "invalid_dpop_proof",
+                "the DPoP proof is invalid: send one dpop+jwt signed with an allowed asymmetric \
+                 algorithm by the public jwk in its header, naming this method and URI, with a \
+                 recent iat and a jti never used before",
+            ),
+            Self::DpopNonce(reason) => (
+                reason,
+                BAD,
+                "use_dpop_nonce",
+                "the DPoP proof must carry the nonce given in the DPoP-Nonce header",
+            ),
         };
         Entry {
             reason,
@@ -427,6 +448,8 @@ pub struct OAuthError {
     /// Whether a 401 carries `WWW-Authenticate: Basic`: decided once, by client authentication
     /// ([`Self::for_method`]), for every refusal it makes.
     pub basic_challenge: bool,
+    /// A fresh DPoP nonce to send in a `DPoP-Nonce` header (RFC 9449 section 8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -440,6 +463,7 @@ impl OAuthError {
             reason: e.reason.to_owned(),
             retry_after_secs: None,
             basic_challenge: true,
+            dpop_nonce: None,
         }
     }
 
@@ -473,6 +497,7 @@ impl OAuthError {
             reason: cause.to_string(),
             retry_after_secs: None,
             basic_challenge: true,
+            dpop_nonce: None,
         }
     }
 }

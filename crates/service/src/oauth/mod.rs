@@ -15,6 +15,7 @@
 pub mod assertion;
 mod cache;
 pub mod directory;
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod remote_jwks;
@@ -104,6 +105,11 @@ pub struct OAuthConfig {
     /// addresses. For closed networks and tests only: otherwise a client registration could make
     /// this server read internal services (cloud metadata endpoints, admin consoles).
     pub insecure_allow_private_jwks_uri: bool,
+    /// Every DPoP proof at the token endpoint must carry a current server nonce (RFC 9449
+    /// section 8).
+    pub dpop_require_nonce: bool,
+    /// How old a DPoP proof's `iat` may be, in seconds (and how long its `jti` is remembered).
+    pub dpop_proof_max_age_secs: u64,
 }
 
 impl Default for OAuthConfig {
@@ -123,6 +129,8 @@ impl Default for OAuthConfig {
             jwks_uri_max_bytes: 64 * 1024,
             insecure_allow_http_jwks_uri: false,
             insecure_allow_private_jwks_uri: false,
+            dpop_require_nonce: false,
+            dpop_proof_max_age_secs: 300,
         }
     }
 }
@@ -149,6 +157,8 @@ pub struct OAuthState {
     pub jwks_max_age_secs: u64,
     /// Tokens issued and client-authentication failures, for metrics.
     pub metrics: crate::metrics::OAuthMetrics,
+    /// DPoP proof rules and server nonces (`dpop`).
+    pub dpop: dpop::DpopState,
     /// The audiences a client assertion may name: the issuer and the token endpoint, built once.
     assertion_audiences: [String; 2],
 }
@@ -191,12 +201,27 @@ impl OAuthState {
             rotation: None,
             jwks_max_age_secs: JWKS_MAX_AGE_SECS,
             metrics: crate::metrics::OAuthMetrics::default(),
+            dpop: dpop::DpopState::new(
+                dpop::DpopSettings {
+                    max_age: Duration::from_secs(config.dpop_proof_max_age_secs),
+                    require_nonce: config.dpop_require_nonce,
+                    ..dpop::DpopSettings::default()
+                },
+                dpop::Nonces::random(),
+            ),
         })
+    }
+
+    /// The token endpoint's public URI (what a DPoP proof's `htu` names).
+    pub fn token_endpoint(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.issuer)
     }
 
     /// Enables rotation (on demand and scheduled) with this keyring and schedule.
     pub fn with_rotation(mut self, rotation: Rotation) -> Self {
         self.jwks_max_age_secs = JWKS_MAX_AGE_SECS.min(rotation.prepublish.as_secs() / 2);
+        // Nonces from the KEK: any node of the installation accepts another's.
+        self.dpop.nonces = dpop::Nonces::from_keyring(&rotation.keyring);
         self.rotation = Some(rotation);
         self
     }

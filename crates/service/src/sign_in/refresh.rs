@@ -26,6 +26,8 @@ pub struct NewFamily {
     pub auth_time: Timestamp,
     pub acr: Option<String>,
     pub amr: Vec<String>,
+    /// The DPoP key (RFC 7638 thumbprint) a public client's refresh tokens are bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A family just started, with its first refresh token (shown to the client once).
@@ -117,6 +119,7 @@ impl SignIn {
             absolute_expires_at: times.absolute_expires_at,
             revoked_at: None,
             revoked_reason: None,
+            dpop_jkt: new.dpop_jkt,
         };
         let token = Credential::generate(
             CredentialKind::RefreshToken,

@@ -165,6 +165,7 @@ impl Fixture {
                 auth_time: self.clock.now(),
                 acr: None,
                 amr: vec!["pwd".into()],
+                dpop_jkt: None,
             })
             .await
             .expect("family")

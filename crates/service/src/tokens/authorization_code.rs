@@ -13,8 +13,8 @@ use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::oauth::GrantType;
 use portcullis_core::user_token::{decide_code_grant, SignInFacts};
 
-use super::issue::{CodeGrant, Issued};
-use super::user_tokens::{mint, require_active_user, UserGrant};
+use super::issue::{Binding, CodeGrant, Issued};
+use super::user_tokens::{binds_refresh_tokens, mint, require_active_user, UserGrant};
 use crate::audit::RequestOrigin;
 use crate::client_auth::AuthenticatedClient;
 use crate::oauth::error::{OAuthError, Refusal};
@@ -25,6 +25,7 @@ pub(super) async fn issue(
     svc: &OAuthService,
     authenticated: &AuthenticatedClient,
     request: CodeGrant,
+    binding: &Binding,
     origin: &RequestOrigin,
 ) -> Result<Issued, OAuthError> {
     let grant = UserGrant::start(svc, authenticated, GrantType::AuthorizationCode, origin)?;
@@ -85,6 +86,11 @@ pub(super) async fn issue(
                         auth_time: record.auth_time,
                         acr: record.acr.clone(),
                         amr: record.amr.clone(),
+                        dpop_jkt: binding
+                            .dpop_jkt
+                            .as_ref()
+                            .filter(|_| binds_refresh_tokens(client))
+                            .map(|t| t.as_str().to_owned()),
                     })
                     .await?,
             )
@@ -101,7 +107,15 @@ pub(super) async fn issue(
             amr: &record.amr,
             family: family_id.as_deref(),
         };
-        let minted = mint(svc, client, &decision, &facts, record.nonce.as_deref(), now)?;
+        let minted = mint(
+            svc,
+            client,
+            &decision,
+            &facts,
+            record.nonce.as_deref(),
+            binding,
+            now,
+        )?;
         // A replay that arrived while these were minted revokes them here, and this fails.
         svc.sign_in
             .code_issued(
@@ -127,7 +141,7 @@ pub(super) async fn issue(
     );
     Ok(Issued {
         access_token: minted.access_token,
-        token_type: "Bearer",
+        token_type: binding.token_type(),
         expires_in: decision.lifetime.as_secs(),
         scope: minted.scope,
         id_token: minted.id_token,

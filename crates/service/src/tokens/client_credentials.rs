@@ -11,7 +11,7 @@ use portcullis_core::oauth::{
 };
 use portcullis_core::secret::Secret;
 
-use super::issue::{ClientCredentials, Issued};
+use super::issue::{Binding, ClientCredentials, Issued};
 use crate::audit::RequestOrigin;
 use crate::client_auth::AuthenticatedClient;
 use crate::oauth::error::{OAuthError, Refusal};
@@ -21,6 +21,7 @@ pub(super) async fn issue(
     svc: &OAuthService,
     authenticated: &AuthenticatedClient,
     request: ClientCredentials,
+    binding: &Binding,
     origin: &RequestOrigin,
 ) -> Result<Issued, OAuthError> {
     let client = authenticated.client();
@@ -64,7 +65,8 @@ pub(super) async fn issue(
     .map_err(OAuthError::from)
     .map_err(refuse)?;
     let jti = uuid::Uuid::new_v4().simple().to_string();
-    let claims = AccessTokenClaims::for_client(&svc.oauth.issuer, policy, &decision, jti, now);
+    let mut claims = AccessTokenClaims::for_client(&svc.oauth.issuer, policy, &decision, jti, now);
+    claims.cnf = binding.cnf();
     let signer = svc
         .oauth
         .signer()
@@ -82,7 +84,7 @@ pub(super) async fn issue(
     );
     Ok(Issued {
         access_token: Secret::new(token),
-        token_type: "Bearer",
+        token_type: binding.token_type(),
         expires_in: decision.lifetime.as_secs(),
         scope: claims.scope,
         id_token: None,

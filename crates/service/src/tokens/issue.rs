@@ -6,9 +6,12 @@
 use portcullis_core::oauth::{parse_grant_type, GrantType};
 use portcullis_core::secret::Secret;
 
+use portcullis_core::confirmation::{Confirmation, Thumbprint};
+
 use super::{authorization_code, client_credentials, refresh};
 use crate::audit::RequestOrigin;
-use crate::client_auth::{authenticate, authenticate_app};
+use crate::client_auth::{authenticate, authenticate_app, AuthenticatedClient};
+use crate::oauth::dpop;
 use crate::oauth::error::OAuthError;
 use crate::oauth::form::{Params, Presented};
 use crate::oauth::OAuthService;
@@ -106,7 +109,7 @@ impl Grant {
 #[derive(Debug)]
 pub struct Issued {
     pub access_token: Secret<String>,
-    /// Always `Bearer` until sender-constrained tokens arrive.
+    /// `Bearer`, or `DPoP` for a token bound to the proof key (RFC 9449 section 5).
     pub token_type: &'static str,
     pub expires_in: u64,
     pub scope: Option<String>,
@@ -116,26 +119,84 @@ pub struct Issued {
     pub refresh_token: Option<Secret<String>>,
 }
 
-/// `POST /oauth2/token`: authenticates the client and issues a token for `grant`, or says why
-/// not (refusals are audited). The user grants admit public clients by `client_id` alone.
+/// The key a token request proved it holds (RFC 9449): what the access token (and a public
+/// client's refresh family) is bound to. `None`: a bearer token.
+#[derive(Debug, Clone, Default)]
+pub struct Binding {
+    pub dpop_jkt: Option<Thumbprint>,
+}
+
+impl Binding {
+    /// The access token's `cnf` claim.
+    pub fn cnf(&self) -> Option<Confirmation> {
+        self.dpop_jkt.as_ref().map(|jkt| Confirmation {
+            jkt: Some(jkt.clone()),
+            x5t_s256: None,
+        })
+    }
+
+    /// The `token_type` of the answer.
+    pub fn token_type(&self) -> &'static str {
+        if self.dpop_jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
+    }
+}
+
+/// The binding step of the pipeline, after authentication and before the grant: checks and
+/// records the request's DPoP proof (`oauth::dpop`). Refusals are audited as denied issuances.
+async fn bind(
+    svc: &OAuthService,
+    authenticated: &AuthenticatedClient,
+    proof: &dpop::Presented,
+    origin: &RequestOrigin,
+) -> Result<Binding, OAuthError> {
+    let client = authenticated.client();
+    let refuse = |e: OAuthError| {
+        super::audit(
+            svc,
+            client,
+            portcullis_core::audit::Action::OAuthTokenIssue,
+            portcullis_core::audit::Outcome::Denied,
+            Some(portcullis_core::audit::Reason::of(&e.reason)),
+            None,
+            origin,
+        );
+        e
+    };
+    let dpop_jkt = dpop::check_token_request(svc, proof)
+        .await
+        .map_err(refuse)?;
+    Ok(Binding { dpop_jkt })
+}
+
+/// `POST /oauth2/token`: authenticates the client, checks a DPoP proof if one was sent, and
+/// issues a token for `grant` (bound to the proof key), or says why not (refusals are audited).
+/// The user grants admit public clients by `client_id` alone.
 pub async fn issue(
     svc: &OAuthService,
     grant: Grant,
     presented: Presented,
+    proof: &dpop::Presented,
     origin: &RequestOrigin,
 ) -> Result<Issued, OAuthError> {
     match grant {
         Grant::ClientCredentials(request) => {
             let authenticated = authenticate(svc, presented, origin).await?;
-            client_credentials::issue(svc, &authenticated, request, origin).await
+            let binding = bind(svc, &authenticated, proof, origin).await?;
+            client_credentials::issue(svc, &authenticated, request, &binding, origin).await
         }
         Grant::AuthorizationCode(request) => {
             let authenticated = authenticate_app(svc, presented, origin).await?;
-            authorization_code::issue(svc, &authenticated, request, origin).await
+            let binding = bind(svc, &authenticated, proof, origin).await?;
+            authorization_code::issue(svc, &authenticated, request, &binding, origin).await
         }
         Grant::RefreshToken(request) => {
             let authenticated = authenticate_app(svc, presented, origin).await?;
-            refresh::issue(svc, &authenticated, request, origin).await
+            let binding = bind(svc, &authenticated, proof, origin).await?;
+            refresh::issue(svc, &authenticated, request, &binding, origin).await
         }
     }
 }

@@ -14,7 +14,7 @@ use portcullis_core::oauth::GrantType;
 use portcullis_core::secret::Secret;
 use portcullis_core::user_token::{decide_refresh_grant, SignInFacts};
 
-use super::issue::{Issued, RefreshGrant};
+use super::issue::{Binding, Issued, RefreshGrant};
 use super::user_tokens::{mint, require_active_user, UserGrant};
 use crate::audit::RequestOrigin;
 use crate::client_auth::AuthenticatedClient;
@@ -25,6 +25,7 @@ pub(super) async fn issue(
     svc: &OAuthService,
     authenticated: &AuthenticatedClient,
     request: RefreshGrant,
+    binding: &Binding,
     origin: &RequestOrigin,
 ) -> Result<Issued, OAuthError> {
     let grant = UserGrant::start(svc, authenticated, GrantType::RefreshToken, origin)?;
@@ -52,6 +53,17 @@ pub(super) async fn issue(
         .await?
     {
         decide(&family.scope).map_err(|e| refuse(e.into()))?;
+        // A family bound to a DPoP key refreshes only with a proof of that key (RFC 9449
+        // section 5), checked before anything rotates.
+        if let Some(bound) = &family.dpop_jkt {
+            match &binding.dpop_jkt {
+                None => return Err(refuse(Refusal::InvalidGrant("dpop_proof_missing").into())),
+                Some(k) if k.as_str() != bound => {
+                    return Err(refuse(Refusal::InvalidGrant("dpop_key_mismatch").into()))
+                }
+                Some(_) => {}
+            }
+        }
         require_active_user(svc, &family.tenant, &family.user_id)
             .await
             .map_err(refuse)?;
@@ -74,7 +86,7 @@ pub(super) async fn issue(
         amr: &family.amr,
         family: Some(&family.id),
     };
-    let minted = mint(svc, client, &decision, &facts, None, now).map_err(refuse)?;
+    let minted = mint(svc, client, &decision, &facts, None, binding, now).map_err(refuse)?;
     svc.oauth.metrics.issued(GrantType::RefreshToken);
     super::audit(
         svc,
@@ -87,7 +99,7 @@ pub(super) async fn issue(
     );
     Ok(Issued {
         access_token: minted.access_token,
-        token_type: "Bearer",
+        token_type: binding.token_type(),
         expires_in: decision.lifetime.as_secs(),
         scope: minted.scope,
         id_token: minted.id_token,

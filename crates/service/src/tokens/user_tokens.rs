@@ -85,6 +85,7 @@ pub(super) fn mint(
     decision: &UserGrantDecision,
     facts: &SignInFacts<'_>,
     nonce: Option<&str>,
+    binding: &super::issue::Binding,
     now: Timestamp,
 ) -> Result<Minted, OAuthError> {
     let signer = svc
@@ -92,7 +93,7 @@ pub(super) fn mint(
         .signer()
         .ok_or_else(|| OAuthError::internal("no active signing key"))?;
     let jti = uuid::Uuid::new_v4().simple().to_string();
-    let claims = AccessTokenClaims::for_user(
+    let mut claims = AccessTokenClaims::for_user(
         &svc.oauth.issuer,
         &client.id,
         decision,
@@ -100,6 +101,7 @@ pub(super) fn mint(
         jti.clone(),
         now,
     );
+    claims.cnf = binding.cnf();
     let access_token = signer.sign(&claims).map_err(OAuthError::internal)?;
     let id_token = if decision.id_token {
         let id = IdTokenClaims::new(
@@ -125,6 +127,12 @@ pub(super) fn mint(
         id_token,
         scope: claims.scope,
     })
+}
+
+/// Whether a client's refresh tokens are bound to its DPoP key: a public client's are (RFC 9449
+/// section 5: it has no other credential to tie them to).
+pub(super) fn binds_refresh_tokens(client: &OAuthClient) -> bool {
+    client.auth_method == portcullis_core::oauth::AuthMethod::None.as_str()
 }
 
 /// Refuses (`invalid_grant`) unless the user is an active user of `tenant`: a disabled or

@@ -3378,3 +3378,6 @@ mod webhooks;
 /// Workload identity federation (trusted issuers, trust rules, subject-token replay):
 /// `conformance/federation.rs`.
 mod federation;
+
+/// DPoP (proof replay, a refresh family's bound key): `conformance/dpop.rs`.
+mod dpop;

@@ -97,6 +97,7 @@ fn family(id: &str, user: &str, client: &str, sid: Option<&str>) -> RefreshFamil
         absolute_expires_at: at(50_000),
         revoked_at: None,
         revoked_reason: None,
+        dpop_jkt: None,
     }
 }
 

@@ -1,0 +1,53 @@
+//! The SQL of [`crate::DpopStore`]: the DPoP proof replay table, expanded for each backend
+//! beside `impl_sql_store!`.
+//!
+//! Single use of a proof is the database's job: the `(jkt, jti)` primary key and `INSERT ... ON
+//! CONFLICT DO NOTHING`, so two nodes racing on one proof cannot both win. This module must
+//! never decide whether a proof is valid (the JOSE profile and the token service do).
+
+macro_rules! impl_dpop_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::DpopStore for $store {
+            async fn record_dpop_jti(
+                &self,
+                jkt: &str,
+                jti: &str,
+                expires_at: Timestamp,
+                now: Timestamp,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "DELETE FROM dpop_proof_jtis \
+                     WHERE jkt = $1 AND jti = $2 AND expires_at <= $3",
+                )
+                .bind(jkt)
+                .bind(jti)
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO dpop_proof_jtis (jkt, jti, expires_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (jkt, jti) DO NOTHING",
+                )
+                .bind(jkt)
+                .bind(jti)
+                .bind(expires_at.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(inserted.rows_affected() == 1)
+            }
+
+            async fn prune_dpop_jtis(&self, now: Timestamp) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM dpop_proof_jtis WHERE expires_at <= $1")
+                    .bind(now.as_millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_dpop_store;

@@ -1,0 +1,162 @@
+//! The cost of checking a DPoP proof (RFC 9449) against a bare signature verify of the same
+//! proof, for ES256 and EdDSA proof keys (DESIGN.md section 7: DPoP check <= 1.15x bare).
+//!
+//! `bare_verify_unparsed_key`: aws-lc-rs `UnparsedPublicKey::verify` over the proof's signing
+//! input with the proof key's raw bytes (a proof brings its own key, so no verifier can have
+//! parsed it before): the baseline of the target ratio.
+//! `bare_verify_parsed_key`: the same with the key parsed once, the floor of any verifier.
+//! `proof_check`: `portcullis_jose::profile::dpop_proof::verify` at a resource: split, strict
+//! base64url, header with its `jwk` (public members only, pinned to `alg`), signature, RFC 7638
+//! thumbprint, `htm`, `htu` normalised, `iat` window, `jti`, `ath`.
+//! `proof_and_replay`: the verify library's whole proof step, the in-memory replay record
+//! included (a fresh proof per iteration, signed beforehand).
+//!
+//! Run: `cargo bench -p portcullis-verify --bench dpop_check`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::signature::{ParsedPublicKey, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ED25519};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use portcullis_core::time::{ManualClock, Timestamp};
+use portcullis_jose::profile::dpop_proof::{self, ath, ProofClaims, ProofSigner, Rules};
+use portcullis_jose::{Alg, SigningKeyPair};
+use portcullis_verify::fetch::{Fetch, FetchError, Fetched};
+use portcullis_verify::{
+    DpopRequest, IssuerConfig, KeySource, RevocationSource, Verifier, VerifierConfig,
+};
+use serde_json::json;
+
+const NOW: i64 = 1_795_478_400;
+const URI: &str = "https://api.example.com/orders/7";
+const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+
+#[derive(Debug)]
+struct NoFetch;
+
+#[async_trait::async_trait]
+impl Fetch for NoFetch {
+    async fn get(&self, _: &str) -> Result<Fetched, FetchError> {
+        Err(FetchError::Status(404))
+    }
+}
+
+fn proof(k: &ProofSigner, jti: &str) -> String {
+    k.sign(&ProofClaims {
+        jti,
+        htm: "GET",
+        htu: URI,
+        iat: NOW,
+        ath: Some(ath(TOKEN)),
+        nonce: None,
+    })
+    .expect("proof")
+}
+
+fn raw_public_key(jwk: &serde_json::Value) -> Vec<u8> {
+    let d = |m: &str| {
+        URL_SAFE_NO_PAD
+            .decode(jwk[m].as_str().expect("member"))
+            .expect("b64")
+    };
+    match jwk["kty"].as_str() {
+        Some("EC") => [vec![4], d("x"), d("y")].concat(),
+        _ => d("x"),
+    }
+}
+
+fn verifier() -> Verifier {
+    // An issuer key nothing here is signed with: the bench's token is refused after the proof.
+    let jwk = SigningKeyPair::generate(Alg::ES256)
+        .expect("key")
+        .1
+        .public_jwk();
+    let cfg = VerifierConfig::new(
+        IssuerConfig::new(
+            "https://auth.example.com",
+            KeySource::Static(json!({ "keys": [jwk] }).to_string()),
+        ),
+        "orders-api",
+        RevocationSource::Embedded {
+            staleness_bound: Duration::from_secs(3600),
+        },
+    );
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(NOW)));
+    Verifier::with_parts(cfg, clock, Arc::new(NoFetch)).expect("verifier")
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    for (name, alg, bare) in [
+        (
+            "ES256",
+            Alg::ES256,
+            &ECDSA_P256_SHA256_FIXED as &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
+        ),
+        ("EdDSA", Alg::EdDSA, &ED25519),
+    ] {
+        let pair = SigningKeyPair::generate(alg).expect("key").1;
+        let public = raw_public_key(&pair.public_jwk());
+        let k = ProofSigner::new(pair);
+        let p = proof(&k, "jti-0");
+        let (input, sig) = p.rsplit_once('.').expect("proof");
+        let sig = URL_SAFE_NO_PAD.decode(sig).expect("sig");
+        let mut g = c.benchmark_group(format!("dpop_{name}"));
+        g.bench_function("bare_verify_unparsed_key", |b| {
+            b.iter(|| {
+                UnparsedPublicKey::new(bare, public.as_slice())
+                    .verify(input.as_bytes(), &sig)
+                    .expect("valid")
+            })
+        });
+        let parsed = ParsedPublicKey::new(bare, public.clone()).expect("key");
+        g.bench_function("bare_verify_parsed_key", |b| {
+            b.iter(|| parsed.verify_sig(input.as_bytes(), &sig).expect("valid"))
+        });
+        let rules = Rules {
+            method: "GET",
+            uri: URI,
+            allowed: &dpop_proof::DEFAULT_ALGS,
+            max_age: Duration::from_secs(300),
+            leeway: Duration::from_secs(60),
+            access_token: Some(TOKEN),
+            require_nonce: false,
+        };
+        g.bench_function("proof_check", |b| {
+            b.iter(|| dpop_proof::verify(&p, &rules, Timestamp::from_secs(NOW)).expect("valid"))
+        });
+        let v = verifier();
+        let mut n = 0u64;
+        g.bench_function("proof_and_replay", |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    proof(&k, &format!("jti-{n}"))
+                },
+                |p| {
+                    let r = DpopRequest {
+                        method: "GET",
+                        uri: URI,
+                        proof: Some(&p),
+                    };
+                    // The token is not an access token of any issuer: the proof step passes and
+                    // the token step refuses it; only the proof step's cost differs from bare.
+                    let _ = rt.block_on(v.verify_dpop_access_token(TOKEN, &r, "orders-api"));
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,0 +1,195 @@
+//! DPoP at the resource (RFC 9449 section 7): `Authorization: DPoP <token>` with a `DPoP` proof
+//! whose `ath` is the token's hash and whose `htm`/`htu` are this request's; the proof's `jti`
+//! used once within the window (remembered in memory by this verifier); optionally a nonce this
+//! verifier issued. The proof key then goes to core's one binding rule
+//! (`Confirmation::check`) through [`crate::Verifier::verify_dpop_access_token`].
+//!
+//! This module must never accept a proof twice within its window, never let a DPoP-bound
+//! token through as `Bearer` (core's rule refuses it), and never put a reason in a response.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use portcullis_core::time::Timestamp;
+use portcullis_jose::profile::dpop_proof;
+use portcullis_jose::Alg;
+
+/// How the verifier checks DPoP proofs.
+#[derive(Debug, Clone)]
+pub struct DpopConfig {
+    /// Algorithms a proof may be signed with (`algs` of the `WWW-Authenticate: DPoP` challenge).
+    pub algorithms: Vec<Alg>,
+    /// How old a proof's `iat` may be (and how long its `jti` is remembered).
+    pub max_age: Duration,
+    /// How far in the future a proof's `iat` may be.
+    pub leeway: Duration,
+    /// Require a nonce issued by this verifier ([`crate::Verifier::dpop_nonce`]) in every proof.
+    pub require_nonce: bool,
+    /// Most proof ids remembered; when full (after dropping expired ones) proofs are refused
+    /// rather than remembered loosely.
+    pub replay_capacity: usize,
+    /// The public origin clients address this service at (`https://api.example`), which a
+    /// proof's `htu` must name; `None`: `https://` and the request's `Host` header.
+    pub base_url: Option<String>,
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        Self {
+            algorithms: dpop_proof::DEFAULT_ALGS.to_vec(),
+            max_age: Duration::from_secs(300),
+            leeway: Duration::from_secs(60),
+            require_nonce: false,
+            replay_capacity: 1_000_000,
+            base_url: None,
+        }
+    }
+}
+
+/// What a request presents with an `Authorization: DPoP` token.
+#[derive(Debug, Clone, Copy)]
+pub struct DpopRequest<'a> {
+    /// The request's method (`htm`).
+    pub method: &'a str,
+    /// The request's absolute URI as the client addressed it (`htu`).
+    pub uri: &'a str,
+    /// The `DPoP` header; `None` when absent (or not exactly one).
+    pub proof: Option<&'a str>,
+}
+
+/// Length of a nonce time step; a nonce is accepted during its step and the next.
+const NONCE_STEP_S: i64 = 120;
+
+/// The verifier's DPoP state: its settings, the proof ids seen, its nonce key.
+pub(crate) struct DpopState {
+    pub config: DpopConfig,
+    /// `algs="..."` of the challenge, built once.
+    pub algs: String,
+    /// SHA-256 of `jkt || 0 || jti` -> when it may be forgotten (ms).
+    seen: Mutex<HashMap<[u8; 32], i64>>,
+    nonce_key: aws_lc_rs::hmac::Key,
+}
+
+impl std::fmt::Debug for DpopState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the replay check refused a proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replay {
+    Seen,
+    Full,
+}
+
+impl DpopState {
+    pub fn new(config: DpopConfig) -> Self {
+        let mut secret = [0u8; 32];
+        // aws-lc aborts rather than return a failure from its RNG.
+        let _ = aws_lc_rs::rand::fill(&mut secret);
+        let algs = config
+            .algorithms
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self {
+            config,
+            algs,
+            seen: Mutex::new(HashMap::new()),
+            nonce_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
+        }
+    }
+
+    fn nonce_at(&self, step: i64) -> String {
+        let tag = aws_lc_rs::hmac::sign(&self.nonce_key, format!("dpop-rs\n{step}").as_bytes());
+        // Hex: header-safe, and no extra dependency for 64 characters.
+        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn nonce(&self, now: Timestamp) -> String {
+        self.nonce_at(now.as_secs().div_euclid(NONCE_STEP_S))
+    }
+
+    pub fn nonce_ok(&self, nonce: &str, now: Timestamp) -> bool {
+        let step = now.as_secs().div_euclid(NONCE_STEP_S);
+        [step, step - 1].into_iter().any(|s| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(
+                self.nonce_at(s).as_bytes(),
+                nonce.as_bytes(),
+            )
+            .is_ok()
+        })
+    }
+
+    /// Records a proof id until `until`; refuses one already recorded and not expired.
+    pub fn record(
+        &self,
+        jkt: &str,
+        jti: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), Replay> {
+        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        h.update(jkt.as_bytes());
+        h.update(&[0]);
+        h.update(jti.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(h.finish().as_ref());
+        // A poisoned lock only means another thread panicked mid-insert; the map is still a
+        // valid map, so keep using it rather than fail open or panic.
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let now_ms = now.as_millis();
+        if let Some(exp) = seen.get(&key) {
+            if *exp > now_ms {
+                return Err(Replay::Seen);
+            }
+        }
+        if seen.len() >= self.config.replay_capacity {
+            seen.retain(|_, exp| *exp > now_ms);
+            if seen.len() >= self.config.replay_capacity {
+                return Err(Replay::Full);
+            }
+        }
+        seen.insert(key, until.as_millis());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proof_id_is_used_once_per_key_until_its_window_ends() {
+        let s = DpopState::new(DpopConfig {
+            replay_capacity: 2,
+            ..DpopConfig::default()
+        });
+        let t = |ms| Timestamp::from_millis(ms);
+        assert_eq!(s.record("k1", "j", t(10_000), t(0)), Ok(()));
+        assert_eq!(s.record("k1", "j", t(10_000), t(9_999)), Err(Replay::Seen));
+        assert_eq!(s.record("k2", "j", t(10_000), t(1)), Ok(()));
+        // Full: nothing expired yet, so refused rather than forgotten.
+        assert_eq!(s.record("k3", "j", t(10_000), t(2)), Err(Replay::Full));
+        // Expired ids make room, and an expired id may be used again.
+        assert_eq!(s.record("k1", "j", t(30_000), t(10_000)), Ok(()));
+    }
+
+    #[test]
+    fn nonces_of_this_verifier_are_accepted_for_two_steps() {
+        let s = DpopState::new(DpopConfig::default());
+        let other = DpopState::new(DpopConfig::default());
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let n = s.nonce(t0);
+        assert!(s.nonce_ok(&n, t0));
+        assert!(s.nonce_ok(&n, Timestamp::from_secs(1_800_000_000 + NONCE_STEP_S)));
+        assert!(!s.nonce_ok(&n, Timestamp::from_secs(1_800_000_000 + 2 * NONCE_STEP_S)));
+        assert!(!other.nonce_ok(&n, t0));
+        assert_eq!(s.algs, "ES256 ES384 RS256 PS256 EdDSA");
+    }
+}
