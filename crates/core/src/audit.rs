@@ -221,12 +221,15 @@ pub enum ActorKind<'a> {
     Scanner,
     /// The embedded gateway refusing a request.
     Gateway,
+    /// A workload that proved an external identity, by the trust rule that admitted it (or
+    /// `-` when no rule did).
+    Workload(&'a str),
     /// A stored actor this version does not know.
     Unknown(&'a str),
 }
 
 /// Who acted. Built only through its typed constructors; stored as `admin:<credential id>`,
-/// `client:<client id>`, `system`, `anonymous`, `scanner` or `gateway`.
+/// `client:<client id>`, `workload:<rule>`, `system`, `anonymous`, `scanner` or `gateway`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Actor(String);
@@ -242,6 +245,11 @@ impl Actor {
 
     pub fn system() -> Self {
         Self("system".into())
+    }
+
+    /// A workload by its trust rule; `None` when no rule admitted it.
+    pub fn workload(rule: Option<&str>) -> Self {
+        Self(format!("workload:{}", rule.unwrap_or("-")))
     }
 
     pub fn anonymous() -> Self {
@@ -270,6 +278,7 @@ impl Actor {
             s => match s.split_once(':') {
                 Some(("admin", id)) => ActorKind::Admin(id),
                 Some(("client", id)) => ActorKind::Client(id),
+                Some(("workload", rule)) => ActorKind::Workload(rule),
                 _ => ActorKind::Unknown(s),
             },
         }

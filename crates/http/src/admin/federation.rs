@@ -166,18 +166,20 @@ pub async fn create_issuer(
         algorithms,
         max_token_age: max_age,
     };
-    core.check(false).map_err(|e| bad(e.to_string()))?;
+    let allow_http = state.oauth.issuer_keys.allows_http();
+    core.check(allow_http).map_err(|e| bad(e.to_string()))?;
     let ks = body.key_source;
     let key_source = match (ks.kind.as_str(), ks.uri, ks.keys) {
         ("discovery", None, None) => KeySourceRecord::Discovery,
         ("jwks_uri", Some(u), None) => {
-            if !u.starts_with("https://") || u.len() > 2048 || u.contains(['#', ' ']) {
-                return Err(bad("key_source.uri: an https URL"));
-            }
+            // The rule of every fetched key set (`federation.insecure_allow_http_loopback`
+            // admits http:// for tests and local development).
+            let u = portcullis_service::oauth::remote_jwks::validate_jwks_uri(&u, allow_http)
+                .map_err(|_| bad("key_source.uri: an https URL"))?;
             KeySourceRecord::JwksUri(u)
         }
         (kind @ ("jwks" | "spiffe_bundle"), None, Some(keys)) => {
-            check_uploaded_keys(&keys).map_err(bad)?;
+            check_uploaded_keys(&keys, kind == "spiffe_bundle").map_err(bad)?;
             if kind == "jwks" {
                 KeySourceRecord::Jwks(keys.to_string())
             } else {

@@ -8,9 +8,9 @@
 //! (jose's external profile, with the issuer's algorithms, every rule's audience on it and the
 //! longest token age any of them allows), the workload read (core, with the issuer's preset),
 //! the rule selected (core), the grant (core), then single use of the token's `jti` per issuer
-//! (store, across nodes). Keys come from the issuer's uploaded JWKS or SPIFFE bundle;
-//! discovery and `jwks_uri` sources are answered `key_source_unavailable` until the remote
-//! JWKS cache serves them (issue 17, step 3).
+//! (store, across nodes). Keys come from the issuer's uploaded JWKS or SPIFFE bundle, or are
+//! fetched from its discovery document or `jwks_uri` (`super::keys`, under the outbound
+//! rules).
 //!
 //! Must never: issue when any step refuses, read a key from the token, or report a reason to
 //! the caller.
@@ -23,10 +23,10 @@ use portcullis_core::oauth::{GrantDecision, GrantError};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::external;
-use portcullis_jose::{Alg, ClientKeys};
-use portcullis_store::{KeySourceRecord, Store};
+use portcullis_jose::Alg;
+use portcullis_store::Store;
 
-use super::{issuer_from_record, rule_from_record, MAX_UPLOADED_KEYS};
+use super::{issuer_from_record, rule_from_record};
 
 /// What a request asks of the evaluation.
 #[derive(Debug, Clone)]
@@ -40,6 +40,9 @@ pub struct Request<'a> {
     pub leeway: Duration,
     /// The installation's longest access-token lifetime.
     pub tenant_cap: Duration,
+    /// Where remote key sources (discovery, `jwks_uri`) are fetched; `None`: uploaded keys
+    /// only, a remote source is `key_source_unavailable`.
+    pub keys: Option<&'a super::keys::IssuerKeys>,
 }
 
 /// An admitted token: the rule, the workload it describes, and what may be issued.
@@ -66,8 +69,18 @@ fn refuse(reason: impl Into<String>) -> Refused {
     Refused::Grant(reason.into())
 }
 
-/// Evaluates `req` against the tenant's trusted issuers and rules in `store`.
+/// Evaluates `req` against the tenant's trusted issuers and rules in `store`, and spends the
+/// token's `jti` ([`admit`], then [`consume`]).
 pub async fn evaluate(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Refused> {
+    let admitted = admit(store, req).await?;
+    consume(store, &admitted, req.leeway, req.now).await?;
+    Ok(admitted)
+}
+
+/// Every check but single use: the token, its issuer, the rule, and what may be issued. A
+/// caller that narrows the decision further (the resource's own scopes) does so before
+/// [`consume`], so a request refused for its scope or target does not burn the token.
+pub async fn admit(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Refused> {
     let store_err = |e: portcullis_store::StoreError| Refused::Store(e.to_string());
     let u = external::parse(req.subject_token).map_err(|e| refuse(e.as_str()))?;
     let iss = u
@@ -81,16 +94,18 @@ pub async fn evaluate(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, 
         .map_err(store_err)?
         .ok_or_else(|| refuse("untrusted_issuer"))?;
     let issuer = issuer_from_record(&record).ok_or_else(|| refuse("trusted_issuer_unreadable"))?;
-    let doc = match &record.key_source {
-        KeySourceRecord::Jwks(doc) | KeySourceRecord::SpiffeBundle(doc) => doc,
-        KeySourceRecord::Discovery | KeySourceRecord::JwksUri(_) => {
-            return Err(refuse("key_source_unavailable"))
-        }
+    let keys = match req.keys {
+        Some(source) => source
+            .keys(
+                &record.key_source,
+                &issuer.issuer,
+                u.header.kid.as_deref(),
+                req.now,
+            )
+            .await
+            .map_err(refuse)?,
+        None => super::keys::uploaded(&record.key_source).map_err(refuse)?,
     };
-    let doc: serde_json::Value =
-        serde_json::from_str(doc).map_err(|_| refuse("trusted_issuer_keys_unreadable"))?;
-    let keys = ClientKeys::parse(&doc, MAX_UPLOADED_KEYS)
-        .map_err(|_| refuse("trusted_issuer_keys_unreadable"))?;
     let rules: Vec<TrustRule> = store
         .list_trust_rules(req.tenant, Some(&issuer.issuer))
         .await
@@ -128,24 +143,38 @@ pub async fn evaluate(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, 
     let lifetime = issued_lifetime(&rule, req.tenant_cap, &workload, req.now);
     let decision =
         decide_grant(&rule, req.scope, req.targets, None, lifetime).map_err(Refused::Request)?;
-    // Single use last, so a request refused for its scope or target does not burn the token.
-    let jti = workload
-        .jti
-        .as_deref()
-        .ok_or_else(|| refuse("subject_token_without_jti"))?;
-    let keep_until = Timestamp::from_secs(workload.expires_at).saturating_add(req.leeway);
-    if !store
-        .record_subject_jti(&issuer.issuer, jti, keep_until, req.now)
-        .await
-        .map_err(store_err)?
-    {
-        return Err(refuse("subject_token_replayed"));
+    if workload.jti.is_none() {
+        return Err(refuse("subject_token_without_jti"));
     }
     Ok(Admitted {
         rule,
         workload,
         decision,
     })
+}
+
+/// Single use of an admitted token's `jti` per issuer, kept until its `exp` plus `leeway`
+/// (the store decides, across nodes).
+pub async fn consume(
+    store: &dyn Store,
+    admitted: &Admitted,
+    leeway: Duration,
+    now: Timestamp,
+) -> Result<(), Refused> {
+    let w = &admitted.workload;
+    let jti = w
+        .jti
+        .as_deref()
+        .ok_or_else(|| refuse("subject_token_without_jti"))?;
+    let keep_until = Timestamp::from_secs(w.expires_at).saturating_add(leeway);
+    if !store
+        .record_subject_jti(&w.issuer, jti, keep_until, now)
+        .await
+        .map_err(|e| Refused::Store(e.to_string()))?
+    {
+        return Err(refuse("subject_token_replayed"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

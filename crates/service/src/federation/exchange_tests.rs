@@ -106,6 +106,7 @@ async fn run(
         now: Timestamp::from_secs(NOW),
         leeway: Duration::from_secs(30),
         tenant_cap: Duration::from_secs(3600),
+        keys: None,
     };
     evaluate(f.store.as_ref(), &req).await
 }

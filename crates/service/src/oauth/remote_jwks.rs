@@ -39,6 +39,9 @@ pub struct RemoteJwksSettings {
     pub timeout: Duration,
     pub max_bytes: usize,
     pub allow_http: bool,
+    /// Which addresses a fetch may connect to (`crate::outbound`'s rule, applied when the name
+    /// is resolved); `None` keeps the system resolver (client `jwks_uri`s, as before).
+    pub addresses: Option<crate::outbound::AddressPolicy>,
 }
 
 /// Checks a JWKS URI a client registers: an absolute `https://` URL (or `http://` when allowed)
@@ -104,7 +107,12 @@ impl RemoteJwks {
         let settings = self.settings;
         self.http
             .get_or_try_init(|| async move {
-                reqwest::Client::builder()
+                let builder = match settings.addresses {
+                    Some(policy) => reqwest::Client::builder()
+                        .dns_resolver(Arc::new(crate::outbound::FilteringResolver(policy))),
+                    None => reqwest::Client::builder(),
+                };
+                builder
                     .timeout(settings.timeout)
                     .connect_timeout(settings.timeout)
                     .redirect(reqwest::redirect::Policy::none())
@@ -181,6 +189,14 @@ impl RemoteJwks {
     }
 
     async fn fetch(&self, uri: &str) -> Result<ClientKeys, &'static str> {
+        let value = self.fetch_json(uri).await?;
+        // The rules of an inline JWKS, parsed once for every assertion until the TTL ends.
+        ClientKeys::parse(&value, MAX_CLIENT_KEYS).map_err(|_| "jwks_uri_invalid")
+    }
+
+    /// One bounded GET of a JSON document under this cache's rules (https unless allowed, no
+    /// redirect, no proxy, size and time limits, the address policy).
+    pub async fn fetch_json(&self, uri: &str) -> Result<serde_json::Value, &'static str> {
         validate_jwks_uri(uri, self.settings.allow_http).map_err(|_| "jwks_uri_not_allowed")?;
         let mut response = self
             .http()
@@ -210,10 +226,7 @@ impl RemoteJwks {
             }
             body.extend_from_slice(&chunk);
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| "jwks_uri_invalid")?;
-        // The rules of an inline JWKS, parsed once for every assertion until the TTL ends.
-        ClientKeys::parse(&value, MAX_CLIENT_KEYS).map_err(|_| "jwks_uri_invalid")
+        serde_json::from_slice(&body).map_err(|_| "jwks_uri_invalid")
     }
 }
 
