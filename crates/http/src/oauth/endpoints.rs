@@ -37,6 +37,10 @@ pub async fn token(State(svc): State<OAuthService>, req: Request) -> Response {
     let result: Result<Issued, OAuthError> = async {
         let params = read(&parts, body, TOKEN_REPEATABLE).await?;
         let grant = Grant::from_params(&params)?;
+        if matches!(grant, Grant::TokenExchange(_) | Grant::JwtBearer(_)) {
+            // Before reading client credentials: these grants use none here.
+            return Err(OAuthError::refuse(Refusal::TenantEndpointRequired));
+        }
         let presented = presented_credentials(&parts.headers, &params)?;
         client_id = Some(presented.client_id.clone());
         tokens::issue(&svc, grant, presented, &origin).await

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use portcullis_core::federation::rule::{decide_grant, issued_lifetime, select_rule};
-use portcullis_core::federation::{RuleId, TrustRule, Workload};
+use portcullis_core::federation::{RuleId, SelectError, TrustRule, Workload};
 use portcullis_core::oauth::{GrantDecision, GrantError};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
@@ -138,7 +138,16 @@ pub async fn admit(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Ref
     let workload =
         Workload::from_claims(issuer.preset, &claims).map_err(|e| refuse(e.to_string()))?;
     let rule = select_rule(&rules, &issuer, &workload, req.rule, req.now)
-        .map_err(|e| refuse(e.to_string()))?
+        .map_err(|e| {
+            // A reason code the audit log and detectors can match, then every miss.
+            let code = match &e {
+                SelectError::NoRules => "no_trust_rule",
+                SelectError::NamedRuleUnknown => "named_rule_unknown",
+                SelectError::NoMatch(_) => "no_rule_matched",
+                SelectError::Ambiguous(..) => "rules_ambiguous",
+            };
+            refuse(format!("{code}:{e}"))
+        })?
         .clone();
     let lifetime = issued_lifetime(&rule, req.tenant_cap, &workload, req.now);
     let decision =
