@@ -3,7 +3,9 @@ use std::sync::Arc;
 use portcullis_core::oauth::Audience;
 use portcullis_core::tenant::TenantId;
 use portcullis_jose::sign::{public_jwk_for_jwks, Signer, SigningKeyPair};
-use portcullis_store::{NewTenant, SqliteStore, Store, TrustRuleRecord, TrustedIssuerRecord};
+use portcullis_store::{
+    KeySourceRecord, NewTenant, SqliteStore, Store, TrustRuleRecord, TrustedIssuerRecord,
+};
 use serde_json::{json, Value};
 
 use super::*;
