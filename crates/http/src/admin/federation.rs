@@ -470,3 +470,88 @@ pub async fn delete_rule(
     );
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FederationTestBody {
+    /// The external token to try (a CI job's OIDC token, a pod token, a JWT-SVID).
+    token: String,
+    /// The rule a request would name; default: the most specific match.
+    rule: Option<String>,
+    /// The scope a request would ask for.
+    scope: Option<String>,
+    /// The audience a request would ask for.
+    audience: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FederationCheckView {
+    /// `structure`, `issuer`, `keys`, `signature_and_claims`, `workload`, `rule` (one per rule
+    /// of the issuer), `selection`, `grant`, `jti`.
+    check: String,
+    ok: bool,
+    detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FederationTestView {
+    /// Whether a token request would be admitted (single use aside: a dry run neither checks
+    /// nor spends the token's `jti`).
+    admitted: bool,
+    /// The rule that would apply.
+    rule: Option<String>,
+    audience: Option<String>,
+    scope: Option<String>,
+    lifetime_secs: Option<u64>,
+    /// Every check made, in order, with its result.
+    checks: Vec<FederationCheckView>,
+}
+
+/// A dry run of the tenant's rules against a token: what `portcullis federation test` prints.
+/// A caller of the token endpoint only ever sees `invalid_grant`; an operator sees every check.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/federation/test", tag = "federation", params(super::openapi::TenantPath), request_body = FederationTestBody,
+    responses((status = 200, description = "Every check and the outcome", body = FederationTestView)))]
+pub async fn test_token(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<FederationTestBody>,
+) -> Result<Json<FederationTestView>, ApiError> {
+    use portcullis_service::federation::exchange;
+    let rule = match body.rule.as_deref() {
+        None => None,
+        Some(r) => Some(RuleId::parse(r).ok_or_else(|| bad("rule: a rule id"))?),
+    };
+    let targets: Vec<&str> = body.audience.as_deref().into_iter().collect();
+    let req = exchange::Request {
+        tenant: &admin.tenant,
+        subject_token: &body.token,
+        rule: rule.as_ref(),
+        scope: body.scope.as_deref(),
+        targets: &targets,
+        now: state.clock.now(),
+        leeway: portcullis_service::keys::jwt::LEEWAY,
+        tenant_cap: state.oauth.lifetimes.max,
+        keys: Some(&state.oauth.issuer_keys),
+    };
+    let e = exchange::explain(state.store.as_ref(), &req).await;
+    if let Err(exchange::Refused::Store(cause)) = &e.outcome {
+        return Err(ApiError::internal(cause));
+    }
+    let admitted = e.outcome.as_ref().ok();
+    Ok(Json(FederationTestView {
+        admitted: admitted.is_some(),
+        rule: admitted.map(|a| a.rule.id.as_str().to_owned()),
+        audience: admitted.map(|a| a.decision.audience.as_str().to_owned()),
+        scope: admitted.map(|a| a.decision.scopes.to_delimited()),
+        lifetime_secs: admitted.map(|a| a.decision.lifetime.as_secs()),
+        checks: e
+            .checks
+            .into_iter()
+            .map(|c| FederationCheckView {
+                check: c.check.to_owned(),
+                ok: c.ok,
+                detail: c.detail,
+            })
+            .collect(),
+    }))
+}

@@ -280,6 +280,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             routing::get(federation::show_rule),
         ),
         r(
+            Method::POST,
+            "/tenants/{tenant}/federation/test",
+            Tenant,
+            ReadFederation,
+            routing::post(federation::test_token),
+        ),
+        r(
             Method::DELETE,
             "/tenants/{tenant}/federation/rules/{id}",
             Tenant,

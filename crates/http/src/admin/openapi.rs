@@ -211,6 +211,7 @@ pub fn outcome() -> ObjectBuilder {
         federation::list_rules,
         federation::show_rule,
         federation::delete_rule,
+        federation::test_token,
     ),
     components(schemas(ErrorBody))
 )]

@@ -582,3 +582,82 @@ async fn bad_subject_tokens_get_invalid_grant_and_the_audit_log_says_why() {
         );
     }
 }
+
+/// The admin dry run: every check with its result; the token is not spent; a refused token
+/// shows which rule condition failed.
+#[tokio::test]
+async fn the_admin_dry_run_prints_every_check_and_spends_nothing() {
+    let issuer = TestIssuer::start().await;
+    let app = trusting(&issuer).await;
+    let token = issuer.mint(&issuer.github_push_main("dry-1"));
+    let (status, v) = app
+        .admin_post(
+            "/federation/test",
+            json!({"token": token, "scope": "deploy"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["admitted"], true, "{v}");
+    assert_eq!(v["rule"], "deploy-main");
+    assert_eq!(v["audience"], "deploy-api");
+    let checks: Vec<&str> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| c["check"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "structure",
+            "issuer",
+            "keys",
+            "signature_and_claims",
+            "workload",
+            "rule",
+            "selection",
+            "grant",
+            "jti"
+        ]
+    );
+    assert!(v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .all(|c| c["ok"] == true));
+    // Not spent by the dry run.
+    let (status, body) = app.token(TENANT_TOKEN, &exchange_form(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let mut fork = issuer.github_push_main("dry-2");
+    fork["event_name"] = json!("pull_request");
+    fork["ref"] = json!("refs/pull/12/merge");
+    fork["sub"] = json!("repo:acme/deploy:pull_request");
+    let (status, v) = app
+        .admin_post("/federation/test", json!({"token": issuer.mint(&fork)}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["admitted"], false);
+    let failed: Vec<&Value> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert_eq!(failed[0]["check"], "rule", "{v}");
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("condition 2 (ref equals): not matched")),
+        "{v}"
+    );
+    assert_eq!(failed[1]["check"], "selection", "{v}");
+    // Bad input: a 4xx, nothing else.
+    let (status, _) = app
+        .admin_post(
+            "/federation/test",
+            json!({"token": "x", "rule": "Not A Rule"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -81,19 +81,102 @@ pub async fn evaluate(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, 
 /// caller that narrows the decision further (the resource's own scopes) does so before
 /// [`consume`], so a request refused for its scope or target does not burn the token.
 pub async fn admit(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Refused> {
+    admit_traced(store, req, &mut Trace(None)).await
+}
+
+/// One check of a dry run, as [`explain`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// What a dry run found: every check made, in order, and the outcome.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub checks: Vec<Check>,
+    pub outcome: Result<Admitted, Refused>,
+}
+
+/// A dry run of [`admit`] for an operator (`portcullis federation test`, the admin API): the
+/// same checks in the same order, each reported with its result, every rule of the issuer
+/// evaluated (not only the selected one), and the token's `jti` neither checked against nor
+/// added to the replay table.
+pub async fn explain(store: &dyn Store, req: &Request<'_>) -> Explanation {
+    let mut checks = Vec::new();
+    let outcome = admit_traced(store, req, &mut Trace(Some(&mut checks))).await;
+    Explanation { checks, outcome }
+}
+
+/// Where checks are written during a dry run; nothing is built otherwise.
+struct Trace<'t>(Option<&'t mut Vec<Check>>);
+
+impl Trace<'_> {
+    fn pass(&mut self, check: &'static str, detail: impl FnOnce() -> String) {
+        if let Some(c) = self.0.as_mut() {
+            c.push(Check {
+                check,
+                ok: true,
+                detail: detail(),
+            });
+        }
+    }
+
+    fn fail(&mut self, check: &'static str, refused: Refused) -> Refused {
+        if let Some(c) = self.0.as_mut() {
+            let detail = match &refused {
+                Refused::Grant(r) | Refused::Store(r) => r.clone(),
+                Refused::Request(e) => e.code().to_owned(),
+            };
+            c.push(Check {
+                check,
+                ok: false,
+                detail,
+            });
+        }
+        refused
+    }
+
+    fn enabled(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+async fn admit_traced(
+    store: &dyn Store,
+    req: &Request<'_>,
+    t: &mut Trace<'_>,
+) -> Result<Admitted, Refused> {
     let store_err = |e: portcullis_store::StoreError| Refused::Store(e.to_string());
-    let u = external::parse(req.subject_token).map_err(|e| refuse(e.as_str()))?;
+    let u =
+        external::parse(req.subject_token).map_err(|e| t.fail("structure", refuse(e.as_str())))?;
+    t.pass("structure", || {
+        format!(
+            "alg {}, kid {}, no key in the header",
+            u.header.alg.as_str(),
+            u.header.kid.as_deref().unwrap_or("-")
+        )
+    });
     let iss = u
         .claims()
         .ok()
         .and_then(|c| c.str("iss").ok().flatten().map(|s| s.into_owned()))
-        .ok_or_else(|| refuse("subject_token_missing_iss"))?;
+        .ok_or_else(|| t.fail("issuer", refuse("subject_token_missing_iss")))?;
     let record = store
         .get_trusted_issuer(req.tenant, &iss)
         .await
         .map_err(store_err)?
-        .ok_or_else(|| refuse("untrusted_issuer"))?;
-    let issuer = issuer_from_record(&record).ok_or_else(|| refuse("trusted_issuer_unreadable"))?;
+        .ok_or_else(|| t.fail("issuer", refuse("untrusted_issuer")))?;
+    let issuer = issuer_from_record(&record)
+        .ok_or_else(|| t.fail("issuer", refuse("trusted_issuer_unreadable")))?;
+    t.pass("issuer", || {
+        format!(
+            "{} trusted (preset {})",
+            issuer.issuer,
+            issuer.preset.as_str()
+        )
+    });
     let keys = match req.keys {
         Some(source) => source
             .keys(
@@ -103,9 +186,10 @@ pub async fn admit(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Ref
                 req.now,
             )
             .await
-            .map_err(refuse)?,
-        None => super::keys::uploaded(&record.key_source).map_err(refuse)?,
+            .map_err(|e| t.fail("keys", refuse(e)))?,
+        None => super::keys::uploaded(&record.key_source).map_err(|e| t.fail("keys", refuse(e)))?,
     };
+    t.pass("keys", || format!("from {}", record.key_source.kind()));
     let rules: Vec<TrustRule> = store
         .list_trust_rules(req.tenant, Some(&issuer.issuer))
         .await
@@ -114,7 +198,7 @@ pub async fn admit(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Ref
         .filter_map(|r| rule_from_record(r, &issuer))
         .collect();
     if rules.is_empty() {
-        return Err(refuse("no_trust_rule_on_issuer"));
+        return Err(t.fail("rules", refuse("no_trust_rule_on_issuer")));
     }
     let algorithms: Vec<Alg> = issuer
         .algorithms
@@ -133,10 +217,39 @@ pub async fn admit(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Ref
         max_lifetime,
         leeway: req.leeway,
     };
-    let claims = external::verify(&u, keys.for_alg(u.header.alg), &rules_in, req.now)
-        .map_err(|e| refuse(format!("subject_token_{}", e.as_str())))?;
-    let workload =
-        Workload::from_claims(issuer.preset, &claims).map_err(|e| refuse(e.to_string()))?;
+    let claims =
+        external::verify(&u, keys.for_alg(u.header.alg), &rules_in, req.now).map_err(|e| {
+            t.fail(
+                "signature_and_claims",
+                refuse(format!("subject_token_{}", e.as_str())),
+            )
+        })?;
+    t.pass("signature_and_claims", || {
+        "signature, iss, aud, exp, nbf, iat and token age hold".into()
+    });
+    let workload = Workload::from_claims(issuer.preset, &claims)
+        .map_err(|e| t.fail("workload", refuse(e.to_string())))?;
+    t.pass("workload", || {
+        format!(
+            "sub {}; fields {}",
+            workload.subject,
+            workload
+                .fields()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    if t.enabled() {
+        for r in &rules {
+            match r.evaluate(&issuer, &workload, req.now) {
+                Ok(()) => t.pass("rule", || format!("rule {}: every condition holds", r.id)),
+                Err(miss) => {
+                    t.fail("rule", refuse(miss.to_string()));
+                }
+            }
+        }
+    }
     let rule = select_rule(&rules, &issuer, &workload, req.rule, req.now)
         .map_err(|e| {
             // A reason code the audit log and detectors can match, then every miss.
@@ -146,15 +259,27 @@ pub async fn admit(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Ref
                 SelectError::NoMatch(_) => "no_rule_matched",
                 SelectError::Ambiguous(..) => "rules_ambiguous",
             };
-            refuse(format!("{code}:{e}"))
+            t.fail("selection", refuse(format!("{code}:{e}")))
         })?
         .clone();
+    t.pass("selection", || format!("rule {}", rule.id));
     let lifetime = issued_lifetime(&rule, req.tenant_cap, &workload, req.now);
-    let decision =
-        decide_grant(&rule, req.scope, req.targets, None, lifetime).map_err(Refused::Request)?;
+    let decision = decide_grant(&rule, req.scope, req.targets, None, lifetime)
+        .map_err(|e| t.fail("grant", Refused::Request(e)))?;
+    t.pass("grant", || {
+        format!(
+            "audience {}, scope \"{}\", lifetime {} s",
+            decision.audience,
+            decision.scopes.to_delimited(),
+            decision.lifetime.as_secs()
+        )
+    });
     if workload.jti.is_none() {
-        return Err(refuse("subject_token_without_jti"));
+        return Err(t.fail("jti", refuse("subject_token_without_jti")));
     }
+    t.pass("jti", || {
+        "present (single use is not checked by a dry run)".into()
+    });
     Ok(Admitted {
         rule,
         workload,
