@@ -283,7 +283,9 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Method::POST,
             "/tenants/{tenant}/federation/test",
             Tenant,
-            ReadFederation,
+            // A POST that fetches keys from the issuer: the managers' permission, like every
+            // other non-GET route (auditors read).
+            ManageFederation,
             routing::post(federation::test_token),
         ),
         r(

@@ -808,7 +808,9 @@ async fn every_refusal_description_is_stable() {
             "grant_type=password".into(),
             400,
             "unsupported_grant_type",
-            "grant_type must be authorization_code, refresh_token or client_credentials",
+            "grant_type must be authorization_code, refresh_token, client_credentials, \
+             urn:ietf:params:oauth:grant-type:token-exchange or \
+             urn:ietf:params:oauth:grant-type:jwt-bearer",
         ),
         (
             "/oauth2/token",
