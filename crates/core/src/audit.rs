@@ -123,6 +123,8 @@ actions! {
     FederationIssuerDelete => "federation.issuer.delete",
     FederationRuleCreate => "federation.rule.create",
     FederationRuleDelete => "federation.rule.delete",
+    /// The tokens issued under a trust rule (or every rule of an issuer) were revoked.
+    FederationTokensRevoke => "federation.tokens.revoke",
     /// A user signed in: a new session (a new id at every sign-in).
     SessionCreate => "session.create",
     /// A session was ended (sign-out, the user, an admin), with a `session` revocation entry.
@@ -558,6 +560,7 @@ mod tests {
             (Action::FederationIssuerDelete, "federation.issuer.delete"),
             (Action::FederationRuleCreate, "federation.rule.create"),
             (Action::FederationRuleDelete, "federation.rule.delete"),
+            (Action::FederationTokensRevoke, "federation.tokens.revoke"),
             (Action::ResourceServerArchive, "resource_server.archive"),
             (
                 Action::ResourceServerRotateSecret,

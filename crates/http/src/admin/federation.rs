@@ -555,3 +555,91 @@ pub async fn test_token(
             .collect(),
     }))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokensRevokedView {
+    /// The rules whose tokens were revoked (one revocation-log entry each).
+    rules: Vec<String>,
+}
+
+/// Revokes every token issued under these rules until now, through the revocation log: a
+/// `subject` entry for each rule's workload subject (`workload:<rule>`), the one revocation
+/// rule every verifier applies.
+async fn revoke_rules(
+    state: &AppState,
+    admin: &TenantAdmin,
+    rules: Vec<String>,
+    target: String,
+) -> Result<Json<TokensRevokedView>, ApiError> {
+    use portcullis_core::federation::issued::WORKLOAD_SUBJECT_PREFIX;
+    use portcullis_core::revocation::RevocationKind;
+    let now = state.clock.now();
+    for rule in &rules {
+        state
+            .store
+            .append_revocation(
+                &portcullis_store::NewRevocation {
+                    tenant: admin.tenant.clone(),
+                    kind: RevocationKind::Subject,
+                    subject: format!("{WORKLOAD_SUBJECT_PREFIX}{rule}"),
+                    revoked_before: Some(now),
+                    expires_at: Some(now.saturating_add(state.oauth.lifetimes.max)),
+                    reason: Some("federation_tokens_revoked".into()),
+                },
+                now,
+            )
+            .await?;
+    }
+    state.audit.record(
+        draft(admin, Action::FederationTokensRevoke, target),
+        &admin.origin,
+    );
+    Ok(Json(TokensRevokedView { rules }))
+}
+
+/// Revokes every token issued so far under the rule (the rule stays: tokens issued after this
+/// are valid).
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/federation/rules/{id}/revoke-tokens", tag = "federation", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The rule whose tokens were revoked", body = TokensRevokedView)))]
+pub async fn revoke_rule_tokens(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<TokensRevokedView>, ApiError> {
+    if id.len() > 64
+        || state
+            .store
+            .get_trust_rule(&admin.tenant, &id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::not_found());
+    }
+    revoke_rules(&state, &admin, vec![id.clone()], id).await
+}
+
+/// Revokes every token issued so far under any rule of the issuer (`issuer` query parameter).
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/federation/issuers/revoke-tokens", tag = "federation", params(super::openapi::TenantPath, IssuerParam),
+    responses((status = 200, description = "The issuer's rules whose tokens were revoked", body = TokensRevokedView)))]
+pub async fn revoke_issuer_tokens(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<IssuerParam>,
+) -> Result<Json<TokensRevokedView>, ApiError> {
+    if state
+        .store
+        .get_trusted_issuer(&admin.tenant, &q.issuer)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found());
+    }
+    let rules = state
+        .store
+        .list_trust_rules(&admin.tenant, Some(&q.issuer))
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    revoke_rules(&state, &admin, rules, q.issuer).await
+}

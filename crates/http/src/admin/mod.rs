@@ -281,6 +281,20 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         ),
         r(
             Method::POST,
+            "/tenants/{tenant}/federation/rules/{id}/revoke-tokens",
+            Tenant,
+            ManageFederation,
+            routing::post(federation::revoke_rule_tokens),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/federation/issuers/revoke-tokens",
+            Tenant,
+            ManageFederation,
+            routing::post(federation::revoke_issuer_tokens),
+        ),
+        r(
+            Method::POST,
             "/tenants/{tenant}/federation/test",
             Tenant,
             // A POST that fetches keys from the issuer: the managers' permission, like every

@@ -661,3 +661,36 @@ async fn the_admin_dry_run_prints_every_check_and_spends_nothing() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Revocation by rule and by issuer goes through the revocation log as `subject` entries for
+/// the rules' workload subjects: the one revocation rule every verifier applies.
+#[tokio::test]
+async fn tokens_are_revoked_by_rule_or_issuer_through_the_revocation_log() {
+    let issuer = TestIssuer::start().await;
+    let app = trusting(&issuer).await;
+    let (status, v) = app
+        .admin_post("/federation/rules/deploy-main/revoke-tokens", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rules"], json!(["deploy-main"]));
+    let q = format!(
+        "/federation/issuers/revoke-tokens?issuer={}",
+        urlencode(&issuer.url)
+    );
+    let (status, v) = app.admin_post(&q, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rules"], json!(["deploy-main"]));
+    let log = app.store.revocations_after(0, 100).await.expect("log");
+    let marks: Vec<_> = log
+        .iter()
+        .filter(|e| e.subject == "workload:deploy-main")
+        .collect();
+    assert_eq!(marks.len(), 2, "{log:?}");
+    assert!(marks
+        .iter()
+        .all(|e| e.kind == portcullis_core::revocation::RevocationKind::Subject));
+    let (status, _) = app
+        .admin_post("/federation/rules/nope/revoke-tokens", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
