@@ -11,6 +11,7 @@ mod federation;
 mod new_file;
 mod token;
 mod token_exchange;
+mod token_response;
 mod users;
 mod webhooks;
 

@@ -167,6 +167,6 @@ pub async fn run(args: ExchangeArgs) -> anyhow::Result<()> {
                 .extend_pairs(&form)
                 .finish(),
         );
-    let body = crate::token::token_request(base, request).await?;
-    crate::token::print_token(&body, args.output)
+    let body = crate::token_response::token_request(base, request).await?;
+    crate::token_response::print_token(&body, args.output)
 }

@@ -539,10 +539,21 @@ pub struct AccessTokenClaims {
     /// bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<crate::confirmation::Confirmation>,
-    /// Workload tokens only: the external identity the token was exchanged for
-    /// ([`crate::federation::issued::ExternalIdentity`]).
+    /// Workload tokens only: the external identity the token was exchanged for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload: Option<crate::federation::issued::ExternalIdentity>,
+    pub workload: Option<ExternalIdentity>,
+}
+
+/// The external identity a workload token was exchanged for (`workload` claim; built by
+/// `crate::federation::issued`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalIdentity {
+    /// The external token's issuer.
+    pub iss: String,
+    /// The external token's subject, as the issuer wrote it.
+    pub sub: String,
+    /// The trust rule that admitted it.
+    pub rule: String,
 }
 
 impl AccessTokenClaims {

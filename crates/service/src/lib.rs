@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod outbound;
 pub mod passwords;
+pub mod remote_jwks;
 pub mod revocations;
 pub mod rotation;
 pub mod sign_in;

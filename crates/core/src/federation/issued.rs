@@ -10,27 +10,15 @@
 //! Must never: put an external subject in `sub` (an external issuer could then name one of
 //! this tenant's users), or issue a refresh token.
 
-use serde::{Deserialize, Serialize};
-
 use super::claims::Workload;
 use super::rule::RuleId;
+pub use crate::oauth::ExternalIdentity;
 use crate::oauth::{AccessTokenClaims, GrantDecision};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
 
 /// Prefix of every workload's `sub` and `client_id`; no client or user id has it.
 pub const WORKLOAD_SUBJECT_PREFIX: &str = "workload:";
-
-/// The external identity a workload token was exchanged for (`workload` claim).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExternalIdentity {
-    /// The external token's issuer.
-    pub iss: String,
-    /// The external token's subject, as the issuer wrote it.
-    pub sub: String,
-    /// The trust rule that admitted it.
-    pub rule: String,
-}
 
 /// The `sub` (and `client_id`) of every token issued under `rule`.
 pub fn workload_subject(rule: &RuleId) -> String {

@@ -1,6 +1,6 @@
 //! The keys of a trusted issuer, from its key source: an uploaded JWKS or SPIFFE trust bundle
 //! (stored with the issuer), or fetched from its OpenID discovery document or a fixed
-//! `jwks_uri`. Fetching is `crate::oauth::remote_jwks`'s (bounded in time and size, no redirect,
+//! `jwks_uri`. Fetching is `crate::remote_jwks`'s (bounded in time and size, no redirect,
 //! no proxy, cached with a TTL, one refetch per interval on an unknown `kid`, fetches of one URI
 //! serialised) with the outbound address rule of `crate::outbound` applied when a name is
 //! resolved: no private, loopback or link-local address unless an `insecure_*` setting of the
@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::MAX_UPLOADED_KEYS;
-use crate::oauth::remote_jwks::{validate_jwks_uri, RemoteJwks, RemoteJwksSettings};
 use crate::outbound::AddressPolicy;
+use crate::remote_jwks::{validate_jwks_uri, RemoteJwks, RemoteJwksSettings};
 
 /// The `[federation]` section of the configuration (`docs/workload-identity.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ mod cache;
 pub mod directory;
 pub mod error;
 pub mod form;
-pub mod remote_jwks;
+pub use crate::remote_jwks;
 mod throttle;
 
 use std::sync::{Arc, RwLock};

@@ -1,4 +1,5 @@
-//! Keys of `private_key_jwt` clients that register a `jwks_uri` instead of an inline JWKS:
+//! Remote JWKS documents: the keys of `private_key_jwt` clients that register a `jwks_uri`
+//! (and, with the outbound address rule, of trusted workload issuers, `crate::federation::keys`):
 //! fetched over HTTPS, bounded in time and size, cached for `oauth.jwks_uri_cache_ttl_secs`.
 //!
 //! What this module must never do: follow a redirect (it could lead to plain HTTP or to another
@@ -23,7 +24,7 @@ use portcullis_core::time::Timestamp;
 use portcullis_jose::ClientKeys;
 use reqwest::header::{HeaderValue, ACCEPT};
 
-use super::assertion::MAX_CLIENT_KEYS;
+use portcullis_jose::profile::client_assertion::MAX_CLIENT_KEYS;
 
 /// Longest JWKS URI accepted at registration.
 const MAX_URI_LEN: usize = 2_048;
