@@ -22,6 +22,26 @@ pub enum FederationCommand {
     /// Trust rules: which external tokens get which tokens here.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Dry-run a token against the tenant's rules and print every check with its result (the
+    /// token is not spent). Exits 1 when the token would be refused.
+    Test {
+        #[arg(long)]
+        tenant: String,
+        /// A file holding the external token.
+        #[arg(long)]
+        token: PathBuf,
+        /// The rule a request would name.
+        #[arg(long)]
+        rule: Option<String>,
+        /// The scope a request would ask for.
+        #[arg(long)]
+        scope: Option<String>,
+        /// The audience a request would ask for.
+        #[arg(long)]
+        audience: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +136,33 @@ fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
+/// One line per check (`ok` or `FAIL`), then the outcome.
+fn explained(v: &Value) -> String {
+    let mut out = String::new();
+    for c in v["checks"].as_array().into_iter().flatten() {
+        let mark = if c["ok"] == Value::Bool(true) {
+            "ok  "
+        } else {
+            "FAIL"
+        };
+        out.push_str(&format!(
+            "{mark} {:<21} {}\n",
+            c["check"].as_str().unwrap_or_default(),
+            c["detail"].as_str().unwrap_or_default()
+        ));
+    }
+    match v["rule"].as_str() {
+        Some(rule) if v["admitted"] == Value::Bool(true) => out.push_str(&format!(
+            "admitted by rule {rule}: audience {}, scope \"{}\", {} s\n",
+            v["audience"].as_str().unwrap_or_default(),
+            v["scope"].as_str().unwrap_or_default(),
+            v["lifetime_secs"]
+        )),
+        _ => out.push_str("refused (the caller would get invalid_grant)\n"),
+    }
+    out
+}
+
 fn read_json(path: &PathBuf) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("could not read {}", path.display()))?;
@@ -126,6 +173,31 @@ pub async fn run(cmd: FederationCommand) -> anyhow::Result<()> {
     match cmd {
         FederationCommand::Issuers(cmd) => issuers(cmd).await,
         FederationCommand::Rules(cmd) => rules(cmd).await,
+        FederationCommand::Test {
+            tenant,
+            token,
+            rule,
+            scope,
+            audience,
+            remote,
+        } => {
+            let token = std::fs::read_to_string(&token)
+                .with_context(|| format!("could not read {}", token.display()))?;
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::POST,
+                    &format!("/tenants/{}/federation/test", seg(&tenant)),
+                    &[],
+                    Some(json!({"token": token.trim(), "rule": rule, "scope": scope,
+                                "audience": audience})),
+                )
+                .await?;
+            print(&remote, &v, explained);
+            if v["admitted"] != Value::Bool(true) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -10,6 +10,8 @@ mod commands;
 mod federation;
 mod new_file;
 mod token;
+mod token_exchange;
+mod token_response;
 mod users;
 mod webhooks;
 
@@ -104,7 +106,8 @@ enum Command {
     /// Manage a tenant's users (people who sign in): create, invite, list, reset passwords.
     #[command(subcommand)]
     Users(users::UsersCommand),
-    /// Get an access token with the client-credentials grant and print it (a quick check).
+    /// Get an access token with the client-credentials grant and print it (a quick check), or
+    /// exchange a workload's platform token for one (`token exchange`).
     Token(token::TokenArgs),
     /// Write an online, consistent backup of the SQLite database (run on the server's host).
     Backup(backup::BackupArgs),

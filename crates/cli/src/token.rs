@@ -8,16 +8,17 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::{bail, Context};
-use serde_json::Value;
 
-use crate::client::not_portcullis;
 use crate::Output;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct TokenArgs {
+    #[command(subcommand)]
+    command: Option<TokenCommand>,
     /// The client's id.
-    #[arg(long)]
-    client_id: String,
+    #[arg(long, required = true)]
+    client_id: Option<String>,
     /// The client's secret; `-` reads it from standard input, as does leaving it out when
     /// PORTCULLIS_CLIENT_SECRET is unset and standard input is not a terminal.
     #[arg(long, env = "PORTCULLIS_CLIENT_SECRET", hide_env_values = true)]
@@ -34,6 +35,14 @@ pub struct TokenArgs {
     /// `text` prints the access token alone; `json` the whole token response.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Exchange a workload's platform token (a CI job's OIDC token, a pod's service-account
+    /// token, a JWT-SVID) for an access token at a tenant's token endpoint (RFC 8693, or the
+    /// RFC 7523 JWT-bearer grant with `--grant jwt-bearer`).
+    Exchange(crate::token_exchange::ExchangeArgs),
 }
 
 /// Wrapped so that `Debug` (and so any error chain) never shows it.
@@ -69,6 +78,12 @@ fn secret(args: &TokenArgs) -> anyhow::Result<Secret> {
 }
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
+    if let Some(TokenCommand::Exchange(exchange)) = args.command {
+        return crate::token_exchange::run(exchange).await;
+    }
+    let Some(client_id) = args.client_id.as_deref() else {
+        bail!("--client-id is required");
+    };
     let secret = secret(&args)?;
     let base = args.url.trim_end_matches('/');
     let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
@@ -86,9 +101,9 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
-    let resp = http
+    let request = http
         .post(format!("{base}/oauth2/token"))
-        .basic_auth(form_encode(&args.client_id), Some(form_encode(&secret.0)))
+        .basic_auth(form_encode(client_id), Some(form_encode(&secret.0)))
         .header(
             reqwest::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
@@ -97,36 +112,9 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(&form)
                 .finish(),
-        )
-        .send()
-        .await
-        .with_context(|| format!("could not reach {base}"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let body = serde_json::from_str::<Value>(&text).ok();
-    if !status.is_success() {
-        let Some(code) = body.as_ref().and_then(|v| v["error"].as_str()) else {
-            return Err(not_portcullis(
-                base,
-                &format!("its token endpoint answered {status} without an OAuth error"),
-            ));
-        };
-        match body.as_ref().and_then(|v| v["error_description"].as_str()) {
-            Some(d) => bail!("{code}: {d}"),
-            None => bail!("{code}"),
-        }
-    }
-    let Some(body) = body.filter(|v| v["access_token"].is_string()) else {
-        return Err(not_portcullis(
-            base,
-            &format!("its token endpoint answered {status} without an access token"),
-        ));
-    };
-    match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&body)?),
-        Output::Text => println!("{}", body["access_token"].as_str().unwrap_or_default()),
-    }
-    Ok(())
+        );
+    let body = crate::token_response::token_request(base, request).await?;
+    crate::token_response::print_token(&body, args.output)
 }
 
 /// `application/x-www-form-urlencoded` encoding of the client id and secret before Basic

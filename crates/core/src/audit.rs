@@ -128,6 +128,8 @@ actions! {
     /// A workload's external token was exchanged under a trust rule: the target is the rule
     /// id, the credential id the workload's subject (for the new-workload-subject detector).
     FederationExchange => "federation.exchange",
+    /// The tokens issued under a trust rule (or every rule of an issuer) were revoked.
+    FederationTokensRevoke => "federation.tokens.revoke",
     /// A user signed in: a new session (a new id at every sign-in).
     SessionCreate => "session.create",
     /// A session was ended (sign-out, the user, an admin), with a `session` revocation entry.
@@ -226,12 +228,15 @@ pub enum ActorKind<'a> {
     Scanner,
     /// The embedded gateway refusing a request.
     Gateway,
+    /// A workload that proved an external identity, by the trust rule that admitted it (or
+    /// `-` when no rule did).
+    Workload(&'a str),
     /// A stored actor this version does not know.
     Unknown(&'a str),
 }
 
 /// Who acted. Built only through its typed constructors; stored as `admin:<credential id>`,
-/// `client:<client id>`, `system`, `anonymous`, `scanner` or `gateway`.
+/// `client:<client id>`, `workload:<rule>`, `system`, `anonymous`, `scanner` or `gateway`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Actor(String);
@@ -247,6 +252,11 @@ impl Actor {
 
     pub fn system() -> Self {
         Self("system".into())
+    }
+
+    /// A workload by its trust rule; `None` when no rule admitted it.
+    pub fn workload(rule: Option<&str>) -> Self {
+        Self(format!("workload:{}", rule.unwrap_or("-")))
     }
 
     pub fn anonymous() -> Self {
@@ -275,6 +285,7 @@ impl Actor {
             s => match s.split_once(':') {
                 Some(("admin", id)) => ActorKind::Admin(id),
                 Some(("client", id)) => ActorKind::Client(id),
+                Some(("workload", rule)) => ActorKind::Workload(rule),
                 _ => ActorKind::Unknown(s),
             },
         }
@@ -556,6 +567,7 @@ mod tests {
             (Action::FederationRuleCreate, "federation.rule.create"),
             (Action::FederationRuleDelete, "federation.rule.delete"),
             (Action::FederationExchange, "federation.exchange"),
+            (Action::FederationTokensRevoke, "federation.tokens.revoke"),
             (Action::ResourceServerArchive, "resource_server.archive"),
             (
                 Action::ResourceServerRotateSecret,

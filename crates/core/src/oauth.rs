@@ -152,6 +152,12 @@ pub enum GrantType {
     AuthorizationCode,
     /// RFC 6749 section 6: rotating refresh tokens of an authorization-code client.
     RefreshToken,
+    /// RFC 8693: an external workload token (or one of our access tokens) exchanged for an
+    /// access token. Not registrable: the trust rules of the tenant decide, not a client.
+    TokenExchange,
+    /// RFC 7523 section 2.1: an external workload token presented as an authorization grant.
+    /// Not registrable, like [`Self::TokenExchange`].
+    JwtBearer,
 }
 
 impl GrantType {
@@ -161,19 +167,32 @@ impl GrantType {
         Self::RefreshToken,
     ];
 
-    /// The grants the token endpoint serves: every one a client can be registered for. A
-    /// request naming another is `unsupported_grant_type`; one naming a grant the client is not
-    /// registered for is `unauthorized_client` (RFC 6749 section 5.2).
-    pub const SERVED: [Self; 3] = Self::ALL;
+    /// The grants the token endpoint serves: every one a client can be registered for, and the
+    /// two workload grants ([`Self::FEDERATED`]). A request naming another is
+    /// `unsupported_grant_type`; one naming a grant the client is not registered for is
+    /// `unauthorized_client` (RFC 6749 section 5.2).
+    pub const SERVED: [Self; 5] = [
+        Self::ClientCredentials,
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::TokenExchange,
+        Self::JwtBearer,
+    ];
+
+    /// The grants decided by the tenant's trust rules rather than a client registration.
+    pub const FEDERATED: [Self; 2] = [Self::TokenExchange, Self::JwtBearer];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientCredentials => "client_credentials",
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
+            Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
+            Self::JwtBearer => JWT_BEARER_GRANT,
         }
     }
 
+    /// A grant a client may be registered for ([`Self::ALL`]); the workload grants are not.
     pub fn parse(s: &str) -> Result<Self, OAuthValueError> {
         Self::ALL
             .into_iter()
@@ -218,6 +237,15 @@ impl AuthMethod {
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 section 2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// RFC 8693 section 2.1's `grant_type`.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 7523 section 2.1's `grant_type`.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// RFC 8693 section 3 token type identifiers this server reads or issues.
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// Longest lifetime a client assertion may claim: assertions are single-use and short.
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 
@@ -406,9 +434,9 @@ impl GrantError {
 /// before the client is authenticated.
 pub fn parse_grant_type(grant_type: Option<&str>) -> Result<GrantType, GrantError> {
     let g = grant_type.ok_or(GrantError::InvalidRequest("grant_type is required"))?;
-    GrantType::parse(g)
-        .ok()
-        .filter(|g| GrantType::SERVED.contains(g))
+    GrantType::SERVED
+        .into_iter()
+        .find(|s| s.as_str() == g)
         .ok_or(GrantError::UnsupportedGrantType)
 }
 
@@ -511,6 +539,21 @@ pub struct AccessTokenClaims {
     /// bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<crate::confirmation::Confirmation>,
+    /// Workload tokens only: the external identity the token was exchanged for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<ExternalIdentity>,
+}
+
+/// The external identity a workload token was exchanged for (`workload` claim; built by
+/// `crate::federation::issued`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalIdentity {
+    /// The external token's issuer.
+    pub iss: String,
+    /// The external token's subject, as the issuer wrote it.
+    pub sub: String,
+    /// The trust rule that admitted it.
+    pub rule: String,
 }
 
 impl AccessTokenClaims {
@@ -541,6 +584,7 @@ impl AccessTokenClaims {
             sid: None,
             family: None,
             cnf: None,
+            workload: None,
         }
     }
 

@@ -200,6 +200,7 @@ impl AccessTokenClaims {
             sid: facts.sid.map(str::to_owned),
             family: facts.family.map(str::to_owned),
             cnf: None,
+            workload: None,
         }
     }
 }

@@ -83,6 +83,9 @@ pub struct Config {
     pub sign_in: portcullis_service::sign_in::SignInSettings,
     /// Logout: back-channel logout delivery and its outbound rules (`docs/browser-apps.md`).
     pub logout: portcullis_service::logout::LogoutSettings,
+    /// Workload identity: fetching trusted issuers' keys and its outbound rules
+    /// (`docs/workload-identity.md`).
+    pub federation: portcullis_service::federation::keys::FederationSettings,
     /// Sign-in throttling and the credential-stuffing / password-spraying detectors.
     pub login: portcullis_service::login::LoginSettings,
     /// Outgoing mail; without it, mail goes to `<data_dir>/outbox` (development).
@@ -372,6 +375,7 @@ impl Default for Config {
             passwords: Argon2Settings::default(),
             sign_in: Default::default(),
             logout: Default::default(),
+            federation: Default::default(),
             login: Default::default(),
             smtp: None,
             tls: None,
@@ -509,6 +513,7 @@ impl Config {
         self.users.validate().map_err(ConfigError::Invalid)?;
         self.sign_in.validate().map_err(ConfigError::Invalid)?;
         self.logout.validate().map_err(ConfigError::Invalid)?;
+        self.federation.validate().map_err(ConfigError::Invalid)?;
         self.login.validate().map_err(ConfigError::Invalid)?;
         self.passwords
             .validate()

@@ -370,6 +370,7 @@ pub async fn assemble(
     let signer_keys = if signer_at_start { &keys } else { &no_keys };
     let login_keys = portcullis_service::login::LoginKeys::from_keyring(&keyring);
     let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, signer_keys)?
+        .with_federation(&config.federation)
         .with_rotation(portcullis_service::rotation::Rotation {
             keyring,
             algorithm: config.signing.algorithm,

@@ -32,6 +32,7 @@ pub mod mtls;
 pub mod oauth;
 pub mod outbound;
 pub mod passwords;
+pub mod remote_jwks;
 pub mod revocations;
 pub mod rotation;
 pub mod sign_in;

@@ -6,7 +6,8 @@
 //! ([`claims`], with the platform's subject split into fields by [`subject`]); the tenant's
 //! [`rule::TrustRule`]s for that issuer are evaluated ([`condition`]) and exactly one is
 //! selected ([`rule::select_rule`]); the selected rule bounds the audience, scopes and lifetime
-//! of the token issued in return ([`rule::decide_grant`], [`rule::issued_lifetime`]).
+//! of the token issued in return ([`rule::decide_grant`], [`rule::issued_lifetime`]), whose
+//! claims record the external identity ([`issued`]).
 //!
 //! What it must never do: fetch keys, read the clock, or accept a rule whose meaning depends on
 //! a name someone else can register (a rule on an issuer shared by every customer must pin an
@@ -15,6 +16,7 @@
 
 pub mod claims;
 pub mod condition;
+pub mod issued;
 pub mod lint;
 pub mod preset;
 pub mod rule;

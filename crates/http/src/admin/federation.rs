@@ -166,18 +166,20 @@ pub async fn create_issuer(
         algorithms,
         max_token_age: max_age,
     };
-    core.check(false).map_err(|e| bad(e.to_string()))?;
+    let allow_http = state.oauth.issuer_keys.allows_http();
+    core.check(allow_http).map_err(|e| bad(e.to_string()))?;
     let ks = body.key_source;
     let key_source = match (ks.kind.as_str(), ks.uri, ks.keys) {
         ("discovery", None, None) => KeySourceRecord::Discovery,
         ("jwks_uri", Some(u), None) => {
-            if !u.starts_with("https://") || u.len() > 2048 || u.contains(['#', ' ']) {
-                return Err(bad("key_source.uri: an https URL"));
-            }
+            // The rule of every fetched key set (`federation.insecure_allow_http_loopback`
+            // admits http:// for tests and local development).
+            let u = portcullis_service::oauth::remote_jwks::validate_jwks_uri(&u, allow_http)
+                .map_err(|_| bad("key_source.uri: an https URL"))?;
             KeySourceRecord::JwksUri(u)
         }
         (kind @ ("jwks" | "spiffe_bundle"), None, Some(keys)) => {
-            check_uploaded_keys(&keys).map_err(bad)?;
+            check_uploaded_keys(&keys, kind == "spiffe_bundle").map_err(bad)?;
             if kind == "jwks" {
                 KeySourceRecord::Jwks(keys.to_string())
             } else {
@@ -467,4 +469,177 @@ pub async fn delete_rule(
         &admin.origin,
     );
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FederationTestBody {
+    /// The external token to try (a CI job's OIDC token, a pod token, a JWT-SVID).
+    token: String,
+    /// The rule a request would name; default: the most specific match.
+    rule: Option<String>,
+    /// The scope a request would ask for.
+    scope: Option<String>,
+    /// The audience a request would ask for.
+    audience: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FederationCheckView {
+    /// `structure`, `issuer`, `keys`, `signature_and_claims`, `workload`, `rule` (one per rule
+    /// of the issuer), `selection`, `grant`, `jti`.
+    check: String,
+    ok: bool,
+    detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FederationTestView {
+    /// Whether a token request would be admitted (single use aside: a dry run neither checks
+    /// nor spends the token's `jti`).
+    admitted: bool,
+    /// The rule that would apply.
+    rule: Option<String>,
+    audience: Option<String>,
+    scope: Option<String>,
+    lifetime_secs: Option<u64>,
+    /// Every check made, in order, with its result.
+    checks: Vec<FederationCheckView>,
+}
+
+/// A dry run of the tenant's rules against a token: what `portcullis federation test` prints.
+/// A caller of the token endpoint only ever sees `invalid_grant`; an operator sees every check.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/federation/test", tag = "federation", params(super::openapi::TenantPath), request_body = FederationTestBody,
+    responses((status = 200, description = "Every check and the outcome", body = FederationTestView)))]
+pub async fn test_token(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<FederationTestBody>,
+) -> Result<Json<FederationTestView>, ApiError> {
+    use portcullis_service::federation::exchange;
+    let rule = match body.rule.as_deref() {
+        None => None,
+        Some(r) => Some(RuleId::parse(r).ok_or_else(|| bad("rule: a rule id"))?),
+    };
+    let targets: Vec<&str> = body.audience.as_deref().into_iter().collect();
+    let req = exchange::Request {
+        tenant: &admin.tenant,
+        subject_token: &body.token,
+        rule: rule.as_ref(),
+        scope: body.scope.as_deref(),
+        targets: &targets,
+        now: state.clock.now(),
+        leeway: portcullis_service::keys::jwt::LEEWAY,
+        tenant_cap: state.oauth.lifetimes.max,
+        keys: Some(&state.oauth.issuer_keys),
+    };
+    let e = exchange::explain(state.store.as_ref(), &req).await;
+    if let Err(exchange::Refused::Store(cause)) = &e.outcome {
+        return Err(ApiError::internal(cause));
+    }
+    let admitted = e.outcome.as_ref().ok();
+    Ok(Json(FederationTestView {
+        admitted: admitted.is_some(),
+        rule: admitted.map(|a| a.rule.id.as_str().to_owned()),
+        audience: admitted.map(|a| a.decision.audience.as_str().to_owned()),
+        scope: admitted.map(|a| a.decision.scopes.to_delimited()),
+        lifetime_secs: admitted.map(|a| a.decision.lifetime.as_secs()),
+        checks: e
+            .checks
+            .into_iter()
+            .map(|c| FederationCheckView {
+                check: c.check.to_owned(),
+                ok: c.ok,
+                detail: c.detail,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokensRevokedView {
+    /// The rules whose tokens were revoked (one revocation-log entry each).
+    rules: Vec<String>,
+}
+
+/// Revokes every token issued under these rules until now, through the revocation log: a
+/// `subject` entry for each rule's workload subject (`workload:<rule>`), the one revocation
+/// rule every verifier applies.
+async fn revoke_rules(
+    state: &AppState,
+    admin: &TenantAdmin,
+    rules: Vec<String>,
+    target: String,
+) -> Result<Json<TokensRevokedView>, ApiError> {
+    use portcullis_core::federation::issued::WORKLOAD_SUBJECT_PREFIX;
+    use portcullis_core::revocation::RevocationKind;
+    let now = state.clock.now();
+    for rule in &rules {
+        state
+            .store
+            .append_revocation(
+                &portcullis_store::NewRevocation {
+                    tenant: admin.tenant.clone(),
+                    kind: RevocationKind::Subject,
+                    subject: format!("{WORKLOAD_SUBJECT_PREFIX}{rule}"),
+                    revoked_before: Some(now),
+                    expires_at: Some(now.saturating_add(state.oauth.lifetimes.max)),
+                    reason: Some("federation_tokens_revoked".into()),
+                },
+                now,
+            )
+            .await?;
+    }
+    state.audit.record(
+        draft(admin, Action::FederationTokensRevoke, target),
+        &admin.origin,
+    );
+    Ok(Json(TokensRevokedView { rules }))
+}
+
+/// Revokes every token issued so far under the rule (the rule stays: tokens issued after this
+/// are valid).
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/federation/rules/{id}/revoke-tokens", tag = "federation", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The rule whose tokens were revoked", body = TokensRevokedView)))]
+pub async fn revoke_rule_tokens(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<TokensRevokedView>, ApiError> {
+    if id.len() > 64
+        || state
+            .store
+            .get_trust_rule(&admin.tenant, &id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::not_found());
+    }
+    revoke_rules(&state, &admin, vec![id.clone()], id).await
+}
+
+/// Revokes every token issued so far under any rule of the issuer (`issuer` query parameter).
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/federation/issuers/revoke-tokens", tag = "federation", params(super::openapi::TenantPath, IssuerParam),
+    responses((status = 200, description = "The issuer's rules whose tokens were revoked", body = TokensRevokedView)))]
+pub async fn revoke_issuer_tokens(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<IssuerParam>,
+) -> Result<Json<TokensRevokedView>, ApiError> {
+    if state
+        .store
+        .get_trusted_issuer(&admin.tenant, &q.issuer)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found());
+    }
+    let rules = state
+        .store
+        .list_trust_rules(&admin.tenant, Some(&q.issuer))
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    revoke_rules(&state, &admin, rules, q.issuer).await
 }

@@ -302,6 +302,29 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             routing::get(federation::show_rule),
         ),
         r(
+            Method::POST,
+            "/tenants/{tenant}/federation/rules/{id}/revoke-tokens",
+            Tenant,
+            ManageFederation,
+            routing::post(federation::revoke_rule_tokens),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/federation/issuers/revoke-tokens",
+            Tenant,
+            ManageFederation,
+            routing::post(federation::revoke_issuer_tokens),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/federation/test",
+            Tenant,
+            // A POST that fetches keys from the issuer: the managers' permission, like every
+            // other non-GET route (auditors read).
+            ManageFederation,
+            routing::post(federation::test_token),
+        ),
+        r(
             Method::DELETE,
             "/tenants/{tenant}/federation/rules/{id}",
             Tenant,

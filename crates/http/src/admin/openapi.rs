@@ -214,6 +214,9 @@ pub fn outcome() -> ObjectBuilder {
         federation::list_rules,
         federation::show_rule,
         federation::delete_rule,
+        federation::test_token,
+        federation::revoke_rule_tokens,
+        federation::revoke_issuer_tokens,
     ),
     components(schemas(ErrorBody))
 )]

@@ -64,7 +64,10 @@ pub fn metadata_document(issuer: &str, id_token_algs: &[&str]) -> Value {
         "scopes_supported": portcullis_core::client::OIDC_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        // The workload grants are served at each tenant's token endpoint
+        // (`/oauth2/tenants/{tenant}/token`, docs/workload-identity.md).
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+            portcullis_core::oauth::TOKEN_EXCHANGE_GRANT, portcullis_core::oauth::JWT_BEARER_GRANT],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],

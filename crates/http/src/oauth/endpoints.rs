@@ -1,11 +1,13 @@
-//! The OAuth endpoints as HTTP: token (client credentials), introspection (RFC 7662) and
+//! The OAuth endpoints as HTTP: token (every grant; the workload grants at a tenant's own
+//! token endpoint), introspection (RFC 7662) and
 //! revocation (RFC 7009). Each reads the form and the presented client credentials, calls the
 //! service's operation (`portcullis_service::tokens`, which authenticates, decides and audits)
 //! and writes its outcome.
 //!
 //! This module must never decide anything about a client or a token: it only reads and renders.
 
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
+use axum::http::header::AUTHORIZATION;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -36,6 +38,10 @@ pub async fn token(State(svc): State<OAuthService>, req: Request) -> Response {
     let result: Result<Issued, OAuthError> = async {
         let params = read(&parts, body, TOKEN_REPEATABLE).await?;
         let grant = Grant::from_params(&params)?;
+        if matches!(grant, Grant::TokenExchange(_) | Grant::JwtBearer(_)) {
+            // Before reading client credentials: these grants use none here.
+            return Err(OAuthError::refuse(Refusal::TenantEndpointRequired));
+        }
         let presented = presented_credentials(&parts.headers, &params)?;
         client_id = Some(presented.client_id.clone());
         let proof = dpop_header(&parts.headers);
@@ -63,6 +69,31 @@ fn dpop_header(headers: &axum::http::HeaderMap) -> dpop::Presented {
     }
 }
 
+/// `POST /oauth2/tenants/{tenant}/token`: the workload grants, judged by the tenant's trust
+/// rules. No client authentication and no CORS (a workload is not a browser).
+pub async fn tenant_token(
+    State(svc): State<OAuthService>,
+    Path(tenant): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let origin = origin(&parts);
+    let result: Result<Issued, OAuthError> = async {
+        let params = read(&parts, body, TOKEN_REPEATABLE).await?;
+        let grant = Grant::from_params(&params)?;
+        let presents_credentials = parts.headers.contains_key(AUTHORIZATION)
+            || ["client_secret", "client_assertion", "client_assertion_type"]
+                .iter()
+                .any(|p| params.get(p).is_some());
+        tokens::issue_for_tenant(&svc, &tenant, grant, presents_credentials, &origin).await
+    }
+    .await;
+    match result {
+        Ok(issued) => token_response(&issued),
+        Err(e) => OAuthReply(e).into_response(),
+    }
+}
+
 /// RFC 6749 section 5.1 successful token response.
 #[derive(serde::Serialize)]
 struct TokenResponse<'a> {
@@ -75,6 +106,9 @@ struct TokenResponse<'a> {
     id_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'a str>,
+    /// RFC 8693 section 2.2.1, token exchange only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
 }
 
 fn token_response(issued: &Issued) -> Response {
@@ -85,6 +119,7 @@ fn token_response(issued: &Issued) -> Response {
         scope: issued.scope.as_deref(),
         id_token: issued.id_token.as_ref().map(|t| t.expose().as_str()),
         refresh_token: issued.refresh_token.as_ref().map(|t| t.expose().as_str()),
+        issued_token_type: issued.issued_token_type,
     };
     let mut response = (StatusCode::OK, Json(body)).into_response();
     no_store(response.headers_mut());

@@ -8,6 +8,7 @@
 //! | path | what |
 //! |---|---|
 //! | `POST /oauth2/token` | client credentials (RFC 6749 section 4.4, RFC 8707 `resource`), authorization code with PKCE, rotating refresh tokens |
+//! | `POST /oauth2/tenants/{tenant}/token` | workload grants judged by the tenant's trust rules: RFC 8693 token exchange, RFC 7523 JWT bearer |
 //! | `GET`/`POST /oauth2/userinfo` | OpenID Connect userinfo, Bearer user access token with `openid` |
 //! | `GET /.well-known/openid-configuration` | OpenID Connect Discovery (the same document as RFC 8414's) |
 //! | `POST /oauth2/par` | RFC 9126 pushed authorization requests: the request stored, a `request_uri` back |
@@ -31,7 +32,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use portcullis_service::oauth::OAuthService;
 pub use portcullis_service::oauth::{
-    INTROSPECT_PATH, JWKS_PATH, PAR_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+    INTROSPECT_PATH, JWKS_PATH, PAR_PATH, REVOKE_PATH, TENANT_TOKEN_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 
 pub use reply::OAuthReply;
@@ -50,6 +51,7 @@ pub fn router() -> Router<OAuthService> {
                 .options(cors::userinfo_preflight),
         )
         .route(PAR_PATH, form_post(endpoints::push))
+        .route(TENANT_TOKEN_PATH, form_post(endpoints::tenant_token))
         .route(INTROSPECT_PATH, form_post(endpoints::introspect))
         .route(REVOKE_PATH, form_post(endpoints::revoke))
         .route(JWKS_PATH, get(discovery::jwks))

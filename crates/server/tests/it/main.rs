@@ -16,3 +16,4 @@ mod revocations;
 mod sign_in_pages;
 mod user_tokens;
 mod webhooks;
+mod workload;

@@ -809,7 +809,9 @@ async fn every_refusal_description_is_stable() {
             "grant_type=password".into(),
             400,
             "unsupported_grant_type",
-            "grant_type must be authorization_code, refresh_token or client_credentials",
+            "grant_type must be authorization_code, refresh_token, client_credentials, \
+             urn:ietf:params:oauth:grant-type:token-exchange or \
+             urn:ietf:params:oauth:grant-type:jwt-bearer",
         ),
         (
             "/oauth2/token",
@@ -1707,7 +1709,13 @@ async fn discovery_and_jwks_publish_only_public_keys() {
         assert_eq!(v["jwks_uri"], format!("{ISSUER}/oauth2/jwks"));
         assert_eq!(
             v["grant_types_supported"],
-            json!(["authorization_code", "refresh_token", "client_credentials"])
+            json!([
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
         );
         // RFC 8414 section 2: every endpoint listing a JWT method names its algorithms.
         for endpoint in [

@@ -1138,7 +1138,13 @@ async fn discovery_serves_the_openid_configuration() {
     );
     assert_eq!(
         oidc["grant_types_supported"],
-        json!(["authorization_code", "refresh_token", "client_credentials"])
+        json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        ])
     );
     assert_eq!(oidc["subject_types_supported"], json!(["public"]));
 }

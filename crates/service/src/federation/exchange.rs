@@ -8,9 +8,9 @@
 //! (jose's external profile, with the issuer's algorithms, every rule's audience on it and the
 //! longest token age any of them allows), the workload read (core, with the issuer's preset),
 //! the rule selected (core), the grant (core), then single use of the token's `jti` per issuer
-//! (store, across nodes). Keys come from the issuer's uploaded JWKS or SPIFFE bundle;
-//! discovery and `jwks_uri` sources are answered `key_source_unavailable` until the remote
-//! JWKS cache serves them (issue 17, step 3).
+//! (store, across nodes). Keys come from the issuer's uploaded JWKS or SPIFFE bundle, or are
+//! fetched from its discovery document or `jwks_uri` (`super::keys`, under the outbound
+//! rules).
 //!
 //! Must never: issue when any step refuses, read a key from the token, or report a reason to
 //! the caller.
@@ -18,15 +18,15 @@
 use std::time::Duration;
 
 use portcullis_core::federation::rule::{decide_grant, issued_lifetime, select_rule};
-use portcullis_core::federation::{RuleId, TrustRule, Workload};
+use portcullis_core::federation::{RuleId, SelectError, TrustRule, Workload};
 use portcullis_core::oauth::{GrantDecision, GrantError};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::external;
-use portcullis_jose::{Alg, ClientKeys};
-use portcullis_store::{KeySourceRecord, Store};
+use portcullis_jose::Alg;
+use portcullis_store::Store;
 
-use super::{issuer_from_record, rule_from_record, MAX_UPLOADED_KEYS};
+use super::{issuer_from_record, rule_from_record};
 
 /// What a request asks of the evaluation.
 #[derive(Debug, Clone)]
@@ -40,6 +40,9 @@ pub struct Request<'a> {
     pub leeway: Duration,
     /// The installation's longest access-token lifetime.
     pub tenant_cap: Duration,
+    /// Where remote key sources (discovery, `jwks_uri`) are fetched; `None`: uploaded keys
+    /// only, a remote source is `key_source_unavailable`.
+    pub keys: Option<&'a super::keys::IssuerKeys>,
 }
 
 /// An admitted token: the rule, the workload it describes, and what may be issued.
@@ -66,31 +69,127 @@ fn refuse(reason: impl Into<String>) -> Refused {
     Refused::Grant(reason.into())
 }
 
-/// Evaluates `req` against the tenant's trusted issuers and rules in `store`.
+/// Evaluates `req` against the tenant's trusted issuers and rules in `store`, and spends the
+/// token's `jti` ([`admit`], then [`consume`]).
 pub async fn evaluate(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Refused> {
+    let admitted = admit(store, req).await?;
+    consume(store, &admitted, req.leeway, req.now).await?;
+    Ok(admitted)
+}
+
+/// Every check but single use: the token, its issuer, the rule, and what may be issued. A
+/// caller that narrows the decision further (the resource's own scopes) does so before
+/// [`consume`], so a request refused for its scope or target does not burn the token.
+pub async fn admit(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, Refused> {
+    admit_traced(store, req, &mut Trace(None)).await
+}
+
+/// One check of a dry run, as [`explain`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// What a dry run found: every check made, in order, and the outcome.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub checks: Vec<Check>,
+    pub outcome: Result<Admitted, Refused>,
+}
+
+/// A dry run of [`admit`] for an operator (`portcullis federation test`, the admin API): the
+/// same checks in the same order, each reported with its result, every rule of the issuer
+/// evaluated (not only the selected one), and the token's `jti` neither checked against nor
+/// added to the replay table.
+pub async fn explain(store: &dyn Store, req: &Request<'_>) -> Explanation {
+    let mut checks = Vec::new();
+    let outcome = admit_traced(store, req, &mut Trace(Some(&mut checks))).await;
+    Explanation { checks, outcome }
+}
+
+/// Where checks are written during a dry run; nothing is built otherwise.
+struct Trace<'t>(Option<&'t mut Vec<Check>>);
+
+impl Trace<'_> {
+    fn pass(&mut self, check: &'static str, detail: impl FnOnce() -> String) {
+        if let Some(c) = self.0.as_mut() {
+            c.push(Check {
+                check,
+                ok: true,
+                detail: detail(),
+            });
+        }
+    }
+
+    fn fail(&mut self, check: &'static str, refused: Refused) -> Refused {
+        if let Some(c) = self.0.as_mut() {
+            let detail = match &refused {
+                Refused::Grant(r) | Refused::Store(r) => r.clone(),
+                Refused::Request(e) => e.code().to_owned(),
+            };
+            c.push(Check {
+                check,
+                ok: false,
+                detail,
+            });
+        }
+        refused
+    }
+
+    fn enabled(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+async fn admit_traced(
+    store: &dyn Store,
+    req: &Request<'_>,
+    t: &mut Trace<'_>,
+) -> Result<Admitted, Refused> {
     let store_err = |e: portcullis_store::StoreError| Refused::Store(e.to_string());
-    let u = external::parse(req.subject_token).map_err(|e| refuse(e.as_str()))?;
+    let u =
+        external::parse(req.subject_token).map_err(|e| t.fail("structure", refuse(e.as_str())))?;
+    t.pass("structure", || {
+        format!(
+            "alg {}, kid {}, no key in the header",
+            u.header.alg.as_str(),
+            u.header.kid.as_deref().unwrap_or("-")
+        )
+    });
     let iss = u
         .claims()
         .ok()
         .and_then(|c| c.str("iss").ok().flatten().map(|s| s.into_owned()))
-        .ok_or_else(|| refuse("subject_token_missing_iss"))?;
+        .ok_or_else(|| t.fail("issuer", refuse("subject_token_missing_iss")))?;
     let record = store
         .get_trusted_issuer(req.tenant, &iss)
         .await
         .map_err(store_err)?
-        .ok_or_else(|| refuse("untrusted_issuer"))?;
-    let issuer = issuer_from_record(&record).ok_or_else(|| refuse("trusted_issuer_unreadable"))?;
-    let doc = match &record.key_source {
-        KeySourceRecord::Jwks(doc) | KeySourceRecord::SpiffeBundle(doc) => doc,
-        KeySourceRecord::Discovery | KeySourceRecord::JwksUri(_) => {
-            return Err(refuse("key_source_unavailable"))
-        }
+        .ok_or_else(|| t.fail("issuer", refuse("untrusted_issuer")))?;
+    let issuer = issuer_from_record(&record)
+        .ok_or_else(|| t.fail("issuer", refuse("trusted_issuer_unreadable")))?;
+    t.pass("issuer", || {
+        format!(
+            "{} trusted (preset {})",
+            issuer.issuer,
+            issuer.preset.as_str()
+        )
+    });
+    let keys = match req.keys {
+        Some(source) => source
+            .keys(
+                &record.key_source,
+                &issuer.issuer,
+                u.header.kid.as_deref(),
+                req.now,
+            )
+            .await
+            .map_err(|e| t.fail("keys", refuse(e)))?,
+        None => super::keys::uploaded(&record.key_source).map_err(|e| t.fail("keys", refuse(e)))?,
     };
-    let doc: serde_json::Value =
-        serde_json::from_str(doc).map_err(|_| refuse("trusted_issuer_keys_unreadable"))?;
-    let keys = ClientKeys::parse(&doc, MAX_UPLOADED_KEYS)
-        .map_err(|_| refuse("trusted_issuer_keys_unreadable"))?;
+    t.pass("keys", || format!("from {}", record.key_source.kind()));
     let rules: Vec<TrustRule> = store
         .list_trust_rules(req.tenant, Some(&issuer.issuer))
         .await
@@ -99,7 +198,7 @@ pub async fn evaluate(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, 
         .filter_map(|r| rule_from_record(r, &issuer))
         .collect();
     if rules.is_empty() {
-        return Err(refuse("no_trust_rule_on_issuer"));
+        return Err(t.fail("rules", refuse("no_trust_rule_on_issuer")));
     }
     let algorithms: Vec<Alg> = issuer
         .algorithms
@@ -118,34 +217,98 @@ pub async fn evaluate(store: &dyn Store, req: &Request<'_>) -> Result<Admitted, 
         max_lifetime,
         leeway: req.leeway,
     };
-    let claims = external::verify(&u, keys.for_alg(u.header.alg), &rules_in, req.now)
-        .map_err(|e| refuse(format!("subject_token_{}", e.as_str())))?;
-    let workload =
-        Workload::from_claims(issuer.preset, &claims).map_err(|e| refuse(e.to_string()))?;
-    let rule = select_rule(&rules, &issuer, &workload, req.rule, req.now)
-        .map_err(|e| refuse(e.to_string()))?
-        .clone();
-    let lifetime = issued_lifetime(&rule, req.tenant_cap, &workload, req.now);
-    let decision =
-        decide_grant(&rule, req.scope, req.targets, None, lifetime).map_err(Refused::Request)?;
-    // Single use last, so a request refused for its scope or target does not burn the token.
-    let jti = workload
-        .jti
-        .as_deref()
-        .ok_or_else(|| refuse("subject_token_without_jti"))?;
-    let keep_until = Timestamp::from_secs(workload.expires_at).saturating_add(req.leeway);
-    if !store
-        .record_subject_jti(&issuer.issuer, jti, keep_until, req.now)
-        .await
-        .map_err(store_err)?
-    {
-        return Err(refuse("subject_token_replayed"));
+    let claims =
+        external::verify(&u, keys.for_alg(u.header.alg), &rules_in, req.now).map_err(|e| {
+            t.fail(
+                "signature_and_claims",
+                refuse(format!("subject_token_{}", e.as_str())),
+            )
+        })?;
+    t.pass("signature_and_claims", || {
+        "signature, iss, aud, exp, nbf, iat and token age hold".into()
+    });
+    let workload = Workload::from_claims(issuer.preset, &claims)
+        .map_err(|e| t.fail("workload", refuse(e.to_string())))?;
+    t.pass("workload", || {
+        format!(
+            "sub {}; fields {}",
+            workload.subject,
+            workload
+                .fields()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    if t.enabled() {
+        for r in &rules {
+            match r.evaluate(&issuer, &workload, req.now) {
+                Ok(()) => t.pass("rule", || format!("rule {}: every condition holds", r.id)),
+                Err(miss) => {
+                    t.fail("rule", refuse(miss.to_string()));
+                }
+            }
+        }
     }
+    let rule = select_rule(&rules, &issuer, &workload, req.rule, req.now)
+        .map_err(|e| {
+            // A reason code the audit log and detectors can match, then every miss.
+            let code = match &e {
+                SelectError::NoRules => "no_trust_rule",
+                SelectError::NamedRuleUnknown => "named_rule_unknown",
+                SelectError::NoMatch(_) => "no_rule_matched",
+                SelectError::Ambiguous(..) => "rules_ambiguous",
+            };
+            t.fail("selection", refuse(format!("{code}:{e}")))
+        })?
+        .clone();
+    t.pass("selection", || format!("rule {}", rule.id));
+    let lifetime = issued_lifetime(&rule, req.tenant_cap, &workload, req.now);
+    let decision = decide_grant(&rule, req.scope, req.targets, None, lifetime)
+        .map_err(|e| t.fail("grant", Refused::Request(e)))?;
+    t.pass("grant", || {
+        format!(
+            "audience {}, scope \"{}\", lifetime {} s",
+            decision.audience,
+            decision.scopes.to_delimited(),
+            decision.lifetime.as_secs()
+        )
+    });
+    if workload.jti.is_none() {
+        return Err(t.fail("jti", refuse("subject_token_without_jti")));
+    }
+    t.pass("jti", || {
+        "present (single use is not checked by a dry run)".into()
+    });
     Ok(Admitted {
         rule,
         workload,
         decision,
     })
+}
+
+/// Single use of an admitted token's `jti` per issuer, kept until its `exp` plus `leeway`
+/// (the store decides, across nodes).
+pub async fn consume(
+    store: &dyn Store,
+    admitted: &Admitted,
+    leeway: Duration,
+    now: Timestamp,
+) -> Result<(), Refused> {
+    let w = &admitted.workload;
+    let jti = w
+        .jti
+        .as_deref()
+        .ok_or_else(|| refuse("subject_token_without_jti"))?;
+    let keep_until = Timestamp::from_secs(w.expires_at).saturating_add(leeway);
+    if !store
+        .record_subject_jti(&w.issuer, jti, keep_until, now)
+        .await
+        .map_err(|e| Refused::Store(e.to_string()))?
+    {
+        return Err(refuse("subject_token_replayed"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use portcullis_core::oauth::Audience;
 use portcullis_core::tenant::TenantId;
 use portcullis_jose::sign::{public_jwk_for_jwks, Signer, SigningKeyPair};
-use portcullis_store::{NewTenant, SqliteStore, Store, TrustRuleRecord, TrustedIssuerRecord};
+use portcullis_store::{
+    KeySourceRecord, NewTenant, SqliteStore, Store, TrustRuleRecord, TrustedIssuerRecord,
+};
 use serde_json::{json, Value};
 
 use super::*;
@@ -106,6 +108,7 @@ async fn run(
         now: Timestamp::from_secs(NOW),
         leeway: Duration::from_secs(30),
         tenant_cap: Duration::from_secs(3600),
+        keys: None,
     };
     evaluate(f.store.as_ref(), &req).await
 }

@@ -15,14 +15,16 @@ use portcullis_jose::{parse_jwks_all_usable, Alg};
 use portcullis_store::{TrustRuleRecord, TrustedIssuerRecord};
 
 pub mod exchange;
+pub mod keys;
 use serde_json::Value;
 
 /// Most keys an uploaded JWKS or SPIFFE bundle may hold.
 pub const MAX_UPLOADED_KEYS: usize = 20;
 
-/// Checks an uploaded JWKS or SPIFFE trust bundle: 1 to [`MAX_UPLOADED_KEYS`] public
-/// asymmetric keys, every one usable. Operator-facing text on failure.
-pub fn check_uploaded_keys(doc: &Value) -> Result<(), String> {
+/// Checks an uploaded JWKS or SPIFFE trust bundle (`spiffe`: its `jwt-svid` keys are the ones
+/// used): 1 to [`MAX_UPLOADED_KEYS`] public asymmetric keys, every one usable, and no private
+/// member anywhere. Operator-facing text on failure.
+pub fn check_uploaded_keys(doc: &Value, spiffe: bool) -> Result<(), String> {
     if doc
         .get("keys")
         .and_then(Value::as_array)
@@ -30,6 +32,13 @@ pub fn check_uploaded_keys(doc: &Value) -> Result<(), String> {
     {
         return Err("an uploaded JWKS holds public keys only (a key has \"d\")".into());
     }
+    let jwt_keys;
+    let doc = if spiffe {
+        jwt_keys = keys::spiffe_jwt_keys(doc);
+        &jwt_keys
+    } else {
+        doc
+    };
     parse_jwks_all_usable(doc, &Alg::ALL, MAX_UPLOADED_KEYS)
         .map(|_| ())
         .map_err(|e| format!("the uploaded key set is not usable: {e}"))

@@ -355,6 +355,7 @@ pub fn verify(
             sid: sid.clone(),
             family: family.clone(),
             cnf: (!v.cnf.is_unbound()).then_some(v.cnf),
+            workload: None,
         },
         kid,
         tenant,
@@ -433,6 +434,7 @@ mod tests {
             sid: None,
             family: None,
             cnf: None,
+            workload: None,
         }
     }
 

@@ -105,6 +105,23 @@ pub enum Refusal {
     DpopProof(&'static str),
     /// The proof lacks a current server nonce: the answer carries one (`DPoP-Nonce`).
     DpopNonce(&'static str),
+
+    // The workload grants (RFC 8693 token exchange, RFC 7523 JWT bearer), decided by the
+    // tenant's trust rules: nothing is authenticated, so nothing stored is described.
+    /// A workload grant at the installation's token endpoint, which cannot tell the tenant.
+    TenantEndpointRequired,
+    /// Client authentication, or a client grant, at a tenant's workload token endpoint.
+    NotAWorkloadRequest,
+    /// A `subject_token_type`, `requested_token_type` or `actor_token` this server does not
+    /// take.
+    UnsupportedTokenType,
+    /// The subject token or assertion is not admitted by any trust rule (the audit reason says
+    /// which check failed). One answer for every reason.
+    WorkloadNotAdmitted,
+    /// The rule admits the token but not the scope asked for.
+    WorkloadScope,
+    /// The rule admits the token but not the audience asked for.
+    WorkloadTarget,
 }
 
 /// Why a caller was refused against stored state: the audit log's reason and the metrics class
@@ -248,7 +265,9 @@ impl Refusal {
                 "unsupported_grant_type",
                 BAD,
                 "unsupported_grant_type",
-                "grant_type must be authorization_code, refresh_token or client_credentials",
+                "grant_type must be authorization_code, refresh_token, client_credentials, \
+                 urn:ietf:params:oauth:grant-type:token-exchange or \
+                 urn:ietf:params:oauth:grant-type:jwt-bearer",
             ),
             Self::NoToken => ("token_missing", BAD, "invalid_request", "token is required"),
             Self::NoCredentials => (
@@ -330,6 +349,46 @@ impl Refusal {
                 BAD,
                 "unauthorized_client",
                 "the token was issued to another client",
+            ),
+            Self::TenantEndpointRequired => (
+                "workload_grant_without_tenant",
+                BAD,
+                "invalid_request",
+                "token exchange and the JWT-bearer grant are served at the tenant's token \
+                 endpoint, /oauth2/tenants/{tenant}/token",
+            ),
+            Self::NotAWorkloadRequest => (
+                "client_request_at_tenant_endpoint",
+                BAD,
+                "invalid_request",
+                "the tenant token endpoint serves token exchange and the JWT-bearer grant only, \
+                 without client authentication",
+            ),
+            Self::UnsupportedTokenType => (
+                "unsupported_token_type",
+                BAD,
+                "invalid_request",
+                "subject_token_type must be urn:ietf:params:oauth:token-type:jwt or \
+                 urn:ietf:params:oauth:token-type:id_token (or access_token for one of this \
+                 server's tokens), requested_token_type access_token or jwt, and no actor_token",
+            ),
+            Self::WorkloadNotAdmitted => (
+                "workload_not_admitted",
+                BAD,
+                "invalid_grant",
+                "the token is not accepted by this tenant's trust rules",
+            ),
+            Self::WorkloadScope => (
+                "invalid_scope",
+                BAD,
+                "invalid_scope",
+                "the scope asked for is not granted by the trust rule",
+            ),
+            Self::WorkloadTarget => (
+                "invalid_target",
+                BAD,
+                "invalid_target",
+                "resource or audience must name one API the trust rule grants",
             ),
             Self::InvalidGrant(reason) => (
                 reason,

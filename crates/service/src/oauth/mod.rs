@@ -18,7 +18,7 @@ pub mod directory;
 pub mod dpop;
 pub mod error;
 pub mod form;
-pub mod remote_jwks;
+pub use crate::remote_jwks;
 mod throttle;
 
 use std::sync::{Arc, RwLock};
@@ -36,6 +36,9 @@ use crate::keys::jwt;
 use crate::keys::{KeySet, Rotation};
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
+/// A tenant's token endpoint for the workload grants (token exchange, JWT bearer): the path
+/// names the tenant whose trust rules judge the token (`crate::tokens`' `workload`).
+pub const TENANT_TOKEN_PATH: &str = "/oauth2/tenants/{tenant}/token";
 pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 /// The pushed authorization request endpoint (RFC 9126).
 pub const PAR_PATH: &str = "/oauth2/par";
@@ -150,6 +153,8 @@ pub struct OAuthState {
     pub remote_jwks: remote_jwks::RemoteJwks,
     /// Whether clients may register `http://` JWKS URIs.
     pub insecure_allow_http_jwks_uri: bool,
+    /// Keys of the external issuers tenants trust (workload identity).
+    pub issuer_keys: crate::federation::keys::IssuerKeys,
     /// Key rotation; `None` in setups that cannot create keys (no keyring).
     pub rotation: Option<Rotation>,
     /// `Cache-Control: max-age` of JWKS: at most half the pre-publication window, so a cached
@@ -192,12 +197,13 @@ impl OAuthState {
                 timeout: Duration::from_millis(config.jwks_uri_timeout_ms),
                 max_bytes: config.jwks_uri_max_bytes,
                 allow_http: config.insecure_allow_http_jwks_uri,
-                addresses: crate::outbound::AddressPolicy {
+                addresses: Some(crate::outbound::AddressPolicy {
                     private: config.insecure_allow_private_jwks_uri,
                     loopback: false,
-                },
+                }),
             }),
             insecure_allow_http_jwks_uri: config.insecure_allow_http_jwks_uri,
+            issuer_keys: crate::federation::keys::IssuerKeys::new(&Default::default()),
             rotation: None,
             jwks_max_age_secs: JWKS_MAX_AGE_SECS,
             metrics: crate::metrics::OAuthMetrics::default(),
@@ -215,6 +221,15 @@ impl OAuthState {
     /// The token endpoint's public URI (what a DPoP proof's `htu` names).
     pub fn token_endpoint(&self) -> String {
         format!("{}{TOKEN_PATH}", self.issuer)
+    }
+
+    /// Fetches external issuers' keys under these `[federation]` settings.
+    pub fn with_federation(
+        mut self,
+        settings: &crate::federation::keys::FederationSettings,
+    ) -> Self {
+        self.issuer_keys = crate::federation::keys::IssuerKeys::new(settings);
+        self
     }
 
     /// Enables rotation (on demand and scheduled) with this keyring and schedule.

@@ -265,8 +265,9 @@ impl SignIn {
 
     /// Deletes what can no longer matter: sessions past their absolute deadline, and codes
     /// expired longer ago than the longest access-token lifetime (a replay is still recognised,
-    /// and revokes, as long as the first redemption's tokens live), and expired pushed
-    /// authorization requests (counted with codes). Returns (sessions, codes).
+    /// and revokes, as long as the first redemption's tokens live), expired pushed
+    /// authorization requests (counted with codes), and the workload subject-token ids whose
+    /// keep-until has passed. Returns (sessions, codes).
     pub async fn prune(&self) -> Result<(u64, u64)> {
         let now = self.clock.now();
         let sessions = self.store.prune_sessions(now).await?;
@@ -275,6 +276,13 @@ impl SignIn {
             .store
             .prune_codes(now.saturating_sub(self.config.token_lifetime))
             .await?;
+        // Exchanged workload-token ids past their expiry plus leeway: a replay of one is
+        // refused by its expiry by then. Pruned by this node-local task on every node (the
+        // delete is idempotent).
+        let jtis = self.store.prune_subject_jtis(now).await?;
+        if jtis > 0 {
+            tracing::debug!(jtis, "pruned expired subject-token ids");
+        }
         Ok((sessions, codes + pushed))
     }
 

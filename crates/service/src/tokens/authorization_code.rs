@@ -147,5 +147,6 @@ pub(super) async fn issue(
         id_token: minted.id_token,
         refresh_token: family
             .map(|f| portcullis_core::secret::Secret::new(f.token.expose().to_owned())),
+        issued_token_type: None,
     })
 }

@@ -89,5 +89,6 @@ pub(super) async fn issue(
         scope: claims.scope,
         id_token: None,
         refresh_token: None,
+        issued_token_type: None,
     })
 }

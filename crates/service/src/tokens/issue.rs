@@ -8,11 +8,11 @@ use portcullis_core::secret::Secret;
 
 use portcullis_core::confirmation::{Confirmation, Thumbprint};
 
-use super::{authorization_code, client_credentials, refresh};
+use super::{authorization_code, client_credentials, refresh, workload};
 use crate::audit::RequestOrigin;
 use crate::client_auth::{authenticate, authenticate_app, AuthenticatedClient};
 use crate::oauth::dpop;
-use crate::oauth::error::OAuthError;
+use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::form::{Params, Presented};
 use crate::oauth::OAuthService;
 
@@ -32,6 +32,29 @@ pub enum Grant {
     AuthorizationCode(CodeGrant),
     /// RFC 6749 section 6, rotating.
     RefreshToken(RefreshGrant),
+    /// RFC 8693 token exchange of an external workload token (`workload`).
+    TokenExchange(WorkloadGrant),
+    /// RFC 7523 section 2.1: an external workload token as the grant (`workload`).
+    JwtBearer(WorkloadGrant),
+}
+
+/// What a workload grant presents: the external token (`subject_token` of a token exchange,
+/// `assertion` of a JWT-bearer grant) and what is asked for. Read as sent; judged by the
+/// tenant's trust rules (`crate::federation::exchange`).
+#[derive(Debug)]
+pub struct WorkloadGrant {
+    pub token: Option<Secret<String>>,
+    /// Token exchange: `subject_token_type` (RFC 8693 section 2.1).
+    pub token_type: Option<String>,
+    /// Token exchange: `requested_token_type`.
+    pub requested_token_type: Option<String>,
+    /// Token exchange: whether an `actor_token` was sent (not taken for external tokens).
+    pub actor_token: bool,
+    pub scope: Option<String>,
+    /// Every `resource`, then `audience`; they must name one API the rule grants.
+    pub targets: Vec<String>,
+    /// `rule`: the trust rule the caller names (else the most specific match).
+    pub rule: Option<String>,
 }
 
 /// What a client-credentials request asks for.
@@ -92,6 +115,25 @@ impl Grant {
                     scope: params.get("scope").map(str::to_owned),
                     targets: targets(params),
                 }),
+                GrantType::TokenExchange => Self::TokenExchange(WorkloadGrant {
+                    token: secret("subject_token"),
+                    token_type: params.get("subject_token_type").map(str::to_owned),
+                    requested_token_type: params.get("requested_token_type").map(str::to_owned),
+                    actor_token: params.get("actor_token").is_some()
+                        || params.get("actor_token_type").is_some(),
+                    scope: params.get("scope").map(str::to_owned),
+                    targets: targets(params),
+                    rule: params.get("rule").map(str::to_owned),
+                }),
+                GrantType::JwtBearer => Self::JwtBearer(WorkloadGrant {
+                    token: secret("assertion"),
+                    token_type: None,
+                    requested_token_type: None,
+                    actor_token: false,
+                    scope: params.get("scope").map(str::to_owned),
+                    targets: targets(params),
+                    rule: params.get("rule").map(str::to_owned),
+                }),
             },
         )
     }
@@ -101,6 +143,8 @@ impl Grant {
             Self::ClientCredentials(_) => GrantType::ClientCredentials,
             Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
             Self::RefreshToken(_) => GrantType::RefreshToken,
+            Self::TokenExchange(_) => GrantType::TokenExchange,
+            Self::JwtBearer(_) => GrantType::JwtBearer,
         }
     }
 }
@@ -117,6 +161,8 @@ pub struct Issued {
     pub id_token: Option<Secret<String>>,
     /// User grants with `offline_access` (the family's first token, or the successor).
     pub refresh_token: Option<Secret<String>>,
+    /// Token exchange only (RFC 8693 section 2.2.1).
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// The key a token request proved it holds (RFC 9449): what the access token (and a public
@@ -198,6 +244,34 @@ pub async fn issue(
             let binding = bind(svc, &authenticated, proof, origin).await?;
             refresh::issue(svc, &authenticated, request, &binding, origin).await
         }
+        // The installation's endpoint cannot tell which tenant's rules to apply: the tenant
+        // is named by the endpoint's path (`issue_for_tenant`), never guessed from the token.
+        Grant::TokenExchange(_) | Grant::JwtBearer(_) => {
+            Err(OAuthError::refuse(Refusal::TenantEndpointRequired))
+        }
+    }
+}
+
+/// `POST /oauth2/tenants/{tenant}/token`: a workload grant judged by `tenant`'s trust rules.
+/// Nothing authenticates a client here: a request carrying client credentials (`presented`)
+/// or naming a client grant is refused, so a client secret is never taken at an endpoint that
+/// does not check it. A bare `client_id` (sent by many client libraries) is ignored.
+pub async fn issue_for_tenant(
+    svc: &OAuthService,
+    tenant: &str,
+    grant: Grant,
+    presents_credentials: bool,
+    origin: &RequestOrigin,
+) -> Result<Issued, OAuthError> {
+    if presents_credentials {
+        return Err(OAuthError::refuse(Refusal::NotAWorkloadRequest));
+    }
+    let exchange = matches!(grant, Grant::TokenExchange(_));
+    match grant {
+        Grant::TokenExchange(request) | Grant::JwtBearer(request) => {
+            workload::issue(svc, tenant, request, exchange, origin).await
+        }
+        _ => Err(OAuthError::refuse(Refusal::NotAWorkloadRequest)),
     }
 }
 

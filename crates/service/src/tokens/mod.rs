@@ -1,6 +1,6 @@
 //! What the token service does at its OAuth endpoints, without HTTP: issuing access tokens per
 //! grant ([`issue`]; one module per grant: `client_credentials`, `authorization_code`,
-//! `refresh`, the user grants minting through `user_tokens`), introspecting ([`introspect`]) and
+//! `refresh`, `workload` (token exchange and the JWT-bearer grant, at a tenant's endpoint), the user grants minting through `user_tokens`), introspecting ([`introspect`]) and
 //! revoking ([`revoke`]) the tokens it issued, answering userinfo ([`userinfo`]), and finding a
 //! presented token (`lookup`, with the one revocation rule of core).
 //!
@@ -23,6 +23,7 @@ mod refresh;
 pub mod revoke;
 mod user_tokens;
 pub mod userinfo;
+mod workload;
 
 use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::secret::Secret;
@@ -33,7 +34,7 @@ use crate::oauth::form::Params;
 use crate::oauth::OAuthService;
 
 pub use introspect::{introspect, Introspection};
-pub use issue::{issue, Grant, Issued};
+pub use issue::{issue, issue_for_tenant, Grant, Issued};
 pub use revoke::{revoke, Revocation};
 
 /// The token named at the introspection and revocation endpoints (RFC 7662 and RFC 7009

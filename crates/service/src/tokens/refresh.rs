@@ -104,5 +104,6 @@ pub(super) async fn issue(
         scope: minted.scope,
         id_token: minted.id_token,
         refresh_token: Some(Secret::new(refreshed.token.expose().to_owned())),
+        issued_token_type: None,
     })
 }

@@ -1,4 +1,5 @@
-//! Keys of `private_key_jwt` clients that register a `jwks_uri` instead of an inline JWKS:
+//! Remote JWKS documents: the keys of `private_key_jwt` clients that register a `jwks_uri`
+//! (and, with the outbound address rule, of trusted workload issuers, `crate::federation::keys`):
 //! fetched over HTTPS, bounded in time and size, cached for `oauth.jwks_uri_cache_ttl_secs`.
 //!
 //! What this module must never do: follow a redirect (it could lead to plain HTTP or to another
@@ -27,7 +28,7 @@ use portcullis_core::time::Timestamp;
 use portcullis_jose::ClientKeys;
 use reqwest::header::{HeaderValue, ACCEPT};
 
-use super::assertion::MAX_CLIENT_KEYS;
+use portcullis_jose::profile::client_assertion::MAX_CLIENT_KEYS;
 
 /// Longest JWKS URI accepted at registration.
 const MAX_URI_LEN: usize = 2_048;
@@ -43,8 +44,10 @@ pub struct RemoteJwksSettings {
     pub timeout: Duration,
     pub max_bytes: usize,
     pub allow_http: bool,
-    /// Which non-public addresses a fetch may reach.
-    pub addresses: crate::outbound::AddressPolicy,
+    /// Which addresses a fetch may connect to (`crate::outbound`'s rule, applied when the name
+    /// is resolved, and to a literal address before connecting). Client `jwks_uri`s and trusted
+    /// issuers both set one; `None` (the system resolver, no filter) is for tests of this cache.
+    pub addresses: Option<crate::outbound::AddressPolicy>,
 }
 
 /// Checks a JWKS URI a client registers: an absolute `https://` URL (or `http://` when allowed)
@@ -110,14 +113,16 @@ impl RemoteJwks {
         let settings = self.settings;
         self.http
             .get_or_try_init(|| async move {
-                reqwest::Client::builder()
+                let builder = match settings.addresses {
+                    Some(policy) => reqwest::Client::builder()
+                        .dns_resolver(Arc::new(crate::outbound::FilteringResolver(policy))),
+                    None => reqwest::Client::builder(),
+                };
+                builder
                     .timeout(settings.timeout)
                     .connect_timeout(settings.timeout)
                     .redirect(reqwest::redirect::Policy::none())
                     .no_proxy()
-                    .dns_resolver(Arc::new(crate::outbound::FilteringResolver(
-                        settings.addresses,
-                    )))
                     .https_only(!settings.allow_http)
                     .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
                     .build()
@@ -190,6 +195,14 @@ impl RemoteJwks {
     }
 
     async fn fetch(&self, uri: &str) -> Result<ClientKeys, &'static str> {
+        let value = self.fetch_json(uri).await?;
+        // The rules of an inline JWKS, parsed once for every assertion until the TTL ends.
+        ClientKeys::parse(&value, MAX_CLIENT_KEYS).map_err(|_| "jwks_uri_invalid")
+    }
+
+    /// One bounded GET of a JSON document under this cache's rules (https unless allowed, no
+    /// redirect, no proxy, size and time limits, the address policy).
+    pub async fn fetch_json(&self, uri: &str) -> Result<serde_json::Value, &'static str> {
         validate_jwks_uri(uri, self.settings.allow_http).map_err(|_| "jwks_uri_not_allowed")?;
         // A literal address never reaches the resolver: judge it here.
         let literal = reqwest::Url::parse(uri).ok().and_then(|u| {
@@ -200,8 +213,10 @@ impl RemoteJwks {
                 .unwrap_or(host);
             bare.parse::<std::net::IpAddr>().ok()
         });
-        if literal.is_some_and(|ip| !self.settings.addresses.allows(ip)) {
-            return Err("jwks_uri_address_not_allowed");
+        if let (Some(policy), Some(ip)) = (self.settings.addresses, literal) {
+            if !policy.allows(ip) {
+                return Err("jwks_uri_address_not_allowed");
+            }
         }
         let mut response = self
             .http()
@@ -231,10 +246,7 @@ impl RemoteJwks {
             }
             body.extend_from_slice(&chunk);
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| "jwks_uri_invalid")?;
-        // The rules of an inline JWKS, parsed once for every assertion until the TTL ends.
-        ClientKeys::parse(&value, MAX_CLIENT_KEYS).map_err(|_| "jwks_uri_invalid")
+        serde_json::from_slice(&body).map_err(|_| "jwks_uri_invalid")
     }
 }
 
