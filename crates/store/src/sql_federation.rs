@@ -152,27 +152,34 @@ macro_rules! impl_federation_store {
             }
 
             async fn delete_trusted_issuer(&self, tenant: &TenantId, issuer: &str) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
+                // One statement, so SQLite takes its write lock at once and waits for another
+                // writer (busy timeout) instead of failing a read-then-write upgrade; an issuer
+                // with rules is left alone (and the foreign key would refuse it anyway).
+                let done = sqlx::query(
+                    "DELETE FROM trusted_issuers WHERE tenant_id = $1 AND issuer = $2 \
+                     AND NOT EXISTS (SELECT 1 FROM trust_rules r \
+                                     WHERE r.tenant_id = $1 AND r.issuer = $2)",
+                )
+                .bind(tenant.as_str())
+                .bind(issuer)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_write)?;
+                if done.rows_affected() == 1 {
+                    return Ok(true);
+                }
                 let rules: Option<i64> = sqlx::query_scalar(
                     "SELECT CAST(1 AS BIGINT) FROM trust_rules \
                      WHERE tenant_id = $1 AND issuer = $2 LIMIT 1",
                 )
                 .bind(tenant.as_str())
                 .bind(issuer)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await?;
                 if rules.is_some() {
                     return Err(StoreError::Conflict);
                 }
-                let done =
-                    sqlx::query("DELETE FROM trusted_issuers WHERE tenant_id = $1 AND issuer = $2")
-                        .bind(tenant.as_str())
-                        .bind(issuer)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|_| StoreError::Conflict)?;
-                tx.commit().await?;
-                Ok(done.rows_affected() == 1)
+                Ok(false)
             }
 
             async fn create_trust_rule(&self, rule: &TrustRuleRecord) -> Result<()> {

@@ -156,6 +156,12 @@ fn rotate_kek_reencrypts_with_progress_and_the_server_still_starts() {
     let data = dir.path().join("data");
     let mut server = Server::start(&data, &[]);
     let before = keys(&server);
+    // Every stored signing key is sealed: the installation's and its RS256 companion.
+    let stored = server
+        .cli_json(&["keys", "list"])
+        .as_array()
+        .expect("array")
+        .len();
     // A webhook secret is sealed under the KEK too: rotation must carry it over.
     let hook = server.cli_json(&["webhooks", "create", "https://hooks.example.com/in"]);
     let hook_secret = hook["secret"].as_str().expect("secret").to_owned();
@@ -173,7 +179,11 @@ fn rotate_kek_reencrypts_with_progress_and_the_server_still_starts() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("re-encrypted 1/1"), "{text}");
+    assert_eq!(stored, 2, "the active key and the RS256 companion");
+    assert!(
+        text.contains(&format!("re-encrypted {stored}/{stored}")),
+        "{text}"
+    );
     assert!(text.contains("re-encrypted 1 webhook secret(s)"), "{text}");
     let opened = tokio::runtime::Runtime::new()
         .expect("runtime")
@@ -213,9 +223,11 @@ fn rotate_kek_reencrypts_with_progress_and_the_server_still_starts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
-    assert_eq!(report["resealed"], 1);
+    assert_eq!(report["resealed"], stored);
     assert_eq!(report["leftover"], 0);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("re-encrypted 1/1"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("re-encrypted {stored}/{stored}"))
+    );
 
     let server = Server::start(&data, &[]);
     let after = keys(&server);
