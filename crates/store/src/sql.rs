@@ -38,6 +38,43 @@ macro_rules! impl_sql_store {
             TenantId::parse(&s).map_err(|_| corrupt("tenant id", &s))
         }
 
+        /// The one single-use rule for presented ids (client-assertion, DPoP-proof and
+        /// subject-token `jti`s): an id is recorded once per scope (`scope_column`: the client,
+        /// the proof key, the issuer) until it expires; the scope's expired records are dropped
+        /// first, so an id may come back only after its own record expired. Returns whether
+        /// this call recorded it (`false`: a replay). `table` and `scope_column` are this
+        /// crate's constants, never input.
+        async fn record_once(
+            pool: &sqlx::Pool<<$row as sqlx::Row>::Database>,
+            table: &'static str,
+            scope_column: &'static str,
+            scope: &str,
+            jti: &str,
+            expires_at: Timestamp,
+            now: Timestamp,
+        ) -> Result<bool> {
+            let mut tx = pool.begin().await?;
+            let expired =
+                format!("DELETE FROM {table} WHERE {scope_column} = $1 AND expires_at <= $2");
+            sqlx::query(&expired)
+                .bind(scope)
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await?;
+            let insert = format!(
+                "INSERT INTO {table} ({scope_column}, jti, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT ({scope_column}, jti) DO NOTHING"
+            );
+            let inserted = sqlx::query(&insert)
+                .bind(scope)
+                .bind(jti)
+                .bind(expires_at.as_millis())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(inserted.rows_affected() == 1)
+        }
+
         /// The one keyset-pagination rule in SQL (see `page.rs`): appends to a query whose
         /// `WHERE` clause is open the condition "strictly after `page.after` in the list's
         /// order", the order itself (`at`, then `id`; descending for newest-first lists) and a

@@ -527,25 +527,7 @@ macro_rules! impl_client_store {
                 expires_at: Timestamp,
                 now: Timestamp,
             ) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "DELETE FROM client_assertion_jtis WHERE client_id = $1 AND expires_at <= $2",
-                )
-                .bind(client_id)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
-                )
-                .bind(client_id)
-                .bind(jti)
-                .bind(expires_at.as_millis())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(inserted.rows_affected() == 1)
+                record_once(&self.pool, "client_assertion_jtis", "client_id", client_id, jti, expires_at, now).await
             }
         }
 

@@ -16,27 +16,16 @@ macro_rules! impl_dpop_store {
                 expires_at: Timestamp,
                 now: Timestamp,
             ) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "DELETE FROM dpop_proof_jtis \
-                     WHERE jkt = $1 AND jti = $2 AND expires_at <= $3",
+                record_once(
+                    &self.pool,
+                    "dpop_proof_jtis",
+                    "jkt",
+                    jkt,
+                    jti,
+                    expires_at,
+                    now,
                 )
-                .bind(jkt)
-                .bind(jti)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO dpop_proof_jtis (jkt, jti, expires_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (jkt, jti) DO NOTHING",
-                )
-                .bind(jkt)
-                .bind(jti)
-                .bind(expires_at.as_millis())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(inserted.rows_affected() == 1)
+                .await
             }
 
             async fn prune_dpop_jtis(&self, now: Timestamp) -> Result<u64> {

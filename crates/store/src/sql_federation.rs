@@ -271,27 +271,7 @@ macro_rules! impl_federation_store {
                 expires_at: Timestamp,
                 now: Timestamp,
             ) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "DELETE FROM subject_token_jtis \
-                     WHERE issuer = $1 AND jti = $2 AND expires_at <= $3",
-                )
-                .bind(issuer)
-                .bind(jti)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO subject_token_jtis (issuer, jti, expires_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING",
-                )
-                .bind(issuer)
-                .bind(jti)
-                .bind(expires_at.as_millis())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(inserted.rows_affected() == 1)
+                record_once(&self.pool, "subject_token_jtis", "issuer", issuer, jti, expires_at, now).await
             }
 
             async fn prune_subject_jtis(&self, now: Timestamp) -> Result<u64> {
