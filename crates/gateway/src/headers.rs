@@ -83,6 +83,10 @@ fn is_managed(name: &str) -> bool {
     ) || is_api_key_header(name)
 }
 
+/// The RFC 9449 proof header: it goes with the credential it proves (a proof for one request
+/// is a replay anywhere else).
+const DPOP: &str = "dpop";
+
 /// Whether a (lowercase) header name is the API key's (`portcullis_core::api_key::API_KEY_HEADER`).
 fn is_api_key_header(name: &str) -> bool {
     name.eq_ignore_ascii_case(portcullis_core::api_key::API_KEY_HEADER)
@@ -118,7 +122,7 @@ pub(crate) fn has_identity_alias(h: &HeaderMap) -> bool {
 /// also every `x-portcullis-*` header (names are lowercase in `http`, so any spelling the client
 /// used), the forwarding headers ([`is_forwarding`]) and every underscore spelling of a header
 /// the gateway sets or strips ([`is_underscore_alias`]); with `credentials` also
-/// `Authorization` and `X-API-Key`. One pass over the names, and only what is present is
+/// `Authorization`, `X-API-Key` and `DPoP`. One pass over the names, and only what is present is
 /// removed: this runs twice on every proxied request.
 fn strip(h: &mut HeaderMap, request: bool, credentials: bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
@@ -131,7 +135,7 @@ fn strip(h: &mut HeaderMap, request: bool, credentials: bool) {
                 && (n.starts_with(IDENTITY_PREFIX)
                     || is_forwarding(n)
                     || is_underscore_alias(n, h)))
-            || (credentials && (k == header::AUTHORIZATION || is_api_key_header(n)))
+            || (credentials && (k == header::AUTHORIZATION || is_api_key_header(n) || n == DPOP))
         {
             doomed.push(k.clone());
         }
@@ -159,7 +163,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// `x-portcullis-*` header, the forwarding headers only the gateway may set (`Forwarded`,
 /// `X-Real-IP`, `X-Forwarded-Host`, `X-Original-URL`, `X-HTTP-Method-Override`, ...),
 /// underscore spellings of the headers the gateway sets or strips (and of any other header
-/// present) and, unless `forward_credentials`, `Authorization` and `X-API-Key` are removed.
+/// present) and, unless `forward_credentials`, `Authorization`, `X-API-Key` and the `DPoP`
+/// proof are removed.
 pub fn strip_request_headers(h: &mut HeaderMap, forward_credentials: bool) {
     strip(h, true, !forward_credentials);
 }
@@ -288,6 +293,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
         h.insert("x-api-key", HeaderValue::from_static("pcl_key"));
+        h.insert("dpop", HeaderValue::from_static("eyJ.proof.sig"));
         h.insert("connection", HeaderValue::from_static("X-Hop"));
         h.insert("x-hop", HeaderValue::from_static("1"));
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
@@ -295,7 +301,11 @@ mod tests {
         strip_request_headers(&mut h, false);
         assert_eq!(h.keys().collect::<Vec<_>>(), [header::ACCEPT]);
         strip_request_headers(&mut kept, true);
-        assert_eq!(kept.len(), 3);
+        assert_eq!(kept.len(), 4);
+        assert!(
+            kept.contains_key("dpop"),
+            "forwarded with the credential it proves"
+        );
         assert!(!kept.contains_key("x-hop") && !kept.contains_key("connection"));
     }
 }
