@@ -347,13 +347,9 @@ impl Detector {
                 state.tenant = e.tenant.clone();
             }
             let counter = &mut state.counter;
-            let count = counter.add(now, &e.id);
-            let baseline = counter.baseline();
-            let need = th
-                .failed_auth_floor
-                .max((th.failed_auth_factor * baseline).ceil() as u64);
-            if count >= need && !counter.fired {
-                counter.fired = true;
+            if let Some(spike) =
+                counter.spike(now, &e.id, th.failed_auth_floor, th.failed_auth_factor)
+            {
                 out.push(Finding {
                     rule: Rule::FailedAuthSpike,
                     shadow: mode == Mode::Shadow,
@@ -362,9 +358,9 @@ impl Detector {
                     at: now,
                     window_start: counter.window_start(),
                     window_secs: th.failed_auth_window_secs,
-                    count,
-                    threshold: need,
-                    baseline: Some(baseline),
+                    count: spike.count,
+                    threshold: spike.threshold,
+                    baseline: Some(spike.baseline),
                     detail: None,
                     samples: counter.samples.clone(),
                 });
@@ -571,13 +567,8 @@ impl Detector {
                     return;
                 }
                 let counter = &mut state.rotations;
-                let count = counter.add(now, &e.id);
-                let baseline = counter.baseline();
-                let need = th
-                    .refresh_floor
-                    .max((th.refresh_factor * baseline).ceil() as u64);
-                if count >= need && !counter.fired {
-                    counter.fired = true;
+                if let Some(spike) = counter.spike(now, &e.id, th.refresh_floor, th.refresh_factor)
+                {
                     out.push(Finding {
                         rule: Rule::UnusualRefresh,
                         shadow: mode == Mode::Shadow,
@@ -586,9 +577,9 @@ impl Detector {
                         at: now,
                         window_start: counter.window_start(),
                         window_secs: th.refresh_window_secs,
-                        count,
-                        threshold: need,
-                        baseline: Some(baseline),
+                        count: spike.count,
+                        threshold: spike.threshold,
+                        baseline: Some(spike.baseline),
                         detail: Some("rate".to_owned()),
                         samples: counter.samples.clone(),
                     });

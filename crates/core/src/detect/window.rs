@@ -11,6 +11,14 @@ use crate::time::Timestamp;
 /// Event ids kept per window as evidence.
 pub const SAMPLES: usize = 5;
 
+/// A window's count crossing its threshold ([`WindowedCounter::spike`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spike {
+    pub count: u64,
+    pub threshold: u64,
+    pub baseline: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct WindowedCounter {
     window_ms: i64,
@@ -81,6 +89,31 @@ impl WindowedCounter {
             self.samples.push(event_id.to_owned());
         }
         self.current
+    }
+
+    /// The one spike rule of the windowed detectors: counts the event, and the first time in
+    /// this window the count reaches the larger of `floor` and `factor` times the subject's own
+    /// baseline, marks the window fired and returns what crossed. `None` otherwise (below the
+    /// threshold, or already fired in this window).
+    pub fn spike(
+        &mut self,
+        now: Timestamp,
+        event_id: &str,
+        floor: u64,
+        factor: f64,
+    ) -> Option<Spike> {
+        let count = self.add(now, event_id);
+        let baseline = self.baseline();
+        let threshold = floor.max((factor * baseline).ceil() as u64);
+        if count < threshold || self.fired {
+            return None;
+        }
+        self.fired = true;
+        Some(Spike {
+            count,
+            threshold,
+            baseline,
+        })
     }
 
     /// The mean count of the complete windows remembered (0 before the first one closes).
