@@ -91,22 +91,26 @@ where
         .await;
 }
 
-/// Generates `<name>::sqlite` and `<name>::postgres` tests from one async case function.
+/// Generates `<name>::sqlite` and `<name>::postgres` tests from one async case function named
+/// `<name>` in the invoking module. The one macro of the suite: this file's cases (`cases`,
+/// glob-imported below) and every file of `conformance/` use it.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test]
             async fn sqlite() {
-                super::with_sqlite(super::cases::$name).await;
+                super::with_sqlite(super::$name).await;
             }
 
             #[tokio::test]
             async fn postgres() {
-                super::with_postgres(stringify!($name), super::cases::$name).await;
+                super::with_postgres(stringify!($name), super::$name).await;
             }
         }
     )*};
 }
+
+use cases::*;
 
 conformance!(
     every_list_pages_by_keyset_without_gaps_or_repeats_under_inserts,

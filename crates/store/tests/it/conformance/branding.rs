@@ -8,23 +8,7 @@ use super::{at, tenants, tid, with_postgres, with_sqlite};
 use portcullis_store::export::TransferStore as _;
 use portcullis_store::*;
 
-macro_rules! branding_conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::with_sqlite(super::$name).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::with_postgres(stringify!($name), super::$name).await;
-            }
-        }
-    )*};
-}
-
-branding_conformance!(branding_is_stored_replaced_and_exported);
+conformance!(branding_is_stored_replaced_and_exported);
 
 fn branding(tenant: &str, name: Option<&str>, at_ms: i64) -> BrandingRecord {
     BrandingRecord {

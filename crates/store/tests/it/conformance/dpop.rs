@@ -6,23 +6,7 @@ use std::sync::Arc;
 use super::{at, tenants, tid, with_postgres, with_sqlite};
 use portcullis_store::*;
 
-macro_rules! dpop_conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::with_sqlite(super::$name).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::with_postgres(stringify!($name), super::$name).await;
-            }
-        }
-    )*};
-}
-
-dpop_conformance!(
+conformance!(
     a_proof_id_is_used_once_per_key_until_it_expires,
     racing_uses_of_one_proof_yield_one_winner,
     a_refresh_family_keeps_its_dpop_key,

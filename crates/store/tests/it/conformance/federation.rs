@@ -7,23 +7,7 @@ use std::sync::Arc;
 use super::{at, tenants, tid, with_postgres, with_sqlite};
 use portcullis_store::*;
 
-macro_rules! federation_conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::with_sqlite(super::$name).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::with_postgres(stringify!($name), super::$name).await;
-            }
-        }
-    )*};
-}
-
-federation_conformance!(
+conformance!(
     trusted_issuers_round_trip_per_tenant_with_every_key_source,
     an_issuer_with_rules_cannot_be_removed,
     trust_rules_round_trip_are_tenant_scoped_and_need_their_issuer,

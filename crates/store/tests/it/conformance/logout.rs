@@ -9,23 +9,7 @@ use super::{at, tenants, tid, with_postgres, with_sqlite};
 use portcullis_store::export::{self, TransferStore as _};
 use portcullis_store::*;
 
-macro_rules! logout_conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::with_sqlite(super::$name).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::with_postgres(stringify!($name), super::$name).await;
-            }
-        }
-    )*};
-}
-
-logout_conformance!(
+conformance!(
     ending_a_session_queues_one_delivery_per_client_with_a_uri,
     a_claim_is_a_lease_and_retries_and_deletes_are_by_id,
     session_clients_go_with_pruned_sessions_and_block_an_import,

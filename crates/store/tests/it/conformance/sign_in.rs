@@ -10,24 +10,7 @@ use super::{at, tenants, tid, with_postgres, with_sqlite};
 use portcullis_store::export::TransferStore as _;
 use portcullis_store::*;
 
-/// Generates `<name>::sqlite` and `<name>::postgres` tests from one async case function.
-macro_rules! sign_in_conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::with_sqlite(super::$name).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::with_postgres(stringify!($name), super::$name).await;
-            }
-        }
-    )*};
-}
-
-sign_in_conformance!(
+conformance!(
     sessions_round_trip_touch_forward_and_list_per_user,
     session_revocation_logs_the_session_and_its_families_in_one_go,
     revoking_a_users_sessions_revokes_every_session_and_family,

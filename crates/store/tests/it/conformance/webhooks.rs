@@ -10,23 +10,7 @@ use super::{at, tenants, tid, with_postgres, with_sqlite};
 use portcullis_store::export::TransferStore as _;
 use portcullis_store::*;
 
-macro_rules! webhook_conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::with_sqlite(super::$name).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::with_postgres(stringify!($name), super::$name).await;
-            }
-        }
-    )*};
-}
-
-webhook_conformance!(
+conformance!(
     webhook_endpoints_are_tenant_scoped_and_take_their_deliveries_with_them,
     a_delivery_is_claimed_once_under_a_lease_and_finished_by_its_holder,
     concurrent_claims_never_share_a_delivery,
