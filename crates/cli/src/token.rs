@@ -103,17 +103,8 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         .build()?;
     let request = http
         .post(format!("{base}/oauth2/token"))
-        .basic_auth(form_encode(client_id), Some(form_encode(&secret.0)))
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(
-            form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(&form)
-                .finish(),
-        );
-    let body = crate::token_response::token_request(base, request).await?;
+        .basic_auth(form_encode(client_id), Some(form_encode(&secret.0)));
+    let body = crate::token_response::token_request(base, request, &form).await?;
     crate::token_response::print_token(&body, args.output)
 }
 

@@ -156,17 +156,7 @@ pub async fn run(args: ExchangeArgs) -> anyhow::Result<()> {
         form.push(("rule", rule.clone()));
     }
     let tenant: String = form_urlencoded::byte_serialize(args.tenant.as_bytes()).collect();
-    let request = http
-        .post(format!("{base}/oauth2/tenants/{tenant}/token"))
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(
-            form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(&form)
-                .finish(),
-        );
-    let body = crate::token_response::token_request(base, request).await?;
+    let request = http.post(format!("{base}/oauth2/tenants/{tenant}/token"));
+    let body = crate::token_response::token_request(base, request, &form).await?;
     crate::token_response::print_token(&body, args.output)
 }

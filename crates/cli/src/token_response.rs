@@ -9,12 +9,22 @@ use serde_json::Value;
 use crate::client::not_portcullis;
 use crate::Output;
 
-/// Sends a token request and returns the successful response, or the OAuth error as an error.
+/// Sends a token request with `form` as its `application/x-www-form-urlencoded` body and
+/// returns the successful response, or the OAuth error as an error.
 pub(crate) async fn token_request(
     base: &str,
     request: reqwest::RequestBuilder,
+    form: &[(&str, String)],
 ) -> anyhow::Result<Value> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
     let resp = request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
         .send()
         .await
         .with_context(|| format!("could not reach {base}"))?;
