@@ -30,6 +30,7 @@ use base64::Engine;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
 };
+use portcullis_core::confirmation::Thumbprint;
 use serde_json::Value;
 
 use crate::alg::Alg;
@@ -288,7 +289,7 @@ fn read_set(
 /// The RFC 7638 thumbprint of a public JWK: base64url SHA-256 of its required members (EC:
 /// `crv kty x y`; OKP: `crv kty x`; RSA: `e kty n`) in lexicographic order, without whitespace.
 /// Other members (`kid`, `alg`, `use`) never change it.
-pub fn thumbprint(jwk: &Value) -> Result<String, JwksError> {
+pub fn thumbprint(jwk: &Value) -> Result<Thumbprint, JwksError> {
     let member = |name: &str| {
         jwk.get(name)
             .and_then(Value::as_str)
@@ -314,10 +315,7 @@ pub fn thumbprint(jwk: &Value) -> Result<String, JwksError> {
         canonical.push_str(&value);
     }
     canonical.push('}');
-    Ok(URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        canonical.as_bytes(),
-    )))
+    Ok(Thumbprint::sha256_of(canonical.as_bytes()))
 }
 
 pub(crate) fn key_from_jwk(
@@ -543,9 +541,15 @@ mod tests {
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
         let want = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
         let bare = serde_json::json!({"e": "AQAB", "kty": "RSA", "n": n});
-        assert_eq!(thumbprint(&bare).as_deref(), Ok(want));
+        assert_eq!(
+            thumbprint(&bare).map(|t| t.to_string()).as_deref(),
+            Ok(want)
+        );
         let dressed = serde_json::json!({"kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29"});
-        assert_eq!(thumbprint(&dressed).as_deref(), Ok(want));
+        assert_eq!(
+            thumbprint(&dressed).map(|t| t.to_string()).as_deref(),
+            Ok(want)
+        );
         for bad in [
             serde_json::json!({"kty": "oct", "k": "c2VjcmV0"}),
             serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AA"}),

@@ -171,7 +171,9 @@ impl SigningKeyPair {
 pub fn public_jwk_for_jwks(key: &SigningKeyPair) -> (Value, String) {
     let mut jwk = key.public_jwk();
     // Only fails for a JWK without its required members, which public_jwk never builds.
-    let kid = crate::jwk::thumbprint(&jwk).unwrap_or_default();
+    let kid = crate::jwk::thumbprint(&jwk)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     if let Value::Object(map) = &mut jwk {
         map.insert("kid".into(), Value::String(kid.clone()));
         map.insert("alg".into(), Value::String(key.alg().as_str().into()));

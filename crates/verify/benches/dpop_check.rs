@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
     ] {
         let pair = SigningKeyPair::generate(alg).expect("key").1;
         let public = raw_public_key(&pair.public_jwk());
-        let k = ProofSigner::new(pair);
+        let k = ProofSigner::new(pair).expect("signer");
         let p = proof(&k, "jti-0");
         let (input, sig) = p.rsplit_once('.').expect("proof");
         let sig = URL_SAFE_NO_PAD.decode(sig).expect("sig");

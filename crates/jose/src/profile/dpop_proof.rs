@@ -233,10 +233,7 @@ pub fn verify(proof: &str, rules: &Rules<'_>, now: Timestamp) -> Result<Proof, P
     let rsa = matches!(u.header.alg, Alg::RS256 | Alg::PS256).then_some(u.header.alg);
     let key = key_from_jwk(&jwk, &[u.header.alg], rsa).map_err(|_| ProofError::JwkUnusable)?;
     u.verify_with(&key)?;
-    let jkt = thumbprint(&jwk)
-        .ok()
-        .and_then(|t| Thumbprint::parse(&t).ok())
-        .ok_or(ProofError::JwkUnusable)?;
+    let jkt = thumbprint(&jwk).map_err(|_| ProofError::JwkUnusable)?;
 
     let c = u.claims()?;
     let htm = required(&c, "htm")?;
@@ -321,18 +318,15 @@ pub struct ProofClaims<'a> {
 }
 
 impl ProofSigner {
-    pub fn new(key: SigningKeyPair) -> Self {
+    /// Fails only for a key type without an RFC 7638 thumbprint (never one this crate makes).
+    pub fn new(key: SigningKeyPair) -> Result<Self, crate::jwk::JwksError> {
         let jwk = key.public_jwk();
-        // public_jwk always builds a JWK with its required members, so this cannot fail.
-        let jkt = thumbprint(&jwk)
-            .ok()
-            .and_then(|t| Thumbprint::parse(&t).ok())
-            .unwrap_or_else(|| Thumbprint::sha256_of(b""));
+        let jkt = thumbprint(&jwk)?;
         let header = serde_json::json!({"typ": TYP, "alg": key.alg().as_str(), "jwk": jwk});
-        Self {
+        Ok(Self {
             signer: Signer::with_header_json(key, None, header.to_string().as_bytes()),
             jkt,
-        }
+        })
     }
 
     /// The thumbprint of this key (what a token bound to it carries in `cnf.jkt`).
@@ -366,7 +360,7 @@ mod tests {
     }
 
     fn key(alg: Alg) -> ProofSigner {
-        ProofSigner::new(SigningKeyPair::generate(alg).expect("key").1)
+        ProofSigner::new(SigningKeyPair::generate(alg).expect("key").1).expect("signer")
     }
 
     fn claims() -> serde_json::Value {
@@ -423,7 +417,7 @@ mod tests {
         // RFC 7638 section 3.1: the example RSA key's thumbprint.
         let jwk = json!({"kty": "RSA", "e": "AQAB", "alg": "RS256", "kid": "2011-04-29",
             "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"});
-        let t = Thumbprint::parse(&thumbprint(&jwk).expect("thumbprint")).expect("43 chars");
+        let t = thumbprint(&jwk).expect("thumbprint");
         assert_eq!(t.as_str(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 

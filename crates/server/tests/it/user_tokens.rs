@@ -1294,7 +1294,7 @@ mod dpop {
     const API_URI: &str = "https://api.example/orders/7";
 
     fn key(alg: Alg) -> ProofSigner {
-        ProofSigner::new(SigningKeyPair::generate(alg).expect("key").1)
+        ProofSigner::new(SigningKeyPair::generate(alg).expect("key").1).expect("signer")
     }
 
     /// A fresh proof for the token endpoint at the app's time.
@@ -1592,46 +1592,23 @@ mod dpop {
                 portcullis_verify::BindingError::DpopKeyMismatch
             ))
         );
-        assert!(matches!(
-            check(
-                &bound,
-                Some(resource_proof(&k, &bearer, "r-3", now)),
-                "GET",
-                API_URI
-            )
-            .await,
-            Err(Reason::DpopProof(_))
-        ));
-        assert!(matches!(
-            check(
-                &bound,
-                Some(resource_proof(&k, &bound, "r-4", now)),
-                "DELETE",
-                API_URI
-            )
-            .await,
-            Err(Reason::DpopProof(_))
-        ));
-        assert!(matches!(
-            check(
-                &bound,
-                Some(resource_proof(&k, &bound, "r-5", now)),
-                "GET",
-                "https://api.example/orders/8"
-            )
-            .await,
-            Err(Reason::DpopProof(_))
-        ));
-        assert!(matches!(
-            check(
-                &bound,
-                Some(resource_proof(&k, &bound, "r-6", now - 3_600)),
-                "GET",
-                API_URI
-            )
-            .await,
-            Err(Reason::DpopProof(_))
-        ));
+        // Each a proof of the bound key that names another request: the access token of
+        // `ath`, the proof's age, the method, the URI.
+        for (ath_of, jti, iat, method, uri) in [
+            (&bearer, "r-3", now, "GET", API_URI),
+            (&bound, "r-4", now, "DELETE", API_URI),
+            (&bound, "r-5", now, "GET", "https://api.example/orders/8"),
+            (&bound, "r-6", now - 3_600, "GET", API_URI),
+        ] {
+            let proof = resource_proof(&k, ath_of, jti, iat);
+            assert!(
+                matches!(
+                    check(&bound, Some(proof), method, uri).await,
+                    Err(Reason::DpopProof(_))
+                ),
+                "{jti}"
+            );
+        }
     }
 
     /// Runs `dpop_proof.mjs` (oauth4webapi) with `args`; `None` when node or the library is not
