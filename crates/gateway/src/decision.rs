@@ -212,10 +212,13 @@ pub async fn decide<'a>(
         Access::Public => None,
         Access::Protected(policy) => {
             let tenant = matched.resource_tenant(&f.parts.headers);
-            let htu = f
-                .origin
-                .map(|o| format!("{o}{}", f.parts.uri.path()))
-                .unwrap_or_default();
+            // Only a DPoP request needs its absolute URI (the proof's `htu`).
+            let htu = match f.origin {
+                Some(o) if portcullis_verify::http::presents_dpop(&f.parts.headers) => {
+                    format!("{o}{}", f.parts.uri.path())
+                }
+                _ => String::new(),
+            };
             let result = match portcullis_verify::http::presented_credential_at(f.parts, &htu) {
                 Err(reason) => Err(Denial::from(reason)),
                 Ok(presented) => {

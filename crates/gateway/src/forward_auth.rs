@@ -240,7 +240,10 @@ pub async fn handle(
     };
     let ip = client_ip(req.headers(), &snap.config, peer);
     let forwarded_cert = forwarded_certificate(req.headers(), &snap.config, peer, &request_id);
-    let origin = dpop_origin(req.headers(), host.as_ref(), &snap.config, peer);
+    // The origin is only needed for a DPoP proof's `htu`.
+    let origin = portcullis_verify::http::presents_dpop(req.headers())
+        .then(|| dpop_origin(req.headers(), host.as_ref(), &snap.config, peer))
+        .flatten();
     let (mut parts, _body) = req.into_parts();
     parts.method = method;
     parts.uri = uri;

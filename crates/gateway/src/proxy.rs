@@ -110,8 +110,10 @@ pub async fn handle(
         }
     };
     let path = crate::path::normalize(parts.uri.path(), snap.config.paths.rules());
+    // The origin is only needed for a DPoP proof's `htu`: no string for other requests.
     let origin = host
         .as_ref()
+        .filter(|_| portcullis_verify::http::presents_dpop(&parts.headers))
         .and_then(|h| h.value().to_str().ok())
         .map(|h| format!("{}://{h}", if conn.tls { "https" } else { "http" }));
     let facts = Facts {

@@ -63,6 +63,23 @@ pub fn request_uri(parts: &Parts, base_url: Option<&str>) -> Option<String> {
     Some(format!("https://{host}{path}"))
 }
 
+/// Whether the request presents its token with the `DPoP` scheme: only then does
+/// [`presented_credential_at`] need the request's absolute URI, so callers build it only then
+/// (not on every bearer or API-key request).
+pub fn presents_dpop(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(is_dpop_scheme))
+}
+
+/// `DPoP <token>`, the scheme compared case-insensitively.
+fn is_dpop_scheme(value: &str) -> bool {
+    value
+        .split_once(' ')
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("dpop"))
+}
+
 /// [`presented_credential`], with `Authorization: DPoP <token>` (RFC 9449 section 7.1) taken
 /// with the request's `DPoP` proof, method and `uri` (its absolute URI, see [`request_uri`]).
 pub fn presented_credential_at<'a>(
@@ -248,7 +265,11 @@ pub async fn authorize_request_at(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let uri = request_uri(parts, base_url).unwrap_or_default();
+    let uri = if presents_dpop(&parts.headers) {
+        request_uri(parts, base_url).unwrap_or_default()
+    } else {
+        String::new()
+    };
     let presented = presented_credential_at(parts, &uri)?;
     // The listener (TLS handshake or trusted proxy header) put the certificate here; a request
     // cannot forge an extension.
@@ -387,7 +408,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 
 #[cfg(test)]
 mod tests {
-    use super::query_carries_credential;
+    use super::{presents_dpop, query_carries_credential};
+    use axum::http::{HeaderMap, HeaderValue};
 
     #[test]
     fn credentials_in_queries_are_spotted_and_other_text_is_not() {
@@ -409,6 +431,36 @@ mod tests {
             "token_type=bearer",
         ] {
             assert!(!query_carries_credential(q), "{q}");
+        }
+    }
+
+    /// The URI is built only for DPoP requests: a DPoP request this misses would lose its
+    /// `htu` and be refused, so every spelling the credential parser takes must count.
+    #[test]
+    fn dpop_requests_are_told_apart_without_parsing_the_credential() {
+        let with = |values: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("authorization", HeaderValue::from_static(v));
+            }
+            presents_dpop(&h)
+        };
+        for dpop in [
+            &["DPoP t"][..],
+            &["dpop t"],
+            &["DPOP t"],
+            &["Bearer a", "DPoP t"],
+        ] {
+            assert!(with(dpop), "{dpop:?}");
+        }
+        for other in [
+            &[][..],
+            &["Bearer t"],
+            &["DPoPt"],
+            &["Basic dpop"],
+            &["DPoP"],
+        ] {
+            assert!(!with(other), "{other:?}");
         }
     }
 }
