@@ -2374,9 +2374,13 @@ mod private_key_jwt {
             server.serve_keys(&[&jwk]);
             let port = server.url.rsplit(':').next().expect("port").to_owned();
             let by_name = server.url.replace("127.0.0.1", "localhost");
+            // A bracketed IPv6 literal is judged before connecting too (nothing listens there,
+            // so a missed check would show as `jwks_uri_unreachable` instead).
+            let v6 = server.url.replace("127.0.0.1", "[::1]");
             let mut refused = Vec::new();
             for (uri, reason) in [
                 (server.url.clone(), "jwks_uri_address_not_allowed"),
+                (v6, "jwks_uri_address_not_allowed"),
                 (by_name, "jwks_uri_unreachable"),
             ] {
                 let (s, v) = register(&app, &uri).await;

@@ -195,6 +195,26 @@ impl Node {
     fn notes_url(&self, extra: &[(&str, &str)]) -> String {
         self.authorize_url(&self.notes, NOTES_CB, extra)
     }
+
+    /// Redeems a code of the notes client with the PKCE verifier of [`Self::authorize_url`].
+    async fn redeem_notes_code(
+        &self,
+        code: &str,
+    ) -> portcullis_service::sign_in::Result<portcullis_service::sign_in::RedeemedCode> {
+        self.state
+            .sign_in
+            .redeem_code(
+                portcullis_service::sign_in::RedemptionRequest {
+                    code,
+                    tenant: &TenantId::parse("acme").expect("tenant"),
+                    client_id: &self.notes,
+                    redirect_uri: NOTES_CB,
+                    code_verifier: VERIFIER,
+                },
+                &Default::default(),
+            )
+            .await
+    }
 }
 
 /// The hidden fields of the page's form (name, value), HTML entities of values decoded.
@@ -358,18 +378,7 @@ async fn authorize_sign_in_consent_and_redirect_with_code_state_and_iss() {
     assert_eq!(param(&q, "iss"), Some(common::ISSUER));
     let code = param(&q, "code").expect("code");
     let redeemed = node
-        .state
-        .sign_in
-        .redeem_code(
-            portcullis_service::sign_in::RedemptionRequest {
-                code,
-                tenant: &TenantId::parse("acme").expect("tenant"),
-                client_id: &node.notes,
-                redirect_uri: NOTES_CB,
-                code_verifier: VERIFIER,
-            },
-            &Default::default(),
-        )
+        .redeem_notes_code(code)
         .await
         .expect("the code redeems with the PKCE verifier");
     assert_eq!(redeemed.record.nonce.as_deref(), Some("n-456"));
@@ -1070,18 +1079,7 @@ async fn pushed_authorization_requests_are_opened_once_by_their_client_and_can_b
         "the pushed state, not the forged one"
     );
     let code = param(&q, "code").expect("code");
-    node.state
-        .sign_in
-        .redeem_code(
-            portcullis_service::sign_in::RedemptionRequest {
-                code,
-                tenant: &TenantId::parse("acme").expect("tenant"),
-                client_id: &node.notes,
-                redirect_uri: NOTES_CB,
-                code_verifier: VERIFIER,
-            },
-            &Default::default(),
-        )
+    node.redeem_notes_code(code)
         .await
         .expect("the code redeems with the pushed PKCE challenge's verifier");
 
