@@ -121,12 +121,23 @@ struct Flow {
     req: AuthorizationRequest,
     client_name: String,
     text: &'static Text,
-    chrome: Chrome,
+    /// The page frame, read (branding, tenant name) only when a page is shown: a redirect with a
+    /// code, the common answer with a session and after a sign-in, needs none.
+    chrome: tokio::sync::OnceCell<Chrome>,
     cookies: CookiePolicy,
     origin: RequestOrigin,
     carried: Vec<(String, String)>,
     /// The pushed request this flow came from (RFC 9126), used up when its code is issued.
     pushed: Option<[u8; 32]>,
+}
+
+impl Flow {
+    /// The page frame for this request's tenant, loaded the first time a page needs it.
+    async fn chrome(&self, state: &AppState) -> &Chrome {
+        self.chrome
+            .get_or_init(|| Chrome::load(state, &self.req.tenant, self.text))
+            .await
+    }
 }
 
 async fn authorize_get(State(state): State<AppState>, parts: Parts) -> Response {
@@ -174,7 +185,7 @@ async fn authorize(state: AppState, parts: Parts, pairs: Vec<(String, String)>) 
         _ if flow.req.prompt.none => redirect_error(&state, &flow, ErrorCode::LoginRequired),
         _ => {
             let hint = flow.req.login_hint.clone().unwrap_or_default();
-            sign_in_page(&state, &parts, &flow, StatusCode::OK, None, &hint)
+            sign_in_page(&state, &parts, &flow, StatusCode::OK, None, &hint).await
         }
     }
 }
@@ -193,7 +204,7 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
         .as_ref()
         .is_some_and(|c| c.check(&state, "sign_in", csrf_token.as_deref()))
     {
-        return csrf_refused(&flow);
+        return csrf_refused(&state, &flow).await;
     }
     let attempt = Attempt {
         tenant: &flow.req.tenant,
@@ -222,7 +233,7 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
                 .await;
             let started = match started {
                 Ok(s) => s,
-                Err(e) => return server_error(&flow, &e.to_string()),
+                Err(e) => return server_error(&state, &flow, &e.to_string()).await,
             };
             let secret = started.secret.expose().to_owned();
             let mut res = after_sign_in(
@@ -251,7 +262,8 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
             StatusCode::OK,
             Some(t.sign_in_failed),
             &login,
-        ),
+        )
+        .await,
         Ok(LoginOutcome::Throttled(wait)) => with_retry_after(
             sign_in_page(
                 &state,
@@ -260,7 +272,8 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
                 StatusCode::TOO_MANY_REQUESTS,
                 Some(t.sign_in_throttled),
                 &login,
-            ),
+            )
+            .await,
             wait,
         ),
         Ok(LoginOutcome::Busy(wait)) => with_retry_after(
@@ -271,10 +284,11 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(t.sign_in_busy),
                 &login,
-            ),
+            )
+            .await,
             wait,
         ),
-        Err(e) => server_error(&flow, &e.to_string()),
+        Err(e) => server_error(&state, &flow, &e.to_string()).await,
     }
 }
 
@@ -291,14 +305,14 @@ async fn consent_post(State(state): State<AppState>, parts: Parts, body: String)
         .as_ref()
         .is_some_and(|c| c.check(&state, "consent", csrf_token.as_deref()))
     {
-        return csrf_refused(&flow);
+        return csrf_refused(&state, &flow).await;
     }
     let session = match current_session(&state, &parts, &flow).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             // The session ended meanwhile: sign in again.
             let hint = flow.req.login_hint.clone().unwrap_or_default();
-            return sign_in_page(&state, &parts, &flow, StatusCode::OK, None, &hint);
+            return sign_in_page(&state, &parts, &flow, StatusCode::OK, None, &hint).await;
         }
         Err(res) => return res,
     };
@@ -315,7 +329,7 @@ async fn consent_post(State(state): State<AppState>, parts: Parts, body: String)
                 .await
             {
                 Ok(c) => c.map(|c| c.scopes).unwrap_or_default(),
-                Err(e) => return server_error(&flow, &e.to_string()),
+                Err(e) => return server_error(&state, &flow, &e.to_string()).await,
             };
             for s in &scopes {
                 if !granted.contains(s) {
@@ -331,7 +345,7 @@ async fn consent_post(State(state): State<AppState>, parts: Parts, body: String)
                 granted_at: state.clock.now(),
             };
             if let Err(e) = state.store.put_consent(&record).await {
-                return server_error(&flow, &e.to_string());
+                return server_error(&state, &flow, &e.to_string()).await;
             }
             state.audit.record(
                 EventDraft {
@@ -350,7 +364,7 @@ async fn consent_post(State(state): State<AppState>, parts: Parts, body: String)
         Some("deny") => redirect_error(&state, &flow, ErrorCode::AccessDenied),
         _ => error_page(
             StatusCode::BAD_REQUEST,
-            &flow.chrome,
+            flow.chrome(&state).await,
             flow.text,
             flow.text.error_bad_request,
             Some("invalid_request"),
@@ -454,12 +468,11 @@ async fn establish(
         }
     };
     let text = messages::pick(&req.ui_locales, accept_language);
-    let chrome = Chrome::load(state, &req.tenant, text).await;
     Ok(Flow {
         req,
         client_name: name,
         text,
-        chrome,
+        chrome: tokio::sync::OnceCell::new(),
         cookies: CookiePolicy::for_issuer(&state.oauth.issuer),
         origin,
         carried,
@@ -534,11 +547,14 @@ async fn current_session(
     else {
         return Ok(None);
     };
-    state
+    match state
         .sign_in
         .resolve_session(&flow.req.tenant, &cookie)
         .await
-        .map_err(|e| server_error(flow, &e.to_string()))
+    {
+        Ok(s) => Ok(s),
+        Err(e) => Err(server_error(state, flow, &e.to_string()).await),
+    }
 }
 
 /// Signed in: consent if needed, else the code.
@@ -568,7 +584,7 @@ async fn after_sign_in(
                 .iter()
                 .all(|s| c.scopes.iter().any(|g| g == s.as_str())),
             Ok(None) => true,
-            Err(e) => return server_error(flow, &e.to_string()),
+            Err(e) => return server_error(state, flow, &e.to_string()).await,
         }
     };
     if !needs_consent {
@@ -579,7 +595,7 @@ async fn after_sign_in(
     }
     let Some(csrf) = csrf else {
         // A session cookie was read, so a binding exists; this is unreachable in practice.
-        return server_error(flow, "no CSRF binding for a signed-in browser");
+        return server_error(state, flow, "no CSRF binding for a signed-in browser").await;
     };
     let user = match state
         .store
@@ -587,23 +603,24 @@ async fn after_sign_in(
             &flow.req.tenant,
             &match portcullis_core::user::UserId::parse(&session.user_id) {
                 Ok(id) => id,
-                Err(_) => return server_error(flow, "stored session names a malformed user id"),
+                Err(_) => return server_error(state, flow, "stored session names a malformed user id").await,
             },
         )
         .await
     {
         Ok(Some(u)) => u.username.as_str().to_owned(),
         Ok(None) => String::new(),
-        Err(e) => return server_error(flow, &e.to_string()),
+        Err(e) => return server_error(state, flow, &e.to_string()).await,
     };
     let token = csrf.token(state, "consent");
     let scopes = flow.req.scope.to_vec();
     let target = super::layout::form_target_source(&flow.req.target.redirect_uri);
+    let chrome = flow.chrome(state).await;
     render(
         StatusCode::OK,
-        &flow.chrome,
+        chrome,
         &ConsentPage {
-            chrome: &flow.chrome,
+            chrome,
             t: flow.text,
             client_name: &flow.client_name,
             user: &user,
@@ -629,7 +646,7 @@ async fn issue(state: &AppState, flow: &Flow, session: &SessionRecord) -> Respon
         {
             Ok(true) => {}
             Ok(false) => return redirect_error(state, flow, ErrorCode::InvalidRequest),
-            Err(e) => return server_error(flow, &e.to_string()),
+            Err(e) => return server_error(state, flow, &e.to_string()).await,
         }
     }
     let code = state
@@ -649,11 +666,11 @@ async fn issue(state: &AppState, flow: &Flow, session: &SessionRecord) -> Respon
             flow.req.state.as_deref(),
             &state.oauth.issuer,
         )),
-        Err(e) => server_error(flow, &e.to_string()),
+        Err(e) => server_error(state, flow, &e.to_string()).await,
     }
 }
 
-fn sign_in_page(
+async fn sign_in_page(
     state: &AppState,
     parts: &Parts,
     flow: &Flow,
@@ -665,11 +682,12 @@ fn sign_in_page(
     let token = csrf.token(state, "sign_in");
     let target = super::layout::form_target_source(&flow.req.target.redirect_uri);
     let forgot = format!("/account/{}/forgot", flow.req.tenant.as_str());
+    let chrome = flow.chrome(state).await;
     let mut res = render(
         status,
-        &flow.chrome,
+        chrome,
         &SignInPage {
-            chrome: &flow.chrome,
+            chrome,
             t: flow.text,
             alert,
             client_name: &flow.client_name,
@@ -721,19 +739,19 @@ fn respond(r: AuthorizationResponse) -> Response {
     }
 }
 
-fn csrf_refused(flow: &Flow) -> Response {
+async fn csrf_refused(state: &AppState, flow: &Flow) -> Response {
     tracing::info!("a sign-in page form was refused: CSRF token missing or not this browser's");
     error_page(
         StatusCode::FORBIDDEN,
-        &flow.chrome,
+        flow.chrome(state).await,
         flow.text,
         flow.text.error_csrf,
         None,
     )
 }
 
-fn server_error(flow: &Flow, detail: &str) -> Response {
-    server_error_bare(&flow.chrome, flow.text, detail)
+async fn server_error(state: &AppState, flow: &Flow, detail: &str) -> Response {
+    server_error_bare(flow.chrome(state).await, flow.text, detail)
 }
 
 fn server_error_bare(chrome: &Chrome, t: &Text, detail: &str) -> Response {

@@ -798,6 +798,54 @@ async fn branding_is_shown_escaped_and_its_colour_and_logo_are_in_the_policy() {
     assert!(csp.contains("img-src https://cdn.acme.example;"), "{csp}");
 }
 
+/// The frame of the pages shown after a form post (a failed sign-in, a refused form, consent) is
+/// read only when such a page is shown; each still carries the tenant's branding.
+#[tokio::test]
+async fn pages_shown_after_a_form_post_carry_the_tenants_branding() {
+    let node = Node::start().await;
+    node.store
+        .put_branding(&BrandingRecord {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            display_name: Some("Acme Notes Co".into()),
+            logo_url: None,
+            accent_colour: Some("#aa3300".into()),
+            updated_at: Timestamp::from_secs(1),
+        })
+        .await
+        .expect("branding");
+    let branded = |page: &str| page.contains("Acme Notes Co") && page.contains("--accent:#aa3300");
+    let b = node.browser("203.0.113.21");
+    let url = node.notes_url(&[]);
+
+    let (s, _, page) = sign_in(&node, &b, &url, "alice", "not the password").await;
+    assert_eq!(s, 200);
+    assert!(branded(&page), "failed sign-in page: {page}");
+
+    let (_, _, form) = text(b.get(&url).send().await.expect("get")).await;
+    let mut no_token: Vec<_> = form_fields(&form)
+        .into_iter()
+        .filter(|(k, _)| k != "csrf_token")
+        .collect();
+    no_token.push(("login".into(), "alice".into()));
+    no_token.push(("password".into(), PASSWORD.into()));
+    let (s, _, page) = text(
+        post_form(
+            &b,
+            format!("{}/oauth2/authorize/sign-in", node.base),
+            &no_token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert!(branded(&page), "refused form: {page}");
+
+    let (s, _, page) = sign_in(&node, &b, &url, "alice", PASSWORD).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("name=\"decision\""), "consent page: {page}");
+    assert!(branded(&page), "consent page: {page}");
+}
+
 #[tokio::test]
 async fn one_password_over_many_accounts_from_one_source_is_recorded_as_spraying_and_stuffing() {
     let node = Node::start().await;
