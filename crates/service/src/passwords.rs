@@ -613,7 +613,12 @@ mod tests {
             .verify(Some(&stored), &Secret::new(PW.to_owned()))
             .await
             .expect("verified");
-        assert_eq!(ok, Verification::Match { needs_rehash: false });
+        assert_eq!(
+            ok,
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
         assert!(h.inner.memory.spare_blocks() > 0, "kept for the next one");
         let deadline = Instant::now() + IDLE_RELEASE + Duration::from_secs(10);
         while h.inner.memory.spare_blocks() > 0 {

@@ -255,15 +255,17 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
             );
             res
         }
-        Ok(LoginOutcome::Refused) => sign_in_page(
-            &state,
-            &parts,
-            &flow,
-            StatusCode::OK,
-            Some(t.sign_in_failed),
-            &login,
-        )
-        .await,
+        Ok(LoginOutcome::Refused) => {
+            sign_in_page(
+                &state,
+                &parts,
+                &flow,
+                StatusCode::OK,
+                Some(t.sign_in_failed),
+                &login,
+            )
+            .await
+        }
         Ok(LoginOutcome::Throttled(wait)) => with_retry_after(
             sign_in_page(
                 &state,
@@ -603,7 +605,10 @@ async fn after_sign_in(
             &flow.req.tenant,
             &match portcullis_core::user::UserId::parse(&session.user_id) {
                 Ok(id) => id,
-                Err(_) => return server_error(state, flow, "stored session names a malformed user id").await,
+                Err(_) => {
+                    return server_error(state, flow, "stored session names a malformed user id")
+                        .await
+                }
             },
         )
         .await
