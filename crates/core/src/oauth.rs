@@ -542,6 +542,14 @@ pub struct AccessTokenClaims {
     /// Workload tokens only: the external identity the token was exchanged for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<ExternalIdentity>,
+    /// Tokens from a token exchange between services: the acting client, earlier actors nested
+    /// (RFC 8693 section 4.1; `crate::delegation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<crate::delegation::ActClaim>,
+    /// Who may exchange this token, acting for its subject (RFC 8693 section 4.4). Read from a
+    /// presented token and honoured; carried over to no token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_act: Option<crate::delegation::MayAct>,
 }
 
 /// The external identity a workload token was exchanged for (`workload` claim; built by
@@ -585,6 +593,8 @@ impl AccessTokenClaims {
             family: None,
             cnf: None,
             workload: None,
+            act: None,
+            may_act: None,
         }
     }
 

@@ -8,7 +8,8 @@
 //! longest lifetime; `aud` contains the audience (unless the caller is the issuer itself
 //! answering for every audience); `sub`, `jti`, `client_id` required; the tenant claim, when
 //! present, a valid tenant id; `sid` (the sign-in session of a user token) and `family_id` (its
-//! refresh-token family), when present, strings; `scope` space-delimited; roles an array of strings.
+//! refresh-token family), when present, strings; `scope` space-delimited; roles an array of strings;
+//! `act` and `may_act` (RFC 8693), when present, objects of their shape.
 //!
 //! This module must never accept a token of another `typ` (an ID token or an identity JWT is
 //! never an access token), and never trust a claim before the caller has verified the signature.
@@ -16,6 +17,7 @@
 use std::borrow::Cow;
 
 use portcullis_core::confirmation::Confirmation;
+use portcullis_core::delegation::{ActClaim, MayAct};
 use portcullis_core::oauth::{ACCESS_TOKEN_TYP, FAMILY_CLAIM};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
@@ -92,6 +94,20 @@ pub struct AccessToken<'a> {
     pub roles: Vec<String>,
     /// The keys the token is bound to; empty for a bearer token.
     pub cnf: Confirmation,
+    /// `act` (RFC 8693 section 4.1): who acts for the subject, earlier actors nested.
+    pub act: Option<ActClaim>,
+    /// `may_act` (RFC 8693 section 4.4): who may act for the subject.
+    pub may_act: Option<MayAct>,
+}
+
+/// Reads an optional object claim of a known shape; anything else is malformed.
+fn object_claim<T: serde::de::DeserializeOwned>(
+    c: &RawObject<'_>,
+    name: &str,
+) -> Result<Option<T>, JoseError> {
+    c.get(name)
+        .map(|raw| serde_json::from_str(raw.get()).map_err(|_| JoseError::MalformedClaims))
+        .transpose()
 }
 
 /// Reads `cnf` (RFC 7800): absent is unbound; anything but an object of known methods with
@@ -171,6 +187,8 @@ impl Rules<'_> {
             .map_err(malformed)?
             .unwrap_or_default();
         let cnf = confirmation(c)?;
+        let act = object_claim(c, "act")?;
+        let may_act = object_claim(c, "may_act")?;
         Ok(AccessToken {
             sub,
             jti,
@@ -185,6 +203,8 @@ impl Rules<'_> {
             scopes,
             roles,
             cnf,
+            act,
+            may_act,
         })
     }
 }
@@ -206,6 +226,8 @@ pub struct Verified {
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
     pub cnf: Confirmation,
+    pub act: Option<ActClaim>,
+    pub may_act: Option<MayAct>,
     /// The `kid` of the key that verified it.
     pub kid: Option<String>,
 }
@@ -250,6 +272,8 @@ pub fn verify(
         scopes: t.scopes,
         roles: t.roles,
         cnf: t.cnf,
+        act: t.act,
+        may_act: t.may_act,
         kid: key.kid.clone(),
     })
 }
