@@ -109,9 +109,9 @@ for grant in (
 jwks = requests.get(meta["jwks_uri"], timeout=10).json()
 
 # A workload has no client credentials: the library sends a bare client_id, which the tenant's
-# endpoint ignores.
+# endpoint ignores. `testing`: the test server listens on plain http on loopback.
 client = OAuth2Client(
-    f"{server}/oauth2/tenants/{tenant}/token", client_id="ci-job"
+    f"{server}/oauth2/tenants/{tenant}/token", client_id="ci-job", testing=True
 )
 
 
