@@ -100,14 +100,30 @@ pub struct AccessToken<'a> {
     pub may_act: Option<MayAct>,
 }
 
-/// Reads an optional object claim of a known shape; anything else is malformed.
+/// Reads an optional object claim of a known shape (`act`, `may_act`: objects of strings and
+/// nested objects); anything else is malformed. Objects are required at every level (serde
+/// alone would also read a struct from an array).
 fn object_claim<T: serde::de::DeserializeOwned>(
     c: &RawObject<'_>,
     name: &str,
 ) -> Result<Option<T>, JoseError> {
-    c.get(name)
-        .map(|raw| serde_json::from_str(raw.get()).map_err(|_| JoseError::MalformedClaims))
-        .transpose()
+    fn objects_only(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => m.values().all(|v| v.is_string() || objects_only(v)),
+            _ => false,
+        }
+    }
+    let Some(raw) = c.get(name) else {
+        return Ok(None);
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(raw.get()).map_err(|_| JoseError::MalformedClaims)?;
+    if !objects_only(&v) {
+        return Err(JoseError::MalformedClaims);
+    }
+    serde_json::from_value(v)
+        .map(Some)
+        .map_err(|_| JoseError::MalformedClaims)
 }
 
 /// Reads `cnf` (RFC 7800): absent is unbound; anything but an object of known methods with
@@ -347,6 +363,37 @@ mod tests {
             assert_eq!(v.tenant.as_ref().map(|t| t.as_str()), Some("acme"));
             assert_eq!((v.iat, v.nbf, v.exp), (NOW, Some(NOW), NOW + 600));
             assert_eq!(v.sid, None, "a machine token carries no session");
+        }
+    }
+
+    #[test]
+    fn act_and_may_act_are_read_when_shaped_and_refused_when_not() {
+        let (signer, keys) = setup(Alg::ES256);
+        let v = check(&signer, &keys, &claims()).expect("no actor");
+        assert_eq!((v.act, v.may_act), (None, None));
+        let mut c = claims();
+        c["act"] = json!({"sub": "cl_b", "act": {"sub": "cl_a"}});
+        c["may_act"] = json!({"client_id": "cl_c"});
+        let v = check(&signer, &keys, &c).expect("actors");
+        let act = v.act.expect("act");
+        assert_eq!(act.actors(), ["cl_b", "cl_a"]);
+        assert_eq!(v.may_act.and_then(|m| m.client_id).as_deref(), Some("cl_c"));
+        for (claim, bad) in [
+            ("act", json!("cl_b")),
+            ("act", json!({"act": {"sub": "cl_a"}})),
+            ("act", json!({"sub": 7})),
+            ("may_act", json!(["cl_c"])),
+            ("may_act", json!({"sub": false})),
+            ("act", json!(["cl_b"])),
+            ("act", json!({"sub": "cl_b", "act": ["cl_a"]})),
+        ] {
+            let mut c = claims();
+            c[claim] = bad.clone();
+            assert_eq!(
+                check(&signer, &keys, &c),
+                Err(JoseError::MalformedClaims),
+                "{claim}: {bad}"
+            );
         }
     }
 
