@@ -286,6 +286,14 @@ async fn rules(cmd: RulesCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             print(&remote, &v, pretty);
+            // The rule is saved; its lint warnings are said where a person reads them.
+            for w in v["warnings"].as_array().into_iter().flatten() {
+                eprintln!(
+                    "warning: {}: {}",
+                    w["code"].as_str().unwrap_or("?"),
+                    w["message"].as_str().unwrap_or("")
+                );
+            }
         }
         RulesCommand::List { tenant, remote } => {
             let v = AdminClient::new(&remote)?

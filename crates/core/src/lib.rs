@@ -20,6 +20,7 @@ pub mod branding;
 pub mod client;
 pub mod confirmation;
 pub mod credential;
+pub mod delegation;
 pub mod detect;
 pub mod federation;
 pub mod forwarded;

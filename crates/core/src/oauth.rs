@@ -542,6 +542,71 @@ pub struct AccessTokenClaims {
     /// Workload tokens only: the external identity the token was exchanged for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<ExternalIdentity>,
+    /// Tokens from a token exchange between services: the acting client, earlier actors nested
+    /// (RFC 8693 section 4.1; decided by `crate::delegation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<ActClaim>,
+    /// Who may exchange this token, acting for its subject (RFC 8693 section 4.4). Read from a
+    /// presented token and honoured; carried over to no token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_act: Option<MayAct>,
+}
+
+/// An `act` claim (RFC 8693 section 4.1): who is acting, and who acted before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActClaim {
+    /// The acting client's id.
+    pub sub: String,
+    /// The actor before this one, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<ActClaim>>,
+}
+
+impl ActClaim {
+    /// How many actors the chain names.
+    pub fn len(&self) -> usize {
+        let mut n = 1;
+        let mut next = self.act.as_deref();
+        while let Some(a) = next {
+            n += 1;
+            next = a.act.as_deref();
+        }
+        n
+    }
+
+    /// Never true: a chain names at least its current actor (for clippy's `len` convention).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The actors' ids, current first.
+    pub fn actors(&self) -> Vec<&str> {
+        let mut out = vec![self.sub.as_str()];
+        let mut next = self.act.as_deref();
+        while let Some(a) = next {
+            out.push(a.sub.as_str());
+            next = a.act.as_deref();
+        }
+        out
+    }
+}
+
+/// A `may_act` claim (RFC 8693 section 4.4): who may act for the token's subject. Portcullis
+/// actors are clients, named by `sub` or `client_id`; a `may_act` naming neither names nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MayAct {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl MayAct {
+    /// Whether it names the client `id` (every identifier it gives must be that client's).
+    pub fn names(&self, id: &str) -> bool {
+        let given = [self.sub.as_deref(), self.client_id.as_deref()];
+        given.iter().any(Option::is_some) && given.iter().flatten().all(|g| *g == id)
+    }
 }
 
 /// The external identity a workload token was exchanged for (`workload` claim; built by
@@ -585,6 +650,8 @@ impl AccessTokenClaims {
             family: None,
             cnf: None,
             workload: None,
+            act: None,
+            may_act: None,
         }
     }
 

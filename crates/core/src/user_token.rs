@@ -201,6 +201,8 @@ impl AccessTokenClaims {
             family: facts.family.map(str::to_owned),
             cnf: None,
             workload: None,
+            act: None,
+            may_act: None,
         }
     }
 }

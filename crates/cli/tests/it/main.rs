@@ -16,3 +16,4 @@ mod rotation_crash;
 mod scale_out;
 mod token_service;
 mod verify_e2e;
+mod workload_client;

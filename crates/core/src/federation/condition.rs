@@ -98,7 +98,7 @@ pub enum Test {
 }
 
 impl Test {
-    fn holds_for(&self, value: &str) -> bool {
+    pub(crate) fn holds_for(&self, value: &str) -> bool {
         match self {
             Self::Equals(v) => value == v,
             Self::OneOf(vs) => vs.iter().any(|v| v == value),

@@ -61,6 +61,8 @@ impl AccessTokenClaims {
                 sub: workload.subject.clone(),
                 rule: rule.as_str().to_owned(),
             }),
+            act: None,
+            may_act: None,
         }
     }
 }

@@ -38,13 +38,43 @@ impl Lint {
     pub fn message(self) -> &'static str {
         match self {
             Self::MatchesPullRequests => {
-                "nothing constrains ref, environment, event_name or subject_context: pull requests, including from forks, match"
+                "no condition on ref, environment, event_name, subject_context or an exact sub refuses pull requests: pull requests, including from forks, match"
             }
             Self::AnyBranch => "the ref condition admits every branch anyone with push access can create",
             Self::OnlyCallingWorkflow => {
                 "workflow_ref names the calling workflow; constrain job_workflow_ref for the reusable workflow that runs the job"
             }
         }
+    }
+}
+
+/// Values a pull request's token carries in the claims that tell a pull request apart (a fork's
+/// included: GitHub gives it the same claims, with its own `actor`).
+fn pull_request_values(claim: &str) -> &'static [&'static str] {
+    match claim {
+        "event_name" => &["pull_request", "pull_request_target"],
+        "ref" => &["refs/pull/1/merge", "refs/pull/1/head"],
+        "subject_context" => &["pull_request"],
+        _ => &[],
+    }
+}
+
+/// Whether a condition on `claim` refuses every pull request's token. `exists` refuses none;
+/// a `sub` test refuses them only when it names exact subjects none of which is a pull
+/// request's (`repo:o/r:pull_request`): a prefix or glob over `sub` is what lets them in.
+fn excludes_pull_requests(claim: &str, test: &Test) -> bool {
+    match (claim, test) {
+        (_, Test::Exists) => false,
+        ("sub", Test::Equals(v)) => !v.ends_with(":pull_request"),
+        ("sub", Test::OneOf(vs)) => !vs.iter().any(|v| v.ends_with(":pull_request")),
+        ("sub", _) => false,
+        // Only a protected environment's name; a pull request job may name one too, but the
+        // environment's own protection rules then apply.
+        ("environment", _) => true,
+        ("ref" | "event_name" | "subject_context", t) => {
+            !pull_request_values(claim).iter().any(|v| t.holds_for(v))
+        }
+        _ => false,
     }
 }
 
@@ -55,10 +85,12 @@ pub fn lint(rule: &TrustRule, preset: Preset) -> Vec<Lint> {
     }
     let mut out = Vec::new();
     let has = |claim: &str| rule.conditions.iter().any(|c| c.claim() == claim);
-    let pins_context = ["ref", "environment", "event_name", "subject_context", "sub"]
+    // Conditions are all required, so one that refuses every pull request is enough.
+    let excludes_pull_requests = rule
+        .conditions
         .iter()
-        .any(|claim| has(claim));
-    if !pins_context {
+        .any(|c| excludes_pull_requests(c.claim(), c.test()));
+    if !excludes_pull_requests {
         out.push(Lint::MatchesPullRequests);
     }
     let any_branch = rule
@@ -170,5 +202,35 @@ mod tests {
         ] {
             assert!(!l.message().is_empty() && !l.as_str().is_empty());
         }
+    }
+
+    #[test]
+    fn a_condition_that_still_admits_pull_requests_does_not_pin_the_context() {
+        let warned = |cond: ClaimCondition| {
+            lint(
+                &rule(vec![eq("repository_id", "2002"), cond]),
+                Preset::GithubActions,
+            )
+            .contains(&Lint::MatchesPullRequests)
+        };
+        let glob = |claim: &str, g: &str| c(claim, Test::Glob(Glob::parse(g).expect("glob")));
+        // Admit pull requests (a fork's included).
+        assert!(warned(eq("event_name", "pull_request_target")));
+        assert!(warned(c(
+            "event_name",
+            Test::OneOf(vec!["push".into(), "pull_request".into()])
+        )));
+        assert!(warned(c("ref", Test::Prefix("refs/".into()))));
+        assert!(warned(glob("sub", "repo:acme/deploy:*")));
+        assert!(warned(c("sub", Test::Prefix("repo:acme/deploy:".into()))));
+        assert!(warned(eq("sub", "repo:acme/deploy:pull_request")));
+        assert!(warned(c("ref", Test::Exists)));
+        assert!(warned(c("environment", Test::Exists)));
+        // Refuse them.
+        assert!(!warned(eq("event_name", "push")));
+        assert!(!warned(glob("ref", "refs/tags/v*")));
+        assert!(!warned(eq("sub", "repo:acme/deploy:ref:refs/heads/main")));
+        assert!(!warned(eq("environment", "prod")));
+        assert!(!warned(eq("subject_context", "environment")));
     }
 }

@@ -7,6 +7,10 @@
 //! issuer is addressed by its URL in the `issuer` query parameter (URLs do not fit a path
 //! segment); one with rules cannot be removed.
 //!
+//! A rule's view carries core's lint warnings (`portcullis_core::federation::lint`): rules that
+//! would match pull requests (forks' included), any branch, or constrain only the calling
+//! workflow. A warning never refuses a rule; it is shown on create, show and list.
+//!
 //! This module must never save a rule core refuses, nor a key set with a private key.
 
 use std::time::Duration;
@@ -15,10 +19,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::audit::{Action, Outcome};
+use portcullis_core::federation::lint::lint;
 use portcullis_core::federation::{ClaimCondition, Preset, RuleId, TrustRule, TrustedIssuer};
 use portcullis_core::oauth::{Audience, ScopeSet};
 use portcullis_service::audit::EventDraft;
-use portcullis_service::federation::{check_uploaded_keys, issuer_from_record};
+use portcullis_service::federation::{check_uploaded_keys, issuer_from_record, rule_from_record};
 use portcullis_service::state::{rfc3339, AppState};
 use portcullis_store::{KeySourceRecord, StoreError, TrustRuleRecord, TrustedIssuerRecord};
 use serde::{Deserialize, Serialize};
@@ -297,6 +302,38 @@ pub struct TrustRuleView {
     bound_to_subject_lifetime: bool,
     created_at: String,
     updated_at: String,
+    /// What the rule also admits that was probably not meant (never a refusal). Omitted when
+    /// there is nothing to say.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<RuleWarning>,
+}
+
+/// One lint warning about a rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleWarning {
+    /// `matches_pull_requests`, `any_branch` or `only_calling_workflow`.
+    code: &'static str,
+    message: &'static str,
+}
+
+impl TrustRuleView {
+    /// The view of `r`, with the warnings of the rule read under its issuer's preset (none for
+    /// a rule that does not read).
+    fn linted(r: TrustRuleRecord, issuer: Option<&TrustedIssuerRecord>) -> Self {
+        let warnings = issuer
+            .and_then(issuer_from_record)
+            .and_then(|i| rule_from_record(&r, &i).map(|rule| lint(&rule, i.preset)))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| RuleWarning {
+                code: l.as_str(),
+                message: l.message(),
+            })
+            .collect();
+        let mut view = Self::from(r);
+        view.warnings = warnings;
+        view
+    }
 }
 
 impl From<TrustRuleRecord> for TrustRuleView {
@@ -314,6 +351,7 @@ impl From<TrustRuleRecord> for TrustRuleView {
             bound_to_subject_lifetime: r.bound_to_subject_lifetime,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
+            warnings: Vec::new(),
         }
     }
 }
@@ -423,7 +461,10 @@ pub async fn create_rule(
         draft(&admin, Action::FederationRuleCreate, rec.id.clone()),
         &admin.origin,
     );
-    Ok((StatusCode::CREATED, Json(rec.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(TrustRuleView::linted(rec, Some(&stored))),
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/federation/rules", tag = "federation", params(super::openapi::TenantPath),
@@ -433,7 +474,15 @@ pub async fn list_rules(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<TrustRuleView>>, ApiError> {
     let all = state.store.list_trust_rules(&admin.tenant, None).await?;
-    Ok(Json(all.into_iter().map(Into::into).collect()))
+    let issuers = state.store.list_trusted_issuers(&admin.tenant).await?;
+    Ok(Json(
+        all.into_iter()
+            .map(|r| {
+                let issuer = issuers.iter().find(|i| i.issuer == r.issuer);
+                TrustRuleView::linted(r, issuer)
+            })
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/federation/rules/{id}", tag = "federation", params(super::openapi::TenantIdPath),
@@ -451,7 +500,11 @@ pub async fn show_rule(
         .get_trust_rule(&admin.tenant, &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(rule.into()))
+    let issuer = state
+        .store
+        .get_trusted_issuer(&admin.tenant, &rule.issuer)
+        .await?;
+    Ok(Json(TrustRuleView::linted(rule, issuer.as_ref())))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/tenants/{tenant}/federation/rules/{id}", tag = "federation", params(super::openapi::TenantIdPath),

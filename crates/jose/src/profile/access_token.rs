@@ -8,7 +8,8 @@
 //! longest lifetime; `aud` contains the audience (unless the caller is the issuer itself
 //! answering for every audience); `sub`, `jti`, `client_id` required; the tenant claim, when
 //! present, a valid tenant id; `sid` (the sign-in session of a user token) and `family_id` (its
-//! refresh-token family), when present, strings; `scope` space-delimited; roles an array of strings.
+//! refresh-token family), when present, strings; `scope` space-delimited; roles an array of strings;
+//! `act` and `may_act` (RFC 8693), when present, objects of their shape.
 //!
 //! This module must never accept a token of another `typ` (an ID token or an identity JWT is
 //! never an access token), and never trust a claim before the caller has verified the signature.
@@ -16,6 +17,7 @@
 use std::borrow::Cow;
 
 use portcullis_core::confirmation::Confirmation;
+use portcullis_core::delegation::{ActClaim, MayAct};
 use portcullis_core::oauth::{ACCESS_TOKEN_TYP, FAMILY_CLAIM};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
@@ -92,6 +94,36 @@ pub struct AccessToken<'a> {
     pub roles: Vec<String>,
     /// The keys the token is bound to; empty for a bearer token.
     pub cnf: Confirmation,
+    /// `act` (RFC 8693 section 4.1): who acts for the subject, earlier actors nested.
+    pub act: Option<ActClaim>,
+    /// `may_act` (RFC 8693 section 4.4): who may act for the subject.
+    pub may_act: Option<MayAct>,
+}
+
+/// Reads an optional object claim of a known shape (`act`, `may_act`: objects of strings and
+/// nested objects); anything else is malformed. Objects are required at every level (serde
+/// alone would also read a struct from an array).
+fn object_claim<T: serde::de::DeserializeOwned>(
+    c: &RawObject<'_>,
+    name: &str,
+) -> Result<Option<T>, JoseError> {
+    fn objects_only(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => m.values().all(|v| v.is_string() || objects_only(v)),
+            _ => false,
+        }
+    }
+    let Some(raw) = c.get(name) else {
+        return Ok(None);
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(raw.get()).map_err(|_| JoseError::MalformedClaims)?;
+    if !objects_only(&v) {
+        return Err(JoseError::MalformedClaims);
+    }
+    serde_json::from_value(v)
+        .map(Some)
+        .map_err(|_| JoseError::MalformedClaims)
 }
 
 /// Reads `cnf` (RFC 7800): absent is unbound; anything but an object of known methods with
@@ -171,6 +203,8 @@ impl Rules<'_> {
             .map_err(malformed)?
             .unwrap_or_default();
         let cnf = confirmation(c)?;
+        let act = object_claim(c, "act")?;
+        let may_act = object_claim(c, "may_act")?;
         Ok(AccessToken {
             sub,
             jti,
@@ -185,6 +219,8 @@ impl Rules<'_> {
             scopes,
             roles,
             cnf,
+            act,
+            may_act,
         })
     }
 }
@@ -206,6 +242,8 @@ pub struct Verified {
     pub scopes: Vec<String>,
     pub roles: Vec<String>,
     pub cnf: Confirmation,
+    pub act: Option<ActClaim>,
+    pub may_act: Option<MayAct>,
     /// The `kid` of the key that verified it.
     pub kid: Option<String>,
 }
@@ -250,6 +288,8 @@ pub fn verify(
         scopes: t.scopes,
         roles: t.roles,
         cnf: t.cnf,
+        act: t.act,
+        may_act: t.may_act,
         kid: key.kid.clone(),
     })
 }
@@ -323,6 +363,37 @@ mod tests {
             assert_eq!(v.tenant.as_ref().map(|t| t.as_str()), Some("acme"));
             assert_eq!((v.iat, v.nbf, v.exp), (NOW, Some(NOW), NOW + 600));
             assert_eq!(v.sid, None, "a machine token carries no session");
+        }
+    }
+
+    #[test]
+    fn act_and_may_act_are_read_when_shaped_and_refused_when_not() {
+        let (signer, keys) = setup(Alg::ES256);
+        let v = check(&signer, &keys, &claims()).expect("no actor");
+        assert_eq!((v.act, v.may_act), (None, None));
+        let mut c = claims();
+        c["act"] = json!({"sub": "cl_b", "act": {"sub": "cl_a"}});
+        c["may_act"] = json!({"client_id": "cl_c"});
+        let v = check(&signer, &keys, &c).expect("actors");
+        let act = v.act.expect("act");
+        assert_eq!(act.actors(), ["cl_b", "cl_a"]);
+        assert_eq!(v.may_act.and_then(|m| m.client_id).as_deref(), Some("cl_c"));
+        for (claim, bad) in [
+            ("act", json!("cl_b")),
+            ("act", json!({"act": {"sub": "cl_a"}})),
+            ("act", json!({"sub": 7})),
+            ("may_act", json!(["cl_c"])),
+            ("may_act", json!({"sub": false})),
+            ("act", json!(["cl_b"])),
+            ("act", json!({"sub": "cl_b", "act": ["cl_a"]})),
+        ] {
+            let mut c = claims();
+            c[claim] = bad.clone();
+            assert_eq!(
+                check(&signer, &keys, &c),
+                Err(JoseError::MalformedClaims),
+                "{claim}: {bad}"
+            );
         }
     }
 

@@ -13,6 +13,7 @@ mod log_follower;
 mod logout;
 mod oauth;
 mod revocations;
+mod service_exchange;
 mod sign_in_pages;
 mod user_tokens;
 mod webhooks;

@@ -35,6 +35,7 @@ struct TestIssuer {
     url: String,
     signer: Signer,
     der: Vec<u8>,
+    jwk: Value,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -48,7 +49,7 @@ impl TestIssuer {
         let (jwk, kid) = public_jwk_for_jwks(&pair);
         let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks"),
             "id_token_signing_alg_values_supported": ["ES256"]});
-        let jwks = json!({"keys": [jwk]});
+        let jwks = json!({"keys": [jwk.clone()]});
         let app = Router::new()
             .route(
                 "/.well-known/openid-configuration",
@@ -65,6 +66,7 @@ impl TestIssuer {
             url,
             signer: Signer::new(pair, Some("JWT"), Some(&kid)),
             der: der.expose().clone(),
+            jwk,
             _server: server,
         }
     }
@@ -91,6 +93,11 @@ impl TestIssuer {
 
     fn kid(&self) -> String {
         self.signer.kid().expect("kid").to_owned()
+    }
+
+    /// The issuer's public key as its JWKS publishes it (what an operator uploads).
+    fn public_jwk(&self) -> Value {
+        self.jwk.clone()
     }
 
     /// GitHub Actions' claims of a push to main of acme/deploy (docs.github.com, "About
@@ -192,6 +199,15 @@ impl App {
         }
         self.send(req.body(Body::from(body)).expect("request"))
             .await
+    }
+
+    async fn get_admin(&self, path: &str) -> Value {
+        let req = Request::builder()
+            .uri(format!("/admin/v1/tenants/acme{path}"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.admin))
+            .body(Body::empty())
+            .expect("request");
+        self.send(req).await.1
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -693,4 +709,199 @@ async fn tokens_are_revoked_by_rule_or_issuer_through_the_revocation_log() {
         .admin_post("/federation/rules/nope/revoke-tokens", json!({}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Trusts `issuer` under `preset` with `key_source`, with one rule.
+async fn trust_more(app: &App, issuer: &str, preset: &str, key_source: Value, rule: Value) {
+    let (status, body) = app
+        .admin_post(
+            "/federation/issuers",
+            json!({"preset": preset, "issuer": issuer, "key_source": key_source,
+                   "algorithms": ["ES256"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app.admin_post("/federation/rules", rule).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Each platform's documented claim set, end to end: a GitHub tag push, an environment job and
+/// a reusable workflow (each under the rule it names), a Kubernetes pod token with a bound
+/// service account (uploaded JWKS) and a SPIFFE JWT-SVID (trust bundle). Every one is admitted
+/// by its own rule only, and the issued token names it.
+#[tokio::test]
+async fn each_platforms_documented_claim_set_is_exchanged_under_its_rule() {
+    let github = TestIssuer::start().await;
+    let app = trusting(&github).await;
+    let gh_rule = |id: &str, extra: Value| {
+        let mut conditions = vec![
+            json!({"claim": "repository_owner_id", "equals": "1001"}),
+            json!({"claim": "repository_id", "equals": "2002"}),
+        ];
+        conditions.extend(extra.as_array().cloned().unwrap_or_default());
+        json!({"id": id, "issuer": github.url, "audience": AUD, "conditions": conditions,
+               "audiences": ["deploy-api"], "scopes": ["deploy"]})
+    };
+    for (id, extra) in [
+        (
+            "release-tag",
+            json!([{"claim": "ref", "glob": "refs/tags/v*"},
+                   {"claim": "event_name", "equals": "push"}]),
+        ),
+        (
+            "deploy-prod",
+            json!([{"claim": "environment", "equals": "prod"}]),
+        ),
+        (
+            "shared-deploy",
+            json!([{"claim": "ref", "equals": "refs/heads/main"},
+                   {"claim": "job_workflow_ref",
+                    "equals": "acme/workflows/.github/workflows/deploy.yml@refs/heads/main"}]),
+        ),
+    ] {
+        let (status, body) = app
+            .admin_post("/federation/rules", gh_rule(id, extra))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert!(body.get("warnings").is_none(), "{id}: {body}");
+    }
+    let mut tag = github.github_push_main("tag-1");
+    tag["sub"] = json!("repo:acme/deploy:ref:refs/tags/v1.2.0");
+    tag["ref"] = json!("refs/tags/v1.2.0");
+    tag["ref_type"] = json!("tag");
+    let mut env = github.github_push_main("env-1");
+    env["sub"] = json!("repo:acme/deploy:environment:prod");
+    env["environment"] = json!("prod");
+    let mut reusable = github.github_push_main("reusable-1");
+    reusable["workflow_ref"] = json!("acme/deploy/.github/workflows/ci.yml@refs/heads/main");
+    reusable["job_workflow_ref"] =
+        json!("acme/workflows/.github/workflows/deploy.yml@refs/heads/main");
+
+    // A cluster (keys uploaded) and a SPIFFE trust domain (bundle), each its own issuer.
+    let cluster = TestIssuer::start().await;
+    let jwk = cluster.public_jwk();
+    trust_more(
+        &app,
+        &cluster.url,
+        "kubernetes",
+        json!({"kind": "jwks", "keys": {"keys": [jwk]}}),
+        json!({"id": "payments-pod", "issuer": cluster.url, "audience": AUD,
+               "conditions": [{"claim": "namespace", "equals": "payments"},
+                              {"claim": "service_account", "equals": "deployer"}],
+               "audiences": ["deploy-api"], "scopes": ["deploy"]}),
+    )
+    .await;
+    let spire = TestIssuer::start().await;
+    let mut svid_key = spire.public_jwk();
+    svid_key["use"] = json!("jwt-svid");
+    trust_more(
+        &app,
+        &spire.url,
+        "spiffe_jwt_svid",
+        json!({"kind": "spiffe_bundle", "keys": {"spiffe_sequence": 1, "keys": [svid_key]}}),
+        json!({"id": "payments-svid", "issuer": spire.url, "audience": AUD,
+               "conditions": [{"claim": "trust_domain", "equals": "prod.example.org"},
+                              {"claim": "spiffe_path", "equals": "/ns/payments/sa/deployer"}],
+               "audiences": ["deploy-api"], "scopes": ["deploy"]}),
+    )
+    .await;
+    // Kubernetes' projected service-account token (a bound token: pod and service account,
+    // audience, an hour's life).
+    let pod = cluster.mint(&json!({"iss": cluster.url, "aud": [AUD], "jti": "pod-1",
+        "sub": "system:serviceaccount:payments:deployer",
+        "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 3590,
+        "kubernetes.io": {"namespace": "payments",
+            "serviceaccount": {"name": "deployer", "uid": "7a3c1f0e-sa"},
+            "pod": {"name": "deployer-5d9f", "uid": "c2b8-pod"},
+            "node": {"name": "node-1", "uid": "n-1"}}}));
+    // A JWT-SVID (SPIFFE JWT-SVID standard: sub, aud, exp; iat; SPIRE's iss when configured).
+    let svid = spire.mint(&json!({"iss": spire.url, "aud": [AUD], "jti": "svid-1",
+        "sub": "spiffe://prod.example.org/ns/payments/sa/deployer",
+        "iat": NOW - 5, "exp": NOW + 300}));
+
+    for (token, rule) in [
+        (github.mint(&tag), "release-tag"),
+        (github.mint(&env), "deploy-prod"),
+        (github.mint(&reusable), "shared-deploy"),
+        (pod, "payments-pod"),
+        (svid, "payments-svid"),
+    ] {
+        let mut form = exchange_form(&token);
+        form.push(("rule", rule));
+        let (status, body) = app.token(TENANT_TOKEN, &form).await;
+        assert_eq!(status, StatusCode::OK, "{rule}: {body}");
+        let claims =
+            independently_verified(&app, body["access_token"].as_str().expect("token")).await;
+        assert_eq!(claims["workload"]["rule"], rule);
+        assert_eq!(claims["sub"], format!("workload:{rule}"));
+    }
+    // A rule admits only its own kind of job: the main-branch push is no tag, no environment
+    // job and no reusable workflow.
+    for (i, rule) in ["release-tag", "deploy-prod", "shared-deploy"]
+        .iter()
+        .enumerate()
+    {
+        let token = github.mint(&github.github_push_main(&format!("main-{i}")));
+        let mut form = exchange_form(&token);
+        form.push(("rule", rule));
+        let (status, body) = app.token(TENANT_TOKEN, &form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{rule}: {body}");
+        assert_eq!(body["error"], "invalid_grant");
+    }
+}
+
+/// The lint warnings come back with a rule that is saved anyway: one on a repository alone
+/// matches pull requests (forks' included); a ref glob over every branch; a rule on the
+/// calling workflow only.
+#[tokio::test]
+async fn rules_that_match_pull_requests_any_branch_or_only_the_caller_are_saved_with_warnings() {
+    let issuer = TestIssuer::start().await;
+    let app = trusting(&issuer).await;
+    let pins = || {
+        vec![
+            json!({"claim": "repository_owner_id", "equals": "1001"}),
+            json!({"claim": "repository_id", "equals": "2002"}),
+        ]
+    };
+    let codes = |body: &Value| -> Vec<String> {
+        body["warnings"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .map(|w| w["code"].as_str().expect("code").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut any_branch = pins();
+    any_branch.push(json!({"claim": "ref", "glob": "refs/heads/*"}));
+    let mut caller_only = pins();
+    caller_only.push(json!({"claim": "environment", "equals": "prod"}));
+    caller_only.push(json!({"claim": "workflow_ref",
+                            "equals": "acme/deploy/.github/workflows/ci.yml@refs/heads/main"}));
+    for (id, conditions, expected) in [
+        ("repo-only", pins(), vec!["matches_pull_requests"]),
+        ("any-branch", any_branch, vec!["any_branch"]),
+        ("caller-only", caller_only, vec!["only_calling_workflow"]),
+    ] {
+        let rule = json!({"id": id, "issuer": issuer.url, "audience": AUD,
+                          "conditions": conditions, "audiences": ["deploy-api"]});
+        let (status, body) = app.admin_post("/federation/rules", rule).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(codes(&body), expected, "{id}");
+        let shown = app.get_admin(&format!("/federation/rules/{id}")).await;
+        assert_eq!(codes(&shown), expected, "{id} shown");
+    }
+    let listed = app.get_admin("/federation/rules").await;
+    let listed: Vec<(String, Vec<String>)> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| (r["id"].as_str().expect("id").to_owned(), codes(r)))
+        .collect();
+    assert!(
+        listed.contains(&("deploy-main".into(), vec![])),
+        "the careful rule has none: {listed:?}"
+    );
+    assert!(listed.contains(&("repo-only".into(), vec!["matches_pull_requests".into()])));
 }

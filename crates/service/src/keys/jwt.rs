@@ -356,6 +356,8 @@ pub fn verify(
             family: family.clone(),
             cnf: (!v.cnf.is_unbound()).then_some(v.cnf),
             workload: None,
+            act: v.act,
+            may_act: v.may_act,
         },
         kid,
         tenant,
@@ -435,6 +437,8 @@ mod tests {
             family: None,
             cnf: None,
             workload: None,
+            act: None,
+            may_act: None,
         }
     }
 

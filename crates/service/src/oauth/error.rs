@@ -122,6 +122,13 @@ pub enum Refusal {
     WorkloadScope,
     /// The rule admits the token but not the audience asked for.
     WorkloadTarget,
+
+    // Token exchange between services (`tokens::service_exchange`), after the actor
+    // authenticated.
+    /// The subject access token is not current (expired, revoked, not ours) or may not be
+    /// exchanged by this client (`may_act`, bound, another tenant, chain too long). One answer;
+    /// the reason goes to the audit log.
+    SubjectTokenRefused(&'static str),
 }
 
 /// Why a caller was refused against stored state: the audit log's reason and the metrics class
@@ -389,6 +396,13 @@ impl Refusal {
                 BAD,
                 "invalid_target",
                 "resource or audience must name one API the trust rule grants",
+            ),
+            Self::SubjectTokenRefused(reason) => (
+                reason,
+                BAD,
+                "invalid_grant",
+                "the subject_token is not a current access token of this server that this \
+                 client may exchange",
             ),
             Self::InvalidGrant(reason) => (
                 reason,

@@ -3,12 +3,12 @@
 //! never issue to a client that did not authenticate, nor judge a grant's parameters before
 //! authentication (only the grant type is read first).
 
-use portcullis_core::oauth::{parse_grant_type, GrantType};
+use portcullis_core::oauth::{parse_grant_type, GrantType, TOKEN_TYPE_ACCESS_TOKEN};
 use portcullis_core::secret::Secret;
 
 use portcullis_core::confirmation::{Confirmation, Thumbprint};
 
-use super::{authorization_code, client_credentials, refresh, workload};
+use super::{authorization_code, client_credentials, refresh, service_exchange, workload};
 use crate::audit::RequestOrigin;
 use crate::client_auth::{authenticate, authenticate_app, AuthenticatedClient};
 use crate::oauth::dpop;
@@ -34,6 +34,9 @@ pub enum Grant {
     RefreshToken(RefreshGrant),
     /// RFC 8693 token exchange of an external workload token (`workload`).
     TokenExchange(WorkloadGrant),
+    /// RFC 8693 token exchange of one of our access tokens by the client acting for its subject
+    /// (`service_exchange`): `subject_token_type` access_token.
+    ServiceExchange(ServiceExchange),
     /// RFC 7523 section 2.1: an external workload token as the grant (`workload`).
     JwtBearer(WorkloadGrant),
 }
@@ -55,6 +58,18 @@ pub struct WorkloadGrant {
     pub targets: Vec<String>,
     /// `rule`: the trust rule the caller names (else the most specific match).
     pub rule: Option<String>,
+}
+
+/// What a token exchange between services presents, read as sent.
+#[derive(Debug)]
+pub struct ServiceExchange {
+    pub subject_token: Option<Secret<String>>,
+    pub requested_token_type: Option<String>,
+    /// Whether an `actor_token` was sent (not taken: the authenticated client is the actor).
+    pub actor_token: bool,
+    pub scope: Option<String>,
+    /// Every `resource`, then `audience`; they must name one of the actor's APIs.
+    pub targets: Vec<String>,
 }
 
 /// What a client-credentials request asks for.
@@ -115,6 +130,18 @@ impl Grant {
                     scope: params.get("scope").map(str::to_owned),
                     targets: targets(params),
                 }),
+                GrantType::TokenExchange
+                    if params.get("subject_token_type") == Some(TOKEN_TYPE_ACCESS_TOKEN) =>
+                {
+                    Self::ServiceExchange(ServiceExchange {
+                        subject_token: secret("subject_token"),
+                        requested_token_type: params.get("requested_token_type").map(str::to_owned),
+                        actor_token: params.get("actor_token").is_some()
+                            || params.get("actor_token_type").is_some(),
+                        scope: params.get("scope").map(str::to_owned),
+                        targets: targets(params),
+                    })
+                }
                 GrantType::TokenExchange => Self::TokenExchange(WorkloadGrant {
                     token: secret("subject_token"),
                     token_type: params.get("subject_token_type").map(str::to_owned),
@@ -143,7 +170,7 @@ impl Grant {
             Self::ClientCredentials(_) => GrantType::ClientCredentials,
             Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
             Self::RefreshToken(_) => GrantType::RefreshToken,
-            Self::TokenExchange(_) => GrantType::TokenExchange,
+            Self::TokenExchange(_) | Self::ServiceExchange(_) => GrantType::TokenExchange,
             Self::JwtBearer(_) => GrantType::JwtBearer,
         }
     }
@@ -244,6 +271,11 @@ pub async fn issue(
             let binding = bind(svc, &authenticated, proof, origin).await?;
             refresh::issue(svc, &authenticated, request, &binding, origin).await
         }
+        Grant::ServiceExchange(request) => {
+            let authenticated = authenticate(svc, presented, origin).await?;
+            let binding = bind(svc, &authenticated, proof, origin).await?;
+            service_exchange::issue(svc, &authenticated, request, &binding, origin).await
+        }
         // The installation's endpoint cannot tell which tenant's rules to apply: the tenant
         // is named by the endpoint's path (`issue_for_tenant`), never guessed from the token.
         Grant::TokenExchange(_) | Grant::JwtBearer(_) => {
@@ -271,6 +303,9 @@ pub async fn issue_for_tenant(
         Grant::TokenExchange(request) | Grant::JwtBearer(request) => {
             workload::issue(svc, tenant, request, exchange, origin).await
         }
+        // One of our access tokens is exchanged at the installation's endpoint, by the client
+        // acting for its subject (which authenticates there).
+        Grant::ServiceExchange(_) => Err(OAuthError::refuse(Refusal::UnsupportedTokenType)),
         _ => Err(OAuthError::refuse(Refusal::NotAWorkloadRequest)),
     }
 }

@@ -1,6 +1,7 @@
 //! What the token service does at its OAuth endpoints, without HTTP: issuing access tokens per
 //! grant ([`issue`]; one module per grant: `client_credentials`, `authorization_code`,
-//! `refresh`, `workload` (token exchange and the JWT-bearer grant, at a tenant's endpoint), the user grants minting through `user_tokens`), introspecting ([`introspect`]) and
+//! `refresh`, `workload` (token exchange and the JWT-bearer grant, at a tenant's endpoint),
+//! `service_exchange` (token exchange of our own access token between services), the user grants minting through `user_tokens`), introspecting ([`introspect`]) and
 //! revoking ([`revoke`]) the tokens it issued, answering userinfo ([`userinfo`]), and finding a
 //! presented token (`lookup`, with the one revocation rule of core).
 //!
@@ -21,6 +22,7 @@ mod lookup;
 pub mod pushed;
 mod refresh;
 pub mod revoke;
+mod service_exchange;
 mod user_tokens;
 pub mod userinfo;
 mod workload;
