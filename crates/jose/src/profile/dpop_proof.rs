@@ -658,10 +658,7 @@ mod tests {
             &json!({"typ": TYP, "alg": "ES256", "jwk": private}),
             &claims(),
         );
-        assert_eq!(
-            check(&refused).map(|_| ()),
-            Err(ProofError::JwkPrivate)
-        );
+        assert_eq!(check(&refused).map(|_| ()), Err(ProofError::JwkPrivate));
         assert_eq!(cache.len(), 1);
         // Nothing is cached with capacity 0; a full cache starts again.
         let none = KeyCache::with_capacity(0);

@@ -206,10 +206,11 @@ pub async fn check_token_request(
         access_token: None,
         require_nonce: state.settings.require_nonce,
     };
-    let checked = dpop_proof::verify_cached(proof, &rules, now, &state.keys).map_err(|e| match e {
-        ProofError::NonceMissing => use_nonce(svc, e.as_str(), now),
-        other => invalid(other.as_str()),
-    })?;
+    let checked =
+        dpop_proof::verify_cached(proof, &rules, now, &state.keys).map_err(|e| match e {
+            ProofError::NonceMissing => use_nonce(svc, e.as_str(), now),
+            other => invalid(other.as_str()),
+        })?;
     if state.settings.require_nonce {
         let fresh = checked
             .nonce
