@@ -61,6 +61,33 @@ pub enum TenantCommand {
     /// Show or set the tenant's sign-in page branding.
     #[command(subcommand)]
     Branding(BrandingCommand),
+    /// Show or set the tenant's OAuth policy: rules for every client of the tenant.
+    #[command(subcommand, name = "oauth-policy")]
+    OAuthPolicy(OAuthPolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OAuthPolicyCommand {
+    /// Show the policy.
+    Show {
+        /// Tenant id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Set the policy.
+    Set {
+        /// Tenant id.
+        id: String,
+        /// Every authorization request of every client must be pushed first (RFC 9126 PAR).
+        #[arg(long, required_unless_present = "no_require_par")]
+        require_par: bool,
+        /// Clients push their requests only when their own setting says so.
+        #[arg(long, conflicts_with = "require_par")]
+        no_require_par: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,6 +333,9 @@ pub enum ClientCommand {
         /// Accept direct authorization requests again (no PAR required).
         #[arg(long, conflicts_with = "require_par")]
         no_require_par: bool,
+        /// Accept token requests without a DPoP proof again (bearer tokens).
+        #[arg(long, conflicts_with = "require_dpop")]
+        no_require_dpop: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -387,6 +417,10 @@ pub struct AppFlags {
     /// Every authorization request must be pushed first (RFC 9126 PAR).
     #[arg(long)]
     require_par: bool,
+    /// Every token request must carry a valid DPoP proof (RFC 9449): tokens are always bound
+    /// to the client's key.
+    #[arg(long)]
+    require_dpop: bool,
 }
 
 impl AppFlags {
@@ -415,6 +449,9 @@ impl AppFlags {
         }
         if self.require_par {
             body["require_pushed_authorization_requests"] = json!(true);
+        }
+        if self.require_dpop {
+            body["dpop_bound_access_tokens"] = json!(true);
         }
     }
 }
@@ -550,6 +587,14 @@ fn tenant_text(v: &Value) -> String {
     )
 }
 
+fn oauth_policy_text(v: &Value) -> String {
+    format!(
+        "require_pushed_authorization_requests: {}\nupdated_at: {}\n",
+        v["require_pushed_authorization_requests"] == json!(true),
+        field(v, "updated_at")
+    )
+}
+
 fn branding_text(v: &Value) -> String {
     format!(
         "display_name: {}\nlogo_url: {}\naccent_colour: {}\nupdated_at: {}\n",
@@ -637,6 +682,33 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                     "accent_colour": accent_colour,
                 })),
                 branding_text,
+            )
+            .await?;
+        }
+        TenantCommand::OAuthPolicy(OAuthPolicyCommand::Show { id, remote }) => {
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/oauth-policy", seg(&id)),
+                &[],
+                None,
+                oauth_policy_text,
+            )
+            .await?;
+        }
+        TenantCommand::OAuthPolicy(OAuthPolicyCommand::Set {
+            id,
+            require_par,
+            no_require_par: _,
+            remote,
+        }) => {
+            fetch_and_print(
+                &remote,
+                Method::PUT,
+                &format!("/tenants/{}/oauth-policy", seg(&id)),
+                &[],
+                Some(json!({ "require_pushed_authorization_requests": require_par })),
+                oauth_policy_text,
             )
             .await?;
         }
@@ -867,6 +939,9 @@ fn client_text(v: &Value) -> String {
     if v["require_pushed_authorization_requests"] == json!(true) {
         out.push_str("require_pushed_authorization_requests: true\n");
     }
+    if v["dpop_bound_access_tokens"] == json!(true) {
+        out.push_str("dpop_bound_access_tokens: true\n");
+    }
     if let Some(secret) = v["client_secret"].as_str() {
         out.push_str(&format!(
             "client_secret: {secret}\n(the secret is shown only this once)\n"
@@ -1095,6 +1170,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             clear_backchannel_logout_uri,
             not_first_party,
             no_require_par,
+            no_require_dpop,
             remote,
         } => {
             let mut body = json!({});
@@ -1126,6 +1202,9 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             }
             if no_require_par {
                 body["require_pushed_authorization_requests"] = json!(false);
+            }
+            if no_require_dpop {
+                body["dpop_bound_access_tokens"] = json!(false);
             }
             fetch_and_print(
                 &remote,

@@ -156,6 +156,8 @@ actions! {
     TenantCreate => "tenant.create",
     TenantDisable => "tenant.disable",
     TenantEnable => "tenant.enable",
+    /// A tenant's OAuth policy was set (pushed authorization requests required of its clients).
+    TenantOAuthPolicyUpdate => "tenant.oauth_policy_update",
     UserCreate => "user.create",
     UserUpdate => "user.update",
     UserDisable => "user.disable",
@@ -590,6 +592,10 @@ mod tests {
             (Action::TenantCreate, "tenant.create"),
             (Action::TenantDisable, "tenant.disable"),
             (Action::TenantEnable, "tenant.enable"),
+            (
+                Action::TenantOAuthPolicyUpdate,
+                "tenant.oauth_policy_update",
+            ),
             (Action::UserCreate, "user.create"),
             (Action::UserUpdate, "user.update"),
             (Action::UserDisable, "user.disable"),

@@ -173,7 +173,32 @@ pub struct VerifierSection {
     /// Plain HTTP to non-loopback key, feed and API-key endpoints.
     #[serde(default)]
     pub insecure_allow_http: bool,
+    /// DPoP proofs (RFC 9449) with `Authorization: DPoP` tokens.
+    #[serde(default)]
+    pub dpop: DpopSection,
 }
+
+/// `[verifier.dpop]`: how proofs presented with `Authorization: DPoP` tokens are checked.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DpopSection {
+    /// Every proof must carry a current server nonce; a request without one is answered 401
+    /// `use_dpop_nonce` with a `DPoP-Nonce` header (RFC 9449 section 9).
+    #[serde(default)]
+    pub require_nonce: bool,
+    /// A file holding the secret nonces are derived from (at least 32 bytes, surrounding
+    /// whitespace ignored). Give every gateway behind one name the same file and any of them
+    /// accepts the others' nonces. Unset: a random key per process.
+    pub nonce_secret_file: Option<PathBuf>,
+    /// How old a proof's `iat` may be, and how long its `jti` is remembered (default 5m).
+    #[serde(default, deserialize_with = "duration::de_opt")]
+    pub max_age: Option<Duration>,
+    /// Algorithms proofs may be signed with (default ES256, ES384, RS256, PS256, EdDSA).
+    pub algorithms: Option<Vec<String>>,
+}
+
+/// Shortest nonce secret accepted from `nonce_secret_file`.
+const MIN_NONCE_SECRET: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -595,6 +620,32 @@ impl VerifierSection {
             }
             cfg.api_keys = Some(a);
         }
+        let d = &self.dpop;
+        cfg.dpop.require_nonce = d.require_nonce;
+        if let Some(age) = d.max_age {
+            cfg.dpop.max_age = age;
+        }
+        if let Some(algs) = &d.algorithms {
+            cfg.dpop.algorithms = algs
+                .iter()
+                .map(|a| parse_alg(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            if cfg.dpop.algorithms.is_empty() {
+                return err("verifier.dpop: algorithms must name at least one algorithm");
+            }
+        }
+        if let Some(p) = &d.nonce_secret_file {
+            let raw = std::fs::read(p)
+                .map_err(|e| ConfigError(format!("verifier.dpop: reading {}: {e}", p.display())))?;
+            let trimmed = raw.trim_ascii();
+            if trimmed.len() < MIN_NONCE_SECRET {
+                return err(format!(
+                    "verifier.dpop: {} must hold at least {MIN_NONCE_SECRET} bytes",
+                    p.display()
+                ));
+            }
+            cfg.dpop.nonce_secret = Some(Secret::new(trimmed.to_vec()));
+        }
         Ok(cfg)
     }
 }
@@ -705,7 +756,72 @@ environment = "live"
             },
             api_keys: None,
             insecure_allow_http: false,
+            dpop: DpopSection::default(),
         };
         assert!(v.to_verifier_config().is_err());
+    }
+
+    #[test]
+    fn the_dpop_section_reads_a_shared_nonce_secret_and_refuses_a_short_one() {
+        let dir = std::env::temp_dir().join(format!("pc-dpop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let good = dir.join("nonce.key");
+        std::fs::write(&good, format!("{}\n", "k".repeat(40))).expect("write");
+        let short = dir.join("short.key");
+        std::fs::write(&short, "too-short\n").expect("write");
+        let toml = |extra: &str| {
+            format!(
+                r#"{BASE}
+[verifier]
+audience = "api"
+revocation = {{ insecure_none = true }}
+[verifier.dpop]
+{extra}
+"#
+            )
+        };
+        let read = |extra: &str| {
+            GatewayConfig::from_toml(&toml(extra))
+                .map_err(|e| e.to_string())
+                .and_then(|c| {
+                    c.verifier
+                        .expect("verifier")
+                        .to_verifier_config()
+                        .map_err(|e| e.to_string())
+                })
+        };
+        let cfg = read(&format!(
+            "require_nonce = true\nmax_age = \"90s\"\nalgorithms = [\"ES256\"]\nnonce_secret_file = {:?}",
+            good.display().to_string()
+        ))
+        .expect("valid");
+        assert!(cfg.dpop.require_nonce);
+        assert_eq!(cfg.dpop.max_age, Duration::from_secs(90));
+        assert_eq!(cfg.dpop.algorithms, [Alg::ES256]);
+        assert_eq!(
+            cfg.dpop.nonce_secret.as_ref().map(|s| s.expose().clone()),
+            Some(b"k".repeat(40)),
+            "surrounding whitespace is not part of the secret"
+        );
+        assert!(
+            !format!("{cfg:?}").contains("kkkk"),
+            "the secret is redacted"
+        );
+        // Defaults: no nonce, a per-process key.
+        let plain = read("").expect("defaults");
+        assert!(!plain.dpop.require_nonce && plain.dpop.nonce_secret.is_none());
+        let e = read(&format!(
+            "nonce_secret_file = {:?}",
+            short.display().to_string()
+        ))
+        .expect_err("short secret");
+        assert!(
+            e.contains("at least 32 bytes") && !e.contains("too-short"),
+            "{e}"
+        );
+        assert!(read("algorithms = [\"HS256\"]").is_err());
+        assert!(read("algorithms = []").is_err());
+        assert!(read("nonce_secret = \"inline\"").is_err(), "unknown key");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -118,6 +118,9 @@ pub struct PushedAuthorizationRequest {
     max_age: Option<u64>,
     login_hint: Option<String>,
     ui_locales: Option<String>,
+    /// The SHA-256 JWK thumbprint of the DPoP key the code is bound to (RFC 9449 section 10):
+    /// the token request redeeming it must carry a proof signed by that key.
+    dpop_jkt: Option<String>,
     client_secret: Option<String>,
     client_assertion_type: Option<String>,
     client_assertion: Option<String>,

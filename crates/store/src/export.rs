@@ -64,10 +64,12 @@ pub const FORMAT: &str = "portcullis-export";
 /// rules and subject-token ids (workload identity). Older files still read: none of these.
 /// Version 4: clients carry `require_pushed_requests` (RFC 9126; older files: not required)
 /// and their `id_token_signed_response_alg` (older files: the installation's algorithm).
+/// Version 5: clients carry `require_dpop` (RFC 9449; older files: not required); tenants' OAuth
+/// rules (`oauth_policy`: PAR required for every client; older files: none).
 /// Pushed requests themselves live a minute and are never exported. The audit chain's
 /// checkpoints are history like the audit log, and DPoP proof ids live for the proof window:
 /// neither is exported, and an import must find both empty.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +77,13 @@ pub struct ApiKeyPolicyExport {
     pub tenant: TenantId,
     pub policy: ApiKeyPolicyRecord,
     pub updated_at: Timestamp,
+}
+
+/// A tenant's OAuth rules for its clients, as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthPolicyExport {
+    pub tenant: TenantId,
+    pub policy: OAuthPolicyRecord,
 }
 
 /// A client-assertion id seen (RFC 7523 replay protection), kept until it expires.
@@ -94,6 +103,8 @@ pub struct AssertionJti {
 pub enum Record {
     Tenant(Tenant),
     ApiKeyPolicy(ApiKeyPolicyExport),
+    /// A tenant's OAuth rules (version 5).
+    OAuthPolicy(OAuthPolicyExport),
     SigningKey(StoredSigningKey),
     AdminCredential(AdminCredentialRecord),
     ResourceServer(ResourceServer),
@@ -126,6 +137,7 @@ impl Record {
         match self {
             Self::Tenant(_) => "tenant",
             Self::ApiKeyPolicy(_) => "api_key_policy",
+            Self::OAuthPolicy(_) => "oauth_policy",
             Self::SigningKey(_) => "signing_key",
             Self::AdminCredential(_) => "admin_credential",
             Self::ResourceServer(_) => "resource_server",
@@ -405,6 +417,13 @@ enum Line {
         allow_never: bool,
         updated_at: i64,
     },
+    #[serde(rename = "oauth_policy")]
+    OAuthPolicy {
+        tenant_id: String,
+        #[serde(default)]
+        require_pushed_requests: bool,
+        updated_at: i64,
+    },
     SigningKey {
         kid: String,
         algorithm: String,
@@ -481,6 +500,9 @@ enum Line {
         // Version 4 (RS256 ID tokens). Older files read as the installation's algorithm.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id_token_signed_response_alg: Option<String>,
+        // Version 5 (DPoP required). Older files read as not required.
+        #[serde(default)]
+        require_dpop: bool,
     },
     ClientSecret(SecretLine),
     ApiKey(ApiKeyLine),
@@ -662,6 +684,11 @@ impl From<Record> for Line {
                 allow_never: p.policy.allow_never,
                 updated_at: ms(p.updated_at),
             },
+            Record::OAuthPolicy(p) => Line::OAuthPolicy {
+                tenant_id: p.tenant.as_str().to_owned(),
+                require_pushed_requests: p.policy.require_pushed_requests,
+                updated_at: ms(p.policy.updated_at),
+            },
             Record::SigningKey(k) => Line::SigningKey {
                 kid: k.kid,
                 algorithm: k.algorithm.as_str().to_owned(),
@@ -733,6 +760,7 @@ impl From<Record> for Line {
                 id_token_signed_response_alg: c
                     .id_token_signed_response_alg
                     .map(|a| a.as_str().to_owned()),
+                require_dpop: c.require_dpop,
             },
             Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
                 id: s.id,
@@ -913,6 +941,17 @@ impl Line {
                 },
                 updated_at: at(updated_at),
             }),
+            Line::OAuthPolicy {
+                tenant_id,
+                require_pushed_requests,
+                updated_at,
+            } => Record::OAuthPolicy(OAuthPolicyExport {
+                tenant: tenant(&tenant_id)?,
+                policy: OAuthPolicyRecord {
+                    require_pushed_requests,
+                    updated_at: at(updated_at),
+                },
+            }),
             Line::SigningKey {
                 kid,
                 algorithm,
@@ -1014,6 +1053,7 @@ impl Line {
                 backchannel_logout_session_required,
                 require_pushed_requests,
                 id_token_signed_response_alg,
+                require_dpop,
             } => Record::Client(OAuthClient {
                 id,
                 tenant: tenant(&tenant_id)?,
@@ -1047,6 +1087,7 @@ impl Line {
                 id_token_signed_response_alg: id_token_signed_response_alg
                     .map(|a| SigningAlgorithm::parse(&a).ok_or("ID-token algorithm"))
                     .transpose()?,
+                require_dpop,
             }),
             Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
                 id: s.id,
@@ -1259,9 +1300,10 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 31] = [
+pub const IMPORT_TABLES: [(&str, &str); 32] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
+    ("tenant_oauth_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
     ("admin_credentials", "1 = 1"),
     ("resource_servers", "1 = 1"),
@@ -1395,6 +1437,18 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::OAuthPolicy(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO tenant_oauth_policies (tenant_id, require_pushed_requests, \
+                         updated_at) ",
+                    );
+                    q.push_values(each!(OAuthPolicy), |mut b, p: &$crate::export::OAuthPolicyExport| {
+                        b.push_bind(p.tenant.as_str().to_owned())
+                            .push_bind(i64::from(p.policy.require_pushed_requests))
+                            .push_bind(p.policy.updated_at.as_millis());
+                    });
+                    q
+                }
                 Record::SigningKey(_) => {
                     let mut q = sqlx::QueryBuilder::new(
                         "INSERT INTO signing_keys (kid, algorithm, state, public_jwk, kek_id, \
@@ -1473,7 +1527,7 @@ macro_rules! impl_transfer {
                          client_type, application_type, redirect_uris, \
                          post_logout_redirect_uris, allowed_web_origins, first_party, \
                          backchannel_logout_uri, backchannel_logout_session_required, \
-                         require_pushed_requests, id_token_signed_response_alg) ",
+                         require_pushed_requests, id_token_signed_response_alg, require_dpop) ",
                     );
                     q.push_values(each!(Client), |mut b, c| {
                         b.push_bind(c.id.clone())
@@ -1501,7 +1555,8 @@ macro_rules! impl_transfer {
                             .push_bind(c.backchannel_logout_uri.clone())
                             .push_bind(i64::from(c.backchannel_logout_session_required))
                             .push_bind(i64::from(c.require_pushed_requests))
-                            .push_bind(c.id_token_signed_response_alg.map(|a| a.as_str()));
+                            .push_bind(c.id_token_signed_response_alg.map(|a| a.as_str()))
+                            .push_bind(i64::from(c.require_dpop));
                     });
                     q
                 }
@@ -1706,6 +1761,16 @@ macro_rules! impl_transfer {
                             allow_never: allow_never == 1,
                         },
                         updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+                    }))
+                });
+                table!("SELECT t.*, t.tenant_id AS k FROM tenant_oauth_policies t", String, |r: &$row| -> Result<Record> {
+                    let require_par: i64 = r.try_get("require_pushed_requests")?;
+                    Ok(Record::OAuthPolicy($crate::export::OAuthPolicyExport {
+                        tenant: tenant_id(r.try_get("tenant_id")?)?,
+                        policy: $crate::OAuthPolicyRecord {
+                            require_pushed_requests: require_par != 0,
+                            updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+                        },
                     }))
                 });
                 table!("SELECT t.*, t.kid AS k FROM signing_keys t", String, |r| signing_key_from_row(r).map(Record::SigningKey));

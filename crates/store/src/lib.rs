@@ -39,6 +39,7 @@ mod sql_logout;
 mod sql_pushed;
 mod sql_revocations;
 mod sql_sign_in;
+mod sql_tenant_oauth;
 mod sql_tenants;
 mod sql_users;
 mod sql_web_origins;
@@ -981,6 +982,22 @@ pub trait DpopStore {
     async fn prune_dpop_jtis(&self, now: Timestamp) -> Result<u64>;
 }
 
+/// A tenant's OAuth rules for all its clients: a tenant's clients must push their authorization
+/// requests (RFC 9126 section 6) when the tenant says so, whatever each client's own setting.
+#[async_trait]
+pub trait TenantOAuthPolicyStore {
+    /// `None`: the tenant never set one (nothing required beyond the clients' own settings).
+    async fn get_oauth_policy(&self, tenant: &TenantId) -> Result<Option<OAuthPolicyRecord>>;
+    /// Sets the tenant's rules. Fails with [`StoreError::NotFound`] or a write error if the
+    /// tenant does not exist.
+    async fn put_oauth_policy(
+        &self,
+        tenant: &TenantId,
+        require_pushed_requests: bool,
+        now: Timestamp,
+    ) -> Result<()>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -1008,6 +1025,7 @@ pub trait Store:
     + WebOriginStore
     + FederationStore
     + DpopStore
+    + TenantOAuthPolicyStore
     + export::TransferStore
     + Send
     + Sync

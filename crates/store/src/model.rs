@@ -237,9 +237,20 @@ pub struct OAuthClient {
     /// Every authorization request of this client must come through the PAR endpoint
     /// (RFC 9126 `require_pushed_authorization_requests`).
     pub require_pushed_requests: bool,
+    /// Every token request of this client must carry a valid DPoP proof (RFC 9449): tokens it
+    /// gets are always bound to a key it holds.
+    pub require_dpop: bool,
     /// The algorithm of this client's ID tokens (OpenID Connect Registration
     /// `id_token_signed_response_alg`); `None`: the installation's signing algorithm.
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
+}
+
+/// A tenant's OAuth rules for all its clients ([`crate::TenantOAuthPolicyStore`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OAuthPolicyRecord {
+    /// Every authorization request of the tenant's clients must be pushed first (RFC 9126).
+    pub require_pushed_requests: bool,
+    pub updated_at: Timestamp,
 }
 
 /// A client secret as stored: its digest, never the secret.

@@ -173,6 +173,7 @@ crate::sql_branding::impl_branding_store!(PgStore, PgRow);
 crate::sql_web_origins::impl_web_origin_store!(PgStore);
 crate::sql_federation::impl_federation_store!(PgStore, PgRow);
 crate::sql_dpop::impl_dpop_store!(PgStore);
+crate::sql_tenant_oauth::impl_tenant_oauth_policy_store!(PgStore);
 // PostgreSQL: the export reads one snapshot, whatever other nodes commit meanwhile.
 crate::export::impl_transfer!(
     PgStore,

@@ -60,6 +60,9 @@ pub struct AuthCodeRecord {
     pub expires_at: Timestamp,
     pub consumed_at: Option<Timestamp>,
     pub issued: Option<CodeIssuance>,
+    /// The DPoP key thumbprint the authorization request bound the code to (RFC 9449 section
+    /// 10, `dpop_jkt`): the redeeming request's proof must be signed by that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The result of redeeming a code.

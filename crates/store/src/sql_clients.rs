@@ -96,6 +96,7 @@ macro_rules! impl_client_store {
             let first_party: i64 = row.try_get("first_party")?;
             let bcl_sid: i64 = row.try_get("backchannel_logout_session_required")?;
             let require_par: i64 = row.try_get("require_pushed_requests")?;
+            let require_dpop: i64 = row.try_get("require_dpop")?;
             let id_alg: Option<String> = row.try_get("id_token_signed_response_alg")?;
             Ok(OAuthClient {
                 id: row.try_get("id")?,
@@ -125,6 +126,7 @@ macro_rules! impl_client_store {
                 backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
                 backchannel_logout_session_required: bcl_sid != 0,
                 require_pushed_requests: require_par != 0,
+                require_dpop: require_dpop != 0,
                 id_token_signed_response_alg: id_alg
                     .map(|a| {
                         SigningAlgorithm::parse(&a)
@@ -322,9 +324,9 @@ macro_rules! impl_client_store {
                      client_type, application_type, redirect_uris, post_logout_redirect_uris, \
                      allowed_web_origins, first_party, backchannel_logout_uri, \
                      backchannel_logout_session_required, require_pushed_requests, \
-                     id_token_signed_response_alg) \
+                     id_token_signed_response_alg, require_dpop) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
                 )
                 .bind(&c.id)
                 .bind(c.tenant.as_str())
@@ -352,6 +354,7 @@ macro_rules! impl_client_store {
                 .bind(i64::from(c.backchannel_logout_session_required))
                 .bind(i64::from(c.require_pushed_requests))
                 .bind(c.id_token_signed_response_alg.map(SigningAlgorithm::as_str))
+                .bind(i64::from(c.require_dpop))
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
@@ -415,7 +418,8 @@ macro_rules! impl_client_store {
                      redirect_uris = $7, post_logout_redirect_uris = $8, \
                      allowed_web_origins = $9, first_party = $10, updated_at = $11, \
                      backchannel_logout_uri = $14, backchannel_logout_session_required = $15, \
-                     require_pushed_requests = $16, id_token_signed_response_alg = $17 \
+                     require_pushed_requests = $16, id_token_signed_response_alg = $17, \
+                     require_dpop = $18 \
                      WHERE tenant_id = $12 AND id = $13 \
                      AND NOT EXISTS (SELECT 1 FROM archived_objects a \
                                      WHERE a.kind = 'client' AND a.id = oauth_clients.id)",
@@ -437,6 +441,7 @@ macro_rules! impl_client_store {
                 .bind(i64::from(c.backchannel_logout_session_required))
                 .bind(i64::from(c.require_pushed_requests))
                 .bind(c.id_token_signed_response_alg.map(SigningAlgorithm::as_str))
+                .bind(i64::from(c.require_dpop))
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -59,6 +59,7 @@ macro_rules! impl_sign_in_store {
                 expires_at: Timestamp::from_millis(row.try_get("expires_at")?),
                 consumed_at: ts(row.try_get("consumed_at")?),
                 issued,
+                dpop_jkt: row.try_get("dpop_jkt")?,
             })
         }
 
@@ -378,8 +379,8 @@ macro_rules! impl_sign_in_store {
                 sqlx::query(
                     "INSERT INTO authorization_codes (digest, tenant_id, client_id, \
                      redirect_uri, code_challenge, nonce, scope, user_id, sid, auth_time, acr, \
-                     amr, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     amr, created_at, expires_at, dpop_jkt) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 )
                 .bind(&c.digest)
                 .bind(c.tenant.as_str())
@@ -395,6 +396,7 @@ macro_rules! impl_sign_in_store {
                 .bind(c.amr.join(" "))
                 .bind(c.created_at.as_millis())
                 .bind(c.expires_at.as_millis())
+                .bind(&c.dpop_jkt)
                 .execute(&self.pool)
                 .await
                 .map_err(StoreError::from_write)?;

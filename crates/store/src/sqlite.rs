@@ -184,5 +184,6 @@ crate::sql_branding::impl_branding_store!(SqliteStore, SqliteRow);
 crate::sql_web_origins::impl_web_origin_store!(SqliteStore);
 crate::sql_federation::impl_federation_store!(SqliteStore, SqliteRow);
 crate::sql_dpop::impl_dpop_store!(SqliteStore);
+crate::sql_tenant_oauth::impl_tenant_oauth_policy_store!(SqliteStore);
 // SQLite: a deferred read transaction already reads one snapshot.
 crate::export::impl_transfer!(SqliteStore, SqliteRow, None::<&str>);

@@ -8,6 +8,8 @@
 //! `proof_check`: `portcullis_jose::profile::dpop_proof::verify` at a resource: split, strict
 //! base64url, header with its `jwk` (public members only, pinned to `alg`), signature, RFC 7638
 //! thumbprint, `htm`, `htu` normalised, `iat` window, `jti`, `ath`.
+//! `proof_check_cached`: the same with the proof key already read (`KeyCache`: a client's second
+//! and later proofs; what the verify library and the token service do).
 //! `proof_and_replay`: the verify library's whole proof step, the in-memory replay record
 //! included (a fresh proof per iteration, signed beforehand).
 //!
@@ -128,6 +130,13 @@ fn bench(c: &mut Criterion) {
         };
         g.bench_function("proof_check", |b| {
             b.iter(|| dpop_proof::verify(&p, &rules, Timestamp::from_secs(NOW)).expect("valid"))
+        });
+        let cache = dpop_proof::KeyCache::default();
+        g.bench_function("proof_check_cached", |b| {
+            b.iter(|| {
+                dpop_proof::verify_cached(&p, &rules, Timestamp::from_secs(NOW), &cache)
+                    .expect("valid")
+            })
         });
         let v = verifier();
         let mut n = 0u64;

@@ -1,7 +1,8 @@
 //! DPoP at the resource (RFC 9449 section 7): `Authorization: DPoP <token>` with a `DPoP` proof
 //! whose `ath` is the token's hash and whose `htm`/`htu` are this request's; the proof's `jti`
-//! used once within the window (remembered in memory by this verifier); optionally a nonce this
-//! verifier issued. The proof key then goes to core's one binding rule
+//! used once within the window (remembered in memory by this verifier); optionally a server
+//! nonce: an HMAC of a time step under [`DpopConfig::nonce_secret`], so every instance given the
+//! same secret accepts the nonces any of them issued (without one, a random key of this verifier). The proof key then goes to core's one binding rule
 //! (`Confirmation::check`) through [`crate::Verifier::verify_dpop_access_token`].
 //!
 //! This module must never accept a proof twice within its window, never let a DPoP-bound
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use portcullis_core::secret::Secret;
 use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::dpop_proof;
 use portcullis_jose::Alg;
@@ -26,6 +28,10 @@ pub struct DpopConfig {
     pub leeway: Duration,
     /// Require a nonce issued by this verifier ([`crate::Verifier::dpop_nonce`]) in every proof.
     pub require_nonce: bool,
+    /// The key nonces are derived from. Give every instance behind one name the same secret (at
+    /// least 32 random bytes) and a nonce from one is accepted by all; `None`: a random key of
+    /// this verifier (nonces good on this instance only).
+    pub nonce_secret: Option<Secret<Vec<u8>>>,
     /// Most proof ids remembered; when full (after dropping expired ones) proofs are refused
     /// rather than remembered loosely.
     pub replay_capacity: usize,
@@ -41,6 +47,7 @@ impl Default for DpopConfig {
             max_age: Duration::from_secs(300),
             leeway: Duration::from_secs(60),
             require_nonce: false,
+            nonce_secret: None,
             replay_capacity: 1_000_000,
             base_url: None,
         }
@@ -69,6 +76,8 @@ pub(crate) struct DpopState {
     /// SHA-256 of `jkt || 0 || jti` -> when it may be forgotten (ms).
     seen: Mutex<HashMap<[u8; 32], i64>>,
     nonce_key: aws_lc_rs::hmac::Key,
+    /// Proof keys read before, so a client's next proof skips reading its JWK again.
+    pub keys: dpop_proof::KeyCache,
 }
 
 impl std::fmt::Debug for DpopState {
@@ -88,9 +97,16 @@ pub(crate) enum Replay {
 
 impl DpopState {
     pub fn new(config: DpopConfig) -> Self {
-        let mut secret = [0u8; 32];
-        // aws-lc aborts rather than return a failure from its RNG.
-        let _ = aws_lc_rs::rand::fill(&mut secret);
+        let mut random = [0u8; 32];
+        let secret: &[u8] = match &config.nonce_secret {
+            Some(s) => s.expose(),
+            None => {
+                // aws-lc aborts rather than return a failure from its RNG.
+                let _ = aws_lc_rs::rand::fill(&mut random);
+                &random
+            }
+        };
+        let nonce_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
         let algs = config
             .algorithms
             .iter()
@@ -101,7 +117,8 @@ impl DpopState {
             config,
             algs,
             seen: Mutex::new(HashMap::new()),
-            nonce_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
+            nonce_key,
+            keys: dpop_proof::KeyCache::default(),
         }
     }
 
@@ -191,5 +208,30 @@ mod tests {
         assert!(!s.nonce_ok(&n, Timestamp::from_secs(1_800_000_000 + 2 * NONCE_STEP_S)));
         assert!(!other.nonce_ok(&n, t0));
         assert_eq!(s.algs, "ES256 ES384 RS256 PS256 EdDSA");
+    }
+
+    #[test]
+    fn instances_sharing_a_nonce_secret_accept_each_others_nonces() {
+        let with = |secret: &[u8]| {
+            DpopState::new(DpopConfig {
+                nonce_secret: Some(Secret::new(secret.to_vec())),
+                ..DpopConfig::default()
+            })
+        };
+        let a = with(&[7; 32]);
+        let b = with(&[7; 32]);
+        let c = with(&[8; 32]);
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let n = a.nonce(t0);
+        assert_eq!(n, b.nonce(t0), "the same nonce on every instance");
+        assert!(b.nonce_ok(&n, t0));
+        assert!(b.nonce_ok(&n, Timestamp::from_secs(1_800_000_000 + NONCE_STEP_S)));
+        assert!(!b.nonce_ok(&n, Timestamp::from_secs(1_800_000_000 + 2 * NONCE_STEP_S)));
+        assert!(!c.nonce_ok(&n, t0), "another secret");
+        let shown = format!("{:?}", a.config);
+        assert!(
+            shown.contains("[redacted]") && !shown.contains("7, 7"),
+            "{shown}"
+        );
     }
 }

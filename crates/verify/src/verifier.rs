@@ -592,10 +592,11 @@ impl Verifier {
             access_token: Some(token),
             require_nonce: state.config.require_nonce,
         };
-        let checked = dpop_proof::verify(proof, &rules, now).map_err(|e| match e {
-            ProofError::NonceMissing => Reason::DpopNonce,
-            other => Reason::DpopProof(other),
-        })?;
+        let checked =
+            dpop_proof::verify_cached(proof, &rules, now, &state.keys).map_err(|e| match e {
+                ProofError::NonceMissing => Reason::DpopNonce,
+                other => Reason::DpopProof(other),
+            })?;
         if state.config.require_nonce
             && !checked
                 .nonce

@@ -426,3 +426,139 @@ fn a_code_issued_by_one_node_is_redeemed_on_the_other_once() {
     drop((a, b));
     rt.block_on(schema.drop_schema());
 }
+
+/// A DPoP key (P-256) made with rcgen, proofs signed with jsonwebtoken: neither is Portcullis's
+/// JOSE code.
+struct DpopKey {
+    signing: jsonwebtoken::EncodingKey,
+    jwk: Value,
+}
+
+impl DpopKey {
+    fn new() -> Self {
+        use base64::Engine as _;
+        let pair = rcgen::KeyPair::generate().expect("P-256 key");
+        let raw = pair.public_key_raw();
+        assert_eq!((raw.len(), raw[0]), (65, 4), "an uncompressed P-256 point");
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        Self {
+            signing: jsonwebtoken::EncodingKey::from_ec_der(&pair.serialize_der()),
+            jwk: serde_json::json!({"kty": "EC", "crv": "P-256",
+                                    "x": b64(&raw[1..33]), "y": b64(&raw[33..])}),
+        }
+    }
+
+    /// A proof for `POST htu`, now, with `jti` and (when given) `nonce`.
+    fn proof(&self, htu: &str, jti: &str, nonce: Option<&str>) -> String {
+        use base64::Engine as _;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let mut claims = serde_json::json!({"jti": jti, "htm": "POST", "htu": htu, "iat": iat});
+        if let Some(n) = nonce {
+            claims["nonce"] = serde_json::json!(n);
+        }
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+        let input = format!("{}.{}", b64(&header), b64(&claims));
+        let sig = jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            &self.signing,
+            jsonwebtoken::Algorithm::ES256,
+        )
+        .expect("sign");
+        format!("{input}.{sig}")
+    }
+}
+
+/// RFC 9449 across nodes on one PostgreSQL schema, with `oauth.dpop_require_nonce`: the nonce
+/// node A hands out is accepted by node B (both derive it from the shared KEK, no shared state),
+/// and a proof used on B is refused as a replay on A (its `jti` is recorded in the database).
+#[test]
+fn dpop_nonces_and_proof_ids_hold_across_two_postgres_nodes() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(schema) = rt.block_on(PgSchema::create("DPoP across two nodes")) else {
+        return;
+    };
+    let db = ("PORTCULLIS_DATABASE_URL", schema.database_url.as_str());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = format!("http://127.0.0.1:{}", free_port());
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!("[oauth]\nissuer = \"{issuer}\"\ndpop_require_nonce = true\n"),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let a = Server::try_start(&dir.path().join("a"), &["--config", &config], &[db])
+        .unwrap_or_else(|log| panic!("node A: {log}"));
+    let kek = a.data_dir.join("kek").display().to_string();
+    let b = Server::try_start(
+        &dir.path().join("b"),
+        &["--config", &config],
+        &[db, ("PORTCULLIS_KEK_FILE", &kek)],
+    )
+    .unwrap_or_else(|log| panic!("node B: {log}"));
+    let seeded = seed_payments(&a);
+    let http = common::http();
+    // The proof names the token endpoint under the issuer, whichever node it is sent to.
+    let htu = format!("{issuer}/oauth2/token");
+    let key = DpopKey::new();
+    let token = |node: &Server, proof: &str| {
+        let r = http
+            .post(format!("{}/oauth2/token", node.url))
+            .basic_auth(&seeded.client_id, Some(&seeded.client_secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("dpop", proof)
+            .body("grant_type=client_credentials&scope=payments%3Aread")
+            .send()
+            .expect("token request");
+        let status = r.status().as_u16();
+        let nonce = r
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (status, nonce, r.json::<Value>().unwrap_or(Value::Null))
+    };
+
+    // No nonce at A: use_dpop_nonce, with the nonce to use.
+    let (st, nonce, v) = token(&a, &key.proof(&htu, "two-nodes-1", None));
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (400, Some("use_dpop_nonce")),
+        "{v}"
+    );
+    let nonce = nonce.expect("DPoP-Nonce from node A");
+
+    // A's nonce at B: a token bound to the key.
+    let used_on_b = key.proof(&htu, "two-nodes-2", Some(&nonce));
+    let (st, _, v) = token(&b, &used_on_b);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["token_type"], "DPoP");
+    let bound = claims(v["access_token"].as_str().expect("access token"));
+    assert!(bound["cnf"]["jkt"].is_string(), "{bound}");
+
+    // The proof B accepted, replayed at A: refused.
+    let (st, _, v) = token(&a, &used_on_b);
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (400, Some("invalid_dpop_proof")),
+        "{v}"
+    );
+    // A nonce no node issued: use_dpop_nonce again, on either node.
+    let (st, _, v) = token(&b, &key.proof(&htu, "two-nodes-3", Some("made-up")));
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (400, Some("use_dpop_nonce")),
+        "{v}"
+    );
+    // A fresh proof with the same nonce at A: accepted.
+    let (st, _, v) = token(&a, &key.proof(&htu, "two-nodes-4", Some(&nonce)));
+    assert_eq!(st, 200, "{v}");
+
+    drop((a, b));
+    rt.block_on(schema.drop_schema());
+}

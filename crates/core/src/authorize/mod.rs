@@ -21,8 +21,8 @@
 //! `response_type` is `code` (anything else is `unsupported_response_type`); PKCE with `S256`
 //! for every client (`code_challenge` required, `code_challenge_method` required and `S256`;
 //! `plain` refused); `scope` present and within the client's allowed scopes (`invalid_scope`);
-//! `prompt` values known, `none` alone; `max_age`, `nonce`, `login_hint` and `ui_locales`
-//! well formed. Parameters sent empty count as omitted (RFC 6749 section 3.1); unknown parameters
+//! `prompt` values known, `none` alone; `max_age`, `nonce`, `login_hint`, `ui_locales` and
+//! `dpop_jkt` (RFC 9449 section 10) well formed. Parameters sent empty count as omitted (RFC 6749 section 3.1); unknown parameters
 //! are ignored.
 //!
 //! This module decides; looking the client up, sessions, consent and issuing the code are the
@@ -36,6 +36,7 @@ pub mod response;
 use std::collections::BTreeMap;
 
 use crate::client::{ApplicationType, ClientId, RedirectUri};
+use crate::confirmation::Thumbprint;
 use crate::oauth::{GrantType, ScopeSet};
 use crate::tenant::TenantId;
 
@@ -242,6 +243,9 @@ pub struct AuthorizationRequest {
     pub ui_locales: Vec<String>,
     /// Consent is skipped for first-party clients.
     pub first_party: bool,
+    /// The DPoP key the code is bound to (RFC 9449 section 10, `dpop_jkt`): the token request
+    /// that redeems it must carry a proof signed by this key.
+    pub dpop_jkt: Option<Thumbprint>,
 }
 
 impl AuthorizationRequest {
@@ -550,6 +554,17 @@ impl AuthorizeParams {
                 "ui_locales must be up to 16 space-separated language tags",
             )
         })?;
+        let dpop_jkt = match v("dpop_jkt") {
+            None => None,
+            Some(t) => Some(Thumbprint::parse(t).map_err(|_| {
+                fail(
+                    &target,
+                    &state,
+                    InvalidRequest,
+                    "dpop_jkt must be a base64url SHA-256 JWK thumbprint",
+                )
+            })?),
+        };
         Ok(AuthorizationRequest {
             client_id,
             tenant: client.tenant.clone(),
@@ -563,6 +578,7 @@ impl AuthorizeParams {
             login_hint,
             ui_locales,
             first_party: client.first_party,
+            dpop_jkt,
         })
     }
 }

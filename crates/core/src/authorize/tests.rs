@@ -573,3 +573,36 @@ fn a_client_that_must_push_is_refused_a_direct_request_but_not_a_pushed_one() {
         Err(AuthorizeError::Page(ErrorPage::UnregisteredRedirectUri))
     ));
 }
+
+#[test]
+fn dpop_jkt_binds_the_request_to_a_key_and_must_be_a_thumbprint() {
+    const JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let ok = check(&query(&format!("dpop_jkt={JKT}"), &[]), &web()).expect("valid");
+    assert_eq!(ok.dpop_jkt.as_ref().map(Thumbprint::as_str), Some(JKT));
+    assert_eq!(
+        check(&query("", &[]), &web()).expect("valid").dpop_jkt,
+        None,
+        "unbound without the parameter"
+    );
+    assert_eq!(
+        check(&query("dpop_jkt=", &[]), &web())
+            .expect("empty")
+            .dpop_jkt,
+        None,
+        "empty counts as omitted"
+    );
+    // Not 43 base64url characters of a SHA-256 digest, or repeated: refused to the client.
+    for bad in [
+        "dpop_jkt=abc".to_owned(),
+        format!("dpop_jkt={JKT}="),
+        format!("dpop_jkt={}", &JKT[..42]),
+        format!("dpop_jkt={}%2B", &JKT[..42]),
+        format!("dpop_jkt={JKT}&dpop_jkt={JKT}"),
+    ] {
+        let Err(AuthorizeError::Redirect(e)) = check(&query(&bad, &[]), &web()) else {
+            panic!("{bad} is refused");
+        };
+        assert_eq!(e.error, ErrorCode::InvalidRequest, "{bad}");
+        assert_eq!(e.state.as_deref(), Some("st-1"));
+    }
+}

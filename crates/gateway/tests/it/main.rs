@@ -4,6 +4,7 @@
 
 mod caddy;
 mod common;
+mod dpop;
 mod forward_auth;
 mod h2c;
 mod identity;

@@ -117,6 +117,10 @@ pub struct CreateClient {
     /// the `authorization_code` grant.
     #[serde(default)]
     require_pushed_authorization_requests: bool,
+    /// Every token request must carry a valid DPoP proof (RFC 9449 section 5.2
+    /// `dpop_bound_access_tokens`): every token the client gets is bound to its key.
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
     /// The algorithm of the client's ID tokens (OpenID Connect Registration): one listed in
     /// discovery's `id_token_signing_alg_values_supported` (`RS256` or the installation's
     /// algorithm). Default: the installation's algorithm.
@@ -143,6 +147,7 @@ pub struct UpdateClient {
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: Option<bool>,
     require_pushed_authorization_requests: Option<bool>,
+    dpop_bound_access_tokens: Option<bool>,
     /// A new ID-token algorithm; `""` returns to the installation's algorithm.
     id_token_signed_response_alg: Option<String>,
 }
@@ -181,6 +186,8 @@ pub struct ClientView {
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
     require_pushed_authorization_requests: bool,
+    /// Token requests without a valid DPoP proof are refused (RFC 9449).
+    dpop_bound_access_tokens: bool,
     /// Absent: the installation's algorithm.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "RS256")]
@@ -240,6 +247,7 @@ impl From<Archivable<OAuthClient>> for ClientView {
             backchannel_logout_uri: c.backchannel_logout_uri,
             backchannel_logout_session_required: c.backchannel_logout_session_required,
             require_pushed_authorization_requests: c.require_pushed_requests,
+            dpop_bound_access_tokens: c.require_dpop,
             id_token_signed_response_alg: c.id_token_signed_response_alg.map(|a| a.as_str()),
             status: c.status.as_str(),
             created_at: rfc3339(c.created_at),
@@ -459,6 +467,7 @@ pub async fn create(
         backchannel_logout_uri,
         backchannel_logout_session_required: body.backchannel_logout_session_required,
         require_pushed_requests: body.require_pushed_authorization_requests,
+        require_dpop: body.dpop_bound_access_tokens,
         id_token_signed_response_alg,
     };
     let written = state
@@ -985,6 +994,7 @@ pub async fn update(
         backchannel_logout_uri,
         backchannel_logout_session_required: session_required,
         require_pushed_requests: require_pushed,
+        require_dpop: body.dpop_bound_access_tokens.unwrap_or(client.require_dpop),
         id_token_signed_response_alg,
         ..client
     };

@@ -19,6 +19,7 @@ pub mod auth;
 mod branding;
 mod clients;
 mod federation;
+mod oauth_policy;
 pub mod openapi;
 mod resource_servers;
 mod signing_keys;
@@ -132,6 +133,20 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageClients,
             routing::put(branding::put_branding),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/oauth-policy",
+            Tenant,
+            ReadTenant,
+            routing::get(oauth_policy::show_oauth_policy),
+        ),
+        r(
+            Method::PUT,
+            "/tenants/{tenant}/oauth-policy",
+            Tenant,
+            ManageClients,
+            routing::put(oauth_policy::put_oauth_policy),
         ),
         r(
             Method::POST,

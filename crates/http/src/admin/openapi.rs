@@ -16,8 +16,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_chain, audit_events, branding, clients, federation, resource_servers,
-    signing_keys, tenants, tokens, user_sessions, users, webhooks,
+    alerts, api_keys, audit_chain, audit_events, branding, clients, federation, oauth_policy,
+    resource_servers, signing_keys, tenants, tokens, user_sessions, users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -144,6 +144,8 @@ pub fn outcome() -> ObjectBuilder {
         tenants::archive,
         branding::show_branding,
         branding::put_branding,
+        oauth_policy::show_oauth_policy,
+        oauth_policy::put_oauth_policy,
         tokens::create,
         tokens::list,
         tokens::revoke,

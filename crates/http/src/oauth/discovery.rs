@@ -59,7 +59,8 @@ pub fn metadata_document(issuer: &str, id_token_algs: &[&str]) -> Value {
         "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
         "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
         "pushed_authorization_request_endpoint": format!("{issuer}{PAR_PATH}"),
-        // Per client (`require_pushed_requests`), not for the whole server.
+        // Per client (`require_pushed_requests`) or per tenant (its OAuth policy, `PUT
+        // /admin/v1/tenants/{tenant}/oauth-policy`); this one document serves every tenant.
         "require_pushed_authorization_requests": false,
         "scopes_supported": portcullis_core::client::OIDC_SCOPES,
         "response_types_supported": ["code"],

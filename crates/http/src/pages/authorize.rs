@@ -454,10 +454,15 @@ async fn establish(
                 .await
                 .map_err(|e| server_error_bare(&bare(), fallback_text, &e.to_string()))?;
             let active = status == Some(TenantStatus::Active);
-            (
-                portcullis_service::oauth::directory::app_client(&f.client, active),
-                f.client.name.clone(),
-            )
+            let mut app = portcullis_service::oauth::directory::app_client(&f.client, active);
+            // The tenant may require pushed requests of every client (RFC 9126 section 6).
+            if let Some(a) = app.as_mut().filter(|a| !a.require_pushed_requests) {
+                a.require_pushed_requests = directory
+                    .tenant_requires_pushed_requests(state.store.as_ref(), &f.client.tenant)
+                    .await
+                    .map_err(|e| server_error_bare(&bare(), fallback_text, &e.to_string()))?;
+            }
+            (app, f.client.name.clone())
         }
         None => (None, String::new()),
     };
@@ -662,6 +667,7 @@ async fn issue(state: &AppState, flow: &Flow, session: &SessionRecord) -> Respon
             code_challenge: flow.req.code_challenge.as_str(),
             nonce: flow.req.nonce.as_deref(),
             scope: flow.req.scope.to_vec(),
+            dpop_jkt: flow.req.dpop_jkt.as_ref().map(|t| t.as_str()),
             session,
         })
         .await;

@@ -22,6 +22,8 @@
 //! authority. This module must never accept a proof whose key is private, symmetric, or of
 //! another algorithm than the header's `alg`, and never do I/O or read the clock.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -34,7 +36,7 @@ use super::{required, required_int};
 use crate::alg::Alg;
 use crate::compact::{self, RawObject};
 use crate::error::JoseError;
-use crate::jwk::{key_from_jwk, thumbprint, PRIVATE_MEMBERS};
+use crate::jwk::{key_from_jwk, thumbprint, VerificationKey, PRIVATE_MEMBERS};
 use crate::sign::{Signer, SigningKeyPair};
 
 /// The `typ` of a DPoP proof (RFC 9449 section 4.2).
@@ -203,9 +205,92 @@ pub fn normalise_htu(uri: &str) -> Option<String> {
     Some(out)
 }
 
+/// Most proof keys a [`KeyCache`] holds; when full it starts again empty (a flood of made-up
+/// keys can only cost the time to parse them, as without a cache).
+pub const KEY_CACHE_CAPACITY: usize = 4096;
+
+/// Proof keys already read from a proof header, by algorithm and the exact text of the header's
+/// `jwk`: a client's next proof reuses the parsed key and its thumbprint instead of parsing the
+/// JWK, checking its members and hashing its canonical form again. Sound because everything
+/// cached is a function of that text and algorithm alone (what was refused is never cached);
+/// the signature and every claim are still checked on every proof.
+pub struct KeyCache {
+    /// By the `jwk` text; the entry holds the algorithm it was read for (another algorithm with
+    /// the same text is a miss, and replaces it).
+    keys: std::sync::Mutex<HashMap<Box<str>, CachedKey>>,
+    capacity: usize,
+}
+
+/// A proof key as read for one algorithm, with its thumbprint.
+type CachedKey = Arc<(VerificationKey, Thumbprint)>;
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::with_capacity(KEY_CACHE_CAPACITY)
+    }
+}
+
+impl KeyCache {
+    /// A cache of at most `capacity` keys (`0`: nothing is cached).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            keys: std::sync::Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn get(&self, alg: Alg, jwk: &str) -> Option<CachedKey> {
+        if self.capacity == 0 {
+            return None;
+        }
+        // A poisoned lock only means another thread panicked between two map operations; the
+        // map itself is intact.
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get(jwk).filter(|e| e.0.alg == alg).cloned()
+    }
+
+    fn insert(&self, jwk: &str, entry: CachedKey) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= self.capacity {
+            keys.clear();
+        }
+        keys.insert(jwk.into(), entry);
+    }
+
+    /// How many keys are cached.
+    pub fn len(&self) -> usize {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Checks a proof against `rules` at `now` (every rule of the module docs but `jti` replay and
 /// the value of `nonce`, which are the caller's).
 pub fn verify(proof: &str, rules: &Rules<'_>, now: Timestamp) -> Result<Proof, ProofError> {
+    verify_cached(proof, rules, now, &KeyCache::with_capacity(0))
+}
+
+/// [`verify`], reusing proof keys parsed before from `cache`.
+pub fn verify_cached(
+    proof: &str,
+    rules: &Rules<'_>,
+    now: Timestamp,
+    cache: &KeyCache,
+) -> Result<Proof, ProofError> {
     let u = compact::parse(proof, MAX_LEN)?;
     if u.header.typ.as_deref() != Some(TYP) {
         return Err(ProofError::WrongTyp);
@@ -220,20 +305,20 @@ pub fn verify(proof: &str, rules: &Rules<'_>, now: Timestamp) -> Result<Proof, P
         .decode(header_b64)
         .map_err(|_| JoseError::BadBase64)?;
     let header = RawObject::parse(&header_bytes, JoseError::MalformedHeader)?;
-    let jwk: Value = match header.get("jwk") {
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| ProofError::JwkUnusable)?,
-        None => return Err(ProofError::JwkMissing),
+    let Some(raw_jwk) = header.get("jwk") else {
+        return Err(ProofError::JwkMissing);
     };
-    let Some(members) = jwk.as_object() else {
-        return Err(ProofError::JwkUnusable);
+    let entry = match cache.get(u.header.alg, raw_jwk.get()) {
+        Some(hit) => hit,
+        None => {
+            let entry = Arc::new(read_jwk(raw_jwk.get(), u.header.alg)?);
+            cache.insert(raw_jwk.get(), entry.clone());
+            entry
+        }
     };
-    if PRIVATE_MEMBERS.iter().any(|m| members.contains_key(*m)) {
-        return Err(ProofError::JwkPrivate);
-    }
-    let rsa = matches!(u.header.alg, Alg::RS256 | Alg::PS256).then_some(u.header.alg);
-    let key = key_from_jwk(&jwk, &[u.header.alg], rsa).map_err(|_| ProofError::JwkUnusable)?;
-    u.verify_with(&key)?;
-    let jkt = thumbprint(&jwk).map_err(|_| ProofError::JwkUnusable)?;
+    let (key, jkt) = &*entry;
+    u.verify_with(key)?;
+    let jkt = jkt.clone();
 
     let c = u.claims()?;
     let htm = required(&c, "htm")?;
@@ -283,6 +368,22 @@ pub fn verify(proof: &str, rules: &Rules<'_>, now: Timestamp) -> Result<Proof, P
         iat,
         nonce,
     })
+}
+
+/// The proof key of a header's `jwk` (as sent) for `alg`, and its thumbprint: a public key of
+/// a type that fits `alg`, without any private or symmetric member.
+fn read_jwk(raw: &str, alg: Alg) -> Result<(VerificationKey, Thumbprint), ProofError> {
+    let jwk: Value = serde_json::from_str(raw).map_err(|_| ProofError::JwkUnusable)?;
+    let Some(members) = jwk.as_object() else {
+        return Err(ProofError::JwkUnusable);
+    };
+    if PRIVATE_MEMBERS.iter().any(|m| members.contains_key(*m)) {
+        return Err(ProofError::JwkPrivate);
+    }
+    let rsa = matches!(alg, Alg::RS256 | Alg::PS256).then_some(alg);
+    let key = key_from_jwk(&jwk, &[alg], rsa).map_err(|_| ProofError::JwkUnusable)?;
+    let jkt = thumbprint(&jwk).map_err(|_| ProofError::JwkUnusable)?;
+    Ok((key, jkt))
 }
 
 fn secs(d: Duration) -> i64 {
@@ -498,6 +599,77 @@ mod tests {
             run(&format!("{h}.{body}."), &rules()),
             Err(ProofError::Jose(JoseError::AlgNone))
         );
+    }
+
+    #[test]
+    fn the_key_cache_reuses_a_read_key_but_every_proof_is_still_checked() {
+        let cache = KeyCache::default();
+        let check = |t: &str| verify_cached(t, &rules(), Timestamp::from_secs(NOW), &cache);
+        let k = key(Alg::ES256);
+        let first = check(&k.sign(&proof_claims()).expect("sign")).expect("first");
+        assert_eq!(cache.len(), 1);
+        let again = check(
+            &k.sign(&ProofClaims {
+                jti: "j-2",
+                ..proof_claims()
+            })
+            .expect("sign"),
+        )
+        .expect("a cached key");
+        assert_eq!((cache.len(), &again.jkt), (1, &first.jkt));
+        // A cached key does not make a bad proof good: a broken signature, another request.
+        let good = k.sign(&proof_claims()).expect("sign");
+        let (rest, sig) = good.rsplit_once('.').expect("jws");
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        let broken = format!("{rest}.{flipped}{}", &sig[1..]);
+        assert!(check(&broken).is_err());
+        let other_request = k
+            .sign(&ProofClaims {
+                htm: "GET",
+                ..proof_claims()
+            })
+            .expect("sign");
+        assert_eq!(
+            check(&other_request).map(|_| ()),
+            Err(ProofError::MethodMismatch)
+        );
+        // The same key text under another algorithm is not the cached key.
+        let (_, der) = pair(Alg::ES256);
+        let p256_jwk: serde_json::Value = {
+            let t = k.sign(&proof_claims()).expect("sign");
+            let h = URL_SAFE_NO_PAD
+                .decode(t.split('.').next().expect("header"))
+                .expect("b64");
+            serde_json::from_slice::<serde_json::Value>(&h).expect("json")["jwk"].clone()
+        };
+        let as_es384 = sign_raw(
+            &der,
+            Alg::ES256,
+            &json!({"typ": TYP, "alg": "ES384", "jwk": p256_jwk}),
+            &claims(),
+        );
+        assert!(check(&as_es384).is_err(), "an ES256 key is no ES384 key");
+        // Refused keys are never cached.
+        let mut private = p256_jwk.clone();
+        private["d"] = json!("AAAA");
+        let refused = sign_raw(
+            &der,
+            Alg::ES256,
+            &json!({"typ": TYP, "alg": "ES256", "jwk": private}),
+            &claims(),
+        );
+        assert_eq!(check(&refused).map(|_| ()), Err(ProofError::JwkPrivate));
+        assert_eq!(cache.len(), 1);
+        // Nothing is cached with capacity 0; a full cache starts again.
+        let none = KeyCache::with_capacity(0);
+        verify_cached(&good, &rules(), Timestamp::from_secs(NOW), &none).expect("uncached");
+        assert!(none.is_empty());
+        let one = KeyCache::with_capacity(1);
+        for alg in [Alg::ES256, Alg::EdDSA] {
+            let t = key(alg).sign(&proof_claims()).expect("sign");
+            verify_cached(&t, &rules(), Timestamp::from_secs(NOW), &one).expect("verifies");
+            assert_eq!(one.len(), 1);
+        }
     }
 
     #[test]

@@ -78,6 +78,7 @@ fn client(id: &str, bye: &str) -> OAuthClient {
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
         require_pushed_requests: false,
+        require_dpop: false,
         id_token_signed_response_alg: None,
     }
 }

@@ -2612,6 +2612,7 @@ mod private_key_jwt {
                         backchannel_logout_uri: None,
                         backchannel_logout_session_required: false,
                         require_pushed_requests: false,
+                        require_dpop: false,
                         id_token_signed_response_alg: None,
                     },
                     None,

@@ -201,6 +201,15 @@ impl Node {
         &self,
         code: &str,
     ) -> portcullis_service::sign_in::Result<portcullis_service::sign_in::RedeemedCode> {
+        self.redeem_notes_code_with(code, None).await
+    }
+
+    /// [`Self::redeem_notes_code`] by a token request whose verified DPoP proof has key `jkt`.
+    async fn redeem_notes_code_with(
+        &self,
+        code: &str,
+        jkt: Option<&str>,
+    ) -> portcullis_service::sign_in::Result<portcullis_service::sign_in::RedeemedCode> {
         self.state
             .sign_in
             .redeem_code(
@@ -210,6 +219,7 @@ impl Node {
                     client_id: &self.notes,
                     redirect_uri: NOTES_CB,
                     code_verifier: VERIFIER,
+                    dpop_jkt: jkt,
                 },
                 &Default::default(),
             )
@@ -1344,4 +1354,170 @@ async fn the_sign_in_page_links_to_the_forgot_password_page() {
     )
     .await;
     assert_eq!(s, 200);
+}
+
+/// RFC 9449 section 10: `dpop_jkt` at the authorization endpoint, directly or pushed, binds the
+/// code to that key; it redeems only with a proof of that key (and a mismatch does not spend it).
+/// A malformed `dpop_jkt` goes back as `invalid_request`, or is refused at the push.
+#[tokio::test]
+async fn dpop_jkt_binds_the_code_to_a_key_directly_and_through_a_push() {
+    const JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    const OTHER: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+    let node = Node::start().await;
+    // Signs in and consents at `url`; the code the browser is sent back with.
+    let code_at = |url: String, source: &'static str| {
+        let node = &node;
+        async move {
+            let b = node.browser(source);
+            let (s, h, consent) = sign_in(node, &b, &url, "alice", PASSWORD).await;
+            if s == 303 {
+                // Consent given in an earlier flow: straight back with the code.
+                let q = query_of(&location(&h));
+                return param(&q, "code").expect("code").to_owned();
+            }
+            assert_eq!(s, 200, "{consent}");
+            let mut fields = form_fields(&consent);
+            fields.push(("decision".into(), "allow".into()));
+            let (s, h, _) = text(
+                post_form(
+                    &b,
+                    format!("{}/oauth2/authorize/consent", node.base),
+                    &fields,
+                )
+                .await,
+            )
+            .await;
+            assert_eq!(s, 303);
+            let q = query_of(&location(&h));
+            param(&q, "code").expect("code").to_owned()
+        }
+    };
+    let invalid = |r: portcullis_service::sign_in::Result<_>| match r {
+        Err(portcullis_service::sign_in::SignInError::Invalid(reason)) => reason,
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("redeemed"),
+    };
+
+    let direct = code_at(node.notes_url(&[("dpop_jkt", JKT)]), "203.0.113.51").await;
+    assert_eq!(
+        invalid(node.redeem_notes_code(&direct).await),
+        "code_dpop_key_mismatch",
+        "no proof"
+    );
+    assert_eq!(
+        invalid(node.redeem_notes_code_with(&direct, Some(OTHER)).await),
+        "code_dpop_key_mismatch",
+        "a proof of another key"
+    );
+    node.redeem_notes_code_with(&direct, Some(JKT))
+        .await
+        .expect("the bound key redeems it, the failures did not spend it");
+    // An unbound code redeems with or without a proof.
+    let unbound = code_at(node.notes_url(&[]), "203.0.113.52").await;
+    node.redeem_notes_code_with(&unbound, Some(OTHER))
+        .await
+        .expect("unbound");
+
+    // Malformed: back to the client with invalid_request.
+    let b = node.browser("203.0.113.53");
+    let (s, h, _) = text(
+        b.get(node.notes_url(&[("dpop_jkt", "not-a-thumbprint")]))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let q = query_of(&location(&h));
+    assert_eq!(param(&q, "error"), Some("invalid_request"));
+    assert_eq!(param(&q, "state"), Some("st-123"));
+
+    // Pushed: a malformed one is refused at the push; a good one binds the code.
+    let (s, _, v) = push(&node, &pushed_fields(&node, &[("dpop_jkt", "short")])).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    let (s, _, v) = push(&node, &pushed_fields(&node, &[("dpop_jkt", JKT)])).await;
+    assert_eq!(s, 201, "{v}");
+    let request_uri = v["request_uri"].as_str().expect("request_uri");
+    let url = format!(
+        "{}/oauth2/authorize?client_id={}&request_uri={}",
+        node.base,
+        node.notes,
+        urlencoding(request_uri)
+    );
+    let pushed = code_at(url, "203.0.113.54").await;
+    assert_eq!(
+        invalid(node.redeem_notes_code(&pushed).await),
+        "code_dpop_key_mismatch"
+    );
+    node.redeem_notes_code_with(&pushed, Some(JKT))
+        .await
+        .expect("bound through the push");
+}
+
+/// RFC 9126 section 6 per tenant: the tenant's OAuth policy makes every client of the tenant push
+/// its requests, whatever the client's own setting; turning it off restores direct requests.
+#[tokio::test]
+async fn a_tenants_oauth_policy_requires_pushed_requests_of_every_client() {
+    let node = Node::start().await;
+    let admin = reqwest::Client::new();
+    let policy_url = format!("{}/admin/v1/tenants/acme/oauth-policy", node.base);
+    let put = |on: bool| {
+        admin
+            .put(&policy_url)
+            .bearer_auth(&node.admins.acme)
+            .json(&json!({"require_pushed_authorization_requests": on}))
+            .send()
+    };
+    let r = admin
+        .get(&policy_url)
+        .bearer_auth(&node.admins.acme)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["require_pushed_authorization_requests"], false, "{v}");
+    assert!(v["updated_at"].is_null(), "never set: {v}");
+
+    let r = put(true).await.expect("put");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["require_pushed_authorization_requests"], true, "{v}");
+    // Unknown members are refused, the policy unchanged.
+    let r = admin
+        .put(&policy_url)
+        .bearer_auth(&node.admins.acme)
+        .json(&json!({"require_pushed_authorization_requests": false, "other": 1}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 400);
+
+    // The notes client never asked for PAR itself: a direct request now goes back refused.
+    let b = node.browser("203.0.113.61");
+    let (s, h, _) = text(b.get(node.notes_url(&[])).send().await.expect("get")).await;
+    assert_eq!(s, 303);
+    let q = query_of(&location(&h));
+    assert_eq!(param(&q, "error"), Some("invalid_request"));
+    // A pushed one opens.
+    let (s, _, v) = push(&node, &pushed_fields(&node, &[])).await;
+    assert_eq!(s, 201, "{v}");
+    let url = format!(
+        "{}/oauth2/authorize?client_id={}&request_uri={}",
+        node.base,
+        node.notes,
+        urlencoding(v["request_uri"].as_str().expect("request_uri"))
+    );
+    let (s, _, page) = text(b.get(&url).send().await.expect("get")).await;
+    assert_eq!(s, 200, "{page}");
+
+    // Off again: direct requests open the sign-in page.
+    let r = put(false).await.expect("put");
+    assert_eq!(r.status(), 200);
+    let (s, _, page) = text(b.get(node.notes_url(&[])).send().await.expect("get")).await;
+    assert_eq!(s, 200, "{page}");
 }

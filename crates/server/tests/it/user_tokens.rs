@@ -200,6 +200,7 @@ impl App {
                 code_challenge: &portcullis_core::auth_code::s256_challenge(VERIFIER),
                 nonce: Some("n-0S6_WzA2Mj"),
                 scope: scope.split(' ').map(str::to_owned).collect(),
+                dpop_jkt: None,
                 session: &session.record,
             })
             .await
@@ -1494,6 +1495,166 @@ mod dpop {
             .await;
             assert_eq!(st, StatusCode::OK, "{what}: {v}");
         }
+    }
+
+    /// A client registered with `dpop_bound_access_tokens` (`--require-dpop`) gets nothing
+    /// without a valid proof, whatever the grant; with one, bound tokens. Turning it off
+    /// through the admin API admits bearer tokens again.
+    #[tokio::test]
+    async fn a_client_that_requires_dpop_gets_no_token_without_a_proof_whatever_the_grant() {
+        let app = App::new().await;
+        let spa = app
+            .client(json!({
+                "name": "Bound", "client_type": "public",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "redirect_uris": [REDIRECT], "allowed_web_origins": [ORIGIN],
+                "scopes": ["openid", "offline_access", "orders:read"],
+                "audiences": ["orders-api"], "dpop_bound_access_tokens": true,
+            }))
+            .await;
+        let machine = app
+            .client(json!({"name": "Machine", "audiences": ["orders-api"],
+                           "scopes": ["orders:read"], "dpop_bound_access_tokens": true}))
+            .await;
+        let (st, shown) = app
+            .admin(
+                Method::GET,
+                &format!("/admin/v1/tenants/acme/clients/{}", machine.id),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{shown}");
+        assert_eq!(shown["dpop_bound_access_tokens"], true);
+        let session = app.session().await;
+        let k = key(Alg::ES256);
+        let refused = |st: StatusCode, h: &axum::http::HeaderMap, v: &Value, what: &str| {
+            assert_eq!(
+                (st, v["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")),
+                "{what}: {v}"
+            );
+            assert!(v.get("access_token").is_none(), "{what}");
+            assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        };
+
+        // The code grant: no proof, then an invalid one; the code is not spent by either.
+        let code = app
+            .code(&spa, &session, "openid offline_access orders:read")
+            .await;
+        let (st, h, v) = token_with(&app, &spa, &redeem_body(&code), None).await;
+        refused(st, &h, &v, "code without a proof");
+        let stale = k
+            .sign(&ProofClaims {
+                jti: "old",
+                htm: "POST",
+                htu: TOKEN_URI,
+                iat: app.clock.now().as_secs() - 3_600,
+                ath: None,
+                nonce: None,
+            })
+            .expect("proof");
+        let (st, h, v) = token_with(&app, &spa, &redeem_body(&code), Some(&stale)).await;
+        refused(st, &h, &v, "code with a stale proof");
+        let (st, _, v) = token_with(
+            &app,
+            &spa,
+            &redeem_body(&code),
+            Some(&proof(&app, &k, "rq-1")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["token_type"], "DPoP");
+        let r0 = s(&v, "refresh_token");
+
+        // Refresh: no proof is invalid_dpop_proof (checked before the grant), the family is
+        // untouched and rotates with the key.
+        let refresh = format!("grant_type=refresh_token&refresh_token={r0}");
+        let (st, h, v) = token_with(&app, &spa, &refresh, None).await;
+        refused(st, &h, &v, "refresh without a proof");
+        let (st, _, v) = token_with(&app, &spa, &refresh, Some(&proof(&app, &k, "rq-2"))).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["token_type"], "DPoP");
+
+        // Client credentials: the same rule.
+        let (st, h, v) = token_with(&app, &machine, "grant_type=client_credentials", None).await;
+        refused(st, &h, &v, "client credentials without a proof");
+        let (st, _, v) = token_with(
+            &app,
+            &machine,
+            "grant_type=client_credentials",
+            Some(&proof(&app, &k, "rq-3")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["token_type"], "DPoP");
+        assert_eq!(
+            claims(&s(&v, "access_token"))["cnf"]["jkt"],
+            k.jkt().as_str()
+        );
+
+        // Not required any more: a bearer token again.
+        let (st, v) = app
+            .admin(
+                Method::PATCH,
+                &format!("/admin/v1/tenants/acme/clients/{}", machine.id),
+                json!({"dpop_bound_access_tokens": false}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["dpop_bound_access_tokens"], false);
+        let (st, _, v) = token_with(&app, &machine, "grant_type=client_credentials", None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["token_type"], "Bearer");
+    }
+
+    /// A code bound with `dpop_jkt` (RFC 9449 section 10) redeems only with a proof of that
+    /// key, and a refused attempt does not spend it.
+    #[tokio::test]
+    async fn a_code_bound_with_dpop_jkt_redeems_only_with_a_proof_of_that_key() {
+        let app = App::new().await;
+        let spa = app.spa().await;
+        let session = app.session().await;
+        let k = key(Alg::ES256);
+        let code = app
+            .state
+            .sign_in
+            .issue_code(CodeRequest {
+                client_id: &spa.id,
+                redirect_uri: REDIRECT,
+                code_challenge: &portcullis_core::auth_code::s256_challenge(VERIFIER),
+                nonce: None,
+                scope: vec!["openid".into(), "orders:read".into()],
+                dpop_jkt: Some(k.jkt().as_str()),
+                session: &session.record,
+            })
+            .await
+            .expect("code")
+            .expose()
+            .to_owned();
+        let other = key(Alg::ES256);
+        for (what, p) in [
+            ("no proof", None),
+            ("another key", Some(proof(&app, &other, "jk-1"))),
+        ] {
+            let (st, _, v) = token_with(&app, &spa, &redeem_body(&code), p.as_deref()).await;
+            assert_eq!(
+                (st, v["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+                "{what}: {v}"
+            );
+        }
+        let (st, _, v) = token_with(
+            &app,
+            &spa,
+            &redeem_body(&code),
+            Some(&proof(&app, &k, "jk-2")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(
+            claims(&s(&v, "access_token"))["cnf"]["jkt"],
+            k.jkt().as_str()
+        );
     }
 
     /// The proof a client sends to the API with its access token.

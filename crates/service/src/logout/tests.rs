@@ -237,6 +237,7 @@ fn app_client(id: &str, tenant: &str, uri: Option<String>) -> OAuthClient {
         backchannel_logout_uri: uri,
         backchannel_logout_session_required: true,
         require_pushed_requests: false,
+        require_dpop: false,
         id_token_signed_response_alg: None,
     }
 }
@@ -277,6 +278,7 @@ impl Fixture {
                 code_challenge: &challenge,
                 nonce: None,
                 scope: vec!["openid".into()],
+                dpop_jkt: None,
                 session: &session.record,
             })
             .await
@@ -289,6 +291,7 @@ impl Fixture {
                     client_id: client,
                     redirect_uri: REDIRECT,
                     code_verifier: VERIFIER,
+                    dpop_jkt: None,
                 },
                 &RequestOrigin::default(),
             )

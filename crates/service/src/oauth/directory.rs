@@ -352,6 +352,20 @@ impl Directory {
         Ok(Some(t.status))
     }
 
+    /// Whether the tenant requires every client to push its authorization requests (RFC 9126
+    /// section 6; the tenant's OAuth policy). Not cached: read once per authorization request,
+    /// so a change is seen at once on every node.
+    pub async fn tenant_requires_pushed_requests(
+        &self,
+        store: &dyn Store,
+        tenant: &TenantId,
+    ) -> Result<bool, StoreError> {
+        Ok(store
+            .get_oauth_policy(tenant)
+            .await?
+            .is_some_and(|p| p.require_pushed_requests))
+    }
+
     /// The tenant's resource server with this audience, or `None` (not cached: callers only ask
     /// for audiences a client is allowed, and a missing one is a broken configuration).
     pub async fn resource(
@@ -471,6 +485,7 @@ mod tests {
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
             require_pushed_requests: false,
+            require_dpop: false,
             id_token_signed_response_alg: None,
         }
     }

@@ -136,6 +136,8 @@ pub struct DpopState {
     pub settings: DpopSettings,
     pub nonces: Nonces,
     recorded: AtomicU64,
+    /// Proof keys read before (a client's next proof skips reading its JWK again).
+    keys: dpop_proof::KeyCache,
 }
 
 impl DpopState {
@@ -144,6 +146,7 @@ impl DpopState {
             settings,
             nonces,
             recorded: AtomicU64::new(0),
+            keys: dpop_proof::KeyCache::default(),
         }
     }
 
@@ -169,6 +172,17 @@ fn use_nonce(svc: &OAuthService, reason: &'static str, now: Timestamp) -> OAuthE
     e
 }
 
+/// The refusal of a token request without a proof from a client that must send one
+/// (`require_dpop`): `use_dpop_nonce` with a fresh nonce when nonces are required (the client's
+/// next attempt can then succeed), else `invalid_dpop_proof`.
+pub fn proof_required(svc: &OAuthService) -> OAuthError {
+    if svc.oauth.dpop.settings.require_nonce {
+        use_nonce(svc, "dpop_proof_required", svc.clock.now())
+    } else {
+        invalid("dpop_proof_required")
+    }
+}
+
 /// Checks the proof of a token request, if any, and records it: `Ok(Some(jkt))` binds what is
 /// issued to that key, `Ok(None)` means no proof was sent.
 pub async fn check_token_request(
@@ -192,10 +206,11 @@ pub async fn check_token_request(
         access_token: None,
         require_nonce: state.settings.require_nonce,
     };
-    let checked = dpop_proof::verify(proof, &rules, now).map_err(|e| match e {
-        ProofError::NonceMissing => use_nonce(svc, e.as_str(), now),
-        other => invalid(other.as_str()),
-    })?;
+    let checked =
+        dpop_proof::verify_cached(proof, &rules, now, &state.keys).map_err(|e| match e {
+            ProofError::NonceMissing => use_nonce(svc, e.as_str(), now),
+            other => invalid(other.as_str()),
+        })?;
     if state.settings.require_nonce {
         let fresh = checked
             .nonce

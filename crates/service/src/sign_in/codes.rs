@@ -1,4 +1,5 @@
-//! Authorization codes: issued bound to client, redirect URI, PKCE challenge and nonce; redeemed
+//! Authorization codes: issued bound to client, redirect URI, PKCE challenge, nonce and (when the
+//! request named one, RFC 9449 section 10) a DPoP key; redeemed
 //! once. A second presentation (a replay) revokes what the first redemption issued (DESIGN
 //! invariant 6): its access tokens by `jti` and its refresh-token family, including tokens the
 //! first redemption records after the replay arrived ([`SignIn::code_issued`]).
@@ -26,6 +27,8 @@ pub struct CodeRequest<'a> {
     pub code_challenge: &'a str,
     pub nonce: Option<&'a str>,
     pub scope: Vec<String>,
+    /// The DPoP key thumbprint the request bound the code to (RFC 9449 section 10).
+    pub dpop_jkt: Option<&'a str>,
     /// The signed-in session the code is issued under.
     pub session: &'a SessionRecord,
 }
@@ -39,6 +42,8 @@ pub struct RedemptionRequest<'a> {
     pub client_id: &'a str,
     pub redirect_uri: &'a str,
     pub code_verifier: &'a str,
+    /// The key of the request's verified DPoP proof, if it sent one.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// A code redeemed by this call: issue tokens from `record`, then report them with
@@ -71,6 +76,7 @@ impl SignIn {
             expires_at: auth_code::expiry(now, self.config.code_lifetime),
             consumed_at: None,
             issued: None,
+            dpop_jkt: req.dpop_jkt.map(str::to_owned),
         };
         self.store.insert_code(&record).await?;
         Ok(code)
@@ -111,6 +117,13 @@ impl SignIn {
         binding
             .check(&redemption, now)
             .map_err(|e| SignInError::Invalid(e.as_str()))?;
+        // A code bound to a DPoP key (RFC 9449 section 10) redeems only with a proof of that
+        // key; checked before it is consumed, so a thief without the key cannot burn it.
+        if let Some(bound) = &stored.dpop_jkt {
+            if r.dpop_jkt != Some(bound.as_str()) {
+                return Err(SignInError::Invalid("code_dpop_key_mismatch"));
+            }
+        }
         // Which clients got tokens in the session, for back-channel logout: recorded before the
         // code is consumed, so a redemption never issues tokens unrecorded (a record for a
         // redemption that then fails costs at most one needless logout notification).

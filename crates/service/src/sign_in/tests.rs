@@ -146,6 +146,7 @@ impl Fixture {
                 code_challenge: &challenge,
                 nonce: Some("n-1"),
                 scope: vec!["openid".into(), "offline_access".into()],
+                dpop_jkt: None,
                 session: &session.record,
             })
             .await
@@ -185,6 +186,7 @@ fn redemption<'a>(code: &'a str, client: &'a str, redirect: &'a str) -> Redempti
         client_id: client,
         redirect_uri: redirect,
         code_verifier: VERIFIER,
+        dpop_jkt: None,
     }
 }
 

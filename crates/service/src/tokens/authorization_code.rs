@@ -55,6 +55,7 @@ pub(super) async fn issue(
                 client_id: &client.id,
                 redirect_uri: &redirect_uri,
                 code_verifier: verifier,
+                dpop_jkt: binding.dpop_jkt.as_ref().map(|t| t.as_str()),
             },
             origin,
         )

@@ -242,6 +242,10 @@ async fn bind(
     let dpop_jkt = dpop::check_token_request(svc, proof)
         .await
         .map_err(refuse)?;
+    // A client registered with `require_dpop` gets bound tokens only, whatever the grant.
+    if dpop_jkt.is_none() && client.require_dpop {
+        return Err(refuse(dpop::proof_required(svc)));
+    }
     Ok(Binding { dpop_jkt })
 }
 

@@ -1717,6 +1717,7 @@ mod cases {
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
             require_pushed_requests: false,
+            require_dpop: false,
             id_token_signed_response_alg: None,
         }
     }
@@ -1738,6 +1739,7 @@ mod cases {
             backchannel_logout_uri: Some("https://app.example.com/bcl?x=1".into()),
             backchannel_logout_session_required: true,
             require_pushed_requests: false,
+            require_dpop: false,
             id_token_signed_response_alg: None,
             first_party: true,
             ..client(id, tenant)
@@ -1944,6 +1946,7 @@ mod cases {
         changed.first_party = false;
         changed.grant_types = vec!["authorization_code".into()];
         changed.scopes = vec!["openid".into()];
+        changed.require_dpop = true;
         // What update never changes, even if the record says otherwise.
         let mut attempt = changed.clone();
         attempt.client_type = ClientType::Confidential;
@@ -2590,6 +2593,9 @@ mod cases {
         )
         .await
         .expect("policy");
+        s.put_oauth_policy(&tid("acme"), true, at(4))
+            .await
+            .expect("oauth policy");
         s.put_branding(&BrandingRecord {
             tenant: tid("acme"),
             display_name: Some("Acme".into()),
@@ -2778,6 +2784,7 @@ mod cases {
         for kind in [
             "tenant",
             "api_key_policy",
+            "oauth_policy",
             "signing_key",
             "admin_credential",
             "resource_server",

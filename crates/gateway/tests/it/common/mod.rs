@@ -162,6 +162,15 @@ impl Keys {
 /// A verifier trusting [`Issuer`], with revocations applied by the test and API keys from
 /// `keys` (environment `test`).
 pub fn verifier(issuer: &Issuer, keys: Arc<Keys>) -> Verifier {
+    verifier_with(issuer, keys, |_| {})
+}
+
+/// [`verifier`] with its configuration changed by `tweak` first.
+pub fn verifier_with(
+    issuer: &Issuer,
+    keys: Arc<Keys>,
+    tweak: impl FnOnce(&mut VerifierConfig),
+) -> Verifier {
     let mut cfg = VerifierConfig::new(
         IssuerConfig::new(ISSUER, KeySource::Static(issuer.jwks())),
         AUDIENCE,
@@ -170,6 +179,7 @@ pub fn verifier(issuer: &Issuer, keys: Arc<Keys>) -> Verifier {
         },
     );
     cfg.api_keys = Some(ApiKeyConfig::new(ApiKeySource::Backend(keys), "test"));
+    tweak(&mut cfg);
     let v = Verifier::new(cfg).expect("verifier");
     v.revocations().touch(0);
     v
@@ -235,6 +245,15 @@ pub async fn start(routes_toml: &str) -> Ctx {
 
 /// [`start`] with `{up}` replaced by `upstream` (a stub of the test's own).
 pub async fn start_with(routes_toml: &str, upstream: SocketAddr) -> Ctx {
+    start_tweaked(routes_toml, upstream, |_| {}).await
+}
+
+/// [`start_with`], the verifier's configuration changed by `tweak`.
+pub async fn start_tweaked(
+    routes_toml: &str,
+    upstream: SocketAddr,
+    tweak: impl FnOnce(&mut VerifierConfig),
+) -> Ctx {
     let text = format!(
         "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}",
         routes_toml.replace("{up}", &upstream.to_string())
@@ -242,7 +261,7 @@ pub async fn start_with(routes_toml: &str, upstream: SocketAddr) -> Ctx {
     let config = GatewayConfig::from_toml(&text).expect("config");
     let issuer = Issuer::default();
     let keys = Arc::new(Keys::default());
-    let v = verifier(&issuer, keys.clone());
+    let v = verifier_with(&issuer, keys.clone(), tweak);
     let gw = Gateway::start(config, v, None).await.expect("start");
     Ctx {
         gw,

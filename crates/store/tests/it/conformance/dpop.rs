@@ -11,6 +11,7 @@ conformance!(
     racing_uses_of_one_proof_yield_one_winner,
     a_refresh_family_keeps_its_dpop_key,
     dpop_proof_ids_block_an_import,
+    a_tenants_oauth_policy_round_trips_and_needs_its_tenant,
 );
 
 const K1: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
@@ -127,4 +128,39 @@ async fn dpop_proof_ids_block_an_import(s: Arc<dyn Store>) {
     assert!(!text.contains(K1), "proof ids are not exported");
     let blockers = s.import_blockers().await.expect("blockers");
     assert!(blockers.contains(&"dpop_proof_jtis"), "{blockers:?}");
+}
+
+async fn a_tenants_oauth_policy_round_trips_and_needs_its_tenant(s: Arc<dyn Store>) {
+    tenants(&s, &["acme", "globex"]).await;
+    assert_eq!(s.get_oauth_policy(&tid("acme")).await.expect("get"), None);
+    s.put_oauth_policy(&tid("acme"), true, at(1))
+        .await
+        .expect("put");
+    assert_eq!(
+        s.get_oauth_policy(&tid("acme")).await.expect("get"),
+        Some(OAuthPolicyRecord {
+            require_pushed_requests: true,
+            updated_at: at(1),
+        })
+    );
+    assert_eq!(
+        s.get_oauth_policy(&tid("globex")).await.expect("get"),
+        None,
+        "per tenant"
+    );
+    s.put_oauth_policy(&tid("acme"), false, at(2))
+        .await
+        .expect("replace");
+    assert_eq!(
+        s.get_oauth_policy(&tid("acme")).await.expect("get"),
+        Some(OAuthPolicyRecord {
+            require_pushed_requests: false,
+            updated_at: at(2),
+        })
+    );
+    let err = s
+        .put_oauth_policy(&tid("nobody"), true, at(3))
+        .await
+        .expect_err("unknown tenant");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }

@@ -42,6 +42,7 @@ fn client(id: &str, tenant: &str, uri: Option<&str>) -> OAuthClient {
         backchannel_logout_uri: uri.map(Into::into),
         backchannel_logout_session_required: false,
         require_pushed_requests: false,
+        require_dpop: false,
         id_token_signed_response_alg: None,
     }
 }

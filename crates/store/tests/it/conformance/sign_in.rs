@@ -61,6 +61,8 @@ fn code(digest: u8) -> AuthCodeRecord {
         expires_at: at(61_000),
         consumed_at: None,
         issued: None,
+        // Bound to a DPoP key (RFC 9449 section 10): it must read back as stored.
+        dpop_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
     }
 }
 
