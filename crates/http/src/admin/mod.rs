@@ -17,6 +17,7 @@ mod audit_chain;
 mod audit_events;
 pub mod auth;
 mod branding;
+mod ca_sets;
 mod clients;
 mod federation;
 pub mod openapi;
@@ -132,6 +133,27 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageClients,
             routing::put(branding::put_branding),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/ca-sets",
+            Tenant,
+            ManageClients,
+            routing::post(ca_sets::create),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/ca-sets",
+            Tenant,
+            ReadTenant,
+            routing::get(ca_sets::list),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/ca-sets/{id}",
+            Tenant,
+            ManageClients,
+            routing::delete(ca_sets::delete),
         ),
         r(
             Method::POST,

@@ -16,8 +16,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_chain, audit_events, branding, clients, federation, resource_servers,
-    signing_keys, tenants, tokens, user_sessions, users, webhooks,
+    alerts, api_keys, audit_chain, audit_events, branding, ca_sets, clients, federation,
+    resource_servers, signing_keys, tenants, tokens, user_sessions, users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -144,6 +144,9 @@ pub fn outcome() -> ObjectBuilder {
         tenants::archive,
         branding::show_branding,
         branding::put_branding,
+        ca_sets::create,
+        ca_sets::list,
+        ca_sets::delete,
         tokens::create,
         tokens::list,
         tokens::revoke,

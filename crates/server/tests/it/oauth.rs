@@ -2613,6 +2613,8 @@ mod private_key_jwt {
                         backchannel_logout_session_required: false,
                         require_pushed_requests: false,
                         id_token_signed_response_alg: None,
+                        tls_subject: None,
+                        certificate_bound_tokens: false,
                     },
                     None,
                 )

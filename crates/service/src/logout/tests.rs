@@ -238,6 +238,8 @@ fn app_client(id: &str, tenant: &str, uri: Option<String>) -> OAuthClient {
         backchannel_logout_session_required: true,
         require_pushed_requests: false,
         id_token_signed_response_alg: None,
+        tls_subject: None,
+        certificate_bound_tokens: false,
     }
 }
 

@@ -1718,6 +1718,8 @@ mod cases {
             backchannel_logout_session_required: false,
             require_pushed_requests: false,
             id_token_signed_response_alg: None,
+            tls_subject: None,
+            certificate_bound_tokens: false,
         }
     }
 
@@ -1739,6 +1741,8 @@ mod cases {
             backchannel_logout_session_required: true,
             require_pushed_requests: false,
             id_token_signed_response_alg: None,
+            tls_subject: None,
+            certificate_bound_tokens: false,
             first_party: true,
             ..client(id, tenant)
         }
@@ -3385,3 +3389,6 @@ mod federation;
 
 /// DPoP (proof replay, a refresh family's bound key): `conformance/dpop.rs`.
 mod dpop;
+
+/// Mutual TLS (tenants' CA sets, a client's certificate subject): `conformance/mtls.rs`.
+mod mtls;
