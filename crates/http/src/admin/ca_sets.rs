@@ -81,7 +81,7 @@ fn record(state: &AppState, admin: &TenantAdmin, action: Action, id: &str) {
     responses((status = 201, description = "The CA set", body = CaSetView),
         (status = 400, description = "The name or the PEM is refused", body = super::openapi::ErrorBody),
         (status = 409, description = "The tenant has a set of that name", body = super::openapi::ErrorBody)))]
-pub async fn create(
+pub async fn create_ca_set(
     admin: TenantAdmin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateCaSet>,
@@ -113,7 +113,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/ca-sets", tag = "tenants", params(super::openapi::TenantPath),
     responses((status = 200, description = "The tenant's CA sets, oldest first", body = CaSetList)))]
-pub async fn list(
+pub async fn list_ca_sets(
     admin: TenantAdmin,
     State(state): State<AppState>,
 ) -> Result<Json<CaSetList>, ApiError> {
@@ -125,7 +125,7 @@ pub async fn list(
 
 #[utoipa::path(delete, path = "/admin/v1/tenants/{tenant}/ca-sets/{id}", tag = "tenants", params(super::openapi::TenantIdPath),
     responses((status = 204, description = "The set is removed: certificates it vouched for no longer authenticate")))]
-pub async fn delete(
+pub async fn delete_ca_set(
     admin: TenantAdmin,
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
