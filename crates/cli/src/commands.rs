@@ -64,6 +64,10 @@ pub enum TenantCommand {
     /// Show or set the tenant's OAuth policy: rules for every client of the tenant.
     #[command(subcommand, name = "oauth-policy")]
     OAuthPolicy(OAuthPolicyCommand),
+    /// Manage the tenant's CA sets: the CAs a `tls_client_auth` client's certificate must
+    /// chain to (RFC 8705).
+    #[command(subcommand, name = "ca-sets")]
+    CaSets(CaSetCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +89,39 @@ pub enum OAuthPolicyCommand {
         /// Clients push their requests only when their own setting says so.
         #[arg(long, conflicts_with = "require_par")]
         no_require_par: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaSetCommand {
+    /// Add a CA set from a PEM file of one or more CA certificates.
+    Create {
+        /// Tenant id.
+        id: String,
+        /// A name unique within the tenant.
+        #[arg(long)]
+        name: String,
+        /// PEM file with the CA certificate(s).
+        #[arg(long)]
+        pem_file: std::path::PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the tenant's CA sets.
+    List {
+        /// Tenant id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Remove a CA set: certificates it vouched for no longer authenticate clients.
+    Delete {
+        /// Tenant id.
+        id: String,
+        /// The set's id (`ca_...`).
+        set: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -270,12 +307,18 @@ pub enum ClientCommand {
         /// for client_credentials; an app that only signs users in needs none.
         #[arg(long = "audience", value_delimiter = ',')]
         audiences: Vec<String>,
-        /// client_secret_basic (default), client_secret_post, private_key_jwt, or none (the
-        /// default of public clients).
+        /// client_secret_basic (default), client_secret_post, private_key_jwt, tls_client_auth,
+        /// self_signed_tls_client_auth, or none (the default of public clients).
         #[arg(long)]
         auth_method: Option<String>,
         #[command(flatten)]
         app: AppFlags,
+        #[command(flatten)]
+        tls: TlsSubjectFlags,
+        /// Bind this client's access tokens to the client certificate it presents (RFC 8705;
+        /// always so for tls_client_auth and self_signed_tls_client_auth clients).
+        #[arg(long)]
+        certificate_bound_tokens: bool,
         /// confidential (default; public for native apps) or public (single-page and native
         /// apps: no secret).
         #[arg(long)]
@@ -283,10 +326,12 @@ pub enum ClientCommand {
         /// web (default) or native.
         #[arg(long)]
         application_type: Option<String>,
-        /// For private_key_jwt: a file holding the client's public keys (a JWKS).
+        /// For private_key_jwt and self_signed_tls_client_auth: a file holding the client's
+        /// public keys (a JWKS).
         #[arg(long, conflicts_with = "jwks_uri")]
         jwks_file: Option<std::path::PathBuf>,
-        /// For private_key_jwt: where the server fetches the client's JWKS (https).
+        /// For private_key_jwt and self_signed_tls_client_auth: where the server fetches the
+        /// client's JWKS (https).
         #[arg(long)]
         jwks_uri: Option<String>,
         /// Access-token lifetime: a duration such as `10m` or `1h` (default `10m`, at most the
@@ -336,6 +381,15 @@ pub enum ClientCommand {
         /// Accept token requests without a DPoP proof again (bearer tokens).
         #[arg(long, conflicts_with = "require_dpop")]
         no_require_dpop: bool,
+        /// A tls_client_auth client's new certificate fact (replaces the registered one).
+        #[command(flatten)]
+        tls: TlsSubjectFlags,
+        /// Bind this client's access tokens to the client certificate it presents.
+        #[arg(long, conflicts_with = "no_certificate_bound_tokens")]
+        certificate_bound_tokens: bool,
+        /// Stop binding this (non-mTLS) client's tokens to its certificate.
+        #[arg(long)]
+        no_certificate_bound_tokens: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -385,6 +439,45 @@ pub enum ClientCommand {
         #[command(flatten)]
         remote: Remote,
     },
+}
+
+/// The mutual-TLS registration flags (RFC 8705), shared by `client create` and `client update`:
+/// the one certificate fact of a `tls_client_auth` client, and certificate-bound tokens for
+/// clients that authenticate otherwise.
+#[derive(Debug, clap::Args)]
+#[group(multiple = false)]
+pub struct TlsSubjectFlags {
+    /// tls_client_auth: the certificate's subject DN (`CN=payments,O=Acme`).
+    #[arg(long)]
+    tls_subject_dn: Option<String>,
+    /// tls_client_auth: a DNS name SAN of the certificate.
+    #[arg(long)]
+    tls_san_dns: Option<String>,
+    /// tls_client_auth: a URI SAN of the certificate (a SPIFFE ID, for example).
+    #[arg(long)]
+    tls_san_uri: Option<String>,
+    /// tls_client_auth: an IP address SAN of the certificate.
+    #[arg(long)]
+    tls_san_ip: Option<String>,
+    /// tls_client_auth: an email SAN of the certificate.
+    #[arg(long)]
+    tls_san_email: Option<String>,
+}
+
+impl TlsSubjectFlags {
+    fn fill(&self, body: &mut Value) {
+        for (value, member) in [
+            (&self.tls_subject_dn, "tls_client_auth_subject_dn"),
+            (&self.tls_san_dns, "tls_client_auth_san_dns"),
+            (&self.tls_san_uri, "tls_client_auth_san_uri"),
+            (&self.tls_san_ip, "tls_client_auth_san_ip"),
+            (&self.tls_san_email, "tls_client_auth_san_email"),
+        ] {
+            if let Some(v) = value {
+                body[member] = json!(v);
+            }
+        }
+    }
 }
 
 /// The registration flags of browser and native app clients, shared by `client create` and
@@ -595,6 +688,16 @@ fn oauth_policy_text(v: &Value) -> String {
     )
 }
 
+fn ca_set_text(v: &Value) -> String {
+    format!(
+        "id: {}\nname: {}\ncertificates: {}\ncreated_at: {}\n",
+        field(v, "id"),
+        field(v, "name"),
+        v["certificates"],
+        field(v, "created_at")
+    )
+}
+
 fn branding_text(v: &Value) -> String {
     format!(
         "display_name: {}\nlogo_url: {}\naccent_colour: {}\nupdated_at: {}\n",
@@ -711,6 +814,58 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                 oauth_policy_text,
             )
             .await?;
+        }
+        TenantCommand::CaSets(CaSetCommand::Create {
+            id,
+            name,
+            pem_file,
+            remote,
+        }) => {
+            let pem = std::fs::read_to_string(&pem_file)
+                .with_context(|| format!("could not read {}", pem_file.display()))?;
+            fetch_and_print(
+                &remote,
+                Method::POST,
+                &format!("/tenants/{}/ca-sets", seg(&id)),
+                &[],
+                Some(json!({ "name": name, "pem": pem })),
+                ca_set_text,
+            )
+            .await?;
+        }
+        TenantCommand::CaSets(CaSetCommand::List { id, remote }) => {
+            fetch_and_print(
+                &remote,
+                Method::GET,
+                &format!("/tenants/{}/ca-sets", seg(&id)),
+                &[],
+                None,
+                |v| {
+                    let mut out = "ID\tNAME\tCERTIFICATES\tCREATED_AT\n".to_owned();
+                    for set in v["items"].as_array().into_iter().flatten() {
+                        out.push_str(&format!(
+                            "{}\t{}\t{}\t{}\n",
+                            field(set, "id"),
+                            field(set, "name"),
+                            set["certificates"],
+                            field(set, "created_at")
+                        ));
+                    }
+                    out
+                },
+            )
+            .await?;
+        }
+        TenantCommand::CaSets(CaSetCommand::Delete { id, set, remote }) => {
+            AdminClient::new(&remote)?
+                .call(
+                    Method::DELETE,
+                    &format!("/tenants/{}/ca-sets/{}", seg(&id), seg(&set)),
+                    &[],
+                    None,
+                )
+                .await?;
+            println!("removed CA set {set}");
         }
     }
     Ok(())
@@ -942,6 +1097,20 @@ fn client_text(v: &Value) -> String {
     if v["dpop_bound_access_tokens"] == json!(true) {
         out.push_str("dpop_bound_access_tokens: true\n");
     }
+    for member in [
+        "tls_client_auth_subject_dn",
+        "tls_client_auth_san_dns",
+        "tls_client_auth_san_uri",
+        "tls_client_auth_san_ip",
+        "tls_client_auth_san_email",
+    ] {
+        if let Some(value) = v[member].as_str() {
+            out.push_str(&format!("{member}: {value}\n"));
+        }
+    }
+    if v["tls_client_certificate_bound_access_tokens"] == json!(true) {
+        out.push_str("tls_client_certificate_bound_access_tokens: true\n");
+    }
     if let Some(secret) = v["client_secret"].as_str() {
         out.push_str(&format!(
             "client_secret: {secret}\n(the secret is shown only this once)\n"
@@ -1099,6 +1268,8 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             audiences,
             auth_method,
             app,
+            tls,
+            certificate_bound_tokens,
             client_type,
             application_type,
             jwks_file,
@@ -1147,6 +1318,10 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                 body["application_type"] = json!(t);
             }
             app.fill(&mut body);
+            tls.fill(&mut body);
+            if certificate_bound_tokens {
+                body["tls_client_certificate_bound_access_tokens"] = json!(true);
+            }
             fetch_and_print(
                 &remote,
                 Method::POST,
@@ -1171,6 +1346,9 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             not_first_party,
             no_require_par,
             no_require_dpop,
+            tls,
+            certificate_bound_tokens,
+            no_certificate_bound_tokens,
             remote,
         } => {
             let mut body = json!({});
@@ -1205,6 +1383,11 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             }
             if no_require_dpop {
                 body["dpop_bound_access_tokens"] = json!(false);
+            }
+            tls.fill(&mut body);
+            if certificate_bound_tokens || no_certificate_bound_tokens {
+                body["tls_client_certificate_bound_access_tokens"] =
+                    json!(certificate_bound_tokens);
             }
             fetch_and_print(
                 &remote,

@@ -102,7 +102,8 @@ enum Command {
     ResourceServer(commands::ResourceServerCommand),
     /// Manage OAuth clients.
     #[command(subcommand)]
-    Client(commands::ClientCommand),
+    // Boxed: its create and update flags make it several times larger than any other command.
+    Client(Box<commands::ClientCommand>),
     /// Manage a tenant's users (people who sign in): create, invite, list, reset passwords.
     #[command(subcommand)]
     Users(users::UsersCommand),
@@ -326,7 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Federation(cmd) => federation::run(cmd).await,
         Command::ApiKey(cmd) => commands::api_key(cmd).await,
         Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
-        Command::Client(cmd) => commands::client(cmd).await,
+        Command::Client(cmd) => commands::client(*cmd).await,
         Command::Users(cmd) => users::users(cmd).await,
         Command::Token(args) => token::run(args).await,
         Command::Backup(args) => backup::backup(args).await,

@@ -171,6 +171,10 @@ actions! {
     TenantArchive => "tenant.archive",
     /// A tenant's sign-in page branding was set or cleared.
     TenantBrandingUpdate => "tenant.branding_update",
+    /// A CA set was added to a tenant's mTLS trust anchors (RFC 8705 `tls_client_auth`).
+    TenantCaSetCreate => "tenant.ca_set.create",
+    /// A CA set was removed: certificates it vouched for no longer authenticate clients.
+    TenantCaSetDelete => "tenant.ca_set.delete",
     /// A password sign-in on the sign-in page (success, or failure with a reason).
     UserSignIn => "user.sign_in",
     /// A sign-in attempt refused without checking the password (too many recent failures).
@@ -607,6 +611,8 @@ mod tests {
                 "user.password_reset_request",
             ),
             (Action::TenantArchive, "tenant.archive"),
+            (Action::TenantCaSetCreate, "tenant.ca_set.create"),
+            (Action::TenantCaSetDelete, "tenant.ca_set.delete"),
         ];
         assert_eq!(
             pinned.len(),

@@ -398,7 +398,7 @@ pub fn check_app_registration(r: &AppRegistration<'_>) -> Result<CheckedApp, Reg
         return Err(meta(if public {
             "a public client authenticates with auth_method none"
         } else {
-            "auth_method none is for public clients; a confidential client needs client_secret_basic, client_secret_post or private_key_jwt"
+            "auth_method none is for public clients; a confidential client needs client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth or self_signed_tls_client_auth"
         }));
     }
     if public {

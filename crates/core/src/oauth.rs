@@ -209,6 +209,12 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// RFC 7523 section 2.2: a JWT signed with a key the client registered.
     PrivateKeyJwt,
+    /// RFC 8705 section 2.1: a client certificate chaining to one of the tenant's CAs and
+    /// carrying the one subject fact the client registered.
+    TlsClientAuth,
+    /// RFC 8705 section 2.2: a (typically self-signed) client certificate whose key is in the
+    /// client's registered JWKS.
+    SelfSignedTlsClientAuth,
     /// A public client (RFC 6749 section 2.1): no credential at all. Never matches a presented
     /// credential, so such a client can never authenticate where authentication is required.
     None,
@@ -220,8 +226,15 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             Self::None => "none",
         }
+    }
+
+    /// A method proved by the client certificate of the TLS connection (RFC 8705).
+    pub fn is_mtls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 
     pub fn parse(s: &str) -> Result<Self, OAuthValueError> {
@@ -229,6 +242,8 @@ impl AuthMethod {
             "client_secret_basic" => Ok(Self::ClientSecretBasic),
             "client_secret_post" => Ok(Self::ClientSecretPost),
             "private_key_jwt" => Ok(Self::PrivateKeyJwt),
+            "tls_client_auth" => Ok(Self::TlsClientAuth),
+            "self_signed_tls_client_auth" => Ok(Self::SelfSignedTlsClientAuth),
             "none" => Ok(Self::None),
             _ => Err(OAuthValueError::BadAuthMethod),
         }

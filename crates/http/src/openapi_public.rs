@@ -20,7 +20,9 @@ pub const CLIENT_BASIC: &str = "client_basic";
 
 /// A token request (RFC 6749 section 4.4, `application/x-www-form-urlencoded`). The client
 /// authenticates with HTTP Basic (`client_secret_basic`), with `client_id` and `client_secret`
-/// here (`client_secret_post`), or with a signed assertion (`private_key_jwt`, RFC 7523).
+/// here (`client_secret_post`), with a signed assertion (`private_key_jwt`, RFC 7523), or with
+/// the client certificate of the connection and only `client_id` here (`tls_client_auth`,
+/// `self_signed_tls_client_auth`, RFC 8705).
 #[derive(Debug, ToSchema)]
 pub struct TokenRequest {
     /// Only `client_credentials`.

@@ -371,6 +371,11 @@ pub async fn assemble(
     let login_keys = portcullis_service::login::LoginKeys::from_keyring(&keyring);
     let oauth = portcullis_service::oauth::OAuthState::new(issuer, &config.oauth, signer_keys)?
         .with_federation(&config.federation)
+        .with_client_certificates(
+            config.tls.as_ref().is_some_and(|t| {
+                t.client_certificates == crate::config::ClientCertificates::Request
+            }) || config.http.client_certificate_header.is_some(),
+        )
         .with_rotation(portcullis_service::rotation::Rotation {
             keyring,
             algorithm: config.signing.algorithm,

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::audit::{Action, Actor, Outcome, Reason};
+use portcullis_core::confirmation::{ClientCertificate, Thumbprint};
 use portcullis_core::credential::{Credential, CredentialKind};
 use portcullis_core::oauth::AuthMethod;
 use portcullis_core::secret::constant_time_eq;
@@ -34,6 +35,7 @@ use portcullis_core::secret::Secret;
 
 use crate::audit::{EventDraft, RequestOrigin};
 use crate::metrics::AuthFailure;
+use crate::mtls::{self, MtlsFailure, TlsSubject};
 use crate::oauth::assertion;
 use crate::oauth::directory::{ClientFacts, ResourceServerCredential, SecretFacts};
 use crate::oauth::error::{AuthCause, OAuthError, Refusal};
@@ -51,11 +53,28 @@ pub const RESOURCE_SERVER_ID_PREFIX: &str = "rs_";
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     pub facts: Arc<ClientFacts>,
+    /// The client certificate the request came with, whatever the method: the one an mTLS
+    /// client authenticated with, or one another client presented (bound to its tokens only
+    /// if it registered `tls_client_certificate_bound_access_tokens`).
+    pub certificate: Option<ClientCertificate>,
 }
 
 impl AuthenticatedClient {
     pub fn client(&self) -> &OAuthClient {
         &self.facts.client
+    }
+
+    /// The certificate this client's tokens are bound to (RFC 8705 section 3): always the one
+    /// an mTLS client authenticated with; for another client, the one it presented if it
+    /// registered for certificate-bound tokens; else none.
+    pub fn bound_certificate(&self) -> Option<&Thumbprint> {
+        let client = self.client();
+        let mtls = AuthMethod::parse(&client.auth_method).is_ok_and(AuthMethod::is_mtls);
+        if mtls || client.certificate_bound_tokens {
+            self.certificate.as_ref().map(ClientCertificate::thumbprint)
+        } else {
+            None
+        }
     }
 }
 
@@ -171,6 +190,7 @@ fn refusal_answer(refusal: Refusal, method: PresentedMethod) -> (OAuthError, Aut
             AuthCause::MethodMismatch => AuthFailure::MethodMismatch,
             AuthCause::SecretMismatch | AuthCause::SecretExpired => AuthFailure::BadSecret,
             AuthCause::Assertion(_) => AuthFailure::BadAssertion,
+            AuthCause::Certificate(_) => AuthFailure::BadCertificate,
         },
         Refusal::Assertion(_) => AuthFailure::BadAssertion,
         Refusal::SecretMalformed => AuthFailure::BadSecret,
@@ -260,8 +280,33 @@ async fn authenticate_with(
             .is_some_and(|f| f.client.auth_method == AuthMethod::None.as_str())
     };
     let public = allow_public && matches!(presented.proof, Proof::None) && is_public(&client);
+    // RFC 8705 section 2: a client that sends only its id over a connection with a client
+    // certificate authenticates with that certificate, by the method it registered.
+    let mut by_certificate = None;
     let secret_id = match &presented.proof {
         Proof::None if public => None,
+        Proof::None if presented.certificate.is_some() => {
+            let (Some(facts), Some(certificate)) = (&client, &presented.certificate) else {
+                return Err(attempt.fail(None, Refusal::NotAuthenticated(AuthCause::UnknownClient)));
+            };
+            let registered = AuthMethod::parse(&facts.client.auth_method)
+                .ok()
+                .filter(|m| m.is_mtls());
+            let Some(method) = registered else {
+                return Err(attempt.fail(
+                    tenant(),
+                    Refusal::NotAuthenticated(AuthCause::MethodMismatch),
+                ));
+            };
+            if let Err(reason) = check_certificate(state, facts, certificate, method, now).await? {
+                return Err(attempt.fail(
+                    tenant(),
+                    Refusal::NotAuthenticated(AuthCause::Certificate(reason)),
+                ));
+            }
+            by_certificate = Some(method);
+            None
+        }
         Proof::None if allow_public && client.is_none() => {
             return Err(attempt.fail(None, Refusal::NotAuthenticated(AuthCause::UnknownClient)))
         }
@@ -297,6 +342,8 @@ async fn authenticate_with(
         .map_err(|_| OAuthError::internal("stored client has an unknown auth method"))?;
     let presented_method = if public {
         AuthMethod::None
+    } else if let Some(method) = by_certificate {
+        method
     } else {
         presented.method.auth_method()
     };
@@ -319,7 +366,57 @@ async fn authenticate_with(
             store.touch_client(&id, secret_id.as_deref(), now).await
         });
     }
-    Ok(AuthenticatedClient { facts })
+    Ok(AuthenticatedClient {
+        facts,
+        certificate: presented.certificate,
+    })
+}
+
+/// RFC 8705 section 2: whether `certificate` authenticates the client of `facts` by its
+/// registered mTLS `method`. `tls_client_auth`: the chain leads to one of the tenant's CA sets
+/// and the certificate carries the registered subject. `self_signed_tls_client_auth`: the
+/// certificate's key is in the client's JWKS (inline or from its `jwks_uri`, as
+/// `private_key_jwt` reads them). The outer error is an internal failure; the inner one the
+/// audited reason to refuse.
+async fn check_certificate(
+    state: &OAuthService,
+    facts: &ClientFacts,
+    certificate: &ClientCertificate,
+    method: AuthMethod,
+    now: Timestamp,
+) -> Result<Result<(), &'static str>, OAuthError> {
+    let client = &facts.client;
+    if method == AuthMethod::SelfSignedTlsClientAuth {
+        let jwks = match (&client.jwks, &client.jwks_uri) {
+            (Some(inline), _) => inline.clone(),
+            (None, Some(uri)) => match state.oauth.remote_jwks.fetch_json(uri).await {
+                Ok(doc) => doc.to_string(),
+                Err(reason) => return Ok(Err(reason)),
+            },
+            (None, None) => return Ok(Err("client_has_no_keys")),
+        };
+        return Ok(mtls::self_signed_tls_client_auth(certificate.der(), &jwks)
+            .map_err(MtlsFailure::as_str));
+    }
+    let Some(stored) = &client.tls_subject else {
+        return Ok(Err("client_has_no_tls_subject"));
+    };
+    let Ok(subject) = TlsSubject::from_stored(&stored.kind, &stored.value) else {
+        return Ok(Err("client_tls_subject_invalid"));
+    };
+    let sets = state.store.list_ca_sets(&client.tenant).await?;
+    // Each set was checked when it was registered; one that no longer reads vouches for
+    // nobody.
+    let cas: Vec<Vec<u8>> = sets
+        .iter()
+        .filter_map(|s| mtls::parse_ca_set(&s.pem).ok())
+        .flatten()
+        .collect();
+    let now_secs = u64::try_from(now.as_secs()).unwrap_or(0);
+    Ok(
+        mtls::tls_client_auth(certificate.der(), &cas, &subject, now_secs)
+            .map_err(MtlsFailure::as_str),
+    )
 }
 
 /// Who may call the introspection endpoint (RFC 7662 section 2.1).

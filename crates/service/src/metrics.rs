@@ -26,6 +26,9 @@ pub enum AuthFailure {
     BadSecret,
     /// A `private_key_jwt` assertion that does not verify.
     BadAssertion,
+    /// A client certificate that does not authenticate the client (RFC 8705: untrusted chain,
+    /// another subject, a key not registered, no tenant CA).
+    BadCertificate,
     /// A method the client is not registered for.
     MethodMismatch,
     /// The client or its tenant is disabled.
@@ -33,12 +36,13 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 7] = [
+    pub const ALL: [AuthFailure; 8] = [
         Self::Throttled,
         Self::NoCredentials,
         Self::UnknownClient,
         Self::BadSecret,
         Self::BadAssertion,
+        Self::BadCertificate,
         Self::MethodMismatch,
         Self::Disabled,
     ];
@@ -50,6 +54,7 @@ impl AuthFailure {
             Self::UnknownClient => "unknown_client",
             Self::BadSecret => "bad_secret",
             Self::BadAssertion => "bad_assertion",
+            Self::BadCertificate => "bad_certificate",
             Self::MethodMismatch => "method_mismatch",
             Self::Disabled => "disabled",
         }

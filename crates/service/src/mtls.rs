@@ -109,6 +109,82 @@ impl TlsSubject {
     }
 }
 
+impl TlsSubject {
+    /// Reads a registration back from its stored parameter name and value (written by
+    /// [`TlsSubject::kind`] and [`TlsSubject::value`] after [`TlsSubject::from_metadata`]).
+    pub fn from_stored(kind: &str, value: &str) -> Result<Self, BadTlsSubject> {
+        let v = Some(value);
+        match kind {
+            "tls_client_auth_subject_dn" => Self::from_metadata(v, None, None, None, None),
+            "tls_client_auth_san_dns" => Self::from_metadata(None, v, None, None, None),
+            "tls_client_auth_san_uri" => Self::from_metadata(None, None, v, None, None),
+            "tls_client_auth_san_ip" => Self::from_metadata(None, None, None, v, None),
+            "tls_client_auth_san_email" => Self::from_metadata(None, None, None, None, v),
+            _ => Err(BadTlsSubject::NotExactlyOne),
+        }
+    }
+}
+
+/// Largest CA set accepted (PEM text): room for a few dozen CA certificates.
+pub const MAX_CA_SET_BYTES: usize = 256 * 1024;
+/// Most CA certificates in one set.
+pub const MAX_CA_CERTIFICATES: usize = 64;
+
+/// Why a CA set's PEM text is refused when it is registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadCaSet {
+    #[error("pem is larger than {MAX_CA_SET_BYTES} bytes")]
+    TooLarge,
+    #[error("pem must hold 1 to {MAX_CA_CERTIFICATES} complete PEM CERTIFICATE blocks")]
+    NotPem,
+    #[error("certificate {0} of pem is not a DER X.509 certificate")]
+    NotCertificate(usize),
+    #[error("certificate {0} of pem is not a CA certificate (basicConstraints cA is not set)")]
+    NotCa(usize),
+}
+
+/// Reads a CA set: every `CERTIFICATE` block of `pem` (text between blocks, such as the
+/// comments many bundles carry, is ignored), each a parseable X.509 CA certificate. Returns the
+/// DER of each, in order.
+pub fn parse_ca_set(pem: &str) -> Result<Vec<Vec<u8>>, BadCaSet> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    if pem.len() > MAX_CA_SET_BYTES {
+        return Err(BadCaSet::TooLarge);
+    }
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(BEGIN) {
+        let body_start = start + BEGIN.len();
+        let len = rest[body_start..].find(END).ok_or(BadCaSet::NotPem)?;
+        let body: String = rest[body_start..body_start + len]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| BadCaSet::NotPem)?;
+        let index = out.len() + 1;
+        let (tail, cert) =
+            X509Certificate::from_der(&der).map_err(|_| BadCaSet::NotCertificate(index))?;
+        if !tail.is_empty() {
+            return Err(BadCaSet::NotCertificate(index));
+        }
+        if !cert.is_ca() {
+            return Err(BadCaSet::NotCa(index));
+        }
+        out.push(der);
+        if out.len() > MAX_CA_CERTIFICATES {
+            return Err(BadCaSet::NotPem);
+        }
+        rest = &rest[body_start + len + END.len()..];
+    }
+    if out.is_empty() {
+        return Err(BadCaSet::NotPem);
+    }
+    Ok(out)
+}
+
 /// A DN as compared here: RDNs split on unescaped `,`, each attribute type upper-cased, spaces
 /// around `=` and `,` dropped. (A simplification of RFC 4517 distinguishedNameMatch that is
 /// exact for the DNs certificate tooling prints.)
@@ -417,6 +493,59 @@ mod tests {
         assert_eq!(
             tls_client_auth(b"not a certificate", &cas, &dns, now()),
             Err(MtlsFailure::Untrusted)
+        );
+    }
+
+    #[test]
+    fn a_stored_registration_reads_back_as_registered() {
+        for subject in [
+            TlsSubject::SubjectDn("CN=client-1,O=Acme".into()),
+            TlsSubject::SanDns("svc.acme.test".into()),
+            TlsSubject::SanUri("spiffe://acme.test/payments".into()),
+            TlsSubject::SanIp([10, 1, 2, 3].into()),
+            TlsSubject::SanEmail("svc@acme.test".into()),
+        ] {
+            assert_eq!(
+                TlsSubject::from_stored(subject.kind(), &subject.value()),
+                Ok(subject)
+            );
+        }
+        assert!(TlsSubject::from_stored("tls_client_auth_cn", "x").is_err());
+    }
+
+    #[test]
+    fn a_ca_set_is_one_or_more_ca_certificates_in_pem() {
+        let acme = ca("acme clients");
+        let other = ca("other");
+        let bundle = format!("# Acme\n{}\n# Other\n{}", acme.pem(), other.pem());
+        assert_eq!(
+            parse_ca_set(&bundle),
+            Ok(vec![acme.der().to_vec(), other.der().to_vec()])
+        );
+        assert_eq!(parse_ca_set(""), Err(BadCaSet::NotPem));
+        assert_eq!(parse_ca_set("hello"), Err(BadCaSet::NotPem));
+        let cut = acme.pem();
+        assert_eq!(
+            parse_ca_set(&cut[..cut.len() - 20]),
+            Err(BadCaSet::NotPem),
+            "an unterminated block"
+        );
+        assert_eq!(
+            parse_ca_set("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+            Err(BadCaSet::NotCertificate(1))
+        );
+        // An end-entity certificate is not a trust anchor.
+        let leaf = CertificateParams::new(vec!["svc.acme.test".to_owned()])
+            .expect("params")
+            .self_signed(&KeyPair::generate().expect("key"))
+            .expect("cert");
+        assert_eq!(
+            parse_ca_set(&format!("{}{}", acme.pem(), leaf.pem())),
+            Err(BadCaSet::NotCa(2))
+        );
+        assert_eq!(
+            parse_ca_set(&"x".repeat(MAX_CA_SET_BYTES + 1)),
+            Err(BadCaSet::TooLarge)
         );
     }
 

@@ -69,6 +69,8 @@ pub const FORMAT: &str = "portcullis-export";
 /// Pushed requests themselves live a minute and are never exported. The audit chain's
 /// checkpoints are history like the audit log, and DPoP proof ids live for the proof window:
 /// neither is exported, and an import must find both empty.
+/// Version 5 also: tenants' CA sets (RFC 8705 `tls_client_auth` trust anchors); clients carry
+/// their registered certificate subject and `certificate_bound_tokens` (older files: none, false).
 pub const FORMAT_VERSION: u32 = 5;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -129,6 +131,8 @@ pub enum Record {
     /// After its issuer.
     TrustRule(TrustRuleRecord),
     SubjectJti(SubjectJtiRecord),
+    /// A tenant's CA set for mutual-TLS client authentication.
+    CaSet(crate::CaSetRecord),
 }
 
 impl Record {
@@ -155,6 +159,7 @@ impl Record {
             Self::TrustedIssuer(_) => "trusted_issuer",
             Self::TrustRule(_) => "trust_rule",
             Self::SubjectJti(_) => "subject_jti",
+            Self::CaSet(_) => "ca_set",
         }
     }
 }
@@ -503,6 +508,13 @@ enum Line {
         // Version 5 (DPoP required). Older files read as not required.
         #[serde(default)]
         require_dpop: bool,
+        // Version 5 (mTLS). Older files read as no certificate subject, tokens unbound.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_subject_kind: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_subject_value: Option<String>,
+        #[serde(default)]
+        certificate_bound_tokens: bool,
     },
     ClientSecret(SecretLine),
     ApiKey(ApiKeyLine),
@@ -545,6 +557,13 @@ enum Line {
         sealed_secret: String,
         created_at: i64,
         secret_rotated_at: i64,
+    },
+    CaSet {
+        id: String,
+        tenant_id: String,
+        name: String,
+        pem: String,
+        created_at: i64,
     },
     Branding {
         tenant_id: String,
@@ -761,6 +780,9 @@ impl From<Record> for Line {
                     .id_token_signed_response_alg
                     .map(|a| a.as_str().to_owned()),
                 require_dpop: c.require_dpop,
+                tls_subject_kind: c.tls_subject.as_ref().map(|t| t.kind.clone()),
+                tls_subject_value: c.tls_subject.map(|t| t.value),
+                certificate_bound_tokens: c.certificate_bound_tokens,
             },
             Record::ClientSecret(s) => Line::ClientSecret(SecretLine {
                 id: s.id,
@@ -849,6 +871,13 @@ impl From<Record> for Line {
                 sealed_secret: b64(&e.sealed_secret),
                 created_at: ms(e.created_at),
                 secret_rotated_at: ms(e.secret_rotated_at),
+            },
+            Record::CaSet(c) => Line::CaSet {
+                id: c.id,
+                tenant_id: c.tenant.as_str().to_owned(),
+                name: c.name,
+                pem: c.pem,
+                created_at: ms(c.created_at),
             },
             Record::Branding(b) => Line::Branding {
                 tenant_id: b.tenant.as_str().to_owned(),
@@ -1054,6 +1083,9 @@ impl Line {
                 require_pushed_requests,
                 id_token_signed_response_alg,
                 require_dpop,
+                tls_subject_kind,
+                tls_subject_value,
+                certificate_bound_tokens,
             } => Record::Client(OAuthClient {
                 id,
                 tenant: tenant(&tenant_id)?,
@@ -1088,6 +1120,12 @@ impl Line {
                     .map(|a| SigningAlgorithm::parse(&a).ok_or("ID-token algorithm"))
                     .transpose()?,
                 require_dpop,
+                tls_subject: match (tls_subject_kind, tls_subject_value) {
+                    (Some(kind), Some(value)) => Some(crate::TlsSubjectRecord { kind, value }),
+                    (None, None) => None,
+                    _ => return Err("client certificate subject"),
+                },
+                certificate_bound_tokens,
             }),
             Line::ClientSecret(s) => Record::ClientSecret(ClientSecretRecord {
                 id: s.id,
@@ -1214,6 +1252,19 @@ impl Line {
                 created_at: at(created_at),
                 secret_rotated_at: at(secret_rotated_at),
             }),
+            Line::CaSet {
+                id,
+                tenant_id,
+                name,
+                pem,
+                created_at,
+            } => Record::CaSet(crate::CaSetRecord {
+                id,
+                tenant: tenant(&tenant_id)?,
+                name,
+                pem,
+                created_at: at(created_at),
+            }),
             Line::Branding {
                 tenant_id,
                 display_name,
@@ -1300,7 +1351,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 32] = [
+pub const IMPORT_TABLES: [(&str, &str); 33] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("tenant_oauth_policies", "1 = 1"),
@@ -1323,6 +1374,7 @@ pub const IMPORT_TABLES: [(&str, &str); 32] = [
     // are not (module docs), but an import still refuses a database that holds any.
     ("consents", "1 = 1"),
     ("tenant_branding", "1 = 1"),
+    ("tenant_ca_sets", "1 = 1"),
     ("sign_in_sessions", "1 = 1"),
     ("authorization_codes", "1 = 1"),
     ("pushed_requests", "1 = 1"),
@@ -1527,7 +1579,8 @@ macro_rules! impl_transfer {
                          client_type, application_type, redirect_uris, \
                          post_logout_redirect_uris, allowed_web_origins, first_party, \
                          backchannel_logout_uri, backchannel_logout_session_required, \
-                         require_pushed_requests, id_token_signed_response_alg, require_dpop) ",
+                         require_pushed_requests, id_token_signed_response_alg, require_dpop, \
+                         tls_subject_kind, tls_subject_value, certificate_bound_tokens) ",
                     );
                     q.push_values(each!(Client), |mut b, c| {
                         b.push_bind(c.id.clone())
@@ -1556,7 +1609,10 @@ macro_rules! impl_transfer {
                             .push_bind(i64::from(c.backchannel_logout_session_required))
                             .push_bind(i64::from(c.require_pushed_requests))
                             .push_bind(c.id_token_signed_response_alg.map(|a| a.as_str()))
-                            .push_bind(i64::from(c.require_dpop));
+                            .push_bind(i64::from(c.require_dpop))
+                            .push_bind(c.tls_subject.as_ref().map(|t| t.kind.clone()))
+                            .push_bind(c.tls_subject.as_ref().map(|t| t.value.clone()))
+                            .push_bind(i64::from(c.certificate_bound_tokens));
                     });
                     q
                 }
@@ -1686,6 +1742,19 @@ macro_rules! impl_transfer {
                             .push_bind(c.client_id.clone())
                             .push_bind(c.scopes.join(" "))
                             .push_bind(c.granted_at.as_millis());
+                    });
+                    q
+                }
+                Record::CaSet(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO tenant_ca_sets (id, tenant_id, name, pem, created_at) ",
+                    );
+                    q.push_values(each!(CaSet), |mut b, r: &$crate::CaSetRecord| {
+                        b.push_bind(r.id.clone())
+                            .push_bind(r.tenant.as_str().to_owned())
+                            .push_bind(r.name.clone())
+                            .push_bind(r.pem.clone())
+                            .push_bind(r.created_at.as_millis());
                     });
                     q
                 }
@@ -1843,6 +1912,11 @@ macro_rules! impl_transfer {
                             expires_at: Timestamp::from_millis(r.try_get("expires_at")?),
                         }))
                     }
+                );
+                table!(
+                    "SELECT t.*, t.id AS k FROM tenant_ca_sets t",
+                    String,
+                    |r| ca_set_from_row(r).map(Record::CaSet)
                 );
                 tx.commit().await?;
                 Ok(())

@@ -36,6 +36,7 @@ mod sql_dpop;
 mod sql_federation;
 mod sql_keys;
 mod sql_logout;
+mod sql_mtls;
 mod sql_pushed;
 mod sql_revocations;
 mod sql_sign_in;
@@ -900,6 +901,18 @@ pub trait BrandingStore {
     async fn get_branding(&self, tenant: &TenantId) -> Result<Option<BrandingRecord>>;
 }
 
+/// A tenant's CA sets for mutual-TLS client authentication (RFC 8705 `tls_client_auth`).
+#[async_trait]
+pub trait CaSetStore {
+    /// Fails with [`StoreError::Conflict`] if the tenant already has a set of that name or the
+    /// id is taken, [`StoreError::NotFound`] if the tenant does not exist.
+    async fn insert_ca_set(&self, r: &CaSetRecord) -> Result<()>;
+    /// The tenant's sets, oldest first.
+    async fn list_ca_sets(&self, tenant: &TenantId) -> Result<Vec<CaSetRecord>>;
+    /// Whether the set existed (in that tenant) and is gone.
+    async fn delete_ca_set(&self, tenant: &TenantId, id: &str) -> Result<bool>;
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -1026,6 +1039,7 @@ pub trait Store:
     + FederationStore
     + DpopStore
     + TenantOAuthPolicyStore
+    + CaSetStore
     + export::TransferStore
     + Send
     + Sync

@@ -243,6 +243,32 @@ pub struct OAuthClient {
     /// The algorithm of this client's ID tokens (OpenID Connect Registration
     /// `id_token_signed_response_alg`); `None`: the installation's signing algorithm.
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
+    /// A `tls_client_auth` client's one registered certificate fact (RFC 8705 section 2.1.2);
+    /// `None` for every other method.
+    pub tls_subject: Option<TlsSubjectRecord>,
+    /// RFC 8705 `tls_client_certificate_bound_access_tokens` for a client that authenticates
+    /// otherwise: its tokens are bound to a client certificate it presents.
+    pub certificate_bound_tokens: bool,
+}
+
+/// The one certificate fact a `tls_client_auth` client is registered with, as stored: the
+/// metadata parameter's name (`tls_client_auth_san_dns`, ...) and its value, both checked by
+/// the service (`portcullis_service::mtls::TlsSubject`) before they are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSubjectRecord {
+    pub kind: String,
+    pub value: String,
+}
+
+/// One of a tenant's CA sets (RFC 8705 `tls_client_auth` trust anchors): PEM text of one or
+/// more CA certificates, checked by the admin API before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaSetRecord {
+    pub id: String,
+    pub tenant: TenantId,
+    pub name: String,
+    pub pem: String,
+    pub created_at: Timestamp,
 }
 
 /// A tenant's OAuth rules for all its clients ([`crate::TenantOAuthPolicyStore`]).

@@ -100,6 +100,9 @@ pub struct RefreshFamilyRecord {
     /// The RFC 7638 thumbprint of the DPoP key a public client's family is bound to: every
     /// refresh must come with a proof of that key (RFC 9449 section 5).
     pub dpop_jkt: Option<String>,
+    /// The `x5t#S256` of the client certificate an mTLS client's family is bound to: every
+    /// refresh must come over a connection with that certificate (RFC 8705 section 4).
+    pub cert_x5t: Option<String>,
 }
 
 /// One refresh token of a family.

@@ -98,6 +98,9 @@ macro_rules! impl_client_store {
             let require_par: i64 = row.try_get("require_pushed_requests")?;
             let require_dpop: i64 = row.try_get("require_dpop")?;
             let id_alg: Option<String> = row.try_get("id_token_signed_response_alg")?;
+            let tls_kind: Option<String> = row.try_get("tls_subject_kind")?;
+            let tls_value: Option<String> = row.try_get("tls_subject_value")?;
+            let cert_bound: i64 = row.try_get("certificate_bound_tokens")?;
             Ok(OAuthClient {
                 id: row.try_get("id")?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
@@ -133,6 +136,11 @@ macro_rules! impl_client_store {
                             .ok_or_else(|| corrupt("ID-token algorithm", &a))
                     })
                     .transpose()?,
+                tls_subject: match (tls_kind, tls_value) {
+                    (Some(kind), Some(value)) => Some($crate::TlsSubjectRecord { kind, value }),
+                    _ => None,
+                },
+                certificate_bound_tokens: cert_bound != 0,
             })
         }
 
@@ -324,9 +332,10 @@ macro_rules! impl_client_store {
                      client_type, application_type, redirect_uris, post_logout_redirect_uris, \
                      allowed_web_origins, first_party, backchannel_logout_uri, \
                      backchannel_logout_session_required, require_pushed_requests, \
-                     id_token_signed_response_alg, require_dpop) \
+                     id_token_signed_response_alg, require_dpop, tls_subject_kind, \
+                     tls_subject_value, certificate_bound_tokens) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
                 )
                 .bind(&c.id)
                 .bind(c.tenant.as_str())
@@ -355,6 +364,9 @@ macro_rules! impl_client_store {
                 .bind(i64::from(c.require_pushed_requests))
                 .bind(c.id_token_signed_response_alg.map(SigningAlgorithm::as_str))
                 .bind(i64::from(c.require_dpop))
+                .bind(c.tls_subject.as_ref().map(|t| t.kind.as_str()))
+                .bind(c.tls_subject.as_ref().map(|t| t.value.as_str()))
+                .bind(i64::from(c.certificate_bound_tokens))
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
@@ -419,7 +431,8 @@ macro_rules! impl_client_store {
                      allowed_web_origins = $9, first_party = $10, updated_at = $11, \
                      backchannel_logout_uri = $14, backchannel_logout_session_required = $15, \
                      require_pushed_requests = $16, id_token_signed_response_alg = $17, \
-                     require_dpop = $18 \
+                     require_dpop = $18, tls_subject_kind = $19, tls_subject_value = $20, \
+                     certificate_bound_tokens = $21 \
                      WHERE tenant_id = $12 AND id = $13 \
                      AND NOT EXISTS (SELECT 1 FROM archived_objects a \
                                      WHERE a.kind = 'client' AND a.id = oauth_clients.id)",
@@ -442,6 +455,9 @@ macro_rules! impl_client_store {
                 .bind(i64::from(c.require_pushed_requests))
                 .bind(c.id_token_signed_response_alg.map(SigningAlgorithm::as_str))
                 .bind(i64::from(c.require_dpop))
+                .bind(c.tls_subject.as_ref().map(|t| t.kind.as_str()))
+                .bind(c.tls_subject.as_ref().map(|t| t.value.as_str()))
+                .bind(i64::from(c.certificate_bound_tokens))
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -80,6 +80,7 @@ macro_rules! impl_sign_in_store {
                 revoked_at: ts(row.try_get("revoked_at")?),
                 revoked_reason: row.try_get("revoked_reason")?,
                 dpop_jkt: row.try_get("dpop_jkt")?,
+                cert_x5t: row.try_get("cert_x5t")?,
             })
         }
 
@@ -513,8 +514,8 @@ macro_rules! impl_sign_in_store {
                 sqlx::query(
                     "INSERT INTO refresh_families (id, tenant_id, client_id, user_id, sid, \
                      scope, auth_time, acr, amr, created_at, idle_expires_at, \
-                     absolute_expires_at, revoked_at, revoked_reason, dpop_jkt) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                     absolute_expires_at, revoked_at, revoked_reason, dpop_jkt, cert_x5t) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 )
                 .bind(&f.id)
                 .bind(f.tenant.as_str())
@@ -531,6 +532,7 @@ macro_rules! impl_sign_in_store {
                 .bind(f.revoked_at.map(Timestamp::as_millis))
                 .bind(&f.revoked_reason)
                 .bind(&f.dpop_jkt)
+                .bind(&f.cert_x5t)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;

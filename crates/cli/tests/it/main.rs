@@ -10,6 +10,7 @@ mod faults;
 mod gateway;
 mod gateway_embedded;
 mod lifecycle;
+mod mtls;
 mod relying_party;
 mod revocation_feed;
 mod rotation_crash;

@@ -28,7 +28,7 @@ use portcullis_core::tenant::TenantStatus;
 use portcullis_core::time::Timestamp;
 use portcullis_store::{
     Archivable, ArchivedKind, ClientSecretRecord, ClientStatus, NewRevocation, OAuthClient,
-    RevocationKind,
+    RevocationKind, TlsSubjectRecord,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -40,6 +40,7 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::page::{ListQuery, Paged};
 use portcullis_service::audit::EventDraft;
+use portcullis_service::mtls::TlsSubject;
 use portcullis_service::state::{rfc3339, AppState};
 
 const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
@@ -125,6 +126,63 @@ pub struct CreateClient {
     /// discovery's `id_token_signing_alg_values_supported` (`RS256` or the installation's
     /// algorithm). Default: the installation's algorithm.
     id_token_signed_response_alg: Option<String>,
+    #[serde(flatten)]
+    tls: TlsSubjectFields,
+    /// RFC 8705: bind this client's access tokens to the client certificate it presents even
+    /// though it authenticates otherwise (tokens of `tls_client_auth` and
+    /// `self_signed_tls_client_auth` clients are always bound).
+    #[serde(default)]
+    tls_client_certificate_bound_access_tokens: bool,
+}
+
+/// RFC 8705 section 2.1.2: the one certificate fact a `tls_client_auth` client is registered
+/// with. Exactly one for `tls_client_auth`, none for any other method.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct TlsSubjectFields {
+    /// The certificate's subject DN, RFC 4514 text (`CN=payments,O=Acme`).
+    tls_client_auth_subject_dn: Option<String>,
+    /// A `dNSName` SAN of the certificate.
+    tls_client_auth_san_dns: Option<String>,
+    /// A `uniformResourceIdentifier` SAN (a SPIFFE ID, for example).
+    tls_client_auth_san_uri: Option<String>,
+    /// An `iPAddress` SAN, IPv4 or IPv6 text.
+    tls_client_auth_san_ip: Option<String>,
+    /// An `rfc822Name` SAN.
+    tls_client_auth_san_email: Option<String>,
+}
+
+impl TlsSubjectFields {
+    fn any(&self) -> bool {
+        self.tls_client_auth_subject_dn.is_some()
+            || self.tls_client_auth_san_dns.is_some()
+            || self.tls_client_auth_san_uri.is_some()
+            || self.tls_client_auth_san_ip.is_some()
+            || self.tls_client_auth_san_email.is_some()
+    }
+
+    /// The registration to store: exactly one fact for `tls_client_auth`, none otherwise.
+    fn check(&self, method: AuthMethod) -> Result<Option<TlsSubjectRecord>, ApiError> {
+        if method != AuthMethod::TlsClientAuth {
+            if self.any() {
+                return Err(metadata(
+                    "tls_client_auth_* members are only for tls_client_auth clients",
+                ));
+            }
+            return Ok(None);
+        }
+        let subject = TlsSubject::from_metadata(
+            self.tls_client_auth_subject_dn.as_deref(),
+            self.tls_client_auth_san_dns.as_deref(),
+            self.tls_client_auth_san_uri.as_deref(),
+            self.tls_client_auth_san_ip.as_deref(),
+            self.tls_client_auth_san_email.as_deref(),
+        )
+        .map_err(|e| metadata(e.to_string()))?;
+        Ok(Some(TlsSubjectRecord {
+            kind: subject.kind().to_owned(),
+            value: subject.value(),
+        }))
+    }
 }
 
 /// The members an update may change; each one left out keeps its value. The client's type,
@@ -150,6 +208,11 @@ pub struct UpdateClient {
     dpop_bound_access_tokens: Option<bool>,
     /// A new ID-token algorithm; `""` returns to the installation's algorithm.
     id_token_signed_response_alg: Option<String>,
+    /// A `tls_client_auth` client's new certificate fact: exactly one, replacing the
+    /// registered one (the method itself never changes).
+    #[serde(flatten)]
+    tls: TlsSubjectFields,
+    tls_client_certificate_bound_access_tokens: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -192,6 +255,21 @@ pub struct ClientView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "RS256")]
     id_token_signed_response_alg: Option<&'static str>,
+    /// `tls_client_auth` clients: the registered certificate fact, under its RFC 8705 name
+    /// (`tls_client_auth_san_uri`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_subject_dn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_dns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_email: Option<String>,
+    /// Whether access tokens are bound to the client certificate (RFC 8705 section 3):
+    /// always for mTLS clients, on request for others.
+    tls_client_certificate_bound_access_tokens: bool,
     #[schema(value_type = String)]
     status: &'static str,
     created_at: String,
@@ -226,7 +304,21 @@ impl From<OAuthClient> for ClientView {
 impl From<Archivable<OAuthClient>> for ClientView {
     fn from(a: Archivable<OAuthClient>) -> Self {
         let c = a.item;
+        let tls = |kind: &str| {
+            c.tls_subject
+                .as_ref()
+                .filter(|t| t.kind == kind)
+                .map(|t| t.value.clone())
+        };
+        let bound = c.certificate_bound_tokens
+            || AuthMethod::parse(&c.auth_method).is_ok_and(AuthMethod::is_mtls);
         Self {
+            tls_client_auth_subject_dn: tls("tls_client_auth_subject_dn"),
+            tls_client_auth_san_dns: tls("tls_client_auth_san_dns"),
+            tls_client_auth_san_uri: tls("tls_client_auth_san_uri"),
+            tls_client_auth_san_ip: tls("tls_client_auth_san_ip"),
+            tls_client_auth_san_email: tls("tls_client_auth_san_email"),
+            tls_client_certificate_bound_access_tokens: bound,
             client_id: c.id,
             tenant: c.tenant.to_string(),
             name: c.name,
@@ -388,12 +480,19 @@ pub async fn create(
     if tenant.status != TenantStatus::Active {
         return Err(ApiError::conflict("the tenant is disabled"));
     }
-    let (jwks, jwks_uri) = match (auth_method, &body.jwks, &body.jwks_uri) {
-        (AuthMethod::PrivateKeyJwt, Some(jwks), None) => (
+    let tls_subject = body.tls.check(auth_method)?;
+    // Keys are registered the same way for both methods that use them: an assertion's signing
+    // key, or a self-signed certificate's key (RFC 8705 section 2.2).
+    let keyed = matches!(
+        auth_method,
+        AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth
+    );
+    let (jwks, jwks_uri) = match (keyed, &body.jwks, &body.jwks_uri) {
+        (true, Some(jwks), None) => (
             Some(portcullis_service::oauth::assertion::validate_client_jwks(jwks).map_err(bad)?),
             None,
         ),
-        (AuthMethod::PrivateKeyJwt, None, Some(uri)) => (
+        (true, None, Some(uri)) => (
             None,
             Some(
                 portcullis_service::oauth::remote_jwks::validate_jwks_uri(
@@ -403,18 +502,18 @@ pub async fn create(
                 .map_err(bad)?,
             ),
         ),
-        (AuthMethod::PrivateKeyJwt, Some(_), Some(_)) => {
+        (true, Some(_), Some(_)) => {
             return Err(bad("register either jwks or jwks_uri, not both"))
         }
-        (AuthMethod::PrivateKeyJwt, None, None) => {
+        (true, None, None) => {
             return Err(bad(
-                "private_key_jwt clients must register a jwks or a jwks_uri",
+                "private_key_jwt and self_signed_tls_client_auth clients must register a jwks or a jwks_uri",
             ))
         }
-        (_, None, None) => (None, None),
-        (_, _, _) => {
+        (false, None, None) => (None, None),
+        (false, _, _) => {
             return Err(bad(
-                "jwks and jwks_uri are only for private_key_jwt clients",
+                "jwks and jwks_uri are only for private_key_jwt and self_signed_tls_client_auth clients",
             ))
         }
     };
@@ -469,6 +568,8 @@ pub async fn create(
         require_pushed_requests: body.require_pushed_authorization_requests,
         require_dpop: body.dpop_bound_access_tokens,
         id_token_signed_response_alg,
+        tls_subject,
+        certificate_bound_tokens: body.tls_client_certificate_bound_access_tokens,
     };
     let written = state
         .store
@@ -980,6 +1081,15 @@ pub async fn update(
         Some(alg) => check_id_token_alg(&state, &checked.grant_types, Some(alg))?,
         None => client.id_token_signed_response_alg,
     };
+    // A new certificate fact replaces the registered one; none sent keeps it.
+    let tls_subject = if body.tls.any() {
+        body.tls.check(auth_method)?
+    } else {
+        client.tls_subject.clone()
+    };
+    let certificate_bound_tokens = body
+        .tls_client_certificate_bound_access_tokens
+        .unwrap_or(client.certificate_bound_tokens);
     let changed = OAuthClient {
         name: checked.name,
         grant_types: checked.grant_types,
@@ -996,6 +1106,8 @@ pub async fn update(
         require_pushed_requests: require_pushed,
         require_dpop: body.dpop_bound_access_tokens.unwrap_or(client.require_dpop),
         id_token_signed_response_alg,
+        tls_subject,
+        certificate_bound_tokens,
         ..client
     };
     let written = state.store.update_client(&changed, state.clock.now()).await;

@@ -17,6 +17,7 @@ mod audit_chain;
 mod audit_events;
 pub mod auth;
 mod branding;
+mod ca_sets;
 mod clients;
 mod federation;
 mod oauth_policy;
@@ -147,6 +148,27 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageClients,
             routing::put(oauth_policy::put_oauth_policy),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/ca-sets",
+            Tenant,
+            ManageClients,
+            routing::post(ca_sets::create_ca_set),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/ca-sets",
+            Tenant,
+            ReadTenant,
+            routing::get(ca_sets::list_ca_sets),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/ca-sets/{id}",
+            Tenant,
+            ManageClients,
+            routing::delete(ca_sets::delete_ca_set),
         ),
         r(
             Method::POST,

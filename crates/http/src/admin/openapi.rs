@@ -16,7 +16,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_chain, audit_events, branding, clients, federation, oauth_policy,
+    alerts, api_keys, audit_chain, audit_events, branding, ca_sets, clients, federation, oauth_policy,
     resource_servers, signing_keys, tenants, tokens, user_sessions, users, webhooks,
 };
 
@@ -146,6 +146,9 @@ pub fn outcome() -> ObjectBuilder {
         branding::put_branding,
         oauth_policy::show_oauth_policy,
         oauth_policy::put_oauth_policy,
+        ca_sets::create_ca_set,
+        ca_sets::list_ca_sets,
+        ca_sets::delete_ca_set,
         tokens::create,
         tokens::list,
         tokens::revoke,

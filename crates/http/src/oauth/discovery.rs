@@ -41,15 +41,28 @@ const TOKEN_AUTH_METHODS: &[&str] = &[
     "none",
 ];
 
-/// The metadata of `issuer`, whose ID tokens are signed with one of `id_token_algs`.
-pub fn metadata_document(issuer: &str, id_token_algs: &[&str]) -> Value {
+/// The RFC 8705 methods, listed where client certificates reach the server.
+const MTLS_AUTH_METHODS: &[&str] = &["tls_client_auth", "self_signed_tls_client_auth"];
+
+/// The metadata of `issuer`, whose ID tokens are signed with one of `id_token_algs`. With
+/// `client_certificates` (a listener asks for them, or a trusted proxy forwards them), the
+/// RFC 8705 members too. One listener serves mTLS and everything else, so there are no
+/// `mtls_endpoint_aliases` (RFC 8705 section 5: only for endpoints served elsewhere for mTLS).
+pub fn metadata_document(issuer: &str, id_token_algs: &[&str], client_certificates: bool) -> Value {
     let mut claims: Vec<&str> = ID_TOKEN_CLAIMS.to_vec();
     claims.extend(
         USERINFO_CLAIMS
             .iter()
             .filter(|c| !ID_TOKEN_CLAIMS.contains(c)),
     );
-    json!({
+    let with_mtls = |methods: &[&'static str]| {
+        let mut all = methods.to_vec();
+        if client_certificates {
+            all.extend_from_slice(MTLS_AUTH_METHODS);
+        }
+        all
+    };
+    let mut doc = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
@@ -80,16 +93,21 @@ pub fn metadata_document(issuer: &str, id_token_algs: &[&str]) -> Value {
         "request_uri_parameter_supported": false,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
-        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": with_mtls(TOKEN_AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": portcullis_core::oauth::ASSERTION_ALGORITHMS,
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": with_mtls(AUTH_METHODS),
         // RFC 8414 section 2: required wherever an endpoint lists a JWT-based method.
         "introspection_endpoint_auth_signing_alg_values_supported": portcullis_core::oauth::ASSERTION_ALGORITHMS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": with_mtls(AUTH_METHODS),
         "revocation_endpoint_auth_signing_alg_values_supported": portcullis_core::oauth::ASSERTION_ALGORITHMS,
         // RFC 9449 section 5.1: DPoP proofs are checked at the token endpoint.
         "dpop_signing_alg_values_supported": portcullis_service::oauth::dpop::ALGORITHM_NAMES,
-    })
+    });
+    if client_certificates {
+        // RFC 8705 section 3.3.
+        doc["tls_client_certificate_bound_access_tokens"] = json!(true);
+    }
+    doc
 }
 
 /// Both well-known documents.
@@ -97,7 +115,11 @@ pub async fn metadata(State(state): State<OAuthService>) -> Response {
     let Some(signer) = state.oauth.signer() else {
         return OAuthReply(OAuthError::internal("no active signing key")).into_response();
     };
-    let doc = metadata_document(&state.oauth.issuer, &signer.id_token_algs());
+    let doc = metadata_document(
+        &state.oauth.issuer,
+        &signer.id_token_algs(),
+        state.oauth.client_certificates,
+    );
     let mut r = Json(doc).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={METADATA_MAX_AGE_SECS}")) {
         r.headers_mut().insert(header::CACHE_CONTROL, v);
@@ -155,7 +177,7 @@ mod tests {
 
     #[test]
     fn metadata_lists_only_implemented_features() {
-        let m = metadata_document("https://auth.example", &["ES256", "RS256"]);
+        let m = metadata_document("https://auth.example", &["ES256", "RS256"], false);
         assert_eq!(m["token_endpoint"], "https://auth.example/oauth2/token");
         assert_eq!(
             m["authorization_endpoint"],
@@ -192,5 +214,37 @@ mod tests {
         for absent in ["registration_endpoint", "frontchannel_logout_supported"] {
             assert!(m.get(absent).is_none(), "{absent}");
         }
+        // No client certificate can reach this server: no RFC 8705 member.
+        assert!(m
+            .get("tls_client_certificate_bound_access_tokens")
+            .is_none());
+        assert!(!m["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("tls_client_auth"))));
+    }
+
+    /// Where client certificates reach the server (a TLS listener asking for them, or a trusted
+    /// proxy forwarding them), the RFC 8705 methods are listed at every endpoint that
+    /// authenticates clients, with certificate-bound tokens; one listener serves both, so there
+    /// are no aliases.
+    #[test]
+    fn mtls_is_listed_where_client_certificates_arrive() {
+        let m = metadata_document("https://auth.example", &["ES256"], true);
+        for member in [
+            "token_endpoint_auth_methods_supported",
+            "introspection_endpoint_auth_methods_supported",
+            "revocation_endpoint_auth_methods_supported",
+        ] {
+            for method in ["tls_client_auth", "self_signed_tls_client_auth"] {
+                assert!(
+                    m[member]
+                        .as_array()
+                        .is_some_and(|a| a.contains(&json!(method))),
+                    "{member} {method}"
+                );
+            }
+        }
+        assert_eq!(m["tls_client_certificate_bound_access_tokens"], json!(true));
+        assert!(m.get("mtls_endpoint_aliases").is_none());
     }
 }

@@ -2,7 +2,9 @@
 //! token endpoint), introspection (RFC 7662) and
 //! revocation (RFC 7009). Each reads the form and the presented client credentials, calls the
 //! service's operation (`portcullis_service::tokens`, which authenticates, decides and audits)
-//! and writes its outcome.
+//! and writes its outcome. The request's client certificate (TLS handshake or trusted proxy,
+//! `crate::extract::client_certificate`) goes with the presented credentials: mTLS clients
+//! authenticate with it and certificate-bound tokens are bound to it (RFC 8705).
 //!
 //! This module must never decide anything about a client or a token: it only reads and renders.
 
@@ -23,7 +25,7 @@ use portcullis_service::tokens::{self, Grant, Introspection, Issued, TokenQuery}
 use super::cors;
 use super::form::read;
 use super::reply::{no_store, OAuthReply};
-use crate::extract::origin;
+use crate::extract::{client_certificate, origin};
 
 pub async fn method_not_allowed() -> OAuthReply {
     OAuthReply(OAuthError::refuse(Refusal::NotPost))
@@ -42,7 +44,8 @@ pub async fn token(State(svc): State<OAuthService>, req: Request) -> Response {
             // Before reading client credentials: these grants use none here.
             return Err(OAuthError::refuse(Refusal::TenantEndpointRequired));
         }
-        let presented = presented_credentials(&parts.headers, &params)?;
+        let presented = presented_credentials(&parts.headers, &params)?
+            .with_certificate(client_certificate(&parts));
         client_id = Some(presented.client_id.clone());
         let proof = dpop_header(&parts.headers);
         tokens::issue(&svc, grant, presented, &proof, &origin).await
@@ -132,7 +135,8 @@ pub async fn push(State(svc): State<OAuthService>, req: Request) -> Response {
     let origin = origin(&parts);
     let result = async {
         let params = read(&parts, body, &[]).await?;
-        let presented = presented_credentials(&parts.headers, &params)?;
+        let presented = presented_credentials(&parts.headers, &params)?
+            .with_certificate(client_certificate(&parts));
         tokens::pushed::push(&svc, &params, presented, &origin).await
     }
     .await;
@@ -156,7 +160,8 @@ pub async fn introspect(State(svc): State<OAuthService>, req: Request) -> Respon
     let origin = origin(&parts);
     let result: Result<Introspection, OAuthError> = async {
         let params = read(&parts, body, &[]).await?;
-        let presented = presented_credentials(&parts.headers, &params)?;
+        let presented = presented_credentials(&parts.headers, &params)?
+            .with_certificate(client_certificate(&parts));
         tokens::introspect(&svc, TokenQuery::from_params(&params), presented, &origin).await
     }
     .await;
@@ -215,7 +220,8 @@ pub async fn revoke(State(svc): State<OAuthService>, req: Request) -> Response {
     let origin = origin(&parts);
     let result = async {
         let params = read(&parts, body, &[]).await?;
-        let presented = presented_credentials(&parts.headers, &params)?;
+        let presented = presented_credentials(&parts.headers, &params)?
+            .with_certificate(client_certificate(&parts));
         tokens::revoke(&svc, TokenQuery::from_params(&params), presented, &origin).await
     }
     .await;

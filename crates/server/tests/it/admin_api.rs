@@ -840,6 +840,7 @@ fn role_may(role: AdminRole, home: &str, spec: &admin::RouteSpec, path: &str) ->
                 || (read && spec.path == "/tenants/{tenant}/api-key-policy")
                 || (read && spec.path == "/tenants/{tenant}")
                 || (read && spec.path == "/tenants/{tenant}/branding")
+                || (read && spec.path == "/tenants/{tenant}/ca-sets")
         }
         AdminRole::Service => false,
     };
@@ -2510,4 +2511,152 @@ async fn federation_issuers_and_rules_are_checked_when_saved() {
     ] {
         assert!(actions.iter().any(|x| x == a), "{a}: {actions:?}");
     }
+}
+
+/// A tenant's CA sets (RFC 8705): checked before anything is stored (not PEM, not a
+/// certificate, not a CA, no name, a name taken: 400 or 409), listed per tenant, deleted only in
+/// their own tenant; mTLS client registrations need exactly one certificate fact
+/// (`tls_client_auth`) or keys (`self_signed_tls_client_auth`).
+#[tokio::test]
+async fn ca_sets_and_mtls_registrations_are_checked_before_anything_is_stored() {
+    let mut app = TestApp::new().await;
+    let ca = {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        rcgen::CertifiedIssuer::self_signed(p, rcgen::KeyPair::generate().expect("key"))
+            .expect("ca")
+    };
+    let leaf = rcgen::CertificateParams::new(vec!["svc.acme.test".to_owned()])
+        .expect("params")
+        .self_signed(&rcgen::KeyPair::generate().expect("key"))
+        .expect("leaf");
+    let path = "/admin/v1/tenants/acme/ca-sets";
+    for (body, code) in [
+        (
+            json!({"name": "clients", "pem": "hello"}),
+            "invalid_request",
+        ),
+        (
+            json!({"name": "clients", "pem": leaf.pem()}),
+            "invalid_request",
+        ),
+        (
+            json!({"name": "clients", "pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}),
+            "invalid_request",
+        ),
+        (json!({"name": " ", "pem": ca.pem()}), "invalid_request"),
+        (json!({"pem": ca.pem()}), "invalid_request"),
+    ] {
+        let (status, _, v) = app
+            .call(Method::POST, path, Some(&app.acme), Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(v["error"], code, "{body}: {v}");
+    }
+    assert_eq!(
+        app.store.list_ca_sets(&tid("acme")).await.expect("list"),
+        vec![],
+        "nothing stored"
+    );
+    let body = json!({"name": "clients", "pem": ca.pem()});
+    let (status, _, created) = app
+        .call(Method::POST, path, Some(&app.acme), Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["certificates"], 1);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (status, _, v) = app
+        .call(Method::POST, path, Some(&app.acme), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let (_, _, listed) = app.call(Method::GET, path, Some(&app.acme), None).await;
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    let (_, _, other) = app
+        .call(
+            Method::GET,
+            "/admin/v1/tenants/globex/ca-sets",
+            Some(&app.globex),
+            None,
+        )
+        .await;
+    assert_eq!(other["items"], json!([]));
+    // Another tenant's set id is not found there.
+    let (status, _, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/admin/v1/tenants/globex/ca-sets/{id}"),
+            Some(&app.globex),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Client registrations.
+    let clients = "/admin/v1/tenants/acme/clients";
+    app.call(
+        Method::POST,
+        "/admin/v1/tenants/acme/resource-servers",
+        Some(&app.acme),
+        Some(json!({"audience": "payments-api", "scopes": []})),
+    )
+    .await;
+    let base = json!({"name": "payments", "audiences": ["payments-api"],
+        "grant_types": ["client_credentials"]});
+    let with = |extra: Value| {
+        let mut b = base.clone();
+        for (k, v) in extra.as_object().expect("object") {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for bad in [
+        json!({"auth_method": "tls_client_auth"}),
+        json!({"auth_method": "tls_client_auth", "tls_client_auth_san_dns": "a.test",
+            "tls_client_auth_san_uri": "spiffe://a/b"}),
+        json!({"auth_method": "tls_client_auth", "tls_client_auth_san_ip": "not-an-ip"}),
+        json!({"auth_method": "client_secret_basic", "tls_client_auth_san_dns": "a.test"}),
+        json!({"auth_method": "self_signed_tls_client_auth"}),
+        json!({"auth_method": "tls_client_auth", "tls_client_auth_san_dns": "a.test",
+            "jwks": {"keys": []}}),
+    ] {
+        let (status, _, v) = app
+            .call(
+                Method::POST,
+                clients,
+                Some(&app.acme),
+                Some(with(bad.clone())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let (status, _, c) = app
+        .call(
+            Method::POST,
+            clients,
+            Some(&app.acme),
+            Some(with(json!({"auth_method": "tls_client_auth",
+                "tls_client_auth_subject_dn": "cn = payments, o=Acme"}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    assert_eq!(c["tls_client_auth_subject_dn"], "CN=payments,O=Acme");
+    assert_eq!(c["tls_client_certificate_bound_access_tokens"], true);
+    assert!(c.get("client_secret").is_none(), "{c}");
+    let id = c["client_id"].as_str().expect("id");
+    // An update replaces the fact with exactly one other.
+    let (status, _, u) = app
+        .call(
+            Method::PATCH,
+            &format!("{clients}/{id}"),
+            Some(&app.acme),
+            Some(json!({"tls_client_auth_san_ip": "10.1.2.3"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{u}");
+    assert_eq!(u["tls_client_auth_san_ip"], "10.1.2.3");
+    assert!(u.get("tls_client_auth_subject_dn").is_none(), "{u}");
+    let events = app.audit("acme").await;
+    assert!(events
+        .iter()
+        .any(|e| e.action == portcullis_core::audit::Action::TenantCaSetCreate));
 }

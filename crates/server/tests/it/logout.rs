@@ -80,6 +80,8 @@ fn client(id: &str, bye: &str) -> OAuthClient {
         require_pushed_requests: false,
         require_dpop: false,
         id_token_signed_response_alg: None,
+        tls_subject: None,
+        certificate_bound_tokens: false,
     }
 }
 

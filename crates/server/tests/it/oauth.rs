@@ -2614,6 +2614,8 @@ mod private_key_jwt {
                         require_pushed_requests: false,
                         require_dpop: false,
                         id_token_signed_response_alg: None,
+                        tls_subject: None,
+                        certificate_bound_tokens: false,
                     },
                     None,
                 )

@@ -1856,3 +1856,91 @@ mod dpop {
             .is_err());
     }
 }
+
+/// RFC 8705 for a web app that authenticates with its certificate (`tls_client_auth`): the
+/// code redeems over a connection with the certificate (here the listener's request extension)
+/// for an access token bound to it, and its refresh tokens refresh only with that same
+/// certificate: another one from the same CA with the same SAN authenticates the client, but
+/// the refresh is `invalid_grant` and rotates nothing; no certificate at all does not
+/// authenticate.
+#[tokio::test]
+async fn an_mtls_clients_refresh_tokens_are_bound_to_its_certificate() {
+    use portcullis_core::confirmation::ClientCertificate;
+    let app = App::new().await;
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(p, rcgen::KeyPair::generate().expect("key"))
+        .expect("ca");
+    let leaf = || {
+        let mut p = rcgen::CertificateParams::new(vec!["web.acme.test".to_owned()]).expect("p");
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        p.signed_by(&rcgen::KeyPair::generate().expect("key"), &ca)
+            .expect("sign")
+            .der()
+            .to_vec()
+    };
+    let (mine, twin) = (leaf(), leaf());
+    let (st, v) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants/acme/ca-sets",
+            json!({"name": "web", "pem": ca.pem()}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let web = app
+        .client(json!({
+            "name": "Web", "auth_method": "tls_client_auth",
+            "tls_client_auth_san_dns": "web.acme.test",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": [REDIRECT],
+            "scopes": ["openid", "offline_access", "orders:read"],
+            "audiences": ["orders-api"],
+        }))
+        .await;
+    assert!(web.secret.is_none());
+    let with_cert = |body: String, der: Option<&Vec<u8>>| {
+        let mut req = token_request(&web, &body, None);
+        if let Some(der) = der {
+            req.extensions_mut()
+                .insert(ClientCertificate::from_der(der.clone()));
+        }
+        req
+    };
+    let session = app.session().await;
+    let code = app
+        .code(&web, &session, "openid offline_access orders:read")
+        .await;
+    let (st, _, v) = app
+        .send(with_cert(
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+                enc(REDIRECT)
+            ),
+            Some(&mine),
+        ))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let x5t = ClientCertificate::from_der(mine.clone())
+        .thumbprint()
+        .as_str()
+        .to_owned();
+    assert_eq!(
+        claims(&s(&v, "access_token"))["cnf"]["x5t#S256"],
+        x5t.as_str()
+    );
+    let refresh = s(&v, "refresh_token");
+    let body = format!("grant_type=refresh_token&refresh_token={refresh}");
+    let (st, _, v) = app.send(with_cert(body.clone(), Some(&twin))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"], "invalid_grant");
+    let (st, _, v) = app.send(with_cert(body.clone(), None)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    // Nothing rotated: the same refresh token still works with the right certificate.
+    let (st, _, v) = app.send(with_cert(body, Some(&mine))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        claims(&s(&v, "access_token"))["cnf"]["x5t#S256"],
+        x5t.as_str()
+    );
+}

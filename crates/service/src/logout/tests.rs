@@ -239,6 +239,8 @@ fn app_client(id: &str, tenant: &str, uri: Option<String>) -> OAuthClient {
         require_pushed_requests: false,
         require_dpop: false,
         id_token_signed_response_alg: None,
+        tls_subject: None,
+        certificate_bound_tokens: false,
     }
 }
 

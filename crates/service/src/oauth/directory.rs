@@ -487,6 +487,8 @@ mod tests {
             require_pushed_requests: false,
             require_dpop: false,
             id_token_signed_response_alg: None,
+            tls_subject: None,
+            certificate_bound_tokens: false,
         }
     }
 

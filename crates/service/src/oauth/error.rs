@@ -149,6 +149,10 @@ pub enum AuthCause {
     /// The assertion, checked against the client's keys and the replay log: unknown key, bad
     /// signature, replayed, or keys that cannot be used (the audit reason says which).
     Assertion(&'static str),
+    /// The client certificate, checked against the client's registration (RFC 8705): no
+    /// certificate, an untrusted chain, another subject, a key not in the JWKS, no tenant CA
+    /// (the audit reason says which).
+    Certificate(&'static str),
 }
 
 impl AuthCause {
@@ -161,7 +165,7 @@ impl AuthCause {
             Self::MethodMismatch => "client_auth_method_mismatch",
             Self::ClientDisabled => "client_disabled",
             Self::TenantDisabled => "tenant_disabled",
-            Self::Assertion(reason) => reason,
+            Self::Assertion(reason) | Self::Certificate(reason) => reason,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http::{header, HeaderMap};
+use portcullis_core::confirmation::ClientCertificate;
 use portcullis_core::secret::Secret;
 
 use super::error::{AssertionFault, OAuthError, Refusal};
@@ -72,6 +73,19 @@ pub struct Presented {
     pub client_id: String,
     pub proof: Proof,
     pub method: PresentedMethod,
+    /// The client certificate of the request (TLS handshake or trusted proxy), if any: what a
+    /// `tls_client_auth` or `self_signed_tls_client_auth` client authenticates with when it
+    /// sends only its `client_id` (RFC 8705 section 2), and what certificate-bound tokens are
+    /// bound to.
+    pub certificate: Option<ClientCertificate>,
+}
+
+impl Presented {
+    /// The same credentials, with the request's client certificate.
+    pub fn with_certificate(mut self, certificate: Option<&ClientCertificate>) -> Self {
+        self.certificate = certificate.cloned();
+        self
+    }
 }
 
 /// What the client offered as proof of identity.
@@ -140,6 +154,7 @@ pub fn presented_credentials(
             client_id: id,
             proof: Proof::Assertion(Secret::new(assertion.to_owned())),
             method: PresentedMethod::Assertion,
+            certificate: None,
         });
     }
     match basic {
@@ -153,6 +168,7 @@ pub fn presented_credentials(
                 client_id: id,
                 proof: Proof::Secret(secret),
                 method: PresentedMethod::Basic,
+                certificate: None,
             })
         }
         None => {
@@ -164,6 +180,7 @@ pub fn presented_credentials(
                     None => Proof::None,
                 },
                 method: PresentedMethod::Post,
+                certificate: None,
             })
         }
     }

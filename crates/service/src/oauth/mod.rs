@@ -166,6 +166,10 @@ pub struct OAuthState {
     pub dpop: dpop::DpopState,
     /// The audiences a client assertion may name: the issuer and the token endpoint, built once.
     assertion_audiences: [String; 2],
+    /// Whether client certificates can reach the OAuth endpoints (`[tls] client_certificates =
+    /// "request"`, or `http.client_certificate_header` behind a trusted proxy): discovery then
+    /// lists the RFC 8705 methods and certificate-bound tokens.
+    pub client_certificates: bool,
 }
 
 impl OAuthState {
@@ -175,6 +179,7 @@ impl OAuthState {
         let token_endpoint = format!("{issuer}{TOKEN_PATH}");
         Ok(Self {
             assertion_audiences: [issuer.clone(), token_endpoint],
+            client_certificates: false,
             issuer,
             lifetimes: TokenLifetimes {
                 default: Duration::from_secs(config.default_access_token_ttl_secs),
@@ -229,6 +234,12 @@ impl OAuthState {
         settings: &crate::federation::keys::FederationSettings,
     ) -> Self {
         self.issuer_keys = crate::federation::keys::IssuerKeys::new(settings);
+        self
+    }
+
+    /// Says whether client certificates reach the OAuth endpoints (see the field).
+    pub fn with_client_certificates(mut self, available: bool) -> Self {
+        self.client_certificates = available;
         self
     }
 

@@ -28,6 +28,8 @@ pub struct NewFamily {
     pub amr: Vec<String>,
     /// The DPoP key (RFC 7638 thumbprint) a public client's refresh tokens are bound to.
     pub dpop_jkt: Option<String>,
+    /// The client certificate (`x5t#S256`) an mTLS client's refresh tokens are bound to.
+    pub cert_x5t: Option<String>,
 }
 
 /// A family just started, with its first refresh token (shown to the client once).
@@ -120,6 +122,7 @@ impl SignIn {
             revoked_at: None,
             revoked_reason: None,
             dpop_jkt: new.dpop_jkt,
+            cert_x5t: new.cert_x5t,
         };
         let token = Credential::generate(
             CredentialKind::RefreshToken,

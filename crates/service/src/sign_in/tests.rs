@@ -167,6 +167,7 @@ impl Fixture {
                 acr: None,
                 amr: vec!["pwd".into()],
                 dpop_jkt: None,
+                cert_x5t: None,
             })
             .await
             .expect("family")

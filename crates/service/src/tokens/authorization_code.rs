@@ -92,6 +92,9 @@ pub(super) async fn issue(
                             .as_ref()
                             .filter(|_| binds_refresh_tokens(client))
                             .map(|t| t.as_str().to_owned()),
+                        // RFC 8705 section 4: the family of a client whose tokens are bound to
+                        // its certificate refreshes only over a connection with that one.
+                        cert_x5t: binding.x5t_s256.as_ref().map(|t| t.as_str().to_owned()),
                     })
                     .await?,
             )

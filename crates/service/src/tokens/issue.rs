@@ -192,19 +192,22 @@ pub struct Issued {
     pub issued_token_type: Option<&'static str>,
 }
 
-/// The key a token request proved it holds (RFC 9449): what the access token (and a public
-/// client's refresh family) is bound to. `None`: a bearer token.
+/// The keys a token request proved it holds: a DPoP key (RFC 9449) and a client certificate
+/// (RFC 8705), what the access token (and a public client's or an mTLS client's refresh
+/// family) is bound to. Both `None`: a bearer token.
 #[derive(Debug, Clone, Default)]
 pub struct Binding {
     pub dpop_jkt: Option<Thumbprint>,
+    /// The `x5t#S256` of the client certificate ([`AuthenticatedClient::bound_certificate`]).
+    pub x5t_s256: Option<Thumbprint>,
 }
 
 impl Binding {
     /// The access token's `cnf` claim.
     pub fn cnf(&self) -> Option<Confirmation> {
-        self.dpop_jkt.as_ref().map(|jkt| Confirmation {
-            jkt: Some(jkt.clone()),
-            x5t_s256: None,
+        (self.dpop_jkt.is_some() || self.x5t_s256.is_some()).then(|| Confirmation {
+            jkt: self.dpop_jkt.clone(),
+            x5t_s256: self.x5t_s256.clone(),
         })
     }
 
@@ -246,7 +249,10 @@ async fn bind(
     if dpop_jkt.is_none() && client.require_dpop {
         return Err(refuse(dpop::proof_required(svc)));
     }
-    Ok(Binding { dpop_jkt })
+    Ok(Binding {
+        dpop_jkt,
+        x5t_s256: authenticated.bound_certificate().cloned(),
+    })
 }
 
 /// `POST /oauth2/token`: authenticates the client, checks a DPoP proof if one was sent, and

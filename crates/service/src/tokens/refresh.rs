@@ -64,6 +64,23 @@ pub(super) async fn issue(
                 Some(_) => {}
             }
         }
+        // A family bound to a client certificate (RFC 8705 section 4) refreshes only over a
+        // connection with that certificate, checked before anything rotates.
+        if let Some(bound) = &family.cert_x5t {
+            match &binding.x5t_s256 {
+                None => {
+                    return Err(refuse(
+                        Refusal::InvalidGrant("client_certificate_missing").into(),
+                    ))
+                }
+                Some(t) if t.as_str() != bound => {
+                    return Err(refuse(
+                        Refusal::InvalidGrant("client_certificate_mismatch").into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         require_active_user(svc, &family.tenant, &family.user_id)
             .await
             .map_err(refuse)?;

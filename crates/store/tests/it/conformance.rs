@@ -1719,6 +1719,8 @@ mod cases {
             require_pushed_requests: false,
             require_dpop: false,
             id_token_signed_response_alg: None,
+            tls_subject: None,
+            certificate_bound_tokens: false,
         }
     }
 
@@ -1741,6 +1743,8 @@ mod cases {
             require_pushed_requests: false,
             require_dpop: false,
             id_token_signed_response_alg: None,
+            tls_subject: None,
+            certificate_bound_tokens: false,
             first_party: true,
             ..client(id, tenant)
         }
@@ -3392,3 +3396,6 @@ mod federation;
 
 /// DPoP (proof replay, a refresh family's bound key): `conformance/dpop.rs`.
 mod dpop;
+
+/// Mutual TLS (tenants' CA sets, a client's certificate subject): `conformance/mtls.rs`.
+mod mtls;

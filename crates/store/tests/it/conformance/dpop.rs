@@ -86,6 +86,7 @@ fn family(id: &str, jkt: Option<&str>) -> RefreshFamilyRecord {
         revoked_at: None,
         revoked_reason: None,
         dpop_jkt: jkt.map(Into::into),
+        cert_x5t: jkt.map(Into::into),
     }
 }
 
@@ -110,6 +111,7 @@ async fn a_refresh_family_keeps_its_dpop_key(s: Arc<dyn Store>) {
         let back = s.get_refresh_family(id).await.expect("get").expect("found");
         assert_eq!(back, f);
         assert_eq!(back.dpop_jkt.as_deref(), jkt);
+        assert_eq!(back.cert_x5t.as_deref(), jkt, "the certificate binding too");
     }
 }
 

@@ -44,6 +44,8 @@ fn client(id: &str, tenant: &str, uri: Option<&str>) -> OAuthClient {
         require_pushed_requests: false,
         require_dpop: false,
         id_token_signed_response_alg: None,
+        tls_subject: None,
+        certificate_bound_tokens: false,
     }
 }
 

@@ -83,6 +83,7 @@ fn family(id: &str, user: &str, client: &str, sid: Option<&str>) -> RefreshFamil
         revoked_at: None,
         revoked_reason: None,
         dpop_jkt: None,
+        cert_x5t: None,
     }
 }
 
