@@ -21,6 +21,7 @@ pub mod client;
 pub mod confirmation;
 pub mod credential;
 pub mod detect;
+pub mod device;
 pub mod federation;
 pub mod forwarded;
 pub mod logout;

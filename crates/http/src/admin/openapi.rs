@@ -17,7 +17,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
     alerts, api_keys, audit_chain, audit_events, branding, clients, federation, resource_servers,
-    signing_keys, tenants, tokens, user_sessions, users, webhooks,
+    signing_keys, tenants, tokens, user_roles, user_sessions, users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -182,6 +182,9 @@ pub fn outcome() -> ObjectBuilder {
         users::disable,
         users::enable,
         users::invite,
+        user_roles::grant,
+        user_roles::show,
+        user_roles::revoke,
         user_sessions::list_sessions,
         user_sessions::end_session,
         clients::archive,

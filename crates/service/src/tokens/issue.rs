@@ -8,7 +8,7 @@ use portcullis_core::secret::Secret;
 
 use portcullis_core::confirmation::{Confirmation, Thumbprint};
 
-use super::{authorization_code, client_credentials, refresh, workload};
+use super::{authorization_code, client_credentials, device, refresh, workload};
 use crate::audit::RequestOrigin;
 use crate::client_auth::{authenticate, authenticate_app, AuthenticatedClient};
 use crate::oauth::dpop;
@@ -36,6 +36,8 @@ pub enum Grant {
     TokenExchange(WorkloadGrant),
     /// RFC 7523 section 2.1: an external workload token as the grant (`workload`).
     JwtBearer(WorkloadGrant),
+    /// RFC 8628 section 3.4: a device polls with its device code (`device`).
+    DeviceCode(device::DeviceGrant),
 }
 
 /// What a workload grant presents: the external token (`subject_token` of a token exchange,
@@ -125,6 +127,10 @@ impl Grant {
                     targets: targets(params),
                     rule: params.get("rule").map(str::to_owned),
                 }),
+                GrantType::DeviceCode => Self::DeviceCode(device::DeviceGrant {
+                    device_code: secret("device_code"),
+                    targets: targets(params),
+                }),
                 GrantType::JwtBearer => Self::JwtBearer(WorkloadGrant {
                     token: secret("assertion"),
                     token_type: None,
@@ -145,6 +151,7 @@ impl Grant {
             Self::RefreshToken(_) => GrantType::RefreshToken,
             Self::TokenExchange(_) => GrantType::TokenExchange,
             Self::JwtBearer(_) => GrantType::JwtBearer,
+            Self::DeviceCode(_) => GrantType::DeviceCode,
         }
     }
 }
@@ -243,6 +250,11 @@ pub async fn issue(
             let authenticated = authenticate_app(svc, presented, origin).await?;
             let binding = bind(svc, &authenticated, proof, origin).await?;
             refresh::issue(svc, &authenticated, request, &binding, origin).await
+        }
+        Grant::DeviceCode(request) => {
+            let authenticated = authenticate_app(svc, presented, origin).await?;
+            let binding = bind(svc, &authenticated, proof, origin).await?;
+            device::issue(svc, &authenticated, request, &binding, origin).await
         }
         // The installation's endpoint cannot tell which tenant's rules to apply: the tenant
         // is named by the endpoint's path (`issue_for_tenant`), never guessed from the token.

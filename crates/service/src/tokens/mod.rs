@@ -18,6 +18,8 @@ mod client_credentials;
 pub mod introspect;
 pub mod issue;
 mod lookup;
+pub mod cli_session;
+pub mod device;
 pub mod pushed;
 mod refresh;
 pub mod revoke;

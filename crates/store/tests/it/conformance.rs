@@ -3385,3 +3385,7 @@ mod federation;
 
 /// DPoP (proof replay, a refresh family's bound key): `conformance/dpop.rs`.
 mod dpop;
+
+/// Device sign-in (RFC 8628 device authorizations) and admin roles held by users:
+/// `conformance/device.rs`.
+mod device;
