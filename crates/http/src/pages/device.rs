@@ -213,7 +213,7 @@ async fn code_post(State(state): State<AppState>, parts: Parts, body: String) ->
     let typed = field(&pairs, "user_code").unwrap_or("");
     let found = match lookup(&state, &ctx, typed).await {
         Ok(f) => f,
-        Err(res) => return res(&state, &parts, &ctx),
+        Err(refused) => return refused.page(&state, &parts, &ctx),
     };
     match current_session(&state, &parts, &ctx, &found.device.tenant).await {
         Ok(Some(session)) => {
@@ -225,9 +225,43 @@ async fn code_post(State(state): State<AppState>, parts: Parts, body: String) ->
     }
 }
 
-/// The answer for a code that is refused: a function of the request, so each caller renders
-/// the code form its way.
-type Refused = Box<dyn FnOnce(&AppState, &Parts, &Ctx) -> Response + Send>;
+/// Why a typed code found nothing to show.
+enum Refused {
+    /// The source typed too many wrong codes: wait this many seconds.
+    Throttled(u64),
+    /// Unknown, malformed, expired or already decided: one answer for all.
+    Unknown,
+    Server(String),
+}
+
+impl Refused {
+    /// The code form again (or the error page), as the refusal says.
+    fn page(self, state: &AppState, parts: &Parts, ctx: &Ctx) -> Response {
+        let d = ctx.text.device;
+        match self {
+            Self::Throttled(wait) => with_retry_after(
+                code_page(
+                    state,
+                    parts,
+                    ctx,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(d.throttled),
+                    "",
+                ),
+                Duration::from_secs(wait),
+            ),
+            Self::Unknown => code_page(
+                state,
+                parts,
+                ctx,
+                StatusCode::BAD_REQUEST,
+                Some(d.code_unknown),
+                "",
+            ),
+            Self::Server(detail) => server_error(&ctx.bare(), ctx.text, &detail),
+        }
+    }
+}
 
 /// Finds the pending request `typed` names, through the failure throttle: a source that keeps
 /// typing wrong codes is refused before any lookup until its window ends.
@@ -235,29 +269,11 @@ async fn lookup(state: &AppState, ctx: &Ctx, typed: &str) -> Result<Found, Refus
     let now = state.clock.now();
     let ip = ctx.origin.client_ip;
     if let Some(wait) = state.oauth.throttle.blocked(THROTTLE_ID, ip, now) {
-        return Err(Box::new(move |state, parts, ctx| {
-            with_retry_after(
-                code_page(
-                    state,
-                    parts,
-                    ctx,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Some(ctx.text.device.throttled),
-                    "",
-                ),
-                Duration::from_secs(wait),
-            )
-        }));
+        return Err(Refused::Throttled(wait));
     }
-    let pending = match device_grant::pending(state.store.as_ref(), typed, now).await {
-        Ok(p) => p,
-        Err(e) => {
-            let detail = e.to_string();
-            return Err(Box::new(move |_, _, ctx| {
-                server_error(&ctx.bare(), ctx.text, &detail)
-            }));
-        }
-    };
+    let pending = device_grant::pending(state.store.as_ref(), typed, now)
+        .await
+        .map_err(|e| Refused::Server(e.to_string()))?;
     let Some(device) = pending else {
         state.oauth.throttle.record_failure(THROTTLE_ID, ip, now);
         state.audit.record(
@@ -272,30 +288,18 @@ async fn lookup(state: &AppState, ctx: &Ctx, typed: &str) -> Result<Found, Refus
             },
             &ctx.origin,
         );
-        return Err(Box::new(|state, parts, ctx| {
-            code_page(
-                state,
-                parts,
-                ctx,
-                StatusCode::BAD_REQUEST,
-                Some(ctx.text.device.code_unknown),
-                "",
-            )
-        }));
+        return Err(Refused::Unknown);
     };
     let client_name = match state.store.get_client(&device.client_id).await {
         Ok(Some(c)) => c.name,
         Ok(None) => device.client_id.clone(),
-        Err(e) => {
-            let detail = e.to_string();
-            return Err(Box::new(move |_, _, ctx| {
-                server_error(&ctx.bare(), ctx.text, &detail)
-            }));
-        }
+        Err(e) => return Err(Refused::Server(e.to_string())),
     };
     let chrome = Chrome::load(state, &device.tenant, ctx.text).await;
     Ok(Found {
-        code: UserCode::parse(typed).map(|c| c.display()).unwrap_or_default(),
+        code: UserCode::parse(typed)
+            .map(|c| c.display())
+            .unwrap_or_default(),
         device,
         client_name,
         chrome,
@@ -396,7 +400,7 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
     let pairs = parse_pairs(&body);
     let found = match lookup(&state, &ctx, field(&pairs, "user_code").unwrap_or("")).await {
         Ok(f) => f,
-        Err(res) => return res(&state, &parts, &ctx),
+        Err(refused) => return refused.page(&state, &parts, &ctx),
     };
     let tenant = found.device.tenant.clone();
     let csrf = Csrf::presented(&parts.headers, ctx.cookies, &tenant);
@@ -492,7 +496,7 @@ async fn decide_post(State(state): State<AppState>, parts: Parts, body: String) 
     let pairs = parse_pairs(&body);
     let found = match lookup(&state, &ctx, field(&pairs, "user_code").unwrap_or("")).await {
         Ok(f) => f,
-        Err(res) => return res(&state, &parts, &ctx),
+        Err(refused) => return refused.page(&state, &parts, &ctx),
     };
     let tenant = found.device.tenant.clone();
     let csrf = Csrf::presented(&parts.headers, ctx.cookies, &tenant);
