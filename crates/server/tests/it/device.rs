@@ -268,7 +268,7 @@ async fn approve_in_browser(
         assert_eq!(s, 200, "{p}");
         page = p;
     }
-    assert!(page.contains("Portcullis CLI"), "{page}");
+    assert!(page.contains("/device/decide"), "the confirmation: {page}");
     let fields = with(form_fields(&page), &[("decision", decision)]);
     post_page(b, format!("{}/device/decide", node.base), &fields).await
 }

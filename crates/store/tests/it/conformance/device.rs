@@ -346,7 +346,6 @@ async fn user_admin_roles_are_set_replaced_listed_and_removed(s: Arc<dyn Store>)
 }
 
 async fn device_state_and_user_roles_block_an_import(s: Arc<dyn Store>) {
-    use portcullis_store::export::TransferStore as _;
     tenants(&s, &["acme"]).await;
     s.insert_device_authorization(&device(1, "acme"))
         .await
