@@ -224,7 +224,9 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         match answer["error"].as_str() {
             Some("authorization_pending") => {}
             Some("slow_down") => interval += 5,
-            Some("expired_token") => bail!("the code expired before it was approved; run portcullis login again"),
+            Some("expired_token") => {
+                bail!("the code expired before it was approved; run portcullis login again")
+            }
             Some("access_denied") => bail!("the sign-in was denied"),
             _ => bail!("sign-in failed ({status}): {}", describe(&answer)),
         }

@@ -202,8 +202,7 @@ pub fn decide_poll(f: &PollFacts, now: Timestamp) -> PollDecision {
         return PollDecision::AlreadyUsed;
     }
     let interval = Duration::from_secs(f.interval_secs);
-    if f
-        .last_polled_at
+    if f.last_polled_at
         .is_some_and(|last| now < last.saturating_add(interval))
     {
         let raised = (f.interval_secs + SLOW_DOWN_STEP.as_secs()).min(MAX_INTERVAL.as_secs());
@@ -240,7 +239,10 @@ mod tests {
         for _ in 0..200 {
             let c = UserCode::generate(&mut rng);
             assert_eq!(c.canonical().len(), USER_CODE_LEN);
-            assert!(c.canonical().bytes().all(|b| USER_CODE_ALPHABET.contains(&b)));
+            assert!(c
+                .canonical()
+                .bytes()
+                .all(|b| USER_CODE_ALPHABET.contains(&b)));
             let shown = c.display();
             assert_eq!(shown.len(), USER_CODE_LEN + 1);
             assert_eq!(UserCode::parse(&shown), Some(c.clone()));
@@ -333,7 +335,10 @@ mod tests {
             DeviceStatus::Denied,
             DeviceStatus::Used,
         ] {
-            assert_eq!(decide_poll(&facts(s, Some(599)), late), PollDecision::Expired);
+            assert_eq!(
+                decide_poll(&facts(s, Some(599)), late),
+                PollDecision::Expired
+            );
             assert_eq!(DeviceStatus::parse(s.as_str()), Some(s));
         }
     }

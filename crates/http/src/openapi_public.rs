@@ -295,5 +295,14 @@ fn verify_api_key() {}
 
 /// The operations and schemas of the public (non-admin) routes.
 #[derive(Debug, OpenApi)]
-#[openapi(paths(token, push, device_authorization, introspect, revoke, jwks, metadata, verify_api_key))]
+#[openapi(paths(
+    token,
+    push,
+    device_authorization,
+    introspect,
+    revoke,
+    jwks,
+    metadata,
+    verify_api_key
+))]
 pub struct PublicApi;

@@ -771,8 +771,7 @@ pub trait DeviceAuthorizationStore {
         interval_secs: u64,
     ) -> Result<bool>;
     /// Marks an approved, unexpired request used: `true` for exactly one caller.
-    async fn use_device_authorization(&self, device_digest: &[u8], now: Timestamp)
-        -> Result<bool>;
+    async fn use_device_authorization(&self, device_digest: &[u8], now: Timestamp) -> Result<bool>;
     /// Deletes requests that expired at or before `before`. Returns how many.
     async fn prune_device_authorizations(&self, before: Timestamp) -> Result<u64>;
 }

@@ -55,10 +55,7 @@ fn start_login(server: &Server, config_home: &Path) -> (Child, String) {
         .expect("spawn login");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let first = lines
-        .next()
-        .expect("a line")
-        .expect("utf-8 line");
+    let first = lines.next().expect("a line").expect("utf-8 line");
     let code = first
         .split("enter the code ")
         .nth(1)
@@ -87,14 +84,21 @@ fn hidden_fields(html: &str) -> Vec<(String, String)> {
         let Some((name, rest)) = part.split_once('"') else {
             continue;
         };
-        if let Some((value, _)) = rest.strip_prefix(" value=\"").and_then(|r| r.split_once('"')) {
+        if let Some((value, _)) = rest
+            .strip_prefix(" value=\"")
+            .and_then(|r| r.split_once('"'))
+        {
             out.push((name.to_owned(), value.to_owned()));
         }
     }
     out
 }
 
-fn post(b: &reqwest::blocking::Client, url: String, fields: Vec<(String, String)>) -> (u16, String) {
+fn post(
+    b: &reqwest::blocking::Client,
+    url: String,
+    fields: Vec<(String, String)>,
+) -> (u16, String) {
     let r = b
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -193,11 +197,17 @@ fn login_runs_admin_commands_with_the_users_role_and_logout_revokes() {
     assert!(status.success(), "login failed: {err}");
 
     let file = home.path().join("portcullis").join("credentials.json");
-    let mode = std::fs::metadata(&file).expect("credentials").permissions().mode();
+    let mode = std::fs::metadata(&file)
+        .expect("credentials")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "credentials file mode {mode:o}");
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
-    let refresh = saved["refresh_token"].as_str().expect("refresh token").to_owned();
+    let refresh = saved["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
 
     // An admin command with the sign-in alone (no bootstrap token, no PORTCULLIS_ADMIN_TOKEN).
     let out = cli(&server, home.path(), &["tenant", "create", "fromcli"]);

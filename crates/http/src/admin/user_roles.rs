@@ -84,7 +84,7 @@ fn record(state: &AppState, admin: &TenantAdmin, action: Action, user: &str, rol
               (status = 400, description = "An unknown role, or one no user of this tenant can hold", body = super::openapi::ErrorBody),
               (status = 403, description = "The caller may not grant this role", body = super::openapi::ErrorBody),
               (status = 404, description = "No such user in this tenant", body = super::openapi::ErrorBody)))]
-pub async fn grant(
+pub async fn grant_role(
     admin: TenantAdmin,
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
@@ -129,7 +129,7 @@ pub async fn grant(
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/users/{id}/admin-role", tag = "users", params(super::openapi::TenantIdPath),
     responses((status = 200, description = "The user's admin role", body = UserRoleView),
               (status = 404, description = "No such user, or the user holds no admin role", body = super::openapi::ErrorBody)))]
-pub async fn show(
+pub async fn show_role(
     admin: TenantAdmin,
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
@@ -146,7 +146,7 @@ pub async fn show(
 #[utoipa::path(delete, path = "/admin/v1/tenants/{tenant}/users/{id}/admin-role", tag = "users", params(super::openapi::TenantIdPath),
     responses((status = 204, description = "The role is removed: the user's CLI sign-in may do nothing at the admin API from now on"),
               (status = 404, description = "No such user, or the user holds no admin role", body = super::openapi::ErrorBody)))]
-pub async fn revoke(
+pub async fn revoke_role(
     admin: TenantAdmin,
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
@@ -178,6 +178,12 @@ pub async fn revoke(
     {
         return Err(ApiError::not_found());
     }
-    record(&state, &admin, Action::UserRoleRevoke, user.as_str(), held.role);
+    record(
+        &state,
+        &admin,
+        Action::UserRoleRevoke,
+        user.as_str(),
+        held.role,
+    );
     Ok(StatusCode::NO_CONTENT)
 }

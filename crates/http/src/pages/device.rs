@@ -366,7 +366,11 @@ async fn confirm_page(
 ) -> Response {
     let Some(csrf) = csrf else {
         // A session cookie was read, so a binding exists.
-        return server_error(&found.chrome, ctx.text, "no CSRF binding for a signed-in browser");
+        return server_error(
+            &found.chrome,
+            ctx.text,
+            "no CSRF binding for a signed-in browser",
+        );
     };
     let user = match portcullis_core::user::UserId::parse(&session.user_id) {
         Ok(id) => match state.store.get_user(&found.device.tenant, &id).await {
@@ -546,13 +550,7 @@ async fn decide_post(State(state): State<AppState>, parts: Parts, body: String) 
                 None,
             )
         }
-        Ok(false) => error_page(
-            StatusCode::CONFLICT,
-            &found.chrome,
-            ctx.text,
-            d.gone,
-            None,
-        ),
+        Ok(false) => error_page(StatusCode::CONFLICT, &found.chrome, ctx.text, d.gone, None),
         Err(e) => server_error(&found.chrome, ctx.text, &e.to_string()),
     }
 }

@@ -154,7 +154,10 @@ impl Node {
             .await;
         assert_eq!(s, 200, "{body}");
         Started {
-            device_code: body["device_code"].as_str().expect("device_code").to_owned(),
+            device_code: body["device_code"]
+                .as_str()
+                .expect("device_code")
+                .to_owned(),
             user_code: body["user_code"].as_str().expect("user_code").to_owned(),
             body,
         }
@@ -172,7 +175,13 @@ impl Node {
         .await
     }
 
-    async fn admin(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}/admin/v1{path}", self.base))
@@ -215,7 +224,10 @@ fn form_fields(html: &str) -> Vec<(String, String)> {
         else {
             continue;
         };
-        out.push((name.to_owned(), value.replace("&#43;", "+").replace("&#61;", "=")));
+        out.push((
+            name.to_owned(),
+            value.replace("&#43;", "+").replace("&#61;", "="),
+        ));
     }
     out
 }
@@ -281,7 +293,10 @@ async fn device_sign_in_end_to_end_with_polling_rotation_and_the_users_role() {
 
     let d = node.start_device(CLI).await;
     // RFC 8628 section 3.2's answer.
-    assert_eq!(d.body["verification_uri"], format!("{}/device", common::ISSUER));
+    assert_eq!(
+        d.body["verification_uri"],
+        format!("{}/device", common::ISSUER)
+    );
     assert_eq!(
         d.body["verification_uri_complete"],
         format!("{}/device?user_code={}", common::ISSUER, d.user_code)
@@ -299,7 +314,11 @@ async fn device_sign_in_end_to_end_with_polling_rotation_and_the_users_role() {
 
     // Not yet approved.
     let (s, e) = node.poll(&d.device_code).await;
-    assert_eq!((s, &e["error"]), (400, &json!("authorization_pending")), "{e}");
+    assert_eq!(
+        (s, &e["error"]),
+        (400, &json!("authorization_pending")),
+        "{e}"
+    );
     // Polled again at once: slow down, and the interval grows on the server.
     let (s, e) = node.poll(&d.device_code).await;
     assert_eq!((s, &e["error"]), (400, &json!("slow_down")), "{e}");
@@ -312,7 +331,8 @@ async fn device_sign_in_end_to_end_with_polling_rotation_and_the_users_role() {
 
     // The person approves in a browser (the complete URI's code, typed in lower case).
     let b = node.browser("203.0.113.20");
-    let (s, page) = approve_in_browser(&node, &b, &d.user_code.to_lowercase(), "alice", "allow").await;
+    let (s, page) =
+        approve_in_browser(&node, &b, &d.user_code.to_lowercase(), "alice", "allow").await;
     assert_eq!(s, 200, "{page}");
     assert!(page.contains("Device connected"), "{page}");
 
@@ -593,20 +613,52 @@ async fn granting_roles_follows_the_rules_of_admin_credentials() {
         let role = role.to_owned();
         let node = &node;
         async move {
-            node.admin(reqwest::Method::PUT, &path, &token, Some(json!({ "role": role })))
-                .await
+            node.admin(
+                reqwest::Method::PUT,
+                &path,
+                &token,
+                Some(json!({ "role": role })),
+            )
+            .await
         }
     };
     // A tenant admin grants roles of its tenant no stronger than its own.
-    assert_eq!(put("acme", &frank, &node.admins.acme, "auditor").await.0, 200);
-    assert_eq!(put("acme", &frank, &node.admins.acme, "global_admin").await.0, 403);
-    assert_eq!(put("system", &sys, &node.admins.acme, "auditor").await.0, 403);
+    assert_eq!(
+        put("acme", &frank, &node.admins.acme, "auditor").await.0,
+        200
+    );
+    assert_eq!(
+        put("acme", &frank, &node.admins.acme, "global_admin")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        put("system", &sys, &node.admins.acme, "auditor").await.0,
+        403
+    );
     // Roles that cannot exist in a tenant, and unknown ones.
-    assert_eq!(put("acme", &frank, &node.admins.global, "global_admin").await.0, 400);
-    assert_eq!(put("system", &sys, &node.admins.global, "tenant_admin").await.0, 400);
-    assert_eq!(put("acme", &frank, &node.admins.global, "root").await.0, 400);
+    assert_eq!(
+        put("acme", &frank, &node.admins.global, "global_admin")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        put("system", &sys, &node.admins.global, "tenant_admin")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        put("acme", &frank, &node.admins.global, "root").await.0,
+        400
+    );
     // Unknown users and users of another tenant are not found.
-    assert_eq!(put("acme", &sys, &node.admins.global, "auditor").await.0, 404);
+    assert_eq!(
+        put("acme", &sys, &node.admins.global, "auditor").await.0,
+        404
+    );
     let (s, v) = node
         .admin(
             reqwest::Method::GET,
@@ -636,7 +688,10 @@ async fn discovery_lists_the_device_endpoint_and_grant() {
     let node = Node::start().await;
     let v: Value = node
         .http
-        .get(format!("{}/.well-known/oauth-authorization-server", node.base))
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            node.base
+        ))
         .send()
         .await
         .expect("get")
@@ -672,7 +727,11 @@ async fn discovery_lists_the_device_endpoint_and_grant() {
             &[("client_id", c["client_id"].as_str().expect("id"))],
         )
         .await;
-    assert_eq!((s, &e["error"]), (400, &json!("unauthorized_client")), "{e}");
+    assert_eq!(
+        (s, &e["error"]),
+        (400, &json!("unauthorized_client")),
+        "{e}"
+    );
     let (s, e) = node
         .form(
             "/oauth2/device_authorization",

@@ -4023,6 +4023,7 @@ async fn the_public_routes_answer_as_the_openapi_document_says() {
         public,
         [
             "/.well-known/oauth-authorization-server",
+            "/oauth2/device_authorization",
             "/oauth2/introspect",
             "/oauth2/jwks",
             "/oauth2/par",

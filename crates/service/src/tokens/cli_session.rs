@@ -25,7 +25,10 @@ pub enum CliSession {
     /// A current CLI token of a user holding an admin role: the principal to authorize.
     Admin(AdminPrincipal),
     /// A current CLI token of an active user without an admin role (403, not 401).
-    NoRole { tenant: portcullis_core::tenant::TenantId, user_id: String },
+    NoRole {
+        tenant: portcullis_core::tenant::TenantId,
+        user_id: String,
+    },
     /// Not a usable CLI token; the reason is for the audit log.
     Invalid(&'static str),
 }

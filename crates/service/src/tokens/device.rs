@@ -80,9 +80,10 @@ pub async fn authorize(
             origin,
         );
     };
-    let policy = authenticated.facts.policy.as_ref().ok_or_else(|| {
-        OAuthError::internal(format!("stored client {} is invalid", client.id))
-    })?;
+    let policy =
+        authenticated.facts.policy.as_ref().ok_or_else(|| {
+            OAuthError::internal(format!("stored client {} is invalid", client.id))
+        })?;
     let scope = requested_scope(policy, params.get("scope")).map_err(|e| {
         let e = OAuthError::from(e);
         audit(Outcome::Denied, Some(Reason::of(&e.reason)));

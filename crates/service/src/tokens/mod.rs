@@ -14,12 +14,12 @@
 //! hold a rule core owns (grant, audience, scope and revocation decisions are core's).
 
 mod authorization_code;
+pub mod cli_session;
 mod client_credentials;
+pub mod device;
 pub mod introspect;
 pub mod issue;
 mod lookup;
-pub mod cli_session;
-pub mod device;
 pub mod pushed;
 mod refresh;
 pub mod revoke;

@@ -138,7 +138,9 @@ async fn a_decision_is_taken_once_and_not_after_expiry(s: Arc<dyn Store>) {
         .await
         .expect("expired"));
     let denied = device(3, "acme");
-    s.insert_device_authorization(&denied).await.expect("insert");
+    s.insert_device_authorization(&denied)
+        .await
+        .expect("insert");
     assert!(s
         .decide_device_authorization(&denied.user_code_digest, &decision(false, 2_000))
         .await
@@ -209,7 +211,9 @@ async fn an_approved_device_code_is_used_exactly_once(s: Arc<dyn Store>) {
     assert_eq!(got.status, DeviceStatus::Used);
     // A denied or expired one is never used.
     let denied = device(2, "acme");
-    s.insert_device_authorization(&denied).await.expect("insert");
+    s.insert_device_authorization(&denied)
+        .await
+        .expect("insert");
     s.decide_device_authorization(&denied.user_code_digest, &decision(false, 2_000))
         .await
         .expect("deny");
@@ -218,7 +222,9 @@ async fn an_approved_device_code_is_used_exactly_once(s: Arc<dyn Store>) {
         .await
         .expect("denied"));
     let expired = device(3, "acme");
-    s.insert_device_authorization(&expired).await.expect("insert");
+    s.insert_device_authorization(&expired)
+        .await
+        .expect("insert");
     s.decide_device_authorization(&expired.user_code_digest, &decision(true, 2_000))
         .await
         .expect("approve");
