@@ -17,8 +17,9 @@ use rand::Rng;
 
 use crate::time::Timestamp;
 
-/// The grant type of the token request (RFC 8628 section 3.4).
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The grant type of the token request (RFC 8628 section 3.4); defined with the other grant
+/// names in `oauth`.
+pub use crate::oauth::DEVICE_CODE_GRANT;
 
 /// The user-code alphabet: consonants only (no words, no vowel/digit look-alikes), upper case.
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";

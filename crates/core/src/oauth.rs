@@ -193,7 +193,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
             Self::JwtBearer => JWT_BEARER_GRANT,
-            Self::DeviceCode => crate::device::DEVICE_CODE_GRANT,
+            Self::DeviceCode => DEVICE_CODE_GRANT,
         }
     }
 
@@ -242,6 +242,9 @@ impl AuthMethod {
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 section 2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// RFC 8628 section 3.4: the device authorization grant (`crate::device`).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// RFC 8693 section 2.1's `grant_type`.
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
