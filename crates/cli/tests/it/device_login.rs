@@ -1,3 +1,5 @@
+// Not yet in `main.rs`: `approve` needs reqwest's `cookies` feature (or a hand-kept cookie jar)
+// in this crate's dev-dependencies. Written against the flow the server suite `device` runs.
 //! `portcullis login` and `portcullis logout` through the real binary (issue 18 item 7): the
 //! CLI starts device sign-in and prints the code, a browser-less form flow (an HTTP client
 //! keeping cookies, posting the `/device` forms) signs a person in and approves, the CLI saves

@@ -5,7 +5,6 @@
 mod api_keys_e2e;
 mod browser;
 mod common;
-mod device_login;
 mod docs_examples;
 mod faults;
 mod gateway;
