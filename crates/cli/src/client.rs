@@ -1,6 +1,7 @@
-//! A small client for the admin API. The admin token comes from `PORTCULLIS_ADMIN_TOKEN`, or
-//! else the bootstrap file in the data directory; it is never taken as a command-line argument,
-//! where other users could read it from the process list.
+//! A small client for the admin API. The credential comes from `PORTCULLIS_ADMIN_TOKEN`, else
+//! the sign-in of `portcullis login` (`crate::login`), else the bootstrap file in the data
+//! directory; it is never taken as a command-line argument, where other users could read it
+//! from the process list.
 
 use anyhow::{bail, Context};
 use reqwest::Method;
@@ -10,36 +11,53 @@ use crate::Remote;
 
 pub struct AdminClient {
     base: String,
-    token: String,
+    /// The bearer credential, resolved on first use ([`Self::bearer`]).
+    token: std::sync::Mutex<Option<String>>,
+    bootstrap_file: std::path::PathBuf,
     http: reqwest::Client,
 }
 
 impl AdminClient {
     pub fn new(remote: &Remote) -> anyhow::Result<Self> {
         let token = match std::env::var("PORTCULLIS_ADMIN_TOKEN") {
-            Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
-            _ => {
-                let path = remote.data_dir.join("bootstrap-admin-token");
-                std::fs::read_to_string(&path)
-                    .with_context(|| {
-                        format!(
-                            "no admin credential: set PORTCULLIS_ADMIN_TOKEN or point --data-dir at a \
-                             directory holding {}",
-                            path.display()
-                        )
-                    })?
-                    .trim()
-                    .to_owned()
-            }
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+            _ => None,
         };
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()?;
         Ok(Self {
             base: remote.url.trim_end_matches('/').to_owned(),
-            token,
+            token: std::sync::Mutex::new(token),
+            bootstrap_file: remote.data_dir.join("bootstrap-admin-token"),
             http,
         })
+    }
+
+    /// The credential: `PORTCULLIS_ADMIN_TOKEN`; else the access token of `portcullis login`
+    /// for this server (refreshed if about to expire); else the bootstrap token file in the
+    /// data directory (the break-glass credential, docs/device-sign-in.md).
+    async fn bearer(&self) -> anyhow::Result<String> {
+        if let Some(t) = self.token.lock().ok().and_then(|t| t.clone()) {
+            return Ok(t);
+        }
+        let token = match crate::login::access_token_for(&self.base).await? {
+            Some(t) => t,
+            None => std::fs::read_to_string(&self.bootstrap_file)
+                .with_context(|| {
+                    format!(
+                        "no admin credential: run portcullis login, set PORTCULLIS_ADMIN_TOKEN, \
+                         or point --data-dir at a directory holding {}",
+                        self.bootstrap_file.display()
+                    )
+                })?
+                .trim()
+                .to_owned(),
+        };
+        if let Ok(mut slot) = self.token.lock() {
+            *slot = Some(token.clone());
+        }
+        Ok(token)
     }
 
     pub async fn call(
@@ -50,10 +68,11 @@ impl AdminClient {
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
         let url = format!("{}/admin/v1{path}", self.base);
+        let token = self.bearer().await?;
         let mut req = self
             .http
             .request(method.clone(), &url)
-            .bearer_auth(&self.token)
+            .bearer_auth(&token)
             .query(query);
         if let Some(body) = body {
             req = req.json(&body);
@@ -92,9 +111,10 @@ impl AdminClient {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(30))
             .build()?;
+        let token = self.bearer().await?;
         let mut resp = http
             .get(&url)
-            .bearer_auth(&self.token)
+            .bearer_auth(&token)
             .query(query)
             .send()
             .await

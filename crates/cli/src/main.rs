@@ -8,6 +8,7 @@ mod backup;
 mod client;
 mod commands;
 mod federation;
+mod login;
 mod new_file;
 mod token;
 mod token_exchange;
@@ -104,6 +105,11 @@ enum Command {
     #[command(subcommand)]
     // Boxed: its create and update flags make it several times larger than any other command.
     Client(Box<commands::ClientCommand>),
+    /// Sign the CLI in with your own user account through the browser (device sign-in); admin
+    /// commands then use that sign-in when no admin token is given (docs/device-sign-in.md).
+    Login(login::LoginArgs),
+    /// Revoke the CLI's sign-in at the server and delete it.
+    Logout(login::LogoutArgs),
     /// Manage a tenant's users (people who sign in): create, invite, list, reset passwords.
     #[command(subcommand)]
     Users(users::UsersCommand),
@@ -329,6 +335,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ResourceServer(cmd) => commands::resource_server(cmd).await,
         Command::Client(cmd) => commands::client(*cmd).await,
         Command::Users(cmd) => users::users(cmd).await,
+        Command::Login(args) => login::login(args).await,
+        Command::Logout(args) => login::logout(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Backup(args) => backup::backup(args).await,
         Command::Export(args) => backup::export(args).await,

@@ -128,6 +128,26 @@ pub enum UsersCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Grant a user an admin role (replacing any it has): what its CLI sign-in (`portcullis
+    /// login`) may do at the admin API (docs/device-sign-in.md).
+    GrantRole {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        /// global_admin (system tenant only), tenant_admin, auditor, api_key_manager or service.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Remove a user's admin role: its CLI sign-in may do nothing at the admin API from now on.
+    RevokeRole {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Mail a password-reset link to whoever has this address (the answer is the same whether
     /// or not anyone does).
     ResetPassword {
@@ -231,6 +251,40 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
                 &[],
                 Some(body),
                 user_text,
+            )
+            .await
+        }
+        UsersCommand::GrantRole {
+            tenant,
+            id,
+            role,
+            remote,
+        } => {
+            run(
+                &remote,
+                Method::PUT,
+                &format!("/tenants/{}/users/{}/admin-role", seg(&tenant), seg(&id)),
+                &[],
+                Some(json!({ "role": role })),
+                |v| {
+                    format!(
+                        "user {} of tenant {} is now {}\n",
+                        field(v, "user_id"),
+                        field(v, "tenant"),
+                        field(v, "role")
+                    )
+                },
+            )
+            .await
+        }
+        UsersCommand::RevokeRole { tenant, id, remote } => {
+            run(
+                &remote,
+                Method::DELETE,
+                &format!("/tenants/{}/users/{}/admin-role", seg(&tenant), seg(&id)),
+                &[],
+                None,
+                |_| "admin role removed\n".to_owned(),
             )
             .await
         }

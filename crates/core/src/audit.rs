@@ -103,6 +103,15 @@ actions! {
     OAuthTokenRevoke => "oauth.token.revoke",
     /// A client pushed an authorization request (RFC 9126), or was refused.
     OAuthAuthorizationPush => "oauth.authorization.push",
+    /// A device asked for a device and user code (RFC 8628), or was refused.
+    OAuthDeviceAuthorize => "oauth.device.authorize",
+    /// A person approved or denied a device's request on the verification page, or typed a
+    /// user code that matched nothing.
+    OAuthDeviceDecide => "oauth.device.decide",
+    /// An admin role was granted to a user (the target is the user id, the reason the role).
+    UserRoleGrant => "user.role_grant",
+    /// A user's admin role was removed.
+    UserRoleRevoke => "user.role_revoke",
     /// An authorization code was presented again after its first redemption: what the first
     /// issued was revoked (DESIGN invariant 6).
     OAuthCodeReplay => "oauth.code.replay",
@@ -552,6 +561,10 @@ mod tests {
             (Action::OAuthTokenIntrospect, "oauth.token.introspect"),
             (Action::OAuthTokenRevoke, "oauth.token.revoke"),
             (Action::OAuthAuthorizationPush, "oauth.authorization.push"),
+            (Action::OAuthDeviceAuthorize, "oauth.device.authorize"),
+            (Action::OAuthDeviceDecide, "oauth.device.decide"),
+            (Action::UserRoleGrant, "user.role_grant"),
+            (Action::UserRoleRevoke, "user.role_revoke"),
             (Action::OAuthCodeReplay, "oauth.code.replay"),
             (Action::OAuthRefreshRotate, "oauth.refresh.rotate"),
             (Action::OAuthRefreshReuse, "oauth.refresh.reuse"),

@@ -389,6 +389,8 @@ fn uris(
 pub fn check_app_registration(r: &AppRegistration<'_>) -> Result<CheckedApp, RegistrationError> {
     let public = r.client_type == ClientType::Public;
     let code = r.grant_types.contains(&GrantType::AuthorizationCode);
+    // RFC 8628: a device (a CLI, a TV) signs its user in through a browser elsewhere.
+    let device = r.grant_types.contains(&GrantType::DeviceCode);
     if r.application_type == ApplicationType::Native && !public {
         return Err(meta(
             "a native app is a public client (RFC 8252 section 8.4): set client_type to public",
@@ -413,12 +415,16 @@ pub fn check_app_registration(r: &AppRegistration<'_>) -> Result<CheckedApp, Reg
         if r.has_keys {
             return Err(meta("a public client has no jwks or jwks_uri"));
         }
-        if !code {
-            return Err(meta("a public client needs the authorization_code grant"));
+        if !code && !device {
+            return Err(meta(
+                "a public client needs the authorization_code or the device_code grant",
+            ));
         }
     }
-    if r.grant_types.contains(&GrantType::RefreshToken) && !code {
-        return Err(meta("refresh_token needs the authorization_code grant"));
+    if r.grant_types.contains(&GrantType::RefreshToken) && !code && !device {
+        return Err(meta(
+            "refresh_token needs the authorization_code or the device_code grant",
+        ));
     }
     let redirect_uris = uris("redirect_uris", r.redirect_uris, r.application_type)?;
     let post_logout_redirect_uris = uris(
@@ -468,7 +474,7 @@ pub fn check_app_registration(r: &AppRegistration<'_>) -> Result<CheckedApp, Reg
     }
     for s in r.undefined_scopes {
         let oidc = OIDC_SCOPES.contains(s);
-        if !oidc || !code {
+        if !oidc || !(code || device) {
             return Err(meta(
                 "every scope must be defined by one of the client's audiences (or, for clients with the authorization_code grant, be openid, profile, email or offline_access)",
             ));

@@ -22,6 +22,7 @@ pub mod confirmation;
 pub mod credential;
 pub mod delegation;
 pub mod detect;
+pub mod device;
 pub mod federation;
 pub mod forwarded;
 pub mod logout;

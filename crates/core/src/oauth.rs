@@ -158,25 +158,29 @@ pub enum GrantType {
     /// RFC 7523 section 2.1: an external workload token presented as an authorization grant.
     /// Not registrable, like [`Self::TokenExchange`].
     JwtBearer,
+    /// RFC 8628: a device (the CLI) polls with a device code a person approved in a browser.
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::ClientCredentials,
         Self::AuthorizationCode,
         Self::RefreshToken,
+        Self::DeviceCode,
     ];
 
     /// The grants the token endpoint serves: every one a client can be registered for, and the
     /// two workload grants ([`Self::FEDERATED`]). A request naming another is
     /// `unsupported_grant_type`; one naming a grant the client is not registered for is
     /// `unauthorized_client` (RFC 6749 section 5.2).
-    pub const SERVED: [Self; 5] = [
+    pub const SERVED: [Self; 6] = [
         Self::ClientCredentials,
         Self::AuthorizationCode,
         Self::RefreshToken,
         Self::TokenExchange,
         Self::JwtBearer,
+        Self::DeviceCode,
     ];
 
     /// The grants decided by the tenant's trust rules rather than a client registration.
@@ -189,6 +193,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
             Self::JwtBearer => JWT_BEARER_GRANT,
+            Self::DeviceCode => DEVICE_CODE_GRANT,
         }
     }
 
@@ -252,6 +257,9 @@ impl AuthMethod {
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 section 2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// RFC 8628 section 3.4: the device authorization grant (`crate::device`).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// RFC 8693 section 2.1's `grant_type`.
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";

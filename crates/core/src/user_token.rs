@@ -141,6 +141,24 @@ pub fn decide_code_grant(
     decision(client, scopes, targets, lifetimes, refresh)
 }
 
+/// The device code grant's decision (RFC 8628) over the scope the device asked for and the
+/// person approved: like a code's, without PKCE or a redirect URI (the device code is bound to
+/// the client, which the store checks).
+pub fn decide_device_grant(
+    client: &ClientPolicy,
+    approved_scope: &[String],
+    targets: &[&str],
+    lifetimes: TokenLifetimes,
+) -> Result<UserGrantDecision, GrantError> {
+    if !client.grant_types.contains(&GrantType::DeviceCode) {
+        return Err(GrantError::UnauthorizedClient);
+    }
+    let scopes = granted(client, approved_scope);
+    let refresh = scopes.iter().any(|s| s.as_str() == OFFLINE_ACCESS)
+        && client.grant_types.contains(&GrantType::RefreshToken);
+    decision(client, scopes, targets, lifetimes, refresh)
+}
+
 /// The `refresh_token` grant's decision over the family's scope and the optional `scope`
 /// parameter, which may only narrow it.
 pub fn decide_refresh_grant(

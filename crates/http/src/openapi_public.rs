@@ -128,6 +128,35 @@ pub struct PushedAuthorizationRequest {
     client_assertion: Option<String>,
 }
 
+/// A device authorization request (RFC 8628 section 3.1), with the client's authentication as
+/// for the token endpoint (a public client sends `client_id` alone).
+#[derive(Debug, ToSchema)]
+pub struct DeviceAuthorizationRequest {
+    client_id: String,
+    /// A subset of the client's registered scopes; all of them when left out.
+    scope: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// The answer to a device authorization request (RFC 8628 section 3.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceAuthorizationResponse {
+    /// Polled with at the token endpoint (`grant_type=urn:ietf:params:oauth:grant-type:device_code`).
+    device_code: String,
+    /// Shown to the person: eight consonants, `XXXX-XXXX`.
+    #[schema(example = "BCDF-GHJK")]
+    user_code: String,
+    /// The verification page (`/device`).
+    verification_uri: String,
+    /// The page with the user code filled in.
+    verification_uri_complete: String,
+    expires_in: u64,
+    /// Seconds between polls; `slow_down` adds five.
+    interval: u64,
+}
+
 /// The answer to a push (RFC 9126 section 2.2).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PushedAuthorizationResponse {
@@ -217,6 +246,17 @@ fn token() {}
     ))]
 fn push() {}
 
+#[utoipa::path(post, path = "/oauth2/device_authorization", tag = "oauth",
+    security((), ("client_basic" = [])),
+    request_body(content = DeviceAuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A device code to poll with and a user code for the person", body = DeviceAuthorizationResponse),
+        (status = 400, description = "A client not registered for the device grant, or a scope it may not have (RFC 6749 error code)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`)", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed client authentications from this source", body = OAuthErrorBody),
+    ))]
+fn device_authorization() {}
+
 #[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth",
     security((), ("client_basic" = [])),
     request_body(content = TokenLookupRequest, content_type = "application/x-www-form-urlencoded"),
@@ -260,5 +300,14 @@ fn verify_api_key() {}
 
 /// The operations and schemas of the public (non-admin) routes.
 #[derive(Debug, OpenApi)]
-#[openapi(paths(token, push, introspect, revoke, jwks, metadata, verify_api_key))]
+#[openapi(paths(
+    token,
+    push,
+    device_authorization,
+    introspect,
+    revoke,
+    jwks,
+    metadata,
+    verify_api_key
+))]
 pub struct PublicApi;

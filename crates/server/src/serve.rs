@@ -5,7 +5,7 @@
 //! 3. Open the database and apply migrations (refuse a newer schema).
 //! 4. Load the KEK, or create one on a fresh data directory; never over existing keys.
 //! 5. Open the signing keys, creating the first active key if needed.
-//! 6. Ensure a global admin exists (bootstrap token file).
+//! 6. Ensure a global admin exists (bootstrap token file) and the built-in CLI client.
 //! 7. Start the embedded gateway if `[gateway]` names one (`gateway.rs`), and the metrics
 //!    listener if `[metrics] listen` is set (`metrics.rs`; bound in step 1, fail fast).
 //! 8. Serve (over TLS with `[tls]`, `tls_listener.rs`; SIGHUP reloads its certificate) until
@@ -325,6 +325,13 @@ pub async fn assemble(
         tracing::warn!(
             path = %path.display(),
             "created the bootstrap global-admin token; read it from this file, store it safely, and delete the file"
+        );
+    }
+
+    if crate::bootstrap::ensure_cli_client(store.as_ref(), clock.as_ref()).await? {
+        tracing::info!(
+            client_id = crate::bootstrap::CLI_CLIENT_ID,
+            "created the built-in client for `portcullis login`"
         );
     }
 

@@ -16,6 +16,7 @@
 //! plaintext secret (only digests and sealed blobs), and never reads the clock: callers pass time.
 
 mod audit_chain_model;
+mod device_model;
 mod error;
 pub mod export;
 mod federation_model;
@@ -32,6 +33,7 @@ mod sql_audit;
 mod sql_audit_chain;
 mod sql_branding;
 mod sql_clients;
+mod sql_device;
 mod sql_dpop;
 mod sql_federation;
 mod sql_keys;
@@ -49,6 +51,7 @@ mod sqlite;
 mod webhook_model;
 
 pub use audit_chain_model::*;
+pub use device_model::*;
 pub use error::StoreError;
 pub use federation_model::*;
 pub use head::DEFAULT_POLL_INTERVAL as DEFAULT_REVOCATION_POLL_INTERVAL;
@@ -735,6 +738,62 @@ pub trait AuthCodeStore {
     async fn prune_codes(&self, before: Timestamp) -> Result<u64>;
 }
 
+/// Device authorization requests (RFC 8628), stored by digest. Every state change is a
+/// compare-and-swap, so nodes sharing the store see one outcome.
+#[async_trait]
+pub trait DeviceAuthorizationStore {
+    /// Fails with [`StoreError::Conflict`] on a duplicate device or user code digest,
+    /// [`StoreError::NotFound`] if the tenant does not exist.
+    async fn insert_device_authorization(&self, r: &DeviceAuthorizationRecord) -> Result<()>;
+    /// The request with this device code digest, whatever its state.
+    async fn get_device_authorization(
+        &self,
+        device_digest: &[u8],
+    ) -> Result<Option<DeviceAuthorizationRecord>>;
+    /// The pending, unexpired request with this user code digest.
+    async fn find_pending_device_authorization(
+        &self,
+        user_code_digest: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<DeviceAuthorizationRecord>>;
+    /// Records a person's approval or denial of a pending, unexpired request: `true` for the
+    /// one caller whose decision took.
+    async fn decide_device_authorization(
+        &self,
+        user_code_digest: &[u8],
+        decision: &DeviceDecision,
+    ) -> Result<bool>;
+    /// Records a poll at `now` with the interval the device must keep from now on, if the last
+    /// recorded poll is still `seen_last_poll` (`false`: another poll came in between).
+    async fn record_device_poll(
+        &self,
+        device_digest: &[u8],
+        seen_last_poll: Option<Timestamp>,
+        now: Timestamp,
+        interval_secs: u64,
+    ) -> Result<bool>;
+    /// Marks an approved, unexpired request used: `true` for exactly one caller.
+    async fn use_device_authorization(&self, device_digest: &[u8], now: Timestamp) -> Result<bool>;
+    /// Deletes requests that expired at or before `before`. Returns how many.
+    async fn prune_device_authorizations(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Admin roles held by users (one per user), by tenant.
+#[async_trait]
+pub trait UserRoleStore {
+    /// Sets (or replaces) the user's role.
+    async fn put_user_admin_role(&self, r: &UserAdminRole) -> Result<()>;
+    async fn get_user_admin_role(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+    ) -> Result<Option<UserAdminRole>>;
+    /// Removes the user's role: `false` if there was none.
+    async fn delete_user_admin_role(&self, tenant: &TenantId, user_id: &str) -> Result<bool>;
+    /// The tenant's users with a role, by user id.
+    async fn list_user_admin_roles(&self, tenant: &TenantId) -> Result<Vec<UserAdminRole>>;
+}
+
 /// Pushed authorization requests (RFC 9126), stored by digest: resolved while unexpired and
 /// unused, used at most once.
 #[async_trait]
@@ -1031,6 +1090,8 @@ pub trait Store:
     + SessionStore
     + AuthCodeStore
     + PushedRequestStore
+    + DeviceAuthorizationStore
+    + UserRoleStore
     + RefreshTokenStore
     + ConsentStore
     + LogoutStore

@@ -167,6 +167,7 @@ crate::sql_api_keys::impl_api_key_store!(PgStore, PgRow);
 crate::sql_users::impl_user_store!(PgStore, PgRow);
 crate::sql_sign_in::impl_sign_in_store!(PgStore, PgRow);
 crate::sql_pushed::impl_pushed_request_store!(PgStore, PgRow);
+crate::sql_device::impl_device_store!(PgStore, PgRow);
 crate::sql_webhooks::impl_webhook_store!(PgStore, PgRow);
 crate::sql_logout::impl_logout_store!(PgStore, PgRow);
 crate::sql_branding::impl_branding_store!(PgStore, PgRow);

@@ -178,6 +178,7 @@ crate::sql_api_keys::impl_api_key_store!(SqliteStore, SqliteRow);
 crate::sql_users::impl_user_store!(SqliteStore, SqliteRow);
 crate::sql_sign_in::impl_sign_in_store!(SqliteStore, SqliteRow);
 crate::sql_pushed::impl_pushed_request_store!(SqliteStore, SqliteRow);
+crate::sql_device::impl_device_store!(SqliteStore, SqliteRow);
 crate::sql_webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
 crate::sql_logout::impl_logout_store!(SqliteStore, SqliteRow);
 crate::sql_branding::impl_branding_store!(SqliteStore, SqliteRow);

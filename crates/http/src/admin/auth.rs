@@ -41,6 +41,11 @@ pub trait CredentialState {
     fn store(&self) -> &dyn Store;
     fn clock(&self) -> &dyn Clock;
     fn audit(&self) -> &AuditSink;
+    /// The token service, on surfaces that also take a person's CLI sign-in (the admin API):
+    /// `None` elsewhere (the feed and API key verification take admin credentials only).
+    fn cli_sessions(&self) -> Option<portcullis_service::oauth::OAuthService> {
+        None
+    }
 }
 
 macro_rules! credential_state {
@@ -59,7 +64,22 @@ macro_rules! credential_state {
     )*};
 }
 
-credential_state!(AppState, ApiKeyService, FeedService);
+credential_state!(ApiKeyService, FeedService);
+
+impl CredentialState for AppState {
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+    fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+    fn audit(&self) -> &AuditSink {
+        &self.audit
+    }
+    fn cli_sessions(&self) -> Option<portcullis_service::oauth::OAuthService> {
+        Some(self.oauth_service())
+    }
+}
 
 /// How stale `last_used_at` may get before a request refreshes it.
 const LAST_USED_GRANULARITY: Duration = Duration::from_secs(30);
@@ -214,6 +234,12 @@ pub(crate) async fn authenticate<S: CredentialState>(
             fail("authorization_not_bearer", None, None);
             ApiError::missing_credential()
         })?;
+    // A JWT is no admin credential; on the admin API it may be a person's CLI sign-in.
+    if token.split('.').count() == 3 {
+        if let Some(svc) = state.cli_sessions() {
+            return cli_session(state, &svc, token, origin, &fail).await;
+        }
+    }
     let credential = Credential::parse(token).map_err(|e| fail(&e.to_string(), None, None))?;
     if credential.kind() != CredentialKind::AdminToken {
         return Err(fail("credential_wrong_kind", None, None));
@@ -253,4 +279,40 @@ pub(crate) async fn authenticate<S: CredentialState>(
         tenant: record.tenant,
         role: record.role,
     })
+}
+
+/// A person's CLI sign-in (`portcullis login`) as an admin principal: the token must be the
+/// built-in CLI client's, current, and its user must hold an admin role; an active user without
+/// one is authenticated but may do nothing (403).
+async fn cli_session<S: CredentialState>(
+    state: &S,
+    svc: &portcullis_service::oauth::OAuthService,
+    token: &str,
+    origin: &RequestOrigin,
+    fail: &impl Fn(&str, Option<TenantId>, Option<String>) -> ApiError,
+) -> Result<AdminPrincipal, ApiError> {
+    use portcullis_service::tokens::cli_session::{self, CliSession};
+    let judged = cli_session::authenticate(svc, token)
+        .await
+        .map_err(|e| ApiError::internal(e.reason))?;
+    match judged {
+        CliSession::Admin(principal) => Ok(principal),
+        CliSession::Invalid(reason) => Err(fail(reason, None, None)),
+        CliSession::NoRole { tenant, user_id } => {
+            let id = cli_session::credential_id(&user_id);
+            state.audit().record(
+                EventDraft {
+                    tenant: tenant.clone(),
+                    actor: Actor::admin(&id),
+                    credential_id: Some(id),
+                    action: Action::AdminAuthorize,
+                    outcome: Outcome::Denied,
+                    reason: Some(Reason::new("user_has_no_admin_role")),
+                    target: None,
+                },
+                origin,
+            );
+            Err(ApiError::forbidden("user_has_no_admin_role".to_owned()))
+        }
+    }
 }

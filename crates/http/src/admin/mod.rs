@@ -26,6 +26,7 @@ mod resource_servers;
 mod signing_keys;
 mod tenants;
 pub mod tokens;
+mod user_roles;
 mod user_sessions;
 mod users;
 mod webhooks;
@@ -507,6 +508,27 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageUsers,
             routing::post(users::invite),
+        ),
+        r(
+            Method::PUT,
+            "/tenants/{tenant}/users/{id}/admin-role",
+            Tenant,
+            ManageAdminTokens,
+            routing::put(user_roles::grant_role),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/users/{id}/admin-role",
+            Tenant,
+            ReadAdminTokens,
+            routing::get(user_roles::show_role),
+        ),
+        r(
+            Method::DELETE,
+            "/tenants/{tenant}/users/{id}/admin-role",
+            Tenant,
+            ManageAdminTokens,
+            routing::delete(user_roles::revoke_role),
         ),
         r(
             Method::GET,

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
     alerts, api_keys, audit_chain, audit_events, branding, ca_sets, clients, federation, oauth_policy,
-    resource_servers, signing_keys, tenants, tokens, user_sessions, users, webhooks,
+    resource_servers, signing_keys, tenants, tokens, user_roles, user_sessions, users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a
@@ -187,6 +187,9 @@ pub fn outcome() -> ObjectBuilder {
         users::disable,
         users::enable,
         users::invite,
+        user_roles::grant_role,
+        user_roles::show_role,
+        user_roles::revoke_role,
         user_sessions::list_sessions,
         user_sessions::end_session,
         clients::archive,

@@ -72,6 +72,10 @@ pub fn metadata_document(issuer: &str, id_token_algs: &[&str], client_certificat
         "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
         "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
         "pushed_authorization_request_endpoint": format!("{issuer}{PAR_PATH}"),
+        "device_authorization_endpoint": format!(
+            "{issuer}{}",
+            portcullis_service::tokens::device::DEVICE_AUTHORIZATION_PATH
+        ),
         // Per client (`require_pushed_requests`) or per tenant (its OAuth policy, `PUT
         // /admin/v1/tenants/{tenant}/oauth-policy`); this one document serves every tenant.
         "require_pushed_authorization_requests": false,
@@ -81,7 +85,8 @@ pub fn metadata_document(issuer: &str, id_token_algs: &[&str], client_certificat
         // The workload grants are served at each tenant's token endpoint
         // (`/oauth2/tenants/{tenant}/token`, docs/workload-identity.md).
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
-            portcullis_core::oauth::TOKEN_EXCHANGE_GRANT, portcullis_core::oauth::JWT_BEARER_GRANT],
+            portcullis_core::oauth::TOKEN_EXCHANGE_GRANT, portcullis_core::oauth::JWT_BEARER_GRANT,
+            portcullis_core::device::DEVICE_CODE_GRANT],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],

@@ -154,6 +154,35 @@ pub async fn push(State(svc): State<OAuthService>, req: Request) -> Response {
     }
 }
 
+/// `POST /oauth2/device_authorization` (RFC 8628 section 3.1): 200 with the device code, the
+/// user code, where the person goes, and how often to poll.
+pub async fn device_authorization(State(svc): State<OAuthService>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let origin = origin(&parts);
+    let result = async {
+        let params = read(&parts, body, &[]).await?;
+        let presented = presented_credentials(&parts.headers, &params)?;
+        tokens::device::authorize(&svc, &params, presented, &origin).await
+    }
+    .await;
+    match result {
+        Ok(d) => {
+            let body = json!({
+                "device_code": d.device_code.expose(),
+                "user_code": d.user_code,
+                "verification_uri": d.verification_uri,
+                "verification_uri_complete": d.verification_uri_complete,
+                "expires_in": d.expires_in,
+                "interval": d.interval,
+            });
+            let mut response = (StatusCode::OK, Json(body)).into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(e) => OAuthReply(e).into_response(),
+    }
+}
+
 /// `POST /oauth2/introspect` (RFC 7662).
 pub async fn introspect(State(svc): State<OAuthService>, req: Request) -> Response {
     let (parts, body) = req.into_parts();

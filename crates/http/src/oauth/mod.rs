@@ -11,6 +11,7 @@
 //! | `POST /oauth2/tenants/{tenant}/token` | workload grants judged by the tenant's trust rules: RFC 8693 token exchange, RFC 7523 JWT bearer |
 //! | `GET`/`POST /oauth2/userinfo` | OpenID Connect userinfo, Bearer user access token with `openid` |
 //! | `GET /.well-known/openid-configuration` | OpenID Connect Discovery (the same document as RFC 8414's) |
+//! | `POST /oauth2/device_authorization` | RFC 8628 device authorization: a device code, a user code for the `/device` page |
 //! | `POST /oauth2/par` | RFC 9126 pushed authorization requests: the request stored, a `request_uri` back |
 //! | `POST /oauth2/introspect` | RFC 7662, for clients with the introspection permission |
 //! | `POST /oauth2/revoke` | RFC 7009, a client revokes its own tokens |
@@ -51,6 +52,10 @@ pub fn router() -> Router<OAuthService> {
                 .options(cors::userinfo_preflight),
         )
         .route(PAR_PATH, form_post(endpoints::push))
+        .route(
+            portcullis_service::tokens::device::DEVICE_AUTHORIZATION_PATH,
+            form_post(endpoints::device_authorization),
+        )
         .route(TENANT_TOKEN_PATH, form_post(endpoints::tenant_token))
         .route(INTROSPECT_PATH, form_post(endpoints::introspect))
         .route(REVOKE_PATH, form_post(endpoints::revoke))

@@ -52,6 +52,8 @@ pub struct Text {
     pub error_back_to_app: &'static str,
     /// The account pages: invitation, password reset, account.
     pub account: &'static AccountText,
+    /// The device verification page (`/device`, RFC 8628).
+    pub device: &'static DeviceText,
 }
 
 pub static EN: Text = Text {
@@ -89,6 +91,7 @@ pub static EN: Text = Text {
     error_not_found: "This page does not exist.",
     error_back_to_app: "Return to the application and start again.",
     account: &ACCOUNT_EN,
+    device: &DEVICE_EN,
 };
 
 /// The languages the catalogue has, by primary tag.
@@ -250,3 +253,41 @@ mod tests {
         assert_eq!(pick(&[], Some("garbage;;q=x,,")).lang, "en");
     }
 }
+
+/// The strings of the device verification page (`/device`).
+#[derive(Debug)]
+pub struct DeviceText {
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub code_label: &'static str,
+    pub code_hint: &'static str,
+    pub submit: &'static str,
+    pub code_unknown: &'static str,
+    pub throttled: &'static str,
+    pub sign_in_intro: &'static str,
+    pub confirm_intro: &'static str,
+    pub confirm_code: &'static str,
+    pub approved_title: &'static str,
+    pub approved_body: &'static str,
+    pub denied_title: &'static str,
+    pub denied_body: &'static str,
+    pub gone: &'static str,
+}
+
+pub static DEVICE_EN: DeviceText = DeviceText {
+    title: "Connect a device",
+    intro: "Enter the code shown on your device (for example by portcullis login).",
+    code_label: "Code",
+    code_hint: "Eight letters, like BCDF-GHJK. Case and the dash do not matter.",
+    submit: "Continue",
+    code_unknown: "This code is not valid. It may have expired or been used already; check it, or start again on your device.",
+    throttled: "Too many codes were tried. Please wait a moment and try again.",
+    sign_in_intro: "Sign in to connect your device to",
+    confirm_intro: "A device asks to act as you with",
+    confirm_code: "Check that your device shows this code:",
+    approved_title: "Device connected",
+    approved_body: "Your device is signed in. You can close this window and return to it.",
+    denied_title: "Request denied",
+    denied_body: "The device was not signed in. You can close this window.",
+    gone: "This request was already decided or has expired. Start again on your device.",
+};

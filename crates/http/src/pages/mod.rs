@@ -9,6 +9,7 @@
 //!   the browser's session (or, before sign-in, pre-session) cookie, checked in constant time.
 //! * [`authorize`] is the authorization endpoint with its sign-in and consent pages.
 //! * [`logout`] is RP-initiated logout with its confirmation and signed-out pages.
+//! * [`device`] is the device verification page (RFC 8628, `portcullis login`).
 //! * [`account`] is invitation acceptance, password reset and the signed-in user's account page.
 //!
 //! Handlers here stay thin: the sign-in decision is `portcullis_service::login`, sessions and
@@ -19,6 +20,7 @@
 pub mod account;
 pub mod authorize;
 pub mod cookies;
+pub mod device;
 pub mod layout;
 pub mod logout;
 pub mod messages;
@@ -39,6 +41,7 @@ pub fn router() -> Router<AppState> {
     authorize::router()
         .merge(logout::router())
         .merge(account::router())
+        .merge(device::router())
 }
 
 /// The error page.

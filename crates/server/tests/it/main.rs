@@ -9,6 +9,7 @@ mod api_keys;
 mod app_clients;
 mod assembly;
 mod common;
+mod device;
 mod log_follower;
 mod logout;
 mod oauth;

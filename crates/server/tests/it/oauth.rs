@@ -810,8 +810,9 @@ async fn every_refusal_description_is_stable() {
             400,
             "unsupported_grant_type",
             "grant_type must be authorization_code, refresh_token, client_credentials, \
-             urn:ietf:params:oauth:grant-type:token-exchange or \
-             urn:ietf:params:oauth:grant-type:jwt-bearer",
+             urn:ietf:params:oauth:grant-type:token-exchange, \
+             urn:ietf:params:oauth:grant-type:jwt-bearer or \
+             urn:ietf:params:oauth:grant-type:device_code",
         ),
         (
             "/oauth2/token",
@@ -1714,7 +1715,8 @@ async fn discovery_and_jwks_publish_only_public_keys() {
                 "refresh_token",
                 "client_credentials",
                 "urn:ietf:params:oauth:grant-type:token-exchange",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ])
         );
         // RFC 8414 section 2: every endpoint listing a JWT method names its algorithms.
@@ -4024,6 +4026,7 @@ async fn the_public_routes_answer_as_the_openapi_document_says() {
         public,
         [
             "/.well-known/oauth-authorization-server",
+            "/oauth2/device_authorization",
             "/oauth2/introspect",
             "/oauth2/jwks",
             "/oauth2/par",

@@ -1144,7 +1144,8 @@ async fn discovery_serves_the_openid_configuration() {
             "refresh_token",
             "client_credentials",
             "urn:ietf:params:oauth:grant-type:token-exchange",
-            "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "urn:ietf:params:oauth:grant-type:device_code"
         ])
     );
     assert_eq!(oidc["subject_types_supported"], json!(["public"]));

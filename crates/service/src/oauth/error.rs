@@ -99,6 +99,16 @@ pub enum Refusal {
         reason: &'static str,
     },
 
+    // The device authorization grant (RFC 8628 section 3.5), after the client authenticated.
+    /// The person has not decided yet: poll again after the interval.
+    DevicePending,
+    /// Polled before the interval passed; the interval grew by five seconds.
+    DeviceSlowDown,
+    /// The device code expired before tokens were issued.
+    DeviceExpired,
+    /// The person denied the request.
+    DeviceDenied,
+
     // DPoP (RFC 9449), judged from the proof alone or the replay log.
     /// The `DPoP` proof is invalid, replayed, or missing for a client that must send one (the
     /// reason says which).
@@ -277,8 +287,9 @@ impl Refusal {
                 BAD,
                 "unsupported_grant_type",
                 "grant_type must be authorization_code, refresh_token, client_credentials, \
-                 urn:ietf:params:oauth:grant-type:token-exchange or \
-                 urn:ietf:params:oauth:grant-type:jwt-bearer",
+                 urn:ietf:params:oauth:grant-type:token-exchange, \
+                 urn:ietf:params:oauth:grant-type:jwt-bearer or \
+                 urn:ietf:params:oauth:grant-type:device_code",
             ),
             Self::NoToken => ("token_missing", BAD, "invalid_request", "token is required"),
             Self::NoCredentials => (
@@ -420,6 +431,30 @@ impl Refusal {
                 BAD,
                 code,
                 pushed_description(code),
+            ),
+            Self::DevicePending => (
+                "authorization_pending",
+                BAD,
+                "authorization_pending",
+                "the user has not yet approved or denied the request: poll again after the interval",
+            ),
+            Self::DeviceSlowDown => (
+                "slow_down",
+                BAD,
+                "slow_down",
+                "polled too fast: the interval is now five seconds longer",
+            ),
+            Self::DeviceExpired => (
+                "device_code_expired",
+                BAD,
+                "expired_token",
+                "the device code expired: start a new device authorization",
+            ),
+            Self::DeviceDenied => (
+                "device_authorization_denied",
+                BAD,
+                "access_denied",
+                "the user denied the request",
             ),
             Self::DpopProof(reason) => (
                 reason,

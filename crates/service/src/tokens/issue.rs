@@ -8,7 +8,9 @@ use portcullis_core::secret::Secret;
 
 use portcullis_core::confirmation::{Confirmation, Thumbprint};
 
-use super::{authorization_code, client_credentials, refresh, service_exchange, workload};
+use super::{
+    authorization_code, client_credentials, device, refresh, service_exchange, workload,
+};
 use crate::audit::RequestOrigin;
 use crate::client_auth::{authenticate, authenticate_app, AuthenticatedClient};
 use crate::oauth::dpop;
@@ -39,6 +41,8 @@ pub enum Grant {
     ServiceExchange(ServiceExchange),
     /// RFC 7523 section 2.1: an external workload token as the grant (`workload`).
     JwtBearer(WorkloadGrant),
+    /// RFC 8628 section 3.4: a device polls with its device code (`device`).
+    DeviceCode(device::DeviceGrant),
 }
 
 /// What a workload grant presents: the external token (`subject_token` of a token exchange,
@@ -152,6 +156,10 @@ impl Grant {
                     targets: targets(params),
                     rule: params.get("rule").map(str::to_owned),
                 }),
+                GrantType::DeviceCode => Self::DeviceCode(device::DeviceGrant {
+                    device_code: secret("device_code"),
+                    targets: targets(params),
+                }),
                 GrantType::JwtBearer => Self::JwtBearer(WorkloadGrant {
                     token: secret("assertion"),
                     token_type: None,
@@ -172,6 +180,7 @@ impl Grant {
             Self::RefreshToken(_) => GrantType::RefreshToken,
             Self::TokenExchange(_) | Self::ServiceExchange(_) => GrantType::TokenExchange,
             Self::JwtBearer(_) => GrantType::JwtBearer,
+            Self::DeviceCode(_) => GrantType::DeviceCode,
         }
     }
 }
@@ -285,6 +294,11 @@ pub async fn issue(
             let authenticated = authenticate(svc, presented, origin).await?;
             let binding = bind(svc, &authenticated, proof, origin).await?;
             service_exchange::issue(svc, &authenticated, request, &binding, origin).await
+        }
+        Grant::DeviceCode(request) => {
+            let authenticated = authenticate_app(svc, presented, origin).await?;
+            let binding = bind(svc, &authenticated, proof, origin).await?;
+            device::issue(svc, &authenticated, request, &binding, origin).await
         }
         // The installation's endpoint cannot tell which tenant's rules to apply: the tenant
         // is named by the endpoint's path (`issue_for_tenant`), never guessed from the token.

@@ -15,7 +15,9 @@
 //! hold a rule core owns (grant, audience, scope and revocation decisions are core's).
 
 mod authorization_code;
+pub mod cli_session;
 mod client_credentials;
+pub mod device;
 pub mod introspect;
 pub mod issue;
 mod lookup;

@@ -15,7 +15,7 @@ use portcullis_store::{NewRevocation, RevocationKind};
 use super::lookup::{find_token, Found};
 use super::TokenQuery;
 use crate::audit::RequestOrigin;
-use crate::client_auth::authenticate;
+use crate::client_auth::authenticate_app;
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::form::Presented;
 use crate::oauth::OAuthService;
@@ -41,7 +41,9 @@ pub async fn revoke(
     presented: Presented,
     origin: &RequestOrigin,
 ) -> Result<Revocation, OAuthError> {
-    let authenticated = authenticate(svc, presented, origin).await?;
+    // RFC 7009 section 2.1: a public client (the CLI after device sign-in, a native app)
+    // identifies itself by its `client_id` alone and may revoke only its own tokens.
+    let authenticated = authenticate_app(svc, presented, origin).await?;
     let client = authenticated.client();
     let now = svc.clock.now();
     let v = match find_token(svc, &query, now).await? {

@@ -3399,3 +3399,6 @@ mod dpop;
 
 /// Mutual TLS (tenants' CA sets, a client's certificate subject): `conformance/mtls.rs`.
 mod mtls;
+/// Device sign-in (RFC 8628 device authorizations) and admin roles held by users:
+/// `conformance/device.rs`.
+mod device;

@@ -1,0 +1,256 @@
+// Not yet in `main.rs`: `approve` needs reqwest's `cookies` feature (or a hand-kept cookie jar)
+// in this crate's dev-dependencies. Written against the flow the server suite `device` runs.
+//! `portcullis login` and `portcullis logout` through the real binary (issue 18 item 7): the
+//! CLI starts device sign-in and prints the code, a browser-less form flow (an HTTP client
+//! keeping cookies, posting the `/device` forms) signs a person in and approves, the CLI saves
+//! its tokens (mode 0600) and admin commands use them without any admin token; a person
+//! without an admin role is refused; logout revokes at the server, so the refresh token stops
+//! working, and deletes the file.
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{command, Server};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Runs the CLI with `config_home` as `XDG_CONFIG_HOME` and no bootstrap token in reach.
+fn cli(server: &Server, config_home: &Path, args: &[&str]) -> Output {
+    let empty = config_home.join("no-data-dir");
+    command()
+        .args(args)
+        .args(["--url", &server.url, "--data-dir"])
+        .arg(&empty)
+        .env("XDG_CONFIG_HOME", config_home)
+        .output()
+        .expect("run cli")
+}
+
+/// Creates a user of the system tenant with [`PASSWORD`]; its id.
+fn user(server: &Server, dir: &Path, name: &str) -> String {
+    let file = dir.join(format!("{name}.password"));
+    std::fs::write(&file, PASSWORD).expect("password file");
+    let v = server.cli_json(&[
+        "users",
+        "create",
+        "--tenant",
+        "system",
+        "--username",
+        name,
+        "--password-file",
+        file.to_str().expect("utf-8"),
+    ]);
+    v["id"].as_str().expect("id").to_owned()
+}
+
+/// Starts `portcullis login`; the child and the user code it printed.
+fn start_login(server: &Server, config_home: &Path) -> (Child, String) {
+    let mut child = command()
+        .args(["login", "--url", &server.url])
+        .env("XDG_CONFIG_HOME", config_home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn login");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("utf-8 line");
+    let code = first
+        .split("enter the code ")
+        .nth(1)
+        .expect("the code is printed")
+        .trim()
+        .to_owned();
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (child, code)
+}
+
+fn wait(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "login did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for part in html.split("<input type=\"hidden\" name=\"").skip(1) {
+        let Some((name, rest)) = part.split_once('"') else {
+            continue;
+        };
+        if let Some((value, _)) = rest
+            .strip_prefix(" value=\"")
+            .and_then(|r| r.split_once('"'))
+        {
+            out.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    out
+}
+
+fn post(
+    b: &reqwest::blocking::Client,
+    url: String,
+    fields: Vec<(String, String)>,
+) -> (u16, String) {
+    let r = b
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded_pairs(&fields))
+        .send()
+        .expect("post");
+    (r.status().as_u16(), r.text().expect("body"))
+}
+
+fn serde_urlencoded_pairs(fields: &[(String, String)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The person's side: opens `/device`, enters the code, signs in, approves.
+fn approve(server: &Server, code: &str, login: &str) {
+    let b = reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("browser");
+    let page = b
+        .get(format!("{}/device", server.url))
+        .send()
+        .expect("get")
+        .text()
+        .expect("page");
+    let mut fields = hidden_fields(&page);
+    fields.push(("user_code".into(), code.into()));
+    let (s, page) = post(&b, format!("{}/device", server.url), fields);
+    assert_eq!(s, 200, "{page}");
+    let mut fields = hidden_fields(&page);
+    fields.push(("login".into(), login.into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let (s, page) = post(&b, format!("{}/device/sign-in", server.url), fields);
+    assert_eq!(s, 200, "{page}");
+    let mut fields = hidden_fields(&page);
+    fields.push(("decision".into(), "allow".into()));
+    let (s, page) = post(&b, format!("{}/device/decide", server.url), fields);
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("Device connected"), "{page}");
+}
+
+#[test]
+fn login_runs_admin_commands_with_the_users_role_and_logout_revokes() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), &[]);
+    let home = tempfile::tempdir().expect("config home");
+    let ops = user(&server, home.path(), "ops");
+    user(&server, home.path(), "viewer");
+    let out = server.cli(&[
+        "users",
+        "grant-role",
+        "--tenant",
+        "system",
+        &ops,
+        "--role",
+        "global_admin",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Without a sign-in or an admin token, admin commands say how to get a credential.
+    let out = cli(&server, home.path(), &["tenant", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("portcullis login"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (mut child, code) = start_login(&server, home.path());
+    approve(&server, &code, "ops");
+    let status = wait(&mut child);
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).expect("stderr");
+    }
+    assert!(status.success(), "login failed: {err}");
+
+    let file = home.path().join("portcullis").join("credentials.json");
+    let mode = std::fs::metadata(&file)
+        .expect("credentials")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "credentials file mode {mode:o}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
+    let refresh = saved["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
+
+    // An admin command with the sign-in alone (no bootstrap token, no PORTCULLIS_ADMIN_TOKEN).
+    let out = cli(&server, home.path(), &["tenant", "create", "fromcli"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&server, home.path(), &["tenant", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fromcli"));
+
+    // Logout revokes at the server and deletes the file.
+    let out = cli(&server, home.path(), &["logout"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!file.exists());
+    let r = crate::common::http()
+        .post(format!("{}/oauth2/token", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=refresh_token&client_id=portcullis-cli&refresh_token={}",
+            enc(&refresh)
+        ))
+        .send()
+        .expect("refresh");
+    assert_eq!(r.status().as_u16(), 400);
+    let v: serde_json::Value = r.json().expect("json");
+    assert_eq!(v["error"], "invalid_grant");
+    let out = cli(&server, home.path(), &["logout"]);
+    assert!(out.status.success());
+
+    // A person without an admin role signs in, and is refused (403) by every admin command.
+    let (mut child, code) = start_login(&server, home.path());
+    approve(&server, &code, "viewer");
+    assert!(wait(&mut child).success());
+    let out = cli(&server, home.path(), &["tenant", "list"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("403"), "{err}");
+    let _ = std::io::stdout().flush();
+}
