@@ -97,6 +97,9 @@ pub async fn ensure_cli_client(store: &dyn Store, clock: &dyn Clock) -> anyhow::
         backchannel_logout_session_required: false,
         require_pushed_requests: false,
         id_token_signed_response_alg: None,
+        require_dpop: false,
+        tls_subject: None,
+        certificate_bound_tokens: false,
     };
     match store.create_client(&client, None).await {
         Ok(()) => Ok(true),

@@ -16,8 +16,9 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_chain, audit_events, branding, ca_sets, clients, federation, oauth_policy,
-    resource_servers, signing_keys, tenants, tokens, user_roles, user_sessions, users, webhooks,
+    alerts, api_keys, audit_chain, audit_events, branding, ca_sets, clients, federation,
+    oauth_policy, resource_servers, signing_keys, tenants, tokens, user_roles, user_sessions,
+    users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a

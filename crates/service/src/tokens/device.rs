@@ -340,6 +340,7 @@ async fn issue_approved(
                         .as_ref()
                         .filter(|_| binds_refresh_tokens(client))
                         .map(|t| t.as_str().to_owned()),
+                    cert_x5t: binding.x5t_s256.as_ref().map(|t| t.as_str().to_owned()),
                 })
                 .await?,
         )

@@ -8,9 +8,7 @@ use portcullis_core::secret::Secret;
 
 use portcullis_core::confirmation::{Confirmation, Thumbprint};
 
-use super::{
-    authorization_code, client_credentials, device, refresh, service_exchange, workload,
-};
+use super::{authorization_code, client_credentials, device, refresh, service_exchange, workload};
 use crate::audit::RequestOrigin;
 use crate::client_auth::{authenticate, authenticate_app, AuthenticatedClient};
 use crate::oauth::dpop;

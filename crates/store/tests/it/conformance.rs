@@ -3397,8 +3397,8 @@ mod federation;
 /// DPoP (proof replay, a refresh family's bound key): `conformance/dpop.rs`.
 mod dpop;
 
-/// Mutual TLS (tenants' CA sets, a client's certificate subject): `conformance/mtls.rs`.
-mod mtls;
 /// Device sign-in (RFC 8628 device authorizations) and admin roles held by users:
 /// `conformance/device.rs`.
 mod device;
+/// Mutual TLS (tenants' CA sets, a client's certificate subject): `conformance/mtls.rs`.
+mod mtls;

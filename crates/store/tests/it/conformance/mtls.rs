@@ -54,6 +54,7 @@ fn mtls_client(id: &str) -> OAuthClient {
         backchannel_logout_session_required: false,
         require_pushed_requests: false,
         id_token_signed_response_alg: None,
+        require_dpop: false,
         tls_subject: Some(TlsSubjectRecord {
             kind: "tls_client_auth_san_uri".into(),
             value: "spiffe://acme.test/payments".into(),
