@@ -23,6 +23,8 @@ pub mod credential;
 pub mod detect;
 pub mod federation;
 pub mod forwarded;
+pub mod hygiene;
+pub mod lifetime;
 pub mod logout;
 pub mod metrics;
 pub mod oauth;
