@@ -1259,7 +1259,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 31] = [
+pub const IMPORT_TABLES: [(&str, &str); 32] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("signing_keys", "1 = 1"),
@@ -1304,17 +1304,21 @@ pub const IMPORT_TABLES: [(&str, &str); 31] = [
     // DPoP proof ids live for the proof window (minutes): not exported, like sessions, but an
     // import still refuses a database that holds any.
     ("dpop_proof_jtis", "1 = 1"),
+    // Tenants' credential lifetime policies (issue 19): an import must find none.
+    ("tenant_lifetime_policies", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and
 /// alerts: `alerts` is operational state about this installation's recent traffic (issue 19): not
 /// exported, and an import leaves it alone.
 /// `audit_chain_head` always holds its one row (position 0 in a new database).
-pub const NOT_IMPORT_CHECKED: [&str; 4] = [
+pub const NOT_IMPORT_CHECKED: [&str; 5] = [
     "_sqlx_migrations",
     "revocation_log_head",
     "alerts",
     "audit_chain_head",
+    // When trust rules and redirect URIs last matched: traffic history like `alerts`.
+    "admission_matches",
 ];
 
 /// Records written per multi-row `INSERT`: under SQLite's and PostgreSQL's bind limits for the

@@ -35,6 +35,7 @@ mod sql_clients;
 mod sql_dpop;
 mod sql_federation;
 mod sql_keys;
+mod sql_lifetime;
 mod sql_logout;
 mod sql_pushed;
 mod sql_revocations;
@@ -899,6 +900,28 @@ pub trait BrandingStore {
     async fn get_branding(&self, tenant: &TenantId) -> Result<Option<BrandingRecord>>;
 }
 
+/// Tenants' credential lifetime policies (`portcullis_core::lifetime` checks the values and
+/// decides compliance) and when trust rules and redirect URIs last matched (for the hygiene
+/// report).
+#[async_trait]
+pub trait LifetimeStore {
+    /// Creates or replaces the tenant's policy. Fails with [`StoreError::NotFound`] if the
+    /// tenant does not exist.
+    async fn put_lifetime_policy(&self, p: &LifetimePolicyRecord) -> Result<()>;
+    async fn get_lifetime_policy(&self, tenant: &TenantId) -> Result<Option<LifetimePolicyRecord>>;
+    /// Counts one match of `subject` (`kind` is `trust_rule` or `redirect_uri`) at `now`;
+    /// `last_matched_at` never moves backwards.
+    async fn record_admission_match(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Every recorded match of the tenant, by kind and subject.
+    async fn admission_matches(&self, tenant: &TenantId) -> Result<Vec<AdmissionMatch>>;
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -1005,6 +1028,7 @@ pub trait Store:
     + ConsentStore
     + LogoutStore
     + BrandingStore
+    + LifetimeStore
     + WebOriginStore
     + FederationStore
     + DpopStore

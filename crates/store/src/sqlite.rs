@@ -181,6 +181,7 @@ crate::sql_pushed::impl_pushed_request_store!(SqliteStore, SqliteRow);
 crate::sql_webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
 crate::sql_logout::impl_logout_store!(SqliteStore, SqliteRow);
 crate::sql_branding::impl_branding_store!(SqliteStore, SqliteRow);
+crate::sql_lifetime::impl_lifetime_store!(SqliteStore, SqliteRow);
 crate::sql_web_origins::impl_web_origin_store!(SqliteStore);
 crate::sql_federation::impl_federation_store!(SqliteStore, SqliteRow);
 crate::sql_dpop::impl_dpop_store!(SqliteStore);

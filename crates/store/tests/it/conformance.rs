@@ -3385,3 +3385,6 @@ mod federation;
 
 /// DPoP (proof replay, a refresh family's bound key): `conformance/dpop.rs`.
 mod dpop;
+
+/// Credential lifetime policies and admission-match counters: `conformance/lifetime.rs`.
+mod lifetime;
