@@ -61,6 +61,9 @@ pub enum TenantCommand {
     /// Show or set the tenant's sign-in page branding.
     #[command(subcommand)]
     Branding(BrandingCommand),
+    /// Show, set or enforce the tenant's credential lifetime policy (docs/hygiene.md).
+    #[command(subcommand)]
+    Policy(crate::lifecycle::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +272,10 @@ pub enum ClientCommand {
         /// Environment label embedded in the secret (default `live`).
         #[arg(long)]
         environment: Option<String>,
+        /// Lifetime of the client secret: a duration such as `90d` (default: the tenant's
+        /// lifetime policy's maximum, or no expiry).
+        #[arg(long, value_parser = parse_duration_secs)]
+        secret_expires_in: Option<u64>,
         /// Allow this client to call the introspection endpoint.
         #[arg(long)]
         introspection: bool,
@@ -336,6 +343,10 @@ pub enum ClientCommand {
         /// `24h`; `0` = at once; a bare number is seconds).
         #[arg(long, value_parser = parse_duration_secs)]
         overlap: Option<u64>,
+        /// Lifetime of the new secret: a duration such as `90d` (default: the tenant's
+        /// lifetime policy's maximum, or no expiry).
+        #[arg(long, value_parser = parse_duration_secs)]
+        secret_expires_in: Option<u64>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -521,6 +532,10 @@ pub(crate) fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) ->
             serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
         ),
         Output::Text => print!("{}", text(value)),
+        Output::Csv => {
+            eprintln!("note: --output csv is for `report hygiene`; printing text");
+            print!("{}", text(value));
+        }
     }
 }
 
@@ -608,6 +623,7 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Disable { id, remote } => set_tenant_status(&id, &remote, "disable").await?,
         TenantCommand::Enable { id, remote } => set_tenant_status(&id, &remote, "enable").await?,
         TenantCommand::Archive { id, remote } => set_tenant_status(&id, &remote, "archive").await?,
+        TenantCommand::Policy(cmd) => crate::lifecycle::policy(cmd).await?,
         TenantCommand::Branding(BrandingCommand::Show { id, remote }) => {
             fetch_and_print(
                 &remote,
@@ -1030,6 +1046,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             jwks_uri,
             access_token_ttl,
             environment,
+            secret_expires_in,
             introspection,
             remote,
         } => {
@@ -1055,6 +1072,9 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             }
             if let Some(t) = access_token_ttl {
                 body["access_token_ttl_secs"] = json!(t);
+            }
+            if let Some(t) = secret_expires_in {
+                body["secret_expires_in_secs"] = json!(t);
             }
             if let Some(j) = jwks {
                 body["jwks"] = j;
@@ -1177,11 +1197,15 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             tenant,
             id,
             overlap,
+            secret_expires_in,
             remote,
         } => {
             let mut body = json!({});
             if let Some(o) = overlap {
                 body["overlap_secs"] = json!(o);
+            }
+            if let Some(t) = secret_expires_in {
+                body["secret_expires_in_secs"] = json!(t);
             }
             fetch_and_print(&remote, Method::POST,
                     &format!(

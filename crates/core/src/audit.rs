@@ -169,6 +169,8 @@ actions! {
     TenantArchive => "tenant.archive",
     /// A tenant's sign-in page branding was set or cleared.
     TenantBrandingUpdate => "tenant.branding_update",
+    /// A tenant's credential lifetime policy was set.
+    TenantLifetimePolicyUpdate => "tenant.lifetime_policy_update",
     /// A password sign-in on the sign-in page (success, or failure with a reason).
     UserSignIn => "user.sign_in",
     /// A sign-in attempt refused without checking the password (too many recent failures).
@@ -502,6 +504,10 @@ mod tests {
         let pinned = [
             (Action::AdminAuthenticate, "admin.authenticate"),
             (Action::TenantBrandingUpdate, "tenant.branding_update"),
+            (
+                Action::TenantLifetimePolicyUpdate,
+                "tenant.lifetime_policy_update",
+            ),
             (Action::UserSignIn, "user.sign_in"),
             (Action::UserSignInThrottled, "user.sign_in.throttled"),
             (

@@ -23,6 +23,7 @@ pub mod detect;
 pub mod fault;
 pub mod federation;
 pub mod kek;
+pub mod lifecycle;
 pub mod keys;
 pub mod login;
 pub mod logout;

@@ -67,7 +67,8 @@ pub const FORMAT: &str = "portcullis-export";
 /// Pushed requests themselves live a minute and are never exported. The audit chain's
 /// checkpoints are history like the audit log, and DPoP proof ids live for the proof window:
 /// neither is exported, and an import must find both empty.
-pub const FORMAT_VERSION: u32 = 4;
+/// Version 5: tenants' credential lifetime policies (older files: none).
+pub const FORMAT_VERSION: u32 = 5;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +115,8 @@ pub enum Record {
     WebhookEndpoint(crate::WebhookEndpointRecord),
     /// A tenant's sign-in page branding.
     Branding(crate::BrandingRecord),
+    /// A tenant's credential lifetime policy (client secrets, mode for existing credentials).
+    LifetimePolicy(crate::LifetimePolicyRecord),
     TrustedIssuer(TrustedIssuerRecord),
     /// After its issuer.
     TrustRule(TrustRuleRecord),
@@ -140,6 +143,7 @@ impl Record {
             Self::Consent(_) => "consent",
             Self::WebhookEndpoint(_) => "webhook_endpoint",
             Self::Branding(_) => "branding",
+            Self::LifetimePolicy(_) => "lifetime_policy",
             Self::TrustedIssuer(_) => "trusted_issuer",
             Self::TrustRule(_) => "trust_rule",
             Self::SubjectJti(_) => "subject_jti",
@@ -531,6 +535,13 @@ enum Line {
         accent_colour: Option<String>,
         updated_at: i64,
     },
+    LifetimePolicy {
+        tenant_id: String,
+        client_secret_max_age_secs: Option<i64>,
+        client_secret_expiry_required: bool,
+        existing: String,
+        updated_at: i64,
+    },
     TrustedIssuer {
         tenant_id: String,
         issuer: String,
@@ -828,6 +839,13 @@ impl From<Record> for Line {
                 logo_url: b.logo_url,
                 accent_colour: b.accent_colour,
                 updated_at: ms(b.updated_at),
+            },
+            Record::LifetimePolicy(p) => Line::LifetimePolicy {
+                tenant_id: p.tenant.as_str().to_owned(),
+                client_secret_max_age_secs: p.client_secret_max_age_secs,
+                client_secret_expiry_required: p.client_secret_expiry_required,
+                existing: p.existing,
+                updated_at: ms(p.updated_at),
             },
             Record::TrustedIssuer(i) => Line::TrustedIssuer {
                 tenant_id: i.tenant.as_str().to_owned(),
@@ -1184,6 +1202,19 @@ impl Line {
                 display_name,
                 logo_url,
                 accent_colour,
+                updated_at: at(updated_at),
+            }),
+            Line::LifetimePolicy {
+                tenant_id,
+                client_secret_max_age_secs,
+                client_secret_expiry_required,
+                existing,
+                updated_at,
+            } => Record::LifetimePolicy(crate::LifetimePolicyRecord {
+                tenant: tenant(&tenant_id)?,
+                client_secret_max_age_secs,
+                client_secret_expiry_required,
+                existing,
                 updated_at: at(updated_at),
             }),
             Line::TrustedIssuer {
@@ -1652,6 +1683,24 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::LifetimePolicy(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO tenant_lifetime_policies (tenant_id, \
+                         client_secret_max_age_secs, client_secret_expiry_required, existing, \
+                         updated_at) ",
+                    );
+                    q.push_values(
+                        each!(LifetimePolicy),
+                        |mut b, r: &$crate::LifetimePolicyRecord| {
+                            b.push_bind(r.tenant.as_str().to_owned())
+                                .push_bind(r.client_secret_max_age_secs)
+                                .push_bind(i64::from(r.client_secret_expiry_required))
+                                .push_bind(r.existing.clone())
+                                .push_bind(r.updated_at.as_millis());
+                        },
+                    );
+                    q
+                }
             };
             q.build()
                 .execute(&mut **tx)
@@ -1761,6 +1810,11 @@ macro_rules! impl_transfer {
                     "SELECT t.*, t.tenant_id AS k FROM tenant_branding t",
                     String,
                     |r| branding_from_row(r).map(Record::Branding)
+                );
+                table!(
+                    "SELECT t.*, t.tenant_id AS k FROM tenant_lifetime_policies t",
+                    String,
+                    |r| lifetime_policy_from_row(r).map(Record::LifetimePolicy)
                 );
                 table!(
                     "SELECT t.*, t.tenant_id || ' ' || t.issuer AS k FROM trusted_issuers t",

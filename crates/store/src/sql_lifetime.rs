@@ -6,6 +6,17 @@
 
 macro_rules! impl_lifetime_store {
     ($store:ty, $row:ty) => {
+        fn lifetime_policy_from_row(row: &$row) -> Result<$crate::LifetimePolicyRecord> {
+            let required: i64 = row.try_get("client_secret_expiry_required")?;
+            Ok($crate::LifetimePolicyRecord {
+                tenant: tenant_id(row.try_get("tenant_id")?)?,
+                client_secret_max_age_secs: row.try_get("client_secret_max_age_secs")?,
+                client_secret_expiry_required: required == 1,
+                existing: row.try_get("existing")?,
+                updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
+            })
+        }
+
         #[async_trait::async_trait]
         impl $crate::LifetimeStore for $store {
             async fn put_lifetime_policy(&self, p: &$crate::LifetimePolicyRecord) -> Result<()> {
@@ -33,22 +44,13 @@ macro_rules! impl_lifetime_store {
                 &self,
                 tenant: &TenantId,
             ) -> Result<Option<$crate::LifetimePolicyRecord>> {
-                let Some(row) =
-                    sqlx::query("SELECT * FROM tenant_lifetime_policies WHERE tenant_id = $1")
-                        .bind(tenant.as_str())
-                        .fetch_optional(&self.pool)
-                        .await?
-                else {
-                    return Ok(None);
-                };
-                let required: i64 = row.try_get("client_secret_expiry_required")?;
-                Ok(Some($crate::LifetimePolicyRecord {
-                    tenant: tenant_id(row.try_get("tenant_id")?)?,
-                    client_secret_max_age_secs: row.try_get("client_secret_max_age_secs")?,
-                    client_secret_expiry_required: required == 1,
-                    existing: row.try_get("existing")?,
-                    updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
-                }))
+                sqlx::query("SELECT * FROM tenant_lifetime_policies WHERE tenant_id = $1")
+                    .bind(tenant.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(lifetime_policy_from_row)
+                    .transpose()
             }
 
             async fn record_admission_match(

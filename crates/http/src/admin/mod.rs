@@ -19,6 +19,7 @@ pub mod auth;
 mod branding;
 mod clients;
 mod federation;
+mod lifecycle;
 pub mod openapi;
 mod resource_servers;
 mod signing_keys;
@@ -132,6 +133,34 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageClients,
             routing::put(branding::put_branding),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/lifetime-policy",
+            Tenant,
+            ReadTenant,
+            routing::get(lifecycle::show_policy),
+        ),
+        r(
+            Method::PUT,
+            "/tenants/{tenant}/lifetime-policy",
+            Global,
+            ManageApiKeyPolicy,
+            routing::put(lifecycle::put_policy),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/lifetime-policy/enforce",
+            Global,
+            ManageApiKeyPolicy,
+            routing::post(lifecycle::enforce),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/hygiene-report",
+            Tenant,
+            ReadAudit,
+            routing::get(lifecycle::hygiene_report),
         ),
         r(
             Method::POST,

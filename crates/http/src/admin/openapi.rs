@@ -16,7 +16,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_chain, audit_events, branding, clients, federation, resource_servers,
+    alerts, api_keys, audit_chain, audit_events, branding, clients, federation, lifecycle,
+    resource_servers,
     signing_keys, tenants, tokens, user_sessions, users, webhooks,
 };
 
@@ -144,6 +145,10 @@ pub fn outcome() -> ObjectBuilder {
         tenants::archive,
         branding::show_branding,
         branding::put_branding,
+        lifecycle::show_policy,
+        lifecycle::put_policy,
+        lifecycle::enforce,
+        lifecycle::hygiene_report,
         tokens::create,
         tokens::list,
         tokens::revoke,

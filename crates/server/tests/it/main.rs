@@ -8,6 +8,7 @@ mod alerts;
 mod api_keys;
 mod app_clients;
 mod assembly;
+mod lifecycle_admin;
 mod common;
 mod log_follower;
 mod logout;

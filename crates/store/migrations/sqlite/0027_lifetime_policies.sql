@@ -11,9 +11,9 @@ CREATE TABLE tenant_lifetime_policies (
 );
 
 -- When something that admits a caller last matched: a trust rule (`trust_rule`, subject = rule
--- id) or a registered redirect URI (`redirect_uri`, subject = client id, space, URI). Written
--- at most once per granularity window per subject; read by the hygiene report ("never
--- matched"). Operational history like `alerts`: not exported.
+-- id, on each workload exchange it admits) or a redirect URI (`redirect_uri`, subject = client
+-- id, space, URI, on each code redemption). Read by the hygiene report ("never matched").
+-- Operational history like `alerts`: not exported.
 CREATE TABLE admission_matches (
     tenant_id       TEXT NOT NULL REFERENCES tenants (id),
     kind            TEXT NOT NULL CHECK (kind IN ('trust_rule', 'redirect_uri')),

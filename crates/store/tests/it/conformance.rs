@@ -2599,6 +2599,15 @@ mod cases {
         })
         .await
         .expect("branding");
+        s.put_lifetime_policy(&LifetimePolicyRecord {
+            tenant: tid("acme"),
+            client_secret_max_age_secs: Some(86_400),
+            client_secret_expiry_required: true,
+            existing: "report".into(),
+            updated_at: at(4),
+        })
+        .await
+        .expect("lifetime policy");
         let mut retired = key("k_old", KeyState::Retired);
         retired.retired_at = Some(at(20));
         s.insert_signing_key(&retired).await.expect("retired key");
@@ -2789,6 +2798,7 @@ mod cases {
             "assertion_jti",
             "user",
             "branding",
+            "lifetime_policy",
         ] {
             assert!(
                 records.iter().any(|r| r.kind() == kind),
