@@ -63,7 +63,48 @@ pub enum TenantCommand {
     Branding(BrandingCommand),
     /// Show, set or enforce the tenant's credential lifetime policy (docs/hygiene.md).
     #[command(subcommand)]
-    Policy(crate::lifecycle::PolicyCommand),
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the tenant's lifetime policy (API keys and client secrets).
+    Show {
+        /// Tenant id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Set the policy (global administrators). Client-secret settings and --existing replace
+    /// the stored ones; API key settings left out are kept.
+    Set {
+        /// Tenant id.
+        id: String,
+        /// Longest lifetime of an API key: a duration (`365d`) or `none`.
+        #[arg(long)]
+        api_key_max_lifetime: Option<String>,
+        /// Whether every API key must expire.
+        #[arg(long)]
+        api_key_expiry_required: Option<bool>,
+        /// Longest a client secret may live: a duration (`180d`) or `none` (the default).
+        #[arg(long)]
+        client_secret_max_age: Option<String>,
+        /// Every client secret must expire.
+        #[arg(long)]
+        client_secret_expiry_required: bool,
+        /// Existing non-compliant credentials: ignore (default), report or disable.
+        #[arg(long)]
+        existing: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List credentials that break the policy; with mode `disable`, disable those API keys.
+    Enforce {
+        /// Tenant id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -623,7 +664,7 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Disable { id, remote } => set_tenant_status(&id, &remote, "disable").await?,
         TenantCommand::Enable { id, remote } => set_tenant_status(&id, &remote, "enable").await?,
         TenantCommand::Archive { id, remote } => set_tenant_status(&id, &remote, "archive").await?,
-        TenantCommand::Policy(cmd) => crate::lifecycle::policy(cmd).await?,
+        TenantCommand::Policy(cmd) => policy(cmd).await?,
         TenantCommand::Branding(BrandingCommand::Show { id, remote }) => {
             fetch_and_print(
                 &remote,
@@ -657,6 +698,89 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             .await?;
         }
     }
+    Ok(())
+}
+
+fn policy_text(v: &Value) -> String {
+    let mut out = String::new();
+    for k in [
+        "api_key_max_lifetime",
+        "api_key_expiry_required",
+        "client_secret_max_age",
+        "client_secret_expiry_required",
+        "existing",
+        "updated_at",
+    ] {
+        let value = match &v[k] {
+            Value::Bool(b) => b.to_string(),
+            other => other.as_str().unwrap_or("-").to_owned(),
+        };
+        out.push_str(&format!("{k}: {value}\n"));
+    }
+    out
+}
+
+fn enforce_text(v: &Value) -> String {
+    let mut out = format!("existing: {}\n", field(v, "existing"));
+    out.push_str(&table(
+        &v["non_compliant"],
+        &["kind", "id", "label", "violation"],
+    ));
+    let disabled: Vec<&str> = v["disabled"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    out.push_str(&format!("disabled: {}\n", disabled.len()));
+    for id in disabled {
+        out.push_str(&format!("  {id}\n"));
+    }
+    out
+}
+
+async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
+    let (remote, method, path, body, text): (_, _, _, _, fn(&Value) -> String) = match cmd {
+        PolicyCommand::Show { id, remote } => (
+            remote,
+            Method::GET,
+            format!("/tenants/{}/lifetime-policy", seg(&id)),
+            None,
+            policy_text,
+        ),
+        PolicyCommand::Set {
+            id,
+            api_key_max_lifetime,
+            api_key_expiry_required,
+            client_secret_max_age,
+            client_secret_expiry_required,
+            existing,
+            remote,
+        } => (
+            remote,
+            Method::PUT,
+            format!("/tenants/{}/lifetime-policy", seg(&id)),
+            Some(json!({
+                "api_key_max_lifetime": api_key_max_lifetime,
+                "api_key_expiry_required": api_key_expiry_required,
+                "client_secret_max_age": client_secret_max_age,
+                "client_secret_expiry_required": client_secret_expiry_required,
+                "existing": existing,
+            })),
+            policy_text,
+        ),
+        PolicyCommand::Enforce { id, remote } => (
+            remote,
+            Method::POST,
+            format!("/tenants/{}/lifetime-policy/enforce", seg(&id)),
+            None,
+            enforce_text,
+        ),
+    };
+    let v = AdminClient::new(&remote)?
+        .call(method, &path, &[], body)
+        .await?;
+    print(&remote, &v, text);
     Ok(())
 }
 

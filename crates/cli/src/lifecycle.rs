@@ -1,56 +1,14 @@
-//! `portcullis tenant policy show|set|enforce` (a tenant's credential lifetime policy) and
-//! `portcullis report hygiene` (the credential hygiene report, as a table, JSON or CSV), each
-//! one admin API call (docs/hygiene.md). This module only maps arguments to the call and
-//! prints; the server decides.
+//! `portcullis report hygiene`: the credential hygiene report, as a table, JSON or CSV, from one
+//! admin API call (docs/hygiene.md; `tenant policy` is in `commands`). This module only maps
+//! arguments to the call and prints; the server decides.
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::client::AdminClient;
-use crate::commands::{field, print, seg, table};
+use crate::commands::{field, print, seg};
 use crate::{Output, Remote};
-
-#[derive(Debug, Subcommand)]
-pub enum PolicyCommand {
-    /// Show the tenant's lifetime policy (API keys and client secrets).
-    Show {
-        /// Tenant id.
-        id: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Set the policy (global administrators). Client-secret settings and --existing replace
-    /// the stored ones; API key settings left out are kept.
-    Set {
-        /// Tenant id.
-        id: String,
-        /// Longest lifetime of an API key: a duration (`365d`) or `none`.
-        #[arg(long)]
-        api_key_max_lifetime: Option<String>,
-        /// Whether every API key must expire.
-        #[arg(long)]
-        api_key_expiry_required: Option<bool>,
-        /// Longest a client secret may live: a duration (`180d`) or `none` (the default).
-        #[arg(long)]
-        client_secret_max_age: Option<String>,
-        /// Every client secret must expire.
-        #[arg(long)]
-        client_secret_expiry_required: bool,
-        /// Existing non-compliant credentials: ignore (default), report or disable.
-        #[arg(long)]
-        existing: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// List credentials that break the policy; with mode `disable`, disable those API keys.
-    Enforce {
-        /// Tenant id.
-        id: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-}
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
@@ -72,86 +30,6 @@ pub enum ReportCommand {
         #[command(flatten)]
         remote: Remote,
     },
-}
-
-fn policy_text(v: &Value) -> String {
-    let mut out = String::new();
-    for k in [
-        "api_key_max_lifetime",
-        "api_key_expiry_required",
-        "client_secret_max_age",
-        "client_secret_expiry_required",
-        "existing",
-        "updated_at",
-    ] {
-        let value = match &v[k] {
-            Value::Bool(b) => b.to_string(),
-            other => other.as_str().unwrap_or("-").to_owned(),
-        };
-        out.push_str(&format!("{k}: {value}\n"));
-    }
-    out
-}
-
-fn enforce_text(v: &Value) -> String {
-    let mut out = format!("existing: {}\n", field(v, "existing"));
-    out.push_str(&table(&v["non_compliant"], &["kind", "id", "label", "violation"]));
-    let disabled: Vec<&str> = v["disabled"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    out.push_str(&format!("disabled: {}\n", disabled.len()));
-    for id in disabled {
-        out.push_str(&format!("  {id}\n"));
-    }
-    out
-}
-
-pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
-    let (remote, method, path, body, text): (_, _, _, _, fn(&Value) -> String) = match cmd {
-        PolicyCommand::Show { id, remote } => (
-            remote,
-            Method::GET,
-            format!("/tenants/{}/lifetime-policy", seg(&id)),
-            None,
-            policy_text,
-        ),
-        PolicyCommand::Set {
-            id,
-            api_key_max_lifetime,
-            api_key_expiry_required,
-            client_secret_max_age,
-            client_secret_expiry_required,
-            existing,
-            remote,
-        } => (
-            remote,
-            Method::PUT,
-            format!("/tenants/{}/lifetime-policy", seg(&id)),
-            Some(json!({
-                "api_key_max_lifetime": api_key_max_lifetime,
-                "api_key_expiry_required": api_key_expiry_required,
-                "client_secret_max_age": client_secret_max_age,
-                "client_secret_expiry_required": client_secret_expiry_required,
-                "existing": existing,
-            })),
-            policy_text,
-        ),
-        PolicyCommand::Enforce { id, remote } => (
-            remote,
-            Method::POST,
-            format!("/tenants/{}/lifetime-policy/enforce", seg(&id)),
-            None,
-            enforce_text,
-        ),
-    };
-    let v = AdminClient::new(&remote)?
-        .call(method, &path, &[], body)
-        .await?;
-    print(&remote, &v, text);
-    Ok(())
 }
 
 const FINDING_COLUMNS: [&str; 6] = [
@@ -261,6 +139,7 @@ pub async fn report(cmd: ReportCommand) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn csv_quotes_what_needs_quoting() {

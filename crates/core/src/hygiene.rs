@@ -202,7 +202,9 @@ fn match_kind_str(k: MatchKind) -> &'static str {
 }
 
 fn days(from: Timestamp, to: Timestamp) -> i64 {
-    to.as_millis().saturating_sub(from.as_millis()).div_euclid(86_400_000)
+    to.as_millis()
+        .saturating_sub(from.as_millis())
+        .div_euclid(86_400_000)
 }
 
 /// The network an address belongs to for "used from more than one network": an IPv4 /24 or an
@@ -289,11 +291,11 @@ pub fn report(facts: &HygieneFacts, settings: &HygieneSettings, now: Timestamp) 
                 CredentialKind::ApiKey => {
                     api_key_violation(&facts.api_key_policy, c.created_at, c.expires_at, now)
                 }
-                CredentialKind::ClientSecret => facts.lifetime_policy.client_secret_violation(
-                    c.created_at,
-                    c.expires_at,
-                    now,
-                ),
+                CredentialKind::ClientSecret => {
+                    facts
+                        .lifetime_policy
+                        .client_secret_violation(c.created_at, c.expires_at, now)
+                }
                 CredentialKind::AdminCredential | CredentialKind::ServiceCredential => None,
             };
             if let Some(v) = violation {
@@ -349,7 +351,12 @@ pub fn report(facts: &HygieneFacts, settings: &HygieneSettings, now: Timestamp) 
         (a.finding, a.subject_kind, &a.subject).cmp(&(b.finding, b.subject_kind, &b.subject))
     });
     // Oldest first; unknown ages last.
-    inventory.sort_by_key(|i| (std::cmp::Reverse(i.age_days.unwrap_or(-1)), i.subject.clone()));
+    inventory.sort_by_key(|i| {
+        (
+            std::cmp::Reverse(i.age_days.unwrap_or(-1)),
+            i.subject.clone(),
+        )
+    });
     HygieneReport {
         findings,
         inventory,
@@ -380,7 +387,10 @@ mod tests {
             created_at: ago(30),
             expires_at: Some(ago(-30)),
             last_used_at: Some(ago(1)),
-            used_from: Some(vec!["10.0.0.1".parse().unwrap(), "10.0.0.9".parse().unwrap()]),
+            used_from: Some(vec![
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.9".parse().unwrap(),
+            ]),
             granted_scopes: Some(vec!["a".into(), "b".into()]),
             used_scopes: Some(vec!["b".into(), "a".into()]),
         }
@@ -465,8 +475,15 @@ mod tests {
         assert_eq!(kinds(&r, "old"), vec![FindingKind::NotRotated]);
         assert_eq!(kinds(&r, "roaming"), vec![FindingKind::ManyNetworks]);
         assert_eq!(kinds(&r, "broad"), vec![FindingKind::BroadScopes]);
-        assert!(r.findings.iter().any(|f| f.detail.contains("unused in the window: b")));
-        assert_eq!(kinds(&r, "unrecorded"), vec![], "no finding from missing data");
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.detail.contains("unused in the window: b")));
+        assert_eq!(
+            kinds(&r, "unrecorded"),
+            vec![],
+            "no finding from missing data"
+        );
     }
 
     #[test]
@@ -486,13 +503,21 @@ mod tests {
             },
             ..HygieneFacts::default()
         };
-        let r = report(&facts(ExistingMode::Report), &HygieneSettings::default(), now());
+        let r = report(
+            &facts(ExistingMode::Report),
+            &HygieneSettings::default(),
+            now(),
+        );
         assert_eq!(kinds(&r, "long"), vec![FindingKind::PolicyViolation]);
         assert_eq!(
             kinds(&r, "secret"),
             vec![FindingKind::NoExpiry, FindingKind::PolicyViolation]
         );
-        let r = report(&facts(ExistingMode::Ignore), &HygieneSettings::default(), now());
+        let r = report(
+            &facts(ExistingMode::Ignore),
+            &HygieneSettings::default(),
+            now(),
+        );
         assert_eq!(kinds(&r, "long"), vec![]);
     }
 
@@ -541,13 +566,21 @@ mod tests {
                 m(MatchKind::TrustRule, "new-rule", ago(1), None),
                 m(MatchKind::TrustRule, "live-rule", ago(100), Some(ago(2))),
                 m(MatchKind::RedirectUri, "cl_x https://a/cb", ago(100), None),
-                m(MatchKind::RedirectUri, "cl_x https://b/cb", ago(100), Some(ago(1))),
+                m(
+                    MatchKind::RedirectUri,
+                    "cl_x https://b/cb",
+                    ago(100),
+                    Some(ago(1)),
+                ),
             ],
             ..HygieneFacts::default()
         };
         let r = report(&facts, &HygieneSettings::default(), now());
         assert_eq!(kinds(&r, "dead-rule"), vec![FindingKind::NeverMatched]);
-        assert_eq!(kinds(&r, "cl_x https://a/cb"), vec![FindingKind::NeverMatched]);
+        assert_eq!(
+            kinds(&r, "cl_x https://a/cb"),
+            vec![FindingKind::NeverMatched]
+        );
         for quiet in ["new-rule", "live-rule", "cl_x https://b/cb"] {
             assert_eq!(kinds(&r, quiet), vec![], "{quiet}");
         }
@@ -556,7 +589,10 @@ mod tests {
     #[test]
     fn networks_group_nearby_addresses() {
         assert_eq!(network_of("10.1.2.3".parse().unwrap()), "10.1.2.0/24");
-        assert_eq!(network_of("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.0/24");
+        assert_eq!(
+            network_of("::ffff:10.1.2.3".parse().unwrap()),
+            "10.1.2.0/24"
+        );
         assert_eq!(
             network_of("2001:db8:1:2::5".parse().unwrap()),
             "2001:db8:1::/48"

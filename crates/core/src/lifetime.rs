@@ -107,7 +107,9 @@ fn judge(
     now: Timestamp,
 ) -> Option<Violation> {
     match (expires_at, max_secs) {
-        (None, Some(max)) if now.as_millis().saturating_sub(created_at.as_millis()) > millis(max) => {
+        (None, Some(max))
+            if now.as_millis().saturating_sub(created_at.as_millis()) > millis(max) =>
+        {
             Some(Violation::OlderThanMaximum)
         }
         (None, _) if expiry_required || max_secs.is_some() => Some(Violation::NoExpiry),

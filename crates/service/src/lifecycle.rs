@@ -70,7 +70,10 @@ fn api_key_usable(k: &ApiKeyRecord, now: Timestamp) -> bool {
         && k.rotation_overlap_ends_at.is_none_or(|t| t > now)
 }
 
-async fn all_api_keys(store: &dyn Store, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+async fn all_api_keys(
+    store: &dyn Store,
+    tenant: &TenantId,
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
     let mut page = PageRequest::first(MAX_PAGE_LIMIT);
     let mut out = Vec::new();
     loop {
@@ -233,7 +236,13 @@ pub async fn hygiene_facts(
             expires_at: k.expires_at,
             last_used_at: k.last_used_at,
             used_from: None,
-            granted_scopes: Some(k.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+            granted_scopes: Some(
+                k.scopes
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
             used_scopes: None,
             id: k.id,
         });

@@ -456,7 +456,9 @@ pub async fn create(
     let secret_expires_at = if has_secret {
         secret_expiry(&state, &admin, body.secret_expires_in_secs, now).await?
     } else if body.secret_expires_in_secs.is_some() {
-        return Err(bad("secret_expires_in_secs is only for clients with a secret"));
+        return Err(bad(
+            "secret_expires_in_secs is only for clients with a secret",
+        ));
     } else {
         None
     };

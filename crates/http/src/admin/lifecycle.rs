@@ -40,9 +40,15 @@ fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_request(e.to_string())
 }
 
+/// A duration in the largest whole unit (`90d`, `36h`, `90s`), which the `PUT` reads back.
 fn text(secs: Option<u64>, none_word: &str) -> String {
-    secs.map(|s| humantime::format_duration(Duration::from_secs(s)).to_string())
-        .unwrap_or_else(|| none_word.to_owned())
+    match secs {
+        None => none_word.to_owned(),
+        Some(s) if s % DAY == 0 => format!("{}d", s / DAY),
+        Some(s) if s % 3600 == 0 => format!("{}h", s / 3600),
+        Some(s) if s % 60 == 0 => format!("{}m", s / 60),
+        Some(s) => format!("{s}s"),
+    }
 }
 
 /// A duration such as `90d`, or `none`.
@@ -134,8 +140,9 @@ pub async fn put_policy(
     let tenant = TenantId::parse(&tenant).map_err(bad)?;
     let existing = match body.existing.as_deref() {
         None => ExistingMode::Ignore,
-        Some(m) => ExistingMode::parse(m)
-            .ok_or_else(|| bad("existing is ignore, report or disable"))?,
+        Some(m) => {
+            ExistingMode::parse(m).ok_or_else(|| bad("existing is ignore, report or disable"))?
+        }
     };
     let policy = LifetimePolicy {
         client_secret_max_age_secs: match body.client_secret_max_age.as_deref() {
@@ -152,7 +159,8 @@ pub async fn put_policy(
         return Err(ApiError::not_found());
     }
     let mut keys = lifecycle::api_key_policy(store, &tenant).await?;
-    let keys_changed = body.api_key_max_lifetime.is_some() || body.api_key_expiry_required.is_some();
+    let keys_changed =
+        body.api_key_max_lifetime.is_some() || body.api_key_expiry_required.is_some();
     if let Some(m) = body.api_key_max_lifetime.as_deref() {
         keys.max_ttl_secs = parse_max("api_key_max_lifetime", m)?;
     }
@@ -165,7 +173,9 @@ pub async fn put_policy(
         keys.default_ttl_secs = match (keys.default_ttl_secs, keys.max_ttl_secs) {
             (Some(d), Some(m)) => Some(d.min(m)),
             (None, Some(m)) => Some(m),
-            (None, None) if !keys.allow_never => Some(ExpiryPolicy::default().default_ttl_secs.unwrap_or(90 * DAY)),
+            (None, None) if !keys.allow_never => {
+                Some(ExpiryPolicy::default().default_ttl_secs.unwrap_or(90 * DAY))
+            }
             (d, None) => d,
         };
         keys = keys.validate().map_err(bad)?;

@@ -17,8 +17,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
     alerts, api_keys, audit_chain, audit_events, branding, clients, federation, lifecycle,
-    resource_servers,
-    signing_keys, tenants, tokens, user_sessions, users, webhooks,
+    resource_servers, signing_keys, tenants, tokens, user_sessions, users, webhooks,
 };
 
 /// Every error answer of the admin API: a standard code and, for validation failures only, a

@@ -23,7 +23,10 @@ async fn lifetime_policies_are_stored_replaced_and_refused_for_an_unknown_tenant
     s: Arc<dyn Store>,
 ) {
     tenants(&s, &["acme", "globex"]).await;
-    assert_eq!(s.get_lifetime_policy(&tid("acme")).await.expect("get"), None);
+    assert_eq!(
+        s.get_lifetime_policy(&tid("acme")).await.expect("get"),
+        None
+    );
     s.put_lifetime_policy(&policy("acme", Some(86_400), "report", 10))
         .await
         .expect("put");
@@ -33,9 +36,13 @@ async fn lifetime_policies_are_stored_replaced_and_refused_for_an_unknown_tenant
         s.get_lifetime_policy(&tid("acme")).await.expect("get"),
         Some(replaced)
     );
-    assert_eq!(s.get_lifetime_policy(&tid("globex")).await.expect("get"), None);
+    assert_eq!(
+        s.get_lifetime_policy(&tid("globex")).await.expect("get"),
+        None
+    );
     assert!(matches!(
-        s.put_lifetime_policy(&policy("nope", None, "ignore", 1)).await,
+        s.put_lifetime_policy(&policy("nope", None, "ignore", 1))
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -70,5 +77,8 @@ async fn admission_matches_count_and_never_move_backwards(s: Arc<dyn Store>) {
             },
         ]
     );
-    assert_eq!(s.admission_matches(&tid("globex")).await.expect("list"), vec![]);
+    assert_eq!(
+        s.admission_matches(&tid("globex")).await.expect("list"),
+        vec![]
+    );
 }
