@@ -388,8 +388,8 @@ mod tests {
             expires_at: Some(ago(-30)),
             last_used_at: Some(ago(1)),
             used_from: Some(vec![
-                "10.0.0.1".parse().unwrap(),
-                "10.0.0.9".parse().unwrap(),
+                "10.0.0.1".parse().expect("address"),
+                "10.0.0.9".parse().expect("address"),
             ]),
             granted_scopes: Some(vec!["a".into(), "b".into()]),
             used_scopes: Some(vec!["b".into(), "a".into()]),
@@ -450,8 +450,8 @@ mod tests {
         old.created_at = ago(366);
         let mut roaming = healthy(CredentialKind::ApiKey, "roaming");
         roaming.used_from = Some(vec![
-            "10.0.0.1".parse().unwrap(),
-            "192.0.2.7".parse().unwrap(),
+            "10.0.0.1".parse().expect("address"),
+            "192.0.2.7".parse().expect("address"),
         ]);
         let mut broad = healthy(CredentialKind::ApiKey, "broad");
         broad.used_scopes = Some(vec!["a".into()]);
@@ -588,13 +588,16 @@ mod tests {
 
     #[test]
     fn networks_group_nearby_addresses() {
-        assert_eq!(network_of("10.1.2.3".parse().unwrap()), "10.1.2.0/24");
         assert_eq!(
-            network_of("::ffff:10.1.2.3".parse().unwrap()),
+            network_of("10.1.2.3".parse().expect("address")),
             "10.1.2.0/24"
         );
         assert_eq!(
-            network_of("2001:db8:1:2::5".parse().unwrap()),
+            network_of("::ffff:10.1.2.3".parse().expect("address")),
+            "10.1.2.0/24"
+        );
+        assert_eq!(
+            network_of("2001:db8:1:2::5".parse().expect("address")),
             "2001:db8:1::/48"
         );
     }

@@ -217,7 +217,7 @@ mod tests {
         );
         let err = p
             .client_secret_expiry(Some(Duration::from_secs(91 * DAY)), t(0))
-            .unwrap_err();
+            .expect_err("refused");
         assert_eq!(err, LifetimeError::SecretTooOld(90 * DAY));
         assert!(err.to_string().contains("client_secret_max_age"));
         assert_eq!(
@@ -232,7 +232,7 @@ mod tests {
             client_secret_expiry_required: true,
             ..LifetimePolicy::default()
         };
-        let err = p.client_secret_expiry(None, t(0)).unwrap_err();
+        let err = p.client_secret_expiry(None, t(0)).expect_err("refused");
         assert!(err.to_string().contains("client_secret_expiry_required"));
         assert_eq!(
             p.client_secret_expiry(Some(Duration::from_secs(DAY)), t(0)),

@@ -840,6 +840,8 @@ fn role_may(role: AdminRole, home: &str, spec: &admin::RouteSpec, path: &str) ->
                 || (read && spec.path == "/tenants/{tenant}/api-key-policy")
                 || (read && spec.path == "/tenants/{tenant}")
                 || (read && spec.path == "/tenants/{tenant}/branding")
+                // The lifetime policy it works within (its API key half is the policy above).
+                || (read && spec.path == "/tenants/{tenant}/lifetime-policy")
         }
         AdminRole::Service => false,
     };
