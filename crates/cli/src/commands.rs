@@ -68,6 +68,9 @@ pub enum TenantCommand {
     /// chain to (RFC 8705).
     #[command(subcommand, name = "ca-sets")]
     CaSets(CaSetCommand),
+    /// Show, set or enforce the tenant's credential lifetime policy (docs/hygiene.md).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +125,47 @@ pub enum CaSetCommand {
         id: String,
         /// The set's id (`ca_...`).
         set: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the tenant's lifetime policy (API keys and client secrets).
+    Show {
+        /// Tenant id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Set the policy (global administrators). Client-secret settings and --existing replace
+    /// the stored ones; API key settings left out are kept.
+    Set {
+        /// Tenant id.
+        id: String,
+        /// Longest lifetime of an API key: a duration (`365d`) or `none`.
+        #[arg(long)]
+        api_key_max_lifetime: Option<String>,
+        /// Whether every API key must expire.
+        #[arg(long)]
+        api_key_expiry_required: Option<bool>,
+        /// Longest a client secret may live: a duration (`180d`) or `none` (the default).
+        #[arg(long)]
+        client_secret_max_age: Option<String>,
+        /// Every client secret must expire.
+        #[arg(long)]
+        client_secret_expiry_required: bool,
+        /// Existing non-compliant credentials: ignore (default), report or disable.
+        #[arg(long)]
+        existing: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List credentials that break the policy; with mode `disable`, disable those API keys.
+    Enforce {
+        /// Tenant id.
+        id: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -341,6 +385,10 @@ pub enum ClientCommand {
         /// Environment label embedded in the secret (default `live`).
         #[arg(long)]
         environment: Option<String>,
+        /// Lifetime of the client secret: a duration such as `90d` (default: the tenant's
+        /// lifetime policy's maximum, or no expiry).
+        #[arg(long, value_parser = parse_duration_secs)]
+        secret_expires_in: Option<u64>,
         /// Allow this client to call the introspection endpoint.
         #[arg(long)]
         introspection: bool,
@@ -420,6 +468,10 @@ pub enum ClientCommand {
         /// `24h`; `0` = at once; a bare number is seconds).
         #[arg(long, value_parser = parse_duration_secs)]
         overlap: Option<u64>,
+        /// Lifetime of the new secret: a duration such as `90d` (default: the tenant's
+        /// lifetime policy's maximum, or no expiry).
+        #[arg(long, value_parser = parse_duration_secs)]
+        secret_expires_in: Option<u64>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -651,6 +703,10 @@ pub(crate) fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) ->
             serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
         ),
         Output::Text => print!("{}", text(value)),
+        Output::Csv => {
+            eprintln!("note: --output csv is for `report hygiene`; printing text");
+            print!("{}", text(value));
+        }
     }
 }
 
@@ -756,6 +812,7 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Disable { id, remote } => set_tenant_status(&id, &remote, "disable").await?,
         TenantCommand::Enable { id, remote } => set_tenant_status(&id, &remote, "enable").await?,
         TenantCommand::Archive { id, remote } => set_tenant_status(&id, &remote, "archive").await?,
+        TenantCommand::Policy(cmd) => policy(cmd).await?,
         TenantCommand::Branding(BrandingCommand::Show { id, remote }) => {
             fetch_and_print(
                 &remote,
@@ -868,6 +925,89 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             println!("removed CA set {set}");
         }
     }
+    Ok(())
+}
+
+fn policy_text(v: &Value) -> String {
+    let mut out = String::new();
+    for k in [
+        "api_key_max_lifetime",
+        "api_key_expiry_required",
+        "client_secret_max_age",
+        "client_secret_expiry_required",
+        "existing",
+        "updated_at",
+    ] {
+        let value = match &v[k] {
+            Value::Bool(b) => b.to_string(),
+            other => other.as_str().unwrap_or("-").to_owned(),
+        };
+        out.push_str(&format!("{k}: {value}\n"));
+    }
+    out
+}
+
+fn enforce_text(v: &Value) -> String {
+    let mut out = format!("existing: {}\n", field(v, "existing"));
+    out.push_str(&table(
+        &v["non_compliant"],
+        &["kind", "id", "label", "violation"],
+    ));
+    let disabled: Vec<&str> = v["disabled"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    out.push_str(&format!("disabled: {}\n", disabled.len()));
+    for id in disabled {
+        out.push_str(&format!("  {id}\n"));
+    }
+    out
+}
+
+async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
+    let (remote, method, path, body, text): (_, _, _, _, fn(&Value) -> String) = match cmd {
+        PolicyCommand::Show { id, remote } => (
+            remote,
+            Method::GET,
+            format!("/tenants/{}/lifetime-policy", seg(&id)),
+            None,
+            policy_text,
+        ),
+        PolicyCommand::Set {
+            id,
+            api_key_max_lifetime,
+            api_key_expiry_required,
+            client_secret_max_age,
+            client_secret_expiry_required,
+            existing,
+            remote,
+        } => (
+            remote,
+            Method::PUT,
+            format!("/tenants/{}/lifetime-policy", seg(&id)),
+            Some(json!({
+                "api_key_max_lifetime": api_key_max_lifetime,
+                "api_key_expiry_required": api_key_expiry_required,
+                "client_secret_max_age": client_secret_max_age,
+                "client_secret_expiry_required": client_secret_expiry_required,
+                "existing": existing,
+            })),
+            policy_text,
+        ),
+        PolicyCommand::Enforce { id, remote } => (
+            remote,
+            Method::POST,
+            format!("/tenants/{}/lifetime-policy/enforce", seg(&id)),
+            None,
+            enforce_text,
+        ),
+    };
+    let v = AdminClient::new(&remote)?
+        .call(method, &path, &[], body)
+        .await?;
+    print(&remote, &v, text);
     Ok(())
 }
 
@@ -1276,6 +1416,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             jwks_uri,
             access_token_ttl,
             environment,
+            secret_expires_in,
             introspection,
             remote,
         } => {
@@ -1301,6 +1442,9 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             }
             if let Some(t) = access_token_ttl {
                 body["access_token_ttl_secs"] = json!(t);
+            }
+            if let Some(t) = secret_expires_in {
+                body["secret_expires_in_secs"] = json!(t);
             }
             if let Some(j) = jwks {
                 body["jwks"] = j;
@@ -1439,11 +1583,15 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             tenant,
             id,
             overlap,
+            secret_expires_in,
             remote,
         } => {
             let mut body = json!({});
             if let Some(o) = overlap {
                 body["overlap_secs"] = json!(o);
+            }
+            if let Some(t) = secret_expires_in {
+                body["secret_expires_in_secs"] = json!(t);
             }
             fetch_and_print(&remote, Method::POST,
                     &format!(

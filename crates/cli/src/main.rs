@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod federation;
 mod login;
+mod lifecycle;
 mod new_file;
 mod token;
 mod token_exchange;
@@ -36,8 +37,12 @@ struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// Text (a table for lists).
+    #[value(alias = "table")]
     Text,
     Json,
+    /// Comma-separated values: `report hygiene` only (others print text).
+    Csv,
 }
 
 /// How admin commands reach the server.
@@ -80,6 +85,9 @@ enum Command {
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(commands::TenantCommand),
+    /// Reports over a tenant's credentials: `report hygiene` (docs/hygiene.md).
+    #[command(subcommand)]
+    Report(lifecycle::ReportCommand),
     /// Manage admin tokens.
     #[command(subcommand, name = "admin-token")]
     AdminToken(commands::AdminTokenCommand),
@@ -291,7 +299,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match local.output {
                 // Secrets serialise as "[redacted]" in either format.
                 Output::Json => println!("{}", serde_json::to_string_pretty(&config)?),
-                Output::Text => {
+                Output::Text | Output::Csv => {
                     println!("# configuration is valid; effective values (secrets redacted):");
                     print!("{}", config.to_redacted_toml());
                 }
@@ -302,7 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(&local, FlagOverrides::default())?;
             // With --output json, progress goes to stderr and stdout holds only the report.
             let report = match local.output {
-                Output::Text => {
+                Output::Text | Output::Csv => {
                     portcullis_server::serve::rotate_kek(&config, &mut std::io::stdout()).await?
                 }
                 Output::Json => {
@@ -329,6 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AdminToken(cmd) => commands::admin_token(cmd).await,
         Command::Audit(cmd) => commands::audit(cmd).await,
         Command::Alerts(cmd) => alerts::run(cmd).await,
+        Command::Report(cmd) => lifecycle::report(cmd).await,
         Command::Webhooks(cmd) => webhooks::run(cmd).await,
         Command::Federation(cmd) => federation::run(cmd).await,
         Command::ApiKey(cmd) => commands::api_key(cmd).await,

@@ -56,7 +56,9 @@ pub(crate) async fn token_request(
 pub(crate) fn print_token(body: &Value, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(body)?),
-        Output::Text => println!("{}", body["access_token"].as_str().unwrap_or_default()),
+        Output::Text | Output::Csv => {
+            println!("{}", body["access_token"].as_str().unwrap_or_default())
+        }
     }
     Ok(())
 }

@@ -213,7 +213,7 @@ async fn run(
             "{}",
             serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
         ),
-        Output::Text => print!("{}", text(&v)),
+        Output::Text | Output::Csv => print!("{}", text(&v)),
     }
     Ok(())
 }

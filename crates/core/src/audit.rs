@@ -184,6 +184,8 @@ actions! {
     TenantCaSetCreate => "tenant.ca_set.create",
     /// A CA set was removed: certificates it vouched for no longer authenticate clients.
     TenantCaSetDelete => "tenant.ca_set.delete",
+    /// A tenant's credential lifetime policy was set.
+    TenantLifetimePolicyUpdate => "tenant.lifetime_policy_update",
     /// A password sign-in on the sign-in page (success, or failure with a reason).
     UserSignIn => "user.sign_in",
     /// A sign-in attempt refused without checking the password (too many recent failures).
@@ -517,6 +519,10 @@ mod tests {
         let pinned = [
             (Action::AdminAuthenticate, "admin.authenticate"),
             (Action::TenantBrandingUpdate, "tenant.branding_update"),
+            (
+                Action::TenantLifetimePolicyUpdate,
+                "tenant.lifetime_policy_update",
+            ),
             (Action::UserSignIn, "user.sign_in"),
             (Action::UserSignInThrottled, "user.sign_in.throttled"),
             (

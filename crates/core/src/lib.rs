@@ -25,6 +25,8 @@ pub mod detect;
 pub mod device;
 pub mod federation;
 pub mod forwarded;
+pub mod hygiene;
+pub mod lifetime;
 pub mod logout;
 pub mod metrics;
 pub mod oauth;

@@ -24,6 +24,7 @@ pub mod fault;
 pub mod federation;
 pub mod kek;
 pub mod keys;
+pub mod lifecycle;
 pub mod login;
 pub mod logout;
 pub mod mail;

@@ -71,6 +71,7 @@ pub const FORMAT: &str = "portcullis-export";
 /// neither is exported, and an import must find both empty.
 /// Version 5 also: tenants' CA sets (RFC 8705 `tls_client_auth` trust anchors); clients carry
 /// their registered certificate subject and `certificate_bound_tokens` (older files: none, false).
+/// Version 5 also: tenants' credential lifetime policies (older files: none).
 pub const FORMAT_VERSION: u32 = 5;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -127,6 +128,8 @@ pub enum Record {
     WebhookEndpoint(crate::WebhookEndpointRecord),
     /// A tenant's sign-in page branding.
     Branding(crate::BrandingRecord),
+    /// A tenant's credential lifetime policy (client secrets, mode for existing credentials).
+    LifetimePolicy(crate::LifetimePolicyRecord),
     TrustedIssuer(TrustedIssuerRecord),
     /// After its issuer.
     TrustRule(TrustRuleRecord),
@@ -156,6 +159,7 @@ impl Record {
             Self::Consent(_) => "consent",
             Self::WebhookEndpoint(_) => "webhook_endpoint",
             Self::Branding(_) => "branding",
+            Self::LifetimePolicy(_) => "lifetime_policy",
             Self::TrustedIssuer(_) => "trusted_issuer",
             Self::TrustRule(_) => "trust_rule",
             Self::SubjectJti(_) => "subject_jti",
@@ -572,6 +576,13 @@ enum Line {
         accent_colour: Option<String>,
         updated_at: i64,
     },
+    LifetimePolicy {
+        tenant_id: String,
+        client_secret_max_age_secs: Option<i64>,
+        client_secret_expiry_required: bool,
+        existing: String,
+        updated_at: i64,
+    },
     TrustedIssuer {
         tenant_id: String,
         issuer: String,
@@ -885,6 +896,13 @@ impl From<Record> for Line {
                 logo_url: b.logo_url,
                 accent_colour: b.accent_colour,
                 updated_at: ms(b.updated_at),
+            },
+            Record::LifetimePolicy(p) => Line::LifetimePolicy {
+                tenant_id: p.tenant.as_str().to_owned(),
+                client_secret_max_age_secs: p.client_secret_max_age_secs,
+                client_secret_expiry_required: p.client_secret_expiry_required,
+                existing: p.existing,
+                updated_at: ms(p.updated_at),
             },
             Record::TrustedIssuer(i) => Line::TrustedIssuer {
                 tenant_id: i.tenant.as_str().to_owned(),
@@ -1278,6 +1296,19 @@ impl Line {
                 accent_colour,
                 updated_at: at(updated_at),
             }),
+            Line::LifetimePolicy {
+                tenant_id,
+                client_secret_max_age_secs,
+                client_secret_expiry_required,
+                existing,
+                updated_at,
+            } => Record::LifetimePolicy(crate::LifetimePolicyRecord {
+                tenant: tenant(&tenant_id)?,
+                client_secret_max_age_secs,
+                client_secret_expiry_required,
+                existing,
+                updated_at: at(updated_at),
+            }),
             Line::TrustedIssuer {
                 tenant_id,
                 issuer,
@@ -1351,7 +1382,7 @@ fn list(items: Vec<String>, what: &'static str) -> std::result::Result<Vec<Strin
 /// Tables an import must find empty, with what does not count. With [`NOT_IMPORT_CHECKED`] this
 /// names every table of the schema (a conformance test fails when a migration adds one to
 /// neither), so a new table can never be silently merged into by an import.
-pub const IMPORT_TABLES: [(&str, &str); 35] = [
+pub const IMPORT_TABLES: [(&str, &str); 36] = [
     ("tenants", "id <> 'system'"),
     ("api_key_policies", "1 = 1"),
     ("tenant_oauth_policies", "1 = 1"),
@@ -1403,17 +1434,21 @@ pub const IMPORT_TABLES: [(&str, &str); 35] = [
     // refuses a database that holds either.
     ("device_authorizations", "1 = 1"),
     ("user_admin_roles", "1 = 1"),
+    // Tenants' credential lifetime policies (issue 19): an import must find none.
+    ("tenant_lifetime_policies", "1 = 1"),
 ];
 
 /// Tables an import does not check: the migrator's own, the log head the import derives, and
 /// alerts: `alerts` is operational state about this installation's recent traffic (issue 19): not
 /// exported, and an import leaves it alone.
 /// `audit_chain_head` always holds its one row (position 0 in a new database).
-pub const NOT_IMPORT_CHECKED: [&str; 4] = [
+pub const NOT_IMPORT_CHECKED: [&str; 5] = [
     "_sqlx_migrations",
     "revocation_log_head",
     "alerts",
     "audit_chain_head",
+    // When trust rules and redirect URIs last matched: traffic history like `alerts`.
+    "admission_matches",
 ];
 
 /// Records written per multi-row `INSERT`: under SQLite's and PostgreSQL's bind limits for the
@@ -1777,6 +1812,24 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::LifetimePolicy(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO tenant_lifetime_policies (tenant_id, \
+                         client_secret_max_age_secs, client_secret_expiry_required, existing, \
+                         updated_at) ",
+                    );
+                    q.push_values(
+                        each!(LifetimePolicy),
+                        |mut b, r: &$crate::LifetimePolicyRecord| {
+                            b.push_bind(r.tenant.as_str().to_owned())
+                                .push_bind(r.client_secret_max_age_secs)
+                                .push_bind(i64::from(r.client_secret_expiry_required))
+                                .push_bind(r.existing.clone())
+                                .push_bind(r.updated_at.as_millis());
+                        },
+                    );
+                    q
+                }
             };
             q.build()
                 .execute(&mut **tx)
@@ -1896,6 +1949,11 @@ macro_rules! impl_transfer {
                     "SELECT t.*, t.tenant_id AS k FROM tenant_branding t",
                     String,
                     |r| branding_from_row(r).map(Record::Branding)
+                );
+                table!(
+                    "SELECT t.*, t.tenant_id AS k FROM tenant_lifetime_policies t",
+                    String,
+                    |r| lifetime_policy_from_row(r).map(Record::LifetimePolicy)
                 );
                 table!(
                     "SELECT t.*, t.tenant_id || ' ' || t.issuer AS k FROM trusted_issuers t",

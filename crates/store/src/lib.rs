@@ -37,6 +37,7 @@ mod sql_device;
 mod sql_dpop;
 mod sql_federation;
 mod sql_keys;
+mod sql_lifetime;
 mod sql_logout;
 mod sql_mtls;
 mod sql_pushed;
@@ -972,6 +973,28 @@ pub trait CaSetStore {
     async fn delete_ca_set(&self, tenant: &TenantId, id: &str) -> Result<bool>;
 }
 
+/// Tenants' credential lifetime policies (`portcullis_core::lifetime` checks the values and
+/// decides compliance) and when trust rules and redirect URIs last matched (for the hygiene
+/// report).
+#[async_trait]
+pub trait LifetimeStore {
+    /// Creates or replaces the tenant's policy. Fails with [`StoreError::NotFound`] if the
+    /// tenant does not exist.
+    async fn put_lifetime_policy(&self, p: &LifetimePolicyRecord) -> Result<()>;
+    async fn get_lifetime_policy(&self, tenant: &TenantId) -> Result<Option<LifetimePolicyRecord>>;
+    /// Counts one match of `subject` (`kind` is `trust_rule` or `redirect_uri`) at `now`;
+    /// `last_matched_at` never moves backwards.
+    async fn record_admission_match(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Every recorded match of the tenant, by kind and subject.
+    async fn admission_matches(&self, tenant: &TenantId) -> Result<Vec<AdmissionMatch>>;
+}
+
 /// A connection pool's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -1096,6 +1119,7 @@ pub trait Store:
     + ConsentStore
     + LogoutStore
     + BrandingStore
+    + LifetimeStore
     + WebOriginStore
     + FederationStore
     + DpopStore

@@ -494,3 +494,24 @@ pub struct ArchivedObject {
     pub archived_at: Timestamp,
     pub archived_by: Option<String>,
 }
+
+/// A tenant's stored lifetime policy for client secrets (`existing`: `ignore`, `report` or
+/// `disable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifetimePolicyRecord {
+    pub tenant: TenantId,
+    pub client_secret_max_age_secs: Option<i64>,
+    pub client_secret_expiry_required: bool,
+    pub existing: String,
+    pub updated_at: Timestamp,
+}
+
+/// How often, and when last, a trust rule or redirect URI matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionMatch {
+    /// `trust_rule` or `redirect_uri`.
+    pub kind: String,
+    pub subject: String,
+    pub match_count: i64,
+    pub last_matched_at: Timestamp,
+}

@@ -172,6 +172,7 @@ crate::sql_webhooks::impl_webhook_store!(PgStore, PgRow);
 crate::sql_logout::impl_logout_store!(PgStore, PgRow);
 crate::sql_branding::impl_branding_store!(PgStore, PgRow);
 crate::sql_mtls::impl_ca_set_store!(PgStore, PgRow);
+crate::sql_lifetime::impl_lifetime_store!(PgStore, PgRow);
 crate::sql_web_origins::impl_web_origin_store!(PgStore);
 crate::sql_federation::impl_federation_store!(PgStore, PgRow);
 crate::sql_dpop::impl_dpop_store!(PgStore);

@@ -183,6 +183,7 @@ crate::sql_webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
 crate::sql_logout::impl_logout_store!(SqliteStore, SqliteRow);
 crate::sql_branding::impl_branding_store!(SqliteStore, SqliteRow);
 crate::sql_mtls::impl_ca_set_store!(SqliteStore, SqliteRow);
+crate::sql_lifetime::impl_lifetime_store!(SqliteStore, SqliteRow);
 crate::sql_web_origins::impl_web_origin_store!(SqliteStore);
 crate::sql_federation::impl_federation_store!(SqliteStore, SqliteRow);
 crate::sql_dpop::impl_dpop_store!(SqliteStore);

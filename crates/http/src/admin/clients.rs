@@ -68,6 +68,9 @@ pub fn random_id() -> String {
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
     name: String,
+    /// Lifetime of the client secret, in seconds (default: the tenant's lifetime policy's
+    /// `client_secret_max_age`, or no expiry without one).
+    secret_expires_in_secs: Option<u64>,
     #[serde(default)]
     scopes: Vec<String>,
     /// Resource servers' audiences, the first the default: at least one for
@@ -221,6 +224,9 @@ pub struct UpdateClient {
 pub struct RotateSecret {
     /// How long the previous secrets keep working, in seconds (default one day, 0 = at once).
     overlap_secs: Option<u64>,
+    /// Lifetime of the new secret, in seconds (default: the tenant's lifetime policy's
+    /// `client_secret_max_age`, or no expiry without one).
+    secret_expires_in_secs: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -396,10 +402,25 @@ pub(super) fn generate_secret(environment: &Environment) -> Credential {
     )
 }
 
+/// The expiry of a new client secret under the tenant's lifetime policy; a request the policy
+/// refuses is `400 invalid_request` naming the policy setting, before anything is created.
+async fn secret_expiry(
+    state: &AppState,
+    admin: &TenantAdmin,
+    requested_secs: Option<u64>,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, ApiError> {
+    portcullis_service::lifecycle::lifetime_policy(state.store.as_ref(), &admin.tenant)
+        .await?
+        .client_secret_expiry(requested_secs.map(Duration::from_secs), now)
+        .map_err(bad)
+}
+
 fn new_secret(
     client_id: &str,
     environment: &Environment,
     now: Timestamp,
+    expires_at: Option<Timestamp>,
 ) -> (ClientSecretRecord, Credential) {
     let credential = generate_secret(environment);
     let record = ClientSecretRecord {
@@ -408,7 +429,7 @@ fn new_secret(
         display_prefix: credential.display_prefix(),
         secret_digest: credential.digest().to_vec(),
         created_at: now,
-        expires_at: None,
+        expires_at,
         last_used_at: None,
     };
     (record, credential)
@@ -535,11 +556,20 @@ pub async fn create(
     let now = state.clock.now();
     let id = format!("cl_{}", random_id());
     // Clients that authenticate with a key, and public clients, get no secret at all.
-    let issued = matches!(
+    let has_secret = matches!(
         auth_method,
         AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
-    )
-    .then(|| new_secret(&id, &environment, now));
+    );
+    let secret_expires_at = if has_secret {
+        secret_expiry(&state, &admin, body.secret_expires_in_secs, now).await?
+    } else if body.secret_expires_in_secs.is_some() {
+        return Err(bad(
+            "secret_expires_in_secs is only for clients with a secret",
+        ));
+    } else {
+        None
+    };
+    let issued = has_secret.then(|| new_secret(&id, &environment, now, secret_expires_at));
     let client = OAuthClient {
         id: id.clone(),
         tenant: admin.tenant.clone(),
@@ -678,7 +708,8 @@ pub async fn rotate_secret(
     let environment = Environment::parse(&client.environment)
         .map_err(|_| ApiError::internal("stored client has an invalid environment"))?;
     let now = state.clock.now();
-    let (secret, credential) = new_secret(&client.id, &environment, now);
+    let expires_at = secret_expiry(&state, &admin, body.secret_expires_in_secs, now).await?;
+    let (secret, credential) = new_secret(&client.id, &environment, now, expires_at);
     let old_end = now.saturating_add(overlap);
     let written = state
         .store

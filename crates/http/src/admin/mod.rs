@@ -21,6 +21,7 @@ mod ca_sets;
 mod clients;
 mod federation;
 mod oauth_policy;
+mod lifecycle;
 pub mod openapi;
 mod resource_servers;
 mod signing_keys;
@@ -170,6 +171,34 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Tenant,
             ManageClients,
             routing::delete(ca_sets::delete_ca_set),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/lifetime-policy",
+            Tenant,
+            ReadTenant,
+            routing::get(lifecycle::show_policy),
+        ),
+        r(
+            Method::PUT,
+            "/tenants/{tenant}/lifetime-policy",
+            Global,
+            ManageApiKeyPolicy,
+            routing::put(lifecycle::put_policy),
+        ),
+        r(
+            Method::POST,
+            "/tenants/{tenant}/lifetime-policy/enforce",
+            Global,
+            ManageApiKeyPolicy,
+            routing::post(lifecycle::enforce),
+        ),
+        r(
+            Method::GET,
+            "/tenants/{tenant}/hygiene-report",
+            Tenant,
+            ReadAudit,
+            routing::get(lifecycle::hygiene_report),
         ),
         r(
             Method::POST,

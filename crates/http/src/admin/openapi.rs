@@ -16,7 +16,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
-    alerts, api_keys, audit_chain, audit_events, branding, ca_sets, clients, federation,
+    alerts, api_keys, audit_chain, audit_events, branding, ca_sets, clients, federation, lifecycle,
     oauth_policy, resource_servers, signing_keys, tenants, tokens, user_roles, user_sessions,
     users, webhooks,
 };
@@ -150,6 +150,10 @@ pub fn outcome() -> ObjectBuilder {
         ca_sets::create_ca_set,
         ca_sets::list_ca_sets,
         ca_sets::delete_ca_set,
+        lifecycle::show_policy,
+        lifecycle::put_policy,
+        lifecycle::enforce,
+        lifecycle::hygiene_report,
         tokens::create,
         tokens::list,
         tokens::revoke,

@@ -10,6 +10,7 @@ mod app_clients;
 mod assembly;
 mod common;
 mod device;
+mod lifecycle_admin;
 mod log_follower;
 mod logout;
 mod oauth;

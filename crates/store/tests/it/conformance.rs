@@ -2609,6 +2609,15 @@ mod cases {
         })
         .await
         .expect("branding");
+        s.put_lifetime_policy(&LifetimePolicyRecord {
+            tenant: tid("acme"),
+            client_secret_max_age_secs: Some(86_400),
+            client_secret_expiry_required: true,
+            existing: "report".into(),
+            updated_at: at(4),
+        })
+        .await
+        .expect("lifetime policy");
         let mut retired = key("k_old", KeyState::Retired);
         retired.retired_at = Some(at(20));
         s.insert_signing_key(&retired).await.expect("retired key");
@@ -2800,6 +2809,7 @@ mod cases {
             "assertion_jti",
             "user",
             "branding",
+            "lifetime_policy",
         ] {
             assert!(
                 records.iter().any(|r| r.kind() == kind),
@@ -3402,3 +3412,5 @@ mod dpop;
 mod device;
 /// Mutual TLS (tenants' CA sets, a client's certificate subject): `conformance/mtls.rs`.
 mod mtls;
+/// Credential lifetime policies and admission-match counters: `conformance/lifetime.rs`.
+mod lifetime;

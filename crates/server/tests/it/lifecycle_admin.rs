@@ -1,0 +1,616 @@
+//! Credential lifecycle through the real router (issue 19, item 4): tenants' lifetime policies
+//! (who may set them, bad values, enforcement at API key and client secret creation and
+//! rotation, `enforce` in report and disable modes) and the hygiene report (findings, tenant
+//! scoping, keys only for those who may read them).
+//!
+//! Audit assertions stop the background tasks first (draining the audit writer), so they never
+//! depend on timing.
+
+use crate::common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use portcullis_core::admin::AdminRole;
+use portcullis_core::audit::Action;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::{Clock, ManualClock, Timestamp};
+use portcullis_server::config::AuditConfig;
+use portcullis_server::serve::{Assembled, BackgroundTasks};
+use portcullis_service::state::{rfc3339, AppState};
+use portcullis_store::{SqliteStore, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const DAY: u64 = 86_400;
+
+struct App {
+    router: Router,
+    state: AppState,
+    clock: Arc<ManualClock>,
+    tasks: Option<BackgroundTasks>,
+    admins: common::Admins,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("db"))
+                .await
+                .expect("store"),
+        );
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let admins = common::seed(store.as_ref(), clock.now()).await;
+        let mut config = common::config(dir.path());
+        config.audit = AuditConfig {
+            flush_interval_ms: 5,
+            ..AuditConfig::default()
+        };
+        let Assembled {
+            router,
+            state,
+            tasks,
+            ..
+        } = common::assemble(&config, common::ISSUER, store, clock.clone()).await;
+        Self {
+            router,
+            state,
+            clock,
+            tasks: Some(tasks),
+            admins,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("/admin/v1{path}"))
+            .header("authorization", format!("Bearer {token}"));
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).expect("request"))
+            .await
+            .expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("json body")
+        };
+        (status, v)
+    }
+
+    async fn set_policy(&self, tenant: &str, body: Value) -> Value {
+        let (s, v) = self
+            .call(
+                Method::PUT,
+                &format!("/tenants/{tenant}/lifetime-policy"),
+                &self.admins.global,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    async fn role_token(&self, tenant: &str, role: AdminRole) -> String {
+        let (record, credential) = portcullis_http::admin::tokens::mint_with_role(
+            &TenantId::parse(tenant).expect("tenant"),
+            role,
+            format!("{tenant}-{}", role.as_str()),
+            "test".into(),
+            self.clock.now(),
+        );
+        self.state
+            .store
+            .insert_admin_credential(&record)
+            .await
+            .expect("token");
+        credential.expose().to_owned()
+    }
+
+    async fn clients(&self) -> Vec<Value> {
+        let (s, v) = self
+            .call(
+                Method::GET,
+                "/tenants/acme/clients",
+                &self.admins.acme,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        v["items"].as_array().expect("items").clone()
+    }
+
+    async fn enforce(&self) -> Value {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/tenants/acme/lifetime-policy/enforce",
+                &self.admins.global,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Stops the background tasks, which drains the audit writer.
+    async fn drain(&mut self) {
+        if let Some(tasks) = self.tasks.take() {
+            tasks.shutdown(&self.state.api_keys.verifier).await;
+        }
+    }
+}
+
+fn web_client() -> Value {
+    json!({"name": "portal", "redirect_uris": ["https://app.example.com/cb"]})
+}
+
+#[tokio::test]
+async fn lifetime_policies_are_set_by_global_admins_and_refuse_bad_values() {
+    let mut app = App::new().await;
+    let body = json!({"client_secret_max_age": "90d", "existing": "report"});
+    // The tenant's own admin cannot loosen (or set) its limits; another tenant's neither.
+    for token in [&app.admins.acme, &app.admins.globex] {
+        let (s, _) = app
+            .call(
+                Method::PUT,
+                "/tenants/acme/lifetime-policy",
+                token,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    let auditor = app.role_token("acme", AdminRole::Auditor).await;
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/tenants/acme/lifetime-policy/enforce",
+            &auditor,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an auditor enforces nothing");
+    // Another tenant's admin cannot read it either; an unknown tenant is not found.
+    let (s, _) = app
+        .call(
+            Method::GET,
+            "/tenants/acme/lifetime-policy",
+            &app.admins.globex,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            "/tenants/nope/lifetime-policy",
+            &app.admins.global,
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for bad in [
+        json!({"client_secret_max_age": "soon"}),
+        json!({"client_secret_max_age": "0s"}),
+        json!({"existing": "delete"}),
+        json!({"api_key_max_lifetime": "-1d"}),
+        json!({"client_secret_expiry_required": "yes"}),
+        json!({"unknown": true}),
+    ] {
+        let (s, v) = app
+            .call(
+                Method::PUT,
+                "/tenants/acme/lifetime-policy",
+                &app.admins.global,
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(v["error"], "invalid_request");
+    }
+    // Nothing was stored by the refusals.
+    assert_eq!(
+        app.state
+            .store
+            .get_lifetime_policy(&TenantId::parse("acme").expect("tenant"))
+            .await
+            .expect("get"),
+        None
+    );
+    let v = app.set_policy("acme", body).await;
+    assert_eq!(v["client_secret_max_age"], "90d");
+    let (s, v) = app
+        .call(
+            Method::GET,
+            "/tenants/acme/lifetime-policy",
+            &app.admins.acme,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["existing"], "report");
+    assert_eq!(v["client_secret_expiry_required"], false);
+    // The API key half is the API key policy (default: expiry required, at most a year).
+    assert_eq!(v["api_key_expiry_required"], true);
+    assert_eq!(v["api_key_max_lifetime"], "365d");
+    app.drain().await;
+    let events = common::audit_events(app.state.store.as_ref(), "acme").await;
+    assert!(events
+        .iter()
+        .any(|e| e.action == Action::TenantLifetimePolicyUpdate));
+}
+
+#[tokio::test]
+async fn client_secrets_are_created_and_rotated_within_the_policy() {
+    let app = App::new().await;
+    app.set_policy(
+        "acme",
+        json!({"client_secret_max_age": "90d", "client_secret_expiry_required": true}),
+    )
+    .await;
+    let mut too_long = web_client();
+    too_long["secret_expires_in_secs"] = json!(91 * DAY);
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/tenants/acme/clients",
+            &app.admins.acme,
+            Some(too_long),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"], "invalid_request");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .expect("description")
+            .contains("client_secret_max_age"),
+        "{v}"
+    );
+    assert!(app.clients().await.is_empty(), "nothing was created");
+    // Without a lifetime the secret gets the maximum.
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/tenants/acme/clients",
+            &app.admins.acme,
+            Some(web_client()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["client_id"].as_str().expect("id").to_owned();
+    let (_, shown) = app
+        .call(
+            Method::GET,
+            &format!("/tenants/acme/clients/{id}"),
+            &app.admins.acme,
+            None,
+        )
+        .await;
+    let expected = rfc3339(
+        app.clock
+            .now()
+            .saturating_add(Duration::from_secs(90 * DAY)),
+    );
+    assert_eq!(shown["secrets"][0]["expires_at"], expected.as_str());
+    // Rotation is held to the same policy.
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/tenants/acme/clients/{id}/rotate-secret"),
+            &app.admins.acme,
+            Some(json!({"secret_expires_in_secs": 200 * DAY})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (_, unchanged) = app
+        .call(
+            Method::GET,
+            &format!("/tenants/acme/clients/{id}"),
+            &app.admins.acme,
+            None,
+        )
+        .await;
+    assert_eq!(unchanged["secrets"].as_array().expect("secrets").len(), 1);
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/tenants/acme/clients/{id}/rotate-secret"),
+            &app.admins.acme,
+            Some(json!({"secret_expires_in_secs": 30 * DAY})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Required expiry without a maximum: a secret must be given a lifetime.
+    app.set_policy("acme", json!({"client_secret_expiry_required": true}))
+        .await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/tenants/acme/clients",
+            &app.admins.acme,
+            Some(web_client()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error_description"]
+        .as_str()
+        .expect("description")
+        .contains("client_secret_expiry_required"));
+    // globex has no policy: a secret without expiry is fine there.
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/tenants/globex/clients",
+            &app.admins.globex,
+            Some(web_client()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+#[tokio::test]
+async fn api_key_limits_set_through_the_lifetime_policy_refuse_long_keys() {
+    let app = App::new().await;
+    let v = app
+        .set_policy(
+            "acme",
+            json!({"api_key_max_lifetime": "30d", "api_key_expiry_required": true}),
+        )
+        .await;
+    assert_eq!(v["api_key_max_lifetime"], "30d");
+    for expires_in in ["60d", "never"] {
+        let (s, v) = app
+            .call(
+                Method::POST,
+                "/tenants/acme/api-keys",
+                &app.admins.acme,
+                Some(json!({"name": "k", "owner": "o", "expires_in": expires_in})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{expires_in}: {v}");
+    }
+    // The default lifetime was lowered with the maximum.
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/tenants/acme/api-keys",
+            &app.admins.acme,
+            Some(json!({"name": "k", "owner": "o"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let expected = rfc3339(
+        app.clock
+            .now()
+            .saturating_add(Duration::from_secs(30 * DAY)),
+    );
+    assert_eq!(v["expires_at"], expected.as_str());
+}
+
+#[tokio::test]
+async fn enforce_reports_then_disables_non_compliant_api_keys() {
+    let mut app = App::new().await;
+    // Keys that never expire are allowed at first...
+    app.set_policy(
+        "acme",
+        json!({"api_key_max_lifetime": "none", "api_key_expiry_required": false}),
+    )
+    .await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/tenants/acme/api-keys",
+            &app.admins.acme,
+            Some(json!({"name": "forever", "owner": "o", "expires_in": "never"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let forever = v["id"].as_str().expect("id").to_owned();
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/tenants/acme/api-keys",
+            &app.admins.acme,
+            Some(json!({"name": "fine", "owner": "o", "expires_in": "10d"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let fine = v["id"].as_str().expect("id").to_owned();
+    // ...then required, existing ones reported.
+    app.set_policy(
+        "acme",
+        json!({"api_key_expiry_required": true, "existing": "report"}),
+    )
+    .await;
+    let v = app.enforce().await;
+    assert_eq!(v["existing"], "report");
+    let ids: Vec<&str> = v["non_compliant"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|n| n["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![forever.as_str()]);
+    assert_eq!(v["non_compliant"][0]["violation"], "no_expiry");
+    assert_eq!(v["disabled"], json!([]));
+    // The hygiene report shows the violation in report mode.
+    let (s, report) = app
+        .call(
+            Method::GET,
+            "/tenants/acme/hygiene-report",
+            &app.admins.acme,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert!(report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .any(|f| f["finding"] == "policy_violation" && f["subject"] == forever.as_str()));
+    app.set_policy(
+        "acme",
+        json!({"api_key_expiry_required": true, "existing": "disable"}),
+    )
+    .await;
+    let v = app.enforce().await;
+    assert_eq!(v["disabled"], json!([forever.clone()]));
+    let (_, key) = app
+        .call(
+            Method::GET,
+            &format!("/tenants/acme/api-keys/{forever}"),
+            &app.admins.acme,
+            None,
+        )
+        .await;
+    assert_eq!(key["status"], "disabled");
+    let (_, key) = app
+        .call(
+            Method::GET,
+            &format!("/tenants/acme/api-keys/{fine}"),
+            &app.admins.acme,
+            None,
+        )
+        .await;
+    assert_eq!(key["status"], "active");
+    // A second run disables nothing more.
+    assert_eq!(app.enforce().await["disabled"], json!([]));
+    app.drain().await;
+    let events = common::audit_events(app.state.store.as_ref(), "acme").await;
+    let disables: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == Action::ApiKeyDisable)
+        .collect();
+    assert_eq!(disables.len(), 1);
+    assert_eq!(disables[0].target.as_deref(), Some(forever.as_str()));
+    assert!(disables[0]
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.to_string().contains("lifetime_policy")));
+}
+
+#[tokio::test]
+async fn the_hygiene_report_finds_idle_credentials_and_is_tenant_scoped() {
+    let app = App::new().await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/tenants/acme/api-keys",
+            &app.admins.acme,
+            Some(json!({"name": "idle", "owner": "o", "expires_in": "300d"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let idle = v["id"].as_str().expect("id").to_owned();
+    app.clock.advance(Duration::from_secs(100 * DAY));
+    let (s, fresh) = app
+        .call(
+            Method::POST,
+            "/tenants/acme/api-keys",
+            &app.admins.acme,
+            Some(json!({"name": "fresh", "owner": "o"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let fresh = fresh["id"].as_str().expect("id").to_owned();
+    let auditor = app.role_token("acme", AdminRole::Auditor).await;
+    let (s, v) = app
+        .call(Method::GET, "/tenants/acme/hygiene-report", &auditor, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let findings = v["findings"].as_array().expect("findings");
+    let of = |subject: &str| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| f["subject"] == subject)
+            .map(|f| f["finding"].as_str().expect("finding").to_owned())
+            .collect()
+    };
+    assert_eq!(of(&idle), vec!["never_used"]);
+    assert_eq!(of(&fresh), Vec::<String>::new());
+    // Admin credentials never expire: every one is reported so, and listed by age.
+    assert!(findings
+        .iter()
+        .any(|f| f["subject_kind"] == "admin_credential" && f["finding"] == "no_expiry"));
+    assert!(!v["inventory"].as_array().expect("inventory").is_empty());
+    assert!(
+        !v["inventory"]
+            .as_array()
+            .expect("inventory")
+            .iter()
+            .any(|i| i["subject_kind"] == "signing_key"),
+        "a tenant's reader does not see the installation's keys"
+    );
+    assert!(!v["notes"].as_array().expect("notes").is_empty());
+    // A global admin sees the signing keys and the KEK too.
+    let (s, v) = app
+        .call(
+            Method::GET,
+            "/tenants/acme/hygiene-report?unused_days=30",
+            &app.admins.global,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let inventory = v["inventory"].as_array().expect("inventory");
+    assert!(inventory.iter().any(|i| i["subject_kind"] == "signing_key"));
+    assert!(inventory.iter().any(|i| i["subject_kind"] == "kek"));
+    // Another tenant's admin, an API key manager without audit rights, and bad windows.
+    let (s, _) = app
+        .call(
+            Method::GET,
+            "/tenants/acme/hygiene-report",
+            &app.admins.globex,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let manager = app.role_token("acme", AdminRole::ApiKeyManager).await;
+    let (s, _) = app
+        .call(Method::GET, "/tenants/acme/hygiene-report", &manager, None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for q in [
+        "unused_days=0",
+        "unused_days=99999",
+        "unused_days=x",
+        "nope=1",
+    ] {
+        let (s, v) = app
+            .call(
+                Method::GET,
+                &format!("/tenants/acme/hygiene-report?{q}"),
+                &app.admins.acme,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
+    }
+}
