@@ -3410,7 +3410,7 @@ mod dpop;
 /// Device sign-in (RFC 8628 device authorizations) and admin roles held by users:
 /// `conformance/device.rs`.
 mod device;
-/// Mutual TLS (tenants' CA sets, a client's certificate subject): `conformance/mtls.rs`.
-mod mtls;
 /// Credential lifetime policies and admission-match counters: `conformance/lifetime.rs`.
 mod lifetime;
+/// Mutual TLS (tenants' CA sets, a client's certificate subject): `conformance/mtls.rs`.
+mod mtls;
