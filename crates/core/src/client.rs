@@ -747,7 +747,7 @@ mod tests {
                 &[GrantType::RefreshToken],
                 &web_uris,
             ),
-            "needs the authorization_code grant",
+            "needs the authorization_code or the device_code grant",
         );
         refused(
             reg(

@@ -1,12 +1,15 @@
-// Not yet in `main.rs`: `approve` needs reqwest's `cookies` feature (or a hand-kept cookie jar)
-// in this crate's dev-dependencies. Written against the flow the server suite `device` runs.
 //! `portcullis login` and `portcullis logout` through the real binary (issue 18 item 7): the
 //! CLI starts device sign-in and prints the code, a browser-less form flow (an HTTP client
 //! keeping cookies, posting the `/device` forms) signs a person in and approves, the CLI saves
 //! its tokens (mode 0600) and admin commands use them without any admin token; a person
 //! without an admin role is refused; logout revokes at the server, so the refresh token stops
 //! working, and deletes the file.
+//!
+//! The person's browser is a plain HTTP client with a hand-kept cookie jar ([`Browser`]): the
+//! pages' cookies are host-only, session-lifetime and (on a plain-`http` issuer) not `Secure`,
+//! so sending back every cookie the server set is what a browser would do here.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write as _};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -27,6 +30,15 @@ fn cli(server: &Server, config_home: &Path, args: &[&str]) -> Output {
         .env("XDG_CONFIG_HOME", config_home)
         .output()
         .expect("run cli")
+}
+
+/// Runs `portcullis logout`: it takes the server from the saved sign-in, not from a flag.
+fn logout(config_home: &Path) -> Output {
+    command()
+        .arg("logout")
+        .env("XDG_CONFIG_HOME", config_home)
+        .output()
+        .expect("run logout")
 }
 
 /// Creates a user of the system tenant with [`PASSWORD`]; its id.
@@ -96,18 +108,73 @@ fn hidden_fields(html: &str) -> Vec<(String, String)> {
     out
 }
 
-fn post(
-    b: &reqwest::blocking::Client,
-    url: String,
-    fields: Vec<(String, String)>,
-) -> (u16, String) {
-    let r = b
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded_pairs(&fields))
-        .send()
-        .expect("post");
-    (r.status().as_u16(), r.text().expect("body"))
+/// A browser-less browser: one HTTP client, no redirects followed, and the cookies the server
+/// set sent back on every later request.
+struct Browser {
+    http: reqwest::blocking::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            http: reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("browser"),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Keeps (or, for an empty or expired value, forgets) each cookie the answer set.
+    fn keep(&mut self, r: &reqwest::blocking::Response) {
+        for v in r.headers().get_all("set-cookie") {
+            let v = v.to_str().expect("ascii cookie");
+            let pair = v.split(';').next().unwrap_or_default();
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
+            let gone = value.is_empty() || v.to_ascii_lowercase().contains("max-age=0");
+            if gone {
+                self.cookies.remove(name.trim());
+            } else {
+                self.cookies
+                    .insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+    }
+
+    fn get(&mut self, url: String) -> (u16, String) {
+        let r = self
+            .http
+            .get(url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .expect("get");
+        self.keep(&r);
+        (r.status().as_u16(), r.text().expect("body"))
+    }
+
+    fn post(&mut self, url: String, fields: Vec<(String, String)>) -> (u16, String) {
+        let r = self
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", self.cookie_header())
+            .body(serde_urlencoded_pairs(&fields))
+            .send()
+            .expect("post");
+        self.keep(&r);
+        (r.status().as_u16(), r.text().expect("body"))
+    }
 }
 
 fn serde_urlencoded_pairs(fields: &[(String, String)]) -> String {
@@ -131,29 +198,21 @@ fn enc(s: &str) -> String {
 
 /// The person's side: opens `/device`, enters the code, signs in, approves.
 fn approve(server: &Server, code: &str, login: &str) {
-    let b = reqwest::blocking::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("browser");
-    let page = b
-        .get(format!("{}/device", server.url))
-        .send()
-        .expect("get")
-        .text()
-        .expect("page");
+    let mut b = Browser::new();
+    let (s, page) = b.get(format!("{}/device", server.url));
+    assert_eq!(s, 200, "{page}");
     let mut fields = hidden_fields(&page);
     fields.push(("user_code".into(), code.into()));
-    let (s, page) = post(&b, format!("{}/device", server.url), fields);
+    let (s, page) = b.post(format!("{}/device", server.url), fields);
     assert_eq!(s, 200, "{page}");
     let mut fields = hidden_fields(&page);
     fields.push(("login".into(), login.into()));
     fields.push(("password".into(), PASSWORD.into()));
-    let (s, page) = post(&b, format!("{}/device/sign-in", server.url), fields);
+    let (s, page) = b.post(format!("{}/device/sign-in", server.url), fields);
     assert_eq!(s, 200, "{page}");
     let mut fields = hidden_fields(&page);
     fields.push(("decision".into(), "allow".into()));
-    let (s, page) = post(&b, format!("{}/device/decide", server.url), fields);
+    let (s, page) = b.post(format!("{}/device/decide", server.url), fields);
     assert_eq!(s, 200, "{page}");
     assert!(page.contains("Device connected"), "{page}");
 }
@@ -222,7 +281,7 @@ fn login_runs_admin_commands_with_the_users_role_and_logout_revokes() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("fromcli"));
 
     // Logout revokes at the server and deletes the file.
-    let out = cli(&server, home.path(), &["logout"]);
+    let out = logout(home.path());
     assert!(
         out.status.success(),
         "{}",
@@ -241,7 +300,7 @@ fn login_runs_admin_commands_with_the_users_role_and_logout_revokes() {
     assert_eq!(r.status().as_u16(), 400);
     let v: serde_json::Value = r.json().expect("json");
     assert_eq!(v["error"], "invalid_grant");
-    let out = cli(&server, home.path(), &["logout"]);
+    let out = logout(home.path());
     assert!(out.status.success());
 
     // A person without an admin role signs in, and is refused (403) by every admin command.

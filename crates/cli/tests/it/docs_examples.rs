@@ -115,10 +115,12 @@ fn script(block: &Block) -> String {
         .collect()
 }
 
-/// Runs `body` with the state of earlier blocks, and saves the variables it leaves behind.
+/// Runs `body` with the state of earlier blocks, and saves the variables and shell functions it
+/// leaves behind.
 fn wrap(body: &str) -> String {
     format!(
         r#"__base=" $(compgen -v | tr '\n' ' ') "
+__base_functions=" $(compgen -A function | tr '\n' ' ') "
 if [ -f .doc-state ]; then source .doc-state; fi
 set -euo pipefail
 {body}
@@ -127,6 +129,10 @@ for __v in $(compgen -v); do
   case "$__v" in __*) continue ;; esac
   declare -p "$__v"
 done > .doc-state.new
+for __f in $(compgen -A function); do
+  case "$__base_functions" in *" $__f "*) continue ;; esac
+  declare -f "$__f"
+done >> .doc-state.new
 mv .doc-state.new .doc-state
 "#
     )
@@ -408,6 +414,12 @@ fn a_failing_block_fails_and_state_carries_between_blocks() {
     runner
         .run("test \"$GREETING\" = hello")
         .expect("a later block sees it");
+    runner
+        .run("greet() { echo \"$GREETING, $1\"; }")
+        .expect("defines a function");
+    runner
+        .run("test \"$(greet there)\" = 'hello, there'")
+        .expect("a later block calls it");
     assert!(
         runner.run("echo \"$UNSET_VARIABLE\"").is_err(),
         "nounset is on"

@@ -5,6 +5,7 @@
 mod api_keys_e2e;
 mod browser;
 mod common;
+mod device_login;
 mod docs_examples;
 mod faults;
 mod gateway;

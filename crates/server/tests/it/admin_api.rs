@@ -841,6 +841,7 @@ fn role_may(role: AdminRole, home: &str, spec: &admin::RouteSpec, path: &str) ->
                 || (read && spec.path == "/tenants/{tenant}")
                 || (read && spec.path == "/tenants/{tenant}/branding")
                 || (read && spec.path == "/tenants/{tenant}/ca-sets")
+                || (read && spec.path == "/tenants/{tenant}/oauth-policy")
                 // The lifetime policy it works within (its API key half is the policy above).
                 || (read && spec.path == "/tenants/{tenant}/lifetime-policy")
         }
