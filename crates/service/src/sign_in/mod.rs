@@ -266,12 +266,15 @@ impl SignIn {
     /// Deletes what can no longer matter: sessions past their absolute deadline, and codes
     /// expired longer ago than the longest access-token lifetime (a replay is still recognised,
     /// and revokes, as long as the first redemption's tokens live), expired pushed
-    /// authorization requests (counted with codes), and the workload subject-token ids whose
-    /// keep-until has passed. Returns (sessions, codes).
+    /// authorization requests and device authorization requests (both counted with codes), and
+    /// the workload subject-token ids whose keep-until has passed. Returns (sessions, codes).
     pub async fn prune(&self) -> Result<(u64, u64)> {
         let now = self.clock.now();
         let sessions = self.store.prune_sessions(now).await?;
         let pushed = self.store.prune_pushed_requests(now).await?;
+        // An expired device code answers `expired_token` until it is gone, then `invalid_grant`
+        // like any unknown code: either way it issues nothing.
+        let devices = self.store.prune_device_authorizations(now).await?;
         let codes = self
             .store
             .prune_codes(now.saturating_sub(self.config.token_lifetime))
@@ -283,7 +286,7 @@ impl SignIn {
         if jtis > 0 {
             tracing::debug!(jtis, "pruned expired subject-token ids");
         }
-        Ok((sessions, codes + pushed))
+        Ok((sessions, codes + pushed + devices))
     }
 
     #[allow(clippy::too_many_arguments)]

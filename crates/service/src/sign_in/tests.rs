@@ -329,6 +329,50 @@ async fn pruning_keeps_codes_as_long_as_a_replay_could_revoke_something() {
 }
 
 #[tokio::test]
+async fn pruning_removes_device_authorizations_once_they_expire() {
+    use portcullis_core::device::DeviceStatus;
+    use portcullis_store::DeviceAuthorizationRecord;
+    let f = fixture().await;
+    let now = f.clock.now();
+    let record = DeviceAuthorizationRecord {
+        device_digest: vec![7; 32],
+        user_code_digest: vec![8; 32],
+        tenant: tid("acme"),
+        client_id: "cl_app".into(),
+        scope: vec![],
+        status: DeviceStatus::Pending,
+        created_at: now,
+        expires_at: now.saturating_add(Duration::from_secs(600)),
+        interval_secs: 5,
+        last_polled_at: None,
+        user_id: None,
+        sid: None,
+        auth_time: None,
+        decided_at: None,
+    };
+    f.store
+        .insert_device_authorization(&record)
+        .await
+        .expect("insert");
+    f.advance(599);
+    assert_eq!(f.sign_in.prune().await.expect("prune"), (0, 0));
+    assert!(f
+        .store
+        .get_device_authorization(&record.device_digest)
+        .await
+        .expect("get")
+        .is_some());
+    f.advance(1);
+    assert_eq!(f.sign_in.prune().await.expect("prune"), (0, 1));
+    assert!(f
+        .store
+        .get_device_authorization(&record.device_digest)
+        .await
+        .expect("get")
+        .is_none());
+}
+
+#[tokio::test]
 async fn every_sign_in_gets_new_identifiers_and_ends_the_session_it_replaces() {
     let mut f = fixture().await;
     let before = f.sign_in("usr_1").await;
