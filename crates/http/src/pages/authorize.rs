@@ -46,7 +46,9 @@ use portcullis_store::{ConsentRecord, SessionRecord};
 
 pub use portcullis_service::oauth::AUTHORIZE_PATH;
 
-use super::{add_cookie, error_page, messages, render, Chrome, CookiePolicy, Csrf, Text};
+use super::{
+    add_cookie, error_page, messages, render, with_retry_after, Chrome, CookiePolicy, Csrf, Text,
+};
 
 /// Where the sign-in form posts.
 pub const SIGN_IN_PATH: &str = "/oauth2/authorize/sign-in";
@@ -774,12 +776,4 @@ fn server_error_bare(chrome: &Chrome, t: &Text, detail: &str) -> Response {
         t.error_server,
         Some("server_error"),
     )
-}
-
-fn with_retry_after(mut res: Response, wait: Duration) -> Response {
-    let secs = wait.as_secs().max(1) + u64::from(wait.subsec_millis() > 0);
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        res.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    res
 }

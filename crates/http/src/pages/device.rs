@@ -23,7 +23,7 @@ use std::time::Duration;
 use askama::Template;
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -41,7 +41,9 @@ use portcullis_store::SessionRecord;
 pub use portcullis_service::tokens::device::VERIFICATION_PATH;
 
 use super::messages::DeviceText;
-use super::{add_cookie, error_page, messages, render, Chrome, CookiePolicy, Csrf, Text};
+use super::{
+    add_cookie, error_page, messages, render, with_retry_after, Chrome, CookiePolicy, Csrf, Text,
+};
 
 /// Where the sign-in form of the device flow posts.
 pub const DEVICE_SIGN_IN_PATH: &str = "/device/sign-in";
@@ -575,12 +577,4 @@ fn server_error(chrome: &Chrome, t: &Text, detail: &str) -> Response {
         t.error_server,
         Some("server_error"),
     )
-}
-
-fn with_retry_after(mut res: Response, wait: Duration) -> Response {
-    let secs = wait.as_secs().max(1) + u64::from(wait.subsec_millis() > 0);
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        res.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    res
 }

@@ -147,6 +147,15 @@ impl Csrf {
     }
 }
 
+/// Sets `Retry-After` to `wait` in whole seconds, rounded up (at least 1).
+pub fn with_retry_after(mut res: Response, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs().max(1) + u64::from(wait.subsec_millis() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 /// Appends a `Set-Cookie` header.
 pub fn add_cookie(res: &mut Response, value: Option<HeaderValue>) {
     if let Some(v) = value {
