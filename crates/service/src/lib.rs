@@ -28,6 +28,7 @@ pub mod lifecycle;
 pub mod login;
 pub mod logout;
 pub mod mail;
+pub mod match_marks;
 pub mod metrics;
 pub mod mtls;
 pub mod oauth;

@@ -28,6 +28,30 @@ use portcullis_store::{
 pub const TRUST_RULE: &str = "trust_rule";
 pub const REDIRECT_URI: &str = "redirect_uri";
 
+/// Records that `subject` (of `kind`) admitted a grant, for the hygiene report's "never
+/// matched": written when this node has not recorded it within the last hour (`marks`). A
+/// failed write is logged and never refuses the grant; the next match tries again.
+pub async fn record_match(
+    store: &dyn Store,
+    marks: &crate::match_marks::MatchMarks,
+    tenant: &TenantId,
+    kind: &str,
+    subject: &str,
+    now: Timestamp,
+) {
+    let key = format!("{kind} {} {subject}", tenant.as_str());
+    if !marks.due(&key, now) {
+        return;
+    }
+    match store
+        .record_admission_match(tenant, kind, subject, now)
+        .await
+    {
+        Ok(()) => marks.mark(&key, now),
+        Err(e) => tracing::warn!(error = %e, kind, "could not record an admission match"),
+    }
+}
+
 /// Most audit events one report reads (newest first); past it the note says so.
 const MAX_AUDIT_EVENTS: usize = 100_000;
 

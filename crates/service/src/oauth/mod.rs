@@ -170,6 +170,9 @@ pub struct OAuthState {
     /// "request"`, or `http.client_certificate_header` behind a trusted proxy): discovery then
     /// lists the RFC 8705 methods and certificate-bound tokens.
     pub client_certificates: bool,
+    /// Admission matches this node recorded lately (`match_marks`): one write per subject and
+    /// hour for the hygiene report, not one per grant.
+    pub match_marks: crate::match_marks::MatchMarks,
 }
 
 impl OAuthState {
@@ -180,6 +183,7 @@ impl OAuthState {
         Ok(Self {
             assertion_audiences: [issuer.clone(), token_endpoint],
             client_certificates: false,
+            match_marks: crate::match_marks::MatchMarks::default(),
             issuer,
             lifetimes: TokenLifetimes {
                 default: Duration::from_secs(config.default_access_token_ttl_secs),

@@ -62,20 +62,16 @@ pub(super) async fn issue(
         .await
         .map_err(OAuthError::from)
         .map_err(refuse)?;
-    // The redirect URI completed a flow: for the hygiene report's "never matched". A failed
-    // write never refuses the grant.
-    if let Err(e) = svc
-        .store
-        .record_admission_match(
-            &client.tenant,
-            crate::lifecycle::REDIRECT_URI,
-            &format!("{} {}", client.id, redirect_uri.as_str()),
-            svc.clock.now(),
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "could not record a redirect URI match");
-    }
+    // The redirect URI completed a flow: for the hygiene report's "never matched".
+    crate::lifecycle::record_match(
+        svc.store.as_ref(),
+        &svc.oauth.match_marks,
+        &client.tenant,
+        crate::lifecycle::REDIRECT_URI,
+        &format!("{} {}", client.id, redirect_uri.as_str()),
+        svc.clock.now(),
+    )
+    .await;
     let record = &redeemed.record;
     let outcome = async {
         let targets: Vec<&str> = request.targets.iter().map(String::as_str).collect();

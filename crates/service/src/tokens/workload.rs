@@ -172,19 +172,16 @@ pub(super) async fn issue(
     exchange::consume(svc.store.as_ref(), &admitted, LEEWAY, now)
         .await
         .map_err(|e| refused(e, Some(&rule_id)))?;
-    // For the hygiene report's "never matched"; a failed write never refuses the grant.
-    if let Err(e) = svc
-        .store
-        .record_admission_match(
-            &tenant,
-            crate::lifecycle::TRUST_RULE,
-            admitted.rule.id.as_str(),
-            now,
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "could not record a trust rule match");
-    }
+    // For the hygiene report's "never matched".
+    crate::lifecycle::record_match(
+        svc.store.as_ref(),
+        &svc.oauth.match_marks,
+        &tenant,
+        crate::lifecycle::TRUST_RULE,
+        admitted.rule.id.as_str(),
+        now,
+    )
+    .await;
     let jti = uuid::Uuid::new_v4().simple().to_string();
     let claims = AccessTokenClaims::for_workload(
         &svc.oauth.issuer,
