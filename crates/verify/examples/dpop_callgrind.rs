@@ -18,92 +18,20 @@
 //! Algorithms: `es256`, `eddsa`. Only `measured` is counted: setup is excluded.
 
 use std::hint::black_box;
-use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lc_rs::signature::{
     ParsedPublicKey, UnparsedPublicKey, VerificationAlgorithm, ECDSA_P256_SHA256_FIXED, ED25519,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use portcullis_core::time::{ManualClock, Timestamp};
-use portcullis_jose::profile::dpop_proof::{self, ath, KeyCache, ProofClaims, ProofSigner, Rules};
+use portcullis_core::time::Timestamp;
+use portcullis_jose::profile::dpop_proof::{self, KeyCache, ProofSigner};
 use portcullis_jose::{Alg, SigningKeyPair};
-use portcullis_verify::fetch::{Fetch, FetchError, Fetched};
-use portcullis_verify::{
-    DpopRequest, IssuerConfig, KeySource, RevocationSource, Verifier, VerifierConfig,
-};
-use serde_json::json;
+use portcullis_verify::{DpopRequest, Verifier};
 
-const NOW: i64 = 1_795_478_400;
-const URI: &str = "https://api.example.com/orders/7";
-const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
-
-#[derive(Debug)]
-struct NoFetch;
-
-#[async_trait::async_trait]
-impl Fetch for NoFetch {
-    async fn get(&self, _: &str) -> Result<Fetched, FetchError> {
-        Err(FetchError::Status(404))
-    }
-}
-
-fn proof(k: &ProofSigner, jti: &str) -> String {
-    k.sign(&ProofClaims {
-        jti,
-        htm: "GET",
-        htu: URI,
-        iat: NOW,
-        ath: Some(ath(TOKEN)),
-        nonce: None,
-    })
-    .expect("proof")
-}
-
-fn raw_public_key(jwk: &serde_json::Value) -> Vec<u8> {
-    let d = |m: &str| {
-        URL_SAFE_NO_PAD
-            .decode(jwk[m].as_str().expect("member"))
-            .expect("b64")
-    };
-    match jwk["kty"].as_str() {
-        Some("EC") => [vec![4], d("x"), d("y")].concat(),
-        _ => d("x"),
-    }
-}
-
-fn rules() -> Rules<'static> {
-    Rules {
-        method: "GET",
-        uri: URI,
-        allowed: &dpop_proof::DEFAULT_ALGS,
-        max_age: Duration::from_secs(300),
-        leeway: Duration::from_secs(60),
-        access_token: Some(TOKEN),
-        require_nonce: false,
-    }
-}
-
-fn verifier() -> Verifier {
-    // An issuer key nothing here is signed with: the token is refused after the proof step.
-    let jwk = SigningKeyPair::generate(Alg::ES256)
-        .expect("key")
-        .1
-        .public_jwk();
-    let cfg = VerifierConfig::new(
-        IssuerConfig::new(
-            "https://auth.example.com",
-            KeySource::Static(json!({ "keys": [jwk] }).to_string()),
-        ),
-        "orders-api",
-        RevocationSource::Embedded {
-            staleness_bound: Duration::from_secs(3600),
-        },
-    );
-    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(NOW)));
-    Verifier::with_parts(cfg, clock, Arc::new(NoFetch)).expect("verifier")
-}
+#[path = "../benches/support/dpop_fixture.rs"]
+mod fixture;
+use fixture::{proof, raw_public_key, rules, verifier, NOW, TOKEN, URI};
 
 enum Work {
     Bare {
