@@ -41,8 +41,9 @@ const MIN_RSA_MODULUS_BYTES: usize = 256;
 const MAX_KEYS: usize = 64;
 
 enum Material {
-    /// EC and Ed25519 keys, parsed and validated once.
-    Parsed(ParsedPublicKey),
+    /// EC and Ed25519 keys, parsed and validated once, with their raw encoding (the uncompressed
+    /// EC point, the Ed25519 `x`): what an X.509 certificate's key is compared with.
+    Parsed { key: ParsedPublicKey, raw: Vec<u8> },
     Rsa {
         n: Vec<u8>,
         e: Vec<u8>,
@@ -73,10 +74,36 @@ impl VerificationKey {
     /// Verifies `signature` over `message` with this key's pinned algorithm.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
-            Material::Parsed(k) => k.verify_sig(message, signature).is_ok(),
+            Material::Parsed { key, .. } => key.verify_sig(message, signature).is_ok(),
             Material::Rsa { n, e, params } => RsaPublicKeyComponents { n, e }
                 .verify(params, message, signature)
                 .is_ok(),
+        }
+    }
+}
+
+/// A public key as an X.509 certificate carries it (its SubjectPublicKeyInfo), for comparison
+/// with registered JWKs (RFC 8705 `self_signed_tls_client_auth`).
+#[derive(Debug, Clone, Copy)]
+pub enum PublicKeyBytes<'a> {
+    /// The uncompressed EC point or the raw Ed25519 key.
+    Raw(&'a [u8]),
+    /// An RSA modulus and exponent, big-endian (leading zeros ignored).
+    Rsa { n: &'a [u8], e: &'a [u8] },
+}
+
+impl VerificationKey {
+    /// Whether this is the key `presented` names: the same key bytes, never a key of another
+    /// type that happens to share them.
+    pub fn is_public_key(&self, presented: PublicKeyBytes<'_>) -> bool {
+        let unsigned =
+            |b: &[u8]| -> Vec<u8> { b.iter().copied().skip_while(|x| *x == 0).collect() };
+        match (&self.material, presented) {
+            (Material::Parsed { raw, .. }, PublicKeyBytes::Raw(p)) => raw.as_slice() == p,
+            (Material::Rsa { n, e, .. }, PublicKeyBytes::Rsa { n: pn, e: pe }) => {
+                *n == unsigned(pn) && *e == unsigned(pe)
+            }
+            _ => false,
         }
     }
 }
@@ -100,6 +127,14 @@ impl KeySet {
     /// Whether a key with this `kid` is held (a client's JWKS cache refetches when not).
     pub fn contains_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
+    }
+
+    /// Whether any key of the set is `presented` ([`VerificationKey::is_public_key`]).
+    pub fn holds(&self, presented: PublicKeyBytes<'_>) -> bool {
+        self.by_kid
+            .values()
+            .chain(&self.without_kid)
+            .any(|k| k.is_public_key(presented))
     }
 
     /// This set with every RSA key that had no `alg` pinned to `alg` (RS256 or PS256) instead;
@@ -357,7 +392,9 @@ pub(crate) fn key_from_jwk(
         }
         (AlgorithmParameters::OctetKeyPair(p), Alg::EdDSA) if p.curve == EllipticCurve::Ed25519 => {
             let x = URL_SAFE_NO_PAD.decode(&p.x).map_err(|_| "bad base64url")?;
-            Material::Parsed(ParsedPublicKey::new(&ED25519, x).map_err(|_| "invalid Ed25519 key")?)
+            let key =
+                ParsedPublicKey::new(&ED25519, x.clone()).map_err(|_| "invalid Ed25519 key")?;
+            Material::Parsed { key, raw: x }
         }
         (AlgorithmParameters::RSA(p), Alg::RS256 | Alg::PS256) => {
             let unsigned = |v: &str| {
@@ -412,9 +449,8 @@ fn ec_point(
     point.push(4);
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
-    ParsedPublicKey::new(alg, point)
-        .map(Material::Parsed)
-        .map_err(|_| "EC point not on the curve")
+    let key = ParsedPublicKey::new(alg, point.clone()).map_err(|_| "EC point not on the curve")?;
+    Ok(Material::Parsed { key, raw: point })
 }
 
 fn declared_alg(a: KeyAlgorithm) -> Option<Alg> {

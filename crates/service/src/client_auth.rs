@@ -387,15 +387,20 @@ async fn check_certificate(
 ) -> Result<Result<(), &'static str>, OAuthError> {
     let client = &facts.client;
     if method == AuthMethod::SelfSignedTlsClientAuth {
-        let jwks = match (&client.jwks, &client.jwks_uri) {
-            (Some(inline), _) => inline.clone(),
-            (None, Some(uri)) => match state.oauth.remote_jwks.fetch_json(uri).await {
-                Ok(doc) => doc.to_string(),
+        // The same keys `private_key_jwt` reads: parsed once with the client's facts, or the
+        // cached `jwks_uri` document (refetched only after its TTL).
+        let keys = match (&client.jwks, &client.jwks_uri) {
+            (Some(_), _) => match &facts.inline_jwks {
+                Some(keys) => keys.clone(),
+                None => return Ok(Err("client_jwks_invalid")),
+            },
+            (None, Some(uri)) => match state.oauth.remote_jwks.keys(uri, None, now).await {
+                Ok(keys) => keys,
                 Err(reason) => return Ok(Err(reason)),
             },
             (None, None) => return Ok(Err("client_has_no_keys")),
         };
-        return Ok(mtls::self_signed_tls_client_auth(certificate.der(), &jwks)
+        return Ok(mtls::self_signed_tls_client_auth(certificate.der(), &keys)
             .map_err(MtlsFailure::as_str));
     }
     let Some(stored) = &client.tls_subject else {

@@ -14,14 +14,17 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
+
+use portcullis_jose::jwk::PublicKeyBytes;
+use portcullis_jose::profile::client_assertion::ClientKeys;
 
 /// The one certificate fact a `tls_client_auth` client is registered with (RFC 8705 section
 /// 2.1.2: exactly one of these metadata parameters).
@@ -312,41 +315,20 @@ pub fn carries(der: &[u8], subject: &TlsSubject) -> Result<bool, MtlsFailure> {
     }))
 }
 
-/// `self_signed_tls_client_auth`: the certificate's public key is one of the keys in the
-/// client's registered JWKS (JSON). The chain is not validated: the registration is the trust.
-pub fn self_signed_tls_client_auth(der: &[u8], jwks: &str) -> Result<(), MtlsFailure> {
+/// `self_signed_tls_client_auth`: the certificate's public key is one of the client's registered
+/// keys (parsed once by jose, from the inline JWKS or the cached `jwks_uri` document). The chain
+/// is not validated: the registration is the trust.
+pub fn self_signed_tls_client_auth(der: &[u8], keys: &ClientKeys) -> Result<(), MtlsFailure> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|_| MtlsFailure::Unparseable)?;
     let spki = cert.public_key();
-    let raw = spki.subject_public_key.data.as_ref();
-    let parsed = spki.parsed().ok();
-    let jwks: serde_json::Value =
-        serde_json::from_str(jwks).map_err(|_| MtlsFailure::KeyNotRegistered)?;
-    let keys = jwks["keys"].as_array().cloned().unwrap_or_default();
-    let b64 = |v: &serde_json::Value| v.as_str().and_then(|s| URL_SAFE_NO_PAD.decode(s).ok());
-    let strip = |b: &[u8]| -> Vec<u8> {
-        let start = b.iter().position(|x| *x != 0).unwrap_or(b.len());
-        b[start..].to_vec()
+    let presented = match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => PublicKeyBytes::Rsa {
+            n: rsa.modulus,
+            e: rsa.exponent,
+        },
+        _ => PublicKeyBytes::Raw(spki.subject_public_key.data.as_ref()),
     };
-    let found = keys.iter().any(|k| match k["kty"].as_str() {
-        Some("EC") => match (b64(&k["x"]), b64(&k["y"])) {
-            (Some(x), Some(y)) => {
-                let mut point = vec![4u8];
-                point.extend(x);
-                point.extend(y);
-                raw == point.as_slice()
-            }
-            _ => false,
-        },
-        Some("OKP") => b64(&k["x"]).is_some_and(|x| raw == x.as_slice()),
-        Some("RSA") => match (&parsed, b64(&k["n"]), b64(&k["e"])) {
-            (Some(PublicKey::RSA(rsa)), Some(n), Some(e)) => {
-                strip(rsa.modulus) == strip(&n) && strip(rsa.exponent) == strip(&e)
-            }
-            _ => false,
-        },
-        _ => false,
-    });
-    if found {
+    if keys.holds(presented) {
         Ok(())
     } else {
         Err(MtlsFailure::KeyNotRegistered)
@@ -356,6 +338,7 @@ pub fn self_signed_tls_client_auth(der: &[u8], jwks: &str) -> Result<(), MtlsFai
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
         IsCa, KeyPair, KeyUsagePurpose, SanType,
@@ -564,19 +547,28 @@ mod tests {
                 serde_json::json!({"kty": "EC", "crv": "P-256",
                     "x": URL_SAFE_NO_PAD.encode(&raw[1..33]), "y": URL_SAFE_NO_PAD.encode(&raw[33..])})
             };
-            let jwks = serde_json::json!({"keys": [jwk]}).to_string();
-            assert_eq!(self_signed_tls_client_auth(cert.der(), &jwks), Ok(()));
+            let keys = ClientKeys::parse(&serde_json::json!({"keys": [jwk]}), 8).expect("jwks");
+            assert_eq!(self_signed_tls_client_auth(cert.der(), &keys), Ok(()));
             let other = KeyPair::generate_for(alg).expect("key");
             let stranger = CertificateParams::new(vec!["client".to_owned()])
                 .expect("params")
                 .self_signed(&other)
                 .expect("cert");
             assert_eq!(
-                self_signed_tls_client_auth(stranger.der(), &jwks),
+                self_signed_tls_client_auth(stranger.der(), &keys),
                 Err(MtlsFailure::KeyNotRegistered)
             );
+            // The client registered only the stranger's key: its own certificate is refused.
+            let raw = other.public_key_raw();
+            let jwk = if alg == &rcgen::PKCS_ED25519 {
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(raw)})
+            } else {
+                serde_json::json!({"kty": "EC", "crv": "P-256",
+                    "x": URL_SAFE_NO_PAD.encode(&raw[1..33]), "y": URL_SAFE_NO_PAD.encode(&raw[33..])})
+            };
+            let others = ClientKeys::parse(&serde_json::json!({"keys": [jwk]}), 8).expect("jwks");
             assert_eq!(
-                self_signed_tls_client_auth(cert.der(), "{\"keys\": []}"),
+                self_signed_tls_client_auth(cert.der(), &others),
                 Err(MtlsFailure::KeyNotRegistered)
             );
         }

@@ -84,6 +84,12 @@ impl ClientKeys {
         }
     }
 
+    /// Whether the client registered `presented` (RFC 8705 `self_signed_tls_client_auth`: the
+    /// certificate's key must be one of the client's keys).
+    pub fn holds(&self, presented: crate::jwk::PublicKeyBytes<'_>) -> bool {
+        self.pkcs1.holds(presented)
+    }
+
     /// Whether a key with this `kid` is registered (a fetched JWKS is refetched when not).
     pub fn contains_kid(&self, kid: &str) -> bool {
         self.pkcs1.contains_kid(kid)
