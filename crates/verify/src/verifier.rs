@@ -464,13 +464,7 @@ impl Verifier {
                 // The proof's key and whatever certificate the connection carried, together:
                 // a token bound to both needs both.
                 let request = crate::dpop::DpopRequest { method, uri, proof };
-                let jkt = self.check_dpop_proof(token, &request)?;
-                let proved = Possession {
-                    scheme: portcullis_core::confirmation::Scheme::Dpop,
-                    dpop_key: Some(&jkt),
-                    client_certificate: possession.client_certificate,
-                };
-                self.verify_access_token_with(token, audience, &proved)
+                self.verify_dpop(token, &request, audience, possession.client_certificate)
                     .await?
             }
             Presented::ApiKey(k) => {
@@ -563,22 +557,47 @@ impl Verifier {
         request: &crate::dpop::DpopRequest<'_>,
         audience: &str,
     ) -> Result<Arc<Principal>, Denial> {
-        let jkt = self.check_dpop_proof(token, request)?;
-        let possession = Possession {
-            scheme: portcullis_core::confirmation::Scheme::Dpop,
-            dpop_key: Some(&jkt),
-            client_certificate: None,
-        };
-        self.verify_access_token_with(token, audience, &possession)
-            .await
+        self.verify_dpop(token, request, audience, None).await
     }
 
-    /// The proof rules of [`Self::verify_dpop_access_token`]; returns the proof key.
+    /// The one DPoP path of [`Self::verify`] and [`Self::verify_dpop_access_token`]: the proof's
+    /// rules, then the token with the proof's key (and the connection's certificate, if any) as
+    /// the possession, and only then the proof's `jti` recorded. A proof for a token that is
+    /// not valid here records nothing, so made-up tokens cannot fill the replay record and lock
+    /// real clients out.
+    async fn verify_dpop(
+        &self,
+        token: &str,
+        request: &crate::dpop::DpopRequest<'_>,
+        audience: &str,
+        client_certificate: Option<&portcullis_core::confirmation::Thumbprint>,
+    ) -> Result<Arc<Principal>, Denial> {
+        let proof = self.check_dpop_proof(token, request)?;
+        let possession = Possession {
+            scheme: portcullis_core::confirmation::Scheme::Dpop,
+            dpop_key: Some(&proof.jkt),
+            client_certificate,
+        };
+        let principal = self
+            .verify_access_token_with(token, audience, &possession)
+            .await?;
+        self.inner
+            .dpop
+            .record(proof.jkt.as_str(), &proof.jti, proof.until, proof.at)
+            .map_err(|r| match r {
+                crate::dpop::Replay::Seen => Reason::DpopReplayed,
+                crate::dpop::Replay::Full => Reason::DpopReplayCacheFull,
+            })?;
+        Ok(principal)
+    }
+
+    /// The proof rules of [`Self::verify_dpop`] (every rule of the JOSE profile, then this
+    /// verifier's nonce when required); the replay record is the caller's, after the token.
     fn check_dpop_proof(
         &self,
         token: &str,
         request: &crate::dpop::DpopRequest<'_>,
-    ) -> Result<portcullis_core::confirmation::Thumbprint, Reason> {
+    ) -> Result<CheckedProof, Reason> {
         use portcullis_jose::profile::dpop_proof::{self, ProofError, Rules};
         let state = &self.inner.dpop;
         let proof = request.proof.ok_or(Reason::DpopProofMissing)?;
@@ -605,18 +624,12 @@ impl Verifier {
         {
             return Err(Reason::DpopNonce);
         }
-        state
-            .record(
-                checked.jkt.as_str(),
-                &checked.jti,
-                checked.replay_until(&rules),
-                now,
-            )
-            .map_err(|r| match r {
-                crate::dpop::Replay::Seen => Reason::DpopReplayed,
-                crate::dpop::Replay::Full => Reason::DpopReplayCacheFull,
-            })?;
-        Ok(checked.jkt)
+        Ok(CheckedProof {
+            until: checked.replay_until(&rules),
+            at: now,
+            jti: checked.jti,
+            jkt: checked.jkt,
+        })
     }
 
     /// A nonce for `DPoP-Nonce` (RFC 9449 section 9): what a proof must carry when this
@@ -740,4 +753,12 @@ impl Verifier {
             audiences: t.aud.into_iter().map(|a| a.into_owned()).collect(),
         })
     }
+}
+/// A proof that passed every rule but the replay record: what [`Verifier::verify_dpop`]
+/// records once the token is good.
+struct CheckedProof {
+    jkt: portcullis_core::confirmation::Thumbprint,
+    jti: String,
+    until: Timestamp,
+    at: Timestamp,
 }

@@ -407,3 +407,53 @@ async fn proofs_made_by_oauth4webapi_pass_the_gateway() {
         "oauth4webapi proof for another URI",
     );
 }
+
+#[tokio::test]
+async fn proofs_for_tokens_that_fail_record_nothing_so_they_cannot_fill_the_replay_record() {
+    let up = echo_upstream().await;
+    // Room for one proof id only: a proof recorded for a refused token would lock out the next.
+    let ctx = start_tweaked(ROUTES, up, |cfg| cfg.dpop.replay_capacity = 1).await;
+    let addr = ctx.gw.addr;
+    let k = ProofKey::new();
+
+    // Valid proofs (right key, request and `ath`) for tokens this gateway refuses: another
+    // audience, an expired one, a made-up one.
+    for (what, token) in [
+        (
+            "another audience",
+            ctx.issuer
+                .token(json!({"cnf": {"jkt": k.jkt}, "aud": "someone-else"})),
+        ),
+        (
+            "expired",
+            ctx.issuer
+                .token(json!({"cnf": {"jkt": k.jkt}, "exp": now() - 600})),
+        ),
+        (
+            "made up",
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln".to_owned(),
+        ),
+    ] {
+        let proof = k.proof(Claims::get("/orders/1", &token));
+        let r = send(addr, "/orders/1", &format!("DPoP {token}"), Some(&proof)).await;
+        assert_eq!(r.status, 401, "{what}: {}", r.body);
+        assert!(
+            challenges(&r).iter().any(|c| c.contains("invalid_token")),
+            "{what}: {:?}",
+            r.headers
+        );
+    }
+
+    // The real client still gets through, and its proof is then recorded: a replay is refused.
+    let token = ctx.issuer.token(json!({"cnf": {"jkt": k.jkt}}));
+    let dpop = format!("DPoP {token}");
+    let good = k.proof(Claims::get("/orders/1", &token));
+    let r = send(addr, "/orders/1", &dpop, Some(&good)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(addr, "/orders/1", &dpop, Some(&good)).await;
+    refused_with(
+        &r,
+        "invalid_dpop_proof",
+        "replayed jti after a good request",
+    );
+}
