@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use portcullis_core::secret::Secret;
 use portcullis_core::tenant::TenantId;
-use portcullis_core::time::{ManualClock, Timestamp};
+use portcullis_core::time::{Clock as _, ManualClock, Timestamp};
 use portcullis_core::user::{Email, UserId, UserProfile, UserStatus, Username};
 use portcullis_server::serve::Assembled;
 use portcullis_service::state::AppState;
@@ -600,6 +600,33 @@ async fn users_without_a_role_and_other_clients_tokens_are_refused_at_the_admin_
     let d = node.start_device(&tv).await;
     let (s, e) = node.poll(&d.device_code).await;
     assert_eq!((s, &e["error"]), (400, &json!("invalid_grant")), "{e}");
+
+    // Erin's own CLI token works while she is active, and stops the moment she is not: the
+    // user's status is read on every request (set in the store here, so no revocation entry
+    // is what refuses it).
+    let d = node.start_device(CLI).await;
+    let b = node.browser("203.0.113.52");
+    approve_in_browser(&node, &b, &d.user_code, "erin", "allow").await;
+    node.clock.advance(Duration::from_secs(10));
+    let (s, t) = node.poll(&d.device_code).await;
+    assert_eq!(s, 200, "{t}");
+    let access = t["access_token"].as_str().expect("access");
+    let (s, v) = node
+        .admin(reqwest::Method::GET, "/tenants/acme/users", access, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let system = TenantId::parse("system").expect("tenant");
+    let erin_id = UserId::parse(&erin).expect("user id");
+    let disabled = node
+        .store
+        .set_user_status(&system, &erin_id, UserStatus::Disabled, node.clock.now())
+        .await
+        .expect("status");
+    assert!(disabled);
+    let (s, _) = node
+        .admin(reqwest::Method::GET, "/tenants/acme/users", access, None)
+        .await;
+    assert_eq!(s, 401, "a disabled user's CLI token is no admin credential");
 }
 
 #[tokio::test]
