@@ -270,6 +270,35 @@ fn login_runs_admin_commands_with_the_users_role_and_logout_revokes() {
         .expect("refresh token")
         .to_owned();
 
+    // The saved sign-in is for this server only: a command aimed at another URL neither
+    // succeeds nor sends the access token there.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let other_url = format!("http://{}", other.local_addr().expect("addr"));
+    let caught = std::thread::spawn(move || {
+        let (mut conn, _) = other.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 8192];
+        let n = std::io::Read::read(&mut conn, &mut buf).unwrap_or(0);
+        let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n");
+        String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase()
+    });
+    let out = command()
+        .args(["tenant", "list", "--url", &other_url, "--data-dir"])
+        .arg(home.path().join("no-data-dir"))
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .expect("run cli");
+    assert!(!out.status.success(), "no credential for another server");
+    // Unblock the listener if the CLI never connected; either way no token reached it.
+    let _ = std::net::TcpStream::connect(other_url.trim_start_matches("http://"))
+        .and_then(|mut c| c.write_all(b"PING\r\n\r\n"));
+    let request = caught.join().expect("listener thread");
+    assert!(
+        !request.contains("authorization"),
+        "the saved token went to another server: {request}"
+    );
+
     // An admin command with the sign-in alone (no bootstrap token, no PORTCULLIS_ADMIN_TOKEN).
     let out = cli(&server, home.path(), &["tenant", "create", "fromcli"]);
     assert!(
