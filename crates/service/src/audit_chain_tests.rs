@@ -10,7 +10,9 @@ use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{ManualClock, Timestamp};
 use portcullis_jose::SigningKeyPair;
-use portcullis_store::{AuditChainStore, AuditCheckpoint, AuditStore, SqliteStore};
+use portcullis_store::{
+    AuditChainStore, AuditCheckpoint, AuditStore, SigningKeyStore, SqliteStore,
+};
 
 use super::*;
 use crate::kek::{Kek, Keyring};
@@ -23,6 +25,7 @@ struct Rig {
     path: std::path::PathBuf,
     store: Arc<SqliteStore>,
     clock: Arc<ManualClock>,
+    ring: Keyring,
     oauth: OAuthState,
 }
 
@@ -47,6 +50,7 @@ async fn rig() -> Rig {
         path,
         store,
         clock,
+        ring,
         oauth,
     }
 }
@@ -85,6 +89,33 @@ impl Rig {
 
     async fn verify(&self) -> VerifyReport {
         verify(self.store.as_ref(), ISSUER).await.expect("verify")
+    }
+
+    /// A checkpoint at the head as someone with write access to the database could add it.
+    async fn insert_at_head(&self, kid: Option<String>, signature: Option<String>) -> i64 {
+        let (pos, hash) = self.store.audit_chain_head().await.expect("head");
+        let cp = AuditCheckpoint {
+            pos,
+            hash,
+            created_at: self.clock.now(),
+            kid,
+            signature,
+        };
+        assert!(self.store.insert_audit_checkpoint(&cp).await.expect("insert"));
+        pos
+    }
+
+    /// Signs `pos` and `hash` with a key this installation never had, under `kid`.
+    fn foreign_signature(&self, kid: &str, pos: i64, hash: &[u8]) -> String {
+        let (_, other) = SigningKeyPair::generate(portcullis_jose::Alg::ES256).expect("key");
+        portcullis_jose::profile::audit_checkpoint::signer(other, kid)
+            .sign(&portcullis_jose::profile::audit_checkpoint::Claims {
+                iss: ISSUER.into(),
+                pos,
+                hash: hex(hash),
+                iat: 1,
+            })
+            .expect("sign")
     }
 
     async fn raw(&self, sql: &str) {
@@ -140,27 +171,180 @@ async fn a_checkpoint_signed_by_another_key_is_forged() {
     let r = rig().await;
     r.append(1..=6).await;
     let (pos, hash) = r.store.audit_chain_head().await.expect("head");
-    let (_, other) = SigningKeyPair::generate(portcullis_jose::Alg::ES256).expect("key");
     let kid = r.oauth.signer().expect("signer").kid().to_owned();
-    let forged = portcullis_jose::profile::audit_checkpoint::signer(other, &kid)
-        .sign(&portcullis_jose::profile::audit_checkpoint::Claims {
-            iss: ISSUER.into(),
-            pos,
-            hash: hex(&hash),
-            iat: 1,
-        })
-        .expect("sign");
-    let cp = AuditCheckpoint {
-        pos,
-        hash,
-        created_at: r.clock.now(),
-        kid: Some(kid),
-        signature: Some(forged),
-    };
-    assert!(r.store.insert_audit_checkpoint(&cp).await.expect("insert"));
+    let forged = r.foreign_signature(&kid, pos, &hash);
+    r.insert_at_head(Some(kid), Some(forged)).await;
     let report = r.verify().await;
     let b = report.broken.expect("broken");
     assert_eq!((b.position, b.kind), (6, Break::CheckpointForged));
+}
+
+#[tokio::test]
+async fn a_checkpoint_without_a_signature_or_with_an_unknown_key_is_forged_not_an_anchor() {
+    // Stripped signature: the hash is right, but anyone could have written it.
+    let r = rig().await;
+    r.append(1..=5).await;
+    r.insert_at_head(None, None).await;
+    let report = r.verify().await;
+    assert_eq!(report.signed_checkpoints, 0);
+    let b = report.broken.expect("an unsigned checkpoint is a break");
+    assert_eq!((b.position, b.kind), (5, Break::CheckpointForged));
+
+    // A key id this installation never had.
+    let r = rig().await;
+    r.append(1..=5).await;
+    let (pos, hash) = r.store.audit_chain_head().await.expect("head");
+    let sig = r.foreign_signature("attacker-key", pos, &hash);
+    r.insert_at_head(Some("attacker-key".into()), Some(sig)).await;
+    let b = r.verify().await.broken.expect("an unknown key is a break");
+    assert_eq!((b.position, b.kind), (5, Break::CheckpointForged));
+
+    // A genuine signature moved onto a checkpoint at another position.
+    let r = rig().await;
+    r.append(1..=3).await;
+    let genuine = r.checkpoint().await.expect("cp at 3");
+    r.append(4..=5).await;
+    r.insert_at_head(genuine.kid, genuine.signature).await;
+    let b = r.verify().await.broken.expect("claims of another position");
+    assert_eq!((b.position, b.kind), (5, Break::CheckpointForged));
+}
+
+#[tokio::test]
+async fn events_deleted_from_the_start_behind_an_unsigned_checkpoint_are_reported() {
+    // Deleting the oldest events and planting an unsigned checkpoint with the right hash where
+    // they end used to pass for a prune. Only a signed checkpoint may seed what remains.
+    let r = rig().await;
+    r.append(1..=6).await;
+    let planted = r.insert_at_head(None, None).await;
+    r.append(7..=9).await;
+    r.checkpoint().await.expect("a genuine checkpoint at 9");
+    r.raw(&format!("DELETE FROM audit_events WHERE chain_pos <= {planted}"))
+        .await;
+    let report = r.verify().await;
+    assert!(!report.ok);
+    let b = report.broken.clone().expect("broken");
+    assert_eq!((b.position, b.kind), (1, Break::Missing), "{report:?}");
+    // And such a chain is never pruned.
+    r.clock.advance(Duration::from_secs(86_400 * 2));
+    let refused = prune(
+        r.store.as_ref(),
+        r.clock.as_ref(),
+        ISSUER,
+        Duration::from_secs(86_400),
+    )
+    .await
+    .expect("prune");
+    assert!(refused.is_err());
+}
+
+#[tokio::test]
+async fn no_checkpoint_is_recorded_without_a_signer() {
+    let r = rig().await;
+    r.append(1..=3).await;
+    let unsigned = OAuthState::new(
+        ISSUER.into(),
+        &OAuthConfig::default(),
+        &crate::keys::KeySet {
+            keys: vec![],
+            primary: SigningAlgorithm::ES256,
+        },
+    )
+    .expect("oauth");
+    let none = checkpoint(r.store.as_ref(), r.clock.as_ref(), &unsigned)
+        .await
+        .expect("checkpoint");
+    assert!(none.is_none());
+    assert!(r.store.audit_checkpoints().await.expect("cps").is_empty());
+}
+
+#[tokio::test]
+async fn a_revoked_keys_checkpoints_stop_anchoring_until_re_signed_with_the_new_key() {
+    let r = rig().await;
+    r.append(1..=4).await;
+    r.checkpoint().await.expect("cp at 4");
+    r.append(5..=8).await;
+    r.checkpoint().await.expect("cp at 8");
+    let old = r.oauth.signer().expect("signer").kid().to_owned();
+    r.store
+        .revoke_signing_key(&old, r.clock.now())
+        .await
+        .expect("revoke")
+        .expect("was stored");
+    // Validly signed by a key revoked since: neither an anchor nor a break.
+    let report = r.verify().await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!((report.signed_checkpoints, report.revoked_key_checkpoints), (0, 2));
+    // Not an anchor: a rewrite before it is no longer caught by it, and nothing is pruned up to it.
+    r.clock.advance(Duration::from_secs(86_400 * 2));
+    let nothing = prune(
+        r.store.as_ref(),
+        r.clock.as_ref(),
+        ISSUER,
+        Duration::from_secs(86_400),
+    )
+    .await
+    .expect("prune")
+    .expect("verified");
+    assert_eq!(nothing, None);
+
+    // A new active key re-signs them after checking them against the events.
+    let dyn_clock: Arc<dyn Clock> = r.clock.clone();
+    let (keys, _) =
+        crate::keys::load_or_create_active(r.store.as_ref(), &r.ring, &dyn_clock, SigningAlgorithm::ES256)
+            .await
+            .expect("new key");
+    let oauth = OAuthState::new(ISSUER.into(), &OAuthConfig::default(), &keys).expect("oauth");
+    assert_ne!(oauth.signer().expect("signer").kid(), old);
+    let n = re_sign(r.store.as_ref(), r.clock.as_ref(), &oauth, &old)
+        .await
+        .expect("re-sign")
+        .expect("verified");
+    assert_eq!(n, 2);
+    let report = r.verify().await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!((report.signed_checkpoints, report.revoked_key_checkpoints), (2, 0));
+    // Anchors again: the chain prunes to the re-signed checkpoint at 8 and still verifies.
+    let pruned = prune(
+        r.store.as_ref(),
+        r.clock.as_ref(),
+        ISSUER,
+        Duration::from_secs(86_400),
+    )
+    .await
+    .expect("prune")
+    .expect("verified")
+    .expect("pruned");
+    assert_eq!(pruned.up_to, 8);
+    assert!(r.verify().await.ok);
+}
+
+#[tokio::test]
+async fn a_revoked_keys_checkpoints_that_disagree_with_the_events_are_not_re_signed() {
+    let r = rig().await;
+    r.append(1..=4).await;
+    r.checkpoint().await.expect("cp at 4");
+    let old = r.oauth.signer().expect("signer").kid().to_owned();
+    r.store
+        .revoke_signing_key(&old, r.clock.now())
+        .await
+        .expect("revoke");
+    // An event edited after the revocation: the chain does not verify, so nothing is vouched
+    // for with the new key.
+    r.raw("UPDATE audit_events SET target = 'evil' WHERE chain_pos = 2")
+        .await;
+    let dyn_clock: Arc<dyn Clock> = r.clock.clone();
+    let (keys, _) =
+        crate::keys::load_or_create_active(r.store.as_ref(), &r.ring, &dyn_clock, SigningAlgorithm::ES256)
+            .await
+            .expect("new key");
+    let oauth = OAuthState::new(ISSUER.into(), &OAuthConfig::default(), &keys).expect("oauth");
+    let refused = re_sign(r.store.as_ref(), r.clock.as_ref(), &oauth, &old)
+        .await
+        .expect("re-sign")
+        .expect_err("the chain does not verify");
+    assert!(!refused.ok);
+    let cps = r.store.audit_checkpoints().await.expect("cps");
+    assert_eq!(cps[0].kid.as_deref(), Some(old.as_str()), "left as it was");
 }
 
 #[tokio::test]
@@ -170,13 +354,21 @@ async fn a_broken_chain_is_never_pruned_and_a_whole_one_prunes_to_its_checkpoint
     r.checkpoint().await.expect("cp at 4");
     r.append(5..=8).await;
     r.clock.advance(Duration::from_secs(86_400 * 2));
-    // Break it: an unsigned checkpoint claiming another hash at 8.
+    // Break it: a signed checkpoint at 8 that the events do not hash to (as if they were
+    // rewritten after it was signed).
+    let signer = r.oauth.signer().expect("signer");
+    let claims = portcullis_jose::profile::audit_checkpoint::Claims {
+        iss: ISSUER.into(),
+        pos: 8,
+        hash: hex(&[7; 32]),
+        iat: 1,
+    };
     let bad = AuditCheckpoint {
         pos: 8,
         hash: vec![7; 32],
         created_at: r.clock.now(),
-        kid: None,
-        signature: None,
+        kid: Some(signer.kid().to_owned()),
+        signature: Some(signer.sign_checkpoint(&claims).expect("sign")),
     };
     r.store.insert_audit_checkpoint(&bad).await.expect("bad cp");
     let refused = prune(

@@ -238,6 +238,24 @@ pub async fn revoke(state: &AppState, kid: &str) -> Result<Option<KeyState>, Rot
         }
     }
     refresh_signer(state, rotation).await?;
+    // The revoked key's audit checkpoints no longer anchor the chain: vouch for the ones that
+    // still match the events with the key signing now.
+    match crate::audit_chain::re_sign(
+        state.store.as_ref(),
+        state.clock.as_ref(),
+        &state.oauth,
+        kid,
+    )
+    .await?
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(kid, checkpoints = n, "re-signed the revoked key's audit checkpoints"),
+        Err(report) => tracing::error!(
+            kid,
+            message = %report.message,
+            "audit chain does not verify; the revoked key's checkpoints were not re-signed"
+        ),
+    }
     Ok(Some(before))
 }
 

@@ -179,10 +179,22 @@ pub trait AuditChainStore {
     async fn insert_audit_checkpoint(&self, cp: &AuditCheckpoint) -> Result<bool>;
     /// Every checkpoint, in position order.
     async fn audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>>;
-    /// Deletes chained events up to the newest checkpoint created before `before` (that
-    /// checkpoint stays, to start verification of the rest), and unchained events that
-    /// occurred before `before`, in one transaction. `None` if no checkpoint is old enough.
-    async fn prune_audit_events(&self, before: Timestamp) -> Result<Option<AuditPrune>>;
+    /// Replaces the signature of the checkpoint at `pos` if `from_kid` still signs it (a
+    /// compare-and-swap: `false`, changing nothing, otherwise). Only for re-signing after
+    /// `from_kid` was revoked; the position and hash never change.
+    async fn re_sign_audit_checkpoint(
+        &self,
+        pos: i64,
+        from_kid: &str,
+        to_kid: &str,
+        signature: &str,
+    ) -> Result<bool>;
+    /// Deletes chained events up to the checkpoint at `at`, which must exist and have been
+    /// created before `before` (that checkpoint stays, to start verification of the rest), and
+    /// unchained events that occurred before `before`, in one transaction. `None`, deleting
+    /// nothing, if there is no such checkpoint. Which checkpoint may be the new start (one
+    /// whose signature verified) is the caller's to decide.
+    async fn prune_audit_events(&self, at: i64, before: Timestamp) -> Result<Option<AuditPrune>>;
     /// A page of events oldest first, with their insertion position (`seq`), for export.
     async fn export_audit_events(&self, q: &AuditExportQuery) -> Result<Vec<(i64, AuditEvent)>>;
 }

@@ -93,13 +93,38 @@ macro_rules! impl_audit_chain_store {
                     .collect()
             }
 
-            async fn prune_audit_events(&self, before: Timestamp) -> Result<Option<AuditPrune>> {
+            async fn re_sign_audit_checkpoint(
+                &self,
+                pos: i64,
+                from_kid: &str,
+                to_kid: &str,
+                signature: &str,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE audit_checkpoints SET kid = $1, signature = $2 \
+                     WHERE pos = $3 AND kid = $4",
+                )
+                .bind(to_kid)
+                .bind(signature)
+                .bind(pos)
+                .bind(from_kid)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn prune_audit_events(
+                &self,
+                at: i64,
+                before: Timestamp,
+            ) -> Result<Option<AuditPrune>> {
                 let mut tx = self.pool.begin().await?;
                 let up_to: Option<i64> = sqlx::query_scalar(
-                    "SELECT MAX(pos) FROM audit_checkpoints WHERE created_at < $1",
+                    "SELECT pos FROM audit_checkpoints WHERE pos = $1 AND created_at < $2",
                 )
+                .bind(at)
                 .bind(before.as_millis())
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
                 let Some(up_to) = up_to else {
                     return Ok(None);

@@ -79,6 +79,22 @@ fn record(state: &AppState, admin: &TenantAdmin, action: Action, user: &str, rol
     );
 }
 
+/// Removing a role (or granting over it) is as strong as granting it: a tenant admin cannot
+/// demote a global admin. A role that cannot exist in the tenant (left by an import, say) may
+/// still be removed by whoever could grant it.
+fn may_remove(state: &AppState, admin: &TenantAdmin, held: AdminRole) -> Result<(), ApiError> {
+    match admin.principal.authorize_grant(held, &admin.tenant) {
+        Err(GrantRefused::Denied(denied)) => Err(deny(
+            state,
+            &admin.principal,
+            denied,
+            AdminTarget::Tenant(&admin.tenant),
+            &admin.origin,
+        )),
+        Ok(()) | Err(GrantRefused::RoleNotAvailableInTenant) => Ok(()),
+    }
+}
+
 #[utoipa::path(put, path = "/admin/v1/tenants/{tenant}/users/{id}/admin-role", tag = "users", params(super::openapi::TenantIdPath), request_body = GrantRole,
     responses((status = 200, description = "The user's admin role, granted or replaced", body = UserRoleView),
               (status = 400, description = "An unknown role, or one no user of this tenant can hold", body = super::openapi::ErrorBody),
@@ -114,6 +130,15 @@ pub async fn grant_role(
         }
     }
     let user = user(&admin, &id).await?;
+    // Replacing a role removes the one held: that is as strong as granting it (a weaker admin
+    // must not demote a stronger one by granting over it).
+    if let Some(held) = state
+        .store
+        .get_user_admin_role(&admin.tenant, user.as_str())
+        .await?
+    {
+        may_remove(&state, &admin, held.role)?;
+    }
     let granted = UserAdminRole {
         tenant: admin.tenant.clone(),
         user_id: user.as_str().to_owned(),
@@ -159,18 +184,7 @@ pub async fn revoke_role(
     else {
         return Err(ApiError::not_found());
     };
-    // Removing a role is as strong as granting it: a tenant admin cannot demote a global admin.
-    if let Err(GrantRefused::Denied(denied)) =
-        admin.principal.authorize_grant(held.role, &admin.tenant)
-    {
-        return Err(deny(
-            &state,
-            &admin.principal,
-            denied,
-            AdminTarget::Tenant(&admin.tenant),
-            &admin.origin,
-        ));
-    }
+    may_remove(&state, &admin, held.role)?;
     if !state
         .store
         .delete_user_admin_role(&admin.tenant, user.as_str())

@@ -711,6 +711,121 @@ async fn granting_roles_follows_the_rules_of_admin_credentials() {
 }
 
 #[tokio::test]
+async fn a_weaker_admin_may_not_remove_or_grant_over_a_stronger_role() {
+    let node = Node::start().await;
+    let frank = node.user("acme", "frank").await;
+    let path = format!("/tenants/acme/users/{frank}/admin-role");
+    // A role stronger than anything an acme admin may grant, as an import could leave it.
+    node.store
+        .put_user_admin_role(&portcullis_store::UserAdminRole {
+            tenant: TenantId::parse("acme").expect("tenant"),
+            user_id: frank.clone(),
+            role: portcullis_core::admin::AdminRole::GlobalAdmin,
+            granted_at: node.clock.now(),
+            granted_by: "admin:import".into(),
+        })
+        .await
+        .expect("role");
+    // Neither removed nor replaced by the acme admin (demoting is as strong as granting).
+    let (s, v) = node
+        .admin(reqwest::Method::DELETE, &path, &node.admins.acme, None)
+        .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = node
+        .admin(
+            reqwest::Method::PUT,
+            &path,
+            &node.admins.acme,
+            Some(json!({ "role": "auditor" })),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = node
+        .admin(reqwest::Method::GET, &path, &node.admins.global, None)
+        .await;
+    assert_eq!((s, &v["role"]), (200, &json!("global_admin")), "unchanged: {v}");
+    // A global admin may remove it.
+    let (s, _) = node
+        .admin(reqwest::Method::DELETE, &path, &node.admins.global, None)
+        .await;
+    assert_eq!(s, 204);
+    // A role the acme admin could grant, it may replace and remove.
+    node.grant("acme", &frank, "api_key_manager").await;
+    let (s, v) = node
+        .admin(
+            reqwest::Method::PUT,
+            &path,
+            &node.admins.acme,
+            Some(json!({ "role": "auditor" })),
+        )
+        .await;
+    assert_eq!((s, &v["role"]), (200, &json!("auditor")), "{v}");
+    let (s, _) = node
+        .admin(reqwest::Method::DELETE, &path, &node.admins.acme, None)
+        .await;
+    assert_eq!(s, 204);
+}
+
+#[tokio::test]
+async fn a_cli_token_bound_to_a_dpop_key_is_no_admin_credential() {
+    use portcullis_jose::profile::dpop_proof::{ProofClaims, ProofSigner};
+    let node = Node::start().await;
+    let gina = node.user("system", "gina").await;
+    node.grant("system", &gina, "global_admin").await;
+    let d = node.start_device(CLI).await;
+    let b = node.browser("203.0.113.53");
+    approve_in_browser(&node, &b, &d.user_code, "gina", "allow").await;
+    node.clock.advance(Duration::from_secs(10));
+    // The CLI client is public: it may ask for a DPoP-bound token, but the admin API takes no
+    // proofs, so such a token must not act there, even as a bearer token.
+    let key = ProofSigner::new(
+        portcullis_jose::SigningKeyPair::generate(portcullis_jose::Alg::ES256)
+            .expect("key")
+            .1,
+    )
+    .expect("signer");
+    let htu = format!("{}/oauth2/token", common::ISSUER);
+    let proof = key
+        .sign(&ProofClaims {
+            jti: "cli-proof-1",
+            htm: "POST",
+            htu: &htu,
+            iat: node.clock.now().as_secs(),
+            ath: None,
+            nonce: None,
+        })
+        .expect("proof");
+    let r = node
+        .http
+        .post(format!("{}/oauth2/token", node.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("dpop", proof)
+        .body(
+            serde_urlencoded::to_string([
+                ("grant_type", DEVICE_GRANT),
+                ("device_code", d.device_code.as_str()),
+                ("client_id", CLI),
+            ])
+            .expect("form"),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    let t: Value = r.json().await.expect("json");
+    assert_eq!(t["token_type"], "DPoP", "{t}");
+    let (s, _) = node
+        .admin(
+            reqwest::Method::GET,
+            "/tenants/acme/users",
+            t["access_token"].as_str().expect("access"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 401, "a key-bound CLI token is refused");
+}
+
+#[tokio::test]
 async fn discovery_lists_the_device_endpoint_and_grant() {
     let node = Node::start().await;
     let v: Value = node

@@ -190,7 +190,7 @@ async fn a_prune_deletes_up_to_a_checkpoint_and_the_rest_still_verifies() {
         append(&s, 1..=10).await;
         // No checkpoint yet: nothing is pruned.
         assert_eq!(
-            s.prune_audit_events(Timestamp::from_secs(2_000_000_000))
+            s.prune_audit_events(4, Timestamp::from_secs(2_000_000_000))
                 .await
                 .expect("prune"),
             None
@@ -208,8 +208,35 @@ async fn a_prune_deletes_up_to_a_checkpoint_and_the_rest_still_verifies() {
             assert!(!s.insert_audit_checkpoint(&cp).await.expect("cp again"));
         }
         append(&s, 11..=12).await;
+        // The checkpoint at 8 is not old enough, and there is none at 6: nothing is pruned.
+        for at in [8, 6] {
+            assert_eq!(
+                s.prune_audit_events(at, Timestamp::from_secs(1_700_000_005))
+                    .await
+                    .expect("prune"),
+                None
+            );
+        }
+        assert_eq!(s.audit_chain_first().await.expect("first"), Some(1));
+        // Re-signing swaps only a checkpoint the named key still signs.
+        assert!(!s
+            .re_sign_audit_checkpoint(4, "old", "new", "sig")
+            .await
+            .expect("re-sign"));
+        raw.exec("UPDATE audit_checkpoints SET kid = 'old', signature = 'a' WHERE pos = 4")
+            .await;
+        assert!(s
+            .re_sign_audit_checkpoint(4, "old", "new", "b")
+            .await
+            .expect("re-sign"));
+        let cps = s.audit_checkpoints().await.expect("checkpoints");
+        assert_eq!(
+            (cps[0].kid.as_deref(), cps[0].signature.as_deref()),
+            (Some("new"), Some("b"))
+        );
+        assert_eq!((cps[1].kid.as_deref(), cps[1].signature.as_deref()), (None, None));
         let pruned = s
-            .prune_audit_events(Timestamp::from_secs(1_700_000_005))
+            .prune_audit_events(4, Timestamp::from_secs(1_700_000_005))
             .await
             .expect("prune")
             .expect("a checkpoint is old enough");
