@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::api_key::ExpiryPolicy;
 use crate::lifetime::{api_key_violation, ExistingMode, LifetimePolicy};
+use crate::network::network_of;
 use crate::time::Timestamp;
 
 /// What kind of credential a fact describes.
@@ -205,24 +206,6 @@ fn days(from: Timestamp, to: Timestamp) -> i64 {
     to.as_millis()
         .saturating_sub(from.as_millis())
         .div_euclid(86_400_000)
-}
-
-/// The network an address belongs to for "used from more than one network": an IPv4 /24 or an
-/// IPv6 /48, so a client moving between addresses of one provider's range counts once.
-pub fn network_of(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => network_of(IpAddr::V4(v4)),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-            }
-        },
-    }
 }
 
 /// The report over `facts` at `now`. Findings are sorted by kind, then subject.
@@ -586,19 +569,32 @@ mod tests {
         }
     }
 
+    /// `many_networks` counts networks as the new-network detector does (`crate::network`): an
+    /// IPv6 /64, so two addresses of one /64 are one network and two /64s of one /48 are two.
     #[test]
-    fn networks_group_nearby_addresses() {
-        assert_eq!(
-            network_of("10.1.2.3".parse().expect("address")),
-            "10.1.2.0/24"
-        );
-        assert_eq!(
-            network_of("::ffff:10.1.2.3".parse().expect("address")),
-            "10.1.2.0/24"
-        );
-        assert_eq!(
-            network_of("2001:db8:1:2::5".parse().expect("address")),
-            "2001:db8:1::/48"
-        );
+    fn many_networks_counts_ipv6_64s_as_the_detectors_do() {
+        let mut one = healthy(CredentialKind::ClientSecret, "one-64");
+        one.used_from = Some(vec![
+            "2001:db8:1:2::5".parse().expect("address"),
+            "2001:db8:1:2:ffff::9".parse().expect("address"),
+        ]);
+        let mut mapped = healthy(CredentialKind::ClientSecret, "one-24");
+        mapped.used_from = Some(vec![
+            "::ffff:10.0.0.1".parse().expect("address"),
+            "10.0.0.2".parse().expect("address"),
+        ]);
+        let mut two = healthy(CredentialKind::ClientSecret, "two-64s");
+        two.used_from = Some(vec![
+            "2001:db8:1:2::5".parse().expect("address"),
+            "2001:db8:1:3::5".parse().expect("address"),
+        ]);
+        let r = run(vec![one, mapped, two]);
+        let roaming: Vec<_> = r
+            .findings
+            .iter()
+            .filter(|f| f.finding == FindingKind::ManyNetworks)
+            .collect();
+        assert_eq!(roaming.len(), 1, "{roaming:?}");
+        assert_eq!(roaming[0].detail, "2001:db8:1:2::/64 2001:db8:1:3::/64");
     }
 }

@@ -29,6 +29,7 @@ pub mod hygiene;
 pub mod lifetime;
 pub mod logout;
 pub mod metrics;
+pub mod network;
 pub mod oauth;
 pub mod password;
 pub mod rate_limit;

@@ -12,7 +12,7 @@
 //! - **bulk admin action**: one admin revoking or disabling, or creating, many credentials in
 //!   one window;
 //! - **new network**: a credential used successfully from a /24 (IPv4) or /64 (IPv6) it was never
-//!   seen on, once its learning period since first use has passed;
+//!   seen on (`crate::network`), once its learning period since first use has passed;
 //! - **new environment**: the same for the client software a credential is used with (the
 //!   user agent's product token, `curl` in `curl/8.5`);
 //! - **credential stuffing** and **password spraying**: the sign-in pages' own pattern events
@@ -47,6 +47,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Action, ActorKind, AuditEvent, Outcome};
+use crate::network::network_of;
 use crate::tenant::TenantId;
 use crate::time::{Clock, Timestamp};
 
@@ -813,21 +814,6 @@ fn address(e: &AuditEvent) -> Option<IpAddr> {
     let ip: IpAddr = e.client_ip.as_deref()?.parse().ok()?;
     // An IPv4 address mapped into IPv6 is the IPv4 address.
     Some(ip.to_canonical())
-}
-
-/// The /24 (IPv4) or /64 (IPv6) an address belongs to, written as a network.
-pub fn network_of(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-            format!("{net}/64")
-        }
-    }
 }
 
 fn secs_ms(secs: u64) -> i64 {
