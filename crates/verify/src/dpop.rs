@@ -1,8 +1,10 @@
 //! DPoP at the resource (RFC 9449 section 7): `Authorization: DPoP <token>` with a `DPoP` proof
 //! whose `ath` is the token's hash and whose `htm`/`htu` are this request's; the proof's `jti`
 //! used once within the window (remembered in memory by this verifier); optionally a server
-//! nonce: an HMAC of a time step under [`DpopConfig::nonce_secret`], so every instance given the
-//! same secret accepts the nonces any of them issued (without one, a random key of this verifier). The proof key then goes to core's one binding rule
+//! nonce, made and checked by jose's one nonce rule (`portcullis_jose::profile::dpop_nonce`, the
+//! token service's too) under [`DpopConfig::nonce_secret`], so every instance given the same
+//! secret accepts the nonces any of them issued (without one, a random key of this verifier).
+//! The proof key then goes to core's one binding rule
 //! (`Confirmation::check`) through [`crate::Verifier::verify_dpop_access_token`].
 //!
 //! This module must never accept a proof twice within its window, never let a DPoP-bound
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use portcullis_core::secret::Secret;
 use portcullis_core::time::Timestamp;
+use portcullis_jose::profile::dpop_nonce::Nonces;
 use portcullis_jose::profile::dpop_proof;
 use portcullis_jose::Alg;
 
@@ -65,9 +68,6 @@ pub struct DpopRequest<'a> {
     pub proof: Option<&'a str>,
 }
 
-/// Length of a nonce time step; a nonce is accepted during its step and the next.
-const NONCE_STEP_S: i64 = 120;
-
 /// The verifier's DPoP state: its settings, the proof ids seen, its nonce key.
 pub(crate) struct DpopState {
     pub config: DpopConfig,
@@ -75,7 +75,7 @@ pub(crate) struct DpopState {
     pub algs: String,
     /// SHA-256 of `jkt || 0 || jti` -> when it may be forgotten (ms).
     seen: Mutex<HashMap<[u8; 32], i64>>,
-    nonce_key: aws_lc_rs::hmac::Key,
+    nonces: Nonces,
     /// Proof keys read before, so a client's next proof skips reading its JWK again.
     pub keys: dpop_proof::KeyCache,
 }
@@ -97,16 +97,10 @@ pub(crate) enum Replay {
 
 impl DpopState {
     pub fn new(config: DpopConfig) -> Self {
-        let mut random = [0u8; 32];
-        let secret: &[u8] = match &config.nonce_secret {
-            Some(s) => s.expose(),
-            None => {
-                // aws-lc aborts rather than return a failure from its RNG.
-                let _ = aws_lc_rs::rand::fill(&mut random);
-                &random
-            }
+        let nonces = match &config.nonce_secret {
+            Some(s) => Nonces::from_secret(s.expose()),
+            None => Nonces::random(),
         };
-        let nonce_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
         let algs = config
             .algorithms
             .iter()
@@ -117,30 +111,17 @@ impl DpopState {
             config,
             algs,
             seen: Mutex::new(HashMap::new()),
-            nonce_key,
+            nonces,
             keys: dpop_proof::KeyCache::default(),
         }
     }
 
-    fn nonce_at(&self, step: i64) -> String {
-        let tag = aws_lc_rs::hmac::sign(&self.nonce_key, format!("dpop-rs\n{step}").as_bytes());
-        // Hex: header-safe, and no extra dependency for 64 characters.
-        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     pub fn nonce(&self, now: Timestamp) -> String {
-        self.nonce_at(now.as_secs().div_euclid(NONCE_STEP_S))
+        self.nonces.current(now)
     }
 
     pub fn nonce_ok(&self, nonce: &str, now: Timestamp) -> bool {
-        let step = now.as_secs().div_euclid(NONCE_STEP_S);
-        [step, step - 1].into_iter().any(|s| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(
-                self.nonce_at(s).as_bytes(),
-                nonce.as_bytes(),
-            )
-            .is_ok()
-        })
+        self.nonces.accepts(nonce, now)
     }
 
     /// Records a proof id until `until`; refuses one already recorded and not expired.
@@ -179,6 +160,8 @@ impl DpopState {
 
 #[cfg(test)]
 mod tests {
+    use portcullis_jose::profile::dpop_nonce::NONCE_STEP;
+
     use super::*;
 
     #[test]
@@ -204,8 +187,8 @@ mod tests {
         let t0 = Timestamp::from_secs(1_800_000_000);
         let n = s.nonce(t0);
         assert!(s.nonce_ok(&n, t0));
-        assert!(s.nonce_ok(&n, Timestamp::from_secs(1_800_000_000 + NONCE_STEP_S)));
-        assert!(!s.nonce_ok(&n, Timestamp::from_secs(1_800_000_000 + 2 * NONCE_STEP_S)));
+        assert!(s.nonce_ok(&n, t0.saturating_add(NONCE_STEP)));
+        assert!(!s.nonce_ok(&n, t0.saturating_add(NONCE_STEP * 2)));
         assert!(!other.nonce_ok(&n, t0));
         assert_eq!(s.algs, "ES256 ES384 RS256 PS256 EdDSA");
     }
@@ -225,13 +208,31 @@ mod tests {
         let n = a.nonce(t0);
         assert_eq!(n, b.nonce(t0), "the same nonce on every instance");
         assert!(b.nonce_ok(&n, t0));
-        assert!(b.nonce_ok(&n, Timestamp::from_secs(1_800_000_000 + NONCE_STEP_S)));
-        assert!(!b.nonce_ok(&n, Timestamp::from_secs(1_800_000_000 + 2 * NONCE_STEP_S)));
+        assert!(b.nonce_ok(&n, t0.saturating_add(NONCE_STEP)));
+        assert!(!b.nonce_ok(&n, t0.saturating_add(NONCE_STEP * 2)));
         assert!(!c.nonce_ok(&n, t0), "another secret");
         let shown = format!("{:?}", a.config);
         assert!(
             shown.contains("[redacted]") && !shown.contains("7, 7"),
             "{shown}"
         );
+    }
+
+    /// One nonce rule for the token service and the verifiers: a nonce the token service makes
+    /// (its `oauth::dpop::Nonces` is jose's type, re-exported) under a secret is accepted by a
+    /// verifier given that secret, and the other way round.
+    #[test]
+    fn a_nonce_of_the_token_service_is_accepted_by_a_verifier_with_its_secret_and_back() {
+        let secret = [9u8; 32];
+        let service = Nonces::from_secret(&secret);
+        let verifier = DpopState::new(DpopConfig {
+            nonce_secret: Some(Secret::new(secret.to_vec())),
+            ..DpopConfig::default()
+        });
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        assert!(verifier.nonce_ok(&service.current(t0), t0));
+        assert!(service.accepts(&verifier.nonce(t0), t0));
+        assert!(verifier.nonce_ok(&service.current(t0), t0.saturating_add(NONCE_STEP)));
+        assert!(!Nonces::from_secret(&[1; 32]).accepts(&verifier.nonce(t0), t0));
     }
 }

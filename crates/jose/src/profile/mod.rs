@@ -11,6 +11,7 @@
 pub mod access_token;
 pub mod audit_checkpoint;
 pub mod client_assertion;
+pub mod dpop_nonce;
 pub mod dpop_proof;
 pub mod external;
 pub mod id_token;

@@ -4,9 +4,10 @@
 //! A proof is checked by the JOSE profile (`portcullis_jose::profile::dpop_proof`) against the
 //! token endpoint's public URI (the issuer's, never the `Host` header), then its `jti` is
 //! recorded in the store for the proof window (`DpopStore`: a replay on any node is refused).
-//! Nonces are stateless: an HMAC of a time step under a key derived from the KEK
-//! (`Keyring::derive_primary_key("oauth/dpop-nonce")`), so every node holding the KEK issues and
-//! accepts the same nonces; the current and the previous step are accepted.
+//! Nonces are jose's one rule (`portcullis_jose::profile::dpop_nonce`, shared with the verify
+//! library) under a key derived from the KEK (`Keyring::derive_primary_key("oauth/dpop-nonce")`),
+//! so every node holding the KEK issues and accepts the same nonces; the current and the
+//! previous step are accepted.
 //!
 //! This module must never bind a token to a key whose proof it did not verify, never accept a
 //! proof twice within its window, and never tell a client more than `invalid_dpop_proof` or
@@ -15,10 +16,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use portcullis_core::confirmation::Thumbprint;
 use portcullis_core::time::Timestamp;
+pub use portcullis_jose::profile::dpop_nonce::{Nonces, NONCE_STEP};
 use portcullis_jose::profile::dpop_proof::{self, ProofError, Rules};
 use portcullis_jose::Alg;
 
@@ -30,8 +30,6 @@ use crate::kek::Keyring;
 /// (`dpop_signing_alg_values_supported`): the JOSE profile's default set.
 pub const ALGORITHM_NAMES: [&str; 5] = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 
-/// Length of a nonce time step; a nonce is accepted during its step and the next.
-pub const NONCE_STEP: Duration = Duration::from_secs(120);
 /// Proofs recorded between two prunes of expired proof ids.
 const PRUNE_EVERY: u64 = 512;
 
@@ -69,65 +67,9 @@ impl Default for DpopSettings {
     }
 }
 
-/// Server nonces derived from a secret and a time step.
-pub struct Nonces {
-    key: aws_lc_rs::hmac::Key,
-}
-
-impl std::fmt::Debug for Nonces {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Nonces([redacted])")
-    }
-}
-
-impl Nonces {
-    /// Nonces every node holding the KEK agrees on.
-    pub fn from_keyring(keyring: &Keyring) -> Self {
-        Self::from_secret(keyring.derive_primary_key("oauth/dpop-nonce").expose())
-    }
-
-    pub fn from_secret(secret: &[u8]) -> Self {
-        Self {
-            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret),
-        }
-    }
-
-    /// A key of this process only (tests, and a service without a KEK): nonces are then
-    /// accepted by this node alone.
-    pub fn random() -> Self {
-        let mut secret = [0u8; 32];
-        // A failing system RNG leaves the key all zeroes only if fill fails; aws-lc aborts
-        // rather than fail, so this cannot produce a guessable key in practice.
-        let _ = aws_lc_rs::rand::fill(&mut secret);
-        Self::from_secret(&secret)
-    }
-
-    fn step(now: Timestamp) -> i64 {
-        now.as_secs()
-            .div_euclid(i64::try_from(NONCE_STEP.as_secs()).unwrap_or(120))
-    }
-
-    fn at_step(&self, step: i64) -> String {
-        let tag = aws_lc_rs::hmac::sign(&self.key, format!("dpop-nonce\n{step}").as_bytes());
-        URL_SAFE_NO_PAD.encode(tag.as_ref())
-    }
-
-    /// The nonce to hand out at `now`.
-    pub fn current(&self, now: Timestamp) -> String {
-        self.at_step(Self::step(now))
-    }
-
-    /// Whether `nonce` is this step's or the previous one's (compared in constant time).
-    pub fn accepts(&self, nonce: &str, now: Timestamp) -> bool {
-        let step = Self::step(now);
-        [step, step - 1].into_iter().any(|s| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(
-                self.at_step(s).as_bytes(),
-                nonce.as_bytes(),
-            )
-            .is_ok()
-        })
-    }
+/// The token service's nonces: every node holding the KEK agrees on them.
+pub fn nonces_from_keyring(keyring: &Keyring) -> Nonces {
+    Nonces::from_secret(keyring.derive_primary_key("oauth/dpop-nonce").expose())
 }
 
 /// The token endpoint's DPoP state.
@@ -254,20 +196,16 @@ mod tests {
         assert_eq!(DpopSettings::default().algorithms, dpop_proof::DEFAULT_ALGS);
     }
 
+    /// Every node of one installation (one KEK) issues and accepts the same nonces; another
+    /// installation's are refused. (The step rules are jose's, tested there.)
     #[test]
-    fn a_nonce_is_accepted_for_its_step_and_the_next_by_any_holder_of_the_secret() {
-        let a = Nonces::from_secret(b"kek-derived");
-        let b = Nonces::from_secret(b"kek-derived");
-        let other = Nonces::from_secret(b"another-kek");
+    fn nodes_holding_one_kek_accept_each_others_nonces() {
+        let kek = crate::kek::Kek::from_bytes([7; 32]);
+        let a = nonces_from_keyring(&Keyring::new(kek.clone()));
+        let b = nonces_from_keyring(&Keyring::new(kek));
+        let other = nonces_from_keyring(&Keyring::new(crate::kek::Kek::from_bytes([8; 32])));
         let t0 = Timestamp::from_secs(1_800_000_000);
-        let n = a.current(t0);
-        assert_eq!(n.len(), 43);
-        assert!(b.accepts(&n, t0), "another node with the same KEK");
-        assert!(b.accepts(&n, t0.saturating_add(NONCE_STEP)));
-        assert!(!b.accepts(&n, t0.saturating_add(NONCE_STEP * 2)), "stale");
-        assert!(!other.accepts(&n, t0), "another installation");
-        assert!(!a.accepts("", t0));
-        assert!(!a.accepts(&n[1..], t0));
-        assert!(!a.accepts(&a.current(t0.saturating_add(NONCE_STEP * 3)), t0));
+        assert!(b.accepts(&a.current(t0), t0));
+        assert!(!other.accepts(&a.current(t0), t0));
     }
 }

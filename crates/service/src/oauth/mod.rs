@@ -251,7 +251,7 @@ impl OAuthState {
     pub fn with_rotation(mut self, rotation: Rotation) -> Self {
         self.jwks_max_age_secs = JWKS_MAX_AGE_SECS.min(rotation.prepublish.as_secs() / 2);
         // Nonces from the KEK: any node of the installation accepts another's.
-        self.dpop.nonces = dpop::Nonces::from_keyring(&rotation.keyring);
+        self.dpop.nonces = dpop::nonces_from_keyring(&rotation.keyring);
         self.rotation = Some(rotation);
         self
     }
