@@ -138,10 +138,9 @@ pub async fn check_token_request(
     };
     let state = &svc.oauth.dpop;
     let now = svc.clock.now();
-    let uri = svc.oauth.token_endpoint();
     let rules = Rules {
         method: "POST",
-        uri: &uri,
+        uri: svc.oauth.token_endpoint(),
         allowed: &state.settings.algorithms,
         max_age: state.settings.max_age,
         leeway: state.settings.leeway,

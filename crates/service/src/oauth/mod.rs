@@ -227,9 +227,10 @@ impl OAuthState {
         })
     }
 
-    /// The token endpoint's public URI (what a DPoP proof's `htu` names).
-    pub fn token_endpoint(&self) -> String {
-        format!("{}{TOKEN_PATH}", self.issuer)
+    /// The token endpoint's public URI (what a DPoP proof's `htu` names), built once at start
+    /// (it is also the second assertion audience), so a DPoP request formats nothing.
+    pub fn token_endpoint(&self) -> &str {
+        &self.assertion_audiences[1]
     }
 
     /// Fetches external issuers' keys under these `[federation]` settings.
@@ -287,4 +288,30 @@ pub struct OAuthService {
     pub oauth: Arc<OAuthState>,
     /// Codes and refresh-token families, for the user grants (and sessions, for userinfo).
     pub sign_in: Arc<crate::sign_in::SignIn>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The token endpoint is the issuer plus the token path, and every call hands back the one
+    /// string built at start (no allocation per DPoP request).
+    #[test]
+    fn the_token_endpoint_is_built_once() {
+        let oauth = OAuthState::new(
+            "https://auth.test".into(),
+            &OAuthConfig::default(),
+            &KeySet {
+                keys: vec![],
+                primary: portcullis_core::signing::SigningAlgorithm::ES256,
+            },
+        )
+        .expect("oauth");
+        assert_eq!(oauth.token_endpoint(), "https://auth.test/oauth2/token");
+        assert!(std::ptr::eq(oauth.token_endpoint(), oauth.token_endpoint()));
+        assert!(std::ptr::eq(
+            oauth.token_endpoint(),
+            oauth.assertion_audiences()[1]
+        ));
+    }
 }
