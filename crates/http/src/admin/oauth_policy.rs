@@ -69,6 +69,8 @@ pub async fn put_oauth_policy(
             now,
         )
         .await?;
+    // Before answering, so the next authorization request on this node sees the new policy.
+    state.oauth.directory.tenant_changed(&admin.tenant);
     state.audit.record(
         EventDraft {
             tenant: admin.tenant.clone(),

@@ -460,7 +460,7 @@ async fn establish(
             // The tenant may require pushed requests of every client (RFC 9126 section 6).
             if let Some(a) = app.as_mut().filter(|a| !a.require_pushed_requests) {
                 a.require_pushed_requests = directory
-                    .tenant_requires_pushed_requests(state.store.as_ref(), &f.client.tenant)
+                    .tenant_requires_pushed_requests(state.store.as_ref(), &f.client.tenant, now)
                     .await
                     .map_err(|e| server_error_bare(&bare(), fallback_text, &e.to_string()))?;
             }

@@ -234,6 +234,9 @@ pub struct Directory {
     /// Resource servers by id, with their introspection credentials.
     introspectors: FactCache<String, Arc<ResourceServerCredential>>,
     tenants: FactCache<TenantId, TenantStatus>,
+    /// Whether a tenant's OAuth policy requires pushed authorization requests, read on every
+    /// `/authorize`; dropped with the tenant's status by [`Directory::tenant_changed`].
+    pushed_request_policies: FactCache<TenantId, bool>,
     resources: FactCache<(TenantId, String), Arc<ResourceFacts>>,
     /// Every stored signing key, with the public keys parsed once per fill, for verifying this
     /// server's own tokens (introspection, revocation). A revoked key is refused by the
@@ -255,6 +258,7 @@ impl Directory {
             unknown_clients: FactCache::new(capacity, ttl),
             introspectors: FactCache::new(capacity, ttl),
             tenants: FactCache::new(capacity, ttl),
+            pushed_request_policies: FactCache::new(capacity, ttl),
             resources: FactCache::new(capacity, ttl),
             signing_keys: FactCache::new(1, ttl),
             web_origins: FactCache::new(1, ttl),
@@ -353,17 +357,26 @@ impl Directory {
     }
 
     /// Whether the tenant requires every client to push its authorization requests (RFC 9126
-    /// section 6; the tenant's OAuth policy). Not cached: read once per authorization request,
-    /// so a change is seen at once on every node.
+    /// section 6; the tenant's OAuth policy), read once per authorization request. Cached like
+    /// the tenant's status: a change through this process calls [`Directory::tenant_changed`]
+    /// and is seen at once; one made on another node within the staleness bound.
     pub async fn tenant_requires_pushed_requests(
         &self,
         store: &dyn Store,
         tenant: &TenantId,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
-        Ok(store
+        if let Some(hit) = self.pushed_request_policies.get(tenant, now) {
+            return Ok(hit);
+        }
+        let epoch = self.pushed_request_policies.epoch();
+        let required = store
             .get_oauth_policy(tenant)
             .await?
-            .is_some_and(|p| p.require_pushed_requests))
+            .is_some_and(|p| p.require_pushed_requests);
+        self.pushed_request_policies
+            .insert(tenant.clone(), required, epoch, now);
+        Ok(required)
     }
 
     /// The tenant's resource server with this audience, or `None` (not cached: callers only ask
@@ -440,9 +453,10 @@ impl Directory {
         self.signing_keys.invalidate(&());
     }
 
-    /// A tenant's status was written through this process.
+    /// A tenant's status or OAuth policy was written through this process.
     pub fn tenant_changed(&self, tenant: &TenantId) {
         self.tenants.invalidate(tenant);
+        self.pushed_request_policies.invalidate(tenant);
     }
 
     /// A resource server of `tenant` (`id`) was created, changed or removed, or its credentials
@@ -527,6 +541,53 @@ mod tests {
         assert!(facts.note_use(Timestamp::from_secs(162), g));
         let never = ClientFacts::new(client(None), vec![]);
         assert!(never.note_use(Timestamp::from_secs(0), g));
+    }
+
+    /// The tenant's pushed-request policy is read once per TTL, not per authorization request,
+    /// and `tenant_changed` (what the admin API calls after writing it) drops it at once.
+    #[tokio::test]
+    async fn a_tenants_pushed_request_policy_is_cached_until_the_tenant_changes() {
+        use portcullis_store::{NewTenant, SqliteStore, TenantOAuthPolicyStore, TenantStore};
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("store");
+        let acme = TenantId::parse("acme").expect("tenant");
+        store
+            .create_tenant(
+                &NewTenant {
+                    id: acme.clone(),
+                    display_name: "Acme".into(),
+                },
+                Timestamp::from_secs(1),
+            )
+            .await
+            .expect("tenant");
+        let directory = Directory::new(DirectorySettings {
+            capacity: 16,
+            ttl: Duration::from_secs(1),
+        });
+        let t0 = Timestamp::from_secs(100);
+        let ask = |now| directory.tenant_requires_pushed_requests(&store, &acme, now);
+        assert!(!ask(t0).await.expect("read"), "no policy: not required");
+
+        // Written behind the directory's back (as another node would): the cached answer holds
+        // for the staleness bound, then the new one is read.
+        store.put_oauth_policy(&acme, true, t0).await.expect("put");
+        assert!(!ask(t0.saturating_add(Duration::from_millis(999)))
+            .await
+            .expect("read"));
+        assert!(ask(t0.saturating_add(Duration::from_secs(1)))
+            .await
+            .expect("read"));
+
+        // Written through this process: seen by the very next request.
+        let t1 = Timestamp::from_secs(200);
+        assert!(ask(t1).await.expect("read"));
+        store.put_oauth_policy(&acme, false, t1).await.expect("put");
+        assert!(ask(t1).await.expect("read"), "still cached");
+        directory.tenant_changed(&acme);
+        assert!(!ask(t1).await.expect("read"), "dropped by tenant_changed");
     }
 
     #[test]
