@@ -158,19 +158,15 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// Writes a use off the request path: last-used is informational and must not slow
-    /// issuance.
-    fn record_use<F, Fut>(&self, write: F)
+    /// Records a use of a credential (one write per [`LAST_USED_GRANULARITY`], off the request
+    /// path: last-used is informational and must not slow issuance).
+    fn record_use<F, Fut>(&self, mark: &crate::use_mark::UseMark, write: F)
     where
-        F: FnOnce(Arc<dyn portcullis_store::Store>, Timestamp) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = portcullis_store::Result<()>> + Send,
+        F: FnOnce(Arc<dyn portcullis_store::Store>, Timestamp) -> Fut,
+        Fut: std::future::Future<Output = portcullis_store::Result<()>> + Send + 'static,
     {
-        let store = self.state.store.clone();
-        let now = self.now;
-        tokio::spawn(async move {
-            if let Err(e) = write(store, now).await {
-                tracing::warn!(error = %e, "could not record a credential's use");
-            }
+        mark.record(self.now, LAST_USED_GRANULARITY, || {
+            write(self.state.store.clone(), self.now)
         });
     }
 }
@@ -360,12 +356,10 @@ async fn authenticate_with(
         ));
     }
     attempt.require_active_tenant(&tenant).await?;
-    if facts.note_use(now, LAST_USED_GRANULARITY) {
+    attempt.record_use(&facts.last_use, |store, now| {
         let id = facts.client.id.clone();
-        attempt.record_use(move |store, now| async move {
-            store.touch_client(&id, secret_id.as_deref(), now).await
-        });
-    }
+        async move { store.touch_client(&id, secret_id.as_deref(), now).await }
+    });
     Ok(AuthenticatedClient {
         facts,
         certificate: presented.certificate,
@@ -467,11 +461,9 @@ pub async fn authenticate_introspector(
         return Err(attempt.fail(None, Refusal::NotAuthenticated(AuthCause::UnknownClient)));
     };
     attempt.require_active_tenant(&server.server.tenant).await?;
-    if server.note_use(now, LAST_USED_GRANULARITY) {
-        attempt.record_use(move |store, now| async move {
-            store.touch_resource_server_secret(&secret_id, now).await
-        });
-    }
+    attempt.record_use(&server.last_use, |store, now| async move {
+        store.touch_resource_server_secret(&secret_id, now).await
+    });
     Ok(Introspector::ResourceServer(server))
 }
 

@@ -41,5 +41,6 @@ pub mod sign_in;
 pub mod state;
 pub mod time_text;
 pub mod tokens;
+pub mod use_mark;
 pub mod users;
 pub mod webhooks;

@@ -7,6 +7,7 @@
 //! caller's, audited, step).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::admin::AdminRole;
@@ -29,27 +30,28 @@ pub const TRUST_RULE: &str = "trust_rule";
 pub const REDIRECT_URI: &str = "redirect_uri";
 
 /// Records that `subject` (of `kind`) admitted a grant, for the hygiene report's "never
-/// matched": written when this node has not recorded it within the last hour (`marks`). A
-/// failed write is logged and never refuses the grant; the next match tries again.
-pub async fn record_match(
-    store: &dyn Store,
+/// matched": written, off the request path, when this node has not recorded it within the last
+/// hour (`marks`). A failed write is logged and never refuses the grant; the next match tries
+/// again.
+pub fn record_match(
+    store: &Arc<dyn Store>,
     marks: &crate::match_marks::MatchMarks,
     tenant: &TenantId,
-    kind: &str,
+    kind: &'static str,
     subject: &str,
     now: Timestamp,
 ) {
     let key = format!("{kind} {} {subject}", tenant.as_str());
-    if !marks.due(&key, now) {
-        return;
-    }
-    match store
-        .record_admission_match(tenant, kind, subject, now)
-        .await
-    {
-        Ok(()) => marks.mark(&key, now),
-        Err(e) => tracing::warn!(error = %e, kind, "could not record an admission match"),
-    }
+    marks
+        .mark(&key)
+        .record(now, crate::match_marks::MARK_INTERVAL, || {
+            let (store, tenant, subject) = (store.clone(), tenant.clone(), subject.to_owned());
+            async move {
+                store
+                    .record_admission_match(&tenant, kind, &subject, now)
+                    .await
+            }
+        });
 }
 
 /// Most audit events one report reads (newest first); past it the note says so.

@@ -13,7 +13,6 @@
 //! ids can only push out other made-up ids, never a real client; every such request still counts
 //! as a failure for the throttle.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError};
 
 use super::cache::FactCache;
 use crate::keys::jwt::PublishedKeys;
+use crate::use_mark::UseMark;
 
 /// A client as stored, with what each request derives from it computed once.
 #[derive(Debug)]
@@ -40,7 +40,8 @@ pub struct ClientFacts {
     /// The inline JWKS of a `private_key_jwt` client, parsed once; `None` if there is none or it
     /// does not parse (then the client's assertions are refused: `invalid_client`).
     pub inline_jwks: Option<Arc<ClientKeys>>,
-    last_use: UseMark,
+    /// When this process last wrote the client's use (starts at the stored `last_used_at`).
+    pub last_use: UseMark,
 }
 
 /// A client secret as authentication needs it: no display data, no secret.
@@ -82,34 +83,6 @@ impl ClientFacts {
             last_use,
         }
     }
-
-    /// Records a use at `now`; `true` for the one caller that should write it to storage.
-    pub fn note_use(&self, now: Timestamp, granularity: Duration) -> bool {
-        self.last_use.note(now, granularity)
-    }
-}
-
-/// When this process last recorded a use (ms), so last-used writes stay rare while a cached row's
-/// own `last_used_at` does not move.
-#[derive(Debug)]
-struct UseMark(AtomicI64);
-
-impl UseMark {
-    fn new(stored: Option<Timestamp>) -> Self {
-        Self(AtomicI64::new(stored.map_or(i64::MIN, |t| t.as_millis())))
-    }
-
-    /// Returns `true` for the one caller that should write a use at `now`: when the last recorded
-    /// use is older than `granularity`.
-    fn note(&self, now: Timestamp, granularity: Duration) -> bool {
-        let due = now.saturating_sub(granularity).as_millis();
-        let last = self.0.load(Ordering::Relaxed);
-        last < due
-            && self
-                .0
-                .compare_exchange(last, now.as_millis(), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-    }
 }
 
 /// A resource server with the digests of its introspection credentials.
@@ -117,7 +90,8 @@ impl UseMark {
 pub struct ResourceServerCredential {
     pub server: ResourceServer,
     pub secrets: Vec<SecretFacts>,
-    last_use: UseMark,
+    /// When this process last wrote a use of one of its secrets.
+    pub last_use: UseMark,
 }
 
 impl ResourceServerCredential {
@@ -138,11 +112,6 @@ impl ResourceServerCredential {
                 .collect(),
             last_use: UseMark::new(last_used),
         }
-    }
-
-    /// Records a use at `now`; `true` for the one caller that should write it to storage.
-    pub fn note_use(&self, now: Timestamp, granularity: Duration) -> bool {
-        self.last_use.note(now, granularity)
     }
 }
 
@@ -530,17 +499,20 @@ mod tests {
         assert!(app_client(&c, true).is_none());
     }
 
-    #[test]
-    fn a_use_is_written_once_per_granularity() {
+    /// A cached client's use mark starts at its stored last use: no write for a use within the
+    /// granularity of it, one for the first use of a client never used.
+    #[tokio::test]
+    async fn a_cached_clients_use_mark_starts_at_its_stored_last_use() {
         let g = Duration::from_secs(30);
+        let ok = || std::future::ready(Ok(()));
         let facts = ClientFacts::new(client(Some(Timestamp::from_secs(100))), vec![]);
-        assert!(!facts.note_use(Timestamp::from_secs(120), g), "recent");
-        assert!(facts.note_use(Timestamp::from_secs(131), g));
-        assert!(!facts.note_use(Timestamp::from_secs(131), g), "just noted");
-        assert!(!facts.note_use(Timestamp::from_secs(160), g));
-        assert!(facts.note_use(Timestamp::from_secs(162), g));
+        assert!(
+            !facts.last_use.record(Timestamp::from_secs(120), g, ok),
+            "recent"
+        );
+        assert!(facts.last_use.record(Timestamp::from_secs(131), g, ok));
         let never = ClientFacts::new(client(None), vec![]);
-        assert!(never.note_use(Timestamp::from_secs(0), g));
+        assert!(never.last_use.record(Timestamp::from_secs(0), g, ok));
     }
 
     /// The tenant's pushed-request policy is read once per TTL, not per authorization request,

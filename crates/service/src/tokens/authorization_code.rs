@@ -64,14 +64,13 @@ pub(super) async fn issue(
         .map_err(refuse)?;
     // The redirect URI completed a flow: for the hygiene report's "never matched".
     crate::lifecycle::record_match(
-        svc.store.as_ref(),
+        &svc.store,
         &svc.oauth.match_marks,
         &client.tenant,
         crate::lifecycle::REDIRECT_URI,
         &format!("{} {}", client.id, redirect_uri.as_str()),
         svc.clock.now(),
-    )
-    .await;
+    );
     let record = &redeemed.record;
     let outcome = async {
         let targets: Vec<&str> = request.targets.iter().map(String::as_str).collect();

@@ -174,14 +174,13 @@ pub(super) async fn issue(
         .map_err(|e| refused(e, Some(&rule_id)))?;
     // For the hygiene report's "never matched".
     crate::lifecycle::record_match(
-        svc.store.as_ref(),
+        &svc.store,
         &svc.oauth.match_marks,
         &tenant,
         crate::lifecycle::TRUST_RULE,
         admitted.rule.id.as_str(),
         now,
-    )
-    .await;
+    );
     let jti = uuid::Uuid::new_v4().simple().to_string();
     let claims = AccessTokenClaims::for_workload(
         &svc.oauth.issuer,
