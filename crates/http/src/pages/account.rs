@@ -25,7 +25,10 @@ use portcullis_service::audit::RequestOrigin;
 use portcullis_service::state::{rfc3339, AppState};
 use portcullis_store::SessionRecord;
 
-use super::{add_cookie, error_page, messages, render, Chrome, CookiePolicy, Csrf, Text};
+use super::{
+    add_cookie, error_page, fields_refused_in, messages, render, Chrome, CookiePolicy, Csrf,
+    Fields, Text,
+};
 
 /// Longest form accepted, in pairs.
 const MAX_PAIRS: usize = 16;
@@ -185,6 +188,12 @@ impl Ctx {
         )
     }
 
+    /// A posted form, or the 400 page if it has too many fields or repeats one.
+    fn form(&self, body: &str) -> Result<Form, Response> {
+        Fields::parse(body, MAX_PAIRS, &FIELDS)
+            .map_err(|refused| fields_refused_in(&self.chrome, self.text, refused))
+    }
+
     fn csrf_refused(&self) -> Response {
         tracing::info!(
             "an account page form was refused: CSRF token missing or not this browser's"
@@ -270,29 +279,24 @@ fn store_reason(e: &portcullis_service::sign_in::SignInError) -> &'static str {
     e.reason().unwrap_or("storage failed")
 }
 
-/// A posted form's fields (the first of each name).
-struct Form(Vec<(String, String)>);
+/// The fields the account pages' forms read; each at most once.
+const FIELDS: [&str; 8] = [
+    "csrf_token",
+    "token",
+    "password",
+    "confirm",
+    "current",
+    "email",
+    "sid",
+    "client_id",
+];
 
-impl Form {
-    fn parse(body: &str) -> Self {
-        Self(
-            form_urlencoded::parse(body.as_bytes())
-                .take(MAX_PAIRS)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
+/// A posted form, read strictly ([`Fields::parse`]).
+type Form = Fields;
 
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn secret(&self, name: &str) -> Secret<String> {
-        Secret::new(self.get(name).unwrap_or("").to_owned())
-    }
+/// A password field of a form ("" when absent).
+fn secret(form: &Form, name: &str) -> Secret<String> {
+    Secret::new(form.get(name).unwrap_or("").to_owned())
 }
 
 fn query_token(parts: &Parts) -> String {
@@ -442,12 +446,15 @@ async fn link_post(
         Ok(c) => c,
         Err(res) => return res,
     };
-    let form = Form::parse(&body);
+    let form = match ctx.form(&body) {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
     if !ctx.csrf_ok(&state, &parts, csrf_purpose(purpose), &form) {
         return ctx.csrf_refused();
     }
     let token = form.get("token").unwrap_or("").to_owned();
-    let password = form.secret("password");
+    let password = secret(&form, "password");
     let again = |alert: &str, username: &str| {
         let csrf = Csrf::for_page(&parts.headers, ctx.cookies, &ctx.tenant);
         password_page(
@@ -536,7 +543,10 @@ async fn forgot_post(
         Ok(c) => c,
         Err(res) => return res,
     };
-    let form = Form::parse(&body);
+    let form = match ctx.form(&body) {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
     if !ctx.csrf_ok(&state, &parts, "account_forgot", &form) {
         return ctx.csrf_refused();
     }
@@ -688,7 +698,7 @@ async fn signed_in_form(
     parts: &Parts,
     body: &str,
 ) -> Result<(SessionRecord, Form), Response> {
-    let form = Form::parse(body);
+    let form = ctx.form(body)?;
     if !ctx.csrf_ok(state, parts, "account", &form) {
         return Err(ctx.csrf_refused());
     }
@@ -713,7 +723,7 @@ async fn password_post(
         Err(res) => return res,
     };
     let a = ctx.text.account;
-    let new = form.secret("password");
+    let new = secret(&form, "password");
     if new.expose() != form.get("confirm").unwrap_or("") {
         return account_page(
             &state,
@@ -728,7 +738,7 @@ async fn password_post(
     }
     let outcome = ctx
         .account
-        .change_password(&session, &form.secret("current"), &new, &ctx.origin)
+        .change_password(&session, &secret(&form, "current"), &new, &ctx.origin)
         .await;
     match outcome {
         Ok(_) => {

@@ -47,7 +47,8 @@ use portcullis_store::{ConsentRecord, SessionRecord};
 pub use portcullis_service::oauth::AUTHORIZE_PATH;
 
 use super::{
-    add_cookie, error_page, messages, render, with_retry_after, Chrome, CookiePolicy, Csrf, Text,
+    add_cookie, error_page, fields_refused, messages, render, with_retry_after, Chrome,
+    CookiePolicy, Csrf, Fields, FieldsRefused, Text,
 };
 
 /// Where the sign-in form posts.
@@ -102,12 +103,14 @@ struct Received {
 }
 
 impl Received {
-    fn new(all: Vec<(String, String)>) -> Self {
-        let (own, pairs) = all
+    /// Reads a query or form: at most [`MAX_PAIRS`] pairs, none of the page's own fields twice
+    /// (repeated OAuth parameters go on to core's rules, which refuse them).
+    fn read(raw: &str) -> Result<Self, FieldsRefused> {
+        let (own, pairs) = Fields::parse(raw, MAX_PAIRS, &OWN_FIELDS)?
+            .into_pairs()
             .into_iter()
-            .take(MAX_PAIRS)
             .partition(|(k, _)| OWN_FIELDS.contains(&k.as_str()));
-        Self { pairs, own }
+        Ok(Self { pairs, own })
     }
 
     fn own(&self, name: &str) -> Option<&str> {
@@ -143,23 +146,23 @@ impl Flow {
 }
 
 async fn authorize_get(State(state): State<AppState>, parts: Parts) -> Response {
-    let pairs = parse_pairs(parts.uri.query().unwrap_or(""));
-    authorize(state, parts, pairs).await
+    let received = Received::read(parts.uri.query().unwrap_or(""));
+    authorize(state, parts, received).await
 }
 
 async fn authorize_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
-    authorize(state, parts, parse_pairs(&body)).await
+    authorize(state, parts, Received::read(&body)).await
 }
 
-fn parse_pairs(raw: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw.as_bytes())
-        .take(MAX_PAIRS + 1)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-async fn authorize(state: AppState, parts: Parts, pairs: Vec<(String, String)>) -> Response {
-    let received = Received::new(pairs);
+async fn authorize(
+    state: AppState,
+    parts: Parts,
+    received: Result<Received, FieldsRefused>,
+) -> Response {
+    let received = match received {
+        Ok(r) => r,
+        Err(refused) => return fields_refused(&parts.headers, refused),
+    };
     let flow = match establish(&state, &parts, received.pairs).await {
         Ok(f) => f,
         Err(res) => return res,
@@ -193,7 +196,10 @@ async fn authorize(state: AppState, parts: Parts, pairs: Vec<(String, String)>) 
 }
 
 async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
-    let received = Received::new(parse_pairs(&body));
+    let received = match Received::read(&body) {
+        Ok(r) => r,
+        Err(refused) => return fields_refused(&parts.headers, refused),
+    };
     let login = received.own("login").unwrap_or("").to_owned();
     let password = Secret::new(received.own("password").unwrap_or("").to_owned());
     let csrf_token = received.own("csrf_token").map(str::to_owned);
@@ -297,7 +303,10 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
 }
 
 async fn consent_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
-    let received = Received::new(parse_pairs(&body));
+    let received = match Received::read(&body) {
+        Ok(r) => r,
+        Err(refused) => return fields_refused(&parts.headers, refused),
+    };
     let decision = received.own("decision").map(str::to_owned);
     let csrf_token = received.own("csrf_token").map(str::to_owned);
     let flow = match establish(&state, &parts, received.pairs).await {

@@ -42,7 +42,8 @@ pub use portcullis_service::tokens::device::VERIFICATION_PATH;
 
 use super::messages::DeviceText;
 use super::{
-    add_cookie, error_page, messages, render, with_retry_after, Chrome, CookiePolicy, Csrf, Text,
+    add_cookie, error_page, fields_refused_in, messages, render, with_retry_after, Chrome,
+    CookiePolicy, Csrf, Fields, FieldsRefused, Text,
 };
 
 /// Where the sign-in form of the device flow posts.
@@ -54,6 +55,8 @@ pub const DEVICE_DECIDE_PATH: &str = "/device/decide";
 const THROTTLE_ID: &str = "device_user_code";
 /// Longest form accepted, in pairs (the body limit bounds bytes).
 const MAX_PAIRS: usize = 16;
+/// The fields the device pages read; each at most once.
+const FIELDS: [&str; 5] = ["user_code", "csrf_token", "login", "password", "decision"];
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -146,25 +149,20 @@ struct Found {
     chrome: Chrome,
 }
 
-fn parse_pairs(raw: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw.as_bytes())
-        .take(MAX_PAIRS)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+/// Reads a device page's form or query: at most [`MAX_PAIRS`] pairs, none of its fields twice.
+fn read_fields(raw: &str) -> Result<Fields, FieldsRefused> {
+    Fields::parse(raw, MAX_PAIRS, &FIELDS)
 }
 
 async fn code_get(State(state): State<AppState>, parts: Parts) -> Response {
     let ctx = Ctx::new(&state, &parts);
-    let query = parse_pairs(parts.uri.query().unwrap_or(""));
+    let query = match read_fields(parts.uri.query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(refused) => return fields_refused_in(&ctx.bare(), ctx.text, refused),
+    };
     // Only a code-shaped value is echoed back into the form.
-    let code = field(&query, "user_code")
+    let code = query
+        .get("user_code")
         .and_then(UserCode::parse)
         .map(|c| c.display())
         .unwrap_or_default();
@@ -204,15 +202,18 @@ fn code_page(
 
 async fn code_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
     let ctx = Ctx::new(&state, &parts);
-    let pairs = parse_pairs(&body);
+    let form = match read_fields(&body) {
+        Ok(p) => p,
+        Err(refused) => return fields_refused_in(&ctx.bare(), ctx.text, refused),
+    };
     let csrf = Csrf::presented(&parts.headers, ctx.cookies, &TenantId::system());
     if !csrf
         .as_ref()
-        .is_some_and(|c| c.check(&state, "device_code", field(&pairs, "csrf_token")))
+        .is_some_and(|c| c.check(&state, "device_code", form.get("csrf_token")))
     {
         return csrf_refused(&ctx, &ctx.bare());
     }
-    let typed = field(&pairs, "user_code").unwrap_or("");
+    let typed = form.get("user_code").unwrap_or("");
     let found = match lookup(&state, &ctx, typed).await {
         Ok(f) => f,
         Err(refused) => return refused.page(&state, &parts, &ctx),
@@ -403,8 +404,11 @@ async fn confirm_page(
 
 async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
     let ctx = Ctx::new(&state, &parts);
-    let pairs = parse_pairs(&body);
-    let found = match lookup(&state, &ctx, field(&pairs, "user_code").unwrap_or("")).await {
+    let form = match read_fields(&body) {
+        Ok(p) => p,
+        Err(refused) => return fields_refused_in(&ctx.bare(), ctx.text, refused),
+    };
+    let found = match lookup(&state, &ctx, form.get("user_code").unwrap_or("")).await {
         Ok(f) => f,
         Err(refused) => return refused.page(&state, &parts, &ctx),
     };
@@ -412,12 +416,12 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
     let csrf = Csrf::presented(&parts.headers, ctx.cookies, &tenant);
     if !csrf
         .as_ref()
-        .is_some_and(|c| c.check(&state, "device_sign_in", field(&pairs, "csrf_token")))
+        .is_some_and(|c| c.check(&state, "device_sign_in", form.get("csrf_token")))
     {
         return csrf_refused(&ctx, &found.chrome);
     }
-    let login = field(&pairs, "login").unwrap_or("").to_owned();
-    let password = Secret::new(field(&pairs, "password").unwrap_or("").to_owned());
+    let login = form.get("login").unwrap_or("").to_owned();
+    let password = Secret::new(form.get("password").unwrap_or("").to_owned());
     let t = ctx.text;
     let attempt = Attempt {
         tenant: &tenant,
@@ -499,8 +503,11 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
 
 async fn decide_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
     let ctx = Ctx::new(&state, &parts);
-    let pairs = parse_pairs(&body);
-    let found = match lookup(&state, &ctx, field(&pairs, "user_code").unwrap_or("")).await {
+    let form = match read_fields(&body) {
+        Ok(p) => p,
+        Err(refused) => return fields_refused_in(&ctx.bare(), ctx.text, refused),
+    };
+    let found = match lookup(&state, &ctx, form.get("user_code").unwrap_or("")).await {
         Ok(f) => f,
         Err(refused) => return refused.page(&state, &parts, &ctx),
     };
@@ -508,7 +515,7 @@ async fn decide_post(State(state): State<AppState>, parts: Parts, body: String) 
     let csrf = Csrf::presented(&parts.headers, ctx.cookies, &tenant);
     if !csrf
         .as_ref()
-        .is_some_and(|c| c.check(&state, "device_decide", field(&pairs, "csrf_token")))
+        .is_some_and(|c| c.check(&state, "device_decide", form.get("csrf_token")))
     {
         return csrf_refused(&ctx, &found.chrome);
     }
@@ -518,7 +525,7 @@ async fn decide_post(State(state): State<AppState>, parts: Parts, body: String) 
         Ok(None) => return sign_in_page(&state, &parts, &ctx, &found, StatusCode::OK, None, ""),
         Err(res) => return res,
     };
-    let approve = match field(&pairs, "decision") {
+    let approve = match form.get("decision") {
         Some("allow") => true,
         Some("deny") => false,
         _ => {

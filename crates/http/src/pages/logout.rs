@@ -35,7 +35,10 @@ use portcullis_store::ClientStatus;
 
 pub use portcullis_service::oauth::END_SESSION_PATH;
 
-use super::{add_cookie, error_page, messages, render, Chrome, CookiePolicy, Csrf, Text};
+use super::{
+    add_cookie, error_page, messages, render, Chrome, CookiePolicy, Csrf, Fields, FieldsRefused,
+    Text,
+};
 
 /// The request members this endpoint reads (others are ignored).
 const PARAMS: [&str; 5] = [
@@ -73,48 +76,29 @@ struct SignedOutPage<'a> {
 }
 
 async fn logout_get(State(state): State<AppState>, parts: Parts) -> Response {
-    let pairs = parse_pairs(parts.uri.query().unwrap_or(""));
-    logout(state, parts, pairs, false).await
+    let fields = Fields::parse(parts.uri.query().unwrap_or(""), MAX_PAIRS, &PARAMS);
+    logout(state, parts, fields, false).await
 }
 
 async fn logout_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
-    logout(state, parts, parse_pairs(&body), true).await
-}
-
-fn parse_pairs(raw: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw.as_bytes())
-        .take(MAX_PAIRS + 1)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// One member, `Err` if repeated (ambiguous) or the request is too long.
-fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ()> {
-    let mut found = pairs
-        .iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str());
-    let first = found.next();
-    if found.next().is_some() {
-        return Err(());
-    }
-    Ok(first.filter(|v| !v.is_empty()))
+    logout(state, parts, Fields::parse(&body, MAX_PAIRS, &PARAMS), true).await
 }
 
 async fn logout(
     state: AppState,
     parts: Parts,
-    pairs: Vec<(String, String)>,
+    fields: Result<Fields, FieldsRefused>,
     posted: bool,
 ) -> Response {
     let accept_language = parts
         .headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    let ui_locales: Vec<String> = pairs
-        .iter()
-        .find(|(k, _)| k == "ui_locales")
-        .map(|(_, v)| v.split(' ').map(str::to_owned).collect())
+    let ui_locales: Vec<String> = fields
+        .as_ref()
+        .ok()
+        .and_then(|f| f.get("ui_locales"))
+        .map(|v| v.split(' ').map(str::to_owned).collect())
         .unwrap_or_default();
     let t = messages::pick(&ui_locales, accept_language);
     let bare = Chrome::new(None, &Default::default(), t);
@@ -128,16 +112,12 @@ async fn logout(
             Some("invalid_request"),
         )
     };
-    if pairs.len() > MAX_PAIRS {
-        return refuse("too_many_parameters");
-    }
-    let mut got = [None; 5];
-    for (slot, name) in got.iter_mut().zip(PARAMS) {
-        match single(&pairs, name) {
-            Ok(v) => *slot = v,
-            Err(()) => return refuse("repeated_parameter"),
-        }
-    }
+    let fields = match fields {
+        Ok(f) => f,
+        Err(refused) => return refuse(refused.reason()),
+    };
+    // An empty member is an absent one.
+    let got = PARAMS.map(|name| fields.get(name).filter(|v| !v.is_empty()));
     let [hint_token, client_param, redirect_param, rp_state, _] = got;
     let now = state.clock.now();
     let store = state.store.as_ref();
@@ -207,15 +187,15 @@ async fn logout(
     };
     if needs_confirmation(matched) {
         let csrf = Csrf::for_page(&parts.headers, cookies, &tenant);
-        let presented_token = pairs
-            .iter()
-            .find(|(k, _)| k == "csrf_token")
-            .map(|(_, v)| v.as_str());
+        let presented_token = fields.get("csrf_token");
         let confirmed = posted
-            && pairs.iter().any(|(k, v)| k == "confirm" && v == "yes")
+            && fields
+                .pairs()
+                .iter()
+                .any(|(k, v)| k == "confirm" && v == "yes")
             && csrf.check(&state, PURPOSE, presented_token);
         if !confirmed {
-            if posted && pairs.iter().any(|(k, _)| k == "csrf_token") {
+            if posted && presented_token.is_some() {
                 tracing::info!("a logout confirmation was refused: CSRF token not this browser's");
                 return error_page(StatusCode::FORBIDDEN, &chrome, t, t.error_csrf, None);
             }

@@ -12,6 +12,9 @@
 //! * [`device`] is the device verification page (RFC 8628, `portcullis login`).
 //! * [`account`] is invitation acceptance, password reset and the signed-in user's account page.
 //!
+//! * [`Fields`] is the one way a page reads a form body or query string: bounded in pairs, and
+//!   a field the page reads refused when repeated (which of two values was meant is ambiguous).
+//!
 //! Handlers here stay thin: the sign-in decision is `portcullis_service::login`, sessions and
 //! codes are `portcullis_service::sign_in`, request validation is `portcullis_core::authorize`.
 //! This module must never redirect to an unvalidated URI, render a value unescaped, or accept a
@@ -42,6 +45,93 @@ pub fn router() -> Router<AppState> {
         .merge(logout::router())
         .merge(account::router())
         .merge(device::router())
+}
+
+/// A form body or query string as every page reads it (see [`Fields::parse`]).
+#[derive(Debug)]
+pub struct Fields(Vec<(String, String)>);
+
+/// Why a form or query was refused: a 400 page with `invalid_request`, the reason logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldsRefused {
+    /// More pairs than the page accepts.
+    TooMany,
+    /// A field the page reads came more than once.
+    Repeated,
+}
+
+impl FieldsRefused {
+    /// The reason logged (and, on the logout page, shown as before).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::TooMany => "too_many_parameters",
+            Self::Repeated => "repeated_parameter",
+        }
+    }
+}
+
+impl Fields {
+    /// Reads `raw` (`application/x-www-form-urlencoded`) strictly: more than `max` pairs, or any
+    /// of `singles` (the fields the page reads) more than once, is refused. Other fields may
+    /// repeat: the authorization endpoint hands them on to core's rules, which refuse a repeated
+    /// OAuth parameter in their own way.
+    pub fn parse(raw: &str, max: usize, singles: &[&str]) -> Result<Self, FieldsRefused> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
+            .take(max.saturating_add(1))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if pairs.len() > max {
+            return Err(FieldsRefused::TooMany);
+        }
+        for name in singles {
+            if pairs.iter().filter(|(k, _)| k == name).nth(1).is_some() {
+                return Err(FieldsRefused::Repeated);
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    /// The value of `name` (the only one, for a field named in `singles`).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every pair, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+}
+
+/// The page for a refused form or query, before anything about the request is known: 400,
+/// `invalid_request`, in the language the browser asks for.
+pub fn fields_refused(headers: &HeaderMap, refused: FieldsRefused) -> Response {
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let t = messages::pick(&[], accept);
+    fields_refused_in(&Chrome::new(None, &Default::default(), t), t, refused)
+}
+
+/// [`fields_refused`] in a frame the page already has (a tenant's branding).
+pub fn fields_refused_in(chrome: &Chrome, t: &Text, refused: FieldsRefused) -> Response {
+    tracing::info!(
+        reason = refused.reason(),
+        "a page's form or query was refused"
+    );
+    error_page(
+        StatusCode::BAD_REQUEST,
+        chrome,
+        t,
+        t.error_bad_request,
+        Some("invalid_request"),
+    )
 }
 
 /// The error page.
@@ -160,5 +250,38 @@ pub fn with_retry_after(mut res: Response, wait: std::time::Duration) -> Respons
 pub fn add_cookie(res: &mut Response, value: Option<HeaderValue>) {
     if let Some(v) = value {
         res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_refuse_too_many_pairs_and_repeated_fields_the_page_reads() {
+        let f = Fields::parse("a=1&b=2&b=3&c=", 4, &["a", "c"]).expect("reads");
+        assert_eq!(f.get("a"), Some("1"));
+        assert_eq!(f.get("c"), Some(""));
+        assert_eq!(
+            f.get("b"),
+            Some("2"),
+            "fields the page does not read may repeat"
+        );
+        assert_eq!(f.get("d"), None);
+        assert_eq!(f.into_pairs().len(), 4);
+        assert_eq!(
+            Fields::parse("a=1&b=2&c=3", 2, &[]).map(|_| ()),
+            Err(FieldsRefused::TooMany)
+        );
+        assert_eq!(
+            Fields::parse("a=1&a=1", 4, &["a"]).map(|_| ()),
+            Err(FieldsRefused::Repeated),
+            "even with the same value"
+        );
+        assert_eq!(
+            Fields::parse("user_code=A&x=1&user_code=B", 16, &["user_code"]).map(|_| ()),
+            Err(FieldsRefused::Repeated)
+        );
+        assert!(Fields::parse("", 0, &["a"]).is_ok());
     }
 }

@@ -882,3 +882,81 @@ async fn discovery_lists_the_device_endpoint_and_grant() {
         .await;
     assert_eq!((s, &e["error"]), (400, &json!("invalid_scope")), "{e}");
 }
+
+/// The device pages read forms as every other page does (`pages::Fields`): a field given twice
+/// is ambiguous, so the form is refused (400, `invalid_request`) and nothing changes, not taken
+/// by its first value; so is a form with too many fields.
+#[tokio::test]
+async fn device_forms_with_a_repeated_field_are_refused_and_change_nothing() {
+    let node = Node::start().await;
+    node.user("system", "dave").await;
+    let d = node.start_device(CLI).await;
+    let b = node.browser("203.0.113.50");
+    let refused = |s: u16, page: &str| {
+        assert_eq!(s, 400, "{page}");
+        assert!(page.contains("invalid_request"), "{page}");
+    };
+
+    // The query of the complete URI.
+    let r = b
+        .get(format!(
+            "{}/device?user_code={}&user_code=BBBB-BBBB",
+            node.base, d.user_code
+        ))
+        .send()
+        .await
+        .expect("get");
+    let s = r.status().as_u16();
+    refused(s, &r.text().await.expect("page"));
+
+    let page = b
+        .get(format!("{}/device", node.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("page");
+    let code_form = with(form_fields(&page), &[("user_code", &d.user_code)]);
+    let mut twice = code_form.clone();
+    twice.push(("user_code".into(), "BBBB-BBBB".into()));
+    let (s, page) = post_page(&b, format!("{}/device", node.base), &twice).await;
+    refused(s, &page);
+    let mut long = code_form.clone();
+    long.extend((0..16).map(|n| (format!("x{n}"), String::new())));
+    let (s, page) = post_page(&b, format!("{}/device", node.base), &long).await;
+    refused(s, &page);
+
+    // The sign-in form, with the password given twice.
+    let (s, page) = post_page(&b, format!("{}/device", node.base), &code_form).await;
+    assert_eq!(s, 200, "{page}");
+    let sign_in = with(
+        form_fields(&page),
+        &[("login", "dave"), ("password", PASSWORD)],
+    );
+    let mut twice = sign_in.clone();
+    twice.push(("password".into(), "another".into()));
+    let (s, p) = post_page(&b, format!("{}/device/sign-in", node.base), &twice).await;
+    refused(s, &p);
+    let (s, page) = post_page(&b, format!("{}/device/sign-in", node.base), &sign_in).await;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("/device/decide"), "the confirmation: {page}");
+
+    // The decision given both ways: refused, and the device is still waiting.
+    let mut both = with(form_fields(&page), &[("decision", "allow")]);
+    both.push(("decision".into(), "deny".into()));
+    let (s, p) = post_page(&b, format!("{}/device/decide", node.base), &both).await;
+    refused(s, &p);
+    let (s, e) = node.poll(&d.device_code).await;
+    assert_eq!(
+        (s, &e["error"]),
+        (400, &json!("authorization_pending")),
+        "{e}"
+    );
+    let decided = with(form_fields(&page), &[("decision", "allow")]);
+    let (s, p) = post_page(&b, format!("{}/device/decide", node.base), &decided).await;
+    assert_eq!(s, 200, "{p}");
+    node.clock.advance(Duration::from_secs(10));
+    let (s, e) = node.poll(&d.device_code).await;
+    assert_eq!(s, 200, "{e}");
+}
