@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::Remote;
+use crate::{Remote, Server};
 
 pub struct AdminClient {
     base: String,
@@ -19,6 +19,10 @@ pub struct AdminClient {
 
 impl AdminClient {
     pub fn new(remote: &Remote) -> anyhow::Result<Self> {
+        Self::for_server(&remote.server)
+    }
+
+    pub fn for_server(server: &Server) -> anyhow::Result<Self> {
         let token = match std::env::var("PORTCULLIS_ADMIN_TOKEN") {
             Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
             _ => None,
@@ -27,9 +31,9 @@ impl AdminClient {
             .timeout(std::time::Duration::from_secs(30))
             .build()?;
         Ok(Self {
-            base: remote.url.trim_end_matches('/').to_owned(),
+            base: server.url.trim_end_matches('/').to_owned(),
             token: std::sync::Mutex::new(token),
-            bootstrap_file: remote.data_dir.join("bootstrap-admin-token"),
+            bootstrap_file: server.data_dir.join("bootstrap-admin-token"),
             http,
         })
     }

@@ -626,7 +626,7 @@ pub(crate) fn seg(s: &str) -> String {
 }
 
 /// Calls the admin API and prints the answer as text or JSON.
-async fn fetch_and_print(
+pub(crate) async fn fetch_and_print(
     remote: &Remote,
     method: Method,
     path: &str,
@@ -697,16 +697,17 @@ fn archived_query(include_archived: bool) -> Vec<(&'static str, String)> {
 }
 
 pub(crate) fn print(remote: &Remote, value: &Value, text: impl FnOnce(&Value) -> String) {
-    match remote.output {
+    print_as(remote.output, value, text);
+}
+
+/// Prints `value` as JSON or as `text` renders it.
+pub(crate) fn print_as(output: Output, value: &Value, text: impl FnOnce(&Value) -> String) {
+    match output {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
         ),
         Output::Text => print!("{}", text(value)),
-        Output::Csv => {
-            eprintln!("note: --output csv is for `report hygiene`; printing text");
-            print!("{}", text(value));
-        }
     }
 }
 
@@ -1004,24 +1005,19 @@ async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
             enforce_text,
         ),
     };
-    let v = AdminClient::new(&remote)?
-        .call(method, &path, &[], body)
-        .await?;
-    print(&remote, &v, text);
-    Ok(())
+    fetch_and_print(&remote, method, &path, &[], body, text).await
 }
 
 async fn set_tenant_status(id: &str, remote: &Remote, verb: &str) -> anyhow::Result<()> {
-    let v = AdminClient::new(remote)?
-        .call(
-            Method::POST,
-            &format!("/tenants/{}/{verb}", seg(id)),
-            &[],
-            None,
-        )
-        .await?;
-    print(remote, &v, tenant_text);
-    Ok(())
+    fetch_and_print(
+        remote,
+        Method::POST,
+        &format!("/tenants/{}/{verb}", seg(id)),
+        &[],
+        None,
+        tenant_text,
+    )
+    .await
 }
 
 /// A `--role` value, checked before anything is sent.

@@ -2,13 +2,35 @@
 //! admin API call (docs/hygiene.md; `tenant policy` is in `commands`). This module only maps
 //! arguments to the call and prints; the server decides.
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::AdminClient;
-use crate::commands::{field, print, seg};
-use crate::{Output, Remote};
+use crate::commands::{field, print_as, seg};
+use crate::{Output, Server};
+
+/// The report's formats: every command's, plus CSV of the findings (the report is the one
+/// command whose output is rows a spreadsheet wants, so only it takes `--output csv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportOutput {
+    /// Text (tables).
+    #[value(alias = "table")]
+    Text,
+    Json,
+    /// Comma-separated values: the findings.
+    Csv,
+}
+
+/// The server to ask, and the report's format.
+#[derive(Debug, clap::Args)]
+pub struct ReportRemote {
+    #[command(flatten)]
+    server: Server,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    output: ReportOutput,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
@@ -28,7 +50,7 @@ pub enum ReportCommand {
         #[arg(long)]
         key_max_age_days: Option<u64>,
         #[command(flatten)]
-        remote: Remote,
+        remote: ReportRemote,
     },
 }
 
@@ -120,7 +142,7 @@ pub async fn report(cmd: ReportCommand) -> anyhow::Result<()> {
             query.push((k, v.to_string()));
         }
     }
-    let v = AdminClient::new(&remote)?
+    let v = AdminClient::for_server(&remote.server)?
         .call(
             Method::GET,
             &format!("/tenants/{}/hygiene-report", seg(&tenant)),
@@ -128,10 +150,10 @@ pub async fn report(cmd: ReportCommand) -> anyhow::Result<()> {
             None,
         )
         .await?;
-    if remote.output == Output::Csv {
-        print!("{}", hygiene_csv(&v));
-    } else {
-        print(&remote, &v, hygiene_text);
+    match remote.output {
+        ReportOutput::Csv => print!("{}", hygiene_csv(&v)),
+        ReportOutput::Text => print_as(Output::Text, &v, hygiene_text),
+        ReportOutput::Json => print_as(Output::Json, &v, hygiene_text),
     }
     Ok(())
 }

@@ -129,21 +129,12 @@ async fn post_form(
     path: &str,
     form: &[(&str, &str)],
 ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let resp = http
-        .post(format!("{base}{path}"))
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(body)
-        .send()
-        .await
-        .with_context(|| format!("could not reach {base}"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
+    let (status, text) = crate::form_post::post_form(
+        base,
+        http.post(format!("{base}{path}")),
+        form.iter().copied(),
+    )
+    .await?;
     let value = if text.trim().is_empty() {
         Value::Null
     } else {

@@ -3,7 +3,7 @@
 //! `token` (client credentials) and `token_exchange`. Must never print anything but the token
 //! response the user asked for.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::Value;
 
 use crate::client::not_portcullis;
@@ -16,20 +16,8 @@ pub(crate) async fn token_request(
     request: reqwest::RequestBuilder,
     form: &[(&str, String)],
 ) -> anyhow::Result<Value> {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let resp = request
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(body)
-        .send()
-        .await
-        .with_context(|| format!("could not reach {base}"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
+    let (status, text) =
+        crate::form_post::post_form(base, request, form.iter().map(|(k, v)| (*k, v))).await?;
     let body = serde_json::from_str::<Value>(&text).ok();
     if !status.is_success() {
         let Some(code) = body.as_ref().and_then(|v| v["error"].as_str()) else {
@@ -56,7 +44,7 @@ pub(crate) async fn token_request(
 pub(crate) fn print_token(body: &Value, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(body)?),
-        Output::Text | Output::Csv => {
+        Output::Text => {
             println!("{}", body["access_token"].as_str().unwrap_or_default())
         }
     }

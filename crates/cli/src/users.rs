@@ -9,9 +9,8 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::client::AdminClient;
-use crate::commands::{list_and_print, seg, table};
-use crate::{Output, Remote};
+use crate::commands::{fetch_and_print, list_and_print, seg, table};
+use crate::Remote;
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -197,27 +196,6 @@ fn read_password(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(raw.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-async fn run(
-    remote: &Remote,
-    method: Method,
-    path: &str,
-    query: &[(&str, String)],
-    body: Option<Value>,
-    text: impl FnOnce(&Value) -> String,
-) -> anyhow::Result<()> {
-    let v = AdminClient::new(remote)?
-        .call(method, path, query, body)
-        .await?;
-    match remote.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
-        ),
-        Output::Text | Output::Csv => print!("{}", text(&v)),
-    }
-    Ok(())
-}
-
 pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
     match cmd {
         UsersCommand::Create {
@@ -244,7 +222,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             if let Some(path) = password_file {
                 body["password"] = json!(read_password(&path)?);
             }
-            run(
+            fetch_and_print(
                 &remote,
                 Method::POST,
                 &format!("/tenants/{}/users", seg(&tenant)),
@@ -260,7 +238,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             role,
             remote,
         } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::PUT,
                 &format!("/tenants/{}/users/{}/admin-role", seg(&tenant), seg(&id)),
@@ -278,7 +256,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             .await
         }
         UsersCommand::RevokeRole { tenant, id, remote } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::DELETE,
                 &format!("/tenants/{}/users/{}/admin-role", seg(&tenant), seg(&id)),
@@ -289,7 +267,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             .await
         }
         UsersCommand::Invite { tenant, id, remote } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::POST,
                 &format!("/tenants/{}/users/{}/invite", seg(&tenant), seg(&id)),
@@ -322,7 +300,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             .await
         }
         UsersCommand::Show { tenant, id, remote } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::GET,
                 &format!("/tenants/{}/users/{}", seg(&tenant), seg(&id)),
@@ -354,7 +332,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             if let Some(n) = name {
                 body["profile"] = json!({ "name": n });
             }
-            run(
+            fetch_and_print(
                 &remote,
                 Method::PATCH,
                 &format!("/tenants/{}/users/{}", seg(&tenant), seg(&id)),
@@ -365,7 +343,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             .await
         }
         UsersCommand::Disable { tenant, id, remote } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::POST,
                 &format!("/tenants/{}/users/{}/disable", seg(&tenant), seg(&id)),
@@ -376,7 +354,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             .await
         }
         UsersCommand::Enable { tenant, id, remote } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::POST,
                 &format!("/tenants/{}/users/{}/enable", seg(&tenant), seg(&id)),
@@ -387,7 +365,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             .await
         }
         UsersCommand::Delete { tenant, id, remote } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::DELETE,
                 &format!("/tenants/{}/users/{}", seg(&tenant), seg(&id)),
@@ -398,7 +376,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             .await
         }
         UsersCommand::Sessions { tenant, id, remote } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::GET,
                 &format!("/tenants/{}/users/{}/sessions", seg(&tenant), seg(&id)),
@@ -419,7 +397,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             sid,
             remote,
         } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::DELETE,
                 &format!(
@@ -439,7 +417,7 @@ pub async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             email,
             remote,
         } => {
-            run(
+            fetch_and_print(
                 &remote,
                 Method::POST,
                 &format!("/tenants/{}/users/reset-password", seg(&tenant)),
