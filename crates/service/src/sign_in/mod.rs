@@ -37,7 +37,7 @@ use crate::audit::{AuditSink, EventDraft, RequestOrigin};
 use crate::kek::Keyring;
 
 pub use codes::{CodeRequest, RedeemedCode, RedemptionRequest};
-pub use refresh::{InspectedRefresh, NewFamily, Refreshed, StartedFamily};
+pub use refresh::{InspectedRefresh, NewFamily, PresentedRefresh, Refreshed, StartedFamily};
 pub use sessions::{NewSession, StartedSession};
 pub use successor::SuccessorKeys;
 

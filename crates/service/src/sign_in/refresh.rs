@@ -74,6 +74,37 @@ impl InspectedRefresh {
     }
 }
 
+/// A presented refresh token as one store read found it ([`SignIn::read_refresh_token`]).
+// One value per request, moved into the rotation once and never stored: boxing the records
+// would add two allocations per grant to save a few hundred bytes of stack.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum PresentedRefresh {
+    /// Not a refresh token of this installation's environment (format or checksum wrong).
+    Malformed,
+    /// Well formed, but no stored token has its digest.
+    Unknown,
+    Known {
+        cred: Credential,
+        token: RefreshTokenRecord,
+        family: RefreshFamilyRecord,
+    },
+}
+
+impl PresentedRefresh {
+    /// The family the token belongs to, if it is known and of `tenant`'s client `client_id`.
+    pub fn family_of(&self, tenant: &TenantId, client_id: &str) -> Option<&RefreshFamilyRecord> {
+        match self {
+            Self::Known { family, .. }
+                if &family.tenant == tenant && family.client_id == client_id =>
+            {
+                Some(family)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl SignIn {
     /// Looks a presented refresh token up without rotating it: `None` if it is malformed, of
     /// another environment or unknown (the format and checksum are checked before any lookup).
@@ -141,28 +172,29 @@ impl SignIn {
         Ok(StartedFamily { family, token })
     }
 
-    /// The family a presented refresh token belongs to, if it is well formed, known, of
-    /// `tenant` and issued to `client_id`; nothing changes. The token endpoint judges a request
-    /// against the family's scope with it before [`Self::refresh`] rotates anything, so a
-    /// refused request never costs the client its token.
-    pub async fn peek_family(
-        &self,
-        presented: &str,
-        tenant: &TenantId,
-        client_id: &str,
-    ) -> Result<Option<RefreshFamilyRecord>> {
+    /// Reads a presented refresh token once: its format and checksum are checked before any
+    /// lookup, then one store read finds it with its family. The token endpoint judges the
+    /// request against [`PresentedRefresh::family_of`] before [`Self::refresh_presented`]
+    /// rotates anything (so a refused request never costs the client its token), and the
+    /// rotation decides from this same read: the store's compare-and-swap, not a second read,
+    /// is what makes a racing rotation or revocation safe.
+    pub async fn read_refresh_token(&self, presented: &str) -> Result<PresentedRefresh> {
         let Ok(cred) = Credential::parse(presented) else {
-            return Ok(None);
+            return Ok(PresentedRefresh::Malformed);
         };
-        if cred.kind() != CredentialKind::RefreshToken {
-            return Ok(None);
+        if cred.kind() != CredentialKind::RefreshToken
+            || cred.environment() != &self.config.environment
+        {
+            return Ok(PresentedRefresh::Malformed);
         }
-        Ok(self
-            .store
-            .get_refresh_token(&cred.digest())
-            .await?
-            .map(|(_, family)| family)
-            .filter(|f| &f.tenant == tenant && f.client_id == client_id))
+        Ok(match self.store.get_refresh_token(&cred.digest()).await? {
+            Some((token, family)) => PresentedRefresh::Known {
+                cred,
+                token,
+                family,
+            },
+            None => PresentedRefresh::Unknown,
+        })
     }
 
     /// Refreshes with `presented` for the authenticated client `client_id` of `tenant`. The
@@ -174,19 +206,29 @@ impl SignIn {
         client_id: &str,
         origin: &RequestOrigin,
     ) -> Result<Refreshed> {
-        let cred =
-            Credential::parse(presented).map_err(|_| SignInError::Invalid("refresh_malformed"))?;
-        if cred.kind() != CredentialKind::RefreshToken
-            || cred.environment() != &self.config.environment
-        {
-            return Err(SignInError::Invalid("refresh_malformed"));
-        }
+        let read = self.read_refresh_token(presented).await?;
+        self.refresh_presented(read, tenant, client_id, origin)
+            .await
+    }
+
+    /// [`Self::refresh`] with a token already read by [`Self::read_refresh_token`].
+    pub async fn refresh_presented(
+        &self,
+        presented: PresentedRefresh,
+        tenant: &TenantId,
+        client_id: &str,
+        origin: &RequestOrigin,
+    ) -> Result<Refreshed> {
+        let (cred, token, family) = match presented {
+            PresentedRefresh::Malformed => return Err(SignInError::Invalid("refresh_malformed")),
+            PresentedRefresh::Unknown => return Err(SignInError::Invalid("refresh_unknown")),
+            PresentedRefresh::Known {
+                cred,
+                token,
+                family,
+            } => (cred, token, family),
+        };
         let digest = cred.digest();
-        let (token, family) = self
-            .store
-            .get_refresh_token(&digest)
-            .await?
-            .ok_or(SignInError::Invalid("refresh_unknown"))?;
         if &family.tenant != tenant {
             // Another tenant's token: as unknown to this client as a wrong one.
             return Err(SignInError::Invalid("refresh_unknown"));

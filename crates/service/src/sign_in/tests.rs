@@ -707,6 +707,58 @@ async fn within_the_grace_window_a_replay_gets_the_same_successor() {
         .expect("the successor works");
 }
 
+/// The token endpoint reads a presented token once and rotates from that read: reads taken
+/// before another rotation committed (two tabs, two nodes) still yield one successor, the same
+/// one within the grace window, and a family revocation after it.
+#[tokio::test]
+async fn rotations_from_reads_taken_before_another_rotation_never_rotate_twice() {
+    async fn rotate(sign_in: &SignIn, read: PresentedRefresh) -> Result<Refreshed> {
+        sign_in
+            .refresh_presented(read, &tid("acme"), "cl_app", &origin())
+            .await
+    }
+    let mut f = fixture().await;
+    let fam = f.family(None).await;
+    let mut reads = Vec::new();
+    for _ in 0..3 {
+        reads.push(
+            f.sign_in
+                .read_refresh_token(fam.token.expose())
+                .await
+                .expect("read"),
+        );
+    }
+    let late = reads.pop().expect("read");
+    let second = reads.pop().expect("read");
+    let first = reads.pop().expect("read");
+    let a = rotate(&f.sign_in, first).await.expect("rotates");
+    assert!(a.rotated);
+    let b = rotate(&f.sign_in, second)
+        .await
+        .expect("the grace window's successor");
+    assert!(!b.rotated);
+    assert_eq!(a.token.expose(), b.token.expose());
+    f.advance(11);
+    f.actions();
+    assert_eq!(
+        refused(rotate(&f.sign_in, late).await),
+        "reused_after_rotation"
+    );
+    assert_eq!(
+        f.log().await,
+        [(RevocationKind::Family, fam.family.id.clone())]
+    );
+    let malformed = f
+        .sign_in
+        .read_refresh_token("pcl_rt_live_not-a-token")
+        .await
+        .expect("read");
+    assert_eq!(
+        refused(rotate(&f.sign_in, malformed).await),
+        "refresh_malformed"
+    );
+}
+
 #[tokio::test]
 async fn refresh_by_another_client_is_refused_and_changes_nothing() {
     let f = fixture().await;

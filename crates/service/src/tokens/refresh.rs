@@ -47,11 +47,8 @@ pub(super) async fn issue(
     };
     // Judged before anything rotates; a token that names no family of this client is left to
     // `refresh`, which refuses it with its reason (and revokes a reused family).
-    if let Some(family) = svc
-        .sign_in
-        .peek_family(presented.expose(), &client.tenant, &client.id)
-        .await?
-    {
+    let read = svc.sign_in.read_refresh_token(presented.expose()).await?;
+    if let Some(family) = read.family_of(&client.tenant, &client.id) {
         decide(&family.scope).map_err(|e| refuse(e.into()))?;
         // A family bound to a DPoP key refreshes only with a proof of that key (RFC 9449
         // section 5), checked before anything rotates.
@@ -85,9 +82,10 @@ pub(super) async fn issue(
             .await
             .map_err(refuse)?;
     }
+    // Rotated from the same read the checks above judged (one lookup per grant).
     let refreshed = svc
         .sign_in
-        .refresh(presented.expose(), &client.tenant, &client.id, origin)
+        .refresh_presented(read, &client.tenant, &client.id, origin)
         .await
         .map_err(OAuthError::from)
         .map_err(refuse)?;
