@@ -1482,6 +1482,11 @@ async fn a_tenants_oauth_policy_requires_pushed_requests_of_every_client() {
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["require_pushed_authorization_requests"], false, "{v}");
     assert!(v["updated_at"].is_null(), "never set: {v}");
+    // A direct request opens the sign-in page (and the node now holds "not required" in its
+    // directory cache, which the PUT below must drop at once).
+    let b = node.browser("203.0.113.61");
+    let (s, _, page) = text(b.get(node.notes_url(&[])).send().await.expect("get")).await;
+    assert_eq!(s, 200, "{page}");
 
     let r = put(true).await.expect("put");
     assert_eq!(r.status(), 200);
@@ -1498,7 +1503,6 @@ async fn a_tenants_oauth_policy_requires_pushed_requests_of_every_client() {
     assert_eq!(r.status(), 400);
 
     // The notes client never asked for PAR itself: a direct request now goes back refused.
-    let b = node.browser("203.0.113.61");
     let (s, h, _) = text(b.get(node.notes_url(&[])).send().await.expect("get")).await;
     assert_eq!(s, 303);
     let q = query_of(&location(&h));
