@@ -10,6 +10,7 @@ mod app_clients;
 mod assembly;
 mod common;
 mod device;
+mod gateway_denials;
 mod lifecycle_admin;
 mod log_follower;
 mod logout;
