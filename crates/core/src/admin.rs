@@ -30,7 +30,8 @@ pub enum AdminRole {
     Auditor,
     /// Creates, lists, changes, rotates and revokes its tenant's API keys, and reads the tenant.
     ApiKeyManager,
-    /// A verifier or gateway: reads the revocation feed and verifies API keys, nothing else.
+    /// A verifier or gateway: reads the revocation feed, verifies API keys and reports the
+    /// gateway's denials, nothing else.
     Service,
 }
 
@@ -105,6 +106,9 @@ impl AdminRole {
             ReadRevocationFeed | VerifyApiKeys => {
                 matches!(self, GlobalAdmin | TenantAdmin | Service)
             }
+            // Only a gateway's own credential: reports feed the detectors, so an administrator
+            // (let alone a tenant's) has no business writing them.
+            ReportDenials => matches!(self, Service),
         }
     }
 
@@ -169,10 +173,12 @@ pub enum Permission {
     ManageFederation,
     /// List and show trusted issuers and trust rules.
     ReadFederation,
+    /// Send a standalone gateway's denials to `POST /v1/gateway/denials` (for the detectors).
+    ReportDenials,
 }
 
 impl Permission {
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::ManageTenants,
         Self::ReadTenant,
         Self::ManageSigningKeys,
@@ -195,6 +201,7 @@ impl Permission {
         Self::ManageAlerts,
         Self::ManageFederation,
         Self::ReadFederation,
+        Self::ReportDenials,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -221,6 +228,7 @@ impl Permission {
             Self::ManageAlerts => "manage_alerts",
             Self::ManageFederation => "manage_federation",
             Self::ReadFederation => "read_federation",
+            Self::ReportDenials => "report_denials",
         }
     }
 }
@@ -362,7 +370,7 @@ mod tests {
 
     /// The role x permission table, written out independently of [`AdminRole::grants`].
     /// Columns: global_admin, tenant_admin, auditor, api_key_manager, service.
-    const TABLE: [(Permission, [bool; 5]); 22] = {
+    const TABLE: [(Permission, [bool; 5]); 23] = {
         use Permission::*;
         const Y: bool = true;
         const N: bool = false;
@@ -389,6 +397,7 @@ mod tests {
             (ManageAlerts, [Y, Y, N, N, N]),
             (ManageFederation, [Y, Y, N, N, N]),
             (ReadFederation, [Y, Y, Y, N, N]),
+            (ReportDenials, [N, N, N, N, Y]),
         ]
     };
 
@@ -465,7 +474,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 5 * 2 * 22 * 4);
+        assert_eq!(checked, 5 * 2 * 23 * 4);
     }
 
     #[test]

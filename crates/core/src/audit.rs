@@ -90,7 +90,8 @@ actions! {
     ApiKeyLeakRevoked => "api_key.leak_revoked",
     /// Events were lost (queue full or storage down); the reason carries how many.
     AuditDropped => "audit.dropped",
-    /// The embedded gateway refused a request.
+    /// A gateway refused a request: the embedded one (actor `gateway`), or a standalone one
+    /// that reported it (actor `gateway:<service credential id>`).
     GatewayDenied => "gateway.denied",
     /// Gateway denials over the audit rate, counted per reason instead of written one by one.
     GatewayDenialsSuppressed => "gateway.denials_suppressed",
@@ -245,6 +246,9 @@ pub enum ActorKind<'a> {
     Scanner,
     /// The embedded gateway refusing a request.
     Gateway,
+    /// A standalone gateway reporting its denials, by the id of the service credential it
+    /// reported with.
+    RemoteGateway(&'a str),
     /// A workload that proved an external identity, by the trust rule that admitted it (or
     /// `-` when no rule did).
     Workload(&'a str),
@@ -253,7 +257,8 @@ pub enum ActorKind<'a> {
 }
 
 /// Who acted. Built only through its typed constructors; stored as `admin:<credential id>`,
-/// `client:<client id>`, `workload:<rule>`, `system`, `anonymous`, `scanner` or `gateway`.
+/// `client:<client id>`, `workload:<rule>`, `system`, `anonymous`, `scanner`, `gateway` or
+/// `gateway:<service credential id>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Actor(String);
@@ -288,6 +293,11 @@ impl Actor {
         Self("gateway".into())
     }
 
+    /// A standalone gateway, by the service credential it reports with.
+    pub fn remote_gateway(credential_id: &str) -> Self {
+        Self(format!("gateway:{credential_id}"))
+    }
+
     /// Reads a stored actor; never fails (see [`ActorKind::Unknown`]).
     pub fn from_stored(s: String) -> Self {
         Self(s)
@@ -303,6 +313,7 @@ impl Actor {
                 Some(("admin", id)) => ActorKind::Admin(id),
                 Some(("client", id)) => ActorKind::Client(id),
                 Some(("workload", rule)) => ActorKind::Workload(rule),
+                Some(("gateway", id)) => ActorKind::RemoteGateway(id),
                 _ => ActorKind::Unknown(s),
             },
         }
@@ -668,6 +679,7 @@ mod tests {
         assert_eq!(Actor::anonymous().as_str(), "anonymous");
         assert_eq!(Actor::scanner().as_str(), "scanner");
         assert_eq!(Actor::gateway().as_str(), "gateway");
+        assert_eq!(Actor::remote_gateway("adm_7").as_str(), "gateway:adm_7");
         for (stored, kind) in [
             ("admin:adm_1", ActorKind::Admin("adm_1")),
             ("client:a:b", ActorKind::Client("a:b")),
@@ -675,6 +687,7 @@ mod tests {
             ("anonymous", ActorKind::Anonymous),
             ("scanner", ActorKind::Scanner),
             ("gateway", ActorKind::Gateway),
+            ("gateway:adm_7", ActorKind::RemoteGateway("adm_7")),
             ("user:u1", ActorKind::Unknown("user:u1")),
         ] {
             assert_eq!(Actor::from_stored(stored.into()).kind(), kind);

@@ -21,6 +21,7 @@ pub mod client;
 pub mod confirmation;
 pub mod credential;
 pub mod delegation;
+pub mod denial_report;
 pub mod detect;
 pub mod device;
 pub mod federation;

@@ -280,6 +280,118 @@ pub struct AuditSection {
     /// Denial events written per second; the rest are counted and summarised.
     #[serde(default = "AuditSection::default_rate")]
     pub max_denials_per_second: u32,
+    /// Send the denial events (after the rate above) to a Portcullis server, for its detectors
+    /// ([`crate::report`]). Read at start only.
+    pub report: Option<ReportSection>,
+}
+
+/// `[audit.report]`: where and how a standalone gateway sends its denials.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    /// The Portcullis server (`serve`) whose `POST /v1/gateway/denials` receives the batches,
+    /// e.g. `https://auth.example.com`.
+    pub url: String,
+    /// A `service` credential (it needs `report_denials`); default: `verifier.revocation`'s.
+    pub token: Option<Secret<String>>,
+    pub token_file: Option<PathBuf>,
+    /// Report every denial for this tenant (needed with a tenant's own service credential);
+    /// unset: for the credential's own tenant.
+    pub tenant: Option<String>,
+    /// Denials held in memory waiting to be sent; more are dropped and counted, never waited
+    /// for. Default 10000, at most 1000000.
+    #[serde(default = "ReportSection::default_queue")]
+    pub queue_size: usize,
+    /// Denials per request to the server. Default 100, at most
+    /// `portcullis_core::denial_report::MAX_EVENTS` (200).
+    #[serde(default = "ReportSection::default_batch")]
+    pub batch_size: usize,
+    /// Longest a denial waits for its batch to fill. Default 1s; 100ms to 1m.
+    #[serde(
+        default = "ReportSection::default_interval",
+        deserialize_with = "duration::de"
+    )]
+    pub interval: Duration,
+    /// Further attempts at a batch the server did not take (unreachable or 5xx), after 0.5s,
+    /// 1s, 2s...; then the batch is dropped and counted. Default 3, at most 10.
+    #[serde(default = "ReportSection::default_retries")]
+    pub retries: u32,
+}
+
+impl ReportSection {
+    fn default_queue() -> usize {
+        10_000
+    }
+    fn default_batch() -> usize {
+        100
+    }
+    fn default_interval() -> Duration {
+        Duration::from_secs(1)
+    }
+    fn default_retries() -> u32 {
+        3
+    }
+
+    /// Checks the bounds and reads the credential (`verifier` for its default).
+    pub fn resolve(
+        &self,
+        verifier: Option<&VerifierSection>,
+    ) -> Result<crate::report::ReportConfig, ConfigError> {
+        let max_batch = portcullis_core::denial_report::MAX_EVENTS;
+        if !(1..=1_000_000).contains(&self.queue_size) {
+            return err("audit.report.queue_size: 1 to 1000000");
+        }
+        if !(1..=max_batch).contains(&self.batch_size) {
+            return err(format!("audit.report.batch_size: 1 to {max_batch}"));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.interval) {
+            return err("audit.report.interval: 100ms to 1m");
+        }
+        if self.retries > 10 {
+            return err("audit.report.retries: at most 10");
+        }
+        let base = self.url.trim_end_matches('/');
+        let insecure_http = verifier.is_some_and(|v| v.insecure_allow_http);
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|p| {
+                base.strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            });
+        if !(base.starts_with("https://")
+            || (base.starts_with("http://") && (loopback || insecure_http)))
+        {
+            return err(
+                "audit.report.url: https:// (plain http only to loopback, or with verifier.insecure_allow_http)",
+            );
+        }
+        let token = match (&self.token, &self.token_file, verifier) {
+            (None, None, Some(v)) if !v.revocation.insecure_none => {
+                secret(&v.revocation.token, &v.revocation.token_file, "verifier.revocation")?
+            }
+            (None, None, _) => {
+                return err(
+                    "audit.report: token or token_file is required (no verifier.revocation credential to default to)",
+                )
+            }
+            (t, f, _) => secret(t, f, "audit.report")?,
+        };
+        let tenant = self
+            .tenant
+            .as_deref()
+            .map(portcullis_core::tenant::TenantId::parse)
+            .transpose()
+            .map_err(|e| ConfigError(format!("audit.report.tenant: {e}")))?;
+        Ok(crate::report::ReportConfig {
+            url: format!("{base}{}", portcullis_core::denial_report::PATH),
+            token,
+            tenant,
+            queue_size: self.queue_size,
+            batch_size: self.batch_size,
+            interval: self.interval,
+            retries: self.retries,
+        })
+    }
 }
 
 impl AuditSection {
@@ -292,6 +404,7 @@ impl Default for AuditSection {
     fn default() -> Self {
         Self {
             max_denials_per_second: Self::default_rate(),
+            report: None,
         }
     }
 }
@@ -477,6 +590,8 @@ impl GatewayConfig {
             Some("verifier")
         } else if self.tls != other.tls {
             Some("tls")
+        } else if self.audit.report != other.audit.report {
+            Some("audit.report")
         } else {
             None
         }

@@ -13,6 +13,9 @@
 //! change, or [`Gateway::reload`]); requests in flight finish on the snapshot they started with
 //! and connections are never dropped. Sockets, limits and the verifier are fixed at start.
 //!
+//! With `[audit.report]` the denials it audits are also sent, in batches, to a Portcullis
+//! server for its detectors ([`report`]).
+//!
 //! With `[tls]` the main listener speaks TLS only ([`tls`]); routes may require a verified
 //! client certificate. With `[identity_jwt]` upstreams also get the caller's identity as a
 //! short-lived signed JWT ([`identity`]), whose public key is served at
@@ -45,6 +48,7 @@ pub mod path;
 pub mod pool;
 pub mod proxy;
 pub mod ratelimit;
+pub mod report;
 pub mod routes;
 mod server;
 mod state;
@@ -144,9 +148,27 @@ impl Gateway {
             watched.push(t.cert_file.clone());
             watched.push(t.key_file.clone());
         }
+        let metrics = Metrics::new();
+        let mut tasks = Vec::new();
+        let denial_hook =
+            match (&snap.config.audit.report, denial_hook) {
+                (None, hook) => hook,
+                (Some(_), Some(_)) => return Err(ConfigError(
+                    "audit.report: this gateway's denials already go to its embedder's audit log"
+                        .into(),
+                )
+                .into()),
+                (Some(section), None) => {
+                    let cfg = section.resolve(snap.config.verifier.as_ref())?;
+                    let (reporter, task) = report::start(cfg, metrics.reports.clone())
+                        .map_err(|e| ConfigError(format!("audit.report: {e}")))?;
+                    tasks.push(task);
+                    Some(reporter as Arc<dyn audit::DenialHook>)
+                }
+            };
         let shared = Arc::new(Shared {
             verifier,
-            metrics: Metrics::new(),
+            metrics,
             current: RwLock::new(Arc::new(snap)),
             config_path,
             tls: tls.clone(),
@@ -161,7 +183,6 @@ impl Gateway {
                 proxy::handle(s.clone(), req, conn)
             })
         })?;
-        let mut tasks = Vec::new();
         if let Some(l) = admin {
             let s = shared.clone();
             tasks.push(tokio::spawn(server::serve(

@@ -27,6 +27,8 @@ pub struct Metrics {
     audit_dropped: AtomicU64,
     reloads: Family<&'static str>,
     tls_reloads: Family<&'static str>,
+    /// Denials sent to the server (`[audit.report]`), and those dropped.
+    pub(crate) reports: Arc<ReportCounters>,
 }
 
 impl Default for Metrics {
@@ -46,6 +48,7 @@ impl Metrics {
             audit_dropped: AtomicU64::new(0),
             reloads: Family::new(),
             tls_reloads: Family::new(),
+            reports: Arc::default(),
         }
     }
 
@@ -175,6 +178,25 @@ impl Metrics {
             Kind::Counter,
             self.audit_dropped.load(Ordering::Relaxed),
         );
+        t.single(
+            "portcullis_gateway_denial_reports_sent_total",
+            "Denial events the server accepted ([audit.report]).",
+            Kind::Counter,
+            self.reports.sent(),
+        );
+        let name = "portcullis_gateway_denial_reports_dropped_total";
+        t.header(
+            name,
+            "Denial events not delivered to the server, by reason (queue_full, refused, unreachable).",
+            Kind::Counter,
+        );
+        for reason in DropReason::ALL {
+            t.sample(
+                name,
+                &[("reason", reason.as_str())],
+                self.reports.dropped(reason),
+            );
+        }
         let name = "portcullis_gateway_config_reloads_total";
         t.header(name, "Configuration reloads by result.", Kind::Counter);
         for (result, n) in self.reloads.snapshot() {
@@ -189,6 +211,65 @@ impl Metrics {
             }
         }
         t.finish()
+    }
+}
+
+/// Why denials meant for the server were lost (`crate::report`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The queue was full (the server slow or down for a while, or a flood beyond the batches).
+    QueueFull,
+    /// The server refused the batch (4xx other than 429): a credential without
+    /// `report_denials`, or a tenant it does not reach.
+    Refused,
+    /// The server could not be reached, or answered 5xx or 429, through every retry.
+    Unreachable,
+}
+
+impl DropReason {
+    pub const ALL: [Self; 3] = [Self::QueueFull, Self::Refused, Self::Unreachable];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::Refused => "refused",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// What sending denials to the server counted (`crate::report`).
+#[derive(Debug, Default)]
+pub struct ReportCounters {
+    sent: AtomicU64,
+    dropped: [AtomicU64; 3],
+}
+
+impl ReportCounters {
+    pub(crate) fn drop_events(&self, reason: DropReason, n: u64) {
+        let total = self.dropped[reason as usize].fetch_add(n, Ordering::Relaxed) + n;
+        // One line per doubling: a long outage does not flood the log.
+        if (total - n).leading_zeros() != total.leading_zeros() {
+            tracing::warn!(
+                reason = reason.as_str(),
+                dropped = total,
+                "denial reports for the server were dropped"
+            );
+        }
+    }
+
+    pub(crate) fn add_sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Denials the server accepted.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Denials dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize].load(Ordering::Relaxed)
     }
 }
 

@@ -97,6 +97,7 @@ pub fn router_with_metrics(
         // Each surface below holds only its subsystem's state.
         .merge(crate::api_keys::router().with_state(state.api_key_service()))
         .merge(crate::revocations::router().with_state(state.feed_service()))
+        .merge(crate::gateway_denials::router().with_state(state.denial_ingest()))
         .merge(crate::oauth::router().with_state(state.oauth_service()))
         .merge(crate::openapi::router())
         // The sign-in pages take the whole state: sessions, sign-in, users and the store.

@@ -1,7 +1,8 @@
 //! The HTTP surfaces of Portcullis: one axum router per surface (OAuth endpoints in `oauth`, the
 //! API key endpoints in `api_keys`, the admin API in `admin`, the revocation feed in
-//! `revocations`, the OpenAPI document in `openapi`, health and readiness in `app`), request
-//! metrics (`metrics`), the extractors they share (`extract`) and the
+//! `revocations`, standalone gateways' denial reports in `gateway_denials`, the OpenAPI document
+//! in `openapi`, health and readiness in `app`), request metrics (`metrics`), the extractors
+//! they share (`extract`) and the
 //! mapping from failures to HTTP answers (`error` for the JSON APIs, `oauth::reply` for RFC 6749
 //! answers).
 //!
@@ -15,6 +16,7 @@ pub mod api_keys;
 pub mod app;
 pub mod error;
 pub mod extract;
+pub mod gateway_denials;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;

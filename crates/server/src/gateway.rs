@@ -19,7 +19,8 @@
 //!   flood of denials costs storage at most that rate plus one row per reason per second, and
 //!   the audit queue never blocks a request (a full queue drops and counts, as for every event).
 //!
-//! The gateway file must not have a `[verifier]` section (the verifier is this server); its
+//! The gateway file must not have a `[verifier]` section (the verifier is this server) nor an
+//! `[audit.report]` one (its denials are this server's audit events already); its
 //! routes, upstreams, limits and listeners are reloaded on SIGHUP or file change as usual.
 //! This module must never let the embedded gateway verify against anything but this server.
 

@@ -3,7 +3,8 @@
 //! client authentication (`client_auth`), issuing, introspecting and revoking tokens
 //! (`tokens`), admin and service credentials (`admin_credentials`), users' password hashes,
 //! one-time links and mail (`passwords`, `users`, `mail`), API key verification (`api_keys`),
-//! the audit sink (`audit`), following the revocation log (`revocations`), the counters `serve`
+//! the audit sink (`audit`) and the denials standalone gateways report into it
+//! (`gateway_denials`), following the revocation log (`revocations`), the counters `serve`
 //! exposes as metrics (`metrics`), the server-side sign-in state (`sign_in`: sessions,
 //! authorization codes, refresh-token families), and the state they share (`state`: one state
 //! type per subsystem, built from the app's).
@@ -22,6 +23,7 @@ pub mod client_auth;
 pub mod detect;
 pub mod fault;
 pub mod federation;
+pub mod gateway_denials;
 pub mod kek;
 pub mod keys;
 pub mod lifecycle;

@@ -61,6 +61,15 @@ impl AppState {
         }
     }
 
+    /// The denial-report endpoint's state.
+    pub fn denial_ingest(&self) -> crate::gateway_denials::DenialIngest {
+        crate::gateway_denials::DenialIngest {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            audit: self.audit.clone(),
+        }
+    }
+
     /// The revocation feed's state: what the snapshot and stream endpoints use.
     pub fn feed_service(&self) -> crate::revocations::FeedService {
         crate::revocations::FeedService {
