@@ -750,19 +750,26 @@ impl VerifierSection {
             }
         }
         if let Some(p) = &d.nonce_secret_file {
-            let raw = std::fs::read(p)
-                .map_err(|e| ConfigError(format!("verifier.dpop: reading {}: {e}", p.display())))?;
-            let trimmed = raw.trim_ascii();
-            if trimmed.len() < MIN_NONCE_SECRET {
-                return err(format!(
-                    "verifier.dpop: {} must hold at least {MIN_NONCE_SECRET} bytes",
-                    p.display()
-                ));
-            }
-            cfg.dpop.nonce_secret = Some(Secret::new(trimmed.to_vec()));
+            cfg.dpop.nonce_secret =
+                Some(read_nonce_secret(p).map_err(|e| ConfigError(format!("verifier.dpop: {e}")))?);
         }
         Ok(cfg)
     }
+}
+
+/// Reads a DPoP nonce secret file: at least [`MIN_NONCE_SECRET`] bytes once surrounding
+/// whitespace is dropped. The one rule for `verifier.dpop.nonce_secret_file` and the embedded
+/// gateway's `gateway.dpop_nonce_secret_file`.
+pub fn read_nonce_secret(path: &Path) -> Result<Secret<Vec<u8>>, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let trimmed = raw.trim_ascii();
+    if trimmed.len() < MIN_NONCE_SECRET {
+        return Err(format!(
+            "{} must hold at least {MIN_NONCE_SECRET} bytes",
+            path.display()
+        ));
+    }
+    Ok(Secret::new(trimmed.to_vec()))
 }
 
 #[cfg(test)]

@@ -144,6 +144,14 @@ pub struct GatewayEmbedConfig {
     pub audience: Option<String>,
     /// With storage unreachable this long, every verification fails closed.
     pub staleness_bound_ms: u64,
+    /// Every DPoP proof must carry a current server nonce (RFC 9449 section 9); a request
+    /// without one is answered 401 `use_dpop_nonce` with a `DPoP-Nonce` header.
+    pub dpop_require_nonce: bool,
+    /// A file holding the secret DPoP nonces are derived from (at least 32 bytes). Unset: a key
+    /// derived from the installation's KEK, so every node holding the same KEK file issues and
+    /// accepts the same nonces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_nonce_secret_file: Option<PathBuf>,
 }
 
 impl Default for GatewayEmbedConfig {
@@ -152,6 +160,8 @@ impl Default for GatewayEmbedConfig {
             config: None,
             audience: None,
             staleness_bound_ms: 30_000,
+            dpop_require_nonce: false,
+            dpop_nonce_secret_file: None,
         }
     }
 }

@@ -19,6 +19,11 @@
 //!   flood of denials costs storage at most that rate plus one row per reason per second, and
 //!   the audit queue never blocks a request (a full queue drops and counts, as for every event).
 //!
+//! - DPoP nonces (`gateway.dpop_require_nonce`): derived from `gateway.dpop_nonce_secret_file`
+//!   when set, otherwise from the installation's KEK (label `gateway/dpop-nonce`), so every node
+//!   of one installation issues and accepts the same nonces without a file to hand out, and
+//!   another installation's nonces are refused.
+//!
 //! The gateway file must not have a `[verifier]` section (the verifier is this server) nor an
 //! `[audit.report]` one (its denials are this server's audit events already); its
 //! routes, upstreams, limits and listeners are reloaded on SIGHUP or file change as usual.
@@ -31,13 +36,15 @@ use anyhow::{bail, Context};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::Router;
+use portcullis_core::secret::Secret;
 use portcullis_core::time::{Clock, Timestamp};
 use portcullis_gateway::{Gateway, GatewayConfig};
+use portcullis_service::kek::Keyring;
 use portcullis_store::{RevocationEntry, Store, StoreError};
 use portcullis_verify::fetch::{self, Fetch, FetchError, Fetched};
 use portcullis_verify::{
-    ApiKeyConfig, ApiKeySource, IssuerConfig, KeySource, RevocationSource, Revocations, Verifier,
-    VerifierConfig,
+    ApiKeyConfig, ApiKeySource, DpopConfig, IssuerConfig, KeySource, RevocationSource, Revocations,
+    Verifier, VerifierConfig,
 };
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
@@ -65,6 +72,33 @@ pub struct Parts {
     pub router: Router,
     /// This server's audit log, which receives the gateway's denials.
     pub audit: AuditSink,
+    /// How DPoP proofs are checked, nonce key included ([`dpop_config`]).
+    pub dpop: DpopConfig,
+}
+
+/// The label of the KEK-derived DPoP nonce key of the embedded gateway: its own, so its nonces
+/// say nothing about the token endpoint's (`oauth/dpop-nonce`).
+const DPOP_NONCE_LABEL: &str = "gateway/dpop-nonce";
+
+/// The embedded gateway's DPoP settings: the defaults, `gateway.dpop_require_nonce`, and the
+/// nonce key: the contents of `gateway.dpop_nonce_secret_file` when set, otherwise a key derived
+/// from the primary KEK, the same on every node that holds the same KEK file.
+pub fn dpop_config(config: &GatewayEmbedConfig, keyring: &Keyring) -> anyhow::Result<DpopConfig> {
+    let secret = match &config.dpop_nonce_secret_file {
+        Some(path) => portcullis_gateway::config::read_nonce_secret(path)
+            .map_err(|e| anyhow::anyhow!("gateway.dpop_nonce_secret_file: {e}"))?,
+        None => Secret::new(
+            keyring
+                .derive_primary_key(DPOP_NONCE_LABEL)
+                .expose()
+                .to_vec(),
+        ),
+    };
+    Ok(DpopConfig {
+        require_nonce: config.dpop_require_nonce,
+        nonce_secret: Some(secret),
+        ..DpopConfig::default()
+    })
 }
 
 /// A running embedded gateway and its helper tasks; stopped when dropped.
@@ -88,6 +122,7 @@ pub async fn start(config: &Config, parts: Parts) -> anyhow::Result<Option<Embed
         config: Some(path),
         audience,
         staleness_bound_ms,
+        ..
     } = &config.gateway
     else {
         return Ok(None);
@@ -122,6 +157,7 @@ pub async fn start(config: &Config, parts: Parts) -> anyhow::Result<Option<Embed
     // which records each use for last_used_at.
     api_keys.cache_ttl = Duration::ZERO;
     cfg.api_keys = Some(api_keys);
+    cfg.dpop = parts.dpop.clone();
     let verifier = Verifier::with_parts(
         cfg,
         parts.clock.clone(),

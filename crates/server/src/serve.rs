@@ -65,6 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     prepare_data_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let keyring = load_or_create_keyring(&config, store.as_ref()).await?;
+    let gateway_dpop = crate::gateway::dpop_config(&config.gateway, &keyring)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let Assembled {
         state,
@@ -90,6 +91,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             api_keys: verifier.clone(),
             router: app.clone(),
             audit: state.audit.clone(),
+            dpop: gateway_dpop,
         },
     )
     .await?;

@@ -35,7 +35,7 @@ use portcullis_core::secret::Secret;
 
 use crate::audit::{EventDraft, RequestOrigin};
 use crate::metrics::AuthFailure;
-use crate::mtls::{self, MtlsFailure, TlsSubject};
+use crate::mtls::{self, MtlsFailure};
 use crate::oauth::assertion;
 use crate::oauth::directory::{ClientFacts, ResourceServerCredential, SecretFacts};
 use crate::oauth::error::{AuthCause, OAuthError, Refusal};
@@ -397,23 +397,20 @@ async fn check_certificate(
         return Ok(mtls::self_signed_tls_client_auth(certificate.der(), &keys)
             .map_err(MtlsFailure::as_str));
     }
-    let Some(stored) = &client.tls_subject else {
-        return Ok(Err("client_has_no_tls_subject"));
+    // The registration and the tenant's CA sets, each read and parsed once and cached.
+    let subject = match &facts.tls_subject {
+        None => return Ok(Err("client_has_no_tls_subject")),
+        Some(Err(_)) => return Ok(Err("client_tls_subject_invalid")),
+        Some(Ok(subject)) => subject,
     };
-    let Ok(subject) = TlsSubject::from_stored(&stored.kind, &stored.value) else {
-        return Ok(Err("client_tls_subject_invalid"));
-    };
-    let sets = state.store.list_ca_sets(&client.tenant).await?;
-    // Each set was checked when it was registered; one that no longer reads vouches for
-    // nobody.
-    let cas: Vec<Vec<u8>> = sets
-        .iter()
-        .filter_map(|s| mtls::parse_ca_set(&s.pem).ok())
-        .flatten()
-        .collect();
+    let anchors = state
+        .oauth
+        .directory
+        .trust_anchors(state.store.as_ref(), &client.tenant, now)
+        .await?;
     let now_secs = u64::try_from(now.as_secs()).unwrap_or(0);
     Ok(
-        mtls::tls_client_auth(certificate.der(), &cas, &subject, now_secs)
+        mtls::tls_client_auth_with(certificate.der(), &anchors, subject, now_secs)
             .map_err(MtlsFailure::as_str),
     )
 }

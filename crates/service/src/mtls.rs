@@ -9,7 +9,8 @@
 //! whose chain does not verify (validity period, key usage, client-auth EKU, signatures) for
 //! `tls_client_auth`, never match a registration against a field of another kind (a SAN DNS
 //! registration is never satisfied by a CN, nor by a SAN URI of the same text), and never do
-//! I/O: the CA set and the keys come from the caller.
+//! I/O: the CA set and the keys come from the caller (the CA sets read into [`TrustAnchors`]
+//! once per tenant and cached by the OAuth directory).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use x509_parser::extensions::GeneralName;
@@ -248,29 +250,80 @@ impl MtlsFailure {
     }
 }
 
+/// A tenant's CA sets read into one chain verifier: what `tls_client_auth` checks certificates
+/// against. Building it parses every CA certificate and sets up webpki's trust anchors, so it is
+/// built once per tenant and cached (the OAuth directory's `trust_anchors`), not per request.
+#[derive(Clone)]
+pub struct TrustAnchors {
+    /// `None`: no CA that parses, so nothing authenticates.
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+impl std::fmt::Debug for TrustAnchors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustAnchors")
+            .field("any", &self.verifier.is_some())
+            .finish()
+    }
+}
+
+impl TrustAnchors {
+    /// From the PEM text of each stored CA set. Each set was checked when it was registered;
+    /// one that no longer reads vouches for nobody.
+    pub fn from_pem_sets<'a>(sets: impl IntoIterator<Item = &'a str>) -> Self {
+        let cas: Vec<Vec<u8>> = sets
+            .into_iter()
+            .filter_map(|pem| parse_ca_set(pem).ok())
+            .flatten()
+            .collect();
+        Self::from_der(&cas)
+    }
+
+    /// From DER CA certificates; one that does not parse is skipped.
+    pub fn from_der(cas: &[Vec<u8>]) -> Self {
+        let mut roots = RootCertStore::empty();
+        for ca in cas {
+            // A stored CA that no longer parses is skipped: it can vouch for nobody.
+            let _ = roots.add(CertificateDer::from(ca.clone()));
+        }
+        if roots.is_empty() {
+            return Self { verifier: None };
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .ok();
+        Self { verifier }
+    }
+
+    /// Whether any CA can vouch for a certificate.
+    pub fn is_empty(&self) -> bool {
+        self.verifier.is_none()
+    }
+}
+
 /// `tls_client_auth`: the end-entity certificate chains to one of `cas` (DER trust anchors,
-/// the tenant's CA set) for client authentication at `now`, and carries `subject`.
+/// the tenant's CA set) for client authentication at `now`, and carries `subject`. Parses the
+/// CAs on every call: the token endpoint uses [`tls_client_auth_with`] and cached anchors.
 pub fn tls_client_auth(
     der: &[u8],
     cas: &[Vec<u8>],
     subject: &TlsSubject,
     now_unix_secs: u64,
 ) -> Result<(), MtlsFailure> {
-    if cas.is_empty() {
+    tls_client_auth_with(der, &TrustAnchors::from_der(cas), subject, now_unix_secs)
+}
+
+/// `tls_client_auth` against a tenant's anchors read once ([`TrustAnchors`]).
+pub fn tls_client_auth_with(
+    der: &[u8],
+    anchors: &TrustAnchors,
+    subject: &TlsSubject,
+    now_unix_secs: u64,
+) -> Result<(), MtlsFailure> {
+    let Some(verifier) = &anchors.verifier else {
         return Err(MtlsFailure::NoTenantCa);
-    }
-    let mut roots = RootCertStore::empty();
-    for ca in cas {
-        // A stored CA that no longer parses is skipped: it can vouch for nobody.
-        let _ = roots.add(CertificateDer::from(ca.clone()));
-    }
-    if roots.is_empty() {
-        return Err(MtlsFailure::NoTenantCa);
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|_| MtlsFailure::NoTenantCa)?;
+    };
     verifier
         .verify_client_cert(
             &CertificateDer::from(der),
@@ -477,6 +530,35 @@ mod tests {
             tls_client_auth(b"not a certificate", &cas, &dns, now()),
             Err(MtlsFailure::Untrusted)
         );
+    }
+
+    /// Anchors read once from the stored PEM sets check exactly as the per-call form does; a
+    /// set that no longer reads vouches for nobody, and no set at all authenticates nobody.
+    #[test]
+    fn trust_anchors_read_once_from_pem_sets_check_like_the_per_call_form() {
+        let acme = ca("acme clients");
+        let other = ca("someone else");
+        let dns = TlsSubject::SanDns("svc.acme.test".into());
+        let sans = || vec![SanType::DnsName("svc.acme.test".try_into().expect("dns"))];
+        let (good, stranger) = (
+            client(&acme, "client-1", sans()),
+            client(&other, "client-1", sans()),
+        );
+        let pem = acme.pem();
+        let anchors = TrustAnchors::from_pem_sets(["not a PEM set", pem.as_str()]);
+        assert!(!anchors.is_empty());
+        assert_eq!(tls_client_auth_with(&good, &anchors, &dns, now()), Ok(()));
+        assert_eq!(
+            tls_client_auth_with(&stranger, &anchors, &dns, now()),
+            Err(MtlsFailure::Untrusted)
+        );
+        let none = TrustAnchors::from_pem_sets(["not a PEM set"]);
+        assert!(none.is_empty());
+        assert_eq!(
+            tls_client_auth_with(&good, &none, &dns, now()),
+            Err(MtlsFailure::NoTenantCa)
+        );
+        assert!(TrustAnchors::from_pem_sets([]).is_empty());
     }
 
     #[test]

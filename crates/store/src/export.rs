@@ -16,7 +16,8 @@
 //! asked again), webhook endpoints with their secrets sealed under the KEK (their delivery
 //! queue stays behind, like the alerts it carries), tenants' sign-in page branding, and workload
 //! identity federation: trusted issuers, trust rules and the subject-token ids already exchanged
-//! (replay protection outlives the move). Not exported: users' one-time tokens (short-lived
+//! (replay protection outlives the move), and the admin roles held by users (who may use the
+//! admin API through the CLI's device sign-in). Not exported: users' one-time tokens (short-lived
 //! links), the audit log
 //! (history, not state, and the largest table: it stays in the old database and its backups),
 //! the revocation log head (derived from the log on import), and the sign-in state that lives
@@ -72,7 +73,9 @@ pub const FORMAT: &str = "portcullis-export";
 /// Version 5 also: tenants' CA sets (RFC 8705 `tls_client_auth` trust anchors); clients carry
 /// their registered certificate subject and `certificate_bound_tokens` (older files: none, false).
 /// Version 5 also: tenants' credential lifetime policies (older files: none).
-pub const FORMAT_VERSION: u32 = 5;
+/// Version 6: admin roles held by users (`user_admin_role`, after the users; older files: none,
+/// grant them again).
+pub const FORMAT_VERSION: u32 = 6;
 
 /// A tenant's API key lifetime policy, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +124,9 @@ pub enum Record {
     /// working). Its one-time tokens are not exported: they are short-lived links, and a user
     /// who had one asks again.
     User(UserRecord),
+    /// An admin role held by a user (version 6): what the CLI's device sign-in tokens of that
+    /// user may do at the admin API. After the users.
+    UserAdminRole(crate::UserAdminRole),
     Archived(ArchivedObject),
     Consent(ConsentRecord),
     /// A webhook endpoint with its secret sealed under the KEK (as stored). Its delivery queue
@@ -155,6 +161,7 @@ impl Record {
             Self::Revocation(_) => "revocation",
             Self::AssertionJti(_) => "assertion_jti",
             Self::User(_) => "user",
+            Self::UserAdminRole(_) => "user_admin_role",
             Self::Archived(_) => "archived",
             Self::Consent(_) => "consent",
             Self::WebhookEndpoint(_) => "webhook_endpoint",
@@ -552,6 +559,13 @@ enum Line {
         scopes: Vec<String>,
         granted_at: i64,
     },
+    UserAdminRole {
+        tenant_id: String,
+        user_id: String,
+        role: String,
+        granted_at: i64,
+        granted_by: String,
+    },
     WebhookEndpoint {
         id: String,
         tenant_id: String,
@@ -865,6 +879,13 @@ impl From<Record> for Line {
                 tenant_id: a.tenant.to_string(),
                 archived_at: ms(a.archived_at),
                 archived_by: a.archived_by,
+            },
+            Record::UserAdminRole(r) => Line::UserAdminRole {
+                tenant_id: r.tenant.as_str().to_owned(),
+                user_id: r.user_id,
+                role: r.role.as_str().to_owned(),
+                granted_at: ms(r.granted_at),
+                granted_by: r.granted_by,
             },
             Record::Consent(c) => Line::Consent {
                 tenant_id: c.tenant.as_str().to_owned(),
@@ -1238,6 +1259,19 @@ impl Line {
                 archived_at: at(archived_at),
                 archived_by,
             }),
+            Line::UserAdminRole {
+                tenant_id,
+                user_id,
+                role,
+                granted_at,
+                granted_by,
+            } => Record::UserAdminRole(crate::UserAdminRole {
+                tenant: tenant(&tenant_id)?,
+                user_id,
+                role: AdminRole::parse(&role).ok_or("user admin role")?,
+                granted_at: at(granted_at),
+                granted_by,
+            }),
             Line::Consent {
                 tenant_id,
                 user_id,
@@ -1429,9 +1463,9 @@ pub const IMPORT_TABLES: [(&str, &str); 36] = [
     // DPoP proof ids live for the proof window (minutes): not exported, like sessions, but an
     // import still refuses a database that holds any.
     ("dpop_proof_jtis", "1 = 1"),
-    // Device sign-in requests live ten minutes: not exported, like sessions. Admin roles held
-    // by users are not exported yet (grant them again after an import); an import still
-    // refuses a database that holds either.
+    // Device sign-in requests live ten minutes: not exported, like sessions, but an import
+    // still refuses a database that holds any. Admin roles held by users are exported
+    // (version 6).
     ("device_authorizations", "1 = 1"),
     ("user_admin_roles", "1 = 1"),
     // Tenants' credential lifetime policies (issue 19): an import must find none.
@@ -1772,6 +1806,20 @@ macro_rules! impl_transfer {
                     });
                     q
                 }
+                Record::UserAdminRole(_) => {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO user_admin_roles (tenant_id, user_id, role, granted_at, \
+                         granted_by) ",
+                    );
+                    q.push_values(each!(UserAdminRole), |mut b, r: &$crate::UserAdminRole| {
+                        b.push_bind(r.tenant.as_str().to_owned())
+                            .push_bind(r.user_id.clone())
+                            .push_bind(r.role.as_str())
+                            .push_bind(r.granted_at.as_millis())
+                            .push_bind(r.granted_by.clone());
+                    });
+                    q
+                }
                 Record::Consent(_) => {
                     let mut q = sqlx::QueryBuilder::new(
                         "INSERT INTO consents (tenant_id, user_id, client_id, scopes, granted_at) ",
@@ -1924,6 +1972,21 @@ macro_rules! impl_transfer {
                     }
                 );
                 table!("SELECT t.*, t.id AS k FROM users t", String, |r| user_from_row(r).map(Record::User));
+                table!(
+                    "SELECT t.*, t.tenant_id || ' ' || t.user_id AS k FROM user_admin_roles t",
+                    String,
+                    |r: &$row| -> Result<Record> {
+                        let role: String = r.try_get("role")?;
+                        Ok(Record::UserAdminRole($crate::UserAdminRole {
+                            tenant: tenant_id(r.try_get("tenant_id")?)?,
+                            user_id: r.try_get("user_id")?,
+                            role: AdminRole::parse(&role)
+                                .ok_or_else(|| corrupt("user admin role", &role))?,
+                            granted_at: Timestamp::from_millis(r.try_get("granted_at")?),
+                            granted_by: r.try_get("granted_by")?,
+                        }))
+                    }
+                );
                 table!(
                     "SELECT t.*, t.kind || ' ' || t.id AS k FROM archived_objects t",
                     String,
@@ -2081,5 +2144,34 @@ mod tests {
             .collect::<Result<Vec<_>>>()
             .expect_err("bad type");
         assert!(err.to_string().contains("client type"), "{err}");
+    }
+
+    /// A user's admin role (version 6) reads back as written; an unknown role is refused, not
+    /// guessed into some authority.
+    #[test]
+    fn a_user_admin_role_line_reads_and_an_unknown_role_is_refused() {
+        let file = concat!(
+            r#"{"type":"header","format":"portcullis-export","version":6,"exported_at":1,"source_backend":"sqlite"}"#,
+            "\n",
+            r#"{"type":"user_admin_role","tenant_id":"acme","user_id":"usr_1","role":"auditor","granted_at":5,"granted_by":"admin:adm_1"}"#,
+            "\n",
+            r#"{"type":"end","records":1}"#,
+            "\n"
+        );
+        let records: Vec<Record> = ExportReader::new(file.as_bytes())
+            .expect("header")
+            .collect::<Result<_>>()
+            .expect("records");
+        let [Record::UserAdminRole(r)] = records.as_slice() else {
+            panic!("one role expected: {records:?}");
+        };
+        assert_eq!((r.user_id.as_str(), r.role), ("usr_1", AdminRole::Auditor));
+        assert_eq!(r.granted_by, "admin:adm_1");
+        let bad = file.replace(r#""role":"auditor""#, r#""role":"superuser""#);
+        let err = ExportReader::new(bad.as_bytes())
+            .expect("header")
+            .collect::<Result<Vec<_>>>()
+            .expect_err("bad role");
+        assert!(err.to_string().contains("user admin role"), "{err}");
     }
 }

@@ -14,6 +14,12 @@
 //! off), `miss` (a new token every call with the cache on: the digest and the insertion too),
 //! `cached` (the same token again with the cache on), `profile` (portcullis-jose's
 //! access-token profile alone: parse, claims, rules, signature, no verifier around it).
+//! Certificate binding (RFC 8705 section 3): `bound` (a token with `cnf.x5t#S256`, checked
+//! with the request's certificate thumbprint through `verify_access_token_with`, cache off:
+//! compare with `full`), `padded` (an unbound token with a claim as long as that `cnf`, cache
+//! off: what the longer token alone costs), `bound_cached` (`bound` with the cache on: compare
+//! with `cached`). The certificate's thumbprint is computed once, as a TLS listener does per
+//! connection.
 //! Algorithms: `es256`, `eddsa`. Keys and signatures are fixed (RFC 6979 ECDSA, Ed25519), so
 //! two runs count the same instructions. Only `measured` is counted: setup is excluded.
 
@@ -32,7 +38,9 @@ use portcullis_core::time::{ManualClock, Timestamp};
 use portcullis_jose::profile::access_token;
 use portcullis_jose::Alg;
 use portcullis_verify::fetch::{Fetch, FetchError, Fetched};
-use portcullis_verify::{IssuerConfig, KeySource, RevocationSource, Verifier, VerifierConfig};
+use portcullis_verify::{
+    IssuerConfig, KeySource, Possession, RevocationSource, Thumbprint, Verifier, VerifierConfig,
+};
 use serde_json::json;
 
 const NOW: i64 = 1_795_478_400;
@@ -53,14 +61,33 @@ fn b64(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-/// The claims of the `jwt_validate` benchmark: what the token service issues.
-fn claims(jti: &str) -> String {
-    json!({
+/// The claims of the `jwt_validate` benchmark (what the token service issues), with `extra`.
+fn claims_with(jti: &str, extra: serde_json::Value) -> String {
+    let mut c = json!({
         "iss": ISSUER, "sub": "cl_billing", "aud": AUDIENCE,
         "exp": NOW + 600, "iat": NOW, "nbf": NOW, "jti": jti,
         "client_id": "cl_billing", "scope": "payments:read payments:write", "tenant": "acme",
-    })
-    .to_string()
+    });
+    if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    c.to_string()
+}
+
+/// The client certificate's `x5t#S256` the `bound` modes present (the SHA-256 of a DER).
+fn certificate_thumbprint() -> Thumbprint {
+    Thumbprint::sha256_of(b"the client certificate's DER")
+}
+
+/// What a token of each mode carries besides the common claims.
+fn extra_claims(mode: &str) -> serde_json::Value {
+    let x5t = certificate_thumbprint();
+    match mode {
+        "bound" | "bound_cached" => json!({"cnf": {"x5t#S256": x5t.as_str()}}),
+        // The same length as the `cnf` member: `"cnf":{"x5t#S256":"..."}`.
+        "padded" => json!({"pad": {"abcdefgh": x5t.as_str()}}),
+        _ => json!({}),
+    }
 }
 
 const JTI: &str = "0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b";
@@ -75,14 +102,15 @@ struct Case {
     bare: &'static dyn VerificationAlgorithm,
 }
 
-fn case(alg: &str) -> Result<Case, String> {
-    let input = |a: &str, kid: &str, jti: &str| {
+fn case(alg: &str, mode: &str) -> Result<Case, String> {
+    let extra = extra_claims(mode);
+    let input = move |a: &str, kid: &str, jti: &str| {
         format!(
             "{}.{}",
             b64(json!({"alg": a, "typ": "at+jwt", "kid": kid})
                 .to_string()
                 .as_bytes()),
-            b64(claims(jti).as_bytes())
+            b64(claims_with(jti, extra.clone()).as_bytes())
         )
     };
     match alg {
@@ -156,6 +184,8 @@ enum Work {
         sig: Vec<u8>,
     },
     Verifier(Verifier),
+    /// `verify_access_token_with` and the certificate's thumbprint.
+    Bound(Verifier, Thumbprint),
     Profile(portcullis_jose::jwk::KeySet),
 }
 
@@ -168,6 +198,14 @@ fn measured(work: &Work, tokens: &[String], n: usize, rt: &tokio::runtime::Runti
         let good = match work {
             Work::Bare { key, input, sig } => key.verify_sig(input.as_bytes(), sig).is_ok(),
             Work::Verifier(v) => rt.block_on(v.verify_access_token(black_box(token))).is_ok(),
+            Work::Bound(v, x5t) => {
+                let possession = Possession {
+                    client_certificate: Some(x5t),
+                    ..Possession::BEARER
+                };
+                rt.block_on(v.verify_access_token_with(black_box(token), AUDIENCE, &possession))
+                    .is_ok()
+            }
             Work::Profile(keys) => access_token::verify(
                 black_box(token),
                 8192,
@@ -198,7 +236,7 @@ fn main() -> Result<(), String> {
         .get(2)
         .map_or(Ok(1000), |s| s.parse())
         .map_err(|e| format!("N: {e}"))?;
-    let case = case(alg)?;
+    let case = case(alg, mode)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| e.to_string())?;
@@ -213,7 +251,19 @@ fn main() -> Result<(), String> {
                 sig: URL_SAFE_NO_PAD.decode(sig).map_err(|e| e.to_string())?,
             }
         }
-        "full" => Work::Verifier(verifier(&case.jwk, 0)?),
+        "full" | "padded" => Work::Verifier(verifier(&case.jwk, 0)?),
+        "bound" => Work::Bound(verifier(&case.jwk, 0)?, certificate_thumbprint()),
+        "bound_cached" => {
+            let v = verifier(&case.jwk, 1000)?;
+            let x5t = certificate_thumbprint();
+            let possession = Possession {
+                client_certificate: Some(&x5t),
+                ..Possession::BEARER
+            };
+            rt.block_on(v.verify_access_token_with(&case.token, AUDIENCE, &possession))
+                .map_err(|e| format!("{e:?}"))?;
+            Work::Bound(v, x5t)
+        }
         "miss" => Work::Verifier(verifier(&case.jwk, 100_000)?),
         "cached" => {
             let v = verifier(&case.jwk, 1000)?;
@@ -230,7 +280,8 @@ fn main() -> Result<(), String> {
         ),
         other => {
             return Err(format!(
-                "unknown mode {other} (bare, full, miss, cached, profile)"
+                "unknown mode {other} (bare, full, miss, cached, profile, bound, padded, \
+                 bound_cached)"
             ))
         }
     };

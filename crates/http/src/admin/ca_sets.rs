@@ -107,6 +107,7 @@ pub async fn create_ca_set(
         }
         other => other.into(),
     })?;
+    state.oauth.directory.ca_sets_changed(&admin.tenant);
     record(&state, &admin, Action::TenantCaSetCreate, &r.id);
     Ok((StatusCode::CREATED, Json(r.into())))
 }
@@ -133,6 +134,7 @@ pub async fn delete_ca_set(
     if id.len() > 64 || !state.store.delete_ca_set(&admin.tenant, &id).await? {
         return Err(ApiError::not_found());
     }
+    state.oauth.directory.ca_sets_changed(&admin.tenant);
     record(&state, &admin, Action::TenantCaSetDelete, &id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1188,6 +1188,31 @@ async fn embedded_verifier(app: &App, audience: &str) -> portcullis_verify::Veri
     verifier
 }
 
+/// [`embedded_verifier`] with these DPoP settings.
+async fn embedded_verifier_with(
+    app: &App,
+    audience: &str,
+    dpop: portcullis_verify::DpopConfig,
+) -> portcullis_verify::Verifier {
+    let jwks = app.jwks().await;
+    let clock: Arc<dyn Clock> = app.clock.clone();
+    let mut cfg = portcullis_verify::VerifierConfig::new(
+        portcullis_verify::IssuerConfig::new(
+            common::ISSUER,
+            portcullis_verify::KeySource::Static(jwks.to_string()),
+        ),
+        audience,
+        portcullis_verify::RevocationSource::Embedded {
+            staleness_bound: Duration::from_secs(3600),
+        },
+    );
+    cfg.dpop = dpop;
+    let verifier =
+        portcullis_verify::Verifier::with_parts(cfg, clock, Arc::new(NoFetch)).expect("verifier");
+    verifier.revocations().touch(0);
+    verifier
+}
+
 /// Whether the verifier accepts `token` once it has followed the revocation log to its head.
 async fn verifier_accepts(app: &App, verifier: &portcullis_verify::Verifier, token: &str) -> bool {
     let head = app.store.revocation_head().await.expect("head");
@@ -1773,6 +1798,115 @@ mod dpop {
         }
     }
 
+    /// The embedded gateway's DPoP nonces, with `gateway.dpop_require_nonce` and no
+    /// `dpop_nonce_secret_file`: the nonce key is derived from the KEK, so a nonce node A hands
+    /// out is accepted by node B holding the same KEK file, and refused by a node of another
+    /// installation (another KEK); a configured secret file replaces the derived key.
+    #[tokio::test]
+    async fn embedded_gateways_with_the_same_kek_accept_each_others_nonces() {
+        use portcullis_server::config::GatewayEmbedConfig;
+        use portcullis_service::kek::{Kek, Keyring};
+        use portcullis_verify::{DpopRequest, Reason};
+        let app = App::new().await;
+        let spa = app.spa().await;
+        let session = app.session().await;
+        let code = app.code(&spa, &session, "openid orders:read").await;
+        let k = key(Alg::ES256);
+        let (st, _, v) = token_with(
+            &app,
+            &spa,
+            &redeem_body(&code),
+            Some(&proof(&app, &k, "t-1")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let bound = s(&v, "access_token");
+        let embed = GatewayEmbedConfig {
+            dpop_require_nonce: true,
+            ..GatewayEmbedConfig::default()
+        };
+        let node = |kek: [u8; 32], embed: GatewayEmbedConfig| {
+            let app = &app;
+            async move {
+                let dpop = portcullis_server::gateway::dpop_config(
+                    &embed,
+                    &Keyring::new(Kek::from_bytes(kek)),
+                )
+                .expect("dpop config");
+                assert!(dpop.require_nonce);
+                embedded_verifier_with(app, "orders-api", dpop).await
+            }
+        };
+        let a = node([1; 32], embed.clone()).await;
+        let b = node([1; 32], embed.clone()).await;
+        let other = node([2; 32], embed.clone()).await;
+        let now = app.clock.now().as_secs();
+        let check =
+            |verifier: &portcullis_verify::Verifier, jti: &'static str, nonce: Option<String>| {
+                let verifier = verifier.clone();
+                let proof = k
+                    .sign(&ProofClaims {
+                        jti,
+                        htm: "GET",
+                        htu: API_URI,
+                        iat: now,
+                        ath: Some(ath(&bound)),
+                        nonce: nonce.as_deref(),
+                    })
+                    .expect("proof");
+                let token = bound.clone();
+                async move {
+                    verifier
+                        .verify_dpop_access_token(
+                            &token,
+                            &DpopRequest {
+                                method: "GET",
+                                uri: API_URI,
+                                proof: Some(&proof),
+                            },
+                            "orders-api",
+                        )
+                        .await
+                        .map(|_| ())
+                        .map_err(|d| d.reason)
+                }
+            };
+        // Without a nonce: refused (the answer carries A's nonce).
+        assert_eq!(check(&a, "n-1", None).await, Err(Reason::DpopNonce));
+        let nonce = a.dpop_nonce();
+        // A's nonce at B (same KEK): accepted; at the other installation: refused.
+        assert_eq!(check(&b, "n-2", Some(nonce.clone())).await, Ok(()));
+        assert_eq!(
+            check(&other, "n-3", Some(nonce.clone())).await,
+            Err(Reason::DpopNonce)
+        );
+        assert_eq!(check(&a, "n-4", Some(nonce.clone())).await, Ok(()));
+        // A secret file replaces the derived key: such a node refuses the KEK-derived nonce
+        // even with the same KEK, and two nodes given the file agree.
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("nonce");
+        std::fs::write(&file, [b'x'; 40]).expect("write");
+        let with_file = GatewayEmbedConfig {
+            dpop_nonce_secret_file: Some(file.clone()),
+            ..embed.clone()
+        };
+        let f1 = node([1; 32], with_file.clone()).await;
+        let f2 = node([2; 32], with_file).await;
+        assert_eq!(check(&f1, "n-5", Some(nonce)).await, Err(Reason::DpopNonce));
+        assert_eq!(check(&f2, "n-6", Some(f1.dpop_nonce())).await, Ok(()));
+        // A file that is too short is refused at start, not used.
+        std::fs::write(&file, b"short").expect("write");
+        let short = GatewayEmbedConfig {
+            dpop_nonce_secret_file: Some(file),
+            ..embed
+        };
+        assert!(portcullis_server::gateway::dpop_config(
+            &short,
+            &Keyring::new(Kek::from_bytes([1; 32]))
+        )
+        .is_err());
+    }
+
     /// Runs `dpop_proof.mjs` (oauth4webapi) with `args`; `None` when node or the library is not
     /// installed (then CI fails, elsewhere the check is skipped with a notice).
     fn oauth4webapi(now: i64, args: &[&str]) -> Option<Value> {
@@ -1944,4 +2078,86 @@ async fn an_mtls_clients_refresh_tokens_are_bound_to_its_certificate() {
         claims(&s(&v, "access_token"))["cnf"]["x5t#S256"],
         x5t.as_str()
     );
+}
+
+/// The token endpoint reads a tenant's CA sets once into cached trust anchors; a CA set created
+/// or removed through the admin API takes effect on the very next request (the manual clock
+/// never lets the cached anchors expire here, so only the invalidation can make it so): a
+/// certificate of a removed CA is refused, one of a newly added CA authenticates.
+#[tokio::test]
+async fn a_ca_set_change_takes_effect_at_once_and_a_removed_ca_refuses() {
+    use portcullis_core::confirmation::ClientCertificate;
+    let app = App::new().await;
+    let ca = || {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        rcgen::CertifiedIssuer::self_signed(p, rcgen::KeyPair::generate().expect("key"))
+            .expect("ca")
+    };
+    let leaf = |ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>| {
+        let mut p = rcgen::CertificateParams::new(vec!["svc.acme.test".to_owned()]).expect("p");
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        p.signed_by(&rcgen::KeyPair::generate().expect("key"), ca)
+            .expect("sign")
+            .der()
+            .to_vec()
+    };
+    let (first, second) = (ca(), ca());
+    let (of_first, of_second) = (leaf(&first), leaf(&second));
+    let add = |name: &'static str, pem: String| {
+        let app = &app;
+        async move {
+            let (st, v) = app
+                .admin(
+                    Method::POST,
+                    "/admin/v1/tenants/acme/ca-sets",
+                    json!({"name": name, "pem": pem}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+            s(&v, "id")
+        }
+    };
+    let first_id = add("first", first.pem()).await;
+    let svc = app
+        .client(json!({
+            "name": "Svc", "auth_method": "tls_client_auth",
+            "tls_client_auth_san_dns": "svc.acme.test",
+            "grant_types": ["client_credentials"],
+            "scopes": ["orders:read"], "audiences": ["orders-api"],
+        }))
+        .await;
+    let grant = |der: &Vec<u8>| {
+        let mut req = token_request(&svc, "grant_type=client_credentials", None);
+        req.extensions_mut()
+            .insert(ClientCertificate::from_der(der.clone()));
+        req
+    };
+    let (st, _, v) = app.send(grant(&of_first)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _, v) = app.send(grant(&of_second)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "not yet trusted: {v}");
+    assert_eq!(v["error"], "invalid_client");
+
+    // A second CA added: its certificates authenticate at once, the first CA's still do.
+    add("second", second.pem()).await;
+    let (st, _, v) = app.send(grant(&of_second)).await;
+    assert_eq!(st, StatusCode::OK, "added CA: {v}");
+    let (st, _, v) = app.send(grant(&of_first)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // The first CA removed: its certificates are refused on the next request.
+    let (st, v) = app
+        .admin(
+            Method::DELETE,
+            &format!("/admin/v1/tenants/acme/ca-sets/{first_id}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let (st, _, v) = app.send(grant(&of_first)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "removed CA: {v}");
+    assert_eq!(v["error"], "invalid_client");
+    let (st, _, v) = app.send(grant(&of_second)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
 }

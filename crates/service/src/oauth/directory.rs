@@ -1,6 +1,6 @@
 //! The stored facts the OAuth endpoints read on every request — a client with its secret
-//! digests, a tenant's status, a tenant's resource server by audience — served from short-lived
-//! caches ([`FactCache`]) in front of storage.
+//! digests, a tenant's status, a tenant's resource server by audience, a tenant's CA sets read
+//! into trust anchors — served from short-lived caches ([`FactCache`]) in front of storage.
 //!
 //! Staleness bound: a write made through this process (admin API or CLI against this node)
 //! calls one of the `*_changed` methods before it answers, so the very next request reads the new
@@ -27,6 +27,7 @@ use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError};
 use super::cache::FactCache;
 use crate::keys::jwt::PublishedKeys;
 use crate::use_mark::UseMark;
+use crate::mtls::{BadTlsSubject, TlsSubject, TrustAnchors};
 
 /// A client as stored, with what each request derives from it computed once.
 #[derive(Debug)]
@@ -40,6 +41,10 @@ pub struct ClientFacts {
     /// The inline JWKS of a `private_key_jwt` client, parsed once; `None` if there is none or it
     /// does not parse (then the client's assertions are refused: `invalid_client`).
     pub inline_jwks: Option<Arc<ClientKeys>>,
+    /// The certificate fact a `tls_client_auth` client is registered with, read once: `None`
+    /// if the client has none, `Some(Err)` if the stored one no longer reads (then its
+    /// certificates are refused).
+    pub tls_subject: Option<Result<TlsSubject, BadTlsSubject>>,
     /// When this process last wrote the client's use (starts at the stored `last_used_at`).
     pub last_use: UseMark,
 }
@@ -68,6 +73,10 @@ impl ClientFacts {
                 }
             }
         });
+        let tls_subject = client
+            .tls_subject
+            .as_ref()
+            .map(|t| TlsSubject::from_stored(&t.kind, &t.value));
         Self {
             secrets: secrets
                 .into_iter()
@@ -80,6 +89,7 @@ impl ClientFacts {
             client,
             policy,
             inline_jwks,
+            tls_subject,
             last_use,
         }
     }
@@ -216,6 +226,10 @@ pub struct Directory {
     /// preflights (which name no client): no query per preflight, and a made-up origin costs a
     /// set lookup. Any client write through this process drops it.
     web_origins: FactCache<(), Arc<std::collections::HashSet<String>>>,
+    /// Each tenant's CA sets read into one chain verifier (`tls_client_auth`), so a request
+    /// neither reads nor parses them. A CA set created or removed through this process drops
+    /// the tenant's entry; another node's change is seen after the TTL, like every fact here.
+    trust_anchors: FactCache<TenantId, Arc<TrustAnchors>>,
 }
 
 impl Directory {
@@ -231,6 +245,7 @@ impl Directory {
             resources: FactCache::new(capacity, ttl),
             signing_keys: FactCache::new(1, ttl),
             web_origins: FactCache::new(1, ttl),
+            trust_anchors: FactCache::new(capacity, ttl),
         }
     }
 
@@ -420,6 +435,32 @@ impl Directory {
     /// A signing key was created, activated, retired or revoked through this process.
     pub fn signing_keys_changed(&self) {
         self.signing_keys.invalidate(&());
+    }
+
+    /// The tenant's CA sets for `tls_client_auth`, read into one chain verifier (cached for the
+    /// staleness bound; [`Self::ca_sets_changed`] drops it).
+    pub async fn trust_anchors(
+        &self,
+        store: &dyn Store,
+        tenant: &TenantId,
+        now: Timestamp,
+    ) -> Result<Arc<TrustAnchors>, StoreError> {
+        if let Some(hit) = self.trust_anchors.get(tenant, now) {
+            return Ok(hit);
+        }
+        let epoch = self.trust_anchors.epoch();
+        let sets = store.list_ca_sets(tenant).await?;
+        let anchors = Arc::new(TrustAnchors::from_pem_sets(
+            sets.iter().map(|s| s.pem.as_str()),
+        ));
+        self.trust_anchors
+            .insert(tenant.clone(), anchors.clone(), epoch, now);
+        Ok(anchors)
+    }
+
+    /// A CA set of `tenant` was created or removed through this process.
+    pub fn ca_sets_changed(&self, tenant: &TenantId) {
+        self.trust_anchors.invalidate(tenant);
     }
 
     /// A tenant's status or OAuth policy was written through this process.

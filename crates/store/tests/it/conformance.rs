@@ -2712,6 +2712,16 @@ mod cases {
         ))
         .await
         .expect("bob");
+        // Exported since version 6: the CLI's device sign-in of this user keeps its authority.
+        s.put_user_admin_role(&UserAdminRole {
+            tenant: tid("acme"),
+            user_id: "usr_01aaaaaaaaaaaaaaaaaaaaaaaa".into(),
+            role: AdminRole::ApiKeyManager,
+            granted_at: at(46),
+            granted_by: "admin:adm1".into(),
+        })
+        .await
+        .expect("user admin role");
         // Not exported: a one-time token.
         s.insert_user_token(
             &crate::users::token(
@@ -2808,6 +2818,7 @@ mod cases {
             "revocation",
             "assertion_jti",
             "user",
+            "user_admin_role",
             "branding",
             "lifetime_policy",
         ] {
@@ -2847,6 +2858,15 @@ mod cases {
                         .expect("key")
                         .digest,
                     vec![5; 32]
+                );
+                assert_eq!(
+                    target
+                        .get_user_admin_role(&tid("acme"), "usr_01aaaaaaaaaaaaaaaaaaaaaaaa")
+                        .await
+                        .expect("get")
+                        .map(|r| (r.role, r.granted_by)),
+                    Some((AdminRole::ApiKeyManager, "admin:adm1".to_owned())),
+                    "a user's admin role survives the move"
                 );
                 assert_eq!(
                     target.get_client("cl_app").await.expect("get"),
