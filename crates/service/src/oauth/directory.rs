@@ -25,7 +25,7 @@ use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::client_assertion::{ClientKeys, MAX_CLIENT_KEYS};
 use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError};
 
-use super::cache::FactCache;
+use crate::fact_cache::FactCache;
 use crate::keys::jwt::PublishedKeys;
 
 /// A client as stored, with what each request derives from it computed once.
