@@ -21,6 +21,7 @@ pub mod audit;
 pub mod audit_chain;
 pub mod client_auth;
 pub mod detect;
+pub mod fact_cache;
 pub mod fault;
 pub mod federation;
 pub mod gateway_denials;

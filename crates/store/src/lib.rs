@@ -500,7 +500,8 @@ pub trait ClientStore {
         now: Timestamp,
     ) -> Result<()>;
     /// Records a client-assertion `jti` until `expires_at`. Returns `false` if it was already
-    /// recorded and has not expired (a replay). Expired records are pruned on the way.
+    /// recorded and has not expired (a replay). Other expired records stay until
+    /// [`Self::prune_assertion_jtis`].
     async fn record_assertion_jti(
         &self,
         client_id: &str,
@@ -508,6 +509,8 @@ pub trait ClientStore {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool>;
+    /// Removes every recorded client-assertion id expired at `now`; returns how many.
+    async fn prune_assertion_jtis(&self, now: Timestamp) -> Result<u64>;
 }
 
 #[async_trait]

@@ -40,10 +40,15 @@ macro_rules! impl_sql_store {
 
         /// The one single-use rule for presented ids (client-assertion, DPoP-proof and
         /// subject-token `jti`s): an id is recorded once per scope (`scope_column`: the client,
-        /// the proof key, the issuer) until it expires; the scope's expired records are dropped
-        /// first, so an id may come back only after its own record expired. Returns whether
-        /// this call recorded it (`false`: a replay). `table` and `scope_column` are this
-        /// crate's constants, never input.
+        /// the proof key, the issuer) until it expires, and may come back only after its own
+        /// record expired. Returns whether this call recorded it (`false`: a replay). `table` and
+        /// `scope_column` are this crate's constants, never input.
+        ///
+        /// One statement, no transaction around it: insert, or take over the id's own record
+        /// only if that has expired. The primary key decides between racing callers on every
+        /// node (PostgreSQL re-checks the `WHERE` on the row it locked; SQLite has one writer),
+        /// so exactly one of them sees a row written. Other expired records are left to the
+        /// table's scheduled prune (`prune_*_jtis`), not deleted on the request path.
         async fn record_once(
             pool: &sqlx::Pool<<$row as sqlx::Row>::Database>,
             table: &'static str,
@@ -53,26 +58,19 @@ macro_rules! impl_sql_store {
             expires_at: Timestamp,
             now: Timestamp,
         ) -> Result<bool> {
-            let mut tx = pool.begin().await?;
-            let expired =
-                format!("DELETE FROM {table} WHERE {scope_column} = $1 AND expires_at <= $2");
-            sqlx::query(&expired)
-                .bind(scope)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await?;
-            let insert = format!(
+            let upsert = format!(
                 "INSERT INTO {table} ({scope_column}, jti, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT ({scope_column}, jti) DO NOTHING"
+                 ON CONFLICT ({scope_column}, jti) DO UPDATE SET expires_at = excluded.expires_at \
+                 WHERE {table}.expires_at <= $4"
             );
-            let inserted = sqlx::query(&insert)
+            let written = sqlx::query(&upsert)
                 .bind(scope)
                 .bind(jti)
                 .bind(expires_at.as_millis())
-                .execute(&mut *tx)
+                .bind(now.as_millis())
+                .execute(pool)
                 .await?;
-            tx.commit().await?;
-            Ok(inserted.rows_affected() == 1)
+            Ok(written.rows_affected() == 1)
         }
 
         /// The one keyset-pagination rule in SQL (see `page.rs`): appends to a query whose

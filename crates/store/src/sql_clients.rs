@@ -550,6 +550,14 @@ macro_rules! impl_client_store {
             ) -> Result<bool> {
                 record_once(&self.pool, "client_assertion_jtis", "client_id", client_id, jti, expires_at, now).await
             }
+
+            async fn prune_assertion_jtis(&self, now: Timestamp) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM client_assertion_jtis WHERE expires_at <= $1")
+                    .bind(now.as_millis())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
         }
 
         async fn insert_client_secret(

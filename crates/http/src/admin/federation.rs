@@ -216,6 +216,8 @@ pub async fn create_issuer(
             StoreError::Conflict => ApiError::conflict("this tenant already trusts this issuer"),
             other => other.into(),
         })?;
+    // Before answering: this node's next exchange reads the new state.
+    state.oauth.trusted_issuers.changed(&admin.tenant);
     state.audit.record(
         draft(&admin, Action::FederationIssuerCreate, rec.issuer.clone()),
         &admin.origin,
@@ -254,6 +256,7 @@ pub async fn delete_issuer(
     if !removed {
         return Err(ApiError::not_found());
     }
+    state.oauth.trusted_issuers.changed(&admin.tenant);
     state.audit.record(
         draft(&admin, Action::FederationIssuerDelete, q.issuer),
         &admin.origin,
@@ -457,6 +460,7 @@ pub async fn create_rule(
             StoreError::NotFound => bad("issuer: not a trusted issuer of this tenant"),
             other => other.into(),
         })?;
+    state.oauth.trusted_issuers.changed(&admin.tenant);
     state.audit.record(
         draft(&admin, Action::FederationRuleCreate, rec.id.clone()),
         &admin.origin,
@@ -517,6 +521,7 @@ pub async fn delete_rule(
     if id.len() > 64 || !state.store.delete_trust_rule(&admin.tenant, &id).await? {
         return Err(ApiError::not_found());
     }
+    state.oauth.trusted_issuers.changed(&admin.tenant);
     state.audit.record(
         draft(&admin, Action::FederationRuleDelete, id),
         &admin.origin,
@@ -585,6 +590,8 @@ pub async fn test_token(
         leeway: portcullis_service::keys::jwt::LEEWAY,
         tenant_cap: state.oauth.lifetimes.max,
         keys: Some(&state.oauth.issuer_keys),
+        // What is stored now, not what this node cached up to a TTL ago.
+        issuers: None,
     };
     let e = exchange::explain(state.store.as_ref(), &req).await;
     if let Err(exchange::Refused::Store(cause)) = &e.outcome {

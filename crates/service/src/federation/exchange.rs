@@ -4,17 +4,19 @@
 //! reason it may not (for the audit log; the caller answers `invalid_grant`).
 //!
 //! Order: the strict parse (jose), the issuer looked up by the unverified `iss` (only to find
-//! keys: nothing is believed before the signature holds), the signature and registered claims
-//! (jose's external profile, with the issuer's algorithms, every rule's audience on it and the
-//! longest token age any of them allows), the workload read (core, with the issuer's preset),
-//! the rule selected (core), the grant (core), then single use of the token's `jti` per issuer
-//! (store, across nodes). Keys come from the issuer's uploaded JWKS or SPIFFE bundle, or are
+//! keys: nothing is believed before the signature holds; read with its rules and uploaded keys
+//! parsed once per fill of `super::facts`'s cache, or straight from storage for a dry run),
+//! the signature and registered claims (jose's external profile, with the issuer's algorithms,
+//! every rule's audience on it and the longest token age any of them allows), the workload read
+//! (core, with the issuer's preset), the rule selected (core), the grant (core), then single use
+//! of the token's `jti` per issuer (store, across nodes). Keys come from the issuer's uploaded JWKS or SPIFFE bundle, or are
 //! fetched from its discovery document or `jwks_uri` (`super::keys`, under the outbound
 //! rules).
 //!
 //! Must never: issue when any step refuses, read a key from the token, or report a reason to
 //! the caller.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::federation::rule::{decide_grant, issued_lifetime, select_rule};
@@ -23,10 +25,9 @@ use portcullis_core::oauth::{GrantDecision, GrantError};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::external;
-use portcullis_jose::Alg;
 use portcullis_store::Store;
 
-use super::{issuer_from_record, rule_from_record};
+use super::facts::{IssuerFacts, TrustedIssuers};
 
 /// What a request asks of the evaluation.
 #[derive(Debug, Clone)]
@@ -43,6 +44,9 @@ pub struct Request<'a> {
     /// Where remote key sources (discovery, `jwks_uri`) are fetched; `None`: uploaded keys
     /// only, a remote source is `key_source_unavailable`.
     pub keys: Option<&'a super::keys::IssuerKeys>,
+    /// Where the tenant's trusted issuers, rules and uploaded keys are read, parsed once per
+    /// fill; `None`: from storage on every call (the dry run, which shows what is stored now).
+    pub issuers: Option<&'a TrustedIssuers>,
 }
 
 /// An admitted token: the rule, the workload it describes, and what may be issued.
@@ -163,13 +167,18 @@ async fn admit_traced(
         .ok()
         .and_then(|c| c.str("iss").ok().flatten().map(|s| s.into_owned()))
         .ok_or_else(|| t.fail("issuer", refuse("subject_token_missing_iss")))?;
-    let record = store
-        .get_trusted_issuer(req.tenant, &iss)
-        .await
-        .map_err(store_err)?
-        .ok_or_else(|| t.fail("issuer", refuse("untrusted_issuer")))?;
-    let issuer = issuer_from_record(&record)
-        .ok_or_else(|| t.fail("issuer", refuse("trusted_issuer_unreadable")))?;
+    let facts = match req.issuers {
+        Some(cache) => cache.get(store, req.tenant, &iss, req.now).await,
+        None => IssuerFacts::load(store, req.tenant, &iss)
+            .await
+            .map(|f| f.map(Arc::new)),
+    }
+    .map_err(store_err)?
+    .ok_or_else(|| t.fail("issuer", refuse("untrusted_issuer")))?;
+    let Some(parsed) = facts.parsed.as_ref() else {
+        return Err(t.fail("issuer", refuse("trusted_issuer_unreadable")));
+    };
+    let issuer = &parsed.issuer;
     t.pass("issuer", || {
         format!(
             "{} trusted (preset {})",
@@ -177,44 +186,36 @@ async fn admit_traced(
             issuer.preset.as_str()
         )
     });
-    let keys = match req.keys {
-        Some(source) => source
-            .keys(
-                &record.key_source,
-                &issuer.issuer,
-                u.header.kid.as_deref(),
-                req.now,
-            )
-            .await
-            .map_err(|e| t.fail("keys", refuse(e)))?,
-        None => super::keys::uploaded(&record.key_source).map_err(|e| t.fail("keys", refuse(e)))?,
-    };
-    t.pass("keys", || format!("from {}", record.key_source.kind()));
-    let rules: Vec<TrustRule> = store
-        .list_trust_rules(req.tenant, Some(&issuer.issuer))
-        .await
-        .map_err(store_err)?
-        .iter()
-        .filter_map(|r| rule_from_record(r, &issuer))
-        .collect();
+    // An uploaded key set was parsed when the issuer was read; a remote one is fetched (and
+    // cached) by the key source.
+    let keys = match (&parsed.uploaded, req.keys) {
+        (Some(uploaded), _) => uploaded.clone(),
+        (None, Some(source)) => {
+            source
+                .keys(
+                    &facts.record.key_source,
+                    &issuer.issuer,
+                    u.header.kid.as_deref(),
+                    req.now,
+                )
+                .await
+        }
+        (None, None) => Err("key_source_unavailable"),
+    }
+    .map_err(|e| t.fail("keys", refuse(e)))?;
+    t.pass("keys", || {
+        format!("from {}", facts.record.key_source.kind())
+    });
+    let rules = &parsed.rules;
     if rules.is_empty() {
         return Err(t.fail("rules", refuse("no_trust_rule_on_issuer")));
     }
-    let algorithms: Vec<Alg> = issuer
-        .algorithms
-        .iter()
-        .filter_map(|a| Alg::parse(a))
-        .collect();
-    let audiences: Vec<&str> = rules.iter().map(|r| r.audience.as_str()).collect();
-    let max_lifetime = rules
-        .iter()
-        .filter_map(|r| r.max_token_age)
-        .fold(issuer.max_token_age, Duration::max);
+    let audiences: Vec<&str> = parsed.audiences.iter().map(String::as_str).collect();
     let rules_in = external::Rules {
         issuer: &issuer.issuer,
-        algorithms: &algorithms,
+        algorithms: &parsed.algorithms,
         audiences: &audiences,
-        max_lifetime,
+        max_lifetime: parsed.max_token_age,
         leeway: req.leeway,
     };
     let claims =
@@ -241,8 +242,8 @@ async fn admit_traced(
         )
     });
     if t.enabled() {
-        for r in &rules {
-            match r.evaluate(&issuer, &workload, req.now) {
+        for r in rules {
+            match r.evaluate(issuer, &workload, req.now) {
                 Ok(()) => t.pass("rule", || format!("rule {}: every condition holds", r.id)),
                 Err(miss) => {
                     t.fail("rule", refuse(miss.to_string()));
@@ -250,7 +251,7 @@ async fn admit_traced(
             }
         }
     }
-    let rule = select_rule(&rules, &issuer, &workload, req.rule, req.now)
+    let rule = select_rule(rules, issuer, &workload, req.rule, req.now)
         .map_err(|e| {
             // A reason code the audit log and detectors can match, then every miss.
             let code = match &e {

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use portcullis_core::oauth::Audience;
 use portcullis_core::tenant::TenantId;
 use portcullis_jose::sign::{public_jwk_for_jwks, Signer, SigningKeyPair};
+use portcullis_jose::Alg;
 use portcullis_store::{
     KeySourceRecord, NewTenant, SqliteStore, Store, TrustRuleRecord, TrustedIssuerRecord,
 };
@@ -109,8 +110,32 @@ async fn run(
         leeway: Duration::from_secs(30),
         tenant_cap: Duration::from_secs(3600),
         keys: None,
+        issuers: None,
     };
     evaluate(f.store.as_ref(), &req).await
+}
+
+/// [`admit`] through `cache` at `now`.
+async fn admit_cached(
+    f: &Fixture,
+    cache: &TrustedIssuers,
+    token: &str,
+    now: Timestamp,
+) -> Result<Admitted, Refused> {
+    let tenant = tid("acme");
+    let req = Request {
+        tenant: &tenant,
+        subject_token: token,
+        rule: None,
+        scope: None,
+        targets: &[],
+        now,
+        leeway: Duration::from_secs(30),
+        tenant_cap: Duration::from_secs(3600),
+        keys: None,
+        issuers: Some(cache),
+    };
+    admit(f.store.as_ref(), &req).await
 }
 
 fn sign(f: &Fixture, claims: &Value) -> String {
@@ -231,4 +256,83 @@ async fn a_remote_key_source_is_not_used_yet() {
             .map(|_| ()),
         Err(Refused::Grant("key_source_unavailable".into()))
     );
+}
+
+#[tokio::test]
+async fn the_issuer_cache_serves_until_a_local_change_or_its_ttl_and_never_a_stranger() {
+    let f = fixture(None).await;
+    let acme = tid("acme");
+    let cache = TrustedIssuers::new(16, Duration::from_secs(1));
+    let t0 = Timestamp::from_secs(NOW);
+    let ms = |n: i64| Timestamp::from_millis(t0.as_millis() + n);
+    let token = |jti: &str| sign(&f, &pod_claims(jti));
+    assert!(admit_cached(&f, &cache, &token("c-1"), t0).await.is_ok());
+    // The rule removed behind this node's back (another node's admin call): the cached rule
+    // still admits within the TTL, and not a moment longer.
+    let rule = f
+        .store
+        .get_trust_rule(&acme, "payments-api")
+        .await
+        .expect("read")
+        .expect("rule");
+    assert!(f
+        .store
+        .delete_trust_rule(&acme, "payments-api")
+        .await
+        .expect("delete"));
+    assert!(admit_cached(&f, &cache, &token("c-2"), ms(999))
+        .await
+        .is_ok());
+    assert_eq!(
+        admit_cached(&f, &cache, &token("c-3"), ms(1_000))
+            .await
+            .map(|_| ()),
+        Err(Refused::Grant("no_trust_rule_on_issuer".into()))
+    );
+    // Put back, the cache (refilled without it) still refuses until this node is told.
+    f.store.create_trust_rule(&rule).await.expect("recreate");
+    assert!(admit_cached(&f, &cache, &token("c-4"), ms(1_001))
+        .await
+        .is_err());
+    cache.changed(&acme);
+    assert!(admit_cached(&f, &cache, &token("c-5"), ms(1_002))
+        .await
+        .is_ok());
+    // Another tenant's change leaves this one's entry alone; an issuer the tenant does not
+    // trust is never cached (a made-up `iss` costs a read, and pushes nothing out).
+    cache.changed(&tid("other"));
+    f.store
+        .delete_trust_rule(&acme, "payments-api")
+        .await
+        .expect("delete");
+    assert!(admit_cached(&f, &cache, &token("c-6"), ms(1_003))
+        .await
+        .is_ok());
+    let mut stranger = pod_claims("c-7");
+    stranger["iss"] = json!("https://stranger.internal");
+    assert_eq!(
+        admit_cached(&f, &cache, &sign(&f, &stranger), ms(1_004))
+            .await
+            .map(|_| ()),
+        Err(Refused::Grant("untrusted_issuer".into()))
+    );
+}
+
+#[tokio::test]
+async fn cached_uploaded_keys_that_do_not_parse_still_refuse() {
+    let f = fixture(Some(KeySourceRecord::Jwks("{\"keys\": 7}".into()))).await;
+    let cache = TrustedIssuers::new(16, Duration::from_secs(60));
+    for jti in ["k-1", "k-2"] {
+        assert_eq!(
+            admit_cached(
+                &f,
+                &cache,
+                &sign(&f, &pod_claims(jti)),
+                Timestamp::from_secs(NOW)
+            )
+            .await
+            .map(|_| ()),
+            Err(Refused::Grant("trusted_issuer_keys_unreadable".into()))
+        );
+    }
 }

@@ -15,6 +15,7 @@ use portcullis_jose::{parse_jwks_all_usable, Alg};
 use portcullis_store::{TrustRuleRecord, TrustedIssuerRecord};
 
 pub mod exchange;
+pub mod facts;
 pub mod keys;
 use serde_json::Value;
 

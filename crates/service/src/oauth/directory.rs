@@ -24,7 +24,7 @@ use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::client_assertion::{ClientKeys, MAX_CLIENT_KEYS};
 use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError};
 
-use super::cache::FactCache;
+use crate::fact_cache::FactCache;
 use crate::keys::jwt::PublishedKeys;
 use crate::use_mark::UseMark;
 use crate::mtls::{BadTlsSubject, TlsSubject, TrustAnchors};

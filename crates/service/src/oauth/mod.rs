@@ -13,7 +13,6 @@
 //! token, and never depends on a web framework.
 
 pub mod assertion;
-mod cache;
 pub mod directory;
 pub mod dpop;
 pub mod error;
@@ -155,6 +154,9 @@ pub struct OAuthState {
     pub insecure_allow_http_jwks_uri: bool,
     /// Keys of the external issuers tenants trust (workload identity).
     pub issuer_keys: crate::federation::keys::IssuerKeys,
+    /// The tenants' trusted issuers with their rules and uploaded keys, parsed once per fill
+    /// (same capacity and TTL as `directory`); admin writes invalidate it.
+    pub trusted_issuers: crate::federation::facts::TrustedIssuers,
     /// Key rotation; `None` in setups that cannot create keys (no keyring).
     pub rotation: Option<Rotation>,
     /// `Cache-Control: max-age` of JWKS: at most half the pre-publication window, so a cached
@@ -213,6 +215,10 @@ impl OAuthState {
             }),
             insecure_allow_http_jwks_uri: config.insecure_allow_http_jwks_uri,
             issuer_keys: crate::federation::keys::IssuerKeys::new(&Default::default()),
+            trusted_issuers: crate::federation::facts::TrustedIssuers::new(
+                config.cache_capacity,
+                Duration::from_millis(config.cache_ttl_ms),
+            ),
             rotation: None,
             jwks_max_age_secs: JWKS_MAX_AGE_SECS,
             metrics: crate::metrics::OAuthMetrics::default(),

@@ -267,7 +267,8 @@ impl SignIn {
     /// expired longer ago than the longest access-token lifetime (a replay is still recognised,
     /// and revokes, as long as the first redemption's tokens live), expired pushed
     /// authorization requests and device authorization requests (both counted with codes), and
-    /// the workload subject-token ids whose keep-until has passed. Returns (sessions, codes).
+    /// the workload subject-token and client-assertion ids whose keep-until has passed.
+    /// Returns (sessions, codes).
     pub async fn prune(&self) -> Result<(u64, u64)> {
         let now = self.clock.now();
         let sessions = self.store.prune_sessions(now).await?;
@@ -285,6 +286,12 @@ impl SignIn {
         let jtis = self.store.prune_subject_jtis(now).await?;
         if jtis > 0 {
             tracing::debug!(jtis, "pruned expired subject-token ids");
+        }
+        // Client-assertion ids likewise (single use is decided per id by the store's upsert;
+        // this only keeps the table small).
+        let assertions = self.store.prune_assertion_jtis(now).await?;
+        if assertions > 0 {
+            tracing::debug!(assertions, "pruned expired client-assertion ids");
         }
         Ok((sessions, codes + pushed + devices))
     }

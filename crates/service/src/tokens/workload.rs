@@ -117,6 +117,7 @@ pub(super) async fn issue(
         leeway: LEEWAY,
         tenant_cap: svc.oauth.lifetimes.max,
         keys: Some(&svc.oauth.issuer_keys),
+        issuers: Some(&svc.oauth.trusted_issuers),
     };
     let refused = |e: Refused, rule: Option<&str>| match e {
         Refused::Grant(reason) => not_admitted(Some(&tenant), rule, reason),

@@ -2178,9 +2178,23 @@ mod cases {
             .record_assertion_jti("cl_2", "j1", at(100), at(20))
             .await
             .expect("other client"));
-        // After expiry the record is pruned; the assertion itself is expired by then anyway.
+        // After expiry the id may be recorded again; the assertion itself is expired by then.
         assert!(s
             .record_assertion_jti("cl_1", "j1", at(300), at(100))
+            .await
+            .expect("expired"));
+        // Expired records of other ids stay until the scheduled prune, which takes only those.
+        assert!(s
+            .record_assertion_jti("cl_1", "j2", at(150), at(100))
+            .await
+            .expect("j2"));
+        assert_eq!(s.prune_assertion_jtis(at(200)).await.expect("prune"), 2);
+        assert!(!s
+            .record_assertion_jti("cl_1", "j1", at(400), at(200))
+            .await
+            .expect("still spent"));
+        assert!(s
+            .record_assertion_jti("cl_1", "j2", at(400), at(200))
             .await
             .expect("pruned"));
     }

@@ -13,6 +13,8 @@ conformance!(
     trust_rules_round_trip_are_tenant_scoped_and_need_their_issuer,
     a_subject_token_id_is_used_once_per_issuer_until_it_expires,
     racing_uses_of_one_subject_token_yield_one_winner,
+    racing_reuses_of_an_expired_subject_token_id_yield_one_winner,
+    a_spent_subject_token_id_is_refused_through_another_connection,
     federation_state_is_exported_and_blocks_an_import,
 );
 
@@ -298,6 +300,63 @@ async fn racing_uses_of_one_subject_token_yield_one_winner(s: Arc<dyn Store>) {
     assert_eq!(wins, 1);
 }
 
+/// An id whose record has expired (not yet pruned) is taken over by exactly one of several
+/// racing requests: the upsert's `WHERE` is decided on the row the database locked.
+async fn racing_reuses_of_an_expired_subject_token_id_yield_one_winner(s: Arc<dyn Store>) {
+    assert!(s
+        .record_subject_jti(GH, "again", at(5_000), at(1_000))
+        .await
+        .expect("first"));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.record_subject_jti(GH, "again", at(20_000), at(6_000))
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.expect("join").expect("record") {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1);
+    // The winner's keep-until holds: not pruned, still spent.
+    assert_eq!(s.prune_subject_jtis(at(6_001)).await.expect("prune"), 0);
+    assert!(!s
+        .record_subject_jti(GH, "again", at(30_000), at(19_999))
+        .await
+        .expect("replay"));
+}
+
+/// Single use is the database's, not a connection's or a process's: many concurrent uses
+/// spread over the pool's connections (as over nodes) still leave one winner per id, and a
+/// spent id is refused on whichever connection asks next.
+async fn a_spent_subject_token_id_is_refused_through_another_connection(s: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.record_subject_jti(GH, &format!("id-{}", i % 4), at(10_000), at(1_000))
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.expect("join").expect("record") {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 4, "one winner per id");
+    for i in 0..4 {
+        assert!(!s
+            .record_subject_jti(GH, &format!("id-{i}"), at(10_000), at(2_000))
+            .await
+            .expect("replay"));
+    }
+}
+
 async fn federation_state_is_exported_and_blocks_an_import(s: Arc<dyn Store>) {
     use portcullis_store::export::{self, TransferStore as _};
     tenants(&s, &["acme"]).await;
@@ -352,4 +411,52 @@ async fn federation_state_is_exported_and_blocks_an_import(s: Arc<dyn Store>) {
     for table in ["trusted_issuers", "trust_rules", "subject_token_jtis"] {
         assert!(blockers.contains(&table), "{table}: {blockers:?}");
     }
+}
+
+/// A spent subject-token id is still spent after a restart (SQLite: the file reopened; the
+/// upsert's commit is as durable as any other write, `synchronous = FULL`) and on another node
+/// (PostgreSQL: a second store on the same schema).
+#[tokio::test]
+async fn a_spent_subject_token_id_survives_a_restart_and_is_seen_by_another_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("test.db");
+    let first = SqliteStore::open(&path).await.expect("open");
+    assert!(first
+        .record_subject_jti(GH, "restart", at(10_000), at(1_000))
+        .await
+        .expect("first"));
+    drop(first);
+    let reopened = SqliteStore::open(&path).await.expect("reopen");
+    assert!(!reopened
+        .record_subject_jti(GH, "restart", at(10_000), at(2_000))
+        .await
+        .expect("replay after restart"));
+
+    let Ok(url) = std::env::var(super::PG_ENV) else {
+        eprintln!(
+            "notice: {} is unset; skipping the PostgreSQL half",
+            super::PG_ENV
+        );
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let node_a = PgStore::connect_in_schema(&url, &schema)
+        .await
+        .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
+    let node_b = PgStore::connect_in_schema(&url, &schema)
+        .await
+        .expect("second node");
+    assert!(node_a
+        .record_subject_jti(GH, "two-nodes", at(10_000), at(1_000))
+        .await
+        .expect("node a"));
+    assert!(!node_b
+        .record_subject_jti(GH, "two-nodes", at(10_000), at(2_000))
+        .await
+        .expect("node b replay"));
+    let pool = node_a.pool().clone();
+    drop(node_b);
+    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await;
 }

@@ -1,8 +1,8 @@
 //! A small bounded map of facts read from storage, trusted for a short time.
 //!
 //! What it is for: the token endpoint reads the same few rows (a client, its secret digests, its
-//! tenant, a resource server) on every request; keeping them for up to a TTL removes those round
-//! trips from the hot path. What it must never do: hold an answer ("this secret is right") rather
+//! tenant, a resource server; for a workload grant, the trusted issuer and its rules) on every
+//! request; keeping them for up to a TTL removes those round trips from the hot path. What it must never do: hold an answer ("this secret is right") rather
 //! than a fact, outlive an invalidation made in this process, or grow past its capacity.
 //!
 //! * Bounded: two generations of at most `capacity / 2` entries each. When the young generation
