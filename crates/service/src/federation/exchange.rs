@@ -1,12 +1,16 @@
-//! The one evaluation every way in shares (token exchange, the JWT-bearer grant, later an
-//! external `client_assertion`): an external token, a tenant, and the request's rule, scope and
-//! target, turned into the rule that admits the token and what may be issued under it, or the
-//! reason it may not (for the audit log; the caller answers `invalid_grant`).
+//! The one evaluation every way in shares (token exchange, the JWT-bearer grant, and an
+//! external token as a `client_assertion`, RFC 7523 section 2.2): an external token, a tenant,
+//! what it is for (core's `Use`: a grant, or one client's authentication; only the rules that
+//! serve it take part) and the request's rule, scope and target, turned into the rule that
+//! admits the token and what may be issued under it, or the reason it may not (for the audit
+//! log; the caller answers `invalid_grant`, or `invalid_client` for a client assertion).
 //!
 //! Order: the strict parse (jose), the issuer looked up by the unverified `iss` (only to find
 //! keys: nothing is believed before the signature holds), the signature and registered claims
 //! (jose's external profile, with the issuer's algorithms, every rule's audience on it and the
-//! longest token age any of them allows), the workload read (core, with the issuer's preset),
+//! longest token age any of them allows), for a client assertion its one audience being this
+//! server (core's `external_assertion_audience_ok`), the workload read (core, with the
+//! issuer's preset),
 //! the rule selected (core), the grant (core), then single use of the token's `jti` per issuer
 //! (store, across nodes). Keys come from the issuer's uploaded JWKS or SPIFFE bundle, or are
 //! fetched from its discovery document or `jwks_uri` (`super::keys`, under the outbound
@@ -17,9 +21,9 @@
 
 use std::time::Duration;
 
-use portcullis_core::federation::rule::{decide_grant, issued_lifetime, select_rule};
+use portcullis_core::federation::rule::{decide_grant, issued_lifetime, select_rule, Use};
 use portcullis_core::federation::{RuleId, SelectError, TrustRule, Workload};
-use portcullis_core::oauth::{GrantDecision, GrantError};
+use portcullis_core::oauth::{external_assertion_audience_ok, GrantDecision, GrantError};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::external;
@@ -32,6 +36,11 @@ use super::{issuer_from_record, rule_from_record};
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub tenant: &'a TenantId,
+    /// What the token is presented for: only the rules serving it are evaluated.
+    pub purpose: Use<'a>,
+    /// For [`Use::ClientAuthentication`]: the audiences a client assertion may name here (this
+    /// server's issuer and token endpoint); the token must name exactly one of them.
+    pub assertion_audiences: &'a [&'a str],
     pub subject_token: &'a str,
     pub rule: Option<&'a RuleId>,
     pub scope: Option<&'a str>,
@@ -196,6 +205,7 @@ async fn admit_traced(
         .map_err(store_err)?
         .iter()
         .filter_map(|r| rule_from_record(r, &issuer))
+        .filter(|r| r.serves(req.purpose))
         .collect();
     if rules.is_empty() {
         return Err(t.fail("rules", refuse("no_trust_rule_on_issuer")));
@@ -240,6 +250,15 @@ async fn admit_traced(
                 .join(", ")
         )
     });
+    if let Use::ClientAuthentication(_) = req.purpose {
+        if !external_assertion_audience_ok(&workload.audiences, req.assertion_audiences) {
+            return Err(t.fail(
+                "assertion_audience",
+                refuse("client_assertion_audience_not_this_server"),
+            ));
+        }
+        t.pass("assertion_audience", || "this server, and only it".into());
+    }
     if t.enabled() {
         for r in &rules {
             match r.evaluate(&issuer, &workload, req.now) {
@@ -250,7 +269,7 @@ async fn admit_traced(
             }
         }
     }
-    let rule = select_rule(&rules, &issuer, &workload, req.rule, req.now)
+    let rule = select_rule(&rules, &issuer, &workload, req.rule, req.purpose, req.now)
         .map_err(|e| {
             // A reason code the audit log and detectors can match, then every miss.
             let code = match &e {
