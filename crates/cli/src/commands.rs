@@ -352,7 +352,9 @@ pub enum ClientCommand {
         #[arg(long = "audience", value_delimiter = ',')]
         audiences: Vec<String>,
         /// client_secret_basic (default), client_secret_post, private_key_jwt, tls_client_auth,
-        /// self_signed_tls_client_auth, or none (the default of public clients).
+        /// self_signed_tls_client_auth, none (the default of public clients), or
+        /// workload_identity_jwt (no secret: a trust rule bound to the client admits its jobs'
+        /// platform tokens as its client_assertion; docs/workload-identity.md).
         #[arg(long)]
         auth_method: Option<String>,
         #[command(flatten)]

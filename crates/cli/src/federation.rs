@@ -39,6 +39,10 @@ pub enum FederationCommand {
         /// The audience a request would ask for.
         #[arg(long)]
         audience: Option<String>,
+        /// Try the token as this client's `client_assertion` (the rules bound to it) rather
+        /// than as a workload grant.
+        #[arg(long)]
+        client: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -119,6 +123,22 @@ pub enum RulesCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Bind a rule to a workload_identity_jwt client: the client then authenticates with
+    /// the external tokens the rule admits (as its client_assertion), and the rule serves no
+    /// workload grant. `--unbind` undoes it.
+    Bind {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        /// The client (registered with auth_method workload_identity_jwt).
+        #[arg(long, required_unless_present = "unbind", conflicts_with = "unbind")]
+        client: Option<String>,
+        /// Bind the rule to no client: it serves the workload grants again.
+        #[arg(long)]
+        unbind: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Remove a rule.
     Remove {
         #[arg(long)]
@@ -130,7 +150,7 @@ pub enum RulesCommand {
 }
 
 const ISSUER_COLUMNS: [&str; 2] = ["issuer", "preset"];
-const RULE_COLUMNS: [&str; 3] = ["id", "issuer", "audience"];
+const RULE_COLUMNS: [&str; 4] = ["id", "issuer", "audience", "client_id"];
 
 fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
@@ -158,7 +178,9 @@ fn explained(v: &Value) -> String {
             v["scope"].as_str().unwrap_or_default(),
             v["lifetime_secs"]
         )),
-        _ => out.push_str("refused (the caller would get invalid_grant)\n"),
+        _ => out.push_str(
+            "refused (the caller would get invalid_grant; invalid_client for a client assertion)\n",
+        ),
     }
     out
 }
@@ -179,6 +201,7 @@ pub async fn run(cmd: FederationCommand) -> anyhow::Result<()> {
             rule,
             scope,
             audience,
+            client,
             remote,
         } => {
             let token = std::fs::read_to_string(&token)
@@ -189,7 +212,7 @@ pub async fn run(cmd: FederationCommand) -> anyhow::Result<()> {
                     &format!("/tenants/{}/federation/test", seg(&tenant)),
                     &[],
                     Some(json!({"token": token.trim(), "rule": rule, "scope": scope,
-                                "audience": audience})),
+                                "audience": audience, "client_id": client})),
                 )
                 .await?;
             print(&remote, &v, explained);
@@ -313,6 +336,27 @@ async fn rules(cmd: RulesCommand) -> anyhow::Result<()> {
                     &format!("/tenants/{}/federation/rules/{}", seg(&tenant), seg(&id)),
                     &[],
                     None,
+                )
+                .await?;
+            print(&remote, &v, pretty);
+        }
+        RulesCommand::Bind {
+            tenant,
+            id,
+            client,
+            unbind: _,
+            remote,
+        } => {
+            let v = AdminClient::new(&remote)?
+                .call(
+                    Method::PUT,
+                    &format!(
+                        "/tenants/{}/federation/rules/{}/client",
+                        seg(&tenant),
+                        seg(&id)
+                    ),
+                    &[],
+                    Some(json!({ "client_id": client })),
                 )
                 .await?;
             print(&remote, &v, pretty);

@@ -135,6 +135,8 @@ actions! {
     FederationIssuerDelete => "federation.issuer.delete",
     FederationRuleCreate => "federation.rule.create",
     FederationRuleDelete => "federation.rule.delete",
+    /// A trust rule was bound to a client (or unbound): the target is the rule id.
+    FederationRuleBind => "federation.rule.bind",
     /// A workload's external token was exchanged under a trust rule: the target is the rule
     /// id, the credential id the workload's subject (for the new-workload-subject detector).
     FederationExchange => "federation.exchange",
@@ -602,6 +604,7 @@ mod tests {
             (Action::FederationIssuerDelete, "federation.issuer.delete"),
             (Action::FederationRuleCreate, "federation.rule.create"),
             (Action::FederationRuleDelete, "federation.rule.delete"),
+            (Action::FederationRuleBind, "federation.rule.bind"),
             (Action::FederationExchange, "federation.exchange"),
             (Action::FederationTokensRevoke, "federation.tokens.revoke"),
             (Action::ResourceServerArchive, "resource_server.archive"),

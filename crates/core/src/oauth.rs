@@ -223,6 +223,12 @@ pub enum AuthMethod {
     /// A public client (RFC 6749 section 2.1): no credential at all. Never matches a presented
     /// credential, so such a client can never authenticate where authentication is required.
     None,
+    /// RFC 7523 section 2.2 with a token this server did not see the key of: the
+    /// `client_assertion` is a workload's identity token from one of the tenant's trusted
+    /// external issuers (a CI job's OIDC token, a pod's service-account token, a JWT-SVID),
+    /// admitted by a trust rule bound to this client. No stored secret, no registered key;
+    /// client credentials only, at the token endpoint only.
+    WorkloadIdentityJwt,
 }
 
 impl AuthMethod {
@@ -234,6 +240,7 @@ impl AuthMethod {
             Self::TlsClientAuth => "tls_client_auth",
             Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             Self::None => "none",
+            Self::WorkloadIdentityJwt => WORKLOAD_IDENTITY_JWT,
         }
     }
 
@@ -250,10 +257,14 @@ impl AuthMethod {
             "tls_client_auth" => Ok(Self::TlsClientAuth),
             "self_signed_tls_client_auth" => Ok(Self::SelfSignedTlsClientAuth),
             "none" => Ok(Self::None),
+            WORKLOAD_IDENTITY_JWT => Ok(Self::WorkloadIdentityJwt),
             _ => Err(OAuthValueError::BadAuthMethod),
         }
     }
 }
+
+/// The name of [`AuthMethod::WorkloadIdentityJwt`] (registration, discovery).
+pub const WORKLOAD_IDENTITY_JWT: &str = "workload_identity_jwt";
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 section 2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -384,6 +395,22 @@ pub fn check_assertion(
         return Err(AssertionError::BadJti);
     }
     Ok(())
+}
+
+/// Whether a client assertion is an external workload token ([`AuthMethod::WorkloadIdentityJwt`])
+/// rather than one the client signed itself (`private_key_jwt`), read from the assertion's
+/// unverified `iss` and the presented client id alone, so the path taken never depends on what
+/// is stored: a client signs with `iss` = its own id; a trusted external issuer is always an
+/// `http(s)://` URL, which no client id is.
+pub fn is_external_assertion(iss: &str, client_id: &str) -> bool {
+    iss != client_id && iss.contains("://")
+}
+
+/// Whether an external token used as a client assertion names this server, and only it
+/// (RFC 7523 section 3, one audience as for [`check_assertion`]: a token also naming another
+/// party could have been made for that party and replayed here).
+pub fn external_assertion_audience_ok(audiences: &[String], accepted: &[&str]) -> bool {
+    matches!(audiences, [aud] if accepted.contains(&aud.as_str()))
 }
 
 /// Access-token lifetime limits: the default for new clients and the installation's hard cap.
@@ -730,6 +757,34 @@ pub fn token_search_order(hint: Option<&str>, issued: &[TokenType]) -> Vec<Token
 
 #[cfg(test)]
 mod tests {
+
+    /// The kind of assertion is read from the assertion alone: `iss` the client id is the
+    /// client's own; another URL a workload's; anything else stays the client's own (and is
+    /// then refused as an issuer mismatch with a description).
+    #[test]
+    fn an_external_assertion_is_told_by_its_issuer() {
+        assert!(!is_external_assertion("cl_1", "cl_1"));
+        assert!(is_external_assertion(
+            "https://token.actions.githubusercontent.com",
+            "cl_1"
+        ));
+        assert!(!is_external_assertion("cl_2", "cl_1"));
+        let here = ["https://auth.example", "https://auth.example/oauth2/token"];
+        let one = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(external_assertion_audience_ok(&one(&[here[0]]), &here));
+        assert!(external_assertion_audience_ok(&one(&[here[1]]), &here));
+        assert!(!external_assertion_audience_ok(&one(&["other"]), &here));
+        assert!(!external_assertion_audience_ok(
+            &one(&[here[0], "other"]),
+            &here
+        ));
+        assert!(!external_assertion_audience_ok(&[], &here));
+        assert_eq!(
+            AuthMethod::parse(WORKLOAD_IDENTITY_JWT),
+            Ok(AuthMethod::WorkloadIdentityJwt)
+        );
+    }
+
     use super::*;
 
     #[test]

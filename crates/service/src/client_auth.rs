@@ -10,6 +10,15 @@
 //! is the one `Refusal::NotAuthenticated` answer, and only the audit log knows which. An unknown
 //! client id costs the same digest comparison as a known one.
 //!
+//! A `workload_identity_jwt` client sends an external workload token (a CI job's OIDC token, a
+//! pod's service-account token) as its `client_assertion` (RFC 7523 section 2.2). Which kind of
+//! assertion was sent is read from the assertion alone (core's `is_external_assertion`: its
+//! `iss` is a URL, not the client id); the token is judged by the one trust-rule evaluation of
+//! `crate::federation::exchange`, with only the rules bound to that client, and its `jti` is
+//! spent as an exchanged token's is. Only the client-credentials grant takes it
+//! ([`authenticate_for_client_credentials`]); every refusal is the one `NotAuthenticated`
+//! answer, the evaluation's reason (which check, rule, condition) in the audit log.
+//!
 //! At the introspection endpoint a resource server may authenticate instead of a client, with
 //! its own secret and its `rs_...` id as `client_id`; it goes through the same throttle, the
 //! same constant-time comparison and the same audit trail.
@@ -33,13 +42,17 @@ use portcullis_store::{ClientStatus, OAuthClient};
 
 use portcullis_core::secret::Secret;
 
+use portcullis_core::federation::rule::Use;
+use portcullis_core::oauth::{is_external_assertion, WORKLOAD_IDENTITY_JWT};
+
 use crate::audit::{EventDraft, RequestOrigin};
+use crate::federation::exchange::{self, Admitted, Refused};
 use crate::metrics::AuthFailure;
 use crate::mtls::{self, MtlsFailure};
 use crate::oauth::assertion;
 use crate::oauth::directory::{ClientFacts, ResourceServerCredential, SecretFacts};
 use crate::oauth::error::{AuthCause, OAuthError, Refusal};
-use crate::oauth::form::{Presented, PresentedMethod, Proof};
+use crate::oauth::form::{unverified_claim, Presented, PresentedMethod, Proof};
 use crate::oauth::OAuthService;
 
 /// How stale `last_used_at` may get before a request refreshes it.
@@ -57,6 +70,9 @@ pub struct AuthenticatedClient {
     /// client authenticated with, or one another client presented (bound to its tokens only
     /// if it registered `tls_client_certificate_bound_access_tokens`).
     pub certificate: Option<ClientCertificate>,
+    /// For a `workload_identity_jwt` client: the external identity its assertion proved and
+    /// the trust rule that admitted it, which also bounds what the client is issued.
+    pub workload: Option<Arc<Admitted>>,
 }
 
 impl AuthenticatedClient {
@@ -123,7 +139,22 @@ impl<'a> Attempt<'a> {
     }
 
     fn fail(&self, tenant: Option<TenantId>, refusal: Refusal) -> OAuthError {
-        let (error, class) = refusal_answer(refusal, self.method);
+        self.fail_because(tenant, refusal, None)
+    }
+
+    /// [`Self::fail`], with the audited reason given rather than the refusal's own (the trust
+    /// rule evaluation's: which check, rule and condition failed). The caller's answer is the
+    /// refusal's, whatever the reason.
+    fn fail_because(
+        &self,
+        tenant: Option<TenantId>,
+        refusal: Refusal,
+        reason: Option<String>,
+    ) -> OAuthError {
+        let (mut error, class) = refusal_answer(refusal, self.method);
+        if let Some(reason) = reason {
+            error.reason = reason;
+        }
         self.state.oauth.metrics.auth_failure(class);
         self.state
             .oauth
@@ -185,7 +216,7 @@ fn refusal_answer(refusal: Refusal, method: PresentedMethod) -> (OAuthError, Aut
             AuthCause::ClientDisabled | AuthCause::TenantDisabled => AuthFailure::Disabled,
             AuthCause::MethodMismatch => AuthFailure::MethodMismatch,
             AuthCause::SecretMismatch | AuthCause::SecretExpired => AuthFailure::BadSecret,
-            AuthCause::Assertion(_) => AuthFailure::BadAssertion,
+            AuthCause::Assertion(_) | AuthCause::Workload => AuthFailure::BadAssertion,
             AuthCause::Certificate(_) => AuthFailure::BadCertificate,
         },
         Refusal::Assertion(_) => AuthFailure::BadAssertion,
@@ -237,7 +268,20 @@ pub async fn authenticate(
     presented: Presented,
     origin: &RequestOrigin,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    authenticate_with(state, presented, origin, false).await
+    authenticate_with(state, presented, origin, false, false).await
+}
+
+/// [`authenticate`] for the client-credentials grant, the one place a `workload_identity_jwt`
+/// client may authenticate: its `client_assertion` is an external workload token, admitted by
+/// a trust rule of its tenant bound to it (the one evaluation of `crate::federation::exchange`,
+/// jti spent as for an exchange). Everywhere else such a client is refused (method mismatch),
+/// as discovery says: the method is listed for the token endpoint only.
+pub async fn authenticate_for_client_credentials(
+    state: &OAuthService,
+    presented: Presented,
+    origin: &RequestOrigin,
+) -> Result<AuthenticatedClient, OAuthError> {
+    authenticate_with(state, presented, origin, false, true).await
 }
 
 /// [`authenticate`] for the user grants (`authorization_code`, `refresh_token`): a public
@@ -250,7 +294,7 @@ pub async fn authenticate_app(
     presented: Presented,
     origin: &RequestOrigin,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    authenticate_with(state, presented, origin, true).await
+    authenticate_with(state, presented, origin, true, false).await
 }
 
 async fn authenticate_with(
@@ -258,6 +302,7 @@ async fn authenticate_with(
     presented: Presented,
     origin: &RequestOrigin,
     allow_public: bool,
+    allow_workload: bool,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let attempt = Attempt::start(state, origin, &presented)?;
     let now = attempt.now;
@@ -279,6 +324,7 @@ async fn authenticate_with(
     // RFC 8705 section 2: a client that sends only its id over a connection with a client
     // certificate authenticates with that certificate, by the method it registered.
     let mut by_certificate = None;
+    let mut workload = None;
     let secret_id = match &presented.proof {
         Proof::None if public => None,
         Proof::None if presented.certificate.is_some() => {
@@ -311,6 +357,34 @@ async fn authenticate_with(
             let secrets = client.as_ref().map(|f| f.secrets.as_slice());
             Some(check_secret(secrets, secret, now).map_err(|r| attempt.fail(tenant(), r))?)
         }
+        // An external workload token (its issuer a URL, not the client), told apart from the
+        // assertion alone; judged by the trust rules bound to the client, every refusal the
+        // one `invalid_client` answer, the evaluation's reason in the audit log.
+        Proof::Assertion(jwt)
+            if unverified_claim(jwt.expose(), "iss")
+                .is_some_and(|iss| is_external_assertion(&iss, &presented.client_id)) =>
+        {
+            let Some(facts) = &client else {
+                return Err(attempt.fail(None, Refusal::NotAuthenticated(AuthCause::UnknownClient)));
+            };
+            if !allow_workload || facts.client.auth_method != WORKLOAD_IDENTITY_JWT {
+                return Err(attempt.fail(
+                    tenant(),
+                    Refusal::NotAuthenticated(AuthCause::MethodMismatch),
+                ));
+            }
+            match admit_workload(state, facts, jwt.expose(), now).await? {
+                Ok(admitted) => workload = Some(Arc::new(admitted)),
+                Err(reason) => {
+                    return Err(attempt.fail_because(
+                        tenant(),
+                        Refusal::NotAuthenticated(AuthCause::Workload),
+                        Some(reason),
+                    ))
+                }
+            }
+            None
+        }
         Proof::Assertion(jwt) => {
             // Judged from the assertion alone, known client or not.
             let checked =
@@ -338,6 +412,8 @@ async fn authenticate_with(
         .map_err(|_| OAuthError::internal("stored client has an unknown auth method"))?;
     let presented_method = if public {
         AuthMethod::None
+    } else if workload.is_some() {
+        AuthMethod::WorkloadIdentityJwt
     } else if let Some(method) = by_certificate {
         method
     } else {
@@ -363,7 +439,47 @@ async fn authenticate_with(
     Ok(AuthenticatedClient {
         facts,
         certificate: presented.certificate,
+        workload,
     })
+}
+
+/// Judges an external workload token presented as `facts`' client assertion by its tenant's
+/// trust rules bound to that client, then spends its `jti` (per issuer, as for an exchange).
+/// The outer error is an internal failure; the inner one the audited reason to refuse.
+async fn admit_workload(
+    state: &OAuthService,
+    facts: &ClientFacts,
+    token: &str,
+    now: Timestamp,
+) -> Result<Result<Admitted, String>, OAuthError> {
+    let client = &facts.client;
+    let audiences = state.oauth.assertion_audiences();
+    let req = exchange::Request {
+        tenant: &client.tenant,
+        purpose: Use::ClientAuthentication(&client.id),
+        assertion_audiences: &audiences,
+        subject_token: token,
+        rule: None,
+        scope: None,
+        targets: &[],
+        now,
+        leeway: crate::keys::jwt::LEEWAY,
+        tenant_cap: state.oauth.lifetimes.max,
+        keys: Some(&state.oauth.issuer_keys),
+    };
+    let store = state.store.as_ref();
+    let outcome = match exchange::admit(store, &req).await {
+        Ok(admitted) => exchange::consume(store, &admitted, req.leeway, now)
+            .await
+            .map(|()| admitted),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(admitted) => Ok(Ok(admitted)),
+        Err(Refused::Grant(reason)) => Ok(Err(reason)),
+        Err(Refused::Request(e)) => Ok(Err(format!("client_rule_grant_{}", e.code()))),
+        Err(Refused::Store(e)) => Err(OAuthError::internal(e)),
+    }
 }
 
 /// RFC 8705 section 2: whether `certificate` authenticates the client of `facts` by its

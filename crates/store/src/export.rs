@@ -74,7 +74,8 @@ pub const FORMAT: &str = "portcullis-export";
 /// their registered certificate subject and `certificate_bound_tokens` (older files: none, false).
 /// Version 5 also: tenants' credential lifetime policies (older files: none).
 /// Version 6: admin roles held by users (`user_admin_role`, after the users; older files: none,
-/// grant them again).
+/// grant them again), and trust rules carry the `client_id` they authenticate (older files:
+/// none, a rule of the workload grants).
 pub const FORMAT_VERSION: u32 = 6;
 
 /// A tenant's API key lifetime policy, as exported.
@@ -619,6 +620,9 @@ enum Line {
         max_lifetime_s: i64,
         max_token_age_s: Option<i64>,
         bound_to_subject_lifetime: bool,
+        /// Format 6: the client the rule authenticates; absent (older files) or null: none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
         created_at: i64,
         updated_at: i64,
     },
@@ -947,6 +951,7 @@ impl From<Record> for Line {
                 max_lifetime_s: r.max_lifetime_s,
                 max_token_age_s: r.max_token_age_s,
                 bound_to_subject_lifetime: r.bound_to_subject_lifetime,
+                client_id: r.client_id,
                 created_at: ms(r.created_at),
                 updated_at: ms(r.updated_at),
             },
@@ -1375,6 +1380,7 @@ impl Line {
                 max_lifetime_s,
                 max_token_age_s,
                 bound_to_subject_lifetime,
+                client_id,
                 created_at,
                 updated_at,
             } => Record::TrustRule(TrustRuleRecord {
@@ -1388,6 +1394,7 @@ impl Line {
                 max_lifetime_s,
                 max_token_age_s,
                 bound_to_subject_lifetime,
+                client_id,
                 created_at: at(created_at),
                 updated_at: at(updated_at),
             }),

@@ -79,6 +79,9 @@ pub struct TrustRuleRecord {
     pub max_lifetime_s: i64,
     pub max_token_age_s: Option<i64>,
     pub bound_to_subject_lifetime: bool,
+    /// The client this rule authenticates (an external token as its `client_assertion`);
+    /// `None` for a rule of the workload grants.
+    pub client_id: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -40,6 +40,7 @@ macro_rules! impl_federation_store {
                 max_lifetime_s: row.try_get("max_lifetime_s")?,
                 max_token_age_s: row.try_get("max_token_age_s")?,
                 bound_to_subject_lifetime: bound == 1,
+                client_id: row.try_get("client_id")?,
                 created_at: Timestamp::from_millis(row.try_get("created_at")?),
                 updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
             })
@@ -73,8 +74,8 @@ macro_rules! impl_federation_store {
         ) -> sqlx::QueryBuilder<'_, <$row as sqlx::Row>::Database> {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO trust_rules (tenant_id, id, issuer, audience, conditions, audiences, \
-                 scopes, max_lifetime_s, max_token_age_s, bound_to_subject_lifetime, created_at, \
-                 updated_at) ",
+                 scopes, max_lifetime_s, max_token_age_s, bound_to_subject_lifetime, client_id, \
+                 created_at, updated_at) ",
             );
             q.push_values(rows, |mut b, r| {
                 b.push_bind(r.tenant.as_str())
@@ -87,6 +88,7 @@ macro_rules! impl_federation_store {
                     .push_bind(r.max_lifetime_s)
                     .push_bind(r.max_token_age_s)
                     .push_bind(i64::from(r.bound_to_subject_lifetime))
+                    .push_bind(&r.client_id)
                     .push_bind(r.created_at.as_millis())
                     .push_bind(r.updated_at.as_millis());
             });
@@ -195,8 +197,8 @@ macro_rules! impl_federation_store {
                 let done = sqlx::query(
                     "UPDATE trust_rules SET audience = $1, conditions = $2, audiences = $3, \
                      scopes = $4, max_lifetime_s = $5, max_token_age_s = $6, \
-                     bound_to_subject_lifetime = $7, updated_at = $8 \
-                     WHERE tenant_id = $9 AND id = $10 AND issuer = $11",
+                     bound_to_subject_lifetime = $7, updated_at = $8, client_id = $9 \
+                     WHERE tenant_id = $10 AND id = $11 AND issuer = $12",
                 )
                 .bind(&rule.audience)
                 .bind(&rule.conditions)
@@ -206,6 +208,7 @@ macro_rules! impl_federation_store {
                 .bind(rule.max_token_age_s)
                 .bind(i64::from(rule.bound_to_subject_lifetime))
                 .bind(rule.updated_at.as_millis())
+                .bind(&rule.client_id)
                 .bind(rule.tenant.as_str())
                 .bind(&rule.id)
                 .bind(&rule.issuer)

@@ -25,6 +25,17 @@ pub fn workload_subject(rule: &RuleId) -> String {
     format!("{WORKLOAD_SUBJECT_PREFIX}{}", rule.as_str())
 }
 
+/// The `workload` claim of a token issued on the strength of `workload` under `rule`: to the
+/// workload itself (a grant), or to the client the rule authenticated (client credentials with
+/// the external token as `client_assertion`, whose `sub` stays the client).
+pub fn external_identity(rule: &RuleId, workload: &Workload) -> ExternalIdentity {
+    ExternalIdentity {
+        iss: workload.issuer.clone(),
+        sub: workload.subject.clone(),
+        rule: rule.as_str().to_owned(),
+    }
+}
+
 impl AccessTokenClaims {
     /// Claims for a token issued to `workload` under `rule` at `now`.
     pub fn for_workload(
@@ -56,11 +67,7 @@ impl AccessTokenClaims {
             sid: None,
             family: None,
             cnf: None,
-            workload: Some(ExternalIdentity {
-                iss: workload.issuer.clone(),
-                sub: workload.subject.clone(),
-                rule: rule.as_str().to_owned(),
-            }),
+            workload: Some(external_identity(rule, workload)),
             act: None,
             may_act: None,
         }

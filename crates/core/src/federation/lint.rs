@@ -139,6 +139,7 @@ mod tests {
             scopes: ScopeSet::default(),
             max_lifetime: Duration::from_secs(60),
             max_token_age: None,
+            client_id: None,
             bound_to_subject_lifetime: true,
         }
     }

@@ -82,6 +82,55 @@ pub struct TrustRule {
     pub max_token_age: Option<Duration>,
     /// The issued token never outlives the subject token.
     pub bound_to_subject_lifetime: bool,
+    /// The one client this rule authenticates (RFC 7523 section 2.2: the external token as its
+    /// `client_assertion`), or `None` for a rule of the workload grants. A rule is for one use
+    /// or the other, never both ([`Use`]).
+    pub client_id: Option<String>,
+}
+
+/// What a trust rule is evaluated for: a workload grant (token exchange, JWT-bearer), or the
+/// authentication of one client by an external `client_assertion`. The one place that says
+/// which rules take part in which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use<'a> {
+    /// RFC 8693 token exchange and the RFC 7523 section 2.1 grant: only rules bound to no
+    /// client, so binding a rule to a client never opens a grant as well.
+    Grant,
+    /// RFC 7523 section 2.2 for the client with this id: only rules bound to it, so a token
+    /// admitted for one client never authenticates another.
+    ClientAuthentication(&'a str),
+}
+
+impl TrustRule {
+    /// Whether this rule takes part in `purpose`.
+    pub fn serves(&self, purpose: Use<'_>) -> bool {
+        match (purpose, self.client_id.as_deref()) {
+            (Use::Grant, None) => true,
+            (Use::ClientAuthentication(id), Some(bound)) => id == bound,
+            _ => false,
+        }
+    }
+
+    /// Checks a rule bound to a client against the audiences a client assertion may name
+    /// here (this server's issuer and token endpoint, RFC 7523 section 3): the external token
+    /// must carry one of them, and the rule's `audience` is what it is matched on, so a bound
+    /// rule's `audience` must be one of them (a job asks its platform for a token whose `aud`
+    /// is this server). Unbound rules are not concerned.
+    pub fn check_client_binding(&self, assertion_audiences: &[&str]) -> Result<(), RuleError> {
+        match &self.client_id {
+            None => Ok(()),
+            Some(id) if id.is_empty() || id.len() > 64 => Err(RuleError::BadClientId),
+            Some(_) if !assertion_audiences.contains(&self.audience.as_str()) => {
+                Err(RuleError::ClientRuleAudience {
+                    expected: assertion_audiences
+                        .iter()
+                        .map(|a| (*a).to_owned())
+                        .collect(),
+                })
+            }
+            Some(_) => Ok(()),
+        }
+    }
 }
 
 /// Why a rule is refused at save. Operator-facing text.
@@ -107,6 +156,13 @@ pub enum RuleError {
         issuer: String,
         needs: &'static [&'static str],
     },
+    #[error("a client id is 1 to 64 characters")]
+    BadClientId,
+    #[error(
+        "a rule bound to a client authenticates it with a client assertion, whose audience is this server: the rule's audience must be one of {}",
+        .expected.join(", ")
+    )]
+    ClientRuleAudience { expected: Vec<String> },
 }
 
 impl TrustRule {
@@ -297,15 +353,20 @@ impl fmt::Display for SelectError {
     }
 }
 
-/// Picks the one rule that admits `workload`: the named one, or the most specific match.
+/// Picks the one rule that admits `workload` for `purpose`: the named one, or the most
+/// specific match. Rules that do not serve `purpose` ([`TrustRule::serves`]) are not looked at,
+/// as if they did not exist.
 pub fn select_rule<'r>(
     rules: &'r [TrustRule],
     issuer: &TrustedIssuer,
     workload: &Workload,
     named: Option<&RuleId>,
+    purpose: Use<'_>,
     now: Timestamp,
 ) -> Result<&'r TrustRule, SelectError> {
-    let on_issuer = rules.iter().filter(|r| r.issuer == workload.issuer);
+    let on_issuer = rules
+        .iter()
+        .filter(|r| r.issuer == workload.issuer && r.serves(purpose));
     if let Some(name) = named {
         let rule = on_issuer
             .into_iter()

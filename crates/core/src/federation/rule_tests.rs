@@ -69,6 +69,7 @@ fn rule(id: &str, conditions: Vec<ClaimCondition>) -> TrustRule {
         scopes: ScopeSet::parse_delimited("deploy read").expect("valid"),
         max_lifetime: Duration::from_secs(900),
         max_token_age: None,
+        client_id: None,
         bound_to_subject_lifetime: false,
     }
 }
@@ -490,7 +491,7 @@ fn selection_is_deterministic() {
     // Most specific wins, in any storage order.
     let rules = vec![broad.clone(), env.clone(), glob_env.clone(), other.clone()];
     assert_eq!(
-        select_rule(&rules, &gh, &w, None, now())
+        select_rule(&rules, &gh, &w, None, Use::Grant, now())
             .expect("valid")
             .id
             .as_str(),
@@ -499,7 +500,7 @@ fn selection_is_deterministic() {
     let mut rev = rules.clone();
     rev.reverse();
     assert_eq!(
-        select_rule(&rev, &gh, &w, None, now())
+        select_rule(&rev, &gh, &w, None, Use::Grant, now())
             .expect("valid")
             .id
             .as_str(),
@@ -513,34 +514,44 @@ fn selection_is_deterministic() {
         RuleId::parse("env").expect("valid"),
     );
     assert_eq!(
-        select_rule(&tied, &gh, &w, None, now()),
+        select_rule(&tied, &gh, &w, None, Use::Grant, now()),
         Err(expected.clone())
     );
     let mut tied_rev = tied.clone();
     tied_rev.reverse();
-    assert_eq!(select_rule(&tied_rev, &gh, &w, None, now()), Err(expected));
+    assert_eq!(
+        select_rule(&tied_rev, &gh, &w, None, Use::Grant, now()),
+        Err(expected)
+    );
 
     // Naming a rule evaluates only that rule.
     let name = RuleId::parse("branch").expect("valid");
     assert_eq!(
-        select_rule(&tied, &gh, &w, Some(&name), now())
+        select_rule(&tied, &gh, &w, Some(&name), Use::Grant, now())
             .expect("valid")
             .id,
         name
     );
     let name = RuleId::parse("other").expect("valid");
     assert!(matches!(
-        select_rule(&rules, &gh, &w, Some(&name), now()),
+        select_rule(&rules, &gh, &w, Some(&name), Use::Grant, now()),
         Err(SelectError::NoMatch(m)) if m.len() == 1
     ));
     let name = RuleId::parse("nope").expect("valid");
     assert_eq!(
-        select_rule(&rules, &gh, &w, Some(&name), now()),
+        select_rule(&rules, &gh, &w, Some(&name), Use::Grant, now()),
         Err(SelectError::NamedRuleUnknown)
     );
 
     // Nothing matches: every miss is reported for the audit log.
-    let misses = match select_rule(std::slice::from_ref(&other), &gh, &w, None, now()) {
+    let misses = match select_rule(
+        std::slice::from_ref(&other),
+        &gh,
+        &w,
+        None,
+        Use::Grant,
+        now(),
+    ) {
         Err(SelectError::NoMatch(m)) => m,
         other => panic!("{other:?}"),
     };
@@ -550,7 +561,7 @@ fn selection_is_deterministic() {
         "rule other: condition 0 (repository_id equals): not matched"
     );
     assert_eq!(
-        select_rule(&[], &gh, &w, None, now()),
+        select_rule(&[], &gh, &w, None, Use::Grant, now()),
         Err(SelectError::NoRules)
     );
 }
@@ -615,4 +626,55 @@ fn the_grant_stays_within_the_rule() {
         decide_grant(&r, Some("deploy"), &[], Some(&resource), life),
         Err(GrantError::InvalidScope)
     );
+}
+
+/// A rule bound to a client serves only that client's authentication, an unbound one only the
+/// grants: binding never opens a grant, and a token admitted for one client never
+/// authenticates another.
+#[test]
+fn a_rule_serves_one_use() {
+    let gh = github_issuer();
+    let w = workload(&github_claims(
+        "repo:acme/deploy:environment:prod",
+        json!({"environment": "prod"}),
+    ));
+    let grant = rule("grant", vec![eq("repository_id", "2002")]);
+    let mut bound = rule("bound", vec![eq("repository_id", "2002")]);
+    bound.client_id = Some("cl_a".into());
+    let rules = vec![grant.clone(), bound.clone()];
+    let pick = |purpose| select_rule(&rules, &gh, &w, None, purpose, now()).map(|r| r.id.clone());
+    assert_eq!(pick(Use::Grant), Ok(grant.id.clone()));
+    assert_eq!(
+        pick(Use::ClientAuthentication("cl_a")),
+        Ok(bound.id.clone())
+    );
+    assert_eq!(
+        pick(Use::ClientAuthentication("cl_b")),
+        Err(SelectError::NoRules)
+    );
+    // Naming a bound rule in a grant finds nothing.
+    assert_eq!(
+        select_rule(&rules, &gh, &w, Some(&bound.id), Use::Grant, now()),
+        Err(SelectError::NamedRuleUnknown)
+    );
+    assert!(!bound.serves(Use::Grant));
+    assert!(!grant.serves(Use::ClientAuthentication("cl_a")));
+}
+
+/// A bound rule's audience must be one a client assertion may name here; an unbound rule's
+/// audience is free.
+#[test]
+fn a_bound_rule_names_this_server_as_its_audience() {
+    let here = ["https://auth.example", "https://auth.example/oauth2/token"];
+    let mut r = rule("bound", vec![eq("repository_id", "2002")]);
+    assert_eq!(r.check_client_binding(&here), Ok(()));
+    r.client_id = Some("cl_a".into());
+    assert!(matches!(
+        r.check_client_binding(&here),
+        Err(RuleError::ClientRuleAudience { .. })
+    ));
+    r.audience = here[1].into();
+    assert_eq!(r.check_client_binding(&here), Ok(()));
+    r.client_id = Some(String::new());
+    assert_eq!(r.check_client_binding(&here), Err(RuleError::BadClientId));
 }

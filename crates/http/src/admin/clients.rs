@@ -81,6 +81,8 @@ pub struct CreateClient {
     /// `client_credentials` otherwise.
     grant_types: Option<Vec<String>>,
     /// Default: `none` for public clients, `client_secret_basic` otherwise.
+    /// `workload_identity_jwt`: no secret and no keys; the client authenticates with an external
+    /// workload token under a trust rule bound to it (client credentials only).
     auth_method: Option<String>,
     access_token_ttl_secs: Option<u64>,
     environment: Option<String>,
@@ -702,6 +704,11 @@ pub async fn rotate_secret(
     if client.auth_method == AuthMethod::PrivateKeyJwt.as_str() {
         return Err(bad("private_key_jwt clients have no secret to rotate"));
     }
+    if client.auth_method == AuthMethod::WorkloadIdentityJwt.as_str() {
+        return Err(bad(
+            "workload_identity_jwt clients have no secret: a trust rule bound to them authenticates them",
+        ));
+    }
     if client.auth_method == AuthMethod::None.as_str() {
         return Err(bad("public clients have no secret"));
     }
@@ -935,6 +942,15 @@ async fn check_settings(
         if !unique_grants.contains(&g) {
             unique_grants.push(g);
         }
+    }
+    // A workload client authenticates only where client credentials are issued (its method is
+    // listed for the token endpoint only, and only that grant takes it).
+    if s.auth_method == AuthMethod::WorkloadIdentityJwt
+        && unique_grants != [GrantType::ClientCredentials]
+    {
+        return Err(metadata(
+            "workload_identity_jwt clients have the client_credentials grant only",
+        ));
     }
     let scopes = ScopeSet::from_strs(s.scopes.iter().map(String::as_str)).map_err(bad)?;
     let machine = unique_grants.contains(&GrantType::ClientCredentials);

@@ -20,8 +20,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::federation::lint::lint;
+use portcullis_core::federation::rule::Use;
 use portcullis_core::federation::{ClaimCondition, Preset, RuleId, TrustRule, TrustedIssuer};
-use portcullis_core::oauth::{Audience, ScopeSet};
+use portcullis_core::oauth::{Audience, ScopeSet, WORKLOAD_IDENTITY_JWT};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::federation::{check_uploaded_keys, issuer_from_record, rule_from_record};
 use portcullis_service::state::{rfc3339, AppState};
@@ -288,6 +289,20 @@ pub struct CreateTrustRule {
     max_token_age_secs: Option<u64>,
     /// The issued token never outlives the subject token (default true).
     bound_to_subject_lifetime: Option<bool>,
+    /// The client this rule authenticates instead (a `workload_identity_jwt` client of this
+    /// tenant, which sends the external token as its `client_assertion`): the rule then serves
+    /// no token exchange or JWT-bearer grant, its `audience` must be this server's issuer or
+    /// token endpoint, and its audiences, scopes and lifetime also bound what the client gets.
+    client_id: Option<String>,
+}
+
+/// Binds a trust rule to a client, or unbinds it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindTrustRule {
+    /// A `workload_identity_jwt` client of this tenant; `null`: the rule serves the workload
+    /// grants again.
+    client_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -303,6 +318,10 @@ pub struct TrustRuleView {
     max_lifetime_secs: i64,
     max_token_age_secs: Option<i64>,
     bound_to_subject_lifetime: bool,
+    /// The client this rule authenticates (its external token as the `client_assertion`);
+    /// absent: a rule of the workload grants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
     created_at: String,
     updated_at: String,
     /// What the rule also admits that was probably not meant (never a refusal). Omitted when
@@ -352,6 +371,7 @@ impl From<TrustRuleRecord> for TrustRuleView {
             max_lifetime_secs: r.max_lifetime_s,
             max_token_age_secs: r.max_token_age_s,
             bound_to_subject_lifetime: r.bound_to_subject_lifetime,
+            client_id: r.client_id,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
             warnings: Vec::new(),
@@ -426,8 +446,10 @@ pub async fn create_rule(
         max_lifetime,
         max_token_age: body.max_token_age_secs.map(Duration::from_secs),
         bound_to_subject_lifetime: body.bound_to_subject_lifetime.unwrap_or(true),
+        client_id: body.client_id,
     };
     rule.check(&issuer).map_err(|e| bad(e.to_string()))?;
+    check_binding(&state, &admin, &rule).await?;
     let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
     let now = state.clock.now();
     let rec = TrustRuleRecord {
@@ -446,6 +468,7 @@ pub async fn create_rule(
         max_lifetime_s: secs(rule.max_lifetime),
         max_token_age_s: rule.max_token_age.map(secs),
         bound_to_subject_lifetime: rule.bound_to_subject_lifetime,
+        client_id: rule.client_id.clone(),
         created_at: now,
         updated_at: now,
     };
@@ -469,6 +492,74 @@ pub async fn create_rule(
         StatusCode::CREATED,
         Json(TrustRuleView::linted(rec, Some(&stored))),
     ))
+}
+
+/// A rule bound to a client names a `workload_identity_jwt` client of this tenant, and this
+/// server as the external token's audience (core's `check_client_binding`).
+async fn check_binding(
+    state: &AppState,
+    admin: &TenantAdmin,
+    rule: &TrustRule,
+) -> Result<(), ApiError> {
+    let Some(id) = rule.client_id.as_deref() else {
+        return Ok(());
+    };
+    rule.check_client_binding(&state.oauth.assertion_audiences())
+        .map_err(|e| bad(e.to_string()))?;
+    let client = admin
+        .scope
+        .client(id)
+        .await?
+        .ok_or_else(|| bad("client_id: not a client of this tenant"))?;
+    if client.auth_method != WORKLOAD_IDENTITY_JWT {
+        return Err(bad(format!(
+            "client_id: a rule authenticates only a {WORKLOAD_IDENTITY_JWT} client (this one is {})",
+            client.auth_method
+        )));
+    }
+    Ok(())
+}
+
+/// Binds a rule to a client (its external tokens then authenticate that client, and the rule
+/// serves no workload grant), or unbinds it.
+#[utoipa::path(put, path = "/admin/v1/tenants/{tenant}/federation/rules/{id}/client", tag = "federation", params(super::openapi::TenantIdPath), request_body = BindTrustRule,
+    responses((status = 200, description = "The trust rule", body = TrustRuleView)))]
+pub async fn bind_rule(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<BindTrustRule>,
+) -> Result<Json<TrustRuleView>, ApiError> {
+    if id.len() > 64 {
+        return Err(ApiError::not_found());
+    }
+    let mut rec = state
+        .store
+        .get_trust_rule(&admin.tenant, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let stored = state
+        .store
+        .get_trusted_issuer(&admin.tenant, &rec.issuer)
+        .await?
+        .ok_or_else(|| ApiError::internal("a trust rule without its issuer"))?;
+    let issuer = issuer_from_record(&stored)
+        .ok_or_else(|| ApiError::internal("stored trusted issuer does not read"))?;
+    let mut rule = rule_from_record(&rec, &issuer)
+        .ok_or_else(|| ApiError::internal("stored trust rule does not read"))?;
+    rule.client_id = body.client_id;
+    check_binding(&state, &admin, &rule).await?;
+    rec.client_id = rule.client_id;
+    rec.updated_at = state.clock.now();
+    if !state.store.update_trust_rule(&rec).await? {
+        return Err(ApiError::not_found());
+    }
+    state.oauth.trusted_issuers.changed(&admin.tenant);
+    state.audit.record(
+        draft(&admin, Action::FederationRuleBind, rec.id.clone()),
+        &admin.origin,
+    );
+    Ok(Json(TrustRuleView::linted(rec, Some(&stored))))
 }
 
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/federation/rules", tag = "federation", params(super::openapi::TenantPath),
@@ -540,6 +631,9 @@ pub struct FederationTestBody {
     scope: Option<String>,
     /// The audience a request would ask for.
     audience: Option<String>,
+    /// Try the token as this client's `client_assertion` (the rules bound to it) instead of
+    /// as a workload grant (the rules bound to no client).
+    client_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -580,8 +674,14 @@ pub async fn test_token(
         Some(r) => Some(RuleId::parse(r).ok_or_else(|| bad("rule: a rule id"))?),
     };
     let targets: Vec<&str> = body.audience.as_deref().into_iter().collect();
+    let assertion_audiences = state.oauth.assertion_audiences();
     let req = exchange::Request {
         tenant: &admin.tenant,
+        purpose: match body.client_id.as_deref() {
+            None => Use::Grant,
+            Some(id) => Use::ClientAuthentication(id),
+        },
+        assertion_audiences: &assertion_audiences,
         subject_token: &body.token,
         rule: rule.as_ref(),
         scope: body.scope.as_deref(),

@@ -376,6 +376,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             routing::post(federation::revoke_rule_tokens),
         ),
         r(
+            Method::PUT,
+            "/tenants/{tenant}/federation/rules/{id}/client",
+            Tenant,
+            ManageFederation,
+            routing::put(federation::bind_rule),
+        ),
+        r(
             Method::POST,
             "/tenants/{tenant}/federation/issuers/revoke-tokens",
             Tenant,

@@ -227,6 +227,7 @@ pub fn outcome() -> ObjectBuilder {
         federation::list_rules,
         federation::show_rule,
         federation::delete_rule,
+        federation::bind_rule,
         federation::test_token,
         federation::revoke_rule_tokens,
         federation::revoke_issuer_tokens,

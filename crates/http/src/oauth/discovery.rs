@@ -33,12 +33,14 @@ const AUTH_METHODS: &[&str] = &[
     "private_key_jwt",
 ];
 
-/// At the token endpoint, public clients (single-page and native apps) too.
+/// At the token endpoint, public clients (single-page and native apps) too, and workload
+/// clients (an external workload token as the `client_assertion`, client credentials only).
 const TOKEN_AUTH_METHODS: &[&str] = &[
     "client_secret_basic",
     "client_secret_post",
     "private_key_jwt",
     "none",
+    portcullis_core::oauth::WORKLOAD_IDENTITY_JWT,
 ];
 
 /// The RFC 8705 methods, listed where client certificates reach the server.
@@ -211,6 +213,18 @@ mod tests {
         assert!(m["token_endpoint_auth_methods_supported"]
             .as_array()
             .is_some_and(|a| a.contains(&json!("none"))));
+        // Workload clients authenticate at the token endpoint only, so only it lists them.
+        assert!(m["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("workload_identity_jwt"))));
+        for member in [
+            "introspection_endpoint_auth_methods_supported",
+            "revocation_endpoint_auth_methods_supported",
+        ] {
+            assert!(!m[member]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("workload_identity_jwt"))));
+        }
         assert_eq!(
             m["dpop_signing_alg_values_supported"],
             json!(["ES256", "ES384", "RS256", "PS256", "EdDSA"])

@@ -21,3 +21,4 @@ mod sign_in_pages;
 mod user_tokens;
 mod webhooks;
 mod workload;
+mod workload_client;

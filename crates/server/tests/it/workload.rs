@@ -24,23 +24,23 @@ use portcullis_store::{SqliteStore, Store};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-const NOW: i64 = 1_800_000_000;
-const AUD: &str = "https://portcullis.example";
+pub(crate) const NOW: i64 = 1_800_000_000;
+pub(crate) const AUD: &str = "https://portcullis.example";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// The local test issuer: discovery and JWKS on a loopback port, and its signing key.
-struct TestIssuer {
-    url: String,
-    signer: Signer,
+pub(crate) struct TestIssuer {
+    pub(crate) url: String,
+    pub(crate) signer: Signer,
     der: Vec<u8>,
     jwk: Value,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl TestIssuer {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -71,7 +71,7 @@ impl TestIssuer {
         }
     }
 
-    fn mint(&self, claims: &Value) -> String {
+    pub(crate) fn mint(&self, claims: &Value) -> String {
         self.signer.sign(claims).expect("sign")
     }
 
@@ -91,7 +91,7 @@ impl TestIssuer {
         jsonwebtoken::encode(&header, claims, &key).expect("sign")
     }
 
-    fn kid(&self) -> String {
+    pub(crate) fn kid(&self) -> String {
         self.signer.kid().expect("kid").to_owned()
     }
 
@@ -102,7 +102,7 @@ impl TestIssuer {
 
     /// GitHub Actions' claims of a push to main of acme/deploy (docs.github.com, "About
     /// security hardening with OpenID Connect", example subject claims and token).
-    fn github_push_main(&self, jti: &str) -> Value {
+    pub(crate) fn github_push_main(&self, jti: &str) -> Value {
         json!({"iss": self.url, "aud": AUD, "jti": jti,
             "sub": "repo:acme/deploy:ref:refs/heads/main",
             "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 300,
@@ -117,17 +117,17 @@ impl TestIssuer {
     }
 }
 
-struct App {
+pub(crate) struct App {
     router: Router,
     store: Arc<dyn Store>,
     tasks: Option<BackgroundTasks>,
     verifier: Arc<ApiKeyVerifier>,
-    admin: String,
+    pub(crate) admin: String,
     _dir: tempfile::TempDir,
 }
 
 impl App {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("db"))
@@ -154,7 +154,7 @@ impl App {
         }
     }
 
-    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+    pub(crate) async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
         let resp = self.router.clone().oneshot(req).await.expect("infallible");
         let status = resp.status();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
@@ -164,7 +164,7 @@ impl App {
         )
     }
 
-    async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let req = Request::builder()
             .method(Method::POST)
             .uri(format!("/admin/v1/tenants/acme{path}"))
@@ -175,11 +175,11 @@ impl App {
         self.send(req).await
     }
 
-    async fn token(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    pub(crate) async fn token(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
         self.token_with(path, form, None).await
     }
 
-    async fn token_with(
+    pub(crate) async fn token_with(
         &self,
         path: &str,
         form: &[(&str, &str)],
@@ -201,7 +201,7 @@ impl App {
             .await
     }
 
-    async fn get_admin(&self, path: &str) -> Value {
+    pub(crate) async fn get_admin(&self, path: &str) -> Value {
         let req = Request::builder()
             .uri(format!("/admin/v1/tenants/acme{path}"))
             .header(header::AUTHORIZATION, format!("Bearer {}", self.admin))
@@ -210,7 +210,7 @@ impl App {
         self.send(req).await.1
     }
 
-    async fn get(&self, path: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str) -> Value {
         let req = Request::builder()
             .uri(path)
             .body(Body::empty())
@@ -220,13 +220,19 @@ impl App {
 
     /// Flushes the audit log and returns acme's token-issue events, oldest first.
     async fn issue_events(&mut self) -> Vec<(String, String, String)> {
+        self.events("oauth.token.issue").await
+    }
+
+    /// Flushes the audit log and returns acme's `action` events (actor, outcome, reason),
+    /// oldest first.
+    pub(crate) async fn events(&mut self, action: &str) -> Vec<(String, String, String)> {
         if let Some(tasks) = self.tasks.take() {
             tasks.shutdown(&self.verifier).await;
         }
         common::audit_events(self.store.as_ref(), "acme")
             .await
             .into_iter()
-            .filter(|e| e.action.as_str() == "oauth.token.issue")
+            .filter(|e| e.action.as_str() == action)
             .map(|e| {
                 (
                     e.actor.as_str().to_owned(),
@@ -238,7 +244,7 @@ impl App {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -251,7 +257,7 @@ fn urlencode(s: &str) -> String {
 
 /// acme trusts the test issuer (GitHub Actions preset, keys by discovery) with one rule: pushes
 /// to main of repository 2002 owned by 1001 may deploy.
-async fn trusting(issuer: &TestIssuer) -> App {
+pub(crate) async fn trusting(issuer: &TestIssuer) -> App {
     let app = App::new().await;
     let (status, body) = app
         .admin_post(
@@ -295,7 +301,7 @@ fn exchange_form(token: &str) -> Vec<(&str, &str)> {
 }
 
 /// Checks `token` with `jsonwebtoken` against the server's published JWKS; returns its claims.
-async fn independently_verified(app: &App, token: &str) -> Value {
+pub(crate) async fn independently_verified(app: &App, token: &str) -> Value {
     let jwks = app.get("/oauth2/jwks").await;
     let header = jsonwebtoken::decode_header(token).expect("header");
     let kid = header.kid.expect("kid");

@@ -1,15 +1,19 @@
-//! The one evaluation every way in shares (token exchange, the JWT-bearer grant, later an
-//! external `client_assertion`): an external token, a tenant, and the request's rule, scope and
-//! target, turned into the rule that admits the token and what may be issued under it, or the
-//! reason it may not (for the audit log; the caller answers `invalid_grant`).
+//! The one evaluation every way in shares (token exchange, the JWT-bearer grant, and an
+//! external token as a `client_assertion`, RFC 7523 section 2.2): an external token, a tenant,
+//! what it is for (core's `Use`: a grant, or one client's authentication; only the rules that
+//! serve it take part) and the request's rule, scope and target, turned into the rule that
+//! admits the token and what may be issued under it, or the reason it may not (for the audit
+//! log; the caller answers `invalid_grant`, or `invalid_client` for a client assertion).
 //!
 //! Order: the strict parse (jose), the issuer looked up by the unverified `iss` (only to find
 //! keys: nothing is believed before the signature holds; read with its rules and uploaded keys
 //! parsed once per fill of `super::facts`'s cache, or straight from storage for a dry run),
 //! the signature and registered claims (jose's external profile, with the issuer's algorithms,
 //! every rule's audience on it and the longest token age any of them allows), the workload read
-//! (core, with the issuer's preset), the rule selected (core), the grant (core), then single use
-//! of the token's `jti` per issuer (store, across nodes). Keys come from the issuer's uploaded JWKS or SPIFFE bundle, or are
+//! (core, with the issuer's preset), for a client assertion its one audience being this server
+//! (core's `external_assertion_audience_ok`), the rule selected (core), the grant (core), then
+//! single use of the token's `jti` per issuer (store, across nodes). Keys come from the
+//! issuer's uploaded JWKS or SPIFFE bundle, or are
 //! fetched from its discovery document or `jwks_uri` (`super::keys`, under the outbound
 //! rules).
 //!
@@ -19,9 +23,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::federation::rule::{decide_grant, issued_lifetime, select_rule};
+use portcullis_core::federation::rule::{decide_grant, issued_lifetime, select_rule, Use};
 use portcullis_core::federation::{RuleId, SelectError, TrustRule, Workload};
-use portcullis_core::oauth::{GrantDecision, GrantError};
+use portcullis_core::oauth::{external_assertion_audience_ok, GrantDecision, GrantError};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_jose::profile::external;
@@ -33,6 +37,11 @@ use super::facts::{IssuerFacts, TrustedIssuers};
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub tenant: &'a TenantId,
+    /// What the token is presented for: only the rules serving it are evaluated.
+    pub purpose: Use<'a>,
+    /// For [`Use::ClientAuthentication`]: the audiences a client assertion may name here (this
+    /// server's issuer and token endpoint); the token must name exactly one of them.
+    pub assertion_audiences: &'a [&'a str],
     pub subject_token: &'a str,
     pub rule: Option<&'a RuleId>,
     pub scope: Option<&'a str>,
@@ -206,16 +215,32 @@ async fn admit_traced(
     t.pass("keys", || {
         format!("from {}", facts.record.key_source.kind())
     });
-    let rules = &parsed.rules;
+    // Only the rules serving what the token is presented for take part: a rule bound to a
+    // client authenticates that client and serves no grant, and the other way round.
+    let rules: std::borrow::Cow<'_, [TrustRule]> =
+        if parsed.rules.iter().all(|r| r.serves(req.purpose)) {
+            std::borrow::Cow::Borrowed(&parsed.rules)
+        } else {
+            parsed
+                .rules
+                .iter()
+                .filter(|r| r.serves(req.purpose))
+                .cloned()
+                .collect()
+        };
     if rules.is_empty() {
         return Err(t.fail("rules", refuse("no_trust_rule_on_issuer")));
     }
-    let audiences: Vec<&str> = parsed.audiences.iter().map(String::as_str).collect();
+    let audiences: Vec<&str> = rules.iter().map(|r| r.audience.as_str()).collect();
+    let max_lifetime = rules
+        .iter()
+        .filter_map(|r| r.max_token_age)
+        .fold(issuer.max_token_age, Duration::max);
     let rules_in = external::Rules {
         issuer: &issuer.issuer,
         algorithms: &parsed.algorithms,
         audiences: &audiences,
-        max_lifetime: parsed.max_token_age,
+        max_lifetime,
         leeway: req.leeway,
     };
     let claims =
@@ -241,8 +266,17 @@ async fn admit_traced(
                 .join(", ")
         )
     });
+    if let Use::ClientAuthentication(_) = req.purpose {
+        if !external_assertion_audience_ok(&workload.audiences, req.assertion_audiences) {
+            return Err(t.fail(
+                "assertion_audience",
+                refuse("client_assertion_audience_not_this_server"),
+            ));
+        }
+        t.pass("assertion_audience", || "this server, and only it".into());
+    }
     if t.enabled() {
-        for r in rules {
+        for r in rules.iter() {
             match r.evaluate(issuer, &workload, req.now) {
                 Ok(()) => t.pass("rule", || format!("rule {}: every condition holds", r.id)),
                 Err(miss) => {
@@ -251,7 +285,7 @@ async fn admit_traced(
             }
         }
     }
-    let rule = select_rule(rules, issuer, &workload, req.rule, req.now)
+    let rule = select_rule(&rules, issuer, &workload, req.rule, req.purpose, req.now)
         .map_err(|e| {
             // A reason code the audit log and detectors can match, then every miss.
             let code = match &e {

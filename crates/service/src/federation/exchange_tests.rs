@@ -74,6 +74,7 @@ async fn fixture(key_source: Option<KeySourceRecord>) -> Fixture {
             max_lifetime_s: 900,
             max_token_age_s: None,
             bound_to_subject_lifetime: true,
+            client_id: None,
             created_at: now,
             updated_at: now,
         })
@@ -102,6 +103,8 @@ async fn run(
     let tenant = tid("acme");
     let req = Request {
         tenant: &tenant,
+        purpose: portcullis_core::federation::rule::Use::Grant,
+        assertion_audiences: &[],
         subject_token: token,
         rule: None,
         scope,

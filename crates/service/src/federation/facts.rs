@@ -41,10 +41,6 @@ pub struct ParsedIssuer {
     pub rules: Vec<TrustRule>,
     /// The issuer's algorithms that jose knows.
     pub algorithms: Vec<Alg>,
-    /// Every rule's audience (a token must carry one of them to be looked at further).
-    pub audiences: Vec<String>,
-    /// The longest token age any rule (or the issuer) allows.
-    pub max_token_age: Duration,
     /// An uploaded JWKS or SPIFFE bundle, parsed (`Err`: the audit reason); `None` for a
     /// remote source (fetched and cached by `super::keys::IssuerKeys`).
     pub uploaded: Option<Result<Arc<ClientKeys>, &'static str>>,
@@ -84,11 +80,6 @@ impl ParsedIssuer {
             .iter()
             .filter_map(|a| Alg::parse(a))
             .collect();
-        let audiences = rules.iter().map(|r| r.audience.clone()).collect();
-        let max_token_age = rules
-            .iter()
-            .filter_map(|r| r.max_token_age)
-            .fold(issuer.max_token_age, Duration::max);
         let uploaded = match source {
             KeySourceRecord::Jwks(_) | KeySourceRecord::SpiffeBundle(_) => {
                 Some(keys::uploaded(source))
@@ -99,8 +90,6 @@ impl ParsedIssuer {
             issuer,
             rules,
             algorithms,
-            audiences,
-            max_token_age,
             uploaded,
         }
     }

@@ -77,6 +77,7 @@ pub fn rule_from_record(r: &TrustRuleRecord, issuer: &TrustedIssuer) -> Option<T
             Some(s) => Some(Duration::from_secs(u64::try_from(s).ok()?)),
         },
         bound_to_subject_lifetime: r.bound_to_subject_lifetime,
+        client_id: r.client_id.clone(),
     };
     rule.check(issuer).ok()?;
     Some(rule)

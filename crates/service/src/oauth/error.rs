@@ -163,6 +163,10 @@ pub enum AuthCause {
     /// certificate, an untrusted chain, another subject, a key not in the JWKS, no tenant CA
     /// (the audit reason says which).
     Certificate(&'static str),
+    /// An external workload token as the `client_assertion`, judged by the tenant's trust
+    /// rules bound to the client (`crate::federation::exchange`): not admitted. The refusal's
+    /// audited reason is the evaluation's (which check, which rule, which condition).
+    Workload,
 }
 
 impl AuthCause {
@@ -176,6 +180,7 @@ impl AuthCause {
             Self::ClientDisabled => "client_disabled",
             Self::TenantDisabled => "tenant_disabled",
             Self::Assertion(reason) | Self::Certificate(reason) => reason,
+            Self::Workload => "client_assertion_not_admitted",
         }
     }
 }

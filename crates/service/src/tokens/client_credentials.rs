@@ -2,18 +2,25 @@
 //! client gets an access token for one of its audiences, with the scopes core's
 //! `decide_client_credentials` grants, signed by the active key.
 //!
+//! A `workload_identity_jwt` client (authenticated by an external workload token under a trust
+//! rule bound to it) gets no more than both its registration and that rule allow: audiences
+//! and scopes in both, a lifetime within the rule's issued lifetime (`core::federation`), and
+//! the token records the external identity (`workload` claim) as a workload grant's does.
+//!
 //! This module must never issue without core's decision, nor for a resource server of another
 //! tenant.
 
 use portcullis_core::audit::{Action, Outcome, Reason};
+use portcullis_core::federation::issued::external_identity;
 use portcullis_core::oauth::{
-    decide_client_credentials, select_audience, AccessTokenClaims, GrantType,
+    decide_client_credentials, select_audience, AccessTokenClaims, ClientPolicy, GrantType,
 };
 use portcullis_core::secret::Secret;
 
 use super::issue::{Binding, ClientCredentials, Issued};
 use crate::audit::RequestOrigin;
 use crate::client_auth::AuthenticatedClient;
+use crate::federation::exchange::Admitted;
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::OAuthService;
 
@@ -37,15 +44,23 @@ pub(super) async fn issue(
         );
         e
     };
-    let policy =
+    let registered =
         authenticated.facts.policy.as_ref().ok_or_else(|| {
             OAuthError::internal(format!("stored client {} is invalid", client.id))
         })?;
+    let now = svc.clock.now();
+    let narrowed;
+    let policy = match authenticated.workload.as_deref() {
+        None => registered,
+        Some(admitted) => {
+            narrowed = within_rule(registered, admitted);
+            &narrowed
+        }
+    };
     let targets: Vec<&str> = request.targets.iter().map(String::as_str).collect();
     let audience = select_audience(policy, &targets)
         .map_err(OAuthError::from)
         .map_err(refuse)?;
-    let now = svc.clock.now();
     let resource = svc
         .oauth
         .directory
@@ -67,18 +82,41 @@ pub(super) async fn issue(
     let jti = uuid::Uuid::new_v4().simple().to_string();
     let mut claims = AccessTokenClaims::for_client(&svc.oauth.issuer, policy, &decision, jti, now);
     claims.cnf = binding.cnf();
+    if let Some(admitted) = authenticated.workload.as_deref() {
+        claims.workload = Some(external_identity(&admitted.rule.id, &admitted.workload));
+        // For the hygiene report's "never matched".
+        crate::lifecycle::record_match(
+            svc.store.as_ref(),
+            &svc.oauth.match_marks,
+            &client.tenant,
+            crate::lifecycle::TRUST_RULE,
+            admitted.rule.id.as_str(),
+            now,
+        )
+        .await;
+    }
     let signer = svc
         .oauth
         .signer()
         .ok_or_else(|| OAuthError::internal("no active signing key"))?;
     let token = signer.sign(&claims).map_err(OAuthError::internal)?;
     svc.oauth.metrics.issued(GrantType::ClientCredentials);
+    // Who it was: for a workload client, the external issuer, subject and rule.
+    let reason = authenticated.workload.as_deref().map(|a| {
+        Reason::with_detail(
+            "external_identity",
+            format!(
+                "{} {} rule {}",
+                a.workload.issuer, a.workload.subject, a.rule.id
+            ),
+        )
+    });
     super::audit(
         svc,
         client,
         Action::OAuthTokenIssue,
         Outcome::Success,
-        None,
+        reason,
         Some(claims.jti.clone()),
         origin,
     );
@@ -91,4 +129,26 @@ pub(super) async fn issue(
         refresh_token: None,
         issued_token_type: None,
     })
+}
+
+/// The client's registration narrowed by the trust rule that authenticated it: audiences in
+/// both (in the client's order, so its default stays first when the rule allows it), scopes in
+/// both, and the lifetime the rule issues (core's `issued_lifetime`, already computed into the
+/// admitted decision: the rule's, the installation's cap and, when bound, the external token's
+/// remaining life).
+fn within_rule(client: &ClientPolicy, admitted: &Admitted) -> ClientPolicy {
+    let rule = &admitted.rule;
+    ClientPolicy {
+        client_id: client.client_id.clone(),
+        tenant: client.tenant.clone(),
+        grant_types: client.grant_types.clone(),
+        scopes: client.scopes.intersection(&rule.scopes),
+        audiences: client
+            .audiences
+            .iter()
+            .filter(|a| rule.audiences.contains(a))
+            .cloned()
+            .collect(),
+        access_token_ttl: client.access_token_ttl.min(admitted.decision.lifetime),
+    }
 }

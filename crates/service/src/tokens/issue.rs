@@ -10,7 +10,9 @@ use portcullis_core::confirmation::{Confirmation, Thumbprint};
 
 use super::{authorization_code, client_credentials, device, refresh, service_exchange, workload};
 use crate::audit::RequestOrigin;
-use crate::client_auth::{authenticate, authenticate_app, AuthenticatedClient};
+use crate::client_auth::{
+    authenticate, authenticate_app, authenticate_for_client_credentials, AuthenticatedClient,
+};
 use crate::oauth::dpop;
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::form::{Params, Presented};
@@ -274,7 +276,7 @@ pub async fn issue(
 ) -> Result<Issued, OAuthError> {
     match grant {
         Grant::ClientCredentials(request) => {
-            let authenticated = authenticate(svc, presented, origin).await?;
+            let authenticated = authenticate_for_client_credentials(svc, presented, origin).await?;
             let binding = bind(svc, &authenticated, proof, origin).await?;
             client_credentials::issue(svc, &authenticated, request, &binding, origin).await
         }

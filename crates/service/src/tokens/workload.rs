@@ -16,6 +16,7 @@
 //! a token's `jti` for a request refused for its scope or audience.
 
 use portcullis_core::audit::{Action, Actor, Outcome, Reason};
+use portcullis_core::federation::rule::Use;
 use portcullis_core::federation::RuleId;
 use portcullis_core::oauth::{
     AccessTokenClaims, GrantError, GrantType, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_ID_TOKEN,
@@ -109,6 +110,8 @@ pub(super) async fn issue(
     let targets: Vec<&str> = request.targets.iter().map(String::as_str).collect();
     let req = exchange::Request {
         tenant: &tenant,
+        purpose: Use::Grant,
+        assertion_audiences: &[],
         subject_token: token.expose(),
         rule: rule.as_ref(),
         scope: request.scope.as_deref(),

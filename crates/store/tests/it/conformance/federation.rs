@@ -46,6 +46,7 @@ fn rule(tenant: &str, id: &str, url: &str) -> TrustRuleRecord {
         max_lifetime_s: 900,
         max_token_age_s: None,
         bound_to_subject_lifetime: true,
+        client_id: None,
         created_at: at(2_000),
         updated_at: at(2_000),
     }
@@ -218,6 +219,8 @@ async fn trust_rules_round_trip_are_tenant_scoped_and_need_their_issuer(s: Arc<d
     a2.max_lifetime_s = 60;
     a2.max_token_age_s = Some(120);
     a2.bound_to_subject_lifetime = false;
+    // Binding to a client is part of the rule, like any other field.
+    a2.client_id = Some("cl_deploy".into());
     a2.updated_at = at(3_000);
     assert!(s.update_trust_rule(&a2).await.expect("update"));
     assert_eq!(
