@@ -98,6 +98,8 @@ fn measured(work: &Work, token: &str, input: &str, sig: &[u8], n: usize) -> usiz
             Work::Admit { store, cache, rt } => {
                 let req = exchange::Request {
                     tenant: &tenant,
+                    purpose: portcullis_core::federation::rule::Use::Grant,
+                    assertion_audiences: &[],
                     subject_token: black_box(token),
                     rule: None,
                     scope: None,
@@ -187,6 +189,7 @@ async fn trusting_store(dir: &std::path::Path, jwks: &str) -> Arc<dyn Store> {
             max_lifetime_s: 900,
             max_token_age_s: None,
             bound_to_subject_lifetime: false,
+            client_id: None,
             created_at: now,
             updated_at: now,
         })

@@ -202,8 +202,11 @@ impl CheckpointKeys {
             serde_json::from_str::<serde_json::Value>(jwk)
                 .ok()
                 .and_then(|k| {
-                    portcullis_jose::parse_jwk_set(&serde_json::json!({ "keys": [k] }), &Alg::SIGNING)
-                        .ok()
+                    portcullis_jose::parse_jwk_set(
+                        &serde_json::json!({ "keys": [k] }),
+                        &Alg::SIGNING,
+                    )
+                    .ok()
                 })
                 .unwrap_or_default()
         });
@@ -293,7 +296,9 @@ fn sign(
     };
     signer
         .sign_checkpoint(&claims)
-        .map_err(|e| tracing::warn!(error = %e, "could not sign an audit checkpoint; none recorded"))
+        .map_err(
+            |e| tracing::warn!(error = %e, "could not sign an audit checkpoint; none recorded"),
+        )
         .ok()
 }
 

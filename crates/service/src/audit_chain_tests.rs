@@ -101,7 +101,11 @@ impl Rig {
             kid,
             signature,
         };
-        assert!(self.store.insert_audit_checkpoint(&cp).await.expect("insert"));
+        assert!(self
+            .store
+            .insert_audit_checkpoint(&cp)
+            .await
+            .expect("insert"));
         pos
     }
 
@@ -195,7 +199,8 @@ async fn a_checkpoint_without_a_signature_or_with_an_unknown_key_is_forged_not_a
     r.append(1..=5).await;
     let (pos, hash) = r.store.audit_chain_head().await.expect("head");
     let sig = r.foreign_signature("attacker-key", pos, &hash);
-    r.insert_at_head(Some("attacker-key".into()), Some(sig)).await;
+    r.insert_at_head(Some("attacker-key".into()), Some(sig))
+        .await;
     let b = r.verify().await.broken.expect("an unknown key is a break");
     assert_eq!((b.position, b.kind), (5, Break::CheckpointForged));
 
@@ -218,8 +223,10 @@ async fn events_deleted_from_the_start_behind_an_unsigned_checkpoint_are_reporte
     let planted = r.insert_at_head(None, None).await;
     r.append(7..=9).await;
     r.checkpoint().await.expect("a genuine checkpoint at 9");
-    r.raw(&format!("DELETE FROM audit_events WHERE chain_pos <= {planted}"))
-        .await;
+    r.raw(&format!(
+        "DELETE FROM audit_events WHERE chain_pos <= {planted}"
+    ))
+    .await;
     let report = r.verify().await;
     assert!(!report.ok);
     let b = report.broken.clone().expect("broken");
@@ -273,7 +280,10 @@ async fn a_revoked_keys_checkpoints_stop_anchoring_until_re_signed_with_the_new_
     // Validly signed by a key revoked since: neither an anchor nor a break.
     let report = r.verify().await;
     assert!(report.ok, "{report:?}");
-    assert_eq!((report.signed_checkpoints, report.revoked_key_checkpoints), (0, 2));
+    assert_eq!(
+        (report.signed_checkpoints, report.revoked_key_checkpoints),
+        (0, 2)
+    );
     // Not an anchor: a rewrite before it is no longer caught by it, and nothing is pruned up to it.
     r.clock.advance(Duration::from_secs(86_400 * 2));
     let nothing = prune(
@@ -289,10 +299,14 @@ async fn a_revoked_keys_checkpoints_stop_anchoring_until_re_signed_with_the_new_
 
     // A new active key re-signs them after checking them against the events.
     let dyn_clock: Arc<dyn Clock> = r.clock.clone();
-    let (keys, _) =
-        crate::keys::load_or_create_active(r.store.as_ref(), &r.ring, &dyn_clock, SigningAlgorithm::ES256)
-            .await
-            .expect("new key");
+    let (keys, _) = crate::keys::load_or_create_active(
+        r.store.as_ref(),
+        &r.ring,
+        &dyn_clock,
+        SigningAlgorithm::ES256,
+    )
+    .await
+    .expect("new key");
     let oauth = OAuthState::new(ISSUER.into(), &OAuthConfig::default(), &keys).expect("oauth");
     assert_ne!(oauth.signer().expect("signer").kid(), old);
     let n = re_sign(r.store.as_ref(), r.clock.as_ref(), &oauth, &old)
@@ -302,7 +316,10 @@ async fn a_revoked_keys_checkpoints_stop_anchoring_until_re_signed_with_the_new_
     assert_eq!(n, 2);
     let report = r.verify().await;
     assert!(report.ok, "{report:?}");
-    assert_eq!((report.signed_checkpoints, report.revoked_key_checkpoints), (2, 0));
+    assert_eq!(
+        (report.signed_checkpoints, report.revoked_key_checkpoints),
+        (2, 0)
+    );
     // Anchors again: the chain prunes to the re-signed checkpoint at 8 and still verifies.
     let pruned = prune(
         r.store.as_ref(),
@@ -333,10 +350,14 @@ async fn a_revoked_keys_checkpoints_that_disagree_with_the_events_are_not_re_sig
     r.raw("UPDATE audit_events SET target = 'evil' WHERE chain_pos = 2")
         .await;
     let dyn_clock: Arc<dyn Clock> = r.clock.clone();
-    let (keys, _) =
-        crate::keys::load_or_create_active(r.store.as_ref(), &r.ring, &dyn_clock, SigningAlgorithm::ES256)
-            .await
-            .expect("new key");
+    let (keys, _) = crate::keys::load_or_create_active(
+        r.store.as_ref(),
+        &r.ring,
+        &dyn_clock,
+        SigningAlgorithm::ES256,
+    )
+    .await
+    .expect("new key");
     let oauth = OAuthState::new(ISSUER.into(), &OAuthConfig::default(), &keys).expect("oauth");
     let refused = re_sign(r.store.as_ref(), r.clock.as_ref(), &oauth, &old)
         .await

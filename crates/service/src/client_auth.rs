@@ -466,6 +466,7 @@ async fn admit_workload(
         leeway: crate::keys::jwt::LEEWAY,
         tenant_cap: state.oauth.lifetimes.max,
         keys: Some(&state.oauth.issuer_keys),
+        issuers: Some(&state.oauth.trusted_issuers),
     };
     let store = state.store.as_ref();
     let outcome = match exchange::admit(store, &req).await {

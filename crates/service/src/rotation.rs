@@ -249,7 +249,11 @@ pub async fn revoke(state: &AppState, kid: &str) -> Result<Option<KeyState>, Rot
     .await?
     {
         Ok(0) => {}
-        Ok(n) => tracing::info!(kid, checkpoints = n, "re-signed the revoked key's audit checkpoints"),
+        Ok(n) => tracing::info!(
+            kid,
+            checkpoints = n,
+            "re-signed the revoked key's audit checkpoints"
+        ),
         Err(report) => tracing::error!(
             kid,
             message = %report.message,

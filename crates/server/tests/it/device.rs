@@ -743,7 +743,11 @@ async fn a_weaker_admin_may_not_remove_or_grant_over_a_stronger_role() {
     let (s, v) = node
         .admin(reqwest::Method::GET, &path, &node.admins.global, None)
         .await;
-    assert_eq!((s, &v["role"]), (200, &json!("global_admin")), "unchanged: {v}");
+    assert_eq!(
+        (s, &v["role"]),
+        (200, &json!("global_admin")),
+        "unchanged: {v}"
+    );
     // A global admin may remove it.
     let (s, _) = node
         .admin(reqwest::Method::DELETE, &path, &node.admins.global, None)

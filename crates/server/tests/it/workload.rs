@@ -911,3 +911,45 @@ async fn rules_that_match_pull_requests_any_branch_or_only_the_caller_are_saved_
     );
     assert!(listed.contains(&("repo-only".into(), vec!["matches_pull_requests".into()])));
 }
+
+/// A trust rule removed or added through the admin API applies to this node's very next
+/// exchange: the cached issuer facts are invalidated before the call answers (the manual clock
+/// does not move here, so the cache's TTL cannot be what makes the change visible).
+#[tokio::test]
+async fn a_rule_removed_or_added_through_the_admin_api_applies_to_the_next_exchange() {
+    let issuer = TestIssuer::start().await;
+    let app = trusting(&issuer).await;
+    let exchange = |jti: &'static str| {
+        let token = issuer.mint(&issuer.github_push_main(jti));
+        let app = &app;
+        async move { app.token(TENANT_TOKEN, &exchange_form(&token)).await }
+    };
+    let (status, body) = exchange("cache-1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let req = Request::builder()
+        .method(Method::DELETE)
+        .uri("/admin/v1/tenants/acme/federation/rules/deploy-main")
+        .header(header::AUTHORIZATION, format!("Bearer {}", app.admin))
+        .body(Body::empty())
+        .expect("request");
+    let (status, body) = app.send(req).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = exchange("cache-2").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    let (status, body) = app
+        .admin_post(
+            "/federation/rules",
+            json!({"id": "deploy-main", "issuer": issuer.url, "audience": AUD,
+                   "conditions": [{"claim": "repository_owner_id", "equals": "1001"},
+                                  {"claim": "repository_id", "equals": "2002"},
+                                  {"claim": "ref", "equals": "refs/heads/main"},
+                                  {"claim": "event_name", "equals": "push"}],
+                   "audiences": ["deploy-api"], "scopes": ["deploy"],
+                   "max_lifetime_secs": 600}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = exchange("cache-3").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

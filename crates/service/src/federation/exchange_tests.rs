@@ -128,6 +128,8 @@ async fn admit_cached(
     let tenant = tid("acme");
     let req = Request {
         tenant: &tenant,
+        purpose: Use::Grant,
+        assertion_audiences: &[],
         subject_token: token,
         rule: None,
         scope: None,

@@ -26,8 +26,8 @@ use portcullis_store::{OAuthClient, ResourceServer, Store, StoreError};
 
 use crate::fact_cache::FactCache;
 use crate::keys::jwt::PublishedKeys;
-use crate::use_mark::UseMark;
 use crate::mtls::{BadTlsSubject, TlsSubject, TrustAnchors};
+use crate::use_mark::UseMark;
 
 /// A client as stored, with what each request derives from it computed once.
 #[derive(Debug)]

@@ -86,14 +86,13 @@ pub(super) async fn issue(
         claims.workload = Some(external_identity(&admitted.rule.id, &admitted.workload));
         // For the hygiene report's "never matched".
         crate::lifecycle::record_match(
-            svc.store.as_ref(),
+            &svc.store,
             &svc.oauth.match_marks,
             &client.tenant,
             crate::lifecycle::TRUST_RULE,
             admitted.rule.id.as_str(),
             now,
-        )
-        .await;
+        );
     }
     let signer = svc
         .oauth

@@ -234,7 +234,10 @@ async fn a_prune_deletes_up_to_a_checkpoint_and_the_rest_still_verifies() {
             (cps[0].kid.as_deref(), cps[0].signature.as_deref()),
             (Some("new"), Some("b"))
         );
-        assert_eq!((cps[1].kid.as_deref(), cps[1].signature.as_deref()), (None, None));
+        assert_eq!(
+            (cps[1].kid.as_deref(), cps[1].signature.as_deref()),
+            (None, None)
+        );
         let pruned = s
             .prune_audit_events(4, Timestamp::from_secs(1_700_000_005))
             .await
