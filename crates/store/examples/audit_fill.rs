@@ -31,7 +31,7 @@ const BATCH: usize = 1_000;
 /// authentications with a reason, each with an address, user agent, request id and target.
 fn event(n: u64, at: Timestamp, tenant: &TenantId) -> AuditEvent {
     let client = format!("client_{:06}", n % 500);
-    let failed = n % 10 == 0;
+    let failed = n.is_multiple_of(10);
     AuditEvent {
         id: uuid::Uuid::now_v7().to_string(),
         occurred_at: at,

@@ -189,6 +189,8 @@ impl Ctx {
     }
 
     /// A posted form, or the 400 page if it has too many fields or repeats one.
+    // The error is the page the handler answers with at once; boxing it would buy nothing.
+    #[allow(clippy::result_large_err)]
     fn form(&self, body: &str) -> Result<Form, Response> {
         Fields::parse(body, MAX_PAIRS, &FIELDS)
             .map_err(|refused| fields_refused_in(&self.chrome, self.text, refused))
