@@ -343,11 +343,17 @@ async fn do_redeliver(
         return Err(ApiError::conflict("the delivery changed meanwhile"));
     }
     caller.record(state, Action::WebhookRedeliver, id);
-    let after = state
-        .store
-        .get_webhook_delivery(scope, id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    // The answer is the delivery as the redelivery left it, not a second read: the deliverer
+    // is woken at once and may already have started an attempt.
+    let after = portcullis_store::WebhookDeliveryRecord {
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: state.clock.now(),
+        lease_owner: None,
+        lease_until: None,
+        finished_at: None,
+        ..found
+    };
     Ok(Json(after.into()))
 }
 
