@@ -91,6 +91,32 @@ impl Rig {
         verify(self.store.as_ref(), ISSUER).await.expect("verify")
     }
 
+    /// [`prune`] with a retention of one day.
+    async fn prune_day(&self) -> Result<Option<portcullis_store::AuditPrune>, VerifyReport> {
+        prune(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            ISSUER,
+            Duration::from_secs(86_400),
+        )
+        .await
+        .expect("prune")
+    }
+
+    /// The token service after a new active key was made (the old one revoked before).
+    async fn with_new_key(&self) -> OAuthState {
+        let dyn_clock: Arc<dyn Clock> = self.clock.clone();
+        let (keys, _) = crate::keys::load_or_create_active(
+            self.store.as_ref(),
+            &self.ring,
+            &dyn_clock,
+            SigningAlgorithm::ES256,
+        )
+        .await
+        .expect("new key");
+        OAuthState::new(ISSUER.into(), &OAuthConfig::default(), &keys).expect("oauth")
+    }
+
     /// A checkpoint at the head as someone with write access to the database could add it.
     async fn insert_at_head(&self, kid: Option<String>, signature: Option<String>) -> i64 {
         let (pos, hash) = self.store.audit_chain_head().await.expect("head");
@@ -233,14 +259,7 @@ async fn events_deleted_from_the_start_behind_an_unsigned_checkpoint_are_reporte
     assert_eq!((b.position, b.kind), (1, Break::Missing), "{report:?}");
     // And such a chain is never pruned.
     r.clock.advance(Duration::from_secs(86_400 * 2));
-    let refused = prune(
-        r.store.as_ref(),
-        r.clock.as_ref(),
-        ISSUER,
-        Duration::from_secs(86_400),
-    )
-    .await
-    .expect("prune");
+    let refused = r.prune_day().await;
     assert!(refused.is_err());
 }
 
@@ -286,28 +305,11 @@ async fn a_revoked_keys_checkpoints_stop_anchoring_until_re_signed_with_the_new_
     );
     // Not an anchor: a rewrite before it is no longer caught by it, and nothing is pruned up to it.
     r.clock.advance(Duration::from_secs(86_400 * 2));
-    let nothing = prune(
-        r.store.as_ref(),
-        r.clock.as_ref(),
-        ISSUER,
-        Duration::from_secs(86_400),
-    )
-    .await
-    .expect("prune")
-    .expect("verified");
+    let nothing = r.prune_day().await.expect("verified");
     assert_eq!(nothing, None);
 
     // A new active key re-signs them after checking them against the events.
-    let dyn_clock: Arc<dyn Clock> = r.clock.clone();
-    let (keys, _) = crate::keys::load_or_create_active(
-        r.store.as_ref(),
-        &r.ring,
-        &dyn_clock,
-        SigningAlgorithm::ES256,
-    )
-    .await
-    .expect("new key");
-    let oauth = OAuthState::new(ISSUER.into(), &OAuthConfig::default(), &keys).expect("oauth");
+    let oauth = r.with_new_key().await;
     assert_ne!(oauth.signer().expect("signer").kid(), old);
     let n = re_sign(r.store.as_ref(), r.clock.as_ref(), &oauth, &old)
         .await
@@ -321,16 +323,7 @@ async fn a_revoked_keys_checkpoints_stop_anchoring_until_re_signed_with_the_new_
         (2, 0)
     );
     // Anchors again: the chain prunes to the re-signed checkpoint at 8 and still verifies.
-    let pruned = prune(
-        r.store.as_ref(),
-        r.clock.as_ref(),
-        ISSUER,
-        Duration::from_secs(86_400),
-    )
-    .await
-    .expect("prune")
-    .expect("verified")
-    .expect("pruned");
+    let pruned = r.prune_day().await.expect("verified").expect("pruned");
     assert_eq!(pruned.up_to, 8);
     assert!(r.verify().await.ok);
 }
@@ -349,16 +342,7 @@ async fn a_revoked_keys_checkpoints_that_disagree_with_the_events_are_not_re_sig
     // for with the new key.
     r.raw("UPDATE audit_events SET target = 'evil' WHERE chain_pos = 2")
         .await;
-    let dyn_clock: Arc<dyn Clock> = r.clock.clone();
-    let (keys, _) = crate::keys::load_or_create_active(
-        r.store.as_ref(),
-        &r.ring,
-        &dyn_clock,
-        SigningAlgorithm::ES256,
-    )
-    .await
-    .expect("new key");
-    let oauth = OAuthState::new(ISSUER.into(), &OAuthConfig::default(), &keys).expect("oauth");
+    let oauth = r.with_new_key().await;
     let refused = re_sign(r.store.as_ref(), r.clock.as_ref(), &oauth, &old)
         .await
         .expect("re-sign")
@@ -392,14 +376,7 @@ async fn a_broken_chain_is_never_pruned_and_a_whole_one_prunes_to_its_checkpoint
         signature: Some(signer.sign_checkpoint(&claims).expect("sign")),
     };
     r.store.insert_audit_checkpoint(&bad).await.expect("bad cp");
-    let refused = prune(
-        r.store.as_ref(),
-        r.clock.as_ref(),
-        ISSUER,
-        Duration::from_secs(86_400),
-    )
-    .await
-    .expect("prune");
+    let refused = r.prune_day().await;
     let report = refused.expect_err("not pruned");
     let b = report.broken.expect("broken");
     assert_eq!(
@@ -415,16 +392,7 @@ async fn a_broken_chain_is_never_pruned_and_a_whole_one_prunes_to_its_checkpoint
     r.clock.advance(Duration::from_secs(86_400 * 2));
     r.append(5..=8).await;
     r.checkpoint().await.expect("cp at 8");
-    let pruned = prune(
-        r.store.as_ref(),
-        r.clock.as_ref(),
-        ISSUER,
-        Duration::from_secs(86_400),
-    )
-    .await
-    .expect("prune")
-    .expect("verified")
-    .expect("pruned");
+    let pruned = r.prune_day().await.expect("verified").expect("pruned");
     assert_eq!(pruned.up_to, 4);
     let report = r.verify().await;
     assert!(report.ok, "{report:?}");
