@@ -95,7 +95,7 @@ async fn examine(
                 signed += 1;
                 true
             }
-            Standing::RevokedKey => trust_revoked.is_some() && cp.kid.as_deref() == trust_revoked,
+            Standing::RevokedKey => trust_revoked.is_some_and(|k| cp.kid.as_deref() == Some(k)),
             Standing::Forged => {
                 forged.get_or_insert(cp.pos);
                 false

@@ -239,28 +239,38 @@ pub async fn revoke(state: &AppState, kid: &str) -> Result<Option<KeyState>, Rot
     }
     refresh_signer(state, rotation).await?;
     // The revoked key's audit checkpoints no longer anchor the chain: vouch for the ones that
-    // still match the events with the key signing now.
-    match crate::audit_chain::re_sign(
+    // still match the events with the key signing now. That reads the whole chain, so it runs
+    // beside the request, never in it.
+    tokio::spawn(re_sign_checkpoints(state.clone(), kid.to_owned()));
+    Ok(Some(before))
+}
+
+async fn re_sign_checkpoints(state: AppState, kid: String) {
+    let outcome = crate::audit_chain::re_sign(
         state.store.as_ref(),
         state.clock.as_ref(),
         &state.oauth,
-        kid,
+        &kid,
     )
-    .await?
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            kid,
-            checkpoints = n,
-            "re-signed the revoked key's audit checkpoints"
-        ),
-        Err(report) => tracing::error!(
+    .await;
+    match outcome {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => {
+            tracing::info!(
+                kid,
+                checkpoints = n,
+                "re-signed the revoked key's audit checkpoints"
+            )
+        }
+        Ok(Err(report)) => tracing::error!(
             kid,
             message = %report.message,
             "audit chain does not verify; the revoked key's checkpoints were not re-signed"
         ),
+        Err(e) => {
+            tracing::error!(kid, error = %e, "could not re-sign the revoked key's audit checkpoints")
+        }
     }
-    Ok(Some(before))
 }
 
 /// Runs [`tick`] every `every` until the process ends, the first time `every` from now (the

@@ -2783,6 +2783,61 @@ mod key_rotation {
     }
 
     #[tokio::test]
+    async fn revoking_the_signing_key_re_signs_its_audit_checkpoints_with_the_new_key() {
+        let app = App::new().await;
+        app.tenant_with_api("acme").await;
+        let c = app.client("acme", json!({})).await;
+        let kid = kid_of(&app.access_token(&c).await);
+        // Some chained events, and a checkpoint over them signed by the key about to go.
+        let mut head = 0;
+        for _ in 0..500 {
+            head = app.store.audit_chain_head().await.expect("head").0;
+            if head > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(head > 0, "the audit writer chained the set-up's events");
+        let cp = portcullis_service::audit_chain::checkpoint(
+            app.store.as_ref(),
+            app.clock.as_ref(),
+            &app.state.oauth,
+        )
+        .await
+        .expect("checkpoint")
+        .expect("a new checkpoint");
+        assert_eq!(cp.kid.as_deref(), Some(kid.as_str()));
+        let (s, v) = app
+            .admin_call(Method::POST, &format!("/signing-keys/{kid}/revoke"), None)
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+        // Re-signed beside the request: the checkpoint anchors again, under the new key.
+        let mut report = Value::Null;
+        for _ in 0..500 {
+            let (s, r) = app.admin_call(Method::GET, "/audit/verify", None).await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+            report = r;
+            if report["signed_checkpoints"] == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(report["ok"], true, "{report}");
+        assert_eq!(
+            (
+                &report["signed_checkpoints"],
+                &report["revoked_key_checkpoints"]
+            ),
+            (&json!(1), &json!(0)),
+            "{report}"
+        );
+        let stored = app.store.audit_checkpoints().await.expect("checkpoints");
+        let new_kid = stored[0].kid.clone().expect("kid");
+        assert_ne!(new_kid, kid);
+        assert_eq!(kid_of(&app.access_token(&c).await), new_kid);
+    }
+
+    #[tokio::test]
     async fn revoking_the_signing_key_unpublishes_it_and_switches_at_once() {
         let mut app = App::new().await;
         app.tenant_with_api("acme").await;
