@@ -295,8 +295,8 @@ pub struct ReportSection {
     /// A `service` credential (it needs `report_denials`); default: `verifier.revocation`'s.
     pub token: Option<Secret<String>>,
     pub token_file: Option<PathBuf>,
-    /// Report every denial for this tenant (needed with a tenant's own service credential);
-    /// unset: for the credential's own tenant.
+    /// Report every denial for this tenant (the credential must reach it); unset: for the
+    /// credential's own tenant.
     pub tenant: Option<String>,
     /// Denials held in memory waiting to be sent; more are dropped and counted, never waited
     /// for. Default 10000, at most 1000000.
@@ -352,15 +352,11 @@ impl ReportSection {
         }
         let base = self.url.trim_end_matches('/');
         let insecure_http = verifier.is_some_and(|v| v.insecure_allow_http);
-        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|p| {
-                base.strip_prefix(p)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-            });
-        if !(base.starts_with("https://")
-            || (base.starts_with("http://") && (loopback || insecure_http)))
-        {
+        // The one outbound-URL rule (the verifier's): parsed, so `http://127.0.0.1:x@host` is
+        // `host`, not loopback.
+        let allowed = reqwest::Url::parse(base)
+            .is_ok_and(|u| portcullis_verify::fetch::url_allowed(&u, insecure_http));
+        if !allowed {
             return err(
                 "audit.report.url: https:// (plain http only to loopback, or with verifier.insecure_allow_http)",
             );
@@ -789,6 +785,47 @@ url = "http://127.0.0.1:9"
         assert_eq!(one.workers, Some(1));
         assert_eq!(one.restart_only_differs(&two), Some("workers"));
         assert_eq!(one.restart_only_differs(&one.clone()), None);
+    }
+
+    #[test]
+    fn the_denial_report_url_follows_the_outbound_rule_and_bounds_hold() {
+        let section = |url: &str, extra: &str| {
+            let text = format!(
+                "{BASE}\n[audit.report]\nurl = \"{url}\"\ntoken = \"t\"\n{extra}"
+            );
+            GatewayConfig::from_toml(&text)
+                .expect("config")
+                .audit
+                .report
+                .expect("report section")
+                .resolve(None)
+        };
+        for ok in [
+            "https://auth.example.com",
+            "http://127.0.0.1:8080",
+            "http://localhost:1/",
+            "http://[::1]:9",
+        ] {
+            assert!(section(ok, "").is_ok(), "{ok}");
+        }
+        for refused in [
+            // Looks like loopback as text; the host is evil.example.
+            "http://127.0.0.1:x@evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://auth.example.com",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            assert!(section(refused, "").is_err(), "{refused}");
+        }
+        assert!(section("https://a.example", "queue_size = 0").is_err());
+        assert!(section("https://a.example", "batch_size = 201").is_err());
+        assert!(section("https://a.example", "interval = \"10ms\"").is_err());
+        assert!(section("https://a.example", "retries = 11").is_err());
+        // No token and no verifier credential to default to.
+        let text = format!("{BASE}\n[audit.report]\nurl = \"https://a.example\"\n");
+        let bare = GatewayConfig::from_toml(&text).expect("config");
+        assert!(bare.audit.report.expect("section").resolve(None).is_err());
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub fn start(
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(5))
+        // The credential goes only to the URL the operator wrote, as for every outbound fetch.
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let (tx, rx) = mpsc::channel(config.queue_size.max(1));
     let reporter = Arc::new(Reporter {
