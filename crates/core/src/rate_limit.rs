@@ -40,6 +40,14 @@ impl Rate {
         })
     }
 
+    /// A rate fixed in the code: used in a `const`, a non-positive, non-finite or under-1 burst
+    /// value fails the build instead of a request.
+    pub const fn constant(per_second: f64, burst: f64) -> Self {
+        assert!(per_second.is_finite() && per_second > 0.0);
+        assert!(burst.is_finite() && burst >= 1.0);
+        Self { per_second, burst }
+    }
+
     pub fn per_second(&self) -> f64 {
         self.per_second
     }

@@ -790,9 +790,7 @@ url = "http://127.0.0.1:9"
     #[test]
     fn the_denial_report_url_follows_the_outbound_rule_and_bounds_hold() {
         let section = |url: &str, extra: &str| {
-            let text = format!(
-                "{BASE}\n[audit.report]\nurl = \"{url}\"\ntoken = \"t\"\n{extra}"
-            );
+            let text = format!("{BASE}\n[audit.report]\nurl = \"{url}\"\ntoken = \"t\"\n{extra}");
             GatewayConfig::from_toml(&text)
                 .expect("config")
                 .audit

@@ -6,7 +6,8 @@
 //! the batch names. The body is a `portcullis_core::denial_report::WireBatch` of at most
 //! `MAX_EVENTS` reports and `MAX_BATCH_BYTES` bytes, parsed whole at this edge.
 //!
-//! Answers: 202 `{"accepted": n}`; 400 `invalid_request` for a body that is not a valid batch
+//! Answers: 202 `{"accepted": n}`; 429 with `Retry-After` past the credential's batch rate
+//! (`DenialIngest::RATE`); 400 `invalid_request` for a body that is not a valid batch
 //! (nothing recorded); 413 for one over the size limit; 401 for a missing or bad credential;
 //! 403 `insufficient_scope` for a credential without the permission or a report for a tenant
 //! it does not reach (nothing recorded). This module must never record part of a refused batch.
@@ -25,21 +26,9 @@ use portcullis_service::audit::RequestOrigin;
 use portcullis_service::gateway_denials::{self as ingest, DenialIngest};
 use serde_json::json;
 
-use crate::admin::auth::{authenticate, authorize, deny, CredentialState};
+use crate::admin::auth::{authenticate, authorize, deny};
 use crate::error::ApiError;
 use crate::extract::origin;
-
-impl CredentialState for DenialIngest {
-    fn store(&self) -> &dyn portcullis_store::Store {
-        self.store.as_ref()
-    }
-    fn clock(&self) -> &dyn portcullis_core::time::Clock {
-        self.clock.as_ref()
-    }
-    fn audit(&self) -> &portcullis_service::audit::AuditSink {
-        &self.audit
-    }
-}
 
 /// The denial-report route, over its own state.
 pub fn router() -> Router<DenialIngest> {
@@ -80,6 +69,13 @@ async fn report(
     State(state): State<DenialIngest>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    state.admit(&caller.principal).map_err(|limited| {
+        tracing::info!(
+            credential = %caller.principal.credential_id,
+            "denial reports over the rate; answered 429"
+        );
+        ApiError::rate_limited(limited.retry_after_secs)
+    })?;
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large()

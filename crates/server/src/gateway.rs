@@ -50,11 +50,12 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::config::{Config, GatewayEmbedConfig};
-use portcullis_core::audit::{Action, Actor, Outcome, Reason};
+use portcullis_core::audit::Actor;
 use portcullis_core::tenant::TenantId;
 use portcullis_gateway::audit::{DenialHook, Denied};
 use portcullis_service::api_keys::ApiKeyVerifier;
-use portcullis_service::audit::{AuditSink, EventDraft, RequestOrigin};
+use portcullis_service::audit::AuditSink;
+use portcullis_service::gateway_denials;
 use portcullis_service::revocations::follow::{follow, LogFollower, OnReadError, Start};
 
 /// The URL the embedded verifier is given for this server's JWKS. Only its path is used: the
@@ -206,36 +207,25 @@ struct AuditDenials(AuditSink);
 
 impl DenialHook for AuditDenials {
     fn denied(&self, d: &Denied<'_>) {
-        self.0.record(
-            EventDraft {
-                tenant: TenantId::system(),
-                actor: Actor::gateway(),
-                credential_id: None,
-                action: Action::GatewayDenied,
-                outcome: Outcome::Denied,
-                reason: Some(Reason::with_detail(d.class, d.reason)),
-                target: Some(d.route.to_owned()),
-            },
-            &RequestOrigin {
-                request_id: Some(d.request_id.to_owned()),
-                client_ip: d.client_ip,
-                user_agent: None,
-            },
+        gateway_denials::record_denied(
+            &self.0,
+            TenantId::system(),
+            Actor::gateway(),
+            d.class,
+            d.reason,
+            d.route.to_owned(),
+            Some(d.request_id.to_owned()),
+            d.client_ip,
         );
     }
 
     fn suppressed(&self, reason: &'static str, dropped: u64) {
-        self.0.record(
-            EventDraft {
-                tenant: TenantId::system(),
-                actor: Actor::gateway(),
-                credential_id: None,
-                action: Action::GatewayDenialsSuppressed,
-                outcome: Outcome::Denied,
-                reason: Some(Reason::with_detail(reason, dropped)),
-                target: None,
-            },
-            &RequestOrigin::default(),
+        gateway_denials::record_suppressed(
+            &self.0,
+            TenantId::system(),
+            Actor::gateway(),
+            reason,
+            dropped,
         );
     }
 }

@@ -15,24 +15,43 @@
 //! and drops under pressure, counted, as for every event).
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use portcullis_core::admin::{AdminDenied, AdminPrincipal, AdminTarget, Permission};
 use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::denial_report::Report;
+use portcullis_core::rate_limit::{Buckets, Limited, Rate};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
 use portcullis_store::Store;
 
 use crate::audit::{AuditSink, EventDraft, RequestOrigin};
 
-/// The state of the denial-report endpoint: what authenticating its caller and recording the
-/// events need, nothing else.
+/// The state of the denial-report endpoint: what authenticating its caller, limiting its rate
+/// and recording the events need, nothing else. Made once, when the router is built (the rate
+/// buckets live as long as it does).
 #[derive(Debug, Clone)]
 pub struct DenialIngest {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub audit: AuditSink,
+    /// Batches per reporting credential, at [`DenialIngest::RATE`].
+    pub limits: Arc<Buckets>,
+}
+
+impl DenialIngest {
+    /// Batches one credential may send: 20 a second, bursts of 40 (at most 4,000 events a
+    /// second, far beyond a gateway's sampled denials). Beyond it: 429 with `Retry-After`,
+    /// which the gateway's reporter retries, so one tenant's credential cannot flood the shared
+    /// audit queue.
+    pub const RATE: Rate = Rate::constant(20.0, 40.0);
+
+    /// Admits one batch from `reporter` under [`Self::RATE`].
+    pub fn admit(&self, reporter: &AdminPrincipal) -> Result<(), Limited> {
+        self.limits
+            .check(&reporter.credential_id, Self::RATE, self.clock.now())
+    }
 }
 
 /// A report for a tenant the caller does not reach (or a caller without `report_denials`).
@@ -42,9 +61,67 @@ pub struct Refused {
     pub tenant: TenantId,
 }
 
+/// Records one `gateway.denied` event: the one shape for the embedded gateway's denials and
+/// for reported ones.
+#[allow(clippy::too_many_arguments)]
+pub fn record_denied(
+    audit: &AuditSink,
+    tenant: TenantId,
+    actor: Actor,
+    class: &'static str,
+    reason: &str,
+    route: String,
+    request_id: Option<String>,
+    client_ip: Option<IpAddr>,
+) {
+    audit.record(
+        EventDraft {
+            tenant,
+            actor,
+            credential_id: None,
+            action: Action::GatewayDenied,
+            outcome: Outcome::Denied,
+            reason: Some(Reason::with_detail(class, reason)),
+            target: Some(route),
+        },
+        &RequestOrigin {
+            request_id,
+            client_ip,
+            user_agent: None,
+        },
+    );
+}
+
+/// Records one `gateway.denials_suppressed` event (`reason` is a reason code).
+pub fn record_suppressed(
+    audit: &AuditSink,
+    tenant: TenantId,
+    actor: Actor,
+    reason: &str,
+    dropped: u64,
+) {
+    audit.record(
+        EventDraft {
+            tenant,
+            actor,
+            credential_id: None,
+            action: Action::GatewayDenialsSuppressed,
+            outcome: Outcome::Denied,
+            reason: Some(Reason::from_stored(format!("{reason}:{dropped}"))),
+            target: None,
+        },
+        &RequestOrigin::default(),
+    );
+}
+
 /// Records every report of a parsed batch for `reporter`, or none: each tenant the batch names
 /// (a report naming none is for the reporter's own tenant) is authorized first. Returns how many
 /// events were recorded.
+///
+/// The source address is kept only from an installation-wide credential (the system tenant's).
+/// The address detector follows an address across tenants, so a tenant's own credential
+/// naming any address it likes could take over (or hide) another tenant's alert for it, or
+/// raise that address's baseline; its reports count for its tenant, without an address.
 pub fn record(
     audit: &AuditSink,
     reporter: &AdminPrincipal,
@@ -63,41 +140,24 @@ pub fn record(
             })?;
     }
     let actor = Actor::remote_gateway(&reporter.credential_id);
+    let addresses_trusted = reporter.tenant.is_system();
     let n = reports.len();
     for r in reports {
         let tenant = r.tenant().unwrap_or(&reporter.tenant).clone();
         match r {
-            Report::Denied(d) => audit.record(
-                EventDraft {
-                    tenant,
-                    actor: actor.clone(),
-                    credential_id: None,
-                    action: Action::GatewayDenied,
-                    outcome: Outcome::Denied,
-                    reason: Some(Reason::with_detail(d.class, &d.reason)),
-                    target: Some(d.route),
-                },
-                &RequestOrigin {
-                    request_id: d.request_id,
-                    client_ip: d.client_ip,
-                    user_agent: None,
-                },
+            Report::Denied(d) => record_denied(
+                audit,
+                tenant,
+                actor.clone(),
+                d.class,
+                &d.reason,
+                d.route,
+                d.request_id,
+                d.client_ip.filter(|_| addresses_trusted),
             ),
             Report::Suppressed {
                 reason, dropped, ..
-            } => audit.record(
-                EventDraft {
-                    tenant,
-                    actor: actor.clone(),
-                    credential_id: None,
-                    action: Action::GatewayDenialsSuppressed,
-                    outcome: Outcome::Denied,
-                    // `reason` was parsed as a reason code (`denial_report::parse_batch`).
-                    reason: Some(Reason::from_stored(format!("{reason}:{dropped}"))),
-                    target: None,
-                },
-                &RequestOrigin::default(),
-            ),
+            } => record_suppressed(audit, tenant, actor.clone(), &reason, dropped),
         }
     }
     Ok(n)
@@ -159,8 +219,8 @@ mod tests {
         let (_dir, sink, mut sub) = sink().await;
         let n = record(
             &sink,
-            &reporter(AdminRole::Service, "acme"),
-            batch(&[Some("acme"), None]),
+            &reporter(AdminRole::Service, "system"),
+            batch(&[Some("acme"), Some("acme")]),
         )
         .expect("recorded");
         assert_eq!(n, 2);
@@ -178,6 +238,60 @@ mod tests {
             assert_eq!(e.client_ip.as_deref(), Some("192.0.2.9"));
         }
         assert!(sub.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_tenants_own_credential_reports_for_its_tenant_without_source_addresses() {
+        // The address detector follows an address across tenants: a tenant's credential must
+        // not be able to feed it any address it likes.
+        let (_dir, sink, mut sub) = sink().await;
+        let n = record(
+            &sink,
+            &reporter(AdminRole::Service, "acme"),
+            batch(&[Some("acme"), None]),
+        )
+        .expect("recorded");
+        assert_eq!(n, 2);
+        for _ in 0..2 {
+            let e = sub.try_recv().expect("published");
+            assert_eq!(e.action, Action::GatewayDenied);
+            assert_eq!(e.tenant, t("acme"));
+            assert_eq!(e.actor.as_str(), "gateway:adm_gw");
+            assert_eq!(e.client_ip, None, "no address from a tenant's credential");
+        }
+        assert!(sub.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn batches_past_the_rate_are_refused_per_credential() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(
+            portcullis_store::SqliteStore::open(&dir.path().join("db"))
+                .await
+                .expect("store"),
+        );
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let (audit, _writer) =
+            crate::audit::spawn(store.clone(), clock.clone(), &Default::default());
+        let ingest = DenialIngest {
+            store,
+            clock: clock.clone(),
+            audit,
+            limits: Default::default(),
+        };
+        let one = reporter(AdminRole::Service, "acme");
+        let burst = DenialIngest::RATE.burst() as usize;
+        for i in 0..burst {
+            assert!(ingest.admit(&one).is_ok(), "batch {i} of the burst");
+        }
+        let limited = ingest.admit(&one).expect_err("past the burst");
+        assert!(limited.retry_after_secs >= 1);
+        // Another credential has its own bucket; time refills this one.
+        let mut other = one.clone();
+        other.credential_id = "adm_other".into();
+        assert!(ingest.admit(&other).is_ok());
+        clock.advance(std::time::Duration::from_secs(1));
+        assert!(ingest.admit(&one).is_ok());
     }
 
     #[tokio::test]

@@ -61,12 +61,14 @@ impl AppState {
         }
     }
 
-    /// The denial-report endpoint's state.
+    /// The denial-report endpoint's state (made once, with the router: it holds the rate
+    /// buckets).
     pub fn denial_ingest(&self) -> crate::gateway_denials::DenialIngest {
         crate::gateway_denials::DenialIngest {
             store: self.store.clone(),
             clock: self.clock.clone(),
             audit: self.audit.clone(),
+            limits: Default::default(),
         }
     }
 

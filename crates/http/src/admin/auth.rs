@@ -30,6 +30,7 @@ use crate::error::ApiError;
 use crate::extract::origin;
 use portcullis_service::api_keys::ApiKeyService;
 use portcullis_service::audit::{AuditSink, EventDraft, RequestOrigin};
+use portcullis_service::gateway_denials::DenialIngest;
 use portcullis_service::revocations::FeedService;
 use portcullis_service::state::AppState;
 
@@ -64,7 +65,7 @@ macro_rules! credential_state {
     )*};
 }
 
-credential_state!(ApiKeyService, FeedService);
+credential_state!(ApiKeyService, FeedService, DenialIngest);
 
 impl CredentialState for AppState {
     fn store(&self) -> &dyn Store {

@@ -106,7 +106,9 @@ async fn scrape(gw: &Gateway) -> String {
 async fn a_failed_auth_spike_at_a_standalone_gateway_opens_an_alert_on_serve() {
     let node = Node::start().await;
     tenant(&node, "acme").await;
-    let (cred_id, token) = service_credential(&node, "acme").await;
+    // The installation's own edge: a system-tenant service credential, whose reports keep
+    // their source addresses (a tenant's own credential reports none; service unit tests).
+    let (cred_id, token) = service_credential(&node, "system").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let gw = gateway(dir.path(), &node, &node.url, &token).await;
 
