@@ -48,6 +48,16 @@ const PARAMS: [&str; 5] = [
     "state",
     "ui_locales",
 ];
+/// Every field read here, each at most once: the OpenID members and the confirmation form's.
+const SINGLES: [&str; 7] = [
+    PARAMS[0],
+    PARAMS[1],
+    PARAMS[2],
+    PARAMS[3],
+    PARAMS[4],
+    "csrf_token",
+    "confirm",
+];
 /// Longest form or query accepted, in pairs.
 const MAX_PAIRS: usize = 32;
 /// The CSRF purpose of the confirmation form.
@@ -76,12 +86,18 @@ struct SignedOutPage<'a> {
 }
 
 async fn logout_get(State(state): State<AppState>, parts: Parts) -> Response {
-    let fields = Fields::parse(parts.uri.query().unwrap_or(""), MAX_PAIRS, &PARAMS);
+    let fields = Fields::parse(parts.uri.query().unwrap_or(""), MAX_PAIRS, &SINGLES);
     logout(state, parts, fields, false).await
 }
 
 async fn logout_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
-    logout(state, parts, Fields::parse(&body, MAX_PAIRS, &PARAMS), true).await
+    logout(
+        state,
+        parts,
+        Fields::parse(&body, MAX_PAIRS, &SINGLES),
+        true,
+    )
+    .await
 }
 
 async fn logout(
@@ -189,10 +205,7 @@ async fn logout(
         let csrf = Csrf::for_page(&parts.headers, cookies, &tenant);
         let presented_token = fields.get("csrf_token");
         let confirmed = posted
-            && fields
-                .pairs()
-                .iter()
-                .any(|(k, v)| k == "confirm" && v == "yes")
+            && fields.get("confirm") == Some("yes")
             && csrf.check(&state, PURPOSE, presented_token);
         if !confirmed {
             if posted && presented_token.is_some() {

@@ -47,9 +47,17 @@ pub fn router() -> Router<AppState> {
         .merge(device::router())
 }
 
-/// A form body or query string as every page reads it (see [`Fields::parse`]).
-#[derive(Debug)]
+/// A form body or query string as every page reads it (see [`Fields::parse`]). It holds
+/// passwords (sign-in, account, device pages), so its `Debug` names the fields only.
 pub struct Fields(Vec<(String, String)>);
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=[redacted]")))
+            .finish()
+    }
+}
 
 /// Why a form or query was refused: a 400 page with `invalid_request`, the reason logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,5 +291,16 @@ mod tests {
             Err(FieldsRefused::Repeated)
         );
         assert!(Fields::parse("", 0, &["a"]).is_ok());
+    }
+
+    #[test]
+    fn debug_names_the_fields_and_never_prints_a_value() {
+        let f = Fields::parse("username=ann&password=hunter2-secret", 4, &[]).expect("reads");
+        let shown = format!("{f:?}");
+        assert!(
+            !shown.contains("hunter2-secret") && !shown.contains("ann"),
+            "{shown}"
+        );
+        assert!(shown.contains("password=[redacted]"), "{shown}");
     }
 }

@@ -465,6 +465,30 @@ async fn without_a_matching_hint_the_user_confirms_with_a_csrf_token() {
         assert_ne!(a.status, StatusCode::SEE_OTHER);
         assert!(app.active(&cookie).await, "{bad}");
     }
+    // A repeated confirmation or token field is refused whole, even with a right pair in it.
+    for repeated in [
+        [
+            ("confirm", "no"),
+            ("confirm", "yes"),
+            ("csrf_token", token.as_str()),
+        ],
+        [
+            ("confirm", "yes"),
+            ("csrf_token", "forged"),
+            ("csrf_token", token.as_str()),
+        ],
+    ] {
+        let mut pairs = vec![("client_id", "cl_web")];
+        pairs.extend(repeated);
+        let a = app.post(&pairs, Some(&cookie)).await;
+        assert_eq!(
+            a.status,
+            StatusCode::BAD_REQUEST,
+            "{repeated:?}: {}",
+            a.body
+        );
+        assert!(app.active(&cookie).await, "{repeated:?}");
+    }
     let a = app
         .post(
             &[
