@@ -13,7 +13,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -26,8 +26,8 @@ use portcullis_service::state::{rfc3339, AppState};
 use portcullis_store::SessionRecord;
 
 use super::{
-    add_cookie, error_page, fields_refused_in, messages, render, Chrome, CookiePolicy, Csrf,
-    Fields, Text,
+    add_cookie, error_page, fields_refused_in, messages, render, with_retry_after, Chrome,
+    CookiePolicy, Csrf, Fields, Text,
 };
 
 /// Longest form accepted, in pairs.
@@ -212,32 +212,24 @@ impl Ctx {
     fn failed(&self, e: &AccountError) -> Response {
         match e {
             AccountError::Throttled { retry_after } => {
-                let mut res = error_page(
+                let res = error_page(
                     StatusCode::TOO_MANY_REQUESTS,
                     &self.chrome,
                     self.text,
                     self.text.sign_in_throttled,
                     None,
                 );
-                let secs = retry_after.as_secs().max(1);
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    res.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                res
+                with_retry_after(res, *retry_after)
             }
             AccountError::Busy { retry_after } => {
-                let mut res = error_page(
+                let res = error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &self.chrome,
                     self.text,
                     self.text.error_busy,
                     None,
                 );
-                let secs = retry_after.as_secs().max(1);
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    res.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                res
+                with_retry_after(res, *retry_after)
             }
             other => {
                 tracing::error!(error = %other, "an account page failed");
