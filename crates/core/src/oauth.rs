@@ -441,6 +441,32 @@ pub struct ClientPolicy {
     pub access_token_ttl: Duration,
 }
 
+impl ClientPolicy {
+    /// This policy narrowed to what a trust rule grants (a client authenticated by a workload
+    /// token, RFC 7523 section 2.2): the scopes and audiences in both, and at most `lifetime`.
+    /// Never wider than either: an audience only the client lists is not issued.
+    pub fn within_rule(
+        &self,
+        scopes: &ScopeSet,
+        audiences: &[Audience],
+        lifetime: Duration,
+    ) -> Self {
+        Self {
+            client_id: self.client_id.clone(),
+            tenant: self.tenant.clone(),
+            grant_types: self.grant_types.clone(),
+            scopes: self.scopes.intersection(scopes),
+            audiences: self
+                .audiences
+                .iter()
+                .filter(|a| audiences.contains(a))
+                .cloned()
+                .collect(),
+            access_token_ttl: self.access_token_ttl.min(lifetime),
+        }
+    }
+}
+
 /// A resource server as the grant decision sees it.
 #[derive(Debug, Clone)]
 pub struct ResourcePolicy {
@@ -1055,5 +1081,35 @@ mod tests {
         assert!(!claims.is_current(Timestamp::from_secs(1600), Duration::ZERO));
         assert!(!claims.is_current(Timestamp::from_secs(999), Duration::ZERO));
         assert!(claims.is_current(Timestamp::from_secs(999), Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_client_narrowed_to_a_rule_gets_only_what_both_grant() {
+        let aud = |a: &str| Audience::parse(a).expect("aud");
+        let client = ClientPolicy {
+            client_id: "cl_1".into(),
+            tenant: TenantId::parse("acme").expect("tenant"),
+            grant_types: vec![GrantType::ClientCredentials],
+            scopes: ScopeSet::parse_delimited("deploy read admin").expect("scopes"),
+            audiences: vec![aud("deploy-api"), aud("billing-api")],
+            access_token_ttl: Duration::from_secs(900),
+        };
+        let narrowed = client.within_rule(
+            &ScopeSet::parse_delimited("deploy write").expect("scopes"),
+            &[aud("deploy-api"), aud("other-api")],
+            Duration::from_secs(300),
+        );
+        assert_eq!(narrowed.scopes.to_delimited(), "deploy");
+        // billing-api only the client lists, other-api only the rule: neither is issued.
+        assert_eq!(narrowed.audiences, vec![aud("deploy-api")]);
+        assert_eq!(narrowed.access_token_ttl, Duration::from_secs(300));
+        // The rule's lifetime never lengthens the client's.
+        let longer =
+            client.within_rule(&client.scopes, &client.audiences, Duration::from_secs(3600));
+        assert_eq!(longer.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(
+            (longer.client_id.as_str(), longer.grant_types.len()),
+            ("cl_1", 1)
+        );
     }
 }

@@ -373,6 +373,15 @@ async fn authenticate_with(
                     Refusal::NotAuthenticated(AuthCause::MethodMismatch),
                 ));
             }
+            // Admission spends the job token's `jti`: never for a client or tenant that may
+            // not authenticate anyway (the checks below repeat for every method).
+            if facts.client.status != ClientStatus::Active {
+                return Err(attempt.fail(
+                    tenant(),
+                    Refusal::NotAuthenticated(AuthCause::ClientDisabled),
+                ));
+            }
+            attempt.require_active_tenant(&facts.client.tenant).await?;
             match admit_workload(state, facts, jwt.expose(), now).await? {
                 Ok(admitted) => workload = Some(Arc::new(admitted)),
                 Err(reason) => {

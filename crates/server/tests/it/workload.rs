@@ -119,7 +119,7 @@ impl TestIssuer {
 
 pub(crate) struct App {
     router: Router,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     tasks: Option<BackgroundTasks>,
     verifier: Arc<ApiKeyVerifier>,
     pub(crate) admin: String,

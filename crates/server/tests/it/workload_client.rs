@@ -451,3 +451,24 @@ async fn rules_are_bound_to_workload_clients_only() {
     let (status, body) = client_credentials(&app, &client, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn a_disabled_workload_client_is_refused_before_its_job_token_is_spent() {
+    let issuer = TestIssuer::start().await;
+    let (app, client) = bound(&issuer).await;
+    let (status, body) = app
+        .admin_post(&format!("/clients/{client}/disable"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = issuer.mint(&claims(&issuer, "disabled-1", json!({})));
+    let (status, body) = client_credentials(&app, &client, &token).await;
+    assert_refused("a disabled client", status, &body);
+    // Refused before admission: the job token's id is still free (recording it now succeeds).
+    let now = portcullis_core::time::Timestamp::from_secs(NOW);
+    let later = portcullis_core::time::Timestamp::from_secs(NOW + 3_600);
+    assert!(app
+        .store
+        .record_subject_jti(&issuer.url, "disabled-1", later, now)
+        .await
+        .expect("record"));
+}

@@ -13,14 +13,13 @@
 use portcullis_core::audit::{Action, Outcome, Reason};
 use portcullis_core::federation::issued::external_identity;
 use portcullis_core::oauth::{
-    decide_client_credentials, select_audience, AccessTokenClaims, ClientPolicy, GrantType,
+    decide_client_credentials, select_audience, AccessTokenClaims, GrantType,
 };
 use portcullis_core::secret::Secret;
 
 use super::issue::{Binding, ClientCredentials, Issued};
 use crate::audit::RequestOrigin;
 use crate::client_auth::AuthenticatedClient;
-use crate::federation::exchange::Admitted;
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::OAuthService;
 
@@ -53,7 +52,11 @@ pub(super) async fn issue(
     let policy = match authenticated.workload.as_deref() {
         None => registered,
         Some(admitted) => {
-            narrowed = within_rule(registered, admitted);
+            // What both the registration and the rule allow, for the rule's lifetime (core's
+            // `issued_lifetime`, already in the admitted decision).
+            let rule = &admitted.rule;
+            narrowed =
+                registered.within_rule(&rule.scopes, &rule.audiences, admitted.decision.lifetime);
             &narrowed
         }
     };
@@ -128,26 +131,4 @@ pub(super) async fn issue(
         refresh_token: None,
         issued_token_type: None,
     })
-}
-
-/// The client's registration narrowed by the trust rule that authenticated it: audiences in
-/// both (in the client's order, so its default stays first when the rule allows it), scopes in
-/// both, and the lifetime the rule issues (core's `issued_lifetime`, already computed into the
-/// admitted decision: the rule's, the installation's cap and, when bound, the external token's
-/// remaining life).
-fn within_rule(client: &ClientPolicy, admitted: &Admitted) -> ClientPolicy {
-    let rule = &admitted.rule;
-    ClientPolicy {
-        client_id: client.client_id.clone(),
-        tenant: client.tenant.clone(),
-        grant_types: client.grant_types.clone(),
-        scopes: client.scopes.intersection(&rule.scopes),
-        audiences: client
-            .audiences
-            .iter()
-            .filter(|a| rule.audiences.contains(a))
-            .cloned()
-            .collect(),
-        access_token_ttl: client.access_token_ttl.min(admitted.decision.lifetime),
-    }
 }
