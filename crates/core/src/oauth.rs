@@ -244,6 +244,12 @@ impl AuthMethod {
         }
     }
 
+    /// A method proved by a shared secret: the only clients that are issued one, and whose
+    /// secret may be rotated.
+    pub fn has_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+
     /// A method proved by the client certificate of the TLS connection (RFC 8705).
     pub fn is_mtls(self) -> bool {
         matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)

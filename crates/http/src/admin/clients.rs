@@ -558,10 +558,7 @@ pub async fn create(
     let now = state.clock.now();
     let id = format!("cl_{}", random_id());
     // Clients that authenticate with a key, and public clients, get no secret at all.
-    let has_secret = matches!(
-        auth_method,
-        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
-    );
+    let has_secret = auth_method.has_secret();
     let secret_expires_at = if has_secret {
         secret_expiry(&state, &admin, body.secret_expires_in_secs, now).await?
     } else if body.secret_expires_in_secs.is_some() {
@@ -701,16 +698,13 @@ pub async fn rotate_secret(
 ) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
     let overlap = rotation_overlap(body.overlap_secs)?;
     let client = live_client(&state, &admin, &id).await?;
-    if client.auth_method == AuthMethod::PrivateKeyJwt.as_str() {
-        return Err(bad("private_key_jwt clients have no secret to rotate"));
-    }
-    if client.auth_method == AuthMethod::WorkloadIdentityJwt.as_str() {
-        return Err(bad(
-            "workload_identity_jwt clients have no secret: a trust rule bound to them authenticates them",
-        ));
-    }
-    if client.auth_method == AuthMethod::None.as_str() {
-        return Err(bad("public clients have no secret"));
+    // Only secret clients have a secret to rotate: a key, a certificate or a bound trust rule
+    // authenticates the others, and public clients have nothing.
+    if !AuthMethod::parse(&client.auth_method).is_ok_and(AuthMethod::has_secret) {
+        return Err(bad(format!(
+            "{} clients have no secret to rotate",
+            client.auth_method
+        )));
     }
     let environment = Environment::parse(&client.environment)
         .map_err(|_| ApiError::internal("stored client has an invalid environment"))?;

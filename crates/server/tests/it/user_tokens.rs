@@ -2034,6 +2034,25 @@ async fn an_mtls_clients_refresh_tokens_are_bound_to_its_certificate() {
         }))
         .await;
     assert!(web.secret.is_none());
+    // A certificate authenticates it: no secret may be minted for it by a rotation either.
+    let (st, v) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/tenants/acme/clients/{}/rotate-secret", web.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_request")),
+        "{v}"
+    );
+    assert!(app
+        .store
+        .list_client_secrets(&web.id)
+        .await
+        .expect("secrets")
+        .is_empty());
     let with_cert = |body: String, der: Option<&Vec<u8>>| {
         let mut req = token_request(&web, &body, None);
         if let Some(der) = der {
