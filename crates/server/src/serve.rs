@@ -65,7 +65,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     prepare_data_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let keyring = load_or_create_keyring(&config, store.as_ref()).await?;
-    let gateway_dpop = crate::gateway::dpop_config(&config.gateway, &keyring)?;
+    // Only for an embedded gateway: without one, no nonce key is derived or file read.
+    let gateway_dpop = match config.gateway.config {
+        Some(_) => crate::gateway::dpop_config(&config.gateway, &keyring)?,
+        None => Default::default(),
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let Assembled {
         state,

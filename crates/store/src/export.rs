@@ -1270,13 +1270,20 @@ impl Line {
                 role,
                 granted_at,
                 granted_by,
-            } => Record::UserAdminRole(crate::UserAdminRole {
-                tenant: tenant(&tenant_id)?,
-                user_id,
-                role: AdminRole::parse(&role).ok_or("user admin role")?,
-                granted_at: at(granted_at),
-                granted_by,
-            }),
+            } => {
+                let tenant = tenant(&tenant_id)?;
+                // A role no user of this tenant may hold is refused, as the grant API refuses it.
+                let role = AdminRole::parse(&role)
+                    .filter(|r| r.exists_in(&tenant))
+                    .ok_or("user admin role")?;
+                Record::UserAdminRole(crate::UserAdminRole {
+                    tenant,
+                    user_id,
+                    role,
+                    granted_at: at(granted_at),
+                    granted_by,
+                })
+            }
             Line::Consent {
                 tenant_id,
                 user_id,
@@ -2179,6 +2186,13 @@ mod tests {
             .expect("header")
             .collect::<Result<Vec<_>>>()
             .expect_err("bad role");
+        assert!(err.to_string().contains("user admin role"), "{err}");
+        // A real role that no user of this tenant may hold (global admins live in `system`).
+        let global = file.replace(r#""role":"auditor""#, r#""role":"global_admin""#);
+        let err = ExportReader::new(global.as_bytes())
+            .expect("header")
+            .collect::<Result<Vec<_>>>()
+            .expect_err("a global admin role in acme");
         assert!(err.to_string().contains("user admin role"), "{err}");
     }
 }

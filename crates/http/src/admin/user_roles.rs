@@ -80,7 +80,7 @@ fn record(state: &AppState, admin: &TenantAdmin, action: Action, user: &str, rol
 }
 
 /// Removing a role (or granting over it) is as strong as granting it: a tenant admin cannot
-/// demote a global admin. A role that cannot exist in the tenant (left by an import, say) may
+/// demote a global admin. A role that cannot exist in the tenant (stored before imports checked roles, say) may
 /// still be removed by whoever could grant it.
 fn may_remove(state: &AppState, admin: &TenantAdmin, held: AdminRole) -> Result<(), ApiError> {
     match admin.principal.authorize_grant(held, &admin.tenant) {

@@ -715,7 +715,8 @@ async fn a_weaker_admin_may_not_remove_or_grant_over_a_stronger_role() {
     let node = Node::start().await;
     let frank = node.user("acme", "frank").await;
     let path = format!("/tenants/acme/users/{frank}/admin-role");
-    // A role stronger than anything an acme admin may grant, as an import could leave it.
+    // A role stronger than anything an acme admin may grant, as rows stored before the import
+    // checked roles could hold.
     node.store
         .put_user_admin_role(&portcullis_store::UserAdminRole {
             tenant: TenantId::parse("acme").expect("tenant"),
