@@ -20,6 +20,7 @@ mod device_model;
 mod error;
 pub mod export;
 mod federation_model;
+mod group_commit;
 mod head;
 mod logout_model;
 mod model;

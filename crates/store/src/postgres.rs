@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 
+use crate::group_commit::GroupCommit;
 use crate::head::{HeadFeed, HeadSink};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -27,6 +28,8 @@ const MAX_LISTEN_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Request-path writes: the same pool (PostgreSQL shares WAL flushes itself).
+    group: GroupCommit<sqlx::Postgres>,
     feed: Arc<HeadFeed>,
 }
 
@@ -78,6 +81,7 @@ impl PgStore {
         )
         .await?;
         Ok(Self {
+            group: GroupCommit::durable_pool(pool.clone()),
             pool,
             feed: Arc::new(HeadFeed::new()),
         })

@@ -44,13 +44,15 @@ macro_rules! impl_sql_store {
         /// record expired. Returns whether this call recorded it (`false`: a replay). `table` and
         /// `scope_column` are this crate's constants, never input.
         ///
+        /// Written through group commit (`group_commit.rs`): a request-path write.
+        ///
         /// One statement, no transaction around it: insert, or take over the id's own record
         /// only if that has expired. The primary key decides between racing callers on every
         /// node (PostgreSQL re-checks the `WHERE` on the row it locked; SQLite has one writer),
         /// so exactly one of them sees a row written. Other expired records are left to the
         /// table's scheduled prune (`prune_*_jtis`), not deleted on the request path.
         async fn record_once(
-            pool: &sqlx::Pool<<$row as sqlx::Row>::Database>,
+            group: &$crate::group_commit::GroupCommit<<$row as sqlx::Row>::Database>,
             table: &'static str,
             scope_column: &'static str,
             scope: &str,
@@ -68,8 +70,9 @@ macro_rules! impl_sql_store {
                 .bind(jti)
                 .bind(expires_at.as_millis())
                 .bind(now.as_millis())
-                .execute(pool)
+                .execute(group.pool())
                 .await?;
+            group.durable().await?;
             Ok(written.rows_affected() == 1)
         }
 
@@ -164,6 +167,7 @@ macro_rules! impl_sql_store {
                 // The follower holds a pooled connection that closing the pool would wait for.
                 self.feed.stop();
                 self.pool.close().await;
+                self.group.close().await;
             }
         }
 

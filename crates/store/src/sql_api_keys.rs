@@ -367,7 +367,8 @@ macro_rules! impl_api_key_store {
                 if uses.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool.begin().await?;
+                // Through group commit, like the audit flush: a batch of request-derived writes.
+                let mut tx = self.group.pool().begin().await?;
                 for u in uses {
                     sqlx::query(
                         "UPDATE api_keys SET last_used_at = $1, last_used_ip = $2 \
@@ -380,6 +381,7 @@ macro_rules! impl_api_key_store {
                     .await?;
                 }
                 tx.commit().await?;
+                self.group.durable().await?;
                 Ok(())
             }
 

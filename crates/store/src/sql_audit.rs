@@ -111,10 +111,13 @@ macro_rules! impl_audit_store {
                 let mut pending: Vec<&AuditEvent> = events.iter().collect();
                 // Twice at most: a retried batch whose first commit did succeed finds its ids
                 // stored, and chains only the events that are not.
+                // Through group commit: a flush queues with the request-path writes instead of
+                // making them wait in SQLite's busy handler, and shares their fsync.
                 for _ in 0..2 {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.group.pool().begin().await?;
                     if append_chained(&mut tx, &pending).await? {
                         tx.commit().await?;
+                        self.group.durable().await?;
                         return Ok(());
                     }
                     tx.rollback().await?;

@@ -526,7 +526,7 @@ macro_rules! impl_client_store {
                 )
                 .bind(now.as_millis())
                 .bind(client_id)
-                .execute(&self.pool)
+                .execute(self.group.pool())
                 .await?;
                 if let Some(secret_id) = secret_id {
                     sqlx::query(
@@ -535,9 +535,10 @@ macro_rules! impl_client_store {
                     )
                     .bind(now.as_millis())
                     .bind(secret_id)
-                    .execute(&self.pool)
+                    .execute(self.group.pool())
                     .await?;
                 }
+                self.group.durable().await?;
                 Ok(())
             }
 
@@ -548,7 +549,7 @@ macro_rules! impl_client_store {
                 expires_at: Timestamp,
                 now: Timestamp,
             ) -> Result<bool> {
-                record_once(&self.pool, "client_assertion_jtis", "client_id", client_id, jti, expires_at, now).await
+                record_once(&self.group, "client_assertion_jtis", "client_id", client_id, jti, expires_at, now).await
             }
 
             async fn prune_assertion_jtis(&self, now: Timestamp) -> Result<u64> {

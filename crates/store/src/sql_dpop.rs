@@ -17,7 +17,7 @@ macro_rules! impl_dpop_store {
                 now: Timestamp,
             ) -> Result<bool> {
                 record_once(
-                    &self.pool,
+                    &self.group,
                     "dpop_proof_jtis",
                     "jkt",
                     jkt,

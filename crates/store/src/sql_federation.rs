@@ -274,7 +274,7 @@ macro_rules! impl_federation_store {
                 expires_at: Timestamp,
                 now: Timestamp,
             ) -> Result<bool> {
-                record_once(&self.pool, "subject_token_jtis", "issuer", issuer, jti, expires_at, now).await
+                record_once(&self.group, "subject_token_jtis", "issuer", issuer, jti, expires_at, now).await
             }
 
             async fn prune_subject_jtis(&self, now: Timestamp) -> Result<u64> {

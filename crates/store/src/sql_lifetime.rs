@@ -74,9 +74,10 @@ macro_rules! impl_lifetime_store {
                 .bind(kind)
                 .bind(subject)
                 .bind(now.as_millis())
-                .execute(&self.pool)
+                .execute(self.group.pool())
                 .await
                 .map_err(StoreError::from_write)?;
+                self.group.durable().await?;
                 Ok(())
             }
 

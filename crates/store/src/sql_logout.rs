@@ -43,9 +43,10 @@ macro_rules! impl_logout_store {
                 .bind(sid)
                 .bind(client_id)
                 .bind(now.as_millis())
-                .execute(&self.pool)
+                .execute(self.group.pool())
                 .await
                 .map_err(StoreError::from_write)?;
+                self.group.durable().await?;
                 Ok(())
             }
 

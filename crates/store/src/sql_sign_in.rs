@@ -221,9 +221,10 @@ macro_rules! impl_sign_in_store {
                 .bind(s.idle_expires_at.as_millis())
                 .bind(s.absolute_expires_at.as_millis())
                 .bind(s.revoked_at.map(Timestamp::as_millis))
-                .execute(&self.pool)
+                .execute(self.group.pool())
                 .await
                 .map_err(StoreError::from_write)?;
+                self.group.durable().await?;
                 Ok(())
             }
 
@@ -268,8 +269,9 @@ macro_rules! impl_sign_in_store {
                 .bind(last_seen_at.as_millis())
                 .bind(idle_expires_at.as_millis())
                 .bind(digest)
-                .execute(&self.pool)
+                .execute(self.group.pool())
                 .await?;
+                self.group.durable().await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -398,9 +400,10 @@ macro_rules! impl_sign_in_store {
                 .bind(c.created_at.as_millis())
                 .bind(c.expires_at.as_millis())
                 .bind(&c.dpop_jkt)
-                .execute(&self.pool)
+                .execute(self.group.pool())
                 .await
                 .map_err(StoreError::from_write)?;
+                self.group.durable().await?;
                 Ok(())
             }
 
@@ -423,8 +426,9 @@ macro_rules! impl_sign_in_store {
                 )
                 .bind(now.as_millis())
                 .bind(digest)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.group.pool())
                 .await?;
+                self.group.durable().await?;
                 if let Some(row) = first {
                     return Ok(CodeConsumption::Redeemed(code_from_row(&row)?));
                 }
@@ -434,8 +438,9 @@ macro_rules! impl_sign_in_store {
                 )
                 .bind(now.as_millis())
                 .bind(digest)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.group.pool())
                 .await?;
+                self.group.durable().await?;
                 if let Some(row) = replay {
                     return Ok(CodeConsumption::AlreadyUsed(code_from_row(&row)?));
                 }
@@ -466,8 +471,9 @@ macro_rules! impl_sign_in_store {
                 .bind(issued.tokens_expire_at.as_millis())
                 .bind(&issued.family_id)
                 .bind(digest)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.group.pool())
                 .await?;
+                self.group.durable().await?;
                 match replayed {
                     None => Err(StoreError::NotFound),
                     Some(at) => Ok(at.is_some()),
@@ -510,7 +516,7 @@ macro_rules! impl_sign_in_store {
                 f: &RefreshFamilyRecord,
                 first: &RefreshTokenRecord,
             ) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.group.pool().begin().await?;
                 sqlx::query(
                     "INSERT INTO refresh_families (id, tenant_id, client_id, user_id, sid, \
                      scope, auth_time, acr, amr, created_at, idle_expires_at, \
@@ -538,6 +544,7 @@ macro_rules! impl_sign_in_store {
                 .map_err(StoreError::from_write)?;
                 insert_refresh_token_in(&mut tx, first).await?;
                 tx.commit().await?;
+                self.group.durable().await?;
                 Ok(())
             }
 
@@ -585,7 +592,7 @@ macro_rules! impl_sign_in_store {
                 successor: &RefreshTokenRecord,
                 idle_expires_at: Timestamp,
             ) -> Result<RotateOutcome> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.group.pool().begin().await?;
                 // The family row first: its lock orders this rotation against a revocation and
                 // against another node rotating the same token.
                 let family: Option<String> = sqlx::query_scalar(
@@ -631,6 +638,7 @@ macro_rules! impl_sign_in_store {
                 if done.rows_affected() == 1 {
                     insert_refresh_token_in(&mut tx, successor).await?;
                     tx.commit().await?;
+                    self.group.durable().await?;
                     return Ok(RotateOutcome::Rotated);
                 }
                 let row = sqlx::query(

@@ -250,8 +250,9 @@ macro_rules! impl_user_store {
                 .bind(now.as_millis())
                 .bind(tenant.as_str())
                 .bind(id.as_str())
-                .execute(&self.pool)
+                .execute(self.group.pool())
                 .await?;
+                self.group.durable().await?;
                 Ok(done.rows_affected() == 1)
             }
 

@@ -1,5 +1,8 @@
 //! The embedded default backend: one SQLite file in WAL mode.
 //!
+//! Two pools on the file: the serving pool (`synchronous = FULL`, every commit synced) and the
+//! request-path writer of [`GroupCommit`] (one connection, commits synced in groups).
+//!
 //! The revocation log head moves with this process's own appends (published after commit); the
 //! follower only polls the head row, which also notices another process writing the same file.
 //!
@@ -17,6 +20,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use crate::group_commit::GroupCommit;
 use crate::head::{HeadFeed, HeadSink};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -24,6 +28,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Request-path writes: one writer connection, fsyncs shared (`group_commit.rs`).
+    group: GroupCommit<sqlx::Sqlite>,
     feed: Arc<HeadFeed>,
 }
 
@@ -67,12 +73,38 @@ impl SqliteStore {
         migrated?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let group = Self::group_commit(&pool, options).await?;
         Ok(Self {
             pool,
+            group,
             feed: Arc::new(HeadFeed::new()),
         })
+    }
+
+    /// The request-path writer: one connection that leaves syncing the write-ahead log to
+    /// [`GroupCommit::durable`]. An in-memory database (no file, no log) writes through the
+    /// serving pool.
+    async fn group_commit(
+        pool: &SqlitePool,
+        options: SqliteConnectOptions,
+    ) -> crate::Result<GroupCommit<sqlx::Sqlite>> {
+        let file: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(pool)
+                .await?;
+        if file.is_empty() {
+            return Ok(GroupCommit::durable_pool(pool.clone()));
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await?;
+        Ok(GroupCommit::syncing(writer, format!("{file}-wal").into()))
     }
 
     /// The newest schema version this binary knows.
@@ -190,3 +222,52 @@ crate::sql_dpop::impl_dpop_store!(SqliteStore);
 crate::sql_tenant_oauth::impl_tenant_oauth_policy_store!(SqliteStore);
 // SQLite: a deferred read transaction already reads one snapshot.
 crate::export::impl_transfer!(SqliteStore, SqliteRow, None::<&str>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DpopStore;
+    use portcullis_core::time::Timestamp;
+
+    async fn synchronous(pool: &SqlitePool) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn request_path_writes_leave_the_fsync_to_group_commit_and_the_rest_keep_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+        assert_eq!(
+            synchronous(&store.pool).await,
+            2,
+            "FULL for every other write"
+        );
+        assert_eq!(
+            synchronous(store.group.pool()).await,
+            1,
+            "NORMAL for the writer"
+        );
+        assert_eq!(store.group.pool().options().get_max_connections(), 1);
+
+        let now = Timestamp::from_millis(1_000);
+        let later = Timestamp::from_millis(60_000);
+        assert!(store.record_dpop_jti("jkt", "a", later, now).await.unwrap());
+        assert!(!store.record_dpop_jti("jkt", "a", later, now).await.unwrap());
+        // Each write waited for an fsync of the log SQLite actually writes: the file the
+        // group syncs is the one beside the database, and it exists while the store is open.
+        let (fsyncs, commits) = store.group.counts();
+        assert_eq!(commits, 2);
+        assert!(fsyncs >= 1);
+        let log = store
+            .group
+            .log_path()
+            .expect("a file database syncs its log");
+        assert_eq!(
+            log.canonicalize().unwrap(),
+            dir.path().join("db-wal").canonicalize().unwrap()
+        );
+    }
+}
