@@ -1052,9 +1052,15 @@ pub trait FederationStore {
     /// Fails with [`StoreError::Conflict`] on a duplicate id in the tenant,
     /// [`StoreError::NotFound`] if the tenant does not trust the rule's issuer.
     async fn create_trust_rule(&self, rule: &TrustRuleRecord) -> Result<()>;
-    /// Replaces everything but the id, issuer and `created_at`. Returns `false` if the tenant
-    /// has no such rule on that issuer.
-    async fn update_trust_rule(&self, rule: &TrustRuleRecord) -> Result<bool>;
+    /// Replaces everything but the id, issuer and `created_at`, if the stored rule is still the
+    /// one the caller read: same `created_at` (not deleted and created again meanwhile) and
+    /// `updated_at` still `read_updated_at` (nobody changed it meanwhile). Returns `false` if the
+    /// tenant has no such rule on that issuer or it changed since it was read.
+    async fn update_trust_rule(
+        &self,
+        rule: &TrustRuleRecord,
+        read_updated_at: Timestamp,
+    ) -> Result<bool>;
     async fn get_trust_rule(&self, tenant: &TenantId, id: &str) -> Result<Option<TrustRuleRecord>>;
     /// The tenant's rules (on one issuer, when given), by id.
     async fn list_trust_rules(

@@ -193,12 +193,17 @@ macro_rules! impl_federation_store {
                 Ok(())
             }
 
-            async fn update_trust_rule(&self, rule: &TrustRuleRecord) -> Result<bool> {
+            async fn update_trust_rule(
+                &self,
+                rule: &TrustRuleRecord,
+                read_updated_at: Timestamp,
+            ) -> Result<bool> {
                 let done = sqlx::query(
                     "UPDATE trust_rules SET audience = $1, conditions = $2, audiences = $3, \
                      scopes = $4, max_lifetime_s = $5, max_token_age_s = $6, \
                      bound_to_subject_lifetime = $7, updated_at = $8, client_id = $9 \
-                     WHERE tenant_id = $10 AND id = $11 AND issuer = $12",
+                     WHERE tenant_id = $10 AND id = $11 AND issuer = $12 \
+                     AND created_at = $13 AND updated_at = $14",
                 )
                 .bind(&rule.audience)
                 .bind(&rule.conditions)
@@ -212,6 +217,8 @@ macro_rules! impl_federation_store {
                 .bind(rule.tenant.as_str())
                 .bind(&rule.id)
                 .bind(&rule.issuer)
+                .bind(rule.created_at.as_millis())
+                .bind(read_updated_at.as_millis())
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -543,16 +543,31 @@ pub async fn bind_rule(
         .get_trusted_issuer(&admin.tenant, &rec.issuer)
         .await?
         .ok_or_else(|| ApiError::internal("a trust rule without its issuer"))?;
-    let issuer = issuer_from_record(&stored)
-        .ok_or_else(|| ApiError::internal("stored trusted issuer does not read"))?;
-    let mut rule = rule_from_record(&rec, &issuer)
-        .ok_or_else(|| ApiError::internal("stored trust rule does not read"))?;
+    // A stored rule this version cannot read serves no token either (the issuer cache skips
+    // it); binding it would only hide that, so the answer says what to do instead.
+    let unreadable = || {
+        ApiError::conflict(
+            "this rule no longer reads under this version; delete it and create it again",
+        )
+    };
+    let issuer = issuer_from_record(&stored).ok_or_else(unreadable)?;
+    let mut rule = rule_from_record(&rec, &issuer).ok_or_else(unreadable)?;
     rule.client_id = body.client_id;
     check_binding(&state, &admin, &rule).await?;
+    let read_updated_at = rec.updated_at;
     rec.client_id = rule.client_id;
     rec.updated_at = state.clock.now();
-    if !state.store.update_trust_rule(&rec).await? {
-        return Err(ApiError::not_found());
+    // Only the version read is written: a rule deleted and created again meanwhile keeps its
+    // own conditions rather than taking back the old ones.
+    if !state.store.update_trust_rule(&rec, read_updated_at).await? {
+        return Err(
+            match state.store.get_trust_rule(&admin.tenant, &id).await? {
+                None => ApiError::not_found(),
+                Some(_) => ApiError::conflict(
+                    "the rule changed while it was being bound; read it and try again",
+                ),
+            },
+        );
     }
     state.oauth.trusted_issuers.changed(&admin.tenant);
     state.audit.record(

@@ -123,6 +123,8 @@ pub(crate) struct App {
     tasks: Option<BackgroundTasks>,
     verifier: Arc<ApiKeyVerifier>,
     pub(crate) admin: String,
+    /// An admin of the tenant `globex`, for cross-tenant checks.
+    pub(crate) globex_admin: String,
     _dir: tempfile::TempDir,
 }
 
@@ -150,6 +152,7 @@ impl App {
             tasks: Some(tasks),
             verifier,
             admin: admins.acme,
+            globex_admin: admins.globex,
             _dir: dir,
         }
     }

@@ -442,6 +442,46 @@ async fn rules_are_bound_to_workload_clients_only() {
     assert_refused("unbound", status, &body);
     let (status, body) = app.send(put(json!({"client_id": secretive}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Another tenant's workload client, by its id: not a client of this tenant.
+    let globex_post = |path: &str, body: Value| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("/admin/v1/tenants/globex{path}"))
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", app.globex_admin),
+            )
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    let (status, body) = app
+        .send(globex_post(
+            "/resource-servers",
+            json!({"audience": "deploy-api", "scopes": ["deploy"]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, theirs) = app
+        .send(globex_post(
+            "/clients",
+            json!({"name": "theirs", "auth_method": "workload_identity_jwt",
+                   "audiences": ["deploy-api"], "scopes": ["deploy"]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{theirs}");
+    let theirs = theirs["client_id"].as_str().expect("id");
+    let (status, body) = app.send(put(json!({"client_id": theirs}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = app
+        .admin_post("/federation/rules", bound_rule(&issuer, "r4", theirs))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        app.get_admin("/federation/rules/deployer-main").await["client_id"],
+        Value::Null,
+        "still unbound"
+    );
     let (status, body) = app.send(put(json!({"client_id": client}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["client_id"], client.as_str());

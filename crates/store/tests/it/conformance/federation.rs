@@ -222,7 +222,18 @@ async fn trust_rules_round_trip_are_tenant_scoped_and_need_their_issuer(s: Arc<d
     // Binding to a client is part of the rule, like any other field.
     a2.client_id = Some("cl_deploy".into());
     a2.updated_at = at(3_000);
-    assert!(s.update_trust_rule(&a2).await.expect("update"));
+    assert!(s
+        .update_trust_rule(&a2, a.updated_at)
+        .await
+        .expect("update"));
+    // Compare-and-swap on the version read: a write from a stale read changes nothing.
+    let mut stale = a.clone();
+    stale.client_id = None;
+    stale.updated_at = at(4_000);
+    assert!(!s
+        .update_trust_rule(&stale, a.updated_at)
+        .await
+        .expect("stale"));
     assert_eq!(
         s.get_trust_rule(&tid("acme"), "deploy-main")
             .await
@@ -232,11 +243,23 @@ async fn trust_rules_round_trip_are_tenant_scoped_and_need_their_issuer(s: Arc<d
     // Not through another tenant or another issuer.
     let mut moved = a2.clone();
     moved.issuer = KUBE.into();
-    assert!(!s.update_trust_rule(&moved).await.expect("update"));
+    assert!(!s
+        .update_trust_rule(&moved, a2.updated_at)
+        .await
+        .expect("update"));
+    let theirs_read = s
+        .get_trust_rule(&tid("other"), "deploy-main")
+        .await
+        .expect("get")
+        .expect("their rule");
     let mut theirs = a2.clone();
     theirs.tenant = tid("other");
+    theirs.created_at = theirs_read.created_at;
     theirs.audience = "stolen".into();
-    assert!(s.update_trust_rule(&theirs).await.expect("their own rule"));
+    assert!(s
+        .update_trust_rule(&theirs, theirs_read.updated_at)
+        .await
+        .expect("their own rule"));
     assert_eq!(
         s.get_trust_rule(&tid("acme"), "deploy-main")
             .await
@@ -248,6 +271,29 @@ async fn trust_rules_round_trip_are_tenant_scoped_and_need_their_issuer(s: Arc<d
         .delete_trust_rule(&tid("acme"), "nope")
         .await
         .expect("delete"));
+    // A rule deleted and created again under the same id is another rule: a write from a read
+    // of the old one changes nothing, even where the `updated_at`s happen to agree.
+    assert!(s
+        .delete_trust_rule(&tid("acme"), "api-pod")
+        .await
+        .expect("delete"));
+    let mut again = b.clone();
+    again.created_at = at(b.created_at.as_millis() + 1);
+    again.updated_at = b.updated_at;
+    again.scopes = vec!["write".into()];
+    s.create_trust_rule(&again).await.expect("created again");
+    let mut from_old_read = b.clone();
+    from_old_read.client_id = Some("cl_deploy".into());
+    assert!(!s
+        .update_trust_rule(&from_old_read, b.updated_at)
+        .await
+        .expect("old read"));
+    assert_eq!(
+        s.get_trust_rule(&tid("acme"), "api-pod")
+            .await
+            .expect("get"),
+        Some(again)
+    );
 }
 
 async fn a_subject_token_id_is_used_once_per_issuer_until_it_expires(s: Arc<dyn Store>) {
