@@ -194,6 +194,8 @@ pub struct BackgroundTasks {
     key_follower: Option<tokio::task::JoinHandle<()>>,
     key_task: tokio::task::JoinHandle<()>,
     sign_in_pruner: tokio::task::JoinHandle<()>,
+    /// Applies lifetime policies in mode `disable` every hour.
+    lifetime_sweeper: tokio::task::JoinHandle<()>,
     /// Sends queued webhook deliveries; `None` with `webhooks.enabled = false`.
     webhook_dispatcher: Option<tokio::task::JoinHandle<()>>,
     backchannel_logout: tokio::task::JoinHandle<()>,
@@ -213,6 +215,7 @@ impl BackgroundTasks {
         }
         self.key_task.abort();
         self.sign_in_pruner.abort();
+        self.lifetime_sweeper.abort();
         if let Some(d) = &self.webhook_dispatcher {
             // An attempt cut short keeps its lease until it expires; then any node retries it.
             d.abort();
@@ -358,6 +361,15 @@ pub async fn assemble(
         config.api_keys.usage_flush_interval_ms,
     ));
     let key_follower = follow_revocations.then(|| verifier.spawn_revocation_follower());
+    let lifetime_sweeper = portcullis_service::lifetime_enforcement::spawn_sweeper(
+        portcullis_service::lifetime_enforcement::Enforcer {
+            store: store.clone(),
+            audit: audit.clone(),
+            verifier: verifier.clone(),
+            clock: clock.clone(),
+        },
+        portcullis_service::lifetime_enforcement::SWEEP_EVERY,
+    );
     let environment = portcullis_core::credential::Environment::parse(&config.api_keys.environment)
         .map_err(|_| anyhow::anyhow!("api_keys.environment is not a valid environment"))?;
     let sign_in = Arc::new(portcullis_service::sign_in::SignIn::new(
@@ -488,6 +500,7 @@ pub async fn assemble(
             key_follower,
             key_task,
             sign_in_pruner,
+            lifetime_sweeper,
             webhook_dispatcher,
             backchannel_logout,
             audit_chain,

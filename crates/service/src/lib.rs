@@ -28,6 +28,7 @@ pub mod gateway_denials;
 pub mod kek;
 pub mod keys;
 pub mod lifecycle;
+pub mod lifetime_enforcement;
 pub mod login;
 pub mod logout;
 pub mod mail;

@@ -998,6 +998,8 @@ pub trait LifetimeStore {
     /// tenant does not exist.
     async fn put_lifetime_policy(&self, p: &LifetimePolicyRecord) -> Result<()>;
     async fn get_lifetime_policy(&self, tenant: &TenantId) -> Result<Option<LifetimePolicyRecord>>;
+    /// The tenants whose policy's `existing` mode is `mode`, by id.
+    async fn tenants_with_existing_mode(&self, mode: &str) -> Result<Vec<TenantId>>;
     /// Counts one match of `subject` (`kind` is `trust_rule` or `redirect_uri`) at `now`;
     /// `last_matched_at` never moves backwards.
     async fn record_admission_match(

@@ -53,6 +53,19 @@ macro_rules! impl_lifetime_store {
                     .transpose()
             }
 
+            async fn tenants_with_existing_mode(&self, mode: &str) -> Result<Vec<TenantId>> {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT tenant_id FROM tenant_lifetime_policies WHERE existing = $1 \
+                     ORDER BY tenant_id",
+                )
+                .bind(mode)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(tenant_id)
+                .collect()
+            }
+
             async fn record_admission_match(
                 &self,
                 tenant: &TenantId,

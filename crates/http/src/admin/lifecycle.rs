@@ -7,8 +7,9 @@
 //! maximum age and required expiry and the mode for existing credentials are the lifetime
 //! policy (migration 0027). Both are set here by global administrators only, like the API key
 //! policy: a tenant admin cannot loosen the limits it works within. `enforce` disables
-//! non-compliant API keys when the mode is `disable` (each audited); client secrets are
-//! reported, never expired here (the client's owner rotates them). This module must never
+//! non-compliant API keys when the mode is `disable` (each audited; the service's
+//! `lifetime_enforcement` does it, also hourly without a call); client secrets are reported,
+//! never expired here (the client's owner rotates them). This module must never
 //! decide compliance itself (core's `lifetime` and `hygiene` do) and never return a secret.
 
 use std::time::Duration;
@@ -30,6 +31,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use portcullis_service::audit::EventDraft;
 use portcullis_service::lifecycle;
+use portcullis_service::lifetime_enforcement::{EnforcedBy, Enforcement, Enforcer};
 use portcullis_service::state::{rfc3339, AppState};
 
 const DAY: u64 = 86_400;
@@ -259,41 +261,22 @@ pub async fn enforce(
     if store.get_tenant(&tenant).await?.is_none() {
         return Err(ApiError::not_found());
     }
-    let now = state.clock.now();
-    let mode = lifecycle::lifetime_policy(store, &tenant).await?.existing;
-    let found = lifecycle::non_compliant(store, &tenant, now).await?;
-    let mut disabled = Vec::new();
-    if mode == ExistingMode::Disable {
-        for n in &found {
-            if n.kind != hygiene::CredentialKind::ApiKey {
-                continue;
-            }
-            // A key already disabled changes nothing and is not counted again.
-            let key = store.get_tenant_api_key(&tenant, &n.id).await?;
-            if key.is_none_or(|k| k.disabled_at.is_some()) {
-                continue;
-            }
-            if store
-                .set_api_key_disabled(&tenant, &n.id, Some(now), now)
-                .await?
-            {
-                state.api_keys.verifier.invalidate(&n.id);
-                state.audit.record(
-                    EventDraft {
-                        tenant: tenant.clone(),
-                        actor: admin.principal.actor(),
-                        credential_id: Some(admin.principal.credential_id.clone()),
-                        action: Action::ApiKeyDisable,
-                        outcome: Outcome::Success,
-                        reason: Some(Reason::with_detail("lifetime_policy", n.violation.as_str())),
-                        target: Some(n.id.clone()),
-                    },
-                    &admin.origin,
-                );
-                disabled.push(n.id.clone());
-            }
-        }
-    }
+    let enforcer = Enforcer {
+        store: state.store.clone(),
+        audit: state.audit.clone(),
+        verifier: state.api_keys.verifier.clone(),
+        clock: state.clock.clone(),
+    };
+    let by = EnforcedBy {
+        actor: admin.principal.actor(),
+        credential_id: Some(admin.principal.credential_id.clone()),
+        origin: admin.origin.clone(),
+    };
+    let Enforcement {
+        mode,
+        non_compliant: found,
+        disabled,
+    } = enforcer.enforce(&tenant, &by).await?;
     let kind = |k| match k {
         hygiene::CredentialKind::ApiKey => "api_key",
         _ => "client_secret",

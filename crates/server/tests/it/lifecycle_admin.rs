@@ -516,6 +516,111 @@ async fn enforce_reports_then_disables_non_compliant_api_keys() {
         .is_some_and(|r| r.to_string().contains("lifetime_policy")));
 }
 
+impl App {
+    async fn create_key(&self, tenant: &str, token: &str, expires_in: &str) -> String {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                &format!("/tenants/{tenant}/api-keys"),
+                token,
+                Some(json!({"name": format!("k-{expires_in}"), "owner": "o",
+                            "expires_in": expires_in})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().expect("id").to_owned()
+    }
+
+    async fn key_status(&self, tenant: &str, token: &str, id: &str) -> String {
+        let (s, key) = self
+            .call(
+                Method::GET,
+                &format!("/tenants/{tenant}/api-keys/{id}"),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{key}");
+        key["status"].as_str().expect("status").to_owned()
+    }
+}
+
+/// Mode `disable` needs no `enforce` call: the sweep every node runs applies it, to the
+/// tenants in that mode only, as the system.
+#[tokio::test]
+async fn the_sweep_disables_non_compliant_keys_of_tenants_in_disable_mode_only() {
+    use portcullis_service::lifetime_enforcement::{spawn_sweeper, Enforcer};
+    let mut app = App::new().await;
+    let allow_forever = json!({"api_key_max_lifetime": "none", "api_key_expiry_required": false});
+    app.set_policy("acme", allow_forever.clone()).await;
+    app.set_policy("globex", allow_forever).await;
+    let acme_forever = app.create_key("acme", &app.admins.acme, "never").await;
+    let acme_fine = app.create_key("acme", &app.admins.acme, "10d").await;
+    let globex_forever = app.create_key("globex", &app.admins.globex, "never").await;
+    app.set_policy(
+        "acme",
+        json!({"api_key_expiry_required": true, "existing": "disable"}),
+    )
+    .await;
+    app.set_policy(
+        "globex",
+        json!({"api_key_expiry_required": true, "existing": "report"}),
+    )
+    .await;
+
+    let enforcer = Enforcer {
+        store: app.state.store.clone(),
+        audit: app.state.audit.clone(),
+        verifier: app.state.api_keys.verifier.clone(),
+        clock: app.state.clock.clone(),
+    };
+    let sweeper = spawn_sweeper(enforcer.clone(), Duration::from_millis(20));
+    // Waits for the sweep's effect (bounded), it asserts no duration.
+    for _ in 0..500 {
+        if app
+            .key_status("acme", &app.admins.acme, &acme_forever)
+            .await
+            == "disabled"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sweeper.abort();
+    assert_eq!(
+        app.key_status("acme", &app.admins.acme, &acme_forever)
+            .await,
+        "disabled"
+    );
+    assert_eq!(
+        app.key_status("acme", &app.admins.acme, &acme_fine).await,
+        "active"
+    );
+    assert_eq!(
+        app.key_status("globex", &app.admins.globex, &globex_forever)
+            .await,
+        "active",
+        "report mode disables nothing"
+    );
+    assert_eq!(enforcer.sweep().await.expect("sweep"), 0, "nothing left");
+
+    app.drain().await;
+    let events = common::audit_events(app.state.store.as_ref(), "acme").await;
+    let disables: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == Action::ApiKeyDisable)
+        .collect();
+    assert_eq!(disables.len(), 1, "{disables:?}");
+    assert_eq!(disables[0].target.as_deref(), Some(acme_forever.as_str()));
+    assert_eq!(disables[0].actor.as_str(), "system");
+    assert!(disables[0]
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.to_string().contains("lifetime_policy")));
+    let globex = common::audit_events(app.state.store.as_ref(), "globex").await;
+    assert!(!globex.iter().any(|e| e.action == Action::ApiKeyDisable));
+}
+
 #[tokio::test]
 async fn the_hygiene_report_finds_idle_credentials_and_is_tenant_scoped() {
     let app = App::new().await;

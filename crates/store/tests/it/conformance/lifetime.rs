@@ -45,6 +45,29 @@ async fn lifetime_policies_are_stored_replaced_and_refused_for_an_unknown_tenant
             .await,
         Err(StoreError::NotFound)
     ));
+    // The sweep's question: which tenants' policies say `disable`.
+    assert_eq!(
+        s.tenants_with_existing_mode("disable").await.expect("list"),
+        vec![tid("acme")]
+    );
+    s.put_lifetime_policy(&policy("globex", None, "disable", 30))
+        .await
+        .expect("put");
+    assert_eq!(
+        s.tenants_with_existing_mode("disable").await.expect("list"),
+        vec![tid("acme"), tid("globex")]
+    );
+    s.put_lifetime_policy(&policy("acme", None, "report", 40))
+        .await
+        .expect("put");
+    assert_eq!(
+        s.tenants_with_existing_mode("disable").await.expect("list"),
+        vec![tid("globex")]
+    );
+    assert_eq!(
+        s.tenants_with_existing_mode("report").await.expect("list"),
+        vec![tid("acme")]
+    );
 }
 
 async fn admission_matches_count_and_never_move_backwards(s: Arc<dyn Store>) {
