@@ -156,13 +156,13 @@ mod tests {
 
     fn log_in(dir: &tempfile::TempDir) -> Arc<LogSync> {
         let path = dir.path().join("db-wal");
-        std::fs::write(&path, b"frames").unwrap();
+        std::fs::write(&path, b"frames").expect("test setup");
         Arc::new(LogSync::new(path))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commits_waiting_behind_one_fsync_share_the_next() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         let log = log_in(&dir);
         // An fsync "in progress": the turn is held while 32 commits arrive.
         let held = log.turn.lock().await;
@@ -177,7 +177,7 @@ mod tests {
         }
         drop(held);
         for waiter in waiters {
-            waiter.await.unwrap().unwrap();
+            waiter.await.expect("joined").expect("durable");
         }
         assert_eq!(
             log.fsyncs.load(Ordering::Acquire),
@@ -189,22 +189,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_after_an_fsync_gets_an_fsync_of_its_own() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         let log = log_in(&dir);
-        log.after_commit().await.unwrap();
-        log.after_commit().await.unwrap();
-        log.after_commit().await.unwrap();
+        log.after_commit().await.expect("durable");
+        log.after_commit().await.expect("durable");
+        log.after_commit().await.expect("durable");
         assert_eq!(log.fsyncs.load(Ordering::Acquire), 3);
         assert_eq!(log.synced.load(Ordering::Acquire), 3);
     }
 
     #[tokio::test]
     async fn a_failed_fsync_fails_the_write_and_covers_nobody() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         // A log "inside" a regular file: opening it fails with "not a directory", an error
         // that, unlike "not found", says nothing about the log having been checkpointed.
         let path = dir.path().join("db-wal");
-        std::fs::write(&path, b"frames").unwrap();
+        std::fs::write(&path, b"frames").expect("test setup");
         let log = Arc::new(LogSync::new(path.join("not-a-dir")));
         assert!(log.after_commit().await.is_err());
         assert_eq!(log.synced.load(Ordering::Acquire), 0);

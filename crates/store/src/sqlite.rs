@@ -233,13 +233,13 @@ mod tests {
         sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(pool)
             .await
-            .unwrap()
+            .expect("test setup")
     }
 
     #[tokio::test]
     async fn request_path_writes_leave_the_fsync_to_group_commit_and_the_rest_keep_full() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db")).await.expect("test setup");
         assert_eq!(
             synchronous(&store.pool).await,
             2,
@@ -254,8 +254,8 @@ mod tests {
 
         let now = Timestamp::from_millis(1_000);
         let later = Timestamp::from_millis(60_000);
-        assert!(store.record_dpop_jti("jkt", "a", later, now).await.unwrap());
-        assert!(!store.record_dpop_jti("jkt", "a", later, now).await.unwrap());
+        assert!(store.record_dpop_jti("jkt", "a", later, now).await.expect("test setup"));
+        assert!(!store.record_dpop_jti("jkt", "a", later, now).await.expect("test setup"));
         // Each write waited for an fsync of the log SQLite actually writes: the file the
         // group syncs is the one beside the database, and it exists while the store is open.
         let (fsyncs, commits) = store.group.counts();
@@ -266,8 +266,8 @@ mod tests {
             .log_path()
             .expect("a file database syncs its log");
         assert_eq!(
-            log.canonicalize().unwrap(),
-            dir.path().join("db-wal").canonicalize().unwrap()
+            log.canonicalize().expect("test setup"),
+            dir.path().join("db-wal").canonicalize().expect("test setup")
         );
     }
 }
