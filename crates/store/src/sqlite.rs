@@ -239,7 +239,9 @@ mod tests {
     #[tokio::test]
     async fn request_path_writes_leave_the_fsync_to_group_commit_and_the_rest_keep_full() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("db")).await.expect("test setup");
+        let store = SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("test setup");
         assert_eq!(
             synchronous(&store.pool).await,
             2,
@@ -254,8 +256,14 @@ mod tests {
 
         let now = Timestamp::from_millis(1_000);
         let later = Timestamp::from_millis(60_000);
-        assert!(store.record_dpop_jti("jkt", "a", later, now).await.expect("test setup"));
-        assert!(!store.record_dpop_jti("jkt", "a", later, now).await.expect("test setup"));
+        assert!(store
+            .record_dpop_jti("jkt", "a", later, now)
+            .await
+            .expect("test setup"));
+        assert!(!store
+            .record_dpop_jti("jkt", "a", later, now)
+            .await
+            .expect("test setup"));
         // Each write waited for an fsync of the log SQLite actually writes: the file the
         // group syncs is the one beside the database, and it exists while the store is open.
         let (fsyncs, commits) = store.group.counts();
@@ -267,7 +275,10 @@ mod tests {
             .expect("a file database syncs its log");
         assert_eq!(
             log.canonicalize().expect("test setup"),
-            dir.path().join("db-wal").canonicalize().expect("test setup")
+            dir.path()
+                .join("db-wal")
+                .canonicalize()
+                .expect("test setup")
         );
     }
 }

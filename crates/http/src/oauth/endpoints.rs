@@ -137,7 +137,8 @@ pub async fn push(State(svc): State<OAuthService>, req: Request) -> Response {
         let params = read(&parts, body, &[]).await?;
         let presented = presented_credentials(&parts.headers, &params)?
             .with_certificate(client_certificate(&parts));
-        tokens::pushed::push(&svc, &params, presented, &origin).await
+        let proof = dpop_header(&parts.headers);
+        tokens::pushed::push(&svc, &params, presented, &proof, &origin).await
     }
     .await;
     match result {

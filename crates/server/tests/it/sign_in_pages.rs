@@ -205,6 +205,33 @@ impl Node {
     }
 
     /// [`Self::redeem_notes_code`] by a token request whose verified DPoP proof has key `jkt`.
+    /// Signs alice in from `source` and consents at `url`; the code the browser is sent back
+    /// with.
+    async fn code_at(&self, url: String, source: &str) -> String {
+        let b = self.browser(source);
+        let (s, h, consent) = sign_in(self, &b, &url, "alice", PASSWORD).await;
+        if s == 303 {
+            // Consent given in an earlier flow: straight back with the code.
+            let q = query_of(&location(&h));
+            return param(&q, "code").expect("code").to_owned();
+        }
+        assert_eq!(s, 200, "{consent}");
+        let mut fields = form_fields(&consent);
+        fields.push(("decision".into(), "allow".into()));
+        let (s, h, _) = text(
+            post_form(
+                &b,
+                format!("{}/oauth2/authorize/consent", self.base),
+                &fields,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(s, 303);
+        let q = query_of(&location(&h));
+        param(&q, "code").expect("code").to_owned()
+    }
+
     async fn redeem_notes_code_with(
         &self,
         code: &str,
@@ -1042,6 +1069,20 @@ async fn push(node: &Node, fields: &[(String, String)]) -> (u16, HeaderMap, Valu
     (s, h, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A push with `DPoP` headers (one per proof).
+async fn push_dpop(node: &Node, extra: &[(&str, &str)], proofs: Vec<String>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/oauth2/par", node.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(pushed_fields(node, extra)).expect("form"));
+    for p in proofs {
+        req = req.header("dpop", p);
+    }
+    let r = req.send().await.expect("push");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 /// RFC 9126 end to end: a client that must push is refused a direct request; a pushed request
 /// is validated at the push, opened by its request_uri for its own client only, carried through
 /// sign-in and consent, used up by the code, and refused when reused or expired.
@@ -1364,34 +1405,7 @@ async fn dpop_jkt_binds_the_code_to_a_key_directly_and_through_a_push() {
     const JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
     const OTHER: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
     let node = Node::start().await;
-    // Signs in and consents at `url`; the code the browser is sent back with.
-    let code_at = |url: String, source: &'static str| {
-        let node = &node;
-        async move {
-            let b = node.browser(source);
-            let (s, h, consent) = sign_in(node, &b, &url, "alice", PASSWORD).await;
-            if s == 303 {
-                // Consent given in an earlier flow: straight back with the code.
-                let q = query_of(&location(&h));
-                return param(&q, "code").expect("code").to_owned();
-            }
-            assert_eq!(s, 200, "{consent}");
-            let mut fields = form_fields(&consent);
-            fields.push(("decision".into(), "allow".into()));
-            let (s, h, _) = text(
-                post_form(
-                    &b,
-                    format!("{}/oauth2/authorize/consent", node.base),
-                    &fields,
-                )
-                .await,
-            )
-            .await;
-            assert_eq!(s, 303);
-            let q = query_of(&location(&h));
-            param(&q, "code").expect("code").to_owned()
-        }
-    };
+    let code_at = |url: String, source: &'static str| node.code_at(url, source);
     let invalid = |r: portcullis_service::sign_in::Result<_>| match r {
         Err(portcullis_service::sign_in::SignInError::Invalid(reason)) => reason,
         Err(e) => panic!("{e}"),
@@ -1456,6 +1470,103 @@ async fn dpop_jkt_binds_the_code_to_a_key_directly_and_through_a_push() {
     node.redeem_notes_code_with(&pushed, Some(JKT))
         .await
         .expect("bound through the push");
+}
+
+/// RFC 9449 section 10.1: a DPoP proof sent with the push binds the code to the proof's key, as
+/// `dpop_jkt` would, and with both they must name one key. A proof for another endpoint, a
+/// replayed proof or two `DPoP` headers are refused at the push, which then stores nothing.
+#[tokio::test]
+async fn a_dpop_proof_at_the_push_binds_the_code_to_its_key() {
+    use portcullis_jose::profile::dpop_proof::{ProofClaims, ProofSigner};
+    use portcullis_jose::{Alg, SigningKeyPair};
+    let node = Node::start().await;
+    let signer =
+        || ProofSigner::new(SigningKeyPair::generate(Alg::ES256).expect("key").1).expect("signer");
+    let (key, other) = (signer(), signer());
+    let par = format!("{}/oauth2/par", common::ISSUER);
+    let token = format!("{}/oauth2/token", common::ISSUER);
+    let proof = |k: &ProofSigner, jti: &str, htu: &str| {
+        k.sign(&ProofClaims {
+            jti,
+            htm: "POST",
+            htu,
+            iat: portcullis_core::time::Clock::now(node.clock.as_ref()).as_secs(),
+            ath: None,
+            nonce: None,
+        })
+        .expect("proof")
+    };
+    let refused = |(s, v): (u16, Value), what: &str| {
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{what}: {v}"
+        );
+    };
+
+    refused(
+        push_dpop(&node, &[], vec![proof(&key, "p0", &token)]).await,
+        "a proof for the token endpoint",
+    );
+    refused(
+        push_dpop(
+            &node,
+            &[],
+            vec![proof(&key, "p1", &par), proof(&key, "p2", &par)],
+        )
+        .await,
+        "two proofs",
+    );
+    let first = proof(&key, "p3", &par);
+    let (s, v) = push_dpop(&node, &[], vec![first.clone()]).await;
+    assert_eq!(s, 201, "{v}");
+    refused(
+        push_dpop(&node, &[], vec![first]).await,
+        "the same proof again",
+    );
+
+    // The pushed request's code redeems only with a proof of the key that signed the push.
+    let request_uri = v["request_uri"].as_str().expect("request_uri");
+    let url = format!(
+        "{}/oauth2/authorize?client_id={}&request_uri={}",
+        node.base,
+        node.notes,
+        urlencoding(request_uri)
+    );
+    let code = node.code_at(url, "203.0.113.61").await;
+    let mismatch = |r: portcullis_service::sign_in::Result<_>| match r {
+        Err(portcullis_service::sign_in::SignInError::Invalid(reason)) => {
+            assert_eq!(reason, "code_dpop_key_mismatch")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("redeemed"),
+    };
+    mismatch(node.redeem_notes_code(&code).await);
+    mismatch(
+        node.redeem_notes_code_with(&code, Some(other.jkt().as_str()))
+            .await,
+    );
+    node.redeem_notes_code_with(&code, Some(key.jkt().as_str()))
+        .await
+        .expect("the key of the push redeems it");
+
+    // With `dpop_jkt` too: the same key is fine, another is refused.
+    refused(
+        push_dpop(
+            &node,
+            &[("dpop_jkt", other.jkt().as_str())],
+            vec![proof(&key, "p4", &par)],
+        )
+        .await,
+        "dpop_jkt of another key",
+    );
+    let (s, v) = push_dpop(
+        &node,
+        &[("dpop_jkt", key.jkt().as_str())],
+        vec![proof(&key, "p5", &par)],
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
 }
 
 /// RFC 9126 section 6 per tenant: the tenant's OAuth policy makes every client of the tenant push

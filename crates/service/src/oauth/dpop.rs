@@ -1,8 +1,9 @@
-//! DPoP at the token endpoint (RFC 9449 sections 5, 8 and 11): checking the proof a client sends
-//! in its `DPoP` header, its single use across nodes, and the server nonces.
+//! DPoP at the token endpoint and the pushed authorization request endpoint (RFC 9449 sections
+//! 5, 8, 10.1 and 11): checking the proof a client sends in its `DPoP` header, its single use
+//! across nodes, and the server nonces.
 //!
 //! A proof is checked by the JOSE profile (`portcullis_jose::profile::dpop_proof`) against the
-//! token endpoint's public URI (the issuer's, never the `Host` header), then its `jti` is
+//! endpoint's public URI (the issuer's, never the `Host` header), then its `jti` is
 //! recorded in the store for the proof window (`DpopStore`: a replay on any node is refused).
 //! Nonces are jose's one rule (`portcullis_jose::profile::dpop_nonce`, shared with the verify
 //! library) under a key derived from the KEK (`Keyring::derive_primary_key("oauth/dpop-nonce")`),
@@ -131,6 +132,24 @@ pub async fn check_token_request(
     svc: &OAuthService,
     presented: &Presented,
 ) -> Result<Option<Thumbprint>, OAuthError> {
+    check_request(svc, presented, svc.oauth.token_endpoint()).await
+}
+
+/// Checks the proof sent with a pushed authorization request (RFC 9449 section 10.1), if any,
+/// and records it: `Ok(Some(jkt))` binds the code the request leads to to that key.
+pub async fn check_pushed_request(
+    svc: &OAuthService,
+    presented: &Presented,
+) -> Result<Option<Thumbprint>, OAuthError> {
+    check_request(svc, presented, svc.oauth.par_endpoint()).await
+}
+
+/// One proof check for a `POST` to `uri` (the endpoint's public URI, never the `Host` header).
+async fn check_request(
+    svc: &OAuthService,
+    presented: &Presented,
+    uri: &str,
+) -> Result<Option<Thumbprint>, OAuthError> {
     let proof = match presented {
         Presented::None => return Ok(None),
         Presented::Invalid => return Err(invalid("dpop_header_invalid")),
@@ -140,7 +159,7 @@ pub async fn check_token_request(
     let now = svc.clock.now();
     let rules = Rules {
         method: "POST",
-        uri: svc.oauth.token_endpoint(),
+        uri,
         allowed: &state.settings.algorithms,
         max_age: state.settings.max_age,
         leeway: state.settings.leeway,

@@ -168,6 +168,8 @@ pub struct OAuthState {
     pub dpop: dpop::DpopState,
     /// The audiences a client assertion may name: the issuer and the token endpoint, built once.
     assertion_audiences: [String; 2],
+    /// The pushed authorization request endpoint's public URI (a DPoP proof's `htu` there).
+    par_endpoint: String,
     /// Whether client certificates can reach the OAuth endpoints (`[tls] client_certificates =
     /// "request"`, or `http.client_certificate_header` behind a trusted proxy): discovery then
     /// lists the RFC 8705 methods and certificate-bound tokens.
@@ -184,6 +186,7 @@ impl OAuthState {
         let token_endpoint = format!("{issuer}{TOKEN_PATH}");
         Ok(Self {
             assertion_audiences: [issuer.clone(), token_endpoint],
+            par_endpoint: format!("{issuer}{PAR_PATH}"),
             client_certificates: false,
             match_marks: crate::match_marks::MatchMarks::default(),
             issuer,
@@ -237,6 +240,12 @@ impl OAuthState {
     /// (it is also the second assertion audience), so a DPoP request formats nothing.
     pub fn token_endpoint(&self) -> &str {
         &self.assertion_audiences[1]
+    }
+
+    /// The pushed authorization request endpoint's public URI (what a DPoP proof sent with a
+    /// pushed request names as `htu`).
+    pub fn par_endpoint(&self) -> &str {
+        &self.par_endpoint
     }
 
     /// Fetches external issuers' keys under these `[federation]` settings.

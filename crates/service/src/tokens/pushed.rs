@@ -3,7 +3,8 @@
 //! alone), and gets a short-lived `request_uri` to send the browser with instead of the
 //! parameters. The request is validated here by the same core rules as at the authorization
 //! endpoint, and again when it is opened there ([`open`]); it is used up when a code is issued
-//! ([`use_up`]).
+//! ([`use_up`]). A DPoP proof sent with the push (RFC 9449 section 10.1) is checked like one at
+//! the token endpoint and binds the code to its key (`dpop_jkt`).
 //!
 //! This module must never store a request core refused, keep the client's authentication
 //! parameters, resolve a `request_uri` for another client than the one that pushed it, or
@@ -23,6 +24,7 @@ use rand::RngCore as _;
 use crate::audit::RequestOrigin;
 use crate::client_auth::authenticate_app;
 use crate::oauth::directory::app_client;
+use crate::oauth::dpop;
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::form::{Params, Presented};
 use crate::oauth::OAuthService;
@@ -40,6 +42,7 @@ pub async fn push(
     svc: &OAuthService,
     params: &Params,
     presented: Presented,
+    proof: &dpop::Presented,
     origin: &RequestOrigin,
 ) -> Result<Pushed, OAuthError> {
     let authenticated = authenticate_app(svc, presented, origin).await?;
@@ -67,6 +70,34 @@ pub async fn push(
     // authenticated (the credential parsing refuses that).
     if !pairs.iter().any(|(k, _)| k == "client_id") {
         pairs.push(("client_id".to_owned(), client.id.clone()));
+    }
+    // RFC 9449 section 10.1: a proof sent with the pushed request binds the code it leads to to
+    // the proof's key, as a `dpop_jkt` parameter would; sent together, they must name one key.
+    let denied = |e: OAuthError| {
+        super::audit(
+            svc,
+            client,
+            Action::OAuthAuthorizationPush,
+            Outcome::Denied,
+            Some(Reason::of(&e.reason)),
+            None,
+            origin,
+        );
+        e
+    };
+    if let Some(jkt) = dpop::check_pushed_request(svc, proof)
+        .await
+        .map_err(denied)?
+    {
+        match pairs.iter().find(|(k, _)| k == "dpop_jkt") {
+            Some((_, named)) if named != jkt.as_str() => {
+                return Err(denied(OAuthError::refuse(Refusal::DpopProof(
+                    "dpop_jkt_mismatch",
+                ))));
+            }
+            Some(_) => {}
+            None => pairs.push(("dpop_jkt".to_owned(), jkt.as_str().to_owned())),
+        }
     }
     pairs.sort();
     let now = svc.clock.now();
