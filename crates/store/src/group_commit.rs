@@ -12,8 +12,10 @@
 //! the `synchronous = FULL` pool. The log is reopened by path for each fsync: SQLite deletes it
 //! when the last connection closes (after a checkpoint, which syncs), so a held descriptor could
 //! point at a file no longer in use. A committed write is visible to other connections before its
-//! fsync ends; a response that depends on it can only leave after that fsync (it waits the same
-//! way, or writes and waits itself).
+//! fsync ends. Only its own caller can act on what it wrote (a rotated token's successor, a
+//! code's tokens) before its answer, and that waits for the fsync; a request that reads it
+//! meanwhile and then writes (a replay revoking a family) waits for a later fsync, which
+//! covers both.
 //!
 //! On PostgreSQL a commit is durable when it returns and concurrent commits already share WAL
 //! flushes, so the writes take the shared pool and [`GroupCommit::durable`] returns at once.

@@ -423,26 +423,8 @@ async fn enforce_reports_then_disables_non_compliant_api_keys() {
         json!({"api_key_max_lifetime": "none", "api_key_expiry_required": false}),
     )
     .await;
-    let (s, v) = app
-        .call(
-            Method::POST,
-            "/tenants/acme/api-keys",
-            &app.admins.acme,
-            Some(json!({"name": "forever", "owner": "o", "expires_in": "never"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let forever = v["id"].as_str().expect("id").to_owned();
-    let (s, v) = app
-        .call(
-            Method::POST,
-            "/tenants/acme/api-keys",
-            &app.admins.acme,
-            Some(json!({"name": "fine", "owner": "o", "expires_in": "10d"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let fine = v["id"].as_str().expect("id").to_owned();
+    let forever = app.create_key("acme", &app.admins.acme, "never").await;
+    let fine = app.create_key("acme", &app.admins.acme, "10d").await;
     // ...then required, existing ones reported.
     app.set_policy(
         "acme",
@@ -482,24 +464,14 @@ async fn enforce_reports_then_disables_non_compliant_api_keys() {
     .await;
     let v = app.enforce().await;
     assert_eq!(v["disabled"], json!([forever.clone()]));
-    let (_, key) = app
-        .call(
-            Method::GET,
-            &format!("/tenants/acme/api-keys/{forever}"),
-            &app.admins.acme,
-            None,
-        )
-        .await;
-    assert_eq!(key["status"], "disabled");
-    let (_, key) = app
-        .call(
-            Method::GET,
-            &format!("/tenants/acme/api-keys/{fine}"),
-            &app.admins.acme,
-            None,
-        )
-        .await;
-    assert_eq!(key["status"], "active");
+    assert_eq!(
+        app.key_status("acme", &app.admins.acme, &forever).await,
+        "disabled"
+    );
+    assert_eq!(
+        app.key_status("acme", &app.admins.acme, &fine).await,
+        "active"
+    );
     // A second run disables nothing more.
     assert_eq!(app.enforce().await["disabled"], json!([]));
     app.drain().await;
