@@ -250,10 +250,7 @@ pub async fn decide<'a>(
                         snap,
                         f,
                         &route.name,
-                        (
-                            class.error_code().unwrap_or("no_credential"),
-                            denial.reason.as_str(),
-                        ),
+                        (class.name(), denial.reason.as_str()),
                         class.status(),
                     );
                     let api_keys = policy.accept_api_keys;

@@ -171,6 +171,19 @@ async fn send(
 
 #[cfg(test)]
 mod tests {
+    /// Every class the gateway can deny with is one `serve` accepts in a report (core's
+    /// `denial_report::CLASSES`): a class added to the verify library and not to the report
+    /// format would make whole batches refused.
+    #[test]
+    fn every_denial_class_is_one_a_report_may_carry() {
+        use portcullis_core::denial_report::CLASSES;
+        for class in portcullis_verify::DenialClass::ALL {
+            assert!(CLASSES.contains(&class.name()), "{class:?}");
+        }
+        // The gateway's own class for a missing client certificate.
+        assert!(CLASSES.contains(&"access_denied"));
+    }
+
     use super::*;
 
     fn config(url: String, queue_size: usize) -> ReportConfig {

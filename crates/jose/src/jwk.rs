@@ -512,6 +512,45 @@ mod tests {
         format!(r#"{{"keys":[{}]}}"#, keys.join(",")).into_bytes()
     }
 
+    /// RFC 8705 self-signed certificates: a certificate's RSA key (modulus and exponent as DER
+    /// integers, with a leading zero byte when the top bit is set) is the registered JWK's key
+    /// only when both numbers agree; another modulus, or the same bytes presented as another
+    /// key type, never is.
+    #[test]
+    fn an_rsa_public_key_is_recognised_by_its_numbers_only() {
+        let (_, pair) = crate::sign::SigningKeyPair::generate(Alg::RS256).expect("rsa");
+        let (_, other) = crate::sign::SigningKeyPair::generate(Alg::RS256).expect("rsa");
+        let numbers = |jwk: &Value, name: &str| {
+            URL_SAFE_NO_PAD
+                .decode(jwk[name].as_str().expect("member"))
+                .expect("base64url")
+        };
+        let (jwk, _) = crate::sign::public_jwk_for_jwks(&pair);
+        let (other_jwk, _) = crate::sign::public_jwk_for_jwks(&other);
+        let set = parse_jwk_set(&serde_json::json!({"keys": [jwk]}), &Alg::ALL).expect("jwks");
+        let (n, e) = (numbers(&jwk, "n"), numbers(&jwk, "e"));
+        // As a certificate carries them: DER integers, a zero byte before a high bit.
+        let der = |b: &[u8]| {
+            let mut v = b.to_vec();
+            if v.first().is_some_and(|x| x & 0x80 != 0) {
+                v.insert(0, 0);
+            }
+            v
+        };
+        assert!(set.holds(PublicKeyBytes::Rsa { n: &n, e: &e }));
+        assert!(set.holds(PublicKeyBytes::Rsa {
+            n: &der(&n),
+            e: &der(&e)
+        }));
+        let other_n = numbers(&other_jwk, "n");
+        assert!(!set.holds(PublicKeyBytes::Rsa { n: &other_n, e: &e }));
+        assert!(!set.holds(PublicKeyBytes::Rsa { n: &n, e: &[3] }));
+        assert!(!set.holds(PublicKeyBytes::Raw(&n)));
+        // And an EC key is never matched by RSA numbers, whatever the bytes.
+        let ec = parse_jwks(&jwks(&[P256]), &Alg::ALL).expect("jwks");
+        assert!(!ec.holds(PublicKeyBytes::Rsa { n: &n, e: &e }));
+    }
+
     #[test]
     fn keys_are_pinned_to_the_algorithm_their_type_implies() {
         let set = parse_jwks(&jwks(&[P256, OKP, &p384()]), &Alg::ALL).expect("jwks");

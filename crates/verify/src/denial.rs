@@ -32,6 +32,23 @@ pub enum DenialClass {
 }
 
 impl DenialClass {
+    /// Every class.
+    pub const ALL: [Self; 7] = [
+        Self::NoCredential,
+        Self::InvalidRequest,
+        Self::InvalidToken,
+        Self::InsufficientScope,
+        Self::RateLimited,
+        Self::InvalidDpopProof,
+        Self::UseDpopNonce,
+    ];
+
+    /// The class as audit events, metrics and a gateway's denial reports name it: its RFC 6750
+    /// code, or `no_credential`.
+    pub fn name(self) -> &'static str {
+        self.error_code().unwrap_or("no_credential")
+    }
+
     /// The RFC 6750 error code, if the class has one.
     pub fn error_code(self) -> Option<&'static str> {
         match self {
@@ -257,5 +274,31 @@ impl From<BindingError> for Reason {
 impl From<Reason> for Denial {
     fn from(reason: Reason) -> Self {
         Self { reason }
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::DenialClass;
+
+    /// `ALL` holds every class once: a new class must be given a position here (the match is
+    /// exhaustive in this crate), and that position must exist in `ALL`.
+    #[test]
+    fn all_lists_every_class_once() {
+        let position = |c: DenialClass| match c {
+            DenialClass::NoCredential => 0,
+            DenialClass::InvalidRequest => 1,
+            DenialClass::InvalidToken => 2,
+            DenialClass::InsufficientScope => 3,
+            DenialClass::RateLimited => 4,
+            DenialClass::InvalidDpopProof => 5,
+            DenialClass::UseDpopNonce => 6,
+        };
+        for (i, c) in DenialClass::ALL.into_iter().enumerate() {
+            assert_eq!(position(c), i, "{c:?}");
+        }
+        let names: std::collections::HashSet<_> =
+            DenialClass::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), DenialClass::ALL.len(), "names are distinct");
     }
 }
