@@ -9,9 +9,9 @@
 //! while one fsync runs, the commits that arrive queue up and the next fsync covers all of them.
 //! The one writer connection also means these writes wait for each other in a fair queue (the
 //! pool's) rather than in SQLite's busy handler, which sleeps and polls. Every other write keeps
-//! the `synchronous = FULL` pool. The log is reopened by path for each fsync: SQLite deletes it
-//! when the last connection closes (after a checkpoint, which syncs), so a held descriptor could
-//! point at a file no longer in use. A committed write is visible to other connections before its
+//! the `synchronous = FULL` pool. The log is reopened by path for each fsync, so no descriptor
+//! outlives the file SQLite uses. The first failed fsync fails every later request-path write
+//! until restart. A committed write is visible to other connections before its
 //! fsync ends. Only its own caller can act on what it wrote (a rotated token's successor, a
 //! code's tokens) before its answer, and that waits for the fsync; a request that reads it
 //! meanwhile and then writes (a replay revoking a family) waits for a later fsync, which
@@ -96,29 +96,67 @@ impl<DB: sqlx::Database> GroupCommit<DB> {
     }
 }
 
+/// How the log is synced: [`sync_log`], or in tests a stand-in that can hold an fsync open.
+type SyncFn = Arc<dyn Fn(&std::path::Path) -> std::io::Result<()> + Send + Sync>;
+
 /// Coalesced fsyncs of one write-ahead log.
-#[derive(Debug)]
 struct LogSync {
     path: PathBuf,
+    sync: SyncFn,
     /// Commits that have returned and asked to be made durable.
     committed: AtomicU64,
     /// Every commit counted up to this number is covered by a finished fsync.
     synced: AtomicU64,
     /// fsyncs done (tests read it to see commits share them).
     fsyncs: AtomicU64,
+    /// Set by the first failed fsync, for good: on Linux a failed writeback may leave the pages
+    /// marked clean, so a later fsync can succeed without the lost frames ever reaching the
+    /// disk. From then on no request-path write is acknowledged (as PostgreSQL panics on a
+    /// failed fsync rather than retrying it).
+    failed: std::sync::atomic::AtomicBool,
     /// One fsync at a time; the waiters queue here in arrival order.
     turn: tokio::sync::Mutex<()>,
 }
 
+impl std::fmt::Debug for LogSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSync")
+            .field("path", &self.path)
+            .field("committed", &self.committed)
+            .field("synced", &self.synced)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(e: std::io::Error) -> crate::StoreError {
+    crate::StoreError::Database(sqlx::Error::Io(e))
+}
+
 impl LogSync {
     fn new(path: PathBuf) -> Self {
+        Self::with_sync(path, Arc::new(sync_log))
+    }
+
+    fn with_sync(path: PathBuf, sync: SyncFn) -> Self {
         Self {
             path,
+            sync,
             committed: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
+            failed: std::sync::atomic::AtomicBool::new(false),
             turn: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn refuse_if_failed(&self) -> crate::Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(io_error(std::io::Error::other(
+                "an earlier fsync of the write-ahead log failed; restart to recover",
+            )));
+        }
+        Ok(())
     }
 
     async fn after_commit(&self) -> crate::Result<()> {
@@ -126,30 +164,34 @@ impl LogSync {
         // after this commit's log frames were written.
         let ticket = self.committed.fetch_add(1, Ordering::AcqRel) + 1;
         let _turn = self.turn.lock().await;
+        self.refuse_if_failed()?;
         if self.synced.load(Ordering::Acquire) >= ticket {
             return Ok(());
         }
         // Read before the fsync starts: every commit counted so far is covered by it.
         let covers = self.committed.load(Ordering::Acquire);
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || sync_log(&path))
+        let (path, sync) = (self.path.clone(), self.sync.clone());
+        let done = tokio::task::spawn_blocking(move || sync(&path))
             .await
-            .map_err(|e| crate::StoreError::Database(sqlx::Error::Io(std::io::Error::other(e))))?
-            .map_err(|e| crate::StoreError::Database(sqlx::Error::Io(e)))?;
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        if let Err(e) = done {
+            self.failed.store(true, Ordering::Release);
+            tracing::error!(error = %e, log = %self.path.display(),
+                "fsync of the write-ahead log failed; request-path writes are refused until restart");
+            return Err(io_error(e));
+        }
         self.fsyncs.fetch_add(1, Ordering::AcqRel);
         self.synced.fetch_max(covers, Ordering::AcqRel);
         Ok(())
     }
 }
 
-/// Syncs the log's contents. A missing log was checkpointed into the database and deleted, and a
-/// checkpoint syncs both files, so there is nothing left to sync.
+/// Syncs the log's contents. The log exists from the first commit until the last connection
+/// closes, and the writer's connection stays open while the store is, so a missing log is an
+/// error (a wrong path, or a database not in WAL mode), never "nothing to sync".
 fn sync_log(path: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::File::open(path) {
-        Ok(file) => file.sync_data(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
+    std::fs::File::open(path)?.sync_data()
 }
 
 #[cfg(test)]
@@ -201,15 +243,88 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_fsync_fails_the_write_and_covers_nobody() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // A log "inside" a regular file: opening it fails with "not a directory", an error
-        // that, unlike "not found", says nothing about the log having been checkpointed.
-        let path = dir.path().join("db-wal");
-        std::fs::write(&path, b"frames").expect("test setup");
-        let log = Arc::new(LogSync::new(path.join("not-a-dir")));
+    async fn a_failed_fsync_fails_every_later_write_even_when_a_retry_would_succeed() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = calls.clone();
+        let log = LogSync::with_sync(
+            PathBuf::from("unused"),
+            Arc::new(move |_: &std::path::Path| {
+                if counted.fetch_add(1, Ordering::AcqRel) == 0 {
+                    Err(std::io::Error::other("EIO"))
+                } else {
+                    Ok(())
+                }
+            }),
+        );
         assert!(log.after_commit().await.is_err());
+        // The pages of the failed writeback may now be marked clean: a retry that "succeeds"
+        // proves nothing, so none is made.
+        assert!(log.after_commit().await.is_err());
+        assert_eq!(
+            calls.load(Ordering::Acquire),
+            1,
+            "no fsync after the failure"
+        );
         assert_eq!(log.synced.load(Ordering::Acquire), 0);
-        assert_eq!(log.fsyncs.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_missing_log_is_an_error_not_nothing_to_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = LogSync::new(dir.path().join("db-wal"));
+        assert!(log.after_commit().await.is_err());
+    }
+
+    /// The rule itself: a commit that returns while an fsync is running is not covered by it
+    /// (that fsync may have passed its frames), so it gets the next one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_during_an_fsync_waits_for_the_next_one() {
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, release_rx) = (
+            std::sync::Mutex::new(started_tx),
+            std::sync::Mutex::new(release_rx),
+        );
+        let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let log = Arc::new(LogSync::with_sync(
+            PathBuf::from("unused"),
+            Arc::new(move |_: &std::path::Path| {
+                // The first fsync says it started, then waits to be let go.
+                if first.swap(false, Ordering::AcqRel) {
+                    started_tx.lock().expect("lock").send(()).expect("send");
+                    release_rx.lock().expect("lock").recv().expect("recv");
+                }
+                Ok(())
+            }),
+        ));
+        let a = tokio::spawn({
+            let log = log.clone();
+            async move { log.after_commit().await }
+        });
+        tokio::task::spawn_blocking(move || started_rx.recv().expect("started"))
+            .await
+            .expect("join");
+        // Commit b returns while a's fsync runs.
+        let b = tokio::spawn({
+            let log = log.clone();
+            async move { log.after_commit().await }
+        });
+        while log.committed.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        release_tx.send(()).expect("release");
+        a.await.expect("join").expect("a durable");
+        assert_eq!(
+            log.synced.load(Ordering::Acquire),
+            1,
+            "a's fsync covers a only"
+        );
+        b.await.expect("join").expect("b durable");
+        assert_eq!(
+            log.fsyncs.load(Ordering::Acquire),
+            2,
+            "b had an fsync of its own"
+        );
+        assert_eq!(log.synced.load(Ordering::Acquire), 2);
     }
 }

@@ -1159,6 +1159,11 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// The connection pool now, for metrics.
     fn pool_stats(&self) -> PoolStats;
+    /// Returns once every request-path write committed before this call is on disk (group
+    /// commit, `group_commit.rs`): for a caller about to answer from another request's write
+    /// (a refresh token's successor handed out again within the grace window). At once on
+    /// PostgreSQL, whose commits are durable when they return.
+    async fn await_request_writes(&self) -> Result<()>;
     /// Closes the pool, waiting for in-flight queries.
     async fn close(&self);
 }

@@ -163,6 +163,10 @@ macro_rules! impl_sql_store {
                 }
             }
 
+            async fn await_request_writes(&self) -> Result<()> {
+                self.group.durable().await
+            }
+
             async fn close(&self) {
                 // The follower holds a pooled connection that closing the pool would wait for.
                 self.feed.stop();

@@ -428,8 +428,9 @@ macro_rules! impl_sign_in_store {
                 .bind(digest)
                 .fetch_optional(self.group.pool())
                 .await?;
-                self.group.durable().await?;
+                // Only a statement that changed a row has anything to make durable.
                 if let Some(row) = first {
+                    self.group.durable().await?;
                     return Ok(CodeConsumption::Redeemed(code_from_row(&row)?));
                 }
                 let replay = sqlx::query(
@@ -440,8 +441,8 @@ macro_rules! impl_sign_in_store {
                 .bind(digest)
                 .fetch_optional(self.group.pool())
                 .await?;
-                self.group.durable().await?;
                 if let Some(row) = replay {
+                    self.group.durable().await?;
                     return Ok(CodeConsumption::AlreadyUsed(code_from_row(&row)?));
                 }
                 let exists: Option<i64> = sqlx::query_scalar(
@@ -473,7 +474,9 @@ macro_rules! impl_sign_in_store {
                 .bind(digest)
                 .fetch_optional(self.group.pool())
                 .await?;
-                self.group.durable().await?;
+                if replayed.is_some() {
+                    self.group.durable().await?;
+                }
                 match replayed {
                     None => Err(StoreError::NotFound),
                     Some(at) => Ok(at.is_some()),

@@ -97,6 +97,16 @@ impl SqliteStore {
         if file.is_empty() {
             return Ok(GroupCommit::durable_pool(pool.clone()));
         }
+        // The fsync is of the write-ahead log: a file that did not take WAL mode (a file system
+        // without shared memory, say) would leave every write unsynced.
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(pool)
+            .await?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(crate::StoreError::Corrupt(format!(
+                "{file} is in journal mode {mode}, not WAL"
+            )));
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)

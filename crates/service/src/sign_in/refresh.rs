@@ -407,6 +407,9 @@ impl SignIn {
             // Derived under a KEK no longer configured: refuse, without revoking anything.
             return Err(SignInError::Invalid("grace_successor_unavailable"));
         };
+        // The rotation that made this successor may be another request's, still waiting for
+        // its fsync: the successor leaves only once that rotation is on disk.
+        self.store.await_request_writes().await?;
         self.record(
             &family.tenant,
             actor,
