@@ -2,7 +2,7 @@
 //! API keys that break the policy are disabled. Each change is audited as `api_key.disable`
 //! with reason `lifetime_policy` and reaches every verifier through the revocation log. It runs
 //! when a global admin calls `enforce`, and on every node from the hourly sweep
-//! ([`spawn_sweeper`]), so a key that falls out of compliance (it aged past the maximum, or the
+//! ([`spawn_sweeper`], first at a random point of the first hour), so a key that falls out of compliance (it aged past the maximum, or the
 //! policy was tightened) stops working without anyone asking.
 //!
 //! Core (`portcullis_core::lifetime`) decides compliance over the facts `lifecycle` reads; this
@@ -155,12 +155,14 @@ impl Enforcer {
     }
 }
 
-/// Sweeps every [`SWEEP_EVERY`], the first time one period after start (a restart loop does
-/// not turn into a sweep loop). Two nodes sweeping at once may both disable a key; each change
-/// is audited.
+/// Sweeps every `every` ([`SWEEP_EVERY`] in `serve`). The first sweep comes at a random point
+/// of the first period: a node restarted more often than that still sweeps, a restart loop
+/// does not become a sweep loop, and the nodes of a cluster do not sweep in step. Two nodes
+/// sweeping at once may both disable a key (the same end state, audited twice).
 pub fn spawn_sweeper(enforcer: Enforcer, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let first = every.mul_f64(rand::random::<f64>());
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;

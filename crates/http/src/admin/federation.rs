@@ -23,6 +23,7 @@ use portcullis_core::federation::lint::lint;
 use portcullis_core::federation::rule::Use;
 use portcullis_core::federation::{ClaimCondition, Preset, RuleId, TrustRule, TrustedIssuer};
 use portcullis_core::oauth::{Audience, ScopeSet, WORKLOAD_IDENTITY_JWT};
+use portcullis_core::time::Timestamp;
 use portcullis_service::audit::EventDraft;
 use portcullis_service::federation::{check_uploaded_keys, issuer_from_record, rule_from_record};
 use portcullis_service::state::{rfc3339, AppState};
@@ -523,7 +524,8 @@ async fn check_binding(
 /// Binds a rule to a client (its external tokens then authenticate that client, and the rule
 /// serves no workload grant), or unbinds it.
 #[utoipa::path(put, path = "/admin/v1/tenants/{tenant}/federation/rules/{id}/client", tag = "federation", params(super::openapi::TenantIdPath), request_body = BindTrustRule,
-    responses((status = 200, description = "The trust rule", body = TrustRuleView)))]
+    responses((status = 200, description = "The trust rule", body = TrustRuleView),
+        (status = 409, description = "The rule changed while it was being bound, or no longer reads under this version", body = super::openapi::ErrorBody)))]
 pub async fn bind_rule(
     admin: TenantAdmin,
     State(state): State<AppState>,
@@ -542,7 +544,7 @@ pub async fn bind_rule(
         .store
         .get_trusted_issuer(&admin.tenant, &rec.issuer)
         .await?
-        .ok_or_else(|| ApiError::internal("a trust rule without its issuer"))?;
+        .ok_or_else(|| ApiError::conflict("the rule's issuer was removed; read the rule again"))?;
     // A stored rule this version cannot read serves no token either (the issuer cache skips
     // it); binding it would only hide that, so the answer says what to do instead.
     let unreadable = || {
@@ -556,7 +558,12 @@ pub async fn bind_rule(
     check_binding(&state, &admin, &rule).await?;
     let read_updated_at = rec.updated_at;
     rec.client_id = rule.client_id;
-    rec.updated_at = state.clock.now();
+    // Strictly later than the version read, even within one millisecond or behind another
+    // node's clock: a second bind from the same read then finds a version it did not read.
+    rec.updated_at = state
+        .clock
+        .now()
+        .max(Timestamp::from_millis(read_updated_at.as_millis() + 1));
     // Only the version read is written: a rule deleted and created again meanwhile keeps its
     // own conditions rather than taking back the old ones.
     if !state.store.update_trust_rule(&rec, read_updated_at).await? {

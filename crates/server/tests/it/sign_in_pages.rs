@@ -1071,6 +1071,16 @@ async fn push(node: &Node, fields: &[(String, String)]) -> (u16, HeaderMap, Valu
 
 /// A push with `DPoP` headers (one per proof).
 async fn push_dpop(node: &Node, extra: &[(&str, &str)], proofs: Vec<String>) -> (u16, Value) {
+    let (s, _, v) = push_dpop_headers(node, extra, proofs).await;
+    (s, v)
+}
+
+/// [`push_dpop`], with the answer's headers.
+async fn push_dpop_headers(
+    node: &Node,
+    extra: &[(&str, &str)],
+    proofs: Vec<String>,
+) -> (u16, HeaderMap, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{}/oauth2/par", node.base))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -1079,8 +1089,8 @@ async fn push_dpop(node: &Node, extra: &[(&str, &str)], proofs: Vec<String>) -> 
         req = req.header("dpop", p);
     }
     let r = req.send().await.expect("push");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.json().await.unwrap_or(Value::Null))
 }
 
 /// RFC 9126 end to end: a client that must push is refused a direct request; a pushed request
@@ -1567,6 +1577,61 @@ async fn a_dpop_proof_at_the_push_binds_the_code_to_its_key() {
     )
     .await;
     assert_eq!(s, 201, "{v}");
+}
+
+/// With `oauth.dpop_require_nonce`, the push asks for a server nonce as the token endpoint does
+/// (RFC 9449 section 8): `use_dpop_nonce` with a `DPoP-Nonce` header, and a proof carrying it
+/// is accepted. The refusals are audited.
+#[tokio::test]
+async fn a_push_with_a_dpop_proof_needs_a_nonce_when_nonces_are_required() {
+    use portcullis_jose::profile::dpop_proof::{ProofClaims, ProofSigner};
+    use portcullis_jose::{Alg, SigningKeyPair};
+    let node = Node::start_with(|c| c.oauth.dpop_require_nonce = true).await;
+    let key =
+        ProofSigner::new(SigningKeyPair::generate(Alg::ES256).expect("key").1).expect("signer");
+    let par = format!("{}/oauth2/par", common::ISSUER);
+    let proof = |jti: &str, nonce: Option<&str>| {
+        key.sign(&ProofClaims {
+            jti,
+            htm: "POST",
+            htu: &par,
+            iat: portcullis_core::time::Clock::now(node.clock.as_ref()).as_secs(),
+            ath: None,
+            nonce,
+        })
+        .expect("proof")
+    };
+    let (s, h, v) = push_dpop_headers(&node, &[], vec![proof("n1", None)]).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("use_dpop_nonce")),
+        "{v}"
+    );
+    let nonce = h
+        .get("dpop-nonce")
+        .and_then(|n| n.to_str().ok())
+        .expect("a DPoP-Nonce header")
+        .to_owned();
+    let (s, v) = push_dpop(&node, &[], vec![proof("n2", Some(&nonce))]).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = push_dpop(&node, &[], vec![proof("n3", Some("not-a-nonce"))]).await;
+    assert_eq!(s, 400, "{v}");
+
+    // The audit writer flushes every 5 ms here; waits (bounded) for the three events.
+    let mut pushes = Vec::new();
+    for _ in 0..200 {
+        pushes = common::audit_events(node.store.as_ref(), "acme")
+            .await
+            .into_iter()
+            .filter(|e| e.action == portcullis_core::audit::Action::OAuthAuthorizationPush)
+            .map(|e| e.outcome.as_str().to_owned())
+            .collect::<Vec<_>>();
+        if pushes.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(pushes, ["denied", "success", "denied"], "each push audited");
 }
 
 /// RFC 9126 section 6 per tenant: the tenant's OAuth policy makes every client of the tenant push
