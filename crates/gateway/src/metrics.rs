@@ -184,6 +184,13 @@ impl Metrics {
             Kind::Counter,
             self.reports.sent(),
         );
+        t.single(
+            "portcullis_gateway_denial_reports_queued",
+            "Denial events waiting to be sent to the server ([audit.report]); at the queue size, \
+             new ones are dropped.",
+            Kind::Gauge,
+            self.reports.queued(),
+        );
         let name = "portcullis_gateway_denial_reports_dropped_total";
         t.header(
             name,
@@ -243,9 +250,30 @@ impl DropReason {
 pub struct ReportCounters {
     sent: AtomicU64,
     dropped: [AtomicU64; 3],
+    /// The reporter's queue, for its depth at scrape time; weak, so that the queue closes (and
+    /// the sending task ends) when the reporter is dropped.
+    queue: std::sync::OnceLock<
+        tokio::sync::mpsc::WeakSender<portcullis_core::denial_report::WireReport>,
+    >,
 }
 
 impl ReportCounters {
+    /// Watches `queue`'s depth (set once, by the reporter that owns it).
+    pub(crate) fn watch_queue(
+        &self,
+        queue: &tokio::sync::mpsc::Sender<portcullis_core::denial_report::WireReport>,
+    ) {
+        let _ = self.queue.set(queue.downgrade());
+    }
+
+    /// Denials waiting in the queue to be sent (0 without a reporter).
+    pub fn queued(&self) -> u64 {
+        self.queue
+            .get()
+            .and_then(|weak| weak.upgrade())
+            .map_or(0, |q| (q.max_capacity() - q.capacity()) as u64)
+    }
+
     pub(crate) fn drop_events(&self, reason: DropReason, n: u64) {
         let total = self.dropped[reason as usize].fetch_add(n, Ordering::Relaxed) + n;
         // One line per doubling: a long outage does not flood the log.

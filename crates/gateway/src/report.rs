@@ -93,6 +93,7 @@ pub fn start(
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let (tx, rx) = mpsc::channel(config.queue_size.max(1));
+    counters.watch_queue(&tx);
     let reporter = Arc::new(Reporter {
         tx,
         tenant: config.tenant.as_ref().map(|t| t.as_str().to_owned()),
@@ -215,6 +216,8 @@ mod tests {
     fn a_full_queue_drops_and_counts_without_waiting() {
         let (tx, mut rx) = mpsc::channel(2);
         let counters = Arc::new(ReportCounters::default());
+        assert_eq!(counters.queued(), 0, "no queue watched yet");
+        counters.watch_queue(&tx);
         let r = Reporter {
             tx,
             tenant: Some("acme".into()),
@@ -225,6 +228,7 @@ mod tests {
         }
         r.suppressed("token_expired", 7);
         assert_eq!(counters.dropped(DropReason::QueueFull), 4);
+        assert_eq!(counters.queued(), 2, "the gauge shows the full queue");
         // What was queued is the wire report of the local event, v4-mapped address unmapped.
         let Ok(WireReport::Denied {
             tenant,
@@ -241,6 +245,7 @@ mod tests {
         );
         assert!(rx.try_recv().is_ok());
         assert!(rx.try_recv().is_err(), "bounded at two");
+        assert_eq!(counters.queued(), 0, "drained");
     }
 
     #[test]
