@@ -107,9 +107,12 @@ impl SqliteStore {
                 "{file} is in journal mode {mode}, not WAL"
             )));
         }
+        // A write waits for the writer at most as long as it used to wait in SQLite's busy
+        // handler (`busy_timeout`, 5 s) before failing.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
