@@ -5,6 +5,7 @@
 mod caddy;
 mod common;
 mod dpop;
+mod embedding;
 mod forward_auth;
 mod h2c;
 mod identity;
