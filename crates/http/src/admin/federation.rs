@@ -742,41 +742,57 @@ pub async fn test_token(
 pub struct TokensRevokedView {
     /// The rules whose tokens were revoked (one revocation-log entry each).
     rules: Vec<String>,
+    /// The `workload_identity_jwt` clients those rules are bound to, whose tokens were revoked
+    /// too (their tokens name the client, not the rule; one entry each).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    clients: Vec<String>,
 }
 
 /// Revokes every token issued under these rules until now, through the revocation log: a
-/// `subject` entry for each rule's workload subject (`workload:<rule>`), the one revocation
-/// rule every verifier applies.
+/// `subject` entry for each rule's workload subject (`workload:<rule>`), and a `client` entry
+/// for each client a rule is bound to; the one revocation rule every verifier applies.
 async fn revoke_rules(
     state: &AppState,
     admin: &TenantAdmin,
-    rules: Vec<String>,
+    rules: Vec<TrustRuleRecord>,
     target: String,
 ) -> Result<Json<TokensRevokedView>, ApiError> {
     use portcullis_core::federation::issued::WORKLOAD_SUBJECT_PREFIX;
     use portcullis_core::revocation::RevocationKind;
     let now = state.clock.now();
+    let entry = |kind, subject| portcullis_store::NewRevocation {
+        tenant: admin.tenant.clone(),
+        kind,
+        subject,
+        revoked_before: Some(now),
+        expires_at: Some(now.saturating_add(state.oauth.lifetimes.max)),
+        reason: Some("federation_tokens_revoked".into()),
+    };
+    // A rule bound to a client authenticates that client, and the client's tokens carry its
+    // own id as `sub`, not the rule's workload subject: they are revoked by client.
+    let clients: std::collections::BTreeSet<String> =
+        rules.iter().filter_map(|r| r.client_id.clone()).collect();
     for rule in &rules {
+        let subject = format!("{WORKLOAD_SUBJECT_PREFIX}{}", rule.id);
         state
             .store
-            .append_revocation(
-                &portcullis_store::NewRevocation {
-                    tenant: admin.tenant.clone(),
-                    kind: RevocationKind::Subject,
-                    subject: format!("{WORKLOAD_SUBJECT_PREFIX}{rule}"),
-                    revoked_before: Some(now),
-                    expires_at: Some(now.saturating_add(state.oauth.lifetimes.max)),
-                    reason: Some("federation_tokens_revoked".into()),
-                },
-                now,
-            )
+            .append_revocation(&entry(RevocationKind::Subject, subject), now)
+            .await?;
+    }
+    for client in &clients {
+        state
+            .store
+            .append_revocation(&entry(RevocationKind::Client, client.clone()), now)
             .await?;
     }
     state.audit.record(
         draft(admin, Action::FederationTokensRevoke, target),
         &admin.origin,
     );
-    Ok(Json(TokensRevokedView { rules }))
+    Ok(Json(TokensRevokedView {
+        rules: rules.into_iter().map(|r| r.id).collect(),
+        clients: clients.into_iter().collect(),
+    }))
 }
 
 /// Revokes every token issued so far under the rule (the rule stays: tokens issued after this
@@ -788,16 +804,15 @@ pub async fn revoke_rule_tokens(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<TokensRevokedView>, ApiError> {
-    if id.len() > 64
-        || state
-            .store
-            .get_trust_rule(&admin.tenant, &id)
-            .await?
-            .is_none()
-    {
+    if id.len() > 64 {
         return Err(ApiError::not_found());
     }
-    revoke_rules(&state, &admin, vec![id.clone()], id).await
+    let rule = state
+        .store
+        .get_trust_rule(&admin.tenant, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    revoke_rules(&state, &admin, vec![rule], id).await
 }
 
 /// Revokes every token issued so far under any rule of the issuer (`issuer` query parameter).
@@ -819,9 +834,6 @@ pub async fn revoke_issuer_tokens(
     let rules = state
         .store
         .list_trust_rules(&admin.tenant, Some(&q.issuer))
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+        .await?;
     revoke_rules(&state, &admin, rules, q.issuer).await
 }

@@ -512,3 +512,53 @@ async fn a_disabled_workload_client_is_refused_before_its_job_token_is_spent() {
         .await
         .expect("record"));
 }
+
+/// Revoking a rule's tokens reaches the tokens of the client it is bound to: they name the
+/// client (`sub`), not the rule's workload subject, so the log gets a `client` entry too, and
+/// the one revocation rule (core's `RevocationSet`, as every verifier applies it) refuses them.
+#[tokio::test]
+async fn revoking_a_bound_rules_tokens_revokes_its_clients_tokens() {
+    use portcullis_core::revocation::{RevocationKind, RevocationSet, TokenIdentity};
+    let issuer = TestIssuer::start().await;
+    let (app, client) = bound(&issuer).await;
+    let token = issuer.mint(&claims(&issuer, "revoke-1", json!({})));
+    let (status, body) = client_credentials(&app, &client, &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let at = independently_verified(&app, body["access_token"].as_str().expect("token")).await;
+    let tenant = portcullis_core::tenant::TenantId::parse("acme").expect("tenant");
+    let revoked = |log: &[portcullis_store::RevocationEntry]| {
+        let mut set = RevocationSet::new();
+        for r in log {
+            set.apply(&r.clone().into_record());
+        }
+        set.token_revoked(&TokenIdentity {
+            tenant: &tenant,
+            jti: at["jti"].as_str().expect("jti"),
+            client_id: at["client_id"].as_str(),
+            subject: at["sub"].as_str().expect("sub"),
+            kid: "",
+            family: None,
+            sid: None,
+            issued_at: portcullis_core::time::Timestamp::from_secs(
+                at["iat"].as_i64().expect("iat"),
+            ),
+        })
+        .is_some()
+    };
+    let before = app.store.revocations_after(0, 100).await.expect("log");
+    assert!(!revoked(&before), "live before");
+
+    let (status, v) = app
+        .admin_post("/federation/rules/deployer-main/revoke-tokens", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rules"], json!(["deployer-main"]));
+    assert_eq!(v["clients"], json!([client]));
+    let log = app.store.revocations_after(0, 100).await.expect("log");
+    assert!(
+        log.iter()
+            .any(|e| e.kind == RevocationKind::Client && e.subject == client),
+        "{log:?}"
+    );
+    assert!(revoked(&log), "refused after");
+}
