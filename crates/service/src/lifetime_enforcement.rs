@@ -104,14 +104,11 @@ impl Enforcer {
         by: &EnforcedBy,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        // A key already disabled changes nothing and is not counted again.
-        let key = self.store.get_tenant_api_key(tenant, &n.id).await?;
-        if key.is_none_or(|k| k.disabled_at.is_some()) {
-            return Ok(false);
-        }
+        // A key already disabled (by an admin, or by another node's sweep a moment ago) changes
+        // nothing and is not counted again: the store's compare-and-swap decides.
         if !self
             .store
-            .set_api_key_disabled(tenant, &n.id, Some(now), now)
+            .disable_api_key_if_enabled(tenant, &n.id, now)
             .await?
         {
             return Ok(false);
@@ -158,7 +155,7 @@ impl Enforcer {
 /// Sweeps every `every` ([`SWEEP_EVERY`] in `serve`). The first sweep comes at a random point
 /// of the first period: a node restarted more often than that still sweeps, a restart loop
 /// does not become a sweep loop, and the nodes of a cluster do not sweep in step. Two nodes
-/// sweeping at once may both disable a key (the same end state, audited twice).
+/// sweeping at once disable a key once (the store's compare-and-swap).
 pub fn spawn_sweeper(enforcer: Enforcer, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let first = every.mul_f64(rand::random::<f64>());

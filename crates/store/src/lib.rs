@@ -359,6 +359,15 @@ pub trait ApiKeyStore {
         disabled_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<bool>;
+    /// Disables the key only if it is enabled and unrevoked, and appends an `api_key_changed`
+    /// entry in the same transaction: the compare-and-swap a policy sweep uses, so two nodes
+    /// sweeping at once disable a key once. Returns `false` if no enabled key was changed.
+    async fn disable_api_key_if_enabled(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
     /// Revokes an unrevoked key and appends an `api_key` entry in the same transaction. Returns
     /// `false` if there is none with that id in the tenant.
     async fn revoke_api_key(

@@ -284,6 +284,33 @@ macro_rules! impl_api_key_store {
                 Ok(!changed.is_empty())
             }
 
+            async fn disable_api_key_if_enabled(
+                &self,
+                tenant: &TenantId,
+                id: &str,
+                now: Timestamp,
+            ) -> Result<bool> {
+                let update = sqlx::query(
+                    "UPDATE api_keys SET disabled_at = $1 \
+                     WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL \
+                     AND disabled_at IS NULL \
+                     RETURNING id, expires_at, rotation_overlap_ends_at",
+                )
+                .bind(now.as_millis())
+                .bind(id)
+                .bind(tenant.as_str());
+                let changed = change_api_keys_logged(
+                    self,
+                    update,
+                    tenant,
+                    RevocationKind::ApiKeyChanged,
+                    "disabled",
+                    now,
+                )
+                .await?;
+                Ok(!changed.is_empty())
+            }
+
             async fn revoke_api_key(
                 &self,
                 tenant: &TenantId,

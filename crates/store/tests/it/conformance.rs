@@ -1455,8 +1455,35 @@ mod cases {
                 .disabled_at,
             Some(at(50))
         );
+        // The sweep's compare-and-swap: a disabled key is not disabled again (no second log
+        // entry), another tenant's never.
+        let log_len = s.revocations_after(0, 1000).await.expect("log").len();
+        assert!(!s
+            .disable_api_key_if_enabled(&acme, "k1", at(52))
+            .await
+            .expect("already disabled"));
+        assert_eq!(
+            s.revocations_after(0, 1000).await.expect("log").len(),
+            log_len
+        );
         assert!(s
             .set_api_key_disabled(&acme, "k1", None, at(55))
+            .await
+            .expect("enable"));
+        assert!(!s
+            .disable_api_key_if_enabled(&globex, "k1", at(56))
+            .await
+            .expect("wrong tenant"));
+        assert!(s
+            .disable_api_key_if_enabled(&acme, "k1", at(56))
+            .await
+            .expect("enabled: disabled once"));
+        assert!(!s
+            .disable_api_key_if_enabled(&acme, "k1", at(57))
+            .await
+            .expect("not twice"));
+        assert!(s
+            .set_api_key_disabled(&acme, "k1", None, at(58))
             .await
             .expect("enable"));
         assert_eq!(
@@ -1488,11 +1515,14 @@ mod cases {
             .set_api_key_disabled(&acme, "k1", None, at(80))
             .await
             .expect("enable revoked"));
-        // Disable, enable and revoke each logged once; the refused calls logged nothing.
+        // Disable, enable, the sweep's disable, enable and revoke each logged once; the refused
+        // calls logged nothing.
         let bound = Some(at(1_000));
         assert_eq!(
             logged(&s).await,
             [
+                (RevocationKind::ApiKeyChanged, "k1".into(), bound),
+                (RevocationKind::ApiKeyChanged, "k1".into(), bound),
                 (RevocationKind::ApiKeyChanged, "k1".into(), bound),
                 (RevocationKind::ApiKeyChanged, "k1".into(), bound),
                 (RevocationKind::ApiKey, "k1".into(), bound),
@@ -1507,6 +1537,8 @@ mod cases {
             [
                 ("acme", Some("disabled"), at(50)),
                 ("acme", Some("enabled"), at(55)),
+                ("acme", Some("disabled"), at(56)),
+                ("acme", Some("enabled"), at(58)),
                 ("acme", Some("admin"), at(60)),
             ]
         );
