@@ -271,8 +271,11 @@ macro_rules! impl_sign_in_store {
                 .bind(digest)
                 .execute(self.group.pool())
                 .await?;
-                self.group.durable().await?;
-                Ok(done.rows_affected() == 1)
+                let touched = done.rows_affected() == 1;
+                if touched {
+                    self.group.durable().await?;
+                }
+                Ok(touched)
             }
 
             async fn list_user_sessions(

@@ -252,8 +252,11 @@ macro_rules! impl_user_store {
                 .bind(id.as_str())
                 .execute(self.group.pool())
                 .await?;
-                self.group.durable().await?;
-                Ok(done.rows_affected() == 1)
+                let recorded = done.rows_affected() == 1;
+                if recorded {
+                    self.group.durable().await?;
+                }
+                Ok(recorded)
             }
 
             async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> Result<bool> {

@@ -485,6 +485,24 @@ async fn rules_are_bound_to_workload_clients_only() {
     let (status, body) = app.send(put(json!({"client_id": client}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["client_id"], client.as_str());
+    // The test clock stands still, yet each bind moves the rule's version forward: a bind made
+    // from the read before it finds a version it did not read (the store's compare-and-swap).
+    let version = || async {
+        let tenant = portcullis_core::tenant::TenantId::parse("acme").expect("tenant");
+        app.store
+            .get_trust_rule(&tenant, "deployer-main")
+            .await
+            .expect("read")
+            .expect("rule")
+            .updated_at
+    };
+    let before = version().await;
+    let (status, body) = app.send(put(json!({"client_id": client}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        version().await > before,
+        "the version moved on a standing clock"
+    );
     let rule = app.get_admin("/federation/rules/deployer-main").await;
     assert_eq!(rule["client_id"], client.as_str());
     let token = issuer.mint(&claims(&issuer, "u2", json!({})));
