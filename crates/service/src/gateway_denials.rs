@@ -200,8 +200,13 @@ mod tests {
         parse_batch(wire).expect("parsed")
     }
 
-    /// A sink (over a throwaway store) and a subscriber to its bus; keep the `TempDir`.
-    async fn sink() -> (tempfile::TempDir, AuditSink, crate::audit::Subscription) {
+    /// A throwaway store, a test clock and an audit sink over them; keep the `TempDir`.
+    async fn fixture() -> (
+        tempfile::TempDir,
+        Arc<dyn Store>,
+        Arc<ManualClock>,
+        AuditSink,
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(
             portcullis_store::SqliteStore::open(&dir.path().join("db"))
@@ -209,7 +214,14 @@ mod tests {
                 .expect("store"),
         );
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-        let (sink, _writer) = crate::audit::spawn(store, clock, &Default::default());
+        let (sink, _writer) =
+            crate::audit::spawn(store.clone(), clock.clone(), &Default::default());
+        (dir, store, clock, sink)
+    }
+
+    /// A sink and a subscriber to its bus; keep the `TempDir`.
+    async fn sink() -> (tempfile::TempDir, AuditSink, crate::audit::Subscription) {
+        let (dir, _, _, sink) = fixture().await;
         let sub = sink.subscribe();
         (dir, sink, sub)
     }
@@ -264,15 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn batches_past_the_rate_are_refused_per_credential() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store: Arc<dyn Store> = Arc::new(
-            portcullis_store::SqliteStore::open(&dir.path().join("db"))
-                .await
-                .expect("store"),
-        );
-        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-        let (audit, _writer) =
-            crate::audit::spawn(store.clone(), clock.clone(), &Default::default());
+        let (_dir, store, clock, audit) = fixture().await;
         let ingest = DenialIngest {
             store,
             clock: clock.clone(),

@@ -216,17 +216,7 @@ impl Node {
             return param(&q, "code").expect("code").to_owned();
         }
         assert_eq!(s, 200, "{consent}");
-        let mut fields = form_fields(&consent);
-        fields.push(("decision".into(), "allow".into()));
-        let (s, h, _) = text(
-            post_form(
-                &b,
-                format!("{}/oauth2/authorize/consent", self.base),
-                &fields,
-            )
-            .await,
-        )
-        .await;
+        let (s, h) = allow_consent(&b, &self.base, &consent).await;
         assert_eq!(s, 303);
         let q = query_of(&location(&h));
         param(&q, "code").expect("code").to_owned()
@@ -252,6 +242,16 @@ impl Node {
             )
             .await
     }
+}
+
+/// Posts "allow" on the consent page `consent` (its hidden fields as the form carries them):
+/// the status and headers of the answer.
+async fn allow_consent(b: &reqwest::Client, base: &str, consent: &str) -> (u16, HeaderMap) {
+    let mut fields = form_fields(consent);
+    fields.push(("decision".into(), "allow".into()));
+    let (s, h, _) =
+        text(post_form(b, format!("{base}/oauth2/authorize/consent"), &fields).await).await;
+    (s, h)
 }
 
 /// The hidden fields of the page's form (name, value), HTML entities of values decoded.
@@ -393,17 +393,7 @@ async fn authorize_sign_in_consent_and_redirect_with_code_state_and_iss() {
         "{set:?}"
     );
     assert!(consent.contains("<code>profile</code>"));
-    let mut fields = form_fields(&consent);
-    fields.push(("decision".into(), "allow".into()));
-    let (s, h, _) = text(
-        post_form(
-            &b,
-            format!("{}/oauth2/authorize/consent", node.base),
-            &fields,
-        )
-        .await,
-    )
-    .await;
+    let (s, h) = allow_consent(&b, &node.base, &consent).await;
     assert_eq!(s, 303);
     let loc = location(&h);
     assert!(
@@ -655,17 +645,7 @@ async fn forms_without_or_with_another_browsers_csrf_token_are_refused_and_chang
     // Consent form: the attacker's own signed-in token does not work in the victim's browser.
     let (_, _, consent) = sign_in(&node, &attacker, &url, "alice", PASSWORD).await;
     let (_, _, _) = sign_in(&node, &victim, &url, "alice", PASSWORD).await;
-    let mut fields = form_fields(&consent);
-    fields.push(("decision".into(), "allow".into()));
-    let (s, _, _) = text(
-        post_form(
-            &victim,
-            format!("{}/oauth2/authorize/consent", node.base),
-            &fields,
-        )
-        .await,
-    )
-    .await;
+    let (s, _) = allow_consent(&victim, &node.base, &consent).await;
     assert_eq!(s, 403);
     let tenant = TenantId::parse("acme").expect("tenant");
     let alice = node
@@ -1167,17 +1147,7 @@ async fn pushed_authorization_requests_are_opened_once_by_their_client_and_can_b
     node.clock.advance(std::time::Duration::from_secs(90));
     let (s, _, consent) = sign_in(&node, &b, &url, "alice", PASSWORD).await;
     assert_eq!(s, 200, "{consent}");
-    let mut fields = form_fields(&consent);
-    fields.push(("decision".into(), "allow".into()));
-    let (s, h, _) = text(
-        post_form(
-            &b,
-            format!("{}/oauth2/authorize/consent", node.base),
-            &fields,
-        )
-        .await,
-    )
-    .await;
+    let (s, h) = allow_consent(&b, &node.base, &consent).await;
     assert_eq!(s, 303);
     let loc = location(&h);
     assert!(loc.starts_with(NOTES_CB), "{loc}");

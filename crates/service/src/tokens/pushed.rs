@@ -47,18 +47,24 @@ pub async fn push(
 ) -> Result<Pushed, OAuthError> {
     let authenticated = authenticate_app(svc, presented, origin).await?;
     let client = authenticated.client();
-    let refuse = |code: &'static str, reason: &'static str| {
-        let e = OAuthError::refuse(Refusal::InvalidPushedRequest { code, reason });
+    // Every refusal after authentication is audited, with its reason (the refusal table's).
+    let denied = |e: OAuthError| {
         super::audit(
             svc,
             client,
             Action::OAuthAuthorizationPush,
             Outcome::Denied,
-            Some(Reason::new(reason)),
+            Some(Reason::of(&e.reason)),
             None,
             origin,
         );
         e
+    };
+    let refuse = |code: &'static str, reason: &'static str| {
+        denied(OAuthError::refuse(Refusal::InvalidPushedRequest {
+            code,
+            reason,
+        }))
     };
     let mut pairs = request_pairs(params.singles().map(|(k, v)| (k.to_owned(), v.to_owned())))
         .map_err(|e| match e {
@@ -73,18 +79,6 @@ pub async fn push(
     }
     // RFC 9449 section 10.1: a proof sent with the pushed request binds the code it leads to to
     // the proof's key, as a `dpop_jkt` parameter would; sent together, they must name one key.
-    let denied = |e: OAuthError| {
-        super::audit(
-            svc,
-            client,
-            Action::OAuthAuthorizationPush,
-            Outcome::Denied,
-            Some(Reason::of(&e.reason)),
-            None,
-            origin,
-        );
-        e
-    };
     if let Some(jkt) = dpop::check_pushed_request(svc, proof)
         .await
         .map_err(denied)?
