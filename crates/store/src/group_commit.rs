@@ -285,25 +285,28 @@ mod tests {
             std::sync::Mutex::new(started_tx),
             std::sync::Mutex::new(release_rx),
         );
-        let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        // Every fsync says it started, then waits to be let go: the test decides when each
+        // one ends, so what it reads between them is not a race.
         let log = Arc::new(LogSync::with_sync(
             PathBuf::from("unused"),
             Arc::new(move |_: &std::path::Path| {
-                // The first fsync says it started, then waits to be let go.
-                if first.swap(false, Ordering::AcqRel) {
-                    started_tx.lock().expect("lock").send(()).expect("send");
-                    release_rx.lock().expect("lock").recv().expect("recv");
-                }
+                started_tx.lock().expect("lock").send(()).expect("send");
+                release_rx.lock().expect("lock").recv().expect("recv");
                 Ok(())
             }),
         ));
+        let started = std::sync::Arc::new(std::sync::Mutex::new(started_rx));
+        let wait_started = || {
+            let started = started.clone();
+            tokio::task::spawn_blocking(move || {
+                started.lock().expect("lock").recv().expect("started")
+            })
+        };
         let a = tokio::spawn({
             let log = log.clone();
             async move { log.after_commit().await }
         });
-        tokio::task::spawn_blocking(move || started_rx.recv().expect("started"))
-            .await
-            .expect("join");
+        wait_started().await.expect("join");
         // Commit b returns while a's fsync runs.
         let b = tokio::spawn({
             let log = log.clone();
@@ -312,13 +315,16 @@ mod tests {
         while log.committed.load(Ordering::Acquire) < 2 {
             tokio::task::yield_now().await;
         }
-        release_tx.send(()).expect("release");
+        release_tx.send(()).expect("release a's fsync");
         a.await.expect("join").expect("a durable");
+        // b's own fsync has started (it began after b's commit) and is held.
+        wait_started().await.expect("join");
         assert_eq!(
             log.synced.load(Ordering::Acquire),
             1,
             "a's fsync covers a only"
         );
+        release_tx.send(()).expect("release b's fsync");
         b.await.expect("join").expect("b durable");
         assert_eq!(
             log.fsyncs.load(Ordering::Acquire),
