@@ -143,22 +143,52 @@ impl Possession<'_> {
 /// or a trusted TLS-terminating proxy's header. Whether its chain is trusted is a separate
 /// question, answered by whoever uses it (client authentication validates it against the
 /// tenant's CA set); for binding a token only the thumbprint matters.
+///
+/// The certificates the client sent after its own (intermediate CAs, in the order sent) are
+/// kept, untrusted, so a chain can be built from the end-entity certificate through them to a
+/// tenant's CA; at most [`MAX_INTERMEDIATES`] are kept.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCertificate {
     der: std::sync::Arc<[u8]>,
+    intermediates: std::sync::Arc<[Vec<u8>]>,
     thumbprint: Thumbprint,
 }
+
+/// Most intermediate certificates kept from what a client sent after its own: deeper chains
+/// than this are not built (their end-entity certificate then does not chain, and fails
+/// closed).
+pub const MAX_INTERMEDIATES: usize = 4;
 
 impl ClientCertificate {
     /// Wraps an end-entity certificate's DER and computes its `x5t#S256`.
     pub fn from_der(der: impl Into<std::sync::Arc<[u8]>>) -> Self {
-        let der = der.into();
-        let thumbprint = Thumbprint::sha256_of(&der);
-        Self { der, thumbprint }
+        Self::from_chain(der, Vec::new())
     }
 
+    /// An end-entity certificate with the certificates its client sent after it (the TLS
+    /// handshake's chain, or a proxy header's further PEM blocks); beyond
+    /// [`MAX_INTERMEDIATES`] they are dropped.
+    pub fn from_chain(
+        der: impl Into<std::sync::Arc<[u8]>>,
+        intermediates: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Self {
+        let der = der.into();
+        let thumbprint = Thumbprint::sha256_of(&der);
+        Self {
+            der,
+            intermediates: intermediates.into_iter().take(MAX_INTERMEDIATES).collect(),
+            thumbprint,
+        }
+    }
+
+    /// The end-entity certificate's DER.
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// The intermediate certificates the client sent (untrusted: path building input only).
+    pub fn intermediates(&self) -> &[Vec<u8>] {
+        &self.intermediates
     }
 
     /// RFC 8705 section 3.1: the SHA-256 of the DER, base64url.
@@ -171,7 +201,7 @@ impl ClientCertificate {
 /// URL-encoded, fits many times over.
 pub const MAX_CERTIFICATE_HEADER_BYTES: usize = 16 * 1024;
 
-/// A client-certificate header a trusted proxy sent that is not one URL-encoded PEM certificate.
+/// A client-certificate header a trusted proxy sent that is not URL-encoded PEM certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BadCertificateHeader {
     #[error("certificate header too large")]
@@ -184,32 +214,55 @@ pub enum BadCertificateHeader {
 
 impl ClientCertificate {
     /// Reads the certificate a TLS-terminating proxy forwarded as URL-encoded PEM (nginx
-    /// `$ssl_client_escaped_cert`). Only the first `CERTIFICATE` block is read: the end-entity
-    /// certificate. Whether the proxy may be believed is the caller's decision (trusted proxies
-    /// only); this only parses.
+    /// `$ssl_client_escaped_cert`). The first `CERTIFICATE` block is the end-entity
+    /// certificate; further blocks (a proxy that forwards the chain the client sent) are its
+    /// intermediates, up to [`MAX_INTERMEDIATES`]. A block that does not decode refuses the
+    /// whole header. Whether the proxy may be believed is the caller's decision (trusted
+    /// proxies only); this only parses.
     pub fn from_escaped_pem(value: &[u8]) -> Result<Self, BadCertificateHeader> {
         if value.len() > MAX_CERTIFICATE_HEADER_BYTES {
             return Err(BadCertificateHeader::TooLarge);
         }
         let pem = percent_decode(value).ok_or(BadCertificateHeader::NotUrlEncoded)?;
-        let pem = std::str::from_utf8(&pem).map_err(|_| BadCertificateHeader::NotPem)?;
-        const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-        const END: &str = "-----END CERTIFICATE-----";
-        let start = pem.find(BEGIN).ok_or(BadCertificateHeader::NotPem)? + BEGIN.len();
-        let len = pem[start..].find(END).ok_or(BadCertificateHeader::NotPem)?;
-        let body: String = pem[start..start + len]
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|_| BadCertificateHeader::NotPem)?;
-        // A DER certificate is a SEQUENCE; anything else is not worth hashing.
-        if der.first() != Some(&0x30) {
-            return Err(BadCertificateHeader::NotPem);
+        let mut rest = std::str::from_utf8(&pem).map_err(|_| BadCertificateHeader::NotPem)?;
+        let mut blocks = Vec::new();
+        while blocks.len() <= MAX_INTERMEDIATES {
+            match next_pem_certificate(rest)? {
+                Some((der, after)) => {
+                    blocks.push(der);
+                    rest = after;
+                }
+                None => break,
+            }
         }
-        Ok(Self::from_der(der))
+        let mut blocks = blocks.into_iter();
+        let end_entity = blocks.next().ok_or(BadCertificateHeader::NotPem)?;
+        Ok(Self::from_chain(end_entity, blocks))
     }
+}
+
+/// The first PEM `CERTIFICATE` block of `pem` decoded, and the text after it; `None` when no
+/// block begins.
+fn next_pem_certificate(pem: &str) -> Result<Option<(Vec<u8>, &str)>, BadCertificateHeader> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let Some(at) = pem.find(BEGIN) else {
+        return Ok(None);
+    };
+    let start = at + BEGIN.len();
+    let len = pem[start..].find(END).ok_or(BadCertificateHeader::NotPem)?;
+    let body: String = pem[start..start + len]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| BadCertificateHeader::NotPem)?;
+    // A DER certificate is a SEQUENCE; anything else is not worth hashing.
+    if der.first() != Some(&0x30) {
+        return Err(BadCertificateHeader::NotPem);
+    }
+    Ok(Some((der, &pem[start + len + END.len()..])))
 }
 
 /// RFC 3986 percent-decoding; `+` stays `+` (it is base64, not a form space).
@@ -237,6 +290,7 @@ impl fmt::Debug for ClientCertificate {
         f.debug_struct("ClientCertificate")
             .field("x5t#S256", &self.thumbprint.as_str())
             .field("der_bytes", &self.der.len())
+            .field("intermediates", &self.intermediates.len())
             .finish()
     }
 }
@@ -462,13 +516,13 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_proxy_certificate_header_is_url_encoded_pem_and_nothing_else() {
-        let der = [0x30u8, 0x82, 0x01, 0x0a, 0xff, 0xfe];
+    fn pem_of(der: &[u8]) -> String {
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
-        let escaped: String = pem
-            .bytes()
+        format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n")
+    }
+
+    fn escape(pem: &str) -> String {
+        pem.bytes()
             .map(|b| {
                 if b.is_ascii_alphanumeric() || b == b'-' {
                     char::from(b).to_string()
@@ -476,11 +530,31 @@ mod tests {
                     format!("%{b:02X}")
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_proxy_certificate_header_is_url_encoded_pem_and_nothing_else() {
+        let der = [0x30u8, 0x82, 0x01, 0x0a, 0xff, 0xfe];
+        let escaped = escape(&pem_of(&der));
         let c = ClientCertificate::from_escaped_pem(escaped.as_bytes()).expect("nginx form");
         assert_eq!(c.der(), der);
+        assert!(c.intermediates().is_empty());
         assert_eq!(c.thumbprint(), &Thumbprint::sha256_of(&der));
+        let good = pem_of(&der);
         for (bad, why) in [
+            (
+                // A good end-entity block followed by one that does not decode.
+                escape(&format!(
+                    "{good}-----BEGIN CERTIFICATE-----AAAA-----END CERTIFICATE-----"
+                ))
+                .into_bytes(),
+                BadCertificateHeader::NotPem,
+            ),
+            (
+                escape(&format!("{good}-----BEGIN CERTIFICATE-----MIIB")).into_bytes(),
+                BadCertificateHeader::NotPem,
+            ),
             (b"%zz".to_vec(), BadCertificateHeader::NotUrlEncoded),
             (b"abc%4".to_vec(), BadCertificateHeader::NotUrlEncoded),
             (b"no pem here".to_vec(), BadCertificateHeader::NotPem),
@@ -505,5 +579,22 @@ mod tests {
                 String::from_utf8_lossy(&bad[..bad.len().min(60)])
             );
         }
+    }
+
+    #[test]
+    fn further_pem_blocks_are_the_intermediates_in_order_and_bounded() {
+        let block = |i: u8| vec![0x30u8, 0x03, 0x02, 0x01, i];
+        let chain: String = (0..3).map(|i| pem_of(&block(i))).collect();
+        let c = ClientCertificate::from_escaped_pem(escape(&chain).as_bytes()).expect("chain");
+        assert_eq!(c.der(), block(0));
+        assert_eq!(c.intermediates(), [block(1), block(2)]);
+        // The binding is the end-entity certificate's alone.
+        assert_eq!(c.thumbprint(), &Thumbprint::sha256_of(&block(0)));
+        let long: String = (0..10).map(|i| pem_of(&block(i))).collect();
+        let c = ClientCertificate::from_escaped_pem(escape(&long).as_bytes()).expect("long");
+        assert_eq!(c.intermediates().len(), MAX_INTERMEDIATES);
+        assert_eq!(c.intermediates()[0], block(1));
+        let c = ClientCertificate::from_chain(block(0), (1..10).map(block));
+        assert_eq!(c.intermediates().len(), MAX_INTERMEDIATES);
     }
 }

@@ -193,7 +193,8 @@ async fn serve_tls<F, Fut>(
             return;
         }
     };
-    // rustls reports peer certificates only once its verifier accepted the chain.
+    // rustls reports peer certificates only once its verifier accepted the chain. The gateway
+    // checks bindings (the end-entity certificate's thumbprint), so intermediates are not kept.
     let client_certificate = stream
         .get_ref()
         .1

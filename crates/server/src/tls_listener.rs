@@ -94,12 +94,18 @@ impl TlsListener {
                             }
                         };
                     // rustls reports peer certificates only once its verifier accepted them.
+                    // The end-entity certificate, then what the client sent to chain it.
                     let certificate = stream
                         .get_ref()
                         .1
                         .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| ClientCertificate::from_der(c.as_ref()));
+                        .and_then(|c| c.split_first())
+                        .map(|(end_entity, intermediates)| {
+                            ClientCertificate::from_chain(
+                                end_entity.as_ref(),
+                                intermediates.iter().map(|c| c.to_vec()),
+                            )
+                        });
                     let _ = tx.send((stream, TlsPeer { addr, certificate })).await;
                 });
             }

@@ -535,10 +535,14 @@ async fn check_certificate(
         .trust_anchors(state.store.as_ref(), &client.tenant, now)
         .await?;
     let now_secs = u64::try_from(now.as_secs()).unwrap_or(0);
-    Ok(
-        mtls::tls_client_auth_with(certificate.der(), &anchors, subject, now_secs)
-            .map_err(MtlsFailure::as_str),
+    Ok(mtls::tls_client_auth_with(
+        certificate.der(),
+        certificate.intermediates(),
+        &anchors,
+        subject,
+        now_secs,
     )
+    .map_err(MtlsFailure::as_str))
 }
 
 /// Who may call the introspection endpoint (RFC 7662 section 2.1).

@@ -303,20 +303,32 @@ impl TrustAnchors {
 }
 
 /// `tls_client_auth`: the end-entity certificate chains to one of `cas` (DER trust anchors,
-/// the tenant's CA set) for client authentication at `now`, and carries `subject`. Parses the
-/// CAs on every call: the token endpoint uses [`tls_client_auth_with`] and cached anchors.
+/// the tenant's CA set) for client authentication at `now`, through the intermediates the
+/// client sent if it needs them, and carries `subject`. Parses the CAs on every call: the
+/// token endpoint uses [`tls_client_auth_with`] and cached anchors.
 pub fn tls_client_auth(
     der: &[u8],
+    intermediates: &[Vec<u8>],
     cas: &[Vec<u8>],
     subject: &TlsSubject,
     now_unix_secs: u64,
 ) -> Result<(), MtlsFailure> {
-    tls_client_auth_with(der, &TrustAnchors::from_der(cas), subject, now_unix_secs)
+    tls_client_auth_with(
+        der,
+        intermediates,
+        &TrustAnchors::from_der(cas),
+        subject,
+        now_unix_secs,
+    )
 }
 
-/// `tls_client_auth` against a tenant's anchors read once ([`TrustAnchors`]).
+/// `tls_client_auth` against a tenant's anchors read once ([`TrustAnchors`]). The
+/// intermediates are untrusted: they only help build a path from the end-entity certificate to
+/// an anchor, and every certificate on that path is checked (signature, validity, CA
+/// constraints).
 pub fn tls_client_auth_with(
     der: &[u8],
+    intermediates: &[Vec<u8>],
     anchors: &TrustAnchors,
     subject: &TlsSubject,
     now_unix_secs: u64,
@@ -324,10 +336,14 @@ pub fn tls_client_auth_with(
     let Some(verifier) = &anchors.verifier else {
         return Err(MtlsFailure::NoTenantCa);
     };
+    let intermediates: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
     verifier
         .verify_client_cert(
             &CertificateDer::from(der),
-            &[],
+            &intermediates,
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(now_unix_secs)),
         )
         .map_err(|_| MtlsFailure::Untrusted)?;
@@ -483,7 +499,7 @@ mod tests {
             TlsSubject::SanEmail("svc@acme.test".into()),
         ] {
             assert_eq!(
-                tls_client_auth(&good, &cas, &subject, now()),
+                tls_client_auth(&good, &[], &cas, &subject, now()),
                 Ok(()),
                 "{subject:?}"
             );
@@ -492,12 +508,12 @@ mod tests {
         let stranger = client(&other, "client-1", sans);
         let dns = TlsSubject::SanDns("svc.acme.test".into());
         assert_eq!(
-            tls_client_auth(&stranger, &cas, &dns, now()),
+            tls_client_auth(&stranger, &[], &cas, &dns, now()),
             Err(MtlsFailure::Untrusted)
         );
         // No CA set for the tenant: nothing authenticates.
         assert_eq!(
-            tls_client_auth(&good, &[], &dns, now()),
+            tls_client_auth(&good, &[], &[], &dns, now()),
             Err(MtlsFailure::NoTenantCa)
         );
         // The right subject but the wrong SAN; a name in the CN does not count as a SAN; a SAN
@@ -508,13 +524,14 @@ mod tests {
             vec![SanType::DnsName("other.acme.test".try_into().expect("dns"))],
         );
         assert_eq!(
-            tls_client_auth(&wrong_san, &cas, &dns, now()),
+            tls_client_auth(&wrong_san, &[], &cas, &dns, now()),
             Err(MtlsFailure::SubjectMismatch)
         );
         let uri_only = client(&acme, "client-1", vec![spiffe()]);
         assert_eq!(
             tls_client_auth(
                 &uri_only,
+                &[],
                 &cas,
                 &TlsSubject::SanDns("spiffe://acme.test/payments".into()),
                 now()
@@ -523,12 +540,73 @@ mod tests {
         );
         // Outside its validity period (rcgen's default ends in 4096; start is 1975).
         assert_eq!(
-            tls_client_auth(&good, &cas, &dns, 100),
+            tls_client_auth(&good, &[], &cas, &dns, 100),
             Err(MtlsFailure::Untrusted)
         );
         assert_eq!(
-            tls_client_auth(b"not a certificate", &cas, &dns, now()),
+            tls_client_auth(b"not a certificate", &[], &cas, &dns, now()),
             Err(MtlsFailure::Untrusted)
+        );
+    }
+
+    /// An intermediate CA between the tenant's CA and the client: the chain is built through
+    /// the intermediate the client sent, and only through one the tenant's CA issued.
+    #[test]
+    fn tls_client_auth_builds_the_chain_through_the_intermediates_the_client_sent() {
+        let root = ca("acme root");
+        let intermediate = {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name
+                .push(DnType::CommonName, "acme issuing");
+            p.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            CertifiedIssuer::signed_by(p, KeyPair::generate().expect("key"), &root)
+                .expect("intermediate")
+        };
+        // An intermediate with the same name, issued by someone else.
+        let impostor = {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name
+                .push(DnType::CommonName, "acme issuing");
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+            CertifiedIssuer::signed_by(p, KeyPair::generate().expect("key"), &ca("someone"))
+                .expect("impostor")
+        };
+        let leaf = client(&intermediate, "client-1", vec![spiffe()]);
+        let cas = vec![root.der().to_vec()];
+        let uri = TlsSubject::SanUri("spiffe://acme.test/payments".into());
+        let sent = [intermediate.der().to_vec()];
+        assert_eq!(tls_client_auth(&leaf, &sent, &cas, &uri, now()), Ok(()));
+        // Without the intermediate there is no path to the tenant's CA.
+        assert_eq!(
+            tls_client_auth(&leaf, &[], &cas, &uri, now()),
+            Err(MtlsFailure::Untrusted)
+        );
+        // Nor through a look-alike intermediate, nor one the client sent that vouches for a
+        // certificate of another CA.
+        assert_eq!(
+            tls_client_auth(&leaf, &[impostor.der().to_vec()], &cas, &uri, now()),
+            Err(MtlsFailure::Untrusted)
+        );
+        let stranger = client(&ca("elsewhere"), "client-1", vec![spiffe()]);
+        assert_eq!(
+            tls_client_auth(&stranger, &sent, &cas, &uri, now()),
+            Err(MtlsFailure::Untrusted)
+        );
+        // Garbage among the intermediates does not help, and does not break a good path.
+        assert_eq!(
+            tls_client_auth(
+                &leaf,
+                &[b"junk".to_vec(), sent[0].clone()],
+                &cas,
+                &uri,
+                now()
+            ),
+            Ok(())
         );
     }
 
@@ -547,15 +625,18 @@ mod tests {
         let pem = acme.pem();
         let anchors = TrustAnchors::from_pem_sets(["not a PEM set", pem.as_str()]);
         assert!(!anchors.is_empty());
-        assert_eq!(tls_client_auth_with(&good, &anchors, &dns, now()), Ok(()));
         assert_eq!(
-            tls_client_auth_with(&stranger, &anchors, &dns, now()),
+            tls_client_auth_with(&good, &[], &anchors, &dns, now()),
+            Ok(())
+        );
+        assert_eq!(
+            tls_client_auth_with(&stranger, &[], &anchors, &dns, now()),
             Err(MtlsFailure::Untrusted)
         );
         let none = TrustAnchors::from_pem_sets(["not a PEM set"]);
         assert!(none.is_empty());
         assert_eq!(
-            tls_client_auth_with(&good, &none, &dns, now()),
+            tls_client_auth_with(&good, &[], &none, &dns, now()),
             Err(MtlsFailure::NoTenantCa)
         );
         assert!(TrustAnchors::from_pem_sets([]).is_empty());

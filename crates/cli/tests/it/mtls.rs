@@ -1,7 +1,8 @@
 //! Mutual TLS end to end (RFC 8705) against the real binary: `serve` with `[tls]` asking for
 //! client certificates; a tenant's CA set and mTLS clients registered through the CLI; tokens
 //! from curl and from a rustls client (reqwest) with test certificates made by rcgen; each bad
-//! certificate refused; the token's `cnf.x5t#S256` checked against openssl's own digest of the
+//! certificate refused; a certificate issued by an intermediate CA accepted when the client sends
+//! the intermediate; the token's `cnf.x5t#S256` checked against openssl's own digest of the
 //! certificate; and, without TLS, the certificate header of a TLS-terminating proxy honoured
 //! only from a trusted address.
 
@@ -23,7 +24,7 @@ type Ca = CertifiedIssuer<'static, KeyPair>;
 
 const SPIFFE: &str = "spiffe://acme.test/payments";
 
-fn ca(name: &str) -> Ca {
+fn ca_params(name: &str) -> CertificateParams {
     let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name.push(DnType::CommonName, name);
@@ -31,7 +32,11 @@ fn ca(name: &str) -> Ca {
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    CertifiedIssuer::self_signed(p, KeyPair::generate().expect("key")).expect("ca")
+    p
+}
+
+fn ca(name: &str) -> Ca {
+    CertifiedIssuer::self_signed(ca_params(name), KeyPair::generate().expect("key")).expect("ca")
 }
 
 /// A client certificate for `uri` signed by `ca` (or self-signed), written as `<name>.pem`
@@ -83,6 +88,22 @@ impl Pki {
         let other = ca("someone else");
         std::fs::write(dir.join("clients-ca.pem"), clients.pem()).expect("write");
         let (good, _) = client_cert(dir, "good", Some(&clients), SPIFFE);
+        // Issued by an intermediate of the clients' CA: `chained.pem` holds the certificate and
+        // the intermediate (what curl sends), `leaf-only.pem` the certificate alone.
+        let intermediate = CertifiedIssuer::signed_by(
+            ca_params("acme issuing"),
+            KeyPair::generate().expect("key"),
+            &clients,
+        )
+        .expect("intermediate");
+        client_cert(dir, "leaf-only", Some(&intermediate), SPIFFE);
+        let leaf = std::fs::read_to_string(dir.join("leaf-only.pem")).expect("read");
+        std::fs::write(
+            dir.join("chained.pem"),
+            format!("{leaf}{}", intermediate.pem()),
+        )
+        .expect("write");
+        std::fs::copy(dir.join("leaf-only.key"), dir.join("chained.key")).expect("copy");
         client_cert(dir, "wrong-san", Some(&clients), "spiffe://acme.test/other");
         client_cert(dir, "stranger", Some(&other), SPIFFE);
         let (self_signed, key) = client_cert(dir, "self", None, "spiffe://acme.test/self");
@@ -308,9 +329,20 @@ fn mtls_clients_get_certificate_bound_tokens_and_bad_certificates_are_refused() 
     assert!(with(Some(&Thumbprint::sha256_of(&pki.self_signed))).is_err());
     assert!(with(None).is_err());
 
+    // A certificate from an intermediate CA, sent with the intermediate: the chain is built to
+    // the tenant's CA.
+    let (status, body) = curl_token(&url, &pki, &tls_id, Some("chained"));
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().expect("token");
+    assert_eq!(
+        x5t(token),
+        Some(openssl_x5t(&pki.path("leaf-only.pem"))),
+        "bound to the end-entity certificate"
+    );
+
     // Each bad certificate is refused alike: another CA, the right CA with another SAN, no
-    // certificate at all.
-    for cert in [Some("stranger"), Some("wrong-san"), None] {
+    // certificate at all, an intermediate's certificate sent without the intermediate.
+    for cert in [Some("stranger"), Some("wrong-san"), None, Some("leaf-only")] {
         let (status, body) = curl_token(&url, &pki, &tls_id, cert);
         assert_eq!(status, 401, "{cert:?}: {body}");
         assert_eq!(body["error"], "invalid_client", "{cert:?}: {body}");
