@@ -41,6 +41,8 @@ pub struct SubjectToken<'a> {
     pub bound: bool,
     pub act: Option<&'a ActClaim>,
     pub may_act: Option<&'a MayAct>,
+    /// The `jti`s of the tokens it was itself exchanged from (oldest first).
+    pub exchanged_from: &'a [String],
 }
 
 /// What may be issued: the usual grant decision and the new `act` chain.
@@ -86,7 +88,9 @@ pub fn decide(
         sub: actor.client_id.clone(),
         act: subject.act.cloned().map(Box::new),
     };
-    if act.len() > MAX_ACTORS {
+    // The new token's lineage is the subject token's plus the subject token: one per hop, bound
+    // like the actors (a token signed before lineages were recorded has none).
+    if act.len() > MAX_ACTORS || subject.exchanged_from.len() >= MAX_ACTORS {
         return Err(Refused::Grant("act_chain_too_long"));
     }
     let left = subject.exp.saturating_sub(now.as_secs());
@@ -129,7 +133,9 @@ impl AccessTokenClaims {
     /// Claims for a token exchanged from `subject` under `delegation` at `now`: the subject's
     /// `sub`, tenant, session and refresh family (so revoking the session or family reaches
     /// every token exchanged from it) and sign-in facts; the actor as `client_id` and in
-    /// `act`; nothing of `cnf`, `may_act` or the workload claim.
+    /// `act`; the subject token's lineage followed by its own `jti` in `exchanged_from` (so
+    /// revoking any token of the chain by `jti` reaches this one); nothing of `cnf`, `may_act`
+    /// or the workload claim.
     pub fn for_delegation(
         subject: &AccessTokenClaims,
         delegation: Delegation,
@@ -158,6 +164,12 @@ impl AccessTokenClaims {
             cnf: None,
             workload: None,
             act: Some(delegation.act),
+            exchanged_from: subject
+                .exchanged_from
+                .iter()
+                .chain([&subject.jti])
+                .cloned()
+                .collect(),
             may_act: None,
         }
     }
@@ -202,6 +214,7 @@ mod tests {
         exp: i64,
         bound: bool,
         act: Option<ActClaim>,
+        exchanged_from: Vec<String>,
         may_act: Option<MayAct>,
     }
 
@@ -213,6 +226,7 @@ mod tests {
                 exp: NOW + 300,
                 bound: false,
                 act: None,
+                exchanged_from: Vec::new(),
                 may_act: None,
             }
         }
@@ -225,6 +239,7 @@ mod tests {
                 bound: self.bound,
                 act: self.act.as_ref(),
                 may_act: self.may_act.as_ref(),
+                exchanged_from: &self.exchanged_from,
             };
             decide(
                 &s,
@@ -286,6 +301,49 @@ mod tests {
         }
         s.act = chain;
         assert_eq!(s.decide(None), Err(Refused::Grant("act_chain_too_long")));
+        // So does a lineage at the limit, whatever its `act` says.
+        let mut s = Subject::new();
+        s.exchanged_from = (0..MAX_ACTORS).map(|i| format!("jti_{i}")).collect();
+        assert_eq!(s.decide(None), Err(Refused::Grant("act_chain_too_long")));
+        s.exchanged_from.pop();
+        assert!(s.decide(None).is_ok());
+    }
+
+    #[test]
+    fn the_new_token_names_every_token_it_was_exchanged_from() {
+        let subject_claims = |jti: &str, exchanged_from: Vec<String>| AccessTokenClaims {
+            exchanged_from,
+            ..AccessTokenClaims::for_client(
+                "https://auth.example",
+                &actor(),
+                &GrantDecision {
+                    audience: Audience::parse("ledger-api").expect("aud"),
+                    scopes: scopes(&["ledger:read"]),
+                    lifetime: Duration::from_secs(300),
+                },
+                jti.into(),
+                Timestamp::from_secs(NOW),
+            )
+        };
+        let d = Subject::new().decide(None).expect("exchanged");
+        let first = AccessTokenClaims::for_delegation(
+            &subject_claims("jti_root", Vec::new()),
+            d.clone(),
+            "jti_1".into(),
+            Timestamp::from_secs(NOW),
+        );
+        assert_eq!(first.exchanged_from, ["jti_root"]);
+        let second =
+            AccessTokenClaims::for_delegation(&first, d, "jti_2".into(), Timestamp::from_secs(NOW));
+        assert_eq!(second.exchanged_from, ["jti_root", "jti_1"]);
+        let json = serde_json::to_value(&second).expect("json");
+        assert_eq!(
+            json[crate::oauth::EXCHANGED_FROM_CLAIM],
+            serde_json::json!(["jti_root", "jti_1"])
+        );
+        // A token from no exchange carries no such claim.
+        let plain = serde_json::to_value(subject_claims("j", Vec::new())).expect("json");
+        assert!(plain.get(crate::oauth::EXCHANGED_FROM_CLAIM).is_none());
     }
 
     #[test]
@@ -341,6 +399,7 @@ mod tests {
             bound: false,
             act: None,
             may_act: None,
+            exchanged_from: &[],
         };
         assert_eq!(
             decide(

@@ -20,6 +20,11 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// the code redemption that started the family, or at a refresh of it): what a `family`
 /// revocation entry names, so verifiers refuse the family's access tokens once it is revoked.
 pub const FAMILY_CLAIM: &str = "family_id";
+/// The private claim listing, oldest first, the `jti` of every token a token-exchange token was
+/// exchanged from (its subject token's own list, then the subject token): what lets a `token`
+/// revocation entry for any of them revoke it too, since its authority came from theirs. At
+/// most `crate::delegation::MAX_ACTORS` long, one per exchange.
+pub const EXCHANGED_FROM_CLAIM: &str = "exchanged_from";
 /// Longest scope token or audience accepted; longer input is refused before anything else.
 const MAX_ITEM_LEN: usize = 256;
 /// Most scopes one request or one client may name.
@@ -628,6 +633,14 @@ pub struct AccessTokenClaims {
     /// (RFC 8693 section 4.1; decided by `crate::delegation`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<ActClaim>,
+    /// Tokens from a token exchange between services: the `jti` of every token in the chain it
+    /// was exchanged from, oldest first ([`EXCHANGED_FROM_CLAIM`]).
+    #[serde(
+        default,
+        rename = "exchanged_from",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub exchanged_from: Vec<String>,
     /// Who may exchange this token, acting for its subject (RFC 8693 section 4.4). Read from a
     /// presented token and honoured; carried over to no token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -733,6 +746,7 @@ impl AccessTokenClaims {
             cnf: None,
             workload: None,
             act: None,
+            exchanged_from: Vec::new(),
             may_act: None,
         }
     }

@@ -11,17 +11,25 @@
 //! A verifier that meets a kind it does not know keeps following the feed and treats the record
 //! conservatively ([`RevocationKind::Unknown`]): it revokes, in its tenant (every tenant when
 //! filed under `system`), every token that carries the record's subject as any identifier
-//! (`jti`, client, subject, `kid`, family, session `sid`, tenant) and was issued at or before
+//! (`jti`, client, subject, `kid`, family, session `sid`, tenant, a `jti` it was exchanged
+//! from) and was issued at or before
 //! `revoked_before`, and the API key with that id; unknown fields are ignored. So an older
 //! verifier may refuse more than a newer one, never accept what the new record revokes. A
 //! change that cannot keep to this takes a new protocol version, which older verifiers refuse
 //! (failing closed) instead of misreading.
 //!
+//! A token exchanged from another (service token exchange) lists the `jti` of every token it
+//! was exchanged from (`exchanged_from`), and a [`RevocationKind::Token`] record for any of
+//! them revokes it too: its authority came from theirs. Its expiry is never later than theirs,
+//! so the record lives long enough.
+//!
 //! Session records ([`RevocationKind::Session`], subject = the `sid`) are the one addition that
 //! leans on a deployment rule rather than on this: a verifier from before sessions reads them as
 //! unknown but does not read the `sid` claim, so it cannot match them. Only tokens issued to a
 //! browser or mobile sign-in carry a `sid`; verifiers and gateways must run a version that knows
-//! `session` records before the sign-in endpoints are enabled (the upgrade notes say so).
+//! `session` records before the sign-in endpoints are enabled (the upgrade notes say so). The
+//! same holds for `exchanged_from`: a verifier from before it does not read the claim, so it
+//! refuses an exchanged token only by the token's own identifiers.
 //!
 //! This module must never decide anything from a record's `reason` (it is not on the wire) or
 //! trust a record that did not come from the server's authenticated feed; it only holds state.
@@ -152,6 +160,9 @@ pub struct TokenIdentity<'a> {
     pub family: Option<&'a str>,
     /// The sign-in session (`sid` claim) the token was issued under, if any.
     pub sid: Option<&'a str>,
+    /// The `jti`s of the tokens it was exchanged from (`exchanged_from` claim; empty for a token
+    /// from any other grant).
+    pub exchanged_from: &'a [String],
     pub issued_at: Timestamp,
 }
 
@@ -169,8 +180,13 @@ impl<'a> TokenIdentity<'a> {
     /// reports them. Storage reads exactly these (and nothing decides from the read but this
     /// module), so introspection and every verifier apply one rule.
     pub fn candidates(&self) -> impl Iterator<Item = Candidate<'a>> {
+        self.candidates_by().map(|(c, _)| c)
+    }
+
+    /// [`Self::candidates`], each with what it revokes by.
+    fn candidates_by(&self) -> impl Iterator<Item = (Candidate<'a>, RevokedBy)> {
         let tenant = Some(self.tenant);
-        [
+        let own = [
             // Signing-key marks are global (stored under the system tenant): any tenant matches.
             Some((RevocationKind::SigningKey, None, self.kid)),
             Some((RevocationKind::Tenant, tenant, self.tenant.as_str())),
@@ -182,10 +198,24 @@ impl<'a> TokenIdentity<'a> {
         ]
         .into_iter()
         .flatten()
-        .map(|(kind, tenant, subject)| Candidate {
-            kind,
-            tenant,
-            subject,
+        .map(|(kind, tenant, subject)| (kind, tenant, subject, RevokedBy::of(kind)));
+        let lineage = self.exchanged_from.iter().map(move |jti| {
+            (
+                RevocationKind::Token,
+                tenant,
+                jti.as_str(),
+                RevokedBy::ExchangedFrom,
+            )
+        });
+        own.chain(lineage).map(|(kind, tenant, subject, by)| {
+            (
+                Candidate {
+                    kind,
+                    tenant,
+                    subject,
+                },
+                by,
+            )
         })
     }
 }
@@ -201,6 +231,8 @@ pub enum RevokedBy {
     SigningKey,
     Tenant,
     Session,
+    /// A token this one was exchanged from was revoked by `jti`.
+    ExchangedFrom,
     /// A record of a kind this verifier does not know (module docs).
     UnknownKind,
 }
@@ -231,6 +263,7 @@ impl RevokedBy {
             Self::SigningKey => "signing_key_revoked",
             Self::Tenant => "tenant_disabled",
             Self::Session => "session_revoked",
+            Self::ExchangedFrom => "exchanged_from_revoked",
             Self::UnknownKind => "revoked_by_unknown_kind",
         }
     }
@@ -411,8 +444,8 @@ impl RevocationSet {
         if self.held.is_empty() {
             return None;
         }
-        t.candidates()
-            .find_map(|c| {
+        t.candidates_by()
+            .find_map(|(c, by)| {
                 let covered = self.held.get(c.subject).is_some_and(|marks| {
                     marks.iter().any(|(k, mt, h)| {
                         *k == c.kind
@@ -420,7 +453,7 @@ impl RevocationSet {
                             && h.mark.is_none_or(|before| t.issued_at <= before)
                     })
                 });
-                covered.then(|| RevokedBy::of(c.kind))
+                covered.then_some(by)
             })
             .or_else(|| {
                 // A newer server's kind: any identifier of the token it names (module docs).
@@ -493,6 +526,7 @@ mod tests {
             kid: "k1",
             family: None,
             sid: None,
+            exchanged_from: &[],
             issued_at: Timestamp::from_millis(issued_at),
         }
     }
@@ -530,6 +564,47 @@ mod tests {
         let globex = t("globex");
         assert_eq!(s.token_revoked(&token(&acme, 5)), Some(RevokedBy::Token));
         assert_eq!(s.token_revoked(&token(&globex, 5)), None);
+    }
+
+    #[test]
+    fn revoking_a_token_by_jti_revokes_every_token_exchanged_from_it_in_its_tenant() {
+        let acme = t("acme");
+        let lineage = ["j_root".to_owned(), "j_mid".to_owned()];
+        let exchanged = TokenIdentity {
+            jti: "j_leaf",
+            exchanged_from: &lineage,
+            ..token(&acme, 5)
+        };
+        for (revoked, by) in [
+            ("j_root", Some(RevokedBy::ExchangedFrom)),
+            ("j_mid", Some(RevokedBy::ExchangedFrom)),
+            ("j_leaf", Some(RevokedBy::Token)),
+            ("j_other", None),
+        ] {
+            let mut s = RevocationSet::new();
+            s.apply(&rec(1, "acme", RevocationKind::Token, revoked));
+            assert_eq!(s.token_revoked(&exchanged), by, "{revoked}");
+            // Storage reads what the rule reads: the lineage is among the candidates.
+            assert_eq!(
+                exchanged
+                    .candidates()
+                    .any(|c| c.kind == RevocationKind::Token
+                        && c.subject == revoked
+                        && c.tenant == Some(&acme)),
+                by.is_some(),
+                "{revoked}"
+            );
+        }
+        // Another tenant's record naming the same jti reaches nothing here.
+        let mut s = RevocationSet::new();
+        s.apply(&rec(1, "globex", RevocationKind::Token, "j_root"));
+        assert_eq!(s.token_revoked(&exchanged), None);
+        // Only `token` records reach down the lineage: a client or family id equal to an
+        // ancestor's jti does not.
+        let mut s = RevocationSet::new();
+        s.apply(&rec(1, "acme", RevocationKind::Family, "j_root"));
+        s.apply(&rec(2, "acme", RevocationKind::Client, "j_mid"));
+        assert_eq!(s.token_revoked(&exchanged), None);
     }
 
     #[test]

@@ -220,6 +220,7 @@ impl AccessTokenClaims {
             cnf: None,
             workload: None,
             act: None,
+            exchanged_from: Vec::new(),
             may_act: None,
         }
     }

@@ -23,6 +23,9 @@ pub struct CachedToken {
     pub sid: Option<Box<str>>,
     /// The token's refresh-token family (`family_id`, user tokens): a family revocation names it.
     pub family: Option<Box<str>>,
+    /// The `jti`s of the tokens it was exchanged from (`exchanged_from`): revoking any of them
+    /// revokes it.
+    pub exchanged_from: Box<[String]>,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     /// The token's `aud` values: a hit is checked against the audience of the route at hand.
@@ -118,6 +121,7 @@ mod tests {
             kid: "k".into(),
             sid: None,
             family: None,
+            exchanged_from: Box::new([]),
             issued_at: Timestamp::from_secs(0),
             expires_at: Timestamp::from_secs(exp),
             audiences: Box::new([]),

@@ -685,6 +685,7 @@ impl Verifier {
             kid: &t.kid,
             family: t.family.as_deref(),
             sid: t.sid.as_deref(),
+            exchanged_from: &t.exchanged_from,
             issued_at: t.issued_at,
         };
         match r.token_revoked(&id) {
@@ -748,6 +749,7 @@ impl Verifier {
             kid: key.kid.clone().unwrap_or_default(),
             sid: t.sid.map(Into::into),
             family: t.family.map(Into::into),
+            exchanged_from: t.exchanged_from.into(),
             issued_at: Timestamp::from_secs(iat),
             expires_at: Timestamp::from_secs(exp),
             audiences: t.aud.into_iter().map(|a| a.into_owned()).collect(),

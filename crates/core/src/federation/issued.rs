@@ -69,6 +69,7 @@ impl AccessTokenClaims {
             cnf: None,
             workload: Some(external_identity(rule, workload)),
             act: None,
+            exchanged_from: Vec::new(),
             may_act: None,
         }
     }

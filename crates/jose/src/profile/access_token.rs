@@ -9,7 +9,9 @@
 //! answering for every audience); `sub`, `jti`, `client_id` required; the tenant claim, when
 //! present, a valid tenant id; `sid` (the sign-in session of a user token) and `family_id` (its
 //! refresh-token family), when present, strings; `scope` space-delimited; roles an array of strings;
-//! `act` and `may_act` (RFC 8693), when present, objects of their shape.
+//! `act` and `may_act` (RFC 8693), when present, objects of their shape; `exchanged_from` (the
+//! tokens an exchanged token came from), when present, an array of at most
+//! [`MAX_ACTORS`](portcullis_core::delegation::MAX_ACTORS) strings.
 //!
 //! This module must never accept a token of another `typ` (an ID token or an identity JWT is
 //! never an access token), and never trust a claim before the caller has verified the signature.
@@ -17,8 +19,9 @@
 use std::borrow::Cow;
 
 use portcullis_core::confirmation::Confirmation;
+use portcullis_core::delegation::MAX_ACTORS;
 use portcullis_core::delegation::{ActClaim, MayAct};
-use portcullis_core::oauth::{ACCESS_TOKEN_TYP, FAMILY_CLAIM};
+use portcullis_core::oauth::{ACCESS_TOKEN_TYP, EXCHANGED_FROM_CLAIM, FAMILY_CLAIM};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 
@@ -98,6 +101,9 @@ pub struct AccessToken<'a> {
     pub act: Option<ActClaim>,
     /// `may_act` (RFC 8693 section 4.4): who may act for the subject.
     pub may_act: Option<MayAct>,
+    /// The `jti`s of the tokens it was exchanged from, oldest first (empty unless it came from
+    /// a token exchange): a revocation of any of them revokes it.
+    pub exchanged_from: Vec<String>,
 }
 
 /// Reads an optional object claim of a known shape (`act`, `may_act`: objects of strings and
@@ -205,6 +211,13 @@ impl Rules<'_> {
         let cnf = confirmation(c)?;
         let act = object_claim(c, "act")?;
         let may_act = object_claim(c, "may_act")?;
+        let exchanged_from = c
+            .string_array(EXCHANGED_FROM_CLAIM)
+            .map_err(malformed)?
+            .unwrap_or_default();
+        if exchanged_from.len() > MAX_ACTORS {
+            return Err(JoseError::MalformedClaims);
+        }
         Ok(AccessToken {
             sub,
             jti,
@@ -221,6 +234,7 @@ impl Rules<'_> {
             cnf,
             act,
             may_act,
+            exchanged_from,
         })
     }
 }
@@ -244,6 +258,7 @@ pub struct Verified {
     pub cnf: Confirmation,
     pub act: Option<ActClaim>,
     pub may_act: Option<MayAct>,
+    pub exchanged_from: Vec<String>,
     /// The `kid` of the key that verified it.
     pub kid: Option<String>,
 }
@@ -290,6 +305,7 @@ pub fn verify(
         cnf: t.cnf,
         act: t.act,
         may_act: t.may_act,
+        exchanged_from: t.exchanged_from,
         kid: key.kid.clone(),
     })
 }
@@ -424,6 +440,32 @@ mod tests {
             assert_eq!(
                 check(&signer, &keys, &c),
                 Err(JoseError::UnsupportedConfirmation),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn exchanged_from_is_read_when_a_short_list_of_strings_and_refused_otherwise() {
+        let (signer, keys) = setup(Alg::ES256);
+        let v = check(&signer, &keys, &claims()).expect("no lineage");
+        assert!(v.exchanged_from.is_empty());
+        let mut c = claims();
+        c[EXCHANGED_FROM_CLAIM] = json!(["j_root", "j_mid"]);
+        let v = check(&signer, &keys, &c).expect("lineage");
+        assert_eq!(v.exchanged_from, ["j_root", "j_mid"]);
+        let too_long: Vec<String> = (0..=MAX_ACTORS).map(|i| format!("j_{i}")).collect();
+        for bad in [
+            json!("j_root"),
+            json!([7]),
+            json!({"jti": "j"}),
+            json!(too_long),
+        ] {
+            let mut c = claims();
+            c[EXCHANGED_FROM_CLAIM] = bad.clone();
+            assert_eq!(
+                check(&signer, &keys, &c),
+                Err(JoseError::MalformedClaims),
                 "{bad}"
             );
         }

@@ -244,6 +244,7 @@ impl App {
             kid: "kid-1",
             family: None,
             sid: Some(sid),
+            exchanged_from: &[],
             issued_at,
         };
         let candidates: Vec<_> = identity.candidates().collect();

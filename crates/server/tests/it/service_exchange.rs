@@ -2,7 +2,8 @@
 //! our access tokens authenticates as its client at `/oauth2/token` and exchanges the token
 //! (`subject_token_type` access_token) for one for another API. The subject stays the subject,
 //! scopes never grow, each hop nests the earlier actors in `act`, `may_act` is honoured, and a
-//! revoked or expired subject token is refused; each refusal is audited with its reason.
+//! revoked or expired subject token is refused, and so is every token exchanged from a token
+//! revoked since; each refusal is audited with its reason.
 
 use crate::common;
 
@@ -293,6 +294,54 @@ async fn a_service_exchanges_a_token_for_another_api_and_each_hop_nests_the_acto
             "token_exchange:for {} by {} < {}",
             web.id, ledger.id, orders.id
         )
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_token_revokes_every_token_exchanged_from_it() {
+    let (mut app, [web, orders, ledger]) = App::new().await;
+    let subject = app.token(&web).await;
+    let (s, v) = app.exchange(&orders, &subject, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let hop1 = v["access_token"].as_str().expect("token").to_owned();
+    let (s, v) = app.exchange(&ledger, &hop1, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let hop2 = v["access_token"].as_str().expect("token").to_owned();
+    // Each token names the chain it came from, oldest first.
+    let root_jti = claims_of(&subject)["jti"].clone();
+    let hop1_jti = claims_of(&hop1)["jti"].clone();
+    assert_eq!(claims_of(&hop1)["exchanged_from"], json!([root_jti]));
+    assert_eq!(
+        claims_of(&hop2)["exchanged_from"],
+        json!([root_jti, hop1_jti])
+    );
+    // An unrelated token of the same client is not in the chain.
+    let sibling = app.token(&web).await;
+
+    // web revokes its own token (RFC 7009): what orders and ledger hold for it dies with it.
+    let (s, _) = app
+        .form("/oauth2/revoke", &web, &[("token", &subject)])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for (actor, token) in [(&ledger, &hop1), (&ledger, &hop2)] {
+        let (s, v) = app.exchange(actor, token, &[]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["error"], "invalid_grant");
+    }
+    let (s, v) = app.exchange(&orders, &sibling, &[]).await;
+    assert_eq!(s, StatusCode::OK, "a sibling token is untouched: {v}");
+
+    let reasons: Vec<String> = app
+        .issue_events()
+        .await
+        .into_iter()
+        .filter(|(_, o, _)| o == "denied")
+        .map(|(_, _, r)| r)
+        .collect();
+    assert_eq!(
+        reasons,
+        ["exchanged_from_revoked", "exchanged_from_revoked"],
+        "the audit log says why"
     );
 }
 

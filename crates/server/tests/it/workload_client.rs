@@ -557,6 +557,7 @@ async fn revoking_a_bound_rules_tokens_revokes_its_clients_tokens() {
             kid: "",
             family: None,
             sid: None,
+            exchanged_from: &[],
             issued_at: portcullis_core::time::Timestamp::from_secs(
                 at["iat"].as_i64().expect("iat"),
             ),

@@ -12,7 +12,10 @@
 //! every rule's audience on it and the longest token age any of them allows), the workload read
 //! (core, with the issuer's preset), for a client assertion its one audience being this server
 //! (core's `external_assertion_audience_ok`), the rule selected (core), the grant (core), then
-//! single use of the token's `jti` per issuer (store, across nodes). Keys come from the
+//! single use of the token per issuer (store, across nodes): by its `jti`, or, for a token
+//! without one (SPIRE's JWT-SVIDs carry none), by the SHA-256 of its signed part, so the same
+//! token is still spent once (the signature is left out: an ECDSA signature can be re-encoded
+//! without the key, the signed bytes cannot). Keys come from the
 //! issuer's uploaded JWKS or SPIFFE bundle, or are
 //! fetched from its discovery document or `jwks_uri` (`super::keys`, under the outbound
 //! rules).
@@ -64,6 +67,26 @@ pub struct Admitted {
     pub rule: TrustRule,
     pub workload: Workload,
     pub decision: GrantDecision,
+    /// What single use is kept by: the token's `jti`, or `sha256:` and the base64url SHA-256
+    /// of its signed part when it has none ([`single_use_id`]).
+    pub single_use_id: String,
+}
+
+/// The id a token is spent under: its `jti`, or, without one, `sha256:` and the base64url
+/// SHA-256 of the signed part (`header.payload`): the same token always gets the same id, a
+/// re-encoded signature does not make another one, and it cannot collide with a `jti` an
+/// issuer chose unless that issuer writes `jti`s of this shape.
+fn single_use_id(jti: Option<&str>, token: &str) -> String {
+    use base64::Engine as _;
+    if let Some(jti) = jti {
+        return jti.to_owned();
+    }
+    let signed = token.rsplit_once('.').map_or(token, |(signed, _)| signed);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signed.as_bytes());
+    format!(
+        "sha256:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+    )
 }
 
 /// Why a token was not admitted.
@@ -309,21 +332,23 @@ async fn admit_traced(
             decision.lifetime.as_secs()
         )
     });
-    if workload.jti.is_none() {
-        return Err(t.fail("jti", refuse("subject_token_without_jti")));
-    }
-    t.pass("jti", || {
-        "present (single use is not checked by a dry run)".into()
+    let single_use_id = single_use_id(workload.jti.as_deref(), req.subject_token);
+    t.pass("jti", || match &workload.jti {
+        Some(_) => "present (single use is not checked by a dry run)".into(),
+        None => format!(
+            "absent: the token is spent once by its digest {single_use_id} (not checked by a dry run)"
+        ),
     });
     Ok(Admitted {
         rule,
         workload,
         decision,
+        single_use_id,
     })
 }
 
-/// Single use of an admitted token's `jti` per issuer, kept until its `exp` plus `leeway`
-/// (the store decides, across nodes).
+/// Single use of an admitted token per issuer (by [`Admitted::single_use_id`]), kept until its
+/// `exp` plus `leeway` (the store decides, across nodes).
 pub async fn consume(
     store: &dyn Store,
     admitted: &Admitted,
@@ -331,13 +356,9 @@ pub async fn consume(
     now: Timestamp,
 ) -> Result<(), Refused> {
     let w = &admitted.workload;
-    let jti = w
-        .jti
-        .as_deref()
-        .ok_or_else(|| refuse("subject_token_without_jti"))?;
     let keep_until = Timestamp::from_secs(w.expires_at).saturating_add(leeway);
     if !store
-        .record_subject_jti(&w.issuer, jti, keep_until, now)
+        .record_subject_jti(&w.issuer, &admitted.single_use_id, keep_until, now)
         .await
         .map_err(|e| Refused::Store(e.to_string()))?
     {

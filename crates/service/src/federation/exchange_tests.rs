@@ -229,13 +229,28 @@ async fn bad_subject_tokens_are_refused_with_an_audit_reason() {
         Err(Refused::Grant(r)) => assert!(r.contains("condition 1 (service_account"), "{r}"),
         other => panic!("{other:?}"),
     }
-    // Without a jti a token could be used again: refused.
+    // Without a jti (a SPIRE JWT-SVID) the token is spent once by the digest of its signed
+    // part: the same token again is a replay, and so is the same header and payload signed
+    // again (another ECDSA signature over the same bytes); other claims are another token.
     let mut no_jti = pod_claims("x");
     no_jti.as_object_mut().expect("object").remove("jti");
-    assert_eq!(
-        run(&f, &sign(&f, &no_jti), None, &[]).await.map(|_| ()),
-        Err(Refused::Grant("subject_token_without_jti".into()))
+    let first = sign(&f, &no_jti);
+    let resigned = sign(&f, &no_jti);
+    assert_ne!(first, resigned, "ES256 signatures differ");
+    let admitted = run(&f, &first, None, &[]).await.expect("admitted once");
+    assert!(
+        admitted.single_use_id.starts_with("sha256:"),
+        "{}",
+        admitted.single_use_id
     );
+    for again in [&first, &resigned] {
+        assert_eq!(
+            run(&f, again, None, &[]).await.map(|_| ()),
+            Err(Refused::Grant("subject_token_replayed".into()))
+        );
+    }
+    no_jti["iat"] = json!(no_jti["iat"].as_i64().expect("iat") - 1);
+    assert!(run(&f, &sign(&f, &no_jti), None, &[]).await.is_ok());
     // Signed by a key the issuer does not have.
     let (_, stranger) = SigningKeyPair::generate(Alg::ES256).expect("key");
     let kid = f.signer.kid().expect("kid").to_owned();

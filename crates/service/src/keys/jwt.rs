@@ -357,6 +357,7 @@ pub fn verify(
             cnf: (!v.cnf.is_unbound()).then_some(v.cnf),
             workload: None,
             act: v.act,
+            exchanged_from: v.exchanged_from,
             may_act: v.may_act,
         },
         kid,
@@ -438,6 +439,7 @@ mod tests {
             cnf: None,
             workload: None,
             act: None,
+            exchanged_from: Vec::new(),
             may_act: None,
         }
     }

@@ -61,6 +61,7 @@ pub(super) async fn current_token(
         kid: &verified.kid,
         family: verified.family.as_deref(),
         sid: verified.sid.as_deref(),
+        exchanged_from: &claims.exchanged_from,
         issued_at: Timestamp::from_secs(claims.iat),
     };
     // The one revocation rule (core), over the entries that name this token.

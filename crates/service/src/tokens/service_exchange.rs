@@ -113,6 +113,7 @@ pub(super) async fn issue(
         bound: claims.cnf.is_some(),
         act: claims.act.as_ref(),
         may_act: claims.may_act.as_ref(),
+        exchanged_from: &claims.exchanged_from,
     };
     let delegation = delegation::decide(
         &facts,

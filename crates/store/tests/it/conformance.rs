@@ -36,6 +36,7 @@ async fn revoked(s: &Arc<dyn Store>, q: &Q) -> Result<bool> {
         kid: &q.kid,
         family: None,
         sid: None,
+        exchanged_from: &[],
         issued_at: q.issued_at,
     };
     let candidates: Vec<_> = identity.candidates().collect();

@@ -194,6 +194,16 @@ fn verifier(base: &str, stale_after: Duration, allow_stale: bool) -> (Verifier, 
     (Verifier::new(cfg).expect("verifier"), k)
 }
 
+/// The claims of a token this test minted (unverified: for building a variant).
+fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
 fn token_for(k: &EcKey, jti: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -250,6 +260,47 @@ async fn records_arrive_and_apply_to_tokens() {
     assert!(
         refused,
         "a revocation pushed while connected reaches the verifier"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_reaches_every_token_exchanged_from_it() {
+    let fake = Fake::new();
+    let base = start(fake.clone()).await;
+    let (v, k) = verifier(&base, Duration::from_secs(30), false);
+    let exchanged = |jti: &str, from: &[&str]| {
+        let t = token_for(&k, jti);
+        let mut c = claims_of(&t);
+        c["exchanged_from"] = json!(from);
+        es256_token(&k, &header("k1", "ES256"), &c)
+    };
+    let hop1 = exchanged("jti-hop1", &["jti-root"]);
+    let hop2 = exchanged("jti-hop2", &["jti-root", "jti-hop1"]);
+    let other = exchanged("jti-other", &["jti-elsewhere"]);
+    assert!(
+        eventually(|| v.revocations().lag().is_some()).await,
+        "feed connected"
+    );
+    assert_eq!(
+        reason(&v, &hop2).await,
+        Ok(()),
+        "cached before the revocation"
+    );
+    fake.revoke(RevocationKind::Token, "acme", "jti-root");
+    assert!(eventually(|| v.revocations().position() == 1).await);
+    for t in [&hop1, &hop2] {
+        assert_eq!(
+            reason(&v, t).await,
+            Err(Reason::Revoked(RevokedBy::ExchangedFrom))
+        );
+    }
+    assert_eq!(reason(&v, &other).await, Ok(()));
+    // Another chain is refused once its own origin is revoked.
+    fake.revoke(RevocationKind::Token, "acme", "jti-elsewhere");
+    assert!(eventually(|| v.revocations().position() == 2).await);
+    assert_eq!(
+        reason(&v, &other).await,
+        Err(Reason::Revoked(RevokedBy::ExchangedFrom))
     );
 }
 

@@ -708,6 +708,7 @@ async fn a_revoked_signing_key_refuses_tokens_dated_after_it_and_empties_the_tok
                 kid: "ec-1",
                 family: None,
                 sid: None,
+                exchanged_from: &[],
                 issued_at: Timestamp::from_secs(NOW_S + 7200),
             }),
         Some(RevokedBy::SigningKey),

@@ -119,6 +119,7 @@ async fn token_refused(
         kid: "k1",
         family,
         sid,
+        exchanged_from: &[],
         issued_at: at(issued_at),
     };
     let candidates: Vec<_> = identity.candidates().collect();
