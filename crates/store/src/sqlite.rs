@@ -33,6 +33,14 @@ pub struct SqliteStore {
     feed: Arc<HeadFeed>,
 }
 
+/// Options of the pools that serve requests. sqlx pings a connection before handing it out by
+/// default: for a database in this process that is a round trip to the connection's worker
+/// thread on every statement, and it proves nothing a network peer could have broken. A worker
+/// that died fails its next statement instead.
+fn serving_pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().test_before_acquire(false)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and migrates it.
     pub async fn open(path: &Path) -> crate::Result<Self> {
@@ -71,7 +79,7 @@ impl SqliteStore {
         .await;
         migration.close().await;
         migrated?;
-        let pool = SqlitePoolOptions::new()
+        let pool = serving_pool_options()
             .max_connections(8)
             .connect_with(options.clone())
             .await?;
@@ -109,7 +117,7 @@ impl SqliteStore {
         }
         // A write waits for the writer at most as long as it used to wait in SQLite's busy
         // handler (`busy_timeout`, 5 s) before failing.
-        let writer = SqlitePoolOptions::new()
+        let writer = serving_pool_options()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(5))
