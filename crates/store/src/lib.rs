@@ -855,11 +855,8 @@ pub trait RefreshTokenStore {
         family: &RefreshFamilyRecord,
         first: &RefreshTokenRecord,
     ) -> Result<()>;
-    /// A token by digest with its family.
-    async fn get_refresh_token(
-        &self,
-        digest: &[u8],
-    ) -> Result<Option<(RefreshTokenRecord, RefreshFamilyRecord)>>;
+    /// A token by digest with its family and the family's user's status, in one read.
+    async fn get_refresh_token(&self, digest: &[u8]) -> Result<Option<RefreshTokenRead>>;
     async fn get_refresh_family(&self, id: &str) -> Result<Option<RefreshFamilyRecord>>;
     /// Rotates `presented_digest` to `successor` (same family, next generation) atomically,
     /// under the family row's lock: at most one successor per token, whichever nodes race. The

@@ -118,6 +118,16 @@ pub struct RefreshTokenRecord {
     pub successor_digest: Option<Vec<u8>>,
 }
 
+/// A refresh token as a grant reads it, in one lookup: the token, its family, and the status
+/// of the family's user (`None`: no such user in the family's tenant any more), so a refresh
+/// for a disabled or deleted user is refused without a second read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRead {
+    pub token: RefreshTokenRecord,
+    pub family: RefreshFamilyRecord,
+    pub user_status: Option<portcullis_core::user::UserStatus>,
+}
+
 /// The result of rotating a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {

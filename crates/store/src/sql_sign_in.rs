@@ -554,14 +554,15 @@ macro_rules! impl_sign_in_store {
                 Ok(())
             }
 
-            async fn get_refresh_token(
-                &self,
-                digest: &[u8],
-            ) -> Result<Option<(RefreshTokenRecord, RefreshFamilyRecord)>> {
+            async fn get_refresh_token(&self, digest: &[u8]) -> Result<Option<RefreshTokenRead>> {
+                // The user's status rides along (its primary key, no second round trip): a
+                // refresh is refused for a user who is not active.
                 let Some(row) = sqlx::query(
                     "SELECT f.*, t.digest AS token_digest, t.generation, \
-                     t.created_at AS token_created_at, t.rotated_at, t.successor_digest \
+                     t.created_at AS token_created_at, t.rotated_at, t.successor_digest, \
+                     u.status AS user_status \
                      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+                     LEFT JOIN users u ON u.id = f.user_id AND u.tenant_id = f.tenant_id \
                      WHERE t.digest = $1",
                 )
                 .bind(digest)
@@ -579,7 +580,18 @@ macro_rules! impl_sign_in_store {
                     rotated_at: ts(row.try_get("rotated_at")?),
                     successor_digest: row.try_get("successor_digest")?,
                 };
-                Ok(Some((token, family)))
+                let user_status = row
+                    .try_get::<Option<String>, _>("user_status")?
+                    .map(|s| {
+                        portcullis_core::user::UserStatus::parse(&s)
+                            .map_err(|_| corrupt("user status", &s))
+                    })
+                    .transpose()?;
+                Ok(Some(RefreshTokenRead {
+                    token,
+                    family,
+                    user_status,
+                }))
             }
 
             async fn get_refresh_family(&self, id: &str) -> Result<Option<RefreshFamilyRecord>> {

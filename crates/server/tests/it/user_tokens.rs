@@ -760,6 +760,40 @@ async fn codes_are_bound_to_client_redirect_uri_and_verifier() {
 }
 
 #[tokio::test]
+async fn a_refresh_for_a_user_who_is_not_active_is_refused_and_rotates_nothing() {
+    let app = App::new().await;
+    let spa = app.spa().await;
+    let session = app.session().await;
+    let code = app
+        .code(&spa, &session, "openid offline_access orders:read")
+        .await;
+    let (_, first) = app.redeem(&spa, &code).await;
+    let r0 = s(&first, "refresh_token");
+    let tenant = TenantId::parse("acme").expect("tenant");
+    for status in [UserStatus::Disabled, UserStatus::Invited] {
+        assert!(app
+            .store
+            .set_user_status(&tenant, &app.user, status, app.clock.now())
+            .await
+            .expect("status"));
+        let (st, v) = app.refresh(&spa, &r0).await;
+        assert_eq!(
+            (st, &v["error"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid_grant")),
+            "{status:?}: {v}"
+        );
+    }
+    // Active again: the same token still works, so the refusals rotated nothing.
+    assert!(app
+        .store
+        .set_user_status(&tenant, &app.user, UserStatus::Active, app.clock.now())
+        .await
+        .expect("status"));
+    let (st, v) = app.refresh(&spa, &r0).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
 async fn refresh_tokens_rotate_share_a_grace_successor_and_reuse_revokes_the_family() {
     let app = App::new().await;
     let spa = app.spa().await;

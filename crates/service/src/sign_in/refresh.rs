@@ -9,7 +9,8 @@ use portcullis_core::credential::{Credential, CredentialKind};
 use portcullis_core::refresh::{decide, FamilyTimes, PresentedToken, RefreshDecision};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
-use portcullis_store::{RefreshFamilyRecord, RefreshTokenRecord, RotateOutcome};
+use portcullis_core::user::UserStatus;
+use portcullis_store::{RefreshFamilyRecord, RefreshTokenRead, RefreshTokenRecord, RotateOutcome};
 use rand::rngs::OsRng;
 
 use super::{Result, SignIn, SignInError};
@@ -88,17 +89,26 @@ pub enum PresentedRefresh {
         cred: Credential,
         token: RefreshTokenRecord,
         family: RefreshFamilyRecord,
+        /// The family's user's status, read with the token (`None`: no such user).
+        user_status: Option<UserStatus>,
     },
 }
 
 impl PresentedRefresh {
-    /// The family the token belongs to, if it is known and of `tenant`'s client `client_id`.
-    pub fn family_of(&self, tenant: &TenantId, client_id: &str) -> Option<&RefreshFamilyRecord> {
+    /// The family the token belongs to, if it is known and of `tenant`'s client `client_id`,
+    /// with the family's user's status as read with it.
+    pub fn family_of(
+        &self,
+        tenant: &TenantId,
+        client_id: &str,
+    ) -> Option<(&RefreshFamilyRecord, Option<UserStatus>)> {
         match self {
-            Self::Known { family, .. }
-                if &family.tenant == tenant && family.client_id == client_id =>
-            {
-                Some(family)
+            Self::Known {
+                family,
+                user_status,
+                ..
+            } if &family.tenant == tenant && family.client_id == client_id => {
+                Some((family, *user_status))
             }
             _ => None,
         }
@@ -118,7 +128,9 @@ impl SignIn {
         {
             return Ok(None);
         }
-        let Some((token, family)) = self.store.get_refresh_token(&cred.digest()).await? else {
+        let Some(RefreshTokenRead { token, family, .. }) =
+            self.store.get_refresh_token(&cred.digest()).await?
+        else {
             return Ok(None);
         };
         let decision = self.decide(
@@ -188,10 +200,15 @@ impl SignIn {
             return Ok(PresentedRefresh::Malformed);
         }
         Ok(match self.store.get_refresh_token(&cred.digest()).await? {
-            Some((token, family)) => PresentedRefresh::Known {
+            Some(RefreshTokenRead {
+                token,
+                family,
+                user_status,
+            }) => PresentedRefresh::Known {
                 cred,
                 token,
                 family,
+                user_status,
             },
             None => PresentedRefresh::Unknown,
         })
@@ -226,6 +243,7 @@ impl SignIn {
                 cred,
                 token,
                 family,
+                ..
             } => (cred, token, family),
         };
         let digest = cred.digest();

@@ -15,7 +15,7 @@ use portcullis_core::secret::Secret;
 use portcullis_core::user_token::{decide_refresh_grant, SignInFacts};
 
 use super::issue::{Binding, Issued, RefreshGrant};
-use super::user_tokens::{mint, require_active_user, UserGrant};
+use super::user_tokens::{mint, user_may_get_tokens, UserGrant};
 use crate::audit::RequestOrigin;
 use crate::client_auth::AuthenticatedClient;
 use crate::oauth::error::{OAuthError, Refusal};
@@ -48,7 +48,7 @@ pub(super) async fn issue(
     // Judged before anything rotates; a token that names no family of this client is left to
     // `refresh`, which refuses it with its reason (and revokes a reused family).
     let read = svc.sign_in.read_refresh_token(presented.expose()).await?;
-    if let Some(family) = read.family_of(&client.tenant, &client.id) {
+    if let Some((family, user_status)) = read.family_of(&client.tenant, &client.id) {
         decide(&family.scope).map_err(|e| refuse(e.into()))?;
         // A family bound to a DPoP key refreshes only with a proof of that key (RFC 9449
         // section 5), checked before anything rotates.
@@ -78,9 +78,8 @@ pub(super) async fn issue(
                 Some(_) => {}
             }
         }
-        require_active_user(svc, &family.tenant, &family.user_id)
-            .await
-            .map_err(refuse)?;
+        // The user's status came with the token (one read).
+        user_may_get_tokens(user_status).map_err(refuse)?;
     }
     // Rotated from the same read the checks above judged (one lookup per grant).
     let refreshed = svc

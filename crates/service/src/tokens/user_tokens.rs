@@ -145,8 +145,15 @@ pub(super) async fn require_active_user(
     let Ok(id) = UserId::parse(user_id) else {
         return Err(Refusal::InvalidGrant("user_unknown").into());
     };
-    match svc.store.get_user(tenant, &id).await? {
-        Some(u) if u.status == UserStatus::Active => Ok(()),
+    let status = svc.store.get_user(tenant, &id).await?.map(|u| u.status);
+    user_may_get_tokens(status)
+}
+
+/// The rule [`require_active_user`] applies, for a caller that read the user's status (`None`:
+/// no such user) with something else: only an active user gets tokens.
+pub(super) fn user_may_get_tokens(status: Option<UserStatus>) -> Result<(), OAuthError> {
+    match status {
+        Some(UserStatus::Active) => Ok(()),
         Some(_) => Err(Refusal::InvalidGrant("user_inactive").into()),
         None => Err(Refusal::InvalidGrant("user_unknown").into()),
     }

@@ -19,6 +19,7 @@ conformance!(
     racing_redemptions_of_one_code_yield_one_winner,
     expired_and_unknown_codes_and_pruning,
     refresh_rotation_is_single_shot_and_stops_at_a_revoked_family,
+    a_refresh_token_is_read_with_its_users_status_in_its_own_tenant,
     racing_rotations_of_one_token_yield_exactly_one_successor,
     consents_upsert_list_and_revoke_with_the_clients_families,
     consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import,
@@ -584,6 +585,46 @@ async fn expired_and_unknown_codes_and_pruning(s: Arc<dyn Store>) {
     ));
 }
 
+async fn a_refresh_token_is_read_with_its_users_status_in_its_own_tenant(s: Arc<dyn Store>) {
+    use portcullis_core::user::{UserId, UserStatus};
+    tenants(&s, &["acme", "globex"]).await;
+    const ANN: &str = "usr_01aaaaaaaaaaaaaaaaaaaaaaaa";
+    const BOB: &str = "usr_01bbbbbbbbbbbbbbbbbbbbbbbb";
+    let status = |n: u8| {
+        let s = s.clone();
+        async move {
+            s.get_refresh_token(&[n; 32])
+                .await
+                .expect("get")
+                .expect("some")
+                .user_status
+        }
+    };
+    // acme families (the fixture's tenant) of ann and of bob.
+    for (n, user) in [(1u8, ANN), (2, BOB)] {
+        let id = format!("rtf_{n}");
+        s.create_refresh_family(&family(&id, user, "cl_app", None), &token(n, &id, 0, 100))
+            .await
+            .expect("family");
+    }
+    assert_eq!(status(1).await, None, "no such user yet");
+    // bob exists, but in globex: not the acme family's user.
+    s.create_user(&crate::users::user(BOB, "globex", "bob", None))
+        .await
+        .expect("globex user");
+    assert_eq!(status(2).await, None, "another tenant's user");
+    s.create_user(&crate::users::user(ANN, "acme", "ann", None))
+        .await
+        .expect("acme user");
+    assert_eq!(status(1).await, Some(UserStatus::Active));
+    let id = UserId::parse(ANN).expect("id");
+    assert!(s
+        .set_user_status(&tid("acme"), &id, UserStatus::Disabled, at(500))
+        .await
+        .expect("disable"));
+    assert_eq!(status(1).await, Some(UserStatus::Disabled));
+}
+
 async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dyn Store>) {
     tenants(&s, &["acme", "globex"]).await;
     let f = family("rtf_1", "usr_1", "cl_app", Some("ses_1"));
@@ -595,12 +636,16 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
             .await,
         Err(StoreError::Conflict)
     ));
-    let (t, got) = s
+    let read = s
         .get_refresh_token(&[1; 32])
         .await
         .expect("get")
         .expect("some");
-    assert_eq!((t, got), (token(1, "rtf_1", 0, 100), f.clone()));
+    assert_eq!(
+        (read.token, read.family),
+        (token(1, "rtf_1", 0, 100), f.clone())
+    );
+    assert_eq!(read.user_status, None, "no such user");
     assert!(
         s.get_refresh_token(&[2; 32]).await.expect("get").is_none(),
         "nothing half-made"
@@ -621,7 +666,11 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         }
     );
     assert!(s.get_refresh_token(&[3; 32]).await.expect("get").is_none());
-    let (spent, fam) = s
+    let RefreshTokenRead {
+        token: spent,
+        family: fam,
+        ..
+    } = s
         .get_refresh_token(&[1; 32])
         .await
         .expect("get")
@@ -629,11 +678,12 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
     assert_eq!(spent.rotated_at, Some(at(1_000)));
     assert_eq!(spent.successor_digest, Some(vec![2; 32]));
     assert_eq!(fam.idle_expires_at, at(6_000), "the idle deadline moved");
-    let (next, _) = s
+    let next = s
         .get_refresh_token(&[2; 32])
         .await
         .expect("get")
-        .expect("some");
+        .expect("some")
+        .token;
     assert_eq!(next, token(2, "rtf_1", 1, 1_000));
     assert_eq!(
         s.rotate_refresh_token(&[9; 32], &token(4, "rtf_1", 2, 1_002), at(6_002))
