@@ -216,8 +216,8 @@ impl ClientCertificate {
     /// Reads the certificate a TLS-terminating proxy forwarded as URL-encoded PEM (nginx
     /// `$ssl_client_escaped_cert`). The first `CERTIFICATE` block is the end-entity
     /// certificate; further blocks (a proxy that forwards the chain the client sent) are its
-    /// intermediates, up to [`MAX_INTERMEDIATES`]. A block that does not decode refuses the
-    /// whole header. Whether the proxy may be believed is the caller's decision (trusted
+    /// intermediates, up to [`MAX_INTERMEDIATES`] (blocks after those are not read). A block
+    /// read that does not decode refuses the whole header. Whether the proxy may be believed is the caller's decision (trusted
     /// proxies only); this only parses.
     pub fn from_escaped_pem(value: &[u8]) -> Result<Self, BadCertificateHeader> {
         if value.len() > MAX_CERTIFICATE_HEADER_BYTES {

@@ -8,7 +8,8 @@
 //! The rules, in order: a token bound to a key (`cnf`) is not exchanged (the exchange would
 //! strip the binding from whoever stole it); the actor must be a client of the subject token's
 //! tenant; a `may_act` claim in the subject token (RFC 8693 section 4.4) must name the actor; the
-//! chain of actors is at most [`MAX_ACTORS`] long; the target must be one of the actor's
+//! chain of actors is at most [`MAX_ACTORS`] long, and a subject token that was itself exchanged
+//! must name the tokens it came from (`exchanged_from`); the target must be one of the actor's
 //! audiences; the scope is within the subject token's scopes, the target's scopes and the
 //! actor's own (asked for or not: without `scope`, the intersection); the lifetime is the
 //! actor's, capped by the installation's maximum and by what is left of the subject token.
@@ -92,6 +93,12 @@ pub fn decide(
     // like the actors (a token signed before lineages were recorded has none).
     if act.len() > MAX_ACTORS || subject.exchanged_from.len() >= MAX_ACTORS {
         return Err(Refused::Grant("act_chain_too_long"));
+    }
+    // A token exchanged before lineages were recorded names no ancestor: exchanging it again
+    // would make a token its root's revocation cannot reach. Refused (it lives one token
+    // lifetime after the upgrade at most).
+    if subject.act.is_some() && subject.exchanged_from.is_empty() {
+        return Err(Refused::Grant("subject_token_lineage_missing"));
     }
     let left = subject.exp.saturating_sub(now.as_secs());
     let Ok(left @ 1..) = u64::try_from(left) else {
@@ -282,6 +289,12 @@ mod tests {
                 act: None,
             })),
         });
+        // Without the lineage its earlier exchanges wrote, it is not exchanged again.
+        assert_eq!(
+            s.decide(None),
+            Err(Refused::Grant("subject_token_lineage_missing"))
+        );
+        s.exchanged_from = vec!["jti_root".into(), "jti_1".into()];
         let d = s.decide(None).expect("exchanged");
         assert_eq!(d.act.actors(), ["cl_orders", "cl_gateway", "cl_web"]);
         assert_eq!(d.act.len(), 3);

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::tenant::TenantId;
-use crate::time::Timestamp;
+use crate::time::{Timestamp, MAX_LEEWAY};
 
 /// The revocation feed's wire protocol version, sent by the server (`Portcullis-Feed-Version`
 /// header, snapshot `version`) and checked by verifiers: see the module docs for what may change
@@ -402,14 +402,17 @@ impl RevocationSet {
         self.position = self.position.max(position);
     }
 
-    /// Forgets marks that cover nothing still valid.
+    /// Forgets marks that cover nothing still valid: a mark is kept [`MAX_LEEWAY`] past its
+    /// `expires_at`, since a verifier accepts a token up to its leeway past `exp` and the mark
+    /// must refuse it until then.
     pub fn prune(&mut self, now: Timestamp) {
+        let expired_before = now.saturating_sub(MAX_LEEWAY);
         self.held.retain(|_, marks| {
-            marks.retain(|(_, _, h)| h.expires_at.is_none_or(|exp| exp > now));
+            marks.retain(|(_, _, h)| h.expires_at.is_none_or(|exp| exp > expired_before));
             !marks.is_empty()
         });
         self.api_keys
-            .retain(|_, until| until.is_none_or(|exp| exp > now));
+            .retain(|_, until| until.is_none_or(|exp| exp > expired_before));
         self.unknown_marks = self.count_unknown();
     }
 
@@ -715,11 +718,18 @@ mod tests {
         k.expires_at = Some(Timestamp::from_millis(60));
         s.apply(&k);
         s.apply(&rec(3, "acme", RevocationKind::ApiKey, "k-forever"));
-        s.prune(Timestamp::from_millis(49));
+        // A mark outlives its expiry by the longest leeway: a token a verifier still accepts
+        // (up to its leeway past `exp`) is still refused.
+        let grace = i64::try_from(MAX_LEEWAY.as_millis()).expect("ms");
+        s.prune(Timestamp::from_millis(50 + grace - 1));
         assert_eq!(s.len(), 3);
-        s.prune(Timestamp::from_millis(50));
+        assert_eq!(
+            s.token_revoked(&token(&t("acme"), 1)),
+            Some(RevokedBy::Token)
+        );
+        s.prune(Timestamp::from_millis(50 + grace));
         assert_eq!(s.len(), 2);
-        s.prune(Timestamp::from_millis(60));
+        s.prune(Timestamp::from_millis(60 + grace));
         assert!(!s.api_key_revoked("k1"));
         assert!(
             s.api_key_revoked("k-forever"),

@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The longest clock leeway any verifier may allow (DESIGN.md invariant 2): a token is accepted
+/// up to this long past its `exp`, so whatever must outlive a token (a revocation mark) is kept
+/// this much longer.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+
 /// Milliseconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -295,6 +295,11 @@ impl LogFollower for VerifierFollower {
     }
 
     fn live_at(&self) -> Option<Timestamp> {
-        Some(self.clock.now())
+        // Entries that could still refuse a token within the verifier's leeway past `exp`.
+        Some(
+            self.clock
+                .now()
+                .saturating_sub(portcullis_core::time::MAX_LEEWAY),
+        )
     }
 }

@@ -86,15 +86,19 @@ pub struct AuditSink {
 #[derive(Debug, Clone)]
 struct Bus {
     tx: broadcast::Sender<Arc<AuditEvent>>,
+    /// Events a subscriber may fall behind before it loses the oldest.
+    capacity: usize,
     /// Events lost by lagging subscribers, summed over all of them.
     lagged: Arc<AtomicU64>,
 }
 
 impl Bus {
     fn new(capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity.max(1));
+        let capacity = capacity.max(1);
+        let (tx, _) = broadcast::channel(capacity);
         Self {
             tx,
+            capacity,
             lagged: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -119,6 +123,7 @@ pub struct Subscription {
     rx: broadcast::Receiver<Arc<AuditEvent>>,
     lagged: Arc<AtomicU64>,
     missed: u64,
+    capacity: usize,
 }
 
 impl Subscription {
@@ -142,6 +147,12 @@ impl Subscription {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// Events this subscriber may fall behind before it loses the oldest
+    /// (`audit.subscriber_capacity`).
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Events this subscriber lost by lagging, so far.
@@ -263,6 +274,7 @@ impl AuditSink {
             rx: self.bus.tx.subscribe(),
             lagged: self.bus.lagged.clone(),
             missed: 0,
+            capacity: self.bus.capacity,
         }
     }
 

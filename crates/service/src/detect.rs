@@ -26,9 +26,13 @@ use crate::audit::{AuditSink, Subscription};
 /// Alert updates waiting for storage before new ones are dropped (counted).
 const WRITE_QUEUE: usize = 1_024;
 /// How long the detector task pauses after draining the bus before it waits again: what an
-/// alert may be delayed by, and at most what the bus must buffer (`audit.subscriber_capacity`,
+/// alert may be delayed by, and what the bus must buffer meanwhile (`audit.subscriber_capacity`,
 /// 4,096 events by default, holds about 90 ms at 44,000 events a second).
 const BATCH_PAUSE: Duration = Duration::from_millis(2);
+/// A bus smaller than this gets no pause: it could not hold 2 ms of a busy server's events.
+const PAUSE_MIN_CAPACITY: usize = 1_024;
+/// Most events handled per drain before the task lets others run (it is behind: no pause).
+const BATCH_MAX: usize = 1_024;
 /// How often suppressed findings whose interval has passed are written.
 const DUE_TICK: Duration = Duration::from_secs(5);
 /// How often resolved alerts past `alert_retention_days` are pruned.
@@ -224,17 +228,25 @@ impl Task {
                 event = self.sub.recv() => {
                     let Some(event) = event else { break };
                     self.observe(&event);
-                    // Then everything already queued, and a short pause before waiting again:
-                    // under load the task wakes once per pause instead of once per event (each
-                    // wake-up is a hand-off between threads that requests pay for).
-                    while let Some(event) = self.sub.try_recv() {
+                    // Then what is already queued (up to a batch), and a short pause before
+                    // waiting again: under load the task wakes once per pause instead of once
+                    // per event (each wake-up is a hand-off between threads that requests pay
+                    // for). A full batch means it is behind: it yields instead of pausing.
+                    let mut handled = 1;
+                    while handled < BATCH_MAX {
+                        let Some(event) = self.sub.try_recv() else { break };
                         self.observe(&event);
+                        handled += 1;
                     }
                     self.metrics.events_lost.store(self.sub.missed(), Ordering::Relaxed);
                     self.metrics
                         .subjects
                         .store(self.detector.subjects() as u64, Ordering::Relaxed);
-                    tokio::time::sleep(BATCH_PAUSE).await;
+                    if handled < BATCH_MAX && self.sub.capacity() >= PAUSE_MIN_CAPACITY {
+                        tokio::time::sleep(BATCH_PAUSE).await;
+                    } else {
+                        tokio::task::yield_now().await;
+                    }
                 }
                 _ = tick.tick() => {
                     for update in self.limiter.due(self.clock.now()) {

@@ -42,7 +42,7 @@ use crate::token_cache::{CachedToken, TokenCache};
 use crate::ConfigError;
 
 /// Longest leeway a configuration may set (DESIGN.md invariant 2).
-pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+pub const MAX_LEEWAY: Duration = portcullis_core::time::MAX_LEEWAY;
 
 /// The default longest access-token lifetime: the Portcullis server's default hard maximum.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);

@@ -126,7 +126,9 @@ fn page(
     RevocationRange {
         after,
         through: head.min(after.saturating_add(i64::from(limit))),
-        live_at: Some(now),
+        // A verifier accepts a token up to its leeway past `exp`: hand over the entries that
+        // could still refuse one (core's `RevocationSet::prune` keeps them as long).
+        live_at: Some(now.saturating_sub(portcullis_core::time::MAX_LEEWAY)),
         tenant: tenant.cloned(),
     }
 }

@@ -307,13 +307,22 @@ impl Cluster {
             .seq
     }
 
-    /// Appends `total` token entries of acme, every `expired_every`th one already expired;
-    /// returns the positions of the live ones.
+    /// Appends `total` token entries of acme, every `expired_every`th one expired longer ago
+    /// than the longest leeway (left out), and the second after each expired within it (still
+    /// handed over: a verifier may accept its token for that long); returns the positions of
+    /// the live ones.
     async fn append_tokens(&self, total: i64, expired_every: i64) -> Vec<i64> {
+        let leeway = i64::try_from(portcullis_core::time::MAX_LEEWAY.as_secs()).expect("secs");
         let mut live = Vec::new();
         for i in 1..=total {
             let expired = i % expired_every == 0;
-            let expires = if expired { NOW_SECS - 1 } else { NOW_SECS + 60 };
+            let expires = if expired {
+                NOW_SECS - leeway - 1
+            } else if i % expired_every == 2 {
+                NOW_SECS - 1
+            } else {
+                NOW_SECS + 60
+            };
             let seq = self
                 .append(
                     "acme",
