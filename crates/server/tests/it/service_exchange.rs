@@ -197,6 +197,16 @@ impl App {
             .expect("sign")
     }
 
+    /// The reasons of acme's refused token requests, oldest first (flushes the audit log).
+    async fn denied_reasons(&mut self) -> Vec<String> {
+        self.issue_events()
+            .await
+            .into_iter()
+            .filter(|(_, o, _)| o == "denied")
+            .map(|(_, _, r)| r)
+            .collect()
+    }
+
     /// Flushes the audit log and returns acme's token-issue events: (actor, outcome, reason).
     async fn issue_events(&mut self) -> Vec<(String, String, String)> {
         if let Some(tasks) = self.tasks.take() {
@@ -331,13 +341,7 @@ async fn revoking_a_token_revokes_every_token_exchanged_from_it() {
     let (s, v) = app.exchange(&orders, &sibling, &[]).await;
     assert_eq!(s, StatusCode::OK, "a sibling token is untouched: {v}");
 
-    let reasons: Vec<String> = app
-        .issue_events()
-        .await
-        .into_iter()
-        .filter(|(_, o, _)| o == "denied")
-        .map(|(_, _, r)| r)
-        .collect();
+    let reasons = app.denied_reasons().await;
     assert_eq!(
         reasons,
         ["exchanged_from_revoked", "exchanged_from_revoked"],
@@ -464,13 +468,7 @@ async fn bad_exchanges_get_the_standard_error_and_the_audit_log_says_why() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     refused(&v, "invalid_grant");
 
-    let reasons: Vec<String> = app
-        .issue_events()
-        .await
-        .into_iter()
-        .filter(|(_, o, _)| o == "denied")
-        .map(|(_, _, r)| r)
-        .collect();
+    let reasons = app.denied_reasons().await;
     for expected in [
         "invalid_scope",
         "invalid_target",

@@ -225,6 +225,18 @@ impl App {
         .await
     }
 
+    /// A new session's code for `openid offline_access orders:read`, redeemed by `client`: the
+    /// token response, with the first refresh token of a new family.
+    async fn offline_grant(&self, client: &Client) -> Value {
+        let session = self.session().await;
+        let code = self
+            .code(client, &session, "openid offline_access orders:read")
+            .await;
+        let (st, v) = self.redeem(client, &code).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v
+    }
+
     async fn refresh(&self, client: &Client, token: &str) -> (StatusCode, Value) {
         self.token(
             client,
@@ -763,12 +775,7 @@ async fn codes_are_bound_to_client_redirect_uri_and_verifier() {
 async fn a_refresh_for_a_user_who_is_not_active_is_refused_and_rotates_nothing() {
     let app = App::new().await;
     let spa = app.spa().await;
-    let session = app.session().await;
-    let code = app
-        .code(&spa, &session, "openid offline_access orders:read")
-        .await;
-    let (_, first) = app.redeem(&spa, &code).await;
-    let r0 = s(&first, "refresh_token");
+    let r0 = s(&app.offline_grant(&spa).await, "refresh_token");
     let tenant = TenantId::parse("acme").expect("tenant");
     for status in [UserStatus::Disabled, UserStatus::Invited] {
         assert!(app
@@ -797,11 +804,7 @@ async fn a_refresh_for_a_user_who_is_not_active_is_refused_and_rotates_nothing()
 async fn refresh_tokens_rotate_share_a_grace_successor_and_reuse_revokes_the_family() {
     let app = App::new().await;
     let spa = app.spa().await;
-    let session = app.session().await;
-    let code = app
-        .code(&spa, &session, "openid offline_access orders:read")
-        .await;
-    let (_, first) = app.redeem(&spa, &code).await;
+    let first = app.offline_grant(&spa).await;
     let r0 = s(&first, "refresh_token");
     let family = s(&claims(&s(&first, "access_token")), "family_id");
     let verifier = embedded_verifier(&app, "orders-api").await;
