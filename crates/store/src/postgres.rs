@@ -170,6 +170,19 @@ crate::sql_revocations::impl_revocation_store!(PgStore, PgRow, follow_head);
 crate::sql_api_keys::impl_api_key_store!(PgStore, PgRow);
 crate::sql_users::impl_user_store!(PgStore, PgRow);
 crate::sql_sign_in::impl_sign_in_store!(PgStore, PgRow);
+
+impl PgStore {
+    /// PostgreSQL takes one statement per round trip: the rotation runs step by step in the
+    /// shared implementation (`sql_sign_in`), under the family row's lock.
+    async fn rotate_refresh_token_at_once(
+        &self,
+        _presented: &[u8],
+        _successor: &crate::RefreshTokenRecord,
+        _idle_expires_at: portcullis_core::time::Timestamp,
+    ) -> crate::Result<Option<crate::RotateOutcome>> {
+        Ok(None)
+    }
+}
 crate::sql_pushed::impl_pushed_request_store!(PgStore, PgRow);
 crate::sql_device::impl_device_store!(PgStore, PgRow);
 crate::sql_webhooks::impl_webhook_store!(PgStore, PgRow);

@@ -610,6 +610,13 @@ macro_rules! impl_sign_in_store {
                 successor: &RefreshTokenRecord,
                 idle_expires_at: Timestamp,
             ) -> Result<RotateOutcome> {
+                // A dialect that can do the whole rotation in one round trip does.
+                if let Some(outcome) = self
+                    .rotate_refresh_token_at_once(presented, successor, idle_expires_at)
+                    .await?
+                {
+                    return Ok(outcome);
+                }
                 let mut tx = self.group.pool().begin().await?;
                 // The family row first: its lock orders this rotation against a revocation and
                 // against another node rotating the same token.
