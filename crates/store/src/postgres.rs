@@ -34,6 +34,10 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// A pooled connection idle at least this long is pinged before it is handed out; one used
+    /// more recently is not.
+    pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
+
     /// Connects to `url` and migrates the database.
     pub async fn connect(url: &str) -> crate::Result<Self> {
         Self::connect_with(PgConnectOptions::from_str(url)?).await
@@ -72,6 +76,18 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: a second round trip per
+            // statement. Only a connection that sat idle (a server restart or failover may have
+            // closed it meanwhile) is pinged; a failed ping discards it and another is used.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= Self::PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         Self::migrate(
