@@ -15,7 +15,8 @@
 //! single use of the token per issuer (store, across nodes): by its `jti`, or, for a token
 //! without one (SPIRE's JWT-SVIDs carry none), by the SHA-256 of its signed part, so the same
 //! token is still spent once (the signature is left out: an ECDSA signature can be re-encoded
-//! without the key, the signed bytes cannot). Keys come from the
+//! without the key, the signed bytes cannot). Digests are kept apart from the issuer's own
+//! `jti`s ([`SingleUse`]), so no `jti` an issuer writes can spend another token. Keys come from the
 //! issuer's uploaded JWKS or SPIFFE bundle, or are
 //! fetched from its discovery document or `jwks_uri` (`super::keys`, under the outbound
 //! rules).
@@ -67,26 +68,41 @@ pub struct Admitted {
     pub rule: TrustRule,
     pub workload: Workload,
     pub decision: GrantDecision,
-    /// What single use is kept by: the token's `jti`, or `sha256:` and the base64url SHA-256
-    /// of its signed part when it has none ([`single_use_id`]).
-    pub single_use_id: String,
+    /// What single use is kept by.
+    pub single_use: SingleUse,
 }
 
-/// The id a token is spent under: its `jti`, or, without one, `sha256:` and the base64url
-/// SHA-256 of the signed part (`header.payload`): the same token always gets the same id, a
-/// re-encoded signature does not make another one, and it cannot collide with a `jti` an
-/// issuer chose unless that issuer writes `jti`s of this shape.
-fn single_use_id(jti: Option<&str>, token: &str) -> String {
-    use base64::Engine as _;
-    if let Some(jti) = jti {
-        return jti.to_owned();
+/// What an admitted token is spent under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SingleUse {
+    /// Its `jti`, in its issuer's namespace.
+    Jti(String),
+    /// It has no `jti`: the base64url SHA-256 of its signed part (`header.payload`), in a
+    /// namespace of its own beside the issuer's (the same token always gets the same id, a
+    /// re-encoded signature does not make another one, and no `jti` can equal it).
+    Digest(String),
+}
+
+impl SingleUse {
+    fn of(jti: Option<&str>, token: &str) -> Self {
+        use base64::Engine as _;
+        if let Some(jti) = jti {
+            return Self::Jti(jti.to_owned());
+        }
+        let signed = token.rsplit_once('.').map_or(token, |(signed, _)| signed);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signed.as_bytes());
+        Self::Digest(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()))
     }
-    let signed = token.rsplit_once('.').map_or(token, |(signed, _)| signed);
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signed.as_bytes());
-    format!(
-        "sha256:{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
-    )
+
+    /// The replay table's (namespace, id) for a token of `issuer`. A digest's namespace is the
+    /// issuer followed by ` #sha256`: a trusted issuer never holds a space or `#` (core's
+    /// `TrustedIssuer::check`), so no issuer's own namespace is that.
+    fn record_key(&self, issuer: &str) -> (String, &str) {
+        match self {
+            Self::Jti(jti) => (issuer.to_owned(), jti),
+            Self::Digest(d) => (format!("{issuer} #sha256"), d),
+        }
+    }
 }
 
 /// Why a token was not admitted.
@@ -332,22 +348,22 @@ async fn admit_traced(
             decision.lifetime.as_secs()
         )
     });
-    let single_use_id = single_use_id(workload.jti.as_deref(), req.subject_token);
-    t.pass("jti", || match &workload.jti {
-        Some(_) => "present (single use is not checked by a dry run)".into(),
-        None => format!(
-            "absent: the token is spent once by its digest {single_use_id} (not checked by a dry run)"
-        ),
+    let single_use = SingleUse::of(workload.jti.as_deref(), req.subject_token);
+    t.pass("jti", || match &single_use {
+        SingleUse::Jti(_) => "present (single use is not checked by a dry run)".into(),
+        SingleUse::Digest(d) => {
+            format!("absent: the token is spent once by its SHA-256 {d} (not checked by a dry run)")
+        }
     });
     Ok(Admitted {
         rule,
         workload,
         decision,
-        single_use_id,
+        single_use,
     })
 }
 
-/// Single use of an admitted token per issuer (by [`Admitted::single_use_id`]), kept until its
+/// Single use of an admitted token per issuer (by [`Admitted::single_use`]), kept until its
 /// `exp` plus `leeway` (the store decides, across nodes).
 pub async fn consume(
     store: &dyn Store,
@@ -357,8 +373,9 @@ pub async fn consume(
 ) -> Result<(), Refused> {
     let w = &admitted.workload;
     let keep_until = Timestamp::from_secs(w.expires_at).saturating_add(leeway);
+    let (namespace, id) = admitted.single_use.record_key(&w.issuer);
     if !store
-        .record_subject_jti(&w.issuer, &admitted.single_use_id, keep_until, now)
+        .record_subject_jti(&namespace, id, keep_until, now)
         .await
         .map_err(|e| Refused::Store(e.to_string()))?
     {
