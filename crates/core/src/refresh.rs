@@ -66,11 +66,19 @@ impl RefreshPolicy {
         }
     }
 
-    /// The idle deadline after a rotation at `now`.
-    pub fn idle_after_rotation(&self, f: &FamilyTimes, now: Timestamp) -> Timestamp {
-        now.saturating_add(self.idle)
-            .min(f.absolute_expires_at)
-            .max(f.idle_expires_at)
+    /// The idle deadline to store after a rotation at `now`, or `None` to keep the stored one:
+    /// when the new deadline would move it forward by less than [`Self::idle_precision`] (a
+    /// family refreshed often then does not rewrite its row at every rotation).
+    pub fn idle_after_rotation(&self, f: &FamilyTimes, now: Timestamp) -> Option<Timestamp> {
+        let next = now.saturating_add(self.idle).min(f.absolute_expires_at);
+        (next >= f.idle_expires_at.saturating_add(self.idle_precision())).then_some(next)
+    }
+
+    /// How far a family's stored idle deadline may lag the exact one: 1/64 of the idle lifetime,
+    /// at most a minute. A family left unused expires up to this much before its idle lifetime
+    /// has passed, never after it.
+    pub fn idle_precision(&self) -> Duration {
+        (self.idle / 64).min(Duration::from_secs(60))
     }
 }
 
@@ -185,6 +193,24 @@ mod tests {
     }
 
     #[test]
+    fn the_idle_deadline_is_rewritten_only_when_it_moves_by_its_precision() {
+        let p = RefreshPolicy::default();
+        assert_eq!(
+            p.idle_precision(),
+            Duration::from_secs(60),
+            "at most a minute"
+        );
+        let f = p.start(at(0));
+        assert_eq!(p.idle_after_rotation(&f, at(59)), None);
+        assert_eq!(
+            p.idle_after_rotation(&f, at(60)),
+            Some(at(60).saturating_add(p.idle))
+        );
+        // A short idle lifetime gets a proportionally short precision.
+        assert_eq!(policy().idle_precision(), Duration::from_micros(1_562_500));
+    }
+
+    #[test]
     fn idle_and_absolute_expiry() {
         let p = policy();
         let mut f = p.start(at(0));
@@ -192,9 +218,13 @@ mod tests {
             decide(&p, &f, &FRESH, "cl_app", at(100)),
             RefreshDecision::IdleExpired
         );
-        f.idle_expires_at = p.idle_after_rotation(&f, at(99));
+        f.idle_expires_at = p.idle_after_rotation(&f, at(99)).expect("moves");
         assert_eq!(f.idle_expires_at, at(199));
-        f.idle_expires_at = p.idle_after_rotation(&f, at(198));
+        // Within the precision of the stored deadline: kept, never moved back.
+        assert!(p.idle_precision() > Duration::ZERO);
+        assert_eq!(p.idle_after_rotation(&f, at(99)), None);
+        assert_eq!(p.idle_after_rotation(&f, at(50)), None);
+        f.idle_expires_at = p.idle_after_rotation(&f, at(198)).expect("moves");
         assert_eq!(
             f.idle_expires_at,
             at(250),

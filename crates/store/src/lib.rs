@@ -860,13 +860,14 @@ pub trait RefreshTokenStore {
     async fn get_refresh_family(&self, id: &str) -> Result<Option<RefreshFamilyRecord>>;
     /// Rotates `presented_digest` to `successor` (same family, next generation) atomically,
     /// under the family row's lock: at most one successor per token, whichever nodes race. The
-    /// family's idle deadline moves to `idle_expires_at` (forward only). Nothing changes unless
-    /// the outcome is [`RotateOutcome::Rotated`].
+    /// family's idle deadline moves to `idle_expires_at` (forward only) when one is given; with
+    /// `None` the family row is left as it is. Nothing changes unless the outcome is
+    /// [`RotateOutcome::Rotated`].
     async fn rotate_refresh_token(
         &self,
         presented_digest: &[u8],
         successor: &RefreshTokenRecord,
-        idle_expires_at: Timestamp,
+        idle_expires_at: Option<Timestamp>,
     ) -> Result<RotateOutcome>;
     /// Revokes an unrevoked family of the tenant and appends a `family` entry in the same
     /// transaction. Returns the entry, or `None` if there is no such unrevoked family.

@@ -194,7 +194,7 @@ impl PgStore {
         &self,
         _presented: &[u8],
         _successor: &crate::RefreshTokenRecord,
-        _idle_expires_at: portcullis_core::time::Timestamp,
+        _idle_expires_at: Option<portcullis_core::time::Timestamp>,
     ) -> crate::Result<Option<crate::RotateOutcome>> {
         Ok(None)
     }

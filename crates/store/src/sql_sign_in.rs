@@ -608,7 +608,7 @@ macro_rules! impl_sign_in_store {
                 &self,
                 presented: &[u8],
                 successor: &RefreshTokenRecord,
-                idle_expires_at: Timestamp,
+                idle_expires_at: Option<Timestamp>,
             ) -> Result<RotateOutcome> {
                 // A dialect that can do the whole rotation in one round trip does.
                 if let Some(outcome) = self
@@ -619,14 +619,15 @@ macro_rules! impl_sign_in_store {
                 }
                 let mut tx = self.group.pool().begin().await?;
                 // The family row first: its lock orders this rotation against a revocation and
-                // against another node rotating the same token.
+                // against another node rotating the same token (without a new idle deadline the
+                // CASE keeps the old one: a comparison with NULL is not true).
                 let family: Option<String> = sqlx::query_scalar(
                     "UPDATE refresh_families SET idle_expires_at = CASE \
                      WHEN idle_expires_at < $1 THEN $1 ELSE idle_expires_at END \
                      WHERE id = (SELECT family_id FROM refresh_tokens WHERE digest = $2) \
                      AND revoked_at IS NULL RETURNING id",
                 )
-                .bind(idle_expires_at.as_millis())
+                .bind(idle_expires_at.map(Timestamp::as_millis))
                 .bind(presented)
                 .fetch_optional(&mut *tx)
                 .await?;

@@ -234,20 +234,21 @@ crate::sql_sign_in::impl_sign_in_store!(SqliteStore, SqliteRow);
 /// A refresh-token rotation as one multi-statement query (sqlx runs every statement of it in one
 /// call to the connection's worker thread, binding `$n` across them): the presented token marked
 /// used, only if it is unused, of the successor's family, and that family is not revoked; the
-/// successor inserted only if that changed a row, and the family's idle deadline moved only if
-/// the insert did (`changes()`: rows changed by the statement before); then what happened, read
-/// back. Inside the writer's transaction, so all three writes or none.
+/// successor inserted only if that changed a row (`changes()`: rows changed by the last
+/// INSERT, UPDATE or DELETE), and whether it was, as the first row; the family's idle deadline
+/// moved only if the insert happened and a later deadline is given (`$6`, NULL to leave the
+/// row alone); then the presented token's state, as the second row. Inside the writer's
+/// transaction, so all the writes or none.
 const ROTATE_AT_ONCE: &str = "\
     UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $2 \
      WHERE digest = $3 AND rotated_at IS NULL AND family_id = $4 \
        AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = $4 AND f.revoked_at IS NULL); \
     INSERT INTO refresh_tokens (digest, family_id, generation, created_at, rotated_at, \
      successor_digest) SELECT $2, $4, $5, $1, NULL, NULL WHERE changes() = 1; \
-    UPDATE refresh_families SET idle_expires_at = CASE \
-     WHEN idle_expires_at < $6 THEN $6 ELSE idle_expires_at END \
-     WHERE id = $4 AND changes() = 1; \
-    SELECT changes() AS rotated, t.family_id, t.rotated_at, t.successor_digest, \
-     f.revoked_at AS family_revoked_at \
+    SELECT changes() AS rotated; \
+    UPDATE refresh_families SET idle_expires_at = $6 \
+     WHERE id = $4 AND changes() = 1 AND idle_expires_at < $6; \
+    SELECT t.family_id, t.rotated_at, t.successor_digest, f.revoked_at AS family_revoked_at \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.digest = $3";
 
 impl SqliteStore {
@@ -259,31 +260,38 @@ impl SqliteStore {
         &self,
         presented: &[u8],
         successor: &crate::RefreshTokenRecord,
-        idle_expires_at: portcullis_core::time::Timestamp,
+        idle_expires_at: Option<portcullis_core::time::Timestamp>,
     ) -> crate::Result<Option<crate::RotateOutcome>> {
         use portcullis_core::time::Timestamp;
         use sqlx::Row as _;
         let mut tx = self.group.pool().begin().await?;
-        let row = sqlx::query(ROTATE_AT_ONCE)
+        let rows = sqlx::query(ROTATE_AT_ONCE)
             .bind(successor.created_at.as_millis())
             .bind(&successor.digest)
             .bind(presented)
             .bind(&successor.family_id)
             .bind(successor.generation)
-            .bind(idle_expires_at.as_millis())
-            .fetch_optional(&mut *tx)
+            .bind(idle_expires_at.map(Timestamp::as_millis))
+            .fetch_all(&mut *tx)
             .await
             .map_err(crate::StoreError::from_write)?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(Some(crate::RotateOutcome::NotFound));
+        let rotated = match rows.first() {
+            Some(r) => r.try_get::<i64, _>("rotated")? == 1,
+            None => {
+                return Err(crate::StoreError::Corrupt(
+                    "rotation read nothing back".into(),
+                ))
+            }
         };
-        if row.try_get::<i64, _>("rotated")? == 1 {
+        if rotated {
             tx.commit().await?;
             self.group.durable().await?;
             return Ok(Some(crate::RotateOutcome::Rotated));
         }
         tx.rollback().await?;
+        let Some(row) = rows.get(1) else {
+            return Ok(Some(crate::RotateOutcome::NotFound));
+        };
         let family: String = row.try_get("family_id")?;
         if family != successor.family_id {
             return Err(crate::StoreError::Corrupt(format!(

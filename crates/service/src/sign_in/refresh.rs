@@ -318,7 +318,8 @@ impl SignIn {
                     origin,
                 );
                 let family = RefreshFamilyRecord {
-                    idle_expires_at: idle.max(family.idle_expires_at),
+                    idle_expires_at: idle
+                        .map_or(family.idle_expires_at, |i| i.max(family.idle_expires_at)),
                     ..family
                 };
                 Ok(Refreshed {

@@ -651,13 +651,13 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         "nothing half-made"
     );
     assert_eq!(
-        s.rotate_refresh_token(&[1; 32], &token(2, "rtf_1", 1, 1_000), at(6_000))
+        s.rotate_refresh_token(&[1; 32], &token(2, "rtf_1", 1, 1_000), Some(at(6_000)))
             .await
             .expect("rotate"),
         RotateOutcome::Rotated
     );
     assert_eq!(
-        s.rotate_refresh_token(&[1; 32], &token(3, "rtf_1", 1, 1_001), at(6_001))
+        s.rotate_refresh_token(&[1; 32], &token(3, "rtf_1", 1, 1_001), Some(at(6_001)))
             .await
             .expect("rotate"),
         RotateOutcome::AlreadyRotated {
@@ -685,8 +685,25 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         .expect("some")
         .token;
     assert_eq!(next, token(2, "rtf_1", 1, 1_000));
+    // A rotation without a new idle deadline leaves the family row as it is.
     assert_eq!(
-        s.rotate_refresh_token(&[9; 32], &token(4, "rtf_1", 2, 1_002), at(6_002))
+        s.rotate_refresh_token(&[2; 32], &token(5, "rtf_1", 2, 1_500), None)
+            .await
+            .expect("rotate"),
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        s.get_refresh_token(&[5; 32])
+            .await
+            .expect("get")
+            .expect("the successor")
+            .family
+            .idle_expires_at,
+        at(6_000),
+        "kept"
+    );
+    assert_eq!(
+        s.rotate_refresh_token(&[9; 32], &token(4, "rtf_1", 2, 1_002), Some(at(6_002)))
             .await
             .expect("rotate"),
         RotateOutcome::NotFound
@@ -724,7 +741,7 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         None
     );
     assert_eq!(
-        s.rotate_refresh_token(&[2; 32], &token(4, "rtf_1", 2, 2_002), at(7_000))
+        s.rotate_refresh_token(&[2; 32], &token(4, "rtf_1", 2, 2_002), Some(at(7_000)))
             .await
             .expect("rotate"),
         RotateOutcome::FamilyRevoked
@@ -752,7 +769,11 @@ async fn racing_rotations_of_one_token_yield_exactly_one_successor(s: Arc<dyn St
             let s = s.clone();
             tokio::spawn(async move {
                 let succ = token(10 + i, "rtf_1", 1, 1_000 + i64::from(i));
-                (i, s.rotate_refresh_token(&[1; 32], &succ, at(6_000)).await)
+                (
+                    i,
+                    s.rotate_refresh_token(&[1; 32], &succ, Some(at(6_000)))
+                        .await,
+                )
             })
         })
         .collect();
