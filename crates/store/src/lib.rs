@@ -704,6 +704,13 @@ pub trait SessionStore {
         tenant: &TenantId,
         sid: &str,
     ) -> Result<Option<SessionRecord>>;
+    /// [`Self::get_session_by_id`] with the status of the session's user (`None`: no such user
+    /// in the tenant), in one read: what a code redemption checks.
+    async fn get_session_with_user_status(
+        &self,
+        tenant: &TenantId,
+        sid: &str,
+    ) -> Result<Option<(SessionRecord, Option<portcullis_core::user::UserStatus>)>>;
     /// Records activity: `last_seen_at` and `idle_expires_at` move forward only, on an
     /// unrevoked session. Returns whether it was found unrevoked.
     async fn touch_session(

@@ -253,6 +253,27 @@ macro_rules! impl_sign_in_store {
                     .transpose()
             }
 
+            async fn get_session_with_user_status(
+                &self,
+                tenant: &TenantId,
+                sid: &str,
+            ) -> Result<Option<(SessionRecord, Option<portcullis_core::user::UserStatus>)>> {
+                let Some(row) = sqlx::query(
+                    "SELECT s.*, u.status AS user_status FROM sign_in_sessions s \
+                     LEFT JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
+                     WHERE s.tenant_id = $1 AND s.id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(sid)
+                .fetch_optional(&self.pool)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let status = user_status_of(&row)?;
+                Ok(Some((session_from_row(&row)?, status)))
+            }
+
             async fn touch_session(
                 &self,
                 digest: &[u8],
@@ -495,6 +516,16 @@ macro_rules! impl_sign_in_store {
             }
         }
 
+        /// The `user_status` column a read joined from `users` (NULL: no such user).
+        fn user_status_of(row: &$row) -> Result<Option<portcullis_core::user::UserStatus>> {
+            row.try_get::<Option<String>, _>("user_status")?
+                .map(|s| {
+                    portcullis_core::user::UserStatus::parse(&s)
+                        .map_err(|_| corrupt("user status", &s))
+                })
+                .transpose()
+        }
+
         async fn insert_refresh_token_in(
             tx: &mut sqlx::Transaction<'_, Db>,
             t: &RefreshTokenRecord,
@@ -580,13 +611,7 @@ macro_rules! impl_sign_in_store {
                     rotated_at: ts(row.try_get("rotated_at")?),
                     successor_digest: row.try_get("successor_digest")?,
                 };
-                let user_status = row
-                    .try_get::<Option<String>, _>("user_status")?
-                    .map(|s| {
-                        portcullis_core::user::UserStatus::parse(&s)
-                            .map_err(|_| corrupt("user status", &s))
-                    })
-                    .transpose()?;
+                let user_status = user_status_of(&row)?;
                 Ok(Some(RefreshTokenRead {
                     token,
                     family,

@@ -772,12 +772,15 @@ async fn codes_are_bound_to_client_redirect_uri_and_verifier() {
 }
 
 #[tokio::test]
-async fn a_refresh_for_a_user_who_is_not_active_is_refused_and_rotates_nothing() {
+async fn a_refresh_or_code_for_a_user_who_is_not_active_is_refused_and_rotates_nothing() {
     let app = App::new().await;
     let spa = app.spa().await;
     let r0 = s(&app.offline_grant(&spa).await, "refresh_token");
+    let session = app.session().await;
     let tenant = TenantId::parse("acme").expect("tenant");
     for status in [UserStatus::Disabled, UserStatus::Invited] {
+        // A code issued while the user was active: its redemption is refused too.
+        let code = app.code(&spa, &session, "openid orders:read").await;
         assert!(app
             .store
             .set_user_status(&tenant, &app.user, status, app.clock.now())
@@ -789,6 +792,17 @@ async fn a_refresh_for_a_user_who_is_not_active_is_refused_and_rotates_nothing()
             (StatusCode::BAD_REQUEST, &json!("invalid_grant")),
             "{status:?}: {v}"
         );
+        let (st, v) = app.redeem(&spa, &code).await;
+        assert_eq!(
+            (st, &v["error"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid_grant")),
+            "code for a {status:?} user: {v}"
+        );
+        assert!(app
+            .store
+            .set_user_status(&tenant, &app.user, UserStatus::Active, app.clock.now())
+            .await
+            .expect("status"));
     }
     // Active again: the same token still works, so the refusals rotated nothing.
     assert!(app

@@ -14,7 +14,7 @@ use portcullis_core::oauth::GrantType;
 use portcullis_core::user_token::{decide_code_grant, SignInFacts};
 
 use super::issue::{Binding, CodeGrant, Issued};
-use super::user_tokens::{binds_refresh_tokens, mint, require_active_user, UserGrant};
+use super::user_tokens::{binds_refresh_tokens, mint, user_may_get_tokens, UserGrant};
 use crate::audit::RequestOrigin;
 use crate::client_auth::AuthenticatedClient;
 use crate::oauth::error::{OAuthError, Refusal};
@@ -75,13 +75,23 @@ pub(super) async fn issue(
     let outcome = async {
         let targets: Vec<&str> = request.targets.iter().map(String::as_str).collect();
         let decision = decide_code_grant(policy, &record.scope, &targets, svc.oauth.lifetimes)?;
-        require_active_user(svc, &record.tenant, &record.user_id).await?;
         let now = svc.clock.now();
-        let session = svc
+        // The session and its user's status in one read: the code's user is the session's.
+        let Some((session, user_status)) = svc
             .store
-            .get_session_by_id(&record.tenant, &record.sid)
-            .await?;
-        if !session.is_some_and(|s| s.revoked_at.is_none() && s.absolute_expires_at > now) {
+            .get_session_with_user_status(&record.tenant, &record.sid)
+            .await?
+        else {
+            return Err(Refusal::InvalidGrant("session_ended").into());
+        };
+        if session.user_id != record.user_id {
+            return Err(OAuthError::internal(format!(
+                "code of user {} names session {} of another user",
+                record.user_id, record.sid
+            )));
+        }
+        user_may_get_tokens(user_status)?;
+        if session.revoked_at.is_some() || session.absolute_expires_at <= now {
             return Err(Refusal::InvalidGrant("session_ended").into());
         }
         let family = if decision.refresh_token {

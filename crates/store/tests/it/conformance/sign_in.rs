@@ -20,6 +20,7 @@ conformance!(
     expired_and_unknown_codes_and_pruning,
     refresh_rotation_is_single_shot_and_stops_at_a_revoked_family,
     a_refresh_token_is_read_with_its_users_status_in_its_own_tenant,
+    a_session_is_read_with_its_users_status_in_its_own_tenant,
     racing_rotations_of_one_token_yield_exactly_one_successor,
     consents_upsert_list_and_revoke_with_the_clients_families,
     consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import,
@@ -623,6 +624,64 @@ async fn a_refresh_token_is_read_with_its_users_status_in_its_own_tenant(s: Arc<
         .await
         .expect("disable"));
     assert_eq!(status(1).await, Some(UserStatus::Disabled));
+}
+
+async fn a_session_is_read_with_its_users_status_in_its_own_tenant(s: Arc<dyn Store>) {
+    use portcullis_core::user::{UserId, UserStatus};
+    tenants(&s, &["acme", "globex"]).await;
+    const ANN: &str = "usr_01aaaaaaaaaaaaaaaaaaaaaaaa";
+    const BOB: &str = "usr_01bbbbbbbbbbbbbbbbbbbbbbbb";
+    let ann = session(1, "ses_ann", "acme", ANN);
+    let bob = session(2, "ses_bob", "acme", BOB);
+    for x in [&ann, &bob] {
+        s.insert_session(x).await.expect("insert");
+    }
+    let read = |sid: &'static str| {
+        let s = s.clone();
+        async move {
+            s.get_session_with_user_status(&tid("acme"), sid)
+                .await
+                .expect("read")
+        }
+    };
+    assert_eq!(
+        read("ses_ann").await,
+        Some((ann.clone(), None)),
+        "no user yet"
+    );
+    assert_eq!(read("ses_none").await, None);
+    assert_eq!(
+        s.get_session_with_user_status(&tid("globex"), "ses_ann")
+            .await
+            .expect("read"),
+        None,
+        "another tenant's session id"
+    );
+    // bob exists in globex only: not the acme session's user.
+    s.create_user(&crate::users::user(BOB, "globex", "bob", None))
+        .await
+        .expect("globex user");
+    assert_eq!(read("ses_bob").await, Some((bob, None)));
+    s.create_user(&crate::users::user(ANN, "acme", "ann", None))
+        .await
+        .expect("acme user");
+    assert_eq!(
+        read("ses_ann").await,
+        Some((ann.clone(), Some(UserStatus::Active)))
+    );
+    assert!(s
+        .set_user_status(
+            &tid("acme"),
+            &UserId::parse(ANN).expect("id"),
+            UserStatus::Disabled,
+            at(500)
+        )
+        .await
+        .expect("disable"));
+    assert_eq!(
+        read("ses_ann").await,
+        Some((ann, Some(UserStatus::Disabled)))
+    );
 }
 
 async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dyn Store>) {
