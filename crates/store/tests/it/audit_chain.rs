@@ -39,15 +39,10 @@ where
         .await
         .expect("raw sqlite");
     case(Arc::new(store), Raw::Sqlite(raw)).await;
-    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
-        );
-        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL `{name}`");
+    let Some(url) = crate::pg::url(name) else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = crate::pg::fresh_schema();
     let store = PgStore::connect_in_schema(&url, &schema)
         .await
         .expect("PostgreSQL must be reachable");

@@ -53,8 +53,6 @@ async fn revoked(s: &Arc<dyn Store>, q: &Q) -> Result<bool> {
     )
 }
 
-const PG_ENV: &str = "PORTCULLIS_TEST_DATABASE_URL";
-
 pub(crate) async fn with_sqlite<F, Fut>(case: F)
 where
     F: FnOnce(Arc<dyn Store>) -> Fut,
@@ -72,15 +70,10 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Ok(url) = std::env::var(PG_ENV) else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{PG_ENV} must be set in CI: the PostgreSQL conformance cases may not be skipped"
-        );
-        eprintln!("notice: {PG_ENV} is unset; skipping PostgreSQL case `{name}`");
+    let Some(url) = crate::pg::url(name) else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = crate::pg::fresh_schema();
     let store = PgStore::connect_in_schema(&url, &schema)
         .await
         .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");

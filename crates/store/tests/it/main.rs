@@ -5,6 +5,7 @@
 mod audit_chain;
 mod conformance;
 mod migrations;
+mod pg;
 mod pg_pool;
 mod revocation_head;
 mod schema_version;

@@ -135,15 +135,11 @@ async fn sqlite_upgrade_keeps_entries_and_index_and_accepts_the_new_kind() {
 
 #[tokio::test]
 async fn postgres_upgrade_keeps_entries_and_accepts_the_new_kind() {
-    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
-        );
-        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL case");
+    let Some(url) = crate::pg::url("postgres_upgrade_keeps_entries_and_accepts_the_new_kind")
+    else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = crate::pg::fresh_schema();
     let old = tempfile::tempdir().expect("old migrations");
     let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
     let options = options.options([("search_path", schema.as_str())]);
@@ -309,15 +305,11 @@ async fn sqlite_0007_keeps_admin_credentials_index_and_foreign_key_and_accepts_n
 
 #[tokio::test]
 async fn postgres_0007_keeps_admin_credentials_and_accepts_new_roles() {
-    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
-        );
-        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL case");
+    let Some(url) = crate::pg::url("postgres_0007_keeps_admin_credentials_and_accepts_new_roles")
+    else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = crate::pg::fresh_schema();
     let old = tempfile::tempdir().expect("old migrations");
     let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
     let options = options.options([("search_path", schema.as_str())]);
@@ -394,15 +386,10 @@ async fn the_import_checks_every_table_the_migrations_create() {
     .collect();
     assert_eq!(sqlite, expected, "SQLite schema vs export::IMPORT_TABLES");
 
-    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must set PORTCULLIS_TEST_DATABASE_URL"
-        );
-        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL case");
+    let Some(url) = crate::pg::url("the_import_checks_every_table_the_migrations_create") else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = crate::pg::fresh_schema();
     let store = PgStore::connect_in_schema(&url, &schema)
         .await
         .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
@@ -501,15 +488,10 @@ async fn sqlite_0009_keeps_machine_clients_as_they_were() {
 
 #[tokio::test]
 async fn postgres_0009_keeps_machine_clients_as_they_were() {
-    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
-        );
-        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping PostgreSQL case");
+    let Some(url) = crate::pg::url("postgres_0009_keeps_machine_clients_as_they_were") else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = crate::pg::fresh_schema();
     let old = tempfile::tempdir().expect("old migrations");
     let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
     let options = options.options([("search_path", schema.as_str())]);

@@ -9,15 +9,12 @@ use portcullis_store::{PgStore, RefreshTokenStore};
 
 #[tokio::test]
 async fn an_idle_connection_the_server_closed_is_replaced_before_it_is_used() {
-    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
-        );
-        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping the pool test");
+    let Some(url) =
+        crate::pg::url("an_idle_connection_the_server_closed_is_replaced_before_it_is_used")
+    else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = crate::pg::fresh_schema();
     let store = PgStore::connect_in_schema(&url, &schema)
         .await
         .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");

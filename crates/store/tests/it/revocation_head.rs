@@ -45,15 +45,8 @@ async fn reaches(watch: &mut watch::Receiver<i64>, seq: i64, what: &str) {
 /// Two PostgreSQL stores on one fresh schema (two nodes), or `None` with a notice when
 /// `PORTCULLIS_TEST_DATABASE_URL` is unset (a failure under CI).
 async fn two_pg_nodes(name: &str) -> Option<(PgStore, PgStore, String)> {
-    let Ok(url) = std::env::var("PORTCULLIS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "PORTCULLIS_TEST_DATABASE_URL must be set in CI"
-        );
-        eprintln!("notice: PORTCULLIS_TEST_DATABASE_URL is unset; skipping `{name}`");
-        return None;
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let url = crate::pg::url(name)?;
+    let schema = crate::pg::fresh_schema();
     let a = PgStore::connect_in_schema(&url, &schema)
         .await
         .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");

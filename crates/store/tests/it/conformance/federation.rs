@@ -481,14 +481,12 @@ async fn a_spent_subject_token_id_survives_a_restart_and_is_seen_by_another_node
         .await
         .expect("replay after restart"));
 
-    let Ok(url) = std::env::var(super::PG_ENV) else {
-        eprintln!(
-            "notice: {} is unset; skipping the PostgreSQL half",
-            super::PG_ENV
-        );
+    let Some(url) =
+        crate::pg::url("a_spent_subject_token_id_survives_a_restart_and_is_seen_by_another_node")
+    else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = crate::pg::fresh_schema();
     let node_a = PgStore::connect_in_schema(&url, &schema)
         .await
         .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
