@@ -73,6 +73,17 @@ impl<DB: sqlx::Database> GroupCommit<DB> {
         }
     }
 
+    /// [`Self::durable`] after a statement that changed `rows` rows, and whether it wrote: one
+    /// that changed nothing (a replay, a mark already made) has nothing to make durable and
+    /// waits for no fsync, so repeating it costs the writer nothing.
+    pub(crate) async fn durable_if_wrote(&self, rows: u64) -> crate::Result<bool> {
+        if rows == 0 {
+            return Ok(false);
+        }
+        self.durable().await?;
+        Ok(true)
+    }
+
     /// How many fsyncs have covered how many commits so far (`(fsyncs, commits)`).
     #[cfg(test)]
     pub(crate) fn counts(&self) -> (u64, u64) {

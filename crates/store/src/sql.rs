@@ -73,11 +73,7 @@ macro_rules! impl_sql_store {
                 .execute(group.pool())
                 .await?;
             // A replay wrote nothing, so it waits for no fsync.
-            let recorded = written.rows_affected() == 1;
-            if recorded {
-                group.durable().await?;
-            }
-            Ok(recorded)
+            group.durable_if_wrote(written.rows_affected()).await
         }
 
         /// The one keyset-pagination rule in SQL (see `page.rs`): appends to a query whose

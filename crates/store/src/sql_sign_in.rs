@@ -292,11 +292,7 @@ macro_rules! impl_sign_in_store {
                 .bind(digest)
                 .execute(self.group.pool())
                 .await?;
-                let touched = done.rows_affected() == 1;
-                if touched {
-                    self.group.durable().await?;
-                }
-                Ok(touched)
+                self.group.durable_if_wrote(done.rows_affected()).await
             }
 
             async fn list_user_sessions(
@@ -635,79 +631,11 @@ macro_rules! impl_sign_in_store {
                 successor: &RefreshTokenRecord,
                 idle_expires_at: Option<Timestamp>,
             ) -> Result<RotateOutcome> {
-                // A dialect that can do the whole rotation in one round trip does.
-                if let Some(outcome) = self
-                    .rotate_refresh_token_at_once(presented, successor, idle_expires_at)
-                    .await?
-                {
-                    return Ok(outcome);
-                }
-                let mut tx = self.group.pool().begin().await?;
-                // The family row first: its lock orders this rotation against a revocation and
-                // against another node rotating the same token (without a new idle deadline the
-                // CASE keeps the old one: a comparison with NULL is not true).
-                let family: Option<String> = sqlx::query_scalar(
-                    "UPDATE refresh_families SET idle_expires_at = CASE \
-                     WHEN idle_expires_at < $1 THEN $1 ELSE idle_expires_at END \
-                     WHERE id = (SELECT family_id FROM refresh_tokens WHERE digest = $2) \
-                     AND revoked_at IS NULL RETURNING id",
-                )
-                .bind(idle_expires_at.map(Timestamp::as_millis))
-                .bind(presented)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(family) = family else {
-                    let known: Option<i64> = sqlx::query_scalar(
-                        "SELECT CAST(1 AS BIGINT) FROM refresh_tokens WHERE digest = $1",
-                    )
-                    .bind(presented)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    tx.rollback().await?;
-                    return Ok(if known.is_some() {
-                        RotateOutcome::FamilyRevoked
-                    } else {
-                        RotateOutcome::NotFound
-                    });
-                };
-                if family != successor.family_id {
-                    tx.rollback().await?;
-                    return Err(StoreError::Corrupt(format!(
-                        "successor of a token of family {family} names family {}",
-                        successor.family_id
-                    )));
-                }
-                let done = sqlx::query(
-                    "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $2 \
-                     WHERE digest = $3 AND rotated_at IS NULL",
-                )
-                .bind(successor.created_at.as_millis())
-                .bind(&successor.digest)
-                .bind(presented)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 1 {
-                    insert_refresh_token_in(&mut tx, successor).await?;
-                    tx.commit().await?;
-                    self.group.durable().await?;
-                    return Ok(RotateOutcome::Rotated);
-                }
-                let row = sqlx::query(
-                    "SELECT rotated_at, successor_digest FROM refresh_tokens WHERE digest = $1",
-                )
-                .bind(presented)
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.rollback().await?;
-                let rotated_at: Option<i64> = row.try_get("rotated_at")?;
-                let successor_digest: Option<Vec<u8>> = row.try_get("successor_digest")?;
-                match (rotated_at, successor_digest) {
-                    (Some(at), Some(successor_digest)) => Ok(RotateOutcome::AlreadyRotated {
-                        successor_digest,
-                        rotated_at: Timestamp::from_millis(at),
-                    }),
-                    _ => Err(corrupt("refresh token rotated without a successor", &family)),
-                }
+                // Each backend rotates in its own dialect: SQLite in one multi-statement query
+                // (sqlite.rs), PostgreSQL step by step under the family row's lock
+                // (postgres.rs). The conformance suite holds both to the same outcomes.
+                self.rotate_refresh_token_in_dialect(presented, successor, idle_expires_at)
+                    .await
             }
 
             async fn revoke_refresh_family(

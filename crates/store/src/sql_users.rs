@@ -252,11 +252,7 @@ macro_rules! impl_user_store {
                 .bind(id.as_str())
                 .execute(self.group.pool())
                 .await?;
-                let recorded = done.rows_affected() == 1;
-                if recorded {
-                    self.group.durable().await?;
-                }
-                Ok(recorded)
+                self.group.durable_if_wrote(done.rows_affected()).await
             }
 
             async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> Result<bool> {
