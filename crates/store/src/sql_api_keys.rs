@@ -114,6 +114,41 @@ macro_rules! impl_api_key_store {
         /// Runs an API key `UPDATE ... RETURNING id, expires_at, rotation_overlap_ends_at` and,
         /// in the same transaction, appends one `kind` entry per changed key. Returns the ids
         /// changed, sorted.
+        /// Sets (or, with `None`, clears) a live key's `disabled_at` with its change logged;
+        /// `only_if_enabled` makes it a compare-and-swap that changes only an enabled key (the
+        /// lifetime sweep: two nodes sweeping at once disable a key once). Whether it changed a
+        /// key.
+        async fn set_disabled(
+            store: &$store,
+            tenant: &TenantId,
+            id: &str,
+            disabled_at: Option<Timestamp>,
+            only_if_enabled: bool,
+            now: Timestamp,
+        ) -> Result<bool> {
+            let update = sqlx::query(
+                "UPDATE api_keys SET disabled_at = $1 \
+                 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL \
+                 AND ($4 = 0 OR disabled_at IS NULL) \
+                 RETURNING id, expires_at, rotation_overlap_ends_at",
+            )
+            .bind(disabled_at.map(Timestamp::as_millis))
+            .bind(id)
+            .bind(tenant.as_str())
+            .bind(i64::from(only_if_enabled));
+            let reason = if disabled_at.is_some() { "disabled" } else { "enabled" };
+            let changed = change_api_keys_logged(
+                store,
+                update,
+                tenant,
+                RevocationKind::ApiKeyChanged,
+                reason,
+                now,
+            )
+            .await?;
+            Ok(!changed.is_empty())
+        }
+
         async fn change_api_keys_logged<'q>(
             store: &$store,
             update: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
@@ -263,25 +298,7 @@ macro_rules! impl_api_key_store {
                 disabled_at: Option<Timestamp>,
                 now: Timestamp,
             ) -> Result<bool> {
-                let update = sqlx::query(
-                    "UPDATE api_keys SET disabled_at = $1 \
-                     WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL \
-                     RETURNING id, expires_at, rotation_overlap_ends_at",
-                )
-                .bind(disabled_at.map(Timestamp::as_millis))
-                .bind(id)
-                .bind(tenant.as_str());
-                let reason = if disabled_at.is_some() { "disabled" } else { "enabled" };
-                let changed = change_api_keys_logged(
-                    self,
-                    update,
-                    tenant,
-                    RevocationKind::ApiKeyChanged,
-                    reason,
-                    now,
-                )
-                .await?;
-                Ok(!changed.is_empty())
+                set_disabled(self, tenant, id, disabled_at, false, now).await
             }
 
             async fn disable_api_key_if_enabled(
@@ -290,25 +307,7 @@ macro_rules! impl_api_key_store {
                 id: &str,
                 now: Timestamp,
             ) -> Result<bool> {
-                let update = sqlx::query(
-                    "UPDATE api_keys SET disabled_at = $1 \
-                     WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL \
-                     AND disabled_at IS NULL \
-                     RETURNING id, expires_at, rotation_overlap_ends_at",
-                )
-                .bind(now.as_millis())
-                .bind(id)
-                .bind(tenant.as_str());
-                let changed = change_api_keys_logged(
-                    self,
-                    update,
-                    tenant,
-                    RevocationKind::ApiKeyChanged,
-                    "disabled",
-                    now,
-                )
-                .await?;
-                Ok(!changed.is_empty())
+                set_disabled(self, tenant, id, Some(now), true, now).await
             }
 
             async fn revoke_api_key(

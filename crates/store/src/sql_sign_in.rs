@@ -515,10 +515,8 @@ macro_rules! impl_sign_in_store {
         /// The `user_status` column a read joined from `users` (NULL: no such user).
         fn user_status_of(row: &$row) -> Result<Option<portcullis_core::user::UserStatus>> {
             row.try_get::<Option<String>, _>("user_status")?
-                .map(|s| {
-                    portcullis_core::user::UserStatus::parse(&s)
-                        .map_err(|_| corrupt("user status", &s))
-                })
+                .as_deref()
+                .map(user_status)
                 .transpose()
         }
 

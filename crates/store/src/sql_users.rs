@@ -9,6 +9,11 @@
 
 macro_rules! impl_user_store {
     ($store:ty, $row:ty) => {
+        /// A stored user status (also read by joins from other tables, `sql_sign_in`).
+        fn user_status(text: &str) -> Result<UserStatus> {
+            UserStatus::parse(text).map_err(|_| corrupt("user status", text))
+        }
+
         fn user_from_row(row: &$row) -> Result<UserRecord> {
             let id: String = row.try_get("id")?;
             let username: String = row.try_get("username")?;
@@ -24,7 +29,7 @@ macro_rules! impl_user_store {
                     .map(|e| Email::parse(&e).map_err(|_| corrupt("email", &e)))
                     .transpose()?,
                 email_verified: verified == 1,
-                status: UserStatus::parse(&status).map_err(|_| corrupt("user status", &status))?,
+                status: user_status(&status)?,
                 profile: UserProfile::from_json(&profile)
                     .map_err(|_| corrupt("user profile", &profile))?,
                 password_hash: row.try_get("password_hash")?,
