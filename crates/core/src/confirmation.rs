@@ -217,52 +217,27 @@ impl ClientCertificate {
     /// `$ssl_client_escaped_cert`). The first `CERTIFICATE` block is the end-entity
     /// certificate; further blocks (a proxy that forwards the chain the client sent) are its
     /// intermediates, up to [`MAX_INTERMEDIATES`] (blocks after those are not read). A block
-    /// read that does not decode refuses the whole header. Whether the proxy may be believed is the caller's decision (trusted
-    /// proxies only); this only parses.
+    /// read that does not decode refuses the whole header. Whether the proxy may be believed is
+    /// the caller's decision (trusted proxies only); this only parses.
     pub fn from_escaped_pem(value: &[u8]) -> Result<Self, BadCertificateHeader> {
         if value.len() > MAX_CERTIFICATE_HEADER_BYTES {
             return Err(BadCertificateHeader::TooLarge);
         }
         let pem = percent_decode(value).ok_or(BadCertificateHeader::NotUrlEncoded)?;
-        let mut rest = std::str::from_utf8(&pem).map_err(|_| BadCertificateHeader::NotPem)?;
+        let pem = std::str::from_utf8(&pem).map_err(|_| BadCertificateHeader::NotPem)?;
         let mut blocks = Vec::new();
-        while blocks.len() <= MAX_INTERMEDIATES {
-            match next_pem_certificate(rest)? {
-                Some((der, after)) => {
-                    blocks.push(der);
-                    rest = after;
-                }
-                None => break,
+        for der in crate::pem::certificates(pem).take(MAX_INTERMEDIATES + 1) {
+            let der = der.map_err(|_| BadCertificateHeader::NotPem)?;
+            // A DER certificate is a SEQUENCE; anything else is not worth hashing.
+            if der.first() != Some(&0x30) {
+                return Err(BadCertificateHeader::NotPem);
             }
+            blocks.push(der);
         }
         let mut blocks = blocks.into_iter();
         let end_entity = blocks.next().ok_or(BadCertificateHeader::NotPem)?;
         Ok(Self::from_chain(end_entity, blocks))
     }
-}
-
-/// The first PEM `CERTIFICATE` block of `pem` decoded, and the text after it; `None` when no
-/// block begins.
-fn next_pem_certificate(pem: &str) -> Result<Option<(Vec<u8>, &str)>, BadCertificateHeader> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let Some(at) = pem.find(BEGIN) else {
-        return Ok(None);
-    };
-    let start = at + BEGIN.len();
-    let len = pem[start..].find(END).ok_or(BadCertificateHeader::NotPem)?;
-    let body: String = pem[start..start + len]
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| BadCertificateHeader::NotPem)?;
-    // A DER certificate is a SEQUENCE; anything else is not worth hashing.
-    if der.first() != Some(&0x30) {
-        return Err(BadCertificateHeader::NotPem);
-    }
-    Ok(Some((der, &pem[start + len + END.len()..])))
 }
 
 /// RFC 3986 percent-decoding; `+` stays `+` (it is base64, not a form space).

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod network;
 pub mod oauth;
 pub mod password;
+pub mod pem;
 pub mod rate_limit;
 pub mod refresh;
 pub mod revocation;

@@ -15,8 +15,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use base64::Engine as _;
-
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
@@ -152,23 +150,12 @@ pub enum BadCaSet {
 /// comments many bundles carry, is ignored), each a parseable X.509 CA certificate. Returns the
 /// DER of each, in order.
 pub fn parse_ca_set(pem: &str) -> Result<Vec<Vec<u8>>, BadCaSet> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
     if pem.len() > MAX_CA_SET_BYTES {
         return Err(BadCaSet::TooLarge);
     }
     let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find(BEGIN) {
-        let body_start = start + BEGIN.len();
-        let len = rest[body_start..].find(END).ok_or(BadCaSet::NotPem)?;
-        let body: String = rest[body_start..body_start + len]
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|_| BadCaSet::NotPem)?;
+    for der in portcullis_core::pem::certificates(pem) {
+        let der = der.map_err(|_| BadCaSet::NotPem)?;
         let index = out.len() + 1;
         let (tail, cert) =
             X509Certificate::from_der(&der).map_err(|_| BadCaSet::NotCertificate(index))?;
@@ -182,7 +169,6 @@ pub fn parse_ca_set(pem: &str) -> Result<Vec<Vec<u8>>, BadCaSet> {
         if out.len() > MAX_CA_CERTIFICATES {
             return Err(BadCaSet::NotPem);
         }
-        rest = &rest[body_start + len + END.len()..];
     }
     if out.is_empty() {
         return Err(BadCaSet::NotPem);
@@ -408,6 +394,7 @@ pub fn self_signed_tls_client_auth(der: &[u8], keys: &ClientKeys) -> Result<(), 
 mod tests {
     use super::*;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
         IsCa, KeyPair, KeyUsagePurpose, SanType,
