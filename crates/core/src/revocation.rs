@@ -149,6 +149,14 @@ pub struct RevocationRecord {
     pub created_at: Timestamp,
 }
 
+/// The earliest `expires_at` an entry may have at `now` and still be needed: a verifier accepts
+/// a token up to its leeway (at most [`MAX_LEEWAY`]) past `exp`, so an entry must refuse it
+/// that much longer. Entries that expired before this may be forgotten (by a verifier's set) or
+/// left out (by the feed and the embedded gateway's follower).
+pub fn needed_if_expiring_after(now: Timestamp) -> Timestamp {
+    now.saturating_sub(MAX_LEEWAY)
+}
+
 /// What identifies an access token for a revocation check.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenIdentity<'a> {
@@ -402,11 +410,9 @@ impl RevocationSet {
         self.position = self.position.max(position);
     }
 
-    /// Forgets marks that cover nothing still valid: a mark is kept [`MAX_LEEWAY`] past its
-    /// `expires_at`, since a verifier accepts a token up to its leeway past `exp` and the mark
-    /// must refuse it until then.
+    /// Forgets marks that cover nothing still valid ([`needed_if_expiring_after`]).
     pub fn prune(&mut self, now: Timestamp) {
-        let expired_before = now.saturating_sub(MAX_LEEWAY);
+        let expired_before = needed_if_expiring_after(now);
         self.held.retain(|_, marks| {
             marks.retain(|(_, _, h)| h.expires_at.is_none_or(|exp| exp > expired_before));
             !marks.is_empty()

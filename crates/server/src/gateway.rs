@@ -295,11 +295,8 @@ impl LogFollower for VerifierFollower {
     }
 
     fn live_at(&self) -> Option<Timestamp> {
-        // Entries that could still refuse a token within the verifier's leeway past `exp`.
-        Some(
-            self.clock
-                .now()
-                .saturating_sub(portcullis_core::time::MAX_LEEWAY),
-        )
+        Some(portcullis_core::revocation::needed_if_expiring_after(
+            self.clock.now(),
+        ))
     }
 }

@@ -126,9 +126,7 @@ fn page(
     RevocationRange {
         after,
         through: head.min(after.saturating_add(i64::from(limit))),
-        // A verifier accepts a token up to its leeway past `exp`: hand over the entries that
-        // could still refuse one (core's `RevocationSet::prune` keeps them as long).
-        live_at: Some(now.saturating_sub(portcullis_core::time::MAX_LEEWAY)),
+        live_at: Some(portcullis_core::revocation::needed_if_expiring_after(now)),
         tenant: tenant.cloned(),
     }
 }
