@@ -225,6 +225,16 @@ impl App {
         .await
     }
 
+    /// Sets the signed-in user's status in storage (it exists: the assertion says so).
+    async fn set_user_status(&self, status: UserStatus) {
+        let tenant = TenantId::parse("acme").expect("tenant");
+        assert!(self
+            .store
+            .set_user_status(&tenant, &self.user, status, self.clock.now())
+            .await
+            .expect("status"));
+    }
+
     /// A new session's code for `openid offline_access orders:read`, redeemed by `client`: the
     /// token response, with the first refresh token of a new family.
     async fn offline_grant(&self, client: &Client) -> Value {
@@ -777,15 +787,10 @@ async fn a_refresh_or_code_for_a_user_who_is_not_active_is_refused_and_rotates_n
     let spa = app.spa().await;
     let r0 = s(&app.offline_grant(&spa).await, "refresh_token");
     let session = app.session().await;
-    let tenant = TenantId::parse("acme").expect("tenant");
     for status in [UserStatus::Disabled, UserStatus::Invited] {
         // A code issued while the user was active: its redemption is refused too.
         let code = app.code(&spa, &session, "openid orders:read").await;
-        assert!(app
-            .store
-            .set_user_status(&tenant, &app.user, status, app.clock.now())
-            .await
-            .expect("status"));
+        app.set_user_status(status).await;
         let (st, v) = app.refresh(&spa, &r0).await;
         assert_eq!(
             (st, &v["error"]),
@@ -798,18 +803,9 @@ async fn a_refresh_or_code_for_a_user_who_is_not_active_is_refused_and_rotates_n
             (StatusCode::BAD_REQUEST, &json!("invalid_grant")),
             "code for a {status:?} user: {v}"
         );
-        assert!(app
-            .store
-            .set_user_status(&tenant, &app.user, UserStatus::Active, app.clock.now())
-            .await
-            .expect("status"));
+        app.set_user_status(UserStatus::Active).await;
     }
     // Active again: the same token still works, so the refusals rotated nothing.
-    assert!(app
-        .store
-        .set_user_status(&tenant, &app.user, UserStatus::Active, app.clock.now())
-        .await
-        .expect("status"));
     let (st, v) = app.refresh(&spa, &r0).await;
     assert_eq!(st, StatusCode::OK, "{v}");
 }
@@ -1031,24 +1027,14 @@ async fn userinfo_refuses_per_rfc_6750() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     // A disabled user.
     let tenant = TenantId::parse("acme").expect("tenant");
-    let set = |status| {
-        let (app, tenant) = (&app, &tenant);
-        async move {
-            assert!(app
-                .store
-                .set_user_status(tenant, &app.user, status, app.clock.now())
-                .await
-                .expect("status"));
-        }
-    };
-    set(UserStatus::Disabled).await;
+    app.set_user_status(UserStatus::Disabled).await;
     let (st, _, v) = app.userinfo(&token).await;
     assert_eq!(
         (st, &v["error"]),
         (StatusCode::UNAUTHORIZED, &json!("invalid_token"))
     );
     // A revoked session (user active again).
-    set(UserStatus::Active).await;
+    app.set_user_status(UserStatus::Active).await;
     let (st, _, _) = app.userinfo(&token).await;
     assert_eq!(st, StatusCode::OK);
     app.state
