@@ -259,6 +259,9 @@ pub struct ApiKeysConfig {
     pub cache_ttl_ms: u64,
     /// How often last-used times are written (one batch, not one write per request).
     pub usage_flush_interval_ms: u64,
+    /// How often each node applies the tenants' lifetime policies in mode `disable` (the first
+    /// time at a random point of the first period): 60 to 86400 seconds.
+    pub lifetime_sweep_interval_secs: u64,
     /// Shared HMAC-SHA256 key of the secret scanner that posts leak reports. When set, a report
     /// without a valid `X-Portcullis-Signature: sha256=<hex>` over its body is refused.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -280,6 +283,7 @@ impl Default for ApiKeysConfig {
             cache_capacity: 100_000,
             cache_ttl_ms: 30_000,
             usage_flush_interval_ms: 5_000,
+            lifetime_sweep_interval_secs: 3_600,
             leak_report_hmac_key: None,
             leak_report_hmac_key_file: None,
             leak_report_ecdsa_public_key: None,
@@ -348,6 +352,11 @@ impl ApiKeysConfig {
             return Err(ConfigError::Invalid(
                 "api_keys.cache_capacity and api_keys.usage_flush_interval_ms must be at least 1"
                     .into(),
+            ));
+        }
+        if !(60..=86_400).contains(&self.lifetime_sweep_interval_secs) {
+            return Err(ConfigError::Invalid(
+                "api_keys.lifetime_sweep_interval_secs must be 60 to 86400 (seconds)".into(),
             ));
         }
         if self.leak_report_hmac_key.is_some() && self.leak_report_hmac_key_file.is_some() {
@@ -1120,7 +1129,12 @@ mod tests {
     fn api_keys_section_defaults_file_env_and_validation() {
         let c = Config::load_from(None, &FlagOverrides::default(), no_env()).expect("defaults");
         assert_eq!(c.api_keys.environment, "live");
+        assert_eq!(c.api_keys.lifetime_sweep_interval_secs, 3600);
         assert!(c.api_keys.leak_report_key().expect("key").is_none());
+        let f = file("[api_keys]\nlifetime_sweep_interval_secs = 600\n");
+        let c = Config::load_from(Some(f.path()), &FlagOverrides::default(), no_env())
+            .expect("a ten-minute sweep");
+        assert_eq!(c.api_keys.lifetime_sweep_interval_secs, 600);
 
         let f = file("[api_keys]\nenvironment = \"test\"\nleak_report_hmac_key = \"0123456789abcdef-scanner\"\n");
         figment::Jail::expect_with(|jail| {
@@ -1160,6 +1174,8 @@ mod tests {
             "[api_keys]\nenvironment = \"LIVE\"\n",
             "[api_keys]\nenvironment = \"\"\n",
             "[api_keys]\ncache_capacity = 0\n",
+            "[api_keys]\nlifetime_sweep_interval_secs = 59\n",
+            "[api_keys]\nlifetime_sweep_interval_secs = 86401\n",
             "[api_keys]\nleak_report_hmac_key = \"short\"\n",
             "[api_keys]\nleak_report_hmac_key = \"0123456789abcdef-x\"\nleak_report_hmac_key_file = \"/x\"\n",
             "[api_keys]\nno_such_key = 1\n",

@@ -368,7 +368,7 @@ pub async fn assemble(
             verifier: verifier.clone(),
             clock: clock.clone(),
         },
-        portcullis_service::lifetime_enforcement::SWEEP_EVERY,
+        Duration::from_secs(config.api_keys.lifetime_sweep_interval_secs),
     );
     let environment = portcullis_core::credential::Environment::parse(&config.api_keys.environment)
         .map_err(|_| anyhow::anyhow!("api_keys.environment is not a valid environment"))?;

@@ -6,6 +6,7 @@
 //! never load a secret or digest into a fact, and never change anything (disabling is the
 //! caller's, audited, step).
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +22,22 @@ use portcullis_core::signing::KeyState;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_store::{
-    ApiKeyFilter, ApiKeyRecord, ArchivedFilter, AuditQuery, PageRequest, Store, StoreError,
-    MAX_PAGE_LIMIT,
+    AdmissionMatch, ApiKeyFilter, ApiKeyRecord, ArchivedFilter, AuditQuery, PageRequest, Store,
+    StoreError, MAX_PAGE_LIMIT,
 };
 
-/// `admission_matches` kinds.
+/// `admission_matches` kinds: what admitted a grant (a trust rule, a redirect URI).
 pub const TRUST_RULE: &str = "trust_rule";
 pub const REDIRECT_URI: &str = "redirect_uri";
+/// `admission_matches` kinds of scope use (migration 0030), for "scopes broader than used": a
+/// token issued to a client carried a scope (subject `client_id scope`, or the client id alone
+/// for a token without scope) ...
+pub const CLIENT_SCOPE: &str = "client_scope";
+/// ... a verification of an API key required a scope (subject `key_id scope`) ...
+pub const API_KEY_SCOPE: &str = "api_key_scope";
+/// ... or named none (subject `key_id`): its caller (the gateway, the verify library, an
+/// endpoint taking keys) checks scopes itself, so which of the key's scopes were used is unknown.
+pub const API_KEY_UNSCOPED: &str = "api_key_unscoped";
 
 /// Records that `subject` (of `kind`) admitted a grant, for the hygiene report's "never
 /// matched": written, off the request path, when this node has not recorded it within the last
@@ -42,16 +52,113 @@ pub fn record_match(
     now: Timestamp,
 ) {
     let key = format!("{kind} {} {subject}", tenant.as_str());
+    record_under_mark(store, marks, &key, tenant, now, || {
+        vec![(kind, subject.to_owned())]
+    });
+}
+
+/// Records the scope use of a token issued to `client_id` with `scope` (space-separated; `None`
+/// or empty: no scope), like [`record_match`]: one mark per client and scope string, so a grant
+/// costs one mark lookup however many scopes it carries, and the rows are written only by the
+/// grant that claims the mark.
+pub fn record_client_scope_use(
+    store: &Arc<dyn Store>,
+    marks: &crate::match_marks::MatchMarks,
+    tenant: &TenantId,
+    client_id: &str,
+    scope: Option<&str>,
+    now: Timestamp,
+) {
+    let scope = scope.unwrap_or_default();
+    let key = format!("{CLIENT_SCOPE} {} {client_id} {scope}", tenant.as_str());
+    record_under_mark(store, marks, &key, tenant, now, || {
+        let mut subjects: Vec<(&'static str, String)> = scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(|s| (CLIENT_SCOPE, format!("{client_id} {s}")))
+            .collect();
+        if subjects.is_empty() {
+            subjects.push((CLIENT_SCOPE, client_id.to_owned()));
+        }
+        subjects
+    });
+}
+
+/// Writes `subjects()` (kind and subject each) when this caller claims the mark `key`; the
+/// closure runs only then.
+fn record_under_mark(
+    store: &Arc<dyn Store>,
+    marks: &crate::match_marks::MatchMarks,
+    key: &str,
+    tenant: &TenantId,
+    now: Timestamp,
+    subjects: impl FnOnce() -> Vec<(&'static str, String)>,
+) {
     marks
-        .mark(&key)
+        .mark(key)
         .record(now, crate::match_marks::MARK_INTERVAL, || {
-            let (store, tenant, subject) = (store.clone(), tenant.clone(), subject.to_owned());
+            let (store, tenant, subjects) = (store.clone(), tenant.clone(), subjects());
             async move {
-                store
-                    .record_admission_match(&tenant, kind, &subject, now)
-                    .await
+                for (kind, subject) in subjects {
+                    store
+                        .record_admission_match(&tenant, kind, &subject, now)
+                        .await?;
+                }
+                Ok(())
             }
         });
+}
+
+/// The scopes each credential's uses named inside the report's window, read from the scope-use
+/// rows of `admission_matches`.
+#[derive(Debug, Default)]
+struct ScopeUse {
+    clients: HashMap<String, BTreeSet<String>>,
+    api_keys: HashMap<String, BTreeSet<String>>,
+    /// Keys with a use that named no scope inside the window.
+    unscoped_api_keys: HashSet<String>,
+}
+
+impl ScopeUse {
+    fn read(matched: &[AdmissionMatch], since: Timestamp) -> Self {
+        let mut out = Self::default();
+        for m in matched.iter().filter(|m| m.last_matched_at >= since) {
+            let (id, scope) = match m.subject.split_once(' ') {
+                Some((id, scope)) => (id, Some(scope)),
+                None => (m.subject.as_str(), None),
+            };
+            let used = match m.kind.as_str() {
+                CLIENT_SCOPE => out.clients.entry(id.to_owned()).or_default(),
+                API_KEY_SCOPE => out.api_keys.entry(id.to_owned()).or_default(),
+                API_KEY_UNSCOPED => {
+                    out.unscoped_api_keys.insert(id.to_owned());
+                    continue;
+                }
+                _ => continue,
+            };
+            used.extend(scope.map(str::to_owned));
+        }
+        out
+    }
+
+    /// The scopes a client's tokens carried in the window; `None`: no token recorded in it (an
+    /// idle client, or uses older than the recording), so no finding is made from it.
+    fn client(&self, client_id: &str) -> Option<Vec<String>> {
+        self.clients
+            .get(client_id)
+            .map(|s| s.iter().cloned().collect())
+    }
+
+    /// The scopes a key's verifications required in the window; `None` when one named no
+    /// scope (unknown) or none was recorded.
+    fn api_key(&self, key_id: &str) -> Option<Vec<String>> {
+        if self.unscoped_api_keys.contains(key_id) {
+            return None;
+        }
+        self.api_keys
+            .get(key_id)
+            .map(|s| s.iter().cloned().collect())
+    }
 }
 
 /// Most audit events one report reads (newest first); past it the note says so.
@@ -187,7 +294,7 @@ async fn client_addresses(
     store: &dyn Store,
     tenant: &TenantId,
     since: Timestamp,
-) -> Result<(std::collections::HashMap<String, Vec<IpAddr>>, bool), StoreError> {
+) -> Result<(HashMap<String, Vec<IpAddr>>, bool), StoreError> {
     let mut query = AuditQuery {
         tenant: tenant.clone(),
         since: Some(since),
@@ -196,7 +303,7 @@ async fn client_addresses(
         page: PageRequest::first(MAX_PAGE_LIMIT),
     };
     let mut seen = 0usize;
-    let mut out: std::collections::HashMap<String, Vec<IpAddr>> = Default::default();
+    let mut out: HashMap<String, Vec<IpAddr>> = Default::default();
     loop {
         let page = store.query_audit_events(&query).await?;
         for e in &page.items {
@@ -241,9 +348,9 @@ pub async fn hygiene_facts(
             .into(),
     );
     facts.notes.push(
-        "broad_scopes: the scopes a credential's uses asked for are not recorded (a token \
-         request's scope is not in the audit log, an API key verification records no scope), \
-         so no broad-scope finding is made"
+        "broad_scopes for API keys: a key verified without naming scopes (by the gateway, the \
+         verify library or an endpoint taking keys, which check scopes themselves) has unknown \
+         scope use, so no broad-scope finding is made for it"
             .into(),
     );
     facts.notes.push(
@@ -251,6 +358,9 @@ pub async fn hygiene_facts(
          refuses it elsewhere), so it cannot be used from two; no such finding exists"
             .into(),
     );
+    let since = now.saturating_sub(unused);
+    let matched = store.admission_matches(tenant).await?;
+    let scope_use = ScopeUse::read(&matched, since);
     for k in all_api_keys(store, tenant).await? {
         if !api_key_usable(&k, now) {
             continue;
@@ -269,24 +379,23 @@ pub async fn hygiene_facts(
                     .map(str::to_owned)
                     .collect(),
             ),
-            used_scopes: None,
+            used_scopes: scope_use.api_key(&k.id),
             id: k.id,
         });
     }
-    let (addresses, capped) = client_addresses(store, tenant, now.saturating_sub(unused)).await?;
+    let (addresses, capped) = client_addresses(store, tenant, since).await?;
     if capped {
         facts.notes.push(format!(
             "many_networks for client secrets read the newest {MAX_AUDIT_EVENTS} token issuances only"
         ));
     }
-    let matched = store.admission_matches(tenant).await?;
     let last_match = |kind: &str, subject: &str| {
         matched
             .iter()
             .find(|m| m.kind == kind && m.subject == subject)
             .map(|m| m.last_matched_at)
     };
-    let mut redirect_seen = std::collections::HashSet::new();
+    let mut redirect_seen = HashSet::new();
     for s in client_secrets(store, tenant, now).await? {
         if redirect_seen.insert(s.client_id.clone()) {
             for uri in &s.redirect_uris {
@@ -309,8 +418,8 @@ pub async fn hygiene_facts(
             expires_at: s.expires_at,
             last_used_at: s.last_used_at,
             used_from: Some(addresses.get(&s.client_id).cloned().unwrap_or_default()),
+            used_scopes: scope_use.client(&s.client_id),
             granted_scopes: Some(s.scopes),
-            used_scopes: None,
             id: s.id,
         });
     }

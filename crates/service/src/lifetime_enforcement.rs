@@ -1,9 +1,10 @@
 //! Applies a tenant's lifetime policy to credentials that already exist. In mode `disable`, the
 //! API keys that break the policy are disabled. Each change is audited as `api_key.disable`
 //! with reason `lifetime_policy` and reaches every verifier through the revocation log. It runs
-//! when a global admin calls `enforce`, and on every node from the hourly sweep
-//! ([`spawn_sweeper`], first at a random point of the first hour), so a key that falls out of compliance (it aged past the maximum, or the
-//! policy was tightened) stops working without anyone asking.
+//! when a global admin calls `enforce`, and on every node from the periodic sweep
+//! ([`spawn_sweeper`]; hourly unless `api_keys.lifetime_sweep_interval_secs` says otherwise,
+//! first at a random point of the first period), so a key that falls out of compliance (it aged
+//! past the maximum, or the policy was tightened) stops working without anyone asking.
 //!
 //! Core (`portcullis_core::lifetime`) decides compliance over the facts `lifecycle` reads; this
 //! module only acts on the answer. It must never disable anything unless the mode is `disable`,
@@ -22,9 +23,6 @@ use portcullis_store::{Store, StoreError};
 use crate::api_keys::ApiKeyVerifier;
 use crate::audit::{AuditSink, EventDraft, RequestOrigin};
 use crate::lifecycle::{self, NonCompliant};
-
-/// How often each node sweeps the tenants whose policy says `disable`.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Who applies the policy, for the audit events.
 #[derive(Debug, Clone)]
@@ -152,7 +150,7 @@ impl Enforcer {
     }
 }
 
-/// Sweeps every `every` ([`SWEEP_EVERY`] in `serve`). The first sweep comes at a random point
+/// Sweeps every `every` (`api_keys.lifetime_sweep_interval_secs` in `serve`). The first sweep comes at a random point
 /// of the first period: a node restarted more often than that still sweeps, a restart loop
 /// does not become a sweep loop, and the nodes of a cluster do not sweep in step. Two nodes
 /// sweeping at once disable a key once (the store's compare-and-swap).

@@ -691,3 +691,204 @@ async fn the_hygiene_report_finds_idle_credentials_and_is_tenant_scoped() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
     }
 }
+
+impl App {
+    /// A request outside the admin API: a form with Basic credentials, or JSON with a bearer.
+    async fn post_outside(
+        &self,
+        path: &str,
+        auth: &str,
+        content_type: &str,
+        body: String,
+    ) -> Value {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("authorization", auth)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .expect("request");
+        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("json body")
+    }
+
+    async fn created(&self, path: &str, body: Value) -> Value {
+        let (s, v) = self
+            .call(Method::POST, path, &self.admins.acme, Some(body))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    /// The findings of `acme`'s report about `subject`, by kind, with their details.
+    async fn findings_about(&self, subject: &str) -> Vec<(String, String)> {
+        let (s, v) = self
+            .call(
+                Method::GET,
+                "/tenants/acme/hygiene-report",
+                &self.admins.acme,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["subject"] == subject)
+            .map(|f| {
+                (
+                    f["finding"].as_str().expect("finding").to_owned(),
+                    f["detail"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits for `subject`'s findings to include `kind` (use records are written off the
+    /// request path) and returns its detail.
+    async fn await_finding(&self, subject: &str, kind: &str) -> String {
+        for _ in 0..500 {
+            if let Some((_, detail)) = self
+                .findings_about(subject)
+                .await
+                .into_iter()
+                .find(|(k, _)| k == kind)
+            {
+                return detail;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no {kind} finding for {subject}");
+    }
+}
+
+#[tokio::test]
+async fn the_hygiene_report_names_scopes_no_use_needed() {
+    use base64::Engine;
+    let app = App::new().await;
+    app.created(
+        "/tenants/acme/resource-servers",
+        json!({"audience": "orders-api", "scopes": ["orders:read", "orders:write"]}),
+    )
+    .await;
+    let both = json!(["orders:read", "orders:write"]);
+    let client = app
+        .created(
+            "/tenants/acme/clients",
+            json!({"name": "sync", "scopes": both, "audiences": ["orders-api"]}),
+        )
+        .await;
+    let (id, secret) = (
+        client["client_id"].as_str().expect("id"),
+        client["client_secret"].as_str().expect("secret"),
+    );
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    );
+    // The client only ever asks for orders:read.
+    let token = app
+        .post_outside(
+            "/oauth2/token",
+            &basic,
+            "application/x-www-form-urlencoded",
+            "grant_type=client_credentials&scope=orders%3Aread".into(),
+        )
+        .await;
+    assert_eq!(token["scope"], "orders:read");
+    let secret_id = app
+        .call(
+            Method::GET,
+            &format!("/tenants/acme/clients/{id}"),
+            &app.admins.acme,
+            None,
+        )
+        .await
+        .1["secrets"][0]["id"]
+        .as_str()
+        .expect("secret id")
+        .to_owned();
+    let detail = app.await_finding(&secret_id, "broad_scopes").await;
+    assert!(detail.contains("orders:write"), "{detail}");
+    assert!(!detail.contains("orders:read"), "{detail}");
+
+    // Three keys holding both scopes: verified naming orders:read, verified naming nothing
+    // (its caller checks scopes itself), and both ways.
+    let mut keys = Vec::new();
+    for name in ["named", "unnamed", "mixed"] {
+        let v = app
+            .created(
+                "/tenants/acme/api-keys",
+                json!({"name": name, "owner": "o", "scopes": both}),
+            )
+            .await;
+        keys.push((
+            v["id"].as_str().expect("id").to_owned(),
+            v["key"].as_str().expect("key").to_owned(),
+        ));
+    }
+    let bearer = format!("Bearer {}", app.admins.acme);
+    let verify = |key: &str, scopes: Value| {
+        let body = json!({"key": key, "scopes": scopes}).to_string();
+        let bearer = bearer.clone();
+        let app = &app;
+        async move {
+            let v = app
+                .post_outside("/v1/api-keys/verify", &bearer, "application/json", body)
+                .await;
+            assert_eq!(v["valid"], true, "{v}");
+        }
+    };
+    verify(&keys[0].1, json!(["orders:read"])).await;
+    verify(&keys[1].1, json!([])).await;
+    verify(&keys[2].1, json!(["orders:read"])).await;
+    verify(&keys[2].1, json!([])).await;
+    app.state
+        .api_keys
+        .verifier
+        .flush_usage()
+        .await
+        .expect("flush");
+    let detail = app.await_finding(&keys[0].0, "broad_scopes").await;
+    assert_eq!(detail, "unused in the window: orders:write");
+    // The "named no scope" rows are written off the request path too: wait for both.
+    let acme = TenantId::parse("acme").expect("tenant");
+    for _ in 0..500 {
+        let rows = app
+            .state
+            .store
+            .admission_matches(&acme)
+            .await
+            .expect("rows");
+        let unscoped = |id: &str| {
+            rows.iter()
+                .any(|r| r.kind == "api_key_unscoped" && r.subject == id)
+        };
+        if unscoped(&keys[1].0) && unscoped(&keys[2].0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for (id, _) in &keys[1..] {
+        assert!(
+            !app.findings_about(id)
+                .await
+                .iter()
+                .any(|(k, _)| k == "broad_scopes"),
+            "a key verified without naming scopes has unknown scope use: {id}"
+        );
+    }
+
+    // Outside the window the use no longer counts: no finding is made from nothing.
+    app.clock.advance(Duration::from_secs(100 * DAY));
+    assert!(!app
+        .findings_about(&keys[0].0)
+        .await
+        .iter()
+        .any(|(k, _)| k == "broad_scopes"));
+}

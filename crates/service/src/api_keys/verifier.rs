@@ -24,9 +24,11 @@
 //! change can never be cached after it.
 //!
 //! Last use is recorded in memory and written in one batch every `usage_flush_interval_ms`: no
-//! database write per request, and `last_used_at` accurate to that interval.
+//! database write per request, and `last_used_at` accurate to that interval. The same batch
+//! carries the scopes each key's verifications required (or that one named none), written for
+//! the hygiene report at most once per key, scope and hour.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -203,10 +205,23 @@ pub struct ApiKeyVerifier {
     environment: Environment,
     ttl: Duration,
     cache: Mutex<Caches>,
-    usage: Mutex<HashMap<String, ApiKeyUse>>,
+    usage: Mutex<HashMap<String, PendingUse>>,
+    /// Scope uses this node recorded lately: one write per key, scope and hour.
+    scope_marks: crate::match_marks::MatchMarks,
     /// Each key's own rate limit, counted on this node.
     limits: Buckets,
     metrics: crate::metrics::ApiKeyMetrics,
+}
+
+/// A key's uses since the last flush: the latest (its `last_used_at` and address) and the scopes
+/// its verifications required, for the hygiene report's "broader than used".
+#[derive(Debug)]
+struct PendingUse {
+    latest: ApiKeyUse,
+    tenant: TenantId,
+    scopes: BTreeSet<String>,
+    /// A verification named no scope: its caller checks scopes itself.
+    unscoped: bool,
 }
 
 /// A poisoned lock only means another request panicked mid-update of a cache or a usage map;
@@ -233,6 +248,7 @@ impl ApiKeyVerifier {
                 unknown: Cache::new(settings.cache_capacity),
             }),
             usage: Mutex::new(HashMap::new()),
+            scope_marks: crate::match_marks::MatchMarks::default(),
             limits: Buckets::default(),
             metrics: crate::metrics::ApiKeyMetrics::default(),
         }
@@ -267,7 +283,7 @@ impl ApiKeyVerifier {
         match &result {
             Ok(p) => {
                 self.metrics.verification(KeyVerification::Valid);
-                self.note_use(&p.key_id, origin)
+                self.note_use(p, req.required_scopes, origin)
             }
             Err(VerifyError::Rejected(r)) => {
                 self.metrics.verification(KeyVerification::Rejected);
@@ -414,35 +430,80 @@ impl ApiKeyVerifier {
         lock(&self.cache).known.entries.len()
     }
 
-    fn note_use(&self, id: &str, origin: &RequestOrigin) {
+    fn note_use(&self, p: &ApiKeyPrincipal, required: &ScopeSet, origin: &RequestOrigin) {
         let at = self.clock.now();
         let mut usage = lock(&self.usage);
-        let entry = usage.entry(id.to_owned()).or_insert_with(|| ApiKeyUse {
-            id: id.to_owned(),
-            at,
-            ip: None,
+        let entry = usage.entry(p.key_id.clone()).or_insert_with(|| PendingUse {
+            latest: ApiKeyUse {
+                id: p.key_id.clone(),
+                at,
+                ip: None,
+            },
+            tenant: p.tenant.clone(),
+            scopes: BTreeSet::new(),
+            unscoped: false,
         });
-        if entry.at <= at {
-            entry.at = at;
-            entry.ip = origin.client_ip.map(|ip| ip.to_string());
+        if entry.latest.at <= at {
+            entry.latest.at = at;
+            entry.latest.ip = origin.client_ip.map(|ip| ip.to_string());
+        }
+        if required.is_empty() {
+            entry.unscoped = true;
+        }
+        for scope in required.iter() {
+            if !entry.scopes.contains(scope) {
+                entry.scopes.insert(scope.to_owned());
+            }
         }
     }
 
     /// Writes the uses recorded since the last flush in one batch. On failure they are put back
-    /// (unless newer uses replaced them) for the next attempt.
+    /// (unless newer uses replaced them) for the next attempt. Scope uses are recorded apart,
+    /// at most once per key, scope and hour (`crate::lifecycle::record_match`).
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
-        let batch: Vec<ApiKeyUse> = std::mem::take(&mut *lock(&self.usage))
-            .into_values()
-            .collect();
-        if batch.is_empty() {
+        let pending = std::mem::take(&mut *lock(&self.usage));
+        if pending.is_empty() {
             return Ok(0);
         }
-        match self.store.record_api_key_uses(&batch).await {
-            Ok(()) => Ok(batch.len()),
+        let (mut uses, mut tenants) = (Vec::with_capacity(pending.len()), Vec::new());
+        for (id, u) in pending {
+            use crate::lifecycle::{record_match, API_KEY_SCOPE, API_KEY_UNSCOPED};
+            let at = u.latest.at;
+            for scope in &u.scopes {
+                let subject = format!("{id} {scope}");
+                record_match(
+                    &self.store,
+                    &self.scope_marks,
+                    &u.tenant,
+                    API_KEY_SCOPE,
+                    &subject,
+                    at,
+                );
+            }
+            if u.unscoped {
+                record_match(
+                    &self.store,
+                    &self.scope_marks,
+                    &u.tenant,
+                    API_KEY_UNSCOPED,
+                    &id,
+                    at,
+                );
+            }
+            uses.push(u.latest);
+            tenants.push(u.tenant);
+        }
+        match self.store.record_api_key_uses(&uses).await {
+            Ok(()) => Ok(uses.len()),
             Err(e) => {
                 let mut usage = lock(&self.usage);
-                for u in batch {
-                    usage.entry(u.id.clone()).or_insert(u);
+                for (latest, tenant) in uses.into_iter().zip(tenants) {
+                    usage.entry(latest.id.clone()).or_insert(PendingUse {
+                        latest,
+                        tenant,
+                        scopes: BTreeSet::new(),
+                        unscoped: false,
+                    });
                 }
                 Err(e)
             }

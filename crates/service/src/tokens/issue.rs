@@ -274,38 +274,58 @@ pub async fn issue(
     proof: &dpop::Presented,
     origin: &RequestOrigin,
 ) -> Result<Issued, OAuthError> {
-    match grant {
+    let (authenticated, issued) = match grant {
         Grant::ClientCredentials(request) => {
             let authenticated = authenticate_for_client_credentials(svc, presented, origin).await?;
             let binding = bind(svc, &authenticated, proof, origin).await?;
-            client_credentials::issue(svc, &authenticated, request, &binding, origin).await
+            let issued =
+                client_credentials::issue(svc, &authenticated, request, &binding, origin).await?;
+            (authenticated, issued)
         }
         Grant::AuthorizationCode(request) => {
             let authenticated = authenticate_app(svc, presented, origin).await?;
             let binding = bind(svc, &authenticated, proof, origin).await?;
-            authorization_code::issue(svc, &authenticated, request, &binding, origin).await
+            let issued =
+                authorization_code::issue(svc, &authenticated, request, &binding, origin).await?;
+            (authenticated, issued)
         }
         Grant::RefreshToken(request) => {
             let authenticated = authenticate_app(svc, presented, origin).await?;
             let binding = bind(svc, &authenticated, proof, origin).await?;
-            refresh::issue(svc, &authenticated, request, &binding, origin).await
+            let issued = refresh::issue(svc, &authenticated, request, &binding, origin).await?;
+            (authenticated, issued)
         }
         Grant::ServiceExchange(request) => {
             let authenticated = authenticate(svc, presented, origin).await?;
             let binding = bind(svc, &authenticated, proof, origin).await?;
-            service_exchange::issue(svc, &authenticated, request, &binding, origin).await
+            let issued =
+                service_exchange::issue(svc, &authenticated, request, &binding, origin).await?;
+            (authenticated, issued)
         }
         Grant::DeviceCode(request) => {
             let authenticated = authenticate_app(svc, presented, origin).await?;
             let binding = bind(svc, &authenticated, proof, origin).await?;
-            device::issue(svc, &authenticated, request, &binding, origin).await
+            let issued = device::issue(svc, &authenticated, request, &binding, origin).await?;
+            (authenticated, issued)
         }
         // The installation's endpoint cannot tell which tenant's rules to apply: the tenant
         // is named by the endpoint's path (`issue_for_tenant`), never guessed from the token.
         Grant::TokenExchange(_) | Grant::JwtBearer(_) => {
-            Err(OAuthError::refuse(Refusal::TenantEndpointRequired))
+            return Err(OAuthError::refuse(Refusal::TenantEndpointRequired))
         }
-    }
+    };
+    // The scopes the client's credential was used for, for the hygiene report's "broader than
+    // used" (throttled to one write per client, scope string and hour).
+    let client = authenticated.client();
+    crate::lifecycle::record_client_scope_use(
+        &svc.store,
+        &svc.oauth.match_marks,
+        &client.tenant,
+        &client.id,
+        issued.scope.as_deref(),
+        svc.clock.now(),
+    );
+    Ok(issued)
 }
 
 /// `POST /oauth2/tenants/{tenant}/token`: a workload grant judged by `tenant`'s trust rules.

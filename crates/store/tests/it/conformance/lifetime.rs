@@ -104,4 +104,26 @@ async fn admission_matches_count_and_never_move_backwards(s: Arc<dyn Store>) {
         s.admission_matches(&tid("globex")).await.expect("list"),
         vec![]
     );
+    // Scope use (migration 0030) shares the table; any other kind is refused.
+    for (kind, subject) in [
+        ("client_scope", "cl_x orders:read"),
+        ("api_key_scope", "key_1 orders:read"),
+        ("api_key_unscoped", "key_1"),
+    ] {
+        s.record_admission_match(&tid("globex"), kind, subject, at(5))
+            .await
+            .expect(kind);
+    }
+    let kinds: Vec<String> = s
+        .admission_matches(&tid("globex"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.kind)
+        .collect();
+    assert_eq!(kinds, ["api_key_scope", "api_key_unscoped", "client_scope"]);
+    assert!(s
+        .record_admission_match(&acme, "anything_else", "x", at(5))
+        .await
+        .is_err());
 }
