@@ -15,8 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-/// The built-in client (created by `serve` at start-up).
-pub const CLI_CLIENT_ID: &str = "portcullis-cli";
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// An access token this close to its expiry is refreshed before use.
 const REFRESH_MARGIN_SECS: u64 = 30;
@@ -26,9 +24,26 @@ pub struct LoginArgs {
     /// Base URL of the Portcullis server.
     #[arg(long, env = "PORTCULLIS_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// The public client to sign in with (registered for the device_code grant).
-    #[arg(long, default_value = CLI_CLIENT_ID)]
-    client_id: String,
+    /// The tenant whose user signs in (its built-in client `portcullis-cli-<tenant>`; the
+    /// system tenant's is `portcullis-cli`).
+    #[arg(long, default_value = "system", conflicts_with = "client_id")]
+    tenant: String,
+    /// Another public client to sign in with (registered for the device_code grant); its
+    /// tokens work at its own APIs, not at the admin API.
+    #[arg(long)]
+    client_id: Option<String>,
+}
+
+impl LoginArgs {
+    /// The client the sign-in is made with: `--client-id`, else `--tenant`'s built-in one.
+    fn client_id(&self) -> anyhow::Result<String> {
+        if let Some(id) = &self.client_id {
+            return Ok(id.clone());
+        }
+        let tenant = portcullis_core::tenant::TenantId::parse(&self.tenant)
+            .map_err(|_| anyhow::anyhow!("--tenant {:?} is not a tenant id", self.tenant))?;
+        Ok(portcullis_core::client::cli_client_id(&tenant))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,13 +177,14 @@ fn stored_from_answer(url: &str, client_id: &str, v: &Value) -> anyhow::Result<S
 
 /// `portcullis login`.
 pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let client_id = args.client_id()?;
     let base = args.url.trim_end_matches('/').to_owned();
     let http = http()?;
     let (status, start) = post_form(
         &http,
         &base,
         "/oauth2/device_authorization",
-        &[("client_id", &args.client_id)],
+        &[("client_id", &client_id)],
     )
     .await?;
     if !status.is_success() {
@@ -199,12 +215,12 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
             &[
                 ("grant_type", DEVICE_CODE_GRANT),
                 ("device_code", &device_code),
-                ("client_id", &args.client_id),
+                ("client_id", &client_id),
             ],
         )
         .await?;
         if status.is_success() {
-            let stored = stored_from_answer(&base, &args.client_id, &answer)?;
+            let stored = stored_from_answer(&base, &client_id, &answer)?;
             save(&stored)?;
             println!(
                 "Signed in. Credentials saved to {}",

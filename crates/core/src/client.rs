@@ -24,10 +24,33 @@
 use serde::{Deserialize, Serialize};
 
 use crate::oauth::{AuthMethod, GrantType};
+use crate::tenant::TenantId;
 use crate::uri::{Uri, UriError};
 
-/// Longest client id accepted (ids issued here are `cl_` and 22 base62 characters).
-pub const MAX_CLIENT_ID_LEN: usize = 64;
+/// Longest client id accepted (ids issued here are `cl_` and 22 base62 characters; the longest
+/// built-in one, [`cli_client_id`] of a 63-character tenant id, is 78).
+pub const MAX_CLIENT_ID_LEN: usize = 80;
+
+/// The built-in public client `portcullis login` signs the system tenant's people in with (RFC
+/// 8628 device authorization grant).
+pub const CLI_CLIENT_ID: &str = "portcullis-cli";
+
+/// The built-in CLI client of `tenant`: [`CLI_CLIENT_ID`] in the system tenant,
+/// `portcullis-cli-<tenant>` in every other, so a tenant's people sign in as users of their own
+/// tenant. Issued ids (`cl_` and base62) never take this form.
+pub fn cli_client_id(tenant: &TenantId) -> String {
+    if tenant.is_system() {
+        CLI_CLIENT_ID.to_owned()
+    } else {
+        format!("{CLI_CLIENT_ID}-{}", tenant.as_str())
+    }
+}
+
+/// Whether `id` is the form of a built-in CLI client's id (of any tenant).
+pub fn is_cli_client_id(id: &str) -> bool {
+    id.strip_prefix(CLI_CLIENT_ID)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
 /// Most redirect URIs (and post-logout redirect URIs, and web origins) one client may register.
 pub const MAX_REGISTERED_URIS: usize = 20;
 
@@ -44,7 +67,7 @@ pub const RESPONSE_PARAMETERS: &[&str] = &[
     "access_token",
 ];
 
-/// A client id as sent by a client: 1 to 64 characters of `A-Z a-z 0-9 _ -`. Whether it names
+/// A client id as sent by a client: 1 to 80 characters of `A-Z a-z 0-9 _ -`. Whether it names
 /// a client is for the store to say.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -504,9 +527,32 @@ mod tests {
     }
 
     #[test]
+    fn each_tenant_has_its_own_cli_client_id_and_issued_ids_never_look_like_one() {
+        let longest = TenantId::parse(&format!("t{}", "x".repeat(62))).expect("63 characters");
+        for (tenant, id) in [
+            (TenantId::system(), "portcullis-cli".to_owned()),
+            (
+                TenantId::parse("acme").expect("tenant"),
+                "portcullis-cli-acme".to_owned(),
+            ),
+            (
+                longest.clone(),
+                format!("portcullis-cli-{}", longest.as_str()),
+            ),
+        ] {
+            assert_eq!(cli_client_id(&tenant), id);
+            assert!(is_cli_client_id(&id));
+            assert!(ClientId::parse(&id).is_some(), "{id} is a valid client id");
+        }
+        for other in ["portcullis-clix", "portcullis-cl", "cl_portcullis-cli", ""] {
+            assert!(!is_cli_client_id(other), "{other}");
+        }
+    }
+
+    #[test]
     fn client_ids_are_short_and_plain() {
         assert!(ClientId::parse("cl_0123456789abcdefABCDEF").is_some());
-        for bad in ["", "a b", "cl_é", "a/b", &"a".repeat(65)] {
+        for bad in ["", "a b", "cl_é", "a/b", &"a".repeat(MAX_CLIENT_ID_LEN + 1)] {
             assert_eq!(ClientId::parse(bad), None, "{bad:?}");
         }
     }

@@ -337,10 +337,13 @@ pub async fn assemble(
         );
     }
 
-    if crate::bootstrap::ensure_cli_client(store.as_ref(), clock.as_ref()).await? {
+    let created =
+        portcullis_service::tokens::cli_session::ensure_clients(store.as_ref(), clock.as_ref())
+            .await?;
+    if created > 0 {
         tracing::info!(
-            client_id = crate::bootstrap::CLI_CLIENT_ID,
-            "created the built-in client for `portcullis login`"
+            tenants = created,
+            "created the built-in clients for `portcullis login` (portcullis-cli, portcullis-cli-<tenant>)"
         );
     }
 

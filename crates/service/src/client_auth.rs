@@ -58,7 +58,7 @@ use crate::oauth::OAuthService;
 /// How stale `last_used_at` may get before a request refreshes it.
 const LAST_USED_GRANULARITY: Duration = Duration::from_secs(30);
 /// Longest client id looked up; anything longer cannot exist.
-const MAX_CLIENT_ID_LEN: usize = 64;
+use portcullis_core::client::MAX_CLIENT_ID_LEN;
 /// Resource-server ids (`rs_...`) authenticate as resource servers at introspection.
 pub const RESOURCE_SERVER_ID_PREFIX: &str = "rs_";
 

@@ -43,13 +43,18 @@ fn logout(config_home: &Path) -> Output {
 
 /// Creates a user of the system tenant with [`PASSWORD`]; its id.
 fn user(server: &Server, dir: &Path, name: &str) -> String {
+    tenant_user(server, dir, "system", name)
+}
+
+/// Creates a user of `tenant` with [`PASSWORD`]; its id.
+fn tenant_user(server: &Server, dir: &Path, tenant: &str, name: &str) -> String {
     let file = dir.join(format!("{name}.password"));
     std::fs::write(&file, PASSWORD).expect("password file");
     let v = server.cli_json(&[
         "users",
         "create",
         "--tenant",
-        "system",
+        tenant,
         "--username",
         name,
         "--password-file",
@@ -60,8 +65,14 @@ fn user(server: &Server, dir: &Path, name: &str) -> String {
 
 /// Starts `portcullis login`; the child and the user code it printed.
 fn start_login(server: &Server, config_home: &Path) -> (Child, String) {
+    start_login_with(server, config_home, &[])
+}
+
+/// Starts `portcullis login` with `extra` arguments.
+fn start_login_with(server: &Server, config_home: &Path, extra: &[&str]) -> (Child, String) {
     let mut child = command()
         .args(["login", "--url", &server.url])
+        .args(extra)
         .env("XDG_CONFIG_HOME", config_home)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -341,4 +352,110 @@ fn login_runs_admin_commands_with_the_users_role_and_logout_revokes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("403"), "{err}");
     let _ = std::io::stdout().flush();
+}
+
+/// Runs the CLI as the saved sign-in; its stdout on success, its stderr as the error.
+fn run(server: &Server, home: &Path, args: &[&str]) -> Result<String, String> {
+    let out = cli(server, home, args);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn a_tenants_people_sign_in_with_their_tenants_cli_client_and_act_only_there() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), &[]);
+    let home = tempfile::tempdir().expect("config home");
+    for tenant in ["acme", "globex"] {
+        let out = server.cli(&["tenant", "create", tenant]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Each tenant got its own built-in client at creation.
+    let shown = server.cli_json(&["client", "show", "--tenant", "acme", "portcullis-cli-acme"]);
+    assert_eq!(shown["tenant"], "acme", "{shown}");
+    let alice = tenant_user(&server, home.path(), "acme", "alice");
+    let out = server.cli(&[
+        "users",
+        "grant-role",
+        "--tenant",
+        "acme",
+        &alice,
+        "--role",
+        "tenant_admin",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An acme user cannot sign in with the system tenant's client: no such user there.
+    let (mut child, code) = start_login_with(&server, home.path(), &["--tenant", "acme"]);
+    approve(&server, &code, "alice");
+    assert!(wait(&mut child).success(), "login --tenant acme");
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join("portcullis").join("credentials.json"))
+            .expect("credentials"),
+    )
+    .expect("json");
+    assert_eq!(saved["client_id"], "portcullis-cli-acme");
+
+    // Alice acts as acme's tenant admin, and nowhere else.
+    let listed = run(
+        &server,
+        home.path(),
+        &["client", "list", "--tenant", "acme"],
+    )
+    .expect("acme's clients");
+    assert!(listed.contains("portcullis-cli-acme"), "{listed}");
+    for refused in [
+        &["client", "list", "--tenant", "globex"][..],
+        &["tenant", "list"][..],
+        &["tenant", "create", "initech"][..],
+    ] {
+        let err = run(&server, home.path(), refused).expect_err("refused");
+        assert!(err.contains("403"), "{refused:?}: {err}");
+    }
+    // The built-in client cannot be given a redirect URI (its tokens act at the admin API),
+    // not even by acme's own admin.
+    let err = run(
+        &server,
+        home.path(),
+        &[
+            "client",
+            "update",
+            "--tenant",
+            "acme",
+            "portcullis-cli-acme",
+            "--redirect-uri",
+            "https://attacker.example/cb",
+        ],
+    )
+    .expect_err("built-in client is fixed");
+    assert!(
+        err.contains("400") || err.contains("cannot be changed"),
+        "{err}"
+    );
+
+    // A token of acme's CLI client for a user without a role: 403, not another tenant's role.
+    let out = logout(home.path());
+    assert!(out.status.success());
+    tenant_user(&server, home.path(), "acme", "bob");
+    let (mut child, code) = start_login_with(&server, home.path(), &["--tenant", "acme"]);
+    approve(&server, &code, "bob");
+    assert!(wait(&mut child).success());
+    let err = run(
+        &server,
+        home.path(),
+        &["client", "list", "--tenant", "acme"],
+    )
+    .expect_err("no role");
+    assert!(err.contains("403"), "{err}");
 }

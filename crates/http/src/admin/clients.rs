@@ -1052,6 +1052,13 @@ pub async fn update(
     if client.status != ClientStatus::Active {
         return Err(ApiError::conflict("the client is disabled"));
     }
+    // Its tokens act at the admin API as the person who signed in: a redirect URI or another
+    // grant added here would let any page that obtains them do the same.
+    if portcullis_core::client::is_cli_client_id(&client.id) {
+        return Err(bad(
+            "the built-in CLI client cannot be changed (it can be disabled or archived)",
+        ));
+    }
     let auth_method = AuthMethod::parse(&client.auth_method)
         .map_err(|_| ApiError::internal("stored client has an unknown auth method"))?;
     let pick = |new: &Option<Vec<String>>, old: &Vec<String>| new.clone().unwrap_or(old.clone());

@@ -120,6 +120,17 @@ pub async fn create(
             other => other.into(),
         })?;
     record(&state, &admin, &id, Action::TenantCreate);
+    // The tenant's own client for `portcullis login`. Should this fail, the next start-up
+    // creates it (`ensure_clients`); the tenant itself is created either way.
+    if let Err(e) = portcullis_service::tokens::cli_session::ensure_client(
+        state.store.as_ref(),
+        state.clock.as_ref(),
+        &id,
+    )
+    .await
+    {
+        tracing::warn!(tenant = %id, error = %e, "could not create the tenant's CLI client");
+    }
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 

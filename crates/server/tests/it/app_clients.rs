@@ -5,6 +5,7 @@
 //! clients are unchanged.
 
 use crate::common;
+use portcullis_core::client::is_cli_client_id;
 
 use std::sync::Arc;
 
@@ -148,7 +149,14 @@ impl App {
             )
             .await;
         assert_eq!(s, StatusCode::OK);
-        v["items"].as_array().expect("list").clone()
+        // The tenant's built-in CLI client (created at start-up) aside.
+        v["items"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter(|c| !is_cli_client_id(c["client_id"].as_str().expect("id")))
+            .cloned()
+            .collect()
     }
 }
 

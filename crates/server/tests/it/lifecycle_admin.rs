@@ -142,7 +142,16 @@ impl App {
             )
             .await;
         assert_eq!(s, StatusCode::OK);
-        v["items"].as_array().expect("items").clone()
+        // The tenant's built-in CLI client (created at start-up) aside.
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|c| {
+                !portcullis_core::client::is_cli_client_id(c["client_id"].as_str().expect("id"))
+            })
+            .cloned()
+            .collect()
     }
 
     async fn enforce(&self) -> Value {

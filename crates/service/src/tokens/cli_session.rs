@@ -10,14 +10,19 @@
 //! (core's `admin::decide` does).
 
 use portcullis_core::admin::AdminPrincipal;
+use portcullis_core::client::cli_client_id;
+use portcullis_core::tenant::TenantId;
+use portcullis_core::time::Clock;
 use portcullis_core::user::{UserId, UserStatus};
+use portcullis_store::{ArchivedFilter, PageRequest, Store, StoreError, MAX_PAGE_LIMIT};
 
 use super::lookup::current_token;
 use crate::oauth::error::OAuthError;
 use crate::oauth::OAuthService;
 
-/// The built-in public client of `portcullis login`, created at start-up in the system tenant.
-pub const CLI_CLIENT_ID: &str = "portcullis-cli";
+/// The system tenant's built-in client of `portcullis login` (every tenant has its own:
+/// `portcullis_core::client::cli_client_id`).
+pub use portcullis_core::client::CLI_CLIENT_ID;
 
 /// What a presented CLI token is.
 #[derive(Debug)]
@@ -46,7 +51,8 @@ pub async fn authenticate(svc: &OAuthService, token: &str) -> Result<CliSession,
         Err(reason) => return Ok(CliSession::Invalid(reason)),
     };
     let claims = &verified.claims;
-    if claims.client_id != CLI_CLIENT_ID {
+    // The token's tenant's own CLI client: a user signs in to the tenant of the client.
+    if claims.client_id != cli_client_id(&verified.tenant) {
         return Ok(CliSession::Invalid("token_not_from_cli_client"));
     }
     if claims.aud != svc.oauth.issuer {
@@ -78,4 +84,80 @@ pub async fn authenticate(svc: &OAuthService, token: &str) -> Result<CliSession,
             user_id: claims.sub.clone(),
         },
     })
+}
+
+/// Creates `tenant`'s built-in CLI client ([`cli_client_id`]) if it does not exist yet; an
+/// existing one (even one an operator disabled or archived) is left as it is. Idempotent, and
+/// safe when several nodes do it at once: the loser of the insert sees a conflict and moves on.
+/// `true` if this call created it.
+pub async fn ensure_client(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+) -> Result<bool, StoreError> {
+    use portcullis_core::client::{ApplicationType, ClientType};
+    use portcullis_core::oauth::{AuthMethod, GrantType};
+    let id = cli_client_id(tenant);
+    if store.get_client(&id).await?.is_some() {
+        return Ok(false);
+    }
+    let now = clock.now();
+    let client = portcullis_store::OAuthClient {
+        id,
+        tenant: tenant.clone(),
+        name: "Portcullis CLI".into(),
+        environment: "live".into(),
+        auth_method: AuthMethod::None.as_str().to_owned(),
+        grant_types: vec![
+            GrantType::DeviceCode.as_str().to_owned(),
+            GrantType::RefreshToken.as_str().to_owned(),
+        ],
+        scopes: vec!["offline_access".into()],
+        audiences: Vec::new(),
+        access_token_ttl_secs: 300,
+        can_introspect: false,
+        jwks: None,
+        jwks_uri: None,
+        status: portcullis_store::ClientStatus::Active,
+        created_at: now,
+        updated_at: now,
+        last_used_at: None,
+        client_type: ClientType::Public,
+        application_type: ApplicationType::Native,
+        redirect_uris: Vec::new(),
+        post_logout_redirect_uris: Vec::new(),
+        allowed_web_origins: Vec::new(),
+        first_party: true,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
+        require_pushed_requests: false,
+        id_token_signed_response_alg: None,
+        require_dpop: false,
+        tls_subject: None,
+        certificate_bound_tokens: false,
+    };
+    match store.create_client(&client, None).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`ensure_client`] for every tenant, archived ones aside (at start-up: tenants created before
+/// per-tenant CLI clients, or imported). How many were created.
+pub async fn ensure_clients(store: &dyn Store, clock: &dyn Clock) -> Result<usize, StoreError> {
+    let mut created = 0;
+    let mut page = PageRequest::first(MAX_PAGE_LIMIT);
+    loop {
+        let p = store.list_tenants(&page, ArchivedFilter::Exclude).await?;
+        for t in &p.items {
+            if ensure_client(store, clock, &t.item.id).await? {
+                created += 1;
+            }
+        }
+        match p.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(created),
+        }
+    }
 }
