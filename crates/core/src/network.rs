@@ -15,14 +15,23 @@ use std::net::{IpAddr, Ipv6Addr};
 
 /// The /24 (IPv4) or /64 (IPv6) `ip` belongs to, written as a network. See the module docs.
 pub fn network_of(ip: IpAddr) -> String {
+    match network_base(ip) {
+        base @ IpAddr::V4(_) => format!("{base}/24"),
+        base @ IpAddr::V6(_) => format!("{base}/64"),
+    }
+}
+
+/// The first address of the network `ip` belongs to (an IPv4-mapped address as IPv4): what
+/// [`network_of`] names, kept as an address where a string per use would cost an allocation.
+pub fn network_base(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
+            IpAddr::from([a, b, c, 0])
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
-            format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
     }
 }
@@ -46,5 +55,14 @@ mod tests {
         // Not a /48: two /64s of one site are two networks.
         assert_ne!(net("2001:db8:1:3::5"), net("2001:db8:1:2::5"));
         assert_eq!(net("2001:db8:9::1"), "2001:db8:9::/64");
+        // The base address is the network's first address, and names the same network.
+        for ip in ["10.1.2.3", "::ffff:10.1.2.3", "2001:db8:1:2:ffff::1"] {
+            let ip: IpAddr = ip.parse().expect("address");
+            assert_eq!(network_of(network_base(ip)), network_of(ip));
+        }
+        assert_eq!(
+            network_base("::ffff:10.1.2.3".parse().expect("address")),
+            IpAddr::from([10, 1, 2, 0])
+        );
     }
 }

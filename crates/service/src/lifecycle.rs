@@ -38,6 +38,10 @@ pub const API_KEY_SCOPE: &str = "api_key_scope";
 /// ... or named none (subject `key_id`): its caller (the gateway, the verify library, an
 /// endpoint taking keys) checks scopes itself, so which of the key's scopes were used is unknown.
 pub const API_KEY_UNSCOPED: &str = "api_key_unscoped";
+/// `admission_matches` kind: an API key was used from a network (subject `key_id address`,
+/// the network's first address, `portcullis_core::network::network_base`), for "used from more
+/// than one network".
+pub const API_KEY_NETWORK: &str = "api_key_network";
 
 /// Records that `subject` (of `kind`) admitted a grant, for the hygiene report's "never
 /// matched": written, off the request path, when this node has not recorded it within the last
@@ -109,17 +113,19 @@ fn record_under_mark(
         });
 }
 
-/// The scopes each credential's uses named inside the report's window, read from the scope-use
-/// rows of `admission_matches`.
+/// The scopes each credential's uses named, and the networks each API key was used from, inside
+/// the report's window: read from the use rows of `admission_matches`.
 #[derive(Debug, Default)]
-struct ScopeUse {
+struct CredentialUse {
     clients: HashMap<String, BTreeSet<String>>,
     api_keys: HashMap<String, BTreeSet<String>>,
     /// Keys with a use that named no scope inside the window.
     unscoped_api_keys: HashSet<String>,
+    /// The networks each key was used from inside the window.
+    api_key_networks: HashMap<String, Vec<IpAddr>>,
 }
 
-impl ScopeUse {
+impl CredentialUse {
     fn read(matched: &[AdmissionMatch], since: Timestamp) -> Self {
         let mut out = Self::default();
         for m in matched.iter().filter(|m| m.last_matched_at >= since) {
@@ -134,6 +140,15 @@ impl ScopeUse {
                     out.unscoped_api_keys.insert(id.to_owned());
                     continue;
                 }
+                API_KEY_NETWORK => {
+                    if let Some(ip) = scope.and_then(|a| a.parse::<IpAddr>().ok()) {
+                        out.api_key_networks
+                            .entry(id.to_owned())
+                            .or_default()
+                            .push(ip);
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             used.extend(scope.map(str::to_owned));
@@ -143,15 +158,21 @@ impl ScopeUse {
 
     /// The scopes a client's tokens carried in the window; `None`: no token recorded in it (an
     /// idle client, or uses older than the recording), so no finding is made from it.
-    fn client(&self, client_id: &str) -> Option<Vec<String>> {
+    fn client_scopes(&self, client_id: &str) -> Option<Vec<String>> {
         self.clients
             .get(client_id)
             .map(|s| s.iter().cloned().collect())
     }
 
+    /// The networks a key was used from in the window; `None`: none recorded (an idle key, or
+    /// uses older than the recording), so no finding is made from it.
+    fn api_key_networks(&self, key_id: &str) -> Option<Vec<IpAddr>> {
+        self.api_key_networks.get(key_id).cloned()
+    }
+
     /// The scopes a key's verifications required in the window; `None` when one named no
     /// scope (unknown) or none was recorded.
-    fn api_key(&self, key_id: &str) -> Option<Vec<String>> {
+    fn api_key_scopes(&self, key_id: &str) -> Option<Vec<String>> {
         if self.unscoped_api_keys.contains(key_id) {
             return None;
         }
@@ -343,8 +364,10 @@ pub async fn hygiene_facts(
         ..HygieneFacts::default()
     };
     facts.notes.push(
-        "many_networks for API keys: a key's uses are recorded with its last address only \
-         (last_used_ip), so it is not reported for API keys"
+        "many_networks for API keys: the networks of the verifications this server made \
+         (the verify endpoint, the embedded gateway); a verify library or standalone gateway \
+         asks again only when its cache entry lapses, so a key's networks may be undercounted, \
+         never invented"
             .into(),
     );
     facts.notes.push(
@@ -360,7 +383,7 @@ pub async fn hygiene_facts(
     );
     let since = now.saturating_sub(unused);
     let matched = store.admission_matches(tenant).await?;
-    let scope_use = ScopeUse::read(&matched, since);
+    let uses = CredentialUse::read(&matched, since);
     for k in all_api_keys(store, tenant).await? {
         if !api_key_usable(&k, now) {
             continue;
@@ -371,7 +394,7 @@ pub async fn hygiene_facts(
             created_at: k.created_at,
             expires_at: k.expires_at,
             last_used_at: k.last_used_at,
-            used_from: None,
+            used_from: uses.api_key_networks(&k.id),
             granted_scopes: Some(
                 k.scopes
                     .split(' ')
@@ -379,7 +402,7 @@ pub async fn hygiene_facts(
                     .map(str::to_owned)
                     .collect(),
             ),
-            used_scopes: scope_use.api_key(&k.id),
+            used_scopes: uses.api_key_scopes(&k.id),
             id: k.id,
         });
     }
@@ -418,7 +441,7 @@ pub async fn hygiene_facts(
             expires_at: s.expires_at,
             last_used_at: s.last_used_at,
             used_from: Some(addresses.get(&s.client_id).cloned().unwrap_or_default()),
-            used_scopes: scope_use.client(&s.client_id),
+            used_scopes: uses.client_scopes(&s.client_id),
             granted_scopes: Some(s.scopes),
             id: s.id,
         });

@@ -777,7 +777,7 @@ impl App {
 }
 
 #[tokio::test]
-async fn the_hygiene_report_names_scopes_no_use_needed() {
+async fn the_hygiene_report_names_scopes_no_use_needed_and_keys_used_from_several_networks() {
     use base64::Engine;
     let app = App::new().await;
     app.created(
@@ -842,8 +842,8 @@ async fn the_hygiene_report_names_scopes_no_use_needed() {
         ));
     }
     let bearer = format!("Bearer {}", app.admins.acme);
-    let verify = |key: &str, scopes: Value| {
-        let body = json!({"key": key, "scopes": scopes}).to_string();
+    let verify = |key: &str, scopes: Value, client_ip: &str| {
+        let body = json!({"key": key, "scopes": scopes, "client_ip": client_ip}).to_string();
         let bearer = bearer.clone();
         let app = &app;
         async move {
@@ -853,10 +853,12 @@ async fn the_hygiene_report_names_scopes_no_use_needed() {
             assert_eq!(v["valid"], true, "{v}");
         }
     };
-    verify(&keys[0].1, json!(["orders:read"])).await;
-    verify(&keys[1].1, json!([])).await;
-    verify(&keys[2].1, json!(["orders:read"])).await;
-    verify(&keys[2].1, json!([])).await;
+    // The first key from two networks; the others from one (two addresses of one /24).
+    verify(&keys[0].1, json!(["orders:read"]), "198.51.100.7").await;
+    verify(&keys[0].1, json!(["orders:read"]), "203.0.113.9").await;
+    verify(&keys[1].1, json!([]), "198.51.100.7").await;
+    verify(&keys[2].1, json!(["orders:read"]), "198.51.100.7").await;
+    verify(&keys[2].1, json!([]), "198.51.100.200").await;
     app.state
         .api_keys
         .verifier
@@ -865,6 +867,11 @@ async fn the_hygiene_report_names_scopes_no_use_needed() {
         .expect("flush");
     let detail = app.await_finding(&keys[0].0, "broad_scopes").await;
     assert_eq!(detail, "unused in the window: orders:write");
+    let detail = app.await_finding(&keys[0].0, "many_networks").await;
+    assert!(
+        detail.contains("198.51.100.0/24") && detail.contains("203.0.113.0/24"),
+        "{detail}"
+    );
     // The "named no scope" rows are written off the request path too: wait for both.
     let acme = TenantId::parse("acme").expect("tenant");
     for _ in 0..500 {
@@ -878,7 +885,8 @@ async fn the_hygiene_report_names_scopes_no_use_needed() {
             rows.iter()
                 .any(|r| r.kind == "api_key_unscoped" && r.subject == id)
         };
-        if unscoped(&keys[1].0) && unscoped(&keys[2].0) {
+        let networks = rows.iter().filter(|r| r.kind == "api_key_network").count();
+        if unscoped(&keys[1].0) && unscoped(&keys[2].0) && networks == 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -891,13 +899,20 @@ async fn the_hygiene_report_names_scopes_no_use_needed() {
                 .any(|(k, _)| k == "broad_scopes"),
             "a key verified without naming scopes has unknown scope use: {id}"
         );
+        assert!(
+            !app.findings_about(id)
+                .await
+                .iter()
+                .any(|(k, _)| k == "many_networks"),
+            "one network: {id}"
+        );
     }
 
-    // Outside the window the use no longer counts: no finding is made from nothing.
+    // Outside the window the uses no longer count: no finding is made from nothing.
     app.clock.advance(Duration::from_secs(100 * DAY));
     assert!(!app
         .findings_about(&keys[0].0)
         .await
         .iter()
-        .any(|(k, _)| k == "broad_scopes"));
+        .any(|(k, _)| k == "broad_scopes" || k == "many_networks"));
 }

@@ -25,8 +25,9 @@
 //!
 //! Last use is recorded in memory and written in one batch every `usage_flush_interval_ms`: no
 //! database write per request, and `last_used_at` accurate to that interval. The same batch
-//! carries the scopes each key's verifications required (or that one named none), written for
-//! the hygiene report at most once per key, scope and hour.
+//! carries the scopes each key's verifications required (or that one named none) and the
+//! networks they came from, written for the hygiene report at most once per key, scope or
+//! network, and hour.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -206,8 +207,9 @@ pub struct ApiKeyVerifier {
     ttl: Duration,
     cache: Mutex<Caches>,
     usage: Mutex<HashMap<String, PendingUse>>,
-    /// Scope uses this node recorded lately: one write per key, scope and hour.
-    scope_marks: crate::match_marks::MatchMarks,
+    /// Scope and network uses this node recorded lately: one write per key, scope (or network)
+    /// and hour.
+    use_marks: crate::match_marks::MatchMarks,
     /// Each key's own rate limit, counted on this node.
     limits: Buckets,
     metrics: crate::metrics::ApiKeyMetrics,
@@ -222,7 +224,13 @@ struct PendingUse {
     scopes: BTreeSet<String>,
     /// A verification named no scope: its caller checks scopes itself.
     unscoped: bool,
+    /// The networks (`portcullis_core::network::network_base`) the uses came from, at most
+    /// [`MAX_NETWORKS_PER_FLUSH`]: the report asks "more than one", not "how many".
+    networks: BTreeSet<IpAddr>,
 }
+
+/// Networks kept per key between two flushes.
+const MAX_NETWORKS_PER_FLUSH: usize = 8;
 
 /// A poisoned lock only means another request panicked mid-update of a cache or a usage map;
 /// both hold only derived data, so carrying on is safe.
@@ -248,7 +256,7 @@ impl ApiKeyVerifier {
                 unknown: Cache::new(settings.cache_capacity),
             }),
             usage: Mutex::new(HashMap::new()),
-            scope_marks: crate::match_marks::MatchMarks::default(),
+            use_marks: crate::match_marks::MatchMarks::default(),
             limits: Buckets::default(),
             metrics: crate::metrics::ApiKeyMetrics::default(),
         }
@@ -442,10 +450,18 @@ impl ApiKeyVerifier {
             tenant: p.tenant.clone(),
             scopes: BTreeSet::new(),
             unscoped: false,
+            networks: BTreeSet::new(),
         });
         if entry.latest.at <= at {
             entry.latest.at = at;
             entry.latest.ip = origin.client_ip.map(|ip| ip.to_string());
+        }
+        if let Some(ip) = origin.client_ip {
+            if entry.networks.len() < MAX_NETWORKS_PER_FLUSH {
+                entry
+                    .networks
+                    .insert(portcullis_core::network::network_base(ip));
+            }
         }
         if required.is_empty() {
             entry.unscoped = true;
@@ -467,15 +483,28 @@ impl ApiKeyVerifier {
         }
         let (mut uses, mut tenants) = (Vec::with_capacity(pending.len()), Vec::new());
         for (id, u) in pending {
-            use crate::lifecycle::{record_match, API_KEY_SCOPE, API_KEY_UNSCOPED};
+            use crate::lifecycle::{
+                record_match, API_KEY_NETWORK, API_KEY_SCOPE, API_KEY_UNSCOPED,
+            };
             let at = u.latest.at;
             for scope in &u.scopes {
                 let subject = format!("{id} {scope}");
                 record_match(
                     &self.store,
-                    &self.scope_marks,
+                    &self.use_marks,
                     &u.tenant,
                     API_KEY_SCOPE,
+                    &subject,
+                    at,
+                );
+            }
+            for network in &u.networks {
+                let subject = format!("{id} {network}");
+                record_match(
+                    &self.store,
+                    &self.use_marks,
+                    &u.tenant,
+                    API_KEY_NETWORK,
                     &subject,
                     at,
                 );
@@ -483,7 +512,7 @@ impl ApiKeyVerifier {
             if u.unscoped {
                 record_match(
                     &self.store,
-                    &self.scope_marks,
+                    &self.use_marks,
                     &u.tenant,
                     API_KEY_UNSCOPED,
                     &id,
@@ -503,6 +532,7 @@ impl ApiKeyVerifier {
                         tenant,
                         scopes: BTreeSet::new(),
                         unscoped: false,
+                        networks: BTreeSet::new(),
                     });
                 }
                 Err(e)

@@ -104,11 +104,12 @@ async fn admission_matches_count_and_never_move_backwards(s: Arc<dyn Store>) {
         s.admission_matches(&tid("globex")).await.expect("list"),
         vec![]
     );
-    // Scope use (migration 0030) shares the table; any other kind is refused.
+    // Credential use (migration 0030) shares the table; any other kind is refused.
     for (kind, subject) in [
         ("client_scope", "cl_x orders:read"),
         ("api_key_scope", "key_1 orders:read"),
         ("api_key_unscoped", "key_1"),
+        ("api_key_network", "key_1 198.51.100.0"),
     ] {
         s.record_admission_match(&tid("globex"), kind, subject, at(5))
             .await
@@ -121,7 +122,15 @@ async fn admission_matches_count_and_never_move_backwards(s: Arc<dyn Store>) {
         .into_iter()
         .map(|m| m.kind)
         .collect();
-    assert_eq!(kinds, ["api_key_scope", "api_key_unscoped", "client_scope"]);
+    assert_eq!(
+        kinds,
+        [
+            "api_key_network",
+            "api_key_scope",
+            "api_key_unscoped",
+            "client_scope"
+        ]
+    );
     assert!(s
         .record_admission_match(&acme, "anything_else", "x", at(5))
         .await
