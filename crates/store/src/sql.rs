@@ -76,6 +76,20 @@ macro_rules! impl_sql_store {
             group.durable_if_wrote(written.rows_affected()).await
         }
 
+        /// The scheduled prune of a [`record_once`] table: deletes the records whose replay
+        /// window has passed; how many.
+        async fn prune_expired_once(
+            pool: &sqlx::Pool<<$row as sqlx::Row>::Database>,
+            table: &'static str,
+            now: Timestamp,
+        ) -> Result<u64> {
+            let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
+                .bind(now.as_millis())
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        }
+
         /// The one keyset-pagination rule in SQL (see `page.rs`): appends to a query whose
         /// `WHERE` clause is open the condition "strictly after `page.after` in the list's
         /// order", the order itself (`at`, then `id`; descending for newest-first lists) and a

@@ -553,11 +553,7 @@ macro_rules! impl_client_store {
             }
 
             async fn prune_assertion_jtis(&self, now: Timestamp) -> Result<u64> {
-                let done = sqlx::query("DELETE FROM client_assertion_jtis WHERE expires_at <= $1")
-                    .bind(now.as_millis())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected())
+                prune_expired_once(&self.pool, "client_assertion_jtis", now).await
             }
         }
 

@@ -29,11 +29,7 @@ macro_rules! impl_dpop_store {
             }
 
             async fn prune_dpop_jtis(&self, now: Timestamp) -> Result<u64> {
-                let done = sqlx::query("DELETE FROM dpop_proof_jtis WHERE expires_at <= $1")
-                    .bind(now.as_millis())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected())
+                prune_expired_once(&self.pool, "dpop_proof_jtis", now).await
             }
         }
     };

@@ -285,11 +285,7 @@ macro_rules! impl_federation_store {
             }
 
             async fn prune_subject_jtis(&self, now: Timestamp) -> Result<u64> {
-                let done = sqlx::query("DELETE FROM subject_token_jtis WHERE expires_at <= $1")
-                    .bind(now.as_millis())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected())
+                prune_expired_once(&self.pool, "subject_token_jtis", now).await
             }
         }
     };
