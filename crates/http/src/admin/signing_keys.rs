@@ -101,7 +101,7 @@ pub async fn revoke(
     if kid.len() > 128 {
         return Err(ApiError::not_found());
     }
-    let before = portcullis_service::rotation::revoke(&state, &kid)
+    let before = portcullis_service::rotation::revoke(&state.oauth_service(), &kid)
         .await
         .map_err(ApiError::internal)?;
     state.oauth.directory.signing_keys_changed();
