@@ -19,7 +19,9 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::extract::ClientAddressRule;
 use crate::metrics::HttpMetrics;
+use crate::state::RouterState;
 use portcullis_core::forwarded::{ForwardedHeader, TrustedProxies};
+use portcullis_service::oauth::OAuthService;
 use portcullis_service::state::AppState;
 use serde::{Deserialize, Serialize};
 
@@ -100,10 +102,11 @@ pub fn router_with_metrics(
         .merge(crate::gateway_denials::router().with_state(state.denial_ingest()))
         .merge(crate::oauth::router().with_state(state.oauth_service()))
         .merge(crate::openapi::router())
-        // The sign-in pages take the whole state: sessions, sign-in, users and the store.
+        // The admin API, the sign-in pages and readiness: each handler takes its subsystem's
+        // state, made from this router's (`crate::state`).
         .merge(crate::pages::router())
         .fallback(not_found)
-        .with_state(state)
+        .with_state(RouterState::new(state))
         // Innermost of the router-wide layers: runs after routing, so it sees the route template.
         .layer(axum::middleware::from_fn_with_state(
             metrics,
@@ -146,7 +149,7 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// Ready when the database answers and the token endpoint has a signer.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+async fn readyz(State(state): State<OAuthService>) -> impl IntoResponse {
     let db = matches!(
         tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await,
         Ok(Ok(()))

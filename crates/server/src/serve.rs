@@ -463,12 +463,12 @@ pub async fn assemble(
     };
     // Finish any rotation a crash interrupted before serving, then keep checking.
     if signer_at_start {
-        if let Err(e) = portcullis_service::rotation::tick(&state).await {
+        if let Err(e) = portcullis_service::rotation::tick(&state.oauth_service()).await {
             tracing::error!(error = %e, "signing-key rotation step failed at start; the key task retries");
         }
     }
     let key_task = tokio::spawn(portcullis_service::rotation::run(
-        state.clone(),
+        state.oauth_service(),
         Duration::from_secs(config.signing.check_interval_secs),
     ));
     let audit_chain = portcullis_service::audit_chain::spawn(

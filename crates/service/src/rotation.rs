@@ -23,7 +23,7 @@ use portcullis_store::{NewRevocation, RevocationKind, Store, StoredSigningKey};
 use crate::keys::jwt::{Signer, LEEWAY};
 pub use crate::keys::Rotation;
 use crate::keys::{envelope_aad, KeyError};
-use crate::state::AppState;
+use crate::oauth::OAuthService;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
@@ -106,7 +106,7 @@ fn new_key_row(
 /// How long a retired key must stay published: every token it signed expires within the hard
 /// maximum lifetime, plus the leeway verifiers allow.
 fn retire_until(
-    state: &AppState,
+    state: &OAuthService,
     now: portcullis_core::time::Timestamp,
 ) -> portcullis_core::time::Timestamp {
     now.saturating_add(state.oauth.lifetimes.max)
@@ -115,7 +115,7 @@ fn retire_until(
 
 /// One pass of the key task: start a scheduled rotation if due, activate a due pending key in
 /// each lane, and make this node sign with whatever keys storage says are active.
-pub async fn tick(state: &AppState) -> Result<(), RotationError> {
+pub async fn tick(state: &OAuthService) -> Result<(), RotationError> {
     let Some(rotation) = state.oauth.rotation.as_ref() else {
         return Ok(());
     };
@@ -155,7 +155,10 @@ pub async fn tick(state: &AppState) -> Result<(), RotationError> {
 }
 
 /// Loads the active keys from storage into the signer if they are not the ones signing now.
-pub async fn refresh_signer(state: &AppState, rotation: &Rotation) -> Result<(), RotationError> {
+pub async fn refresh_signer(
+    state: &OAuthService,
+    rotation: &Rotation,
+) -> Result<(), RotationError> {
     let keys = state.store.list_signing_keys().await?;
     let Some(active) = state_of(&keys, KeyLane::of(rotation.algorithm), KeyState::Active) else {
         return Ok(());
@@ -183,7 +186,7 @@ pub async fn refresh_signer(state: &AppState, rotation: &Rotation) -> Result<(),
 
 /// Revokes a key. If it was signing, the pending key takes over at once, or a new key is made
 /// active: after a compromise nothing may wait for a pre-publication window.
-pub async fn revoke(state: &AppState, kid: &str) -> Result<Option<KeyState>, RotationError> {
+pub async fn revoke(state: &OAuthService, kid: &str) -> Result<Option<KeyState>, RotationError> {
     let Some(rotation) = state.oauth.rotation.as_ref() else {
         return Ok(None);
     };
@@ -245,7 +248,7 @@ pub async fn revoke(state: &AppState, kid: &str) -> Result<Option<KeyState>, Rot
     Ok(Some(before))
 }
 
-async fn re_sign_checkpoints(state: AppState, kid: String) {
+async fn re_sign_checkpoints(state: OAuthService, kid: String) {
     let outcome = crate::audit_chain::re_sign(
         state.store.as_ref(),
         state.clock.as_ref(),
@@ -275,7 +278,7 @@ async fn re_sign_checkpoints(state: AppState, kid: String) {
 
 /// Runs [`tick`] every `every` until the process ends, the first time `every` from now (the
 /// assembly runs one step itself before serving). Failures are logged and retried.
-pub async fn run(state: AppState, every: Duration) {
+pub async fn run(state: OAuthService, every: Duration) {
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -286,7 +289,7 @@ pub async fn run(state: AppState, every: Duration) {
     }
 }
 
-fn audit(state: &AppState, action: Action, kid: &str, reason: &'static str) {
+fn audit(state: &OAuthService, action: Action, kid: &str, reason: &'static str) {
     state.audit.record(
         crate::audit::EventDraft {
             tenant: TenantId::system(),

@@ -2,7 +2,7 @@
 //! verification, the OAuth state and the revocation feed's settings. Built once by the assembly
 //! (`portcullis-server`). Each subsystem's surface takes only its own state, made from this one
 //! ([`AppState::oauth_service`], [`AppState::api_key_service`], [`AppState::feed_service`]);
-//! the admin API still takes the whole.
+//! the admin API and the sign-in pages take sub-states the HTTP crate derives from it.
 //!
 //! This module must never hold a rule: it only groups what the subsystems need.
 

@@ -16,8 +16,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{GlobalAdmin, TenantAdmin};
 use crate::error::ApiError;
 use crate::page::{ListQuery, Paged};
+use crate::state::AuditAdmin;
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 /// Longer ids are never ours (uuids): not found without a query.
 const MAX_ID: usize = 64;
@@ -132,7 +133,7 @@ fn filter(
               (status = 400, description = "Bad filter, limit, or a cursor not from this list", body = super::openapi::ErrorBody)))]
 pub async fn list(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     query: ListQuery<Params>,
 ) -> Result<Json<Paged<AlertView>>, ApiError> {
     let scope = format!("alerts:{}", admin.tenant);
@@ -148,7 +149,7 @@ pub async fn list(
               (status = 400, description = "Bad filter, limit, or a cursor not from this list", body = super::openapi::ErrorBody)))]
 pub async fn list_all(
     _admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     query: ListQuery<GlobalParams>,
 ) -> Result<Json<Paged<AlertView>>, ApiError> {
     let p = query.filter;
@@ -159,7 +160,7 @@ pub async fn list_all(
     Ok(Json(Paged::new(alerts, &scope, AlertView::from)))
 }
 
-async fn load(state: &AppState, tenant: &TenantId, id: &str) -> Result<AlertRecord, ApiError> {
+async fn load(state: &AuditAdmin, tenant: &TenantId, id: &str) -> Result<AlertRecord, ApiError> {
     if id.len() > MAX_ID {
         return Err(ApiError::not_found());
     }
@@ -174,7 +175,7 @@ async fn load(state: &AppState, tenant: &TenantId, id: &str) -> Result<AlertReco
     responses((status = 200, description = "The alert", body = AlertView)))]
 pub async fn show(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<AlertView>, ApiError> {
     Ok(Json(load(&state, &admin.tenant, &id).await?.into()))
@@ -185,7 +186,7 @@ pub async fn show(
               (status = 409, description = "The alert is not open", body = super::openapi::ErrorBody)))]
 pub async fn ack(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<AlertView>, ApiError> {
     change(&state, &admin, &id, AlertStatus::Acknowledged).await
@@ -196,14 +197,14 @@ pub async fn ack(
               (status = 409, description = "The alert is already resolved", body = super::openapi::ErrorBody)))]
 pub async fn resolve(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<AlertView>, ApiError> {
     change(&state, &admin, &id, AlertStatus::Resolved).await
 }
 
 async fn change(
-    state: &AppState,
+    state: &AuditAdmin,
     admin: &TenantAdmin,
     id: &str,
     to: AlertStatus,

@@ -30,8 +30,9 @@ use super::auth::{GlobalAdmin, TenantAdmin};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::page::{ListQuery, Paged};
+use portcullis_service::api_keys::ApiKeyService;
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 /// Longest rotation overlap accepted.
 const MAX_OVERLAP: Duration = Duration::from_secs(30 * 86_400);
@@ -176,7 +177,7 @@ fn parse_expiry(s: Option<&str>) -> Result<RequestedExpiry, ApiError> {
     }
 }
 
-async fn policy(state: &AppState, tenant: &TenantId) -> Result<ExpiryPolicy, ApiError> {
+async fn policy(state: &ApiKeyService, tenant: &TenantId) -> Result<ExpiryPolicy, ApiError> {
     Ok(match state.store.get_api_key_policy(tenant).await? {
         None => ExpiryPolicy::default(),
         Some(p) => ExpiryPolicy {
@@ -187,7 +188,7 @@ async fn policy(state: &AppState, tenant: &TenantId) -> Result<ExpiryPolicy, Api
     })
 }
 
-async fn active_tenant(state: &AppState, tenant: &TenantId) -> Result<(), ApiError> {
+async fn active_tenant(state: &ApiKeyService, tenant: &TenantId) -> Result<(), ApiError> {
     let t = state
         .store
         .get_tenant(tenant)
@@ -200,7 +201,7 @@ async fn active_tenant(state: &AppState, tenant: &TenantId) -> Result<(), ApiErr
 }
 
 fn record_event(
-    state: &AppState,
+    state: &ApiKeyService,
     admin: &TenantAdmin,
     action: Action,
     target: &str,
@@ -234,7 +235,7 @@ fn mint(environment: &Environment) -> Credential {
     responses((status = 201, description = "The key; the secret is shown this once", body = CreatedKey)))]
 pub async fn create(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let environment = match body.environment.as_deref() {
@@ -324,7 +325,7 @@ pub struct ListParams {
     responses((status = 200, description = "A page of the tenant's keys, oldest first", body = Paged<KeyView>)))]
 pub async fn list(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     query: ListQuery<ListParams>,
 ) -> Result<Json<Paged<KeyView>>, ApiError> {
     let scope = format!("api-keys:{}", admin.tenant);
@@ -354,7 +355,7 @@ async fn load(admin: &TenantAdmin, id: &str) -> Result<ApiKeyRecord, ApiError> {
     responses((status = 200, description = "The key", body = KeyView)))]
 pub async fn show(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
     let key = load(&admin, &id).await?;
@@ -393,7 +394,7 @@ where
     responses((status = 200, description = "The key, changed", body = KeyView)))]
 pub async fn update(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateKey>,
 ) -> Result<Json<KeyView>, ApiError> {
@@ -439,14 +440,14 @@ pub async fn update(
     {
         return Err(ApiError::not_found());
     }
-    state.api_keys.verifier.invalidate(&key.id);
+    state.keys.verifier.invalidate(&key.id);
     record_event(&state, &admin, Action::ApiKeyUpdate, &key.id, None);
     Ok(Json(KeyView::new(key, state.clock.now())))
 }
 
 async fn set_disabled(
     admin: TenantAdmin,
-    state: AppState,
+    state: ApiKeyService,
     id: String,
     disable: bool,
 ) -> Result<Json<KeyView>, ApiError> {
@@ -458,7 +459,7 @@ async fn set_disabled(
     if !changed {
         return Err(ApiError::not_found());
     }
-    state.api_keys.verifier.invalidate(&id);
+    state.keys.verifier.invalidate(&id);
     let action = if disable {
         Action::ApiKeyDisable
     } else {
@@ -473,7 +474,7 @@ async fn set_disabled(
     responses((status = 200, description = "The key, disabled", body = KeyView)))]
 pub async fn disable(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
     set_disabled(admin, state, id, true).await
@@ -483,7 +484,7 @@ pub async fn disable(
     responses((status = 200, description = "The key, enabled", body = KeyView)))]
 pub async fn enable(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
     set_disabled(admin, state, id, false).await
@@ -493,7 +494,7 @@ pub async fn enable(
     responses((status = 200, description = "The key, revoked", body = KeyView)))]
 pub async fn revoke(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
     let now = state.clock.now();
@@ -505,7 +506,7 @@ pub async fn revoke(
     {
         return Err(ApiError::not_found());
     }
-    state.api_keys.verifier.invalidate(&id);
+    state.keys.verifier.invalidate(&id);
     record_event(
         &state,
         &admin,
@@ -535,7 +536,7 @@ pub struct RevokedByOwner {
     responses((status = 200, description = "The keys revoked", body = RevokedByOwner)))]
 pub async fn revoke_by_owner(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     ApiJson(body): ApiJson<RevokeByOwner>,
 ) -> Result<Json<RevokedByOwner>, ApiError> {
     let owner = parse_label("owner", &body.owner).map_err(bad)?;
@@ -544,7 +545,7 @@ pub async fn revoke_by_owner(
         .revoke_api_keys_by_owner(&admin.tenant, &owner, "owner_offboarded", state.clock.now())
         .await?;
     for id in &ids {
-        state.api_keys.verifier.invalidate(id);
+        state.keys.verifier.invalidate(id);
         record_event(
             &state,
             &admin,
@@ -580,7 +581,7 @@ pub struct Rotated {
     responses((status = 201, description = "The new key (secret shown this once) and the old one", body = Rotated)))]
 pub async fn rotate(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<RotateKey>,
 ) -> Result<(StatusCode, Json<Rotated>), ApiError> {
@@ -631,7 +632,7 @@ pub async fn rotate(
     {
         return Err(ApiError::conflict("the key is revoked or already rotated"));
     }
-    state.api_keys.verifier.invalidate(&old.id);
+    state.keys.verifier.invalidate(&old.id);
     record_event(
         &state,
         &admin,
@@ -682,7 +683,7 @@ fn ttl_text(secs: Option<u64>, none_word: &str) -> String {
     responses((status = 200, description = "The tenant's API key expiry policy", body = PolicyBody)))]
 pub async fn show_policy(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
 ) -> Result<Json<PolicyBody>, ApiError> {
     let p = policy(&state, &admin.tenant).await?;
     Ok(Json(PolicyBody {
@@ -698,7 +699,7 @@ pub async fn show_policy(
     responses((status = 200, description = "The policy, replaced", body = PolicyBody)))]
 pub async fn put_policy(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<PolicyBody>,
 ) -> Result<Json<PolicyBody>, ApiError> {

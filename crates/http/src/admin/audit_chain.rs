@@ -7,6 +7,7 @@
 //! never sits in memory and a slow reader only slows its own stream. It must never return
 //! another tenant's event on a tenant route.
 
+use crate::state::AuditAdmin;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -15,7 +16,7 @@ use axum::Json;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_service::audit_chain::VerifyReport;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 use portcullis_store::AuditExportQuery;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -35,7 +36,7 @@ const BUFFER: usize = 4;
     responses((status = 200, description = "The audit chain checked from its first stored position to its head: `ok`, and otherwise the first broken position and how (`altered`, `missing`, `checkpoint_mismatch`, `checkpoint_forged`)", body = Object)))]
 pub async fn verify(
     _admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
 ) -> Result<Json<VerifyReport>, ApiError> {
     let report =
         portcullis_service::audit_chain::verify(state.store.as_ref(), &state.oauth.issuer).await?;
@@ -69,7 +70,7 @@ pub struct GlobalExportParams {
     responses((status = 200, description = "The tenant's audit events, oldest first, one JSON object per line (application/x-ndjson), streamed", content_type = "application/x-ndjson", body = String)))]
 pub async fn export(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Query(p): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
     let since = since(p.since.as_deref(), p.format.as_deref(), &state)?;
@@ -81,7 +82,7 @@ pub async fn export(
     responses((status = 200, description = "Every tenant's audit events (or one tenant's), oldest first, one JSON object per line (application/x-ndjson), streamed", content_type = "application/x-ndjson", body = String)))]
 pub async fn export_all(
     _admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Query(p): Query<GlobalExportParams>,
 ) -> Result<Response, ApiError> {
     let since = since(p.since.as_deref(), p.format.as_deref(), &state)?;
@@ -98,7 +99,7 @@ pub async fn export_all(
 fn since(
     since: Option<&str>,
     format: Option<&str>,
-    state: &AppState,
+    state: &AuditAdmin,
 ) -> Result<Option<Timestamp>, ApiError> {
     if format.is_some_and(|f| f != "jsonl") {
         return Err(ApiError::invalid_request("format must be jsonl"));
@@ -106,7 +107,7 @@ fn since(
     since.map(|s| parse_time(s, state.clock.now())).transpose()
 }
 
-fn stream(state: AppState, tenant: Option<TenantId>, since: Option<Timestamp>) -> Response {
+fn stream(state: AuditAdmin, tenant: Option<TenantId>, since: Option<Timestamp>) -> Response {
     let (tx, rx) = mpsc::channel::<Result<String, std::io::Error>>(BUFFER);
     tokio::spawn(async move {
         let mut q = AuditExportQuery {

@@ -11,7 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::TenantAdmin;
 use crate::error::ApiError;
 use crate::page::{ListQuery, Paged};
-use portcullis_service::state::{rfc3339, AppState};
+use crate::state::AuditAdmin;
+use portcullis_service::state::rfc3339;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +37,7 @@ pub struct EventView {
     responses((status = 200, description = "A page of the tenant's audit events, newest first", body = Paged<EventView>)))]
 pub async fn list(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     query: ListQuery<Params>,
 ) -> Result<Json<Paged<EventView>>, ApiError> {
     let scope = format!("audit-events:{}", admin.tenant);

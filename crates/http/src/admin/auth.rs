@@ -3,7 +3,9 @@
 //! A handler gets an [`AdminPrincipal`] only through [`GlobalAdmin`] or [`TenantAdmin`], each of
 //! which has already asked core's `decide` whether the principal holds the route's
 //! [`RoutePermission`] on the installation or on the `{tenant}` in the path. A handler therefore
-//! cannot forget the check: without it there is no principal to act with. These extractors must
+//! cannot forget the check: without it there is no principal to act with. The extractors work
+//! on any router state that yields an [`AdminAuth`] (what authentication reads), so the handler
+//! beside them takes only its own subsystem's state. These extractors must
 //! never decide anything themselves, and never let a request through a route that carries no
 //! permission.
 //!
@@ -14,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use portcullis_core::admin::{AdminDenied, AdminPrincipal, AdminTarget, Permission};
@@ -28,16 +30,17 @@ use portcullis_store::Store;
 use super::RoutePermission;
 use crate::error::ApiError;
 use crate::extract::origin;
+use crate::state::{AdminAuth, UsersAdmin};
 use portcullis_service::api_keys::ApiKeyService;
 use portcullis_service::audit::{AuditSink, EventDraft, RequestOrigin};
 use portcullis_service::gateway_denials::DenialIngest;
 use portcullis_service::revocations::FeedService;
-use portcullis_service::state::AppState;
 
 /// What authenticating and authorizing an admin or service credential reads and writes:
-/// storage, the clock and the audit sink. The admin API's `AppState` has them, and so do the
+/// storage, the clock and the audit sink. The admin API's [`AdminAuth`] has them, and so do the
 /// states of the other surfaces that take these credentials (API key verification, the
-/// revocation feed), which hold nothing else of the admin API.
+/// revocation feed), which hold nothing else of the admin API, and [`UsersAdmin`], whose role
+/// grants are refused (and audited) as [`deny`] refuses.
 pub trait CredentialState {
     fn store(&self) -> &dyn Store;
     fn clock(&self) -> &dyn Clock;
@@ -65,9 +68,9 @@ macro_rules! credential_state {
     )*};
 }
 
-credential_state!(ApiKeyService, FeedService, DenialIngest);
+credential_state!(ApiKeyService, FeedService, DenialIngest, UsersAdmin);
 
-impl CredentialState for AppState {
+impl CredentialState for AdminAuth {
     fn store(&self) -> &dyn Store {
         self.store.as_ref()
     }
@@ -78,7 +81,7 @@ impl CredentialState for AppState {
         &self.audit
     }
     fn cli_sessions(&self) -> Option<portcullis_service::oauth::OAuthService> {
-        Some(self.oauth_service())
+        Some(AdminAuth::cli_sessions(self))
     }
 }
 
@@ -103,10 +106,15 @@ pub struct TenantAdmin {
     pub scope: portcullis_store::TenantScope,
 }
 
-impl FromRequestParts<AppState> for GlobalAdmin {
+impl<S> FromRequestParts<S> for GlobalAdmin
+where
+    AdminAuth: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = &AdminAuth::from_ref(state);
         let origin = origin(parts);
         let permission = route_permission(parts)?;
         let principal = authenticate(parts, state, &origin).await?;
@@ -115,14 +123,19 @@ impl FromRequestParts<AppState> for GlobalAdmin {
     }
 }
 
-impl FromRequestParts<AppState> for TenantAdmin {
+impl<S> FromRequestParts<S> for TenantAdmin
+where
+    AdminAuth: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, router: &S) -> Result<Self, ApiError> {
+        let state = &AdminAuth::from_ref(router);
         let origin = origin(parts);
         let permission = route_permission(parts)?;
         let principal = authenticate(parts, state, &origin).await?;
-        let tenant = path_tenant(parts, state).await?;
+        let tenant = path_tenant(parts, router).await?;
         authorize(
             state,
             &principal,
@@ -150,7 +163,10 @@ fn route_permission(parts: &Parts) -> Result<Permission, ApiError> {
 }
 
 /// The `{tenant}` path parameter, parsed.
-pub async fn path_tenant(parts: &mut Parts, state: &AppState) -> Result<TenantId, ApiError> {
+pub async fn path_tenant<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<TenantId, ApiError> {
     let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
         .await
         .map_err(|_| ApiError::invalid_request("malformed path"))?;

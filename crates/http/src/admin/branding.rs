@@ -15,8 +15,9 @@ use utoipa::ToSchema;
 use super::auth::TenantAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::state::UsersAdmin;
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 /// The branding to set; every field replaces the stored one (`null` or absent clears it).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,7 +65,7 @@ impl From<Option<BrandingRecord>> for BrandingView {
     responses((status = 200, description = "The tenant's sign-in page branding", body = BrandingView)))]
 pub async fn show_branding(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
 ) -> Result<Json<BrandingView>, ApiError> {
     Ok(Json(state.store.get_branding(&admin.tenant).await?.into()))
 }
@@ -73,7 +74,7 @@ pub async fn show_branding(
     responses((status = 200, description = "The branding, replaced", body = BrandingView)))]
 pub async fn put_branding(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     ApiJson(body): ApiJson<BrandingBody>,
 ) -> Result<Json<BrandingView>, ApiError> {
     let checked = Branding::parse(

@@ -17,9 +17,10 @@ use utoipa::ToSchema;
 use super::auth::TenantAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::state::OAuthAdmin;
 use portcullis_service::audit::EventDraft;
 use portcullis_service::mtls::parse_ca_set;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 /// Longest set name.
 const MAX_NAME_LEN: usize = 80;
@@ -62,7 +63,7 @@ pub struct CaSetList {
     items: Vec<CaSetView>,
 }
 
-fn record(state: &AppState, admin: &TenantAdmin, action: Action, id: &str) {
+fn record(state: &OAuthAdmin, admin: &TenantAdmin, action: Action, id: &str) {
     state.audit.record(
         EventDraft {
             tenant: admin.tenant.clone(),
@@ -83,7 +84,7 @@ fn record(state: &AppState, admin: &TenantAdmin, action: Action, id: &str) {
         (status = 409, description = "The tenant has a set of that name", body = super::openapi::ErrorBody)))]
 pub async fn create_ca_set(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     ApiJson(body): ApiJson<CreateCaSet>,
 ) -> Result<(StatusCode, Json<CaSetView>), ApiError> {
     let name = body.name.trim();
@@ -116,7 +117,7 @@ pub async fn create_ca_set(
     responses((status = 200, description = "The tenant's CA sets, oldest first", body = CaSetList)))]
 pub async fn list_ca_sets(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
 ) -> Result<Json<CaSetList>, ApiError> {
     let items = state.store.list_ca_sets(&admin.tenant).await?;
     Ok(Json(CaSetList {
@@ -128,7 +129,7 @@ pub async fn list_ca_sets(
     responses((status = 204, description = "The set is removed: certificates it vouched for no longer authenticate")))]
 pub async fn delete_ca_set(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     if id.len() > 64 || !state.store.delete_ca_set(&admin.tenant, &id).await? {

@@ -39,9 +39,10 @@ use super::tenants::validate_display_name;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::page::{ListQuery, Paged};
+use crate::state::OAuthAdmin;
 use portcullis_service::audit::EventDraft;
 use portcullis_service::mtls::TlsSubject;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -407,7 +408,7 @@ pub(super) fn generate_secret(environment: &Environment) -> Credential {
 /// The expiry of a new client secret under the tenant's lifetime policy; a request the policy
 /// refuses is `400 invalid_request` naming the policy setting, before anything is created.
 async fn secret_expiry(
-    state: &AppState,
+    state: &OAuthAdmin,
     admin: &TenantAdmin,
     requested_secs: Option<u64>,
     now: Timestamp,
@@ -442,7 +443,7 @@ fn new_secret(
         (status = 400, description = "Malformed request (`invalid_request`), or a registration the rules refuse: `invalid_redirect_uri`, `invalid_client_metadata` (RFC 7591)", body = super::openapi::ErrorBody)))]
 pub async fn create(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     ApiJson(body): ApiJson<CreateClient>,
 ) -> Result<(StatusCode, Json<CreatedClient>), ApiError> {
     let environment = Environment::parse(body.environment.as_deref().unwrap_or("live"))
@@ -622,7 +623,7 @@ pub async fn create(
     responses((status = 200, description = "A page of the tenant's clients, oldest first", body = Paged<ClientView>)))]
 pub async fn list(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     query: ListQuery<ArchivedParams>,
 ) -> Result<Json<Paged<ClientView>>, ApiError> {
     let scope = format!("clients:{}", admin.tenant);
@@ -635,7 +636,7 @@ pub async fn list(
 }
 
 /// The tenant's client with whether it is archived, or 404.
-async fn load(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<ClientView, ApiError> {
+async fn load(state: &OAuthAdmin, admin: &TenantAdmin, id: &str) -> Result<ClientView, ApiError> {
     let client = tenant_client(admin, id).await?;
     let archived_at = state
         .store
@@ -650,7 +651,7 @@ async fn load(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<ClientV
 
 /// The tenant's live client, 404 if there is none, 409 if it is archived.
 async fn live_client(
-    state: &AppState,
+    state: &OAuthAdmin,
     admin: &TenantAdmin,
     id: &str,
 ) -> Result<OAuthClient, ApiError> {
@@ -679,7 +680,7 @@ async fn tenant_client(admin: &TenantAdmin, id: &str) -> Result<OAuthClient, Api
     responses((status = 200, description = "The client with its secrets' metadata", body = ClientView)))]
 pub async fn show(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
     let mut view = load(&state, &admin, &id).await?;
@@ -692,7 +693,7 @@ pub async fn show(
     responses((status = 201, description = "The new secret, shown this once", body = RotatedSecret)))]
 pub async fn rotate_secret(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<RotateSecret>,
 ) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {
@@ -738,7 +739,7 @@ pub async fn rotate_secret(
     responses((status = 200, description = "The client, disabled; its tokens are revoked", body = ClientView)))]
 pub async fn disable(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
     let client = live_client(&state, &admin, &id).await?;
@@ -776,7 +777,7 @@ pub async fn disable(
     responses((status = 200, description = "The client, archived: disabled for good, its secrets expired, its tokens revoked", body = ClientView)))]
 pub async fn archive(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
     let client = tenant_client(&admin, &id).await?;
@@ -850,7 +851,7 @@ fn check_pushed_requirement(grant_types: &[String], required: bool) -> Result<()
 
 /// `backchannel_logout_session_required` only with a URI. Returns the URI normalised.
 fn check_backchannel(
-    state: &AppState,
+    state: &OAuthAdmin,
     grant_types: &[String],
     uri: Option<&str>,
     session_required: bool,
@@ -880,7 +881,7 @@ fn check_backchannel(
 /// installation's algorithm, or RS256 through the companion key), for clients with the
 /// authorization_code grant only (no other client gets ID tokens).
 fn check_id_token_alg(
-    state: &AppState,
+    state: &OAuthAdmin,
     grant_types: &[String],
     alg: Option<&str>,
 ) -> Result<Option<SigningAlgorithm>, ApiError> {
@@ -917,7 +918,7 @@ fn metadata(description: impl Into<String>) -> ApiError {
 /// The one check of a client registration, for create and update alike: the admin API's own
 /// rules, then core's [`check_app_registration`].
 async fn check_settings(
-    state: &AppState,
+    state: &OAuthAdmin,
     admin: &TenantAdmin,
     s: Settings<'_>,
 ) -> Result<Checked, ApiError> {
@@ -1044,7 +1045,7 @@ async fn check_settings(
         (status = 400, description = "Malformed request (`invalid_request`), or a registration the rules refuse: `invalid_redirect_uri`, `invalid_client_metadata` (RFC 7591)", body = super::openapi::ErrorBody)))]
 pub async fn update(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateClient>,
 ) -> Result<Json<ClientView>, ApiError> {
@@ -1168,7 +1169,7 @@ pub async fn update(
     Ok(Json(client.into()))
 }
 
-fn record(state: &AppState, admin: &TenantAdmin, action: Action, target: &str) {
+fn record(state: &OAuthAdmin, admin: &TenantAdmin, action: Action, target: &str) {
     state.audit.record(
         EventDraft {
             tenant: admin.tenant.clone(),

@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use crate::state::FederationAdmin;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -26,7 +27,7 @@ use portcullis_core::oauth::{Audience, ScopeSet, WORKLOAD_IDENTITY_JWT};
 use portcullis_core::time::Timestamp;
 use portcullis_service::audit::EventDraft;
 use portcullis_service::federation::{check_uploaded_keys, issuer_from_record, rule_from_record};
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 use portcullis_store::{KeySourceRecord, StoreError, TrustRuleRecord, TrustedIssuerRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -151,7 +152,7 @@ fn draft(admin: &TenantAdmin, action: Action, target: String) -> EventDraft {
     responses((status = 201, description = "The trusted issuer", body = TrustedIssuerView)))]
 pub async fn create_issuer(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
     ApiJson(body): ApiJson<CreateTrustedIssuer>,
 ) -> Result<(StatusCode, Json<TrustedIssuerView>), ApiError> {
     let preset = Preset::parse(&body.preset).ok_or_else(|| {
@@ -231,7 +232,7 @@ pub async fn create_issuer(
     responses((status = 200, description = "The tenant's trusted issuers, by issuer", body = Vec<TrustedIssuerView>)))]
 pub async fn list_issuers(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
 ) -> Result<Json<Vec<TrustedIssuerView>>, ApiError> {
     let all = state.store.list_trusted_issuers(&admin.tenant).await?;
     Ok(Json(all.into_iter().map(Into::into).collect()))
@@ -242,7 +243,7 @@ pub async fn list_issuers(
         (status = 409, description = "Rules are still on this issuer", body = super::openapi::ErrorBody)))]
 pub async fn delete_issuer(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
     Query(q): Query<IssuerParam>,
 ) -> Result<StatusCode, ApiError> {
     let removed = state
@@ -384,7 +385,7 @@ impl From<TrustRuleRecord> for TrustRuleView {
     responses((status = 201, description = "The trust rule", body = TrustRuleView)))]
 pub async fn create_rule(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
     ApiJson(body): ApiJson<CreateTrustRule>,
 ) -> Result<(StatusCode, Json<TrustRuleView>), ApiError> {
     let id = RuleId::parse(&body.id).ok_or_else(|| bad("id: 1 to 64 of a-z 0-9 - _"))?;
@@ -498,7 +499,7 @@ pub async fn create_rule(
 /// A rule bound to a client names a `workload_identity_jwt` client of this tenant, and this
 /// server as the external token's audience (core's `check_client_binding`).
 async fn check_binding(
-    state: &AppState,
+    state: &FederationAdmin,
     admin: &TenantAdmin,
     rule: &TrustRule,
 ) -> Result<(), ApiError> {
@@ -528,7 +529,7 @@ async fn check_binding(
         (status = 409, description = "The rule changed while it was being bound, or no longer reads under this version", body = super::openapi::ErrorBody)))]
 pub async fn bind_rule(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<BindTrustRule>,
 ) -> Result<Json<TrustRuleView>, ApiError> {
@@ -588,7 +589,7 @@ pub async fn bind_rule(
     responses((status = 200, description = "The tenant's trust rules, by id", body = Vec<TrustRuleView>)))]
 pub async fn list_rules(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
 ) -> Result<Json<Vec<TrustRuleView>>, ApiError> {
     let all = state.store.list_trust_rules(&admin.tenant, None).await?;
     let issuers = state.store.list_trusted_issuers(&admin.tenant).await?;
@@ -606,7 +607,7 @@ pub async fn list_rules(
     responses((status = 200, description = "The trust rule", body = TrustRuleView)))]
 pub async fn show_rule(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<TrustRuleView>, ApiError> {
     if id.len() > 64 {
@@ -628,7 +629,7 @@ pub async fn show_rule(
     responses((status = 204, description = "The rule is removed")))]
 pub async fn delete_rule(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     if id.len() > 64 || !state.store.delete_trust_rule(&admin.tenant, &id).await? {
@@ -687,7 +688,7 @@ pub struct FederationTestView {
     responses((status = 200, description = "Every check and the outcome", body = FederationTestView)))]
 pub async fn test_token(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
     ApiJson(body): ApiJson<FederationTestBody>,
 ) -> Result<Json<FederationTestView>, ApiError> {
     use portcullis_service::federation::exchange;
@@ -752,7 +753,7 @@ pub struct TokensRevokedView {
 /// `subject` entry for each rule's workload subject (`workload:<rule>`), and a `client` entry
 /// for each client a rule is bound to; the one revocation rule every verifier applies.
 async fn revoke_rules(
-    state: &AppState,
+    state: &FederationAdmin,
     admin: &TenantAdmin,
     rules: Vec<TrustRuleRecord>,
     target: String,
@@ -801,7 +802,7 @@ async fn revoke_rules(
     responses((status = 200, description = "The rule whose tokens were revoked", body = TokensRevokedView)))]
 pub async fn revoke_rule_tokens(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<TokensRevokedView>, ApiError> {
     if id.len() > 64 {
@@ -820,7 +821,7 @@ pub async fn revoke_rule_tokens(
     responses((status = 200, description = "The issuer's rules whose tokens were revoked", body = TokensRevokedView)))]
 pub async fn revoke_issuer_tokens(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<FederationAdmin>,
     Query(q): Query<IssuerParam>,
 ) -> Result<Json<TokensRevokedView>, ApiError> {
     if state

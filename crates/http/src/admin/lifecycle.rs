@@ -29,10 +29,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{GlobalAdmin, TenantAdmin};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use portcullis_service::api_keys::ApiKeyService;
 use portcullis_service::audit::EventDraft;
 use portcullis_service::lifecycle;
 use portcullis_service::lifetime_enforcement::{EnforcedBy, Enforcement, Enforcer};
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 const DAY: u64 = 86_400;
 /// Longest window a report looks back over (`unused_days`).
@@ -102,7 +103,7 @@ fn view(keys: &ExpiryPolicy, p: &LifetimePolicy, updated_at: Option<String>) -> 
     responses((status = 200, description = "The tenant's credential lifetime policy", body = LifetimePolicyView)))]
 pub async fn show_policy(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
 ) -> Result<Json<LifetimePolicyView>, ApiError> {
     let store = state.store.as_ref();
     let keys = lifecycle::api_key_policy(store, &admin.tenant).await?;
@@ -135,7 +136,7 @@ pub struct LifetimePolicyBody {
         (status = 400, description = "A value that is not a duration, `none` or a known mode", body = super::openapi::ErrorBody)))]
 pub async fn put_policy(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<LifetimePolicyBody>,
 ) -> Result<Json<LifetimePolicyView>, ApiError> {
@@ -253,7 +254,7 @@ pub struct EnforceView {
     responses((status = 200, description = "The non-compliant credentials, and the API keys disabled if the mode is `disable`", body = EnforceView)))]
 pub async fn enforce(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     Path(tenant): Path<String>,
 ) -> Result<Json<EnforceView>, ApiError> {
     let tenant = TenantId::parse(&tenant).map_err(bad)?;
@@ -264,7 +265,7 @@ pub async fn enforce(
     let enforcer = Enforcer {
         store: state.store.clone(),
         audit: state.audit.clone(),
-        verifier: state.api_keys.verifier.clone(),
+        verifier: state.keys.verifier.clone(),
         clock: state.clock.clone(),
     };
     let by = EnforcedBy {
@@ -328,7 +329,7 @@ pub struct HygieneView {
     responses((status = 200, description = "The tenant's credential hygiene report", body = HygieneView)))]
 pub async fn hygiene_report(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<ApiKeyService>,
     ApiQuery(q): ApiQuery<HygieneParams>,
 ) -> Result<Json<HygieneView>, ApiError> {
     let days = |v: Option<u64>, default: u64, name: &str| match v.unwrap_or(default) {

@@ -7,6 +7,10 @@
 //! extractor that finds none refuses. The isolation test walks the same list for every role, so a
 //! new route is covered the moment it exists.
 //!
+//! The router's state is `crate::state::RouterState`; each handler takes the sub-state of the
+//! subsystem it works on (`crate::state`: OAuth clients, federation, tenants, users, audit, API
+//! keys, signing keys), never the whole.
+//!
 //! This module must never register a route outside [`routes`], and no handler here may act
 //! without one of those extractors: there is no unauthenticated admin route.
 
@@ -37,7 +41,7 @@ use axum::routing::{self, MethodRouter};
 use axum::{Extension, Router};
 use portcullis_core::admin::Permission;
 
-use portcullis_service::state::AppState;
+use crate::state::RouterState;
 
 /// Whom a route serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,10 +70,10 @@ pub struct RoutePermission(pub Permission);
 pub const PREFIX: &str = "/admin/v1";
 
 /// Every admin route with its scope, permission and handler.
-pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+pub fn routes() -> Vec<(RouteSpec, MethodRouter<RouterState>)> {
     use Permission::*;
     use Scope::*;
-    let r = |method: Method, path, scope, permission, handler: MethodRouter<AppState>| {
+    let r = |method: Method, path, scope, permission, handler: MethodRouter<RouterState>| {
         (
             RouteSpec {
                 method,
@@ -744,7 +748,7 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     ]
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<RouterState> {
     routes()
         .into_iter()
         .fold(Router::new(), |router, (spec, handler)| {

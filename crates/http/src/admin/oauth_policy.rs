@@ -14,8 +14,9 @@ use utoipa::ToSchema;
 use super::auth::TenantAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::state::OAuthAdmin;
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 /// The policy to set; replaces the stored one.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -46,7 +47,7 @@ impl From<Option<OAuthPolicyRecord>> for OAuthPolicyView {
     responses((status = 200, description = "The tenant's OAuth policy", body = OAuthPolicyView)))]
 pub async fn show_oauth_policy(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
 ) -> Result<Json<OAuthPolicyView>, ApiError> {
     Ok(Json(
         state.store.get_oauth_policy(&admin.tenant).await?.into(),
@@ -57,7 +58,7 @@ pub async fn show_oauth_policy(
     responses((status = 200, description = "The policy, replaced", body = OAuthPolicyView)))]
 pub async fn put_oauth_policy(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     ApiJson(body): ApiJson<OAuthPolicyBody>,
 ) -> Result<Json<OAuthPolicyView>, ApiError> {
     let now = state.clock.now();

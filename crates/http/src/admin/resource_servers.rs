@@ -31,8 +31,9 @@ use super::tenants::validate_display_name;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::page::{ListQuery, Paged};
+use crate::state::OAuthAdmin;
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -134,7 +135,7 @@ impl From<Archivable<ResourceServer>> for ResourceServerView {
     responses((status = 201, description = "The resource server", body = ResourceServerView)))]
 pub async fn create(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     ApiJson(body): ApiJson<CreateResourceServer>,
 ) -> Result<(StatusCode, Json<ResourceServerView>), ApiError> {
     let audience =
@@ -182,7 +183,7 @@ pub async fn create(
     responses((status = 200, description = "A page of the tenant's resource servers, oldest first", body = Paged<ResourceServerView>)))]
 pub async fn list(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     query: ListQuery<ArchivedParams>,
 ) -> Result<Json<Paged<ResourceServerView>>, ApiError> {
     let scope = format!("resource-servers:{}", admin.tenant);
@@ -196,7 +197,7 @@ pub async fn list(
 
 /// The tenant's resource server with whether it is archived, or 404.
 async fn load(
-    state: &AppState,
+    state: &OAuthAdmin,
     admin: &TenantAdmin,
     id: &str,
 ) -> Result<ResourceServerView, ApiError> {
@@ -217,7 +218,7 @@ async fn load(
     responses((status = 200, description = "The resource server, archived: no more tokens for its audience, its secrets expired", body = ResourceServerView)))]
 pub async fn archive(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ResourceServerView>, ApiError> {
     let rs = tenant_resource_server(&admin, &id).await?;
@@ -263,7 +264,7 @@ async fn tenant_resource_server(admin: &TenantAdmin, id: &str) -> Result<Resourc
     responses((status = 200, description = "The resource server with its secrets' metadata", body = ResourceServerView)))]
 pub async fn show(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ResourceServerView>, ApiError> {
     let mut view = load(&state, &admin, &id).await?;
@@ -278,7 +279,7 @@ pub async fn show(
     responses((status = 201, description = "The new introspection secret, shown this once", body = RotatedSecret)))]
 pub async fn rotate_secret(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<RotateSecret>,
 ) -> Result<(StatusCode, Json<RotatedSecret>), ApiError> {

@@ -13,7 +13,8 @@ use super::auth::GlobalAdmin;
 use crate::error::ApiError;
 use crate::page::{ListQuery, NoFilter, Paged};
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::oauth::OAuthService;
+use portcullis_service::state::rfc3339;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SigningKeyView)]
@@ -34,7 +35,7 @@ pub struct KeyView {
     responses((status = 200, description = "A page of signing keys, oldest first (metadata only)", body = Paged<KeyView>)))]
 pub async fn list(
     _admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthService>,
     query: ListQuery<NoFilter>,
 ) -> Result<Json<Paged<KeyView>>, ApiError> {
     const SCOPE: &str = "signing-keys";
@@ -67,7 +68,7 @@ pub struct RotationView {
     responses((status = 202, description = "The new key, pending until it activates", body = RotationView)))]
 pub async fn rotate(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthService>,
 ) -> Result<(StatusCode, Json<RotationView>), ApiError> {
     let rotation = state
         .oauth
@@ -95,7 +96,7 @@ pub async fn rotate(
     responses((status = 204, description = "Revoked; tokens it signed are refused")))]
 pub async fn revoke(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<OAuthService>,
     Path(kid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if kid.len() > 128 {
@@ -112,7 +113,7 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn record(admin: &GlobalAdmin, state: &AppState, action: Action, kid: &str) {
+fn record(admin: &GlobalAdmin, state: &OAuthService, action: Action, kid: &str) {
     state.audit.record(
         EventDraft {
             tenant: TenantId::system(),

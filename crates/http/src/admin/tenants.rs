@@ -20,8 +20,9 @@ use super::auth::{GlobalAdmin, TenantAdmin};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::page::{ListQuery, Paged};
+use crate::state::TenantsAdmin;
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,7 +69,7 @@ impl From<Archivable<Tenant>> for TenantView {
 }
 
 /// The tenant with whether it is archived.
-async fn load(state: &AppState, id: &TenantId) -> Result<TenantView, ApiError> {
+async fn load(state: &TenantsAdmin, id: &TenantId) -> Result<TenantView, ApiError> {
     let tenant = state
         .store
         .get_tenant(id)
@@ -100,7 +101,7 @@ pub fn validate_display_name(name: &str) -> Result<String, ApiError> {
     responses((status = 201, description = "The tenant", body = TenantView)))]
 pub async fn create(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<TenantsAdmin>,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
     let id = TenantId::parse_new(&body.id).map_err(|e| ApiError::invalid_request(e.to_string()))?;
@@ -138,7 +139,7 @@ pub async fn create(
     responses((status = 200, description = "A page of tenants, oldest first", body = Paged<TenantView>)))]
 pub async fn list(
     _admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<TenantsAdmin>,
     query: ListQuery<ArchivedParams>,
 ) -> Result<Json<Paged<TenantView>>, ApiError> {
     const SCOPE: &str = "tenants";
@@ -154,7 +155,7 @@ pub async fn list(
     responses((status = 200, description = "The tenant", body = TenantView)))]
 pub async fn show(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<TenantsAdmin>,
 ) -> Result<Json<TenantView>, ApiError> {
     Ok(Json(load(&state, &admin.tenant).await?))
 }
@@ -164,7 +165,7 @@ pub async fn show(
     responses((status = 200, description = "The tenant, archived: disabled for good, its tokens issued until now revoked", body = TenantView)))]
 pub async fn archive(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<TenantsAdmin>,
     Path(raw): Path<String>,
 ) -> Result<Json<TenantView>, ApiError> {
     let id = TenantId::parse(&raw).map_err(|e| ApiError::invalid_request(e.to_string()))?;
@@ -199,7 +200,7 @@ pub async fn archive(
     responses((status = 200, description = "The tenant, disabled; its tokens issued until now are revoked", body = TenantView)))]
 pub async fn disable(
     admin: GlobalAdmin,
-    state: State<AppState>,
+    state: State<TenantsAdmin>,
     path: Path<String>,
 ) -> Result<Json<TenantView>, ApiError> {
     set_status(admin, state, path, TenantStatus::Disabled).await
@@ -209,7 +210,7 @@ pub async fn disable(
     responses((status = 200, description = "The tenant, active", body = TenantView)))]
 pub async fn enable(
     admin: GlobalAdmin,
-    state: State<AppState>,
+    state: State<TenantsAdmin>,
     path: Path<String>,
 ) -> Result<Json<TenantView>, ApiError> {
     set_status(admin, state, path, TenantStatus::Active).await
@@ -217,7 +218,7 @@ pub async fn enable(
 
 async fn set_status(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<TenantsAdmin>,
     Path(raw): Path<String>,
     status: TenantStatus,
 ) -> Result<Json<TenantView>, ApiError> {
@@ -274,7 +275,7 @@ async fn set_status(
     Ok(Json(tenant.into()))
 }
 
-fn record(state: &AppState, admin: &GlobalAdmin, tenant: &TenantId, action: Action) {
+fn record(state: &TenantsAdmin, admin: &GlobalAdmin, tenant: &TenantId, action: Action) {
     state.audit.record(
         EventDraft {
             tenant: tenant.clone(),

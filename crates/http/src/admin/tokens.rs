@@ -22,9 +22,10 @@ use super::tenants::validate_display_name;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::page::{ListQuery, NoFilter, Paged};
+use crate::state::AdminAuth;
 use portcullis_service::admin_credentials::{self, CreateRefused, CreateRequest, Created};
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,7 +83,7 @@ pub use portcullis_service::admin_credentials::{mint, mint_with_role};
     responses((status = 201, description = "The token; the secret is shown this once", body = CreatedToken)))]
 pub async fn create(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AdminAuth>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let name = validate_display_name(&body.name)?;
@@ -139,7 +140,7 @@ pub async fn create(
     responses((status = 200, description = "A page of the tenant's admin and service tokens, oldest first", body = Paged<TokenView>)))]
 pub async fn list(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AdminAuth>,
     query: ListQuery<NoFilter>,
 ) -> Result<Json<Paged<TokenView>>, ApiError> {
     let scope = format!("admin-tokens:{}", admin.tenant);
@@ -155,7 +156,7 @@ pub async fn list(
     responses((status = 204, description = "Revoked")))]
 pub async fn revoke(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AdminAuth>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     if id.len() > 64 {

@@ -19,8 +19,9 @@ use utoipa::ToSchema;
 use super::auth::{deny, TenantAdmin};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::state::UsersAdmin;
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +65,7 @@ async fn user(admin: &TenantAdmin, id: &str) -> Result<UserId, ApiError> {
         .ok_or_else(ApiError::not_found)
 }
 
-fn record(state: &AppState, admin: &TenantAdmin, action: Action, user: &str, role: AdminRole) {
+fn record(state: &UsersAdmin, admin: &TenantAdmin, action: Action, user: &str, role: AdminRole) {
     state.audit.record(
         EventDraft {
             tenant: admin.tenant.clone(),
@@ -82,7 +83,7 @@ fn record(state: &AppState, admin: &TenantAdmin, action: Action, user: &str, rol
 /// Removing a role (or granting over it) is as strong as granting it: a tenant admin cannot
 /// demote a global admin. A role that cannot exist in the tenant (stored before imports checked roles, say) may
 /// still be removed by whoever could grant it.
-fn may_remove(state: &AppState, admin: &TenantAdmin, held: AdminRole) -> Result<(), ApiError> {
+fn may_remove(state: &UsersAdmin, admin: &TenantAdmin, held: AdminRole) -> Result<(), ApiError> {
     match admin.principal.authorize_grant(held, &admin.tenant) {
         Err(GrantRefused::Denied(denied)) => Err(deny(
             state,
@@ -102,7 +103,7 @@ fn may_remove(state: &AppState, admin: &TenantAdmin, held: AdminRole) -> Result<
               (status = 404, description = "No such user in this tenant", body = super::openapi::ErrorBody)))]
 pub async fn grant_role(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<GrantRole>,
 ) -> Result<Json<UserRoleView>, ApiError> {
@@ -156,7 +157,7 @@ pub async fn grant_role(
               (status = 404, description = "No such user, or the user holds no admin role", body = super::openapi::ErrorBody)))]
 pub async fn show_role(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<UserRoleView>, ApiError> {
     let user = user(&admin, &id).await?;
@@ -173,7 +174,7 @@ pub async fn show_role(
               (status = 404, description = "No such user, or the user holds no admin role", body = super::openapi::ErrorBody)))]
 pub async fn revoke_role(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let user = user(&admin, &id).await?;

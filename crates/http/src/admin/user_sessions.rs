@@ -5,11 +5,12 @@
 //! A session is addressed through its user: another user's sid under this user's path is `404`,
 //! like another tenant's. This module must never show a session's cookie secret or digest.
 
+use crate::state::UsersAdmin;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::user::UserId;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 use portcullis_store::SessionRecord;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
@@ -75,7 +76,7 @@ pub struct SessionPath {
 }
 
 /// The tenant's user `id` (its id string), or 404 (also for a malformed id).
-async fn user_id(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<String, ApiError> {
+async fn user_id(state: &UsersAdmin, admin: &TenantAdmin, id: &str) -> Result<String, ApiError> {
     let id = UserId::parse(id).map_err(|_| ApiError::not_found())?;
     state
         .store
@@ -90,7 +91,7 @@ async fn user_id(state: &AppState, admin: &TenantAdmin, id: &str) -> Result<Stri
               (status = 404, description = "No such user in this tenant", body = super::openapi::ErrorBody)))]
 pub async fn list_sessions(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<SessionList>, ApiError> {
     let user = user_id(&state, &admin, &id).await?;
@@ -109,7 +110,7 @@ pub async fn list_sessions(
               (status = 404, description = "No such active session of this user", body = super::openapi::ErrorBody)))]
 pub async fn end_session(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id, sid)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let user = user_id(&state, &admin, &id).await?;

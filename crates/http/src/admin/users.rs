@@ -28,8 +28,9 @@ use super::auth::TenantAdmin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::page::{ListQuery, Paged};
+use crate::state::UsersAdmin;
 use portcullis_service::audit::EventDraft;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 
 /// A user as the admin API shows it: never the password hash, only whether there is one.
 #[derive(Debug, Serialize, ToSchema)]
@@ -176,7 +177,7 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn record(state: &AppState, admin: &TenantAdmin, action: Action, target: &str) {
+fn record(state: &UsersAdmin, admin: &TenantAdmin, action: Action, target: &str) {
     state.audit.record(
         EventDraft {
             tenant: admin.tenant.clone(),
@@ -191,7 +192,7 @@ fn record(state: &AppState, admin: &TenantAdmin, action: Action, target: &str) {
     );
 }
 
-async fn active_tenant(state: &AppState, admin: &TenantAdmin) -> Result<(), ApiError> {
+async fn active_tenant(state: &UsersAdmin, admin: &TenantAdmin) -> Result<(), ApiError> {
     let tenant = state
         .store
         .get_tenant(&admin.tenant)
@@ -216,7 +217,7 @@ async fn load(admin: &TenantAdmin, id: &str) -> Result<UserRecord, ApiError> {
               (status = 503, description = "Password hashing is busy; see Retry-After", body = super::openapi::ErrorBody)))]
 pub async fn create(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
     active_tenant(&state, &admin).await?;
@@ -278,7 +279,7 @@ pub async fn create(
               (status = 400, description = "Bad filter, limit, or a cursor not from this list", body = super::openapi::ErrorBody)))]
 pub async fn list(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     query: ListQuery<ListParams>,
 ) -> Result<Json<Paged<UserView>>, ApiError> {
     let scope = format!("users:{}", admin.tenant);
@@ -318,7 +319,7 @@ pub async fn show(
               (status = 409, description = "The username or email is taken in this tenant", body = super::openapi::ErrorBody)))]
 pub async fn update(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<UserView>, ApiError> {
@@ -356,7 +357,7 @@ pub async fn update(
 }
 
 async fn set_status(
-    state: &AppState,
+    state: &UsersAdmin,
     admin: &TenantAdmin,
     id: &str,
     disable: bool,
@@ -403,7 +404,7 @@ async fn set_status(
     responses((status = 200, description = "The user, disabled: refused at sign-in", body = UserView)))]
 pub async fn disable(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
     set_status(&state, &admin, &id, true).await
@@ -413,7 +414,7 @@ pub async fn disable(
     responses((status = 200, description = "The user, active again (invited if it never set a password)", body = UserView)))]
 pub async fn enable(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
     set_status(&state, &admin, &id, false).await
@@ -423,7 +424,7 @@ pub async fn enable(
     responses((status = 204, description = "Deleted, with its one-time links")))]
 pub async fn delete(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let user = load(&admin, &id).await?;
@@ -454,7 +455,7 @@ pub async fn delete(
               (status = 409, description = "The user is not invited (it is active or disabled)", body = super::openapi::ErrorBody)))]
 pub async fn invite(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<LinkSent>), ApiError> {
     let user = load(&admin, &id).await?;
@@ -486,7 +487,7 @@ pub async fn invite(
     responses((status = 202, description = "Accepted, whether or not the address has an account; if it does, a reset link is mailed", body = ResetAccepted)))]
 pub async fn reset_password(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<UsersAdmin>,
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<(StatusCode, Json<ResetAccepted>), ApiError> {
     // Only the shape is checked before answering: an address that cannot exist is a 400 for

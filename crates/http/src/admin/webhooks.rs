@@ -6,13 +6,14 @@
 //! (`system` on the global routes), so a tenant admin never sees another tenant's endpoint or
 //! delivery; never shows a stored secret, only a new one in the answer that made it.
 
+use crate::state::AuditAdmin;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::tenant::TenantId;
 use portcullis_service::audit::{EventDraft, RequestOrigin};
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 use portcullis_service::webhooks::WebhookError;
 use portcullis_store::{
     DeliveryFilter, DeliveryStatus, WebhookDeliveryRecord, WebhookEndpointRecord,
@@ -191,7 +192,7 @@ impl<'a> From<&'a GlobalAdmin> for Caller<'a> {
 }
 
 impl Caller<'_> {
-    fn record(&self, state: &AppState, action: Action, target: &str) {
+    fn record(&self, state: &AuditAdmin, action: Action, target: &str) {
         state.audit.record(
             EventDraft {
                 tenant: self.tenant.clone(),
@@ -217,7 +218,7 @@ fn webhook_error(e: WebhookError) -> ApiError {
 }
 
 async fn do_create(
-    state: &AppState,
+    state: &AuditAdmin,
     caller: Caller<'_>,
     body: CreateWebhook,
 ) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
@@ -235,7 +236,7 @@ async fn do_create(
 }
 
 async fn do_list(
-    state: &AppState,
+    state: &AuditAdmin,
     tenant: &TenantId,
     query: ListQuery<NoFilter>,
 ) -> Result<Json<Paged<WebhookView>>, ApiError> {
@@ -248,7 +249,7 @@ async fn do_list(
 }
 
 async fn load(
-    state: &AppState,
+    state: &AuditAdmin,
     tenant: &TenantId,
     id: &str,
 ) -> Result<WebhookEndpointRecord, ApiError> {
@@ -262,7 +263,11 @@ async fn load(
         .ok_or_else(ApiError::not_found)
 }
 
-async fn do_delete(state: &AppState, caller: Caller<'_>, id: &str) -> Result<StatusCode, ApiError> {
+async fn do_delete(
+    state: &AuditAdmin,
+    caller: Caller<'_>,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
     if id.len() > MAX_ID
         || !state
             .store
@@ -276,7 +281,7 @@ async fn do_delete(state: &AppState, caller: Caller<'_>, id: &str) -> Result<Sta
 }
 
 async fn do_rotate(
-    state: &AppState,
+    state: &AuditAdmin,
     caller: Caller<'_>,
     id: &str,
 ) -> Result<Json<WebhookView>, ApiError> {
@@ -315,7 +320,7 @@ fn delivery_filter(
 }
 
 async fn do_redeliver(
-    state: &AppState,
+    state: &AuditAdmin,
     caller: Caller<'_>,
     scope: Option<&TenantId>,
     id: &str,
@@ -364,7 +369,7 @@ async fn do_redeliver(
               (status = 400, description = "A URL the rules refuse, or a bad description", body = super::openapi::ErrorBody)))]
 pub async fn create(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
     do_create(&state, (&admin).into(), body).await
@@ -374,7 +379,7 @@ pub async fn create(
     responses((status = 200, description = "A page of the tenant's endpoints, newest first", body = Paged<WebhookView>)))]
 pub async fn list(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     query: ListQuery<NoFilter>,
 ) -> Result<Json<Paged<WebhookView>>, ApiError> {
     do_list(&state, &admin.tenant, query).await
@@ -384,7 +389,7 @@ pub async fn list(
     responses((status = 200, description = "The endpoint (never its secret)", body = WebhookView)))]
 pub async fn show(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<WebhookView>, ApiError> {
     Ok(Json(WebhookView::of(
@@ -397,7 +402,7 @@ pub async fn show(
     responses((status = 204, description = "Deleted, with its queued deliveries")))]
 pub async fn delete(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     do_delete(&state, (&admin).into(), &id).await
@@ -407,7 +412,7 @@ pub async fn delete(
     responses((status = 200, description = "The endpoint with its new secret (shown once); the old one no longer signs", body = WebhookView)))]
 pub async fn rotate_secret(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<WebhookView>, ApiError> {
     do_rotate(&state, (&admin).into(), &id).await
@@ -418,7 +423,7 @@ pub async fn rotate_secret(
               (status = 400, description = "Bad filter, limit, or a cursor not from this list", body = super::openapi::ErrorBody)))]
 pub async fn deliveries(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     query: ListQuery<DeliveryParams>,
 ) -> Result<Json<Paged<DeliveryView>>, ApiError> {
     let p = query.filter;
@@ -434,7 +439,7 @@ pub async fn deliveries(
               (status = 409, description = "The delivery is not dead", body = super::openapi::ErrorBody)))]
 pub async fn redeliver(
     admin: TenantAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<DeliveryView>, ApiError> {
     let tenant = admin.tenant.clone();
@@ -448,7 +453,7 @@ pub async fn redeliver(
               (status = 400, description = "A URL the rules refuse, or a bad description", body = super::openapi::ErrorBody)))]
 pub async fn create_global(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
     do_create(&state, (&admin).into(), body).await
@@ -458,7 +463,7 @@ pub async fn create_global(
     responses((status = 200, description = "A page of the installation-wide endpoints, newest first", body = Paged<WebhookView>)))]
 pub async fn list_global(
     _admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     query: ListQuery<NoFilter>,
 ) -> Result<Json<Paged<WebhookView>>, ApiError> {
     do_list(&state, &TenantId::system(), query).await
@@ -468,7 +473,7 @@ pub async fn list_global(
     responses((status = 200, description = "The endpoint (never its secret)", body = WebhookView)))]
 pub async fn show_global(
     _admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     Ok(Json(WebhookView::of(
@@ -481,7 +486,7 @@ pub async fn show_global(
     responses((status = 204, description = "Deleted, with its queued deliveries")))]
 pub async fn delete_global(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     do_delete(&state, (&admin).into(), &id).await
@@ -491,7 +496,7 @@ pub async fn delete_global(
     responses((status = 200, description = "The endpoint with its new secret (shown once)", body = WebhookView)))]
 pub async fn rotate_secret_global(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     do_rotate(&state, (&admin).into(), &id).await
@@ -502,7 +507,7 @@ pub async fn rotate_secret_global(
               (status = 400, description = "Bad filter, limit, or a cursor not from this list", body = super::openapi::ErrorBody)))]
 pub async fn deliveries_global(
     _admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     query: ListQuery<GlobalDeliveryParams>,
 ) -> Result<Json<Paged<DeliveryView>>, ApiError> {
     let p = query.filter;
@@ -518,7 +523,7 @@ pub async fn deliveries_global(
               (status = 409, description = "The delivery is not dead", body = super::openapi::ErrorBody)))]
 pub async fn redeliver_global(
     admin: GlobalAdmin,
-    State(state): State<AppState>,
+    State(state): State<AuditAdmin>,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryView>, ApiError> {
     do_redeliver(&state, (&admin).into(), None, &id).await

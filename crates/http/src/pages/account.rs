@@ -10,6 +10,7 @@
 //! address. This module must never show or log a token or a password, or tell whether an
 //! address has an account.
 
+use crate::state::{RouterState, SignInPages};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
@@ -22,7 +23,7 @@ use portcullis_core::tenant::TenantId;
 use portcullis_core::user::TokenPurpose;
 use portcullis_service::account::{Account, AccountError};
 use portcullis_service::audit::RequestOrigin;
-use portcullis_service::state::{rfc3339, AppState};
+use portcullis_service::state::rfc3339;
 use portcullis_store::SessionRecord;
 
 use super::{
@@ -33,7 +34,7 @@ use super::{
 /// Longest form accepted, in pairs.
 const MAX_PAIRS: usize = 16;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<RouterState> {
     Router::new()
         .route("/account/{tenant}/", get(account_get))
         .route(
@@ -125,7 +126,7 @@ struct Ctx {
 
 impl Ctx {
     /// `None` (a "not found" page) for a tenant id that cannot exist.
-    async fn new(state: &AppState, parts: &Parts, tenant: &str) -> Result<Self, Response> {
+    async fn new(state: &SignInPages, parts: &Parts, tenant: &str) -> Result<Self, Response> {
         let accept = parts
             .headers
             .get(header::ACCEPT_LANGUAGE)
@@ -148,7 +149,7 @@ impl Ctx {
             chrome,
             cookies: CookiePolicy::for_issuer(&state.oauth.issuer),
             origin: crate::extract::origin(parts),
-            account: Account::new(state),
+            account: state.account.clone(),
         })
     }
 
@@ -247,7 +248,7 @@ impl Ctx {
     /// The browser's session of this tenant, if it has an active one.
     async fn session(
         &self,
-        state: &AppState,
+        state: &SignInPages,
         parts: &Parts,
     ) -> Result<Option<SessionRecord>, Response> {
         let Some(cookie) =
@@ -263,7 +264,7 @@ impl Ctx {
     }
 
     /// Whether the posted form's CSRF token is this browser's for `purpose`.
-    fn csrf_ok(&self, state: &AppState, parts: &Parts, purpose: &str, form: &Form) -> bool {
+    fn csrf_ok(&self, state: &SignInPages, parts: &Parts, purpose: &str, form: &Form) -> bool {
         Csrf::presented(&parts.headers, self.cookies, &self.tenant)
             .is_some_and(|c| c.check(state, purpose, form.get("csrf_token")))
     }
@@ -329,7 +330,7 @@ fn csrf_purpose(purpose: TokenPurpose) -> &'static str {
 // ---- invitation and reset links
 
 async fn invite_get(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
 ) -> Response {
@@ -337,7 +338,7 @@ async fn invite_get(
 }
 
 async fn reset_get(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
 ) -> Response {
@@ -345,7 +346,7 @@ async fn reset_get(
 }
 
 async fn invite_post(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
     body: String,
@@ -354,7 +355,7 @@ async fn invite_post(
 }
 
 async fn reset_post(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
     body: String,
@@ -363,7 +364,7 @@ async fn reset_post(
 }
 
 async fn link_get(
-    state: AppState,
+    state: SignInPages,
     tenant: String,
     parts: Parts,
     purpose: TokenPurpose,
@@ -396,7 +397,7 @@ async fn link_get(
 
 #[allow(clippy::too_many_arguments)]
 fn password_page(
-    state: &AppState,
+    state: &SignInPages,
     ctx: &Ctx,
     csrf: &Csrf,
     purpose: TokenPurpose,
@@ -430,7 +431,7 @@ fn password_page(
 }
 
 async fn link_post(
-    state: AppState,
+    state: SignInPages,
     tenant: String,
     parts: Parts,
     body: String,
@@ -502,7 +503,7 @@ async fn link_post(
 // ---- forgot password
 
 async fn forgot_get(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
 ) -> Response {
@@ -528,7 +529,7 @@ async fn forgot_get(
 }
 
 async fn forgot_post(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
     body: String,
@@ -559,7 +560,7 @@ async fn forgot_post(
 // ---- the account page
 
 async fn account_get(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
 ) -> Response {
@@ -589,7 +590,7 @@ fn not_signed_in(ctx: &Ctx) -> Response {
 /// The account page after a change the user asked for: `done` on success, "not found" (404)
 /// for a session or consent that is not the user's, the error page otherwise.
 async fn changed(
-    state: &AppState,
+    state: &SignInPages,
     ctx: &Ctx,
     parts: &Parts,
     session: &SessionRecord,
@@ -609,7 +610,7 @@ async fn changed(
 }
 
 async fn account_page(
-    state: &AppState,
+    state: &SignInPages,
     ctx: &Ctx,
     parts: &Parts,
     session: &SessionRecord,
@@ -687,7 +688,7 @@ fn minutes(rfc3339: String) -> String {
 
 /// The signed-in session and the checked form of an account-page post, or the answer.
 async fn signed_in_form(
-    state: &AppState,
+    state: &SignInPages,
     ctx: &Ctx,
     parts: &Parts,
     body: &str,
@@ -703,7 +704,7 @@ async fn signed_in_form(
 }
 
 async fn password_post(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
     body: String,
@@ -776,7 +777,7 @@ async fn password_post(
 }
 
 async fn end_session_post(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
     body: String,
@@ -805,7 +806,7 @@ async fn end_session_post(
 }
 
 async fn revoke_consent_post(
-    State(state): State<AppState>,
+    State(state): State<SignInPages>,
     Path(tenant): Path<String>,
     parts: Parts,
     body: String,

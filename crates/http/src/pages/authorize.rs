@@ -24,6 +24,7 @@
 
 use std::time::Duration;
 
+use crate::state::{RouterState, SignInPages};
 use askama::Template;
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -41,7 +42,6 @@ use portcullis_core::tenant::TenantStatus;
 use portcullis_service::audit::{EventDraft, RequestOrigin};
 use portcullis_service::login::{Attempt, LoginOutcome};
 use portcullis_service::sign_in::{CodeRequest, NewSession};
-use portcullis_service::state::AppState;
 use portcullis_store::{ConsentRecord, SessionRecord};
 
 pub use portcullis_service::oauth::AUTHORIZE_PATH;
@@ -61,7 +61,7 @@ const OWN_FIELDS: [&str; 4] = ["csrf_token", "login", "password", "decision"];
 /// Longest form or query accepted, in pairs (the body limit bounds bytes).
 const MAX_PAIRS: usize = 128;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<RouterState> {
     Router::new()
         .route(AUTHORIZE_PATH, get(authorize_get).post(authorize_post))
         .route(SIGN_IN_PATH, post(sign_in_post))
@@ -138,24 +138,24 @@ struct Flow {
 
 impl Flow {
     /// The page frame for this request's tenant, loaded the first time a page needs it.
-    async fn chrome(&self, state: &AppState) -> &Chrome {
+    async fn chrome(&self, state: &SignInPages) -> &Chrome {
         self.chrome
             .get_or_init(|| Chrome::load(state, &self.req.tenant, self.text))
             .await
     }
 }
 
-async fn authorize_get(State(state): State<AppState>, parts: Parts) -> Response {
+async fn authorize_get(State(state): State<SignInPages>, parts: Parts) -> Response {
     let received = Received::read(parts.uri.query().unwrap_or(""));
     authorize(state, parts, received).await
 }
 
-async fn authorize_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+async fn authorize_post(State(state): State<SignInPages>, parts: Parts, body: String) -> Response {
     authorize(state, parts, Received::read(&body)).await
 }
 
 async fn authorize(
-    state: AppState,
+    state: SignInPages,
     parts: Parts,
     received: Result<Received, FieldsRefused>,
 ) -> Response {
@@ -195,7 +195,7 @@ async fn authorize(
     }
 }
 
-async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+async fn sign_in_post(State(state): State<SignInPages>, parts: Parts, body: String) -> Response {
     let received = match Received::read(&body) {
         Ok(r) => r,
         Err(refused) => return fields_refused(&parts.headers, refused),
@@ -302,7 +302,7 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
     }
 }
 
-async fn consent_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+async fn consent_post(State(state): State<SignInPages>, parts: Parts, body: String) -> Response {
     let received = match Received::read(&body) {
         Ok(r) => r,
         Err(refused) => return fields_refused(&parts.headers, refused),
@@ -387,7 +387,7 @@ async fn consent_post(State(state): State<AppState>, parts: Parts, body: String)
 
 /// Validates the authorization request: the flow, or the answer for a failure.
 async fn establish(
-    state: &AppState,
+    state: &SignInPages,
     parts: &Parts,
     pairs: Vec<(String, String)>,
 ) -> Result<Flow, Response> {
@@ -519,7 +519,7 @@ enum Unpushed {
 /// Resolves the request's `request_uri`, if it has one, for its `client_id`. Other parameters
 /// sent beside them are ignored: the pushed request is the whole request.
 async fn pushed_request(
-    state: &AppState,
+    state: &SignInPages,
     pairs: &[(String, String)],
     now: portcullis_core::time::Timestamp,
 ) -> Result<Pushed, Unpushed> {
@@ -556,7 +556,7 @@ async fn pushed_request(
 
 /// The browser's session of the request's tenant, if any.
 async fn current_session(
-    state: &AppState,
+    state: &SignInPages,
     parts: &Parts,
     flow: &Flow,
 ) -> Result<Option<SessionRecord>, Response> {
@@ -577,7 +577,7 @@ async fn current_session(
 
 /// Signed in: consent if needed, else the code.
 async fn after_sign_in(
-    state: &AppState,
+    state: &SignInPages,
     flow: &Flow,
     session: &SessionRecord,
     csrf: Option<Csrf>,
@@ -655,7 +655,7 @@ async fn after_sign_in(
 }
 
 /// Issues the code and sends the success response.
-async fn issue(state: &AppState, flow: &Flow, session: &SessionRecord) -> Response {
+async fn issue(state: &SignInPages, flow: &Flow, session: &SessionRecord) -> Response {
     if let Some(digest) = &flow.pushed {
         // One code per pushed request: a second tab or node that gets here later fails.
         match portcullis_service::tokens::pushed::use_up(
@@ -693,7 +693,7 @@ async fn issue(state: &AppState, flow: &Flow, session: &SessionRecord) -> Respon
 }
 
 async fn sign_in_page(
-    state: &AppState,
+    state: &SignInPages,
     parts: &Parts,
     flow: &Flow,
     status: StatusCode,
@@ -725,7 +725,7 @@ async fn sign_in_page(
     res
 }
 
-fn redirect_error(state: &AppState, flow: &Flow, error: ErrorCode) -> Response {
+fn redirect_error(state: &SignInPages, flow: &Flow, error: ErrorCode) -> Response {
     let e = portcullis_core::authorize::AuthorizationError {
         target: flow.req.target.clone(),
         error,
@@ -761,7 +761,7 @@ fn respond(r: AuthorizationResponse) -> Response {
     }
 }
 
-async fn csrf_refused(state: &AppState, flow: &Flow) -> Response {
+async fn csrf_refused(state: &SignInPages, flow: &Flow) -> Response {
     tracing::info!("a sign-in page form was refused: CSRF token missing or not this browser's");
     error_page(
         StatusCode::FORBIDDEN,
@@ -772,7 +772,7 @@ async fn csrf_refused(state: &AppState, flow: &Flow) -> Response {
     )
 }
 
-async fn server_error(state: &AppState, flow: &Flow, detail: &str) -> Response {
+async fn server_error(state: &SignInPages, flow: &Flow, detail: &str) -> Response {
     server_error_bare(flow.chrome(state).await, flow.text, detail)
 }
 

@@ -20,6 +20,7 @@
 
 use std::time::Duration;
 
+use crate::state::{RouterState, SignInPages};
 use askama::Template;
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -34,7 +35,6 @@ use portcullis_core::tenant::TenantId;
 use portcullis_service::audit::{EventDraft, RequestOrigin};
 use portcullis_service::login::{Attempt, LoginOutcome};
 use portcullis_service::sign_in::NewSession;
-use portcullis_service::state::AppState;
 use portcullis_service::tokens::device::{self as device_grant, PendingDevice};
 use portcullis_store::SessionRecord;
 
@@ -58,7 +58,7 @@ const MAX_PAIRS: usize = 16;
 /// The fields the device pages read; each at most once.
 const FIELDS: [&str; 5] = ["user_code", "csrf_token", "login", "password", "decision"];
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<RouterState> {
     Router::new()
         .route(VERIFICATION_PATH, get(code_get).post(code_post))
         .route(DEVICE_SIGN_IN_PATH, post(sign_in_post))
@@ -122,7 +122,7 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn new(state: &AppState, parts: &Parts) -> Self {
+    fn new(state: &SignInPages, parts: &Parts) -> Self {
         let accept_language = parts
             .headers
             .get(header::ACCEPT_LANGUAGE)
@@ -154,7 +154,7 @@ fn read_fields(raw: &str) -> Result<Fields, FieldsRefused> {
     Fields::parse(raw, MAX_PAIRS, &FIELDS)
 }
 
-async fn code_get(State(state): State<AppState>, parts: Parts) -> Response {
+async fn code_get(State(state): State<SignInPages>, parts: Parts) -> Response {
     let ctx = Ctx::new(&state, &parts);
     let query = match read_fields(parts.uri.query().unwrap_or("")) {
         Ok(q) => q,
@@ -172,7 +172,7 @@ async fn code_get(State(state): State<AppState>, parts: Parts) -> Response {
 /// The code form, its CSRF token bound to the browser's pre-session (or system-tenant session)
 /// cookie: the tenant is not known until the code is.
 fn code_page(
-    state: &AppState,
+    state: &SignInPages,
     parts: &Parts,
     ctx: &Ctx,
     status: StatusCode,
@@ -200,7 +200,7 @@ fn code_page(
     res
 }
 
-async fn code_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+async fn code_post(State(state): State<SignInPages>, parts: Parts, body: String) -> Response {
     let ctx = Ctx::new(&state, &parts);
     let form = match read_fields(&body) {
         Ok(p) => p,
@@ -239,7 +239,7 @@ enum Refused {
 
 impl Refused {
     /// The code form again (or the error page), as the refusal says.
-    fn page(self, state: &AppState, parts: &Parts, ctx: &Ctx) -> Response {
+    fn page(self, state: &SignInPages, parts: &Parts, ctx: &Ctx) -> Response {
         let d = ctx.text.device;
         match self {
             Self::Throttled(wait) => with_retry_after(
@@ -268,7 +268,7 @@ impl Refused {
 
 /// Finds the pending request `typed` names, through the failure throttle: a source that keeps
 /// typing wrong codes is refused before any lookup until its window ends.
-async fn lookup(state: &AppState, ctx: &Ctx, typed: &str) -> Result<Found, Refused> {
+async fn lookup(state: &SignInPages, ctx: &Ctx, typed: &str) -> Result<Found, Refused> {
     let now = state.clock.now();
     let ip = ctx.origin.client_ip;
     if let Some(wait) = state.oauth.throttle.blocked(THROTTLE_ID, ip, now) {
@@ -311,7 +311,7 @@ async fn lookup(state: &AppState, ctx: &Ctx, typed: &str) -> Result<Found, Refus
 
 /// The browser's current session of `tenant`, if any.
 async fn current_session(
-    state: &AppState,
+    state: &SignInPages,
     parts: &Parts,
     ctx: &Ctx,
     tenant: &TenantId,
@@ -328,7 +328,7 @@ async fn current_session(
 }
 
 fn sign_in_page(
-    state: &AppState,
+    state: &SignInPages,
     parts: &Parts,
     ctx: &Ctx,
     found: &Found,
@@ -361,7 +361,7 @@ fn sign_in_page(
 }
 
 async fn confirm_page(
-    state: &AppState,
+    state: &SignInPages,
     ctx: &Ctx,
     found: &Found,
     session: &SessionRecord,
@@ -402,7 +402,7 @@ async fn confirm_page(
     )
 }
 
-async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+async fn sign_in_post(State(state): State<SignInPages>, parts: Parts, body: String) -> Response {
     let ctx = Ctx::new(&state, &parts);
     let form = match read_fields(&body) {
         Ok(p) => p,
@@ -501,7 +501,7 @@ async fn sign_in_post(State(state): State<AppState>, parts: Parts, body: String)
     }
 }
 
-async fn decide_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+async fn decide_post(State(state): State<SignInPages>, parts: Parts, body: String) -> Response {
     let ctx = Ctx::new(&state, &parts);
     let form = match read_fields(&body) {
         Ok(p) => p,

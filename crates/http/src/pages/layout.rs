@@ -9,13 +9,13 @@
 //! `Cache-Control: no-store`. This module must never put an unchecked value into the CSS or the
 //! CSP (only `portcullis_core::branding` types go there).
 
+use crate::state::SignInPages;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use portcullis_core::branding::Branding;
 use portcullis_core::tenant::TenantId;
-use portcullis_service::state::AppState;
 use sha2::{Digest, Sha256};
 
 use super::messages::Text;
@@ -60,7 +60,7 @@ impl Chrome {
 
     /// The tenant's stored branding (none when unset, unreadable or the store fails: a page is
     /// never refused for its decoration); without a branded name, the tenant's display name.
-    pub async fn load(state: &AppState, tenant: &TenantId, text: &Text) -> Self {
+    pub async fn load(state: &SignInPages, tenant: &TenantId, text: &Text) -> Self {
         let mut branding = match state.store.get_branding(tenant).await {
             Ok(Some(b)) => Branding::parse(
                 b.display_name.as_deref(),

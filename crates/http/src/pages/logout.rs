@@ -20,6 +20,7 @@
 //! This module must never redirect to a URI the client did not register, and never end a
 //! session on a request that is neither confirmed nor hinted for that session.
 
+use crate::state::{RouterState, SignInPages};
 use askama::Template;
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -30,7 +31,6 @@ use axum::Router;
 use portcullis_core::audit::Actor;
 use portcullis_core::logout::{needs_confirmation, post_logout_redirect, HintMatch};
 use portcullis_service::keys::jwt::verify_id_token_hint;
-use portcullis_service::state::AppState;
 use portcullis_store::ClientStatus;
 
 pub use portcullis_service::oauth::END_SESSION_PATH;
@@ -63,7 +63,7 @@ const MAX_PAIRS: usize = 32;
 /// The CSRF purpose of the confirmation form.
 const PURPOSE: &str = "logout";
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<RouterState> {
     Router::new().route(END_SESSION_PATH, get(logout_get).post(logout_post))
 }
 
@@ -85,12 +85,12 @@ struct SignedOutPage<'a> {
     t: &'a Text,
 }
 
-async fn logout_get(State(state): State<AppState>, parts: Parts) -> Response {
+async fn logout_get(State(state): State<SignInPages>, parts: Parts) -> Response {
     let fields = Fields::parse(parts.uri.query().unwrap_or(""), MAX_PAIRS, &SINGLES);
     logout(state, parts, fields, false).await
 }
 
-async fn logout_post(State(state): State<AppState>, parts: Parts, body: String) -> Response {
+async fn logout_post(State(state): State<SignInPages>, parts: Parts, body: String) -> Response {
     logout(
         state,
         parts,
@@ -101,7 +101,7 @@ async fn logout_post(State(state): State<AppState>, parts: Parts, body: String) 
 }
 
 async fn logout(
-    state: AppState,
+    state: SignInPages,
     parts: Parts,
     fields: Result<Fields, FieldsRefused>,
     posted: bool,

@@ -17,6 +17,7 @@
 //!
 //! Handlers here stay thin: the sign-in decision is `portcullis_service::login`, sessions and
 //! codes are `portcullis_service::sign_in`, request validation is `portcullis_core::authorize`.
+//! They take the pages' own state (`crate::state::SignInPages`), never the app's whole state.
 //! This module must never redirect to an unvalidated URI, render a value unescaped, or accept a
 //! form whose CSRF token does not match the browser's cookie.
 
@@ -28,19 +29,19 @@ pub mod layout;
 pub mod logout;
 pub mod messages;
 
+use crate::state::{RouterState, SignInPages};
 use askama::Template;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use portcullis_core::tenant::TenantId;
-use portcullis_service::state::AppState;
 
 pub use cookies::CookiePolicy;
 pub use layout::{render, Chrome};
 pub use messages::Text;
 
 /// The pages' routes.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<RouterState> {
     authorize::router()
         .merge(logout::router())
         .merge(account::router())
@@ -226,12 +227,12 @@ impl Csrf {
     }
 
     /// The token for the form `purpose`.
-    pub fn token(&self, state: &AppState, purpose: &str) -> String {
+    pub fn token(&self, state: &SignInPages, purpose: &str) -> String {
         state.login.csrf_token(&self.binding, purpose)
     }
 
     /// Whether `presented` is this browser's token for `purpose` (constant time).
-    pub fn check(&self, state: &AppState, purpose: &str, presented: Option<&str>) -> bool {
+    pub fn check(&self, state: &SignInPages, purpose: &str, presented: Option<&str>) -> bool {
         presented.is_some_and(|p| state.login.csrf_valid(&self.binding, purpose, p))
     }
 

@@ -2697,7 +2697,7 @@ mod key_rotation {
     }
 
     async fn tick(app: &App) {
-        portcullis_service::rotation::tick(&app.state)
+        portcullis_service::rotation::tick(&app.state.oauth_service())
             .await
             .expect("tick");
     }
