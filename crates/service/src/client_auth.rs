@@ -607,7 +607,7 @@ fn audit_failure(
     let credential_id = (client_id.len() <= MAX_CLIENT_ID_LEN
         && client_id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
     .then(|| client_id.to_owned());
     state.audit.record(
         EventDraft {

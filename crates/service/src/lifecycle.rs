@@ -56,15 +56,22 @@ pub fn record_match(
     now: Timestamp,
 ) {
     let key = format!("{kind} {} {subject}", tenant.as_str());
-    record_under_mark(store, marks, &key, tenant, now, || {
-        vec![(kind, subject.to_owned())]
-    });
+    marks
+        .mark(&key)
+        .record(now, crate::match_marks::MARK_INTERVAL, || {
+            let (store, tenant, subject) = (store.clone(), tenant.clone(), subject.to_owned());
+            async move {
+                store
+                    .record_admission_match(&tenant, kind, &subject, now)
+                    .await
+            }
+        });
 }
 
 /// Records the scope use of a token issued to `client_id` with `scope` (space-separated; `None`
-/// or empty: no scope), like [`record_match`]: one mark per client and scope string, so a grant
-/// costs one mark lookup however many scopes it carries, and the rows are written only by the
-/// grant that claims the mark.
+/// or empty: no scope), like [`record_match`]: one mark per client and scope (never per scope
+/// string, so a client asking for another subset on every request causes no more writes than
+/// one asking for all of them).
 pub fn record_client_scope_use(
     store: &Arc<dyn Store>,
     marks: &crate::match_marks::MatchMarks,
@@ -73,44 +80,54 @@ pub fn record_client_scope_use(
     scope: Option<&str>,
     now: Timestamp,
 ) {
-    let scope = scope.unwrap_or_default();
-    let key = format!("{CLIENT_SCOPE} {} {client_id} {scope}", tenant.as_str());
-    record_under_mark(store, marks, &key, tenant, now, || {
-        let mut subjects: Vec<(&'static str, String)> = scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(|s| (CLIENT_SCOPE, format!("{client_id} {s}")))
-            .collect();
-        if subjects.is_empty() {
-            subjects.push((CLIENT_SCOPE, client_id.to_owned()));
-        }
-        subjects
-    });
+    let mut any = false;
+    for s in scope
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+    {
+        any = true;
+        record_match(
+            store,
+            marks,
+            tenant,
+            CLIENT_SCOPE,
+            &format!("{client_id} {s}"),
+            now,
+        );
+    }
+    if !any {
+        record_match(store, marks, tenant, CLIENT_SCOPE, client_id, now);
+    }
 }
 
-/// Writes `subjects()` (kind and subject each) when this caller claims the mark `key`; the
-/// closure runs only then.
-fn record_under_mark(
-    store: &Arc<dyn Store>,
+/// [`record_match`] written by the caller, awaited, instead of on a task of its own: for a
+/// background task that records many subjects in a row (the API key usage flush), so they reach
+/// the store one at a time and never as a burst of concurrent writes. A failed write is logged
+/// and leaves the mark unclaimed for the next attempt. `true` if a row was written.
+pub async fn record_match_awaited(
+    store: &dyn Store,
     marks: &crate::match_marks::MatchMarks,
-    key: &str,
     tenant: &TenantId,
+    kind: &'static str,
+    subject: &str,
     now: Timestamp,
-    subjects: impl FnOnce() -> Vec<(&'static str, String)>,
-) {
-    marks
-        .mark(key)
-        .record(now, crate::match_marks::MARK_INTERVAL, || {
-            let (store, tenant, subjects) = (store.clone(), tenant.clone(), subjects());
-            async move {
-                for (kind, subject) in subjects {
-                    store
-                        .record_admission_match(&tenant, kind, &subject, now)
-                        .await?;
-                }
-                Ok(())
-            }
-        });
+) -> bool {
+    let mark = marks.mark(&format!("{kind} {} {subject}", tenant.as_str()));
+    let Some(previous) = mark.claim(now, crate::match_marks::MARK_INTERVAL) else {
+        return false;
+    };
+    match store
+        .record_admission_match(tenant, kind, subject, now)
+        .await
+    {
+        Ok(()) => true,
+        Err(e) => {
+            mark.release(now, previous);
+            tracing::warn!(error = %e, kind, "could not record a use");
+            false
+        }
+    }
 }
 
 /// The scopes each credential's uses named, and the networks each API key was used from, inside

@@ -6,7 +6,8 @@
 //! [`UseMark`], the same throttled mark a client's last use goes through.
 //!
 //! This module must never decide whether a grant is allowed, and never grow without bound: past
-//! [`MAX_MARKS`] subjects it forgets them all, which only costs one more write for each.
+//! its capacity ([`MAX_MARKS`] unless [`MatchMarks::with_capacity`] says more) it forgets them
+//! all, which only costs one more write for each.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,12 +22,30 @@ pub const MARK_INTERVAL: Duration = Duration::from_secs(3600);
 pub const MAX_MARKS: usize = 10_000;
 
 /// When this node last recorded a match, by subject (`kind`, tenant and subject in one key).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MatchMarks {
     marks: Mutex<HashMap<String, UseMark>>,
+    capacity: usize,
+}
+
+impl Default for MatchMarks {
+    /// [`MAX_MARKS`] subjects.
+    fn default() -> Self {
+        Self::with_capacity(MAX_MARKS)
+    }
 }
 
 impl MatchMarks {
+    /// Marks for up to `capacity` subjects (at least [`MAX_MARKS`]) before they are cleared: a
+    /// subsystem with more subjects than that (the API key verifier: keys times their scopes
+    /// and networks) would otherwise write them all again after each clearing.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            marks: Mutex::new(HashMap::new()),
+            capacity: capacity.max(MAX_MARKS),
+        }
+    }
+
     /// The mark of `key` (a new one, never recorded, for a subject not seen since the last
     /// clearing); record through it with [`UseMark::record`] and [`MARK_INTERVAL`].
     pub fn mark(&self, key: &str) -> UseMark {
@@ -36,7 +55,7 @@ impl MatchMarks {
         if let Some(mark) = marks.get(key) {
             return mark.clone();
         }
-        if marks.len() >= MAX_MARKS {
+        if marks.len() >= self.capacity {
             marks.clear();
         }
         let mark = UseMark::new(None);

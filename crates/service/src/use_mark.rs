@@ -32,7 +32,7 @@ impl UseMark {
 
     /// Moves the mark to `now` if the last recorded use is at least `interval` old; `Some` (the
     /// previous mark) for the one caller that did, which owns the write.
-    fn claim(&self, now: Timestamp, interval: Duration) -> Option<i64> {
+    pub(crate) fn claim(&self, now: Timestamp, interval: Duration) -> Option<i64> {
         let due = now.saturating_sub(interval).as_millis();
         let last = self.0.load(Ordering::Relaxed);
         (last <= due && last < now.as_millis())
@@ -45,7 +45,7 @@ impl UseMark {
     }
 
     /// Undoes a claim whose write failed, unless a newer claim replaced it.
-    fn release(&self, claimed: Timestamp, previous: i64) {
+    pub(crate) fn release(&self, claimed: Timestamp, previous: i64) {
         let _ = self.0.compare_exchange(
             claimed.as_millis(),
             previous,

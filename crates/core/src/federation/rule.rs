@@ -119,7 +119,9 @@ impl TrustRule {
     pub fn check_client_binding(&self, assertion_audiences: &[&str]) -> Result<(), RuleError> {
         match &self.client_id {
             None => Ok(()),
-            Some(id) if id.is_empty() || id.len() > 64 => Err(RuleError::BadClientId),
+            Some(id) if id.is_empty() || id.len() > crate::client::MAX_CLIENT_ID_LEN => {
+                Err(RuleError::BadClientId)
+            }
             Some(_) if !assertion_audiences.contains(&self.audience.as_str()) => {
                 Err(RuleError::ClientRuleAudience {
                     expected: assertion_audiences
@@ -156,7 +158,7 @@ pub enum RuleError {
         issuer: String,
         needs: &'static [&'static str],
     },
-    #[error("a client id is 1 to 64 characters")]
+    #[error("a client id is 1 to 80 characters")]
     BadClientId,
     #[error(
         "a rule bound to a client authenticates it with a client assertion, whose audience is this server: the rule's audience must be one of {}",

@@ -123,14 +123,21 @@ pub async fn create(
     record(&state, &admin, &id, Action::TenantCreate);
     // The tenant's own client for `portcullis login`. Should this fail, the next start-up
     // creates it (`ensure_clients`); the tenant itself is created either way.
-    if let Err(e) = portcullis_service::tokens::cli_session::ensure_client(
+    match portcullis_service::tokens::cli_session::ensure_client(
         state.store.as_ref(),
         state.clock.as_ref(),
         &id,
     )
     .await
     {
-        tracing::warn!(tenant = %id, error = %e, "could not create the tenant's CLI client");
+        // Its id is predictable: a lookup made before it existed may be cached as unknown.
+        Ok(_) => state
+            .oauth
+            .directory
+            .client_changed(&portcullis_core::client::cli_client_id(&id)),
+        Err(e) => {
+            tracing::warn!(tenant = %id, error = %e, "could not create the tenant's CLI client")
+        }
     }
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }

@@ -710,13 +710,33 @@ impl App {
         content_type: &str,
         body: String,
     ) -> Value {
-        let req = Request::builder()
+        self.post_outside_from(None, path, auth, content_type, body)
+            .await
+    }
+
+    /// [`Self::post_outside`] from the socket peer `peer`, as `serve` hands requests over.
+    async fn post_outside_from(
+        &self,
+        peer: Option<&str>,
+        path: &str,
+        auth: &str,
+        content_type: &str,
+        body: String,
+    ) -> Value {
+        let mut req = Request::builder()
             .method(Method::POST)
             .uri(path)
             .header("authorization", auth)
             .header("content-type", content_type)
             .body(Body::from(body))
             .expect("request");
+        if let Some(peer) = peer {
+            let ip: std::net::IpAddr = peer.parse().expect("peer");
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(
+                    ip, 40_000,
+                )));
+        }
         let resp = self.router.clone().oneshot(req).await.expect("infallible");
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
@@ -829,7 +849,7 @@ async fn the_hygiene_report_names_scopes_no_use_needed_and_keys_used_from_severa
     // Three keys holding both scopes: verified naming orders:read, verified naming nothing
     // (its caller checks scopes itself), and both ways.
     let mut keys = Vec::new();
-    for name in ["named", "unnamed", "mixed"] {
+    for name in ["named", "unnamed", "mixed", "sprayed"] {
         let v = app
             .created(
                 "/tenants/acme/api-keys",
@@ -859,6 +879,22 @@ async fn the_hygiene_report_names_scopes_no_use_needed_and_keys_used_from_severa
     verify(&keys[1].1, json!([]), "198.51.100.7").await;
     verify(&keys[2].1, json!(["orders:read"]), "198.51.100.7").await;
     verify(&keys[2].1, json!([]), "198.51.100.200").await;
+    // A service verifying without `client_ip` is not where the key was used: its own address
+    // (the socket peer) is never recorded as the key's network.
+    let v = app
+        .post_outside_from(
+            Some("192.0.2.50"),
+            "/v1/api-keys/verify",
+            &bearer,
+            "application/json",
+            json!({"key": keys[1].1, "scopes": []}).to_string(),
+        )
+        .await;
+    assert_eq!(v["valid"], true, "{v}");
+    // A key presented from many networks adds a bounded number of rows.
+    for n in 1..=6 {
+        verify(&keys[3].1, json!([]), &format!("10.0.{n}.1")).await;
+    }
     app.state
         .api_keys
         .verifier
@@ -872,26 +908,33 @@ async fn the_hygiene_report_names_scopes_no_use_needed_and_keys_used_from_severa
         detail.contains("198.51.100.0/24") && detail.contains("203.0.113.0/24"),
         "{detail}"
     );
-    // The "named no scope" rows are written off the request path too: wait for both.
+    // The flush wrote the scope and network rows itself, one at a time.
     let acme = TenantId::parse("acme").expect("tenant");
-    for _ in 0..500 {
-        let rows = app
-            .state
-            .store
-            .admission_matches(&acme)
-            .await
-            .expect("rows");
-        let unscoped = |id: &str| {
-            rows.iter()
-                .any(|r| r.kind == "api_key_unscoped" && r.subject == id)
-        };
-        let networks = rows.iter().filter(|r| r.kind == "api_key_network").count();
-        if unscoped(&keys[1].0) && unscoped(&keys[2].0) && networks == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    for (id, _) in &keys[1..] {
+    let rows = app
+        .state
+        .store
+        .admission_matches(&acme)
+        .await
+        .expect("rows");
+    let rows_of = |kind: &str, key: &str| {
+        rows.iter()
+            .filter(|r| r.kind == kind && r.subject.split(' ').next() == Some(key))
+            .count()
+    };
+    assert_eq!(rows_of("api_key_unscoped", &keys[1].0), 1);
+    assert_eq!(rows_of("api_key_unscoped", &keys[2].0), 1);
+    assert_eq!(
+        rows_of("api_key_network", &keys[1].0),
+        1,
+        "the verifying service's own address is not a network of the key"
+    );
+    assert_eq!(rows_of("api_key_network", &keys[2].0), 1, "one /24");
+    assert_eq!(
+        rows_of("api_key_network", &keys[3].0),
+        4,
+        "at most NETWORK_ROWS_PER_HOUR new networks per key and hour"
+    );
+    for (id, _) in &keys[1..3] {
         assert!(
             !app.findings_about(id)
                 .await

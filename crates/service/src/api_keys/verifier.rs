@@ -210,6 +210,9 @@ pub struct ApiKeyVerifier {
     /// Scope and network uses this node recorded lately: one write per key, scope (or network)
     /// and hour.
     use_marks: crate::match_marks::MatchMarks,
+    use_marks_capacity: usize,
+    /// Network rows written per key in the current hour ([`NETWORK_ROWS_PER_HOUR`]).
+    network_rows: Mutex<HashMap<String, (i64, u32)>>,
     /// Each key's own rate limit, counted on this node.
     limits: Buckets,
     metrics: crate::metrics::ApiKeyMetrics,
@@ -231,6 +234,10 @@ struct PendingUse {
 
 /// Networks kept per key between two flushes.
 const MAX_NETWORKS_PER_FLUSH: usize = 8;
+
+/// New network rows a key may add per hour on one node: the report asks "more than one", and a
+/// key holder who sprays source addresses must not grow the table by a row per address.
+pub const NETWORK_ROWS_PER_HOUR: u32 = 4;
 
 /// A poisoned lock only means another request panicked mid-update of a cache or a usage map;
 /// both hold only derived data, so carrying on is safe.
@@ -256,7 +263,12 @@ impl ApiKeyVerifier {
                 unknown: Cache::new(settings.cache_capacity),
             }),
             usage: Mutex::new(HashMap::new()),
-            use_marks: crate::match_marks::MatchMarks::default(),
+            // Keys times their scopes and networks: more subjects than the default capacity.
+            use_marks: crate::match_marks::MatchMarks::with_capacity(
+                settings.cache_capacity.saturating_mul(4),
+            ),
+            use_marks_capacity: settings.cache_capacity.max(crate::match_marks::MAX_MARKS),
+            network_rows: Mutex::new(HashMap::new()),
             limits: Buckets::default(),
             metrics: crate::metrics::ApiKeyMetrics::default(),
         }
@@ -291,7 +303,7 @@ impl ApiKeyVerifier {
         match &result {
             Ok(p) => {
                 self.metrics.verification(KeyVerification::Valid);
-                self.note_use(p, req.required_scopes, origin)
+                self.note_use(p, req, origin)
             }
             Err(VerifyError::Rejected(r)) => {
                 self.metrics.verification(KeyVerification::Rejected);
@@ -438,7 +450,8 @@ impl ApiKeyVerifier {
         lock(&self.cache).known.entries.len()
     }
 
-    fn note_use(&self, p: &ApiKeyPrincipal, required: &ScopeSet, origin: &RequestOrigin) {
+    fn note_use(&self, p: &ApiKeyPrincipal, req: &VerifyRequest<'_>, origin: &RequestOrigin) {
+        let required = req.required_scopes;
         let at = self.clock.now();
         let mut usage = lock(&self.usage);
         let entry = usage.entry(p.key_id.clone()).or_insert_with(|| PendingUse {
@@ -456,7 +469,9 @@ impl ApiKeyVerifier {
             entry.latest.at = at;
             entry.latest.ip = origin.client_ip.map(|ip| ip.to_string());
         }
-        if let Some(ip) = origin.client_ip {
+        // The end client's address as the request names it, never the caller's own: a service
+        // calling the verify endpoint without `client_ip` is not where the key was used.
+        if let Some(ip) = req.client_ip {
             if entry.networks.len() < MAX_NETWORKS_PER_FLUSH {
                 entry
                     .networks
@@ -474,70 +489,77 @@ impl ApiKeyVerifier {
     }
 
     /// Writes the uses recorded since the last flush in one batch. On failure they are put back
-    /// (unless newer uses replaced them) for the next attempt. Scope uses are recorded apart,
-    /// at most once per key, scope and hour (`crate::lifecycle::record_match`).
+    /// (unless newer uses replaced them) for the next attempt. Then the scopes and networks of
+    /// those uses, for the hygiene report: one row at a time on this task (never a burst of
+    /// concurrent writes), each at most once per key, scope or network, and hour, and at most
+    /// [`NETWORK_ROWS_PER_HOUR`] new networks per key.
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
         let pending = std::mem::take(&mut *lock(&self.usage));
         if pending.is_empty() {
             return Ok(0);
         }
-        let (mut uses, mut tenants) = (Vec::with_capacity(pending.len()), Vec::new());
+        let mut uses = Vec::with_capacity(pending.len());
+        let mut seen = Vec::with_capacity(pending.len());
         for (id, u) in pending {
-            use crate::lifecycle::{
-                record_match, API_KEY_NETWORK, API_KEY_SCOPE, API_KEY_UNSCOPED,
-            };
-            let at = u.latest.at;
-            for scope in &u.scopes {
-                let subject = format!("{id} {scope}");
-                record_match(
-                    &self.store,
-                    &self.use_marks,
-                    &u.tenant,
-                    API_KEY_SCOPE,
-                    &subject,
-                    at,
-                );
-            }
-            for network in &u.networks {
-                let subject = format!("{id} {network}");
-                record_match(
-                    &self.store,
-                    &self.use_marks,
-                    &u.tenant,
-                    API_KEY_NETWORK,
-                    &subject,
-                    at,
-                );
-            }
-            if u.unscoped {
-                record_match(
-                    &self.store,
-                    &self.use_marks,
-                    &u.tenant,
-                    API_KEY_UNSCOPED,
-                    &id,
-                    at,
-                );
-            }
+            seen.push((id, u.tenant, u.latest.at, u.scopes, u.unscoped, u.networks));
             uses.push(u.latest);
-            tenants.push(u.tenant);
         }
-        match self.store.record_api_key_uses(&uses).await {
-            Ok(()) => Ok(uses.len()),
-            Err(e) => {
-                let mut usage = lock(&self.usage);
-                for (latest, tenant) in uses.into_iter().zip(tenants) {
-                    usage.entry(latest.id.clone()).or_insert(PendingUse {
-                        latest,
-                        tenant,
-                        scopes: BTreeSet::new(),
-                        unscoped: false,
-                        networks: BTreeSet::new(),
-                    });
+        if let Err(e) = self.store.record_api_key_uses(&uses).await {
+            let mut usage = lock(&self.usage);
+            for (latest, (_, tenant, ..)) in uses.into_iter().zip(seen) {
+                usage.entry(latest.id.clone()).or_insert(PendingUse {
+                    latest,
+                    tenant,
+                    scopes: BTreeSet::new(),
+                    unscoped: false,
+                    networks: BTreeSet::new(),
+                });
+            }
+            return Err(e);
+        }
+        use crate::lifecycle::{
+            record_match_awaited, API_KEY_NETWORK, API_KEY_SCOPE, API_KEY_UNSCOPED,
+        };
+        let store = self.store.as_ref();
+        let marks = &self.use_marks;
+        for (id, tenant, at, scopes, unscoped, networks) in seen {
+            for scope in &scopes {
+                let subject = format!("{id} {scope}");
+                record_match_awaited(store, marks, &tenant, API_KEY_SCOPE, &subject, at).await;
+            }
+            if unscoped {
+                record_match_awaited(store, marks, &tenant, API_KEY_UNSCOPED, &id, at).await;
+            }
+            for network in &networks {
+                if !self.network_budget(&id, at, false) {
+                    break;
                 }
-                Err(e)
+                let subject = format!("{id} {network}");
+                if record_match_awaited(store, marks, &tenant, API_KEY_NETWORK, &subject, at).await
+                {
+                    self.network_budget(&id, at, true);
+                }
             }
         }
+        Ok(uses.len())
+    }
+
+    /// Whether `id` may still add a network row in the hour of `at` on this node; with `spend`,
+    /// counts one. Forgets every key past the marks' capacity, like the marks.
+    fn network_budget(&self, id: &str, at: Timestamp, spend: bool) -> bool {
+        let hour = at.as_millis().div_euclid(3_600_000);
+        let mut budget = lock(&self.network_rows);
+        if budget.len() >= self.use_marks_capacity && !budget.contains_key(id) {
+            budget.clear();
+        }
+        let entry = budget.entry(id.to_owned()).or_insert((hour, 0));
+        if entry.0 != hour {
+            *entry = (hour, 0);
+        }
+        if spend {
+            entry.1 += 1;
+        }
+        entry.1 < NETWORK_ROWS_PER_HOUR
     }
 
     /// Follows the revocation log until the returned task is aborted: every `api_key` or

@@ -144,15 +144,23 @@ pub async fn ensure_client(
 }
 
 /// [`ensure_client`] for every tenant, archived ones aside (at start-up: tenants created before
-/// per-tenant CLI clients, or imported). How many were created.
+/// per-tenant CLI clients, or imported). How many were created. A tenant whose client cannot
+/// be written is logged and skipped (the next start-up tries again), so one bad row never
+/// keeps the server from starting; only failing to list the tenants is an error.
 pub async fn ensure_clients(store: &dyn Store, clock: &dyn Clock) -> Result<usize, StoreError> {
     let mut created = 0;
     let mut page = PageRequest::first(MAX_PAGE_LIMIT);
     loop {
         let p = store.list_tenants(&page, ArchivedFilter::Exclude).await?;
         for t in &p.items {
-            if ensure_client(store, clock, &t.item.id).await? {
-                created += 1;
+            match ensure_client(store, clock, &t.item.id).await {
+                Ok(true) => created += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    tenant = %t.item.id,
+                    error = %e,
+                    "could not create the tenant's CLI client; the next start-up tries again"
+                ),
             }
         }
         match p.next {
