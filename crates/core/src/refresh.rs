@@ -9,11 +9,68 @@
 //! once; those get the same successor. Families end after [`RefreshPolicy::idle`] without a
 //! refresh and [`RefreshPolicy::absolute`] after sign-in, whatever happens.
 //!
+//! A family is named by its [`FamilyId`] (`rtf_...`), which refresh-token revocation entries,
+//! access tokens' `family_id` claim and audit events carry; it grants nothing.
+//!
 //! This module must never read the clock, store anything, or see a token's plaintext.
 
 use std::time::Duration;
 
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
 use crate::time::Timestamp;
+
+/// The family id prefix and the length of its random part (lowercase hex, 128 bits).
+const FAMILY_ID_PREFIX: &str = "rtf_";
+const FAMILY_ID_RANDOM_LEN: usize = 32;
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A refresh-token family's id: `rtf_` and 32 lowercase hex characters (128 random bits).
+/// Never reused, never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct FamilyId(String);
+
+impl FamilyId {
+    /// A new id; `rng` must be a cryptographically secure generator (ids are not secret, but
+    /// must not be guessable in advance either).
+    pub fn generate(rng: &mut dyn RngCore) -> Self {
+        let mut random = [0u8; FAMILY_ID_RANDOM_LEN / 2];
+        rng.fill_bytes(&mut random);
+        let mut s = String::with_capacity(FAMILY_ID_PREFIX.len() + FAMILY_ID_RANDOM_LEN);
+        s.push_str(FAMILY_ID_PREFIX);
+        for b in random {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        Self(s)
+    }
+
+    /// Parses an untrusted or stored family id: exactly the shape [`Self::generate`] makes.
+    pub fn parse(s: &str) -> Option<Self> {
+        let rest = s.strip_prefix(FAMILY_ID_PREFIX)?;
+        (rest.len() == FAMILY_ID_RANDOM_LEN && rest.bytes().all(|b| HEX.contains(&b)))
+            .then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for FamilyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for FamilyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).ok_or_else(|| serde::de::Error::custom("not a refresh-token family id"))
+    }
+}
 
 /// The longest grace window that may be configured: beyond it, "two tabs racing" stops being a
 /// plausible explanation for a replay.
@@ -163,6 +220,34 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::OsRng;
+
+    #[test]
+    fn family_ids_parse_only_their_own_shape() {
+        let id = FamilyId::generate(&mut OsRng);
+        assert_eq!(FamilyId::parse(id.as_str()), Some(id.clone()));
+        assert!(id.as_str().starts_with("rtf_") && id.as_str().len() == 36);
+        assert_ne!(FamilyId::generate(&mut OsRng), id);
+        // The ids stored before this type existed (`rtf_` and a simple UUID) still parse.
+        assert!(FamilyId::parse("rtf_3f2a7c1e9b8d4f60a1b2c3d4e5f60718").is_some());
+        for bad in [
+            "",
+            "rtf_",
+            "rtf_1",
+            "ses_3f2a7c1e9b8d4f60a1b2c3d4e5f60718",
+            "rtf_3F2A7C1E9B8D4F60A1B2C3D4E5F60718",
+            "rtf_3f2a7c1e9b8d4f60a1b2c3d4e5f607189",
+        ] {
+            assert_eq!(FamilyId::parse(bad), None, "{bad}");
+        }
+        let json = serde_json::to_string(&id).expect("serialize");
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(
+            serde_json::from_str::<FamilyId>(&json).expect("deserialize"),
+            id
+        );
+        assert!(serde_json::from_str::<FamilyId>("\"rtf_1\"").is_err());
+    }
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_secs(s)

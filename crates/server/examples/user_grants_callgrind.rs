@@ -145,7 +145,7 @@ async fn setup() -> Bench {
         .create_session(
             NewSession {
                 tenant: tenant.clone(),
-                user_id: user.as_str().to_owned(),
+                user_id: user.clone(),
                 amr: vec!["pwd".into()],
                 acr: None,
             },

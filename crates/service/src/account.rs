@@ -296,13 +296,10 @@ impl Account {
     }
 
     /// The signed-in user's record (`None` if it was deleted or disabled since sign-in).
-    pub async fn user(&self, tenant: &TenantId, user_id: &str) -> Result<Option<UserRecord>> {
-        let Ok(id) = UserId::parse(user_id) else {
-            return Ok(None);
-        };
+    pub async fn user(&self, tenant: &TenantId, user_id: &UserId) -> Result<Option<UserRecord>> {
         Ok(self
             .store
-            .get_user(tenant, &id)
+            .get_user(tenant, user_id)
             .await?
             .filter(|u| u.status.may_sign_in()))
     }
@@ -378,20 +375,24 @@ impl Account {
             return Err(AccountError::NotFound);
         }
         let mut ended = Vec::new();
-        for other in self.sign_in.list_sessions(tenant, &session.user_id).await? {
+        for other in self
+            .sign_in
+            .list_sessions(tenant, session.user_id.as_str())
+            .await?
+        {
             if other.id != session.id
                 && self
                     .sign_in
                     .revoke_session(
                         tenant,
-                        &other.id,
+                        other.id.as_str(),
                         "password_change",
                         Actor::anonymous(),
                         origin,
                     )
                     .await?
             {
-                ended.push(other.id);
+                ended.push(other.id.to_string());
             }
         }
         self.record(
@@ -409,7 +410,7 @@ impl Account {
     pub async fn sessions(&self, session: &SessionRecord) -> Result<Vec<SessionRecord>> {
         Ok(self
             .sign_in
-            .list_sessions(&session.tenant, &session.user_id)
+            .list_sessions(&session.tenant, session.user_id.as_str())
             .await?)
     }
 
@@ -448,7 +449,7 @@ impl Account {
     pub async fn consents(&self, session: &SessionRecord) -> Result<Vec<ConsentRecord>> {
         Ok(self
             .store
-            .list_user_consents(&session.tenant, &session.user_id)
+            .list_user_consents(&session.tenant, session.user_id.as_str())
             .await?)
     }
 
@@ -464,7 +465,7 @@ impl Account {
             .store
             .revoke_consent(
                 &session.tenant,
-                &session.user_id,
+                session.user_id.as_str(),
                 client_id,
                 self.clock.now(),
                 self.sign_in.config().token_lifetime,

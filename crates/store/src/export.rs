@@ -40,6 +40,7 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use portcullis_core::admin::AdminRole;
+use portcullis_core::client::ClientId;
 use portcullis_core::revocation::RevocationKind;
 use portcullis_core::signing::{KeyState, SigningAlgorithm};
 use portcullis_core::tenant::{TenantId, TenantStatus};
@@ -893,8 +894,8 @@ impl From<Record> for Line {
             },
             Record::Consent(c) => Line::Consent {
                 tenant_id: c.tenant.as_str().to_owned(),
-                user_id: c.user_id,
-                client_id: c.client_id,
+                user_id: c.user_id.as_str().to_owned(),
+                client_id: c.client_id.as_str().to_owned(),
                 scopes: c.scopes,
                 granted_at: ms(c.granted_at),
             },
@@ -1292,8 +1293,8 @@ impl Line {
                 granted_at,
             } => Record::Consent(ConsentRecord {
                 tenant: tenant(&tenant_id)?,
-                user_id,
-                client_id,
+                user_id: UserId::parse(&user_id).map_err(|_| "consent user id")?,
+                client_id: ClientId::parse(&client_id).ok_or("consent client id")?,
                 scopes: list(scopes, "consent scopes")?,
                 granted_at: at(granted_at),
             }),
@@ -1840,8 +1841,8 @@ macro_rules! impl_transfer {
                     );
                     q.push_values(each!(Consent), |mut b, c: &$crate::ConsentRecord| {
                         b.push_bind(c.tenant.as_str().to_owned())
-                            .push_bind(c.user_id.clone())
-                            .push_bind(c.client_id.clone())
+                            .push_bind(c.user_id.as_str().to_owned())
+                            .push_bind(c.client_id.as_str().to_owned())
                             .push_bind(c.scopes.join(" "))
                             .push_bind(c.granted_at.as_millis());
                     });

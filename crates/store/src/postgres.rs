@@ -226,7 +226,7 @@ impl PgStore {
                 RotateOutcome::NotFound
             });
         };
-        if family != successor.family_id {
+        if family != successor.family_id.as_str() {
             tx.rollback().await?;
             return Err(StoreError::Corrupt(format!(
                 "successor of a token of family {family} names family {}",

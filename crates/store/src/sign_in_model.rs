@@ -2,12 +2,20 @@
 //! tokens, consents. Secrets never appear here: session cookies, codes and refresh tokens are
 //! SHA-256 digests.
 //!
+//! Ids are core's typed ids ([`UserId`], [`ClientId`], [`SessionId`], [`FamilyId`]), stored as
+//! their text and parsed once, when a row is read: a stored id that does not parse is the
+//! store's [`crate::StoreError::Corrupt`], so no caller re-checks them.
+//!
 //! Users are referenced by their text id (`usr_...`) and tenant with no foreign key: deleting a
 //! user must go through the service, which revokes the user's sessions and families (writing the
 //! revocation entries verifiers need), never through a silent cascade.
 
+use portcullis_core::client::ClientId;
+use portcullis_core::refresh::FamilyId;
+use portcullis_core::session::SessionId;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
+use portcullis_core::user::UserId;
 
 /// A sign-in session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,9 +23,9 @@ pub struct SessionRecord {
     /// SHA-256 of the cookie secret.
     pub digest: Vec<u8>,
     /// The public `sid`.
-    pub id: String,
+    pub id: SessionId,
     pub tenant: TenantId,
-    pub user_id: String,
+    pub user_id: UserId,
     pub auth_time: Timestamp,
     pub amr: Vec<String>,
     pub acr: Option<String>,
@@ -36,7 +44,7 @@ pub struct CodeIssuance {
     /// When the latest of those access tokens expires (the revocation entries may go then).
     pub tokens_expire_at: Timestamp,
     /// The refresh-token family started, if any.
-    pub family_id: Option<String>,
+    pub family_id: Option<FamilyId>,
 }
 
 /// An authorization code and everything it is bound to.
@@ -45,14 +53,14 @@ pub struct AuthCodeRecord {
     /// SHA-256 of the code.
     pub digest: Vec<u8>,
     pub tenant: TenantId,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub redirect_uri: String,
     /// The S256 PKCE challenge.
     pub code_challenge: String,
     pub nonce: Option<String>,
     pub scope: Vec<String>,
-    pub user_id: String,
-    pub sid: String,
+    pub user_id: UserId,
+    pub sid: SessionId,
     pub auth_time: Timestamp,
     pub acr: Option<String>,
     pub amr: Vec<String>,
@@ -82,12 +90,12 @@ pub enum CodeConsumption {
 /// A refresh-token family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshFamilyRecord {
-    pub id: String,
+    pub id: FamilyId,
     pub tenant: TenantId,
-    pub client_id: String,
-    pub user_id: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
     /// The session it was issued under.
-    pub sid: Option<String>,
+    pub sid: Option<SessionId>,
     pub scope: Vec<String>,
     pub auth_time: Timestamp,
     pub acr: Option<String>,
@@ -110,7 +118,7 @@ pub struct RefreshFamilyRecord {
 pub struct RefreshTokenRecord {
     /// SHA-256 of the token.
     pub digest: Vec<u8>,
-    pub family_id: String,
+    pub family_id: FamilyId,
     /// 0 for the first token of the family, +1 per rotation.
     pub generation: i64,
     pub created_at: Timestamp,
@@ -147,8 +155,8 @@ pub enum RotateOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRecord {
     pub tenant: TenantId,
-    pub user_id: String,
-    pub client_id: String,
+    pub user_id: UserId,
+    pub client_id: ClientId,
     pub scopes: Vec<String>,
     pub granted_at: Timestamp,
 }
@@ -170,7 +178,7 @@ pub struct BrandingRecord {
 pub struct PushedRequestRecord {
     pub digest: Vec<u8>,
     pub tenant: TenantId,
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The authorization request's parameters as pushed (client authentication removed), a
     /// JSON array of `[name, value]` pairs.
     pub params: String,

@@ -38,6 +38,26 @@ macro_rules! impl_sql_store {
             TenantId::parse(&s).map_err(|_| corrupt("tenant id", &s))
         }
 
+        // Core's typed ids as sign-in state stores them: parsed once here, so a stored id that
+        // does not parse is a corrupt row, never a caller's problem.
+
+        fn stored_user_id(s: String) -> Result<portcullis_core::user::UserId> {
+            portcullis_core::user::UserId::parse(&s).map_err(|_| corrupt("user id", &s))
+        }
+
+        fn stored_client_id(s: String) -> Result<portcullis_core::client::ClientId> {
+            portcullis_core::client::ClientId::parse(&s).ok_or_else(|| corrupt("client id", &s))
+        }
+
+        fn stored_session_id(s: String) -> Result<portcullis_core::session::SessionId> {
+            portcullis_core::session::SessionId::parse(&s).ok_or_else(|| corrupt("session id", &s))
+        }
+
+        fn stored_family_id(s: String) -> Result<portcullis_core::refresh::FamilyId> {
+            portcullis_core::refresh::FamilyId::parse(&s)
+                .ok_or_else(|| corrupt("refresh-token family id", &s))
+        }
+
         /// The one single-use rule for presented ids (client-assertion, DPoP-proof and
         /// subject-token `jti`s): an id is recorded once per scope (`scope_column`: the client,
         /// the proof key, the issuer) until it expires, and may come back only after its own

@@ -11,7 +11,7 @@ macro_rules! impl_pushed_request_store {
             Ok($crate::PushedRequestRecord {
                 digest: row.try_get("digest")?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
-                client_id: row.try_get("client_id")?,
+                client_id: stored_client_id(row.try_get("client_id")?)?,
                 params: row.try_get("params")?,
                 created_at: Timestamp::from_millis(row.try_get("created_at")?),
                 expires_at: Timestamp::from_millis(row.try_get("expires_at")?),
@@ -30,7 +30,7 @@ macro_rules! impl_pushed_request_store {
                 )
                 .bind(&r.digest)
                 .bind(r.tenant.as_str())
-                .bind(&r.client_id)
+                .bind(r.client_id.as_str())
                 .bind(&r.params)
                 .bind(r.created_at.as_millis())
                 .bind(r.expires_at.as_millis())

@@ -13,13 +13,15 @@
 macro_rules! impl_sign_in_store {
     ($store:ty, $row:ty) => {
         use $crate::sign_in_model::*;
+        use portcullis_core::refresh::FamilyId;
+        use portcullis_core::session::SessionId;
 
         fn session_from_row(row: &$row) -> Result<SessionRecord> {
             Ok(SessionRecord {
                 digest: row.try_get("digest")?,
-                id: row.try_get("id")?,
+                id: stored_session_id(row.try_get("id")?)?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
-                user_id: row.try_get("user_id")?,
+                user_id: stored_user_id(row.try_get("user_id")?)?,
                 auth_time: Timestamp::from_millis(row.try_get("auth_time")?),
                 amr: list_col(row.try_get("amr")?),
                 acr: row.try_get("acr")?,
@@ -38,20 +40,23 @@ macro_rules! impl_sign_in_store {
                 (Some(jtis), Some(until)) => Some(CodeIssuance {
                     jtis: list_col(jtis),
                     tokens_expire_at: Timestamp::from_millis(until),
-                    family_id: row.try_get("issued_family_id")?,
+                    family_id: row
+                        .try_get::<Option<String>, _>("issued_family_id")?
+                        .map(stored_family_id)
+                        .transpose()?,
                 }),
                 _ => None,
             };
             Ok(AuthCodeRecord {
                 digest: row.try_get("digest")?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
-                client_id: row.try_get("client_id")?,
+                client_id: stored_client_id(row.try_get("client_id")?)?,
                 redirect_uri: row.try_get("redirect_uri")?,
                 code_challenge: row.try_get("code_challenge")?,
                 nonce: row.try_get("nonce")?,
                 scope: list_col(row.try_get("scope")?),
-                user_id: row.try_get("user_id")?,
-                sid: row.try_get("sid")?,
+                user_id: stored_user_id(row.try_get("user_id")?)?,
+                sid: stored_session_id(row.try_get("sid")?)?,
                 auth_time: Timestamp::from_millis(row.try_get("auth_time")?),
                 acr: row.try_get("acr")?,
                 amr: list_col(row.try_get("amr")?),
@@ -65,11 +70,14 @@ macro_rules! impl_sign_in_store {
 
         fn family_from_row(row: &$row) -> Result<RefreshFamilyRecord> {
             Ok(RefreshFamilyRecord {
-                id: row.try_get("id")?,
+                id: stored_family_id(row.try_get("id")?)?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
-                client_id: row.try_get("client_id")?,
-                user_id: row.try_get("user_id")?,
-                sid: row.try_get("sid")?,
+                client_id: stored_client_id(row.try_get("client_id")?)?,
+                user_id: stored_user_id(row.try_get("user_id")?)?,
+                sid: row
+                    .try_get::<Option<String>, _>("sid")?
+                    .map(stored_session_id)
+                    .transpose()?,
                 scope: list_col(row.try_get("scope")?),
                 auth_time: Timestamp::from_millis(row.try_get("auth_time")?),
                 acr: row.try_get("acr")?,
@@ -87,8 +95,8 @@ macro_rules! impl_sign_in_store {
         fn consent_from_row(row: &$row) -> Result<ConsentRecord> {
             Ok(ConsentRecord {
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
-                user_id: row.try_get("user_id")?,
-                client_id: row.try_get("client_id")?,
+                user_id: stored_user_id(row.try_get("user_id")?)?,
+                client_id: stored_client_id(row.try_get("client_id")?)?,
                 scopes: list_col(row.try_get("scopes")?),
                 granted_at: Timestamp::from_millis(row.try_get("granted_at")?),
             })
@@ -210,9 +218,9 @@ macro_rules! impl_sign_in_store {
                      revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&s.digest)
-                .bind(&s.id)
+                .bind(s.id.as_str())
                 .bind(s.tenant.as_str())
-                .bind(&s.user_id)
+                .bind(s.user_id.as_str())
                 .bind(s.auth_time.as_millis())
                 .bind(s.amr.join(" "))
                 .bind(&s.acr)
@@ -407,13 +415,13 @@ macro_rules! impl_sign_in_store {
                 )
                 .bind(&c.digest)
                 .bind(c.tenant.as_str())
-                .bind(&c.client_id)
+                .bind(c.client_id.as_str())
                 .bind(&c.redirect_uri)
                 .bind(&c.code_challenge)
                 .bind(&c.nonce)
                 .bind(c.scope.join(" "))
-                .bind(&c.user_id)
-                .bind(&c.sid)
+                .bind(c.user_id.as_str())
+                .bind(c.sid.as_str())
                 .bind(c.auth_time.as_millis())
                 .bind(&c.acr)
                 .bind(c.amr.join(" "))
@@ -490,7 +498,7 @@ macro_rules! impl_sign_in_store {
                 )
                 .bind(issued.jtis.join(" "))
                 .bind(issued.tokens_expire_at.as_millis())
-                .bind(&issued.family_id)
+                .bind(issued.family_id.as_ref().map(FamilyId::as_str))
                 .bind(digest)
                 .fetch_optional(self.group.pool())
                 .await?;
@@ -529,7 +537,7 @@ macro_rules! impl_sign_in_store {
                  rotated_at, successor_digest) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&t.digest)
-            .bind(&t.family_id)
+            .bind(t.family_id.as_str())
             .bind(t.generation)
             .bind(t.created_at.as_millis())
             .bind(t.rotated_at.map(Timestamp::as_millis))
@@ -554,11 +562,11 @@ macro_rules! impl_sign_in_store {
                      absolute_expires_at, revoked_at, revoked_reason, dpop_jkt, cert_x5t) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 )
-                .bind(&f.id)
+                .bind(f.id.as_str())
                 .bind(f.tenant.as_str())
-                .bind(&f.client_id)
-                .bind(&f.user_id)
-                .bind(&f.sid)
+                .bind(f.client_id.as_str())
+                .bind(f.user_id.as_str())
+                .bind(f.sid.as_ref().map(SessionId::as_str))
                 .bind(f.scope.join(" "))
                 .bind(f.auth_time.as_millis())
                 .bind(&f.acr)
@@ -686,8 +694,8 @@ macro_rules! impl_sign_in_store {
                      scopes = excluded.scopes, granted_at = excluded.granted_at",
                 )
                 .bind(c.tenant.as_str())
-                .bind(&c.user_id)
-                .bind(&c.client_id)
+                .bind(c.user_id.as_str())
+                .bind(c.client_id.as_str())
                 .bind(c.scopes.join(" "))
                 .bind(c.granted_at.as_millis())
                 .execute(&self.pool)

@@ -267,7 +267,7 @@ impl SqliteStore {
             .bind(successor.created_at.as_millis())
             .bind(&successor.digest)
             .bind(presented)
-            .bind(&successor.family_id)
+            .bind(successor.family_id.as_str())
             .bind(successor.generation)
             .bind(idle_expires_at.map(Timestamp::as_millis))
             .fetch_all(&mut *tx)
@@ -287,7 +287,7 @@ impl SqliteStore {
             return Ok(RotateOutcome::NotFound);
         };
         let family: String = row.try_get("family_id")?;
-        if family != successor.family_id {
+        if family != successor.family_id.as_str() {
             return Err(StoreError::Corrupt(format!(
                 "successor of a token of family {family} names family {}",
                 successor.family_id

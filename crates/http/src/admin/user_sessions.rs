@@ -40,8 +40,8 @@ pub struct SessionView {
 impl From<SessionRecord> for SessionView {
     fn from(s: SessionRecord) -> Self {
         Self {
-            sid: s.id,
-            user_id: s.user_id,
+            sid: s.id.to_string(),
+            user_id: s.user_id.to_string(),
             auth_time: rfc3339(s.auth_time),
             amr: s.amr,
             acr: s.acr,
@@ -118,13 +118,13 @@ pub async fn end_session(
         .store
         .get_session_by_id(&admin.tenant, &sid)
         .await?
-        .filter(|s| s.user_id == user && s.revoked_at.is_none())
+        .filter(|s| s.user_id.as_str() == user && s.revoked_at.is_none())
         .ok_or_else(ApiError::not_found)?;
     let ended = state
         .sign_in
         .revoke_session(
             &admin.tenant,
-            &session.id,
+            session.id.as_str(),
             "admin",
             admin.principal.actor(),
             &admin.origin,

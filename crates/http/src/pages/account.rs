@@ -630,11 +630,11 @@ async fn account_page(
         for c in consents {
             let name = state
                 .store
-                .get_tenant_client(&ctx.tenant, &c.client_id)
+                .get_tenant_client(&ctx.tenant, c.client_id.as_str())
                 .await?
-                .map_or_else(|| c.client_id.clone(), |cl| cl.name);
+                .map_or_else(|| c.client_id.to_string(), |cl| cl.name);
             rows.push(ConsentRow {
-                client_id: c.client_id,
+                client_id: c.client_id.to_string(),
                 client_name: name,
                 scopes: c.scopes.join(" "),
             });
@@ -653,7 +653,7 @@ async fn account_page(
             current: s.id == session.id,
             signed_in: minutes(rfc3339(s.auth_time)),
             last_seen: minutes(rfc3339(s.last_seen_at)),
-            sid: s.id,
+            sid: s.id.to_string(),
         })
         .collect();
     let csrf = Csrf::for_page(&parts.headers, ctx.cookies, &ctx.tenant);
@@ -793,7 +793,7 @@ async fn end_session_post(
     let a = ctx.text.account;
     let sid = form.get("sid").unwrap_or("");
     match ctx.account.end_session(&session, sid, &ctx.origin).await {
-        Ok(()) if sid == session.id => {
+        Ok(()) if sid == session.id.as_str() => {
             let mut res = ctx.notice(StatusCode::OK, a.signed_out_title, a.signed_out_text, None);
             add_cookie(
                 &mut res,

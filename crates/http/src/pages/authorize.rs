@@ -230,7 +230,7 @@ async fn sign_in_post(State(state): State<SignInPages>, parts: Parts, body: Stri
                 .create_session(
                     NewSession {
                         tenant: flow.req.tenant.clone(),
-                        user_id: user.id.as_str().to_owned(),
+                        user_id: user.id.clone(),
                         amr: vec!["pwd".to_owned()],
                         acr: None,
                     },
@@ -336,7 +336,7 @@ async fn consent_post(State(state): State<SignInPages>, parts: Parts, body: Stri
                 .store
                 .get_consent(
                     &flow.req.tenant,
-                    &session.user_id,
+                    session.user_id.as_str(),
                     flow.req.client_id.as_str(),
                 )
                 .await
@@ -353,7 +353,7 @@ async fn consent_post(State(state): State<SignInPages>, parts: Parts, body: Stri
             let record = ConsentRecord {
                 tenant: flow.req.tenant.clone(),
                 user_id: session.user_id.clone(),
-                client_id: flow.req.client_id.as_str().to_owned(),
+                client_id: flow.req.client_id.clone(),
                 scopes: granted,
                 granted_at: state.clock.now(),
             };
@@ -591,7 +591,7 @@ async fn after_sign_in(
             .store
             .get_consent(
                 &flow.req.tenant,
-                &session.user_id,
+                session.user_id.as_str(),
                 flow.req.client_id.as_str(),
             )
             .await
@@ -617,16 +617,7 @@ async fn after_sign_in(
     };
     let user = match state
         .store
-        .get_user(
-            &flow.req.tenant,
-            &match portcullis_core::user::UserId::parse(&session.user_id) {
-                Ok(id) => id,
-                Err(_) => {
-                    return server_error(state, flow, "stored session names a malformed user id")
-                        .await
-                }
-            },
-        )
+        .get_user(&flow.req.tenant, &session.user_id)
         .await
     {
         Ok(Some(u)) => u.username.as_str().to_owned(),
@@ -673,7 +664,7 @@ async fn issue(state: &SignInPages, flow: &Flow, session: &SessionRecord) -> Res
     let code = state
         .sign_in
         .issue_code(CodeRequest {
-            client_id: flow.req.client_id.as_str(),
+            client_id: &flow.req.client_id,
             redirect_uri: &flow.req.target.redirect_uri,
             code_challenge: flow.req.code_challenge.as_str(),
             nonce: flow.req.nonce.as_deref(),

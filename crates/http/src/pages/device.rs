@@ -375,13 +375,14 @@ async fn confirm_page(
             "no CSRF binding for a signed-in browser",
         );
     };
-    let user = match portcullis_core::user::UserId::parse(&session.user_id) {
-        Ok(id) => match state.store.get_user(&found.device.tenant, &id).await {
-            Ok(Some(u)) => u.username.as_str().to_owned(),
-            Ok(None) => String::new(),
-            Err(e) => return server_error(&found.chrome, ctx.text, &e.to_string()),
-        },
-        Err(_) => String::new(),
+    let user = match state
+        .store
+        .get_user(&found.device.tenant, &session.user_id)
+        .await
+    {
+        Ok(Some(u)) => u.username.as_str().to_owned(),
+        Ok(None) => String::new(),
+        Err(e) => return server_error(&found.chrome, ctx.text, &e.to_string()),
     };
     let token = csrf.token(state, "device_decide");
     render(
@@ -438,7 +439,7 @@ async fn sign_in_post(State(state): State<SignInPages>, parts: Parts, body: Stri
                 .create_session(
                     NewSession {
                         tenant: tenant.clone(),
-                        user_id: user.id.as_str().to_owned(),
+                        user_id: user.id.clone(),
                         amr: vec!["pwd".to_owned()],
                         acr: None,
                     },

@@ -196,7 +196,10 @@ async fn logout(
     };
     let matched = match &hint {
         None => HintMatch::Missing,
-        Some(h) if h.sid.as_deref() == Some(session.id.as_str()) && h.sub == session.user_id => {
+        Some(h)
+            if h.sid.as_deref() == Some(session.id.as_str())
+                && h.sub == session.user_id.as_str() =>
+        {
             HintMatch::SameSession
         }
         Some(_) => HintMatch::OtherSession,
@@ -246,7 +249,7 @@ async fn logout(
         .sign_in
         .revoke_session(
             &tenant,
-            &session.id,
+            session.id.as_str(),
             "rp_logout",
             Actor::anonymous(),
             &origin,

@@ -198,7 +198,7 @@ impl App {
             .create_session(
                 NewSession {
                     tenant: TenantId::parse("acme").expect("tenant"),
-                    user_id: user.to_owned(),
+                    user_id: portcullis_core::user::UserId::parse(user).expect("user id"),
                     amr: vec!["pwd".into()],
                     acr: None,
                 },
@@ -222,7 +222,7 @@ impl App {
             .await
             .expect("sessions")
             .into_iter()
-            .map(|s| s.id)
+            .map(|s| s.id.to_string())
             .collect();
         sids.sort();
         sids
@@ -622,8 +622,8 @@ async fn the_account_page_changes_the_password_ends_sessions_and_revokes_consent
         .store
         .put_consent(&ConsentRecord {
             tenant: tenant.clone(),
-            user_id: id.clone(),
-            client_id: "shop-web".into(),
+            user_id: portcullis_core::user::UserId::parse(&id).expect("user id"),
+            client_id: portcullis_core::client::ClientId::parse("shop-web").expect("client id"),
             scopes: vec!["openid".into(), "profile".into()],
             granted_at: app.clock.now(),
         })

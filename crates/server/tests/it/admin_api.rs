@@ -2309,9 +2309,10 @@ async fn disabling_or_deleting_a_user_revokes_its_sessions_through_the_log() {
         app.store
             .insert_session(&SessionRecord {
                 digest: vec![i as u8; 32],
-                id: format!("sid-{i}"),
+                id: portcullis_core::session::SessionId::parse(&format!("ses_{i:026}"))
+                    .expect("sid"),
                 tenant: tid("acme"),
-                user_id: user.clone(),
+                user_id: portcullis_core::user::UserId::parse(user).expect("user id"),
                 auth_time: now,
                 amr: vec!["pwd".into()],
                 acr: None,
@@ -2344,7 +2345,7 @@ async fn disabling_or_deleting_a_user_revokes_its_sessions_through_the_log() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let log = app.store.revocations_after(0, 1_000).await.expect("log");
     for (i, revoked) in [(0, true), (1, true), (2, false)] {
-        let sid = format!("sid-{i}");
+        let sid = format!("ses_{i:026}");
         let session = app
             .store
             .get_session_by_id(&tid("acme"), &sid)

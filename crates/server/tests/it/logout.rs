@@ -30,6 +30,8 @@ use tower::ServiceExt;
 
 const BYE: &str = "https://app.example/bye";
 const OTHER_BYE: &str = "https://other.example/bye";
+const USER_1: &str = "usr_01aaaaaaaaaaaaaaaaaaaaaaaa";
+const USER_2: &str = "usr_01bbbbbbbbbbbbbbbbbbbbbbbb";
 
 struct App {
     router: Router,
@@ -126,7 +128,7 @@ impl App {
             .create_session(
                 NewSession {
                     tenant: tid("acme"),
-                    user_id: user.into(),
+                    user_id: portcullis_core::user::UserId::parse(user).expect("user id"),
                     amr: vec!["pwd".into()],
                     acr: None,
                 },
@@ -240,7 +242,7 @@ impl App {
             tenant: &tenant,
             jti: "jti-1",
             client_id: Some("cl_web"),
-            subject: "usr_1",
+            subject: USER_1,
             kid: "kid-1",
             family: None,
             sid: Some(sid),
@@ -272,10 +274,10 @@ fn cleared(a: &Answer) -> bool {
 #[tokio::test]
 async fn a_hint_for_this_session_signs_out_and_redirects_with_state() {
     let app = App::new().await;
-    let (cookie, sid) = app.session("usr_1").await;
+    let (cookie, sid) = app.session(USER_1).await;
     let issued = app.clock.now();
     assert!(!app.token_with_sid_refused(&sid, issued).await);
-    let hint = app.id_token(app.claims("usr_1", "cl_web", &sid), None);
+    let hint = app.id_token(app.claims(USER_1, "cl_web", &sid), None);
     app.clock.advance(std::time::Duration::from_secs(1));
     let a = app
         .get(
@@ -309,8 +311,8 @@ async fn a_hint_for_this_session_signs_out_and_redirects_with_state() {
 #[tokio::test]
 async fn an_expired_hint_is_accepted_and_post_works_too() {
     let app = App::new().await;
-    let (cookie, sid) = app.session("usr_1").await;
-    let mut claims = app.claims("usr_1", "cl_web", &sid);
+    let (cookie, sid) = app.session(USER_1).await;
+    let mut claims = app.claims(USER_1, "cl_web", &sid);
     let now = app.clock.now().as_secs();
     claims["iat"] = json!(now - 7_200);
     claims["exp"] = json!(now - 3_600);
@@ -339,8 +341,8 @@ async fn open_redirect_attempts_show_the_signed_out_page() {
         "http://app.example/bye",
         OTHER_BYE,
     ] {
-        let (cookie, sid) = app.session("usr_1").await;
-        let hint = app.id_token(app.claims("usr_1", "cl_web", &sid), None);
+        let (cookie, sid) = app.session(USER_1).await;
+        let hint = app.id_token(app.claims(USER_1, "cl_web", &sid), None);
         let a = app
             .get(
                 &[
@@ -358,7 +360,7 @@ async fn open_redirect_attempts_show_the_signed_out_page() {
         assert!(!app.active(&cookie).await, "{bad}");
     }
     // Another client's URI through client_id: still no redirect.
-    let (cookie, _) = app.session("usr_1").await;
+    let (cookie, _) = app.session(USER_1).await;
     let a = app
         .get(
             &[
@@ -375,16 +377,13 @@ async fn open_redirect_attempts_show_the_signed_out_page() {
 #[tokio::test]
 async fn forged_and_foreign_hints_are_refused_and_change_nothing() {
     let app = App::new().await;
-    let (cookie, sid) = app.session("usr_1").await;
+    let (cookie, sid) = app.session(USER_1).await;
     let (other_key, _) = portcullis_service::keys::generate(SigningAlgorithm::ES256).expect("key");
-    let forged = app.id_token(
-        app.claims("usr_1", "cl_web", &sid),
-        Some(other_key.expose()),
-    );
-    let mut foreign_claims = app.claims("usr_1", "cl_web", &sid);
+    let forged = app.id_token(app.claims(USER_1, "cl_web", &sid), Some(other_key.expose()));
+    let mut foreign_claims = app.claims(USER_1, "cl_web", &sid);
     foreign_claims["iss"] = json!("https://other-issuer.example");
     let foreign = app.id_token(foreign_claims, None);
-    let mismatched = app.id_token(app.claims("usr_1", "cl_web", &sid), None);
+    let mismatched = app.id_token(app.claims(USER_1, "cl_web", &sid), None);
     for (hint, extra) in [
         (forged.as_str(), None),
         (foreign.as_str(), None),
@@ -417,10 +416,10 @@ async fn forged_and_foreign_hints_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn without_a_matching_hint_the_user_confirms_with_a_csrf_token() {
     let app = App::new().await;
-    let (cookie, sid) = app.session("usr_1").await;
-    let (_, other_sid) = app.session("usr_2").await;
+    let (cookie, sid) = app.session(USER_1).await;
+    let (_, other_sid) = app.session(USER_2).await;
     // A hint for another session asks too.
-    let other_hint = app.id_token(app.claims("usr_2", "cl_web", &other_sid), None);
+    let other_hint = app.id_token(app.claims(USER_2, "cl_web", &other_sid), None);
     for pairs in [
         vec![
             ("client_id", "cl_web"),

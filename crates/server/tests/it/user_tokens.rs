@@ -178,7 +178,7 @@ impl App {
             .create_session(
                 NewSession {
                     tenant: TenantId::parse("acme").expect("tenant"),
-                    user_id: self.user.as_str().to_owned(),
+                    user_id: self.user.clone(),
                     amr: vec!["pwd".into()],
                     acr: None,
                 },
@@ -195,7 +195,8 @@ impl App {
         self.state
             .sign_in
             .issue_code(CodeRequest {
-                client_id: &client.id,
+                client_id: &portcullis_core::client::ClientId::parse(&client.id)
+                    .expect("client id"),
                 redirect_uri: REDIRECT,
                 code_challenge: &portcullis_core::auth_code::s256_challenge(VERIFIER),
                 nonce: Some("n-0S6_WzA2Mj"),
@@ -393,7 +394,7 @@ async fn a_code_redeems_once_for_tokens_an_independent_library_accepts() {
         ("aud", json!(spa.id)),
         ("azp", json!(spa.id)),
         ("nonce", json!("n-0S6_WzA2Mj")),
-        ("sid", json!(session.record.id)),
+        ("sid", json!(session.record.id.as_str())),
         ("amr", json!(["pwd"])),
         ("auth_time", json!(session.record.auth_time.as_secs())),
     ] {
@@ -745,7 +746,7 @@ async fn codes_are_bound_to_client_redirect_uri_and_verifier() {
         .sign_in
         .revoke_session(
             &session.record.tenant,
-            &session.record.id,
+            session.record.id.as_str(),
             "test",
             Actor::system(),
             &RequestOrigin::default(),
@@ -1041,7 +1042,7 @@ async fn userinfo_refuses_per_rfc_6750() {
         .sign_in
         .revoke_session(
             &tenant,
-            &session.record.id,
+            session.record.id.as_str(),
             "test",
             Actor::system(),
             &RequestOrigin::default(),
@@ -1684,7 +1685,7 @@ mod dpop {
             .state
             .sign_in
             .issue_code(CodeRequest {
-                client_id: &spa.id,
+                client_id: &portcullis_core::client::ClientId::parse(&spa.id).expect("client id"),
                 redirect_uri: REDIRECT,
                 code_challenge: &portcullis_core::auth_code::s256_challenge(VERIFIER),
                 nonce: None,

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use portcullis_core::audit::{Action, Actor, Outcome};
 use portcullis_core::auth_code::s256_challenge;
-use portcullis_core::client::{ApplicationType, ClientType};
+use portcullis_core::client::{ApplicationType, ClientId, ClientType};
 use portcullis_core::signing::SigningAlgorithm;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
+use portcullis_core::user::UserId;
 use portcullis_jose::profile::logout_token;
 use portcullis_jose::Alg;
 use portcullis_store::{ClientStatus, NewTenant, OAuthClient, SqliteStore, Store};
@@ -27,6 +28,8 @@ use crate::sign_in::{
 const ISSUER: &str = "https://auth.test";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const REDIRECT: &str = "https://app.example/cb";
+const USER_1: &str = "usr_01aaaaaaaaaaaaaaaaaaaaaaaa";
+const USER_2: &str = "usr_01bbbbbbbbbbbbbbbbbbbbbbbb";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -257,7 +260,7 @@ impl Fixture {
             .create_session(
                 NewSession {
                     tenant: tid("acme"),
-                    user_id: user.into(),
+                    user_id: UserId::parse(user).expect("user id"),
                     amr: vec!["pwd".into()],
                     acr: None,
                 },
@@ -275,7 +278,7 @@ impl Fixture {
         let code = self
             .sign_in
             .issue_code(CodeRequest {
-                client_id: client,
+                client_id: &ClientId::parse(client).expect("client id"),
                 redirect_uri: REDIRECT,
                 code_challenge: &challenge,
                 nonce: None,
@@ -363,8 +366,8 @@ async fn each_client_of_the_ended_session_is_told_once_and_no_one_else() {
     f.client("cl_a", Some(format!("{}/a", rx.base))).await;
     f.client("cl_b", Some(format!("{}/b", rx.base))).await;
     f.client("cl_none", None).await;
-    let ours = f.session("usr_1").await;
-    let theirs = f.session("usr_2").await;
+    let ours = f.session(USER_1).await;
+    let theirs = f.session(USER_2).await;
     for c in ["cl_a", "cl_b", "cl_none"] {
         f.redeem(&ours, c).await;
     }
@@ -388,7 +391,7 @@ async fn each_client_of_the_ended_session_is_told_once_and_no_one_else() {
         let client = if r.path == "/a" { "cl_a" } else { "cl_b" };
         let v = f.verify(r, client);
         assert_eq!(v.sid.as_deref(), Some(ours.sid.as_str()));
-        assert_eq!(v.sub.as_deref(), Some("usr_1"));
+        assert_eq!(v.sub.as_deref(), Some(USER_1));
     }
     let mut paths: Vec<_> = got.iter().map(|r| r.path.clone()).collect();
     paths.sort();
@@ -436,7 +439,7 @@ async fn a_failed_delivery_is_retried_after_the_backoff() {
     let f = fixture().await;
     let rx = receiver(vec![500, 200]).await;
     f.client("cl_a", Some(format!("{}/a", rx.base))).await;
-    let s = f.session("usr_1").await;
+    let s = f.session(USER_1).await;
     f.redeem(&s, "cl_a").await;
     f.end(&s).await;
     let first = f.backchannel.run_due().await.expect("pass");
@@ -461,7 +464,7 @@ async fn a_delivery_is_given_up_after_the_last_attempt_with_an_audit_event() {
     let mut f = fixture().await;
     let rx = receiver(vec![500]).await;
     f.client("cl_a", Some(format!("{}/a", rx.base))).await;
-    let s = f.session("usr_1").await;
+    let s = f.session(USER_1).await;
     f.redeem(&s, "cl_a").await;
     f.end(&s).await;
     let mut reports = Vec::new();
@@ -495,7 +498,7 @@ async fn an_unreachable_receiver_and_a_removed_uri_are_handled() {
     };
     f.client("cl_a", Some(format!("http://{closed}/a"))).await;
     f.client("cl_b", Some("http://127.0.0.1:1/b".into())).await;
-    let s = f.session("usr_1").await;
+    let s = f.session(USER_1).await;
     f.redeem(&s, "cl_a").await;
     f.redeem(&s, "cl_b").await;
     // cl_b removes its URI after the session began.
@@ -518,9 +521,9 @@ async fn signing_a_user_out_everywhere_tells_the_clients_of_every_session() {
     let f = fixture().await;
     let rx = receiver(vec![200]).await;
     f.client("cl_a", Some(format!("{}/a", rx.base))).await;
-    let one = f.session("usr_1").await;
-    let two = f.session("usr_1").await;
-    let other = f.session("usr_2").await;
+    let one = f.session(USER_1).await;
+    let two = f.session(USER_1).await;
+    let other = f.session(USER_2).await;
     for s in [&one, &two, &other] {
         f.redeem(s, "cl_a").await;
     }
@@ -528,7 +531,7 @@ async fn signing_a_user_out_everywhere_tells_the_clients_of_every_session() {
         .sign_in
         .revoke_user_sessions(
             &tid("acme"),
-            "usr_1",
+            USER_1,
             "user_disabled",
             Actor::system(),
             &RequestOrigin::default(),

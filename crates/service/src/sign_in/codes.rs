@@ -6,6 +6,8 @@
 
 use portcullis_core::audit::{Action, Actor, Outcome};
 use portcullis_core::auth_code::{self, AuthCode, CodeBinding, Redemption};
+use portcullis_core::client::ClientId;
+use portcullis_core::refresh::FamilyId;
 use portcullis_core::revocation::RevocationKind;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
@@ -20,7 +22,7 @@ use crate::audit::RequestOrigin;
 /// What the authorization endpoint binds a code to (after it validated the request).
 #[derive(Debug, Clone)]
 pub struct CodeRequest<'a> {
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     /// Exactly as the authorization request named it (and the client registered it).
     pub redirect_uri: &'a str,
     /// The S256 challenge (the endpoint refuses `plain` and a missing challenge).
@@ -62,7 +64,7 @@ impl SignIn {
         let record = AuthCodeRecord {
             digest: code.digest().to_vec(),
             tenant: s.tenant.clone(),
-            client_id: req.client_id.to_owned(),
+            client_id: req.client_id.clone(),
             redirect_uri: req.redirect_uri.to_owned(),
             code_challenge: req.code_challenge.to_owned(),
             nonce: req.nonce.map(str::to_owned),
@@ -103,7 +105,7 @@ impl SignIn {
         }
         let binding = CodeBinding {
             tenant: &stored.tenant,
-            client_id: &stored.client_id,
+            client_id: stored.client_id.as_str(),
             redirect_uri: &stored.redirect_uri,
             code_challenge: &stored.code_challenge,
             expires_at: stored.expires_at,
@@ -128,7 +130,12 @@ impl SignIn {
         // code is consumed, so a redemption never issues tokens unrecorded (a record for a
         // redemption that then fails costs at most one needless logout notification).
         self.store
-            .record_session_client(&stored.tenant, &stored.sid, &stored.client_id, now)
+            .record_session_client(
+                &stored.tenant,
+                stored.sid.as_str(),
+                stored.client_id.as_str(),
+                now,
+            )
             .await?;
         match self.store.consume_code(&digest, now).await? {
             CodeConsumption::Redeemed(record) => Ok(RedeemedCode { record }),
@@ -147,7 +154,7 @@ impl SignIn {
         redeemed: &RedeemedCode,
         jtis: Vec<String>,
         tokens_expire_at: Timestamp,
-        family_id: Option<String>,
+        family_id: Option<FamilyId>,
     ) -> Result<()> {
         let issued = CodeIssuance {
             jtis,
@@ -190,7 +197,7 @@ impl SignIn {
             Action::OAuthCodeReplay,
             Outcome::Failure,
             Some("code_replayed"),
-            Some(first.client_id.clone()),
+            Some(first.client_id.to_string()),
             origin,
         );
         Err(SignInError::Invalid("code_replayed"))
@@ -220,7 +227,7 @@ impl SignIn {
                 .await?;
         }
         if let Some(family) = &issued.family_id {
-            self.revoke_family(tenant, family, "code_replayed", origin)
+            self.revoke_family(tenant, family.as_str(), "code_replayed", origin)
                 .await?;
         }
         Ok(())

@@ -5,11 +5,13 @@
 //! module), and a replay after it revokes the family with a `family` revocation entry.
 
 use portcullis_core::audit::{Action, Actor, Outcome};
+use portcullis_core::client::ClientId;
 use portcullis_core::credential::{Credential, CredentialKind};
-use portcullis_core::refresh::{decide, FamilyTimes, PresentedToken, RefreshDecision};
+use portcullis_core::refresh::{decide, FamilyId, FamilyTimes, PresentedToken, RefreshDecision};
+use portcullis_core::session::SessionId;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
-use portcullis_core::user::UserStatus;
+use portcullis_core::user::{UserId, UserStatus};
 use portcullis_store::{RefreshFamilyRecord, RefreshTokenRead, RefreshTokenRecord, RotateOutcome};
 use rand::rngs::OsRng;
 
@@ -20,9 +22,9 @@ use crate::audit::RequestOrigin;
 #[derive(Debug, Clone)]
 pub struct NewFamily {
     pub tenant: TenantId,
-    pub client_id: String,
-    pub user_id: String,
-    pub sid: Option<String>,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub sid: Option<SessionId>,
     pub scope: Vec<String>,
     pub auth_time: Timestamp,
     pub acr: Option<String>,
@@ -107,7 +109,7 @@ impl PresentedRefresh {
                 family,
                 user_status,
                 ..
-            } if &family.tenant == tenant && family.client_id == client_id => {
+            } if &family.tenant == tenant && family.client_id.as_str() == client_id => {
                 Some((family, *user_status))
             }
             _ => None,
@@ -135,7 +137,7 @@ impl SignIn {
         };
         let decision = self.decide(
             &family,
-            &family.client_id,
+            family.client_id.as_str(),
             token.rotated_at,
             self.clock.now(),
         );
@@ -150,7 +152,7 @@ impl SignIn {
         let now = self.clock.now();
         let times = self.config.refresh.start(now);
         let family = RefreshFamilyRecord {
-            id: format!("rtf_{}", uuid::Uuid::new_v4().simple()),
+            id: FamilyId::generate(&mut OsRng),
             tenant: new.tenant,
             client_id: new.client_id,
             user_id: new.user_id,
@@ -279,16 +281,19 @@ impl SignIn {
                     Action::OAuthRefreshRotate,
                     Outcome::Failure,
                     Some(refused.as_str()),
-                    Some(family.id.clone()),
+                    Some(family.id.to_string()),
                     origin,
                 );
                 return Err(SignInError::Invalid(refused.as_str()));
             }
         }
         let generation = token.generation + 1;
-        let successor =
-            self.keys
-                .successor(&self.config.environment, &family.id, generation, &digest);
+        let successor = self.keys.successor(
+            &self.config.environment,
+            family.id.as_str(),
+            generation,
+            &digest,
+        );
         let record = RefreshTokenRecord {
             digest: successor.digest().to_vec(),
             family_id: family.id.clone(),
@@ -314,7 +319,7 @@ impl SignIn {
                     Action::OAuthRefreshRotate,
                     Outcome::Success,
                     Some(RefreshDecision::Rotate.as_str()),
-                    Some(family.id.clone()),
+                    Some(family.id.to_string()),
                     origin,
                 );
                 let family = RefreshFamilyRecord {
@@ -391,7 +396,7 @@ impl SignIn {
         now: Timestamp,
     ) -> RefreshDecision {
         let presented = PresentedToken {
-            client_id: &family.client_id,
+            client_id: family.client_id.as_str(),
             rotated_at,
         };
         decide(
@@ -416,7 +421,7 @@ impl SignIn {
         let successor = successor_digest.and_then(|stored| {
             self.keys.matching(
                 &self.config.environment,
-                &family.id,
+                family.id.as_str(),
                 token.generation + 1,
                 &cred.digest(),
                 stored,
@@ -436,7 +441,7 @@ impl SignIn {
             Action::OAuthRefreshRotate,
             Outcome::Success,
             Some(RefreshDecision::WithinGrace.as_str()),
-            Some(family.id.clone()),
+            Some(family.id.to_string()),
             origin,
         );
         Ok(Refreshed {
@@ -461,10 +466,10 @@ impl SignIn {
             Action::OAuthRefreshReuse,
             Outcome::Failure,
             Some(RefreshDecision::ReusedAfterRotation.as_str()),
-            Some(family.id.clone()),
+            Some(family.id.to_string()),
             origin,
         );
-        self.revoke_family(&family.tenant, &family.id, "refresh_reuse", origin)
+        self.revoke_family(&family.tenant, family.id.as_str(), "refresh_reuse", origin)
             .await?;
         Err(SignInError::Invalid(
             RefreshDecision::ReusedAfterRotation.as_str(),

@@ -5,6 +5,7 @@
 use portcullis_core::audit::{Action, Actor, Outcome};
 use portcullis_core::session::{SessionId, SessionSecret, SessionState};
 use portcullis_core::tenant::TenantId;
+use portcullis_core::user::UserId;
 use portcullis_store::SessionRecord;
 use rand::rngs::OsRng;
 
@@ -15,7 +16,7 @@ use crate::audit::RequestOrigin;
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub tenant: TenantId,
-    pub user_id: String,
+    pub user_id: UserId,
     /// How the user authenticated (`pwd`, ...).
     pub amr: Vec<String>,
     pub acr: Option<String>,
@@ -43,8 +44,14 @@ impl SignIn {
         let now = self.clock.now();
         if let Some(old) = presented.and_then(SessionSecret::parse) {
             if let Some(prev) = self.store.get_session(&old.digest()).await? {
-                self.revoke_session(&prev.tenant, &prev.id, "superseded", actor.clone(), origin)
-                    .await?;
+                self.revoke_session(
+                    &prev.tenant,
+                    prev.id.as_str(),
+                    "superseded",
+                    actor.clone(),
+                    origin,
+                )
+                .await?;
             }
         }
         let secret = SessionSecret::generate(&mut OsRng);
@@ -52,7 +59,7 @@ impl SignIn {
         let times = self.config.session.start(now);
         let record = SessionRecord {
             digest: secret.digest().to_vec(),
-            id: sid.as_str().to_owned(),
+            id: sid.clone(),
             tenant: new.tenant,
             user_id: new.user_id,
             auth_time: now,
@@ -72,7 +79,7 @@ impl SignIn {
             Action::SessionCreate,
             Outcome::Success,
             None,
-            Some(record.id.clone()),
+            Some(record.id.to_string()),
             origin,
         );
         Ok(StartedSession {

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use portcullis_core::audit::{Action, Actor};
 use portcullis_core::auth_code::s256_challenge;
+use portcullis_core::client::ClientId;
 use portcullis_core::credential::{Credential, CredentialKind, Environment};
 use portcullis_core::refresh::RefreshPolicy;
 use portcullis_core::revocation::RevocationKind;
-use portcullis_core::session::SessionPolicy;
+use portcullis_core::session::{SessionId, SessionPolicy};
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::{Clock, ManualClock, Timestamp};
+use portcullis_core::user::UserId;
 use portcullis_store::{NewTenant, SqliteStore, Store};
 
 use super::*;
@@ -20,6 +22,16 @@ use crate::kek::{Kek, Keyring};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const REDIRECT: &str = "https://app.example/cb";
+/// The user every test signs in.
+const USER: &str = "usr_01aaaaaaaaaaaaaaaaaaaaaaaa";
+
+fn uid(s: &str) -> UserId {
+    UserId::parse(s).expect("user id")
+}
+
+fn cid(s: &str) -> ClientId {
+    ClientId::parse(s).expect("client id")
+}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -103,7 +115,7 @@ impl Fixture {
             .create_session(
                 NewSession {
                     tenant: tid("acme"),
-                    user_id: user.into(),
+                    user_id: uid(user),
                     amr: vec!["pwd".into()],
                     acr: None,
                 },
@@ -141,7 +153,7 @@ impl Fixture {
         let challenge = s256_challenge(VERIFIER);
         self.sign_in
             .issue_code(CodeRequest {
-                client_id: "cl_web",
+                client_id: &cid("cl_web"),
                 redirect_uri: REDIRECT,
                 code_challenge: &challenge,
                 nonce: Some("n-1"),
@@ -159,9 +171,9 @@ impl Fixture {
         self.sign_in
             .start_family(NewFamily {
                 tenant: tid("acme"),
-                client_id: "cl_app".into(),
-                user_id: "usr_1".into(),
-                sid: sid.map(Into::into),
+                client_id: cid("cl_app"),
+                user_id: uid(USER),
+                sid: sid.map(|s| SessionId::parse(s).expect("sid")),
                 scope: vec!["openid".into(), "offline_access".into()],
                 auth_time: self.clock.now(),
                 acr: None,
@@ -201,7 +213,7 @@ fn refused<T: std::fmt::Debug>(r: Result<T>) -> &'static str {
 #[tokio::test]
 async fn a_session_resolves_from_its_cookie_until_idle_or_absolute_expiry() {
     let f = fixture().await;
-    let s = f.sign_in("usr_1").await;
+    let s = f.sign_in(USER).await;
     assert!(s.secret.expose().len() >= 43);
     assert!(
         !format!("{s:?}").contains(s.secret.expose()),
@@ -217,7 +229,7 @@ async fn a_session_resolves_from_its_cookie_until_idle_or_absolute_expiry() {
         .await
         .expect("resolve")
         .expect("active");
-    assert_eq!(got.id, s.sid.as_str());
+    assert_eq!(got.id, s.sid);
     assert_eq!(
         got.idle_expires_at,
         f.clock.now().saturating_add(Duration::from_secs(600))
@@ -241,7 +253,7 @@ async fn a_session_resolves_from_its_cookie_until_idle_or_absolute_expiry() {
         .expect("r")
         .is_none());
     // Idle expiry.
-    let s2 = f.sign_in("usr_1").await;
+    let s2 = f.sign_in(USER).await;
     f.advance(600);
     assert!(f
         .sign_in
@@ -250,7 +262,7 @@ async fn a_session_resolves_from_its_cookie_until_idle_or_absolute_expiry() {
         .expect("r")
         .is_none());
     // Another tenant, garbage, an unknown secret.
-    let s3 = f.sign_in("usr_1").await;
+    let s3 = f.sign_in(USER).await;
     assert!(f
         .sign_in
         .resolve_session(&tid("globex"), s3.secret.expose())
@@ -275,7 +287,7 @@ async fn a_session_resolves_from_its_cookie_until_idle_or_absolute_expiry() {
 #[tokio::test]
 async fn a_busy_session_is_written_at_most_once_a_minute() {
     let f = fixture().await;
-    let s = f.sign_in("usr_1").await;
+    let s = f.sign_in(USER).await;
     let acme = tid("acme");
     let seen = || async {
         f.store
@@ -307,7 +319,7 @@ async fn a_busy_session_is_written_at_most_once_a_minute() {
 #[tokio::test]
 async fn pruning_keeps_codes_as_long_as_a_replay_could_revoke_something() {
     let f = fixture().await;
-    let s = f.sign_in("usr_1").await;
+    let s = f.sign_in(USER).await;
     let code = f.code_for(&s).await;
     let digest = portcullis_core::auth_code::AuthCode::parse(&code)
         .expect("code")
@@ -375,13 +387,13 @@ async fn pruning_removes_device_authorizations_once_they_expire() {
 #[tokio::test]
 async fn every_sign_in_gets_new_identifiers_and_ends_the_session_it_replaces() {
     let mut f = fixture().await;
-    let before = f.sign_in("usr_1").await;
+    let before = f.sign_in(USER).await;
     let after = f
         .sign_in
         .create_session(
             NewSession {
                 tenant: tid("acme"),
-                user_id: "usr_1".into(),
+                user_id: uid(USER),
                 amr: vec!["pwd".into()],
                 acr: None,
             },
@@ -426,8 +438,8 @@ async fn every_sign_in_gets_new_identifiers_and_ends_the_session_it_replaces() {
 #[tokio::test]
 async fn revoking_a_session_writes_a_session_entry_and_ends_its_families() {
     let mut f = fixture().await;
-    let s = f.sign_in("usr_1").await;
-    let other = f.sign_in("usr_1").await;
+    let s = f.sign_in(USER).await;
+    let other = f.sign_in(USER).await;
     let fam = f.family(Some(s.sid.as_str())).await;
     let acme = tid("acme");
     f.actions();
@@ -446,7 +458,7 @@ async fn revoking_a_session_writes_a_session_entry_and_ends_its_families() {
         f.log().await,
         [
             (RevocationKind::Session, s.sid.as_str().to_owned()),
-            (RevocationKind::Family, fam.family.id.clone()),
+            (RevocationKind::Family, fam.family.id.to_string()),
         ]
     );
     assert_eq!(
@@ -465,13 +477,13 @@ async fn revoking_a_session_writes_a_session_entry_and_ends_its_families() {
     );
     let listed: Vec<_> = f
         .sign_in
-        .list_sessions(&acme, "usr_1")
+        .list_sessions(&acme, USER)
         .await
         .expect("list")
         .into_iter()
         .map(|x| x.id)
         .collect();
-    assert_eq!(listed, [other.sid.as_str().to_owned()]);
+    assert_eq!(listed, std::slice::from_ref(&other.sid));
     assert!(!f
         .sign_in
         .revoke_session(&acme, s.sid.as_str(), "again", Actor::system(), &origin())
@@ -480,13 +492,13 @@ async fn revoking_a_session_writes_a_session_entry_and_ends_its_families() {
     // Signing out everywhere (or deleting the user) ends the rest.
     let ended = f
         .sign_in
-        .revoke_user_sessions(&acme, "usr_1", "user_deleted", Actor::system(), &origin())
+        .revoke_user_sessions(&acme, USER, "user_deleted", Actor::system(), &origin())
         .await
         .expect("revoke all");
     assert_eq!(ended, [other.sid.as_str().to_owned()]);
     assert!(f
         .sign_in
-        .list_sessions(&acme, "usr_1")
+        .list_sessions(&acme, USER)
         .await
         .expect("list")
         .is_empty());
@@ -495,7 +507,7 @@ async fn revoking_a_session_writes_a_session_entry_and_ends_its_families() {
 #[tokio::test]
 async fn a_code_is_redeemed_once_and_a_replay_revokes_what_the_first_issued() {
     let mut f = fixture().await;
-    let s = f.sign_in("usr_1").await;
+    let s = f.sign_in(USER).await;
     let code = f.code_for(&s).await;
     let redeemed = f
         .sign_in
@@ -503,8 +515,8 @@ async fn a_code_is_redeemed_once_and_a_replay_revokes_what_the_first_issued() {
         .await
         .expect("redeem");
     assert_eq!(redeemed.record.nonce.as_deref(), Some("n-1"));
-    assert_eq!(redeemed.record.sid, s.sid.as_str());
-    assert_eq!(redeemed.record.user_id, "usr_1");
+    assert_eq!(redeemed.record.sid, s.sid);
+    assert_eq!(redeemed.record.user_id.as_str(), USER);
     let fam = f.family(Some(s.sid.as_str())).await;
     let exp = f.clock.now().saturating_add(Duration::from_secs(300));
     f.sign_in
@@ -529,7 +541,7 @@ async fn a_code_is_redeemed_once_and_a_replay_revokes_what_the_first_issued() {
         f.log().await,
         [
             (RevocationKind::Token, "jti-1".to_owned()),
-            (RevocationKind::Family, fam.family.id.clone()),
+            (RevocationKind::Family, fam.family.id.to_string()),
         ]
     );
     let actions: Vec<_> = f.actions().into_iter().map(|(a, _)| a).collect();
@@ -546,7 +558,7 @@ async fn a_code_is_redeemed_once_and_a_replay_revokes_what_the_first_issued() {
 #[tokio::test]
 async fn a_replay_while_the_first_redemption_is_still_issuing_revokes_its_tokens_too() {
     let f = fixture().await;
-    let s = f.sign_in("usr_1").await;
+    let s = f.sign_in(USER).await;
     let code = f.code_for(&s).await;
     let redeemed = f
         .sign_in
@@ -583,7 +595,7 @@ async fn a_replay_while_the_first_redemption_is_still_issuing_revokes_its_tokens
 #[tokio::test]
 async fn a_code_refuses_another_client_redirect_uri_verifier_or_tenant_and_stays_usable() {
     let f = fixture().await;
-    let s = f.sign_in("usr_1").await;
+    let s = f.sign_in(USER).await;
     let code = f.code_for(&s).await;
     let unknown = "A".repeat(43);
     let cases = [
@@ -622,7 +634,7 @@ async fn a_code_refuses_another_client_redirect_uri_verifier_or_tenant_and_stays
 #[tokio::test]
 async fn an_expired_code_is_refused() {
     let f = fixture().await;
-    let s = f.sign_in("usr_1").await;
+    let s = f.sign_in(USER).await;
     let code = f.code_for(&s).await;
     f.advance(60);
     assert_eq!(
@@ -659,7 +671,7 @@ async fn refresh_rotates_and_a_replay_after_the_grace_window_revokes_the_family(
     );
     assert_eq!(
         f.log().await,
-        [(RevocationKind::Family, fam.family.id.clone())]
+        [(RevocationKind::Family, fam.family.id.to_string())]
     );
     assert_eq!(
         f.actions(),
@@ -746,7 +758,7 @@ async fn rotations_from_reads_taken_before_another_rotation_never_rotate_twice()
     );
     assert_eq!(
         f.log().await,
-        [(RevocationKind::Family, fam.family.id.clone())]
+        [(RevocationKind::Family, fam.family.id.to_string())]
     );
     let malformed = f
         .sign_in
@@ -787,7 +799,7 @@ async fn refresh_after_the_family_was_revoked_or_expired_is_refused() {
     let fam = f.family(None).await;
     assert!(f
         .sign_in
-        .revoke_family(&tid("acme"), &fam.family.id, "admin", &origin())
+        .revoke_family(&tid("acme"), fam.family.id.as_str(), "admin", &origin())
         .await
         .expect("revoke"));
     assert_eq!(

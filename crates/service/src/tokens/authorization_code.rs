@@ -11,6 +11,7 @@
 
 use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::oauth::GrantType;
+use portcullis_core::refresh::FamilyId;
 use portcullis_core::user_token::{decide_code_grant, SignInFacts};
 
 use super::issue::{Binding, CodeGrant, Issued};
@@ -79,7 +80,7 @@ pub(super) async fn issue(
         // The session and its user's status in one read: the code's user is the session's.
         let Some((session, user_status)) = svc
             .store
-            .get_session_with_user_status(&record.tenant, &record.sid)
+            .get_session_with_user_status(&record.tenant, record.sid.as_str())
             .await?
         else {
             return Err(Refusal::InvalidGrant("session_ended").into());
@@ -99,7 +100,8 @@ pub(super) async fn issue(
                 svc.sign_in
                     .start_family(NewFamily {
                         tenant: record.tenant.clone(),
-                        client_id: client.id.clone(),
+                        // The code's client: the binding check made it the authenticated one.
+                        client_id: record.client_id.clone(),
                         user_id: record.user_id.clone(),
                         sid: Some(record.sid.clone()),
                         scope: decision.scopes.to_vec(),
@@ -123,12 +125,12 @@ pub(super) async fn issue(
         let family_id = family.as_ref().map(|f| f.family.id.clone());
         let facts = SignInFacts {
             tenant: &record.tenant,
-            user_id: &record.user_id,
-            sid: Some(&record.sid),
+            user_id: record.user_id.as_str(),
+            sid: Some(record.sid.as_str()),
             auth_time: record.auth_time,
             acr: record.acr.as_deref(),
             amr: &record.amr,
-            family: family_id.as_deref(),
+            family: family_id.as_ref().map(FamilyId::as_str),
         };
         let minted = mint(
             svc,

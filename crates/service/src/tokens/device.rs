@@ -12,11 +12,13 @@
 //! with them and feed the failure detectors); every other refusal and every issuance is.
 
 use portcullis_core::audit::{Action, Actor, Outcome, Reason};
+use portcullis_core::client::ClientId;
 use portcullis_core::device::{
     decide_poll, device_code_from_random, digest, requested_scope, PollDecision, PollFacts,
     UserCode, DEVICE_CODE_LIFETIME, INITIAL_INTERVAL,
 };
 use portcullis_core::oauth::GrantType;
+use portcullis_core::refresh::FamilyId;
 use portcullis_core::secret::Secret;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
@@ -178,8 +180,8 @@ pub async fn decide(
             &device.user_code_digest,
             &DeviceDecision {
                 approve,
-                user_id: session.user_id.clone(),
-                sid: session.id.clone(),
+                user_id: session.user_id.to_string(),
+                sid: session.id.to_string(),
                 auth_time: session.auth_time,
                 at: svc.clock.now(),
             },
@@ -202,7 +204,7 @@ pub async fn decide(
                 (true, false) => "denied",
                 (false, _) => "already_decided_or_expired",
             })),
-            target: Some(session.user_id.clone()),
+            target: Some(session.user_id.to_string()),
         },
         origin,
     );
@@ -219,7 +221,7 @@ pub(super) async fn issue(
     origin: &RequestOrigin,
 ) -> Result<Issued, OAuthError> {
     let grant = UserGrant::start(svc, authenticated, GrantType::DeviceCode, origin)?;
-    let (client, policy) = (grant.client, grant.policy);
+    let (client, client_id, policy) = (grant.client, &grant.client_id, grant.policy);
     let refuse = |e: OAuthError| grant.refuse(e);
     let code = request
         .device_code
@@ -276,9 +278,17 @@ pub(super) async fn issue(
         PollDecision::Denied => Err(refuse(Refusal::DeviceDenied.into())),
         PollDecision::AlreadyUsed => Err(refuse(Refusal::InvalidGrant("device_code_used").into())),
         PollDecision::Issue => {
-            let issued = issue_approved(svc, client, policy, &record, &request.targets, binding)
-                .await
-                .map_err(refuse)?;
+            let issued = issue_approved(
+                svc,
+                client,
+                client_id,
+                policy,
+                &record,
+                &request.targets,
+                binding,
+            )
+            .await
+            .map_err(refuse)?;
             svc.oauth.metrics.issued(GrantType::DeviceCode);
             super::audit(
                 svc,
@@ -297,6 +307,7 @@ pub(super) async fn issue(
 async fn issue_approved(
     svc: &OAuthService,
     client: &portcullis_store::OAuthClient,
+    client_id: &ClientId,
     policy: &portcullis_core::oauth::ClientPolicy,
     record: &DeviceAuthorizationRecord,
     targets: &[String],
@@ -308,7 +319,7 @@ async fn issue_approved(
         .user_id
         .as_deref()
         .ok_or_else(|| OAuthError::internal("approved device authorization without a user"))?;
-    require_active_user(svc, &record.tenant, user_id).await?;
+    let user = require_active_user(svc, &record.tenant, user_id).await?;
     let now = svc.clock.now();
     // Single use, whichever node the device polls: exactly one poll gets here.
     if !svc
@@ -328,8 +339,8 @@ async fn issue_approved(
             svc.sign_in
                 .start_family(NewFamily {
                     tenant: record.tenant.clone(),
-                    client_id: client.id.clone(),
-                    user_id: user_id.to_owned(),
+                    client_id: client_id.clone(),
+                    user_id: user,
                     sid: None,
                     scope: decision.scopes.to_vec(),
                     auth_time,
@@ -355,7 +366,7 @@ async fn issue_approved(
         auth_time,
         acr: None,
         amr: &amr,
-        family: family_id.as_deref(),
+        family: family_id.as_ref().map(FamilyId::as_str),
     };
     let minted = mint(svc, client, &decision, &facts, None, binding, now)?;
     Ok(Issued {

@@ -121,7 +121,7 @@ pub async fn push(
     let record = PushedRequestRecord {
         digest: uri.digest().to_vec(),
         tenant: client.tenant.clone(),
-        client_id: client.id.clone(),
+        client_id: app.client_id.clone(),
         params: serde_json::to_string(&pairs).map_err(OAuthError::internal)?,
         created_at: now,
         expires_at: now.saturating_add(PUSHED_LIFETIME),

@@ -12,6 +12,7 @@
 use portcullis_core::audit::{Action, Outcome};
 use portcullis_core::oauth::GrantType;
 use portcullis_core::secret::Secret;
+use portcullis_core::session::SessionId;
 use portcullis_core::user_token::{decide_refresh_grant, SignInFacts};
 
 use super::issue::{Binding, Issued, RefreshGrant};
@@ -93,12 +94,12 @@ pub(super) async fn issue(
     let now = svc.clock.now();
     let facts = SignInFacts {
         tenant: &family.tenant,
-        user_id: &family.user_id,
-        sid: family.sid.as_deref(),
+        user_id: family.user_id.as_str(),
+        sid: family.sid.as_ref().map(SessionId::as_str),
         auth_time: family.auth_time,
         acr: family.acr.as_deref(),
         amr: &family.amr,
-        family: Some(&family.id),
+        family: Some(family.id.as_str()),
     };
     let minted = mint(svc, client, &decision, &facts, None, binding, now).map_err(refuse)?;
     svc.oauth.metrics.issued(GrantType::RefreshToken);

@@ -103,21 +103,26 @@ async fn revoke_family(
     origin: &RequestOrigin,
 ) -> Result<Revocation, OAuthError> {
     let family = &r.family;
-    if family.client_id != client.id || family.tenant != client.tenant {
+    if family.client_id.as_str() != client.id || family.tenant != client.tenant {
         super::audit(
             svc,
             client,
             Action::OAuthTokenRevoke,
             Outcome::Denied,
             Some(Reason::new(Refusal::TokenOfAnotherClient.entry().reason)),
-            Some(family.id.clone()),
+            Some(family.id.to_string()),
             origin,
         );
         return Err(OAuthError::refuse(Refusal::TokenOfAnotherClient));
     }
     let revoked = svc
         .sign_in
-        .revoke_family(&family.tenant, &family.id, "revoked_by_client", origin)
+        .revoke_family(
+            &family.tenant,
+            family.id.as_str(),
+            "revoked_by_client",
+            origin,
+        )
         .await?;
     if !revoked {
         tracing::info!("revocation of a refresh token whose family has ended: nothing to do");
@@ -129,10 +134,10 @@ async fn revoke_family(
         Action::OAuthTokenRevoke,
         Outcome::Success,
         None,
-        Some(family.id.clone()),
+        Some(family.id.to_string()),
         origin,
     );
     Ok(Revocation::FamilyRevoked {
-        family: family.id.clone(),
+        family: family.id.to_string(),
     })
 }

@@ -6,6 +6,7 @@
 //! This module must never decide what is granted (core does) and never mint for a user who is
 //! not active.
 
+use portcullis_core::client::ClientId;
 use portcullis_core::oauth::AccessTokenClaims;
 use portcullis_core::secret::Secret;
 use portcullis_core::tenant::TenantId;
@@ -19,13 +20,14 @@ use crate::client_auth::AuthenticatedClient;
 use crate::oauth::error::{OAuthError, Refusal};
 use crate::oauth::OAuthService;
 
-/// What both user grants start from: the client, its policy (registered for the grant, or the
-/// request is refused `unauthorized_client`) and the one way a refusal is recorded (a denied
-/// issuance in the audit log, with the reason).
+/// What both user grants start from: the client, its id as core's type, its policy (registered
+/// for the grant, or the request is refused `unauthorized_client`) and the one way a refusal is
+/// recorded (a denied issuance in the audit log, with the reason).
 pub(super) struct UserGrant<'a> {
     svc: &'a OAuthService,
     origin: &'a RequestOrigin,
     pub client: &'a OAuthClient,
+    pub client_id: ClientId,
     pub policy: &'a portcullis_core::oauth::ClientPolicy,
 }
 
@@ -37,13 +39,21 @@ impl<'a> UserGrant<'a> {
         origin: &'a RequestOrigin,
     ) -> Result<Self, OAuthError> {
         let client = authenticated.client();
-        let policy = authenticated.facts.policy.as_ref().ok_or_else(|| {
-            OAuthError::internal(format!("stored client {} is invalid", client.id))
-        })?;
+        // One check of the stored client: its policy and its id both parse.
+        let (Some(policy), Some(client_id)) = (
+            authenticated.facts.policy.as_ref(),
+            ClientId::parse(&client.id),
+        ) else {
+            return Err(OAuthError::internal(format!(
+                "stored client {} is invalid",
+                client.id
+            )));
+        };
         let this = Self {
             svc,
             origin,
             client,
+            client_id,
             policy,
         };
         if !policy.grant_types.contains(&grant) {
@@ -136,17 +146,18 @@ pub(super) fn binds_refresh_tokens(client: &OAuthClient) -> bool {
 }
 
 /// Refuses (`invalid_grant`) unless the user is an active user of `tenant`: a disabled or
-/// deleted user's code or refresh token gets nothing.
+/// deleted user's code or refresh token gets nothing. Returns the user's id as core's type.
 pub(super) async fn require_active_user(
     svc: &OAuthService,
     tenant: &TenantId,
     user_id: &str,
-) -> Result<(), OAuthError> {
+) -> Result<UserId, OAuthError> {
     let Ok(id) = UserId::parse(user_id) else {
         return Err(Refusal::InvalidGrant("user_unknown").into());
     };
     let status = svc.store.get_user(tenant, &id).await?.map(|u| u.status);
-    user_may_get_tokens(status)
+    user_may_get_tokens(status)?;
+    Ok(id)
 }
 
 /// The rule [`require_active_user`] applies, for a caller that read the user's status (`None`:

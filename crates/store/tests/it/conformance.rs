@@ -85,9 +85,62 @@ where
         .await;
 }
 
+/// The database under a store, for writes the store would never make (corrupt rows).
+pub(crate) enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Pg(sqlx::PgPool),
+}
+
+impl Raw {
+    pub(crate) async fn exec(&self, sql: &str) {
+        match self {
+            Raw::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            Raw::Pg(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+/// [`with_sqlite`] for a case that also writes past the store ([`Raw`]).
+pub(crate) async fn with_sqlite_raw<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<dyn Store>, Raw) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("test.db");
+    let store = SqliteStore::open(&path).await.expect("open sqlite");
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("raw sqlite");
+    case(Arc::new(store), Raw::Sqlite(raw)).await;
+}
+
+/// [`with_postgres`] for a case that also writes past the store ([`Raw`]).
+pub(crate) async fn with_postgres_raw<F, Fut>(name: &str, case: F)
+where
+    F: FnOnce(Arc<dyn Store>, Raw) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(url) = crate::pg::url(name) else {
+        return;
+    };
+    let schema = crate::pg::fresh_schema();
+    let store = PgStore::connect_in_schema(&url, &schema)
+        .await
+        .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
+    let pool = store.pool().clone();
+    case(Arc::new(store), Raw::Pg(pool.clone())).await;
+    // Best effort: a failed case leaves its schema behind for inspection.
+    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await;
+}
+
 /// Generates `<name>::sqlite` and `<name>::postgres` tests from one async case function named
-/// `<name>` in the invoking module. The one macro of the suite: this file's cases (`cases`,
-/// glob-imported below) and every file of `conformance/` use it.
+/// `<name>` in the invoking module. This file's cases (`cases`, glob-imported below) and every
+/// file of `conformance/` use it; [`conformance_raw!`] is the same for the few cases that also
+/// write past the store.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -99,6 +152,23 @@ macro_rules! conformance {
             #[tokio::test]
             async fn postgres() {
                 super::with_postgres(stringify!($name), super::$name).await;
+            }
+        }
+    )*};
+}
+
+/// [`conformance!`] for cases that take a [`Raw`] handle as well as the store.
+macro_rules! conformance_raw {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::with_sqlite_raw(super::$name).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::with_postgres_raw(stringify!($name), super::$name).await;
             }
         }
     )*};
@@ -170,6 +240,22 @@ async fn import_targets(
 
 fn tid(s: &str) -> TenantId {
     TenantId::parse(s).expect("valid tenant id")
+}
+
+fn uid(s: &str) -> UserId {
+    UserId::parse(s).expect("user id")
+}
+
+fn cid(s: &str) -> portcullis_core::client::ClientId {
+    portcullis_core::client::ClientId::parse(s).expect("client id")
+}
+
+fn sesid(s: &str) -> portcullis_core::session::SessionId {
+    portcullis_core::session::SessionId::parse(s).expect("session id")
+}
+
+fn famid(s: &str) -> portcullis_core::refresh::FamilyId {
+    portcullis_core::refresh::FamilyId::parse(s).expect("family id")
 }
 
 fn at(ms: i64) -> Timestamp {

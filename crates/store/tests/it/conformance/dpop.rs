@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{at, tenants, tid, with_postgres, with_sqlite};
+use super::{at, cid, famid, tenants, tid, uid, with_postgres, with_sqlite};
 use portcullis_store::*;
 
 conformance!(
@@ -71,10 +71,10 @@ async fn racing_uses_of_one_proof_yield_one_winner(s: Arc<dyn Store>) {
 
 fn family(id: &str, jkt: Option<&str>) -> RefreshFamilyRecord {
     RefreshFamilyRecord {
-        id: id.into(),
+        id: famid(id),
         tenant: tid("acme"),
-        client_id: "cl_spa".into(),
-        user_id: "usr_1".into(),
+        client_id: cid("cl_spa"),
+        user_id: uid("usr_00000000000000000000000001"),
         sid: None,
         scope: vec!["openid".into(), "offline_access".into()],
         auth_time: at(100),
@@ -93,7 +93,7 @@ fn family(id: &str, jkt: Option<&str>) -> RefreshFamilyRecord {
 fn first_token(digest: u8, family: &str) -> RefreshTokenRecord {
     RefreshTokenRecord {
         digest: vec![digest; 32],
-        family_id: family.into(),
+        family_id: famid(family),
         generation: 0,
         created_at: at(100),
         rotated_at: None,
@@ -103,7 +103,10 @@ fn first_token(digest: u8, family: &str) -> RefreshTokenRecord {
 
 async fn a_refresh_family_keeps_its_dpop_key(s: Arc<dyn Store>) {
     tenants(&s, &["acme"]).await;
-    for (id, digest, jkt) in [("rf_bound", 1, Some(K1)), ("rf_free", 2, None)] {
+    for (id, digest, jkt) in [
+        ("rtf_00000000000000000000000000000b0d", 1, Some(K1)),
+        ("rtf_0000000000000000000000000000f1ee", 2, None),
+    ] {
         let f = family(id, jkt);
         s.create_refresh_family(&f, &first_token(digest, id))
             .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use portcullis_core::client::{ApplicationType, ClientType};
 
-use super::{at, tenants, tid, with_postgres, with_sqlite};
+use super::{at, sesid, tenants, tid, uid, with_postgres, with_sqlite};
 use portcullis_store::export::{self, TransferStore as _};
 use portcullis_store::*;
 
@@ -52,9 +52,9 @@ fn client(id: &str, tenant: &str, uri: Option<&str>) -> OAuthClient {
 fn session(digest: u8, sid: &str, user: &str) -> SessionRecord {
     SessionRecord {
         digest: vec![digest; 32],
-        id: sid.into(),
+        id: sesid(sid),
         tenant: tid("acme"),
-        user_id: user.into(),
+        user_id: uid(user),
         auth_time: at(100),
         amr: vec!["pwd".into()],
         acr: None,
@@ -75,18 +75,26 @@ async fn setup(s: &Arc<dyn Store>) {
     ] {
         s.create_client(&c, None).await.expect("client");
     }
-    s.insert_session(&session(1, "ses_1", "usr_1"))
-        .await
-        .expect("session");
-    s.insert_session(&session(2, "ses_2", "usr_2"))
-        .await
-        .expect("session");
+    s.insert_session(&session(
+        1,
+        "ses_00000000000000000000000001",
+        "usr_00000000000000000000000001",
+    ))
+    .await
+    .expect("session");
+    s.insert_session(&session(
+        2,
+        "ses_00000000000000000000000002",
+        "usr_00000000000000000000000002",
+    ))
+    .await
+    .expect("session");
     for (sid, c) in [
-        ("ses_1", "cl_a"),
-        ("ses_1", "cl_b"),
-        ("ses_1", "cl_none"),
-        ("ses_1", "cl_a"),
-        ("ses_2", "cl_a"),
+        ("ses_00000000000000000000000001", "cl_a"),
+        ("ses_00000000000000000000000001", "cl_b"),
+        ("ses_00000000000000000000000001", "cl_none"),
+        ("ses_00000000000000000000000001", "cl_a"),
+        ("ses_00000000000000000000000002", "cl_a"),
     ] {
         s.record_session_client(&tid("acme"), sid, c, at(200))
             .await
@@ -97,39 +105,56 @@ async fn setup(s: &Arc<dyn Store>) {
 async fn ending_a_session_queues_one_delivery_per_client_with_a_uri(s: Arc<dyn Store>) {
     setup(&s).await;
     assert!(matches!(
-        s.record_session_client(&tid("nope"), "ses_x", "cl_a", at(1))
-            .await,
+        s.record_session_client(
+            &tid("nope"),
+            "ses_0000000000000000000000000x",
+            "cl_a",
+            at(1)
+        )
+        .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(
-        s.session_clients(&tid("acme"), "ses_1")
+        s.session_clients(&tid("acme"), "ses_00000000000000000000000001")
             .await
             .expect("list"),
         ["cl_a", "cl_b", "cl_none"]
     );
     assert!(s
-        .session_clients(&tid("globex"), "ses_1")
+        .session_clients(&tid("globex"), "ses_00000000000000000000000001")
         .await
         .expect("list")
         .is_empty());
     // Another tenant's sid names nothing here.
     assert_eq!(
-        s.enqueue_backchannel_logouts(&tid("globex"), &["ses_1".into()], at(300))
-            .await
-            .expect("enqueue"),
+        s.enqueue_backchannel_logouts(
+            &tid("globex"),
+            &["ses_00000000000000000000000001".into()],
+            at(300)
+        )
+        .await
+        .expect("enqueue"),
         0
     );
     assert_eq!(
-        s.enqueue_backchannel_logouts(&tid("acme"), &["ses_1".into()], at(300))
-            .await
-            .expect("enqueue"),
+        s.enqueue_backchannel_logouts(
+            &tid("acme"),
+            &["ses_00000000000000000000000001".into()],
+            at(300)
+        )
+        .await
+        .expect("enqueue"),
         2
     );
     // Queuing again changes nothing.
     assert_eq!(
-        s.enqueue_backchannel_logouts(&tid("acme"), &["ses_1".into()], at(400))
-            .await
-            .expect("enqueue"),
+        s.enqueue_backchannel_logouts(
+            &tid("acme"),
+            &["ses_00000000000000000000000001".into()],
+            at(400)
+        )
+        .await
+        .expect("enqueue"),
         0
     );
     let claimed = s
@@ -149,7 +174,20 @@ async fn ending_a_session_queues_one_delivery_per_client_with_a_uri(s: Arc<dyn S
         .collect();
     assert_eq!(
         got,
-        [("cl_a", "ses_1", "usr_1", 1), ("cl_b", "ses_1", "usr_1", 1)]
+        [
+            (
+                "cl_a",
+                "ses_00000000000000000000000001",
+                "usr_00000000000000000000000001",
+                1
+            ),
+            (
+                "cl_b",
+                "ses_00000000000000000000000001",
+                "usr_00000000000000000000000001",
+                1
+            )
+        ]
     );
     assert!(claimed.iter().all(|d| d.next_attempt_at == at(10_300)
         && d.created_at == at(300)
@@ -158,9 +196,16 @@ async fn ending_a_session_queues_one_delivery_per_client_with_a_uri(s: Arc<dyn S
 
 async fn a_claim_is_a_lease_and_retries_and_deletes_are_by_id(s: Arc<dyn Store>) {
     setup(&s).await;
-    s.enqueue_backchannel_logouts(&tid("acme"), &["ses_1".into(), "ses_2".into()], at(300))
-        .await
-        .expect("enqueue");
+    s.enqueue_backchannel_logouts(
+        &tid("acme"),
+        &[
+            "ses_00000000000000000000000001".into(),
+            "ses_00000000000000000000000002".into(),
+        ],
+        at(300),
+    )
+    .await
+    .expect("enqueue");
     // Not due yet.
     assert!(s
         .claim_backchannel_deliveries(at(299), at(1_000), 10)
@@ -216,9 +261,13 @@ async fn a_claim_is_a_lease_and_retries_and_deletes_are_by_id(s: Arc<dyn Store>)
 
 async fn session_clients_go_with_pruned_sessions_and_block_an_import(s: Arc<dyn Store>) {
     setup(&s).await;
-    s.enqueue_backchannel_logouts(&tid("acme"), &["ses_2".into()], at(300))
-        .await
-        .expect("enqueue");
+    s.enqueue_backchannel_logouts(
+        &tid("acme"),
+        &["ses_00000000000000000000000002".into()],
+        at(300),
+    )
+    .await
+    .expect("enqueue");
     // Neither table is exported, and either one makes the database no import target.
     let mut file = Vec::new();
     export::write_export(s.as_ref(), &mut file, at(1), 1_000, &mut |_| {})
@@ -236,7 +285,7 @@ async fn session_clients_go_with_pruned_sessions_and_block_an_import(s: Arc<dyn 
         .await
         .expect("import");
     assert!(target
-        .session_clients(&tid("acme"), "ses_1")
+        .session_clients(&tid("acme"), "ses_00000000000000000000000001")
         .await
         .expect("list")
         .is_empty());
@@ -257,7 +306,7 @@ async fn session_clients_go_with_pruned_sessions_and_block_an_import(s: Arc<dyn 
     );
     assert_eq!(s.prune_session_clients().await.expect("prune"), 4);
     assert!(s
-        .session_clients(&tid("acme"), "ses_1")
+        .session_clients(&tid("acme"), "ses_00000000000000000000000001")
         .await
         .expect("list")
         .is_empty());

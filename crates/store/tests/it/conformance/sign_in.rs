@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use portcullis_core::revocation::{RevocationSet, RevokedBy, TokenIdentity};
 
-use super::{at, tenants, tid, with_postgres, with_sqlite};
+use super::{
+    at, cid, famid, sesid, tenants, tid, uid, with_postgres, with_postgres_raw, with_sqlite,
+    with_sqlite_raw, Raw,
+};
 use portcullis_store::export::TransferStore as _;
 use portcullis_store::*;
 
@@ -26,14 +29,16 @@ conformance!(
     consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import,
 );
 
+conformance_raw!(a_stored_id_that_does_not_parse_is_a_corrupt_row_not_a_panic);
+
 const LIFETIME: Duration = Duration::from_secs(3600);
 
 fn session(digest: u8, sid: &str, tenant: &str, user: &str) -> SessionRecord {
     SessionRecord {
         digest: vec![digest; 32],
-        id: sid.into(),
+        id: sesid(sid),
         tenant: tid(tenant),
-        user_id: user.into(),
+        user_id: uid(user),
         auth_time: at(100),
         amr: vec!["pwd".into()],
         acr: Some("1".into()),
@@ -49,13 +54,13 @@ fn code(digest: u8) -> AuthCodeRecord {
     AuthCodeRecord {
         digest: vec![digest; 32],
         tenant: tid("acme"),
-        client_id: "cl_web".into(),
+        client_id: cid("cl_web"),
         redirect_uri: "https://app.example/cb".into(),
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
         nonce: Some("n-1".into()),
         scope: vec!["openid".into(), "offline_access".into()],
-        user_id: "usr_1".into(),
-        sid: "ses_1".into(),
+        user_id: uid("usr_00000000000000000000000001"),
+        sid: sesid("ses_00000000000000000000000001"),
         auth_time: at(100),
         acr: None,
         amr: vec!["pwd".into()],
@@ -70,11 +75,11 @@ fn code(digest: u8) -> AuthCodeRecord {
 
 fn family(id: &str, user: &str, client: &str, sid: Option<&str>) -> RefreshFamilyRecord {
     RefreshFamilyRecord {
-        id: id.into(),
+        id: famid(id),
         tenant: tid("acme"),
-        client_id: client.into(),
-        user_id: user.into(),
-        sid: sid.map(Into::into),
+        client_id: cid(client),
+        user_id: uid(user),
+        sid: sid.map(sesid),
         scope: vec!["openid".into(), "offline_access".into()],
         auth_time: at(100),
         acr: None,
@@ -92,7 +97,7 @@ fn family(id: &str, user: &str, client: &str, sid: Option<&str>) -> RefreshFamil
 fn token(digest: u8, family: &str, generation: i64, created: i64) -> RefreshTokenRecord {
     RefreshTokenRecord {
         digest: vec![digest; 32],
-        family_id: family.into(),
+        family_id: famid(family),
         generation,
         created_at: at(created),
         rotated_at: None,
@@ -117,7 +122,7 @@ async fn token_refused(
         tenant: &tenant,
         jti: "jti-x",
         client_id: Some("cl_web"),
-        subject: "usr_1",
+        subject: "usr_00000000000000000000000001",
         kid: "k1",
         family,
         sid,
@@ -137,12 +142,32 @@ async fn token_refused(
 
 async fn sessions_round_trip_touch_forward_and_list_per_user(s: Arc<dyn Store>) {
     tenants(&s, &["acme", "globex"]).await;
-    let a = session(1, "ses_a", "acme", "usr_1");
-    let mut b = session(2, "ses_b", "acme", "usr_1");
+    let a = session(
+        1,
+        "ses_0000000000000000000000000a",
+        "acme",
+        "usr_00000000000000000000000001",
+    );
+    let mut b = session(
+        2,
+        "ses_0000000000000000000000000b",
+        "acme",
+        "usr_00000000000000000000000001",
+    );
     b.created_at = at(200);
     b.acr = None;
-    let c = session(3, "ses_c", "acme", "usr_2");
-    let g = session(4, "ses_g", "globex", "usr_1");
+    let c = session(
+        3,
+        "ses_0000000000000000000000000c",
+        "acme",
+        "usr_00000000000000000000000002",
+    );
+    let g = session(
+        4,
+        "ses_0000000000000000000000000g",
+        "globex",
+        "usr_00000000000000000000000001",
+    );
     for x in [&a, &b, &c, &g] {
         s.insert_session(x).await.expect("insert");
     }
@@ -151,19 +176,25 @@ async fn sessions_round_trip_touch_forward_and_list_per_user(s: Arc<dyn Store>) 
         Err(StoreError::Conflict)
     ));
     assert!(matches!(
-        s.insert_session(&session(5, "ses_z", "nope", "u")).await,
+        s.insert_session(&session(
+            5,
+            "ses_0000000000000000000000000z",
+            "nope",
+            "usr_00000000000000000000000001"
+        ))
+        .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(s.get_session(&[1; 32]).await.expect("get"), Some(a.clone()));
     assert_eq!(s.get_session(&[9; 32]).await.expect("get"), None);
     assert_eq!(
-        s.get_session_by_id(&tid("acme"), "ses_b")
+        s.get_session_by_id(&tid("acme"), "ses_0000000000000000000000000b")
             .await
             .expect("get"),
         Some(b.clone())
     );
     assert_eq!(
-        s.get_session_by_id(&tid("globex"), "ses_b")
+        s.get_session_by_id(&tid("globex"), "ses_0000000000000000000000000b")
             .await
             .expect("get"),
         None,
@@ -188,13 +219,19 @@ async fn sessions_round_trip_touch_forward_and_list_per_user(s: Arc<dyn Store>) 
         .await
         .expect("touch"));
     let listed: Vec<_> = s
-        .list_user_sessions(&tid("acme"), "usr_1")
+        .list_user_sessions(&tid("acme"), "usr_00000000000000000000000001")
         .await
         .expect("list")
         .into_iter()
         .map(|x| x.id)
         .collect();
-    assert_eq!(listed, ["ses_a", "ses_b"]);
+    assert_eq!(
+        listed,
+        [
+            sesid("ses_0000000000000000000000000a"),
+            sesid("ses_0000000000000000000000000b")
+        ]
+    );
     assert_eq!(s.prune_sessions(at(9_999)).await.expect("prune"), 0);
     assert_eq!(s.prune_sessions(at(10_000)).await.expect("prune"), 4);
     assert_eq!(s.get_session(&[1; 32]).await.expect("get"), None);
@@ -202,36 +239,63 @@ async fn sessions_round_trip_touch_forward_and_list_per_user(s: Arc<dyn Store>) 
 
 async fn session_revocation_logs_the_session_and_its_families_in_one_go(s: Arc<dyn Store>) {
     tenants(&s, &["acme", "globex"]).await;
-    s.insert_session(&session(1, "ses_1", "acme", "usr_1"))
-        .await
-        .expect("insert");
+    s.insert_session(&session(
+        1,
+        "ses_00000000000000000000000001",
+        "acme",
+        "usr_00000000000000000000000001",
+    ))
+    .await
+    .expect("insert");
     s.create_refresh_family(
-        &family("rtf_1", "usr_1", "cl_web", Some("ses_1")),
-        &token(1, "rtf_1", 0, 100),
+        &family(
+            "rtf_00000000000000000000000000000001",
+            "usr_00000000000000000000000001",
+            "cl_web",
+            Some("ses_00000000000000000000000001"),
+        ),
+        &token(1, "rtf_00000000000000000000000000000001", 0, 100),
     )
     .await
     .expect("family");
     s.create_refresh_family(
-        &family("rtf_2", "usr_1", "cl_web", Some("ses_other")),
-        &token(2, "rtf_2", 0, 100),
+        &family(
+            "rtf_00000000000000000000000000000002",
+            "usr_00000000000000000000000001",
+            "cl_web",
+            Some("ses_000000000000000000000other"),
+        ),
+        &token(2, "rtf_00000000000000000000000000000002", 0, 100),
     )
     .await
     .expect("family");
     assert_eq!(
-        s.revoke_session(&tid("globex"), "ses_1", "sign_out", at(700), LIFETIME)
-            .await
-            .expect("revoke"),
+        s.revoke_session(
+            &tid("globex"),
+            "ses_00000000000000000000000001",
+            "sign_out",
+            at(700),
+            LIFETIME
+        )
+        .await
+        .expect("revoke"),
         None,
         "another tenant cannot revoke it"
     );
     assert!(log(&s).await.is_empty());
     let entry = s
-        .revoke_session(&tid("acme"), "ses_1", "sign_out", at(700), LIFETIME)
+        .revoke_session(
+            &tid("acme"),
+            "ses_00000000000000000000000001",
+            "sign_out",
+            at(700),
+            LIFETIME,
+        )
         .await
         .expect("revoke")
         .expect("revoked");
     assert_eq!(entry.kind, RevocationKind::Session);
-    assert_eq!(entry.subject, "ses_1");
+    assert_eq!(entry.subject, "ses_00000000000000000000000001");
     assert_eq!(entry.revoked_before, Some(at(700)));
     assert_eq!(entry.expires_at, Some(at(10_000 + 3_600_000)));
     let logged: Vec<_> = log(&s)
@@ -242,19 +306,25 @@ async fn session_revocation_logs_the_session_and_its_families_in_one_go(s: Arc<d
     assert_eq!(
         logged,
         [
-            (RevocationKind::Session, "ses_1".to_owned()),
-            (RevocationKind::Family, "rtf_1".to_owned()),
+            (
+                RevocationKind::Session,
+                "ses_00000000000000000000000001".to_owned()
+            ),
+            (
+                RevocationKind::Family,
+                "rtf_00000000000000000000000000000001".to_owned()
+            ),
         ]
     );
     let rtf1 = s
-        .get_refresh_family("rtf_1")
+        .get_refresh_family("rtf_00000000000000000000000000000001")
         .await
         .expect("get")
         .expect("some");
     assert_eq!(rtf1.revoked_at, Some(at(700)));
     assert_eq!(rtf1.revoked_reason.as_deref(), Some("sign_out"));
     let rtf2 = s
-        .get_refresh_family("rtf_2")
+        .get_refresh_family("rtf_00000000000000000000000000000002")
         .await
         .expect("get")
         .expect("some");
@@ -266,27 +336,39 @@ async fn session_revocation_logs_the_session_and_its_families_in_one_go(s: Arc<d
         .await
         .expect("touch"));
     assert!(s
-        .list_user_sessions(&tid("acme"), "usr_1")
+        .list_user_sessions(&tid("acme"), "usr_00000000000000000000000001")
         .await
         .expect("list")
         .is_empty());
     assert_eq!(
-        s.revoke_session(&tid("acme"), "ses_1", "again", at(800), LIFETIME)
-            .await
-            .expect("revoke"),
+        s.revoke_session(
+            &tid("acme"),
+            "ses_00000000000000000000000001",
+            "again",
+            at(800),
+            LIFETIME
+        )
+        .await
+        .expect("revoke"),
         None,
         "revoked once"
     );
     assert_eq!(log(&s).await.len(), 2);
     // The one rule in core refuses the session's tokens issued until then, not later ones.
     assert_eq!(
-        token_refused(&s, Some("ses_1"), None, 700).await,
+        token_refused(&s, Some("ses_00000000000000000000000001"), None, 700).await,
         Some(RevokedBy::Session)
     );
-    assert_eq!(token_refused(&s, Some("ses_1"), None, 701).await, None);
-    assert_eq!(token_refused(&s, Some("ses_2"), None, 10).await, None);
     assert_eq!(
-        token_refused(&s, None, Some("rtf_1"), 10).await,
+        token_refused(&s, Some("ses_00000000000000000000000001"), None, 701).await,
+        None
+    );
+    assert_eq!(
+        token_refused(&s, Some("ses_00000000000000000000000002"), None, 10).await,
+        None
+    );
+    assert_eq!(
+        token_refused(&s, None, Some("rtf_00000000000000000000000000000001"), 10).await,
         Some(RevokedBy::Family)
     );
 }
@@ -294,31 +376,65 @@ async fn session_revocation_logs_the_session_and_its_families_in_one_go(s: Arc<d
 async fn revoking_a_users_sessions_revokes_every_session_and_family(s: Arc<dyn Store>) {
     tenants(&s, &["acme"]).await;
     for (d, sid, user) in [
-        (1, "ses_1", "usr_1"),
-        (2, "ses_2", "usr_1"),
-        (3, "ses_3", "usr_2"),
+        (
+            1,
+            "ses_00000000000000000000000001",
+            "usr_00000000000000000000000001",
+        ),
+        (
+            2,
+            "ses_00000000000000000000000002",
+            "usr_00000000000000000000000001",
+        ),
+        (
+            3,
+            "ses_00000000000000000000000003",
+            "usr_00000000000000000000000002",
+        ),
     ] {
         s.insert_session(&session(d, sid, "acme", user))
             .await
             .expect("insert");
     }
     s.create_refresh_family(
-        &family("rtf_1", "usr_1", "cl_app", None),
-        &token(1, "rtf_1", 0, 100),
+        &family(
+            "rtf_00000000000000000000000000000001",
+            "usr_00000000000000000000000001",
+            "cl_app",
+            None,
+        ),
+        &token(1, "rtf_00000000000000000000000000000001", 0, 100),
     )
     .await
     .expect("family");
     s.create_refresh_family(
-        &family("rtf_2", "usr_2", "cl_app", Some("ses_3")),
-        &token(2, "rtf_2", 0, 100),
+        &family(
+            "rtf_00000000000000000000000000000002",
+            "usr_00000000000000000000000002",
+            "cl_app",
+            Some("ses_00000000000000000000000003"),
+        ),
+        &token(2, "rtf_00000000000000000000000000000002", 0, 100),
     )
     .await
     .expect("family");
     let sids = s
-        .revoke_user_sessions(&tid("acme"), "usr_1", "user_deleted", at(900), LIFETIME)
+        .revoke_user_sessions(
+            &tid("acme"),
+            "usr_00000000000000000000000001",
+            "user_deleted",
+            at(900),
+            LIFETIME,
+        )
         .await
         .expect("revoke");
-    assert_eq!(sids, ["ses_1", "ses_2"]);
+    assert_eq!(
+        sids,
+        [
+            "ses_00000000000000000000000001",
+            "ses_00000000000000000000000002"
+        ]
+    );
     let logged: Vec<_> = log(&s)
         .await
         .into_iter()
@@ -328,27 +444,45 @@ async fn revoking_a_users_sessions_revokes_every_session_and_family(s: Arc<dyn S
     assert_eq!(
         logged,
         [
-            (RevocationKind::Session, "ses_1".into(), reason.clone()),
-            (RevocationKind::Session, "ses_2".into(), reason.clone()),
-            (RevocationKind::Family, "rtf_1".into(), reason),
+            (
+                RevocationKind::Session,
+                "ses_00000000000000000000000001".into(),
+                reason.clone()
+            ),
+            (
+                RevocationKind::Session,
+                "ses_00000000000000000000000002".into(),
+                reason.clone()
+            ),
+            (
+                RevocationKind::Family,
+                "rtf_00000000000000000000000000000001".into(),
+                reason
+            ),
         ]
     );
     assert!(s
-        .get_refresh_family("rtf_2")
+        .get_refresh_family("rtf_00000000000000000000000000000002")
         .await
         .expect("get")
         .expect("some")
         .revoked_at
         .is_none());
     assert_eq!(
-        s.list_user_sessions(&tid("acme"), "usr_2")
+        s.list_user_sessions(&tid("acme"), "usr_00000000000000000000000002")
             .await
             .expect("list")
             .len(),
         1
     );
     assert!(s
-        .revoke_user_sessions(&tid("acme"), "usr_1", "again", at(901), LIFETIME)
+        .revoke_user_sessions(
+            &tid("acme"),
+            "usr_00000000000000000000000001",
+            "again",
+            at(901),
+            LIFETIME
+        )
         .await
         .expect("revoke")
         .is_empty());
@@ -376,7 +510,7 @@ async fn codes_are_single_use_and_a_replay_sees_what_the_first_issued(s: Arc<dyn
     let issued = CodeIssuance {
         jtis: vec!["jti-1".into(), "jti-2".into()],
         tokens_expire_at: at(600_000),
-        family_id: Some("rtf_1".into()),
+        family_id: Some(famid("rtf_00000000000000000000000000000001")),
     };
     assert!(
         !s.record_code_issuance(&[1; 32], &issued)
@@ -421,7 +555,7 @@ async fn pushed_requests_open_for_their_client_then_are_used_once(s: Arc<dyn Sto
     let pushed = |d: u8| PushedRequestRecord {
         digest: vec![d; 32],
         tenant: tid("acme"),
-        client_id: "cl_a".into(),
+        client_id: cid("cl_a"),
         params: r#"[["response_type","code"]]"#.into(),
         created_at: at(1_000),
         expires_at: at(61_000),
@@ -603,7 +737,7 @@ async fn a_refresh_token_is_read_with_its_users_status_in_its_own_tenant(s: Arc<
     };
     // acme families (the fixture's tenant) of ann and of bob.
     for (n, user) in [(1u8, ANN), (2, BOB)] {
-        let id = format!("rtf_{n}");
+        let id = format!("rtf_{n:032x}");
         s.create_refresh_family(&family(&id, user, "cl_app", None), &token(n, &id, 0, 100))
             .await
             .expect("family");
@@ -631,8 +765,8 @@ async fn a_session_is_read_with_its_users_status_in_its_own_tenant(s: Arc<dyn St
     tenants(&s, &["acme", "globex"]).await;
     const ANN: &str = "usr_01aaaaaaaaaaaaaaaaaaaaaaaa";
     const BOB: &str = "usr_01bbbbbbbbbbbbbbbbbbbbbbbb";
-    let ann = session(1, "ses_ann", "acme", ANN);
-    let bob = session(2, "ses_bob", "acme", BOB);
+    let ann = session(1, "ses_00000000000000000000000ann", "acme", ANN);
+    let bob = session(2, "ses_00000000000000000000000bob", "acme", BOB);
     for x in [&ann, &bob] {
         s.insert_session(x).await.expect("insert");
     }
@@ -645,13 +779,13 @@ async fn a_session_is_read_with_its_users_status_in_its_own_tenant(s: Arc<dyn St
         }
     };
     assert_eq!(
-        read("ses_ann").await,
+        read("ses_00000000000000000000000ann").await,
         Some((ann.clone(), None)),
         "no user yet"
     );
-    assert_eq!(read("ses_none").await, None);
+    assert_eq!(read("ses_0000000000000000000000none").await, None);
     assert_eq!(
-        s.get_session_with_user_status(&tid("globex"), "ses_ann")
+        s.get_session_with_user_status(&tid("globex"), "ses_00000000000000000000000ann")
             .await
             .expect("read"),
         None,
@@ -661,12 +795,15 @@ async fn a_session_is_read_with_its_users_status_in_its_own_tenant(s: Arc<dyn St
     s.create_user(&crate::users::user(BOB, "globex", "bob", None))
         .await
         .expect("globex user");
-    assert_eq!(read("ses_bob").await, Some((bob, None)));
+    assert_eq!(
+        read("ses_00000000000000000000000bob").await,
+        Some((bob, None))
+    );
     s.create_user(&crate::users::user(ANN, "acme", "ann", None))
         .await
         .expect("acme user");
     assert_eq!(
-        read("ses_ann").await,
+        read("ses_00000000000000000000000ann").await,
         Some((ann.clone(), Some(UserStatus::Active)))
     );
     assert!(s
@@ -679,20 +816,31 @@ async fn a_session_is_read_with_its_users_status_in_its_own_tenant(s: Arc<dyn St
         .await
         .expect("disable"));
     assert_eq!(
-        read("ses_ann").await,
+        read("ses_00000000000000000000000ann").await,
         Some((ann, Some(UserStatus::Disabled)))
     );
 }
 
 async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dyn Store>) {
     tenants(&s, &["acme", "globex"]).await;
-    let f = family("rtf_1", "usr_1", "cl_app", Some("ses_1"));
-    s.create_refresh_family(&f, &token(1, "rtf_1", 0, 100))
-        .await
-        .expect("family");
+    let f = family(
+        "rtf_00000000000000000000000000000001",
+        "usr_00000000000000000000000001",
+        "cl_app",
+        Some("ses_00000000000000000000000001"),
+    );
+    s.create_refresh_family(
+        &f,
+        &token(1, "rtf_00000000000000000000000000000001", 0, 100),
+    )
+    .await
+    .expect("family");
     assert!(matches!(
-        s.create_refresh_family(&f, &token(2, "rtf_1", 0, 100))
-            .await,
+        s.create_refresh_family(
+            &f,
+            &token(2, "rtf_00000000000000000000000000000001", 0, 100)
+        )
+        .await,
         Err(StoreError::Conflict)
     ));
     let read = s
@@ -702,7 +850,10 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         .expect("some");
     assert_eq!(
         (read.token, read.family),
-        (token(1, "rtf_1", 0, 100), f.clone())
+        (
+            token(1, "rtf_00000000000000000000000000000001", 0, 100),
+            f.clone()
+        )
     );
     assert_eq!(read.user_status, None, "no such user");
     assert!(
@@ -710,15 +861,23 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         "nothing half-made"
     );
     assert_eq!(
-        s.rotate_refresh_token(&[1; 32], &token(2, "rtf_1", 1, 1_000), Some(at(6_000)))
-            .await
-            .expect("rotate"),
+        s.rotate_refresh_token(
+            &[1; 32],
+            &token(2, "rtf_00000000000000000000000000000001", 1, 1_000),
+            Some(at(6_000))
+        )
+        .await
+        .expect("rotate"),
         RotateOutcome::Rotated
     );
     assert_eq!(
-        s.rotate_refresh_token(&[1; 32], &token(3, "rtf_1", 1, 1_001), Some(at(6_001)))
-            .await
-            .expect("rotate"),
+        s.rotate_refresh_token(
+            &[1; 32],
+            &token(3, "rtf_00000000000000000000000000000001", 1, 1_001),
+            Some(at(6_001))
+        )
+        .await
+        .expect("rotate"),
         RotateOutcome::AlreadyRotated {
             successor_digest: vec![2; 32],
             rotated_at: at(1_000),
@@ -743,12 +902,19 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         .expect("get")
         .expect("some")
         .token;
-    assert_eq!(next, token(2, "rtf_1", 1, 1_000));
+    assert_eq!(
+        next,
+        token(2, "rtf_00000000000000000000000000000001", 1, 1_000)
+    );
     // A rotation without a new idle deadline leaves the family row as it is.
     assert_eq!(
-        s.rotate_refresh_token(&[2; 32], &token(5, "rtf_1", 2, 1_500), None)
-            .await
-            .expect("rotate"),
+        s.rotate_refresh_token(
+            &[2; 32],
+            &token(5, "rtf_00000000000000000000000000000001", 2, 1_500),
+            None
+        )
+        .await
+        .expect("rotate"),
         RotateOutcome::Rotated
     );
     assert_eq!(
@@ -762,20 +928,36 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         "kept"
     );
     assert_eq!(
-        s.rotate_refresh_token(&[9; 32], &token(4, "rtf_1", 2, 1_002), Some(at(6_002)))
-            .await
-            .expect("rotate"),
+        s.rotate_refresh_token(
+            &[9; 32],
+            &token(4, "rtf_00000000000000000000000000000001", 2, 1_002),
+            Some(at(6_002))
+        )
+        .await
+        .expect("rotate"),
         RotateOutcome::NotFound
     );
     assert_eq!(
-        s.revoke_refresh_family(&tid("globex"), "rtf_1", "reuse", at(2_000), LIFETIME)
-            .await
-            .expect("revoke"),
+        s.revoke_refresh_family(
+            &tid("globex"),
+            "rtf_00000000000000000000000000000001",
+            "reuse",
+            at(2_000),
+            LIFETIME
+        )
+        .await
+        .expect("revoke"),
         None,
         "another tenant's family"
     );
     let entry = s
-        .revoke_refresh_family(&tid("acme"), "rtf_1", "reuse", at(2_000), LIFETIME)
+        .revoke_refresh_family(
+            &tid("acme"),
+            "rtf_00000000000000000000000000000001",
+            "reuse",
+            at(2_000),
+            LIFETIME,
+        )
         .await
         .expect("revoke")
         .expect("revoked");
@@ -788,26 +970,36 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         ),
         (
             RevocationKind::Family,
-            "rtf_1",
+            "rtf_00000000000000000000000000000001",
             Some(at(2_000)),
             Some(at(50_000 + 3_600_000))
         )
     );
     assert_eq!(
-        s.revoke_refresh_family(&tid("acme"), "rtf_1", "again", at(2_001), LIFETIME)
-            .await
-            .expect("revoke"),
+        s.revoke_refresh_family(
+            &tid("acme"),
+            "rtf_00000000000000000000000000000001",
+            "again",
+            at(2_001),
+            LIFETIME
+        )
+        .await
+        .expect("revoke"),
         None
     );
     assert_eq!(
-        s.rotate_refresh_token(&[2; 32], &token(4, "rtf_1", 2, 2_002), Some(at(7_000)))
-            .await
-            .expect("rotate"),
+        s.rotate_refresh_token(
+            &[2; 32],
+            &token(4, "rtf_00000000000000000000000000000001", 2, 2_002),
+            Some(at(7_000))
+        )
+        .await
+        .expect("rotate"),
         RotateOutcome::FamilyRevoked
     );
     assert!(s.get_refresh_token(&[4; 32]).await.expect("get").is_none());
     let listed = s
-        .list_user_refresh_families(&tid("acme"), "usr_1")
+        .list_user_refresh_families(&tid("acme"), "usr_00000000000000000000000001")
         .await
         .expect("list");
     assert_eq!(listed.len(), 1);
@@ -817,8 +1009,13 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
 async fn racing_rotations_of_one_token_yield_exactly_one_successor(s: Arc<dyn Store>) {
     tenants(&s, &["acme"]).await;
     s.create_refresh_family(
-        &family("rtf_1", "usr_1", "cl_app", None),
-        &token(1, "rtf_1", 0, 100),
+        &family(
+            "rtf_00000000000000000000000000000001",
+            "usr_00000000000000000000000001",
+            "cl_app",
+            None,
+        ),
+        &token(1, "rtf_00000000000000000000000000000001", 0, 100),
     )
     .await
     .expect("family");
@@ -827,7 +1024,12 @@ async fn racing_rotations_of_one_token_yield_exactly_one_successor(s: Arc<dyn St
         .map(|i| {
             let s = s.clone();
             tokio::spawn(async move {
-                let succ = token(10 + i, "rtf_1", 1, 1_000 + i64::from(i));
+                let succ = token(
+                    10 + i,
+                    "rtf_00000000000000000000000000000001",
+                    1,
+                    1_000 + i64::from(i),
+                );
                 (
                     i,
                     s.rotate_refresh_token(&[1; 32], &succ, Some(at(6_000)))
@@ -865,59 +1067,97 @@ async fn consents_upsert_list_and_revoke_with_the_clients_families(s: Arc<dyn St
     tenants(&s, &["acme"]).await;
     let consent = |user: &str, client: &str, scopes: &[&str], when| ConsentRecord {
         tenant: tid("acme"),
-        user_id: user.into(),
-        client_id: client.into(),
+        user_id: uid(user),
+        client_id: cid(client),
         scopes: scopes.iter().map(|x| (*x).to_owned()).collect(),
         granted_at: at(when),
     };
-    s.put_consent(&consent("usr_1", "cl_b", &["openid"], 10))
-        .await
-        .expect("put");
-    s.put_consent(&consent("usr_1", "cl_a", &["openid", "email"], 11))
-        .await
-        .expect("put");
-    s.put_consent(&consent("usr_2", "cl_a", &["openid"], 12))
-        .await
-        .expect("put");
-    let widened = consent("usr_1", "cl_b", &["openid", "profile"], 20);
+    s.put_consent(&consent(
+        "usr_00000000000000000000000001",
+        "cl_b",
+        &["openid"],
+        10,
+    ))
+    .await
+    .expect("put");
+    s.put_consent(&consent(
+        "usr_00000000000000000000000001",
+        "cl_a",
+        &["openid", "email"],
+        11,
+    ))
+    .await
+    .expect("put");
+    s.put_consent(&consent(
+        "usr_00000000000000000000000002",
+        "cl_a",
+        &["openid"],
+        12,
+    ))
+    .await
+    .expect("put");
+    let widened = consent(
+        "usr_00000000000000000000000001",
+        "cl_b",
+        &["openid", "profile"],
+        20,
+    );
     s.put_consent(&widened).await.expect("replace");
     assert_eq!(
-        s.get_consent(&tid("acme"), "usr_1", "cl_b")
+        s.get_consent(&tid("acme"), "usr_00000000000000000000000001", "cl_b")
             .await
             .expect("get"),
         Some(widened)
     );
     assert_eq!(
-        s.list_user_consents(&tid("acme"), "usr_1")
+        s.list_user_consents(&tid("acme"), "usr_00000000000000000000000001")
             .await
             .expect("list")
             .into_iter()
-            .map(|c| c.client_id)
+            .map(|c| c.client_id.to_string())
             .collect::<Vec<_>>(),
         ["cl_a", "cl_b"]
     );
-    let mut orphan = consent("usr_1", "cl_a", &["openid"], 1);
+    let mut orphan = consent("usr_00000000000000000000000001", "cl_a", &["openid"], 1);
     orphan.tenant = tid("nope");
     assert!(matches!(
         s.put_consent(&orphan).await,
         Err(StoreError::NotFound)
     ));
     for (id, user, client) in [
-        ("rtf_1", "usr_1", "cl_b"),
-        ("rtf_2", "usr_1", "cl_a"),
-        ("rtf_3", "usr_2", "cl_b"),
+        (
+            "rtf_00000000000000000000000000000001",
+            "usr_00000000000000000000000001",
+            "cl_b",
+        ),
+        (
+            "rtf_00000000000000000000000000000002",
+            "usr_00000000000000000000000001",
+            "cl_a",
+        ),
+        (
+            "rtf_00000000000000000000000000000003",
+            "usr_00000000000000000000000002",
+            "cl_b",
+        ),
     ] {
-        let d = id.as_bytes()[4];
+        let d = id.as_bytes()[id.len() - 1];
         s.create_refresh_family(&family(id, user, client, None), &token(d, id, 0, 100))
             .await
             .expect("family");
     }
     assert!(s
-        .revoke_consent(&tid("acme"), "usr_1", "cl_b", at(500), LIFETIME)
+        .revoke_consent(
+            &tid("acme"),
+            "usr_00000000000000000000000001",
+            "cl_b",
+            at(500),
+            LIFETIME
+        )
         .await
         .expect("revoke"));
     assert_eq!(
-        s.get_consent(&tid("acme"), "usr_1", "cl_b")
+        s.get_consent(&tid("acme"), "usr_00000000000000000000000001", "cl_b")
             .await
             .expect("get"),
         None
@@ -927,13 +1167,29 @@ async fn consents_upsert_list_and_revoke_with_the_clients_families(s: Arc<dyn St
         .into_iter()
         .map(|e| (e.kind, e.subject))
         .collect();
-    assert_eq!(logged, [(RevocationKind::Family, "rtf_1".to_owned())]);
-    for (id, revoked) in [("rtf_1", true), ("rtf_2", false), ("rtf_3", false)] {
+    assert_eq!(
+        logged,
+        [(
+            RevocationKind::Family,
+            "rtf_00000000000000000000000000000001".to_owned()
+        )]
+    );
+    for (id, revoked) in [
+        ("rtf_00000000000000000000000000000001", true),
+        ("rtf_00000000000000000000000000000002", false),
+        ("rtf_00000000000000000000000000000003", false),
+    ] {
         let f = s.get_refresh_family(id).await.expect("get").expect("some");
         assert_eq!(f.revoked_at.is_some(), revoked, "{id}");
     }
     assert!(!s
-        .revoke_consent(&tid("acme"), "usr_1", "cl_b", at(501), LIFETIME)
+        .revoke_consent(
+            &tid("acme"),
+            "usr_00000000000000000000000001",
+            "cl_b",
+            at(501),
+            LIFETIME
+        )
         .await
         .expect("revoke"));
 }
@@ -942,19 +1198,29 @@ async fn consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import(s: 
     tenants(&s, &["acme"]).await;
     let consent = ConsentRecord {
         tenant: tid("acme"),
-        user_id: "usr_1".into(),
-        client_id: "cl_a".into(),
+        user_id: uid("usr_00000000000000000000000001"),
+        client_id: cid("cl_a"),
         scopes: vec!["openid".into(), "email".into()],
         granted_at: at(10),
     };
     s.put_consent(&consent).await.expect("put");
-    s.insert_session(&session(1, "ses_1", "acme", "usr_1"))
-        .await
-        .expect("session");
+    s.insert_session(&session(
+        1,
+        "ses_00000000000000000000000001",
+        "acme",
+        "usr_00000000000000000000000001",
+    ))
+    .await
+    .expect("session");
     s.insert_code(&code(1)).await.expect("code");
     s.create_refresh_family(
-        &family("rtf_1", "usr_1", "cl_a", Some("ses_1")),
-        &token(1, "rtf_1", 0, 100),
+        &family(
+            "rtf_00000000000000000000000000000001",
+            "usr_00000000000000000000000001",
+            "cl_a",
+            Some("ses_00000000000000000000000001"),
+        ),
+        &token(1, "rtf_00000000000000000000000000000001", 0, 100),
     )
     .await
     .expect("family");
@@ -985,7 +1251,7 @@ async fn consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import(s: 
         .expect("import");
     assert_eq!(
         target
-            .get_consent(&tid("acme"), "usr_1", "cl_a")
+            .get_consent(&tid("acme"), "usr_00000000000000000000000001", "cl_a")
             .await
             .expect("get"),
         Some(consent)
@@ -1002,4 +1268,125 @@ async fn consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import(s: 
     ] {
         assert!(blockers.contains(&table), "{table}: {blockers:?}");
     }
+}
+
+/// Ids are parsed once, when a row is read: a stored id that is not one (written past the store)
+/// is reported as [`StoreError::Corrupt`], for every record that carries a typed id.
+async fn a_stored_id_that_does_not_parse_is_a_corrupt_row_not_a_panic(s: Arc<dyn Store>, raw: Raw) {
+    tenants(&s, &["acme"]).await;
+    let corrupt = |what: &str, r: Result<()>| match r {
+        Err(StoreError::Corrupt(_)) => {}
+        other => panic!("{what}: expected a corrupt row, got {other:?}"),
+    };
+    let user = "usr_00000000000000000000000001";
+    let (sid_a, sid_b) = (
+        "ses_0000000000000000000000000a",
+        "ses_0000000000000000000000000b",
+    );
+    s.insert_session(&session(1, sid_a, "acme", user))
+        .await
+        .expect("session");
+    s.insert_session(&session(2, sid_b, "acme", user))
+        .await
+        .expect("session");
+    raw.exec(&format!(
+        "UPDATE sign_in_sessions SET user_id = 'bob' WHERE id = '{sid_a}'"
+    ))
+    .await;
+    raw.exec(&format!(
+        "UPDATE sign_in_sessions SET id = 'ses_SHOUTING' WHERE id = '{sid_b}'"
+    ))
+    .await;
+    corrupt("session user", s.get_session(&[1; 32]).await.map(drop));
+    corrupt(
+        "session user, with its status",
+        s.get_session_with_user_status(&tid("acme"), sid_a)
+            .await
+            .map(drop),
+    );
+    corrupt("session id", s.get_session(&[2; 32]).await.map(drop));
+    corrupt(
+        "a user's sessions",
+        s.list_user_sessions(&tid("acme"), user).await.map(drop),
+    );
+
+    s.insert_code(&code(3)).await.expect("code");
+    raw.exec("UPDATE authorization_codes SET client_id = 'cl web' WHERE client_id = 'cl_web'")
+        .await;
+    corrupt("code client", s.get_code(&[3; 32]).await.map(drop));
+    corrupt(
+        "code client, redeemed",
+        s.consume_code(&[3; 32], at(2_000)).await.map(drop),
+    );
+    s.insert_code(&code(4)).await.expect("code");
+    raw.exec(
+        "UPDATE authorization_codes SET issued_jtis = 'jti-1', issued_tokens_expire_at = 9, \
+         issued_family_id = 'rtf_1' WHERE client_id = 'cl_web'",
+    )
+    .await;
+    corrupt("code's family", s.get_code(&[4; 32]).await.map(drop));
+
+    let fam = "rtf_00000000000000000000000000000001";
+    s.create_refresh_family(
+        &family(fam, user, "cl_app", Some(sid_a)),
+        &token(5, fam, 0, 100),
+    )
+    .await
+    .expect("family");
+    raw.exec(&format!(
+        "UPDATE refresh_families SET sid = 'session-1' WHERE id = '{fam}'"
+    ))
+    .await;
+    corrupt("family sid", s.get_refresh_family(fam).await.map(drop));
+    corrupt(
+        "family sid, by token",
+        s.get_refresh_token(&[5; 32]).await.map(drop),
+    );
+    corrupt(
+        "a user's families",
+        s.list_user_refresh_families(&tid("acme"), user)
+            .await
+            .map(drop),
+    );
+
+    s.put_consent(&ConsentRecord {
+        tenant: tid("acme"),
+        user_id: uid(user),
+        client_id: cid("cl_a"),
+        scopes: vec!["openid".into()],
+        granted_at: at(10),
+    })
+    .await
+    .expect("consent");
+    raw.exec("UPDATE consents SET client_id = 'cl/a' WHERE client_id = 'cl_a'")
+        .await;
+    corrupt(
+        "consent client",
+        s.get_consent(&tid("acme"), user, "cl/a").await.map(drop),
+    );
+    corrupt(
+        "a user's consents",
+        s.list_user_consents(&tid("acme"), user).await.map(drop),
+    );
+
+    s.insert_pushed_request(&PushedRequestRecord {
+        digest: vec![6; 32],
+        tenant: tid("acme"),
+        client_id: cid("cl_a"),
+        params: "[]".into(),
+        created_at: at(1_000),
+        expires_at: at(61_000),
+        opened_at: None,
+        used_at: None,
+    })
+    .await
+    .expect("pushed");
+    raw.exec("UPDATE pushed_requests SET client_id = '' WHERE client_id = 'cl_a'")
+        .await;
+    corrupt(
+        "pushed request client",
+        s.open_pushed_request(&[6; 32], "", at(2_000), at(600_000))
+            .await
+            .map(drop),
+    );
 }
