@@ -887,7 +887,7 @@ impl From<Record> for Line {
             },
             Record::UserAdminRole(r) => Line::UserAdminRole {
                 tenant_id: r.tenant.as_str().to_owned(),
-                user_id: r.user_id,
+                user_id: r.user_id.as_str().to_owned(),
                 role: r.role.as_str().to_owned(),
                 granted_at: ms(r.granted_at),
                 granted_by: r.granted_by,
@@ -1279,7 +1279,7 @@ impl Line {
                     .ok_or("user admin role")?;
                 Record::UserAdminRole(crate::UserAdminRole {
                     tenant,
-                    user_id,
+                    user_id: UserId::parse(&user_id).map_err(|_| "user admin role user id")?,
                     role,
                     granted_at: at(granted_at),
                     granted_by,
@@ -1828,7 +1828,7 @@ macro_rules! impl_transfer {
                     );
                     q.push_values(each!(UserAdminRole), |mut b, r: &$crate::UserAdminRole| {
                         b.push_bind(r.tenant.as_str().to_owned())
-                            .push_bind(r.user_id.clone())
+                            .push_bind(r.user_id.as_str().to_owned())
                             .push_bind(r.role.as_str())
                             .push_bind(r.granted_at.as_millis())
                             .push_bind(r.granted_by.clone());
@@ -1990,17 +1990,7 @@ macro_rules! impl_transfer {
                 table!(
                     "SELECT t.*, t.tenant_id || ' ' || t.user_id AS k FROM user_admin_roles t",
                     String,
-                    |r: &$row| -> Result<Record> {
-                        let role: String = r.try_get("role")?;
-                        Ok(Record::UserAdminRole($crate::UserAdminRole {
-                            tenant: tenant_id(r.try_get("tenant_id")?)?,
-                            user_id: r.try_get("user_id")?,
-                            role: AdminRole::parse(&role)
-                                .ok_or_else(|| corrupt("user admin role", &role))?,
-                            granted_at: Timestamp::from_millis(r.try_get("granted_at")?),
-                            granted_by: r.try_get("granted_by")?,
-                        }))
-                    }
+                    |r| user_role_from_row(r).map(Record::UserAdminRole)
                 );
                 table!(
                     "SELECT t.*, t.kind || ' ' || t.id AS k FROM archived_objects t",

@@ -16,7 +16,7 @@ macro_rules! impl_device_store {
                 device_digest: row.try_get("device_digest")?,
                 user_code_digest: row.try_get("user_code_digest")?,
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
-                client_id: row.try_get("client_id")?,
+                client_id: stored_client_id(row.try_get("client_id")?)?,
                 scope: scope
                     .split(' ')
                     .filter(|p| !p.is_empty())
@@ -29,8 +29,14 @@ macro_rules! impl_device_store {
                 interval_secs: u64::try_from(interval)
                     .map_err(|_| corrupt("device polling interval", &interval.to_string()))?,
                 last_polled_at: ts(row.try_get("last_polled_at")?),
-                user_id: row.try_get("user_id")?,
-                sid: row.try_get("sid")?,
+                user_id: row
+                    .try_get::<Option<String>, _>("user_id")?
+                    .map(stored_user_id)
+                    .transpose()?,
+                sid: row
+                    .try_get::<Option<String>, _>("sid")?
+                    .map(stored_session_id)
+                    .transpose()?,
                 auth_time: ts(row.try_get("auth_time")?),
                 decided_at: ts(row.try_get("decided_at")?),
             })
@@ -40,7 +46,7 @@ macro_rules! impl_device_store {
             let role: String = row.try_get("role")?;
             Ok($crate::UserAdminRole {
                 tenant: tenant_id(row.try_get("tenant_id")?)?,
-                user_id: row.try_get("user_id")?,
+                user_id: stored_user_id(row.try_get("user_id")?)?,
                 role: portcullis_core::admin::AdminRole::parse(&role)
                     .ok_or_else(|| corrupt("user admin role", &role))?,
                 granted_at: Timestamp::from_millis(row.try_get("granted_at")?),
@@ -67,15 +73,15 @@ macro_rules! impl_device_store {
                 .bind(&r.device_digest)
                 .bind(&r.user_code_digest)
                 .bind(r.tenant.as_str())
-                .bind(&r.client_id)
+                .bind(r.client_id.as_str())
                 .bind(r.scope.join(" "))
                 .bind(r.status.as_str())
                 .bind(r.created_at.as_millis())
                 .bind(r.expires_at.as_millis())
                 .bind(device_interval(r.interval_secs))
                 .bind(r.last_polled_at.map(Timestamp::as_millis))
-                .bind(&r.user_id)
-                .bind(&r.sid)
+                .bind(r.user_id.as_ref().map(portcullis_core::user::UserId::as_str))
+                .bind(r.sid.as_ref().map(portcullis_core::session::SessionId::as_str))
                 .bind(r.auth_time.map(Timestamp::as_millis))
                 .bind(r.decided_at.map(Timestamp::as_millis))
                 .execute(&self.pool)
@@ -123,8 +129,8 @@ macro_rules! impl_device_store {
                 )
                 .bind(user_code_digest)
                 .bind(if d.approve { "approved" } else { "denied" })
-                .bind(&d.user_id)
-                .bind(&d.sid)
+                .bind(d.user_id.as_str())
+                .bind(d.sid.as_str())
                 .bind(d.auth_time.as_millis())
                 .bind(d.at.as_millis())
                 .execute(&self.pool)
@@ -205,7 +211,7 @@ macro_rules! impl_device_store {
                      granted_at = excluded.granted_at, granted_by = excluded.granted_by",
                 )
                 .bind(r.tenant.as_str())
-                .bind(&r.user_id)
+                .bind(r.user_id.as_str())
                 .bind(r.role.as_str())
                 .bind(r.granted_at.as_millis())
                 .bind(&r.granted_by)

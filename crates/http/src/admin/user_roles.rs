@@ -45,7 +45,7 @@ pub struct UserRoleView {
 impl From<UserAdminRole> for UserRoleView {
     fn from(r: UserAdminRole) -> Self {
         Self {
-            user_id: r.user_id,
+            user_id: r.user_id.to_string(),
             tenant: r.tenant.to_string(),
             role: r.role,
             granted_at: rfc3339(r.granted_at),
@@ -142,7 +142,7 @@ pub async fn grant_role(
     }
     let granted = UserAdminRole {
         tenant: admin.tenant.clone(),
-        user_id: user.as_str().to_owned(),
+        user_id: user.clone(),
         role,
         granted_at: state.clock.now(),
         granted_by: admin.principal.actor().to_string(),

@@ -720,7 +720,7 @@ async fn a_weaker_admin_may_not_remove_or_grant_over_a_stronger_role() {
     node.store
         .put_user_admin_role(&portcullis_store::UserAdminRole {
             tenant: TenantId::parse("acme").expect("tenant"),
-            user_id: frank.clone(),
+            user_id: portcullis_core::user::UserId::parse(&frank).expect("user id"),
             role: portcullis_core::admin::AdminRole::GlobalAdmin,
             granted_at: node.clock.now(),
             granted_by: "admin:import".into(),

@@ -350,7 +350,7 @@ async fn pruning_removes_device_authorizations_once_they_expire() {
         device_digest: vec![7; 32],
         user_code_digest: vec![8; 32],
         tenant: tid("acme"),
-        client_id: "cl_app".into(),
+        client_id: cid("cl_app"),
         scope: vec![],
         status: DeviceStatus::Pending,
         created_at: now,

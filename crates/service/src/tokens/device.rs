@@ -82,10 +82,16 @@ pub async fn authorize(
             origin,
         );
     };
-    let policy =
-        authenticated.facts.policy.as_ref().ok_or_else(|| {
-            OAuthError::internal(format!("stored client {} is invalid", client.id))
-        })?;
+    // One check of the stored client: its policy and its id both parse.
+    let (Some(policy), Some(client_id)) = (
+        authenticated.facts.policy.as_ref(),
+        ClientId::parse(&client.id),
+    ) else {
+        return Err(OAuthError::internal(format!(
+            "stored client {} is invalid",
+            client.id
+        )));
+    };
     let scope = requested_scope(policy, params.get("scope")).map_err(|e| {
         let e = OAuthError::from(e);
         audit(Outcome::Denied, Some(Reason::of(&e.reason)));
@@ -102,7 +108,7 @@ pub async fn authorize(
             device_digest: digest(&device_code).to_vec(),
             user_code_digest: digest(user_code.canonical()).to_vec(),
             tenant: client.tenant.clone(),
-            client_id: client.id.clone(),
+            client_id: client_id.clone(),
             scope: scope.to_vec(),
             status: portcullis_core::device::DeviceStatus::Pending,
             created_at: now,
@@ -159,7 +165,7 @@ pub async fn pending(
         .await?;
     Ok(found.map(|r| PendingDevice {
         tenant: r.tenant,
-        client_id: r.client_id,
+        client_id: r.client_id.to_string(),
         scope: r.scope,
         user_code_digest: r.user_code_digest,
     }))
@@ -180,8 +186,8 @@ pub async fn decide(
             &device.user_code_digest,
             &DeviceDecision {
                 approve,
-                user_id: session.user_id.to_string(),
-                sid: session.id.to_string(),
+                user_id: session.user_id.clone(),
+                sid: session.id.clone(),
                 auth_time: session.auth_time,
                 at: svc.clock.now(),
             },
@@ -233,7 +239,7 @@ pub(super) async fn issue(
         .get_device_authorization(&device_digest)
         .await
         .map_err(OAuthError::internal)?
-        .filter(|r| r.client_id == client.id && r.tenant == client.tenant)
+        .filter(|r| r.client_id == *client_id && r.tenant == client.tenant)
         .ok_or_else(|| refuse(Refusal::InvalidGrant("device_code_unknown").into()))?;
     let now = svc.clock.now();
     let facts = PollFacts {
@@ -317,9 +323,9 @@ async fn issue_approved(
     let decision = decide_device_grant(policy, &record.scope, &targets, svc.oauth.lifetimes)?;
     let user_id = record
         .user_id
-        .as_deref()
+        .as_ref()
         .ok_or_else(|| OAuthError::internal("approved device authorization without a user"))?;
-    let user = require_active_user(svc, &record.tenant, user_id).await?;
+    require_active_user(svc, &record.tenant, user_id).await?;
     let now = svc.clock.now();
     // Single use, whichever node the device polls: exactly one poll gets here.
     if !svc
@@ -340,7 +346,7 @@ async fn issue_approved(
                 .start_family(NewFamily {
                     tenant: record.tenant.clone(),
                     client_id: client_id.clone(),
-                    user_id: user,
+                    user_id: user_id.clone(),
                     sid: None,
                     scope: decision.scopes.to_vec(),
                     auth_time,
@@ -361,7 +367,7 @@ async fn issue_approved(
     let family_id = family.as_ref().map(|f| f.family.id.clone());
     let facts = SignInFacts {
         tenant: &record.tenant,
-        user_id,
+        user_id: user_id.as_str(),
         sid: None,
         auth_time,
         acr: None,

@@ -146,18 +146,14 @@ pub(super) fn binds_refresh_tokens(client: &OAuthClient) -> bool {
 }
 
 /// Refuses (`invalid_grant`) unless the user is an active user of `tenant`: a disabled or
-/// deleted user's code or refresh token gets nothing. Returns the user's id as core's type.
+/// deleted user's code or refresh token gets nothing.
 pub(super) async fn require_active_user(
     svc: &OAuthService,
     tenant: &TenantId,
-    user_id: &str,
-) -> Result<UserId, OAuthError> {
-    let Ok(id) = UserId::parse(user_id) else {
-        return Err(Refusal::InvalidGrant("user_unknown").into());
-    };
-    let status = svc.store.get_user(tenant, &id).await?.map(|u| u.status);
-    user_may_get_tokens(status)?;
-    Ok(id)
+    user_id: &UserId,
+) -> Result<(), OAuthError> {
+    let status = svc.store.get_user(tenant, user_id).await?.map(|u| u.status);
+    user_may_get_tokens(status)
 }
 
 /// The rule [`require_active_user`] applies, for a caller that read the user's status (`None`:

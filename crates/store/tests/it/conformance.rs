@@ -2841,7 +2841,7 @@ mod cases {
         // Exported since version 6: the CLI's device sign-in of this user keeps its authority.
         s.put_user_admin_role(&UserAdminRole {
             tenant: tid("acme"),
-            user_id: "usr_01aaaaaaaaaaaaaaaaaaaaaaaa".into(),
+            user_id: uid("usr_01aaaaaaaaaaaaaaaaaaaaaaaa"),
             role: AdminRole::ApiKeyManager,
             granted_at: at(46),
             granted_by: "admin:adm1".into(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use portcullis_core::admin::AdminRole;
 use portcullis_core::device::DeviceStatus;
 
-use super::{at, tenants, tid, with_postgres, with_sqlite};
+use super::{at, cid, sesid, tenants, tid, uid, with_postgres, with_sqlite};
 use portcullis_store::*;
 
 conformance!(
@@ -20,12 +20,18 @@ conformance!(
     device_state_and_user_roles_block_an_import,
 );
 
-fn device(d: u8, tenant: &str) -> DeviceAuthorizationRecord {
+const USER_1: &str = "usr_00000000000000000000000001";
+const SID_1: &str = "ses_00000000000000000000000001";
+/// Two users, `USER_A` listed first.
+const USER_A: &str = "usr_0000000000000000000000000a";
+const USER_B: &str = "usr_0000000000000000000000000b";
+
+pub(super) fn device(d: u8, tenant: &str) -> DeviceAuthorizationRecord {
     DeviceAuthorizationRecord {
         device_digest: vec![d; 32],
         user_code_digest: vec![d.wrapping_add(100); 32],
         tenant: tid(tenant),
-        client_id: "portcullis-cli".into(),
+        client_id: cid("portcullis-cli"),
         scope: vec!["offline_access".into(), "openid".into()],
         status: DeviceStatus::Pending,
         created_at: at(1_000),
@@ -39,11 +45,11 @@ fn device(d: u8, tenant: &str) -> DeviceAuthorizationRecord {
     }
 }
 
-fn decision(approve: bool, when: i64) -> DeviceDecision {
+pub(super) fn decision(approve: bool, when: i64) -> DeviceDecision {
     DeviceDecision {
         approve,
-        user_id: "usr_1".into(),
-        sid: "sid_1".into(),
+        user_id: uid(USER_1),
+        sid: sesid(SID_1),
         auth_time: at(900),
         at: at(when),
     }
@@ -126,8 +132,8 @@ async fn a_decision_is_taken_once_and_not_after_expiry(s: Arc<dyn Store>) {
         .expect("get")
         .expect("row");
     assert_eq!(got.status, DeviceStatus::Approved);
-    assert_eq!(got.user_id.as_deref(), Some("usr_1"));
-    assert_eq!(got.sid.as_deref(), Some("sid_1"));
+    assert_eq!(got.user_id, Some(uid(USER_1)));
+    assert_eq!(got.sid, Some(sesid(SID_1)));
     assert_eq!(got.auth_time, Some(at(900)));
     assert_eq!(got.decided_at, Some(at(2_000)));
 
@@ -290,62 +296,62 @@ async fn user_admin_roles_are_set_replaced_listed_and_removed(s: Arc<dyn Store>)
     tenants(&s, &["acme", "beta"]).await;
     let role = |tenant: &str, user: &str, role: AdminRole, when: i64| UserAdminRole {
         tenant: tid(tenant),
-        user_id: user.into(),
+        user_id: uid(user),
         role,
         granted_at: at(when),
         granted_by: "admin:adm_1".into(),
     };
-    s.put_user_admin_role(&role("acme", "usr_b", AdminRole::Auditor, 1))
+    s.put_user_admin_role(&role("acme", USER_B, AdminRole::Auditor, 1))
         .await
         .expect("put");
-    s.put_user_admin_role(&role("acme", "usr_a", AdminRole::TenantAdmin, 2))
+    s.put_user_admin_role(&role("acme", USER_A, AdminRole::TenantAdmin, 2))
         .await
         .expect("put");
-    s.put_user_admin_role(&role("beta", "usr_a", AdminRole::Auditor, 3))
+    s.put_user_admin_role(&role("beta", USER_A, AdminRole::Auditor, 3))
         .await
         .expect("put");
     // Replaced, not added: one role per user.
-    s.put_user_admin_role(&role("acme", "usr_b", AdminRole::ApiKeyManager, 4))
+    s.put_user_admin_role(&role("acme", USER_B, AdminRole::ApiKeyManager, 4))
         .await
         .expect("replace");
     assert_eq!(
-        s.get_user_admin_role(&tid("acme"), "usr_b")
+        s.get_user_admin_role(&tid("acme"), USER_B)
             .await
             .expect("get"),
-        Some(role("acme", "usr_b", AdminRole::ApiKeyManager, 4))
+        Some(role("acme", USER_B, AdminRole::ApiKeyManager, 4))
     );
     let listed = s.list_user_admin_roles(&tid("acme")).await.expect("list");
     assert_eq!(
         listed,
         vec![
-            role("acme", "usr_a", AdminRole::TenantAdmin, 2),
-            role("acme", "usr_b", AdminRole::ApiKeyManager, 4),
+            role("acme", USER_A, AdminRole::TenantAdmin, 2),
+            role("acme", USER_B, AdminRole::ApiKeyManager, 4),
         ]
     );
     // Per tenant.
     assert_eq!(
-        s.get_user_admin_role(&tid("beta"), "usr_a")
+        s.get_user_admin_role(&tid("beta"), USER_A)
             .await
             .expect("get")
             .map(|r| r.role),
         Some(AdminRole::Auditor)
     );
     assert!(s
-        .delete_user_admin_role(&tid("acme"), "usr_a")
+        .delete_user_admin_role(&tid("acme"), USER_A)
         .await
         .expect("delete"));
     assert!(!s
-        .delete_user_admin_role(&tid("acme"), "usr_a")
+        .delete_user_admin_role(&tid("acme"), USER_A)
         .await
         .expect("again"));
     assert_eq!(
-        s.get_user_admin_role(&tid("acme"), "usr_a")
+        s.get_user_admin_role(&tid("acme"), USER_A)
             .await
             .expect("get"),
         None
     );
     assert!(s
-        .get_user_admin_role(&tid("beta"), "usr_a")
+        .get_user_admin_role(&tid("beta"), USER_A)
         .await
         .expect("get")
         .is_some());
@@ -358,7 +364,7 @@ async fn device_state_and_user_roles_block_an_import(s: Arc<dyn Store>) {
         .expect("insert");
     s.put_user_admin_role(&UserAdminRole {
         tenant: tid("acme"),
-        user_id: "usr_a".into(),
+        user_id: uid(USER_A),
         role: AdminRole::Auditor,
         granted_at: at(1),
         granted_by: "admin:adm_1".into(),

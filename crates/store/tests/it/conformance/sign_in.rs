@@ -1349,6 +1349,80 @@ async fn a_stored_id_that_does_not_parse_is_a_corrupt_row_not_a_panic(s: Arc<dyn
             .map(drop),
     );
 
+    // Device authorizations: the client always, the deciding user and session once decided.
+    let (decided, pending) = (
+        super::device::device(7, "acme"),
+        super::device::device(8, "acme"),
+    );
+    s.insert_device_authorization(&decided)
+        .await
+        .expect("device");
+    s.insert_device_authorization(&pending)
+        .await
+        .expect("device");
+    assert!(s
+        .decide_device_authorization(
+            &decided.user_code_digest,
+            &super::device::decision(true, 2_000)
+        )
+        .await
+        .expect("decide"));
+    raw.exec("UPDATE device_authorizations SET sid = 'sid_1' WHERE status = 'approved'")
+        .await;
+    corrupt(
+        "device sid",
+        s.get_device_authorization(&decided.device_digest)
+            .await
+            .map(drop),
+    );
+    raw.exec(
+        "UPDATE device_authorizations SET sid = NULL, user_id = 'usr_1' WHERE status = 'approved'",
+    )
+    .await;
+    corrupt(
+        "device user",
+        s.get_device_authorization(&decided.device_digest)
+            .await
+            .map(drop),
+    );
+    raw.exec(
+        "UPDATE device_authorizations SET client_id = 'portcullis cli' WHERE status = 'pending'",
+    )
+    .await;
+    corrupt(
+        "device client",
+        s.find_pending_device_authorization(&pending.user_code_digest, at(2_000))
+            .await
+            .map(drop),
+    );
+
+    // Admin roles held by users, read one by one, listed and exported.
+    s.put_user_admin_role(&UserAdminRole {
+        tenant: tid("acme"),
+        user_id: uid(user),
+        role: portcullis_core::admin::AdminRole::Auditor,
+        granted_at: at(10),
+        granted_by: "admin:adm_1".into(),
+    })
+    .await
+    .expect("user admin role");
+    raw.exec(&format!(
+        "UPDATE user_admin_roles SET user_id = 'USR_1' WHERE user_id = '{user}'"
+    ))
+    .await;
+    corrupt(
+        "user role",
+        s.get_user_admin_role(&tid("acme"), "USR_1").await.map(drop),
+    );
+    corrupt(
+        "a tenant's user roles",
+        s.list_user_admin_roles(&tid("acme")).await.map(drop),
+    );
+    corrupt(
+        "exported user roles",
+        s.export_records(&mut |_| Ok(())).await,
+    );
+
     s.put_consent(&ConsentRecord {
         tenant: tid("acme"),
         user_id: uid(user),
