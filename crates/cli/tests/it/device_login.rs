@@ -221,6 +221,10 @@ fn approve(server: &Server, code: &str, login: &str) {
     fields.push(("password".into(), PASSWORD.into()));
     let (s, page) = b.post(format!("{}/device/sign-in", server.url), fields);
     assert_eq!(s, 200, "{page}");
+    assert!(
+        page.contains("act with your administrator role"),
+        "the CLI's confirmation warns that it gets the person's admin role: {page}"
+    );
     let mut fields = hidden_fields(&page);
     fields.push(("decision".into(), "allow".into()));
     let (s, page) = b.post(format!("{}/device/decide", server.url), fields);

@@ -103,6 +103,8 @@ struct ConfirmPage<'a> {
     scopes: &'a [String],
     action: &'a str,
     csrf: &'a str,
+    /// The device is a built-in CLI client: its tokens act at the admin API as the person.
+    admin_warning: bool,
 }
 
 #[derive(Template)]
@@ -398,6 +400,7 @@ async fn confirm_page(
             scopes: &found.device.scope,
             action: DEVICE_DECIDE_PATH,
             csrf: &token,
+            admin_warning: portcullis_core::client::is_cli_client_id(&found.device.client_id),
         },
         None,
     )

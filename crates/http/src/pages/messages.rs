@@ -267,6 +267,8 @@ pub struct DeviceText {
     pub sign_in_intro: &'static str,
     pub confirm_intro: &'static str,
     pub confirm_code: &'static str,
+    /// Shown when the device is the Portcullis CLI: approving gives it the person's admin role.
+    pub confirm_admin: &'static str,
     pub approved_title: &'static str,
     pub approved_body: &'static str,
     pub denied_title: &'static str,
@@ -285,6 +287,7 @@ pub static DEVICE_EN: DeviceText = DeviceText {
     sign_in_intro: "Sign in to connect your device to",
     confirm_intro: "A device asks to act as you with",
     confirm_code: "Check that your device shows this code:",
+    confirm_admin: "This is the Portcullis command-line tool. Approving lets it act with your administrator role. Approve only if you started portcullis login yourself and it shows this code; if someone sent you this code, deny.",
     approved_title: "Device connected",
     approved_body: "Your device is signed in. You can close this window and return to it.",
     denied_title: "Request denied",

@@ -281,6 +281,12 @@ async fn approve_in_browser(
         page = p;
     }
     assert!(page.contains("/device/decide"), "the confirmation: {page}");
+    // The built-in CLI client's tokens act at the admin API: the page says so, and only then.
+    assert_eq!(
+        page.contains("act with your administrator role"),
+        page.contains("<strong>Portcullis CLI</strong>"),
+        "the admin warning goes with the built-in CLI client: {page}"
+    );
     let fields = with(form_fields(&page), &[("decision", decision)]);
     post_page(b, format!("{}/device/decide", node.base), &fields).await
 }
