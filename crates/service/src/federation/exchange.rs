@@ -256,23 +256,13 @@ async fn admit_traced(
     });
     // Only the rules serving what the token is presented for take part: a rule bound to a
     // client authenticates that client and serves no grant, and the other way round.
-    let rules: std::borrow::Cow<'_, [TrustRule]> =
-        if parsed.rules.iter().all(|r| r.serves(req.purpose)) {
-            std::borrow::Cow::Borrowed(&parsed.rules)
-        } else {
-            parsed
-                .rules
-                .iter()
-                .filter(|r| r.serves(req.purpose))
-                .cloned()
-                .collect()
-        };
-    if rules.is_empty() {
+    // (Borrowed from the cache: `select_rule` applies the same purpose filter itself.)
+    let serving = || parsed.rules.iter().filter(|r| r.serves(req.purpose));
+    if serving().next().is_none() {
         return Err(t.fail("rules", refuse("no_trust_rule_on_issuer")));
     }
-    let audiences: Vec<&str> = rules.iter().map(|r| r.audience.as_str()).collect();
-    let max_lifetime = rules
-        .iter()
+    let audiences: Vec<&str> = serving().map(|r| r.audience.as_str()).collect();
+    let max_lifetime = serving()
         .filter_map(|r| r.max_token_age)
         .fold(issuer.max_token_age, Duration::max);
     let rules_in = external::Rules {
@@ -315,7 +305,7 @@ async fn admit_traced(
         t.pass("assertion_audience", || "this server, and only it".into());
     }
     if t.enabled() {
-        for r in rules.iter() {
+        for r in serving() {
             match r.evaluate(issuer, &workload, req.now) {
                 Ok(()) => t.pass("rule", || format!("rule {}: every condition holds", r.id)),
                 Err(miss) => {
@@ -324,18 +314,25 @@ async fn admit_traced(
             }
         }
     }
-    let rule = select_rule(&rules, issuer, &workload, req.rule, req.purpose, req.now)
-        .map_err(|e| {
-            // A reason code the audit log and detectors can match, then every miss.
-            let code = match &e {
-                SelectError::NoRules => "no_trust_rule",
-                SelectError::NamedRuleUnknown => "named_rule_unknown",
-                SelectError::NoMatch(_) => "no_rule_matched",
-                SelectError::Ambiguous(..) => "rules_ambiguous",
-            };
-            t.fail("selection", refuse(format!("{code}:{e}")))
-        })?
-        .clone();
+    let rule = select_rule(
+        &parsed.rules,
+        issuer,
+        &workload,
+        req.rule,
+        req.purpose,
+        req.now,
+    )
+    .map_err(|e| {
+        // A reason code the audit log and detectors can match, then every miss.
+        let code = match &e {
+            SelectError::NoRules => "no_trust_rule",
+            SelectError::NamedRuleUnknown => "named_rule_unknown",
+            SelectError::NoMatch(_) => "no_rule_matched",
+            SelectError::Ambiguous(..) => "rules_ambiguous",
+        };
+        t.fail("selection", refuse(format!("{code}:{e}")))
+    })?
+    .clone();
     t.pass("selection", || format!("rule {}", rule.id));
     let lifetime = issued_lifetime(&rule, req.tenant_cap, &workload, req.now);
     let decision = decide_grant(&rule, req.scope, req.targets, None, lifetime)
