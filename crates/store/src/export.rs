@@ -2158,7 +2158,7 @@ mod tests {
         let file = concat!(
             r#"{"type":"header","format":"portcullis-export","version":6,"exported_at":1,"source_backend":"sqlite"}"#,
             "\n",
-            r#"{"type":"user_admin_role","tenant_id":"acme","user_id":"usr_1","role":"auditor","granted_at":5,"granted_by":"admin:adm_1"}"#,
+            r#"{"type":"user_admin_role","tenant_id":"acme","user_id":"usr_00000000000000000000000001","role":"auditor","granted_at":5,"granted_by":"admin:adm_1"}"#,
             "\n",
             r#"{"type":"end","records":1}"#,
             "\n"
@@ -2170,7 +2170,17 @@ mod tests {
         let [Record::UserAdminRole(r)] = records.as_slice() else {
             panic!("one role expected: {records:?}");
         };
-        assert_eq!((r.user_id.as_str(), r.role), ("usr_1", AdminRole::Auditor));
+        assert_eq!(
+            (r.user_id.as_str(), r.role),
+            ("usr_00000000000000000000000001", AdminRole::Auditor)
+        );
+        // A user id that is not one is refused too (typed ids, read once).
+        let bad_id = file.replace("usr_00000000000000000000000001", "usr_1");
+        let err = ExportReader::new(bad_id.as_bytes())
+            .expect("header")
+            .collect::<Result<Vec<_>>>()
+            .expect_err("bad user id");
+        assert!(err.to_string().contains("user id"), "{err}");
         assert_eq!(r.granted_by, "admin:adm_1");
         let bad = file.replace(r#""role":"auditor""#, r#""role":"superuser""#);
         let err = ExportReader::new(bad.as_bytes())
