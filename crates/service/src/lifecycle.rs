@@ -429,12 +429,14 @@ pub async fn hygiene_facts(
             "many_networks for client secrets read the newest {MAX_AUDIT_EVENTS} token issuances only"
         ));
     }
-    let last_match = |kind: &str, subject: &str| {
-        matched
-            .iter()
-            .find(|m| m.kind == kind && m.subject == subject)
-            .map(|m| m.last_matched_at)
-    };
+    // Looked up once per redirect URI and trust rule: a map, not a scan of every row (the use
+    // rows of credentials share the table).
+    let matched_at: HashMap<(&str, &str), Timestamp> = matched
+        .iter()
+        .filter(|m| m.kind == REDIRECT_URI || m.kind == TRUST_RULE)
+        .map(|m| ((m.kind.as_str(), m.subject.as_str()), m.last_matched_at))
+        .collect();
+    let last_match = |kind: &'static str, subject: &str| matched_at.get(&(kind, subject)).copied();
     let mut redirect_seen = HashSet::new();
     for s in client_secrets(store, tenant, now).await? {
         if redirect_seen.insert(s.client_id.clone()) {

@@ -126,6 +126,7 @@ pub async fn create(
     match portcullis_service::tokens::cli_session::ensure_client(
         state.store.as_ref(),
         state.clock.as_ref(),
+        Some(&state.audit),
         &id,
     )
     .await

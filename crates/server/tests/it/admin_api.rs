@@ -509,7 +509,7 @@ async fn bad_credentials_all_get_the_same_answer_and_distinct_audit_reasons() {
 
 #[tokio::test]
 async fn tenant_creation_validates_input_and_changes_nothing_on_error() {
-    let app = TestApp::new().await;
+    let mut app = TestApp::new().await;
     let g = Some(app.global.as_str());
     let bad_bodies = [
         json!({"id": "Acme Corp"}),
@@ -588,6 +588,23 @@ async fn tenant_creation_validates_input_and_changes_nothing_on_error() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(resp["id"], "initech");
     assert_eq!(resp["status"], "active");
+    // Its built-in client of `portcullis login` came with it, and that is audited as the
+    // system's doing.
+    let cli = app
+        .store
+        .get_client("portcullis-cli-initech")
+        .await
+        .expect("read")
+        .expect("the tenant's CLI client");
+    assert_eq!(cli.tenant.as_str(), "initech");
+    let events = app.audit("initech").await;
+    assert!(
+        events.iter().any(|e| {
+            e.action == portcullis_core::audit::Action::OAuthClientCreate
+                && e.target.as_deref() == Some("portcullis-cli-initech")
+        }),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@
 //! (core's `admin::decide` does).
 
 use portcullis_core::admin::AdminPrincipal;
+use portcullis_core::audit::{Action, Actor, Outcome, Reason};
 use portcullis_core::client::cli_client_id;
 use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Clock;
@@ -17,6 +18,7 @@ use portcullis_core::user::{UserId, UserStatus};
 use portcullis_store::{ArchivedFilter, PageRequest, Store, StoreError, MAX_PAGE_LIMIT};
 
 use super::lookup::current_token;
+use crate::audit::{AuditSink, EventDraft, RequestOrigin};
 use crate::oauth::error::OAuthError;
 use crate::oauth::OAuthService;
 
@@ -89,10 +91,12 @@ pub async fn authenticate(svc: &OAuthService, token: &str) -> Result<CliSession,
 /// Creates `tenant`'s built-in CLI client ([`cli_client_id`]) if it does not exist yet; an
 /// existing one (even one an operator disabled or archived) is left as it is. Idempotent, and
 /// safe when several nodes do it at once: the loser of the insert sees a conflict and moves on.
-/// `true` if this call created it.
+/// `true` if this call created it. With `audit`, the creation is audited (`oauth_client.create`
+/// by the system, in the tenant): when a tenant is created. At start-up it is logged instead.
 pub async fn ensure_client(
     store: &dyn Store,
     clock: &dyn Clock,
+    audit: Option<&AuditSink>,
     tenant: &TenantId,
 ) -> Result<bool, StoreError> {
     use portcullis_core::client::{ApplicationType, ClientType};
@@ -136,8 +140,26 @@ pub async fn ensure_client(
         tls_subject: None,
         certificate_bound_tokens: false,
     };
+    let id = client.id.clone();
     match store.create_client(&client, None).await {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            let Some(audit) = audit else {
+                return Ok(true);
+            };
+            audit.record(
+                EventDraft {
+                    tenant: tenant.clone(),
+                    actor: Actor::system(),
+                    credential_id: None,
+                    action: Action::OAuthClientCreate,
+                    outcome: Outcome::Success,
+                    reason: Some(Reason::new("built_in_cli_client")),
+                    target: Some(id),
+                },
+                &RequestOrigin::default(),
+            );
+            Ok(true)
+        }
         Err(StoreError::Conflict) => Ok(false),
         Err(e) => Err(e),
     }
@@ -153,7 +175,7 @@ pub async fn ensure_clients(store: &dyn Store, clock: &dyn Clock) -> Result<usiz
     loop {
         let p = store.list_tenants(&page, ArchivedFilter::Exclude).await?;
         for t in &p.items {
-            match ensure_client(store, clock, &t.item.id).await {
+            match ensure_client(store, clock, None, &t.item.id).await {
                 Ok(true) => created += 1,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(
