@@ -58,6 +58,20 @@ pub struct SecretFacts {
 }
 
 impl ClientFacts {
+    /// The client's policy and its typed id, for the grants that need both (the user grants, the
+    /// device authorization request); a stored row that yields neither is a server error.
+    pub fn policy_and_id(
+        &self,
+    ) -> Result<(&ClientPolicy, ClientId), crate::oauth::error::OAuthError> {
+        match (self.policy.as_ref(), ClientId::parse(&self.client.id)) {
+            (Some(policy), Some(id)) => Ok((policy, id)),
+            _ => Err(crate::oauth::error::OAuthError::internal(format!(
+                "stored client {} is invalid",
+                self.client.id
+            ))),
+        }
+    }
+
     pub fn new(client: OAuthClient, secrets: Vec<portcullis_store::ClientSecretRecord>) -> Self {
         let policy = client_policy(&client);
         let last_use = UseMark::new(client.last_used_at);

@@ -82,16 +82,7 @@ pub async fn authorize(
             origin,
         );
     };
-    // One check of the stored client: its policy and its id both parse.
-    let (Some(policy), Some(client_id)) = (
-        authenticated.facts.policy.as_ref(),
-        ClientId::parse(&client.id),
-    ) else {
-        return Err(OAuthError::internal(format!(
-            "stored client {} is invalid",
-            client.id
-        )));
-    };
+    let (policy, client_id) = authenticated.facts.policy_and_id()?;
     let scope = requested_scope(policy, params.get("scope")).map_err(|e| {
         let e = OAuthError::from(e);
         audit(Outcome::Denied, Some(Reason::of(&e.reason)));

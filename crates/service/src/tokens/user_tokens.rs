@@ -39,16 +39,7 @@ impl<'a> UserGrant<'a> {
         origin: &'a RequestOrigin,
     ) -> Result<Self, OAuthError> {
         let client = authenticated.client();
-        // One check of the stored client: its policy and its id both parse.
-        let (Some(policy), Some(client_id)) = (
-            authenticated.facts.policy.as_ref(),
-            ClientId::parse(&client.id),
-        ) else {
-            return Err(OAuthError::internal(format!(
-                "stored client {} is invalid",
-                client.id
-            )));
-        };
+        let (policy, client_id) = authenticated.facts.policy_and_id()?;
         let this = Self {
             svc,
             origin,
