@@ -11,46 +11,17 @@ use portcullis_core::tenant::TenantId;
 use portcullis_core::time::Timestamp;
 use portcullis_store::*;
 
-/// The database under the store, for edits the store would never make.
-enum Raw {
-    Sqlite(sqlx::SqlitePool),
-    Pg(sqlx::PgPool),
-}
+use crate::conformance::Raw;
 
-impl Raw {
-    async fn exec(&self, sql: &str) {
-        match self {
-            Raw::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-            Raw::Pg(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-}
-
+/// Runs `case` on SQLite, then on PostgreSQL when it is configured, each with the raw handle
+/// for edits the store would never make (the conformance suite's set-up).
 async fn with_both<F, Fut>(name: &str, case: F)
 where
     F: Fn(Arc<dyn Store>, Raw) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("test.db");
-    let store = SqliteStore::open(&path).await.expect("open sqlite");
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .expect("raw sqlite");
-    case(Arc::new(store), Raw::Sqlite(raw)).await;
-    let Some(url) = crate::pg::url(name) else {
-        return;
-    };
-    let schema = crate::pg::fresh_schema();
-    let store = PgStore::connect_in_schema(&url, &schema)
-        .await
-        .expect("PostgreSQL must be reachable");
-    let pool = store.pool().clone();
-    case(Arc::new(store), Raw::Pg(pool.clone())).await;
-    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&pool)
-        .await;
+    crate::conformance::with_sqlite_raw(&case).await;
+    crate::conformance::with_postgres_raw(name, &case).await;
 }
 
 fn event(i: u32, tenant: &str) -> AuditEvent {

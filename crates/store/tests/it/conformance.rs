@@ -85,7 +85,8 @@ where
         .await;
 }
 
-/// The database under a store, for writes the store would never make (corrupt rows).
+/// The database under a store, for writes the store would never make (corrupt rows, edits of
+/// the audit chain).
 pub(crate) enum Raw {
     Sqlite(sqlx::SqlitePool),
     Pg(sqlx::PgPool),
