@@ -55,17 +55,24 @@ pub fn record_match(
     subject: &str,
     now: Timestamp,
 ) {
-    let key = format!("{kind} {} {subject}", tenant.as_str());
-    marks
-        .mark(&key)
-        .record(now, crate::match_marks::MARK_INTERVAL, || {
-            let (store, tenant, subject) = (store.clone(), tenant.clone(), subject.to_owned());
-            async move {
-                store
-                    .record_admission_match(&tenant, kind, &subject, now)
-                    .await
-            }
-        });
+    mark_of(marks, kind, tenant, subject).record(now, crate::match_marks::MARK_INTERVAL, || {
+        let (store, tenant, subject) = (store.clone(), tenant.clone(), subject.to_owned());
+        async move {
+            store
+                .record_admission_match(&tenant, kind, &subject, now)
+                .await
+        }
+    });
+}
+
+/// The mark of one subject: kind, tenant and subject make its key.
+fn mark_of(
+    marks: &crate::match_marks::MatchMarks,
+    kind: &str,
+    tenant: &TenantId,
+    subject: &str,
+) -> crate::use_mark::UseMark {
+    marks.mark(&format!("{kind} {} {subject}", tenant.as_str()))
 }
 
 /// Records the scope use of a token issued to `client_id` with `scope` (space-separated; `None`
@@ -113,7 +120,7 @@ pub async fn record_match_awaited(
     subject: &str,
     now: Timestamp,
 ) -> bool {
-    let mark = marks.mark(&format!("{kind} {} {subject}", tenant.as_str()));
+    let mark = mark_of(marks, kind, tenant, subject);
     let Some(previous) = mark.claim(now, crate::match_marks::MARK_INTERVAL) else {
         return false;
     };

@@ -46,6 +46,11 @@ impl MatchMarks {
         }
     }
 
+    /// Subjects held before they are all forgotten.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// The mark of `key` (a new one, never recorded, for a subject not seen since the last
     /// clearing); record through it with [`UseMark::record`] and [`MARK_INTERVAL`].
     pub fn mark(&self, key: &str) -> UseMark {

@@ -210,7 +210,6 @@ pub struct ApiKeyVerifier {
     /// Scope and network uses this node recorded lately: one write per key, scope (or network)
     /// and hour.
     use_marks: crate::match_marks::MatchMarks,
-    use_marks_capacity: usize,
     /// Network rows written per key in the current hour ([`NETWORK_ROWS_PER_HOUR`]).
     network_rows: Mutex<HashMap<String, (i64, u32)>>,
     /// Each key's own rate limit, counted on this node.
@@ -267,7 +266,6 @@ impl ApiKeyVerifier {
             use_marks: crate::match_marks::MatchMarks::with_capacity(
                 settings.cache_capacity.saturating_mul(4),
             ),
-            use_marks_capacity: settings.cache_capacity.max(crate::match_marks::MAX_MARKS),
             network_rows: Mutex::new(HashMap::new()),
             limits: Buckets::default(),
             metrics: crate::metrics::ApiKeyMetrics::default(),
@@ -549,7 +547,7 @@ impl ApiKeyVerifier {
     fn network_budget(&self, id: &str, at: Timestamp, spend: bool) -> bool {
         let hour = at.as_millis().div_euclid(3_600_000);
         let mut budget = lock(&self.network_rows);
-        if budget.len() >= self.use_marks_capacity && !budget.contains_key(id) {
+        if budget.len() >= self.use_marks.capacity() && !budget.contains_key(id) {
             budget.clear();
         }
         let entry = budget.entry(id.to_owned()).or_insert((hour, 0));
