@@ -971,3 +971,65 @@ async fn device_forms_with_a_repeated_field_are_refused_and_change_nothing() {
     let (s, e) = node.poll(&d.device_code).await;
     assert_eq!(s, 200, "{e}");
 }
+
+/// The admin API takes a CLI token only from the built-in client of the token's own tenant.
+/// Every tenant's person signs in with their tenant's client (`portcullis-cli-acme` here) and
+/// acts there alone; a client of acme whose id merely has the built-in form of another tenant
+/// (a row no admin route can make; an edit past the API or an import could) is no way in.
+#[tokio::test]
+async fn a_cli_token_counts_only_from_its_own_tenants_built_in_client() {
+    let node = Node::start().await;
+    let alice = node.user("acme", "alice").await;
+    node.grant("acme", &alice, "tenant_admin").await;
+    let token_of = |client_id: &'static str, peer: &'static str| {
+        let node = &node;
+        async move {
+            let d = node.start_device(client_id).await;
+            let b = node.browser(peer);
+            let (s, page) = approve_in_browser(node, &b, &d.user_code, "alice", "allow").await;
+            assert_eq!(s, 200, "{page}");
+            node.clock.advance(Duration::from_secs(10));
+            let (s, t) = node
+                .form(
+                    "/oauth2/token",
+                    &[
+                        ("grant_type", DEVICE_GRANT),
+                        ("device_code", &d.device_code),
+                        ("client_id", client_id),
+                    ],
+                )
+                .await;
+            assert_eq!(s, 200, "{t}");
+            t["access_token"].as_str().expect("access").to_owned()
+        }
+    };
+    let own = token_of("portcullis-cli-acme", "203.0.113.60").await;
+    let (s, v) = node
+        .admin(reqwest::Method::GET, "/tenants/acme/users", &own, None)
+        .await;
+    assert_eq!(s, 200, "acme's admin in acme: {v}");
+    let (s, _) = node
+        .admin(reqwest::Method::GET, "/tenants/globex/users", &own, None)
+        .await;
+    assert_eq!(s, 403, "and nowhere else");
+
+    let mut look_alike = node
+        .store
+        .get_client("portcullis-cli-acme")
+        .await
+        .expect("read")
+        .expect("acme's built-in client");
+    look_alike.id = "portcullis-cli-initech".into();
+    node.store
+        .create_client(&look_alike, None)
+        .await
+        .expect("a client row written past the admin API");
+    let other = token_of("portcullis-cli-initech", "203.0.113.61").await;
+    let (s, _) = node
+        .admin(reqwest::Method::GET, "/tenants/acme/users", &other, None)
+        .await;
+    assert_eq!(
+        s, 401,
+        "a token of a client that is not its tenant's own CLI client is no admin credential"
+    );
+}
