@@ -37,16 +37,84 @@ impl RouterState {
     }
 }
 
-/// What authenticating an admin credential or a person's CLI sign-in reads and records
-/// (storage, clock, audit; the OAuth state and sign-in state check a CLI session's token), and
-/// where admin credentials are created and revoked (`admin::tokens`).
-#[derive(Debug, Clone)]
-pub struct AdminAuth {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub audit: AuditSink,
-    pub oauth: Arc<OAuthState>,
-    pub sign_in: Arc<SignIn>,
+/// A sub-state of the app's state: the parts every subsystem's handlers use (storage, clock,
+/// audit sink, the OAuth state) and the subsystem's own, each cloned from the `AppState` field
+/// of the same name, with its `FromRef` from [`RouterState`].
+macro_rules! sub_state {
+    ($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            pub store: Arc<dyn Store>,
+            pub clock: Arc<dyn Clock>,
+            pub audit: AuditSink,
+            pub oauth: Arc<OAuthState>,
+            $(pub $field: $ty,)*
+        }
+
+        impl FromRef<RouterState> for $name {
+            fn from_ref(RouterState(app): &RouterState) -> Self {
+                Self {
+                    store: app.store.clone(),
+                    clock: app.clock.clone(),
+                    audit: app.audit.clone(),
+                    oauth: app.oauth.clone(),
+                    $($field: app.$field.clone(),)*
+                }
+            }
+        }
+    };
+}
+
+sub_state! {
+    /// What authenticating an admin credential or a person's CLI sign-in reads and records
+    /// (storage, clock, audit; the OAuth state and sign-in state check a CLI session's token), and
+    /// where admin credentials are created and revoked (`admin::tokens`).
+    AdminAuth {
+        sign_in: Arc<SignIn>,
+    }
+}
+
+sub_state! {
+    /// The OAuth client directory as the admin API changes it: clients, resource servers, a
+    /// tenant's OAuth policy and CA sets. The OAuth state's directory is told of each change; the
+    /// back-channel logout settings hold the outbound rules a client's logout URI is checked by.
+    OAuthAdmin {
+        logout: Arc<Backchannel>,
+    }
+}
+
+sub_state! {
+    /// Federation as the admin API changes it: trusted issuers and their keys (held in the OAuth
+    /// state, which is told of each change).
+    FederationAdmin {}
+}
+
+sub_state! {
+    /// Tenants as the admin API changes them: disabling or archiving one reaches the OAuth
+    /// directory and the API key verifier's cache.
+    TenantsAdmin {
+        api_keys: Arc<ApiKeys>,
+    }
+}
+
+sub_state! {
+    /// A tenant's users as the admin API manages them: users, their admin roles and sessions, and
+    /// the tenant's branding of the pages they sign in on. The OAuth state gives token lifetimes
+    /// (how long a change must be remembered), `users` the one-time links and mail.
+    UsersAdmin {
+        users: Arc<Users>,
+        sign_in: Arc<SignIn>,
+    }
+}
+
+sub_state! {
+    /// The audit log and what watches it: audit events and the audit chain, alerts and webhooks
+    /// (`webhooks`: endpoints and the delivery queue). The OAuth state is read for its issuer only,
+    /// which the chain's checkpoints name.
+    AuditAdmin {
+        webhooks: Arc<Webhooks>,
+    }
 }
 
 impl AdminAuth {
@@ -60,64 +128,6 @@ impl AdminAuth {
             sign_in: self.sign_in.clone(),
         }
     }
-}
-
-/// The OAuth client directory as the admin API changes it: clients, resource servers, a
-/// tenant's OAuth policy and CA sets. The OAuth state's directory is told of each change; the
-/// back-channel logout settings hold the outbound rules a client's logout URI is checked by.
-#[derive(Debug, Clone)]
-pub struct OAuthAdmin {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub audit: AuditSink,
-    pub oauth: Arc<OAuthState>,
-    pub logout: Arc<Backchannel>,
-}
-
-/// Federation as the admin API changes it: trusted issuers and their keys (held in the OAuth
-/// state, which is told of each change).
-#[derive(Debug, Clone)]
-pub struct FederationAdmin {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub audit: AuditSink,
-    pub oauth: Arc<OAuthState>,
-}
-
-/// Tenants as the admin API changes them: disabling or archiving one reaches the OAuth
-/// directory and the API key verifier's cache.
-#[derive(Debug, Clone)]
-pub struct TenantsAdmin {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub audit: AuditSink,
-    pub oauth: Arc<OAuthState>,
-    pub api_keys: Arc<ApiKeys>,
-}
-
-/// A tenant's users as the admin API manages them: users, their admin roles and sessions, and
-/// the tenant's branding of the pages they sign in on. The OAuth state gives token lifetimes
-/// (how long a change must be remembered), `users` the one-time links and mail.
-#[derive(Debug, Clone)]
-pub struct UsersAdmin {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub audit: AuditSink,
-    pub oauth: Arc<OAuthState>,
-    pub users: Arc<Users>,
-    pub sign_in: Arc<SignIn>,
-}
-
-/// The audit log and what watches it: audit events and the audit chain, alerts and webhooks
-/// (`webhooks`: endpoints and the delivery queue). The OAuth state is read for its issuer only,
-/// which the chain's checkpoints name.
-#[derive(Debug, Clone)]
-pub struct AuditAdmin {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub audit: AuditSink,
-    pub oauth: Arc<OAuthState>,
-    pub webhooks: Arc<Webhooks>,
 }
 
 /// The sign-in pages: the authorization, logout, device and account pages. `login` is password
@@ -143,78 +153,6 @@ impl SignInPages {
             audit: self.audit.clone(),
             oauth: self.oauth.clone(),
             sign_in: self.sign_in.clone(),
-        }
-    }
-}
-
-impl FromRef<RouterState> for AdminAuth {
-    fn from_ref(RouterState(app): &RouterState) -> Self {
-        Self {
-            store: app.store.clone(),
-            clock: app.clock.clone(),
-            audit: app.audit.clone(),
-            oauth: app.oauth.clone(),
-            sign_in: app.sign_in.clone(),
-        }
-    }
-}
-
-impl FromRef<RouterState> for OAuthAdmin {
-    fn from_ref(RouterState(app): &RouterState) -> Self {
-        Self {
-            store: app.store.clone(),
-            clock: app.clock.clone(),
-            audit: app.audit.clone(),
-            oauth: app.oauth.clone(),
-            logout: app.logout.clone(),
-        }
-    }
-}
-
-impl FromRef<RouterState> for FederationAdmin {
-    fn from_ref(RouterState(app): &RouterState) -> Self {
-        Self {
-            store: app.store.clone(),
-            clock: app.clock.clone(),
-            audit: app.audit.clone(),
-            oauth: app.oauth.clone(),
-        }
-    }
-}
-
-impl FromRef<RouterState> for TenantsAdmin {
-    fn from_ref(RouterState(app): &RouterState) -> Self {
-        Self {
-            store: app.store.clone(),
-            clock: app.clock.clone(),
-            audit: app.audit.clone(),
-            oauth: app.oauth.clone(),
-            api_keys: app.api_keys.clone(),
-        }
-    }
-}
-
-impl FromRef<RouterState> for UsersAdmin {
-    fn from_ref(RouterState(app): &RouterState) -> Self {
-        Self {
-            store: app.store.clone(),
-            clock: app.clock.clone(),
-            audit: app.audit.clone(),
-            oauth: app.oauth.clone(),
-            users: app.users.clone(),
-            sign_in: app.sign_in.clone(),
-        }
-    }
-}
-
-impl FromRef<RouterState> for AuditAdmin {
-    fn from_ref(RouterState(app): &RouterState) -> Self {
-        Self {
-            store: app.store.clone(),
-            clock: app.clock.clone(),
-            audit: app.audit.clone(),
-            oauth: app.oauth.clone(),
-            webhooks: app.webhooks.clone(),
         }
     }
 }
