@@ -58,11 +58,7 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("test.db"))
-        .await
-        .expect("open sqlite");
-    case(Arc::new(store)).await;
+    with_sqlite_raw(|store, _| case(store)).await;
 }
 
 pub(crate) async fn with_postgres<F, Fut>(name: &str, case: F)
@@ -70,19 +66,7 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(url) = crate::pg::url(name) else {
-        return;
-    };
-    let schema = crate::pg::fresh_schema();
-    let store = PgStore::connect_in_schema(&url, &schema)
-        .await
-        .expect("PostgreSQL named by PORTCULLIS_TEST_DATABASE_URL must be reachable");
-    let pool = store.pool().clone();
-    case(Arc::new(store)).await;
-    // Best effort: a failed case leaves its schema behind for inspection.
-    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&pool)
-        .await;
+    with_postgres_raw(name, |store, _| case(store)).await;
 }
 
 /// The database under a store, for writes the store would never make (corrupt rows, edits of
