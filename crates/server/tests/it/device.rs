@@ -164,12 +164,17 @@ impl Node {
     }
 
     async fn poll(&self, device_code: &str) -> (u16, Value) {
+        self.poll_as(CLI, device_code).await
+    }
+
+    /// The device's poll at the token endpoint as the public client `client_id`.
+    async fn poll_as(&self, client_id: &str, device_code: &str) -> (u16, Value) {
         self.form(
             "/oauth2/token",
             &[
                 ("grant_type", DEVICE_GRANT),
                 ("device_code", device_code),
-                ("client_id", CLI),
+                ("client_id", client_id),
             ],
         )
         .await
@@ -582,16 +587,7 @@ async fn users_without_a_role_and_other_clients_tokens_are_refused_at_the_admin_
     let (s, page) = approve_in_browser(&node, &b, &d.user_code, "erin", "allow").await;
     assert_eq!(s, 200, "{page}");
     node.clock.advance(Duration::from_secs(10));
-    let (s, t) = node
-        .form(
-            "/oauth2/token",
-            &[
-                ("grant_type", DEVICE_GRANT),
-                ("device_code", &d.device_code),
-                ("client_id", &tv),
-            ],
-        )
-        .await;
+    let (s, t) = node.poll_as(&tv, &d.device_code).await;
     assert_eq!(s, 200, "{t}");
     let (s, _) = node
         .admin(
@@ -989,16 +985,7 @@ async fn a_cli_token_counts_only_from_its_own_tenants_built_in_client() {
             let (s, page) = approve_in_browser(node, &b, &d.user_code, "alice", "allow").await;
             assert_eq!(s, 200, "{page}");
             node.clock.advance(Duration::from_secs(10));
-            let (s, t) = node
-                .form(
-                    "/oauth2/token",
-                    &[
-                        ("grant_type", DEVICE_GRANT),
-                        ("device_code", &d.device_code),
-                        ("client_id", client_id),
-                    ],
-                )
-                .await;
+            let (s, t) = node.poll_as(client_id, &d.device_code).await;
             assert_eq!(s, 200, "{t}");
             t["access_token"].as_str().expect("access").to_owned()
         }
