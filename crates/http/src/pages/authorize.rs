@@ -615,13 +615,8 @@ async fn after_sign_in(
         // A session cookie was read, so a binding exists; this is unreachable in practice.
         return server_error(state, flow, "no CSRF binding for a signed-in browser").await;
     };
-    let user = match state
-        .store
-        .get_user(&flow.req.tenant, &session.user_id)
-        .await
-    {
-        Ok(Some(u)) => u.username.as_str().to_owned(),
-        Ok(None) => String::new(),
+    let user = match super::signed_in_username(state, &flow.req.tenant, &session.user_id).await {
+        Ok(user) => user,
         Err(e) => return server_error(state, flow, &e.to_string()).await,
     };
     let token = csrf.token(state, "consent");

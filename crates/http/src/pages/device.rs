@@ -377,13 +377,9 @@ async fn confirm_page(
             "no CSRF binding for a signed-in browser",
         );
     };
-    let user = match state
-        .store
-        .get_user(&found.device.tenant, &session.user_id)
-        .await
+    let user = match super::signed_in_username(state, &found.device.tenant, &session.user_id).await
     {
-        Ok(Some(u)) => u.username.as_str().to_owned(),
-        Ok(None) => String::new(),
+        Ok(user) => user,
         Err(e) => return server_error(&found.chrome, ctx.text, &e.to_string()),
     };
     let token = csrf.token(state, "device_decide");

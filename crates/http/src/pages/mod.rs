@@ -41,6 +41,21 @@ pub use layout::{render, Chrome};
 pub use messages::Text;
 
 /// The pages' routes.
+/// The username a confirmation page (consent, device approval) shows for the signed-in person;
+/// empty if the user is gone, and the page still renders.
+pub(crate) async fn signed_in_username(
+    state: &SignInPages,
+    tenant: &TenantId,
+    user: &portcullis_core::user::UserId,
+) -> Result<String, portcullis_store::StoreError> {
+    Ok(state
+        .store
+        .get_user(tenant, user)
+        .await?
+        .map(|u| u.username.as_str().to_owned())
+        .unwrap_or_default())
+}
+
 pub fn router() -> Router<RouterState> {
     authorize::router()
         .merge(logout::router())
