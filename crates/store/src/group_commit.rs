@@ -7,8 +7,9 @@
 //! commits append to the write-ahead log without syncing it. Each caller then waits in
 //! [`GroupCommit::durable`] for an fsync of the log that *started after its commit returned*;
 //! while one fsync runs, the commits that arrive queue up and the next fsync covers all of them.
-//! The one writer connection also means these writes wait for each other in a fair queue (the
-//! pool's) rather than in SQLite's busy handler, which sleeps and polls. Every other write keeps
+//! The one writer connection (held, not pooled: `held.rs`) also means
+//! these writes wait for each other in a fair queue (tokio's mutex) rather than in SQLite's busy
+//! handler, which sleeps and polls. Every other write keeps
 //! the `synchronous = FULL` pool. The log is reopened by path for each fsync, so no descriptor
 //! outlives the file SQLite uses. The first failed fsync fails every later request-path write
 //! until restart. A committed write is visible to other connections before its
@@ -21,52 +22,78 @@
 //! flushes, so the writes take the shared pool and [`GroupCommit::durable`] returns at once.
 //!
 //! This module must never report a write durable before an fsync that began after the write's
-//! commit has finished.
+//! commit has finished, and never hand out a connection on which a transaction begun in SQL by
+//! a cancelled caller may still be open.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The pool that request-path writes use, and the wait that makes them durable.
+use sqlx::{Connection, Database};
+
+use crate::held::{Connections, Taken};
+
+/// The connection a request-path write runs on, for as long as the write takes. Hand it to
+/// [`GroupCommit::durable`] after the commit: that releases it before waiting for the fsync, so
+/// the next write runs meanwhile.
+pub(crate) type Writer<'a, DB> = Taken<'a, DB>;
+
+/// The connections request-path writes use, and the wait that makes them durable.
 #[derive(Debug)]
-pub(crate) struct GroupCommit<DB: sqlx::Database> {
-    pool: sqlx::Pool<DB>,
+pub(crate) struct GroupCommit<DB: Database> {
+    /// A pool (PostgreSQL; in-memory SQLite), or on a SQLite file one held connection: not a
+    /// one-connection pool, whose ping after every write is a second hand-off to SQLite's worker
+    /// thread (`held.rs`).
+    writers: Connections<DB>,
     log: Option<Arc<LogSync>>,
 }
 
 // By hand: a derive would ask the database type itself to be `Clone`.
-impl<DB: sqlx::Database> Clone for GroupCommit<DB> {
+impl<DB: Database> Clone for GroupCommit<DB> {
     fn clone(&self) -> Self {
         Self {
-            pool: self.pool.clone(),
+            writers: self.writers.clone(),
             log: self.log.clone(),
         }
     }
 }
 
-impl<DB: sqlx::Database> GroupCommit<DB> {
+impl<DB: Database> GroupCommit<DB> {
     /// Writes through `pool`, whose commits are durable when they return.
     pub(crate) fn durable_pool(pool: sqlx::Pool<DB>) -> Self {
-        Self { pool, log: None }
-    }
-
-    /// Writes through `pool`, whose commits are durable only after the write-ahead log at
-    /// `log_path` is synced.
-    pub(crate) fn syncing(pool: sqlx::Pool<DB>, log_path: PathBuf) -> Self {
         Self {
-            pool,
-            log: Some(Arc::new(LogSync::new(log_path))),
+            writers: Connections::Pool(pool),
+            log: None,
         }
     }
 
-    /// The pool request-path writes go through; call [`Self::durable`] after each commit.
-    pub(crate) fn pool(&self) -> &sqlx::Pool<DB> {
-        &self.pool
+    /// Writes through one connection opened with `options`, whose commits are durable only
+    /// after the write-ahead log at `log_path` is synced.
+    pub(crate) async fn syncing(
+        options: <DB::Connection as Connection>::Options,
+        log_path: PathBuf,
+    ) -> crate::Result<Self> {
+        Ok(Self {
+            writers: Connections::held(options, 1).await?,
+            log: Some(Arc::new(LogSync::new(log_path))),
+        })
     }
 
-    /// Returns once everything the caller committed through [`Self::pool`] before this call is
-    /// on stable storage.
-    pub(crate) async fn durable(&self) -> crate::Result<()> {
+    /// The connection for one request-path write; pass it to [`Self::durable`] after the
+    /// commit.
+    pub(crate) async fn writer(&self) -> crate::Result<Writer<'_, DB>> {
+        self.writers.take().await
+    }
+
+    /// Releases `writer`, then returns once everything committed through it is on stable
+    /// storage.
+    pub(crate) async fn durable(&self, writer: Writer<'_, DB>) -> crate::Result<()> {
+        drop(writer);
+        self.earlier_writes_durable().await
+    }
+
+    /// Returns once every request-path write committed before this call is on stable storage.
+    pub(crate) async fn earlier_writes_durable(&self) -> crate::Result<()> {
         match &self.log {
             None => Ok(()),
             Some(log) => log.after_commit().await,
@@ -76,11 +103,16 @@ impl<DB: sqlx::Database> GroupCommit<DB> {
     /// [`Self::durable`] after a statement that changed `rows` rows, and whether it wrote: one
     /// that changed nothing (a replay, a mark already made) has nothing to make durable and
     /// waits for no fsync, so repeating it costs the writer nothing.
-    pub(crate) async fn durable_if_wrote(&self, rows: u64) -> crate::Result<bool> {
+    pub(crate) async fn durable_if_wrote(
+        &self,
+        writer: Writer<'_, DB>,
+        rows: u64,
+    ) -> crate::Result<bool> {
+        drop(writer);
         if rows == 0 {
             return Ok(false);
         }
-        self.durable().await?;
+        self.earlier_writes_durable().await?;
         Ok(true)
     }
 
@@ -101,9 +133,9 @@ impl<DB: sqlx::Database> GroupCommit<DB> {
         self.log.as_ref().map(|log| log.path.as_path())
     }
 
-    /// Closes the pool.
+    /// Closes the pool or the held connection.
     pub(crate) async fn close(&self) {
-        self.pool.close().await;
+        self.writers.close().await;
     }
 }
 

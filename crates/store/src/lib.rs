@@ -22,6 +22,7 @@ pub mod export;
 mod federation_model;
 mod group_commit;
 mod head;
+mod held;
 mod logout_model;
 mod model;
 pub mod page;

@@ -15,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 
 use crate::group_commit::GroupCommit;
 use crate::head::{HeadFeed, HeadSink};
+use crate::held::Connections;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -30,6 +31,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Request-path writes: the same pool (PostgreSQL shares WAL flushes itself).
     group: GroupCommit<sqlx::Postgres>,
+    /// Request-path reads: the same pool.
+    readers: Connections<sqlx::Postgres>,
     feed: Arc<HeadFeed>,
 }
 
@@ -98,6 +101,7 @@ impl PgStore {
         .await?;
         Ok(Self {
             group: GroupCommit::durable_pool(pool.clone()),
+            readers: Connections::Pool(pool.clone()),
             pool,
             feed: Arc::new(HeadFeed::new()),
         })
@@ -198,7 +202,8 @@ impl PgStore {
         successor: &RefreshTokenRecord,
         idle_expires_at: Option<Timestamp>,
     ) -> Result<RotateOutcome> {
-        let mut tx = self.group.pool().begin().await?;
+        let mut writer = self.group.writer().await?;
+        let mut tx = writer.begin().await?;
         // The family row first: its lock orders this rotation against a revocation and
         // against another node rotating the same token (without a new idle deadline the
         // CASE keeps the old one: a comparison with NULL is not true).
@@ -245,7 +250,7 @@ impl PgStore {
         if done.rows_affected() == 1 {
             insert_refresh_token_in(&mut tx, successor).await?;
             tx.commit().await?;
-            self.group.durable().await?;
+            self.group.durable(writer).await?;
             return Ok(RotateOutcome::Rotated);
         }
         let row = sqlx::query(

@@ -85,15 +85,16 @@ macro_rules! impl_sql_store {
                  ON CONFLICT ({scope_column}, jti) DO UPDATE SET expires_at = excluded.expires_at \
                  WHERE {table}.expires_at <= $4"
             );
+            let mut writer = group.writer().await?;
             let written = sqlx::query(&upsert)
                 .bind(scope)
                 .bind(jti)
                 .bind(expires_at.as_millis())
                 .bind(now.as_millis())
-                .execute(group.pool())
+                .execute(&mut *writer)
                 .await?;
             // A replay wrote nothing, so it waits for no fsync.
-            group.durable_if_wrote(written.rows_affected()).await
+            group.durable_if_wrote(writer, written.rows_affected()).await
         }
 
         /// The scheduled prune of a [`record_once`] table: deletes the records whose replay
@@ -198,7 +199,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn await_request_writes(&self) -> Result<()> {
-                self.group.durable().await
+                self.group.earlier_writes_durable().await
             }
 
             async fn close(&self) {
@@ -206,6 +207,7 @@ macro_rules! impl_sql_store {
                 self.feed.stop();
                 self.pool.close().await;
                 self.group.close().await;
+                self.readers.close().await;
             }
         }
 

@@ -394,7 +394,8 @@ macro_rules! impl_api_key_store {
                     return Ok(());
                 }
                 // Through group commit, like the audit flush: a batch of request-derived writes.
-                let mut tx = self.group.pool().begin().await?;
+                let mut writer = self.group.writer().await?;
+                let mut tx = writer.begin().await?;
                 for u in uses {
                     sqlx::query(
                         "UPDATE api_keys SET last_used_at = $1, last_used_ip = $2 \
@@ -407,7 +408,7 @@ macro_rules! impl_api_key_store {
                     .await?;
                 }
                 tx.commit().await?;
-                self.group.durable().await?;
+                self.group.durable(writer).await?;
                 Ok(())
             }
 

@@ -114,13 +114,15 @@ macro_rules! impl_audit_store {
                 // Through group commit: a flush queues with the request-path writes instead of
                 // making them wait in SQLite's busy handler, and shares their fsync.
                 for _ in 0..2 {
-                    let mut tx = self.group.pool().begin().await?;
+                    let mut writer = self.group.writer().await?;
+                    let mut tx = writer.begin().await?;
                     if append_chained(&mut tx, &pending).await? {
                         tx.commit().await?;
-                        self.group.durable().await?;
+                        self.group.durable(writer).await?;
                         return Ok(());
                     }
                     tx.rollback().await?;
+                    drop(writer);
                     let mut q = sqlx::QueryBuilder::new("SELECT id FROM audit_events WHERE id IN (");
                     let mut list = q.separated(", ");
                     for e in &pending {

@@ -520,13 +520,14 @@ macro_rules! impl_client_store {
                 secret_id: Option<&str>,
                 now: Timestamp,
             ) -> Result<()> {
+                let mut writer = self.group.writer().await?;
                 sqlx::query(
                     "UPDATE oauth_clients SET last_used_at = $1 \
                      WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
                 )
                 .bind(now.as_millis())
                 .bind(client_id)
-                .execute(self.group.pool())
+                .execute(&mut *writer)
                 .await?;
                 if let Some(secret_id) = secret_id {
                     sqlx::query(
@@ -535,10 +536,10 @@ macro_rules! impl_client_store {
                     )
                     .bind(now.as_millis())
                     .bind(secret_id)
-                    .execute(self.group.pool())
+                    .execute(&mut *writer)
                     .await?;
                 }
-                self.group.durable().await?;
+                self.group.durable(writer).await?;
                 Ok(())
             }
 

@@ -73,6 +73,7 @@ macro_rules! impl_lifetime_store {
                 subject: &str,
                 now: Timestamp,
             ) -> Result<()> {
+                let mut writer = self.group.writer().await?;
                 sqlx::query(
                     "INSERT INTO admission_matches \
                      (tenant_id, kind, subject, match_count, last_matched_at) \
@@ -87,10 +88,10 @@ macro_rules! impl_lifetime_store {
                 .bind(kind)
                 .bind(subject)
                 .bind(now.as_millis())
-                .execute(self.group.pool())
+                .execute(&mut *writer)
                 .await
                 .map_err(StoreError::from_write)?;
-                self.group.durable().await?;
+                self.group.durable(writer).await?;
                 Ok(())
             }
 

@@ -35,6 +35,7 @@ macro_rules! impl_logout_store {
                 client_id: &str,
                 now: Timestamp,
             ) -> Result<()> {
+                let mut writer = self.group.writer().await?;
                 sqlx::query(
                     "INSERT INTO session_clients (tenant_id, sid, client_id, first_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (sid, client_id) DO NOTHING",
@@ -43,10 +44,10 @@ macro_rules! impl_logout_store {
                 .bind(sid)
                 .bind(client_id)
                 .bind(now.as_millis())
-                .execute(self.group.pool())
+                .execute(&mut *writer)
                 .await
                 .map_err(StoreError::from_write)?;
-                self.group.durable().await?;
+                self.group.durable(writer).await?;
                 Ok(())
             }
 

@@ -212,6 +212,7 @@ macro_rules! impl_sign_in_store {
         #[async_trait::async_trait]
         impl $crate::SessionStore for $store {
             async fn insert_session(&self, s: &SessionRecord) -> Result<()> {
+                let mut writer = self.group.writer().await?;
                 sqlx::query(
                     "INSERT INTO sign_in_sessions (digest, id, tenant_id, user_id, auth_time, \
                      amr, acr, created_at, last_seen_at, idle_expires_at, absolute_expires_at, \
@@ -229,17 +230,18 @@ macro_rules! impl_sign_in_store {
                 .bind(s.idle_expires_at.as_millis())
                 .bind(s.absolute_expires_at.as_millis())
                 .bind(s.revoked_at.map(Timestamp::as_millis))
-                .execute(self.group.pool())
+                .execute(&mut *writer)
                 .await
                 .map_err(StoreError::from_write)?;
-                self.group.durable().await?;
+                self.group.durable(writer).await?;
                 Ok(())
             }
 
             async fn get_session(&self, digest: &[u8]) -> Result<Option<SessionRecord>> {
+                // Every request with a session cookie reads it: a held reader (`held.rs`).
                 sqlx::query("SELECT * FROM sign_in_sessions WHERE digest = $1")
                     .bind(digest)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.readers.take().await?)
                     .await?
                     .as_ref()
                     .map(session_from_row)
@@ -273,7 +275,7 @@ macro_rules! impl_sign_in_store {
                 )
                 .bind(tenant.as_str())
                 .bind(sid)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.readers.take().await?)
                 .await?
                 else {
                     return Ok(None);
@@ -288,6 +290,7 @@ macro_rules! impl_sign_in_store {
                 last_seen_at: Timestamp,
                 idle_expires_at: Timestamp,
             ) -> Result<bool> {
+                let mut writer = self.group.writer().await?;
                 let done = sqlx::query(
                     "UPDATE sign_in_sessions SET \
                      last_seen_at = CASE WHEN last_seen_at < $1 THEN $1 ELSE last_seen_at END, \
@@ -298,9 +301,9 @@ macro_rules! impl_sign_in_store {
                 .bind(last_seen_at.as_millis())
                 .bind(idle_expires_at.as_millis())
                 .bind(digest)
-                .execute(self.group.pool())
+                .execute(&mut *writer)
                 .await?;
-                self.group.durable_if_wrote(done.rows_affected()).await
+                self.group.durable_if_wrote(writer, done.rows_affected()).await
             }
 
             async fn list_user_sessions(
@@ -407,6 +410,7 @@ macro_rules! impl_sign_in_store {
         #[async_trait::async_trait]
         impl $crate::AuthCodeStore for $store {
             async fn insert_code(&self, c: &AuthCodeRecord) -> Result<()> {
+                let mut writer = self.group.writer().await?;
                 sqlx::query(
                     "INSERT INTO authorization_codes (digest, tenant_id, client_id, \
                      redirect_uri, code_challenge, nonce, scope, user_id, sid, auth_time, acr, \
@@ -428,10 +432,10 @@ macro_rules! impl_sign_in_store {
                 .bind(c.created_at.as_millis())
                 .bind(c.expires_at.as_millis())
                 .bind(&c.dpop_jkt)
-                .execute(self.group.pool())
+                .execute(&mut *writer)
                 .await
                 .map_err(StoreError::from_write)?;
-                self.group.durable().await?;
+                self.group.durable(writer).await?;
                 Ok(())
             }
 
@@ -448,17 +452,18 @@ macro_rules! impl_sign_in_store {
             async fn consume_code(&self, digest: &[u8], now: Timestamp) -> Result<CodeConsumption> {
                 // The compare-and-swap: one statement, so on PostgreSQL a racing redemption
                 // waits for this row and then finds it consumed.
+                let mut writer = self.group.writer().await?;
                 let first = sqlx::query(
                     "UPDATE authorization_codes SET consumed_at = $1 WHERE digest = $2 \
                      AND consumed_at IS NULL AND expires_at > $1 RETURNING *",
                 )
                 .bind(now.as_millis())
                 .bind(digest)
-                .fetch_optional(self.group.pool())
+                .fetch_optional(&mut *writer)
                 .await?;
                 // Only a statement that changed a row has anything to make durable.
                 if let Some(row) = first {
-                    self.group.durable().await?;
+                    self.group.durable(writer).await?;
                     return Ok(CodeConsumption::Redeemed(code_from_row(&row)?));
                 }
                 let replay = sqlx::query(
@@ -467,12 +472,13 @@ macro_rules! impl_sign_in_store {
                 )
                 .bind(now.as_millis())
                 .bind(digest)
-                .fetch_optional(self.group.pool())
+                .fetch_optional(&mut *writer)
                 .await?;
                 if let Some(row) = replay {
-                    self.group.durable().await?;
+                    self.group.durable(writer).await?;
                     return Ok(CodeConsumption::AlreadyUsed(code_from_row(&row)?));
                 }
+                drop(writer);
                 let exists: Option<i64> = sqlx::query_scalar(
                     "SELECT CAST(1 AS BIGINT) FROM authorization_codes WHERE digest = $1",
                 )
@@ -491,6 +497,7 @@ macro_rules! impl_sign_in_store {
                 digest: &[u8],
                 issued: &CodeIssuance,
             ) -> Result<bool> {
+                let mut writer = self.group.writer().await?;
                 let replayed: Option<Option<i64>> = sqlx::query_scalar(
                     "UPDATE authorization_codes SET issued_jtis = $1, \
                      issued_tokens_expire_at = $2, issued_family_id = $3 \
@@ -500,10 +507,10 @@ macro_rules! impl_sign_in_store {
                 .bind(issued.tokens_expire_at.as_millis())
                 .bind(issued.family_id.as_ref().map(FamilyId::as_str))
                 .bind(digest)
-                .fetch_optional(self.group.pool())
+                .fetch_optional(&mut *writer)
                 .await?;
                 if replayed.is_some() {
-                    self.group.durable().await?;
+                    self.group.durable(writer).await?;
                 }
                 match replayed {
                     None => Err(StoreError::NotFound),
@@ -555,7 +562,8 @@ macro_rules! impl_sign_in_store {
                 f: &RefreshFamilyRecord,
                 first: &RefreshTokenRecord,
             ) -> Result<()> {
-                let mut tx = self.group.pool().begin().await?;
+                let mut writer = self.group.writer().await?;
+                let mut tx = writer.begin().await?;
                 sqlx::query(
                     "INSERT INTO refresh_families (id, tenant_id, client_id, user_id, sid, \
                      scope, auth_time, acr, amr, created_at, idle_expires_at, \
@@ -583,7 +591,7 @@ macro_rules! impl_sign_in_store {
                 .map_err(StoreError::from_write)?;
                 insert_refresh_token_in(&mut tx, first).await?;
                 tx.commit().await?;
-                self.group.durable().await?;
+                self.group.durable(writer).await?;
                 Ok(())
             }
 
@@ -599,7 +607,7 @@ macro_rules! impl_sign_in_store {
                      WHERE t.digest = $1",
                 )
                 .bind(digest)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.readers.take().await?)
                 .await?
                 else {
                     return Ok(None);

@@ -247,6 +247,7 @@ macro_rules! impl_user_store {
                 id: &UserId,
                 now: Timestamp,
             ) -> Result<bool> {
+                let mut writer = self.group.writer().await?;
                 let done = sqlx::query(
                     "UPDATE users SET last_login_at = CASE WHEN last_login_at IS NULL \
                      OR last_login_at < $1 THEN $1 ELSE last_login_at END \
@@ -255,9 +256,9 @@ macro_rules! impl_user_store {
                 .bind(now.as_millis())
                 .bind(tenant.as_str())
                 .bind(id.as_str())
-                .execute(self.group.pool())
+                .execute(&mut *writer)
                 .await?;
-                self.group.durable_if_wrote(done.rows_affected()).await
+                self.group.durable_if_wrote(writer, done.rows_affected()).await
             }
 
             async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> Result<bool> {

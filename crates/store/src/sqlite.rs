@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 
 use crate::group_commit::GroupCommit;
 use crate::head::{HeadFeed, HeadSink};
+use crate::held::Connections;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -30,8 +31,15 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Request-path writes: one writer connection, fsyncs shared (`group_commit.rs`).
     group: GroupCommit<sqlx::Sqlite>,
+    /// Request-path reads (a refresh token, a session): held connections, not the pool, which
+    /// pings each connection it takes back (`held.rs`).
+    readers: Connections<sqlx::Sqlite>,
     feed: Arc<HeadFeed>,
 }
+
+/// Held connections for the request path's reads: two cores' worth of concurrent reads, twice
+/// over (each read is tens of microseconds); the serving pool keeps its 8 for everything else.
+const REQUEST_READERS: usize = 4;
 
 /// Options of the pools that serve requests. sqlx pings a connection before handing it out by
 /// default: for a database in this process that is a round trip to the connection's worker
@@ -83,27 +91,31 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options.clone())
             .await?;
-        let group = Self::group_commit(&pool, options).await?;
+        let (group, readers) = Self::request_path(&pool, options).await?;
         Ok(Self {
             pool,
             group,
+            readers,
             feed: Arc::new(HeadFeed::new()),
         })
     }
 
-    /// The request-path writer: one connection that leaves syncing the write-ahead log to
-    /// [`GroupCommit::durable`]. An in-memory database (no file, no log) writes through the
-    /// serving pool.
-    async fn group_commit(
+    /// The request path's connections: the writer, one connection that leaves syncing the
+    /// write-ahead log to [`GroupCommit::durable`], and [`REQUEST_READERS`] held readers. An
+    /// in-memory database (no file, no log) does both through the serving pool.
+    async fn request_path(
         pool: &SqlitePool,
         options: SqliteConnectOptions,
-    ) -> crate::Result<GroupCommit<sqlx::Sqlite>> {
+    ) -> crate::Result<(GroupCommit<sqlx::Sqlite>, Connections<sqlx::Sqlite>)> {
         let file: String =
             sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
                 .fetch_one(pool)
                 .await?;
         if file.is_empty() {
-            return Ok(GroupCommit::durable_pool(pool.clone()));
+            return Ok((
+                GroupCommit::durable_pool(pool.clone()),
+                Connections::Pool(pool.clone()),
+            ));
         }
         // The fsync is of the write-ahead log: a file that did not take WAL mode (a file system
         // without shared memory, say) would leave every write unsynced.
@@ -115,17 +127,13 @@ impl SqliteStore {
                 "{file} is in journal mode {mode}, not WAL"
             )));
         }
-        // A write waits for the writer at most as long as it used to wait in SQLite's busy
-        // handler (`busy_timeout`, 5 s) before failing.
-        let writer = serving_pool_options()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
-            .await?;
-        Ok(GroupCommit::syncing(writer, format!("{file}-wal").into()))
+        let readers = Connections::held(options.clone(), REQUEST_READERS).await?;
+        let group = GroupCommit::syncing(
+            options.synchronous(SqliteSynchronous::Normal),
+            format!("{file}-wal").into(),
+        )
+        .await?;
+        Ok((group, readers))
     }
 
     /// The newest schema version this binary knows.
@@ -231,15 +239,17 @@ crate::sql_api_keys::impl_api_key_store!(SqliteStore, SqliteRow);
 crate::sql_users::impl_user_store!(SqliteStore, SqliteRow);
 crate::sql_sign_in::impl_sign_in_store!(SqliteStore, SqliteRow);
 
-/// A refresh-token rotation as one multi-statement query (sqlx runs every statement of it in one
-/// call to the connection's worker thread, binding `$n` across them): the presented token marked
+/// A refresh-token rotation as one multi-statement query, its transaction included (sqlx runs
+/// every statement of it in one call to the connection's worker thread, binding `$n` across
+/// them): the presented token marked
 /// used, only if it is unused, of the successor's family, and that family is not revoked; the
 /// successor inserted only if that changed a row (`changes()`: rows changed by the last
 /// INSERT, UPDATE or DELETE), and whether it was, as the first row; the family's idle deadline
 /// moved only if the insert happened and a later deadline is given (`$6`, NULL to leave the
-/// row alone); then the presented token's state, as the second row. Inside the writer's
-/// transaction, so all the writes or none.
+/// row alone); then the presented token's state, as the second row. `BEGIN IMMEDIATE` to
+/// `COMMIT`, so all the writes or none; a rotation that changed nothing commits nothing.
 const ROTATE_AT_ONCE: &str = "\
+    BEGIN IMMEDIATE; \
     UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $2 \
      WHERE digest = $3 AND rotated_at IS NULL AND family_id = $4 \
        AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = $4 AND f.revoked_at IS NULL); \
@@ -249,20 +259,22 @@ const ROTATE_AT_ONCE: &str = "\
     UPDATE refresh_families SET idle_expires_at = $6 \
      WHERE id = $4 AND changes() = 1 AND idle_expires_at < $6; \
     SELECT t.family_id, t.rotated_at, t.successor_digest, f.revoked_at AS family_revoked_at \
-     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.digest = $3";
+     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.digest = $3; \
+    COMMIT";
 
 impl SqliteStore {
-    /// [`crate::RefreshTokenStore::rotate_refresh_token`] in three calls to the writer's worker
-    /// thread (`BEGIN`, [`ROTATE_AT_ONCE`], `COMMIT`) instead of one per statement: each call is
-    /// a hand-off between threads, and a refresh grant is mostly hand-offs. The conformance suite
-    /// holds it to the same outcomes as PostgreSQL's step-by-step form.
+    /// [`crate::RefreshTokenStore::rotate_refresh_token`] in one call to the writer's worker
+    /// thread ([`ROTATE_AT_ONCE`]) instead of one per statement: each call is a hand-off between
+    /// threads, and a refresh grant is mostly hand-offs. The conformance suite holds it to the
+    /// same outcomes as PostgreSQL's step-by-step form.
     async fn rotate_refresh_token_in_dialect(
         &self,
         presented: &[u8],
         successor: &RefreshTokenRecord,
         idle_expires_at: Option<Timestamp>,
     ) -> Result<RotateOutcome> {
-        let mut tx = self.group.pool().begin().await?;
+        let mut writer = self.group.writer().await?;
+        writer.begin_in_sql();
         let rows = sqlx::query(ROTATE_AT_ONCE)
             .bind(successor.created_at.as_millis())
             .bind(&successor.digest)
@@ -270,19 +282,31 @@ impl SqliteStore {
             .bind(successor.family_id.as_str())
             .bind(successor.generation)
             .bind(idle_expires_at.map(Timestamp::as_millis))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::from_write)?;
+            .fetch_all(&mut *writer)
+            .await;
+        let rows = match rows {
+            Ok(rows) => {
+                writer.ended_in_sql();
+                rows
+            }
+            Err(e) => {
+                // A statement failed before `COMMIT`: end the transaction here. If even that
+                // fails, the writer stays marked and is replaced before its next use.
+                if sqlx::query("ROLLBACK").execute(&mut *writer).await.is_ok() {
+                    writer.ended_in_sql();
+                }
+                return Err(StoreError::from_write(e));
+            }
+        };
         let rotated = match rows.first() {
             Some(r) => r.try_get::<i64, _>("rotated")? == 1,
             None => return Err(StoreError::Corrupt("rotation read nothing back".into())),
         };
         if rotated {
-            tx.commit().await?;
-            self.group.durable().await?;
+            self.group.durable(writer).await?;
             return Ok(RotateOutcome::Rotated);
         }
-        tx.rollback().await?;
+        drop(writer);
         let Some(row) = rows.get(1) else {
             return Ok(RotateOutcome::NotFound);
         };
@@ -333,11 +357,46 @@ mod tests {
     use crate::DpopStore;
     use portcullis_core::time::Timestamp;
 
-    async fn synchronous(pool: &SqlitePool) -> i64 {
+    async fn synchronous(conn: impl sqlx::SqliteExecutor<'_>) -> i64 {
         sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(pool)
+            .fetch_one(conn)
             .await
             .expect("test setup")
+    }
+
+    /// A request cancelled between `BEGIN` and `COMMIT` of a transaction begun in SQL (the
+    /// rotation's) leaves it open on the writer; sqlx does not know it exists. The next write
+    /// must not run inside it (it would never commit, yet be reported durable).
+    #[tokio::test]
+    async fn a_writer_left_inside_a_transaction_begun_in_sql_is_replaced_not_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("test setup");
+        sqlx::query("CREATE TABLE t (v TEXT NOT NULL)")
+            .execute(&store.pool)
+            .await
+            .expect("test setup");
+        {
+            let mut abandoned = store.group.writer().await.expect("writer");
+            abandoned.begin_in_sql();
+            sqlx::query("BEGIN IMMEDIATE; INSERT INTO t VALUES ('abandoned')")
+                .execute(&mut *abandoned)
+                .await
+                .expect("test setup");
+            // Dropped here without `COMMIT`, as a cancelled request drops it.
+        }
+        let mut next = store.group.writer().await.expect("writer");
+        sqlx::query("INSERT INTO t VALUES ('next')")
+            .execute(&mut *next)
+            .await
+            .expect("write");
+        store.group.durable(next).await.expect("durable");
+        let seen: Vec<String> = sqlx::query_scalar("SELECT v FROM t")
+            .fetch_all(&store.pool)
+            .await
+            .expect("read");
+        assert_eq!(seen, vec!["next".to_owned()], "committed, and alone");
     }
 
     #[tokio::test]
@@ -352,11 +411,10 @@ mod tests {
             "FULL for every other write"
         );
         assert_eq!(
-            synchronous(store.group.pool()).await,
+            synchronous(&mut *store.group.writer().await.expect("writer")).await,
             1,
             "NORMAL for the writer"
         );
-        assert_eq!(store.group.pool().options().get_max_connections(), 1);
 
         let now = Timestamp::from_millis(1_000);
         let later = Timestamp::from_millis(60_000);

@@ -25,6 +25,7 @@ conformance!(
     a_refresh_token_is_read_with_its_users_status_in_its_own_tenant,
     a_session_is_read_with_its_users_status_in_its_own_tenant,
     racing_rotations_of_one_token_yield_exactly_one_successor,
+    a_rotation_that_fails_halfway_changes_nothing_and_the_next_one_works,
     consents_upsert_list_and_revoke_with_the_clients_families,
     consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import,
 );
@@ -1004,6 +1005,49 @@ async fn refresh_rotation_is_single_shot_and_stops_at_a_revoked_family(s: Arc<dy
         .expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].revoked_reason.as_deref(), Some("reuse"));
+}
+
+/// A rotation whose successor cannot be stored (here its digest is taken) fails after the
+/// presented token was already marked: the whole transaction goes, and the writer it ran on is
+/// left fit for the next write (SQLite runs this transaction in SQL, `BEGIN` to `COMMIT`).
+async fn a_rotation_that_fails_halfway_changes_nothing_and_the_next_one_works(s: Arc<dyn Store>) {
+    tenants(&s, &["acme"]).await;
+    let fam = "rtf_00000000000000000000000000000001";
+    s.create_refresh_family(
+        &family(fam, "usr_00000000000000000000000001", "cl_app", None),
+        &token(1, fam, 0, 100),
+    )
+    .await
+    .expect("family");
+    assert!(matches!(
+        s.rotate_refresh_token(&[1; 32], &token(1, fam, 1, 1_000), Some(at(6_000)))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let read = s
+        .get_refresh_token(&[1; 32])
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(read.token, token(1, fam, 0, 100), "not marked rotated");
+    assert_eq!(
+        read.family.idle_expires_at,
+        family(fam, "usr_00000000000000000000000001", "cl_app", None).idle_expires_at
+    );
+    assert_eq!(
+        s.rotate_refresh_token(&[1; 32], &token(2, fam, 1, 1_001), Some(at(6_001)))
+            .await
+            .expect("rotate"),
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        s.get_refresh_token(&[2; 32])
+            .await
+            .expect("get")
+            .expect("the successor")
+            .token,
+        token(2, fam, 1, 1_001)
+    );
 }
 
 async fn racing_rotations_of_one_token_yield_exactly_one_successor(s: Arc<dyn Store>) {
