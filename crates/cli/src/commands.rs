@@ -485,6 +485,14 @@ pub enum ClientCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Enable a disabled client again (tokens revoked by the disable stay revoked).
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Archive a client for good: disabled, its secrets stop at once, its tokens revoked.
     Archive {
         #[arg(long)]
@@ -1018,6 +1026,24 @@ async fn set_tenant_status(id: &str, remote: &Remote, verb: &str) -> anyhow::Res
         &[],
         None,
         tenant_text,
+    )
+    .await
+}
+
+/// `POST .../clients/{id}/disable` or `/enable`, printing the client.
+async fn client_status_action(
+    remote: &Remote,
+    tenant: &str,
+    id: &str,
+    verb: &str,
+) -> anyhow::Result<()> {
+    fetch_and_print(
+        remote,
+        Method::POST,
+        &format!("/tenants/{}/clients/{}/{verb}", seg(tenant), seg(id)),
+        &[],
+        None,
+        client_text,
     )
     .await
 }
@@ -1608,15 +1634,10 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             }).await?;
         }
         ClientCommand::Disable { tenant, id, remote } => {
-            fetch_and_print(
-                &remote,
-                Method::POST,
-                &format!("/tenants/{}/clients/{}/disable", seg(&tenant), seg(&id)),
-                &[],
-                None,
-                client_text,
-            )
-            .await?;
+            client_status_action(&remote, &tenant, &id, "disable").await?
+        }
+        ClientCommand::Enable { tenant, id, remote } => {
+            client_status_action(&remote, &tenant, &id, "enable").await?
         }
         ClientCommand::Archive { tenant, id, remote } => {
             fetch_and_print(

@@ -126,6 +126,8 @@ actions! {
     OAuthClientCreate => "oauth_client.create",
     OAuthClientRotateSecret => "oauth_client.rotate_secret",
     OAuthClientDisable => "oauth_client.disable",
+    /// A disabled client was enabled again; tokens revoked by the disable stay revoked.
+    OAuthClientEnable => "oauth_client.enable",
     /// A client was archived: disabled for good, its secrets expired, its tokens revoked.
     OAuthClientArchive => "oauth_client.archive",
     OAuthClientUpdate => "oauth_client.update",
@@ -597,6 +599,7 @@ mod tests {
                 "oauth_client.rotate_secret",
             ),
             (Action::OAuthClientDisable, "oauth_client.disable"),
+            (Action::OAuthClientEnable, "oauth_client.enable"),
             (Action::OAuthClientArchive, "oauth_client.archive"),
             (Action::OAuthClientUpdate, "oauth_client.update"),
             (Action::ResourceServerCreate, "resource_server.create"),

@@ -358,6 +358,12 @@ async fn exercise(server: &Server, data: &Path) {
         &["client", "disable", "--tenant", "acme", &client_id],
     );
     assert_eq!(disabled["status"], "disabled");
+    let enabled = cli(
+        server,
+        &data,
+        &["client", "enable", "--tenant", "acme", &client_id],
+    );
+    assert_eq!(enabled["status"], "active");
 }
 
 // ---- The CLI's own consistency (issue 15 item 11): `portcullis token`, flag spellings,

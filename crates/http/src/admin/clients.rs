@@ -1,6 +1,6 @@
 //! OAuth clients of a tenant: create (secret shown once), list, show, update, rotate the secret
 //! with an overlap window, disable (which also revokes every token already issued to the client),
-//! archive (disable for good: in one transaction the client is disabled, its secrets expire at
+//! enable again (new tokens only: what the disable revoked stays revoked), archive (disable for good: in one transaction the client is disabled, its secrets expire at
 //! once, it is recorded archived and a `client` revocation-log entry revokes its tokens; it then
 //! leaves the default list, and no update, rotation, disabling or enabling touches it again).
 //!
@@ -768,6 +768,35 @@ pub async fn disable(
         )
         .await?;
     record(&state, &admin, Action::OAuthClientDisable, &client.id);
+    let client = tenant_client(&admin, &id).await?;
+    Ok(Json(client.into()))
+}
+
+/// Enables a disabled client again. The `client` entry its disable wrote to the revocation log
+/// stays, so the tokens it held then stay revoked; it gets new ones. An archived client is
+/// never enabled (409). Enabling an active client changes nothing and is not an error.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/clients/{id}/enable", tag = "clients", params(super::openapi::TenantIdPath),
+    responses((status = 200, description = "The client, active; tokens revoked by its disable stay revoked", body = ClientView)))]
+pub async fn enable(
+    admin: TenantAdmin,
+    State(state): State<OAuthAdmin>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<ClientView>, ApiError> {
+    let client = live_client(&state, &admin, &id).await?;
+    let written = state
+        .store
+        .set_client_status(
+            &admin.tenant,
+            &client.id,
+            ClientStatus::Active,
+            state.clock.now(),
+        )
+        .await;
+    state.oauth.directory.client_changed(&client.id);
+    if !written? {
+        return Err(ApiError::not_found());
+    }
+    record(&state, &admin, Action::OAuthClientEnable, &client.id);
     let client = tenant_client(&admin, &id).await?;
     Ok(Json(client.into()))
 }

@@ -488,6 +488,13 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<RouterState>)> {
         ),
         r(
             Method::POST,
+            "/tenants/{tenant}/clients/{id}/enable",
+            Tenant,
+            ManageClients,
+            routing::post(clients::enable),
+        ),
+        r(
+            Method::POST,
             "/tenants/{tenant}/users",
             Tenant,
             ManageUsers,

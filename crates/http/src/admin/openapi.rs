@@ -183,6 +183,7 @@ pub fn outcome() -> ObjectBuilder {
         clients::update,
         clients::rotate_secret,
         clients::disable,
+        clients::enable,
         users::create,
         users::list,
         users::reset_password,

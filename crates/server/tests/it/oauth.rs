@@ -1212,6 +1212,71 @@ async fn a_client_revokes_its_own_tokens_into_the_log() {
     }
 }
 
+/// A disabled client enabled again gets new tokens; what it held before the disable stays
+/// revoked (the disable's `client` entry in the revocation log stays). Only its own tenant's
+/// path reaches it, and enabling an active client changes nothing.
+#[tokio::test]
+async fn an_enabled_client_gets_new_tokens_and_its_tokens_from_before_the_disable_stay_revoked() {
+    let mut app = App::new().await;
+    app.tenant_with_api("acme").await;
+    app.tenant_with_api("globex").await;
+    let rs = app.client("acme", json!({"introspection": true})).await;
+    let c = app.client("acme", json!({})).await;
+    let held = app.access_token(&c).await;
+    let path = format!("/tenants/acme/clients/{}", c.id);
+    let (s, v) = app
+        .admin_call(Method::POST, &format!("{path}/disable"), None)
+        .await;
+    assert_eq!((s, &v["status"]), (StatusCode::OK, &json!("disabled")));
+    let (s, _, _) = app.token(&c, "grant_type=client_credentials").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Through another tenant's path: not found, and the client stays disabled.
+    let (s, _) = app
+        .admin_call(
+            Method::POST,
+            &format!("/tenants/globex/clients/{}/enable", c.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = app.token(&c, "grant_type=client_credentials").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "still disabled");
+
+    app.clock.advance(Duration::from_secs(1));
+    let (s, v) = app
+        .admin_call(Method::POST, &format!("{path}/enable"), None)
+        .await;
+    assert_eq!((s, &v["status"]), (StatusCode::OK, &json!("active")), "{v}");
+    let fresh = app.access_token(&c).await;
+    assert_eq!(app.introspect(&rs, &fresh).await["active"], true);
+    assert_eq!(
+        app.introspect(&rs, &held).await,
+        json!({"active": false}),
+        "revoked by the disable, for good"
+    );
+    // Again: nothing to change, not an error.
+    let (s, v) = app
+        .admin_call(Method::POST, &format!("{path}/enable"), None)
+        .await;
+    assert_eq!((s, &v["status"]), (StatusCode::OK, &json!("active")));
+    // An unknown client.
+    let (s, _) = app
+        .admin_call(Method::POST, "/tenants/acme/clients/cl_nobody/enable", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let events = app.events("acme").await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(
+                |e| e.action == "oauth_client.enable" && e.target.as_deref() == Some(c.id.as_str())
+            )
+            .count(),
+        2
+    );
+}
+
 /// A source that keeps failing for a client is refused for it, before any credential check,
 /// with a standard code outside and the reason in the audit log only.
 #[tokio::test]
@@ -3679,6 +3744,7 @@ async fn an_archived_client_is_refused_everywhere_for_good() {
     );
     for (path, body) in [
         (format!("/tenants/acme/clients/{}/disable", c.id), None),
+        (format!("/tenants/acme/clients/{}/enable", c.id), None),
         (
             format!("/tenants/acme/clients/{}/rotate-secret", c.id),
             Some(json!({"overlap_secs": 0})),
