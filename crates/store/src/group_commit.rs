@@ -7,13 +7,12 @@
 //! commits append to the write-ahead log without syncing it. Each caller then waits in
 //! [`GroupCommit::durable`] for an fsync of the log that *started after its commit returned*;
 //! while one fsync runs, the commits that arrive queue up and the next fsync covers all of them.
-//! The one writer connection (held, not pooled: `held.rs`) also means
-//! these writes wait for each other in a fair queue (tokio's mutex) rather than in SQLite's busy
-//! handler, which sleeps and polls. Every other write keeps
-//! the `synchronous = FULL` pool. The log is reopened by path for each fsync, so no descriptor
-//! outlives the file SQLite uses. The first failed fsync fails every later request-path write
-//! until restart. A committed write is visible to other connections before its
-//! fsync ends. Only its own caller can act on what it wrote (a rotated token's successor, a
+//! The one writer connection (held, not pooled: `held.rs`) also means these writes wait for each
+//! other in a fair queue (tokio's semaphore) rather than in SQLite's busy handler, which sleeps
+//! and polls. Every other write keeps the `synchronous = FULL` pool. The log is reopened by path
+//! for each fsync, so no descriptor outlives the file SQLite uses. The first failed fsync fails
+//! every later request-path write until restart. A committed write is visible to other
+//! connections before its fsync ends. Only its own caller can act on what it wrote (a rotated token's successor, a
 //! code's tokens) before its answer, and that waits for the fsync; a request that reads it
 //! meanwhile and then writes (a replay revoking a family) waits for a later fsync, which
 //! covers both.
