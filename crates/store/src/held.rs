@@ -12,8 +12,8 @@
 //! transaction sqlx began and did not commit is rolled back by sqlx's own guard, also through
 //! that queue. A transaction begun in SQL (`BEGIN IMMEDIATE; ...; COMMIT` in one call), which
 //! sqlx does not know about, is marked with [`Taken::begin_in_sql`]; a connection still marked
-//! when its guard drops is closed (which ends the transaction) and replaced before its slot is
-//! used again.
+//! when its guard drops is closed (which ends the transaction) and replaced at once, from a task,
+//! and in any case before its slot is used again.
 //!
 //! This module must never hand one connection to two callers at once, open more connections
 //! than its slots, or hand out a connection on which a transaction begun in SQL may be open.
@@ -78,6 +78,7 @@ impl<DB: Database> Connections<DB> {
                 TakenInner::Held {
                     held,
                     _permit: permit,
+                    set: set.clone(),
                 }
             }
         };
@@ -176,6 +177,8 @@ enum TakenInner<'a, DB: Database> {
     Held {
         held: MappedMutexGuard<'a, HeldConnection<DB>>,
         _permit: SemaphorePermit<'a>,
+        /// To replace the connection at once if it is dropped mid-transaction.
+        set: Arc<HeldSet<DB>>,
     },
 }
 
@@ -207,10 +210,25 @@ impl<DB: Database> Taken<'_, DB> {
 
 impl<DB: Database> Drop for Taken<'_, DB> {
     fn drop(&mut self) {
-        // A pool would hand the connection out again as it is: it is closed instead. (A held
-        // connection keeps its mark, and its slot replaces it at the next take.)
-        if let TakenInner::Pooled(conn, true) = &mut self.inner {
-            conn.close_on_drop();
+        match &mut self.inner {
+            // A pool would hand the connection out again as it is: it is closed instead.
+            TakenInner::Pooled(conn, true) => conn.close_on_drop(),
+            // A held connection keeps its mark, so no caller ever gets it as it is. It is
+            // replaced now rather than at the next take: until then the open transaction
+            // would hold SQLite's write lock (every other connection's writes waiting on it)
+            // and stop checkpoints. Outside a runtime, the next take replaces it.
+            TakenInner::Held { held, set, .. } if held.begun_in_sql => {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let set = set.clone();
+                    runtime.spawn(async move {
+                        // Taking the slot is what replaces a marked connection.
+                        if let Err(e) = set.take().await {
+                            tracing::warn!(error = %e, "could not replace a connection left mid-transaction");
+                        }
+                    });
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -26,6 +26,7 @@ conformance!(
     a_session_is_read_with_its_users_status_in_its_own_tenant,
     racing_rotations_of_one_token_yield_exactly_one_successor,
     a_rotation_that_fails_halfway_changes_nothing_and_the_next_one_works,
+    rotations_cut_short_at_any_point_leave_all_or_nothing_and_the_store_writable,
     consents_upsert_list_and_revoke_with_the_clients_families,
     consents_are_exported_and_sign_in_state_is_not_but_blocks_an_import,
 );
@@ -1048,6 +1049,89 @@ async fn a_rotation_that_fails_halfway_changes_nothing_and_the_next_one_works(s:
             .token,
         token(2, fam, 1, 1_001)
     );
+}
+
+/// Polls `fut` once, sleeps `pause` on this thread while the store's own threads keep working,
+/// polls it once more, and drops it if it is still pending: a caller cancelled (a client that
+/// went away) at a point that depends on `pause`.
+async fn cut_short<T>(fut: impl std::future::Future<Output = T>, pause: Duration) -> Option<T> {
+    use std::task::Poll;
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..2 {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let Poll::Ready(v) = polled {
+            return Some(v);
+        }
+        std::thread::sleep(pause);
+    }
+    None
+}
+
+/// A rotation whose caller is dropped part-way (before its statements run, while they run,
+/// between the commit and the fsync) leaves all of its writes or none, and leaves no
+/// transaction behind: a write on another connection goes through at once (SQLite has one
+/// write lock; a transaction left open would hold it), and the next rotation works.
+async fn rotations_cut_short_at_any_point_leave_all_or_nothing_and_the_store_writable(
+    s: Arc<dyn Store>,
+) {
+    tenants(&s, &["acme"]).await;
+    let fam = "rtf_00000000000000000000000000000001";
+    s.create_refresh_family(
+        &family(fam, "usr_00000000000000000000000001", "cl_app", None),
+        &token(0, fam, 0, 100),
+    )
+    .await
+    .expect("family");
+    let (mut current, mut cut) = (0u8, 0);
+    for i in 0..40u8 {
+        let next = current + 1;
+        let successor = token(next, fam, i64::from(next), 1_000 + i64::from(i));
+        let pause = Duration::from_micros(u64::from(i % 10) * 40);
+        let presented = [current; 32];
+        let attempt = s.rotate_refresh_token(&presented, &successor, Some(at(6_000)));
+        if let Some(outcome) = cut_short(attempt, pause).await {
+            assert_eq!(outcome.expect("rotate"), RotateOutcome::Rotated);
+            current = next;
+            continue;
+        }
+        cut += 1;
+        // Another connection's write, at once (a transaction left open would make it wait
+        // for SQLite's busy timeout and fail).
+        let other = tokio::time::timeout(
+            Duration::from_secs(3),
+            s.create_tenant(
+                &NewTenant {
+                    id: tid(&format!("cut-{i}")),
+                    display_name: "cut".into(),
+                },
+                at(1),
+            ),
+        )
+        .await;
+        assert!(matches!(other, Ok(Ok(_))), "round {i}: {other:?}");
+        // The same rotation again: it happened entirely (the successor is the one the cut
+        // call stored) or not at all (it happens now, with no half-made successor in its way).
+        match s
+            .rotate_refresh_token(&[current; 32], &successor, Some(at(6_000)))
+            .await
+            .expect("rotate")
+        {
+            RotateOutcome::Rotated => {}
+            RotateOutcome::AlreadyRotated {
+                successor_digest, ..
+            } => assert_eq!(successor_digest, vec![next; 32], "round {i}"),
+            other => panic!("round {i}: {other:?}"),
+        }
+        current = next;
+    }
+    assert!(cut > 0, "some rotations were cut short");
+    let read = s
+        .get_refresh_token(&[current; 32])
+        .await
+        .expect("get")
+        .expect("the last successor");
+    assert_eq!(read.token.generation, i64::from(current));
+    assert_eq!(read.token.rotated_at, None);
 }
 
 async fn racing_rotations_of_one_token_yield_exactly_one_successor(s: Arc<dyn Store>) {
