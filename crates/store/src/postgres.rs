@@ -91,6 +91,7 @@ impl PgStore {
                     Ok(true)
                 })
             })
+            .after_release(|conn, _| Box::pin(Self::fit_for_reuse(conn)))
             .connect_with(options)
             .await?;
         Self::migrate(
@@ -105,6 +106,34 @@ impl PgStore {
             pool,
             feed: Arc::new(HeadFeed::new()),
         })
+    }
+
+    /// Whether a connection coming back to the pool may be handed out again: not if a
+    /// transaction is still open on it. sqlx's `BEGIN` leaves one behind when its future is
+    /// dropped while the server runs it (a request cancelled at that moment): its rollback guard
+    /// checks a transaction depth it has not raised yet. Reused, such a connection would run
+    /// every later statement inside a transaction nobody commits, holding its locks, its writes
+    /// acknowledged and then lost. It is closed instead, which rolls the transaction back.
+    ///
+    /// The check is one statement in the pool's own task, after the request has its answer:
+    /// inside a transaction block the transaction began before this statement; outside one,
+    /// both times are this statement's own (PostgreSQL: "the same value during the first
+    /// command of a transaction"). A pool connection that turns over on every release would
+    /// show as a new backend per statement: `pg_pool.rs` holds that it does not.
+    async fn fit_for_reuse(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+        // The simple query protocol: with the extended one the statement time is that of the
+        // last message (`Execute`), later than the transaction's start even outside a block.
+        // (A query without arguments goes as one simple `Query` message.)
+        let row = sqlx::Executor::fetch_one(
+            &mut *conn,
+            "SELECT transaction_timestamp() <> statement_timestamp()",
+        )
+        .await?;
+        let in_block: bool = sqlx::Row::try_get(&row, 0)?;
+        if in_block {
+            tracing::warn!("closing a pooled connection left inside a transaction");
+        }
+        Ok(!in_block)
     }
 
     pub fn pool(&self) -> &PgPool {

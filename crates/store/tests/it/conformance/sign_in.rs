@@ -1111,11 +1111,17 @@ async fn rotations_cut_short_at_any_point_leave_all_or_nothing_and_the_store_wri
         assert!(matches!(other, Ok(Ok(_))), "round {i}: {other:?}");
         // The same rotation again: it happened entirely (the successor is the one the cut
         // call stored) or not at all (it happens now, with no half-made successor in its way).
-        match s
-            .rotate_refresh_token(&[current; 32], &successor, Some(at(6_000)))
-            .await
-            .expect("rotate")
-        {
+        // Bounded: a transaction left open on a pooled connection (PostgreSQL) would hold the
+        // family's row lock, and this would wait for it for ever.
+        let again = tokio::time::timeout(
+            Duration::from_secs(10),
+            s.rotate_refresh_token(&[current; 32], &successor, Some(at(6_000))),
+        )
+        .await;
+        let Ok(again) = again else {
+            panic!("round {i}: the rotation waited 10 s for a lock nobody releases");
+        };
+        match again.expect("rotate") {
             RotateOutcome::Rotated => {}
             RotateOutcome::AlreadyRotated {
                 successor_digest, ..
