@@ -284,20 +284,10 @@ impl SqliteStore {
             .bind(idle_expires_at.map(Timestamp::as_millis))
             .fetch_all(&mut *writer)
             .await;
-        let rows = match rows {
-            Ok(rows) => {
-                writer.ended_in_sql();
-                rows
-            }
-            Err(e) => {
-                // A statement failed before `COMMIT`: end the transaction here. If even that
-                // fails, the writer stays marked and is replaced before its next use.
-                if sqlx::query("ROLLBACK").execute(&mut *writer).await.is_ok() {
-                    writer.ended_in_sql();
-                }
-                return Err(StoreError::from_write(e));
-            }
-        };
+        // A statement that failed stopped the call before `COMMIT`: the writer stays marked and
+        // is replaced, which rolls the transaction back (`held.rs`), as for a cancelled caller.
+        let rows = rows.map_err(StoreError::from_write)?;
+        writer.ended_in_sql();
         let rotated = match rows.first() {
             Some(r) => r.try_get::<i64, _>("rotated")? == 1,
             None => return Err(StoreError::Corrupt("rotation read nothing back".into())),
