@@ -742,17 +742,7 @@ pub async fn disable(
     State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
-    let client = live_client(&state, &admin, &id).await?;
-    let now = state.clock.now();
-    let written = state
-        .store
-        .set_client_status(&admin.tenant, &client.id, ClientStatus::Disabled, now)
-        .await;
-    state.oauth.directory.client_changed(&client.id);
-    if !written? {
-        return Err(ApiError::not_found());
-    }
-    let max = state.oauth.lifetimes.max;
+    let client = set_status(&state, &admin, &id, ClientStatus::Disabled).await?;
     state
         .store
         .append_revocation(
@@ -760,15 +750,14 @@ pub async fn disable(
                 tenant: admin.tenant.clone(),
                 kind: RevocationKind::Client,
                 subject: client.id.clone(),
-                revoked_before: Some(now),
-                expires_at: Some(now.saturating_add(max)),
+                revoked_before: Some(client.updated_at),
+                expires_at: Some(client.updated_at.saturating_add(state.oauth.lifetimes.max)),
                 reason: Some("client_disabled".into()),
             },
-            now,
+            client.updated_at,
         )
         .await?;
     record(&state, &admin, Action::OAuthClientDisable, &client.id);
-    let client = tenant_client(&admin, &id).await?;
     Ok(Json(client.into()))
 }
 
@@ -782,23 +771,35 @@ pub async fn enable(
     State(state): State<OAuthAdmin>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
-    let client = live_client(&state, &admin, &id).await?;
+    let client = set_status(&state, &admin, &id, ClientStatus::Active).await?;
+    record(&state, &admin, Action::OAuthClientEnable, &client.id);
+    Ok(Json(client.into()))
+}
+
+/// Sets a live (not archived) client's status, at `updated_at` = now, drops what this node's
+/// directory cached about it, and returns it as stored (the store changes those two fields
+/// only, so it is not read again).
+async fn set_status(
+    state: &OAuthAdmin,
+    admin: &TenantAdmin,
+    id: &str,
+    status: ClientStatus,
+) -> Result<OAuthClient, ApiError> {
+    let client = live_client(state, admin, id).await?;
+    let now = state.clock.now();
     let written = state
         .store
-        .set_client_status(
-            &admin.tenant,
-            &client.id,
-            ClientStatus::Active,
-            state.clock.now(),
-        )
+        .set_client_status(&admin.tenant, &client.id, status, now)
         .await;
     state.oauth.directory.client_changed(&client.id);
     if !written? {
         return Err(ApiError::not_found());
     }
-    record(&state, &admin, Action::OAuthClientEnable, &client.id);
-    let client = tenant_client(&admin, &id).await?;
-    Ok(Json(client.into()))
+    Ok(OAuthClient {
+        status,
+        updated_at: now,
+        ..client
+    })
 }
 
 /// Archives the client: see the module docs.
