@@ -24,6 +24,9 @@ pub enum StoreError {
     NotEmpty(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From a read SQLite ran on the calling thread (`request_reads.rs`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 impl StoreError {

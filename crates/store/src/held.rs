@@ -1,6 +1,6 @@
 //! Connections the store holds itself instead of borrowing them from an sqlx pool, for the
-//! statements on the token service's request path on SQLite (the refresh token read, the
-//! request-path writer of `group_commit.rs`).
+//! statements on the token service's request path on SQLite (the request-path writer of
+//! `group_commit.rs`; the request path's reads run on the calling thread, `request_reads.rs`).
 //!
 //! Why not a pool: sqlx's pool pings every connection it takes back, from a task it spawns for
 //! the purpose. On SQLite every statement is already a hand-off to the connection's worker

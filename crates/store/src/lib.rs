@@ -16,6 +16,7 @@
 //! plaintext secret (only digests and sealed blobs), and never reads the clock: callers pass time.
 
 mod audit_chain_model;
+mod checkpoint;
 mod device_model;
 mod error;
 pub mod export;
@@ -27,6 +28,7 @@ mod logout_model;
 mod model;
 pub mod page;
 mod postgres;
+mod request_reads;
 mod scope;
 mod sign_in_model;
 mod sql;

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 
 use crate::group_commit::GroupCommit;
 use crate::head::{HeadFeed, HeadSink};
-use crate::held::Connections;
+use crate::request_reads::RequestReads;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -32,7 +32,7 @@ pub struct PgStore {
     /// Request-path writes: the same pool (PostgreSQL shares WAL flushes itself).
     group: GroupCommit<sqlx::Postgres>,
     /// Request-path reads: the same pool.
-    readers: Connections<sqlx::Postgres>,
+    readers: RequestReads<sqlx::Postgres>,
     feed: Arc<HeadFeed>,
 }
 
@@ -102,7 +102,7 @@ impl PgStore {
         .await?;
         Ok(Self {
             group: GroupCommit::durable_pool(pool.clone()),
-            readers: Connections::Pool(pool.clone()),
+            readers: RequestReads::Pool(pool.clone()),
             pool,
             feed: Arc::new(HeadFeed::new()),
         })

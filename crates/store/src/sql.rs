@@ -24,6 +24,7 @@ macro_rules! impl_sql_store {
         use sqlx::Row as _;
         use $crate::model::*;
         use $crate::page::*;
+        use $crate::request_reads::Columns;
         use $crate::{Result, StoreError};
 
         fn corrupt(what: &str, value: &str) -> StoreError {
@@ -179,6 +180,33 @@ macro_rules! impl_sql_store {
         type Db = <$row as sqlx::Row>::Database;
 
         type WriteQuery<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+
+        /// A read on the token service's request path (`request_reads.rs`): the one row `sql`
+        /// finds with `binds`, decoded by `decode`, wherever this backend runs such reads.
+        async fn request_row<R: Send + 'static>(
+            reads: &$crate::request_reads::RequestReads<Db>,
+            sql: &'static str,
+            binds: &[$crate::request_reads::Bind<'_>],
+            decode: $crate::request_reads::Decode<R>,
+        ) -> Result<Option<R>> {
+            use $crate::request_reads::{Bind, RequestReads};
+            match reads {
+                RequestReads::Inline(inline) => inline.row(sql, binds, decode).await,
+                RequestReads::Pool(pool) => {
+                    let mut query = sqlx::query(sql);
+                    for bind in binds {
+                        query = match *bind {
+                            Bind::Blob(b) => query.bind(b),
+                            Bind::Text(t) => query.bind(t),
+                        };
+                    }
+                    match query.fetch_optional(pool).await? {
+                        Some(row) => decode(&row).map(Some),
+                        None => Ok(None),
+                    }
+                }
+            }
+        }
         #[async_trait::async_trait]
         impl $crate::Store for $store {
             async fn ping(&self) -> Result<()> {
@@ -207,7 +235,7 @@ macro_rules! impl_sql_store {
                 self.feed.stop();
                 self.pool.close().await;
                 self.group.close().await;
-                self.readers.close().await;
+                self.readers.close();
             }
         }
 

@@ -12,24 +12,49 @@
 
 macro_rules! impl_sign_in_store {
     ($store:ty, $row:ty) => {
+        use $crate::request_reads::Bind;
         use $crate::sign_in_model::*;
         use portcullis_core::refresh::FamilyId;
         use portcullis_core::session::SessionId;
 
-        fn session_from_row(row: &$row) -> Result<SessionRecord> {
+        // Read on the request path too (`request_reads.rs`), so by name from any driver's row.
+        fn session_from_row(row: &dyn Columns) -> Result<SessionRecord> {
             Ok(SessionRecord {
-                digest: row.try_get("digest")?,
-                id: stored_session_id(row.try_get("id")?)?,
-                tenant: tenant_id(row.try_get("tenant_id")?)?,
-                user_id: stored_user_id(row.try_get("user_id")?)?,
-                auth_time: Timestamp::from_millis(row.try_get("auth_time")?),
-                amr: list_col(row.try_get("amr")?),
-                acr: row.try_get("acr")?,
-                created_at: Timestamp::from_millis(row.try_get("created_at")?),
-                last_seen_at: Timestamp::from_millis(row.try_get("last_seen_at")?),
-                idle_expires_at: Timestamp::from_millis(row.try_get("idle_expires_at")?),
-                absolute_expires_at: Timestamp::from_millis(row.try_get("absolute_expires_at")?),
-                revoked_at: ts(row.try_get("revoked_at")?),
+                digest: row.blob("digest")?,
+                id: stored_session_id(row.text("id")?)?,
+                tenant: tenant_id(row.text("tenant_id")?)?,
+                user_id: stored_user_id(row.text("user_id")?)?,
+                auth_time: Timestamp::from_millis(row.int("auth_time")?),
+                amr: list_col(row.text("amr")?),
+                acr: row.opt_text("acr")?,
+                created_at: Timestamp::from_millis(row.int("created_at")?),
+                last_seen_at: Timestamp::from_millis(row.int("last_seen_at")?),
+                idle_expires_at: Timestamp::from_millis(row.int("idle_expires_at")?),
+                absolute_expires_at: Timestamp::from_millis(row.int("absolute_expires_at")?),
+                revoked_at: ts(row.opt_int("revoked_at")?),
+            })
+        }
+
+        fn session_with_user_status(
+            row: &dyn Columns,
+        ) -> Result<(SessionRecord, Option<portcullis_core::user::UserStatus>)> {
+            Ok((session_from_row(row)?, user_status_of(row)?))
+        }
+
+        fn refresh_token_read(row: &dyn Columns) -> Result<RefreshTokenRead> {
+            let family = family_from_row(row)?;
+            let token = RefreshTokenRecord {
+                digest: row.blob("token_digest")?,
+                family_id: family.id.clone(),
+                generation: row.int("generation")?,
+                created_at: Timestamp::from_millis(row.int("token_created_at")?),
+                rotated_at: ts(row.opt_int("rotated_at")?),
+                successor_digest: row.opt_blob("successor_digest")?,
+            };
+            Ok(RefreshTokenRead {
+                token,
+                family,
+                user_status: user_status_of(row)?,
             })
         }
 
@@ -68,27 +93,24 @@ macro_rules! impl_sign_in_store {
             })
         }
 
-        fn family_from_row(row: &$row) -> Result<RefreshFamilyRecord> {
+        fn family_from_row(row: &dyn Columns) -> Result<RefreshFamilyRecord> {
             Ok(RefreshFamilyRecord {
-                id: stored_family_id(row.try_get("id")?)?,
-                tenant: tenant_id(row.try_get("tenant_id")?)?,
-                client_id: stored_client_id(row.try_get("client_id")?)?,
-                user_id: stored_user_id(row.try_get("user_id")?)?,
-                sid: row
-                    .try_get::<Option<String>, _>("sid")?
-                    .map(stored_session_id)
-                    .transpose()?,
-                scope: list_col(row.try_get("scope")?),
-                auth_time: Timestamp::from_millis(row.try_get("auth_time")?),
-                acr: row.try_get("acr")?,
-                amr: list_col(row.try_get("amr")?),
-                created_at: Timestamp::from_millis(row.try_get("created_at")?),
-                idle_expires_at: Timestamp::from_millis(row.try_get("idle_expires_at")?),
-                absolute_expires_at: Timestamp::from_millis(row.try_get("absolute_expires_at")?),
-                revoked_at: ts(row.try_get("revoked_at")?),
-                revoked_reason: row.try_get("revoked_reason")?,
-                dpop_jkt: row.try_get("dpop_jkt")?,
-                cert_x5t: row.try_get("cert_x5t")?,
+                id: stored_family_id(row.text("id")?)?,
+                tenant: tenant_id(row.text("tenant_id")?)?,
+                client_id: stored_client_id(row.text("client_id")?)?,
+                user_id: stored_user_id(row.text("user_id")?)?,
+                sid: row.opt_text("sid")?.map(stored_session_id).transpose()?,
+                scope: list_col(row.text("scope")?),
+                auth_time: Timestamp::from_millis(row.int("auth_time")?),
+                acr: row.opt_text("acr")?,
+                amr: list_col(row.text("amr")?),
+                created_at: Timestamp::from_millis(row.int("created_at")?),
+                idle_expires_at: Timestamp::from_millis(row.int("idle_expires_at")?),
+                absolute_expires_at: Timestamp::from_millis(row.int("absolute_expires_at")?),
+                revoked_at: ts(row.opt_int("revoked_at")?),
+                revoked_reason: row.opt_text("revoked_reason")?,
+                dpop_jkt: row.opt_text("dpop_jkt")?,
+                cert_x5t: row.opt_text("cert_x5t")?,
             })
         }
 
@@ -238,14 +260,14 @@ macro_rules! impl_sign_in_store {
             }
 
             async fn get_session(&self, digest: &[u8]) -> Result<Option<SessionRecord>> {
-                // Every request with a session cookie reads it: a held reader (`held.rs`).
-                sqlx::query("SELECT * FROM sign_in_sessions WHERE digest = $1")
-                    .bind(digest)
-                    .fetch_optional(&mut *self.readers.take().await?)
-                    .await?
-                    .as_ref()
-                    .map(session_from_row)
-                    .transpose()
+                // Every request with a session cookie reads it (`request_reads.rs`).
+                request_row(
+                    &self.readers,
+                    "SELECT * FROM sign_in_sessions WHERE digest = $1",
+                    &[Bind::Blob(digest)],
+                    session_from_row,
+                )
+                .await
             }
 
             async fn get_session_by_id(
@@ -259,7 +281,7 @@ macro_rules! impl_sign_in_store {
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
-                    .map(session_from_row)
+                    .map(|row| session_from_row(row))
                     .transpose()
             }
 
@@ -268,20 +290,15 @@ macro_rules! impl_sign_in_store {
                 tenant: &TenantId,
                 sid: &str,
             ) -> Result<Option<(SessionRecord, Option<portcullis_core::user::UserStatus>)>> {
-                let Some(row) = sqlx::query(
+                request_row(
+                    &self.readers,
                     "SELECT s.*, u.status AS user_status FROM sign_in_sessions s \
                      LEFT JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
                      WHERE s.tenant_id = $1 AND s.id = $2",
+                    &[Bind::Text(tenant.as_str()), Bind::Text(sid)],
+                    session_with_user_status,
                 )
-                .bind(tenant.as_str())
-                .bind(sid)
-                .fetch_optional(&mut *self.readers.take().await?)
-                .await?
-                else {
-                    return Ok(None);
-                };
-                let status = user_status_of(&row)?;
-                Ok(Some((session_from_row(&row)?, status)))
+                .await
             }
 
             async fn touch_session(
@@ -320,7 +337,7 @@ macro_rules! impl_sign_in_store {
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
-                .map(session_from_row)
+                .map(|row| session_from_row(row))
                 .collect()
             }
 
@@ -528,8 +545,8 @@ macro_rules! impl_sign_in_store {
         }
 
         /// The `user_status` column a read joined from `users` (NULL: no such user).
-        fn user_status_of(row: &$row) -> Result<Option<portcullis_core::user::UserStatus>> {
-            row.try_get::<Option<String>, _>("user_status")?
+        fn user_status_of(row: &dyn Columns) -> Result<Option<portcullis_core::user::UserStatus>> {
+            row.opt_text("user_status")?
                 .as_deref()
                 .map(user_status)
                 .transpose()
@@ -598,35 +615,18 @@ macro_rules! impl_sign_in_store {
             async fn get_refresh_token(&self, digest: &[u8]) -> Result<Option<RefreshTokenRead>> {
                 // The user's status rides along (its primary key, no second round trip): a
                 // refresh is refused for a user who is not active.
-                let Some(row) = sqlx::query(
+                request_row(
+                    &self.readers,
                     "SELECT f.*, t.digest AS token_digest, t.generation, \
                      t.created_at AS token_created_at, t.rotated_at, t.successor_digest, \
                      u.status AS user_status \
                      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
                      LEFT JOIN users u ON u.id = f.user_id AND u.tenant_id = f.tenant_id \
                      WHERE t.digest = $1",
+                    &[Bind::Blob(digest)],
+                    refresh_token_read,
                 )
-                .bind(digest)
-                .fetch_optional(&mut *self.readers.take().await?)
-                .await?
-                else {
-                    return Ok(None);
-                };
-                let family = family_from_row(&row)?;
-                let token = RefreshTokenRecord {
-                    digest: row.try_get("token_digest")?,
-                    family_id: family.id.clone(),
-                    generation: row.try_get("generation")?,
-                    created_at: Timestamp::from_millis(row.try_get("token_created_at")?),
-                    rotated_at: ts(row.try_get("rotated_at")?),
-                    successor_digest: row.try_get("successor_digest")?,
-                };
-                let user_status = user_status_of(&row)?;
-                Ok(Some(RefreshTokenRead {
-                    token,
-                    family,
-                    user_status,
-                }))
+                .await
             }
 
             async fn get_refresh_family(&self, id: &str) -> Result<Option<RefreshFamilyRecord>> {
@@ -635,7 +635,7 @@ macro_rules! impl_sign_in_store {
                     .fetch_optional(&self.pool)
                     .await?
                     .as_ref()
-                    .map(family_from_row)
+                    .map(|row| family_from_row(row))
                     .transpose()
             }
 
@@ -687,7 +687,7 @@ macro_rules! impl_sign_in_store {
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
-                .map(family_from_row)
+                .map(|row| family_from_row(row))
                 .collect()
             }
         }

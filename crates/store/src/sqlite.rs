@@ -1,7 +1,8 @@
 //! The embedded default backend: one SQLite file in WAL mode.
 //!
-//! Two pools on the file: the serving pool (`synchronous = FULL`, every commit synced) and the
-//! request-path writer of [`GroupCommit`] (one connection, commits synced in groups).
+//! Connections to the file: the serving pool (`synchronous = FULL`, every commit synced), the
+//! request-path writer of [`GroupCommit`] (one connection, commits synced in groups) and the
+//! request path's read-only connections, used on the calling thread (`request_reads.rs`).
 //!
 //! The revocation log head moves with this process's own appends (published after commit); the
 //! follower only polls the head row, which also notices another process writing the same file.
@@ -20,9 +21,10 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use crate::checkpoint;
 use crate::group_commit::GroupCommit;
 use crate::head::{HeadFeed, HeadSink};
-use crate::held::Connections;
+use crate::request_reads::{InlineReaders, RequestReads};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -31,15 +33,21 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Request-path writes: one writer connection, fsyncs shared (`group_commit.rs`).
     group: GroupCommit<sqlx::Sqlite>,
-    /// Request-path reads (a refresh token, a session): held connections, not the pool, which
-    /// pings each connection it takes back (`held.rs`).
-    readers: Connections<sqlx::Sqlite>,
+    /// Request-path reads (a refresh token, a session): on the calling thread for a file, not
+    /// through the pool (`request_reads.rs`).
+    readers: RequestReads<sqlx::Sqlite>,
     feed: Arc<HeadFeed>,
+    /// Checkpoints of a file's write-ahead log off the request path (`checkpoint.rs`).
+    _checkpoints: Option<checkpoint::Running>,
 }
 
-/// Held connections for the request path's reads: two cores' worth of concurrent reads, twice
-/// over (each read is tens of microseconds); the serving pool keeps its 8 for everything else.
-const REQUEST_READERS: usize = 4;
+/// The write-ahead log is copied back into the database file (a checkpoint) by whichever
+/// connection's commit takes it past this many pages (about 40 MB; SQLite's default is 1,000),
+/// and in the background meanwhile (`checkpoint.rs`). A checkpoint run by a commit makes the
+/// commit wait for the copy and a sync of the file; with the default, the request path's
+/// writer ran one every few hundred refresh grants, and every rotation queued behind it waited.
+/// The cost: a log up to about 40 MB on disk, and a longer log to replay after a crash.
+const WAL_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// Options of the pools that serve requests. sqlx pings a connection before handing it out by
 /// default: for a database in this process that is a round trip to the connection's worker
@@ -67,7 +75,8 @@ impl SqliteStore {
             // FULL: an acknowledged write survives power loss, not only a process crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string());
         // Migrations run on a connection of their own, closed before the serving pool opens.
         // A SQLite connection that read the schema before another connection changed it keeps
         // the old column list for `SELECT *` until it steps the statement, and sqlx keeps the
@@ -92,21 +101,25 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let (group, readers) = Self::request_path(&pool, options).await?;
+        let checkpoints = matches!(readers, RequestReads::Inline(_))
+            .then(|| checkpoint::start(pool.clone(), checkpoint::EVERY));
         Ok(Self {
             pool,
             group,
             readers,
             feed: Arc::new(HeadFeed::new()),
+            _checkpoints: checkpoints,
         })
     }
 
     /// The request path's connections: the writer, one connection that leaves syncing the
-    /// write-ahead log to [`GroupCommit::durable`], and [`REQUEST_READERS`] held readers. An
-    /// in-memory database (no file, no log) does both through the serving pool.
+    /// write-ahead log to [`GroupCommit::durable`], and the reads on the calling thread
+    /// (`request_reads.rs`). An in-memory database (no file, no log) does both through the
+    /// serving pool.
     async fn request_path(
         pool: &SqlitePool,
         options: SqliteConnectOptions,
-    ) -> crate::Result<(GroupCommit<sqlx::Sqlite>, Connections<sqlx::Sqlite>)> {
+    ) -> crate::Result<(GroupCommit<sqlx::Sqlite>, RequestReads<sqlx::Sqlite>)> {
         let file: String =
             sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
                 .fetch_one(pool)
@@ -114,7 +127,7 @@ impl SqliteStore {
         if file.is_empty() {
             return Ok((
                 GroupCommit::durable_pool(pool.clone()),
-                Connections::Pool(pool.clone()),
+                RequestReads::Pool(pool.clone()),
             ));
         }
         // The fsync is of the write-ahead log: a file that did not take WAL mode (a file system
@@ -127,7 +140,7 @@ impl SqliteStore {
                 "{file} is in journal mode {mode}, not WAL"
             )));
         }
-        let readers = Connections::held(options.clone(), REQUEST_READERS).await?;
+        let readers = RequestReads::Inline(Arc::new(InlineReaders::open(Path::new(&file))?));
         let group = GroupCommit::syncing(
             options.synchronous(SqliteSynchronous::Normal),
             format!("{file}-wal").into(),
@@ -387,6 +400,59 @@ mod tests {
             .await
             .expect("read");
         assert_eq!(seen, vec!["next".to_owned()], "committed, and alone");
+    }
+
+    /// Checkpoints come every [`WAL_CHECKPOINT_PAGES`] pages on the request path's writer and
+    /// on the serving pool alike (a connection with SQLite's default would checkpoint ten times
+    /// as often whenever its commit crossed 1,000 pages).
+    #[tokio::test]
+    async fn every_connection_checkpoints_at_the_same_larger_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("test setup");
+        async fn pages(conn: impl sqlx::SqliteExecutor<'_>) -> i64 {
+            sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+                .fetch_one(conn)
+                .await
+                .expect("pragma")
+        }
+        let writer = pages(&mut *store.group.writer().await.expect("writer")).await;
+        assert_eq!(writer, i64::from(WAL_CHECKPOINT_PAGES));
+        assert_eq!(pages(&store.pool).await, i64::from(WAL_CHECKPOINT_PAGES));
+    }
+
+    /// The log is copied into the database file in the background, long before any commit
+    /// takes it to [`WAL_CHECKPOINT_PAGES`] (the only other way a checkpoint would happen here).
+    #[tokio::test]
+    async fn the_log_is_checkpointed_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).await.expect("test setup");
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&store.pool)
+            .await
+            .expect("start from an empty log");
+        let before = std::fs::metadata(&path).expect("db file").len();
+        let (now, later) = (
+            Timestamp::from_millis(1_000),
+            Timestamp::from_millis(60_000),
+        );
+        for i in 0..300 {
+            let jti = format!("jti-{i:04}-{}", "x".repeat(40));
+            assert!(store
+                .record_dpop_jti("jkt", &jti, later, now)
+                .await
+                .expect("write"));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::metadata(&path).expect("db file").len() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint copied the new pages into the database file"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
