@@ -52,3 +52,83 @@ pub(crate) fn start(pool: SqlitePool, every: Duration) -> Running {
     });
     Running { _alive: alive }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+    /// A pool on a new WAL file whose commits never checkpoint by themselves (the limit is
+    /// far above what the test writes), holding one table, with its log copied in.
+    async fn pool_on_a_new_file(dir: &tempfile::TempDir) -> (std::path::PathBuf, SqlitePool) {
+        let path = dir.path().join("db");
+        let pool = SqlitePoolOptions::new()
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .pragma("wal_autocheckpoint", "100000"),
+            )
+            .await
+            .expect("test setup");
+        sqlx::query("CREATE TABLE t (v TEXT NOT NULL)")
+            .execute(&pool)
+            .await
+            .expect("test setup");
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&pool)
+            .await
+            .expect("test setup");
+        (path, pool)
+    }
+
+    /// Writes new pages: in the log only, until a checkpoint copies them into the file.
+    async fn write_pages(pool: &SqlitePool) {
+        for _ in 0..50 {
+            sqlx::query("INSERT INTO t VALUES (?)")
+                .bind("x".repeat(1_000))
+                .execute(pool)
+                .await
+                .expect("write");
+        }
+    }
+
+    fn file_size(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).expect("db file").len()
+    }
+
+    /// While held, the task copies the log into the file; once dropped (the last store clone
+    /// gone), it stops, and holds nothing open: the pool it was given closes as usual.
+    #[tokio::test]
+    async fn checkpoints_run_while_held_and_stop_once_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, pool) = pool_on_a_new_file(&dir).await;
+        let running = start(pool.clone(), Duration::from_millis(10));
+        let before = file_size(&path);
+        write_pages(&pool).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while file_size(&path) <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background checkpoint while held"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        drop(running);
+        // The task notices at its next tick; give it many.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stopped = file_size(&path);
+        write_pages(&pool).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            file_size(&path),
+            stopped,
+            "a checkpoint ran after the task was dropped"
+        );
+        tokio::time::timeout(Duration::from_secs(10), pool.close())
+            .await
+            .expect("the pool closes: the task holds no connection");
+    }
+}

@@ -360,6 +360,15 @@ mod tests {
     use crate::DpopStore;
     use portcullis_core::time::Timestamp;
 
+    /// A store on a new file `db` in a new directory (kept alive by the returned guard).
+    async fn store_in_a_new_file() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db"))
+            .await
+            .expect("test setup");
+        (dir, store)
+    }
+
     async fn synchronous(conn: impl sqlx::SqliteExecutor<'_>) -> i64 {
         sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(conn)
@@ -372,10 +381,7 @@ mod tests {
     /// must not run inside it (it would never commit, yet be reported durable).
     #[tokio::test]
     async fn a_writer_left_inside_a_transaction_begun_in_sql_is_replaced_not_reused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("db"))
-            .await
-            .expect("test setup");
+        let (_dir, store) = store_in_a_new_file().await;
         sqlx::query("CREATE TABLE t (v TEXT NOT NULL)")
             .execute(&store.pool)
             .await
@@ -407,10 +413,7 @@ mod tests {
     /// as often whenever its commit crossed 1,000 pages).
     #[tokio::test]
     async fn every_connection_checkpoints_at_the_same_larger_log() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("db"))
-            .await
-            .expect("test setup");
+        let (_dir, store) = store_in_a_new_file().await;
         async fn pages(conn: impl sqlx::SqliteExecutor<'_>) -> i64 {
             sqlx::query_scalar("PRAGMA wal_autocheckpoint")
                 .fetch_one(conn)
@@ -426,9 +429,8 @@ mod tests {
     /// takes it to [`WAL_CHECKPOINT_PAGES`] (the only other way a checkpoint would happen here).
     #[tokio::test]
     async fn the_log_is_checkpointed_in_the_background() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let (dir, store) = store_in_a_new_file().await;
         let path = dir.path().join("db");
-        let store = SqliteStore::open(&path).await.expect("test setup");
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&store.pool)
             .await
@@ -457,10 +459,7 @@ mod tests {
 
     #[tokio::test]
     async fn request_path_writes_leave_the_fsync_to_group_commit_and_the_rest_keep_full() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("db"))
-            .await
-            .expect("test setup");
+        let (dir, store) = store_in_a_new_file().await;
         assert_eq!(
             synchronous(&store.pool).await,
             2,
