@@ -37,4 +37,17 @@ impl StoreError {
             _ => Self::Database(e),
         }
     }
+
+    /// [`Self::from_write`] for a write through rusqlite (`inline_write.rs`).
+    pub(crate) fn from_inline_write(e: Self) -> Self {
+        use rusqlite::ffi;
+        let Self::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) = &e else {
+            return e;
+        };
+        match failure.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => Self::Conflict,
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Self::NotFound,
+            _ => e,
+        }
+    }
 }

@@ -9,7 +9,9 @@
 //! while one fsync runs, the commits that arrive queue up and the next fsync covers all of them.
 //! The one writer connection (held, not pooled: `held.rs`) also means these writes wait for each
 //! other in a fair queue (tokio's semaphore) rather than in SQLite's busy handler, which sleeps
-//! and polls. Every other write keeps the `synchronous = FULL` pool. The log is reopened by path
+//! and polls. The refresh-token rotation writes through a connection of its own on the calling
+//! thread (`inline_write.rs`), but only while it holds that writer, so it takes its turn in the
+//! same queue and commits with the same `synchronous = NORMAL`. Every other write keeps the `synchronous = FULL` pool. The log is reopened by path
 //! for each fsync, so no descriptor outlives the file SQLite uses. The first failed fsync fails
 //! every later request-path write until restart. A committed write is visible to other
 //! connections before its fsync ends. Only its own caller can act on what it wrote (a rotated token's successor, a

@@ -24,6 +24,7 @@ mod federation_model;
 mod group_commit;
 mod head;
 mod held;
+mod inline_write;
 mod logout_model;
 mod model;
 pub mod page;

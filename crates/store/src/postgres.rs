@@ -221,6 +221,14 @@ crate::sql_users::impl_user_store!(PgStore, PgRow);
 crate::sql_sign_in::impl_sign_in_store!(PgStore, PgRow);
 
 impl PgStore {
+    /// The request path's own connections, closed by `Store::close` (here: none beyond the
+    /// pool, which `close` closes itself).
+    fn close_request_connections(&self) {
+        self.readers.close();
+    }
+}
+
+impl PgStore {
     /// [`crate::RefreshTokenStore::rotate_refresh_token`] on PostgreSQL, one statement per
     /// round trip (the protocol runs one prepared statement at a time): the family row first,
     /// whose lock orders this rotation against a revocation and against another node rotating

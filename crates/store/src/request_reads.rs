@@ -7,7 +7,9 @@
 //! refresh grant made two (the read and the rotation) and spent about half its time in the
 //! kernel switching between threads. A read on a file in WAL mode never waits for a writer and
 //! takes tens of microseconds, less than the hand-off, so it runs where the request runs. Writes
-//! stay on sqlx (`group_commit.rs`): a write can wait for SQLite's write lock.
+//! stay on the request path's writer (`group_commit.rs`); the one that also runs on the calling
+//! thread, the refresh-token rotation, does so only while it holds that writer
+//! (`inline_write.rs`).
 //!
 //! A read that meets a lock anyway (another process holding the file in exclusive locking mode,
 //! the write-ahead log being recovered) is not waited for on the runtime's thread: it is
@@ -27,7 +29,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
 use crate::{Result, StoreError};
 
 /// How long a read that met a lock waits for it (off the runtime), as the serving pool does.
-const LOCK_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// Idle connections kept for the next reads. Reads on the calling thread never await while they
 /// hold one, so no more are in use at once than there are threads running reads.
@@ -98,13 +100,18 @@ impl Columns for rusqlite::Row<'_> {
 pub(crate) enum Bind<'a> {
     Blob(&'a [u8]),
     Text(&'a str),
+    Int(i64),
+    /// An integer or `NULL`.
+    OptInt(Option<i64>),
 }
 
 impl Bind<'_> {
-    fn owned(self) -> Value {
+    pub(crate) fn owned(self) -> Value {
         match self {
             Self::Blob(b) => Value::Blob(b.to_vec()),
             Self::Text(t) => Value::Text(t.to_owned()),
+            Self::Int(i) | Self::OptInt(Some(i)) => Value::Integer(i),
+            Self::OptInt(None) => Value::Null,
         }
     }
 }
@@ -114,6 +121,8 @@ impl ToSql for Bind<'_> {
         Ok(match self {
             Self::Blob(b) => ToSqlOutput::from(*b),
             Self::Text(t) => ToSqlOutput::from(*t),
+            Self::Int(i) | Self::OptInt(Some(i)) => ToSqlOutput::from(*i),
+            Self::OptInt(None) => ToSqlOutput::Owned(Value::Null),
         })
     }
 }
@@ -262,7 +271,7 @@ fn query_row<R>(
     }
 }
 
-fn is_lock(e: &rusqlite::Error) -> bool {
+pub(crate) fn is_lock(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)

@@ -198,6 +198,8 @@ macro_rules! impl_sql_store {
                         query = match *bind {
                             Bind::Blob(b) => query.bind(b),
                             Bind::Text(t) => query.bind(t),
+                            Bind::Int(i) => query.bind(i),
+                            Bind::OptInt(i) => query.bind(i),
                         };
                     }
                     match query.fetch_optional(pool).await? {
@@ -235,7 +237,7 @@ macro_rules! impl_sql_store {
                 self.feed.stop();
                 self.pool.close().await;
                 self.group.close().await;
-                self.readers.close();
+                self.close_request_connections();
             }
         }
 

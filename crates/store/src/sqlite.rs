@@ -24,6 +24,7 @@ use sqlx::sqlite::{
 use crate::checkpoint;
 use crate::group_commit::GroupCommit;
 use crate::head::{HeadFeed, HeadSink};
+use crate::inline_write::InlineWriter;
 use crate::request_reads::{InlineReaders, RequestReads};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -37,6 +38,9 @@ pub struct SqliteStore {
     /// through the pool (`request_reads.rs`).
     readers: RequestReads<sqlx::Sqlite>,
     feed: Arc<HeadFeed>,
+    /// On a file, the refresh-token rotation's connection, used on the calling thread
+    /// (`inline_write.rs`).
+    inline_writer: Option<Arc<InlineWriter>>,
     /// Checkpoints of a file's write-ahead log off the request path (`checkpoint.rs`).
     _checkpoints: Option<checkpoint::Running>,
 }
@@ -47,7 +51,7 @@ pub struct SqliteStore {
 /// commit wait for the copy and a sync of the file; with the default, the request path's
 /// writer ran one every few hundred refresh grants, and every rotation queued behind it waited.
 /// The cost: a log up to about 40 MB on disk, and a longer log to replay after a crash.
-const WAL_CHECKPOINT_PAGES: u32 = 10_000;
+pub(crate) const WAL_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// Options of the pools that serve requests. sqlx pings a connection before handing it out by
 /// default: for a database in this process that is a round trip to the connection's worker
@@ -100,13 +104,14 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options.clone())
             .await?;
-        let (group, readers) = Self::request_path(&pool, options).await?;
+        let (group, readers, inline_writer) = Self::request_path(&pool, options).await?;
         let checkpoints = matches!(readers, RequestReads::Inline(_))
             .then(|| checkpoint::start(pool.clone(), checkpoint::EVERY));
         Ok(Self {
             pool,
             group,
             readers,
+            inline_writer,
             feed: Arc::new(HeadFeed::new()),
             _checkpoints: checkpoints,
         })
@@ -119,7 +124,11 @@ impl SqliteStore {
     async fn request_path(
         pool: &SqlitePool,
         options: SqliteConnectOptions,
-    ) -> crate::Result<(GroupCommit<sqlx::Sqlite>, RequestReads<sqlx::Sqlite>)> {
+    ) -> crate::Result<(
+        GroupCommit<sqlx::Sqlite>,
+        RequestReads<sqlx::Sqlite>,
+        Option<Arc<InlineWriter>>,
+    )> {
         let file: String =
             sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
                 .fetch_one(pool)
@@ -128,6 +137,7 @@ impl SqliteStore {
             return Ok((
                 GroupCommit::durable_pool(pool.clone()),
                 RequestReads::Pool(pool.clone()),
+                None,
             ));
         }
         // The fsync is of the write-ahead log: a file that did not take WAL mode (a file system
@@ -141,12 +151,23 @@ impl SqliteStore {
             )));
         }
         let readers = RequestReads::Inline(Arc::new(InlineReaders::open(Path::new(&file))?));
+        let inline_writer = InlineWriter::open(Path::new(&file), WAL_CHECKPOINT_PAGES)?;
         let group = GroupCommit::syncing(
             options.synchronous(SqliteSynchronous::Normal),
             format!("{file}-wal").into(),
         )
         .await?;
-        Ok((group, readers))
+        Ok((group, readers, Some(Arc::new(inline_writer))))
+    }
+
+    /// The request path's own connections, closed by `Store::close`: the idle readers and the
+    /// rotation's writer (which could no longer write anyway: the writer's turn it needs is
+    /// closed with the group).
+    fn close_request_connections(&self) {
+        self.readers.close();
+        if let Some(inline) = &self.inline_writer {
+            inline.close();
+        }
     }
 
     /// The newest schema version this binary knows.
@@ -252,34 +273,101 @@ crate::sql_api_keys::impl_api_key_store!(SqliteStore, SqliteRow);
 crate::sql_users::impl_user_store!(SqliteStore, SqliteRow);
 crate::sql_sign_in::impl_sign_in_store!(SqliteStore, SqliteRow);
 
-/// A refresh-token rotation as one multi-statement query, its transaction included (sqlx runs
-/// every statement of it in one call to the connection's worker thread, binding `$n` across
-/// them): the presented token marked
-/// used, only if it is unused, of the successor's family, and that family is not revoked; the
-/// successor inserted only if that changed a row (`changes()`: rows changed by the last
-/// INSERT, UPDATE or DELETE), and whether it was, as the first row; the family's idle deadline
-/// moved only if the insert happened and a later deadline is given (`$6`, NULL to leave the
-/// row alone); then the presented token's state, as the second row. `BEGIN IMMEDIATE` to
-/// `COMMIT`, so all the writes or none; a rotation that changed nothing commits nothing.
-const ROTATE_AT_ONCE: &str = "\
-    BEGIN IMMEDIATE; \
-    UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $2 \
+/// The steps of a refresh-token rotation, and the same steps as one multi-statement query
+/// (`ROTATE_AT_ONCE`, for sqlx, which runs every statement of it in one call to the
+/// connection's worker thread, binding `$n` across them): one SQL text for both drivers.
+macro_rules! rotation_steps {
+    ($($step:literal;)*) => {
+        const ROTATE_STEPS: &[&str] = &[$($step),*];
+        const ROTATE_AT_ONCE: &str = concat!($($step, "; "),*);
+    };
+}
+
+// The presented token marked used, only if it is unused, of the successor's family, and that
+// family is not revoked; the successor inserted only if that changed a row (`changes()`: rows
+// changed by the last INSERT, UPDATE or DELETE), and whether it was, as the first row; the
+// family's idle deadline moved only if the insert happened and a later deadline is given (`$6`,
+// NULL to leave the row alone); then the presented token's state, as the second row.
+// `BEGIN IMMEDIATE` to `COMMIT`, so all the writes or none; a rotation that changed nothing
+// commits nothing.
+rotation_steps! {
+    "BEGIN IMMEDIATE";
+    "UPDATE refresh_tokens SET rotated_at = $1, successor_digest = $2 \
      WHERE digest = $3 AND rotated_at IS NULL AND family_id = $4 \
-       AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = $4 AND f.revoked_at IS NULL); \
-    INSERT INTO refresh_tokens (digest, family_id, generation, created_at, rotated_at, \
-     successor_digest) SELECT $2, $4, $5, $1, NULL, NULL WHERE changes() = 1; \
-    SELECT changes() AS rotated; \
-    UPDATE refresh_families SET idle_expires_at = $6 \
-     WHERE id = $4 AND changes() = 1 AND idle_expires_at < $6; \
-    SELECT t.family_id, t.rotated_at, t.successor_digest, f.revoked_at AS family_revoked_at \
-     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.digest = $3; \
-    COMMIT";
+       AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = $4 AND f.revoked_at IS NULL)";
+    "INSERT INTO refresh_tokens (digest, family_id, generation, created_at, rotated_at, \
+     successor_digest) SELECT $2, $4, $5, $1, NULL, NULL WHERE changes() = 1";
+    "SELECT changes() AS rotated";
+    "UPDATE refresh_families SET idle_expires_at = $6 \
+     WHERE id = $4 AND changes() = 1 AND idle_expires_at < $6";
+    "SELECT t.family_id, t.rotated_at, t.successor_digest, f.revoked_at AS family_revoked_at \
+     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.digest = $3";
+    "COMMIT";
+}
+
+/// A row a rotation returns: first whether it rotated, then the presented token's state.
+enum RotationRow {
+    Rotated(bool),
+    State {
+        family_id: String,
+        rotated_at: Option<i64>,
+        successor_digest: Option<Vec<u8>>,
+        family_revoked_at: Option<i64>,
+    },
+}
+
+fn rotation_row(nth: usize, row: &dyn Columns) -> crate::Result<RotationRow> {
+    Ok(if nth == 0 {
+        RotationRow::Rotated(row.int("rotated")? == 1)
+    } else {
+        RotationRow::State {
+            family_id: row.text("family_id")?,
+            rotated_at: row.opt_int("rotated_at")?,
+            successor_digest: row.opt_blob("successor_digest")?,
+            family_revoked_at: row.opt_int("family_revoked_at")?,
+        }
+    })
+}
+
+/// What a rotation that did not rotate found (`state`: the presented token's, if it exists).
+fn not_rotated(
+    state: Option<RotationRow>,
+    successor: &RefreshTokenRecord,
+) -> crate::Result<RotateOutcome> {
+    let Some(RotationRow::State {
+        family_id,
+        rotated_at,
+        successor_digest,
+        family_revoked_at,
+    }) = state
+    else {
+        return Ok(RotateOutcome::NotFound);
+    };
+    if family_id != successor.family_id.as_str() {
+        return Err(StoreError::Corrupt(format!(
+            "successor of a token of family {family_id} names family {}",
+            successor.family_id
+        )));
+    }
+    if family_revoked_at.is_some() {
+        return Ok(RotateOutcome::FamilyRevoked);
+    }
+    match (rotated_at, successor_digest) {
+        (Some(at), Some(successor_digest)) => Ok(RotateOutcome::AlreadyRotated {
+            successor_digest,
+            rotated_at: Timestamp::from_millis(at),
+        }),
+        _ => Err(StoreError::Corrupt(format!(
+            "refresh token of family {family_id} neither rotated nor rotatable"
+        ))),
+    }
+}
 
 impl SqliteStore {
-    /// [`crate::RefreshTokenStore::rotate_refresh_token`] in one call to the writer's worker
-    /// thread ([`ROTATE_AT_ONCE`]) instead of one per statement: each call is a hand-off between
-    /// threads, and a refresh grant is mostly hand-offs. The conformance suite holds it to the
-    /// same outcomes as PostgreSQL's step-by-step form.
+    /// [`crate::RefreshTokenStore::rotate_refresh_token`] in one go on the request path's
+    /// writer: on a file, on the calling thread (`inline_write.rs`); in memory, in one call to
+    /// the writer's worker thread ([`ROTATE_AT_ONCE`]) instead of one per statement. The
+    /// conformance suite holds it to the same outcomes as PostgreSQL's step-by-step form.
     async fn rotate_refresh_token_in_dialect(
         &self,
         presented: &[u8],
@@ -287,56 +375,54 @@ impl SqliteStore {
         idle_expires_at: Option<Timestamp>,
     ) -> Result<RotateOutcome> {
         let mut writer = self.group.writer().await?;
-        writer.begin_in_sql();
-        let rows = sqlx::query(ROTATE_AT_ONCE)
-            .bind(successor.created_at.as_millis())
-            .bind(&successor.digest)
-            .bind(presented)
-            .bind(successor.family_id.as_str())
-            .bind(successor.generation)
-            .bind(idle_expires_at.map(Timestamp::as_millis))
-            .fetch_all(&mut *writer)
-            .await;
-        // A statement that failed stopped the call before `COMMIT`: the writer stays marked and
-        // is replaced, which rolls the transaction back (`held.rs`), as for a cancelled caller.
-        let rows = rows.map_err(StoreError::from_write)?;
-        writer.ended_in_sql();
-        let rotated = match rows.first() {
-            Some(r) => r.try_get::<i64, _>("rotated")? == 1,
-            None => return Err(StoreError::Corrupt("rotation read nothing back".into())),
+        let rows = match &self.inline_writer {
+            Some(inline) => {
+                let binds = [
+                    Bind::Int(successor.created_at.as_millis()),
+                    Bind::Blob(&successor.digest),
+                    Bind::Blob(presented),
+                    Bind::Text(successor.family_id.as_str()),
+                    Bind::Int(successor.generation),
+                    Bind::OptInt(idle_expires_at.map(Timestamp::as_millis)),
+                ];
+                inline
+                    .run(&writer, ROTATE_STEPS, &binds, rotation_row)
+                    .await
+                    .map_err(StoreError::from_inline_write)?
+            }
+            None => {
+                writer.begin_in_sql();
+                let rows = sqlx::query(ROTATE_AT_ONCE)
+                    .bind(successor.created_at.as_millis())
+                    .bind(&successor.digest)
+                    .bind(presented)
+                    .bind(successor.family_id.as_str())
+                    .bind(successor.generation)
+                    .bind(idle_expires_at.map(Timestamp::as_millis))
+                    .fetch_all(&mut *writer)
+                    .await;
+                // A statement that failed stopped the call before `COMMIT`: the writer stays
+                // marked and is replaced, which rolls the transaction back (`held.rs`), as for
+                // a cancelled caller.
+                let rows = rows.map_err(StoreError::from_write)?;
+                writer.ended_in_sql();
+                rows.iter()
+                    .enumerate()
+                    .map(|(nth, row)| rotation_row(nth, row))
+                    .collect::<crate::Result<Vec<_>>>()?
+            }
         };
-        if rotated {
-            self.group.durable(writer).await?;
-            return Ok(RotateOutcome::Rotated);
-        }
-        drop(writer);
-        let Some(row) = rows.get(1) else {
-            return Ok(RotateOutcome::NotFound);
-        };
-        let family: String = row.try_get("family_id")?;
-        if family != successor.family_id.as_str() {
-            return Err(StoreError::Corrupt(format!(
-                "successor of a token of family {family} names family {}",
-                successor.family_id
-            )));
-        }
-        if row
-            .try_get::<Option<i64>, _>("family_revoked_at")?
-            .is_some()
-        {
-            return Ok(RotateOutcome::FamilyRevoked);
-        }
-        match (
-            row.try_get::<Option<i64>, _>("rotated_at")?,
-            row.try_get::<Option<Vec<u8>>, _>("successor_digest")?,
-        ) {
-            (Some(at), Some(successor_digest)) => Ok(RotateOutcome::AlreadyRotated {
-                successor_digest,
-                rotated_at: Timestamp::from_millis(at),
-            }),
-            _ => Err(StoreError::Corrupt(format!(
-                "refresh token of family {family} neither rotated nor rotatable"
-            ))),
+        let mut rows = rows.into_iter();
+        match rows.next() {
+            Some(RotationRow::Rotated(true)) => {
+                self.group.durable(writer).await?;
+                Ok(RotateOutcome::Rotated)
+            }
+            Some(RotationRow::Rotated(false)) => {
+                drop(writer);
+                not_rotated(rows.next(), successor)
+            }
+            _ => Err(StoreError::Corrupt("rotation read nothing back".into())),
         }
     }
 }
