@@ -19,14 +19,14 @@
 //! on its connection after a call returns, and never open a database file that does not exist.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, ToSql};
+use rusqlite::{Connection, ToSql};
 
 use crate::group_commit::Writer;
-use crate::request_reads::{is_lock, Bind, Columns, LOCK_WAIT};
+use crate::request_reads::{is_lock, lock, open_existing, Bind, Columns, LOCK_WAIT};
 use crate::{Result, StoreError};
 
 /// Decodes the `n`th row (counted over all the script's statements) a script returned.
@@ -114,6 +114,16 @@ impl InlineWriter {
         *lock(&self.conn) = None;
     }
 
+    /// The integer value of `PRAGMA name` on the connection.
+    #[cfg(test)]
+    pub(crate) fn pragma(&self, name: &str) -> i64 {
+        let conn = lock(&self.conn);
+        conn.as_ref()
+            .expect("open")
+            .pragma_query_value(None, name, |row| row.get(0))
+            .expect("pragma")
+    }
+
     /// One try of the script with `wait` as the busy timeout, leaving the connection out of
     /// any transaction (or dropped, if it could not be rolled back).
     fn attempt<T, B: ToSql>(
@@ -151,21 +161,11 @@ impl InlineWriter {
     }
 }
 
-/// A panic elsewhere while the slot was locked leaves it usable: `attempt` never leaves a
-/// transaction open, and drops a connection it could not roll back.
-fn lock(conn: &Mutex<Option<Connection>>) -> MutexGuard<'_, Option<Connection>> {
-    conn.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// A write connection to an existing file: commits append to the log unsynced (the caller
 /// waits for the group's fsync), foreign keys enforced as on every other connection, and a lock
 /// fails at once.
 fn connect(path: &Path, checkpoint_pages: u32) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let conn = open_existing(path)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages)?;
@@ -176,7 +176,6 @@ fn connect(path: &Path, checkpoint_pages: u32) -> Result<Connection> {
             path.display()
         )));
     }
-    conn.busy_timeout(Duration::ZERO)?;
     Ok(conn)
 }
 
@@ -213,6 +212,7 @@ fn run_steps<T, B: ToSql>(
 mod tests {
     use super::*;
     use crate::group_commit::GroupCommit;
+    use crate::request_reads::release_once_the_runtime_ticks;
 
     const INSERT_AND_COUNT: &[&str] = &[
         "BEGIN IMMEDIATE",
@@ -256,6 +256,23 @@ mod tests {
         }
     }
 
+    /// Inserts (`id`, `name`) in a transaction of its own; the rows in `t` afterwards.
+    async fn insert(
+        f: &Fixture,
+        turn: &Writer<'_, sqlx::Sqlite>,
+        name: &str,
+        id: &str,
+    ) -> Result<Vec<i64>> {
+        f.writer
+            .run(
+                turn,
+                INSERT_AND_COUNT,
+                &[Bind::Text(name), Bind::Text(id)],
+                count,
+            )
+            .await
+    }
+
     fn names(path: &Path) -> Vec<String> {
         let conn = Connection::open(path).expect("reader");
         let mut stmt = conn
@@ -273,27 +290,9 @@ mod tests {
     async fn a_script_binds_by_number_commits_and_returns_its_rows() {
         let f = fixture().await;
         let turn = f.turns.writer().await.expect("turn");
-        let rows = f
-            .writer
-            .run(
-                &turn,
-                INSERT_AND_COUNT,
-                &[Bind::Text("alice"), Bind::Text("a")],
-                count,
-            )
-            .await
-            .expect("run");
+        let rows = insert(&f, &turn, "alice", "a").await.expect("run");
         assert_eq!(rows, vec![1]);
-        let rows = f
-            .writer
-            .run(
-                &turn,
-                INSERT_AND_COUNT,
-                &[Bind::Text("bob"), Bind::Text("b")],
-                count,
-            )
-            .await
-            .expect("run");
+        let rows = insert(&f, &turn, "bob", "b").await.expect("run");
         assert_eq!(rows, vec![2]);
         assert_eq!(
             names(&f.path),
@@ -327,14 +326,7 @@ mod tests {
         assert!(matches!(failed, Err(StoreError::Conflict)), "{failed:?}");
         // 'carol' again fails on its own key before 'y' is inserted: nothing of it stays.
         assert_eq!(names(&f.path), ["carol", "dup"]);
-        let rows = f
-            .writer
-            .run(
-                &turn,
-                INSERT_AND_COUNT,
-                &[Bind::Text("erin"), Bind::Text("e")],
-                count,
-            )
+        let rows = insert(&f, &turn, "erin", "e")
             .await
             .expect("the connection is usable again");
         assert_eq!(rows, vec![3]);
@@ -357,13 +349,7 @@ mod tests {
             "{refused:?}"
         );
         assert!(names(&f.path).is_empty(), "nothing committed");
-        f.writer
-            .run(
-                &turn,
-                INSERT_AND_COUNT,
-                &[Bind::Text("frank"), Bind::Text("f")],
-                count,
-            )
+        insert(&f, &turn, "frank", "f")
             .await
             .expect("a new transaction begins");
         assert_eq!(names(&f.path), ["frank"]);
@@ -403,47 +389,19 @@ mod tests {
     /// which the test then reports), and the script then commits.
     #[tokio::test(flavor = "current_thread")]
     async fn a_script_that_meets_the_write_lock_waits_off_the_runtime_thread() {
-        use std::sync::atomic::{AtomicU32, Ordering};
         let f = fixture().await;
         let holder = Connection::open(&f.path).expect("holder");
         holder
             .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES ('h', 'holder');")
             .expect("take the write lock");
-        let ticks = Arc::new(AtomicU32::new(0));
-        let release = {
-            let ticks = ticks.clone();
-            std::thread::spawn(move || {
-                let deadline = std::time::Instant::now() + Duration::from_secs(3);
-                while ticks.load(Ordering::Relaxed) < 5 && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                let ticked = ticks.load(Ordering::Relaxed) >= 5;
-                holder.execute_batch("COMMIT").expect("release");
-                ticked
-            })
-        };
-        let ticker = {
-            let ticks = ticks.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    ticks.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
+        let released = release_once_the_runtime_ticks(move || {
+            holder.execute_batch("COMMIT").expect("release");
+        });
         let turn = f.turns.writer().await.expect("turn");
-        let rows = f
-            .writer
-            .run(
-                &turn,
-                INSERT_AND_COUNT,
-                &[Bind::Text("after"), Bind::Text("z")],
-                count,
-            )
+        let rows = insert(&f, &turn, "after", "z")
             .await
             .expect("written once the lock went");
-        ticker.abort();
-        let ticked_while_locked = release.join().expect("released");
+        let ticked_while_locked = released.ticked_first();
         assert_eq!(rows, vec![2]);
         assert!(
             ticked_while_locked,

@@ -240,19 +240,29 @@ impl InlineReaders {
     }
 }
 
-/// A panic elsewhere while the list was locked leaves it usable: it holds whole connections.
-fn lock(idle: &Mutex<Vec<Connection>>) -> MutexGuard<'_, Vec<Connection>> {
-    idle.lock()
+/// A connection holder's lock. A panic elsewhere while it was held leaves what it guards
+/// usable: whole connections, none of them inside a transaction (`inline_write.rs` rolls back
+/// or drops its connection before it lets go).
+pub(crate) fn lock<T>(held: &Mutex<T>) -> MutexGuard<'_, T> {
+    held.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A read-only connection to an existing file that fails at once on a lock.
 fn connect(path: &Path) -> Result<Connection> {
+    let conn = open_existing(path)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// A connection for use on the calling thread (readers here, the rotation's writer in
+/// `inline_write.rs`): to a file that must already exist (never created), failing at once on a
+/// lock.
+pub(crate) fn open_existing(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.pragma_update(None, "query_only", true)?;
     conn.busy_timeout(Duration::ZERO)?;
     Ok(conn)
 }
@@ -276,6 +286,50 @@ pub(crate) fn is_lock(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
+}
+
+/// The lock tests' referee: `release` (letting go of a lock) runs on another thread only once a
+/// ticker task on the calling runtime has ticked five times, or after 3 s if it never does. A
+/// wait for the lock that blocks the runtime's thread stops the ticker, and
+/// [`Released::ticked_first`] then says so.
+#[cfg(test)]
+pub(crate) fn release_once_the_runtime_ticks(release: impl FnOnce() + Send + 'static) -> Released {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let ticks = Arc::new(AtomicU32::new(0));
+    let releaser = {
+        let ticks = ticks.clone();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while ticks.load(Ordering::Relaxed) < 5 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let ticked = ticks.load(Ordering::Relaxed) >= 5;
+            release();
+            ticked
+        })
+    };
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            ticks.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    Released { releaser, ticker }
+}
+
+#[cfg(test)]
+pub(crate) struct Released {
+    releaser: std::thread::JoinHandle<bool>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+#[cfg(test)]
+impl Released {
+    /// Whether the runtime ticked before the lock was released (stops the ticker).
+    pub(crate) fn ticked_first(self) -> bool {
+        self.ticker.abort();
+        self.releaser.join().expect("released")
+    }
 }
 
 #[cfg(test)]
@@ -369,7 +423,6 @@ mod tests {
     /// once the lock is gone.
     #[tokio::test(flavor = "current_thread")]
     async fn a_read_that_meets_a_lock_waits_off_the_runtime_thread() {
-        use std::sync::atomic::{AtomicU32, Ordering};
         let dir = tempfile::tempdir().expect("tempdir");
         let path = file_with_a_row(&dir);
         let reads = Arc::new(InlineReaders::open(&path).expect("open"));
@@ -380,34 +433,12 @@ mod tests {
                  UPDATE t SET name = 'alice2' WHERE id = 'a'; COMMIT;",
             )
             .expect("take the file");
-        let ticks = Arc::new(AtomicU32::new(0));
-        let release = {
-            let ticks = ticks.clone();
-            std::thread::spawn(move || {
-                let deadline = std::time::Instant::now() + Duration::from_secs(3);
-                while ticks.load(Ordering::Relaxed) < 5 && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                let ticked = ticks.load(Ordering::Relaxed) >= 5;
-                drop(holder);
-                ticked
-            })
-        };
-        let ticker = {
-            let ticks = ticks.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    ticks.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
+        let released = release_once_the_runtime_ticks(move || drop(holder));
         let found = reads
             .row(BY_ID, &[Bind::Text("a")], decode_name)
             .await
             .expect("read after the lock went");
-        ticker.abort();
-        let ticked_while_locked = release.join().expect("released");
+        let ticked_while_locked = released.ticked_first();
         assert_eq!(found.as_deref(), Some("alice2"));
         assert!(
             ticked_while_locked,

@@ -543,6 +543,100 @@ mod tests {
         }
     }
 
+    /// The rotation commits on its own connection on the calling thread, and still only
+    /// through the group: it waits for an fsync of the log that began after its commit
+    /// (`synchronous = NORMAL` syncs nothing itself), and one that changed nothing (a replay)
+    /// waits for none. Removing the wait from the inline path would acknowledge a rotation a
+    /// power loss could undo, and leave the successor the client holds unknown.
+    #[tokio::test]
+    async fn a_rotation_on_a_file_is_acknowledged_only_after_the_group_fsync() {
+        use crate::{NewTenant, RefreshFamilyRecord, RefreshTokenRecord, RefreshTokenStore};
+        use crate::{RotateOutcome, TenantStore};
+        use portcullis_core::refresh::FamilyId;
+        use portcullis_core::tenant::TenantId;
+        let (_dir, store) = store_in_a_new_file().await;
+        let inline = store.inline_writer.as_ref().expect("a file rotates inline");
+        assert_eq!(
+            inline.pragma("synchronous"),
+            1,
+            "NORMAL: the group's fsync is the only one"
+        );
+        let tenant = TenantId::parse("acme").expect("tenant");
+        store
+            .create_tenant(
+                &NewTenant {
+                    id: tenant.clone(),
+                    display_name: "Acme".into(),
+                },
+                Timestamp::from_millis(1),
+            )
+            .await
+            .expect("test setup");
+        let family = FamilyId::parse("rtf_00000000000000000000000000000001").expect("family");
+        let token = |digest: u8, generation: i64| RefreshTokenRecord {
+            digest: vec![digest; 32],
+            family_id: family.clone(),
+            generation,
+            created_at: Timestamp::from_millis(100 + generation),
+            rotated_at: None,
+            successor_digest: None,
+        };
+        store
+            .create_refresh_family(
+                &RefreshFamilyRecord {
+                    id: family.clone(),
+                    tenant,
+                    client_id: portcullis_core::client::ClientId::parse("cl_app").expect("id"),
+                    user_id: portcullis_core::user::UserId::parse("usr_00000000000000000000000001")
+                        .expect("id"),
+                    sid: None,
+                    scope: vec!["openid".into()],
+                    auth_time: Timestamp::from_millis(100),
+                    acr: None,
+                    amr: vec!["pwd".into()],
+                    created_at: Timestamp::from_millis(100),
+                    idle_expires_at: Timestamp::from_millis(5_000),
+                    absolute_expires_at: Timestamp::from_millis(50_000),
+                    revoked_at: None,
+                    revoked_reason: None,
+                    dpop_jkt: None,
+                    cert_x5t: None,
+                },
+                &token(0, 0),
+            )
+            .await
+            .expect("test setup");
+        let before = store.group.counts();
+        let rotated = store
+            .rotate_refresh_token(&[0; 32], &token(1, 1), None)
+            .await
+            .expect("rotate");
+        assert_eq!(rotated, RotateOutcome::Rotated);
+        let (fsyncs, commits) = store.group.counts();
+        assert_eq!(
+            commits,
+            before.1 + 1,
+            "the rotation asked to be made durable"
+        );
+        assert!(
+            fsyncs > before.0,
+            "and an fsync covered it before it returned"
+        );
+        let replayed = store
+            .rotate_refresh_token(&[0; 32], &token(2, 1), None)
+            .await
+            .expect("rotate");
+        assert!(
+            matches!(replayed, RotateOutcome::AlreadyRotated { .. }),
+            "{replayed:?}"
+        );
+        assert_eq!(
+            store.group.counts(),
+            (fsyncs, commits),
+            "a replay waits for none"
+        );
+    }
+
     #[tokio::test]
     async fn request_path_writes_leave_the_fsync_to_group_commit_and_the_rest_keep_full() {
         let (dir, store) = store_in_a_new_file().await;
