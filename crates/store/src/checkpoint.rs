@@ -3,8 +3,9 @@
 //!
 //! A checkpoint copies the pages the log holds back into the database file and syncs it. SQLite
 //! runs one inside whichever commit takes the log past `wal_autocheckpoint` pages: on the request
-//! path that is the one writer's commit (`group_commit.rs`), and every rotation queued behind it
-//! waits for the copy and the sync. This task instead asks for a passive checkpoint every
+//! path that is a commit made in the one writer's turn (`group_commit.rs`; the rotation's, on the
+//! calling thread, `inline_write.rs`), and every request-path write queued behind it waits for
+//! the copy and the sync. This task instead asks for a passive checkpoint every
 //! [`EVERY`] on a pooled connection, on SQLite's worker thread, while the writer goes on. A
 //! passive checkpoint never waits for a writer or a reader. The log starts over only when a
 //! commit finds it wholly copied, so under steady writes it still grows to `wal_autocheckpoint`
